@@ -1,0 +1,173 @@
+/**
+ * Named errors. Every message says what happened and what to do about it, because these
+ * surface in CLI output and logs read by people who did not write the code.
+ */
+export class PartitaError extends Error {
+  /** Stable machine-readable code, e.g. for `--json` output and exit codes. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+export class TimeoutError extends PartitaError {
+  constructor(what: string, timeoutMs: number) {
+    super('TIMEOUT', `${what} did not finish within ${timeoutMs} ms; raise timeoutMs or check that the other side is alive`);
+  }
+}
+
+export class ValidationError extends PartitaError {
+  /** Dotted path of the offending field, when there is one. */
+  readonly path: string | undefined;
+  constructor(message: string, path?: string) {
+    super('VALIDATION', path ? `${path}: ${message}` : message);
+    this.path = path;
+  }
+}
+
+export class ConfigError extends PartitaError {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[]) {
+    super('CONFIG', ConfigError.describe(problems));
+    this.problems = problems;
+  }
+  static describe(problems: ConfigProblem[]): string {
+    const lines = problems.map((p) => {
+      const where = [p.file, p.line !== undefined ? String(p.line) : undefined].filter(Boolean).join(':');
+      return `${where ? where + ': ' : ''}${p.path || '(root)'}: ${p.message}`;
+    });
+    return `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}); fix these and start again:\n  ${lines.join('\n  ')}`;
+  }
+}
+export interface ConfigProblem {
+  file?: string;
+  line?: number;
+  /** Key path such as `partitions.billing.queues.default.concurrency`. */
+  path: string;
+  message: string;
+}
+
+export class UnknownPartitionError extends PartitaError {
+  constructor(partition: string, known: string[] = []) {
+    super(
+      'UNKNOWN_PARTITION',
+      `partition "${partition}" is not declared by any node of this cluster` +
+        (known.length ? ` (known: ${known.join(', ')})` : '') +
+        '; declare it under `partitions:` in the node config and start a node with it',
+    );
+  }
+}
+
+export class UnknownQueueError extends PartitaError {
+  constructor(partition: string, queue: string, known: string[] = []) {
+    super(
+      'UNKNOWN_QUEUE',
+      `queue "${queue}" is not declared in partition "${partition}"` +
+        (known.length ? ` (known: ${known.join(', ')})` : '') +
+        `; add it under partitions.${partition}.queues in the node config`,
+    );
+  }
+}
+
+export class UnknownJobTypeError extends PartitaError {
+  constructor(type: string, known: string[] = []) {
+    super(
+      'UNKNOWN_JOB_TYPE',
+      `no job definition for type "${type}" on this node` +
+        (known.length ? ` (defined: ${known.join(', ')})` : '') +
+        '; pass a defineJob(...) for it in the node\'s `jobs`',
+    );
+  }
+}
+
+export class DuplicateQueueKeyError extends PartitaError {
+  readonly queueKey: string;
+  readonly heldBy: string | undefined;
+  constructor(queueKey: string, heldBy?: string) {
+    super(
+      'DUPLICATE_QUEUE_KEY',
+      `queue key "${queueKey}" is already held${heldBy ? ` by job ${heldBy}` : ''}; ` +
+        'wait for that job to finish or cancel it before enqueuing another with the same key',
+    );
+    this.queueKey = queueKey;
+    this.heldBy = heldBy;
+  }
+}
+
+export class JobFailedError extends PartitaError {
+  readonly jobId: string;
+  readonly errors: unknown[];
+  constructor(jobId: string, errors: unknown[] = [], lastMessage?: string) {
+    super('JOB_FAILED', `job ${jobId} failed${lastMessage ? `: ${lastMessage}` : ''}; see client.job(id).errors for every attempt`);
+    this.jobId = jobId;
+    this.errors = errors;
+  }
+}
+
+export class JobCancelledError extends PartitaError {
+  readonly jobId: string;
+  constructor(jobId: string) {
+    super('JOB_CANCELLED', `job ${jobId} was cancelled and has no result`);
+    this.jobId = jobId;
+  }
+}
+
+export class JobNotFoundError extends PartitaError {
+  readonly jobId: string;
+  constructor(jobId: string) {
+    super('JOB_NOT_FOUND', `no job with id ${jobId}; it may have been pruned from history (see retention settings)`);
+    this.jobId = jobId;
+  }
+}
+
+export class StaleEpochError extends PartitaError {
+  constructor(partition: string, epoch: number, current: number) {
+    super(
+      'STALE_EPOCH',
+      `save for partition "${partition}" from lease epoch ${epoch} refused: epoch ${current} has taken over; ` +
+        'this node lost the partition lease and must stop acting as its leader',
+    );
+  }
+}
+
+export class BusUnavailableError extends PartitaError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('BUS_UNAVAILABLE', `${what}: the message bus (NATS) is not connected; check that nats-server is reachable, jobs keep running meanwhile`, options);
+  }
+}
+
+export class NotLeaderError extends PartitaError {
+  constructor(partition: string) {
+    super('NOT_LEADER', `this node does not hold the Global lease of partition "${partition}"; retry, the request will be routed to the current leader`);
+  }
+}
+
+export class PersisterError extends PartitaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PERSISTER', message, options);
+  }
+}
+
+/** Turns anything thrown into something with a message and a stack, for logs and job error records. */
+export function describeError(err: unknown): { name: string; message: string; stack?: string; code?: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      name: err.name,
+      message: err.message,
+      ...(err.stack ? { stack: err.stack } : {}),
+      ...(typeof code === 'string' ? { code } : {}),
+    };
+  }
+  return { name: 'NonError', message: typeof err === 'string' ? err : safeStringify(err) };
+}
+
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,3 @@
+export * from './errors.js';
+export { createLogger, childLogger, silentLogger, type Logger } from './logger.js';
+export { encode, decode, pack, unpack, WIRE_VERSION, type Envelope } from './codec.js';

@@ -1,0 +1,1 @@
+export { postgresUrl, natsUrl, freshSchema, type TestSchema } from './services.js';
