@@ -1,3 +1,6 @@
 export * from './errors.js';
 export { createLogger, childLogger, silentLogger, type Logger } from './logger.js';
 export { encode, decode, pack, unpack, WIRE_VERSION, type Envelope } from './codec.js';
+export { uuidv7, isUuid } from './ids.js';
+export { toJsonStrict } from './json.js';
+export * from './jobs.js';

@@ -1,1 +1,17 @@
-export {};
+export {
+  JobStore,
+  DEFAULT_SCHEMA,
+  DEFAULT_PAYLOAD_LIMIT_BYTES,
+  DEFAULT_MAX_RESCUES,
+  type StoreOptions,
+  type PgOptions,
+  type NewJob,
+  type EnqueueOutcome,
+  type ClaimedJob,
+  type Completion,
+  type Failure,
+  type RescuedJob,
+  type CancelOutcome,
+} from './store.js';
+export { migrate } from './migrate.js';
+export { assertSchemaName } from './sql.js';

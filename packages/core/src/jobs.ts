@@ -1,0 +1,86 @@
+/** Shared job types: what Postgres stores and what the client and runtime hand around. */
+
+export type LiveJobState = 'queued' | 'scheduled' | 'waiting' | 'running';
+export type FinishedJobState = 'completed' | 'failed' | 'cancelled';
+export type JobState = LiveJobState | FinishedJobState;
+
+export type LookupValue = string | number | (string | number)[];
+export type Lookup = Record<string, LookupValue>;
+
+export interface JobError {
+  attempt: number;
+  at: string;
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  /** Set when the attempt ended because its node stopped heartbeating, not because perform threw. */
+  rescued?: boolean;
+}
+
+export interface JobRecord {
+  id: string;
+  partition: string;
+  queue: string;
+  type: string;
+  payload: unknown;
+  state: JobState;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  result: unknown;
+  errors: JobError[];
+  lookup: Lookup | null;
+  queueKey: string | null;
+  executionKey: string | null;
+  runAt: Date;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  /** Node that ran (or is running) the latest attempt. */
+  node: string | null;
+  progress: unknown;
+}
+
+/** Options accepted per job at enqueue (DESIGN.md). */
+export interface EnqueueOptions {
+  queue?: string;
+  queueKey?: string;
+  executionKey?: string;
+  runAt?: Date;
+  delayMs?: number;
+  /** Lower runs first (as in Oban and graphile-worker); default 0. */
+  priority?: number;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  lookup?: Lookup;
+}
+
+/**
+ * Semaphore values of client.status(), as in Roger: negative while waiting, positive while
+ * running (the attempt number), zero when done, and two sentinels for the unhappy ends.
+ */
+export const STATUS_PENDING = -1;
+export const STATUS_COMPLETED = 0;
+export const STATUS_CANCELLED = -1_000_000_000;
+export const STATUS_FAILED = -1_000_000_001;
+
+export function statusOf(job: Pick<JobRecord, 'state' | 'attempts'>): number {
+  switch (job.state) {
+    case 'queued':
+    case 'scheduled':
+    case 'waiting':
+      return STATUS_PENDING;
+    case 'running':
+      return Math.max(1, job.attempts);
+    case 'completed':
+      return STATUS_COMPLETED;
+    case 'cancelled':
+      return STATUS_CANCELLED;
+    case 'failed':
+      return STATUS_FAILED;
+  }
+}
+
+/** Partition and queue names travel in NATS subjects and SQL, so they are kept to a safe alphabet. */
+export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -1,0 +1,1 @@
+SELECT {{schema}}.ensure_history_partitions($1::integer) AS created

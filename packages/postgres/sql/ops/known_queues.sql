@@ -1,0 +1,1 @@
+SELECT DISTINCT partition, queue FROM {{schema}}.queues

@@ -1,0 +1,1 @@
+SELECT name FROM {{schema}}.prune_history($1::integer) AS name

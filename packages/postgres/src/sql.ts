@@ -1,0 +1,71 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import { ValidationError } from '@partita/core';
+
+const SQL_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function assertSchemaName(schema: string): void {
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new ValidationError(`"${schema}" is not a usable schema name; use lower-case letters, digits and _ (at most 63)`, 'postgres.schema');
+  }
+}
+
+function render(text: string, schema: string): string {
+  return text.replaceAll('{{schema_raw}}', schema).replaceAll('{{schema}}', `"${schema}"`);
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function loadMigrations(schema: string): Migration[] {
+  const dir = SQL_DIR + 'migrations/';
+  return readdirSync(dir)
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((file) => ({
+      version: Number(file.slice(0, 4)),
+      name: file.slice(5, -4),
+      sql: render(readFileSync(dir + file, 'utf8'), schema),
+    }));
+}
+
+/** A SQL operation from sql/ops, rendered for a schema, with a prepared-statement name. */
+export interface Statement {
+  name: string;
+  text: string;
+}
+
+export type OpName =
+  | 'enqueue_batch'
+  | 'queue_key_holders'
+  | 'claim_batch'
+  | 'complete_batch'
+  | 'fail_batch'
+  | 'heartbeat'
+  | 'rescue_expired'
+  | 'cancel_jobs'
+  | 'get_job'
+  | 'jobs_by_key'
+  | 'ensure_history_partitions'
+  | 'prune_history'
+  | 'register_queues'
+  | 'known_queues'
+  | 'update_progress';
+
+/** Loads every operation once per schema; named so pg prepares each once per connection. */
+export function loadOps(schema: string): Record<OpName, Statement> {
+  const dir = SQL_DIR + 'ops/';
+  const ops = {} as Record<OpName, Statement>;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql'))) {
+    const op = file.slice(0, -4) as OpName;
+    const text = render(readFileSync(dir + file, 'utf8'), schema);
+    const digest = createHash('sha1').update(text).digest('hex').slice(0, 10);
+    ops[op] = { name: `partita_${op}_${digest}`, text };
+  }
+  return ops;
+}

@@ -1,0 +1,427 @@
+import pg from 'pg';
+import {
+  DuplicateQueueKeyError,
+  NAME_PATTERN,
+  UnknownPartitionError,
+  UnknownQueueError,
+  ValidationError,
+  isUuid,
+  silentLogger,
+  toJsonStrict,
+  uuidv7,
+  type EnqueueOptions,
+  type JobError,
+  type JobRecord,
+  type Logger,
+} from '@partita/core';
+import { migrate } from './migrate.js';
+import { assertSchemaName, loadOps, type OpName, type Statement } from './sql.js';
+import { lookupIndex, lookupValue } from './lookup.js';
+import { toJobRecord, type JobRow } from './rows.js';
+
+export const DEFAULT_SCHEMA = 'partita';
+export const DEFAULT_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
+/** A job whose node dies this many times while running it is failed instead of rescued again. */
+export const DEFAULT_MAX_RESCUES = 5;
+/** How many jobs go into one INSERT statement; larger batches are split inside one transaction. */
+const ENQUEUE_CHUNK = 5000;
+
+export type PgOptions = pg.PoolConfig;
+
+export interface StoreOptions {
+  /** A connection string, pg pool options, or an existing pool (then close() leaves it open). */
+  postgres: string | PgOptions | pg.Pool;
+  schema?: string;
+  logger?: Logger;
+  payloadLimitBytes?: number;
+  /** Run migrations when opening (default true). */
+  migrate?: boolean;
+  /** Refuse enqueues to partitions/queues no node has declared (default true). */
+  checkQueues?: boolean;
+  maxRescues?: number;
+}
+
+export interface NewJob extends EnqueueOptions {
+  partition: string;
+  type: string;
+  payload?: unknown;
+}
+
+export interface EnqueueOutcome {
+  id: string;
+  /** Set when the job was not enqueued because its queue key is held by another live job. */
+  refused?: { reason: 'queue_key'; queueKey: string; heldBy: string | undefined };
+}
+
+export interface ClaimedJob {
+  id: string;
+  partition: string;
+  queue: string;
+  type: string;
+  payload: unknown;
+  priority: number;
+  /** 1 for the first run; the fencing token that completion must present. */
+  attempt: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  queueKey: string | null;
+  executionKey: string | null;
+  cancelRequested: boolean;
+  createdAt: Date;
+}
+
+export interface Completion {
+  id: string;
+  attempt: number;
+  result: unknown;
+}
+
+export interface Failure {
+  id: string;
+  attempt: number;
+  /** Null when the attempt ended without an error of its own (e.g. cancelled before running). */
+  error: JobError | null;
+  /** When to try again; absent means this was the last attempt. */
+  retryAt?: Date;
+  /** Final state when not retried (default failed). */
+  finalState?: 'failed' | 'cancelled';
+}
+
+export interface RescuedJob {
+  id: string;
+  partition: string;
+  queue: string;
+  executionKey: string | null;
+  /** True when the job was failed for good (rescued too many times), false when requeued. */
+  failed: boolean;
+}
+
+export interface CancelOutcome {
+  id: string;
+  partition: string;
+  /** True when the job was running: its node must abort it. */
+  running: boolean;
+  node: string | null;
+}
+
+/**
+ * The durable job store: every Postgres round trip Partita makes goes through here, each one a
+ * SQL file in sql/ops. Batch in, batch out: callers group work, this class never loops per job.
+ */
+export class JobStore {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  readonly payloadLimitBytes: number;
+  private readonly ownsPool: boolean;
+  private readonly ops: Record<OpName, Statement>;
+  private readonly logger: Logger;
+  private readonly checkQueues: boolean;
+  private readonly maxRescues: number;
+  private known: Map<string, Set<string>> | undefined;
+
+  private constructor(options: StoreOptions) {
+    this.schema = options.schema ?? DEFAULT_SCHEMA;
+    assertSchemaName(this.schema);
+    if (options.postgres instanceof pg.Pool) {
+      this.pool = options.postgres;
+      this.ownsPool = false;
+    } else {
+      const config: PgOptions = typeof options.postgres === 'string' ? { connectionString: options.postgres } : { ...options.postgres };
+      config.max ??= 10;
+      config.application_name ??= 'partita';
+      this.pool = new pg.Pool(config);
+      this.ownsPool = true;
+    }
+    this.logger = options.logger ?? silentLogger();
+    // An idle client that loses its connection (server restart) emits 'error' on the pool;
+    // unhandled, that would kill the process. The next query reconnects.
+    this.pool.on('error', (err) => this.logger.warn({ err: err.message }, 'idle Postgres connection failed; it will be replaced'));
+    this.payloadLimitBytes = options.payloadLimitBytes ?? DEFAULT_PAYLOAD_LIMIT_BYTES;
+    this.checkQueues = options.checkQueues ?? true;
+    this.maxRescues = options.maxRescues ?? DEFAULT_MAX_RESCUES;
+    this.ops = loadOps(this.schema);
+  }
+
+  static async open(options: StoreOptions): Promise<JobStore> {
+    const store = new JobStore(options);
+    if (options.migrate ?? true) {
+      try {
+        await store.migrate();
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+    }
+    return store;
+  }
+
+  async migrate(): Promise<number[]> {
+    const applied = await migrate(this.pool, this.schema, this.logger);
+    await this.ensureHistoryPartitions();
+    return applied;
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end();
+  }
+
+  private async run<R extends pg.QueryResultRow>(op: OpName, values: unknown[], client?: pg.PoolClient): Promise<R[]> {
+    const stmt = this.ops[op];
+    const result = await (client ?? this.pool).query<R>({ name: stmt.name, text: stmt.text, values });
+    return result.rows;
+  }
+
+  // ── enqueue ────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Inserts jobs in one round trip per few thousand. Jobs whose queue key is taken are not
+   * inserted and come back with `refused`; everything else is durable when this resolves.
+   */
+  async enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
+    if (jobs.length === 0) return [];
+    const now = Date.now();
+    const rows = jobs.map((job, i) => this.toRow(job, jobs.length === 1 ? 'job' : `jobs[${i}]`, now));
+    await this.assertKnownQueues(rows);
+    const inserted = new Set<string>();
+    if (rows.length <= ENQUEUE_CHUNK) {
+      for (const r of await this.run<{ id: string }>('enqueue_batch', [JSON.stringify(rows)])) inserted.add(r.id);
+    } else {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        for (let i = 0; i < rows.length; i += ENQUEUE_CHUNK) {
+          const chunk = rows.slice(i, i + ENQUEUE_CHUNK);
+          for (const r of await this.run<{ id: string }>('enqueue_batch', [JSON.stringify(chunk)], client)) inserted.add(r.id);
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+    const outcomes: EnqueueOutcome[] = rows.map((r) => ({ id: r.id }));
+    const refused = rows.filter((r) => !inserted.has(r.id));
+    if (refused.length > 0) {
+      const holders = new Map<string, string>();
+      const keysByPartition = new Map<string, string[]>();
+      for (const r of refused) keysByPartition.set(r.partition, [...(keysByPartition.get(r.partition) ?? []), r.queue_key as string]);
+      for (const [partition, keys] of keysByPartition) {
+        const found = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, keys]);
+        for (const h of found) holders.set(`${partition}\u0000${h.queue_key}`, h.id);
+      }
+      rows.forEach((r, i) => {
+        if (inserted.has(r.id)) return;
+        const queueKey = r.queue_key as string;
+        const heldBy = holders.get(`${r.partition}\u0000${queueKey}`);
+        outcomes[i]!.refused = { reason: 'queue_key', queueKey, heldBy: heldBy === r.id ? undefined : heldBy };
+      });
+    }
+    return outcomes;
+  }
+
+  /** Enqueues one job; a taken queue key is a DuplicateQueueKeyError. */
+  async enqueueOne(job: NewJob): Promise<string> {
+    const [outcome] = await this.enqueue([job]);
+    if (outcome!.refused) throw new DuplicateQueueKeyError(outcome!.refused.queueKey, outcome!.refused.heldBy);
+    return outcome!.id;
+  }
+
+  private toRow(job: NewJob, what: string, now: number) {
+    if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object', what);
+    const partition = job.partition;
+    const queue = job.queue ?? 'default';
+    if (typeof partition !== 'string' || !NAME_PATTERN.test(partition)) {
+      throw new ValidationError('partition must be 1-64 letters, digits, _ or -', `${what}.partition`);
+    }
+    if (typeof queue !== 'string' || !NAME_PATTERN.test(queue)) throw new ValidationError('queue must be 1-64 letters, digits, _ or -', `${what}.queue`);
+    if (typeof job.type !== 'string' || job.type.length === 0 || job.type.length > 200) {
+      throw new ValidationError('type must be a non-empty string (the name given to defineJob)', `${what}.type`);
+    }
+    const priority = job.priority ?? 0;
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ValidationError('priority must be an integer (lower runs first)', `${what}.priority`);
+    const maxAttempts = job.maxAttempts ?? 1;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
+      throw new ValidationError('maxAttempts must be an integer from 1 to 1000', `${what}.maxAttempts`);
+    }
+    const timeoutMs = job.timeoutMs ?? null;
+    if (timeoutMs !== null && (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 2_147_483_647)) {
+      throw new ValidationError('timeoutMs must be a whole number of milliseconds ≥ 0', `${what}.timeoutMs`);
+    }
+    let runAt: string | null = null;
+    if (job.runAt !== undefined && job.delayMs !== undefined) throw new ValidationError('give runAt or delayMs, not both', what);
+    if (job.runAt !== undefined) {
+      if (!(job.runAt instanceof Date) || Number.isNaN(job.runAt.getTime())) throw new ValidationError('runAt must be a valid Date', `${what}.runAt`);
+      runAt = job.runAt.toISOString();
+    } else if (job.delayMs !== undefined) {
+      if (typeof job.delayMs !== 'number' || !Number.isFinite(job.delayMs) || job.delayMs < 0) {
+        throw new ValidationError('delayMs must be a number of milliseconds ≥ 0', `${what}.delayMs`);
+      }
+      if (job.delayMs > 0) runAt = new Date(now + job.delayMs).toISOString();
+    }
+    for (const key of ['queueKey', 'executionKey'] as const) {
+      const value = job[key];
+      if (value !== undefined && (typeof value !== 'string' || value.length === 0 || value.length > 500)) {
+        throw new ValidationError(`${key} must be a non-empty string of at most 500 characters`, `${what}.${key}`);
+      }
+    }
+    const payload = job.payload === undefined ? null : JSON.parse(toJsonStrict(job.payload, `${what}.payload`, this.payloadLimitBytes).json);
+    const index = lookupIndex(job.lookup, `${what}.lookup`);
+    return {
+      id: uuidv7(now),
+      partition,
+      queue,
+      type: job.type,
+      payload,
+      priority,
+      run_at: runAt,
+      max_attempts: maxAttempts,
+      timeout_ms: timeoutMs,
+      queue_key: job.queueKey ?? null,
+      execution_key: job.executionKey ?? null,
+      lookup: index ? job.lookup : null,
+      lookup_index: index,
+    };
+  }
+
+  private async assertKnownQueues(rows: { partition: string; queue: string }[]): Promise<void> {
+    if (!this.checkQueues) return;
+    const missing = (known: Map<string, Set<string>>) => rows.find((r) => !known.get(r.partition)?.has(r.queue));
+    if (this.known && !missing(this.known)) return;
+    this.known = await this.knownQueues();
+    const row = missing(this.known);
+    if (!row) return;
+    const queues = this.known.get(row.partition);
+    if (!queues) throw new UnknownPartitionError(row.partition, [...this.known.keys()].sort());
+    throw new UnknownQueueError(row.partition, row.queue, [...queues].sort());
+  }
+
+  /** Partitions and their queues as declared by every node that ever registered. */
+  async knownQueues(): Promise<Map<string, Set<string>>> {
+    const rows = await this.run<{ partition: string; queue: string }>('known_queues', []);
+    const known = new Map<string, Set<string>>();
+    for (const r of rows) {
+      let set = known.get(r.partition);
+      if (!set) known.set(r.partition, (set = new Set()));
+      set.add(r.queue);
+    }
+    return known;
+  }
+
+  async registerQueues(nodeId: string, queues: { partition: string; queue: string; concurrency: number }[]): Promise<void> {
+    if (queues.length === 0) return;
+    await this.run('register_queues', [queues.map((q) => q.partition), queues.map((q) => q.queue), queues.map((q) => q.concurrency), nodeId]);
+    this.known = undefined;
+  }
+
+  // ── the engine's hot path ─────────────────────────────────────────────────────────────────
+
+  /** Claims up to `limit` due jobs of each queue of one partition, in one statement. */
+  async claim(request: { nodeId: string; partition: string; leaseMs: number; queues: { queue: string; limit: number }[] }): Promise<ClaimedJob[]> {
+    const wanted = request.queues.filter((q) => q.limit > 0);
+    if (wanted.length === 0) return [];
+    const rows = await this.run<{
+      id: string;
+      queue: string;
+      type: string;
+      payload: unknown;
+      priority: number;
+      attempts: number;
+      max_attempts: number;
+      timeout_ms: number | null;
+      queue_key: string | null;
+      execution_key: string | null;
+      cancel_requested: boolean;
+      created_at: Date;
+    }>('claim_batch', [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs]);
+    return rows.map((r) => ({
+      id: r.id,
+      partition: request.partition,
+      queue: r.queue,
+      type: r.type,
+      payload: r.payload,
+      priority: r.priority,
+      attempt: r.attempts,
+      maxAttempts: r.max_attempts,
+      timeoutMs: r.timeout_ms,
+      queueKey: r.queue_key,
+      executionKey: r.execution_key,
+      cancelRequested: r.cancel_requested,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /** Records successes; returns the ids accepted (the rest were not this node's to complete). */
+  async complete(nodeId: string, items: Completion[]): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const results = items.map((c, i) => toJsonStrict(c.result, `results[${i}]`).json);
+    const rows = await this.run<{ id: string }>('complete_batch', [items.map((c) => c.id), items.map((c) => c.attempt), results, nodeId]);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Records failed attempts (retried or final); returns the ids accepted. */
+  async fail(nodeId: string, items: Failure[]): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const rows = await this.run<{ id: string }>('fail_batch', [
+      items.map((f) => f.id),
+      items.map((f) => f.attempt),
+      items.map((f) => (f.error ? JSON.stringify(f.error) : null)),
+      items.map((f) => (f.retryAt ? f.retryAt.toISOString() : null)),
+      items.map((f) => f.finalState ?? 'failed'),
+      nodeId,
+    ]);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Renews every lease the node holds; returns its running job ids and which must be cancelled. */
+  async heartbeat(nodeId: string, leaseMs: number, info?: Record<string, unknown>): Promise<{ renewed: string[]; cancelRequested: string[] }> {
+    const rows = await this.run<{ id: string; cancel_requested: boolean }>('heartbeat', [nodeId, leaseMs, info ? JSON.stringify(info) : null]);
+    return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
+  }
+
+  /** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
+  async rescueExpired(): Promise<RescuedJob[]> {
+    const rows = await this.run<{ id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }>('rescue_expired', [this.maxRescues]);
+    return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, executionKey: r.execution_key, failed: r.failed }));
+  }
+
+  async updateProgress(nodeId: string, items: { id: string; progress: unknown }[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.run('update_progress', [items.map((p) => p.id), items.map((p, i) => toJsonStrict(p.progress, `progress[${i}]`).json), nodeId]);
+  }
+
+  // ── reads and control ─────────────────────────────────────────────────────────────────────
+
+  async cancel(ids: string[]): Promise<CancelOutcome[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.run<{ id: string; partition: string; node: string | null; running: boolean }>('cancel_jobs', [ids]);
+    return rows.map((r) => ({ id: r.id, partition: r.partition, node: r.node, running: r.running }));
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    if (!isUuid(id)) return undefined;
+    const [row] = await this.run<JobRow>('get_job', [id]);
+    return row ? toJobRecord(row) : undefined;
+  }
+
+  async jobsByKey(partition: string, key: string, value: string | number, limit = 1000): Promise<JobRecord[]> {
+    const rows = await this.run<JobRow>('jobs_by_key', [partition, key, lookupValue(value), limit]);
+    return rows.map(toJobRecord);
+  }
+
+  // ── history ───────────────────────────────────────────────────────────────────────────────
+
+  /** Makes sure daily history partitions exist from yesterday to `daysAhead` days ahead. */
+  async ensureHistoryPartitions(daysAhead = 7): Promise<number> {
+    const [row] = await this.run<{ created: number }>('ensure_history_partitions', [daysAhead]);
+    return row?.created ?? 0;
+  }
+
+  /** Drops history partitions that ended more than `retentionDays` ago; returns their names. */
+  async pruneHistory(retentionDays: number): Promise<string[]> {
+    if (!Number.isInteger(retentionDays) || retentionDays < 0) throw new ValidationError('must be a whole number of days ≥ 0', 'retention.historyDays');
+    const rows = await this.run<{ name: string }>('prune_history', [retentionDays]);
+    return rows.map((r) => r.name);
+  }
+}
