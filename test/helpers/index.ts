@@ -1,1 +1,13 @@
-export { postgresUrl, natsUrl, freshSchema, type TestSchema } from './services.js';
+export {
+  postgresUrl,
+  natsUrl,
+  freshSchema,
+  testServices,
+  redact,
+  type TestSchema,
+  type ResolvedService,
+  type ServiceSource,
+} from './services.js';
+export { startNats, startPostgres, spawnNode, type TestNats, type TestPostgres, type SpawnedNode } from './processes.js';
+export { stopSharedServices } from './shared.js';
+export { freePort, probeNats, probePostgres, servicesDir } from './util.js';

@@ -4,3 +4,4 @@ export { encode, decode, pack, unpack, WIRE_VERSION, type Envelope } from './cod
 export { uuidv7, isUuid } from './ids.js';
 export { toJsonStrict } from './json.js';
 export * from './jobs.js';
+export * from './config/index.js';

@@ -84,3 +84,18 @@ export function statusOf(job: Pick<JobRecord, 'state' | 'attempts'>): number {
 
 /** Partition and queue names travel in NATS subjects and SQL, so they are kept to a safe alphabet. */
 export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * What a client needs to know about a job type to enqueue it with the right defaults. The
+ * runtime's JobDefinition extends this with perform and the callbacks; nodes record these
+ * defaults in Postgres so a client without the definitions still gets the right queue.
+ */
+export interface JobSpec<P = unknown> {
+  type: string;
+  queue?: string;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  backoff?: { baseMs: number; maxMs: number };
+  queueKey?(payload: P): string | undefined;
+  executionKey?(payload: P): string | undefined;
+}

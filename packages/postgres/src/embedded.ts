@@ -20,7 +20,9 @@
  *    `$PARTITA_PG_OS_USER`, else `postgres` if that user exists, else `nobody`. The data dir is chowned
  *    to that user; every directory above it must be searchable by it (checked, with a clear error).
  *  - Server output goes to `<dataDir>/postgres.log` (rotated once at 10 MB on start).
- *  - Unless `detached`, the server is stopped when this process exits; with `detached` it keeps running.
+ *  - Unless `detached`, the server (started or adopted) is sent SIGINT when this process exits normally;
+ *    with `detached` it keeps running. A process killed by SIGKILL leaves its server running: the next
+ *    start on the same data dir adopts it.
  *  - npm may skip install scripts, so the binary package's postinstall (which recreates the shared
  *    library symlinks listed in native/pg-symlinks.json) may never have run: we recreate any missing
  *    link before starting (idempotent).
@@ -113,7 +115,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     const url = urlFor(running.port);
     await waitReady(dataDir, running.pid, url, deadline, () => undefined);
     log?.info({ dataDir, port: running.port, pid: running.pid }, 'adopted running embedded PostgreSQL');
-    return handle(url, running.port, running.pid, dataDir, true, undefined, log);
+    return handle(url, running.port, running.pid, dataDir, true, undefined, !opts.detached, log);
   }
 
   if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
@@ -155,7 +157,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     }
     if (opts.detached) child.unref();
     log?.info({ dataDir, port, pid: child.pid, osUser: runAs?.name }, 'embedded PostgreSQL started');
-    return handle(url, port, child.pid!, dataDir, false, opts.detached ? undefined : child, log);
+    return handle(url, port, child.pid!, dataDir, false, child, !opts.detached, log);
   }
 }
 
@@ -168,6 +170,7 @@ function handle(
   dataDir: string,
   adopted: boolean,
   child: ChildProcess | undefined,
+  stopOnExit: boolean,
   log: Logger | undefined,
 ): EmbeddedPostgres {
   const onExit = () => {
@@ -177,7 +180,7 @@ function handle(
       /* already gone */
     }
   };
-  if (child) process.once('exit', onExit);
+  if (stopOnExit) process.once('exit', onExit);
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -187,7 +190,7 @@ function handle(
     adopted,
     stop() {
       stopping ??= (async () => {
-        if (child) process.removeListener('exit', onExit);
+        if (stopOnExit) process.removeListener('exit', onExit);
         await stopPid(pid, child);
         log?.info({ dataDir, port, pid }, 'embedded PostgreSQL stopped');
       })();
@@ -215,7 +218,7 @@ async function stopPid(pid: number, child: ChildProcess | undefined): Promise<vo
   signal('SIGQUIT');
   if (await within(gone, 5_000)) return;
   signal('SIGKILL');
-  await gone;
+  if (!(await within(gone, 5_000))) throw new Error(`could not stop PostgreSQL pid ${pid} (no permission to signal it?)`);
 }
 
 async function waitPidGone(pid: number): Promise<void> {

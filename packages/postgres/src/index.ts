@@ -15,3 +15,4 @@ export {
 } from './store.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName } from './sql.js';
+export { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded.js';

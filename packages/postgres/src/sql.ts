@@ -55,7 +55,10 @@ export type OpName =
   | 'prune_history'
   | 'register_queues'
   | 'known_queues'
-  | 'update_progress';
+  | 'update_progress'
+  | 'register_job_types'
+  | 'job_types'
+  | 'release_jobs';
 
 /** Loads every operation once per schema; named so pg prepares each once per connection. */
 export function loadOps(schema: string): Record<OpName, Statement> {

@@ -181,17 +181,18 @@ export class JobStore {
     if (jobs.length === 0) return [];
     const now = Date.now();
     const rows = jobs.map((job, i) => this.toRow(job, jobs.length === 1 ? 'job' : `jobs[${i}]`, now));
+    const encoded = rows.map(encodeRow);
     await this.assertKnownQueues(rows);
     const inserted = new Set<string>();
     if (rows.length <= ENQUEUE_CHUNK) {
-      for (const r of await this.run<{ id: string }>('enqueue_batch', [JSON.stringify(rows)])) inserted.add(r.id);
+      for (const r of await this.run<{ id: string }>('enqueue_batch', [`[${encoded.join(',')}]`])) inserted.add(r.id);
     } else {
       const client = await this.pool.connect();
       try {
         await client.query('BEGIN');
         for (let i = 0; i < rows.length; i += ENQUEUE_CHUNK) {
-          const chunk = rows.slice(i, i + ENQUEUE_CHUNK);
-          for (const r of await this.run<{ id: string }>('enqueue_batch', [JSON.stringify(chunk)], client)) inserted.add(r.id);
+          const chunk = `[${encoded.slice(i, i + ENQUEUE_CHUNK).join(',')}]`;
+          for (const r of await this.run<{ id: string }>('enqueue_batch', [chunk], client)) inserted.add(r.id);
         }
         await client.query('COMMIT');
       } catch (err) {
@@ -228,7 +229,7 @@ export class JobStore {
     return outcome!.id;
   }
 
-  private toRow(job: NewJob, what: string, now: number) {
+  toRow(job: NewJob, what: string, now: number) {
     if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object', what);
     const partition = job.partition;
     const queue = job.queue ?? 'default';
@@ -266,7 +267,8 @@ export class JobStore {
         throw new ValidationError(`${key} must be a non-empty string of at most 500 characters`, `${what}.${key}`);
       }
     }
-    const payload = job.payload === undefined ? null : JSON.parse(toJsonStrict(job.payload, `${what}.payload`, this.payloadLimitBytes).json);
+    // Kept as JSON text: it is spliced into the batch document as is, never parsed back.
+    const payload = job.payload === undefined ? 'null' : toJsonStrict(job.payload, `${what}.payload`, this.payloadLimitBytes).json;
     const index = lookupIndex(job.lookup, `${what}.lookup`);
     return {
       id: uuidv7(now),
@@ -313,6 +315,23 @@ export class JobStore {
     if (queues.length === 0) return;
     await this.run('register_queues', [queues.map((q) => q.partition), queues.map((q) => q.queue), queues.map((q) => q.concurrency), nodeId]);
     this.known = undefined;
+  }
+
+  async registerJobTypes(nodeId: string, types: { type: string; queue: string; maxAttempts: number; timeoutMs: number | null }[]): Promise<void> {
+    if (types.length === 0) return;
+    await this.run('register_job_types', [
+      types.map((t) => t.type),
+      types.map((t) => t.queue),
+      types.map((t) => t.maxAttempts),
+      types.map((t) => t.timeoutMs),
+      nodeId,
+    ]);
+  }
+
+  /** Defaults of every job type some node has defined, by type. */
+  async jobTypes(): Promise<Map<string, { queue: string; maxAttempts: number; timeoutMs: number | null }>> {
+    const rows = await this.run<{ type: string; queue: string; max_attempts: number; timeout_ms: number | null }>('job_types', []);
+    return new Map(rows.map((r) => [r.type, { queue: r.queue, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms }]));
   }
 
   // ── the engine's hot path ─────────────────────────────────────────────────────────────────
@@ -374,10 +393,20 @@ export class JobStore {
     return new Set(rows.map((r) => r.id));
   }
 
-  /** Renews every lease the node holds; returns its running job ids and which must be cancelled. */
-  async heartbeat(nodeId: string, leaseMs: number, info?: Record<string, unknown>): Promise<{ renewed: string[]; cancelRequested: string[] }> {
-    const rows = await this.run<{ id: string; cancel_requested: boolean }>('heartbeat', [nodeId, leaseMs, info ? JSON.stringify(info) : null]);
+  /**
+   * Renews the leases of the given running jobs in one statement; returns those still held by
+   * this node (a missing id means the lease was lost) and which were asked to cancel.
+   */
+  async heartbeat(nodeId: string, leaseMs: number, jobIds: string[], info?: Record<string, unknown>): Promise<{ renewed: string[]; cancelRequested: string[] }> {
+    const rows = await this.run<{ id: string; cancel_requested: boolean }>('heartbeat', [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds]);
     return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
+  }
+
+  /** Hands claimed jobs back to the queue without counting the attempt; returns the ids released. */
+  async release(nodeId: string, items: { id: string; attempt: number }[]): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const rows = await this.run<{ id: string }>('release_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), nodeId]);
+    return new Set(rows.map((r) => r.id));
   }
 
   /** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
@@ -424,4 +453,13 @@ export class JobStore {
     const rows = await this.run<{ name: string }>('prune_history', [retentionDays]);
     return rows.map((r) => r.name);
   }
+}
+
+type EnqueueRow = ReturnType<JobStore['toRow']>;
+
+/** One job as an element of the enqueue_batch JSON document, with its payload spliced in raw. */
+function encodeRow(row: EnqueueRow): string {
+  const { payload, ...rest } = row;
+  const head = JSON.stringify(rest);
+  return `${head.slice(0, -1)},"payload":${payload}}`;
 }

@@ -123,11 +123,22 @@ withStore('heartbeat renews leases and reports cancel requests', async (t, { sto
   await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 50, queues: [{ queue: 'default', limit: 2 }] });
   const cancelled = await store.cancel([a!]);
   t.deepEqual(cancelled, [{ id: a!, partition: 'p', running: true, node: 'n' }]);
-  const beat = await store.heartbeat('n', 10_000);
+  const beat = await store.heartbeat('n', 10_000, [a!, b!]);
   t.deepEqual(beat.renewed.sort(), [a!, b!].sort());
   t.deepEqual(beat.cancelRequested, [a!]);
   await new Promise((r) => setTimeout(r, 80));
   t.deepEqual(await store.rescueExpired(), [], 'renewed leases are not rescued');
+  t.deepEqual((await store.heartbeat('other-node', 10_000, [a!, b!])).renewed, [], 'only the holder renews');
+});
+
+withStore('released jobs go back to the queue without counting the attempt', async (t, { store }) => {
+  const id = await store.enqueueOne({ partition: 'p', type: 'x' });
+  const [job] = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
+  t.deepEqual([...(await store.release('other', [{ id, attempt: 1 }]))], []);
+  t.deepEqual([...(await store.release('n', [{ id, attempt: job!.attempt }]))], [id]);
+  const again = await store.getJob(id);
+  t.is(again?.state, 'queued');
+  t.is(again?.attempts, 0);
 });
 
 withStore('cancel of a queued job moves it to history; it never gets claimed', async (t, { store }) => {

@@ -128,3 +128,14 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- Defaults of the job types nodes define, so a client without the definitions enqueues a type
+-- into its queue with its attempts and timeout.
+CREATE TABLE {{schema}}.job_types (
+  type         text PRIMARY KEY,
+  queue        text NOT NULL,
+  max_attempts integer NOT NULL,
+  timeout_ms   integer,
+  node_id      text NOT NULL,
+  seen_at      timestamptz NOT NULL DEFAULT now()
+);

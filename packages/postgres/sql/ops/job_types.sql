@@ -1,0 +1,1 @@
+SELECT type, queue, max_attempts, timeout_ms FROM {{schema}}.job_types

@@ -1,0 +1,72 @@
+import { NAME_PATTERN, ValidationError, type JobSpec, type Logger } from '@partita/core';
+
+export interface JobContext {
+  id: string;
+  partition: string;
+  queue: string;
+  /** 1 on the first run. */
+  attempt: number;
+  /** Aborted on cancel, timeout, lease loss or forced shutdown; `signal.reason` says which. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** Records progress (stored with the job, batched); later also published as a job event. */
+  progress(value: unknown): void;
+}
+
+export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
+  type: string;
+  queue: string;
+  maxAttempts: number;
+  backoff: { baseMs: number; maxMs: number };
+  timeoutMs?: number;
+  perform(payload: P, ctx: JobContext): R | Promise<R>;
+  /** After the success was recorded. */
+  onSuccess?(result: R, payload: P, ctx: JobContext): void | Promise<void>;
+  /** After each failed attempt that will be retried. */
+  onError?(error: unknown, payload: P, ctx: JobContext): void | Promise<void>;
+  /** After the last attempt failed and the job was recorded as failed. */
+  onFailed?(error: unknown, payload: P, ctx: JobContext): void | Promise<void>;
+  /** Once, after a running job was cancelled and recorded as cancelled. */
+  onCancel?(payload: P, ctx: JobContext): void | Promise<void>;
+}
+
+export type JobDefinitionInput<P, R> = Omit<JobDefinition<P, R>, 'queue' | 'maxAttempts' | 'backoff'> & {
+  queue?: string;
+  maxAttempts?: number;
+  backoff?: { baseMs: number; maxMs: number };
+};
+
+export const DEFAULT_BACKOFF = Object.freeze({ baseMs: 1000, maxMs: 300_000 });
+
+/** Declares a job type. Checked at once, so a typo fails at start-up rather than at the first run. */
+export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): JobDefinition<P, R> {
+  const what = `defineJob(${typeof input?.type === 'string' ? JSON.stringify(input.type) : '?'})`;
+  if (typeof input !== 'object' || input === null) throw new ValidationError('needs an object { type, perform, ... }', 'defineJob');
+  if (typeof input.type !== 'string' || input.type.length === 0 || input.type.length > 200) {
+    throw new ValidationError('type must be a non-empty string of at most 200 characters', `${what}.type`);
+  }
+  if (typeof input.perform !== 'function') throw new ValidationError('perform must be a function (payload, ctx) => result', `${what}.perform`);
+  const queue = input.queue ?? 'default';
+  if (!NAME_PATTERN.test(queue)) throw new ValidationError('queue must be 1-64 letters, digits, _ or -', `${what}.queue`);
+  const maxAttempts = input.maxAttempts ?? 1;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
+    throw new ValidationError('maxAttempts must be an integer from 1 to 1000', `${what}.maxAttempts`);
+  }
+  const backoff = input.backoff ?? DEFAULT_BACKOFF;
+  if (!Number.isFinite(backoff.baseMs) || backoff.baseMs < 0 || !Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs) {
+    throw new ValidationError('backoff must be { baseMs ≥ 0, maxMs ≥ baseMs }', `${what}.backoff`);
+  }
+  if (input.timeoutMs !== undefined && (!Number.isInteger(input.timeoutMs) || input.timeoutMs < 0)) {
+    throw new ValidationError('timeoutMs must be a whole number of milliseconds ≥ 0 (0: none)', `${what}.timeoutMs`);
+  }
+  for (const hook of ['queueKey', 'executionKey', 'onSuccess', 'onError', 'onFailed', 'onCancel'] as const) {
+    if (input[hook] !== undefined && typeof input[hook] !== 'function') throw new ValidationError('must be a function', `${what}.${hook}`);
+  }
+  return Object.freeze({ ...input, queue, maxAttempts, backoff: { ...backoff } });
+}
+
+/** Exponential backoff with "equal jitter": half the delay fixed, half random, capped at maxMs. */
+export function backoffDelay(attempt: number, backoff: { baseMs: number; maxMs: number }, random = Math.random): number {
+  const exp = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp / 2 + random() * (exp / 2));
+}

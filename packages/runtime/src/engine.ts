@@ -1,0 +1,515 @@
+import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
+import {
+  JobCancelledError,
+  UnknownJobTypeError,
+  describeError,
+  type JobError,
+  type Logger,
+} from '@partita/core';
+import type { ClaimedJob, JobStore } from '@partita/postgres';
+import { backoffDelay, type JobDefinition } from './define.js';
+import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
+
+export interface EngineSettings {
+  leaseMs: number;
+  pollMs: number;
+  /** Extra jobs claimed per queue beyond free slots, so a slot never waits on a round trip. */
+  prefetch: number;
+  /** How long finished jobs wait to be committed together. */
+  flushMs: number;
+  /** A flush starts at once when this many outcomes are waiting. */
+  flushBatch: number;
+}
+
+export interface EngineOptions {
+  nodeId: string;
+  partition: string;
+  queues: Record<string, { concurrency: number }>;
+  definitions: Map<string, JobDefinition>;
+  store: JobStore;
+  settings: EngineSettings;
+  logger: Logger;
+  /** Registry name of the partition's WorkerSupervisor. */
+  workersName: string;
+}
+
+export type EngineMsg =
+  | { t: 'wake'; queues?: string[] }
+  | { t: 'poll' }
+  | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number> }
+  | { t: 'claimFailed'; error: unknown }
+  | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
+  | { t: 'progress'; id: string; value: unknown }
+  | { t: 'flush' }
+  | { t: 'flushed'; batch: FlushBatch; accepted: Accepted }
+  | { t: 'flushFailed'; batch: FlushBatch; error: unknown }
+  | { t: 'held' }
+  | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
+  | { t: 'cancel'; ids: string[] }
+  | { t: 'drain'; graceMs: number; done: () => void }
+  | { t: 'stats' };
+
+export interface EngineStats {
+  partition: string;
+  running: number;
+  prefetched: number;
+  queues: Record<string, { concurrency: number; running: number; prefetched: number }>;
+  processed: number;
+  draining: boolean;
+}
+
+interface QueueState {
+  concurrency: number;
+  running: number;
+  buffer: ClaimedJob[];
+}
+
+interface Tracked {
+  job: ClaimedJob;
+  /** Set once a worker runs it; absent while it waits in the prefetch buffer. */
+  started: boolean;
+  /** Why it was aborted, if it was: decides what its outcome records. */
+  abort?: 'cancel' | 'lease' | 'shutdown';
+}
+
+interface PendingFailure {
+  job: ClaimedJob;
+  error: JobError | null;
+  cause: unknown;
+  retryAt?: Date;
+  finalState?: 'failed' | 'cancelled';
+}
+
+interface FlushBatch {
+  completions: { job: ClaimedJob; result: unknown }[];
+  failures: PendingFailure[];
+  releases: ClaimedJob[];
+  progress: Map<string, unknown>;
+}
+
+interface Accepted {
+  completed: Set<string>;
+  failed: Set<string>;
+}
+
+const CLAIM_BACKOFF_MIN_MS = 100;
+const CLAIM_BACKOFF_MAX_MS = 5000;
+
+/**
+ * One per partition per node: claims due jobs in batches sized to free capacity plus a small
+ * prefetch, starts a Worker per job, and group-commits outcomes. Every Postgres call runs off the
+ * mailbox (its result comes back as a message), so the engine never blocks on I/O.
+ */
+export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unknown> {
+  const { store, settings, partition, nodeId, definitions } = options;
+  const log = options.logger;
+  const queues = new Map<string, QueueState>(
+    Object.entries(options.queues).map(([name, q]) => [name, { concurrency: q.concurrency, running: 0, buffer: [] }]),
+  );
+  const tracked = new Map<string, Tracked>();
+  let self: ActorRef<EngineMsg, unknown>;
+  let workers: SupervisorRef | undefined;
+  let ctxRef: ActorContext<EngineMsg, unknown>;
+
+  let claiming = false;
+  /** The last claim filled what it asked for: there is probably more, claim again as slots free. */
+  let more = true;
+  let claimBackoffMs = 0;
+  let claimRetryAt = 0;
+  let processed = 0;
+
+  let pending: FlushBatch = emptyBatch();
+  let flushScheduled = false;
+  let flushing = false;
+  let flushBackoffMs = 0;
+
+  let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
+
+  function emptyBatch(): FlushBatch {
+    return { completions: [], failures: [], releases: [], progress: new Map() };
+  }
+  const pendingCount = () => pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size;
+
+  function maybeClaim(force = false): void {
+    if (claiming || draining) return;
+    if (Date.now() < claimRetryAt) return;
+    const asked = new Map<string, number>();
+    let total = 0;
+    let idle = false;
+    let worth = false;
+    for (const [name, q] of queues) {
+      const want = q.concurrency + Math.min(settings.prefetch, q.concurrency) - q.running - q.buffer.length;
+      if (want <= 0) continue;
+      asked.set(name, want);
+      total += want;
+      if (q.running + q.buffer.length === 0) idle = true;
+      // Claim in batches: wait until a quarter of the window is free, unless a queue sits idle.
+      if (want >= Math.max(1, Math.ceil((q.concurrency + settings.prefetch) / 4))) worth = true;
+    }
+    if (total === 0) return;
+    if (!force && !more && !idle) return;
+    if (!force && !idle && !worth) return;
+    claiming = true;
+    store
+      .claim({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
+      .then(
+        (jobs) => self.cast({ t: 'claimed', jobs, asked }),
+        (error) => self.cast({ t: 'claimFailed', error }),
+      );
+  }
+
+  function onClaimed(jobs: ClaimedJob[], asked: Map<string, number>): void {
+    claiming = false;
+    claimBackoffMs = 0;
+    const got = new Map<string, number>();
+    for (const job of jobs) {
+      got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
+      const q = queues.get(job.queue);
+      tracked.set(job.id, { job, started: false });
+      if (!q || draining) {
+        // A queue this engine no longer serves, or a stop began while claiming: hand it back.
+        tracked.delete(job.id);
+        pending.releases.push(job);
+        continue;
+      }
+      q.buffer.push(job);
+    }
+    more = [...asked].some(([queue, n]) => (got.get(queue) ?? 0) >= n);
+    dispatch();
+    if (pending.releases.length) scheduleFlush();
+    if (more) maybeClaim();
+  }
+
+  function onClaimFailed(error: unknown): void {
+    claiming = false;
+    claimBackoffMs = Math.min(CLAIM_BACKOFF_MAX_MS, Math.max(CLAIM_BACKOFF_MIN_MS, claimBackoffMs * 2));
+    claimRetryAt = Date.now() + claimBackoffMs;
+    log.warn({ err: describeError(error).message, retryInMs: claimBackoffMs }, 'claim failed; backing off');
+    ctxRef.sendAfter(claimBackoffMs, { t: 'poll' });
+  }
+
+  function dispatch(): void {
+    for (const [, q] of queues) {
+      while (q.running < q.concurrency && q.buffer.length > 0 && !draining) {
+        if (!start(q, q.buffer.shift()!)) return;
+      }
+    }
+  }
+
+  /** Starts a worker for the job; false when workers cannot start right now (job put back). */
+  function start(q: QueueState, job: ClaimedJob): boolean {
+    const entry = tracked.get(job.id);
+    if (!entry) return true;
+    const def = definitions.get(job.type);
+    if (!def) {
+      tracked.delete(job.id);
+      const err = new UnknownJobTypeError(job.type, [...definitions.keys()]);
+      pending.failures.push({ job, error: jobError(job, err), cause: err });
+      log.error({ jobId: job.id, type: job.type }, err.message);
+      scheduleFlush();
+      return true;
+    }
+    entry.started = true;
+    q.running++;
+    if (!workers?.alive) workers = ctxRef.system.whereisSupervisor(options.workersName);
+    if (!workers) {
+      // The worker supervisor is (re)starting: put the job back in front and try again shortly.
+      entry.started = false;
+      q.running--;
+      q.buffer.unshift(job);
+      ctxRef.sendAfter(10, { t: 'poll' });
+      return false;
+    }
+    const timeoutMs = job.timeoutMs ?? def.timeoutMs ?? 0;
+    workers
+      .startChild({
+        id: job.id,
+        restart: 'temporary',
+        shutdownMs: 1000,
+        start: () => workerBehavior({ job, definition: def, engine: self, logger: log, timeoutMs }),
+      })
+      .catch((err: unknown) => self.cast({ t: 'done', job, outcome: { ok: false, error: err, aborted: undefined } }));
+    return true;
+  }
+
+  function onDone(job: ClaimedJob, outcome: WorkerOutcome): void {
+    const entry = tracked.get(job.id);
+    if (!entry) return; // already written off (lease lost)
+    tracked.delete(job.id);
+    const q = queues.get(job.queue);
+    if (q && entry.started) q.running--;
+    processed++;
+    if (entry.abort === 'lease') {
+      log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
+    } else if (entry.abort === 'shutdown') {
+      pending.releases.push(job);
+    } else if (outcome.ok) {
+      pending.completions.push({ job, result: outcome.result });
+    } else if (entry.abort === 'cancel') {
+      pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+    } else {
+      const def = definitions.get(job.type);
+      const error = jobError(job, outcome.error);
+      const retry = job.attempt < job.maxAttempts && def !== undefined;
+      pending.failures.push(
+        retry
+          ? { job, error, cause: outcome.error, retryAt: new Date(Date.now() + backoffDelay(job.attempt, def!.backoff)) }
+          : { job, error, cause: outcome.error, finalState: 'failed' },
+      );
+    }
+    scheduleFlush();
+    dispatch();
+    if (draining) checkDrained();
+    else maybeClaim();
+  }
+
+  function scheduleFlush(): void {
+    if (pendingCount() >= settings.flushBatch) {
+      flush();
+    } else if (!flushScheduled) {
+      flushScheduled = true;
+      ctxRef.sendAfter(settings.flushMs, { t: 'flush' });
+    }
+  }
+
+  function flush(): void {
+    flushScheduled = false;
+    if (flushing || pendingCount() === 0) return;
+    flushing = true;
+    const batch = pending;
+    pending = emptyBatch();
+    const work = Promise.all([
+      store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result }))),
+      store.fail(
+        nodeId,
+        batch.failures.map((f) => ({
+          id: f.job.id,
+          attempt: f.job.attempt,
+          error: f.error,
+          ...(f.retryAt ? { retryAt: f.retryAt } : {}),
+          ...(f.finalState ? { finalState: f.finalState } : {}),
+        })),
+      ),
+      store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt }))),
+      store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
+    ]);
+    work.then(
+      ([completed, failed]) => self.cast({ t: 'flushed', batch, accepted: { completed, failed } }),
+      (error) => self.cast({ t: 'flushFailed', batch, error }),
+    );
+  }
+
+  function onFlushed(batch: FlushBatch, accepted: Accepted): void {
+    flushing = false;
+    flushBackoffMs = 0;
+    for (const c of batch.completions) {
+      if (!accepted.completed.has(c.job.id)) {
+        log.warn({ jobId: c.job.id, attempt: c.job.attempt }, 'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere');
+        continue;
+      }
+      const def = definitions.get(c.job.type);
+      if (def?.onSuccess) callback(c.job, 'onSuccess', () => def.onSuccess!(c.result, c.job.payload, hookContext(c.job)));
+    }
+    for (const f of batch.failures) {
+      if (!accepted.failed.has(f.job.id)) {
+        log.warn({ jobId: f.job.id, attempt: f.job.attempt }, 'failure record refused: this node no longer holds the job (lease lost)');
+        continue;
+      }
+      const def = definitions.get(f.job.type);
+      if (!def) continue;
+      if (f.finalState === 'cancelled') {
+        if (def.onCancel) callback(f.job, 'onCancel', () => def.onCancel!(f.job.payload, hookContext(f.job)));
+      } else if (f.retryAt) {
+        if (def.onError) callback(f.job, 'onError', () => def.onError!(f.cause, f.job.payload, hookContext(f.job)));
+      } else if (def.onFailed) {
+        callback(f.job, 'onFailed', () => def.onFailed!(f.cause, f.job.payload, hookContext(f.job)));
+      }
+    }
+    if (pendingCount() > 0) scheduleFlush();
+    if (draining) checkDrained();
+  }
+
+  function onFlushFailed(batch: FlushBatch, error: unknown): void {
+    flushing = false;
+    // Nothing is lost: the outcomes go back in front of whatever arrived since, and are retried.
+    pending = {
+      completions: [...batch.completions, ...pending.completions],
+      failures: [...batch.failures, ...pending.failures],
+      releases: [...batch.releases, ...pending.releases],
+      progress: new Map([...batch.progress, ...pending.progress]),
+    };
+    flushBackoffMs = Math.min(CLAIM_BACKOFF_MAX_MS, Math.max(CLAIM_BACKOFF_MIN_MS, flushBackoffMs * 2));
+    log.warn({ err: describeError(error).message, retryInMs: flushBackoffMs, waiting: pendingCount() }, 'recording job outcomes failed; will retry');
+    if (!flushScheduled) {
+      flushScheduled = true;
+      ctxRef.sendAfter(flushBackoffMs, { t: 'flush' });
+    }
+  }
+
+  function callback(job: ClaimedJob, name: string, fn: () => void | Promise<void>): void {
+    try {
+      Promise.resolve(fn()).catch((err) => log.error({ jobId: job.id, err: describeError(err) }, `${name} callback failed`));
+    } catch (err) {
+      log.error({ jobId: job.id, err: describeError(err) }, `${name} callback failed`);
+    }
+  }
+
+  function hookContext(job: ClaimedJob) {
+    return {
+      id: job.id,
+      partition,
+      queue: job.queue,
+      attempt: job.attempt,
+      signal: AbortSignal.abort(),
+      logger: log.child({ jobId: job.id }),
+      progress: () => undefined,
+    };
+  }
+
+  function abortJob(id: string, why: 'cancel' | 'lease' | 'shutdown'): void {
+    const entry = tracked.get(id);
+    if (!entry || entry.abort) return;
+    entry.abort = why;
+    if (!entry.started) {
+      const q = queues.get(entry.job.queue);
+      if (q) q.buffer = q.buffer.filter((j) => j.id !== id);
+      tracked.delete(id);
+      if (why === 'cancel') pending.failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled' });
+      else if (why === 'shutdown') pending.releases.push(entry.job);
+      scheduleFlush();
+      return;
+    }
+    const reason = why === 'cancel' ? new JobCancelledError(id) : new Error(why === 'lease' ? 'lease lost' : 'node shutting down');
+    const ref = workers?.child(id) as ActorRef<WorkerMsg, unknown> | undefined;
+    ref?.cast({ t: 'abort', reason });
+  }
+
+  function checkDrained(): void {
+    if (!draining) return;
+    const running = [...queues.values()].reduce((n, q) => n + q.running, 0);
+    if (running > 0) {
+      if (!draining.forced && Date.now() >= draining.deadline) {
+        draining.forced = true;
+        log.warn({ running }, 'grace period over; aborting running jobs and handing them back');
+        for (const [id, entry] of tracked) if (entry.started) abortJob(id, 'shutdown');
+      }
+      return;
+    }
+    if (claiming || flushing || pendingCount() > 0) {
+      if (!flushing && pendingCount() > 0) flush();
+      return;
+    }
+    const done = draining.done;
+    draining.done = () => undefined;
+    done();
+  }
+
+  return {
+    init(ctx) {
+      ctxRef = ctx;
+      self = ctx.self;
+      ctx.sendEvery(settings.pollMs, { t: 'poll' });
+      self.cast({ t: 'poll' });
+    },
+    handle(msg) {
+      switch (msg.t) {
+        case 'wake':
+          more = true;
+          maybeClaim();
+          return;
+        case 'poll':
+          dispatch();
+          maybeClaim(true);
+          if (draining) checkDrained();
+          return;
+        case 'claimed':
+          onClaimed(msg.jobs, msg.asked);
+          if (draining) checkDrained();
+          return;
+        case 'claimFailed':
+          onClaimFailed(msg.error);
+          if (draining) checkDrained();
+          return;
+        case 'done':
+          onDone(msg.job, msg.outcome);
+          return;
+        case 'progress':
+          if (tracked.has(msg.id)) {
+            pending.progress.set(msg.id, msg.value);
+            scheduleFlush();
+          }
+          return;
+        case 'flush':
+          flush();
+          return;
+        case 'flushed':
+          onFlushed(msg.batch, msg.accepted);
+          return;
+        case 'flushFailed':
+          onFlushFailed(msg.batch, msg.error);
+          return;
+        case 'held':
+          // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
+          return [
+            ...tracked.keys(),
+            ...pending.completions.map((c) => c.job.id),
+            ...pending.failures.map((f) => f.job.id),
+            ...pending.releases.map((j) => j.id),
+          ];
+        case 'leases':
+          for (const id of msg.checked) {
+            if (tracked.has(id) && !msg.renewed.has(id)) {
+              log.warn({ jobId: id }, 'lease lost (not renewed); aborting the local run');
+              abortJob(id, 'lease');
+            }
+          }
+          for (const id of msg.cancelRequested) abortJob(id, 'cancel');
+          return;
+        case 'cancel':
+          for (const id of msg.ids) abortJob(id, 'cancel');
+          return;
+        case 'drain':
+          if (!draining) {
+            draining = { done: msg.done, deadline: Date.now() + msg.graceMs, forced: false };
+            for (const [, q] of queues) {
+              for (const job of q.buffer) {
+                tracked.delete(job.id);
+                pending.releases.push(job);
+              }
+              q.buffer = [];
+            }
+            ctxRef.sendEvery(Math.max(5, Math.min(100, msg.graceMs / 10)), { t: 'poll' });
+            checkDrained();
+          }
+          return;
+        case 'stats': {
+          const stats: EngineStats = { partition, running: 0, prefetched: 0, queues: {}, processed, draining: draining !== undefined };
+          for (const [name, q] of queues) {
+            stats.running += q.running;
+            stats.prefetched += q.buffer.length;
+            stats.queues[name] = { concurrency: q.concurrency, running: q.running, prefetched: q.buffer.length };
+          }
+          return stats;
+        }
+      }
+    },
+    terminate() {
+      // Jobs still tracked here are abandoned to lease expiry: the heartbeat stops renewing them
+      // because this engine no longer lists them, and another run picks them up.
+      if (tracked.size > 0) log.warn({ jobs: tracked.size }, 'engine stopped with jobs in hand; they will be rescued when their leases expire');
+    },
+  };
+}
+
+export function jobError(job: ClaimedJob, err: unknown): JobError {
+  const d = describeError(err);
+  return {
+    attempt: job.attempt,
+    at: new Date().toISOString(),
+    name: d.name,
+    message: d.message,
+    ...(d.stack ? { stack: d.stack } : {}),
+    ...(d.code ? { code: d.code } : {}),
+  };
+}
+

@@ -1,0 +1,84 @@
+import type { ActorRef, Behavior } from '@partita/actors';
+import { describeError, type Logger } from '@partita/core';
+import type { JobStore } from '@partita/postgres';
+import type { EngineMsg } from './engine.js';
+
+export interface LeaseKeeperOptions {
+  nodeId: string;
+  store: JobStore;
+  logger: Logger;
+  leaseMs: number;
+  heartbeatMs: number;
+  /** How often expired leases (of any node) are looked for. */
+  rescueMs: number;
+  maintenanceMs: number;
+  retentionDays: number;
+  /** The engines of this node, by partition. */
+  engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
+  info: () => Record<string, unknown>;
+}
+
+type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'maintain' };
+
+/**
+ * Node-wide: renews the leases of every job this node holds in one statement, rescues jobs whose
+ * node died, and keeps the history partitions (create ahead, drop past retention).
+ */
+export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, void> {
+  const { store, nodeId, logger } = options;
+  const busy = new Set<Msg['t']>();
+
+  async function once(kind: Msg['t'], work: () => Promise<void>): Promise<void> {
+    if (busy.has(kind)) return; // the previous round is still waiting on Postgres
+    busy.add(kind);
+    try {
+      await work();
+    } catch (err) {
+      logger.warn({ err: describeError(err).message, task: kind }, 'lease keeper round failed; will retry next round');
+    } finally {
+      busy.delete(kind);
+    }
+  }
+
+  async function beat(): Promise<void> {
+    const engines = [...options.engines()].filter((e): e is [string, ActorRef<EngineMsg, unknown>] => e[1]?.alive === true);
+    const held = await Promise.all(engines.map(async ([p, ref]) => [p, ref, (await ref.call({ t: 'held' })) as string[]] as const));
+    const ids = held.flatMap(([, , list]) => list);
+    const { renewed, cancelRequested } = await store.heartbeat(nodeId, options.leaseMs, ids, options.info());
+    const renewedSet = new Set(renewed);
+    const cancelSet = new Set(cancelRequested);
+    for (const [, ref, list] of held) {
+      ref.cast({ t: 'leases', checked: list, renewed: renewedSet, cancelRequested: list.filter((id) => cancelSet.has(id)) });
+    }
+  }
+
+  async function rescue(): Promise<void> {
+    const rescued = await store.rescueExpired();
+    if (rescued.length === 0) return;
+    logger.warn({ jobs: rescued.length, failed: rescued.filter((r) => r.failed).length }, 'rescued jobs whose lease expired');
+    const engines = options.engines();
+    const byPartition = new Map<string, Set<string>>();
+    for (const r of rescued) if (!r.failed) byPartition.set(r.partition, (byPartition.get(r.partition) ?? new Set()).add(r.queue));
+    for (const [partition, queues] of byPartition) engines.get(partition)?.cast({ t: 'wake', queues: [...queues] });
+  }
+
+  async function maintain(): Promise<void> {
+    await store.ensureHistoryPartitions();
+    const dropped = await store.pruneHistory(options.retentionDays);
+    if (dropped.length) logger.info({ dropped }, 'dropped history partitions past retention');
+  }
+
+  return {
+    init(ctx) {
+      ctx.sendEvery(options.heartbeatMs, { t: 'beat' });
+      ctx.sendEvery(options.rescueMs, { t: 'rescue' });
+      ctx.sendEvery(options.maintenanceMs, { t: 'maintain' });
+      ctx.self.cast({ t: 'maintain' });
+    },
+    handle(msg) {
+      // Rounds run off the mailbox so a slow Postgres never stacks timer messages behind them.
+      const work = msg.t === 'beat' ? beat : msg.t === 'rescue' ? rescue : maintain;
+      void once(msg.t, work);
+    },
+  };
+}

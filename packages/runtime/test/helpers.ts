@@ -1,0 +1,40 @@
+import { startNode, type NodeOptions, type PartitaNode } from '@partita/runtime';
+import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
+
+export interface Cluster {
+  db: TestSchema;
+  nodes: PartitaNode[];
+  start(options: Omit<NodeOptions, 'postgres' | 'schema'>): Promise<PartitaNode>;
+  close(): Promise<void>;
+}
+
+/** Nodes sharing one fresh schema; close() stops them all and drops the schema. */
+export async function cluster(prefix: string): Promise<Cluster> {
+  const db = await freshSchema(prefix);
+  const nodes: PartitaNode[] = [];
+  return {
+    db,
+    nodes,
+    async start(options) {
+      const node = await startNode({ postgres: db.url, schema: db.schema, ...options });
+      nodes.push(node);
+      return node;
+    },
+    async close() {
+      await Promise.all(nodes.map((n) => n.stop({ graceMs: 200 }).catch(() => undefined)));
+      await db.drop();
+    },
+  };
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

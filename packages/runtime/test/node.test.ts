@@ -1,0 +1,286 @@
+import test from 'ava';
+import { defineJob, backoffDelay } from '@partita/runtime';
+import { JobCancelledError, JobFailedError, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, ValidationError } from '@partita/core';
+import { cluster, sleep, until } from './helpers.js';
+
+const oneQueue = (concurrency = 8) => ({ p: { queues: { default: { concurrency } } } });
+
+test('5,000 jobs across two nodes complete exactly once each', async (t) => {
+  const c = await cluster('exactly');
+  try {
+    await c.db.pool.query(`CREATE TABLE "${c.db.schema}".runs (job_id uuid NOT NULL, node text NOT NULL)`);
+    const record = (node: string) =>
+      defineJob<{ i: number }>({
+        type: 'record',
+        async perform(_payload, ctx) {
+          await c.db.pool.query(`INSERT INTO "${c.db.schema}".runs VALUES ($1, $2)`, [ctx.id, node]);
+          return ctx.id;
+        },
+      });
+    await c.start({ partitions: oneQueue(16), jobs: [record('a')], nodeId: 'a', engine: { pollMs: 50 } });
+    const b = await c.start({ partitions: oneQueue(16), jobs: [record('b')], nodeId: 'b', engine: { pollMs: 50 } });
+    const { ids } = await b.client.enqueueMany('p', Array.from({ length: 5000 }, (_, i) => ({ type: 'record', payload: { i } })));
+    t.is(ids.length, 5000);
+    await until('all 5,000 jobs finished', async () => {
+      const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`);
+      return rows[0].n === 0;
+    }, 120_000, 100);
+    const history = await c.db.pool.query(
+      `SELECT state, count(*)::int AS n, count(DISTINCT id)::int AS d FROM "${c.db.schema}".jobs_history GROUP BY state`,
+    );
+    t.deepEqual(history.rows, [{ state: 'completed', n: 5000, d: 5000 }]);
+    const runs = await c.db.pool.query(
+      `SELECT count(*)::int AS n, count(DISTINCT job_id)::int AS d, count(DISTINCT node)::int AS nodes FROM "${c.db.schema}".runs`,
+    );
+    t.deepEqual(runs.rows[0], { n: 5000, d: 5000, nodes: 2 }, 'each job ran once, and both nodes took part');
+  } finally {
+    await c.close();
+  }
+});
+
+test('failed attempts retry with backoff, keep every error, and call onError then onFailed once', async (t) => {
+  const c = await cluster('retry');
+  try {
+    const calls: string[] = [];
+    const attemptsAt: number[] = [];
+    const flaky = defineJob({
+      type: 'flaky',
+      maxAttempts: 3,
+      backoff: { baseMs: 200, maxMs: 1000 },
+      perform(_p, ctx) {
+        attemptsAt.push(Date.now());
+        throw new Error(`attempt ${ctx.attempt} broke`);
+      },
+      onError: (err) => void calls.push(`error:${(err as Error).message}`),
+      onFailed: (err) => void calls.push(`failed:${(err as Error).message}`),
+      onSuccess: () => void calls.push('success'),
+    });
+    const node = await c.start({ partitions: oneQueue(), jobs: [flaky], engine: { pollMs: 50 } });
+    const { id } = await node.client.enqueue('p', 'flaky');
+    const err = await t.throwsAsync(node.client.result(id, { timeoutMs: 15_000 }), { instanceOf: JobFailedError });
+    t.regex(err!.message, /attempt 3 broke/);
+    const job = await node.client.job(id);
+    t.is(job?.state, 'failed');
+    t.is(job?.attempts, 3);
+    t.deepEqual(job?.errors.map((e) => [e.attempt, e.message]), [[1, 'attempt 1 broke'], [2, 'attempt 2 broke'], [3, 'attempt 3 broke']]);
+    t.truthy(job?.errors[0]?.stack);
+    await until('callbacks', async () => calls.length === 3);
+    t.deepEqual(calls, ['error:attempt 1 broke', 'error:attempt 2 broke', 'failed:attempt 3 broke']);
+    t.true(attemptsAt[1]! - attemptsAt[0]! >= 100, 'the first retry waits at least half of baseMs');
+    t.true(attemptsAt[2]! - attemptsAt[1]! >= 200, 'the second retry waits at least half of 2×baseMs');
+    t.is(await node.client.status(id), STATUS_FAILED);
+  } finally {
+    await c.close();
+  }
+});
+
+test('backoff grows exponentially with jitter and is capped', (t) => {
+  const b = { baseMs: 100, maxMs: 1000 };
+  t.is(backoffDelay(1, b, () => 0), 50);
+  t.is(backoffDelay(1, b, () => 1), 100);
+  t.is(backoffDelay(3, b, () => 1), 400);
+  t.is(backoffDelay(10, b, () => 1), 1000);
+  t.is(backoffDelay(10, b, () => 0), 500);
+});
+
+test('a job over its timeout is aborted through its signal and the attempt fails', async (t) => {
+  const c = await cluster('timeout');
+  try {
+    let sawAbort: unknown;
+    const slow = defineJob({
+      type: 'slow',
+      timeoutMs: 150,
+      perform: (_p, ctx) =>
+        new Promise((resolve) => {
+          const timer = setTimeout(resolve, 10_000);
+          ctx.signal.addEventListener('abort', () => {
+            sawAbort = ctx.signal.reason;
+            clearTimeout(timer);
+          });
+        }),
+    });
+    const node = await c.start({ partitions: oneQueue(), jobs: [slow], engine: { pollMs: 50 } });
+    const started = Date.now();
+    const { id } = await node.client.enqueue('p', 'slow');
+    await t.throwsAsync(node.client.result(id, { timeoutMs: 10_000 }), { instanceOf: JobFailedError, message: /within 150 ms/ });
+    t.true(Date.now() - started < 5000);
+    t.is((sawAbort as Error)?.name, 'TimeoutError');
+    t.is((await node.client.job(id))?.errors[0]?.name, 'TimeoutError');
+  } finally {
+    await c.close();
+  }
+});
+
+test('scheduled jobs wait for runAt / delayMs and show as scheduled', async (t) => {
+  const c = await cluster('sched');
+  try {
+    const ranAt = new Map<string, number>();
+    const job = defineJob({ type: 'at', perform: (_p, ctx) => void ranAt.set(ctx.id, Date.now()) });
+    const node = await c.start({ partitions: oneQueue(), jobs: [job], engine: { pollMs: 50 } });
+    const enqueuedAt = Date.now();
+    const { id: delayed } = await node.client.enqueue('p', 'at', null, { delayMs: 700 });
+    const { id: atTime } = await node.client.enqueue('p', 'at', null, { runAt: new Date(Date.now() + 400) });
+    t.is((await node.client.job(delayed))?.state, 'scheduled');
+    t.is(await node.client.status(delayed), STATUS_PENDING);
+    await node.client.result(delayed, { timeoutMs: 10_000 });
+    await node.client.result(atTime, { timeoutMs: 10_000 });
+    t.true(ranAt.get(delayed)! - enqueuedAt >= 700);
+    t.true(ranAt.get(atTime)! - enqueuedAt >= 400);
+    t.true(ranAt.get(atTime)! < ranAt.get(delayed)!);
+  } finally {
+    await c.close();
+  }
+});
+
+test('jobs run in priority order (lower first), then in enqueue order', async (t) => {
+  const c = await cluster('prio');
+  try {
+    const order: number[] = [];
+    const job = defineJob<{ n: number }>({ type: 'ordered', perform: (p) => void order.push(p.n) });
+    // Enqueue first through a client so no engine is awake yet, then start a one-slot node.
+    const setup = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [job] });
+    await setup.client.enqueueMany('p', [
+      { type: 'ordered', payload: { n: 3 }, priority: 5 },
+      { type: 'ordered', payload: { n: 1 }, priority: -1 },
+      { type: 'ordered', payload: { n: 4 }, priority: 5 },
+      { type: 'ordered', payload: { n: 2 }, priority: 0 },
+    ]);
+    await c.start({ partitions: oneQueue(1), jobs: [job], engine: { pollMs: 50, prefetch: 0 } });
+    await until('all four ran', async () => order.length === 4);
+    t.deepEqual(order, [1, 2, 3, 4]);
+  } finally {
+    await c.close();
+  }
+});
+
+test('a job whose node stops heartbeating is rescued and completed by another node; the late completion is refused', async (t) => {
+  const c = await cluster('rescue');
+  try {
+    let releaseA!: () => void;
+    const aRunning = new Promise<void>((resolveStarted) => {
+      const stuck = defineJob({
+        type: 'work',
+        perform: () => {
+          resolveStarted();
+          return new Promise<string>((r) => (releaseA = () => r('from a')));
+        },
+      });
+      void c.start({ partitions: oneQueue(1), jobs: [stuck], nodeId: 'a', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50 } }).then(async (a) => {
+        await a.client.enqueue('p', 'work');
+      });
+    });
+    await aRunning;
+    const a = c.nodes[0]!;
+    // Node a "dies" as far as Postgres can tell: its heartbeats stop, its job keeps running.
+    t.true(await a.system.whereisSupervisor('node')!.terminateChild('leases'));
+    const fine = defineJob({ type: 'work', perform: () => 'from b' });
+    const b = await c.start({ partitions: oneQueue(1), jobs: [fine], nodeId: 'b', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50 } });
+    const [id] = (await c.db.pool.query(`SELECT id FROM "${c.db.schema}".jobs`)).rows.map((r) => r.id as string);
+    const result = await b.client.result(id!, { timeoutMs: 15_000 });
+    t.is(result, 'from b');
+    const job = await b.client.job(id!);
+    t.is(job?.node, 'b');
+    t.is(job?.attempts, 2);
+    t.true(job?.errors.some((e) => e.rescued && /node a stopped renewing/.test(e.message)));
+    releaseA();
+    await sleep(300);
+    t.is((await b.client.job(id!))?.node, 'b', 'the late completion from a was refused');
+  } finally {
+    await c.close();
+  }
+});
+
+test('an unknown job type fails the job with a clear error instead of crashing', async (t) => {
+  const c = await cluster('unknown');
+  try {
+    const known = defineJob({ type: 'known', perform: () => 1 });
+    const node = await c.start({ partitions: oneQueue(), jobs: [known], engine: { pollMs: 50 } });
+    const { id } = await node.client.enqueue('p', 'mystery', { x: 1 });
+    const err = await t.throwsAsync(node.client.result(id, { timeoutMs: 10_000 }), { instanceOf: JobFailedError });
+    t.regex(err!.message, /no job definition for type "mystery".*defined: known/);
+    const { id: ok } = await node.client.enqueue('p', 'known');
+    t.is(await node.client.result(ok, { timeoutMs: 10_000 }), 1, 'the node keeps working');
+  } finally {
+    await c.close();
+  }
+});
+
+test('cancel: a queued job never runs; a running job is aborted and onCancel runs once', async (t) => {
+  const c = await cluster('cancel');
+  try {
+    const ran: string[] = [];
+    const cancelled: string[] = [];
+    const long = defineJob({
+      type: 'long',
+      perform: (_p, ctx) =>
+        new Promise((resolve, reject) => {
+          ran.push(ctx.id);
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+        }),
+      onCancel: (_p, ctx) => void cancelled.push(ctx.id),
+    });
+    const node = await c.start({ partitions: oneQueue(1), jobs: [long], engine: { pollMs: 50, prefetch: 0, heartbeatMs: 200 } });
+    const { id: running } = await node.client.enqueue('p', 'long');
+    await until('first job running', async () => ran.length === 1);
+    const { id: queued } = await node.client.enqueue('p', 'long');
+    t.true(await node.client.cancel(queued));
+    t.is(await node.client.status(queued), STATUS_CANCELLED);
+    t.true(await node.client.cancel(running));
+    await t.throwsAsync(node.client.result(running, { timeoutMs: 10_000 }), { instanceOf: JobCancelledError });
+    await until('onCancel', async () => cancelled.length === 1);
+    await sleep(300);
+    t.deepEqual(ran, [running], 'the queued job never ran');
+    t.deepEqual(cancelled, [running]);
+    t.false(await node.client.cancel(running), 'a finished job cannot be cancelled');
+  } finally {
+    await c.close();
+  }
+});
+
+test('results, status semaphores and lookups through the node client', async (t) => {
+  const c = await cluster('client');
+  try {
+    const double = defineJob<{ n: number }, number>({ type: 'double', perform: (p) => p.n * 2 });
+    const node = await c.start({ partitions: oneQueue(), jobs: [double], engine: { pollMs: 50 } });
+    const { id } = await node.client.enqueue('p', 'double', { n: 21 }, { lookup: { customer: 7, tags: ['x', 'y'] } });
+    t.is(await node.client.result(id, { timeoutMs: 10_000 }), 42);
+    t.is(await node.client.status(id), STATUS_COMPLETED);
+    t.deepEqual((await node.client.jobsByKey('p', 'tags', 'y')).map((j) => j.id), [id]);
+    t.is(await node.client.status('01900000-0000-7000-8000-000000000000'), undefined);
+    await t.throwsAsync(node.client.enqueue('p', 'double', { n: 1n } as never), { instanceOf: ValidationError });
+  } finally {
+    await c.close();
+  }
+});
+
+test('graceful stop lets running jobs finish and hands prefetched jobs back', async (t) => {
+  const c = await cluster('graceful');
+  try {
+    const finished: number[] = [];
+    const job = defineJob<{ n: number }>({ type: 'j', perform: async (p) => { await sleep(300); finished.push(p.n); } });
+    const node = await c.start({ partitions: oneQueue(2), jobs: [job], engine: { pollMs: 50, prefetch: 4 } });
+    await node.client.enqueueMany('p', Array.from({ length: 6 }, (_, n) => ({ type: 'j', payload: { n } })));
+    await until('two running', async () => (await node.stats())[0]!.running === 2);
+    await node.stop({ graceMs: 5000 });
+    t.is(finished.length, 2, 'the two running jobs finished');
+    const { rows } = await c.db.pool.query(`SELECT state, attempts, locked_by FROM "${c.db.schema}".jobs`);
+    t.is(rows.length, 4);
+    t.true(rows.every((r) => r.state === 'queued' && r.attempts === 0 && r.locked_by === null), 'the rest went back untouched');
+  } finally {
+    await c.close();
+  }
+});
+
+test('startNode refuses bad options with named errors', async (t) => {
+  const c = await cluster('badopts');
+  try {
+    const job = defineJob({ type: 'x', perform: () => 1 });
+    await t.throwsAsync(c.start({ partitions: {}, jobs: [job] }), { instanceOf: ValidationError, message: /partitions/ });
+    await t.throwsAsync(c.start({ partitions: { 'a.b': { queues: { default: { concurrency: 1 } } } }, jobs: [job] }), { instanceOf: ValidationError });
+    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job, job] }), { instanceOf: ValidationError, message: /defined twice/ });
+    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { leaseMs: 5000, heartbeatMs: 6000 } }), { message: /heartbeatMs/ });
+    t.throws(() => defineJob({ type: 'x' } as never), { instanceOf: ValidationError, message: /perform/ });
+  } finally {
+    await c.close();
+  }
+});
