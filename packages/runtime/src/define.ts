@@ -16,8 +16,11 @@ export interface JobContext {
 export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
   type: string;
   queue: string;
-  maxAttempts: number;
-  backoff: { baseMs: number; maxMs: number };
+  /** Unset: the node's `defaults.maxAttempts` (1 unless configured). */
+  maxAttempts?: number;
+  /** Unset: the node's `defaults.backoff`. */
+  backoff?: { baseMs: number; maxMs: number };
+  /** Unset: the node's `defaults.timeoutMs`; 0: none. */
   timeoutMs?: number;
   perform(payload: P, ctx: JobContext): R | Promise<R>;
   /** After the success was recorded. */
@@ -30,13 +33,14 @@ export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
   onCancel?(payload: P, ctx: JobContext): void | Promise<void>;
 }
 
-export type JobDefinitionInput<P, R> = Omit<JobDefinition<P, R>, 'queue' | 'maxAttempts' | 'backoff'> & {
-  queue?: string;
-  maxAttempts?: number;
-  backoff?: { baseMs: number; maxMs: number };
+export type JobDefinitionInput<P, R> = Omit<JobDefinition<P, R>, 'queue'> & { queue?: string };
+
+/** A definition with the node's defaults filled in: what the engine runs. */
+export type ResolvedJobDefinition<P = any, R = any> = JobDefinition<P, R> & {
+  maxAttempts: number;
+  backoff: { baseMs: number; maxMs: number };
 };
 
-export const DEFAULT_BACKOFF = Object.freeze({ baseMs: 1000, maxMs: 300_000 });
 
 /** Declares a job type. Checked at once, so a typo fails at start-up rather than at the first run. */
 export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): JobDefinition<P, R> {
@@ -48,12 +52,11 @@ export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): Jo
   if (typeof input.perform !== 'function') throw new ValidationError('perform must be a function (payload, ctx) => result', `${what}.perform`);
   const queue = input.queue ?? 'default';
   if (!NAME_PATTERN.test(queue)) throw new ValidationError('queue must be 1-64 letters, digits, _ or -', `${what}.queue`);
-  const maxAttempts = input.maxAttempts ?? 1;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
+  const { maxAttempts, backoff } = input;
+  if (maxAttempts !== undefined && (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000)) {
     throw new ValidationError('maxAttempts must be an integer from 1 to 1000', `${what}.maxAttempts`);
   }
-  const backoff = input.backoff ?? DEFAULT_BACKOFF;
-  if (!Number.isFinite(backoff.baseMs) || backoff.baseMs < 0 || !Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs) {
+  if (backoff !== undefined && (!Number.isFinite(backoff?.baseMs) || backoff.baseMs < 0 || !Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs)) {
     throw new ValidationError('backoff must be { baseMs ≥ 0, maxMs ≥ baseMs }', `${what}.backoff`);
   }
   if (input.timeoutMs !== undefined && (!Number.isInteger(input.timeoutMs) || input.timeoutMs < 0)) {
@@ -62,7 +65,7 @@ export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): Jo
   for (const hook of ['queueKey', 'executionKey', 'onSuccess', 'onError', 'onFailed', 'onCancel'] as const) {
     if (input[hook] !== undefined && typeof input[hook] !== 'function') throw new ValidationError('must be a function', `${what}.${hook}`);
   }
-  return Object.freeze({ ...input, queue, maxAttempts, backoff: { ...backoff } });
+  return Object.freeze({ ...input, queue, ...(backoff ? { backoff: { ...backoff } } : {}) });
 }
 
 /** Exponential backoff with "equal jitter": half the delay fixed, half random, capped at maxMs. */

@@ -7,7 +7,7 @@ import {
   type Logger,
 } from '@partita/core';
 import type { ClaimedJob, JobStore } from '@partita/postgres';
-import { backoffDelay, type JobDefinition } from './define.js';
+import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 
 export interface EngineSettings {
@@ -25,7 +25,7 @@ export interface EngineOptions {
   nodeId: string;
   partition: string;
   queues: Record<string, { concurrency: number }>;
-  definitions: Map<string, JobDefinition>;
+  definitions: Map<string, ResolvedJobDefinition>;
   store: JobStore;
   settings: EngineSettings;
   logger: Logger;

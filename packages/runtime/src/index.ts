@@ -1,3 +1,3 @@
-export { defineJob, backoffDelay, DEFAULT_BACKOFF, type JobDefinition, type JobDefinitionInput, type JobContext } from './define.js';
-export { startNode, ENGINE_DEFAULTS, type NodeOptions, type PartitaNode, type PartitionOptions, type EngineOptionsInput } from './node.js';
+export { defineJob, backoffDelay, type JobDefinition, type JobDefinitionInput, type JobContext, type ResolvedJobDefinition } from './define.js';
+export { startNode, type PartitaNode, type NodeOptions, type PartitionOptions } from './node.js';
 export type { EngineStats } from './engine.js';

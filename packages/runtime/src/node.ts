@@ -1,38 +1,16 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorRef, type ActorSystem, type SupervisorSpec } from '@partita/actors';
-import { NAME_PATTERN, ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
-import { JobStore, type PgOptions } from '@partita/postgres';
+import { ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
+import { JobStore, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
 import { Client } from '@partita/client';
-import type { JobDefinition } from './define.js';
+import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
+import { resolveOptions, type NodeOptions } from './options.js';
 
-export interface PartitionOptions {
-  queues: Record<string, { concurrency: number }>;
-}
-
-export interface EngineOptionsInput extends Partial<EngineSettings> {
-  heartbeatMs?: number;
-  /** How long a graceful stop waits for running jobs (default 30 s). */
-  shutdownGraceMs?: number;
-}
-
-export interface NodeOptions {
-  cluster?: string;
-  postgres: string | PgOptions;
-  /** Postgres schema for Partita's tables (default `partita`). */
-  schema?: string;
-  nats?: string | false;
-  partitions: Record<string, PartitionOptions>;
-  jobs: JobDefinition[];
-  engine?: EngineOptionsInput;
-  retention?: { historyDays?: number };
-  limits?: { payloadBytes?: number };
-  logger?: Logger;
-  /** Defaults to host:pid:random. */
-  nodeId?: string;
-}
+export type { NodeOptions, PartitionOptions } from './options.js';
 
 export interface PartitaNode {
   readonly id: string;
@@ -44,51 +22,55 @@ export interface PartitaNode {
   stop(options?: { graceMs?: number }): Promise<void>;
 }
 
-export const ENGINE_DEFAULTS = Object.freeze({
-  leaseMs: 15_000,
-  heartbeatMs: 5_000,
-  pollMs: 1_000,
-  prefetch: 32,
-  flushMs: 2,
-  flushBatch: 500,
-  shutdownGraceMs: 30_000,
-});
-
 const MAINTENANCE_MS = 60 * 60 * 1000;
 
 export async function startNode(options: NodeOptions): Promise<PartitaNode> {
-  const settings = checkOptions(options);
+  const { config, postgres, jobs } = await resolveOptions(options);
+  const settings: EngineSettings & { heartbeatMs: number; shutdownGraceMs: number } = config.engine;
   const nodeId = options.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const root = options.logger ?? createLogger();
+  const root = options.logger ?? createLogger({ level: config.log.level });
   const logger = childLogger(root, { node: nodeId });
-  const cluster = options.cluster ?? 'default';
+  const cluster = config.cluster;
+  const definitions = resolveDefinitions(jobs, config.defaults);
+  const partitions = config.partitions;
 
-  const store = await JobStore.open({
-    postgres: options.postgres,
-    logger: childLogger(logger, { actor: 'store' }),
-    ...(options.schema ? { schema: options.schema } : {}),
-    ...(options.limits?.payloadBytes ? { payloadLimitBytes: options.limits.payloadBytes } : {}),
-  });
-  const definitions = new Map(options.jobs.map((d) => [d.type, d]));
+  let embedded: EmbeddedPostgres | undefined;
+  if (postgres === undefined) {
+    embedded = await startEmbeddedPostgres({ dataDir: join(config.dataDir, 'pg'), logger: childLogger(logger, { actor: 'embedded-postgres' }) });
+    logger.info({ url: embedded.url, dataDir: embedded.dataDir }, 'no postgres configured: started the embedded PostgreSQL');
+  }
+  let store: JobStore;
+  try {
+    store = await JobStore.open({
+      postgres: postgres ?? { connectionString: embedded!.url, max: config.postgres.poolSize },
+      logger: childLogger(logger, { actor: 'store' }),
+      schema: config.postgres.schema,
+      payloadLimitBytes: config.limits.payloadBytes,
+    });
+  } catch (err) {
+    await embedded?.stop();
+    throw err;
+  }
   try {
     await store.registerQueues(
       nodeId,
-      Object.entries(options.partitions).flatMap(([partition, p]) =>
+      Object.entries(partitions).flatMap(([partition, p]) =>
         Object.entries(p.queues).map(([queue, q]) => ({ partition, queue, concurrency: q.concurrency })),
       ),
     );
     await store.registerJobTypes(
       nodeId,
-      options.jobs.map((d) => ({ type: d.type, queue: d.queue, maxAttempts: d.maxAttempts, timeoutMs: d.timeoutMs ?? null })),
+      [...definitions.values()].map((d) => ({ type: d.type, queue: d.queue, maxAttempts: d.maxAttempts, timeoutMs: d.timeoutMs ?? null })),
     );
   } catch (err) {
     await store.close();
+    await embedded?.stop();
     throw err;
   }
 
   const system = createSystem({ name: nodeId, logger });
   const engineName = (partition: string) => `engine:${partition}`;
-  const engines = () => new Map(Object.keys(options.partitions).map((p) => [p, system.whereis(engineName(p)) as ActorRef<EngineMsg, unknown> | undefined]));
+  const engines = () => new Map(Object.keys(partitions).map((p) => [p, system.whereis(engineName(p)) as ActorRef<EngineMsg, unknown> | undefined]));
   const startedAt = Date.now();
 
   const partitionSpec = (partition: string): SupervisorSpec => ({
@@ -104,7 +86,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
           engineBehavior({
             nodeId,
             partition,
-            queues: options.partitions[partition]!.queues,
+            queues: partitions[partition]!.queues,
             definitions,
             store,
             settings,
@@ -139,12 +121,12 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
               heartbeatMs: settings.heartbeatMs,
               rescueMs: Math.max(250, Math.floor(settings.leaseMs / 3)),
               maintenanceMs: MAINTENANCE_MS,
-              retentionDays: options.retention?.historyDays ?? 7,
+              retentionDays: config.retention.historyDays,
               engines,
-              info: () => ({ cluster, partitions: Object.keys(options.partitions), pid: process.pid, uptimeMs: Date.now() - startedAt }),
+              info: () => ({ cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt }),
             }),
         },
-        ...Object.keys(options.partitions).map((partition) => ({
+        ...Object.keys(partitions).map((partition) => ({
           id: `partition:${partition}`,
           start: () => partitionSpec(partition),
         })),
@@ -154,7 +136,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   );
   system.on('fatal', (err) => logger.fatal({ err: describeError(err) }, 'node supervisor gave up; the node stops processing'));
 
-  const client = new Client(store, { cluster, jobs: options.jobs, logger: childLogger(logger, { actor: 'client' }) });
+  const client = new Client(store, { cluster, jobs: [...definitions.values()], logger: childLogger(logger, { actor: 'client' }) });
   client.hooks = {
     enqueued(partition, queues) {
       engines().get(partition)?.cast({ t: 'wake', queues: [...queues] });
@@ -165,7 +147,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   };
 
   let stopping: Promise<void> | undefined;
-  logger.info({ partitions: Object.keys(options.partitions), jobs: [...definitions.keys()] }, 'node started');
+  logger.info({ partitions: Object.keys(partitions), jobs: [...definitions.keys()] }, 'node started');
 
   return {
     id: nodeId,
@@ -194,6 +176,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
         await system.shutdown();
         await client.close();
         await store.close();
+        await embedded?.stop();
         logger.info('stopped');
       })();
       return stopping;
@@ -201,42 +184,15 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   };
 }
 
-function checkOptions(options: NodeOptions): EngineSettings & { heartbeatMs: number; shutdownGraceMs: number } {
-  if (typeof options !== 'object' || options === null) throw new ValidationError('startNode needs an options object');
-  if (options.postgres === undefined) throw new ValidationError('postgres is required: a URL such as postgres://user@host:5432/db', 'postgres');
-  if (typeof options.partitions !== 'object' || options.partitions === null || Object.keys(options.partitions).length === 0) {
-    throw new ValidationError('declare at least one partition: { billing: { queues: { default: { concurrency: 10 } } } }', 'partitions');
-  }
-  for (const [partition, p] of Object.entries(options.partitions)) {
-    if (!NAME_PATTERN.test(partition)) throw new ValidationError('partition names are 1-64 letters, digits, _ or -', `partitions.${partition}`);
-    if (typeof p?.queues !== 'object' || p.queues === null || Object.keys(p.queues).length === 0) {
-      throw new ValidationError('declare at least one queue: { queues: { default: { concurrency: 10 } } }', `partitions.${partition}.queues`);
-    }
-    for (const [queue, q] of Object.entries(p.queues)) {
-      if (!NAME_PATTERN.test(queue)) throw new ValidationError('queue names are 1-64 letters, digits, _ or -', `partitions.${partition}.queues.${queue}`);
-      if (!Number.isInteger(q?.concurrency) || q.concurrency < 0 || q.concurrency > 10_000) {
-        throw new ValidationError('concurrency must be an integer from 0 (declared, not processed here) to 10000', `partitions.${partition}.queues.${queue}.concurrency`);
-      }
-    }
-  }
-  if (!Array.isArray(options.jobs)) throw new ValidationError('jobs must be an array of defineJob(...) results', 'jobs');
-  const seen = new Set<string>();
-  options.jobs.forEach((d, i) => {
+/** Fills each definition's unset attempts, backoff and timeout from the node's defaults. */
+function resolveDefinitions(jobs: JobDefinition[], defaults: { maxAttempts: number; backoff: { baseMs: number; maxMs: number }; timeoutMs: number }) {
+  if (!Array.isArray(jobs)) throw new ValidationError('jobs must be an array of defineJob(...) results', 'jobs');
+  const out = new Map<string, ResolvedJobDefinition>();
+  jobs.forEach((d, i) => {
     if (typeof d?.perform !== 'function' || typeof d.type !== 'string') throw new ValidationError('is not a job definition; create it with defineJob({ type, perform })', `jobs[${i}]`);
-    if (seen.has(d.type)) throw new ValidationError(`job type "${d.type}" is defined twice`, `jobs[${i}]`);
-    seen.add(d.type);
+    if (out.has(d.type)) throw new ValidationError(`job type "${d.type}" is defined twice`, `jobs[${i}]`);
+    const timeoutMs = d.timeoutMs ?? (defaults.timeoutMs > 0 ? defaults.timeoutMs : undefined);
+    out.set(d.type, { ...d, maxAttempts: d.maxAttempts ?? defaults.maxAttempts, backoff: d.backoff ?? defaults.backoff, ...(timeoutMs ? { timeoutMs } : {}) });
   });
-  const s = { ...ENGINE_DEFAULTS, ...stripUndefined(options.engine ?? {}) };
-  for (const [key, value] of Object.entries(s)) {
-    if (!Number.isInteger(value) || value < 0) throw new ValidationError('must be a whole number ≥ 0', `engine.${key}`);
-  }
-  if (s.leaseMs < 1000) throw new ValidationError('must be at least 1000 ms', 'engine.leaseMs');
-  if (s.heartbeatMs >= s.leaseMs) throw new ValidationError(`must be below engine.leaseMs (${s.leaseMs}) so leases are renewed before they expire`, 'engine.heartbeatMs');
-  if (s.pollMs < 10) throw new ValidationError('must be at least 10 ms', 'engine.pollMs');
-  if (s.flushBatch < 1) throw new ValidationError('must be at least 1', 'engine.flushBatch');
-  return s;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  return out;
 }

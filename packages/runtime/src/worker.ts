@@ -1,7 +1,7 @@
 import type { ActorRef, Behavior } from '@partita/actors';
 import { TimeoutError, describeError, type Logger } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
-import type { JobContext, JobDefinition } from './define.js';
+import type { JobContext, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg } from './engine.js';
 
 export type WorkerMsg = { t: 'abort'; reason: unknown };
@@ -16,7 +16,7 @@ export interface WorkerOutcome {
 
 export interface WorkerOptions {
   job: ClaimedJob;
-  definition: JobDefinition;
+  definition: ResolvedJobDefinition;
   engine: ActorRef<EngineMsg, unknown>;
   logger: Logger;
   /** 0: no limit. */

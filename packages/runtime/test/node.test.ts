@@ -1,6 +1,6 @@
 import test from 'ava';
 import { defineJob, backoffDelay } from '@partita/runtime';
-import { JobCancelledError, JobFailedError, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, ValidationError } from '@partita/core';
+import { ConfigError, JobCancelledError, JobFailedError, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, ValidationError } from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
 
 const oneQueue = (concurrency = 8) => ({ p: { queues: { default: { concurrency } } } });
@@ -275,10 +275,11 @@ test('startNode refuses bad options with named errors', async (t) => {
   const c = await cluster('badopts');
   try {
     const job = defineJob({ type: 'x', perform: () => 1 });
-    await t.throwsAsync(c.start({ partitions: {}, jobs: [job] }), { instanceOf: ValidationError, message: /partitions/ });
-    await t.throwsAsync(c.start({ partitions: { 'a.b': { queues: { default: { concurrency: 1 } } } }, jobs: [job] }), { instanceOf: ValidationError });
+    await t.throwsAsync(c.start({ partitions: {}, jobs: [job] }), { instanceOf: ConfigError, message: /partitions/ });
+    await t.throwsAsync(c.start({ partitions: { 'a.b': { queues: { default: { concurrency: 1 } } } }, jobs: [job] }), { instanceOf: ConfigError, message: /a\.b/ });
     await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job, job] }), { instanceOf: ValidationError, message: /defined twice/ });
-    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { leaseMs: 5000, heartbeatMs: 6000 } }), { message: /heartbeatMs/ });
+    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { leaseMs: 5000, heartbeatMs: 6000 } }), { instanceOf: ConfigError, message: /engine\.heartbeatMs/ });
+    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { pollMS: 5 } as never }), { instanceOf: ConfigError, message: /did you mean "pollMs"/ });
     t.throws(() => defineJob({ type: 'x' } as never), { instanceOf: ValidationError, message: /perform/ });
   } finally {
     await c.close();

@@ -1,0 +1,122 @@
+import { pathToFileURL } from 'node:url';
+import {
+  ConfigError,
+  ValidationError,
+  loadConfig,
+  validateConfig,
+  type Logger,
+  type PartitaConfig,
+  type PartitaConfigInput,
+} from '@partita/core';
+import type { PgOptions } from '@partita/postgres';
+import type { JobDefinition } from './define.js';
+
+export interface PartitionOptions {
+  queues: Record<string, { concurrency: number }>;
+}
+
+/**
+ * startNode's options: everything the YAML config holds (DESIGN.md names), given directly or read
+ * from `config`; what is given directly wins over the file.
+ */
+export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs' | 'partitions'> {
+  /** Path of a YAML config file (see config/partita.yaml). */
+  config?: string;
+  /** A URL, pg pool options, or the config's `postgres:` mapping. Absent: embedded PostgreSQL in dataDir. */
+  postgres?: string | PgOptions | PartitaConfigInput['postgres'];
+  /** Postgres schema for Partita's tables (default `partita`); same as postgres.schema. */
+  schema?: string;
+  partitions?: Record<string, PartitionOptions>;
+  /** Job definitions, or the path of a module exporting them (default export or `jobs`). */
+  jobs?: JobDefinition[] | string;
+  logger?: Logger;
+  /** Defaults to host:pid:random. */
+  nodeId?: string;
+}
+
+export interface ResolvedOptions {
+  config: PartitaConfig;
+  /** What the store connects with; undefined: start the embedded PostgreSQL. */
+  postgres: string | PgOptions | undefined;
+  jobs: JobDefinition[];
+}
+
+const PG_CONFIG_KEYS = new Set(['url', 'host', 'port', 'user', 'password', 'database', 'ssl', 'poolSize', 'schema']);
+
+export async function resolveOptions(options: NodeOptions): Promise<ResolvedOptions> {
+  if (typeof options !== 'object' || options === null) throw new ValidationError('startNode needs an options object');
+  const { config: file, postgres, schema, jobs, logger: _logger, nodeId: _nodeId, ...direct } = options;
+  const fromFile = file ? await loadConfig(file) : undefined;
+
+  // pg pool options (connectionString, max, …) are not config keys: they bypass the config check.
+  const pgIsPoolOptions = typeof postgres === 'object' && postgres !== null && Object.keys(postgres).some((k) => !PG_CONFIG_KEYS.has(k));
+  const input: Record<string, unknown> = { ...(fromFile ? asInput(fromFile) : {}) };
+  for (const [key, value] of Object.entries(direct)) if (value !== undefined) input[key] = value;
+  if (typeof postgres === 'string') input.postgres = { ...(input.postgres as object), url: postgres };
+  else if (postgres && !pgIsPoolOptions) input.postgres = { ...(input.postgres as object), ...postgres };
+  if (schema !== undefined) input.postgres = { ...(input.postgres as object), schema };
+  if (typeof jobs === 'string') input.jobs = jobs;
+  const config = validateConfig(input, file);
+
+  let definitions: JobDefinition[];
+  if (Array.isArray(jobs)) definitions = jobs;
+  else if (typeof config.jobs === 'string') definitions = await importJobs(config.jobs, file);
+  else if (Array.isArray(config.jobs)) definitions = config.jobs as JobDefinition[];
+  else definitions = [];
+
+  let pg: string | PgOptions | undefined = config.postgres.url;
+  if (pgIsPoolOptions) pg = { ...(postgres as PgOptions) };
+  if (typeof pg === 'string') pg = { connectionString: pg, max: config.postgres.poolSize, ...(config.postgres.ssl ? { ssl: await sslOptions(config.postgres.ssl) } : {}) };
+  return { config, postgres: pg, jobs: definitions };
+}
+
+/** Turns a loaded config back into input form, so direct options can be laid over it and checked once. */
+function asInput(c: PartitaConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    cluster: c.cluster,
+    dataDir: c.dataDir,
+    partitions: c.partitions,
+    defaults: c.defaults,
+    engine: c.engine,
+    retention: c.retention,
+    limits: c.limits,
+    log: c.log,
+    postgres: { poolSize: c.postgres.poolSize, schema: c.postgres.schema, ...(c.postgres.url ? { url: c.postgres.url } : {}), ...(c.postgres.ssl ? { ssl: c.postgres.ssl } : {}) },
+    persister: c.persister.kind === 'module' ? c.persister.path : c.persister.kind === 'instance' ? c.persister.instance : c.persister.kind,
+  };
+  if (c.nats) out.nats = c.nats;
+  if (c.http) out.http = c.http;
+  if (c.jobs !== undefined) out.jobs = c.jobs;
+  return out;
+}
+
+async function importJobs(path: string, configFile: string | undefined): Promise<JobDefinition[]> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError([{ ...(configFile ? { file: configFile } : {}), path: 'jobs', message: `cannot load the jobs module ${path}: ${(err as Error).message}` }]);
+  }
+  const exported = mod.jobs ?? mod.default;
+  const list = Array.isArray(exported) ? exported : exported && typeof exported === 'object' ? Object.values(exported) : undefined;
+  if (!list || list.some((d) => typeof (d as JobDefinition)?.perform !== 'function')) {
+    throw new ConfigError([
+      {
+        ...(configFile ? { file: configFile } : {}),
+        path: 'jobs',
+        message: `${path} must export its job definitions as \`export const jobs = [defineJob(...), ...]\` or a default export of that array`,
+      },
+    ]);
+  }
+  return list as JobDefinition[];
+}
+
+async function sslOptions(tls: NonNullable<PartitaConfig['postgres']['ssl']>): Promise<NonNullable<PgOptions['ssl']>> {
+  const { readFile } = await import('node:fs/promises');
+  return {
+    rejectUnauthorized: tls.rejectUnauthorized,
+    ...(tls.caFile ? { ca: await readFile(tls.caFile, 'utf8') } : {}),
+    ...(tls.certFile ? { cert: await readFile(tls.certFile, 'utf8') } : {}),
+    ...(tls.keyFile ? { key: await readFile(tls.keyFile, 'utf8') } : {}),
+  };
+}
