@@ -31,6 +31,24 @@ export interface EngineOptions {
   logger: Logger;
   /** Registry name of the partition's WorkerSupervisor. */
   workersName: string;
+  /** Job lifecycle events, for the bus (fire and forget; must not throw). */
+  events?: (event: EngineEvent) => void;
+}
+
+export type EngineEventKind = 'started' | 'progress' | 'completed' | 'failed' | 'retrying' | 'cancelled';
+export interface EngineEvent {
+  kind: EngineEventKind;
+  job: ClaimedJob;
+  result?: unknown;
+  error?: JobError | null;
+  progress?: unknown;
+  retryAt?: Date;
+}
+
+/** Cluster-wide controls the engine obeys: paused queues and a throttle (ms before each claim; -1 stops claiming). */
+export interface EngineControl {
+  paused?: string[];
+  throttleMs?: number;
 }
 
 export type EngineMsg =
@@ -47,6 +65,7 @@ export type EngineMsg =
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
   | { t: 'cancel'; ids: string[] }
   | { t: 'drain'; graceMs: number; done: () => void }
+  | { t: 'control'; control: EngineControl }
   | { t: 'stats' };
 
 export interface EngineStats {
@@ -56,6 +75,8 @@ export interface EngineStats {
   queues: Record<string, { concurrency: number; running: number; prefetched: number }>;
   processed: number;
   draining: boolean;
+  paused: string[];
+  throttleMs: number;
 }
 
 interface QueueState {
@@ -124,6 +145,18 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let flushBackoffMs = 0;
 
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
+  let paused = new Set<string>();
+  let throttleMs = 0;
+  let lastClaimAt = 0;
+  let throttleTimer: (() => void) | undefined;
+  const emit = (event: EngineEvent) => {
+    if (!options.events) return;
+    try {
+      options.events(event);
+    } catch (err) {
+      log.warn({ err: describeError(err).message }, 'job event hook threw');
+    }
+  };
 
   function emptyBatch(): FlushBatch {
     return { completions: [], failures: [], releases: [], progress: new Map() };
@@ -131,13 +164,21 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const pendingCount = () => pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size;
 
   function maybeClaim(force = false): void {
-    if (claiming || draining) return;
+    if (claiming || draining || throttleMs < 0) return;
     if (Date.now() < claimRetryAt) return;
+    if (throttleMs > 0) {
+      const wait = lastClaimAt + throttleMs - Date.now();
+      if (wait > 0) {
+        throttleTimer ??= ctxRef.sendAfter(wait, { t: 'poll' });
+        return;
+      }
+    }
     const asked = new Map<string, number>();
     let total = 0;
     let idle = false;
     let worth = false;
     for (const [name, q] of queues) {
+      if (paused.has(name)) continue;
       const want = q.concurrency + Math.min(settings.prefetch, q.concurrency) - q.running - q.buffer.length;
       if (want <= 0) continue;
       asked.set(name, want);
@@ -150,6 +191,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (!force && !more && !idle) return;
     if (!force && !idle && !worth) return;
     claiming = true;
+    lastClaimAt = Date.now();
     store
       .claim({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
       .then(
@@ -220,6 +262,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       ctxRef.sendAfter(10, { t: 'poll' });
       return false;
     }
+    emit({ kind: 'started', job });
     const timeoutMs = job.timeoutMs ?? def.timeoutMs ?? 0;
     workers
       .startChild({
@@ -307,6 +350,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         log.warn({ jobId: c.job.id, attempt: c.job.attempt }, 'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere');
         continue;
       }
+      emit({ kind: 'completed', job: c.job, result: c.result });
       const def = definitions.get(c.job.type);
       if (def?.onSuccess) callback(c.job, 'onSuccess', () => def.onSuccess!(c.result, c.job.payload, hookContext(c.job)));
     }
@@ -315,6 +359,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         log.warn({ jobId: f.job.id, attempt: f.job.attempt }, 'failure record refused: this node no longer holds the job (lease lost)');
         continue;
       }
+      emit(
+        f.finalState === 'cancelled'
+          ? { kind: 'cancelled', job: f.job }
+          : f.retryAt
+            ? { kind: 'retrying', job: f.job, error: f.error, retryAt: f.retryAt }
+            : { kind: 'failed', job: f.job, error: f.error },
+      );
       const def = definitions.get(f.job.type);
       if (!def) continue;
       if (f.finalState === 'cancelled') {
@@ -418,6 +469,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           maybeClaim();
           return;
         case 'poll':
+          throttleTimer = undefined;
           dispatch();
           maybeClaim(true);
           if (draining) checkDrained();
@@ -435,6 +487,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           return;
         case 'progress':
           if (tracked.has(msg.id)) {
+            const entry = tracked.get(msg.id)!;
+            emit({ kind: 'progress', job: entry.job, progress: msg.value });
             pending.progress.set(msg.id, msg.value);
             scheduleFlush();
           }
@@ -482,8 +536,40 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
             checkDrained();
           }
           return;
+        case 'control': {
+          const wasStopped = throttleMs < 0;
+          if (msg.control.paused) {
+            paused = new Set(msg.control.paused);
+            // Prefetched jobs of a paused queue go back; only what already runs finishes.
+            for (const name of paused) {
+              const q = queues.get(name);
+              if (!q || q.buffer.length === 0) continue;
+              for (const job of q.buffer) {
+                tracked.delete(job.id);
+                pending.releases.push(job);
+              }
+              q.buffer = [];
+              scheduleFlush();
+            }
+          }
+          if (msg.control.throttleMs !== undefined) throttleMs = msg.control.throttleMs;
+          // A lowered throttle takes effect now, not when the old, longer wait would have ended.
+          throttleTimer?.();
+          throttleTimer = undefined;
+          if (wasStopped || throttleMs >= 0) maybeClaim(true);
+          return;
+        }
         case 'stats': {
-          const stats: EngineStats = { partition, running: 0, prefetched: 0, queues: {}, processed, draining: draining !== undefined };
+          const stats: EngineStats = {
+            partition,
+            running: 0,
+            prefetched: 0,
+            queues: {},
+            processed,
+            draining: draining !== undefined,
+            paused: [...paused],
+            throttleMs,
+          };
           for (const [name, q] of queues) {
             stats.running += q.running;
             stats.prefetched += q.buffer.length;
