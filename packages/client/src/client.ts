@@ -12,13 +12,14 @@ import {
   type Logger,
 } from '@partita/core';
 import { JobStore, type NewJob, type PgOptions } from '@partita/postgres';
+import { createBus, subjects, type Bus } from '@partita/nats';
 
 export interface ConnectOptions {
   postgres: string | PgOptions;
   /** Postgres schema holding Partita's tables (default `partita`). */
   schema?: string;
-  /** NATS servers; false or absent: no bus (results and cancels go through Postgres only). */
-  nats?: string | false;
+  /** NATS servers; false or absent: no bus (wake-ups, results and cancels go through Postgres only). */
+  nats?: string | string[] | false;
   cluster?: string;
   /** Job definitions whose defaults (queue, attempts, queueKey(p), executionKey(p)) apply at enqueue. */
   jobs?: JobSpec<any>[];
@@ -59,12 +60,20 @@ export class Client {
   private readonly ownsStore: boolean;
   private closed = false;
   private readonly logger: Logger;
+  /** The cluster bus; an in-process bus when the client has no NATS. */
+  readonly bus: Bus | undefined;
+  private readonly ownsBus: boolean;
   hooks: ClientHooks = {};
 
-  constructor(store: JobStore, options: { cluster?: string; jobs?: JobSpec<any>[]; ownsStore?: boolean; logger?: Logger } = {}) {
+  constructor(
+    store: JobStore,
+    options: { cluster?: string; jobs?: JobSpec<any>[]; ownsStore?: boolean; logger?: Logger; bus?: Bus; ownsBus?: boolean } = {},
+  ) {
     this.store = store;
     this.cluster = options.cluster ?? 'default';
     this.ownsStore = options.ownsStore ?? false;
+    this.bus = options.bus;
+    this.ownsBus = options.ownsBus ?? false;
     this.logger = options.logger ?? silentLogger();
     for (const spec of options.jobs ?? []) this.specs.set(spec.type, spec);
   }
@@ -75,7 +84,7 @@ export class Client {
     const [job] = await this.resolve(partition, [{ ...options, type, payload }]);
     const [outcome] = await this.store.enqueue([job!]);
     if (outcome!.refused) throw new DuplicateQueueKeyError(outcome!.refused.queueKey, outcome!.refused.heldBy);
-    this.hooks.enqueued?.(partition, new Set([job!.queue!]));
+    this.wake(partition, new Set([job!.queue!]));
     return { id: outcome!.id };
   }
 
@@ -91,7 +100,7 @@ export class Client {
       if (o.refused) refused.push({ index, queueKey: o.refused.queueKey, heldBy: o.refused.heldBy });
       else ids.push(o.id);
     });
-    if (ids.length > 0) this.hooks.enqueued?.(partition, new Set(resolved.map((j) => j.queue!)));
+    if (ids.length > 0) this.wake(partition, new Set(resolved.map((j) => j.queue!)));
     return { ids, refused };
   }
 
@@ -150,7 +159,15 @@ export class Client {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.ownsBus) await this.bus?.close();
     if (this.ownsStore) await this.store.close();
+  }
+
+  /** One wake-up per partition/queue per enqueue call, so idle engines claim at once instead of at their next poll. */
+  private wake(partition: string, queues: Set<string>): void {
+    this.hooks.enqueued?.(partition, queues);
+    if (!this.bus) return;
+    for (const queue of queues) this.bus.publish(subjects.wake(this.cluster, partition, queue), 'wake', null);
   }
 
   private assertOpen(): void {
@@ -200,11 +217,21 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     throw new ValidationError('connect() needs { postgres: "postgres://…" } (a URL or pg pool options)', 'postgres');
   }
   const logger = options.logger ?? silentLogger();
+  const cluster = options.cluster ?? 'default';
   const store = await JobStore.open({
     postgres: options.postgres,
     logger,
     ...(options.schema ? { schema: options.schema } : {}),
     ...(options.payloadLimitBytes ? { payloadLimitBytes: options.payloadLimitBytes } : {}),
   });
-  return new Client(store, { ...(options.cluster ? { cluster: options.cluster } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ownsStore: true, logger });
+  let bus: Bus | undefined;
+  if (options.nats) {
+    try {
+      bus = await createBus(options.nats, { cluster, logger });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+  return new Client(store, { cluster, ...(options.jobs ? { jobs: options.jobs } : {}), ownsStore: true, logger, ...(bus ? { bus, ownsBus: true } : {}) });
 }

@@ -2,13 +2,15 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorRef, type ActorSystem, type SupervisorSpec } from '@partita/actors';
-import { ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
+import { ValidationError, childLogger, createLogger, describeError, type Logger, type PartitaConfig } from '@partita/core';
 import { JobStore, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
 import { Client } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
+import { createBus, type Bus } from '@partita/nats';
+import { startQuorumMember } from './quorum.js';
 
 export type { NodeOptions, PartitionOptions } from './options.js';
 
@@ -16,6 +18,7 @@ export interface PartitaNode {
   readonly id: string;
   readonly client: Client;
   readonly system: ActorSystem;
+  readonly bus: Bus;
   /** Per-partition engine figures: running, prefetched, processed. */
   stats(): Promise<EngineStats[]>;
   /** Stops claiming, lets running jobs finish within graceMs, hands back the rest, releases everything. */
@@ -27,7 +30,7 @@ const MAINTENANCE_MS = 60 * 60 * 1000;
 export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   const { config, postgres, jobs } = await resolveOptions(options);
   const settings: EngineSettings & { heartbeatMs: number; shutdownGraceMs: number } = config.engine;
-  const nodeId = options.nodeId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const nodeId = options.nodeId ?? `${hostname().replaceAll('.', '_')}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const root = options.logger ?? createLogger({ level: config.log.level });
   const logger = childLogger(root, { node: nodeId });
   const cluster = config.cluster;
@@ -62,6 +65,15 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
       nodeId,
       [...definitions.values()].map((d) => ({ type: d.type, queue: d.queue, maxAttempts: d.maxAttempts, timeoutMs: d.timeoutMs ?? null })),
     );
+  } catch (err) {
+    await store.close();
+    await embedded?.stop();
+    throw err;
+  }
+
+  let bus: Bus;
+  try {
+    bus = await createBus(config.nats ? natsOptions(config.nats) : false, { cluster, logger: childLogger(logger, { actor: 'bus' }) });
   } catch (err) {
     await store.close();
     await embedded?.stop();
@@ -136,9 +148,11 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   );
   system.on('fatal', (err) => logger.fatal({ err: describeError(err) }, 'node supervisor gave up; the node stops processing'));
 
-  const client = new Client(store, { cluster, jobs: [...definitions.values()], logger: childLogger(logger, { actor: 'client' }) });
+  const client = new Client(store, { cluster, jobs: [...definitions.values()], logger: childLogger(logger, { actor: 'client' }), bus });
+  const leaveQuorum = await startQuorumMember({ bus, cluster, nodeId, partitions, engines, logger: childLogger(logger, { actor: 'quorum' }) });
   client.hooks = {
     enqueued(partition, queues) {
+      // The bus carries wake-ups to every node; the local engine hears it directly, a few hops sooner.
       engines().get(partition)?.cast({ t: 'wake', queues: [...queues] });
     },
     cancelRequested(jobs) {
@@ -153,6 +167,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     id: nodeId,
     client,
     system,
+    bus,
     async stats() {
       const out: EngineStats[] = [];
       for (const [, ref] of engines()) if (ref?.alive) out.push((await ref.call({ t: 'stats' })) as EngineStats);
@@ -172,9 +187,11 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
               }),
           ),
         );
+        await leaveQuorum().catch(() => undefined);
         await nodeSupervisor.stop();
         await system.shutdown();
         await client.close();
+        await bus.close();
         await store.close();
         await embedded?.stop();
         logger.info('stopped');
@@ -195,4 +212,15 @@ function resolveDefinitions(jobs: JobDefinition[], defaults: { maxAttempts: numb
     out.set(d.type, { ...d, maxAttempts: d.maxAttempts ?? defaults.maxAttempts, backoff: d.backoff ?? defaults.backoff, ...(timeoutMs ? { timeoutMs } : {}) });
   });
   return out;
+}
+
+/** The config's NATS section as bus options (TLS files are read by the NATS client itself). */
+function natsOptions(nats: NonNullable<PartitaConfig['nats']>) {
+  return {
+    servers: nats.servers,
+    ...(nats.user !== undefined ? { user: nats.user } : {}),
+    ...(nats.pass !== undefined ? { pass: nats.pass } : {}),
+    ...(nats.token !== undefined ? { token: nats.token } : {}),
+    ...(nats.tls ? { tls: { ...(nats.tls.caFile ? { caFile: nats.tls.caFile } : {}), ...(nats.tls.certFile ? { certFile: nats.tls.certFile } : {}), ...(nats.tls.keyFile ? { keyFile: nats.tls.keyFile } : {}) } } : {}),
+  };
 }

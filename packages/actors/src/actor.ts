@@ -1,0 +1,506 @@
+import { ActorCrashedError, ActorStoppedError, InvalidSpecError, TimeoutError } from './errors.js';
+import { isThenable, settleWithin, type SystemInternals } from './internals.js';
+import type { Logger } from './logger.js';
+import type { ActorContext, ActorExit, ActorRef, ActorSystem, Behavior, CallOptions, ExitListener } from './types.js';
+
+const STARTING = 0;
+const RUNNING = 1;
+const STOPPING = 2;
+const STOPPED = 3;
+
+/** setTimeout clamps anything above this to 1 ms, which would turn a huge timeout into an instant one. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+const NO_CRASH: unique symbol = Symbol('no crash');
+
+/** The pending answer to one `call`. `done` makes every settle after the first (a late reply, a timeout) a no-op. */
+class Reply {
+  done = false;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  constructor(
+    private readonly resolve: (value: any) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+  ok(value: unknown): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.resolve(value);
+    return true;
+  }
+  fail(err: unknown): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.reject(err);
+    return true;
+  }
+}
+
+// A top-level function with arguments, so arming a call timeout allocates no closure.
+function callTimedOut(reply: Reply, actor: string, timeoutMs: number): void {
+  reply.timer = undefined;
+  reply.fail(new TimeoutError(`call to actor "${actor}"`, timeoutMs));
+}
+
+const noop = (): void => {};
+
+export type StartResult = { ok: true } | { ok: false; error: unknown };
+
+export interface ActorOptions {
+  id: number;
+  name: string;
+  registered: boolean;
+  shutdownMs: number;
+}
+
+/**
+ * One actor incarnation: its mailbox, its run loop, its lifecycle. The mailbox is a single array of
+ * (message, reply-or-undefined) pairs read through a head index, so a cast allocates nothing but
+ * array slots and dequeuing never shifts the array.
+ */
+export class Actor<M = any, R = any> implements ActorRef<M, R> {
+  readonly kind = 'actor' as const;
+  readonly id: number;
+  readonly name: string;
+  readonly registered: boolean;
+  readonly shutdownMs: number;
+  readonly ctx: ActorContext<M, R>;
+
+  private readonly sys: SystemInternals;
+  private readonly behavior: Behavior<M, R>;
+  private readonly q: unknown[] = [];
+  private head = 0;
+  private state = STARTING;
+  /** A drain is queued or running; no other may be queued. */
+  private scheduled = false;
+  /** An async init or handler is in flight; the next message waits for it. */
+  private busy = false;
+  private current: Reply | undefined = undefined;
+  private launched = false;
+  private initOk = false;
+  /** Set when stopping and the in-flight work settles. */
+  private onIdle: (() => void) | undefined = undefined;
+  /** What an in-flight handler threw after a stop had begun; it turns the exit into a crash. */
+  private lateCrash: unknown = NO_CRASH;
+  private stopping: Promise<void> | undefined = undefined;
+  private pendingExit: ActorExit | undefined = undefined;
+  private exitInfo: ActorExit | undefined = undefined;
+  private listeners: ExitListener[] | undefined = undefined;
+  private startResult: StartResult | undefined = undefined;
+  private startWaiters: ((r: StartResult) => void)[] | undefined = undefined;
+  timers: Set<ReturnType<typeof setTimeout>> | undefined = undefined;
+  controller: AbortController | undefined = undefined;
+  childLogger: Logger | undefined = undefined;
+
+  constructor(sys: SystemInternals, behavior: Behavior<M, R>, opts: ActorOptions) {
+    this.sys = sys;
+    this.behavior = behavior;
+    this.id = opts.id;
+    this.name = opts.name;
+    this.registered = opts.registered;
+    this.shutdownMs = opts.shutdownMs;
+    this.ctx = new Context(this);
+  }
+
+  get alive(): boolean {
+    return this.state <= RUNNING;
+  }
+
+  /** Messages waiting (not counting one being handled). */
+  get mailboxSize(): number {
+    return (this.q.length - this.head) >> 1;
+  }
+
+  get system(): ActorSystem {
+    return this.sys.api;
+  }
+
+  call(msg: M, opts?: CallOptions): Promise<R> {
+    if (this.state > RUNNING) return Promise.reject(new ActorStoppedError(this.name, this.stopReason()));
+    let timeoutMs = opts?.timeoutMs ?? this.sys.callTimeoutMs;
+    if (!(timeoutMs >= 0)) {
+      return Promise.reject(new InvalidSpecError(`call timeoutMs must be a number >= 0 or Infinity, got ${String(timeoutMs)}`));
+    }
+    if (timeoutMs > MAX_TIMER_MS) timeoutMs = Infinity;
+    return new Promise<R>((resolve, reject) => {
+      const reply = new Reply(resolve, reject);
+      if (timeoutMs !== Infinity) reply.timer = setTimeout(callTimedOut, timeoutMs, reply, this.name, timeoutMs);
+      this.q.push(msg, reply);
+      if (!this.scheduled && !this.busy && this.state === RUNNING) {
+        this.scheduled = true;
+        queueMicrotask(this.drain);
+      }
+    });
+  }
+
+  cast(msg: M): void {
+    if (this.state > RUNNING) {
+      this.sys.logger.debug({ actor: this.name }, 'cast to an actor that is not running: message dropped');
+      return;
+    }
+    this.q.push(msg, undefined);
+    // Delivery is always asynchronous: running the handler inside cast() would re-enter the sender's stack.
+    if (!this.scheduled && !this.busy && this.state === RUNNING) {
+      this.scheduled = true;
+      queueMicrotask(this.drain);
+    }
+  }
+
+  stop(reason: unknown = 'normal'): Promise<void> {
+    if (this.state === STOPPED) return Promise.resolve();
+    if (this.state === STOPPING) return this.stopping!;
+    this.beginStop({ reason, crashed: false });
+    return this.stopping!;
+  }
+
+  monitor(listener: ExitListener): () => void {
+    if (this.state === STOPPED) {
+      const exit = this.exitInfo!;
+      queueMicrotask(() => this.notify(listener, exit));
+      return noop;
+    }
+    (this.listeners ??= []).push(listener);
+    return () => {
+      const ls = this.listeners;
+      if (ls === undefined) return;
+      const i = ls.indexOf(listener);
+      if (i >= 0) ls.splice(i, 1);
+    };
+  }
+
+  /** Resolves when init has finished (or failed); never rejects. */
+  whenStarted(): Promise<StartResult> {
+    if (this.startResult !== undefined) return Promise.resolve(this.startResult);
+    return new Promise((resolve) => (this.startWaiters ??= []).push(resolve));
+  }
+
+  /** Runs init. Called by the system once the actor is registered; later calls do nothing. */
+  start(): void {
+    if (this.launched) return;
+    this.launched = true;
+    const behavior = this.behavior;
+    if (typeof behavior.init !== 'function') {
+      this.initDone();
+      return;
+    }
+    let r: void | Promise<void>;
+    try {
+      r = behavior.init(this.ctx);
+    } catch (err) {
+      this.initFailed(err);
+      return;
+    }
+    if (isThenable(r)) {
+      this.busy = true;
+      r.then(this.initDone, this.initFailed);
+    } else {
+      this.initDone();
+    }
+  }
+
+  private readonly initDone = (): void => {
+    this.busy = false;
+    if (this.state === STOPPED) return; // abandoned while init was still running
+    this.initOk = true;
+    this.settleStart({ ok: true });
+    if (this.state === STARTING) {
+      this.state = RUNNING;
+      if (this.head < this.q.length && !this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(this.drain);
+      }
+    } else {
+      this.onIdle?.();
+    }
+  };
+
+  private readonly initFailed = (err: unknown): void => {
+    this.busy = false;
+    if (this.state === STOPPED) {
+      this.sys.logger.debug({ actor: this.name, err }, 'init of an abandoned actor failed');
+      return;
+    }
+    this.settleStart({ ok: false, error: err });
+    if (this.state === STARTING) {
+      this.sys.logger.error({ actor: this.name, err }, 'actor failed to start: init threw');
+      this.beginStop({ reason: err, crashed: true });
+    } else {
+      this.lateCrash = err;
+      this.onIdle?.();
+    }
+  };
+
+  private settleStart(result: StartResult): void {
+    this.startResult = result;
+    const waiters = this.startWaiters;
+    if (waiters === undefined) return;
+    this.startWaiters = undefined;
+    for (const w of waiters) w(result);
+  }
+
+  /**
+   * The run loop: handles queued messages back to back while handlers return synchronously, parks
+   * on an async handler until it settles, and yields to the event loop when the system's slice is spent.
+   */
+  private readonly drain = (): void => {
+    if (this.state !== RUNNING || this.busy) {
+      this.scheduled = false;
+      return;
+    }
+    const q = this.q;
+    const slice = this.sys.slice;
+    const behavior = this.behavior;
+    const ctx = this.ctx;
+    try {
+      while (this.head < q.length) {
+        if (!slice.take()) {
+          this.compact();
+          setImmediate(this.drain);
+          return; // stays scheduled
+        }
+        const i = this.head;
+        const msg = q[i] as M;
+        const reply = q[i + 1] as Reply | undefined;
+        q[i] = undefined;
+        q[i + 1] = undefined;
+        this.head = i + 2;
+        let result: R | Promise<R>;
+        try {
+          result = behavior.handle(msg, ctx);
+        } catch (err) {
+          this.scheduled = false;
+          this.crash(err, reply);
+          return;
+        }
+        if (isThenable(result)) {
+          this.busy = true;
+          this.current = reply;
+          this.scheduled = false;
+          this.compact();
+          result.then(this.asyncDone, this.asyncFailed);
+          return;
+        }
+        if (reply !== undefined && !reply.ok(result)) this.lateReply();
+        if (this.state !== RUNNING) {
+          this.scheduled = false;
+          return;
+        }
+      }
+      q.length = 0;
+      this.head = 0;
+      this.scheduled = false;
+    } catch (err) {
+      // Only reachable through a misbehaving thenable or logger; still never escapes into the process.
+      this.scheduled = false;
+      if (this.state <= RUNNING) this.crash(err, undefined);
+    }
+  };
+
+  private readonly asyncDone = (value: unknown): void => {
+    const reply = this.current;
+    this.current = undefined;
+    this.busy = false;
+    if (reply !== undefined && !reply.ok(value)) this.lateReply();
+    if (this.state === RUNNING) {
+      if (!this.scheduled && this.head < this.q.length) {
+        this.scheduled = true;
+        this.drain();
+      }
+    } else if (this.state === STOPPING) {
+      this.onIdle?.();
+    }
+  };
+
+  private readonly asyncFailed = (err: unknown): void => {
+    const reply = this.current;
+    this.current = undefined;
+    this.busy = false;
+    if (this.state === RUNNING) {
+      this.crash(err, reply);
+    } else if (this.state === STOPPING) {
+      reply?.fail(new ActorCrashedError(this.name, err));
+      this.sys.logger.error({ actor: this.name, err }, 'actor crashed while stopping');
+      this.lateCrash = err;
+      this.onIdle?.();
+    } else {
+      this.sys.logger.debug({ actor: this.name, err }, 'handler of an abandoned actor failed');
+    }
+  };
+
+  /** Drops consumed slots once they are at least half of the array, so a mailbox that never empties does not grow forever. */
+  private compact(): void {
+    const head = this.head;
+    if (head < 2048 || head * 2 < this.q.length) return;
+    // splice has a memmove fast path on V8's packed arrays; copyWithin is element by element.
+    this.q.splice(0, head);
+    this.head = 0;
+  }
+
+  private lateReply(): void {
+    this.sys.logger.debug({ actor: this.name }, 'reply after the caller timed out: dropped');
+  }
+
+  private crash(err: unknown, reply: Reply | undefined): void {
+    if (reply !== undefined) reply.fail(new ActorCrashedError(this.name, err));
+    this.sys.logger.error({ actor: this.name, err }, 'actor crashed');
+    if (this.state === STOPPING) {
+      // The handler called stop() and then threw: the stop already under way ends as a crash.
+      this.lateCrash = err;
+      return;
+    }
+    this.beginStop({ reason: err, crashed: true });
+  }
+
+  stopReason(): unknown {
+    return (this.exitInfo ?? this.pendingExit)?.reason;
+  }
+
+  /** Everything that must happen synchronously when a stop or crash begins: no message is handled after this. */
+  private beginStop(exit: ActorExit): void {
+    this.state = STOPPING;
+    this.pendingExit = exit;
+    this.controller?.abort(exit.reason);
+    if (this.timers !== undefined) {
+      for (const t of this.timers) clearTimeout(t);
+      this.timers = undefined;
+    }
+    const q = this.q;
+    let dropped = 0;
+    if (this.head < q.length) {
+      const detail = exit.crashed ? 'crashed before handling this call' : 'stopped before handling this call';
+      for (let i = this.head; i < q.length; i += 2) {
+        const reply = q[i + 1] as Reply | undefined;
+        if (reply !== undefined) reply.fail(new ActorStoppedError(this.name, exit.reason, detail));
+        else dropped++;
+      }
+      q.length = 0;
+      this.head = 0;
+    }
+    if (dropped > 0) this.sys.logger.debug({ actor: this.name, dropped }, 'queued casts dropped on stop');
+    this.stopping = this.finishStop();
+  }
+
+  private async finishStop(): Promise<void> {
+    try {
+      // Let a handler that called stop() on itself return first.
+      await undefined;
+      const deadline = this.shutdownMs === Infinity ? Infinity : performance.now() + this.shutdownMs;
+      if (this.busy) {
+        const idle = new Promise<void>((resolve) => {
+          this.onIdle = resolve;
+        });
+        if (!(await settleWithin(idle, deadline - performance.now(), noop))) {
+          this.abandon('the message (or init) in progress');
+          return;
+        }
+      }
+      let exit = this.pendingExit!;
+      if (this.lateCrash !== NO_CRASH) exit = { reason: this.lateCrash, crashed: true };
+      if (this.initOk && typeof this.behavior.terminate === 'function') {
+        let r: void | Promise<void> = undefined;
+        try {
+          r = this.behavior.terminate(exit.reason, this.ctx);
+        } catch (err) {
+          this.sys.logger.warn({ actor: this.name, err }, 'terminate threw');
+        }
+        if (isThenable(r)) {
+          const done = await settleWithin(r, deadline - performance.now(), (err) =>
+            this.sys.logger.warn({ actor: this.name, err }, 'terminate failed'),
+          );
+          if (!done) {
+            this.abandon('terminate');
+            return;
+          }
+        }
+      }
+      this.finalize(exit);
+    } catch (err) {
+      this.sys.logger.error({ actor: this.name, err }, 'unexpected error while stopping an actor');
+      if (this.state !== STOPPED) this.finalize(this.pendingExit ?? { reason: err, crashed: true });
+    }
+  }
+
+  private abandon(what: string): void {
+    this.sys.logger.warn(
+      { actor: this.name, shutdownMs: this.shutdownMs },
+      `actor abandoned: ${what} did not finish within shutdownMs; raise shutdownMs or make it honour ctx.signal`,
+    );
+    const reply = this.current;
+    this.current = undefined;
+    reply?.fail(new ActorStoppedError(this.name, this.pendingExit?.reason, 'was abandoned while handling this call'));
+    this.finalize(this.pendingExit!);
+  }
+
+  private finalize(exit: ActorExit): void {
+    this.state = STOPPED;
+    this.exitInfo = exit;
+    this.onIdle = undefined;
+    // Abandoned while init was still running: whoever waits for the start must not wait forever.
+    if (this.startResult === undefined) {
+      this.settleStart({ ok: false, error: new ActorStoppedError(this.name, exit.reason, 'was stopped before init finished') });
+    }
+    this.sys.exited(this);
+    const ls = this.listeners;
+    this.listeners = undefined;
+    if (ls !== undefined) for (const l of ls) this.notify(l, exit);
+  }
+
+  private notify(listener: ExitListener, exit: ActorExit): void {
+    try {
+      listener(exit);
+    } catch (err) {
+      this.sys.logger.error({ actor: this.name, err }, 'exit listener threw');
+    }
+  }
+
+  addTimer(ms: number, msg: M, repeat: boolean): () => void {
+    if (this.state > RUNNING) return noop;
+    const timers = (this.timers ??= new Set());
+    const t: ReturnType<typeof setTimeout> = repeat
+      ? setInterval(() => this.cast(msg), ms)
+      : setTimeout(() => {
+          this.timers?.delete(t);
+          this.cast(msg);
+        }, ms);
+    timers.add(t);
+    return () => {
+      clearTimeout(t);
+      this.timers?.delete(t);
+    };
+  }
+}
+
+class Context<M, R> implements ActorContext<M, R> {
+  constructor(private readonly actor: Actor<M, R>) {}
+  get self(): ActorRef<M, R> {
+    return this.actor;
+  }
+  get name(): string {
+    return this.actor.name;
+  }
+  get system(): ActorSystem {
+    return this.actor.system;
+  }
+  get logger(): Logger {
+    const a = this.actor;
+    return (a.childLogger ??= (a.system.logger).child({ actor: a.name }));
+  }
+  get signal(): AbortSignal {
+    const a = this.actor;
+    if (a.controller === undefined) {
+      a.controller = new AbortController();
+      if (!a.alive) a.controller.abort(a.stopReason());
+    }
+    return a.controller.signal;
+  }
+  stop(reason?: unknown): void {
+    void this.actor.stop(reason);
+  }
+  sendAfter(ms: number, msg: M): () => void {
+    return this.actor.addTimer(ms, msg, false);
+  }
+  sendEvery(ms: number, msg: M): () => void {
+    return this.actor.addTimer(ms, msg, true);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The state one partition's Global coordinator holds and persists. Queue keys are not here: a
+ * partial unique index in Postgres holds them in the same transaction as the enqueue (see
+ * DESIGN notes in the Global issue), and Global's queue-key operations read and clear that index.
+ */
+export interface GlobalSnapshot {
+  version: 1;
+  partition: string;
+  /** Lease epoch of the leader that saved it. */
+  epoch: number;
+  savedAt: string;
+  /** Job ids asked to cancel and not finished yet. */
+  cancelled: string[];
+  /** Execution key → the job holding it (null: free, kept only while it has waiters) and FIFO waiters. */
+  executionKeys: Record<string, { holder: string | null; waiters: string[] }>;
+  /** Queues whose claims are stopped on every node. */
+  paused: string[];
+  /** Throttles: ms before each claim (-1: no claims), narrowed by queue and/or node. */
+  throttles: ThrottleRule[];
+}
+
+export interface ThrottleRule {
+  ms: number;
+  queue?: string;
+  node?: string;
+}
+
+/** Roger's StatePersister, in TypeScript. */
+export interface Persister {
+  load(partition: string): Promise<GlobalSnapshot | undefined>;
+  /** Throws StaleEpochError when a save from a newer epoch is already recorded. */
+  save(partition: string, snapshot: GlobalSnapshot, epoch: number): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export function emptySnapshot(partition: string, epoch: number): GlobalSnapshot {
+  return { version: 1, partition, epoch, savedAt: new Date(0).toISOString(), cancelled: [], executionKeys: {}, paused: [], throttles: [] };
+}
