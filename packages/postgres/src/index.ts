@@ -16,3 +16,5 @@ export {
 export { migrate } from './migrate.js';
 export { assertSchemaName } from './sql.js';
 export { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded.js';
+export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
+export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';

@@ -44,6 +44,13 @@ export type OpName =
   | 'enqueue_batch'
   | 'queue_key_holders'
   | 'claim_batch'
+  | 'save_control'
+  | 'load_control'
+  | 'park_jobs'
+  | 'promote_waiting'
+  | 'job_states'
+  | 'keyed_live_jobs'
+  | 'clear_queue_key'
   | 'complete_batch'
   | 'fail_batch'
   | 'heartbeat'
@@ -58,7 +65,15 @@ export type OpName =
   | 'update_progress'
   | 'register_job_types'
   | 'job_types'
-  | 'release_jobs';
+  | 'release_jobs'
+  | 'lease_acquire'
+  | 'lease_renew'
+  | 'lease_release'
+  | 'lease_holder'
+  | 'lease_raise_epoch'
+  | 'global_state_load'
+  | 'global_state_save'
+  | 'global_state_epoch';
 
 /** Loads every operation once per schema; named so pg prepares each once per connection. */
 export function loadOps(schema: string): Record<OpName, Statement> {

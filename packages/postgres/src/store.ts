@@ -439,6 +439,56 @@ export class JobStore {
     return rows.map(toJobRecord);
   }
 
+  // ── execution keys (used by Global) ──────────────────────────────────────────────────────
+
+  /** Claimed jobs that must wait for their execution key go to state waiting; returns those parked. */
+  async park(items: { id: string; attempt: number; node: string }[]): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const rows = await this.run<{ id: string }>('park_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), items.map((i) => i.node)]);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Waiting jobs whose execution key passed to them become queued; returns them with their queues. */
+  async promote(ids: string[]): Promise<{ id: string; queue: string }[]> {
+    if (ids.length === 0) return [];
+    return this.run<{ id: string; queue: string }>('promote_waiting', [ids]);
+  }
+
+  /** Live states of the given jobs; a missing id is finished (or never existed). */
+  async jobStates(ids: string[]): Promise<Map<string, { state: 'queued' | 'waiting' | 'running'; executionKey: string | null; queue: string }>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.run<{ id: string; state: 'queued' | 'waiting' | 'running'; execution_key: string | null; queue: string }>('job_states', [ids]);
+    return new Map(rows.map((r) => [r.id, { state: r.state, executionKey: r.execution_key, queue: r.queue }]));
+  }
+
+  /** Running and waiting jobs of a partition that carry an execution key, oldest first. */
+  async keyedLiveJobs(partition: string): Promise<{ id: string; state: 'running' | 'waiting'; executionKey: string }[]> {
+    const rows = await this.run<{ id: string; state: 'running' | 'waiting'; execution_key: string }>('keyed_live_jobs', [partition]);
+    return rows.map((r) => ({ id: r.id, state: r.state, executionKey: r.execution_key }));
+  }
+
+  /** Which live job holds a queue key, if any. */
+  async queueKeyHolder(partition: string, queueKey: string): Promise<string | undefined> {
+    const [row] = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, [queueKey]]);
+    return row?.id;
+  }
+
+  /** Frees a queue key held by a live job (the job itself stays); returns whether one was held. */
+  async clearQueueKey(partition: string, queueKey: string): Promise<boolean> {
+    return (await this.run('clear_queue_key', [partition, queueKey])).length > 0;
+  }
+
+  /** Publishes a partition's pause/throttle state; false when a newer epoch already published. */
+  async saveControl(partition: string, control: { paused: string[]; throttles: unknown[] }, epoch: number): Promise<boolean> {
+    return (await this.run('save_control', [partition, control.paused, JSON.stringify(control.throttles), epoch])).length > 0;
+  }
+
+  /** A partition's published pause/throttle state (nothing published: nothing paused or throttled). */
+  async loadControl(partition: string): Promise<{ paused: string[]; throttles: { ms: number; queue?: string; node?: string }[] }> {
+    const [row] = await this.run<{ paused: string[]; throttles: { ms: number; queue?: string; node?: string }[] }>('load_control', [partition]);
+    return row ?? { paused: [], throttles: [] };
+  }
+
   // ── history ───────────────────────────────────────────────────────────────────────────────
 
   /** Makes sure daily history partitions exist from yesterday to `daysAhead` days ahead. */

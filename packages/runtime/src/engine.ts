@@ -9,6 +9,14 @@ import {
 import type { ClaimedJob, JobStore } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
+import type { Admission, ControlState } from './global/global.js';
+import { engineControl } from './global/control.js';
+
+/** What the engine needs of its partition's Global: batched admission and key release. */
+export interface GlobalAccess {
+  admit(jobs: { id: string; key: string; attempt: number }[]): Promise<Admission>;
+  finished(jobs: { id: string; key: string }[]): Promise<unknown>;
+}
 
 export interface EngineSettings {
   leaseMs: number;
@@ -33,6 +41,8 @@ export interface EngineOptions {
   workersName: string;
   /** Job lifecycle events, for the bus (fire and forget; must not throw). */
   events?: (event: EngineEvent) => void;
+  /** Jobs with an execution key are admitted through Global, one request per claimed batch. */
+  global: GlobalAccess;
 }
 
 export type EngineEventKind = 'started' | 'progress' | 'completed' | 'failed' | 'retrying' | 'cancelled';
@@ -56,6 +66,8 @@ export type EngineMsg =
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number> }
   | { t: 'claimFailed'; error: unknown }
+  | { t: 'admitted'; jobs: ClaimedJob[]; admission: Admission }
+  | { t: 'admitFailed'; jobs: ClaimedJob[]; error: unknown }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown }
   | { t: 'flush' }
@@ -65,7 +77,7 @@ export type EngineMsg =
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
   | { t: 'cancel'; ids: string[] }
   | { t: 'drain'; graceMs: number; done: () => void }
-  | { t: 'control'; control: EngineControl }
+  | { t: 'control'; state: ControlState }
   | { t: 'stats' };
 
 export interface EngineStats {
@@ -106,6 +118,8 @@ interface FlushBatch {
   failures: PendingFailure[];
   releases: ClaimedJob[];
   progress: Map<string, unknown>;
+  /** Jobs that held an execution key and left this engine's hands: Global passes the key on. */
+  keysDone: { id: string; key: string }[];
 }
 
 interface Accepted {
@@ -147,6 +161,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
   let paused = new Set<string>();
   let throttleMs = 0;
+  /** No claims until the partition's pause/throttle state is known: a restart must not run a paused queue. */
+  let controlKnown = false;
   let lastClaimAt = 0;
   let throttleTimer: (() => void) | undefined;
   const emit = (event: EngineEvent) => {
@@ -159,12 +175,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   };
 
   function emptyBatch(): FlushBatch {
-    return { completions: [], failures: [], releases: [], progress: new Map() };
+    return { completions: [], failures: [], releases: [], progress: new Map(), keysDone: [] };
   }
-  const pendingCount = () => pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size;
+  const pendingCount = () =>
+    pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size + pending.keysDone.length;
+  let admitting = 0;
+  const keyDone = (job: ClaimedJob) => {
+    if (job.executionKey) pending.keysDone.push({ id: job.id, key: job.executionKey });
+  };
 
   function maybeClaim(force = false): void {
-    if (claiming || draining || throttleMs < 0) return;
+    if (claiming || draining || throttleMs < 0 || !controlKnown) return;
     if (Date.now() < claimRetryAt) return;
     if (throttleMs > 0) {
       const wait = lastClaimAt + throttleMs - Date.now();
@@ -204,6 +225,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     claiming = false;
     claimBackoffMs = 0;
     const got = new Map<string, number>();
+    const keyed: ClaimedJob[] = [];
     for (const job of jobs) {
       got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
       const q = queues.get(job.queue);
@@ -214,12 +236,65 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         pending.releases.push(job);
         continue;
       }
-      q.buffer.push(job);
+      if (job.executionKey) keyed.push(job);
+      else q.buffer.push(job);
     }
+    if (keyed.length) admit(keyed);
     more = [...asked].some(([queue, n]) => (got.get(queue) ?? 0) >= n);
     dispatch();
     if (pending.releases.length) scheduleFlush();
     if (more) maybeClaim();
+  }
+
+  /** One Global request for every keyed job of a claimed batch: which run, wait, or were cancelled. */
+  function admit(jobs: ClaimedJob[]): void {
+    admitting++;
+    options.global.admit(jobs.map((j) => ({ id: j.id, key: j.executionKey!, attempt: j.attempt }))).then(
+      (admission) => self.cast({ t: 'admitted', jobs, admission }),
+      (error) => self.cast({ t: 'admitFailed', jobs, error }),
+    );
+  }
+
+  function onAdmitted(jobs: ClaimedJob[], admission: Admission): void {
+    admitting--;
+    const run = new Set(admission.run);
+    const wait = new Set(admission.wait);
+    const cancelledIds = new Set(admission.cancelled);
+    for (const job of jobs) {
+      if (!tracked.has(job.id)) continue;
+      if (run.has(job.id)) {
+        const q = queues.get(job.queue);
+        if (q && !draining && !paused.has(job.queue)) q.buffer.push(job);
+        else {
+          tracked.delete(job.id);
+          pending.releases.push(job);
+          keyDone(job);
+        }
+      } else if (wait.has(job.id)) {
+        tracked.delete(job.id); // Global parked it as waiting; it comes back when its key is free
+      } else if (cancelledIds.has(job.id)) {
+        tracked.delete(job.id);
+        pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+      } else {
+        tracked.delete(job.id);
+        pending.releases.push(job);
+      }
+    }
+    scheduleFlush();
+    dispatch();
+  }
+
+  function onAdmitFailed(jobs: ClaimedJob[], error: unknown): void {
+    admitting--;
+    log.warn({ err: describeError(error).message, jobs: jobs.length }, 'Global admission failed; handing the keyed jobs back');
+    for (const job of jobs) {
+      if (!tracked.delete(job.id)) continue;
+      pending.releases.push(job);
+    }
+    claimBackoffMs = Math.min(CLAIM_BACKOFF_MAX_MS, Math.max(CLAIM_BACKOFF_MIN_MS, claimBackoffMs * 2));
+    claimRetryAt = Date.now() + claimBackoffMs;
+    ctxRef.sendAfter(claimBackoffMs, { t: 'poll' });
+    scheduleFlush();
   }
 
   function onClaimFailed(error: unknown): void {
@@ -282,6 +357,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const q = queues.get(job.queue);
     if (q && entry.started) q.running--;
     processed++;
+    if (entry.abort !== 'lease') keyDone(job);
     if (entry.abort === 'lease') {
       log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
     } else if (entry.abort === 'shutdown') {
@@ -336,6 +412,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt }))),
       store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
     ]);
+    if (batch.keysDone.length) {
+      // Fire and forget: if Global is unreachable, its reconciliation frees keys of finished jobs.
+      options.global.finished(batch.keysDone).catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'));
+    }
     work.then(
       ([completed, failed]) => self.cast({ t: 'flushed', batch, accepted: { completed, failed } }),
       (error) => self.cast({ t: 'flushFailed', batch, error }),
@@ -388,6 +468,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       failures: [...batch.failures, ...pending.failures],
       releases: [...batch.releases, ...pending.releases],
       progress: new Map([...batch.progress, ...pending.progress]),
+      keysDone: pending.keysDone,
     };
     flushBackoffMs = Math.min(CLAIM_BACKOFF_MAX_MS, Math.max(CLAIM_BACKOFF_MIN_MS, flushBackoffMs * 2));
     log.warn({ err: describeError(error).message, retryInMs: flushBackoffMs, waiting: pendingCount() }, 'recording job outcomes failed; will retry');
@@ -425,6 +506,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const q = queues.get(entry.job.queue);
       if (q) q.buffer = q.buffer.filter((j) => j.id !== id);
       tracked.delete(id);
+      if (why !== 'lease') keyDone(entry.job);
       if (why === 'cancel') pending.failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled' });
       else if (why === 'shutdown') pending.releases.push(entry.job);
       scheduleFlush();
@@ -446,7 +528,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (claiming || flushing || pendingCount() > 0) {
+    if (claiming || flushing || admitting > 0 || pendingCount() > 0) {
       if (!flushing && pendingCount() > 0) flush();
       return;
     }
@@ -460,7 +542,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       ctxRef = ctx;
       self = ctx.self;
       ctx.sendEvery(settings.pollMs, { t: 'poll' });
-      self.cast({ t: 'poll' });
+      // Until this answers, the engine claims nothing (its seat also delivers it every few seconds).
+      store.loadControl(partition).then(
+        (state) => self.cast({ t: 'control', state }),
+        (err) => log.warn({ err: describeError(err).message }, 'reading pause/throttle state failed; claims wait for it'),
+      );
     },
     handle(msg) {
       switch (msg.t) {
@@ -480,6 +566,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           return;
         case 'claimFailed':
           onClaimFailed(msg.error);
+          if (draining) checkDrained();
+          return;
+        case 'admitted':
+          onAdmitted(msg.jobs, msg.admission);
+          if (draining) checkDrained();
+          else maybeClaim();
+          return;
+        case 'admitFailed':
+          onAdmitFailed(msg.jobs, msg.error);
           if (draining) checkDrained();
           return;
         case 'done':
@@ -529,6 +624,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
               for (const job of q.buffer) {
                 tracked.delete(job.id);
                 pending.releases.push(job);
+                keyDone(job);
               }
               q.buffer = [];
             }
@@ -537,9 +633,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           }
           return;
         case 'control': {
-          const wasStopped = throttleMs < 0;
-          if (msg.control.paused) {
-            paused = new Set(msg.control.paused);
+          const wasStopped = throttleMs < 0 || !controlKnown;
+          controlKnown = true;
+          const control = engineControl(msg.state, nodeId, [...queues.keys()]);
+          if (control.paused) {
+            paused = new Set(control.paused);
             // Prefetched jobs of a paused queue go back; only what already runs finishes.
             for (const name of paused) {
               const q = queues.get(name);
@@ -547,12 +645,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
               for (const job of q.buffer) {
                 tracked.delete(job.id);
                 pending.releases.push(job);
+                keyDone(job);
               }
               q.buffer = [];
               scheduleFlush();
             }
           }
-          if (msg.control.throttleMs !== undefined) throttleMs = msg.control.throttleMs;
+          if (control.throttleMs !== undefined) throttleMs = control.throttleMs;
           // A lowered throttle takes effect now, not when the old, longer wait would have ended.
           throttleTimer?.();
           throttleTimer = undefined;

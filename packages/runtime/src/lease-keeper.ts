@@ -16,6 +16,8 @@ export interface LeaseKeeperOptions {
   /** The engines of this node, by partition. */
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
   info: () => Record<string, unknown>;
+  /** Rescued jobs that held an execution key: their partition's Global passes the key on. */
+  keysFreed: (partition: string, jobs: { id: string; key: string }[]) => Promise<unknown>;
 }
 
 type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'maintain' };
@@ -56,6 +58,11 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     const rescued = await store.rescueExpired();
     if (rescued.length === 0) return;
     logger.warn({ jobs: rescued.length, failed: rescued.filter((r) => r.failed).length }, 'rescued jobs whose lease expired');
+    const keyed = new Map<string, { id: string; key: string }[]>();
+    for (const r of rescued) if (r.executionKey) keyed.set(r.partition, [...(keyed.get(r.partition) ?? []), { id: r.id, key: r.executionKey }]);
+    for (const [partition, jobs] of keyed) {
+      options.keysFreed(partition, jobs).catch((err) => logger.warn({ err: describeError(err).message, partition }, 'could not tell Global about keys of rescued jobs; its reconciliation will'));
+    }
     const engines = options.engines();
     const byPartition = new Map<string, Set<string>>();
     for (const r of rescued) if (!r.failed) byPartition.set(r.partition, (byPartition.get(r.partition) ?? new Set()).add(r.queue));

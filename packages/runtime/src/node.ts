@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorRef, type ActorSystem, type SupervisorSpec } from '@partita/actors';
 import { ValidationError, childLogger, createLogger, describeError, type Logger, type PartitaConfig } from '@partita/core';
-import { JobStore, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
+import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
 import { Client } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
@@ -11,6 +11,11 @@ import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
 import { createBus, type Bus } from '@partita/nats';
 import { startQuorumMember } from './quorum.js';
+import { GlobalClient } from './global/client.js';
+import { createPersister } from './global/persisters.js';
+import { seatBehavior } from './global/seat.js';
+import type { Persister } from './global/types.js';
+import type { Admission } from './global/global.js';
 
 export type { NodeOptions, PartitionOptions } from './options.js';
 
@@ -26,12 +31,18 @@ export interface PartitaNode {
 }
 
 const MAINTENANCE_MS = 60 * 60 * 1000;
+/** A dead Global leader is replaced within about this long (plus one tick). */
+const GLOBAL_LEASE_MS = 3000;
+const GLOBAL_TICK_MS = 500;
+const GLOBAL_RECONCILE_MS = 5000;
+const CONTROL_REFRESH_MS = 2000;
+const GLOBAL_TIMEOUT_MS = 5000;
 
 export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   const { config, postgres, jobs } = await resolveOptions(options);
   const settings: EngineSettings & { heartbeatMs: number; shutdownGraceMs: number } = config.engine;
   const nodeId = options.nodeId ?? `${hostname().replaceAll('.', '_')}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const root = options.logger ?? createLogger({ level: config.log.level });
+  const root = options.logger ?? createLogger({ level: process.env.PARTITA_LOG_LEVEL ?? config.log.level });
   const logger = childLogger(root, { node: nodeId });
   const cluster = config.cluster;
   const definitions = resolveDefinitions(jobs, config.defaults);
@@ -80,7 +91,24 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     throw err;
   }
 
+  let persister: Persister;
+  try {
+    persister = await createPersister(config.persister, { dataDir: config.dataDir, pool: store.pool, schema: store.schema, logger: childLogger(logger, { actor: 'persister' }) });
+  } catch (err) {
+    await bus.close();
+    await store.close();
+    await embedded?.stop();
+    throw err;
+  }
+  const leases = new PartitionLeases(store.pool, store.schema);
+
   const system = createSystem({ name: nodeId, logger });
+  const globals = new Map<string, GlobalClient>();
+  const globalFor = (partition: string) => {
+    let g = globals.get(partition);
+    if (!g) globals.set(partition, (g = new GlobalClient({ partition, cluster, bus, system, timeoutMs: GLOBAL_TIMEOUT_MS })));
+    return g;
+  };
   const engineName = (partition: string) => `engine:${partition}`;
   const engines = () => new Map(Object.keys(partitions).map((p) => [p, system.whereis(engineName(p)) as ActorRef<EngineMsg, unknown> | undefined]));
   const startedAt = Date.now();
@@ -91,6 +119,29 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     intensity: 5,
     periodMs: 10_000,
     children: [
+      {
+        id: 'seat',
+        name: `seat:${partition}`,
+        start: () =>
+          seatBehavior({
+            partition,
+            nodeId,
+            cluster,
+            leases,
+            persister,
+            store,
+            bus,
+            system,
+            logger: childLogger(logger, { partition, actor: 'seat' }),
+            queues: Object.keys(partitions[partition]!.queues),
+            engine: () => system.whereis<EngineMsg, unknown>(engineName(partition)),
+            ttlMs: GLOBAL_LEASE_MS,
+            tickMs: GLOBAL_TICK_MS,
+            reconcileMs: GLOBAL_RECONCILE_MS,
+            controlRefreshMs: CONTROL_REFRESH_MS,
+            requestTimeoutMs: GLOBAL_TIMEOUT_MS,
+          }),
+      },
       {
         id: 'engine',
         name: engineName(partition),
@@ -104,6 +155,10 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             settings,
             logger: childLogger(logger, { partition, actor: 'engine' }),
             workersName: `workers:${partition}`,
+            global: {
+              admit: (jobs) => globalFor(partition).request<Admission>({ op: 'admit', node: nodeId, jobs }),
+              finished: (jobs) => globalFor(partition).request({ op: 'finished', jobs }),
+            },
           }),
       },
       {
@@ -135,6 +190,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
               maintenanceMs: MAINTENANCE_MS,
               retentionDays: config.retention.historyDays,
               engines,
+              keysFreed: (partition, jobs) => globalFor(partition).request({ op: 'finished', jobs }),
               info: () => ({ cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt }),
             }),
         },
@@ -192,6 +248,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
         await system.shutdown();
         await client.close();
         await bus.close();
+        await persister.close?.();
         await store.close();
         await embedded?.stop();
         logger.info('stopped');

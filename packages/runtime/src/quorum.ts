@@ -1,7 +1,23 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { ActorRef } from '@partita/actors';
-import type { Logger } from '@partita/core';
-import { subjects, type Bus } from '@partita/nats';
-import type { EngineMsg } from './engine.js';
+import { describeError, type Logger } from '@partita/core';
+import {
+  CANCEL_KIND,
+  CONTROL_KIND,
+  MAX_CANCEL_IDS,
+  MAX_THROTTLE_MS,
+  ROLL_CALL_KIND,
+  WAKE_KIND,
+  type CancelBroadcast,
+  type ControlBroadcast,
+  type MemberProfile,
+  type QueueProfile,
+  type ThrottleRule,
+} from '@partita/client';
+import type { JobStore } from '@partita/postgres';
+import { subjects, type Bus, type MessageInfo } from '@partita/nats';
+import type { EngineControl, EngineMsg, EngineStats } from './engine.js';
 
 export interface QuorumOptions {
   bus: Bus;
@@ -10,25 +26,435 @@ export interface QuorumOptions {
   partitions: Record<string, { queues: Record<string, { concurrency: number }> }>;
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
   logger: Logger;
+  /** For the queued counts of roll-call answers (one grouped count, cached a second). */
+  store?: JobStore;
+  /** When the node started (ms since the epoch), for uptime; default: when the member started. */
+  startedAt?: number;
 }
 
 /**
- * A node's membership in the quorum: the bus subscriptions that turn cluster messages into
- * messages to its engines. Returns a function that unsubscribes everything.
+ * A node's membership in the quorum. Calling it (or `leave()`) unsubscribes everything.
  */
-export async function startQuorumMember(options: QuorumOptions): Promise<() => Promise<void>> {
-  const { bus, cluster, engines } = options;
+export interface QuorumMember {
+  (): Promise<void>;
+  leave(): Promise<void>;
+  /**
+   * Applies a partition's control state (what Global broadcasts, or what a starting node read from
+   * Global) to the local engine. False when it was ignored: malformed, not a partition of this
+   * node, or older (epoch/seq) than what was applied already.
+   */
+  applyControl(state: ControlBroadcast): boolean;
+  /** The control last sent to a partition's engine. */
+  control(partition: string): Required<EngineControl> | undefined;
+  /** This node's roll-call answer. */
+  profile(): Promise<MemberProfile>;
+}
+
+/** How often the member checks whether an engine was restarted (and so lost its control). */
+const REAPPLY_MS = 500;
+const STATS_TIMEOUT_MS = 500;
+const QUEUED_CACHE_MS = 1000;
+/** A roll call does not wait longer than this for the queued count; it answers with the last one (or null). */
+const QUEUED_WAIT_MS = 300;
+const CPU_SAMPLE_MS = 2000;
+
+/**
+ * Joins the quorum: the bus subscriptions that turn cluster messages into messages to this node's
+ * engines.
+ *
+ *  - wake (`partita.<c>.wake.<partition>.<queue>`): the idle engine claims at once.
+ *  - cancel (`partita.<c>.cancel.<partition>`, `{ ids }`): `{ t: 'cancel', ids }` to the engine;
+ *    an engine not running those jobs ignores them.
+ *  - control (`partita.<c>.throttle` and `partita.<c>.pause.<partition>`, a ControlBroadcast):
+ *    the engine gets `{ t: 'control', control }` computed by `effectiveControl`; it is sent again
+ *    when the engine is restarted by its supervisor.
+ *  - roll call (`partita.<c>.rollcall`, gather): answers with the node's MemberProfile.
+ *
+ * Payloads are checked; a malformed one is logged (once a minute per kind) and dropped.
+ */
+export async function startQuorumMember(options: QuorumOptions): Promise<QuorumMember> {
+  const { bus, cluster, engines, nodeId, logger } = options;
+  const partitionNames = Object.keys(options.partitions);
+  const queueNames = new Map(partitionNames.map((p) => [p, Object.keys(options.partitions[p]!.queues)]));
+  const startedAt = options.startedAt ?? Date.now();
   const offs: (() => Promise<void>)[] = [];
-  for (const partition of Object.keys(options.partitions)) {
-    // Wake-ups: an enqueue anywhere in the cluster makes this node's idle engine claim at once.
-    offs.push(
-      await bus.subscribe(subjects.wakePattern(cluster, partition), (_data, msg) => {
-        const queue = subjects.parseWake(msg.subject)?.queue;
-        engines().get(partition)?.cast({ t: 'wake', ...(queue ? { queues: [queue] } : {}) });
-      }, { kinds: ['wake'] }),
-    );
-  }
-  return async () => {
-    await Promise.all(offs.map((off) => off()));
+  const warned = new Map<string, number>();
+  const malformed = (kind: string, subject: string, why: string) => {
+    const now = Date.now();
+    if (now - (warned.get(kind) ?? 0) < 60_000) return;
+    warned.set(kind, now);
+    logger.warn({ subject, kind, why }, 'dropped a malformed quorum message (logged once a minute per kind)');
   };
+
+  // ── control ────────────────────────────────────────────────────────────────────────────────
+  const controls = new Map<string, Required<EngineControl>>();
+  const applied = new Map<string, { epoch?: number; seq?: number }>();
+  const sentTo = new Map<string, ActorRef<EngineMsg, unknown>>();
+  const rawControls = new Map<string, ControlBroadcast>();
+
+  const sendControl = (partition: string) => {
+    const control = controls.get(partition);
+    const ref = engines().get(partition);
+    if (!control || !ref?.alive) return;
+    sentTo.set(partition, ref);
+    const raw = rawControls.get(partition);
+    if (raw) ref.cast({ t: 'control', state: { paused: [...raw.paused], throttles: raw.throttles.map((r) => ({ ...r })) } });
+  };
+
+  const applyControl = (state: ControlBroadcast, subject = '(direct)'): boolean => {
+    const problem = controlProblem(state);
+    if (problem) {
+      malformed(CONTROL_KIND, subject, problem);
+      return false;
+    }
+    const queues = queueNames.get(state.partition);
+    if (!queues) return false;
+    const last = applied.get(state.partition);
+    if (last && isOlder(state, last)) {
+      logger.debug({ partition: state.partition, epoch: state.epoch, seq: state.seq }, 'ignored an older control broadcast');
+      return false;
+    }
+    applied.set(state.partition, {
+      ...(state.epoch !== undefined ? { epoch: state.epoch } : {}),
+      ...(state.seq !== undefined ? { seq: state.seq } : {}),
+    });
+    controls.set(state.partition, effectiveControl(state, nodeId, queues));
+    rawControls.set(state.partition, state);
+    sendControl(state.partition);
+    return true;
+  };
+
+  // An engine restarted by its supervisor starts with no control: give it the current one again.
+  const reapply = setInterval(() => {
+    for (const partition of controls.keys()) {
+      const ref = engines().get(partition);
+      if (ref?.alive && sentTo.get(partition) !== ref) sendControl(partition);
+    }
+  }, REAPPLY_MS);
+  reapply.unref();
+
+  // ── roll call ──────────────────────────────────────────────────────────────────────────────
+  const queued = queuedCounter(options.store, partitionNames, logger);
+  const cpu = cpuMeter();
+  const version = runtimeVersion();
+  const host = hostname();
+
+  const profile = async (): Promise<MemberProfile> => {
+    const refs = engines();
+    const [stats, counts] = await Promise.all([
+      Promise.all(
+        partitionNames.map(async (p) => {
+          const ref = refs.get(p);
+          if (!ref?.alive) return undefined;
+          try {
+            return (await ref.call({ t: 'stats' }, { timeoutMs: STATS_TIMEOUT_MS })) as EngineStats;
+          } catch {
+            return undefined;
+          }
+        }),
+      ),
+      queued.get(),
+    ]);
+    const queues: QueueProfile[] = [];
+    let running = 0;
+    let queuedTotal: number | null = counts ? 0 : null;
+    let throttleMs = 0;
+    partitionNames.forEach((partition, i) => {
+      const s = stats[i];
+      const control = controls.get(partition);
+      const engineThrottle = s?.throttleMs ?? control?.throttleMs ?? 0;
+      const paused = new Set(s?.paused ?? control?.paused ?? []);
+      if (engineThrottle < 0 || throttleMs < 0) throttleMs = -1;
+      else throttleMs = Math.max(throttleMs, engineThrottle);
+      for (const [queue, q] of Object.entries(options.partitions[partition]!.queues)) {
+        const sq = s?.queues[queue];
+        const c = counts?.get(`${partition}\u0000${queue}`);
+        const qp: QueueProfile = {
+          partition,
+          queue,
+          concurrency: q.concurrency,
+          running: sq?.running ?? 0,
+          prefetched: sq?.prefetched ?? 0,
+          queued: counts ? (c?.queued ?? 0) : null,
+          scheduled: counts ? (c?.scheduled ?? 0) : null,
+          paused: paused.has(queue),
+          throttleMs: engineThrottle,
+        };
+        running += qp.running;
+        if (queuedTotal !== null) queuedTotal += qp.queued ?? 0;
+        queues.push(qp);
+      }
+    });
+    const mem = process.memoryUsage();
+    const now = Date.now();
+    return {
+      id: nodeId,
+      cluster,
+      host,
+      pid: process.pid,
+      version,
+      nodeVersion: process.version,
+      partitions: partitionNames,
+      queues,
+      running,
+      queued: queuedTotal,
+      throttleMs,
+      memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
+      cpuPercent: cpu.percent(),
+      uptimeMs: now - startedAt,
+      startedAt: new Date(startedAt),
+      at: new Date(now),
+    };
+  };
+
+  // ── subscriptions ──────────────────────────────────────────────────────────────────────────
+  try {
+    for (const partition of partitionNames) {
+      // Wake-ups: an enqueue anywhere in the cluster makes this node's idle engine claim at once.
+      offs.push(
+        await bus.subscribe(
+          subjects.wakePattern(cluster, partition),
+          (_data, msg) => {
+            const queue = subjects.parseWake(msg.subject)?.queue;
+            engines().get(partition)?.cast({ t: 'wake', ...(queue ? { queues: [queue] } : {}) });
+          },
+          { kinds: [WAKE_KIND] },
+        ),
+      );
+      // Cancel: abort these jobs if they run here (the heartbeat's cancel flag is the durable fallback).
+      offs.push(
+        await bus.subscribe(
+          subjects.cancel(cluster, partition),
+          (data: CancelBroadcast, msg) => {
+            const problem = cancelProblem(data);
+            if (problem) return malformed(CANCEL_KIND, msg.subject, problem);
+            engines().get(partition)?.cast({ t: 'cancel', ids: [...data.ids] });
+          },
+          { kinds: [CANCEL_KIND] },
+        ),
+      );
+      offs.push(await bus.subscribe(subjects.pause(cluster, partition), (data: ControlBroadcast, msg) => void applyControl(data, msg.subject), { kinds: [CONTROL_KIND] }));
+    }
+    offs.push(await bus.subscribe(subjects.throttle(cluster), (data: ControlBroadcast, msg) => void applyControl(data, msg.subject), { kinds: [CONTROL_KIND] }));
+    offs.push(
+      await bus.subscribe(
+        subjects.rollCall(cluster),
+        (_data: unknown, msg: MessageInfo) => (msg.expectsReply ? profile() : undefined),
+        { kinds: [ROLL_CALL_KIND] },
+      ),
+    );
+  } catch (err) {
+    clearInterval(reapply);
+    cpu.stop();
+    await Promise.all(offs.map((off) => off().catch(() => undefined)));
+    throw err;
+  }
+
+  let left: Promise<void> | undefined;
+  const leave = () => {
+    left ??= (async () => {
+      clearInterval(reapply);
+      cpu.stop();
+      await Promise.all(offs.map((off) => off().catch((e) => logger.debug({ err: describeError(e).message }, 'unsubscribe failed'))));
+    })();
+    return left;
+  };
+  return Object.assign(leave, {
+    leave,
+    applyControl: (state: ControlBroadcast) => applyControl(state),
+    control: (partition: string) => {
+      const c = controls.get(partition);
+      return c ? { paused: [...c.paused], throttleMs: c.throttleMs } : undefined;
+    },
+    profile,
+  });
+}
+
+// ── control: pure parts ──────────────────────────────────────────────────────────────────────
+
+/**
+ * What one engine (one partition on one node) must obey, given the partition's control state.
+ *
+ * Per queue, the throttle is the most specific rule that targets it:
+ *   node + queue  >  node (all its queues)  >  queue (on every node)  >  partition-wide;
+ * rules for other nodes are ignored; several rules at the same level: the most restrictive wins
+ * (-1, else the largest ms). No rule: 0.
+ *
+ * The engine has one throttle, not one per queue, so:
+ *  - a queue whose throttle is -1 is treated as paused (no claims for it; its prefetched jobs are
+ *    handed back) — a stop of one queue never stops the others;
+ *  - throttleMs = the largest throttle among the queues still claiming (paused ones do not
+ *    count): a queue-level throttle also slows the engine's other queues, never the reverse;
+ *  - when no queue claims any more and at least one is stopped, throttleMs = -1.
+ *
+ * `paused` lists the engine's queues that are paused or stopped, sorted.
+ */
+export function effectiveControl(
+  state: Pick<ControlBroadcast, 'paused' | 'throttles'>,
+  nodeId: string,
+  queues: readonly string[],
+): Required<EngineControl> {
+  const pausedSet = new Set(state.paused);
+  const paused: string[] = [];
+  let throttleMs = 0;
+  let stopped = false;
+  let active = 0;
+  for (const queue of [...queues].sort()) {
+    const ms = queueThrottle(state.throttles, nodeId, queue);
+    if (ms < 0) stopped = true;
+    if (ms < 0 || pausedSet.has(queue)) {
+      paused.push(queue);
+      continue;
+    }
+    active++;
+    throttleMs = Math.max(throttleMs, ms);
+  }
+  if (active === 0 && stopped) throttleMs = -1;
+  return { paused, throttleMs };
+}
+
+/** The throttle of one queue on one node: the most specific matching rule (see effectiveControl). */
+export function queueThrottle(rules: readonly ThrottleRule[], nodeId: string, queue: string): number {
+  let bestLevel = -1;
+  let best = 0;
+  for (const r of rules) {
+    if (r.node !== undefined && r.node !== nodeId) continue;
+    if (r.queue !== undefined && r.queue !== queue) continue;
+    const level = (r.node !== undefined ? 2 : 0) + (r.queue !== undefined ? 1 : 0);
+    if (level > bestLevel) {
+      bestLevel = level;
+      best = r.ms;
+    } else if (level === bestLevel) {
+      best = best < 0 || r.ms < 0 ? -1 : Math.max(best, r.ms);
+    }
+  }
+  return best;
+}
+
+const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+
+/** Why a control broadcast is malformed, or undefined. */
+export function controlProblem(state: unknown): string | undefined {
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) return 'not an object';
+  const s = state as Partial<Record<keyof ControlBroadcast, unknown>>;
+  if (!isName(s.partition)) return 'partition must be a name';
+  if (!Array.isArray(s.paused) || s.paused.length > 10_000 || !s.paused.every(isName)) return 'paused must be an array of queue names';
+  if (!Array.isArray(s.throttles) || s.throttles.length > 10_000) return 'throttles must be an array';
+  for (const r of s.throttles as unknown[]) {
+    if (typeof r !== 'object' || r === null) return 'a throttle rule is not an object';
+    const rule = r as Partial<Record<keyof ThrottleRule, unknown>>;
+    if (typeof rule.ms !== 'number' || !Number.isInteger(rule.ms) || rule.ms < -1 || rule.ms > MAX_THROTTLE_MS) {
+      return `throttle ms must be an integer from -1 to ${MAX_THROTTLE_MS}`;
+    }
+    if (rule.queue !== undefined && rule.queue !== null && !isName(rule.queue)) return 'throttle queue must be a name';
+    if (rule.node !== undefined && rule.node !== null && !isName(rule.node)) return 'throttle node must be a node id';
+    // msgpack has no undefined: a sender may write null for "no target".
+    if (rule.queue === null) delete rule.queue;
+    if (rule.node === null) delete rule.node;
+  }
+  for (const k of ['epoch', 'seq'] as const) {
+    const v = s[k];
+    if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isFinite(v))) return `${k} must be a number`;
+    if (v === null) delete s[k];
+  }
+  return undefined;
+}
+
+function isOlder(state: ControlBroadcast, last: { epoch?: number; seq?: number }): boolean {
+  if (state.epoch !== undefined && last.epoch !== undefined) {
+    if (state.epoch !== last.epoch) return state.epoch < last.epoch;
+  }
+  return state.seq !== undefined && last.seq !== undefined && state.seq < last.seq;
+}
+
+function cancelProblem(data: unknown): string | undefined {
+  if (typeof data !== 'object' || data === null) return 'not an object';
+  const ids = (data as { ids?: unknown }).ids;
+  if (!Array.isArray(ids) || ids.length > MAX_CANCEL_IDS || !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)) {
+    return 'ids must be an array of job ids';
+  }
+  return undefined;
+}
+
+// ── roll-call helpers ────────────────────────────────────────────────────────────────────────
+
+interface QueuedCounts {
+  get(): Promise<Map<string, { queued: number; scheduled: number }> | undefined>;
+}
+
+/**
+ * Due and scheduled jobs per partition/queue of this node, cluster-wide: one grouped count over the
+ * claim index, cached a second, never waited on for more than QUEUED_WAIT_MS.
+ */
+function queuedCounter(store: JobStore | undefined, partitions: string[], logger: Logger): QueuedCounts {
+  let value: Map<string, { queued: number; scheduled: number }> | undefined;
+  let at = 0;
+  let inflight: Promise<void> | undefined;
+  const refresh = () => {
+    inflight ??= (async () => {
+      try {
+        const { rows } = await store!.pool.query<{ partition: string; queue: string; queued: number; scheduled: number }>(
+          `SELECT partition, queue,
+                  count(*) FILTER (WHERE run_at <= now())::int AS queued,
+                  count(*) FILTER (WHERE run_at > now())::int AS scheduled
+           FROM "${store!.schema}".jobs
+           WHERE state = 'queued' AND partition = ANY($1::text[])
+           GROUP BY partition, queue`,
+          [partitions],
+        );
+        value = new Map(rows.map((r) => [`${r.partition}\u0000${r.queue}`, { queued: r.queued, scheduled: r.scheduled }]));
+        at = Date.now();
+      } catch (err) {
+        logger.debug({ err: describeError(err).message }, 'roll call: counting queued jobs failed');
+      } finally {
+        inflight = undefined;
+      }
+    })();
+    return inflight;
+  };
+  return {
+    async get() {
+      if (!store) return undefined;
+      if (value && Date.now() - at < QUEUED_CACHE_MS) return value;
+      const pending = refresh();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pending, new Promise((r) => (timer = setTimeout(r, QUEUED_WAIT_MS)))]);
+      clearTimeout(timer);
+      return value;
+    },
+  };
+}
+
+/** CPU use of the process, as a share of one core, over the last sample period (2 s). */
+function cpuMeter(): { percent(): number; stop(): void } {
+  let last = { usage: process.cpuUsage(), at: process.hrtime.bigint() };
+  let percent = (() => {
+    const u = last.usage;
+    const upMicros = process.uptime() * 1e6;
+    return upMicros > 0 ? ((u.user + u.system) / upMicros) * 100 : 0;
+  })();
+  const timer = setInterval(() => {
+    const usage = process.cpuUsage();
+    const at = process.hrtime.bigint();
+    const wallMicros = Number(at - last.at) / 1000;
+    if (wallMicros > 0) percent = ((usage.user - last.usage.user + usage.system - last.usage.system) / wallMicros) * 100;
+    last = { usage, at };
+  }, CPU_SAMPLE_MS);
+  timer.unref();
+  return {
+    percent: () => Math.round(percent * 10) / 10,
+    stop: () => clearInterval(timer),
+  };
+}
+
+let version: string | undefined;
+function runtimeVersion(): string {
+  if (version === undefined) {
+    try {
+      version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    } catch {
+      version = 'unknown';
+    }
+  }
+  return version;
 }

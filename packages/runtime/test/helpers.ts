@@ -1,5 +1,5 @@
 import { startNode, type NodeOptions, type PartitaNode } from '@partita/runtime';
-import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, natsUrl, type TestSchema } from '../../../test/helpers/index.js';
 
 export interface Cluster {
   db: TestSchema;
@@ -11,12 +11,15 @@ export interface Cluster {
 /** Nodes sharing one fresh schema; close() stops them all and drops the schema. */
 export async function cluster(prefix: string): Promise<Cluster> {
   const db = await freshSchema(prefix);
+  const nats = await natsUrl();
+  // Nodes of one test share a real NATS under a cluster name of their own, so tests never hear each other.
+  const clusterName = db.schema.replaceAll('_', '-');
   const nodes: PartitaNode[] = [];
   return {
     db,
     nodes,
     async start(options) {
-      const node = await startNode({ postgres: db.url, schema: db.schema, ...options });
+      const node = await startNode({ postgres: db.url, schema: db.schema, nats, cluster: clusterName, ...options });
       nodes.push(node);
       return node;
     },

@@ -19,11 +19,8 @@ export interface GlobalSnapshot {
   throttles: ThrottleRule[];
 }
 
-export interface ThrottleRule {
-  ms: number;
-  queue?: string;
-  node?: string;
-}
+export type { ThrottleRule } from '@partita/client';
+import type { ThrottleRule } from '@partita/client';
 
 /** Roger's StatePersister, in TypeScript. */
 export interface Persister {

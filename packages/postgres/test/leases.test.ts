@@ -1,0 +1,186 @@
+import test from 'ava';
+import pg from 'pg';
+import { PartitionLeases, PostgresGlobalState, migrate } from '@partita/postgres';
+import { StaleEpochError, ValidationError } from '@partita/core';
+import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
+
+// One schema for the file; every test uses its own partition names, so they run concurrently.
+let db: TestSchema;
+let leases: PartitionLeases;
+let state: PostgresGlobalState;
+
+test.before(async () => {
+  db = await freshSchema('leases');
+  await migrate(db.pool, db.schema);
+  leases = new PartitionLeases(db.pool, db.schema);
+  state = new PostgresGlobalState(db.pool, db.schema);
+});
+test.after.always(async () => {
+  await db?.drop();
+});
+
+/** Moves a lease's expiry into the past, as if its holder had stopped renewing long ago. */
+async function expire(partition: string): Promise<void> {
+  await db.pool.query(`UPDATE "${db.schema}".partition_leases SET expires_at = now() - interval '1 second' WHERE partition = $1`, [partition]);
+}
+
+test('acquire takes a free lease at epoch 1; others are refused; the holder re-acquires at the same epoch', async (t) => {
+  const first = await leases.acquire('acq', 'node-a', 5000);
+  t.is(first?.epoch, 1);
+  t.true(first!.expiresAt.getTime() > first!.acquiredAt.getTime());
+  t.is(await leases.acquire('acq', 'node-b', 5000), undefined);
+  const again = await leases.acquire('acq', 'node-a', 5000);
+  t.is(again?.epoch, 1, 're-acquiring a live lease of ours keeps its epoch');
+  t.deepEqual(again?.acquiredAt, first?.acquiredAt);
+  const h = await leases.holder('acq');
+  t.like(h, { holder: 'node-a', epoch: 1, live: true, released: false });
+  t.is(await leases.holder('never-leased'), undefined);
+});
+
+test('renew extends only for the holder at its epoch', async (t) => {
+  const got = await leases.acquire('renew', 'node-a', 5000);
+  const before = (await leases.holder('renew'))!.expiresAt.getTime();
+  t.true(await leases.renew('renew', 'node-a', got!.epoch, 60_000));
+  t.true((await leases.holder('renew'))!.expiresAt.getTime() > before + 50_000, 'the expiry moved (database clock)');
+  t.false(await leases.renew('renew', 'node-b', got!.epoch, 60_000), 'another node');
+  t.false(await leases.renew('renew', 'node-a', got!.epoch + 1, 60_000), 'another epoch');
+  t.false(await leases.renew('other-partition', 'node-a', got!.epoch, 60_000), 'a partition never leased');
+});
+
+test('an expired lease is taken over by another node with the next epoch; the old holder is fenced', async (t) => {
+  const a = await leases.acquire('steal', 'node-a', 5000);
+  await expire('steal');
+  t.false((await leases.holder('steal'))!.live);
+  const b = await leases.acquire('steal', 'node-b', 5000);
+  t.is(b?.epoch, a!.epoch + 1);
+  t.false(await leases.renew('steal', 'node-a', a!.epoch, 5000), 'the old holder cannot renew');
+  t.is(await leases.acquire('steal', 'node-a', 5000), undefined, 'nor take it back while it is live');
+  t.like(await leases.holder('steal'), { holder: 'node-b', epoch: 2, live: true });
+});
+
+test('a lease expires by the database clock after its ttl', async (t) => {
+  const a = await leases.acquire('ttl', 'node-a', 150);
+  t.is(await leases.acquire('ttl', 'node-b', 150), undefined);
+  await new Promise((r) => setTimeout(r, 250));
+  t.is((await leases.acquire('ttl', 'node-b', 5000))?.epoch, a!.epoch + 1);
+});
+
+test('an expired lease nobody took can still be renewed by its holder, at the same epoch', async (t) => {
+  const a = await leases.acquire('late-renew', 'node-a', 5000);
+  await expire('late-renew');
+  t.true(await leases.renew('late-renew', 'node-a', a!.epoch, 5000));
+  t.like(await leases.holder('late-renew'), { holder: 'node-a', epoch: a!.epoch, live: true });
+  t.is(await leases.acquire('late-renew', 'node-b', 5000), undefined);
+});
+
+test('the holder re-acquiring its own expired lease gets a new epoch', async (t) => {
+  const a = await leases.acquire('own-expired', 'node-a', 5000);
+  await expire('own-expired');
+  t.is((await leases.acquire('own-expired', 'node-a', 5000))?.epoch, a!.epoch + 1);
+});
+
+test('release hands the lease over at once; a released lease cannot be renewed', async (t) => {
+  const a = await leases.acquire('release', 'node-a', 60_000);
+  await leases.release('release', 'node-b', a!.epoch); // not node-b's: nothing happens
+  t.like(await leases.holder('release'), { holder: 'node-a', live: true, released: false });
+  await leases.release('release', 'node-a', a!.epoch);
+  t.like(await leases.holder('release'), { holder: 'node-a', epoch: a!.epoch, live: false, released: true });
+  t.false(await leases.renew('release', 'node-a', a!.epoch, 60_000));
+  const b = await leases.acquire('release', 'node-b', 60_000);
+  t.is(b?.epoch, a!.epoch + 1);
+  t.like(await leases.holder('release'), { holder: 'node-b', live: true, released: false });
+});
+
+test('of 10 concurrent acquirers exactly one wins, for a new lease and for an expired one', async (t) => {
+  const racers = new pg.Pool({ connectionString: db.url, max: 10 });
+  racers.on('error', () => undefined);
+  try {
+    const raceLeases = new PartitionLeases(racers, db.schema);
+    // Open the connections first so the statements really overlap.
+    await Promise.all(Array.from({ length: 10 }, () => racers.query('SELECT 1')));
+    const race = () => Promise.all(Array.from({ length: 10 }, (_, i) => raceLeases.acquire('race', `node-${i}`, 60_000)));
+    const fresh = await race();
+    t.is(fresh.filter(Boolean).length, 1);
+    t.is(fresh.find(Boolean)!.epoch, 1);
+    await expire('race');
+    const takeover = await race();
+    t.is(takeover.filter(Boolean).length, 1);
+    t.is(takeover.find(Boolean)!.epoch, 2);
+    const winner = takeover.findIndex(Boolean);
+    t.like(await leases.holder('race'), { holder: `node-${winner}`, epoch: 2 });
+  } finally {
+    await racers.end();
+  }
+});
+
+test('raiseEpoch lifts the epoch of a live lease we hold, and only that', async (t) => {
+  const a = await leases.acquire('raise', 'node-a', 60_000);
+  t.is(await leases.raiseEpoch('raise', 'node-b', a!.epoch, 9), undefined);
+  t.is(await leases.raiseEpoch('raise', 'node-a', a!.epoch, 9), 9);
+  t.is(await leases.raiseEpoch('raise', 'node-a', 9, 4), 9, 'never lowers it');
+  t.false(await leases.renew('raise', 'node-a', a!.epoch, 60_000), 'the old epoch is gone');
+  t.true(await leases.renew('raise', 'node-a', 9, 60_000));
+  await expire('raise');
+  t.is((await leases.acquire('raise', 'node-b', 60_000))?.epoch, 10);
+});
+
+test('lease arguments are checked', async (t) => {
+  await t.throwsAsync(leases.acquire('bad', 'node-a', 0), { instanceOf: ValidationError });
+  await t.throwsAsync(leases.acquire('bad', '', 1000), { instanceOf: ValidationError });
+  await t.throwsAsync(leases.renew('bad', 'node-a', 1.5, 1000), { instanceOf: ValidationError });
+});
+
+test('global state: save and load round-trip; the same or a newer epoch may overwrite', async (t) => {
+  t.is(await state.load('gs'), undefined);
+  await state.save('gs', { n: 1 }, 1);
+  await state.save('gs', '{"n": 2}', 1);
+  t.like(await state.load('gs'), { epoch: 1, snapshot: { n: 2 } });
+  await state.save('gs', { n: 3 }, 4);
+  const row = await state.load('gs');
+  t.like(row, { epoch: 4, snapshot: { n: 3 } });
+  t.true(row!.savedAt instanceof Date);
+});
+
+test('global state: a save from an older epoch is refused in SQL with the current epoch named', async (t) => {
+  await state.save('gs-stale', { n: 1 }, 5);
+  const err = await t.throwsAsync(state.save('gs-stale', { n: 0 }, 4), { instanceOf: StaleEpochError });
+  t.regex(err!.message, /epoch 4 refused: epoch 5 has taken over/);
+  t.like(await state.load('gs-stale'), { epoch: 5, snapshot: { n: 1 } });
+});
+
+test('global state: a newer lease fences a save even before its leader saved anything', async (t) => {
+  const a = await leases.acquire('gs-fenced', 'node-a', 60_000);
+  await state.save('gs-fenced', { by: 'a' }, a!.epoch);
+  await expire('gs-fenced');
+  const b = await leases.acquire('gs-fenced', 'node-b', 60_000);
+  const err = await t.throwsAsync(state.save('gs-fenced', { by: 'a', late: true }, a!.epoch), { instanceOf: StaleEpochError });
+  t.regex(err!.message, new RegExp(`epoch ${b!.epoch} has taken over`));
+  t.like(await state.load('gs-fenced'), { epoch: a!.epoch, snapshot: { by: 'a' } });
+  await state.save('gs-fenced', { by: 'b' }, b!.epoch);
+  t.like(await state.load('gs-fenced'), { epoch: b!.epoch, snapshot: { by: 'b' } });
+});
+
+test('global state: a save racing a take-over waits for it and is then refused', async (t) => {
+  const a = await leases.acquire('gs-race', 'node-a', 60_000);
+  await expire('gs-race');
+  // The take-over is in flight (its transaction holds the lease row) when the old leader saves.
+  const taker = await db.pool.connect();
+  try {
+    await taker.query('BEGIN');
+    const { rows } = await taker.query(
+      `UPDATE "${db.schema}".partition_leases SET holder = 'node-b', epoch = epoch + 1, expires_at = now() + interval '1 minute'
+       WHERE partition = 'gs-race' RETURNING epoch`,
+    );
+    t.is(Number(rows[0].epoch), a!.epoch + 1);
+    let settled = false;
+    const save = state.save('gs-race', { by: 'a' }, a!.epoch).finally(() => (settled = true));
+    save.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 150));
+    t.false(settled, 'the save waits for the take-over to commit or roll back');
+    await taker.query('COMMIT');
+    await t.throwsAsync(save, { instanceOf: StaleEpochError });
+  } finally {
+    taker.release();
+  }
+  t.is(await state.load('gs-race'), undefined);
+});

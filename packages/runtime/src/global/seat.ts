@@ -1,0 +1,178 @@
+import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
+import { describeError, type Logger } from '@partita/core';
+import type { JobStore } from '@partita/postgres';
+import { subjects, type Bus } from '@partita/nats';
+import type { EngineMsg } from '../engine.js';
+import { callGlobal, globalName } from './client.js';
+import { GLOBAL_OPS, globalBehavior, type ControlState, type GlobalMsg, type GlobalRequest } from './global.js';
+import { emptySnapshot, type Persister } from './types.js';
+
+/** The partition lease operations the seat needs (PartitionLeases in @partita/postgres). */
+export interface LeaseApi {
+  acquire(partition: string, nodeId: string, ttlMs: number): Promise<{ epoch: number } | undefined>;
+  renew(partition: string, nodeId: string, epoch: number, ttlMs: number): Promise<boolean>;
+  release(partition: string, nodeId: string, epoch: number): Promise<unknown>;
+}
+
+export interface SeatOptions {
+  partition: string;
+  nodeId: string;
+  cluster: string;
+  leases: LeaseApi;
+  persister: Persister;
+  store: JobStore;
+  bus: Bus;
+  system: ActorSystem;
+  logger: Logger;
+  queues: string[];
+  engine: () => ActorRef<EngineMsg, unknown> | undefined;
+  /** Lease time to live; a dead leader is replaced within about this long. */
+  ttlMs: number;
+  /** Lease renewal and take-over attempts happen this often. */
+  tickMs: number;
+  reconcileMs: number;
+  /** How often every node re-reads pause/throttle state (broadcasts make it immediate). */
+  controlRefreshMs: number;
+  requestTimeoutMs: number;
+}
+
+type SeatMsg = { t: 'tick' } | { t: 'refresh' } | { t: 'control'; control: ControlState };
+
+/**
+ * Every node has a seat per partition: it chases the partition's Global lease and, while it holds
+ * it, runs the Global actor and answers the partition's Global requests from the bus. On every
+ * node it keeps the local engine's pause/throttle state current.
+ */
+export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
+  const { partition, nodeId, leases, bus, system, logger } = options;
+  let leading: { epoch: number; ref: ActorRef<GlobalMsg, void>; off?: () => Promise<void>; renewedAt: number } | undefined;
+  let lastControl = '';
+  let lastEngine: ActorRef<EngineMsg, unknown> | undefined;
+  let ctxRef: ActorContext<SeatMsg, void>;
+
+  async function becomeLeader(epoch: number): Promise<void> {
+    // A snapshot that cannot be read stops this partition with the persister's error (it names
+    // the file and how to recover), rather than starting empty and forgetting keys and pauses.
+    const loaded = await options.persister.load(partition);
+    const snapshot = loaded ?? emptySnapshot(partition, epoch);
+    const ref = system.spawn(
+      globalBehavior({
+        partition,
+        epoch,
+        snapshot,
+        persister: options.persister,
+        store: options.store,
+        logger: logger.child({ actor: 'global', epoch }),
+        reconcileMs: options.reconcileMs,
+        wake: (queues) => {
+          for (const queue of queues) bus.publish(subjects.wake(options.cluster, partition, queue), 'wake', null);
+          options.engine()?.cast({ t: 'wake', queues });
+        },
+        cancelRunning: (ids) => {
+          bus.publish(subjects.cancel(options.cluster, partition), 'cancel', { ids });
+          options.engine()?.cast({ t: 'cancel', ids });
+        },
+        controlChanged: (control) => {
+          bus.publish(subjects.pause(options.cluster, partition), 'control', { partition, epoch, ...control });
+          ctxRef.self.cast({ t: 'control', control });
+        },
+      }),
+      { name: globalName(partition) },
+    );
+    leading = { epoch, ref, renewedAt: Date.now() };
+    const off = await bus.subscribe(
+      subjects.global(options.cluster, partition),
+      (data: GlobalRequest, msg) => callGlobal(ref, { ...data, op: msg.kind } as GlobalRequest, options.requestTimeoutMs),
+      { kinds: GLOBAL_OPS },
+    );
+    if (leading?.ref === ref) leading.off = off;
+    else await off();
+    logger.info({ epoch, restored: loaded !== undefined }, 'took the partition lease; serving Global');
+  }
+
+  async function stepDown(release: boolean): Promise<void> {
+    const was = leading;
+    if (!was) return;
+    leading = undefined;
+    await was.off?.().catch(() => undefined);
+    await was.ref.stop('stepping down');
+    if (release) await leases.release(partition, nodeId, was.epoch).catch(() => undefined);
+    logger.info({ epoch: was.epoch, released: release }, 'no longer serving Global');
+  }
+
+  async function tick(): Promise<void> {
+    if (leading && !leading.ref.alive) {
+      logger.warn('the Global actor stopped; giving up the lease');
+      await stepDown(true);
+      return;
+    }
+    if (leading) {
+      if (Date.now() - leading.renewedAt < options.ttlMs / 3) return;
+      const ok = await leases.renew(partition, nodeId, leading.epoch, options.ttlMs);
+      if (ok) leading.renewedAt = Date.now();
+      else {
+        logger.warn({ epoch: leading.epoch }, 'lost the partition lease');
+        await stepDown(false);
+      }
+      return;
+    }
+    const got = await leases.acquire(partition, nodeId, options.ttlMs);
+    if (got) await becomeLeader(got.epoch);
+  }
+
+  function applyControl(control: ControlState): void {
+    const key = JSON.stringify(control);
+    const engine = options.engine();
+    // Repeat unchanged state only to an engine that has not had any yet (it may have restarted).
+    if (key === lastControl && engine === lastEngine) return;
+    lastControl = key;
+    lastEngine = engine;
+    engine?.cast({ t: 'control', state: control });
+  }
+
+  let offControl: (() => Promise<void>) | undefined;
+
+  return {
+    async init(ctx) {
+      ctxRef = ctx;
+      // Pause and throttle changes are broadcast by whichever node leads; every seat applies them.
+      offControl = await bus.subscribe(
+        subjects.pause(options.cluster, partition),
+        (control: ControlState) => {
+          if (Array.isArray(control?.paused) && Array.isArray(control?.throttles)) ctx.self.cast({ t: 'control', control });
+        },
+        { kinds: ['control'] },
+      );
+      ctx.sendEvery(options.tickMs, { t: 'tick' });
+      ctx.sendEvery(options.controlRefreshMs, { t: 'refresh' });
+      ctx.self.cast({ t: 'tick' });
+      ctx.self.cast({ t: 'refresh' });
+    },
+    async handle(msg) {
+      switch (msg.t) {
+        case 'tick':
+          try {
+            await tick();
+          } catch (err) {
+            if ((err as { code?: string })?.code === 'PERSISTER') throw err;
+            logger.warn({ err: describeError(err).message }, 'partition lease round failed; will retry');
+          }
+          return;
+        case 'refresh':
+          // From Postgres, where the leader publishes it: no leader or bus needed to obey a pause.
+          options.store
+            .loadControl(partition)
+            .then((control) => ctxRef.self.cast({ t: 'control', control }))
+            .catch((err) => logger.debug({ err: describeError(err).message }, 'reading pause/throttle state failed'));
+          return;
+        case 'control':
+          applyControl(msg.control);
+          return;
+      }
+    },
+    async terminate() {
+      await offControl?.().catch(() => undefined);
+      await stepDown(true);
+    },
+  };
+}

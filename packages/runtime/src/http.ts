@@ -1,0 +1,188 @@
+/**
+ * The node's HTTP endpoint for operators: health for load balancers and orchestrators, metrics for
+ * Prometheus. Plain node:http, no framework; read-only; no request body is ever read.
+ *
+ *   GET /health   (also /healthz, /ready, /readyz)  200 when ready, 503 otherwise; JSON body
+ *                 { status: 'ok' | 'unavailable', checks: { postgres: true | 'why', bus: …, 'partition:billing': … } }
+ *   GET /livez    (also /health/live)  200 while the process serves requests (liveness, no checks)
+ *   GET /metrics  Prometheus text exposition (prom-client)
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { describeError, type Logger } from '@partita/core';
+
+export interface HealthReport {
+  ready: boolean;
+  /** One entry per dependency: true when fine, otherwise a short reason (or false). */
+  checks: Record<string, boolean | string>;
+}
+
+export interface HttpServerOptions {
+  /** 0 picks a free port (read it from the result). */
+  port: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  health: () => Promise<HealthReport>;
+  /** The registry `/metrics` exposes; without one, `/metrics` is 404. */
+  metrics?: Pick<Registry, 'metrics' | 'contentType'>;
+  logger?: Logger;
+  /** A health check that takes longer than this answers 503 (default 3000 ms). */
+  healthTimeoutMs?: number;
+}
+
+export interface HttpServer {
+  port: number;
+  host: string;
+  /** e.g. http://127.0.0.1:9464 (0.0.0.0 shown as 127.0.0.1) */
+  url: string;
+  close(): Promise<void>;
+}
+
+const HEALTH_PATHS = new Set(['/health', '/healthz', '/ready', '/readyz']);
+const LIVE_PATHS = new Set(['/livez', '/health/live']);
+
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const host = options.host ?? '0.0.0.0';
+  const healthTimeoutMs = options.healthTimeoutMs ?? 3000;
+  const log = options.logger;
+
+  const server = http.createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      log?.warn({ err: describeError(err).message, url: req.url }, 'http request failed');
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed; use GET\n');
+    }
+    if (HEALTH_PATHS.has(path)) {
+      const report = await healthWithin(options.health, healthTimeoutMs);
+      const body = JSON.stringify({ status: report.ready ? 'ok' : 'unavailable', checks: report.checks }) + '\n';
+      return send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', body, req.method === 'HEAD');
+    }
+    if (LIVE_PATHS.has(path)) return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}\n', req.method === 'HEAD');
+    if (path === '/metrics' && options.metrics) {
+      const text = await options.metrics.metrics();
+      return send(res, 200, options.metrics.contentType, text, req.method === 'HEAD');
+    }
+    if (path === '/') {
+      const links = ['/health', '/livez', ...(options.metrics ? ['/metrics'] : [])];
+      return send(res, 200, 'text/plain; charset=utf-8', `partita node\n${links.join('\n')}\n`, req.method === 'HEAD');
+    }
+    return send(res, 404, 'text/plain; charset=utf-8', `not found; try /health${options.metrics ? ' or /metrics' : ''}\n`);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.removeListener('listening', onListening);
+      const why =
+        err.code === 'EADDRINUSE'
+          ? `port ${options.port} on ${host} is already in use; set http.port to a free port (0 picks one) or leave http out`
+          : err.code === 'EACCES'
+            ? `no permission to listen on port ${options.port}; use a port above 1023`
+            : err.message;
+      reject(Object.assign(new Error(`cannot start the health/metrics server: ${why}`, { cause: err }), { code: err.code }));
+    };
+    const onListening = () => {
+      server.removeListener('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(options.port, host);
+  });
+  server.on('error', (err) => log?.warn({ err: err.message }, 'http server error'));
+
+  const { port } = server.address() as AddressInfo;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    host,
+    url: `http://${shownHost}:${port}`,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+async function healthWithin(health: () => Promise<HealthReport>, timeoutMs: number): Promise<HealthReport> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      health(),
+      new Promise<HealthReport>((resolve) => {
+        timer = setTimeout(() => resolve({ ready: false, checks: { health: `checks did not answer within ${timeoutMs} ms` } }), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    return { ready: false, checks: { health: `check failed: ${describeError(err).message}` } };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string, headOnly = false): void {
+  res.statusCode = status;
+  res.setHeader('content-type', type);
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(headOnly ? undefined : body);
+}
+
+export interface NodeHealthSources {
+  /** Something to run `SELECT 1` on (the store's pool). */
+  db: { query(text: string): Promise<unknown> };
+  /** The node's bus; `connected` false makes the node unready. */
+  bus?: { readonly connected: boolean };
+  /** Partition name → whether its supervision tree (engine and workers) is up. */
+  partitions: () => Record<string, boolean | string> | Promise<Record<string, boolean | string>>;
+  /** Longest the Postgres probe may take (default 2000 ms). */
+  dbTimeoutMs?: number;
+  /** True once the node is stopping: reported unready so load balancers stop sending work. */
+  stopping?: () => boolean;
+}
+
+/**
+ * The usual health function for a node: ready only when Postgres answers `SELECT 1`, the bus is
+ * connected, and every partition's tree is up (and the node is not stopping).
+ */
+export function nodeHealth(sources: NodeHealthSources): () => Promise<HealthReport> {
+  const dbTimeoutMs = sources.dbTimeoutMs ?? 2000;
+  return async () => {
+    const checks: Record<string, boolean | string> = {};
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        sources.db.query('SELECT 1'),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${dbTimeoutMs} ms`)), dbTimeoutMs))),
+      ]);
+      checks.postgres = true;
+    } catch (err) {
+      checks.postgres = `unreachable: ${describeError(err).message}`;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    if (sources.bus) checks.bus = sources.bus.connected ? true : 'disconnected';
+    try {
+      for (const [name, ok] of Object.entries(await sources.partitions())) checks[`partition:${name}`] = ok;
+    } catch (err) {
+      checks.partitions = `check failed: ${describeError(err).message}`;
+    }
+    if (sources.stopping?.()) checks.node = 'stopping';
+    return { ready: Object.values(checks).every((v) => v === true), checks };
+  };
+}

@@ -1,0 +1,367 @@
+/**
+ * A node's Prometheus metrics (prom-client). One registry per node, so two nodes in one process
+ * (tests) never share counters. Two kinds of figures:
+ *
+ *  - pushed by the code that knows them, through the methods below (the engine calls `claimed`
+ *    after each claim, `flushed` after each group commit, Global calls `globalCall`, the lease
+ *    keeper calls `leasesHeld`); each is one cheap prom-client call, safe on the hot path;
+ *  - pulled at scrape time from the sources given to `createMetrics` (live jobs by state and queue
+ *    with one read-only GROUP BY over the hot table, engine figures, bus counters). A failing
+ *    source never fails the scrape: its figures keep their last values and
+ *    `partita_metrics_source_errors_total{source}` counts the failure.
+ *
+ * Names follow the Prometheus conventions: `_seconds` for durations, `_total` for counters.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BusStats } from '@partita/nats';
+import type { EngineStats } from './engine.js';
+
+export type { Registry } from 'prom-client';
+
+/** Live jobs of one partition, queue and state (`queued` | `scheduled` | `waiting` | `running`). */
+export interface JobCount {
+  partition: string;
+  queue: string;
+  state: string;
+  count: number;
+}
+
+/** Anything with pg's `query(text, values)`: a pg.Pool, pg.Client or PoolClient. */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
+}
+
+export interface MetricsSources {
+  /** Live jobs by partition, queue and state; see `liveJobCounts` for the usual query. */
+  jobCounts?: () => Promise<JobCount[]>;
+  /** This node's engines (running and prefetched jobs per queue, processed counts). */
+  engines?: () => Promise<EngineStats[]>;
+  /** The bus: its counters and whether it is connected. */
+  bus?: { readonly connected: boolean; stats(): BusStats };
+}
+
+export interface MetricsOptions extends MetricsSources {
+  /** Register into this registry instead of a new one. */
+  registry?: Registry;
+  /** Labels put on every series, e.g. `{ cluster: 'prod' }`. */
+  labels?: Record<string, string>;
+  /** Also export prom-client's process and Node.js metrics (CPU, memory, event loop lag…). Default true. */
+  defaultMetrics?: boolean;
+  /** Longest a scrape-time source may take before it counts as failed. Default 2000 ms. */
+  sourceTimeoutMs?: number;
+  /** Scrapes within this long reuse the last job counts instead of querying again. Default 1000 ms. */
+  jobCountsCacheMs?: number;
+}
+
+export type FinishedState = 'completed' | 'failed' | 'cancelled' | 'retrying' | 'released';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Prometheus text exposition of every metric (runs the scrape-time sources). */
+  scrape(): Promise<string>;
+  /** The content type of `scrape()`'s text, for the HTTP response. */
+  readonly contentType: string;
+  /** Adds or replaces scrape-time sources (e.g. once the store and bus exist). */
+  attach(sources: MetricsSources): void;
+
+  /** One claim round trip: how long it took and how many jobs it returned. */
+  claimed(partition: string, durationMs: number, jobs: number): void;
+  claimFailed(partition: string): void;
+  /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
+  flushed(partition: string, durationMs: number, outcomes: number): void;
+  flushFailed(partition: string): void;
+  /** Outcomes recorded (after a successful flush), by what happened to the job. */
+  finished(partition: string, queue: string, state: FinishedState, count?: number): void;
+  /** A call to a partition's Global (admission, cancel, keys, pause…); `ok` false when it failed or timed out. */
+  globalCall(partition: string, op: string, ok: boolean, durationMs?: number): void;
+  /** Whether this node holds the partition's Global lease (runs its Global actor). */
+  globalLeader(partition: string, leader: boolean): void;
+  /** Job leases this node holds after a heartbeat round. */
+  leasesHeld(count: number): void;
+  /** A heartbeat round that failed (Postgres away). */
+  heartbeatFailed(): void;
+  /** Jobs requeued (or failed for good) by this node's rescue round. */
+  rescued(requeued: number, failed: number): void;
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+const LIVE_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = options.registry ?? new Registry();
+  if (options.labels) registry.setDefaultLabels(options.labels);
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const sources: MetricsSources = {};
+  const timeoutMs = options.sourceTimeoutMs ?? 2000;
+  const cacheMs = options.jobCountsCacheMs ?? 1000;
+
+  const sourceErrors = new Counter({
+    name: 'partita_metrics_source_errors_total',
+    help: 'Scrape-time sources that failed or timed out (their figures keep the last values)',
+    labelNames: ['source'],
+    registers: [registry],
+  });
+
+  /** Runs a scrape-time source with a deadline; undefined when it failed (and counts the failure). */
+  async function pull<T>(source: string, fn: () => Promise<T>): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${source} took over ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch {
+      sourceErrors.inc({ source });
+      return undefined;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  let countsCache: { at: number; rows: JobCount[] } | undefined;
+  new Gauge({
+    name: 'partita_jobs',
+    help: 'Live jobs (not finished) by partition, queue and state: queued, scheduled (run_at in the future), waiting (execution key), running',
+    labelNames: ['partition', 'queue', 'state'],
+    registers: [registry],
+    async collect() {
+      if (!sources.jobCounts) return;
+      let rows = countsCache && Date.now() - countsCache.at < cacheMs ? countsCache.rows : undefined;
+      if (!rows) {
+        rows = await pull('job_counts', sources.jobCounts);
+        if (!rows) return; // keep the last values
+        countsCache = { at: Date.now(), rows };
+      }
+      this.reset();
+      // Every state of every queue seen, so a drained queue reads 0 instead of vanishing.
+      const queues = new Set(rows.map((r) => `${r.partition}\u0000${r.queue}`));
+      for (const key of queues) {
+        const [partition, queue] = key.split('\u0000') as [string, string];
+        for (const state of LIVE_STATES) this.set({ partition, queue, state }, 0);
+      }
+      for (const r of rows) if (r.count > 0) this.inc({ partition: r.partition, queue: r.queue, state: r.state }, r.count);
+    },
+  });
+
+  const engineGauge = (name: string, help: string, pick: (q: { concurrency: number; running: number; prefetched: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['partition', 'queue'],
+      registers: [registry],
+      async collect() {
+        if (!sources.engines) return;
+        const stats = await pull(`engines`, sources.engines);
+        if (!stats) return;
+        this.reset();
+        for (const s of stats) for (const [queue, q] of Object.entries(s.queues)) this.set({ partition: s.partition, queue }, pick(q));
+      },
+    });
+  engineGauge('partita_node_jobs_running', 'Jobs this node is running now', (q) => q.running);
+  engineGauge('partita_node_jobs_prefetched', 'Jobs this node has claimed and not started yet', (q) => q.prefetched);
+  engineGauge('partita_node_queue_concurrency', 'Configured concurrency of each queue on this node', (q) => q.concurrency);
+  new Gauge({
+    name: 'partita_node_throttle_ms',
+    help: 'Current throttle of each partition on this node (ms before each claim; -1: claiming stopped)',
+    labelNames: ['partition'],
+    registers: [registry],
+    async collect() {
+      if (!sources.engines) return;
+      const stats = await pull('engines', sources.engines);
+      if (!stats) return;
+      this.reset();
+      for (const s of stats) this.set({ partition: s.partition }, s.throttleMs);
+    },
+  });
+
+  const claimSeconds = new Histogram({
+    name: 'partita_claim_duration_seconds',
+    help: 'Round trip of one claim statement',
+    labelNames: ['partition'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const claimBatch = new Histogram({
+    name: 'partita_claim_batch_size',
+    help: 'Jobs returned by one claim statement',
+    labelNames: ['partition'],
+    buckets: [0, ...BATCH_BUCKETS],
+    registers: [registry],
+  });
+  const claimErrors = new Counter({ name: 'partita_claim_errors_total', help: 'Claim statements that failed', labelNames: ['partition'], registers: [registry] });
+  const flushSeconds = new Histogram({
+    name: 'partita_flush_duration_seconds',
+    help: 'Round trip of one group commit of job outcomes (completions, failures, releases, progress)',
+    labelNames: ['partition'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const flushBatch = new Histogram({
+    name: 'partita_flush_batch_size',
+    help: 'Outcomes written by one group commit',
+    labelNames: ['partition'],
+    buckets: BATCH_BUCKETS,
+    registers: [registry],
+  });
+  const flushErrors = new Counter({
+    name: 'partita_flush_errors_total',
+    help: 'Group commits that failed (the outcomes are kept and retried)',
+    labelNames: ['partition'],
+    registers: [registry],
+  });
+  const finishedTotal = new Counter({
+    name: 'partita_jobs_finished_total',
+    help: 'Job attempts this node recorded, by what happened: completed, failed, cancelled, retrying (failed, will retry), released (handed back)',
+    labelNames: ['partition', 'queue', 'state'],
+    registers: [registry],
+  });
+  const globalCalls = new Counter({
+    name: 'partita_global_calls_total',
+    help: 'Calls to a partition Global coordinator, by operation and outcome',
+    labelNames: ['partition', 'op', 'outcome'],
+    registers: [registry],
+  });
+  const globalSeconds = new Histogram({
+    name: 'partita_global_call_duration_seconds',
+    help: 'Latency of calls to a partition Global coordinator',
+    labelNames: ['partition', 'op'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const globalLeader = new Gauge({
+    name: 'partita_global_leader',
+    help: '1 when this node holds the partition Global lease and runs its Global actor',
+    labelNames: ['partition'],
+    registers: [registry],
+  });
+  const leases = new Gauge({ name: 'partita_leases_held', help: 'Job leases this node held after its last heartbeat', registers: [registry] });
+  const heartbeatErrors = new Counter({ name: 'partita_heartbeat_errors_total', help: 'Heartbeat rounds that failed', registers: [registry] });
+  const rescuedTotal = new Counter({
+    name: 'partita_jobs_rescued_total',
+    help: 'Jobs whose lease expired, rescued by this node: requeued, or failed after too many rescues',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+
+  // Bus counters are kept by the bus itself; mirrored at scrape time.
+  const busStat = (name: string, help: string, labelNames: string[], read: (s: BusStats, set: (labels: Record<string, string>, v: number) => void) => void) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        if (!sources.bus) return;
+        let stats: BusStats;
+        try {
+          stats = sources.bus.stats();
+        } catch {
+          sourceErrors.inc({ source: 'bus' });
+          return;
+        }
+        this.reset();
+        read(stats, (labels, v) => this.inc(labels, Math.max(0, v)));
+      },
+    });
+  busStat('partita_bus_messages_total', 'Bus messages: published (sent), received, delivered (reached a handler)', ['direction'], (s, set) => {
+    set({ direction: 'published' }, s.published);
+    set({ direction: 'received' }, s.received);
+    set({ direction: 'delivered' }, s.delivered);
+  });
+  busStat('partita_bus_dropped_total', 'Bus messages dropped, by reason', ['reason'], (s, set) => {
+    for (const [reason, n] of Object.entries(s.dropped)) set({ reason }, n);
+  });
+  busStat('partita_bus_handler_errors_total', 'Bus handlers that threw', [], (s, set) => set({}, s.handlerErrors));
+  busStat('partita_bus_reconnects_total', 'Times the bus connection came back after dropping', [], (s, set) => set({}, s.reconnects));
+  new Gauge({
+    name: 'partita_bus_connected',
+    help: '1 while the bus (NATS or in-process) can carry messages',
+    registers: [registry],
+    collect() {
+      if (sources.bus) this.set(sources.bus.connected ? 1 : 0);
+    },
+  });
+
+  const attach = (more: MetricsSources) => {
+    if (more.jobCounts) {
+      sources.jobCounts = more.jobCounts;
+      countsCache = undefined;
+    }
+    if (more.engines) sources.engines = more.engines;
+    if (more.bus) sources.bus = more.bus;
+  };
+  attach(options);
+
+  return {
+    registry,
+    get contentType() {
+      return registry.contentType;
+    },
+    scrape: () => registry.metrics(),
+    attach,
+    claimed(partition, durationMs, jobs) {
+      claimSeconds.observe({ partition }, durationMs / 1000);
+      claimBatch.observe({ partition }, jobs);
+    },
+    claimFailed(partition) {
+      claimErrors.inc({ partition });
+    },
+    flushed(partition, durationMs, outcomes) {
+      flushSeconds.observe({ partition }, durationMs / 1000);
+      flushBatch.observe({ partition }, outcomes);
+    },
+    flushFailed(partition) {
+      flushErrors.inc({ partition });
+    },
+    finished(partition, queue, state, count = 1) {
+      if (count > 0) finishedTotal.inc({ partition, queue, state }, count);
+    },
+    globalCall(partition, op, ok, durationMs) {
+      globalCalls.inc({ partition, op, outcome: ok ? 'ok' : 'error' });
+      if (durationMs !== undefined) globalSeconds.observe({ partition, op }, durationMs / 1000);
+    },
+    globalLeader(partition, leader) {
+      globalLeader.set({ partition }, leader ? 1 : 0);
+    },
+    leasesHeld(count) {
+      leases.set(count);
+    },
+    heartbeatFailed() {
+      heartbeatErrors.inc();
+    },
+    rescued(requeued, failed) {
+      if (requeued > 0) rescuedTotal.inc({ outcome: 'requeued' }, requeued);
+      if (failed > 0) rescuedTotal.inc({ outcome: 'failed' }, failed);
+    },
+  };
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The usual `jobCounts` source: one read-only GROUP BY over the hot table (live jobs only, so its
+ * cost does not grow with history), plus a zero row for every declared queue so empty queues read
+ * 0 instead of vanishing. `schema` is the store's schema (already checked by the store; checked
+ * again here because it is spliced into the SQL).
+ */
+export function liveJobCounts(db: Queryable, schema: string): () => Promise<JobCount[]> {
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`"${schema}" is not a usable schema name`);
+  const text = `SELECT partition, queue, state, count(*)::int AS count
+      FROM (SELECT partition, queue, CASE WHEN state = 'queued' AND run_at > now() THEN 'scheduled' ELSE state END AS state
+              FROM "${schema}".jobs) live
+     GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT DISTINCT partition, queue, 'queued', 0 FROM "${schema}".queues`;
+  return async () => {
+    const { rows } = await db.query(text);
+    return rows.map((r: { partition: string; queue: string; state: string; count: number }) => ({
+      partition: r.partition,
+      queue: r.queue,
+      state: r.state,
+      count: Number(r.count),
+    }));
+  };
+}

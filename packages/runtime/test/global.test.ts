@@ -1,0 +1,170 @@
+import test from 'ava';
+import { defineJob, type PartitaNode } from '@partita/runtime';
+import { globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
+import { JobCancelledError, STATUS_PENDING } from '@partita/core';
+import { cluster, sleep, until } from './helpers.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const send = (node: PartitaNode, partition = 'p') => <T>(request: GlobalRequest) => requestGlobal<T>(node.bus, node.client.cluster, partition, request);
+const dataDir = () => mkdtempSync(join(tmpdir(), 'partita-global-'));
+
+test('an execution key admits one running job at a time, waiters run in FIFO order and show as waiting', async (t) => {
+  const c = await cluster('execkey');
+  try {
+    const spans: { n: number; start: number; end: number }[] = [];
+    const job = defineJob<{ n: number }>({
+      type: 'exclusive',
+      executionKey: () => 'account-1',
+      perform: async (p) => {
+        const start = Date.now();
+        await sleep(80);
+        spans.push({ n: p.n, start, end: Date.now() });
+      },
+    });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n++) ids.push((await node.client.enqueue('p', 'exclusive', { n })).id);
+    await until('some job waiting', async () => (await node.client.job(ids[4]!))?.state === 'waiting' || spans.length === 5);
+    if (spans.length < 5) t.is(await node.client.status(ids[4]!), STATUS_PENDING);
+    await until('all five ran', async () => spans.length === 5, 30_000);
+    t.deepEqual(spans.map((s) => s.n), [0, 1, 2, 3, 4], 'FIFO by enqueue order');
+    for (let i = 1; i < spans.length; i++) t.true(spans[i]!.start >= spans[i - 1]!.end, `run ${i} started after run ${i - 1} ended`);
+    const api = globalApi(send(node));
+    await until('key released', async () => !(await api.executionKeyHeld('account-1')));
+    t.false(await api.executionKeyHeld('account-1'));
+  } finally {
+    await c.close();
+  }
+});
+
+test('jobs with different execution keys run side by side', async (t) => {
+  const c = await cluster('execkeys');
+  try {
+    let running = 0;
+    let peak = 0;
+    const job = defineJob<{ k: string }>({
+      type: 'k',
+      executionKey: (p) => p.k,
+      perform: async () => {
+        peak = Math.max(peak, ++running);
+        await sleep(150);
+        running--;
+      },
+    });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
+    await node.client.enqueueMany('p', ['a', 'b', 'c', 'd'].map((k) => ({ type: 'k', payload: { k } })));
+    await until('all done', async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0, 20_000);
+    t.true(peak >= 3, `peak concurrency ${peak}`);
+  } finally {
+    await c.close();
+  }
+});
+
+test('pause stops claims for a queue on every node and survives a restart of every node; resume restarts them', async (t) => {
+  const c = await cluster('pause');
+  const dir = dataDir();
+  try {
+    const ran: string[] = [];
+    const job = defineJob({ type: 'j', queue: 'mail', perform: (_p, ctx) => void ran.push(ctx.id) });
+    const partitions = { p: { queues: { mail: { concurrency: 2 }, other: { concurrency: 2 } } } };
+    const a = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'a', engine: { pollMs: 50 } });
+    const b = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'b', engine: { pollMs: 50 } });
+    const api = globalApi(send(b));
+    t.deepEqual(await send(b)<string[]>({ op: 'pause', queue: 'mail' }), ['mail']);
+    await until('both engines paused', async () => (await a.stats())[0]!.paused.includes('mail') && (await b.stats())[0]!.paused.includes('mail'));
+    const { id } = await a.client.enqueue('p', 'j');
+    await sleep(400);
+    t.deepEqual(ran, [], 'a paused queue is not claimed');
+    await a.stop();
+    await b.stop();
+    c.nodes.length = 0;
+    const a2 = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'a2', engine: { pollMs: 50 } });
+    t.deepEqual(await globalApi(send(a2)).pausedQueues(), ['mail'], 'the pause survived every node restarting');
+    await sleep(400);
+    t.deepEqual(ran, []);
+    await send(a2)({ op: 'resume', queue: 'mail' });
+    await a2.client.result(id, { timeoutMs: 10_000 });
+    t.deepEqual(ran, [id]);
+    t.deepEqual(await api.pausedQueues().catch(() => globalApi(send(a2)).pausedQueues()), []);
+  } finally {
+    await c.close();
+  }
+});
+
+test('throttle -1 stops processing until lifted; a node that starts later obeys it', async (t) => {
+  const c = await cluster('throttle');
+  const dir = dataDir();
+  try {
+    const ran: string[] = [];
+    const job = defineJob({ type: 'j', perform: (_p, ctx) => void ran.push(ctx.id) });
+    const partitions = { p: { queues: { default: { concurrency: 2 } } } };
+    const a = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'a', engine: { pollMs: 50 } });
+    await send(a)({ op: 'throttle', rule: { ms: -1 } });
+    const b = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'b', engine: { pollMs: 50 } });
+    await until('b obeys the stop', async () => (await b.stats())[0]!.throttleMs === -1);
+    const { id } = await a.client.enqueue('p', 'j');
+    await sleep(400);
+    t.deepEqual(ran, []);
+    await t.throwsAsync(send(a)({ op: 'throttle', rule: { ms: -5 } }), { message: /-1/ });
+    await send(a)({ op: 'throttle', rule: { ms: 0 } });
+    await a.client.result(id, { timeoutMs: 10_000 });
+    t.deepEqual(ran, [id]);
+  } finally {
+    await c.close();
+  }
+});
+
+test('Global cancel: a waiting job never runs; a running one is aborted with onCancel once; the set stays bounded', async (t) => {
+  const c = await cluster('gcancel');
+  try {
+    const ran: string[] = [];
+    const cancels: string[] = [];
+    const job = defineJob({
+      type: 'j',
+      executionKey: () => 'k',
+      perform: (_p, ctx) =>
+        new Promise((_, reject) => {
+          ran.push(ctx.id);
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+        }),
+      onCancel: (_p, ctx) => void cancels.push(ctx.id),
+    });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 4 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
+    const { id: first } = await node.client.enqueue('p', 'j');
+    const { id: second } = await node.client.enqueue('p', 'j');
+    await until('first running, second waiting', async () => ran.length === 1 && (await node.client.job(second))?.state === 'waiting');
+    const api = globalApi(send(node));
+    t.true(await api.cancelJob(second));
+    t.true(await api.isCancelled(second));
+    t.true(await api.cancelJob(first));
+    await t.throwsAsync(node.client.result(first, { timeoutMs: 10_000 }), { instanceOf: JobCancelledError });
+    await t.throwsAsync(node.client.result(second, { timeoutMs: 10_000 }), { instanceOf: JobCancelledError });
+    await until('onCancel', async () => cancels.length === 1);
+    await sleep(300);
+    t.deepEqual(ran, [first], 'the waiting job never ran');
+    t.deepEqual(cancels, [first]);
+    await until('cancel set emptied', async () => (await send(node)<{ cancelled: string[] }>({ op: 'snapshot' })).cancelled.length === 0);
+    t.false(await api.executionKeyHeld('k'));
+  } finally {
+    await c.close();
+  }
+});
+
+test('queue keys through Global: taken while the job lives, releasable, free once it finished', async (t) => {
+  const c = await cluster('gqueue');
+  try {
+    const job = defineJob({ type: 'j', queueKey: () => 'invoice-9', perform: () => 1 });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [job], dataDir: dataDir() });
+    const api = globalApi(send(node));
+    await node.client.enqueue('p', 'j');
+    t.true(await api.queueKeyTaken('invoice-9'));
+    await t.throwsAsync(node.client.enqueue('p', 'j'), { message: /invoice-9/ });
+    t.true(await api.releaseQueueKey('invoice-9'));
+    t.false(await api.queueKeyTaken('invoice-9'));
+    t.truthy(await node.client.enqueue('p', 'j'));
+  } finally {
+    await c.close();
+  }
+});
