@@ -2,7 +2,9 @@ import {
   DuplicateQueueKeyError,
   JobCancelledError,
   JobFailedError,
+  NAME_PATTERN,
   TimeoutError,
+  UnknownPartitionError,
   ValidationError,
   silentLogger,
   statusOf,
@@ -12,19 +14,38 @@ import {
   type Logger,
 } from '@partita/core';
 import { JobStore, type NewJob, type PgOptions } from '@partita/postgres';
-import { createBus, subjects, type Bus } from '@partita/nats';
+import { createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
+import {
+  eventMessageKinds,
+  eventSubscriptionPattern,
+  isJobEvent,
+  publishJobEvent,
+  type EventFilter,
+  type EventPublishProblem,
+  type JobEvent,
+} from './events.js';
+import { CANCEL_KIND, QUORUM_KIND, ROLL_CALL_KIND, WAKE_KIND, isMemberProfile, type CancelBroadcast, type MemberProfile } from './quorum.js';
+import { ResultWatch } from './results.js';
+import { globalApi, requestGlobal, type GlobalApi, type GlobalRequest } from './global-api.js';
+import { MAX_THROTTLE_MS } from './quorum.js';
 
 export interface ConnectOptions {
   postgres: string | PgOptions;
   /** Postgres schema holding Partita's tables (default `partita`). */
   schema?: string;
-  /** NATS servers; false or absent: no bus (wake-ups, results and cancels go through Postgres only). */
-  nats?: string | string[] | false;
+  /**
+   * NATS: a URL, a list of URLs, or bus options (servers, user/pass, token, nkey, creds, tls, ...).
+   * false or absent: no bus — results and cancels go through Postgres only, and subscribe,
+   * rollCall and the quorum messages are unavailable.
+   */
+  nats?: string | string[] | NatsBusOptions | false;
   cluster?: string;
   /** Job definitions whose defaults (queue, attempts, queueKey(p), executionKey(p)) apply at enqueue. */
   jobs?: JobSpec<any>[];
   payloadLimitBytes?: number;
   logger?: Logger;
+  /** Publish an `enqueued` job event per enqueued job (default true). */
+  enqueueEvents?: boolean;
 }
 
 export interface EnqueueManyItem extends EnqueueOptions {
@@ -48,8 +69,15 @@ export interface ClientHooks {
   cancelRequested?(jobs: { id: string; partition: string; node: string | null }[]): void;
 }
 
+/** result() without a live bus: Postgres polls from 5 ms, doubling up to 250 ms. */
 const RESULT_POLL_MIN_MS = 5;
 const RESULT_POLL_MAX_MS = 250;
+/** result() with a live bus: the event resolves it; Postgres is read as a safety net from 1 s, up to every 5 s. */
+const RESULT_SAFETY_MIN_MS = 1000;
+const RESULT_SAFETY_MAX_MS = 5000;
+const DEFAULT_ROLL_CALL_MS = 1000;
+const ENQUEUED_EVENTS_CHUNK = 1000;
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 export class Client {
   /** The store, for the runtime and tools that need more than the public API. */
@@ -63,17 +91,33 @@ export class Client {
   /** The cluster bus; an in-process bus when the client has no NATS. */
   readonly bus: Bus | undefined;
   private readonly ownsBus: boolean;
+  private readonly enqueueEvents: boolean;
+  private watch: ResultWatch | undefined;
+  /** Subscriptions made through this client, removed on close() (the bus may outlive the client). */
+  private readonly subscriptions = new Set<() => Promise<void>>();
+  /** Wakes result() waiters early (close, bus back). */
+  private readonly wakers = new Set<() => void>();
+  private lastEventProblemAt = 0;
   hooks: ClientHooks = {};
 
   constructor(
     store: JobStore,
-    options: { cluster?: string; jobs?: JobSpec<any>[]; ownsStore?: boolean; logger?: Logger; bus?: Bus; ownsBus?: boolean } = {},
+    options: {
+      cluster?: string;
+      jobs?: JobSpec<any>[];
+      ownsStore?: boolean;
+      logger?: Logger;
+      bus?: Bus;
+      ownsBus?: boolean;
+      enqueueEvents?: boolean;
+    } = {},
   ) {
     this.store = store;
     this.cluster = options.cluster ?? 'default';
     this.ownsStore = options.ownsStore ?? false;
     this.bus = options.bus;
     this.ownsBus = options.ownsBus ?? false;
+    this.enqueueEvents = options.enqueueEvents ?? true;
     this.logger = options.logger ?? silentLogger();
     for (const spec of options.jobs ?? []) this.specs.set(spec.type, spec);
   }
@@ -85,6 +129,7 @@ export class Client {
     const [outcome] = await this.store.enqueue([job!]);
     if (outcome!.refused) throw new DuplicateQueueKeyError(outcome!.refused.queueKey, outcome!.refused.heldBy);
     this.wake(partition, new Set([job!.queue!]));
+    this.publishEnqueued([job!], [outcome!.id]);
     return { id: outcome!.id };
   }
 
@@ -96,20 +141,44 @@ export class Client {
     const outcomes = await this.store.enqueue(resolved);
     const ids: string[] = [];
     const refused: EnqueueManyResult['refused'] = [];
+    const accepted: NewJob[] = [];
     outcomes.forEach((o, index) => {
       if (o.refused) refused.push({ index, queueKey: o.refused.queueKey, heldBy: o.refused.heldBy });
-      else ids.push(o.id);
+      else {
+        ids.push(o.id);
+        accepted.push(resolved[index]!);
+      }
     });
-    if (ids.length > 0) this.wake(partition, new Set(resolved.map((j) => j.queue!)));
+    if (ids.length > 0) {
+      this.wake(partition, new Set(accepted.map((j) => j.queue!)));
+      this.publishEnqueued(accepted, ids);
+    }
     return { ids, refused };
   }
 
-  /** Cancels a job: queued, it never runs; running, its node aborts it. False when already finished or unknown. */
+  /**
+   * Cancels a job: queued, it never runs; running, its node aborts it. False when already finished
+   * or unknown. A running job is flagged in Postgres (its node's heartbeat sees the flag: the
+   * durable path) and, with a bus, a cancel broadcast makes the node running it abort at once.
+   */
   async cancel(jobId: string): Promise<boolean> {
     this.assertOpen();
     const outcomes = await this.store.cancel([jobId]);
     const running = outcomes.filter((o) => o.running);
-    if (running.length) this.hooks.cancelRequested?.(running);
+    if (running.length) {
+      this.hooks.cancelRequested?.(running);
+      this.broadcastCancel(running);
+    }
+    const removed = outcomes.filter((o) => !o.running);
+    if (removed.length && this.bus?.connected) {
+      // A queued job leaves without any node touching it: announce it here, for result() and subscribers.
+      const at = new Date();
+      const jobs = await Promise.all(removed.map((o) => this.store.getJob(o.id).catch(() => undefined)));
+      for (const job of jobs) {
+        if (job?.state !== 'cancelled') continue;
+        this.emitEvent({ id: job.id, partition: job.partition, queue: job.queue, type: job.type, kind: 'cancelled', attempt: job.attempts, at });
+      }
+    }
     return outcomes.length > 0;
   }
 
@@ -131,34 +200,204 @@ export class Client {
 
   /**
    * Waits for a job's result. Rejects JobFailedError, JobCancelledError, or TimeoutError after
-   * timeoutMs (default: wait forever). Postgres is the source of truth, so a result is never missed.
+   * timeoutMs (default: wait forever); ValidationError for an unknown id.
+   *
+   * With a bus, the job's terminal event resolves it (within a millisecond or two of the outcome
+   * being recorded). The order makes sure nothing is missed: read the job, subscribe to its
+   * events, read it again (it may have finished in between), then wait for the event — reading
+   * Postgres every few seconds as a safety net, and at once when the bus comes back from an outage.
+   * Without a bus it polls Postgres (5 ms doubling to 250 ms). Postgres is the source of truth.
    */
   async result(jobId: string, options: { timeoutMs?: number } = {}): Promise<unknown> {
     this.assertOpen();
-    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    let wait = RESULT_POLL_MIN_MS;
-    for (;;) {
-      const job = await this.store.getJob(jobId);
-      if (!job) throw new ValidationError(`no job with id ${jobId}; check the id (finished jobs are kept for the retention period)`, 'jobId');
-      switch (job.state) {
-        case 'completed':
-          return job.result;
-        case 'failed':
-          throw new JobFailedError(jobId, job.errors, job.errors.at(-1)?.message);
-        case 'cancelled':
-          throw new JobCancelledError(jobId);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new TimeoutError(`result of job ${jobId}`, options.timeoutMs!);
-      if (this.closed) throw new ValidationError('the client was closed while waiting for a result');
-      await new Promise((r) => setTimeout(r, Math.min(wait, left)));
-      wait = Math.min(wait * 2, RESULT_POLL_MAX_MS);
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)) {
+      throw new ValidationError(`must be a number of milliseconds ≥ 0, got ${String(timeoutMs)}`, 'timeoutMs');
     }
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const first = await this.readResult(jobId);
+    if (first.done) return first.value();
+
+    let event: JobEvent | undefined;
+    let wake: (() => void) | undefined;
+    let release: (() => void) | undefined;
+    let check = false;
+    const bus = this.bus;
+    if (bus?.connected) {
+      try {
+        release = await this.resultWatch(bus).watch(first.job, (e) => {
+          event = e;
+          wake?.();
+        });
+        check = true; // it may have finished before the subscription was live
+      } catch (err) {
+        this.logger.debug({ err: (err as Error).message, jobId }, 'result: cannot subscribe to job events; polling Postgres');
+      }
+    }
+    const offStatus = bus?.onStatus((status) => {
+      if (status === 'reconnected' || status === 'connected') {
+        check = true; // events published while the bus was away are gone: look in Postgres
+        wake?.();
+      }
+    });
+    const waker = () => wake?.();
+    this.wakers.add(waker);
+    try {
+      let waitMs = 0;
+      for (;;) {
+        if (event) {
+          const e: JobEvent = event;
+          event = undefined;
+          if (e.kind === 'completed' && !e.truncated) return e.result;
+          check = true; // failed/cancelled (or a truncated result): Postgres has the whole story
+        }
+        if (check) {
+          check = false;
+          const now = await this.readResult(jobId);
+          if (now.done) return now.value();
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) throw new TimeoutError(`result of job ${jobId}`, timeoutMs!);
+        if (this.closed) throw new ValidationError('the client was closed while waiting for a result');
+        if (event) continue;
+        const live = release !== undefined && bus!.connected;
+        const [min, max] = live ? [RESULT_SAFETY_MIN_MS, RESULT_SAFETY_MAX_MS] : [RESULT_POLL_MIN_MS, RESULT_POLL_MAX_MS];
+        waitMs = Math.min(max, Math.max(min, waitMs * 2));
+        const timedOut = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), Math.min(waitMs, left));
+          wake = () => {
+            clearTimeout(timer);
+            resolve(false);
+          };
+        });
+        wake = undefined;
+        if (timedOut) check = true;
+      }
+    } finally {
+      this.wakers.delete(waker);
+      offStatus?.();
+      release?.();
+    }
+  }
+
+  /**
+   * Subscribes to job events. `pattern` is one of:
+   *  - a filter object: `{ partition?, queue?, type?, kind? }` — omitted parts match anything;
+   *    `type` is the job type as defined (dots and all);
+   *  - a NATS pattern over `<partition>.<queue>.<type>.<kind>`, relative to the cluster:
+   *    `billing.*.invoice.completed`, `billing.>`, `*.*.*.failed`, `>`. Job types containing
+   *    `.`, `*`, `>`, `%` or whitespace are percent-encoded in subjects (`eventTypeToken()`);
+   *  - a full subject pattern `partita.<cluster>.event.…`.
+   * Kinds: enqueued, started, progress, completed, failed, retrying, cancelled. Delivery is
+   * at-most-once (events are lost while the bus is away; Postgres keeps the truth). Resolves once
+   * the subscription is live; the returned function unsubscribes.
+   */
+  async subscribe(pattern: string | EventFilter, callback: (event: JobEvent) => unknown): Promise<() => Promise<void>> {
+    this.assertOpen();
+    const bus = this.requireBus('subscribe()');
+    if (typeof callback !== 'function') throw new ValidationError('must be a function (event) => void', 'callback');
+    const subject = eventSubscriptionPattern(this.cluster, pattern);
+    const off = await bus.subscribe(
+      subject,
+      (data) => {
+        if (isJobEvent(data)) return callback(data);
+        return undefined;
+      },
+      { kinds: eventMessageKinds() },
+    );
+    return this.track(off);
+  }
+
+  /**
+   * Asks every node of the cluster for its profile (id, partitions, queues with concurrency,
+   * running and queued counts, throttle, memory, CPU, uptime, version) and collects the answers
+   * for `delayMs` (default 1000), or until `max` answered. Sorted by node id.
+   */
+  async rollCall(options: { delayMs?: number; max?: number } = {}): Promise<MemberProfile[]> {
+    this.assertOpen();
+    const bus = this.requireBus('rollCall()');
+    const delayMs = options.delayMs ?? DEFAULT_ROLL_CALL_MS;
+    const replies = await bus.gather<unknown>(subjects.rollCall(this.cluster), ROLL_CALL_KIND, {}, {
+      delayMs,
+      ...(options.max !== undefined ? { max: options.max } : {}),
+    });
+    return replies.filter(isMemberProfile).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * Publishes a message of your own to the quorum (HotMesh pubQuorum): every subscriber of a
+   * matching topic pattern in the cluster receives `data` (anything msgpack can carry). The topic
+   * is one or more dot-separated tokens (`deploy.started`). Fire and forget: while the bus is
+   * away the message is dropped.
+   */
+  publishQuorum(topic: string, data?: unknown): void {
+    this.assertOpen();
+    this.requireBus('publishQuorum()').publish(subjects.quorum(this.cluster, topic), QUORUM_KIND, data ?? null);
+  }
+
+  /**
+   * Receives quorum messages (HotMesh subQuorum) whose topic matches `topicPattern` (NATS
+   * wildcards: `deploy.*`, `>` for all). The callback gets the data and the concrete topic.
+   */
+  async subscribeQuorum(topicPattern: string, callback: (data: unknown, topic: string) => unknown): Promise<() => Promise<void>> {
+    this.assertOpen();
+    const bus = this.requireBus('subscribeQuorum()');
+    if (typeof callback !== 'function') throw new ValidationError('must be a function (data, topic) => void', 'callback');
+    const prefixLength = subjects.quorumPattern(this.cluster, '>').length - 1;
+    const off = await bus.subscribe(subjects.quorumPattern(this.cluster, topicPattern), (data, msg) => callback(data, msg.subject.slice(prefixLength)), {
+      kinds: [QUORUM_KIND],
+    });
+    return this.track(off);
+  }
+
+  // ── Global: pause, throttle, Roger's Global operations ───────────────────────────────────
+
+  /** Roger.Partition.Global parity: cancel, queue keys, execution keys, paused queues of one partition. */
+  global(partition: string): GlobalApi {
+    return globalApi(<T>(request: GlobalRequest) => this.requestGlobal<T>(partition, request));
+  }
+
+  /** Stops claims of a queue on every node (running jobs finish); survives restarts of every node. */
+  async pause(partition: string, queue: string): Promise<void> {
+    await this.requestGlobal(partition, { op: 'pause', queue: checkName(queue, 'queue') });
+  }
+
+  async resume(partition: string, queue: string): Promise<void> {
+    await this.requestGlobal(partition, { op: 'resume', queue: checkName(queue, 'queue') });
+  }
+
+  async paused(partition: string): Promise<string[]> {
+    return this.requestGlobal<string[]>(partition, { op: 'pausedQueues' });
+  }
+
+  /**
+   * A pause of `ms` before each claim, for one partition (or every known one), optionally one queue
+   * and/or one node. -1 stops processing until lifted; 0 lifts it. Persisted through Global, so
+   * nodes that start later obey it.
+   */
+  async throttle(options: { ms: number; partition?: string; queue?: string; node?: string }): Promise<void> {
+    const { ms, partition, queue, node } = options ?? ({} as never);
+    if (!Number.isInteger(ms) || ms < -1 || ms > MAX_THROTTLE_MS) {
+      throw new ValidationError(`must be a whole number of ms from -1 (stop until lifted) to ${MAX_THROTTLE_MS}; 0 lifts the throttle`, 'throttle.ms');
+    }
+    const rule = { ms, ...(queue !== undefined ? { queue: checkName(queue, 'queue') } : {}), ...(node !== undefined ? { node } : {}) };
+    const partitions = partition !== undefined ? [partition] : [...(await this.store.knownQueues()).keys()];
+    await Promise.all(partitions.map((p) => this.requestGlobal(p, { op: 'throttle', rule })));
+  }
+
+  private async requestGlobal<T>(partition: string, request: GlobalRequest): Promise<T> {
+    this.assertOpen();
+    const known = await this.store.knownQueues();
+    if (!known.has(partition)) throw new UnknownPartitionError(partition, [...known.keys()].sort());
+    return requestGlobal<T>(this.bus, this.cluster, partition, request);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const wake of [...this.wakers]) wake();
+    await this.watch?.close();
+    await Promise.all([...this.subscriptions].map((off) => off().catch(() => undefined)));
     if (this.ownsBus) await this.bus?.close();
     if (this.ownsStore) await this.store.close();
   }
@@ -167,7 +406,85 @@ export class Client {
   private wake(partition: string, queues: Set<string>): void {
     this.hooks.enqueued?.(partition, queues);
     if (!this.bus) return;
-    for (const queue of queues) this.bus.publish(subjects.wake(this.cluster, partition, queue), 'wake', null);
+    for (const queue of queues) this.bus.publish(subjects.wake(this.cluster, partition, queue), WAKE_KIND, null);
+  }
+
+  /**
+   * An `enqueued` event per job, after the wake-ups (which are what latency depends on). About
+   * 10 µs a job; big batches go out in chunks between event-loop turns so they never block it long.
+   */
+  private publishEnqueued(jobs: NewJob[], ids: string[]): void {
+    if (!this.enqueueEvents || !this.bus?.connected) return;
+    const at = new Date();
+    const publish = (from: number) => {
+      const to = Math.min(jobs.length, from + ENQUEUED_EVENTS_CHUNK);
+      for (let i = from; i < to; i++) {
+        const job = jobs[i]!;
+        this.emitEvent({ id: ids[i]!, partition: job.partition, queue: job.queue!, type: job.type, kind: 'enqueued', attempt: 0, at });
+      }
+      if (to < jobs.length) setImmediate(() => publish(to));
+    };
+    publish(0);
+  }
+
+  private emitEvent(event: JobEvent): void {
+    if (!this.bus) return;
+    publishJobEvent(this.bus, event, (p) => this.eventProblem(p));
+  }
+
+  private eventProblem({ event, error }: EventPublishProblem): void {
+    const now = Date.now();
+    if (now - this.lastEventProblemAt < 60_000) return;
+    this.lastEventProblemAt = now;
+    this.logger.warn({ jobId: event.id, kind: event.kind, err: (error as Error)?.message }, 'a job event could not be published (logged once a minute)');
+  }
+
+  private broadcastCancel(jobs: { id: string; partition: string }[]): void {
+    if (!this.bus) return;
+    const byPartition = new Map<string, string[]>();
+    for (const j of jobs) byPartition.set(j.partition, [...(byPartition.get(j.partition) ?? []), j.id]);
+    for (const [partition, ids] of byPartition) {
+      this.bus.publish(subjects.cancel(this.cluster, partition), CANCEL_KIND, { ids } satisfies CancelBroadcast);
+    }
+  }
+
+  /** Reads a job for result(): `done` with a settle function once it finished. */
+  private async readResult(jobId: string): Promise<{ done: false; job: JobRecord } | { done: true; value: () => unknown }> {
+    const job = await this.store.getJob(jobId);
+    if (!job) throw new ValidationError(`no job with id ${jobId}; check the id (finished jobs are kept for the retention period)`, 'jobId');
+    if (!FINISHED.has(job.state)) return { done: false, job };
+    return {
+      done: true,
+      value: () => {
+        if (job.state === 'completed') return job.result;
+        if (job.state === 'failed') throw new JobFailedError(jobId, job.errors, job.errors.at(-1)?.message);
+        throw new JobCancelledError(jobId);
+      },
+    };
+  }
+
+  private resultWatch(bus: Bus): ResultWatch {
+    this.watch ??= new ResultWatch(bus, this.logger);
+    return this.watch;
+  }
+
+  private requireBus(what: string): Bus {
+    if (!this.bus) {
+      throw new ValidationError(
+        `${what} needs the cluster bus: connect({ postgres, nats: 'nats://host:4222' }), or use node.client of a node (its in-process bus when it runs without NATS)`,
+        'nats',
+      );
+    }
+    return this.bus;
+  }
+
+  private track(off: () => Promise<void>): () => Promise<void> {
+    const unsubscribe = async () => {
+      this.subscriptions.delete(unsubscribe);
+      await off();
+    };
+    this.subscriptions.add(unsubscribe);
+    return unsubscribe;
   }
 
   private assertOpen(): void {
@@ -211,7 +528,7 @@ function callKey(spec: JobSpec<any>, which: 'queueKey' | 'executionKey', payload
   }
 }
 
-/** Connects to a Partita cluster's Postgres (and, later, its bus). Migrates the schema if needed. */
+/** Connects to a Partita cluster's Postgres and, when `nats` is given, its bus. Migrates the schema if needed. */
 export async function connect(options: ConnectOptions): Promise<Client> {
   if (!options || (typeof options.postgres !== 'string' && typeof options.postgres !== 'object')) {
     throw new ValidationError('connect() needs { postgres: "postgres://…" } (a URL or pg pool options)', 'postgres');
@@ -233,5 +550,17 @@ export async function connect(options: ConnectOptions): Promise<Client> {
       throw err;
     }
   }
-  return new Client(store, { cluster, ...(options.jobs ? { jobs: options.jobs } : {}), ownsStore: true, logger, ...(bus ? { bus, ownsBus: true } : {}) });
+  return new Client(store, {
+    cluster,
+    ...(options.jobs ? { jobs: options.jobs } : {}),
+    ownsStore: true,
+    logger,
+    ...(bus ? { bus, ownsBus: true } : {}),
+    ...(options.enqueueEvents !== undefined ? { enqueueEvents: options.enqueueEvents } : {}),
+  });
+}
+
+function checkName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !NAME_PATTERN.test(value)) throw new ValidationError('must be 1-64 letters, digits, _ or -', what);
+  return value;
 }

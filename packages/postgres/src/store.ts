@@ -129,6 +129,9 @@ export class JobStore {
       const config: PgOptions = typeof options.postgres === 'string' ? { connectionString: options.postgres } : { ...options.postgres };
       config.max ??= 10;
       config.application_name ??= 'partita';
+      // The batch statements take arrays whose sizes vary wildly; a generic plan chosen for one
+      // size (a nested loop over unnest) stalled completions for seconds. Plan each execution.
+      config.options ??= '-c plan_cache_mode=force_custom_plan';
       this.pool = new pg.Pool(config);
       this.ownsPool = true;
     }
@@ -442,9 +445,9 @@ export class JobStore {
   // ── execution keys (used by Global) ──────────────────────────────────────────────────────
 
   /** Claimed jobs that must wait for their execution key go to state waiting; returns those parked. */
-  async park(items: { id: string; attempt: number; node: string }[]): Promise<Set<string>> {
+  async park(items: { id: string; attempt: number; node: string; key: string }[]): Promise<Set<string>> {
     if (items.length === 0) return new Set();
-    const rows = await this.run<{ id: string }>('park_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), items.map((i) => i.node)]);
+    const rows = await this.run<{ id: string }>('park_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), items.map((i) => i.node), items.map((i) => i.key)]);
     return new Set(rows.map((r) => r.id));
   }
 

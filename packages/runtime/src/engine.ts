@@ -10,7 +10,8 @@ import type { ClaimedJob, JobStore } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { Admission, ControlState } from './global/global.js';
-import { engineControl } from './global/control.js';
+import { effectiveControl } from './quorum.js';
+import type { Metrics } from './metrics.js';
 
 /** What the engine needs of its partition's Global: batched admission and key release. */
 export interface GlobalAccess {
@@ -43,6 +44,7 @@ export interface EngineOptions {
   events?: (event: EngineEvent) => void;
   /** Jobs with an execution key are admitted through Global, one request per claimed batch. */
   global: GlobalAccess;
+  metrics?: Metrics;
 }
 
 export type EngineEventKind = 'started' | 'progress' | 'completed' | 'failed' | 'retrying' | 'cancelled';
@@ -147,6 +149,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let ctxRef: ActorContext<EngineMsg, unknown>;
 
   let claiming = false;
+  /** A wake-up that arrived while a claim was in flight: claim again after it, whatever it got. */
+  let wokenWhileClaiming = false;
   /** The last claim filled what it asked for: there is probably more, claim again as slots free. */
   let more = true;
   let claimBackoffMs = 0;
@@ -156,6 +160,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let pending: FlushBatch = emptyBatch();
   let flushScheduled = false;
   let flushing = false;
+  /** The batch being written: its jobs still hold leases until the write lands. */
+  let inflight: FlushBatch | undefined;
   let flushBackoffMs = 0;
 
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
@@ -200,7 +206,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     let worth = false;
     for (const [name, q] of queues) {
       if (paused.has(name)) continue;
-      const want = q.concurrency + Math.min(settings.prefetch, q.concurrency) - q.running - q.buffer.length;
+      const want = q.concurrency + settings.prefetch - q.running - q.buffer.length;
       if (want <= 0) continue;
       asked.set(name, want);
       total += want;
@@ -213,11 +219,18 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (!force && !idle && !worth) return;
     claiming = true;
     lastClaimAt = Date.now();
+    const claimStarted = performance.now();
     store
       .claim({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
       .then(
-        (jobs) => self.cast({ t: 'claimed', jobs, asked }),
-        (error) => self.cast({ t: 'claimFailed', error }),
+        (jobs) => {
+          options.metrics?.claimed(partition, performance.now() - claimStarted, jobs.length);
+          self.cast({ t: 'claimed', jobs, asked });
+        },
+        (error) => {
+          options.metrics?.claimFailed(partition);
+          self.cast({ t: 'claimFailed', error });
+        },
       );
   }
 
@@ -236,14 +249,29 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         pending.releases.push(job);
         continue;
       }
+      // A client without the definitions could not run executionKey(payload): derive it here.
+      if (!job.executionKey) job.executionKey = deriveExecutionKey(job) ?? null;
       if (job.executionKey) keyed.push(job);
       else q.buffer.push(job);
     }
     if (keyed.length) admit(keyed);
-    more = [...asked].some(([queue, n]) => (got.get(queue) ?? 0) >= n);
+    more = wokenWhileClaiming || [...asked].some(([queue, n]) => (got.get(queue) ?? 0) >= n);
+    wokenWhileClaiming = false;
     dispatch();
     if (pending.releases.length) scheduleFlush();
     if (more) maybeClaim();
+  }
+
+  function deriveExecutionKey(job: ClaimedJob): string | undefined {
+    const def = definitions.get(job.type);
+    if (!def?.executionKey) return undefined;
+    try {
+      const key = def.executionKey(job.payload);
+      return typeof key === 'string' && key.length > 0 ? key : undefined;
+    } catch (err) {
+      log.warn({ jobId: job.id, err: describeError(err).message }, 'executionKey(payload) threw; running the job without a key');
+      return undefined;
+    }
   }
 
   /** One Global request for every keyed job of a claimed batch: which run, wait, or were cancelled. */
@@ -396,7 +424,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (flushing || pendingCount() === 0) return;
     flushing = true;
     const batch = pending;
+    inflight = batch;
     pending = emptyBatch();
+    const flushStarted = performance.now();
+    const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
     const work = Promise.all([
       store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result }))),
       store.fail(
@@ -417,13 +448,20 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       options.global.finished(batch.keysDone).catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'));
     }
     work.then(
-      ([completed, failed]) => self.cast({ t: 'flushed', batch, accepted: { completed, failed } }),
-      (error) => self.cast({ t: 'flushFailed', batch, error }),
+      ([completed, failed]) => {
+        options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
+        self.cast({ t: 'flushed', batch, accepted: { completed, failed } });
+      },
+      (error) => {
+        options.metrics?.flushFailed(partition);
+        self.cast({ t: 'flushFailed', batch, error });
+      },
     );
   }
 
   function onFlushed(batch: FlushBatch, accepted: Accepted): void {
     flushing = false;
+    inflight = undefined;
     flushBackoffMs = 0;
     for (const c of batch.completions) {
       if (!accepted.completed.has(c.job.id)) {
@@ -431,6 +469,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         continue;
       }
       emit({ kind: 'completed', job: c.job, result: c.result });
+      options.metrics?.finished(partition, c.job.queue, 'completed');
       const def = definitions.get(c.job.type);
       if (def?.onSuccess) callback(c.job, 'onSuccess', () => def.onSuccess!(c.result, c.job.payload, hookContext(c.job)));
     }
@@ -439,6 +478,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         log.warn({ jobId: f.job.id, attempt: f.job.attempt }, 'failure record refused: this node no longer holds the job (lease lost)');
         continue;
       }
+      options.metrics?.finished(partition, f.job.queue, f.finalState === 'cancelled' ? 'cancelled' : f.retryAt ? 'retrying' : 'failed');
       emit(
         f.finalState === 'cancelled'
           ? { kind: 'cancelled', job: f.job }
@@ -456,12 +496,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         callback(f.job, 'onFailed', () => def.onFailed!(f.cause, f.job.payload, hookContext(f.job)));
       }
     }
+    for (const j of batch.releases) options.metrics?.finished(partition, j.queue, 'released');
     if (pendingCount() > 0) scheduleFlush();
     if (draining) checkDrained();
   }
 
   function onFlushFailed(batch: FlushBatch, error: unknown): void {
     flushing = false;
+    inflight = undefined;
     // Nothing is lost: the outcomes go back in front of whatever arrived since, and are retried.
     pending = {
       completions: [...batch.completions, ...pending.completions],
@@ -552,6 +594,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       switch (msg.t) {
         case 'wake':
           more = true;
+          if (claiming) wokenWhileClaiming = true;
           maybeClaim();
           return;
         case 'poll':
@@ -599,12 +642,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           return;
         case 'held':
           // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
-          return [
-            ...tracked.keys(),
-            ...pending.completions.map((c) => c.job.id),
-            ...pending.failures.map((f) => f.job.id),
-            ...pending.releases.map((j) => j.id),
-          ];
+          return [pending, inflight].reduce<string[]>(
+            (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
+            [...tracked.keys()],
+          );
         case 'leases':
           for (const id of msg.checked) {
             if (tracked.has(id) && !msg.renewed.has(id)) {
@@ -635,7 +676,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         case 'control': {
           const wasStopped = throttleMs < 0 || !controlKnown;
           controlKnown = true;
-          const control = engineControl(msg.state, nodeId, [...queues.keys()]);
+          const control = effectiveControl(msg.state, nodeId, [...queues.keys()]);
           if (control.paused) {
             paused = new Set(control.paused);
             // Prefetched jobs of a paused queue go back; only what already runs finishes.

@@ -2,6 +2,7 @@ import type { ActorRef, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import type { JobStore } from '@partita/postgres';
 import type { EngineMsg } from './engine.js';
+import type { Metrics } from './metrics.js';
 
 export interface LeaseKeeperOptions {
   nodeId: string;
@@ -18,6 +19,7 @@ export interface LeaseKeeperOptions {
   info: () => Record<string, unknown>;
   /** Rescued jobs that held an execution key: their partition's Global passes the key on. */
   keysFreed: (partition: string, jobs: { id: string; key: string }[]) => Promise<unknown>;
+  metrics?: Metrics;
 }
 
 type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'maintain' };
@@ -36,6 +38,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     try {
       await work();
     } catch (err) {
+      if (kind === 'beat') options.metrics?.heartbeatFailed();
       logger.warn({ err: describeError(err).message, task: kind }, 'lease keeper round failed; will retry next round');
     } finally {
       busy.delete(kind);
@@ -47,6 +50,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     const held = await Promise.all(engines.map(async ([p, ref]) => [p, ref, (await ref.call({ t: 'held' })) as string[]] as const));
     const ids = held.flatMap(([, , list]) => list);
     const { renewed, cancelRequested } = await store.heartbeat(nodeId, options.leaseMs, ids, options.info());
+    options.metrics?.leasesHeld(renewed.length);
     const renewedSet = new Set(renewed);
     const cancelSet = new Set(cancelRequested);
     for (const [, ref, list] of held) {
@@ -57,6 +61,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
   async function rescue(): Promise<void> {
     const rescued = await store.rescueExpired();
     if (rescued.length === 0) return;
+    options.metrics?.rescued(rescued.filter((r) => !r.failed).length, rescued.filter((r) => r.failed).length);
     logger.warn({ jobs: rescued.length, failed: rescued.filter((r) => r.failed).length }, 'rescued jobs whose lease expired');
     const keyed = new Map<string, { id: string; key: string }[]>();
     for (const r of rescued) if (r.executionKey) keyed.set(r.partition, [...(keyed.get(r.partition) ?? []), { id: r.id, key: r.executionKey }]);

@@ -96,15 +96,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const timeoutMs = options.sourceTimeoutMs ?? 2000;
   const cacheMs = options.jobCountsCacheMs ?? 1000;
 
-  const sourceErrors = new Counter({
-    name: 'partita_metrics_source_errors_total',
-    help: 'Scrape-time sources that failed or timed out (their figures keep the last values)',
-    labelNames: ['source'],
-    registers: [registry],
-  });
+  // Registered last (below), so that a scrape reports the failures of its own sources.
+  let sourceErrors: Counter<'source'>;
+  const inflight = new Set<Promise<unknown>>();
 
   /** Runs a scrape-time source with a deadline; undefined when it failed (and counts the failure). */
-  async function pull<T>(source: string, fn: () => Promise<T>): Promise<T | undefined> {
+  function pull<T>(source: string, fn: () => Promise<T>): Promise<T | undefined> {
+    const p = pullNow(source, fn);
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+    return p;
+  }
+
+  async function pullNow<T>(source: string, fn: () => Promise<T>): Promise<T | undefined> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
@@ -146,6 +150,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
+  // Four gauges read the engines: one call per scrape serves them all.
+  let enginesMemo: { at: number; p: Promise<EngineStats[] | undefined> } | undefined;
+  const engineStats = (): Promise<EngineStats[] | undefined> => {
+    if (!sources.engines) return Promise.resolve(undefined);
+    if (!enginesMemo || Date.now() - enginesMemo.at > 250) enginesMemo = { at: Date.now(), p: pull('engines', sources.engines) };
+    return enginesMemo.p;
+  };
+
   const engineGauge = (name: string, help: string, pick: (q: { concurrency: number; running: number; prefetched: number }) => number) =>
     new Gauge({
       name,
@@ -153,8 +165,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       labelNames: ['partition', 'queue'],
       registers: [registry],
       async collect() {
-        if (!sources.engines) return;
-        const stats = await pull(`engines`, sources.engines);
+        const stats = await engineStats();
         if (!stats) return;
         this.reset();
         for (const s of stats) for (const [queue, q] of Object.entries(s.queues)) this.set({ partition: s.partition, queue }, pick(q));
@@ -169,8 +180,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['partition'],
     registers: [registry],
     async collect() {
-      if (!sources.engines) return;
-      const stats = await pull('engines', sources.engines);
+      const stats = await engineStats();
       if (!stats) return;
       this.reset();
       for (const s of stats) this.set({ partition: s.partition }, s.throttleMs);
@@ -285,12 +295,26 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
+  sourceErrors = new Counter({
+    name: 'partita_metrics_source_errors_total',
+    help: 'Scrape-time sources that failed or timed out (their figures keep the last values)',
+    labelNames: ['source'],
+    registers: [registry],
+    async collect() {
+      // The other collectors started their sources before this runs (registration order).
+      await Promise.allSettled([...inflight]);
+    },
+  });
+
   const attach = (more: MetricsSources) => {
     if (more.jobCounts) {
       sources.jobCounts = more.jobCounts;
       countsCache = undefined;
     }
-    if (more.engines) sources.engines = more.engines;
+    if (more.engines) {
+      sources.engines = more.engines;
+      enginesMemo = undefined;
+    }
     if (more.bus) sources.bus = more.bus;
   };
   attach(options);

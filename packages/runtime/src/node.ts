@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorRef, type ActorSystem, type SupervisorSpec } from '@partita/actors';
-import { ValidationError, childLogger, createLogger, describeError, type Logger, type PartitaConfig } from '@partita/core';
+import { ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
 import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
 import { Client } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
@@ -11,6 +11,10 @@ import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
 import { createBus, type Bus } from '@partita/nats';
 import { startQuorumMember } from './quorum.js';
+import { jobEventPublisher } from './events.js';
+import { createMetrics, liveJobCounts, type Metrics } from './metrics.js';
+import { startHttpServer, nodeHealth, type HttpServer } from './http.js';
+import { natsBusOptions } from './bus-options.js';
 import { GlobalClient } from './global/client.js';
 import { createPersister } from './global/persisters.js';
 import { seatBehavior } from './global/seat.js';
@@ -24,6 +28,9 @@ export interface PartitaNode {
   readonly client: Client;
   readonly system: ActorSystem;
   readonly bus: Bus;
+  readonly metrics: Metrics;
+  /** The health and metrics server, when config.http is set. */
+  readonly http?: { url: string; port: number };
   /** Per-partition engine figures: running, prefetched, processed. */
   stats(): Promise<EngineStats[]>;
   /** Stops claiming, lets running jobs finish within graceMs, hands back the rest, releases everything. */
@@ -82,15 +89,17 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     throw err;
   }
 
+  const metrics = createMetrics({ labels: { cluster }, jobCounts: liveJobCounts(store.pool, store.schema) });
   let bus: Bus;
   try {
-    bus = await createBus(config.nats ? natsOptions(config.nats) : false, { cluster, logger: childLogger(logger, { actor: 'bus' }) });
+    bus = await createBus(config.nats ? await natsBusOptions(config.nats) : false, { cluster, logger: childLogger(logger, { actor: 'bus' }) });
   } catch (err) {
     await store.close();
     await embedded?.stop();
     throw err;
   }
 
+  metrics.attach({ bus });
   let persister: Persister;
   try {
     persister = await createPersister(config.persister, { dataDir: config.dataDir, pool: store.pool, schema: store.schema, logger: childLogger(logger, { actor: 'persister' }) });
@@ -106,12 +115,13 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   const globals = new Map<string, GlobalClient>();
   const globalFor = (partition: string) => {
     let g = globals.get(partition);
-    if (!g) globals.set(partition, (g = new GlobalClient({ partition, cluster, bus, system, timeoutMs: GLOBAL_TIMEOUT_MS })));
+    if (!g) globals.set(partition, (g = new GlobalClient({ partition, cluster, bus, system, timeoutMs: GLOBAL_TIMEOUT_MS, metrics })));
     return g;
   };
   const engineName = (partition: string) => `engine:${partition}`;
   const engines = () => new Map(Object.keys(partitions).map((p) => [p, system.whereis(engineName(p)) as ActorRef<EngineMsg, unknown> | undefined]));
   const startedAt = Date.now();
+  const publishEvent = jobEventPublisher({ bus, nodeId, logger: childLogger(logger, { actor: 'events' }) });
 
   const partitionSpec = (partition: string): SupervisorSpec => ({
     // rest_for_one: an engine restart also restarts its workers, so no job runs unaccounted for.
@@ -140,6 +150,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             reconcileMs: GLOBAL_RECONCILE_MS,
             controlRefreshMs: CONTROL_REFRESH_MS,
             requestTimeoutMs: GLOBAL_TIMEOUT_MS,
+            metrics,
           }),
       },
       {
@@ -155,6 +166,8 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             settings,
             logger: childLogger(logger, { partition, actor: 'engine' }),
             workersName: `workers:${partition}`,
+            events: publishEvent,
+            metrics,
             global: {
               admit: (jobs) => globalFor(partition).request<Admission>({ op: 'admit', node: nodeId, jobs }),
               finished: (jobs) => globalFor(partition).request({ op: 'finished', jobs }),
@@ -190,6 +203,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
               maintenanceMs: MAINTENANCE_MS,
               retentionDays: config.retention.historyDays,
               engines,
+              metrics,
               keysFreed: (partition, jobs) => globalFor(partition).request({ op: 'finished', jobs }),
               info: () => ({ cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt }),
             }),
@@ -205,7 +219,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   system.on('fatal', (err) => logger.fatal({ err: describeError(err) }, 'node supervisor gave up; the node stops processing'));
 
   const client = new Client(store, { cluster, jobs: [...definitions.values()], logger: childLogger(logger, { actor: 'client' }), bus });
-  const leaveQuorum = await startQuorumMember({ bus, cluster, nodeId, partitions, engines, logger: childLogger(logger, { actor: 'quorum' }) });
+  const leaveQuorum = await startQuorumMember({ bus, cluster, nodeId, partitions, engines, store, startedAt, logger: childLogger(logger, { actor: 'quorum' }) });
   client.hooks = {
     enqueued(partition, queues) {
       // The bus carries wake-ups to every node; the local engine hears it directly, a few hops sooner.
@@ -217,6 +231,45 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   };
 
   let stopping: Promise<void> | undefined;
+  const stats = async () => {
+    const out: EngineStats[] = [];
+    for (const [, ref] of engines()) if (ref?.alive) out.push((await ref.call({ t: 'stats' })) as EngineStats);
+    return out;
+  };
+  metrics.attach({ engines: () => stats() });
+  let http: HttpServer | undefined;
+  if (config.http) {
+    try {
+      http = await startHttpServer({
+        port: config.http.port,
+        host: config.http.host,
+        metrics: metrics.registry,
+        logger: childLogger(logger, { actor: 'http' }),
+        health: nodeHealth({
+          db: store.pool,
+          bus,
+          partitions: () =>
+            Object.fromEntries(
+              Object.keys(partitions).map((p) => [
+                p,
+                system.whereis(engineName(p))?.alive === true && system.whereis(`seat:${p}`)?.alive === true ? true : 'supervision tree down',
+              ]),
+            ),
+          stopping: () => stopping !== undefined,
+        }),
+      });
+      logger.info({ url: http.url }, 'health and metrics listening');
+    } catch (err) {
+      await leaveQuorum().catch(() => undefined);
+      await nodeSupervisor.stop();
+      await system.shutdown();
+      await bus.close();
+      await persister.close?.();
+      await store.close();
+      await embedded?.stop();
+      throw err;
+    }
+  }
   logger.info({ partitions: Object.keys(partitions), jobs: [...definitions.keys()] }, 'node started');
 
   return {
@@ -224,11 +277,9 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     client,
     system,
     bus,
-    async stats() {
-      const out: EngineStats[] = [];
-      for (const [, ref] of engines()) if (ref?.alive) out.push((await ref.call({ t: 'stats' })) as EngineStats);
-      return out;
-    },
+    metrics,
+    ...(http ? { http: { url: http.url, port: http.port } } : {}),
+    stats,
     stop(stopOptions = {}) {
       stopping ??= (async () => {
         const graceMs = stopOptions.graceMs ?? settings.shutdownGraceMs;
@@ -245,6 +296,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
         );
         await leaveQuorum().catch(() => undefined);
         await nodeSupervisor.stop();
+        await http?.close();
         await system.shutdown();
         await client.close();
         await bus.close();
@@ -269,15 +321,4 @@ function resolveDefinitions(jobs: JobDefinition[], defaults: { maxAttempts: numb
     out.set(d.type, { ...d, maxAttempts: d.maxAttempts ?? defaults.maxAttempts, backoff: d.backoff ?? defaults.backoff, ...(timeoutMs ? { timeoutMs } : {}) });
   });
   return out;
-}
-
-/** The config's NATS section as bus options (TLS files are read by the NATS client itself). */
-function natsOptions(nats: NonNullable<PartitaConfig['nats']>) {
-  return {
-    servers: nats.servers,
-    ...(nats.user !== undefined ? { user: nats.user } : {}),
-    ...(nats.pass !== undefined ? { pass: nats.pass } : {}),
-    ...(nats.token !== undefined ? { token: nats.token } : {}),
-    ...(nats.tls ? { tls: { ...(nats.tls.caFile ? { caFile: nats.tls.caFile } : {}), ...(nats.tls.certFile ? { certFile: nats.tls.certFile } : {}), ...(nats.tls.keyFile ? { keyFile: nats.tls.keyFile } : {}) } } : {}),
-  };
 }

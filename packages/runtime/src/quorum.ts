@@ -4,7 +4,6 @@ import type { ActorRef } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import {
   CANCEL_KIND,
-  CONTROL_KIND,
   MAX_CANCEL_IDS,
   MAX_THROTTLE_MS,
   ROLL_CALL_KIND,
@@ -38,24 +37,14 @@ export interface QuorumOptions {
 export interface QuorumMember {
   (): Promise<void>;
   leave(): Promise<void>;
-  /**
-   * Applies a partition's control state (what Global broadcasts, or what a starting node read from
-   * Global) to the local engine. False when it was ignored: malformed, not a partition of this
-   * node, or older (epoch/seq) than what was applied already.
-   */
-  applyControl(state: ControlBroadcast): boolean;
-  /** The control last sent to a partition's engine. */
-  control(partition: string): Required<EngineControl> | undefined;
   /** This node's roll-call answer. */
   profile(): Promise<MemberProfile>;
 }
 
-/** How often the member checks whether an engine was restarted (and so lost its control). */
-const REAPPLY_MS = 500;
 const STATS_TIMEOUT_MS = 500;
 const QUEUED_CACHE_MS = 1000;
-/** A roll call does not wait longer than this for the queued count; it answers with the last one (or null). */
-const QUEUED_WAIT_MS = 300;
+/** A roll call waits at most this long for a fresh queued count (else: the last one, or null). */
+const QUEUED_WAIT_MS = 100;
 const CPU_SAMPLE_MS = 2000;
 
 /**
@@ -64,18 +53,18 @@ const CPU_SAMPLE_MS = 2000;
  *
  *  - wake (`partita.<c>.wake.<partition>.<queue>`): the idle engine claims at once.
  *  - cancel (`partita.<c>.cancel.<partition>`, `{ ids }`): `{ t: 'cancel', ids }` to the engine;
- *    an engine not running those jobs ignores them.
- *  - control (`partita.<c>.throttle` and `partita.<c>.pause.<partition>`, a ControlBroadcast):
- *    the engine gets `{ t: 'control', control }` computed by `effectiveControl`; it is sent again
- *    when the engine is restarted by its supervisor.
+ *    an engine not running those jobs ignores them (the heartbeat's cancel flag is the durable path).
  *  - roll call (`partita.<c>.rollcall`, gather): answers with the node's MemberProfile.
+ *
+ * Pause/throttle broadcasts (`partita.<c>.pause.<partition>`, kind `control`) are applied by the
+ * partition's GlobalSeat, which also re-reads them from Postgres and re-sends them to a restarted
+ * engine; `controlProblem` below is the payload check to use there.
  *
  * Payloads are checked; a malformed one is logged (once a minute per kind) and dropped.
  */
 export async function startQuorumMember(options: QuorumOptions): Promise<QuorumMember> {
   const { bus, cluster, engines, nodeId, logger } = options;
   const partitionNames = Object.keys(options.partitions);
-  const queueNames = new Map(partitionNames.map((p) => [p, Object.keys(options.partitions[p]!.queues)]));
   const startedAt = options.startedAt ?? Date.now();
   const offs: (() => Promise<void>)[] = [];
   const warned = new Map<string, number>();
@@ -85,53 +74,6 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
     warned.set(kind, now);
     logger.warn({ subject, kind, why }, 'dropped a malformed quorum message (logged once a minute per kind)');
   };
-
-  // ── control ────────────────────────────────────────────────────────────────────────────────
-  const controls = new Map<string, Required<EngineControl>>();
-  const applied = new Map<string, { epoch?: number; seq?: number }>();
-  const sentTo = new Map<string, ActorRef<EngineMsg, unknown>>();
-  const rawControls = new Map<string, ControlBroadcast>();
-
-  const sendControl = (partition: string) => {
-    const control = controls.get(partition);
-    const ref = engines().get(partition);
-    if (!control || !ref?.alive) return;
-    sentTo.set(partition, ref);
-    const raw = rawControls.get(partition);
-    if (raw) ref.cast({ t: 'control', state: { paused: [...raw.paused], throttles: raw.throttles.map((r) => ({ ...r })) } });
-  };
-
-  const applyControl = (state: ControlBroadcast, subject = '(direct)'): boolean => {
-    const problem = controlProblem(state);
-    if (problem) {
-      malformed(CONTROL_KIND, subject, problem);
-      return false;
-    }
-    const queues = queueNames.get(state.partition);
-    if (!queues) return false;
-    const last = applied.get(state.partition);
-    if (last && isOlder(state, last)) {
-      logger.debug({ partition: state.partition, epoch: state.epoch, seq: state.seq }, 'ignored an older control broadcast');
-      return false;
-    }
-    applied.set(state.partition, {
-      ...(state.epoch !== undefined ? { epoch: state.epoch } : {}),
-      ...(state.seq !== undefined ? { seq: state.seq } : {}),
-    });
-    controls.set(state.partition, effectiveControl(state, nodeId, queues));
-    rawControls.set(state.partition, state);
-    sendControl(state.partition);
-    return true;
-  };
-
-  // An engine restarted by its supervisor starts with no control: give it the current one again.
-  const reapply = setInterval(() => {
-    for (const partition of controls.keys()) {
-      const ref = engines().get(partition);
-      if (ref?.alive && sentTo.get(partition) !== ref) sendControl(partition);
-    }
-  }, REAPPLY_MS);
-  reapply.unref();
 
   // ── roll call ──────────────────────────────────────────────────────────────────────────────
   const queued = queuedCounter(options.store, partitionNames, logger);
@@ -161,9 +103,8 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
     let throttleMs = 0;
     partitionNames.forEach((partition, i) => {
       const s = stats[i];
-      const control = controls.get(partition);
-      const engineThrottle = s?.throttleMs ?? control?.throttleMs ?? 0;
-      const paused = new Set(s?.paused ?? control?.paused ?? []);
+      const engineThrottle = s?.throttleMs ?? 0;
+      const paused = new Set(s?.paused ?? []);
       if (engineThrottle < 0 || throttleMs < 0) throttleMs = -1;
       else throttleMs = Math.max(throttleMs, engineThrottle);
       for (const [queue, q] of Object.entries(options.partitions[partition]!.queues)) {
@@ -233,9 +174,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           { kinds: [CANCEL_KIND] },
         ),
       );
-      offs.push(await bus.subscribe(subjects.pause(cluster, partition), (data: ControlBroadcast, msg) => void applyControl(data, msg.subject), { kinds: [CONTROL_KIND] }));
     }
-    offs.push(await bus.subscribe(subjects.throttle(cluster), (data: ControlBroadcast, msg) => void applyControl(data, msg.subject), { kinds: [CONTROL_KIND] }));
     offs.push(
       await bus.subscribe(
         subjects.rollCall(cluster),
@@ -244,7 +183,6 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
       ),
     );
   } catch (err) {
-    clearInterval(reapply);
     cpu.stop();
     await Promise.all(offs.map((off) => off().catch(() => undefined)));
     throw err;
@@ -253,27 +191,20 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
   let left: Promise<void> | undefined;
   const leave = () => {
     left ??= (async () => {
-      clearInterval(reapply);
       cpu.stop();
       await Promise.all(offs.map((off) => off().catch((e) => logger.debug({ err: describeError(e).message }, 'unsubscribe failed'))));
     })();
     return left;
   };
-  return Object.assign(leave, {
-    leave,
-    applyControl: (state: ControlBroadcast) => applyControl(state),
-    control: (partition: string) => {
-      const c = controls.get(partition);
-      return c ? { paused: [...c.paused], throttleMs: c.throttleMs } : undefined;
-    },
-    profile,
-  });
+  return Object.assign(leave, { leave, profile });
 }
 
 // ── control: pure parts ──────────────────────────────────────────────────────────────────────
 
 /**
  * What one engine (one partition on one node) must obey, given the partition's control state.
+ * The engine calls this on every control state it receives; a stop (-1) of one queue pauses that
+ * queue without stopping the engine's other queues.
  *
  * Per queue, the throttle is the most specific rule that targets it:
  *   node + queue  >  node (all its queues)  >  queue (on every node)  >  partition-wide;
@@ -333,7 +264,12 @@ export function queueThrottle(rules: readonly ThrottleRule[], nodeId: string, qu
 
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
 
-/** Why a control broadcast is malformed, or undefined. */
+/**
+ * Why a control broadcast (`{ partition, paused, throttles, epoch?, seq? }`) is malformed, or
+ * undefined when it is usable. Normalises in place what msgpack senders may write as null for
+ * "absent" (a rule's queue/node, epoch, seq). Check every broadcast with it before it reaches an
+ * engine: a rule that is null or has a non-numeric ms would otherwise crash or confuse it.
+ */
 export function controlProblem(state: unknown): string | undefined {
   if (typeof state !== 'object' || state === null || Array.isArray(state)) return 'not an object';
   const s = state as Partial<Record<keyof ControlBroadcast, unknown>>;
@@ -360,13 +296,6 @@ export function controlProblem(state: unknown): string | undefined {
   return undefined;
 }
 
-function isOlder(state: ControlBroadcast, last: { epoch?: number; seq?: number }): boolean {
-  if (state.epoch !== undefined && last.epoch !== undefined) {
-    if (state.epoch !== last.epoch) return state.epoch < last.epoch;
-  }
-  return state.seq !== undefined && last.seq !== undefined && state.seq < last.seq;
-}
-
 function cancelProblem(data: unknown): string | undefined {
   if (typeof data !== 'object' || data === null) return 'not an object';
   const ids = (data as { ids?: unknown }).ids;
@@ -384,7 +313,7 @@ interface QueuedCounts {
 
 /**
  * Due and scheduled jobs per partition/queue of this node, cluster-wide: one grouped count over the
- * claim index, cached a second, never waited on for more than QUEUED_WAIT_MS.
+ * claim index, cached a second; a refresh is waited on for at most QUEUED_WAIT_MS.
  */
 function queuedCounter(store: JobStore | undefined, partitions: string[], logger: Logger): QueuedCounts {
   let value: Map<string, { queued: number; scheduled: number }> | undefined;
@@ -417,6 +346,8 @@ function queuedCounter(store: JobStore | undefined, partitions: string[], logger
       if (!store) return undefined;
       if (value && Date.now() - at < QUEUED_CACHE_MS) return value;
       const pending = refresh();
+      // Wait briefly: an answer must not miss the caller's gather window because Postgres is busy;
+      // past the wait, the last count (or null) goes out and the refresh serves the next roll call.
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([pending, new Promise((r) => (timer = setTimeout(r, QUEUED_WAIT_MS)))]);
       clearTimeout(timer);

@@ -134,7 +134,7 @@ test('Global cancel: a waiting job never runs; a running one is aborted with onC
     const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 4 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
     const { id: first } = await node.client.enqueue('p', 'j');
     const { id: second } = await node.client.enqueue('p', 'j');
-    await until('first running, second waiting', async () => ran.length === 1 && (await node.client.job(second))?.state === 'waiting');
+    await until('first running, second waiting', async () => ran.length === 1 && (await node.client.job(second))?.state === 'waiting', 60_000);
     const api = globalApi(send(node));
     t.true(await api.cancelJob(second));
     t.true(await api.isCancelled(second));

@@ -80,9 +80,13 @@ BEGIN
   FOR day IN SELECT generate_series(current_date - 1, current_date + days_ahead, interval '1 day')::date LOOP
     part := 'jobs_history_' || to_char(day, 'YYYYMMDD');
     IF to_regclass(format('%I.%I', '{{schema_raw}}', part)) IS NULL THEN
-      EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.jobs_history FOR VALUES FROM (%L) TO (%L)',
-                     '{{schema_raw}}', part, '{{schema_raw}}', day, day + 1);
-      created := created + 1;
+      BEGIN
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.jobs_history FOR VALUES FROM (%L) TO (%L)',
+                       '{{schema_raw}}', part, '{{schema_raw}}', day, day + 1);
+        created := created + 1;
+      EXCEPTION WHEN duplicate_table THEN
+        NULL; -- another node created it a moment ago
+      END;
     END IF;
   END LOOP;
   RETURN created;

@@ -8,7 +8,7 @@ WITH expired AS (
   FOR UPDATE SKIP LOCKED
 ), requeued AS (
   UPDATE {{schema}}.jobs j
-  SET state = 'queued', run_at = now(), locked_by = NULL, locked_until = NULL, rescues = j.rescues + 1,
+  SET state = 'queued', run_at = least(j.run_at, now()), locked_by = NULL, locked_until = NULL, rescues = j.rescues + 1,
       errors = j.errors || jsonb_build_array(jsonb_build_object(
         'attempt', j.attempts, 'at', now(), 'name', 'LeaseExpired', 'rescued', true,
         'message', format('node %s stopped renewing the lease; the job was rescued', j.locked_by)))

@@ -2,6 +2,7 @@ import type { ActorRef, ActorSystem } from '@partita/actors';
 import { TimeoutError } from '@partita/core';
 import { isRetriable, requestGlobal } from '@partita/client';
 import type { Bus } from '@partita/nats';
+import type { Metrics } from '../metrics.js';
 import type { GlobalMsg, GlobalRequest } from './global.js';
 
 export const globalName = (partition: string) => `global:${partition}`;
@@ -26,9 +27,21 @@ export function callGlobal(ref: ActorRef<GlobalMsg, void>, request: GlobalReques
  * over the bus, retrying through a failover.
  */
 export class GlobalClient {
-  constructor(private readonly options: { partition: string; cluster: string; bus: Bus; system?: ActorSystem; timeoutMs: number }) {}
+  constructor(private readonly options: { partition: string; cluster: string; bus: Bus; system?: ActorSystem; timeoutMs: number; metrics?: Metrics }) {}
 
   async request<T = unknown>(request: GlobalRequest, timeoutMs = this.options.timeoutMs): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await this.send<T>(request, timeoutMs);
+      this.options.metrics?.globalCall(this.options.partition, request.op, true, performance.now() - started);
+      return result;
+    } catch (err) {
+      this.options.metrics?.globalCall(this.options.partition, request.op, false, performance.now() - started);
+      throw err;
+    }
+  }
+
+  private async send<T>(request: GlobalRequest, timeoutMs: number): Promise<T> {
     const local = this.options.system?.whereis<GlobalMsg, void>(globalName(this.options.partition));
     if (local?.alive) {
       try {

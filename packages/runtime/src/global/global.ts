@@ -180,7 +180,7 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
 
   function admit(request: Extract<GlobalRequest, { op: 'admit' }>): Pending['effect'] & unknown {
     const result: Admission = { run: [], wait: [], cancelled: [] };
-    const parkList: { id: string; attempt: number; node: string }[] = [];
+    const parkList: { id: string; attempt: number; node: string; key: string }[] = [];
     for (const job of request.jobs) {
       if (cancelled.has(job.id)) {
         result.cancelled.push(job.id);
@@ -194,7 +194,7 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
       } else {
         if (!k.waiters.includes(job.id)) k.waiters.push(job.id);
         result.wait.push(job.id);
-        parkList.push({ id: job.id, attempt: job.attempt, node: request.node });
+        parkList.push({ id: job.id, attempt: job.attempt, node: request.node, key: job.key });
       }
     }
     return { result, effect: parkList.length ? async () => void (await store.park(parkList)) : undefined } as never;

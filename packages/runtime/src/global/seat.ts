@@ -4,6 +4,8 @@ import type { JobStore } from '@partita/postgres';
 import { subjects, type Bus } from '@partita/nats';
 import type { EngineMsg } from '../engine.js';
 import { callGlobal, globalName } from './client.js';
+import { controlProblem } from '../quorum.js';
+import type { Metrics } from '../metrics.js';
 import { GLOBAL_OPS, globalBehavior, type ControlState, type GlobalMsg, type GlobalRequest } from './global.js';
 import { emptySnapshot, type Persister } from './types.js';
 
@@ -12,6 +14,8 @@ export interface LeaseApi {
   acquire(partition: string, nodeId: string, ttlMs: number): Promise<{ epoch: number } | undefined>;
   renew(partition: string, nodeId: string, epoch: number, ttlMs: number): Promise<boolean>;
   release(partition: string, nodeId: string, epoch: number): Promise<unknown>;
+  /** Moves our own lease's epoch up to at least `atLeast` (a snapshot from a later epoch survived a lease reset). */
+  raiseEpoch(partition: string, nodeId: string, epoch: number, atLeast: number): Promise<number | undefined>;
 }
 
 export interface SeatOptions {
@@ -34,6 +38,7 @@ export interface SeatOptions {
   /** How often every node re-reads pause/throttle state (broadcasts make it immediate). */
   controlRefreshMs: number;
   requestTimeoutMs: number;
+  metrics?: Metrics;
 }
 
 type SeatMsg = { t: 'tick' } | { t: 'refresh' } | { t: 'control'; control: ControlState };
@@ -54,6 +59,12 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
     // A snapshot that cannot be read stops this partition with the persister's error (it names
     // the file and how to recover), rather than starting empty and forgetting keys and pauses.
     const loaded = await options.persister.load(partition);
+    if (loaded && loaded.epoch >= epoch) {
+      const raised = await leases.raiseEpoch(partition, nodeId, epoch, loaded.epoch + 1);
+      if (raised === undefined) throw new Error(`lost the lease of partition "${partition}" while raising its epoch past the saved snapshot's`);
+      logger.warn({ from: epoch, to: raised }, 'the saved Global snapshot is from a later epoch than the lease table; raised the lease epoch');
+      epoch = raised;
+    }
     const snapshot = loaded ?? emptySnapshot(partition, epoch);
     const ref = system.spawn(
       globalBehavior({
@@ -87,6 +98,7 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
     );
     if (leading?.ref === ref) leading.off = off;
     else await off();
+    options.metrics?.globalLeader(partition, true);
     logger.info({ epoch, restored: loaded !== undefined }, 'took the partition lease; serving Global');
   }
 
@@ -94,6 +106,7 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
     const was = leading;
     if (!was) return;
     leading = undefined;
+    options.metrics?.globalLeader(partition, false);
     await was.off?.().catch(() => undefined);
     await was.ref.stop('stepping down');
     if (release) await leases.release(partition, nodeId, was.epoch).catch(() => undefined);
@@ -138,8 +151,11 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
       // Pause and throttle changes are broadcast by whichever node leads; every seat applies them.
       offControl = await bus.subscribe(
         subjects.pause(options.cluster, partition),
-        (control: ControlState) => {
-          if (Array.isArray(control?.paused) && Array.isArray(control?.throttles)) ctx.self.cast({ t: 'control', control });
+        (control: ControlState & { partition?: string }) => {
+          // A malformed broadcast is dropped here: it must never reach (and crash) the engine.
+          if (controlProblem(control) === undefined && control.partition === partition) {
+            ctx.self.cast({ t: 'control', control: { paused: control.paused, throttles: control.throttles } });
+          }
         },
         { kinds: ['control'] },
       );

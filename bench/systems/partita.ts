@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { connect, type Client } from '@partita/client';
+import { createLogger, silentLogger, type Logger } from '@partita/core';
+import { defineJob, startNode, type JobDefinition, type PartitaNode } from '@partita/runtime';
+import { noopHandler } from '../lib/probe.js';
+import { quoteIdent } from '../lib/postgres.js';
+import type { BacklogStats, BenchJob, BenchSystem, JobRef, LatencyChannel, SystemContext, SystemFactory } from './types.js';
+
+const PARTITION = 'bench';
+const QUEUE = 'default';
+const BACKLOG_QUEUE = 'backlog';
+
+/** Logs at PARTITA_LOG_LEVEL (default warn) to stderr, so stdout stays JSON lines. */
+function benchLogger(): Logger {
+  const level = process.env.PARTITA_LOG_LEVEL ?? 'warn';
+  if (level === 'silent') return silentLogger();
+  return createLogger({ name: 'partita-bench', level, transport: { target: 'pino/file', options: { destination: 2 } } });
+}
+
+function claimSql(schema: string): string {
+  // @partita/postgres exports only an ESM entry; its SQL files sit next to dist/.
+  const main = fileURLToPath(import.meta.resolve('@partita/postgres'));
+  const file = join(dirname(main), '..', 'sql', 'ops', 'claim_batch.sql');
+  return readFileSync(file, 'utf8').replaceAll('{{schema}}', quoteIdent(schema));
+}
+
+let sharedLogger: Logger | undefined;
+
+class PartitaSystem implements BenchSystem {
+  readonly name = 'partita';
+  readonly schema: string;
+  private client: Client | undefined;
+  private node: PartitaNode | undefined;
+  private readonly s: string;
+  private readonly noop: JobDefinition<unknown, undefined>;
+  private readonly logger: Logger;
+
+  constructor(private readonly ctx: SystemContext) {
+    this.schema = ctx.schema;
+    this.s = quoteIdent(ctx.schema);
+    const handler = noopHandler(ctx.probe);
+    this.noop = defineJob<unknown, undefined>({ type: 'noop', queue: QUEUE, perform: (payload) => handler(payload) });
+    this.logger = sharedLogger ??= benchLogger();
+  }
+
+  info(): Record<string, unknown> {
+    const pgOptions = process.env.PARTITA_BENCH_PARTITA_PG_OPTIONS;
+    return { pool: this.ctx.options.pool, pollMs: this.ctx.options.pollMs, nats: false, enqueue: 'connect().enqueueMany', ...(pgOptions ? { pgOptions } : {}) };
+  }
+
+  /** Pool options for the node and the client. PARTITA_BENCH_PARTITA_PG_OPTIONS (libpq `options`, e.g. "-c plan_cache_mode=force_custom_plan") is a diagnostic knob, off by default. */
+  private pg() {
+    const options = process.env.PARTITA_BENCH_PARTITA_PG_OPTIONS;
+    return { connectionString: this.ctx.url, max: this.ctx.options.pool, ...(options ? { options } : {}) };
+  }
+
+  async setup(): Promise<void> {
+    // connect() migrates the schema; the node registers the queues when it first starts.
+    this.client = await connect({ postgres: this.pg(), schema: this.schema, nats: false, cluster: 'bench', jobs: [this.noop], logger: this.logger });
+  }
+
+  async enqueueMany(jobs: BenchJob[]): Promise<JobRef[]> {
+    const { ids } = await this.client!.enqueueMany(
+      PARTITION,
+      jobs.map((j) => ({ type: 'noop', payload: j.payload, queue: QUEUE, ...(j.group ? { executionKey: j.group } : {}) })),
+    );
+    return ids;
+  }
+
+  async startWorkers({ concurrency }: { concurrency: number }): Promise<void> {
+    if (this.node) throw new Error('partita node already running');
+    this.node = await startNode({
+      postgres: this.pg(),
+      schema: this.schema,
+      nats: false,
+      cluster: 'bench',
+      logger: this.logger,
+      partitions: { [PARTITION]: { queues: { [QUEUE]: { concurrency }, [BACKLOG_QUEUE]: { concurrency: 0 } } } },
+      jobs: [this.noop],
+      engine: { pollMs: this.ctx.options.pollMs },
+    });
+  }
+
+  async stopWorkers(): Promise<void> {
+    const node = this.node;
+    this.node = undefined;
+    if (node) await node.stop({ graceMs: 10_000 });
+  }
+
+  async unfinished(refs: JobRef[]): Promise<JobRef[]> {
+    if (refs.length === 0) return [];
+    const { rows } = await this.ctx.admin.query<{ id: string }>(`SELECT id::text FROM ${this.s}.jobs WHERE id = ANY($1::uuid[])`, [refs]);
+    return rows.map((r) => r.id);
+  }
+
+  latencyChannels(): LatencyChannel[] {
+    return [
+      {
+        name: 'local',
+        wake: 'push',
+        note: "node.client.enqueue: the node's own client wakes its engine in-process",
+        enqueue: async (job) => {
+          await this.node!.client.enqueue(PARTITION, 'noop', job.payload, { queue: QUEUE, ...(job.group ? { executionKey: job.group } : {}) });
+        },
+      },
+      {
+        name: 'client',
+        wake: 'poll',
+        note: 'a separate connect() client without NATS: the engine finds the job at its next poll',
+        enqueue: async (job) => {
+          await this.client!.enqueue(PARTITION, 'noop', job.payload, { queue: QUEUE, ...(job.group ? { executionKey: job.group } : {}) });
+        },
+      },
+    ];
+  }
+
+  async insertBacklog(count: number): Promise<BacklogStats> {
+    const admin = this.ctx.admin;
+    let t = performance.now();
+    // Ids are valid UUIDv7s with timestamp 0 and a sequence number: older than every real id, and
+    // appended to the primary key in order (random v4 ids would double the insert time).
+    await admin.query(
+      `INSERT INTO ${this.s}.jobs (id, partition, queue, type, payload)
+       SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, $2, $3, 'noop', 'null'::jsonb
+       FROM generate_series(1, $1::int) AS g`,
+      [count, PARTITION, BACKLOG_QUEUE],
+    );
+    const insertMs = performance.now() - t;
+    t = performance.now();
+    await admin.query(`VACUUM (ANALYZE) ${this.s}.jobs`);
+    return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: `queue "${BACKLOG_QUEUE}" of partition "${PARTITION}" (declared with concurrency 0)` };
+  }
+
+  async vacuum(): Promise<void> {
+    await this.ctx.admin.query(`VACUUM (ANALYZE) ${this.s}.jobs`);
+  }
+
+  async explainClaim(): Promise<string> {
+    const client = await this.ctx.admin.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${claimSql(this.schema)}`, [
+        PARTITION,
+        [QUEUE],
+        [this.ctx.options.concurrency],
+        'bench-explain',
+        30_000,
+      ]);
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+    }
+  }
+
+  async teardown(): Promise<void> {
+    await this.stopWorkers().catch((err) => this.ctx.log(`partita stop failed: ${(err as Error).message}`));
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.close();
+  }
+}
+
+export const partita: SystemFactory = {
+  name: 'partita',
+  async create(ctx) {
+    return new PartitaSystem(ctx);
+  },
+};

@@ -1,0 +1,67 @@
+import { ratio } from '../lib/stats.js';
+import { enqueueThenDrain, type DrainResult } from './drain.js';
+import { plainThroughput } from './throughput.js';
+import type { Workload } from './types.js';
+
+export const DEPTH_TOLERANCE = 0.1;
+
+function executionMs(plan: string | undefined): number | undefined {
+  const m = plan ? /Execution Time: ([\d.]+) ms/.exec(plan) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+export const depth: Workload = {
+  name: 'depth',
+  description: 'the throughput run again with a large backlog already queued in another queue of the partition',
+  async run(ctx) {
+    const { options } = ctx;
+    // The plain run of this same bench session is the baseline; run it if throughput was not selected.
+    const baseline = new Map<string, { processPerSec: number; enqueuePerSec: number; from: string }>();
+    const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
+    for (const s of ctx.systems) {
+      const line = ctx.results.get(`throughput/${s.name}`);
+      if (line) baseline.set(s.name, { processPerSec: line.processPerSec as number, enqueuePerSec: line.enqueuePerSec as number, from: 'throughput workload' });
+    }
+    if (missing.length) {
+      const plain = await plainThroughput({ ...ctx, systems: missing }, 'depth-plain');
+      for (const [name, r] of plain) baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: 'plain run inside depth' });
+    }
+
+    const results = new Map<string, DrainResult>();
+    for (const factory of ctx.systems) {
+      const out = await ctx.withSystem(factory, 'depth', async (system) => {
+        ctx.log(`depth: ${system.name}…`);
+        const r = await enqueueThenDrain(ctx, system, { jobs: options.jobs, batch: options.batch, concurrency: options.concurrency, backlog: options.backlog, explain: true });
+        return { r, info: system.info() };
+      });
+      if (!out) continue;
+      const { explain, ...r } = out.r;
+      if (explain) ctx.log(`depth: ${factory.name} claim query, EXPLAIN (ANALYZE, BUFFERS) with the backlog and ${options.jobs} jobs queued:\n${explain}`);
+      results.set(factory.name, out.r);
+      const base = baseline.get(factory.name);
+      ctx.emit({
+        workload: 'depth',
+        system: factory.name,
+        ...r,
+        ...(explain ? { claimExplainMs: executionMs(explain) } : {}),
+        plain: base ? { processPerSec: base.processPerSec, enqueuePerSec: base.enqueuePerSec, from: base.from } : null,
+        vsPlain: base ? { process: ratio(r.processPerSec, base.processPerSec), enqueue: ratio(r.enqueuePerSec, base.enqueuePerSec) } : null,
+        batch: options.batch,
+        concurrency: options.concurrency,
+        info: out.info,
+      });
+    }
+    const p = results.get('partita');
+    const g = results.get('graphile');
+    if (p && g) ctx.emit({ workload: 'depth', ratio: { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) } });
+    const pb = baseline.get('partita');
+    if (p && pb) {
+      const vs = ratio(p.processPerSec, pb.processPerSec);
+      ctx.target(
+        `depth: partita process within ${DEPTH_TOLERANCE * 100} % of the plain run`,
+        vs === null || p.timedOut ? false : vs >= 1 - DEPTH_TOLERANCE,
+        `${p.processPerSec.toLocaleString()} vs ${pb.processPerSec.toLocaleString()} jobs/s (${vs}×)`,
+      );
+    }
+  },
+};

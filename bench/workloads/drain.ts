@@ -1,0 +1,220 @@
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { queryStatsTable, resetQueryStats } from '../lib/querystats.js';
+import { round, sleep } from '../lib/stats.js';
+import type { BenchJob, BenchSystem, JobRef } from '../systems/types.js';
+import type { WorkloadContext } from './types.js';
+
+export interface DrainPlan {
+  jobs: number;
+  batch: number;
+  concurrency: number;
+  /** Jobs queued beforehand that the draining workers must not run (0: none). */
+  backlog: number;
+  /** EXPLAIN ANALYZE the system's claim query once, before the first measured drain (if --explain). */
+  explain?: boolean;
+  /** Builds job i's payload and group (default: an empty no-op payload). */
+  job?: (i: number) => BenchJob;
+}
+
+/** One enqueue-then-drain measurement. */
+export interface DrainRun {
+  enqueueMs: number;
+  enqueuePerSec: number;
+  /** First handler start → every job finished in the database. */
+  processMs: number;
+  processPerSec: number;
+  /** startWorkers() called → first handler start (not in processMs). */
+  startupMs: number;
+  /** First → last handler start. */
+  handlersMs: number;
+  /** Last handler start → the poll that saw every job finished returned (completion flush + one poll); null if timed out. */
+  flushMs: number | null;
+  processed: number;
+  /** Handler calls in the measured drain (more than jobs: some ran twice). */
+  handlerCalls: number;
+  duplicates: number;
+  timedOut: boolean;
+  /** 1-minute load average when the drain started: other work on the machine skews results. */
+  loadAvg1m: number;
+}
+
+/** The median run (by process rate) with the median enqueue rate across runs, and every run's rates. */
+export interface DrainResult extends DrainRun {
+  jobs: number;
+  repeat: number;
+  runs: { enqueuePerSec: number; processPerSec: number; processMs: number; flushMs: number | null; handlerCalls: number; duplicates: number; timedOut: boolean; loadAvg1m: number }[];
+  backlog?: { jobs: number; insertMs: number; insertPerSec: number; vacuumAnalyzeMs: number; how: string };
+  explain?: string;
+}
+
+const emptyJob = (): BenchJob => ({ payload: {} });
+/** The measured jobs carry `{ n }` so a job run twice is seen (a no-op payload otherwise). */
+const numberedJob = (i: number): BenchJob => ({ payload: { n: i } });
+
+async function enqueueInBatches(system: BenchSystem, jobs: BenchJob[][]): Promise<JobRef[]> {
+  const refs: JobRef[] = [];
+  for (const batch of jobs) {
+    const ids = await system.enqueueMany(batch);
+    for (const id of ids) refs.push(id);
+  }
+  return refs;
+}
+
+function makeBatches(count: number, size: number, job: (i: number) => BenchJob): BenchJob[][] {
+  const batches: BenchJob[][] = [];
+  for (let i = 0; i < count; i += size) {
+    const n = Math.min(size, count - i);
+    batches.push(Array.from({ length: n }, (_, k) => job(i + k)));
+  }
+  return batches;
+}
+
+/**
+ * Polls until the database shows none of refs unfinished; returns when the first empty poll
+ * returned (an upper bound: never flatters a system), or undefined at the deadline.
+ */
+export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline: number): Promise<number | undefined> {
+  let remaining = refs;
+  for (;;) {
+    remaining = await system.unfinished(remaining);
+    if (remaining.length === 0) return performance.now();
+    if (performance.now() > deadline) return undefined;
+    await sleep(1);
+  }
+}
+
+/** Starts workers, runs `count` jobs through them untimed, stops them: JIT, statements, pools, queue registration. */
+export async function warmUp(ctx: WorkloadContext, system: BenchSystem, count: number, batch: number, concurrency: number): Promise<void> {
+  await system.startWorkers({ concurrency });
+  try {
+    if (count === 0) return;
+    ctx.probe.reset();
+    const refs = await enqueueInBatches(system, makeBatches(count, batch, emptyJob));
+    const deadline = performance.now() + ctx.options.drainTimeoutS * 1000;
+    if (!(await ctx.probe.waitForStarts(count, ctx.options.drainTimeoutS * 1000))) throw new Error(`warm-up: only ${ctx.probe.started}/${count} jobs started`);
+    if ((await waitFinished(system, refs, deadline)) === undefined) throw new Error('warm-up: jobs never finished in the database');
+  } finally {
+    await system.stopWorkers();
+    ctx.probe.reset();
+  }
+}
+
+/** Untimed housekeeping before each measured run, the same for every system: VACUUM ANALYZE (the bench server may run without autovacuum) and a CHECKPOINT. */
+async function settle(ctx: WorkloadContext, system: BenchSystem): Promise<void> {
+  await system.vacuum();
+  await ctx.admin.query('CHECKPOINT').catch(() => undefined);
+}
+
+function median<T>(items: T[], key: (t: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/**
+ * The throughput measurement: warm up, (insert the backlog,) then `repeat` times: enqueue `jobs` in
+ * batches with no worker running, start the workers and time the drain.
+ */
+export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan): Promise<DrainResult> {
+  const { options } = ctx;
+  await warmUp(ctx, system, options.warmup, plan.batch, plan.concurrency);
+
+  let backlog: DrainResult['backlog'];
+  if (plan.backlog > 0) {
+    ctx.log(`${system.name}: inserting ${plan.backlog.toLocaleString()} backlog jobs…`);
+    const b = await system.insertBacklog(plan.backlog);
+    backlog = { jobs: plan.backlog, insertMs: round(b.insertMs), insertPerSec: round(plan.backlog / (b.insertMs / 1000)), vacuumAnalyzeMs: round(b.vacuumAnalyzeMs), how: b.how };
+    ctx.log(`${system.name}: backlog inserted in ${(b.insertMs / 1000).toFixed(1)} s, VACUUM ANALYZE ${(b.vacuumAnalyzeMs / 1000).toFixed(1)} s`);
+  }
+
+  const runs: DrainRun[] = [];
+  let explain: string | undefined;
+  // Repeats stop early once the measured runs have used the drain budget, so a slow system stays bounded.
+  const budgetEnd = performance.now() + options.drainTimeoutS * 1000;
+  for (let r = 0; r < options.repeat; r++) {
+    if (r > 0 && performance.now() > budgetEnd) {
+      ctx.log(`${system.name}: ${r} of ${options.repeat} runs fit in the ${options.drainTimeoutS} s budget; reporting those`);
+      break;
+    }
+    await settle(ctx, system);
+    const run = await measureOnce(ctx, system, plan, r === 0 && options.explain && plan.explain ? (text) => (explain = text) : undefined);
+    runs.push(run);
+    ctx.log(`${system.name}: run ${r + 1}/${options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}`);
+    if (run.timedOut) break;
+  }
+  const mid = median(runs, (x) => x.processPerSec);
+  const enqueueMid = median(runs, (x) => x.enqueuePerSec);
+  return {
+    jobs: plan.jobs,
+    repeat: runs.length,
+    ...mid,
+    enqueueMs: enqueueMid.enqueueMs,
+    enqueuePerSec: enqueueMid.enqueuePerSec,
+    runs: runs.map((x) => ({
+      enqueuePerSec: x.enqueuePerSec,
+      processPerSec: x.processPerSec,
+      processMs: x.processMs,
+      flushMs: x.flushMs,
+      handlerCalls: x.handlerCalls,
+      duplicates: x.duplicates,
+      timedOut: x.timedOut,
+      loadAvg1m: x.loadAvg1m,
+    })),
+    ...(backlog ? { backlog } : {}),
+    ...(explain ? { explain } : {}),
+  };
+}
+
+async function measureOnce(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan, onExplain?: (plan: string) => void): Promise<DrainRun> {
+  const { options, probe } = ctx;
+  const batches = makeBatches(plan.jobs, plan.batch, plan.job ?? numberedJob);
+  const t0 = performance.now();
+  const refs = await enqueueInBatches(system, batches);
+  const enqueueMs = performance.now() - t0;
+  if (refs.length !== plan.jobs) throw new Error(`enqueue returned ${refs.length} ids for ${plan.jobs} jobs`);
+
+  if (onExplain && system.explainClaim) onExplain(await system.explainClaim());
+  await ctx.admin.query('SELECT 1'); // the poll connection is open before the clock starts
+
+  probe.reset();
+  probe.track(plan.jobs);
+  if (options.queryStats) resetQueryStats();
+  const timeoutMs = options.drainTimeoutS * 1000;
+  const load = loadavg()[0] ?? 0;
+  const startCalled = performance.now();
+  const deadline = startCalled + timeoutMs;
+  await system.startWorkers({ concurrency: plan.concurrency });
+  let finishedAt: number | undefined;
+  let timedOut = false;
+  try {
+    const allStarted = await probe.waitForStarts(plan.jobs, Math.max(0, deadline - performance.now()));
+    if (allStarted) finishedAt = await waitFinished(system, refs, deadline);
+    timedOut = finishedAt === undefined;
+  } finally {
+    // Stop before anything else touches the database, so the next run starts quiet.
+    finishedAt ??= performance.now();
+    if (options.queryStats) ctx.log(`${system.name}: statements during the drain (start → all finished):\n${queryStatsTable()}`);
+    await system.stopWorkers();
+  }
+  const first = probe.firstStartAt ?? finishedAt;
+  const distinct = probe.distinct();
+  const processed = timedOut ? distinct : plan.jobs;
+  if (!timedOut && distinct !== plan.jobs && !plan.job) throw new Error(`only ${distinct} of ${plan.jobs} distinct jobs ran, yet the database shows them all finished`);
+  const processMs = finishedAt - first;
+  const run: DrainRun = {
+    enqueueMs: round(enqueueMs),
+    enqueuePerSec: round(plan.jobs / (enqueueMs / 1000)),
+    processMs: round(processMs),
+    processPerSec: round(processed / (processMs / 1000)),
+    startupMs: round(first - startCalled),
+    handlersMs: round((probe.lastStartAt ?? first) - first),
+    flushMs: timedOut ? null : round(finishedAt - (probe.lastStartAt ?? first)),
+    processed,
+    handlerCalls: probe.started,
+    duplicates: probe.duplicates,
+    timedOut,
+    loadAvg1m: round(load),
+  };
+  probe.reset();
+  return run;
+}

@@ -1,0 +1,39 @@
+import { ratio } from '../lib/stats.js';
+import { enqueueThenDrain, type DrainResult } from './drain.js';
+import type { Workload, WorkloadContext } from './types.js';
+
+export const ENQUEUE_TARGET_PER_SEC = 40_000;
+export const PROCESS_TARGET_RATIO = 1.5;
+
+/** Runs the plain throughput measurement for every selected system; shared with depth (as its baseline). */
+export async function plainThroughput(ctx: WorkloadContext, workload: string): Promise<Map<string, DrainResult>> {
+  const out = new Map<string, DrainResult>();
+  for (const factory of ctx.systems) {
+    const result = await ctx.withSystem(factory, workload, async (system) => {
+      ctx.log(`${workload}: ${system.name}…`);
+      const r = await enqueueThenDrain(ctx, system, { jobs: ctx.options.jobs, batch: ctx.options.batch, concurrency: ctx.options.concurrency, backlog: 0 });
+      return { r, info: system.info() };
+    });
+    if (result) out.set(factory.name, result.r);
+    if (result && workload === 'throughput') {
+      ctx.emit({ workload, system: factory.name, ...result.r, batch: ctx.options.batch, concurrency: ctx.options.concurrency, info: result.info });
+    }
+  }
+  return out;
+}
+
+export const throughput: Workload = {
+  name: 'throughput',
+  description: 'N no-op jobs enqueued in batches (no worker running), then drained at concurrency C',
+  async run(ctx) {
+    const results = await plainThroughput(ctx, 'throughput');
+    const p = results.get('partita');
+    const g = results.get('graphile');
+    if (p) ctx.target(`throughput: enqueue ≥ ${ENQUEUE_TARGET_PER_SEC.toLocaleString()} jobs/s`, p.enqueuePerSec >= ENQUEUE_TARGET_PER_SEC, `${p.enqueuePerSec.toLocaleString()} jobs/s`);
+    if (p && g) {
+      const r = { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) };
+      ctx.emit({ workload: 'throughput', ratio: r });
+      ctx.target(`throughput: process ≥ ${PROCESS_TARGET_RATIO}× graphile-worker`, r.process === null ? null : r.process >= PROCESS_TARGET_RATIO, `${r.process}×`);
+    }
+  },
+};

@@ -1,0 +1,248 @@
+/**
+ * Job events on the bus: what they look like, which subject carries each, and the encoding of job
+ * types into a subject token.
+ *
+ * Subject: `partita.<cluster>.event.<partition>.<queue>.<typeToken>.<kind>`
+ *
+ * Partition and queue names are already subject-safe (letters, digits, `_`, `-`). Job types may be
+ * any string, so the type travels as a *type token*: percent-encoding (UTF-8, as encodeURIComponent)
+ * of the characters a NATS token cannot hold — `.` → `%2E`, `*` → `%2A`, `>` → `%3E`, `%` → `%25`,
+ * whitespace and control characters → `%20`, `%0A`, … — everything else as is. `invoice` stays `invoice`; `billing.invoice` becomes
+ * `billing%2Einvoice`. The encoding is exact (two types never share a token), so a pattern on one
+ * type never receives another's events. Use `eventTypeToken(type)` when writing a string pattern
+ * by hand, or pass a filter object (`{ type: 'billing.invoice' }`), which encodes for you. The event
+ * itself always carries the real `type`.
+ */
+import { ValidationError, type JobError } from '@partita/core';
+import { subjects, validatePattern, type Bus } from '@partita/nats';
+
+export const JOB_EVENT_KINDS = ['enqueued', 'started', 'progress', 'completed', 'failed', 'retrying', 'cancelled'] as const;
+export type JobEventKind = (typeof JOB_EVENT_KINDS)[number];
+/** Kinds after which the job does not change any more. */
+export const TERMINAL_EVENT_KINDS = ['completed', 'failed', 'cancelled'] as const satisfies readonly JobEventKind[];
+
+/** Envelope kind on the wire: `job.<kind>`. */
+export const eventMessageKind = (kind: JobEventKind): string => `job.${kind}`;
+const MESSAGE_KINDS: readonly string[] = JOB_EVENT_KINDS.map(eventMessageKind);
+
+/**
+ * A job event as published on the bus and handed to `client.subscribe` callbacks. Events of one
+ * publisher arrive in order (a node's started → progress → completed); `enqueued` comes from the
+ * client and may arrive after `started` when a node claims the job before enqueue() returns.
+ */
+export interface JobEvent {
+  id: string;
+  partition: string;
+  queue: string;
+  type: string;
+  kind: JobEventKind;
+  /** The attempt the event is about (0 for `enqueued`, 1 for the first run). */
+  attempt: number;
+  /** `completed`: the job's result, in its stored (JSON) form. */
+  result?: unknown;
+  /** `failed` / `retrying`: the error of this attempt. */
+  error?: JobError | null;
+  /** `progress`: the value given to `ctx.progress()`, in its stored (JSON) form. */
+  progress?: unknown;
+  /** `retrying`: when the next attempt is due. */
+  retryAt?: Date;
+  /** When the event happened (on the publisher's clock). */
+  at: Date;
+  /** The node that ran the job; absent for events published by a client (`enqueued`, `cancelled` of a queued job). */
+  node?: string;
+  /**
+   * Set when `result`/`progress` was left out because the message would exceed the server's
+   * max payload; read the job (`client.job(id)`) for it. `client.result()` does so itself.
+   */
+  truncated?: true;
+}
+
+/** Filter form of an event subscription: omitted parts (or `*`) match anything. `type` is the real job type. */
+export interface EventFilter {
+  partition?: string;
+  queue?: string;
+  type?: string;
+  kind?: JobEventKind | '*';
+}
+
+const MAX_TOKEN = 256;
+const HASH_SUFFIX = 12;
+
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /[.*>%\s\u0000-\u001f\u007f]/u;
+// eslint-disable-next-line no-control-regex
+const ESCAPE_ALL = /[.*>%\s\u0000-\u001f\u007f]/gu;
+
+const tokenCache = new Map<string, string>();
+
+/**
+ * The subject token of a job type (see the module comment). Types whose encoding would exceed 256
+ * characters are cut to 243 and suffixed with `~` and 12 hex digits of a hash of the full type.
+ */
+export function eventTypeToken(type: string): string {
+  if (typeof type !== 'string' || type.length === 0) throw new ValidationError('job type must be a non-empty string', 'type');
+  if (!NEEDS_ESCAPE.test(type) && type.length <= MAX_TOKEN) return type;
+  let token = tokenCache.get(type);
+  if (token !== undefined) return token;
+  token = type.replace(ESCAPE_ALL, (c) => (c === '.' ? '%2E' : c === '*' ? '%2A' : encodeURIComponent(c)));
+  if (token.length > MAX_TOKEN) token = `${token.slice(0, MAX_TOKEN - HASH_SUFFIX - 1)}~${fnv1a(type)}`;
+  if (tokenCache.size > 10_000) tokenCache.clear();
+  tokenCache.set(type, token);
+  return token;
+}
+
+/** The job type a token stands for (inverse of eventTypeToken, except for hashed long types). */
+export function eventTypeFromToken(token: string): string {
+  if (!token.includes('%')) return token;
+  try {
+    return decodeURIComponent(token);
+  } catch {
+    return token;
+  }
+}
+
+function fnv1a(s: string): string {
+  // Two 32-bit FNV-1a passes with different seeds: 12 hex digits, plenty to keep long types apart.
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0;
+  }
+  return (a.toString(16).padStart(8, '0') + b.toString(16).padStart(8, '0')).slice(0, HASH_SUFFIX);
+}
+
+const subjectCache = new Map<string, string>();
+
+/** The subject an event of this job and kind is published on. */
+export function jobEventSubject(cluster: string, partition: string, queue: string, type: string, kind: JobEventKind): string {
+  const key = `${cluster}\u0000${partition}\u0000${queue}\u0000${type}\u0000${kind}`;
+  let subject = subjectCache.get(key);
+  if (subject === undefined) {
+    subject = subjects.event(cluster, partition, queue, eventTypeToken(type), kind);
+    if (subjectCache.size > 50_000) subjectCache.clear();
+    subjectCache.set(key, subject);
+  }
+  return subject;
+}
+
+/**
+ * The NATS pattern for `client.subscribe(pattern)`:
+ *  - a filter object `{ partition?, queue?, type?, kind? }` (type is the real job type);
+ *  - a pattern relative to the cluster's events, `<partition>.<queue>.<typeToken>.<kind>`, with
+ *    NATS wildcards: `billing.*.invoice.completed`, `billing.>`, `*.*.*.failed`, `>`;
+ *  - a full subject pattern `partita.<cluster>.event.…`.
+ */
+export function eventSubscriptionPattern(cluster: string, pattern: string | EventFilter): string {
+  if (typeof pattern === 'object' && pattern !== null) {
+    const { partition, queue, type, kind } = pattern;
+    if (kind !== undefined && kind !== '*' && !(JOB_EVENT_KINDS as readonly string[]).includes(kind)) {
+      throw new ValidationError(`unknown event kind "${String(kind)}"; use one of ${JOB_EVENT_KINDS.join(', ')} or "*"`, 'kind');
+    }
+    return subjects.eventPattern(cluster, {
+      ...(partition !== undefined ? { partition } : {}),
+      ...(queue !== undefined ? { queue } : {}),
+      ...(type !== undefined && type !== '*' ? { type: eventTypeToken(type) } : {}),
+      ...(kind !== undefined ? { kind } : {}),
+    });
+  }
+  if (typeof pattern !== 'string') throw new ValidationError('must be a subject pattern string or a filter object { partition?, queue?, type?, kind? }', 'pattern');
+  validatePattern(pattern, 'event pattern');
+  const tokens = pattern.split('.');
+  const prefix = subjects.eventPattern(cluster, '>').slice(0, -1); // `partita.<cluster>.event.`
+  if (tokens[0] === subjects.SUBJECT_ROOT) {
+    if (!pattern.startsWith(prefix) || tokens.length > 7) {
+      throw new ValidationError(
+        `event pattern "${pattern}" is not within this cluster's events; full patterns look like ${prefix}<partition>.<queue>.<type>.<kind>`,
+        'pattern',
+      );
+    }
+    checkReachable(pattern, tokens.length - 3);
+    return pattern;
+  }
+  checkReachable(pattern, tokens.length);
+  return subjects.eventPattern(cluster, pattern);
+}
+
+function checkReachable(pattern: string, relativeTokens: number): void {
+  if (relativeTokens > 4) {
+    throw new ValidationError(`event pattern "${pattern}" has more than 4 tokens; events are <partition>.<queue>.<type>.<kind>`, 'pattern');
+  }
+  if (relativeTokens < 4 && !pattern.endsWith('>')) {
+    throw new ValidationError(
+      `event pattern "${pattern}" can never match: events have 4 tokens <partition>.<queue>.<type>.<kind>; ` +
+        `end it with ".>" ("${pattern}.>") or spell out every token`,
+      'pattern',
+    );
+  }
+}
+
+/** The stored (JSON) form of a value, so an event carries exactly what Postgres returns later. */
+export function jsonForm(value: unknown): unknown {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object') return typeof value === 'number' && !Number.isFinite(value) ? null : value;
+  return JSON.parse(JSON.stringify(value));
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/** Checks the shape of an event that came off the bus; anything else is dropped. */
+export function isJobEvent(value: unknown): value is JobEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const e = value as Record<string, unknown>;
+  return (
+    isString(e.id) &&
+    isString(e.partition) &&
+    isString(e.queue) &&
+    isString(e.type) &&
+    typeof e.kind === 'string' &&
+    (JOB_EVENT_KINDS as readonly string[]).includes(e.kind) &&
+    typeof e.attempt === 'number' &&
+    e.at instanceof Date &&
+    (e.node === undefined || typeof e.node === 'string') &&
+    (e.retryAt === undefined || e.retryAt instanceof Date) &&
+    (e.error === undefined || e.error === null || typeof e.error === 'object')
+  );
+}
+
+export interface EventPublishProblem {
+  event: JobEvent;
+  error: unknown;
+}
+
+/**
+ * Publishes a job event. Never throws: an event that is too large goes out without its
+ * result/progress (`truncated: true`); one that still cannot go is reported through `onProblem`.
+ * While the bus is away the event is dropped (the bus counts it); Postgres still has the outcome.
+ */
+export function publishJobEvent(bus: Bus, event: JobEvent, onProblem?: (p: EventPublishProblem) => void): void {
+  let subject: string;
+  try {
+    subject = jobEventSubject(bus.cluster, event.partition, event.queue, event.type, event.kind);
+  } catch (error) {
+    onProblem?.({ event, error });
+    return;
+  }
+  const kind = eventMessageKind(event.kind);
+  try {
+    bus.publish(subject, kind, event);
+  } catch (error) {
+    if (error instanceof ValidationError && (event.result !== undefined || event.progress !== undefined)) {
+      const { result: _r, progress: _p, ...rest } = event;
+      try {
+        bus.publish(subject, kind, { ...rest, truncated: true } satisfies JobEvent);
+        return;
+      } catch (again) {
+        onProblem?.({ event, error: again });
+        return;
+      }
+    }
+    onProblem?.({ event, error });
+  }
+}
+
+/** The envelope kinds of job events, for `bus.subscribe(..., { kinds })`. */
+export function eventMessageKinds(kinds: readonly JobEventKind[] = JOB_EVENT_KINDS): string[] {
+  return kinds === JOB_EVENT_KINDS ? [...MESSAGE_KINDS] : kinds.map(eventMessageKind);
+}

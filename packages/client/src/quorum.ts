@@ -1,0 +1,105 @@
+/**
+ * The quorum's wire contract: message kinds and payloads that clients and nodes exchange over the
+ * bus (subjects come from `subjects.*` in @partita/nats). Shared here because the runtime depends on
+ * the client, never the other way round.
+ *
+ *   subject                                  kind       payload                         who answers
+ *   partita.<c>.wake.<partition>.<queue>     wake       null                            every node serving it
+ *   partita.<c>.event.<p>.<q>.<type>.<kind>  job.<kind> JobEvent                        subscribers
+ *   partita.<c>.rollcall                     rollcall   {}   (gather)                   every node: MemberProfile
+ *   partita.<c>.cancel.<partition>           cancel     CancelBroadcast                 every node serving it
+ *   partita.<c>.throttle                     control    ControlBroadcast (all rules)    every node serving its partition
+ *   partita.<c>.pause.<partition>            control    ControlBroadcast                every node serving it
+ *   partita.<c>.quorum.<topic…>              quorum     anything (user data)            user subscribers
+ */
+
+export const WAKE_KIND = 'wake';
+export const ROLL_CALL_KIND = 'rollcall';
+export const CANCEL_KIND = 'cancel';
+export const CONTROL_KIND = 'control';
+export const QUORUM_KIND = 'quorum';
+
+/** Kill running jobs of a partition, wherever they run (nodes not running them ignore it). */
+export interface CancelBroadcast {
+  ids: string[];
+}
+
+/** Longest id list a node accepts in one cancel broadcast (more is a malformed message). */
+export const MAX_CANCEL_IDS = 10_000;
+
+/**
+ * A throttle rule of a partition: `ms` to wait before each claim (-1: no claims at all). Targets:
+ * neither queue nor node = the whole partition; `queue` = that queue on every node; `node` = every
+ * queue of that node; both = that queue on that node.
+ */
+export interface ThrottleRule {
+  ms: number;
+  queue?: string;
+  node?: string;
+}
+
+/** Largest throttle accepted, in ms (one hour); -1 stops claiming until lifted. */
+export const MAX_THROTTLE_MS = 3_600_000;
+
+/**
+ * The full control state of one partition, as Global broadcasts it after every change (and nodes
+ * read it when they start). It is a snapshot, not a delta: a node replaces what it had.
+ * `epoch` (Global's lease epoch) and `seq` (a counter within the epoch), when given, let a node
+ * ignore a broadcast older than the one it already applied.
+ */
+export interface ControlBroadcast {
+  partition: string;
+  paused: string[];
+  throttles: ThrottleRule[];
+  epoch?: number;
+  seq?: number;
+}
+
+export interface QueueProfile {
+  partition: string;
+  queue: string;
+  concurrency: number;
+  /** Jobs running on this node. */
+  running: number;
+  /** Claimed by this node, waiting for a free slot. */
+  prefetched: number;
+  /** Due jobs waiting in Postgres for any node (cluster-wide; cached up to a second). Null when unknown. */
+  queued: number | null;
+  /** Jobs with a future runAt (cluster-wide, same cache). Null when unknown. */
+  scheduled: number | null;
+  paused: boolean;
+  /** This node's effective throttle for the queue's partition engine (ms before each claim; -1 stopped). */
+  throttleMs: number;
+}
+
+/** What a node answers to a roll call. */
+export interface MemberProfile {
+  id: string;
+  cluster: string;
+  host: string;
+  pid: number;
+  /** @partita/runtime version. */
+  version: string;
+  nodeVersion: string;
+  partitions: string[];
+  queues: QueueProfile[];
+  /** Jobs running on this node, all partitions. */
+  running: number;
+  /** Due jobs waiting in Postgres in this node's queues (cluster-wide), null when unknown. */
+  queued: number | null;
+  /** Largest effective throttle over this node's engines (-1 when any engine is stopped). */
+  throttleMs: number;
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
+  /** Share of one core used by the process over the last few seconds (100 = one core busy). */
+  cpuPercent: number;
+  uptimeMs: number;
+  startedAt: Date;
+  /** When the answer was made (node's clock). */
+  at: Date;
+}
+
+export function isMemberProfile(value: unknown): value is MemberProfile {
+  if (typeof value !== 'object' || value === null) return false;
+  const p = value as Record<string, unknown>;
+  return typeof p.id === 'string' && Array.isArray(p.partitions) && Array.isArray(p.queues) && typeof p.running === 'number';
+}
