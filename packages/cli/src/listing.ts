@@ -1,3 +1,4 @@
+import { toJobRecord } from '@partita/postgres';
 /**
  * The read-only job listing behind `partita jobs`: live jobs and history, filtered by partition,
  * queue, type, state and lookup keys, newest first. Ids are UUIDv7 (time-ordered), so ORDER BY id
@@ -92,7 +93,7 @@ export function listQuery(schema: string, filter: JobFilter): { text: string; va
 export async function listJobs(db: Queryable, schema: string, filter: JobFilter): Promise<JobRecord[]> {
   const { text, values } = listQuery(schema, filter);
   const { rows } = await db.query(text, values);
-  return rows.map(toRecord);
+  return rows.map(toJobRecord);
 }
 
 /** Counts of jobs by state among `ids` (live and history), for progress displays. */
@@ -103,29 +104,4 @@ export async function statesOf(db: Queryable, schema: string, ids: string[]): Pr
     for (const job of await listJobs(db, schema, { ids: chunk, limit: chunk.length })) out.set(job.id, job);
   }
   return out;
-}
-
-function toRecord(row: any): JobRecord {
-  return {
-    id: row.id,
-    partition: row.partition,
-    queue: row.queue,
-    type: row.type,
-    payload: row.payload,
-    state: row.state,
-    priority: row.priority,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    result: row.result ?? null,
-    errors: row.errors ?? [],
-    lookup: row.lookup,
-    queueKey: row.queue_key,
-    executionKey: row.execution_key,
-    runAt: row.run_at,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    node: row.node,
-    progress: row.progress ?? null,
-  };
 }

@@ -1,6 +1,5 @@
-import type pg from 'pg';
 import { StaleEpochError, ValidationError } from '@partita/core';
-import { assertSchemaName, loadOps, type OpName, type Statement } from './sql.js';
+import { SqlOps } from './sql.js';
 
 export interface StoredGlobalState {
   /** Epoch of the leader that saved it. */
@@ -15,27 +14,10 @@ export interface StoredGlobalState {
  * one statement that refuses, in SQL, an epoch older than the saved one or than the partition's
  * current lease epoch (so a deposed leader is fenced even before its successor's first save).
  */
-export class PostgresGlobalState {
-  readonly pool: pg.Pool;
-  readonly schema: string;
-  private readonly ops: Record<OpName, Statement>;
-
-  constructor(pool: pg.Pool, schema: string) {
-    assertSchemaName(schema);
-    this.pool = pool;
-    this.schema = schema;
-    this.ops = loadOps(schema);
-  }
-
+export class PostgresGlobalState extends SqlOps {
   /** Where a partition's state lives, for error messages. */
   describe(partition: string): string {
     return `row partition = '${partition}' of table "${this.schema}".global_state`;
-  }
-
-  private async run<R extends pg.QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
-    const stmt = this.ops[op];
-    const result = await this.pool.query<R>({ name: stmt.name, text: stmt.text, values });
-    return result.rows;
   }
 
   async load(partition: string): Promise<StoredGlobalState | undefined> {

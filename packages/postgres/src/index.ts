@@ -18,3 +18,4 @@ export { assertSchemaName } from './sql.js';
 export { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded.js';
 export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
 export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';
+export { toJobRecord, type JobRow } from './rows.js';

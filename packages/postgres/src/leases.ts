@@ -1,6 +1,5 @@
-import type pg from 'pg';
 import { ValidationError } from '@partita/core';
-import { assertSchemaName, loadOps, type OpName, type Statement } from './sql.js';
+import { SqlOps } from './sql.js';
 
 /** A lease this node holds: `epoch` is the fencing token every write made as leader must carry. */
 export interface AcquiredLease {
@@ -37,24 +36,7 @@ const MAX_TTL_MS = 24 * 60 * 60 * 1000;
  *   successful renew's request + ttl) passes, and resume only after a renew succeeds.
  * - `release` expires it now (graceful stop), so another node takes over on its next attempt.
  */
-export class PartitionLeases {
-  readonly pool: pg.Pool;
-  readonly schema: string;
-  private readonly ops: Record<OpName, Statement>;
-
-  constructor(pool: pg.Pool, schema: string) {
-    assertSchemaName(schema);
-    this.pool = pool;
-    this.schema = schema;
-    this.ops = loadOps(schema);
-  }
-
-  private async run<R extends pg.QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
-    const stmt = this.ops[op];
-    const result = await this.pool.query<R>({ name: stmt.name, text: stmt.text, values });
-    return result.rows;
-  }
-
+export class PartitionLeases extends SqlOps {
   /** Takes or re-takes the partition's lease; undefined when another node holds a live one. */
   async acquire(partition: string, nodeId: string, ttlMs: number): Promise<AcquiredLease | undefined> {
     checkArgs(partition, nodeId, ttlMs);

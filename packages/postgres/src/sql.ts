@@ -87,3 +87,23 @@ export function loadOps(schema: string): Record<OpName, Statement> {
   }
   return ops;
 }
+
+/** A set of SQL operations bound to one pool and schema: the shared plumbing of small stores. */
+export abstract class SqlOps {
+  readonly pool: import('pg').Pool;
+  readonly schema: string;
+  private readonly ops: Record<OpName, Statement>;
+
+  constructor(pool: import('pg').Pool, schema: string) {
+    assertSchemaName(schema);
+    this.pool = pool;
+    this.schema = schema;
+    this.ops = loadOps(schema);
+  }
+
+  protected async run<R extends import('pg').QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
+    const stmt = this.ops[op];
+    const result = await this.pool.query<R>({ name: stmt.name, text: stmt.text, values });
+    return result.rows;
+  }
+}

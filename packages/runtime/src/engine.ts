@@ -206,7 +206,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     let worth = false;
     for (const [name, q] of queues) {
       if (paused.has(name)) continue;
-      const want = q.concurrency + settings.prefetch - q.running - q.buffer.length;
+      // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
+      const want = q.concurrency === 0 ? 0 : q.concurrency + settings.prefetch - q.running - q.buffer.length;
       if (want <= 0) continue;
       asked.set(name, want);
       total += want;
