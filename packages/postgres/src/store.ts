@@ -356,7 +356,10 @@ export class JobStore {
       execution_key: string | null;
       cancel_requested: boolean;
       created_at: Date;
+      run_at: Date;
     }>('claim_batch', [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs]);
+    // RETURNING has no order: restore the claim order, which admission (FIFO execution keys) relies on.
+    rows.sort((a, b) => a.priority - b.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return rows.map((r) => ({
       id: r.id,
       partition: request.partition,

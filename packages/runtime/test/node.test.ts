@@ -179,7 +179,8 @@ test('a job whose node stops heartbeating is rescued and completed by another no
     t.true(await a.system.whereisSupervisor('node')!.terminateChild('leases'));
     const fine = defineJob({ type: 'work', perform: () => 'from b' });
     const b = await c.start({ partitions: oneQueue(1), jobs: [fine], nodeId: 'b', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50 } });
-    const [id] = (await c.db.pool.query(`SELECT id FROM "${c.db.schema}".jobs`)).rows.map((r) => r.id as string);
+    // The job may already have been rescued and completed by b: look in history too.
+    const [id] = (await c.db.pool.query(`SELECT id FROM "${c.db.schema}".jobs UNION ALL SELECT id FROM "${c.db.schema}".jobs_history`)).rows.map((r) => r.id as string);
     const result = await b.client.result(id!, { timeoutMs: 15_000 });
     t.is(result, 'from b');
     const job = await b.client.job(id!);

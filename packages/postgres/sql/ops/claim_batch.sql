@@ -20,4 +20,4 @@ SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
 -- table and scan all of it when a million jobs sit in another queue.
 WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
-          j.queue_key, j.execution_key, j.cancel_requested, j.created_at
+          j.queue_key, j.execution_key, j.cancel_requested, j.created_at, j.run_at
