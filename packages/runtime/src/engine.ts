@@ -186,6 +186,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const pendingCount = () =>
     pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size + pending.keysDone.length;
   let admitting = 0;
+  let admitBacklog: ClaimedJob[] = [];
+  const admitNext = () => {
+    if (admitBacklog.length === 0) return;
+    const next = admitBacklog;
+    admitBacklog = [];
+    admit(next);
+  };
   const keyDone = (job: ClaimedJob) => {
     if (job.executionKey) pending.keysDone.push({ id: job.id, key: job.executionKey });
   };
@@ -277,6 +284,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   /** One Global request for every keyed job of a claimed batch: which run, wait, or were cancelled. */
   function admit(jobs: ClaimedJob[]): void {
+    // One admission in flight at a time: a retried request (no leader yet) must not let a later
+    // batch overtake it, or execution-key waiters would lose their FIFO order.
+    if (admitting > 0) {
+      admitBacklog.push(...jobs);
+      return;
+    }
     admitting++;
     options.global.admit(jobs.map((j) => ({ id: j.id, key: j.executionKey!, attempt: j.attempt }))).then(
       (admission) => self.cast({ t: 'admitted', jobs, admission }),
@@ -286,6 +299,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   function onAdmitted(jobs: ClaimedJob[], admission: Admission): void {
     admitting--;
+    admitNext();
     const run = new Set(admission.run);
     const wait = new Set(admission.wait);
     const cancelledIds = new Set(admission.cancelled);
@@ -315,6 +329,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   function onAdmitFailed(jobs: ClaimedJob[], error: unknown): void {
     admitting--;
+    admitNext();
     log.warn({ err: describeError(error).message, jobs: jobs.length }, 'Global admission failed; handing the keyed jobs back');
     for (const job of jobs) {
       if (!tracked.delete(job.id)) continue;
@@ -571,7 +586,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (claiming || flushing || admitting > 0 || pendingCount() > 0) {
+    if (claiming || flushing || admitting > 0 || admitBacklog.length > 0 || pendingCount() > 0) {
       if (!flushing && pendingCount() > 0) flush();
       return;
     }
