@@ -1,5 +1,5 @@
 import { ActorCrashedError, ActorStoppedError, InvalidSpecError, TimeoutError } from './errors.js';
-import { isThenable, settleWithin, type SystemInternals } from './internals.js';
+import { ExitListeners, isThenable, settleWithin, type SystemInternals } from './internals.js';
 import type { Logger } from './logger.js';
 import type { ActorContext, ActorExit, ActorRef, ActorSystem, Behavior, CallOptions, ExitListener } from './types.js';
 
@@ -86,7 +86,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   private stopping: Promise<void> | undefined = undefined;
   private pendingExit: ActorExit | undefined = undefined;
   private exitInfo: ActorExit | undefined = undefined;
-  private listeners: ExitListener[] | undefined = undefined;
+  private readonly exitListeners = new ExitListeners((err) => this.sys.logger.error({ actor: this.name, err }, 'exit listener threw'));
   private startResult: StartResult | undefined = undefined;
   private startWaiters: ((r: StartResult) => void)[] | undefined = undefined;
   timers: Set<ReturnType<typeof setTimeout>> | undefined = undefined;
@@ -155,19 +155,9 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   }
 
   monitor(listener: ExitListener): () => void {
-    if (this.state === STOPPED) {
-      const exit = this.exitInfo!;
-      queueMicrotask(() => this.notify(listener, exit));
-      return noop;
-    }
-    (this.listeners ??= []).push(listener);
-    return () => {
-      const ls = this.listeners;
-      if (ls === undefined) return;
-      const i = ls.indexOf(listener);
-      if (i >= 0) ls.splice(i, 1);
-    };
+    return this.exitListeners.add(listener);
   }
+
 
   /** Resolves when init has finished (or failed); never rejects. */
   whenStarted(): Promise<StartResult> {
@@ -441,17 +431,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.settleStart({ ok: false, error: new ActorStoppedError(this.name, exit.reason, 'was stopped before init finished') });
     }
     this.sys.exited(this);
-    const ls = this.listeners;
-    this.listeners = undefined;
-    if (ls !== undefined) for (const l of ls) this.notify(l, exit);
-  }
-
-  private notify(listener: ExitListener, exit: ActorExit): void {
-    try {
-      listener(exit);
-    } catch (err) {
-      this.sys.logger.error({ actor: this.name, err }, 'exit listener threw');
-    }
+    this.exitListeners.fire(exit);
   }
 
   addTimer(ms: number, msg: M, repeat: boolean): () => void {

@@ -1,7 +1,7 @@
 import type { Actor } from './actor.js';
 import type { Logger } from './logger.js';
 import type { Supervisor } from './supervisor.js';
-import type { ActorSystem, Behavior, SupervisorSpec } from './types.js';
+import type { ActorExit, ActorSystem, Behavior, ExitListener, SupervisorSpec } from './types.js';
 
 /** What actors and supervisors need from their system, beyond the public API. */
 export interface SystemInternals {
@@ -89,4 +89,45 @@ export function settleWithin(work: PromiseLike<unknown>, ms: number, onError: (e
 
 export function validShutdownMs(value: unknown): value is number {
   return typeof value === 'number' && (value === Infinity || (Number.isFinite(value) && value >= 0));
+}
+
+/**
+ * The exit listeners of an actor or supervisor: called once when it has fully stopped, at once
+ * (on a microtask) for a listener added after that. A throwing listener is logged, not propagated.
+ */
+export class ExitListeners {
+  private list: ExitListener[] | undefined = undefined;
+  private exit: ActorExit | undefined = undefined;
+
+  constructor(private readonly onListenerError: (err: unknown) => void) {}
+
+  add(listener: ExitListener): () => void {
+    const exit = this.exit;
+    if (exit !== undefined) {
+      queueMicrotask(() => this.call(listener, exit));
+      return () => undefined;
+    }
+    (this.list ??= []).push(listener);
+    return () => {
+      const ls = this.list;
+      if (ls === undefined) return;
+      const i = ls.indexOf(listener);
+      if (i >= 0) ls.splice(i, 1);
+    };
+  }
+
+  fire(exit: ActorExit): void {
+    this.exit = exit;
+    const ls = this.list;
+    this.list = undefined;
+    if (ls !== undefined) for (const l of ls) this.call(l, exit);
+  }
+
+  private call(listener: ExitListener, exit: ActorExit): void {
+    try {
+      listener(exit);
+    } catch (err) {
+      this.onListenerError(err);
+    }
+  }
 }

@@ -1,6 +1,6 @@
 import type { Actor } from './actor.js';
 import { ActorStoppedError, ChildStartError, DuplicateChildError, InvalidSpecError, SupervisorGaveUpError } from './errors.js';
-import { settleWithin, type SystemInternals } from './internals.js';
+import { ExitListeners, settleWithin, type SystemInternals } from './internals.js';
 import {
   checkChildSpec,
   checkSupervisorSpec,
@@ -72,8 +72,7 @@ export class Supervisor implements SupervisorRef {
   private state = STARTING;
   private readonly restartTimes: number[] = [];
   private readonly detached = new Set<Promise<void>>();
-  private listeners: ExitListener[] | undefined = undefined;
-  private exitInfo: ActorExit | undefined = undefined;
+  private readonly exitListeners = new ExitListeners((err) => this.sys.logger.error({ supervisor: this.name, err }, 'exit listener threw'));
   private stopReason: unknown = undefined;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -178,19 +177,9 @@ export class Supervisor implements SupervisorRef {
   }
 
   monitor(listener: ExitListener): () => void {
-    if (this.state === STOPPED) {
-      const exit = this.exitInfo!;
-      queueMicrotask(() => this.notify(listener, exit));
-      return noop;
-    }
-    (this.listeners ??= []).push(listener);
-    return () => {
-      const ls = this.listeners;
-      if (ls === undefined) return;
-      const i = ls.indexOf(listener);
-      if (i >= 0) ls.splice(i, 1);
-    };
+    return this.exitListeners.add(listener);
   }
+
 
   // ---- operations -------------------------------------------------------------------------
 
@@ -394,20 +383,9 @@ export class Supervisor implements SupervisorRef {
   private finalize(exit: ActorExit, fatal: boolean): void {
     if (this.state === STOPPED) return;
     this.state = STOPPED;
-    this.exitInfo = exit;
     this.sys.exited(this);
     if (fatal && this.root) this.sys.fatal(exit.reason as Error, this);
-    const ls = this.listeners;
-    this.listeners = undefined;
-    if (ls !== undefined) for (const l of ls) this.notify(l, exit);
+    this.exitListeners.fire(exit);
     this.resolveDone();
-  }
-
-  private notify(listener: ExitListener, exit: ActorExit): void {
-    try {
-      listener(exit);
-    } catch (err) {
-      this.sys.logger.error({ supervisor: this.name, err }, 'exit listener threw');
-    }
   }
 }
