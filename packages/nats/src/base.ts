@@ -258,19 +258,10 @@ export abstract class BusBase implements Bus {
   }
 
   request<R = any>(subject: string, kind: string, data: unknown, opts: RequestOptions): Promise<R> {
-    try {
-      validateSubject(subject);
-      validateKind(kind);
-      validateMs(opts?.timeoutMs, 'timeoutMs');
-    } catch (err) {
-      return Promise.reject(err);
-    }
     const what = `request "${kind}" to "${subject}"`;
-    if (this.isClosing) return Promise.reject(new BusUnavailableError(`${what} (the bus is closed)`));
-    if (!this.isConnected) return Promise.reject(new BusUnavailableError(what));
     let bytes: Uint8Array;
     try {
-      bytes = this.encodeOrThrow(kind, data);
+      bytes = this.prepareAsk(subject, kind, data, what, () => validateMs(opts?.timeoutMs, 'timeoutMs'));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -298,22 +289,15 @@ export abstract class BusBase implements Bus {
   }
 
   gather<R = any>(subject: string, kind: string, data: unknown, opts: GatherOptions): Promise<R[]> {
-    try {
-      validateSubject(subject);
-      validateKind(kind);
-      validateMs(opts?.delayMs, 'delayMs');
-      if (opts.max !== undefined && (!Number.isInteger(opts.max) || opts.max < 1)) {
-        throw new ValidationError(`must be a positive integer, got ${String(opts.max)}`, 'max');
-      }
-    } catch (err) {
-      return Promise.reject(err);
-    }
     const what = `gather "${kind}" on "${subject}"`;
-    if (this.isClosing) return Promise.reject(new BusUnavailableError(`${what} (the bus is closed)`));
-    if (!this.isConnected) return Promise.reject(new BusUnavailableError(what));
     let bytes: Uint8Array;
     try {
-      bytes = this.encodeOrThrow(kind, data);
+      bytes = this.prepareAsk(subject, kind, data, what, () => {
+        validateMs(opts?.delayMs, 'delayMs');
+        if (opts.max !== undefined && (!Number.isInteger(opts.max) || opts.max < 1)) {
+          throw new ValidationError(`must be a positive integer, got ${String(opts.max)}`, 'max');
+        }
+      });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -373,6 +357,16 @@ export abstract class BusBase implements Bus {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** What request and gather check before asking: arguments, then a usable bus; returns the encoded message. */
+  private prepareAsk(subject: string, kind: string, data: unknown, what: string, checkOptions: () => void): Uint8Array {
+    validateSubject(subject);
+    validateKind(kind);
+    checkOptions();
+    if (this.isClosing) throw new BusUnavailableError(`${what} (the bus is closed)`);
+    if (!this.isConnected) throw new BusUnavailableError(what);
+    return this.encodeOrThrow(kind, data);
+  }
 
   private encodeOrThrow(kind: string, data: unknown): Uint8Array {
     let bytes: Uint8Array;
