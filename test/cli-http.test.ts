@@ -5,7 +5,7 @@
 import test from 'ava';
 import net from 'node:net';
 import { createMetrics, defineJob, liveJobCounts, nodeHealth, startHttpServer, startNode } from '@partita/runtime';
-import { freshSchema } from './helpers/index.js';
+import { freshSchema, tempDataDir } from './helpers/index.js';
 
 /** The value of the series `name` whose labels include `labels` (any order), from Prometheus text. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -26,6 +26,7 @@ const get = async (url: string, init?: RequestInit) => {
 test('health is 200 with every check when the node is up; metrics report live jobs by state and queue', async (t) => {
   const db = await freshSchema('http');
   const node = await startNode({
+    dataDir: tempDataDir('http'),
     postgres: db.url,
     schema: db.schema,
     nats: false,

@@ -7,7 +7,7 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, type SpawnedNode, type TestSchema } from './helpers/index.js';
+import { freshSchema, natsUrl, type SpawnedNode, type TestSchema, tempDataDir } from './helpers/index.js';
 import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
 
 const COMMANDS = ['start', 'demo', 'enqueue', 'status', 'job', 'jobs', 'cancel', 'pause', 'resume', 'paused', 'throttle', 'roll-call', 'migrate'];
@@ -61,6 +61,7 @@ async function withNode(t: import('ava').ExecutionContext): Promise<Env> {
   const nats = await natsUrl();
   const cluster = db.schema.replaceAll('_', '-');
   const node = await startNode({
+    dataDir: tempDataDir('cli'),
     postgres: db.url,
     schema: db.schema,
     nats,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JobCancelledError, JobFailedError } from '@partita/core';
 import { connect, type Client, type JobEvent } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, startNats, type SpawnedNode, type TestNats, type TestSchema } from './helpers/index.js';
+import { freshSchema, natsUrl, spawnNode, startNats, type SpawnedNode, type TestNats, type TestSchema, tempDataDir } from './helpers/index.js';
 
 const fixture = path.join(import.meta.dirname, 'fixtures', 'quorum-node.ts');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -34,6 +34,7 @@ let nats: TestNats;
 let client: Client;
 const cluster = `q${randomBytes(4).toString('hex')}`;
 const nodes = new Map<string, SpawnedNode>();
+const dataDir = tempDataDir('quorum');
 
 test.before(async () => {
   [db, nats] = await Promise.all([freshSchema('quorum'), startNats()]);
@@ -48,6 +49,7 @@ test.before(async () => {
           QUORUM_NATS: nats.url,
           QUORUM_NODE_ID: id,
           QUORUM_CLUSTER: cluster,
+          QUORUM_DATA_DIR: dataDir,
           QUORUM_PARTITIONS: JSON.stringify(PARTITIONS[id]),
           // Long polls: anything that starts quickly was woken over the bus.
           QUORUM_POLL_MS: '5000',

@@ -10,7 +10,7 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import { encode, pack } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
 import { subjects } from '@partita/nats';
-import { freshSchema, natsUrl } from './helpers/index.js';
+import { freshSchema, natsUrl, tempDataDir } from './helpers/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,6 +63,7 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
   const cluster = `fz${randomBytes(3).toString('hex')}`;
   const url = await natsUrl();
   const node = await startNode({
+    dataDir: tempDataDir('fuzz'),
     postgres: db.url,
     schema: db.schema,
     nats: url,

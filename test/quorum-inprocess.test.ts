@@ -7,7 +7,7 @@ import { JobCancelledError, JobFailedError, ValidationError } from '@partita/cor
 import { connect, requestGlobal, type GlobalRequest, type JobEvent } from '@partita/client';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { subjects } from '@partita/nats';
-import { freshSchema, type TestSchema } from './helpers/index.js';
+import { freshSchema, type TestSchema, tempDataDir } from './helpers/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,6 +28,7 @@ const started = new Map<string, number>();
 test.before(async () => {
   db = await freshSchema('qinproc');
   node = await startNode({
+    dataDir: tempDataDir('inprocess'),
     postgres: db.url,
     schema: db.schema,
     nats: false,

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 
 export { freePort } from '../../packages/postgres/src/embedded.js';
@@ -140,4 +140,12 @@ export function probeNats(url: string, timeoutMs = 2000): Promise<string | undef
       if (err) return done(`${host}:${port} refused the handshake: ${err[1]}`);
     });
   });
+}
+
+/**
+ * A data dir of its own for a test's nodes. Nodes keep Global snapshots (the file persister) in
+ * their data dir, so tests sharing one would load each other's pauses, throttles and keys.
+ */
+export function tempDataDir(prefix = 'node'): string {
+  return mkdtempSync(path.join(os.tmpdir(), `partita-${prefix}-`));
 }

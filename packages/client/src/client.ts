@@ -4,7 +4,6 @@ import {
   JobFailedError,
   NAME_PATTERN,
   TimeoutError,
-  UnknownPartitionError,
   ValidationError,
   silentLogger,
   statusOf,
@@ -387,8 +386,7 @@ export class Client {
 
   private async requestGlobal<T>(partition: string, request: GlobalRequest): Promise<T> {
     this.assertOpen();
-    const known = await this.store.knownQueues();
-    if (!known.has(partition)) throw new UnknownPartitionError(partition, [...known.keys()].sort());
+    await this.store.assertKnownPartition(partition);
     return requestGlobal<T>(this.bus, this.cluster, partition, request);
   }
 

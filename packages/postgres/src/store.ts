@@ -290,6 +290,13 @@ export class JobStore {
     };
   }
 
+  /** Throws UnknownPartitionError unless some node declared this partition (cached; re-read on a miss). */
+  async assertKnownPartition(partition: string): Promise<void> {
+    if (this.known?.has(partition)) return;
+    this.known = await this.knownQueues();
+    if (!this.known.has(partition)) throw new UnknownPartitionError(partition, [...this.known.keys()].sort());
+  }
+
   private async assertKnownQueues(rows: { partition: string; queue: string }[]): Promise<void> {
     if (!this.checkQueues) return;
     const missing = (known: Map<string, Set<string>>) => rows.find((r) => !known.get(r.partition)?.has(r.queue));

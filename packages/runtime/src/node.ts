@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createSystem, type ActorRef, type ActorSystem, type SupervisorSpec } from '@partita/actors';
+import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/actors';
 import { ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
 import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
 import { Client } from '@partita/client';
@@ -119,7 +119,8 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     return g;
   };
   const engineName = (partition: string) => `engine:${partition}`;
-  const engines = () => new Map(Object.keys(partitions).map((p) => [p, system.whereis(engineName(p)) as ActorRef<EngineMsg, unknown> | undefined]));
+  const engineOf = (partition: string) => system.whereis<EngineMsg, unknown>(engineName(partition));
+  const engines = () => new Map(Object.keys(partitions).map((p) => [p, engineOf(p)]));
   const startedAt = Date.now();
   const publishEvent = jobEventPublisher({ bus, nodeId, logger: childLogger(logger, { actor: 'events' }) });
 
@@ -144,7 +145,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             system,
             logger: childLogger(logger, { partition, actor: 'seat' }),
             queues: Object.keys(partitions[partition]!.queues),
-            engine: () => system.whereis<EngineMsg, unknown>(engineName(partition)),
+            engine: () => engineOf(partition),
             ttlMs: GLOBAL_LEASE_MS,
             tickMs: GLOBAL_TICK_MS,
             reconcileMs: GLOBAL_RECONCILE_MS,
@@ -223,10 +224,10 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   client.hooks = {
     enqueued(partition, queues) {
       // The bus carries wake-ups to every node; the local engine hears it directly, a few hops sooner.
-      engines().get(partition)?.cast({ t: 'wake', queues: [...queues] });
+      engineOf(partition)?.cast({ t: 'wake', queues: [...queues] });
     },
     cancelRequested(jobs) {
-      for (const job of jobs) if (job.node === nodeId) engines().get(job.partition)?.cast({ t: 'cancel', ids: [job.id] });
+      for (const job of jobs) if (job.node === nodeId) engineOf(job.partition)?.cast({ t: 'cancel', ids: [job.id] });
     },
   };
 

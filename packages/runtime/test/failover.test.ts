@@ -1,10 +1,7 @@
 import test from 'ava';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode } from '../../../test/helpers/index.js';
+import { freshSchema, natsUrl, spawnNode, tempDataDir } from '../../../test/helpers/index.js';
 import { until } from './helpers.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/global-node.ts', import.meta.url));
@@ -13,7 +10,7 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
   const db = await freshSchema('failover');
   const nats = await natsUrl();
   const cluster = db.schema.replaceAll('_', '-');
-  const dataDir = mkdtempSync(join(tmpdir(), 'partita-failover-'));
+  const dataDir = tempDataDir('failover');
   const env = (id: string) => ({ PG_URL: db.url, SCHEMA: db.schema, NATS_URL: nats, CLUSTER: cluster, NODE_ID: id, DATA_DIR: dataDir, PARTITA_LOG_LEVEL: 'warn' });
   const a = spawnNode(fixture, { env: env('a') });
   const client = await connect({ postgres: db.url, schema: db.schema, nats, cluster });

@@ -3,12 +3,8 @@ import { defineJob, type PartitaNode } from '@partita/runtime';
 import { globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
 import { JobCancelledError, STATUS_PENDING } from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 const send = (node: PartitaNode, partition = 'p') => <T>(request: GlobalRequest) => requestGlobal<T>(node.bus, node.client.cluster, partition, request);
-const dataDir = () => mkdtempSync(join(tmpdir(), 'partita-global-'));
 
 test('an execution key admits one running job at a time, waiters run in FIFO order and show as waiting', async (t) => {
   const c = await cluster('execkey');
@@ -23,7 +19,7 @@ test('an execution key admits one running job at a time, waiters run in FIFO ord
         spans.push({ n: p.n, start, end: Date.now() });
       },
     });
-    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
     const ids: string[] = [];
     for (let n = 0; n < 5; n++) ids.push((await node.client.enqueue('p', 'exclusive', { n })).id);
     await until('some job waiting', async () => (await node.client.job(ids[4]!))?.state === 'waiting' || spans.length === 5);
@@ -53,7 +49,7 @@ test('jobs with different execution keys run side by side', async (t) => {
         running--;
       },
     });
-    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
     await node.client.enqueueMany('p', ['a', 'b', 'c', 'd'].map((k) => ({ type: 'k', payload: { k } })));
     await until('all done', async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0, 20_000);
     t.true(peak >= 3, `peak concurrency ${peak}`);
@@ -64,13 +60,12 @@ test('jobs with different execution keys run side by side', async (t) => {
 
 test('pause stops claims for a queue on every node and survives a restart of every node; resume restarts them', async (t) => {
   const c = await cluster('pause');
-  const dir = dataDir();
   try {
     const ran: string[] = [];
     const job = defineJob({ type: 'j', queue: 'mail', perform: (_p, ctx) => void ran.push(ctx.id) });
     const partitions = { p: { queues: { mail: { concurrency: 2 }, other: { concurrency: 2 } } } };
-    const a = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'a', engine: { pollMs: 50 } });
-    const b = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'b', engine: { pollMs: 50 } });
+    const a = await c.start({ partitions, jobs: [job], nodeId: 'a', engine: { pollMs: 50 } });
+    const b = await c.start({ partitions, jobs: [job], nodeId: 'b', engine: { pollMs: 50 } });
     const api = globalApi(send(b));
     t.deepEqual(await send(b)<string[]>({ op: 'pause', queue: 'mail' }), ['mail']);
     await until('both engines paused', async () => (await a.stats())[0]!.paused.includes('mail') && (await b.stats())[0]!.paused.includes('mail'));
@@ -80,7 +75,7 @@ test('pause stops claims for a queue on every node and survives a restart of eve
     await a.stop();
     await b.stop();
     c.nodes.length = 0;
-    const a2 = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'a2', engine: { pollMs: 50 } });
+    const a2 = await c.start({ partitions, jobs: [job], nodeId: 'a2', engine: { pollMs: 50 } });
     t.deepEqual(await globalApi(send(a2)).pausedQueues(), ['mail'], 'the pause survived every node restarting');
     await sleep(400);
     t.deepEqual(ran, []);
@@ -95,14 +90,13 @@ test('pause stops claims for a queue on every node and survives a restart of eve
 
 test('throttle -1 stops processing until lifted; a node that starts later obeys it', async (t) => {
   const c = await cluster('throttle');
-  const dir = dataDir();
   try {
     const ran: string[] = [];
     const job = defineJob({ type: 'j', perform: (_p, ctx) => void ran.push(ctx.id) });
     const partitions = { p: { queues: { default: { concurrency: 2 } } } };
-    const a = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'a', engine: { pollMs: 50 } });
+    const a = await c.start({ partitions, jobs: [job], nodeId: 'a', engine: { pollMs: 50 } });
     await send(a)({ op: 'throttle', rule: { ms: -1 } });
-    const b = await c.start({ partitions, jobs: [job], dataDir: dir, nodeId: 'b', engine: { pollMs: 50 } });
+    const b = await c.start({ partitions, jobs: [job], nodeId: 'b', engine: { pollMs: 50 } });
     await until('b obeys the stop', async () => (await b.stats())[0]!.throttleMs === -1);
     const { id } = await a.client.enqueue('p', 'j');
     await sleep(400);
@@ -131,7 +125,7 @@ test('Global cancel: a waiting job never runs; a running one is aborted with onC
         }),
       onCancel: (_p, ctx) => void cancels.push(ctx.id),
     });
-    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 4 } } } }, jobs: [job], dataDir: dataDir(), engine: { pollMs: 50 } });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 4 } } } }, jobs: [job], engine: { pollMs: 50 } });
     const { id: first } = await node.client.enqueue('p', 'j');
     const { id: second } = await node.client.enqueue('p', 'j');
     await until('first running, second waiting', async () => ran.length === 1 && (await node.client.job(second))?.state === 'waiting', 60_000);
@@ -156,7 +150,7 @@ test('queue keys through Global: taken while the job lives, releasable, free onc
   const c = await cluster('gqueue');
   try {
     const job = defineJob({ type: 'j', queueKey: () => 'invoice-9', perform: () => 1 });
-    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [job], dataDir: dataDir() });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [job] });
     const api = globalApi(send(node));
     await node.client.enqueue('p', 'j');
     t.true(await api.queueKeyTaken('invoice-9'));

@@ -1,5 +1,5 @@
 import { startNode, type NodeOptions, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, natsUrl, tempDataDir, type TestSchema } from '../../../test/helpers/index.js';
 
 export interface Cluster {
   db: TestSchema;
@@ -14,12 +14,14 @@ export async function cluster(prefix: string): Promise<Cluster> {
   const nats = await natsUrl();
   // Nodes of one test share a real NATS under a cluster name of their own, so tests never hear each other.
   const clusterName = db.schema.replaceAll('_', '-');
+  // Global snapshots (file persister) live in the data dir: one per test, never shared between tests.
+  const dataDir = tempDataDir(prefix);
   const nodes: PartitaNode[] = [];
   return {
     db,
     nodes,
     async start(options) {
-      const node = await startNode({ postgres: db.url, schema: db.schema, nats, cluster: clusterName, ...options });
+      const node = await startNode({ postgres: db.url, schema: db.schema, nats, cluster: clusterName, dataDir, ...options });
       nodes.push(node);
       return node;
     },

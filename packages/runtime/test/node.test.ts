@@ -169,7 +169,8 @@ test('a job whose node stops heartbeating is rescued and completed by another no
           return new Promise<string>((r) => (releaseA = () => r('from a')));
         },
       });
-      void c.start({ partitions: oneQueue(1), jobs: [stuck], nodeId: 'a', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50 } }).then(async (a) => {
+      // No prefetch: a's only slot is stuck, so a hung node claims nothing more (it would never renew it).
+      void c.start({ partitions: oneQueue(1), jobs: [stuck], nodeId: 'a', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50, prefetch: 0 } }).then(async (a) => {
         await a.client.enqueue('p', 'work');
       });
     });
