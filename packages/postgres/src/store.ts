@@ -210,7 +210,11 @@ export class JobStore {
     if (refused.length > 0) {
       const holders = new Map<string, string>();
       const keysByPartition = new Map<string, string[]>();
-      for (const r of refused) keysByPartition.set(r.partition, [...(keysByPartition.get(r.partition) ?? []), r.queue_key as string]);
+      for (const r of refused) {
+        const keys = keysByPartition.get(r.partition) ?? [];
+        keys.push(r.queue_key as string);
+        keysByPartition.set(r.partition, keys);
+      }
       for (const [partition, keys] of keysByPartition) {
         const found = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, keys]);
         for (const h of found) holders.set(`${partition}\u0000${h.queue_key}`, h.id);

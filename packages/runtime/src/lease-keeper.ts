@@ -64,7 +64,12 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     options.metrics?.rescued(rescued.filter((r) => !r.failed).length, rescued.filter((r) => r.failed).length);
     logger.warn({ jobs: rescued.length, failed: rescued.filter((r) => r.failed).length }, 'rescued jobs whose lease expired');
     const keyed = new Map<string, { id: string; key: string }[]>();
-    for (const r of rescued) if (r.executionKey) keyed.set(r.partition, [...(keyed.get(r.partition) ?? []), { id: r.id, key: r.executionKey }]);
+    for (const r of rescued) {
+      if (!r.executionKey) continue;
+      const list = keyed.get(r.partition) ?? [];
+      list.push({ id: r.id, key: r.executionKey });
+      keyed.set(r.partition, list);
+    }
     for (const [partition, jobs] of keyed) {
       options.keysFreed(partition, jobs).catch((err) => logger.warn({ err: describeError(err).message, partition }, 'could not tell Global about keys of rescued jobs; its reconciliation will'));
     }

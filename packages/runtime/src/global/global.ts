@@ -178,7 +178,7 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     if (promoted.length < ids.length) ctxRef.self.cast({ t: 'reconcile' });
   }
 
-  function admit(request: Extract<GlobalRequest, { op: 'admit' }>): Pending['effect'] & unknown {
+  function admit(request: Extract<GlobalRequest, { op: 'admit' }>): { result: Admission; effect?: () => Promise<void> } {
     const result: Admission = { run: [], wait: [], cancelled: [] };
     const parkList: { id: string; attempt: number; node: string; key: string }[] = [];
     for (const job of request.jobs) {
@@ -197,13 +197,13 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
         parkList.push({ id: job.id, attempt: job.attempt, node: request.node, key: job.key });
       }
     }
-    return { result, effect: parkList.length ? async () => void (await store.park(parkList)) : undefined } as never;
+    return parkList.length ? { result, effect: async () => void (await store.park(parkList)) } : { result };
   }
 
   function handleRequest(request: GlobalRequest, reply: Reply): void {
     switch (request.op) {
       case 'admit': {
-        const { result, effect } = admit(request) as unknown as { result: Admission; effect?: () => Promise<void> };
+        const { result, effect } = admit(request);
         commit({ result: () => result, reply, ...(effect ? { effect } : {}) });
         return;
       }
