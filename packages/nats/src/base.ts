@@ -14,7 +14,7 @@ import {
 } from '@partita/core';
 import { deserializeError, serializeError } from './errors.js';
 import { NoRespondersError } from './errors.js';
-import { validatePattern, validateSubject, validateToken } from './subjects.js';
+import { isValidSubject, validatePattern, validateSubject, validateToken } from './subjects.js';
 import type {
   Bus,
   BusStats,
@@ -99,6 +99,8 @@ function classifyUndecodable(bytes: Uint8Array): 'version' | 'malformed' {
   return 'malformed';
 }
 
+const VALID_SUBJECT_CACHE = 4096;
+
 /** The message without touching `stack` (formatting a stack is the expensive part of an error). */
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -131,6 +133,7 @@ export abstract class BusBase implements Bus {
   protected readonly inbox: string;
 
   private readonly subs = new Map<number, RawSubscription>();
+  private readonly validSubjects = new Set<string>();
   private nextSubId = 1;
   private nextToken = 1;
   private readonly pending = new Map<string, Pending>();
@@ -166,6 +169,17 @@ export abstract class BusBase implements Bus {
   }
 
   // ------------------------------------------------------------------ transport hooks
+
+  /**
+   * Job events publish to a handful of subjects tens of thousands of times a second: a subject
+   * checked once is remembered (bounded, so arbitrary user subjects cannot grow it without limit).
+   */
+  private checkSubject(subject: string): void {
+    if (this.validSubjects.has(subject)) return;
+    validateSubject(subject);
+    if (this.validSubjects.size >= VALID_SUBJECT_CACHE) this.validSubjects.clear();
+    this.validSubjects.add(subject);
+  }
 
   /** Sends bytes. May throw when the transport cannot (counted as dropped.disconnected). */
   protected abstract transportPublish(subject: string, data: Uint8Array, reply?: string): void;
@@ -218,7 +232,7 @@ export abstract class BusBase implements Bus {
   }
 
   publish(subject: string, kind: string, data?: unknown): void {
-    validateSubject(subject);
+    this.checkSubject(subject);
     validateKind(kind);
     const bytes = this.encodeOrThrow(kind, data);
     this.send(subject, bytes, undefined, `publish "${kind}"`);
@@ -484,6 +498,11 @@ export abstract class BusBase implements Bus {
 
   private sendEnvelope(reply: string, kind: string, value: unknown, info: MessageInfo): void {
     if (this.isClosing) return;
+    // A reply subject comes off the wire: a malformed one is dropped here, like any bad message.
+    if (!isValidSubject(reply)) {
+      this.warner.warn('unsent:reply', { subject: info.subject, kind: info.kind }, 'a request carried an invalid reply subject; no reply sent');
+      return;
+    }
     let bytes: Uint8Array;
     try {
       bytes = this.encodeOrThrow(kind, value);

@@ -1,5 +1,5 @@
 import { BusBase, DEFAULT_MAX_PAYLOAD, type BusBaseOptions, type RawMessage, type RawSubscription } from './base.js';
-import { matchTokens, validateSubject } from './subjects.js';
+import { matchTokens } from './subjects.js';
 
 interface BrokerSub {
   bus: InProcessBus;
@@ -148,7 +148,6 @@ export class InProcessBus extends BusBase {
   }
 
   protected transportPublish(subject: string, data: Uint8Array, reply?: string): void {
-    validateSubject(subject);
     this.broker.publish(subject, data, reply);
   }
 

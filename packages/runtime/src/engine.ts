@@ -24,6 +24,10 @@ export interface EngineSettings {
   pollMs: number;
   /** Extra jobs claimed per queue beyond free slots, so a slot never waits on a round trip. */
   prefetch: number;
+  /** The prefetch grows up to this while a queue's jobs finish faster than a claim refills them. */
+  maxPrefetch: number;
+  /** How often the node renews its leases; claims stop while renewals fail or go missing. */
+  heartbeatMs: number;
   /** How long finished jobs wait to be committed together. */
   flushMs: number;
   /** A flush starts at once when this many outcomes are waiting. */
@@ -77,6 +81,7 @@ export type EngineMsg =
   | { t: 'flushFailed'; batch: FlushBatch; error: unknown }
   | { t: 'held' }
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
+  | { t: 'heartbeatFailed' }
   | { t: 'cancel'; ids: string[] }
   | { t: 'drain'; graceMs: number; done: () => void }
   | { t: 'control'; state: ControlState }
@@ -97,6 +102,11 @@ interface QueueState {
   concurrency: number;
   running: number;
   buffer: ClaimedJob[];
+  /** Jobs finished since the rate was last sampled. */
+  finished: number;
+  sampledAt: number;
+  /** Smoothed jobs finished per millisecond: sizes the prefetch. */
+  rate: number;
 }
 
 interface Tracked {
@@ -130,6 +140,14 @@ interface Accepted {
 }
 
 const CLAIM_BACKOFF_MIN_MS = 100;
+/** Rates are sampled no more often than this, so one burst of completions does not swing the prefetch. */
+const RATE_SAMPLE_MS = 20;
+/**
+ * Prefetch = rate × claim round trip × this. A claim starts once a quarter of the window is free,
+ * so the buffer must outlast a round trip with room to spare; 4 keeps workers fed while the
+ * measured round trip is still settling.
+ */
+const PREFETCH_ROUND_TRIPS = 4;
 const CLAIM_BACKOFF_MAX_MS = 5000;
 
 /**
@@ -141,7 +159,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const { store, settings, partition, nodeId, definitions } = options;
   const log = options.logger;
   const queues = new Map<string, QueueState>(
-    Object.entries(options.queues).map(([name, q]) => [name, { concurrency: q.concurrency, running: 0, buffer: [] }]),
+    Object.entries(options.queues).map(([name, q]) => [
+      name,
+      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0 },
+    ]),
   );
   const tracked = new Map<string, Tracked>();
   let self: ActorRef<EngineMsg, unknown>;
@@ -171,6 +192,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let controlKnown = false;
   let lastClaimAt = 0;
   let throttleTimer: (() => void) | undefined;
+  /** Smoothed claim round trip, ms. */
+  let claimRttMs = 0;
+  /** A node whose leases are not being renewed must not take more jobs: every one would be rescued. */
+  let lastRenewalAt = Date.now();
+  let heartbeatFailing = false;
+  const renewalStaleMs = 2 * settings.heartbeatMs + 1000;
   const emit = (event: EngineEvent) => {
     if (!options.events) return;
     try {
@@ -197,9 +224,32 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (job.executionKey) pending.keysDone.push({ id: job.id, key: job.executionKey });
   };
 
+  /** Jobs to hold beyond free slots: enough to outlast a few claim round trips at the queue's pace. */
+  function prefetchFor(q: QueueState, now: number): number {
+    const elapsed = now - q.sampledAt;
+    if (elapsed >= RATE_SAMPLE_MS) {
+      const sample = q.finished / elapsed;
+      q.rate = q.rate === 0 ? sample : (q.rate + sample) / 2;
+      q.finished = 0;
+      q.sampledAt = now;
+    }
+    const wanted = Math.floor(q.rate * claimRttMs * PREFETCH_ROUND_TRIPS);
+    return Math.min(settings.maxPrefetch, Math.max(settings.prefetch, wanted));
+  }
+
+  function leasesRenewing(now: number): boolean {
+    if (!heartbeatFailing && now - lastRenewalAt <= renewalStaleMs) return true;
+    if (!heartbeatFailing) {
+      heartbeatFailing = true;
+      log.warn({ sinceMs: now - lastRenewalAt }, 'leases have not been renewed lately; claiming nothing until they are');
+    }
+    return false;
+  }
+
   function maybeClaim(force = false): void {
     if (claiming || draining || throttleMs < 0 || !controlKnown) return;
-    if (Date.now() < claimRetryAt) return;
+    const now = Date.now();
+    if (now < claimRetryAt || !leasesRenewing(now)) return;
     if (throttleMs > 0) {
       const wait = lastClaimAt + throttleMs - Date.now();
       if (wait > 0) {
@@ -214,13 +264,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     for (const [name, q] of queues) {
       if (paused.has(name)) continue;
       // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
-      const want = q.concurrency === 0 ? 0 : q.concurrency + settings.prefetch - q.running - q.buffer.length;
+      const window = q.concurrency === 0 ? 0 : q.concurrency + prefetchFor(q, now);
+      const want = window - q.running - q.buffer.length;
       if (want <= 0) continue;
       asked.set(name, want);
       total += want;
       if (q.running + q.buffer.length === 0) idle = true;
       // Claim in batches: wait until a quarter of the window is free, unless a queue sits idle.
-      if (want >= Math.max(1, Math.ceil((q.concurrency + settings.prefetch) / 4))) worth = true;
+      if (want >= Math.max(1, Math.ceil(window / 4))) worth = true;
     }
     if (total === 0) return;
     if (!force && !more && !idle) return;
@@ -232,7 +283,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       .claim({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
       .then(
         (jobs) => {
-          options.metrics?.claimed(partition, performance.now() - claimStarted, jobs.length);
+          const took = performance.now() - claimStarted;
+          claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
+          options.metrics?.claimed(partition, took, jobs.length);
           self.cast({ t: 'claimed', jobs, asked });
         },
         (error) => {
@@ -399,7 +452,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (!entry) return; // already written off (lease lost)
     tracked.delete(job.id);
     const q = queues.get(job.queue);
-    if (q && entry.started) q.running--;
+    if (q && entry.started) {
+      q.running--;
+      q.finished++;
+    }
     processed++;
     if (entry.abort !== 'lease') keyDone(job);
     if (entry.abort === 'lease') {
@@ -662,7 +718,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
             (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
             [...tracked.keys()],
           );
+        case 'heartbeatFailed':
+          if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
+          heartbeatFailing = true;
+          return;
         case 'leases':
+          lastRenewalAt = Date.now();
+          if (heartbeatFailing) {
+            heartbeatFailing = false;
+            log.info('leases are renewed again; claiming resumes');
+            ctxRef.self.cast({ t: 'poll' });
+          }
           for (const id of msg.checked) {
             if (tracked.has(id) && !msg.renewed.has(id)) {
               log.warn({ jobId: id }, 'lease lost (not renewed); aborting the local run');

@@ -1,4 +1,4 @@
-import type { ActorRef, Behavior } from '@partita/actors';
+import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import type { JobStore } from '@partita/postgres';
 import type { EngineMsg } from './engine.js';
@@ -22,6 +22,9 @@ export interface LeaseKeeperOptions {
   metrics?: Metrics;
 }
 
+/** After a failed renewal the next try comes this soon (or at the heartbeat period, if shorter). */
+const BEAT_RETRY_MS = 1000;
+
 type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'maintain' };
 
 /**
@@ -31,6 +34,9 @@ type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'maintain' };
 export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, void> {
   const { store, nodeId, logger } = options;
   const busy = new Set<Msg['t']>();
+  let self!: ActorContext<Msg, void>;
+
+  let retryBeat: (() => void) | undefined;
 
   async function once(kind: Msg['t'], work: () => Promise<void>): Promise<void> {
     if (busy.has(kind)) return; // the previous round is still waiting on Postgres
@@ -38,8 +44,13 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     try {
       await work();
     } catch (err) {
-      if (kind === 'beat') options.metrics?.heartbeatFailed();
-      logger.warn({ err: describeError(err).message, task: kind }, 'lease keeper round failed; will retry next round');
+      logger.warn({ err: describeError(err).message, task: kind }, 'lease keeper round failed; will retry');
+      if (kind === 'beat') {
+        options.metrics?.heartbeatFailed();
+        // Engines stop claiming until a renewal succeeds; try again soon rather than a whole period later.
+        for (const [, ref] of options.engines()) ref?.cast({ t: 'heartbeatFailed' });
+        retryBeat ??= self.sendAfter(Math.min(options.heartbeatMs, BEAT_RETRY_MS), { t: 'beat' });
+      }
     } finally {
       busy.delete(kind);
     }
@@ -87,6 +98,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
 
   return {
     init(ctx) {
+      self = ctx;
       ctx.sendEvery(options.heartbeatMs, { t: 'beat' });
       ctx.sendEvery(options.rescueMs, { t: 'rescue' });
       ctx.sendEvery(options.maintenanceMs, { t: 'maintain' });
@@ -94,6 +106,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     },
     handle(msg) {
       // Rounds run off the mailbox so a slow Postgres never stacks timer messages behind them.
+      if (msg.t === 'beat') retryBeat = undefined;
       const work = msg.t === 'beat' ? beat : msg.t === 'rescue' ? rescue : maintain;
       void once(msg.t, work);
     },

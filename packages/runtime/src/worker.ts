@@ -30,16 +30,35 @@ export interface WorkerOptions {
  */
 export function workerBehavior(options: WorkerOptions): Behavior<WorkerMsg, void> {
   const { job, definition, engine, timeoutMs } = options;
-  const controller = new AbortController();
+  // Most jobs never look at their signal and are never aborted: the AbortController (costly to
+  // make at tens of thousands of jobs a second) is created only when perform reads ctx.signal.
+  let controller: AbortController | undefined;
+  let abortReason: unknown;
+  let aborted = false;
+  let rejectRun: ((reason: unknown) => void) | undefined;
   let logger: Logger | undefined;
   let finished = false;
+
+  const abort = (reason: unknown) => {
+    if (aborted) return;
+    aborted = true;
+    abortReason = reason;
+    controller?.abort(reason);
+    rejectRun?.(reason);
+  };
 
   const ctx: JobContext = {
     id: job.id,
     partition: job.partition,
     queue: job.queue,
     attempt: job.attempt,
-    signal: controller.signal,
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (aborted) controller.abort(abortReason);
+      }
+      return controller.signal;
+    },
     get logger() {
       logger ??= options.logger.child({ jobId: job.id, type: job.type, attempt: job.attempt });
       return logger;
@@ -51,21 +70,20 @@ export function workerBehavior(options: WorkerOptions): Behavior<WorkerMsg, void
 
   async function run(): Promise<WorkerOutcome> {
     let timer: NodeJS.Timeout | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      const fire = () => reject(controller.signal.reason);
-      if (controller.signal.aborted) fire();
-      else controller.signal.addEventListener('abort', fire, { once: true });
+    const abortedRun = new Promise<never>((_, reject) => {
+      if (aborted) reject(abortReason);
+      else rejectRun = reject;
     });
-    aborted.catch(() => undefined);
+    abortedRun.catch(() => undefined);
     if (timeoutMs > 0) {
-      timer = setTimeout(() => controller.abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
+      timer = setTimeout(() => abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
     }
     try {
       // A perform that ignores its signal still loses the race: the attempt ends at the abort.
-      const result = await Promise.race([Promise.resolve().then(() => definition.perform(job.payload, ctx)), aborted]);
+      const result = await Promise.race([Promise.resolve().then(() => definition.perform(job.payload, ctx)), abortedRun]);
       return { ok: true, result, aborted: undefined };
     } catch (error) {
-      return { ok: false, error, aborted: controller.signal.aborted ? controller.signal.reason : undefined };
+      return { ok: false, error, aborted: aborted ? abortReason : undefined };
     } finally {
       if (timer) clearTimeout(timer);
     }
@@ -83,11 +101,11 @@ export function workerBehavior(options: WorkerOptions): Behavior<WorkerMsg, void
       });
     },
     handle(msg) {
-      if (msg.t === 'abort' && !controller.signal.aborted) controller.abort(msg.reason);
+      if (msg.t === 'abort') abort(msg.reason);
     },
     terminate() {
       // Stopped from outside (engine crash, forced shutdown): make sure perform hears about it.
-      if (!finished && !controller.signal.aborted) controller.abort(new Error('worker stopped'));
+      if (!finished) abort(new Error('worker stopped'));
     },
   };
 }

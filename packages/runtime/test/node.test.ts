@@ -3,6 +3,7 @@ import { defineJob, backoffDelay } from '@partita/runtime';
 import { ConfigError, JobCancelledError, JobFailedError, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, ValidationError } from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
 
+const HEARTBEAT_FAILURES = 'partita_heartbeat_errors_total';
 const oneQueue = (concurrency = 8) => ({ p: { queues: { default: { concurrency } } } });
 
 test('5,000 jobs across two nodes complete exactly once each', async (t) => {
@@ -191,6 +192,28 @@ test('a job whose node stops heartbeating is rescued and completed by another no
     releaseA();
     await sleep(300);
     t.is((await b.client.job(id!))?.node, 'b', 'the late completion from a was refused');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a node whose lease renewals fail claims nothing until they succeed again', async (t) => {
+  const c = await cluster('beatfail');
+  try {
+    const ran: number[] = [];
+    const job = defineJob<{ n: number }>({ type: 'work', perform: (p) => void ran.push(p.n) });
+    const node = await c.start({ partitions: oneQueue(4), jobs: [job], engine: { leaseMs: 3000, heartbeatMs: 200, pollMs: 50 } });
+    const { id } = await node.client.enqueue('p', 'work', { n: 1 });
+    await node.client.result(id, { timeoutMs: 10_000 });
+    // Renewals now fail (the heartbeat's upsert of the nodes row breaks a check); claims would still work.
+    await c.db.pool.query(`ALTER TABLE "${c.db.schema}".nodes ADD CONSTRAINT beats_refused CHECK (heartbeat_at < '2000-01-01') NOT VALID`);
+    await until('a renewal failed', async () => ((await node.metrics.registry.getSingleMetric(HEARTBEAT_FAILURES)?.get())?.values[0]?.value ?? 0) > 0, 5000, 50);
+    await node.client.enqueue('p', 'work', { n: 2 });
+    await sleep(600);
+    t.deepEqual(ran, [1], 'nothing was claimed while renewals failed');
+    await c.db.pool.query(`ALTER TABLE "${c.db.schema}".nodes DROP CONSTRAINT beats_refused`);
+    await until('the job ran once renewals worked again', async () => ran.length === 2, 10_000, 50);
+    t.deepEqual(ran, [1, 2]);
   } finally {
     await c.close();
   }

@@ -35,7 +35,7 @@ export const CONFIG_DEFAULTS = {
   tls: { rejectUnauthorized: true },
   http: { port: 9464, host: '0.0.0.0' },
   defaults: { maxAttempts: 1, backoff: { baseMs: 1_000, maxMs: 300_000 }, timeoutMs: 0 },
-  engine: { leaseMs: 15_000, heartbeatMs: 5_000, pollMs: 1_000, prefetch: 32, flushMs: 2, flushBatch: 500, shutdownGraceMs: 30_000 },
+  engine: { leaseMs: 15_000, heartbeatMs: 5_000, pollMs: 1_000, prefetch: 32, maxPrefetch: 1_000, flushMs: 2, flushBatch: 500, shutdownGraceMs: 30_000 },
   retention: { historyDays: 7 },
   limits: { payloadBytes: 1_048_576 },
   log: { level: 'info' },
@@ -345,6 +345,14 @@ export const CONFIG_SCHEMA: ObjectNode = {
         },
         pollMs: ms('how often an idle engine checks Postgres without a wake-up', L.minPollMs, D.engine.pollMs),
         prefetch: { type: 'integer', min: 0, max: L.maxPrefetch, default: D.engine.prefetch, doc: 'jobs claimed beyond the free worker slots' },
+        maxPrefetch: {
+          type: 'integer',
+          min: 0,
+          max: L.maxPrefetch,
+          doc: 'ceiling of the prefetch an engine grows to when jobs finish faster than a claim round trip refills them (set it to prefetch to keep the prefetch fixed; prefetch 0 makes it 0 unless given)',
+          // prefetch 0 means "claim only what runs now" (fair sharing of long jobs between nodes): keep it.
+          defaultFrom: (s) => (s.prefetch === 0 ? 0 : Math.max(D.engine.maxPrefetch, typeof s.prefetch === 'number' ? s.prefetch : 0)),
+        },
         flushMs: ms('how long finished jobs are gathered before their completions are written together', 0, D.engine.flushMs),
         flushBatch: { type: 'integer', min: 1, max: L.maxFlushBatch, default: D.engine.flushBatch, doc: 'most completions written in one batch' },
         shutdownGraceMs: ms('on stop, how long running jobs get to finish', 0, D.engine.shutdownGraceMs),
@@ -356,6 +364,12 @@ export const CONFIG_SCHEMA: ObjectNode = {
             const lease = v.leaseMs as number;
             const beat = v.heartbeatMs as number;
             if (beat >= lease) report('heartbeatMs', `must be less than leaseMs (${lease}) so leases are renewed before they run out, got ${beat}; a third of leaseMs is a good value`);
+          },
+        },
+        {
+          keys: ['prefetch', 'maxPrefetch'],
+          check(v, report) {
+            if ((v.maxPrefetch as number) < (v.prefetch as number)) report('maxPrefetch', `must be at least prefetch (${v.prefetch as number}), got ${v.maxPrefetch as number}`);
           },
         },
       ],

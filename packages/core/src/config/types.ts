@@ -83,6 +83,8 @@ export interface EngineConfig {
   pollMs: number;
   /** Jobs claimed beyond the free worker slots, to hide claim latency. */
   prefetch: number;
+  /** The most an engine's prefetch grows to while jobs finish faster than claims refill them. */
+  maxPrefetch: number;
   /** How long completions are gathered before they are written in one statement. */
   flushMs: number;
   /** Most completions written in one statement. */
