@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
+import { resolveNatsUrl } from './lib/nats.js';
 import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl, serverInfo } from './lib/postgres.js';
 import { Probe } from './lib/probe.js';
 import { installQueryStats, markAdmin } from './lib/querystats.js';
@@ -46,6 +47,8 @@ async function main(): Promise<number> {
   }
 
   const url = await resolvePostgresUrl(log);
+  // Only Partita uses NATS; resolved once even when only graphile runs, so every meta line says it.
+  const nats = systems.some((s) => s.name === 'partita') ? await resolveNatsUrl(options.nats, log) : undefined;
   if (options.queryStats) installQueryStats();
   const admin = adminPool(url);
   markAdmin(admin);
@@ -64,6 +67,7 @@ async function main(): Promise<number> {
         cpuModel: cpus()[0]?.model,
         memGiB: Math.round(totalmem() / 2 ** 30),
         postgres: url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@'),
+        nats: nats ? nats.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@') : false,
         server,
         options,
         workloads: workloads.map((w) => w.name),
@@ -71,12 +75,13 @@ async function main(): Promise<number> {
       },
     };
     reporter.meta(meta);
-    log(`Postgres ${server.server_version ?? '?'} at ${meta.meta.postgres}; workloads ${meta.meta.workloads.join(', ')}; systems ${meta.meta.systems.join(', ')}`);
+    log(`Postgres ${server.server_version ?? '?'} at ${meta.meta.postgres}; Partita NATS ${meta.meta.nats || 'off'}; workloads ${meta.meta.workloads.join(', ')}; systems ${meta.meta.systems.join(', ')}`);
     if (file) log(`results → ${file}`);
 
     const probe = new Probe();
     const ctx: WorkloadContext = {
       url,
+      nats,
       options,
       systems,
       probe,
@@ -92,7 +97,7 @@ async function main(): Promise<number> {
         const schema = freshSchemaName(factory.name, workload);
         let system;
         try {
-          system = await factory.create({ url, schema, options, probe, admin, log });
+          system = await factory.create({ url, nats, schema, options, probe, admin, log });
           await system.setup();
           return await fn(system);
         } catch (err) {

@@ -40,6 +40,12 @@ export interface BenchOptions {
   explain: boolean;
   /** Time every statement the systems send during each measured drain (printed to stderr). */
   queryStats: boolean;
+  /**
+   * NATS for Partita's node and its separate client: a server URL, 'off' (no NATS: in-process bus,
+   * the separate client is found by polling), or 'auto' (PARTITA_BENCH_NATS_URL, else the test
+   * helper's discovery, else off).
+   */
+  nats: string;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -62,6 +68,7 @@ export const DEFAULTS: BenchOptions = {
   writeFile: true,
   explain: false,
   queryStats: false,
+  nats: 'auto',
 };
 
 export const USAGE = `Usage: npm run bench -w bench -- [options]
@@ -82,12 +89,16 @@ export const USAGE = `Usage: npm run bench -w bench -- [options]
   --graphile-batch-delay <ms>   completeJobBatchDelay/failJobBatchDelay (${DEFAULTS.graphileBatchDelayMs}; -1 disables)
   --graphile-local-queue <n>    localQueue size (${DEFAULTS.graphileLocalQueue}; 0 disables)
   --graphile-backlog <task|future>  depth backlog as another task identifier, or scheduled far ahead (${DEFAULTS.graphileBacklog})
+  --nats <url|off|auto>     NATS for Partita's node and separate client (${DEFAULTS.nats}: PARTITA_BENCH_NATS_URL,
+                            else the test helper's discovery, else off)
   --explain                 EXPLAIN ANALYZE the claim queries in the depth run (stderr)
   --query-stats             time every statement of each measured drain, per statement (stderr)
   --no-file                 do not write bench/results/<timestamp>.jsonl
   --help
 
 Postgres: PARTITA_BENCH_POSTGRES_URL, else the test helper's discovery, else postgres://postgres@127.0.0.1:5432/test.
+NATS (Partita only; graphile-worker uses LISTEN/NOTIFY): --nats, else PARTITA_BENCH_NATS_URL, else the test
+helper's discovery (PARTITA_TEST_NATS_URL, nats://127.0.0.1:4222, a spawned nats-server), else none.
 `;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
@@ -129,12 +140,15 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       explain: { type: 'boolean' },
       'query-stats': { type: 'boolean' },
       'no-file': { type: 'boolean' },
+      nats: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
   const graphileBacklog = values['graphile-backlog'] ?? DEFAULTS.graphileBacklog;
   if (graphileBacklog !== 'task' && graphileBacklog !== 'future') throw new Error(`--graphile-backlog must be "task" or "future" (got "${graphileBacklog}")`);
+  const nats = values.nats?.trim() || DEFAULTS.nats;
+  if (nats !== 'off' && nats !== 'auto' && !/^(nats|tls|ws|wss):\/\/\S+$/i.test(nats)) throw new Error(`--nats must be a nats:// URL, "off" or "auto" (got "${nats}")`);
   return {
     only: list(values.only),
     systems: list(values.systems),
@@ -155,5 +169,6 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     writeFile: !values['no-file'],
     explain: values.explain ?? false,
     queryStats: values['query-stats'] ?? false,
+    nats,
   };
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -37,9 +38,16 @@ class PartitaSystem implements BenchSystem {
   private readonly s: string;
   private readonly noop: JobDefinition<unknown, undefined>;
   private readonly logger: Logger;
+  /**
+   * The node's data dir (file persister: the Global snapshot), one per system instance like its
+   * schema. A shared one (the default ./.partita) hands each fresh schema the previous run's Global
+   * state: execution-key holders and waiters, pauses, throttles, a later lease epoch.
+   */
+  private readonly dataDir: string;
 
   constructor(private readonly ctx: SystemContext) {
     this.schema = ctx.schema;
+    this.dataDir = mkdtempSync(join(tmpdir(), `partita-${ctx.schema}-`));
     this.s = quoteIdent(ctx.schema);
     const handler = noopHandler(ctx.probe);
     this.noop = defineJob<unknown, undefined>({ type: 'noop', queue: QUEUE, perform: (payload) => handler(payload) });
@@ -48,7 +56,8 @@ class PartitaSystem implements BenchSystem {
 
   info(): Record<string, unknown> {
     const pgOptions = process.env.PARTITA_BENCH_PARTITA_PG_OPTIONS;
-    return { pool: this.ctx.options.pool, pollMs: this.ctx.options.pollMs, nats: false, enqueue: 'connect().enqueueMany', ...(pgOptions ? { pgOptions } : {}) };
+    const nats = this.ctx.nats ? this.ctx.nats.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@') : false;
+    return { pool: this.ctx.options.pool, pollMs: this.ctx.options.pollMs, nats, persister: 'file (fresh data dir)', enqueue: 'connect().enqueueMany', ...(pgOptions ? { pgOptions } : {}) };
   }
 
   /** Pool options for the node and the client. PARTITA_BENCH_PARTITA_PG_OPTIONS (libpq `options`, e.g. "-c plan_cache_mode=force_custom_plan") is a diagnostic knob, off by default. */
@@ -59,7 +68,8 @@ class PartitaSystem implements BenchSystem {
 
   async setup(): Promise<void> {
     // connect() migrates the schema; the node registers the queues when it first starts.
-    this.client = await connect({ postgres: this.pg(), schema: this.schema, nats: false, cluster: 'bench', jobs: [this.noop], logger: this.logger });
+    // With NATS the client publishes a wake-up per enqueue call (and an `enqueued` event per job, as it ships).
+    this.client = await connect({ postgres: this.pg(), schema: this.schema, nats: this.ctx.nats ?? false, cluster: 'bench', jobs: [this.noop], logger: this.logger });
   }
 
   async enqueueMany(jobs: BenchJob[]): Promise<JobRef[]> {
@@ -75,7 +85,8 @@ class PartitaSystem implements BenchSystem {
     this.node = await startNode({
       postgres: this.pg(),
       schema: this.schema,
-      nats: false,
+      nats: this.ctx.nats ? { servers: this.ctx.nats } : false,
+      dataDir: this.dataDir,
       cluster: 'bench',
       logger: this.logger,
       partitions: { [PARTITION]: { queues: { [QUEUE]: { concurrency }, [BACKLOG_QUEUE]: { concurrency: 0 } } } },
@@ -97,6 +108,7 @@ class PartitaSystem implements BenchSystem {
   }
 
   latencyChannels(): LatencyChannel[] {
+    const nats = Boolean(this.ctx.nats);
     return [
       {
         name: 'local',
@@ -108,8 +120,10 @@ class PartitaSystem implements BenchSystem {
       },
       {
         name: 'client',
-        wake: 'poll',
-        note: 'a separate connect() client without NATS: the engine finds the job at its next poll',
+        wake: nats ? 'push' : 'poll',
+        note: nats
+          ? "a separate connect() client with NATS: its wake-up reaches the node's engine over NATS"
+          : 'a separate connect() client without NATS: the engine finds the job at its next poll',
         enqueue: async (job) => {
           await this.client!.enqueue(PARTITION, 'noop', job.payload, { queue: QUEUE, ...(job.group ? { executionKey: job.group } : {}) });
         },
@@ -161,6 +175,7 @@ class PartitaSystem implements BenchSystem {
     const client = this.client;
     this.client = undefined;
     if (client) await client.close();
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 

@@ -62,6 +62,8 @@ export interface BenchSystem {
 
 export interface SystemContext {
   url: string;
+  /** NATS server for systems that use one (Partita); undefined: none. */
+  nats: string | undefined;
   schema: string;
   options: BenchOptions;
   probe: Probe;

@@ -84,13 +84,15 @@ export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline
   }
 }
 
-/** Starts workers, runs `count` jobs through them untimed, stops them: JIT, statements, pools, queue registration. */
-export async function warmUp(ctx: WorkloadContext, system: BenchSystem, count: number, batch: number, concurrency: number): Promise<void> {
+/** Starts workers, runs `count` jobs through them untimed, stops them: JIT, statements, pools, queue registration (with `job`'s groups, if given). */
+export async function warmUp(ctx: WorkloadContext, system: BenchSystem, count: number, batch: number, concurrency: number, job?: (i: number) => BenchJob): Promise<void> {
   await system.startWorkers({ concurrency });
   try {
     if (count === 0) return;
     ctx.probe.reset();
-    const refs = await enqueueInBatches(system, makeBatches(count, batch, emptyJob));
+    // A custom plan warms up its own path (e.g. execution keys) with the same groups, empty payloads.
+    const warmJob = job ? (i: number): BenchJob => ({ ...job(i), payload: {} }) : emptyJob;
+    const refs = await enqueueInBatches(system, makeBatches(count, batch, warmJob));
     const deadline = performance.now() + ctx.options.drainTimeoutS * 1000;
     if (!(await ctx.probe.waitForStarts(count, ctx.options.drainTimeoutS * 1000))) throw new Error(`warm-up: only ${ctx.probe.started}/${count} jobs started`);
     if ((await waitFinished(system, refs, deadline)) === undefined) throw new Error('warm-up: jobs never finished in the database');
@@ -117,7 +119,7 @@ function median<T>(items: T[], key: (t: T) => number): T {
  */
 export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan): Promise<DrainResult> {
   const { options } = ctx;
-  await warmUp(ctx, system, options.warmup, plan.batch, plan.concurrency);
+  await warmUp(ctx, system, options.warmup, plan.batch, plan.concurrency, plan.job);
 
   let backlog: DrainResult['backlog'];
   if (plan.backlog > 0) {

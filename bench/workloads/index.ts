@@ -1,12 +1,13 @@
 import { depth } from './depth.js';
+import { keys } from './keys.js';
 import { latency } from './latency.js';
 import { throughput } from './throughput.js';
 import type { Workload } from './types.js';
 
 /**
- * Every workload, in run order (depth uses throughput's result as its baseline when both run).
+ * Every workload, in run order (keys and depth use throughput's result as their baseline when it ran).
  * A new workload is a file in this directory and one entry here.
  */
-export const workloads: readonly Workload[] = [throughput, latency, depth];
+export const workloads: readonly Workload[] = [throughput, latency, keys, depth];
 
 export type { Workload, WorkloadContext, ResultLine } from './types.js';

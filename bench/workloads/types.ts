@@ -7,6 +7,8 @@ export type ResultLine = Record<string, unknown> & { workload: string };
 
 export interface WorkloadContext {
   url: string;
+  /** The NATS server Partita uses (node and separate client); undefined: none (see --nats). */
+  nats: string | undefined;
   options: BenchOptions;
   /** The systems selected for this run, in registry order. */
   systems: readonly SystemFactory[];

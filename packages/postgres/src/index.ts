@@ -8,6 +8,7 @@ export {
   type NewJob,
   type EnqueueOutcome,
   type ClaimedJob,
+  type ClaimRequest,
   type Completion,
   type Failure,
   type RescuedJob,

@@ -58,6 +58,7 @@ export type OpName =
   | 'cancel_jobs'
   | 'get_job'
   | 'jobs_by_key'
+  | 'list_jobs'
   | 'ensure_history_partitions'
   | 'prune_history'
   | 'register_queues'

@@ -67,7 +67,13 @@ export interface ClaimedJob {
   queueKey: string | null;
   executionKey: string | null;
   cancelRequested: boolean;
-  createdAt: Date;
+}
+
+export interface ClaimRequest {
+  nodeId: string;
+  partition: string;
+  leaseMs: number;
+  queues: { queue: string; limit: number }[];
 }
 
 export interface Completion {
@@ -102,6 +108,22 @@ export interface CancelOutcome {
   /** True when the job was running: its node must abort it. */
   running: boolean;
   node: string | null;
+}
+
+/** What JobStore.listJobs shows; every field left out matches everything. */
+export interface JobListFilter {
+  partition?: string;
+  queue?: string;
+  type?: string;
+  /** Any of these states (none given: all). */
+  states?: readonly JobRecord['state'][];
+  /** Every key must match; an array: the job's values for the key must include each. */
+  lookup?: Record<string, string | number | readonly (string | number)[]>;
+  /** Only jobs with ids below this one (the previous page's last id). */
+  before?: string;
+  /** Only these ids. */
+  ids?: readonly string[];
+  limit: number;
 }
 
 /**
@@ -183,19 +205,22 @@ export class JobStore {
   async enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
     if (jobs.length === 0) return [];
     const now = Date.now();
-    const rows = jobs.map((job, i) => this.toRow(job, jobs.length === 1 ? 'job' : `jobs[${i}]`, now));
-    const encoded = rows.map(encodeRow);
-    await this.assertKnownQueues(rows);
+    const batch = new EnqueueBatch();
+    const single = jobs.length === 1;
+    for (let i = 0; i < jobs.length; i++) this.addJob(batch, jobs[i]!, i, single, now);
+    await this.assertKnownQueues(batch.queuePairs);
+    // Only keyed jobs come back: the others cannot be refused, so the statement succeeding means
+    // they were inserted.
     const inserted = new Set<string>();
-    if (rows.length <= ENQUEUE_CHUNK) {
-      for (const r of await this.run<{ id: string }>('enqueue_batch', [`[${encoded.join(',')}]`])) inserted.add(r.id);
+    if (jobs.length <= ENQUEUE_CHUNK) {
+      for (const r of await this.run<{ id: string }>('enqueue_batch', batch.params(0, jobs.length))) inserted.add(r.id);
     } else {
       const client = await this.pool.connect();
       try {
         await client.query('BEGIN');
-        for (let i = 0; i < rows.length; i += ENQUEUE_CHUNK) {
-          const chunk = `[${encoded.slice(i, i + ENQUEUE_CHUNK).join(',')}]`;
-          for (const r of await this.run<{ id: string }>('enqueue_batch', [chunk], client)) inserted.add(r.id);
+        for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) {
+          const params = batch.params(i, Math.min(i + ENQUEUE_CHUNK, jobs.length));
+          for (const r of await this.run<{ id: string }>('enqueue_batch', params, client)) inserted.add(r.id);
         }
         await client.query('COMMIT');
       } catch (err) {
@@ -205,26 +230,30 @@ export class JobStore {
         client.release();
       }
     }
-    const outcomes: EnqueueOutcome[] = rows.map((r) => ({ id: r.id }));
-    const refused = rows.filter((r) => !inserted.has(r.id));
+    const { ids, partitions, queueKeys } = batch;
+    const outcomes: EnqueueOutcome[] = [];
+    const refused: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      outcomes.push({ id: ids[i]! });
+      if (queueKeys[i] !== null && !inserted.has(ids[i]!)) refused.push(i);
+    }
     if (refused.length > 0) {
       const holders = new Map<string, string>();
       const keysByPartition = new Map<string, string[]>();
-      for (const r of refused) {
-        const keys = keysByPartition.get(r.partition) ?? [];
-        keys.push(r.queue_key as string);
-        keysByPartition.set(r.partition, keys);
+      for (const i of refused) {
+        const keys = keysByPartition.get(partitions[i]!) ?? [];
+        keys.push(queueKeys[i]!);
+        keysByPartition.set(partitions[i]!, keys);
       }
       for (const [partition, keys] of keysByPartition) {
         const found = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, keys]);
         for (const h of found) holders.set(`${partition}\u0000${h.queue_key}`, h.id);
       }
-      rows.forEach((r, i) => {
-        if (inserted.has(r.id)) return;
-        const queueKey = r.queue_key as string;
-        const heldBy = holders.get(`${r.partition}\u0000${queueKey}`);
-        outcomes[i]!.refused = { reason: 'queue_key', queueKey, heldBy: heldBy === r.id ? undefined : heldBy };
-      });
+      for (const i of refused) {
+        const queueKey = queueKeys[i]!;
+        const heldBy = holders.get(`${partitions[i]}\u0000${queueKey}`);
+        outcomes[i]!.refused = { reason: 'queue_key', queueKey, heldBy: heldBy === ids[i] ? undefined : heldBy };
+      }
     }
     return outcomes;
   }
@@ -236,62 +265,69 @@ export class JobStore {
     return outcome!.id;
   }
 
-  toRow(job: NewJob, what: string, now: number) {
-    if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object', what);
-    const partition = job.partition;
-    const queue = job.queue ?? 'default';
+  /** Validates job `index` of a batch and appends it to the batch's columns. */
+  private addJob(batch: EnqueueBatch, job: NewJob, index: number, single: boolean, now: number): void {
+    if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object', jobPath(index, single));
+    const fields = fieldsOf(job);
+    const { partition, queue: queueGiven, type, priority: priorityGiven, maxAttempts: attemptsGiven, timeoutMs: timeoutGiven } = fields;
+    const { runAt: runAtDate, delayMs, queueKey, executionKey, payload: value, lookup } = fields;
+    const queue = queueGiven ?? 'default';
+    const priority = priorityGiven ?? 0;
+    const maxAttempts = attemptsGiven ?? 1;
+    const timeoutMs = timeoutGiven ?? null;
     if (typeof partition !== 'string' || !NAME_PATTERN.test(partition)) {
-      throw new ValidationError('partition must be 1-64 letters, digits, _ or -', `${what}.partition`);
+      throw new ValidationError('partition must be 1-64 letters, digits, _ or -', jobPath(index, single, 'partition'));
     }
-    if (typeof queue !== 'string' || !NAME_PATTERN.test(queue)) throw new ValidationError('queue must be 1-64 letters, digits, _ or -', `${what}.queue`);
-    if (typeof job.type !== 'string' || job.type.length === 0 || job.type.length > 200) {
-      throw new ValidationError('type must be a non-empty string (the name given to defineJob)', `${what}.type`);
+    if (typeof queue !== 'string' || !NAME_PATTERN.test(queue)) {
+      throw new ValidationError('queue must be 1-64 letters, digits, _ or -', jobPath(index, single, 'queue'));
     }
-    const priority = job.priority ?? 0;
-    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) throw new ValidationError('priority must be an integer (lower runs first)', `${what}.priority`);
-    const maxAttempts = job.maxAttempts ?? 1;
+    if (typeof type !== 'string' || type.length === 0 || type.length > 200) {
+      throw new ValidationError('type must be a non-empty string (the name given to defineJob)', jobPath(index, single, 'type'));
+    }
+    if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
+      throw new ValidationError('priority must be an integer (lower runs first)', jobPath(index, single, 'priority'));
+    }
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
-      throw new ValidationError('maxAttempts must be an integer from 1 to 1000', `${what}.maxAttempts`);
+      throw new ValidationError('maxAttempts must be an integer from 1 to 1000', jobPath(index, single, 'maxAttempts'));
     }
-    const timeoutMs = job.timeoutMs ?? null;
     if (timeoutMs !== null && (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 2_147_483_647)) {
-      throw new ValidationError('timeoutMs must be a whole number of milliseconds ≥ 0', `${what}.timeoutMs`);
+      throw new ValidationError('timeoutMs must be a whole number of milliseconds ≥ 0', jobPath(index, single, 'timeoutMs'));
     }
     let runAt: string | null = null;
-    if (job.runAt !== undefined && job.delayMs !== undefined) throw new ValidationError('give runAt or delayMs, not both', what);
-    if (job.runAt !== undefined) {
-      if (!(job.runAt instanceof Date) || Number.isNaN(job.runAt.getTime())) throw new ValidationError('runAt must be a valid Date', `${what}.runAt`);
-      runAt = job.runAt.toISOString();
-    } else if (job.delayMs !== undefined) {
-      if (typeof job.delayMs !== 'number' || !Number.isFinite(job.delayMs) || job.delayMs < 0) {
-        throw new ValidationError('delayMs must be a number of milliseconds ≥ 0', `${what}.delayMs`);
+    if (runAtDate !== undefined && delayMs !== undefined) throw new ValidationError('give runAt or delayMs, not both', jobPath(index, single));
+    if (runAtDate !== undefined) {
+      if (!(runAtDate instanceof Date) || Number.isNaN(runAtDate.getTime())) throw new ValidationError('runAt must be a valid Date', jobPath(index, single, 'runAt'));
+      runAt = runAtDate.toISOString();
+    } else if (delayMs !== undefined) {
+      if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
+        throw new ValidationError('delayMs must be a number of milliseconds ≥ 0', jobPath(index, single, 'delayMs'));
       }
-      if (job.delayMs > 0) runAt = new Date(now + job.delayMs).toISOString();
+      if (delayMs > 0) runAt = new Date(now + delayMs).toISOString();
     }
-    for (const key of ['queueKey', 'executionKey'] as const) {
-      const value = job[key];
-      if (value !== undefined && (typeof value !== 'string' || value.length === 0 || value.length > 500)) {
-        throw new ValidationError(`${key} must be a non-empty string of at most 500 characters`, `${what}.${key}`);
-      }
+    if (queueKey !== undefined && (typeof queueKey !== 'string' || queueKey.length === 0 || queueKey.length > 500)) {
+      throw new ValidationError('queueKey must be a non-empty string of at most 500 characters', jobPath(index, single, 'queueKey'));
     }
-    // Kept as JSON text: it is spliced into the batch document as is, never parsed back.
-    const payload = job.payload === undefined ? 'null' : toJsonStrict(job.payload, `${what}.payload`, this.payloadLimitBytes).json;
-    const index = lookupIndex(job.lookup, `${what}.lookup`);
-    return {
-      id: uuidv7(now),
+    if (executionKey !== undefined && (typeof executionKey !== 'string' || executionKey.length === 0 || executionKey.length > 500)) {
+      throw new ValidationError('executionKey must be a non-empty string of at most 500 characters', jobPath(index, single, 'executionKey'));
+    }
+    // Kept as JSON text: it is spliced into the batch's payload document as is, never parsed back.
+    const payload = value === undefined ? 'null' : toJsonStrict(value, () => jobPath(index, single, 'payload'), this.payloadLimitBytes).json;
+    const indexed = lookup === undefined || lookup === null ? null : lookupIndex(lookup, jobPath(index, single, 'lookup'));
+    batch.add(
+      uuidv7(now),
       partition,
       queue,
-      type: job.type,
+      type,
       payload,
       priority,
-      run_at: runAt,
-      max_attempts: maxAttempts,
-      timeout_ms: timeoutMs,
-      queue_key: job.queueKey ?? null,
-      execution_key: job.executionKey ?? null,
-      lookup: index ? job.lookup : null,
-      lookup_index: index,
-    };
+      runAt,
+      maxAttempts,
+      timeoutMs,
+      queueKey ?? null,
+      executionKey ?? null,
+      indexed ? JSON.stringify(lookup) : null,
+      indexed ? JSON.stringify(indexed) : null,
+    );
   }
 
   /** Throws UnknownPartitionError unless some node declared this partition (cached; re-read on a miss). */
@@ -351,11 +387,21 @@ export class JobStore {
   // ── the engine's hot path ─────────────────────────────────────────────────────────────────
 
   /** Claims up to `limit` due jobs of each queue of one partition, in one statement. */
-  async claim(request: { nodeId: string; partition: string; leaseMs: number; queues: { queue: string; limit: number }[] }): Promise<ClaimedJob[]> {
+  async claim(request: ClaimRequest): Promise<ClaimedJob[]> {
+    return (await this.claimCounted(request)).jobs;
+  }
+
+  /**
+   * claim(), plus how many claimable jobs each queue had, up to its limit: when that reaches the
+   * limit there are more to claim even if fewer came back (only one job per execution key is
+   * taken per claim).
+   */
+  async claimCounted(request: ClaimRequest): Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }> {
     const wanted = request.queues.filter((q) => q.limit > 0);
-    if (wanted.length === 0) return [];
+    const found = new Map<string, number>();
+    if (wanted.length === 0) return { jobs: [], found };
     const rows = await this.run<{
-      id: string;
+      id: string | null;
       queue: string;
       type: string;
       payload: unknown;
@@ -366,26 +412,31 @@ export class JobStore {
       queue_key: string | null;
       execution_key: string | null;
       cancel_requested: boolean;
-      created_at: Date;
-      run_at: Date;
+      found: number | null;
     }>('claim_batch', [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs]);
-    // RETURNING has no order: restore the claim order, which admission (FIFO execution keys) relies on.
-    rows.sort((a, b) => a.priority - b.priority || a.run_at.getTime() - b.run_at.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return rows.map((r) => ({
-      id: r.id,
-      partition: request.partition,
-      queue: r.queue,
-      type: r.type,
-      payload: r.payload,
-      priority: r.priority,
-      attempt: r.attempts,
-      maxAttempts: r.max_attempts,
-      timeoutMs: r.timeout_ms,
-      queueKey: r.queue_key,
-      executionKey: r.execution_key,
-      cancelRequested: r.cancel_requested,
-      createdAt: r.created_at,
-    }));
+    const jobs: ClaimedJob[] = [];
+    // Rows come in claim order (priority, run_at, id), the per-queue counts last.
+    for (const r of rows) {
+      if (r.id === null) {
+        found.set(r.queue, r.found ?? 0);
+        continue;
+      }
+      jobs.push({
+        id: r.id,
+        partition: request.partition,
+        queue: r.queue,
+        type: r.type,
+        payload: r.payload,
+        priority: r.priority,
+        attempt: r.attempts,
+        maxAttempts: r.max_attempts,
+        timeoutMs: r.timeout_ms,
+        queueKey: r.queue_key,
+        executionKey: r.execution_key,
+        cancelRequested: r.cancel_requested,
+      });
+    }
+    return { jobs, found };
   }
 
   /** Records successes; returns the ids accepted (the rest were not this node's to complete). */
@@ -456,6 +507,34 @@ export class JobStore {
     return rows.map(toJobRecord);
   }
 
+  /** Jobs live and finished, newest first (ids are UUIDv7), filtered (see sql/ops/list_jobs.sql). */
+  async listJobs(filter: JobListFilter): Promise<JobRecord[]> {
+    if (!Number.isSafeInteger(filter.limit) || filter.limit < 0) throw new ValidationError('must be a whole number ≥ 0', 'limit');
+    const states = filter.states?.length ? new Set<string>(filter.states) : undefined;
+    // null: no filter on that side; [] (asked only for states of the other side): that side is not read.
+    const only = (all: readonly string[]) => {
+      const wanted = states ? all.filter((s) => states.has(s)) : all;
+      return wanted.length === all.length ? null : wanted;
+    };
+    let lookup: Record<string, string[]> | null = null;
+    for (const [key, value] of Object.entries(filter.lookup ?? {})) (lookup ??= {})[key] = (Array.isArray(value) ? value : [value]).map(String);
+    const values = [
+      filter.partition ?? null,
+      filter.queue ?? null,
+      filter.type ?? null,
+      filter.before ?? null,
+      filter.ids ?? null,
+      lookup && JSON.stringify(lookup),
+      only(['queued', 'scheduled', 'waiting', 'running']),
+      only(['completed', 'failed', 'cancelled']),
+      filter.limit,
+    ];
+    // Unnamed, unlike the other operations: planned with each call's values, so the filters left
+    // out fold away (a prepared generic plan would keep them all and could not skip history).
+    const { rows } = await this.pool.query<JobRow>({ text: this.ops.list_jobs.text, values });
+    return rows.map(toJobRecord);
+  }
+
   // ── execution keys (used by Global) ──────────────────────────────────────────────────────
 
   /** Claimed jobs that must wait for their execution key go to state waiting; returns those parked. */
@@ -522,11 +601,140 @@ export class JobStore {
   }
 }
 
-type EnqueueRow = ReturnType<JobStore['toRow']>;
+const JOB_FIELDS = ['partition', 'queue', 'type', 'payload', 'priority', 'maxAttempts', 'timeoutMs', 'runAt', 'delayMs', 'queueKey', 'executionKey', 'lookup'] as const;
+type JobFields = { [K in (typeof JOB_FIELDS)[number]]: NewJob[K] | undefined };
 
-/** One job as an element of the enqueue_batch JSON document, with its payload spliced in raw. */
-function encodeRow(row: EnqueueRow): string {
-  const { payload, ...rest } = row;
-  const head = JSON.stringify(rest);
-  return `${head.slice(0, -1)},"payload":${payload}}`;
+/**
+ * A job's fields in an object of one fixed shape. On Node 20, objects made by spread plus a
+ * property (`{ ...job, partition }`, as the client builds them) each get a hidden class of their
+ * own, so every field read from them is a megamorphic lookup, the absent fields' dearest: the
+ * twelve reads cost about 2 µs a job, more than the rest of the validation. Object.assign copies
+ * a plain object's own enumerable properties (which its fields are) without those lookups.
+ * Anything else (a prototype with defaults, a class with getters) is read field by field,
+ * inherited fields included.
+ */
+function fieldsOf(job: NewJob): JobFields {
+  const fields: JobFields = {
+    partition: undefined,
+    queue: undefined,
+    type: undefined,
+    payload: undefined,
+    priority: undefined,
+    maxAttempts: undefined,
+    timeoutMs: undefined,
+    runAt: undefined,
+    delayMs: undefined,
+    queueKey: undefined,
+    executionKey: undefined,
+    lookup: undefined,
+  };
+  if (Object.getPrototypeOf(job) === Object.prototype) {
+    Object.assign(fields, job);
+    // An own "__proto__" key (JSON.parse makes those) goes through the setter and swaps the copy's
+    // prototype; read such a job field by field instead.
+    if (Object.getPrototypeOf(fields) === Object.prototype) return fields;
+  }
+  const slow = {} as Record<string, unknown>;
+  for (const key of JOB_FIELDS) slow[key] = job[key];
+  return slow as JobFields;
+}
+
+/** Names job `index` of a batch in error messages; only called when there is an error to report. */
+function jobPath(index: number, single: boolean, field?: string): string {
+  const job = single ? 'job' : `jobs[${index}]`;
+  return field === undefined ? job : `${job}.${field}`;
+}
+
+/**
+ * Validated jobs as parallel columns, encoded per chunk into enqueue_batch's parameters. Column
+ * arrays replace the one JSON document of rows, which Postgres had to parse and then pick apart
+ * field by field. The arrays are joined here, not handed to pg as JS arrays, which escapes every
+ * element with two regex replaces: only values that never need escaping (ids, numbers, names,
+ * ISO times) go as array literals, and anything else as JSON, as before.
+ */
+class EnqueueBatch {
+  readonly ids: string[] = [];
+  readonly partitions: string[] = [];
+  readonly queues: string[] = [];
+  readonly types: string[] = [];
+  readonly payloads: string[] = [];
+  readonly priorities: number[] = [];
+  /** ISO timestamps, or NULL (array literal syntax) for "now". */
+  readonly runAts: string[] = [];
+  readonly maxAttempts: number[] = [];
+  readonly timeouts: (number | 'NULL')[] = [];
+  readonly queueKeys: (string | null)[] = [];
+  readonly executionKeys: (string | null)[] = [];
+  /** JSON texts; 'null' where the job has none. */
+  readonly lookups: string[] = [];
+  readonly lookupIndexes: string[] = [];
+  /** Each partition and queue used, consecutive repeats left out, for the known-queue check. */
+  readonly queuePairs: { partition: string; queue: string }[] = [];
+  private runAtCount = 0;
+  private timeoutCount = 0;
+  private queueKeyCount = 0;
+  private executionKeyCount = 0;
+  private lookupCount = 0;
+
+  add(
+    id: string,
+    partition: string,
+    queue: string,
+    type: string,
+    payload: string,
+    priority: number,
+    runAt: string | null,
+    maxAttempts: number,
+    timeoutMs: number | null,
+    queueKey: string | null,
+    executionKey: string | null,
+    lookup: string | null,
+    lookupIndex: string | null,
+  ): void {
+    const last = this.queuePairs[this.queuePairs.length - 1];
+    if (last === undefined || last.partition !== partition || last.queue !== queue) this.queuePairs.push({ partition, queue });
+    this.ids.push(id);
+    this.partitions.push(partition);
+    this.queues.push(queue);
+    this.types.push(type);
+    this.payloads.push(payload);
+    this.priorities.push(priority);
+    this.runAts.push(runAt ?? 'NULL');
+    if (runAt !== null) this.runAtCount++;
+    this.maxAttempts.push(maxAttempts);
+    this.timeouts.push(timeoutMs ?? 'NULL');
+    if (timeoutMs !== null) this.timeoutCount++;
+    this.queueKeys.push(queueKey);
+    if (queueKey !== null) this.queueKeyCount++;
+    this.executionKeys.push(executionKey);
+    if (executionKey !== null) this.executionKeyCount++;
+    this.lookups.push(lookup ?? 'null');
+    this.lookupIndexes.push(lookupIndex ?? 'null');
+    if (lookup !== null) this.lookupCount++;
+  }
+
+  /**
+   * enqueue_batch's parameters for jobs [from, to). A column with no value in the whole batch
+   * goes as NULL: ROWS FROM pads it with nulls, so a batch of plain jobs sends no null lists.
+   */
+  params(from: number, to: number): unknown[] {
+    const whole = from === 0 && to === this.ids.length;
+    const part = <T>(column: T[]): T[] => (whole ? column : column.slice(from, to));
+    return [
+      `{${part(this.ids).join(',')}}`,
+      // Names match NAME_PATTERN, so quoting is enough; quoted, a queue named null stays a name.
+      `{"${part(this.partitions).join('","')}"}`,
+      `{"${part(this.queues).join('","')}"}`,
+      JSON.stringify(part(this.types)),
+      `[${part(this.payloads).join(',')}]`,
+      `{${part(this.priorities).join(',')}}`,
+      this.runAtCount > 0 ? `{${part(this.runAts).join(',')}}` : null,
+      `{${part(this.maxAttempts).join(',')}}`,
+      this.timeoutCount > 0 ? `{${part(this.timeouts).join(',')}}` : null,
+      this.queueKeyCount > 0 ? JSON.stringify(part(this.queueKeys)) : null,
+      this.executionKeyCount > 0 ? JSON.stringify(part(this.executionKeys)) : null,
+      this.lookupCount > 0 ? `[${part(this.lookups).join(',')}]` : null,
+      this.lookupCount > 0 ? `[${part(this.lookupIndexes).join(',')}]` : null,
+    ];
+  }
 }

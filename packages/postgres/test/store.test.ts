@@ -1,5 +1,5 @@
 import test from 'ava';
-import { JobStore, migrate } from '@partita/postgres';
+import { JobStore, migrate, type NewJob } from '@partita/postgres';
 import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError } from '@partita/core';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
@@ -229,4 +229,159 @@ withStore('twelve thousand jobs enqueue in one call (chunked in one transaction)
     done += (await store.complete('n', batch.map((j) => ({ id: j.id, attempt: j.attempt, result: null })))).size;
   }
   t.is(done, 12_000);
+});
+
+// Strings that need quoting or escaping somewhere on the way in: JSON, array literals, SQL.
+const ODD = [
+  'NULL',
+  'null',
+  'a,b',
+  '{x}',
+  '"quoted"',
+  'back\\slash',
+  '\\"',
+  '\\u0000 is not a NUL',
+  'tab\there\nnewline\r',
+  '\u0001\u001f',
+  'é ü ß',
+  '日本語',
+  '🎉 emoji 👩‍👩‍👧',
+  'e\u0301 combining',
+  ' padded ',
+  '\u2028\u2029',
+  "it's",
+  '[1,2]',
+  '{"a":1}',
+  '$1 %s',
+];
+
+withStore('odd strings round-trip exactly: payload, type, queue and execution keys, lookup', async (t, { store, db }) => {
+  const outcomes = await store.enqueue(
+    ODD.map((s, i) => ({
+      partition: 'p',
+      type: s,
+      payload: { s, all: ODD, keyed: Object.fromEntries(ODD.map((k) => [k, k])), i },
+      queueKey: `${s}#${i}`,
+      executionKey: s,
+      lookup: { 'tag.v': s, list: [s, i] },
+    })),
+  );
+  const ids = outcomes.map((o) => o.id);
+  t.true(outcomes.every((o) => !o.refused));
+  for (const [i, s] of ODD.entries()) {
+    const job = await store.getJob(ids[i]!);
+    t.deepEqual(job?.payload, { s, all: ODD, keyed: Object.fromEntries(ODD.map((k) => [k, k])), i });
+    t.is(job?.type, s);
+    t.is(job?.queueKey, `${s}#${i}`);
+    t.is(job?.executionKey, s);
+    t.deepEqual(job?.lookup, { 'tag.v': s, list: [s, i] });
+    t.deepEqual((await store.jobsByKey('p', 'tag.v', s)).map((j) => j.id), [ids[i]]);
+  }
+  const { rows } = await db.pool.query(`SELECT lookup_index FROM "${db.schema}".jobs WHERE id = $1`, [ids[3]]);
+  t.deepEqual(rows[0].lookup_index, { 'tag.v': [ODD[3]], list: [ODD[3], '3'] });
+});
+
+withStore('partitions and queues named NULL are names, not nulls', async (t, { store }) => {
+  await store.registerQueues('node-a', [
+    { partition: 'NULL', queue: 'null', concurrency: 1 },
+    { partition: 'NULL', queue: 'NULL', concurrency: 1 },
+  ]);
+  const [a, b] = await store.enqueue([
+    { partition: 'NULL', queue: 'null', type: 'x' },
+    { partition: 'NULL', queue: 'NULL', type: 'x' },
+  ]);
+  t.like(await store.getJob(a!.id), { partition: 'NULL', queue: 'null' });
+  t.like(await store.getJob(b!.id), { partition: 'NULL', queue: 'NULL' });
+});
+
+withStore('every option is stored, and defaults fill what a job leaves out', async (t, { store, db }) => {
+  const before = Date.now();
+  const runAt = new Date('2031-02-03T04:05:06.789Z');
+  const outcomes = await store.enqueue([
+    { partition: 'p', type: 'x' },
+    { partition: 'p', type: 'x', runAt, priority: -1_000_000, maxAttempts: 1000, timeoutMs: 2_147_483_647 },
+    { partition: 'p', queue: 'other', type: 'x', delayMs: 60_000, priority: 7, timeoutMs: 0 },
+    { partition: 'p', type: 'x', delayMs: 0, payload: null },
+  ]);
+  const { rows } = await db.pool.query(
+    `SELECT id, queue, payload, priority, run_at, max_attempts, timeout_ms, queue_key, execution_key, lookup, lookup_index, state, attempts
+       FROM "${db.schema}".jobs`,
+  );
+  const row = (i: number) => rows.find((r) => r.id === outcomes[i]!.id);
+  const nearly = (d: Date, ms: number) => Math.abs(d.getTime() - ms) < 5000;
+  t.like(row(0), { queue: 'default', payload: null, priority: 0, max_attempts: 1, timeout_ms: null, queue_key: null, execution_key: null, lookup: null, lookup_index: null, state: 'queued', attempts: 0 });
+  t.true(nearly(row(0).run_at, before));
+  t.like(row(1), { priority: -1_000_000, max_attempts: 1000, timeout_ms: 2_147_483_647 });
+  t.is(row(1).run_at.toISOString(), runAt.toISOString());
+  t.like(row(2), { queue: 'other', priority: 7, timeout_ms: 0 });
+  t.true(nearly(row(2).run_at, before + 60_000));
+  t.true(nearly(row(3).run_at, before));
+});
+
+withStore('a batch mixing keyed and plain jobs refuses only the held keys, wherever they are', async (t, { store, db }) => {
+  const held = await store.enqueueOne({ partition: 'p', type: 'x', queueKey: 'held' });
+  const outcomes = await store.enqueue([
+    { partition: 'p', type: 'x' },
+    { partition: 'p', type: 'x', queueKey: 'a' },
+    { partition: 'p', type: 'x', queueKey: 'held' },
+    { partition: 'p', type: 'x' },
+    { partition: 'p', type: 'x', queueKey: 'a' },
+    { partition: 'p', type: 'x', queueKey: 'b' },
+    { partition: 'p', type: 'x', executionKey: 'e' },
+  ]);
+  t.deepEqual(
+    outcomes.map((o) => o.refused),
+    [undefined, undefined, { reason: 'queue_key', queueKey: 'held', heldBy: held }, undefined, { reason: 'queue_key', queueKey: 'a', heldBy: outcomes[1]!.id }, undefined, undefined],
+  );
+  const { rows } = await db.pool.query(`SELECT id FROM "${db.schema}".jobs`);
+  t.deepEqual(rows.map((r) => r.id).sort(), [held, ...[0, 1, 3, 5, 6].map((i) => outcomes[i]!.id)].sort());
+});
+
+withStore('a chunked enqueue refuses a key an earlier chunk of the same call took', async (t, { store }) => {
+  const jobs = Array.from({ length: 5002 }, (_, i) => ({ partition: 'p', type: 'x', payload: { i } }) as NewJob);
+  jobs[0]!.queueKey = 'k';
+  jobs[5001]!.queueKey = 'k';
+  jobs[5000]!.lookup = { only: 'late' };
+  const outcomes = await store.enqueue(jobs);
+  t.deepEqual(outcomes[5001]!.refused, { reason: 'queue_key', queueKey: 'k', heldBy: outcomes[0]!.id });
+  t.is(outcomes.filter((o) => o.refused).length, 1);
+  t.deepEqual((await store.jobsByKey('p', 'only', 'late')).map((j) => j.id), [outcomes[5000]!.id]);
+  t.is(await store.getJob(outcomes[5001]!.id), undefined);
+  t.deepEqual((await store.getJob(outcomes[4999]!.id))?.payload, { i: 4999 });
+});
+
+withStore('jobs are read like plain objects whatever they are built from', async (t, { store }) => {
+  class Job {
+    get partition() {
+      return 'p';
+    }
+    get type() {
+      return 'from-a-getter';
+    }
+    readonly priority = 2;
+  }
+  const parsed = JSON.parse('{"partition":"p","type":"parsed","__proto__":{"priority":5}}') as NewJob;
+  const inherited = Object.assign(Object.create({ partition: 'p', type: 'inherited', priority: 3 }) as NewJob, { payload: 1 });
+  const spread = Array.from({ length: 50 }, (_, i) => ({ ...{ type: 'spread', payload: { i } }, partition: 'p', priority: i }));
+  const outcomes = await store.enqueue([parsed, inherited, new Job() as unknown as NewJob, ...spread]);
+  t.like(await store.getJob(outcomes[0]!.id), { type: 'parsed', priority: 0 });
+  t.like(await store.getJob(outcomes[1]!.id), { type: 'inherited', priority: 3, payload: 1 });
+  t.like(await store.getJob(outcomes[2]!.id), { type: 'from-a-getter', priority: 2 });
+  t.like(await store.getJob(outcomes[52]!.id), { type: 'spread', priority: 49, payload: { i: 49 } });
+});
+
+withStore('validation errors name the job and the field, in a batch and alone', async (t, { store }) => {
+  const ok = { partition: 'p', type: 'x' };
+  const fails = async (jobs: unknown[], message: string) => {
+    await t.throwsAsync(store.enqueue(jobs as NewJob[]), { instanceOf: ValidationError, message });
+  };
+  await fails([ok, { ...ok, priority: 1.5 }], 'jobs[1].priority: priority must be an integer (lower runs first)');
+  await fails([ok, ok, { ...ok, payload: { a: [10n] } }], 'jobs[2].payload.a[0]: is a BigInt, which JSON cannot represent; convert it to a string');
+  await fails([{ ...ok, queue: 'a b' }], 'job.queue: queue must be 1-64 letters, digits, _ or -');
+  await fails([{ ...ok, runAt: new Date(), delayMs: 5 }, ok], 'jobs[0]: give runAt or delayMs, not both');
+  await fails([ok, null], 'jobs[1]: must be an object');
+  await fails([ok, { ...ok, executionKey: '' }], 'jobs[1].executionKey: executionKey must be a non-empty string of at most 500 characters');
+  await fails([{ ...ok, lookup: { k: [true] } }], 'job.lookup.k[0]: must be a string, a finite number or an array of those');
+  await fails([ok, { ...ok, payload: 'x'.repeat(1024 * 1024 - 1) }], 'jobs[1].payload: is 1048577 bytes of JSON, over the 1048576-byte limit; store large data elsewhere and enqueue a reference, or raise limits.payloadBytes');
+  t.truthy(await store.enqueueOne({ ...ok, payload: 'x'.repeat(1024 * 1024 - 2) }), 'exactly 1 MiB of JSON is allowed');
 });

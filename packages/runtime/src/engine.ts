@@ -70,7 +70,7 @@ export interface EngineControl {
 export type EngineMsg =
   | { t: 'wake'; queues?: string[] }
   | { t: 'poll' }
-  | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number> }
+  | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown }
   | { t: 'admitted'; jobs: ClaimedJob[]; admission: Admission }
   | { t: 'admitFailed'; jobs: ClaimedJob[]; error: unknown }
@@ -82,6 +82,7 @@ export type EngineMsg =
   | { t: 'held' }
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
   | { t: 'heartbeatFailed' }
+  | { t: 'keysReleased' }
   | { t: 'cancel'; ids: string[] }
   | { t: 'drain'; graceMs: number; done: () => void }
   | { t: 'control'; state: ControlState }
@@ -213,6 +214,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const pendingCount = () =>
     pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size + pending.keysDone.length;
   let admitting = 0;
+  /** Requests telling Global about freed execution keys that have not been answered yet. */
+  let releasingKeys = 0;
   let admitBacklog: ClaimedJob[] = [];
   const admitNext = () => {
     if (admitBacklog.length === 0) return;
@@ -280,13 +283,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     lastClaimAt = Date.now();
     const claimStarted = performance.now();
     store
-      .claim({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
+      .claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
       .then(
-        (jobs) => {
+        ({ jobs, found }) => {
           const took = performance.now() - claimStarted;
           claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
           options.metrics?.claimed(partition, took, jobs.length);
-          self.cast({ t: 'claimed', jobs, asked });
+          self.cast({ t: 'claimed', jobs, asked, found });
         },
         (error) => {
           options.metrics?.claimFailed(partition);
@@ -295,7 +298,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       );
   }
 
-  function onClaimed(jobs: ClaimedJob[], asked: Map<string, number>): void {
+  function onClaimed(jobs: ClaimedJob[], asked: Map<string, number>, found: Map<string, number>): void {
     claiming = false;
     claimBackoffMs = 0;
     const got = new Map<string, number>();
@@ -316,7 +319,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       else q.buffer.push(job);
     }
     if (keyed.length) admit(keyed);
-    more = wokenWhileClaiming || [...asked].some(([queue, n]) => (got.get(queue) ?? 0) >= n);
+    more = wokenWhileClaiming || [...asked].some(([queue, n]) => (found.get(queue) ?? got.get(queue) ?? 0) >= n);
     wokenWhileClaiming = false;
     dispatch();
     if (pending.releases.length) scheduleFlush();
@@ -516,8 +519,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
     ]);
     if (batch.keysDone.length) {
-      // Fire and forget: if Global is unreachable, its reconciliation frees keys of finished jobs.
-      options.global.finished(batch.keysDone).catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'));
+      // Not awaited by the flush: if Global is unreachable, its reconciliation frees keys of
+      // finished jobs. A drain does wait for it, so a stopping node's last keys reach Global
+      // before Global itself stops and saves.
+      releasingKeys++;
+      options.global
+        .finished(batch.keysDone)
+        .catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'))
+        .finally(() => self.cast({ t: 'keysReleased' }));
     }
     work.then(
       ([completed, failed]) => {
@@ -571,6 +580,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     for (const j of batch.releases) options.metrics?.finished(partition, j.queue, 'released');
     if (pendingCount() > 0) scheduleFlush();
     if (draining) checkDrained();
+    else if (batch.keysDone.length > 0) {
+      // Their execution keys are free in Postgres now: jobs the claim skipped for them are claimable.
+      more = true;
+      maybeClaim();
+    }
   }
 
   function onFlushFailed(batch: FlushBatch, error: unknown): void {
@@ -642,7 +656,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (claiming || flushing || admitting > 0 || admitBacklog.length > 0 || pendingCount() > 0) {
+    if (claiming || flushing || admitting > 0 || admitBacklog.length > 0 || releasingKeys > 0 || pendingCount() > 0) {
       if (!flushing && pendingCount() > 0) flush();
       return;
     }
@@ -676,7 +690,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           if (draining) checkDrained();
           return;
         case 'claimed':
-          onClaimed(msg.jobs, msg.asked);
+          onClaimed(msg.jobs, msg.asked, msg.found);
           if (draining) checkDrained();
           return;
         case 'claimFailed':
@@ -718,6 +732,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
             (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
             [...tracked.keys()],
           );
+        case 'keysReleased':
+          releasingKeys--;
+          if (draining) checkDrained();
+          return;
         case 'heartbeatFailed':
           if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
           heartbeatFailing = true;

@@ -374,7 +374,7 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export function liveJobCounts(db: Queryable, schema: string): () => Promise<JobCount[]> {
   if (!SCHEMA_NAME.test(schema)) throw new Error(`"${schema}" is not a usable schema name`);
   const text = `SELECT partition, queue, state, count(*)::int AS count
-      FROM (SELECT partition, queue, CASE WHEN state = 'queued' AND run_at > now() THEN 'scheduled' ELSE state END AS state
+      FROM (SELECT partition, queue, "${schema}".shown_state(state, run_at, partition, execution_key, id) AS state
               FROM "${schema}".jobs) live
      GROUP BY 1, 2, 3
     UNION ALL

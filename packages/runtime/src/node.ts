@@ -102,7 +102,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   metrics.attach({ bus });
   let persister: Persister;
   try {
-    persister = await createPersister(config.persister, { dataDir: config.dataDir, pool: store.pool, schema: store.schema, logger: childLogger(logger, { actor: 'persister' }) });
+    persister = await createPersister(config.persister, { dataDir: config.dataDir, cluster, pool: store.pool, schema: store.schema, logger: childLogger(logger, { actor: 'persister' }) });
   } catch (err) {
     await bus.close();
     await store.close();

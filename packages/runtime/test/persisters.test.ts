@@ -1,11 +1,11 @@
 import test from 'ava';
-import { mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { PostgresGlobalState, migrate } from '@partita/postgres';
-import { ConfigError, PersisterError, StaleEpochError, ValidationError, silentLogger } from '@partita/core';
+import { ConfigError, PersisterError, StaleEpochError, ValidationError, createLogger, silentLogger } from '@partita/core';
 import {
   FilePersister,
   PostgresPersister,
@@ -38,6 +38,21 @@ async function tempDir(t: import('ava').ExecutionContext): Promise<string> {
 }
 
 const readJson = async (file: string) => JSON.parse(await readFile(file, 'utf8'));
+
+/** A logger whose records (parsed) end up in `lines`. */
+function capturingLogger() {
+  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const logger = createLogger({
+    level: 'info',
+    hooks: {
+      streamWrite(line: string) {
+        lines.push(JSON.parse(line));
+        return '';
+      },
+    },
+  });
+  return { logger, lines };
+}
 
 // ── file persister ────────────────────────────────────────────────────────────────────────────
 
@@ -164,6 +179,107 @@ test('file: partition names cannot leave the directory', async (t) => {
   await t.throwsAsync(p.save('p', snapshot('p', 1), -1), { instanceOf: ValidationError });
 });
 
+test('file: clusters and schemas sharing a directory keep apart; a file of another cluster or schema is refused', async (t) => {
+  const dir = await tempDir(t);
+  const a = new FilePersister(dir, { cluster: 'alpha', schema: 'partita' });
+  const b = new FilePersister(dir, { cluster: 'beta', schema: 'partita' });
+  const a2 = new FilePersister(dir, { cluster: 'alpha', schema: 'other_schema' });
+  t.is(a.fileOf('billing'), join(dir, 'alpha', 'partita', 'billing.json'));
+  t.is(a.previousOf('billing'), join(dir, 'alpha', 'partita', 'billing.prev.json'));
+  t.is(a2.fileOf('billing'), join(dir, 'alpha', 'other_schema', 'billing.json'));
+  t.is(new FilePersister(dir, { cluster: 'alpha' }).fileOf('billing'), join(dir, 'alpha', 'billing.json'));
+
+  const sa = snapshot('billing', 3, { paused: ['alpha-queue'] });
+  await a.save('billing', sa, 3);
+  t.is(await b.load('billing'), undefined, 'another cluster sees nothing');
+  t.is(await a2.load('billing'), undefined, 'another schema of the same cluster sees nothing');
+  const sb = snapshot('billing', 1, { paused: ['beta-queue'], throttles: [] });
+  await b.save('billing', sb, 1); // a lower epoch than alpha's: not refused, the epochs are not alpha's
+  t.deepEqual(await a.load('billing'), sa);
+  t.deepEqual(await b.load('billing'), sb);
+  t.deepEqual(await new FilePersister(dir, { cluster: 'alpha', schema: 'partita' }).load('billing'), sa, 'a new process of alpha reads alpha\'s');
+  t.like(await readJson(a.fileOf('billing')), { cluster: 'alpha', schema: 'partita', partition: 'billing', epoch: 3 });
+  t.deepEqual((await readdir(dir)).sort(), ['alpha', 'beta'], 'nothing in the shared directory itself');
+
+  // A file copied into another cluster's (or schema's) place is not loaded as that one's state.
+  for (const [target, field, owner] of [[b, 'cluster', 'alpha'], [a2, 'schema', 'partita']] as const) {
+    await mkdir(target.stateDir, { recursive: true });
+    await copyFile(a.fileOf('billing'), target.fileOf('billing'));
+    const err = await t.throwsAsync(target.load('billing'), { instanceOf: PersisterError });
+    t.regex(err!.message, new RegExp(`belongs to ${field} "${owner}", not "(beta|other_schema)"`));
+    t.true(err!.message.includes(target.fileOf('billing')));
+  }
+
+  // The names become path segments: nothing that could leave the directory.
+  t.throws(() => new FilePersister(dir, { cluster: '../x' }), { instanceOf: ValidationError });
+  t.throws(() => new FilePersister(dir, { cluster: 'c', schema: '../x' }), { instanceOf: ValidationError });
+  t.throws(() => new FilePersister(dir, { schema: 'partita' }), { instanceOf: ValidationError });
+});
+
+test('file: a state file of the layout before clusters is adopted once, with a warning naming both paths', async (t) => {
+  const dir = await tempDir(t);
+  const old = new FilePersister(dir); // the unscoped layout: <dir>/<partition>.json
+  const first = snapshot('billing', 6, { paused: ['old-1'] });
+  const latest = snapshot('billing', 7, { paused: ['old-2'] });
+  await old.save('billing', first, 6);
+  await old.save('billing', latest, 7);
+  const legacy = join(dir, 'billing.json');
+  t.is(old.fileOf('billing'), legacy);
+
+  const { logger, lines } = capturingLogger();
+  const p = new FilePersister(dir, { cluster: 'demo', schema: 'partita', logger });
+  t.is(p.legacyFileOf('billing'), legacy);
+  t.deepEqual(await p.load('billing'), latest, 'the state survives the upgrade');
+  const warning = lines.find((l) => l.level === 40 && /adopted the Global state of partition "billing"/.test(l.msg));
+  t.truthy(warning, 'a warning says so');
+  t.true(warning!.msg.includes(legacy) && warning!.msg.includes(p.fileOf('billing')), 'naming both paths');
+  t.like(warning, { legacyFile: legacy, file: p.fileOf('billing'), cluster: 'demo', schema: 'partita', epoch: 7 });
+
+  // Copied to the new place, with its epoch; the old files moved aside so no other cluster adopts them too.
+  t.like(await readJson(p.fileOf('billing')), { cluster: 'demo', schema: 'partita', epoch: 7, snapshot: latest });
+  t.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.json') || n.endsWith('.adopted')).sort(), ['billing.json.adopted', 'billing.prev.json.adopted']);
+  t.is(await new FilePersister(dir, { cluster: 'other', schema: 'partita' }).load('billing'), undefined, 'a second cluster does not get it');
+  await t.throwsAsync(p.save('billing', snapshot('billing', 6), 6), { instanceOf: StaleEpochError }, 'the adopted epoch still fences');
+  await p.save('billing', snapshot('billing', 8, { paused: ['new'] }), 8);
+  t.deepEqual((await new FilePersister(dir, { cluster: 'demo', schema: 'partita' }).load('billing'))?.paused, ['new']);
+  t.is(lines.filter((l) => /adopted/.test(l.msg)).length, 1, 'adopted once');
+});
+
+test('file: an old-layout file is not adopted when the new file exists or it records another cluster; a damaged one stops the load', async (t) => {
+  const dir = await tempDir(t);
+  const old = new FilePersister(dir);
+  const p = new FilePersister(dir, { cluster: 'demo', schema: 'partita' });
+
+  // The partition already has a file in the new layout: the old one is not looked at.
+  await p.save('a', snapshot('a', 2, { paused: ['mine'] }), 2);
+  await old.save('a', snapshot('a', 9, { paused: ['legacy'] }), 9);
+  t.deepEqual((await p.load('a'))?.paused, ['mine']);
+  t.true((await readdir(dir)).includes('a.json'), 'and it is left where it is');
+
+  // One whose header names another cluster is someone else's: left alone, the partition starts empty.
+  const foreign = new FilePersister(join(dir, 'elsewhere'), { cluster: 'beta' });
+  await foreign.save('b', snapshot('b', 1), 1);
+  await copyFile(foreign.fileOf('b'), join(dir, 'b.json'));
+  t.is(await p.load('b'), undefined);
+  t.true((await readdir(dir)).includes('b.json'));
+
+  // A damaged one (or one of another partition) could be ours: the load stops, naming the file.
+  await old.save('d', snapshot('d', 1, { paused: ['legacy'] }), 1);
+  const cases: [string, string, RegExp][] = [
+    ['c', '{"format":', /is not valid JSON/],
+    ['d', (await readFile(old.fileOf('d'), 'utf8')).replace('"legacy"', '"edited"'), /fails its checksum/],
+    ['e', await readFile(old.fileOf('a'), 'utf8'), /belongs to partition "a", not "e"/],
+  ];
+  for (const [partition, text, problem] of cases) {
+    await writeFile(join(dir, `${partition}.json`), text);
+    const err = await t.throwsAsync(p.load(partition), { instanceOf: PersisterError }, partition);
+    t.regex(err!.message, problem, partition);
+    t.true(err!.message.includes(join(dir, `${partition}.json`)), `${partition}: names the old file`);
+    t.regex(err!.message, /move .* away to start the partition empty — its cancelled job ids/, partition);
+    await t.throwsAsync(access(p.fileOf(partition)), undefined, `${partition}: nothing written in the new place`);
+  }
+});
+
 // ── snapshot validation ───────────────────────────────────────────────────────────────────────
 
 test('validateSnapshot accepts a snapshot and lists what is wrong with anything else', (t) => {
@@ -248,6 +364,10 @@ test('createPersister: file under the data dir, modules and instances checked, w
   const file = await createPersister({ kind: 'file' }, { dataDir, logger });
   t.true(file instanceof FilePersister);
   t.is((file as FilePersister).dir, join(dataDir, 'global'));
+  t.is((file as FilePersister).stateDir, join(dataDir, 'global'), 'no cluster given: the unscoped layout');
+  const scoped = (await createPersister({ kind: 'file' }, { dataDir, cluster: 'demo', schema: 'partita', logger })) as FilePersister;
+  t.is(scoped.dir, join(dataDir, 'global'));
+  t.is(scoped.fileOf('billing'), join(dataDir, 'global', 'demo', 'partita', 'billing.json'));
 
   const fromModule = await createPersister({ kind: 'module', path: fixture('persister-factory.mjs') }, { dataDir, logger });
   t.is(await fromModule.load('p'), undefined, 'null loads as nothing saved');

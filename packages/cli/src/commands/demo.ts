@@ -125,8 +125,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say(`  enqueued ${ids.length} jobs: ${summarize(examples)}`);
     say();
 
-    const pool = node.client.store.pool;
-    const schema = node.client.store.schema;
+    const store = node.client.store;
     const seen = new Map<string, { state: string; errors: number }>();
     const bar = ctx.json ? undefined : new ProgressBar({ write: io.out, tty: io.stdoutTTY, label: '  progress', total: ids.length, lineEveryMs: 2000 });
     const deadline = Date.now() + timeoutMs;
@@ -135,7 +134,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     while (!interrupted) {
       let states: Map<string, JobRecord>;
       try {
-        states = await statesOf(pool, schema, ids);
+        states = await statesOf(store, ids);
       } catch (err) {
         say(`  (could not read job states: ${describeError(err).message}; retrying)`);
         await pauseFor(1000, (w) => (wake = w));

@@ -9,7 +9,7 @@ import { COMMON_OPTIONS, CONNECTION_OPTIONS, date, duration, flag, int, json, li
 import { withClient, type Command, type Context } from '../command.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, eprintln, formatDuration, printJson, println, table } from '../io.js';
-import { ALL_STATES, FINISHED_STATES, listJobs } from '../listing.js';
+import { ALL_STATES, FINISHED_STATES, type JobFilter } from '../listing.js';
 import { ProgressBar } from '../progress.js';
 
 const JOB_OPTIONS = {
@@ -418,7 +418,7 @@ history (kept for the retention period). Lookup filters match jobs enqueued with
     if (before !== undefined && !isUuid(before)) throw new UsageError(`--before takes a job id, got "${before}"`, c);
     const lookup = lookups(list(ctx.values, 'lookup'), c);
     return withClient(ctx, async (client) => {
-      const filter = {
+      const filter: JobFilter = {
         limit,
         ...(str(ctx.values, 'partition') !== undefined ? { partition: str(ctx.values, 'partition')! } : {}),
         ...(str(ctx.values, 'queue') !== undefined ? { queue: str(ctx.values, 'queue')! } : {}),
@@ -427,7 +427,7 @@ history (kept for the retention period). Lookup filters match jobs enqueued with
         ...(lookup ? { lookup } : {}),
         ...(before ? { before } : {}),
       };
-      const found = await listJobs(client.store.pool, client.store.schema, filter);
+      const found = await client.store.listJobs(filter);
       if (ctx.json) {
         printJson(ctx.io, found);
         return EXIT.OK;

@@ -1,5 +1,6 @@
 -- Cancels by id: queued and waiting jobs move straight to history as cancelled (they never run);
 -- running jobs are flagged so the node running them aborts them (heartbeat or bus tells it).
+-- history_row (migration 0004) maps a deleted jobs row to its history columns.
 WITH target AS (
   SELECT id, state FROM {{schema}}.jobs WHERE id = ANY($1::uuid[]) FOR UPDATE
 ), flagged AS (
@@ -9,14 +10,10 @@ WITH target AS (
 ), removed AS (
   DELETE FROM {{schema}}.jobs j USING target t
   WHERE j.id = t.id AND t.state <> 'running'
-  RETURNING j.*
+  RETURNING j AS job
 ), moved AS (
   INSERT INTO {{schema}}.jobs_history
-    (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,
-     errors, progress, queue_key, execution_key, lookup, lookup_index, node, created_at, started_at)
-  SELECT id, partition, queue, type, payload, 'cancelled', priority, run_at, attempts, max_attempts, NULL,
-         errors, progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
-  FROM removed
+  SELECT h.* FROM removed r, LATERAL {{schema}}.history_row(r.job, 'cancelled', NULL, (r.job).errors) h
   RETURNING id, partition
 )
 SELECT id, partition, NULL::text AS node, false AS running FROM moved

@@ -7,22 +7,48 @@ WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true)
 ), wanted AS (
   SELECT q.queue, q.lim FROM unnest($2::text[], $3::integer[]) AS q(queue, lim) CROSS JOIN async_commit WHERE q.lim > 0
-), picked AS (
-  SELECT c.id
+), candidates AS (
+  SELECT w.queue, c.id, c.execution_key, c.priority, c.run_at
   FROM wanted w
   CROSS JOIN LATERAL (
-    SELECT j.id FROM {{schema}}.jobs j
+    SELECT j.id, j.execution_key, j.priority, j.run_at FROM {{schema}}.jobs j
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
+      -- Global decides who holds an execution key; the claim only spares it jobs it would refuse:
+      -- none of a key whose job is running. They stay queued, in order, instead of going
+      -- running → waiting → queued. (Jobs Global parked as waiting keep their FIFO in Global,
+      -- which also parks a newcomer behind them.) Under OR the probe is a lookup in the small
+      -- set of running keys, never an anti-join over the backlog, and unkeyed jobs skip it.
+      AND (j.execution_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {{schema}}.jobs r
+        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running'))
     ORDER BY j.priority, j.run_at, j.id
     LIMIT w.lim
     FOR UPDATE SKIP LOCKED
   ) c
+), picked AS (
+  SELECT id FROM candidates WHERE execution_key IS NULL
+  UNION ALL
+  -- One job per key per claim: the first in order. The others are unlocked at commit.
+  (SELECT DISTINCT ON (execution_key) id FROM candidates WHERE execution_key IS NOT NULL
+   ORDER BY execution_key, priority, run_at, id)
+), claimed AS (
+  UPDATE {{schema}}.jobs j
+  SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
+      locked_until = now() + make_interval(secs => $5::double precision / 1000), started_at = now()
+  -- ARRAY(...) rather than a join: the planner would otherwise guess `picked` at a tenth of the
+  -- table and scan all of it when a million jobs sit in another queue.
+  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+  RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
+            j.queue_key, j.execution_key, j.cancel_requested, j.run_at
 )
-UPDATE {{schema}}.jobs j
-SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
-    locked_until = now() + make_interval(secs => $5::double precision / 1000), started_at = now()
--- ARRAY(...) rather than a join: the planner would otherwise guess `picked` at a tenth of the
--- table and scan all of it when a million jobs sit in another queue.
-WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
-          j.queue_key, j.execution_key, j.cancel_requested, j.created_at, j.run_at
+-- The claimed jobs in claim order (RETURNING has none; admission's FIFO relies on it), then one
+-- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
+-- are there (jobs of one key beyond the first), so the engine keeps claiming.
+SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
+       cancel_requested, run_at, NULL::integer AS found
+FROM claimed
+UNION ALL
+SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer
+FROM wanted w
+ORDER BY priority, run_at, id

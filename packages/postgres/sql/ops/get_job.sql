@@ -2,7 +2,7 @@
 -- except for the instant of its move, where the live row is the one that counts).
 SELECT * FROM (
   SELECT id, partition, queue, type, payload,
-         CASE WHEN state = 'queued' AND run_at > now() THEN 'scheduled' ELSE state END AS state,
+         {{schema}}.shown_state(state, run_at, partition, execution_key, id) AS state,
          priority, run_at, attempts, max_attempts, NULL::jsonb AS result, errors, progress, queue_key,
          execution_key, lookup, locked_by AS node, created_at, started_at, NULL::timestamptz AS finished_at, 0 AS rank
   FROM {{schema}}.jobs WHERE id = $1

@@ -1,7 +1,7 @@
 -- Jobs of a partition carrying lookup $2 = $3, live and finished; both sides use the GIN index.
 SELECT * FROM (
   SELECT id, partition, queue, type, payload,
-         CASE WHEN state = 'queued' AND run_at > now() THEN 'scheduled' ELSE state END AS state,
+         {{schema}}.shown_state(state, run_at, partition, execution_key, id) AS state,
          priority, run_at, attempts, max_attempts, NULL::jsonb AS result, errors, progress, queue_key,
          execution_key, lookup, locked_by AS node, created_at, started_at, NULL::timestamptz AS finished_at
   FROM {{schema}}.jobs

@@ -1,5 +1,6 @@
 -- Jobs whose node stopped renewing their lease go back to queued and run again. The lost attempt
 -- is recorded as an error; a job rescued $1 times (it keeps killing its node) fails for good.
+-- history_row (migration 0004) maps a deleted jobs row to its history columns.
 WITH expired AS (
   SELECT id FROM {{schema}}.jobs
   WHERE state = 'running' AND locked_until < now()
@@ -18,17 +19,14 @@ WITH expired AS (
 ), given_up AS (
   DELETE FROM {{schema}}.jobs j USING expired e
   WHERE j.id = e.id AND j.rescues + 1 >= $1
-  RETURNING j.*
+  RETURNING j AS job
 ), moved AS (
   INSERT INTO {{schema}}.jobs_history
-    (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,
-     errors, progress, queue_key, execution_key, lookup, lookup_index, node, created_at, started_at)
-  SELECT id, partition, queue, type, payload, 'failed', priority, run_at, attempts, max_attempts, NULL,
-         errors || jsonb_build_array(jsonb_build_object(
-           'attempt', attempts, 'at', now(), 'name', 'LeaseExpired', 'rescued', true,
-           'message', format('node %s stopped renewing the lease %s times; the job was failed', locked_by, rescues + 1))),
-         progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
-  FROM given_up
+  SELECT h.*
+  FROM given_up g, LATERAL {{schema}}.history_row(g.job, 'failed', NULL,
+    (g.job).errors || jsonb_build_array(jsonb_build_object(
+      'attempt', (g.job).attempts, 'at', now(), 'name', 'LeaseExpired', 'rescued', true,
+      'message', format('node %s stopped renewing the lease %s times; the job was failed', (g.job).locked_by, (g.job).rescues + 1)))) h
   RETURNING id, partition, queue, execution_key, true AS failed
 )
 SELECT * FROM requeued UNION ALL SELECT * FROM moved

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   ConfigError,
@@ -13,7 +13,7 @@ import {
   type Logger,
   type PersisterConfig,
 } from '@partita/core';
-import { PostgresGlobalState, type JobStore } from '@partita/postgres';
+import { PostgresGlobalState, assertSchemaName, type JobStore } from '@partita/postgres';
 import type { GlobalSnapshot, Persister, ThrottleRule } from './types.js';
 
 // ── snapshot validation ───────────────────────────────────────────────────────────────────────
@@ -126,38 +126,76 @@ interface FileInfo {
   stamp: string | undefined;
 }
 
+/** Whose Global state a FilePersister keeps: the cluster and, when known, its Postgres schema. */
+export interface FileScope {
+  cluster: string;
+  schema?: string;
+}
+
+export interface FilePersisterOptions extends Partial<FileScope> {
+  /** Told when a state file of the unscoped layout is adopted. */
+  logger?: Logger;
+}
+
 /**
- * The default persister: one file per partition, `<dir>/<partition>.json`, holding the snapshot,
- * the epoch of the leader that saved it and a sha256 checksum of the snapshot. A save writes a
- * temp file, fsyncs it, keeps the current file as `<partition>.prev.json` (a hard link, so the
- * current name never goes missing), renames the temp file over the current one and fsyncs the
- * directory: a crash at any point leaves either the old or the new state under the current name.
- * Saves for one partition are serialised; a save from an epoch lower than the recorded one throws
- * StaleEpochError. A file that cannot be read or verified throws a PersisterError naming it and the
- * ways to recover — it never starts the partition empty on its own.
+ * The default persister: one file per partition, `<dir>/<cluster>/<schema>/<partition>.json`
+ * (`<dir>/<partition>.json` when constructed without a cluster), holding the snapshot, the
+ * cluster, schema and epoch of the leader that saved it and a sha256 checksum of the snapshot.
+ * The cluster and schema are part of the path because two clusters (or two schemas of one
+ * Postgres) may share a data dir: each must only ever load its own pauses, throttles and keys; a
+ * file whose header names another cluster or schema is refused.
+ *
+ * A save writes a temp file, fsyncs it, keeps the current file as `<partition>.prev.json` (a hard
+ * link, so the current name never goes missing), renames the temp file over the current one and
+ * fsyncs the directory: a crash at any point leaves either the old or the new state under the
+ * current name. Saves for one partition are serialised; a save from an epoch lower than the
+ * recorded one throws StaleEpochError. A file that cannot be read or verified throws a
+ * PersisterError naming it and the ways to recover — it never starts the partition empty on its own.
  *
  * In a cluster of several nodes the file only follows the partition's leader when `dir` is shared
  * between them; otherwise use the postgres persister.
  */
 export class FilePersister implements Persister {
+  /** The base directory (`<dataDir>/global` for a node). */
   readonly dir: string;
+  /** Where the state files live: `<dir>/<cluster>/<schema>`, `<dir>/<cluster>` or `dir`. */
+  readonly stateDir: string;
+  readonly scope: FileScope | undefined;
+  private readonly logger: Logger;
   private readonly queue = new KeyedQueue();
   private readonly known = new Map<string, FileInfo>();
   private dirReady: Promise<void> | undefined;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: FilePersisterOptions = {}) {
     if (typeof dir !== 'string' || dir.length === 0) throw new ValidationError('must be a directory path', 'dir');
+    const { cluster, schema, logger } = options;
+    if (cluster !== undefined && (typeof cluster !== 'string' || !NAME_PATTERN.test(cluster))) throw new ValidationError('must be 1-64 letters, digits, _ or -', 'cluster');
+    if (schema !== undefined) {
+      if (cluster === undefined) throw new ValidationError('is only used together with a cluster', 'schema');
+      assertSchemaName(schema); // also keeps it from reaching outside the directory
+    }
     this.dir = resolve(dir);
+    this.scope = cluster === undefined ? undefined : { cluster, ...(schema !== undefined ? { schema } : {}) };
+    this.stateDir = cluster === undefined ? this.dir : schema === undefined ? join(this.dir, cluster) : join(this.dir, cluster, schema);
+    this.logger = logger ?? silentLogger();
   }
 
   /** The state file of a partition. */
   fileOf(partition: string): string {
-    return join(this.dir, `${partition}.json`);
+    return join(this.stateDir, `${partition}.json`);
   }
 
   /** The previous good copy of a partition's state file. */
   previousOf(partition: string): string {
-    return join(this.dir, `${partition}.prev.json`);
+    return join(this.stateDir, `${partition}.prev.json`);
+  }
+
+  /**
+   * Where releases before the cluster/schema layout kept a partition's state file
+   * (`<dir>/<partition>.json`); undefined when this persister has no scope (that is its layout).
+   */
+  legacyFileOf(partition: string): string | undefined {
+    return this.scope ? join(this.dir, `${partition}.json`) : undefined;
   }
 
   async load(partition: string): Promise<GlobalSnapshot | undefined> {
@@ -173,9 +211,9 @@ export class FilePersister implements Persister {
         if (await exists(this.previousOf(partition))) {
           throw await this.unusable(partition, 'is missing although its previous copy exists (was it deleted by hand?)');
         }
-        return undefined;
+        return this.adoptLegacy(partition);
       }
-      const parsed = parseStateFile(text, partition);
+      const parsed = parseStateFile(text, partition, this.scope);
       if (!parsed.ok) throw await this.unusable(partition, parsed.problem);
       this.remember(partition, parsed.epoch, await stamp(file));
       return parsed.snapshot;
@@ -186,7 +224,7 @@ export class FilePersister implements Persister {
     checkPartition(partition);
     checkEpoch(epoch);
     // Serialised now (before any await), so changes the caller makes after calling save are not picked up.
-    const text = serializeStateFile(partition, snapshot, epoch);
+    const text = serializeStateFile(partition, snapshot, epoch, this.scope);
     return this.queue.run(partition, () => this.write(partition, text, epoch));
   }
 
@@ -211,7 +249,7 @@ export class FilePersister implements Persister {
       }
       if (current.exists) await this.keepPrevious(partition);
       await rename(tmp, file);
-      await syncDir(this.dir);
+      await syncDir(this.stateDir);
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw new PersisterError(`saving the Global state of partition "${partition}" to ${file} failed: ${describeError(err).message}`, { cause: err });
@@ -260,7 +298,7 @@ export class FilePersister implements Persister {
       if (code(err) === 'ENOENT') return { epoch: known?.epoch, exists: false };
       throw await this.unusable(partition, `cannot be read (${describeError(err).message})`, err);
     }
-    const parsed = parseStateFile(text, partition);
+    const parsed = parseStateFile(text, partition, this.scope);
     // Never rotate a corrupt file into the previous-copy slot, over the last good copy.
     if (!parsed.ok) throw await this.unusable(partition, parsed.problem);
     const epoch = Math.max(parsed.epoch, known?.epoch ?? 0);
@@ -274,21 +312,84 @@ export class FilePersister implements Persister {
   }
 
   private ensureDir(): Promise<void> {
-    this.dirReady ??= mkdir(this.dir, { recursive: true }).then(
-      () => undefined,
-      (err) => {
+    this.dirReady ??= (async () => {
+      try {
+        const first = await mkdir(this.stateDir, { recursive: true });
+        // Make the new directories' entries durable too, from the state dir up to the first one created.
+        for (let d = this.stateDir; first !== undefined; d = dirname(d)) {
+          await syncDir(dirname(d));
+          if (d === first || dirname(d) === d) break;
+        }
+      } catch (err) {
         this.dirReady = undefined;
-        throw new PersisterError(`cannot create the Global state directory ${this.dir}: ${describeError(err).message}`, { cause: err });
-      },
-    );
+        throw new PersisterError(`cannot create the Global state directory ${this.stateDir}: ${describeError(err).message}`, { cause: err });
+      }
+    })();
     return this.dirReady;
+  }
+
+  /**
+   * A partition without a state file of its own may have one where releases before the
+   * cluster/schema layout kept it, `<dir>/<partition>.json`. That file may belong to this cluster
+   * (a single-cluster user upgrading: not using it would silently drop every pause, throttle,
+   * cancellation and execution key) or to another cluster or schema that shares the data dir
+   * (using it is the very mix-up the layout fixes). The file cannot tell which: it records no
+   * cluster. The choice: adopt it only when it verifies as a state file of this partition (format,
+   * checksum, shape, and no other cluster/schema recorded), copy it to this scope's path, move it
+   * aside as `<partition>.json.adopted` so that a second cluster sharing the directory does not
+   * adopt it as well, and warn naming both paths, so that whoever runs several clusters on one data
+   * dir can see which cluster took it. A legacy file that records another cluster or schema is
+   * left alone; one that is damaged stops the partition as a damaged state file of its own would.
+   */
+  private async adoptLegacy(partition: string): Promise<GlobalSnapshot | undefined> {
+    const legacy = this.legacyFileOf(partition);
+    if (legacy === undefined) return undefined;
+    let text: string;
+    try {
+      text = await readFile(legacy, 'utf8');
+    } catch (err) {
+      if (code(err) === 'ENOENT') return undefined;
+      throw new PersisterError(
+        `the Global state file of partition "${partition}" from before the per-cluster layout, ${legacy}, cannot be read ` +
+          `(${describeError(err).message}). Make it readable so that it can be adopted as ${this.fileOf(partition)}, or move it away ` +
+          `to start the partition empty — ${LOST_IF_EMPTY}.`,
+        { cause: err },
+      );
+    }
+    const parsed = parseStateFile(text, partition, this.scope);
+    if (!parsed.ok) {
+      if (parsed.foreign) {
+        this.logger.info({ partition, legacyFile: legacy, file: this.fileOf(partition) }, `not adopting the old-layout Global state file: it ${parsed.problem}`);
+        return undefined;
+      }
+      throw new PersisterError(
+        `the Global state file of partition "${partition}" from before the per-cluster layout, ${legacy}, ${parsed.problem}. ` +
+          `The partition is not started, because starting it empty would silently forget its state. To recover, either restore ` +
+          `a good copy (${join(this.dir, `${partition}.prev.json`)} may be one) as ${shellQuote(legacy)}, or move ${shellQuote(legacy)} away ` +
+          `to start the partition empty — ${LOST_IF_EMPTY}.`,
+      );
+    }
+    await this.write(partition, serializeStateFile(partition, parsed.snapshot, parsed.epoch, this.scope), parsed.epoch);
+    for (const old of [legacy, join(this.dir, `${partition}.prev.json`)]) {
+      await rename(old, `${old}.adopted`).catch((err) => {
+        if (code(err) !== 'ENOENT') this.logger.warn({ file: old, err: describeError(err).message }, 'could not move the adopted old-layout Global state file aside');
+      });
+    }
+    await syncDir(this.dir);
+    this.logger.warn(
+      { partition, cluster: this.scope?.cluster, schema: this.scope?.schema, legacyFile: legacy, file: this.fileOf(partition), epoch: parsed.epoch, savedAt: parsed.savedAt },
+      `adopted the Global state of partition "${partition}" from ${legacy} (the layout before state files were kept per cluster and schema) ` +
+        `as ${this.fileOf(partition)}; the old file is now ${legacy}.adopted. If another cluster or schema shares this data dir and that ` +
+        `state was its, move the file to that cluster's directory instead and delete ${this.fileOf(partition)}`,
+    );
+    return parsed.snapshot;
   }
 
   /** Temp files of saves that crashed before their rename; never read, removed when a partition loads. */
   private async removeLeftovers(partition: string): Promise<void> {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = await readdir(this.stateDir);
     } catch {
       return;
     }
@@ -296,7 +397,7 @@ export class FilePersister implements Persister {
     await Promise.all(
       names
         .filter((n) => n.endsWith('.tmp') && prefixes.some((p) => n.startsWith(p)))
-        .map((n) => rm(join(this.dir, n), { force: true }).catch(() => undefined)),
+        .map((n) => rm(join(this.stateDir, n), { force: true }).catch(() => undefined)),
     );
   }
 
@@ -306,7 +407,7 @@ export class FilePersister implements Persister {
     const prev = this.previousOf(partition);
     let restore: string;
     try {
-      const parsed = parseStateFile(await readFile(prev, 'utf8'), partition);
+      const parsed = parseStateFile(await readFile(prev, 'utf8'), partition, this.scope);
       restore = parsed.ok
         ? `restore the previous good copy (epoch ${parsed.epoch}, saved at ${parsed.savedAt}; changes saved after it are lost): ` +
           `mv ${shellQuote(prev)} ${shellQuote(file)}`
@@ -326,16 +427,21 @@ export class FilePersister implements Persister {
   }
 }
 
-type ParsedFile = { ok: true; epoch: number; savedAt: string; snapshot: GlobalSnapshot } | { ok: false; problem: string };
+/** `foreign`: a sound file that records another cluster or schema. */
+type ParsedFile = { ok: true; epoch: number; savedAt: string; snapshot: GlobalSnapshot } | { ok: false; problem: string; foreign?: true };
 
-function serializeStateFile(partition: string, snapshot: GlobalSnapshot, epoch: number): string {
+function serializeStateFile(partition: string, snapshot: GlobalSnapshot, epoch: number, scope: FileScope | undefined): string {
   const body = JSON.stringify(snapshot);
   if (body === undefined) throw new ValidationError('must be a GlobalSnapshot object', 'snapshot');
-  const header = JSON.stringify({ format: FILE_FORMAT, version: FILE_VERSION, partition, epoch, savedAt: new Date().toISOString(), checksum: checksum(body) });
+  const header = JSON.stringify({ format: FILE_FORMAT, version: FILE_VERSION, ...scope, partition, epoch, savedAt: new Date().toISOString(), checksum: checksum(body) });
   return `${header.slice(0, -1)},"snapshot":${body}}\n`;
 }
 
-function parseStateFile(text: string, partition: string): ParsedFile {
+/**
+ * Reads and verifies a state file. Its `cluster` and `schema` header fields are optional (files
+ * written before they existed have neither): one that is there must match `scope`.
+ */
+function parseStateFile(text: string, partition: string, scope: FileScope | undefined): ParsedFile {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -345,6 +451,12 @@ function parseStateFile(text: string, partition: string): ParsedFile {
   if (!isPlainObject(doc) || doc.format !== FILE_FORMAT) return { ok: false, problem: `is not a Partita Global state file (no "format": "${FILE_FORMAT}")` };
   if (doc.version !== FILE_VERSION) return { ok: false, problem: `has file version ${describeValue(doc.version)}, this Partita reads version ${FILE_VERSION}` };
   if (doc.partition !== partition) return { ok: false, problem: `belongs to partition ${describeValue(doc.partition)}, not "${partition}"` };
+  for (const field of ['cluster', 'schema'] as const) {
+    if (doc[field] === undefined) continue;
+    if (typeof doc[field] !== 'string') return { ok: false, problem: `has an invalid ${field} (${describeValue(doc[field])})` };
+    const ours = scope?.[field];
+    if (ours !== undefined && doc[field] !== ours) return { ok: false, foreign: true, problem: `belongs to ${field} ${describeValue(doc[field])}, not "${ours}"` };
+  }
   if (!Number.isSafeInteger(doc.epoch) || (doc.epoch as number) < 0) return { ok: false, problem: `has no valid epoch (${describeValue(doc.epoch)})` };
   if (typeof doc.checksum !== 'string') return { ok: false, problem: 'has no checksum' };
   const body = JSON.stringify(doc.snapshot);
@@ -473,15 +585,21 @@ export class PostgresPersister implements Persister {
 // ── user modules and selection ────────────────────────────────────────────────────────────────
 
 export interface PersisterModuleContext {
-  /** The node's data directory. */
+  /** The node's data directory (shared by every cluster whose nodes are given the same one). */
   dataDir: string;
+  /** The node's cluster and Postgres schema, when known: a persister keeping files should key them by both. */
+  cluster?: string;
+  schema?: string;
   logger: Logger;
 }
 
 export interface PersisterContext {
   dataDir: string;
+  /** The node's cluster: the file persister keeps its files per cluster (and schema). */
+  cluster?: string;
   /** Needed by the postgres persister (the job store's pool). */
   pool?: JobStore['pool'];
+  /** The job store's schema: the postgres persister's table lives there; the file persister keys its files by it. */
   schema?: string;
   logger?: Logger;
 }
@@ -499,7 +617,7 @@ export function isPersister(value: unknown): value is Persister {
 const PERSISTER_SHAPE =
   'a persister module must export (as default or as `persister`) an object with async load(partition) and ' +
   'save(partition, snapshot, epoch) methods, a class whose instances have them, or a factory ' +
-  '(ctx: { dataDir, logger }) => Persister | Promise<Persister>';
+  '(ctx: { dataDir, cluster, schema, logger }) => Persister | Promise<Persister>';
 
 function moduleProblem(file: string, message: string): ConfigError {
   return new ConfigError([{ file, path: 'persister', message }]);
@@ -563,7 +681,7 @@ export function checkedPersister(inner: Persister, label: string): Persister {
   };
 }
 
-/** The directory under the node's data dir where the file persister keeps its state files. */
+/** The directory under the node's data dir where the file persister keeps its state files (in `<cluster>/<schema>/` below it). */
 export function globalStateDir(dataDir: string): string {
   return join(dataDir, 'global');
 }
@@ -573,12 +691,21 @@ export async function createPersister(config: PersisterConfig, ctx: PersisterCon
   const logger = ctx.logger ?? silentLogger();
   switch (config.kind) {
     case 'file':
-      return new FilePersister(globalStateDir(ctx.dataDir));
+      // Without a cluster (programmatic callers of old): the unscoped layout `<dir>/<partition>.json`.
+      return new FilePersister(
+        globalStateDir(ctx.dataDir),
+        ctx.cluster === undefined ? { logger } : { cluster: ctx.cluster, ...(ctx.schema !== undefined ? { schema: ctx.schema } : {}), logger },
+      );
     case 'postgres':
       if (!ctx.pool || !ctx.schema) throw new ConfigError([{ path: 'persister', message: 'the postgres persister needs the node\'s Postgres pool and schema' }]);
       return new PostgresPersister(new PostgresGlobalState(ctx.pool, ctx.schema));
     case 'module': {
-      const inner = await loadPersisterModule(config.path, { dataDir: ctx.dataDir, logger });
+      const inner = await loadPersisterModule(config.path, {
+        dataDir: ctx.dataDir,
+        ...(ctx.cluster !== undefined ? { cluster: ctx.cluster } : {}),
+        ...(ctx.schema !== undefined ? { schema: ctx.schema } : {}),
+        logger,
+      });
       return checkedPersister(inner, `the persister module ${config.path}`);
     }
     case 'instance': {

@@ -1,0 +1,66 @@
+import { ratio } from '../lib/stats.js';
+import type { BenchJob } from '../systems/types.js';
+import { enqueueThenDrain, type DrainResult } from './drain.js';
+import { plainThroughput } from './throughput.js';
+import type { Workload } from './types.js';
+
+/** Distinct execution keys the jobs are spread over (round robin: job i has key i mod KEYS). */
+export const KEYS = 1_000;
+export const KEYS_TARGET_RATIO = 0.7;
+
+/** Job i of the keyed run: numbered (duplicates show), key `k<i mod KEYS>` (Partita: executionKey; graphile-worker: queueName). */
+const keyedJob = (i: number): BenchJob => ({ payload: { n: i }, group: 'k' + (i % KEYS) });
+
+export const keys: Workload = {
+  name: 'keys',
+  description: `the throughput run with every job under one of ${KEYS.toLocaleString()} execution keys (at most one running job per key), compared with the plain run`,
+  async run(ctx) {
+    const { options } = ctx;
+    // The plain run of this same bench session is the baseline; run it if throughput was not selected.
+    const baseline = new Map<string, { processPerSec: number; enqueuePerSec: number; from: string }>();
+    const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
+    for (const s of ctx.systems) {
+      const line = ctx.results.get(`throughput/${s.name}`);
+      if (line) baseline.set(s.name, { processPerSec: line.processPerSec as number, enqueuePerSec: line.enqueuePerSec as number, from: 'throughput workload' });
+    }
+    if (missing.length) {
+      const plain = await plainThroughput({ ...ctx, systems: missing }, 'keys-plain');
+      for (const [name, r] of plain) baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: 'plain run inside keys' });
+    }
+
+    const results = new Map<string, DrainResult>();
+    for (const factory of ctx.systems) {
+      const out = await ctx.withSystem(factory, 'keys', async (system) => {
+        ctx.log(`keys: ${system.name}…`);
+        const r = await enqueueThenDrain(ctx, system, { jobs: options.jobs, batch: options.batch, concurrency: options.concurrency, backlog: 0, job: keyedJob });
+        return { r, info: system.info() };
+      });
+      if (!out) continue;
+      results.set(factory.name, out.r);
+      const base = baseline.get(factory.name);
+      ctx.emit({
+        workload: 'keys',
+        system: factory.name,
+        ...out.r,
+        keys: KEYS,
+        plain: base ? { processPerSec: base.processPerSec, enqueuePerSec: base.enqueuePerSec, from: base.from } : null,
+        vsPlain: base ? { process: ratio(out.r.processPerSec, base.processPerSec), enqueue: ratio(out.r.enqueuePerSec, base.enqueuePerSec) } : null,
+        batch: options.batch,
+        concurrency: options.concurrency,
+        info: out.info,
+      });
+    }
+    const p = results.get('partita');
+    const g = results.get('graphile');
+    if (p && g) ctx.emit({ workload: 'keys', ratio: { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) } });
+    const pb = baseline.get('partita');
+    if (p && pb) {
+      const vs = ratio(p.processPerSec, pb.processPerSec);
+      ctx.target(
+        `keys: partita ≥ ${KEYS_TARGET_RATIO}× its plain run`,
+        vs === null || p.timedOut ? false : vs >= KEYS_TARGET_RATIO,
+        `${p.processPerSec.toLocaleString()} vs ${pb.processPerSec.toLocaleString()} jobs/s (${vs}×)${p.duplicates ? `; ${p.duplicates} duplicates` : ''}`,
+      );
+    }
+  },
+};
