@@ -156,6 +156,29 @@ test.serial('wildcard subscriptions receive exactly the matching events', async 
   await Promise.all(offs.map((off) => off()));
 });
 
+test.serial('events of many jobs travel in batch messages and reach subscribers one by one, each once', async (t) => {
+  const seen = new Map<string, string[]>();
+  const off = await client.subscribe({ partition: 'billing', type: 'echo' }, (e) => {
+    const list = seen.get(e.id) ?? [];
+    list.push(e.kind);
+    seen.set(e.id, list);
+  });
+  const batchMessages: string[] = [];
+  const offRaw = await client.bus!.subscribe(`partita.${cluster}.event.billing.>`, (_d, msg) => void batchMessages.push(msg.kind), {
+    kinds: ['job.enqueued.batch', 'job.started.batch', 'job.completed.batch'],
+  });
+  const { ids } = await client.enqueueMany('billing', Array.from({ length: 300 }, (_, i) => ({ type: 'echo', payload: i })));
+  const results = await Promise.all(ids.map((id) => client.result(id, { timeoutMs: 20_000 })));
+  t.deepEqual(results, Array.from({ length: 300 }, (_, i) => i));
+  await until('every lifecycle seen', () => ids.every((id) => seen.get(id)?.length === 3), 5000).catch(() => undefined);
+  await sleep(200);
+  // enqueued comes from the client and may overtake or trail the node's started: compare as sets.
+  for (const id of ids) t.deepEqual([...(seen.get(id) ?? [])].sort(), ['completed', 'enqueued', 'started'], id);
+  t.true(batchMessages.includes('job.enqueued.batch'), 'the enqueue went out as one batch message');
+  t.true(batchMessages.some((k) => k === 'job.completed.batch'), 'completions of one flush went out together');
+  await Promise.all([off(), offRaw()]);
+});
+
 test.serial('result(): from the completion event, with failures and cancels as named errors', async (t) => {
   const { id } = await client.enqueue('email', 'sleep', { ms: 300 });
   const t0 = Date.now();

@@ -17,8 +17,9 @@ import { createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nat
 import {
   eventMessageKinds,
   eventSubscriptionPattern,
-  isJobEvent,
+  jobEventsOf,
   publishJobEvent,
+  publishJobEvents,
   type EventFilter,
   type EventPublishProblem,
   type JobEvent,
@@ -75,7 +76,6 @@ const RESULT_POLL_MAX_MS = 250;
 const RESULT_SAFETY_MIN_MS = 1000;
 const RESULT_SAFETY_MAX_MS = 5000;
 const DEFAULT_ROLL_CALL_MS = 1000;
-const ENQUEUED_EVENTS_CHUNK = 1000;
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 export class Client {
@@ -298,9 +298,14 @@ export class Client {
     const subject = eventSubscriptionPattern(this.cluster, pattern);
     const off = await bus.subscribe(
       subject,
-      (data) => {
-        if (isJobEvent(data)) return callback(data);
-        return undefined;
+      (data, msg) => {
+        const events = jobEventsOf(data, msg.kind);
+        if (events.length === 1) return callback(events[0]!);
+        // One callback's failure must not cost the others their events; the bus reports the first.
+        return Promise.allSettled(events.map(async (event) => callback(event))).then((settled) => {
+          const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          if (failed) throw failed.reason;
+        });
       },
       { kinds: eventMessageKinds() },
     );
@@ -414,15 +419,8 @@ export class Client {
   private publishEnqueued(jobs: NewJob[], ids: string[]): void {
     if (!this.enqueueEvents || !this.bus?.connected) return;
     const at = new Date();
-    const publish = (from: number) => {
-      const to = Math.min(jobs.length, from + ENQUEUED_EVENTS_CHUNK);
-      for (let i = from; i < to; i++) {
-        const job = jobs[i]!;
-        this.emitEvent({ id: ids[i]!, partition: job.partition, queue: job.queue!, type: job.type, kind: 'enqueued', attempt: 0, at });
-      }
-      if (to < jobs.length) setImmediate(() => publish(to));
-    };
-    publish(0);
+    const events: JobEvent[] = jobs.map((job, i) => ({ id: ids[i]!, partition: job.partition, queue: job.queue!, type: job.type, kind: 'enqueued', attempt: 0, at }));
+    publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
   }
 
   private emitEvent(event: JobEvent): void {

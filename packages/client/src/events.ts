@@ -21,9 +21,16 @@ export type JobEventKind = (typeof JOB_EVENT_KINDS)[number];
 /** Kinds after which the job does not change any more. */
 export const TERMINAL_EVENT_KINDS = ['completed', 'failed', 'cancelled'] as const satisfies readonly JobEventKind[];
 
-/** Envelope kind on the wire: `job.<kind>`. */
+/** Envelope kind on the wire: `job.<kind>` for one event. */
 export const eventMessageKind = (kind: JobEventKind): string => `job.${kind}`;
-const MESSAGE_KINDS: readonly string[] = JOB_EVENT_KINDS.map(eventMessageKind);
+/**
+ * Envelope kind of several events of one subject in one message (`job.<kind>.batch`): a node's
+ * completions of one flush, a client's enqueue of many jobs. Subscribers get them one by one.
+ */
+export const eventBatchMessageKind = (kind: JobEventKind): string => `job.${kind}.batch`;
+const MESSAGE_KINDS: readonly string[] = JOB_EVENT_KINDS.flatMap((k) => [eventMessageKind(k), eventBatchMessageKind(k)]);
+/** Events per batch message at most; a batch the server would refuse as too large is split. */
+const BATCH_MAX_EVENTS = 256;
 
 /**
  * A job event as published on the bus and handed to `client.subscribe` callbacks. Events of one
@@ -242,7 +249,98 @@ export function publishJobEvent(bus: Bus, event: JobEvent, onProblem?: (p: Event
   }
 }
 
-/** The envelope kinds of job events, for `bus.subscribe(..., { kinds })`. */
+/** The envelope kinds of job events (single and batch), for `bus.subscribe(..., { kinds })`. */
 export function eventMessageKinds(kinds: readonly JobEventKind[] = JOB_EVENT_KINDS): string[] {
-  return kinds === JOB_EVENT_KINDS ? [...MESSAGE_KINDS] : kinds.map(eventMessageKind);
+  return kinds === JOB_EVENT_KINDS ? [...MESSAGE_KINDS] : kinds.flatMap((k) => [eventMessageKind(k), eventBatchMessageKind(k)]);
+}
+
+/** What one event of a batch message carries of its own; the rest is shared by the batch. */
+type BatchItem = Pick<JobEvent, 'id' | 'attempt' | 'result' | 'error' | 'progress' | 'retryAt' | 'truncated'>;
+interface EventBatch {
+  partition: string;
+  queue: string;
+  type: string;
+  kind: JobEventKind;
+  at: Date;
+  node?: string;
+  events: BatchItem[];
+}
+
+/**
+ * Publishes many job events with as few messages as their subjects allow: events of one subject
+ * (partition, queue, type, kind) and one publisher go out as one batch message, which subscribers
+ * unpack (`jobEventsOf`). Never throws; problems go to `onProblem` as with publishJobEvent.
+ */
+export function publishJobEvents(bus: Bus, events: readonly JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
+  if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
+  const groups = new Map<string, JobEvent[]>();
+  for (const e of events) {
+    const key = `${e.partition}\u0000${e.queue}\u0000${e.type}\u0000${e.kind}\u0000${e.node ?? ''}`;
+    const group = groups.get(key);
+    if (group) group.push(e);
+    else groups.set(key, [e]);
+  }
+  for (const group of groups.values()) {
+    for (let i = 0; i < group.length; i += BATCH_MAX_EVENTS) publishBatch(bus, group.slice(i, i + BATCH_MAX_EVENTS), onProblem);
+  }
+}
+
+function publishBatch(bus: Bus, events: JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
+  if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
+  const first = events[0]!;
+  let subject: string;
+  try {
+    subject = jobEventSubject(bus.cluster, first.partition, first.queue, first.type, first.kind);
+  } catch (error) {
+    for (const event of events) onProblem?.({ event, error });
+    return;
+  }
+  const batch: EventBatch = {
+    partition: first.partition,
+    queue: first.queue,
+    type: first.type,
+    kind: first.kind,
+    at: first.at,
+    ...(first.node !== undefined ? { node: first.node } : {}),
+    events: events.map(({ id, attempt, result, error, progress, retryAt, truncated }) => {
+      const item: BatchItem = { id, attempt };
+      if (result !== undefined) item.result = result;
+      if (error !== undefined) item.error = error;
+      if (progress !== undefined) item.progress = progress;
+      if (retryAt !== undefined) item.retryAt = retryAt;
+      if (truncated) item.truncated = truncated;
+      return item;
+    }),
+  };
+  try {
+    bus.publish(subject, eventBatchMessageKind(first.kind), batch);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) {
+      for (const event of events) onProblem?.({ event, error });
+      return;
+    }
+    // Too large for the server (results): halves go separately, down to single events, which
+    // publishJobEvent sends without their result if need be.
+    const half = Math.ceil(events.length / 2);
+    publishBatch(bus, events.slice(0, half), onProblem);
+    publishBatch(bus, events.slice(half), onProblem);
+  }
+}
+
+/**
+ * The job events in a message off the bus, single or batch (by its envelope kind); anything
+ * malformed yields nothing (dropped, as every bad message is).
+ */
+export function jobEventsOf(data: unknown, messageKind: string): JobEvent[] {
+  if (!messageKind.endsWith('.batch')) return isJobEvent(data) ? [data] : [];
+  if (typeof data !== 'object' || data === null) return [];
+  const b = data as Partial<EventBatch>;
+  if (!Array.isArray(b.events)) return [];
+  const out: JobEvent[] = [];
+  for (const item of b.events) {
+    if (typeof item !== 'object' || item === null) continue;
+    const event = { partition: b.partition, queue: b.queue, type: b.type, kind: b.kind, at: b.at, ...(b.node !== undefined ? { node: b.node } : {}), ...item };
+    if (isJobEvent(event)) out.push(event);
+  }
+  return out;
 }

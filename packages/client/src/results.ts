@@ -1,6 +1,6 @@
 import { describeError, type Logger } from '@partita/core';
-import type { Bus, Unsubscribe } from '@partita/nats';
-import { TERMINAL_EVENT_KINDS, eventMessageKind, isJobEvent, jobEventSubject, type JobEvent } from './events.js';
+import type { Bus, MessageInfo, Unsubscribe } from '@partita/nats';
+import { TERMINAL_EVENT_KINDS, eventMessageKinds, jobEventSubject, jobEventsOf, type JobEvent } from './events.js';
 
 /** How long an idle shared subscription stays, so back-to-back result() calls do not resubscribe. */
 const LINGER_MS = 5000;
@@ -77,16 +77,17 @@ export class ResultWatch {
 
   private open(key: string, job: { partition: string; queue: string; type: string }): Entry {
     const entry: Entry = { ready: Promise.resolve(), offs: [], waiters: new Map(), refs: 0, linger: undefined, closed: false };
-    const handler = (data: unknown) => {
-      if (!isJobEvent(data)) return;
-      const set = entry.waiters.get(data.id);
-      if (set) for (const fn of [...set]) fn(data);
+    const handler = (data: unknown, msg: MessageInfo) => {
+      for (const event of jobEventsOf(data, msg.kind)) {
+        const set = entry.waiters.get(event.id);
+        if (set) for (const fn of [...set]) fn(event);
+      }
     };
     entry.ready = (async () => {
       try {
         for (const kind of TERMINAL_EVENT_KINDS) {
           const subject = jobEventSubject(this.bus.cluster, job.partition, job.queue, job.type, kind);
-          entry.offs.push(await this.bus.subscribe(subject, handler, { kinds: [eventMessageKind(kind)] }));
+          entry.offs.push(await this.bus.subscribe(subject, handler, { kinds: eventMessageKinds([kind]) }));
         }
       } catch (err) {
         entry.closed = true;

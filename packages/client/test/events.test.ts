@@ -1,12 +1,14 @@
 import test from 'ava';
 import { ValidationError } from '@partita/core';
-import { matchSubject } from '@partita/nats';
+import { InProcessBus, matchSubject } from '@partita/nats';
 import {
   eventSubscriptionPattern,
   eventTypeFromToken,
   eventTypeToken,
   isJobEvent,
   jobEventSubject,
+  jobEventsOf,
+  publishJobEvents,
   jsonForm,
   type JobEvent,
 } from '@partita/client';
@@ -83,6 +85,24 @@ test('isJobEvent accepts well-formed events only', (t) => {
   t.false(isJobEvent({ ...ok, id: 5 }));
   t.false(isJobEvent({ ...ok, at: 'yesterday' }));
   t.false(isJobEvent({ ...ok, retryAt: 3 }));
+});
+
+test('batch messages: events of one subject travel together and unpack one by one; malformed parts are dropped', async (t) => {
+  const bus = new InProcessBus({ cluster: 'c' });
+  const got: { kind: string; events: JobEvent[] }[] = [];
+  const off = await bus.subscribe('partita.c.event.>', (data, msg) => void got.push({ kind: msg.kind, events: jobEventsOf(data, msg.kind) }));
+  const at = new Date();
+  const ev = (id: string, kind: JobEvent['kind'], queue = 'q'): JobEvent => ({ id, partition: 'p', queue, type: 't.x', kind, attempt: 1, at, node: 'n' });
+  publishJobEvents(bus, [ev('a', 'completed'), ev('b', 'completed'), ev('c', 'started'), ev('d', 'completed', 'other')]);
+  await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(got.map((g) => g.kind).sort(), ['job.completed', 'job.completed.batch', 'job.started']);
+  const batch = got.find((g) => g.kind === 'job.completed.batch')!;
+  t.deepEqual(batch.events, [ev('a', 'completed'), ev('b', 'completed')]);
+  t.deepEqual(jobEventsOf({ partition: 'p', queue: 'q', type: 't', kind: 'completed', at, events: [{ id: 'ok', attempt: 1 }, { id: 5 }, null] }, 'job.completed.batch').map((e) => e.id), ['ok']);
+  t.deepEqual(jobEventsOf({ events: 'nope' }, 'job.completed.batch'), []);
+  t.deepEqual(jobEventsOf(null, 'job.completed.batch'), []);
+  await off();
+  await bus.close();
 });
 
 test('jsonForm gives what Postgres returns for a stored value', (t) => {

@@ -44,8 +44,8 @@ export interface EngineOptions {
   logger: Logger;
   /** Registry name of the partition's WorkerSupervisor. */
   workersName: string;
-  /** Job lifecycle events, for the bus (fire and forget; must not throw). */
-  events?: (event: EngineEvent) => void;
+  /** Job lifecycle events, for the bus: those of one message handled, together (fire and forget). */
+  events?: (events: EngineEvent[]) => void;
   /** Jobs with an execution key are admitted through Global, one request per claimed batch. */
   global: GlobalAccess;
   metrics?: Metrics;
@@ -199,10 +199,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let lastRenewalAt = Date.now();
   let heartbeatFailing = false;
   const renewalStaleMs = 2 * settings.heartbeatMs + 1000;
+  /** Events of the message being handled: published together when it is done (one bus message per subject). */
+  let outbox: EngineEvent[] = [];
   const emit = (event: EngineEvent) => {
-    if (!options.events) return;
+    if (options.events) outbox.push(event);
+  };
+  const publishEvents = () => {
+    if (outbox.length === 0) return;
+    const events = outbox;
+    outbox = [];
     try {
-      options.events(event);
+      options.events!(events);
     } catch (err) {
       log.warn({ err: describeError(err).message }, 'job event hook threw');
     }
@@ -665,6 +672,150 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     done();
   }
 
+  function handleMessage(msg: EngineMsg): unknown {
+    switch (msg.t) {
+      case 'wake':
+        more = true;
+        if (claiming) wokenWhileClaiming = true;
+        maybeClaim();
+        return;
+      case 'poll':
+        throttleTimer = undefined;
+        dispatch();
+        maybeClaim(true);
+        if (draining) checkDrained();
+        return;
+      case 'claimed':
+        onClaimed(msg.jobs, msg.asked, msg.found);
+        if (draining) checkDrained();
+        return;
+      case 'claimFailed':
+        onClaimFailed(msg.error);
+        if (draining) checkDrained();
+        return;
+      case 'admitted':
+        onAdmitted(msg.jobs, msg.admission);
+        if (draining) checkDrained();
+        else maybeClaim();
+        return;
+      case 'admitFailed':
+        onAdmitFailed(msg.jobs, msg.error);
+        if (draining) checkDrained();
+        return;
+      case 'done':
+        onDone(msg.job, msg.outcome);
+        return;
+      case 'progress':
+        if (tracked.has(msg.id)) {
+          const entry = tracked.get(msg.id)!;
+          emit({ kind: 'progress', job: entry.job, progress: msg.value });
+          pending.progress.set(msg.id, msg.value);
+          scheduleFlush();
+        }
+        return;
+      case 'flush':
+        flush();
+        return;
+      case 'flushed':
+        onFlushed(msg.batch, msg.accepted);
+        return;
+      case 'flushFailed':
+        onFlushFailed(msg.batch, msg.error);
+        return;
+      case 'held':
+        // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
+        return [pending, inflight].reduce<string[]>(
+          (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
+          [...tracked.keys()],
+        );
+      case 'keysReleased':
+        releasingKeys--;
+        if (draining) checkDrained();
+        return;
+      case 'heartbeatFailed':
+        if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
+        heartbeatFailing = true;
+        return;
+      case 'leases':
+        lastRenewalAt = Date.now();
+        if (heartbeatFailing) {
+          heartbeatFailing = false;
+          log.info('leases are renewed again; claiming resumes');
+          ctxRef.self.cast({ t: 'poll' });
+        }
+        for (const id of msg.checked) {
+          if (tracked.has(id) && !msg.renewed.has(id)) {
+            log.warn({ jobId: id }, 'lease lost (not renewed); aborting the local run');
+            abortJob(id, 'lease');
+          }
+        }
+        for (const id of msg.cancelRequested) abortJob(id, 'cancel');
+        return;
+      case 'cancel':
+        for (const id of msg.ids) abortJob(id, 'cancel');
+        return;
+      case 'drain':
+        if (!draining) {
+          draining = { done: msg.done, deadline: Date.now() + msg.graceMs, forced: false };
+          for (const [, q] of queues) {
+            for (const job of q.buffer) {
+              tracked.delete(job.id);
+              pending.releases.push(job);
+              keyDone(job);
+            }
+            q.buffer = [];
+          }
+          ctxRef.sendEvery(Math.max(5, Math.min(100, msg.graceMs / 10)), { t: 'poll' });
+          checkDrained();
+        }
+        return;
+      case 'control': {
+        const wasStopped = throttleMs < 0 || !controlKnown;
+        controlKnown = true;
+        const control = effectiveControl(msg.state, nodeId, [...queues.keys()]);
+        if (control.paused) {
+          paused = new Set(control.paused);
+          // Prefetched jobs of a paused queue go back; only what already runs finishes.
+          for (const name of paused) {
+            const q = queues.get(name);
+            if (!q || q.buffer.length === 0) continue;
+            for (const job of q.buffer) {
+              tracked.delete(job.id);
+              pending.releases.push(job);
+              keyDone(job);
+            }
+            q.buffer = [];
+            scheduleFlush();
+          }
+        }
+        if (control.throttleMs !== undefined) throttleMs = control.throttleMs;
+        // A lowered throttle takes effect now, not when the old, longer wait would have ended.
+        throttleTimer?.();
+        throttleTimer = undefined;
+        if (wasStopped || throttleMs >= 0) maybeClaim(true);
+        return;
+      }
+      case 'stats': {
+        const stats: EngineStats = {
+          partition,
+          running: 0,
+          prefetched: 0,
+          queues: {},
+          processed,
+          draining: draining !== undefined,
+          paused: [...paused],
+          throttleMs,
+        };
+        for (const [name, q] of queues) {
+          stats.running += q.running;
+          stats.prefetched += q.buffer.length;
+          stats.queues[name] = { concurrency: q.concurrency, running: q.running, prefetched: q.buffer.length };
+        }
+        return stats;
+      }
+    }
+  }
+
   return {
     init(ctx) {
       ctxRef = ctx;
@@ -677,146 +828,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       );
     },
     handle(msg) {
-      switch (msg.t) {
-        case 'wake':
-          more = true;
-          if (claiming) wokenWhileClaiming = true;
-          maybeClaim();
-          return;
-        case 'poll':
-          throttleTimer = undefined;
-          dispatch();
-          maybeClaim(true);
-          if (draining) checkDrained();
-          return;
-        case 'claimed':
-          onClaimed(msg.jobs, msg.asked, msg.found);
-          if (draining) checkDrained();
-          return;
-        case 'claimFailed':
-          onClaimFailed(msg.error);
-          if (draining) checkDrained();
-          return;
-        case 'admitted':
-          onAdmitted(msg.jobs, msg.admission);
-          if (draining) checkDrained();
-          else maybeClaim();
-          return;
-        case 'admitFailed':
-          onAdmitFailed(msg.jobs, msg.error);
-          if (draining) checkDrained();
-          return;
-        case 'done':
-          onDone(msg.job, msg.outcome);
-          return;
-        case 'progress':
-          if (tracked.has(msg.id)) {
-            const entry = tracked.get(msg.id)!;
-            emit({ kind: 'progress', job: entry.job, progress: msg.value });
-            pending.progress.set(msg.id, msg.value);
-            scheduleFlush();
-          }
-          return;
-        case 'flush':
-          flush();
-          return;
-        case 'flushed':
-          onFlushed(msg.batch, msg.accepted);
-          return;
-        case 'flushFailed':
-          onFlushFailed(msg.batch, msg.error);
-          return;
-        case 'held':
-          // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
-          return [pending, inflight].reduce<string[]>(
-            (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
-            [...tracked.keys()],
-          );
-        case 'keysReleased':
-          releasingKeys--;
-          if (draining) checkDrained();
-          return;
-        case 'heartbeatFailed':
-          if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
-          heartbeatFailing = true;
-          return;
-        case 'leases':
-          lastRenewalAt = Date.now();
-          if (heartbeatFailing) {
-            heartbeatFailing = false;
-            log.info('leases are renewed again; claiming resumes');
-            ctxRef.self.cast({ t: 'poll' });
-          }
-          for (const id of msg.checked) {
-            if (tracked.has(id) && !msg.renewed.has(id)) {
-              log.warn({ jobId: id }, 'lease lost (not renewed); aborting the local run');
-              abortJob(id, 'lease');
-            }
-          }
-          for (const id of msg.cancelRequested) abortJob(id, 'cancel');
-          return;
-        case 'cancel':
-          for (const id of msg.ids) abortJob(id, 'cancel');
-          return;
-        case 'drain':
-          if (!draining) {
-            draining = { done: msg.done, deadline: Date.now() + msg.graceMs, forced: false };
-            for (const [, q] of queues) {
-              for (const job of q.buffer) {
-                tracked.delete(job.id);
-                pending.releases.push(job);
-                keyDone(job);
-              }
-              q.buffer = [];
-            }
-            ctxRef.sendEvery(Math.max(5, Math.min(100, msg.graceMs / 10)), { t: 'poll' });
-            checkDrained();
-          }
-          return;
-        case 'control': {
-          const wasStopped = throttleMs < 0 || !controlKnown;
-          controlKnown = true;
-          const control = effectiveControl(msg.state, nodeId, [...queues.keys()]);
-          if (control.paused) {
-            paused = new Set(control.paused);
-            // Prefetched jobs of a paused queue go back; only what already runs finishes.
-            for (const name of paused) {
-              const q = queues.get(name);
-              if (!q || q.buffer.length === 0) continue;
-              for (const job of q.buffer) {
-                tracked.delete(job.id);
-                pending.releases.push(job);
-                keyDone(job);
-              }
-              q.buffer = [];
-              scheduleFlush();
-            }
-          }
-          if (control.throttleMs !== undefined) throttleMs = control.throttleMs;
-          // A lowered throttle takes effect now, not when the old, longer wait would have ended.
-          throttleTimer?.();
-          throttleTimer = undefined;
-          if (wasStopped || throttleMs >= 0) maybeClaim(true);
-          return;
-        }
-        case 'stats': {
-          const stats: EngineStats = {
-            partition,
-            running: 0,
-            prefetched: 0,
-            queues: {},
-            processed,
-            draining: draining !== undefined,
-            paused: [...paused],
-            throttleMs,
-          };
-          for (const [name, q] of queues) {
-            stats.running += q.running;
-            stats.prefetched += q.buffer.length;
-            stats.queues[name] = { concurrency: q.concurrency, running: q.running, prefetched: q.buffer.length };
-          }
-          return stats;
-        }
+      try {
+        return handleMessage(msg);
+      } finally {
+        publishEvents();
       }
     },
     terminate() {

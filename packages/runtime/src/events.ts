@@ -1,5 +1,5 @@
 import { describeError, type Logger } from '@partita/core';
-import { jsonForm, publishJobEvent, type JobEvent } from '@partita/client';
+import { jsonForm, publishJobEvents, type JobEvent } from '@partita/client';
 import type { Bus } from '@partita/nats';
 import type { EngineEvent } from './engine.js';
 
@@ -10,7 +10,7 @@ import type { EngineEvent } from './engine.js';
  * Results and progress go out in their stored JSON form, so an event carries exactly what
  * Postgres returns later. Never throws; while the bus is away events are dropped (counted by the bus).
  */
-export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: Logger }): (event: EngineEvent) => void {
+export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: Logger }): (events: EngineEvent[]) => void {
   const { bus, nodeId, logger } = options;
   let lastProblemAt = 0;
   const problem = (event: JobEvent, error: unknown) => {
@@ -19,28 +19,23 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     lastProblemAt = now;
     logger.warn({ jobId: event.id, kind: event.kind, err: describeError(error).message }, 'a job event could not be published (logged once a minute)');
   };
-  return (e) => {
-    if (!bus.connected) return; // dropped anyway; skip building it
-    const { job } = e;
-    const event: JobEvent = {
-      id: job.id,
-      partition: job.partition,
-      queue: job.queue,
-      type: job.type,
-      kind: e.kind,
-      attempt: job.attempt,
-      at: new Date(),
-      node: nodeId,
-    };
-    try {
-      if (e.kind === 'completed') event.result = jsonForm(e.result);
-      if (e.kind === 'progress') event.progress = jsonForm(e.progress);
-    } catch (err) {
-      event.truncated = true; // not JSON-representable here; the stored form is in Postgres
-      problem(event, err);
-    }
-    if (e.error !== undefined) event.error = e.error;
-    if (e.retryAt) event.retryAt = e.retryAt;
-    publishJobEvent(bus, event, (p) => problem(p.event, p.error));
+  return (engineEvents) => {
+    if (!bus.connected) return; // dropped anyway; skip building them
+    const at = new Date();
+    const events = engineEvents.map((e) => {
+      const { job } = e;
+      const event: JobEvent = { id: job.id, partition: job.partition, queue: job.queue, type: job.type, kind: e.kind, attempt: job.attempt, at, node: nodeId };
+      try {
+        if (e.kind === 'completed') event.result = jsonForm(e.result);
+        if (e.kind === 'progress') event.progress = jsonForm(e.progress);
+      } catch (err) {
+        event.truncated = true; // not JSON-representable here; the stored form is in Postgres
+        problem(event, err);
+      }
+      if (e.error !== undefined) event.error = e.error;
+      if (e.retryAt) event.retryAt = e.retryAt;
+      return event;
+    });
+    publishJobEvents(bus, events, (p) => problem(p.event, p.error));
   };
 }
