@@ -19,7 +19,18 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     lastProblemAt = now;
     logger.warn({ jobId: event.id, kind: event.kind, err: describeError(error).message }, 'a job event could not be published (logged once a minute)');
   };
-  return (engineEvents) => {
+  // Events are gathered until the event loop turns: the NATS client writes to its socket once per
+  // microtask burst, so publishing from each engine message (a start here, a completion there)
+  // cost one syscall per event; gathered, a turn's events of one subject go out as one message.
+  let gathered: EngineEvent[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    const batch = gathered;
+    gathered = [];
+    publish(batch);
+  };
+  const publish = (engineEvents: EngineEvent[]) => {
     if (!bus.connected) return; // dropped anyway; skip building them
     const at = new Date();
     const events = engineEvents.map((e) => {
@@ -37,5 +48,12 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
       return event;
     });
     publishJobEvents(bus, events, (p) => problem(p.event, p.error));
+  };
+  return (engineEvents) => {
+    for (const e of engineEvents) gathered.push(e);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
   };
 }

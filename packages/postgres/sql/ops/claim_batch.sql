@@ -44,11 +44,12 @@ WITH async_commit AS MATERIALIZED (
 -- The claimed jobs in claim order (RETURNING has none; admission's FIFO relies on it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
 -- are there (jobs of one key beyond the first), so the engine keeps claiming.
+-- (run_at goes out as epoch numeric, which the driver leaves as text: only the sort needs it.)
 SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       cancel_requested, run_at, NULL::integer AS found
+       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found
 FROM claimed
 UNION ALL
 SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer
 FROM wanted w
-ORDER BY priority, run_at, id
+ORDER BY priority, run_at_epoch, id
