@@ -1,6 +1,6 @@
 import { ratio } from '../lib/stats.js';
 import { enqueueThenDrain, type DrainResult } from './drain.js';
-import { plainThroughput } from './throughput.js';
+import { plainBaselines } from './throughput.js';
 import type { Workload } from './types.js';
 
 export const DEPTH_TOLERANCE = 0.1;
@@ -15,17 +15,7 @@ export const depth: Workload = {
   description: 'the throughput run again with a large backlog already queued in another queue of the partition',
   async run(ctx) {
     const { options } = ctx;
-    // The plain run of this same bench session is the baseline; run it if throughput was not selected.
-    const baseline = new Map<string, { processPerSec: number; enqueuePerSec: number; from: string }>();
-    const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
-    for (const s of ctx.systems) {
-      const line = ctx.results.get(`throughput/${s.name}`);
-      if (line) baseline.set(s.name, { processPerSec: line.processPerSec as number, enqueuePerSec: line.enqueuePerSec as number, from: 'throughput workload' });
-    }
-    if (missing.length) {
-      const plain = await plainThroughput({ ...ctx, systems: missing }, 'depth-plain');
-      for (const [name, r] of plain) baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: 'plain run inside depth' });
-    }
+    const baseline = await plainBaselines(ctx, 'depth');
 
     const results = new Map<string, DrainResult>();
     for (const factory of ctx.systems) {

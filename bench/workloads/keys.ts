@@ -1,7 +1,7 @@
 import { ratio } from '../lib/stats.js';
 import type { BenchJob } from '../systems/types.js';
 import { enqueueThenDrain, type DrainResult } from './drain.js';
-import { plainThroughput } from './throughput.js';
+import { plainBaselines } from './throughput.js';
 import type { Workload } from './types.js';
 
 /** Distinct execution keys the jobs are spread over (round robin: job i has key i mod KEYS). */
@@ -16,17 +16,7 @@ export const keys: Workload = {
   description: `the throughput run with every job under one of ${KEYS.toLocaleString()} execution keys (at most one running job per key), compared with the plain run`,
   async run(ctx) {
     const { options } = ctx;
-    // The plain run of this same bench session is the baseline; run it if throughput was not selected.
-    const baseline = new Map<string, { processPerSec: number; enqueuePerSec: number; from: string }>();
-    const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
-    for (const s of ctx.systems) {
-      const line = ctx.results.get(`throughput/${s.name}`);
-      if (line) baseline.set(s.name, { processPerSec: line.processPerSec as number, enqueuePerSec: line.enqueuePerSec as number, from: 'throughput workload' });
-    }
-    if (missing.length) {
-      const plain = await plainThroughput({ ...ctx, systems: missing }, 'keys-plain');
-      for (const [name, r] of plain) baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: 'plain run inside keys' });
-    }
+    const baseline = await plainBaselines(ctx, 'keys');
 
     const results = new Map<string, DrainResult>();
     for (const factory of ctx.systems) {

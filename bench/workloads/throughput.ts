@@ -22,6 +22,30 @@ export async function plainThroughput(ctx: WorkloadContext, workload: string): P
   return out;
 }
 
+export interface PlainBaseline {
+  processPerSec: number;
+  enqueuePerSec: number;
+  from: string;
+}
+
+/**
+ * Each system's plain run of this bench session, the baseline of the workloads that vary it
+ * (depth, keys): taken from the throughput workload's results, or run now as `<workload>-plain`.
+ */
+export async function plainBaselines(ctx: WorkloadContext, workload: string): Promise<Map<string, PlainBaseline>> {
+  const baseline = new Map<string, PlainBaseline>();
+  const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
+  for (const s of ctx.systems) {
+    const line = ctx.results.get(`throughput/${s.name}`);
+    if (line) baseline.set(s.name, { processPerSec: line.processPerSec as number, enqueuePerSec: line.enqueuePerSec as number, from: 'throughput workload' });
+  }
+  if (missing.length) {
+    const plain = await plainThroughput({ ...ctx, systems: missing }, `${workload}-plain`);
+    for (const [name, r] of plain) baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: `plain run inside ${workload}` });
+  }
+  return baseline;
+}
+
 export const throughput: Workload = {
   name: 'throughput',
   description: 'N no-op jobs enqueued in batches (no worker running), then drained at concurrency C',
