@@ -42,6 +42,7 @@ export interface Statement {
 
 export type OpName =
   | 'enqueue_batch'
+  | 'enqueue_one'
   | 'queue_key_holders'
   | 'claim_batch'
   | 'save_control'

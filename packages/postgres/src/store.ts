@@ -229,7 +229,8 @@ export class JobStore {
     // they were inserted.
     const inserted = new Set<string>();
     if (jobs.length <= ENQUEUE_CHUNK) {
-      for (const r of await this.run<{ id: string }>('enqueue_batch', batch.params(0, jobs.length))) inserted.add(r.id);
+      const [op, params] = jobs.length === 1 ? (['enqueue_one', batch.single()] as const) : (['enqueue_batch', batch.params(0, jobs.length)] as const);
+      for (const r of await this.run<{ id: string }>(op, params)) inserted.add(r.id);
     } else {
       const client = await this.pool.connect();
       try {
@@ -727,6 +728,26 @@ class EnqueueBatch {
     this.lookups.push(lookup ?? 'null');
     this.lookupIndexes.push(lookupIndex ?? 'null');
     if (lookup !== null) this.lookupCount++;
+  }
+
+  /** enqueue_one's parameters: the batch's only job. */
+  single(): unknown[] {
+    const nullIf = <T>(value: T, none: T) => (value === none ? null : value);
+    return [
+      this.ids[0],
+      this.partitions[0],
+      this.queues[0],
+      this.types[0],
+      this.payloads[0],
+      this.priorities[0],
+      nullIf(this.runAts[0], 'NULL'),
+      this.maxAttempts[0],
+      nullIf(this.timeouts[0], 'NULL'),
+      this.queueKeys[0],
+      this.executionKeys[0],
+      nullIf(this.lookups[0], 'null'),
+      nullIf(this.lookupIndexes[0], 'null'),
+    ];
   }
 
   /**
