@@ -98,6 +98,11 @@ class PartitaSystem implements BenchSystem {
   async stopWorkers(): Promise<void> {
     const node = this.node;
     this.node = undefined;
+    // Diagnostic knob: the node's claim, flush and Global call timings of the run, on stderr.
+    if (node && process.env.PARTITA_BENCH_NODE_METRICS) {
+      const text = await node.metrics.scrape();
+      process.stderr.write(text.split('\n').filter((l) => /^partita_(global_call_duration_seconds_(sum|count)|claim_duration_seconds_(sum|count)|flush_duration_seconds_(sum|count))/.test(l)).join('\n') + '\n');
+    }
     if (node) await node.stop({ graceMs: 10_000 });
   }
 

@@ -108,6 +108,8 @@ interface QueueState {
   sampledAt: number;
   /** Smoothed jobs finished per millisecond: sizes the prefetch. */
   rate: number;
+  /** The last claim brought jobs with execution keys. */
+  keyed: boolean;
 }
 
 interface Tracked {
@@ -162,7 +164,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
-      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0 },
+      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0, keyed: false },
     ]),
   );
   const tracked = new Map<string, Tracked>();
@@ -243,6 +245,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       q.finished = 0;
       q.sampledAt = now;
     }
+    // A prefetched keyed job holds its key while it waits for a slot, and every claim then scans
+    // past the queued jobs of that key: with keys, prefetch no more than configured.
+    if (q.keyed) return settings.prefetch;
     const wanted = Math.floor(q.rate * claimRttMs * PREFETCH_ROUND_TRIPS);
     return Math.min(settings.maxPrefetch, Math.max(settings.prefetch, wanted));
   }
@@ -310,6 +315,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     claimBackoffMs = 0;
     const got = new Map<string, number>();
     const keyed: ClaimedJob[] = [];
+    for (const [name] of asked) {
+      const q = queues.get(name);
+      if (q) q.keyed = false;
+    }
     for (const job of jobs) {
       got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
       const q = queues.get(job.queue);
@@ -322,8 +331,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       // A client without the definitions could not run executionKey(payload): derive it here.
       if (!job.executionKey) job.executionKey = deriveExecutionKey(job) ?? null;
-      if (job.executionKey) keyed.push(job);
-      else q.buffer.push(job);
+      if (job.executionKey) {
+        keyed.push(job);
+        q.keyed = true;
+      } else q.buffer.push(job);
     }
     if (keyed.length) admit(keyed);
     more = wokenWhileClaiming || [...asked].some(([queue, n]) => (found.get(queue) ?? got.get(queue) ?? 0) >= n);

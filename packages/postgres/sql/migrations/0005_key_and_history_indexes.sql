@@ -1,7 +1,10 @@
--- The claim skips execution keys that a running job holds: this index answers that probe from
--- the few running keyed rows instead of every queued job of the key.
-CREATE INDEX jobs_running_key_idx ON {{schema}}.jobs (partition, execution_key)
-  WHERE execution_key IS NOT NULL AND state = 'running';
+-- Keys held or waited for: the claim's probe (skip keys a running job holds), the shown state
+-- of a queued job behind its key, and a new Global leader's rebuild all read only running and
+-- waiting keyed rows. The index over every keyed live row, queued ones included, cost an entry
+-- at each enqueue and each claim and answered none of these better.
+CREATE INDEX jobs_active_key_idx ON {{schema}}.jobs (partition, execution_key)
+  WHERE execution_key IS NOT NULL AND state IN ('running', 'waiting');
+DROP INDEX {{schema}}.jobs_execution_key_idx;
 
 -- The primary key (id, finished_at) already serves lookups by id; the extra index only cost an
 -- insert per finished job.
