@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, openSync, closeSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, isRoot, notice, probeNats, sleep } from './util.js';
@@ -90,7 +91,10 @@ export async function spawnNatsServer(opts: {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   for (let attempt = 1; ; attempt++) {
     const port = opts.port || (await freePort());
-    const args = ['-a', '127.0.0.1', '-p', String(port), '-l', opts.logFile];
+    // A free port may be taken by another test's server before ours binds it; ours then exits, but
+    // a probe could reach the other one first. The name tells them apart.
+    const name = `partita-test-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const args = ['-a', '127.0.0.1', '-p', String(port), '-l', opts.logFile, '--server_name', name];
     if (opts.jetstream !== false) args.push('-js', '-sd', opts.storeDir);
     const logStart = size(opts.logFile);
     const fd = openSync(opts.logFile, 'a');
@@ -106,7 +110,7 @@ export async function spawnNatsServer(opts: {
     const url = `nats://127.0.0.1:${port}`;
     for (;;) {
       if (exited) break;
-      if ((await probeNats(url, 500)) === undefined && !exited) {
+      if ((await probeNats(url, 500, name)) === undefined && !exited) {
         if (opts.detached) child.unref();
         return { child, port, url };
       }

@@ -95,7 +95,7 @@ export async function probePostgres(url: string, timeoutMs = 3000): Promise<stri
  * A real NATS handshake without a client library: read the server's INFO, send CONNECT + PING,
  * expect PONG. Resolves undefined when the server answered, else the reason.
  */
-export function probeNats(url: string, timeoutMs = 2000): Promise<string | undefined> {
+export function probeNats(url: string, timeoutMs = 2000, expectName?: string): Promise<string | undefined> {
   let u: URL;
   try {
     u = new URL(url.split(',')[0]!.trim().replace(/^(tls|wss?):/, 'nats:'));
@@ -122,11 +122,14 @@ export function probeNats(url: string, timeoutMs = 2000): Promise<string | undef
         const first = buf.slice(0, nl);
         buf = buf.slice(nl + 2);
         if (!first.startsWith('INFO ')) return done(`${host}:${port} is not a NATS server (said ${JSON.stringify(first.slice(0, 40))})`);
-        let info: { tls_required?: boolean } = {};
+        let info: { tls_required?: boolean; server_name?: string } = {};
         try {
           info = JSON.parse(first.slice(5));
         } catch {
           return done(`${host}:${port} sent a malformed INFO`);
+        }
+        if (expectName !== undefined && info.server_name !== expectName) {
+          return done(`${host}:${port} is another NATS server (${JSON.stringify(info.server_name)}, not ${JSON.stringify(expectName)})`);
         }
         if (info.tls_required) return done(undefined); // a real NATS server; TLS is the client's business
         const connect: Record<string, unknown> = { verbose: false, pedantic: false, lang: 'probe', version: '0', protocol: 1 };
