@@ -15,7 +15,8 @@ import type { Metrics } from './metrics.js';
 
 /** What the engine needs of its partition's Global: batched admission and key release. */
 export interface GlobalAccess {
-  admit(jobs: { id: string; key: string; attempt: number }[]): Promise<Admission>;
+  /** `finished`: keys released since the last request, handled by Global before admitting. */
+  admit(jobs: { id: string; key: string; attempt: number }[], finished?: { id: string; key: string }[]): Promise<Admission>;
   finished(jobs: { id: string; key: string }[]): Promise<unknown>;
 }
 
@@ -223,11 +224,31 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const pendingCount = () =>
     pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size + pending.keysDone.length;
   let admitting = 0;
+  /** Freed execution keys not yet sent to Global. */
+  let keysToRelease: { id: string; key: string }[] = [];
+  /**
+   * Tells Global about freed keys on their own. Not awaited by anyone but a drain, so a stopping
+   * node's last keys reach Global before Global itself stops and saves; if Global is unreachable,
+   * its reconciliation frees keys of finished jobs.
+   */
+  const sendReleases = () => {
+    if (keysToRelease.length === 0) return;
+    const jobs = keysToRelease;
+    keysToRelease = [];
+    releasingKeys++;
+    options.global
+      .finished(jobs)
+      .catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'))
+      .finally(() => self.cast({ t: 'keysReleased' }));
+  };
   /** Requests telling Global about freed execution keys that have not been answered yet. */
   let releasingKeys = 0;
   let admitBacklog: ClaimedJob[] = [];
   const admitNext = () => {
-    if (admitBacklog.length === 0) return;
+    if (admitBacklog.length === 0) {
+      sendReleases();
+      return;
+    }
     const next = admitBacklog;
     admitBacklog = [];
     admit(next);
@@ -365,7 +386,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       return;
     }
     admitting++;
-    options.global.admit(jobs.map((j) => ({ id: j.id, key: j.executionKey!, attempt: j.attempt }))).then(
+    const released = keysToRelease;
+    keysToRelease = [];
+    options.global.admit(jobs.map((j) => ({ id: j.id, key: j.executionKey!, attempt: j.attempt })), released.length ? released : undefined).then(
       (admission) => self.cast({ t: 'admitted', jobs, admission }),
       (error) => self.cast({ t: 'admitFailed', jobs, error }),
     );
@@ -537,14 +560,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
     ]);
     if (batch.keysDone.length) {
-      // Not awaited by the flush: if Global is unreachable, its reconciliation frees keys of
-      // finished jobs. A drain does wait for it, so a stopping node's last keys reach Global
-      // before Global itself stops and saves.
-      releasingKeys++;
-      options.global
-        .finished(batch.keysDone)
-        .catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'))
-        .finally(() => self.cast({ t: 'keysReleased' }));
+      // Every Global request waits for a snapshot save: while an admission is in flight, freed
+      // keys ride along with the next one (Global releases them before admitting), else they go
+      // now. Either way they reach Global before any admission of a later claim.
+      for (const k of batch.keysDone) keysToRelease.push(k);
+      if (admitting === 0) sendReleases();
     }
     work.then(
       ([completed, failed]) => {
@@ -674,6 +694,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
+    if (admitting === 0) sendReleases();
     if (claiming || flushing || admitting > 0 || admitBacklog.length > 0 || releasingKeys > 0 || pendingCount() > 0) {
       if (!flushing && pendingCount() > 0) flush();
       return;

@@ -170,7 +170,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             events: publishEvent,
             metrics,
             global: {
-              admit: (jobs) => globalFor(partition).request<Admission>({ op: 'admit', node: nodeId, jobs }),
+              admit: (jobs, finished) => globalFor(partition).request<Admission>({ op: 'admit', node: nodeId, jobs, ...(finished ? { finished } : {}) }),
               finished: (jobs) => globalFor(partition).request({ op: 'finished', jobs }),
             },
           }),

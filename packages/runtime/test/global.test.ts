@@ -162,3 +162,21 @@ test('queue keys through Global: taken while the job lives, releasable, free onc
     await c.close();
   }
 });
+
+test('an admission may carry keys freed since the last one: Global frees them first, then admits', async (t) => {
+  const c = await cluster('gpiggy');
+  try {
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [] });
+    const ask = send(node);
+    const [a, b, d] = ['018f0000-0000-7000-8000-00000000000a', '018f0000-0000-7000-8000-00000000000b', '018f0000-0000-7000-8000-00000000000d'];
+    t.deepEqual(await ask({ op: 'admit', node: node.id, jobs: [{ id: a, key: 'k', attempt: 1 }] }), { run: [a], wait: [], cancelled: [] });
+    // a finished; its release rides with the admission of d, which wants the same key: d runs.
+    t.deepEqual(await ask({ op: 'admit', node: node.id, jobs: [{ id: d, key: 'k', attempt: 1 }], finished: [{ id: a, key: 'k' }] }), { run: [d], wait: [], cancelled: [] });
+    // b arrives while d holds the key: it waits behind d.
+    t.deepEqual(await ask({ op: 'admit', node: node.id, jobs: [{ id: b, key: 'k', attempt: 1 }] }), { run: [], wait: [b], cancelled: [] });
+    const snap = await ask<{ executionKeys: Record<string, { holder: string | null; waiters: string[] }> }>({ op: 'snapshot' });
+    t.deepEqual(snap.executionKeys.k, { holder: d, waiters: [b] });
+  } finally {
+    await c.close();
+  }
+});

@@ -178,6 +178,25 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     if (promoted.length < ids.length) ctxRef.self.cast({ t: 'reconcile' });
   }
 
+  /** Jobs that ended: their cancel entries go, their keys pass to the next waiters (returned, to promote). */
+  function release(jobs: { id: string; key: string | null }[]): string[] {
+    const next: string[] = [];
+    for (const job of jobs) {
+      cancelled.delete(job.id);
+      if (!job.key) continue;
+      const k = keys.get(job.key);
+      if (!k) continue;
+      touch(job.key);
+      if (k.holder === job.id) {
+        const n = pass(job.key);
+        if (n) next.push(n);
+      } else {
+        k.waiters = k.waiters.filter((w) => w !== job.id);
+      }
+    }
+    return next;
+  }
+
   function admit(request: Extract<GlobalRequest, { op: 'admit' }>): { result: Admission; effect?: () => Promise<void> } {
     const result: Admission = { run: [], wait: [], cancelled: [] };
     const parkList: { id: string; attempt: number; node: string; key: string }[] = [];
@@ -203,25 +222,21 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
   function handleRequest(request: GlobalRequest, reply: Reply): void {
     switch (request.op) {
       case 'admit': {
+        // Keys released with the admission go first: a job of this batch may be next for one.
+        const next = request.finished ? release(request.finished) : [];
         const { result, effect } = admit(request);
-        commit({ result: () => result, reply, ...(effect ? { effect } : {}) });
+        commit({
+          result: () => result,
+          reply,
+          effect: async () => {
+            await promote(next);
+            await effect?.();
+          },
+        });
         return;
       }
       case 'finished': {
-        const next: string[] = [];
-        for (const job of request.jobs) {
-          cancelled.delete(job.id);
-          if (!job.key) continue;
-          const k = keys.get(job.key);
-          if (!k) continue;
-          touch(job.key);
-          if (k.holder === job.id) {
-            const n = pass(job.key);
-            if (n) next.push(n);
-          } else {
-            k.waiters = k.waiters.filter((w) => w !== job.id);
-          }
-        }
+        const next = release(request.jobs);
         commit({ result: () => ({ promoted: next.length }), reply, effect: () => promote(next) });
         return;
       }
