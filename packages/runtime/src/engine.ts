@@ -45,8 +45,8 @@ export interface EngineOptions {
   logger: Logger;
   /** Registry name of the partition's WorkerSupervisor. */
   workersName: string;
-  /** Job lifecycle events, for the bus: those of one message handled, together (fire and forget). */
-  events?: (events: EngineEvent[]) => void;
+  /** Job lifecycle events, for the bus (fire and forget; must not throw; it gathers them into batches). */
+  events?: (event: EngineEvent) => void;
   /** Jobs with an execution key are admitted through Global, one request per claimed batch. */
   global: GlobalAccess;
   metrics?: Metrics;
@@ -202,17 +202,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let lastRenewalAt = Date.now();
   let heartbeatFailing = false;
   const renewalStaleMs = 2 * settings.heartbeatMs + 1000;
-  /** Events of the message being handled: published together when it is done (one bus message per subject). */
-  let outbox: EngineEvent[] = [];
   const emit = (event: EngineEvent) => {
-    if (options.events) outbox.push(event);
-  };
-  const publishEvents = () => {
-    if (outbox.length === 0) return;
-    const events = outbox;
-    outbox = [];
+    if (!options.events) return;
     try {
-      options.events!(events);
+      options.events(event);
     } catch (err) {
       log.warn({ err: describeError(err).message }, 'job event hook threw');
     }
@@ -226,6 +219,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let admitting = 0;
   /** Freed execution keys not yet sent to Global. */
   let keysToRelease: { id: string; key: string }[] = [];
+  /** Requests telling Global about freed execution keys that have not been answered yet. */
+  let releasingKeys = 0;
   /**
    * Tells Global about freed keys on their own. Not awaited by anyone but a drain, so a stopping
    * node's last keys reach Global before Global itself stops and saves; if Global is unreachable,
@@ -241,8 +236,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       .catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'))
       .finally(() => self.cast({ t: 'keysReleased' }));
   };
-  /** Requests telling Global about freed execution keys that have not been answered yet. */
-  let releasingKeys = 0;
   let admitBacklog: ClaimedJob[] = [];
   const admitNext = () => {
     if (admitBacklog.length === 0) {
@@ -287,7 +280,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const now = Date.now();
     if (now < claimRetryAt || !leasesRenewing(now)) return;
     if (throttleMs > 0) {
-      const wait = lastClaimAt + throttleMs - Date.now();
+      const wait = lastClaimAt + throttleMs - now;
       if (wait > 0) {
         throttleTimer ??= ctxRef.sendAfter(wait, { t: 'poll' });
         return;
@@ -313,7 +306,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (!force && !more && !idle) return;
     if (!force && !idle && !worth) return;
     claiming = true;
-    lastClaimAt = Date.now();
+    lastClaimAt = now;
     const claimStarted = performance.now();
     store
       .claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
@@ -859,13 +852,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         (err) => log.warn({ err: describeError(err).message }, 'reading pause/throttle state failed; claims wait for it'),
       );
     },
-    handle(msg) {
-      try {
-        return handleMessage(msg);
-      } finally {
-        publishEvents();
-      }
-    },
+    handle: handleMessage,
     terminate() {
       // Jobs still tracked here are abandoned to lease expiry: the heartbeat stops renewing them
       // because this engine no longer lists them, and another run picks them up.

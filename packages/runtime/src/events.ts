@@ -10,7 +10,7 @@ import type { EngineEvent } from './engine.js';
  * Results and progress go out in their stored JSON form, so an event carries exactly what
  * Postgres returns later. Never throws; while the bus is away events are dropped (counted by the bus).
  */
-export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: Logger }): (events: EngineEvent[]) => void {
+export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: Logger }): (event: EngineEvent) => void {
   const { bus, nodeId, logger } = options;
   let lastProblemAt = 0;
   const problem = (event: JobEvent, error: unknown) => {
@@ -49,8 +49,8 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     });
     publishJobEvents(bus, events, (p) => problem(p.event, p.error));
   };
-  return (engineEvents) => {
-    for (const e of engineEvents) gathered.push(e);
+  return (event) => {
+    gathered.push(event);
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
