@@ -99,7 +99,7 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
     subjects.quorum(cluster, 'x'),
   ];
   // Global's request kinds too, except pause/resume/throttle: a well-formed one is a legitimate command.
-  const globalOps = ['admit', 'finished', 'cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld', 'releaseExecutionKey', 'pausedQueues', 'control', 'snapshot'];
+  const globalOps = ['cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld', 'releaseExecutionKey', 'pausedQueues', 'control', 'snapshot'];
   const kinds = ['wake', 'control', 'cancel', 'rollcall', 'quorum', 'job.completed', '$reply', '$error', 'nonsense', ...globalOps];
   // Structure-aware: well-formed control/cancel envelopes whose payloads are subtly wrong.
   const nearlyControl = () =>

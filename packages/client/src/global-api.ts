@@ -5,9 +5,6 @@ import type { ThrottleRule } from './quorum.js';
 
 /** Requests a partition's Global serves (the `op` is the bus message kind). */
 export type GlobalRequest =
-  /** `finished`: keys released by jobs that ended since the last request, handled before the admission. */
-  | { op: 'admit'; node: string; jobs: { id: string; key: string; attempt: number }[]; finished?: { id: string; key: string | null }[] }
-  | { op: 'finished'; jobs: { id: string; key: string | null }[] }
   | { op: 'cancelJob'; id: string }
   | { op: 'isCancelled'; id: string }
   | { op: 'queueKeyTaken'; key: string }

@@ -206,10 +206,20 @@ export class JobStore {
     if (this.ownsPool) await Promise.all([this.pool.end(), this.claimPool.end()]);
   }
 
-  private async run<R extends pg.QueryResultRow>(op: OpName, values: unknown[], client?: pg.PoolClient | pg.Pool): Promise<R[]> {
+  private async run<R extends pg.QueryResultRow>(
+    op: OpName,
+    values: unknown[],
+    client?: pg.PoolClient | pg.Pool,
+    retry?: (err: unknown, attempt: number) => boolean,
+  ): Promise<R[]> {
     const stmt = this.ops[op];
-    const result = await (client ?? this.pool).query<R>({ name: stmt.name, text: stmt.text, values });
-    return result.rows;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await (client ?? this.pool).query<R>({ name: stmt.name, text: stmt.text, values })).rows;
+      } catch (err) {
+        if (!retry?.(err, attempt)) throw err;
+      }
+    }
   }
 
   // ── enqueue ────────────────────────────────────────────────────────────────────────────────
@@ -430,7 +440,7 @@ export class JobStore {
       execution_key: string | null;
       cancel_requested: boolean;
       found: number | null;
-    }>('claim_batch', [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs], this.claimPool);
+    }>('claim_batch', [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs], this.claimPool, retryOnKeyRace);
     const jobs: ClaimedJob[] = [];
     // Rows come in claim order (priority, run_at, id), the per-queue counts last.
     for (const r of rows) {
@@ -487,10 +497,13 @@ export class JobStore {
     return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
   }
 
-  /** Hands claimed jobs back to the queue without counting the attempt; returns the ids released. */
-  async release(nodeId: string, items: { id: string; attempt: number }[]): Promise<Set<string>> {
+  /**
+   * Hands claimed jobs back to the queue without counting the attempt; returns the ids released.
+   * `executionKey` records a key derived from the job's definition for a job stored without one.
+   */
+  async release(nodeId: string, items: { id: string; attempt: number; executionKey?: string | null }[]): Promise<Set<string>> {
     if (items.length === 0) return new Set();
-    const rows = await this.run<{ id: string }>('release_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), nodeId]);
+    const rows = await this.run<{ id: string }>('release_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), nodeId, items.map((i) => i.executionKey ?? null)]);
     return new Set(rows.map((r) => r.id));
   }
 
@@ -552,32 +565,30 @@ export class JobStore {
     return rows.map(toJobRecord);
   }
 
-  // ── execution keys (used by Global) ──────────────────────────────────────────────────────
+  // ── execution keys and Global's reconciliation ────────────────────────────────────────────
 
-  /** Claimed jobs that must wait for their execution key go to state waiting; returns those parked. */
-  async park(items: { id: string; attempt: number; node: string; key: string }[]): Promise<Set<string>> {
-    if (items.length === 0) return new Set();
-    const rows = await this.run<{ id: string }>('park_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), items.map((i) => i.node), items.map((i) => i.key)]);
-    return new Set(rows.map((r) => r.id));
+  /** Which of these jobs are still live (a missing id is finished, or never existed). */
+  async liveJobs(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    return new Set((await this.run<{ id: string }>('live_jobs', [ids])).map((r) => r.id));
   }
 
-  /** Waiting jobs whose execution key passed to them become queued; returns them with their queues. */
-  async promote(ids: string[]): Promise<{ id: string; queue: string }[]> {
-    if (ids.length === 0) return [];
-    return this.run<{ id: string; queue: string }>('promote_waiting', [ids]);
+  /** Execution keys held by running jobs of a partition, each with the queued jobs behind it in claim order. */
+  async executionKeys(partition: string): Promise<Record<string, { holder: string; waiters: string[] }>> {
+    const rows = await this.run<{ execution_key: string; holder: string; waiters: string[] }>('held_execution_keys', [partition]);
+    return Object.fromEntries(rows.map((r) => [r.execution_key, { holder: r.holder, waiters: r.waiters }]));
   }
 
-  /** Live states of the given jobs; a missing id is finished (or never existed). */
-  async jobStates(ids: string[]): Promise<Map<string, { state: 'queued' | 'waiting' | 'running'; executionKey: string | null; queue: string }>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.run<{ id: string; state: 'queued' | 'waiting' | 'running'; execution_key: string | null; queue: string }>('job_states', [ids]);
-    return new Map(rows.map((r) => [r.id, { state: r.state, executionKey: r.execution_key, queue: r.queue }]));
+  /** The running job holding an execution key, if any. */
+  async executionKeyHolder(partition: string, key: string): Promise<string | undefined> {
+    const [row] = await this.run<{ id: string }>('execution_key_holder', [partition, key]);
+    return row?.id;
   }
 
-  /** Running and waiting jobs of a partition that carry an execution key, oldest first. */
-  async keyedLiveJobs(partition: string): Promise<{ id: string; state: 'running' | 'waiting'; executionKey: string }[]> {
-    const rows = await this.run<{ id: string; state: 'running' | 'waiting'; execution_key: string }>('keyed_live_jobs', [partition]);
-    return rows.map((r) => ({ id: r.id, state: r.state, executionKey: r.execution_key }));
+  /** Frees an execution key by hand (its running job goes on without it); returns that job, if one held it. */
+  async releaseExecutionKey(partition: string, key: string): Promise<{ id: string; queue: string } | undefined> {
+    const [row] = await this.run<{ id: string; queue: string }>('release_execution_key', [partition, key]);
+    return row;
   }
 
   /** Which live job holds a queue key, if any. */
@@ -774,4 +785,11 @@ class EnqueueBatch {
       this.lookupCount > 0 ? `[${part(this.lookupIndexes).join(',')}]` : null,
     ];
   }
+}
+
+/** Claims that hit another claim's just-committed hold on an execution key are retried: the retry reads past it. */
+const CLAIM_KEY_RACE_RETRIES = 3;
+function retryOnKeyRace(err: unknown, attempt: number): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === '23505' && e.constraint === 'jobs_running_key_idx' && attempt <= CLAIM_KEY_RACE_RETRIES;
 }

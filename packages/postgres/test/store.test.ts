@@ -385,3 +385,72 @@ withStore('validation errors name the job and the field, in a batch and alone', 
   await fails([ok, { ...ok, payload: 'x'.repeat(1024 * 1024 - 1) }], 'jobs[1].payload: is 1048577 bytes of JSON, over the 1048576-byte limit; store large data elsewhere and enqueue a reference, or raise limits.payloadBytes');
   t.truthy(await store.enqueueOne({ ...ok, payload: 'x'.repeat(1024 * 1024 - 2) }), 'exactly 1 MiB of JSON is allowed');
 });
+
+withStore('an execution key admits one running job: claims racing from several nodes never run two jobs of a key, and none fails', async (t, { store, db }) => {
+  const KEYS = 8;
+  await store.enqueue(Array.from({ length: 400 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `k${i % KEYS}`, payload: { i } })));
+  // Four nodes, each with its own store (own connections), claiming and completing side by side.
+  const others = await Promise.all([1, 2, 3].map(() => JobStore.open({ postgres: db.url, schema: db.schema })));
+  const stores = [store, ...others];
+  let done = 0;
+  let worst = 0;
+  try {
+    await Promise.all(
+      stores.map(async (s, n) => {
+        const node = `node-${n}`;
+        for (let idle = 0; idle < 20 && done < 400; ) {
+          const jobs = await s.claim({ nodeId: node, partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 16 }] });
+          const keys = jobs.map((j) => j.executionKey);
+          t.is(new Set(keys).size, keys.length, 'one job per key per claim');
+          const { rows } = await db.pool.query(
+            `SELECT max(n)::int AS worst FROM (SELECT count(*) AS n FROM "${db.schema}".jobs WHERE state = 'running' GROUP BY execution_key) c`,
+          );
+          worst = Math.max(worst, rows[0].worst ?? 0);
+          if (jobs.length === 0) {
+            idle++;
+            await new Promise((r) => setTimeout(r, 5));
+            continue;
+          }
+          idle = 0;
+          const accepted = await s.complete(node, jobs.map((j) => ({ id: j.id, attempt: j.attempt, result: null })));
+          done += accepted.size;
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(others.map((s) => s.close()));
+  }
+  t.is(done, 400, 'every job ran once');
+  t.is(worst, 1, 'never two running jobs under one key');
+  // The rule is Postgres's own: a second running job of a key is refused outright.
+  const [a, b] = await store.enqueue([
+    { partition: 'p', type: 'k', executionKey: 'solo' },
+    { partition: 'p', type: 'k', executionKey: 'solo' },
+  ]);
+  await db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [a!.id]);
+  await t.throwsAsync(db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [b!.id]), { message: /jobs_running_key_idx/ });
+});
+
+withStore('a claim that meets a hold on its key committed mid-claim retries and skips the key instead of failing', async (t, { store, db }) => {
+  const [first, second, free] = await store.enqueue([
+    { partition: 'p', type: 'k', executionKey: 'raced' },
+    { partition: 'p', type: 'k', executionKey: 'raced' },
+    { partition: 'p', type: 'k', executionKey: 'other' },
+  ]);
+  // Another node's claim of the first job, not committed yet: invisible to the claim's read, and
+  // not holding the key's try-lock (as a claim that committed just after this one read would be).
+  const other = await db.pool.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(`UPDATE "${db.schema}".jobs SET state = 'running', locked_by = 'node-b', locked_until = now() + interval '1 minute' WHERE id = $1`, [first!.id]);
+    const claim = store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+    // The claim reads the key as free, takes the second job and waits on the first one's index entry.
+    await new Promise((r) => setTimeout(r, 200));
+    await other.query('COMMIT');
+    const claimed = await claim;
+    t.deepEqual(claimed.map((j) => j.id), [free!.id], 'the retry skipped the held key');
+    t.is((await store.getJob(second!.id))?.state, 'waiting');
+  } finally {
+    other.release();
+  }
+});

@@ -9,16 +9,9 @@ import {
 import type { ClaimedJob, JobStore } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
-import type { Admission, ControlState } from './global/global.js';
+import type { ControlState } from './global/global.js';
 import { effectiveControl } from './quorum.js';
 import type { Metrics } from './metrics.js';
-
-/** What the engine needs of its partition's Global: batched admission and key release. */
-export interface GlobalAccess {
-  /** `finished`: keys released since the last request, handled by Global before admitting. */
-  admit(jobs: { id: string; key: string; attempt: number }[], finished?: { id: string; key: string }[]): Promise<Admission>;
-  finished(jobs: { id: string; key: string }[]): Promise<unknown>;
-}
 
 export interface EngineSettings {
   leaseMs: number;
@@ -47,8 +40,12 @@ export interface EngineOptions {
   workersName: string;
   /** Job lifecycle events, for the bus (fire and forget; must not throw; it gathers them into batches). */
   events?: (event: EngineEvent) => void;
-  /** Jobs with an execution key are admitted through Global, one request per claimed batch. */
-  global: GlobalAccess;
+  /**
+   * Jobs of these queues that held an execution key were recorded finished or handed back: the
+   * jobs the claim skipped for those keys are claimable now. This engine claims again by itself;
+   * the hook tells the other nodes (a coalesced wake-up over the bus).
+   */
+  keysFreed?: (queues: string[]) => void;
   metrics?: Metrics;
 }
 
@@ -73,8 +70,6 @@ export type EngineMsg =
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown }
-  | { t: 'admitted'; jobs: ClaimedJob[]; admission: Admission }
-  | { t: 'admitFailed'; jobs: ClaimedJob[]; error: unknown }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown }
   | { t: 'flush' }
@@ -83,7 +78,6 @@ export type EngineMsg =
   | { t: 'held' }
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
   | { t: 'heartbeatFailed' }
-  | { t: 'keysReleased' }
   | { t: 'cancel'; ids: string[] }
   | { t: 'drain'; graceMs: number; done: () => void }
   | { t: 'control'; state: ControlState }
@@ -109,8 +103,6 @@ interface QueueState {
   sampledAt: number;
   /** Smoothed jobs finished per millisecond: sizes the prefetch. */
   rate: number;
-  /** The last claim brought jobs with execution keys. */
-  keyed: boolean;
 }
 
 interface Tracked {
@@ -134,8 +126,6 @@ interface FlushBatch {
   failures: PendingFailure[];
   releases: ClaimedJob[];
   progress: Map<string, unknown>;
-  /** Jobs that held an execution key and left this engine's hands: Global passes the key on. */
-  keysDone: { id: string; key: string }[];
 }
 
 interface Accepted {
@@ -165,7 +155,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
-      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0, keyed: false },
+      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0 },
     ]),
   );
   const tracked = new Map<string, Tracked>();
@@ -212,44 +202,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   };
 
   function emptyBatch(): FlushBatch {
-    return { completions: [], failures: [], releases: [], progress: new Map(), keysDone: [] };
+    return { completions: [], failures: [], releases: [], progress: new Map() };
   }
-  const pendingCount = () =>
-    pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size + pending.keysDone.length;
-  let admitting = 0;
-  /** Freed execution keys not yet sent to Global. */
-  let keysToRelease: { id: string; key: string }[] = [];
-  /** Requests telling Global about freed execution keys that have not been answered yet. */
-  let releasingKeys = 0;
-  /**
-   * Tells Global about freed keys on their own. Not awaited by anyone but a drain, so a stopping
-   * node's last keys reach Global before Global itself stops and saves; if Global is unreachable,
-   * its reconciliation frees keys of finished jobs.
-   */
-  const sendReleases = () => {
-    if (keysToRelease.length === 0) return;
-    const jobs = keysToRelease;
-    keysToRelease = [];
-    releasingKeys++;
-    options.global
-      .finished(jobs)
-      .catch((err) => log.warn({ err: describeError(err).message }, 'telling Global about freed execution keys failed'))
-      .finally(() => self.cast({ t: 'keysReleased' }));
-  };
-  let admitBacklog: ClaimedJob[] = [];
-  const admitNext = () => {
-    if (admitBacklog.length === 0) {
-      sendReleases();
-      return;
-    }
-    const next = admitBacklog;
-    admitBacklog = [];
-    admit(next);
-  };
-  const keyDone = (job: ClaimedJob) => {
-    if (job.executionKey) pending.keysDone.push({ id: job.id, key: job.executionKey });
-  };
-
+  const pendingCount = () => pending.completions.length + pending.failures.length + pending.releases.length + pending.progress.size;
   /** Jobs to hold beyond free slots: enough to outlast a few claim round trips at the queue's pace. */
   function prefetchFor(q: QueueState, now: number): number {
     const elapsed = now - q.sampledAt;
@@ -259,9 +214,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       q.finished = 0;
       q.sampledAt = now;
     }
-    // A prefetched keyed job holds its key while it waits for a slot, and every claim then scans
-    // past the queued jobs of that key: with keys, prefetch no more than configured.
-    if (q.keyed) return settings.prefetch;
     const wanted = Math.floor(q.rate * claimRttMs * PREFETCH_ROUND_TRIPS);
     return Math.min(settings.maxPrefetch, Math.max(settings.prefetch, wanted));
   }
@@ -328,11 +280,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     claiming = false;
     claimBackoffMs = 0;
     const got = new Map<string, number>();
-    const keyed: ClaimedJob[] = [];
-    for (const [name] of asked) {
-      const q = queues.get(name);
-      if (q) q.keyed = false;
-    }
     for (const job of jobs) {
       got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
       const q = queues.get(job.queue);
@@ -343,18 +290,29 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         pending.releases.push(job);
         continue;
       }
-      // A client without the definitions could not run executionKey(payload): derive it here.
-      if (!job.executionKey) job.executionKey = deriveExecutionKey(job) ?? null;
-      if (job.executionKey) {
-        keyed.push(job);
-        q.keyed = true;
-      } else q.buffer.push(job);
+      if (job.cancelRequested) {
+        // Asked to cancel while it ran elsewhere, then rescued or handed back: it does not run again.
+        tracked.delete(job.id);
+        pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+        continue;
+      }
+      if (!job.executionKey) {
+        // Enqueued by a client without the definitions (the CLI, say): its key is derived here, and
+        // it goes back to the queue carrying it, so Postgres holds that key for it like any other.
+        const key = deriveExecutionKey(job);
+        if (key !== undefined) {
+          job.executionKey = key;
+          tracked.delete(job.id);
+          pending.releases.push(job);
+          continue;
+        }
+      }
+      q.buffer.push(job);
     }
-    if (keyed.length) admit(keyed);
+    if (pending.releases.length || pending.failures.length) scheduleFlush();
     more = wokenWhileClaiming || [...asked].some(([queue, n]) => (found.get(queue) ?? got.get(queue) ?? 0) >= n);
     wokenWhileClaiming = false;
     dispatch();
-    if (pending.releases.length) scheduleFlush();
     if (more) maybeClaim();
   }
 
@@ -368,67 +326,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       log.warn({ jobId: job.id, err: describeError(err).message }, 'executionKey(payload) threw; running the job without a key');
       return undefined;
     }
-  }
-
-  /** One Global request for every keyed job of a claimed batch: which run, wait, or were cancelled. */
-  function admit(jobs: ClaimedJob[]): void {
-    // One admission in flight at a time: a retried request (no leader yet) must not let a later
-    // batch overtake it, or execution-key waiters would lose their FIFO order.
-    if (admitting > 0) {
-      admitBacklog.push(...jobs);
-      return;
-    }
-    admitting++;
-    const released = keysToRelease;
-    keysToRelease = [];
-    options.global.admit(jobs.map((j) => ({ id: j.id, key: j.executionKey!, attempt: j.attempt })), released.length ? released : undefined).then(
-      (admission) => self.cast({ t: 'admitted', jobs, admission }),
-      (error) => self.cast({ t: 'admitFailed', jobs, error }),
-    );
-  }
-
-  function onAdmitted(jobs: ClaimedJob[], admission: Admission): void {
-    admitting--;
-    admitNext();
-    const run = new Set(admission.run);
-    const wait = new Set(admission.wait);
-    const cancelledIds = new Set(admission.cancelled);
-    for (const job of jobs) {
-      if (!tracked.has(job.id)) continue;
-      if (run.has(job.id)) {
-        const q = queues.get(job.queue);
-        if (q && !draining && !paused.has(job.queue)) q.buffer.push(job);
-        else {
-          tracked.delete(job.id);
-          pending.releases.push(job);
-          keyDone(job);
-        }
-      } else if (wait.has(job.id)) {
-        tracked.delete(job.id); // Global parked it as waiting; it comes back when its key is free
-      } else if (cancelledIds.has(job.id)) {
-        tracked.delete(job.id);
-        pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
-      } else {
-        tracked.delete(job.id);
-        pending.releases.push(job);
-      }
-    }
-    scheduleFlush();
-    dispatch();
-  }
-
-  function onAdmitFailed(jobs: ClaimedJob[], error: unknown): void {
-    admitting--;
-    admitNext();
-    log.warn({ err: describeError(error).message, jobs: jobs.length }, 'Global admission failed; handing the keyed jobs back');
-    for (const job of jobs) {
-      if (!tracked.delete(job.id)) continue;
-      pending.releases.push(job);
-    }
-    claimBackoffMs = Math.min(CLAIM_BACKOFF_MAX_MS, Math.max(CLAIM_BACKOFF_MIN_MS, claimBackoffMs * 2));
-    claimRetryAt = Date.now() + claimBackoffMs;
-    ctxRef.sendAfter(claimBackoffMs, { t: 'poll' });
-    scheduleFlush();
   }
 
   function onClaimFailed(error: unknown): void {
@@ -494,7 +391,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       q.finished++;
     }
     processed++;
-    if (entry.abort !== 'lease') keyDone(job);
     if (entry.abort === 'lease') {
       log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
     } else if (entry.abort === 'shutdown') {
@@ -549,16 +445,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           ...(f.finalState ? { finalState: f.finalState } : {}),
         })),
       ),
-      store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt }))),
+      store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt, executionKey: j.executionKey }))),
       store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
     ]);
-    if (batch.keysDone.length) {
-      // Every Global request waits for a snapshot save: while an admission is in flight, freed
-      // keys ride along with the next one (Global releases them before admitting), else they go
-      // now. Either way they reach Global before any admission of a later claim.
-      for (const k of batch.keysDone) keysToRelease.push(k);
-      if (admitting === 0) sendReleases();
-    }
     work.then(
       ([completed, failed]) => {
         options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
@@ -610,8 +499,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     }
     for (const j of batch.releases) options.metrics?.finished(partition, j.queue, 'released');
     if (pendingCount() > 0) scheduleFlush();
+    const freed = keyedQueues(batch);
+    if (freed.length) options.keysFreed?.(freed);
     if (draining) checkDrained();
-    else if (batch.keysDone.length > 0) {
+    else if (freed.length) {
       // Their execution keys are free in Postgres now: jobs the claim skipped for them are claimable.
       more = true;
       maybeClaim();
@@ -627,7 +518,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       failures: [...batch.failures, ...pending.failures],
       releases: [...batch.releases, ...pending.releases],
       progress: new Map([...batch.progress, ...pending.progress]),
-      keysDone: pending.keysDone,
     };
     flushBackoffMs = Math.min(CLAIM_BACKOFF_MAX_MS, Math.max(CLAIM_BACKOFF_MIN_MS, flushBackoffMs * 2));
     log.warn({ err: describeError(error).message, retryInMs: flushBackoffMs, waiting: pendingCount() }, 'recording job outcomes failed; will retry');
@@ -665,7 +555,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const q = queues.get(entry.job.queue);
       if (q) q.buffer = q.buffer.filter((j) => j.id !== id);
       tracked.delete(id);
-      if (why !== 'lease') keyDone(entry.job);
       if (why === 'cancel') pending.failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled' });
       else if (why === 'shutdown') pending.releases.push(entry.job);
       scheduleFlush();
@@ -687,8 +576,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (admitting === 0) sendReleases();
-    if (claiming || flushing || admitting > 0 || admitBacklog.length > 0 || releasingKeys > 0 || pendingCount() > 0) {
+    if (claiming || flushing || pendingCount() > 0) {
       if (!flushing && pendingCount() > 0) flush();
       return;
     }
@@ -718,15 +606,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         onClaimFailed(msg.error);
         if (draining) checkDrained();
         return;
-      case 'admitted':
-        onAdmitted(msg.jobs, msg.admission);
-        if (draining) checkDrained();
-        else maybeClaim();
-        return;
-      case 'admitFailed':
-        onAdmitFailed(msg.jobs, msg.error);
-        if (draining) checkDrained();
-        return;
       case 'done':
         onDone(msg.job, msg.outcome);
         return;
@@ -753,10 +632,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
           [...tracked.keys()],
         );
-      case 'keysReleased':
-        releasingKeys--;
-        if (draining) checkDrained();
-        return;
       case 'heartbeatFailed':
         if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
         heartbeatFailing = true;
@@ -786,7 +661,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
             for (const job of q.buffer) {
               tracked.delete(job.id);
               pending.releases.push(job);
-              keyDone(job);
             }
             q.buffer = [];
           }
@@ -807,7 +681,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
             for (const job of q.buffer) {
               tracked.delete(job.id);
               pending.releases.push(job);
-              keyDone(job);
             }
             q.buffer = [];
             scheduleFlush();
@@ -859,6 +732,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       if (tracked.size > 0) log.warn({ jobs: tracked.size }, 'engine stopped with jobs in hand; they will be rescued when their leases expire');
     },
   };
+}
+
+/** Queues with keyed jobs among a recorded batch: each of those jobs freed its execution key. */
+function keyedQueues(batch: FlushBatch): string[] {
+  const queues = new Set<string>();
+  for (const c of batch.completions) if (c.job.executionKey) queues.add(c.job.queue);
+  for (const f of batch.failures) if (f.job.executionKey) queues.add(f.job.queue);
+  for (const j of batch.releases) if (j.executionKey) queues.add(j.queue);
+  return [...queues];
 }
 
 export function jobError(job: ClaimedJob, err: unknown): JobError {

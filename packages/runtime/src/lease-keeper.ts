@@ -17,8 +17,8 @@ export interface LeaseKeeperOptions {
   /** The engines of this node, by partition. */
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
   info: () => Record<string, unknown>;
-  /** Rescued jobs that held an execution key: their partition's Global passes the key on. */
-  keysFreed: (partition: string, jobs: { id: string; key: string }[]) => Promise<unknown>;
+  /** Wakes the engines of every node for these queues: rescued jobs, or jobs behind a freed execution key, wait there. */
+  wake: (partition: string, queues: string[]) => void;
   metrics?: Metrics;
 }
 
@@ -74,20 +74,13 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     if (rescued.length === 0) return;
     options.metrics?.rescued(rescued.filter((r) => !r.failed).length, rescued.filter((r) => r.failed).length);
     logger.warn({ jobs: rescued.length, failed: rescued.filter((r) => r.failed).length }, 'rescued jobs whose lease expired');
-    const keyed = new Map<string, { id: string; key: string }[]>();
-    for (const r of rescued) {
-      if (!r.executionKey) continue;
-      const list = keyed.get(r.partition) ?? [];
-      list.push({ id: r.id, key: r.executionKey });
-      keyed.set(r.partition, list);
-    }
-    for (const [partition, jobs] of keyed) {
-      options.keysFreed(partition, jobs).catch((err) => logger.warn({ err: describeError(err).message, partition }, 'could not tell Global about keys of rescued jobs; its reconciliation will'));
-    }
-    const engines = options.engines();
+    // A requeued job is claimable again; a rescued job that held an execution key (requeued or
+    // failed) freed it, so the jobs behind that key are too.
     const byPartition = new Map<string, Set<string>>();
-    for (const r of rescued) if (!r.failed) byPartition.set(r.partition, (byPartition.get(r.partition) ?? new Set()).add(r.queue));
-    for (const [partition, queues] of byPartition) engines.get(partition)?.cast({ t: 'wake', queues: [...queues] });
+    for (const r of rescued) {
+      if (!r.failed || r.executionKey) byPartition.set(r.partition, (byPartition.get(r.partition) ?? new Set()).add(r.queue));
+    }
+    for (const [partition, queues] of byPartition) options.wake(partition, [...queues]);
   }
 
   async function maintain(): Promise<void> {

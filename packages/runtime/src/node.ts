@@ -9,7 +9,7 @@ import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
-import { createBus, type Bus } from '@partita/nats';
+import { createBus, subjects, type Bus } from '@partita/nats';
 import { startQuorumMember } from './quorum.js';
 import { jobEventPublisher } from './events.js';
 import { createMetrics, liveJobCounts, type Metrics } from './metrics.js';
@@ -19,7 +19,6 @@ import { GlobalClient } from './global/client.js';
 import { createPersister } from './global/persisters.js';
 import { seatBehavior } from './global/seat.js';
 import type { Persister } from './global/types.js';
-import type { Admission } from './global/global.js';
 
 export type { NodeOptions, PartitionOptions } from './options.js';
 
@@ -122,6 +121,10 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   const engineOf = (partition: string) => system.whereis<EngineMsg, unknown>(engineName(partition));
   const engines = () => new Map(Object.keys(partitions).map((p) => [p, engineOf(p)]));
   const startedAt = Date.now();
+  /** Tells the engines of every node that jobs of these queues may be claimable now. */
+  const publishWake = (partition: string, queues: string[]) => {
+    for (const queue of queues) bus.publish(subjects.wake(cluster, partition, queue), 'wake', null);
+  };
   const publishEvent = jobEventPublisher({ bus, nodeId, logger: childLogger(logger, { actor: 'events' }) });
 
   const partitionSpec = (partition: string): SupervisorSpec => ({
@@ -169,10 +172,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             workersName: `workers:${partition}`,
             events: publishEvent,
             metrics,
-            global: {
-              admit: (jobs, finished) => globalFor(partition).request<Admission>({ op: 'admit', node: nodeId, jobs, ...(finished ? { finished } : {}) }),
-              finished: (jobs) => globalFor(partition).request({ op: 'finished', jobs }),
-            },
+            keysFreed: (queues) => publishWake(partition, queues),
           }),
       },
       {
@@ -205,7 +205,10 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
               retentionDays: config.retention.historyDays,
               engines,
               metrics,
-              keysFreed: (partition, jobs) => globalFor(partition).request({ op: 'finished', jobs }),
+              wake: (partition, queues) => {
+                publishWake(partition, queues);
+                engineOf(partition)?.cast({ t: 'wake', queues });
+              },
               info: () => ({ cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt }),
             }),
         },

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { defineJob, type PartitaNode } from '@partita/runtime';
-import { globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
+import { connect, globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
 import { JobCancelledError, STATUS_PENDING } from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
 
@@ -163,19 +163,73 @@ test('queue keys through Global: taken while the job lives, releasable, free onc
   }
 });
 
-test('an admission may carry keys freed since the last one: Global frees them first, then admits', async (t) => {
-  const c = await cluster('gpiggy');
+test('Postgres holds execution keys: the snapshot shows holder and FIFO waiters; releasing a key by hand lets the next job start', async (t) => {
+  const c = await cluster('gkeyview');
   try {
-    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [] });
+    const started: number[] = [];
+    const gates = new Map<number, () => void>();
+    const job = defineJob<{ n: number }>({
+      type: 'held',
+      executionKey: () => 'k',
+      perform: (p) =>
+        new Promise<void>((resolve) => {
+          started.push(p.n);
+          gates.set(p.n, resolve);
+        }),
+    });
+    const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 4 } } } }, jobs: [job], engine: { pollMs: 50 } });
     const ask = send(node);
-    const [a, b, d] = ['018f0000-0000-7000-8000-00000000000a', '018f0000-0000-7000-8000-00000000000b', '018f0000-0000-7000-8000-00000000000d'];
-    t.deepEqual(await ask({ op: 'admit', node: node.id, jobs: [{ id: a, key: 'k', attempt: 1 }] }), { run: [a], wait: [], cancelled: [] });
-    // a finished; its release rides with the admission of d, which wants the same key: d runs.
-    t.deepEqual(await ask({ op: 'admit', node: node.id, jobs: [{ id: d, key: 'k', attempt: 1 }], finished: [{ id: a, key: 'k' }] }), { run: [d], wait: [], cancelled: [] });
-    // b arrives while d holds the key: it waits behind d.
-    t.deepEqual(await ask({ op: 'admit', node: node.id, jobs: [{ id: b, key: 'k', attempt: 1 }] }), { run: [], wait: [b], cancelled: [] });
-    const snap = await ask<{ executionKeys: Record<string, { holder: string | null; waiters: string[] }> }>({ op: 'snapshot' });
-    t.deepEqual(snap.executionKeys.k, { holder: d, waiters: [b] });
+    const api = globalApi(ask);
+    const ids: string[] = [];
+    for (let n = 0; n < 3; n++) ids.push((await node.client.enqueue('p', 'held', { n })).id);
+    await until('the first job runs', async () => started.length === 1);
+    const snap = await ask<{ executionKeys: Record<string, { holder: string; waiters: string[] }> }>({ op: 'snapshot' });
+    t.deepEqual(snap.executionKeys, { k: { holder: ids[0], waiters: [ids[1], ids[2]] } });
+    t.true(await api.executionKeyHeld('k'));
+    await sleep(200);
+    t.deepEqual(started, [0], 'the key admits one running job');
+    // Released by hand: job 0 goes on without the key, job 1 takes it.
+    t.true(await api.releaseExecutionKey('k'));
+    await until('the second job runs', async () => started.length === 2);
+    t.deepEqual(started, [0, 1]);
+    t.false(await api.releaseExecutionKey('nobody-holds-this'));
+    for (const n of [0, 1]) gates.get(n)!();
+    await until('the third job runs', async () => started.length === 3);
+    gates.get(2)!();
+    await until('key free', async () => !(await api.executionKeyHeld('k')));
+    t.deepEqual((await ask<{ executionKeys: object }>({ op: 'snapshot' })).executionKeys, {});
+  } finally {
+    await c.close();
+  }
+});
+
+test('a job stored without its execution key (enqueued by a client without the definitions) gets the key its definition derives', async (t) => {
+  const c = await cluster('gderived');
+  try {
+    let running = 0;
+    let peak = 0;
+    const job = defineJob<{ n: number }>({
+      type: 'derived',
+      executionKey: () => 'shared',
+      perform: async () => {
+        peak = Math.max(peak, ++running);
+        await sleep(30);
+        running--;
+      },
+    });
+    await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
+    // A client that has no definitions stores no key on the rows.
+    const bare = await connect({ postgres: c.db.url, schema: c.db.schema });
+    try {
+      await bare.enqueueMany('p', Array.from({ length: 6 }, (_, n) => ({ type: 'derived', payload: { n } })));
+    } finally {
+      await bare.close();
+    }
+    t.is((await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs WHERE execution_key IS NULL`)).rows[0].n, 6);
+    await until('all done', async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0, 20_000);
+    t.is(peak, 1, 'one at a time under the derived key');
+    const { rows } = await c.db.pool.query(`SELECT execution_key, attempts FROM "${c.db.schema}".jobs_history WHERE type = 'derived'`);
+    t.deepEqual(rows.map((r) => [r.execution_key, r.attempts]), Array.from({ length: 6 }, () => ['shared', 1]), 'the key was recorded; handing back did not count an attempt');
   } finally {
     await c.close();
   }

@@ -13,14 +13,17 @@ WITH async_commit AS MATERIALIZED (
   CROSS JOIN LATERAL (
     SELECT j.id, j.execution_key, j.priority, j.run_at FROM {{schema}}.jobs j
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
-      -- Global decides who holds an execution key; the claim only spares it jobs it would refuse:
-      -- none of a key whose job is running. They stay queued, in order, instead of going
-      -- running → waiting → queued. (Jobs Global parked as waiting keep their FIFO in Global,
-      -- which also parks a newcomer behind them.) Under OR the probe is a lookup in the small
-      -- set of running keys, never an anti-join over the backlog, and unkeyed jobs skip it.
-      AND (j.execution_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM {{schema}}.jobs r
-        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running'))
+      -- At most one running job per execution key is Postgres's rule (jobs_running_key_idx), so a
+      -- key whose job is running is skipped and its jobs stay queued, in order. The try-lock keeps
+      -- two claims running side by side off the same key: the one that loses skips it instead of
+      -- failing on the unique index (only a claim that read just before the other's commit can
+      -- still hit it; the store retries that one). Under OR the probe is a lookup in the small set
+      -- of running keys, never an anti-join over the backlog, and unkeyed jobs skip both.
+      AND (j.execution_key IS NULL OR (
+        NOT EXISTS (
+          SELECT 1 FROM {{schema}}.jobs r
+          WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running')
+        AND pg_try_advisory_xact_lock(hashtextextended('{{schema_raw}}/' || $1 || '/' || j.execution_key, 0))))
     ORDER BY j.priority, j.run_at, j.id
     LIMIT w.lim
     FOR UPDATE SKIP LOCKED
@@ -41,7 +44,7 @@ WITH async_commit AS MATERIALIZED (
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
             j.queue_key, j.execution_key, j.cancel_requested, j.run_at
 )
--- The claimed jobs in claim order (RETURNING has none; admission's FIFO relies on it), then one
+-- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
 -- are there (jobs of one key beyond the first), so the engine keeps claiming.
 -- (run_at goes out as epoch numeric, which the driver leaves as text: only the sort needs it.)

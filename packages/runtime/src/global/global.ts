@@ -8,15 +8,9 @@ export type { GlobalRequest } from '@partita/client';
 
 export type GlobalOp = GlobalRequest['op'];
 export const GLOBAL_OPS: readonly GlobalOp[] = [
-  'admit', 'finished', 'cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld',
-  'releaseExecutionKey', 'pause', 'resume', 'pausedQueues', 'throttle', 'control', 'snapshot',
+  'cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld', 'releaseExecutionKey',
+  'pause', 'resume', 'pausedQueues', 'throttle', 'control', 'snapshot',
 ];
-
-export interface Admission {
-  run: string[];
-  wait: string[];
-  cancelled: string[];
-}
 
 export interface ControlState {
   paused: string[];
@@ -28,7 +22,7 @@ export interface Reply {
   reject(error: unknown): void;
 }
 
-export type GlobalMsg = { t: 'request'; request: GlobalRequest; reply: Reply } | { t: 'reconcile' } | { t: 'reconciled'; data: ReconcileData };
+export type GlobalMsg = { t: 'request'; request: GlobalRequest; reply: Reply } | { t: 'reconcile' } | { t: 'reconciled'; live: Set<string>; asked: Set<string> };
 
 export interface GlobalOptions {
   partition: string;
@@ -38,7 +32,7 @@ export interface GlobalOptions {
   store: JobStore;
   logger: Logger;
   reconcileMs: number;
-  /** Wakes engines of the partition's queues (bus and local), after waiting jobs were promoted. */
+  /** Wakes engines of the partition's queues (bus and local): a job of a freed execution key may start. */
   wake(queues: string[]): void;
   /** Tells every node to abort these running jobs (bus broadcast). */
   cancelRunning(ids: string[]): void;
@@ -46,45 +40,36 @@ export interface GlobalOptions {
   controlChanged(control: ControlState): void;
 }
 
-interface KeyState {
-  holder: string | null;
-  waiters: string[];
-}
-
-/** Bumped on every change to a key, so reconciliation never applies a stale read over newer news. */
-let clock = 0;
-
 interface Pending {
   result: () => unknown;
-  /** Postgres work that must follow the save (parking, promoting, cancelling), in order. */
+  /** Postgres work that must follow the save (cancelling, publishing control), in order. */
   effect?: () => Promise<void>;
   reply: Reply;
 }
 
-interface ReconcileData {
-  states: Map<string, { state: 'queued' | 'waiting' | 'running'; executionKey: string | null; queue: string }>;
-  keyed: { id: string; state: 'running' | 'waiting'; executionKey: string }[];
-  /** The clock when the reads began: keys changed since then are left alone this round. */
-  startedAt: number;
+/** What `snapshot` answers: the persisted state, plus the execution keys Postgres holds right now. */
+export interface GlobalView extends GlobalSnapshot {
+  executionKeys: Record<string, { holder: string; waiters: string[] }>;
 }
-
 
 /**
  * One partition's Global coordinator, on the node holding the partition's lease. Every mutation is
  * applied in arrival order (check-and-set in one message), then acknowledged only after a snapshot
  * containing it was saved; mutations arriving while a save is in flight are saved together. Postgres
- * side effects (parking and promoting waiting jobs, cancelling) run after the save, strictly in order.
+ * side effects (cancelling, publishing pause/throttle) run after the save, strictly in order.
+ *
+ * Execution keys and queue keys are not in the snapshot: Postgres holds both with partial unique
+ * indexes, in the same transaction as the claim (running job per execution key) and the enqueue
+ * (live job per queue key). Global's key operations read and clear those, so no leader change can
+ * lose a key or let two jobs of one key run at once, and claims never wait on a snapshot save.
  */
 export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void> {
   const { partition, persister, store, epoch } = options;
   const log = options.logger;
   const cancelled = new Set(options.snapshot.cancelled);
-  const keys = new Map<string, KeyState>(Object.entries(options.snapshot.executionKeys).map(([k, v]) => [k, { holder: v.holder, waiters: [...v.waiters] }]));
   let paused = new Set(options.snapshot.paused);
   let throttles: ThrottleRule[] = options.snapshot.throttles.map((r) => ({ ...r }));
 
-  const touched = new Map<string, number>();
-  const touch = (key: string) => touched.set(key, ++clock);
   let awaiting: Pending[] = [];
   let saving = false;
   let stopped = false;
@@ -97,7 +82,6 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     epoch,
     savedAt: new Date().toISOString(),
     cancelled: [...cancelled],
-    executionKeys: Object.fromEntries([...keys].map(([k, v]) => [k, { holder: v.holder, waiters: [...v.waiters] }])),
     paused: [...paused].sort(),
     throttles: throttles.map((r) => ({ ...r })),
   });
@@ -146,23 +130,6 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     saving = false;
   }
 
-  function keyOf(key: string): KeyState {
-    touch(key);
-    let k = keys.get(key);
-    if (!k) keys.set(key, (k = { holder: null, waiters: [] }));
-    return k;
-  }
-
-  /** Frees a key held by `holder`: the next waiter becomes the holder. Returns that waiter. */
-  function pass(key: string): string | undefined {
-    touch(key);
-    const k = keys.get(key);
-    if (!k) return undefined;
-    k.holder = k.waiters.shift() ?? null;
-    if (k.holder === null) keys.delete(key);
-    return k.holder ?? undefined;
-  }
-
   /** Writes pause/throttle state where every node reads it, then tells them to read it now. */
   async function publishControl(): Promise<void> {
     const state = control();
@@ -170,85 +137,15 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     options.controlChanged(state);
   }
 
-  async function promote(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    const promoted = await store.promote(ids);
-    if (promoted.length) options.wake([...new Set(promoted.map((p) => p.queue))]);
-    // A holder that was not waiting (cancelled, finished, or not parked yet) is settled by reconciliation.
-    if (promoted.length < ids.length) ctxRef.self.cast({ t: 'reconcile' });
-  }
-
-  /** Jobs that ended: their cancel entries go, their keys pass to the next waiters (returned, to promote). */
-  function release(jobs: { id: string; key: string | null }[]): string[] {
-    const next: string[] = [];
-    for (const job of jobs) {
-      cancelled.delete(job.id);
-      if (!job.key) continue;
-      const k = keys.get(job.key);
-      if (!k) continue;
-      touch(job.key);
-      if (k.holder === job.id) {
-        const n = pass(job.key);
-        if (n) next.push(n);
-      } else {
-        k.waiters = k.waiters.filter((w) => w !== job.id);
-      }
-    }
-    return next;
-  }
-
-  function admit(request: Extract<GlobalRequest, { op: 'admit' }>): { result: Admission; effect?: () => Promise<void> } {
-    const result: Admission = { run: [], wait: [], cancelled: [] };
-    const parkList: { id: string; attempt: number; node: string; key: string }[] = [];
-    for (const job of request.jobs) {
-      if (cancelled.has(job.id)) {
-        result.cancelled.push(job.id);
-        continue;
-      }
-      const k = keyOf(job.key);
-      if (k.holder === null || k.holder === job.id) {
-        k.holder = job.id;
-        k.waiters = k.waiters.filter((w) => w !== job.id);
-        result.run.push(job.id);
-      } else {
-        if (!k.waiters.includes(job.id)) k.waiters.push(job.id);
-        result.wait.push(job.id);
-        parkList.push({ id: job.id, attempt: job.attempt, node: request.node, key: job.key });
-      }
-    }
-    return parkList.length ? { result, effect: async () => void (await store.park(parkList)) } : { result };
+  /** Answers from Postgres, off the mailbox: reads that change nothing Global holds. */
+  function answer(reply: Reply, work: Promise<unknown>): void {
+    work.then(reply.resolve, reply.reject);
   }
 
   function handleRequest(request: GlobalRequest, reply: Reply): void {
     switch (request.op) {
-      case 'admit': {
-        // Keys released with the admission go first: a job of this batch may be next for one.
-        const next = request.finished ? release(request.finished) : [];
-        const { result, effect } = admit(request);
-        commit({
-          result: () => result,
-          reply,
-          effect: async () => {
-            await promote(next);
-            await effect?.();
-          },
-        });
-        return;
-      }
-      case 'finished': {
-        const next = release(request.jobs);
-        commit({ result: () => ({ promoted: next.length }), reply, effect: () => promote(next) });
-        return;
-      }
       case 'cancelJob': {
         cancelled.add(request.id);
-        for (const [key, k] of keys) {
-          if (k.waiters.includes(request.id)) {
-            touch(key);
-            k.waiters = k.waiters.filter((w) => w !== request.id);
-          }
-          if (k.holder === null && k.waiters.length === 0) keys.delete(key);
-        }
         let found = false;
         commit({
           result: () => found,
@@ -258,7 +155,7 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
             found = outcomes.length > 0;
             const running = outcomes.filter((o) => o.running).map((o) => o.id);
             if (running.length) options.cancelRunning(running);
-            // Queued and waiting jobs are finished by the cancel itself: their entry is not needed.
+            // Queued jobs are finished by the cancel itself: their entry is not needed.
             if (outcomes.some((o) => !o.running)) cancelled.delete(request.id);
           },
         });
@@ -266,22 +163,21 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
       }
       case 'isCancelled':
         if (cancelled.has(request.id)) return reply.resolve(true);
-        store.getJob(request.id).then((job) => reply.resolve(job?.state === 'cancelled'), reply.reject);
-        return;
+        return answer(reply, store.getJob(request.id).then((job) => job?.state === 'cancelled'));
       case 'queueKeyTaken':
-        store.queueKeyHolder(partition, request.key).then((id) => reply.resolve(id !== undefined), reply.reject);
-        return;
+        return answer(reply, store.queueKeyHolder(partition, request.key).then((id) => id !== undefined));
       case 'releaseQueueKey':
-        store.clearQueueKey(partition, request.key).then(reply.resolve, reply.reject);
-        return;
+        return answer(reply, store.clearQueueKey(partition, request.key));
       case 'executionKeyHeld':
-        return reply.resolve((keys.get(request.key)?.holder ?? null) !== null);
-      case 'releaseExecutionKey': {
-        const held = (keys.get(request.key)?.holder ?? null) !== null;
-        const n = held ? pass(request.key) : undefined;
-        commit({ result: () => held, reply, effect: () => promote(n ? [n] : []) });
-        return;
-      }
+        return answer(reply, store.executionKeyHolder(partition, request.key).then((id) => id !== undefined));
+      case 'releaseExecutionKey':
+        return answer(
+          reply,
+          store.releaseExecutionKey(partition, request.key).then((held) => {
+            if (held) options.wake([held.queue]);
+            return held !== undefined;
+          }),
+        );
       case 'pause':
       case 'resume': {
         if (request.op === 'pause') paused.add(request.queue);
@@ -304,25 +200,22 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
       }
       case 'control':
         return reply.resolve(control());
-      case 'snapshot':
-        return reply.resolve(snapshot());
+      case 'snapshot': {
+        const saved = snapshot();
+        return answer(reply, store.executionKeys(partition).then((executionKeys): GlobalView => ({ ...saved, executionKeys })));
+      }
       default:
         return reply.reject(new ValidationError(`unknown Global operation ${(request as { op: unknown }).op}`));
     }
   }
 
-  /** Reads Postgres for everything Global refers to; the answer comes back as a message. */
+  /** Asks Postgres which cancelled jobs are still live; the answer comes back as a message. */
   function startReconcile(): void {
-    if (reconciling) return;
+    if (reconciling || cancelled.size === 0) return;
     reconciling = true;
-    const startedAt = clock;
-    const ids = new Set<string>(cancelled);
-    for (const k of keys.values()) {
-      if (k.holder) ids.add(k.holder);
-      for (const w of k.waiters) ids.add(w);
-    }
-    Promise.all([store.jobStates([...ids]), store.keyedLiveJobs(partition)]).then(
-      ([states, keyed]) => ctxRef.self.cast({ t: 'reconciled', data: { states, keyed, startedAt } }),
+    const asked = new Set(cancelled);
+    store.liveJobs([...asked]).then(
+      (live) => ctxRef.self.cast({ t: 'reconciled', live, asked }),
       (err) => {
         reconciling = false;
         log.warn({ err: describeError(err).message }, 'reconciling Global with Postgres failed; will retry');
@@ -330,69 +223,16 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     );
   }
 
-  /**
-   * Makes Global agree with Postgres: entries of finished jobs go, a key whose holder is gone passes
-   * on, running keyed jobs hold their keys, waiting keyed jobs are waiters. Never leaves a key stuck.
-   */
-  function applyReconcile({ states, keyed, startedAt }: ReconcileData): void {
+  /** Cancel entries of jobs that finished go, so the set stays bounded (an entry added since stays). */
+  function applyReconcile(live: Set<string>, asked: Set<string>): void {
     reconciling = false;
-    let changed = false;
-    for (const id of cancelled) if (!states.has(id)) (cancelled.delete(id), (changed = true));
-    const promoteIds: string[] = [];
-    const live = (id: string) => keyed.some((j) => j.id === id) || states.has(id);
-    const stale = (key: string) => (touched.get(key) ?? 0) > startedAt;
-    for (const [key, k] of keys) {
-      if (stale(key)) continue;
-      const before = k.waiters.length;
-      k.waiters = k.waiters.filter((w) => live(w));
-      if (k.waiters.length !== before) changed = true;
-      if (k.holder !== null && !live(k.holder)) {
-        k.holder = null;
-        changed = true;
-      }
-      if (k.holder === null && k.waiters.length === 0) {
-        keys.delete(key);
-        changed = true;
-      }
+    let dropped = 0;
+    for (const id of asked) {
+      if (!live.has(id) && cancelled.delete(id)) dropped++;
     }
-    for (const job of keyed) {
-      if (stale(job.executionKey)) continue;
-      const k = keys.get(job.executionKey) ?? { holder: null, waiters: [] };
-      keys.set(job.executionKey, k);
-      if (job.state === 'running') {
-        if (k.holder !== job.id) {
-          const holderState = k.holder ? (states.get(k.holder)?.state ?? keyed.find((j) => j.id === k.holder)?.state) : undefined;
-          if (k.holder && holderState === 'running') {
-            log.error({ key: job.executionKey, holder: k.holder, running: job.id }, 'two running jobs share an execution key; keeping the recorded holder');
-          } else {
-            k.holder = job.id;
-            changed = true;
-          }
-        }
-        k.waiters = k.waiters.filter((w) => w !== job.id);
-      } else if (k.holder !== job.id && !k.waiters.includes(job.id)) {
-        k.waiters.push(job.id);
-        changed = true;
-      } else if (k.holder === job.id) {
-        promoteIds.push(job.id); // it holds the key yet waits: it was parked after its turn came
-      }
-    }
-    for (const [key, k] of keys) {
-      if (stale(key)) continue;
-      if (k.holder === null && k.waiters.length === 0) {
-        keys.delete(key);
-        continue;
-      }
-      if (k.holder === null && k.waiters.length > 0) {
-        const n = pass(key);
-        if (n) promoteIds.push(n);
-        changed = true;
-      }
-    }
-    if (changed || promoteIds.length) {
-      log.info({ promoted: promoteIds.length, keys: keys.size, cancelled: cancelled.size }, 'reconciled Global with Postgres');
-      commit({ result: () => undefined, reply: { resolve: () => undefined, reject: () => undefined }, effect: () => promote(promoteIds) });
-    }
+    if (dropped === 0) return;
+    log.info({ dropped, cancelled: cancelled.size }, 'dropped cancel entries of finished jobs');
+    commit({ result: () => undefined, reply: { resolve: () => undefined, reject: () => undefined } });
   }
 
   return {
@@ -415,7 +255,7 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
         case 'reconcile':
           return startReconcile();
         case 'reconciled':
-          return applyReconcile(msg.data);
+          return applyReconcile(msg.live, msg.asked);
       }
     },
     terminate() {

@@ -43,17 +43,8 @@ export function validateSnapshot(value: unknown, source: string, partition?: str
     if (typeof s.savedAt !== 'string') problems.push(`savedAt must be a string, found ${describeValue(s.savedAt)}`);
     if (!isStringArray(s.cancelled)) problems.push('cancelled must be an array of job ids (strings)');
     if (!isStringArray(s.paused)) problems.push('paused must be an array of queue names (strings)');
-    if (!isPlainObject(s.executionKeys)) {
-      problems.push(`executionKeys must be an object, found ${describeValue(s.executionKeys)}`);
-    } else {
-      for (const [key, entry] of Object.entries(s.executionKeys as Record<string, unknown>)) {
-        const e = entry as Record<string, unknown>;
-        if (!isPlainObject(entry) || !(e.holder === null || typeof e.holder === 'string') || !isStringArray(e.waiters)) {
-          problems.push(`executionKeys[${JSON.stringify(key)}] must be { holder: string | null, waiters: string[] }`);
-          break;
-        }
-      }
-    }
+    // Snapshots written before Postgres held execution keys carry them; Postgres is the truth now.
+    delete s.executionKeys;
     if (!Array.isArray(s.throttles)) {
       problems.push(`throttles must be an array, found ${describeValue(s.throttles)}`);
     } else {
@@ -89,8 +80,8 @@ function describeValue(v: unknown): string {
 }
 
 const LOST_IF_EMPTY =
-  'its cancelled job ids, execution keys (holders and waiters), paused queues and throttles would be lost: ' +
-  'cancelled jobs could still run, jobs sharing an execution key could run at once, paused queues would resume';
+  'its cancelled job ids, paused queues and throttles would be lost: ' +
+  'a cancelled running job could finish its run, paused queues would resume, throttles would lift';
 
 // ── per-partition serialisation ───────────────────────────────────────────────────────────────
 

@@ -1,7 +1,8 @@
 /**
- * The state one partition's Global coordinator holds and persists. Queue keys are not here: a
- * partial unique index in Postgres holds them in the same transaction as the enqueue (see
- * DESIGN notes in the Global issue), and Global's queue-key operations read and clear that index.
+ * The state one partition's Global coordinator holds and persists. Queue keys and execution keys
+ * are not here: partial unique indexes in Postgres hold them in the same transaction as the enqueue
+ * (a live job per queue key) and the claim (a running job per execution key), and Global's key
+ * operations read and clear those.
  */
 export interface GlobalSnapshot {
   version: 1;
@@ -11,8 +12,6 @@ export interface GlobalSnapshot {
   savedAt: string;
   /** Job ids asked to cancel and not finished yet. */
   cancelled: string[];
-  /** Execution key → the job holding it (null: free, kept only while it has waiters) and FIFO waiters. */
-  executionKeys: Record<string, { holder: string | null; waiters: string[] }>;
   /** Queues whose claims are stopped on every node. */
   paused: string[];
   /** Throttles: ms before each claim (-1: no claims), narrowed by queue and/or node. */
@@ -31,5 +30,5 @@ export interface Persister {
 }
 
 export function emptySnapshot(partition: string, epoch: number): GlobalSnapshot {
-  return { version: 1, partition, epoch, savedAt: new Date(0).toISOString(), cancelled: [], executionKeys: {}, paused: [], throttles: [] };
+  return { version: 1, partition, epoch, savedAt: new Date(0).toISOString(), cancelled: [], paused: [], throttles: [] };
 }
