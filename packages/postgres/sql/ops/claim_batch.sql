@@ -14,16 +14,12 @@ WITH async_commit AS MATERIALIZED (
     SELECT j.id, j.execution_key, j.priority, j.run_at FROM {{schema}}.jobs j
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
       -- At most one running job per execution key is Postgres's rule (jobs_running_key_idx), so a
-      -- key whose job is running is skipped and its jobs stay queued, in order. The try-lock keeps
-      -- two claims running side by side off the same key: the one that loses skips it instead of
-      -- failing on the unique index (only a claim that read just before the other's commit can
-      -- still hit it; the store retries that one). Under OR the probe is a lookup in the small set
-      -- of running keys, never an anti-join over the backlog, and unkeyed jobs skip both.
-      AND (j.execution_key IS NULL OR (
-        NOT EXISTS (
-          SELECT 1 FROM {{schema}}.jobs r
-          WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running')
-        AND pg_try_advisory_xact_lock(hashtextextended('{{schema_raw}}/' || $1 || '/' || j.execution_key, 0))))
+      -- key whose job is running is skipped and its jobs stay queued, in order. Under OR the probe
+      -- is a lookup in the small set of running keys, never an anti-join over the backlog, and
+      -- unkeyed jobs skip it.
+      AND (j.execution_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {{schema}}.jobs r
+        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running'))
     ORDER BY j.priority, j.run_at, j.id
     LIMIT w.lim
     FOR UPDATE SKIP LOCKED
@@ -31,9 +27,16 @@ WITH async_commit AS MATERIALIZED (
 ), picked AS (
   SELECT id FROM candidates WHERE execution_key IS NULL
   UNION ALL
-  -- One job per key per claim: the first in order. The others are unlocked at commit.
-  (SELECT DISTINCT ON (execution_key) id FROM candidates WHERE execution_key IS NOT NULL
-   ORDER BY execution_key, priority, run_at, id)
+  -- One job per key per claim: the first in order (the others are unlocked at commit), and only
+  -- if this claim gets the key's try-lock. A claim running beside this one skipped the first job
+  -- (row-locked here) and would take the next: the lock makes it skip the key instead of running
+  -- into the unique index. (Only one that read just before this claim committed can still meet
+  -- it; the store retries that one.) Volatile, so it runs on the winners only, one lock per key.
+  SELECT id FROM (
+    SELECT DISTINCT ON (execution_key) id, execution_key FROM candidates WHERE execution_key IS NOT NULL
+    ORDER BY execution_key, priority, run_at, id
+  ) first_of_key
+  WHERE pg_try_advisory_xact_lock(hashtextextended('{{schema_raw}}/' || $1 || '/' || execution_key, 0))
 ), claimed AS (
   UPDATE {{schema}}.jobs j
   SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
