@@ -61,7 +61,7 @@ test('health is 200 with every check when the node is up; metrics report live jo
   metrics.claimed('billing', 3.5, 12);
   metrics.flushed('billing', 1.2, 40);
   metrics.finished('billing', 'default', 'completed', 40);
-  metrics.globalCall('billing', 'admit', true, 0.8);
+  metrics.globalCall('billing', 'cancelJob', true, 0.8);
   metrics.leasesHeld(7);
 
   const m = await get(`${server.url}/metrics`);
@@ -79,7 +79,7 @@ test('health is 200 with every check when the node is up; metrics report live jo
   t.is(at('partita_claim_duration_seconds_sum', b), 0.0035);
   t.is(at('partita_flush_batch_size_sum', b), 40);
   t.is(at('partita_jobs_finished_total', { ...b, queue: 'default', state: 'completed' }), 40);
-  t.is(at('partita_global_calls_total', { ...b, op: 'admit', outcome: 'ok' }), 1);
+  t.is(at('partita_global_calls_total', { ...b, op: 'cancelJob', outcome: 'ok' }), 1);
   t.is(at('partita_leases_held'), 7);
   t.is(at('partita_bus_connected'), 1);
   t.true((at('partita_bus_messages_total', { direction: 'published' }) ?? -1) >= 0);

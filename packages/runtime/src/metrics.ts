@@ -72,7 +72,7 @@ export interface Metrics {
   flushFailed(partition: string): void;
   /** Outcomes recorded (after a successful flush), by what happened to the job. */
   finished(partition: string, queue: string, state: FinishedState, count?: number): void;
-  /** A call to a partition's Global (admission, cancel, keys, pause…); `ok` false when it failed or timed out. */
+  /** A call to a partition's Global (cancel, keys, pause, throttle…); `ok` false when it failed or timed out. */
   globalCall(partition: string, op: string, ok: boolean, durationMs?: number): void;
   /** Whether this node holds the partition's Global lease (runs its Global actor). */
   globalLeader(partition: string, leader: boolean): void;
