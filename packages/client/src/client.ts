@@ -24,7 +24,21 @@ import {
   type EventPublishProblem,
   type JobEvent,
 } from './events.js';
-import { CANCEL_KIND, QUORUM_KIND, ROLL_CALL_KIND, WAKE_KIND, isMemberProfile, type CancelBroadcast, type MemberProfile } from './quorum.js';
+import {
+  CANCEL_KIND,
+  HANDOFF_KIND,
+  IDLE_ADVERT_TTL_MS,
+  IDLE_KIND,
+  QUORUM_KIND,
+  ROLL_CALL_KIND,
+  WAKE_KIND,
+  idleAdvertProblem,
+  isMemberProfile,
+  type CancelBroadcast,
+  type Handoff,
+  type IdleAdvert,
+  type MemberProfile,
+} from './quorum.js';
 import { ResultWatch } from './results.js';
 import { globalApi, requestGlobal, type GlobalApi, type GlobalRequest } from './global-api.js';
 import { MAX_THROTTLE_MS } from './quorum.js';
@@ -97,6 +111,10 @@ export class Client {
   /** Wakes result() waiters early (close, bus back). */
   private readonly wakers = new Set<() => void>();
   private lastEventProblemAt = 0;
+  /** Idle engines' adverts by partition and queue: where a single enqueue may be handed straight. */
+  private readonly idle = new Map<string, IdleAdvert & { at: number }>();
+  /** Partitions whose idle adverts this client listens to (from its first enqueue to each). */
+  private readonly idleWatched = new Set<string>();
   hooks: ClientHooks = {};
 
   constructor(
@@ -125,6 +143,8 @@ export class Client {
   async enqueue(partition: string, type: string, payload?: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
     this.assertOpen();
     const [job] = await this.resolve(partition, [{ ...options, type, payload }]);
+    const target = this.handoffTarget(partition, job!);
+    if (target) return this.handOff(job!, target);
     const [outcome] = await this.store.enqueue([job!]);
     if (outcome!.refused) throw new DuplicateQueueKeyError(outcome!.refused.queueKey, outcome!.refused.heldBy);
     this.wake(partition, new Set([job!.queue!]));
@@ -403,6 +423,79 @@ export class Client {
     await Promise.all([...this.subscriptions].map((off) => off().catch(() => undefined)));
     if (this.ownsBus) await this.bus?.close();
     if (this.ownsStore) await this.store.close();
+  }
+
+  /**
+   * An idle engine to hand this job to, if one advertised itself lately (one free slot is used
+   * up). Not for jobs with an execution key (their turn is the claim's to decide) or a later start.
+   * The first enqueue to a partition starts listening to its adverts.
+   */
+  private handoffTarget(partition: string, job: NewJob): IdleAdvert | undefined {
+    if (!this.bus?.connected) return undefined;
+    if (!this.idleWatched.has(partition)) this.watchIdle(partition);
+    if (job.executionKey != null || job.runAt !== undefined || job.delayMs !== undefined) return undefined;
+    const slot = `${partition}\u0000${job.queue}`;
+    const advert = this.idle.get(slot);
+    if (!advert || Date.now() - advert.at > IDLE_ADVERT_TTL_MS) {
+      this.idle.delete(slot);
+      return undefined;
+    }
+    if (--advert.free <= 0) this.idle.delete(slot);
+    return advert;
+  }
+
+  private watchIdle(partition: string): void {
+    this.idleWatched.add(partition);
+    const bus = this.bus!;
+    bus
+      .subscribe(
+        subjects.idlePattern(this.cluster, partition),
+        (data: IdleAdvert, msg) => {
+          const queue = subjects.parseIdle(msg.subject)?.queue;
+          if (!queue || idleAdvertProblem(data)) return; // not ours to judge further: no hand-off
+          const slot = `${partition}\u0000${queue}`;
+          if (data.free > 0) this.idle.set(slot, { node: data.node, leaseMs: data.leaseMs, free: data.free, at: Date.now() });
+          else if (this.idle.get(slot)?.node === data.node) this.idle.delete(slot);
+        },
+        { kinds: [IDLE_KIND] },
+      )
+      .then(
+        (off) => {
+          if (this.closed) void off().catch(() => undefined);
+          else this.subscriptions.add(off);
+        },
+        (err) => {
+          this.idleWatched.delete(partition);
+          this.logger.debug({ partition, err: (err as Error)?.message }, 'listening for idle engines failed; enqueues go the claim way');
+        },
+      );
+  }
+
+  /**
+   * Enqueues the job as the idle node's running attempt and hands it over: the node starts it
+   * without a claim round trip. Should the message be lost or the node be gone, the job's lease
+   * runs out and it is rescued like any other.
+   */
+  private async handOff(job: NewJob, target: IdleAdvert): Promise<{ id: string }> {
+    const claimed = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
+    const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey } = claimed;
+    const message: Handoff = { job: { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey } };
+    let sent = false;
+    try {
+      sent = this.bus!.publish(subjects.node(this.cluster, target.node), HANDOFF_KIND, message);
+    } catch (err) {
+      this.logger.debug({ jobId: id, err: (err as Error)?.message }, 'the hand-off message could not be sent; the job goes to the queue');
+    }
+    if (!sent) {
+      // Not on its way (bus away, payload too big for it): back to the queue, for a claim to take.
+      // The job is stored either way: should this fail too, its lease runs out and it is rescued.
+      await this.store.release(target.node, [{ id, attempt }]).then(
+        ({ released }) => released.size > 0 && this.wake(partition, new Set([queue])),
+        (err) => this.logger.warn({ jobId: id, err: (err as Error)?.message }, 'handing back an undelivered hand-off failed; the job runs once its lease expires'),
+      );
+    }
+    this.publishEnqueued([job], [id]);
+    return { id };
   }
 
   /** One wake-up per partition/queue per enqueue call, so idle engines claim at once instead of at their next poll. */

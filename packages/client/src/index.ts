@@ -21,6 +21,13 @@ export {
 } from './events.js';
 export {
   WAKE_KIND,
+  IDLE_KIND,
+  HANDOFF_KIND,
+  IDLE_ADVERT_TTL_MS,
+  idleAdvertProblem,
+  handoffProblem,
+  type IdleAdvert,
+  type Handoff,
   ROLL_CALL_KIND,
   CANCEL_KIND,
   CONTROL_KIND,

@@ -5,6 +5,8 @@
  *
  *   subject                                  kind       payload                         who answers
  *   partita.<c>.wake.<partition>.<queue>     wake       null                            every node serving it
+ *   partita.<c>.idle.<partition>.<queue>     idle       IdleAdvert                      clients (hand-off targets)
+ *   partita.<c>.node.<nodeId>                handoff    Handoff                         that node
  *   partita.<c>.event.<p>.<q>.<type>.<kind>  job.<kind> JobEvent                        subscribers
  *   partita.<c>.rollcall                     rollcall   {}   (gather)                   every node: MemberProfile
  *   partita.<c>.cancel.<partition>           cancel     CancelBroadcast                 every node serving it
@@ -14,10 +16,71 @@
  */
 
 export const WAKE_KIND = 'wake';
+export const IDLE_KIND = 'idle';
+export const HANDOFF_KIND = 'handoff';
 export const ROLL_CALL_KIND = 'rollcall';
 export const CANCEL_KIND = 'cancel';
 export const CONTROL_KIND = 'control';
 export const QUORUM_KIND = 'quorum';
+
+/**
+ * An engine with free slots for a queue and nothing to claim: a client may enqueue its next job of
+ * that queue straight into this node's hands (stored as the node's running attempt, leased for
+ * `leaseMs`), skipping the wake-up and claim round trips. Sent again while the engine stays idle.
+ */
+export interface IdleAdvert {
+  node: string;
+  leaseMs: number;
+  /** Free slots: jobs a client may hand this node on the strength of this advert; 0 takes it back. */
+  free: number;
+}
+
+/** How long a client trusts an idle advert; engines repeat theirs at every poll while idle. */
+export const IDLE_ADVERT_TTL_MS = 3000;
+
+/** A job enqueued straight into a node's hands: already its running attempt in Postgres. */
+export interface Handoff {
+  job: {
+    id: string;
+    partition: string;
+    queue: string;
+    type: string;
+    payload: unknown;
+    priority: number;
+    attempt: number;
+    maxAttempts: number;
+    timeoutMs: number | null;
+    queueKey: string | null;
+  };
+}
+
+const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+const isCount = (v: unknown, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+
+/** Why an idle advert is malformed, or undefined when it is usable. */
+export function idleAdvertProblem(data: unknown): string | undefined {
+  if (typeof data !== 'object' || data === null) return 'not an object';
+  const a = data as Partial<Record<keyof IdleAdvert, unknown>>;
+  if (!isName(a.node)) return 'node must be a node id';
+  if (!isCount(a.leaseMs, 86_400_000) || (a.leaseMs as number) < 1) return 'leaseMs must be a positive whole number of ms';
+  if (!isCount(a.free, 1_000_000)) return 'free must be a whole number of slots';
+  return undefined;
+}
+
+/** Why a hand-off is malformed, or undefined when it is usable (msgpack nulls for absent values are accepted). */
+export function handoffProblem(data: unknown): string | undefined {
+  if (typeof data !== 'object' || data === null) return 'not an object';
+  const job = (data as { job?: unknown }).job;
+  if (typeof job !== 'object' || job === null) return 'job must be an object';
+  const j = job as Partial<Record<keyof Handoff['job'], unknown>>;
+  if (typeof j.id !== 'string' || !/^[0-9a-f-]{36}$/i.test(j.id)) return 'job.id must be a job id';
+  for (const k of ['partition', 'queue', 'type'] as const) if (!isName(j[k])) return `job.${k} must be a name`;
+  if (typeof j.priority !== 'number' || !Number.isInteger(j.priority)) return 'job.priority must be an integer';
+  if (!isCount(j.attempt, 1_000_000) || !isCount(j.maxAttempts, 1_000_000)) return 'job.attempt and job.maxAttempts must be whole numbers';
+  if (j.timeoutMs !== null && !isCount(j.timeoutMs, 2_147_483_647)) return 'job.timeoutMs must be null or a whole number of ms';
+  if (j.queueKey !== null && typeof j.queueKey !== 'string') return 'job.queueKey must be null or a string';
+  return undefined;
+}
 
 /** Kill running jobs of a partition, wherever they run (nodes not running them ignore it). */
 export interface CancelBroadcast {

@@ -231,11 +231,11 @@ export abstract class BusBase implements Bus {
     return this.isClosing;
   }
 
-  publish(subject: string, kind: string, data?: unknown): void {
+  publish(subject: string, kind: string, data?: unknown): boolean {
     this.checkSubject(subject);
     validateKind(kind);
     const bytes = this.encodeOrThrow(kind, data);
-    this.send(subject, bytes, undefined, `publish "${kind}"`);
+    return this.send(subject, bytes, undefined, `publish "${kind}"`);
   }
 
   /**

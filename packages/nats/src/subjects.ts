@@ -6,6 +6,7 @@
  *
  * Layout:
  *   partita.<c>.wake.<partition>.<queue>                       enqueue wake-ups
+ *   partita.<c>.idle.<partition>.<queue>                       an engine with nothing to do
  *   partita.<c>.event.<partition>.<queue>.<type>.<kind>        job events
  *   partita.<c>.global.<partition>                             Global request/reply
  *   partita.<c>.rollcall                                       roll call (gather)
@@ -130,6 +131,11 @@ export function wake(cluster: string, partition: string, queue: string): string 
   return `${base(cluster)}.wake.${validateToken(partition, 'partition')}.${validateToken(queue, 'queue')}`;
 }
 
+/** `partita.<cluster>.idle.<partition>.<queue>` — an engine idle for this queue: clients may hand it jobs. */
+export function idle(cluster: string, partition: string, queue: string): string {
+  return `${base(cluster)}.idle.${validateToken(partition, 'partition')}.${validateToken(queue, 'queue')}`;
+}
+
 /** `partita.<cluster>.event.<partition>.<queue>.<type>.<kind>` — job events (completed, failed, progress, ...). */
 export function event(cluster: string, partition: string, queue: string, type: string, kind: string): string {
   return (
@@ -196,6 +202,11 @@ export function wakePattern(cluster: string, partition?: string, queue?: string)
   return `${base(cluster)}.wake.${patternToken(partition, 'partition')}.${patternToken(queue, 'queue')}`;
 }
 
+/** Pattern over idle subjects of a partition (every queue). */
+export function idlePattern(cluster: string, partition: string): string {
+  return `${base(cluster)}.idle.${validateToken(partition, 'partition')}.*`;
+}
+
 export interface EventFilter {
   partition?: string;
   queue?: string;
@@ -254,6 +265,13 @@ export function parseEvent(subject: string): EventSubject | undefined {
 export function parseWake(subject: string): { cluster: string; partition: string; queue: string } | undefined {
   const t = subject.split('.');
   if (t.length !== 5 || t[0] !== SUBJECT_ROOT || t[2] !== 'wake') return undefined;
+  return { cluster: t[1]!, partition: t[3]!, queue: t[4]! };
+}
+
+/** Splits an idle subject back into its parts; undefined when it is not one. */
+export function parseIdle(subject: string): { cluster: string; partition: string; queue: string } | undefined {
+  const t = subject.split('.');
+  if (t.length !== 5 || t[0] !== SUBJECT_ROOT || t[2] !== 'idle') return undefined;
   return { cluster: t[1]!, partition: t[3]!, queue: t[4]! };
 }
 

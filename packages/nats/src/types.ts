@@ -97,9 +97,10 @@ export interface Bus {
   /**
    * Fire-and-forget. Never throws because the bus is away (the message is dropped, counted and a
    * rate-limited warning logged); throws ValidationError for an invalid subject/kind, data msgpack
-   * cannot encode, or a message larger than the server's max payload.
+   * cannot encode, or a message larger than the server's max payload. Returns whether the message
+   * was handed to the transport (false: dropped).
    */
-  publish(subject: string, kind: string, data?: unknown): void;
+  publish(subject: string, kind: string, data?: unknown): boolean;
   /**
    * Subscribes to a subject or NATS pattern (`*` one token, `>` the rest). Resolves once the
    * subscription is live at the server (or immediately when disconnected: it becomes live on

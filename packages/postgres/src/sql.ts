@@ -43,6 +43,7 @@ export interface Statement {
 export type OpName =
   | 'enqueue_batch'
   | 'enqueue_one'
+  | 'enqueue_handoff'
   | 'queue_key_holders'
   | 'claim_batch'
   | 'save_control'

@@ -285,6 +285,26 @@ export class JobStore {
     return outcomes;
   }
 
+  /**
+   * Enqueues one job straight into a node's hands: stored as that node's running attempt, leased
+   * for `leaseMs`, and returned as claimed (the node runs it from a hand-off message, no claim).
+   * A taken queue key is a DuplicateQueueKeyError. Jobs with an execution key are not handed off:
+   * their key's turn is the claim's to decide.
+   */
+  async enqueueHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
+    const batch = new EnqueueBatch();
+    this.addJob(batch, job, 0, true, Date.now());
+    if (batch.executionKeys[0] !== null) throw new ValidationError('a job with an execution key is claimed, never handed off', 'executionKey');
+    await this.assertKnownQueues(batch.queuePairs);
+    const [row] = await this.run<ClaimRow>('enqueue_handoff', [...batch.single(), nodeId, leaseMs]);
+    if (!row) {
+      const queueKey = batch.queueKeys[0]!;
+      const [holder] = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [batch.partitions[0], [queueKey]]);
+      throw new DuplicateQueueKeyError(queueKey, holder?.id);
+    }
+    return claimedJob(batch.partitions[0]!, { ...row, execution_key: null, cancel_requested: false });
+  }
+
   /** Enqueues one job; a taken queue key is a DuplicateQueueKeyError. */
   async enqueueOne(job: NewJob): Promise<string> {
     const [outcome] = await this.enqueue([job]);
@@ -427,41 +447,17 @@ export class JobStore {
     const wanted = request.queues.filter((q) => q.limit > 0);
     const found = new Map<string, number>();
     if (wanted.length === 0) return { jobs: [], found };
-    const rows = await this.run<{
-      id: string | null;
-      queue: string;
-      type: string;
-      payload: unknown;
-      priority: number;
-      attempts: number;
-      max_attempts: number;
-      timeout_ms: number | null;
-      queue_key: string | null;
-      execution_key: string | null;
-      cancel_requested: boolean;
-      found: number | null;
-    }>('claim_batch', [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs], this.claimPool, retryOnKeyRace);
+    const rows = await this.run<ClaimRow & { id: string | null; found: number | null }>(
+      'claim_batch',
+      [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs],
+      this.claimPool,
+      retryOnKeyRace,
+    );
     const jobs: ClaimedJob[] = [];
     // Rows come in claim order (priority, run_at, id), the per-queue counts last.
     for (const r of rows) {
-      if (r.id === null) {
-        found.set(r.queue, r.found ?? 0);
-        continue;
-      }
-      jobs.push({
-        id: r.id,
-        partition: request.partition,
-        queue: r.queue,
-        type: r.type,
-        payload: r.payload,
-        priority: r.priority,
-        attempt: r.attempts,
-        maxAttempts: r.max_attempts,
-        timeoutMs: r.timeout_ms,
-        queueKey: r.queue_key,
-        executionKey: r.execution_key,
-        cancelRequested: r.cancel_requested,
-      });
+      if (r.id === null) found.set(r.queue, r.found ?? 0);
+      else jobs.push(claimedJob(request.partition, r as ClaimRow));
     }
     return { jobs, found };
   }
@@ -498,13 +494,17 @@ export class JobStore {
   }
 
   /**
-   * Hands claimed jobs back to the queue without counting the attempt; returns the ids released.
+   * Hands claimed jobs back to the queue without counting the attempt; returns the ids released,
+   * and apart those finished as cancelled instead (a cancel was asked while this node held them).
    * `executionKey` records a key derived from the job's definition for a job stored without one.
    */
-  async release(nodeId: string, items: { id: string; attempt: number; executionKey?: string | null }[]): Promise<Set<string>> {
-    if (items.length === 0) return new Set();
-    const rows = await this.run<{ id: string }>('release_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), nodeId, items.map((i) => i.executionKey ?? null)]);
-    return new Set(rows.map((r) => r.id));
+  async release(nodeId: string, items: { id: string; attempt: number; executionKey?: string | null }[]): Promise<{ released: Set<string>; cancelled: Set<string> }> {
+    const released = new Set<string>();
+    const cancelled = new Set<string>();
+    if (items.length === 0) return { released, cancelled };
+    const rows = await this.run<{ id: string; cancelled: boolean }>('release_jobs', [items.map((i) => i.id), items.map((i) => i.attempt), nodeId, items.map((i) => i.executionKey ?? null)]);
+    for (const r of rows) (r.cancelled ? cancelled : released).add(r.id);
+    return { released, cancelled };
   }
 
   /** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
@@ -792,4 +792,36 @@ const CLAIM_KEY_RACE_RETRIES = 3;
 function retryOnKeyRace(err: unknown, attempt: number): boolean {
   const e = err as { code?: string; constraint?: string };
   return e.code === '23505' && e.constraint === 'jobs_running_key_idx' && attempt <= CLAIM_KEY_RACE_RETRIES;
+}
+
+/** A claimed job as the claim (and a hand-off) returns it. */
+interface ClaimRow {
+  id: string;
+  queue: string;
+  type: string;
+  payload: unknown;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  timeout_ms: number | null;
+  queue_key: string | null;
+  execution_key: string | null;
+  cancel_requested: boolean;
+}
+
+function claimedJob(partition: string, r: ClaimRow): ClaimedJob {
+  return {
+    id: r.id,
+    partition,
+    queue: r.queue,
+    type: r.type,
+    payload: r.payload,
+    priority: r.priority,
+    attempt: r.attempts,
+    maxAttempts: r.max_attempts,
+    timeoutMs: r.timeout_ms,
+    queueKey: r.queue_key,
+    executionKey: r.execution_key,
+    cancelRequested: r.cancel_requested,
+  };
 }

@@ -136,11 +136,30 @@ withStore('heartbeat renews leases and reports cancel requests', async (t, { sto
 withStore('released jobs go back to the queue without counting the attempt', async (t, { store }) => {
   const id = await store.enqueueOne({ partition: 'p', type: 'x' });
   const [job] = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
-  t.deepEqual([...(await store.release('other', [{ id, attempt: 1 }]))], []);
-  t.deepEqual([...(await store.release('n', [{ id, attempt: job!.attempt }]))], [id]);
+  t.deepEqual([...(await store.release('other', [{ id, attempt: 1 }])).released], []);
+  t.deepEqual([...(await store.release('n', [{ id, attempt: job!.attempt }])).released], [id]);
   const again = await store.getJob(id);
   t.is(again?.state, 'queued');
   t.is(again?.attempts, 0);
+});
+
+withStore('a job handed back after a cancel was asked is finished as cancelled, not queued again', async (t, { store }) => {
+  const id = await store.enqueueOne({ partition: 'p', type: 'x' });
+  const [job] = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
+  t.deepEqual(await store.cancel([id]), [{ id, partition: 'p', running: true, node: 'n' }]);
+  const { released, cancelled } = await store.release('n', [{ id, attempt: job!.attempt }]);
+  t.deepEqual([[...released], [...cancelled]], [[], [id]]);
+  t.is((await store.getJob(id))?.state, 'cancelled');
+});
+
+withStore('a job enqueued straight into a node is its running first attempt, leased; a held queue key refuses it', async (t, { store }) => {
+  const job = await store.enqueueHandedOff({ partition: 'p', type: 'x', payload: { n: 1 }, queueKey: 'once', maxAttempts: 3 }, 'node-h', 5000);
+  t.like(job, { partition: 'p', queue: 'default', type: 'x', payload: { n: 1 }, attempt: 1, maxAttempts: 3, queueKey: 'once', executionKey: null, cancelRequested: false });
+  t.like(await store.getJob(job.id), { state: 'running', attempts: 1 });
+  t.deepEqual((await store.heartbeat('node-h', 5000, [job.id])).renewed, [job.id], 'leased to that node');
+  await t.throwsAsync(store.enqueueHandedOff({ partition: 'p', type: 'x', queueKey: 'once' }, 'node-h', 5000), { instanceOf: DuplicateQueueKeyError });
+  await t.throwsAsync(store.enqueueHandedOff({ partition: 'p', type: 'x', executionKey: 'k' }, 'node-h', 5000), { instanceOf: ValidationError });
+  t.true((await store.complete('node-h', [{ id: job.id, attempt: 1, result: 2 }])).has(job.id));
 });
 
 withStore('cancel of a queued job moves it to history; it never gets claimed', async (t, { store }) => {

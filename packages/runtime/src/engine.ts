@@ -11,6 +11,7 @@ import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
 import { effectiveControl } from './quorum.js';
+import { IDLE_ADVERT_TTL_MS } from '@partita/client';
 import type { Metrics } from './metrics.js';
 
 export interface EngineSettings {
@@ -41,11 +42,17 @@ export interface EngineOptions {
   /** Job lifecycle events, for the bus (fire and forget; must not throw; it gathers them into batches). */
   events?: (event: EngineEvent) => void;
   /**
-   * Jobs of these queues that held an execution key were recorded finished or handed back: the
-   * jobs the claim skipped for those keys are claimable now. This engine claims again by itself;
-   * the hook tells the other nodes (a coalesced wake-up over the bus).
+   * Jobs of these queues became claimable: handed back, or a job holding an execution key ended
+   * (the claim skipped the key's other jobs). This engine claims again by itself; the hook tells
+   * the other nodes (a wake-up over the bus).
    */
-  keysFreed?: (queues: string[]) => void;
+  claimable?: (queues: string[]) => void;
+  /**
+   * These queues have free slots and nothing to claim: the node advertises them, so a client may
+   * enqueue its next job straight into this engine's hands (see `handoff`). Called after claims
+   * that found a queue empty (an idle engine claims at every poll); `free` 0 takes an advert back.
+   */
+  idle?: (queues: { queue: string; free: number }[]) => void;
   metrics?: Metrics;
 }
 
@@ -67,6 +74,8 @@ export interface EngineControl {
 
 export type EngineMsg =
   | { t: 'wake'; queues?: string[] }
+  /** A job a client enqueued straight into this node's hands (already its running attempt in Postgres). */
+  | { t: 'handoff'; job: ClaimedJob }
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown }
@@ -103,6 +112,8 @@ interface QueueState {
   sampledAt: number;
   /** Smoothed jobs finished per millisecond: sizes the prefetch. */
   rate: number;
+  /** The last idle advert: its free slots (0: none out, or retracted), when it went out, hand-offs received since. */
+  advert: { free: number; at: number; handedOff: number };
 }
 
 interface Tracked {
@@ -131,6 +142,8 @@ interface FlushBatch {
 interface Accepted {
   completed: Set<string>;
   failed: Set<string>;
+  /** Handed back, but finished as cancelled instead (a cancel was asked while this node held them). */
+  cancelled: Set<string>;
 }
 
 const CLAIM_BACKOFF_MIN_MS = 100;
@@ -143,6 +156,8 @@ const RATE_SAMPLE_MS = 20;
  */
 const PREFETCH_ROUND_TRIPS = 4;
 const CLAIM_BACKOFF_MAX_MS = 5000;
+/** An idle queue's advert is repeated this often (clients trust one for IDLE_ADVERT_TTL_MS). */
+const ADVERT_REFRESH_MS = 1000;
 
 /**
  * One per partition per node: claims due jobs in batches sized to free capacity plus a small
@@ -155,7 +170,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
-      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0 },
+      { concurrency: q.concurrency, running: 0, buffer: [], finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
     ]),
   );
   const tracked = new Map<string, Tracked>();
@@ -313,7 +328,68 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     more = wokenWhileClaiming || [...asked].some(([queue, n]) => (found.get(queue) ?? got.get(queue) ?? 0) >= n);
     wokenWhileClaiming = false;
     dispatch();
+    if (options.idle && !draining && throttleMs === 0) {
+      // Idle queues are advertised again when a hand-off used the last advert, their free slots
+      // changed, or the last one is getting old; not at every empty claim of a busy engine.
+      const now = Date.now();
+      const idle: { queue: string; free: number }[] = [];
+      for (const [name] of asked) {
+        const q = queues.get(name);
+        if (!q || (found.get(name) ?? got.get(name) ?? 0) > 0) continue;
+        const free = q.concurrency - q.running - q.buffer.length;
+        if (free <= 0 || (q.advert.handedOff === 0 && q.advert.free === free && now - q.advert.at < ADVERT_REFRESH_MS)) continue;
+        q.advert = { free, at: now, handedOff: 0 };
+        idle.push({ queue: name, free });
+      }
+      if (idle.length) options.idle(idle);
+    }
+    retractAdverts();
     if (more) maybeClaim();
+  }
+
+  /**
+   * A job handed straight to this engine: it runs here if the queue is served, not paused or
+   * throttled, and has a free slot; otherwise it goes back to the queue for a claim to take.
+   */
+  function onHandoff(job: ClaimedJob): void {
+    if (tracked.has(job.id)) return;
+    const q = queues.get(job.queue);
+    if (q) q.advert.handedOff++;
+    const runnable =
+      q !== undefined && !draining && controlKnown && throttleMs === 0 && !paused.has(job.queue) && q.running + q.buffer.length < q.concurrency && leasesRenewing(Date.now());
+    const key = job.executionKey ?? deriveExecutionKey(job);
+    options.metrics?.handedOff(partition, job.queue, runnable && key === undefined);
+    if (!runnable || key !== undefined) {
+      // A key its definition derives is recorded with the job, and the claim decides its turn.
+      if (key !== undefined) job.executionKey = key;
+      pending.releases.push(job);
+      scheduleFlush();
+      return;
+    }
+    tracked.set(job.id, { job, started: false });
+    q.buffer.push(job);
+    dispatch();
+    retractAdverts();
+  }
+
+  /**
+   * Takes back adverts still out for queues that can no longer take a hand-off (full, paused,
+   * throttled, stopping, leases not renewing), so clients stop handing this node jobs it would
+   * only hand back. An advert whose slots hand-offs used up needs no retraction.
+   */
+  function retractAdverts(): void {
+    if (!options.idle) return;
+    const now = Date.now();
+    const retract: { queue: string; free: number }[] = [];
+    for (const [name, q] of queues) {
+      const a = q.advert;
+      if (a.free <= a.handedOff || now - a.at > IDLE_ADVERT_TTL_MS) continue;
+      const open = !draining && controlKnown && throttleMs === 0 && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+      if (open) continue;
+      a.free = 0;
+      retract.push({ queue: name, free: 0 });
+    }
+    if (retract.length) options.idle(retract);
   }
 
   function deriveExecutionKey(job: ClaimedJob): string | undefined {
@@ -449,9 +525,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
     ]);
     work.then(
-      ([completed, failed]) => {
+      ([completed, failed, { cancelled }]) => {
         options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
-        self.cast({ t: 'flushed', batch, accepted: { completed, failed } });
+        self.cast({ t: 'flushed', batch, accepted: { completed, failed, cancelled } });
       },
       (error) => {
         options.metrics?.flushFailed(partition);
@@ -497,10 +573,18 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         callback(f.job, 'onFailed', () => def.onFailed!(f.cause, f.job.payload, hookContext(f.job)));
       }
     }
-    for (const j of batch.releases) options.metrics?.finished(partition, j.queue, 'released');
+    for (const j of batch.releases) {
+      if (!accepted.cancelled.has(j.id)) {
+        options.metrics?.finished(partition, j.queue, 'released');
+        continue;
+      }
+      // It never ran here: no onCancel, as for a queued job's cancel.
+      options.metrics?.finished(partition, j.queue, 'cancelled');
+      emit({ kind: 'cancelled', job: j });
+    }
     if (pendingCount() > 0) scheduleFlush();
-    const freed = keyedQueues(batch);
-    if (freed.length) options.keysFreed?.(freed);
+    const freed = claimableQueues(batch);
+    if (freed.length) options.claimable?.(freed);
     if (draining) checkDrained();
     else if (freed.length) {
       // Their execution keys are free in Postgres now: jobs the claim skipped for them are claimable.
@@ -587,6 +671,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   function handleMessage(msg: EngineMsg): unknown {
     switch (msg.t) {
+      case 'handoff':
+        onHandoff(msg.job);
+        return;
       case 'wake':
         more = true;
         if (claiming) wokenWhileClaiming = true;
@@ -635,6 +722,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       case 'heartbeatFailed':
         if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
         heartbeatFailing = true;
+        retractAdverts();
         return;
       case 'leases':
         lastRenewalAt = Date.now();
@@ -665,6 +753,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
             q.buffer = [];
           }
           ctxRef.sendEvery(Math.max(5, Math.min(100, msg.graceMs / 10)), { t: 'poll' });
+          retractAdverts();
           checkDrained();
         }
         return;
@@ -690,6 +779,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         // A lowered throttle takes effect now, not when the old, longer wait would have ended.
         throttleTimer?.();
         throttleTimer = undefined;
+        retractAdverts();
         if (wasStopped || throttleMs >= 0) maybeClaim(true);
         return;
       }
@@ -734,12 +824,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   };
 }
 
-/** Queues with keyed jobs among a recorded batch: each of those jobs freed its execution key. */
-function keyedQueues(batch: FlushBatch): string[] {
+/** Queues a recorded batch made jobs claimable in: jobs handed back, and keyed jobs that ended (their key is free). */
+function claimableQueues(batch: FlushBatch): string[] {
   const queues = new Set<string>();
   for (const c of batch.completions) if (c.job.executionKey) queues.add(c.job.queue);
   for (const f of batch.failures) if (f.job.executionKey) queues.add(f.job.queue);
-  for (const j of batch.releases) if (j.executionKey) queues.add(j.queue);
+  for (const j of batch.releases) queues.add(j.queue);
   return [...queues];
 }
 

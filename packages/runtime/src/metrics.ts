@@ -67,6 +67,8 @@ export interface Metrics {
   /** One claim round trip: how long it took and how many jobs it returned. */
   claimed(partition: string, durationMs: number, jobs: number): void;
   claimFailed(partition: string): void;
+  /** A job a client enqueued straight into this node's hands: started here (accepted) or handed back. */
+  handedOff(partition: string, queue: string, accepted: boolean): void;
   /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
   flushed(partition: string, durationMs: number, outcomes: number): void;
   flushFailed(partition: string): void;
@@ -202,6 +204,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers: [registry],
   });
   const claimErrors = new Counter({ name: 'partita_claim_errors_total', help: 'Claim statements that failed', labelNames: ['partition'], registers: [registry] });
+  const handoffs = new Counter({
+    name: 'partita_handoffs_total',
+    help: 'Jobs clients enqueued straight into this node (it had advertised itself idle), by outcome: accepted (run here without a claim) or refused (handed back to the queue)',
+    labelNames: ['partition', 'queue', 'outcome'],
+    registers: [registry],
+  });
   const flushSeconds = new Histogram({
     name: 'partita_flush_duration_seconds',
     help: 'Round trip of one group commit of job outcomes (completions, failures, releases, progress)',
@@ -332,6 +340,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     claimFailed(partition) {
       claimErrors.inc({ partition });
+    },
+    handedOff(partition, queue, accepted) {
+      handoffs.inc({ partition, queue, outcome: accepted ? 'accepted' : 'refused' });
     },
     flushed(partition, durationMs, outcomes) {
       flushSeconds.observe({ partition }, durationMs / 1000);

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/actors';
 import { ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
 import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
-import { Client } from '@partita/client';
+import { Client, IDLE_KIND, type IdleAdvert } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
@@ -172,7 +172,13 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
             workersName: `workers:${partition}`,
             events: publishEvent,
             metrics,
-            keysFreed: (queues) => publishWake(partition, queues),
+            claimable: (queues) => publishWake(partition, queues),
+            idle: (queues) => {
+              for (const { queue, free } of queues) {
+                const advert: IdleAdvert = { node: nodeId, leaseMs: settings.leaseMs, free };
+                bus.publish(subjects.idle(cluster, partition, queue), IDLE_KIND, advert);
+              }
+            },
           }),
       },
       {

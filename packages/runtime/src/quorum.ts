@@ -8,13 +8,16 @@ import {
   MAX_THROTTLE_MS,
   ROLL_CALL_KIND,
   WAKE_KIND,
+  HANDOFF_KIND,
+  handoffProblem,
+  type Handoff,
   type CancelBroadcast,
   type ControlBroadcast,
   type MemberProfile,
   type QueueProfile,
   type ThrottleRule,
 } from '@partita/client';
-import type { JobStore } from '@partita/postgres';
+import type { ClaimedJob, JobStore } from '@partita/postgres';
 import { subjects, type Bus, type MessageInfo } from '@partita/nats';
 import type { EngineControl, EngineMsg, EngineStats } from './engine.js';
 
@@ -55,6 +58,8 @@ const CPU_SAMPLE_MS = 2000;
  *  - cancel (`partita.<c>.cancel.<partition>`, `{ ids }`): `{ t: 'cancel', ids }` to the engine;
  *    an engine not running those jobs ignores them (the heartbeat's cancel flag is the durable path).
  *  - roll call (`partita.<c>.rollcall`, gather): answers with the node's MemberProfile.
+ *  - hand-off (`partita.<c>.node.<nodeId>`, `{ job }`): a job a client enqueued straight into this
+ *    node, to the partition's engine (which runs it or hands it back).
  *
  * Pause/throttle broadcasts (`partita.<c>.pause.<partition>`, kind `control`) are applied by the
  * partition's GlobalSeat, which also re-reads them from Postgres and re-sends them to a restarted
@@ -175,6 +180,25 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
         ),
       );
     }
+    // Hand-offs: jobs clients enqueued straight into this node (it advertised itself idle).
+    offs.push(
+      await bus.subscribe(
+        subjects.node(cluster, nodeId),
+        (data: Handoff, msg) => {
+          const problem = handoffProblem(data);
+          if (problem) return malformed(HANDOFF_KIND, msg.subject, problem);
+          const job: ClaimedJob = { ...data.job, executionKey: null, cancelRequested: false };
+          const engine = engines().get(job.partition);
+          if (engine?.alive) return engine.cast({ t: 'handoff', job });
+          // No engine for it here (not served, or restarting): back to the queue, for any node to claim.
+          options.store
+            ?.release(nodeId, [{ id: job.id, attempt: job.attempt }])
+            .then(() => bus.publish(subjects.wake(cluster, job.partition, job.queue), WAKE_KIND, null))
+            .catch((err) => logger.warn({ jobId: job.id, err: describeError(err).message }, 'handing back a job this node cannot run failed; it is rescued when its lease expires'));
+        },
+        { kinds: [HANDOFF_KIND] },
+      ),
+    );
     offs.push(
       await bus.subscribe(
         subjects.rollCall(cluster),

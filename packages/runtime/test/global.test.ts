@@ -217,15 +217,16 @@ test('a job stored without its execution key (enqueued by a client without the d
         running--;
       },
     });
-    await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
-    // A client that has no definitions stores no key on the rows.
+    // A client that has no definitions stores no key on the rows (enqueued before any node runs).
     const bare = await connect({ postgres: c.db.url, schema: c.db.schema });
     try {
+      await bare.store.registerQueues('setup', [{ partition: 'p', queue: 'default', concurrency: 8 }]);
       await bare.enqueueMany('p', Array.from({ length: 6 }, (_, n) => ({ type: 'derived', payload: { n } })));
     } finally {
       await bare.close();
     }
     t.is((await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs WHERE execution_key IS NULL`)).rows[0].n, 6);
+    await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
     await until('all done', async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0, 20_000);
     t.is(peak, 1, 'one at a time under the derived key');
     const { rows } = await c.db.pool.query(`SELECT execution_key, attempts FROM "${c.db.schema}".jobs_history WHERE type = 'derived'`);

@@ -1,10 +1,29 @@
--- Hands jobs back untouched (prefetched but not started, or interrupted by a graceful stop):
--- the attempt is not counted and any node may claim them at once. $4 gives an execution key a
--- node derived from the job's definition, for a job enqueued without it (e.g. from the CLI): from
--- then on Postgres holds that key for it like any other.
-UPDATE {{schema}}.jobs j
-SET state = 'queued', attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
-    execution_key = coalesce(j.execution_key, t.key)
-FROM unnest($1::uuid[], $2::integer[], $4::text[]) AS t(id, attempt, key)
-WHERE j.id = t.id AND j.attempts = t.attempt AND j.state = 'running' AND j.locked_by = $3
-RETURNING j.id
+-- Hands jobs back untouched (prefetched but not started, handed off to a node that could not take
+-- them, or interrupted by a graceful stop): the attempt is not counted and any node may claim them
+-- at once. A job asked to cancel meanwhile is not handed back but finished as cancelled, as a
+-- queued job's cancel finishes it (it never ran; its history keeps the attempt it was handed in). $4 gives an execution key a node derived from
+-- the job's definition, for a job enqueued without it (e.g. from the CLI): from then on Postgres
+-- holds that key for it like any other.
+WITH handed AS (
+  SELECT j.id, j.cancel_requested, t.key FROM {{schema}}.jobs j
+  JOIN unnest($1::uuid[], $2::integer[], $4::text[]) AS t(id, attempt, key) ON j.id = t.id
+  WHERE j.attempts = t.attempt AND j.state = 'running' AND j.locked_by = $3
+  FOR UPDATE OF j
+), requeued AS (
+  UPDATE {{schema}}.jobs j
+  SET state = 'queued', attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
+      execution_key = coalesce(j.execution_key, h.key)
+  FROM handed h
+  WHERE j.id = h.id AND NOT h.cancel_requested
+  RETURNING j.id, false AS cancelled
+), removed AS (
+  DELETE FROM {{schema}}.jobs j USING handed h
+  WHERE j.id = h.id AND h.cancel_requested
+  RETURNING j AS job
+), moved AS (
+  INSERT INTO {{schema}}.jobs_history
+  SELECT x.* FROM removed r,
+    LATERAL {{schema}}.history_row(r.job, 'cancelled', NULL, (r.job).errors) x
+  RETURNING id, true AS cancelled
+)
+SELECT id, cancelled FROM requeued UNION ALL SELECT id, cancelled FROM moved
