@@ -12,7 +12,7 @@ import {
   type JobSpec,
   type Logger,
 } from '@partita/core';
-import { JobStore, type NewJob, type PgOptions } from '@partita/postgres';
+import { JobStore, type ClaimedJob, type NewJob, type PgOptions } from '@partita/postgres';
 import { createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
 import {
   eventMessageKinds,
@@ -79,6 +79,8 @@ export interface EnqueueManyResult {
  * engines at once instead of at their next poll.
  */
 export interface ClientHooks {
+  /** A hand-off to `node`: true when the hook delivered it (the node's own client, to its own engine). */
+  handOff?(node: string, job: ClaimedJob): boolean;
   enqueued?(partition: string, queues: Set<string>): void;
   cancelRequested?(jobs: { id: string; partition: string; node: string | null }[]): void;
 }
@@ -480,9 +482,9 @@ export class Client {
     const claimed = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
     const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey } = claimed;
     const message: Handoff = { job: { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey } };
-    let sent = false;
+    let sent = this.hooks.handOff?.(target.node, claimed) ?? false;
     try {
-      sent = this.bus!.publish(subjects.node(this.cluster, target.node), HANDOFF_KIND, message);
+      sent ||= this.bus!.publish(subjects.node(this.cluster, target.node), HANDOFF_KIND, message);
     } catch (err) {
       this.logger.debug({ jobId: id, err: (err as Error)?.message }, 'the hand-off message could not be sent; the job goes to the queue');
     }

@@ -235,6 +235,13 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
       // The bus carries wake-ups to every node; the local engine hears it directly, a few hops sooner.
       engineOf(partition)?.cast({ t: 'wake', queues: [...queues] });
     },
+    handOff(node, job) {
+      // A hand-off to this node from its own client skips the bus.
+      const engine = node === nodeId ? engineOf(job.partition) : undefined;
+      if (!engine?.alive) return false;
+      engine.cast({ t: 'handoff', job });
+      return true;
+    },
     cancelRequested(jobs) {
       for (const job of jobs) if (job.node === nodeId) engineOf(job.partition)?.cast({ t: 'cancel', ids: [job.id] });
     },

@@ -41,6 +41,9 @@ test.serial('a single enqueue to an idle node is handed straight to it and runs 
     const { rows } = await c.db.pool.query(`SELECT state, attempts, node, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [id]);
     t.like(rows[0], { state: 'completed', attempts: 1, node: node.id, errors: [] });
     t.is(ran.filter((r) => r === id).length, 1, 'ran once');
+    // The node's own client hands off too, straight to its engine.
+    const local = await enqueueUntilHandedOff(node.client, node, 'h');
+    t.like((await c.db.pool.query(`SELECT state, attempts FROM "${c.db.schema}".jobs_history WHERE id = $1`, [local])).rows[0], { state: 'completed', attempts: 1 });
     t.is(await handoffs(node, 'refused'), 0);
   } finally {
     await client.close();
