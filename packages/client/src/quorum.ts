@@ -15,6 +15,8 @@
  *   partita.<c>.quorum.<topic…>              quorum     anything (user data)            user subscribers
  */
 
+import type { ClaimedJob } from '@partita/postgres';
+
 export const WAKE_KIND = 'wake';
 export const IDLE_KIND = 'idle';
 export const HANDOFF_KIND = 'handoff';
@@ -40,18 +42,8 @@ export const IDLE_ADVERT_TTL_MS = 3000;
 
 /** A job enqueued straight into a node's hands: already its running attempt in Postgres. */
 export interface Handoff {
-  job: {
-    id: string;
-    partition: string;
-    queue: string;
-    type: string;
-    payload: unknown;
-    priority: number;
-    attempt: number;
-    maxAttempts: number;
-    timeoutMs: number | null;
-    queueKey: string | null;
-  };
+  /** The job as claimed, less what a hand-off never carries (no execution key, no cancel asked yet). */
+  job: Omit<ClaimedJob, 'executionKey' | 'cancelRequested'>;
 }
 
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
