@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect, type Client } from '@partita/client';
 import { createLogger, silentLogger, type Logger } from '@partita/core';
+import { loadOps } from '@partita/postgres';
 import { defineJob, startNode, type JobDefinition, type PartitaNode } from '@partita/runtime';
 import { noopHandler } from '../lib/probe.js';
 import { quoteIdent } from '../lib/postgres.js';
@@ -22,10 +22,7 @@ function benchLogger(): Logger {
 }
 
 function claimSql(schema: string): string {
-  // @partita/postgres exports only an ESM entry; its SQL files sit next to dist/.
-  const main = fileURLToPath(import.meta.resolve('@partita/postgres'));
-  const file = join(dirname(main), '..', 'sql', 'ops', 'claim_batch.sql');
-  return readFileSync(file, 'utf8').replaceAll('{{schema}}', quoteIdent(schema));
+  return loadOps(schema).claim_batch.text;
 }
 
 let sharedLogger: Logger | undefined;
@@ -161,6 +158,8 @@ class PartitaSystem implements BenchSystem {
     const client = await this.ctx.admin.connect();
     try {
       await client.query('BEGIN');
+      // As Partita's own pools run it: without JIT (whose compile time would swamp the plan).
+      await client.query('SET LOCAL jit = off');
       const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${claimSql(this.schema)}`, [
         PARTITION,
         [QUEUE],
