@@ -47,6 +47,16 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
     t.true(takeoverMs <= 5000, `took ${takeoverMs} ms`);
     t.deepEqual(paused, ['held'], 'the pause survived the failover');
     t.true(await api.isCancelled(held.ids[0]!), 'the cancel survived the failover');
+    // Execution keys live in Postgres: the new leader shows the ones the dead node's runs still hold.
+    const snap = await send<{ executionKeys: Record<string, { holder: string; waiters: string[] }> }>({ op: 'snapshot' });
+    t.true(Object.keys(snap.executionKeys).length > 0, 'the new leader sees keys held by running jobs');
+    for (const [key, { holder }] of Object.entries(snap.executionKeys)) {
+      const { rows } = await db.pool.query(
+        `SELECT execution_key FROM "${db.schema}".jobs WHERE id = $1 UNION ALL SELECT execution_key FROM "${db.schema}".jobs_history WHERE id = $1`,
+        [holder],
+      );
+      t.is(rows[0]?.execution_key, key, `${key} is held by a job of that key`);
+    }
     const leader = (await db.pool.query(`SELECT holder, epoch FROM "${db.schema}".partition_leases WHERE partition = 'p'`)).rows[0];
     t.is(leader.holder, 'b');
     t.true(Number(leader.epoch) >= 2);
