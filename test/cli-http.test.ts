@@ -34,7 +34,7 @@ test('health is 200 with every check when the node is up; metrics report live jo
     jobs: [defineJob({ type: 'noop', perform: () => null })],
   });
   const store = node.client.store;
-  const metrics = createMetrics({ labels: { cluster: 'http-test' }, jobCounts: liveJobCounts(store.pool, store.schema), engines: () => node.stats(), bus: node.bus });
+  const metrics = createMetrics({ labels: { cluster: 'http-test' }, jobCounts: liveJobCounts(store), engines: () => node.stats(), bus: node.bus });
   const server = await startHttpServer({
     port: 0,
     host: '127.0.0.1',

@@ -30,7 +30,7 @@ export async function startNodeHttp(
   const store = node.client.store;
   const metrics = createMetrics({
     labels: { cluster: config.cluster },
-    jobCounts: liveJobCounts(store.pool, store.schema),
+    jobCounts: liveJobCounts(store),
     engines: () => node.stats(),
     bus: node.bus,
   });

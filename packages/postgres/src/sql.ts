@@ -51,6 +51,7 @@ export type OpName =
   | 'execution_key_holder'
   | 'release_execution_key'
   | 'live_jobs'
+  | 'live_job_counts'
   | 'held_execution_keys'
   | 'clear_queue_key'
   | 'complete_batch'

@@ -591,6 +591,11 @@ export class JobStore {
     return row;
   }
 
+  /** Live jobs by partition, queue and shown state, with a zero row for every declared queue (for metrics). */
+  async liveJobCounts(): Promise<{ partition: string; queue: string; state: string; count: number }[]> {
+    return this.run<{ partition: string; queue: string; state: string; count: number }>('live_job_counts', []);
+  }
+
   /** Which live job holds a queue key, if any. */
   async queueKeyHolder(partition: string, queueKey: string): Promise<string | undefined> {
     const [row] = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, [queueKey]]);

@@ -14,6 +14,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BusStats } from '@partita/nats';
+import type { JobStore } from '@partita/postgres';
 import type { EngineStats } from './engine.js';
 
 export type { Registry } from 'prom-client';
@@ -24,11 +25,6 @@ export interface JobCount {
   queue: string;
   state: string;
   count: number;
-}
-
-/** Anything with pg's `query(text, values)`: a pg.Pool, pg.Client or PoolClient. */
-export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
 }
 
 export interface MetricsSources {
@@ -374,29 +370,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
 }
 
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-
-/**
- * The usual `jobCounts` source: one read-only GROUP BY over the hot table (live jobs only, so its
- * cost does not grow with history), plus a zero row for every declared queue so empty queues read
- * 0 instead of vanishing. `schema` is the store's schema (already checked by the store; checked
- * again here because it is spliced into the SQL).
- */
-export function liveJobCounts(db: Queryable, schema: string): () => Promise<JobCount[]> {
-  if (!SCHEMA_NAME.test(schema)) throw new Error(`"${schema}" is not a usable schema name`);
-  const text = `SELECT partition, queue, state, count(*)::int AS count
-      FROM (SELECT partition, queue, "${schema}".shown_state(state, run_at, partition, execution_key, id) AS state
-              FROM "${schema}".jobs) live
-     GROUP BY 1, 2, 3
-    UNION ALL
-    SELECT DISTINCT partition, queue, 'queued', 0 FROM "${schema}".queues`;
-  return async () => {
-    const { rows } = await db.query(text);
-    return rows.map((r: { partition: string; queue: string; state: string; count: number }) => ({
-      partition: r.partition,
-      queue: r.queue,
-      state: r.state,
-      count: Number(r.count),
-    }));
-  };
+/** The usual `jobCounts` source: the store's live job counts (see sql/ops/live_job_counts.sql). */
+export function liveJobCounts(store: Pick<JobStore, 'liveJobCounts'>): () => Promise<JobCount[]> {
+  return () => store.liveJobCounts();
 }

@@ -88,7 +88,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     throw err;
   }
 
-  const metrics = createMetrics({ labels: { cluster }, jobCounts: liveJobCounts(store.pool, store.schema) });
+  const metrics = createMetrics({ labels: { cluster }, jobCounts: liveJobCounts(store) });
   let bus: Bus;
   try {
     bus = await createBus(config.nats ? await natsBusOptions(config.nats) : false, { cluster, logger: childLogger(logger, { actor: 'bus' }) });
