@@ -96,11 +96,12 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
     subjects.global(cluster, 'p'),
     subjects.activate(cluster),
     subjects.node(cluster, 'fuzzed'),
+    subjects.idle(cluster, 'p', 'default'),
     subjects.quorum(cluster, 'x'),
   ];
   // Global's request kinds too, except pause/resume/throttle: a well-formed one is a legitimate command.
   const globalOps = ['cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld', 'releaseExecutionKey', 'pausedQueues', 'control', 'snapshot'];
-  const kinds = ['wake', 'control', 'cancel', 'rollcall', 'quorum', 'job.completed', '$reply', '$error', 'nonsense', ...globalOps];
+  const kinds = ['wake', 'control', 'cancel', 'rollcall', 'quorum', 'handoff', 'idle', 'job.completed', '$reply', '$error', 'nonsense', ...globalOps];
   // Structure-aware: well-formed control/cancel envelopes whose payloads are subtly wrong.
   const nearlyControl = () =>
     encode('control', {

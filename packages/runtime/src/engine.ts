@@ -156,6 +156,8 @@ const RATE_SAMPLE_MS = 20;
  */
 const PREFETCH_ROUND_TRIPS = 4;
 const CLAIM_BACKOFF_MAX_MS = 5000;
+/** Hand-off ids remembered against repeated messages. */
+const RECENT_HANDOFFS = 10_000;
 /** An idle queue's advert is repeated this often (clients trust one for IDLE_ADVERT_TTL_MS). */
 const ADVERT_REFRESH_MS = 1000;
 
@@ -174,6 +176,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     ]),
   );
   const tracked = new Map<string, Tracked>();
+  /** Ids of the latest hand-offs, oldest first (a Set keeps insertion order). */
+  const handedOffIds = new Set<string>();
   let self: ActorRef<EngineMsg, unknown>;
   let workers: SupervisorRef | undefined;
   let ctxRef: ActorContext<EngineMsg, unknown>;
@@ -352,7 +356,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
    * throttled, and has a free slot; otherwise it goes back to the queue for a claim to take.
    */
   function onHandoff(job: ClaimedJob): void {
-    if (tracked.has(job.id)) return;
+    // A hand-off is taken once: a repeated message must not run the job again after it finished
+    // here, or after it went back to the queue and another node claimed it.
+    if (tracked.has(job.id) || handedOffIds.has(job.id)) return;
+    handedOffIds.add(job.id);
+    if (handedOffIds.size > RECENT_HANDOFFS) handedOffIds.delete(handedOffIds.values().next().value!);
     const q = queues.get(job.queue);
     if (q) q.advert.handedOff++;
     const runnable =

@@ -3,7 +3,7 @@
  * that node's hands (stored as its running attempt) and starts without a claim round trip.
  */
 import test, { type ExecutionContext } from 'ava';
-import { HANDOFF_KIND, IDLE_KIND, connect, requestGlobal, type Client, type IdleAdvert } from '@partita/client';
+import { HANDOFF_KIND, IDLE_KIND, connect, requestGlobal, type Client, type Handoff, type IdleAdvert } from '@partita/client';
 import { subjects } from '@partita/nats';
 import { defineJob, type PartitaNode } from '@partita/runtime';
 import { natsUrl } from '../../../test/helpers/index.js';
@@ -125,4 +125,16 @@ handoffTest('malformed idle adverts and hand-offs are dropped; the node and the 
     t.is(await client.result(id, { timeoutMs: 10_000 }), 1);
   }
   t.is(await handoffs(node, 'refused'), 0);
+});
+
+handoffTest('a repeated hand-off message does not run the job again', {}, async (t, { client, node, ran }) => {
+  const id = await enqueueUntilHandedOff(client, node, 'h');
+  const job = await client.job(id);
+  const again: Handoff = {
+    job: { id, partition: 'p', queue: 'default', type: 'h', payload: job!.payload, priority: 0, attempt: 1, maxAttempts: 1, timeoutMs: null, queueKey: null },
+  };
+  client.bus!.publish(subjects.node(client.cluster, node.id), HANDOFF_KIND, again);
+  await sleep(300);
+  t.is(ran.filter((r) => r === id).length, 1, 'ran once');
+  t.is((await client.job(id))?.state, 'completed');
 });
