@@ -436,7 +436,7 @@ export class Client {
     if (!this.bus?.connected) return undefined;
     if (!this.idleWatched.has(partition)) this.watchIdle(partition);
     if (job.executionKey != null || job.runAt !== undefined || job.delayMs !== undefined) return undefined;
-    const slot = `${partition}\u0000${job.queue}`;
+    const slot = idleSlot(partition, job.queue!);
     const advert = this.idle.get(slot);
     if (!advert || Date.now() - advert.at > IDLE_ADVERT_TTL_MS) {
       this.idle.delete(slot);
@@ -455,7 +455,7 @@ export class Client {
         (data: IdleAdvert, msg) => {
           const queue = subjects.parseIdle(msg.subject)?.queue;
           if (!queue || idleAdvertProblem(data)) return; // not ours to judge further: no hand-off
-          const slot = `${partition}\u0000${queue}`;
+          const slot = idleSlot(partition, queue);
           if (data.free > 0) this.idle.set(slot, { node: data.node, leaseMs: data.leaseMs, free: data.free, at: Date.now() });
           else if (this.idle.get(slot)?.node === data.node) this.idle.delete(slot);
         },
@@ -655,3 +655,6 @@ function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || !NAME_PATTERN.test(value)) throw new ValidationError('must be 1-64 letters, digits, _ or -', what);
   return value;
 }
+
+/** The key of a partition's queue in the client's table of idle adverts. */
+const idleSlot = (partition: string, queue: string) => `${partition}\u0000${queue}`;

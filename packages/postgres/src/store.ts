@@ -302,8 +302,7 @@ export class JobStore {
     const [row] = await this.run<ClaimRow>('enqueue_handoff', [...batch.single(), nodeId, leaseMs], this.onePlanPool);
     if (!row) {
       const queueKey = batch.queueKeys[0]!;
-      const [holder] = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [batch.partitions[0], [queueKey]]);
-      throw new DuplicateQueueKeyError(queueKey, holder?.id);
+      throw new DuplicateQueueKeyError(queueKey, await this.queueKeyHolder(batch.partitions[0]!, queueKey));
     }
     return claimedJob(batch.partitions[0]!, { ...row, execution_key: null, cancel_requested: false });
   }

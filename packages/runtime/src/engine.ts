@@ -315,21 +315,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
         continue;
       }
-      if (!job.executionKey) {
-        // Enqueued by a client without the definitions (the CLI, say): its key is derived here, and
-        // it goes back to the queue carrying it, so Postgres holds that key for it like any other.
-        const key = deriveExecutionKey(job);
-        if (key !== undefined) {
-          job.executionKey = key;
-          tracked.delete(job.id);
-          pending.releases.push(job);
-          continue;
-        }
+      if (takesDerivedKey(job)) {
+        tracked.delete(job.id);
+        pending.releases.push(job);
+        continue;
       }
       q.buffer.push(job);
     }
     if (pending.releases.length || pending.failures.length) scheduleFlush();
-    more = wokenWhileClaiming || [...asked].some(([queue, n]) => (found.get(queue) ?? got.get(queue) ?? 0) >= n);
+    // Claimable jobs each queue had, up to what was asked (more than claimed: jobs of one key beyond the first).
+    const foundIn = (queue: string) => found.get(queue) ?? got.get(queue) ?? 0;
+    more = wokenWhileClaiming || [...asked].some(([queue, n]) => foundIn(queue) >= n);
     wokenWhileClaiming = false;
     dispatch();
     if (options.idle && !draining && throttleMs === 0) {
@@ -339,7 +335,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const idle: { queue: string; free: number }[] = [];
       for (const [name] of asked) {
         const q = queues.get(name);
-        if (!q || (found.get(name) ?? got.get(name) ?? 0) > 0) continue;
+        if (!q || foundIn(name) > 0) continue;
         const free = q.concurrency - q.running - q.buffer.length;
         if (free <= 0 || (q.advert.handedOff === 0 && q.advert.free === free && now - q.advert.at < ADVERT_REFRESH_MS)) continue;
         q.advert = { free, at: now, handedOff: 0 };
@@ -363,13 +359,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (handedOffIds.size > RECENT_HANDOFFS) handedOffIds.delete(handedOffIds.values().next().value!);
     const q = queues.get(job.queue);
     if (q) q.advert.handedOff++;
-    const runnable =
-      q !== undefined && !draining && controlKnown && throttleMs === 0 && !paused.has(job.queue) && q.running + q.buffer.length < q.concurrency && leasesRenewing(Date.now());
-    const key = job.executionKey ?? deriveExecutionKey(job);
-    options.metrics?.handedOff(partition, job.queue, runnable && key === undefined);
-    if (!runnable || key !== undefined) {
-      // A key its definition derives is recorded with the job, and the claim decides its turn.
-      if (key !== undefined) job.executionKey = key;
+    // A job with an execution key waits for its turn, which the claim decides.
+    const keyed = takesDerivedKey(job);
+    const runnable = !keyed && q !== undefined && takesHandoffs(job.queue, q, Date.now());
+    options.metrics?.handedOff(partition, job.queue, runnable);
+    if (!runnable) {
       pending.releases.push(job);
       scheduleFlush();
       return;
@@ -391,13 +385,29 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const retract: { queue: string; free: number }[] = [];
     for (const [name, q] of queues) {
       const a = q.advert;
-      if (a.free <= a.handedOff || now - a.at > IDLE_ADVERT_TTL_MS) continue;
-      const open = !draining && controlKnown && throttleMs === 0 && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
-      if (open) continue;
+      if (a.free <= a.handedOff || now - a.at > IDLE_ADVERT_TTL_MS || takesHandoffs(name, q, now)) continue;
       a.free = 0;
       retract.push({ queue: name, free: 0 });
     }
     if (retract.length) options.idle(retract);
+  }
+
+  /** Whether a job handed to this engine for the queue can run here now: a free slot, nothing stopping it. */
+  function takesHandoffs(name: string, q: QueueState, now: number): boolean {
+    return !draining && controlKnown && throttleMs === 0 && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+  }
+
+  /**
+   * A job stored without an execution key, enqueued by a client without the definitions (the CLI,
+   * say), takes the key its definition derives: true when it did. It must then go back to the
+   * queue carrying the key, so Postgres holds that key for it like any other.
+   */
+  function takesDerivedKey(job: ClaimedJob): boolean {
+    if (job.executionKey) return false;
+    const key = deriveExecutionKey(job);
+    if (key === undefined) return false;
+    job.executionKey = key;
+    return true;
   }
 
   function deriveExecutionKey(job: ClaimedJob): string | undefined {
@@ -595,7 +605,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (freed.length) options.claimable?.(freed);
     if (draining) checkDrained();
     else if (freed.length) {
-      // Their execution keys are free in Postgres now: jobs the claim skipped for them are claimable.
+      // Handed-back jobs, and jobs the claim skipped for keys that are free in Postgres now.
       more = true;
       maybeClaim();
     }
