@@ -8,20 +8,11 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JobCancelledError, JobFailedError } from '@partita/core';
 import { connect, type Client, type JobEvent } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, startNats, type SpawnedNode, type TestNats, type TestSchema, tempDataDir } from './helpers/index.js';
+import { freshSchema, natsUrl, sleep, spawnNode, startNats, until as pollUntil, type SpawnedNode, type TestNats, type TestSchema, tempDataDir } from './helpers/index.js';
 
 const fixture = path.join(import.meta.dirname, 'fixtures', 'quorum-node.ts');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 20) =>
+  pollUntil(what, probe, timeoutMs, everyMs);
 
 const PARTITIONS: Record<string, Record<string, { queues: Record<string, { concurrency: number }> }>> = {
   n1: { billing: { queues: { default: { concurrency: 8 } } } },

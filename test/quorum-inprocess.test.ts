@@ -7,19 +7,9 @@ import { JobCancelledError, JobFailedError, ValidationError } from '@partita/cor
 import { connect, requestGlobal, type GlobalRequest, type JobEvent } from '@partita/client';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { subjects } from '@partita/nats';
-import { freshSchema, type TestSchema, tempDataDir } from './helpers/index.js';
+import { freshSchema, sleep, type TestSchema, tempDataDir, until as pollUntil } from './helpers/index.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000) => pollUntil(what, probe, timeoutMs, 10);
 
 let db: TestSchema;
 let node: PartitaNode;

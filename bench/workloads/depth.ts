@@ -1,6 +1,6 @@
 import { ratio } from '../lib/stats.js';
 import { enqueueThenDrain, type DrainResult } from './drain.js';
-import { plainBaselines } from './throughput.js';
+import { emitSystemRatio, plainBaselines, versusPlain } from './throughput.js';
 import type { Workload } from './types.js';
 
 export const DEPTH_TOLERANCE = 0.1;
@@ -34,16 +34,14 @@ export const depth: Workload = {
         system: factory.name,
         ...r,
         ...(explain ? { claimExplainMs: executionMs(explain) } : {}),
-        plain: base ? { processPerSec: base.processPerSec, enqueuePerSec: base.enqueuePerSec, from: base.from } : null,
-        vsPlain: base ? { process: ratio(r.processPerSec, base.processPerSec), enqueue: ratio(r.enqueuePerSec, base.enqueuePerSec) } : null,
+        ...versusPlain(r, base),
         batch: options.batch,
         concurrency: options.concurrency,
         info: out.info,
       });
     }
+    emitSystemRatio(ctx, 'depth', results);
     const p = results.get('partita');
-    const g = results.get('graphile');
-    if (p && g) ctx.emit({ workload: 'depth', ratio: { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) } });
     const pb = baseline.get('partita');
     if (p && pb) {
       const vs = ratio(p.processPerSec, pb.processPerSec);

@@ -1,7 +1,7 @@
 import { ratio } from '../lib/stats.js';
 import type { BenchJob } from '../systems/types.js';
 import { enqueueThenDrain, type DrainResult } from './drain.js';
-import { plainBaselines } from './throughput.js';
+import { emitSystemRatio, plainBaselines, versusPlain } from './throughput.js';
 import type { Workload } from './types.js';
 
 /** Distinct execution keys the jobs are spread over (round robin: job i has key i mod KEYS). */
@@ -33,16 +33,14 @@ export const keys: Workload = {
         system: factory.name,
         ...out.r,
         keys: KEYS,
-        plain: base ? { processPerSec: base.processPerSec, enqueuePerSec: base.enqueuePerSec, from: base.from } : null,
-        vsPlain: base ? { process: ratio(out.r.processPerSec, base.processPerSec), enqueue: ratio(out.r.enqueuePerSec, base.enqueuePerSec) } : null,
+        ...versusPlain(out.r, base),
         batch: options.batch,
         concurrency: options.concurrency,
         info: out.info,
       });
     }
+    emitSystemRatio(ctx, 'keys', results);
     const p = results.get('partita');
-    const g = results.get('graphile');
-    if (p && g) ctx.emit({ workload: 'keys', ratio: { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) } });
     const pb = baseline.get('partita');
     if (p && pb) {
       const vs = ratio(p.processPerSec, pb.processPerSec);

@@ -46,18 +46,32 @@ export async function plainBaselines(ctx: WorkloadContext, workload: string): Pr
   return baseline;
 }
 
+/** A varied run's result line fields against its system's plain run: the baseline and the ratios. */
+export function versusPlain(r: { processPerSec: number; enqueuePerSec: number }, base: PlainBaseline | undefined) {
+  return {
+    plain: base ? { processPerSec: base.processPerSec, enqueuePerSec: base.enqueuePerSec, from: base.from } : null,
+    vsPlain: base ? { process: ratio(r.processPerSec, base.processPerSec), enqueue: ratio(r.enqueuePerSec, base.enqueuePerSec) } : null,
+  };
+}
+
+/** Emits the partita ÷ graphile line of a workload, when both ran, and returns its ratios. */
+export function emitSystemRatio(ctx: WorkloadContext, workload: string, results: Map<string, { processPerSec: number; enqueuePerSec: number }>) {
+  const p = results.get('partita');
+  const g = results.get('graphile');
+  if (!p || !g) return undefined;
+  const r = { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) };
+  ctx.emit({ workload, ratio: r });
+  return r;
+}
+
 export const throughput: Workload = {
   name: 'throughput',
   description: 'N no-op jobs enqueued in batches (no worker running), then drained at concurrency C',
   async run(ctx) {
     const results = await plainThroughput(ctx, 'throughput');
     const p = results.get('partita');
-    const g = results.get('graphile');
     if (p) ctx.target(`throughput: enqueue ≥ ${ENQUEUE_TARGET_PER_SEC.toLocaleString()} jobs/s`, p.enqueuePerSec >= ENQUEUE_TARGET_PER_SEC, `${p.enqueuePerSec.toLocaleString()} jobs/s`);
-    if (p && g) {
-      const r = { process: ratio(p.processPerSec, g.processPerSec), enqueue: ratio(p.enqueuePerSec, g.enqueuePerSec) };
-      ctx.emit({ workload: 'throughput', ratio: r });
-      ctx.target(`throughput: process ≥ ${PROCESS_TARGET_RATIO}× graphile-worker`, r.process === null ? null : r.process >= PROCESS_TARGET_RATIO, `${r.process}×`);
-    }
+    const r = emitSystemRatio(ctx, 'throughput', results);
+    if (r) ctx.target(`throughput: process ≥ ${PROCESS_TARGET_RATIO}× graphile-worker`, r.process === null ? null : r.process >= PROCESS_TARGET_RATIO, `${r.process}×`);
   },
 };

@@ -10,4 +10,4 @@ export {
 } from './services.js';
 export { startNats, startPostgres, spawnNode, type TestNats, type TestPostgres, type SpawnedNode } from './processes.js';
 export { stopSharedServices } from './shared.js';
-export { freePort, probeNats, probePostgres, servicesDir, tempDataDir } from './util.js';
+export { freePort, probeNats, probePostgres, servicesDir, sleep, tempDataDir, until } from './util.js';

@@ -8,6 +8,22 @@ export { freePort } from '../../packages/postgres/src/embedded.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Polls `probe` every `everyMs` until it returns a value other than undefined/false; rejects after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  everyMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 /** One diagnostic line on stderr (the only output the helpers make). */
 export function notice(line: string): void {
   process.stderr.write(`[partita test services] ${line}\n`);
