@@ -40,6 +40,8 @@ export interface BenchOptions {
   explain: boolean;
   /** Time every statement the systems send during each measured drain (printed to stderr). */
   queryStats: boolean;
+  /** Write a V8 CPU profile of this process for each measured drain into this directory. */
+  cpuProfile: string | undefined;
   /**
    * NATS for Partita's node and its separate client: a server URL, 'off' (no NATS: in-process bus,
    * the separate client is found by polling), or 'auto' (PARTITA_BENCH_NATS_URL, else the test
@@ -68,6 +70,7 @@ export const DEFAULTS: BenchOptions = {
   writeFile: true,
   explain: false,
   queryStats: false,
+  cpuProfile: undefined,
   nats: 'auto',
 };
 
@@ -93,6 +96,7 @@ export const USAGE = `Usage: npm run bench -w bench -- [options]
                             else the test helper's discovery, else off)
   --explain                 EXPLAIN ANALYZE the claim queries in the depth run (stderr)
   --query-stats             time every statement of each measured drain, per statement (stderr)
+  --cpu-profile <dir>       write a .cpuprofile of this process per measured drain (workers' start → all finished)
   --no-file                 do not write bench/results/<timestamp>.jsonl
   --help
 
@@ -139,6 +143,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'graphile-backlog': { type: 'string' },
       explain: { type: 'boolean' },
       'query-stats': { type: 'boolean' },
+      'cpu-profile': { type: 'string' },
       'no-file': { type: 'boolean' },
       nats: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -169,6 +174,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     writeFile: !values['no-file'],
     explain: values.explain ?? false,
     queryStats: values['query-stats'] ?? false,
+    cpuProfile: values['cpu-profile'],
     nats,
   };
 }

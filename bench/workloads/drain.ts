@@ -1,5 +1,6 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { cpuPerThousand, cpuSample, startCpuProfile, type CpuSample } from '../lib/cpu.js';
 import { queryStatsTable, resetQueryStats } from '../lib/querystats.js';
 import { round, sleep } from '../lib/stats.js';
 import type { BenchJob, BenchSystem, JobRef } from '../systems/types.js';
@@ -37,13 +38,15 @@ export interface DrainRun {
   timedOut: boolean;
   /** 1-minute load average when the drain started: other work on the machine skews results. */
   loadAvg1m: number;
+  /** CPU ms per 1,000 jobs from the workers' start to the end of the drain: this process, Postgres, NATS. */
+  cpuMsPerThousandJobs: CpuSample;
 }
 
 /** The median run (by process rate) with the median enqueue rate across runs, and every run's rates. */
 export interface DrainResult extends DrainRun {
   jobs: number;
   repeat: number;
-  runs: { enqueuePerSec: number; processPerSec: number; processMs: number; flushMs: number | null; handlerCalls: number; duplicates: number; timedOut: boolean; loadAvg1m: number }[];
+  runs: { enqueuePerSec: number; processPerSec: number; processMs: number; flushMs: number | null; handlerCalls: number; duplicates: number; timedOut: boolean; loadAvg1m: number; cpuMsPerThousandJobs: CpuSample }[];
   backlog?: { jobs: number; insertMs: number; insertPerSec: number; vacuumAnalyzeMs: number; how: string };
   explain?: string;
 }
@@ -108,6 +111,10 @@ async function settle(ctx: WorkloadContext, system: BenchSystem): Promise<void> 
   await ctx.admin.query('CHECKPOINT').catch(() => undefined);
 }
 
+function describeCpu(c: CpuSample): string {
+  return `this process ${c.bench}, postgres ${c.postgres}, nats ${c.nats}`;
+}
+
 function median<T>(items: T[], key: (t: T) => number): T {
   const sorted = [...items].sort((a, b) => key(a) - key(b));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
@@ -141,7 +148,7 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
     await settle(ctx, system);
     const run = await measureOnce(ctx, system, plan, r === 0 && options.explain && plan.explain ? (text) => (explain = text) : undefined);
     runs.push(run);
-    ctx.log(`${system.name}: run ${r + 1}/${options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}`);
+    ctx.log(`${system.name}: run ${r + 1}/${options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}; CPU ms per 1k jobs: ${describeCpu(run.cpuMsPerThousandJobs)}`);
     if (run.timedOut) break;
   }
   const mid = median(runs, (x) => x.processPerSec);
@@ -161,6 +168,7 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
       duplicates: x.duplicates,
       timedOut: x.timedOut,
       loadAvg1m: x.loadAvg1m,
+      cpuMsPerThousandJobs: x.cpuMsPerThousandJobs,
     })),
     ...(backlog ? { backlog } : {}),
     ...(explain ? { explain } : {}),
@@ -183,11 +191,14 @@ async function measureOnce(ctx: WorkloadContext, system: BenchSystem, plan: Drai
   if (options.queryStats) resetQueryStats();
   const timeoutMs = options.drainTimeoutS * 1000;
   const load = loadavg()[0] ?? 0;
+  const stopProfile = options.cpuProfile ? await startCpuProfile(options.cpuProfile, `${system.name}-${Date.now()}`) : undefined;
   const startCalled = performance.now();
   const deadline = startCalled + timeoutMs;
   await system.startWorkers({ concurrency: plan.concurrency });
+  const cpuBefore = cpuSample();
   let finishedAt: number | undefined;
   let timedOut = false;
+  let cpuAfter: CpuSample | undefined;
   try {
     const allStarted = await probe.waitForStarts(plan.jobs, Math.max(0, deadline - performance.now()));
     if (allStarted) finishedAt = await waitFinished(system, refs, deadline);
@@ -195,6 +206,8 @@ async function measureOnce(ctx: WorkloadContext, system: BenchSystem, plan: Drai
   } finally {
     // Stop before anything else touches the database, so the next run starts quiet.
     finishedAt ??= performance.now();
+    cpuAfter = cpuSample();
+    if (stopProfile) ctx.log(`${system.name}: CPU profile of the drain: ${await stopProfile()}`);
     if (options.queryStats) ctx.log(`${system.name}: statements during the drain (start → all finished):\n${queryStatsTable()}`);
     await system.stopWorkers();
   }
@@ -216,6 +229,7 @@ async function measureOnce(ctx: WorkloadContext, system: BenchSystem, plan: Drai
     duplicates: probe.duplicates,
     timedOut,
     loadAvg1m: round(load),
+    cpuMsPerThousandJobs: cpuPerThousand(cpuBefore, cpuAfter!, processed),
   };
   probe.reset();
   return run;

@@ -99,7 +99,7 @@ export class ExitListeners {
   private list: ExitListener[] | undefined = undefined;
   private exit: ActorExit | undefined = undefined;
 
-  constructor(private readonly onListenerError: (err: unknown) => void) {}
+  constructor(private readonly owner: { exitListenerThrew(err: unknown): void }) {}
 
   add(listener: ExitListener): () => void {
     const exit = this.exit;
@@ -127,7 +127,7 @@ export class ExitListeners {
     try {
       listener(exit);
     } catch (err) {
-      this.onListenerError(err);
+      this.owner.exitListenerThrew(err);
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { Actor } from './actor.js';
 import { ActorStoppedError, ChildStartError, DuplicateChildError, InvalidSpecError, SupervisorGaveUpError } from './errors.js';
-import { ExitListeners, settleWithin, type SystemInternals } from './internals.js';
+import { ExitListeners, isThenable, settleWithin, type SystemInternals } from './internals.js';
 import {
   checkChildSpec,
   checkSupervisorSpec,
@@ -66,13 +66,18 @@ export class Supervisor implements SupervisorRef {
   private readonly intensity: number;
   private readonly periodMs: number;
   private readonly initial: ChildSpec[];
-  private list: Child[] = [];
+  /** The children by id, in start order (a Map keeps insertion order): removing one is O(1). */
   private readonly byId = new Map<string, Child>();
   private ops: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running on `ops`: at 0 the chain is idle, and one that can finish synchronously runs at once. */
+  private pendingOps = 0;
+  private readonly opSettled = (): void => {
+    this.pendingOps--;
+  };
   private state = STARTING;
   private readonly restartTimes: number[] = [];
   private readonly detached = new Set<Promise<void>>();
-  private readonly exitListeners = new ExitListeners((err) => this.sys.logger.error({ supervisor: this.name, err }, 'exit listener threw'));
+  private readonly exitListeners = new ExitListeners(this);
   private stopReason: unknown = undefined;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -108,7 +113,7 @@ export class Supervisor implements SupervisorRef {
         } catch (err) {
           const error = new ChildStartError(this.name, spec.id, err);
           this.sys.logger.error({ supervisor: this.name, child: spec.id, err }, 'child failed to start; supervisor not started');
-          await this.stopChildren([...this.list]);
+          await this.stopChildren(this.ordered());
           this.forgetAll();
           this.finalize({ reason: error, crashed: true }, false);
           throw error;
@@ -124,18 +129,38 @@ export class Supervisor implements SupervisorRef {
   startChild(spec: ChildSpec & { start: () => SupervisorSpec }): Promise<SupervisorRef>;
   startChild(spec: ChildSpec): Promise<ActorRef | SupervisorRef>;
   startChild(spec: ChildSpec): Promise<ActorRef | SupervisorRef> {
-    return this.enqueue(async () => {
-      if (this.state !== RUNNING) throw new ActorStoppedError(this.name, this.stopReason, 'is not running, so it cannot start a child');
-      checkChildSpec(spec, this.name);
-      if (this.byId.has(spec.id)) throw new DuplicateChildError(this.name, spec.id);
-      const child: Child = { spec, ref: undefined, restarts: 0, unmonitor: undefined, removed: false };
-      try {
-        await this.startIncarnation(child);
-      } catch (err) {
-        throw new ChildStartError(this.name, spec.id, err);
-      }
+    // With nothing else on the chain, a child whose init returns synchronously starts right here:
+    // a dynamic supervisor starting one short-lived worker per job pays no promise hops for it.
+    if (this.pendingOps > 0) return this.enqueue(() => this.addChild(spec));
+    try {
+      const started = this.addChild(spec);
+      if (!isThenable(started)) return Promise.resolve(started);
+      this.track(started);
+      return started;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** startChild's operation: synchronous when the child's start is, else a promise. */
+  private addChild(spec: ChildSpec): ActorRef | SupervisorRef | Promise<ActorRef | SupervisorRef> {
+    if (this.state !== RUNNING) throw new ActorStoppedError(this.name, this.stopReason, 'is not running, so it cannot start a child');
+    checkChildSpec(spec, this.name);
+    if (this.byId.has(spec.id)) throw new DuplicateChildError(this.name, spec.id);
+    const child: Child = { spec, ref: undefined, restarts: 0, unmonitor: undefined, removed: false };
+    const added = (): ActorRef | SupervisorRef => {
       this.add(child);
       return child.ref!;
+    };
+    let starting: void | Promise<void>;
+    try {
+      starting = this.startIncarnation(child);
+    } catch (err) {
+      throw new ChildStartError(this.name, spec.id, err);
+    }
+    if (!isThenable(starting)) return added();
+    return starting.then(added, (err: unknown) => {
+      throw new ChildStartError(this.name, spec.id, err);
     });
   }
 
@@ -155,7 +180,7 @@ export class Supervisor implements SupervisorRef {
   }
 
   children(): ChildInfo[] {
-    return this.list.map((c) => ({ id: c.spec.id, ref: c.ref!, restarts: c.restarts }));
+    return this.ordered().map((c) => ({ id: c.spec.id, ref: c.ref!, restarts: c.restarts }));
   }
 
   child(id: string): ActorRef | SupervisorRef | undefined {
@@ -168,12 +193,17 @@ export class Supervisor implements SupervisorRef {
     this.stopReason = reason;
     this.enqueueInternal(async () => {
       if (this.state === STOPPED) return; // a failed start already finished the job
-      await this.stopChildren([...this.list]);
+      await this.stopChildren(this.ordered());
       await this.settleDetached();
       this.forgetAll();
       this.finalize({ reason, crashed: false }, false);
     });
     return this.done;
+  }
+
+  /** @internal Called by ExitListeners. */
+  exitListenerThrew(err: unknown): void {
+    this.sys.logger.error({ supervisor: this.name, err }, 'exit listener threw');
   }
 
   monitor(listener: ExitListener): () => void {
@@ -184,15 +214,21 @@ export class Supervisor implements SupervisorRef {
   // ---- operations -------------------------------------------------------------------------
 
   /** For operations whose outcome goes back to a caller: a rejection is the caller's to handle. */
-  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+  private enqueue<T>(fn: () => T | Promise<T>): Promise<T> {
     const p = this.ops.then(fn);
-    this.ops = p.then(noop, noop);
+    this.track(p);
     return p;
   }
 
+  /** Makes `p`, an operation already under way, the end of the chain: later operations wait for it. */
+  private track(p: Promise<unknown>): void {
+    this.pendingOps++;
+    this.ops = p.then(this.opSettled, this.opSettled);
+  }
+
   /** For operations nobody awaits: a failure here is a bug in the supervisor, and it fails like a crashed child would. */
-  private enqueueInternal(fn: () => Promise<void>): void {
-    this.ops = this.ops.then(fn).catch((err: unknown) => this.failed(err));
+  private enqueueInternal(fn: () => void | Promise<void>): void {
+    this.track(this.ops.then(fn).catch((err: unknown) => this.failed(err)));
   }
 
   private async failed(err: unknown): Promise<void> {
@@ -200,7 +236,7 @@ export class Supervisor implements SupervisorRef {
     if (this.state === STOPPED) return;
     this.state = STOPPING;
     try {
-      await this.stopChildren([...this.list]);
+      await this.stopChildren(this.ordered());
       await this.settleDetached();
     } catch {
       // already logged; finish the exit regardless
@@ -209,40 +245,59 @@ export class Supervisor implements SupervisorRef {
     this.finalize({ reason: err, crashed: true }, true);
   }
 
-  /** Starts one incarnation of `child` and monitors it. Throws what made the start fail. */
-  private async startIncarnation(child: Child): Promise<void> {
+  /**
+   * Starts one incarnation of `child` and monitors it. Throws (or rejects with) what made the start
+   * fail. Returns nothing when it finished synchronously: an actor whose init did not return a promise.
+   */
+  private startIncarnation(child: Child): void | Promise<void> {
     const spec = child.spec;
     const made: unknown = spec.start();
     const name = spec.name ?? `${this.name}/${spec.id}`;
     const register = spec.name !== undefined;
-    let inc: Actor | Supervisor;
     if (isBehavior(made)) {
       const actor = this.sys.spawnActor(made, { name, register, shutdownMs: spec.shutdownMs ?? DEFAULT_SHUTDOWN_MS, root: false });
-      const started = await actor.whenStarted();
-      if (!started.ok) {
-        // Wait until it is fully gone, so that a retry can take its registered name.
-        await actor.stop();
-        throw started.error;
-      }
-      inc = actor;
-    } else if (isSupervisorSpec(made)) {
-      const sup = this.sys.newSupervisor(made, { name, register, root: false });
-      await sup.start();
-      inc = sup;
-    } else {
-      throw new InvalidSpecError(
-        `start() of child "${spec.id}" returned neither a behavior (an object with handle()) nor a supervisor spec ({ strategy, children })`,
-      );
+      const startedNow = actor.startResultNow();
+      if (startedNow?.ok) return this.watch(child, actor);
+      return (startedNow ? Promise.resolve(startedNow) : actor.whenStarted()).then(async (started) => {
+        if (!started.ok) {
+          // Wait until it is fully gone, so that a retry can take its registered name.
+          await actor.stop();
+          throw started.error;
+        }
+        this.watch(child, actor);
+      });
     }
+    if (isSupervisorSpec(made)) {
+      const sup = this.sys.newSupervisor(made, { name, register, root: false });
+      return sup.start().then(() => this.watch(child, sup));
+    }
+    throw new InvalidSpecError(
+      `start() of child "${spec.id}" returned neither a behavior (an object with handle()) nor a supervisor spec ({ strategy, children })`,
+    );
+  }
+
+  private watch(child: Child, inc: Actor | Supervisor): void {
     child.ref = inc;
     child.unmonitor = inc.monitor((exit) => this.childExited(child, inc, exit));
   }
 
   private childExited(child: Child, inc: Actor | Supervisor, exit: ActorExit): void {
-    this.enqueueInternal(() => this.handleExit(child, inc, exit));
+    if (this.pendingOps > 0) {
+      this.enqueueInternal(() => this.handleExit(child, inc, exit));
+      return;
+    }
+    // Nothing else on the chain: a child that is not restarted is forgotten at once, and only a
+    // restart becomes an operation that later ones wait for.
+    let handled: void | Promise<void>;
+    try {
+      handled = this.handleExit(child, inc, exit);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    if (isThenable(handled)) this.track(handled.catch((err: unknown) => this.failed(err)));
   }
 
-  private async handleExit(child: Child, inc: Actor | Supervisor, exit: ActorExit): Promise<void> {
+  private handleExit(child: Child, inc: Actor | Supervisor, exit: ActorExit): void | Promise<void> {
     if (this.state !== RUNNING || child.removed || child.ref !== inc) return;
     child.unmonitor = undefined;
     const policy = child.spec.restart ?? 'permanent';
@@ -252,7 +307,7 @@ export class Supervisor implements SupervisorRef {
       this.remove(child);
       return;
     }
-    await this.restart(child, exit.reason);
+    return this.restart(child, exit.reason);
   }
 
   /**
@@ -302,9 +357,11 @@ export class Supervisor implements SupervisorRef {
       case 'one_for_one':
         return [culprit];
       case 'one_for_all':
-        return [...this.list];
-      case 'rest_for_one':
-        return this.list.slice(this.list.indexOf(culprit));
+        return this.ordered();
+      case 'rest_for_one': {
+        const all = this.ordered();
+        return all.slice(all.indexOf(culprit));
+      }
     }
   }
 
@@ -324,7 +381,7 @@ export class Supervisor implements SupervisorRef {
     this.state = STOPPING;
     const err = new SupervisorGaveUpError(this.name, this.intensity, this.periodMs, culprit.spec.id, cause);
     this.sys.logger.error({ supervisor: this.name, child: culprit.spec.id, err }, 'supervisor gave up; stopping its children');
-    await this.stopChildren([...this.list]);
+    await this.stopChildren(this.ordered());
     await this.settleDetached();
     this.forgetAll();
     this.finalize({ reason: err, crashed: true }, true);
@@ -362,21 +419,21 @@ export class Supervisor implements SupervisorRef {
     while (this.detached.size > 0) await Promise.all([...this.detached]);
   }
 
+  private ordered(): Child[] {
+    return [...this.byId.values()];
+  }
+
   private add(child: Child): void {
-    this.list.push(child);
     this.byId.set(child.spec.id, child);
   }
 
   private remove(child: Child): void {
     child.removed = true;
-    this.byId.delete(child.spec.id);
-    const i = this.list.indexOf(child);
-    if (i >= 0) this.list.splice(i, 1);
+    if (this.byId.get(child.spec.id) === child) this.byId.delete(child.spec.id);
   }
 
   private forgetAll(): void {
-    for (const c of this.list) c.removed = true;
-    this.list = [];
+    for (const c of this.byId.values()) c.removed = true;
     this.byId.clear();
   }
 

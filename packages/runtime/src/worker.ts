@@ -1,4 +1,4 @@
-import type { ActorRef, Behavior } from '@partita/actors';
+import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
 import { TimeoutError, describeError, type Logger } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
@@ -29,83 +29,121 @@ export interface WorkerOptions {
  * crash of the actor; the mailbox only carries abort requests.
  */
 export function workerBehavior(options: WorkerOptions): Behavior<WorkerMsg, void> {
-  const { job, definition, engine, timeoutMs } = options;
-  // Most jobs never look at their signal and are never aborted: the AbortController (costly to
-  // make at tens of thousands of jobs a second) is created only when perform reads ctx.signal.
-  let controller: AbortController | undefined;
-  let abortReason: unknown;
-  let aborted = false;
-  let rejectRun: ((reason: unknown) => void) | undefined;
-  let logger: Logger | undefined;
-  let finished = false;
+  return new Attempt(options);
+}
 
-  const abort = (reason: unknown) => {
-    if (aborted) return;
-    aborted = true;
-    abortReason = reason;
-    controller?.abort(reason);
-    rejectRun?.(reason);
-  };
+// Classes rather than closures: a node starts one of these per job, tens of thousands a second,
+// and an object whose methods live on its prototype is one small allocation instead of a dozen.
 
-  const ctx: JobContext = {
-    id: job.id,
-    partition: job.partition,
-    queue: job.queue,
-    attempt: job.attempt,
-    get signal() {
-      if (!controller) {
-        controller = new AbortController();
-        if (aborted) controller.abort(abortReason);
-      }
-      return controller.signal;
-    },
-    get logger() {
-      logger ??= options.logger.child({ jobId: job.id, type: job.type, attempt: job.attempt });
-      return logger;
-    },
-    progress(value: unknown) {
-      if (!finished) engine.cast({ t: 'progress', id: job.id, value });
-    },
-  };
+/** One run of a job: the worker actor's behavior. */
+class Attempt implements Behavior<WorkerMsg, void> {
+  readonly ctx: RunContext;
+  finished = false;
+  aborted = false;
+  abortReason: unknown = undefined;
+  /** Created only when perform reads ctx.signal: most jobs never do, and one costs at this rate. */
+  controller: AbortController | undefined = undefined;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private self: ActorRef<WorkerMsg, void> | undefined = undefined;
 
-  async function run(): Promise<WorkerOutcome> {
-    let timer: NodeJS.Timeout | undefined;
-    const abortedRun = new Promise<never>((_, reject) => {
-      if (aborted) reject(abortReason);
-      else rejectRun = reject;
-    });
-    abortedRun.catch(() => undefined);
+  constructor(readonly options: WorkerOptions) {
+    this.ctx = new RunContext(this);
+  }
+
+  init(actx: ActorContext<WorkerMsg, void>): void {
+    this.self = actx.self;
+    const { timeoutMs, job } = this.options;
     if (timeoutMs > 0) {
-      timer = setTimeout(() => abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
+      this.timer = setTimeout(() => this.abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
     }
+    // perform runs on a later microtask, never inside init.
+    queueMicrotask(() => this.run());
+  }
+
+  handle(msg: WorkerMsg): void {
+    if (msg.t === 'abort') this.abort(msg.reason);
+  }
+
+  terminate(): void {
+    // Stopped from outside (engine crash, forced shutdown): make sure perform hears about it.
+    if (!this.finished) this.abort(new Error('worker stopped'));
+  }
+
+  private run(): void {
+    if (this.finished) return;
+    let returned: unknown;
     try {
-      // A perform that ignores its signal still loses the race: the attempt ends at the abort.
-      const result = await Promise.race([Promise.resolve().then(() => definition.perform(job.payload, ctx)), abortedRun]);
-      return { ok: true, result, aborted: undefined };
+      returned = this.options.definition.perform(this.options.job.payload, this.ctx);
     } catch (error) {
-      return { ok: false, error, aborted: aborted ? abortReason : undefined };
-    } finally {
-      if (timer) clearTimeout(timer);
+      this.settle({ ok: false, error, aborted: undefined });
+      return;
+    }
+    if (isPromiseLike(returned)) {
+      returned.then(
+        (result) => this.settle({ ok: true, result, aborted: undefined }),
+        (error: unknown) => this.settle({ ok: false, error, aborted: undefined }),
+      );
+    } else {
+      this.settle({ ok: true, result: returned, aborted: undefined });
     }
   }
 
-  return {
-    init(actx) {
-      void run().then((outcome) => {
-        finished = true;
-        if (!outcome.ok && outcome.aborted === undefined) {
-          ctx.logger.debug({ err: describeError(outcome.error).message }, 'attempt failed');
-        }
-        engine.cast({ t: 'done', job, outcome });
-        void actx.self.stop('normal');
-      });
-    },
-    handle(msg) {
-      if (msg.t === 'abort') abort(msg.reason);
-    },
-    terminate() {
-      // Stopped from outside (engine crash, forced shutdown): make sure perform hears about it.
-      if (!finished) abort(new Error('worker stopped'));
-    },
-  };
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+    // A perform that ignores its signal still loses: the attempt ends at the abort.
+    this.settle({ ok: false, error: reason, aborted: reason });
+  }
+
+  /** The attempt's outcome is the first of: perform settling, the abort. Later ones are ignored. */
+  private settle(outcome: WorkerOutcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!outcome.ok && outcome.aborted === undefined) {
+      this.ctx.logger.debug({ err: describeError(outcome.error).message }, 'attempt failed');
+    }
+    this.options.engine.cast({ t: 'done', job: this.options.job, outcome });
+    void this.self?.stop('normal');
+  }
+}
+
+/** What perform sees of its run. */
+class RunContext implements JobContext {
+  readonly id: string;
+  readonly partition: string;
+  readonly queue: string;
+  readonly attempt: number;
+  private childLogger: Logger | undefined = undefined;
+
+  constructor(private readonly run: Attempt) {
+    const { job } = run.options;
+    this.id = job.id;
+    this.partition = job.partition;
+    this.queue = job.queue;
+    this.attempt = job.attempt;
+  }
+
+  get signal(): AbortSignal {
+    const run = this.run;
+    if (!run.controller) {
+      run.controller = new AbortController();
+      if (run.aborted) run.controller.abort(run.abortReason);
+    }
+    return run.controller.signal;
+  }
+  get logger(): Logger {
+    const { job, logger } = this.run.options;
+    return (this.childLogger ??= logger.child({ jobId: job.id, type: job.type, attempt: job.attempt }));
+  }
+  progress(value: unknown): void {
+    const run = this.run;
+    if (!run.finished) run.options.engine.cast({ t: 'progress', id: run.options.job.id, value });
+  }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
