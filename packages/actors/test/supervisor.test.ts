@@ -553,6 +553,52 @@ test('a dynamic supervisor runs many short-lived temporary workers', async (t) =
   await system.shutdown();
 });
 
+test('with nothing else under way, a child whose init is synchronous is started and forgotten on the spot; queued behind an operation, it waits its turn', async (t) => {
+  const system = createSystem();
+  const sup = await system.supervise({ strategy: 'one_for_one', children: [] });
+  const order: string[] = [];
+  const quick = (id: string): ChildSpec => ({
+    id,
+    restart: 'temporary',
+    start: () => ({
+      init() {
+        order.push(`init ${id}`);
+      },
+      handle: () => id,
+    }),
+  });
+  // The fast path: init ran and the child is listed before startChild's promise is even awaited.
+  const started = sup.startChild(quick('a'));
+  t.deepEqual(order, ['init a']);
+  t.deepEqual(sup.children().map((c) => c.id), ['a']);
+  const a = await started;
+  // A temporary child that stops is gone from the supervisor as soon as it has exited.
+  await a.stop();
+  t.deepEqual(sup.children(), []);
+  t.is(sup.child('a'), undefined);
+
+  // An async operation on the chain (a slow init): the next start waits behind it, in order.
+  const slowInit = gate();
+  const slow = sup.startChild({
+    id: 'slow',
+    start: () => ({
+      async init() {
+        order.push('init slow');
+        await slowInit.promise;
+      },
+      handle: () => 'slow',
+    }),
+  });
+  const b = sup.startChild(quick('b'));
+  await tick();
+  t.deepEqual(order, ['init a', 'init slow'], 'b waits for the slow start ahead of it');
+  slowInit.open();
+  await Promise.all([slow, b]);
+  t.deepEqual(order, ['init a', 'init slow', 'init b']);
+  t.deepEqual(sup.children().map((c) => c.id), ['slow', 'b'], 'children stay in start order');
+  await system.shutdown();
+});
+
 test('terminateChild of a slow child does not hold up startChild of others', async (t) => {
   const system = createSystem();
   const sup = await system.supervise({ strategy: 'one_for_one', children: [] });

@@ -284,6 +284,34 @@ test('results, status semaphores and lookups through the node client', async (t)
   }
 });
 
+test('an engine never holds more than concurrency + maxPrefetch jobs, though two claims overlap', async (t) => {
+  const c = await cluster('window');
+  try {
+    const concurrency = 4;
+    const maxPrefetch = 12;
+    const job = defineJob({ type: 'brief', perform: () => sleep(1) });
+    const node = await c.start({ partitions: oneQueue(concurrency), jobs: [job], engine: { pollMs: 50, prefetch: 2, maxPrefetch } });
+    const total = 1500;
+    await node.client.enqueueMany('p', Array.from({ length: total }, () => ({ type: 'brief' })));
+    let most = 0;
+    let samples = 0;
+    await until('all ran', async () => {
+      // Sampled on every turn of the event loop while the engine claims, runs and flushes.
+      for (let i = 0; i < 200; i++) {
+        const s = (await node.stats())[0]!;
+        most = Math.max(most, s.running + s.prefetched);
+        samples++;
+      }
+      return (await node.stats())[0]!.processed >= total;
+    }, 60_000, 0);
+    t.true(samples > 1000);
+    t.true(most > concurrency, `the prefetch grew beyond the slots (held at most ${most})`);
+    t.true(most <= concurrency + maxPrefetch, `held at most ${most} jobs; the window is ${concurrency + maxPrefetch}`);
+  } finally {
+    await c.close();
+  }
+});
+
 test('graceful stop lets running jobs finish and hands prefetched jobs back', async (t) => {
   const c = await cluster('graceful');
   try {
