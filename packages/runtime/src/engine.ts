@@ -109,6 +109,12 @@ interface QueueState {
   buffer: ClaimedJob[];
   /** Jobs asked for by claims still in flight: the next claim asks only for the rest of the window. */
   claiming: number;
+  /**
+   * The queue's last claim met execution keys. Such a queue gets no overlapping claim: the second
+   * would read the first one's keys as free, and its jobs would meet the first one's running rows
+   * in jobs_running_key_idx (measured: keyed throughput fell to a fifth).
+   */
+  keyed: boolean;
   /** Jobs finished since the rate was last sampled. */
   finished: number;
   sampledAt: number;
@@ -186,7 +192,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
-      { concurrency: q.concurrency, running: 0, buffer: [], claiming: 0, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
+      { concurrency: q.concurrency, running: 0, buffer: [], claiming: 0, keyed: false, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
     ]),
   );
   const tracked = new Map<string, Tracked>();
@@ -275,7 +281,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     let idle = false;
     let worth = false;
     for (const [name, q] of queues) {
-      if (paused.has(name)) continue;
+      if (paused.has(name) || (q.keyed && q.claiming > 0)) continue;
       // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
       const window = q.concurrency === 0 ? 0 : q.concurrency + prefetchFor(q, now);
       const want = window - q.running - q.buffer.length - q.claiming;
@@ -322,9 +328,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     claimEnded(asked);
     claimBackoffMs = 0;
     const got = new Map<string, number>();
+    for (const name of asked.keys()) {
+      const q = queues.get(name);
+      if (q) q.keyed = false;
+    }
     for (const job of jobs) {
       got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
       const q = queues.get(job.queue);
+      if (q && job.executionKey) q.keyed = true;
       tracked.set(job.id, { job, started: false });
       if (!q || draining) {
         // A queue this engine no longer serves, or a stop began while claiming: hand it back.
@@ -348,6 +359,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (pending.releases.length || pending.failures.length) scheduleFlush();
     // Claimable jobs each queue had, up to what was asked (more than claimed: jobs of one key beyond the first).
     const foundIn = (queue: string) => found.get(queue) ?? got.get(queue) ?? 0;
+    for (const name of asked.keys()) {
+      // Found more than it took: jobs of keys beyond the first stayed behind.
+      const q = queues.get(name);
+      if (q && foundIn(name) > (got.get(name) ?? 0)) q.keyed = true;
+    }
     more = wokenWhileClaiming || [...asked].some(([queue, n]) => foundIn(queue) >= n);
     wokenWhileClaiming = false;
     dispatch();
