@@ -450,6 +450,27 @@ withStore('an execution key admits one running job: claims racing from several n
   await t.throwsAsync(db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [b!.id]), { message: /jobs_running_key_idx/ });
 });
 
+withStore('one claim takes at most 256 execution keys, in claim order, and reports the rest as found', async (t, { store }) => {
+  // 600 keyed jobs with distinct keys, and plain jobs after them: each key costs the claim a lock
+  // in the server's shared lock table, so a claim stops at 256 keys and the next one goes on.
+  await store.enqueue(Array.from({ length: 600 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `key-${i}`, priority: i, payload: { i } })));
+  await store.enqueue(Array.from({ length: 10 }, (_, i) => ({ partition: 'p', type: 'plain', priority: 1000 + i })));
+  const claim = () => store.claimCounted({ nodeId: 'node-a', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 1000 }] });
+  const first = await claim();
+  t.is(first.jobs.length, 256 + 10, '256 keyed jobs and every plain one');
+  t.deepEqual(
+    first.jobs.filter((j) => j.executionKey).map((j) => (j.payload as { i: number }).i),
+    Array.from({ length: 256 }, (_, i) => i),
+    'the first keys in claim order',
+  );
+  t.is(first.found.get('default'), 610, 'the claim saw more than it took, so the engine claims again');
+  const second = await claim();
+  t.is(second.jobs.length, 256);
+  const third = await claim();
+  t.is(third.jobs.length, 600 - 512);
+  t.is((await claim()).jobs.length, 0);
+});
+
 withStore('a claim that meets a hold on its key committed mid-claim retries and skips the key instead of failing', async (t, { store, db }) => {
   const [first, second, free] = await store.enqueue([
     { partition: 'p', type: 'k', executionKey: 'raced' },

@@ -32,10 +32,18 @@ WITH async_commit AS MATERIALIZED (
   -- (row-locked here) and would take the next: the lock makes it skip the key instead of running
   -- into the unique index. (Only one that read just before this claim committed can still meet
   -- it; the store retries that one.) Volatile, so it runs on the winners only, one lock per key.
+  -- Those locks live in the server's shared lock table (about 12,000 entries with the default
+  -- max_locks_per_transaction and max_connections, shared by every database and application), so
+  -- one claim takes at most 256 keys, the first in claim order; the claim reports the rest as
+  -- found and the engine claims again.
   SELECT id FROM (
-    SELECT DISTINCT ON (execution_key) id, execution_key FROM candidates WHERE execution_key IS NOT NULL
-    ORDER BY execution_key, priority, run_at, id
-  ) first_of_key
+    SELECT id, execution_key FROM (
+      SELECT DISTINCT ON (execution_key) id, execution_key, priority, run_at FROM candidates WHERE execution_key IS NOT NULL
+      ORDER BY execution_key, priority, run_at, id
+    ) first_of_key
+    ORDER BY priority, run_at, id
+    LIMIT 256
+  ) first_keys
   WHERE pg_try_advisory_xact_lock(hashtextextended('{{schema_raw}}/' || $1 || '/' || execution_key, 0))
 ), claimed AS (
   UPDATE {{schema}}.jobs j
