@@ -45,6 +45,13 @@ function callTimedOut(reply: Reply, actor: string, timeoutMs: number): void {
 
 const noop = (): void => {};
 
+/** An actor's run loop and async-handler callbacks, bound to it. */
+interface BoundCallbacks {
+  drain: () => void;
+  asyncDone: (value: unknown) => void;
+  asyncFailed: (err: unknown) => void;
+}
+
 export type StartResult = { ok: true } | { ok: false; error: unknown };
 
 export interface ActorOptions {
@@ -205,8 +212,8 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   // The callbacks below are bound on first use, not per instance: most actors a dynamic supervisor
   // starts (one per job) never take an async path, and five closures each were a measurable part
   // of what the garbage collector copied at tens of thousands of jobs a second.
-  private bound: { drain: () => void; asyncDone: (v: unknown) => void; asyncFailed: (e: unknown) => void } | undefined = undefined;
-  private callbacks(): { drain: () => void; asyncDone: (v: unknown) => void; asyncFailed: (e: unknown) => void } {
+  private bound: BoundCallbacks | undefined = undefined;
+  private callbacks(): BoundCallbacks {
     return (this.bound ??= {
       drain: () => this.drain(),
       asyncDone: (v) => this.asyncDone(v),
