@@ -29,7 +29,12 @@ export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
   onError?(error: unknown, payload: P, ctx: JobContext): void | Promise<void>;
   /** After the last attempt failed and the job was recorded as failed. */
   onFailed?(error: unknown, payload: P, ctx: JobContext): void | Promise<void>;
-  /** Once, after a running job was cancelled and recorded as cancelled. */
+  /**
+   * Once, after a job cancelled while its attempt ran was recorded as cancelled: perform had
+   * started, or the node holding the job died before it could record the cancel (the node that
+   * rescues it calls onCancel). A job cancelled before its attempt started (queued, or still in a
+   * node's prefetch) never runs and gets no onCancel.
+   */
   onCancel?(payload: P, ctx: JobContext): void | Promise<void>;
 }
 

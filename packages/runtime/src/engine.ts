@@ -138,6 +138,8 @@ interface PendingFailure {
   cause: unknown;
   retryAt?: Date;
   finalState?: 'failed' | 'cancelled';
+  /** A cancel of a job whose attempt never started (it waited in the prefetch): no onCancel, as for a queued job. */
+  neverStarted?: boolean;
 }
 
 interface FlushBatch {
@@ -630,7 +632,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const def = definitions.get(f.job.type);
       if (!def) continue;
       if (f.finalState === 'cancelled') {
-        if (def.onCancel) callback(f.job, 'onCancel', () => def.onCancel!(f.job.payload, hookContext(f.job)));
+        if (def.onCancel && !f.neverStarted) callback(f.job, 'onCancel', () => def.onCancel!(f.job.payload, hookContext(f.job)));
       } else if (f.retryAt) {
         if (def.onError) callback(f.job, 'onError', () => def.onError!(f.cause, f.job.payload, hookContext(f.job)));
       } else if (def.onFailed) {
@@ -703,7 +705,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const q = queues.get(entry.job.queue);
       if (q) q.buffer = q.buffer.filter((j) => j.id !== id);
       tracked.delete(id);
-      if (why === 'cancel') pending.failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled' });
+      if (why === 'cancel') pending.failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled', neverStarted: true });
       else if (why === 'shutdown') pending.releases.push(entry.job);
       scheduleFlush();
       return;

@@ -268,6 +268,38 @@ test('cancel: a queued job never runs; a running job is aborted and onCancel run
   }
 });
 
+test('cancel of a prefetched job that never started: recorded as cancelled, never runs, no onCancel', async (t) => {
+  const c = await cluster('cancelprefetched');
+  try {
+    const ran: string[] = [];
+    const cancelled: string[] = [];
+    const long = defineJob({
+      type: 'long',
+      perform: (_p, ctx) =>
+        new Promise((_resolve, reject) => {
+          ran.push(ctx.id);
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+        }),
+      onCancel: (_p, ctx) => void cancelled.push(ctx.id),
+    });
+    const node = await c.start({ partitions: oneQueue(1), jobs: [long], engine: { pollMs: 50, prefetch: 2, heartbeatMs: 200 } });
+    const { id: running } = await node.client.enqueue('p', 'long');
+    await until('first job running', async () => ran.length === 1);
+    const { id: waiting } = await node.client.enqueue('p', 'long');
+    await until('the second job in the prefetch', async () => (await node.stats())[0]!.prefetched === 1);
+    t.true(await node.client.cancel(waiting));
+    await t.throwsAsync(node.client.result(waiting, { timeoutMs: 10_000 }), { instanceOf: JobCancelledError });
+    t.true(await node.client.cancel(running));
+    await t.throwsAsync(node.client.result(running, { timeoutMs: 10_000 }), { instanceOf: JobCancelledError });
+    await until('onCancel of the running job', async () => cancelled.length === 1);
+    await sleep(300);
+    t.deepEqual(ran, [running], 'the prefetched job never ran');
+    t.deepEqual(cancelled, [running], 'onCancel ran for the job whose perform had started, only');
+  } finally {
+    await c.close();
+  }
+});
+
 test('results, status semaphores and lookups through the node client', async (t) => {
   const c = await cluster('client');
   try {
