@@ -419,12 +419,14 @@ export function outageSuite(label: string, factory: () => Promise<OutageNetwork>
     const rpc = subjects.global(net.cluster, 'p');
     const { got, handler } = collector();
     await sub.subscribe(subject, handler);
+    // Subscribed before the request below: its answer proves the server has this subscription too
+    // (sub's connection sent it first), so the request to it cannot meet "no responders".
+    await sub.subscribe(`${rpc}.slow`, () => new Promise(() => undefined));
     await sub.subscribe(rpc, (d: number) => d + 1);
     const statuses: BusStatus[] = [];
     pub.onStatus((s) => statuses.push(s));
     t.is(await pub.request(rpc, 'op', 1, { timeoutMs: 2000 }), 2);
     // a request in flight when the server goes away fails fast too
-    await sub.subscribe(`${rpc}.slow`, () => new Promise(() => undefined));
     const inFlight = pub.request(`${rpc}.slow`, 'op', 1, { timeoutMs: 30_000 });
     inFlight.catch(() => undefined);
 
