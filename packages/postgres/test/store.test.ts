@@ -300,6 +300,22 @@ withStore('odd strings round-trip exactly: payload, type, queue and execution ke
   t.deepEqual(rows[0].lookup_index, { 'tag.v': [ODD[3]], list: [ODD[3], '3'] });
 });
 
+withStore('results of one completion batch round-trip exactly, odd strings included; nothing returned is JSON null', async (t, { store, db }) => {
+  const results: unknown[] = [undefined, null, 0, false, '', ...ODD, { all: ODD, nested: { s: ODD[4] } }, ODD, 'tab\tnew\nline'];
+  await store.enqueue(results.map((_, i) => ({ partition: 'p', type: 'r', payload: { i } })));
+  const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1000 }] });
+  t.is(claimed.length, results.length);
+  const byIndex = (j: { payload: unknown }) => (j.payload as { i: number }).i;
+  const accepted = await store.complete('node-a', claimed.map((j) => ({ id: j.id, attempt: j.attempt, result: results[byIndex(j)] })));
+  t.is(accepted.size, results.length, 'all in one statement');
+  for (const j of claimed) {
+    const expected = results[byIndex(j)];
+    t.deepEqual((await store.getJob(j.id))?.result, expected === undefined ? null : expected);
+  }
+  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs_history WHERE result = 'null'::jsonb`);
+  t.is(rows[0].n, 2, 'undefined and null are stored as JSON null, not SQL NULL');
+});
+
 withStore('partitions and queues named NULL are names, not nulls', async (t, { store }) => {
   await store.registerQueues('node-a', [
     { partition: 'NULL', queue: 'null', concurrency: 1 },
