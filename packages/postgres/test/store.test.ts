@@ -466,24 +466,24 @@ withStore('an execution key admits one running job: claims racing from several n
   await t.throwsAsync(db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [b!.id]), { message: /jobs_running_key_idx/ });
 });
 
-withStore('one claim takes at most 256 execution keys, in claim order, and reports the rest as found', async (t, { store }) => {
-  // 600 keyed jobs with distinct keys, and plain jobs after them: each key costs the claim a lock
-  // in the server's shared lock table, so a claim stops at 256 keys and the next one goes on.
-  await store.enqueue(Array.from({ length: 600 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `key-${i}`, priority: i, payload: { i } })));
-  await store.enqueue(Array.from({ length: 10 }, (_, i) => ({ partition: 'p', type: 'plain', priority: 1000 + i })));
-  const claim = () => store.claimCounted({ nodeId: 'node-a', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 1000 }] });
+withStore('one claim takes at most 512 execution keys, in claim order, and reports the rest as found', async (t, { store }) => {
+  // 1,100 keyed jobs with distinct keys, and plain jobs after them: each key costs the claim a lock
+  // in the server's shared lock table, so a claim stops at 512 keys and the next one goes on.
+  await store.enqueue(Array.from({ length: 1100 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `key-${i}`, priority: i, payload: { i } })));
+  await store.enqueue(Array.from({ length: 10 }, (_, i) => ({ partition: 'p', type: 'plain', priority: 2000 + i })));
+  const claim = () => store.claimCounted({ nodeId: 'node-a', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 2000 }] });
   const first = await claim();
-  t.is(first.jobs.length, 256 + 10, '256 keyed jobs and every plain one');
+  t.is(first.jobs.length, 512 + 10, '512 keyed jobs and every plain one');
   t.deepEqual(
     first.jobs.filter((j) => j.executionKey).map((j) => (j.payload as { i: number }).i),
-    Array.from({ length: 256 }, (_, i) => i),
+    Array.from({ length: 512 }, (_, i) => i),
     'the first keys in claim order',
   );
-  t.is(first.found.get('default'), 610, 'the claim saw more than it took, so the engine claims again');
+  t.is(first.found.get('default'), 1110, 'the claim saw more than it took, so the engine claims again');
   const second = await claim();
-  t.is(second.jobs.length, 256);
+  t.is(second.jobs.length, 512);
   const third = await claim();
-  t.is(third.jobs.length, 600 - 512);
+  t.is(third.jobs.length, 1100 - 1024);
   t.is((await claim()).jobs.length, 0);
 });
 
