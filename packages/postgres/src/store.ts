@@ -137,6 +137,7 @@ export class JobStore {
   readonly schema: string;
   readonly payloadLimitBytes: number;
   private readonly ownsPool: boolean;
+  private closed = false;
   private readonly ops: Record<OpName, Statement>;
   private readonly logger: Logger;
   private readonly checkQueues: boolean;
@@ -175,8 +176,12 @@ export class JobStore {
     this.logger = options.logger ?? silentLogger();
     // An idle client that loses its connection (server restart) emits 'error' on the pool;
     // unhandled, that would kill the process. The next query reconnects.
+    // After close(), a connection the pool let go of may still be shutting when the server stops
+    // (pg's end() does not wait for the sockets): that error is expected, not worth a warning.
     for (const pool of new Set([this.pool, this.onePlanPool])) {
-      pool.on('error', (err) => this.logger.warn({ err: err.message }, 'idle Postgres connection failed; it will be replaced'));
+      pool.on('error', (err) => {
+        if (!this.closed) this.logger.warn({ err: err.message }, 'idle Postgres connection failed; it will be replaced');
+      });
     }
     this.payloadLimitBytes = options.payloadLimitBytes ?? DEFAULT_PAYLOAD_LIMIT_BYTES;
     this.checkQueues = options.checkQueues ?? true;
@@ -204,6 +209,7 @@ export class JobStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.ownsPool) await Promise.all([this.pool.end(), this.onePlanPool.end()]);
   }
 
