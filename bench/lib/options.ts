@@ -40,6 +40,8 @@ export interface BenchOptions {
   explain: boolean;
   /** Time every statement the systems send during each measured drain (printed to stderr). */
   queryStats: boolean;
+  /** Full-size drains run and discarded before the measured ones, per system (0: the warm-up only). */
+  warmupRuns: number;
   /** Write a V8 CPU profile of this process for each measured drain into this directory. */
   cpuProfile: string | undefined;
   /**
@@ -71,6 +73,7 @@ export const DEFAULTS: BenchOptions = {
   explain: false,
   queryStats: false,
   cpuProfile: undefined,
+  warmupRuns: 0,
   nats: 'auto',
 };
 
@@ -86,6 +89,8 @@ export const USAGE = `Usage: npm run bench -w bench -- [options]
   --latency-budget <s>      max seconds per latency channel (${DEFAULTS.latencyBudgetS})
   --backlog <n>             pre-queued jobs for the depth run (${DEFAULTS.backlog})
   --warmup <n>              warm-up jobs, untimed (${DEFAULTS.warmup})
+  --warmup-runs <n>         full-size drains run and discarded before the measured ones (${DEFAULTS.warmupRuns}):
+                            steady state, once the process has run a few hundred thousand jobs
   --pool <n>                Postgres pool size of every pool (${DEFAULTS.pool})
   --poll-ms <n>             worker poll interval, ms (${DEFAULTS.pollMs})
   --drain-timeout <s>       give up on a drain after this many seconds (${DEFAULTS.drainTimeoutS})
@@ -135,6 +140,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'latency-budget': { type: 'string' },
       backlog: { type: 'string' },
       warmup: { type: 'string' },
+      'warmup-runs': { type: 'string' },
       pool: { type: 'string' },
       'poll-ms': { type: 'string' },
       'drain-timeout': { type: 'string' },
@@ -165,6 +171,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     latencyBudgetS: positiveInt('latency-budget', values['latency-budget'], DEFAULTS.latencyBudgetS),
     backlog: positiveInt('backlog', values.backlog, DEFAULTS.backlog, 0),
     warmup: positiveInt('warmup', values.warmup, DEFAULTS.warmup, 0),
+    warmupRuns: positiveInt('warmup-runs', values['warmup-runs'], DEFAULTS.warmupRuns, 0),
     pool: positiveInt('pool', values.pool, DEFAULTS.pool),
     pollMs: positiveInt('poll-ms', values['poll-ms'], DEFAULTS.pollMs),
     drainTimeoutS: positiveInt('drain-timeout', values['drain-timeout'], DEFAULTS.drainTimeoutS),

@@ -136,6 +136,11 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
     ctx.log(`${system.name}: backlog inserted in ${(b.insertMs / 1000).toFixed(1)} s, VACUUM ANALYZE ${(b.vacuumAnalyzeMs / 1000).toFixed(1)} s`);
   }
 
+  for (let r = 0; r < options.warmupRuns; r++) {
+    await settle(ctx, system);
+    const run = await measureOnce(ctx, system, plan);
+    ctx.log(`${system.name}: warm-up run ${r + 1}/${options.warmupRuns} (discarded): process ${run.processPerSec.toLocaleString()} jobs/s`);
+  }
   const runs: DrainRun[] = [];
   let explain: string | undefined;
   // Repeats stop early once the measured runs have used the drain budget, so a slow system stays bounded.
