@@ -3,5 +3,6 @@ export { createLogger, childLogger, silentLogger, type Logger } from './logger.j
 export { encode, decode, pack, unpack, WIRE_VERSION, type Envelope } from './codec.js';
 export { uuidv7, isUuid } from './ids.js';
 export { toJsonStrict } from './json.js';
+export { isPromiseLike } from './promise.js';
 export * from './jobs.js';
 export * from './config/index.js';

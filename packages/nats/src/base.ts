@@ -7,6 +7,7 @@ import {
   childLogger,
   decode,
   describeError,
+  isPromiseLike,
   encode,
   silentLogger,
   unpack,
@@ -76,10 +77,6 @@ interface Pending {
   malformed(err: unknown): void;
   /** The bus went away or closed. */
   fail(err: Error): void;
-}
-
-function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 /** Is this undecodable envelope one of a newer version (rather than garbage)? */

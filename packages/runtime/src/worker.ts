@@ -1,5 +1,5 @@
 import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
-import { TimeoutError, describeError, type Logger } from '@partita/core';
+import { TimeoutError, describeError, isPromiseLike, type Logger } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg } from './engine.js';
@@ -142,8 +142,4 @@ class RunContext implements JobContext {
     const run = this.run;
     if (!run.finished) run.options.engine.cast({ t: 'progress', id: run.options.job.id, value });
   }
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
