@@ -164,11 +164,6 @@ const CLAIM_BACKOFF_MIN_MS = 100;
  * A throttled engine keeps one, so its pause falls before every claim.
  */
 const MAX_CLAIMS_IN_FLIGHT = 2;
-/**
- * Outcome batches one engine writes at once. One: while it is written the next batch grows, so
- * batches size themselves to the load. (Two side by side measured the same, with more commits.)
- */
-const MAX_FLUSHES_IN_FLIGHT = 1;
 /** Rates are sampled no more often than this, so one burst of completions does not swing the prefetch. */
 const RATE_SAMPLE_MS = 20;
 /**
@@ -215,8 +210,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   let pending: FlushBatch = emptyBatch();
   let flushScheduled = false;
-  /** Batches being written: their jobs still hold leases until each write lands. */
-  const inflight = new Set<FlushBatch>();
+  /**
+   * The batch being written, one at a time: while it is written the next one grows, so batches
+   * size themselves to the load (two side by side measured the same, with more commits). Its jobs
+   * still hold leases until the write lands.
+   */
+  let inflight: FlushBatch | undefined;
   let flushBackoffMs = 0;
 
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
@@ -330,14 +329,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     claimEnded(asked);
     claimBackoffMs = 0;
     const got = new Map<string, number>();
-    for (const name of asked.keys()) {
-      const q = queues.get(name);
-      if (q) q.keyed = false;
-    }
+    const gotKeyed = new Set<string>();
     for (const job of jobs) {
       got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
+      if (job.executionKey) gotKeyed.add(job.queue);
       const q = queues.get(job.queue);
-      if (q && job.executionKey) q.keyed = true;
       tracked.set(job.id, { job, started: false });
       if (!q || draining) {
         // A queue this engine no longer serves, or a stop began while claiming: hand it back.
@@ -362,9 +358,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     // Claimable jobs each queue had, up to what was asked (more than claimed: jobs of one key beyond the first).
     const foundIn = (queue: string) => found.get(queue) ?? got.get(queue) ?? 0;
     for (const name of asked.keys()) {
-      // Found more than it took: jobs of keys beyond the first stayed behind.
+      // Keyed jobs came back, or it found more than it took: jobs of keys beyond the first stayed behind.
       const q = queues.get(name);
-      if (q && foundIn(name) > (got.get(name) ?? 0)) q.keyed = true;
+      if (q) q.keyed = gotKeyed.has(name) || foundIn(name) > (got.get(name) ?? 0);
     }
     more = wokenWhileClaiming || [...asked].some(([queue, n]) => foundIn(queue) >= n);
     wokenWhileClaiming = false;
@@ -561,9 +557,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   function flush(): void {
     flushScheduled = false;
-    if (pendingCount() === 0 || inflight.size >= MAX_FLUSHES_IN_FLIGHT) return;
+    if (inflight || pendingCount() === 0) return;
     const batch = pending;
-    inflight.add(batch);
+    inflight = batch;
     pending = emptyBatch();
     const flushStarted = performance.now();
     const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
@@ -595,7 +591,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   function onFlushed(batch: FlushBatch, accepted: Accepted): void {
-    inflight.delete(batch);
+    inflight = undefined;
     flushBackoffMs = 0;
     // Counted per queue and outcome, then added once each: one labelled increment per job was a
     // measurable share of the engine's time at tens of thousands of jobs a second.
@@ -661,7 +657,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   function onFlushFailed(batch: FlushBatch, error: unknown): void {
-    inflight.delete(batch);
+    inflight = undefined;
     // Nothing is lost: the outcomes go back in front of whatever arrived since, and are retried.
     pending = {
       completions: [...batch.completions, ...pending.completions],
@@ -726,7 +722,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (claimsInFlight > 0 || inflight.size > 0 || pendingCount() > 0) {
+    if (claimsInFlight > 0 || inflight || pendingCount() > 0) {
       if (pendingCount() > 0) flush();
       return;
     }
@@ -781,7 +777,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         return;
       case 'held':
         // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
-        return [pending, ...inflight].reduce<string[]>(
+        return [pending, inflight].reduce<string[]>(
           (ids, b) => (b ? ids.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : ids),
           [...tracked.keys()],
         );
