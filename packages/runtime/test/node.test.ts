@@ -234,20 +234,26 @@ test('an unknown job type fails the job with a clear error instead of crashing',
   }
 });
 
+/** Job type "long": runs until its signal aborts; records the ids it ran and those onCancel saw. */
+function untilAborted() {
+  const ran: string[] = [];
+  const cancelled: string[] = [];
+  const long = defineJob({
+    type: 'long',
+    perform: (_p, ctx) =>
+      new Promise((_resolve, reject) => {
+        ran.push(ctx.id);
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+      }),
+    onCancel: (_p, ctx) => void cancelled.push(ctx.id),
+  });
+  return { ran, cancelled, long };
+}
+
 test('cancel: a queued job never runs; a running job is aborted and onCancel runs once', async (t) => {
   const c = await cluster('cancel');
   try {
-    const ran: string[] = [];
-    const cancelled: string[] = [];
-    const long = defineJob({
-      type: 'long',
-      perform: (_p, ctx) =>
-        new Promise((resolve, reject) => {
-          ran.push(ctx.id);
-          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
-        }),
-      onCancel: (_p, ctx) => void cancelled.push(ctx.id),
-    });
+    const { ran, cancelled, long } = untilAborted();
     const node = await c.start({ partitions: oneQueue(1), jobs: [long], engine: { pollMs: 50, prefetch: 0, heartbeatMs: 200 } });
     const { id: running } = await node.client.enqueue('p', 'long');
     await until('first job running', async () => ran.length === 1);
@@ -271,17 +277,7 @@ test('cancel: a queued job never runs; a running job is aborted and onCancel run
 test('cancel of a prefetched job that never started: recorded as cancelled, never runs, no onCancel', async (t) => {
   const c = await cluster('cancelprefetched');
   try {
-    const ran: string[] = [];
-    const cancelled: string[] = [];
-    const long = defineJob({
-      type: 'long',
-      perform: (_p, ctx) =>
-        new Promise((_resolve, reject) => {
-          ran.push(ctx.id);
-          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
-        }),
-      onCancel: (_p, ctx) => void cancelled.push(ctx.id),
-    });
+    const { ran, cancelled, long } = untilAborted();
     const node = await c.start({ partitions: oneQueue(1), jobs: [long], engine: { pollMs: 50, prefetch: 2, heartbeatMs: 200 } });
     const { id: running } = await node.client.enqueue('p', 'long');
     await until('first job running', async () => ran.length === 1);
