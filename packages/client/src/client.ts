@@ -8,11 +8,15 @@ import {
   silentLogger,
   statusOf,
   type EnqueueOptions,
+  type JobId,
   type JobRecord,
   type JobSpec,
+  type JobState,
   type Logger,
+  type TypedJobSpec,
+  isUuid,
 } from '@partita/core';
-import { JobStore, type ClaimedJob, type NewJob, type PgOptions } from '@partita/postgres';
+import { JobStore, type ClaimedJob, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
 import { createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
 import {
   eventMessageKinds,
@@ -141,8 +145,16 @@ export class Client {
     for (const spec of options.jobs ?? []) this.specs.set(spec.type, spec);
   }
 
-  /** Enqueues one job. A held queue key rejects with DuplicateQueueKeyError. */
-  async enqueue(partition: string, type: string, payload?: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
+  /**
+   * Enqueues one job. A held queue key rejects with DuplicateQueueKeyError. Given a job definition
+   * (what defineJob returns) instead of a type name, the payload must be of the definition's type,
+   * the id returned makes `result(id)` resolve to what its perform returns, and the definition's
+   * queue, maxAttempts, timeoutMs, queueKey and executionKey apply (options still win).
+   */
+  enqueue<P, R>(partition: string, definition: TypedJobSpec<P, R>, payload: NoInfer<P>, options?: EnqueueOptions): Promise<{ id: JobId<R> }>;
+  enqueue(partition: string, type: string, payload?: unknown, options?: EnqueueOptions): Promise<{ id: string }>;
+  async enqueue(partition: string, type: string | TypedJobSpec, payload?: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
+    if (typeof type !== 'string') return this.enqueueDefined(partition, type, payload, options);
     this.assertOpen();
     const [job] = await this.resolve(partition, [{ ...options, type, payload }]);
     const target = this.handoffTarget(partition, job!);
@@ -229,6 +241,8 @@ export class Client {
    * Postgres every few seconds as a safety net, and at once when the bus comes back from an outage.
    * Without a bus it polls Postgres (5 ms doubling to 250 ms). Postgres is the source of truth.
    */
+  result<R>(jobId: JobId<R>, options?: { timeoutMs?: number }): Promise<R>;
+  result(jobId: string, options?: { timeoutMs?: number }): Promise<unknown>;
   async result(jobId: string, options: { timeoutMs?: number } = {}): Promise<unknown> {
     this.assertOpen();
     const timeoutMs = options.timeoutMs;
@@ -607,6 +621,217 @@ export class Client {
       return out;
     });
   }
+
+  /** enqueue() with a definition: its defaults become explicit options, so they hold whatever this client was connected with. */
+  private enqueueDefined(partition: string, definition: TypedJobSpec, payload: unknown, options: EnqueueOptions): Promise<{ id: string }> {
+    if (typeof definition !== 'object' || definition === null || typeof definition.type !== 'string') {
+      throw new ValidationError('must be a job type name or a job definition (what defineJob returns)', 'type');
+    }
+    const filled: EnqueueOptions = { ...options };
+    if (filled.queue === undefined && definition.queue !== undefined) filled.queue = definition.queue;
+    if (filled.maxAttempts === undefined && definition.maxAttempts !== undefined) filled.maxAttempts = definition.maxAttempts;
+    if (filled.timeoutMs === undefined && definition.timeoutMs !== undefined) filled.timeoutMs = definition.timeoutMs;
+    if (filled.queueKey === undefined) {
+      const queueKey = callKey(definition, 'queueKey', payload, 0);
+      if (queueKey !== undefined) filled.queueKey = queueKey;
+    }
+    if (filled.executionKey === undefined) {
+      const executionKey = callKey(definition, 'executionKey', payload, 0);
+      if (executionKey !== undefined) filled.executionKey = executionKey;
+    }
+    return this.enqueue(partition, definition.type, payload, filled);
+  }
+
+  // ── Retry and bulk operations ───────────────────────────────────────────────────────────────
+
+  /**
+   * Runs a failed or cancelled job again: it leaves history and is queued to run now, with its id,
+   * payload, keys and error history. It gets a fresh attempt budget: the attempt count goes on (so
+   * errors stay numbered in order and a late completion from an old attempt is still refused) and
+   * its maxAttempts is raised by `options.maxAttempts`, default the job type's maxAttempts as the
+   * nodes define it now. False when there is nothing to retry: the job is live (queued or
+   * running), completed, or unknown. A queue key held by another live job refuses the retry with
+   * DuplicateQueueKeyError naming the holder. Two retries of one job at once: exactly one wins.
+   */
+  async retry(jobId: string, options: { maxAttempts?: number } = {}): Promise<boolean> {
+    this.assertOpen();
+    if (typeof jobId !== 'string' || !isUuid(jobId)) return false;
+    const [row] = await this.store.retryJobs({ ids: [jobId] }, 1, options.maxAttempts);
+    if (!row) return false;
+    if (!row.retried) {
+      if (row.queueKey === null) return false; // the row went live under us: another retry won
+      throw new DuplicateQueueKeyError(row.queueKey, await this.store.queueKeyHolder(row.partition, row.queueKey), `retrying job ${jobId}`);
+    }
+    this.retried([row]);
+    return true;
+  }
+
+  /**
+   * Retries failed and cancelled jobs matching `filter` (as `partita jobs` filters: partition, queue,
+   * type, states, lookup, before, ids), newest first, at most `limit` (default 1000), as retry()
+   * does one. Jobs whose queue key is held stay finished and are listed in `refused`.
+   * `dryRun`: only count them.
+   */
+  async retryMany(filter: JobMatch = {}, options: BulkOptions & { maxAttempts?: number } = {}): Promise<RetryManyResult> {
+    const { limit, dryRun } = this.bulkStart(filter, options);
+    const byState = await this.store.countMatching(filter, 'retry');
+    const matching = sumCounts(byState);
+    if (dryRun) return { ...bulkPreview(byState, matching, limit), refused: [] };
+    const done: RetryOutcome[] = [];
+    let before = filter.before;
+    while (done.length < limit) {
+      const size = Math.min(BULK_BATCH, limit - done.length);
+      const rows = await this.store.retryJobs({ ...filter, ...(before ? { before } : {}) }, size, options.maxAttempts);
+      done.push(...rows);
+      // Newest first: the next batch starts below this one, so a job refused (or retried and
+      // failed again meanwhile) is not taken twice.
+      if (rows.length < size) break;
+      before = rows.at(-1)!.id;
+    }
+    const retried = done.filter((r) => r.retried);
+    this.retried(retried);
+    const refused: RetryManyResult['refused'] = [];
+    const keysByPartition = new Map<string, string[]>();
+    for (const r of done) if (!r.retried && r.queueKey !== null) keysByPartition.set(r.partition, [...(keysByPartition.get(r.partition) ?? []), r.queueKey]);
+    for (const [partition, keys] of keysByPartition) {
+      const holders = new Map(await Promise.all(keys.map(async (k) => [k, await this.store.queueKeyHolder(partition, k)] as const)));
+      for (const r of done) if (r.partition === partition && !r.retried && r.queueKey !== null) refused.push({ id: r.id, queueKey: r.queueKey, heldBy: holders.get(r.queueKey) });
+    }
+    return { ...bulkDone(byState, matching, limit, retried.map((r) => r.id), done.length), refused };
+  }
+
+  /**
+   * Cancels live jobs matching `filter`, newest first, at most `limit` (default 1000), as cancel()
+   * does one: queued ones never run, running ones are aborted by their node (`running` counts
+   * those). `dryRun`: only count them.
+   */
+  async cancelMany(filter: JobMatch = {}, options: BulkOptions = {}): Promise<CancelManyResult> {
+    const { limit, dryRun } = this.bulkStart(filter, options);
+    const byState = await this.store.countMatching(filter, 'cancel');
+    const matching = sumCounts(byState);
+    if (dryRun) return { ...bulkPreview(byState, matching, limit), running: 0 };
+    const ids: string[] = [];
+    let running = 0;
+    while (ids.length < limit) {
+      const size = Math.min(BULK_BATCH, limit - ids.length);
+      // Each batch's jobs leave the match (cancelled, or flagged and then skipped): no cursor needed.
+      const rows = await this.store.cancelMatching(filter, size);
+      const flagged = rows.filter((r) => r.running);
+      if (flagged.length) {
+        this.hooks.cancelRequested?.(flagged);
+        this.broadcastCancel(flagged);
+      }
+      running += flagged.length;
+      const at = new Date();
+      for (const r of rows) {
+        ids.push(r.id);
+        if (!r.running) this.emitEvent({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, kind: 'cancelled', attempt: r.attempts, at });
+      }
+      if (rows.length < size) break;
+    }
+    return { ...bulkDone(byState, matching, limit, ids, ids.length), running };
+  }
+
+  /**
+   * Deletes jobs matching `filter`, newest first, at most `limit` (default 1000): finished jobs,
+   * and live jobs that are not running (they never run and leave no history). Running jobs are
+   * never deleted (their node holds them): cancelMany them first; `runningSkipped` counts those
+   * the filter matched. `dryRun`: only count them.
+   */
+  async deleteMany(filter: JobMatch = {}, options: BulkOptions = {}): Promise<DeleteManyResult> {
+    const { limit, dryRun } = this.bulkStart(filter, options);
+    const byState = await this.store.countMatching(filter, 'delete');
+    const runningSkipped = byState.running ?? 0;
+    const matching = sumCounts(byState) - runningSkipped;
+    if (dryRun) return { ...bulkPreview(byState, matching, limit), runningSkipped };
+    const ids: string[] = [];
+    while (ids.length < limit) {
+      const size = Math.min(BULK_BATCH, limit - ids.length);
+      const rows = await this.store.deleteMatching(filter, size);
+      for (const r of rows) ids.push(r.id);
+      if (rows.length < size) break;
+    }
+    return { ...bulkDone(byState, matching, limit, ids, ids.length), runningSkipped };
+  }
+
+  /** Checks a bulk call's filter and options; the limit defaults to DEFAULT_BULK_LIMIT. */
+  private bulkStart(filter: JobMatch, options: BulkOptions): { limit: number; dryRun: boolean } {
+    this.assertOpen();
+    if (typeof filter !== 'object' || filter === null) throw new ValidationError('must be an object { partition?, queue?, type?, states?, lookup?, before?, ids? }', 'filter');
+    const limit = options.limit ?? DEFAULT_BULK_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BULK_LIMIT) throw new ValidationError(`must be a whole number from 1 to ${MAX_BULK_LIMIT}`, 'limit');
+    if (filter.before !== undefined && !isUuid(filter.before)) throw new ValidationError('must be a job id', 'filter.before');
+    filter.ids?.forEach((id, i) => {
+      if (!isUuid(id)) throw new ValidationError('must be a job id', `filter.ids[${i}]`);
+    });
+    return { limit, dryRun: options.dryRun === true };
+  }
+
+  /** Jobs a retry put back in the live table: engines are woken and an `enqueued` event goes out, as for an enqueue. */
+  private retried(rows: RetryOutcome[]): void {
+    if (rows.length === 0) return;
+    const queues = new Map<string, Set<string>>();
+    for (const r of rows) queues.set(r.partition, (queues.get(r.partition) ?? new Set()).add(r.queue));
+    for (const [partition, set] of queues) this.wake(partition, set);
+    if (!this.enqueueEvents || !this.bus?.connected) return;
+    const at = new Date();
+    const events: JobEvent[] = rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, kind: 'enqueued', attempt: r.attempts, at }));
+    publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
+  }
+}
+
+export interface BulkOptions {
+  /** At most this many jobs (default 1000, up to 1,000,000); `more` says when more matched. */
+  limit?: number;
+  /** Only count the jobs the operation would act on. */
+  dryRun?: boolean;
+}
+
+export interface BulkResult {
+  dryRun: boolean;
+  /** Jobs that matched the filter when the call began, among those the operation applies to. */
+  matching: number;
+  /** `matching` by state (for deleteMany, running jobs too, which it leaves alone). */
+  byState: Partial<Record<JobState, number>>;
+  /** Jobs acted on; in a dry run, how many would be (matching, capped at the limit). */
+  count: number;
+  /** Ids of the jobs acted on (none in a dry run). */
+  ids: string[];
+  limit: number;
+  /** More jobs matched than the limit let this call take: call again, or raise the limit. */
+  more: boolean;
+}
+
+export interface RetryManyResult extends BulkResult {
+  /** Jobs left finished because another live job holds their queue key. */
+  refused: { id: string; queueKey: string; heldBy: string | undefined }[];
+}
+
+export interface CancelManyResult extends BulkResult {
+  /** Of `count`, the running jobs asked to stop: cancelled once their node aborts them. */
+  running: number;
+}
+
+export interface DeleteManyResult extends BulkResult {
+  /** Running jobs the filter matched: never deleted (their node holds them); cancel them first. */
+  runningSkipped: number;
+}
+
+/** Jobs per statement of a bulk operation. */
+const BULK_BATCH = 1000;
+const DEFAULT_BULK_LIMIT = 1000;
+const MAX_BULK_LIMIT = 1_000_000;
+
+function sumCounts(byState: Partial<Record<JobState, number>>): number {
+  return Object.values(byState).reduce((a, b) => a + (b ?? 0), 0);
+}
+
+function bulkPreview(byState: Partial<Record<JobState, number>>, matching: number, limit: number): BulkResult {
+  return { dryRun: true, matching, byState, count: Math.min(matching, limit), ids: [], limit, more: matching > limit };
+}
+
+function bulkDone(byState: Partial<Record<JobState, number>>, matching: number, limit: number, ids: string[], taken: number): BulkResult {
+  return { dryRun: false, matching, byState, count: ids.length, ids, limit, more: taken >= limit && matching > taken };
 }
 
 function callKey(spec: JobSpec<any>, which: 'queueKey' | 'executionKey', payload: unknown, index: number): string | undefined {

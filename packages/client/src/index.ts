@@ -1,4 +1,17 @@
-export { connect, Client, type ConnectOptions, type EnqueueManyItem, type EnqueueManyResult, type ClientHooks } from './client.js';
+export {
+  connect,
+  Client,
+  type ConnectOptions,
+  type EnqueueManyItem,
+  type EnqueueManyResult,
+  type ClientHooks,
+  type BulkOptions,
+  type BulkResult,
+  type RetryManyResult,
+  type CancelManyResult,
+  type DeleteManyResult,
+} from './client.js';
+export type { JobMatch } from '@partita/postgres';
 export {
   JOB_EVENT_KINDS,
   TERMINAL_EVENT_KINDS,

@@ -85,11 +85,12 @@ export class UnknownJobTypeError extends PartitaError {
 export class DuplicateQueueKeyError extends PartitaError {
   readonly queueKey: string;
   readonly heldBy: string | undefined;
-  constructor(queueKey: string, heldBy?: string) {
+  /** `refused`: what the key stopped, for the message (default: enqueuing another job with it). */
+  constructor(queueKey: string, heldBy?: string, refused = 'enqueuing another with the same key') {
     super(
       'DUPLICATE_QUEUE_KEY',
       `queue key "${queueKey}" is already held${heldBy ? ` by job ${heldBy}` : ''}; ` +
-        'wait for that job to finish or cancel it before enqueuing another with the same key',
+        `wait for that job to finish or cancel it before ${refused}`,
     );
     this.queueKey = queueKey;
     this.heldBy = heldBy;

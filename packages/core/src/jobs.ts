@@ -99,3 +99,20 @@ export interface JobSpec<P = unknown> {
   queueKey?(payload: P): string | undefined;
   executionKey?(payload: P): string | undefined;
 }
+
+/**
+ * A job definition as a client sees it for typed enqueue: its defaults (JobSpec) and what its
+ * perform takes and returns. Every defineJob(...) result is one; the client never calls perform.
+ */
+export interface TypedJobSpec<P = any, R = unknown> extends JobSpec<P> {
+  perform(payload: P, ctx: never): R | PromiseLike<R>;
+}
+
+declare const jobResultType: unique symbol;
+
+/**
+ * A job id that remembers the type of the job's result, as `client.enqueue(partition, definition,
+ * payload)` returns it, so `client.result(id)` resolves to that type. At run time a plain string.
+ * The result comes back through JSON: a perform returning a Date gives a string.
+ */
+export type JobId<R = unknown> = string & { readonly [jobResultType]: R };

@@ -13,6 +13,11 @@ export {
   type Failure,
   type RescuedJob,
   type CancelOutcome,
+  type JobListFilter,
+  type JobMatch,
+  type BulkOperation,
+  type RetryOutcome,
+  type BulkCancelOutcome,
 } from './store.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';

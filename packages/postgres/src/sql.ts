@@ -77,7 +77,11 @@ export type OpName =
   | 'lease_raise_epoch'
   | 'global_state_load'
   | 'global_state_save'
-  | 'global_state_epoch';
+  | 'global_state_epoch'
+  | 'retry_jobs'
+  | 'cancel_matching'
+  | 'delete_matching'
+  | 'count_matching';
 
 /** Loads every operation once per schema; named so pg prepares each once per connection. */
 export function loadOps(schema: string): Record<OpName, Statement> {

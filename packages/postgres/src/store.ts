@@ -126,6 +126,32 @@ export interface JobListFilter {
   limit: number;
 }
 
+/** Which jobs a bulk operation (retry, cancel, delete, count) acts on: list_jobs's filter without a page size. */
+export type JobMatch = Omit<JobListFilter, 'limit'>;
+
+/** The bulk operations: each applies to some states only (see bulkStates). */
+export type BulkOperation = 'cancel' | 'retry' | 'delete';
+
+export interface RetryOutcome {
+  id: string;
+  partition: string;
+  queue: string;
+  type: string;
+  /** Attempts made before the retry (the next run's first attempt is this plus one). */
+  attempts: number;
+  queueKey: string | null;
+  /** False when a live job holds the job's queue key: it stays finished. */
+  retried: boolean;
+  /** The raised attempt limit (retried jobs only). */
+  maxAttempts: number | null;
+}
+
+export interface BulkCancelOutcome extends CancelOutcome {
+  queue: string;
+  type: string;
+  attempts: number;
+}
+
 /**
  * The durable job store: every Postgres round trip Partita makes goes through here, each one a
  * SQL file in sql/ops. Batch in, batch out: callers group work, this class never loops per job.
@@ -561,15 +587,8 @@ export class JobStore {
       const wanted = states ? all.filter((s) => states.has(s)) : all;
       return wanted.length === all.length ? null : wanted;
     };
-    let lookup: Record<string, string[]> | null = null;
-    for (const [key, value] of Object.entries(filter.lookup ?? {})) (lookup ??= {})[key] = (Array.isArray(value) ? value : [value]).map(String);
     const values = [
-      filter.partition ?? null,
-      filter.queue ?? null,
-      filter.type ?? null,
-      filter.before ?? null,
-      filter.ids ?? null,
-      lookup && JSON.stringify(lookup),
+      ...matchParams(filter),
       only(['queued', 'scheduled', 'waiting', 'running']),
       only(['completed', 'failed', 'cancelled']),
       filter.limit,
@@ -647,6 +666,112 @@ export class JobStore {
     const rows = await this.run<{ name: string }>('prune_history', [retentionDays]);
     return rows.map((r) => r.name);
   }
+
+  // ── retry and bulk operations ─────────────────────────────────────────────────────────────
+  // Run unnamed, as listJobs is: planned with each call's values, so the filters left out fold away.
+
+  /**
+   * Moves up to `limit` failed or cancelled jobs matching `match` (newest first) back to the live
+   * table, queued to run now, in one statement; see sql/ops/retry_jobs.sql. `maxAttempts`: the
+   * attempts the new run gets (default: the job type's, as nodes registered it). Jobs whose queue
+   * key is held come back with `retried: false`.
+   */
+  async retryJobs(match: JobMatch, limit: number, maxAttempts?: number): Promise<RetryOutcome[]> {
+    checkBatchLimit(limit);
+    if (maxAttempts !== undefined && (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000)) {
+      throw new ValidationError('must be an integer from 1 to 1000 (the attempts the retried job gets)', 'maxAttempts');
+    }
+    const { finished } = bulkStates('retry', match.states);
+    const rows = await this.query<{ id: string; partition: string; queue: string; type: string; attempts: number; queue_key: string | null; max_attempts: number | null; retried: boolean }>(
+      'retry_jobs',
+      [...matchParams(match), finished, limit, maxAttempts ?? null],
+    );
+    return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, attempts: r.attempts, queueKey: r.queue_key, retried: r.retried, maxAttempts: r.max_attempts }));
+  }
+
+  /**
+   * Cancels up to `limit` live jobs matching `match` (newest first) in one statement, as cancel()
+   * does by id; running jobs already asked to cancel are left out. See sql/ops/cancel_matching.sql.
+   */
+  async cancelMatching(match: JobMatch, limit: number): Promise<BulkCancelOutcome[]> {
+    checkBatchLimit(limit);
+    const { live } = bulkStates('cancel', match.states);
+    const rows = await this.query<{ id: string; partition: string; queue: string; type: string; attempts: number; node: string | null; running: boolean }>(
+      'cancel_matching',
+      [...matchParams(match), live, limit],
+    );
+    return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, attempts: r.attempts, node: r.node, running: r.running }));
+  }
+
+  /**
+   * Deletes up to `limit` jobs matching `match` (newest first) in one statement: finished jobs
+   * from history and live jobs that are not running. See sql/ops/delete_matching.sql.
+   */
+  async deleteMatching(match: JobMatch, limit: number): Promise<{ id: string; partition: string; live: boolean }[]> {
+    checkBatchLimit(limit);
+    const { live, finished } = bulkStates('delete', match.states);
+    return this.query<{ id: string; partition: string; live: boolean }>('delete_matching', [...matchParams(match), live, finished, limit]);
+  }
+
+  /**
+   * How many jobs match `match` among those `operation` applies to, by shown state. For delete,
+   * running jobs are counted too (under `running`): delete leaves them alone, and says so.
+   */
+  async countMatching(match: JobMatch, operation: BulkOperation): Promise<Partial<Record<JobRecord['state'], number>>> {
+    const { live, finished } = bulkStates(operation, match.states);
+    const liveCounted = operation === 'delete' && live !== null && match.states?.includes('running') ? [...live, 'running'] : live;
+    const rows = await this.query<{ state: JobRecord['state']; count: number }>('count_matching', [
+      ...matchParams(match),
+      liveCounted,
+      finished,
+      operation === 'cancel',
+    ]);
+    return Object.fromEntries(rows.map((r) => [r.state, r.count]));
+  }
+
+  private async query<R extends pg.QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
+    return (await this.pool.query<R>({ text: this.ops[op].text, values })).rows;
+  }
+}
+
+/** The filter parameters list_jobs and the bulk operations share ($1-$6): partition, queue, type, before, ids, lookup. */
+function matchParams(match: JobMatch): unknown[] {
+  let lookup: Record<string, string[]> | null = null;
+  for (const [key, value] of Object.entries(match.lookup ?? {})) (lookup ??= {})[key] = (Array.isArray(value) ? value : [value]).map(String);
+  return [match.partition ?? null, match.queue ?? null, match.type ?? null, match.before ?? null, match.ids ?? null, lookup && JSON.stringify(lookup)];
+}
+
+const LIVE_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
+const FINISHED_STATES = ['completed', 'failed', 'cancelled'] as const;
+/** The states each bulk operation applies to, on each side (live table, history). */
+const BULK_STATES: Record<BulkOperation, { live: readonly string[]; finished: readonly string[]; none: string }> = {
+  cancel: { live: LIVE_STATES, finished: [], none: 'cancel applies to live jobs (queued, scheduled, waiting, running)' },
+  retry: { live: [], finished: ['failed', 'cancelled'], none: 'retry applies to failed and cancelled jobs' },
+  delete: {
+    live: ['queued', 'scheduled', 'waiting'],
+    finished: FINISHED_STATES,
+    none: 'delete applies to finished jobs and to live jobs that are not running (cancel running jobs first)',
+  },
+};
+
+/**
+ * The state arrays of a bulk statement for `operation` and the filter's states: null for "every
+ * state the operation applies to on that side", [] for "none on that side". States the operation
+ * does not apply to are dropped; a filter left with none is a ValidationError saying which apply.
+ */
+function bulkStates(operation: BulkOperation, states: readonly string[] | undefined): { live: string[] | null; finished: string[] | null } {
+  const applies = BULK_STATES[operation];
+  if (!states?.length) {
+    return { live: applies.live.length ? null : [], finished: applies.finished.length === FINISHED_STATES.length ? null : [...applies.finished] };
+  }
+  const live = applies.live.filter((s) => states.includes(s));
+  const finished = applies.finished.filter((s) => states.includes(s));
+  if (live.length + finished.length === 0) throw new ValidationError(`${applies.none}; none of ${states.join(', ')}`, 'states');
+  return { live, finished };
+}
+
+function checkBatchLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('must be a whole number ≥ 1', 'limit');
 }
 
 const JOB_FIELDS = ['partition', 'queue', 'type', 'payload', 'priority', 'maxAttempts', 'timeoutMs', 'runAt', 'delayMs', 'queueKey', 'executionKey', 'lookup'] as const;

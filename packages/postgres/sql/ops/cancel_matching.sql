@@ -1,0 +1,38 @@
+-- Bulk cancel by filter, as cancel_jobs does by id: queued, scheduled and waiting jobs move to
+-- history as cancelled; running ones are flagged for their node to abort. Filters as list_jobs's,
+-- each ignored when null: $1 partition, $2 queue, $3 type, $4 only ids below this one, $5 only
+-- these ids, $6 lookup in index form, $7 shown live states; $8 at most this many, newest first.
+--
+-- Running jobs already asked to cancel are left out, so each batch finds new work and the caller
+-- can repeat it until it comes back empty. SKIP LOCKED: a row another statement holds is being
+-- claimed or finished right now; waiting for it here could deadlock with a completion batch
+-- (which locks its rows in its own order), and the next batch sees it again if it still matches.
+WITH target AS (
+  SELECT id, state FROM {{schema}}.jobs
+  WHERE NOT cancel_requested
+    AND ($1::text IS NULL OR partition = $1)
+    AND ($2::text IS NULL OR queue = $2)
+    AND ($3::text IS NULL OR type = $3)
+    AND ($4::uuid IS NULL OR id < $4)
+    AND ($5::uuid[] IS NULL OR id = ANY($5))
+    AND ($6::jsonb IS NULL OR lookup_index @> $6)
+    AND ($7::text[] IS NULL OR {{schema}}.shown_state(state, run_at, partition, execution_key, id) = ANY($7))
+  ORDER BY id DESC
+  LIMIT $8
+  FOR UPDATE SKIP LOCKED
+), flagged AS (
+  UPDATE {{schema}}.jobs j SET cancel_requested = true
+  FROM target t WHERE j.id = t.id AND t.state = 'running'
+  RETURNING j.id, j.partition, j.queue, j.type, j.attempts, j.locked_by
+), removed AS (
+  DELETE FROM {{schema}}.jobs j USING target t
+  WHERE j.id = t.id AND t.state <> 'running'
+  RETURNING j AS job
+), moved AS (
+  INSERT INTO {{schema}}.jobs_history
+  SELECT h.* FROM removed r, LATERAL {{schema}}.history_row(r.job, 'cancelled', NULL, (r.job).errors) h
+  RETURNING id, partition, queue, type, attempts
+)
+SELECT id, partition, queue, type, attempts, NULL::text AS node, false AS running FROM moved
+UNION ALL
+SELECT id, partition, queue, type, attempts, locked_by, true FROM flagged
