@@ -10,7 +10,7 @@ import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { freshSchema, natsUrl, type SpawnedNode, type TestSchema, tempDataDir } from './helpers/index.js';
 import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
 
-const COMMANDS = ['start', 'demo', 'enqueue', 'status', 'job', 'jobs', 'cancel', 'pause', 'resume', 'paused', 'throttle', 'roll-call', 'migrate'];
+const COMMANDS = ['start', 'demo', 'enqueue', 'status', 'job', 'jobs', 'cancel', 'retry', 'pause', 'resume', 'paused', 'throttle', 'roll-call', 'migrate'];
 const json = <T = any>(r: CliResult): T => {
   try {
     return JSON.parse(r.stdout) as T;

@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { helpText, parse } from './args.js';
 import type { Command } from './command.js';
-import { cancel, enqueue, job, jobs, migrate, status } from './commands/jobs.js';
+import { cancel, enqueue, job, jobs, migrate, retry, status } from './commands/jobs.js';
 import { pause, paused, resume, rollCall, throttle } from './commands/control.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
 import { eprintln, processIo, type Io } from './io.js';
 
-export const COMMANDS: Command[] = [start, demo, enqueue, status, job, jobs, cancel, pause, resume, paused, throttle, rollCall, migrate];
+export const COMMANDS: Command[] = [start, demo, enqueue, status, job, jobs, cancel, retry, pause, resume, paused, throttle, rollCall, migrate];
 
 function version(): string {
   try {

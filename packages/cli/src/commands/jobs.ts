@@ -1,10 +1,10 @@
-/** enqueue, cancel, status, job, jobs, migrate. */
+/** enqueue, cancel, retry, status, job, jobs (and their bulk retry, cancel, delete), migrate. */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { createLogger, isUuid, statusOf, type EnqueueOptions, type JobRecord, type JobState } from '@partita/core';
-import type { Client, EnqueueManyItem } from '@partita/client';
+import { DuplicateQueueKeyError, createLogger, isUuid, statusOf, type EnqueueOptions, type JobRecord, type JobState } from '@partita/core';
+import type { BulkResult, Client, EnqueueManyItem } from '@partita/client';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, date, duration, flag, int, json, list, lookups, str } from '../args.js';
 import { withClient, type Command, type Context } from '../command.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
@@ -391,29 +391,59 @@ export const cancel: Command = {
 
 // ── jobs (list) ──────────────────────────────────────────────────────────────────────────────
 
+/** The client's defaults for bulk operations, shown in help. */
+const DEFAULT_BULK_LIMIT = 1000;
+const MAX_BULK_LIMIT = 1_000_000;
+
 export const jobs: Command = {
   name: 'jobs',
-  summary: 'List jobs, newest first, filtered by partition, queue, type, state and lookup keys.',
+  summary: 'List jobs, newest first, filtered by partition, queue, type, state and lookup keys; or retry, cancel or delete them.',
   description: `States: ${ALL_STATES.join(', ')} (comma-separated or repeated). Finished jobs come from
-history (kept for the retention period). Lookup filters match jobs enqueued with --lookup k=v.`,
+history (kept for the retention period). Lookup filters match jobs enqueued with --lookup k=v.
+
+With --retry, --cancel or --delete the matching jobs are acted on instead of listed, newest first,
+at most --limit of them (default ${DEFAULT_BULK_LIMIT} here). Without --yes this only prints how many would
+be (a dry run) and changes nothing. --retry takes failed and cancelled jobs (as \`partita retry\`);
+--cancel takes live ones (as \`partita cancel\`); --delete takes finished jobs and live jobs that are
+not running (they never run and leave no history). Running jobs are never deleted: --cancel them
+first. Exit code 5 when a retry was refused because a live job holds the queue key.`,
   options: {
     partition: { type: 'string', short: 'p', arg: 'NAME', help: 'only this partition' },
     queue: { type: 'string', short: 'q', arg: 'NAME', help: 'only this queue' },
     type: { type: 'string', short: 't', arg: 'TYPE', help: 'only this job type' },
     state: { type: 'string', short: 's', arg: 'STATE', multiple: true, help: 'only these states' },
     lookup: { type: 'string', arg: 'K=V', multiple: true, help: 'only jobs whose lookup has k=v' },
-    limit: { type: 'string', short: 'n', arg: 'N', help: 'at most this many (default 50, max 10000)' },
+    limit: { type: 'string', short: 'n', arg: 'N', help: `at most this many (default 50, max 10000; with --retry, --cancel, --delete: default ${DEFAULT_BULK_LIMIT}, max ${MAX_BULK_LIMIT})` },
     before: { type: 'string', arg: 'JOB-ID', help: 'only jobs older than this one (the next page)' },
+    retry: { type: 'boolean', help: 'retry the matching failed and cancelled jobs (needs --yes)' },
+    cancel: { type: 'boolean', help: 'cancel the matching live jobs (needs --yes)' },
+    delete: { type: 'boolean', help: 'delete the matching jobs, except running ones (needs --yes)' },
+    yes: { type: 'boolean', short: 'y', help: 'with --retry, --cancel, --delete: do it (without: only count)' },
+    'max-attempts': { type: 'string', arg: 'N', help: "with --retry: attempts each job gets (default: its type's maxAttempts)" },
     ...CONNECTION_OPTIONS,
     ...COMMON_OPTIONS,
   },
-  examples: ['partita jobs --state running', 'partita jobs -p billing --state failed,cancelled --json', 'partita jobs --lookup customer=42'],
+  examples: [
+    'partita jobs --state running',
+    'partita jobs -p billing --state failed,cancelled --json',
+    'partita jobs --lookup customer=42',
+    'partita jobs --state failed --type invoice.total --retry          # how many would be retried',
+    'partita jobs --state failed --type invoice.total --retry --yes',
+    'partita jobs --state completed --before 0192f0c4-… --delete --limit 50000 --yes',
+  ],
   async run(ctx) {
     const c = 'jobs';
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"; filters are options (--state, --queue, …)`, c);
     const states = list(ctx.values, 'state').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
     for (const s of states) if (!ALL_STATES.includes(s as JobState)) throw new UsageError(`unknown state "${s}"; use one of ${ALL_STATES.join(', ')}`, c);
-    const limit = int(str(ctx.values, 'limit'), '--limit', c, { min: 1, max: 10_000 }) ?? 50;
+    const operations = (['retry', 'cancel', 'delete'] as const).filter((o) => flag(ctx.values, o));
+    if (operations.length > 1) throw new UsageError(`give one of --retry, --cancel, --delete, not ${operations.map((o) => `--${o}`).join(' and ')}`, c);
+    const operation = operations[0];
+    if (!operation && flag(ctx.values, 'yes')) throw new UsageError('--yes confirms --retry, --cancel or --delete; give one of them', c);
+    if (operation !== 'retry' && str(ctx.values, 'max-attempts') !== undefined) throw new UsageError('--max-attempts only applies with --retry', c);
+    const limit = operation
+      ? (int(str(ctx.values, 'limit'), '--limit', c, { min: 1, max: MAX_BULK_LIMIT }) ?? DEFAULT_BULK_LIMIT)
+      : (int(str(ctx.values, 'limit'), '--limit', c, { min: 1, max: 10_000 }) ?? 50);
     const before = str(ctx.values, 'before');
     if (before !== undefined && !isUuid(before)) throw new UsageError(`--before takes a job id, got "${before}"`, c);
     const lookup = lookups(list(ctx.values, 'lookup'), c);
@@ -427,6 +457,7 @@ history (kept for the retention period). Lookup filters match jobs enqueued with
         ...(lookup ? { lookup } : {}),
         ...(before ? { before } : {}),
       };
+      if (operation) return bulk(ctx, client, operation, filter);
       const found = await client.store.listJobs(filter);
       if (ctx.json) {
         printJson(ctx.io, found);
@@ -444,6 +475,102 @@ history (kept for the retention period). Lookup filters match jobs enqueued with
       );
       if (found.length === limit) eprintln(ctx.io, `(first ${limit}; --limit N for more, --before ${found.at(-1)!.id} for the next page)`);
       return EXIT.OK;
+    });
+  },
+};
+
+const PAST = { retry: 'retried', cancel: 'cancelled', delete: 'deleted' } as const;
+
+/** `partita jobs … --retry|--cancel|--delete [--yes]`: the client's bulk operation, a dry run without --yes. */
+async function bulk(ctx: Context, client: Client, operation: 'retry' | 'cancel' | 'delete', filter: JobFilter): Promise<number> {
+  const { limit, ...match } = filter;
+  const dryRun = !flag(ctx.values, 'yes');
+  const options = { limit, dryRun };
+  const maxAttempts = int(str(ctx.values, 'max-attempts'), '--max-attempts', 'jobs', { min: 1, max: 1000 });
+  const result =
+    operation === 'retry'
+      ? await client.retryMany(match, { ...options, ...(maxAttempts !== undefined ? { maxAttempts } : {}) })
+      : operation === 'cancel'
+        ? await client.cancelMany(match, options)
+        : await client.deleteMany(match, options);
+  const refused = 'refused' in result ? result.refused : [];
+  if (ctx.json) {
+    printJson(ctx.io, { operation, ...result });
+    return refused.length ? EXIT.CONFLICT : EXIT.OK;
+  }
+  const jobsText = (n: number) => `${n} job${n === 1 ? '' : 's'}`;
+  const states = (r: BulkResult) =>
+    Object.entries(r.byState)
+      .filter(([state, n]) => n && !(operation === 'delete' && state === 'running'))
+      .map(([state, n]) => `${state} ${n}`)
+      .join(', ');
+  if (dryRun) {
+    println(ctx.io, `would ${operation} ${jobsText(result.count)}${result.count ? ` (${states(result)})` : ''}; nothing was changed: add --yes to do it`);
+  } else {
+    println(ctx.io, `${PAST[operation]} ${jobsText(result.count)}`);
+    if ('running' in result && result.running) eprintln(ctx.io, `${result.running} of them running: their nodes abort them`);
+    for (const r of refused.slice(0, 20)) eprintln(ctx.io, `${r.id}: not retried, queue key "${r.queueKey}" is held${r.heldBy ? ` by job ${r.heldBy}` : ''}`);
+    if (refused.length > 20) eprintln(ctx.io, `… and ${refused.length - 20} more not retried`);
+  }
+  if (result.more) {
+    eprintln(ctx.io, `${result.matching} jobs match, more than --limit ${limit}: ${dryRun ? 'raise --limit to take them all' : 'run it again, or raise --limit'}`);
+  }
+  if ('runningSkipped' in result && result.runningSkipped) {
+    eprintln(ctx.io, `${jobsText(result.runningSkipped)} running left alone: running jobs are never deleted; --cancel them first`);
+  }
+  return refused.length ? EXIT.CONFLICT : EXIT.OK;
+}
+
+// ── retry ────────────────────────────────────────────────────────────────────────────────────
+
+export const retry: Command = {
+  name: 'retry',
+  summary: 'Run failed or cancelled jobs again, with a fresh attempt budget.',
+  args: '<job-id>...',
+  description: `
+Each job leaves history and is queued to run now, keeping its id, payload, keys and error history.
+Its attempt count goes on and its maxAttempts is raised by --max-attempts (default: its job type's
+maxAttempts). Exit code 0 when every job was retried, 3 when an id names no job, 5 when a job is
+still live or completed (nothing to retry) or another live job holds its queue key. To retry by
+filter: partita jobs --state failed --type TYPE --retry --yes.`,
+  options: {
+    'max-attempts': { type: 'string', arg: 'N', help: "attempts each job gets (default: its type's maxAttempts)" },
+    ...CONNECTION_OPTIONS,
+    ...COMMON_OPTIONS,
+  },
+  examples: ['partita retry 0192f0c4-…', 'partita retry "$id" --max-attempts 5 && partita status "$id" --wait'],
+  async run(ctx) {
+    const c = 'retry';
+    if (ctx.positionals.length === 0) throw new UsageError('retry needs at least one job id', c);
+    const ids = ctx.positionals.map((id) => checkId(id, c));
+    const maxAttempts = int(str(ctx.values, 'max-attempts'), '--max-attempts', c, { min: 1, max: 1000 });
+    return withClient(ctx, async (client) => {
+      const results: { id: string; retried: boolean; state: JobState | null; error?: string }[] = [];
+      let code: number = EXIT.OK;
+      for (const id of ids) {
+        let retried = false;
+        let error: string | undefined;
+        try {
+          retried = await client.retry(id, maxAttempts !== undefined ? { maxAttempts } : {});
+        } catch (err) {
+          if (!(err instanceof DuplicateQueueKeyError)) throw err;
+          error = err.message;
+        }
+        const state = (await client.job(id))?.state ?? null;
+        results.push({ id, retried, state, ...(error ? { error } : {}) });
+        if (state === null) code = Math.max(code, EXIT.NOT_FOUND);
+        else if (!retried) code = EXIT.CONFLICT;
+      }
+      if (ctx.json) printJson(ctx.io, ids.length === 1 ? results[0] : results);
+      else {
+        for (const r of results) {
+          if (r.state === null) eprintln(ctx.io, `${r.id}: no such job`);
+          else if (r.retried) println(ctx.io, `${r.id}: retried (now ${r.state})`);
+          else if (r.error) eprintln(ctx.io, `${r.id}: not retried: ${r.error}`);
+          else eprintln(ctx.io, `${r.id}: ${r.state}; only failed and cancelled jobs are retried`);
+        }
+      }
+      return code;
     });
   },
 };
