@@ -4,8 +4,8 @@
  * engines must hear of retried jobs through the bus, not through the node's own client.
  */
 import test, { type ExecutionContext } from 'ava';
-import { connect, type Client } from '@partita/client';
-import { DuplicateQueueKeyError, JobFailedError, ValidationError } from '@partita/core';
+import { connect, type Client, type JobEvent } from '@partita/client';
+import { DuplicateQueueKeyError, JobCancelledError, JobFailedError, ValidationError } from '@partita/core';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from './helpers/index.js';
 
@@ -90,9 +90,13 @@ test('a failed job retried runs again with a fresh attempt budget, keeps its err
   t.like(await client.job(id), { state: 'failed', attempts: 1, maxAttempts: 1 });
 
   broken.flaky = false;
+  const enqueuedEvents: JobEvent[] = [];
+  await client.subscribe({ type: 'flaky', kind: 'enqueued' }, (e) => void enqueuedEvents.push(e));
   const started = Date.now();
   t.true(await client.retry(id));
   t.deepEqual(await client.result(id, { timeoutMs: 10_000 }), { attempt: 2 });
+  await until('the enqueued event of the retry', async () => enqueuedEvents.length > 0);
+  t.like(enqueuedEvents[0], { id, kind: 'enqueued', attempt: 1 });
   // The engines poll every 30 s: only the wake-up the retry sent can have started it this soon.
   t.true(Date.now() - started < 10_000);
   const job = (await client.job(id))!;
@@ -178,6 +182,7 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   const running = await client.enqueue('billing', 'gate');
   await until('the gate job runs', async () => (await client.job(running.id))?.state === 'running');
 
+  const waiting = t.throwsAsync(client.result(later.ids[0]!, { timeoutMs: 20_000 }), { instanceOf: JobCancelledError });
   const preview = await client.cancelMany({ type: 'later' }, { dryRun: true });
   t.like(preview, { dryRun: true, matching: 2300, count: 1000, limit: 1000, more: true, byState: { scheduled: 2300 } });
   t.deepEqual(preview.ids, []);
@@ -189,6 +194,7 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   const second = await client.cancelMany({ type: 'later' }, { limit: 2100 });
   t.like(second, { matching: 200, count: 200, more: false });
   t.deepEqual([...first.ids, ...second.ids].sort(), [...later.ids].sort());
+  await waiting; // a result() waiter hears of the cancel
   t.like(await client.cancelMany({ type: 'later' }), { matching: 0, count: 0 });
 
   // Running jobs: cancel flags them and says so; delete never touches them.

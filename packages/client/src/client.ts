@@ -722,10 +722,14 @@ export class Client {
         this.broadcastCancel(flagged);
       }
       running += flagged.length;
-      const at = new Date();
-      for (const r of rows) {
-        ids.push(r.id);
-        if (!r.running) this.emitEvent({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, kind: 'cancelled', attempt: r.attempts, at });
+      for (const r of rows) ids.push(r.id);
+      // Jobs that never started leave without any node touching them: announced here, as cancel() does.
+      if (this.bus?.connected) {
+        const at = new Date();
+        const events: JobEvent[] = rows
+          .filter((r) => !r.running)
+          .map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, kind: 'cancelled', attempt: r.attempts, at }));
+        publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
       }
       if (rows.length < size) break;
     }
