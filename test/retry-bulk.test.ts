@@ -229,4 +229,5 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   t.deepEqual(await client.store.listJobs({ limit: 10 }), [], 'every job is gone');
   await t.throwsAsync(client.cancelMany({}, { limit: 0 }), { instanceOf: ValidationError });
   await t.throwsAsync(client.cancelMany({ before: 'nope' }), { instanceOf: ValidationError });
+  await t.throwsAsync(client.retryMany({ states: ['failed', 'broken' as never] }), { instanceOf: ValidationError, message: /filter\.states\[1\]/ });
 });

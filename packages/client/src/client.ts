@@ -690,13 +690,12 @@ export class Client {
     }
     const retried = done.filter((r) => r.retried);
     this.retried(retried);
-    const refused: RetryManyResult['refused'] = [];
-    const keysByPartition = new Map<string, string[]>();
-    for (const r of done) if (!r.retried && r.queueKey !== null) keysByPartition.set(r.partition, [...(keysByPartition.get(r.partition) ?? []), r.queueKey]);
-    for (const [partition, keys] of keysByPartition) {
-      const holders = new Map(await Promise.all(keys.map(async (k) => [k, await this.store.queueKeyHolder(partition, k)] as const)));
-      for (const r of done) if (r.partition === partition && !r.retried && r.queueKey !== null) refused.push({ id: r.id, queueKey: r.queueKey, heldBy: holders.get(r.queueKey) });
+    const refusedRows = done.filter((r): r is RetryOutcome & { queueKey: string } => !r.retried && r.queueKey !== null);
+    const holders = new Map<string, Map<string, string>>();
+    for (const partition of new Set(refusedRows.map((r) => r.partition))) {
+      holders.set(partition, await this.store.queueKeyHolders(partition, refusedRows.filter((r) => r.partition === partition).map((r) => r.queueKey)));
     }
+    const refused = refusedRows.map((r) => ({ id: r.id, queueKey: r.queueKey, heldBy: holders.get(r.partition)!.get(r.queueKey) }));
     return { ...bulkDone(byState, matching, limit, retried.map((r) => r.id), done.length), refused };
   }
 
@@ -765,6 +764,9 @@ export class Client {
     const limit = options.limit ?? DEFAULT_BULK_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BULK_LIMIT) throw new ValidationError(`must be a whole number from 1 to ${MAX_BULK_LIMIT}`, 'limit');
     if (filter.before !== undefined && !isUuid(filter.before)) throw new ValidationError('must be a job id', 'filter.before');
+    filter.states?.forEach((state, i) => {
+      if (!JOB_STATES.includes(state)) throw new ValidationError(`must be one of ${JOB_STATES.join(', ')}`, `filter.states[${i}]`);
+    });
     filter.ids?.forEach((id, i) => {
       if (!isUuid(id)) throw new ValidationError('must be a job id', `filter.ids[${i}]`);
     });
@@ -820,6 +822,8 @@ export interface DeleteManyResult extends BulkResult {
   /** Running jobs the filter matched: never deleted (their node holds them); cancel them first. */
   runningSkipped: number;
 }
+
+const JOB_STATES: readonly JobState[] = ['queued', 'scheduled', 'waiting', 'running', 'completed', 'failed', 'cancelled'];
 
 /** Jobs per statement of a bulk operation. */
 const BULK_BATCH = 1000;

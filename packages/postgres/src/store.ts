@@ -729,6 +729,13 @@ export class JobStore {
     return Object.fromEntries(rows.map((r) => [r.state, r.count]));
   }
 
+  /** Which live jobs hold these queue keys of a partition, by key (keys not held are absent). */
+  async queueKeyHolders(partition: string, queueKeys: string[]): Promise<Map<string, string>> {
+    if (queueKeys.length === 0) return new Map();
+    const rows = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, queueKeys]);
+    return new Map(rows.map((r) => [r.queue_key, r.id]));
+  }
+
   private async query<R extends pg.QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
     return (await this.pool.query<R>({ text: this.ops[op].text, values })).rows;
   }
