@@ -204,6 +204,9 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
       t.true(spec in deps, `${p.name} imports ${spec}, so it must be one of its dependencies`);
     }
   }
+  // bench is private but versioned with the packages (lerna.json), so its pins move with them.
+  const bench = JSON.parse(await fs.readFile(path.join(ROOT, 'bench/package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const [dep, range] of Object.entries(bench.dependencies)) if (dep.startsWith('@partita/')) t.is(range, lerna.version, `bench pins ${dep} to the same version`);
   const postgres = packed.find((p) => p.dir === 'postgres')!;
   const shipped = postgres.files.filter((f) => f.startsWith('sql/')).sort();
   t.deepEqual(shipped, [...(await sqlFiles('migrations')), ...(await sqlFiles('ops'))].sort(), 'every migration and op ships');
