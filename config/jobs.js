@@ -5,21 +5,12 @@
 // `partita demo` (npm start) enqueues to show them being processed; a real module leaves it out.
 //
 // These jobs do no I/O: sleeps stand in for the network calls real jobs would make.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defineJob } from '@partita/runtime';
 
-const sleep = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
+// `sleep(ms, undefined, { signal: ctx.signal })` rejects with an AbortError as soon as the job is cancelled
+// or times out, and detaches from the signal when the timer fires: a job that sleeps in a loop leaves no
+// abort listeners behind.
 
 /** Cents, to keep money exact. */
 const cents = (amount) => Math.round(amount * 100);
@@ -41,7 +32,7 @@ export const invoiceTotal = defineJob({
       net += amount;
       tax += Math.round(amount * (line.taxRate ?? 0));
       ctx.progress({ line: i + 1, of: p.lines.length });
-      await sleep(20 + Math.random() * 40, ctx.signal); // e.g. a price lookup
+      await sleep(20 + Math.random() * 40, undefined, { signal: ctx.signal }); // e.g. a price lookup
     }
     const discount = Math.round(net * (p.discountRate ?? 0));
     const total = net - discount + tax;
@@ -57,7 +48,7 @@ export const sendEmail = defineJob({
   timeoutMs: 5_000,
   async perform(p, ctx) {
     if (typeof p.to !== 'string' || !p.to.includes('@')) throw new Error(`"${p.to}" is not an email address`);
-    await sleep(80 + Math.random() * 220, ctx.signal);
+    await sleep(80 + Math.random() * 220, undefined, { signal: ctx.signal });
     return { messageId: `<${ctx.id}@demo.partita>`, to: p.to, subject: p.subject };
   },
 });
@@ -71,7 +62,7 @@ export const chargePayment = defineJob({
   maxAttempts: 4,
   backoff: { baseMs: 300, maxMs: 2_000 },
   async perform(p, ctx) {
-    await sleep(50 + Math.random() * 100, ctx.signal);
+    await sleep(50 + Math.random() * 100, undefined, { signal: ctx.signal });
     if (ctx.attempt <= (p.failAttempts ?? 0)) {
       throw new Error(`payment gateway timed out (simulated, attempt ${ctx.attempt})`);
     }

@@ -136,3 +136,17 @@ test('a taken port is reported with what to do', async (t) => {
   const err = await t.throwsAsync(startHttpServer({ port, host: '127.0.0.1', health: async () => ({ ready: true, checks: {} }) }));
   t.regex(err!.message, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use; set http\\.port to a free port`));
 });
+
+test('by default the server listens on loopback only: 127.0.0.1 answers, another loopback address does not', async (t) => {
+  const server = await startHttpServer({ port: 0, health: async () => ({ ready: true, checks: {} }) });
+  t.teardown(() => server.close());
+  t.is(server.host, '127.0.0.1');
+  t.is((await get(`${server.url}/livez`)).status, 200);
+  // 127.0.0.2 is loopback too: a server bound to 0.0.0.0 would answer it.
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = net.connect({ host: '127.0.0.2', port: server.port });
+    socket.once('connect', () => (socket.destroy(), resolve(false)));
+    socket.once('error', () => resolve(true));
+  });
+  t.true(refused, 'not reachable on any address but 127.0.0.1');
+});

@@ -57,7 +57,7 @@ test('PARTITA_CLUSTER, PARTITA_DATA_DIR (relative to the working directory), PAR
   });
   t.is(config.cluster, 'env-cluster');
   t.is(config.dataDir, resolve(process.cwd(), 'env-data'));
-  t.deepEqual(config.http, { port: 9100, host: '0.0.0.0' });
+  t.deepEqual(config.http, { port: 9100, host: '127.0.0.1' });
   t.is(config.log.level, 'silent');
 });
 

@@ -21,7 +21,7 @@ export interface HealthReport {
 export interface HttpServerOptions {
   /** 0 picks a free port (read it from the result). */
   port: number;
-  /** Default 0.0.0.0. */
+  /** Default 127.0.0.1: metrics and health are for operators, so exposing them is a choice (0.0.0.0). */
   host?: string;
   health: () => Promise<HealthReport>;
   /** The registry `/metrics` exposes; without one, `/metrics` is 404. */
@@ -43,7 +43,7 @@ const HEALTH_PATHS = new Set(['/health', '/healthz', '/ready', '/readyz']);
 const LIVE_PATHS = new Set(['/livez', '/health/live']);
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
-  const host = options.host ?? '0.0.0.0';
+  const host = options.host ?? '127.0.0.1';
   const healthTimeoutMs = options.healthTimeoutMs ?? 3000;
   const log = options.logger;
 

@@ -1,4 +1,3 @@
-import { pathToFileURL } from 'node:url';
 import {
   ConfigError,
   ValidationError,
@@ -10,6 +9,7 @@ import {
 } from '@partita/core';
 import type { PgOptions } from '@partita/postgres';
 import type { JobDefinition } from './define.js';
+import { describeImportError, importUserModule } from './modules.js';
 
 export interface PartitionOptions {
   queues: Record<string, { concurrency: number }>;
@@ -93,9 +93,9 @@ function asInput(c: PartitaConfig): Record<string, unknown> {
 async function importJobs(path: string, configFile: string | undefined): Promise<JobDefinition[]> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    mod = await importUserModule(path);
   } catch (err) {
-    throw new ConfigError([{ ...(configFile ? { file: configFile } : {}), path: 'jobs', message: `cannot load the jobs module ${path}: ${(err as Error).message}` }]);
+    throw new ConfigError([{ ...(configFile ? { file: configFile } : {}), path: 'jobs', message: `cannot load the jobs module ${path}: ${describeImportError(err, path)}` }]);
   }
   const exported = mod.jobs ?? mod.default;
   const list = Array.isArray(exported) ? exported : exported && typeof exported === 'object' ? Object.values(exported) : undefined;

@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describeError, loadConfig, silentLogger, type EnqueueOptions, type JobRecord, type Logger } from '@partita/core';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, describeError, loadConfig, silentLogger, type EnqueueOptions, type JobRecord, type Logger } from '@partita/core';
 import type { PartitaNode } from '@partita/runtime';
 import { COMMON_OPTIONS, duration, flag, str } from '../args.js';
 import type { Command } from '../command.js';
@@ -59,7 +59,13 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
 
     let examples: DemoJob[] = [];
     if (typeof config.jobs === 'string') {
-      const mod = (await import(pathToFileURL(config.jobs).href)) as { demo?: DemoJob[] | (() => DemoJob[]) };
+      const { describeImportError, importUserModule } = await import('@partita/runtime');
+      let mod: { demo?: DemoJob[] | (() => DemoJob[]) };
+      try {
+        mod = await importUserModule(config.jobs);
+      } catch (err) {
+        throw new ConfigError([{ file, path: 'jobs', message: `cannot load the jobs module ${config.jobs}: ${describeImportError(err, config.jobs)}` }]);
+      }
       examples = typeof mod.demo === 'function' ? mod.demo() : (mod.demo ?? []);
     }
 

@@ -33,7 +33,7 @@ export const CONFIG_DEFAULTS = {
   postgres: { host: 'localhost', port: 5432, poolSize: 10, schema: 'partita' },
   nats: { servers: ['nats://127.0.0.1:4222'] },
   tls: { rejectUnauthorized: true },
-  http: { port: 9464, host: '0.0.0.0' },
+  http: { port: 9464, host: '127.0.0.1' },
   defaults: { maxAttempts: 1, backoff: { baseMs: 1_000, maxMs: 300_000 }, timeoutMs: 0 },
   engine: { leaseMs: 15_000, heartbeatMs: 5_000, pollMs: 1_000, prefetch: 32, maxPrefetch: 1_000, flushMs: 2, flushBatch: 500, shutdownGraceMs: 30_000 },
   retention: { historyDays: 7 },

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   ConfigError,
   NAME_PATTERN,
@@ -15,6 +14,7 @@ import {
 } from '@partita/core';
 import { PostgresGlobalState, assertSchemaName, type JobStore } from '@partita/postgres';
 import type { GlobalSnapshot, Persister, ThrottleRule } from './types.js';
+import { describeImportError, importUserModule } from '../modules.js';
 
 // ── snapshot validation ───────────────────────────────────────────────────────────────────────
 
@@ -624,10 +624,10 @@ export async function loadPersisterModule(path: string, ctx: PersisterModuleCont
   const file = isAbsolute(path) ? path : resolve(path);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = await importUserModule(file);
   } catch (err) {
     const missing = code(err) === 'ERR_MODULE_NOT_FOUND' && !(await exists(file));
-    throw moduleProblem(file, missing ? 'the persister module does not exist' : `the persister module cannot be imported: ${describeError(err).message}`);
+    throw moduleProblem(file, missing ? 'the persister module does not exist' : `the persister module cannot be imported: ${describeImportError(err, file)}`);
   }
   let exportName = mod.default !== undefined ? 'default export' : '`persister` export';
   let exported: unknown = mod.default ?? mod.persister;
