@@ -71,20 +71,8 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     const state = { stopping: false };
     let node: PartitaNode | undefined;
     let http: NodeHttp | undefined;
-    let signals = 0;
     let interrupted = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1 || !node) {
-        if (!ctx.json) io.err('\nstopping at once\n');
-        process.exit(signal === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM);
-      }
-      interrupted = true;
-      wake?.();
-    };
     let wake: (() => void) | undefined;
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
 
     // A demo should not fail because something else holds the metrics port: take a free one then.
     let http0: { port: number; host: string } | undefined;
@@ -95,7 +83,22 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     }
     const t0 = Date.now();
     const { startNode } = await import('@partita/runtime');
-    node = await startNode({ config: file, logger, ...(http0 ? { http: http0 } : {}) });
+    const graceMs = Math.min(config.engine.shutdownGraceMs, 10_000);
+    // A signal stops the node gracefully (startNode's handleSignals, as `partita start`); a second one
+    // exits at once. The loop below notices and reports.
+    node = await startNode({
+      config: file,
+      logger,
+      handleSignals: {
+        graceMs,
+        exit: false,
+        onStop: () => {
+          interrupted = true;
+          wake?.();
+        },
+      },
+      ...(http0 ? { http: http0 } : {}),
+    });
     const partitions = Object.keys(config.partitions);
     try {
       http = await startNodeHttp(node, config, partitions, logger, state);
@@ -110,7 +113,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
 
     // Enqueue; a queue key still held by a job of an earlier, interrupted run is tracked instead.
     const ids: string[] = [];
-    for (const ex of examples) {
+    for (const ex of interrupted ? [] : examples) {
       try {
         ids.push((await node.client.enqueue(ex.partition, ex.type, ex.payload, ex.options ?? {})).id);
       } catch (err) {
@@ -175,7 +178,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       await pauseFor(150, (w) => (wake = w));
     }
     if (!interrupted) bar?.finish();
-    const allDone = finished === ids.length;
+    const allDone = finished === ids.length && (ids.length > 0 || !interrupted);
     if (ctx.json) printJson(io, { event: 'summary', jobs: ids.length, finished, failed, ms: Date.now() - t0 });
     else if (allDone) {
       say(colour(io, failed ? 'red' : 'green', `  all ${ids.length} jobs finished: ${ids.length - failed} completed, ${failed} failed/cancelled`));
@@ -188,11 +191,9 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     }
     say('  stopping the node…');
     state.stopping = true;
-    await node.stop({ graceMs: Math.min(config.engine.shutdownGraceMs, 10_000) });
+    await node.stop({ graceMs });
     await http?.close();
     say('  stopped.');
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
     if (interrupted) return EXIT.OK;
     return allDone && failed === 0 ? EXIT.OK : EXIT.ERROR;
   },

@@ -74,19 +74,18 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   const started = Date.now();
   let node: PartitaNode | undefined;
   let http: NodeHttp | undefined;
-  let signals = 0;
-  let pendingStop: string | undefined;
   let resolveExit!: (code: number) => void;
   const exit = new Promise<number>((r) => (resolveExit = r));
 
-  const stop = async (why: string, code: number) => {
+  /** The graceful stop, started here or (`stopped`) by a signal through startNode's handleSignals. */
+  const stop = async (why: string, code: number, stopped?: Promise<void>) => {
     if (state.stopping) return;
     state.stopping = true;
     const graceMs = config.engine.shutdownGraceMs;
     logger.info({ reason: why, graceMs }, `stopping gracefully (up to ${formatDuration(graceMs)} for running jobs); send the signal again to exit at once`);
     const bar = drainProgress(node, io, graceMs);
     try {
-      await node?.stop({ graceMs });
+      await (stopped ?? node?.stop({ graceMs }));
       bar?.stop();
       await http?.close();
       logger.info({ uptimeMs: Date.now() - started }, 'node stopped');
@@ -98,23 +97,6 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     }
   };
 
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      if (node) void stop(signal, EXIT.OK);
-      else {
-        pendingStop = signal;
-        logger.info({ signal }, 'signal while starting: the node stops as soon as it is up; send it again to exit at once');
-      }
-      return;
-    }
-    const code = signal === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM;
-    logger.warn({ signal }, 'second signal: exiting at once; running jobs will be rescued when their leases expire');
-    // 'exit' handlers still run: the embedded PostgreSQL is told to stop.
-    process.exit(code);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const onCrash = (kind: string) => (err: unknown) => {
     logger.fatal({ err: describeError(err) }, `${kind}: the node exits; restart it (jobs it held are rescued when their leases expire)`);
     process.exit(EXIT.ERROR);
@@ -123,22 +105,16 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   process.on('unhandledRejection', onCrash('unhandled promise rejection'));
 
   const { startNode } = await import('@partita/runtime');
-  try {
-    node = await startNode({
-      config: opts.file,
-      logger,
-      ...(opts.partitions.length !== all.length ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) } : {}),
-      ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
-    });
-  } catch (err) {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    throw err;
-  }
-  if (pendingStop) {
-    void stop(pendingStop, EXIT.OK);
-    return exit;
-  }
+  // A second signal exits at once (130/143), from startNode's handler; the process's 'exit' hooks
+  // still stop an embedded PostgreSQL this node owns.
+  node = await startNode({
+    config: opts.file,
+    logger,
+    handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
+    ...(opts.partitions.length !== all.length ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) } : {}),
+    ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
+  });
+  if (state.stopping) return exit; // a signal came while it was starting
   node.system.on('fatal', (err) => {
     logger.fatal({ err: describeError(err) }, 'a partition supervisor gave up; stopping the node so that it can be restarted');
     void stop('supervisor gave up', EXIT.ERROR);
