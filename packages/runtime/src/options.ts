@@ -34,8 +34,8 @@ export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs
   /** Defaults to host:pid:random. */
   nodeId?: string;
   /**
-   * Stop the node on SIGTERM/SIGINT: the first signal a graceful node.stop() (then the process ends as
-   * the signal would have), a second one exits at once. Default false: a library leaves the process's
+   * Stop the node on SIGTERM/SIGINT: the first signal a graceful node.stop(), then the process exits
+   * (code 0); a second signal exits at once (130/143). Default false: a library leaves the process's
    * signals to the program (call node.stop() yourself); the CLI's start and demo turn it on.
    */
   handleSignals?: boolean | SignalHandling;

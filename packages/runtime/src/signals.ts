@@ -11,8 +11,9 @@ export interface SignalHandling {
   /** Called when a signal starts the graceful stop; `stopped` settles when the node has stopped. */
   onStop?(event: { signal: NodeJS.Signals; stopped: Promise<void> }): void;
   /**
-   * After the graceful stop, end the process as the signal would have (default true), unless another
-   * listener of that signal is there to decide. false: the caller ends the process (e.g. with an exit code).
+   * After the graceful stop, end the process (default true; exit code 0, or process.exitCode when set,
+   * 1 when the stop failed), unless the program has a listener of its own for that signal: then it
+   * decides. false: the caller ends the process.
    */
   exit?: boolean;
 }
@@ -45,8 +46,10 @@ export function catchStopSignals(handling: SignalHandling): StopSignals {
     stopped.then(
       () => {
         detach();
-        // Die of the signal as the process would have without us; a listener of its own decides instead.
-        if (handling.exit !== false && process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+        // The program asked to be stopped: end it, as the signal would have, but having stopped cleanly
+        // (exit 0, and through process.exit so that 'exit' hooks such as the logger's flush run). A
+        // listener of the program's own for that signal decides instead.
+        if (handling.exit !== false && process.listenerCount(signal) === 0) process.exit();
       },
       (err: unknown) => {
         logger?.error({ err: describeError(err) }, 'graceful stop failed');
