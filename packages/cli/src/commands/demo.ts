@@ -15,7 +15,7 @@ import { configPath } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, type Io } from '../io.js';
 import { statesOf } from '../listing.js';
-import { startNodeHttp, type NodeHttp } from '../node-services.js';
+import { startNodeHttp, stopWhenLauncherExits, type NodeHttp } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -99,6 +99,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       },
       ...(http0 ? { http: http0 } : {}),
     });
+    const unwatch = stopWhenLauncherExits(logger, io.env);
     const partitions = Object.keys(config.partitions);
     try {
       http = await startNodeHttp(node, config, partitions, logger, state);
@@ -192,6 +193,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say('  stopping the node…');
     state.stopping = true;
     await node.stop({ graceMs });
+    unwatch();
     await http?.close();
     say('  stopped.');
     if (interrupted) return EXIT.OK;

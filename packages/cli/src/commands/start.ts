@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 import { configPath } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { formatDuration, type Io } from '../io.js';
-import { startNodeHttp, type NodeHttp } from '../node-services.js';
+import { startNodeHttp, stopWhenLauncherExits, type NodeHttp } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -114,6 +114,8 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     ...(opts.partitions.length !== all.length ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) } : {}),
     ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
   });
+  const unwatch = stopWhenLauncherExits(logger, io.env);
+  void exit.finally(unwatch);
   if (state.stopping) return exit; // a signal came while it was starting
   node.system.on('fatal', (err) => {
     logger.fatal({ err: describeError(err) }, 'a partition supervisor gave up; stopping the node so that it can be restarted');
