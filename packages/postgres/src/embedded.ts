@@ -232,7 +232,9 @@ async function launch(
 class Handle {
   readonly handle: EmbeddedPostgres;
   private stopped = false;
-  private checking: Promise<void> | undefined;
+  private checking: Promise<unknown> | undefined;
+  private failures = 0;
+  private retryAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly onExit = () => {
     try {
@@ -285,10 +287,18 @@ class Handle {
     this.child?.once('exit', () => void this.check());
   }
 
-  private check(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+  private check(): Promise<unknown> {
+    if (this.stopped || Date.now() < this.retryAt) return Promise.resolve();
     this.checking ??= this.checkOnce()
-      .catch((err: Error) => this.l.log?.error({ dataDir: this.l.dataDir, err: err.message }, 'embedded PostgreSQL: could not restart it; trying again'))
+      .then(
+        () => (this.failures = 0),
+        (err: Error) => {
+          // A server that cannot start now (disk full, port taken for good) is retried less and less often.
+          const delayMs = Math.min(30_000, 1000 * 2 ** this.failures++);
+          this.retryAt = Date.now() + delayMs;
+          this.l.log?.error({ dataDir: this.l.dataDir, err: err.message, retryInMs: delayMs }, 'embedded PostgreSQL: could not start it again');
+        },
+      )
       .finally(() => (this.checking = undefined));
     return this.checking;
   }

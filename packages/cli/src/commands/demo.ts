@@ -114,10 +114,12 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
 
     // Enqueue; a queue key still held by a job of an earlier, interrupted run is tracked instead.
     const ids: string[] = [];
-    for (const ex of interrupted ? [] : examples) {
+    for (const ex of examples) {
+      if (interrupted) break;
       try {
         ids.push((await node.client.enqueue(ex.partition, ex.type, ex.payload, ex.options ?? {})).id);
       } catch (err) {
+        if (interrupted) break; // the node is stopping under the loop (a signal): nothing more to enqueue
         const e = err as { code?: string; heldBy?: string; queueKey?: string };
         if (e.code === 'DUPLICATE_QUEUE_KEY' && e.heldBy) {
           ids.push(e.heldBy);
