@@ -5,12 +5,13 @@
  * Every test has a data dir of its own under the OS temp dir.
  */
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { postgresUrl, spawnNode, type SpawnedNode } from './helpers/index.js';
-import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig } from './fixtures/cli.js';
+import { CLI, FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig } from './fixtures/cli.js';
 
 const alive = (pid: number) => {
   try {
@@ -225,5 +226,33 @@ test.serial('a killed owner leaves its server or a stale postmaster.pid behind: 
   t.true(alive(reusedPid), 'the process the stale file named is left alone');
   c.kill('SIGTERM');
   t.is((await c.exited).code, 0);
+  t.deepEqual(postgresProcessesIn(s.pgDir), []);
+});
+
+test.serial('started by npm (npx partita start): SIGTERM to npm kills only its shell, and the node stops with it instead of running on as an orphan', async (t) => {
+  const s = await setup(t, 'embedded-npm');
+  // What npm does: `sh -c '<bin> start …'`, and on SIGTERM it signals that shell, which dies without
+  // passing the signal on. The shell here does the same (a trailing command keeps it from exec'ing node).
+  const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" start -c "${s.config}" --log-format json --node-id npm; true`], {
+    env: { ...process.env, npm_command: 'exec', PARTITA_LOG_LEVEL: 'info', NO_COLOR: '1' },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  let nodePid: number | undefined;
+  t.teardown(() => {
+    shell.kill('SIGKILL');
+    if (nodePid && alive(nodePid)) process.kill(nodePid, 'SIGKILL');
+  });
+  nodePid = await until('the node to own its embedded PostgreSQL', async () => ownerPid(s.pgDir).catch(() => undefined), 60_000, 100);
+  await until('the node to be ready', async () => {
+    try {
+      return (await s.cli(['jobs', '--json'])).code === 0;
+    } catch {
+      return false;
+    }
+  }, 30_000, 200);
+  const server = (await postmasterPid(s.pgDir))!;
+  shell.kill('SIGTERM');
+  await until('the node to stop', async () => !alive(nodePid!), 20_000, 100);
+  t.false(alive(server), 'its embedded PostgreSQL is stopped');
   t.deepEqual(postgresProcessesIn(s.pgDir), []);
 });

@@ -19,7 +19,8 @@ Runs until SIGTERM or SIGINT (Ctrl-C), then stops gracefully: no new claims, run
 engine.shutdownGraceMs to finish, prefetched jobs are handed back, leases released. A second
 signal exits at once (code 130 for SIGINT, 143 for SIGTERM); the jobs it was running are rescued
 by other nodes when their leases expire. With no postgres: in the config, the node starts an
-embedded PostgreSQL in <dataDir>/pg (and stops it on exit). Health (/health) and Prometheus
+embedded PostgreSQL in <dataDir>/pg, starts it again if it dies, and stops it on exit; when another
+process already runs it there, the node uses it and leaves it running. Health (/health) and Prometheus
 metrics (/metrics) are served on http.port when the config has http:. Logs go to stdout
 (JSON, or pretty lines on a terminal).`,
   options: {
