@@ -11,7 +11,7 @@ import { describeError, loadConfig, silentLogger, type EnqueueOptions, type JobR
 import type { PartitaNode } from '@partita/runtime';
 import { COMMON_OPTIONS, duration, flag, str } from '../args.js';
 import type { Command } from '../command.js';
-import { configPath } from '../connection.js';
+import { configPath, embeddedUrl } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, type Io } from '../io.js';
 import { statesOf } from '../listing.js';
@@ -66,7 +66,8 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say(colour(io, 'bold', `Partita demo — ${rel(file)}`));
     if (config.postgres.url === undefined) {
       const pgDir = path.join(config.dataDir, 'pg');
-      say(`  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`);
+      if (embeddedUrl(config.dataDir)) say(`  no postgres: configured → using the embedded PostgreSQL already running in ${rel(pgDir)} (another node started it; it keeps running after the demo)`);
+      else say(`  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`);
     }
     const state = { stopping: false };
     let node: PartitaNode | undefined;
