@@ -256,3 +256,22 @@ test.serial('started by npm (npx partita start): SIGTERM to npm kills only its s
   t.false(alive(server), 'its embedded PostgreSQL is stopped');
   t.deepEqual(postgresProcessesIn(s.pgDir), []);
 });
+
+test.serial('handleSignals: a SIGTERM while the node is starting (initdb) stops it as soon as it is up, database included', async (t) => {
+  const tmp = await tempDir('embedded-signals-early');
+  const dataDir = path.join(tmp.dir, 'data');
+  const pgDir = path.join(dataDir, 'pg');
+  const node = spawnNode(path.join(FIXTURES, 'signals-node.ts'), { env: { SIGNALS_DATA_DIR: dataDir, PARTITA_LOG_LEVEL: 'info' } });
+  t.teardown(async () => {
+    node.kill('SIGKILL');
+    for (const pid of postgresProcessesIn(pgDir)) process.kill(pid, 'SIGKILL');
+    await tmp.cleanup();
+  });
+  await node.waitForOutput('initialising embedded PostgreSQL data dir', { timeoutMs: 60_000 });
+  node.kill('SIGTERM');
+  const exit = await node.exited;
+  t.is(exit.code, 0, node.output().slice(-3000));
+  t.regex(node.output(), /signal while starting: the node stops as soon as it is up/);
+  t.regex(node.output(), /"msg":"embedded PostgreSQL stopped"/);
+  t.deepEqual(postgresProcessesIn(pgDir), [], 'no postgres process left for that data dir');
+});

@@ -55,11 +55,12 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     throw err;
   }
   if (!signals) return node;
-  const stop = node.stop;
+  const stop = node.stop.bind(node);
   // Once the node has stopped, for whatever reason, the process's signals are the program's again.
-  const withSignals: PartitaNode = { ...node, stop: (stopOptions) => stop(stopOptions).finally(() => signals.detach()) };
-  signals.attach((stopOptions) => withSignals.stop(stopOptions));
-  return withSignals;
+  // (Replaced in place rather than copied, so that any getters of the node stay live.)
+  node.stop = (stopOptions) => stop(stopOptions).finally(() => signals.detach());
+  signals.attach((stopOptions) => node.stop(stopOptions));
+  return node;
 }
 
 async function openNode(options: NodeOptions, signals: StopSignals | undefined): Promise<PartitaNode> {
