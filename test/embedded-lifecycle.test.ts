@@ -275,3 +275,30 @@ test.serial('handleSignals: a SIGTERM while the node is starting (initdb) stops 
   t.regex(node.output(), /"msg":"embedded PostgreSQL stopped"/);
   t.deepEqual(postgresProcessesIn(pgDir), [], 'no postgres process left for that data dir');
 });
+
+test.serial('a server left hung by a killed owner is killed and replaced on the next start', async (t) => {
+  const s = await setup(t, 'embedded-hung');
+  const a = await startCliNode(s.config, { nodeId: 'a', onSpawn: (n) => s.nodes.push(n) });
+  const hung = (await postmasterPid(s.pgDir))!;
+  t.teardown(() => {
+    try {
+      process.kill(hung, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  // Stopped (not dead): its pid is alive and its postmaster.pid says ready, but it accepts no connection.
+  process.kill(hung, 'SIGSTOP');
+  a.kill('SIGKILL');
+  await a.exited;
+  const b = await startCliNode(s.config, { nodeId: 'b', onSpawn: (n) => s.nodes.push(n) });
+  t.regex(b.output(), /left running by a dead owner does not answer; killing it to start afresh/);
+  t.false(alive(hung), 'the hung server is gone');
+  const fresh = (await postmasterPid(s.pgDir))!;
+  t.not(fresh, hung);
+  t.is(await ownerPid(s.pgDir), b.pid);
+  t.true(await s.jobCompletes());
+  b.kill('SIGTERM');
+  t.is((await b.exited).code, 0);
+  t.deepEqual(postgresProcessesIn(s.pgDir), []);
+});

@@ -97,6 +97,8 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
+/** How long a server whose owner is dead gets to accept a connection before it is taken for hung. */
+const ORPHAN_ANSWER_MS = 10_000;
 const LOG_FILE = 'postgres.log';
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 
@@ -136,17 +138,23 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         );
       }
       const url = urlFor(running.port);
-      const adopted = await waitReady(dataDir, running.pid, url, deadline, () => (pidAlive(running.pid) ? undefined : { code: null, signal: null })).then(
+      const owner = await readOwner(dataDir);
+      const orphan = !(owner && ownerAlive(owner));
+      // A server left behind by a dead owner gets less time to answer: if it is hung, it is replaced.
+      const adoptDeadline = orphan && !opts.detached ? Math.min(deadline, Date.now() + ORPHAN_ANSWER_MS) : deadline;
+      const adopted = await waitReady(dataDir, running.pid, url, adoptDeadline, () => (pidAlive(running.pid) ? undefined : { code: null, signal: null })).then(
         () => true,
-        (err: Error) => {
+        async (err: Error) => {
           // It was shutting down (its owner stopping it) as we came: start a fresh one below.
           if (!pidAlive(running.pid)) return false;
-          throw err;
+          if (!orphan || opts.detached) throw err;
+          log?.warn({ dataDir, pid: running.pid, err: err.message }, 'the embedded PostgreSQL left running by a dead owner does not answer; killing it to start afresh');
+          await killHung(running.pid);
+          return false;
         },
       );
       if (adopted) {
-        const owner = await readOwner(dataDir);
-        const takeOver = !opts.detached && !(owner && ownerAlive(owner));
+        const takeOver = !opts.detached && orphan;
         if (takeOver) await writeOwner(dataDir, running.port);
         log?.info(
           { dataDir, port: running.port, pid: running.pid, ...(owner ? { ownerPid: owner.pid } : {}) },
@@ -493,6 +501,21 @@ async function stopPid(pid: number, child: ChildProcess | undefined): Promise<vo
   if (await within(gone, 5_000)) return;
   signal('SIGKILL');
   if (!(await within(gone, 5_000))) throw new Error(`could not stop PostgreSQL pid ${pid} (no permission to signal it?)`);
+}
+
+/** A hung server nobody owns: immediate shutdown (SIGQUIT, crash recovery on the next start), else SIGKILL. */
+async function killHung(pid: number): Promise<void> {
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(pid, s);
+    } catch {
+      /* gone */
+    }
+  };
+  signal('SIGQUIT');
+  if (await within(waitPidGone(pid), 5_000)) return;
+  signal('SIGKILL');
+  if (!(await within(waitPidGone(pid), 5_000))) throw new Error(`could not stop the hung PostgreSQL pid ${pid} (no permission to signal it?)`);
 }
 
 async function waitPidGone(pid: number): Promise<void> {
