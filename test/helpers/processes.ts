@@ -200,7 +200,8 @@ export async function startPostgres(opts: { settings?: Record<string, string | n
 
   const start = async () => {
     if (server) return;
-    server = await startEmbeddedPostgres({ dataDir, port, settings, startTimeoutMs: 60_000 });
+    // Not supervised: the tests kill and restart it themselves, to see what an outage does.
+    server = await startEmbeddedPostgres({ dataDir, port, settings, startTimeoutMs: 60_000, supervise: false });
     port = server.port;
     record([server.pid]);
     const pid = server.pid;

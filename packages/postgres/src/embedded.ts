@@ -12,17 +12,26 @@
  *  - An empty (or missing) data dir is initialised with `initdb` (superuser `user`, UTF8, C locale,
  *    auth `trust` without a password, `scram-sha-256` with one). A data dir that holds a cluster is
  *    reused as it is — auth is fixed when the data dir is initialised.
- *  - If the data dir is already served by a live postmaster (e.g. left behind by a crashed process),
- *    that server is adopted instead of starting a second one; `adopted` says so.
+ *  - If the data dir is already served by a live postmaster, that server is adopted instead of starting
+ *    a second one; `adopted` says so. A postmaster.pid whose pid is dead, or is now another process
+ *    (pids are reused, e.g. after a reboot), is stale: it is removed and the server started fresh.
+ *  - Ownership: only one process at a time owns the server, the one that started it; it is recorded in
+ *    `<dataDir>.owner` (pid and process start time, so a reused pid does not pass for the owner). The
+ *    owner stops the server (stop(), or on exit); a process that adopted it only detaches. Deciding
+ *    who starts/adopts/owns happens under `<dataDir>.lock` (an O_EXCL file, broken when its holder is
+ *    dead), so two processes starting at once do not both start a server.
+ *  - Supervision (unless `detached`): the owner starts the server again on the same port when it dies
+ *    (killed, OOM); an adopter that finds the server gone and its owner dead starts it and becomes the
+ *    owner; an adopter whose server's owner died takes the ownership over (so that someone stops it).
  *  - The server listens on 127.0.0.1 only (no Unix socket); `port` 0/undefined picks a free port.
  *  - PostgreSQL refuses to run as root. When this process is root, initdb and postgres run as another
  *    OS user: the owner of an existing data dir if that is not root, else `osUser`, else
  *    `$PARTITA_PG_OS_USER`, else `postgres` if that user exists, else `nobody`. The data dir is chowned
  *    to that user; every directory above it must be searchable by it (checked, with a clear error).
  *  - Server output goes to `<dataDir>/postgres.log` (rotated once at 10 MB on start).
- *  - Unless `detached`, the server (started or adopted) is sent SIGINT when this process exits normally;
- *    with `detached` it keeps running. A process killed by SIGKILL leaves its server running: the next
- *    start on the same data dir adopts it.
+ *  - Unless `detached`, an owned server is sent SIGINT when this process exits (process.exit included);
+ *    with `detached` it keeps running and nobody owns it. An owner killed by SIGKILL leaves its server
+ *    running: the next start on the same data dir adopts it and takes the ownership over.
  *  - npm may skip install scripts, so the binary package's postinstall (which recreates the shared
  *    library symlinks listed in native/pg-symlinks.json) may never have run: we recreate any missing
  *    link before starting (idempotent).
@@ -32,7 +41,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import { constants as fsConstants, openSync, closeSync, readFileSync } from 'node:fs';
+import { constants as fsConstants, openSync, closeSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,21 +70,35 @@ export interface EmbeddedPostgresOptions {
   binDir?: string;
   /** How long to wait for the server to accept connections (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * Start the server again when it dies, take over from a dead owner (default: unless `detached`).
+   * Off for a caller that kills and restarts the server itself (tests of outages).
+   */
+  supervise?: boolean;
+  /** How often the server is checked when supervised (default 500 ms). */
+  watchIntervalMs?: number;
 }
 
 export interface EmbeddedPostgres {
   /** `postgres://user[:password]@127.0.0.1:port/postgres` */
   url: string;
   port: number;
-  /** Pid of the postmaster. */
-  pid: number;
+  /** Pid of the postmaster (a new one after a restart). */
+  readonly pid: number;
   dataDir: string;
   /** True when an already running server for this data dir was adopted instead of started. */
   adopted: boolean;
-  /** Fast shutdown (SIGINT: aborts open transactions, checkpoints, exits); resolves once the process is gone. */
+  /** True while this process owns the server (started it, or took it over from a dead owner). */
+  readonly owner: boolean;
+  /**
+   * The owner: fast shutdown (SIGINT: aborts open transactions, checkpoints, exits); resolves once the
+   * process is gone. An adopter: detaches (stops supervising), the server keeps running for its owner.
+   */
   stop(): Promise<void>;
 }
 
+/** How long a server whose owner is dead gets to accept a connection before it is taken for hung. */
+const ORPHAN_ANSWER_MS = 10_000;
 const LOG_FILE = 'postgres.log';
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 
@@ -103,42 +126,94 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
   const urlFor = (port: number) =>
     `postgres://${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${port}/postgres`;
+  const launcher: Launcher = { postgres: bins.postgres, dataDir, settings: opts.settings, runAs, log };
 
-  // A live postmaster already serving this data dir? Adopt it.
-  const running = await runningPostmaster(dataDir);
-  if (running) {
-    if (opts.port && running.port !== opts.port) {
-      throw new Error(
-        `PostgreSQL data dir ${dataDir} is already served by pid ${running.pid} on port ${running.port}, not ${opts.port}; stop it (kill -INT ${running.pid}) or use its port`,
+  return withDataDirLock(dataDir, deadline, async () => {
+    // A live postmaster already serving this data dir? Adopt it.
+    const running = await runningPostmaster(dataDir, log);
+    if (running) {
+      if (opts.port && running.port !== opts.port) {
+        throw new Error(
+          `PostgreSQL data dir ${dataDir} is already served by pid ${running.pid} on port ${running.port}, not ${opts.port}; stop it (kill -INT ${running.pid}) or use its port`,
+        );
+      }
+      const url = urlFor(running.port);
+      const owner = await readOwner(dataDir);
+      const orphan = !(owner && ownerAlive(owner));
+      // A server left behind by a dead owner gets less time to answer: if it is hung, it is replaced.
+      const adoptDeadline = orphan && !opts.detached ? Math.min(deadline, Date.now() + ORPHAN_ANSWER_MS) : deadline;
+      const adopted = await waitReady(dataDir, running.pid, url, adoptDeadline, () => (pidAlive(running.pid) ? undefined : { code: null, signal: null })).then(
+        () => true,
+        async (err: Error) => {
+          // It was shutting down (its owner stopping it) as we came: start a fresh one below.
+          if (!pidAlive(running.pid)) return false;
+          if (!orphan || opts.detached) throw err;
+          log?.warn({ dataDir, pid: running.pid, err: err.message }, 'the embedded PostgreSQL left running by a dead owner does not answer; killing it to start afresh');
+          await killHung(running.pid);
+          return false;
+        },
       );
+      if (adopted) {
+        const takeOver = !opts.detached && orphan;
+        if (takeOver) await writeOwner(dataDir, running.port);
+        log?.info(
+          { dataDir, port: running.port, pid: running.pid, ...(owner ? { ownerPid: owner.pid } : {}) },
+          takeOver ? 'adopted running embedded PostgreSQL whose owner process is gone; this process owns it now' : 'adopted running embedded PostgreSQL (its owner stops it)',
+        );
+        return new Handle(launcher, url, running.port, running.pid, true, undefined, takeOver, opts, urlFor).handle;
+      }
     }
-    const url = urlFor(running.port);
-    await waitReady(dataDir, running.pid, url, deadline, () => undefined);
-    log?.info({ dataDir, port: running.port, pid: running.pid }, 'adopted running embedded PostgreSQL');
-    return handle(url, running.port, running.pid, dataDir, true, undefined, !opts.detached, log);
-  }
 
-  if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
-    const entries = await fs.readdir(dataDir);
-    if (entries.length > 0) {
-      throw new Error(`cannot initialise PostgreSQL in ${dataDir}: the directory is not empty and holds no cluster (no PG_VERSION); use an empty directory`);
+    if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
+      const entries = await fs.readdir(dataDir);
+      if (entries.length > 0) {
+        throw new Error(`cannot initialise PostgreSQL in ${dataDir}: the directory is not empty and holds no cluster (no PG_VERSION); use an empty directory`);
+      }
+      await initdb(bins.initdb, dataDir, user, password, runAs, log);
     }
-    await initdb(bins.initdb, dataDir, user, password, runAs, log);
-  }
 
-  // Start, retrying on a port taken between picking and binding, or while the remains of a killed
-  // postmaster (backends still holding its shared memory) are going away.
+    const started = await launch(launcher, opts.port || 0, urlFor, deadline);
+    if (opts.detached) started.child.unref();
+    else await writeOwner(dataDir, started.port);
+    log?.info({ dataDir, port: started.port, pid: started.child.pid, osUser: runAs?.name }, 'embedded PostgreSQL started');
+    return new Handle(launcher, urlFor(started.port), started.port, started.child.pid!, false, started.child, !opts.detached, opts, urlFor).handle;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Launcher {
+  postgres: string;
+  dataDir: string;
+  settings: EmbeddedPostgresOptions['settings'];
+  runAs: RunAs | undefined;
+  log: Logger | undefined;
+}
+
+/**
+ * Starts a postmaster and waits until it accepts connections. `port` 0 picks a free one. Retries on a
+ * port taken between picking and binding, or while the remains of a killed postmaster (backends still
+ * holding its shared memory) are going away.
+ */
+async function launch(
+  l: Launcher,
+  fixedPort: number,
+  urlFor: (port: number) => string,
+  deadline: number,
+  /** Wait for a taken port (a restart must keep its port: pools connect to it). */
+  waitForPort = false,
+): Promise<{ child: ChildProcess; port: number }> {
   for (let attempt = 1; ; attempt++) {
-    const port = opts.port || (await freePort());
-    const logPath = path.join(dataDir, LOG_FILE);
+    const port = fixedPort || (await freePort());
+    const logPath = path.join(l.dataDir, LOG_FILE);
     await rotateLog(logPath);
     const logStart = await fileSize(logPath);
-    const child = spawnPostmaster(bins.postgres, dataDir, port, opts.settings, runAs, logPath);
-    const url = urlFor(port);
+    const child = spawnPostmaster(l.postgres, l.dataDir, port, l.settings, l.runAs, logPath);
     let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     child.once('exit', (code, signal) => (exited = { code, signal }));
     try {
-      await waitReady(dataDir, child.pid!, url, deadline, () => exited);
+      await waitReady(l.dataDir, child.pid!, urlFor(port), deadline, () => exited);
+      return { child, port };
     } catch (err) {
       if (!exited) {
         child.kill('SIGQUIT');
@@ -146,57 +221,264 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       }
       const output = await readFrom(logPath, logStart);
       const retryable =
-        (!opts.port && /could not bind|could not create any TCP\/IP sockets|Address already in use/i.test(output)) ||
+        ((!fixedPort || waitForPort) && /could not bind|could not create any TCP\/IP sockets|Address already in use/i.test(output)) ||
         /pre-existing shared memory block|is another postmaster|lock file .* already exists/i.test(output);
-      if (retryable && exited && Date.now() < deadline && attempt < 50) {
-        log?.debug({ dataDir, port, attempt }, 'embedded PostgreSQL did not start; retrying');
+      if (retryable && exited && Date.now() < deadline && attempt < 200) {
+        l.log?.debug({ dataDir: l.dataDir, port, attempt }, 'embedded PostgreSQL did not start; retrying');
         await sleep(Math.min(100 * attempt, 500));
         continue;
       }
-      throw new Error(`embedded PostgreSQL in ${dataDir} did not start: ${(err as Error).message}\n${lastLines(output, 20)}`);
+      throw new Error(`embedded PostgreSQL in ${l.dataDir} did not start: ${(err as Error).message}\n${lastLines(output, 20)}`);
     }
-    if (opts.detached) child.unref();
-    log?.info({ dataDir, port, pid: child.pid, osUser: runAs?.name }, 'embedded PostgreSQL started');
-    return handle(url, port, child.pid!, dataDir, false, child, !opts.detached, log);
+  }
+}
+
+/**
+ * One process's hold on the server: the owner stops it (on stop() and on exit) and starts it again
+ * when it dies; an adopter watches for its owner's death to take over.
+ */
+class Handle {
+  readonly handle: EmbeddedPostgres;
+  private stopped = false;
+  private checking: Promise<unknown> | undefined;
+  private failures = 0;
+  private retryAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onExit = () => {
+    try {
+      process.kill(this.pid, 'SIGINT');
+    } catch {
+      /* already gone */
+    }
+    removeOwnerSync(this.l.dataDir);
+  };
+
+  constructor(
+    private readonly l: Launcher,
+    url: string,
+    private readonly port: number,
+    private pid: number,
+    adopted: boolean,
+    private child: ChildProcess | undefined,
+    private owner: boolean,
+    private readonly opts: EmbeddedPostgresOptions,
+    private readonly urlFor: (port: number) => string,
+  ) {
+    if (owner) process.once('exit', this.onExit);
+    if (opts.supervise ?? !opts.detached) {
+      this.timer = setInterval(() => void this.check(), opts.watchIntervalMs ?? 500);
+      this.timer.unref();
+      this.watchChild();
+    }
+    let stopping: Promise<void> | undefined;
+    const self = this;
+    this.handle = {
+      url,
+      port,
+      get pid() {
+        return self.pid;
+      },
+      dataDir: l.dataDir,
+      adopted,
+      get owner() {
+        return self.owner;
+      },
+      stop() {
+        stopping ??= self.stop();
+        return stopping;
+      },
+    };
+  }
+
+  private watchChild(): void {
+    // The owner hears of its own child's death at once, not at the next check.
+    this.child?.once('exit', () => void this.check());
+  }
+
+  private check(): Promise<unknown> {
+    if (this.stopped || Date.now() < this.retryAt) return Promise.resolve();
+    this.checking ??= this.checkOnce()
+      .then(
+        () => (this.failures = 0),
+        (err: Error) => {
+          // A server that cannot start now (disk full, port taken for good) is retried less and less often.
+          const delayMs = Math.min(30_000, 1000 * 2 ** this.failures++);
+          this.retryAt = Date.now() + delayMs;
+          this.l.log?.error({ dataDir: this.l.dataDir, err: err.message, retryInMs: delayMs }, 'embedded PostgreSQL: could not start it again');
+        },
+      )
+      .finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private async checkOnce(): Promise<void> {
+    const log = this.l.log;
+    const dataDir = this.l.dataDir;
+    const alive = pidAlive(this.pid) && (await isPostmasterOf(this.pid, dataDir));
+    if (alive && this.owner) return;
+    if (!this.owner) {
+      const owner = await readOwner(dataDir);
+      if (owner && ownerAlive(owner)) return; // the owner looks after it
+    }
+    if (this.stopped) return;
+    await withDataDirLock(dataDir, Date.now() + (this.opts.startTimeoutMs ?? 30_000), async () => {
+      if (this.stopped) return;
+      // Looked at again under the lock: another process may have restarted or taken it meanwhile.
+      const running = await runningPostmaster(dataDir, log);
+      const owner = await readOwner(dataDir);
+      const ownedByOther = owner && owner.pid !== process.pid && ownerAlive(owner);
+      if (running) {
+        if (running.port !== this.port) {
+          throw new Error(`the server of ${dataDir} now runs on port ${running.port}, not ${this.port} as this process connects to; restart this process`);
+        }
+        this.pid = running.pid;
+        if (!ownedByOther && !this.owner) {
+          await writeOwner(dataDir, this.port);
+          this.becomeOwner();
+          log?.warn({ dataDir, pid: running.pid, ...(owner ? { ownerPid: owner.pid } : {}) }, 'the process that owned the embedded PostgreSQL is gone; this process owns it now');
+        }
+        return;
+      }
+      if (ownedByOther) return;
+      log?.warn({ dataDir, port: this.port, pid: this.pid }, 'embedded PostgreSQL is gone (killed?); starting it again');
+      const started = await launch(this.l, this.port, this.urlFor, Date.now() + (this.opts.startTimeoutMs ?? 30_000), true);
+      if (this.stopped) {
+        // stop() came while it was starting: do not leave it behind.
+        await stopPid(started.child.pid!, started.child);
+        return;
+      }
+      this.pid = started.child.pid!;
+      this.child = started.child;
+      this.watchChild();
+      await writeOwner(dataDir, this.port);
+      this.becomeOwner();
+      log?.info({ dataDir, port: this.port, pid: this.pid }, 'embedded PostgreSQL started again');
+    });
+  }
+
+  private becomeOwner(): void {
+    if (this.owner) return;
+    this.owner = true;
+    process.once('exit', this.onExit);
+  }
+
+  private async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.checking;
+    const { dataDir, log } = this.l;
+    if (!this.owner) {
+      log?.info({ dataDir, port: this.port }, 'detached from the embedded PostgreSQL (it keeps running for its owner)');
+      return;
+    }
+    process.removeListener('exit', this.onExit);
+    await stopPid(this.pid, this.child);
+    await removeOwner(dataDir);
+    log?.info({ dataDir, port: this.port, pid: this.pid }, 'embedded PostgreSQL stopped');
   }
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ownership record and lock, beside the data dir (initdb wants the data dir itself empty)
 
-function handle(
-  url: string,
-  port: number,
-  pid: number,
-  dataDir: string,
-  adopted: boolean,
-  child: ChildProcess | undefined,
-  stopOnExit: boolean,
-  log: Logger | undefined,
-): EmbeddedPostgres {
-  const onExit = () => {
+interface OwnerRecord {
+  pid: number;
+  /** The process's start time (Linux: /proc/<pid>/stat field 22), so that a reused pid is not taken for it. */
+  startTime: string | undefined;
+  port: number;
+}
+
+const ownerPath = (dataDir: string) => `${dataDir}.owner`;
+const lockPath = (dataDir: string) => `${dataDir}.lock`;
+
+/** Start time of a process, as the kernel reports it; undefined when unknown (not Linux, or gone). */
+function processStartTime(pid: number): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function ownerAlive(o: { pid: number; startTime: string | undefined }): boolean {
+  if (!pidAlive(o.pid)) return false;
+  return o.startTime === undefined || processStartTime(o.pid) === undefined || processStartTime(o.pid) === o.startTime;
+}
+
+async function readOwner(dataDir: string): Promise<OwnerRecord | undefined> {
+  try {
+    const o = JSON.parse(await fs.readFile(ownerPath(dataDir), 'utf8')) as OwnerRecord;
+    return Number.isInteger(o.pid) ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeOwner(dataDir: string, port: number): Promise<void> {
+  const record: OwnerRecord = { pid: process.pid, startTime: processStartTime(process.pid), port };
+  const tmp = `${ownerPath(dataDir)}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(record) + '\n');
+  await fs.rename(tmp, ownerPath(dataDir));
+}
+
+/** Removes the owner record if it is this process's. */
+async function removeOwner(dataDir: string): Promise<void> {
+  const o = await readOwner(dataDir);
+  if (o?.pid === process.pid) await fs.rm(ownerPath(dataDir), { force: true });
+}
+
+function removeOwnerSync(dataDir: string): void {
+  try {
+    const o = JSON.parse(readFileSync(ownerPath(dataDir), 'utf8')) as OwnerRecord;
+    if (o.pid === process.pid) unlinkSync(ownerPath(dataDir));
+  } catch {
+    /* none, or not ours */
+  }
+}
+
+/**
+ * Runs `fn` holding `<dataDir>.lock`, an O_EXCL file naming its holder (pid and start time). A lock
+ * whose holder is dead is broken; a live holder is waited for until `deadline`. Held only while
+ * deciding who starts, adopts or owns the server (seconds at most: an initdb).
+ */
+async function withDataDirLock<T>(dataDir: string, deadline: number, fn: () => Promise<T>): Promise<T> {
+  const file = lockPath(dataDir);
+  const me = JSON.stringify({ pid: process.pid, startTime: processStartTime(process.pid), nonce: randomBytes(6).toString('hex') });
+  for (;;) {
     try {
-      process.kill(pid, 'SIGINT');
-    } catch {
-      /* already gone */
+      await fs.writeFile(file, me, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-  };
-  if (stopOnExit) process.once('exit', onExit);
-  let stopping: Promise<void> | undefined;
-  return {
-    url,
-    port,
-    pid,
-    dataDir,
-    adopted,
-    stop() {
-      stopping ??= (async () => {
-        if (stopOnExit) process.removeListener('exit', onExit);
-        await stopPid(pid, child);
-        log?.info({ dataDir, port, pid }, 'embedded PostgreSQL stopped');
-      })();
-      return stopping;
-    },
-  };
+    let holder: { pid: number; startTime: string | undefined } | undefined;
+    let content = '';
+    try {
+      content = await fs.readFile(file, 'utf8');
+      holder = JSON.parse(content);
+    } catch {
+      // Gone meanwhile, or caught half-written: look again shortly.
+    }
+    if (holder && Number.isInteger(holder.pid) && !ownerAlive(holder)) {
+      // Its holder died holding it. Remove it only if it is still the same lock.
+      const again = await fs.readFile(file, 'utf8').catch(() => undefined);
+      if (again === content) await fs.rm(file, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${file}, held by pid ${holder?.pid ?? '?'} (starting the same embedded PostgreSQL); if no such process runs, remove the file`);
+    }
+    await sleep(50);
+  }
+  try {
+    return await fn();
+  } finally {
+    const content = await fs.readFile(file, 'utf8').catch(() => undefined);
+    if (content === me) await fs.rm(file, { force: true });
+  }
 }
 
 /** SIGINT (fast shutdown); after 15 s SIGQUIT; after 5 s more SIGKILL. Resolves when the process is gone. */
@@ -219,6 +501,21 @@ async function stopPid(pid: number, child: ChildProcess | undefined): Promise<vo
   if (await within(gone, 5_000)) return;
   signal('SIGKILL');
   if (!(await within(gone, 5_000))) throw new Error(`could not stop PostgreSQL pid ${pid} (no permission to signal it?)`);
+}
+
+/** A hung server nobody owns: immediate shutdown (SIGQUIT, crash recovery on the next start), else SIGKILL. */
+async function killHung(pid: number): Promise<void> {
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(pid, s);
+    } catch {
+      /* gone */
+    }
+  };
+  signal('SIGQUIT');
+  if (await within(waitPidGone(pid), 5_000)) return;
+  signal('SIGKILL');
+  if (!(await within(waitPidGone(pid), 5_000))) throw new Error(`could not stop the hung PostgreSQL pid ${pid} (no permission to signal it?)`);
 }
 
 async function waitPidGone(pid: number): Promise<void> {
@@ -482,19 +779,37 @@ async function readPidFile(dataDir: string): Promise<PidFile | undefined> {
   }
 }
 
-/** The postmaster serving `dataDir` per its postmaster.pid, if that pid is alive and is a postgres. */
-async function runningPostmaster(dataDir: string): Promise<PidFile | undefined> {
+/**
+ * The postmaster serving `dataDir` per its postmaster.pid, if that pid is alive and is a postgres
+ * serving this data dir. A postmaster.pid naming a live process that is not (a reused pid) is removed:
+ * PostgreSQL itself would refuse to start over it when that process runs as the same OS user.
+ */
+async function runningPostmaster(dataDir: string, log?: Logger): Promise<PidFile | undefined> {
   const pf = await readPidFile(dataDir);
   if (!pf || !pidAlive(pf.pid)) return undefined;
-  if (process.platform === 'linux') {
-    try {
-      const cmdline = readFileSync(`/proc/${pf.pid}/cmdline`, 'utf8');
-      if (!cmdline.includes('postgres')) return undefined; // a reused pid; postgres removes the stale file itself
-    } catch {
-      return undefined;
-    }
+  if (await isPostmasterOf(pf.pid, dataDir)) return pf;
+  log?.warn({ dataDir, pid: pf.pid }, 'removing a stale postmaster.pid: its pid is now another process');
+  await fs.rm(path.join(dataDir, 'postmaster.pid'), { force: true });
+  return undefined;
+}
+
+/** Whether `pid` is a postgres serving `dataDir` (Linux: its cwd — a postmaster chdirs to its data dir — or its -D). */
+async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
+  if (process.platform !== 'linux') return pidAlive(pid);
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return false;
   }
-  return pf;
+  if (!cmdline.includes('postgres')) return false;
+  try {
+    const cwd = await fs.readlink(`/proc/${pid}/cwd`);
+    return cwd === dataDir || cwd === (await fs.realpath(dataDir).catch(() => dataDir));
+  } catch {
+    // No permission to look at its cwd: go by its arguments.
+    return cmdline.split('\0').includes(dataDir);
+  }
 }
 
 function pidAlive(pid: number): boolean {

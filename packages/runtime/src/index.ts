@@ -4,3 +4,4 @@ export type { EngineStats } from './engine.js';
 export { startHttpServer, nodeHealth, type HttpServer, type HttpServerOptions, type HealthReport, type NodeHealthSources } from './http.js';
 export { createMetrics, liveJobCounts, type Metrics, type MetricsOptions, type MetricsSources, type JobCount, type FinishedState } from './metrics.js';
 export { importUserModule, describeImportError } from './modules.js';
+export type { SignalHandling } from './signals.js';

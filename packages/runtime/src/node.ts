@@ -9,6 +9,7 @@ import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
+import { catchStopSignals, type StopSignals } from './signals.js';
 import { createBus, subjects, type Bus } from '@partita/nats';
 import { startQuorumMember } from './quorum.js';
 import { jobEventPublisher } from './events.js';
@@ -45,11 +46,30 @@ const CONTROL_REFRESH_MS = 2000;
 const GLOBAL_TIMEOUT_MS = 5000;
 
 export async function startNode(options: NodeOptions): Promise<PartitaNode> {
+  const signals = options.handleSignals ? catchStopSignals(options.handleSignals === true ? {} : options.handleSignals) : undefined;
+  let node: PartitaNode;
+  try {
+    node = await openNode(options, signals);
+  } catch (err) {
+    signals?.detach();
+    throw err;
+  }
+  if (!signals) return node;
+  const stop = node.stop.bind(node);
+  // Once the node has stopped, for whatever reason, the process's signals are the program's again.
+  // (Replaced in place rather than copied, so that any getters of the node stay live.)
+  node.stop = (stopOptions) => stop(stopOptions).finally(() => signals.detach());
+  signals.attach((stopOptions) => node.stop(stopOptions));
+  return node;
+}
+
+async function openNode(options: NodeOptions, signals: StopSignals | undefined): Promise<PartitaNode> {
   const { config, postgres, jobs } = await resolveOptions(options);
   const settings: EngineSettings & { heartbeatMs: number; shutdownGraceMs: number } = config.engine;
   const nodeId = options.nodeId ?? `${hostname().replaceAll('.', '_')}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const root = options.logger ?? createLogger({ level: process.env.PARTITA_LOG_LEVEL ?? config.log.level });
   const logger = childLogger(root, { node: nodeId });
+  signals?.setLogger(logger);
   const cluster = config.cluster;
   const definitions = resolveDefinitions(jobs, config.defaults);
   const partitions = config.partitions;
@@ -57,7 +77,12 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
   let embedded: EmbeddedPostgres | undefined;
   if (postgres === undefined) {
     embedded = await startEmbeddedPostgres({ dataDir: join(config.dataDir, 'pg'), logger: childLogger(logger, { actor: 'embedded-postgres' }) });
-    logger.info({ url: embedded.url, dataDir: embedded.dataDir }, 'no postgres configured: started the embedded PostgreSQL');
+    logger.info(
+      { url: embedded.url, dataDir: embedded.dataDir, owner: embedded.owner },
+      embedded.adopted
+        ? 'no postgres configured: using the embedded PostgreSQL already running for this data dir'
+        : 'no postgres configured: started the embedded PostgreSQL',
+    );
   }
   let store: JobStore;
   try {

@@ -10,6 +10,7 @@ import {
 import type { PgOptions } from '@partita/postgres';
 import type { JobDefinition } from './define.js';
 import { describeImportError, importUserModule } from './modules.js';
+import type { SignalHandling } from './signals.js';
 
 export interface PartitionOptions {
   queues: Record<string, { concurrency: number }>;
@@ -32,6 +33,12 @@ export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs
   logger?: Logger;
   /** Defaults to host:pid:random. */
   nodeId?: string;
+  /**
+   * Stop the node on SIGTERM/SIGINT: the first signal a graceful node.stop(), then the process exits
+   * (code 0); a second signal exits at once (130/143). Default false: a library leaves the process's
+   * signals to the program (call node.stop() yourself); the CLI's start and demo turn it on.
+   */
+  handleSignals?: boolean | SignalHandling;
 }
 
 export interface ResolvedOptions {
@@ -45,7 +52,7 @@ const PG_CONFIG_KEYS = new Set(['url', 'host', 'port', 'user', 'password', 'data
 
 export async function resolveOptions(options: NodeOptions): Promise<ResolvedOptions> {
   if (typeof options !== 'object' || options === null) throw new ValidationError('startNode needs an options object');
-  const { config: file, postgres, schema, jobs, logger: _logger, nodeId: _nodeId, ...direct } = options;
+  const { config: file, postgres, schema, jobs, logger: _logger, nodeId: _nodeId, handleSignals: _handleSignals, ...direct } = options;
   const fromFile = file ? await loadConfig(file) : undefined;
 
   // pg pool options (connectionString, max, …) are not config keys: they bypass the config check.

@@ -11,11 +11,11 @@ import { ConfigError, describeError, loadConfig, silentLogger, type EnqueueOptio
 import type { PartitaNode } from '@partita/runtime';
 import { COMMON_OPTIONS, duration, flag, str } from '../args.js';
 import type { Command } from '../command.js';
-import { configPath } from '../connection.js';
+import { configPath, embeddedUrl } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, type Io } from '../io.js';
 import { statesOf } from '../listing.js';
-import { startNodeHttp, type NodeHttp } from '../node-services.js';
+import { startNodeHttp, stopWhenLauncherExits, type NodeHttp } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -72,25 +72,14 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say(colour(io, 'bold', `Partita demo — ${rel(file)}`));
     if (config.postgres.url === undefined) {
       const pgDir = path.join(config.dataDir, 'pg');
-      say(`  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`);
+      if (embeddedUrl(config.dataDir)) say(`  no postgres: configured → using the embedded PostgreSQL already running in ${rel(pgDir)} (another node started it; it keeps running after the demo)`);
+      else say(`  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`);
     }
     const state = { stopping: false };
     let node: PartitaNode | undefined;
     let http: NodeHttp | undefined;
-    let signals = 0;
     let interrupted = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1 || !node) {
-        if (!ctx.json) io.err('\nstopping at once\n');
-        process.exit(signal === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM);
-      }
-      interrupted = true;
-      wake?.();
-    };
     let wake: (() => void) | undefined;
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
 
     // A demo should not fail because something else holds the metrics port: take a free one then.
     let http0: { port: number; host: string } | undefined;
@@ -101,7 +90,23 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     }
     const t0 = Date.now();
     const { startNode } = await import('@partita/runtime');
-    node = await startNode({ config: file, logger, ...(http0 ? { http: http0 } : {}) });
+    const graceMs = Math.min(config.engine.shutdownGraceMs, 10_000);
+    // A signal stops the node gracefully (startNode's handleSignals, as `partita start`); a second one
+    // exits at once. The loop below notices and reports.
+    node = await startNode({
+      config: file,
+      logger,
+      handleSignals: {
+        graceMs,
+        exit: false,
+        onStop: () => {
+          interrupted = true;
+          wake?.();
+        },
+      },
+      ...(http0 ? { http: http0 } : {}),
+    });
+    const unwatch = stopWhenLauncherExits(logger, io.env);
     const partitions = Object.keys(config.partitions);
     try {
       http = await startNodeHttp(node, config, partitions, logger, state);
@@ -117,9 +122,11 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     // Enqueue; a queue key still held by a job of an earlier, interrupted run is tracked instead.
     const ids: string[] = [];
     for (const ex of examples) {
+      if (interrupted) break;
       try {
         ids.push((await node.client.enqueue(ex.partition, ex.type, ex.payload, ex.options ?? {})).id);
       } catch (err) {
+        if (interrupted) break; // the node is stopping under the loop (a signal): nothing more to enqueue
         const e = err as { code?: string; heldBy?: string; queueKey?: string };
         if (e.code === 'DUPLICATE_QUEUE_KEY' && e.heldBy) {
           ids.push(e.heldBy);
@@ -181,7 +188,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       await pauseFor(150, (w) => (wake = w));
     }
     if (!interrupted) bar?.finish();
-    const allDone = finished === ids.length;
+    const allDone = finished === ids.length && (ids.length > 0 || !interrupted);
     if (ctx.json) printJson(io, { event: 'summary', jobs: ids.length, finished, failed, ms: Date.now() - t0 });
     else if (allDone) {
       say(colour(io, failed ? 'red' : 'green', `  all ${ids.length} jobs finished: ${ids.length - failed} completed, ${failed} failed/cancelled`));
@@ -194,11 +201,10 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     }
     say('  stopping the node…');
     state.stopping = true;
-    await node.stop({ graceMs: Math.min(config.engine.shutdownGraceMs, 10_000) });
+    await node.stop({ graceMs });
+    unwatch();
     await http?.close();
     say('  stopped.');
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
     if (interrupted) return EXIT.OK;
     return allDone && failed === 0 ? EXIT.OK : EXIT.ERROR;
   },

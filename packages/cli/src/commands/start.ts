@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 import { configPath } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { formatDuration, type Io } from '../io.js';
-import { startNodeHttp, type NodeHttp } from '../node-services.js';
+import { startNodeHttp, stopWhenLauncherExits, type NodeHttp } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -19,7 +19,8 @@ Runs until SIGTERM or SIGINT (Ctrl-C), then stops gracefully: no new claims, run
 engine.shutdownGraceMs to finish, prefetched jobs are handed back, leases released. A second
 signal exits at once (code 130 for SIGINT, 143 for SIGTERM); the jobs it was running are rescued
 by other nodes when their leases expire. With no postgres: in the config, the node starts an
-embedded PostgreSQL in <dataDir>/pg (and stops it on exit). Health (/health) and Prometheus
+embedded PostgreSQL in <dataDir>/pg, starts it again if it dies, and stops it on exit; when another
+process already runs it there, the node uses it and leaves it running. Health (/health) and Prometheus
 metrics (/metrics) are served on http.port when the config has http:. Logs go to stdout
 (JSON, or pretty lines on a terminal).`,
   options: {
@@ -74,19 +75,18 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   const started = Date.now();
   let node: PartitaNode | undefined;
   let http: NodeHttp | undefined;
-  let signals = 0;
-  let pendingStop: string | undefined;
   let resolveExit!: (code: number) => void;
   const exit = new Promise<number>((r) => (resolveExit = r));
 
-  const stop = async (why: string, code: number) => {
+  /** The graceful stop, started here or (`stopped`) by a signal through startNode's handleSignals. */
+  const stop = async (why: string, code: number, stopped?: Promise<void>) => {
     if (state.stopping) return;
     state.stopping = true;
     const graceMs = config.engine.shutdownGraceMs;
     logger.info({ reason: why, graceMs }, `stopping gracefully (up to ${formatDuration(graceMs)} for running jobs); send the signal again to exit at once`);
     const bar = drainProgress(node, io, graceMs);
     try {
-      await node?.stop({ graceMs });
+      await (stopped ?? node?.stop({ graceMs }));
       bar?.stop();
       await http?.close();
       logger.info({ uptimeMs: Date.now() - started }, 'node stopped');
@@ -98,23 +98,6 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     }
   };
 
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      if (node) void stop(signal, EXIT.OK);
-      else {
-        pendingStop = signal;
-        logger.info({ signal }, 'signal while starting: the node stops as soon as it is up; send it again to exit at once');
-      }
-      return;
-    }
-    const code = signal === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM;
-    logger.warn({ signal }, 'second signal: exiting at once; running jobs will be rescued when their leases expire');
-    // 'exit' handlers still run: the embedded PostgreSQL is told to stop.
-    process.exit(code);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const onCrash = (kind: string) => (err: unknown) => {
     logger.fatal({ err: describeError(err) }, `${kind}: the node exits; restart it (jobs it held are rescued when their leases expire)`);
     process.exit(EXIT.ERROR);
@@ -123,22 +106,18 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   process.on('unhandledRejection', onCrash('unhandled promise rejection'));
 
   const { startNode } = await import('@partita/runtime');
-  try {
-    node = await startNode({
-      config: opts.file,
-      logger,
-      ...(opts.partitions.length !== all.length ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) } : {}),
-      ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
-    });
-  } catch (err) {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    throw err;
-  }
-  if (pendingStop) {
-    void stop(pendingStop, EXIT.OK);
-    return exit;
-  }
+  // A second signal exits at once (130/143), from startNode's handler; the process's 'exit' hooks
+  // still stop an embedded PostgreSQL this node owns.
+  node = await startNode({
+    config: opts.file,
+    logger,
+    handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
+    ...(opts.partitions.length !== all.length ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) } : {}),
+    ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
+  });
+  const unwatch = stopWhenLauncherExits(logger, io.env);
+  void exit.finally(unwatch);
+  if (state.stopping) return exit; // a signal came while it was starting
   node.system.on('fatal', (err) => {
     logger.fatal({ err: describeError(err) }, 'a partition supervisor gave up; stopping the node so that it can be restarted');
     void stop('supervisor gave up', EXIT.ERROR);
