@@ -77,3 +77,21 @@ test('a failure that is not a property of a row (the store is closed) still reje
     await t.throwsAsync(other.complete('n', ids.map((id) => ({ id, attempt: 1, result: null }))));
   });
 });
+
+test('a lock timeout is not a refused row: the whole call rejects and nothing of the batch is written', async (t) => {
+  await withClaimed(3, async (store, ids, db) => {
+    const impatient = await JobStore.open({ postgres: { connectionString: db.url, lock_timeout: 200 }, schema: db.schema, migrate: false });
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "${db.schema}".jobs WHERE id = $1 FOR UPDATE`, [ids[1]]);
+      const err = await t.throwsAsync(impatient.complete('n', ids.map((id) => ({ id, attempt: 1, result: null }))));
+      t.is((err as { code?: string }).code, '55P03');
+      await holder.query('ROLLBACK');
+      for (const id of ids) t.is((await store.getJob(id))?.state, 'running');
+    } finally {
+      holder.release();
+      await impatient.close();
+    }
+  });
+});

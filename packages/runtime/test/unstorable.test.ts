@@ -176,3 +176,27 @@ test('a row the database refuses at flush fails only that job with a storable er
     await c.close();
   }
 });
+
+test('an outcome Postgres refuses however it is recorded is dropped to lease expiry, and stop still finishes', async (t) => {
+  const c = await cluster('refused_always');
+  try {
+    const doomed = defineJob({ type: 'doomed', maxAttempts: 1, perform: () => ({ fine: true }) });
+    const good = defineJob<{ i: number }>({ type: 'good', perform: (p) => p.i });
+    const { logger, lines } = capturingLogger();
+    const node = await c.start({ partitions: oneQueue(), jobs: [doomed, good], engine, logger });
+    // No outcome of a 'doomed' job can land in history: its completion is refused, then its failure,
+    // then the failure with the stand-in error.
+    await c.db.pool.query(`ALTER TABLE "${c.db.schema}".jobs_history ADD CONSTRAINT no_doomed CHECK (type <> 'doomed')`);
+    const { ids } = await node.client.enqueueMany('p', [{ type: 'doomed' }, ...Array.from({ length: 5 }, (_, i) => ({ type: 'good', payload: { i } }))]);
+    for (let i = 1; i < ids.length; i++) t.is(await node.client.result(ids[i]!, { timeoutMs: 10_000 }), i - 1);
+    const said = (pattern: RegExp) => lines.filter((l) => l.jobId === ids[0] && pattern.test(l.msg)).length;
+    await until('the engine gave up on recording the doomed job', async () => said(/even with a plain error; dropping it/) === 1, 10_000, 20);
+    t.is(said(/result refused by Postgres/), 1);
+    t.is(said(/recording it with an error that says so instead/), 1);
+    t.true((await stopsWithin(c, 10_000)) < 5_000, 'graceful stop finishes promptly');
+    const { rows } = await c.db.pool.query(`SELECT state, locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [ids[0]]);
+    t.is(rows[0]?.state, 'running', 'left to its lease: rescue decides what happens to it next');
+  } finally {
+    await c.close();
+  }
+});
