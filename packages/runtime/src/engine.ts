@@ -638,8 +638,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           // Nothing this node can write will record it: let go, its lease runs out and rescue takes over.
           log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why }, 'Postgres refused to record this failure even with a plain error; dropping it, the job is rescued when its lease expires');
         } else {
-          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why }, 'Postgres refused to record this failure; recording it with an error that says so instead');
-          pending.failures.push({ ...f, error: unrecordableError(f, why), replacedError: true });
+          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why, error: f.error }, 'Postgres refused to record this failure; recording it with an error that says so instead');
+          pending.failures.push({ ...f, error: unrecordableError(f, why, nodeId), replacedError: true });
         }
         continue;
       }
@@ -935,13 +935,13 @@ function claimableQueues(batch: FlushBatch): string[] {
  * Stands in for an attempt's error that Postgres refused to store (its text, say): it keeps none of
  * the original's text, which may be what was refused.
  */
-function unrecordableError(f: PendingFailure, why: string): JobError {
+function unrecordableError(f: PendingFailure, why: string, nodeId: string): JobError {
   return {
     attempt: f.job.attempt,
     at: new Date().toISOString(),
     // A name is kept only when it is plainly one: anything else may be what Postgres refused.
     name: f.error && /^[A-Za-z_$][\w$]{0,99}$/.test(f.error.name) ? f.error.name : 'Error',
-    message: `the error of this attempt could not be stored (${why}); see the node's log for it`,
+    message: `this attempt's outcome could not be stored as it was (${why}); its error is in the log of node ${nodeId}`,
   };
 }
 
