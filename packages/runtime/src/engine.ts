@@ -83,7 +83,8 @@ export type EngineMsg =
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown; json: string }
   | { t: 'flush' }
-  | { t: 'flushed'; batch: FlushBatch; accepted: Accepted }
+  /** `unwritten`: the parts of the batch whose statement failed, to be written again after a backoff. */
+  | { t: 'flushed'; batch: FlushBatch; accepted: Accepted; unwritten?: { batch: FlushBatch; error: unknown } }
   | { t: 'flushFailed'; batch: FlushBatch; error: unknown }
   | { t: 'held' }
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
@@ -572,7 +573,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     pending = emptyBatch();
     const flushStarted = performance.now();
     const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
-    const work = Promise.all([
+    const work = Promise.allSettled([
       store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }))),
       store.fail(
         nodeId,
@@ -587,22 +588,52 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt, executionKey: j.executionKey }))),
       store.updateProgress(nodeId, [...batch.progress].map(([id, json]) => ({ id, progress: undefined, json }))),
     ]);
-    work.then(
-      ([completed, failed, { cancelled, refused }, progressRefused]) => {
-        options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
-        const accepted = { completed, failed, cancelled, refused: { completions: completed.refused, failures: failed.refused, releases: refused, progress: progressRefused } };
-        self.cast({ t: 'flushed', batch, accepted });
-      },
-      (error) => {
+    void work.then(([completed, failed, released, progress]) => {
+      if (completed.status === 'rejected' && failed.status === 'rejected' && released.status === 'rejected' && progress.status === 'rejected') {
         options.metrics?.flushFailed(partition);
-        self.cast({ t: 'flushFailed', batch, error });
-      },
-    );
+        self.cast({ t: 'flushFailed', batch, error: completed.reason });
+        return;
+      }
+      // Each statement commits on its own. Only the parts that failed are written again: a part
+      // written twice would be refused the second time as if its leases were lost, and its jobs
+      // would miss their events and callbacks.
+      const none = new Map<string, string>();
+      const written = emptyBatch();
+      const unwritten = emptyBatch();
+      let error: unknown;
+      const accepted: Accepted = { completed: new Set(), failed: new Set(), cancelled: new Set(), refused: { completions: none, failures: none, releases: none, progress: none } };
+      if (completed.status === 'fulfilled') {
+        written.completions = batch.completions;
+        accepted.completed = completed.value;
+        accepted.refused.completions = completed.value.refused;
+      } else [unwritten.completions, error] = [batch.completions, completed.reason];
+      if (failed.status === 'fulfilled') {
+        written.failures = batch.failures;
+        accepted.failed = failed.value;
+        accepted.refused.failures = failed.value.refused;
+      } else [unwritten.failures, error] = [batch.failures, failed.reason];
+      if (released.status === 'fulfilled') {
+        written.releases = batch.releases;
+        accepted.cancelled = released.value.cancelled;
+        accepted.refused.releases = released.value.refused;
+      } else [unwritten.releases, error] = [batch.releases, released.reason];
+      if (progress.status === 'fulfilled') {
+        written.progress = batch.progress;
+        accepted.refused.progress = progress.value;
+      } else [unwritten.progress, error] = [batch.progress, progress.reason];
+      if (error === undefined) options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
+      else options.metrics?.flushFailed(partition);
+      self.cast({ t: 'flushed', batch: written, accepted, ...(error === undefined ? {} : { unwritten: { batch: unwritten, error } }) });
+    });
   }
 
-  function onFlushed(batch: FlushBatch, accepted: Accepted): void {
-    inflight = undefined;
-    flushBackoffMs = 0;
+  function onFlushed(batch: FlushBatch, accepted: Accepted, unwritten?: { batch: FlushBatch; error: unknown }): void {
+    if (unwritten) {
+      onFlushFailed(unwritten.batch, unwritten.error);
+    } else {
+      inflight = undefined;
+      flushBackoffMs = 0;
+    }
     // Counted per queue and outcome, then added once each: one labelled increment per job was a
     // measurable share of the engine's time at tens of thousands of jobs a second.
     const counts = new Map<string, { queue: string; state: FinishedState; n: number }>();
@@ -681,11 +712,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     }
     for (const [id, why] of refused.progress) log.warn({ jobId: id, err: why }, 'progress value refused by Postgres; dropped');
     for (const { queue, state, n } of counts.values()) options.metrics?.finished(partition, queue, state, n);
-    if (pendingCount() > 0) scheduleFlush();
+    // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
+    if (pendingCount() > 0 && !unwritten) scheduleFlush();
     const freed = claimableQueues(batch);
     if (freed.length) options.claimable?.(freed);
-    if (draining) checkDrained();
-    else if (freed.length) {
+    if (draining) {
+      if (!unwritten) checkDrained();
+    } else if (freed.length) {
       // Handed-back jobs, and jobs the claim skipped for keys that are free in Postgres now.
       more = true;
       maybeClaim();
@@ -806,7 +839,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         flush();
         return;
       case 'flushed':
-        onFlushed(msg.batch, msg.accepted);
+        onFlushed(msg.batch, msg.accepted, msg.unwritten);
         return;
       case 'flushFailed':
         onFlushFailed(msg.batch, msg.error);

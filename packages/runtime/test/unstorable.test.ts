@@ -200,3 +200,52 @@ test('an outcome Postgres refuses however it is recorded is dropped to lease exp
     await c.close();
   }
 });
+
+test('a batch statement that fails for a while is written again alone: its batch-mates are recorded once, with their callbacks', async (t) => {
+  const c = await cluster('partial_flush');
+  try {
+    const successes: unknown[] = [];
+    let running = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const job = defineJob<{ i: number; fail?: boolean }>({
+      type: 'job',
+      maxAttempts: 1,
+      async perform(p) {
+        running++;
+        await gate; // all finish together, so their outcomes share one flush
+        if (p.fail) throw new Error('expected failure');
+        return p.i;
+      },
+      onSuccess: (result) => void successes.push(result),
+    });
+    const { logger, lines } = capturingLogger();
+    // A short lock timeout turns a row lock held below into a transient failure of the one statement that needs the row.
+    const postgres = { connectionString: c.db.url, lock_timeout: 200 };
+    const node = await c.start({ partitions: oneQueue(), jobs: [job], engine, logger, postgres } as Parameters<Cluster['start']>[0]);
+    const { ids } = await node.client.enqueueMany('p', [
+      { type: 'job', payload: { i: 0, fail: true } },
+      ...Array.from({ length: 5 }, (_, i) => ({ type: 'job', payload: { i: i + 1 } })),
+    ]);
+    await until('all six running', async () => running === 6, 10_000, 20);
+    const holder = await c.db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "${c.db.schema}".jobs WHERE id = $1 FOR UPDATE`, [ids[0]]);
+      open();
+      await until('recording the failure met the lock', async () => lines.some((l) => /recording job outcomes failed/.test(l.msg)), 10_000, 20);
+      await holder.query('COMMIT');
+    } finally {
+      holder.release();
+    }
+    await t.throwsAsync(node.client.result(ids[0]!, { timeoutMs: 10_000 }), { instanceOf: JobFailedError, message: /expected failure/ });
+    for (let i = 1; i < ids.length; i++) t.is(await node.client.result(ids[i]!, { timeoutMs: 10_000 }), i);
+    await until('onSuccess ran for every completed job', async () => successes.length >= 5, 10_000, 20);
+    await sleep(200);
+    t.deepEqual([...successes].sort(), [1, 2, 3, 4, 5], 'once each');
+    t.deepEqual(lines.filter((l) => /completion refused/.test(l.msg)), [], 'no completion was written twice');
+    await stopsWithin(c, 10_000);
+  } finally {
+    await c.close();
+  }
+});
