@@ -547,7 +547,9 @@ export class JobStore {
    * property of a row, the batch is split in halves until each refused row stands alone: those
    * land in `refused`, every other row is written. A statement writes all of its rows or none, so
    * writing the halves again never writes a row twice. Other failures (connection, timeouts,
-   * deadlocks) reject as before, for the caller to retry the whole batch.
+   * deadlocks) reject as before, for the caller to retry the whole batch; one met halfway through
+   * a split leaves the parts written before it written, and their rows are then refused on the
+   * retry as no longer this node's (the lease check), which costs their events but no outcome.
    */
   private async isolatingRows<R>(ids: string[], refused: Map<string, string>, write: (lo: number, hi: number) => Promise<R[]>, lo = 0, hi = ids.length): Promise<R[]> {
     if (hi <= lo) return [];
