@@ -107,6 +107,20 @@ export class JobFailedError extends PartitaError {
   }
 }
 
+/**
+ * A job's result (or progress value) that cannot be stored as JSON: NaN, a BigInt, a Map, a
+ * cycle, or a value Postgres refused. The attempt fails with it (and is retried like any failure),
+ * so the bad value costs only its own job.
+ */
+export class UnstorableResultError extends PartitaError {
+  /** Where in the value the problem is (`result.total`), when known. */
+  readonly path: string | undefined;
+  constructor(message: string, path?: string) {
+    super('UNSTORABLE_RESULT', path ? `${path}: ${message}` : message);
+    this.path = path;
+  }
+}
+
 export class JobCancelledError extends PartitaError {
   readonly jobId: string;
   constructor(jobId: string) {

@@ -1,24 +1,37 @@
 import { ValidationError } from './errors.js';
 
+/** The error a refusal is reported as: a message and the path of the offending item. */
+export type PathErrorType = new (message: string, path?: string) => Error;
+
 /**
  * Serialises a value for a jsonb column, refusing what JSON.stringify would silently mangle
  * (functions, symbols, Map/Set, NaN, undefined in arrays) so that what a handler receives is
- * exactly what was enqueued. Returns the JSON text and its size in bytes. `what` names the value
- * in error messages; a function is called only when there is an error to report, so batch
- * callers need not build a path string per item.
+ * exactly what was enqueued, and what Postgres's jsonb would refuse (a NUL character, unpaired
+ * surrogates) so that a bad value fails where it is made instead of in a batch write. Returns the
+ * JSON text and its size in bytes. `what` names the value in error messages; a function is called
+ * only when there is an error to report, so batch callers need not build a path string per item.
+ * Refusals are ValidationErrors unless `errorType` says otherwise.
  */
-export function toJsonStrict(value: unknown, what: string | (() => string), limitBytes?: number): { json: string; bytes: number } {
+export function toJsonStrict(
+  value: unknown,
+  what: string | (() => string),
+  limitBytes?: number,
+  errorType: PathErrorType = ValidationError,
+): { json: string; bytes: number } {
   // Strings, booleans and null need no walk (nor its allocation).
-  if (value !== null && typeof value !== 'string' && typeof value !== 'boolean' && value !== undefined) check(value, new Walk(what));
+  if (value !== null && typeof value !== 'string' && typeof value !== 'boolean' && value !== undefined) check(value, new Walk(what, errorType));
   let json: string;
   try {
     json = JSON.stringify(value === undefined ? null : value);
   } catch (err) {
-    throw new ValidationError(`is not JSON-serialisable (${(err as Error).message}); pass plain objects, arrays, strings, numbers, booleans or null`, name(what));
+    throw new errorType(`is not JSON-serialisable (${(err as Error).message}); pass plain objects, arrays, strings, numbers, booleans or null`, name(what));
   }
+  // JSON.stringify writes both as escapes, so one scan of the text rules them out; the walk that
+  // names the path runs only on a hit (which may be an escaped backslash followed by "u0000").
+  if (json.includes('\\u0000') || json.includes('\\ud')) checkText(value, json, new Walk(what, errorType));
   const bytes = Buffer.byteLength(json, 'utf8');
   if (limitBytes !== undefined && bytes > limitBytes) {
-    throw new ValidationError(
+    throw new errorType(
       `is ${bytes} bytes of JSON, over the ${limitBytes}-byte limit; store large data elsewhere and enqueue a reference, or raise limits.payloadBytes`,
       name(what),
     );
@@ -38,10 +51,12 @@ function name(what: string | (() => string)): string {
  */
 class Walk {
   readonly what: string | (() => string);
+  readonly errorType: PathErrorType;
   readonly ancestors: object[] = [];
   readonly keys: (string | number)[] = [];
-  constructor(what: string | (() => string)) {
+  constructor(what: string | (() => string), errorType: PathErrorType) {
     this.what = what;
+    this.errorType = errorType;
   }
   /** Reports the value reached through the first `ancestors.length` keys. */
   fail(message: string): never {
@@ -50,7 +65,7 @@ class Walk {
       const key = this.keys[i]!;
       path += typeof key === 'number' ? `[${key}]` : `.${key}`;
     }
-    throw new ValidationError(message, path);
+    throw new this.errorType(message, path);
   }
 }
 
@@ -99,4 +114,46 @@ function check(value: unknown, walk: Walk): void {
     }
   }
   ancestors.pop();
+}
+
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** A \u0000 or \udXXX escape in JSON text that is not an escaped backslash followed by "u…". */
+const REFUSED_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/;
+
+/** Finds the string (or key) Postgres's jsonb would refuse; `json` is the text, for what the walk cannot see. */
+function checkText(value: unknown, json: string, walk: Walk): void {
+  walkText(value, walk);
+  // Not in any string the walk reached, so it came out of a toJSON.
+  if (REFUSED_ESCAPE.test(json)) walk.fail('contains a NUL character or an unpaired surrogate, which Postgres cannot store in JSON; remove it');
+}
+
+function walkText(value: unknown, walk: Walk): void {
+  if (typeof value === 'string') {
+    textProblem(value, walk);
+    return;
+  }
+  if (value === null || typeof value !== 'object' || typeof (value as { toJSON?: unknown }).toJSON === 'function') return;
+  const { ancestors, keys } = walk;
+  const depth = ancestors.length;
+  ancestors.push(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      keys[depth] = i;
+      walkText(value[i], walk);
+    }
+  } else {
+    for (const key of Object.keys(value)) {
+      keys[depth] = key;
+      const item = (value as Record<string, unknown>)[key];
+      if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue; // left out of the JSON
+      textProblem(key, walk, 'its key ');
+      walkText(item, walk);
+    }
+  }
+  ancestors.pop();
+}
+
+function textProblem(text: string, walk: Walk, which = ''): void {
+  if (text.includes('\u0000')) walk.fail(`${which}contains a NUL character (\\u0000), which Postgres cannot store in JSON; remove it`);
+  if (UNPAIRED_SURROGATE.test(text)) walk.fail(`${which}contains an unpaired UTF-16 surrogate (broken text), which Postgres cannot store in JSON; fix the text`);
 }

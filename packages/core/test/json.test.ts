@@ -56,3 +56,25 @@ test('a path given as a function is built only for an error', (t) => {
   t.is(message('x'.repeat(200), what, 100), 'jobs[7].payload: is 202 bytes of JSON, over the 100-byte limit; store large data elsewhere and enqueue a reference, or raise limits.payloadBytes');
   t.is(calls, 2);
 });
+
+test('text Postgres jsonb refuses (NUL, unpaired surrogates) is refused where it is made, by its path', (t) => {
+  t.is(message({ name: 'a\u0000b' }), 'job.payload.name: contains a NUL character (\\u0000), which Postgres cannot store in JSON; remove it');
+  t.is(message({ list: ['ok', 'broken \ud800 text'] }), 'job.payload.list[1]: contains an unpaired UTF-16 surrogate (broken text), which Postgres cannot store in JSON; fix the text');
+  t.is(message({ 'k\u0000': 1 }), 'job.payload.k\u0000: its key contains a NUL character (\\u0000), which Postgres cannot store in JSON; remove it');
+  t.is(message('\udc00', 'x'), 'x: contains an unpaired UTF-16 surrogate (broken text), which Postgres cannot store in JSON; fix the text');
+  t.is(message({ at: { toJSON: () => 'a\u0000' } }), 'job.payload: contains a NUL character or an unpaired surrogate, which Postgres cannot store in JSON; remove it');
+  // What only looks like those escapes in the JSON text, and paired surrogates, are fine.
+  t.is(toJsonStrict({ path: 'C:\\u0000\\udp', emoji: '😀' }, 'x').json, '{"path":"C:\\\\u0000\\\\udp","emoji":"😀"}');
+});
+
+test('refusals can be reported as another named error', (t) => {
+  class ResultError extends Error {
+    constructor(message: string, readonly path?: string) {
+      super(path ? `${path}: ${message}` : message);
+    }
+  }
+  const err = t.throws(() => toJsonStrict({ total: NaN }, 'result', undefined, ResultError), { instanceOf: ResultError });
+  t.is(err!.message, 'result.total: is NaN, which JSON cannot represent; use null or a string');
+  t.is(err!.path, 'result.total');
+  t.throws(() => toJsonStrict({ toJSON: () => { throw new Error('boom'); } }, 'result', undefined, ResultError), { instanceOf: ResultError });
+});

@@ -10,6 +10,7 @@ export {
   type ClaimedJob,
   type ClaimRequest,
   type Completion,
+  type Recorded,
   type Failure,
   type RescuedJob,
   type CancelOutcome,

@@ -2,6 +2,7 @@ import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/a
 import {
   JobCancelledError,
   UnknownJobTypeError,
+  UnstorableResultError,
   describeError,
   type JobError,
   type Logger,
@@ -80,9 +81,10 @@ export type EngineMsg =
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown; asked: Map<string, number> }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
-  | { t: 'progress'; id: string; value: unknown }
+  | { t: 'progress'; id: string; value: unknown; json: string }
   | { t: 'flush' }
-  | { t: 'flushed'; batch: FlushBatch; accepted: Accepted }
+  /** `unwritten`: the parts of the batch whose statement failed, to be written again after a backoff. */
+  | { t: 'flushed'; batch: FlushBatch; accepted: Accepted; unwritten?: { batch: FlushBatch; error: unknown } }
   | { t: 'flushFailed'; batch: FlushBatch; error: unknown }
   | { t: 'held' }
   | { t: 'leases'; checked: string[]; renewed: Set<string>; cancelRequested: string[] }
@@ -140,13 +142,17 @@ interface PendingFailure {
   finalState?: 'failed' | 'cancelled';
   /** A cancel of a job whose attempt never started (it waited in the prefetch): no onCancel, as for a queued job. */
   neverStarted?: boolean;
+  /** Its own error was refused by Postgres and replaced with one that says so; refused again, it is dropped. */
+  replacedError?: boolean;
 }
 
 interface FlushBatch {
-  completions: { job: ClaimedJob; result: unknown }[];
+  /** `json`: the result's JSON text, checked by the worker. */
+  completions: { job: ClaimedJob; result: unknown; json?: string }[];
   failures: PendingFailure[];
   releases: ClaimedJob[];
-  progress: Map<string, unknown>;
+  /** Job id → the latest progress value's JSON text. */
+  progress: Map<string, string>;
 }
 
 interface Accepted {
@@ -154,6 +160,8 @@ interface Accepted {
   failed: Set<string>;
   /** Handed back, but finished as cancelled instead (a cancel was asked while this node held them). */
   cancelled: Set<string>;
+  /** Rows Postgres refused (id → why); the rest of their batch was recorded. */
+  refused: { completions: Map<string, string>; failures: Map<string, string>; releases: Map<string, string>; progress: Map<string, string> };
 }
 
 const CLAIM_BACKOFF_MIN_MS = 100;
@@ -527,23 +535,25 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     } else if (entry.abort === 'shutdown') {
       pending.releases.push(job);
     } else if (outcome.ok) {
-      pending.completions.push({ job, result: outcome.result });
+      pending.completions.push(outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json });
     } else if (entry.abort === 'cancel') {
       pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
     } else {
-      const def = definitions.get(job.type);
-      const error = jobError(job, outcome.error);
-      const retry = job.attempt < job.maxAttempts && def !== undefined;
-      pending.failures.push(
-        retry
-          ? { job, error, cause: outcome.error, retryAt: new Date(Date.now() + backoffDelay(job.attempt, def!.backoff)) }
-          : { job, error, cause: outcome.error, finalState: 'failed' },
-      );
+      pending.failures.push(attemptFailed(job, outcome.error));
     }
     scheduleFlush();
     dispatch();
     if (draining) checkDrained();
     else maybeClaim();
+  }
+
+  /** The failure record of an attempt that ended in `cause`: retried while attempts remain. */
+  function attemptFailed(job: ClaimedJob, cause: unknown): PendingFailure {
+    const def = definitions.get(job.type);
+    const error = jobError(job, cause);
+    return job.attempt < job.maxAttempts && def !== undefined
+      ? { job, error, cause, retryAt: new Date(Date.now() + backoffDelay(job.attempt, def.backoff)) }
+      : { job, error, cause, finalState: 'failed' };
   }
 
   function scheduleFlush(): void {
@@ -563,8 +573,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     pending = emptyBatch();
     const flushStarted = performance.now();
     const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
-    const work = Promise.all([
-      store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result }))),
+    const work = Promise.allSettled([
+      store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }))),
       store.fail(
         nodeId,
         batch.failures.map((f) => ({
@@ -576,23 +586,54 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         })),
       ),
       store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt, executionKey: j.executionKey }))),
-      store.updateProgress(nodeId, [...batch.progress].map(([id, progress]) => ({ id, progress }))),
+      store.updateProgress(nodeId, [...batch.progress].map(([id, json]) => ({ id, progress: undefined, json }))),
     ]);
-    work.then(
-      ([completed, failed, { cancelled }]) => {
-        options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
-        self.cast({ t: 'flushed', batch, accepted: { completed, failed, cancelled } });
-      },
-      (error) => {
+    void work.then(([completed, failed, released, progress]) => {
+      if (completed.status === 'rejected' && failed.status === 'rejected' && released.status === 'rejected' && progress.status === 'rejected') {
         options.metrics?.flushFailed(partition);
-        self.cast({ t: 'flushFailed', batch, error });
-      },
-    );
+        self.cast({ t: 'flushFailed', batch, error: completed.reason });
+        return;
+      }
+      // Each statement commits on its own. Only the parts that failed are written again: a part
+      // written twice would be refused the second time as if its leases were lost, and its jobs
+      // would miss their events and callbacks.
+      const none = new Map<string, string>();
+      const written = emptyBatch();
+      const unwritten = emptyBatch();
+      let error: unknown;
+      const accepted: Accepted = { completed: new Set(), failed: new Set(), cancelled: new Set(), refused: { completions: none, failures: none, releases: none, progress: none } };
+      if (completed.status === 'fulfilled') {
+        written.completions = batch.completions;
+        accepted.completed = completed.value;
+        accepted.refused.completions = completed.value.refused;
+      } else [unwritten.completions, error] = [batch.completions, completed.reason];
+      if (failed.status === 'fulfilled') {
+        written.failures = batch.failures;
+        accepted.failed = failed.value;
+        accepted.refused.failures = failed.value.refused;
+      } else [unwritten.failures, error] = [batch.failures, failed.reason];
+      if (released.status === 'fulfilled') {
+        written.releases = batch.releases;
+        accepted.cancelled = released.value.cancelled;
+        accepted.refused.releases = released.value.refused;
+      } else [unwritten.releases, error] = [batch.releases, released.reason];
+      if (progress.status === 'fulfilled') {
+        written.progress = batch.progress;
+        accepted.refused.progress = progress.value;
+      } else [unwritten.progress, error] = [batch.progress, progress.reason];
+      if (error === undefined) options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
+      else options.metrics?.flushFailed(partition);
+      self.cast({ t: 'flushed', batch: written, accepted, ...(error === undefined ? {} : { unwritten: { batch: unwritten, error } }) });
+    });
   }
 
-  function onFlushed(batch: FlushBatch, accepted: Accepted): void {
-    inflight = undefined;
-    flushBackoffMs = 0;
+  function onFlushed(batch: FlushBatch, accepted: Accepted, unwritten?: { batch: FlushBatch; error: unknown }): void {
+    if (unwritten) {
+      onFlushFailed(unwritten.batch, unwritten.error);
+    } else {
+      inflight = undefined;
+      flushBackoffMs = 0;
+    }
     // Counted per queue and outcome, then added once each: one labelled increment per job was a
     // measurable share of the engine's time at tens of thousands of jobs a second.
     const counts = new Map<string, { queue: string; state: FinishedState; n: number }>();
@@ -602,7 +643,16 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       if (entry) entry.n++;
       else counts.set(key, { queue, state, n: 1 });
     };
+    const { refused } = accepted;
     for (const c of batch.completions) {
+      const why = refused.completions.get(c.job.id);
+      if (why !== undefined) {
+        // The worker's check passed but Postgres would not take it: the attempt fails like one whose
+        // result the worker refused, and its batch-mates above were recorded.
+        log.error({ jobId: c.job.id, attempt: c.job.attempt, err: why }, 'result refused by Postgres; failing the attempt');
+        pending.failures.push(attemptFailed(c.job, new UnstorableResultError(why, 'result')));
+        continue;
+      }
       if (!accepted.completed.has(c.job.id)) {
         log.warn({ jobId: c.job.id, attempt: c.job.attempt }, 'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere');
         continue;
@@ -613,6 +663,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       if (def?.onSuccess) callback(c.job, 'onSuccess', () => def.onSuccess!(c.result, c.job.payload, hookContext(c.job)));
     }
     for (const f of batch.failures) {
+      const why = refused.failures.get(f.job.id);
+      if (why !== undefined) {
+        if (f.replacedError) {
+          // Nothing this node can write will record it: let go, its lease runs out and rescue takes over.
+          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why }, 'Postgres refused to record this failure even with a plain error; dropping it, the job is rescued when its lease expires');
+        } else {
+          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why, error: f.error }, 'Postgres refused to record this failure; recording it with an error that says so instead');
+          pending.failures.push({ ...f, error: unrecordableError(f, why, nodeId), replacedError: true });
+        }
+        continue;
+      }
       if (!accepted.failed.has(f.job.id)) {
         log.warn({ jobId: f.job.id, attempt: f.job.attempt }, 'failure record refused: this node no longer holds the job (lease lost)');
         continue;
@@ -636,6 +697,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
     }
     for (const j of batch.releases) {
+      const why = refused.releases.get(j.id);
+      if (why !== undefined) {
+        log.error({ jobId: j.id, attempt: j.attempt, err: why }, 'Postgres refused to hand this job back; dropping it, the job is rescued when its lease expires');
+        continue;
+      }
       if (!accepted.cancelled.has(j.id)) {
         count(j.queue, 'released');
         continue;
@@ -644,12 +710,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       count(j.queue, 'cancelled');
       emit({ kind: 'cancelled', job: j });
     }
+    for (const [id, why] of refused.progress) log.warn({ jobId: id, err: why }, 'progress value refused by Postgres; dropped');
     for (const { queue, state, n } of counts.values()) options.metrics?.finished(partition, queue, state, n);
-    if (pendingCount() > 0) scheduleFlush();
+    // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
+    if (pendingCount() > 0 && !unwritten) scheduleFlush();
     const freed = claimableQueues(batch);
     if (freed.length) options.claimable?.(freed);
-    if (draining) checkDrained();
-    else if (freed.length) {
+    if (draining) {
+      if (!unwritten) checkDrained();
+    } else if (freed.length) {
       // Handed-back jobs, and jobs the claim skipped for keys that are free in Postgres now.
       more = true;
       maybeClaim();
@@ -762,7 +831,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         if (tracked.has(msg.id)) {
           const entry = tracked.get(msg.id)!;
           emit({ kind: 'progress', job: entry.job, progress: msg.value });
-          pending.progress.set(msg.id, msg.value);
+          pending.progress.set(msg.id, msg.json);
           scheduleFlush();
         }
         return;
@@ -770,7 +839,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         flush();
         return;
       case 'flushed':
-        onFlushed(msg.batch, msg.accepted);
+        onFlushed(msg.batch, msg.accepted, msg.unwritten);
         return;
       case 'flushFailed':
         onFlushFailed(msg.batch, msg.error);
@@ -893,6 +962,20 @@ function claimableQueues(batch: FlushBatch): string[] {
   for (const f of batch.failures) if (f.job.executionKey) queues.add(f.job.queue);
   for (const j of batch.releases) queues.add(j.queue);
   return [...queues];
+}
+
+/**
+ * Stands in for an attempt's error that Postgres refused to store (its text, say): it keeps none of
+ * the original's text, which may be what was refused.
+ */
+function unrecordableError(f: PendingFailure, why: string, nodeId: string): JobError {
+  return {
+    attempt: f.job.attempt,
+    at: new Date().toISOString(),
+    // A name is kept only when it is plainly one: anything else may be what Postgres refused.
+    name: f.error && /^[A-Za-z_$][\w$]{0,99}$/.test(f.error.name) ? f.error.name : 'Error',
+    message: `this attempt's outcome could not be stored as it was (${why}); its error is in the log of node ${nodeId}`,
+  };
 }
 
 export function jobError(job: ClaimedJob, err: unknown): JobError {

@@ -1,5 +1,5 @@
 import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
-import { TimeoutError, describeError, isPromiseLike, type Logger } from '@partita/core';
+import { TimeoutError, UnstorableResultError, describeError, isPromiseLike, toJsonStrict, type Logger } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg } from './engine.js';
@@ -9,6 +9,8 @@ export type WorkerMsg = { t: 'abort'; reason: unknown };
 export interface WorkerOutcome {
   ok: boolean;
   result?: unknown;
+  /** The result's JSON text, checked where perform returned it; absent for a null or undefined result. */
+  json?: string;
   error?: unknown;
   /** The abort reason, when the run ended because its signal fired. */
   aborted: unknown;
@@ -80,12 +82,33 @@ class Attempt implements Behavior<WorkerMsg, void> {
     }
     if (isPromiseLike(returned)) {
       returned.then(
-        (result) => this.settle({ ok: true, result, aborted: undefined }),
+        (result) => this.succeed(result),
         (error: unknown) => this.settle({ ok: false, error, aborted: undefined }),
       );
     } else {
-      this.settle({ ok: true, result: returned, aborted: undefined });
+      this.succeed(returned);
     }
+  }
+
+  /**
+   * A result the store cannot hold fails this attempt here, naming where in the value the problem
+   * is: found only when the completion batch is written, it would fail the batch and every job in
+   * it. The JSON text goes on to the store, so the result is serialised once.
+   */
+  private succeed(result: unknown): void {
+    if (this.finished) return;
+    if (result === undefined || result === null) {
+      this.settle({ ok: true, result, aborted: undefined });
+      return;
+    }
+    let json: string;
+    try {
+      json = toJsonStrict(result, 'result', undefined, UnstorableResultError).json;
+    } catch (error) {
+      this.settle({ ok: false, error, aborted: undefined });
+      return;
+    }
+    this.settle({ ok: true, result, json, aborted: undefined });
   }
 
   abort(reason: unknown): void {
@@ -140,6 +163,15 @@ class RunContext implements JobContext {
   }
   progress(value: unknown): void {
     const run = this.run;
-    if (!run.finished) run.options.engine.cast({ t: 'progress', id: run.options.job.id, value });
+    if (run.finished) return;
+    let json: string;
+    try {
+      json = toJsonStrict(value, 'progress', undefined, UnstorableResultError).json;
+    } catch (error) {
+      // Progress is advisory: a bad value is dropped, the job goes on.
+      this.logger.warn({ err: describeError(error).message }, 'progress value dropped: it cannot be stored as JSON');
+      return;
+    }
+    run.options.engine.cast({ t: 'progress', id: run.options.job.id, value, json });
   }
 }
