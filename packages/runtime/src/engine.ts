@@ -3,6 +3,8 @@ import {
   JobCancelledError,
   UnknownJobTypeError,
   describeError,
+  traceClaim,
+  traceComplete,
   type JobError,
   type Logger,
 } from '@partita/core';
@@ -307,10 +309,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           const took = performance.now() - claimStarted;
           claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
           options.metrics?.claimed(partition, took, jobs.length);
+          traceClaim(partition, claimStarted, jobs);
           self.cast({ t: 'claimed', jobs, asked, found });
         },
         (error) => {
           options.metrics?.claimFailed(partition);
+          traceClaim(partition, claimStarted, [], error);
           self.cast({ t: 'claimFailed', error, asked });
         },
       );
@@ -563,6 +567,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     pending = emptyBatch();
     const flushStarted = performance.now();
     const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
+    const traced = traceComplete(partition, batch.completions, batch.failures);
     const work = Promise.all([
       store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result }))),
       store.fail(
@@ -581,10 +586,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     work.then(
       ([completed, failed, { cancelled }]) => {
         options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
+        traced?.end();
         self.cast({ t: 'flushed', batch, accepted: { completed, failed, cancelled } });
       },
       (error) => {
         options.metrics?.flushFailed(partition);
+        traced?.end(error);
         self.cast({ t: 'flushFailed', batch, error });
       },
     );
