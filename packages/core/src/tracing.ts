@@ -43,15 +43,28 @@ void loadTracing();
 /** The provider whose tracer is cached, and that tracer (undefined: no SDK registered). */
 let cachedFor: OTel.TracerProvider | undefined;
 let cachedTracer: OTel.Tracer | undefined;
+/** The global provider as last looked up, and how many checks ago. */
+let globalProvider: OTel.TracerProvider | undefined;
+let checksSinceLookup = 0;
+/**
+ * The global provider is looked up again after this many checks. It is a proxy that stays the
+ * same object when an SDK registers (its delegate changes, which every check sees); only
+ * `trace.disable()` replaces it. The lookup (a global read and a version check) cost 40-90 ns,
+ * the delegate check a few.
+ */
+const LOOKUP_EVERY = 1024;
 
 /**
- * Partita's tracer, or undefined while no tracer provider is registered. The global provider is
- * a proxy whose delegate is set when an SDK registers: the tracer is looked up again only when
- * that delegate changes, so the check per job is a property read and a comparison.
+ * Partita's tracer, or undefined while no tracer provider is registered: the check on every
+ * job's path, so it allocates nothing and looks the tracer up only when the provider changed.
  */
 function tracer(): OTel.Tracer | undefined {
   if (api === undefined) return undefined;
-  const provider = api.trace.getTracerProvider();
+  if (globalProvider === undefined || ++checksSinceLookup >= LOOKUP_EVERY) {
+    globalProvider = api.trace.getTracerProvider();
+    checksSinceLookup = 0;
+  }
+  const provider = globalProvider;
   if (provider instanceof api.ProxyTracerProvider) {
     const delegate = provider.getDelegate();
     if (delegate !== cachedFor) {
