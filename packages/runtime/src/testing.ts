@@ -7,7 +7,7 @@
  *   returns their outcomes.
  * - `testNode({ jobs })` starts a node on a fresh schema with fast settings, for a test.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -349,6 +349,8 @@ export async function testNode(options: TestNodeOptions): Promise<TestNode> {
   const postgres = given ?? (process.env.PARTITA_TEST_POSTGRES_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined);
   const schema = `partita_test_${randomBytes(6).toString('hex')}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'partita-test-'));
+  // The embedded PostgreSQL runs as another OS user when the test runs as root: it must reach its data dir.
+  if (postgres === undefined) await chmod(dataDir, 0o755);
   const queues = [...new Set(jobs.map((j) => j.queue ?? 'default'))];
   const logger: Logger = rest.logger ?? createLogger({ level: process.env.PARTITA_LOG_LEVEL ?? 'warn' });
   let node: PartitaNode;

@@ -1,5 +1,7 @@
 import test from 'ava';
 import pg from 'pg';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { defineJob } from '@partita/runtime';
 import { drain, runJob, testNode, type JobOutcome } from '@partita/runtime/testing';
 import { connect, type Client } from '@partita/client';
@@ -183,4 +185,27 @@ test('drain rejects with TimeoutError naming what is still pending; drain works 
   } finally {
     await tn.stop();
   }
+});
+
+test('testNode without a Postgres to use starts the embedded one in a temporary data dir, and stop() removes it', async (t) => {
+  const saved = { PARTITA_TEST_POSTGRES_URL: process.env.PARTITA_TEST_POSTGRES_URL, DATABASE_URL: process.env.DATABASE_URL };
+  delete process.env.PARTITA_TEST_POSTGRES_URL;
+  delete process.env.DATABASE_URL;
+  let tn: Awaited<ReturnType<typeof testNode>>;
+  try {
+    tn = await testNode({ jobs: [defineJob({ type: 'inc', perform: (n: number) => n + 1 })] });
+  } finally {
+    for (const [key, value] of Object.entries(saved)) if (value !== undefined) process.env[key] = value;
+  }
+  let dataDir: string | undefined;
+  try {
+    const { rows } = await tn.client.store.pool.query<{ data_directory: string }>('SHOW data_directory');
+    dataDir = rows[0]!.data_directory;
+    t.true(dataDir.startsWith(tmpdir()), `the embedded server's data lives in a temporary dir (${dataDir})`);
+    const { id } = await tn.client.enqueue(tn.partition, 'inc', 41);
+    t.like(await tn.drain(), [{ id, state: 'completed', result: 42 }]);
+  } finally {
+    await tn.stop();
+  }
+  t.false(existsSync(dataDir!), 'stop() removed the data dir');
 });
