@@ -134,10 +134,13 @@ export function traceEnqueue<J extends { partition: string; type: string; queue?
   ids: (result: R) => string[],
 ): Promise<R> {
   const t = tracer();
-  if (t === undefined || jobs.length === 0) return insert(jobs);
+  // Malformed input goes untraced to the insert, whose checks say what is wrong with it.
+  if (t === undefined || !Array.isArray(jobs) || jobs.length === 0 || !jobs.every((j) => typeof j === 'object' && j !== null)) return insert(jobs);
   const first = jobs[0]!;
-  const attributes: OTel.Attributes = { 'partita.partition': first.partition, 'partita.job.type': first.type, 'partita.job.count': jobs.length };
-  if (first.queue !== undefined) attributes['partita.queue'] = first.queue;
+  const attributes: OTel.Attributes = { 'partita.job.count': jobs.length };
+  if (typeof first.partition === 'string') attributes['partita.partition'] = first.partition;
+  if (typeof first.type === 'string') attributes['partita.job.type'] = first.type;
+  if (typeof first.queue === 'string') attributes['partita.queue'] = first.queue;
   const span = t.startSpan('partita.enqueue', { kind: api!.SpanKind.PRODUCER, attributes }, api!.context.active());
   const traceparent = formatTraceparent(span.spanContext());
   return insert(jobs.map((j) => ({ ...j, traceparent }))).then(

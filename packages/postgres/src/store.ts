@@ -241,7 +241,7 @@ export class JobStore {
    * Inserts jobs in one round trip per few thousand. Jobs whose queue key is taken are not
    * inserted and come back with `refused`; everything else is durable when this resolves.
    */
-  enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
+  async enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
     return traceEnqueue(jobs, (traced) => this.insertJobs(traced), (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id));
   }
 
@@ -310,7 +310,7 @@ export class JobStore {
    * A taken queue key is a DuplicateQueueKeyError. Jobs with an execution key are not handed off:
    * their key's turn is the claim's to decide.
    */
-  enqueueHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
+  async enqueueHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
     return traceEnqueue([job], ([traced]) => this.insertHandedOff(traced!, nodeId, leaseMs), (claimed) => [claimed.id]);
   }
 

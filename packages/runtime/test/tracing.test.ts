@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { defineJob } from '@partita/runtime';
 import { connect } from '@partita/client';
-import { JobFailedError, TRACEPARENT_KEY, tracingActive } from '@partita/core';
+import { JobFailedError, TRACEPARENT_KEY, ValidationError, tracingActive } from '@partita/core';
 import { cluster, until } from './helpers.js';
 
 // The spans are global state (one tracer provider per process): these tests run one after the
@@ -193,6 +193,11 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
     const enqueue = exporter.getFinishedSpans().find((s) => s.name === 'partita.enqueue' && s.attributes['partita.job.id'] === id)!;
     t.is(perform.parentSpanContext?.spanId, enqueue.spanContext().spanId);
     t.is(perform.spanContext().traceId, enqueue.spanContext().traceId);
+    // Malformed input meets the store's own checks, traced or not.
+    await t.throwsAsync(node.client.store.enqueue([null as never]), { instanceOf: ValidationError });
+    await t.throwsAsync(node.client.store.enqueue([{ partition: 'p', type: '' }]), { instanceOf: ValidationError });
+    const failedEnqueue = exporter.getFinishedSpans().filter((s) => s.name === 'partita.enqueue' && s.status.code === SpanStatusCode.ERROR);
+    t.is(failedEnqueue.length, 1, 'a refused enqueue ends its span with an error');
     await node.stop({ graceMs: 200 });
   } finally {
     await c.close();
