@@ -6,6 +6,7 @@ import { defineJob } from '@partita/runtime';
 import { connect } from '@partita/client';
 import { JobFailedError, TRACEPARENT_KEY, ValidationError, tracingActive } from '@partita/core';
 import { cluster, until } from './helpers.js';
+import { natsUrl } from '../../../test/helpers/index.js';
 
 // The spans are global state (one tracer provider per process): these tests run one after the
 // other, the first before any provider is registered.
@@ -180,6 +181,21 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
       return handedOff !== undefined;
     }, 10_000, 50);
     t.is(spanOf('partita.perform', handedOff!)!.parentSpanContext?.spanId, spanOf('partita.enqueue', handedOff!)!.spanContext().spanId, 'a handed-off job’s perform is a child of its enqueue');
+    // The same from another process's client: the hand-off message over NATS carries the trace context.
+    const remote = await connect({ postgres: c.db.url, schema: c.db.schema, nats: await natsUrl(), cluster: c.db.schema.replaceAll('_', '-') });
+    try {
+      let overNats: string | undefined;
+      await until('a job handed to the node over NATS', async () => {
+        const { id } = await remote.enqueue('p', 'find-me', { n: 1 });
+        await remote.result(id, { timeoutMs: 5000 });
+        await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
+        if (spanOf('partita.perform', id)!.links.length === 0) overNats = id;
+        return overNats !== undefined;
+      }, 10_000, 50);
+      t.is(spanOf('partita.perform', overNats!)!.parentSpanContext?.spanId, spanOf('partita.enqueue', overNats!)!.spanContext().spanId);
+    } finally {
+      await remote.close();
+    }
     const { id } = await node.client.enqueue('p', 'find-me', { n: 21 }, { lookup: { order: 'A-1', tags: ['x', 'y'] } });
     t.is(await node.client.result(id, { timeoutMs: 10_000 }), 42);
     const record = await node.client.job(id);
