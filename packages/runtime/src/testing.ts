@@ -327,7 +327,7 @@ export interface TestNodeOptions extends Omit<NodeOptions, 'jobs' | 'schema' | '
 export interface TestNode {
   node: PartitaNode;
   client: Client;
-  /** The partition testNode made when none was given: `default`. */
+  /** The first partition of `partitions`, or `default`, the one testNode makes when none are given. */
   partition: string;
   /** The fresh schema the node runs on. */
   schema: string;
@@ -375,7 +375,7 @@ export async function testNode(options: TestNodeOptions): Promise<TestNode> {
   return {
     node,
     client: node.client,
-    partition: 'default',
+    partition: rest.partitions ? Object.keys(rest.partitions)[0]! : 'default',
     schema,
     drain: (drainOptions) => drain(node, drainOptions),
     stop() {
