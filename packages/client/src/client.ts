@@ -5,6 +5,7 @@ import {
   NAME_PATTERN,
   TimeoutError,
   ValidationError,
+  loadTracing,
   silentLogger,
   statusOf,
   type EnqueueOptions,
@@ -494,8 +495,8 @@ export class Client {
    */
   private async handOff(job: NewJob, target: IdleAdvert): Promise<{ id: string }> {
     const claimed = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
-    const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey } = claimed;
-    const message: Handoff = { job: { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey } };
+    const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey, traceparent } = claimed;
+    const message: Handoff = { job: { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey, ...(traceparent ? { traceparent } : {}) } };
     let sent = this.hooks.handOff?.(target.node, claimed) ?? false;
     try {
       sent ||= this.bus!.publish(subjects.node(this.cluster, target.node), HANDOFF_KIND, message);
@@ -859,6 +860,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   }
   const logger = options.logger ?? silentLogger();
   const cluster = options.cluster ?? 'default';
+  await loadTracing(); // so that this client's first enqueue is traced when OpenTelemetry is set up
   const store = await JobStore.open({
     postgres: options.postgres,
     logger,

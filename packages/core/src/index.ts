@@ -6,3 +6,17 @@ export { toJsonStrict } from './json.js';
 export { isPromiseLike } from './promise.js';
 export * from './jobs.js';
 export * from './config/index.js';
+export {
+  TRACEPARENT_KEY,
+  loadTracing,
+  tracingActive,
+  withoutTraceContext,
+  lookupWithTraceContext,
+  traceEnqueue,
+  traceClaim,
+  startPerformSpan,
+  traceComplete,
+  type TracedJob,
+  type PerformSpan,
+  type CompleteSpan,
+} from './tracing.js';

@@ -1,4 +1,4 @@
-import { pino, type Logger as PinoLogger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger, type LoggerOptions } from 'pino';
 
 export type Logger = PinoLogger;
 
@@ -6,12 +6,10 @@ export type Logger = PinoLogger;
  * The root logger. Level comes from `PARTITA_LOG_LEVEL` (default `info`; tests set `silent` or `warn`).
  * Library code never logs through console: everything goes through a child of this.
  */
-export function createLogger(options: LoggerOptions & { name?: string } = {}): Logger {
-  return pino({
-    name: options.name ?? 'partita',
-    level: options.level ?? process.env.PARTITA_LOG_LEVEL ?? 'info',
-    ...options,
-  });
+export function createLogger(options: LoggerOptions & { name?: string } = {}, destination?: DestinationStream): Logger {
+  const settings = { name: options.name ?? 'partita', level: options.level ?? process.env.PARTITA_LOG_LEVEL ?? 'info', ...options };
+  // Another destination than stdout: the test mode's runJob keeps a job's log lines for the test to read.
+  return destination ? pino(settings, destination) : pino(settings);
 }
 
 /** One child logger per partition and per actor, so every line says where it came from. */

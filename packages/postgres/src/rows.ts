@@ -1,4 +1,4 @@
-import type { JobError, JobRecord, JobState, Lookup } from '@partita/core';
+import { withoutTraceContext, type JobError, type JobRecord, type JobState, type Lookup } from '@partita/core';
 
 export interface JobRow {
   id: string;
@@ -36,7 +36,7 @@ export function toJobRecord(row: JobRow): JobRecord {
     maxAttempts: row.max_attempts,
     result: row.result ?? null,
     errors: row.errors ?? [],
-    lookup: row.lookup,
+    lookup: withoutTraceContext(row.lookup),
     queueKey: row.queue_key,
     executionKey: row.execution_key,
     runAt: row.run_at,

@@ -7,7 +7,9 @@ import {
   ValidationError,
   describeError,
   isUuid,
+  lookupWithTraceContext,
   silentLogger,
+  traceEnqueue,
   toJsonStrict,
   uuidv7,
   type EnqueueOptions,
@@ -46,6 +48,8 @@ export interface NewJob extends EnqueueOptions {
   partition: string;
   type: string;
   payload?: unknown;
+  /** The enqueuer's W3C trace context, set by the `partita.enqueue` span when tracing is on. */
+  traceparent?: string;
 }
 
 export interface EnqueueOutcome {
@@ -68,6 +72,8 @@ export interface ClaimedJob {
   queueKey: string | null;
   executionKey: string | null;
   cancelRequested: boolean;
+  /** The enqueuer's W3C trace context, when it was traced: perform's span is its child. */
+  traceparent?: string | null;
 }
 
 export interface ClaimRequest {
@@ -272,6 +278,10 @@ export class JobStore {
    * inserted and come back with `refused`; everything else is durable when this resolves.
    */
   async enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
+    return traceEnqueue(jobs, (traced) => this.insertJobs(traced), (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id));
+  }
+
+  private async insertJobs(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
     if (jobs.length === 0) return [];
     const now = Date.now();
     const batch = new EnqueueBatch();
@@ -337,6 +347,10 @@ export class JobStore {
    * their key's turn is the claim's to decide.
    */
   async enqueueHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
+    return traceEnqueue([job], ([traced]) => this.insertHandedOff(traced!, nodeId, leaseMs), (claimed) => [claimed.id]);
+  }
+
+  private async insertHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
     const batch = new EnqueueBatch();
     this.addJob(batch, job, 0, true, Date.now());
     if (batch.executionKeys[0] !== null) throw new ValidationError('a job with an execution key is claimed, never handed off', 'executionKey');
@@ -346,7 +360,7 @@ export class JobStore {
       const queueKey = batch.queueKeys[0]!;
       throw new DuplicateQueueKeyError(queueKey, await this.queueKeyHolder(batch.partitions[0]!, queueKey));
     }
-    return claimedJob(batch.partitions[0]!, { ...row, execution_key: null, cancel_requested: false });
+    return claimedJob(batch.partitions[0]!, { ...row, execution_key: null, cancel_requested: false, traceparent: job.traceparent ?? null });
   }
 
   /** Enqueues one job; a taken queue key is a DuplicateQueueKeyError. */
@@ -416,7 +430,7 @@ export class JobStore {
       timeoutMs,
       queueKey ?? null,
       executionKey ?? null,
-      indexed ? JSON.stringify(lookup) : null,
+      job.traceparent ? JSON.stringify(lookupWithTraceContext(indexed && lookup, job.traceparent)) : indexed ? JSON.stringify(lookup) : null,
       indexed ? JSON.stringify(indexed) : null,
     );
   }
@@ -1053,6 +1067,7 @@ interface ClaimRow {
   queue_key: string | null;
   execution_key: string | null;
   cancel_requested: boolean;
+  traceparent: string | null;
 }
 
 function claimedJob(partition: string, r: ClaimRow): ClaimedJob {
@@ -1069,6 +1084,7 @@ function claimedJob(partition: string, r: ClaimRow): ClaimedJob {
     queueKey: r.queue_key,
     executionKey: r.execution_key,
     cancelRequested: r.cancel_requested,
+    traceparent: r.traceparent,
   };
 }
 

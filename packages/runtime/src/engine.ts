@@ -4,6 +4,8 @@ import {
   UnknownJobTypeError,
   UnstorableResultError,
   describeError,
+  traceClaim,
+  traceComplete,
   type JobError,
   type Logger,
 } from '@partita/core';
@@ -315,10 +317,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           const took = performance.now() - claimStarted;
           claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
           options.metrics?.claimed(partition, took, jobs.length);
+          traceClaim(partition, claimStarted, jobs);
           self.cast({ t: 'claimed', jobs, asked, found });
         },
         (error) => {
           options.metrics?.claimFailed(partition);
+          traceClaim(partition, claimStarted, [], error);
           self.cast({ t: 'claimFailed', error, asked });
         },
       );
@@ -573,6 +577,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     pending = emptyBatch();
     const flushStarted = performance.now();
     const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
+    const traced = traceComplete(partition, batch.completions, batch.failures);
     const work = Promise.allSettled([
       store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }))),
       store.fail(
@@ -591,6 +596,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     void work.then(([completed, failed, released, progress]) => {
       if (completed.status === 'rejected' && failed.status === 'rejected' && released.status === 'rejected' && progress.status === 'rejected') {
         options.metrics?.flushFailed(partition);
+        traced?.end(completed.reason);
         self.cast({ t: 'flushFailed', batch, error: completed.reason });
         return;
       }
@@ -623,6 +629,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       } else [unwritten.progress, error] = [batch.progress, progress.reason];
       if (error === undefined) options.metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
       else options.metrics?.flushFailed(partition);
+      traced?.end(error);
       self.cast({ t: 'flushed', batch: written, accepted, ...(error === undefined ? {} : { unwritten: { batch: unwritten, error } }) });
     });
   }

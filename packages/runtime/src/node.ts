@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/actors';
-import { ValidationError, childLogger, createLogger, describeError, type Logger } from '@partita/core';
+import { ValidationError, childLogger, createLogger, describeError, loadTracing, type Logger } from '@partita/core';
 import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
 import { Client, IDLE_KIND, type IdleAdvert } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
@@ -65,6 +65,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
 
 async function openNode(options: NodeOptions, signals: StopSignals | undefined): Promise<PartitaNode> {
   const { config, postgres, jobs } = await resolveOptions(options);
+  await loadTracing(); // OpenTelemetry, when installed, traces this node's jobs from the first claim
   const settings: EngineSettings & { heartbeatMs: number; shutdownGraceMs: number } = config.engine;
   const nodeId = options.nodeId ?? `${hostname().replaceAll('.', '_')}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const root = options.logger ?? createLogger({ level: process.env.PARTITA_LOG_LEVEL ?? config.log.level });

@@ -1,5 +1,5 @@
 import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
-import { TimeoutError, UnstorableResultError, describeError, isPromiseLike, toJsonStrict, type Logger } from '@partita/core';
+import { TimeoutError, UnstorableResultError, describeError, isPromiseLike, startPerformSpan, toJsonStrict, type Logger, type PerformSpan } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg } from './engine.js';
@@ -47,6 +47,8 @@ class Attempt implements Behavior<WorkerMsg, void> {
   controller: AbortController | undefined = undefined;
   private timer: NodeJS.Timeout | undefined = undefined;
   private self: ActorRef<WorkerMsg, void> | undefined = undefined;
+  /** The attempt's OpenTelemetry span; undefined unless tracing is on. */
+  private span: PerformSpan | undefined = undefined;
 
   constructor(readonly options: WorkerOptions) {
     this.ctx = new RunContext(this);
@@ -74,8 +76,10 @@ class Attempt implements Behavior<WorkerMsg, void> {
   private run(): void {
     if (this.finished) return;
     let returned: unknown;
+    const { definition, job } = this.options;
+    this.span = startPerformSpan(job);
     try {
-      returned = this.options.definition.perform(this.options.job.payload, this.ctx);
+      returned = this.span ? this.span.run(definition.perform, definition, job.payload, this.ctx) : definition.perform(job.payload, this.ctx);
     } catch (error) {
       this.settle({ ok: false, error, aborted: undefined });
       return;
@@ -128,6 +132,7 @@ class Attempt implements Behavior<WorkerMsg, void> {
     if (!outcome.ok && outcome.aborted === undefined) {
       this.ctx.logger.debug({ err: describeError(outcome.error).message }, 'attempt failed');
     }
+    this.span?.end(outcome);
     this.options.engine.cast({ t: 'done', job: this.options.job, outcome });
     void this.self?.stop('normal');
   }

@@ -53,17 +53,18 @@ WITH async_commit AS MATERIALIZED (
   -- table and scan all of it when a million jobs sit in another queue.
   WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
-            j.queue_key, j.execution_key, j.cancel_requested, j.run_at
+            j.queue_key, j.execution_key, j.cancel_requested, j.run_at,
+            j.lookup->>'$traceparent' AS traceparent -- the enqueuer's trace context (@partita/core tracing)
 )
 -- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
 -- are there (jobs of one key beyond the first), so the engine keeps claiming.
 -- (run_at goes out as epoch numeric, which the driver leaves as text: only the sort needs it.)
 SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found
+       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found, traceparent
 FROM claimed
 UNION ALL
 SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer
+       (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL
 FROM wanted w
 ORDER BY priority, run_at_epoch, id
