@@ -128,12 +128,10 @@ export async function runJob<P, R>(definition: JobDefinition<P, R>, payload: P, 
     }
     const outcome = await finished;
     if (!outcome.ok) return { ok: false, error: outcome.error, progress, logs };
-    // The stored form: what client.result() would return, or the error recording it would meet.
-    try {
-      return { ok: true, result: JSON.parse(toJsonStrict(outcome.result, 'result').json) as R, progress, logs };
-    } catch (error) {
-      return { ok: false, error, progress, logs };
-    }
+    // The stored form, what client.result() would return: the worker has checked the result and
+    // serialised it (a result JSON cannot hold already failed the attempt, as on a node).
+    const result = (outcome.json === undefined ? (outcome.result ?? null) : JSON.parse(outcome.json)) as R;
+    return { ok: true, result, progress, logs };
   } finally {
     if (onAbort) signal!.removeEventListener('abort', onAbort);
     await system.shutdown();

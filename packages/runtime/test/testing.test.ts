@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { defineJob } from '@partita/runtime';
 import { drain, runJob, testNode, type JobOutcome } from '@partita/runtime/testing';
 import { connect, type Client } from '@partita/client';
-import { JobCancelledError, TimeoutError, ValidationError } from '@partita/core';
+import { JobCancelledError, TimeoutError, UnstorableResultError, ValidationError } from '@partita/core';
 import { postgresUrl } from '../../../test/helpers/index.js';
 
 // ── runJob ────────────────────────────────────────────────────────────────────────────────
@@ -90,7 +90,7 @@ test('runJob refuses what Postgres would refuse: a payload or a result that is n
   const nan = defineJob({ type: 'nan', perform: (p: { n: number }) => ({ total: p.n * Number('x') }) });
   const out = await runJob(nan, { n: 1 });
   t.false(out.ok);
-  t.true(out.error instanceof ValidationError);
+  t.true(out.error instanceof UnstorableResultError);
   t.regex((out.error as Error).message, /result\.total/);
   await t.throwsAsync(runJob(nan, { n: Number.NaN }), { instanceOf: ValidationError, message: /payload\.n/ });
 });
