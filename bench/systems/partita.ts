@@ -72,7 +72,8 @@ class PartitaSystem implements BenchSystem {
   async enqueueMany(jobs: BenchJob[]): Promise<JobRef[]> {
     const { ids } = await this.client!.enqueueMany(
       PARTITION,
-      jobs.map((j) => ({ type: 'noop', payload: j.payload, queue: QUEUE, ...(j.group ? { executionKey: j.group } : {}) })),
+      // The backlog goes in before the node that defines `noop` first starts (and registers it).
+      jobs.map((j) => ({ type: 'noop', payload: j.payload, queue: QUEUE, allowUnknownType: true, ...(j.group ? { executionKey: j.group } : {}) })),
     );
     return ids;
   }
