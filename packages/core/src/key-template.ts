@@ -125,8 +125,10 @@ export function keyFromRule(rule: KeyRule<any> | undefined, payload: unknown, co
 function valueAt(payload: unknown, path: string[]): unknown {
   let value = payload;
   for (const segment of path) {
-    // Own properties only: `{constructor}` must be missing, not Object's constructor.
+    // Own properties only (`{constructor}` is missing, not Object's constructor), and of an array
+    // its items only (not its length): what JSON would carry.
     if (typeof value !== 'object' || value === null || !Object.hasOwn(value, segment)) return undefined;
+    if (Array.isArray(value) && !/^\d+$/.test(segment)) return undefined;
     value = (value as Record<string, unknown>)[segment];
   }
   return value;
