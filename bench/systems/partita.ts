@@ -167,6 +167,7 @@ class PartitaSystem implements BenchSystem {
         [this.ctx.options.concurrency],
         'bench-explain',
         30_000,
+        [this.noop.type], // the types the node defines, as its engine claims
       ]);
       return rows.map((r) => r['QUERY PLAN']).join('\n');
     } finally {
