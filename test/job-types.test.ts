@@ -264,6 +264,9 @@ clusterTest('the CLI applies a template key, and a function key from the config\
   const unknown = await cli(['enqueue', 'p', 'nobody.defines.this']);
   t.is(unknown.code, 2);
   t.like(JSON.parse(unknown.stderr), { error: { code: 'UNKNOWN_JOB_TYPE' } });
+  const allowed = await cli(['enqueue', 'p', 'nobody.defines.this', '--allow-unknown-type']);
+  t.is(allowed.code, 0, allowed.stderr);
+  t.like(await env.db.pool.query(`SELECT state FROM "${env.db.schema}".jobs WHERE id = $1`, [JSON.parse(allowed.stdout).id]).then((r) => r.rows[0]), { state: 'queued' });
   await release('INV-88');
   await fnGated.release('INV-88');
 });

@@ -79,7 +79,7 @@ export class UnknownJobTypeError extends PartitaError {
       `job type "${type}" is not defined by any node of this cluster` +
         (known.length ? ` (defined: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', …' : ''})` : '') +
         '; define it with defineJob(...) in a node\'s `jobs` and start that node, or, to enqueue it before ' +
-        'such a node starts (a rolling deploy), pass { allowUnknownType: true }',
+        'such a node starts (a rolling deploy), pass { allowUnknownType: true } (partita enqueue --allow-unknown-type)',
     );
     this.type = type;
   }
