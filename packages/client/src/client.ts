@@ -634,13 +634,17 @@ export class Client {
   }
 
   /**
-   * Reads the job-type registry when this client has none yet, when it is old, or when a job's
-   * type is missing from it: before refusing a type, always (a node may have registered it a
-   * moment ago); for jobs that allow unknown types, at most once a second. Concurrent enqueues
-   * share one read.
+   * Reads the job-type registry when this client has none yet, or when a job's type is missing
+   * from it: before refusing a type, always (a node may have registered it a moment ago); for jobs
+   * that allow unknown types, at most once a second. A copy older than REGISTRY_MAX_AGE_MS is
+   * refreshed in the background. Concurrent enqueues share one read.
    */
   private async readRegistryFor(jobs: EnqueueManyItem[]): Promise<void> {
-    if (this.registered === undefined || Date.now() - this.registeredAt > REGISTRY_MAX_AGE_MS) await this.readRegistry(false);
+    if (this.registered === undefined) await this.readRegistry(false);
+    else if (Date.now() - this.registeredAt > REGISTRY_MAX_AGE_MS && !this.registryRead) {
+      // Refreshed beside this enqueue, not before it: the enqueue path keeps its one round trip.
+      this.readRegistry(false).catch((err: unknown) => this.logger.debug({ err: (err as Error)?.message }, 'reading the job-type registry failed; using the copy read before'));
+    }
     const age = Date.now() - this.registeredAt;
     const missing = jobs.filter((j) => !this.registered!.has(j.type));
     // About to refuse: a read begun now, so one shared with an earlier enqueue (begun before a
