@@ -22,7 +22,8 @@ export const invoiceTotal = defineJob({
   maxAttempts: 3,
   timeoutMs: 10_000,
   // One live job per invoice: enqueueing the same invoice twice while one is pending is refused.
-  queueKey: (p) => `invoice:${p.invoice}`,
+  // A template (not a function), so the node registers it and every enqueuer applies it, the CLI too.
+  queueKey: 'invoice:{invoice}',
   async perform(p, ctx) {
     if (!Array.isArray(p.lines) || p.lines.length === 0) throw new Error(`invoice ${p.invoice} has no lines`);
     let net = 0;

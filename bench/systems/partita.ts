@@ -72,7 +72,8 @@ class PartitaSystem implements BenchSystem {
   async enqueueMany(jobs: BenchJob[]): Promise<JobRef[]> {
     const { ids } = await this.client!.enqueueMany(
       PARTITION,
-      jobs.map((j) => ({ type: 'noop', payload: j.payload, queue: QUEUE, ...(j.group ? { executionKey: j.group } : {}) })),
+      // The backlog goes in before the node that defines `noop` first starts (and registers it).
+      jobs.map((j) => ({ type: 'noop', payload: j.payload, queue: QUEUE, allowUnknownType: true, ...(j.group ? { executionKey: j.group } : {}) })),
     );
     return ids;
   }
@@ -166,6 +167,7 @@ class PartitaSystem implements BenchSystem {
         [this.ctx.options.concurrency],
         'bench-explain',
         30_000,
+        [this.noop.type], // the types the node defines, as its engine claims
       ]);
       return rows.map((r) => r['QUERY PLAN']).join('\n');
     } finally {

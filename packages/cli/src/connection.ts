@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, redactUrlPassword, silentLogger, type Logger, type PartitaConfig } from '@partita/core';
+import { loadConfig, redactUrlPassword, silentLogger, type JobSpec, type Logger, type PartitaConfig } from '@partita/core';
 import type { Client } from '@partita/client';
 import { str, type Parsed } from './args.js';
 import { ExitError, EXIT, UsageError } from './errors.js';
@@ -118,6 +118,7 @@ export async function openClient(conn: Connection, logger?: Logger): Promise<Cli
   const ssl = conn.config?.postgres.ssl && conn.source === 'config' ? await sslOptions(conn.config.postgres.ssl) : undefined;
   // Loaded on use: `--help` and usage errors need neither pg nor NATS.
   const { connect } = await import('@partita/client');
+  const jobs = await configJobs(conn);
   try {
     return await connect({
       postgres: { connectionString: conn.postgres, max: 4, connectionTimeoutMillis: 10_000, application_name: 'partita-cli', ...(ssl ? { ssl } : {}) },
@@ -125,6 +126,7 @@ export async function openClient(conn: Connection, logger?: Logger): Promise<Cli
       nats: conn.nats,
       cluster: conn.cluster,
       logger: logger ?? silentLogger(),
+      ...(jobs ? { jobs } : {}),
     });
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -132,6 +134,18 @@ export async function openClient(conn: Connection, logger?: Logger): Promise<Cli
     const wrapped = new ExitError(`cannot connect to ${redactUrlPassword(conn.postgres)}: ${describeConnectError(e)}`, EXIT.ERROR, e.code ?? 'CONNECT');
     throw wrapped;
   }
+}
+
+/**
+ * The definitions of the config's jobs module, when it names one: keys a job type declares as a
+ * function then apply to what the CLI enqueues too (keys declared as templates need no module:
+ * nodes register them). A module that fails to load is an error, as it is for the node.
+ */
+async function configJobs(conn: Connection): Promise<JobSpec[] | undefined> {
+  const jobs = conn.config?.jobs;
+  if (typeof jobs !== 'string') return undefined;
+  const { loadJobsModule } = await import('@partita/runtime');
+  return loadJobsModule(jobs, conn.configFile);
 }
 
 function describeConnectError(e: Error & { code?: string }): string {

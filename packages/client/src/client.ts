@@ -4,7 +4,9 @@ import {
   JobFailedError,
   NAME_PATTERN,
   TimeoutError,
+  UnknownJobTypeError,
   ValidationError,
+  keyFromRule,
   loadTracing,
   silentLogger,
   statusOf,
@@ -59,7 +61,11 @@ export interface ConnectOptions {
    */
   nats?: string | string[] | NatsBusOptions | false;
   cluster?: string;
-  /** Job definitions whose defaults (queue, attempts, queueKey(p), executionKey(p)) apply at enqueue. */
+  /**
+   * Job definitions whose defaults (queue, attempts) and keys apply at enqueue. Keys declared as
+   * templates need none of this (nodes register them); keys declared as functions hold only for
+   * clients given the definitions.
+   */
   jobs?: JobSpec<any>[];
   payloadLimitBytes?: number;
   logger?: Logger;
@@ -97,6 +103,10 @@ const RESULT_POLL_MAX_MS = 250;
 const RESULT_SAFETY_MIN_MS = 1000;
 const RESULT_SAFETY_MAX_MS = 5000;
 const DEFAULT_ROLL_CALL_MS = 1000;
+/** The job-type registry is read again after this long, so key templates a deploy changed reach long-lived clients. */
+const REGISTRY_MAX_AGE_MS = 30_000;
+/** How often an enqueue with allowUnknownType of a type still unregistered reads the registry again. */
+const UNKNOWN_TYPE_REREAD_MS = 1000;
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 export class Client {
@@ -104,7 +114,12 @@ export class Client {
   readonly store: JobStore;
   readonly cluster: string;
   private readonly specs = new Map<string, JobSpec<any>>();
+  /** The job types nodes registered (defaults, key templates), read at the first enqueue and again when one is missing. */
   private registered: Awaited<ReturnType<JobStore['jobTypes']>> | undefined;
+  private registeredAt = 0;
+  private registryRead: Promise<void> | undefined;
+  private registryReads = 0;
+  private registrySeq = 0;
   private readonly ownsStore: boolean;
   private closed = false;
   private readonly logger: Logger;
@@ -157,7 +172,7 @@ export class Client {
   async enqueue(partition: string, type: string | TypedJobSpec, payload?: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
     if (typeof type !== 'string') return this.enqueueDefined(partition, type, payload, options);
     this.assertOpen();
-    const [job] = await this.resolve(partition, [{ ...options, type, payload }]);
+    const [job] = await this.resolve(partition, [{ ...options, type, payload }], true);
     const target = this.handoffTarget(partition, job!);
     if (target) return this.handOff(job!, target);
     const [outcome] = await this.store.enqueue([job!]);
@@ -597,30 +612,80 @@ export class Client {
     if (this.closed) throw new ValidationError('this client is closed; connect() again');
   }
 
-  /** Fills each job's defaults: explicit option, then the local definition, then what nodes registered. */
-  private async resolve(partition: string, jobs: EnqueueManyItem[]): Promise<NewJob[]> {
-    const needRegistry = jobs.some((j) => j && typeof j === 'object' && !this.specs.has(j.type) && (j.queue === undefined || j.maxAttempts === undefined));
-    if (needRegistry && (!this.registered || jobs.some((j) => !this.registered!.has(j.type)))) {
-      this.registered = await this.store.jobTypes();
-    }
-    return jobs.map((job, i) => {
+  /**
+   * Fills each job's defaults: explicit option, then the local definition, then what nodes
+   * registered. A type no node registered is an UnknownJobTypeError unless the job allows it.
+   */
+  private async resolve(partition: string, jobs: EnqueueManyItem[], single = false): Promise<NewJob[]> {
+    jobs.forEach((job, i) => {
       if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object { type, payload?, ...options }', `jobs[${i}]`);
+    });
+    await this.readRegistryFor(jobs);
+    const registered = this.registered!;
+    return jobs.map((job, i) => {
       const spec = this.specs.get(job.type);
-      const known = this.registered?.get(job.type);
-      const out: NewJob = { ...job, partition };
+      const known = registered.get(job.type);
+      if (!known && job.allowUnknownType !== true) throw new UnknownJobTypeError(job.type, [...registered.keys()].sort());
+      const { allowUnknownType: _allow, ...options } = job;
+      const out: NewJob = { ...options, partition };
       out.queue = job.queue ?? spec?.queue ?? known?.queue ?? 'default';
       const maxAttempts = job.maxAttempts ?? spec?.maxAttempts ?? known?.maxAttempts;
       if (maxAttempts !== undefined) out.maxAttempts = maxAttempts;
       const timeoutMs = job.timeoutMs ?? spec?.timeoutMs ?? known?.timeoutMs ?? undefined;
       if (timeoutMs !== undefined) out.timeoutMs = timeoutMs;
-      if (spec) {
-        const queueKey = job.queueKey ?? callKey(spec, 'queueKey', job.payload, i);
+      const at = single ? 'payload' : `jobs[${i}].payload`;
+      // A key given at enqueue wins; then the local definition's (template or function), then the
+      // template nodes registered, which is how a key holds for clients without the definitions.
+      if (job.queueKey === undefined) {
+        const queueKey = keyFromRule(spec?.queueKey ?? known?.queueKey ?? undefined, job.payload, { type: job.type, which: 'queueKey', at });
         if (queueKey !== undefined) out.queueKey = queueKey;
-        const executionKey = job.executionKey ?? callKey(spec, 'executionKey', job.payload, i);
+      }
+      if (job.executionKey === undefined) {
+        const executionKey = keyFromRule(spec?.executionKey ?? known?.executionKey ?? undefined, job.payload, { type: job.type, which: 'executionKey', at });
         if (executionKey !== undefined) out.executionKey = executionKey;
       }
       return out;
     });
+  }
+
+  /**
+   * Reads the job-type registry when this client has none yet, or when a job's type is missing
+   * from it: before refusing a type, always (a node may have registered it a moment ago); for jobs
+   * that allow unknown types, at most once a second. A copy older than REGISTRY_MAX_AGE_MS is
+   * refreshed in the background. Concurrent enqueues share one read.
+   */
+  private async readRegistryFor(jobs: EnqueueManyItem[]): Promise<void> {
+    if (this.registered === undefined) await this.readRegistry(false);
+    else if (Date.now() - this.registeredAt > REGISTRY_MAX_AGE_MS && !this.registryRead) {
+      // Refreshed beside this enqueue, not before it: the enqueue path keeps its one round trip.
+      this.readRegistry(false).catch((err: unknown) => this.logger.debug({ err: (err as Error)?.message }, 'reading the job-type registry failed; using the copy read before'));
+    }
+    const age = Date.now() - this.registeredAt;
+    const missing = jobs.filter((j) => !this.registered!.has(j.type));
+    // About to refuse: a read begun now, so one shared with an earlier enqueue (begun before a
+    // node registered the type) cannot be the reason.
+    if (missing.some((j) => j.allowUnknownType !== true)) await this.readRegistry(true);
+    else if (missing.length > 0 && age > UNKNOWN_TYPE_REREAD_MS) await this.readRegistry(false);
+  }
+
+  /** One read of the registry; `fresh`: one that begins now rather than one already under way. */
+  private async readRegistry(fresh: boolean): Promise<void> {
+    if (fresh || !this.registryRead) {
+      const seq = ++this.registryReads;
+      const read = this.store.jobTypes().then((types) => {
+        // An older read finishing late must not replace a newer answer.
+        if (seq > this.registrySeq) {
+          this.registrySeq = seq;
+          this.registered = types;
+          this.registeredAt = Date.now();
+        }
+      });
+      this.registryRead = read;
+      void read.finally(() => {
+        if (this.registryRead === read) this.registryRead = undefined;
+      }).catch(() => undefined);
+    }
+    await this.registryRead;
   }
 
   /** enqueue() with a definition: its defaults become explicit options, so they hold whatever this client was connected with. */
@@ -633,11 +698,11 @@ export class Client {
     if (filled.maxAttempts === undefined && definition.maxAttempts !== undefined) filled.maxAttempts = definition.maxAttempts;
     if (filled.timeoutMs === undefined && definition.timeoutMs !== undefined) filled.timeoutMs = definition.timeoutMs;
     if (filled.queueKey === undefined) {
-      const queueKey = callKey(definition, 'queueKey', payload, 0);
+      const queueKey = keyFromRule(definition.queueKey, payload, { type: definition.type, which: 'queueKey', at: 'payload' });
       if (queueKey !== undefined) filled.queueKey = queueKey;
     }
     if (filled.executionKey === undefined) {
-      const executionKey = callKey(definition, 'executionKey', payload, 0);
+      const executionKey = keyFromRule(definition.executionKey, payload, { type: definition.type, which: 'executionKey', at: 'payload' });
       if (executionKey !== undefined) filled.executionKey = executionKey;
     }
     return this.enqueue(partition, definition.type, payload, filled);
@@ -841,16 +906,6 @@ function bulkPreview(byState: Partial<Record<JobState, number>>, matching: numbe
 
 function bulkDone(byState: Partial<Record<JobState, number>>, matching: number, limit: number, ids: string[], taken: number): BulkResult {
   return { dryRun: false, matching, byState, count: ids.length, ids, limit, more: taken >= limit && matching > taken };
-}
-
-function callKey(spec: JobSpec<any>, which: 'queueKey' | 'executionKey', payload: unknown, index: number): string | undefined {
-  const fn = spec[which];
-  if (!fn) return undefined;
-  try {
-    return fn(payload) ?? undefined;
-  } catch (err) {
-    throw new ValidationError(`${which}(payload) of job type "${spec.type}" threw: ${(err as Error).message}`, `jobs[${index}].payload`);
-  }
 }
 
 /** Connects to a Partita cluster's Postgres and, when `nats` is given, its bus. Migrates the schema if needed. */

@@ -72,13 +72,16 @@ export class UnknownQueueError extends PartitaError {
 }
 
 export class UnknownJobTypeError extends PartitaError {
+  readonly type: string;
   constructor(type: string, known: string[] = []) {
     super(
       'UNKNOWN_JOB_TYPE',
-      `no job definition for type "${type}" on this node` +
-        (known.length ? ` (defined: ${known.join(', ')})` : '') +
-        '; pass a defineJob(...) for it in the node\'s `jobs`',
+      `job type "${type}" is not defined by any node of this cluster` +
+        (known.length ? ` (defined: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', …' : ''})` : '') +
+        '; define it with defineJob(...) in a node\'s `jobs` and start that node, or, to enqueue it before ' +
+        'such a node starts (a rolling deploy), pass { allowUnknownType: true } (partita enqueue --allow-unknown-type)',
     );
+    this.type = type;
   }
 }
 

@@ -5,6 +5,7 @@ export { uuidv7, isUuid } from './ids.js';
 export { toJsonStrict } from './json.js';
 export { isPromiseLike } from './promise.js';
 export * from './jobs.js';
+export { parseKeyTemplate, evaluateKeyTemplate, keyFromRule, type KeyRule, type KeyKind, type KeyContext } from './key-template.js';
 export * from './config/index.js';
 export {
   TRACEPARENT_KEY,

@@ -1,4 +1,5 @@
 /** Shared job types: what Postgres stores and what the client and runtime hand around. */
+import type { KeyRule } from './key-template.js';
 
 export type LiveJobState = 'queued' | 'scheduled' | 'waiting' | 'running';
 export type FinishedJobState = 'completed' | 'failed' | 'cancelled';
@@ -54,6 +55,12 @@ export interface EnqueueOptions {
   maxAttempts?: number;
   timeoutMs?: number;
   lookup?: Lookup;
+  /**
+   * Enqueue a type no node of the cluster has defined yet (it is not in the job-type registry):
+   * for deploy ordering, when the nodes that define it start after this enqueue. Without it such
+   * an enqueue is an UnknownJobTypeError. The job waits queued until a node defining it runs.
+   */
+  allowUnknownType?: boolean;
 }
 
 /**
@@ -96,8 +103,12 @@ export interface JobSpec<P = unknown> {
   maxAttempts?: number;
   timeoutMs?: number;
   backoff?: { baseMs: number; maxMs: number };
-  queueKey?(payload: P): string | undefined;
-  executionKey?(payload: P): string | undefined;
+  /**
+   * A template such as `'invoice:{invoice}'` (payload paths in braces) holds for every enqueuer:
+   * nodes register it with the type. A function holds only for clients given the definitions.
+   */
+  queueKey?: KeyRule<P>;
+  executionKey?: KeyRule<P>;
 }
 
 /**

@@ -9,6 +9,7 @@ export {
   type EnqueueOutcome,
   type ClaimedJob,
   type ClaimRequest,
+  type RegisteredJobType,
   type Completion,
   type Recorded,
   type Failure,

@@ -81,6 +81,22 @@ export interface ClaimRequest {
   partition: string;
   leaseMs: number;
   queues: { queue: string; limit: number }[];
+  /**
+   * The job types the node defines: jobs of other types stay queued for nodes that define them
+   * (in a rolling deploy, old nodes leave the new types alone). Undefined: any type (tools, tests).
+   */
+  types?: readonly string[];
+}
+
+/** A job type as nodes register it: what a client needs to enqueue it without the definition. */
+export interface RegisteredJobType {
+  type: string;
+  queue: string;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  /** Key templates ('invoice:{invoice}'); null when the type declares none as data. */
+  queueKey: string | null;
+  executionKey: string | null;
 }
 
 export interface Completion {
@@ -472,21 +488,29 @@ export class JobStore {
     this.known = undefined;
   }
 
-  async registerJobTypes(nodeId: string, types: { type: string; queue: string; maxAttempts: number; timeoutMs: number | null }[]): Promise<void> {
+  /** Records the job types a node defines, with the keys they declare as templates (null: none, or a function). */
+  async registerJobTypes(nodeId: string, types: RegisteredJobType[]): Promise<void> {
     if (types.length === 0) return;
     await this.run('register_job_types', [
       types.map((t) => t.type),
       types.map((t) => t.queue),
       types.map((t) => t.maxAttempts),
       types.map((t) => t.timeoutMs),
+      types.map((t) => t.queueKey ?? null),
+      types.map((t) => t.executionKey ?? null),
       nodeId,
     ]);
   }
 
-  /** Defaults of every job type some node has defined, by type. */
-  async jobTypes(): Promise<Map<string, { queue: string; maxAttempts: number; timeoutMs: number | null }>> {
-    const rows = await this.run<{ type: string; queue: string; max_attempts: number; timeout_ms: number | null }>('job_types', []);
-    return new Map(rows.map((r) => [r.type, { queue: r.queue, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms }]));
+  /** Defaults and key templates of every job type some node has defined, by type. */
+  async jobTypes(): Promise<Map<string, Omit<RegisteredJobType, 'type'>>> {
+    const rows = await this.run<{ type: string; queue: string; max_attempts: number; timeout_ms: number | null; queue_key: string | null; execution_key: string | null }>(
+      'job_types',
+      [],
+    );
+    return new Map(
+      rows.map((r) => [r.type, { queue: r.queue, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, queueKey: r.queue_key, executionKey: r.execution_key }]),
+    );
   }
 
   // ── the engine's hot path ─────────────────────────────────────────────────────────────────
@@ -507,7 +531,7 @@ export class JobStore {
     if (wanted.length === 0) return { jobs: [], found };
     const rows = await this.run<ClaimRow & { id: string | null; found: number | null }>(
       'claim_batch',
-      [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs],
+      [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs, request.types ?? null],
       this.onePlanPool,
       retryOnKeyRace,
     );

@@ -1,4 +1,4 @@
-import { NAME_PATTERN, ValidationError, type JobSpec, type Logger } from '@partita/core';
+import { NAME_PATTERN, ValidationError, parseKeyTemplate, type JobSpec, type Logger } from '@partita/core';
 
 export interface JobContext {
   id: string;
@@ -16,6 +16,17 @@ export interface JobContext {
 export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
   type: string;
   queue: string;
+  /**
+   * One live job per key: enqueueing another while one is queued or running is refused
+   * (DuplicateQueueKeyError). A template such as `'invoice:{invoice}'` (payload paths in braces,
+   * `{customer.id}`, `{lines.0.sku}`) is registered with the type, so it holds for every enqueuer:
+   * the CLI, a bare connect(), other services. A payload without a value for a path is refused
+   * (ValidationError naming the path). A function `(payload) => key` holds only for clients given
+   * the definitions (node.client, connect({ jobs }), the CLI with the config's jobs module).
+   */
+  queueKey?: JobSpec<P>['queueKey'];
+  /** One running job per key, cluster-wide; later ones wait in order. A template or a function, as queueKey. */
+  executionKey?: JobSpec<P>['executionKey'];
   /** Unset: the node's `defaults.maxAttempts` (1 unless configured). */
   maxAttempts?: number;
   /** Unset: the node's `defaults.backoff`. */
@@ -67,7 +78,14 @@ export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): Jo
   if (input.timeoutMs !== undefined && (!Number.isInteger(input.timeoutMs) || input.timeoutMs < 0)) {
     throw new ValidationError('timeoutMs must be a whole number of milliseconds ≥ 0 (0: none)', `${what}.timeoutMs`);
   }
-  for (const hook of ['queueKey', 'executionKey', 'onSuccess', 'onError', 'onFailed', 'onCancel'] as const) {
+  for (const key of ['queueKey', 'executionKey'] as const) {
+    const rule = input[key];
+    if (typeof rule === 'string') parseKeyTemplate(rule, `${what}.${key}`);
+    else if (rule !== undefined && typeof rule !== 'function') {
+      throw new ValidationError("must be a template such as 'invoice:{invoice}' or a function (payload) => key", `${what}.${key}`);
+    }
+  }
+  for (const hook of ['onSuccess', 'onError', 'onFailed', 'onCancel'] as const) {
     if (input[hook] !== undefined && typeof input[hook] !== 'function') throw new ValidationError('must be a function', `${what}.${hook}`);
   }
   return Object.freeze({ ...input, queue, ...(backoff ? { backoff: { ...backoff } } : {}) });

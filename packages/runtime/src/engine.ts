@@ -1,9 +1,9 @@
 import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
 import {
   JobCancelledError,
-  UnknownJobTypeError,
   UnstorableResultError,
   describeError,
+  keyFromRule,
   traceClaim,
   traceComplete,
   type JobError,
@@ -196,6 +196,8 @@ const ADVERT_REFRESH_MS = 1000;
 export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unknown> {
   const { store, settings, partition, nodeId, definitions } = options;
   const log = options.logger;
+  /** The claim takes only jobs of these types; others wait for a node that defines them. */
+  const types = [...definitions.keys()];
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
@@ -311,7 +313,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     lastClaimAt = now;
     const claimStarted = performance.now();
     store
-      .claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
+      .claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })), types })
       .then(
         ({ jobs, found }) => {
           const took = performance.now() - claimStarted;
@@ -408,9 +410,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (handedOffIds.size > RECENT_HANDOFFS) handedOffIds.delete(handedOffIds.values().next().value!);
     const q = queues.get(job.queue);
     if (q) q.advert.handedOff++;
-    // A job with an execution key waits for its turn, which the claim decides.
+    // A job with an execution key waits for its turn, which the claim decides. A job of a type
+    // this node does not define goes back for a node that does.
     const keyed = takesDerivedKey(job);
-    const runnable = !keyed && q !== undefined && takesHandoffs(job.queue, q, Date.now());
+    const runnable = !keyed && q !== undefined && definitions.has(job.type) && takesHandoffs(job.queue, q, Date.now());
     options.metrics?.handedOff(partition, job.queue, runnable);
     if (!runnable) {
       pending.releases.push(job);
@@ -463,10 +466,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const def = definitions.get(job.type);
     if (!def?.executionKey) return undefined;
     try {
-      const key = def.executionKey(job.payload);
+      const key = keyFromRule(def.executionKey, job.payload, { type: job.type, which: 'executionKey' });
       return typeof key === 'string' && key.length > 0 ? key : undefined;
     } catch (err) {
-      log.warn({ jobId: job.id, err: describeError(err).message }, 'executionKey(payload) threw; running the job without a key');
+      log.warn({ jobId: job.id, err: describeError(err).message }, 'the execution key of this job cannot be derived from its payload; running the job without a key');
       return undefined;
     }
   }
@@ -493,10 +496,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (!entry) return true;
     const def = definitions.get(job.type);
     if (!def) {
+      // Claims and hand-offs bring only defined types; should one slip through, it goes back to
+      // the queue for a node that defines it rather than failing for good.
       tracked.delete(job.id);
-      const err = new UnknownJobTypeError(job.type, [...definitions.keys()]);
-      pending.failures.push({ job, error: jobError(job, err), cause: err });
-      log.error({ jobId: job.id, type: job.type }, err.message);
+      pending.releases.push(job);
+      log.warn({ jobId: job.id, type: job.type }, 'no job definition for this type on this node; handing the job back');
       scheduleFlush();
       return true;
     }

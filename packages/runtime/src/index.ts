@@ -1,5 +1,6 @@
 export { defineJob, backoffDelay, type JobDefinition, type JobDefinitionInput, type JobContext, type ResolvedJobDefinition } from './define.js';
 export { startNode, type PartitaNode, type NodeOptions, type PartitionOptions } from './node.js';
+export { importJobs as loadJobsModule } from './options.js';
 export type { EngineStats } from './engine.js';
 export { startHttpServer, nodeHealth, type HttpServer, type HttpServerOptions, type HealthReport, type NodeHealthSources } from './http.js';
 export { createMetrics, liveJobCounts, type Metrics, type MetricsOptions, type MetricsSources, type JobCount, type FinishedState } from './metrics.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/actors';
 import { ValidationError, childLogger, createLogger, describeError, loadTracing, type Logger } from '@partita/core';
-import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres';
+import { JobStore, PartitionLeases, startEmbeddedPostgres, type EmbeddedPostgres, type RegisteredJobType } from '@partita/postgres';
 import { Client, IDLE_KIND, type IdleAdvert } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
@@ -104,10 +104,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
         Object.entries(p.queues).map(([queue, q]) => ({ partition, queue, concurrency: q.concurrency })),
       ),
     );
-    await store.registerJobTypes(
-      nodeId,
-      [...definitions.values()].map((d) => ({ type: d.type, queue: d.queue, maxAttempts: d.maxAttempts, timeoutMs: d.timeoutMs ?? null })),
-    );
+    await store.registerJobTypes(nodeId, registeredTypes(definitions, logger));
   } catch (err) {
     await store.close();
     await embedded?.stop();
@@ -351,6 +348,33 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
       return stopping;
     },
   };
+}
+
+/**
+ * What the node records of each job type for enqueuers without the definitions: defaults and the
+ * keys declared as templates. A key declared as a function cannot be recorded: it holds only for
+ * clients given the definitions, which is worth a warning at every start.
+ */
+function registeredTypes(definitions: Map<string, ResolvedJobDefinition>, logger: Logger): RegisteredJobType[] {
+  return [...definitions.values()].map((d) => {
+    const functionKeys = (['queueKey', 'executionKey'] as const).filter((k) => typeof d[k] === 'function');
+    if (functionKeys.length) {
+      logger.warn(
+        { type: d.type, keys: functionKeys },
+        `job type "${d.type}" declares ${functionKeys.join(' and ')} as a function, which only clients given the definitions apply ` +
+          '(node.client, connect({ jobs }), the CLI with the config\'s jobs module); a bare connect() or another service enqueues ' +
+          "without the key. Declare it as a template such as 'invoice:{invoice}' to make it hold for every enqueuer",
+      );
+    }
+    return {
+      type: d.type,
+      queue: d.queue,
+      maxAttempts: d.maxAttempts,
+      timeoutMs: d.timeoutMs ?? null,
+      queueKey: typeof d.queueKey === 'string' ? d.queueKey : null,
+      executionKey: typeof d.executionKey === 'string' ? d.executionKey : null,
+    };
+  });
 }
 
 /** Fills each definition's unset attempts, backoff and timeout from the node's defaults. */

@@ -97,7 +97,8 @@ function asInput(c: PartitaConfig): Record<string, unknown> {
   return out;
 }
 
-async function importJobs(path: string, configFile: string | undefined): Promise<JobDefinition[]> {
+/** The job definitions a jobs module exports (as `jobs` or its default export); a ConfigError names the file otherwise. */
+export async function importJobs(path: string, configFile: string | undefined): Promise<JobDefinition[]> {
   let mod: Record<string, unknown>;
   try {
     mod = await importUserModule(path);

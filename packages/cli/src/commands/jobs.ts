@@ -22,6 +22,7 @@ const JOB_OPTIONS = {
   'queue-key': { type: 'string', arg: 'KEY', help: 'refuse the job while another live job holds this key' },
   'execution-key': { type: 'string', arg: 'KEY', help: 'run one job with this key at a time, cluster-wide' },
   lookup: { type: 'string', arg: 'K=V', multiple: true, help: 'a lookup key for finding the job later (jobs --lookup)' },
+  'allow-unknown-type': { type: 'boolean', help: 'enqueue a type no node has defined yet (it waits for a node that defines it)' },
 } as const;
 
 function jobOptions(ctx: Context): EnqueueOptions {
@@ -47,6 +48,7 @@ function jobOptions(ctx: Context): EnqueueOptions {
   if (executionKey !== undefined) out.executionKey = executionKey;
   const lookup = lookups(list(v, 'lookup'), c);
   if (lookup) out.lookup = lookup;
+  if (flag(v, 'allow-unknown-type')) out.allowUnknownType = true;
   return out;
 }
 

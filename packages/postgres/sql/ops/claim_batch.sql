@@ -1,4 +1,6 @@
--- One round trip claims for every queue of a partition: $2 queues, $3 how many each may take.
+-- One round trip claims for every queue of a partition: $2 queues, $3 how many each may take,
+-- $6 the job types the claiming node defines (NULL: any): a job of a type it does not define stays
+-- queued for a node that does, so in a rolling deploy old nodes never take (and fail) new types.
 -- SKIP LOCKED lets nodes claim side by side without waiting on each other's rows.
 -- The claim commits without waiting for its WAL flush: if the server crashes before the flush,
 -- the claim is undone and the job is queued again, and a completion from the lost attempt is
@@ -13,6 +15,9 @@ WITH async_commit AS MATERIALIZED (
   CROSS JOIN LATERAL (
     SELECT j.id, j.execution_key, j.priority, j.run_at FROM {{schema}}.jobs j
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
+      -- A filter on rows the claim index already yields in order: with every type defined (the
+      -- usual case) it rejects nothing and the scan reads no more rows than before.
+      AND ($6::text[] IS NULL OR j.type = ANY($6::text[]))
       -- At most one running job per execution key is Postgres's rule (jobs_running_key_idx), so a
       -- key whose job is running is skipped and its jobs stay queued, in order. Under OR the probe
       -- is a lookup in the small set of running keys, never an anti-join over the backlog, and
