@@ -9,6 +9,8 @@ export {
   type EnqueueOutcome,
   type ClaimedJob,
   type ClaimRequest,
+  type RateTokenGrant,
+  type RateTokenRequest,
   type Completion,
   type Failure,
   type RescuedJob,

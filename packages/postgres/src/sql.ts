@@ -46,6 +46,8 @@ export type OpName =
   | 'enqueue_handoff'
   | 'queue_key_holders'
   | 'claim_batch'
+  | 'take_rate_tokens'
+  | 'return_rate_tokens'
   | 'save_control'
   | 'load_control'
   | 'execution_key_holder'

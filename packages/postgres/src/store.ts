@@ -76,6 +76,25 @@ export interface ClaimRequest {
   queues: { queue: string; limit: number }[];
 }
 
+export interface RateTokenRequest {
+  queue: string;
+  want: number;
+  limit: number;
+  periodMs: number;
+}
+
+export interface RateTokenGrant {
+  granted: number;
+  /** Tokens the bucket still has in the window after this grant. */
+  tokensLeft: number;
+  /** With none left: ms until the oldest grant leaves the window (0 otherwise). */
+  waitMs: number;
+  /** Due jobs of the queue (up to what was asked) that this grant left waiting. */
+  held: number;
+  /** The grant's time (database clock, epoch ms): names it when unused tokens go back. */
+  takenAt?: number;
+}
+
 export interface Completion {
   id: string;
   attempt: number;
@@ -468,6 +487,42 @@ export class JobStore {
       else jobs.push(claimedJob(request.partition, r as ClaimRow));
     }
     return { jobs, found };
+  }
+
+  /**
+   * Takes tokens from rate-limited queues' buckets, before a claim: each queue gets at most what it
+   * asks for and what its limit leaves in the sliding window, counted over every node. One round
+   * trip for all the queues. Tokens a claim then does not use go back with `returnRateTokens`.
+   */
+  async takeRateTokens(partition: string, requests: RateTokenRequest[]): Promise<Map<string, RateTokenGrant>> {
+    const grants = new Map<string, RateTokenGrant>();
+    if (requests.length === 0) return grants;
+    // One order on every node: a statement locks its buckets in it, so two never wait on each other.
+    const sorted = [...requests].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
+    const rows = await this.run<{ queue: string; granted: number; tokens_left: number; wait_ms: number; taken_at: number | null; due: number | null }>('take_rate_tokens', [
+      partition,
+      sorted.map((r) => r.queue),
+      sorted.map((r) => r.want),
+      sorted.map((r) => r.limit),
+      sorted.map((r) => r.periodMs),
+    ]);
+    for (const r of rows) {
+      grants.set(r.queue, {
+        granted: r.granted,
+        tokensLeft: r.tokens_left,
+        waitMs: r.wait_ms,
+        held: r.due === null ? 0 : Math.max(0, r.due - r.granted),
+        ...(r.taken_at !== null ? { takenAt: r.taken_at } : {}),
+      });
+    }
+    return grants;
+  }
+
+  /** Puts unused tokens back into the grants they came from (`takenAt` names the grant). */
+  async returnRateTokens(partition: string, unused: { queue: string; takenAt: number; tokens: number }[]): Promise<void> {
+    const items = unused.filter((u) => u.tokens > 0);
+    if (items.length === 0) return;
+    await this.run('return_rate_tokens', [partition, items.map((u) => u.queue), items.map((u) => u.takenAt), items.map((u) => u.tokens)]);
   }
 
   /** Records successes; returns the ids accepted (the rest were not this node's to complete). */

@@ -5,8 +5,9 @@ import {
   describeError,
   type JobError,
   type Logger,
+  type RateLimitConfig,
 } from '@partita/core';
-import type { ClaimedJob, JobStore } from '@partita/postgres';
+import type { ClaimedJob, JobStore, RateTokenGrant } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
@@ -32,7 +33,7 @@ export interface EngineSettings {
 export interface EngineOptions {
   nodeId: string;
   partition: string;
-  queues: Record<string, { concurrency: number }>;
+  queues: Record<string, { concurrency: number; rateLimit?: RateLimitConfig }>;
   definitions: Map<string, ResolvedJobDefinition>;
   store: JobStore;
   settings: EngineSettings;
@@ -79,6 +80,10 @@ export type EngineMsg =
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown; asked: Map<string, number> }
+  /** Tokens the rate-limited queues' buckets gave a claim (sent before its 'claimed'). */
+  | { t: 'rateGranted'; grants: Map<string, RateTokenGrant & { want: number }> }
+  | { t: 'rateReady' }
+  | { t: 'rateReturned'; queues: string[] }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown }
   | { t: 'flush' }
@@ -96,15 +101,28 @@ export interface EngineStats {
   partition: string;
   running: number;
   prefetched: number;
-  queues: Record<string, { concurrency: number; running: number; prefetched: number }>;
+  queues: Record<string, { concurrency: number; running: number; prefetched: number; rateLimit?: RateLimitStats }>;
   processed: number;
   draining: boolean;
   paused: string[];
   throttleMs: number;
 }
 
+/** A rate-limited queue as this engine last saw its bucket. */
+export interface RateLimitStats {
+  limit: number;
+  periodMs: number;
+  key?: string;
+  /** Tokens the bucket had left after this node's last take (cluster-wide); null before the first. */
+  tokensLeft: number | null;
+  /** Due jobs the limit left waiting at this node's last take (0: it was not short). */
+  held: number;
+}
+
 interface QueueState {
   concurrency: number;
+  /** Claims of this queue first take tokens from its cluster-wide bucket in Postgres. */
+  rateLimit?: RateLimitConfig & { tokensLeft: number | null; held: number; readyAt: number };
   running: number;
   buffer: ClaimedJob[];
   /** Jobs asked for by claims still in flight: the next claim asks only for the rest of the window. */
@@ -189,7 +207,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
-      { concurrency: q.concurrency, running: 0, buffer: [], claiming: 0, keyed: false, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
+      { concurrency: q.concurrency, ...(q.rateLimit ? { rateLimit: { ...q.rateLimit, tokensLeft: null, held: 0, readyAt: 0 } } : {}), running: 0, buffer: [], claiming: 0, keyed: false, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
     ]),
   );
   const tracked = new Map<string, Tracked>();
@@ -225,6 +243,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let controlKnown = false;
   let lastClaimAt = 0;
   let throttleTimer: (() => void) | undefined;
+  /** The poll booked for when a rate-limited queue's bucket has a token again. */
+  let rateTimer: { at: number; cancel: () => void } | undefined;
   /** Smoothed claim round trip, ms. */
   let claimRttMs = 0;
   /** A node whose leases are not being renewed must not take more jobs: every one would be rescued. */
@@ -283,8 +303,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     let worth = false;
     for (const [name, q] of queues) {
       if (paused.has(name) || (q.keyed && q.claiming > 0)) continue;
+      if (q.rateLimit && now < q.rateLimit.readyAt) continue;
       // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
-      const window = q.concurrency === 0 ? 0 : q.concurrency + prefetchFor(q, now);
+      // A rate-limited queue claims only what it can start now: a job waiting in the buffer would
+      // start late, bunched up with the next window's.
+      const window = q.concurrency === 0 ? 0 : q.concurrency + (q.rateLimit ? 0 : prefetchFor(q, now));
       const want = window - q.running - q.buffer.length - q.claiming;
       if (want <= 0) continue;
       asked.set(name, want);
@@ -300,20 +323,85 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     for (const [name, n] of asked) queues.get(name)!.claiming += n;
     lastClaimAt = now;
     const claimStarted = performance.now();
-    store
-      .claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })) })
-      .then(
-        ({ jobs, found }) => {
-          const took = performance.now() - claimStarted;
-          claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
-          options.metrics?.claimed(partition, took, jobs.length);
-          self.cast({ t: 'claimed', jobs, asked, found });
-        },
-        (error) => {
-          options.metrics?.claimFailed(partition);
-          self.cast({ t: 'claimFailed', error, asked });
-        },
+    // Rate-limited queues take tokens from their buckets first, and claim no more than they got.
+    claimWithinRateLimits(asked, (limits) =>
+      store.claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...limits].map(([queue, limit]) => ({ queue, limit })) }),
+    ).then(
+      ({ jobs, found }) => {
+        const took = performance.now() - claimStarted;
+        claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
+        options.metrics?.claimed(partition, took, jobs.length);
+        self.cast({ t: 'claimed', jobs, asked, found });
+      },
+      (error) => {
+        options.metrics?.claimFailed(partition);
+        self.cast({ t: 'claimFailed', error, asked });
+      },
+    );
+  }
+
+  /**
+   * Runs a claim, first taking tokens for the rate-limited queues it asks for (one round trip for
+   * all of them, none when it asks for none): each such queue claims at most what it was granted.
+   * Tokens the claim did not use (it found fewer jobs) go back; if giving them back fails they
+   * lapse at the window's end, which only ever errs towards fewer starts.
+   */
+  function claimWithinRateLimits(
+    asked: Map<string, number>,
+    claim: (limits: Map<string, number>) => Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }>,
+  ): Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }> {
+    const requests = [...asked].flatMap(([queue, want]) => {
+      const limit = queues.get(queue)?.rateLimit;
+      return limit ? [{ queue, want, limit: limit.limit, periodMs: limit.periodMs }] : [];
+    });
+    if (requests.length === 0) return claim(asked);
+    return store.takeRateTokens(partition, requests).then((grants) => {
+      self.cast({ t: 'rateGranted', grants: new Map([...grants].map(([queue, g]) => [queue, { ...g, want: asked.get(queue) ?? 0 }])) });
+      const limits = new Map([...asked].map(([queue, n]) => [queue, grants.get(queue)?.granted ?? (queues.get(queue)?.rateLimit ? 0 : n)]));
+      const claimed = claim(limits);
+      claimed.then(
+        ({ jobs }) => giveBackTokens(grants, jobs),
+        () => giveBackTokens(grants, []),
       );
+      return claimed;
+    });
+  }
+
+  function giveBackTokens(grants: Map<string, RateTokenGrant>, jobs: ClaimedJob[]): void {
+    const used = new Map<string, number>();
+    for (const job of jobs) used.set(job.queue, (used.get(job.queue) ?? 0) + 1);
+    const unused = [...grants].flatMap(([queue, g]) =>
+      g.takenAt !== undefined && g.granted > (used.get(queue) ?? 0) ? [{ queue, takenAt: g.takenAt, tokens: g.granted - (used.get(queue) ?? 0) }] : [],
+    );
+    if (unused.length === 0) return;
+    store.returnRateTokens(partition, unused).then(
+      // The bucket may have looked empty only because of these tokens: its queues need not wait.
+      () => self.cast({ t: 'rateReturned', queues: unused.map((u) => u.queue) }),
+      (err) => log.debug({ err: describeError(err).message }, 'giving back unused rate-limit tokens failed; they lapse at the end of their window'),
+    );
+  }
+
+  /** A bucket came up short: skip its queue until it has a token again, and claim then. */
+  function onRateGranted(grants: Map<string, RateTokenGrant & { want: number }>): void {
+    const now = Date.now();
+    for (const [queue, g] of grants) {
+      const limit = queues.get(queue)?.rateLimit;
+      if (!limit) continue;
+      limit.tokensLeft = g.tokensLeft;
+      limit.held = g.held;
+      options.metrics?.rateLimit(partition, queue, g.tokensLeft, limit.held);
+      if (g.granted >= g.want || g.waitMs <= 0) {
+        limit.readyAt = 0;
+        continue;
+      }
+      // Rounded up: woken a millisecond early, the bucket would still be empty.
+      limit.readyAt = now + Math.ceil(g.waitMs) + 1;
+      if (!rateTimer || rateTimer.at > limit.readyAt) {
+        rateTimer?.cancel();
+        const at = limit.readyAt;
+        rateTimer = { at, cancel: ctxRef.sendAfter(at - now, { t: 'rateReady' }) };
+      }
+    }
   }
 
   /** A claim came back (or failed): what it asked for is no longer in flight. */
@@ -372,7 +460,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const idle: { queue: string; free: number }[] = [];
       for (const [name] of asked) {
         const q = queues.get(name);
-        if (!q || foundIn(name) > 0) continue;
+        if (!q || q.rateLimit || foundIn(name) > 0) continue;
         const free = q.concurrency - q.running - q.buffer.length;
         if (free <= 0 || (q.advert.handedOff === 0 && q.advert.free === free && now - q.advert.at < ADVERT_REFRESH_MS)) continue;
         q.advert = { free, at: now, handedOff: 0 };
@@ -431,7 +519,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   /** Whether a job handed to this engine for the queue can run here now: a free slot, nothing stopping it. */
   function takesHandoffs(name: string, q: QueueState, now: number): boolean {
-    return !draining && controlKnown && throttleMs === 0 && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+    // A hand-off would start a job without a token: rate-limited queues start jobs through claims only.
+    return !draining && controlKnown && throttleMs === 0 && !q.rateLimit && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
   }
 
   /**
@@ -755,6 +844,20 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         onClaimFailed(msg.error, msg.asked);
         if (draining) checkDrained();
         return;
+      case 'rateGranted':
+        onRateGranted(msg.grants);
+        return;
+      case 'rateReady':
+        rateTimer = undefined;
+        maybeClaim(true);
+        return;
+      case 'rateReturned':
+        for (const name of msg.queues) {
+          const limit = queues.get(name)?.rateLimit;
+          if (limit) limit.readyAt = 0;
+        }
+        maybeClaim();
+        return;
       case 'done':
         onDone(msg.job, msg.outcome);
         return;
@@ -860,6 +963,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           stats.running += q.running;
           stats.prefetched += q.buffer.length;
           stats.queues[name] = { concurrency: q.concurrency, running: q.running, prefetched: q.buffer.length };
+          if (q.rateLimit) {
+            const { limit, periodMs, tokensLeft, held } = q.rateLimit;
+            stats.queues[name]!.rateLimit = { limit, periodMs, ...(q.rateLimit.key !== undefined ? { key: q.rateLimit.key } : {}), tokensLeft, held };
+          }
         }
         return stats;
       }

@@ -65,6 +65,8 @@ export interface Metrics {
   claimFailed(partition: string): void;
   /** A job a client enqueued straight into this node's hands: started here (accepted) or handed back. */
   handedOff(partition: string, queue: string, accepted: boolean): void;
+  /** A rate-limited queue's bucket after a take: tokens left (cluster-wide) and due jobs the limit held back. */
+  rateLimit(partition: string, queue: string, tokensLeft: number, held: number): void;
   /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
   flushed(partition: string, durationMs: number, outcomes: number): void;
   flushFailed(partition: string): void;
@@ -206,6 +208,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['partition', 'queue', 'outcome'],
     registers: [registry],
   });
+  const rateTokens = new Gauge({
+    name: 'partita_rate_limit_tokens',
+    help: "Tokens a rate-limited queue's cluster-wide bucket had left after this node's last take",
+    labelNames: ['partition', 'queue'],
+    registers: [registry],
+  });
+  const rateHeld = new Gauge({
+    name: 'partita_rate_limit_held_jobs',
+    help: "Due jobs a rate-limited queue's limit left waiting at this node's last take (up to its free slots)",
+    labelNames: ['partition', 'queue'],
+    registers: [registry],
+  });
   const flushSeconds = new Histogram({
     name: 'partita_flush_duration_seconds',
     help: 'Round trip of one group commit of job outcomes (completions, failures, releases, progress)',
@@ -339,6 +353,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     handedOff(partition, queue, accepted) {
       handoffs.inc({ partition, queue, outcome: accepted ? 'accepted' : 'refused' });
+    },
+    rateLimit(partition, queue, tokensLeft, held) {
+      rateTokens.set({ partition, queue }, tokensLeft);
+      rateHeld.set({ partition, queue }, held);
     },
     flushed(partition, durationMs, outcomes) {
       flushSeconds.observe({ partition }, durationMs / 1000);

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import {
   ConfigError,
+  type RateLimitConfig,
   ValidationError,
   loadConfig,
   validateConfig,
@@ -12,7 +13,7 @@ import type { PgOptions } from '@partita/postgres';
 import type { JobDefinition } from './define.js';
 
 export interface PartitionOptions {
-  queues: Record<string, { concurrency: number }>;
+  queues: Record<string, { concurrency: number; rateLimit?: RateLimitConfig }>;
 }
 
 /**

@@ -1,0 +1,132 @@
+import test from 'ava';
+import { defineJob, type PartitaNode } from '@partita/runtime';
+import { cluster, until } from './helpers.js';
+
+const LIMIT = 10;
+const PERIOD_MS = 1000;
+/**
+ * The limit is counted when a claim takes its tokens; a job's perform starts a claim round trip
+ * later, and that delay varies a little from claim to claim. Counting starts over a window this
+ * much shorter than the period absorbs that jitter (and only makes the check more lenient by that
+ * much: 50 jobs started without a limit land within a few hundred ms and fail it by far).
+ */
+const JITTER_MS = 100;
+
+/** Most perform starts in any window of `windowMs` (starts are sorted ms timestamps). */
+function busiestWindow(starts: number[], windowMs: number): { count: number; from: number } {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let best = { count: 0, from: 0 };
+  let lo = 0;
+  for (let hi = 0; hi < sorted.length; hi++) {
+    while (sorted[hi]! - sorted[lo]! >= windowMs) lo++;
+    if (hi - lo + 1 > best.count) best = { count: hi - lo + 1, from: sorted[lo]! };
+  }
+  return best;
+}
+
+function recorder() {
+  const starts: { at: number; node: string; key?: string }[] = [];
+  const job = (node: string) =>
+    defineJob<{ customer?: string }>({
+      type: 'tick',
+      queue: 'limited',
+      perform(payload) {
+        starts.push({ at: Date.now(), node, ...(payload?.customer ? { key: payload.customer } : {}) });
+      },
+    });
+  return { starts, job };
+}
+
+const limitedQueue = (concurrency: number, rateLimit: { limit: number; periodMs: number; key?: string }) => ({
+  p: { queues: { limited: { concurrency, rateLimit }, other: { concurrency: 4 } } },
+});
+
+async function finished(c: Awaited<ReturnType<typeof cluster>>, n: number): Promise<void> {
+  await until(`${n} jobs finished`, async () => {
+    const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs_history WHERE state = 'completed'`);
+    return rows[0].n >= n;
+  }, 30_000, 50);
+}
+
+test('limit 10 per second over two nodes: 50 quick jobs never start more than 10 in any second', async (t) => {
+  const c = await cluster('rate_queue');
+  try {
+    const { starts, job } = recorder();
+    // Each node may run 5 at once: reaching 10 a second takes both, so only a limit counted over
+    // the cluster holds (one counted per node would let 20 a second through).
+    const a = await c.start({ partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job('a')], nodeId: 'a', engine: { pollMs: 50 } });
+    await c.start({ partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job('b')], nodeId: 'b', engine: { pollMs: 50 } });
+    await a.client.enqueueMany('p', Array.from({ length: 50 }, () => ({ type: 'tick', queue: 'limited' })));
+    await finished(c, 50);
+
+    t.is(starts.length, 50);
+    const busiest = busiestWindow(starts.map((s) => s.at), PERIOD_MS - JITTER_MS);
+    t.log(`busiest ${PERIOD_MS - JITTER_MS} ms window: ${busiest.count} starts; by node: ${['a', 'b'].map((n) => `${n} ${starts.filter((s) => s.node === n).length}`).join(', ')}`);
+    t.true(busiest.count <= LIMIT, `${busiest.count} jobs started within ${PERIOD_MS - JITTER_MS} ms`);
+    // 50 jobs at 10 a second: the last starts at least four periods after the first.
+    const span = Math.max(...starts.map((s) => s.at)) - Math.min(...starts.map((s) => s.at));
+    t.true(span >= 4 * PERIOD_MS - JITTER_MS, `50 jobs started within ${span} ms`);
+    // And the limit is a rate, not a stall: five periods and some slack see them all started.
+    t.true(span <= 4 * PERIOD_MS + 1500, `50 jobs took ${span} ms to start`);
+    t.true(starts.some((s) => s.node === 'a') && starts.some((s) => s.node === 'b'), 'both nodes ran jobs');
+
+    const stats = await a.stats();
+    const limited = stats[0]!.queues.limited!.rateLimit!;
+    t.like(limited, { limit: LIMIT, periodMs: PERIOD_MS });
+    t.is(typeof limited.tokensLeft, 'number');
+    const metrics = await a.metrics.scrape();
+    t.regex(metrics, /partita_rate_limit_tokens\{[^}]*queue="limited"[^}]*\} \d+/);
+    t.regex(metrics, /partita_rate_limit_held_jobs\{[^}]*queue="limited"[^}]*\} \d+/);
+  } finally {
+    await c.close();
+  }
+});
+
+test('a rate-limited queue does not slow the partition\'s other queues', async (t) => {
+  const c = await cluster('rate_other');
+  try {
+    const { starts, job } = recorder();
+    const other = defineJob({ type: 'other', queue: 'other', perform: () => void starts.push({ at: Date.now(), node: 'other' }) });
+    // The jobs are queued before a node serves the queue, so its first take sees them all due.
+    const declares = await c.start({ partitions: { p: { queues: { limited: { concurrency: 0 }, other: { concurrency: 0 } } } }, jobs: [], nodeId: 'declares' });
+    await declares.client.enqueueMany('p', Array.from({ length: 10 }, () => ({ type: 'tick', queue: 'limited' })));
+    const a = await c.start({ partitions: limitedQueue(5, { limit: 2, periodMs: 60_000 }), jobs: [job('a'), other], nodeId: 'a', engine: { pollMs: 50 } });
+    await until('the limit used up', async () => starts.filter((s) => s.node === 'a').length === 2);
+    const enqueuedAt = Date.now();
+    await a.client.enqueueMany('p', Array.from({ length: 20 }, () => ({ type: 'other', queue: 'other' })));
+    await until('the other queue ran', async () => starts.filter((s) => s.node === 'other').length === 20, 5000, 10);
+    t.log(`other queue: 20 jobs in ${Date.now() - enqueuedAt} ms`);
+    t.is(starts.filter((s) => s.node === 'a').length, 2, 'the limited queue started 2 in its minute');
+    const [stat] = await a.stats();
+    t.like(stat!.queues.limited!.rateLimit, { limit: 2, tokensLeft: 0 });
+    t.true(stat!.queues.limited!.rateLimit!.held > 0, 'the jobs the limit holds back are counted');
+  } finally {
+    await c.close();
+  }
+});
+
+test('the limit holds across a Global leader change: the leader node stops mid-run', async (t) => {
+  const c = await cluster('rate_failover');
+  try {
+    const { starts, job } = recorder();
+    const nodes: Record<string, PartitaNode> = {};
+    for (const id of ['a', 'b']) {
+      nodes[id] = await c.start({ partitions: limitedQueue(10, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job(id)], nodeId: id, engine: { pollMs: 50 } });
+    }
+    const leaderOf = async () => (await c.db.pool.query(`SELECT holder FROM "${c.db.schema}".partition_leases WHERE partition = 'p'`)).rows[0]?.holder as string | undefined;
+    const leader = await until('a leader', leaderOf);
+    const follower = leader === 'a' ? 'b' : 'a';
+    await nodes[follower]!.client.enqueueMany('p', Array.from({ length: 40 }, () => ({ type: 'tick', queue: 'limited' })));
+    await until('a window and a half under way', async () => starts.length >= 15, 10_000, 10);
+    await nodes[leader]!.stop({ graceMs: 1000 });
+    await until('the other node leads', async () => (await leaderOf()) === follower, 10_000, 50);
+    await finished(c, 40);
+
+    const busiest = busiestWindow(starts.map((s) => s.at), PERIOD_MS - JITTER_MS);
+    t.log(`leader ${leader} stopped; busiest window ${busiest.count}; starts after the stop on ${follower}: ${starts.filter((s) => s.node === follower).length}`);
+    t.true(busiest.count <= LIMIT, `${busiest.count} jobs started within ${PERIOD_MS - JITTER_MS} ms`);
+    t.is(starts.length, 40);
+  } finally {
+    await c.close();
+  }
+});
