@@ -127,9 +127,10 @@ export interface QueueProfile {
   throttleMs: number;
   /**
    * The queue's rate limit, as this node's engine last saw its cluster-wide bucket: tokens left
-   * (null before its first claim) and due jobs the limit held back then.
+   * (null before its first claim, and per key) and due jobs the limit held back then; limited per
+   * key, the keys that were at their limit.
    */
-  rateLimit?: { limit: number; periodMs: number; key?: string; tokensLeft: number | null; held: number };
+  rateLimit?: { limit: number; periodMs: number; key?: string; tokensLeft: number | null; held: number; limitedKeys?: number };
 }
 
 /** What a node answers to a roll call. */

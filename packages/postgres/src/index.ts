@@ -10,6 +10,7 @@ export {
   type ClaimedJob,
   type ClaimRequest,
   type RateTokenGrant,
+  type RateKeyedClaimRequest,
   type RateTokenRequest,
   type Completion,
   type Failure,

@@ -48,6 +48,8 @@ export type OpName =
   | 'claim_batch'
   | 'take_rate_tokens'
   | 'return_rate_tokens'
+  | 'claim_rate_keyed'
+  | 'prune_rate_buckets'
   | 'save_control'
   | 'load_control'
   | 'execution_key_holder'

@@ -76,6 +76,14 @@ export interface ClaimRequest {
   queues: { queue: string; limit: number }[];
 }
 
+export interface RateKeyedClaimRequest {
+  nodeId: string;
+  partition: string;
+  leaseMs: number;
+  /** `limit`: jobs to claim at most; `keyPath`: dot-separated payload path of the key; each key may start `rateLimit` per `periodMs`. */
+  queues: { queue: string; limit: number; keyPath: string; rateLimit: number; periodMs: number }[];
+}
+
 export interface RateTokenRequest {
   queue: string;
   want: number;
@@ -516,6 +524,52 @@ export class JobStore {
       });
     }
     return grants;
+  }
+
+  /**
+   * The claim for queues limited per key: each queue takes up to `limit` due jobs, skipping keys
+   * (the text at the payload path `keyPath`) whose bucket is full, and takes the claimed jobs'
+   * tokens in the same transaction. Per queue it also answers how many claimable jobs it found,
+   * how many keys were at their limit, and the ms until the first of those has a token again.
+   */
+  async claimRateKeyed(request: RateKeyedClaimRequest): Promise<{
+    jobs: ClaimedJob[];
+    found: Map<string, number>;
+    limited: Map<string, { keys: number; waitMs: number | null }>;
+  }> {
+    const wanted = request.queues.filter((q) => q.limit > 0);
+    const found = new Map<string, number>();
+    const limited = new Map<string, { keys: number; waitMs: number | null }>();
+    if (wanted.length === 0) return { jobs: [], found, limited };
+    const rows = await this.run<ClaimRow & { id: string | null; found: number | null; wait_ms: number | null; limited_keys: number | null }>(
+      'claim_rate_keyed',
+      [
+        request.partition,
+        wanted.map((q) => q.queue),
+        wanted.map((q) => q.limit),
+        wanted.map((q) => q.keyPath),
+        wanted.map((q) => q.rateLimit),
+        wanted.map((q) => q.periodMs),
+        request.nodeId,
+        request.leaseMs,
+      ],
+      undefined,
+      retryOnKeyRace,
+    );
+    const jobs: ClaimedJob[] = [];
+    for (const r of rows) {
+      if (r.id === null) {
+        found.set(r.queue, r.found ?? 0);
+        limited.set(r.queue, { keys: r.limited_keys ?? 0, waitMs: r.wait_ms });
+      } else jobs.push(claimedJob(request.partition, r as ClaimRow));
+    }
+    return { jobs, found, limited };
+  }
+
+  /** Drops rate-limit buckets with nothing left in their window; returns how many. */
+  async pruneRateBuckets(): Promise<number> {
+    const { rowCount } = await this.pool.query({ name: this.ops.prune_rate_buckets.name, text: this.ops.prune_rate_buckets.text });
+    return rowCount ?? 0;
   }
 
   /** Puts unused tokens back into the grants they came from (`takenAt` names the grant). */

@@ -7,7 +7,7 @@ import {
   type Logger,
   type RateLimitConfig,
 } from '@partita/core';
-import type { ClaimedJob, JobStore, RateTokenGrant } from '@partita/postgres';
+import type { ClaimedJob, JobStore, RateKeyedClaimRequest, RateTokenGrant, RateTokenRequest } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
@@ -84,6 +84,7 @@ export type EngineMsg =
   | { t: 'rateGranted'; grants: Map<string, RateTokenGrant & { want: number }> }
   | { t: 'rateReady' }
   | { t: 'rateReturned'; queues: string[] }
+  | { t: 'rateKeyed'; limited: Map<string, { keys: number; waitMs: number | null }> }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown }
   | { t: 'flush' }
@@ -115,14 +116,16 @@ export interface RateLimitStats {
   key?: string;
   /** Tokens the bucket had left after this node's last take (cluster-wide); null before the first. */
   tokensLeft: number | null;
-  /** Due jobs the limit left waiting at this node's last take (0: it was not short). */
+  /** Due jobs the limit left waiting at this node's last take (0: it was not short; always 0 per key). */
   held: number;
+  /** Limited per key: keys at their limit at this node's last claim. */
+  limitedKeys?: number;
 }
 
 interface QueueState {
   concurrency: number;
   /** Claims of this queue first take tokens from its cluster-wide bucket in Postgres. */
-  rateLimit?: RateLimitConfig & { tokensLeft: number | null; held: number; readyAt: number };
+  rateLimit?: RateLimitConfig & { tokensLeft: number | null; held: number; readyAt: number; limitedKeys?: number };
   running: number;
   buffer: ClaimedJob[];
   /** Jobs asked for by claims still in flight: the next claim asks only for the rest of the window. */
@@ -350,20 +353,42 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     asked: Map<string, number>,
     claim: (limits: Map<string, number>) => Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }>,
   ): Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }> {
-    const requests = [...asked].flatMap(([queue, want]) => {
+    const requests: RateTokenRequest[] = [];
+    const perKey: RateKeyedClaimRequest['queues'] = [];
+    for (const [queue, want] of asked) {
       const limit = queues.get(queue)?.rateLimit;
-      return limit ? [{ queue, want, limit: limit.limit, periodMs: limit.periodMs }] : [];
+      if (limit?.key !== undefined) perKey.push({ queue, limit: want, keyPath: limit.key, rateLimit: limit.limit, periodMs: limit.periodMs });
+      else if (limit) requests.push({ queue, want, limit: limit.limit, periodMs: limit.periodMs });
+    }
+    if (requests.length === 0 && perKey.length === 0) return claim(asked);
+    // Queues limited per key have a claim of their own, which takes their keys' tokens itself.
+    const rest = perKey.length ? new Map([...asked].filter(([queue]) => queues.get(queue)?.rateLimit?.key === undefined)) : asked;
+    const main =
+      requests.length === 0
+        ? claim(rest)
+        : store.takeRateTokens(partition, requests).then((grants) => {
+            self.cast({ t: 'rateGranted', grants: new Map([...grants].map(([queue, g]) => [queue, { ...g, want: asked.get(queue) ?? 0 }])) });
+            const limits = new Map([...rest].map(([queue, n]) => [queue, grants.get(queue)?.granted ?? (queues.get(queue)?.rateLimit ? 0 : n)]));
+            const claimed = claim(limits);
+            claimed.then(
+              ({ jobs }) => giveBackTokens(grants, jobs),
+              () => giveBackTokens(grants, []),
+            );
+            return claimed;
+          });
+    if (perKey.length === 0) return main;
+    const keyed = store.claimRateKeyed({ nodeId, partition, leaseMs: settings.leaseMs, queues: perKey }).then((r) => {
+      self.cast({ t: 'rateKeyed', limited: r.limited });
+      return r;
     });
-    if (requests.length === 0) return claim(asked);
-    return store.takeRateTokens(partition, requests).then((grants) => {
-      self.cast({ t: 'rateGranted', grants: new Map([...grants].map(([queue, g]) => [queue, { ...g, want: asked.get(queue) ?? 0 }])) });
-      const limits = new Map([...asked].map(([queue, n]) => [queue, grants.get(queue)?.granted ?? (queues.get(queue)?.rateLimit ? 0 : n)]));
-      const claimed = claim(limits);
-      claimed.then(
-        ({ jobs }) => giveBackTokens(grants, jobs),
-        () => giveBackTokens(grants, []),
-      );
-      return claimed;
+    return Promise.allSettled([main, keyed]).then(([m, k]) => {
+      // Jobs one side claimed still go to the engine when the other side failed: they are running
+      // in Postgres now, and only a 'claimed' message makes this node run (or hand back) them.
+      const ok = [m, k].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = [m, k].find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed && ok.length === 0) throw failed.reason;
+      if (failed) log.warn({ err: describeError(failed.reason).message }, 'part of a claim failed; the rest goes ahead');
+      return { jobs: ok.flatMap((r) => r.jobs), found: new Map(ok.flatMap((r) => [...r.found])) };
     });
   }
 
@@ -396,12 +421,30 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       // Rounded up: woken a millisecond early, the bucket would still be empty.
       limit.readyAt = now + Math.ceil(g.waitMs) + 1;
-      if (!rateTimer || rateTimer.at > limit.readyAt) {
-        rateTimer?.cancel();
-        const at = limit.readyAt;
-        rateTimer = { at, cancel: ctxRef.sendAfter(at - now, { t: 'rateReady' }) };
-      }
+      claimAgainAt(limit.readyAt, now);
     }
+  }
+
+  /**
+   * A claim of queues limited per key skipped (or came up short on) full keys: their jobs wait,
+   * other keys' do not, so the queue is not held back; the engine only claims again when the first
+   * of those keys has a token.
+   */
+  function onRateKeyed(limited: Map<string, { keys: number; waitMs: number | null }>): void {
+    const now = Date.now();
+    for (const [queue, l] of limited) {
+      const limit = queues.get(queue)?.rateLimit;
+      if (!limit) continue;
+      limit.limitedKeys = l.keys;
+      options.metrics?.rateLimitedKeys(partition, queue, l.keys);
+      if (l.waitMs !== null) claimAgainAt(now + Math.ceil(Math.max(0, l.waitMs)) + 1, now);
+    }
+  }
+
+  function claimAgainAt(at: number, now: number): void {
+    if (rateTimer && rateTimer.at <= at) return;
+    rateTimer?.cancel();
+    rateTimer = { at, cancel: ctxRef.sendAfter(at - now, { t: 'rateReady' }) };
   }
 
   /** A claim came back (or failed): what it asked for is no longer in flight. */
@@ -851,6 +894,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         rateTimer = undefined;
         maybeClaim(true);
         return;
+      case 'rateKeyed':
+        onRateKeyed(msg.limited);
+        return;
       case 'rateReturned':
         for (const name of msg.queues) {
           const limit = queues.get(name)?.rateLimit;
@@ -964,8 +1010,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           stats.prefetched += q.buffer.length;
           stats.queues[name] = { concurrency: q.concurrency, running: q.running, prefetched: q.buffer.length };
           if (q.rateLimit) {
-            const { limit, periodMs, tokensLeft, held } = q.rateLimit;
-            stats.queues[name]!.rateLimit = { limit, periodMs, ...(q.rateLimit.key !== undefined ? { key: q.rateLimit.key } : {}), tokensLeft, held };
+            const { limit, periodMs, key, tokensLeft, held, limitedKeys } = q.rateLimit;
+            stats.queues[name]!.rateLimit = {
+              limit,
+              periodMs,
+              tokensLeft,
+              held,
+              ...(key !== undefined ? { key } : {}),
+              ...(limitedKeys !== undefined ? { limitedKeys } : {}),
+            };
           }
         }
         return stats;

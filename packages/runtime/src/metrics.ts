@@ -67,6 +67,8 @@ export interface Metrics {
   handedOff(partition: string, queue: string, accepted: boolean): void;
   /** A rate-limited queue's bucket after a take: tokens left (cluster-wide) and due jobs the limit held back. */
   rateLimit(partition: string, queue: string, tokensLeft: number, held: number): void;
+  /** A queue limited per key, after a claim: keys that were at their limit. */
+  rateLimitedKeys(partition: string, queue: string, keys: number): void;
   /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
   flushed(partition: string, durationMs: number, outcomes: number): void;
   flushFailed(partition: string): void;
@@ -220,6 +222,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['partition', 'queue'],
     registers: [registry],
   });
+  const rateKeys = new Gauge({
+    name: 'partita_rate_limit_keys_limited',
+    help: "Keys of a queue limited per key that were at their limit at this node's last claim",
+    labelNames: ['partition', 'queue'],
+    registers: [registry],
+  });
   const flushSeconds = new Histogram({
     name: 'partita_flush_duration_seconds',
     help: 'Round trip of one group commit of job outcomes (completions, failures, releases, progress)',
@@ -357,6 +365,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     rateLimit(partition, queue, tokensLeft, held) {
       rateTokens.set({ partition, queue }, tokensLeft);
       rateHeld.set({ partition, queue }, held);
+    },
+    rateLimitedKeys(partition, queue, keys) {
+      rateKeys.set({ partition, queue }, keys);
     },
     flushed(partition, durationMs, outcomes) {
       flushSeconds.observe({ partition }, durationMs / 1000);

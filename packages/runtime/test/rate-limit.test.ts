@@ -130,3 +130,43 @@ test('the limit holds across a Global leader change: the leader node stops mid-r
     await c.close();
   }
 });
+
+test('limited per key: a customer at its limit waits, another customer\'s jobs start at once, each within its own limit', async (t) => {
+  const c = await cluster('rate_key');
+  try {
+    const { starts, job } = recorder();
+    const perKey = { limit: 3, periodMs: PERIOD_MS, key: 'customer' };
+    const a = await c.start({ partitions: limitedQueue(4, perKey), jobs: [job('a')], nodeId: 'a', engine: { pollMs: 50 } });
+    await c.start({ partitions: limitedQueue(4, perKey), jobs: [job('b')], nodeId: 'b', engine: { pollMs: 50 } });
+    // Customer A's backlog is first in claim order; B's jobs come after it, and jobs with no
+    // customer share one bucket of their own.
+    await a.client.enqueueMany('p', Array.from({ length: 12 }, () => ({ type: 'tick', queue: 'limited', payload: { customer: 'A' } })));
+    await until('A at its limit', async () => starts.filter((s) => s.key === 'A').length >= 3, 5000, 5);
+    const enqueuedAt = Date.now();
+    await a.client.enqueueMany('p', [
+      ...Array.from({ length: 3 }, () => ({ type: 'tick', queue: 'limited', payload: { customer: 'B' } })),
+      ...Array.from({ length: 4 }, () => ({ type: 'tick', queue: 'limited', payload: {} })),
+    ]);
+    await until('B started', async () => starts.filter((s) => s.key === 'B').length >= 3, 5000, 5);
+    const bTook = Date.now() - enqueuedAt;
+    await finished(c, 19);
+
+    const byKey = (key: string | undefined) => starts.filter((s) => s.key === key).map((s) => s.at);
+    for (const key of ['A', 'B', undefined]) {
+      const busiest = busiestWindow(byKey(key), PERIOD_MS - JITTER_MS);
+      t.log(`customer ${key ?? '(none)'}: ${byKey(key).length} jobs, busiest window ${busiest.count}`);
+      t.true(busiest.count <= 3, `customer ${key ?? '(none)'}: ${busiest.count} jobs started within ${PERIOD_MS - JITTER_MS} ms`);
+    }
+    t.log(`B's 3 jobs started ${bTook} ms after they were enqueued, behind A's backlog`);
+    t.true(bTook < 400, `B waited ${bTook} ms`);
+    // A's 12 jobs at 3 a second: the last starts at least three periods after the first.
+    const a12 = byKey('A');
+    t.true(Math.max(...a12) - Math.min(...a12) >= 3 * PERIOD_MS - JITTER_MS, 'A was held to its limit');
+    const [stat] = await a.stats();
+    t.like(stat!.queues.limited!.rateLimit, { limit: 3, key: 'customer' });
+    const buckets = await c.db.pool.query(`SELECT key FROM "${c.db.schema}".rate_buckets WHERE queue = 'limited' ORDER BY key`);
+    t.deepEqual(buckets.rows.map((r) => r.key), ['', 'A', 'B']);
+  } finally {
+    await c.close();
+  }
+});

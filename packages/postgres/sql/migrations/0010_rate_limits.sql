@@ -30,11 +30,16 @@ DECLARE
   used integer;
   oldest double precision;
 BEGIN
-  INSERT INTO {{schema}}.rate_buckets (partition, queue, key, lim, period_ms)
-  VALUES (p_partition, p_queue, p_key, p_limit, p_period_ms)
-  ON CONFLICT DO NOTHING;
-  SELECT * INTO b FROM {{schema}}.rate_buckets
-  WHERE partition = p_partition AND queue = p_queue AND key = p_key FOR UPDATE;
+  -- Again if the row went between the two (prune_rate_buckets drops idle buckets): a grant must
+  -- land in a row, or the next taker would not count it.
+  LOOP
+    INSERT INTO {{schema}}.rate_buckets (partition, queue, key, lim, period_ms)
+    VALUES (p_partition, p_queue, p_key, p_limit, p_period_ms)
+    ON CONFLICT DO NOTHING;
+    SELECT * INTO b FROM {{schema}}.rate_buckets
+    WHERE partition = p_partition AND queue = p_queue AND key = p_key FOR UPDATE;
+    EXIT WHEN FOUND;
+  END LOOP;
   -- Read after the lock: the window is measured from when this grant is actually made.
   now_ms := extract(epoch FROM clock_timestamp()) * 1000;
   SELECT coalesce(array_agg(a ORDER BY i), '{}'), coalesce(array_agg(n ORDER BY i), '{}'), coalesce(sum(n), 0), min(a)
