@@ -76,31 +76,27 @@ export interface ClaimRequest {
   queues: { queue: string; limit: number }[];
 }
 
-export interface RateKeyedClaimRequest {
+export interface RateLimitedClaimRequest {
   nodeId: string;
   partition: string;
   leaseMs: number;
-  /** `limit`: jobs to claim at most; `keyPath`: dot-separated payload path of the key; each key may start `rateLimit` per `periodMs`. */
-  queues: { queue: string; limit: number; keyPath: string; rateLimit: number; periodMs: number }[];
+  /**
+   * `limit`: jobs to claim at most; each key may start `rateLimit` jobs per `periodMs`, where the
+   * key is the text at the dot-separated payload path `keyPath` (absent: the queue is one key).
+   */
+  queues: { queue: string; limit: number; keyPath?: string; rateLimit: number; periodMs: number }[];
 }
 
-export interface RateTokenRequest {
-  queue: string;
-  want: number;
-  limit: number;
-  periodMs: number;
-}
-
-export interface RateTokenGrant {
-  granted: number;
-  /** Tokens the bucket still has in the window after this grant. */
-  tokensLeft: number;
-  /** With none left: ms until the oldest grant leaves the window (0 otherwise). */
-  waitMs: number;
-  /** Due jobs of the queue (up to what was asked) that this grant left waiting. */
+/** What a rate-limited queue's limit did in one claim. */
+export interface RateLimitOutcome {
+  /** Keys at their limit: skipped, or filled by this claim (a queue limited as a whole has one key). */
+  limitedKeys: number;
+  /** Ms until the first of those keys has a token again; null when none is at its limit. */
+  waitMs: number | null;
+  /** A queue limited as a whole: tokens its bucket has left. Null per key. */
+  tokensLeft: number | null;
+  /** While a key is at its limit: due jobs (up to the claim's limit) the claim left queued. */
   held: number;
-  /** The grant's time (database clock, epoch ms): names it when unused tokens go back. */
-  takenAt?: number;
 }
 
 export interface Completion {
@@ -498,56 +494,25 @@ export class JobStore {
   }
 
   /**
-   * Takes tokens from rate-limited queues' buckets, before a claim: each queue gets at most what it
-   * asks for and what its limit leaves in the sliding window, counted over every node. One round
-   * trip for all the queues. Tokens a claim then does not use go back with `returnRateTokens`.
+   * The claim for rate-limited queues (see sql/ops/claim_rate_limited.sql): each queue takes up to
+   * `limit` due jobs, skipping keys whose bucket is full, and takes the claimed jobs' tokens in the
+   * same transaction, on the database's clock. Per queue it also answers how many claimable jobs it
+   * found and what the limit did (`RateLimitOutcome`).
    */
-  async takeRateTokens(partition: string, requests: RateTokenRequest[]): Promise<Map<string, RateTokenGrant>> {
-    const grants = new Map<string, RateTokenGrant>();
-    if (requests.length === 0) return grants;
-    // One order on every node: a statement locks its buckets in it, so two never wait on each other.
-    const sorted = [...requests].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
-    const rows = await this.run<{ queue: string; granted: number; tokens_left: number; wait_ms: number; taken_at: number | null; due: number | null }>('take_rate_tokens', [
-      partition,
-      sorted.map((r) => r.queue),
-      sorted.map((r) => r.want),
-      sorted.map((r) => r.limit),
-      sorted.map((r) => r.periodMs),
-    ]);
-    for (const r of rows) {
-      grants.set(r.queue, {
-        granted: r.granted,
-        tokensLeft: r.tokens_left,
-        waitMs: r.wait_ms,
-        held: r.due === null ? 0 : Math.max(0, r.due - r.granted),
-        ...(r.taken_at !== null ? { takenAt: r.taken_at } : {}),
-      });
-    }
-    return grants;
-  }
-
-  /**
-   * The claim for queues limited per key: each queue takes up to `limit` due jobs, skipping keys
-   * (the text at the payload path `keyPath`) whose bucket is full, and takes the claimed jobs'
-   * tokens in the same transaction. Per queue it also answers how many claimable jobs it found,
-   * how many keys were at their limit, and the ms until the first of those has a token again.
-   */
-  async claimRateKeyed(request: RateKeyedClaimRequest): Promise<{
-    jobs: ClaimedJob[];
-    found: Map<string, number>;
-    limited: Map<string, { keys: number; waitMs: number | null }>;
-  }> {
+  async claimRateLimited(request: RateLimitedClaimRequest): Promise<{ jobs: ClaimedJob[]; found: Map<string, number>; limited: Map<string, RateLimitOutcome> }> {
     const wanted = request.queues.filter((q) => q.limit > 0);
     const found = new Map<string, number>();
-    const limited = new Map<string, { keys: number; waitMs: number | null }>();
+    const limited = new Map<string, RateLimitOutcome>();
     if (wanted.length === 0) return { jobs: [], found, limited };
-    const rows = await this.run<ClaimRow & { id: string | null; found: number | null; wait_ms: number | null; limited_keys: number | null }>(
-      'claim_rate_keyed',
+    const rows = await this.run<
+      ClaimRow & { id: string | null; found: number | null; limited_keys: number | null; wait_ms: number | null; tokens_left: number | null; held: number | null }
+    >(
+      'claim_rate_limited',
       [
         request.partition,
         wanted.map((q) => q.queue),
         wanted.map((q) => q.limit),
-        wanted.map((q) => q.keyPath),
+        wanted.map((q) => q.keyPath ?? null),
         wanted.map((q) => q.rateLimit),
         wanted.map((q) => q.periodMs),
         request.nodeId,
@@ -558,10 +523,12 @@ export class JobStore {
     );
     const jobs: ClaimedJob[] = [];
     for (const r of rows) {
-      if (r.id === null) {
-        found.set(r.queue, r.found ?? 0);
-        limited.set(r.queue, { keys: r.limited_keys ?? 0, waitMs: r.wait_ms });
-      } else jobs.push(claimedJob(request.partition, r as ClaimRow));
+      if (r.id !== null) {
+        jobs.push(claimedJob(request.partition, r as ClaimRow));
+        continue;
+      }
+      found.set(r.queue, r.found ?? 0);
+      limited.set(r.queue, { limitedKeys: r.limited_keys ?? 0, waitMs: r.wait_ms, tokensLeft: r.tokens_left, held: r.held ?? 0 });
     }
     return { jobs, found, limited };
   }
@@ -570,13 +537,6 @@ export class JobStore {
   async pruneRateBuckets(): Promise<number> {
     const { rowCount } = await this.pool.query({ name: this.ops.prune_rate_buckets.name, text: this.ops.prune_rate_buckets.text });
     return rowCount ?? 0;
-  }
-
-  /** Puts unused tokens back into the grants they came from (`takenAt` names the grant). */
-  async returnRateTokens(partition: string, unused: { queue: string; takenAt: number; tokens: number }[]): Promise<void> {
-    const items = unused.filter((u) => u.tokens > 0);
-    if (items.length === 0) return;
-    await this.run('return_rate_tokens', [partition, items.map((u) => u.queue), items.map((u) => u.takenAt), items.map((u) => u.tokens)]);
   }
 
   /** Records successes; returns the ids accepted (the rest were not this node's to complete). */

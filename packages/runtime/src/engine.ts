@@ -7,7 +7,7 @@ import {
   type Logger,
   type RateLimitConfig,
 } from '@partita/core';
-import type { ClaimedJob, JobStore, RateKeyedClaimRequest, RateTokenGrant, RateTokenRequest } from '@partita/postgres';
+import type { ClaimedJob, JobStore, RateLimitedClaimRequest, RateLimitOutcome } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
@@ -80,11 +80,10 @@ export type EngineMsg =
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown; asked: Map<string, number> }
-  /** Tokens the rate-limited queues' buckets gave a claim (sent before its 'claimed'). */
-  | { t: 'rateGranted'; grants: Map<string, RateTokenGrant & { want: number }> }
+  /** What the rate limits did in a claim (sent before its 'claimed'). */
+  | { t: 'rateLimited'; limited: Map<string, RateLimitOutcome> }
+  /** A full rate-limit bucket has a token again. */
   | { t: 'rateReady' }
-  | { t: 'rateReturned'; queues: string[] }
-  | { t: 'rateKeyed'; limited: Map<string, { keys: number; waitMs: number | null }> }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown }
   | { t: 'flush' }
@@ -326,7 +325,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     for (const [name, n] of asked) queues.get(name)!.claiming += n;
     lastClaimAt = now;
     const claimStarted = performance.now();
-    // Rate-limited queues take tokens from their buckets first, and claim no more than they got.
+    // Rate-limited queues are claimed apart, by a claim that takes their tokens.
     claimWithinRateLimits(asked, (limits) =>
       store.claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...limits].map(([queue, limit]) => ({ queue, limit })) }),
     ).then(
@@ -344,44 +343,27 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   /**
-   * Runs a claim, first taking tokens for the rate-limited queues it asks for (one round trip for
-   * all of them, none when it asks for none): each such queue claims at most what it was granted.
-   * Tokens the claim did not use (it found fewer jobs) go back; if giving them back fails they
-   * lapse at the window's end, which only ever errs towards fewer starts.
+   * Runs a claim; rate-limited queues have a claim of their own (claim_rate_limited), which takes
+   * their tokens in its own transaction, side by side with the claim of the other queues.
    */
   function claimWithinRateLimits(
     asked: Map<string, number>,
     claim: (limits: Map<string, number>) => Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }>,
   ): Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }> {
-    const requests: RateTokenRequest[] = [];
-    const perKey: RateKeyedClaimRequest['queues'] = [];
+    const limited: RateLimitedClaimRequest['queues'] = [];
+    const rest = new Map<string, number>();
     for (const [queue, want] of asked) {
       const limit = queues.get(queue)?.rateLimit;
-      if (limit?.key !== undefined) perKey.push({ queue, limit: want, keyPath: limit.key, rateLimit: limit.limit, periodMs: limit.periodMs });
-      else if (limit) requests.push({ queue, want, limit: limit.limit, periodMs: limit.periodMs });
+      if (limit) limited.push({ queue, limit: want, rateLimit: limit.limit, periodMs: limit.periodMs, ...(limit.key !== undefined ? { keyPath: limit.key } : {}) });
+      else rest.set(queue, want);
     }
-    if (requests.length === 0 && perKey.length === 0) return claim(asked);
-    // Queues limited per key have a claim of their own, which takes their keys' tokens itself.
-    const rest = perKey.length ? new Map([...asked].filter(([queue]) => queues.get(queue)?.rateLimit?.key === undefined)) : asked;
-    const main =
-      requests.length === 0
-        ? claim(rest)
-        : store.takeRateTokens(partition, requests).then((grants) => {
-            self.cast({ t: 'rateGranted', grants: new Map([...grants].map(([queue, g]) => [queue, { ...g, want: asked.get(queue) ?? 0 }])) });
-            const limits = new Map([...rest].map(([queue, n]) => [queue, grants.get(queue)?.granted ?? (queues.get(queue)?.rateLimit ? 0 : n)]));
-            const claimed = claim(limits);
-            claimed.then(
-              ({ jobs }) => giveBackTokens(grants, jobs),
-              () => giveBackTokens(grants, []),
-            );
-            return claimed;
-          });
-    if (perKey.length === 0) return main;
-    const keyed = store.claimRateKeyed({ nodeId, partition, leaseMs: settings.leaseMs, queues: perKey }).then((r) => {
-      self.cast({ t: 'rateKeyed', limited: r.limited });
+    if (limited.length === 0) return claim(asked);
+    const ofLimited = store.claimRateLimited({ nodeId, partition, leaseMs: settings.leaseMs, queues: limited }).then((r) => {
+      self.cast({ t: 'rateLimited', limited: r.limited });
       return r;
     });
-    return Promise.allSettled([main, keyed]).then(([m, k]) => {
+    if (rest.size === 0) return ofLimited;
+    return Promise.allSettled([claim(rest), ofLimited]).then(([m, k]) => {
       // Jobs one side claimed still go to the engine when the other side failed: they are running
       // in Postgres now, and only a 'claimed' message makes this node run (or hand back) them.
       const ok = [m, k].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -392,52 +374,28 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     });
   }
 
-  function giveBackTokens(grants: Map<string, RateTokenGrant>, jobs: ClaimedJob[]): void {
-    const used = new Map<string, number>();
-    for (const job of jobs) used.set(job.queue, (used.get(job.queue) ?? 0) + 1);
-    const unused = [...grants].flatMap(([queue, g]) =>
-      g.takenAt !== undefined && g.granted > (used.get(queue) ?? 0) ? [{ queue, takenAt: g.takenAt, tokens: g.granted - (used.get(queue) ?? 0) }] : [],
-    );
-    if (unused.length === 0) return;
-    store.returnRateTokens(partition, unused).then(
-      // The bucket may have looked empty only because of these tokens: its queues need not wait.
-      () => self.cast({ t: 'rateReturned', queues: unused.map((u) => u.queue) }),
-      (err) => log.debug({ err: describeError(err).message }, 'giving back unused rate-limit tokens failed; they lapse at the end of their window'),
-    );
-  }
-
-  /** A bucket came up short: skip its queue until it has a token again, and claim then. */
-  function onRateGranted(grants: Map<string, RateTokenGrant & { want: number }>): void {
+  /**
+   * What the limits did in a claim. A queue limited as a whole waits until its bucket has a token;
+   * one limited per key keeps claiming for its other keys, and claims again when the first full
+   * key has a token.
+   */
+  function onRateLimited(limited: Map<string, RateLimitOutcome>): void {
     const now = Date.now();
-    for (const [queue, g] of grants) {
+    for (const [queue, outcome] of limited) {
       const limit = queues.get(queue)?.rateLimit;
       if (!limit) continue;
-      limit.tokensLeft = g.tokensLeft;
-      limit.held = g.held;
-      options.metrics?.rateLimit(partition, queue, g.tokensLeft, limit.held);
-      if (g.granted >= g.want || g.waitMs <= 0) {
+      limit.held = outcome.held;
+      limit.limitedKeys = outcome.limitedKeys;
+      if (outcome.tokensLeft !== null) limit.tokensLeft = outcome.tokensLeft;
+      options.metrics?.rateLimit(partition, queue, limit.key === undefined ? limit.tokensLeft : null, outcome.held, outcome.limitedKeys);
+      if (outcome.waitMs === null) {
         limit.readyAt = 0;
         continue;
       }
-      // Rounded up: woken a millisecond early, the bucket would still be empty.
-      limit.readyAt = now + Math.ceil(g.waitMs) + 1;
-      claimAgainAt(limit.readyAt, now);
-    }
-  }
-
-  /**
-   * A claim of queues limited per key skipped (or came up short on) full keys: their jobs wait,
-   * other keys' do not, so the queue is not held back; the engine only claims again when the first
-   * of those keys has a token.
-   */
-  function onRateKeyed(limited: Map<string, { keys: number; waitMs: number | null }>): void {
-    const now = Date.now();
-    for (const [queue, l] of limited) {
-      const limit = queues.get(queue)?.rateLimit;
-      if (!limit) continue;
-      limit.limitedKeys = l.keys;
-      options.metrics?.rateLimitedKeys(partition, queue, l.keys);
-      if (l.waitMs !== null) claimAgainAt(now + Math.ceil(Math.max(0, l.waitMs)) + 1, now);
+      // Rounded up: woken a millisecond early, the bucket would still be full.
+      const at = now + Math.ceil(Math.max(0, outcome.waitMs)) + 1;
+      if (limit.key === undefined) limit.readyAt = at;
+      claimAgainAt(at, now);
     }
   }
 
@@ -887,22 +845,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         onClaimFailed(msg.error, msg.asked);
         if (draining) checkDrained();
         return;
-      case 'rateGranted':
-        onRateGranted(msg.grants);
+      case 'rateLimited':
+        onRateLimited(msg.limited);
         return;
       case 'rateReady':
         rateTimer = undefined;
         maybeClaim(true);
-        return;
-      case 'rateKeyed':
-        onRateKeyed(msg.limited);
-        return;
-      case 'rateReturned':
-        for (const name of msg.queues) {
-          const limit = queues.get(name)?.rateLimit;
-          if (limit) limit.readyAt = 0;
-        }
-        maybeClaim();
         return;
       case 'done':
         onDone(msg.job, msg.outcome);

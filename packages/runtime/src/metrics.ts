@@ -65,10 +65,11 @@ export interface Metrics {
   claimFailed(partition: string): void;
   /** A job a client enqueued straight into this node's hands: started here (accepted) or handed back. */
   handedOff(partition: string, queue: string, accepted: boolean): void;
-  /** A rate-limited queue's bucket after a take: tokens left (cluster-wide) and due jobs the limit held back. */
-  rateLimit(partition: string, queue: string, tokensLeft: number, held: number): void;
-  /** A queue limited per key, after a claim: keys that were at their limit. */
-  rateLimitedKeys(partition: string, queue: string, keys: number): void;
+  /**
+   * A rate-limited queue after a claim: tokens its bucket has left (cluster-wide; null when limited
+   * per key), due jobs the limit held back, and keys at their limit.
+   */
+  rateLimit(partition: string, queue: string, tokensLeft: number | null, held: number, limitedKeys: number): void;
   /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
   flushed(partition: string, durationMs: number, outcomes: number): void;
   flushFailed(partition: string): void;
@@ -212,19 +213,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const rateTokens = new Gauge({
     name: 'partita_rate_limit_tokens',
-    help: "Tokens a rate-limited queue's cluster-wide bucket had left after this node's last take",
+    help: "Tokens a rate-limited queue's cluster-wide bucket had left after this node's last claim",
     labelNames: ['partition', 'queue'],
     registers: [registry],
   });
   const rateHeld = new Gauge({
     name: 'partita_rate_limit_held_jobs',
-    help: "Due jobs a rate-limited queue's limit left waiting at this node's last take (up to its free slots)",
+    help: "Due jobs a rate-limited queue left queued at this node's last claim while its limit was reached (up to its free slots)",
     labelNames: ['partition', 'queue'],
     registers: [registry],
   });
   const rateKeys = new Gauge({
     name: 'partita_rate_limit_keys_limited',
-    help: "Keys of a queue limited per key that were at their limit at this node's last claim",
+    help: "Keys of a rate-limited queue at their limit at this node's last claim (a queue limited as a whole is one key)",
     labelNames: ['partition', 'queue'],
     registers: [registry],
   });
@@ -362,12 +363,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     handedOff(partition, queue, accepted) {
       handoffs.inc({ partition, queue, outcome: accepted ? 'accepted' : 'refused' });
     },
-    rateLimit(partition, queue, tokensLeft, held) {
-      rateTokens.set({ partition, queue }, tokensLeft);
+    rateLimit(partition, queue, tokensLeft, held, limitedKeys) {
+      if (tokensLeft !== null) rateTokens.set({ partition, queue }, tokensLeft);
       rateHeld.set({ partition, queue }, held);
-    },
-    rateLimitedKeys(partition, queue, keys) {
-      rateKeys.set({ partition, queue }, keys);
+      rateKeys.set({ partition, queue }, limitedKeys);
     },
     flushed(partition, durationMs, outcomes) {
       flushSeconds.observe({ partition }, durationMs / 1000);

@@ -19,7 +19,7 @@ CREATE TABLE {{schema}}.rate_buckets (
 );
 
 -- Takes up to `want` tokens from a bucket; answers what it granted, what is left, and (when none
--- is left) how long until the oldest grant leaves the window. VOLATILE and one statement at a time:
+-- is left) how long until the oldest grant leaves the window. Wanting none touches nothing. VOLATILE and one statement at a time:
 -- each statement reads afresh after the row lock, so two takers never both spend one token.
 CREATE FUNCTION {{schema}}.take_rate_tokens(p_partition text, p_queue text, p_key text, p_want integer, p_limit integer, p_period_ms integer,
                                             OUT granted integer, OUT tokens_left integer, OUT wait_ms double precision, OUT taken_at double precision)
@@ -30,6 +30,12 @@ DECLARE
   used integer;
   oldest double precision;
 BEGIN
+  IF p_want <= 0 THEN
+    -- Nothing to start: the bucket is neither read nor locked (tokens_left stays NULL).
+    granted := 0;
+    wait_ms := 0;
+    RETURN;
+  END IF;
   -- Again if the row went between the two (prune_rate_buckets drops idle buckets): a grant must
   -- land in a row, or the next taker would not count it.
   LOOP

@@ -1,10 +1,11 @@
--- The claim for queues limited per key (rateLimit.key): like claim_batch, for $2 queues taking at
--- most $3 jobs each, where a job's key is the text at payload path $4 (one per queue, as a text
--- array such as {customer,id}; no value there: the key ''), and each key may start $5 jobs per
--- $6 ms. Keys whose bucket is full are skipped, so their jobs wait without holding up other keys;
--- the tokens of the keys it claims are taken (take_rate_tokens, under the bucket's row lock, keys
--- in sorted order so two claims never wait on each other in a cycle) in this same transaction:
--- a claim that fails takes none, and no leader change or node loss can spend a token twice.
+-- The claim for rate-limited queues: like claim_batch, for $2 queues taking at most $3 jobs each,
+-- where each key may start $5 jobs in any window of $6 ms. A job's key is the text at payload path
+-- $4 (as a dotted path, e.g. customer.id; no value there: the key ''); a queue limited as a whole
+-- has no path, and all its jobs the key ''. Keys whose bucket is full are skipped, so their jobs
+-- wait without holding up other keys. The tokens of the jobs claimed are taken (take_rate_tokens,
+-- under each bucket's row lock, in sorted order so two claims never wait on each other in a
+-- cycle) in this same transaction: a claim that fails takes none, a token is spent by the claim
+-- that starts its job, and no leader change or lost node can spend one twice.
 WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true)
 ), asked AS (
@@ -14,14 +15,14 @@ WITH async_commit AS MATERIALIZED (
 ), buckets AS MATERIALIZED (
   -- What each key of these queues has spent in its window, as of this statement's snapshot: a
   -- full one is skipped; one another claim fills meanwhile is caught by the take below.
-  SELECT b.queue, b.key, w.rate_limit - s.used AS tokens,
-         CASE WHEN s.used >= w.rate_limit THEN s.oldest + w.period_ms - extract(epoch FROM clock_timestamp()) * 1000 END AS wait_ms
+  SELECT b.queue, b.key, (w.rate_limit - s.used)::integer AS tokens,
+         CASE WHEN s.used >= w.rate_limit THEN s.oldest + w.period_ms - extract(epoch FROM clock_timestamp())::double precision * 1000 END AS wait_ms
   FROM {{schema}}.rate_buckets b
   JOIN asked w ON w.queue = b.queue
   CROSS JOIN LATERAL (
     SELECT coalesce(sum(g.n), 0) AS used, min(g.a) AS oldest
     FROM unnest(b.grant_at, b.grant_n) AS g(a, n)
-    WHERE g.n > 0 AND g.a > extract(epoch FROM clock_timestamp()) * 1000 - w.period_ms
+    WHERE g.n > 0 AND g.a > extract(epoch FROM clock_timestamp())::double precision * 1000 - w.period_ms
   ) s
   WHERE b.partition = $1
 ), wanted AS (
@@ -65,7 +66,7 @@ WITH async_commit AS MATERIALIZED (
   GROUP BY r.queue, r.rate_key, w.rate_limit, w.period_ms
 ), grants AS MATERIALIZED (
   -- Sorted, and not flattened (ORDER BY keeps the subquery): the takes lock buckets in this order.
-  SELECT k.queue, k.rate_key, t.granted, t.wait_ms
+  SELECT k.queue, k.rate_key, t.granted, t.tokens_left, t.wait_ms
   FROM (SELECT * FROM per_key ORDER BY queue, rate_key) k
   CROSS JOIN LATERAL {{schema}}.take_rate_tokens($1, k.queue, k.rate_key, k.n, k.rate_limit, k.period_ms) t
 ), claimed AS (
@@ -76,20 +77,40 @@ WITH async_commit AS MATERIALIZED (
     SELECT r.id FROM ranked r JOIN grants g ON g.queue = r.queue AND g.rate_key = r.rate_key WHERE r.rank <= g.granted))
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
             j.queue_key, j.execution_key, j.cancel_requested, j.run_at
+), limited AS (
+  -- Per queue: keys at their limit (skipped, or filled by this claim), ms until the first of them
+  -- has a token again, and for a queue limited as a whole, its tokens left.
+  SELECT w.queue,
+         (SELECT count(*) FROM (
+            SELECT f.key FROM buckets f WHERE f.queue = w.queue AND f.tokens <= 0
+            UNION
+            SELECT g.rate_key FROM grants g WHERE g.queue = w.queue AND g.tokens_left = 0) k)::integer AS limited_keys,
+         (SELECT min(x.wait_ms) FROM (
+            SELECT f.wait_ms FROM buckets f WHERE f.queue = w.queue AND f.wait_ms IS NOT NULL
+            UNION ALL
+            SELECT g.wait_ms FROM grants g WHERE g.queue = w.queue AND g.wait_ms > 0) x) AS wait_ms,
+         CASE WHEN w.path IS NULL THEN coalesce(
+           (SELECT g.tokens_left FROM grants g WHERE g.queue = w.queue),
+           (SELECT greatest(0, f.tokens) FROM buckets f WHERE f.queue = w.queue AND f.key = ''),
+           w.rate_limit) END AS tokens_left
+  FROM wanted w
 )
 -- As claim_batch: the claimed jobs in claim order, then one row per queue counting the claimable
--- jobs found, with how long until the first full key it skipped (or came up short on) has a token.
+-- jobs found, with what the limit did. While some key is at its limit, `held` counts the due jobs
+-- (up to what was asked) this claim left queued: about the jobs the limit holds back.
 SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found, NULL::double precision AS wait_ms,
-       NULL::integer AS limited_keys
+       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found,
+       NULL::integer AS limited_keys, NULL::double precision AS wait_ms, NULL::integer AS tokens_left, NULL::integer AS held
 FROM claimed
 UNION ALL
 SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer,
-       (SELECT min(x.wait_ms) FROM (
-          SELECT f.wait_ms FROM buckets f WHERE f.queue = w.queue AND f.wait_ms IS NOT NULL
-          UNION ALL
-          SELECT g.wait_ms FROM grants g WHERE g.queue = w.queue AND g.wait_ms > 0) x),
-       (SELECT count(*) FROM buckets f WHERE f.queue = w.queue AND f.tokens <= 0)::integer
-FROM wanted w
+       l.limited_keys, l.wait_ms, l.tokens_left,
+       CASE WHEN l.limited_keys > 0 THEN greatest(0, (
+         SELECT count(*) FROM (
+           SELECT 1 FROM {{schema}}.jobs j
+           WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
+           LIMIT w.lim) d
+       ) - (SELECT count(*) FROM claimed c WHERE c.queue = w.queue))::integer ELSE 0 END
+FROM wanted w JOIN limited l ON l.queue = w.queue
 ORDER BY priority, run_at_epoch, id
