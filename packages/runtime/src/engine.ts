@@ -108,22 +108,25 @@ export interface EngineStats {
   throttleMs: number;
 }
 
-/** A rate-limited queue as this engine last saw its bucket. */
+/** A rate-limited queue as this engine's last claim of it saw its buckets (cluster-wide figures). */
 export interface RateLimitStats {
   limit: number;
   periodMs: number;
   key?: string;
-  /** Tokens the bucket had left after this node's last take (cluster-wide); null before the first. */
+  /** Limited as a whole: tokens its bucket had left; null before the first claim, and per key. */
   tokensLeft: number | null;
-  /** Due jobs the limit left waiting at this node's last take (0: it was not short; always 0 per key). */
+  /** While a key was at its limit: due jobs (up to the free slots) the claim left queued. */
   held: number;
-  /** Limited per key: keys at their limit at this node's last claim. */
+  /** Keys at their limit (a queue limited as a whole is one key). */
   limitedKeys?: number;
 }
 
 interface QueueState {
   concurrency: number;
-  /** Claims of this queue first take tokens from its cluster-wide bucket in Postgres. */
+  /**
+   * Claimed by claim_rate_limited, which takes tokens from the queue's buckets in Postgres;
+   * `readyAt`: a queue limited as a whole found its bucket full, and is not claimed before then.
+   */
   rateLimit?: RateLimitConfig & { tokensLeft: number | null; held: number; readyAt: number; limitedKeys?: number };
   running: number;
   buffer: ClaimedJob[];
@@ -326,8 +329,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     lastClaimAt = now;
     const claimStarted = performance.now();
     // Rate-limited queues are claimed apart, by a claim that takes their tokens.
-    claimWithinRateLimits(asked, (limits) =>
-      store.claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...limits].map(([queue, limit]) => ({ queue, limit })) }),
+    claimWithinRateLimits(asked, (unlimited) =>
+      store.claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...unlimited].map(([queue, limit]) => ({ queue, limit })) }),
     ).then(
       ({ jobs, found }) => {
         const took = performance.now() - claimStarted;
@@ -348,7 +351,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
    */
   function claimWithinRateLimits(
     asked: Map<string, number>,
-    claim: (limits: Map<string, number>) => Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }>,
+    claim: (unlimited: Map<string, number>) => Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }>,
   ): Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }> {
     const limited: RateLimitedClaimRequest['queues'] = [];
     const rest = new Map<string, number>();
