@@ -1,5 +1,6 @@
 import test from 'ava';
-import { defineJob, type PartitaNode } from '@partita/runtime';
+import { ConfigError } from '@partita/core';
+import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { cluster, until } from './helpers.js';
 
 const LIMIT = 10;
@@ -75,6 +76,10 @@ test('limit 10 per second over two nodes: 50 quick jobs never start more than 10
     const limited = stats[0]!.queues.limited!.rateLimit!;
     t.like(limited, { limit: LIMIT, periodMs: PERIOD_MS });
     t.is(typeof limited.tokensLeft, 'number');
+    const members = await a.client.rollCall();
+    const profile = members.find((m) => m.id === 'a')!.queues.find((q) => q.queue === 'limited')!;
+    t.like(profile.rateLimit, { limit: LIMIT, periodMs: PERIOD_MS });
+    t.is(members.find((m) => m.id === 'a')!.queues.find((q) => q.queue === 'other')!.rateLimit, undefined);
     const metrics = await a.metrics.scrape();
     t.regex(metrics, /partita_rate_limit_tokens\{[^}]*queue="limited"[^}]*\} \d+/);
     t.regex(metrics, /partita_rate_limit_held_jobs\{[^}]*queue="limited"[^}]*\} \d+/);
@@ -173,4 +178,19 @@ test('limited per key: a customer at its limit waits, another customer\'s jobs s
   } finally {
     await c.close();
   }
+});
+
+test('startNode refuses a bad rate limit before it connects, naming the key', async (t) => {
+  const err = await t.throwsAsync(
+    startNode({
+      postgres: 'postgres://127.0.0.1:1/none',
+      partitions: { p: { queues: { q: { concurrency: 2, rateLimit: { limit: 10, periodMs: 0, key: 'customer id' } } } } },
+    }),
+    { instanceOf: ConfigError },
+  );
+  t.deepEqual(
+    (err as ConfigError).problems.map((p) => p.path),
+    ['partitions.p.queues.q.rateLimit.periodMs', 'partitions.p.queues.q.rateLimit.key'],
+  );
+  t.regex(err!.message, /periodMs: expected an integer from 10 to 86400000 ms/);
 });
