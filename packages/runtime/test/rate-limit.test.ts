@@ -6,15 +6,21 @@ import { cluster, until } from './helpers.js';
 const LIMIT = 10;
 const PERIOD_MS = 1000;
 /**
- * The limit is counted when a claim takes its tokens (in the claim's transaction); a job's perform
- * starts after the claim commits and the engine hands it to a worker, a delay that varies from
- * claim to claim on a busy machine. Counting starts over a window this much shorter than the
- * period absorbs that jitter (and only makes the check that much more lenient: 50 jobs started
- * without a limit land within a few hundred ms, and twice the limit puts 20 in such a window).
+ * Two clocks of a start, two allowances. Postgres records each attempt's start (started_at) in the
+ * claim that takes its token, a few ms at most after the take: counted on those, any window of the
+ * period less this slack holds no more than the limit.
  */
-const JITTER_MS = 200;
+const RECORDED_SLACK_MS = 50;
+/**
+ * A job's perform starts after the claim commits and the engine hands it to a worker, a delay that
+ * varies from claim to claim on a busy machine (2 cores, many test processes): counted on perform
+ * starts, the window is shortened by this much more. Both only make the check more lenient, and
+ * not by enough to hide a missing limit: 50 jobs started without one land within a few hundred ms,
+ * and twice the limit puts 20 in such a window.
+ */
+const PERFORM_SLACK_MS = 300;
 
-/** Most perform starts in any window of `windowMs` (starts are sorted ms timestamps). */
+/** Most starts in any window of `windowMs` (ms timestamps). */
 function busiestWindow(starts: number[], windowMs: number): { count: number; from: number } {
   const sorted = [...starts].sort((a, b) => a - b);
   let best = { count: 0, from: 0 };
@@ -50,6 +56,32 @@ async function finished(c: Awaited<ReturnType<typeof cluster>>, n: number): Prom
   }, 30_000, 50);
 }
 
+/**
+ * Checks that no window of the period (less the slack) has more than `limit` starts, counted both
+ * on Postgres's record of the attempts and on the perform calls; per key when `key` is given.
+ */
+async function assertWithinLimit(
+  t: import('ava').ExecutionContext,
+  c: Awaited<ReturnType<typeof cluster>>,
+  starts: { at: number; key?: string }[],
+  limit: number,
+  key?: string,
+): Promise<void> {
+  const { rows } = await c.db.pool.query(
+    `SELECT extract(epoch FROM started_at) * 1000 AS at, payload->>'customer' AS key FROM "${c.db.schema}".jobs_history WHERE queue = 'limited' AND state = 'completed'`,
+  );
+  const recorded = rows.filter((r) => key === undefined || (r.key ?? '') === key).map((r) => Number(r.at));
+  const performed = starts.filter((s) => key === undefined || (s.key ?? '') === key).map((s) => s.at);
+  const name = key === undefined ? '' : `key "${key}": `;
+  for (const [what, at, slack] of [['recorded', recorded, RECORDED_SLACK_MS], ['perform', performed, PERFORM_SLACK_MS]] as const) {
+    const busiest = busiestWindow(at, PERIOD_MS - slack);
+    const t0 = Math.min(...at);
+    const detail = busiest.count > limit ? `; starts (ms): ${[...at].sort((x, y) => x - y).map((x) => Math.round(x - t0)).join(' ')}` : '';
+    t.log(`${name}${at.length} ${what} starts, at most ${busiest.count} in ${PERIOD_MS - slack} ms${detail}`);
+    t.true(busiest.count <= limit, `${name}${busiest.count} ${what} starts within ${PERIOD_MS - slack} ms`);
+  }
+}
+
 test('limit 10 per second over two nodes: 50 quick jobs never start more than 10 in any second', async (t) => {
   const c = await cluster('rate_queue');
   try {
@@ -62,12 +94,11 @@ test('limit 10 per second over two nodes: 50 quick jobs never start more than 10
     await finished(c, 50);
 
     t.is(starts.length, 50);
-    const busiest = busiestWindow(starts.map((s) => s.at), PERIOD_MS - JITTER_MS);
-    t.log(`busiest ${PERIOD_MS - JITTER_MS} ms window: ${busiest.count} starts; by node: ${['a', 'b'].map((n) => `${n} ${starts.filter((s) => s.node === n).length}`).join(', ')}`);
-    t.true(busiest.count <= LIMIT, `${busiest.count} jobs started within ${PERIOD_MS - JITTER_MS} ms`);
+    t.log(`by node: ${['a', 'b'].map((n) => `${n} ${starts.filter((s) => s.node === n).length}`).join(', ')}`);
+    await assertWithinLimit(t, c, starts, LIMIT);
     // 50 jobs at 10 a second: the last starts at least four periods after the first.
     const span = Math.max(...starts.map((s) => s.at)) - Math.min(...starts.map((s) => s.at));
-    t.true(span >= 4 * PERIOD_MS - JITTER_MS, `50 jobs started within ${span} ms`);
+    t.true(span >= 4 * PERIOD_MS - PERFORM_SLACK_MS, `50 jobs started within ${span} ms`);
     // And the limit is a rate, not a stall: five periods and some slack see them all started.
     t.true(span <= 4 * PERIOD_MS + 1500, `50 jobs took ${span} ms to start`);
     t.true(starts.some((s) => s.node === 'a') && starts.some((s) => s.node === 'b'), 'both nodes ran jobs');
@@ -130,10 +161,9 @@ test('the limit holds across a Global leader change: the leader node stops mid-r
     await until('the other node leads', async () => (await leaderOf()) === follower, 10_000, 50);
     await finished(c, 40);
 
-    const busiest = busiestWindow(starts.map((s) => s.at), PERIOD_MS - JITTER_MS);
-    t.log(`leader ${leader} stopped after ${beforeStop} starts (${starts.filter((s) => s.node === leader).length} of them on it); busiest window ${busiest.count}`);
+    t.log(`leader ${leader} stopped after ${beforeStop} starts (${starts.filter((s) => s.node === leader).length} of them on it)`);
     t.true(starts.filter((s) => s.node === leader).length > 0, 'the leader ran jobs before it stopped');
-    t.true(busiest.count <= LIMIT, `${busiest.count} jobs started within ${PERIOD_MS - JITTER_MS} ms`);
+    await assertWithinLimit(t, c, starts, LIMIT);
     t.is(starts.length, 40);
   } finally {
     await c.close();
@@ -161,16 +191,13 @@ test('limited per key: a customer at its limit waits, another customer\'s jobs s
     await finished(c, 19);
 
     const byKey = (key: string | undefined) => starts.filter((s) => s.key === key).map((s) => s.at);
-    for (const key of ['A', 'B', undefined]) {
-      const busiest = busiestWindow(byKey(key), PERIOD_MS - JITTER_MS);
-      t.log(`customer ${key ?? '(none)'}: ${byKey(key).length} jobs, busiest window ${busiest.count}`);
-      t.true(busiest.count <= 3, `customer ${key ?? '(none)'}: ${busiest.count} jobs started within ${PERIOD_MS - JITTER_MS} ms`);
-    }
+    for (const key of ['A', 'B', '']) await assertWithinLimit(t, c, starts, 3, key);
     t.log(`B's 3 jobs started ${bTook} ms after they were enqueued, behind A's backlog`);
-    t.true(bTook < 400, `B waited ${bTook} ms`);
+    // A next gets tokens a period after its first three: B must not wait for that.
+    t.true(bTook < 800, `B waited ${bTook} ms`);
     // A's 12 jobs at 3 a second: the last starts at least three periods after the first.
     const a12 = byKey('A');
-    t.true(Math.max(...a12) - Math.min(...a12) >= 3 * PERIOD_MS - JITTER_MS, 'A was held to its limit');
+    t.true(Math.max(...a12) - Math.min(...a12) >= 3 * PERIOD_MS - PERFORM_SLACK_MS, 'A was held to its limit');
     const [stat] = await a.stats();
     t.like(stat!.queues.limited!.rateLimit, { limit: 3, key: 'customer' });
     const buckets = await c.db.pool.query(`SELECT key FROM "${c.db.schema}".rate_buckets WHERE queue = 'limited' ORDER BY key`);

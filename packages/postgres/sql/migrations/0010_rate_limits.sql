@@ -11,12 +11,16 @@ CREATE TABLE {{schema}}.rate_buckets (
   -- Grants still inside the window: epoch milliseconds (database clock) and tokens, oldest first.
   grant_at   double precision[] NOT NULL DEFAULT '{}',
   grant_n    integer[] NOT NULL DEFAULT '{}',
+  -- Set while the bucket is full: when its oldest grant leaves the window (epoch ms). Claims read
+  -- only the full buckets of a queue (this index), however many keys it has.
+  full_until double precision,
   -- The limit as last applied, for display (roll call, jobs list); the caller's limit decides.
   lim        integer NOT NULL,
   period_ms  integer NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (partition, queue, key)
 );
+CREATE INDEX rate_buckets_full_idx ON {{schema}}.rate_buckets (partition, queue, full_until) WHERE full_until IS NOT NULL;
 
 -- Takes up to `want` tokens from a bucket; answers what it granted, what is left, and (when none
 -- is left) how long until the oldest grant leaves the window. Wanting none touches nothing. VOLATILE and one statement at a time:
@@ -62,7 +66,8 @@ BEGIN
   wait_ms := CASE WHEN tokens_left > 0 OR oldest IS NULL THEN 0 ELSE greatest(0, oldest + p_period_ms - now_ms) END;
   taken_at := CASE WHEN granted > 0 THEN now_ms END;
   UPDATE {{schema}}.rate_buckets
-  SET grant_at = b.grant_at, grant_n = b.grant_n, lim = p_limit, period_ms = p_period_ms, updated_at = now()
+  SET grant_at = b.grant_at, grant_n = b.grant_n, lim = p_limit, period_ms = p_period_ms, updated_at = now(),
+      full_until = CASE WHEN tokens_left = 0 THEN now_ms + wait_ms END
   WHERE partition = p_partition AND queue = p_queue AND key = p_key;
 END
 $$;

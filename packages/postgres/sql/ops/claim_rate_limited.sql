@@ -12,22 +12,16 @@ WITH async_commit AS MATERIALIZED (
   SELECT q.queue, q.lim, string_to_array(q.path, '.') AS path, q.rate_limit, q.period_ms
   FROM unnest($2::text[], $3::integer[], $4::text[], $5::integer[], $6::integer[]) AS q(queue, lim, path, rate_limit, period_ms)
   CROSS JOIN async_commit WHERE q.lim > 0
-), buckets AS MATERIALIZED (
-  -- What each key of these queues has spent in its window, as of this statement's snapshot: a
-  -- full one is skipped; one another claim fills meanwhile is caught by the take below.
-  SELECT b.queue, b.key, (w.rate_limit - s.used)::integer AS tokens,
-         CASE WHEN s.used >= w.rate_limit THEN s.oldest + w.period_ms - extract(epoch FROM clock_timestamp())::double precision * 1000 END AS wait_ms
-  FROM {{schema}}.rate_buckets b
-  JOIN asked w ON w.queue = b.queue
-  CROSS JOIN LATERAL (
-    SELECT coalesce(sum(g.n), 0) AS used, min(g.a) AS oldest
-    FROM unnest(b.grant_at, b.grant_n) AS g(a, n)
-    WHERE g.n > 0 AND g.a > extract(epoch FROM clock_timestamp())::double precision * 1000 - w.period_ms
-  ) s
-  WHERE b.partition = $1
+), full_buckets AS MATERIALIZED (
+  -- The keys of these queues whose bucket is full, as of this statement's snapshot: they are
+  -- skipped; one another claim fills meanwhile is caught by the take below.
+  SELECT b.queue, b.key, b.full_until - extract(epoch FROM clock_timestamp())::double precision * 1000 AS wait_ms
+  FROM asked w
+  JOIN {{schema}}.rate_buckets b
+    ON b.partition = $1 AND b.queue = w.queue AND b.full_until > extract(epoch FROM clock_timestamp())::double precision * 1000
 ), wanted AS (
   -- Each queue with its full keys as one array: the scan below checks a job's key against it.
-  SELECT a.*, coalesce((SELECT array_agg(f.key) FROM buckets f WHERE f.queue = a.queue AND f.tokens <= 0), '{}') AS full_keys
+  SELECT a.*, coalesce((SELECT array_agg(f.key) FROM full_buckets f WHERE f.queue = a.queue), '{}') AS full_keys
   FROM asked a
 ), candidates AS (
   SELECT w.queue, c.id, c.execution_key, c.rate_key, c.priority, c.run_at
@@ -70,9 +64,11 @@ WITH async_commit AS MATERIALIZED (
   FROM (SELECT * FROM per_key ORDER BY queue, rate_key) k
   CROSS JOIN LATERAL {{schema}}.take_rate_tokens($1, k.queue, k.rate_key, k.n, k.rate_limit, k.period_ms) t
 ), claimed AS (
+  -- started_at after the take (not the transaction's start, which can be a bucket lock wait
+  -- earlier): recorded starts then keep to the limit's window.
   UPDATE {{schema}}.jobs j
   SET state = 'running', attempts = j.attempts + 1, locked_by = $7,
-      locked_until = now() + make_interval(secs => $8::double precision / 1000), started_at = now()
+      locked_until = now() + make_interval(secs => $8::double precision / 1000), started_at = clock_timestamp()
   WHERE j.id = ANY(ARRAY(
     SELECT r.id FROM ranked r JOIN grants g ON g.queue = r.queue AND g.rate_key = r.rate_key WHERE r.rank <= g.granted))
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
@@ -82,17 +78,21 @@ WITH async_commit AS MATERIALIZED (
   -- has a token again, and for a queue limited as a whole, its tokens left.
   SELECT w.queue,
          (SELECT count(*) FROM (
-            SELECT f.key FROM buckets f WHERE f.queue = w.queue AND f.tokens <= 0
+            SELECT f.key FROM full_buckets f WHERE f.queue = w.queue
             UNION
             SELECT g.rate_key FROM grants g WHERE g.queue = w.queue AND g.tokens_left = 0) k)::integer AS limited_keys,
          (SELECT min(x.wait_ms) FROM (
-            SELECT f.wait_ms FROM buckets f WHERE f.queue = w.queue AND f.wait_ms IS NOT NULL
+            SELECT f.wait_ms FROM full_buckets f WHERE f.queue = w.queue
             UNION ALL
             SELECT g.wait_ms FROM grants g WHERE g.queue = w.queue AND g.wait_ms > 0) x) AS wait_ms,
          CASE WHEN w.path IS NULL THEN coalesce(
            (SELECT g.tokens_left FROM grants g WHERE g.queue = w.queue),
-           (SELECT greatest(0, f.tokens) FROM buckets f WHERE f.queue = w.queue AND f.key = ''),
-           w.rate_limit) END AS tokens_left
+           (SELECT greatest(0, w.rate_limit - coalesce((
+              SELECT sum(g.n) FROM unnest(b.grant_at, b.grant_n) AS g(a, n)
+              WHERE g.a > extract(epoch FROM clock_timestamp())::double precision * 1000 - w.period_ms), 0))::integer
+            FROM {{schema}}.rate_buckets b WHERE b.partition = $1 AND b.queue = w.queue AND b.key = ''),
+           w.rate_limit)
+         END AS tokens_left
   FROM wanted w
 )
 -- As claim_batch: the claimed jobs in claim order, then one row per queue counting the claimable
