@@ -14,7 +14,7 @@ CREATE TABLE {{schema}}.rate_buckets (
   -- Set while the bucket is full: when its oldest grant leaves the window (epoch ms). Claims read
   -- only the full buckets of a queue (this index), however many keys it has.
   full_until double precision,
-  -- The limit as last applied, for display (roll call, jobs list); the caller's limit decides.
+  -- The limit as last applied, for whoever reads this table; each claim passes the limit it obeys.
   lim        integer NOT NULL,
   period_ms  integer NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
@@ -23,10 +23,12 @@ CREATE TABLE {{schema}}.rate_buckets (
 CREATE INDEX rate_buckets_full_idx ON {{schema}}.rate_buckets (partition, queue, full_until) WHERE full_until IS NOT NULL;
 
 -- Takes up to `want` tokens from a bucket; answers what it granted, what is left, and (when none
--- is left) how long until the oldest grant leaves the window. Wanting none touches nothing. VOLATILE and one statement at a time:
--- each statement reads afresh after the row lock, so two takers never both spend one token.
+-- is left) how long until the oldest grant leaves the window. Wanting none touches nothing.
+-- VOLATILE, so each statement in it reads afresh: called inside a claim, it still sees the grants
+-- of claims that committed after the claim began, once it holds the row lock, and two takers
+-- never both spend one token.
 CREATE FUNCTION {{schema}}.take_rate_tokens(p_partition text, p_queue text, p_key text, p_want integer, p_limit integer, p_period_ms integer,
-                                            OUT granted integer, OUT tokens_left integer, OUT wait_ms double precision, OUT taken_at double precision)
+                                            OUT granted integer, OUT tokens_left integer, OUT wait_ms double precision)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   b {{schema}}.rate_buckets%ROWTYPE;
@@ -64,7 +66,6 @@ BEGIN
     oldest := coalesce(oldest, now_ms);
   END IF;
   wait_ms := CASE WHEN tokens_left > 0 OR oldest IS NULL THEN 0 ELSE greatest(0, oldest + p_period_ms - now_ms) END;
-  taken_at := CASE WHEN granted > 0 THEN now_ms END;
   UPDATE {{schema}}.rate_buckets
   SET grant_at = b.grant_at, grant_n = b.grant_n, lim = p_limit, period_ms = p_period_ms, updated_at = now(),
       full_until = CASE WHEN tokens_left = 0 THEN now_ms + wait_ms END
