@@ -535,8 +535,8 @@ export class JobStore {
 
   /** Drops rate-limit buckets with nothing left in their window; returns how many. */
   async pruneRateBuckets(): Promise<number> {
-    const { rowCount } = await this.pool.query({ name: this.ops.prune_rate_buckets.name, text: this.ops.prune_rate_buckets.text });
-    return rowCount ?? 0;
+    const [row] = await this.run<{ dropped: number }>('prune_rate_buckets', []);
+    return row?.dropped ?? 0;
   }
 
   /** Records successes; returns the ids accepted (the rest were not this node's to complete). */
