@@ -125,6 +125,12 @@ export interface QueueProfile {
   paused: boolean;
   /** This node's effective throttle for the queue's partition engine (ms before each claim; -1 stopped). */
   throttleMs: number;
+  /**
+   * The queue's rate limit, as this node's engine last saw its cluster-wide bucket: tokens left
+   * (null before its first claim, and per key) and due jobs the limit held back then; limited per
+   * key, the keys that were at their limit.
+   */
+  rateLimit?: { limit: number; periodMs: number; key?: string; tokensLeft: number | null; held: number; limitedKeys?: number };
 }
 
 /** What a node answers to a roll call. */

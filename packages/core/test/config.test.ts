@@ -38,6 +38,13 @@ const BAD_FIXTURES: Record<string, Expected[]> = {
     { line: 6, path: 'partitions["billing.eu"]', message: /^partition "billing\.eu" is not allowed: use 1-64 letters, digits, "_" or "-"/ },
     { line: 11, path: 'partitions.emails.queues["send mail"]', message: /^queue "send mail" is not allowed/ },
   ],
+  'rate-limit.yaml': [
+    { line: 7, path: 'partitions.billing.queues.invoices.rateLimit.limit', message: /^expected an integer from 1 to 1000000 \(jobs that may start in any window of periodMs\), got 0$/ },
+    { line: 11, path: 'partitions.billing.queues.emails.rateLimit.periodMs', message: /^is required: expected an integer from 10 to 86400000 ms/ },
+    { line: 14, path: 'partitions.billing.queues.webhooks.rateLimit.burst', message: /^unknown key \(expected one of: limit, periodMs, key\)$/ },
+    { line: 14, path: 'partitions.billing.queues.webhooks.rateLimit.periodMs', message: /^expected an integer from 10 to 86400000 ms .*got 5$/ },
+    { line: 14, path: 'partitions.billing.queues.webhooks.rateLimit.key', message: /customer\.\.id/ },
+  ],
   'heartbeat-lease.yaml': [{ line: 2, path: 'engine.heartbeatMs', message: /^must be less than leaseMs \(15000\) .*got 15000/ }],
   'prefetch-max.yaml': [{ line: 3, path: 'engine.maxPrefetch', message: /^must be at least prefetch \(64\), got 10/ }],
   'bad-persister.yaml': [
@@ -328,4 +335,18 @@ test('a date where a string is wanted says to quote it', (t) => {
   const err = configError(t, () => parseConfig('cluster: 2024-01-01\npartitions: {p: {queues: {q: {concurrency: 1}}}}\n', 'x.yaml', { env: {} }));
   t.regex(err!.problems[0]!.message, /got a date \(2024-01-01\); put it in quotes$/);
   t.is(err!.problems[0]!.line, 1);
+});
+
+test('a queue rate limit is kept as given, and a bad one given to startNode is named by its key path', (t) => {
+  const rateLimit = { limit: 100, periodMs: 1000, key: 'customer.id' };
+  const config = validateConfig({ partitions: { p: { queues: { q: { concurrency: 2, rateLimit } } } } });
+  t.deepEqual(config.partitions.p!.queues.q!.rateLimit, rateLimit);
+  t.is(validateConfig({ partitions: { p: { queues: { q: { concurrency: 2 } } } } }).partitions.p!.queues.q!.rateLimit, undefined);
+  const err = t.throws(() => validateConfig({ partitions: { p: { queues: { q: { concurrency: 2, rateLimit: { limit: 1.5, periodMs: 1000, key: '' } } } } } }), {
+    instanceOf: ConfigError,
+  });
+  t.deepEqual(
+    (err as ConfigError).problems.map((p) => p.path),
+    ['partitions.p.queues.q.rateLimit.limit', 'partitions.p.queues.q.rateLimit.key'],
+  );
 });

@@ -10,6 +10,8 @@ export {
   type ClaimedJob,
   type ClaimRequest,
   type RegisteredJobType,
+  type RateLimitedClaimRequest,
+  type RateLimitOutcome,
   type Completion,
   type Recorded,
   type Failure,

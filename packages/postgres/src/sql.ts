@@ -46,6 +46,8 @@ export type OpName =
   | 'enqueue_handoff'
   | 'queue_key_holders'
   | 'claim_batch'
+  | 'claim_rate_limited'
+  | 'prune_rate_buckets'
   | 'save_control'
   | 'load_control'
   | 'execution_key_holder'

@@ -99,6 +99,31 @@ export interface RegisteredJobType {
   executionKey: string | null;
 }
 
+export interface RateLimitedClaimRequest {
+  nodeId: string;
+  partition: string;
+  leaseMs: number;
+  /**
+   * `limit`: jobs to claim at most; each key may start `rateLimit` jobs per `periodMs`, where the
+   * key is the text at the dot-separated payload path `keyPath` (absent: the queue is one key).
+   */
+  queues: { queue: string; limit: number; keyPath?: string; rateLimit: number; periodMs: number }[];
+  /** As ClaimRequest.types: the job types the node defines; undefined: any. */
+  types?: readonly string[];
+}
+
+/** What a rate-limited queue's limit did in one claim. */
+export interface RateLimitOutcome {
+  /** Keys at their limit: skipped, or filled by this claim (a queue limited as a whole has one key). */
+  limitedKeys: number;
+  /** Ms until the first of those keys has a token again; null when none is at its limit. */
+  waitMs: number | null;
+  /** A queue limited as a whole: tokens its bucket has left. Null per key. */
+  tokensLeft: number | null;
+  /** While a key is at its limit: due jobs (up to the claim's limit) the claim left queued. */
+  held: number;
+}
+
 export interface Completion {
   id: string;
   attempt: number;
@@ -542,6 +567,53 @@ export class JobStore {
       else jobs.push(claimedJob(request.partition, r as ClaimRow));
     }
     return { jobs, found };
+  }
+
+  /**
+   * The claim for rate-limited queues (see sql/ops/claim_rate_limited.sql): each queue takes up to
+   * `limit` due jobs, skipping keys whose bucket is full, and takes the claimed jobs' tokens in the
+   * same transaction, on the database's clock. Per queue it also answers how many claimable jobs it
+   * found and what the limit did (`RateLimitOutcome`).
+   */
+  async claimRateLimited(request: RateLimitedClaimRequest): Promise<{ jobs: ClaimedJob[]; found: Map<string, number>; limited: Map<string, RateLimitOutcome> }> {
+    const wanted = request.queues.filter((q) => q.limit > 0);
+    const found = new Map<string, number>();
+    const limited = new Map<string, RateLimitOutcome>();
+    if (wanted.length === 0) return { jobs: [], found, limited };
+    const rows = await this.run<
+      ClaimRow & { id: string | null; found: number | null; limited_keys: number | null; wait_ms: number | null; tokens_left: number | null; held: number | null }
+    >(
+      'claim_rate_limited',
+      [
+        request.partition,
+        wanted.map((q) => q.queue),
+        wanted.map((q) => q.limit),
+        wanted.map((q) => q.keyPath ?? null),
+        wanted.map((q) => q.rateLimit),
+        wanted.map((q) => q.periodMs),
+        request.nodeId,
+        request.leaseMs,
+        request.types ?? null,
+      ],
+      undefined,
+      retryOnKeyRace,
+    );
+    const jobs: ClaimedJob[] = [];
+    for (const r of rows) {
+      if (r.id !== null) {
+        jobs.push(claimedJob(request.partition, r as ClaimRow));
+        continue;
+      }
+      found.set(r.queue, r.found ?? 0);
+      limited.set(r.queue, { limitedKeys: r.limited_keys ?? 0, waitMs: r.wait_ms, tokensLeft: r.tokens_left, held: r.held ?? 0 });
+    }
+    return { jobs, found, limited };
+  }
+
+  /** Drops rate-limit buckets with nothing left in their window; returns how many. */
+  async pruneRateBuckets(): Promise<number> {
+    const [row] = await this.run<{ dropped: number }>('prune_rate_buckets', []);
+    return row?.dropped ?? 0;
   }
 
   /**

@@ -8,8 +8,9 @@ import {
   traceComplete,
   type JobError,
   type Logger,
+  type RateLimitConfig,
 } from '@partita/core';
-import type { ClaimedJob, JobStore } from '@partita/postgres';
+import type { ClaimedJob, JobStore, RateLimitedClaimRequest, RateLimitOutcome } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
@@ -35,7 +36,7 @@ export interface EngineSettings {
 export interface EngineOptions {
   nodeId: string;
   partition: string;
-  queues: Record<string, { concurrency: number }>;
+  queues: Record<string, { concurrency: number; rateLimit?: RateLimitConfig }>;
   definitions: Map<string, ResolvedJobDefinition>;
   store: JobStore;
   settings: EngineSettings;
@@ -82,6 +83,10 @@ export type EngineMsg =
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown; asked: Map<string, number> }
+  /** What the rate limits did in a claim (sent before its 'claimed'). */
+  | { t: 'rateLimited'; limited: Map<string, RateLimitOutcome> }
+  /** A full rate-limit bucket has a token again. */
+  | { t: 'rateReady' }
   | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
   | { t: 'progress'; id: string; value: unknown; json: string }
   | { t: 'flush' }
@@ -100,15 +105,33 @@ export interface EngineStats {
   partition: string;
   running: number;
   prefetched: number;
-  queues: Record<string, { concurrency: number; running: number; prefetched: number }>;
+  queues: Record<string, { concurrency: number; running: number; prefetched: number; rateLimit?: RateLimitStats }>;
   processed: number;
   draining: boolean;
   paused: string[];
   throttleMs: number;
 }
 
+/** A rate-limited queue as this engine's last claim of it saw its buckets (cluster-wide figures). */
+export interface RateLimitStats {
+  limit: number;
+  periodMs: number;
+  key?: string;
+  /** Limited as a whole: tokens its bucket had left; null before the first claim, and per key. */
+  tokensLeft: number | null;
+  /** While a key was at its limit: due jobs (up to the free slots) the claim left queued. */
+  held: number;
+  /** Keys at their limit (a queue limited as a whole is one key). */
+  limitedKeys?: number;
+}
+
 interface QueueState {
   concurrency: number;
+  /**
+   * Claimed by claim_rate_limited, which takes tokens from the queue's buckets in Postgres;
+   * `readyAt`: a queue limited as a whole found its bucket full, and is not claimed before then.
+   */
+  rateLimit?: RateLimitConfig & { tokensLeft: number | null; held: number; readyAt: number; limitedKeys?: number };
   running: number;
   buffer: ClaimedJob[];
   /** Jobs asked for by claims still in flight: the next claim asks only for the rest of the window. */
@@ -201,7 +224,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queues = new Map<string, QueueState>(
     Object.entries(options.queues).map(([name, q]) => [
       name,
-      { concurrency: q.concurrency, running: 0, buffer: [], claiming: 0, keyed: false, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
+      { concurrency: q.concurrency, ...(q.rateLimit ? { rateLimit: { ...q.rateLimit, tokensLeft: null, held: 0, readyAt: 0 } } : {}), running: 0, buffer: [], claiming: 0, keyed: false, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
     ]),
   );
   const tracked = new Map<string, Tracked>();
@@ -237,6 +260,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let controlKnown = false;
   let lastClaimAt = 0;
   let throttleTimer: (() => void) | undefined;
+  /** The poll booked for when a rate-limited queue's bucket has a token again. */
+  let rateTimer: { at: number; cancel: () => void } | undefined;
   /** Smoothed claim round trip, ms. */
   let claimRttMs = 0;
   /** A node whose leases are not being renewed must not take more jobs: every one would be rescued. */
@@ -295,8 +320,11 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     let worth = false;
     for (const [name, q] of queues) {
       if (paused.has(name) || (q.keyed && q.claiming > 0)) continue;
+      if (q.rateLimit && now < q.rateLimit.readyAt) continue;
       // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
-      const window = q.concurrency === 0 ? 0 : q.concurrency + prefetchFor(q, now);
+      // A rate-limited queue claims only what it can start now: a job waiting in the buffer would
+      // start late, bunched up with the next window's.
+      const window = q.concurrency === 0 ? 0 : q.concurrency + (q.rateLimit ? 0 : prefetchFor(q, now));
       const want = window - q.running - q.buffer.length - q.claiming;
       if (want <= 0) continue;
       asked.set(name, want);
@@ -312,22 +340,86 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     for (const [name, n] of asked) queues.get(name)!.claiming += n;
     lastClaimAt = now;
     const claimStarted = performance.now();
-    store
-      .claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...asked].map(([queue, limit]) => ({ queue, limit })), types })
-      .then(
-        ({ jobs, found }) => {
-          const took = performance.now() - claimStarted;
-          claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
-          options.metrics?.claimed(partition, took, jobs.length);
-          traceClaim(partition, claimStarted, jobs);
-          self.cast({ t: 'claimed', jobs, asked, found });
-        },
-        (error) => {
-          options.metrics?.claimFailed(partition);
-          traceClaim(partition, claimStarted, [], error);
-          self.cast({ t: 'claimFailed', error, asked });
-        },
-      );
+    // Rate-limited queues are claimed apart, by a claim that takes their tokens.
+    claimWithinRateLimits(asked, (unlimited) =>
+      store.claimCounted({ nodeId, partition, leaseMs: settings.leaseMs, queues: [...unlimited].map(([queue, limit]) => ({ queue, limit })), types }),
+    ).then(
+      ({ jobs, found }) => {
+        const took = performance.now() - claimStarted;
+        claimRttMs = claimRttMs === 0 ? took : 0.8 * claimRttMs + 0.2 * took;
+        options.metrics?.claimed(partition, took, jobs.length);
+        traceClaim(partition, claimStarted, jobs);
+        self.cast({ t: 'claimed', jobs, asked, found });
+      },
+      (error) => {
+        options.metrics?.claimFailed(partition);
+        traceClaim(partition, claimStarted, [], error);
+        self.cast({ t: 'claimFailed', error, asked });
+      },
+    );
+  }
+
+  /**
+   * Runs a claim; rate-limited queues have a claim of their own (claim_rate_limited), which takes
+   * their tokens in its own transaction, side by side with the claim of the other queues.
+   */
+  function claimWithinRateLimits(
+    asked: Map<string, number>,
+    claim: (unlimited: Map<string, number>) => Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }>,
+  ): Promise<{ jobs: ClaimedJob[]; found: Map<string, number> }> {
+    const limited: RateLimitedClaimRequest['queues'] = [];
+    const rest = new Map<string, number>();
+    for (const [queue, want] of asked) {
+      const limit = queues.get(queue)?.rateLimit;
+      if (limit) limited.push({ queue, limit: want, rateLimit: limit.limit, periodMs: limit.periodMs, ...(limit.key !== undefined ? { keyPath: limit.key } : {}) });
+      else rest.set(queue, want);
+    }
+    if (limited.length === 0) return claim(asked);
+    const ofLimited = store.claimRateLimited({ nodeId, partition, leaseMs: settings.leaseMs, queues: limited, types }).then((r) => {
+      self.cast({ t: 'rateLimited', limited: r.limited });
+      return r;
+    });
+    if (rest.size === 0) return ofLimited;
+    return Promise.allSettled([claim(rest), ofLimited]).then(([m, k]) => {
+      // Jobs one side claimed still go to the engine when the other side failed: they are running
+      // in Postgres now, and only a 'claimed' message makes this node run (or hand back) them.
+      const ok = [m, k].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = [m, k].find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed && ok.length === 0) throw failed.reason;
+      if (failed) log.warn({ err: describeError(failed.reason).message }, 'part of a claim failed; the rest goes ahead');
+      return { jobs: ok.flatMap((r) => r.jobs), found: new Map(ok.flatMap((r) => [...r.found])) };
+    });
+  }
+
+  /**
+   * What the limits did in a claim. A queue limited as a whole waits until its bucket has a token;
+   * one limited per key keeps claiming for its other keys, and claims again when the first full
+   * key has a token.
+   */
+  function onRateLimited(limited: Map<string, RateLimitOutcome>): void {
+    const now = Date.now();
+    for (const [queue, outcome] of limited) {
+      const limit = queues.get(queue)?.rateLimit;
+      if (!limit) continue;
+      limit.held = outcome.held;
+      limit.limitedKeys = outcome.limitedKeys;
+      if (outcome.tokensLeft !== null) limit.tokensLeft = outcome.tokensLeft;
+      options.metrics?.rateLimit(partition, queue, limit.key === undefined ? limit.tokensLeft : null, outcome.held, outcome.limitedKeys);
+      if (outcome.waitMs === null) {
+        limit.readyAt = 0;
+        continue;
+      }
+      // Rounded up: woken a millisecond early, the bucket would still be full.
+      const at = now + Math.ceil(Math.max(0, outcome.waitMs)) + 1;
+      if (limit.key === undefined) limit.readyAt = at;
+      claimAgainAt(at, now);
+    }
+  }
+
+  function claimAgainAt(at: number, now: number): void {
+    if (rateTimer && rateTimer.at <= at) return;
+    rateTimer?.cancel();
+    rateTimer = { at, cancel: ctxRef.sendAfter(at - now, { t: 'rateReady' }) };
   }
 
   /** A claim came back (or failed): what it asked for is no longer in flight. */
@@ -386,7 +478,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const idle: { queue: string; free: number }[] = [];
       for (const [name] of asked) {
         const q = queues.get(name);
-        if (!q || foundIn(name) > 0) continue;
+        if (!q || q.rateLimit || foundIn(name) > 0) continue;
         const free = q.concurrency - q.running - q.buffer.length;
         if (free <= 0 || (q.advert.handedOff === 0 && q.advert.free === free && now - q.advert.at < ADVERT_REFRESH_MS)) continue;
         q.advert = { free, at: now, handedOff: 0 };
@@ -446,7 +538,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   /** Whether a job handed to this engine for the queue can run here now: a free slot, nothing stopping it. */
   function takesHandoffs(name: string, q: QueueState, now: number): boolean {
-    return !draining && controlKnown && throttleMs === 0 && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+    // A hand-off would start a job without a token: rate-limited queues start jobs through claims only.
+    return !draining && controlKnown && throttleMs === 0 && !q.rateLimit && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
   }
 
   /**
@@ -835,6 +928,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         onClaimFailed(msg.error, msg.asked);
         if (draining) checkDrained();
         return;
+      case 'rateLimited':
+        onRateLimited(msg.limited);
+        return;
+      case 'rateReady':
+        rateTimer = undefined;
+        maybeClaim(true);
+        return;
       case 'done':
         onDone(msg.job, msg.outcome);
         return;
@@ -940,6 +1040,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           stats.running += q.running;
           stats.prefetched += q.buffer.length;
           stats.queues[name] = { concurrency: q.concurrency, running: q.running, prefetched: q.buffer.length };
+          if (q.rateLimit) {
+            const { limit, periodMs, key, tokensLeft, held, limitedKeys } = q.rateLimit;
+            stats.queues[name]!.rateLimit = {
+              limit,
+              periodMs,
+              tokensLeft,
+              held,
+              ...(key !== undefined ? { key } : {}),
+              ...(limitedKeys !== undefined ? { limitedKeys } : {}),
+            };
+          }
         }
         return stats;
       }

@@ -87,6 +87,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     await store.ensureHistoryPartitions();
     const dropped = await store.pruneHistory(options.retentionDays);
     if (dropped.length) logger.info({ dropped }, 'dropped history partitions past retention');
+    await store.pruneRateBuckets();
   }
 
   return {

@@ -65,6 +65,11 @@ export interface Metrics {
   claimFailed(partition: string): void;
   /** A job a client enqueued straight into this node's hands: started here (accepted) or handed back. */
   handedOff(partition: string, queue: string, accepted: boolean): void;
+  /**
+   * A rate-limited queue after a claim: tokens its bucket has left (cluster-wide; null when limited
+   * per key), due jobs the limit held back, and keys at their limit.
+   */
+  rateLimit(partition: string, queue: string, tokensLeft: number | null, held: number, limitedKeys: number): void;
   /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
   flushed(partition: string, durationMs: number, outcomes: number): void;
   flushFailed(partition: string): void;
@@ -206,6 +211,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['partition', 'queue', 'outcome'],
     registers: [registry],
   });
+  const rateTokens = new Gauge({
+    name: 'partita_rate_limit_tokens',
+    help: "Tokens a rate-limited queue's cluster-wide bucket had left after this node's last claim",
+    labelNames: ['partition', 'queue'],
+    registers: [registry],
+  });
+  const rateHeld = new Gauge({
+    name: 'partita_rate_limit_held_jobs',
+    help: "Due jobs a rate-limited queue left queued at this node's last claim while its limit was reached (up to its free slots)",
+    labelNames: ['partition', 'queue'],
+    registers: [registry],
+  });
+  const rateKeys = new Gauge({
+    name: 'partita_rate_limit_keys_limited',
+    help: "Keys of a rate-limited queue at their limit at this node's last claim (a queue limited as a whole is one key)",
+    labelNames: ['partition', 'queue'],
+    registers: [registry],
+  });
   const flushSeconds = new Histogram({
     name: 'partita_flush_duration_seconds',
     help: 'Round trip of one group commit of job outcomes (completions, failures, releases, progress)',
@@ -339,6 +362,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     handedOff(partition, queue, accepted) {
       handoffs.inc({ partition, queue, outcome: accepted ? 'accepted' : 'refused' });
+    },
+    rateLimit(partition, queue, tokensLeft, held, limitedKeys) {
+      if (tokensLeft !== null) rateTokens.set({ partition, queue }, tokensLeft);
+      rateHeld.set({ partition, queue }, held);
+      rateKeys.set({ partition, queue }, limitedKeys);
     },
     flushed(partition, durationMs, outcomes) {
       flushSeconds.observe({ partition }, durationMs / 1000);

@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  type RateLimitConfig,
   ValidationError,
   loadConfig,
   validateConfig,
@@ -13,7 +14,7 @@ import { describeImportError, importUserModule } from './modules.js';
 import type { SignalHandling } from './signals.js';
 
 export interface PartitionOptions {
-  queues: Record<string, { concurrency: number }>;
+  queues: Record<string, { concurrency: number; rateLimit?: RateLimitConfig }>;
 }
 
 /**

@@ -125,6 +125,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           scheduled: counts ? (c?.scheduled ?? 0) : null,
           paused: paused.has(queue),
           throttleMs: engineThrottle,
+          ...(sq?.rateLimit ? { rateLimit: sq.rateLimit } : {}),
         };
         running += qp.running;
         if (queuedTotal !== null) queuedTotal += qp.queued ?? 0;

@@ -23,6 +23,9 @@ export const CONFIG_LIMITS = {
   maxHistoryDays: 3_650,
   minPayloadBytes: 1_024,
   maxPayloadBytes: 64 * 1024 * 1024,
+  maxRateLimit: 1_000_000,
+  minRatePeriodMs: 10,
+  maxRatePeriodMs: 86_400_000,
 } as const;
 
 /** Defaults of every optional setting (paths relative to the config file's directory). */
@@ -254,6 +257,29 @@ const nats: ObjectNode = {
   ],
 };
 
+/** A payload path: dot-separated property names, e.g. `customer` or `customer.id`. */
+export const RATE_KEY_PATTERN = /^[A-Za-z_$][\w$-]*(\.[\w$-]+)*$/;
+
+const rateLimit: ObjectNode = {
+  type: 'object',
+  doc: 'at most `limit` jobs of this queue start per `periodMs`, counted over every node of the cluster',
+  optional: true,
+  fields: {
+    limit: {
+      type: 'integer',
+      min: 1,
+      max: CONFIG_LIMITS.maxRateLimit,
+      required: true,
+      doc: 'jobs that may start in any window of periodMs',
+    },
+    periodMs: { ...ms('the sliding window the limit counts over', CONFIG_LIMITS.minRatePeriodMs, undefined, CONFIG_LIMITS.maxRatePeriodMs), required: true },
+    key: str('a payload path (e.g. customer or customer.id): each value gets its own limit', {
+      pattern: RATE_KEY_PATTERN,
+      patternHint: 'property names joined by dots, such as customer or customer.id',
+    }),
+  },
+};
+
 const queue: ObjectNode = {
   type: 'object',
   doc: 'a queue',
@@ -265,6 +291,7 @@ const queue: ObjectNode = {
       required: true,
       doc: 'jobs of this queue one node runs at once; 0 declares the queue without running it on this node',
     },
+    rateLimit,
   },
 };
 

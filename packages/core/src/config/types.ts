@@ -62,6 +62,18 @@ export type PersisterConfig =
 export interface QueueConfig {
   /** Jobs of this queue one node runs at once; 0 declares the queue without running it on this node. */
   concurrency: number;
+  /** At most `limit` jobs of the queue start in any `periodMs`, over the whole cluster. */
+  rateLimit?: RateLimitConfig;
+}
+
+export interface RateLimitConfig {
+  limit: number;
+  periodMs: number;
+  /**
+   * A payload path (`customer`, `customer.id`): each distinct value has its own limit. Jobs whose
+   * payload has no value there share one bucket.
+   */
+  key?: string;
 }
 
 export interface PartitionConfig {
