@@ -115,6 +115,7 @@ SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
            SELECT 1 FROM {{schema}}.jobs j
            WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
            LIMIT w.lim) d
-       ) - (SELECT count(*) FROM claimed c WHERE c.queue = w.queue))::integer ELSE 0 END
+       ) - (SELECT count(*) FROM claimed c WHERE c.queue = w.queue))::integer ELSE 0 END,
+       NULL
 FROM wanted w JOIN limited l ON l.queue = w.queue
 ORDER BY priority, run_at_epoch, id
