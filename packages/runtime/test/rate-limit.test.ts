@@ -126,7 +126,7 @@ test('a rate-limited queue does not slow the partition\'s other queues', async (
     const other = defineJob({ type: 'other', queue: 'other', perform: () => void starts.push({ at: Date.now(), node: 'other' }) });
     // The jobs are queued before a node serves the queue, so its first take sees them all due.
     const declares = await c.start({ partitions: { p: { queues: { limited: { concurrency: 0 }, other: { concurrency: 0 } } } }, jobs: [], nodeId: 'declares' });
-    await declares.client.enqueueMany('p', Array.from({ length: 10 }, () => ({ type: 'tick', queue: 'limited' })));
+    await declares.client.enqueueMany('p', Array.from({ length: 10 }, () => ({ type: 'tick', queue: 'limited', allowUnknownType: true })));
     const a = await c.start({ partitions: limitedQueue(5, { limit: 2, periodMs: 60_000 }), jobs: [job('a'), other], nodeId: 'a', engine: { pollMs: 50 } });
     await until('the limit used up', async () => starts.filter((s) => s.node === 'a').length === 2);
     const enqueuedAt = Date.now();
