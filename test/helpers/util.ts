@@ -4,7 +4,7 @@ import path from 'node:path';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 
-export { freePort } from '../../packages/postgres/src/embedded.js';
+export { freePort } from '../../packages/postgres-embedded/src/embedded.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -110,7 +110,7 @@ export function embeddedUrl(dataDir: string): string | undefined {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
   }
-  // The node starts it with superuser `postgres` and trust auth on 127.0.0.1 (see @partita/postgres embedded.ts).
+  // The node starts it with superuser `postgres` and trust auth on 127.0.0.1 (see @partita/postgres-embedded).
   return `postgres://postgres@127.0.0.1:${port}/postgres`;
 }
 

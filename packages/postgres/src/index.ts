@@ -25,7 +25,6 @@ export {
 } from './store.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';
-export { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded.js';
 export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
 export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';
 export { toJobRecord, type JobRow } from './rows.js';
