@@ -34,6 +34,7 @@ export {
   QUORUM_KIND,
   MAX_CANCEL_IDS,
   MAX_THROTTLE_MS,
+  queueThrottle,
   isMemberProfile,
   type CancelBroadcast,
   type ControlBroadcast,

@@ -13,7 +13,10 @@ export {
   type Failure,
   type RescuedJob,
   type CancelOutcome,
+  type ControlChange,
+  type ControlRow,
 } from './store.js';
+export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';
 export { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded.js';

@@ -16,7 +16,8 @@ export interface LeaseKeeperOptions {
   retentionDays: number;
   /** The engines of this node, by partition. */
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
-  info: () => Record<string, unknown>;
+  /** What the heartbeat stores in the node's row of the nodes table (its roll-call profile). */
+  info: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Wakes the engines of every node for these queues: rescued jobs, or jobs behind a freed execution key, wait there. */
   wake: (partition: string, queues: string[]) => void;
   metrics?: Metrics;
@@ -60,7 +61,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     const engines = [...options.engines()].filter((e): e is [string, ActorRef<EngineMsg, unknown>] => e[1]?.alive === true);
     const held = await Promise.all(engines.map(async ([p, ref]) => [p, ref, (await ref.call({ t: 'held' })) as string[]] as const));
     const ids = held.flatMap(([, , list]) => list);
-    const { renewed, cancelRequested } = await store.heartbeat(nodeId, options.leaseMs, ids, options.info());
+    const { renewed, cancelRequested } = await store.heartbeat(nodeId, options.leaseMs, ids, await options.info());
     options.metrics?.leasesHeld(renewed.length);
     const renewedSet = new Set(renewed);
     const cancelSet = new Set(cancelRequested);

@@ -10,6 +10,7 @@ import {
   WAKE_KIND,
   HANDOFF_KIND,
   handoffProblem,
+  queueThrottle,
   type Handoff,
   type CancelBroadcast,
   type ControlBroadcast,
@@ -268,23 +269,7 @@ export function effectiveControl(
   return { paused, throttleMs };
 }
 
-/** The throttle of one queue on one node: the most specific matching rule (see effectiveControl). */
-export function queueThrottle(rules: readonly ThrottleRule[], nodeId: string, queue: string): number {
-  let bestLevel = -1;
-  let best = 0;
-  for (const r of rules) {
-    if (r.node !== undefined && r.node !== nodeId) continue;
-    if (r.queue !== undefined && r.queue !== queue) continue;
-    const level = (r.node !== undefined ? 2 : 0) + (r.queue !== undefined ? 1 : 0);
-    if (level > bestLevel) {
-      bestLevel = level;
-      best = r.ms;
-    } else if (level === bestLevel) {
-      best = best < 0 || r.ms < 0 ? -1 : Math.max(best, r.ms);
-    }
-  }
-  return best;
-}
+export { queueThrottle };
 
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
 
