@@ -343,7 +343,7 @@ export class Client {
    */
   async rollCall(options: { delayMs?: number; max?: number } = {}): Promise<MemberProfile[]> {
     this.assertOpen();
-    if (!this.bus) return this.rollCallFromPostgres(options.max);
+    if (!this.bus) return this.rollCallFromPostgres(options.delayMs ?? DEFAULT_ROLL_CALL_MS, options.max);
     const bus = this.bus;
     const delayMs = options.delayMs ?? DEFAULT_ROLL_CALL_MS;
     const replies = await bus.gather<unknown>(subjects.rollCall(this.cluster), ROLL_CALL_KIND, {}, {
@@ -354,12 +354,21 @@ export class Client {
   }
 
   /**
-   * Roll call without a bus: the profiles nodes store with every heartbeat (nodes table), of the
-   * nodes seen within their last three heartbeats. Figures are as of each node's last heartbeat
-   * (`at`); uptime is brought forward to now.
+   * Roll call without a bus: the profiles nodes store in the nodes table with every heartbeat, of
+   * the nodes seen within their last three heartbeats. A Postgres notification asks every node to
+   * store a fresh one; this waits for them for up to `delayMs` (or until `max` are fresh). A node
+   * that does not answer in time is shown as of its last heartbeat (`at`).
    */
-  private async rollCallFromPostgres(max: number | undefined): Promise<MemberProfile[]> {
-    const rows = await this.store.nodesSeen(this.cluster);
+  private async rollCallFromPostgres(delayMs: number, max: number | undefined): Promise<MemberProfile[]> {
+    const asked = await this.store.requestRollCall();
+    const deadline = Date.now() + delayMs;
+    let rows = await this.store.nodesSeen(this.cluster);
+    for (;;) {
+      const fresh = rows.filter((r) => r.heartbeatAt >= asked).length;
+      if (fresh === rows.length || (max !== undefined && fresh >= max) || Date.now() >= deadline || this.closed) break;
+      await new Promise((r) => setTimeout(r, Math.min(20, Math.max(0, deadline - Date.now()))));
+      rows = await this.store.nodesSeen(this.cluster);
+    }
     const profiles: MemberProfile[] = [];
     for (const { info, heartbeatAt, ageMs } of rows) {
       if (!isMemberProfile(info)) continue; // a node that has not stored its full profile yet

@@ -4,8 +4,8 @@
  * changed a partition's pause/throttle row (so they obey it at once). Nodes LISTEN on one channel
  * per schema; the bus stays the fast path between processes that have it.
  *
- * Payloads: `wake:<partition>:<queue>,<queue>…` (no queue list: every queue of the partition) and
- * `control:<partition>`. Partition and queue names never contain `:` or `,` (NAME_PATTERN).
+ * Payloads: `wake:<partition>:<queue>,<queue>…` (no queue list: every queue of the partition),
+ * `control:<partition>`, and `rollcall` (every node stores its profile now, see nodes_seen.sql). Partition and queue names never contain `:` or `,` (NAME_PATTERN).
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
@@ -34,11 +34,14 @@ export function controlNotice(partition: string): string {
   return `control:${partition}`;
 }
 
-export type Notice = { kind: 'wake'; partition: string; queues: string[] | undefined } | { kind: 'control'; partition: string };
+export const ROLL_CALL_NOTICE = 'rollcall';
+
+export type Notice = { kind: 'wake'; partition: string; queues: string[] | undefined } | { kind: 'control'; partition: string } | { kind: 'rollcall' };
 
 /** Reads a payload of the schema channel; undefined for anything else (it is ignored). */
 export function parseNotice(payload: string | undefined): Notice | undefined {
   if (!payload) return undefined;
+  if (payload === ROLL_CALL_NOTICE) return { kind: 'rollcall' };
   const [kind, partition, queues] = payload.split(':');
   if (!partition) return undefined;
   if (kind === 'control') return { kind, partition };

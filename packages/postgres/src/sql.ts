@@ -51,6 +51,7 @@ export type OpName =
   | 'adopt_control'
   | 'notify'
   | 'nodes_seen'
+  | 'roll_call_request'
   | 'node_leave'
   | 'execution_key_holder'
   | 'release_execution_key'

@@ -18,7 +18,7 @@ import { migrate } from './migrate.js';
 import { assertSchemaName, loadOps, type OpName, type Statement } from './sql.js';
 import { lookupIndex, lookupValue } from './lookup.js';
 import { toJobRecord, type JobRow } from './rows.js';
-import { controlNotice, notifyChannel, wakeNotice } from './notices.js';
+import { ROLL_CALL_NOTICE, controlNotice, notifyChannel, wakeNotice } from './notices.js';
 
 export const DEFAULT_SCHEMA = 'partita';
 export const DEFAULT_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
@@ -691,6 +691,15 @@ export class JobStore {
   async nodesSeen(cluster: string, beats = 3): Promise<{ id: string; info: Record<string, unknown>; heartbeatAt: Date; ageMs: number }[]> {
     const rows = await this.run<{ id: string; info: Record<string, unknown>; heartbeat_at: Date; age_ms: number }>('nodes_seen', [cluster, beats]);
     return rows.map((r) => ({ id: r.id, info: r.info, heartbeatAt: r.heartbeat_at, ageMs: r.age_ms }));
+  }
+
+  /**
+   * Asks every node listening on the schema's channel to store its profile now (a heartbeat);
+   * returns the database's time of asking, to tell fresh rows from older ones.
+   */
+  async requestRollCall(): Promise<Date> {
+    const [row] = await this.run<{ asked_at: Date }>('roll_call_request', [this.notifyChannel, ROLL_CALL_NOTICE]);
+    return row!.asked_at;
   }
 
   /** Removes a stopping node from the roll call. */

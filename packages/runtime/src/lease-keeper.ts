@@ -38,9 +38,14 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
   let self!: ActorContext<Msg, void>;
 
   let retryBeat: (() => void) | undefined;
+  /** A beat asked for while one was in flight (a roll call wants a profile from after its request). */
+  let beatAgain = false;
 
   async function once(kind: Msg['t'], work: () => Promise<void>): Promise<void> {
-    if (busy.has(kind)) return; // the previous round is still waiting on Postgres
+    if (busy.has(kind)) {
+      if (kind === 'beat') beatAgain = true;
+      return; // the previous round is still waiting on Postgres
+    }
     busy.add(kind);
     try {
       await work();
@@ -54,6 +59,10 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
       }
     } finally {
       busy.delete(kind);
+      if (kind === 'beat' && beatAgain) {
+        beatAgain = false;
+        self.self.cast({ t: 'beat' });
+      }
     }
   }
 

@@ -18,6 +18,7 @@ import { natsBusOptions } from './bus-options.js';
 import { GlobalClient } from './global/client.js';
 import { FilePersister, createPersister } from './global/persisters.js';
 import { seatBehavior } from './global/seat.js';
+import { noticeRouter } from './notice-router.js';
 import type { Persister } from './global/types.js';
 
 export type { NodeOptions, PartitionOptions } from './options.js';
@@ -198,17 +199,14 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
     connection: store.pool.options,
     schema: store.schema,
     logger: childLogger(logger, { actor: 'notices' }),
-    onNotice: (notice) => {
-      if (!Object.hasOwn(partitions, notice.partition)) return;
-      if (notice.kind === 'wake') engineOf(notice.partition)?.cast({ t: 'wake', ...(notice.queues ? { queues: notice.queues } : {}) });
-      else system.whereis(`seat:${notice.partition}`)?.cast({ t: 'refresh' });
-    },
-    onReconnected: () => {
-      for (const partition of Object.keys(partitions)) {
-        engineOf(partition)?.cast({ t: 'wake' });
-        system.whereis(`seat:${partition}`)?.cast({ t: 'refresh' });
-      }
-    },
+    ...noticeRouter({
+      store,
+      partitions: Object.keys(partitions),
+      engineOf,
+      seatOf: (partition) => system.whereis(`seat:${partition}`),
+      beat: () => system.whereis('lease-keeper')?.cast({ t: 'beat' }),
+      logger: childLogger(logger, { actor: 'notices' }),
+    }),
   });
 
   const nodeSupervisor = await system.supervise(

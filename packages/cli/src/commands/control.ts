@@ -162,8 +162,9 @@ export const paused: Command = {
 export const rollCall: Command = {
   name: 'roll-call',
   summary: 'Ask every node of the cluster to report: partitions, queues, running jobs, throttle, memory, uptime.',
-  description: `With NATS the nodes answer over the bus (collected for --delay). Without, the profiles
-that nodes store in Postgres with every heartbeat are shown (nodes seen in their last three heartbeats).`,
+  description: `With NATS the nodes answer over the bus (collected for --delay). Without, a Postgres
+notification asks every node to store its profile in the nodes table, which is read once they all did
+(at most --delay); a node that did not is shown as of its last heartbeat.`,
   options: {
     delay: { type: 'string', arg: 'DURATION', help: 'how long to collect answers (default 1s)' },
     ...CONNECTION_OPTIONS,

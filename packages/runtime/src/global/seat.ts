@@ -1,6 +1,6 @@
 import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { JobStore } from '@partita/postgres';
+import type { ControlRow, JobStore } from '@partita/postgres';
 import { subjects, type Bus } from '@partita/nats';
 import type { EngineMsg } from '../engine.js';
 import { callGlobal, globalName } from './client.js';
@@ -48,7 +48,12 @@ export interface SeatOptions {
 }
 
 /** `version`: the control row's, when known; an older state than the one applied is dropped. */
-type SeatMsg = { t: 'tick' } | { t: 'refresh' } | { t: 'control'; control: ControlState; version?: number };
+export type SeatMsg =
+  | { t: 'tick' }
+  | { t: 'refresh' }
+  | { t: 'control'; control: ControlState; version?: number }
+  /** The control row as read from Postgres: applied (and adopted by Global when leading), then `after` runs. */
+  | { t: 'row'; row: ControlRow; after?: () => void };
 
 /**
  * Every node has a seat per partition: it chases the partition's Global lease and, while it holds
@@ -209,14 +214,16 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
           // on a Postgres notice of a change and every few seconds; the leader's Global adopts it too.
           options.store
             .loadControl(partition)
-            .then((row) => {
-              ctxRef.self.cast({ t: 'control', control: { paused: row.paused, throttles: row.throttles }, version: row.version });
-              if (leading?.ref.alive) leading.ref.cast({ t: 'control', row });
-            })
+            .then((row) => ctxRef.self.cast({ t: 'row', row }))
             .catch((err) => logger.debug({ err: describeError(err).message }, 'reading pause/throttle state failed'));
           return;
         case 'control':
           applyControl(msg.control, msg.version);
+          return;
+        case 'row':
+          applyControl({ paused: msg.row.paused, throttles: msg.row.throttles }, msg.row.version);
+          if (leading?.ref.alive) leading.ref.cast({ t: 'control', row: msg.row });
+          msg.after?.();
           return;
       }
     },
