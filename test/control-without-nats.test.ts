@@ -224,6 +224,38 @@ test.serial('a pause made without NATS while no node runs is obeyed by the node 
   t.deepEqual(ran, [id]);
 });
 
+test.serial('two nodes without NATS on one Postgres: the client of the node that does not lead pauses and resumes for both', async (t) => {
+  const db = await freshSchema('nonats_two');
+  const dataDir = tempDataDir('nonats-two');
+  t.teardown(async () => {
+    await db.drop();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const options = {
+    postgres: db.url,
+    schema: db.schema,
+    nats: false as const,
+    dataDir,
+    logger: createLogger({ level: 'silent' }),
+    partitions: { p: { queues: { a: { concurrency: 1 } } } },
+    jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
+  };
+  const a = await startNode({ ...options, nodeId: 'a' });
+  t.teardown(() => a.stop({ graceMs: 100 }));
+  await until('a to lead', async () => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder === 'a', 10_000);
+  const b = await startNode({ ...options, nodeId: 'b' });
+  t.teardown(() => b.stop({ graceMs: 100 }));
+  await b.client.pause('p', 'a');
+  t.deepEqual(await a.client.paused('p'), ['a']);
+  await until('both engines paused', async () => (await a.stats())[0]!.paused.includes('a') && (await b.stats())[0]!.paused.includes('a'), 3000);
+  await b.client.resume('p', 'a');
+  await until('both engines resumed', async () => (await a.stats())[0]!.paused.length === 0 && (await b.stats())[0]!.paused.length === 0, 3000);
+  t.deepEqual((await b.client.rollCall({ delayMs: 2000 })).map((m) => m.id), ['b'], 'an in-process bus answers for its own node');
+  const bare = await connect({ postgres: db.url, schema: db.schema });
+  t.teardown(() => bare.close());
+  t.deepEqual((await bare.rollCall({ delayMs: 2000 })).map((m) => m.id), ['a', 'b'], 'Postgres knows both');
+});
+
 test.serial('the default persister is postgres when Postgres is configured: a new leader on another data dir has the state', async (t) => {
   const db = await freshSchema('defpersist');
   const dirs = [tempDataDir('defpersist-a'), tempDataDir('defpersist-b')];

@@ -13,7 +13,7 @@ import {
   type Logger,
 } from '@partita/core';
 import { JobStore, type ClaimedJob, type ControlChange, type NewJob, type PgOptions } from '@partita/postgres';
-import { createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
+import { InProcessBus, createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
 import {
   eventMessageKinds,
   eventSubscriptionPattern,
@@ -423,20 +423,20 @@ export class Client {
    */
   async pause(partition: string, queue: string): Promise<void> {
     const request = { op: 'pause', queue: checkName(queue, 'queue') } as const;
-    if (this.bus) await this.requestGlobal(partition, request);
+    if (this.controlViaGlobal) await this.requestGlobal(partition, request);
     else await this.changeControl(partition, request);
   }
 
   /** Lifts a pause. A queue stopped by `throttle({ ms: -1 })` stays stopped until that throttle is lifted. */
   async resume(partition: string, queue: string): Promise<void> {
     const request = { op: 'resume', queue: checkName(queue, 'queue') } as const;
-    if (this.bus) await this.requestGlobal(partition, request);
+    if (this.controlViaGlobal) await this.requestGlobal(partition, request);
     else await this.changeControl(partition, request);
   }
 
   /** The paused queues of a partition (queues stopped by a throttle of -1 are in `control()`'s throttles). */
   async paused(partition: string): Promise<string[]> {
-    if (this.bus) return this.requestGlobal<string[]>(partition, { op: 'pausedQueues' });
+    if (this.controlViaGlobal) return this.requestGlobal<string[]>(partition, { op: 'pausedQueues' });
     return (await this.control(partition)).paused;
   }
 
@@ -446,6 +446,15 @@ export class Client {
     await this.store.assertKnownPartition(partition);
     const { paused, throttles } = await this.store.loadControl(partition);
     return { paused: [...paused].sort(), throttles };
+  }
+
+  /**
+   * Pause and throttle go through Global over NATS. An in-process bus (a node without NATS) reaches
+   * only its own process, whose node may not lead the partition: those, and clients without a
+   * bus, make the change in Postgres, which every node hears of.
+   */
+  private get controlViaGlobal(): boolean {
+    return this.bus !== undefined && !(this.bus instanceof InProcessBus);
   }
 
   private async changeControl(partition: string, change: ControlChange): Promise<void> {
@@ -466,7 +475,7 @@ export class Client {
     }
     const rule = { ms, ...(queue !== undefined ? { queue: checkName(queue, 'queue') } : {}), ...(node !== undefined ? { node } : {}) };
     const partitions = partition !== undefined ? [partition] : [...(await this.store.knownQueues()).keys()];
-    if (this.bus) await Promise.all(partitions.map((p) => this.requestGlobal(p, { op: 'throttle', rule })));
+    if (this.controlViaGlobal) await Promise.all(partitions.map((p) => this.requestGlobal(p, { op: 'throttle', rule })));
     else await Promise.all(partitions.map((p) => this.changeControl(p, { op: 'throttle', ...rule })));
   }
 
