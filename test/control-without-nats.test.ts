@@ -118,8 +118,9 @@ test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, 
   t.regex(resumeStopped.stderr, /work\/default is not paused but claims nothing: a throttle of -1 \(stop\) holds it, and resume does not lift throttles\. Lift it with: partita throttle off -p work -q default/);
   await sleep(1200);
   t.is(await stateOf(cli, blocked), 'queued', 'a stopped queue is not claimed');
-  const rc2 = json<{ queues: { queue: string; paused: boolean; throttleMs: number }[] }[]>(await cli(['roll-call', '--json']));
-  t.true(rc2[0]!.queues.find((q) => q.queue === 'default')!.paused, 'roll call shows it stopped as well');
+  const rc2 = json<{ queues: { queue: string; paused: boolean; stopped: boolean }[] }[]>(await cli(['roll-call', '--json']));
+  t.like(rc2[0]!.queues.find((q) => q.queue === 'default'), { paused: true, stopped: true }, 'roll call: it claims nothing, because of a stop');
+  t.like(rc2[0]!.queues.find((q) => q.queue === 'other'), { paused: false, stopped: false });
   const off = await cli(['throttle', 'off', '-p', 'work', '-q', 'default']);
   t.is(off.code, 0, off.stderr);
   const unblocked = await cli(['status', blocked, '--wait', '--timeout', '10s', '--json']);

@@ -140,7 +140,10 @@ export interface QueueProfile {
   queued: number | null;
   /** Jobs with a future runAt (cluster-wide, same cache). Null when unknown. */
   scheduled: number | null;
+  /** Claims nothing: paused, or stopped by a throttle of -1 (then `stopped` is true as well). */
   paused: boolean;
+  /** Stopped by a throttle of -1 on this node: `throttle off` lifts it, resume does not. */
+  stopped: boolean;
   /** This node's effective throttle for the queue's partition engine (ms before each claim; -1 stopped). */
   throttleMs: number;
 }

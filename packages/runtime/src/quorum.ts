@@ -125,6 +125,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           queued: counts ? (c?.queued ?? 0) : null,
           scheduled: counts ? (c?.scheduled ?? 0) : null,
           paused: paused.has(queue),
+          stopped: (s?.stopped ?? []).includes(queue),
           throttleMs: engineThrottle,
         };
         running += qp.running;
@@ -270,6 +271,11 @@ export function effectiveControl(
 }
 
 export { queueThrottle };
+
+/** The engine's queues that a throttle of -1 stops on this node (effectiveControl lists them as paused too), sorted. */
+export function stoppedQueues(state: Pick<ControlBroadcast, 'throttles'>, nodeId: string, queues: readonly string[]): string[] {
+  return [...queues].sort().filter((queue) => queueThrottle(state.throttles, nodeId, queue) < 0);
+}
 
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
 
