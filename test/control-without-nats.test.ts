@@ -342,3 +342,44 @@ test.serial('the file persister warns loudly when a take-over finds no state fro
   t.regex(warning.msg, /partition "p" taken over at epoch 3, but the file persister in .* holds no Global state for it: the leader of epoch 2 saved its state on another node's disk/);
   t.regex(warning.msg, /use persister: postgres/);
 });
+
+test.serial('the notification connection comes back after Postgres drops it, and wake-ups are fast again', async (t) => {
+  const db = await freshSchema('nonats_relisten');
+  const dataDir = tempDataDir('nonats-relisten');
+  t.teardown(async () => {
+    await db.drop();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: false,
+    dataDir,
+    logger: createLogger({ level: 'silent' }),
+    engine: { pollMs: 5000 },
+    partitions: { p: { queues: { a: { concurrency: 1 } } } },
+    jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
+  });
+  t.teardown(() => node.stop({ graceMs: 100 }));
+  const client = await connect({ postgres: db.url, schema: db.schema });
+  t.teardown(() => client.close());
+  // This node's listening connection, and no other (other tests' nodes listen on their own schemas).
+  const listener = async () =>
+    (await db.pool.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'partita-listen' AND query = $1`, [`LISTEN "partita_${db.schema}"`])).rows.map((r) => r.pid as number);
+  const [pid] = await until('the node to listen', async () => ((await listener()).length === 1 ? await listener() : undefined), 5000);
+  const startDelay = async () => {
+    const { id } = await client.enqueue('p', 'j');
+    await client.result(id, { timeoutMs: 10_000 });
+    const job = (await client.job(id))!;
+    return job.startedAt!.getTime() - job.createdAt.getTime();
+  };
+  await startDelay();
+  t.true((await startDelay()) < 200, 'woken by the notification, not the 5 s poll');
+  await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+  const [again] = await until('the node to listen again', async () => {
+    const pids = await listener();
+    return pids.length === 1 && pids[0] !== pid ? pids : undefined;
+  }, 5000);
+  t.not(again, pid);
+  t.true((await startDelay()) < 200, 'woken by a notification again');
+});
