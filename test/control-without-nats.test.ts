@@ -11,7 +11,7 @@ import path from 'node:path';
 import { connect, type Client } from '@partita/client';
 import { createLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
+import { freshSchema, natsUrl, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
 import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
 
 const json = <T = any>(r: CliResult): T => {
@@ -382,4 +382,52 @@ test.serial('the notification connection comes back after Postgres drops it, and
   }, 5000);
   t.not(again, pid);
   t.true((await startDelay()) < 200, 'woken by a notification again');
+});
+
+test.serial('bug 5: with NATS and file persisters on separate data dirs, a pause survives the leader stopping (the row in Postgres carries it)', async (t) => {
+  const db = await freshSchema('filepause');
+  const dirs = [tempDataDir('filepause-a'), tempDataDir('filepause-b')];
+  t.teardown(async () => {
+    await db.drop();
+    await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
+  });
+  const nats = await natsUrl();
+  const ran: string[] = [];
+  const options = (nodeId: string, dataDir: string) => ({
+    nodeId,
+    postgres: db.url,
+    schema: db.schema,
+    nats,
+    cluster: db.schema.replaceAll('_', '-'),
+    persister: 'file' as const,
+    dataDir,
+    logger: createLogger({ level: 'silent' }),
+    engine: { pollMs: 50 },
+    partitions: { p: { queues: { a: { concurrency: 1 } } } },
+    jobs: [
+      defineJob({
+        type: 'j',
+        queue: 'a',
+        perform: (_p: unknown, ctx) => {
+          ran.push(ctx.id);
+          return null;
+        },
+      }),
+    ],
+  });
+  const holder = async () => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder;
+  const a = await startNode(options('a', dirs[0]!));
+  await until('a to lead', async () => (await holder()) === 'a', 10_000);
+  const b = await startNode(options('b', dirs[1]!));
+  t.teardown(() => b.stop({ graceMs: 100 }));
+  await b.client.pause('p', 'a'); // over NATS, to a's Global
+  await a.stop({ graceMs: 100 });
+  const { id } = await b.client.enqueue('p', 'j');
+  await until('b to lead', async () => (await holder()) === 'b', 10_000);
+  await sleep(500);
+  t.deepEqual(ran, [], 'the paused queue stays paused under the new leader');
+  t.deepEqual(await b.client.paused('p'), ['a']);
+  await b.client.resume('p', 'a');
+  await b.client.result(id, { timeoutMs: 10_000 });
+  t.deepEqual(ran, [id]);
 });
