@@ -223,7 +223,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
   let paused = new Set<string>();
   let throttleMs = 0;
-  let stopped: string[] = [];
+  let stoppedByThrottle: string[] = [];
   /** No claims until the partition's pause/throttle state is known: a restart must not run a paused queue. */
   let controlKnown = false;
   let lastClaimAt = 0;
@@ -826,7 +826,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         const wasStopped = throttleMs < 0 || !controlKnown;
         controlKnown = true;
         const control = effectiveControl(msg.state, nodeId, [...queues.keys()]);
-        stopped = stoppedQueues(msg.state, nodeId, [...queues.keys()]);
+        stoppedByThrottle = stoppedQueues(msg.state, nodeId, [...queues.keys()]);
         if (control.paused) {
           paused = new Set(control.paused);
           // Prefetched jobs of a paused queue go back; only what already runs finishes.
@@ -858,7 +858,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           processed,
           draining: draining !== undefined,
           paused: [...paused],
-          stopped,
+          stopped: stoppedByThrottle,
           throttleMs,
         };
         for (const [name, q] of queues) {
