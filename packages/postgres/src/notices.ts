@@ -108,7 +108,10 @@ export class Notices {
       if (this.client === client) this.client = undefined;
       client.end().catch(() => undefined);
       if (this.closed) return;
-      this.logger.warn({ channel: this.channel, err: err ? describeError(err).message : 'connection ended' }, 'the Postgres notification connection was lost; reconnecting (until then, nodes poll)');
+      const details = { channel: this.channel, err: err ? describeError(err).message : 'connection ended' };
+      // Once per outage: the attempts that follow fail alike until Postgres is back.
+      if (this.retryMs > RECONNECT_MIN_MS) this.logger.debug(details, 'reconnecting to Postgres for notifications failed; will retry');
+      else this.logger.warn(details, 'the Postgres notification connection was lost; reconnecting (until then, nodes poll)');
       this.schedule();
     };
     client.on('error', onLost);
