@@ -156,6 +156,11 @@ test.serial('a bare client without NATS: pause and resume reach the node at once
     const { id } = await client.enqueue('work', 'sleep', { ms: 0 });
     await sleep(300);
     t.is((await client.job(id))!.state, 'queued', 'paused: not claimed');
+    if (round === 0) {
+      const [member] = await client.rollCall();
+      t.like(member!.queues.find((q) => q.queue === 'default'), { queued: 1, scheduled: 0, paused: true, stopped: false }, 'roll call from Postgres counts the queued job');
+      t.is(member!.queued, 1);
+    }
     const resumedAt = Date.now();
     await client.resume('work', 'default');
     await client.result(id, { timeoutMs: 10_000 });

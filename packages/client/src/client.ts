@@ -369,12 +369,27 @@ export class Client {
       await new Promise((r) => setTimeout(r, Math.min(20, Math.max(0, deadline - Date.now()))));
       rows = await this.store.nodesSeen(this.cluster);
     }
+    // Nodes store their profiles without the cluster-wide queued counts: one count serves them all.
+    const counts = new Map<string, { queued: number; scheduled: number }>();
+    for (const c of rows.length ? await this.store.liveJobCounts() : []) {
+      const key = `${c.partition}\u0000${c.queue}`;
+      const entry = counts.get(key) ?? { queued: 0, scheduled: 0 };
+      if (c.state === 'queued' || c.state === 'waiting') entry.queued += c.count;
+      else if (c.state === 'scheduled') entry.scheduled += c.count;
+      counts.set(key, entry);
+    }
     const profiles: MemberProfile[] = [];
     for (const { info, heartbeatAt, ageMs } of rows) {
       if (!isMemberProfile(info)) continue; // a node that has not stored its full profile yet
       const { heartbeatMs: _heartbeatMs, ...stored } = info as MemberProfile & { heartbeatMs?: number };
+      const queues = stored.queues.map((q) => {
+        const count = counts.get(`${q.partition}\u0000${q.queue}`);
+        return { ...q, queued: count?.queued ?? 0, scheduled: count?.scheduled ?? 0 };
+      });
       profiles.push({
         ...stored,
+        queues,
+        queued: queues.reduce((sum, q) => sum + (q.queued ?? 0), 0),
         uptimeMs: stored.uptimeMs + Math.max(0, Math.round(ageMs)),
         startedAt: new Date(stored.startedAt),
         at: heartbeatAt,

@@ -238,7 +238,7 @@ export async function startNode(options: NodeOptions): Promise<PartitaNode> {
               info: async () => {
                 const base = { cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt, heartbeatMs: settings.heartbeatMs };
                 if (!quorum) return base;
-                const profile = await quorum.profile().catch(() => undefined);
+                const profile = await quorum.profile({ counts: false }).catch(() => undefined);
                 return profile ? { ...profile, heartbeatMs: settings.heartbeatMs } : base;
               },
             }),

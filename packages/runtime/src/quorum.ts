@@ -41,8 +41,12 @@ export interface QuorumOptions {
 export interface QuorumMember {
   (): Promise<void>;
   leave(): Promise<void>;
-  /** This node's roll-call answer. */
-  profile(): Promise<MemberProfile>;
+  /**
+   * This node's roll-call answer. `counts: false` leaves the cluster-wide queued counts out (null):
+   * the profile a heartbeat stores, where a count over the jobs table every few seconds per node
+   * would cost more than it tells (a roll call from Postgres counts once for all nodes).
+   */
+  profile(options?: { counts?: boolean }): Promise<MemberProfile>;
 }
 
 const STATS_TIMEOUT_MS = 500;
@@ -87,7 +91,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
   const version = runtimeVersion();
   const host = hostname();
 
-  const profile = async (): Promise<MemberProfile> => {
+  const profile = async (profileOptions: { counts?: boolean } = {}): Promise<MemberProfile> => {
     const refs = engines();
     const [stats, counts] = await Promise.all([
       Promise.all(
@@ -101,7 +105,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           }
         }),
       ),
-      queued.get(),
+      profileOptions.counts === false ? undefined : queued.get(),
     ]);
     const queues: QueueProfile[] = [];
     let running = 0;
