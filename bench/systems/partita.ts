@@ -36,9 +36,9 @@ class PartitaSystem implements BenchSystem {
   private readonly noop: JobDefinition<unknown, undefined>;
   private readonly logger: Logger;
   /**
-   * The node's data dir (file persister: the Global snapshot), one per system instance like its
-   * schema. A shared one (the default ./.partita) hands each fresh schema the previous run's Global
-   * state: execution-key holders and waiters, pauses, throttles, a later lease epoch.
+   * The node's data dir, one per system instance like its schema. The Global state is kept in the
+   * schema (the postgres persister, the default with a Postgres server); a data dir of its own still
+   * keeps runs apart should the file persister be chosen.
    */
   private readonly dataDir: string;
 
@@ -54,7 +54,7 @@ class PartitaSystem implements BenchSystem {
   info(): Record<string, unknown> {
     const pgOptions = process.env.PARTITA_BENCH_PARTITA_PG_OPTIONS;
     const nats = this.ctx.nats ? this.ctx.nats.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@') : false;
-    return { pool: this.ctx.options.pool, pollMs: this.ctx.options.pollMs, nats, persister: 'file (fresh data dir)', enqueue: 'connect().enqueueMany', ...(pgOptions ? { pgOptions } : {}) };
+    return { pool: this.ctx.options.pool, pollMs: this.ctx.options.pollMs, nats, persister: 'postgres (the default with a Postgres server)', enqueue: 'connect().enqueueMany', ...(pgOptions ? { pgOptions } : {}) };
   }
 
   /** Pool options for the node and the client. PARTITA_BENCH_PARTITA_PG_OPTIONS (libpq `options`, e.g. "-c plan_cache_mode=force_custom_plan") is a diagnostic knob, off by default. */

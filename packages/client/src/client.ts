@@ -19,8 +19,8 @@ import {
   type TypedJobSpec,
   isUuid,
 } from '@partita/core';
-import { JobStore, type ClaimedJob, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
-import { createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
+import { JobStore, type ClaimedJob, type ControlChange, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
+import { InProcessBus, createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
 import {
   eventMessageKinds,
   eventSubscriptionPattern,
@@ -45,6 +45,7 @@ import {
   type Handoff,
   type IdleAdvert,
   type MemberProfile,
+  type ThrottleRule,
 } from './quorum.js';
 import { ResultWatch } from './results.js';
 import { globalApi, requestGlobal, type GlobalApi, type GlobalRequest } from './global-api.js';
@@ -56,8 +57,9 @@ export interface ConnectOptions {
   schema?: string;
   /**
    * NATS: a URL, a list of URLs, or bus options (servers, user/pass, token, nkey, creds, tls, ...).
-   * false or absent: no bus — results and cancels go through Postgres only, and subscribe,
-   * rollCall and the quorum messages are unavailable.
+   * false or absent: no bus — results, cancels, pause/resume/throttle, roll calls (from the nodes
+   * table) and enqueue wake-ups (Postgres notifications) go through Postgres; subscribe and the
+   * quorum messages are unavailable.
    */
   nats?: string | string[] | NatsBusOptions | false;
   cluster?: string;
@@ -177,7 +179,7 @@ export class Client {
     if (target) return this.handOff(job!, target);
     const [outcome] = await this.store.enqueue([job!]);
     if (outcome!.refused) throw new DuplicateQueueKeyError(outcome!.refused.queueKey, outcome!.refused.heldBy);
-    this.wake(partition, new Set([job!.queue!]));
+    await this.wake(partition, new Set([job!.queue!]));
     this.publishEnqueued([job!], [outcome!.id]);
     return { id: outcome!.id };
   }
@@ -199,7 +201,7 @@ export class Client {
       }
     });
     if (ids.length > 0) {
-      this.wake(partition, new Set(accepted.map((j) => j.queue!)));
+      await this.wake(partition, new Set(accepted.map((j) => j.queue!)));
       this.publishEnqueued(accepted, ids);
     }
     return { ids, refused };
@@ -371,13 +373,59 @@ export class Client {
    */
   async rollCall(options: { delayMs?: number; max?: number } = {}): Promise<MemberProfile[]> {
     this.assertOpen();
-    const bus = this.requireBus('rollCall()');
+    if (!this.bus) return this.rollCallFromPostgres(options.delayMs ?? DEFAULT_ROLL_CALL_MS, options.max);
+    const bus = this.bus;
     const delayMs = options.delayMs ?? DEFAULT_ROLL_CALL_MS;
     const replies = await bus.gather<unknown>(subjects.rollCall(this.cluster), ROLL_CALL_KIND, {}, {
       delayMs,
       ...(options.max !== undefined ? { max: options.max } : {}),
     });
     return replies.filter(isMemberProfile).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * Roll call without a bus: the profiles nodes store in the nodes table with every heartbeat, of
+   * the nodes seen within their last three heartbeats. A Postgres notification asks every node to
+   * store a fresh one; this waits for them for up to `delayMs` (or until `max` are fresh). A node
+   * that does not answer in time is shown as of its last heartbeat (`at`).
+   */
+  private async rollCallFromPostgres(delayMs: number, max: number | undefined): Promise<MemberProfile[]> {
+    const asked = await this.store.requestRollCall();
+    const deadline = Date.now() + delayMs;
+    let rows = await this.store.nodesSeen(this.cluster);
+    for (;;) {
+      const fresh = rows.filter((r) => r.heartbeatAt >= asked).length;
+      if (fresh === rows.length || (max !== undefined && fresh >= max) || Date.now() >= deadline || this.closed) break;
+      await new Promise((r) => setTimeout(r, Math.min(20, Math.max(0, deadline - Date.now()))));
+      rows = await this.store.nodesSeen(this.cluster);
+    }
+    // Nodes store their profiles without the cluster-wide queued counts: one count serves them all.
+    const counts = new Map<string, { queued: number; scheduled: number }>();
+    for (const c of rows.length ? await this.store.liveJobCounts() : []) {
+      const key = `${c.partition}\u0000${c.queue}`;
+      const entry = counts.get(key) ?? { queued: 0, scheduled: 0 };
+      if (c.state === 'queued' || c.state === 'waiting') entry.queued += c.count;
+      else if (c.state === 'scheduled') entry.scheduled += c.count;
+      counts.set(key, entry);
+    }
+    const profiles: MemberProfile[] = [];
+    for (const { info, heartbeatAt, ageMs } of rows) {
+      if (!isMemberProfile(info)) continue; // a node that has not stored its full profile yet
+      const { heartbeatMs: _heartbeatMs, ...stored } = info as MemberProfile & { heartbeatMs?: number };
+      const queues = stored.queues.map((q) => {
+        const count = counts.get(`${q.partition}\u0000${q.queue}`);
+        return { ...q, queued: count?.queued ?? 0, scheduled: count?.scheduled ?? 0 };
+      });
+      profiles.push({
+        ...stored,
+        queues,
+        queued: queues.reduce((sum, q) => sum + (q.queued ?? 0), 0),
+        uptimeMs: stored.uptimeMs + Math.max(0, Math.round(ageMs)),
+        startedAt: new Date(stored.startedAt),
+        at: heartbeatAt,
+      });
+    }
+    return max !== undefined ? profiles.slice(0, max) : profiles;
   }
 
   /**
@@ -413,17 +461,51 @@ export class Client {
     return globalApi(<T>(request: GlobalRequest) => this.requestGlobal<T>(partition, request));
   }
 
-  /** Stops claims of a queue on every node (running jobs finish); survives restarts of every node. */
+  /**
+   * Stops claims of a queue on every node (running jobs finish); survives restarts of every node.
+   * With a bus it goes through the partition's Global; without one it is made in Postgres
+   * (partition_control, the row Global adopts) and the nodes hear of it by a Postgres notification.
+   */
   async pause(partition: string, queue: string): Promise<void> {
-    await this.requestGlobal(partition, { op: 'pause', queue: checkName(queue, 'queue') });
+    const request = { op: 'pause', queue: checkName(queue, 'queue') } as const;
+    if (this.controlViaGlobal) await this.requestGlobal(partition, request);
+    else await this.changeControl(partition, request);
   }
 
+  /** Lifts a pause. A queue stopped by `throttle({ ms: -1 })` stays stopped until that throttle is lifted. */
   async resume(partition: string, queue: string): Promise<void> {
-    await this.requestGlobal(partition, { op: 'resume', queue: checkName(queue, 'queue') });
+    const request = { op: 'resume', queue: checkName(queue, 'queue') } as const;
+    if (this.controlViaGlobal) await this.requestGlobal(partition, request);
+    else await this.changeControl(partition, request);
   }
 
+  /** The paused queues of a partition (queues stopped by a throttle of -1 are in `control()`'s throttles). */
   async paused(partition: string): Promise<string[]> {
-    return this.requestGlobal<string[]>(partition, { op: 'pausedQueues' });
+    if (this.controlViaGlobal) return this.requestGlobal<string[]>(partition, { op: 'pausedQueues' });
+    return (await this.control(partition)).paused;
+  }
+
+  /** A partition's pause and throttle state as every node obeys it (read from Postgres, where changes are made). */
+  async control(partition: string): Promise<{ paused: string[]; throttles: ThrottleRule[] }> {
+    this.assertOpen();
+    await this.store.assertKnownPartition(partition);
+    const { paused, throttles } = await this.store.loadControl(partition);
+    return { paused: [...paused].sort(), throttles };
+  }
+
+  /**
+   * Pause and throttle go through Global over NATS. An in-process bus (a node without NATS) reaches
+   * only its own process, whose node may not lead the partition: those, and clients without a
+   * bus, make the change in Postgres, which every node hears of.
+   */
+  private get controlViaGlobal(): boolean {
+    return this.bus !== undefined && !(this.bus instanceof InProcessBus);
+  }
+
+  private async changeControl(partition: string, change: ControlChange): Promise<void> {
+    this.assertOpen();
+    await this.store.assertKnownPartition(partition);
+    await this.store.changeControl(partition, change);
   }
 
   /**
@@ -438,7 +520,8 @@ export class Client {
     }
     const rule = { ms, ...(queue !== undefined ? { queue: checkName(queue, 'queue') } : {}), ...(node !== undefined ? { node } : {}) };
     const partitions = partition !== undefined ? [partition] : [...(await this.store.knownQueues()).keys()];
-    await Promise.all(partitions.map((p) => this.requestGlobal(p, { op: 'throttle', rule })));
+    if (this.controlViaGlobal) await Promise.all(partitions.map((p) => this.requestGlobal(p, { op: 'throttle', rule })));
+    else await Promise.all(partitions.map((p) => this.changeControl(p, { op: 'throttle', ...rule })));
   }
 
   private async requestGlobal<T>(partition: string, request: GlobalRequest): Promise<T> {
@@ -530,10 +613,18 @@ export class Client {
     return { id };
   }
 
-  /** One wake-up per partition/queue per enqueue call, so idle engines claim at once instead of at their next poll. */
-  private wake(partition: string, queues: Set<string>): void {
+  /**
+   * One wake-up per partition/queue per enqueue call, so idle engines claim at once instead of at
+   * their next poll. Without a bus, one Postgres notification per call names the queues (nodes
+   * LISTEN for it); it is awaited so that a process exiting right after its enqueue still sends it.
+   */
+  private wake(partition: string, queues: Set<string>): void | Promise<void> {
     this.hooks.enqueued?.(partition, queues);
-    if (!this.bus) return;
+    if (!this.bus) {
+      return this.store.notifyEnqueued(partition, queues).catch((err) => {
+        this.logger.debug({ partition, err: (err as Error)?.message }, 'notifying nodes of an enqueue failed; they claim it at their next poll');
+      });
+    }
     for (const queue of queues) this.bus.publish(subjects.wake(this.cluster, partition, queue), WAKE_KIND, null);
   }
 

@@ -47,6 +47,7 @@ export {
   QUORUM_KIND,
   MAX_CANCEL_IDS,
   MAX_THROTTLE_MS,
+  queueThrottle,
   isMemberProfile,
   type CancelBroadcast,
   type ControlBroadcast,

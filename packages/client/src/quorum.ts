@@ -93,6 +93,24 @@ export interface ThrottleRule {
   node?: string;
 }
 
+/** The throttle of one queue on one node: the most specific matching rule (node + queue > node > queue > partition-wide; at one level the most restrictive; no rule: 0). */
+export function queueThrottle(rules: readonly ThrottleRule[], nodeId: string, queue: string): number {
+  let bestLevel = -1;
+  let best = 0;
+  for (const r of rules) {
+    if (r.node !== undefined && r.node !== nodeId) continue;
+    if (r.queue !== undefined && r.queue !== queue) continue;
+    const level = (r.node !== undefined ? 2 : 0) + (r.queue !== undefined ? 1 : 0);
+    if (level > bestLevel) {
+      bestLevel = level;
+      best = r.ms;
+    } else if (level === bestLevel) {
+      best = best < 0 || r.ms < 0 ? -1 : Math.max(best, r.ms);
+    }
+  }
+  return best;
+}
+
 /** Largest throttle accepted, in ms (one hour); -1 stops claiming until lifted. */
 export const MAX_THROTTLE_MS = 3_600_000;
 
@@ -122,7 +140,10 @@ export interface QueueProfile {
   queued: number | null;
   /** Jobs with a future runAt (cluster-wide, same cache). Null when unknown. */
   scheduled: number | null;
+  /** Claims nothing: paused, or stopped by a throttle of -1 (then `stopped` is true as well). */
   paused: boolean;
+  /** Stopped by a throttle of -1 on this node: `throttle off` lifts it, resume does not. */
+  stopped: boolean;
   /** This node's effective throttle for the queue's partition engine (ms before each claim; -1 stopped). */
   throttleMs: number;
   /**

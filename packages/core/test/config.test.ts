@@ -127,7 +127,7 @@ test('a missing file is a ConfigError that says so', async (t) => {
 const EXPECTED_DEFAULTS = {
   cluster: 'default',
   postgres: { poolSize: 10, schema: 'partita' },
-  persister: { kind: 'file' as const },
+  persister: { kind: 'file' as const, byDefault: true as const },
   defaults: { maxAttempts: 1, backoff: { baseMs: 1000, maxMs: 300_000 }, timeoutMs: 0 },
   engine: { leaseMs: 15_000, heartbeatMs: 5_000, pollMs: 1_000, prefetch: 32, maxPrefetch: 1_000, flushMs: 2, flushBatch: 500, shutdownGraceMs: 30_000 },
   retention: { historyDays: 7 },
@@ -215,7 +215,7 @@ test('the example config/partita.yaml loads: embedded Postgres, in-process bus, 
   t.is(config.nats, undefined);
   t.is(config.jobs, join(dir, 'jobs.js'));
   t.is(config.dataDir, join(dir, '.partita'));
-  t.deepEqual(config.persister, { kind: 'file' });
+  t.deepEqual(config.persister, { kind: 'file', byDefault: true }, 'the embedded PostgreSQL: the file persister, by default');
   t.deepEqual(config.http, { port: 9464, host: '127.0.0.1' });
   t.true(Object.keys(config.partitions).length >= 2);
   for (const p of Object.values(config.partitions)) t.true(Object.keys(p.queues).length >= 1);
@@ -310,6 +310,16 @@ test('parseConfig is pure: same text, same file name, same result; messages use 
   t.regex(err!.message, /inline\.yaml:4: partitions\.p\.queues\.q\.concurrency: expected an integer from 0 to 10000/);
   const ok = parseConfig('partitions: {p: {queues: {q: {concurrency: 1}}}}\njobs: ./j.js\n', 'inline.yaml', { env: {}, baseDir: '/x' });
   t.is(ok.jobs, '/x/j.js');
+});
+
+test('the default persister is postgres when a Postgres server is configured, file with the embedded one; a given one stays', (t) => {
+  const partitions = { p: { queues: { q: { concurrency: 1 } } } };
+  t.deepEqual(validateConfig({ partitions }).persister, { kind: 'file', byDefault: true });
+  t.deepEqual(validateConfig({ partitions, postgres: 'postgres://db/x' }).persister, { kind: 'postgres', byDefault: true });
+  t.deepEqual(validateConfig({ partitions, postgres: { host: 'db', database: 'x' } }).persister, { kind: 'postgres', byDefault: true });
+  t.deepEqual(validateConfig({ partitions, postgres: 'postgres://db/x', persister: 'file' }).persister, { kind: 'file' });
+  t.deepEqual(validateConfig({ partitions }, undefined, { env: { PARTITA_POSTGRES_URL: 'postgres://db/x' } }).persister, { kind: 'postgres', byDefault: true });
+  t.is(CONFIG_DEFAULTS.persister, 'postgres');
 });
 
 test('persister and jobs module paths: relative, absolute, file URL', (t) => {

@@ -22,7 +22,10 @@ export {
   type BulkOperation,
   type RetryOutcome,
   type BulkCancelOutcome,
+  type ControlChange,
+  type ControlRow,
 } from './store.js';
+export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';
 export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';

@@ -21,6 +21,7 @@ import { migrate } from './migrate.js';
 import { assertSchemaName, loadOps, type OpName, type Statement } from './sql.js';
 import { lookupIndex, lookupValue } from './lookup.js';
 import { toJobRecord, type JobRow } from './rows.js';
+import { ROLL_CALL_NOTICE, controlNotice, notifyChannel, wakeNotice } from './notices.js';
 
 export const DEFAULT_SCHEMA = 'partita';
 export const DEFAULT_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
@@ -165,6 +166,23 @@ export interface CancelOutcome {
   /** True when the job was running: its node must abort it. */
   running: boolean;
   node: string | null;
+}
+
+/** A pause/throttle change made in Postgres (see JobStore.changeControl). */
+export type ControlChange =
+  | { op: 'pause' | 'resume'; queue: string }
+  | { op: 'throttle'; ms: number; queue?: string; node?: string };
+
+/** A partition's pause/throttle state as Postgres holds it; `version` grows with every change. */
+export interface ControlRow {
+  paused: string[];
+  throttles: { ms: number; queue?: string; node?: string }[];
+  version: number;
+}
+
+function controlRow(row: ControlRow): ControlRow {
+  // bigint comes back as a string from pg.
+  return { paused: row.paused, throttles: row.throttles, version: Number(row.version) };
 }
 
 /** What JobStore.listJobs shows; every field left out matches everything. */
@@ -845,15 +863,71 @@ export class JobStore {
     return (await this.run('clear_queue_key', [partition, queueKey])).length > 0;
   }
 
-  /** Publishes a partition's pause/throttle state; false when a newer epoch already published. */
-  async saveControl(partition: string, control: { paused: string[]; throttles: unknown[] }, epoch: number): Promise<boolean> {
-    return (await this.run('save_control', [partition, control.paused, JSON.stringify(control.throttles), epoch])).length > 0;
+  /**
+   * Applies one pause, resume or throttle change to a partition's control row (the row as it is
+   * now, so concurrent writers never undo each other) and notifies every node on the schema's
+   * channel when it commits. Returns the partition's control state after the change.
+   */
+  async changeControl(partition: string, change: ControlChange): Promise<ControlRow> {
+    const queue = change.op === 'throttle' ? (change.queue ?? null) : change.queue;
+    const [row] = await this.run<ControlRow>('change_control', [
+      partition,
+      change.op,
+      queue,
+      change.op === 'throttle' ? change.ms : 0,
+      change.op === 'throttle' ? (change.node ?? null) : null,
+      this.notifyChannel,
+      controlNotice(partition),
+    ]);
+    return controlRow(row!);
   }
 
-  /** A partition's published pause/throttle state (nothing published: nothing paused or throttled). */
-  async loadControl(partition: string): Promise<{ paused: string[]; throttles: { ms: number; queue?: string; node?: string }[] }> {
-    const [row] = await this.run<{ paused: string[]; throttles: { ms: number; queue?: string; node?: string }[] }>('load_control', [partition]);
-    return row ?? { paused: [], throttles: [] };
+  /**
+   * A new Global leader's control state: the partition's row when it has one (changes are made
+   * there first), else `initial` (its snapshot's), written as the row. The leader's epoch is recorded.
+   */
+  async adoptControl(partition: string, initial: { paused: string[]; throttles: unknown[] }, epoch: number): Promise<ControlRow> {
+    const [row] = await this.run<ControlRow>('adopt_control', [partition, initial.paused, JSON.stringify(initial.throttles), epoch]);
+    return controlRow(row!);
+  }
+
+  /** A partition's pause/throttle state (nothing recorded: nothing paused or throttled, version 0). */
+  async loadControl(partition: string): Promise<ControlRow> {
+    const [row] = await this.run<ControlRow>('load_control', [partition]);
+    return row ? controlRow(row) : { paused: [], throttles: [], version: 0 };
+  }
+
+  /**
+   * The Postgres notification channel of this schema: nodes LISTEN on it for wake-ups and control
+   * changes made by processes without the bus (see `Notices` and `parseNotice`).
+   */
+  get notifyChannel(): string {
+    return notifyChannel(this.schema);
+  }
+
+  /** Tells nodes listening on the schema's channel that jobs of these queues were enqueued (one notification). */
+  async notifyEnqueued(partition: string, queues: Iterable<string>): Promise<void> {
+    await this.run('notify', [this.notifyChannel, wakeNotice(partition, queues)]);
+  }
+
+  /** Roll call from Postgres: the profiles stored by the nodes of `cluster` seen within `beats` of their heartbeats. */
+  async nodesSeen(cluster: string, beats = 3): Promise<{ id: string; info: Record<string, unknown>; heartbeatAt: Date; ageMs: number }[]> {
+    const rows = await this.run<{ id: string; info: Record<string, unknown>; heartbeat_at: Date; age_ms: number }>('nodes_seen', [cluster, beats]);
+    return rows.map((r) => ({ id: r.id, info: r.info, heartbeatAt: r.heartbeat_at, ageMs: r.age_ms }));
+  }
+
+  /**
+   * Asks every node listening on the schema's channel to store its profile now (a heartbeat);
+   * returns the database's time of asking, to tell fresh rows from older ones.
+   */
+  async requestRollCall(): Promise<Date> {
+    const [row] = await this.run<{ asked_at: Date }>('roll_call_request', [this.notifyChannel, ROLL_CALL_NOTICE]);
+    return row!.asked_at;
+  }
+
+  /** Removes a stopping node from the roll call. */
+  async leaveNodes(nodeId: string): Promise<void> {
+    await this.run('node_leave', [nodeId]);
   }
 
   // ── history ───────────────────────────────────────────────────────────────────────────────

@@ -14,7 +14,7 @@ import type { ClaimedJob, JobStore, RateLimitedClaimRequest, RateLimitOutcome } 
 import { backoffDelay, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
-import { effectiveControl } from './quorum.js';
+import { effectiveControl, stoppedQueues } from './quorum.js';
 import { IDLE_ADVERT_TTL_MS } from '@partita/client';
 import type { FinishedState, Metrics } from './metrics.js';
 
@@ -109,6 +109,8 @@ export interface EngineStats {
   processed: number;
   draining: boolean;
   paused: string[];
+  /** Of the paused queues, those a throttle of -1 stops (not a pause: `throttle off` lifts them, not resume). */
+  stopped: string[];
   throttleMs: number;
 }
 
@@ -256,6 +258,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
   let paused = new Set<string>();
   let throttleMs = 0;
+  let stoppedByThrottle: string[] = [];
   /** No claims until the partition's pause/throttle state is known: a restart must not run a paused queue. */
   let controlKnown = false;
   let lastClaimAt = 0;
@@ -1003,6 +1006,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         const wasStopped = throttleMs < 0 || !controlKnown;
         controlKnown = true;
         const control = effectiveControl(msg.state, nodeId, [...queues.keys()]);
+        stoppedByThrottle = stoppedQueues(msg.state, nodeId, [...queues.keys()]);
         if (control.paused) {
           paused = new Set(control.paused);
           // Prefetched jobs of a paused queue go back; only what already runs finishes.
@@ -1034,6 +1038,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           processed,
           draining: draining !== undefined,
           paused: [...paused],
+          stopped: stoppedByThrottle,
           throttleMs,
         };
         for (const [name, q] of queues) {

@@ -16,7 +16,8 @@ export interface LeaseKeeperOptions {
   retentionDays: number;
   /** The engines of this node, by partition. */
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
-  info: () => Record<string, unknown>;
+  /** What the heartbeat stores in the node's row of the nodes table (its roll-call profile). */
+  info: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Wakes the engines of every node for these queues: rescued jobs, or jobs behind a freed execution key, wait there. */
   wake: (partition: string, queues: string[]) => void;
   metrics?: Metrics;
@@ -37,9 +38,14 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
   let self!: ActorContext<Msg, void>;
 
   let retryBeat: (() => void) | undefined;
+  /** A beat asked for while one was in flight (a roll call wants a profile from after its request). */
+  let beatAgain = false;
 
   async function once(kind: Msg['t'], work: () => Promise<void>): Promise<void> {
-    if (busy.has(kind)) return; // the previous round is still waiting on Postgres
+    if (busy.has(kind)) {
+      if (kind === 'beat') beatAgain = true;
+      return; // the previous round is still waiting on Postgres
+    }
     busy.add(kind);
     try {
       await work();
@@ -53,6 +59,10 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
       }
     } finally {
       busy.delete(kind);
+      if (kind === 'beat' && beatAgain) {
+        beatAgain = false;
+        self.self.cast({ t: 'beat' });
+      }
     }
   }
 
@@ -60,7 +70,7 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     const engines = [...options.engines()].filter((e): e is [string, ActorRef<EngineMsg, unknown>] => e[1]?.alive === true);
     const held = await Promise.all(engines.map(async ([p, ref]) => [p, ref, (await ref.call({ t: 'held' })) as string[]] as const));
     const ids = held.flatMap(([, , list]) => list);
-    const { renewed, cancelRequested } = await store.heartbeat(nodeId, options.leaseMs, ids, options.info());
+    const { renewed, cancelRequested } = await store.heartbeat(nodeId, options.leaseMs, ids, await options.info());
     options.metrics?.leasesHeld(renewed.length);
     const renewedSet = new Set(renewed);
     const cancelSet = new Set(cancelRequested);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/actors';
 import { ValidationError, childLogger, createLogger, describeError, loadTracing, type Logger } from '@partita/core';
-import { JobStore, PartitionLeases, type RegisteredJobType } from '@partita/postgres';
+import { JobStore, Notices, PartitionLeases, type RegisteredJobType } from '@partita/postgres';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres-embedded';
 import { Client, IDLE_KIND, type IdleAdvert } from '@partita/client';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
@@ -12,14 +12,15 @@ import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
 import { catchStopSignals, type StopSignals } from './signals.js';
 import { createBus, subjects, type Bus } from '@partita/nats';
-import { startQuorumMember } from './quorum.js';
+import { startQuorumMember, type QuorumMember } from './quorum.js';
 import { jobEventPublisher } from './events.js';
 import { createMetrics, liveJobCounts, type Metrics } from './metrics.js';
 import { startHttpServer, nodeHealth, type HttpServer } from './http.js';
 import { natsBusOptions } from './bus-options.js';
 import { GlobalClient } from './global/client.js';
-import { createPersister } from './global/persisters.js';
+import { FilePersister, createPersister } from './global/persisters.js';
 import { seatBehavior } from './global/seat.js';
+import { noticeRouter } from './notice-router.js';
 import type { Persister } from './global/types.js';
 
 export type { NodeOptions, PartitionOptions } from './options.js';
@@ -145,6 +146,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
   const engineOf = (partition: string) => system.whereis<EngineMsg, unknown>(engineName(partition));
   const engines = () => new Map(Object.keys(partitions).map((p) => [p, engineOf(p)]));
   const startedAt = Date.now();
+  let quorum: QuorumMember | undefined;
   /** Tells the engines of every node that jobs of these queues may be claimable now. */
   const publishWake = (partition: string, queues: string[]) => {
     for (const queue of queues) bus.publish(subjects.wake(cluster, partition, queue), 'wake', null);
@@ -179,6 +181,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
             controlRefreshMs: CONTROL_REFRESH_MS,
             requestTimeoutMs: GLOBAL_TIMEOUT_MS,
             metrics,
+            ...(persister instanceof FilePersister ? { localStateDir: persister.stateDir } : {}),
           }),
       },
       {
@@ -214,6 +217,22 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     ],
   });
 
+  // Processes without the bus (a CLI, a client with no NATS) reach the nodes through Postgres
+  // notifications: enqueues wake the engines, pause/throttle changes are re-read at once.
+  const notices = await Notices.start({
+    connection: store.pool.options,
+    schema: store.schema,
+    logger: childLogger(logger, { actor: 'notices' }),
+    ...noticeRouter({
+      store,
+      partitions: Object.keys(partitions),
+      engineOf,
+      seatOf: (partition) => system.whereis(`seat:${partition}`),
+      beat: () => system.whereis('lease-keeper')?.cast({ t: 'beat' }),
+      logger: childLogger(logger, { actor: 'notices' }),
+    }),
+  });
+
   const nodeSupervisor = await system.supervise(
     {
       strategy: 'one_for_one',
@@ -239,7 +258,13 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
                 publishWake(partition, queues);
                 engineOf(partition)?.cast({ t: 'wake', queues });
               },
-              info: () => ({ cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt }),
+              // The roll-call profile, kept in the nodes table for roll calls without the bus.
+              info: async () => {
+                const base = { cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt, heartbeatMs: settings.heartbeatMs };
+                if (!quorum) return base;
+                const profile = await quorum.profile({ counts: false }).catch(() => undefined);
+                return profile ? { ...profile, heartbeatMs: settings.heartbeatMs } : base;
+              },
             }),
         },
         ...Object.keys(partitions).map((partition) => ({
@@ -254,6 +279,9 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
 
   const client = new Client(store, { cluster, jobs: [...definitions.values()], logger: childLogger(logger, { actor: 'client' }), bus });
   const leaveQuorum = await startQuorumMember({ bus, cluster, nodeId, partitions, engines, store, startedAt, logger: childLogger(logger, { actor: 'quorum' }) });
+  quorum = leaveQuorum;
+  // A heartbeat now puts the full profile in the nodes table: a roll call without the bus sees this node at once.
+  system.whereis('lease-keeper')?.cast({ t: 'beat' });
   client.hooks = {
     enqueued(partition, queues) {
       // The bus carries wake-ups to every node; the local engine hears it directly, a few hops sooner.
@@ -304,6 +332,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
       await leaveQuorum().catch(() => undefined);
       await nodeSupervisor.stop();
       await system.shutdown();
+      await notices.close();
       await bus.close();
       await persister.close?.();
       await store.close();
@@ -339,6 +368,8 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
         await nodeSupervisor.stop();
         await http?.close();
         await system.shutdown();
+        await notices.close();
+        await store.leaveNodes(nodeId).catch((err) => logger.debug({ err: describeError(err).message }, 'leaving the nodes table failed; roll calls drop this node after a few heartbeats'));
         await client.close();
         await bus.close();
         await persister.close?.();

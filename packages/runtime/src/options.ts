@@ -90,8 +90,11 @@ function asInput(c: PartitaConfig): Record<string, unknown> {
     limits: c.limits,
     log: c.log,
     postgres: { poolSize: c.postgres.poolSize, schema: c.postgres.schema, ...(c.postgres.url ? { url: c.postgres.url } : {}), ...(c.postgres.ssl ? { ssl: c.postgres.ssl } : {}) },
-    persister: c.persister.kind === 'module' ? c.persister.path : c.persister.kind === 'instance' ? c.persister.instance : c.persister.kind,
   };
+  // A default persister is chosen again below, against the Postgres given directly (if any).
+  if (!('byDefault' in c.persister && c.persister.byDefault)) {
+    out.persister = c.persister.kind === 'module' ? c.persister.path : c.persister.kind === 'instance' ? c.persister.instance : c.persister.kind;
+  }
   if (c.nats) out.nats = c.nats;
   if (c.http) out.http = c.http;
   if (c.jobs !== undefined) out.jobs = c.jobs;

@@ -10,6 +10,7 @@ import {
   WAKE_KIND,
   HANDOFF_KIND,
   handoffProblem,
+  queueThrottle,
   type Handoff,
   type CancelBroadcast,
   type ControlBroadcast,
@@ -40,8 +41,12 @@ export interface QuorumOptions {
 export interface QuorumMember {
   (): Promise<void>;
   leave(): Promise<void>;
-  /** This node's roll-call answer. */
-  profile(): Promise<MemberProfile>;
+  /**
+   * This node's roll-call answer. `counts: false` leaves the cluster-wide queued counts out (null):
+   * the profile a heartbeat stores, where a count over the jobs table every few seconds per node
+   * would cost more than it tells (a roll call from Postgres counts once for all nodes).
+   */
+  profile(options?: { counts?: boolean }): Promise<MemberProfile>;
 }
 
 const STATS_TIMEOUT_MS = 500;
@@ -86,7 +91,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
   const version = runtimeVersion();
   const host = hostname();
 
-  const profile = async (): Promise<MemberProfile> => {
+  const profile = async (profileOptions: { counts?: boolean } = {}): Promise<MemberProfile> => {
     const refs = engines();
     const [stats, counts] = await Promise.all([
       Promise.all(
@@ -100,7 +105,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           }
         }),
       ),
-      queued.get(),
+      profileOptions.counts === false ? undefined : queued.get(),
     ]);
     const queues: QueueProfile[] = [];
     let running = 0;
@@ -124,6 +129,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           queued: counts ? (c?.queued ?? 0) : null,
           scheduled: counts ? (c?.scheduled ?? 0) : null,
           paused: paused.has(queue),
+          stopped: (s?.stopped ?? []).includes(queue),
           throttleMs: engineThrottle,
           ...(sq?.rateLimit ? { rateLimit: sq.rateLimit } : {}),
         };
@@ -269,22 +275,11 @@ export function effectiveControl(
   return { paused, throttleMs };
 }
 
-/** The throttle of one queue on one node: the most specific matching rule (see effectiveControl). */
-export function queueThrottle(rules: readonly ThrottleRule[], nodeId: string, queue: string): number {
-  let bestLevel = -1;
-  let best = 0;
-  for (const r of rules) {
-    if (r.node !== undefined && r.node !== nodeId) continue;
-    if (r.queue !== undefined && r.queue !== queue) continue;
-    const level = (r.node !== undefined ? 2 : 0) + (r.queue !== undefined ? 1 : 0);
-    if (level > bestLevel) {
-      bestLevel = level;
-      best = r.ms;
-    } else if (level === bestLevel) {
-      best = best < 0 || r.ms < 0 ? -1 : Math.max(best, r.ms);
-    }
-  }
-  return best;
+export { queueThrottle };
+
+/** The engine's queues that a throttle of -1 stops on this node (effectiveControl lists them as paused too), sorted. */
+export function stoppedQueues(state: Pick<ControlBroadcast, 'throttles'>, nodeId: string, queues: readonly string[]): string[] {
+  return [...queues].sort().filter((queue) => queueThrottle(state.throttles, nodeId, queue) < 0);
 }
 
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;

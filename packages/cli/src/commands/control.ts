@@ -1,5 +1,13 @@
-/** pause, resume, paused, roll-call, throttle: cluster controls through the client's Global and quorum calls. */
-import type { Client } from '@partita/client';
+/**
+ * pause, resume, paused, roll-call, throttle: cluster controls. With NATS they go through the
+ * partition's Global and the quorum; without, through Postgres (the nodes hear of a change by a
+ * Postgres notification, and roll call reads the profiles nodes store with each heartbeat).
+ *
+ * Pause and throttle are two controls: a pause stops one queue (`resume` lifts it); `throttle
+ * stop` (-1) stops claiming for a partition, queue or node until `throttle off` lifts it. Both
+ * show in `paused`, each with the command that lifts it.
+ */
+import { queueThrottle, type Client, type ThrottleRule } from '@partita/client';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, str } from '../args.js';
 import { withClient, type Command } from '../command.js';
 import { EXIT, NotAvailableError, UsageError } from '../errors.js';
@@ -19,9 +27,59 @@ function partitionQueue(positionals: string[], command: string): [string, string
   return [partition, queue];
 }
 
+/** A queue that a throttle of -1 stops (on every node, or on `node`), with the rule and the command that lifts it. */
+interface StoppedQueue {
+  queue: string;
+  node?: string;
+  rule: ThrottleRule;
+  lift: string;
+}
+
+/** The most specific rule of -1 that stops `queue` (on `node`, or on every node when undefined). */
+function stoppingRule(rules: readonly ThrottleRule[], queue: string, node: string | undefined): ThrottleRule | undefined {
+  const relevant = node === undefined ? rules.filter((r) => r.node === undefined) : rules;
+  if (queueThrottle(relevant, node ?? '', queue) !== -1) return undefined;
+  const level = (r: ThrottleRule) => (r.node !== undefined ? 2 : 0) + (r.queue !== undefined ? 1 : 0);
+  return relevant
+    .filter((r) => r.ms === -1 && (r.queue === undefined || r.queue === queue) && (r.node === undefined || r.node === node))
+    .sort((a, b) => level(b) - level(a))[0];
+}
+
+function liftCommand(partition: string, rule: ThrottleRule): string {
+  return `partita throttle off -p ${partition}${rule.queue !== undefined ? ` -q ${rule.queue}` : ''}${rule.node !== undefined ? ` --node ${rule.node}` : ''}`;
+}
+
+/** Queues of a partition that throttles of -1 stop: everywhere, or on named nodes. */
+function stoppedQueues(partition: string, queues: Iterable<string>, rules: readonly ThrottleRule[]): StoppedQueue[] {
+  const nodes = [...new Set(rules.filter((r) => r.ms === -1 && r.node !== undefined).map((r) => r.node!))].sort();
+  const out: StoppedQueue[] = [];
+  for (const queue of [...new Set(queues)].sort()) {
+    const everywhere = stoppingRule(rules, queue, undefined);
+    if (everywhere) {
+      out.push({ queue, rule: everywhere, lift: liftCommand(partition, everywhere) });
+      continue;
+    }
+    for (const node of nodes) {
+      const rule = stoppingRule(rules, queue, node);
+      if (rule) out.push({ queue, node, rule, lift: liftCommand(partition, rule) });
+    }
+  }
+  return out;
+}
+
+/** A partition's pauses and the queues its throttles stop (declared queues, and queues named by rules). */
+async function controlOf(client: Client, partition: string): Promise<{ paused: string[]; stopped: StoppedQueue[] }> {
+  const { paused, throttles } = (await method(client, 'control', 'partita paused')(partition)) as { paused: string[]; throttles: ThrottleRule[] };
+  const declared = (await client.store.knownQueues()).get(partition) ?? new Set<string>();
+  const named = throttles.flatMap((r) => (r.queue !== undefined ? [r.queue] : []));
+  return { paused, stopped: stoppedQueues(partition, [...declared, ...named, ...paused], throttles) };
+}
+
 export const pause: Command = {
   name: 'pause',
-  summary: 'Stop claims of a queue on every node (running jobs finish); survives restarts.',
+  summary: 'Stop claims of a queue on every node (running jobs finish); survives restarts. resume lifts it.',
+  description: `Running jobs finish. Works with or without NATS (without, the nodes hear of it through
+Postgres). To stop a whole partition or one node instead, see throttle stop.`,
   args: '<partition> <queue>',
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   examples: ['partita pause billing invoices', 'partita resume billing invoices'],
@@ -44,9 +102,24 @@ export const resume: Command = {
   async run(ctx) {
     const [partition, queue] = partitionQueue(ctx.positionals, 'resume');
     return withClient(ctx, async (client) => {
+      const before = await controlOf(client, partition);
       await method(client, 'resume', 'partita resume')(partition, queue);
-      if (ctx.json) printJson(ctx.io, { partition, queue, paused: false });
-      else println(ctx.io, `resumed ${partition}/${queue}`);
+      const wasPaused = before.paused.includes(queue);
+      // A queue that throttle stop holds stays stopped: say so, and how to lift it, rather than "resumed".
+      const stopped = before.stopped.filter((s) => s.queue === queue);
+      if (ctx.json) {
+        printJson(ctx.io, { partition, queue, paused: false, wasPaused, stoppedBy: stopped.map(({ node, rule, lift }) => ({ ...(node ? { node } : {}), rule, lift })) });
+        return EXIT.OK;
+      }
+      if (wasPaused) println(ctx.io, `resumed ${partition}/${queue}${stopped.length ? ' (its pause is lifted)' : ''}`);
+      else if (!stopped.length) eprintln(ctx.io, `${partition}/${queue} was not paused; nothing to resume`);
+      for (const s of stopped) {
+        eprintln(
+          ctx.io,
+          `${partition}/${queue} ${wasPaused ? 'still claims nothing' : 'is not paused but claims nothing'}${s.node ? ` on node ${s.node}` : ''}: ` +
+            `a throttle of -1 (stop) holds it, and resume does not lift throttles. Lift it with: ${s.lift}`,
+        );
+      }
       return EXIT.OK;
     });
   },
@@ -54,7 +127,8 @@ export const resume: Command = {
 
 export const paused: Command = {
   name: 'paused',
-  summary: 'List the paused queues of a partition.',
+  summary: 'List the queues of a partition that claim nothing: paused, or stopped by a throttle of -1.',
+  description: 'Each with the command that lifts it: resume for a pause, throttle off for a stop.',
   args: '<partition>',
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   async run(ctx) {
@@ -62,10 +136,24 @@ export const paused: Command = {
     if (!partition) throw new UsageError('paused needs <partition>', 'paused');
     if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`, 'paused');
     return withClient(ctx, async (client) => {
-      const queues = (await method(client, 'paused', 'partita paused')(partition)) as string[];
-      if (ctx.json) printJson(ctx.io, { partition, paused: queues });
-      else if (queues.length === 0) eprintln(ctx.io, `no paused queues in ${partition}`);
-      else for (const q of queues) println(ctx.io, q);
+      const { paused: queues, stopped } = await controlOf(client, partition);
+      if (ctx.json) {
+        printJson(ctx.io, { partition, paused: queues, stopped: stopped.map(({ queue, node, rule, lift }) => ({ queue, ...(node ? { node } : {}), rule, lift })) });
+        return EXIT.OK;
+      }
+      if (queues.length === 0 && stopped.length === 0) {
+        eprintln(ctx.io, `no paused or stopped queues in ${partition}`);
+        return EXIT.OK;
+      }
+      ctx.io.out(
+        table(
+          ['QUEUE', 'STATE', 'LIFT WITH'],
+          [
+            ...queues.map((q) => [q, 'paused', `partita resume ${partition} ${q}`]),
+            ...stopped.map((s) => [s.queue, `stopped by throttle${s.node ? ` on ${s.node}` : ''}`, s.lift]),
+          ],
+        ),
+      );
       return EXIT.OK;
     });
   },
@@ -74,7 +162,9 @@ export const paused: Command = {
 export const rollCall: Command = {
   name: 'roll-call',
   summary: 'Ask every node of the cluster to report: partitions, queues, running jobs, throttle, memory, uptime.',
-  description: 'Needs NATS (the nodes answer over the bus); waits --delay for answers.',
+  description: `With NATS the nodes answer over the bus (collected for --delay). Without, a Postgres
+notification asks every node to store its profile in the nodes table, which is read once they all did
+(at most --delay); a node that did not is shown as of its last heartbeat.`,
   options: {
     delay: { type: 'string', arg: 'DURATION', help: 'how long to collect answers (default 1s)' },
     ...CONNECTION_OPTIONS,
@@ -90,7 +180,7 @@ export const rollCall: Command = {
         return EXIT.OK;
       }
       if (members.length === 0) {
-        eprintln(ctx.io, 'no node answered (is NATS configured and are nodes running?)');
+        eprintln(ctx.io, 'no node answered (are nodes of this cluster running? check --cluster and the config)');
         return EXIT.OK;
       }
       ctx.io.out(
@@ -131,8 +221,9 @@ export const throttle: Command = {
   summary: 'Slow down or stop claiming, cluster-wide or for a partition, queue or node.',
   args: '<ms|stop|off>',
   description: `ms: wait this long before each claim (1500, 2s, …). stop (or -1): claim nothing until
-lifted; running jobs finish. off (or 0): lift the throttle. Survives restarts; nodes that join later
-read it.`,
+lifted; running jobs finish. off (or 0): lift the throttle of that same scope (-p/-q/--node). Survives
+restarts; nodes that join later read it. A stop is not a pause: resume does not lift it, and paused
+lists both.`,
   options: {
     partition: { type: 'string', short: 'p', arg: 'NAME', help: 'only this partition' },
     queue: { type: 'string', short: 'q', arg: 'NAME', help: 'only this queue' },
@@ -157,6 +248,10 @@ read it.`,
       else {
         const scope = [target.partition, target.queue].filter(Boolean).join('/') || 'every partition';
         println(ctx.io, `${ms < 0 ? 'stopped claiming' : ms === 0 ? 'lifted the throttle' : `throttled to one claim per ${formatDuration(ms)}`} for ${scope}${target.node ? ` on ${target.node}` : ''}`);
+        if (ms < 0) {
+          const lift = ['partita throttle off', target.partition && `-p ${target.partition}`, target.queue && `-q ${target.queue}`, target.node && `--node ${target.node}`].filter(Boolean).join(' ');
+          println(ctx.io, `lift it with: ${lift}`);
+        }
       }
       return EXIT.OK;
     });

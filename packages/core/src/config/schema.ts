@@ -31,7 +31,8 @@ export const CONFIG_LIMITS = {
 /** Defaults of every optional setting (paths relative to the config file's directory). */
 export const CONFIG_DEFAULTS = {
   cluster: 'default',
-  persister: 'file',
+  /** With a Postgres server configured; with the embedded one (no postgres:), `file`. */
+  persister: 'postgres',
   dataDir: './.partita',
   postgres: { host: 'localhost', port: 5432, poolSize: 10, schema: 'partita' },
   nats: { servers: ['nats://127.0.0.1:4222'] },
@@ -149,12 +150,20 @@ function looksLikeModulePath(value: string): boolean {
   return /^(\.{1,2}[\\/]|[\\/]|[A-Za-z]:[\\/]|file:\/\/)/.test(value) || /\.(m|c)?[jt]s$/.test(value);
 }
 
+/** Marks the persister chosen by default, so a config laid over another can choose again (see below). */
+const PERSISTER_DEFAULT = Symbol('persister default');
+
 const persister: CustomNode = {
   type: 'custom',
   doc: 'where each partition\'s Global state is saved',
   expect: '"file", "postgres" or a module path such as ./my-persister.js',
-  default: CONFIG_DEFAULTS.persister,
+  // postgres when nodes share a Postgres server: every node reads the state of whichever node led
+  // before it (file state stays on one node's disk, and a take-over there starts without it). With
+  // the embedded PostgreSQL (one node, its data dir) the file persister keeps state next to it.
+  defaultFrom: (s) => ({ [PERSISTER_DEFAULT]: (s.postgres as { url?: unknown } | undefined)?.url !== undefined ? 'postgres' : 'file' }),
   check(value, ctx) {
+    const byDefault = value !== null && typeof value === 'object' ? (value as Record<symbol, unknown>)[PERSISTER_DEFAULT] : undefined;
+    if (byDefault === 'file' || byDefault === 'postgres') return { value: { kind: byDefault, byDefault: true } };
     if (typeof value === 'string') {
       if (value === 'file' || value === 'postgres') return { value: { kind: value } };
       if (looksLikeModulePath(value)) return { value: { kind: 'module', path: ctx.resolvePath(value) } };

@@ -52,8 +52,9 @@ export interface PersisterLike {
 }
 
 export type PersisterConfig =
-  | { kind: 'file' }
-  | { kind: 'postgres' }
+  /** `byDefault`: not configured; chosen because Postgres is (postgres) or is embedded (file). */
+  | { kind: 'file'; byDefault?: true }
+  | { kind: 'postgres'; byDefault?: true }
   /** Absolute path of a module whose default export (or `persister` export) is a Persister or a factory. */
   | { kind: 'module'; path: string }
   /** Given programmatically. */
@@ -172,7 +173,7 @@ export interface PartitaConfigInput {
   postgres?: string | PostgresConfigInput;
   /** A URL (comma-separated for several), a list of URLs, options, or false/absent → in-process bus. */
   nats?: string | string[] | NatsConfigInput | false;
-  /** `file`, `postgres`, a module path, or (programmatically) a Persister. */
+  /** `file`, `postgres`, a module path, or (programmatically) a Persister. Default: postgres when a Postgres server is configured, file with the embedded one. */
   persister?: 'file' | 'postgres' | (string & {}) | PersisterLike;
   dataDir?: string;
   jobs?: string | readonly unknown[];

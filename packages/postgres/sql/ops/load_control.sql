@@ -1,1 +1,1 @@
-SELECT paused, throttles FROM {{schema}}.partition_control WHERE partition = $1
+SELECT paused, throttles, version FROM {{schema}}.partition_control WHERE partition = $1

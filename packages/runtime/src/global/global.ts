@@ -1,6 +1,6 @@
 import type { ActorContext, Behavior } from '@partita/actors';
 import { StaleEpochError, ValidationError, describeError, type Logger } from '@partita/core';
-import type { JobStore } from '@partita/postgres';
+import type { ControlChange, ControlRow, JobStore } from '@partita/postgres';
 import type { GlobalSnapshot, Persister, ThrottleRule } from './types.js';
 
 import { MAX_THROTTLE_MS, type GlobalRequest } from '@partita/client';
@@ -22,7 +22,12 @@ export interface Reply {
   reject(error: unknown): void;
 }
 
-export type GlobalMsg = { t: 'request'; request: GlobalRequest; reply: Reply } | { t: 'reconcile' } | { t: 'reconciled'; live: Set<string>; asked: Set<string> };
+export type GlobalMsg =
+  | { t: 'request'; request: GlobalRequest; reply: Reply }
+  | { t: 'reconcile' }
+  | { t: 'reconciled'; live: Set<string>; asked: Set<string> }
+  /** The partition's control row as Postgres holds it now: after this Global's own change (`reply`), or read on a notice. */
+  | { t: 'control'; row: ControlRow; reply?: Reply; op?: 'pause' | 'resume' | 'throttle' };
 
 export interface GlobalOptions {
   partition: string;
@@ -36,8 +41,8 @@ export interface GlobalOptions {
   wake(queues: string[]): void;
   /** Tells every node to abort these running jobs (bus broadcast). */
   cancelRunning(ids: string[]): void;
-  /** Tells every node the partition's pause/throttle state changed (bus broadcast). */
-  controlChanged(control: ControlState): void;
+  /** Tells every node the partition's pause/throttle state changed (bus broadcast; the Postgres notice is sent by the change itself). */
+  controlChanged(control: ControlState, version: number): void;
 }
 
 interface Pending {
@@ -58,6 +63,12 @@ export interface GlobalView extends GlobalSnapshot {
  * containing it was saved; mutations arriving while a save is in flight are saved together. Postgres
  * side effects (cancelling, publishing pause/throttle) run after the save, strictly in order.
  *
+ * Pauses and throttles are changed in Postgres first, one change at a time on the partition's
+ * control row (`partition_control`), which is where clients without the bus make theirs too:
+ * neither writer can overwrite the other's change with a whole state. Global adopts the row after
+ * its own change and whenever its seat re-reads it (on a Postgres notice, and every few seconds),
+ * keeping the later `version`, and saves it in its snapshot; a new leader takes the row over.
+ *
  * Execution keys and queue keys are not in the snapshot: Postgres holds both with partial unique
  * indexes, in the same transaction as the claim (running job per execution key) and the enqueue
  * (live job per queue key). Global's key operations read and clear those, so no leader change can
@@ -69,6 +80,7 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
   const cancelled = new Set(options.snapshot.cancelled);
   let paused = new Set(options.snapshot.paused);
   let throttles: ThrottleRule[] = options.snapshot.throttles.map((r) => ({ ...r }));
+  let controlVersion = 0;
 
   let awaiting: Pending[] = [];
   let saving = false;
@@ -130,11 +142,21 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     saving = false;
   }
 
-  /** Writes pause/throttle state where every node reads it, then tells them to read it now. */
-  async function publishControl(): Promise<void> {
-    const state = control();
-    if (!(await store.saveControl(partition, state, epoch))) throw new StaleEpochError(partition, epoch, epoch + 1);
-    options.controlChanged(state);
+  /** Takes the control row's state when it is later than what this Global holds; true when it did. */
+  function adoptControl(row: ControlRow): boolean {
+    if (row.version <= controlVersion) return false;
+    controlVersion = row.version;
+    paused = new Set([...row.paused].sort());
+    throttles = row.throttles.map((r) => ({ ms: r.ms, ...(r.queue != null ? { queue: r.queue } : {}), ...(r.node != null ? { node: r.node } : {}) }));
+    return true;
+  }
+
+  /** Makes a change in Postgres, off the mailbox; the row comes back as a `control` message. */
+  function changeControl(change: ControlChange, reply: Reply): void {
+    store.changeControl(partition, change).then(
+      (row) => ctxRef.self.cast({ t: 'control', row, reply, op: change.op }),
+      (err) => reply.reject(err),
+    );
   }
 
   /** Answers from Postgres, off the mailbox: reads that change nothing Global holds. */
@@ -179,24 +201,17 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
           }),
         );
       case 'pause':
-      case 'resume': {
-        if (request.op === 'pause') paused.add(request.queue);
-        else paused.delete(request.queue);
-        paused = new Set([...paused].sort());
-        commit({ result: () => [...paused], reply, effect: () => publishControl() });
-        return;
-      }
+      case 'resume':
+        return changeControl({ op: request.op, queue: request.queue }, reply);
       case 'pausedQueues':
-        return reply.resolve([...paused].sort());
+        // The row, not this Global's copy: a change a client made there a moment ago counts already.
+        return answer(reply, store.loadControl(partition).then((row) => [...row.paused].sort()));
       case 'throttle': {
         const rule = request.rule;
         if (!Number.isInteger(rule.ms) || rule.ms < -1 || rule.ms > MAX_THROTTLE_MS) {
           return reply.reject(new ValidationError(`must be a whole number of ms from -1 (stop) to ${MAX_THROTTLE_MS}; 0 lifts it`, 'throttle.ms'));
         }
-        throttles = throttles.filter((r) => r.queue !== rule.queue || r.node !== rule.node);
-        if (rule.ms !== 0) throttles.push({ ms: rule.ms, ...(rule.queue ? { queue: rule.queue } : {}), ...(rule.node ? { node: rule.node } : {}) });
-        commit({ result: () => throttles.map((r) => ({ ...r })), reply, effect: () => publishControl() });
-        return;
+        return changeControl({ op: 'throttle', ms: rule.ms, ...(rule.queue ? { queue: rule.queue } : {}), ...(rule.node ? { node: rule.node } : {}) }, reply);
       }
       case 'control':
         return reply.resolve(control());
@@ -235,18 +250,34 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     commit({ result: () => undefined, reply: { resolve: () => undefined, reject: () => undefined } });
   }
 
+  /** A control row read from Postgres (after a change of ours, or on a notice): adopt, save, tell the nodes. */
+  function applyControlRow(row: ControlRow, reply: Reply | undefined, op: 'pause' | 'resume' | 'throttle' | undefined): void {
+    const changed = adoptControl(row);
+    const result = () => (op === 'throttle' ? throttles.map((r) => ({ ...r })) : [...paused]);
+    if (!changed && !reply) return;
+    const state = control();
+    const version = controlVersion;
+    commit({
+      result,
+      reply: reply ?? { resolve: () => undefined, reject: () => undefined },
+      ...(changed ? { effect: async () => options.controlChanged(state, version) } : {}),
+    });
+  }
+
   return {
     async init(ctx) {
       ctxRef = ctx;
-      // Fence any older leader first: from here on its saves are refused.
+      // The control row is where pauses and throttles are changed: it wins over the snapshot's
+      // copy (a client without the bus may have changed it while no node led the partition).
+      adoptControl(await store.adoptControl(partition, control(), epoch));
+      // Fence any older leader: from here on its saves are refused.
       await persister.save(partition, snapshot(), epoch);
-      await store.saveControl(partition, control(), epoch);
       ctx.sendEvery(options.reconcileMs, { t: 'reconcile' });
       startReconcile();
     },
     handle(msg) {
       if (stopped) {
-        if (msg.t === 'request') msg.reply.reject(new StaleEpochError(partition, epoch, epoch + 1));
+        if (msg.t === 'request' || (msg.t === 'control' && msg.reply)) msg.reply!.reject(new StaleEpochError(partition, epoch, epoch + 1));
         return;
       }
       switch (msg.t) {
@@ -256,6 +287,8 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
           return startReconcile();
         case 'reconciled':
           return applyReconcile(msg.live, msg.asked);
+        case 'control':
+          return applyControlRow(msg.row, msg.reply, msg.op);
       }
     },
     terminate() {

@@ -1,6 +1,6 @@
 import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { JobStore } from '@partita/postgres';
+import type { ControlRow, JobStore } from '@partita/postgres';
 import { subjects, type Bus } from '@partita/nats';
 import type { EngineMsg } from '../engine.js';
 import { callGlobal, globalName } from './client.js';
@@ -39,9 +39,21 @@ export interface SeatOptions {
   controlRefreshMs: number;
   requestTimeoutMs: number;
   metrics?: Metrics;
+  /**
+   * Where the file persister keeps Global state on this node's disk; undefined for persisters
+   * every node reads alike (postgres, most modules). Set, a take-over that finds no state from the
+   * previous leader's epoch there is warned about: that leader saved it on another node's disk.
+   */
+  localStateDir?: string;
 }
 
-type SeatMsg = { t: 'tick' } | { t: 'refresh' } | { t: 'control'; control: ControlState };
+/** `version`: the control row's, when known; an older state than the one applied is dropped. */
+export type SeatMsg =
+  | { t: 'tick' }
+  | { t: 'refresh' }
+  | { t: 'control'; control: ControlState; version?: number }
+  /** The control row as read from Postgres: applied (and adopted by Global when leading), then `after` runs. */
+  | { t: 'row'; row: ControlRow; after?: () => void };
 
 /**
  * Every node has a seat per partition: it chases the partition's Global lease and, while it holds
@@ -52,6 +64,7 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
   const { partition, nodeId, leases, bus, system, logger } = options;
   let leading: { epoch: number; ref: ActorRef<GlobalMsg, void>; off?: () => Promise<void>; renewedAt: number } | undefined;
   let lastControl = '';
+  let lastVersion = 0;
   let lastEngine: ActorRef<EngineMsg, unknown> | undefined;
   let ctxRef: ActorContext<SeatMsg, void>;
 
@@ -65,6 +78,7 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
       logger.warn({ from: epoch, to: raised }, 'the saved Global snapshot is from a later epoch than the lease table; raised the lease epoch');
       epoch = raised;
     }
+    if (options.localStateDir !== undefined && epoch > 1 && (loaded?.epoch ?? 0) < epoch - 1) warnStateElsewhere(epoch, loaded?.epoch);
     const snapshot = loaded ?? emptySnapshot(partition, epoch);
     const ref = system.spawn(
       globalBehavior({
@@ -83,9 +97,9 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
           bus.publish(subjects.cancel(options.cluster, partition), 'cancel', { ids });
           options.engine()?.cast({ t: 'cancel', ids });
         },
-        controlChanged: (control) => {
-          bus.publish(subjects.pause(options.cluster, partition), 'control', { partition, epoch, ...control });
-          ctxRef.self.cast({ t: 'control', control });
+        controlChanged: (control, version) => {
+          bus.publish(subjects.pause(options.cluster, partition), 'control', { partition, epoch, seq: version, ...control });
+          ctxRef.self.cast({ t: 'control', control, version });
         },
       }),
       { name: globalName(partition) },
@@ -100,6 +114,22 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
     else await off();
     options.metrics?.globalLeader(partition, true);
     logger.info({ epoch, restored: loaded !== undefined }, 'took the partition lease; serving Global');
+  }
+
+  /**
+   * The file persister found no state saved in the previous leader's epoch: that leader kept it in
+   * another node's data dir. Pauses and throttles live in Postgres (partition_control) and carry
+   * over; cancel requests of running jobs and anything else only in the snapshot do not.
+   */
+  function warnStateElsewhere(epoch: number, found: number | undefined): void {
+    logger.warn(
+      { partition, epoch, previousEpoch: epoch - 1, foundEpoch: found ?? null, dataDir: options.localStateDir },
+      `partition "${partition}" taken over at epoch ${epoch}, but the file persister in ${options.localStateDir} holds ` +
+        `${found === undefined ? 'no Global state for it' : `its state from epoch ${found} only`}: the leader of epoch ${epoch - 1} ` +
+        `saved its state on another node's disk, so Global starts without it (pauses and throttles are kept in Postgres and ` +
+        `carry over; its cancel requests do not). With nodes on several machines use persister: postgres (the default when ` +
+        `postgres: is configured), or give every node the same shared dataDir.`,
+    );
   }
 
   async function stepDown(release: boolean): Promise<void> {
@@ -133,7 +163,11 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
     if (got) await becomeLeader(got.epoch);
   }
 
-  function applyControl(control: ControlState): void {
+  function applyControl(control: ControlState, version: number | undefined): void {
+    if (version !== undefined) {
+      if (version < lastVersion) return; // a read or broadcast that an applied later change overtook
+      lastVersion = version;
+    }
     const key = JSON.stringify(control);
     const engine = options.engine();
     // Repeat unchanged state only to an engine that has not had any yet (it may have restarted).
@@ -151,10 +185,11 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
       // Pause and throttle changes are broadcast by whichever node leads; every seat applies them.
       offControl = await bus.subscribe(
         subjects.pause(options.cluster, partition),
-        (control: ControlState & { partition?: string }) => {
+        (control: ControlState & { partition?: string; seq?: number }) => {
           // A malformed broadcast is dropped here: it must never reach (and crash) the engine.
           if (controlProblem(control) === undefined && control.partition === partition) {
-            ctx.self.cast({ t: 'control', control: { paused: control.paused, throttles: control.throttles } });
+            const version = typeof control.seq === 'number' ? control.seq : undefined;
+            ctx.self.cast({ t: 'control', control: { paused: control.paused, throttles: control.throttles }, ...(version !== undefined ? { version } : {}) });
           }
         },
         { kinds: ['control'] },
@@ -175,14 +210,20 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
           }
           return;
         case 'refresh':
-          // From Postgres, where the leader publishes it: no leader or bus needed to obey a pause.
+          // From Postgres, where every change is made: no leader or bus needed to obey a pause. Sent
+          // on a Postgres notice of a change and every few seconds; the leader's Global adopts it too.
           options.store
             .loadControl(partition)
-            .then((control) => ctxRef.self.cast({ t: 'control', control }))
+            .then((row) => ctxRef.self.cast({ t: 'row', row }))
             .catch((err) => logger.debug({ err: describeError(err).message }, 'reading pause/throttle state failed'));
           return;
         case 'control':
-          applyControl(msg.control);
+          applyControl(msg.control, msg.version);
+          return;
+        case 'row':
+          applyControl({ paused: msg.row.paused, throttles: msg.row.throttles }, msg.row.version);
+          if (leading?.ref.alive) leading.ref.cast({ t: 'control', row: msg.row });
+          msg.after?.();
           return;
       }
     },

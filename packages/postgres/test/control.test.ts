@@ -1,0 +1,69 @@
+/**
+ * Pause/throttle changes made in Postgres (one change on the row as it is, never a whole state
+ * over another writer's), and the notifications nodes LISTEN for.
+ */
+import test from 'ava';
+import { JobStore, Notices, notifyChannel, parseNotice, type Notice } from '@partita/postgres';
+import { freshSchema } from '../../../test/helpers/index.js';
+
+test('notices: payloads round trip; channel names fit Postgres whatever the schema', (t) => {
+  t.deepEqual(parseNotice('wake:billing:a,b'), { kind: 'wake', partition: 'billing', queues: ['a', 'b'] });
+  t.deepEqual(parseNotice('wake:billing:'), { kind: 'wake', partition: 'billing', queues: undefined });
+  t.deepEqual(parseNotice('control:billing'), { kind: 'control', partition: 'billing' });
+  t.deepEqual(parseNotice('rollcall'), { kind: 'rollcall' });
+  for (const bad of [undefined, '', 'wake', 'other:x', 'control:']) t.is(parseNotice(bad), undefined, String(bad));
+  t.is(notifyChannel('partita'), 'partita_partita');
+  const long = 'x'.repeat(63);
+  t.regex(notifyChannel(long), /^partita_[0-9a-f]{32}$/);
+  t.not(notifyChannel(long), notifyChannel('y'.repeat(63)));
+});
+
+test('changes apply to the row as it is: concurrent pauses, resumes and throttles all land; each bumps the version; a listener hears each', async (t) => {
+  const db = await freshSchema('control');
+  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+  const heard: Notice[] = [];
+  const notices = await Notices.start({ connection: { connectionString: db.url }, schema: db.schema, onNotice: (n) => heard.push(n) });
+  t.teardown(async () => {
+    await notices.close();
+    await store.close();
+    await db.drop();
+  });
+  t.deepEqual(await store.loadControl('p'), { paused: [], throttles: [], version: 0 });
+
+  // Twenty writers at once, none of them reading first: every change lands.
+  const queues = Array.from({ length: 20 }, (_, i) => `q${String(i).padStart(2, '0')}`);
+  await Promise.all(queues.map((queue) => store.changeControl('p', { op: 'pause', queue })));
+  let row = await store.loadControl('p');
+  t.deepEqual(row.paused, queues);
+  t.is(row.version, 20);
+  await Promise.all([
+    store.changeControl('p', { op: 'resume', queue: 'q00' }),
+    store.changeControl('p', { op: 'throttle', ms: -1, queue: 'q01' }),
+    store.changeControl('p', { op: 'throttle', ms: 250 }),
+    store.changeControl('p', { op: 'throttle', ms: 40, node: 'n1', queue: 'q02' }),
+  ]);
+  row = await store.loadControl('p');
+  t.deepEqual(row.paused, queues.slice(1));
+  t.deepEqual(
+    [...row.throttles].sort((a, b) => a.ms - b.ms),
+    [{ ms: -1, queue: 'q01' }, { ms: 40, queue: 'q02', node: 'n1' }, { ms: 250 }],
+  );
+  // A throttle replaces the rule of the same target; 0 removes it; a pause twice is one pause.
+  await store.changeControl('p', { op: 'throttle', ms: 500 });
+  await store.changeControl('p', { op: 'throttle', ms: 0, queue: 'q01' });
+  const last = await store.changeControl('p', { op: 'pause', queue: 'q05' });
+  t.deepEqual([...last.throttles].sort((a, b) => a.ms - b.ms), [{ ms: 40, queue: 'q02', node: 'n1' }, { ms: 500 }]);
+  t.deepEqual(last.paused, queues.slice(1));
+  t.is(last.version, 27);
+
+  // A new leader keeps the row (its snapshot's copy does not overwrite it); a partition without one gets the snapshot's.
+  const adopted = await store.adoptControl('p', { paused: [], throttles: [] }, 7);
+  t.deepEqual(adopted, last);
+  t.deepEqual(await store.adoptControl('fresh', { paused: ['x'], throttles: [{ ms: 5 }] }, 1), { paused: ['x'], throttles: [{ ms: 5 }], version: 1 });
+
+  await store.notifyEnqueued('p', new Set(['q03', 'q04']));
+  await store.requestRollCall();
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(heard.filter((n) => n.kind === 'control').length, 27, 'a notice per change');
+  t.deepEqual(heard.slice(-2), [{ kind: 'wake', partition: 'p', queues: ['q03', 'q04'] }, { kind: 'rollcall' }]);
+});
