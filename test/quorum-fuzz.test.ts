@@ -94,7 +94,6 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
     subjects.pause(cluster, 'p'),
     subjects.cancel(cluster, 'p'),
     subjects.global(cluster, 'p'),
-    subjects.activate(cluster),
     subjects.node(cluster, 'fuzzed'),
     subjects.idle(cluster, 'p', 'default'),
     subjects.quorum(cluster, 'x'),

@@ -132,14 +132,6 @@ export class JobCancelledError extends PartitaError {
   }
 }
 
-export class JobNotFoundError extends PartitaError {
-  readonly jobId: string;
-  constructor(jobId: string) {
-    super('JOB_NOT_FOUND', `no job with id ${jobId}; it may have been pruned from history (see retention settings)`);
-    this.jobId = jobId;
-  }
-}
-
 export class StaleEpochError extends PartitaError {
   constructor(partition: string, epoch: number, current: number) {
     super(

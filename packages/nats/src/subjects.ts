@@ -13,7 +13,6 @@
  *   partita.<c>.throttle                                       throttle broadcasts
  *   partita.<c>.pause.<partition>                              pause / resume
  *   partita.<c>.cancel.<partition>                             kill running jobs
- *   partita.<c>.activate                                       version activation
  *   partita.<c>.node.<nodeId>                                  messages to one node
  *   partita.<c>.quorum.<topic...>                              user raw messages (pubQuorum/subQuorum)
  */
@@ -167,11 +166,6 @@ export function pause(cluster: string, partition: string): string {
 /** `partita.<cluster>.cancel.<partition>` — kill running jobs of a partition, wherever they run. */
 export function cancel(cluster: string, partition: string): string {
   return `${base(cluster)}.cancel.${validateToken(partition, 'partition')}`;
-}
-
-/** `partita.<cluster>.activate` — version activation broadcasts. */
-export function activate(cluster: string): string {
-  return `${base(cluster)}.activate`;
 }
 
 /** `partita.<cluster>.node.<nodeId>` — messages addressed to a single node. */

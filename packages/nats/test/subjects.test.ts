@@ -11,7 +11,6 @@ test('subject helpers build names under partita.<cluster>.', (t) => {
   t.is(subjects.throttle('prod'), 'partita.prod.throttle');
   t.is(subjects.pause('prod', 'billing'), 'partita.prod.pause.billing');
   t.is(subjects.cancel('prod', 'billing'), 'partita.prod.cancel.billing');
-  t.is(subjects.activate('prod'), 'partita.prod.activate');
   t.is(subjects.node('prod', 'node-1'), 'partita.prod.node.node-1');
   t.is(subjects.quorum('prod', 'orders'), 'partita.prod.quorum.orders');
   t.is(subjects.quorum('prod', 'orders.created'), 'partita.prod.quorum.orders.created');

@@ -288,13 +288,13 @@ export function busSuite(label: string, factory: NetworkFactory): void {
     const net = await open(t, factory);
     const sub = await net.bus();
     const pub = await net.bus();
-    const subject = subjects.activate(net.cluster);
+    const subject = subjects.node(net.cluster, 'versioned');
     const { got, handler } = collector();
     await sub.subscribe(subject, handler);
-    await net.rawPublish(subject, pack({ v: WIRE_VERSION + 1, k: 'activate', d: { version: 9 } }));
-    await net.rawPublish(subject, pack({ v: WIRE_VERSION + 50, k: 'activate', d: {}, extra: 'field' }));
+    await net.rawPublish(subject, pack({ v: WIRE_VERSION + 1, k: 'probe', d: { version: 9 } }));
+    await net.rawPublish(subject, pack({ v: WIRE_VERSION + 50, k: 'probe', d: {}, extra: 'field' }));
     const wait = await fence(net, sub, pub);
-    pub.publish(subject, 'activate', { version: 2 });
+    pub.publish(subject, 'probe', { version: 2 });
     await wait();
     t.deepEqual(
       got.map((g) => g.data),

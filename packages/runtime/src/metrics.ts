@@ -3,7 +3,7 @@
  * (tests) never share counters. Two kinds of figures:
  *
  *  - pushed by the code that knows them, through the methods below (the engine calls `claimed`
- *    after each claim, `flushed` after each group commit, Global calls `globalCall`, the lease
+ *    after each claim, `flushed` after each group commit, the leading seat calls `globalCall` per Global request it serves, the lease
  *    keeper calls `leasesHeld`); each is one cheap prom-client call, safe on the hot path;
  *  - pulled at scrape time from the sources given to `createMetrics` (live jobs by state and queue
  *    with one read-only GROUP BY over the hot table, engine figures, bus counters). A failing
@@ -257,13 +257,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const globalCalls = new Counter({
     name: 'partita_global_calls_total',
-    help: 'Calls to a partition Global coordinator, by operation and outcome',
+    help: 'Requests this node served as the leading Global coordinator of a partition, by operation and outcome',
     labelNames: ['partition', 'op', 'outcome'],
     registers: [registry],
   });
   const globalSeconds = new Histogram({
     name: 'partita_global_call_duration_seconds',
-    help: 'Latency of calls to a partition Global coordinator',
+    help: 'Latency of requests this node served as the leading Global coordinator of a partition',
     labelNames: ['partition', 'op'],
     buckets: LATENCY_BUCKETS,
     registers: [registry],

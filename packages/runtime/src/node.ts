@@ -17,7 +17,6 @@ import { jobEventPublisher } from './events.js';
 import { createMetrics, liveJobCounts, type Metrics } from './metrics.js';
 import { startHttpServer, nodeHealth, type HttpServer } from './http.js';
 import { natsBusOptions } from './bus-options.js';
-import { GlobalClient } from './global/client.js';
 import { FilePersister, createPersister } from './global/persisters.js';
 import { seatBehavior } from './global/seat.js';
 import { noticeRouter } from './notice-router.js';
@@ -136,12 +135,6 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
   const leases = new PartitionLeases(store.pool, store.schema);
 
   const system = createSystem({ name: nodeId, logger });
-  const globals = new Map<string, GlobalClient>();
-  const globalFor = (partition: string) => {
-    let g = globals.get(partition);
-    if (!g) globals.set(partition, (g = new GlobalClient({ partition, cluster, bus, system, timeoutMs: GLOBAL_TIMEOUT_MS, metrics })));
-    return g;
-  };
   const engineName = (partition: string) => `engine:${partition}`;
   const engineOf = (partition: string) => system.whereis<EngineMsg, unknown>(engineName(partition));
   const engines = () => new Map(Object.keys(partitions).map((p) => [p, engineOf(p)]));

@@ -30,6 +30,9 @@ test('an execution key admits one running job at a time, waiters run in FIFO ord
     const api = globalApi(send(node));
     await until('key released', async () => !(await api.executionKeyHeld('account-1')));
     t.false(await api.executionKeyHeld('account-1'));
+    const served = (await node.metrics.registry.getSingleMetric('partita_global_calls_total')?.get())?.values ?? [];
+    const keyChecks = served.find((v) => v.labels.op === 'executionKeyHeld' && v.labels.outcome === 'ok' && v.labels.partition === 'p');
+    t.true((keyChecks?.value ?? 0) >= 1, 'the leader counts the Global requests it serves');
   } finally {
     await c.close();
   }

@@ -107,7 +107,18 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
     leading = { epoch, ref, renewedAt: Date.now() };
     const off = await bus.subscribe(
       subjects.global(options.cluster, partition),
-      (data: GlobalRequest, msg) => callGlobal(ref, { ...data, op: msg.kind } as GlobalRequest, options.requestTimeoutMs),
+      async (data: GlobalRequest, msg) => {
+        // Counted where the call is served: the callers (clients, other nodes) have no metrics registry.
+        const started = performance.now();
+        try {
+          const result = await callGlobal(ref, { ...data, op: msg.kind } as GlobalRequest, options.requestTimeoutMs);
+          options.metrics?.globalCall(partition, msg.kind, true, performance.now() - started);
+          return result;
+        } catch (err) {
+          options.metrics?.globalCall(partition, msg.kind, false, performance.now() - started);
+          throw err;
+        }
+      },
       { kinds: GLOBAL_OPS },
     );
     if (leading?.ref === ref) leading.off = off;
