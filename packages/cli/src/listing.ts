@@ -5,9 +5,6 @@
 import type { JobRecord, JobState } from '@partita/core';
 import type { JobStore } from '@partita/postgres';
 
-export const LIVE_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
-export const FINISHED_STATES = ['completed', 'failed', 'cancelled'] as const;
-export const ALL_STATES: readonly JobState[] = [...LIVE_STATES, ...FINISHED_STATES];
 
 export interface JobFilter {
   partition?: string;

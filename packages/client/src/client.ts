@@ -17,7 +17,10 @@ import {
   type JobState,
   type Logger,
   type TypedJobSpec,
+  isFinishedJobState,
+  isJobState,
   isUuid,
+  JOB_STATES,
 } from '@partita/core';
 import { JobStore, type ClaimedJob, type ControlChange, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
 import { InProcessBus, createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
@@ -109,7 +112,6 @@ const DEFAULT_ROLL_CALL_MS = 1000;
 const REGISTRY_MAX_AGE_MS = 30_000;
 /** How often an enqueue with allowUnknownType of a type still unregistered reads the registry again. */
 const UNKNOWN_TYPE_REREAD_MS = 1000;
-const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 export class Client {
   /** The store, for the runtime and tools that need more than the public API. */
@@ -664,7 +666,7 @@ export class Client {
   private async readResult(jobId: string): Promise<{ done: false; job: JobRecord } | { done: true; value: () => unknown }> {
     const job = await this.store.getJob(jobId);
     if (!job) throw new ValidationError(`no job with id ${jobId}; check the id (finished jobs are kept for the retention period)`, 'jobId');
-    if (!FINISHED.has(job.state)) return { done: false, job };
+    if (!isFinishedJobState(job.state)) return { done: false, job };
     return {
       done: true,
       value: () => {
@@ -922,7 +924,7 @@ export class Client {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BULK_LIMIT) throw new ValidationError(`must be a whole number from 1 to ${MAX_BULK_LIMIT}`, 'limit');
     if (filter.before !== undefined && !isUuid(filter.before)) throw new ValidationError('must be a job id', 'filter.before');
     filter.states?.forEach((state, i) => {
-      if (!JOB_STATES.includes(state)) throw new ValidationError(`must be one of ${JOB_STATES.join(', ')}`, `filter.states[${i}]`);
+      if (!isJobState(state)) throw new ValidationError(`must be one of ${JOB_STATES.join(', ')}`, `filter.states[${i}]`);
     });
     filter.ids?.forEach((id, i) => {
       if (!isUuid(id)) throw new ValidationError('must be a job id', `filter.ids[${i}]`);
@@ -979,8 +981,6 @@ export interface DeleteManyResult extends BulkResult {
   /** Running jobs the filter matched: never deleted (their node holds them); cancel them first. */
   runningSkipped: number;
 }
-
-const JOB_STATES: readonly JobState[] = ['queued', 'scheduled', 'waiting', 'running', 'completed', 'failed', 'cancelled'];
 
 /** Jobs per statement of a bulk operation. */
 const BULK_BATCH = 1000;

@@ -1,9 +1,25 @@
 /** Shared job types: what Postgres stores and what the client and runtime hand around. */
 import type { KeyRule } from './key-template.js';
 
-export type LiveJobState = 'queued' | 'scheduled' | 'waiting' | 'running';
-export type FinishedJobState = 'completed' | 'failed' | 'cancelled';
-export type JobState = LiveJobState | FinishedJobState;
+/**
+ * The job states, the one list every TypeScript package uses (SQL keeps its own in the ops and the
+ * schema's CHECK). Live states are rows of the jobs table; finished ones are in the history.
+ */
+export const LIVE_JOB_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
+export const FINISHED_JOB_STATES = ['completed', 'failed', 'cancelled'] as const;
+export const JOB_STATES = [...LIVE_JOB_STATES, ...FINISHED_JOB_STATES] as const;
+
+export type LiveJobState = (typeof LIVE_JOB_STATES)[number];
+export type FinishedJobState = (typeof FINISHED_JOB_STATES)[number];
+export type JobState = (typeof JOB_STATES)[number];
+
+export function isJobState(value: unknown): value is JobState {
+  return (JOB_STATES as readonly unknown[]).includes(value);
+}
+
+export function isFinishedJobState(state: unknown): state is FinishedJobState {
+  return (FINISHED_JOB_STATES as readonly unknown[]).includes(state);
+}
 
 export type LookupValue = string | number | (string | number)[];
 export type Lookup = Record<string, LookupValue>;

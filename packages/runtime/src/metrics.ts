@@ -13,6 +13,7 @@
  * Names follow the Prometheus conventions: `_seconds` for durations, `_total` for counters.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LIVE_JOB_STATES } from '@partita/core';
 import type { BusStats } from '@partita/nats';
 import type { JobStore } from '@partita/postgres';
 import type { EngineStats } from './engine.js';
@@ -89,7 +90,6 @@ export interface Metrics {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
-const LIVE_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = options.registry ?? new Registry();
@@ -147,7 +147,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       const queues = new Set(rows.map((r) => `${r.partition}\u0000${r.queue}`));
       for (const key of queues) {
         const [partition, queue] = key.split('\u0000') as [string, string];
-        for (const state of LIVE_STATES) this.set({ partition, queue, state }, 0);
+        for (const state of LIVE_JOB_STATES) this.set({ partition, queue, state }, 0);
       }
       for (const r of rows) if (r.count > 0) this.inc({ partition: r.partition, queue: r.queue, state: r.state }, r.count);
     },

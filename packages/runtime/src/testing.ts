@@ -17,6 +17,7 @@ import {
   TimeoutError,
   ValidationError,
   createLogger,
+  isFinishedJobState,
   toJsonStrict,
   uuidv7,
   type JobError,
@@ -271,13 +272,11 @@ export async function drain(target: PartitaNode | Client, options: DrainOptions 
   const collectedFloor = uuidFloor(collectedAt);
   marks.set(store, {
     sinceMs: collectedAt,
-    reported: new Set(outcomes.filter((o) => FINISHED.has(o.state) && o.id >= collectedFloor).map((o) => o.id)),
-    unfinished: outcomes.filter((o) => !FINISHED.has(o.state)).map((o) => o.id),
+    reported: new Set(outcomes.filter((o) => isFinishedJobState(o.state) && o.id >= collectedFloor).map((o) => o.id)),
+    unfinished: outcomes.filter((o) => !isFinishedJobState(o.state)).map((o) => o.id),
   });
   return outcomes;
 }
-
-const FINISHED = new Set<JobState>(['completed', 'failed', 'cancelled']);
 
 function outcomeOf(job: JobRecord): JobOutcome {
   const error = job.errors.at(-1);

@@ -3,13 +3,13 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { DuplicateQueueKeyError, createLogger, isUuid, statusOf, type EnqueueOptions, type JobRecord, type JobState } from '@partita/core';
+import { DuplicateQueueKeyError, JOB_STATES, createLogger, isFinishedJobState, isJobState, isUuid, statusOf, type EnqueueOptions, type JobRecord, type JobState } from '@partita/core';
 import type { BulkResult, Client, EnqueueManyItem } from '@partita/client';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, date, duration, flag, int, json, list, lookups, str } from '../args.js';
 import { withClient, type Command, type Context } from '../command.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, eprintln, formatDuration, printJson, println, table } from '../io.js';
-import { ALL_STATES, FINISHED_STATES, type JobFilter } from '../listing.js';
+import type { JobFilter } from '../listing.js';
 import { ProgressBar } from '../progress.js';
 
 const JOB_OPTIONS = {
@@ -279,7 +279,7 @@ With --wait, waits for the job to finish first: exit code 0 completed, 4 failed 
     return withClient(ctx, async (client) => {
       let job = await client.job(id);
       if (!job) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for the retention period)`);
-      if (wait && !FINISHED_STATES.includes(job.state as never)) job = await waitFinished(client, id, timeoutMs);
+      if (wait && !isFinishedJobState(job.state)) job = await waitFinished(client, id, timeoutMs);
       const code = unsuccessful(job.state) ? EXIT.JOB_UNSUCCESSFUL : EXIT.OK;
       if (ctx.json) {
         printJson(ctx.io, { id, status: statusOf(job), state: job.state, attempts: job.attempts, maxAttempts: job.maxAttempts });
@@ -287,7 +287,7 @@ With --wait, waits for the job to finish first: exit code 0 completed, 4 failed 
         const text = describeState(job);
         println(ctx.io, job.state === 'completed' ? colour(ctx.io, 'green', text) : unsuccessful(job.state) ? colour(ctx.io, 'red', text) : text);
       }
-      if (wait && !FINISHED_STATES.includes(job.state as never)) {
+      if (wait && !isFinishedJobState(job.state)) {
         throw new ExitError(`job ${id} is still ${job.state} after ${formatDuration(timeoutMs!)}`, EXIT.ERROR, 'TIMEOUT');
       }
       return code;
@@ -301,7 +301,7 @@ async function waitFinished(client: Client, id: string, timeoutMs: number | unde
   for (;;) {
     const job = await client.job(id);
     if (!job) throw new NotFoundError(`job ${id} disappeared (pruned from history?)`);
-    if (FINISHED_STATES.includes(job.state as never) || Date.now() >= deadline) return job;
+    if (isFinishedJobState(job.state) || Date.now() >= deadline) return job;
     await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
     pause = Math.min(pause * 2, 1000);
   }
@@ -400,7 +400,7 @@ const MAX_BULK_LIMIT = 1_000_000;
 export const jobs: Command = {
   name: 'jobs',
   summary: 'List jobs, newest first, filtered by partition, queue, type, state and lookup keys; or retry, cancel or delete them.',
-  description: `States: ${ALL_STATES.join(', ')} (comma-separated or repeated). Finished jobs come from
+  description: `States: ${JOB_STATES.join(', ')} (comma-separated or repeated). Finished jobs come from
 history (kept for the retention period). Lookup filters match jobs enqueued with --lookup k=v.
 
 With --retry, --cancel or --delete the matching jobs are acted on instead of listed, newest first,
@@ -437,7 +437,7 @@ first. Exit code 5 when a retry was refused because a live job holds the queue k
     const c = 'jobs';
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"; filters are options (--state, --queue, …)`, c);
     const states = list(ctx.values, 'state').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-    for (const s of states) if (!ALL_STATES.includes(s as JobState)) throw new UsageError(`unknown state "${s}"; use one of ${ALL_STATES.join(', ')}`, c);
+    for (const s of states) if (!isJobState(s)) throw new UsageError(`unknown state "${s}"; use one of ${JOB_STATES.join(', ')}`, c);
     const operations = (['retry', 'cancel', 'delete'] as const).filter((o) => flag(ctx.values, o));
     if (operations.length > 1) throw new UsageError(`give one of --retry, --cancel, --delete, not ${operations.map((o) => `--${o}`).join(' and ')}`, c);
     const operation = operations[0];
