@@ -2,6 +2,14 @@
  * Named errors. Every message says what happened and what to do about it, because these
  * surface in CLI output and logs read by people who did not write the code.
  */
+import { TimeoutError } from '@partita/actors';
+
+/**
+ * The one TimeoutError of the project lives in @partita/actors (which depends on nothing), so an
+ * actor call's timeout and a client's are the same class whichever package it is imported from.
+ */
+export { TimeoutError };
+
 export class PartitaError extends Error {
   /** Stable machine-readable code, e.g. for `--json` output and exit codes. */
   readonly code: string;
@@ -10,11 +18,13 @@ export class PartitaError extends Error {
     this.name = new.target.name;
     this.code = code;
   }
-}
 
-export class TimeoutError extends PartitaError {
-  constructor(what: string, timeoutMs: number) {
-    super('TIMEOUT', `${what} did not finish within ${timeoutMs} ms; raise timeoutMs or check that the other side is alive`);
+  /**
+   * TimeoutError cannot extend this class (it lives below core), yet it is a Partita error:
+   * `err instanceof PartitaError` stays true for it. Subclasses keep the ordinary check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, value) || (this === PartitaError && value instanceof TimeoutError);
   }
 }
 

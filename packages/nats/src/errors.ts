@@ -44,6 +44,8 @@ function registerBuiltins(): void {
       registry.set(value.name, value as unknown as ErrorClass);
     }
   }
+  // Re-exported by core from @partita/actors, so its prototype chain does not pass through PartitaError.
+  registry.set(core.TimeoutError.name, core.TimeoutError);
   registry.set(NoRespondersError.name, NoRespondersError);
 }
 registerBuiltins();
