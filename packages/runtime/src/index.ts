@@ -6,3 +6,5 @@ export { startHttpServer, nodeHealth, type HttpServer, type HttpServerOptions, t
 export { createMetrics, liveJobCounts, type Metrics, type MetricsOptions, type MetricsSources, type JobCount, type FinishedState } from './metrics.js';
 export { importUserModule, describeImportError } from './modules.js';
 export type { SignalHandling } from './signals.js';
+export type { Persister, GlobalSnapshot } from './global/types.js';
+export type { PersisterModuleContext } from './global/persisters.js';

@@ -13,7 +13,9 @@ import {
   loadPersisterModule,
   validateSnapshot,
 } from '../src/global/persisters.js';
-import { emptySnapshot, type GlobalSnapshot } from '../src/global/types.js';
+import { emptySnapshot } from '../src/global/types.js';
+// From the package's public surface: a persister module written by a user types itself with these.
+import type { GlobalSnapshot, Persister } from '@partita/runtime';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -65,7 +67,8 @@ test('file: nothing saved loads as undefined; a save round-trips with its epoch 
   const doc = await readJson(p.fileOf('billing'));
   t.like(doc, { format: 'partita-global-state', version: 1, partition: 'billing', epoch: 3 });
   t.regex(doc.checksum, /^sha256:[0-9a-f]{64}$/);
-  t.deepEqual(await new FilePersister(join(dir, 'global')).load('billing'), s, 'a new process reads it back');
+  const again: Persister = new FilePersister(join(dir, 'global'));
+  t.deepEqual(await again.load('billing'), s, 'a new process reads it back');
 });
 
 test('file: the previous good copy is kept as <partition>.prev.json', async (t) => {
