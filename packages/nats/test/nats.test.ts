@@ -2,7 +2,7 @@ import test from 'ava';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { BusUnavailableError } from '@partita/core';
 import { natsUrl } from '../../../test/helpers/index.js';
-import { NatsBus, connectNatsBus, createBus, subjects, type BusBase } from '../src/index.js';
+import { NatsBus, connectNatsBus, createBus, type BusBase } from '../src/index.js';
 import { busSuite } from './suite.js';
 import { randomCluster, type Network } from './support.js';
 
