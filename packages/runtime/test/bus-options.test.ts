@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '@partita/core';
-import { natsBusOptions } from '../packages/runtime/src/bus-options.js';
+import { natsBusOptions } from '../src/bus-options.js';
 
 test('servers, user/pass, token and TLS pass through; nkey seed and creds are read from their files', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'partita-nats-opts-'));

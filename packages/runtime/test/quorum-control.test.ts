@@ -1,6 +1,6 @@
 /** The pure control computation a node applies to its engines from Global's broadcasts. */
 import test from 'ava';
-import { controlProblem, effectiveControl, queueThrottle } from '../packages/runtime/src/quorum.js';
+import { controlProblem, effectiveControl, queueThrottle } from '../src/quorum.js';
 
 const Q = ['a', 'b', 'c'];
 
