@@ -1,10 +1,9 @@
 /**
- * The job states and filter behind `partita jobs`. The listing itself (live jobs and history,
- * newest first) is JobStore.listJobs, @partita/postgres's sql/ops/list_jobs.sql.
+ * The filter behind `partita jobs` (its states are @partita/core's JOB_STATES). The listing itself
+ * (live jobs and history, newest first) is JobStore.listJobs, @partita/postgres's sql/ops/list_jobs.sql.
  */
 import type { JobRecord, JobState } from '@partita/core';
 import type { JobStore } from '@partita/postgres';
-
 
 export interface JobFilter {
   partition?: string;
