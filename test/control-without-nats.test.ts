@@ -11,7 +11,7 @@ import path from 'node:path';
 import { connect, type Client } from '@partita/client';
 import { createLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
+import { capturingLogger, freshSchema, natsUrl, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
 import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
 
 const json = <T = any>(r: CliResult): T => {
@@ -269,16 +269,7 @@ test.serial('the default persister is postgres when Postgres is configured: a ne
     await db.drop();
     await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
   });
-  const lines: { msg: string; restored?: boolean; epoch?: number }[] = [];
-  const logger = createLogger({
-    level: 'info',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
+  const { logger, lines } = capturingLogger('info');
   const options = (dataDir: string) => ({
     postgres: db.url,
     schema: db.schema,
@@ -307,16 +298,7 @@ test.serial('the file persister warns loudly when a take-over finds no state fro
     await db.drop();
     await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
   });
-  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = createLogger({
-    level: 'warn',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
+  const { logger, lines } = capturingLogger('warn');
   const options = (dataDir: string) => ({
     postgres: db.url,
     schema: db.schema,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { PostgresGlobalState, migrate } from '@partita/postgres';
-import { ConfigError, PersisterError, StaleEpochError, ValidationError, createLogger, silentLogger } from '@partita/core';
+import { ConfigError, PersisterError, StaleEpochError, ValidationError, silentLogger } from '@partita/core';
 import {
   FilePersister,
   PostgresPersister,
@@ -14,7 +14,7 @@ import {
   validateSnapshot,
 } from '../src/global/persisters.js';
 import { emptySnapshot, type GlobalSnapshot } from '../src/global/types.js';
-import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
+import { capturingLogger, freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const logger = silentLogger();
@@ -37,21 +37,6 @@ async function tempDir(t: import('ava').ExecutionContext): Promise<string> {
 }
 
 const readJson = async (file: string) => JSON.parse(await readFile(file, 'utf8'));
-
-/** A logger whose records (parsed) end up in `lines`. */
-function capturingLogger() {
-  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = createLogger({
-    level: 'info',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
-  return { logger, lines };
-}
 
 // ── file persister ────────────────────────────────────────────────────────────────────────────
 
