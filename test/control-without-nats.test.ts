@@ -84,6 +84,17 @@ const withoutNats = (db: TestSchema, dataDir: string, logger = createLogger({ le
   jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
 });
 
+/** Job j on queue a, which notes the id of each job it runs in `ran`. */
+const recordingJob = (ran: string[]) =>
+  defineJob({
+    type: 'j',
+    queue: 'a',
+    perform: (_p: unknown, ctx) => {
+      ran.push(ctx.id);
+      return null;
+    },
+  });
+
 const leaseHolder = async (db: TestSchema) => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder;
 
 test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, throttle stop and off all work', async (t) => {
@@ -203,23 +214,10 @@ test.serial('a pause made without NATS while no node runs is obeyed by the node 
   const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_cold');
   const ran: string[] = [];
   const options = {
-    postgres: db.url,
-    schema: db.schema,
-    nats: false as const,
-    dataDir,
-    logger: createLogger({ level: 'silent' }),
+    ...withoutNats(db, dataDir!),
     engine: { pollMs: 100 },
     partitions: { p: { queues: { a: { concurrency: 1 }, b: { concurrency: 1 } } } },
-    jobs: [
-      defineJob({
-        type: 'j',
-        queue: 'a',
-        perform: (_p: unknown, ctx) => {
-          ran.push(ctx.id);
-          return null;
-        },
-      }),
-    ],
+    jobs: [recordingJob(ran)],
   };
   const first = await startNode(options);
   await first.stop({ graceMs: 100 });
@@ -343,16 +341,7 @@ test.serial('bug 5: with NATS and file persisters on separate data dirs, a pause
     logger: createLogger({ level: 'silent' }),
     engine: { pollMs: 50 },
     partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [
-      defineJob({
-        type: 'j',
-        queue: 'a',
-        perform: (_p: unknown, ctx) => {
-          ran.push(ctx.id);
-          return null;
-        },
-      }),
-    ],
+    jobs: [recordingJob(ran)],
   });
   const a = await startNode(options('a', dirs[0]!));
   await until('a to lead', async () => (await leaseHolder(db)) === 'a', 10_000);
