@@ -3,31 +3,12 @@
  * (packages/cli/dist/bin.js; needs the build) against a node in this process.
  */
 import test from 'ava';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir } from './helpers/index.js';
-import { runCli, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
-
-const json = <T = any>(r: CliResult): T => {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\nstderr:\n${r.stderr}`);
-  }
-};
+import { defineJob } from '@partita/runtime';
+import { cliJson as json, nodeForCli, until } from './fixtures/cli.js';
 
 test('retry by id, and bulk retry, cancel and delete by filter: dry run without --yes, limits, exit codes', async (t) => {
-  const db = await freshSchema('cliretry');
-  const tmp = await tempDir('cliretry');
-  const nats = await natsUrl();
-  const cluster = db.schema.replaceAll('_', '-');
   const broken = { boom: true };
-  const node = await startNode({
-    dataDir: tempDataDir('cliretry'),
-    postgres: db.url,
-    schema: db.schema,
-    nats,
-    cluster,
-    engine: { pollMs: 100 },
+  const { node, cli } = await nodeForCli(t, 'cliretry', {
     partitions: { billing: { queues: { default: { concurrency: 4 } } } },
     jobs: [
       defineJob({
@@ -40,18 +21,6 @@ test('retry by id, and bulk retry, cancel and delete by filter: dry run without 
       defineJob({ type: 'later', perform: () => 'ran' }),
     ],
   });
-  t.teardown(async () => {
-    await node.stop({ graceMs: 200 }).catch(() => undefined);
-    await db.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster,
-    postgres: { url: db.url, schema: db.schema },
-    nats: { servers: [nats] },
-    partitions: { billing: { queues: { default: { concurrency: 1 } } } },
-  });
-  const cli = (args: string[]) => runCli([...args, '-c', config], { timeoutMs: 60_000 });
   const client = node.client;
   const stateOf = async (id: string) => (await client.job(id))?.state;
 

@@ -6,18 +6,11 @@
 import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, type SpawnedNode, type TestSchema, tempDataDir } from './helpers/index.js';
-import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
+import { defineJob } from '@partita/runtime';
+import { freshSchema, natsUrl, type SpawnedNode, tempDataDir } from './helpers/index.js';
+import { FIXTURES, cliJson as json, nodeForCli, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult, type NodeForCli } from './fixtures/cli.js';
 
 const COMMANDS = ['start', 'demo', 'enqueue', 'status', 'job', 'jobs', 'cancel', 'retry', 'pause', 'resume', 'paused', 'throttle', 'roll-call', 'migrate'];
-const json = <T = any>(r: CliResult): T => {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\nstderr:\n${r.stderr}`);
-  }
-};
 
 test.serial('--help: the command list with exit codes, and usage for every command', async (t) => {
   const top = await runCli(['--help']);
@@ -47,26 +40,9 @@ test.serial('--help: the command list with exit codes, and usage for every comma
   t.regex(version.stdout, /^\d+\.\d+\.\d+/);
 });
 
-interface Env {
-  db: TestSchema;
-  node: PartitaNode;
-  config: string;
-  cli(args: string[], opts?: { input?: string; cwd?: string }): Promise<CliResult>;
-}
-
-/** A node in this process (fresh schema, shared NATS, a cluster of its own) and a config file the CLI connects with. */
-async function withNode(t: import('ava').ExecutionContext): Promise<Env> {
-  const db = await freshSchema('cli');
-  const tmp = await tempDir('cli');
-  const nats = await natsUrl();
-  const cluster = db.schema.replaceAll('_', '-');
-  const node = await startNode({
-    dataDir: tempDataDir('cli'),
-    postgres: db.url,
-    schema: db.schema,
-    nats,
-    cluster,
-    engine: { pollMs: 100 },
+/** A node for the CLI to talk to, running echo, boom (fails both attempts) and hang (until cancelled, on queue slow). */
+function withNode(t: import('ava').ExecutionContext): Promise<NodeForCli> {
+  return nodeForCli(t, 'cli', {
     partitions: { billing: { queues: { default: { concurrency: 4 }, slow: { concurrency: 2 } } } },
     jobs: [
       defineJob({ type: 'echo', perform: (p: unknown) => ({ echoed: p }) }),
@@ -78,18 +54,6 @@ async function withNode(t: import('ava').ExecutionContext): Promise<Env> {
       }),
     ],
   });
-  t.teardown(async () => {
-    await node.stop({ graceMs: 200 }).catch(() => undefined);
-    await db.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster,
-    postgres: { url: db.url, schema: db.schema },
-    nats: { servers: [nats] },
-    partitions: { billing: { queues: { default: { concurrency: 1 } } } },
-  });
-  return { db, node, config, cli: (args, opts = {}) => runCli([...args, '-c', config], { ...opts, timeoutMs: 60_000 }) };
 }
 
 test.serial('enqueue, status, job, cancel and jobs round trip against a running node (--json and exit codes)', async (t) => {

@@ -11,16 +11,8 @@ import path from 'node:path';
 import { connect, type Client } from '@partita/client';
 import { createLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
-import { FIXTURES, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
-
-const json = <T = any>(r: CliResult): T => {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\nstderr:\n${r.stderr}`);
-  }
-};
+import { capturingLogger, freshSchema, natsUrl, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
+import { FIXTURES, cliJson as json, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
 
 interface Env {
   db: TestSchema;
@@ -69,6 +61,41 @@ async function nodeWithoutNats(t: import('ava').ExecutionContext, name: string):
 }
 
 const stateOf = async (cli: Env['cli'], id: string) => json<{ state: string }>(await cli(['status', id, '--json'])).state;
+
+/** A fresh schema and `count` data dirs, all removed when the test ends. */
+async function schemaAndDataDirs(t: import('ava').ExecutionContext, name: string, count = 1): Promise<{ db: TestSchema; dirs: string[] }> {
+  const db = await freshSchema(name);
+  const dirs = Array.from({ length: count }, () => tempDataDir(name));
+  t.teardown(async () => {
+    await db.drop();
+    await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
+  });
+  return { db, dirs };
+}
+
+/** Node options without NATS: partition p, queue a, a job j that does nothing. */
+const withoutNats = (db: TestSchema, dataDir: string, logger = createLogger({ level: 'silent' })) => ({
+  postgres: db.url,
+  schema: db.schema,
+  nats: false as const,
+  dataDir,
+  logger,
+  partitions: { p: { queues: { a: { concurrency: 1 } } } },
+  jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
+});
+
+/** Job j on queue a, which notes the id of each job it runs in `ran`. */
+const recordingJob = (ran: string[]) =>
+  defineJob({
+    type: 'j',
+    queue: 'a',
+    perform: (_p: unknown, ctx) => {
+      ran.push(ctx.id);
+      return null;
+    },
+  });
+
+const leaseHolder = async (db: TestSchema) => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder;
 
 test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, throttle stop and off all work', async (t) => {
   const { cli, nodeId } = await nodeWithoutNats(t, 'nonats_cli');
@@ -184,31 +211,13 @@ test.serial('a bare client without NATS: pause and resume reach the node at once
 });
 
 test.serial('a pause made without NATS while no node runs is obeyed by the node that starts next, and kept by its Global', async (t) => {
-  const db = await freshSchema('nonats_cold');
-  const dataDir = tempDataDir('nonats-cold');
-  t.teardown(async () => {
-    await db.drop();
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_cold');
   const ran: string[] = [];
   const options = {
-    postgres: db.url,
-    schema: db.schema,
-    nats: false as const,
-    dataDir,
-    logger: createLogger({ level: 'silent' }),
+    ...withoutNats(db, dataDir!),
     engine: { pollMs: 100 },
     partitions: { p: { queues: { a: { concurrency: 1 }, b: { concurrency: 1 } } } },
-    jobs: [
-      defineJob({
-        type: 'j',
-        queue: 'a',
-        perform: (_p: unknown, ctx) => {
-          ran.push(ctx.id);
-          return null;
-        },
-      }),
-    ],
+    jobs: [recordingJob(ran)],
   };
   const first = await startNode(options);
   await first.stop({ graceMs: 100 });
@@ -231,24 +240,11 @@ test.serial('a pause made without NATS while no node runs is obeyed by the node 
 });
 
 test.serial('two nodes without NATS on one Postgres: the client of the node that does not lead pauses and resumes for both', async (t) => {
-  const db = await freshSchema('nonats_two');
-  const dataDir = tempDataDir('nonats-two');
-  t.teardown(async () => {
-    await db.drop();
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
-  const options = {
-    postgres: db.url,
-    schema: db.schema,
-    nats: false as const,
-    dataDir,
-    logger: createLogger({ level: 'silent' }),
-    partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
-  };
+  const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_two');
+  const options = withoutNats(db, dataDir!);
   const a = await startNode({ ...options, nodeId: 'a' });
   t.teardown(() => a.stop({ graceMs: 100 }));
-  await until('a to lead', async () => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder === 'a', 10_000);
+  await until('a to lead', async () => (await leaseHolder(db)) === 'a', 10_000);
   const b = await startNode({ ...options, nodeId: 'b' });
   t.teardown(() => b.stop({ graceMs: 100 }));
   await b.client.pause('p', 'a');
@@ -263,31 +259,9 @@ test.serial('two nodes without NATS on one Postgres: the client of the node that
 });
 
 test.serial('the default persister is postgres when Postgres is configured: a new leader on another data dir has the state', async (t) => {
-  const db = await freshSchema('defpersist');
-  const dirs = [tempDataDir('defpersist-a'), tempDataDir('defpersist-b')];
-  t.teardown(async () => {
-    await db.drop();
-    await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
-  });
-  const lines: { msg: string; restored?: boolean; epoch?: number }[] = [];
-  const logger = createLogger({
-    level: 'info',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
-  const options = (dataDir: string) => ({
-    postgres: db.url,
-    schema: db.schema,
-    nats: false as const,
-    dataDir,
-    logger,
-    partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
-  });
+  const { db, dirs } = await schemaAndDataDirs(t, 'defpersist', 2);
+  const { logger, lines } = capturingLogger('info');
+  const options = (dataDir: string) => withoutNats(db, dataDir, logger);
   const leaderLine = (epoch: number) => until(`the leader of epoch ${epoch}`, async () => lines.find((l) => l.msg === 'took the partition lease; serving Global' && l.epoch === epoch), 10_000);
   const a = await startNode(options(dirs[0]!));
   t.like(await leaderLine(1), { restored: false });
@@ -301,40 +275,17 @@ test.serial('the default persister is postgres when Postgres is configured: a ne
 });
 
 test.serial('the file persister warns loudly when a take-over finds no state from the previous leader in its data dir', async (t) => {
-  const db = await freshSchema('filewarn');
-  const dirs = [tempDataDir('filewarn-a'), tempDataDir('filewarn-b')];
-  t.teardown(async () => {
-    await db.drop();
-    await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
-  });
-  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = createLogger({
-    level: 'warn',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
-  const options = (dataDir: string) => ({
-    postgres: db.url,
-    schema: db.schema,
-    nats: false as const,
-    persister: 'file' as const,
-    dataDir,
-    logger,
-    partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
-  });
+  const { db, dirs } = await schemaAndDataDirs(t, 'filewarn', 2);
+  const { logger, lines } = capturingLogger('warn');
+  const options = (dataDir: string) => ({ ...withoutNats(db, dataDir, logger), persister: 'file' as const });
   const a = await startNode(options(dirs[0]!));
-  await until('a to lead', async () => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder === a.id, 10_000);
+  await until('a to lead', async () => (await leaseHolder(db)) === a.id, 10_000);
   await a.stop({ graceMs: 100 });
   t.deepEqual(lines.filter((l) => /taken over/.test(l.msg)), [], 'no warning for the first leader');
 
   // The same data dir again: it holds the last epoch's state, nothing to warn about.
   const a2 = await startNode(options(dirs[0]!));
-  await until('a2 to lead', async () => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder === a2.id, 10_000);
+  await until('a2 to lead', async () => (await leaseHolder(db)) === a2.id, 10_000);
   await a2.stop({ graceMs: 100 });
   t.deepEqual(lines.filter((l) => /taken over/.test(l.msg)), []);
 
@@ -349,22 +300,8 @@ test.serial('the file persister warns loudly when a take-over finds no state fro
 });
 
 test.serial('the notification connection comes back after Postgres drops it, and wake-ups are fast again', async (t) => {
-  const db = await freshSchema('nonats_relisten');
-  const dataDir = tempDataDir('nonats-relisten');
-  t.teardown(async () => {
-    await db.drop();
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: false,
-    dataDir,
-    logger: createLogger({ level: 'silent' }),
-    engine: { pollMs: 5000 },
-    partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [defineJob({ type: 'j', queue: 'a', perform: () => null })],
-  });
+  const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_relisten');
+  const node = await startNode({ ...withoutNats(db, dataDir!), engine: { pollMs: 5000 } });
   t.teardown(() => node.stop({ graceMs: 100 }));
   const client = await connect({ postgres: db.url, schema: db.schema });
   t.teardown(() => client.close());
@@ -390,12 +327,7 @@ test.serial('the notification connection comes back after Postgres drops it, and
 });
 
 test.serial('bug 5: with NATS and file persisters on separate data dirs, a pause survives the leader stopping (the row in Postgres carries it)', async (t) => {
-  const db = await freshSchema('filepause');
-  const dirs = [tempDataDir('filepause-a'), tempDataDir('filepause-b')];
-  t.teardown(async () => {
-    await db.drop();
-    await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
-  });
+  const { db, dirs } = await schemaAndDataDirs(t, 'filepause', 2);
   const nats = await natsUrl();
   const ran: string[] = [];
   const options = (nodeId: string, dataDir: string) => ({
@@ -409,26 +341,16 @@ test.serial('bug 5: with NATS and file persisters on separate data dirs, a pause
     logger: createLogger({ level: 'silent' }),
     engine: { pollMs: 50 },
     partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [
-      defineJob({
-        type: 'j',
-        queue: 'a',
-        perform: (_p: unknown, ctx) => {
-          ran.push(ctx.id);
-          return null;
-        },
-      }),
-    ],
+    jobs: [recordingJob(ran)],
   });
-  const holder = async () => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder;
   const a = await startNode(options('a', dirs[0]!));
-  await until('a to lead', async () => (await holder()) === 'a', 10_000);
+  await until('a to lead', async () => (await leaseHolder(db)) === 'a', 10_000);
   const b = await startNode(options('b', dirs[1]!));
   t.teardown(() => b.stop({ graceMs: 100 }));
   await b.client.pause('p', 'a'); // over NATS, to a's Global
   await a.stop({ graceMs: 100 });
   const { id } = await b.client.enqueue('p', 'j');
-  await until('b to lead', async () => (await holder()) === 'b', 10_000);
+  await until('b to lead', async () => (await leaseHolder(db)) === 'b', 10_000);
   await sleep(500);
   t.deepEqual(ran, [], 'the paused queue stays paused under the new leader');
   t.deepEqual(await b.client.paused('p'), ['a']);

@@ -45,6 +45,20 @@ async function postmasterPid(pgDir: string): Promise<number | undefined> {
   }
 }
 
+/** The startNode({ handleSignals: true }) fixture (test/fixtures/signals-node.ts) on a data dir of its own; killed, with its PostgreSQL, when the test ends. */
+async function signalsNode(t: import('ava').ExecutionContext, name: string): Promise<{ node: SpawnedNode; pgDir: string }> {
+  const tmp = await tempDir(name);
+  const dataDir = path.join(tmp.dir, 'data');
+  const pgDir = path.join(dataDir, 'pg');
+  const node = spawnNode(path.join(FIXTURES, 'signals-node.ts'), { env: { SIGNALS_DATA_DIR: dataDir, PARTITA_LOG_LEVEL: 'info' } });
+  t.teardown(async () => {
+    node.kill('SIGKILL');
+    for (const pid of postgresProcessesIn(pgDir)) process.kill(pid, 'SIGKILL');
+    await tmp.cleanup();
+  });
+  return { node, pgDir };
+}
+
 interface Setup {
   dir: string;
   pgDir: string;
@@ -170,15 +184,7 @@ test.serial('kill -9 of the embedded PostgreSQL: the node that owns it starts it
 });
 
 test.serial('a startNode({ handleSignals: true }) program: SIGTERM stops the node and its embedded PostgreSQL', async (t) => {
-  const tmp = await tempDir('embedded-signals');
-  const dataDir = path.join(tmp.dir, 'data');
-  const pgDir = path.join(dataDir, 'pg');
-  const node = spawnNode(path.join(FIXTURES, 'signals-node.ts'), { env: { SIGNALS_DATA_DIR: dataDir, PARTITA_LOG_LEVEL: 'info' } });
-  t.teardown(async () => {
-    node.kill('SIGKILL');
-    for (const pid of postgresProcessesIn(pgDir)) process.kill(pid, 'SIGKILL');
-    await tmp.cleanup();
-  });
+  const { node, pgDir } = await signalsNode(t, 'embedded-signals');
   await node.waitForOutput(/^ready /m, { timeoutMs: 60_000 });
   const pgPid = (await postmasterPid(pgDir))!;
   t.true(alive(pgPid));
@@ -258,15 +264,7 @@ test.serial('started by npm (npx partita start): SIGTERM to npm kills only its s
 });
 
 test.serial('handleSignals: a SIGTERM while the node is starting (initdb) stops it as soon as it is up, database included', async (t) => {
-  const tmp = await tempDir('embedded-signals-early');
-  const dataDir = path.join(tmp.dir, 'data');
-  const pgDir = path.join(dataDir, 'pg');
-  const node = spawnNode(path.join(FIXTURES, 'signals-node.ts'), { env: { SIGNALS_DATA_DIR: dataDir, PARTITA_LOG_LEVEL: 'info' } });
-  t.teardown(async () => {
-    node.kill('SIGKILL');
-    for (const pid of postgresProcessesIn(pgDir)) process.kill(pid, 'SIGKILL');
-    await tmp.cleanup();
-  });
+  const { node, pgDir } = await signalsNode(t, 'embedded-signals-early');
   await node.waitForOutput('initialising embedded PostgreSQL data dir', { timeoutMs: 60_000 });
   node.kill('SIGTERM');
   const exit = await node.exited;

@@ -248,7 +248,7 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
   for (const [dep, range] of Object.entries(bench.dependencies)) if (dep.startsWith('@partita/')) t.is(range, lerna.version, `bench pins ${dep} to the same version`);
   const postgres = packed.find((p) => p.dir === 'postgres')!;
   const shipped = postgres.files.filter((f) => f.startsWith('sql/')).sort();
-  t.deepEqual(shipped, [...(await sqlFiles('migrations')), ...(await sqlFiles('ops'))].sort(), 'every migration and op ships');
+  t.deepEqual(shipped, [...(await sqlFiles('migrations')), ...(await sqlFiles('ops')), ...(await sqlFiles('fragments'))].sort(), 'every migration, op and fragment ships');
   for (const p of packed.filter((x) => x.dir !== 'postgres')) t.false(p.files.some((f) => f.startsWith('sql/')), `${p.name} has no sql/`);
   // The node (cli → runtime → postgres-embedded) starts an embedded PostgreSQL when no postgres: is
   // configured; the PostgreSQL binaries come only with that package, never with the client.

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
-import { ValidationError } from '@partita/core';
+import { PartitaError, ValidationError } from '@partita/core';
 
 const SQL_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -12,8 +12,46 @@ export function assertSchemaName(schema: string): void {
   }
 }
 
-function render(text: string, schema: string): string {
-  return text.replaceAll('{{schema_raw}}', schema).replaceAll('{{schema}}', `"${schema}"`);
+function render(text: string, schema: string, file: string): string {
+  const rendered = text.replaceAll('{{schema_raw}}', schema).replaceAll('{{schema}}', `"${schema}"`);
+  const left = /\{\{[^}]*\}\}/.exec(rendered);
+  if (left) {
+    throw new PartitaError('SQL_TEMPLATE', `${file}: ${left[0]} is not a placeholder the SQL loader knows; the package's sql folder is damaged or out of date, reinstall @partita/postgres`);
+  }
+  return rendered;
+}
+
+const INCLUDE = /^([ \t]*)(.*?)\{\{>\s*([a-z0-9_]+)\s*\}\}/gm;
+
+/**
+ * Fragments: a condition several ops repeat word for word (the job filter of the listing and the
+ * bulk operations) is kept once, in sql/fragments/NAME.sql, and an op writes `{{> NAME}}` where
+ * it stands, so each op is still one whole statement in one file. The fragment goes in as one
+ * parenthesised expression (so an OR next to it cannot split it), without its leading comment
+ * lines, at load time: the prepared text is the same as if it were written out. Fragments do not
+ * include fragments, and migrations take none: an applied migration must never change because a
+ * fragment did.
+ */
+function includeFragments(text: string, file: string, sqlDir: string): string {
+  return text.replace(INCLUDE, (_include, indent: string, before: string, name: string) => {
+    let fragment: string;
+    try {
+      fragment = readFileSync(`${sqlDir}fragments/${name}.sql`, 'utf8');
+    } catch (cause) {
+      throw new PartitaError('SQL_TEMPLATE', `${file}: includes {{> ${name}}} but sql/fragments/${name}.sql cannot be read; the package's sql folder is damaged or out of date, reinstall @partita/postgres`, { cause });
+    }
+    const lines = fragment.trimEnd().split('\n');
+    while (lines.length > 0 && /^\s*(--.*)?$/.test(lines[0]!)) lines.shift();
+    if (lines.length === 0) {
+      throw new PartitaError('SQL_TEMPLATE', `${file}: sql/fragments/${name}.sql has no SQL in it; the package's sql folder is damaged, reinstall @partita/postgres`);
+    }
+    return `${indent}${before}(${lines.join(`\n${indent}${' '.repeat(before.length + 1)}`)})`;
+  });
+}
+
+/** An op's text as it is prepared: fragments from `sqlDir` included, then the schema filled in. */
+export function renderOp(text: string, file: string, schema: string, sqlDir: string = SQL_DIR): string {
+  return render(includeFragments(text, file, sqlDir), schema, file);
 }
 
 export interface Migration {
@@ -30,7 +68,7 @@ export function loadMigrations(schema: string): Migration[] {
     .map((file) => ({
       version: Number(file.slice(0, 4)),
       name: file.slice(5, -4),
-      sql: render(readFileSync(dir + file, 'utf8'), schema),
+      sql: render(readFileSync(dir + file, 'utf8'), schema, `sql/migrations/${file}`),
     }));
 }
 
@@ -96,7 +134,7 @@ export function loadOps(schema: string): Record<OpName, Statement> {
   const ops = {} as Record<OpName, Statement>;
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql'))) {
     const op = file.slice(0, -4) as OpName;
-    const text = render(readFileSync(dir + file, 'utf8'), schema);
+    const text = renderOp(readFileSync(dir + file, 'utf8'), `sql/ops/${file}`, schema);
     const digest = createHash('sha1').update(text).digest('hex').slice(0, 10);
     ops[op] = { name: `partita_${op}_${digest}`, text };
   }

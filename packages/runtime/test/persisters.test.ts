@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { PostgresGlobalState, migrate } from '@partita/postgres';
-import { ConfigError, PersisterError, StaleEpochError, ValidationError, createLogger, silentLogger } from '@partita/core';
+import { ConfigError, PersisterError, StaleEpochError, ValidationError, silentLogger } from '@partita/core';
 import {
   FilePersister,
   PostgresPersister,
@@ -16,7 +16,7 @@ import {
 import { emptySnapshot } from '../src/global/types.js';
 // From the package's public surface: a persister module written by a user types itself with these.
 import type { GlobalSnapshot, Persister } from '@partita/runtime';
-import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
+import { capturingLogger, freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const logger = silentLogger();
@@ -39,21 +39,6 @@ async function tempDir(t: import('ava').ExecutionContext): Promise<string> {
 }
 
 const readJson = async (file: string) => JSON.parse(await readFile(file, 'utf8'));
-
-/** A logger whose records (parsed) end up in `lines`. */
-function capturingLogger() {
-  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = createLogger({
-    level: 'info',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
-  return { logger, lines };
-}
 
 // ── file persister ────────────────────────────────────────────────────────────────────────────
 

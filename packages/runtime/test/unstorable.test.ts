@@ -1,7 +1,8 @@
 import test from 'ava';
 import { defineJob } from '@partita/runtime';
-import { JobFailedError, createLogger } from '@partita/core';
+import { JobFailedError } from '@partita/core';
 import { cluster, sleep, until, type Cluster } from './helpers.js';
+import { capturingLogger } from '../../../test/helpers/index.js';
 
 // A result the database cannot hold used to fail its whole completion batch, which was retried for
 // ever: every later outcome of the partition waited behind it and stop never finished. These run a
@@ -24,20 +25,6 @@ async function stopsWithin(c: Cluster, ms: number): Promise<number> {
   const outcome = await Promise.race([stopped.then(() => 'stopped' as const), sleep(ms).then(() => 'hung' as const)]);
   if (outcome === 'hung') throw new Error(`node.stop() did not finish within ${ms} ms`);
   return Date.now() - started;
-}
-
-function capturingLogger() {
-  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const logger = createLogger({
-    level: 'warn',
-    hooks: {
-      streamWrite(line: string) {
-        lines.push(JSON.parse(line));
-        return '';
-      },
-    },
-  });
-  return { logger, lines };
 }
 
 test('a result JSON cannot hold fails only its own job, naming the path; the rest of the flush completes and stop finishes', async (t) => {
@@ -112,7 +99,7 @@ test('an attempt whose result cannot be stored is retried like any failure, and 
 test('a progress value JSON cannot hold is dropped with a warning naming its path; the job and its later progress go on', async (t) => {
   const c = await cluster('unstorable_progress');
   try {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturingLogger('warn');
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const reporter = defineJob({
@@ -182,7 +169,7 @@ test('an outcome Postgres refuses however it is recorded is dropped to lease exp
   try {
     const doomed = defineJob({ type: 'doomed', maxAttempts: 1, perform: () => ({ fine: true }) });
     const good = defineJob<{ i: number }>({ type: 'good', perform: (p) => p.i });
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturingLogger('warn');
     const node = await c.start({ partitions: oneQueue(), jobs: [doomed, good], engine, logger });
     // No outcome of a 'doomed' job can land in history: its completion is refused, then its failure,
     // then the failure with the stand-in error.
@@ -219,7 +206,7 @@ test('a batch statement that fails for a while is written again alone: its batch
       },
       onSuccess: (result) => void successes.push(result),
     });
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturingLogger('warn');
     // A short lock timeout turns a row lock held below into a transient failure of the one statement that needs the row.
     const postgres = { connectionString: c.db.url, lock_timeout: 200 };
     const node = await c.start({ partitions: oneQueue(), jobs: [job], engine, logger, postgres } as Parameters<Cluster['start']>[0]);

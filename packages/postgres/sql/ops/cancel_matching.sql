@@ -10,12 +10,7 @@
 WITH target AS (
   SELECT id, state FROM {{schema}}.jobs
   WHERE NOT cancel_requested
-    AND ($1::text IS NULL OR partition = $1)
-    AND ($2::text IS NULL OR queue = $2)
-    AND ($3::text IS NULL OR type = $3)
-    AND ($4::uuid IS NULL OR id < $4)
-    AND ($5::uuid[] IS NULL OR id = ANY($5))
-    AND ($6::jsonb IS NULL OR lookup_index @> $6)
+    AND {{> job_filter}}
     AND ($7::text[] IS NULL OR {{schema}}.shown_state(state, run_at, partition, execution_key, id) = ANY($7))
   ORDER BY id DESC
   LIMIT $8

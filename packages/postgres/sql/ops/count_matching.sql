@@ -8,21 +8,11 @@ SELECT state, count(*)::integer AS count FROM (
   FROM {{schema}}.jobs
   WHERE ($7::text[] IS NULL OR cardinality($7) > 0)
     AND NOT ($9::boolean AND cancel_requested)
-    AND ($1::text IS NULL OR partition = $1)
-    AND ($2::text IS NULL OR queue = $2)
-    AND ($3::text IS NULL OR type = $3)
-    AND ($4::uuid IS NULL OR id < $4)
-    AND ($5::uuid[] IS NULL OR id = ANY($5))
-    AND ($6::jsonb IS NULL OR lookup_index @> $6)
+    AND {{> job_filter}}
   UNION ALL
   SELECT state FROM {{schema}}.jobs_history
   WHERE ($8::text[] IS NULL OR (cardinality($8) > 0 AND state = ANY($8)))
-    AND ($1::text IS NULL OR partition = $1)
-    AND ($2::text IS NULL OR queue = $2)
-    AND ($3::text IS NULL OR type = $3)
-    AND ($4::uuid IS NULL OR id < $4)
-    AND ($5::uuid[] IS NULL OR id = ANY($5))
-    AND ($6::jsonb IS NULL OR lookup_index @> $6)
+    AND {{> job_filter}}
 ) matching
 WHERE $7::text[] IS NULL OR state = ANY($7) OR state IN ('completed', 'failed', 'cancelled')
 GROUP BY state
