@@ -7,7 +7,7 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { defineJob } from '@partita/runtime';
-import { freshSchema, natsUrl, type SpawnedNode, tempDataDir } from './helpers/index.js';
+import { freshSchema, type SpawnedNode } from './helpers/index.js';
 import { FIXTURES, cliJson as json, nodeForCli, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult, type NodeForCli } from './fixtures/cli.js';
 
 const COMMANDS = ['start', 'demo', 'enqueue', 'status', 'job', 'jobs', 'cancel', 'retry', 'pause', 'resume', 'paused', 'throttle', 'roll-call', 'migrate'];
