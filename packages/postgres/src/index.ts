@@ -22,6 +22,7 @@ export {
   type BulkOperation,
   type RetryOutcome,
   type BulkCancelOutcome,
+  type Tx,
 } from './store.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';
