@@ -23,6 +23,7 @@ export {
   type RetryOutcome,
   type BulkCancelOutcome,
   type Tx,
+  isRowRefusal,
 } from './store.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';

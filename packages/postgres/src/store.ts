@@ -1237,7 +1237,8 @@ function recorded(ids: Iterable<string>, refused: Map<string, string>): Recorded
  * a value too long, an encoding error), an integrity constraint violation (23), or a value over a
  * size limit (54000). Splitting the batch isolates such a row; retrying it whole never helps.
  */
-function isRowRefusal(err: unknown): err is pg.DatabaseError {
+/** A statement the database refused for a value in one of its rows (data exception, constraint, too complex). */
+export function isRowRefusal(err: unknown): err is pg.DatabaseError {
   if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
   return err.code.startsWith('22') || err.code.startsWith('23') || err.code === '54000';
 }
