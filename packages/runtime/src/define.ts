@@ -88,7 +88,7 @@ export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
    * Retried attempts do not reach it. Unlike onSuccess/onFailed, which run after the commit and
    * may be lost to a crash, it cannot run without the outcome being recorded, nor the other way round.
    */
-  continuation?: Continuation<P, R>;
+  continuation?(tx: Tx, jobs: FinishedJob<P, R>[]): void | Promise<void>;
 }
 
 export type JobDefinitionInput<P, R> = Omit<JobDefinition<P, R>, 'queue'> & { queue?: string };

@@ -261,7 +261,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   );
   /** Job type → its continuations (the definition's first, then plugins'); empty: every flush takes the plain path. */
   const continuationsByType = new Map<string, { name: string; run: Continuation }[]>();
-  for (const [type, def] of definitions) if (def.continuation) continuationsByType.set(type, [{ name: `${type}.continuation`, run: def.continuation }]);
+  for (const [type, def] of definitions) if (def.continuation) continuationsByType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
   for (const c of options.continuations ?? []) {
     for (const type of c.types) continuationsByType.set(type, [...(continuationsByType.get(type) ?? []), { name: c.name, run: c.run }]);
   }
