@@ -46,7 +46,7 @@ test('a continuation that enqueues a follow-up commits it once per completion, b
     await until('every parent and child completed', async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) === 2 * N, 30_000);
     const children = await db.pool.query(`SELECT payload->>'parent' AS parent FROM "${db.schema}".jobs_history WHERE type = 'child'`);
     t.is(children.rowCount, N, 'exactly one follow-up per completed parent');
-    t.deepEqual(new Set(children.rows.map((r) => r.parent)), new Set(ids));
+    t.deepEqual(children.rows.map((r) => r.parent).sort(), [...ids].sort());
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs`), 0);
     t.is(await count(`SELECT count(DISTINCT job) AS n FROM "${db.schema}".audit WHERE state = 'completed'`), N);
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".audit`), N);
@@ -126,7 +126,7 @@ test('a continuation that always throws for one job fails only that job, with it
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE type = 'parent' AND state = 'completed'`), N - 1);
     const children = await db.pool.query(`SELECT payload->>'parent' AS parent FROM "${db.schema}".jobs_history WHERE type = 'child'`);
     t.is(children.rowCount, N - 1, 'one follow-up per completed parent, none for the failed one');
-    t.deepEqual(new Set(children.rows.map((r) => r.parent)), new Set(ids.filter((id) => id !== badId)));
+    t.deepEqual(children.rows.map((r) => r.parent).sort(), ids.filter((id) => id !== badId).sort());
   } finally {
     await c.close();
   }
