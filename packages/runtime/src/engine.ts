@@ -716,7 +716,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     // Final outcomes of types with continuations are written in a transaction of their own, with
     // them; the rest of the batch takes the plain statements, as when no type has one.
     const continued = continuationsByType.size === 0 ? undefined : continuedPart(batch);
-    const plain = continued ? { ...batch, completions: batch.completions.filter((c) => !continued.completions.includes(c)), failures: batch.failures.filter((f) => !continued.failures.includes(f)) } : batch;
+    const inContinued = continued && new Set<unknown>([...continued.completions, ...continued.failures]);
+    const plain = inContinued ? { ...batch, completions: batch.completions.filter((c) => !inContinued.has(c)), failures: batch.failures.filter((f) => !inContinued.has(f)) } : batch;
     const work = Promise.allSettled([
       store.complete(nodeId, completionItems(plain.completions)),
       store.fail(nodeId, failureItems(plain.failures)),
