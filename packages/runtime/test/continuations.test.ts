@@ -155,3 +155,34 @@ test('a continuation sees final failures and cancels, not retried attempts', asy
     await c.close();
   }
 });
+
+test('only outcomes the store accepted reach the continuation: a job whose lease another node took gets no follow-up', async (t) => {
+  const c = await cluster('cont_lease');
+  try {
+    const { db } = c;
+    const seen: string[] = [];
+    const parent = defineJob<{ stolen: boolean }>({
+      type: 'parent',
+      async perform(p, ctx) {
+        // Another node took the job over while it ran (as a rescue would): this node's completion is refused.
+        if (p.stolen) await db.pool.query(`UPDATE "${db.schema}".jobs SET locked_by = 'node-x' WHERE id = $1`, [ctx.id]);
+        return 'done';
+      },
+      async continuation(tx, jobs) {
+        seen.push(...jobs.map((j) => j.id));
+        await tx.enqueue(jobs.map((j) => ({ partition: j.partition, type: 'child', payload: { parent: j.id } })));
+      },
+    });
+    const node = await c.start({ partitions: oneQueue, jobs: [parent, child], engine });
+    const { ids } = await node.client.enqueueMany('p', [{ type: 'parent', payload: { stolen: true } }, { type: 'parent', payload: { stolen: false } }]);
+    const [stolen, kept] = ids as [string, string];
+    const count = async (sql: string, values: unknown[] = []) => Number((await db.pool.query(sql, values)).rows[0].n);
+    await until('the kept parent and its child completed', async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) === 2, 30_000);
+    await node.stop({ graceMs: 500 });
+    t.deepEqual(seen, [kept]);
+    t.like((await db.pool.query(`SELECT state, locked_by FROM "${db.schema}".jobs WHERE id = $1`, [stolen])).rows[0], { state: 'running', locked_by: 'node-x' });
+    t.is(await count(`SELECT count(*) AS n FROM (SELECT payload FROM "${db.schema}".jobs_history UNION ALL SELECT payload FROM "${db.schema}".jobs) j WHERE payload->>'parent' = $1`, [stolen]), 0);
+  } finally {
+    await c.close();
+  }
+});
