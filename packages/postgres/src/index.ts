@@ -24,6 +24,8 @@ export {
   type BulkCancelOutcome,
   type ControlChange,
   type ControlRow,
+  type Tx,
+  isRowRefusal,
 } from './store.js';
 export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
 export { migrate } from './migrate.js';

@@ -228,6 +228,19 @@ export interface BulkCancelOutcome extends CancelOutcome {
 }
 
 /**
+ * One transaction of JobStore.withTransaction: ops given it run on its connection and commit or
+ * roll back together. Valid only while the function given to withTransaction runs.
+ */
+export interface Tx {
+  /** The transaction's connection (checked out of the store's pool). */
+  readonly client: pg.PoolClient;
+  /** Runs SQL in the transaction; `{{schema}}` in the text is the store's schema. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** JobStore.enqueue inside the transaction: the jobs exist only if it commits. */
+  enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
+}
+
+/**
  * The durable job store: every Postgres round trip Partita makes goes through here, each one a
  * SQL file in sql/ops. Batch in, batch out: callers group work, this class never loops per job.
  */
@@ -314,6 +327,34 @@ export class JobStore {
     if (this.ownsPool) await Promise.all([this.pool.end(), this.onePlanPool.end()]);
   }
 
+  /**
+   * Runs `fn` in one transaction (BEGIN … COMMIT on a connection of the pool); the ops given the
+   * `Tx` (tx.enqueue, tx.query, complete/fail with their `tx` argument) take part in it. A throw
+   * rolls everything back and rejects with it.
+   */
+  async withTransaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const tx: Tx = {
+      client,
+      query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
+        (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
+      enqueue: (jobs) => traceEnqueue(jobs, (traced) => this.insertJobs(traced, client), (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id)),
+    };
+    let broken: unknown;
+    try {
+      await client.query('BEGIN');
+      const value = await fn(tx);
+      await client.query('COMMIT');
+      return value;
+    } catch (err) {
+      // A connection that cannot even roll back is not given back to the pool for reuse.
+      await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
+      throw err;
+    } finally {
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
   private async run<R extends pg.QueryResultRow>(
     op: OpName,
     values: unknown[],
@@ -340,7 +381,8 @@ export class JobStore {
     return traceEnqueue(jobs, (traced) => this.insertJobs(traced), (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id));
   }
 
-  private async insertJobs(jobs: NewJob[]): Promise<EnqueueOutcome[]> {
+  /** `tx`: a connection inside a transaction (withTransaction): every statement runs there. */
+  private async insertJobs(jobs: NewJob[], tx?: pg.PoolClient): Promise<EnqueueOutcome[]> {
     if (jobs.length === 0) return [];
     const now = Date.now();
     const batch = new EnqueueBatch();
@@ -352,9 +394,13 @@ export class JobStore {
     const inserted = new Set<string>();
     if (jobs.length <= ENQUEUE_CHUNK) {
       const rows = single
-        ? await this.run<{ id: string }>('enqueue_one', batch.single(), this.onePlanPool)
-        : await this.run<{ id: string }>('enqueue_batch', batch.params(0, jobs.length));
+        ? await this.run<{ id: string }>('enqueue_one', batch.single(), tx ?? this.onePlanPool)
+        : await this.run<{ id: string }>('enqueue_batch', batch.params(0, jobs.length), tx);
       for (const r of rows) inserted.add(r.id);
+    } else if (tx) {
+      for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) {
+        for (const r of await this.run<{ id: string }>('enqueue_batch', batch.params(i, Math.min(i + ENQUEUE_CHUNK, jobs.length)), tx)) inserted.add(r.id);
+      }
     } else {
       const client = await this.pool.connect();
       try {
@@ -387,7 +433,7 @@ export class JobStore {
         keysByPartition.set(partitions[i]!, keys);
       }
       for (const [partition, keys] of keysByPartition) {
-        const found = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, keys]);
+        const found = await this.run<{ queue_key: string; id: string }>('queue_key_holders', [partition, keys], tx);
         for (const h of found) holders.set(`${partition}\u0000${h.queue_key}`, h.id);
       }
       for (const i of refused) {
@@ -637,8 +683,10 @@ export class JobStore {
   /**
    * Records successes; returns the ids accepted (the rest were not this node's to complete), and
    * apart the rows refused (a result that is not JSON, or that Postgres would not store).
+   * With `tx` it writes inside that transaction, and a row Postgres refuses rejects the whole write
+   * (an aborted transaction takes no more statements, so the batch cannot be split there).
    */
-  async complete(nodeId: string, items: Completion[]): Promise<Recorded> {
+  async complete(nodeId: string, items: Completion[], tx?: Tx): Promise<Recorded> {
     const refused = new Map<string, string>();
     if (items.length === 0) return recorded([], refused);
     // The hottest write: its arrays go as array literals built here, which the driver passes
@@ -663,19 +711,18 @@ export class JobStore {
       attempts.push(c.attempt);
       results.push(element);
     }
-    const rows = await this.isolatingRows(ids, refused, (lo, hi) =>
-      this.run<{ id: string }>('complete_batch', [
-        `{${ids.slice(lo, hi).join(',')}}`,
-        `{${attempts.slice(lo, hi).join(',')}}`,
-        `{${results.slice(lo, hi).join(',')}}`,
-        nodeId,
-      ]),
-    );
+    const write = (lo: number, hi: number) =>
+      this.run<{ id: string }>(
+        'complete_batch',
+        [`{${ids.slice(lo, hi).join(',')}}`, `{${attempts.slice(lo, hi).join(',')}}`, `{${results.slice(lo, hi).join(',')}}`, nodeId],
+        tx?.client,
+      );
+    const rows = tx ? await write(0, ids.length) : await this.isolatingRows(ids, refused, write);
     return recorded(rows.map((r) => r.id), refused);
   }
 
-  /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. */
-  async fail(nodeId: string, items: Failure[]): Promise<Recorded> {
+  /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
+  async fail(nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {
     const refused = new Map<string, string>();
     if (items.length === 0) return recorded([], refused);
     const ids = items.map((f) => f.id);
@@ -683,16 +730,13 @@ export class JobStore {
     const errors = items.map((f) => (f.error ? JSON.stringify(f.error) : null));
     const retryAts = items.map((f) => (f.retryAt ? f.retryAt.toISOString() : null));
     const finalStates = items.map((f) => f.finalState ?? 'failed');
-    const rows = await this.isolatingRows(ids, refused, (lo, hi) =>
-      this.run<{ id: string }>('fail_batch', [
-        ids.slice(lo, hi),
-        attempts.slice(lo, hi),
-        errors.slice(lo, hi),
-        retryAts.slice(lo, hi),
-        finalStates.slice(lo, hi),
-        nodeId,
-      ]),
-    );
+    const write = (lo: number, hi: number) =>
+      this.run<{ id: string }>(
+        'fail_batch',
+        [ids.slice(lo, hi), attempts.slice(lo, hi), errors.slice(lo, hi), retryAts.slice(lo, hi), finalStates.slice(lo, hi), nodeId],
+        tx?.client,
+      );
+    const rows = tx ? await write(0, ids.length) : await this.isolatingRows(ids, refused, write);
     return recorded(rows.map((r) => r.id), refused);
   }
 
@@ -1267,7 +1311,8 @@ function recorded(ids: Iterable<string>, refused: Map<string, string>): Recorded
  * a value too long, an encoding error), an integrity constraint violation (23), or a value over a
  * size limit (54000). Splitting the batch isolates such a row; retrying it whole never helps.
  */
-function isRowRefusal(err: unknown): err is pg.DatabaseError {
+/** A statement the database refused for a value in one of its rows (data exception, constraint, too complex). */
+export function isRowRefusal(err: unknown): err is pg.DatabaseError {
   if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
   return err.code.startsWith('22') || err.code.startsWith('23') || err.code === '54000';
 }

@@ -1,4 +1,5 @@
-import { NAME_PATTERN, ValidationError, parseKeyTemplate, type JobSpec, type Logger } from '@partita/core';
+import { NAME_PATTERN, ValidationError, parseKeyTemplate, type JobError, type JobSpec, type Logger } from '@partita/core';
+import type { Tx } from '@partita/postgres';
 
 export interface JobContext {
   id: string;
@@ -11,6 +12,40 @@ export interface JobContext {
   logger: Logger;
   /** Records progress (stored with the job, batched); later also published as a job event. */
   progress(value: unknown): void;
+}
+
+/** A job whose final outcome a continuation sees, recorded in the transaction it runs in. */
+export interface FinishedJob<P = any, R = any> {
+  id: string;
+  type: string;
+  partition: string;
+  queue: string;
+  payload: P;
+  /** The attempt that ended the job. */
+  attempt: number;
+  state: 'completed' | 'failed' | 'cancelled';
+  /** Completed jobs: what perform returned. */
+  result?: R;
+  /** Failed and cancelled jobs: the last attempt's error (null: cancelled before it ran). */
+  error?: JobError | null;
+}
+
+/**
+ * Runs inside the transaction that records a batch of final outcomes (completed, failed for good,
+ * cancelled), with the jobs of that batch it was attached to: what it writes through `tx`
+ * (tx.enqueue, tx.query) commits together with those outcomes, exactly once. A throw rolls the
+ * outcomes back too; they are written again after a backoff, and a job whose continuation still
+ * throws after a few tries fails on its own with that error (its continuation is not run again).
+ * It holds the jobs' rows locked while it runs: keep it to a few statements.
+ */
+export type Continuation<P = any, R = any> = (tx: Tx, jobs: FinishedJob<P, R>[]) => void | Promise<void>;
+
+/** A continuation attached by a plugin (the engine's `continuations` option) to some job types. */
+export interface OutcomeContinuation {
+  /** Names it in logs and in the error a job fails with when it keeps throwing. */
+  name: string;
+  types: readonly string[];
+  run: Continuation;
 }
 
 export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
@@ -47,6 +82,13 @@ export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
    * node's prefetch) never runs and gets no onCancel.
    */
   onCancel?(payload: P, ctx: JobContext): void | Promise<void>;
+  /**
+   * Runs in the same transaction as the recording of this type's final outcomes, once per batch
+   * (see Continuation): for follow-up jobs and rows that must exist exactly when the outcome does.
+   * Retried attempts do not reach it. Unlike onSuccess/onFailed, which run after the commit and
+   * may be lost to a crash, it cannot run without the outcome being recorded, nor the other way round.
+   */
+  continuation?(tx: Tx, jobs: FinishedJob<P, R>[]): void | Promise<void>;
 }
 
 export type JobDefinitionInput<P, R> = Omit<JobDefinition<P, R>, 'queue'> & { queue?: string };
@@ -85,7 +127,7 @@ export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): Jo
       throw new ValidationError("must be a template such as 'invoice:{invoice}' or a function (payload) => key", `${what}.${key}`);
     }
   }
-  for (const hook of ['onSuccess', 'onError', 'onFailed', 'onCancel'] as const) {
+  for (const hook of ['onSuccess', 'onError', 'onFailed', 'onCancel', 'continuation'] as const) {
     if (input[hook] !== undefined && typeof input[hook] !== 'function') throw new ValidationError('must be a function', `${what}.${hook}`);
   }
   return Object.freeze({ ...input, queue, ...(backoff ? { backoff: { ...backoff } } : {}) });

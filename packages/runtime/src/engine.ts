@@ -10,8 +10,8 @@ import {
   type Logger,
   type RateLimitConfig,
 } from '@partita/core';
-import type { ClaimedJob, JobStore, RateLimitedClaimRequest, RateLimitOutcome } from '@partita/postgres';
-import { backoffDelay, type ResolvedJobDefinition } from './define.js';
+import { isRowRefusal, type ClaimedJob, type JobStore, type RateLimitedClaimRequest, type RateLimitOutcome, type Recorded } from '@partita/postgres';
+import { backoffDelay, type Continuation, type FinishedJob, type OutcomeContinuation, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
 import { effectiveControl, stoppedQueues } from './quorum.js';
@@ -58,6 +58,8 @@ export interface EngineOptions {
    */
   idle?: (queues: { queue: string; free: number }[]) => void;
   metrics?: Metrics;
+  /** Continuations of plugins, run in the transaction of their types' final outcomes (see Continuation). */
+  continuations?: readonly OutcomeContinuation[];
 }
 
 export type EngineEventKind = 'started' | 'progress' | 'completed' | 'failed' | 'retrying' | 'cancelled';
@@ -171,11 +173,22 @@ interface PendingFailure {
   neverStarted?: boolean;
   /** Its own error was refused by Postgres and replaced with one that says so; refused again, it is dropped. */
   replacedError?: boolean;
+  /** Transactions of its continuations that rolled back because one threw (or Postgres refused a row). */
+  continuationTries?: number;
+  /** Its continuation kept throwing: this failure, which says so, is recorded without it. */
+  skipContinuation?: boolean;
+}
+
+interface PendingCompletion {
+  job: ClaimedJob;
+  result: unknown;
+  /** The result's JSON text, checked by the worker. */
+  json?: string;
+  continuationTries?: number;
 }
 
 interface FlushBatch {
-  /** `json`: the result's JSON text, checked by the worker. */
-  completions: { job: ClaimedJob; result: unknown; json?: string }[];
+  completions: PendingCompletion[];
   failures: PendingFailure[];
   releases: ClaimedJob[];
   /** Job id → the latest progress value's JSON text. */
@@ -189,6 +202,25 @@ interface Accepted {
   cancelled: Set<string>;
   /** Rows Postgres refused (id → why); the rest of their batch was recorded. */
   refused: { completions: Map<string, string>; failures: Map<string, string>; releases: Map<string, string>; progress: Map<string, string> };
+  /** Jobs whose continuation kept throwing (id → its error): nothing of theirs was recorded. */
+  offending: Map<string, unknown>;
+}
+
+/**
+ * Transactions a job's continuation may roll back before its batch is split to find the job that
+ * throws: a throw that clears (a conflict, a restart) gets these tries with backoff first.
+ */
+const CONTINUATION_TRIES = 3;
+
+/** A continuation threw: what rolled its transaction back (`cause`) was the continuation's, not the store's. */
+class ContinuationThrew extends Error {
+  constructor(
+    readonly continuation: string,
+    override readonly cause: unknown,
+  ) {
+    super(`continuation ${continuation} threw: ${describeError(cause).message}`);
+    this.name = 'ContinuationThrew';
+  }
 }
 
 const CLAIM_BACKOFF_MIN_MS = 100;
@@ -229,6 +261,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       { concurrency: q.concurrency, ...(q.rateLimit ? { rateLimit: { ...q.rateLimit, tokensLeft: null, held: 0, readyAt: 0 } } : {}), running: 0, buffer: [], claiming: 0, keyed: false, finished: 0, sampledAt: Date.now(), rate: 0, advert: { free: 0, at: 0, handedOff: 0 } },
     ]),
   );
+  /** Job type → its continuations (the definition's first, then plugins'); empty: every flush takes the plain path. */
+  const continuationsByType = new Map<string, { name: string; run: Continuation }[]>();
+  for (const [type, def] of definitions) if (def.continuation) continuationsByType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
+  for (const c of options.continuations ?? []) {
+    for (const type of c.types) continuationsByType.set(type, [...(continuationsByType.get(type) ?? []), { name: c.name, run: c.run }]);
+  }
   const tracked = new Map<string, Tracked>();
   /** Ids of the latest hand-offs, oldest first (a Set keeps insertion order). */
   const handedOffIds = new Set<string>();
@@ -678,23 +716,27 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const flushStarted = performance.now();
     const flushSize = batch.completions.length + batch.failures.length + batch.releases.length + batch.progress.size;
     const traced = traceComplete(partition, batch.completions, batch.failures);
+    // Final outcomes of types with continuations are written in a transaction of their own, with
+    // them; the rest of the batch takes the plain statements, as when no type has one.
+    const continued = continuationsByType.size === 0 ? undefined : continuedPart(batch);
+    const inContinued = continued && new Set<unknown>([...continued.completions, ...continued.failures]);
+    const plain = inContinued ? { ...batch, completions: batch.completions.filter((c) => !inContinued.has(c)), failures: batch.failures.filter((f) => !inContinued.has(f)) } : batch;
     const work = Promise.allSettled([
-      store.complete(nodeId, batch.completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }))),
-      store.fail(
-        nodeId,
-        batch.failures.map((f) => ({
-          id: f.job.id,
-          attempt: f.job.attempt,
-          error: f.error,
-          ...(f.retryAt ? { retryAt: f.retryAt } : {}),
-          ...(f.finalState ? { finalState: f.finalState } : {}),
-        })),
-      ),
+      store.complete(nodeId, completionItems(plain.completions)),
+      store.fail(nodeId, failureItems(plain.failures)),
       store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt, executionKey: j.executionKey }))),
       store.updateProgress(nodeId, [...batch.progress].map(([id, json]) => ({ id, progress: undefined, json }))),
+      continued && writeContinued(continued.completions, continued.failures),
     ]);
-    void work.then(([completed, failed, released, progress]) => {
-      if (completed.status === 'rejected' && failed.status === 'rejected' && released.status === 'rejected' && progress.status === 'rejected') {
+    void work.then(([completed, failed, released, progress, continuedWrite]) => {
+      if (
+        completed.status === 'rejected' &&
+        failed.status === 'rejected' &&
+        released.status === 'rejected' &&
+        progress.status === 'rejected' &&
+        (continued === undefined || continuedWrite.status === 'rejected')
+      ) {
+        if (continued) countContinuationTry(continued, continuedWrite.status === 'rejected' ? continuedWrite.reason : undefined);
         options.metrics?.flushFailed(partition);
         traced?.end(completed.reason);
         self.cast({ t: 'flushFailed', batch, error: completed.reason });
@@ -707,17 +749,38 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const written = emptyBatch();
       const unwritten = emptyBatch();
       let error: unknown;
-      const accepted: Accepted = { completed: new Set(), failed: new Set(), cancelled: new Set(), refused: { completions: none, failures: none, releases: none, progress: none } };
+      const accepted: Accepted = {
+        completed: new Set(),
+        failed: new Set(),
+        cancelled: new Set(),
+        refused: { completions: none, failures: none, releases: none, progress: none },
+        offending: new Map(),
+      };
       if (completed.status === 'fulfilled') {
-        written.completions = batch.completions;
+        written.completions = plain.completions;
         accepted.completed = completed.value;
         accepted.refused.completions = completed.value.refused;
-      } else [unwritten.completions, error] = [batch.completions, completed.reason];
+      } else [unwritten.completions, error] = [plain.completions, completed.reason];
       if (failed.status === 'fulfilled') {
-        written.failures = batch.failures;
+        written.failures = plain.failures;
         accepted.failed = failed.value;
         accepted.refused.failures = failed.value.refused;
-      } else [unwritten.failures, error] = [batch.failures, failed.reason];
+      } else [unwritten.failures, error] = [plain.failures, failed.reason];
+      if (continued && continuedWrite.status === 'fulfilled' && continuedWrite.value) {
+        const { completed: c, failed: f, offending } = continuedWrite.value;
+        written.completions = written.completions.concat(continued.completions);
+        written.failures = written.failures.concat(continued.failures);
+        accepted.completed = new Set([...accepted.completed, ...c]);
+        accepted.failed = new Set([...accepted.failed, ...f]);
+        accepted.refused.completions = new Map([...accepted.refused.completions, ...c.refused]);
+        accepted.refused.failures = new Map([...accepted.refused.failures, ...f.refused]);
+        accepted.offending = offending;
+      } else if (continued && continuedWrite.status === 'rejected') {
+        countContinuationTry(continued, continuedWrite.reason);
+        unwritten.completions = unwritten.completions.concat(continued.completions);
+        unwritten.failures = unwritten.failures.concat(continued.failures);
+        error = continuedWrite.reason;
+      }
       if (released.status === 'fulfilled') {
         written.releases = batch.releases;
         accepted.cancelled = released.value.cancelled;
@@ -731,6 +794,104 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       else options.metrics?.flushFailed(partition);
       traced?.end(error);
       self.cast({ t: 'flushed', batch: written, accepted, ...(error === undefined ? {} : { unwritten: { batch: unwritten, error } }) });
+    });
+  }
+
+  function completionItems(completions: PendingCompletion[]) {
+    return completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }));
+  }
+
+  function failureItems(failures: PendingFailure[]) {
+    return failures.map((f) => ({
+      id: f.job.id,
+      attempt: f.job.attempt,
+      error: f.error,
+      ...(f.retryAt ? { retryAt: f.retryAt } : {}),
+      ...(f.finalState ? { finalState: f.finalState } : {}),
+    }));
+  }
+
+  /** The batch's final outcomes whose type has a continuation; undefined when there are none. */
+  function continuedPart(batch: FlushBatch): { completions: PendingCompletion[]; failures: PendingFailure[] } | undefined {
+    const completions = batch.completions.filter((c) => continuationsByType.has(c.job.type));
+    const failures = batch.failures.filter((f) => !f.retryAt && !f.skipContinuation && continuationsByType.has(f.job.type));
+    return completions.length + failures.length === 0 ? undefined : { completions, failures };
+  }
+
+  /** A rollback caused by the jobs themselves (a continuation threw, a row refused) counts toward splitting their batch. */
+  function countContinuationTry(part: { completions: PendingCompletion[]; failures: PendingFailure[] }, error: unknown): void {
+    if (!(error instanceof ContinuationThrew) && !isRowRefusal(error)) return;
+    for (const entry of [...part.completions, ...part.failures]) entry.continuationTries = (entry.continuationTries ?? 0) + 1;
+  }
+
+  /**
+   * Writes outcomes with their continuations in one transaction. Once a job has rolled back
+   * CONTINUATION_TRIES of them, the outcomes are written in halves, each in its own transaction,
+   * until each job whose continuation still throws stands alone: those land in `offending`, the
+   * others commit (a transaction writes all of its part or nothing, so no outcome is written twice).
+   */
+  async function writeContinued(
+    completions: PendingCompletion[],
+    failures: PendingFailure[],
+  ): Promise<{ completed: Recorded; failed: Recorded; offending: Map<string, unknown> }> {
+    const offending = new Map<string, unknown>();
+    const entries: (PendingCompletion | PendingFailure)[] = [...completions, ...failures];
+    if (!entries.some((e) => (e.continuationTries ?? 0) >= CONTINUATION_TRIES)) return { ...(await continuedTransaction(completions, failures)), offending };
+    const completed = Object.assign(new Set<string>(), { refused: new Map<string, string>() });
+    const failed = Object.assign(new Set<string>(), { refused: new Map<string, string>() });
+    const isCompletion = new Set<unknown>(completions);
+    const write = async (part: (PendingCompletion | PendingFailure)[]): Promise<void> => {
+      if (part.length === 0) return;
+      try {
+        const done = await continuedTransaction(
+          part.filter((e): e is PendingCompletion => isCompletion.has(e)),
+          part.filter((e): e is PendingFailure => !isCompletion.has(e)),
+        );
+        for (const id of done.completed) completed.add(id);
+        for (const id of done.failed) failed.add(id);
+        for (const [id, why] of done.completed.refused) completed.refused.set(id, why);
+        for (const [id, why] of done.failed.refused) failed.refused.set(id, why);
+      } catch (err) {
+        if (!(err instanceof ContinuationThrew) && !isRowRefusal(err)) throw err;
+        if (part.length === 1) {
+          offending.set(part[0]!.job.id, err);
+          return;
+        }
+        const mid = part.length >>> 1;
+        await write(part.slice(0, mid));
+        await write(part.slice(mid));
+      }
+    };
+    log.warn({ jobs: entries.length, tries: CONTINUATION_TRIES }, 'a continuation keeps rolling back its batch; writing it in parts to find the jobs it throws for');
+    await write(entries);
+    return { completed, failed, offending };
+  }
+
+  /** Records the outcomes and runs their types' continuations with the accepted ones, in one transaction. */
+  function continuedTransaction(completions: PendingCompletion[], failures: PendingFailure[]): Promise<{ completed: Recorded; failed: Recorded }> {
+    return store.withTransaction(async (tx) => {
+      const completed = await store.complete(nodeId, completionItems(completions), tx);
+      const failed = await store.fail(nodeId, failureItems(failures), tx);
+      // Only what the store accepted (this node still held the lease) reaches a continuation.
+      const byType = new Map<string, FinishedJob[]>();
+      const add = (finished: FinishedJob) => {
+        const list = byType.get(finished.type);
+        if (list) list.push(finished);
+        else byType.set(finished.type, [finished]);
+      };
+      const base = (job: ClaimedJob) => ({ id: job.id, type: job.type, partition, queue: job.queue, payload: job.payload, attempt: job.attempt });
+      for (const c of completions) if (completed.has(c.job.id)) add({ ...base(c.job), state: 'completed', result: c.result });
+      for (const f of failures) if (failed.has(f.job.id)) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error });
+      for (const [type, jobs] of byType) {
+        for (const c of continuationsByType.get(type) ?? []) {
+          try {
+            await c.run(tx, jobs);
+          } catch (err) {
+            throw new ContinuationThrew(c.name, err);
+          }
+        }
+      }
+      return { completed, failed };
     });
   }
 
@@ -750,8 +911,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       if (entry) entry.n++;
       else counts.set(key, { queue, state, n: 1 });
     };
-    const { refused } = accepted;
+    const { refused, offending } = accepted;
     for (const c of batch.completions) {
+      if (offending.has(c.job.id)) {
+        failContinuation(c.job, offending.get(c.job.id), 'failed');
+        continue;
+      }
       const why = refused.completions.get(c.job.id);
       if (why !== undefined) {
         // The worker's check passed but Postgres would not take it: the attempt fails like one whose
@@ -770,6 +935,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       if (def?.onSuccess) callback(c.job, 'onSuccess', () => def.onSuccess!(c.result, c.job.payload, hookContext(c.job)));
     }
     for (const f of batch.failures) {
+      if (offending.has(f.job.id)) {
+        failContinuation(f.job, offending.get(f.job.id), f.finalState ?? 'failed');
+        continue;
+      }
       const why = refused.failures.get(f.job.id);
       if (why !== undefined) {
         if (f.replacedError) {
@@ -830,6 +999,18 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       more = true;
       maybeClaim();
     }
+  }
+
+  /**
+   * A job whose continuation kept throwing: its attempt ends with that error, recorded without the
+   * continuation, so its batch-mates (committed without it) and later batches are not held up.
+   */
+  function failContinuation(job: ClaimedJob, err: unknown, finalState: 'failed' | 'cancelled'): void {
+    const cause = err instanceof ContinuationThrew ? err.cause : err;
+    const message = err instanceof ContinuationThrew ? err.message : `Postgres refused to record its outcome: ${describeError(err).message}`;
+    log.error({ jobId: job.id, attempt: job.attempt, err: message }, 'the continuation of this job keeps failing; failing the job without it');
+    const error: JobError = { ...jobError(job, cause), message };
+    pending.failures.push({ job, error, cause, finalState, skipContinuation: true });
   }
 
   function onFlushFailed(batch: FlushBatch, error: unknown): void {

@@ -1,4 +1,14 @@
-export { defineJob, backoffDelay, type JobDefinition, type JobDefinitionInput, type JobContext, type ResolvedJobDefinition } from './define.js';
+export {
+  defineJob,
+  backoffDelay,
+  type JobDefinition,
+  type JobDefinitionInput,
+  type JobContext,
+  type ResolvedJobDefinition,
+  type Continuation,
+  type FinishedJob,
+  type OutcomeContinuation,
+} from './define.js';
 export { startNode, type PartitaNode, type NodeOptions, type PartitionOptions } from './node.js';
 export { importJobs as loadJobsModule } from './options.js';
 export type { EngineStats } from './engine.js';

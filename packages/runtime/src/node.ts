@@ -193,6 +193,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
             events: publishEvent,
             metrics,
             claimable: (queues) => publishWake(partition, queues),
+            ...(options.continuations ? { continuations: options.continuations } : {}),
             idle: (queues) => {
               for (const { queue, free } of queues) {
                 const advert: IdleAdvert = { node: nodeId, leaseMs: settings.leaseMs, free };

@@ -9,7 +9,7 @@ import {
   type PartitaConfigInput,
 } from '@partita/core';
 import type { PgOptions } from '@partita/postgres';
-import type { JobDefinition } from './define.js';
+import type { JobDefinition, OutcomeContinuation } from './define.js';
 import { describeImportError, importUserModule } from './modules.js';
 import type { SignalHandling } from './signals.js';
 
@@ -40,6 +40,8 @@ export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs
    * signals to the program (call node.stop() yourself); the CLI's start and demo turn it on.
    */
   handleSignals?: boolean | SignalHandling;
+  /** Continuations attached to job types from outside their definitions (plugins): see OutcomeContinuation. */
+  continuations?: readonly OutcomeContinuation[];
 }
 
 export interface ResolvedOptions {
@@ -53,7 +55,7 @@ const PG_CONFIG_KEYS = new Set(['url', 'host', 'port', 'user', 'password', 'data
 
 export async function resolveOptions(options: NodeOptions): Promise<ResolvedOptions> {
   if (typeof options !== 'object' || options === null) throw new ValidationError('startNode needs an options object');
-  const { config: file, postgres, schema, jobs, logger: _logger, nodeId: _nodeId, handleSignals: _handleSignals, ...direct } = options;
+  const { config: file, postgres, schema, jobs, logger: _logger, nodeId: _nodeId, handleSignals: _handleSignals, continuations: _continuations, ...direct } = options;
   const fromFile = file ? await loadConfig(file) : undefined;
 
   // pg pool options (connectionString, max, …) are not config keys: they bypass the config check.
