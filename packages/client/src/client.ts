@@ -22,7 +22,7 @@ import {
   isUuid,
   JOB_STATES,
 } from '@partita/core';
-import { JobStore, type ClaimedJob, type ControlChange, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
+import { JobStore, type ClaimedJob, type ControlChange, type ControlRow, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
 import { InProcessBus, createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
 import {
   eventMessageKinds,
@@ -99,6 +99,12 @@ export interface ClientHooks {
   handOff?(node: string, job: ClaimedJob): boolean;
   enqueued?(partition: string, queues: Set<string>): void;
   cancelRequested?(jobs: { id: string; partition: string; node: string | null }[]): void;
+  /**
+   * A pause or throttle this client wrote to Postgres: the node applies it to its own engine before
+   * the call returns, so a job this client enqueues next cannot be claimed ahead of it (the other
+   * nodes hear of it through the notification).
+   */
+  controlChanged?(partition: string, row: ControlRow): Promise<void> | void;
 }
 
 /** result() without a live bus: Postgres polls from 5 ms, doubling up to 250 ms. */
@@ -507,7 +513,8 @@ export class Client {
   private async changeControl(partition: string, change: ControlChange): Promise<void> {
     this.assertOpen();
     await this.store.assertKnownPartition(partition);
-    await this.store.changeControl(partition, change);
+    const row = await this.store.changeControl(partition, change);
+    await this.hooks.controlChanged?.(partition, row);
   }
 
   /**

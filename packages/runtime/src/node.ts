@@ -18,7 +18,7 @@ import { createMetrics, liveJobCounts, type Metrics } from './metrics.js';
 import { startHttpServer, nodeHealth, type HttpServer } from './http.js';
 import { natsBusOptions } from './bus-options.js';
 import { FilePersister, createPersister } from './global/persisters.js';
-import { seatBehavior } from './global/seat.js';
+import { seatBehavior, type SeatMsg } from './global/seat.js';
 import { noticeRouter } from './notice-router.js';
 import type { Persister } from './global/types.js';
 
@@ -290,6 +290,17 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     },
     cancelRequested(jobs) {
       for (const job of jobs) if (job.node === nodeId) engineOf(job.partition)?.cast({ t: 'cancel', ids: [job.id] });
+    },
+    controlChanged(partition, row) {
+      const seat = system.whereis<SeatMsg, void>(`seat:${partition}`);
+      if (!seat?.alive) return;
+      // Resolved once the seat has handed the state to the engine, whose mailbox then holds it
+      // ahead of any wake-up for a job enqueued after this call.
+      // A seat that stops meanwhile never answers: the call then returns after a second anyway.
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        seat.cast({ t: 'row', row, after: () => (clearTimeout(timer), resolve()) });
+      });
     },
   };
 
