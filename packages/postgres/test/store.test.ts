@@ -1,6 +1,7 @@
 import test from 'ava';
 import { JobStore, migrate, type NewJob } from '@partita/postgres';
 import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError } from '@partita/core';
+import { loadOps } from '../src/sql.js';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 interface Ctx {
@@ -509,4 +510,29 @@ withStore('a claim that meets a hold on its key committed mid-claim retries and 
   } finally {
     other.release();
   }
+});
+
+// complete_batch writes the history row out column by column (measured faster than history_row,
+// see its header); every other op that moves a job to history uses history_row. This keeps the one
+// copy from drifting: a column added to jobs_history and history_row but not to complete_batch
+// fails here, as does any difference in the values the two write for the same finished job.
+withStore('a completion writes the history row history_row writes for the same job, column for column', async (t, { store, db }) => {
+  const s = `"${db.schema}"`;
+  const { rows: columns } = await db.pool.query<{ name: string }>(
+    `SELECT attname AS name FROM pg_attribute WHERE attrelid = '${s}.jobs_history'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+  );
+  const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/.exec(loadOps(db.schema).complete_batch.text)?.[1]?.split(',').map((c) => c.trim());
+  t.deepEqual(listed, columns.map((c) => c.name).filter((c) => c !== 'finished_at'), 'complete_batch lists every history column but finished_at (its default)');
+
+  await store.enqueue([{ partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 }]);
+  const [job] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
+  await db.pool.query(`UPDATE ${s}.jobs SET progress = '{"p": 1}', errors = '[{"attempt": 0}]' WHERE id = $1`, [job!.id]);
+  const { rows: expected } = await db.pool.query(
+    `SELECT h.* FROM ${s}.jobs j, LATERAL ${s}.history_row(j, 'completed', '{"ok": true}', j.errors) h WHERE j.id = $1`,
+    [job!.id],
+  );
+  await store.complete('node-a', [{ id: job!.id, attempt: job!.attempt, result: { ok: true } }]);
+  const { rows: written } = await db.pool.query(`SELECT * FROM ${s}.jobs_history WHERE id = $1`, [job!.id]);
+  const withoutFinishedAt = ({ finished_at: _, ...row }: Record<string, unknown>) => row;
+  t.deepEqual(withoutFinishedAt(written[0]), withoutFinishedAt(expected[0]));
 });
