@@ -1,6 +1,8 @@
 import pg from 'pg';
 import {
   DuplicateQueueKeyError,
+  FINISHED_JOB_STATES,
+  LIVE_JOB_STATES,
   NAME_PATTERN,
   UnknownPartitionError,
   UnknownQueueError,
@@ -855,8 +857,8 @@ export class JobStore {
     };
     const values = [
       ...matchParams(filter),
-      only(['queued', 'scheduled', 'waiting', 'running']),
-      only(['completed', 'failed', 'cancelled']),
+      only(LIVE_JOB_STATES),
+      only(FINISHED_JOB_STATES),
       filter.limit,
     ];
     // Unnamed, unlike the other operations: planned with each call's values, so the filters left
@@ -1070,15 +1072,13 @@ function matchParams(match: JobMatch): unknown[] {
   return [match.partition ?? null, match.queue ?? null, match.type ?? null, match.before ?? null, match.ids ?? null, lookup && JSON.stringify(lookup)];
 }
 
-const LIVE_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
-const FINISHED_STATES = ['completed', 'failed', 'cancelled'] as const;
 /** The states each bulk operation applies to, on each side (live table, history). */
 const BULK_STATES: Record<BulkOperation, { live: readonly string[]; finished: readonly string[]; none: string }> = {
-  cancel: { live: LIVE_STATES, finished: [], none: 'cancel applies to live jobs (queued, scheduled, waiting, running)' },
+  cancel: { live: LIVE_JOB_STATES, finished: [], none: 'cancel applies to live jobs (queued, scheduled, waiting, running)' },
   retry: { live: [], finished: ['failed', 'cancelled'], none: 'retry applies to failed and cancelled jobs' },
   delete: {
     live: ['queued', 'scheduled', 'waiting'],
-    finished: FINISHED_STATES,
+    finished: FINISHED_JOB_STATES,
     none: 'delete applies to finished jobs and to live jobs that are not running (cancel running jobs first)',
   },
 };
@@ -1091,7 +1091,7 @@ const BULK_STATES: Record<BulkOperation, { live: readonly string[]; finished: re
 function bulkStates(operation: BulkOperation, states: readonly string[] | undefined): { live: string[] | null; finished: string[] | null } {
   const applies = BULK_STATES[operation];
   if (!states?.length) {
-    return { live: applies.live.length ? null : [], finished: applies.finished.length === FINISHED_STATES.length ? null : [...applies.finished] };
+    return { live: applies.live.length ? null : [], finished: applies.finished.length === FINISHED_JOB_STATES.length ? null : [...applies.finished] };
   }
   const live = applies.live.filter((s) => states.includes(s));
   const finished = applies.finished.filter((s) => states.includes(s));
