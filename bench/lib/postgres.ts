@@ -8,6 +8,8 @@ export async function resolvePostgresUrl(log: (msg: string) => void): Promise<st
   const fromEnv = process.env.PARTITA_BENCH_POSTGRES_URL;
   if (fromEnv) return fromEnv;
   try {
+    // The bench opens a few connections, not the test suite's hundreds: any local server will do.
+    process.env.PARTITA_TEST_MIN_CONNECTIONS ??= '0';
     const helpers = await import('../../test/helpers/index.js');
     return await helpers.postgresUrl();
   } catch (err) {

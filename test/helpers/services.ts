@@ -3,7 +3,10 @@
  *
  *  Postgres
  *   1. `PARTITA_TEST_POSTGRES_URL` when set and it answers (connect + SELECT 1).
- *   2. unset: 127.0.0.1:5432 as user postgres/root/$USER (trust auth), database `test`, then `postgres`.
+ *   2. unset: 127.0.0.1:5432 as user postgres/root/$USER (trust auth), database `test`, then `postgres`,
+ *      if it allows PARTITA_TEST_MIN_CONNECTIONS connections (default 200: parallel test files each start
+ *      nodes with several pools; Debian's default of 100 runs out, "sorry, too many clients already").
+ *      The bench, which needs a few, sets it to 0.
  *   3. the shared embedded PostgreSQL (see shared.ts): started once for all worker processes.
  *  NATS
  *   1. `PARTITA_TEST_NATS_URL` when set and it answers (INFO / CONNECT / PING / PONG).
@@ -48,8 +51,9 @@ async function resolvePostgres(): Promise<ResolvedService> {
     why = `PARTITA_TEST_POSTGRES_URL=${redact(env)} is unreachable (${why})`;
   } else if (!env) {
     const local = await probeLocalPostgres();
-    if (local) return { url: local, source: 'local' };
-    why = 'nothing answers at 127.0.0.1:5432';
+    if ('url' in local) return { url: local.url, source: 'local' };
+    why = local.why;
+    if (local.answered) notice(`${why}: using the embedded PostgreSQL (raise it with ALTER SYSTEM SET max_connections = 300 and a restart, or set PARTITA_TEST_POSTGRES_URL)`);
   }
   if (noFallback) throw new Error(`no PostgreSQL for tests: ${why}, and PARTITA_TEST_NO_FALLBACK is set`);
   try {
@@ -64,8 +68,10 @@ async function resolvePostgres(): Promise<ResolvedService> {
   }
 }
 
-async function probeLocalPostgres(): Promise<string | undefined> {
-  if (!(await tcpOpen('127.0.0.1', 5432, 500))) return undefined;
+const MIN_CONNECTIONS = Number(process.env.PARTITA_TEST_MIN_CONNECTIONS ?? 200);
+
+async function probeLocalPostgres(): Promise<{ url: string } | { why: string; answered: boolean }> {
+  if (!(await tcpOpen('127.0.0.1', 5432, 500))) return { why: 'nothing answers at 127.0.0.1:5432', answered: false };
   let me: string | undefined;
   try {
     me = os.userInfo().username;
@@ -76,10 +82,12 @@ async function probeLocalPostgres(): Promise<string | undefined> {
   for (const db of ['test', 'postgres']) {
     for (const user of users) {
       const url = `postgres://${encodeURIComponent(user)}@127.0.0.1:5432/${db}`;
-      if ((await probePostgres(url, 3000)) === undefined) return url;
+      const why = await probePostgres(url, 3000, MIN_CONNECTIONS);
+      if (why === undefined) return { url };
+      if (why.startsWith('allows only')) return { why: `the PostgreSQL at 127.0.0.1:5432 ${why}`, answered: true };
     }
   }
-  return undefined;
+  return { why: 'nothing at 127.0.0.1:5432 accepts user postgres, root or this user on database test or postgres', answered: false };
 }
 
 async function resolveNats(): Promise<ResolvedService> {

@@ -93,12 +93,13 @@ export function tcpOpen(host: string, port: number, timeoutMs = 500): Promise<bo
 }
 
 /** A real Postgres round trip: connect (authenticating) and SELECT 1. Resolves undefined or the reason it failed. */
-export async function probePostgres(url: string, timeoutMs = 3000): Promise<string | undefined> {
+export async function probePostgres(url: string, timeoutMs = 3000, minConnections = 0): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await client.query('SELECT 1');
+    const { rows } = await client.query<{ n: number }>(`SELECT current_setting('max_connections')::int AS n`);
+    if (rows[0]!.n < minConnections) return `allows only ${rows[0]!.n} connections (max_connections), and the suite opens up to ${minConnections} at once`;
     return undefined;
   } catch (err) {
     return (err as Error).message || String(err);
