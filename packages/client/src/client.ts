@@ -23,7 +23,8 @@ import {
   JOB_STATES,
 } from '@partita/core';
 import { JobStore, type ClaimedJob, type ControlChange, type ControlRow, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
-import { InProcessBus, createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
+import { InProcessBus, createBus, type Bus, type NatsBusOptions } from '@partita/nats';
+import { subjects } from '@partita/protocol';
 import {
   eventMessageKinds,
   eventSubscriptionPattern,
@@ -33,7 +34,7 @@ import {
   type EventFilter,
   type EventPublishProblem,
   type JobEvent,
-} from './events.js';
+} from '@partita/protocol';
 import {
   CANCEL_KIND,
   HANDOFF_KIND,
@@ -49,10 +50,11 @@ import {
   type IdleAdvert,
   type MemberProfile,
   type ThrottleRule,
-} from './quorum.js';
+} from '@partita/protocol';
 import { ResultWatch } from './results.js';
-import { globalApi, requestGlobal, type GlobalApi, type GlobalRequest } from './global-api.js';
-import { MAX_THROTTLE_MS } from './quorum.js';
+import type { GlobalRequest } from '@partita/protocol';
+import { globalApi, requestGlobal, type GlobalApi } from './global-api.js';
+import { MAX_THROTTLE_MS } from '@partita/protocol';
 
 export interface ConnectOptions {
   postgres: string | PgOptions;

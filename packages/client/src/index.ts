@@ -31,7 +31,7 @@ export {
   type JobEventKind,
   type EventFilter,
   type EventPublishProblem,
-} from './events.js';
+} from '@partita/protocol';
 export {
   WAKE_KIND,
   IDLE_KIND,
@@ -54,5 +54,6 @@ export {
   type ThrottleRule,
   type MemberProfile,
   type QueueProfile,
-} from './quorum.js';
-export { requestGlobal, isRetriable, globalApi, GLOBAL_REQUEST_TIMEOUT_MS, type GlobalRequest, type GlobalApi } from './global-api.js';
+} from '@partita/protocol';
+export { requestGlobal, isRetriable, globalApi, GLOBAL_REQUEST_TIMEOUT_MS, type GlobalApi } from './global-api.js';
+export type { GlobalRequest } from '@partita/protocol';
