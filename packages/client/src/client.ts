@@ -95,6 +95,7 @@ export interface EnqueueManyResult {
 /**
  * Hooks a node installs on its own client so that work it enqueues or cancels reaches its own
  * engines at once instead of at their next poll.
+ * @internal for the node; import it from `@partita/client/internal`.
  */
 export interface ClientHooks {
   /** A hand-off to `node`: true when the hook delivered it (the node's own client, to its own engine). */
@@ -122,7 +123,7 @@ const REGISTRY_MAX_AGE_MS = 30_000;
 const UNKNOWN_TYPE_REREAD_MS = 1000;
 
 export class Client {
-  /** The store, for the runtime and tools that need more than the public API. */
+  /** @internal The store; the node reads it through `clientStore` of `@partita/client/internal`. */
   readonly store: JobStore;
   readonly cluster: string;
   private readonly specs = new Map<string, JobSpec<any>>();
@@ -135,7 +136,7 @@ export class Client {
   private readonly ownsStore: boolean;
   private closed = false;
   private readonly logger: Logger;
-  /** The cluster bus; an in-process bus when the client has no NATS. */
+  /** @internal The cluster bus (an in-process one without NATS); the node reads it through `clientBus` of `@partita/client/internal`. */
   readonly bus: Bus | undefined;
   private readonly ownsBus: boolean;
   private readonly enqueueEvents: boolean;
@@ -149,6 +150,7 @@ export class Client {
   private readonly idle = new Map<string, IdleAdvert & { at: number }>();
   /** Partitions whose idle adverts this client listens to (from its first enqueue to each). */
   private readonly idleWatched = new Set<string>();
+  /** @internal Set by the node through `installClientHooks` of `@partita/client/internal`. */
   hooks: ClientHooks = {};
 
   constructor(
