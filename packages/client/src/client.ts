@@ -22,7 +22,7 @@ import {
   isUuid,
   JOB_STATES,
 } from '@partita/core';
-import { JobStore, type ClaimedJob, type ControlChange, type ControlRow, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
+import { JobStore, type AppliedMigration, type ClaimedJob, type ControlChange, type ControlRow, type JobListFilter, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
 import { InProcessBus, createBus, type Bus, type NatsBusOptions } from '@partita/nats';
 import { subjects } from '@partita/protocol';
 import {
@@ -108,6 +108,14 @@ export interface ClientHooks {
    * nodes hear of it through the notification).
    */
   controlChanged?(partition: string, row: ControlRow): Promise<void> | void;
+}
+
+/** Schema administration through a client (`client.admin`). */
+export interface ClientAdmin {
+  /** Applies the migrations this schema has not seen yet (under the advisory lock nodes use); their versions. */
+  migrate(): Promise<number[]>;
+  /** The migrations applied to the schema, oldest first. */
+  migrations(): Promise<AppliedMigration[]>;
 }
 
 /** result() without a live bus: Postgres polls from 5 ms, doubling up to 250 ms. */
@@ -255,6 +263,24 @@ export class Client {
     this.assertOpen();
     return this.store.getJob(jobId);
   }
+
+  /** Jobs matching the filter, live and finished (history), newest first, at most `filter.limit`. */
+  async listJobs(filter: JobListFilter): Promise<JobRecord[]> {
+    this.assertOpen();
+    return this.store.listJobs(filter);
+  }
+
+  /** The queues nodes declared, by partition (a queue stays known after its nodes stop). */
+  async knownQueues(): Promise<Map<string, Set<string>>> {
+    this.assertOpen();
+    return this.store.knownQueues();
+  }
+
+  /** Administration of the cluster's schema: what `partita migrate` does. */
+  readonly admin: ClientAdmin = {
+    migrate: () => (this.assertOpen(), this.store.migrate()),
+    migrations: () => (this.assertOpen(), this.store.appliedMigrations()),
+  };
 
   async jobsByKey(partition: string, key: string, value: string | number): Promise<JobRecord[]> {
     this.assertOpen();

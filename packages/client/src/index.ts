@@ -5,13 +5,14 @@ export {
   type EnqueueManyItem,
   type EnqueueManyResult,
   type ClientHooks,
+  type ClientAdmin,
   type BulkOptions,
   type BulkResult,
   type RetryManyResult,
   type CancelManyResult,
   type DeleteManyResult,
 } from './client.js';
-export type { JobMatch } from '@partita/postgres';
+export type { JobMatch, JobListFilter, AppliedMigration } from '@partita/postgres';
 export {
   JOB_EVENT_KINDS,
   TERMINAL_EVENT_KINDS,
