@@ -4,7 +4,6 @@ export {
   type ConnectOptions,
   type EnqueueManyItem,
   type EnqueueManyResult,
-  type ClientHooks,
   type ClientAdmin,
   type BulkOptions,
   type BulkResult,
