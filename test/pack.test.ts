@@ -15,7 +15,7 @@ import path from 'node:path';
 import { freshSchema, spawnNode, type SpawnedNode, type TestSchema } from './helpers/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const PACKAGES = ['actors', 'core', 'postgres', 'postgres-embedded', 'nats', 'runtime', 'client', 'cli'];
+const PACKAGES = ['actors', 'core', 'protocol', 'postgres', 'postgres-embedded', 'nats', 'runtime', 'client', 'cli'];
 
 interface Packed {
   /** The workspace folder name: core, cli, … */
@@ -228,6 +228,9 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
     const has = (f: string) => p.files.includes(f.replace(/^\.\//, ''));
     t.is(p.version, lerna.version, `${p.name} has lerna's version`);
     t.true(has(pkg.types) && has(pkg.exports['.']!.types) && has(pkg.exports['.']!.import), `${p.name}: its entry points are in the tarball`);
+    for (const [subpath, entry] of Object.entries(pkg.exports)) {
+      if (typeof entry === 'object') t.true(has(entry.types) && has(entry.import), `${p.name}: the entry points of ${subpath} are in the tarball`);
+    }
     t.deepEqual(p.files.filter((f) => /(^|\/)test\/|\.test\.|tsbuildinfo/.test(f)), [], `${p.name}: no tests, no build info`);
     t.true(p.files.some((f) => f.startsWith('src/')), `${p.name}: src/ ships, which the source maps point into`);
     for (const target of Object.values(pkg.bin ?? {})) {

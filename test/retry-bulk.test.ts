@@ -134,7 +134,7 @@ test('a cancelled job (cancelled while running) retried runs again and completes
 test('retries of one job racing from separate clients: exactly one wins, the job runs once more', async (t) => {
   const { db, client, connectClient, runs, broken } = await setUp(t);
   const { ids } = await client.enqueueMany('billing', Array.from({ length: 8 }, (_, n) => ({ type: 'flaky', payload: { n } })));
-  await until('all failed', async () => (await client.store.listJobs({ ids, states: ['failed'], limit: 10 })).length === 8);
+  await until('all failed', async () => (await client.listJobs({ ids, states: ['failed'], limit: 10 })).length === 8);
   broken.flaky = false;
   const others = await Promise.all([connectClient(), connectClient(), connectClient()]);
   for (const id of ids.slice(0, 6)) {
@@ -186,7 +186,7 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   const preview = await client.cancelMany({ type: 'later' }, { dryRun: true });
   t.like(preview, { dryRun: true, matching: 2300, count: 1000, limit: 1000, more: true, byState: { scheduled: 2300 } });
   t.deepEqual(preview.ids, []);
-  t.is((await client.store.listJobs({ type: 'later', states: ['scheduled'], limit: 3000 })).length, 2300, 'a dry run changes nothing');
+  t.is((await client.listJobs({ type: 'later', states: ['scheduled'], limit: 3000 })).length, 2300, 'a dry run changes nothing');
 
   const first = await client.cancelMany({ type: 'later' }, { limit: 2100 });
   t.like(first, { dryRun: false, matching: 2300, count: 2100, running: 0, more: true });
@@ -207,7 +207,7 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
 
   // Retry by filter: only failed and cancelled jobs of the type, newest first, up to the limit.
   const flaky = await client.enqueueMany('billing', Array.from({ length: 5 }, (_, n) => ({ type: 'flaky', payload: { n } })));
-  await until('the flaky jobs failed', async () => (await client.store.listJobs({ type: 'flaky', states: ['failed'], limit: 10 })).length === 5);
+  await until('the flaky jobs failed', async () => (await client.listJobs({ type: 'flaky', states: ['failed'], limit: 10 })).length === 5);
   await t.throwsAsync(client.retryMany({ states: ['completed'] }), { instanceOf: ValidationError, message: /retry applies to failed and cancelled jobs/ });
   t.like(await client.retryMany({ type: 'flaky' }, { dryRun: true, limit: 3 }), { matching: 5, count: 3, more: true, byState: { failed: 5 } });
   broken.flaky = false;
@@ -226,7 +226,7 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   t.like(rest, { byState: { scheduled: 1 }, runningSkipped: 0 });
   t.true(rest.ids.includes(queued.id));
   t.is(await client.job(queued.id), undefined, 'a deleted queued job is gone');
-  t.deepEqual(await client.store.listJobs({ limit: 10 }), [], 'every job is gone');
+  t.deepEqual(await client.listJobs({ limit: 10 }), [], 'every job is gone');
   await t.throwsAsync(client.cancelMany({}, { limit: 0 }), { instanceOf: ValidationError });
   await t.throwsAsync(client.cancelMany({ before: 'nope' }), { instanceOf: ValidationError });
   await t.throwsAsync(client.retryMany({ states: ['failed', 'broken' as never] }), { instanceOf: ValidationError, message: /filter\.states\[1\]/ });

@@ -1,9 +1,9 @@
 /**
  * The filter behind `partita jobs` (its states are @partita/core's JOB_STATES). The listing itself
- * (live jobs and history, newest first) is JobStore.listJobs, @partita/postgres's sql/ops/list_jobs.sql.
+ * (live jobs and history, newest first) is client.listJobs over JobStore.listJobs, @partita/postgres's sql/ops/list_jobs.sql.
  */
 import type { JobRecord, JobState } from '@partita/core';
-import type { JobStore } from '@partita/postgres';
+import type { Client } from '@partita/client';
 
 export interface JobFilter {
   partition?: string;
@@ -20,11 +20,11 @@ export interface JobFilter {
 }
 
 /** Counts of jobs by state among `ids` (live and history), for progress displays. */
-export async function statesOf(store: JobStore, ids: string[]): Promise<Map<string, JobRecord>> {
+export async function statesOf(client: Pick<Client, 'listJobs'>, ids: string[]): Promise<Map<string, JobRecord>> {
   const out = new Map<string, JobRecord>();
   for (let i = 0; i < ids.length; i += 5000) {
     const chunk = ids.slice(i, i + 5000);
-    for (const job of await store.listJobs({ ids: chunk, limit: chunk.length })) out.set(job.id, job);
+    for (const job of await client.listJobs({ ids: chunk, limit: chunk.length })) out.set(job.id, job);
   }
   return out;
 }

@@ -5,6 +5,7 @@
  */
 import type { Logger, PartitaConfig } from '@partita/core';
 import type { PartitaNode } from '@partita/runtime';
+import { clientStore } from '@partita/client/internal';
 
 export interface NodeHttp {
   url: string;
@@ -27,7 +28,8 @@ export async function startNodeHttp(
   }
   if (!config.http) return undefined;
   const { createMetrics, liveJobCounts, nodeHealth, startHttpServer } = await import('@partita/runtime');
-  const store = node.client.store;
+  // The node's own store: this assembles the node's HTTP server, which is the node's business, not a client's.
+  const store = clientStore(node.client);
   const metrics = createMetrics({
     labels: { cluster: config.cluster },
     jobCounts: liveJobCounts(store),

@@ -22,8 +22,9 @@ import {
   isUuid,
   JOB_STATES,
 } from '@partita/core';
-import { JobStore, type ClaimedJob, type ControlChange, type ControlRow, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
-import { InProcessBus, createBus, subjects, type Bus, type NatsBusOptions } from '@partita/nats';
+import { JobStore, type AppliedMigration, type ClaimedJob, type ControlChange, type ControlRow, type JobListFilter, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
+import { InProcessBus, createBus, type Bus, type NatsBusOptions } from '@partita/nats';
+import { subjects } from '@partita/protocol';
 import {
   eventMessageKinds,
   eventSubscriptionPattern,
@@ -33,7 +34,7 @@ import {
   type EventFilter,
   type EventPublishProblem,
   type JobEvent,
-} from './events.js';
+} from '@partita/protocol';
 import {
   CANCEL_KIND,
   HANDOFF_KIND,
@@ -49,10 +50,11 @@ import {
   type IdleAdvert,
   type MemberProfile,
   type ThrottleRule,
-} from './quorum.js';
+} from '@partita/protocol';
 import { ResultWatch } from './results.js';
-import { globalApi, requestGlobal, type GlobalApi, type GlobalRequest } from './global-api.js';
-import { MAX_THROTTLE_MS } from './quorum.js';
+import type { GlobalRequest } from '@partita/protocol';
+import { globalApi, requestGlobal, type GlobalApi } from './global-api.js';
+import { MAX_THROTTLE_MS } from '@partita/protocol';
 
 export interface ConnectOptions {
   postgres: string | PgOptions;
@@ -93,6 +95,7 @@ export interface EnqueueManyResult {
 /**
  * Hooks a node installs on its own client so that work it enqueues or cancels reaches its own
  * engines at once instead of at their next poll.
+ * @internal for the node; import it from `@partita/client/internal`.
  */
 export interface ClientHooks {
   /** A hand-off to `node`: true when the hook delivered it (the node's own client, to its own engine). */
@@ -105,6 +108,14 @@ export interface ClientHooks {
    * nodes hear of it through the notification).
    */
   controlChanged?(partition: string, row: ControlRow): Promise<void> | void;
+}
+
+/** Schema administration through a client (`client.admin`). */
+export interface ClientAdmin {
+  /** Applies the migrations this schema has not seen yet (under the advisory lock nodes use); their versions. */
+  migrate(): Promise<number[]>;
+  /** The migrations applied to the schema, oldest first. */
+  migrations(): Promise<AppliedMigration[]>;
 }
 
 /** result() without a live bus: Postgres polls from 5 ms, doubling up to 250 ms. */
@@ -120,7 +131,7 @@ const REGISTRY_MAX_AGE_MS = 30_000;
 const UNKNOWN_TYPE_REREAD_MS = 1000;
 
 export class Client {
-  /** The store, for the runtime and tools that need more than the public API. */
+  /** @internal The store; the node reads it through `clientStore` of `@partita/client/internal`. */
   readonly store: JobStore;
   readonly cluster: string;
   private readonly specs = new Map<string, JobSpec<any>>();
@@ -133,7 +144,7 @@ export class Client {
   private readonly ownsStore: boolean;
   private closed = false;
   private readonly logger: Logger;
-  /** The cluster bus; an in-process bus when the client has no NATS. */
+  /** @internal The cluster bus (an in-process one without NATS); the node reads it through `clientBus` of `@partita/client/internal`. */
   readonly bus: Bus | undefined;
   private readonly ownsBus: boolean;
   private readonly enqueueEvents: boolean;
@@ -147,6 +158,7 @@ export class Client {
   private readonly idle = new Map<string, IdleAdvert & { at: number }>();
   /** Partitions whose idle adverts this client listens to (from its first enqueue to each). */
   private readonly idleWatched = new Set<string>();
+  /** @internal Set by the node through `installClientHooks` of `@partita/client/internal`. */
   hooks: ClientHooks = {};
 
   constructor(
@@ -251,6 +263,24 @@ export class Client {
     this.assertOpen();
     return this.store.getJob(jobId);
   }
+
+  /** Jobs matching the filter, live and finished (history), newest first, at most `filter.limit`. */
+  async listJobs(filter: JobListFilter): Promise<JobRecord[]> {
+    this.assertOpen();
+    return this.store.listJobs(filter);
+  }
+
+  /** The queues nodes declared, by partition (a queue stays known after its nodes stop). */
+  async knownQueues(): Promise<Map<string, Set<string>>> {
+    this.assertOpen();
+    return this.store.knownQueues();
+  }
+
+  /** Administration of the cluster's schema: what `partita migrate` does. */
+  readonly admin: ClientAdmin = {
+    migrate: () => (this.assertOpen(), this.store.migrate()),
+    migrations: () => (this.assertOpen(), this.store.appliedMigrations()),
+  };
 
   async jobsByKey(partition: string, key: string, value: string | number): Promise<JobRecord[]> {
     this.assertOpen();

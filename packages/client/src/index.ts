@@ -4,14 +4,14 @@ export {
   type ConnectOptions,
   type EnqueueManyItem,
   type EnqueueManyResult,
-  type ClientHooks,
+  type ClientAdmin,
   type BulkOptions,
   type BulkResult,
   type RetryManyResult,
   type CancelManyResult,
   type DeleteManyResult,
 } from './client.js';
-export type { JobMatch } from '@partita/postgres';
+export type { JobMatch, JobListFilter, AppliedMigration } from '@partita/postgres';
 export {
   JOB_EVENT_KINDS,
   TERMINAL_EVENT_KINDS,
@@ -31,7 +31,7 @@ export {
   type JobEventKind,
   type EventFilter,
   type EventPublishProblem,
-} from './events.js';
+} from '@partita/protocol';
 export {
   WAKE_KIND,
   IDLE_KIND,
@@ -54,5 +54,6 @@ export {
   type ThrottleRule,
   type MemberProfile,
   type QueueProfile,
-} from './quorum.js';
-export { requestGlobal, isRetriable, globalApi, GLOBAL_REQUEST_TIMEOUT_MS, type GlobalRequest, type GlobalApi } from './global-api.js';
+} from '@partita/protocol';
+export { requestGlobal, isRetriable, globalApi, GLOBAL_REQUEST_TIMEOUT_MS, type GlobalApi } from './global-api.js';
+export type { GlobalRequest } from '@partita/protocol';

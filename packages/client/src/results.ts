@@ -1,6 +1,6 @@
 import { describeError, type Logger } from '@partita/core';
 import type { Bus, MessageInfo, Unsubscribe } from '@partita/nats';
-import { TERMINAL_EVENT_KINDS, eventMessageKinds, jobEventSubject, jobEventsOf, type JobEvent } from './events.js';
+import { TERMINAL_EVENT_KINDS, eventMessageKinds, jobEventSubject, jobEventsOf, type JobEvent } from '@partita/protocol';
 
 /** How long an idle shared subscription stays, so back-to-back result() calls do not resubscribe. */
 const LINGER_MS = 5000;

@@ -15,7 +15,7 @@ import {
 } from '@partita/core';
 import { deserializeError, serializeError } from './errors.js';
 import { NoRespondersError } from './errors.js';
-import { isValidSubject, validatePattern, validateSubject, validateToken } from './subjects.js';
+import { isValidSubject, validatePattern, validateSubject, validateToken } from '@partita/protocol';
 import type {
   Bus,
   BusStats,

@@ -1,5 +1,5 @@
 import { BusBase, DEFAULT_MAX_PAYLOAD, type BusBaseOptions, type RawMessage, type RawSubscription } from './base.js';
-import { matchTokens } from './subjects.js';
+import { matchTokens } from '@partita/protocol';
 
 interface BrokerSub {
   bus: InProcessBus;

@@ -28,7 +28,7 @@ export {
 export { InProcessBus, InProcessBroker, type InProcessBusOptions } from './in-process.js';
 export { NatsBus, connectNatsBus, type NatsBusOptions } from './nats-bus.js';
 export { NoRespondersError, RemoteError, registerErrorClass, serializeError, deserializeError, type WireError } from './errors.js';
-export * as subjects from './subjects.js';
+export { subjects } from '@partita/protocol';
 export {
   matchSubject,
   validateToken,
@@ -36,7 +36,7 @@ export {
   validatePattern,
   isValidSubject,
   isValidPattern,
-} from './subjects.js';
+} from '@partita/protocol';
 
 /**
  * The bus a node or client should use for a `nats` setting: a NATS URL (or list), NATS options,

@@ -126,7 +126,8 @@ export type OpName =
   | 'retry_jobs'
   | 'cancel_matching'
   | 'delete_matching'
-  | 'count_matching';
+  | 'count_matching'
+  | 'applied_migrations';
 
 /** Loads every operation once per schema; named so pg prepares each once per connection. */
 export function loadOps(schema: string): Record<OpName, Statement> {

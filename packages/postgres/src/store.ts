@@ -187,6 +187,13 @@ function controlRow(row: ControlRow): ControlRow {
   return { paused: row.paused, throttles: row.throttles, version: Number(row.version) };
 }
 
+/** A row of the schema's `migrations` table. */
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  appliedAt: Date;
+}
+
 /** What JobStore.listJobs shows; every field left out matches everything. */
 export interface JobListFilter {
   partition?: string;
@@ -562,6 +569,12 @@ export class JobStore {
   }
 
   /** Partitions and their queues as declared by every node that ever registered. */
+  /** The migrations applied to this schema, oldest first. */
+  async appliedMigrations(): Promise<AppliedMigration[]> {
+    const rows = await this.run<{ version: number; name: string; applied_at: Date }>('applied_migrations', []);
+    return rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.applied_at }));
+  }
+
   async knownQueues(): Promise<Map<string, Set<string>>> {
     const rows = await this.run<{ partition: string; queue: string }>('known_queues', []);
     const known = new Map<string, Set<string>>();

@@ -15,7 +15,7 @@ import { backoffDelay, type Continuation, type FinishedJob, type OutcomeContinua
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
 import { effectiveControl, stoppedQueues } from './quorum.js';
-import { IDLE_ADVERT_TTL_MS } from '@partita/client';
+import { IDLE_ADVERT_TTL_MS } from '@partita/protocol';
 import type { FinishedState, Metrics } from './metrics.js';
 
 export interface EngineSettings {

@@ -1,5 +1,5 @@
 import { describeError, type Logger } from '@partita/core';
-import { jsonForm, publishJobEvents, type JobEvent } from '@partita/client';
+import { jsonForm, publishJobEvents, type JobEvent } from '@partita/protocol';
 import type { Bus } from '@partita/nats';
 import type { EngineEvent } from './engine.js';
 

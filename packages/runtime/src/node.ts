@@ -5,13 +5,15 @@ import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/ac
 import { ValidationError, childLogger, createLogger, describeError, loadTracing, type Logger } from '@partita/core';
 import { JobStore, Notices, PartitionLeases, type RegisteredJobType } from '@partita/postgres';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres-embedded';
-import { Client, IDLE_KIND, type IdleAdvert } from '@partita/client';
+import { Client, installClientHooks } from '@partita/client/internal';
+import { IDLE_KIND, type IdleAdvert } from '@partita/protocol';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
 import { catchStopSignals, type StopSignals } from './signals.js';
-import { createBus, subjects, type Bus } from '@partita/nats';
+import { createBus, type Bus } from '@partita/nats';
+import { subjects } from '@partita/protocol';
 import { startQuorumMember, type QuorumMember } from './quorum.js';
 import { jobEventPublisher } from './events.js';
 import { createMetrics, liveJobCounts, type Metrics } from './metrics.js';
@@ -276,7 +278,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
   quorum = leaveQuorum;
   // A heartbeat now puts the full profile in the nodes table: a roll call without the bus sees this node at once.
   system.whereis('lease-keeper')?.cast({ t: 'beat' });
-  client.hooks = {
+  installClientHooks(client, {
     enqueued(partition, queues) {
       // The bus carries wake-ups to every node; the local engine hears it directly, a few hops sooner.
       engineOf(partition)?.cast({ t: 'wake', queues: [...queues] });
@@ -302,7 +304,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
         seat.cast({ t: 'row', row, after: () => (clearTimeout(timer), resolve()) });
       });
     },
-  };
+  });
 
   let stopping: Promise<void> | undefined;
   const stats = async () => {

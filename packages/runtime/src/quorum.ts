@@ -17,9 +17,10 @@ import {
   type MemberProfile,
   type QueueProfile,
   type ThrottleRule,
-} from '@partita/client';
+} from '@partita/protocol';
 import type { ClaimedJob, JobStore } from '@partita/postgres';
-import { subjects, type Bus, type MessageInfo } from '@partita/nats';
+import type { Bus, MessageInfo } from '@partita/nats';
+import { subjects } from '@partita/protocol';
 import type { EngineControl, EngineMsg, EngineStats } from './engine.js';
 
 export interface QuorumOptions {

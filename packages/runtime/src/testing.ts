@@ -25,7 +25,7 @@ import {
   type JobState,
   type Logger,
 } from '@partita/core';
-import { Client } from '@partita/client';
+import { Client, clientStore } from '@partita/client/internal';
 import { JobStore, type ClaimedJob, type PgOptions } from '@partita/postgres';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg } from './engine.js';
@@ -220,7 +220,7 @@ export async function drain(target: PartitaNode | Client, options: DrainOptions 
   const node = target instanceof Client ? undefined : target;
   const client = node ? node.client : (target as Client);
   if (!(client instanceof Client)) throw new ValidationError('drain() takes a node (startNode/testNode) or a client (connect)', 'target');
-  const store = client.store;
+  const store = clientStore(client);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const limit = options.limit ?? 10_000;
   const scope = { ...(options.partition !== undefined ? { partition: options.partition } : {}), ...(options.queue !== undefined ? { queue: options.queue } : {}) };

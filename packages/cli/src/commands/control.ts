@@ -70,7 +70,7 @@ function stoppedQueues(partition: string, queues: Iterable<string>, rules: reado
 /** A partition's pauses and the queues its throttles stop (declared queues, and queues named by rules). */
 async function controlOf(client: Client, partition: string): Promise<{ paused: string[]; stopped: StoppedQueue[] }> {
   const { paused, throttles } = (await method(client, 'control', 'partita paused')(partition)) as { paused: string[]; throttles: ThrottleRule[] };
-  const declared = (await client.store.knownQueues()).get(partition) ?? new Set<string>();
+  const declared = (await client.knownQueues()).get(partition) ?? new Set<string>();
   const named = throttles.flatMap((r) => (r.queue !== undefined ? [r.queue] : []));
   return { paused, stopped: stoppedQueues(partition, [...declared, ...named, ...paused], throttles) };
 }

@@ -138,7 +138,6 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say(`  enqueued ${ids.length} jobs: ${summarize(examples)}`);
     say();
 
-    const store = node.client.store;
     const seen = new Map<string, { state: string; errors: number }>();
     const bar = ctx.json ? undefined : new ProgressBar({ write: io.out, tty: io.stdoutTTY, label: '  progress', total: ids.length, lineEveryMs: 2000 });
     const deadline = Date.now() + timeoutMs;
@@ -147,7 +146,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     while (!interrupted) {
       let states: Map<string, JobRecord>;
       try {
-        states = await statesOf(store, ids);
+        states = await statesOf(node.client, ids);
       } catch (err) {
         say(`  (could not read job states: ${describeError(err).message}; retrying)`);
         await pauseFor(1000, (w) => (wake = w));

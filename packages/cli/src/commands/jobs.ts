@@ -460,7 +460,7 @@ first. Exit code 5 when a retry was refused because a live job holds the queue k
         ...(before ? { before } : {}),
       };
       if (operation) return bulk(ctx, client, operation, filter);
-      const found = await client.store.listJobs(filter);
+      const found = await client.listJobs(filter);
       if (ctx.json) {
         printJson(ctx.io, found);
         return EXIT.OK;
@@ -604,19 +604,17 @@ export const migrate: Command = {
       },
     });
     return withClient(ctx, async (client, conn) => {
-      appliedNow.push(...(await client.store.migrate()));
-      const { rows } = await client.store.pool.query<{ version: number; name: string; applied_at: Date }>(
-        `SELECT version, name, applied_at FROM "${client.store.schema}".migrations ORDER BY version`,
-      );
+      appliedNow.push(...(await client.admin.migrate()));
+      const rows = await client.admin.migrations();
       const fresh = rows.filter((r) => appliedNow.includes(r.version));
       if (ctx.json) {
         printJson(ctx.io, {
           schema: conn.schema,
-          versions: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.applied_at })),
+          versions: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.appliedAt })),
           appliedNow: fresh.map((r) => r.version),
         });
       } else {
-        for (const r of rows) println(ctx.io, `${String(r.version).padStart(4, '0')}_${r.name}  ${fresh.includes(r) ? 'applied now' : `applied ${r.applied_at.toISOString()}`}`);
+        for (const r of rows) println(ctx.io, `${String(r.version).padStart(4, '0')}_${r.name}  ${fresh.includes(r) ? 'applied now' : `applied ${r.appliedAt.toISOString()}`}`);
         println(ctx.io, `schema "${conn.schema}" is at version ${rows.at(-1)?.version ?? 0}`);
       }
       return EXIT.OK;

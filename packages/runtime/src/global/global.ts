@@ -3,8 +3,8 @@ import { StaleEpochError, ValidationError, describeError, type Logger } from '@p
 import type { ControlChange, ControlRow, JobStore } from '@partita/postgres';
 import type { GlobalSnapshot, Persister, ThrottleRule } from './types.js';
 
-import { MAX_THROTTLE_MS, type GlobalRequest } from '@partita/client';
-export type { GlobalRequest } from '@partita/client';
+import { MAX_THROTTLE_MS, type GlobalRequest } from '@partita/protocol';
+export type { GlobalRequest } from '@partita/protocol';
 
 export type GlobalOp = GlobalRequest['op'];
 export const GLOBAL_OPS: readonly GlobalOp[] = [

@@ -1,7 +1,8 @@
 import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import type { ControlRow, JobStore } from '@partita/postgres';
-import { subjects, type Bus } from '@partita/nats';
+import type { Bus } from '@partita/nats';
+import { subjects } from '@partita/protocol';
 import type { EngineMsg } from '../engine.js';
 import { callGlobal, globalName } from './client.js';
 import { controlProblem } from '../quorum.js';

@@ -18,8 +18,8 @@ export interface GlobalSnapshot {
   throttles: ThrottleRule[];
 }
 
-export type { ThrottleRule } from '@partita/client';
-import type { ThrottleRule } from '@partita/client';
+export type { ThrottleRule } from '@partita/protocol';
+import type { ThrottleRule } from '@partita/protocol';
 
 /** Roger's StatePersister, in TypeScript. */
 export interface Persister {

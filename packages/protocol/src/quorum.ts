@@ -1,7 +1,7 @@
 /**
  * The quorum's wire contract: message kinds and payloads that clients and nodes exchange over the
- * bus (subjects come from `subjects.*` in @partita/nats). Shared here because the runtime depends on
- * the client, never the other way round.
+ * bus (subjects come from `subjects.*` in this package). Both sides import it from here, so neither
+ * the node nor the client has to depend on the other for its wire format.
  *
  *   subject                                  kind       payload                         who answers
  *   partita.<c>.wake.<partition>.<queue>     wake       null                            every node serving it
@@ -14,8 +14,6 @@
  *   partita.<c>.pause.<partition>            control    ControlBroadcast                every node serving it
  *   partita.<c>.quorum.<topic…>              quorum     anything (user data)            user subscribers
  */
-
-import type { ClaimedJob } from '@partita/postgres';
 
 export const WAKE_KIND = 'wake';
 export const IDLE_KIND = 'idle';
@@ -40,10 +38,28 @@ export interface IdleAdvert {
 /** How long a client trusts an idle advert; engines repeat theirs at every poll while idle. */
 export const IDLE_ADVERT_TTL_MS = 3000;
 
+/**
+ * The job of a hand-off: a claimed job (`ClaimedJob` of @partita/postgres) less what a hand-off never
+ * carries (no execution key, no cancel asked yet). Spelled out here because the wire contract sits
+ * below the store.
+ */
+export interface HandoffJob {
+  id: string;
+  partition: string;
+  queue: string;
+  type: string;
+  payload: unknown;
+  priority: number;
+  attempt: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  queueKey: string | null;
+  traceparent?: string | null;
+}
+
 /** A job enqueued straight into a node's hands: already its running attempt in Postgres. */
 export interface Handoff {
-  /** The job as claimed, less what a hand-off never carries (no execution key, no cancel asked yet). */
-  job: Omit<ClaimedJob, 'executionKey' | 'cancelRequested'>;
+  job: HandoffJob;
 }
 
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;

@@ -14,7 +14,8 @@
  * itself always carries the real `type`.
  */
 import { ValidationError, type JobError } from '@partita/core';
-import { subjects, validatePattern, type Bus } from '@partita/nats';
+import * as subjects from './subjects.js';
+import { validatePattern } from './subjects.js';
 
 export const JOB_EVENT_KINDS = ['enqueued', 'started', 'progress', 'completed', 'failed', 'retrying', 'cancelled'] as const;
 export type JobEventKind = (typeof JOB_EVENT_KINDS)[number];
@@ -213,6 +214,15 @@ export function isJobEvent(value: unknown): value is JobEvent {
   );
 }
 
+/**
+ * What publishing job events needs of a bus (`Bus` of @partita/nats has it): the wire contract sits
+ * below the bus, so it names only the two members it uses.
+ */
+export interface EventPublisher {
+  readonly cluster: string;
+  publish(subject: string, kind: string, data?: unknown): unknown;
+}
+
 export interface EventPublishProblem {
   event: JobEvent;
   error: unknown;
@@ -223,7 +233,7 @@ export interface EventPublishProblem {
  * result/progress (`truncated: true`); one that still cannot go is reported through `onProblem`.
  * While the bus is away the event is dropped (the bus counts it); Postgres still has the outcome.
  */
-export function publishJobEvent(bus: Bus, event: JobEvent, onProblem?: (p: EventPublishProblem) => void): void {
+export function publishJobEvent(bus: EventPublisher, event: JobEvent, onProblem?: (p: EventPublishProblem) => void): void {
   let subject: string;
   try {
     subject = jobEventSubject(bus.cluster, event.partition, event.queue, event.type, event.kind);
@@ -271,7 +281,7 @@ interface EventBatch {
  * (partition, queue, type, kind) and one publisher go out as one batch message, which subscribers
  * unpack (`jobEventsOf`). Never throws; problems go to `onProblem` as with publishJobEvent.
  */
-export function publishJobEvents(bus: Bus, events: readonly JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
+export function publishJobEvents(bus: EventPublisher, events: readonly JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
   if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
   const groups = new Map<string, JobEvent[]>();
   for (const e of events) {
@@ -285,7 +295,7 @@ export function publishJobEvents(bus: Bus, events: readonly JobEvent[], onProble
   }
 }
 
-function publishBatch(bus: Bus, events: JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
+function publishBatch(bus: EventPublisher, events: JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
   if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
   const first = events[0]!;
   let subject: string;

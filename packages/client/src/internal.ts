@@ -1,0 +1,30 @@
+/**
+ * `@partita/client/internal`: what only a Partita node needs of a client (nats.js's `internal_mod`
+ * pattern). Programs use `@partita/client`; this entry point is not part of the public API and may
+ * change in any release.
+ *
+ * The node builds the client over its own store and bus, and installs hooks so that work its client
+ * enqueues, hands off, cancels or pauses reaches its own engines at once. Going through these
+ * functions instead of the client's properties lets those properties leave the public surface
+ * without the node changing.
+ */
+import type { JobStore } from '@partita/postgres';
+import type { Bus } from '@partita/nats';
+import type { Client, ClientHooks } from './client.js';
+
+export { Client, type ClientHooks } from './client.js';
+
+/** The store the client reads and writes (the node's own, for a node's client). */
+export function clientStore(client: Client): JobStore {
+  return client.store;
+}
+
+/** The client's bus; undefined for a client without one. */
+export function clientBus(client: Client): Bus | undefined {
+  return client.bus;
+}
+
+/** Replaces the client's hooks (a node installs them once, on its own client). */
+export function installClientHooks(client: Client, hooks: ClientHooks): void {
+  client.hooks = hooks;
+}
