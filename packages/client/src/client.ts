@@ -907,6 +907,7 @@ export class Client {
     if (dryRun) return { ...bulkPreview(byState, matching, limit), running: 0 };
     const ids: string[] = [];
     let running = 0;
+    let lockedRounds = 0;
     while (ids.length < limit) {
       const size = Math.min(BULK_BATCH, limit - ids.length);
       // Each batch's jobs leave the match (cancelled, or flagged and then skipped): no cursor needed.
@@ -926,7 +927,13 @@ export class Client {
           .map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, kind: 'cancelled', attempt: r.attempts, at }));
         publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
       }
-      if (rows.length < size) break;
+      if (rows.length < size) {
+        // A short batch with jobs counted but not taken: their rows were locked for a moment (a
+        // lease renewal, a claim, a completion), and SKIP LOCKED passed them over. Look again a few
+        // times before giving up; jobs that finished meanwhile no longer match and end the loop.
+        if (ids.length >= Math.min(matching, limit) || ++lockedRounds > LOCKED_ROUNDS) break;
+        await new Promise((resolve) => setTimeout(resolve, 20 * lockedRounds));
+      }
     }
     return { ...bulkDone(byState, matching, limit, ids, ids.length), running };
   }
@@ -1018,6 +1025,9 @@ export interface DeleteManyResult extends BulkResult {
   /** Running jobs the filter matched: never deleted (their node holds them); cancel them first. */
   runningSkipped: number;
 }
+
+/** Extra looks a bulk cancel takes at jobs it counted but whose rows were locked (20, 40, … ms apart). */
+const LOCKED_ROUNDS = 5;
 
 /** Jobs per statement of a bulk operation. */
 const BULK_BATCH = 1000;
