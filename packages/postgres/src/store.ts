@@ -19,6 +19,7 @@ import {
   type JobRecord,
   type Logger,
 } from '@partita/core';
+import type { HandoffJob } from '@partita/protocol';
 import { migrate } from './migrate.js';
 import { assertSchemaName, loadOps, type OpName, type Statement } from './sql.js';
 import { lookupIndex, lookupValue } from './lookup.js';
@@ -61,22 +62,13 @@ export interface EnqueueOutcome {
   refused?: { reason: 'queue_key'; queueKey: string; heldBy: string | undefined };
 }
 
-export interface ClaimedJob {
-  id: string;
-  partition: string;
-  queue: string;
-  type: string;
-  payload: unknown;
-  priority: number;
-  /** 1 for the first run; the fencing token that completion must present. */
-  attempt: number;
-  maxAttempts: number;
-  timeoutMs: number | null;
-  queueKey: string | null;
+/**
+ * A job a claim (or a hand-off) made this node's running attempt: the hand-off's wire shape, plus
+ * what only a claim can carry. `attempt` is the fencing token a completion must present.
+ */
+export interface ClaimedJob extends HandoffJob {
   executionKey: string | null;
   cancelRequested: boolean;
-  /** The enqueuer's W3C trace context, when it was traced: perform's span is its child. */
-  traceparent?: string | null;
 }
 
 export interface ClaimRequest {

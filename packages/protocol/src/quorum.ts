@@ -39,9 +39,9 @@ export interface IdleAdvert {
 export const IDLE_ADVERT_TTL_MS = 3000;
 
 /**
- * The job of a hand-off: a claimed job (`ClaimedJob` of @partita/postgres) less what a hand-off never
- * carries (no execution key, no cancel asked yet). Spelled out here because the wire contract sits
- * below the store.
+ * The job of a hand-off: a claimed job (`ClaimedJob` of @partita/postgres extends it) less what a
+ * hand-off never carries (no execution key, no cancel asked yet). Defined here because the wire
+ * contract sits below the store.
  */
 export interface HandoffJob {
   id: string;
@@ -54,6 +54,7 @@ export interface HandoffJob {
   maxAttempts: number;
   timeoutMs: number | null;
   queueKey: string | null;
+  /** The enqueuer's W3C trace context, when it was traced: perform's span is its child. */
   traceparent?: string | null;
 }
 
