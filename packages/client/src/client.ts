@@ -22,7 +22,7 @@ import {
   isUuid,
   JOB_STATES,
 } from '@partita/core';
-import { JobStore, type AppliedMigration, type ClaimedJob, type ControlChange, type ControlRow, type JobListFilter, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
+import { JobStore, type AdminStore, type AppliedMigration, type ClientStore, type ClaimedJob, type ControlChange, type ControlRow, type JobListFilter, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
 import { InProcessBus, createBus, type Bus, type NatsBusOptions } from '@partita/nats';
 import { subjects } from '@partita/protocol';
 import {
@@ -130,13 +130,20 @@ const REGISTRY_MAX_AGE_MS = 30_000;
 /** How often an enqueue with allowUnknownType of a type still unregistered reads the registry again. */
 const UNKNOWN_TYPE_REREAD_MS = 1000;
 
+/**
+ * The store a client is built over: what the client calls (ClientStore), plus what a node's
+ * internals read from its own client's store through `clientStore` (its pool, for health checks
+ * and test schemas).
+ */
+export type NodeClientStore = ClientStore & AdminStore;
+
 export class Client {
   /** @internal The store; the node reads it through `clientStore` of `@partita/client/internal`. */
-  readonly store: JobStore;
+  readonly store: NodeClientStore;
   readonly cluster: string;
   private readonly specs = new Map<string, JobSpec<any>>();
   /** The job types nodes registered (defaults, key templates), read at the first enqueue and again when one is missing. */
-  private registered: Awaited<ReturnType<JobStore['jobTypes']>> | undefined;
+  private registered: Awaited<ReturnType<ClientStore['jobTypes']>> | undefined;
   private registeredAt = 0;
   private registryRead: Promise<void> | undefined;
   private registryReads = 0;
@@ -162,7 +169,7 @@ export class Client {
   hooks: ClientHooks = {};
 
   constructor(
-    store: JobStore,
+    store: NodeClientStore,
     options: {
       cluster?: string;
       jobs?: JobSpec<any>[];

@@ -8,14 +8,13 @@
  * functions instead of the client's properties lets those properties leave the public surface
  * without the node changing.
  */
-import type { JobStore } from '@partita/postgres';
 import type { Bus } from '@partita/nats';
-import type { Client, ClientHooks } from './client.js';
+import type { Client, ClientHooks, NodeClientStore } from './client.js';
 
 export { Client, type ClientHooks } from './client.js';
 
 /** The store the client reads and writes (the node's own, for a node's client). */
-export function clientStore(client: Client): JobStore {
+export function clientStore(client: Client): NodeClientStore {
   return client.store;
 }
 

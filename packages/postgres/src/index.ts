@@ -30,7 +30,20 @@ export {
 } from './store.js';
 export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
 export { migrate } from './migrate.js';
-export { assertSchemaName, loadOps } from './sql.js';
+export { assertSchemaName } from './template.js';
+export { loadOps, OP_NAMES, type OpName } from './ops.js';
+export {
+  ENGINE_STORE,
+  GLOBAL_STORE,
+  CLIENT_STORE,
+  ADMIN_STORE,
+  LEASE_STORE,
+  type EngineStore,
+  type GlobalStore,
+  type ClientStore,
+  type AdminStore,
+  type LeaseStore,
+} from './ports.js';
 export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
 export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';
 export { toJobRecord, type JobRow } from './rows.js';

@@ -10,7 +10,7 @@ import {
   type Logger,
   type RateLimitConfig,
 } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type JobStore, type RateLimitedClaimRequest, type RateLimitOutcome, type Recorded } from '@partita/postgres';
+import { isRowRefusal, type ClaimedJob, type EngineStore, type RateLimitedClaimRequest, type RateLimitOutcome, type Recorded } from '@partita/postgres';
 import { backoffDelay, type Continuation, type FinishedJob, type OutcomeContinuation, type ResolvedJobDefinition } from './define.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 import type { ControlState } from './global/global.js';
@@ -38,7 +38,7 @@ export interface EngineOptions {
   partition: string;
   queues: Record<string, { concurrency: number; rateLimit?: RateLimitConfig }>;
   definitions: Map<string, ResolvedJobDefinition>;
-  store: JobStore;
+  store: EngineStore;
   settings: EngineSettings;
   logger: Logger;
   /** Registry name of the partition's WorkerSupervisor. */

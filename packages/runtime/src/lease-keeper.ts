@@ -1,12 +1,13 @@
 import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { JobStore } from '@partita/postgres';
+import type { AdminStore, EngineStore } from '@partita/postgres';
 import type { EngineMsg } from './engine.js';
 import type { Metrics } from './metrics.js';
 
 export interface LeaseKeeperOptions {
   nodeId: string;
-  store: JobStore;
+  /** Job leases (heartbeat, rescue) and history upkeep. */
+  store: Pick<EngineStore, 'heartbeat' | 'rescueExpired'> & Pick<AdminStore, 'ensureHistoryPartitions' | 'pruneHistory' | 'pruneRateBuckets'>;
   logger: Logger;
   leaseMs: number;
   heartbeatMs: number;

@@ -15,7 +15,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LIVE_JOB_STATES } from '@partita/core';
 import type { BusStats } from '@partita/nats';
-import type { JobStore } from '@partita/postgres';
+import type { ClientStore } from '@partita/postgres';
 import type { EngineStats } from './engine.js';
 
 export type { Registry } from 'prom-client';
@@ -399,6 +399,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 }
 
 /** The usual `jobCounts` source: the store's live job counts (see sql/ops/live_job_counts.sql). */
-export function liveJobCounts(store: Pick<JobStore, 'liveJobCounts'>): () => Promise<JobCount[]> {
+export function liveJobCounts(store: Pick<ClientStore, 'liveJobCounts'>): () => Promise<JobCount[]> {
   return () => store.liveJobCounts();
 }

@@ -1,11 +1,11 @@
 import type { ActorRef } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { ControlRow, JobStore, Notice } from '@partita/postgres';
+import type { ControlRow, EngineStore, Notice } from '@partita/postgres';
 import type { EngineMsg } from './engine.js';
 import type { SeatMsg } from './global/seat.js';
 
 export interface NoticeRouterOptions {
-  store: JobStore;
+  store: Pick<EngineStore, 'loadControl'>;
   partitions: readonly string[];
   engineOf(partition: string): ActorRef<EngineMsg, unknown> | undefined;
   seatOf(partition: string): ActorRef<SeatMsg, void> | undefined;

@@ -18,10 +18,13 @@ import {
   type QueueProfile,
   type ThrottleRule,
 } from '@partita/protocol';
-import type { ClaimedJob, JobStore } from '@partita/postgres';
+import type { AdminStore, ClaimedJob, EngineStore } from '@partita/postgres';
 import type { Bus, MessageInfo } from '@partita/nats';
 import { subjects } from '@partita/protocol';
 import type { EngineControl, EngineMsg, EngineStats } from './engine.js';
+
+/** Hands back jobs this node cannot run, and counts queued jobs (its pool and schema) for roll-call answers. */
+export type QuorumStore = Pick<EngineStore, 'release'> & Pick<AdminStore, 'pool' | 'schema'>;
 
 export interface QuorumOptions {
   bus: Bus;
@@ -31,7 +34,7 @@ export interface QuorumOptions {
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
   logger: Logger;
   /** For the queued counts of roll-call answers (one grouped count, cached a second). */
-  store?: JobStore;
+  store?: QuorumStore;
   /** When the node started (ms since the epoch), for uptime; default: when the member started. */
   startedAt?: number;
 }
@@ -336,7 +339,7 @@ interface QueuedCounts {
  * Due and scheduled jobs per partition/queue of this node, cluster-wide: one grouped count over the
  * claim index, cached a second; a refresh is waited on for at most QUEUED_WAIT_MS.
  */
-function queuedCounter(store: JobStore | undefined, partitions: string[], logger: Logger): QueuedCounts {
+function queuedCounter(store: QuorumStore | undefined, partitions: string[], logger: Logger): QueuedCounts {
   let value: Map<string, { queued: number; scheduled: number }> | undefined;
   let at = 0;
   let inflight: Promise<void> | undefined;

@@ -26,7 +26,7 @@ import {
   type Logger,
 } from '@partita/core';
 import { Client, clientStore } from '@partita/client/internal';
-import { JobStore, type ClaimedJob, type PgOptions } from '@partita/postgres';
+import { JobStore, type ClaimedJob, type ClientStore, type PgOptions } from '@partita/postgres';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg } from './engine.js';
 import { startNode, type NodeOptions, type PartitaNode } from './node.js';
@@ -205,7 +205,7 @@ interface DrainMark {
   /** Jobs it reported not yet finished (due later): the next drain reports them again. */
   unfinished: string[];
 }
-const marks = new WeakMap<JobStore, DrainMark>();
+const marks = new WeakMap<ClientStore, DrainMark>();
 
 /**
  * Waits until every job of the scope that is queued and due, waiting for its execution key, or

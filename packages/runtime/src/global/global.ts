@@ -1,6 +1,6 @@
 import type { ActorContext, Behavior } from '@partita/actors';
 import { StaleEpochError, ValidationError, describeError, type Logger } from '@partita/core';
-import type { ControlChange, ControlRow, JobStore } from '@partita/postgres';
+import type { ControlChange, ControlRow, GlobalStore } from '@partita/postgres';
 import type { GlobalSnapshot, Persister, ThrottleRule } from './types.js';
 
 import { MAX_THROTTLE_MS, type GlobalRequest } from '@partita/protocol';
@@ -34,7 +34,7 @@ export interface GlobalOptions {
   epoch: number;
   snapshot: GlobalSnapshot;
   persister: Persister;
-  store: JobStore;
+  store: GlobalStore;
   logger: Logger;
   reconcileMs: number;
   /** Wakes engines of the partition's queues (bus and local): a job of a freed execution key may start. */

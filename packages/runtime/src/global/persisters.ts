@@ -12,7 +12,7 @@ import {
   type Logger,
   type PersisterConfig,
 } from '@partita/core';
-import { PostgresGlobalState, assertSchemaName, type JobStore } from '@partita/postgres';
+import { PostgresGlobalState, assertSchemaName, type AdminStore } from '@partita/postgres';
 import type { GlobalSnapshot, Persister, ThrottleRule } from './types.js';
 import { describeImportError, importUserModule } from '../modules.js';
 
@@ -589,7 +589,7 @@ export interface PersisterContext {
   /** The node's cluster: the file persister keeps its files per cluster (and schema). */
   cluster?: string;
   /** Needed by the postgres persister (the job store's pool). */
-  pool?: JobStore['pool'];
+  pool?: AdminStore['pool'];
   /** The job store's schema: the postgres persister's table lives there; the file persister keys its files by it. */
   schema?: string;
   logger?: Logger;

@@ -1,6 +1,6 @@
 import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { ControlRow, JobStore } from '@partita/postgres';
+import type { ControlRow, GlobalStore } from '@partita/postgres';
 import type { Bus } from '@partita/nats';
 import { subjects } from '@partita/protocol';
 import type { EngineMsg } from '../engine.js';
@@ -25,7 +25,7 @@ export interface SeatOptions {
   cluster: string;
   leases: LeaseApi;
   persister: Persister;
-  store: JobStore;
+  store: GlobalStore;
   bus: Bus;
   system: ActorSystem;
   logger: Logger;

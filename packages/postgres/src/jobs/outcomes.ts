@@ -1,0 +1,210 @@
+import pg from 'pg';
+import { describeError, toJsonStrict, type JobError } from '@partita/core';
+import type { StoreContext } from '../context.js';
+import * as op from '../ops.js';
+import type { Tx } from '../store.js';
+
+// The engine's hot path, second half: what became of claimed jobs (completed, failed, released,
+// still running, lost with their node), in one statement per batch.
+
+export interface Completion {
+  id: string;
+  attempt: number;
+  result: unknown;
+  /** The result's JSON text when the caller has checked it already (toJsonStrict); then `result` is not read. */
+  json?: string;
+}
+
+/**
+ * The ids a batch write recorded. `refused` holds the rows the database would not take (id → why,
+ * e.g. a value Postgres cannot store): they were left as they were, and the rest of the batch was
+ * recorded without them.
+ */
+export type Recorded = Set<string> & { refused: Map<string, string> };
+
+export interface Failure {
+  id: string;
+  attempt: number;
+  /** Null when the attempt ended without an error of its own (e.g. cancelled before running). */
+  error: JobError | null;
+  /** When to try again; absent means this was the last attempt. */
+  retryAt?: Date;
+  /** Final state when not retried (default failed). */
+  finalState?: 'failed' | 'cancelled';
+}
+
+export interface RescuedJob {
+  id: string;
+  partition: string;
+  queue: string;
+  executionKey: string | null;
+  /** True when the job was failed for good (rescued too many times), false when requeued. */
+  failed: boolean;
+}
+
+/**
+ * Records successes; returns the ids accepted (the rest were not this node's to complete), and
+ * apart the rows refused (a result that is not JSON, or that Postgres would not store).
+ * With `tx` it writes inside that transaction, and a row Postgres refuses rejects the whole write
+ * (an aborted transaction takes no more statements, so the batch cannot be split there).
+ */
+export async function complete(ctx: StoreContext, nodeId: string, items: Completion[], tx?: Tx): Promise<Recorded> {
+  const refused = new Map<string, string>();
+  if (items.length === 0) return recorded([], refused);
+  // The hottest write: its arrays go as array literals built here, which the driver passes
+  // through, instead of its generic serialiser escaping each element with two regexes. Ids (uuids
+  // from a claim) and attempts need no quoting; most jobs return nothing, stored as JSON null.
+  const ids: string[] = [];
+  const attempts: number[] = [];
+  const results: string[] = [];
+  for (const c of items) {
+    let element: string;
+    if (c.json !== undefined) element = arrayElement(c.json);
+    else if (c.result === undefined || c.result === null) element = '"null"';
+    else {
+      try {
+        element = arrayElement(toJsonStrict(c.result, 'result').json);
+      } catch (err) {
+        refused.set(c.id, describeError(err).message);
+        continue;
+      }
+    }
+    ids.push(c.id);
+    attempts.push(c.attempt);
+    results.push(element);
+  }
+  const write = (lo: number, hi: number) =>
+    op.completeBatch(ctx.ops, tx?.client ?? ctx.pool, [`{${ids.slice(lo, hi).join(',')}}`, `{${attempts.slice(lo, hi).join(',')}}`, `{${results.slice(lo, hi).join(',')}}`, nodeId]);
+  const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
+  return recorded(rows.map((r) => r.id), refused);
+}
+
+/** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
+export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {
+  const refused = new Map<string, string>();
+  if (items.length === 0) return recorded([], refused);
+  const ids = items.map((f) => f.id);
+  const attempts = items.map((f) => f.attempt);
+  const errors = items.map((f) => (f.error ? JSON.stringify(f.error) : null));
+  const retryAts = items.map((f) => (f.retryAt ? f.retryAt.toISOString() : null));
+  const finalStates = items.map((f) => f.finalState ?? 'failed');
+  const write = (lo: number, hi: number) =>
+    op.failBatch(ctx.ops, tx?.client ?? ctx.pool, [ids.slice(lo, hi), attempts.slice(lo, hi), errors.slice(lo, hi), retryAts.slice(lo, hi), finalStates.slice(lo, hi), nodeId]);
+  const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
+  return recorded(rows.map((r) => r.id), refused);
+}
+
+/**
+ * Runs a batch write over rows [0, ids.length). When the database refuses the statement for a
+ * property of a row, the batch is split in halves until each refused row stands alone: those
+ * land in `refused`, every other row is written. A statement writes all of its rows or none, so
+ * writing the halves again never writes a row twice. Other failures (connection, timeouts,
+ * deadlocks) reject as before, for the caller to retry the whole batch; one met halfway through
+ * a split leaves the parts written before it written, and their rows are then refused on the
+ * retry as no longer this node's (the lease check), which costs their events but no outcome.
+ */
+async function isolatingRows<R>(ctx: StoreContext, ids: string[], refused: Map<string, string>, write: (lo: number, hi: number) => Promise<R[]>, lo = 0, hi = ids.length): Promise<R[]> {
+  if (hi <= lo) return [];
+  try {
+    return await write(lo, hi);
+  } catch (err) {
+    if (!isRowRefusal(err)) throw err;
+    if (hi - lo === 1) {
+      refused.set(ids[lo]!, describeRefusal(err));
+      return [];
+    }
+    if (lo === 0 && hi === ids.length) ctx.logger.warn({ err: err.message, rows: hi }, 'Postgres refused a batch for one of its rows; writing it in parts to find the row');
+    const mid = lo + ((hi - lo) >>> 1);
+    const first = await isolatingRows(ctx, ids, refused, write, lo, mid);
+    return first.concat(await isolatingRows(ctx, ids, refused, write, mid, hi));
+  }
+}
+
+/**
+ * Renews the leases of the given running jobs in one statement; returns those still held by
+ * this node (a missing id means the lease was lost) and which were asked to cancel.
+ */
+export async function heartbeat(ctx: StoreContext, nodeId: string, leaseMs: number, jobIds: string[], info?: Record<string, unknown>): Promise<{ renewed: string[]; cancelRequested: string[] }> {
+  const rows = await op.heartbeat(ctx.ops, ctx.pool, [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds]);
+  return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
+}
+
+/**
+ * Hands claimed jobs back to the queue without counting the attempt; returns the ids released,
+ * and apart those finished as cancelled instead (a cancel was asked while this node held them).
+ * `executionKey` records a key derived from the job's definition for a job stored without one.
+ */
+export async function release(ctx: StoreContext, 
+  nodeId: string,
+  items: { id: string; attempt: number; executionKey?: string | null }[],
+): Promise<{ released: Set<string>; cancelled: Set<string>; refused: Map<string, string> }> {
+  const released = new Set<string>();
+  const cancelled = new Set<string>();
+  const refused = new Map<string, string>();
+  if (items.length === 0) return { released, cancelled, refused };
+  const ids = items.map((i) => i.id);
+  const attempts = items.map((i) => i.attempt);
+  const keys = items.map((i) => i.executionKey ?? null);
+  const rows = await isolatingRows(ctx, ids, refused, (lo, hi) =>
+    op.releaseJobs(ctx.ops, ctx.pool, [ids.slice(lo, hi), attempts.slice(lo, hi), nodeId, keys.slice(lo, hi)]),
+  );
+  for (const r of rows) (r.cancelled ? cancelled : released).add(r.id);
+  return { released, cancelled, refused };
+}
+
+/** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
+export async function rescueExpired(ctx: StoreContext): Promise<RescuedJob[]> {
+  const rows = await op.rescueExpired(ctx.ops, ctx.pool, [ctx.maxRescues]);
+  return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, executionKey: r.execution_key, failed: r.failed }));
+}
+
+/**
+ * Stores running jobs' progress; `json` is the value's JSON text when the caller has checked it.
+ * Returns the values refused (id → why), which were dropped.
+ */
+export async function updateProgress(ctx: StoreContext, nodeId: string, items: { id: string; progress: unknown; json?: string }[]): Promise<Map<string, string>> {
+  const refused = new Map<string, string>();
+  if (items.length === 0) return refused;
+  const ids: string[] = [];
+  const values: string[] = [];
+  for (const p of items) {
+    try {
+      values.push(p.json ?? toJsonStrict(p.progress, 'progress').json);
+      ids.push(p.id);
+    } catch (err) {
+      refused.set(p.id, describeError(err).message);
+    }
+  }
+  await isolatingRows(ctx, ids, refused, (lo, hi) => op.updateProgress(ctx.ops, ctx.pool, [ids.slice(lo, hi), values.slice(lo, hi), nodeId]));
+  return refused;
+}
+
+function recorded(ids: Iterable<string>, refused: Map<string, string>): Recorded {
+  return Object.assign(new Set(ids), { refused });
+}
+
+/**
+ * A statement failure caused by what one of its rows holds: a data exception (class 22: bad JSON,
+ * a value too long, an encoding error), an integrity constraint violation (23), or a value over a
+ * size limit (54000). Splitting the batch isolates such a row; retrying it whole never helps.
+ */
+/** A statement the database refused for a value in one of its rows (data exception, constraint, too complex). */
+export function isRowRefusal(err: unknown): err is pg.DatabaseError {
+  if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
+  return err.code.startsWith('22') || err.code.startsWith('23') || err.code === '54000';
+}
+
+/**
+ * What a refused row is failed with, so it must be storable itself. A constraint's detail repeats
+ * the whole row, which may be what was refused (and is large): only a data exception's detail,
+ * which says what was wrong with the value, is kept, and short.
+ */
+function describeRefusal(err: pg.DatabaseError): string {
+  const detail = err.code!.startsWith('22') && err.detail ? `; ${err.detail.slice(0, 200)}` : '';
+  return `Postgres refused to store it (${err.message.slice(0, 300)}${detail}; SQLSTATE ${err.code})`;
+}
+
+/** A text element of a Postgres array literal: quoted, with backslashes and quotes escaped. */
+function arrayElement(text: string): string {
+  return `"${text.replace(/[\\"]/g, '\\$&')}"`;
+}

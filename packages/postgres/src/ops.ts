@@ -1,0 +1,371 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { PartitaError, type JobState } from '@partita/core';
+import { SQL_DIR, renderOp } from './template.js';
+import type { JobRow } from './rows.js';
+
+/**
+ * The typed op registry: one exported function per file of sql/ops, with its parameters and rows
+ * typed, so a call site that passes the wrong arguments fails to compile instead of at the
+ * database. Every op runs through `runOp`, on a pool or on a transaction's client.
+ */
+
+/** Every op, by file name (sql/ops/NAME.sql); loadOps refuses a folder that does not match. */
+export const OP_NAMES = [
+  'enqueue_batch',
+  'enqueue_one',
+  'enqueue_handoff',
+  'queue_key_holders',
+  'claim_batch',
+  'claim_rate_limited',
+  'prune_rate_buckets',
+  'load_control',
+  'change_control',
+  'adopt_control',
+  'notify',
+  'nodes_seen',
+  'roll_call_request',
+  'node_leave',
+  'execution_key_holder',
+  'release_execution_key',
+  'live_jobs',
+  'live_job_counts',
+  'held_execution_keys',
+  'clear_queue_key',
+  'complete_batch',
+  'fail_batch',
+  'heartbeat',
+  'rescue_expired',
+  'cancel_jobs',
+  'get_job',
+  'jobs_by_key',
+  'list_jobs',
+  'ensure_history_partitions',
+  'prune_history',
+  'register_queues',
+  'known_queues',
+  'update_progress',
+  'register_job_types',
+  'job_types',
+  'release_jobs',
+  'lease_acquire',
+  'lease_renew',
+  'lease_release',
+  'lease_holder',
+  'lease_raise_epoch',
+  'global_state_load',
+  'global_state_save',
+  'global_state_epoch',
+  'retry_jobs',
+  'cancel_matching',
+  'delete_matching',
+  'count_matching',
+  'applied_migrations',
+] as const;
+
+export type OpName = (typeof OP_NAMES)[number];
+
+/** A SQL operation from sql/ops, rendered for a schema, with a prepared-statement name. */
+export interface Statement {
+  name: string;
+  text: string;
+}
+
+export type Statements = Record<OpName, Statement>;
+
+/** Where an op runs: the store's pool, or a client checked out of it (a transaction's). */
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/** Decides whether a failed attempt of an op is tried again (attempt counts from 1). */
+export type RetryPolicy = (err: unknown, attempt: number) => boolean;
+
+/**
+ * Loads every operation once per schema; named so pg prepares each once per connection. The files
+ * of `sqlDir`/ops must be exactly OP_NAMES: a file without its typed function would never run, and a
+ * function without its file would fail at its first call, so either is refused here, by name.
+ */
+export function loadOps(schema: string, sqlDir: string = SQL_DIR): Statements {
+  const dir = sqlDir + 'ops/';
+  const files = readdirSync(dir).filter((f) => f.endsWith('.sql'));
+  const known = new Set<string>(OP_NAMES);
+  const unused = files.filter((f) => !known.has(f.slice(0, -4)));
+  if (unused.length > 0) {
+    throw new PartitaError(
+      'SQL_OPS',
+      `sql/ops/${unused.join(', sql/ops/')}: no op of @partita/postgres runs ${unused.length === 1 ? 'this file' : 'these files'}; add a typed function for each to src/ops.ts (and its name to OP_NAMES), or delete the file`,
+    );
+  }
+  const present = new Set(files.map((f) => f.slice(0, -4)));
+  const missing = OP_NAMES.filter((op) => !present.has(op));
+  if (missing.length > 0) {
+    throw new PartitaError(
+      'SQL_OPS',
+      `sql/ops/${missing.join('.sql, sql/ops/')}.sql ${missing.length === 1 ? 'is' : 'are'} missing; the package's sql folder is damaged or out of date, reinstall @partita/postgres`,
+    );
+  }
+  const ops = {} as Statements;
+  for (const op of OP_NAMES) {
+    const file = `${op}.sql`;
+    const text = renderOp(readFileSync(dir + file, 'utf8'), `sql/ops/${file}`, schema, sqlDir);
+    const digest = createHash('sha1').update(text).digest('hex').slice(0, 10);
+    ops[op] = { name: `partita_${op}_${digest}`, text };
+  }
+  return ops;
+}
+
+/** Runs a statement as a named (prepared once per connection) query; `retry` may run it again. */
+export async function runOp<R extends pg.QueryResultRow>(stmt: Statement, db: Queryable, values: readonly unknown[], retry?: RetryPolicy): Promise<R[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await db.query<R>({ name: stmt.name, text: stmt.text, values: values as unknown[] })).rows;
+    } catch (err) {
+      if (!retry?.(err, attempt)) throw err;
+    }
+  }
+}
+
+/**
+ * Runs a statement unnamed: planned with each call's values, so the filters left out fold away
+ * (a prepared generic plan would keep them all and could not skip history).
+ */
+export async function runUnnamed<R extends pg.QueryResultRow>(stmt: Statement, db: Queryable, values: readonly unknown[]): Promise<R[]> {
+  return (await db.query<R>({ text: stmt.text, values: values as unknown[] })).rows;
+}
+
+/** A typed op: `params` in the order of the SQL's $1, $2, …; rows as the SQL returns them. */
+export type Op<P extends readonly unknown[], R extends pg.QueryResultRow> = (ops: Statements, db: Queryable, params: P, retry?: RetryPolicy) => Promise<R[]>;
+
+const defined = new Set<OpName>();
+
+function define(name: OpName): void {
+  if (defined.has(name)) throw new PartitaError('SQL_OPS', `src/ops.ts defines two typed functions for ${name}; keep one`);
+  defined.add(name);
+}
+
+function prepared<P extends readonly unknown[], R extends pg.QueryResultRow = pg.QueryResultRow>(name: OpName): Op<P, R> {
+  define(name);
+  return (ops, db, params, retry) => runOp<R>(ops[name], db, params, retry);
+}
+
+function unnamed<P extends readonly unknown[], R extends pg.QueryResultRow = pg.QueryResultRow>(name: OpName): Op<P, R> {
+  define(name);
+  return (ops, db, params) => runUnnamed<R>(ops[name], db, params);
+}
+
+// ── rows ───────────────────────────────────────────────────────────────────────────────────────
+
+/** A claimed job as the claim (and a hand-off) returns it. */
+export interface ClaimRow {
+  id: string;
+  queue: string;
+  type: string;
+  payload: unknown;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  timeout_ms: number | null;
+  queue_key: string | null;
+  execution_key: string | null;
+  cancel_requested: boolean;
+  traceparent: string | null;
+}
+
+/** A partition's control row; `version` is a bigint, so pg returns it as a string. */
+export interface ControlRowRaw {
+  paused: string[];
+  throttles: { ms: number; queue?: string; node?: string }[];
+  version: number | string;
+}
+
+type Id = { id: string };
+
+// ── parameters ─────────────────────────────────────────────────────────────────────────────────
+
+/** enqueue_batch: parallel columns as array literals or JSON texts (see EnqueueBatch.params). */
+export type EnqueueBatchParams = [
+  ids: string,
+  partitions: string,
+  queues: string,
+  types: string,
+  payloads: string,
+  priorities: string,
+  runAts: string | null,
+  maxAttempts: string,
+  timeouts: string | null,
+  queueKeys: string | null,
+  executionKeys: string | null,
+  lookups: string | null,
+  lookupIndexes: string | null,
+];
+
+/** enqueue_one: one job's values (runAt null: now). */
+export type EnqueueOneParams = [
+  id: string,
+  partition: string,
+  queue: string,
+  type: string,
+  payload: string,
+  priority: number,
+  runAt: string | null,
+  maxAttempts: number,
+  timeoutMs: number | null,
+  queueKey: string | null,
+  executionKey: string | null,
+  lookup: string | null,
+  lookupIndex: string | null,
+];
+
+/** The job filter list_jobs and the bulk operations share ($1-$6). */
+export type MatchParams = [
+  partition: string | null,
+  queue: string | null,
+  type: string | null,
+  before: string | null,
+  ids: readonly string[] | null,
+  lookup: string | null,
+];
+
+type States = readonly string[] | null;
+
+// ── enqueue ────────────────────────────────────────────────────────────────────────────────────
+
+export const enqueueBatch = prepared<EnqueueBatchParams, Id>('enqueue_batch');
+export const enqueueOne = prepared<EnqueueOneParams, Id>('enqueue_one');
+export const enqueueHandoff = prepared<[...EnqueueOneParams, nodeId: string, leaseMs: number], Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent'>>(
+  'enqueue_handoff',
+);
+export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]], { queue_key: string; id: string }>('queue_key_holders');
+
+// ── claim ──────────────────────────────────────────────────────────────────────────────────────
+
+/** Job rows in claim order, then one row per queue with `id` null and `found` set. */
+export const claimBatch = prepared<
+  [partition: string, queues: string[], limits: number[], nodeId: string, leaseMs: number, types: readonly string[] | null],
+  ClaimRow & { id: string | null; found: number | null }
+>('claim_batch');
+export const claimRateLimited = prepared<
+  [
+    partition: string,
+    queues: string[],
+    limits: number[],
+    keyPaths: (string | null)[],
+    rateLimits: number[],
+    periodsMs: number[],
+    nodeId: string,
+    leaseMs: number,
+    types: readonly string[] | null,
+  ],
+  ClaimRow & { id: string | null; found: number | null; limited_keys: number | null; wait_ms: number | null; tokens_left: number | null; held: number | null }
+>('claim_rate_limited');
+export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_buckets');
+
+// ── outcomes ───────────────────────────────────────────────────────────────────────────────────
+
+/** ids, attempts and results as array literals (see JobStore.complete). */
+export const completeBatch = prepared<[ids: string, attempts: string, results: string, nodeId: string], Id>('complete_batch');
+export const failBatch = prepared<
+  [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
+  Id
+>('fail_batch');
+export const heartbeat = prepared<[nodeId: string, leaseMs: number, info: string | null, ids: string[]], { id: string; cancel_requested: boolean }>('heartbeat');
+export const releaseJobs = prepared<[ids: string[], attempts: number[], nodeId: string, executionKeys: (string | null)[]], { id: string; cancelled: boolean }>(
+  'release_jobs',
+);
+export const rescueExpired = prepared<[maxRescues: number], { id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }>(
+  'rescue_expired',
+);
+export const updateProgress = prepared<[ids: string[], values: string[], nodeId: string]>('update_progress');
+
+// ── reads ──────────────────────────────────────────────────────────────────────────────────────
+
+export const getJob = prepared<[id: string], JobRow>('get_job');
+export const jobsByKey = prepared<[partition: string, key: string, value: string, limit: number], JobRow>('jobs_by_key');
+export const listJobs = unnamed<[...MatchParams, live: States, finished: States, limit: number], JobRow>('list_jobs');
+export const liveJobs = prepared<[ids: string[]], Id>('live_jobs');
+export const liveJobCounts = prepared<[], { partition: string; queue: string; state: string; count: number }>('live_job_counts');
+
+// ── keys ───────────────────────────────────────────────────────────────────────────────────────
+
+export const heldExecutionKeys = prepared<[partition: string], { execution_key: string; holder: string; waiters: string[] }>('held_execution_keys');
+export const executionKeyHolder = prepared<[partition: string, key: string], Id>('execution_key_holder');
+export const releaseExecutionKey = prepared<[partition: string, key: string], { id: string; queue: string }>('release_execution_key');
+export const clearQueueKey = prepared<[partition: string, queueKey: string]>('clear_queue_key');
+
+// ── cancel, retry and bulk operations (unnamed, as list_jobs) ──────────────────────────────────
+
+export const cancelJobs = prepared<[ids: string[]], { id: string; partition: string; node: string | null; running: boolean }>('cancel_jobs');
+export const retryJobs = unnamed<
+  [...MatchParams, finished: States, limit: number, maxAttempts: number | null],
+  { id: string; partition: string; queue: string; type: string; attempts: number; queue_key: string | null; max_attempts: number | null; retried: boolean }
+>('retry_jobs');
+export const cancelMatching = unnamed<
+  [...MatchParams, live: States, limit: number],
+  { id: string; partition: string; queue: string; type: string; attempts: number; node: string | null; running: boolean }
+>('cancel_matching');
+export const deleteMatching = unnamed<[...MatchParams, live: States, finished: States, limit: number], { id: string; partition: string; live: boolean }>(
+  'delete_matching',
+);
+export const countMatching = unnamed<[...MatchParams, live: States, finished: States, cancel: boolean], { state: JobState; count: number }>('count_matching');
+
+// ── control and notices ────────────────────────────────────────────────────────────────────────
+
+export const loadControl = prepared<[partition: string], ControlRowRaw>('load_control');
+export const changeControl = prepared<
+  [partition: string, op: string, queue: string | null, ms: number, node: string | null, channel: string, notice: string],
+  ControlRowRaw
+>('change_control');
+export const adoptControl = prepared<[partition: string, paused: string[], throttles: string, epoch: number], ControlRowRaw>('adopt_control');
+export const notify = prepared<[channel: string, payload: string]>('notify');
+
+// ── nodes ──────────────────────────────────────────────────────────────────────────────────────
+
+export const nodesSeen = prepared<[cluster: string, beats: number], { id: string; info: Record<string, unknown>; heartbeat_at: Date; age_ms: number }>('nodes_seen');
+export const rollCallRequest = prepared<[channel: string, notice: string], { asked_at: Date }>('roll_call_request');
+export const nodeLeave = prepared<[nodeId: string]>('node_leave');
+
+// ── registry ───────────────────────────────────────────────────────────────────────────────────
+
+export const registerQueues = prepared<[partitions: string[], queues: string[], concurrency: number[], nodeId: string]>('register_queues');
+export const knownQueues = prepared<[], { partition: string; queue: string }>('known_queues');
+export const registerJobTypes = prepared<
+  [
+    types: string[],
+    queues: string[],
+    maxAttempts: number[],
+    timeoutsMs: (number | null)[],
+    queueKeys: (string | null)[],
+    executionKeys: (string | null)[],
+    nodeId: string,
+  ]
+>('register_job_types');
+export const jobTypes = prepared<
+  [],
+  { type: string; queue: string; max_attempts: number; timeout_ms: number | null; queue_key: string | null; execution_key: string | null }
+>('job_types');
+
+// ── history and schema ─────────────────────────────────────────────────────────────────────────
+
+export const ensureHistoryPartitions = prepared<[daysAhead: number], { created: number }>('ensure_history_partitions');
+export const pruneHistory = prepared<[retentionDays: number], { name: string }>('prune_history');
+export const appliedMigrations = prepared<[], { version: number; name: string; applied_at: Date }>('applied_migrations');
+
+// ── partition leases and Global's state ────────────────────────────────────────────────────────
+
+export const leaseAcquire = prepared<[partition: string, nodeId: string, ttlMs: number], { epoch: string; expires_at: Date; acquired_at: Date }>('lease_acquire');
+export const leaseRenew = prepared<[partition: string, nodeId: string, epoch: number, ttlMs: number]>('lease_renew');
+export const leaseRelease = prepared<[partition: string, nodeId: string, epoch: number]>('lease_release');
+export const leaseHolder = prepared<
+  [partition: string],
+  { holder: string; epoch: string; expires_at: Date; acquired_at: Date; live: boolean; released: boolean }
+>('lease_holder');
+export const leaseRaiseEpoch = prepared<[partition: string, nodeId: string, epoch: number, atLeast: number], { epoch: string }>('lease_raise_epoch');
+export const globalStateLoad = prepared<[partition: string], { epoch: string; snapshot: unknown; saved_at: Date }>('global_state_load');
+export const globalStateSave = prepared<[partition: string, epoch: number, json: string]>('global_state_save');
+export const globalStateEpoch = prepared<[partition: string], { epoch: string | null }>('global_state_epoch');
+
+// A name in OP_NAMES without its function here would load and never run: caught at import.
+const undefinedOps = OP_NAMES.filter((op) => !defined.has(op));
+if (undefinedOps.length > 0) {
+  throw new PartitaError('SQL_OPS', `src/ops.ts lists ${undefinedOps.join(', ')} in OP_NAMES but defines no typed function for ${undefinedOps.length === 1 ? 'it' : 'them'}`);
+}
