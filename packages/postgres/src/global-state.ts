@@ -1,5 +1,6 @@
 import { StaleEpochError, ValidationError } from '@partita/core';
 import { SqlOps } from './sql.js';
+import * as op from './ops.js';
 
 export interface StoredGlobalState {
   /** Epoch of the leader that saved it. */
@@ -21,7 +22,7 @@ export class PostgresGlobalState extends SqlOps {
   }
 
   async load(partition: string): Promise<StoredGlobalState | undefined> {
-    const [row] = await this.run<{ epoch: string; snapshot: unknown; saved_at: Date }>('global_state_load', [partition]);
+    const [row] = await op.globalStateLoad(this.ops, this.pool, [partition]);
     return row ? { epoch: Number(row.epoch), snapshot: row.snapshot, savedAt: row.saved_at } : undefined;
   }
 
@@ -33,9 +34,9 @@ export class PostgresGlobalState extends SqlOps {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ValidationError('must be a non-negative integer (the lease epoch)', 'epoch');
     const json = typeof snapshot === 'string' ? snapshot : JSON.stringify(snapshot);
     if (json === undefined) throw new ValidationError('must be a JSON value', 'snapshot');
-    const saved = await this.run('global_state_save', [partition, epoch, json]);
+    const saved = await op.globalStateSave(this.ops, this.pool, [partition, epoch, json]);
     if (saved.length === 1) return;
-    const [row] = await this.run<{ epoch: string | null }>('global_state_epoch', [partition]);
+    const [row] = await op.globalStateEpoch(this.ops, this.pool, [partition]);
     throw new StaleEpochError(partition, epoch, row?.epoch != null ? Number(row.epoch) : epoch + 1);
   }
 }

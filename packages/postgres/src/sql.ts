@@ -28,7 +28,8 @@ export function loadMigrations(schema: string): Migration[] {
 export abstract class SqlOps {
   readonly pool: pg.Pool;
   readonly schema: string;
-  private readonly ops: Statements;
+  /** For the typed ops of ops.ts: `op.name(this.ops, this.pool, [...])`. */
+  protected readonly ops: Statements;
 
   constructor(pool: pg.Pool, schema: string) {
     assertSchemaName(schema);
