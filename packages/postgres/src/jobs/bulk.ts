@@ -4,6 +4,8 @@ import * as op from '../ops.js';
 import { matchParams, type JobListFilter } from './reads.js';
 
 // Cancel by id, and the bulk operations (retry, cancel, delete, count) over list_jobs's filter.
+// The bulk ones run unnamed, as listJobs does (ops.ts declares them so): planned with each call's
+// values, so the filters left out fold away.
 
 export interface CancelOutcome {
   id: string;
