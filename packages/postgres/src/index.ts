@@ -29,8 +29,8 @@ export {
   isRowRefusal,
 } from './store.js';
 export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
-export { migrate } from './migrate.js';
-export { assertSchemaName, loadOps } from './sql.js';
+export { migrate, type MigrateOptions, type PluginMigrations } from './migrate.js';
+export { assertSchemaName, loadOps, loadOpsFrom, loadMigrationsFrom, type Statement, type Migration } from './sql.js';
 export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
 export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';
 export { toJobRecord, type JobRow } from './rows.js';
