@@ -7,7 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, PluginError, RouteConflictError } from '@partita/core';
 import type { Behavior } from '@partita/actors';
 import { defineJob, definePlugin, startNode, type NodeOptions, type NodePlugin, type PartitaNode, type PluginContext } from '@partita/runtime';
-import { freshSchema, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { capturingLogger, freshSchema, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 
 const FIXTURES = new URL('./fixtures/plugins/', import.meta.url);
 
@@ -246,4 +249,27 @@ test("a plugin's configSchema checks its section; problems name the key", async 
   const err = await t.throwsAsync(startNode(nodeOptions(db, appName(), { plugins: [notesPlugin()], pluginConfig: { notes: { author: 42 } } })), { instanceOf: ConfigError });
   t.regex(err!.message, /plugins\.notes\.author/);
   t.regex(err!.message, /expected a string, got number/);
+});
+
+test("the config file's plugins: section reaches the plugin; startNode's pluginConfig replaces a section", async (t) => {
+  const db = await freshSchema('plugins');
+  t.teardown(() => db.drop());
+  const dir = mkdtempSync(join(tmpdir(), 'partita-pcfg-'));
+  const file = join(dir, 'partita.yaml');
+  writeFileSync(file, 'partitions:\n  p:\n    queues:\n      default: { concurrency: 1 }\nplugins:\n  probe: { colour: blue }\n  elsewhere: { on: true }\n');
+  const seen: unknown[] = [];
+  const probe = definePlugin({ name: 'probe', start: (ctx) => void seen.push(ctx.pluginConfig) });
+  const { partitions: _partitions, ...options } = nodeOptions(db, appName(), { config: file, plugins: [probe] });
+  const { logger, lines } = capturingLogger('warn');
+  const node = await startNode({ ...options, logger });
+  await node.stop({ graceMs: 100 });
+  t.deepEqual(seen, [{ colour: 'blue' }]);
+  t.true(
+    lines.some((l) => l.msg.includes('plugins this node does not run') && JSON.stringify(l.sections) === '["plugins.elsewhere"]'),
+    'a section no plugin of this node claims is a warning, not an error (a config file may be shared)',
+  );
+
+  const again = await startNode({ ...options, pluginConfig: { probe: { colour: 'red' } } });
+  await again.stop({ graceMs: 100 });
+  t.deepEqual(seen, [{ colour: 'blue' }, { colour: 'red' }]);
 });
