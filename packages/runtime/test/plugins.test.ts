@@ -141,7 +141,13 @@ test('a plugin brings migrations, jobs, a node child, a partition child and rout
   const notes = await (await fetch(`${node.http!.url}/notes`)).json();
   t.deepEqual(notes, [{ partition: 'p', body: 'hello', author: 'ada' }], 'the route reads what the job wrote, with the plugin config applied');
   t.is(await node.system.whereis('notes-counter')!.call('count'), 1, 'the node child heard of the note');
-  t.is((await fetch(`${node.http!.url}/notes`, { method: 'DELETE' })).status, 405);
+  const deleted = await fetch(`${node.http!.url}/notes`, { method: 'DELETE' });
+  t.is(deleted.status, 405);
+  t.is(deleted.headers.get('allow'), 'GET, HEAD');
+  const head = await fetch(`${node.http!.url}/notes`, { method: 'HEAD' });
+  t.is(head.status, 200, 'a GET route answers HEAD');
+  t.is(await head.text(), '');
+  t.is((await fetch(`${node.http!.url}/notes/p`)).status, 405, 'the prefix route takes POST only');
   t.is((await fetch(`${node.http!.url}/health`)).status, 200, 'the built-in routes still answer');
   t.regex(await (await fetch(`${node.http!.url}/`)).text(), /\/notes/, 'the root page lists the mounted route');
   t.deepEqual(events, ['up notes partition p', 'up notes node', 'start notes (p)']);
