@@ -191,3 +191,23 @@ function safeStringify(value: unknown): string {
     return String(value);
   }
 }
+
+/** A node plugin that cannot join the node: a bad definition, a clash with another plugin, a failed migration or start. */
+export class PluginError extends PartitaError {
+  readonly plugin: string;
+  constructor(plugin: string, message: string, options?: { cause?: unknown }) {
+    super('PLUGIN', `plugin "${plugin}": ${message}`, options);
+    this.plugin = plugin;
+  }
+}
+
+/** Two HTTP routes claim the same method and path on one server. */
+export class RouteConflictError extends PartitaError {
+  readonly method: string;
+  readonly path: string;
+  constructor(method: string, path: string, owners: [string, string]) {
+    super('ROUTE_CONFLICT', `${method} ${path} is mounted by both ${owners[0]} and ${owners[1]}; give one of them another path`);
+    this.method = method;
+    this.path = path;
+  }
+}

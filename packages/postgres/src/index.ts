@@ -29,9 +29,10 @@ export {
   isRowRefusal,
 } from './store.js';
 export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
-export { migrate } from './migrate.js';
+export { migrate, type MigrateOptions, type PluginMigrations } from './migrate.js';
+export { loadOpsFrom, loadMigrationsFrom, type Migration } from './sql.js';
 export { assertSchemaName } from './template.js';
-export { loadOps, OP_NAMES, type OpName } from './ops.js';
+export { loadOps, OP_NAMES, type OpName, type Statement } from './ops.js';
 export {
   ENGINE_STORE,
   GLOBAL_STORE,

@@ -6,16 +6,42 @@
  *                 { status: 'ok' | 'unavailable', checks: { postgres: true | 'why', bus: …, 'partition:billing': … } }
  *   GET /livez    (also /health/live)  200 while the process serves requests (liveness, no checks)
  *   GET /metrics  Prometheus text exposition (prom-client)
+ *
+ * Node plugins mount routes of their own next to these (a small router: exact paths, or a prefix
+ * written `/path/*`); a method and path claimed twice is a RouteConflictError at start-up.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { RouteConflictError } from '@partita/core';
 import { describeError, type Logger } from '@partita/core';
 
 export interface HealthReport {
   ready: boolean;
   /** One entry per dependency: true when fine, otherwise a short reason (or false). */
   checks: Record<string, boolean | string>;
+}
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+
+export interface RouteRequest {
+  /** The request path without its query and trailing slashes (`/` for the root). */
+  path: string;
+  query: URLSearchParams;
+  /** For a prefix route (`/dashboard/*`): the part after the prefix, '' for the prefix itself. */
+  rest: string;
+}
+
+export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse, request: RouteRequest) => void | Promise<void>;
+
+export interface Route {
+  /** A GET route answers HEAD too (node:http leaves the body out). */
+  method: HttpMethod | readonly HttpMethod[];
+  /** An exact path such as `/processes`, or a prefix such as `/dashboard/*`. */
+  path: string;
+  handler: RouteHandler;
+  /** Who mounted it, for conflict messages (startNode sets `plugin "name"`). */
+  owner?: string;
 }
 
 export interface HttpServerOptions {
@@ -29,6 +55,8 @@ export interface HttpServerOptions {
   logger?: Logger;
   /** A health check that takes longer than this answers 503 (default 3000 ms). */
   healthTimeoutMs?: number;
+  /** Routes mounted next to health and metrics. */
+  routes?: readonly Route[];
 }
 
 export interface HttpServer {
@@ -58,25 +86,41 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
 
+  const builtIn: Route[] = [
+    { method: 'GET', path: '/', handler: (_req, res) => send(res, 200, 'text/plain; charset=utf-8', `partita node\n${links().join('\n')}\n`) },
+    ...[...HEALTH_PATHS].map((path): Route => ({
+      method: 'GET',
+      path,
+      handler: async (_req, res) => {
+        const report = await healthWithin(options.health, healthTimeoutMs);
+        const body = JSON.stringify({ status: report.ready ? 'ok' : 'unavailable', checks: report.checks }) + '\n';
+        send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', body);
+      },
+    })),
+    ...[...LIVE_PATHS].map((path): Route => ({ method: 'GET', path, handler: (_req, res) => send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}\n') })),
+    ...(options.metrics
+      ? [{ method: 'GET', path: '/metrics', handler: async (_req, res) => send(res, 200, options.metrics!.contentType, await options.metrics!.metrics()) } satisfies Route]
+      : []),
+  ];
+  const router = new Router();
+  for (const route of builtIn) router.add({ ...route, owner: 'the node' });
+  for (const route of options.routes ?? []) router.add(route);
+  const links = () => ['/health', '/livez', ...(options.metrics ? ['/metrics'] : []), ...router.mountedGetPaths()];
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = (q < 0 ? url : url.slice(0, q)).replace(/\/+$/, '') || '/';
+    const method = (req.method ?? 'GET').toUpperCase();
+    const found = router.find(path, method);
+    if (found.route) return found.route.handler(req, res, { path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), rest: found.rest });
+    if (found.allowed.length) {
+      res.setHeader('allow', found.allowed.join(', '));
+      return send(res, 405, 'text/plain; charset=utf-8', `method not allowed; use ${found.allowed.join(' or ')}\n`);
+    }
+    if (method !== 'GET' && method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed; use GET\n');
-    }
-    if (HEALTH_PATHS.has(path)) {
-      const report = await healthWithin(options.health, healthTimeoutMs);
-      const body = JSON.stringify({ status: report.ready ? 'ok' : 'unavailable', checks: report.checks }) + '\n';
-      return send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', body, req.method === 'HEAD');
-    }
-    if (LIVE_PATHS.has(path)) return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}\n', req.method === 'HEAD');
-    if (path === '/metrics' && options.metrics) {
-      const text = await options.metrics.metrics();
-      return send(res, 200, options.metrics.contentType, text, req.method === 'HEAD');
-    }
-    if (path === '/') {
-      const links = ['/health', '/livez', ...(options.metrics ? ['/metrics'] : [])];
-      return send(res, 200, 'text/plain; charset=utf-8', `partita node\n${links.join('\n')}\n`, req.method === 'HEAD');
     }
     return send(res, 404, 'text/plain; charset=utf-8', `not found; try /health${options.metrics ? ' or /metrics' : ''}\n`);
   }
@@ -135,12 +179,71 @@ async function healthWithin(health: () => Promise<HealthReport>, timeoutMs: numb
   }
 }
 
-function send(res: http.ServerResponse, status: number, type: string, body: string, headOnly = false): void {
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
   res.statusCode = status;
   res.setHeader('content-type', type);
   res.setHeader('cache-control', 'no-store');
   res.setHeader('content-length', Buffer.byteLength(body));
-  res.end(headOnly ? undefined : body);
+  // node:http writes no body for a HEAD request, and keeps the headers.
+  res.end(body);
+}
+
+const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Exact paths first, then the longest matching prefix; a GET route also answers HEAD. */
+class Router {
+  private readonly exact = new Map<string, Map<string, Route>>();
+  private readonly prefixes = new Map<string, Map<string, Route>>();
+
+  add(route: Route): void {
+    const owner = route.owner ?? 'a route';
+    if (typeof route.handler !== 'function') throw new TypeError(`${owner}: the route ${String(route.path)} needs a handler function`);
+    if (typeof route.path !== 'string' || !route.path.startsWith('/')) throw new TypeError(`${owner}: a route path must start with "/", got ${JSON.stringify(route.path)}`);
+    const isPrefix = route.path.endsWith('/*');
+    const path = (isPrefix ? route.path.slice(0, -2) : route.path).replace(/\/+$/, '') || '/';
+    const table = isPrefix ? this.prefixes : this.exact;
+    const byMethod = table.get(path) ?? new Map<string, Route>();
+    const methods = typeof route.method === 'string' ? [route.method] : route.method;
+    if (!Array.isArray(methods) || methods.length === 0) throw new TypeError(`${owner}: the route ${route.path} needs a method (GET, POST, …)`);
+    for (const raw of methods) {
+      const method = String(raw).toUpperCase();
+      if (!METHODS.has(method)) throw new TypeError(`${owner}: ${String(raw)} is not an HTTP method a route can take (${[...METHODS].join(', ')})`);
+      const taken = byMethod.get(method);
+      if (taken) throw new RouteConflictError(method, route.path, [taken.owner ?? 'a route', owner]);
+      byMethod.set(method, { ...route, owner });
+    }
+    table.set(path, byMethod);
+  }
+
+  find(path: string, method: string): { route?: Route; rest: string; allowed: string[] } {
+    const pick = (byMethod: Map<string, Route>, rest: string) => {
+      const route = byMethod.get(method) ?? (method === 'HEAD' ? byMethod.get('GET') : undefined);
+      const allowed = [...byMethod.keys()];
+      if (byMethod.has('GET') && !byMethod.has('HEAD')) allowed.push('HEAD');
+      return route ? { route, rest, allowed } : { rest, allowed };
+    };
+    const exact = this.exact.get(path);
+    if (exact) return pick(exact, '');
+    let best: string | undefined;
+    for (const prefix of this.prefixes.keys()) {
+      const matches = prefix === '/' || path === prefix || path.startsWith(`${prefix}/`);
+      if (matches && (best === undefined || prefix.length > best.length)) best = prefix;
+    }
+    if (best === undefined) return { rest: '', allowed: [] };
+    return pick(this.prefixes.get(best)!, best === '/' ? path.slice(1) : path.slice(best.length + 1));
+  }
+
+  /** The GET paths mounted by others than the node, for the root page's list. */
+  mountedGetPaths(): string[] {
+    const out: string[] = [];
+    for (const [table, suffix] of [[this.exact, ''], [this.prefixes, '/']] as const) {
+      for (const [path, byMethod] of table) {
+        const route = byMethod.get('GET');
+        if (route && route.owner !== 'the node') out.push(path + suffix);
+      }
+    }
+    return out;
+  }
 }
 
 export interface NodeHealthSources {

@@ -12,7 +12,20 @@ export {
 export { startNode, type PartitaNode, type NodeOptions, type PartitionOptions } from './node.js';
 export { importJobs as loadJobsModule } from './options.js';
 export type { EngineStats } from './engine.js';
-export { startHttpServer, nodeHealth, type HttpServer, type HttpServerOptions, type HealthReport, type NodeHealthSources } from './http.js';
+export {
+  startHttpServer,
+  nodeHealth,
+  type HttpServer,
+  type HttpServerOptions,
+  type HealthReport,
+  type NodeHealthSources,
+  type Route,
+  type RouteHandler,
+  type RouteRequest,
+  type HttpMethod,
+} from './http.js';
+export { definePlugin, type NodePlugin, type PluginContext, type PluginConfigProblem } from './plugin.js';
+export { AsyncResourceStack } from './resource-stack.js';
 export { createMetrics, liveJobCounts, type Metrics, type MetricsOptions, type MetricsSources, type JobCount, type FinishedState } from './metrics.js';
 export { importUserModule, describeImportError } from './modules.js';
 export type { SignalHandling } from './signals.js';

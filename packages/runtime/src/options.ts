@@ -12,6 +12,7 @@ import type { PgOptions } from '@partita/postgres';
 import type { JobDefinition, OutcomeContinuation } from './define.js';
 import { describeImportError, importUserModule } from './modules.js';
 import type { SignalHandling } from './signals.js';
+import type { NodePlugin } from './plugin.js';
 
 export interface PartitionOptions {
   queues: Record<string, { concurrency: number; rateLimit?: RateLimitConfig }>;
@@ -21,7 +22,7 @@ export interface PartitionOptions {
  * startNode's options: everything the YAML config holds (DESIGN.md names), given directly or read
  * from `config`; what is given directly wins over the file.
  */
-export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs' | 'partitions'> {
+export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs' | 'partitions' | 'plugins'> {
   /** Path of a YAML config file (see config/partita.yaml). */
   config?: string;
   /** A URL, pg pool options, or the config's `postgres:` mapping. Absent: embedded PostgreSQL in dataDir. */
@@ -42,6 +43,16 @@ export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs
   handleSignals?: boolean | SignalHandling;
   /** Continuations attached to job types from outside their definitions (plugins): see OutcomeContinuation. */
   continuations?: readonly OutcomeContinuation[];
+  /**
+   * Node plugins (workflowsPlugin(), processesPlugin(), your own definePlugin(...)), assembled in
+   * this order after the built-in parts (lease keeper, Global, the job engine) and before HTTP.
+   */
+  plugins?: readonly NodePlugin[];
+  /**
+   * Plugins' settings by plugin name, laid over the config file's `plugins:` sections (a section
+   * given here replaces the file's whole section). Each plugin's configSchema checks its own.
+   */
+  pluginConfig?: Record<string, unknown>;
 }
 
 export interface ResolvedOptions {
@@ -55,7 +66,19 @@ const PG_CONFIG_KEYS = new Set(['url', 'host', 'port', 'user', 'password', 'data
 
 export async function resolveOptions(options: NodeOptions): Promise<ResolvedOptions> {
   if (typeof options !== 'object' || options === null) throw new ValidationError('startNode needs an options object');
-  const { config: file, postgres, schema, jobs, logger: _logger, nodeId: _nodeId, handleSignals: _handleSignals, continuations: _continuations, ...direct } = options;
+  const {
+    config: file,
+    postgres,
+    schema,
+    jobs,
+    pluginConfig,
+    logger: _logger,
+    nodeId: _nodeId,
+    handleSignals: _handleSignals,
+    continuations: _continuations,
+    plugins: _plugins,
+    ...direct
+  } = options;
   const fromFile = file ? await loadConfig(file) : undefined;
 
   // pg pool options (connectionString, max, …) are not config keys: they bypass the config check.
@@ -66,6 +89,7 @@ export async function resolveOptions(options: NodeOptions): Promise<ResolvedOpti
   else if (postgres && !pgIsPoolOptions) input.postgres = { ...(input.postgres as object), ...postgres };
   if (schema !== undefined) input.postgres = { ...(input.postgres as object), schema };
   if (typeof jobs === 'string') input.jobs = jobs;
+  if (pluginConfig !== undefined) input.plugins = { ...(input.plugins as object), ...pluginConfig };
   const config = validateConfig(input, file);
 
   let definitions: JobDefinition[];
@@ -100,6 +124,7 @@ function asInput(c: PartitaConfig): Record<string, unknown> {
   if (c.nats) out.nats = c.nats;
   if (c.http) out.http = c.http;
   if (c.jobs !== undefined) out.jobs = c.jobs;
+  if (c.plugins !== undefined) out.plugins = c.plugins;
   return out;
 }
 

@@ -15,7 +15,7 @@ import { configPath, embeddedUrl } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, type Io } from '../io.js';
 import { statesOf } from '../listing.js';
-import { startNodeHttp, stopWhenLauncherExits, type NodeHttp } from '../node-services.js';
+import { stopWhenLauncherExits } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -75,9 +75,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       if (embeddedUrl(config.dataDir)) say(`  no postgres: configured → using the embedded PostgreSQL already running in ${rel(pgDir)} (another node started it; it keeps running after the demo)`);
       else say(`  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`);
     }
-    const state = { stopping: false };
     let node: PartitaNode | undefined;
-    let http: NodeHttp | undefined;
     let interrupted = false;
     let wake: (() => void) | undefined;
 
@@ -108,11 +106,8 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     });
     const unwatch = stopWhenLauncherExits(logger, io.env);
     const partitions = Object.keys(config.partitions);
-    try {
-      http = await startNodeHttp(node, config, partitions, logger, state);
-    } catch (err) {
-      say(`  (health/metrics server not started: ${describeError(err).message})`);
-    }
+    // Served by the node itself (config http:), with the node's readiness rule.
+    const http = node.http;
     say(
       `  node ${node.id} ready in ${formatDuration(Date.now() - t0)}: ` +
         partitions.map((p) => `${p} (${Object.entries(config.partitions[p]!.queues).map(([q, c]) => `${q}×${c.concurrency}`).join(', ')})`).join(', '),
@@ -199,10 +194,8 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       await new Promise<void>((resolve) => (wake = resolve));
     }
     say('  stopping the node…');
-    state.stopping = true;
     await node.stop({ graceMs });
     unwatch();
-    await http?.close();
     say('  stopped.');
     if (interrupted) return EXIT.OK;
     return allDone && failed === 0 ? EXIT.OK : EXIT.ERROR;

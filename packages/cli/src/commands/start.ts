@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 import { configPath } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { formatDuration, type Io } from '../io.js';
-import { startNodeHttp, stopWhenLauncherExits, type NodeHttp } from '../node-services.js';
+import { stopWhenLauncherExits } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -74,7 +74,6 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   const state = { stopping: false };
   const started = Date.now();
   let node: PartitaNode | undefined;
-  let http: NodeHttp | undefined;
   let resolveExit!: (code: number) => void;
   const exit = new Promise<number>((r) => (resolveExit = r));
 
@@ -88,7 +87,6 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     try {
       await (stopped ?? node?.stop({ graceMs }));
       bar?.stop();
-      await http?.close();
       logger.info({ uptimeMs: Date.now() - started }, 'node stopped');
       resolveExit(code);
     } catch (err) {
@@ -122,11 +120,8 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     logger.fatal({ err: describeError(err) }, 'a partition supervisor gave up; stopping the node so that it can be restarted');
     void stop('supervisor gave up', EXIT.ERROR);
   });
-  try {
-    http = await startNodeHttp(node, config, opts.partitions, logger, state);
-  } catch (err) {
-    logger.error({ err: describeError(err).message }, 'health/metrics server not started');
-  }
+  // Served by the node itself (config http:), with the node's readiness rule.
+  const http = node.http;
   logger.info(
     {
       nodeId: node.id,

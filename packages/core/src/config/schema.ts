@@ -177,6 +177,22 @@ const persister: CustomNode = {
   },
 };
 
+/**
+ * Each node plugin's own settings, under its name. Their shape is the plugin's business: startNode
+ * hands each section to the plugin's configSchema, which reports its problems under plugins.NAME.
+ */
+const plugins: CustomNode = {
+  type: 'custom',
+  doc: "node plugins' settings, one mapping per plugin name (checked by the plugin)",
+  expect: 'a mapping of plugin name to its settings',
+  check(value) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
+    const bad = Object.keys(value).find((k) => !NAME_PATTERN.test(k));
+    if (bad !== undefined) return { hint: `"${bad}" is not a plugin name; ${NAME_HINT}` };
+    return { value };
+  },
+};
+
 const jobs: CustomNode = {
   type: 'custom',
   doc: 'the module that exports the job definitions',
@@ -436,6 +452,7 @@ export const CONFIG_SCHEMA: ObjectNode = {
       doc: 'logging',
       fields: { level: str('log level', { oneOf: LOG_LEVELS, default: D.log.level }) },
     },
+    plugins,
     partitions: {
       type: 'map',
       keyWhat: 'partition',

@@ -125,6 +125,8 @@ export interface PartitaConfig {
   retention: { historyDays: number };
   limits: { payloadBytes: number };
   log: { level: LogLevel };
+  /** Node plugins' own settings, by plugin name; each plugin checks its section. */
+  plugins?: Record<string, unknown>;
   partitions: Record<string, PartitionConfig>;
 }
 
@@ -183,5 +185,6 @@ export interface PartitaConfigInput {
   retention?: { historyDays?: number };
   limits?: { payloadBytes?: number };
   log?: { level?: LogLevel };
+  plugins?: Record<string, unknown>;
   partitions: Record<string, PartitionConfig>;
 }
