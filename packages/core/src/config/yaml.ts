@@ -1,4 +1,4 @@
-import { load, YAMLException, type State } from 'js-yaml';
+import { load, YAMLException, type Schema, type State } from 'js-yaml';
 
 /** One step of a key path: a mapping key or a sequence index. */
 export type PathSegment = string | number;
@@ -30,6 +30,19 @@ export class YamlPositions {
   /** @internal */
   setItems(sequence: object, lines: number[]): void {
     if (!this.itemLines.has(sequence)) this.itemLines.set(sequence, lines);
+  }
+
+  /**
+   * Line (1-based) of one key of a mapping, or one item of a sequence, of this document; undefined
+   * when that container or member did not come from this text (e.g. a value put together after
+   * parsing). For callers that track several documents at once, such as a `$ref` merge.
+   */
+  lineOfMember(container: object, member: PathSegment): number | undefined {
+    return Array.isArray(container)
+      ? typeof member === 'number'
+        ? this.itemLines.get(container)?.[member]
+        : undefined
+      : this.keyLines.get(container)?.get(String(member));
   }
 
   /**
@@ -75,8 +88,12 @@ interface Frame {
   children: Frame[];
 }
 
-/** Parses one YAML document and records where each key and item is. Never throws for bad YAML. */
-export function parseYaml(text: string, filename?: string): YamlParseResult {
+/**
+ * Parses one YAML document and records where each key and item is. Never throws for bad YAML.
+ * `schema` is js-yaml's (default: its DEFAULT_SCHEMA); pass JSON_SCHEMA where the value must stay
+ * plain JSON (no dates, no binary).
+ */
+export function parseYaml(text: string, filename?: string, schema?: Schema): YamlParseResult {
   // js-yaml drops a BOM before reading, which would shift every position by one.
   const input = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const root: Frame = { start: 0, end: 0, kind: null, result: undefined, children: [] };
@@ -85,6 +102,7 @@ export function parseYaml(text: string, filename?: string): YamlParseResult {
   try {
     value = load(input, {
       ...(filename !== undefined ? { filename } : {}),
+      ...(schema !== undefined ? { schema } : {}),
       listener(event: 'open' | 'close', state: State) {
         if (event === 'open') {
           stack.push({ start: state.position, end: state.position, kind: null, result: undefined, children: [] });
