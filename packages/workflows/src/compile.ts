@@ -139,7 +139,7 @@ class Compiler {
       const compiled = this.graph(g, [...at, 'graphs', i]);
       if (compiled) graphs.push(compiled);
     });
-    this.crossGraph(graphsRaw, graphs);
+    this.crossGraph(graphsRaw);
     return { id: String(id), version: String(version), settings: this.settings, graphs };
   }
 
@@ -147,7 +147,7 @@ class Compiler {
    * Checks that need every graph: unique topics, await targets. Activity ids are per graph (the
    * signup example reuses `t1`), so records are keyed by workflow and activity id.
    */
-  private crossGraph(raw: unknown[], graphs: CompiledGraph[]): void {
+  private crossGraph(raw: unknown[]): void {
     const subscribed = new Map<string, number>();
     const hookTopics = new Map<string, number>();
     raw.forEach((g, i) => {
@@ -178,7 +178,6 @@ class Compiler {
         }
       }
     });
-    void graphs;
   }
 
   private graph(g: unknown, at: PathSegment[]): CompiledGraph | undefined {
@@ -215,7 +214,8 @@ class Compiler {
     if (triggers.length > 1) this.err([...at, 'activities', triggers[1]!.id, 'type'], `the graph has ${triggers.length} triggers (${triggers.map((t) => t.id).join(', ')})`, 'a graph has exactly one trigger');
 
     // Transitions.
-    const rawTransitions = g['transitions'];
+    // An empty `transitions:` line is null: the same as none.
+    const rawTransitions = g['transitions'] ?? undefined;
     const edgeAt = new Map<string, PathSegment[]>();
     if (rawTransitions !== undefined && !isObj(rawTransitions)) this.err([...at, 'transitions'], 'transitions must be a mapping of activity id → list of { to, conditions }');
     if (isObj(rawTransitions)) {
@@ -269,7 +269,8 @@ class Compiler {
 
     // Hook rules.
     const hooks: CompiledHookRule[] = [];
-    const rawHooks = g['hooks'];
+    // An empty `hooks:` line is null: the same as none.
+    const rawHooks = g['hooks'] ?? undefined;
     if (rawHooks !== undefined && !isObj(rawHooks)) this.err([...at, 'hooks'], 'hooks must be a mapping of hook topic → list of { to, conditions }');
     if (isObj(rawHooks)) {
       for (const [topic, rules] of Object.entries(rawHooks)) {
@@ -309,6 +310,9 @@ class Compiler {
 
     if (this.issues.length > issuesBefore) return undefined;
     const trigger = triggers[0]!;
+    // The model must not depend on the key order of the file (the stored JSON has sorted keys).
+    for (const a of Object.values(activities)) a.parents.sort();
+    hooks.sort((x, y) => (x.topic < y.topic ? -1 : x.topic > y.topic ? 1 : 0));
 
     // Loops: a transition path back to an activity is an error; loops go through `cycle`.
     const color = new Map<string, 1 | 2>();

@@ -194,10 +194,9 @@ const object: Record<string, Fn> = {
 
 const conditional: Record<string, Fn> = {
   ternary: (condition: unknown, ifTrue: unknown, ifFalse: unknown) => (condition ? ifTrue : ifFalse),
-  // eslint-disable-next-line eqeqeq -- HotMesh's `equality` is JavaScript's loose ==.
+  // HotMesh's `equality` and `inequality` are JavaScript's loose == and !=.
   equality: (a: unknown, b: unknown) => a == b,
   strict_equality: (a: unknown, b: unknown) => a === b,
-  // eslint-disable-next-line eqeqeq
   inequality: (a: unknown, b: unknown) => a != b,
   strict_inequality: (a: unknown, b: unknown) => a !== b,
   greater_than: (a: any, b: any) => a > b,

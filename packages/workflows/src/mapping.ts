@@ -96,6 +96,8 @@ export function parseMapping(value: unknown): ParsedMapping {
   const parseString = (s: string, at: PathSegment[]): MapExpr => {
     if (!(s.startsWith('{') && s.endsWith('}'))) return { kind: 'literal', value: s };
     const inner = s.slice(1, -1).trim();
+    // Text in braces that no path could be (a JSON object, a sentence) stays a literal string.
+    if (!/^[@$\w][\w.$@-]*$/.test(inner)) return { kind: 'literal', value: s };
     if (inner.startsWith('@')) {
       const fn = inner.slice(1);
       if (!checkFunction(fn, at)) return { kind: 'literal', value: undefined };

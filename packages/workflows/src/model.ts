@@ -56,7 +56,7 @@ export interface CompiledActivity {
   sleep?: MapExpr;
   /** hook: the hook topics whose rules target this activity (it waits for them). */
   hookTopics: string[];
-  /** Inbound edges (activities with a transition to this one). */
+  /** Inbound edges (activities with a transition to this one), sorted. */
   parents: string[];
   /** Outbound edge targets in declaration order. */
   children: string[];
@@ -97,6 +97,7 @@ export interface CompiledGraph {
   activities: Record<string, CompiledActivity>;
   /** Activity ids from the trigger in breadth-first order (parents before children). */
   order: string[];
+  /** Sorted by topic; rules of one topic in the order written. */
   hooks: CompiledHookRule[];
   /** Activities marked `cycle: true`, each with the cycle activities that return to it. */
   cycleTargets: Record<string, string[]>;
