@@ -24,6 +24,10 @@ const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const ACTIVITY_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const TOPIC = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
+/** Keys HotMesh reads on a graph and on an activity; anything else is most likely a typo (a warning). */
+const GRAPH_KEYS = ['subscribes', 'publishes', 'expire', 'persistent', 'input', 'output', 'activities', 'transitions', 'hooks'];
+const ACTIVITY_KEYS = ['title', 'type', 'subtype', 'input', 'output', 'job', 'hook', 'settings', 'telemetry', 'emit', 'sleep', 'expire', 'persistent', 'persist', 'retry', 'cycle', 'statusThreshold', 'statusThresholdType', 'escalation', 'topic', 'queue', 'timeout', 'await', 'stats', 'signal', 'resolver', 'status', 'code', 'scrub', 'ancestor', 'target', 'reason', 'throw', 'descend', 'stack', 'entity'];
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -144,7 +148,7 @@ class Compiler {
   }
 
   /**
-   * Checks that need every graph: unique topics, await targets. Activity ids are per graph (the
+   * Checks that need every graph: unique topics; await, interrupt and signal topics that exist. Activity ids are per graph (the
    * signup example reuses `t1`), so records are keyed by workflow and activity id.
    */
   private crossGraph(raw: unknown[]): void {
@@ -171,10 +175,17 @@ class Compiler {
     raw.forEach((g, i) => {
       if (!isObj(g) || !isObj(g['activities'])) return;
       for (const [aid, a] of Object.entries(g['activities'])) {
-        if (!isObj(a) || a['type'] !== 'await' || typeof a['topic'] !== 'string') continue;
-        if (!subscribed.has(a['topic'])) {
-          const guess = closest(a['topic'], topics);
-          this.err(['app', 'graphs', i, 'activities', aid, 'topic'], `await topic ${a['topic']} is subscribed by no graph of this app`, guess ? `did you mean ${guess}?` : `the topic of an await is the subscribes of another graph (${topics.join(', ')})`);
+        if (!isObj(a) || typeof a['topic'] !== 'string') continue;
+        const topic = a['topic'];
+        const at = ['app', 'graphs', i, 'activities', aid, 'topic'];
+        if ((a['type'] === 'await' || a['type'] === 'interrupt') && !subscribed.has(topic)) {
+          const guess = closest(topic, topics);
+          this.err(at, `${a['type']} topic ${topic} is subscribed by no graph of this app`, guess ? `did you mean ${guess}?` : `the topic of an ${a['type']} is the subscribes of a graph (${topics.join(', ')})`);
+        }
+        if (a['type'] === 'signal' && !hookTopics.has(topic)) {
+          const hooks = [...hookTopics.keys()];
+          const guess = closest(topic, hooks);
+          this.err(at, `signal topic ${topic} is the topic of no hook rule in this app`, guess ? `did you mean ${guess}?` : hooks.length > 0 ? `hook topics are ${hooks.join(', ')}` : 'a signal re-enters a waiting hook activity: add `hooks: { <topic>: [{ to: <hook activity> }] }` to the graph that waits');
         }
       }
     });
@@ -186,6 +197,12 @@ class Compiler {
       return undefined;
     }
     const issuesBefore = this.issues.length;
+    for (const k of Object.keys(g)) {
+      if (!GRAPH_KEYS.includes(k)) {
+        const guess = closest(k, GRAPH_KEYS);
+        this.warn([...at, k], `the graph has an unknown key ${k}, which is ignored`, guess ? `did you mean ${guess}?` : `graph keys are ${GRAPH_KEYS.join(', ')}`);
+      }
+    }
     const subscribes = g['subscribes'];
     if (typeof subscribes !== 'string' || !TOPIC.test(subscribes)) this.err([...at, 'subscribes'], subscribes === undefined ? 'the graph has no subscribes topic' : `subscribes ${JSON.stringify(subscribes)} is not a topic`, 'the topic pub() starts this workflow with, e.g. order.placed');
     const publishes = g['publishes'];
@@ -412,6 +429,12 @@ class Compiler {
       const guess = typeof type === 'string' ? closest(type, ACTIVITY_TYPES) : undefined;
       this.err([...at, 'type'], type === undefined ? `activity ${aid} has no type` : `unknown activity type ${JSON.stringify(type)}`, guess ? `did you mean ${guess}?` : `types are ${ACTIVITY_TYPES.join(', ')}`);
       return undefined;
+    }
+    for (const k of Object.keys(a)) {
+      if (!ACTIVITY_KEYS.includes(k)) {
+        const guess = closest(k, ACTIVITY_KEYS);
+        this.warn([...at, k], `activity ${aid} has an unknown key ${k}, which is ignored`, guess ? `did you mean ${guess}?` : undefined);
+      }
     }
     const act: CompiledActivity = {
       id: aid,

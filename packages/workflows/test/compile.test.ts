@@ -150,3 +150,102 @@ test('$ref merge: graph lists, pointers into files, refs inside refs, and a shar
   t.is(g.activities['pay']!.topic, 'payment.charge');
   t.deepEqual(evaluateMapping(g.activities['pay']!.input!.maps!, { activities: { t1: { output: { data: { total: 9 } } } }, app: { settings: app.settings } }), { amount: 9, limit: 5 });
 });
+
+test('every activity type compiles into the model the executor reads', async (t) => {
+  const yaml = `app:
+  id: kinds
+  version: '3'
+  settings: { pause: 5 }
+  graphs:
+    - subscribes: order.placed
+      publishes: order.done
+      persistent: true
+      activities:
+        t1:
+          type: trigger
+          stats: { id: '{$self.input.data.orderId}', key: '{$self.input.data.customer}' }
+        work:
+          type: worker
+          topic: order.charge
+          queue: payments
+          timeout: 30
+          retry: { maximumAttempts: 5 }
+        child:
+          type: await
+          topic: order.ship
+          await: false
+        nap:
+          type: hook
+          sleep: '{$app.settings.pause}'
+        wait:
+          type: hook
+          cycle: true
+          hook: { schema: { type: object, properties: { ok: { type: boolean } } } }
+        tell:
+          type: signal
+          subtype: all
+          topic: ship.update
+          code: 202
+          signal: { maps: { status: shipped } }
+          resolver: { maps: { key_name: order, key_value: '{t1.output.data.orderId}' } }
+        again:
+          type: cycle
+          ancestor: wait
+        stop:
+          type: interrupt
+          topic: order.ship
+          target: '{child.output.data.job_id}'
+          reason: cancelled
+          descend: true
+      transitions:
+        t1: [{ to: work }]
+        work:
+          - to: child
+            conditions: { code: 202 }
+          - to: nap
+            conditions: { gate: or, match: [{ expected: true, actual: '{work.output.data.ok}' }, { expected: 1, actual: 1 }] }
+        nap: [{ to: wait }]
+        wait: [{ to: tell }, { to: again, conditions: { match: [{ expected: false, actual: '{wait.hook.data.ok}' }] } }]
+        child: [{ to: stop }]
+      hooks:
+        order.answer: [{ to: wait }]
+    - subscribes: order.ship
+      activities:
+        s1: { type: trigger }
+        parked: { type: hook }
+      transitions:
+        s1: [{ to: parked }]
+      hooks:
+        ship.update:
+          - to: parked
+            conditions: { match: [{ expected: '{s1.output.data.order}', actual: '{$self.hook.data.order}' }] }
+`;
+  const app = await compileApp(yaml);
+  const g = app.graphs[0]!;
+  const a = g.activities;
+  t.true(g.persistent);
+  t.deepEqual(Object.keys(a['t1']!.stats!).sort(), ['id', 'key']);
+  t.is(evaluateMapping(a['t1']!.stats!['id']!, { self: { input: { data: { orderId: 'o-1' } } } }), 'o-1');
+  t.like(a['work'], { topic: 'order.charge', queue: 'payments', timeout: 30, retry: { maximumAttempts: 5 } });
+  t.like(a['child'], { type: 'await', topic: 'order.ship', await: false });
+  t.is(evaluateMapping(a['nap']!.sleep!, { app: { settings: app.settings } }), 5);
+  t.deepEqual(a['wait']!.hook, { schema: { type: 'object', properties: { ok: { type: 'boolean' } } } });
+  t.like(a['tell'], { subtype: 'all', topic: 'ship.update', code: 202 });
+  t.deepEqual(evaluateMapping(a['tell']!.resolver!.maps!, { activities: { t1: { output: { data: { orderId: 'o-1' } } } } }), { key_name: 'order', key_value: 'o-1' });
+  t.like(a['stop'], { type: 'interrupt', topic: 'order.ship', throw: true, descend: true, code: 410 });
+  t.is(evaluateMapping(a['stop']!.reason!, {}), 'cancelled');
+  t.deepEqual(a['work']!.transitions.map((tr) => [tr.to, tr.conditions?.gate, tr.conditions?.code]), [['child', 'and', 202], ['nap', 'or', undefined]]);
+  t.deepEqual(g.cycleTargets, { wait: ['again'] });
+  t.deepEqual(a['wait']!.hookTopics, ['order.answer']);
+  t.deepEqual(app.graphs[1]!.activities['parked']!.hookTopics, ['ship.update']);
+  t.deepEqual(app.warnings, []);
+});
+
+test('unknown keys on graphs and activities are warnings with a suggestion', async (t) => {
+  const yaml = ['app:', '  id: w', "  version: '1'", '  graphs:', '    - subscribes: w.go', '      expires: 10', '      activities:', '        t1: { type: trigger }', '        h1: { type: hook, slep: 3 }', '      transitions:', '        t1: [{ to: h1 }]', ''].join('\n');
+  const app = await compileApp(yaml);
+  t.deepEqual(app.warnings.map((w) => [w.line, w.key, w.hint]), [
+    [6, 'app.graphs[0].expires', 'did you mean expire?'],
+    [9, 'app.graphs[0].activities.h1.slep', 'did you mean sleep?'],
+  ]);
+});

@@ -191,3 +191,16 @@ test('every problem is reported at once, sorted by file and line', async (t) => 
   const found = await issues(t, base({ activities: acts, transitions: ['  t1:', '    - to: a1', '      conditions: { gate: nand, match: [{ expected: 1, actual: 1 }] }'] }));
   t.deepEqual(found.map((i) => i.line), [10, 14]);
 });
+
+test('signal topics name a hook topic of the app; interrupt topics a graph', async (t) => {
+  const acts = ['  t1:', '    type: trigger', '  a1:', '    type: signal', '    topic: demo.hok', '  a2:', '    type: interrupt', '    topic: demo.nope', '  h1:', '    type: hook'];
+  const found = await issues(t, [...base({ activities: acts, transitions: ['  t1:', '    - to: a1', '    - to: a2', '    - to: h1'] }), 'hooks:', '  demo.hook:', '    - to: h1']);
+  t.deepEqual(found.map((i) => `${i.line}:${i.key}`), ['7:activities.a1.topic', '10:activities.a2.topic']);
+  t.regex(found[0]!.hint!, /did you mean demo\.hook/);
+  t.regex(found[1]!.message, /interrupt topic demo\.nope is subscribed by no graph/);
+});
+
+test('a $ref to a missing JSON pointer is reported where the $ref is written', async (t) => {
+  const found = await issues(t, base({ head: ['subscribes: demo.start', 'input:', '  schema:', '    $ref: ./schemas.yaml#/nothere'] }), { 'schemas.yaml': 'in: { type: object }\n' });
+  one(t, found, 'graph.yaml:4:input.schema.$ref', /cannot follow \$ref.*nothere/);
+});
