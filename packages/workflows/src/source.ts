@@ -110,7 +110,7 @@ export async function loadApp(pathOrYaml: string): Promise<{ ok: true; app: Load
   const map = new SourceMap(file);
   const issues: WorkflowIssue[] = [];
   /** Every `$ref` seen, so a reference that cannot be followed is reported where it is written. */
-  const refs: { file: string; line: number; key: string; target: string }[] = [];
+  const refs: { file: string; holder: string; target: string; line: number; key: string }[] = [];
   const parser = {
     order: 1,
     allowEmpty: true,
@@ -126,8 +126,14 @@ export async function loadApp(pathOrYaml: string): Promise<{ ok: true; app: Load
       }
       map.register(parsed.value, url, parsed.positions);
       collectRefs(parsed.value, [], (path, ref, holder) => {
-        const target = ref.split('#')[0] ? resolvePath(dirname(url), ref.split('#')[0]!) : url;
-        refs.push({ file: url, line: parsed.positions.lineOfMember(holder, '$ref') ?? 1, key: formatKeyPath([...path, '$ref']), target: target + (ref.includes('#') ? `#${ref.split('#')[1]}` : '') });
+        const targetFile = ref.split('#')[0];
+        refs.push({
+          file: url,
+          holder: path.join('/'),
+          target: targetFile ? resolvePath(dirname(url), targetFile) : url,
+          line: parsed.positions.lineOfMember(holder, '$ref') ?? 1,
+          key: formatKeyPath([...path, '$ref']),
+        });
       });
       return parsed.value;
     },
@@ -136,39 +142,44 @@ export async function loadApp(pathOrYaml: string): Promise<{ ok: true; app: Load
   try {
     value = await $RefParser.dereference(file, {
       parse: { yaml: parser, json: false, text: false, binary: false },
+      // Deploy reads local files only: a $ref never makes the deploying process fetch a URL.
       resolve: { http: false },
       dereference: { circular: 'ignore' },
+      // Every broken $ref is reported, not only the first.
+      continueOnError: true,
     });
   } catch (err) {
-    const e = err as { code?: string; source?: string; message: string; ioErrorCode?: string };
-    if (e.code === 'ERESOLVER' || e.code === 'EMISSINGPOINTER' || e.code === 'EINVALIDPOINTER' || e.code === 'EUNMATCHEDRESOLVER' || e.code === 'EPARSER') {
-      if (issues.length > 0 && e.code === 'EPARSER') return { ok: false, issues };
-      if (e.source && resolvePath(e.source) === file && e.code === 'ERESOLVER') {
-        return { ok: false, issues: [{ file, line: 1, key: '', message: `cannot read the app file (${e.ioErrorCode ?? e.message})`, hint: 'pass the path of the app YAML file, or a YAML string starting with `app:`' }] };
+    const group = err as { errors?: RefError[] } & RefError;
+    const errors: RefError[] = Array.isArray(group.errors) ? group.errors : [group];
+    if (!errors.every((e) => typeof e.code === 'string' && e.code.startsWith('E'))) throw err;
+    for (const e of errors) {
+      const source = e.source ? resolvePath(e.source.startsWith('file:') ? fileURLToPath(e.source) : e.source) : undefined;
+      const holder = Array.isArray(e.path) ? e.path.map(String).join('/') : undefined;
+      if (e.code === 'ERESOLVER' && source === file && !holder) {
+        issues.push({ file, line: 1, key: '', message: `cannot read the app file (${e.ioErrorCode ?? e.message})`, hint: 'pass the path of the app YAML file, or a YAML string starting with `app:`' });
+        continue;
       }
-      const source = e.source ? resolvePath(e.source.replace(/^file:\/\//, '')) : undefined;
-      const pointer = /#\S*/.exec(e.message)?.[0];
-      const ref =
-        refs.find((r) => source !== undefined && r.target.split('#')[0] === source && (!pointer || r.target.endsWith(pointer))) ??
-        refs.find((r) => source !== undefined && r.target.split('#')[0] === source);
-      return {
-        ok: false,
-        issues: [
-          ...issues,
-          {
-            file: ref?.file ?? file,
-            line: ref?.line ?? 1,
-            key: ref?.key ?? '',
-            message: `cannot follow $ref: ${e.message}`,
-            hint: 'a $ref is a path relative to the file it is written in, optionally with a JSON pointer (./graphs/order.yaml#/activities)',
-          },
-        ],
-      };
+      // A resolver error names the referring file; a missing pointer names the target file. Both give the $ref's path.
+      const ref = refs.find((r) => r.holder === holder && (r.file === source || r.target === source)) ?? refs.find((r) => r.target === source);
+      issues.push({
+        file: ref?.file ?? file,
+        line: ref?.line ?? 1,
+        key: ref?.key ?? '',
+        message: `cannot follow $ref: ${e.message}`,
+        hint: 'a $ref is a path relative to the file it is written in, optionally with a JSON pointer (./graphs/order.yaml#/activities)',
+      });
     }
-    throw err;
   }
   if (issues.length > 0) return { ok: false, issues };
   return { ok: true, app: { value, sourceMap: map, file } };
+}
+
+interface RefError {
+  code?: string;
+  source?: string;
+  path?: unknown[] | null;
+  message: string;
+  ioErrorCode?: string;
 }
 
 function collectRefs(node: unknown, path: PathSegment[], found: (path: PathSegment[], ref: string, holder: object) => void): void {

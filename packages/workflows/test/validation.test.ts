@@ -204,3 +204,13 @@ test('a $ref to a missing JSON pointer is reported where the $ref is written', a
   const found = await issues(t, base({ head: ['subscribes: demo.start', 'input:', '  schema:', '    $ref: ./schemas.yaml#/nothere'] }), { 'schemas.yaml': 'in: { type: object }\n' });
   one(t, found, 'graph.yaml:4:input.schema.$ref', /cannot follow \$ref.*nothere/);
 });
+
+test('every broken $ref is reported at once, each where it is written', async (t) => {
+  const app = ['app:', '  id: demo', "  version: '1'", '  graphs:', '    - $ref: ./nope.yaml', '    - $ref: ./graph.yaml', ''].join('\n');
+  const graph = ['subscribes: demo.start', 'input:', '  schema: { $ref: ./s.yaml#/missing }', 'output:', '  schema: { $ref: ./gone.yaml }', 'activities:', '  t1: { type: trigger }'];
+  const found = await issues(t, graph, { 's.yaml': 'a: 1\n' }, app);
+  t.deepEqual(found.map((i) => `${i.file}:${i.line}:${i.key}`), ['app.yaml:5:app.graphs[0].$ref', 'graph.yaml:3:input.schema.$ref', 'graph.yaml:5:output.schema.$ref']);
+  t.regex(found[0]!.message, /nope\.yaml/);
+  t.regex(found[1]!.message, /#\/missing/);
+  t.regex(found[2]!.message, /gone\.yaml/);
+});
