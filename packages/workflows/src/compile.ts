@@ -727,7 +727,15 @@ class Compiler {
     }
     // A fresh validator per schema: two schemas may carry the same $id without being one schema.
     const ajv = new Ajv({ strict: false, logger: false, validateFormats: false, allErrors: true });
-    if (!ajv.validateSchema(schema as object)) {
+    let valid: boolean;
+    try {
+      valid = ajv.validateSchema(schema as object) as boolean;
+    } catch (err) {
+      // e.g. a `$schema` of a draft this validator does not carry.
+      this.err(at, `invalid JSON Schema: ${(err as Error).message}`, 'JSON Schema draft-07 is supported; remove `$schema` or set it to http://json-schema.org/draft-07/schema#');
+      return false;
+    }
+    if (!valid) {
       const first = ajv.errors?.[0];
       const inner = first?.instancePath ? first.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')) : [];
       const where = inner.map((s, i) => (Array.isArray(pathValue(schema, inner.slice(0, i))) ? Number(s) : s));

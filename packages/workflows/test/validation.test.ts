@@ -214,3 +214,8 @@ test('every broken $ref is reported at once, each where it is written', async (t
   t.regex(found[1]!.message, /#\/missing/);
   t.regex(found[2]!.message, /gone\.yaml/);
 });
+
+test('a schema declaring a draft the validator does not carry is an error, not a crash', async (t) => {
+  const head = ['subscribes: demo.start', 'input:', '  schema:', '    $schema: https://example.com/my-draft', '    type: object'];
+  one(t, await issues(t, base({ head })), 'graph.yaml:3:input.schema', /invalid JSON Schema: no schema with key or ref/, /draft-07/);
+});
