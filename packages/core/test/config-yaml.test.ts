@@ -1,7 +1,6 @@
 import test from 'ava';
 import { parseYaml, type PathSegment } from '../src/config/yaml.js';
 import { closest } from '../src/config/suggest.js';
-import { JSON_SCHEMA } from 'js-yaml';
 
 function linesOf(text: string, paths: PathSegment[][]): number[] {
   const r = parseYaml(text);
@@ -111,10 +110,10 @@ test('lineOfMember: one key or item of a container of this document, undefined f
   t.is(r.positions.lineOfMember({ a: 1 }, 'a'), undefined);
 });
 
-test('parseYaml with JSON_SCHEMA keeps dates as strings', (t) => {
+test('parseYaml with json: true keeps dates as strings', (t) => {
   const text = 'when: 2026-12-06\n';
   const plain = parseYaml(text);
-  const json = parseYaml(text, undefined, JSON_SCHEMA);
+  const json = parseYaml(text, undefined, { json: true });
   if (!plain.ok || !json.ok) return t.fail('unexpected syntax error');
   t.true((plain.value as { when: unknown }).when instanceof Date);
   t.is((json.value as { when: unknown }).when, '2026-12-06');

@@ -10,7 +10,6 @@
 import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import $RefParser from '@apidevtools/json-schema-ref-parser';
-import yaml from 'js-yaml';
 import { parseYaml, type PathSegment, type YamlPositions } from '@partita/core';
 import type { WorkflowIssue } from './errors.js';
 
@@ -100,7 +99,7 @@ export function isInlineYaml(pathOrYaml: string): boolean {
 export async function loadApp(pathOrYaml: string): Promise<{ ok: true; app: LoadedApp } | { ok: false; issues: WorkflowIssue[] }> {
   if (isInlineYaml(pathOrYaml)) {
     const map = new SourceMap(INLINE_FILE);
-    const parsed = parseYaml(pathOrYaml, INLINE_FILE, yaml.JSON_SCHEMA);
+    const parsed = parseYaml(pathOrYaml, INLINE_FILE, { json: true });
     if (!parsed.ok) return { ok: false, issues: [syntaxIssue(INLINE_FILE, parsed.error)] };
     map.register(parsed.value, INLINE_FILE, parsed.positions);
     return { ok: true, app: { value: parsed.value, sourceMap: map, file: undefined } };
@@ -118,7 +117,7 @@ export async function loadApp(pathOrYaml: string): Promise<{ ok: true; app: Load
     parse(info: { url: string; data: unknown }): unknown {
       const url = info.url.startsWith('file:') ? fileURLToPath(info.url) : info.url;
       const text = Buffer.isBuffer(info.data) ? info.data.toString('utf8') : String(info.data);
-      const parsed = parseYaml(text, url, yaml.JSON_SCHEMA);
+      const parsed = parseYaml(text, url, { json: true });
       if (!parsed.ok) {
         issues.push(syntaxIssue(url, parsed.error));
         // Resolution goes on so problems in the other files are found in the same pass.

@@ -1,4 +1,4 @@
-import { load, YAMLException, type Schema, type State } from 'js-yaml';
+import { JSON_SCHEMA, load, YAMLException, type State } from 'js-yaml';
 
 /** One step of a key path: a mapping key or a sequence index. */
 export type PathSegment = string | number;
@@ -88,12 +88,16 @@ interface Frame {
   children: Frame[];
 }
 
-/**
- * Parses one YAML document and records where each key and item is. Never throws for bad YAML.
- * `schema` is js-yaml's (default: its DEFAULT_SCHEMA); pass JSON_SCHEMA where the value must stay
- * plain JSON (no dates, no binary).
- */
-export function parseYaml(text: string, filename?: string, schema?: Schema): YamlParseResult {
+export interface ParseYamlOptions {
+  /**
+   * Read only what JSON can hold (js-yaml's JSON_SCHEMA): `2026-12-06` stays a string, no binary
+   * or sets. For documents whose parsed value is stored or hashed as JSON.
+   */
+  json?: boolean;
+}
+
+/** Parses one YAML document and records where each key and item is. Never throws for bad YAML. */
+export function parseYaml(text: string, filename?: string, opts: ParseYamlOptions = {}): YamlParseResult {
   // js-yaml drops a BOM before reading, which would shift every position by one.
   const input = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const root: Frame = { start: 0, end: 0, kind: null, result: undefined, children: [] };
@@ -102,7 +106,7 @@ export function parseYaml(text: string, filename?: string, schema?: Schema): Yam
   try {
     value = load(input, {
       ...(filename !== undefined ? { filename } : {}),
-      ...(schema !== undefined ? { schema } : {}),
+      ...(opts.json ? { schema: JSON_SCHEMA } : {}),
       listener(event: 'open' | 'close', state: State) {
         if (event === 'open') {
           stack.push({ start: state.position, end: state.position, kind: null, result: undefined, children: [] });
