@@ -97,3 +97,24 @@ test('did you mean: case and separators, prefixes, typos, and nothing for unrela
   t.is(closest('concurrency', keys), undefined);
   t.is(closest('x', keys), undefined);
 });
+
+test('lineOfMember: one key or item of a container of this document, undefined for anything else', (t) => {
+  const r = parseYaml(['a:', '  b: 1', '  c:', '    - x', '    - y', ''].join('\n'));
+  if (!r.ok) return t.fail(r.error.reason);
+  const root = r.value as { a: { b: number; c: string[] } };
+  t.is(r.positions.lineOfMember(root, 'a'), 1);
+  t.is(r.positions.lineOfMember(root.a, 'c'), 3);
+  t.is(r.positions.lineOfMember(root.a.c, 1), 5);
+  t.is(r.positions.lineOfMember(root.a, 'missing'), undefined);
+  t.is(r.positions.lineOfMember(root.a.c, 'x'), undefined);
+  t.is(r.positions.lineOfMember({ a: 1 }, 'a'), undefined);
+});
+
+test('parseYaml with json: true keeps dates as strings', (t) => {
+  const text = 'when: 2026-12-06\n';
+  const plain = parseYaml(text);
+  const json = parseYaml(text, undefined, { json: true });
+  if (!plain.ok || !json.ok) return t.fail('unexpected syntax error');
+  t.true((plain.value as { when: unknown }).when instanceof Date);
+  t.is((json.value as { when: unknown }).when, '2026-12-06');
+});

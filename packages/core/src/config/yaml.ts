@@ -1,4 +1,4 @@
-import { load, YAMLException, type State } from 'js-yaml';
+import { JSON_SCHEMA, load, YAMLException, type State } from 'js-yaml';
 
 /** One step of a key path: a mapping key or a sequence index. */
 export type PathSegment = string | number;
@@ -30,6 +30,19 @@ export class YamlPositions {
   /** @internal */
   setItems(sequence: object, lines: number[]): void {
     if (!this.itemLines.has(sequence)) this.itemLines.set(sequence, lines);
+  }
+
+  /**
+   * Line (1-based) of one key of a mapping, or one item of a sequence, of this document; undefined
+   * when that container or member did not come from this text (e.g. a value put together after
+   * parsing). For callers that track several documents at once, such as a `$ref` merge.
+   */
+  lineOfMember(container: object, member: PathSegment): number | undefined {
+    return Array.isArray(container)
+      ? typeof member === 'number'
+        ? this.itemLines.get(container)?.[member]
+        : undefined
+      : this.keyLines.get(container)?.get(String(member));
   }
 
   /**
@@ -75,8 +88,16 @@ interface Frame {
   children: Frame[];
 }
 
+export interface ParseYamlOptions {
+  /**
+   * Read only what JSON can hold (js-yaml's JSON_SCHEMA): `2026-12-06` stays a string, no binary
+   * or sets. For documents whose parsed value is stored or hashed as JSON.
+   */
+  json?: boolean;
+}
+
 /** Parses one YAML document and records where each key and item is. Never throws for bad YAML. */
-export function parseYaml(text: string, filename?: string): YamlParseResult {
+export function parseYaml(text: string, filename?: string, opts: ParseYamlOptions = {}): YamlParseResult {
   // js-yaml drops a BOM before reading, which would shift every position by one.
   const input = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const root: Frame = { start: 0, end: 0, kind: null, result: undefined, children: [] };
@@ -85,6 +106,7 @@ export function parseYaml(text: string, filename?: string): YamlParseResult {
   try {
     value = load(input, {
       ...(filename !== undefined ? { filename } : {}),
+      ...(opts.json ? { schema: JSON_SCHEMA } : {}),
       listener(event: 'open' | 'close', state: State) {
         if (event === 'open') {
           stack.push({ start: state.position, end: state.position, kind: null, result: undefined, children: [] });

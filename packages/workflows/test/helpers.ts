@@ -1,0 +1,27 @@
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { compileApp, WorkflowDefinitionError, type WorkflowIssue } from '../src/index.js';
+
+/** Writes files (relative path → text) into a fresh directory removed after the test. */
+export async function appDir(t: ExecutionContext, files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'partita-wf-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const [name, text] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, name)), { recursive: true });
+    await writeFile(join(dir, name), text);
+  }
+  return dir;
+}
+
+/** Compiles and returns the issues of the WorkflowDefinitionError it must throw. */
+export async function issuesOf(t: ExecutionContext, pathOrYaml: string): Promise<WorkflowIssue[]> {
+  const err = await t.throwsAsync(compileApp(pathOrYaml), { instanceOf: WorkflowDefinitionError });
+  return err?.issues ?? [];
+}
+
+/** A one-graph app as lines; `extra` replaces the graph body. */
+export function oneGraph(body: string[]): string {
+  return ['app:', '  id: demo', "  version: '1'", '  graphs:', ...body.map((l) => `    ${l}`), ''].join('\n');
+}
