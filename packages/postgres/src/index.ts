@@ -31,6 +31,6 @@ export {
 export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
 export { migrate } from './migrate.js';
 export { assertSchemaName, loadOps } from './sql.js';
-export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
+export { Leases, PartitionLeases, globalLeaseName, type LeaseStore, type AcquiredLease, type LeaseHolder } from './leases.js';
 export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';
 export { toJobRecord, type JobRow } from './rows.js';

@@ -120,6 +120,7 @@ export type OpName =
   | 'lease_release'
   | 'lease_holder'
   | 'lease_raise_epoch'
+  | 'lease_check'
   | 'global_state_load'
   | 'global_state_save'
   | 'global_state_epoch'
@@ -153,6 +154,11 @@ export abstract class SqlOps {
     this.pool = pool;
     this.schema = schema;
     this.ops = loadOps(schema);
+  }
+
+  /** An op's prepared statement, for running it on a connection of the caller's (a transaction). */
+  protected statement(op: OpName): Statement {
+    return this.ops[op];
   }
 
   protected async run<R extends import('pg').QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
