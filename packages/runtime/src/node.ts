@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorSystem, type SupervisorSpec } from '@partita/actors';
 import { ValidationError, childLogger, createLogger, describeError, loadTracing, type Logger } from '@partita/core';
-import { JobStore, Notices, PartitionLeases, type RegisteredJobType } from '@partita/postgres';
+import { JobStore, Leases, Notices, type RegisteredJobType } from '@partita/postgres';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres-embedded';
 import { Client, installClientHooks } from '@partita/client/internal';
 import { IDLE_KIND, type IdleAdvert } from '@partita/protocol';
@@ -134,7 +134,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     await embedded?.stop();
     throw err;
   }
-  const leases = new PartitionLeases(store.pool, store.schema);
+  const leases = new Leases(store.pool, store.schema);
 
   const system = createSystem({ name: nodeId, logger });
   const engineName = (partition: string) => `engine:${partition}`;
@@ -248,6 +248,8 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               rescueMs: Math.max(250, Math.floor(settings.leaseMs / 3)),
               maintenanceMs: MAINTENANCE_MS,
               retentionDays: config.retention.historyDays,
+              leases,
+              system,
               engines,
               metrics,
               wake: (partition, queues) => {
