@@ -211,7 +211,7 @@ test('start may raise the epoch and run a supervision tree; a failing start is r
   t.true(a.seat.isLeader);
   t.is(a.seat.epoch, 10);
   t.deepEqual(started, [10]);
-  t.is(a.system.whereisSupervisor('leader:tree'), a.seat.child);
+  t.is<unknown, unknown>(a.system.whereisSupervisor('leader:tree'), a.seat.child);
   t.true(await leases.renew('tree', 'a', 10, 5000));
   await a.seat.stop();
   t.false(a.seat.isLeader);
