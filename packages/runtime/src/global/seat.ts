@@ -50,7 +50,7 @@ export type SeatMsg =
   | { t: 'row'; row: ControlRow; after?: () => void };
 
 /**
- * Every node has a seat per partition: it chases the partition's Global lease and, while it holds
+ * Every node has a seat per partition: it chases the partition's Global lease (a LeaderSeat) and, while it holds
  * it, runs the Global actor and answers the partition's Global requests from the bus. On every
  * node it keeps the local engine's pause/throttle state current.
  */
