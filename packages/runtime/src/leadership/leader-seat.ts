@@ -177,7 +177,8 @@ export class LeaderSeat {
   }
 
   private async round(): Promise<void> {
-    const { leases, lease, nodeId, ttlMs } = { ...this.options, lease: this.lease };
+    const { leases, nodeId, ttlMs } = this.options;
+    const lease = this.lease;
     const held = this.held;
     if (held?.child && !held.child.alive) {
       this.logger.warn({ lease, epoch: held.epoch }, "the leader's child stopped; giving up the lease");
@@ -212,7 +213,8 @@ export class LeaderSeat {
   }
 
   private async lead(held: Held): Promise<void> {
-    const { leases, lease, nodeId, system } = { ...this.options, lease: this.lease };
+    const { leases, nodeId, system } = this.options;
+    const lease = this.lease;
     this.held = held;
     const handle: HeldLease = {
       name: lease,
