@@ -95,7 +95,7 @@ const recordingJob = (ran: string[]) =>
     },
   });
 
-const leaseHolder = async (db: TestSchema) => (await db.pool.query(`SELECT holder FROM partition_leases WHERE partition = 'p'`)).rows[0]?.holder;
+const leaseHolder = async (db: TestSchema) => (await db.pool.query(`SELECT holder FROM leases WHERE name = 'global:p'`)).rows[0]?.holder;
 
 test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, throttle stop and off all work', async (t) => {
   const { cli, nodeId } = await nodeWithoutNats(t, 'nonats_cli');

@@ -152,6 +152,30 @@ export class StaleEpochError extends PartitaError {
   }
 }
 
+/**
+ * A write made on behalf of a lease holder was fenced off: the lease ran out, was released or was
+ * taken over (a higher epoch). The writer is no longer the leader and must stop acting as one.
+ */
+export class LeaseLostError extends PartitaError {
+  readonly lease: string;
+  readonly epoch: number;
+  constructor(lease: string, epoch: number, current?: { holder: string; epoch: number }) {
+    const now =
+      current === undefined
+        ? 'it was never taken'
+        : current.epoch !== epoch
+          ? `epoch ${current.epoch} (held by ${current.holder}) has taken over`
+          : 'it had expired or was released';
+    super(
+      'LEASE_LOST',
+      `write for lease "${lease}" at epoch ${epoch} refused: ${now}; this node no longer holds the lease and must ` +
+        'stop acting as its leader (it takes part again when it wins the lease back)',
+    );
+    this.lease = lease;
+    this.epoch = epoch;
+  }
+}
+
 export class BusUnavailableError extends PartitaError {
   constructor(what: string, options?: { cause?: unknown }) {
     super('BUS_UNAVAILABLE', `${what}: the message bus (NATS) is not connected; check that nats-server is reachable, jobs keep running meanwhile`, options);

@@ -45,6 +45,6 @@ export {
   type AdminStore,
   type LeaseStore,
 } from './ports.js';
-export { PartitionLeases, type AcquiredLease, type LeaseHolder } from './leases.js';
+export { Leases, PartitionLeases, globalLeaseName, type AcquiredLease, type LeaseHolder } from './leases.js';
 export { PostgresGlobalState, type StoredGlobalState } from './global-state.js';
 export { toJobRecord, type JobRow } from './rows.js';

@@ -54,6 +54,7 @@ export const OP_NAMES = [
   'lease_release',
   'lease_holder',
   'lease_raise_epoch',
+  'lease_check',
   'global_state_load',
   'global_state_save',
   'global_state_epoch',
@@ -350,16 +351,17 @@ export const ensureHistoryPartitions = prepared<[daysAhead: number], { created: 
 export const pruneHistory = prepared<[retentionDays: number], { name: string }>('prune_history');
 export const appliedMigrations = prepared<[], { version: number; name: string; applied_at: Date }>('applied_migrations');
 
-// ── partition leases and Global's state ────────────────────────────────────────────────────────
+// ── leases (by name) and Global's state ────────────────────────────────────────────────────────
 
-export const leaseAcquire = prepared<[partition: string, nodeId: string, ttlMs: number], { epoch: string; expires_at: Date; acquired_at: Date }>('lease_acquire');
-export const leaseRenew = prepared<[partition: string, nodeId: string, epoch: number, ttlMs: number]>('lease_renew');
-export const leaseRelease = prepared<[partition: string, nodeId: string, epoch: number]>('lease_release');
+export const leaseAcquire = prepared<[name: string, nodeId: string, ttlMs: number], { epoch: string; expires_at: Date; acquired_at: Date }>('lease_acquire');
+export const leaseRenew = prepared<[name: string, nodeId: string, epoch: number, ttlMs: number]>('lease_renew');
+export const leaseRelease = prepared<[name: string, nodeId: string, epoch: number]>('lease_release');
 export const leaseHolder = prepared<
-  [partition: string],
+  [name: string],
   { holder: string; epoch: string; expires_at: Date; acquired_at: Date; live: boolean; released: boolean }
 >('lease_holder');
-export const leaseRaiseEpoch = prepared<[partition: string, nodeId: string, epoch: number, atLeast: number], { epoch: string }>('lease_raise_epoch');
+export const leaseRaiseEpoch = prepared<[name: string, nodeId: string, epoch: number, atLeast: number], { epoch: string }>('lease_raise_epoch');
+export const leaseCheck = prepared<[name: string, epoch: number], { held: boolean }>('lease_check');
 export const globalStateLoad = prepared<[partition: string], { epoch: string; snapshot: unknown; saved_at: Date }>('global_state_load');
 export const globalStateSave = prepared<[partition: string, epoch: number, json: string]>('global_state_save');
 export const globalStateEpoch = prepared<[partition: string], { epoch: string | null }>('global_state_epoch');

@@ -1,5 +1,5 @@
 import type { JobStore } from './store.js';
-import type { PartitionLeases } from './leases.js';
+import type { LeaseStore } from './leases.js';
 
 /**
  * Storage ports: the parts of JobStore each caller uses, so the engine, Global, the seat, the lease
@@ -86,14 +86,11 @@ export const ADMIN_STORE = [
   'close',
 ] as const satisfies readonly (keyof JobStore)[];
 
-/**
- * The partition lease operations (PartitionLeases) the Global seat calls. When leases.ts defines
- * its own LeaseStore (name-keyed leases), this becomes a re-export of it.
- */
-export const LEASE_STORE = ['acquire', 'renew', 'release', 'raiseEpoch'] as const satisfies readonly (keyof PartitionLeases)[];
+/** The lease operations (name-keyed, fenced: leases.ts) the seats call. */
+export const LEASE_STORE = ['acquire', 'renew', 'release', 'holder', 'raiseEpoch'] as const satisfies readonly (keyof LeaseStore)[];
 
 export interface EngineStore extends Pick<JobStore, (typeof ENGINE_STORE)[number]> {}
 export interface GlobalStore extends Pick<JobStore, (typeof GLOBAL_STORE)[number]> {}
 export interface ClientStore extends Pick<JobStore, (typeof CLIENT_STORE)[number]> {}
 export interface AdminStore extends Pick<JobStore, (typeof ADMIN_STORE)[number]> {}
-export interface LeaseStore extends Pick<PartitionLeases, (typeof LEASE_STORE)[number]> {}
+export type { LeaseStore };

@@ -84,4 +84,9 @@ export abstract class SqlOps {
   protected run<R extends pg.QueryResultRow>(op: OpName, values: unknown[]): Promise<R[]> {
     return runOp<R>(this.ops[op], this.pool, values);
   }
+
+  /** An op's prepared statement, for running it on a connection of the caller's (a transaction). */
+  protected statement(op: OpName): Statement {
+    return this.ops[op];
+  }
 }

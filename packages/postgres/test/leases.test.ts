@@ -1,19 +1,22 @@
 import test from 'ava';
 import pg from 'pg';
-import { PartitionLeases, PostgresGlobalState, migrate } from '@partita/postgres';
-import { StaleEpochError, ValidationError } from '@partita/core';
+import { Leases, PartitionLeases, PostgresGlobalState, globalLeaseName, migrate } from '@partita/postgres';
+import { LeaseLostError, StaleEpochError, ValidationError } from '@partita/core';
+import { loadMigrations } from '../src/sql.js';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 // One schema for the file; every test uses its own partition names, so they run concurrently.
 let db: TestSchema;
 let leases: PartitionLeases;
 let state: PostgresGlobalState;
+let named: Leases;
 
 test.before(async () => {
   db = await freshSchema('leases');
   await migrate(db.pool, db.schema);
   leases = new PartitionLeases(db.pool, db.schema);
   state = new PostgresGlobalState(db.pool, db.schema);
+  named = new Leases(db.pool, db.schema);
 });
 test.after.always(async () => {
   await db?.drop();
@@ -21,7 +24,7 @@ test.after.always(async () => {
 
 /** Moves a lease's expiry into the past, as if its holder had stopped renewing long ago. */
 async function expire(partition: string): Promise<void> {
-  await db.pool.query(`UPDATE "${db.schema}".partition_leases SET expires_at = now() - interval '1 second' WHERE partition = $1`, [partition]);
+  await db.pool.query(`UPDATE "${db.schema}".leases SET expires_at = now() - interval '1 second' WHERE name = 'global:' || $1`, [partition]);
 }
 
 test('acquire takes a free lease at epoch 1; others are refused; the holder re-acquires at the same epoch', async (t) => {
@@ -169,8 +172,8 @@ test('global state: a save racing a take-over waits for it and is then refused',
   try {
     await taker.query('BEGIN');
     const { rows } = await taker.query(
-      `UPDATE "${db.schema}".partition_leases SET holder = 'node-b', epoch = epoch + 1, expires_at = now() + interval '1 minute'
-       WHERE partition = 'gs-race' RETURNING epoch`,
+      `UPDATE "${db.schema}".leases SET holder = 'node-b', epoch = epoch + 1, expires_at = now() + interval '1 minute'
+       WHERE name = 'global:gs-race' RETURNING epoch`,
     );
     t.is(Number(rows[0].epoch), a!.epoch + 1);
     let settled = false;
@@ -184,4 +187,109 @@ test('global state: a save racing a take-over waits for it and is then refused',
     taker.release();
   }
   t.is(await state.load('gs-race'), undefined);
+});
+
+/** Moves a named lease's expiry into the past. */
+async function expireNamed(name: string): Promise<void> {
+  await db.pool.query(`UPDATE "${db.schema}".leases SET expires_at = now() - interval '1 second' WHERE name = $1`, [name]);
+}
+
+test('named leases: any name is a lease of its own, independent of the others and of Global leases', async (t) => {
+  const m = await named.acquire('maintenance', 'node-a', 60_000);
+  const s = await named.acquire('schedule:nightly', 'node-b', 60_000);
+  t.is(m?.epoch, 1);
+  t.is(s?.epoch, 1);
+  t.is(await named.acquire('maintenance', 'node-b', 60_000), undefined);
+  // A partition called "maintenance" has its own Global lease: 'global:maintenance'.
+  t.is((await leases.acquire('maintenance', 'node-b', 60_000))?.epoch, 1);
+  t.like(await named.holder(globalLeaseName('maintenance')), { holder: 'node-b', epoch: 1, live: true });
+  t.like(await named.holder('maintenance'), { holder: 'node-a', epoch: 1, live: true });
+  t.like(await leases.holder('maintenance'), { holder: 'node-b' });
+});
+
+test('assertHolder passes for the live holder in its transaction and refuses an expired, released or superseded epoch', async (t) => {
+  const a = await named.acquire('fence', 'node-a', 60_000);
+  await named.assertHolder(db.pool, 'fence', a!.epoch);
+  await expireNamed('fence');
+  const expired = await t.throwsAsync(named.assertHolder(db.pool, 'fence', a!.epoch), { instanceOf: LeaseLostError });
+  t.regex(expired!.message, /"fence" at epoch 1 refused: it had expired or was released/);
+  const b = await named.acquire('fence', 'node-b', 60_000);
+  const superseded = await t.throwsAsync(named.assertHolder(db.pool, 'fence', a!.epoch), { instanceOf: LeaseLostError });
+  t.regex(superseded!.message, /epoch 2 \(held by node-b\) has taken over/);
+  await named.assertHolder(db.pool, 'fence', b!.epoch);
+  await named.release('fence', 'node-b', b!.epoch);
+  await t.throwsAsync(named.assertHolder(db.pool, 'fence', b!.epoch), { instanceOf: LeaseLostError });
+  await t.throwsAsync(named.assertHolder(db.pool, 'never-taken', 1), { instanceOf: LeaseLostError, message: /never taken/ });
+});
+
+test('a write fenced by assertHolder commits before a take-over, which waits for it', async (t) => {
+  await db.pool.query(`CREATE TABLE "${db.schema}".fenced_writes (by text NOT NULL)`);
+  const a = await named.acquire('fence-tx', 'node-a', 60_000);
+  const writer = await db.pool.connect();
+  try {
+    await writer.query('BEGIN');
+    await named.assertHolder(writer, 'fence-tx', a!.epoch);
+    await writer.query(`INSERT INTO "${db.schema}".fenced_writes VALUES ('a')`);
+    // Even expiring the lease (an UPDATE of its row) has to wait for the fenced transaction.
+    let expired = false;
+    const expiring = expireNamed('fence-tx').finally(() => (expired = true));
+    let settled = false;
+    const takeover = named.acquire('fence-tx', 'node-b', 60_000).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 150));
+    t.false(expired, 'the lease cannot be expired under the fenced transaction');
+    t.false(settled, 'nor taken over');
+    await writer.query('COMMIT');
+    await expiring;
+    t.is((await takeover)?.epoch, a!.epoch + 1, 'once it committed, the expired lease is taken over');
+  } finally {
+    writer.release();
+  }
+  t.deepEqual((await db.pool.query(`SELECT by FROM "${db.schema}".fenced_writes`)).rows, [{ by: 'a' }]);
+});
+
+test('a statement fences itself with lease_held(name, epoch): the old holder writes nothing', async (t) => {
+  await db.pool.query(`CREATE TABLE "${db.schema}".fenced_rows (epoch bigint NOT NULL)`);
+  const write = async (epoch: number) =>
+    (await db.pool.query(`INSERT INTO "${db.schema}".fenced_rows SELECT $1::bigint WHERE "${db.schema}".lease_held('fence-sql', $1::bigint) RETURNING epoch`, [epoch])).rowCount;
+  const a = await named.acquire('fence-sql', 'node-a', 60_000);
+  t.is(await write(a!.epoch), 1);
+  await expireNamed('fence-sql');
+  t.is(await write(a!.epoch), 0, 'an expired lease fences its holder even before anyone took over');
+  const b = await named.acquire('fence-sql', 'node-b', 60_000);
+  t.is(await write(a!.epoch), 0);
+  t.is(await write(b!.epoch), 1);
+});
+
+test('named lease arguments are checked', async (t) => {
+  await t.throwsAsync(named.acquire('', 'node-a', 1000), { instanceOf: ValidationError, message: /name/ });
+  await t.throwsAsync(named.holder(''), { instanceOf: ValidationError });
+  await t.throwsAsync(named.assertHolder(db.pool, 'x', -1), { instanceOf: ValidationError });
+});
+
+test('migration 0011 keeps existing partition leases and their epochs, under global:<partition>', async (t) => {
+  const old = await freshSchema('leases_upgrade');
+  try {
+    // The schema as a node before 0011 left it, with a lease at epoch 7 and a snapshot saved at it.
+    await old.pool.query(`CREATE TABLE "${old.schema}".migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    for (const m of loadMigrations(old.schema).filter((m) => m.version < 11)) {
+      await old.pool.query(m.sql);
+      await old.pool.query(`INSERT INTO "${old.schema}".migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+    }
+    await old.pool.query(
+      `INSERT INTO "${old.schema}".partition_leases (partition, holder, epoch, expires_at) VALUES ('billing', 'node-a', 7, now() + interval '1 minute')`,
+    );
+    await old.pool.query(`INSERT INTO "${old.schema}".global_state (partition, epoch, snapshot) VALUES ('billing', 7, '{"n": 1}')`);
+    t.true((await migrate(old.pool, old.schema)).includes(11));
+    const upgraded = new PartitionLeases(old.pool, old.schema);
+    t.like(await upgraded.holder('billing'), { holder: 'node-a', epoch: 7, live: true });
+    t.true(await upgraded.renew('billing', 'node-a', 7, 60_000), 'the holder keeps its lease across the upgrade');
+    const oldState = new PostgresGlobalState(old.pool, old.schema);
+    await oldState.save('billing', { n: 2 }, 7);
+    await t.throwsAsync(oldState.save('billing', { n: 0 }, 6), { instanceOf: StaleEpochError });
+    await old.pool.query(`UPDATE "${old.schema}".leases SET expires_at = now() - interval '1 second'`);
+    t.is((await upgraded.acquire('billing', 'node-b', 60_000))?.epoch, 8, 'the epoch carries on from the old row');
+    await t.throwsAsync(oldState.save('billing', { n: 3 }, 7), { instanceOf: StaleEpochError, message: /epoch 8 has taken over/ });
+  } finally {
+    await old.drop();
+  }
 });

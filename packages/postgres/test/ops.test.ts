@@ -11,7 +11,7 @@ import {
   GLOBAL_STORE,
   JobStore,
   LEASE_STORE,
-  PartitionLeases,
+  Leases,
   type AdminStore,
   type ClientStore,
   type EngineStore,
@@ -75,7 +75,7 @@ test('the registry refuses a file no op runs, naming it', (t) => {
   });
 });
 
-test('JobStore and PartitionLeases have every member of each port', async (t) => {
+test('JobStore and Leases have every member of each port', async (t) => {
   const db = await freshSchema('ports');
   const store = await JobStore.open({ postgres: db.url, schema: db.schema });
   try {
@@ -84,7 +84,7 @@ test('JobStore and PartitionLeases have every member of each port', async (t) =>
     const global: GlobalStore = store;
     const client: ClientStore = store;
     const admin: AdminStore = store;
-    const leases: LeaseStore = new PartitionLeases(store.pool, store.schema);
+    const leases: LeaseStore = new Leases(store.pool, store.schema);
     const ports: [string, readonly string[], object][] = [
       ['EngineStore', ENGINE_STORE, engine],
       ['GlobalStore', GLOBAL_STORE, global],

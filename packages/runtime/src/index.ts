@@ -30,4 +30,5 @@ export { createMetrics, liveJobCounts, type Metrics, type MetricsOptions, type M
 export { importUserModule, describeImportError } from './modules.js';
 export type { SignalHandling } from './signals.js';
 export type { Persister, GlobalSnapshot } from './global/types.js';
+export { LeaderSeat, type LeaderSeatOptions, type LeaderSeatMsg, type LeaderSeatStatus, type LeaderChange, type LeaderChild, type HeldLease } from './leadership/leader-seat.js';
 export type { PersisterModuleContext } from './global/persisters.js';

@@ -1,6 +1,7 @@
-import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
+import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { AdminStore, EngineStore } from '@partita/postgres';
+import type { AdminStore, EngineStore, LeaseStore } from '@partita/postgres';
+import { LeaderSeat } from './leadership/leader-seat.js';
 import type { EngineMsg } from './engine.js';
 import type { Metrics } from './metrics.js';
 
@@ -13,8 +14,14 @@ export interface LeaseKeeperOptions {
   heartbeatMs: number;
   /** How often expired leases (of any node) are looked for. */
   rescueMs: number;
+  /** How often the maintenance leader keeps the history partitions (create ahead, drop past retention). */
   maintenanceMs: number;
   retentionDays: number;
+  /** Where the `maintenance` lease is held: one node of the cluster does the maintenance. */
+  leases: LeaseStore;
+  system: ActorSystem;
+  /** The maintenance lease's time to live (default 30 s): a dead maintainer is replaced within about this long. */
+  maintenanceLeaseMs?: number;
   /** The engines of this node, by partition. */
   engines: () => Map<string, ActorRef<EngineMsg, unknown> | undefined>;
   /** What the heartbeat stores in the node's row of the nodes table (its roll-call profile). */
@@ -27,11 +34,16 @@ export interface LeaseKeeperOptions {
 /** After a failed renewal the next try comes this soon (or at the heartbeat period, if shorter). */
 const BEAT_RETRY_MS = 1000;
 
-type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'maintain' };
+/** The lease whose holder keeps the history partitions and prunes rate buckets, cluster-wide. */
+export const MAINTENANCE_LEASE = 'maintenance';
+const MAINTENANCE_LEASE_MS = 30_000;
+
+type Msg = { t: 'beat' } | { t: 'rescue' } | { t: 'seat' };
 
 /**
  * Node-wide: renews the leases of every job this node holds in one statement, rescues jobs whose
- * node died, and keeps the history partitions (create ahead, drop past retention).
+ * node died, and runs for the `maintenance` lease: its holder, one node of the cluster, keeps the
+ * history partitions (create ahead, drop past retention) rather than every node running the DDL.
  */
 export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, void> {
   const { store, nodeId, logger } = options;
@@ -94,26 +106,71 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     for (const [partition, queues] of byPartition) options.wake(partition, [...queues]);
   }
 
-  async function maintain(): Promise<void> {
-    await store.ensureHistoryPartitions();
-    const dropped = await store.pruneHistory(options.retentionDays);
-    if (dropped.length) logger.info({ dropped }, 'dropped history partitions past retention');
-    await store.pruneRateBuckets();
-  }
+  const maintenanceLeaseMs = options.maintenanceLeaseMs ?? MAINTENANCE_LEASE_MS;
+  const seat = new LeaderSeat({
+    lease: MAINTENANCE_LEASE,
+    nodeId,
+    leases: options.leases,
+    system: options.system,
+    logger,
+    ttlMs: maintenanceLeaseMs,
+    tickMs: Math.max(50, Math.floor(maintenanceLeaseMs / 6)),
+    name: 'maintenance',
+    start: () => maintenanceBehavior({ store, logger: logger.child({ actor: 'maintenance' }), maintenanceMs: options.maintenanceMs, retentionDays: options.retentionDays }),
+  });
 
   return {
     init(ctx) {
       self = ctx;
       ctx.sendEvery(options.heartbeatMs, { t: 'beat' });
       ctx.sendEvery(options.rescueMs, { t: 'rescue' });
-      ctx.sendEvery(options.maintenanceMs, { t: 'maintain' });
-      ctx.self.cast({ t: 'maintain' });
+      ctx.sendEvery(Math.max(50, Math.floor(maintenanceLeaseMs / 6)), { t: 'seat' });
+      ctx.self.cast({ t: 'seat' });
     },
     handle(msg) {
       // Rounds run off the mailbox so a slow Postgres never stacks timer messages behind them.
       if (msg.t === 'beat') retryBeat = undefined;
-      const work = msg.t === 'beat' ? beat : msg.t === 'rescue' ? rescue : maintain;
+      const work = msg.t === 'beat' ? beat : msg.t === 'rescue' ? rescue : () => seat.tick();
       void once(msg.t, work);
+    },
+    async terminate() {
+      // Released, so another node's keeper takes the maintenance over on its next tick.
+      await seat.stop();
+    },
+  };
+}
+
+export interface MaintenanceOptions {
+  store: Pick<AdminStore, 'ensureHistoryPartitions' | 'pruneHistory' | 'pruneRateBuckets'>;
+  logger: Logger;
+  maintenanceMs: number;
+  retentionDays: number;
+}
+
+type MaintenanceMsg = { t: 'maintain' };
+
+/**
+ * The maintenance leader's child: at start and every maintenanceMs, creates the history partitions
+ * ahead, drops those past retention and prunes rate buckets. Not fenced by the epoch: every step
+ * is idempotent, the lease only keeps the cluster from running the same DDL on every node.
+ */
+export function maintenanceBehavior(options: MaintenanceOptions): Behavior<MaintenanceMsg, void> {
+  const { store, logger } = options;
+  return {
+    init(ctx) {
+      ctx.sendEvery(options.maintenanceMs, { t: 'maintain' });
+      ctx.self.cast({ t: 'maintain' });
+    },
+    async handle() {
+      try {
+        await store.ensureHistoryPartitions();
+        const dropped = await store.pruneHistory(options.retentionDays);
+        if (dropped.length) logger.info({ dropped }, 'dropped history partitions past retention');
+        await store.pruneRateBuckets();
+      } catch (err) {
+        // Kept alive (and the lease kept): the next round retries; the default partition takes rows meanwhile.
+        logger.warn({ err: describeError(err).message }, 'history maintenance failed; will retry');
+      }
     },
   };
 }

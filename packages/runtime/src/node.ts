@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createSystem, type ActorSystem, type ChildSpec, type SupervisorSpec } from '@partita/actors';
 import { PluginError, ValidationError, childLogger, createLogger, describeError, loadTracing, type Logger } from '@partita/core';
-import { JobStore, Notices, PartitionLeases, migrate, type RegisteredJobType } from '@partita/postgres';
+import { JobStore, Leases, Notices, migrate, type RegisteredJobType } from '@partita/postgres';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres-embedded';
 import { Client, installClientHooks } from '@partita/client/internal';
 import { IDLE_KIND, type IdleAdvert } from '@partita/protocol';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
+import { LeaderSeat } from './leadership/leader-seat.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';
 import { catchStopSignals, type StopSignals } from './signals.js';
@@ -146,7 +147,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
       logger: childLogger(logger, { actor: 'persister' }),
     });
     stack.defer('persister', () => persister.close?.());
-    const leases = new PartitionLeases(store.pool, store.schema);
+    const leases = new Leases(store.pool, store.schema);
 
     const system = stack.use('actor system', createSystem({ name: nodeId, logger }), (s) => s.shutdown());
     const engineName = (partition: string) => `engine:${partition}`;
@@ -237,6 +238,8 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               rescueMs: Math.max(250, Math.floor(settings.leaseMs / 3)),
               maintenanceMs: MAINTENANCE_MS,
               retentionDays: config.retention.historyDays,
+              leases,
+              system,
               engines,
               metrics,
               wake: (partition, queues) => {
@@ -369,7 +372,11 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     const plugins: readonly NodePlugin[] = [leaseKeeperPlugin, globalPlugin, jobsPlugin, ...extraPlugins, httpPlugin];
     const base = { nodeId, cluster, client, store, pool: store.pool, schema: store.schema, bus, system, partitions: Object.keys(partitions), config, metrics, leases };
     const contexts = new Map<NodePlugin, PluginContext>(
-      plugins.map((p) => [p, Object.freeze({ ...base, logger: childLogger(logger, { plugin: p.name }), pluginConfig: pluginSections[p.name] })]),
+      plugins.map((p) => {
+        const pluginLogger = childLogger(logger, { plugin: p.name });
+        const leaderSeat: PluginContext['leaderSeat'] = (seat) => new LeaderSeat({ nodeId, leases, system, ...seat, logger: seat.logger ?? pluginLogger });
+        return [p, Object.freeze({ ...base, logger: pluginLogger, pluginConfig: pluginSections[p.name], leaderSeat })];
+      }),
     );
     const contributions = (hook: 'nodeChildren' | 'partitionChildren', partition?: string): ChildSpec[] => {
       const owners = new Map<string, string>();

@@ -8,13 +8,14 @@
 import { fileURLToPath } from 'node:url';
 import type { ActorSystem, ChildSpec } from '@partita/actors';
 import { ConfigError, NAME_PATTERN, PluginError, type ConfigProblem, type Logger, type PartitaConfig } from '@partita/core';
-import type { JobStore, PartitionLeases } from '@partita/postgres';
+import type { JobStore, LeaseStore } from '@partita/postgres';
 import type { Client } from '@partita/client';
 import type { Bus } from '@partita/nats';
 import type pg from 'pg';
 import type { JobDefinition } from './define.js';
 import type { Route } from './http.js';
 import type { Metrics } from './metrics.js';
+import type { LeaderSeat, LeaderSeatOptions } from './leadership/leader-seat.js';
 
 export type { Route, RouteHandler, HttpMethod } from './http.js';
 
@@ -42,10 +43,17 @@ export interface PluginContext<C = unknown> {
   /** Where plugins register their Prometheus metrics (exposed on /metrics). */
   readonly metrics: Metrics;
   /**
-   * Partition leases with epochs, the building block of a single owner across the cluster (the
-   * partition's Global holds its partition's lease; a plugin takes leases under names of its own).
+   * Name-keyed fenced leases with epochs, the building block of a single owner across the cluster
+   * (each partition's Global holds 'global:<partition>'; a plugin takes leases under names of its own,
+   * e.g. 'schedule:nightly').
    */
-  readonly leases: PartitionLeases;
+  readonly leases: LeaseStore;
+  /**
+   * A seat for one of the plugin's leases on this node's leases, system and logger: run
+   * `seat.behavior()` as one of the plugin's node children, and its `start(epoch)` child runs on one
+   * node of the cluster at a time.
+   */
+  leaderSeat(options: Omit<LeaderSeatOptions, 'nodeId' | 'leases' | 'system' | 'logger'> & { logger?: Logger }): LeaderSeat;
 }
 
 /** A problem with a plugin's config section; `path` is relative to the section (e.g. `retention.days`). */

@@ -17,7 +17,7 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
   try {
     await a.waitForOutput(/ready/, { timeoutMs: 60_000 });
     await db.pool.query(`CREATE TABLE "${db.schema}".runs (job_id uuid, key text, node text, started_at timestamptz, ended_at timestamptz)`);
-    await until('a leads partition p', async () => (await db.pool.query(`SELECT holder FROM "${db.schema}".partition_leases WHERE partition = 'p'`)).rows[0]?.holder === 'a');
+    await until('a leads partition p', async () => (await db.pool.query(`SELECT holder FROM "${db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder === 'a');
     const b = spawnNode(fixture, { env: env('b') });
     await b.waitForOutput(/ready/, { timeoutMs: 60_000 });
 
@@ -57,7 +57,7 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
       );
       t.is(rows[0]?.execution_key, key, `${key} is held by a job of that key`);
     }
-    const leader = (await db.pool.query(`SELECT holder, epoch FROM "${db.schema}".partition_leases WHERE partition = 'p'`)).rows[0];
+    const leader = (await db.pool.query(`SELECT holder, epoch FROM "${db.schema}".leases WHERE name = 'global:p'`)).rows[0];
     t.is(leader.holder, 'b');
     t.true(Number(leader.epoch) >= 2);
 

@@ -151,7 +151,7 @@ test('the limit holds across a Global leader change: the leader node stops mid-r
     for (const id of ['a', 'b']) {
       nodes[id] = await c.start({ partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job(id)], nodeId: id, engine: { pollMs: 50 } });
     }
-    const leaderOf = async () => (await c.db.pool.query(`SELECT holder FROM "${c.db.schema}".partition_leases WHERE partition = 'p'`)).rows[0]?.holder as string | undefined;
+    const leaderOf = async () => (await c.db.pool.query(`SELECT holder FROM "${c.db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder as string | undefined;
     const leader = await until('a leader', leaderOf);
     const follower = leader === 'a' ? 'b' : 'a';
     await nodes[follower]!.client.enqueueMany('p', Array.from({ length: 40 }, () => ({ type: 'tick', queue: 'limited' })));

@@ -1,4 +1,4 @@
--- Who holds a partition's lease, judged by the database clock. $1 partition.
+-- Who holds a lease, judged by the database clock. $1 lease name.
 SELECT holder, epoch, expires_at, acquired_at, expires_at > now() AS live, released_at IS NOT NULL AS released
-FROM {{schema}}.partition_leases
-WHERE partition = $1
+FROM {{schema}}.leases
+WHERE name = $1

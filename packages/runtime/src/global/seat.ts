@@ -1,29 +1,22 @@
 import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type { ControlRow, GlobalStore } from '@partita/postgres';
+import { globalLeaseName, type ControlRow, type GlobalStore, type LeaseStore } from '@partita/postgres';
 import type { Bus } from '@partita/nats';
 import { subjects } from '@partita/protocol';
 import type { EngineMsg } from '../engine.js';
 import { callGlobal, globalName } from './client.js';
 import { controlProblem } from '../quorum.js';
 import type { Metrics } from '../metrics.js';
+import { LeaderSeat } from '../leadership/leader-seat.js';
 import { GLOBAL_OPS, globalBehavior, type ControlState, type GlobalMsg, type GlobalRequest } from './global.js';
 import { emptySnapshot, type Persister } from './types.js';
-
-/** The partition lease operations the seat needs (PartitionLeases in @partita/postgres). */
-export interface LeaseApi {
-  acquire(partition: string, nodeId: string, ttlMs: number): Promise<{ epoch: number } | undefined>;
-  renew(partition: string, nodeId: string, epoch: number, ttlMs: number): Promise<boolean>;
-  release(partition: string, nodeId: string, epoch: number): Promise<unknown>;
-  /** Moves our own lease's epoch up to at least `atLeast` (a snapshot from a later epoch survived a lease reset). */
-  raiseEpoch(partition: string, nodeId: string, epoch: number, atLeast: number): Promise<number | undefined>;
-}
 
 export interface SeatOptions {
   partition: string;
   nodeId: string;
   cluster: string;
-  leases: LeaseApi;
+  /** The partition's lease is 'global:<partition>' in it. */
+  leases: LeaseStore;
   persister: Persister;
   store: GlobalStore;
   bus: Bus;
@@ -57,35 +50,44 @@ export type SeatMsg =
   | { t: 'row'; row: ControlRow; after?: () => void };
 
 /**
- * Every node has a seat per partition: it chases the partition's Global lease and, while it holds
+ * Every node has a seat per partition: it chases the partition's Global lease (a LeaderSeat) and, while it holds
  * it, runs the Global actor and answers the partition's Global requests from the bus. On every
  * node it keeps the local engine's pause/throttle state current.
  */
 export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
-  const { partition, nodeId, leases, bus, system, logger } = options;
-  let leading: { epoch: number; ref: ActorRef<GlobalMsg, void>; off?: () => Promise<void>; renewedAt: number } | undefined;
+  const { partition, bus, system, logger } = options;
+  /** The Global actor while this node leads and serves it. */
+  let global: ActorRef<GlobalMsg, void> | undefined;
   let lastControl = '';
   let lastVersion = 0;
   let lastEngine: ActorRef<EngineMsg, unknown> | undefined;
   let ctxRef: ActorContext<SeatMsg, void>;
+  let restored = false;
 
-  async function becomeLeader(epoch: number): Promise<void> {
-    // A snapshot that cannot be read stops this partition with the persister's error (it names
-    // the file and how to recover), rather than starting empty and forgetting keys and pauses.
-    const loaded = await options.persister.load(partition);
-    if (loaded && loaded.epoch >= epoch) {
-      const raised = await leases.raiseEpoch(partition, nodeId, epoch, loaded.epoch + 1);
-      if (raised === undefined) throw new Error(`lost the lease of partition "${partition}" while raising its epoch past the saved snapshot's`);
-      logger.warn({ from: epoch, to: raised }, 'the saved Global snapshot is from a later epoch than the lease table; raised the lease epoch');
-      epoch = raised;
-    }
-    if (options.localStateDir !== undefined && epoch > 1 && (loaded?.epoch ?? 0) < epoch - 1) warnStateElsewhere(epoch, loaded?.epoch);
-    const snapshot = loaded ?? emptySnapshot(partition, epoch);
-    const ref = system.spawn(
-      globalBehavior({
+  const seat = new LeaderSeat({
+    lease: globalLeaseName(partition),
+    nodeId: options.nodeId,
+    leases: options.leases,
+    system,
+    logger,
+    ttlMs: options.ttlMs,
+    tickMs: options.tickMs,
+    name: globalName(partition),
+    start: async (acquired, lease) => {
+      let epoch = acquired;
+      // A snapshot that cannot be read stops this partition with the persister's error (it names
+      // the file and how to recover), rather than starting empty and forgetting keys and pauses.
+      const loaded = await options.persister.load(partition);
+      if (loaded && loaded.epoch >= epoch) {
+        epoch = await lease.raiseEpoch(loaded.epoch + 1);
+        logger.warn({ from: acquired, to: epoch }, 'the saved Global snapshot is from a later epoch than the lease table; raised the lease epoch');
+      }
+      if (options.localStateDir !== undefined && epoch > 1 && (loaded?.epoch ?? 0) < epoch - 1) warnStateElsewhere(epoch, loaded?.epoch);
+      restored = loaded !== undefined;
+      return globalBehavior({
         partition,
         epoch,
-        snapshot,
+        snapshot: loaded ?? emptySnapshot(partition, epoch),
         persister: options.persister,
         store: options.store,
         logger: logger.child({ actor: 'global', epoch }),
@@ -102,31 +104,40 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
           bus.publish(subjects.pause(options.cluster, partition), 'control', { partition, epoch, seq: version, ...control });
           ctxRef.self.cast({ t: 'control', control, version });
         },
-      }),
-      { name: globalName(partition) },
-    );
-    leading = { epoch, ref, renewedAt: Date.now() };
-    const off = await bus.subscribe(
-      subjects.global(options.cluster, partition),
-      async (data: GlobalRequest, msg) => {
-        // Counted where the call is served: the callers (clients, other nodes) have no metrics registry.
-        const started = performance.now();
-        try {
-          const result = await callGlobal(ref, { ...data, op: msg.kind } as GlobalRequest, options.requestTimeoutMs);
-          options.metrics?.globalCall(partition, msg.kind, true, performance.now() - started);
-          return result;
-        } catch (err) {
-          options.metrics?.globalCall(partition, msg.kind, false, performance.now() - started);
-          throw err;
-        }
-      },
-      { kinds: GLOBAL_OPS },
-    );
-    if (leading?.ref === ref) leading.off = off;
-    else await off();
-    options.metrics?.globalLeader(partition, true);
-    logger.info({ epoch, restored: loaded !== undefined }, 'took the partition lease; serving Global');
-  }
+      });
+    },
+    whileLeading: async (child, epoch) => {
+      const ref = child as ActorRef<GlobalMsg, void>;
+      global = ref;
+      const off = await bus.subscribe(
+        subjects.global(options.cluster, partition),
+        async (data: GlobalRequest, msg) => {
+          // Counted where the call is served: the callers (clients, other nodes) have no metrics registry.
+          const started = performance.now();
+          try {
+            const result = await callGlobal(ref, { ...data, op: msg.kind } as GlobalRequest, options.requestTimeoutMs);
+            options.metrics?.globalCall(partition, msg.kind, true, performance.now() - started);
+            return result;
+          } catch (err) {
+            options.metrics?.globalCall(partition, msg.kind, false, performance.now() - started);
+            throw err;
+          }
+        },
+        { kinds: GLOBAL_OPS },
+      );
+      options.metrics?.globalLeader(partition, true);
+      logger.info({ epoch, restored }, 'took the partition lease; serving Global');
+      return async () => {
+        if (global === ref) global = undefined;
+        await off();
+      };
+    },
+  });
+  seat.onChange((change) => {
+    if (change.leader) return;
+    options.metrics?.globalLeader(partition, false);
+    logger.info({ epoch: change.epoch, released: change.reason !== 'lost' }, 'no longer serving Global');
+  });
 
   /**
    * The file persister found no state saved in the previous leader's epoch: that leader kept it in
@@ -142,37 +153,6 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
         `carry over; its cancel requests do not). With nodes on several machines use persister: postgres (the default when ` +
         `postgres: is configured), or give every node the same shared dataDir.`,
     );
-  }
-
-  async function stepDown(release: boolean): Promise<void> {
-    const was = leading;
-    if (!was) return;
-    leading = undefined;
-    options.metrics?.globalLeader(partition, false);
-    await was.off?.().catch(() => undefined);
-    await was.ref.stop('stepping down');
-    if (release) await leases.release(partition, nodeId, was.epoch).catch(() => undefined);
-    logger.info({ epoch: was.epoch, released: release }, 'no longer serving Global');
-  }
-
-  async function tick(): Promise<void> {
-    if (leading && !leading.ref.alive) {
-      logger.warn('the Global actor stopped; giving up the lease');
-      await stepDown(true);
-      return;
-    }
-    if (leading) {
-      if (Date.now() - leading.renewedAt < options.ttlMs / 3) return;
-      const ok = await leases.renew(partition, nodeId, leading.epoch, options.ttlMs);
-      if (ok) leading.renewedAt = Date.now();
-      else {
-        logger.warn({ epoch: leading.epoch }, 'lost the partition lease');
-        await stepDown(false);
-      }
-      return;
-    }
-    const got = await leases.acquire(partition, nodeId, options.ttlMs);
-    if (got) await becomeLeader(got.epoch);
   }
 
   function applyControl(control: ControlState, version: number | undefined): void {
@@ -215,7 +195,7 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
       switch (msg.t) {
         case 'tick':
           try {
-            await tick();
+            await seat.tick();
           } catch (err) {
             if ((err as { code?: string })?.code === 'PERSISTER') throw err;
             logger.warn({ err: describeError(err).message }, 'partition lease round failed; will retry');
@@ -234,14 +214,14 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
           return;
         case 'row':
           applyControl({ paused: msg.row.paused, throttles: msg.row.throttles }, msg.row.version);
-          if (leading?.ref.alive) leading.ref.cast({ t: 'control', row: msg.row });
+          if (global?.alive) global.cast({ t: 'control', row: msg.row });
           msg.after?.();
           return;
       }
     },
     async terminate() {
       await offControl?.().catch(() => undefined);
-      await stepDown(true);
+      await seat.stop();
     },
   };
 }
