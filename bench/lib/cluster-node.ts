@@ -55,6 +55,8 @@ async function main(): Promise<void> {
     logger,
     partitions: { bench: { queues: { default: { concurrency: args.concurrency }, backlog: { concurrency: 0 } } } },
     jobs: [noop],
+    // Every node's Global state in the schema, so a node that takes the partition over finds it.
+    persister: 'postgres',
     engine: { pollMs: args.pollMs },
   });
   send({ kind: 'ready' });

@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ClusterNodeMessage } from '../lib/cluster-node.js';
 import { ratio, round } from '../lib/stats.js';
 import type { BenchJob, BenchSystem } from '../systems/types.js';
-import { waitFinished } from './drain.js';
+import { waitFinished, warmUp } from './drain.js';
 import type { Workload, WorkloadContext } from './types.js';
 
 /** The cluster run drains this many times --jobs (100,000 at the default 20,000). */
@@ -131,6 +131,9 @@ export const cluster: Workload = {
     }
     const jobs = ctx.options.jobs * CLUSTER_JOBS_FACTOR;
     const out = await ctx.withSystem(factory, 'cluster', async (system) => {
+      // The bench's own node, once: it declares the partition and queues (an enqueue to an
+      // undeclared one is refused) and warms up the database side.
+      await warmUp(ctx, system, ctx.options.warmup, ctx.options.batch, ctx.options.concurrency);
       const single: ClusterRun[] = [];
       const many: ClusterRun[] = [];
       for (let r = 0; r < ctx.options.repeat; r++) {
