@@ -204,6 +204,42 @@ class GraphileSystem implements BenchSystem {
     return { insertMs, vacuumAnalyzeMs: performance.now() - t, how };
   }
 
+  async insertHotKey(count: number): Promise<BacklogStats> {
+    const admin = this.ctx.admin;
+    let t = performance.now();
+    // graphile-worker's equivalent of an execution key whose holder runs: a named queue locked by a
+    // worker that never unlocks it (its job is locked too), with the jobs behind it. The locked_at
+    // is recent, so the 4-hour stale-lock sweep leaves it. Task `noop`, the drained task.
+    await admin.query(`INSERT INTO ${this.s}._private_tasks (identifier) VALUES ('noop') ON CONFLICT (identifier) DO NOTHING`);
+    await admin.query(
+      `INSERT INTO ${this.s}._private_job_queues (queue_name, locked_at, locked_by) VALUES ('hot', now(), 'bench-hot-holder')`,
+    );
+    await admin.query(
+      `INSERT INTO ${this.s}._private_jobs (job_queue_id, task_id, payload, locked_at, locked_by, attempts)
+       SELECT (SELECT id FROM ${this.s}._private_job_queues WHERE queue_name = 'hot'),
+              (SELECT id FROM ${this.s}._private_tasks WHERE identifier = 'noop'), '{}'::json, now(), 'bench-hot-holder', 1`,
+    );
+    await admin.query(
+      `INSERT INTO ${this.s}._private_jobs (job_queue_id, task_id, payload)
+       SELECT (SELECT id FROM ${this.s}._private_job_queues WHERE queue_name = 'hot'),
+              (SELECT id FROM ${this.s}._private_tasks WHERE identifier = 'noop'), '{}'::json
+       FROM generate_series(1, $1::int)`,
+      [count],
+    );
+    const insertMs = performance.now() - t;
+    t = performance.now();
+    await admin.query(`VACUUM (ANALYZE) ${this.s}._private_jobs, ${this.s}._private_job_queues`);
+    return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: 'task "noop" in named queue "hot", locked by a worker that never finishes its job' };
+  }
+
+  async hotKeyQueued(): Promise<number> {
+    const { rows } = await this.ctx.admin.query<{ n: number }>(
+      `SELECT count(*)::integer AS n FROM ${this.s}._private_jobs
+       WHERE job_queue_id = (SELECT id FROM ${this.s}._private_job_queues WHERE queue_name = 'hot') AND locked_at IS NULL`,
+    );
+    return rows[0]!.n;
+  }
+
   async vacuum(): Promise<void> {
     await this.ctx.admin.query(`VACUUM (ANALYZE) ${this.s}._private_jobs, ${this.s}._private_job_queues`);
   }

@@ -13,6 +13,8 @@ import type { BacklogStats, BenchJob, BenchSystem, JobRef, LatencyChannel, Syste
 const PARTITION = 'bench';
 const QUEUE = 'default';
 const BACKLOG_QUEUE = 'backlog';
+/** The hotkey workload's execution key: its holder runs (on no node) for the whole workload. */
+export const HOT_KEY = 'hot';
 
 /** Logs at PARTITA_LOG_LEVEL (default warn) to stderr, so stdout stays JSON lines. */
 function benchLogger(): Logger {
@@ -149,6 +151,39 @@ class PartitaSystem implements BenchSystem {
     t = performance.now();
     await admin.query(`VACUUM (ANALYZE) ${this.s}.jobs`);
     return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: `queue "${BACKLOG_QUEUE}" of partition "${PARTITION}" (declared with concurrency 0)` };
+  }
+
+  async insertHotKey(count: number): Promise<BacklogStats> {
+    const admin = this.ctx.admin;
+    let t = performance.now();
+    // The holder: attempt 1 of a job of the key, running under a lease that outlasts the bench and
+    // a node id no node has, so no node completes it and no rescue takes it back.
+    await admin.query(
+      `INSERT INTO ${this.s}.jobs (id, partition, queue, type, payload, execution_key, state, attempts, locked_by, locked_until, started_at)
+       VALUES ('00000000-0000-7000-8000-000000000000', $1, $2, 'noop', '{}'::jsonb, $3, 'running', 1, 'bench-hot-holder', now() + interval '1 day', now())`,
+      [PARTITION, QUEUE, HOT_KEY],
+    );
+    // Ids as insertBacklog's (UUIDv7, timestamp 0): ahead of every measured job in claim order, the
+    // worst case for a claim that walks the queue. Empty payloads: were one to run, the probe would
+    // count a start no measured job made, and hotKeyQueued would show it.
+    await admin.query(
+      `INSERT INTO ${this.s}.jobs (id, partition, queue, type, payload, execution_key)
+       SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, $2, $3, 'noop', '{}'::jsonb, $4
+       FROM generate_series(1, $1::int) AS g`,
+      [count, PARTITION, QUEUE, HOT_KEY],
+    );
+    const insertMs = performance.now() - t;
+    t = performance.now();
+    await admin.query(`VACUUM (ANALYZE) ${this.s}.jobs`);
+    return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: `queue "${QUEUE}" of partition "${PARTITION}", execution key "${HOT_KEY}" held by a running job` };
+  }
+
+  async hotKeyQueued(): Promise<number> {
+    const { rows } = await this.ctx.admin.query<{ n: number }>(
+      `SELECT count(*)::integer AS n FROM ${this.s}.jobs WHERE partition = $1 AND execution_key = $2 AND state <> 'running'`,
+      [PARTITION, HOT_KEY],
+    );
+    return rows[0]!.n;
   }
 
   async vacuum(): Promise<void> {

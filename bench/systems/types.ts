@@ -52,6 +52,14 @@ export interface BenchSystem {
   latencyChannels(): LatencyChannel[];
   /** Inserts `count` queued jobs the draining workers will not run, straight in SQL. Untimed by the workload. */
   insertBacklog(count: number): Promise<BacklogStats>;
+  /**
+   * Inserts `count` jobs into the drained queue, all of one execution key (graphile-worker: named
+   * queue) whose holder is running and never finishes, straight in SQL; then VACUUM (ANALYZE).
+   * None of them may run while the holder runs. Untimed by the workload.
+   */
+  insertHotKey?(count: number): Promise<BacklogStats>;
+  /** How many of the hot-key jobs are still queued (all of them, unless one ran). */
+  hotKeyQueued?(): Promise<number>;
   /** VACUUM (ANALYZE) of the system's job table(s); untimed housekeeping between runs. */
   vacuum(): Promise<void>;
   /** EXPLAIN (ANALYZE, BUFFERS) of the system's claim query as run by its workers now. */

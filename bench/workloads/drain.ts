@@ -12,6 +12,13 @@ export interface DrainPlan {
   concurrency: number;
   /** Jobs queued beforehand that the draining workers must not run (0: none). */
   backlog: number;
+  /**
+   * Where the backlog sits: another queue of the partition (default, the depth run), or the
+   * drained queue itself under one execution key whose holder is running (the hotkey run).
+   */
+  backlogKind?: 'queue' | 'hotkey';
+  /** EXPLAIN ANALYZE the system's claim query once right after the backlog went in, with nothing else queued (the idle claim). */
+  explainIdle?: boolean;
   /** EXPLAIN ANALYZE the system's claim query once, before the first measured drain (if --explain). */
   explain?: boolean;
   /** Builds job i's payload and group (default: an empty no-op payload). */
@@ -49,6 +56,8 @@ export interface DrainResult extends DrainRun {
   runs: { enqueuePerSec: number; processPerSec: number; processMs: number; flushMs: number | null; handlerCalls: number; duplicates: number; timedOut: boolean; loadAvg1m: number; cpuMsPerThousandJobs: CpuSample }[];
   backlog?: { jobs: number; insertMs: number; insertPerSec: number; vacuumAnalyzeMs: number; how: string };
   explain?: string;
+  /** The claim's plan with only the backlog queued (explainIdle). */
+  explainIdle?: string;
 }
 
 const emptyJob = (): BenchJob => ({ payload: {} });
@@ -129,11 +138,19 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
   await warmUp(ctx, system, options.warmup, plan.batch, plan.concurrency, plan.job);
 
   let backlog: DrainResult['backlog'];
+  let explainIdle: string | undefined;
   if (plan.backlog > 0) {
-    ctx.log(`${system.name}: inserting ${plan.backlog.toLocaleString()} backlog jobs…`);
-    const b = await system.insertBacklog(plan.backlog);
+    const hot = plan.backlogKind === 'hotkey';
+    ctx.log(`${system.name}: inserting ${plan.backlog.toLocaleString()} ${hot ? 'hot-key' : 'backlog'} jobs…`);
+    if (hot && !system.insertHotKey) throw new Error(`${system.name} has no hot-key backlog (insertHotKey)`);
+    const b = hot ? await system.insertHotKey!(plan.backlog) : await system.insertBacklog(plan.backlog);
     backlog = { jobs: plan.backlog, insertMs: round(b.insertMs), insertPerSec: round(plan.backlog / (b.insertMs / 1000)), vacuumAnalyzeMs: round(b.vacuumAnalyzeMs), how: b.how };
     ctx.log(`${system.name}: backlog inserted in ${(b.insertMs / 1000).toFixed(1)} s, VACUUM ANALYZE ${(b.vacuumAnalyzeMs / 1000).toFixed(1)} s`);
+    if (plan.explainIdle && system.explainClaim) {
+      // Twice: the first run reads the index into the cache; the second is the claim a polling node pays.
+      await system.explainClaim();
+      explainIdle = await system.explainClaim();
+    }
   }
 
   for (let r = 0; r < options.warmupRuns; r++) {
@@ -177,6 +194,7 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
     })),
     ...(backlog ? { backlog } : {}),
     ...(explain ? { explain } : {}),
+    ...(explainIdle ? { explainIdle } : {}),
   };
 }
 

@@ -1,4 +1,6 @@
+import { cluster } from './cluster.js';
 import { depth } from './depth.js';
+import { hotkey } from './hotkey.js';
 import { keys } from './keys.js';
 import { latency } from './latency.js';
 import { throughput } from './throughput.js';
@@ -8,6 +10,6 @@ import type { Workload } from './types.js';
  * Every workload, in run order (keys and depth use throughput's result as their baseline when it ran).
  * A new workload is a file in this directory and one entry here.
  */
-export const workloads: readonly Workload[] = [throughput, latency, keys, depth];
+export const workloads: readonly Workload[] = [throughput, latency, keys, depth, hotkey, cluster];
 
 export type { Workload, WorkloadContext, ResultLine } from './types.js';

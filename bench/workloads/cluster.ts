@@ -1,0 +1,163 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ClusterNodeMessage } from '../lib/cluster-node.js';
+import { ratio, round } from '../lib/stats.js';
+import type { BenchJob, BenchSystem } from '../systems/types.js';
+import { waitFinished, warmUp } from './drain.js';
+import type { Workload, WorkloadContext } from './types.js';
+
+/** The cluster run drains this many times --jobs (100,000 at the default 20,000). */
+export const CLUSTER_JOBS_FACTOR = 5;
+export const CLUSTER_NODES = 3;
+/** Three nodes must drain at least this fraction of one node's rate. */
+export const CLUSTER_TARGET_RATIO = 1;
+
+const NODE_SCRIPT = fileURLToPath(new URL('../lib/cluster-node.ts', import.meta.url));
+
+interface ClusterRun {
+  nodes: number;
+  jobs: number;
+  enqueueMs: number;
+  /** First handler start on any node → the database shows every job finished. */
+  processMs: number;
+  processPerSec: number;
+  /** Handler starts per node. */
+  perNode: number[];
+  duplicates: number;
+  missing: number;
+  timedOut: boolean;
+}
+
+interface Spawned {
+  child: ChildProcess;
+  ready: Promise<void>;
+  first: Promise<number>;
+  done: Promise<{ starts: number; seen: number[] }>;
+}
+
+function spawnClusterNode(args: Record<string, unknown>): Spawned {
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const child = fork(NODE_SCRIPT, [JSON.stringify(args)], { execArgv: ['--import', tsx], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const failed = new Promise<never>((_, reject) => {
+    child.on('message', (m: ClusterNodeMessage) => m.kind === 'error' && reject(new Error(`cluster node: ${m.message}`)));
+    child.on('exit', (code) => reject(new Error(`cluster node exited (${code})`)));
+  });
+  failed.catch(() => undefined);
+  const on = <K extends ClusterNodeMessage['kind']>(kind: K) =>
+    Promise.race([
+      new Promise<Extract<ClusterNodeMessage, { kind: K }>>((resolve) => {
+        const l = (m: ClusterNodeMessage) => {
+          if (m.kind === kind) {
+            child.off('message', l);
+            resolve(m as Extract<ClusterNodeMessage, { kind: K }>);
+          }
+        };
+        child.on('message', l);
+      }),
+      failed,
+    ]);
+  const ready = on('ready').then(() => undefined);
+  const first = on('first').then((m) => m.at);
+  const done = on('done').then((m) => ({ starts: m.starts, seen: m.seen }));
+  for (const p of [ready, first, done]) p.catch(() => undefined);
+  return { child, ready, first, done };
+}
+
+/** Enqueues `jobs` numbered jobs with no node running, starts `nodes` node processes together and times the drain. */
+async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: number, jobs: number): Promise<ClusterRun> {
+  const { options } = ctx;
+  const t0 = performance.now();
+  const refs: string[] = [];
+  for (let i = 0; i < jobs; i += options.batch) {
+    const batch: BenchJob[] = Array.from({ length: Math.min(options.batch, jobs - i) }, (_, k) => ({ payload: { n: i + k } }));
+    refs.push(...(await system.enqueueMany(batch)));
+  }
+  const enqueueMs = performance.now() - t0;
+  await system.vacuum();
+  await ctx.admin.query('CHECKPOINT').catch(() => undefined);
+
+  const args = { url: ctx.url, schema: system.schema, nats: ctx.nats, concurrency: options.concurrency, pool: options.pool, pollMs: options.pollMs, jobs };
+  const spawned = Array.from({ length: nodes }, () => spawnClusterNode(args));
+  let timedOut = false;
+  let processMs = 0;
+  try {
+    const deadline = performance.now() + options.drainTimeoutS * 1000;
+    // The first start on any node: the nodes start in parallel and claim as soon as each is up.
+    const first = await Promise.race(spawned.map((s) => s.first));
+    const firstPerf = performance.now() - (Date.now() - first);
+    const end = await waitFinished(system, refs, deadline);
+    timedOut = end === undefined;
+    processMs = (end ?? performance.now()) - firstPerf;
+  } finally {
+    for (const s of spawned) s.child.send({ kind: 'stop' });
+  }
+  const outs = await Promise.all(spawned.map((s) => s.done));
+  const counts = new Uint32Array(jobs);
+  for (const o of outs) for (const n of o.seen) counts[n]!++;
+  let duplicates = 0;
+  let missing = 0;
+  for (const c of counts) {
+    if (c === 0) missing++;
+    else duplicates += c - 1;
+  }
+  return {
+    nodes,
+    jobs,
+    enqueueMs: round(enqueueMs),
+    processMs: round(processMs),
+    processPerSec: round((jobs - (timedOut ? missing : 0)) / (processMs / 1000)),
+    perNode: outs.map((o) => o.starts),
+    duplicates,
+    missing,
+    timedOut,
+  };
+}
+
+/**
+ * Partita only: N node processes (real processes, each its own pools and, with NATS, its own
+ * connection) on one partition drain the same queue, against one node process draining it alone.
+ * graphile-worker is left out: its runners in separate processes are the same experiment, but its
+ * bench system runs in this process (see the README).
+ */
+export const cluster: Workload = {
+  name: 'cluster',
+  description: `${CLUSTER_NODES} node processes on one partition drain ${CLUSTER_JOBS_FACTOR}× --jobs jobs, against one node process alone (Partita only)`,
+  async run(ctx) {
+    const factory = ctx.systems.find((s) => s.name === 'partita');
+    if (!factory) {
+      ctx.log('cluster: Partita not selected; skipped');
+      return;
+    }
+    const jobs = ctx.options.jobs * CLUSTER_JOBS_FACTOR;
+    const out = await ctx.withSystem(factory, 'cluster', async (system) => {
+      // The bench's own node, once: it declares the partition and queues (an enqueue to an
+      // undeclared one is refused) and warms up the database side.
+      await warmUp(ctx, system, ctx.options.warmup, ctx.options.batch, ctx.options.concurrency);
+      const single: ClusterRun[] = [];
+      const many: ClusterRun[] = [];
+      for (let r = 0; r < ctx.options.repeat; r++) {
+        for (const [n, into] of [[1, single], [CLUSTER_NODES, many]] as const) {
+          ctx.log(`cluster: ${n} node process${n > 1 ? 'es' : ''}, ${jobs.toLocaleString()} jobs (run ${r + 1}/${ctx.options.repeat})…`);
+          const run = await drainWith(ctx, system, n, jobs);
+          ctx.log(`cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`);
+          into.push(run);
+          if (run.timedOut) break;
+        }
+      }
+      return { single, many, info: system.info() };
+    });
+    if (!out) return;
+    const median = (runs: ClusterRun[]) => [...runs].sort((a, b) => a.processPerSec - b.processPerSec)[Math.floor((runs.length - 1) / 2)];
+    const one = median(out.single);
+    const three = median(out.many);
+    const vs = ratio(three?.processPerSec, one?.processPerSec);
+    ctx.emit({ workload: 'cluster', system: 'partita', jobs, nodes: CLUSTER_NODES, single: one, cluster: three, vsSingle: vs, runs: { single: out.single, cluster: out.many }, concurrency: ctx.options.concurrency, info: out.info });
+    const bad = [...out.single, ...out.many].some((r) => r.duplicates > 0 || r.missing > 0 || r.timedOut);
+    ctx.target(
+      `cluster: ${CLUSTER_NODES} node processes ≥ ${CLUSTER_TARGET_RATIO}× one`,
+      vs === null || bad ? false : vs >= CLUSTER_TARGET_RATIO,
+      `${three?.processPerSec.toLocaleString()} vs ${one?.processPerSec.toLocaleString()} jobs/s (${vs}×)${bad ? '; duplicates, missing jobs or a timeout' : ''}`,
+    );
+  },
+};
