@@ -1,7 +1,7 @@
 import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import type { JobStore } from '@partita/postgres';
-import type { EngineMsg } from './engine.js';
+import type { EngineMsg } from './engine/messages.js';
 import type { Metrics } from './metrics.js';
 
 export interface LeaseKeeperOptions {

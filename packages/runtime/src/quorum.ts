@@ -21,7 +21,7 @@ import {
 import type { ClaimedJob, JobStore } from '@partita/postgres';
 import type { Bus, MessageInfo } from '@partita/nats';
 import { subjects } from '@partita/protocol';
-import type { EngineControl, EngineMsg, EngineStats } from './engine.js';
+import type { EngineControl, EngineMsg, EngineStats } from './engine/messages.js';
 
 export interface QuorumOptions {
   bus: Bus;

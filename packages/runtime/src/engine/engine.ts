@@ -1,0 +1,630 @@
+/**
+ * The engine: one actor per partition per node. It claims due jobs in batches sized to free
+ * capacity plus a prefetch, starts a Worker per job, and group-commits outcomes. Every Postgres call
+ * runs off the mailbox (its result comes back as a message), so the engine never blocks on I/O.
+ * This file routes messages and wires the parts; the parts are pure and tested on their own:
+ *   window.ts    what to claim and when (claim window, prefetch sizing, claim backoff)
+ *   outcomes.ts  the outcome batch (pending / in flight / requeued on a failed write)
+ *   adverts.ts   idle adverts and hand-offs
+ *   hooks.ts     onSuccess / onError / onFailed / onCancel
+ *   stats.ts     EngineStats and outcome counts
+ *   claimer.ts, writer.ts  the claim and the batch write (the I/O)
+ *
+ * How a job moves through the engine:
+ *
+ *   claim ('claimed') ─┐                     ┌─► 'done' ──► outcomes.pending ──flush──► inflight
+ *   hand-off ──────────┴─► buffer ─dispatch─► running (a Worker)                            │
+ *                            │                   │ abort: cancel / lease lost / shutdown     │
+ *                            └─ cancel, pause, drain: straight to outcomes.pending  'flushed'┘
+ *                                                          events, hooks, counts ◄──────────┘
+ *
+ * A job is `tracked` from claim or hand-off until its outcome is handed to the outcome batch;
+ * from then until recorded its id is still among the leases the lease keeper renews ('held').
+ */
+import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
+import { JobCancelledError, UnstorableResultError, describeError, keyFromRule, traceClaim, type JobError } from '@partita/core';
+import type { ClaimedJob, RateLimitOutcome } from '@partita/postgres';
+import type { Continuation } from '../define.js';
+import type { ControlState } from '../global/global.js';
+import { workerBehavior, type WorkerMsg } from '../worker.js';
+import { effectiveControl, stoppedQueues } from '../quorum.js';
+import { Adverts } from './adverts.js';
+import { claimJobs } from './claimer.js';
+import { Hooks } from './hooks.js';
+import type { EngineEvent, EngineMsg, WorkerOutcome } from './messages.js';
+import { ContinuationThrew, OutcomeBatch, attemptFailed, claimableQueues, jobError, unrecordableError, type Accepted, type FlushBatch } from './outcomes.js';
+import { FinishedCounts, engineStats } from './stats.js';
+import type { EngineOptions } from './types.js';
+import { ClaimWindow, foundIn, type QueueState } from './window.js';
+import { OutcomeWriter } from './writer.js';
+
+export type { EngineOptions, EngineSettings } from './types.js';
+export type { EngineControl, EngineEvent, EngineEventKind, EngineMsg, EngineStats, RateLimitStats } from './messages.js';
+export { jobError } from './outcomes.js';
+
+/** The worker supervisor is (re)starting: try to start the job again after this. */
+const WORKERS_RETRY_MS = 10;
+/** A worker gets this long to stop when its supervisor shuts down. */
+const WORKER_SHUTDOWN_MS = 1000;
+/** While draining, the engine polls this many times over the grace period, within these bounds (ms). */
+const DRAIN_POLLS = 10;
+const DRAIN_POLL_MIN_MS = 5;
+const DRAIN_POLL_MAX_MS = 100;
+
+interface Tracked {
+  job: ClaimedJob;
+  /** Set once a worker runs it; absent while it waits in the prefetch buffer. */
+  started: boolean;
+  /** Why it was aborted, if it was: decides what its outcome records. */
+  abort?: 'cancel' | 'lease' | 'shutdown';
+}
+
+export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unknown> {
+  const { store, settings, partition, nodeId, definitions } = options;
+  const log = options.logger;
+  const claimRequest = { nodeId, partition, leaseMs: settings.leaseMs, types: [...definitions.keys()] };
+  const window = new ClaimWindow(options.queues, settings, Date.now());
+  const queues = window.queues;
+  const adverts = new Adverts(queues.keys());
+  const outcomes = new OutcomeBatch(settings.flushBatch);
+  const pending = () => outcomes.pending;
+  const hooks = new Hooks(definitions, partition, log);
+  /** Job type → its continuations (the definition's first, then plugins'); empty: every flush takes the plain path. */
+  const continuationsByType = new Map<string, { name: string; run: Continuation }[]>();
+  for (const [type, def] of definitions) if (def.continuation) continuationsByType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
+  for (const c of options.continuations ?? []) {
+    for (const type of c.types) continuationsByType.set(type, [...(continuationsByType.get(type) ?? []), { name: c.name, run: c.run }]);
+  }
+  const tracked = new Map<string, Tracked>();
+  let self: ActorRef<EngineMsg, unknown>;
+  let ctxRef: ActorContext<EngineMsg, unknown>;
+  let workers: SupervisorRef | undefined;
+  let writer: OutcomeWriter;
+  let processed = 0;
+
+  let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
+  let paused = new Set<string>();
+  let throttleMs = 0;
+  let stoppedByThrottle: string[] = [];
+  /** No claims until the partition's pause/throttle state is known: a restart must not run a paused queue. */
+  let controlKnown = false;
+  let throttleTimer: (() => void) | undefined;
+  /** The poll booked for when a rate-limited queue's bucket has a token again. */
+  let rateTimer: { at: number; cancel: () => void } | undefined;
+  /** A node whose leases are not being renewed must not take more jobs: every one would be rescued. */
+  let lastRenewalAt = Date.now();
+  let heartbeatFailing = false;
+  const renewalStaleMs = 2 * settings.heartbeatMs + 1000;
+
+  const emit = (event: EngineEvent) => {
+    if (!options.events) return;
+    try {
+      options.events(event);
+    } catch (err) {
+      log.warn({ err: describeError(err).message }, 'job event hook threw');
+    }
+  };
+  const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);
+  const cast = (msg: EngineMsg) => self.cast(msg);
+  const onRateLimitedCast = (limited: Map<string, RateLimitOutcome>) => self.cast({ t: 'rateLimited', limited });
+
+  function leasesRenewing(now: number): boolean {
+    if (!heartbeatFailing && now - lastRenewalAt <= renewalStaleMs) return true;
+    if (!heartbeatFailing) {
+      heartbeatFailing = true;
+      log.warn({ sinceMs: now - lastRenewalAt }, 'leases have not been renewed lately; claiming nothing until they are');
+    }
+    return false;
+  }
+
+  // ── Claims ──────────────────────────────────────────────────────────────────────────────────
+
+  function maybeClaim(force = false): void {
+    if (draining || throttleMs < 0 || !controlKnown) return;
+    const now = Date.now();
+    if (window.blocked(now, throttleMs > 0) || !leasesRenewing(now)) return;
+    if (throttleMs > 0) {
+      const wait = window.lastClaimAt + throttleMs - now;
+      if (wait > 0) {
+        throttleTimer ??= ctxRef.sendAfter(wait, { t: 'poll' });
+        return;
+      }
+    }
+    const asked = window.plan(now, paused, force);
+    if (!asked) return;
+    window.started(asked, now);
+    const claimStarted = performance.now();
+    claimJobs(store, claimRequest, asked, queues, onRateLimitedCast, log).then(
+      ({ jobs, found }) => {
+        const took = performance.now() - claimStarted;
+        window.measured(took);
+        options.metrics?.claimed(partition, took, jobs.length);
+        traceClaim(partition, claimStarted, jobs);
+        self.cast({ t: 'claimed', jobs, asked, found });
+      },
+      (error) => {
+        options.metrics?.claimFailed(partition);
+        traceClaim(partition, claimStarted, [], error);
+        self.cast({ t: 'claimFailed', error, asked });
+      },
+    );
+  }
+
+  function onRateLimited(limited: Map<string, RateLimitOutcome>): void {
+    const now = Date.now();
+    const at = window.rateLimited(limited, now);
+    for (const [queue, outcome] of limited) {
+      const limit = queues.get(queue)?.rateLimit;
+      if (limit) options.metrics?.rateLimit(partition, queue, limit.key === undefined ? limit.tokensLeft : null, outcome.held, outcome.limitedKeys);
+    }
+    if (at === undefined || (rateTimer && rateTimer.at <= at)) return;
+    rateTimer?.cancel();
+    rateTimer = { at, cancel: ctxRef.sendAfter(at - now, { t: 'rateReady' }) };
+  }
+
+  function onClaimed(jobs: ClaimedJob[], asked: Map<string, number>, found: Map<string, number>): void {
+    const got = new Map<string, number>();
+    const gotKeyed = new Set<string>();
+    const p = pending();
+    for (const job of jobs) {
+      got.set(job.queue, (got.get(job.queue) ?? 0) + 1);
+      if (job.executionKey) gotKeyed.add(job.queue);
+      const q = queues.get(job.queue);
+      // A queue this engine no longer serves, or a stop began while claiming: hand it back.
+      if (!q || draining) p.releases.push(job);
+      // Asked to cancel while it ran elsewhere, then rescued or handed back: it does not run again.
+      else if (job.cancelRequested) p.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+      else if (takesDerivedKey(job)) p.releases.push(job);
+      else {
+        tracked.set(job.id, { job, started: false });
+        q.buffer.push(job);
+        continue;
+      }
+      tracked.delete(job.id);
+    }
+    if (p.releases.length || p.failures.length) scheduleFlush();
+    window.claimed(asked, got, gotKeyed, found);
+    dispatch();
+    if (options.idle && !draining && throttleMs === 0) {
+      const now = Date.now();
+      let idle: { queue: string; free: number }[] | undefined;
+      for (const name of asked.keys()) {
+        const q = queues.get(name);
+        if (!q || q.rateLimit || foundIn(name, found, got) > 0) continue;
+        const free = ClaimWindow.free(q);
+        if (adverts.offer(name, free, now)) (idle ??= []).push({ queue: name, free });
+      }
+      if (idle) options.idle(idle);
+    }
+    retractAdverts();
+    if (window.backlogLikely) maybeClaim();
+  }
+
+  function onClaimFailed(error: unknown, asked: Map<string, number>): void {
+    const backoffMs = window.failed(asked, Date.now());
+    log.warn({ err: describeError(error).message, retryInMs: backoffMs }, 'claim failed; backing off');
+    ctxRef.sendAfter(backoffMs, { t: 'poll' });
+  }
+
+  // ── Hand-offs and adverts ───────────────────────────────────────────────────────────────────
+
+  /**
+   * A job handed straight to this engine: it runs here if the queue is served, not paused or
+   * throttled, and has a free slot; otherwise it goes back to the queue for a claim to take.
+   */
+  function onHandoff(job: ClaimedJob): void {
+    if (tracked.has(job.id) || !adverts.firstHandoff(job.id, job.queue)) return;
+    const q = queues.get(job.queue);
+    // A job with an execution key waits for its turn, which the claim decides. A job of a type
+    // this node does not define goes back for a node that does.
+    const keyed = takesDerivedKey(job);
+    const runnable = !keyed && q !== undefined && definitions.has(job.type) && takesHandoffs(job.queue, q, Date.now());
+    options.metrics?.handedOff(partition, job.queue, runnable);
+    if (!runnable) {
+      pending().releases.push(job);
+      scheduleFlush();
+      return;
+    }
+    tracked.set(job.id, { job, started: false });
+    q.buffer.push(job);
+    dispatch();
+    retractAdverts();
+  }
+
+  /** Takes back adverts of queues that can no longer take a hand-off, so clients stop handing this node jobs it would only hand back. */
+  function retractAdverts(): void {
+    if (!options.idle) return;
+    const retracted = adverts.retract(Date.now(), takesHandoffsNamed);
+    if (retracted) options.idle(retracted);
+  }
+
+  /** Whether a job handed to this engine for the queue can run here now: a free slot, nothing stopping it. */
+  function takesHandoffs(name: string, q: QueueState, now: number): boolean {
+    // A hand-off would start a job without a token: rate-limited queues start jobs through claims only.
+    return !draining && controlKnown && throttleMs === 0 && !q.rateLimit && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+  }
+
+  /**
+   * A job stored without an execution key, enqueued by a client without the definitions (the CLI,
+   * say), takes the key its definition derives: true when it did. It must then go back to the
+   * queue carrying the key, so Postgres holds that key for it like any other.
+   */
+  function takesDerivedKey(job: ClaimedJob): boolean {
+    if (job.executionKey) return false;
+    const def = definitions.get(job.type);
+    if (!def?.executionKey) return false;
+    let key: unknown;
+    try {
+      key = keyFromRule(def.executionKey, job.payload, { type: job.type, which: 'executionKey' });
+    } catch (err) {
+      log.warn({ jobId: job.id, err: describeError(err).message }, 'the execution key of this job cannot be derived from its payload; running the job without a key');
+      return false;
+    }
+    if (typeof key !== 'string' || key.length === 0) return false;
+    job.executionKey = key;
+    return true;
+  }
+
+  // ── Running jobs ────────────────────────────────────────────────────────────────────────────
+
+  function dispatch(): void {
+    for (const [, q] of queues) {
+      while (q.running < q.concurrency && q.buffer.length > 0 && !draining) {
+        if (!start(q, q.buffer.shift()!)) return;
+      }
+    }
+  }
+
+  /** Starts a worker for the job; false when workers cannot start right now (job put back). */
+  function start(q: QueueState, job: ClaimedJob): boolean {
+    const entry = tracked.get(job.id);
+    if (!entry) return true;
+    const def = definitions.get(job.type);
+    if (!def) {
+      // Claims and hand-offs bring only defined types; should one slip through, it goes back to
+      // the queue for a node that defines it rather than failing for good.
+      tracked.delete(job.id);
+      pending().releases.push(job);
+      log.warn({ jobId: job.id, type: job.type }, 'no job definition for this type on this node; handing the job back');
+      scheduleFlush();
+      return true;
+    }
+    if (!workers?.alive) workers = ctxRef.system.whereisSupervisor(options.workersName);
+    if (!workers) {
+      // The worker supervisor is (re)starting: put the job back in front and try again shortly.
+      q.buffer.unshift(job);
+      ctxRef.sendAfter(WORKERS_RETRY_MS, { t: 'poll' });
+      return false;
+    }
+    entry.started = true;
+    q.running++;
+    emit({ kind: 'started', job });
+    const timeoutMs = job.timeoutMs ?? def.timeoutMs ?? 0;
+    workers
+      .startChild({
+        id: job.id,
+        restart: 'temporary',
+        shutdownMs: WORKER_SHUTDOWN_MS,
+        start: () => workerBehavior({ job, definition: def, engine: self, logger: log, timeoutMs }),
+      })
+      .catch((err: unknown) => self.cast({ t: 'done', job, outcome: { ok: false, error: err, aborted: undefined } }));
+    return true;
+  }
+
+  function onDone(job: ClaimedJob, outcome: WorkerOutcome): void {
+    const entry = tracked.get(job.id);
+    if (!entry) return; // already written off (lease lost)
+    tracked.delete(job.id);
+    const q = queues.get(job.queue);
+    if (q && entry.started) {
+      q.running--;
+      q.finished++;
+    }
+    processed++;
+    const p = pending();
+    if (entry.abort === 'lease') log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
+    else if (entry.abort === 'shutdown') p.releases.push(job);
+    else if (outcome.ok) p.completions.push(outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json });
+    else if (entry.abort === 'cancel') p.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+    else p.failures.push(attemptFailed(job, outcome.error, definitions.get(job.type), Date.now()));
+    scheduleFlush();
+    dispatch();
+    if (draining) checkDrained();
+    else maybeClaim();
+  }
+
+  function abortJob(id: string, why: 'cancel' | 'lease' | 'shutdown'): void {
+    const entry = tracked.get(id);
+    if (!entry || entry.abort) return;
+    entry.abort = why;
+    if (!entry.started) {
+      const q = queues.get(entry.job.queue);
+      if (q) q.buffer = q.buffer.filter((j) => j.id !== id);
+      tracked.delete(id);
+      if (why === 'cancel') pending().failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled', neverStarted: true });
+      else if (why === 'shutdown') pending().releases.push(entry.job);
+      scheduleFlush();
+      return;
+    }
+    const reason = why === 'cancel' ? new JobCancelledError(id) : new Error(why === 'lease' ? 'lease lost' : 'node shutting down');
+    const ref = workers?.child(id) as ActorRef<WorkerMsg, unknown> | undefined;
+    ref?.cast({ t: 'abort', reason });
+  }
+
+  /** Prefetched jobs go back to the queue (a pause, a drain): only what already runs finishes. */
+  function handBackBuffer(q: QueueState): void {
+    for (const job of q.buffer) {
+      tracked.delete(job.id);
+      pending().releases.push(job);
+    }
+    q.buffer = [];
+  }
+
+  // ── Recording outcomes ──────────────────────────────────────────────────────────────────────
+
+  function scheduleFlush(): void {
+    const due = outcomes.due();
+    if (due === 'now') flush();
+    else if (due === 'later') ctxRef.sendAfter(settings.flushMs, { t: 'flush' });
+  }
+
+  function flush(): void {
+    const batch = outcomes.take();
+    if (batch) writer.write(batch);
+  }
+
+  function onFlushFailed(batch: FlushBatch, error: unknown): void {
+    const retryInMs = outcomes.requeue(batch);
+    log.warn({ err: describeError(error).message, retryInMs: outcomes.backoffMs, waiting: outcomes.size }, 'recording job outcomes failed; will retry');
+    if (retryInMs !== undefined) ctxRef.sendAfter(retryInMs, { t: 'flush' });
+  }
+
+  function onFlushed(batch: FlushBatch, accepted: Accepted, unwritten?: { batch: FlushBatch; error: unknown }): void {
+    if (unwritten) onFlushFailed(unwritten.batch, unwritten.error);
+    else outcomes.settled();
+    const counts = new FinishedCounts();
+    const { refused, offending } = accepted;
+    const now = Date.now();
+    for (const c of batch.completions) {
+      if (offending.has(c.job.id)) {
+        failContinuation(c.job, offending.get(c.job.id), 'failed');
+        continue;
+      }
+      const why = refused.completions.get(c.job.id);
+      if (why !== undefined) {
+        // The worker's check passed but Postgres would not take it: the attempt fails like one whose
+        // result the worker refused, and its batch-mates above were recorded.
+        log.error({ jobId: c.job.id, attempt: c.job.attempt, err: why }, 'result refused by Postgres; failing the attempt');
+        pending().failures.push(attemptFailed(c.job, new UnstorableResultError(why, 'result'), definitions.get(c.job.type), now));
+        continue;
+      }
+      if (!accepted.completed.has(c.job.id)) {
+        log.warn({ jobId: c.job.id, attempt: c.job.attempt }, 'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere');
+        continue;
+      }
+      emit({ kind: 'completed', job: c.job, result: c.result });
+      counts.count(c.job.queue, 'completed');
+      hooks.succeeded(c.job, c.result);
+    }
+    for (const f of batch.failures) {
+      if (offending.has(f.job.id)) {
+        failContinuation(f.job, offending.get(f.job.id), f.finalState ?? 'failed');
+        continue;
+      }
+      const why = refused.failures.get(f.job.id);
+      if (why !== undefined) {
+        if (f.replacedError) {
+          // Nothing this node can write will record it: let go, its lease runs out and rescue takes over.
+          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why }, 'Postgres refused to record this failure even with a plain error; dropping it, the job is rescued when its lease expires');
+        } else {
+          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why, error: f.error }, 'Postgres refused to record this failure; recording it with an error that says so instead');
+          pending().failures.push({ ...f, error: unrecordableError(f, why, nodeId, now), replacedError: true });
+        }
+        continue;
+      }
+      if (!accepted.failed.has(f.job.id)) {
+        log.warn({ jobId: f.job.id, attempt: f.job.attempt }, 'failure record refused: this node no longer holds the job (lease lost)');
+        continue;
+      }
+      counts.count(f.job.queue, f.finalState === 'cancelled' ? 'cancelled' : f.retryAt ? 'retrying' : 'failed');
+      emit(
+        f.finalState === 'cancelled'
+          ? { kind: 'cancelled', job: f.job }
+          : f.retryAt
+            ? { kind: 'retrying', job: f.job, error: f.error, retryAt: f.retryAt }
+            : { kind: 'failed', job: f.job, error: f.error },
+      );
+      hooks.failed(f);
+    }
+    for (const j of batch.releases) {
+      const why = refused.releases.get(j.id);
+      if (why !== undefined) {
+        log.error({ jobId: j.id, attempt: j.attempt, err: why }, 'Postgres refused to hand this job back; dropping it, the job is rescued when its lease expires');
+        continue;
+      }
+      if (!accepted.cancelled.has(j.id)) {
+        counts.count(j.queue, 'released');
+        continue;
+      }
+      // It never ran here: no onCancel, as for a queued job's cancel.
+      counts.count(j.queue, 'cancelled');
+      emit({ kind: 'cancelled', job: j });
+    }
+    for (const [id, why] of refused.progress) log.warn({ jobId: id, err: why }, 'progress value refused by Postgres; dropped');
+    counts.report(partition, options.metrics);
+    // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
+    if (outcomes.size > 0 && !unwritten) scheduleFlush();
+    const freed = claimableQueues(batch);
+    if (freed.length) options.claimable?.(freed);
+    if (draining) {
+      if (!unwritten) checkDrained();
+    } else if (freed.length) {
+      // Handed-back jobs, and jobs the claim skipped for keys that are free in Postgres now.
+      window.backlogLikely = true;
+      maybeClaim();
+    }
+  }
+
+  /**
+   * A job whose continuation kept throwing: its attempt ends with that error, recorded without the
+   * continuation, so its batch-mates (committed without it) and later batches are not held up.
+   */
+  function failContinuation(job: ClaimedJob, err: unknown, finalState: 'failed' | 'cancelled'): void {
+    const cause = err instanceof ContinuationThrew ? err.cause : err;
+    const message = err instanceof ContinuationThrew ? err.message : `Postgres refused to record its outcome: ${describeError(err).message}`;
+    log.error({ jobId: job.id, attempt: job.attempt, err: message }, 'the continuation of this job keeps failing; failing the job without it');
+    const error: JobError = { ...jobError(job, cause), message };
+    pending().failures.push({ job, error, cause, finalState, skipContinuation: true });
+  }
+
+  // ── Stopping and controls ───────────────────────────────────────────────────────────────────
+
+  function checkDrained(): void {
+    if (!draining) return;
+    const running = [...queues.values()].reduce((n, q) => n + q.running, 0);
+    if (running > 0) {
+      if (!draining.forced && Date.now() >= draining.deadline) {
+        draining.forced = true;
+        log.warn({ running }, 'grace period over; aborting running jobs and handing them back');
+        for (const [id, entry] of tracked) if (entry.started) abortJob(id, 'shutdown');
+      }
+      return;
+    }
+    if (window.inFlight > 0 || !outcomes.empty) {
+      if (outcomes.size > 0) flush();
+      return;
+    }
+    const done = draining.done;
+    draining.done = () => undefined;
+    done();
+  }
+
+  function onDrain(graceMs: number, done: () => void): void {
+    if (draining) return;
+    draining = { done, deadline: Date.now() + graceMs, forced: false };
+    for (const [, q] of queues) handBackBuffer(q);
+    ctxRef.sendEvery(Math.max(DRAIN_POLL_MIN_MS, Math.min(DRAIN_POLL_MAX_MS, graceMs / DRAIN_POLLS)), { t: 'poll' });
+    retractAdverts();
+    checkDrained();
+  }
+
+  function onControl(state: ControlState): void {
+    const wasStopped = throttleMs < 0 || !controlKnown;
+    controlKnown = true;
+    const control = effectiveControl(state, nodeId, [...queues.keys()]);
+    stoppedByThrottle = stoppedQueues(state, nodeId, [...queues.keys()]);
+    if (control.paused) {
+      paused = new Set(control.paused);
+      for (const name of paused) {
+        const q = queues.get(name);
+        if (!q || q.buffer.length === 0) continue;
+        handBackBuffer(q);
+        scheduleFlush();
+      }
+    }
+    if (control.throttleMs !== undefined) throttleMs = control.throttleMs;
+    // A lowered throttle takes effect now, not when the old, longer wait would have ended.
+    throttleTimer?.();
+    throttleTimer = undefined;
+    retractAdverts();
+    if (wasStopped || throttleMs >= 0) maybeClaim(true);
+  }
+
+  function onLeases(checked: string[], renewed: Set<string>, cancelRequested: string[]): void {
+    lastRenewalAt = Date.now();
+    if (heartbeatFailing) {
+      heartbeatFailing = false;
+      log.info('leases are renewed again; claiming resumes');
+      self.cast({ t: 'poll' });
+    }
+    for (const id of checked) {
+      if (tracked.has(id) && !renewed.has(id)) {
+        log.warn({ jobId: id }, 'lease lost (not renewed); aborting the local run');
+        abortJob(id, 'lease');
+      }
+    }
+    for (const id of cancelRequested) abortJob(id, 'cancel');
+  }
+
+  function handleMessage(msg: EngineMsg): unknown {
+    switch (msg.t) {
+      case 'handoff':
+        return onHandoff(msg.job);
+      case 'wake':
+        window.woken();
+        return maybeClaim();
+      case 'poll':
+        throttleTimer = undefined;
+        dispatch();
+        maybeClaim(true);
+        if (draining) checkDrained();
+        return;
+      case 'claimed':
+        onClaimed(msg.jobs, msg.asked, msg.found);
+        if (draining) checkDrained();
+        return;
+      case 'claimFailed':
+        onClaimFailed(msg.error, msg.asked);
+        if (draining) checkDrained();
+        return;
+      case 'rateLimited':
+        return onRateLimited(msg.limited);
+      case 'rateReady':
+        rateTimer = undefined;
+        return maybeClaim(true);
+      case 'done':
+        return onDone(msg.job, msg.outcome);
+      case 'progress': {
+        const entry = tracked.get(msg.id);
+        if (!entry) return;
+        emit({ kind: 'progress', job: entry.job, progress: msg.value });
+        pending().progress.set(msg.id, msg.json);
+        return scheduleFlush();
+      }
+      case 'flush':
+        return flush();
+      case 'flushed':
+        return onFlushed(msg.batch, msg.accepted, msg.unwritten);
+      case 'flushFailed':
+        return onFlushFailed(msg.batch, msg.error);
+      case 'held':
+        // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
+        return outcomes.held([...tracked.keys()]);
+      case 'heartbeatFailed':
+        if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
+        heartbeatFailing = true;
+        return retractAdverts();
+      case 'leases':
+        return onLeases(msg.checked, msg.renewed, msg.cancelRequested);
+      case 'cancel':
+        for (const id of msg.ids) abortJob(id, 'cancel');
+        return;
+      case 'drain':
+        return onDrain(msg.graceMs, msg.done);
+      case 'control':
+        return onControl(msg.state);
+      case 'stats':
+        return engineStats(queues, { partition, processed, draining: draining !== undefined, paused, stopped: stoppedByThrottle, throttleMs });
+    }
+  }
+
+  return {
+    init(ctx) {
+      ctxRef = ctx;
+      self = ctx.self;
+      writer = new OutcomeWriter({ store, nodeId, partition, log, ...(options.metrics ? { metrics: options.metrics } : {}), continuationsByType, reply: cast });
+      ctx.sendEvery(settings.pollMs, { t: 'poll' });
+      // Until this answers, the engine claims nothing (its seat also delivers it every few seconds).
+      store.loadControl(partition).then(
+        (state) => self.cast({ t: 'control', state }),
+        (err) => log.warn({ err: describeError(err).message }, 'reading pause/throttle state failed; claims wait for it'),
+      );
+    },
+    handle: handleMessage,
+    terminate() {
+      // Jobs still tracked here are abandoned to lease expiry: the heartbeat stops renewing them
+      // because this engine no longer lists them, and another run picks them up.
+      if (tracked.size > 0) log.warn({ jobs: tracked.size }, 'engine stopped with jobs in hand; they will be rescued when their leases expire');
+    },
+  };
+}
