@@ -14,7 +14,7 @@
 import { describeError, type JobError } from '@partita/core';
 import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from '../define.js';
-import { nextBackoff } from './types.js';
+import { nextBackoff } from './backoff.js';
 
 export interface PendingFailure {
   job: ClaimedJob;

@@ -8,7 +8,7 @@
  */
 import type { RateLimitConfig } from '@partita/core';
 import type { ClaimedJob, RateLimitOutcome } from '@partita/postgres';
-import { nextBackoff } from './types.js';
+import { nextBackoff } from './backoff.js';
 
 /**
  * Claims one engine keeps in flight. One at a time left Postgres idle between a claim's commit and
