@@ -11,6 +11,7 @@ import {
   splitContinued,
   unrecordableError,
   type FlushBatch,
+  type PendingCompletion,
 } from '../src/engine/outcomes.js';
 import { FakeClock, job } from './engine/fixtures.js';
 
@@ -162,8 +163,8 @@ test('a write with failed statements: only their parts are written again, with t
 });
 
 test('a continued part that rolled back because its continuation threw is written again and counts a try', (t) => {
-  const c = { job: job({ type: 'cont' }), result: 1 };
-  const p = { job: job(), result: 2 };
+  const c: PendingCompletion = { job: job({ type: 'cont' }), result: 1 };
+  const p: PendingCompletion = { job: job(), result: 2 };
   const batch: FlushBatch = { completions: [c, p], failures: [], releases: [], progress: new Map() };
   const { plain, continued } = splitContinued(batch, (type) => type === 'cont');
   const threw = new ContinuationThrew('cont.continuation', new Error('boom'));
@@ -171,10 +172,10 @@ test('a continued part that rolled back because its continuation threw is writte
   t.deepEqual(flushed.batch.completions, [p]);
   t.deepEqual(flushed.unwritten!.batch.completions, [c]);
   t.is(flushed.unwritten!.error, threw);
-  t.is(c.continuationTries as number | undefined, 1);
+  t.is(c.continuationTries, 1);
   // A store error (not the jobs' fault) does not count.
   settleWrites(batch, plain, continued, ok(recorded([])), ok(recorded([])), ok({ cancelled: new Set<string>(), refused: new Map() }), ok(new Map()), no(new Error('connection reset')));
-  t.is(c.continuationTries as number | undefined, 1);
+  t.is(c.continuationTries, 1);
 });
 
 test('a continued part that committed merges into what was accepted, with the jobs it singled out', (t) => {
