@@ -22,21 +22,21 @@
  * from then until recorded its id is still among the leases the lease keeper renews ('held').
  */
 import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
-import { JobCancelledError, UnstorableResultError, describeError, keyFromRule, traceClaim, type JobError } from '@partita/core';
+import { JobCancelledError, describeError, keyFromRule, traceClaim } from '@partita/core';
 import type { ClaimedJob, RateLimitOutcome } from '@partita/postgres';
-import type { Continuation } from '../define.js';
 import type { ControlState } from '../global/global.js';
 import { workerBehavior, type WorkerMsg } from '../worker.js';
-import { effectiveControl, stoppedQueues } from '../quorum.js';
 import { Adverts } from './adverts.js';
 import { claimJobs } from './claimer.js';
+import { ClaimGate } from './gate.js';
 import { Hooks } from './hooks.js';
 import type { EngineEvent, EngineMsg, WorkerOutcome } from './messages.js';
-import { ContinuationThrew, OutcomeBatch, attemptFailed, claimableQueues, jobError, unrecordableError, type Accepted, type FlushBatch } from './outcomes.js';
-import { FinishedCounts, engineStats } from './stats.js';
+import { OutcomeBatch, attemptFailed, claimableQueues, type Accepted, type FlushBatch } from './outcomes.js';
+import { applyRecorded } from './recorded.js';
+import { engineStats } from './stats.js';
 import type { EngineOptions } from './types.js';
 import { ClaimWindow, foundIn, type QueueState } from './window.js';
-import { OutcomeWriter } from './writer.js';
+import { OutcomeWriter, continuationsByType } from './writer.js';
 
 export type { EngineOptions, EngineSettings } from './types.js';
 export type { EngineControl, EngineEvent, EngineEventKind, EngineMsg, EngineStats, RateLimitStats } from './messages.js';
@@ -68,33 +68,19 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const adverts = new Adverts(queues.keys());
   const outcomes = new OutcomeBatch(settings.flushBatch);
   const pending = () => outcomes.pending;
-  const hooks = new Hooks(definitions, partition, log);
-  /** Job type → its continuations (the definition's first, then plugins'); empty: every flush takes the plain path. */
-  const continuationsByType = new Map<string, { name: string; run: Continuation }[]>();
-  for (const [type, def] of definitions) if (def.continuation) continuationsByType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
-  for (const c of options.continuations ?? []) {
-    for (const type of c.types) continuationsByType.set(type, [...(continuationsByType.get(type) ?? []), { name: c.name, run: c.run }]);
-  }
+  const gate = new ClaimGate(settings.heartbeatMs, Date.now());
+  /** Jobs claimed or handed off, from then until their outcome goes to the outcome batch. */
   const tracked = new Map<string, Tracked>();
   let self: ActorRef<EngineMsg, unknown>;
   let ctxRef: ActorContext<EngineMsg, unknown>;
   let workers: SupervisorRef | undefined;
   let writer: OutcomeWriter;
   let processed = 0;
-
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
-  let paused = new Set<string>();
-  let throttleMs = 0;
-  let stoppedByThrottle: string[] = [];
-  /** No claims until the partition's pause/throttle state is known: a restart must not run a paused queue. */
-  let controlKnown = false;
+  /** The poll booked for when a throttled engine may claim again. */
   let throttleTimer: (() => void) | undefined;
   /** The poll booked for when a rate-limited queue's bucket has a token again. */
   let rateTimer: { at: number; cancel: () => void } | undefined;
-  /** A node whose leases are not being renewed must not take more jobs: every one would be rescued. */
-  let lastRenewalAt = Date.now();
-  let heartbeatFailing = false;
-  const renewalStaleMs = 2 * settings.heartbeatMs + 1000;
 
   const emit = (event: EngineEvent) => {
     if (!options.events) return;
@@ -104,24 +90,23 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       log.warn({ err: describeError(err).message }, 'job event hook threw');
     }
   };
+  const recorded = { nodeId, definitions, log, hooks: new Hooks(definitions, partition, log), emit, pending };
+  // Made once: the claim and advert paths run at every claim.
   const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);
-  const cast = (msg: EngineMsg) => self.cast(msg);
   const onRateLimitedCast = (limited: Map<string, RateLimitOutcome>) => self.cast({ t: 'rateLimited', limited });
 
   function leasesRenewing(now: number): boolean {
-    if (!heartbeatFailing && now - lastRenewalAt <= renewalStaleMs) return true;
-    if (!heartbeatFailing) {
-      heartbeatFailing = true;
-      log.warn({ sinceMs: now - lastRenewalAt }, 'leases have not been renewed lately; claiming nothing until they are');
-    }
-    return false;
+    const leases = gate.leases(now);
+    if (leases === 'went-stale') log.warn({ sinceMs: gate.sinceRenewal(now) }, 'leases have not been renewed lately; claiming nothing until they are');
+    return leases === 'renewing';
   }
 
   // ── Claims ──────────────────────────────────────────────────────────────────────────────────
 
   function maybeClaim(force = false): void {
-    if (draining || throttleMs < 0 || !controlKnown) return;
+    if (draining || gate.claimsStopped) return;
     const now = Date.now();
+    const { throttleMs } = gate;
     if (window.blocked(now, throttleMs > 0) || !leasesRenewing(now)) return;
     if (throttleMs > 0) {
       const wait = window.lastClaimAt + throttleMs - now;
@@ -130,7 +115,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         return;
       }
     }
-    const asked = window.plan(now, paused, force);
+    const asked = window.plan(now, gate.paused, force);
     if (!asked) return;
     window.started(asked, now);
     const claimStarted = performance.now();
@@ -185,7 +170,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (p.releases.length || p.failures.length) scheduleFlush();
     window.claimed(asked, got, gotKeyed, found);
     dispatch();
-    if (options.idle && !draining && throttleMs === 0) {
+    if (options.idle && !draining && gate.throttleMs === 0) {
       const now = Date.now();
       let idle: { queue: string; free: number }[] | undefined;
       for (const name of asked.keys()) {
@@ -241,7 +226,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   /** Whether a job handed to this engine for the queue can run here now: a free slot, nothing stopping it. */
   function takesHandoffs(name: string, q: QueueState, now: number): boolean {
     // A hand-off would start a job without a token: rate-limited queues start jobs through claims only.
-    return !draining && controlKnown && throttleMs === 0 && !q.rateLimit && !paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+    return !draining && gate.controlKnown && gate.throttleMs === 0 && !q.rateLimit && !gate.paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
   }
 
   /**
@@ -382,76 +367,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   function onFlushed(batch: FlushBatch, accepted: Accepted, unwritten?: { batch: FlushBatch; error: unknown }): void {
     if (unwritten) onFlushFailed(unwritten.batch, unwritten.error);
     else outcomes.settled();
-    const counts = new FinishedCounts();
-    const { refused, offending } = accepted;
-    const now = Date.now();
-    for (const c of batch.completions) {
-      if (offending.has(c.job.id)) {
-        failContinuation(c.job, offending.get(c.job.id), 'failed');
-        continue;
-      }
-      const why = refused.completions.get(c.job.id);
-      if (why !== undefined) {
-        // The worker's check passed but Postgres would not take it: the attempt fails like one whose
-        // result the worker refused, and its batch-mates above were recorded.
-        log.error({ jobId: c.job.id, attempt: c.job.attempt, err: why }, 'result refused by Postgres; failing the attempt');
-        pending().failures.push(attemptFailed(c.job, new UnstorableResultError(why, 'result'), definitions.get(c.job.type), now));
-        continue;
-      }
-      if (!accepted.completed.has(c.job.id)) {
-        log.warn({ jobId: c.job.id, attempt: c.job.attempt }, 'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere');
-        continue;
-      }
-      emit({ kind: 'completed', job: c.job, result: c.result });
-      counts.count(c.job.queue, 'completed');
-      hooks.succeeded(c.job, c.result);
-    }
-    for (const f of batch.failures) {
-      if (offending.has(f.job.id)) {
-        failContinuation(f.job, offending.get(f.job.id), f.finalState ?? 'failed');
-        continue;
-      }
-      const why = refused.failures.get(f.job.id);
-      if (why !== undefined) {
-        if (f.replacedError) {
-          // Nothing this node can write will record it: let go, its lease runs out and rescue takes over.
-          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why }, 'Postgres refused to record this failure even with a plain error; dropping it, the job is rescued when its lease expires');
-        } else {
-          log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why, error: f.error }, 'Postgres refused to record this failure; recording it with an error that says so instead');
-          pending().failures.push({ ...f, error: unrecordableError(f, why, nodeId, now), replacedError: true });
-        }
-        continue;
-      }
-      if (!accepted.failed.has(f.job.id)) {
-        log.warn({ jobId: f.job.id, attempt: f.job.attempt }, 'failure record refused: this node no longer holds the job (lease lost)');
-        continue;
-      }
-      counts.count(f.job.queue, f.finalState === 'cancelled' ? 'cancelled' : f.retryAt ? 'retrying' : 'failed');
-      emit(
-        f.finalState === 'cancelled'
-          ? { kind: 'cancelled', job: f.job }
-          : f.retryAt
-            ? { kind: 'retrying', job: f.job, error: f.error, retryAt: f.retryAt }
-            : { kind: 'failed', job: f.job, error: f.error },
-      );
-      hooks.failed(f);
-    }
-    for (const j of batch.releases) {
-      const why = refused.releases.get(j.id);
-      if (why !== undefined) {
-        log.error({ jobId: j.id, attempt: j.attempt, err: why }, 'Postgres refused to hand this job back; dropping it, the job is rescued when its lease expires');
-        continue;
-      }
-      if (!accepted.cancelled.has(j.id)) {
-        counts.count(j.queue, 'released');
-        continue;
-      }
-      // It never ran here: no onCancel, as for a queued job's cancel.
-      counts.count(j.queue, 'cancelled');
-      emit({ kind: 'cancelled', job: j });
-    }
-    for (const [id, why] of refused.progress) log.warn({ jobId: id, err: why }, 'progress value refused by Postgres; dropped');
-    counts.report(partition, options.metrics);
+    applyRecorded(recorded, batch, accepted, Date.now()).report(partition, options.metrics);
     // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
     if (outcomes.size > 0 && !unwritten) scheduleFlush();
     const freed = claimableQueues(batch);
@@ -463,18 +379,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       window.backlogLikely = true;
       maybeClaim();
     }
-  }
-
-  /**
-   * A job whose continuation kept throwing: its attempt ends with that error, recorded without the
-   * continuation, so its batch-mates (committed without it) and later batches are not held up.
-   */
-  function failContinuation(job: ClaimedJob, err: unknown, finalState: 'failed' | 'cancelled'): void {
-    const cause = err instanceof ContinuationThrew ? err.cause : err;
-    const message = err instanceof ContinuationThrew ? err.message : `Postgres refused to record its outcome: ${describeError(err).message}`;
-    log.error({ jobId: job.id, attempt: job.attempt, err: message }, 'the continuation of this job keeps failing; failing the job without it');
-    const error: JobError = { ...jobError(job, cause), message };
-    pending().failures.push({ job, error, cause, finalState, skipContinuation: true });
   }
 
   // ── Stopping and controls ───────────────────────────────────────────────────────────────────
@@ -509,31 +413,22 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   function onControl(state: ControlState): void {
-    const wasStopped = throttleMs < 0 || !controlKnown;
-    controlKnown = true;
-    const control = effectiveControl(state, nodeId, [...queues.keys()]);
-    stoppedByThrottle = stoppedQueues(state, nodeId, [...queues.keys()]);
-    if (control.paused) {
-      paused = new Set(control.paused);
-      for (const name of paused) {
-        const q = queues.get(name);
-        if (!q || q.buffer.length === 0) continue;
-        handBackBuffer(q);
-        scheduleFlush();
-      }
+    const { wasStopped } = gate.control(state, nodeId, [...queues.keys()]);
+    for (const name of gate.paused) {
+      const q = queues.get(name);
+      if (!q || q.buffer.length === 0) continue;
+      handBackBuffer(q);
+      scheduleFlush();
     }
-    if (control.throttleMs !== undefined) throttleMs = control.throttleMs;
     // A lowered throttle takes effect now, not when the old, longer wait would have ended.
     throttleTimer?.();
     throttleTimer = undefined;
     retractAdverts();
-    if (wasStopped || throttleMs >= 0) maybeClaim(true);
+    if (wasStopped || gate.throttleMs >= 0) maybeClaim(true);
   }
 
   function onLeases(checked: string[], renewed: Set<string>, cancelRequested: string[]): void {
-    lastRenewalAt = Date.now();
-    if (heartbeatFailing) {
-      heartbeatFailing = false;
+    if (gate.renewed(Date.now())) {
       log.info('leases are renewed again; claiming resumes');
       self.cast({ t: 'poll' });
     }
@@ -591,8 +486,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         // Leases to renew: jobs running or prefetched, and finished ones not yet recorded.
         return outcomes.held([...tracked.keys()]);
       case 'heartbeatFailed':
-        if (!heartbeatFailing) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
-        heartbeatFailing = true;
+        if (gate.renewalFailed()) log.warn('renewing leases failed; claiming nothing until a renewal succeeds');
         return retractAdverts();
       case 'leases':
         return onLeases(msg.checked, msg.renewed, msg.cancelRequested);
@@ -604,7 +498,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       case 'control':
         return onControl(msg.state);
       case 'stats':
-        return engineStats(queues, { partition, processed, draining: draining !== undefined, paused, stopped: stoppedByThrottle, throttleMs });
+        return engineStats(queues, { partition, processed, draining: draining !== undefined, paused: gate.paused, stopped: gate.stopped, throttleMs: gate.throttleMs });
     }
   }
 
@@ -612,7 +506,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     init(ctx) {
       ctxRef = ctx;
       self = ctx.self;
-      writer = new OutcomeWriter({ store, nodeId, partition, log, ...(options.metrics ? { metrics: options.metrics } : {}), continuationsByType, reply: cast });
+      writer = new OutcomeWriter({
+        store,
+        nodeId,
+        partition,
+        log,
+        ...(options.metrics ? { metrics: options.metrics } : {}),
+        continuationsByType: continuationsByType(definitions, options.continuations),
+        reply: (msg) => self.cast(msg),
+      });
       ctx.sendEvery(settings.pollMs, { t: 'poll' });
       // Until this answers, the engine claims nothing (its seat also delivers it every few seconds).
       store.loadControl(partition).then(

@@ -5,7 +5,7 @@
  */
 import { traceComplete, type Logger } from '@partita/core';
 import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
-import type { Continuation, FinishedJob } from '../define.js';
+import type { Continuation, FinishedJob, OutcomeContinuation, ResolvedJobDefinition } from '../define.js';
 import type { Metrics } from '../metrics.js';
 import type { EngineMsg } from './messages.js';
 import {
@@ -32,6 +32,19 @@ export interface WriterOptions {
   continuationsByType: ReadonlyMap<string, { name: string; run: Continuation }[]>;
   /** Where the write's result goes: the engine's mailbox. */
   reply: (msg: EngineMsg) => void;
+}
+
+/** Job type → its continuations: the definition's first, then plugins'. */
+export function continuationsByType(
+  definitions: ReadonlyMap<string, ResolvedJobDefinition>,
+  plugins: readonly OutcomeContinuation[] = [],
+): Map<string, { name: string; run: Continuation }[]> {
+  const byType = new Map<string, { name: string; run: Continuation }[]>();
+  for (const [type, def] of definitions) if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
+  for (const c of plugins) {
+    for (const type of c.types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
+  }
+  return byType;
 }
 
 export class OutcomeWriter {
