@@ -5,6 +5,7 @@ import {
   ContinuationThrew,
   OutcomeBatch,
   attemptFailed,
+  recordAttempt,
   claimableQueues,
   emptyBatch,
   settleWrites,
@@ -13,6 +14,7 @@ import {
   type FlushBatch,
   type PendingCompletion,
 } from '../src/engine/outcomes.js';
+import { JobCancelledError } from '@partita/core';
 import { FakeClock, job } from './engine/fixtures.js';
 
 const recorded = (ids: string[], refused: [string, string][] = []): Recorded => Object.assign(new Set(ids), { refused: new Map(refused) });
@@ -225,4 +227,30 @@ test('an error Postgres refused is replaced by one that keeps none of its text, 
   t.regex(e.message, /invalid byte.*node node-1/);
   t.notRegex(e.message, /\u0000/);
   t.is(unrecordableError({ ...f, error: { ...f.error, name: 'bad\u0000name' } }, 'x', 'n', clock.now).name, 'Error');
+});
+
+test('what an ended attempt records: its result, its failure, a cancel, a hand-back on shutdown, nothing once its lease is lost', (t) => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
+  const def = { backoff: { baseMs: 0, maxMs: 0 } } as Parameters<typeof attemptFailed>[2];
+  const pending = emptyBatch();
+  const [ok, okJson, failed, cancelled, shutdown, lost] = [job(), job(), job({ attempt: 1, maxAttempts: 2 }), job(), job(), job()];
+  t.true(recordAttempt(pending, ok, undefined, { ok: true, result: 1 }, def, clock.now));
+  t.true(recordAttempt(pending, okJson, undefined, { ok: true, result: { a: 1 }, json: '{"a":1}' }, def, clock.now));
+  t.true(recordAttempt(pending, failed, undefined, { ok: false, error: new Error('x') }, def, clock.now));
+  t.true(recordAttempt(pending, cancelled, 'cancel', { ok: false, error: new Error('aborted') }, def, clock.now));
+  t.true(recordAttempt(pending, shutdown, 'shutdown', { ok: true, result: 1 }, def, clock.now), 'ended by a shutdown: handed back, even if it finished');
+  t.false(recordAttempt(pending, lost, 'lease', { ok: true, result: 1 }, def, clock.now));
+  t.deepEqual(pending.completions, [
+    { job: ok, result: 1 },
+    { job: okJson, result: { a: 1 }, json: '{"a":1}' },
+  ]);
+  t.deepEqual(
+    pending.failures.map((f) => [f.job.id, f.finalState, f.retryAt?.getTime(), f.error?.message ?? null]),
+    [
+      [failed.id, undefined, clock.now, 'x'],
+      [cancelled.id, 'cancelled', undefined, null],
+    ],
+  );
+  t.true(pending.failures[1]!.cause instanceof JobCancelledError);
+  t.deepEqual(pending.releases, [shutdown]);
 });

@@ -22,7 +22,7 @@
  * from then until recorded its id is still among the leases the lease keeper renews ('held').
  */
 import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
-import { JobCancelledError, describeError, keyFromRule, traceClaim } from '@partita/core';
+import { JobCancelledError, describeError, traceClaim } from '@partita/core';
 import type { ClaimedJob, RateLimitOutcome } from '@partita/postgres';
 import type { ControlState } from '../global/global.js';
 import { workerBehavior, type WorkerMsg } from '../worker.js';
@@ -30,8 +30,9 @@ import { Adverts } from './adverts.js';
 import { claimJobs } from './claimer.js';
 import { ClaimGate } from './gate.js';
 import { Hooks } from './hooks.js';
+import { deriveExecutionKey } from './keys.js';
 import type { EngineEvent, EngineMsg, WorkerOutcome } from './messages.js';
-import { OutcomeBatch, attemptFailed, claimableQueues, type Accepted, type FlushBatch } from './outcomes.js';
+import { OutcomeBatch, claimableQueues, recordAttempt, type AbortCause, type Accepted, type FlushBatch } from './outcomes.js';
 import { applyRecorded } from './recorded.js';
 import { engineStats } from './stats.js';
 import type { EngineOptions } from './types.js';
@@ -55,8 +56,7 @@ interface Tracked {
   job: ClaimedJob;
   /** Set once a worker runs it; absent while it waits in the prefetch buffer. */
   started: boolean;
-  /** Why it was aborted, if it was: decides what its outcome records. */
-  abort?: 'cancel' | 'lease' | 'shutdown';
+  abort?: AbortCause;
 }
 
 export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unknown> {
@@ -238,15 +238,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (job.executionKey) return false;
     const def = definitions.get(job.type);
     if (!def?.executionKey) return false;
-    let key: unknown;
-    try {
-      key = keyFromRule(def.executionKey, job.payload, { type: job.type, which: 'executionKey' });
-    } catch (err) {
-      log.warn({ jobId: job.id, err: describeError(err).message }, 'the execution key of this job cannot be derived from its payload; running the job without a key');
-      return false;
+    const derived = deriveExecutionKey(job, def);
+    if (derived.error !== undefined) {
+      log.warn({ jobId: job.id, err: describeError(derived.error).message }, 'the execution key of this job cannot be derived from its payload; running the job without a key');
     }
-    if (typeof key !== 'string' || key.length === 0) return false;
-    job.executionKey = key;
+    if (derived.key === undefined) return false;
+    job.executionKey = derived.key;
     return true;
   }
 
@@ -306,19 +303,16 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       q.finished++;
     }
     processed++;
-    const p = pending();
-    if (entry.abort === 'lease') log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
-    else if (entry.abort === 'shutdown') p.releases.push(job);
-    else if (outcome.ok) p.completions.push(outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json });
-    else if (entry.abort === 'cancel') p.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
-    else p.failures.push(attemptFailed(job, outcome.error, definitions.get(job.type), Date.now()));
+    if (!recordAttempt(pending(), job, entry.abort, outcome, definitions.get(job.type), Date.now())) {
+      log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
+    }
     scheduleFlush();
     dispatch();
     if (draining) checkDrained();
     else maybeClaim();
   }
 
-  function abortJob(id: string, why: 'cancel' | 'lease' | 'shutdown'): void {
+  function abortJob(id: string, why: AbortCause): void {
     const entry = tracked.get(id);
     if (!entry || entry.abort) return;
     entry.abort = why;

@@ -11,7 +11,7 @@
  *
  * Pure bookkeeping, fed the time; the engine's writer does the I/O.
  */
-import { describeError, type JobError } from '@partita/core';
+import { JobCancelledError, describeError, type JobError } from '@partita/core';
 import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from '../define.js';
 import { nextBackoff } from './backoff.js';
@@ -269,6 +269,30 @@ export function settleWrites(
     accepted.refused.progress = progressWrite.value;
   } else [unwritten.progress, error, failedPart] = [batch.progress, progressWrite.reason, true];
   return failedPart ? { t: 'flushed', batch: written, accepted, unwritten: { batch: unwritten, error } } : { t: 'flushed', batch: written, accepted };
+}
+
+/** Why the engine aborted a job, if it did: decides what its outcome records. */
+export type AbortCause = 'cancel' | 'lease' | 'shutdown';
+
+/**
+ * Adds what an ended attempt records to `pending`: its completion, its failure (retried while
+ * attempts remain), a cancel, or a hand-back when a shutdown aborted it. False when there is
+ * nothing to record: its lease was lost, and the node that owns it now records its outcome.
+ */
+export function recordAttempt(
+  pending: FlushBatch,
+  job: ClaimedJob,
+  abort: AbortCause | undefined,
+  outcome: { ok: boolean; result?: unknown; json?: string; error?: unknown },
+  def: ResolvedJobDefinition | undefined,
+  now: number,
+): boolean {
+  if (abort === 'lease') return false;
+  if (abort === 'shutdown') pending.releases.push(job);
+  else if (outcome.ok) pending.completions.push(outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json });
+  else if (abort === 'cancel') pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+  else pending.failures.push(attemptFailed(job, outcome.error, def, now));
+  return true;
 }
 
 /** The failure record of an attempt that ended in `cause` at `now`: retried while attempts remain. */
