@@ -2,13 +2,18 @@
  * The engine: one actor per partition per node. It claims due jobs in batches sized to free
  * capacity plus a prefetch, starts a Worker per job, and group-commits outcomes. Every Postgres call
  * runs off the mailbox (its result comes back as a message), so the engine never blocks on I/O.
- * This file routes messages and wires the parts; the parts are pure and tested on their own:
+ * This file routes messages and wires the parts. The parts are pure, fed the time, and tested on
+ * their own (test/engine-*.test.ts):
  *   window.ts    what to claim and when (claim window, prefetch sizing, claim backoff)
+ *   gate.ts      what stops claims: pauses, throttles, leases not being renewed
  *   outcomes.ts  the outcome batch (pending / in flight / requeued on a failed write)
+ *   recorded.ts  what follows a written batch: events, counts, callbacks, rewrites of refused rows
  *   adverts.ts   idle adverts and hand-offs
  *   hooks.ts     onSuccess / onError / onFailed / onCancel
+ *   keys.ts      execution keys derived for jobs stored without one
  *   stats.ts     EngineStats and outcome counts
- *   claimer.ts, writer.ts  the claim and the batch write (the I/O)
+ * The I/O is in claimer.ts (the claim) and writer.ts (the batch write); the types others use of the
+ * engine are in messages.ts and types.ts.
  *
  * How a job moves through the engine:
  *
@@ -74,7 +79,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let self: ActorRef<EngineMsg, unknown>;
   let ctxRef: ActorContext<EngineMsg, unknown>;
   let workers: SupervisorRef | undefined;
-  let writer: OutcomeWriter;
   let processed = 0;
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
   /** The poll booked for when a throttled engine may claim again. */
@@ -91,6 +95,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     }
   };
   const recorded = { nodeId, definitions, log, hooks: new Hooks(definitions, partition, log), emit, pending };
+  const writer = new OutcomeWriter({
+    store,
+    nodeId,
+    partition,
+    log,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    continuationsByType: continuationsByType(definitions, options.continuations),
+    reply: (msg) => self.cast(msg),
+  });
   // Made once: the claim and advert paths run at every claim.
   const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);
   const onRateLimitedCast = (limited: Map<string, RateLimitOutcome>) => self.cast({ t: 'rateLimited', limited });
@@ -500,15 +513,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     init(ctx) {
       ctxRef = ctx;
       self = ctx.self;
-      writer = new OutcomeWriter({
-        store,
-        nodeId,
-        partition,
-        log,
-        ...(options.metrics ? { metrics: options.metrics } : {}),
-        continuationsByType: continuationsByType(definitions, options.continuations),
-        reply: (msg) => self.cast(msg),
-      });
       ctx.sendEvery(settings.pollMs, { t: 'poll' });
       // Until this answers, the engine claims nothing (its seat also delivers it every few seconds).
       store.loadControl(partition).then(
