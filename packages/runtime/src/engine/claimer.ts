@@ -3,10 +3,12 @@
  * (claim_rate_limited), which takes their tokens in its own transaction, side by side with the
  * claim of the other queues.
  */
-import { describeError, type Logger } from '@partita/core';
+import { describeError, traceClaim, type Logger } from '@partita/core';
 import type { ClaimedJob, RateLimitOutcome, RateLimitedClaimRequest } from '@partita/postgres';
-import type { QueueState } from './window.js';
+import type { Metrics } from '../metrics.js';
+import type { EngineMsg } from './messages.js';
 import type { EngineStore } from './types.js';
+import type { ClaimWindow, QueueState } from './window.js';
 
 export interface ClaimRequest {
   nodeId: string;
@@ -17,6 +19,46 @@ export interface ClaimRequest {
 }
 
 export type ClaimResult = { jobs: ClaimedJob[]; found: Map<string, number> };
+
+/**
+ * Claims what `asked` says for the window's queues; the result comes back as a 'claimed' message
+ * (after a 'rateLimited' one when rate-limited queues were claimed) or a 'claimFailed' one. The
+ * round trip is measured into the window, which sizes the prefetch by it.
+ */
+export class Claimer {
+  private readonly rateLimited = (limited: Map<string, RateLimitOutcome>) => this.o.reply({ t: 'rateLimited', limited });
+
+  constructor(
+    private readonly o: {
+      store: EngineStore;
+      request: ClaimRequest;
+      window: ClaimWindow;
+      log: Logger;
+      metrics?: Metrics;
+      reply: (msg: EngineMsg) => void;
+    },
+  ) {}
+
+  claim(asked: Map<string, number>): void {
+    const { window, metrics, reply } = this.o;
+    const { partition } = this.o.request;
+    const claimStarted = performance.now();
+    claimJobs(this.o.store, this.o.request, asked, window.queues, this.rateLimited, this.o.log).then(
+      ({ jobs, found }) => {
+        const took = performance.now() - claimStarted;
+        window.measured(took);
+        metrics?.claimed(partition, took, jobs.length);
+        traceClaim(partition, claimStarted, jobs);
+        reply({ t: 'claimed', jobs, asked, found });
+      },
+      (error) => {
+        metrics?.claimFailed(partition);
+        traceClaim(partition, claimStarted, [], error);
+        reply({ t: 'claimFailed', error, asked });
+      },
+    );
+  }
+}
 
 export function claimJobs(
   store: EngineStore,

@@ -27,12 +27,12 @@
  * from then until recorded its id is still among the leases the lease keeper renews ('held').
  */
 import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
-import { JobCancelledError, describeError, traceClaim } from '@partita/core';
+import { JobCancelledError, describeError } from '@partita/core';
 import type { ClaimedJob, RateLimitOutcome } from '@partita/postgres';
 import type { ControlState } from '../global/global.js';
 import { workerBehavior, type WorkerMsg } from '../worker.js';
 import { Adverts } from './adverts.js';
-import { claimJobs } from './claimer.js';
+import { Claimer } from './claimer.js';
 import { ClaimGate } from './gate.js';
 import { Hooks } from './hooks.js';
 import { deriveExecutionKey } from './keys.js';
@@ -67,7 +67,6 @@ interface Tracked {
 export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unknown> {
   const { store, settings, partition, nodeId, definitions } = options;
   const log = options.logger;
-  const claimRequest = { nodeId, partition, leaseMs: settings.leaseMs, types: [...definitions.keys()] };
   const window = new ClaimWindow(options.queues, settings, Date.now());
   const queues = window.queues;
   const adverts = new Adverts(queues.keys());
@@ -95,18 +94,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     }
   };
   const recorded = { nodeId, definitions, log, hooks: new Hooks(definitions, partition, log), emit, pending };
-  const writer = new OutcomeWriter({
-    store,
-    nodeId,
-    partition,
-    log,
-    ...(options.metrics ? { metrics: options.metrics } : {}),
-    continuationsByType: continuationsByType(definitions, options.continuations),
-    reply: (msg) => self.cast(msg),
-  });
-  // Made once: the claim and advert paths run at every claim.
+  // The claim and the batch write run off the mailbox: their results come back as messages.
+  const io = { store, log, ...(options.metrics ? { metrics: options.metrics } : {}), reply: (msg: EngineMsg) => self.cast(msg) };
+  /** The claim takes only jobs of the types defined here; others wait for a node that defines them. */
+  const claimer = new Claimer({ ...io, window, request: { nodeId, partition, leaseMs: settings.leaseMs, types: [...definitions.keys()] } });
+  const writer = new OutcomeWriter({ ...io, nodeId, partition, continuationsByType: continuationsByType(definitions, options.continuations) });
+  // Made once: the advert path runs at every claim.
   const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);
-  const onRateLimitedCast = (limited: Map<string, RateLimitOutcome>) => self.cast({ t: 'rateLimited', limited });
 
   function leasesRenewing(now: number): boolean {
     const leases = gate.leases(now);
@@ -131,21 +125,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const asked = window.plan(now, gate.paused, force);
     if (!asked) return;
     window.started(asked, now);
-    const claimStarted = performance.now();
-    claimJobs(store, claimRequest, asked, queues, onRateLimitedCast, log).then(
-      ({ jobs, found }) => {
-        const took = performance.now() - claimStarted;
-        window.measured(took);
-        options.metrics?.claimed(partition, took, jobs.length);
-        traceClaim(partition, claimStarted, jobs);
-        self.cast({ t: 'claimed', jobs, asked, found });
-      },
-      (error) => {
-        options.metrics?.claimFailed(partition);
-        traceClaim(partition, claimStarted, [], error);
-        self.cast({ t: 'claimFailed', error, asked });
-      },
-    );
+    claimer.claim(asked);
   }
 
   function onRateLimited(limited: Map<string, RateLimitOutcome>): void {
