@@ -46,7 +46,6 @@ import { OutcomeWriter, continuationsByType } from './writer.js';
 
 export type { EngineOptions, EngineSettings } from './types.js';
 export type { EngineControl, EngineEvent, EngineEventKind, EngineMsg, EngineStats, RateLimitStats } from './messages.js';
-export { jobError } from './outcomes.js';
 
 /** The worker supervisor is (re)starting: try to start the job again after this. */
 const WORKERS_RETRY_MS = 10;
