@@ -14,6 +14,12 @@ export interface JobContext {
   progress(value: unknown): void;
 }
 
+/**
+ * What onSuccess, onError, onFailed and onCancel are told about their job. They run after the
+ * attempt's outcome was recorded: there is nothing left to abort and no progress to record.
+ */
+export type HookContext = Pick<JobContext, 'id' | 'partition' | 'queue' | 'attempt' | 'logger'>;
+
 /** A job whose final outcome a continuation sees, recorded in the transaction it runs in. */
 export interface FinishedJob<P = any, R = any> {
   id: string;
@@ -70,18 +76,18 @@ export interface JobDefinition<P = any, R = any> extends JobSpec<P> {
   timeoutMs?: number;
   perform(payload: P, ctx: JobContext): R | Promise<R>;
   /** After the success was recorded. */
-  onSuccess?(result: R, payload: P, ctx: JobContext): void | Promise<void>;
+  onSuccess?(result: R, payload: P, ctx: HookContext): void | Promise<void>;
   /** After each failed attempt that will be retried. */
-  onError?(error: unknown, payload: P, ctx: JobContext): void | Promise<void>;
+  onError?(error: unknown, payload: P, ctx: HookContext): void | Promise<void>;
   /** After the last attempt failed and the job was recorded as failed. */
-  onFailed?(error: unknown, payload: P, ctx: JobContext): void | Promise<void>;
+  onFailed?(error: unknown, payload: P, ctx: HookContext): void | Promise<void>;
   /**
    * Once, after a job cancelled while its attempt ran was recorded as cancelled: perform had
    * started, or the node holding the job died before it could record the cancel (the node that
    * rescues it calls onCancel). A job cancelled before its attempt started (queued, or still in a
    * node's prefetch) never runs and gets no onCancel.
    */
-  onCancel?(payload: P, ctx: JobContext): void | Promise<void>;
+  onCancel?(payload: P, ctx: HookContext): void | Promise<void>;
   /**
    * Runs in the same transaction as the recording of this type's final outcomes, once per batch
    * (see Continuation): for follow-up jobs and rows that must exist exactly when the outcome does.

@@ -1,7 +1,7 @@
 import { describeError, type Logger } from '@partita/core';
 import { jsonForm, publishJobEvents, type JobEvent } from '@partita/protocol';
 import type { Bus } from '@partita/nats';
-import type { EngineEvent } from './engine.js';
+import type { EngineEvent } from './engine/messages.js';
 
 /**
  * The engine's `events` hook for a node: turns each job lifecycle event (started, progress,

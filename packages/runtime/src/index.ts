@@ -4,6 +4,7 @@ export {
   type JobDefinition,
   type JobDefinitionInput,
   type JobContext,
+  type HookContext,
   type ResolvedJobDefinition,
   type Continuation,
   type FinishedJob,
@@ -11,7 +12,7 @@ export {
 } from './define.js';
 export { startNode, type PartitaNode, type NodeOptions, type PartitionOptions } from './node.js';
 export { importJobs as loadJobsModule } from './options.js';
-export type { EngineStats } from './engine.js';
+export type { EngineStats } from './engine/messages.js';
 export {
   startHttpServer,
   nodeHealth,

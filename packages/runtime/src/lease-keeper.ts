@@ -2,7 +2,7 @@ import type { ActorContext, ActorRef, ActorSystem, Behavior } from '@partita/act
 import { describeError, type Logger } from '@partita/core';
 import type { AdminStore, EngineStore, LeaseStore } from '@partita/postgres';
 import { LeaderSeat } from './leadership/leader-seat.js';
-import type { EngineMsg } from './engine.js';
+import type { EngineMsg } from './engine/messages.js';
 import type { Metrics } from './metrics.js';
 
 export interface LeaseKeeperOptions {

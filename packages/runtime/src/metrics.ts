@@ -16,7 +16,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { LIVE_JOB_STATES } from '@partita/core';
 import type { BusStats } from '@partita/nats';
 import type { ClientStore } from '@partita/postgres';
-import type { EngineStats } from './engine.js';
+import type { EngineStats } from './engine/messages.js';
 
 export type { Registry } from 'prom-client';
 

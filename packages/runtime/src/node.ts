@@ -8,7 +8,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres-
 import { Client, installClientHooks } from '@partita/client/internal';
 import { IDLE_KIND, type IdleAdvert } from '@partita/protocol';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
-import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine.js';
+import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine/engine.js';
 import { LeaderSeat } from './leadership/leader-seat.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
 import { resolveOptions, type NodeOptions } from './options.js';

@@ -1,7 +1,7 @@
 import type { ActorRef } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import type { ControlRow, EngineStore, Notice } from '@partita/postgres';
-import type { EngineMsg } from './engine.js';
+import type { EngineMsg } from './engine/messages.js';
 import type { SeatMsg } from './global/seat.js';
 
 export interface NoticeRouterOptions {

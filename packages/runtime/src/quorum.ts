@@ -21,7 +21,7 @@ import {
 import type { AdminStore, ClaimedJob, EngineStore } from '@partita/postgres';
 import type { Bus, MessageInfo } from '@partita/nats';
 import { subjects } from '@partita/protocol';
-import type { EngineControl, EngineMsg, EngineStats } from './engine.js';
+import type { EngineControl, EngineMsg, EngineStats } from './engine/messages.js';
 
 /** Hands back jobs this node cannot run, and counts queued jobs (its pool and schema) for roll-call answers. */
 export type QuorumStore = Pick<EngineStore, 'release'> & Pick<AdminStore, 'pool' | 'schema'>;

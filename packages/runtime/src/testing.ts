@@ -28,7 +28,7 @@ import {
 import { Client, clientStore } from '@partita/client/internal';
 import { JobStore, type ClaimedJob, type ClientStore, type PgOptions } from '@partita/postgres';
 import type { JobDefinition, ResolvedJobDefinition } from './define.js';
-import type { EngineMsg } from './engine.js';
+import type { EngineMsg } from './engine/messages.js';
 import { startNode, type NodeOptions, type PartitaNode } from './node.js';
 import { workerBehavior, type WorkerMsg, type WorkerOutcome } from './worker.js';
 

@@ -2,19 +2,11 @@ import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
 import { TimeoutError, UnstorableResultError, describeError, isPromiseLike, startPerformSpan, toJsonStrict, type Logger, type PerformSpan } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
-import type { EngineMsg } from './engine.js';
+import type { EngineMsg, WorkerOutcome } from './engine/messages.js';
 
 export type WorkerMsg = { t: 'abort'; reason: unknown };
 
-export interface WorkerOutcome {
-  ok: boolean;
-  result?: unknown;
-  /** The result's JSON text, checked where perform returned it; absent for a null or undefined result. */
-  json?: string;
-  error?: unknown;
-  /** The abort reason, when the run ended because its signal fired. */
-  aborted: unknown;
-}
+export type { WorkerOutcome };
 
 export interface WorkerOptions {
   job: ClaimedJob;

@@ -3,7 +3,7 @@ import { describeError, type Logger } from '@partita/core';
 import { globalLeaseName, type ControlRow, type GlobalStore, type LeaseStore } from '@partita/postgres';
 import type { Bus } from '@partita/nats';
 import { subjects } from '@partita/protocol';
-import type { EngineMsg } from '../engine.js';
+import type { EngineMsg } from '../engine/messages.js';
 import { callGlobal, globalName } from './client.js';
 import { controlProblem } from '../quorum.js';
 import type { Metrics } from '../metrics.js';

@@ -7,7 +7,7 @@ import { JobCancelledError, JobFailedError, ValidationError } from '@partita/cor
 import { connect, requestGlobal, type GlobalRequest, type JobEvent } from '@partita/client';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { subjects } from '@partita/nats';
-import { freshSchema, sleep, type TestSchema, tempDataDir, until as pollUntil } from './helpers/index.js';
+import { freshSchema, sleep, type TestSchema, tempDataDir, until as pollUntil } from '../../../test/helpers/index.js';
 
 const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000) => pollUntil(what, probe, timeoutMs, 10);
 

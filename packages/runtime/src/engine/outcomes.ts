@@ -1,0 +1,330 @@
+/**
+ * The outcome batch: finished attempts, hand-backs and progress wait in `pending` and are written
+ * together (group commit). One batch is written at a time (`inflight`): while it is written the
+ * next one grows, so batches size themselves to the load (two side by side measured the same, with
+ * more commits). Its jobs still hold leases until the write lands. A failed write puts its outcomes
+ * back in front of what arrived since, and the next flush waits for a backoff.
+ *
+ *   record ──► pending ──take()──► inflight ──settled()──► (gone)
+ *                 ▲                    │
+ *                 └────requeue()───────┘  (write failed: back in front, backoff doubles)
+ *
+ * Pure bookkeeping, fed the time; the engine's writer does the I/O.
+ */
+import { JobCancelledError, describeError, type JobError } from '@partita/core';
+import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
+import { backoffDelay, type ResolvedJobDefinition } from '../define.js';
+import { nextBackoff } from './backoff.js';
+
+export interface PendingFailure {
+  job: ClaimedJob;
+  error: JobError | null;
+  cause: unknown;
+  retryAt?: Date;
+  finalState?: 'failed' | 'cancelled';
+  /** A cancel of a job whose attempt never started (it waited in the prefetch): no onCancel, as for a queued job. */
+  neverStarted?: boolean;
+  /** Its own error was refused by Postgres and replaced with one that says so; refused again, it is dropped. */
+  replacedError?: boolean;
+  /** Transactions of its continuations that rolled back because one threw (or Postgres refused a row). */
+  continuationTries?: number;
+  /** Its continuation kept throwing: this failure, which says so, is recorded without it. */
+  skipContinuation?: boolean;
+}
+
+export interface PendingCompletion {
+  job: ClaimedJob;
+  result: unknown;
+  /** The result's JSON text, checked by the worker. */
+  json?: string;
+  continuationTries?: number;
+}
+
+export interface FlushBatch {
+  completions: PendingCompletion[];
+  failures: PendingFailure[];
+  releases: ClaimedJob[];
+  /** Job id → the latest progress value's JSON text. */
+  progress: Map<string, string>;
+}
+
+/** What Postgres made of a written batch. */
+export interface Accepted {
+  completed: Set<string>;
+  failed: Set<string>;
+  /** Handed back, but finished as cancelled instead (a cancel was asked while this node held them). */
+  cancelled: Set<string>;
+  /** Rows Postgres refused (id → why); the rest of their batch was recorded. */
+  refused: { completions: Map<string, string>; failures: Map<string, string>; releases: Map<string, string>; progress: Map<string, string> };
+  /** Jobs whose continuation kept throwing (id → its error): nothing of theirs was recorded. */
+  offending: Map<string, unknown>;
+}
+
+/** The part of a batch written with its types' continuations, in a transaction of its own. */
+export interface ContinuedPart {
+  completions: PendingCompletion[];
+  failures: PendingFailure[];
+}
+
+/**
+ * Transactions a job's continuation may roll back before its batch is split to find the job that
+ * throws: a throw that clears (a conflict, a restart) gets these tries with backoff first.
+ */
+export const CONTINUATION_TRIES = 3;
+
+/** A continuation threw: what rolled its transaction back (`cause`) was the continuation's, not the store's. */
+export class ContinuationThrew extends Error {
+  constructor(
+    readonly continuation: string,
+    override readonly cause: unknown,
+  ) {
+    super(`continuation ${continuation} threw: ${describeError(cause).message}`);
+    this.name = 'ContinuationThrew';
+  }
+}
+
+export function emptyBatch(): FlushBatch {
+  return { completions: [], failures: [], releases: [], progress: new Map() };
+}
+
+export function batchSize(b: FlushBatch): number {
+  return b.completions.length + b.failures.length + b.releases.length + b.progress.size;
+}
+
+export class OutcomeBatch {
+  pending: FlushBatch = emptyBatch();
+  /** The batch being written, if one is. */
+  inflight: FlushBatch | undefined;
+  /** A 'flush' message is booked. */
+  scheduled = false;
+  /** Wait before writing again after a failed write (0: the last write succeeded). */
+  backoffMs = 0;
+
+  constructor(private readonly flushBatch: number) {}
+
+  get size(): number {
+    return batchSize(this.pending);
+  }
+
+  /** Nothing waits and nothing is being written. */
+  get empty(): boolean {
+    return this.inflight === undefined && this.size === 0;
+  }
+
+  /**
+   * What the engine does about a new outcome: 'now' flushes at once (the batch is full),
+   * 'later' books a flush after flushMs, 'booked' means one is already booked.
+   */
+  due(): 'now' | 'later' | 'booked' {
+    if (this.size >= this.flushBatch) return 'now';
+    if (this.scheduled) return 'booked';
+    this.scheduled = true;
+    return 'later';
+  }
+
+  /** The pending batch, now in flight; undefined while another is written or nothing waits. */
+  take(): FlushBatch | undefined {
+    this.scheduled = false;
+    if (this.inflight || this.size === 0) return undefined;
+    const batch = this.pending;
+    this.inflight = batch;
+    this.pending = emptyBatch();
+    return batch;
+  }
+
+  /** The batch in flight was written. */
+  settled(): void {
+    this.inflight = undefined;
+    this.backoffMs = 0;
+  }
+
+  /**
+   * A write failed: its outcomes go back in front of whatever arrived since, nothing is lost.
+   * Returns the backoff before the next write, or undefined when a flush is already booked.
+   */
+  requeue(batch: FlushBatch): number | undefined {
+    this.inflight = undefined;
+    const p = this.pending;
+    this.pending = {
+      completions: [...batch.completions, ...p.completions],
+      failures: [...batch.failures, ...p.failures],
+      releases: [...batch.releases, ...p.releases],
+      progress: new Map([...batch.progress, ...p.progress]),
+    };
+    this.backoffMs = nextBackoff(this.backoffMs);
+    if (this.scheduled) return undefined;
+    this.scheduled = true;
+    return this.backoffMs;
+  }
+
+  /** Ids of outcomes not yet recorded, pending or in flight, after `ids`: their leases must still be renewed. */
+  held(ids: string[]): string[] {
+    return [this.pending, this.inflight].reduce<string[]>(
+      (all, b) => (b ? all.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : all),
+      ids,
+    );
+  }
+}
+
+/** Queues a recorded batch made jobs claimable in: jobs handed back, and keyed jobs that ended (their key is free). */
+export function claimableQueues(batch: FlushBatch): string[] {
+  const queues = new Set<string>();
+  for (const c of batch.completions) if (c.job.executionKey) queues.add(c.job.queue);
+  for (const f of batch.failures) if (f.job.executionKey) queues.add(f.job.queue);
+  for (const j of batch.releases) queues.add(j.queue);
+  return [...queues];
+}
+
+/**
+ * The batch's final outcomes whose type has a continuation (`continued`, undefined when none), and
+ * the rest (`plain`), written by the plain statements as when no type has one.
+ */
+export function splitContinued(batch: FlushBatch, hasContinuation: (type: string) => boolean): { plain: FlushBatch; continued?: ContinuedPart } {
+  const completions = batch.completions.filter((c) => hasContinuation(c.job.type));
+  const failures = batch.failures.filter((f) => !f.retryAt && !f.skipContinuation && hasContinuation(f.job.type));
+  if (completions.length + failures.length === 0) return { plain: batch };
+  const inContinued = new Set<unknown>([...completions, ...failures]);
+  return {
+    plain: { ...batch, completions: batch.completions.filter((c) => !inContinued.has(c)), failures: batch.failures.filter((f) => !inContinued.has(f)) },
+    continued: { completions, failures },
+  };
+}
+
+/** A rollback caused by the jobs themselves (a continuation threw, a row refused) counts toward splitting their batch. */
+export function countContinuationTry(part: ContinuedPart, error: unknown): void {
+  if (!(error instanceof ContinuationThrew) && !isRowRefusal(error)) return;
+  for (const entry of [...part.completions, ...part.failures]) entry.continuationTries = (entry.continuationTries ?? 0) + 1;
+}
+
+type Written<T> = PromiseSettledResult<T>;
+
+/** The 'flushed' message of a batch whose statements did not all fail. */
+export interface Flushed {
+  t: 'flushed';
+  batch: FlushBatch;
+  accepted: Accepted;
+  /** The parts whose statement failed, to be written again after a backoff. */
+  unwritten?: { batch: FlushBatch; error: unknown };
+}
+
+/**
+ * Sorts the statements' results of a written batch. Each statement commits on its own, so only the
+ * parts that failed are written again: a part written twice would be refused the second time as
+ * if its leases were lost, and its jobs would miss their events and callbacks.
+ */
+export function settleWrites(
+  batch: FlushBatch,
+  plain: FlushBatch,
+  continued: ContinuedPart | undefined,
+  completedWrite: Written<Recorded>,
+  failedWrite: Written<Recorded>,
+  releasedWrite: Written<{ cancelled: Set<string>; refused: Map<string, string> }>,
+  progressWrite: Written<Map<string, string>>,
+  continuedWrite: Written<{ completed: Recorded; failed: Recorded; offending: Map<string, unknown> } | undefined>,
+): Flushed {
+  const none = new Map<string, string>();
+  const written = emptyBatch();
+  const unwritten = emptyBatch();
+  let error: unknown;
+  let failedPart = false;
+  const accepted: Accepted = {
+    completed: new Set(),
+    failed: new Set(),
+    cancelled: new Set(),
+    refused: { completions: none, failures: none, releases: none, progress: none },
+    offending: new Map(),
+  };
+  if (completedWrite.status === 'fulfilled') {
+    written.completions = plain.completions;
+    accepted.completed = completedWrite.value;
+    accepted.refused.completions = completedWrite.value.refused;
+  } else [unwritten.completions, error, failedPart] = [plain.completions, completedWrite.reason, true];
+  if (failedWrite.status === 'fulfilled') {
+    written.failures = plain.failures;
+    accepted.failed = failedWrite.value;
+    accepted.refused.failures = failedWrite.value.refused;
+  } else [unwritten.failures, error, failedPart] = [plain.failures, failedWrite.reason, true];
+  if (continued && continuedWrite.status === 'fulfilled' && continuedWrite.value) {
+    const { completed: c, failed: f, offending } = continuedWrite.value;
+    written.completions = written.completions.concat(continued.completions);
+    written.failures = written.failures.concat(continued.failures);
+    accepted.completed = new Set([...accepted.completed, ...c]);
+    accepted.failed = new Set([...accepted.failed, ...f]);
+    accepted.refused.completions = new Map([...accepted.refused.completions, ...c.refused]);
+    accepted.refused.failures = new Map([...accepted.refused.failures, ...f.refused]);
+    accepted.offending = offending;
+  } else if (continued && continuedWrite.status === 'rejected') {
+    countContinuationTry(continued, continuedWrite.reason);
+    unwritten.completions = unwritten.completions.concat(continued.completions);
+    unwritten.failures = unwritten.failures.concat(continued.failures);
+    [error, failedPart] = [continuedWrite.reason, true];
+  }
+  if (releasedWrite.status === 'fulfilled') {
+    written.releases = batch.releases;
+    accepted.cancelled = releasedWrite.value.cancelled;
+    accepted.refused.releases = releasedWrite.value.refused;
+  } else [unwritten.releases, error, failedPart] = [batch.releases, releasedWrite.reason, true];
+  if (progressWrite.status === 'fulfilled') {
+    written.progress = batch.progress;
+    accepted.refused.progress = progressWrite.value;
+  } else [unwritten.progress, error, failedPart] = [batch.progress, progressWrite.reason, true];
+  return failedPart ? { t: 'flushed', batch: written, accepted, unwritten: { batch: unwritten, error } } : { t: 'flushed', batch: written, accepted };
+}
+
+/** Why the engine aborted a job, if it did: decides what its outcome records. */
+export type AbortCause = 'cancel' | 'lease' | 'shutdown';
+
+/**
+ * Adds what an ended attempt records to `pending`: its completion, its failure (retried while
+ * attempts remain), a cancel, or a hand-back when a shutdown aborted it. False when there is
+ * nothing to record: its lease was lost, and the node that owns it now records its outcome.
+ */
+export function recordAttempt(
+  pending: FlushBatch,
+  job: ClaimedJob,
+  abort: AbortCause | undefined,
+  outcome: { ok: boolean; result?: unknown; json?: string; error?: unknown },
+  def: ResolvedJobDefinition | undefined,
+  now: number,
+): boolean {
+  if (abort === 'lease') return false;
+  if (abort === 'shutdown') pending.releases.push(job);
+  else if (outcome.ok) pending.completions.push(outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json });
+  else if (abort === 'cancel') pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
+  else pending.failures.push(attemptFailed(job, outcome.error, def, now));
+  return true;
+}
+
+/** The failure record of an attempt that ended in `cause` at `now`: retried while attempts remain. */
+export function attemptFailed(job: ClaimedJob, cause: unknown, def: ResolvedJobDefinition | undefined, now: number): PendingFailure {
+  const error = jobError(job, cause, now);
+  return job.attempt < job.maxAttempts && def !== undefined
+    ? { job, error, cause, retryAt: new Date(now + backoffDelay(job.attempt, def.backoff)) }
+    : { job, error, cause, finalState: 'failed' };
+}
+
+export function jobError(job: ClaimedJob, err: unknown, now = Date.now()): JobError {
+  const d = describeError(err);
+  return {
+    attempt: job.attempt,
+    at: new Date(now).toISOString(),
+    name: d.name,
+    message: d.message,
+    ...(d.stack ? { stack: d.stack } : {}),
+    ...(d.code ? { code: d.code } : {}),
+  };
+}
+
+/**
+ * Stands in for an attempt's error that Postgres refused to store (its text, say): it keeps none of
+ * the original's text, which may be what was refused.
+ */
+export function unrecordableError(f: PendingFailure, why: string, nodeId: string, now: number): JobError {
+  return {
+    attempt: f.job.attempt,
+    at: new Date(now).toISOString(),
+    // A name is kept only when it is plainly one: anything else may be what Postgres refused.
+    name: f.error && /^[A-Za-z_$][\w$]{0,99}$/.test(f.error.name) ? f.error.name : 'Error',
+    message: `this attempt's outcome could not be stored as it was (${why}); its error is in the log of node ${nodeId}`,
+  };
+}
