@@ -21,7 +21,8 @@ const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 function select<T extends { name: string }>(all: readonly T[], wanted: string[] | undefined, what: string): T[] {
   if (!wanted) return [...all];
   const unknown = wanted.filter((w) => !all.some((x) => x.name === w));
-  if (unknown.length) throw new Error(`unknown ${what} ${unknown.map((u) => `"${u}"`).join(', ')}; known: ${all.map((x) => x.name).join(', ')}`);
+  if (unknown.length)
+    throw new Error(`unknown ${what} ${unknown.map((u) => `"${u}"`).join(', ')}; known: ${all.map((x) => x.name).join(', ')}`);
   return all.filter((x) => wanted.includes(x.name));
 }
 
@@ -75,7 +76,9 @@ async function main(): Promise<number> {
       },
     };
     reporter.meta(meta);
-    log(`Postgres ${server.server_version ?? '?'} at ${meta.meta.postgres}; Partita NATS ${meta.meta.nats || 'off'}; workloads ${meta.meta.workloads.join(', ')}; systems ${meta.meta.systems.join(', ')}`);
+    log(
+      `Postgres ${server.server_version ?? '?'} at ${meta.meta.postgres}; Partita NATS ${meta.meta.nats || 'off'}; workloads ${meta.meta.workloads.join(', ')}; systems ${meta.meta.systems.join(', ')}`,
+    );
     if (file) log(`results → ${file}`);
 
     const probe = new Probe();

@@ -37,7 +37,14 @@ export const invoiceTotal = defineJob({
     }
     const discount = Math.round(net * (p.discountRate ?? 0));
     const total = net - discount + tax;
-    return { invoice: p.invoice, currency: p.currency ?? 'EUR', net: net / 100, discount: discount / 100, tax: tax / 100, total: total / 100 };
+    return {
+      invoice: p.invoice,
+      currency: p.currency ?? 'EUR',
+      net: net / 100,
+      discount: discount / 100,
+      tax: tax / 100,
+      total: total / 100,
+    };
   },
 });
 
@@ -77,7 +84,9 @@ export const weeklyDigest = defineJob({
   async perform(p) {
     const byKind = {};
     for (const e of p.events ?? []) byKind[e.kind] = (byKind[e.kind] ?? 0) + 1;
-    const top = Object.entries(byKind).sort((a, b) => b[1] - a[1]).slice(0, 3);
+    const top = Object.entries(byKind)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3);
     return { to: p.to, events: (p.events ?? []).length, top: Object.fromEntries(top) };
   },
 });

@@ -34,12 +34,21 @@ test('health is 200 with every check when the node is up; metrics report live jo
     jobs: [defineJob({ type: 'noop', perform: () => null })],
   });
   const store = node.client.store;
-  const metrics = createMetrics({ labels: { cluster: 'http-test' }, jobCounts: liveJobCounts(store), engines: () => node.stats(), bus: node.bus });
+  const metrics = createMetrics({
+    labels: { cluster: 'http-test' },
+    jobCounts: liveJobCounts(store),
+    engines: () => node.stats(),
+    bus: node.bus,
+  });
   const server = await startHttpServer({
     port: 0,
     host: '127.0.0.1',
     metrics: metrics.registry,
-    health: nodeHealth({ db: store.pool, bus: node.bus, partitions: () => ({ billing: node.system.whereis('engine:billing')?.alive === true || 'down' }) }),
+    health: nodeHealth({
+      db: store.pool,
+      bus: node.bus,
+      partitions: () => ({ billing: node.system.whereis('engine:billing')?.alive === true || 'down' }),
+    }),
   });
   t.teardown(async () => {
     await server.close();
@@ -115,7 +124,13 @@ test('health is 503 naming what is wrong; a failing metrics source does not fail
   t.is(h.status, 503);
   t.deepEqual(JSON.parse(h.body), {
     status: 'unavailable',
-    checks: { postgres: 'unreachable: connect ECONNREFUSED 127.0.0.1:5432', bus: 'disconnected', 'partition:billing': true, 'partition:emails': 'engine not running', node: 'stopping' },
+    checks: {
+      postgres: 'unreachable: connect ECONNREFUSED 127.0.0.1:5432',
+      bus: 'disconnected',
+      'partition:billing': true,
+      'partition:emails': 'engine not running',
+      node: 'stopping',
+    },
   });
   slow = true;
   const timedOut = await get(`${server.url}/health`);

@@ -24,7 +24,10 @@ test('retry by id, and bulk retry, cancel and delete by filter: dry run without 
   const client = node.client;
   const stateOf = async (id: string) => (await client.job(id))?.state;
 
-  const { ids: booms } = await client.enqueueMany('billing', [1, 2, 3, 4].map((n) => ({ type: 'boom', payload: { n } })));
+  const { ids: booms } = await client.enqueueMany(
+    'billing',
+    [1, 2, 3, 4].map((n) => ({ type: 'boom', payload: { n } })),
+  );
   await until('the boom jobs failed', async () => (await Promise.all(booms.map(stateOf))).every((s) => s === 'failed'), 20_000);
   broken.boom = false;
 
@@ -62,8 +65,17 @@ test('retry by id, and bulk retry, cancel and delete by filter: dry run without 
   for (const id of booms) t.like(json(await cli(['status', id, '--wait', '--timeout', '20s', '--json'])), { state: 'completed' });
 
   // jobs --cancel, then --delete of what it cancelled.
-  const { ids: later } = await client.enqueueMany('billing', [1, 2, 3].map((n) => ({ type: 'later', payload: { n }, delayMs: 3_600_000 })));
-  t.like(json(await cli(['jobs', '--type', 'later', '--cancel', '--json'])), { operation: 'cancel', dryRun: true, matching: 4, count: 4, ids: [] });
+  const { ids: later } = await client.enqueueMany(
+    'billing',
+    [1, 2, 3].map((n) => ({ type: 'later', payload: { n }, delayMs: 3_600_000 })),
+  );
+  t.like(json(await cli(['jobs', '--type', 'later', '--cancel', '--json'])), {
+    operation: 'cancel',
+    dryRun: true,
+    matching: 4,
+    count: 4,
+    ids: [],
+  });
   const cancelled = await cli(['jobs', '--type', 'later', '--state', 'scheduled', '--cancel', '--yes']);
   t.is(cancelled.code, 0, cancelled.stderr);
   t.regex(cancelled.stdout, /^cancelled 4 jobs$/m);

@@ -8,9 +8,36 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { defineJob } from '@partita/runtime';
 import { freshSchema, type SpawnedNode } from './helpers/index.js';
-import { FIXTURES, cliJson as json, nodeForCli, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult, type NodeForCli } from './fixtures/cli.js';
+import {
+  FIXTURES,
+  cliJson as json,
+  nodeForCli,
+  runCli,
+  sleep,
+  startCliNode,
+  tempDir,
+  until,
+  writeConfig,
+  type CliResult,
+  type NodeForCli,
+} from './fixtures/cli.js';
 
-const COMMANDS = ['start', 'demo', 'enqueue', 'status', 'job', 'jobs', 'cancel', 'retry', 'pause', 'resume', 'paused', 'throttle', 'roll-call', 'migrate'];
+const COMMANDS = [
+  'start',
+  'demo',
+  'enqueue',
+  'status',
+  'job',
+  'jobs',
+  'cancel',
+  'retry',
+  'pause',
+  'resume',
+  'paused',
+  'throttle',
+  'roll-call',
+  'migrate',
+];
 
 test.serial('--help: the command list with exit codes, and usage for every command', async (t) => {
   const top = await runCli(['--help']);
@@ -50,7 +77,8 @@ function withNode(t: import('ava').ExecutionContext): Promise<NodeForCli> {
       defineJob({
         type: 'hang',
         queue: 'slow',
-        perform: (_p: unknown, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true })),
+        perform: (_p: unknown, ctx) =>
+          new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true })),
       }),
     ],
   });
@@ -69,7 +97,16 @@ test.serial('enqueue, status, job, cancel and jobs round trip against a running 
   t.like(json(done), { id, status: 0, state: 'completed', attempts: 1 });
   const rec = await cli(['job', id, '--json']);
   t.is(rec.code, 0);
-  t.like(json(rec), { id, partition: 'billing', queue: 'default', type: 'echo', state: 'completed', payload: { invoice: 'INV-1' }, result: { echoed: { invoice: 'INV-1' } }, lookup: { customer: '42' } });
+  t.like(json(rec), {
+    id,
+    partition: 'billing',
+    queue: 'default',
+    type: 'echo',
+    state: 'completed',
+    payload: { invoice: 'INV-1' },
+    result: { echoed: { invoice: 'INV-1' } },
+    lookup: { customer: '42' },
+  });
   const human = await cli(['job', id]);
   t.regex(human.stdout, /^state +completed/m);
   const plainId = await cli(['enqueue', 'billing', 'echo']);
@@ -103,7 +140,12 @@ test.serial('enqueue, status, job, cancel and jobs round trip against a running 
 
   // a running job: cancel aborts it
   const hang = json<{ id: string }>(await cli(['enqueue', 'billing', 'hang', '--json']));
-  await until('the hang job to run', async () => json<{ state: string }>(await cli(['status', hang.id, '--json'])).state === 'running', 20_000, 100);
+  await until(
+    'the hang job to run',
+    async () => json<{ state: string }>(await cli(['status', hang.id, '--json'])).state === 'running',
+    20_000,
+    100,
+  );
   t.is((await cli(['cancel', hang.id])).code, 0);
   const hangEnd = await cli(['status', hang.id, '--wait', '--timeout', '20s', '--json']);
   t.is(hangEnd.code, 4);
@@ -127,14 +169,24 @@ test.serial('enqueue, status, job, cancel and jobs round trip against a running 
 
   // jobs: filters by lookup, state, type
   const byLookup = json<{ id: string }[]>(await cli(['jobs', '--lookup', 'customer=42', '--json']));
-  t.deepEqual(byLookup.map((j) => j.id), [id]);
+  t.deepEqual(
+    byLookup.map((j) => j.id),
+    [id],
+  );
   const failedList = json<{ id: string; state: string }[]>(await cli(['jobs', '--state', 'failed', '--json']));
-  t.deepEqual(failedList.map((j) => j.id), [boom.id]);
+  t.deepEqual(
+    failedList.map((j) => j.id),
+    [boom.id],
+  );
   const live = json<{ state: string }[]>(await cli(['jobs', '--state', 'scheduled,queued,running', '--json']));
   t.true(live.length >= 1 && live.every((j) => ['scheduled', 'queued', 'running'].includes(j.state)));
   const all = json<{ id: string }[]>(await cli(['jobs', '--partition', 'billing', '--json', '--limit', '100']));
   t.true(all.length >= 6);
-  t.deepEqual(all.map((j) => j.id), [...all.map((j) => j.id)].sort().reverse(), 'newest first');
+  t.deepEqual(
+    all.map((j) => j.id),
+    [...all.map((j) => j.id)].sort().reverse(),
+    'newest first',
+  );
   const page = json<{ id: string }[]>(await cli(['jobs', '--limit', '2', '--json']));
   t.is(page.length, 2);
   const next = json<{ id: string }[]>(await cli(['jobs', '--limit', '2', '--before', page[1]!.id, '--json']));
@@ -148,16 +200,28 @@ test.serial('enqueue, status, job, cancel and jobs round trip against a running 
 test.serial('enqueue --file: lines checked first (nothing enqueued on a bad line), then bulk with progress', async (t) => {
   const { cli, db, config } = await withNode(t);
   const dir = path.dirname(config);
-  const count = async () => Number((await db.pool.query('SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM jobs_history) AS n')).rows[0].n);
+  const count = async () =>
+    Number((await db.pool.query('SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM jobs_history) AS n')).rows[0].n);
 
-  const bad = ['{"type":"echo","payload":{"n":1}}', '{"type":"echo","payload":{"n":2}}', '{"type":"echo", oops}', '{"type":"echo","colour":"red"}'].join('\n');
+  const bad = [
+    '{"type":"echo","payload":{"n":1}}',
+    '{"type":"echo","payload":{"n":2}}',
+    '{"type":"echo", oops}',
+    '{"type":"echo","colour":"red"}',
+  ].join('\n');
   await fs.writeFile(path.join(dir, 'bad.jsonl'), bad);
   const r1 = await cli(['enqueue', 'billing', '--file', 'bad.jsonl'], { cwd: dir });
   t.is(r1.code, 2);
   t.regex(r1.stderr, /2 bad lines; nothing was enqueued:\n +line 3: not JSON[\s\S]*line 4: unknown key "colour"/);
   t.is(await count(), 0);
 
-  const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify(i % 500 === 0 ? { type: 'echo', payload: { n: i }, lookup: { batch: 'b1' }, delayMs: 3_600_000 } : { type: 'echo', payload: { n: i } }));
+  const lines = Array.from({ length: 2500 }, (_, i) =>
+    JSON.stringify(
+      i % 500 === 0
+        ? { type: 'echo', payload: { n: i }, lookup: { batch: 'b1' }, delayMs: 3_600_000 }
+        : { type: 'echo', payload: { n: i } },
+    ),
+  );
   await fs.writeFile(path.join(dir, 'jobs.jsonl'), lines.join('\n') + '\n');
   const r2 = await cli(['enqueue', 'billing', '--file', 'jobs.jsonl', '--json', '--batch-size', '1000'], { cwd: dir });
   t.is(r2.code, 0, r2.stderr);
@@ -171,7 +235,9 @@ test.serial('enqueue --file: lines checked first (nothing enqueued on a bad line
   t.true(scheduled.every((j) => j.state === 'scheduled'));
 
   // stdin, payload-per-line form with a type, and a queue-key conflict reported by line
-  const r3 = await cli(['enqueue', 'billing', 'echo', '--file', '-', '--queue-key', 'same', '--delay', '1h', '--json'], { input: '{"a":1}\n{"a":2}\n' });
+  const r3 = await cli(['enqueue', 'billing', 'echo', '--file', '-', '--queue-key', 'same', '--delay', '1h', '--json'], {
+    input: '{"a":1}\n{"a":2}\n',
+  });
   t.is(r3.code, 5, 'the second line is refused: conflict');
   const o3 = json<{ enqueued: number; refused: { line: number; queueKey: string }[] }>(r3);
   t.is(o3.enqueued, 1);
@@ -190,7 +256,11 @@ test.serial('migrate, roll-call and the cluster controls (pause, resume, paused,
   const m2 = await runCli(['migrate', '--postgres', fresh.url, '--schema', fresh.schema, '--json']);
   t.is(m2.code, 0, m2.stderr);
   const mig2 = json<{ versions: { version: number }[]; appliedNow: number[] }>(m2);
-  t.deepEqual(mig2.appliedNow, mig2.versions.map((v) => v.version), 'a fresh schema: every version applied now');
+  t.deepEqual(
+    mig2.appliedNow,
+    mig2.versions.map((v) => v.version),
+    'a fresh schema: every version applied now',
+  );
   const m3 = await runCli(['migrate', '--postgres', fresh.url, '--schema', fresh.schema]);
   t.regex(m3.stdout, /^0001_\w+ +applied 20/m);
 
@@ -199,7 +269,10 @@ test.serial('migrate, roll-call and the cluster controls (pause, resume, paused,
     t.log('roll-call: client.rollCall not available yet');
   } else {
     t.is(rc.code, 0, rc.stderr);
-    t.deepEqual(json<{ id: string }[]>(rc).map((p) => p.id), [node.id]);
+    t.deepEqual(
+      json<{ id: string }[]>(rc).map((p) => p.id),
+      [node.id],
+    );
     const table = await cli(['roll-call', '--delay', '500ms']);
     t.regex(table.stdout, new RegExp(`^NODE +PARTITIONS[\\s\\S]*${node.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} +billing`, 'm'));
   }
@@ -208,7 +281,11 @@ test.serial('migrate, roll-call and the cluster controls (pause, resume, paused,
   if (p.code === 1 && /not available in this version/.test(p.stderr)) {
     // Until @partita/client grows pause/resume/paused/throttle: a clear message, exit code 1.
     t.log('pause/resume/paused/throttle: not available in this @partita/client yet');
-    for (const args of [['resume', 'billing', 'default'], ['paused', 'billing'], ['throttle', 'stop']]) {
+    for (const args of [
+      ['resume', 'billing', 'default'],
+      ['paused', 'billing'],
+      ['throttle', 'stop'],
+    ]) {
       const r = await cli(args);
       t.is(r.code, 1);
       t.regex(r.stderr, /is not available in this version of Partita/);
@@ -241,55 +318,75 @@ test.serial('connection errors: no server, no config, nothing embedded running',
   await fs.writeFile(path.join(tmp.dir, 'partita.yaml'), 'partitions:\n  billing:\n    queues:\n      default: { concurrency: 1 }\n');
   const noEmbedded = await runCli(['jobs'], { cwd: tmp.dir });
   t.is(noEmbedded.code, 1);
-  t.regex(noEmbedded.stderr, /configures no Postgres, so the node runs an embedded PostgreSQL in .*pg — and none is running there now\. Start the node first \(partita start -c partita\.yaml\)/);
+  t.regex(
+    noEmbedded.stderr,
+    /configures no Postgres, so the node runs an embedded PostgreSQL in .*pg — and none is running there now\. Start the node first \(partita start -c partita\.yaml\)/,
+  );
   const badConfig = await runCli(['jobs', '-c', 'missing.yaml'], { cwd: tmp.dir });
   t.is(badConfig.code, 2);
 });
 
-test.serial('partita start on the embedded default: the CLI finds its PostgreSQL, SIGTERM twice exits 143 and stops the database', async (t) => {
-  const tmp = await tempDir('cli-embedded');
-  let node: SpawnedNode | undefined;
-  t.teardown(async () => {
-    node?.kill('SIGKILL');
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: 'embedded-test',
-    dataDir: './data',
-    jobs: path.join(FIXTURES, 'fault-jobs.mjs'),
-    engine: { pollMs: 100, shutdownGraceMs: 30_000 },
-    partitions: { work: { queues: { default: { concurrency: 2 } } } },
-  });
-  node = await startCliNode(config, { onSpawn: (n) => (node = n) });
-  const cli = (args: string[]) => runCli([...args, '-c', config], { cwd: tmp.dir });
+test.serial(
+  'partita start on the embedded default: the CLI finds its PostgreSQL, SIGTERM twice exits 143 and stops the database',
+  async (t) => {
+    const tmp = await tempDir('cli-embedded');
+    let node: SpawnedNode | undefined;
+    t.teardown(async () => {
+      node?.kill('SIGKILL');
+      await tmp.cleanup();
+    });
+    const config = await writeConfig(tmp.dir, {
+      cluster: 'embedded-test',
+      dataDir: './data',
+      jobs: path.join(FIXTURES, 'fault-jobs.mjs'),
+      engine: { pollMs: 100, shutdownGraceMs: 30_000 },
+      partitions: { work: { queues: { default: { concurrency: 2 } } } },
+    });
+    node = await startCliNode(config, { onSpawn: (n) => (node = n) });
+    const cli = (args: string[]) => runCli([...args, '-c', config], { cwd: tmp.dir });
 
-  const quick = json<{ id: string }>(await cli(['enqueue', 'work', 'sleep', '{"ms":5}', '--json']));
-  const done = await cli(['status', quick.id, '--wait', '--timeout', '20s', '--json']);
-  t.is(done.code, 0, done.stderr);
-  t.like(json(done), { state: 'completed' });
+    const quick = json<{ id: string }>(await cli(['enqueue', 'work', 'sleep', '{"ms":5}', '--json']));
+    const done = await cli(['status', quick.id, '--wait', '--timeout', '20s', '--json']);
+    t.is(done.code, 0, done.stderr);
+    t.like(json(done), { state: 'completed' });
 
-  const pidFile = path.join(tmp.dir, 'data', 'pg', 'postmaster.pid');
-  const pgPid = Number((await fs.readFile(pidFile, 'utf8')).split('\n')[0]);
-  t.true(pgPid > 0);
+    const pidFile = path.join(tmp.dir, 'data', 'pg', 'postmaster.pid');
+    const pgPid = Number((await fs.readFile(pidFile, 'utf8')).split('\n')[0]);
+    t.true(pgPid > 0);
 
-  // A long job: the first SIGTERM waits for it (grace 30 s), the second exits at once.
-  const long = json<{ id: string }>(await cli(['enqueue', 'work', 'sleep', '{"ms":60000}', '--json']));
-  await until('the long job to run', async () => json<{ state: string }>(await cli(['status', long.id, '--json'])).state === 'running', 20_000, 100);
-  node.kill('SIGTERM');
-  await node.waitForOutput('stopping gracefully', { timeoutMs: 10_000 });
-  await sleep(300);
-  t.is(await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'draining')]), 'draining', 'the first signal waits for the running job');
-  node.kill('SIGTERM');
-  const exit = await node.exited;
-  t.is(exit.code, 143, `second SIGTERM → exit 143; output:\n${node.output().slice(-2000)}`);
-  node = undefined;
-  await until('the embedded PostgreSQL to stop', async () => {
-    try {
-      process.kill(pgPid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 20_000, 100);
-  t.pass();
-});
+    // A long job: the first SIGTERM waits for it (grace 30 s), the second exits at once.
+    const long = json<{ id: string }>(await cli(['enqueue', 'work', 'sleep', '{"ms":60000}', '--json']));
+    await until(
+      'the long job to run',
+      async () => json<{ state: string }>(await cli(['status', long.id, '--json'])).state === 'running',
+      20_000,
+      100,
+    );
+    node.kill('SIGTERM');
+    await node.waitForOutput('stopping gracefully', { timeoutMs: 10_000 });
+    await sleep(300);
+    t.is(
+      await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'draining')]),
+      'draining',
+      'the first signal waits for the running job',
+    );
+    node.kill('SIGTERM');
+    const exit = await node.exited;
+    t.is(exit.code, 143, `second SIGTERM → exit 143; output:\n${node.output().slice(-2000)}`);
+    node = undefined;
+    await until(
+      'the embedded PostgreSQL to stop',
+      async () => {
+        try {
+          process.kill(pgPid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      20_000,
+      100,
+    );
+    t.pass();
+  },
+);

@@ -13,53 +13,64 @@ import { FIXTURES, startCliNode, tempDir, until, writeConfig } from './fixtures/
 const JOBS_MODULE = path.join(FIXTURES, 'continuation-jobs.mjs');
 const count = async (db: pg.Pool, sql: string, values: unknown[] = []) => Number((await db.query(sql, values)).rows[0].n);
 
-test.serial('kill -9 of a node mid-flush, inside its continuation: the rescued jobs complete elsewhere, each follow-up exists exactly once', async (t) => {
-  const N = 120;
-  const s = await freshSchema('cont_kill');
-  const tmp = await tempDir('cont-kill');
-  const nats = await natsUrl();
-  let client: Client | undefined;
-  const nodes: SpawnedNode[] = [];
-  t.teardown(async () => {
-    for (const n of nodes) n.kill('SIGKILL');
-    await client?.close();
-    await s.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: s.schema,
-    postgres: { url: s.url, schema: s.schema, poolSize: 6 },
-    nats: { servers: [nats] },
-    persister: 'postgres',
-    dataDir: path.join(tmp.dir, 'data'),
-    jobs: JOBS_MODULE,
-    engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: 200, prefetch: 16, shutdownGraceMs: 2000 },
-    partitions: { p: { queues: { default: { concurrency: 16 } } } },
-  });
-  const a = await startCliNode(config, { nodeId: 'node-a', env: { PARTITA_CONTINUATION_SLEEP_S: '3' }, onSpawn: (n) => nodes.push(n) });
-  client = await connect({ postgres: s.url, schema: s.schema, nats: [nats], cluster: s.schema });
-  const { ids } = await client.enqueueMany('p', Array.from({ length: N }, (_, i) => ({ type: 'parent', payload: { i } })));
+test.serial(
+  'kill -9 of a node mid-flush, inside its continuation: the rescued jobs complete elsewhere, each follow-up exists exactly once',
+  async (t) => {
+    const N = 120;
+    const s = await freshSchema('cont_kill');
+    const tmp = await tempDir('cont-kill');
+    const nats = await natsUrl();
+    let client: Client | undefined;
+    const nodes: SpawnedNode[] = [];
+    t.teardown(async () => {
+      for (const n of nodes) n.kill('SIGKILL');
+      await client?.close();
+      await s.drop();
+      await tmp.cleanup();
+    });
+    const config = await writeConfig(tmp.dir, {
+      cluster: s.schema,
+      postgres: { url: s.url, schema: s.schema, poolSize: 6 },
+      nats: { servers: [nats] },
+      persister: 'postgres',
+      dataDir: path.join(tmp.dir, 'data'),
+      jobs: JOBS_MODULE,
+      engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: 200, prefetch: 16, shutdownGraceMs: 2000 },
+      partitions: { p: { queues: { default: { concurrency: 16 } } } },
+    });
+    const a = await startCliNode(config, { nodeId: 'node-a', env: { PARTITA_CONTINUATION_SLEEP_S: '3' }, onSpawn: (n) => nodes.push(n) });
+    client = await connect({ postgres: s.url, schema: s.schema, nats: [nats], cluster: s.schema });
+    const { ids } = await client.enqueueMany(
+      'p',
+      Array.from({ length: N }, (_, i) => ({ type: 'parent', payload: { i } })),
+    );
 
-  // node-a's continuation sleeps inside its transaction: its follow-ups are written, not committed.
-  const sleeping = `SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep($1) /* continuation-kill */%' AND pid <> pg_backend_pid()`;
-  await until('node-a is inside a continuation', async () => (await count(s.pool, sleeping)) > 0, 30_000);
-  const parentsDone = await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type = 'parent'`);
-  t.true(a.kill('SIGKILL'), 'node-a was running');
-  t.log(`killed node-a inside a continuation's transaction; ${parentsDone}/${N} parents recorded before`);
-  t.true(parentsDone < N, 'the kill left parents unrecorded (otherwise the test proves nothing)');
+    // node-a's continuation sleeps inside its transaction: its follow-ups are written, not committed.
+    const sleeping = `SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep($1) /* continuation-kill */%' AND pid <> pg_backend_pid()`;
+    await until('node-a is inside a continuation', async () => (await count(s.pool, sleeping)) > 0, 30_000);
+    const parentsDone = await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type = 'parent'`);
+    t.true(a.kill('SIGKILL'), 'node-a was running');
+    t.log(`killed node-a inside a continuation's transaction; ${parentsDone}/${N} parents recorded before`);
+    t.true(parentsDone < N, 'the kill left parents unrecorded (otherwise the test proves nothing)');
 
-  await startCliNode(config, { nodeId: 'node-b', onSpawn: (n) => nodes.push(n) });
-  await until(
-    'every parent and every follow-up finished',
-    async () => (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs`)) === 0 && (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history`)) >= 2 * N,
-    60_000,
-    100,
-  );
-  const parents = (await s.pool.query(`SELECT id, state, node, attempts FROM "${s.schema}".jobs_history WHERE type = 'parent'`)).rows;
-  t.is(parents.length, N, 'each parent recorded once');
-  t.true(parents.every((p) => p.state === 'completed'));
-  t.true(parents.some((p) => p.node === 'node-b' && p.attempts > 1), 'some parents were rescued and completed on node-b');
-  const children = (await s.pool.query(`SELECT payload->>'parent' AS parent FROM "${s.schema}".jobs_history WHERE type = 'child'`)).rows;
-  t.is(children.length, N, 'exactly one follow-up per parent');
-  t.deepEqual(children.map((c) => c.parent).sort(), [...ids].sort());
-});
+    await startCliNode(config, { nodeId: 'node-b', onSpawn: (n) => nodes.push(n) });
+    await until(
+      'every parent and every follow-up finished',
+      async () =>
+        (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs`)) === 0 &&
+        (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history`)) >= 2 * N,
+      60_000,
+      100,
+    );
+    const parents = (await s.pool.query(`SELECT id, state, node, attempts FROM "${s.schema}".jobs_history WHERE type = 'parent'`)).rows;
+    t.is(parents.length, N, 'each parent recorded once');
+    t.true(parents.every((p) => p.state === 'completed'));
+    t.true(
+      parents.some((p) => p.node === 'node-b' && p.attempts > 1),
+      'some parents were rescued and completed on node-b',
+    );
+    const children = (await s.pool.query(`SELECT payload->>'parent' AS parent FROM "${s.schema}".jobs_history WHERE type = 'child'`)).rows;
+    t.is(children.length, N, 'exactly one follow-up per parent');
+    t.deepEqual(children.map((c) => c.parent).sort(), [...ids].sort());
+  },
+);

@@ -103,7 +103,11 @@ test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, 
   const rc = await cli(['roll-call', '--json']);
   t.is(rc.code, 0, rc.stderr);
   const members = json<{ id: string; partitions: string[]; queues: { queue: string }[]; uptimeMs: number }[]>(rc);
-  t.deepEqual(members.map((m) => m.id), [nodeId], 'the node, from the nodes table');
+  t.deepEqual(
+    members.map((m) => m.id),
+    [nodeId],
+    'the node, from the nodes table',
+  );
   t.deepEqual(members[0]!.partitions, ['work']);
   t.deepEqual(members[0]!.queues.map((q) => q.queue).sort(), ['default', 'other']);
   const table = await cli(['roll-call']);
@@ -133,7 +137,9 @@ test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, 
   const stop = await cli(['throttle', 'stop', '-p', 'work', '-q', 'default']);
   t.is(stop.code, 0, stop.stderr);
   t.regex(stop.stdout, /lift it with: partita throttle off -p work -q default/);
-  const stopped = json<{ paused: string[]; stopped: { queue: string; rule: { ms: number }; lift: string }[] }>(await cli(['paused', 'work', '--json']));
+  const stopped = json<{ paused: string[]; stopped: { queue: string; rule: { ms: number }; lift: string }[] }>(
+    await cli(['paused', 'work', '--json']),
+  );
   t.deepEqual(stopped.paused, []);
   t.deepEqual(stopped.stopped, [{ queue: 'default', rule: { ms: -1, queue: 'default' }, lift: 'partita throttle off -p work -q default' }]);
   const human = await cli(['paused', 'work']);
@@ -142,12 +148,22 @@ test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, 
   const resumeStopped = await cli(['resume', 'work', 'default']);
   t.is(resumeStopped.code, 0);
   t.notRegex(resumeStopped.stdout, /resumed/);
-  t.regex(resumeStopped.stderr, /work\/default is not paused but claims nothing: a throttle of -1 \(stop\) holds it, and resume does not lift throttles\. Lift it with: partita throttle off -p work -q default/);
+  t.regex(
+    resumeStopped.stderr,
+    /work\/default is not paused but claims nothing: a throttle of -1 \(stop\) holds it, and resume does not lift throttles\. Lift it with: partita throttle off -p work -q default/,
+  );
   await sleep(1200);
   t.is(await stateOf(cli, blocked), 'queued', 'a stopped queue is not claimed');
   const rc2 = json<{ queues: { queue: string; paused: boolean; stopped: boolean }[] }[]>(await cli(['roll-call', '--json']));
-  t.like(rc2[0]!.queues.find((q) => q.queue === 'default'), { paused: true, stopped: true }, 'roll call: it claims nothing, because of a stop');
-  t.like(rc2[0]!.queues.find((q) => q.queue === 'other'), { paused: false, stopped: false });
+  t.like(
+    rc2[0]!.queues.find((q) => q.queue === 'default'),
+    { paused: true, stopped: true },
+    'roll call: it claims nothing, because of a stop',
+  );
+  t.like(
+    rc2[0]!.queues.find((q) => q.queue === 'other'),
+    { paused: false, stopped: false },
+  );
   const off = await cli(['throttle', 'off', '-p', 'work', '-q', 'default']);
   t.is(off.code, 0, off.stderr);
   const unblocked = await cli(['status', blocked, '--wait', '--timeout', '10s', '--json']);
@@ -155,63 +171,81 @@ test.serial('CLI against a node without NATS: roll-call, pause, paused, resume, 
   t.deepEqual(json<{ stopped: unknown[] }>(await cli(['paused', 'work', '--json'])).stopped, []);
 });
 
-test.serial('a bare client without NATS: pause and resume reach the node at once; an enqueued job starts within 50 ms (p50 of 20)', async (t) => {
-  const env = await nodeWithoutNats(t, 'nonats_client');
-  const client = await env.client();
-  t.is(client.bus, undefined);
+test.serial(
+  'a bare client without NATS: pause and resume reach the node at once; an enqueued job starts within 50 ms (p50 of 20)',
+  async (t) => {
+    const env = await nodeWithoutNats(t, 'nonats_client');
+    const client = await env.client();
+    t.is(client.bus, undefined);
 
-  // Warm up (connections, prepared statements, the node's first claim).
-  await client.result((await client.enqueue('work', 'sleep', { ms: 0 })).id, { timeoutMs: 10_000 });
+    // Warm up (connections, prepared statements, the node's first claim).
+    await client.result((await client.enqueue('work', 'sleep', { ms: 0 })).id, { timeoutMs: 10_000 });
 
-  const latencies: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const { id } = await client.enqueue('work', 'sleep', { ms: 0 });
-    await client.result(id, { timeoutMs: 10_000 });
-    const job = (await client.job(id))!;
-    // Both times are the database's clock: the insert's and the claim's.
-    latencies.push(job.startedAt!.getTime() - job.createdAt.getTime());
-  }
-  latencies.sort((a, b) => a - b);
-  const p50 = latencies[Math.floor(latencies.length / 2)]!;
-  t.log(`enqueue → start without NATS, 20 jobs: p50 ${p50} ms, max ${latencies.at(-1)} ms (node poll 1000 ms)`);
-  t.true(p50 < 50, `p50 ${p50} ms; all: ${latencies.join(', ')}`);
-
-  // Pause and resume: the node hears of each at once (a notification), not at its next re-read.
-  for (let round = 0; round < 3; round++) {
-    await client.pause('work', 'default');
-    t.deepEqual(await client.paused('work'), ['default']);
-    const { id } = await client.enqueue('work', 'sleep', { ms: 0 });
-    await sleep(300);
-    t.is((await client.job(id))!.state, 'queued', 'paused: not claimed');
-    if (round === 0) {
-      const [member] = await client.rollCall();
-      t.like(member!.queues.find((q) => q.queue === 'default'), { queued: 1, scheduled: 0, paused: true, stopped: false }, 'roll call from Postgres counts the queued job');
-      t.is(member!.queued, 1);
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const { id } = await client.enqueue('work', 'sleep', { ms: 0 });
+      await client.result(id, { timeoutMs: 10_000 });
+      const job = (await client.job(id))!;
+      // Both times are the database's clock: the insert's and the claim's.
+      latencies.push(job.startedAt!.getTime() - job.createdAt.getTime());
     }
-    const resumedAt = Date.now();
-    await client.resume('work', 'default');
-    await client.result(id, { timeoutMs: 10_000 });
-    const took = Date.now() - resumedAt;
-    t.true(took < 400, `round ${round}: the job ran ${took} ms after resume`);
-  }
-  t.deepEqual(await client.paused('work'), []);
+    latencies.sort((a, b) => a - b);
+    const p50 = latencies[Math.floor(latencies.length / 2)]!;
+    t.log(`enqueue → start without NATS, 20 jobs: p50 ${p50} ms, max ${latencies.at(-1)} ms (node poll 1000 ms)`);
+    t.true(p50 < 50, `p50 ${p50} ms; all: ${latencies.join(', ')}`);
 
-  await client.throttle({ ms: -1, partition: 'work' });
-  t.deepEqual((await client.control('work')).throttles, [{ ms: -1 }]);
-  // Roll call asks the node for a fresh profile (its heartbeat is 5 s away): it shows the stop now.
-  await until('the node to apply the stop', async () => {
-    const [member] = await client.rollCall({ delayMs: 2000 });
-    return member?.throttleMs === -1;
-  }, 3000, 100);
-  await client.throttle({ ms: 0, partition: 'work' });
-  t.deepEqual((await client.control('work')).throttles, []);
-  const members = await client.rollCall();
-  t.deepEqual(members.map((m) => m.id), [env.nodeId]);
-  t.true(members[0]!.startedAt instanceof Date && members[0]!.at instanceof Date);
-});
+    // Pause and resume: the node hears of each at once (a notification), not at its next re-read.
+    for (let round = 0; round < 3; round++) {
+      await client.pause('work', 'default');
+      t.deepEqual(await client.paused('work'), ['default']);
+      const { id } = await client.enqueue('work', 'sleep', { ms: 0 });
+      await sleep(300);
+      t.is((await client.job(id))!.state, 'queued', 'paused: not claimed');
+      if (round === 0) {
+        const [member] = await client.rollCall();
+        t.like(
+          member!.queues.find((q) => q.queue === 'default'),
+          { queued: 1, scheduled: 0, paused: true, stopped: false },
+          'roll call from Postgres counts the queued job',
+        );
+        t.is(member!.queued, 1);
+      }
+      const resumedAt = Date.now();
+      await client.resume('work', 'default');
+      await client.result(id, { timeoutMs: 10_000 });
+      const took = Date.now() - resumedAt;
+      t.true(took < 400, `round ${round}: the job ran ${took} ms after resume`);
+    }
+    t.deepEqual(await client.paused('work'), []);
+
+    await client.throttle({ ms: -1, partition: 'work' });
+    t.deepEqual((await client.control('work')).throttles, [{ ms: -1 }]);
+    // Roll call asks the node for a fresh profile (its heartbeat is 5 s away): it shows the stop now.
+    await until(
+      'the node to apply the stop',
+      async () => {
+        const [member] = await client.rollCall({ delayMs: 2000 });
+        return member?.throttleMs === -1;
+      },
+      3000,
+      100,
+    );
+    await client.throttle({ ms: 0, partition: 'work' });
+    t.deepEqual((await client.control('work')).throttles, []);
+    const members = await client.rollCall();
+    t.deepEqual(
+      members.map((m) => m.id),
+      [env.nodeId],
+    );
+    t.true(members[0]!.startedAt instanceof Date && members[0]!.at instanceof Date);
+  },
+);
 
 test.serial('a pause made without NATS while no node runs is obeyed by the node that starts next, and kept by its Global', async (t) => {
-  const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_cold');
+  const {
+    db,
+    dirs: [dataDir],
+  } = await schemaAndDataDirs(t, 'nonats_cold');
   const ran: string[] = [];
   const options = {
     ...withoutNats(db, dataDir!),
@@ -228,7 +262,11 @@ test.serial('a pause made without NATS while no node runs is obeyed by the node 
   const { id } = await client.enqueue('p', 'j');
   const node = await startNode(options);
   t.teardown(() => node.stop({ graceMs: 100 }));
-  await until('the node to lead the partition', async () => (await db.pool.query(`SELECT epoch FROM partition_control WHERE partition = 'p'`)).rows[0]?.epoch >= 2, 10_000);
+  await until(
+    'the node to lead the partition',
+    async () => (await db.pool.query(`SELECT epoch FROM partition_control WHERE partition = 'p'`)).rows[0]?.epoch >= 2,
+    10_000,
+  );
   await sleep(500);
   t.deepEqual(ran, [], 'the pause made while no node ran holds');
   t.deepEqual(await node.client.paused('p'), ['a'], 'the new leader serves it');
@@ -240,7 +278,10 @@ test.serial('a pause made without NATS while no node runs is obeyed by the node 
 });
 
 test.serial('two nodes without NATS on one Postgres: the client of the node that does not lead pauses and resumes for both', async (t) => {
-  const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_two');
+  const {
+    db,
+    dirs: [dataDir],
+  } = await schemaAndDataDirs(t, 'nonats_two');
   const options = withoutNats(db, dataDir!);
   const a = await startNode({ ...options, nodeId: 'a' });
   t.teardown(() => a.stop({ graceMs: 100 }));
@@ -249,20 +290,41 @@ test.serial('two nodes without NATS on one Postgres: the client of the node that
   t.teardown(() => b.stop({ graceMs: 100 }));
   await b.client.pause('p', 'a');
   t.deepEqual(await a.client.paused('p'), ['a']);
-  await until('both engines paused', async () => (await a.stats())[0]!.paused.includes('a') && (await b.stats())[0]!.paused.includes('a'), 3000);
+  await until(
+    'both engines paused',
+    async () => (await a.stats())[0]!.paused.includes('a') && (await b.stats())[0]!.paused.includes('a'),
+    3000,
+  );
   await b.client.resume('p', 'a');
-  await until('both engines resumed', async () => (await a.stats())[0]!.paused.length === 0 && (await b.stats())[0]!.paused.length === 0, 3000);
-  t.deepEqual((await b.client.rollCall({ delayMs: 2000 })).map((m) => m.id), ['b'], 'an in-process bus answers for its own node');
+  await until(
+    'both engines resumed',
+    async () => (await a.stats())[0]!.paused.length === 0 && (await b.stats())[0]!.paused.length === 0,
+    3000,
+  );
+  t.deepEqual(
+    (await b.client.rollCall({ delayMs: 2000 })).map((m) => m.id),
+    ['b'],
+    'an in-process bus answers for its own node',
+  );
   const bare = await connect({ postgres: db.url, schema: db.schema });
   t.teardown(() => bare.close());
-  t.deepEqual((await bare.rollCall({ delayMs: 2000 })).map((m) => m.id), ['a', 'b'], 'Postgres knows both');
+  t.deepEqual(
+    (await bare.rollCall({ delayMs: 2000 })).map((m) => m.id),
+    ['a', 'b'],
+    'Postgres knows both',
+  );
 });
 
 test.serial('the default persister is postgres when Postgres is configured: a new leader on another data dir has the state', async (t) => {
   const { db, dirs } = await schemaAndDataDirs(t, 'defpersist', 2);
   const { logger, lines } = capturingLogger('info');
   const options = (dataDir: string) => withoutNats(db, dataDir, logger);
-  const leaderLine = (epoch: number) => until(`the leader of epoch ${epoch}`, async () => lines.find((l) => l.msg === 'took the partition lease; serving Global' && l.epoch === epoch), 10_000);
+  const leaderLine = (epoch: number) =>
+    until(
+      `the leader of epoch ${epoch}`,
+      async () => lines.find((l) => l.msg === 'took the partition lease; serving Global' && l.epoch === epoch),
+      10_000,
+    );
   const a = await startNode(options(dirs[0]!));
   t.like(await leaderLine(1), { restored: false });
   const row = await db.pool.query(`SELECT epoch FROM global_state WHERE partition = 'p'`);
@@ -281,13 +343,20 @@ test.serial('the file persister warns loudly when a take-over finds no state fro
   const a = await startNode(options(dirs[0]!));
   await until('a to lead', async () => (await leaseHolder(db)) === a.id, 10_000);
   await a.stop({ graceMs: 100 });
-  t.deepEqual(lines.filter((l) => /taken over/.test(l.msg)), [], 'no warning for the first leader');
+  t.deepEqual(
+    lines.filter((l) => /taken over/.test(l.msg)),
+    [],
+    'no warning for the first leader',
+  );
 
   // The same data dir again: it holds the last epoch's state, nothing to warn about.
   const a2 = await startNode(options(dirs[0]!));
   await until('a2 to lead', async () => (await leaseHolder(db)) === a2.id, 10_000);
   await a2.stop({ graceMs: 100 });
-  t.deepEqual(lines.filter((l) => /taken over/.test(l.msg)), []);
+  t.deepEqual(
+    lines.filter((l) => /taken over/.test(l.msg)),
+    [],
+  );
 
   const b = await startNode(options(dirs[1]!));
   t.teardown(() => b.stop({ graceMs: 100 }));
@@ -295,19 +364,29 @@ test.serial('the file persister warns loudly when a take-over finds no state fro
   t.is(warning.level, 40);
   t.like(warning, { partition: 'p', epoch: 3, previousEpoch: 2, foundEpoch: null });
   t.true(String(warning.dataDir).startsWith(path.join(dirs[1]!, 'global')), String(warning.dataDir));
-  t.regex(warning.msg, /partition "p" taken over at epoch 3, but the file persister in .* holds no Global state for it: the leader of epoch 2 saved its state on another node's disk/);
+  t.regex(
+    warning.msg,
+    /partition "p" taken over at epoch 3, but the file persister in .* holds no Global state for it: the leader of epoch 2 saved its state on another node's disk/,
+  );
   t.regex(warning.msg, /use persister: postgres/);
 });
 
 test.serial('the notification connection comes back after Postgres drops it, and wake-ups are fast again', async (t) => {
-  const { db, dirs: [dataDir] } = await schemaAndDataDirs(t, 'nonats_relisten');
+  const {
+    db,
+    dirs: [dataDir],
+  } = await schemaAndDataDirs(t, 'nonats_relisten');
   const node = await startNode({ ...withoutNats(db, dataDir!), engine: { pollMs: 5000 } });
   t.teardown(() => node.stop({ graceMs: 100 }));
   const client = await connect({ postgres: db.url, schema: db.schema });
   t.teardown(() => client.close());
   // This node's listening connection, and no other (other tests' nodes listen on their own schemas).
   const listener = async () =>
-    (await db.pool.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'partita-listen' AND query = $1`, [`LISTEN "partita_${db.schema}"`])).rows.map((r) => r.pid as number);
+    (
+      await db.pool.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'partita-listen' AND query = $1`, [
+        `LISTEN "partita_${db.schema}"`,
+      ])
+    ).rows.map((r) => r.pid as number);
   const [pid] = await until('the node to listen', async () => ((await listener()).length === 1 ? await listener() : undefined), 5000);
   const startDelay = async () => {
     const { id } = await client.enqueue('p', 'j');
@@ -318,43 +397,50 @@ test.serial('the notification connection comes back after Postgres drops it, and
   await startDelay();
   t.true((await startDelay()) < 200, 'woken by the notification, not the 5 s poll');
   await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
-  const [again] = await until('the node to listen again', async () => {
-    const pids = await listener();
-    return pids.length === 1 && pids[0] !== pid ? pids : undefined;
-  }, 5000);
+  const [again] = await until(
+    'the node to listen again',
+    async () => {
+      const pids = await listener();
+      return pids.length === 1 && pids[0] !== pid ? pids : undefined;
+    },
+    5000,
+  );
   t.not(again, pid);
   t.true((await startDelay()) < 200, 'woken by a notification again');
 });
 
-test.serial('bug 5: with NATS and file persisters on separate data dirs, a pause survives the leader stopping (the row in Postgres carries it)', async (t) => {
-  const { db, dirs } = await schemaAndDataDirs(t, 'filepause', 2);
-  const nats = await natsUrl();
-  const ran: string[] = [];
-  const options = (nodeId: string, dataDir: string) => ({
-    nodeId,
-    postgres: db.url,
-    schema: db.schema,
-    nats,
-    cluster: db.schema.replaceAll('_', '-'),
-    persister: 'file' as const,
-    dataDir,
-    logger: createLogger({ level: 'silent' }),
-    engine: { pollMs: 50 },
-    partitions: { p: { queues: { a: { concurrency: 1 } } } },
-    jobs: [recordingJob(ran)],
-  });
-  const a = await startNode(options('a', dirs[0]!));
-  await until('a to lead', async () => (await leaseHolder(db)) === 'a', 10_000);
-  const b = await startNode(options('b', dirs[1]!));
-  t.teardown(() => b.stop({ graceMs: 100 }));
-  await b.client.pause('p', 'a'); // over NATS, to a's Global
-  await a.stop({ graceMs: 100 });
-  const { id } = await b.client.enqueue('p', 'j');
-  await until('b to lead', async () => (await leaseHolder(db)) === 'b', 10_000);
-  await sleep(500);
-  t.deepEqual(ran, [], 'the paused queue stays paused under the new leader');
-  t.deepEqual(await b.client.paused('p'), ['a']);
-  await b.client.resume('p', 'a');
-  await b.client.result(id, { timeoutMs: 10_000 });
-  t.deepEqual(ran, [id]);
-});
+test.serial(
+  'bug 5: with NATS and file persisters on separate data dirs, a pause survives the leader stopping (the row in Postgres carries it)',
+  async (t) => {
+    const { db, dirs } = await schemaAndDataDirs(t, 'filepause', 2);
+    const nats = await natsUrl();
+    const ran: string[] = [];
+    const options = (nodeId: string, dataDir: string) => ({
+      nodeId,
+      postgres: db.url,
+      schema: db.schema,
+      nats,
+      cluster: db.schema.replaceAll('_', '-'),
+      persister: 'file' as const,
+      dataDir,
+      logger: createLogger({ level: 'silent' }),
+      engine: { pollMs: 50 },
+      partitions: { p: { queues: { a: { concurrency: 1 } } } },
+      jobs: [recordingJob(ran)],
+    });
+    const a = await startNode(options('a', dirs[0]!));
+    await until('a to lead', async () => (await leaseHolder(db)) === 'a', 10_000);
+    const b = await startNode(options('b', dirs[1]!));
+    t.teardown(() => b.stop({ graceMs: 100 }));
+    await b.client.pause('p', 'a'); // over NATS, to a's Global
+    await a.stop({ graceMs: 100 });
+    const { id } = await b.client.enqueue('p', 'j');
+    await until('b to lead', async () => (await leaseHolder(db)) === 'b', 10_000);
+    await sleep(500);
+    t.deepEqual(ran, [], 'the paused queue stays paused under the new leader');
+    t.deepEqual(await b.client.paused('p'), ['a']);
+    await b.client.resume('p', 'a');
+    await b.client.result(id, { timeoutMs: 10_000 });
+    t.deepEqual(ran, [id]);
+  },
+);

@@ -124,41 +124,49 @@ async function setup(t: import('ava').ExecutionContext, name: string): Promise<S
 
 const ownerPid = async (pgDir: string) => (JSON.parse(await fs.readFile(`${pgDir}.owner`, 'utf8')) as { pid: number }).pid;
 
-test.serial('two nodes on one embedded data dir: the one that did not start the server exits without stopping it; when the owner stops, the other takes over', async (t) => {
-  const s = await setup(t, 'embedded-two');
-  // Started at the same moment: only one may initialise and start the server, the other adopts it.
-  const [a, b] = await Promise.all([
-    startCliNode(s.config, { nodeId: 'a', onSpawn: (n) => s.nodes.push(n) }),
-    startCliNode(s.config, { nodeId: 'b', onSpawn: (n) => s.nodes.push(n) }),
-  ]);
-  const serverPid = (await postmasterPid(s.pgDir))!;
-  const owner = await ownerPid(s.pgDir);
-  t.true([a.pid, b.pid].includes(owner), 'one of the two nodes owns the server');
-  const [first, second] = owner === a.pid ? [a, b] : [b, a];
-  t.regex(second.output(), /already running for this data dir/);
+test.serial(
+  'two nodes on one embedded data dir: the one that did not start the server exits without stopping it; when the owner stops, the other takes over',
+  async (t) => {
+    const s = await setup(t, 'embedded-two');
+    // Started at the same moment: only one may initialise and start the server, the other adopts it.
+    const [a, b] = await Promise.all([
+      startCliNode(s.config, { nodeId: 'a', onSpawn: (n) => s.nodes.push(n) }),
+      startCliNode(s.config, { nodeId: 'b', onSpawn: (n) => s.nodes.push(n) }),
+    ]);
+    const serverPid = (await postmasterPid(s.pgDir))!;
+    const owner = await ownerPid(s.pgDir);
+    t.true([a.pid, b.pid].includes(owner), 'one of the two nodes owns the server');
+    const [first, second] = owner === a.pid ? [a, b] : [b, a];
+    t.regex(second.output(), /already running for this data dir/);
 
-  second.kill('SIGTERM');
-  const exit = await second.exited;
-  t.is(exit.code, 0, second.output().slice(-2000));
-  await sleep(500);
-  t.true(alive(serverPid), 'the server the first node started still runs');
-  t.is(await postmasterPid(s.pgDir), serverPid);
-  t.is((await s.health(first)).status, 200, 'the first node is healthy');
-  t.true(await s.jobCompletes(), 'a job still completes on the first node');
+    second.kill('SIGTERM');
+    const exit = await second.exited;
+    t.is(exit.code, 0, second.output().slice(-2000));
+    await sleep(500);
+    t.true(alive(serverPid), 'the server the first node started still runs');
+    t.is(await postmasterPid(s.pgDir), serverPid);
+    t.is((await s.health(first)).status, 200, 'the first node is healthy');
+    t.true(await s.jobCompletes(), 'a job still completes on the first node');
 
-  // A third node adopts; then the owner stops (and stops its server): the third starts it again on the
-  // same port and owns it from then on.
-  const c = await startCliNode(s.config, { nodeId: 'c', onSpawn: (n) => s.nodes.push(n) });
-  first.kill('SIGTERM');
-  t.is((await first.exited).code, 0, first.output().slice(-2000));
-  await until('the third node to own the restarted server', async () => (await ownerPid(s.pgDir).catch(() => 0)) === c.pid && alive((await postmasterPid(s.pgDir)) ?? -1), 30_000, 100);
-  await until('the third node to be healthy', async () => (await s.health(c)).status === 200, 20_000, 200);
-  t.true(await s.jobCompletes(), 'a job completes on the node that took over');
+    // A third node adopts; then the owner stops (and stops its server): the third starts it again on the
+    // same port and owns it from then on.
+    const c = await startCliNode(s.config, { nodeId: 'c', onSpawn: (n) => s.nodes.push(n) });
+    first.kill('SIGTERM');
+    t.is((await first.exited).code, 0, first.output().slice(-2000));
+    await until(
+      'the third node to own the restarted server',
+      async () => (await ownerPid(s.pgDir).catch(() => 0)) === c.pid && alive((await postmasterPid(s.pgDir)) ?? -1),
+      30_000,
+      100,
+    );
+    await until('the third node to be healthy', async () => (await s.health(c)).status === 200, 20_000, 200);
+    t.true(await s.jobCompletes(), 'a job completes on the node that took over');
 
-  c.kill('SIGTERM');
-  t.is((await c.exited).code, 0, c.output().slice(-2000));
-  t.deepEqual(postgresProcessesIn(s.pgDir), [], 'the last owner stopped the server');
-});
+    c.kill('SIGTERM');
+    t.is((await c.exited).code, 0, c.output().slice(-2000));
+    t.deepEqual(postgresProcessesIn(s.pgDir), [], 'the last owner stopped the server');
+  },
+);
 
 test.serial('kill -9 of the embedded PostgreSQL: the node that owns it starts it again and keeps working', async (t) => {
   const s = await setup(t, 'embedded-kill');
@@ -175,7 +183,10 @@ test.serial('kill -9 of the embedded PostgreSQL: the node that owns it starts it
     100,
   );
   t.not(after, before);
-  t.regex(await node.waitForOutput('embedded PostgreSQL started again', { timeoutMs: 30_000 }).then(() => node.output()), /is gone \(killed\?\); starting it again/);
+  t.regex(
+    await node.waitForOutput('embedded PostgreSQL started again', { timeoutMs: 30_000 }).then(() => node.output()),
+    /is gone \(killed\?\); starting it again/,
+  );
   await until('the node to be healthy again', async () => (await s.health(node)).status === 200, 30_000, 200);
   t.true(await s.jobCompletes(), 'a job completes after the restart');
   node.kill('SIGTERM');
@@ -197,71 +208,82 @@ test.serial('a startNode({ handleSignals: true }) program: SIGTERM stops the nod
   t.deepEqual(postgresProcessesIn(pgDir), [], 'no postgres process left for that data dir');
 });
 
-test.serial('a killed owner leaves its server or a stale postmaster.pid behind: the next start takes the server over, or starts fresh', async (t) => {
-  const s = await setup(t, 'embedded-stale');
-  const a = await startCliNode(s.config, { nodeId: 'a', onSpawn: (n) => s.nodes.push(n) });
-  const server = (await postmasterPid(s.pgDir))!;
-  // The owner dies without a word; its server (its own process group) keeps running.
-  a.kill('SIGKILL');
-  await a.exited;
-  t.true(alive(server));
-  const b = await startCliNode(s.config, { nodeId: 'b', onSpawn: (n) => s.nodes.push(n) });
-  t.is(await postmasterPid(s.pgDir), server, 'the running server is adopted');
-  t.is(await ownerPid(s.pgDir), b.pid, 'and owned by the new node, since its owner is gone');
-  t.true(await s.jobCompletes());
+test.serial(
+  'a killed owner leaves its server or a stale postmaster.pid behind: the next start takes the server over, or starts fresh',
+  async (t) => {
+    const s = await setup(t, 'embedded-stale');
+    const a = await startCliNode(s.config, { nodeId: 'a', onSpawn: (n) => s.nodes.push(n) });
+    const server = (await postmasterPid(s.pgDir))!;
+    // The owner dies without a word; its server (its own process group) keeps running.
+    a.kill('SIGKILL');
+    await a.exited;
+    t.true(alive(server));
+    const b = await startCliNode(s.config, { nodeId: 'b', onSpawn: (n) => s.nodes.push(n) });
+    t.is(await postmasterPid(s.pgDir), server, 'the running server is adopted');
+    t.is(await ownerPid(s.pgDir), b.pid, 'and owned by the new node, since its owner is gone');
+    t.true(await s.jobCompletes());
 
-  // Both die: a postmaster.pid is left behind. Its pid is then reused by another postgres process (as
-  // after a reboot): here a backend of another server, held open for the test.
-  b.kill('SIGKILL');
-  await b.exited;
-  const stalePidFile = await fs.readFile(path.join(s.pgDir, 'postmaster.pid'), 'utf8');
-  process.kill(server, 'SIGKILL');
-  await until('the old server and its backends to be gone', async () => postgresProcessesIn(s.pgDir).length === 0, 20_000, 50);
-  const other = new pg.Client({ connectionString: await postgresUrl() });
-  await other.connect();
-  t.teardown(() => other.end().catch(() => undefined));
-  const reusedPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-  await fs.writeFile(path.join(s.pgDir, 'postmaster.pid'), stalePidFile.replace(/^\d+/, String(reusedPid)));
+    // Both die: a postmaster.pid is left behind. Its pid is then reused by another postgres process (as
+    // after a reboot): here a backend of another server, held open for the test.
+    b.kill('SIGKILL');
+    await b.exited;
+    const stalePidFile = await fs.readFile(path.join(s.pgDir, 'postmaster.pid'), 'utf8');
+    process.kill(server, 'SIGKILL');
+    await until('the old server and its backends to be gone', async () => postgresProcessesIn(s.pgDir).length === 0, 20_000, 50);
+    const other = new pg.Client({ connectionString: await postgresUrl() });
+    await other.connect();
+    t.teardown(() => other.end().catch(() => undefined));
+    const reusedPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await fs.writeFile(path.join(s.pgDir, 'postmaster.pid'), stalePidFile.replace(/^\d+/, String(reusedPid)));
 
-  const c = await startCliNode(s.config, { nodeId: 'c', onSpawn: (n) => s.nodes.push(n) });
-  const fresh = (await postmasterPid(s.pgDir))!;
-  t.not(fresh, reusedPid);
-  t.true(alive(fresh));
-  t.regex(c.output(), /removing a stale postmaster.pid/);
-  t.true(await s.jobCompletes(), 'a job completes on the freshly started server');
-  t.true(alive(reusedPid), 'the process the stale file named is left alone');
-  c.kill('SIGTERM');
-  t.is((await c.exited).code, 0);
-  t.deepEqual(postgresProcessesIn(s.pgDir), []);
-});
+    const c = await startCliNode(s.config, { nodeId: 'c', onSpawn: (n) => s.nodes.push(n) });
+    const fresh = (await postmasterPid(s.pgDir))!;
+    t.not(fresh, reusedPid);
+    t.true(alive(fresh));
+    t.regex(c.output(), /removing a stale postmaster.pid/);
+    t.true(await s.jobCompletes(), 'a job completes on the freshly started server');
+    t.true(alive(reusedPid), 'the process the stale file named is left alone');
+    c.kill('SIGTERM');
+    t.is((await c.exited).code, 0);
+    t.deepEqual(postgresProcessesIn(s.pgDir), []);
+  },
+);
 
-test.serial('started by npm (npx partita start): SIGTERM to npm kills only its shell, and the node stops with it instead of running on as an orphan', async (t) => {
-  const s = await setup(t, 'embedded-npm');
-  // What npm does: `sh -c '<bin> start …'`, and on SIGTERM it signals that shell, which dies without
-  // passing the signal on. The shell here does the same (a trailing command keeps it from exec'ing node).
-  const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" start -c "${s.config}" --log-format json --node-id npm; true`], {
-    env: { ...process.env, npm_command: 'exec', PARTITA_LOG_LEVEL: 'info', NO_COLOR: '1' },
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  let nodePid: number | undefined;
-  t.teardown(() => {
-    shell.kill('SIGKILL');
-    if (nodePid && alive(nodePid)) process.kill(nodePid, 'SIGKILL');
-  });
-  nodePid = await until('the node to own its embedded PostgreSQL', async () => ownerPid(s.pgDir).catch(() => undefined), 60_000, 100);
-  await until('the node to be ready', async () => {
-    try {
-      return (await s.cli(['jobs', '--json'])).code === 0;
-    } catch {
-      return false;
-    }
-  }, 30_000, 200);
-  const server = (await postmasterPid(s.pgDir))!;
-  shell.kill('SIGTERM');
-  await until('the node to stop', async () => !alive(nodePid!), 20_000, 100);
-  t.false(alive(server), 'its embedded PostgreSQL is stopped');
-  t.deepEqual(postgresProcessesIn(s.pgDir), []);
-});
+test.serial(
+  'started by npm (npx partita start): SIGTERM to npm kills only its shell, and the node stops with it instead of running on as an orphan',
+  async (t) => {
+    const s = await setup(t, 'embedded-npm');
+    // What npm does: `sh -c '<bin> start …'`, and on SIGTERM it signals that shell, which dies without
+    // passing the signal on. The shell here does the same (a trailing command keeps it from exec'ing node).
+    const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" start -c "${s.config}" --log-format json --node-id npm; true`], {
+      env: { ...process.env, npm_command: 'exec', PARTITA_LOG_LEVEL: 'info', NO_COLOR: '1' },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    let nodePid: number | undefined;
+    t.teardown(() => {
+      shell.kill('SIGKILL');
+      if (nodePid && alive(nodePid)) process.kill(nodePid, 'SIGKILL');
+    });
+    nodePid = await until('the node to own its embedded PostgreSQL', async () => ownerPid(s.pgDir).catch(() => undefined), 60_000, 100);
+    await until(
+      'the node to be ready',
+      async () => {
+        try {
+          return (await s.cli(['jobs', '--json'])).code === 0;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      200,
+    );
+    const server = (await postmasterPid(s.pgDir))!;
+    shell.kill('SIGTERM');
+    await until('the node to stop', async () => !alive(nodePid!), 20_000, 100);
+    t.false(alive(server), 'its embedded PostgreSQL is stopped');
+    t.deepEqual(postgresProcessesIn(s.pgDir), []);
+  },
+);
 
 test.serial('handleSignals: a SIGTERM while the node is starting (initdb) stops it as soon as it is up, database included', async (t) => {
   const { node, pgDir } = await signalsNode(t, 'embedded-signals-early');

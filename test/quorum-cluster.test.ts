@@ -8,7 +8,18 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { JobCancelledError, JobFailedError } from '@partita/core';
 import { connect, type Client, type JobEvent } from '@partita/client';
-import { freshSchema, natsUrl, sleep, spawnNode, startNats, until as pollUntil, type SpawnedNode, type TestNats, type TestSchema, tempDataDir } from './helpers/index.js';
+import {
+  freshSchema,
+  natsUrl,
+  sleep,
+  spawnNode,
+  startNats,
+  until as pollUntil,
+  type SpawnedNode,
+  type TestNats,
+  type TestSchema,
+  tempDataDir,
+} from './helpers/index.js';
 
 const fixture = path.join(import.meta.dirname, 'fixtures', 'quorum-node.ts');
 const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 20) =>
@@ -120,7 +131,10 @@ test.serial('wildcard subscriptions receive exactly the matching events', async 
   await add('billing', 'fail');
   await add('email', 'echo', 'e');
   await add('email', 'billing.invoice', 'x');
-  const { ids } = await client.enqueueMany('email', [{ type: 'echo', payload: 1 }, { type: 'progress', payload: { n: 2 } }]);
+  const { ids } = await client.enqueueMany('email', [
+    { type: 'echo', payload: 1 },
+    { type: 'progress', payload: { n: 2 } },
+  ]);
   jobs.push({ partition: 'email', type: 'echo', id: ids[0]! }, { partition: 'email', type: 'progress', id: ids[1]! });
 
   for (const j of jobs) {
@@ -141,7 +155,11 @@ test.serial('wildcard subscriptions receive exactly the matching events', async 
     failures: jobs.filter((j) => j.type === 'fail').map((j) => `${j.id}:failed`),
   };
   const sets = { invoicesDone, billingAll, echoDone, emailFull, failures };
-  await until('every expected event', () => Object.entries(expected).every(([k, v]) => sets[k as keyof typeof sets].got.length >= v.length), 5000).catch(() => undefined);
+  await until(
+    'every expected event',
+    () => Object.entries(expected).every(([k, v]) => sets[k as keyof typeof sets].got.length >= v.length),
+    5000,
+  ).catch(() => undefined);
   await sleep(200); // anything extra would show up now
   for (const [k, v] of Object.entries(expected)) t.deepEqual([...sets[k as keyof typeof sets].got].sort(), [...v].sort(), k);
   await Promise.all(offs.map((off) => off()));
@@ -158,15 +176,24 @@ test.serial('events of many jobs travel in batch messages and reach subscribers 
   const offRaw = await client.bus!.subscribe(`partita.${cluster}.event.billing.>`, (_d, msg) => void batchMessages.push(msg.kind), {
     kinds: ['job.enqueued.batch', 'job.started.batch', 'job.completed.batch'],
   });
-  const { ids } = await client.enqueueMany('billing', Array.from({ length: 300 }, (_, i) => ({ type: 'echo', payload: i })));
+  const { ids } = await client.enqueueMany(
+    'billing',
+    Array.from({ length: 300 }, (_, i) => ({ type: 'echo', payload: i })),
+  );
   const results = await Promise.all(ids.map((id) => client.result(id, { timeoutMs: 20_000 })));
-  t.deepEqual(results, Array.from({ length: 300 }, (_, i) => i));
+  t.deepEqual(
+    results,
+    Array.from({ length: 300 }, (_, i) => i),
+  );
   await until('every lifecycle seen', () => ids.every((id) => seen.get(id)?.length === 3), 5000).catch(() => undefined);
   await sleep(200);
   // enqueued comes from the client and may overtake or trail the node's started: compare as sets.
   for (const id of ids) t.deepEqual([...(seen.get(id) ?? [])].sort(), ['completed', 'enqueued', 'started'], id);
   t.true(batchMessages.includes('job.enqueued.batch'), 'the enqueue went out as one batch message');
-  t.true(batchMessages.some((k) => k === 'job.completed.batch'), 'completions of one flush went out together');
+  t.true(
+    batchMessages.some((k) => k === 'job.completed.batch'),
+    'completions of one flush went out together',
+  );
   await Promise.all([off(), offRaw()]);
 });
 
@@ -181,8 +208,14 @@ test.serial('result(): from the completion event, with failures and cancels as n
   const err = await t.throwsAsync(client.result(failed.id, { timeoutMs: 5000 }), { instanceOf: JobFailedError });
   t.regex(err!.message, /fail on purpose/);
   // Many waiters on the same type share one subscription and all resolve.
-  const many = await client.enqueueMany('billing', Array.from({ length: 50 }, (_, i) => ({ type: 'echo', payload: i })));
-  t.deepEqual(await Promise.all(many.ids.map((i) => client.result(i, { timeoutMs: 10_000 }))), Array.from({ length: 50 }, (_, i) => i));
+  const many = await client.enqueueMany(
+    'billing',
+    Array.from({ length: 50 }, (_, i) => ({ type: 'echo', payload: i })),
+  );
+  t.deepEqual(
+    await Promise.all(many.ids.map((i) => client.result(i, { timeoutMs: 10_000 }))),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 });
 
 test.serial('result(): falls back to Postgres when the event cannot arrive', async (t) => {
@@ -257,7 +290,10 @@ test.serial('nats-server restart during a 5,000-job run: nothing lost, all compl
   const statuses: string[] = [];
   client.bus!.onStatus((s) => void statuses.push(s));
   const half = (partition: string) =>
-    client.enqueueMany(partition, Array.from({ length: 2500 }, (_, i) => ({ type: 'record', payload: { ms: 5, i } })));
+    client.enqueueMany(
+      partition,
+      Array.from({ length: 2500 }, (_, i) => ({ type: 'record', payload: { ms: 5, i } })),
+    );
   const [a, b] = await Promise.all([half('billing'), half('email')]);
   const ids = [...a.ids, ...b.ids];
   t.is(ids.length, 5000);
@@ -271,7 +307,10 @@ test.serial('nats-server restart during a 5,000-job run: nothing lost, all compl
   t.true(doneBefore < 5000, 'the outage began mid-run');
   t.true(doneDuring > doneBefore, 'engines kept polling Postgres while NATS was away');
   await until('all 5,000 finished', async () => (await finished()) === 5000, 90_000, 200);
-  const history = await db.pool.query(`SELECT state, count(*)::int AS n FROM "${db.schema}".jobs_history WHERE id = ANY($1::uuid[]) GROUP BY state`, [ids]);
+  const history = await db.pool.query(
+    `SELECT state, count(*)::int AS n FROM "${db.schema}".jobs_history WHERE id = ANY($1::uuid[]) GROUP BY state`,
+    [ids],
+  );
   t.deepEqual(history.rows, [{ state: 'completed', n: 5000 }]);
   const runs = await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT job_id)::int AS d FROM "${db.schema}".runs`);
   t.deepEqual(runs.rows[0], { n: 5000, d: 5000 }, 'each job ran exactly once');

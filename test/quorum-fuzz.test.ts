@@ -54,7 +54,11 @@ function randomValue(r: ReturnType<typeof prng>, depth = 0): unknown {
       return o;
     }
     default:
-      return { partition: r.pick(['p', 'q', 5]), paused: [randomValue(r, depth + 1)], throttles: [{ ms: randomValue(r, depth + 1), queue: randomValue(r, depth + 1) }] };
+      return {
+        partition: r.pick(['p', 'q', 5]),
+        paused: [randomValue(r, depth + 1)],
+        throttles: [{ ms: randomValue(r, depth + 1), queue: randomValue(r, depth + 1) }],
+      };
   }
 }
 
@@ -99,25 +103,61 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
     subjects.quorum(cluster, 'x'),
   ];
   // Global's request kinds too, except pause/resume/throttle: a well-formed one is a legitimate command.
-  const globalOps = ['cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld', 'releaseExecutionKey', 'pausedQueues', 'control', 'snapshot'];
-  const kinds = ['wake', 'control', 'cancel', 'rollcall', 'quorum', 'handoff', 'idle', 'job.completed', '$reply', '$error', 'nonsense', ...globalOps];
+  const globalOps = [
+    'cancelJob',
+    'isCancelled',
+    'queueKeyTaken',
+    'releaseQueueKey',
+    'executionKeyHeld',
+    'releaseExecutionKey',
+    'pausedQueues',
+    'control',
+    'snapshot',
+  ];
+  const kinds = [
+    'wake',
+    'control',
+    'cancel',
+    'rollcall',
+    'quorum',
+    'handoff',
+    'idle',
+    'job.completed',
+    '$reply',
+    '$error',
+    'nonsense',
+    ...globalOps,
+  ];
   // Structure-aware: well-formed control/cancel envelopes whose payloads are subtly wrong.
   const nearlyControl = () =>
     encode('control', {
       partition: r.pick(['p', 'p', 'q', 5]),
       paused: r.pick([[], [7], 'default', null, [null]]),
-      throttles: r.pick([[], [null], [5], [{ ms: 'soon' }], [{ ms: Number.NaN }], [{ ms: 1.5 }], [{ ms: -7 }], [{ ms: 10, queue: 3 }], [{}], null, 'x']),
+      throttles: r.pick([
+        [],
+        [null],
+        [5],
+        [{ ms: 'soon' }],
+        [{ ms: Number.NaN }],
+        [{ ms: 1.5 }],
+        [{ ms: -7 }],
+        [{ ms: 10, queue: 3 }],
+        [{}],
+        null,
+        'x',
+      ]),
       ...(r.int(2) ? { epoch: r.pick([1, 'x', null]) } : {}),
     });
-  const nearlyCancel = () => encode('cancel', { ids: r.pick([null, 'x', [1, 2], [null], [{}], Array.from({ length: 3 }, () => randomBytes(8).toString('hex'))]) });
+  const nearlyCancel = () =>
+    encode('cancel', { ids: r.pick([null, 'x', [1, 2], [null], [{}], Array.from({ length: 3 }, () => randomBytes(8).toString('hex'))]) });
   let targeted: string | undefined;
   const message = (): Uint8Array => {
     targeted = undefined;
     switch (r.int(8)) {
       case 6:
-        return (targeted = subjects.pause(cluster, 'p')), nearlyControl();
+        return ((targeted = subjects.pause(cluster, 'p')), nearlyControl());
       case 7:
-        return (targeted = subjects.cancel(cluster, 'p')), nearlyCancel();
+        return ((targeted = subjects.cancel(cluster, 'p')), nearlyCancel());
       case 0:
         return randomBytes(r.int(64));
       case 1: {
@@ -139,12 +179,16 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
   const subject = () => {
     if (targeted) return targeted;
     const roll = r.int(4);
-    if (roll === 0) return `${base}.${Array.from({ length: 1 + r.int(5) }, () => r.pick(['wake', 'event', 'p', 'default', 'x', 'rollcall', 'cancel', 'pause', 'throttle', 'global', 'quorum', 'node'])).join('.')}`;
+    if (roll === 0)
+      return `${base}.${Array.from({ length: 1 + r.int(5) }, () => r.pick(['wake', 'event', 'p', 'default', 'x', 'rollcall', 'cancel', 'pause', 'throttle', 'global', 'quorum', 'node'])).join('.')}`;
     return r.pick(known);
   };
 
   const total = 400;
-  const { ids } = await node.client.enqueueMany('p', Array.from({ length: total }, (_, i) => ({ type: 'work', payload: i })));
+  const { ids } = await node.client.enqueueMany(
+    'p',
+    Array.from({ length: total }, (_, i) => ({ type: 'work', payload: i })),
+  );
   const before = node.bus.stats();
   const engine = node.system.whereis('engine:p');
   for (let i = 0; i < 10_000; i++) {
@@ -154,20 +198,31 @@ test('a node survives 10,000 random messages on partita.<cluster>.> while proces
   }
   await nc.flush();
   // More work after the storm, and the first batch: everything completes.
-  const more = await node.client.enqueueMany('p', Array.from({ length: 100 }, (_, i) => ({ type: 'work', payload: total + i })));
+  const more = await node.client.enqueueMany(
+    'p',
+    Array.from({ length: 100 }, (_, i) => ({ type: 'work', payload: total + i })),
+  );
   const all = [...ids, ...more.ids];
   const results = await Promise.all(all.map((id) => node.client.result(id, { timeoutMs: 60_000 })));
-  t.deepEqual(results, all.map((_, i) => i * 2));
+  t.deepEqual(
+    results,
+    all.map((_, i) => i * 2),
+  );
 
   const after = node.bus.stats();
   const dropped = (s: typeof after) => s.dropped.malformed + s.dropped.version + s.dropped.unknownKind;
-  t.log(`bus: received +${after.received - before.received}, dropped +${dropped(after) - dropped(before)}, handler errors +${after.handlerErrors - before.handlerErrors}`);
+  t.log(
+    `bus: received +${after.received - before.received}, dropped +${dropped(after) - dropped(before)}, handler errors +${after.handlerErrors - before.handlerErrors}`,
+  );
   t.true(dropped(after) - dropped(before) > 1000, 'the bus dropped and counted the garbage');
   // The node still answers and its engine is in its normal state: no garbage control was applied.
   const [me] = await node.client.rollCall({ delayMs: 300 });
   t.is(me?.id, 'fuzzed');
   const [stats] = await node.stats();
-  t.deepEqual({ paused: stats!.paused, throttleMs: stats!.throttleMs, draining: stats!.draining }, { paused: [], throttleMs: 0, draining: false });
+  t.deepEqual(
+    { paused: stats!.paused, throttleMs: stats!.throttleMs, draining: stats!.draining },
+    { paused: [], throttleMs: 0, draining: false },
+  );
   t.true(node.bus.connected);
   t.is(node.system.whereis('engine:p'), engine, 'the engine never crashed (a restart would abort its running jobs)');
 });

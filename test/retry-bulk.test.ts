@@ -101,7 +101,11 @@ test('a failed job retried runs again with a fresh attempt budget, keeps its err
   t.true(Date.now() - started < 10_000);
   const job = (await client.job(id))!;
   t.like(job, { id, state: 'completed', attempts: 2, maxAttempts: 2, payload: { n: 1 } });
-  t.deepEqual(job.errors.map((e) => [e.attempt, e.message]), [[1, 'broken on attempt 1']], 'the first run\'s error is kept');
+  t.deepEqual(
+    job.errors.map((e) => [e.attempt, e.message]),
+    [[1, 'broken on attempt 1']],
+    "the first run's error is kept",
+  );
   t.is(runs.get(id), 2);
   t.deepEqual(await placesOf(db, id), { live: 0, history: 1 });
 
@@ -133,7 +137,10 @@ test('a cancelled job (cancelled while running) retried runs again and completes
 
 test('retries of one job racing from separate clients: exactly one wins, the job runs once more', async (t) => {
   const { db, client, connectClient, runs, broken } = await setUp(t);
-  const { ids } = await client.enqueueMany('billing', Array.from({ length: 8 }, (_, n) => ({ type: 'flaky', payload: { n } })));
+  const { ids } = await client.enqueueMany(
+    'billing',
+    Array.from({ length: 8 }, (_, n) => ({ type: 'flaky', payload: { n } })),
+  );
   await until('all failed', async () => (await client.listJobs({ ids, states: ['failed'], limit: 10 })).length === 8);
   broken.flaky = false;
   const others = await Promise.all([connectClient(), connectClient(), connectClient()]);
@@ -178,7 +185,10 @@ test('a retry whose queue key another live job now holds is refused, naming the 
 test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches and what each leaves alone', async (t) => {
   const { client, broken } = await setUp(t);
   // 2,300 scheduled jobs: cancelMany takes them in statements of 1,000.
-  const later = await client.enqueueMany('billing', Array.from({ length: 2300 }, (_, n) => ({ type: 'later', payload: { n }, delayMs: 3_600_000 })));
+  const later = await client.enqueueMany(
+    'billing',
+    Array.from({ length: 2300 }, (_, n) => ({ type: 'later', payload: { n }, delayMs: 3_600_000 })),
+  );
   const running = await client.enqueue('billing', 'gate');
   await until('the gate job runs', async () => (await client.job(running.id))?.state === 'running');
 
@@ -206,10 +216,21 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   t.like(await client.cancelMany({ type: 'gate' }), { count: 0 }, 'a job asked to cancel is not counted again');
 
   // Retry by filter: only failed and cancelled jobs of the type, newest first, up to the limit.
-  const flaky = await client.enqueueMany('billing', Array.from({ length: 5 }, (_, n) => ({ type: 'flaky', payload: { n } })));
+  const flaky = await client.enqueueMany(
+    'billing',
+    Array.from({ length: 5 }, (_, n) => ({ type: 'flaky', payload: { n } })),
+  );
   await until('the flaky jobs failed', async () => (await client.listJobs({ type: 'flaky', states: ['failed'], limit: 10 })).length === 5);
-  await t.throwsAsync(client.retryMany({ states: ['completed'] }), { instanceOf: ValidationError, message: /retry applies to failed and cancelled jobs/ });
-  t.like(await client.retryMany({ type: 'flaky' }, { dryRun: true, limit: 3 }), { matching: 5, count: 3, more: true, byState: { failed: 5 } });
+  await t.throwsAsync(client.retryMany({ states: ['completed'] }), {
+    instanceOf: ValidationError,
+    message: /retry applies to failed and cancelled jobs/,
+  });
+  t.like(await client.retryMany({ type: 'flaky' }, { dryRun: true, limit: 3 }), {
+    matching: 5,
+    count: 3,
+    more: true,
+    byState: { failed: 5 },
+  });
   broken.flaky = false;
   const retried = await client.retryMany({ type: 'flaky', states: ['failed'] }, { limit: 3 });
   t.like(retried, { matching: 5, count: 3, more: true });
@@ -229,5 +250,8 @@ test('bulk cancel, retry and delete by filter: dry-run counts, limits, batches a
   t.deepEqual(await client.listJobs({ limit: 10 }), [], 'every job is gone');
   await t.throwsAsync(client.cancelMany({}, { limit: 0 }), { instanceOf: ValidationError });
   await t.throwsAsync(client.cancelMany({ before: 'nope' }), { instanceOf: ValidationError });
-  await t.throwsAsync(client.retryMany({ states: ['failed', 'broken' as never] }), { instanceOf: ValidationError, message: /filter\.states\[1\]/ });
+  await t.throwsAsync(client.retryMany({ states: ['failed', 'broken' as never] }), {
+    instanceOf: ValidationError,
+    message: /filter\.states\[1\]/,
+  });
 });

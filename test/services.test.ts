@@ -52,7 +52,10 @@ test('freshSchema gives each test its own schema, and drop() removes it', async 
   t.not(a.schema, b.schema);
   t.regex(a.schema, /^svc_[0-9a-f]{12}$/);
   // Same table name in both; the pools' search_path points at their own schema.
-  for (const [s, v] of [[a, 1], [b, 2]] as const) {
+  for (const [s, v] of [
+    [a, 1],
+    [b, 2],
+  ] as const) {
     await s.pool.query('CREATE TABLE jobs (v int)');
     await s.pool.query('INSERT INTO jobs VALUES ($1)', [v]);
   }
@@ -105,7 +108,11 @@ test('startNats: a server of its own that is killed for real and restarts on the
   // The client reconnects by itself, and a new connection works too.
   const deadline = Date.now() + 10_000;
   let ok = false;
-  while (!ok && Date.now() < deadline) ok = await roundTrip(nc, 'after', 500).then(() => true, () => false);
+  while (!ok && Date.now() < deadline)
+    ok = await roundTrip(nc, 'after', 500).then(
+      () => true,
+      () => false,
+    );
   t.true(ok, 'the old connection reconnected');
   const nc2 = await connect({ servers: nats.url });
   t.is(await roundTrip(nc2, 'fresh'), 'hello fresh');
@@ -170,7 +177,10 @@ test('fallback: parallel processes share one embedded Postgres and one nats-serv
   await fs.writeFile(path.join(dir, 'lock'), `${deadPid}:stale`);
   await fs.writeFile(
     path.join(dir, 'state.json'),
-    JSON.stringify({ postgres: { url: 'postgres://postgres@127.0.0.1:1/postgres', port: 1, pid: deadPid, dataDir: 'x' }, nats: { url: 'nats://127.0.0.1:1', port: 1, pid: deadPid } }),
+    JSON.stringify({
+      postgres: { url: 'postgres://postgres@127.0.0.1:1/postgres', port: 1, pid: deadPid, dataDir: 'x' },
+      nats: { url: 'nats://127.0.0.1:1', port: 1, pid: deadPid },
+    }),
   );
 
   const env = { PARTITA_TEST_SERVICES_DIR: dir, PARTITA_TEST_POSTGRES_URL: 'embedded', PARTITA_TEST_NATS_URL: 'embedded' };
@@ -179,7 +189,15 @@ test('fallback: parallel processes share one embedded Postgres and one nats-serv
   const results = await Promise.all(
     children.map(async (c) => {
       const [, json] = (await c.waitForOutput(/RESULT (.*)\n/, { timeoutMs: 90_000 })) as RegExpMatchArray;
-      return { out: c.output(), r: JSON.parse(json!) as { postgres: { url: string; source: string }; nats: { url: string; source: string }; pgErr?: string; natsErr?: string } };
+      return {
+        out: c.output(),
+        r: JSON.parse(json!) as {
+          postgres: { url: string; source: string };
+          nats: { url: string; source: string };
+          pgErr?: string;
+          natsErr?: string;
+        },
+      };
     }),
   );
   for (const { out, r } of results) {

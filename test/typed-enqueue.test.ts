@@ -27,7 +27,7 @@ const invoiceTotal = defineJob({
 
 const greet = defineJob({ type: 'greet', perform: (name: string) => `hello ${name}` });
 
-test('enqueue with a definition: typed payload and result, the definition\'s queue, attempts and keys through a bare client', async (t) => {
+test("enqueue with a definition: typed payload and result, the definition's queue, attempts and keys through a bare client", async (t) => {
   const db = await freshSchema('typed');
   const nats = await natsUrl();
   const cluster = db.schema.replaceAll('_', '-');
@@ -57,11 +57,18 @@ test('enqueue with a definition: typed payload and result, the definition\'s que
 
   // The definition's queue key holds: a second job for a held invoice is refused.
   const held = await client.enqueue('billing', invoiceTotal, { invoice: 'INV-2', lines: [] }, { delayMs: 3_600_000 });
-  const err = await t.throwsAsync(client.enqueue('billing', invoiceTotal, { invoice: 'INV-2', lines: [1] }), { instanceOf: DuplicateQueueKeyError });
+  const err = await t.throwsAsync(client.enqueue('billing', invoiceTotal, { invoice: 'INV-2', lines: [1] }), {
+    instanceOf: DuplicateQueueKeyError,
+  });
   t.is(err!.heldBy, held.id);
 
   // Options still win over the definition.
-  const { id: custom } = await client.enqueue('billing', invoiceTotal, { invoice: 'INV-3', lines: [1] }, { queue: 'default', maxAttempts: 1, queueKey: 'mine' });
+  const { id: custom } = await client.enqueue(
+    'billing',
+    invoiceTotal,
+    { invoice: 'INV-3', lines: [1] },
+    { queue: 'default', maxAttempts: 1, queueKey: 'mine' },
+  );
   t.like(await client.job(custom), { queue: 'default', maxAttempts: 1, queueKey: 'mine' });
   t.deepEqual(await client.result(custom, { timeoutMs: 10_000 }), { invoice: 'INV-3', total: 1 });
 

@@ -32,7 +32,10 @@ const send = (m: ClusterNodeMessage) => process.send!(m);
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2]!) as Args;
   const level = process.env.PARTITA_LOG_LEVEL ?? 'warn';
-  const logger = level === 'silent' ? silentLogger() : createLogger({ name: 'partita-bench-cluster', level, transport: { target: 'pino/file', options: { destination: 2 } } });
+  const logger =
+    level === 'silent'
+      ? silentLogger()
+      : createLogger({ name: 'partita-bench-cluster', level, transport: { target: 'pino/file', options: { destination: 2 } } });
   const seen = new Uint8Array(args.jobs);
   let starts = 0;
   const noop = defineJob<{ n?: number }, undefined>({

@@ -12,7 +12,9 @@ export async function resolveNatsUrl(flag: string, log: (msg: string) => void): 
     const helpers = await import('../../test/helpers/index.js');
     return await helpers.natsUrl();
   } catch (err) {
-    log(`test helper could not find NATS (${(err as Error).message.split('\n')[0]}); Partita runs without NATS (its separate client is found by polling)`);
+    log(
+      `test helper could not find NATS (${(err as Error).message.split('\n')[0]}); Partita runs without NATS (its separate client is found by polling)`,
+    );
     return undefined;
   }
 }

@@ -119,7 +119,10 @@ function positiveInt(name: string, raw: string | undefined, fallback: number, mi
 
 function list(raw: string | undefined): string[] | undefined {
   if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return items.length ? items : undefined;
 }
 
@@ -157,9 +160,11 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   });
   if (values.help) return 'help';
   const graphileBacklog = values['graphile-backlog'] ?? DEFAULTS.graphileBacklog;
-  if (graphileBacklog !== 'task' && graphileBacklog !== 'future') throw new Error(`--graphile-backlog must be "task" or "future" (got "${graphileBacklog}")`);
+  if (graphileBacklog !== 'task' && graphileBacklog !== 'future')
+    throw new Error(`--graphile-backlog must be "task" or "future" (got "${graphileBacklog}")`);
   const nats = values.nats?.trim() || DEFAULTS.nats;
-  if (nats !== 'off' && nats !== 'auto' && !/^(nats|tls|ws|wss):\/\/\S+$/i.test(nats)) throw new Error(`--nats must be a nats:// URL, "off" or "auto" (got "${nats}")`);
+  if (nats !== 'off' && nats !== 'auto' && !/^(nats|tls|ws|wss):\/\/\S+$/i.test(nats))
+    throw new Error(`--nats must be a nats:// URL, "off" or "auto" (got "${nats}")`);
   return {
     only: list(values.only),
     systems: list(values.systems),

@@ -20,7 +20,11 @@ export async function resolvePostgresUrl(log: (msg: string) => void): Promise<st
 
 /** A schema name no other run uses: bench_<system>_<workload>_<random>. */
 export function freshSchemaName(system: string, workload: string): string {
-  const clean = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 12);
+  const clean = (s: string) =>
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 12);
   return `bench_${clean(system)}_${clean(workload)}_${randomBytes(4).toString('hex')}`;
 }
 

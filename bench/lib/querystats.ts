@@ -23,7 +23,12 @@ function keyOf(config: unknown): string {
   if (config && typeof config === 'object') {
     const c = config as { name?: string; text?: string };
     if (c.name) return c.name;
-    if (c.text) return c.text.replace(/--[^\n]*\n/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 60);
+    if (c.text)
+      return c.text
+        .replace(/--[^\n]*\n/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim()
+        .slice(0, 60);
   }
   return '?';
 }
@@ -80,8 +85,9 @@ export function resetQueryStats(): void {
 export function queryStatsTable(limit = 12): string {
   const rows = [...stats].sort((a, b) => b[1].totalMs - a[1].totalMs).slice(0, limit);
   if (rows.length === 0) return '  (no queries seen)';
-  const lines = rows.map(([k, s]) =>
-    `  ${String(s.calls).padStart(6)} calls ${s.totalMs.toFixed(0).padStart(7)} ms total ${(s.totalMs / s.calls).toFixed(2).padStart(8)} ms avg ${s.maxMs.toFixed(0).padStart(6)} ms max ${String(s.rows).padStart(8)} rows  ${k}`,
+  const lines = rows.map(
+    ([k, s]) =>
+      `  ${String(s.calls).padStart(6)} calls ${s.totalMs.toFixed(0).padStart(7)} ms total ${(s.totalMs / s.calls).toFixed(2).padStart(8)} ms avg ${s.maxMs.toFixed(0).padStart(6)} ms max ${String(s.rows).padStart(8)} rows  ${k}`,
   );
   return lines.join('\n');
 }

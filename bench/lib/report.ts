@@ -36,7 +36,12 @@ export class Reporter {
 
   summary(): string {
     const rows: string[][] = [['workload', 'system', 'enqueue/s', 'process/s', 'p50 ms', 'p99 ms', 'notes']];
-    const fmt = (v: unknown, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits }) : v === null || v === undefined ? '' : String(v));
+    const fmt = (v: unknown, digits = 0) =>
+      typeof v === 'number' && Number.isFinite(v)
+        ? v.toLocaleString('en-US', { maximumFractionDigits: digits })
+        : v === null || v === undefined
+          ? ''
+          : String(v);
     for (const l of this.lines) {
       if (l.error) {
         rows.push([l.workload, String(l.system ?? ''), '', '', '', '', `ERROR: ${String(l.error).slice(0, 80)}`]);
@@ -51,7 +56,15 @@ export class Reporter {
           rows.push([l.workload, 'ratio', `${fmt(r.enqueue, 2)}×`, `${fmt(r.process, 2)}×`, '', '', 'partita ÷ graphile']);
         }
       } else if (l.workload === 'latency') {
-        rows.push([l.workload, `${String(l.system)}/${String(l.channel)}`, '', '', fmt(l.p50Ms, 2), fmt(l.p99Ms, 2), `${String(l.samples)} samples, ${String(l.wake)}${l.truncated ? ' (budget)' : ''}`]);
+        rows.push([
+          l.workload,
+          `${String(l.system)}/${String(l.channel)}`,
+          '',
+          '',
+          fmt(l.p50Ms, 2),
+          fmt(l.p99Ms, 2),
+          `${String(l.samples)} samples, ${String(l.wake)}${l.truncated ? ' (budget)' : ''}`,
+        ]);
       } else {
         const notes: string[] = [];
         if (l.timedOut) notes.push(`TIMED OUT after ${fmt(l.processed)} jobs`);
@@ -68,7 +81,12 @@ export class Reporter {
     }
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
     const right = new Set([2, 3, 4, 5]);
-    const out = rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd());
+    const out = rows.map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+        .join('  ')
+        .trimEnd(),
+    );
     out.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
     if (this.targets.length) {
       out.push('', 'targets:');

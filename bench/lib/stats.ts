@@ -8,7 +8,14 @@ export function percentile(sorted: number[], p: number): number {
 export function summarize(samples: number[]): { p50: number; p90: number; p99: number; mean: number; min: number; max: number } {
   const s = [...samples].sort((a, b) => a - b);
   const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
-  return { p50: round(percentile(s, 50)), p90: round(percentile(s, 90)), p99: round(percentile(s, 99)), mean: round(mean), min: round(s[0] ?? NaN), max: round(s.at(-1) ?? NaN) };
+  return {
+    p50: round(percentile(s, 50)),
+    p90: round(percentile(s, 90)),
+    p99: round(percentile(s, 99)),
+    mean: round(mean),
+    min: round(s[0] ?? NaN),
+    max: round(s.at(-1) ?? NaN),
+  };
 }
 
 /** Rounds for output: 2 decimals under 100, whole numbers above. */

@@ -120,7 +120,9 @@ class GraphileSystem implements BenchSystem {
   async enqueueMany(jobs: BenchJob[]): Promise<JobRef[]> {
     const utils = this.utils!;
     if (utils.addJobs) {
-      const added = await utils.addJobs(jobs.map((j) => ({ identifier: 'noop', payload: j.payload, ...(j.group ? { queueName: j.group } : {}) })));
+      const added = await utils.addJobs(
+        jobs.map((j) => ({ identifier: 'noop', payload: j.payload, ...(j.group ? { queueName: j.group } : {}) })),
+      );
       return added.map((j) => String(j.id));
     }
     // 0.16: the same statement addJobs runs in 0.17+.
@@ -159,7 +161,10 @@ class GraphileSystem implements BenchSystem {
 
   async unfinished(refs: JobRef[]): Promise<JobRef[]> {
     if (refs.length === 0) return [];
-    const { rows } = await this.ctx.admin.query<{ id: string }>(`SELECT id::text FROM ${this.s}._private_jobs WHERE id = ANY($1::bigint[])`, [refs]);
+    const { rows } = await this.ctx.admin.query<{ id: string }>(
+      `SELECT id::text FROM ${this.s}._private_jobs WHERE id = ANY($1::bigint[])`,
+      [refs],
+    );
     return rows.map((r) => r.id);
   }
 
@@ -229,7 +234,11 @@ class GraphileSystem implements BenchSystem {
     const insertMs = performance.now() - t;
     t = performance.now();
     await admin.query(`VACUUM (ANALYZE) ${this.s}._private_jobs, ${this.s}._private_job_queues`);
-    return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: 'task "noop" in named queue "hot", locked by a worker that never finishes its job' };
+    return {
+      insertMs,
+      vacuumAnalyzeMs: performance.now() - t,
+      how: 'task "noop" in named queue "hot", locked by a worker that never finishes its job',
+    };
   }
 
   async hotKeyQueued(): Promise<number> {

@@ -56,7 +56,14 @@ class PartitaSystem implements BenchSystem {
   info(): Record<string, unknown> {
     const pgOptions = process.env.PARTITA_BENCH_PARTITA_PG_OPTIONS;
     const nats = this.ctx.nats ? this.ctx.nats.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@') : false;
-    return { pool: this.ctx.options.pool, pollMs: this.ctx.options.pollMs, nats, persister: 'postgres (the default with a Postgres server)', enqueue: 'connect().enqueueMany', ...(pgOptions ? { pgOptions } : {}) };
+    return {
+      pool: this.ctx.options.pool,
+      pollMs: this.ctx.options.pollMs,
+      nats,
+      persister: 'postgres (the default with a Postgres server)',
+      enqueue: 'connect().enqueueMany',
+      ...(pgOptions ? { pgOptions } : {}),
+    };
   }
 
   /** Pool options for the node and the client. PARTITA_BENCH_PARTITA_PG_OPTIONS (libpq `options`, e.g. "-c plan_cache_mode=force_custom_plan") is a diagnostic knob, off by default. */
@@ -68,14 +75,27 @@ class PartitaSystem implements BenchSystem {
   async setup(): Promise<void> {
     // connect() migrates the schema; the node registers the queues when it first starts.
     // With NATS the client publishes a wake-up per enqueue call (and an `enqueued` event per job, as it ships).
-    this.client = await connect({ postgres: this.pg(), schema: this.schema, nats: this.ctx.nats ?? false, cluster: 'bench', jobs: [this.noop], logger: this.logger });
+    this.client = await connect({
+      postgres: this.pg(),
+      schema: this.schema,
+      nats: this.ctx.nats ?? false,
+      cluster: 'bench',
+      jobs: [this.noop],
+      logger: this.logger,
+    });
   }
 
   async enqueueMany(jobs: BenchJob[]): Promise<JobRef[]> {
     const { ids } = await this.client!.enqueueMany(
       PARTITION,
       // The backlog goes in before the node that defines `noop` first starts (and registers it).
-      jobs.map((j) => ({ type: 'noop', payload: j.payload, queue: QUEUE, allowUnknownType: true, ...(j.group ? { executionKey: j.group } : {}) })),
+      jobs.map((j) => ({
+        type: 'noop',
+        payload: j.payload,
+        queue: QUEUE,
+        allowUnknownType: true,
+        ...(j.group ? { executionKey: j.group } : {}),
+      })),
     );
     return ids;
   }
@@ -101,7 +121,16 @@ class PartitaSystem implements BenchSystem {
     // Diagnostic knob: the node's claim, flush and Global call timings of the run, on stderr.
     if (node && process.env.PARTITA_BENCH_NODE_METRICS) {
       const text = await node.metrics.scrape();
-      process.stderr.write(text.split('\n').filter((l) => /^partita_(global_call_duration_seconds_(sum|count)|claim_duration_seconds_(sum|count)|flush_duration_seconds_(sum|count))/.test(l)).join('\n') + '\n');
+      process.stderr.write(
+        text
+          .split('\n')
+          .filter((l) =>
+            /^partita_(global_call_duration_seconds_(sum|count)|claim_duration_seconds_(sum|count)|flush_duration_seconds_(sum|count))/.test(
+              l,
+            ),
+          )
+          .join('\n') + '\n',
+      );
     }
     if (node) await node.stop({ graceMs: 10_000 });
   }
@@ -120,7 +149,10 @@ class PartitaSystem implements BenchSystem {
         wake: 'push',
         note: "node.client.enqueue: the node's own client wakes its engine in-process",
         enqueue: async (job) => {
-          await this.node!.client.enqueue(PARTITION, 'noop', job.payload, { queue: QUEUE, ...(job.group ? { executionKey: job.group } : {}) });
+          await this.node!.client.enqueue(PARTITION, 'noop', job.payload, {
+            queue: QUEUE,
+            ...(job.group ? { executionKey: job.group } : {}),
+          });
         },
       },
       {
@@ -150,7 +182,11 @@ class PartitaSystem implements BenchSystem {
     const insertMs = performance.now() - t;
     t = performance.now();
     await admin.query(`VACUUM (ANALYZE) ${this.s}.jobs`);
-    return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: `queue "${BACKLOG_QUEUE}" of partition "${PARTITION}" (declared with concurrency 0)` };
+    return {
+      insertMs,
+      vacuumAnalyzeMs: performance.now() - t,
+      how: `queue "${BACKLOG_QUEUE}" of partition "${PARTITION}" (declared with concurrency 0)`,
+    };
   }
 
   async insertHotKey(count: number): Promise<BacklogStats> {
@@ -175,7 +211,11 @@ class PartitaSystem implements BenchSystem {
     const insertMs = performance.now() - t;
     t = performance.now();
     await admin.query(`VACUUM (ANALYZE) ${this.s}.jobs`);
-    return { insertMs, vacuumAnalyzeMs: performance.now() - t, how: `queue "${QUEUE}" of partition "${PARTITION}", execution key "${HOT_KEY}" held by a running job` };
+    return {
+      insertMs,
+      vacuumAnalyzeMs: performance.now() - t,
+      how: `queue "${QUEUE}" of partition "${PARTITION}", execution key "${HOT_KEY}" held by a running job`,
+    };
   }
 
   async hotKeyQueued(): Promise<number> {

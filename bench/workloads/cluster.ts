@@ -77,7 +77,15 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
   await system.vacuum();
   await ctx.admin.query('CHECKPOINT').catch(() => undefined);
 
-  const args = { url: ctx.url, schema: system.schema, nats: ctx.nats, concurrency: options.concurrency, pool: options.pool, pollMs: options.pollMs, jobs };
+  const args = {
+    url: ctx.url,
+    schema: system.schema,
+    nats: ctx.nats,
+    concurrency: options.concurrency,
+    pool: options.pool,
+    pollMs: options.pollMs,
+    jobs,
+  };
   const spawned = Array.from({ length: nodes }, () => spawnClusterNode(args));
   let timedOut = false;
   let processMs = 0;
@@ -137,10 +145,15 @@ export const cluster: Workload = {
       const single: ClusterRun[] = [];
       const many: ClusterRun[] = [];
       for (let r = 0; r < ctx.options.repeat; r++) {
-        for (const [n, into] of [[1, single], [CLUSTER_NODES, many]] as const) {
+        for (const [n, into] of [
+          [1, single],
+          [CLUSTER_NODES, many],
+        ] as const) {
           ctx.log(`cluster: ${n} node process${n > 1 ? 'es' : ''}, ${jobs.toLocaleString()} jobs (run ${r + 1}/${ctx.options.repeat})…`);
           const run = await drainWith(ctx, system, n, jobs);
-          ctx.log(`cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`);
+          ctx.log(
+            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
+          );
           into.push(run);
           if (run.timedOut) break;
         }
@@ -152,7 +165,18 @@ export const cluster: Workload = {
     const one = median(out.single);
     const three = median(out.many);
     const vs = ratio(three?.processPerSec, one?.processPerSec);
-    ctx.emit({ workload: 'cluster', system: 'partita', jobs, nodes: CLUSTER_NODES, single: one, cluster: three, vsSingle: vs, runs: { single: out.single, cluster: out.many }, concurrency: ctx.options.concurrency, info: out.info });
+    ctx.emit({
+      workload: 'cluster',
+      system: 'partita',
+      jobs,
+      nodes: CLUSTER_NODES,
+      single: one,
+      cluster: three,
+      vsSingle: vs,
+      runs: { single: out.single, cluster: out.many },
+      concurrency: ctx.options.concurrency,
+      info: out.info,
+    });
     const bad = [...out.single, ...out.many].some((r) => r.duplicates > 0 || r.missing > 0 || r.timedOut);
     ctx.target(
       `cluster: ${CLUSTER_NODES} node processes ≥ ${CLUSTER_TARGET_RATIO}× one`,

@@ -21,12 +21,21 @@ export const depth: Workload = {
     for (const factory of ctx.systems) {
       const out = await ctx.withSystem(factory, 'depth', async (system) => {
         ctx.log(`depth: ${system.name}…`);
-        const r = await enqueueThenDrain(ctx, system, { jobs: options.jobs, batch: options.batch, concurrency: options.concurrency, backlog: options.backlog, explain: true });
+        const r = await enqueueThenDrain(ctx, system, {
+          jobs: options.jobs,
+          batch: options.batch,
+          concurrency: options.concurrency,
+          backlog: options.backlog,
+          explain: true,
+        });
         return { r, info: system.info() };
       });
       if (!out) continue;
       const { explain, ...r } = out.r;
-      if (explain) ctx.log(`depth: ${factory.name} claim query, EXPLAIN (ANALYZE, BUFFERS) with the backlog and ${options.jobs} jobs queued:\n${explain}`);
+      if (explain)
+        ctx.log(
+          `depth: ${factory.name} claim query, EXPLAIN (ANALYZE, BUFFERS) with the backlog and ${options.jobs} jobs queued:\n${explain}`,
+        );
       results.set(factory.name, out.r);
       const base = baseline.get(factory.name);
       ctx.emit({

@@ -53,7 +53,17 @@ export interface DrainRun {
 export interface DrainResult extends DrainRun {
   jobs: number;
   repeat: number;
-  runs: { enqueuePerSec: number; processPerSec: number; processMs: number; flushMs: number | null; handlerCalls: number; duplicates: number; timedOut: boolean; loadAvg1m: number; cpuMsPerThousandJobs: CpuSample }[];
+  runs: {
+    enqueuePerSec: number;
+    processPerSec: number;
+    processMs: number;
+    flushMs: number | null;
+    handlerCalls: number;
+    duplicates: number;
+    timedOut: boolean;
+    loadAvg1m: number;
+    cpuMsPerThousandJobs: CpuSample;
+  }[];
   backlog?: { jobs: number; insertMs: number; insertPerSec: number; vacuumAnalyzeMs: number; how: string };
   explain?: string;
   /** The claim's plan with only the backlog queued (explainIdle). */
@@ -97,7 +107,14 @@ export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline
 }
 
 /** Starts workers, runs `count` jobs through them untimed, stops them: JIT, statements, pools, queue registration (with `job`'s groups, if given). */
-export async function warmUp(ctx: WorkloadContext, system: BenchSystem, count: number, batch: number, concurrency: number, job?: (i: number) => BenchJob): Promise<void> {
+export async function warmUp(
+  ctx: WorkloadContext,
+  system: BenchSystem,
+  count: number,
+  batch: number,
+  concurrency: number,
+  job?: (i: number) => BenchJob,
+): Promise<void> {
   await system.startWorkers({ concurrency });
   try {
     if (count === 0) return;
@@ -106,7 +123,8 @@ export async function warmUp(ctx: WorkloadContext, system: BenchSystem, count: n
     const warmJob = job ? (i: number): BenchJob => ({ ...job(i), payload: {} }) : emptyJob;
     const refs = await enqueueInBatches(system, makeBatches(count, batch, warmJob));
     const deadline = performance.now() + ctx.options.drainTimeoutS * 1000;
-    if (!(await ctx.probe.waitForStarts(count, ctx.options.drainTimeoutS * 1000))) throw new Error(`warm-up: only ${ctx.probe.started}/${count} jobs started`);
+    if (!(await ctx.probe.waitForStarts(count, ctx.options.drainTimeoutS * 1000)))
+      throw new Error(`warm-up: only ${ctx.probe.started}/${count} jobs started`);
     if ((await waitFinished(system, refs, deadline)) === undefined) throw new Error('warm-up: jobs never finished in the database');
   } finally {
     await system.stopWorkers();
@@ -144,8 +162,16 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
     ctx.log(`${system.name}: inserting ${plan.backlog.toLocaleString()} ${hot ? 'hot-key' : 'backlog'} jobs…`);
     if (hot && !system.insertHotKey) throw new Error(`${system.name} has no hot-key backlog (insertHotKey)`);
     const b = hot ? await system.insertHotKey!(plan.backlog) : await system.insertBacklog(plan.backlog);
-    backlog = { jobs: plan.backlog, insertMs: round(b.insertMs), insertPerSec: round(plan.backlog / (b.insertMs / 1000)), vacuumAnalyzeMs: round(b.vacuumAnalyzeMs), how: b.how };
-    ctx.log(`${system.name}: backlog inserted in ${(b.insertMs / 1000).toFixed(1)} s, VACUUM ANALYZE ${(b.vacuumAnalyzeMs / 1000).toFixed(1)} s`);
+    backlog = {
+      jobs: plan.backlog,
+      insertMs: round(b.insertMs),
+      insertPerSec: round(plan.backlog / (b.insertMs / 1000)),
+      vacuumAnalyzeMs: round(b.vacuumAnalyzeMs),
+      how: b.how,
+    };
+    ctx.log(
+      `${system.name}: backlog inserted in ${(b.insertMs / 1000).toFixed(1)} s, VACUUM ANALYZE ${(b.vacuumAnalyzeMs / 1000).toFixed(1)} s`,
+    );
     if (plan.explainIdle && system.explainClaim) {
       // Twice: the first run reads the index into the cache; the second is the claim a polling node pays.
       await system.explainClaim();
@@ -170,7 +196,9 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
     await settle(ctx, system);
     const run = await measureOnce(ctx, system, plan, r === 0 && options.explain && plan.explain ? (text) => (explain = text) : undefined);
     runs.push(run);
-    ctx.log(`${system.name}: run ${r + 1}/${options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}; CPU ms per 1k jobs: ${describeCpu(run.cpuMsPerThousandJobs)}`);
+    ctx.log(
+      `${system.name}: run ${r + 1}/${options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}; CPU ms per 1k jobs: ${describeCpu(run.cpuMsPerThousandJobs)}`,
+    );
     if (run.timedOut) break;
   }
   const mid = median(runs, (x) => x.processPerSec);
@@ -198,7 +226,12 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
   };
 }
 
-async function measureOnce(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan, onExplain?: (plan: string) => void): Promise<DrainRun> {
+async function measureOnce(
+  ctx: WorkloadContext,
+  system: BenchSystem,
+  plan: DrainPlan,
+  onExplain?: (plan: string) => void,
+): Promise<DrainRun> {
   const { options, probe } = ctx;
   const batches = makeBatches(plan.jobs, plan.batch, plan.job ?? numberedJob);
   const t0 = performance.now();
@@ -237,7 +270,8 @@ async function measureOnce(ctx: WorkloadContext, system: BenchSystem, plan: Drai
   const first = probe.firstStartAt ?? finishedAt;
   const distinct = probe.distinct();
   const processed = timedOut ? distinct : plan.jobs;
-  if (!timedOut && distinct !== plan.jobs && !plan.job) throw new Error(`only ${distinct} of ${plan.jobs} distinct jobs ran, yet the database shows them all finished`);
+  if (!timedOut && distinct !== plan.jobs && !plan.job)
+    throw new Error(`only ${distinct} of ${plan.jobs} distinct jobs ran, yet the database shows them all finished`);
   const processMs = finishedAt - first;
   const run: DrainRun = {
     enqueueMs: round(enqueueMs),

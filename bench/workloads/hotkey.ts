@@ -44,7 +44,10 @@ export const hotkey: Workload = {
       });
       if (!out) continue;
       const { explainIdle, ...r } = out.r;
-      if (explainIdle) ctx.log(`hotkey: ${factory.name} idle claim, EXPLAIN (ANALYZE, BUFFERS) with ${options.backlog.toLocaleString()} hot-key jobs queued:\n${explainIdle}`);
+      if (explainIdle)
+        ctx.log(
+          `hotkey: ${factory.name} idle claim, EXPLAIN (ANALYZE, BUFFERS) with ${options.backlog.toLocaleString()} hot-key jobs queued:\n${explainIdle}`,
+        );
       results.set(factory.name, out.r);
       const idle = planMs(explainIdle);
       ctx.emit({

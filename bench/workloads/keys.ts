@@ -22,7 +22,13 @@ export const keys: Workload = {
     for (const factory of ctx.systems) {
       const out = await ctx.withSystem(factory, 'keys', async (system) => {
         ctx.log(`keys: ${system.name}…`);
-        const r = await enqueueThenDrain(ctx, system, { jobs: options.jobs, batch: options.batch, concurrency: options.concurrency, backlog: 0, job: keyedJob });
+        const r = await enqueueThenDrain(ctx, system, {
+          jobs: options.jobs,
+          batch: options.batch,
+          concurrency: options.concurrency,
+          backlog: 0,
+          job: keyedJob,
+        });
         return { r, info: system.info() };
       });
       if (!out) continue;

@@ -51,7 +51,15 @@ async function sampleChannel(ctx: WorkloadContext, channel: LatencyChannel, seqB
       calls.push(t1 - t0);
     }
   }
-  return { channel: channel.name, wake: channel.wake, note: channel.note, samples: latencies.length, latency: summarize(latencies), enqueueCall: summarize(calls), truncated };
+  return {
+    channel: channel.name,
+    wake: channel.wake,
+    note: channel.note,
+    samples: latencies.length,
+    latency: summarize(latencies),
+    enqueueCall: summarize(calls),
+    truncated,
+  };
 }
 
 export const latency: Workload = {
@@ -106,7 +114,8 @@ export const latency: Workload = {
       ];
       for (const t of targets) {
         if (!pc) ctx.target(t.name, false, 'no result (see the error line)');
-        else if (pc.wake !== 'push') ctx.target(t.name, null, `not measured: Partita ran without NATS (--nats ${ctx.options.nats}); polling gave ${t.value} ms`);
+        else if (pc.wake !== 'push')
+          ctx.target(t.name, null, `not measured: Partita ran without NATS (--nats ${ctx.options.nats}); polling gave ${t.value} ms`);
         else ctx.target(t.name, t.value! <= t.max, `${t.value} ms over ${pc.samples} samples${pc.truncated ? ' (budget reached)' : ''}`);
       }
     }
@@ -117,7 +126,8 @@ export const latency: Workload = {
         if (!key.startsWith('partita/')) continue;
         r[p.channel] = { p50: ratio(p.latency.p50, g.latency.p50), p99: ratio(p.latency.p99, g.latency.p99) };
       }
-      if (Object.keys(r).length) ctx.emit({ workload: 'latency', ratio: r, versus: `graphile/${g.channel}`, note: 'partita / graphile; below 1 is faster' });
+      if (Object.keys(r).length)
+        ctx.emit({ workload: 'latency', ratio: r, versus: `graphile/${g.channel}`, note: 'partita / graphile; below 1 is faster' });
     }
   },
 };

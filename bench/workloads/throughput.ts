@@ -11,12 +11,24 @@ export async function plainThroughput(ctx: WorkloadContext, workload: string): P
   for (const factory of ctx.systems) {
     const result = await ctx.withSystem(factory, workload, async (system) => {
       ctx.log(`${workload}: ${system.name}…`);
-      const r = await enqueueThenDrain(ctx, system, { jobs: ctx.options.jobs, batch: ctx.options.batch, concurrency: ctx.options.concurrency, backlog: 0 });
+      const r = await enqueueThenDrain(ctx, system, {
+        jobs: ctx.options.jobs,
+        batch: ctx.options.batch,
+        concurrency: ctx.options.concurrency,
+        backlog: 0,
+      });
       return { r, info: system.info() };
     });
     if (result) out.set(factory.name, result.r);
     if (result && workload === 'throughput') {
-      ctx.emit({ workload, system: factory.name, ...result.r, batch: ctx.options.batch, concurrency: ctx.options.concurrency, info: result.info });
+      ctx.emit({
+        workload,
+        system: factory.name,
+        ...result.r,
+        batch: ctx.options.batch,
+        concurrency: ctx.options.concurrency,
+        info: result.info,
+      });
     }
   }
   return out;
@@ -37,11 +49,17 @@ export async function plainBaselines(ctx: WorkloadContext, workload: string): Pr
   const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
   for (const s of ctx.systems) {
     const line = ctx.results.get(`throughput/${s.name}`);
-    if (line) baseline.set(s.name, { processPerSec: line.processPerSec as number, enqueuePerSec: line.enqueuePerSec as number, from: 'throughput workload' });
+    if (line)
+      baseline.set(s.name, {
+        processPerSec: line.processPerSec as number,
+        enqueuePerSec: line.enqueuePerSec as number,
+        from: 'throughput workload',
+      });
   }
   if (missing.length) {
     const plain = await plainThroughput({ ...ctx, systems: missing }, `${workload}-plain`);
-    for (const [name, r] of plain) baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: `plain run inside ${workload}` });
+    for (const [name, r] of plain)
+      baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: `plain run inside ${workload}` });
   }
   return baseline;
 }
@@ -55,7 +73,11 @@ export function versusPlain(r: { processPerSec: number; enqueuePerSec: number },
 }
 
 /** Emits the partita ÷ graphile line of a workload, when both ran, and returns its ratios. */
-export function emitSystemRatio(ctx: WorkloadContext, workload: string, results: Map<string, { processPerSec: number; enqueuePerSec: number }>) {
+export function emitSystemRatio(
+  ctx: WorkloadContext,
+  workload: string,
+  results: Map<string, { processPerSec: number; enqueuePerSec: number }>,
+) {
   const p = results.get('partita');
   const g = results.get('graphile');
   if (!p || !g) return undefined;
@@ -70,8 +92,18 @@ export const throughput: Workload = {
   async run(ctx) {
     const results = await plainThroughput(ctx, 'throughput');
     const p = results.get('partita');
-    if (p) ctx.target(`throughput: enqueue ≥ ${ENQUEUE_TARGET_PER_SEC.toLocaleString()} jobs/s`, p.enqueuePerSec >= ENQUEUE_TARGET_PER_SEC, `${p.enqueuePerSec.toLocaleString()} jobs/s`);
+    if (p)
+      ctx.target(
+        `throughput: enqueue ≥ ${ENQUEUE_TARGET_PER_SEC.toLocaleString()} jobs/s`,
+        p.enqueuePerSec >= ENQUEUE_TARGET_PER_SEC,
+        `${p.enqueuePerSec.toLocaleString()} jobs/s`,
+      );
     const r = emitSystemRatio(ctx, 'throughput', results);
-    if (r) ctx.target(`throughput: process ≥ ${PROCESS_TARGET_RATIO}× graphile-worker`, r.process === null ? null : r.process >= PROCESS_TARGET_RATIO, `${r.process}×`);
+    if (r)
+      ctx.target(
+        `throughput: process ≥ ${PROCESS_TARGET_RATIO}× graphile-worker`,
+        r.process === null ? null : r.process >= PROCESS_TARGET_RATIO,
+        `${r.process}×`,
+      );
   },
 };

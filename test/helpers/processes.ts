@@ -360,7 +360,10 @@ export function spawnNode(
           if (done) return finish(() => reject(new Error(`${path.basename(script)} exited before printing ${pattern}; output:\n${o}`)));
         };
         const timer = setTimeout(
-          () => finish(() => reject(new Error(`${path.basename(script)} did not print ${pattern} within ${timeoutMs} ms; output:\n${output()}`))),
+          () =>
+            finish(() =>
+              reject(new Error(`${path.basename(script)} did not print ${pattern} within ${timeoutMs} ms; output:\n${output()}`)),
+            ),
           timeoutMs,
         );
         const finish = (f: () => void) => {

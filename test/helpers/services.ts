@@ -53,7 +53,10 @@ async function resolvePostgres(): Promise<ResolvedService> {
     const local = await probeLocalPostgres();
     if ('url' in local) return { url: local.url, source: 'local' };
     why = local.why;
-    if (local.answered) notice(`${why}: using the embedded PostgreSQL (raise it with ALTER SYSTEM SET max_connections = 300 and a restart, or set PARTITA_TEST_POSTGRES_URL)`);
+    if (local.answered)
+      notice(
+        `${why}: using the embedded PostgreSQL (raise it with ALTER SYSTEM SET max_connections = 300 and a restart, or set PARTITA_TEST_POSTGRES_URL)`,
+      );
   }
   if (noFallback) throw new Error(`no PostgreSQL for tests: ${why}, and PARTITA_TEST_NO_FALLBACK is set`);
   try {
@@ -111,7 +114,11 @@ async function resolveNats(): Promise<ResolvedService> {
   } catch (err) {
     const msg = firstLine(err);
     // natsServerBinary() already says what to install; keep its line as the message.
-    throw new Error(msg.startsWith('no NATS for tests') ? msg : `no NATS for tests: ${why ?? 'spawned server requested'}, and nats-server did not start (${msg}); install nats-server (apt-get install nats-server) or set PARTITA_TEST_NATS_URL`);
+    throw new Error(
+      msg.startsWith('no NATS for tests')
+        ? msg
+        : `no NATS for tests: ${why ?? 'spawned server requested'}, and nats-server did not start (${msg}); install nats-server (apt-get install nats-server) or set PARTITA_TEST_NATS_URL`,
+    );
   }
 }
 
@@ -151,7 +158,8 @@ export interface TestSchema {
 
 /** A schema of its own for one test, so tests run in parallel without seeing each other's rows. */
 export async function freshSchema(prefix = 't'): Promise<TestSchema> {
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(prefix)) throw new Error(`freshSchema prefix must match [a-z_][a-z0-9_]*, got ${JSON.stringify(prefix)}`);
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(prefix))
+    throw new Error(`freshSchema prefix must match [a-z_][a-z0-9_]*, got ${JSON.stringify(prefix)}`);
   const url = await postgresUrl();
   const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: url });

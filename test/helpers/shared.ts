@@ -94,7 +94,9 @@ export async function withLock<T>(fn: () => Promise<T>, dir = servicesDir()): Pr
       continue;
     }
     if (Date.now() - started > 180_000) {
-      throw new Error(`the test services lock ${lockPath} has been held by pid ${holder} for 3 minutes; if that process is stuck, kill it or remove the file`);
+      throw new Error(
+        `the test services lock ${lockPath} has been held by pid ${holder} for 3 minutes; if that process is stuck, kill it or remove the file`,
+      );
     }
     await sleep(50 + Math.random() * 50);
   }
@@ -158,7 +160,9 @@ export async function sharedNats(dir = servicesDir()): Promise<SharedService> {
     const s = await spawnNatsServer({ storeDir: path.join(natsDir, 'js'), logFile: path.join(natsDir, 'nats.log'), detached: true });
     state.nats = { url: s.url, port: s.port, pid: s.child.pid! };
     await writeState(dir, state);
-    notice(`nats: started nats-server (pid ${s.child.pid}) at ${s.url}, store ${natsDir}; it stays up for later runs (stop: npx tsx test/helpers/stop-services.ts)`);
+    notice(
+      `nats: started nats-server (pid ${s.child.pid}) at ${s.url}, store ${natsDir}; it stays up for later runs (stop: npx tsx test/helpers/stop-services.ts)`,
+    );
     return { url: s.url, pid: s.child.pid!, started: true };
   }, dir);
 }

@@ -99,7 +99,8 @@ export async function probePostgres(url: string, timeoutMs = 3000, minConnection
   try {
     await client.connect();
     const { rows } = await client.query<{ n: number }>(`SELECT current_setting('max_connections')::int AS n`);
-    if (rows[0]!.n < minConnections) return `allows only ${rows[0]!.n} connections (max_connections), and the suite opens up to ${minConnections} at once`;
+    if (rows[0]!.n < minConnections)
+      return `allows only ${rows[0]!.n} connections (max_connections), and the suite opens up to ${minConnections} at once`;
     return undefined;
   } catch (err) {
     return (err as Error).message || String(err);
@@ -115,7 +116,12 @@ export async function probePostgres(url: string, timeoutMs = 3000, minConnection
 export function probeNats(url: string, timeoutMs = 2000, expectName?: string): Promise<string | undefined> {
   let u: URL;
   try {
-    u = new URL(url.split(',')[0]!.trim().replace(/^(tls|wss?):/, 'nats:'));
+    u = new URL(
+      url
+        .split(',')[0]!
+        .trim()
+        .replace(/^(tls|wss?):/, 'nats:'),
+    );
   } catch {
     return Promise.resolve(`not a URL: ${url}`);
   }

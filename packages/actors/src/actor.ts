@@ -170,7 +170,6 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     return this.exitListeners.add(listener);
   }
 
-
   /** How init ended, if it has: set synchronously by start() when init does not return a promise. */
   startResultNow(): StartResult | undefined {
     return this.startResult;
@@ -497,7 +496,7 @@ class Context<M, R> implements ActorContext<M, R> {
   }
   get logger(): Logger {
     const a = this.actor;
-    return (a.childLogger ??= (a.system.logger).child({ actor: a.name }));
+    return (a.childLogger ??= a.system.logger.child({ actor: a.name }));
   }
   get signal(): AbortSignal {
     const a = this.actor;

@@ -77,7 +77,7 @@ export class NameTakenError extends ActorSystemError {
   constructor(name: string) {
     super(
       `the name "${name}" is already registered to an actor or supervisor that has not finished stopping; ` +
-        'pick another name, or await the holder\'s stop() before reusing it',
+        "pick another name, or await the holder's stop() before reusing it",
     );
     this.takenName = name;
   }

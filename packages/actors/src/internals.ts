@@ -17,7 +17,10 @@ export interface SystemInternals {
   /** A root supervisor gave up. */
   fatal(err: Error, supervisor: Supervisor): void;
   /** Creates, registers (when `register`) and starts an actor. Throws NameTakenError. */
-  spawnActor<M, R>(behavior: Behavior<M, R>, opts: { name: string | undefined; register: boolean; shutdownMs: number; root: boolean }): Actor<M, R>;
+  spawnActor<M, R>(
+    behavior: Behavior<M, R>,
+    opts: { name: string | undefined; register: boolean; shutdownMs: number; root: boolean },
+  ): Actor<M, R>;
   /** Creates and registers (when `register`) a supervisor; the caller starts it. Throws NameTakenError. */
   newSupervisor(spec: SupervisorSpec, opts: { name: string | undefined; register: boolean; root: boolean }): Supervisor;
 }

@@ -210,7 +210,6 @@ export class Supervisor implements SupervisorRef {
     return this.exitListeners.add(listener);
   }
 
-
   // ---- operations -------------------------------------------------------------------------
 
   /** For operations whose outcome goes back to a caller: a rejection is the caller's to handle. */
@@ -322,10 +321,7 @@ export class Supervisor implements SupervisorRef {
         await this.giveUp(culprit, cause);
         return;
       }
-      this.sys.logger.warn(
-        { supervisor: this.name, child: culprit.spec.id, strategy: this.strategy, err: cause },
-        'restarting child',
-      );
+      this.sys.logger.warn({ supervisor: this.name, child: culprit.spec.id, strategy: this.strategy, err: cause }, 'restarting child');
       const group = this.groupFor(culprit);
       await this.stopChildren(group.filter((c) => c !== culprit));
       let failed: Child | undefined;

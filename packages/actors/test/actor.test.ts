@@ -49,7 +49,7 @@ test('messages are handled in arrival order, casts and calls alike', async (t) =
   await system.shutdown();
 });
 
-test('delivery is asynchronous: cast never runs the handler on the sender\'s stack', async (t) => {
+test("delivery is asynchronous: cast never runs the handler on the sender's stack", async (t) => {
   const system = createSystem();
   const seen: number[] = [];
   const ref = system.spawn({ handle: (n: number) => void seen.push(n) });
@@ -79,7 +79,10 @@ test('an async handler holds the mailbox: the next message waits until it settle
   const results = await Promise.all([3, 0, 2, 1, 4].map((waits, id) => ref.call({ id, waits })));
   t.deepEqual(results, [0, 1, 2, 3, 4]);
   t.is(maxActive, 1);
-  t.deepEqual(log, [0, 1, 2, 3, 4].flatMap((id) => [`start ${id}`, `end ${id}`]));
+  t.deepEqual(
+    log,
+    [0, 1, 2, 3, 4].flatMap((id) => [`start ${id}`, `end ${id}`]),
+  );
   await system.shutdown();
 });
 
@@ -497,7 +500,7 @@ test('ctx.sendAfter and ctx.sendEvery cast to self and are cleared when the acto
   await system.shutdown();
 });
 
-test('a crash clears the actor\'s timers too', async (t) => {
+test("a crash clears the actor's timers too", async (t) => {
   const system = createSystem();
   let ticks = 0;
   const ref = system.spawn({

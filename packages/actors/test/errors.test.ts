@@ -28,9 +28,19 @@ test('every error has a stable code, its class name, and a message that says wha
   const cause = new Error('disk full');
   const cases: [ActorSystemError, string, string, RegExp][] = [
     [new ActorCrashedError('engine', cause), 'ActorCrashedError', 'ACTOR_CRASHED', /crashed .*: disk full; .*retry only if/],
-    [new ActorStoppedError('engine', 'normal'), 'ActorStoppedError', 'ACTOR_STOPPED', /"engine" is not running \(reason: normal\); .*retry/],
+    [
+      new ActorStoppedError('engine', 'normal'),
+      'ActorStoppedError',
+      'ACTOR_STOPPED',
+      /"engine" is not running \(reason: normal\); .*retry/,
+    ],
     [new NameTakenError('g'), 'NameTakenError', 'NAME_TAKEN', /pick another name/],
-    [new SupervisorGaveUpError('s', 3, 5000, 'c', cause), 'SupervisorGaveUpError', 'SUPERVISOR_GAVE_UP', /more than 3 restarts within 5000 ms.*fix/],
+    [
+      new SupervisorGaveUpError('s', 3, 5000, 'c', cause),
+      'SupervisorGaveUpError',
+      'SUPERVISOR_GAVE_UP',
+      /more than 3 restarts within 5000 ms.*fix/,
+    ],
     [new ChildStartError('s', 'c', cause), 'ChildStartError', 'CHILD_START_FAILED', /failed to start: disk full; .*fix/],
     [new DuplicateChildError('s', 'c'), 'DuplicateChildError', 'DUPLICATE_CHILD', /unique id.*terminateChild/],
     [new InvalidSpecError('bad'), 'InvalidSpecError', 'INVALID_SPEC', /bad/],

@@ -91,59 +91,53 @@ test('concurrent senders: per-sender order is kept, every call gets its own repl
 
 test('a crash at message k: earlier calls answered, call k gets ActorCrashedError, later ones ActorStoppedError, none hang', async (t) => {
   await fc.assert(
-    fc.asyncProperty(
-      fc.integer({ min: 1, max: 25 }),
-      fc.nat(24),
-      fc.boolean(),
-      fc.boolean(),
-      async (n, rawK, asyncHandler, supervised) => {
-        const k = rawK % n;
-        const system = createSystem({ callTimeoutMs: 2000 });
-        const handled: number[] = [];
-        const boom = new Error(`crash at ${k}`);
-        let incarnations = 0;
-        const behavior = () => {
-          incarnations++;
-          return {
-            handle(i: number): number | Promise<number> {
-              handled.push(i);
-              if (!asyncHandler) {
-                if (i === k) throw boom;
-                return i;
-              }
-              return (async () => {
-                await tick();
-                if (i === k) throw boom;
-                return i;
-              })();
-            },
-          };
+    fc.asyncProperty(fc.integer({ min: 1, max: 25 }), fc.nat(24), fc.boolean(), fc.boolean(), async (n, rawK, asyncHandler, supervised) => {
+      const k = rawK % n;
+      const system = createSystem({ callTimeoutMs: 2000 });
+      const handled: number[] = [];
+      const boom = new Error(`crash at ${k}`);
+      let incarnations = 0;
+      const behavior = () => {
+        incarnations++;
+        return {
+          handle(i: number): number | Promise<number> {
+            handled.push(i);
+            if (!asyncHandler) {
+              if (i === k) throw boom;
+              return i;
+            }
+            return (async () => {
+              await tick();
+              if (i === k) throw boom;
+              return i;
+            })();
+          },
         };
-        let ref: ActorRef<number, number>;
-        let sup: SupervisorRef | undefined;
-        if (supervised) {
-          sup = await system.supervise({ strategy: 'one_for_one', children: [{ id: 'x', start: behavior }] });
-          ref = sup.child('x') as ActorRef<number, number>;
-        } else {
-          ref = system.spawn(behavior());
-        }
-        const outcomes = await Promise.allSettled(Array.from({ length: n }, (_, i) => ref.call(i)));
-        let ok = handled.length === k + 1 && handled.every((v, i) => v === i);
-        outcomes.forEach((o, i) => {
-          if (i < k) ok &&= o.status === 'fulfilled' && o.value === i;
-          else if (i === k) ok &&= o.status === 'rejected' && o.reason instanceof ActorCrashedError && o.reason.cause === boom;
-          else ok &&= o.status === 'rejected' && o.reason instanceof ActorStoppedError;
-        });
-        if (sup !== undefined) {
-          await waitFor(() => sup.child('x') !== ref && sup.child('x')!.alive, 'the restart');
-          const fresh = sup.child('x') as ActorRef<number, number>;
-          ok &&= fresh.mailboxSize === 0 && incarnations === 2;
-          ok &&= (await fresh.call(-7)) === -7;
-        }
-        await system.shutdown();
-        return ok;
-      },
-    ),
+      };
+      let ref: ActorRef<number, number>;
+      let sup: SupervisorRef | undefined;
+      if (supervised) {
+        sup = await system.supervise({ strategy: 'one_for_one', children: [{ id: 'x', start: behavior }] });
+        ref = sup.child('x') as ActorRef<number, number>;
+      } else {
+        ref = system.spawn(behavior());
+      }
+      const outcomes = await Promise.allSettled(Array.from({ length: n }, (_, i) => ref.call(i)));
+      let ok = handled.length === k + 1 && handled.every((v, i) => v === i);
+      outcomes.forEach((o, i) => {
+        if (i < k) ok &&= o.status === 'fulfilled' && o.value === i;
+        else if (i === k) ok &&= o.status === 'rejected' && o.reason instanceof ActorCrashedError && o.reason.cause === boom;
+        else ok &&= o.status === 'rejected' && o.reason instanceof ActorStoppedError;
+      });
+      if (sup !== undefined) {
+        await waitFor(() => sup.child('x') !== ref && sup.child('x')!.alive, 'the restart');
+        const fresh = sup.child('x') as ActorRef<number, number>;
+        ok &&= fresh.mailboxSize === 0 && incarnations === 2;
+        ok &&= (await fresh.call(-7)) === -7;
+      }
+      await system.shutdown();
+      return ok;
+    }),
     { numRuns: 80 },
   );
   t.pass();

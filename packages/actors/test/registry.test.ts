@@ -1,12 +1,5 @@
 import test from 'ava';
-import {
-  ActorSystemError,
-  ChildStartError,
-  createSystem,
-  NameTakenError,
-  SystemStoppedError,
-  type ActorRef,
-} from '@partita/actors';
+import { ActorSystemError, ChildStartError, createSystem, NameTakenError, SystemStoppedError, type ActorRef } from '@partita/actors';
 import { gate, guardProcess, sleep, waitFor } from './helpers.js';
 
 guardProcess(test);

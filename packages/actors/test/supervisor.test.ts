@@ -48,7 +48,13 @@ function recorder(log: string[], id: string, opts: { initMs?: number; failInit?:
   return { start, starts };
 }
 
-function specOf(log: string[], strategy: Strategy, ids: string[], restart?: RestartPolicy, extra: Partial<SupervisorSpec> = {}): SupervisorSpec {
+function specOf(
+  log: string[],
+  strategy: Strategy,
+  ids: string[],
+  restart?: RestartPolicy,
+  extra: Partial<SupervisorSpec> = {},
+): SupervisorSpec {
   return {
     strategy,
     ...extra,
@@ -148,10 +154,9 @@ test('a start() that throws or returns junk is a start failure too', async (t) =
     { instanceOf: ChildStartError },
   );
   t.is((throws.cause as Error).message, 'cannot build');
-  const junk = await t.throwsAsync(
-    system.supervise({ strategy: 'one_for_one', children: [{ id: 'x', start: () => ({}) as Behavior }] }),
-    { instanceOf: ChildStartError },
-  );
+  const junk = await t.throwsAsync(system.supervise({ strategy: 'one_for_one', children: [{ id: 'x', start: () => ({}) as Behavior }] }), {
+    instanceOf: ChildStartError,
+  });
   t.true(junk.cause instanceof InvalidSpecError);
   await system.shutdown();
 });
@@ -268,7 +273,10 @@ test('temporary children are never restarted', async (t) => {
   await refOf(sup, 'y').call('stop');
   await waitFor(() => sup.children().length === 0, 'both children gone');
   await sleep(10);
-  t.deepEqual(log.filter((l) => l.startsWith('init')), ['init x#1', 'init y#1']);
+  t.deepEqual(
+    log.filter((l) => l.startsWith('init')),
+    ['init x#1', 'init y#1'],
+  );
   t.true(sup.alive, 'exits of temporary children do not count against intensity');
   await system.shutdown();
 });
@@ -396,7 +404,12 @@ test('a child that keeps failing to restart counts as restarts until the supervi
   const fatal: Error[] = [];
   system.on('fatal', (e) => fatal.push(e));
   const child = recorder(log, 'flaky', { failInit: () => broken });
-  const sup = await system.supervise({ strategy: 'one_for_one', intensity: 3, periodMs: 5000, children: [{ id: 'flaky', start: child.start }] });
+  const sup = await system.supervise({
+    strategy: 'one_for_one',
+    intensity: 3,
+    periodMs: 5000,
+    children: [{ id: 'flaky', start: child.start }],
+  });
   broken = true;
   refOf(sup, 'flaky').cast('crash');
   await waitFor(() => !sup.alive, 'the supervisor to give up');
@@ -431,7 +444,16 @@ test('supervisors nest: start() may return a SupervisorSpec and children() expos
       { id: 'tail', start: recorder(log, 'tail').start },
     ],
   });
-  t.deepEqual(log, ['init engine#1', 'ready engine#1', 'init w1#1', 'ready w1#1', 'init w2#1', 'ready w2#1', 'init tail#1', 'ready tail#1']);
+  t.deepEqual(log, [
+    'init engine#1',
+    'ready engine#1',
+    'init w1#1',
+    'ready w1#1',
+    'init w2#1',
+    'ready w2#1',
+    'init tail#1',
+    'ready tail#1',
+  ]);
   const info = root.children()[1]!;
   t.is(info.ref.kind, 'supervisor');
   const workers = info.ref as SupervisorRef;
@@ -570,7 +592,10 @@ test('with nothing else under way, a child whose init is synchronous is started 
   // The fast path: init ran and the child is listed before startChild's promise is even awaited.
   const started = sup.startChild(quick('a'));
   t.deepEqual(order, ['init a']);
-  t.deepEqual(sup.children().map((c) => c.id), ['a']);
+  t.deepEqual(
+    sup.children().map((c) => c.id),
+    ['a'],
+  );
   const a = await started;
   // A temporary child that stops is gone from the supervisor as soon as it has exited.
   await a.stop();
@@ -595,7 +620,11 @@ test('with nothing else under way, a child whose init is synchronous is started 
   slowInit.open();
   await Promise.all([slow, b]);
   t.deepEqual(order, ['init a', 'init slow', 'init b']);
-  t.deepEqual(sup.children().map((c) => c.id), ['slow', 'b'], 'children stay in start order');
+  t.deepEqual(
+    sup.children().map((c) => c.id),
+    ['slow', 'b'],
+    'children stay in start order',
+  );
   await system.shutdown();
 });
 
@@ -698,7 +727,13 @@ test('invalid supervisor specs are rejected with InvalidSpecError', async (t) =>
     { strategy: 'one_for_one', intensity: -1, children: [] },
     { strategy: 'one_for_one', intensity: 1.5, children: [] },
     { strategy: 'one_for_one', periodMs: 0, children: [] },
-    { strategy: 'one_for_one', children: [{ id: 'a', start: h }, { id: 'a', start: h }] },
+    {
+      strategy: 'one_for_one',
+      children: [
+        { id: 'a', start: h },
+        { id: 'a', start: h },
+      ],
+    },
     { strategy: 'one_for_one', children: [{ id: 'a', start: 'nope' }] },
     { strategy: 'one_for_one', children: [{ id: 'a', start: h, restart: 'sometimes' }] },
     { strategy: 'one_for_one', children: [{ id: 'a', start: h, shutdownMs: -1 }] },

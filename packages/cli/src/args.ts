@@ -121,10 +121,16 @@ export function flag(values: Parsed['values'], name: string): boolean {
   return values[name] === true;
 }
 
-export function int(value: string | undefined, what: string, command: string, opts: { min?: number; max?: number } = {}): number | undefined {
+export function int(
+  value: string | undefined,
+  what: string,
+  command: string,
+  opts: { min?: number; max?: number } = {},
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UsageError(`${what} must be a whole number, got "${value}"`, command);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
+    throw new UsageError(`${what} must be a whole number, got "${value}"`, command);
   if (opts.min !== undefined && n < opts.min) throw new UsageError(`${what} must be at least ${opts.min}, got ${n}`, command);
   if (opts.max !== undefined && n > opts.max) throw new UsageError(`${what} must be at most ${opts.max}, got ${n}`, command);
   return n;
@@ -145,7 +151,8 @@ export function date(value: string | undefined, what: string, command: string): 
   if (value === undefined) return undefined;
   if (value.startsWith('+')) return new Date(Date.now() + duration(value.slice(1), what, command)!);
   const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`${what} must be an ISO date-time such as 2030-01-01T09:00:00Z (or +10m); got "${value}"`, command);
+  if (Number.isNaN(d.getTime()))
+    throw new UsageError(`${what} must be an ISO date-time such as 2030-01-01T09:00:00Z (or +10m); got "${value}"`, command);
   return d;
 }
 

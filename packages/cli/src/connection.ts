@@ -76,9 +76,19 @@ export async function resolveConnection(values: Parsed['values'], io: Io, comman
 
   const natsFlag = str(values, 'nats');
   let nats: string[] | false = false;
-  if (natsFlag !== undefined) nats = natsFlag === 'false' || natsFlag === '' ? false : natsFlag.split(',').map((s) => s.trim()).filter(Boolean);
+  if (natsFlag !== undefined)
+    nats =
+      natsFlag === 'false' || natsFlag === ''
+        ? false
+        : natsFlag
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
   else if (config?.nats) nats = config.nats.servers;
-  else if (!config && io.env.PARTITA_NATS_URL) nats = io.env.PARTITA_NATS_URL.split(',').map((s) => s.trim()).filter(Boolean);
+  else if (!config && io.env.PARTITA_NATS_URL)
+    nats = io.env.PARTITA_NATS_URL.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
 
   return {
     postgres,
@@ -121,7 +131,13 @@ export async function openClient(conn: Connection, logger?: Logger): Promise<Cli
   const jobs = await configJobs(conn);
   try {
     return await connect({
-      postgres: { connectionString: conn.postgres, max: 4, connectionTimeoutMillis: 10_000, application_name: 'partita-cli', ...(ssl ? { ssl } : {}) },
+      postgres: {
+        connectionString: conn.postgres,
+        max: 4,
+        connectionTimeoutMillis: 10_000,
+        application_name: 'partita-cli',
+        ...(ssl ? { ssl } : {}),
+      },
       schema: conn.schema,
       nats: conn.nats,
       cluster: conn.cluster,
@@ -131,7 +147,11 @@ export async function openClient(conn: Connection, logger?: Logger): Promise<Cli
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e.code && /^(CONFIG|VALIDATION)$/.test(e.code)) throw err;
-    const wrapped = new ExitError(`cannot connect to ${redactUrlPassword(conn.postgres)}: ${describeConnectError(e)}`, EXIT.ERROR, e.code ?? 'CONNECT');
+    const wrapped = new ExitError(
+      `cannot connect to ${redactUrlPassword(conn.postgres)}: ${describeConnectError(e)}`,
+      EXIT.ERROR,
+      e.code ?? 'CONNECT',
+    );
     throw wrapped;
   }
 }

@@ -68,7 +68,9 @@ export class ExitError extends Error {
 export class NotAvailableError extends Error {
   readonly code = 'NOT_AVAILABLE';
   constructor(what: string) {
-    super(`${what} is not available in this version of Partita (@partita/client has no such method); upgrade @partita/client and @partita/runtime`);
+    super(
+      `${what} is not available in this version of Partita (@partita/client has no such method); upgrade @partita/client and @partita/runtime`,
+    );
     this.name = 'NotAvailableError';
   }
 }

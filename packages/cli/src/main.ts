@@ -8,7 +8,22 @@ import { demo } from './commands/demo.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
 import { eprintln, processIo, type Io } from './io.js';
 
-export const COMMANDS: Command[] = [start, demo, enqueue, status, job, jobs, cancel, retry, pause, resume, paused, throttle, rollCall, migrate];
+export const COMMANDS: Command[] = [
+  start,
+  demo,
+  enqueue,
+  status,
+  job,
+  jobs,
+  cancel,
+  retry,
+  pause,
+  resume,
+  paused,
+  throttle,
+  rollCall,
+  migrate,
+];
 
 function version(): string {
   try {

@@ -18,7 +18,10 @@ export function stopWhenLauncherExits(logger: Logger, env: NodeJS.ProcessEnv = p
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);
-    logger.warn({ parent }, 'the npm process that started this node is gone (npm does not pass signals through its shell): stopping as on SIGTERM');
+    logger.warn(
+      { parent },
+      'the npm process that started this node is gone (npm does not pass signals through its shell): stopping as on SIGTERM',
+    );
     process.kill(process.pid, 'SIGTERM');
   }, 500);
   timer.unref();

@@ -22,7 +22,20 @@ import {
   isUuid,
   JOB_STATES,
 } from '@partita/core';
-import { JobStore, type AdminStore, type AppliedMigration, type ClientStore, type ClaimedJob, type ControlChange, type ControlRow, type JobListFilter, type JobMatch, type NewJob, type PgOptions, type RetryOutcome } from '@partita/postgres';
+import {
+  JobStore,
+  type AdminStore,
+  type AppliedMigration,
+  type ClientStore,
+  type ClaimedJob,
+  type ControlChange,
+  type ControlRow,
+  type JobListFilter,
+  type JobMatch,
+  type NewJob,
+  type PgOptions,
+  type RetryOutcome,
+} from '@partita/postgres';
 import { InProcessBus, createBus, type Bus, type NatsBusOptions } from '@partita/nats';
 import { subjects } from '@partita/protocol';
 import {
@@ -196,7 +209,12 @@ export class Client {
    * the id returned makes `result(id)` resolve to what its perform returns, and the definition's
    * queue, maxAttempts, timeoutMs, queueKey and executionKey apply (options still win).
    */
-  enqueue<P, R>(partition: string, definition: TypedJobSpec<P, R>, payload: NoInfer<P>, options?: EnqueueOptions): Promise<{ id: JobId<R> }>;
+  enqueue<P, R>(
+    partition: string,
+    definition: TypedJobSpec<P, R>,
+    payload: NoInfer<P>,
+    options?: EnqueueOptions,
+  ): Promise<{ id: JobId<R> }>;
   enqueue(partition: string, type: string, payload?: unknown, options?: EnqueueOptions): Promise<{ id: string }>;
   async enqueue(partition: string, type: string | TypedJobSpec, payload?: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
     if (typeof type !== 'string') return this.enqueueDefined(partition, type, payload, options);
@@ -254,7 +272,15 @@ export class Client {
       const jobs = await Promise.all(removed.map((o) => this.store.getJob(o.id).catch(() => undefined)));
       for (const job of jobs) {
         if (job?.state !== 'cancelled') continue;
-        this.emitEvent({ id: job.id, partition: job.partition, queue: job.queue, type: job.type, kind: 'cancelled', attempt: job.attempts, at });
+        this.emitEvent({
+          id: job.id,
+          partition: job.partition,
+          queue: job.queue,
+          type: job.type,
+          kind: 'cancelled',
+          attempt: job.attempts,
+          at,
+        });
       }
     }
     return outcomes.length > 0;
@@ -421,10 +447,15 @@ export class Client {
     if (!this.bus) return this.rollCallFromPostgres(options.delayMs ?? DEFAULT_ROLL_CALL_MS, options.max);
     const bus = this.bus;
     const delayMs = options.delayMs ?? DEFAULT_ROLL_CALL_MS;
-    const replies = await bus.gather<unknown>(subjects.rollCall(this.cluster), ROLL_CALL_KIND, {}, {
-      delayMs,
-      ...(options.max !== undefined ? { max: options.max } : {}),
-    });
+    const replies = await bus.gather<unknown>(
+      subjects.rollCall(this.cluster),
+      ROLL_CALL_KIND,
+      {},
+      {
+        delayMs,
+        ...(options.max !== undefined ? { max: options.max } : {}),
+      },
+    );
     return replies.filter(isMemberProfile).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
@@ -493,9 +524,13 @@ export class Client {
     const bus = this.requireBus('subscribeQuorum()');
     if (typeof callback !== 'function') throw new ValidationError('must be a function (data, topic) => void', 'callback');
     const prefixLength = subjects.quorumPattern(this.cluster, '>').length - 1;
-    const off = await bus.subscribe(subjects.quorumPattern(this.cluster, topicPattern), (data, msg) => callback(data, msg.subject.slice(prefixLength)), {
-      kinds: [QUORUM_KIND],
-    });
+    const off = await bus.subscribe(
+      subjects.quorumPattern(this.cluster, topicPattern),
+      (data, msg) => callback(data, msg.subject.slice(prefixLength)),
+      {
+        kinds: [QUORUM_KIND],
+      },
+    );
     return this.track(off);
   }
 
@@ -562,7 +597,10 @@ export class Client {
   async throttle(options: { ms: number; partition?: string; queue?: string; node?: string }): Promise<void> {
     const { ms, partition, queue, node } = options ?? ({} as never);
     if (!Number.isInteger(ms) || ms < -1 || ms > MAX_THROTTLE_MS) {
-      throw new ValidationError(`must be a whole number of ms from -1 (stop until lifted) to ${MAX_THROTTLE_MS}; 0 lifts the throttle`, 'throttle.ms');
+      throw new ValidationError(
+        `must be a whole number of ms from -1 (stop until lifted) to ${MAX_THROTTLE_MS}; 0 lifts the throttle`,
+        'throttle.ms',
+      );
     }
     const rule = { ms, ...(queue !== undefined ? { queue: checkName(queue, 'queue') } : {}), ...(node !== undefined ? { node } : {}) };
     const partitions = partition !== undefined ? [partition] : [...(await this.store.knownQueues()).keys()];
@@ -640,7 +678,21 @@ export class Client {
   private async handOff(job: NewJob, target: IdleAdvert): Promise<{ id: string }> {
     const claimed = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
     const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey, traceparent } = claimed;
-    const message: Handoff = { job: { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey, ...(traceparent ? { traceparent } : {}) } };
+    const message: Handoff = {
+      job: {
+        id,
+        partition,
+        queue,
+        type,
+        payload,
+        priority,
+        attempt,
+        maxAttempts,
+        timeoutMs,
+        queueKey,
+        ...(traceparent ? { traceparent } : {}),
+      },
+    };
     let sent = this.hooks.handOff?.(target.node, claimed) ?? false;
     try {
       sent ||= this.bus!.publish(subjects.node(this.cluster, target.node), HANDOFF_KIND, message);
@@ -652,7 +704,11 @@ export class Client {
       // The job is stored either way: should this fail too, its lease runs out and it is rescued.
       await this.store.release(target.node, [{ id, attempt }]).then(
         ({ released }) => released.size > 0 && this.wake(partition, new Set([queue])),
-        (err) => this.logger.warn({ jobId: id, err: (err as Error)?.message }, 'handing back an undelivered hand-off failed; the job runs once its lease expires'),
+        (err) =>
+          this.logger.warn(
+            { jobId: id, err: (err as Error)?.message },
+            'handing back an undelivered hand-off failed; the job runs once its lease expires',
+          ),
       );
     }
     this.publishEnqueued([job], [id]);
@@ -668,7 +724,10 @@ export class Client {
     this.hooks.enqueued?.(partition, queues);
     if (!this.bus) {
       return this.store.notifyEnqueued(partition, queues).catch((err) => {
-        this.logger.debug({ partition, err: (err as Error)?.message }, 'notifying nodes of an enqueue failed; they claim it at their next poll');
+        this.logger.debug(
+          { partition, err: (err as Error)?.message },
+          'notifying nodes of an enqueue failed; they claim it at their next poll',
+        );
       });
     }
     for (const queue of queues) this.bus.publish(subjects.wake(this.cluster, partition, queue), WAKE_KIND, null);
@@ -681,7 +740,15 @@ export class Client {
   private publishEnqueued(jobs: NewJob[], ids: string[]): void {
     if (!this.enqueueEvents || !this.bus?.connected) return;
     const at = new Date();
-    const events: JobEvent[] = jobs.map((job, i) => ({ id: ids[i]!, partition: job.partition, queue: job.queue!, type: job.type, kind: 'enqueued', attempt: 0, at }));
+    const events: JobEvent[] = jobs.map((job, i) => ({
+      id: ids[i]!,
+      partition: job.partition,
+      queue: job.queue!,
+      type: job.type,
+      kind: 'enqueued',
+      attempt: 0,
+      at,
+    }));
     publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
   }
 
@@ -694,7 +761,10 @@ export class Client {
     const now = Date.now();
     if (now - this.lastEventProblemAt < 60_000) return;
     this.lastEventProblemAt = now;
-    this.logger.warn({ jobId: event.id, kind: event.kind, err: (error as Error)?.message }, 'a job event could not be published (logged once a minute)');
+    this.logger.warn(
+      { jobId: event.id, kind: event.kind, err: (error as Error)?.message },
+      'a job event could not be published (logged once a minute)',
+    );
   }
 
   private broadcastCancel(jobs: { id: string; partition: string }[]): void {
@@ -755,7 +825,8 @@ export class Client {
    */
   private async resolve(partition: string, jobs: EnqueueManyItem[], single = false): Promise<NewJob[]> {
     jobs.forEach((job, i) => {
-      if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object { type, payload?, ...options }', `jobs[${i}]`);
+      if (typeof job !== 'object' || job === null)
+        throw new ValidationError('must be an object { type, payload?, ...options }', `jobs[${i}]`);
     });
     await this.readRegistryFor(jobs);
     const registered = this.registered!;
@@ -774,11 +845,19 @@ export class Client {
       // A key given at enqueue wins; then the local definition's (template or function), then the
       // template nodes registered, which is how a key holds for clients without the definitions.
       if (job.queueKey === undefined) {
-        const queueKey = keyFromRule(spec?.queueKey ?? known?.queueKey ?? undefined, job.payload, { type: job.type, which: 'queueKey', at });
+        const queueKey = keyFromRule(spec?.queueKey ?? known?.queueKey ?? undefined, job.payload, {
+          type: job.type,
+          which: 'queueKey',
+          at,
+        });
         if (queueKey !== undefined) out.queueKey = queueKey;
       }
       if (job.executionKey === undefined) {
-        const executionKey = keyFromRule(spec?.executionKey ?? known?.executionKey ?? undefined, job.payload, { type: job.type, which: 'executionKey', at });
+        const executionKey = keyFromRule(spec?.executionKey ?? known?.executionKey ?? undefined, job.payload, {
+          type: job.type,
+          which: 'executionKey',
+          at,
+        });
         if (executionKey !== undefined) out.executionKey = executionKey;
       }
       return out;
@@ -795,7 +874,9 @@ export class Client {
     if (this.registered === undefined) await this.readRegistry(false);
     else if (Date.now() - this.registeredAt > REGISTRY_MAX_AGE_MS && !this.registryRead) {
       // Refreshed beside this enqueue, not before it: the enqueue path keeps its one round trip.
-      this.readRegistry(false).catch((err: unknown) => this.logger.debug({ err: (err as Error)?.message }, 'reading the job-type registry failed; using the copy read before'));
+      this.readRegistry(false).catch((err: unknown) =>
+        this.logger.debug({ err: (err as Error)?.message }, 'reading the job-type registry failed; using the copy read before'),
+      );
     }
     const age = Date.now() - this.registeredAt;
     const missing = jobs.filter((j) => !this.registered!.has(j.type));
@@ -818,9 +899,11 @@ export class Client {
         }
       });
       this.registryRead = read;
-      void read.finally(() => {
-        if (this.registryRead === read) this.registryRead = undefined;
-      }).catch(() => undefined);
+      void read
+        .finally(() => {
+          if (this.registryRead === read) this.registryRead = undefined;
+        })
+        .catch(() => undefined);
     }
     await this.registryRead;
   }
@@ -896,10 +979,25 @@ export class Client {
     const refusedRows = done.filter((r): r is RetryOutcome & { queueKey: string } => !r.retried && r.queueKey !== null);
     const holders = new Map<string, Map<string, string>>();
     for (const partition of new Set(refusedRows.map((r) => r.partition))) {
-      holders.set(partition, await this.store.queueKeyHolders(partition, refusedRows.filter((r) => r.partition === partition).map((r) => r.queueKey)));
+      holders.set(
+        partition,
+        await this.store.queueKeyHolders(
+          partition,
+          refusedRows.filter((r) => r.partition === partition).map((r) => r.queueKey),
+        ),
+      );
     }
     const refused = refusedRows.map((r) => ({ id: r.id, queueKey: r.queueKey, heldBy: holders.get(r.partition)!.get(r.queueKey) }));
-    return { ...bulkDone(byState, matching, limit, retried.map((r) => r.id), done.length), refused };
+    return {
+      ...bulkDone(
+        byState,
+        matching,
+        limit,
+        retried.map((r) => r.id),
+        done.length,
+      ),
+      refused,
+    };
   }
 
   /**
@@ -970,9 +1068,11 @@ export class Client {
   /** Checks a bulk call's filter and options; the limit defaults to DEFAULT_BULK_LIMIT. */
   private bulkStart(filter: JobMatch, options: BulkOptions): { limit: number; dryRun: boolean } {
     this.assertOpen();
-    if (typeof filter !== 'object' || filter === null) throw new ValidationError('must be an object { partition?, queue?, type?, states?, lookup?, before?, ids? }', 'filter');
+    if (typeof filter !== 'object' || filter === null)
+      throw new ValidationError('must be an object { partition?, queue?, type?, states?, lookup?, before?, ids? }', 'filter');
     const limit = options.limit ?? DEFAULT_BULK_LIMIT;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BULK_LIMIT) throw new ValidationError(`must be a whole number from 1 to ${MAX_BULK_LIMIT}`, 'limit');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_BULK_LIMIT)
+      throw new ValidationError(`must be a whole number from 1 to ${MAX_BULK_LIMIT}`, 'limit');
     if (filter.before !== undefined && !isUuid(filter.before)) throw new ValidationError('must be a job id', 'filter.before');
     filter.states?.forEach((state, i) => {
       if (!isJobState(state)) throw new ValidationError(`must be one of ${JOB_STATES.join(', ')}`, `filter.states[${i}]`);
@@ -991,7 +1091,15 @@ export class Client {
     for (const [partition, set] of queues) this.wake(partition, set);
     if (!this.enqueueEvents || !this.bus?.connected) return;
     const at = new Date();
-    const events: JobEvent[] = rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, kind: 'enqueued', attempt: r.attempts, at }));
+    const events: JobEvent[] = rows.map((r) => ({
+      id: r.id,
+      partition: r.partition,
+      queue: r.queue,
+      type: r.type,
+      kind: 'enqueued',
+      attempt: r.attempts,
+      at,
+    }));
     publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
   }
 }

@@ -16,17 +16,24 @@ export async function requestGlobal<T = unknown>(
   timeoutMs = GLOBAL_REQUEST_TIMEOUT_MS,
 ): Promise<T> {
   if (!bus) {
-    throw new BusUnavailableError(`Global of partition "${partition}" is out of reach: this client has no bus; connect() with nats: to reach the cluster`);
+    throw new BusUnavailableError(
+      `Global of partition "${partition}" is out of reach: this client has no bus; connect() with nats: to reach the cluster`,
+    );
   }
   const deadline = Date.now() + timeoutMs;
   let wait = 25;
   for (;;) {
     try {
-      return await bus.request<T>(subjects.global(cluster, partition), request.op, request, { timeoutMs: Math.max(1, deadline - Date.now()) });
+      return await bus.request<T>(subjects.global(cluster, partition), request.op, request, {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      });
     } catch (err) {
       if (!isRetriable(err) || Date.now() + wait >= deadline) {
         if (err instanceof NoRespondersError) {
-          throw new BusUnavailableError(`no node leads partition "${partition}" right now (its Global did not answer within ${timeoutMs} ms)`, { cause: err });
+          throw new BusUnavailableError(
+            `no node leads partition "${partition}" right now (its Global did not answer within ${timeoutMs} ms)`,
+            { cause: err },
+          );
         }
         throw err;
       }

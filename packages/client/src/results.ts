@@ -31,7 +31,10 @@ export class ResultWatch {
    * Calls `onEvent` with the terminal events of the job; resolves once the subscriptions are live
    * (so nothing published after that is missed). The returned function stops watching.
    */
-  async watch(job: { id: string; partition: string; queue: string; type: string }, onEvent: (event: JobEvent) => void): Promise<() => void> {
+  async watch(
+    job: { id: string; partition: string; queue: string; type: string },
+    onEvent: (event: JobEvent) => void,
+  ): Promise<() => void> {
     const key = `${job.partition}\u0000${job.queue}\u0000${job.type}`;
     let entry = this.entries.get(key);
     if (!entry || entry.closed) {
@@ -113,6 +116,8 @@ export class ResultWatch {
     if (this.entries.get(key) === entry) this.entries.delete(key);
     await entry.ready.catch(() => undefined);
     const offs = entry.offs.splice(0);
-    await Promise.all(offs.map((off) => off().catch((err) => this.logger.debug({ err: describeError(err).message }, 'unsubscribe failed'))));
+    await Promise.all(
+      offs.map((off) => off().catch((err) => this.logger.debug({ err: describeError(err).message }, 'unsubscribe failed'))),
+    );
   }
 }

@@ -44,7 +44,10 @@ test('type tokens: very long encodings are cut and hashed, still distinct and va
 
 test('event subjects: partita.<cluster>.event.<partition>.<queue>.<typeToken>.<kind>', (t) => {
   t.is(jobEventSubject('c1', 'billing', 'default', 'invoice', 'completed'), 'partita.c1.event.billing.default.invoice.completed');
-  t.is(jobEventSubject('c1', 'billing', 'default', 'billing.invoice', 'started'), 'partita.c1.event.billing.default.billing%2Einvoice.started');
+  t.is(
+    jobEventSubject('c1', 'billing', 'default', 'billing.invoice', 'started'),
+    'partita.c1.event.billing.default.billing%2Einvoice.started',
+  );
   t.throws(() => jobEventSubject('c1', 'bad partition', 'default', 'x', 'completed'), { instanceOf: ValidationError });
 });
 
@@ -90,15 +93,33 @@ test('isJobEvent accepts well-formed events only', (t) => {
 test('batch messages: events of one subject travel together and unpack one by one; malformed parts are dropped', async (t) => {
   const bus = new InProcessBus({ cluster: 'c' });
   const got: { kind: string; events: JobEvent[] }[] = [];
-  const off = await bus.subscribe('partita.c.event.>', (data, msg) => void got.push({ kind: msg.kind, events: jobEventsOf(data, msg.kind) }));
+  const off = await bus.subscribe(
+    'partita.c.event.>',
+    (data, msg) => void got.push({ kind: msg.kind, events: jobEventsOf(data, msg.kind) }),
+  );
   const at = new Date();
-  const ev = (id: string, kind: JobEvent['kind'], queue = 'q'): JobEvent => ({ id, partition: 'p', queue, type: 't.x', kind, attempt: 1, at, node: 'n' });
+  const ev = (id: string, kind: JobEvent['kind'], queue = 'q'): JobEvent => ({
+    id,
+    partition: 'p',
+    queue,
+    type: 't.x',
+    kind,
+    attempt: 1,
+    at,
+    node: 'n',
+  });
   publishJobEvents(bus, [ev('a', 'completed'), ev('b', 'completed'), ev('c', 'started'), ev('d', 'completed', 'other')]);
   await new Promise((r) => setTimeout(r, 20));
   t.deepEqual(got.map((g) => g.kind).sort(), ['job.completed', 'job.completed.batch', 'job.started']);
   const batch = got.find((g) => g.kind === 'job.completed.batch')!;
   t.deepEqual(batch.events, [ev('a', 'completed'), ev('b', 'completed')]);
-  t.deepEqual(jobEventsOf({ partition: 'p', queue: 'q', type: 't', kind: 'completed', at, events: [{ id: 'ok', attempt: 1 }, { id: 5 }, null] }, 'job.completed.batch').map((e) => e.id), ['ok']);
+  t.deepEqual(
+    jobEventsOf(
+      { partition: 'p', queue: 'q', type: 't', kind: 'completed', at, events: [{ id: 'ok', attempt: 1 }, { id: 5 }, null] },
+      'job.completed.batch',
+    ).map((e) => e.id),
+    ['ok'],
+  );
   t.deepEqual(jobEventsOf({ events: 'nope' }, 'job.completed.batch'), []);
   t.deepEqual(jobEventsOf(null, 'job.completed.batch'), []);
   await off();

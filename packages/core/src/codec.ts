@@ -33,7 +33,8 @@ export function decode<T = unknown>(bytes: Uint8Array): Envelope<T> {
   }
   const env = value as Partial<Envelope<T>>;
   if (typeof env.v !== 'number' || !Number.isInteger(env.v)) throw new ValidationError('message has no integer version field `v`');
-  if (env.v > WIRE_VERSION) throw new ValidationError(`message version ${env.v} is newer than this node speaks (${WIRE_VERSION}); upgrade the node`);
+  if (env.v > WIRE_VERSION)
+    throw new ValidationError(`message version ${env.v} is newer than this node speaks (${WIRE_VERSION}); upgrade the node`);
   if (typeof env.k !== 'string' || env.k.length === 0) throw new ValidationError('message has no kind field `k`');
   return { v: env.v, k: env.k, d: env.d as T };
 }

@@ -88,7 +88,7 @@ export class UnknownJobTypeError extends PartitaError {
       'UNKNOWN_JOB_TYPE',
       `job type "${type}" is not defined by any node of this cluster` +
         (known.length ? ` (defined: ${known.slice(0, 20).join(', ')}${known.length > 20 ? ', …' : ''})` : '') +
-        '; define it with defineJob(...) in a node\'s `jobs` and start that node, or, to enqueue it before ' +
+        "; define it with defineJob(...) in a node's `jobs` and start that node, or, to enqueue it before " +
         'such a node starts (a rolling deploy), pass { allowUnknownType: true } (partita enqueue --allow-unknown-type)',
     );
     this.type = type;
@@ -178,13 +178,20 @@ export class LeaseLostError extends PartitaError {
 
 export class BusUnavailableError extends PartitaError {
   constructor(what: string, options?: { cause?: unknown }) {
-    super('BUS_UNAVAILABLE', `${what}: the message bus (NATS) is not connected; check that nats-server is reachable, jobs keep running meanwhile`, options);
+    super(
+      'BUS_UNAVAILABLE',
+      `${what}: the message bus (NATS) is not connected; check that nats-server is reachable, jobs keep running meanwhile`,
+      options,
+    );
   }
 }
 
 export class NotLeaderError extends PartitaError {
   constructor(partition: string) {
-    super('NOT_LEADER', `this node does not hold the Global lease of partition "${partition}"; retry, the request will be routed to the current leader`);
+    super(
+      'NOT_LEADER',
+      `this node does not hold the Global lease of partition "${partition}"; retry, the request will be routed to the current leader`,
+    );
   }
 }
 

@@ -8,7 +8,14 @@ export * from './jobs.js';
 export { parseKeyTemplate, evaluateKeyTemplate, keyFromRule, type KeyRule, type KeyKind, type KeyContext } from './key-template.js';
 export * from './config/index.js';
 // Shared with other packages' YAML loaders (workflow apps), so every file:line in the project is found the same way.
-export { parseYaml, YamlPositions, type PathSegment, type YamlParseResult, type YamlSyntaxProblem, type ParseYamlOptions } from './config/yaml.js';
+export {
+  parseYaml,
+  YamlPositions,
+  type PathSegment,
+  type YamlParseResult,
+  type YamlSyntaxProblem,
+  type ParseYamlOptions,
+} from './config/yaml.js';
 export { closest } from './config/suggest.js';
 export {
   TRACEPARENT_KEY,

@@ -19,12 +19,16 @@ export function toJsonStrict(
   errorType: PathErrorType = ValidationError,
 ): { json: string; bytes: number } {
   // Strings, booleans and null need no walk (nor its allocation).
-  if (value !== null && typeof value !== 'string' && typeof value !== 'boolean' && value !== undefined) check(value, new Walk(what, errorType));
+  if (value !== null && typeof value !== 'string' && typeof value !== 'boolean' && value !== undefined)
+    check(value, new Walk(what, errorType));
   let json: string;
   try {
     json = JSON.stringify(value === undefined ? null : value);
   } catch (err) {
-    throw new errorType(`is not JSON-serialisable (${(err as Error).message}); pass plain objects, arrays, strings, numbers, booleans or null`, name(what));
+    throw new errorType(
+      `is not JSON-serialisable (${(err as Error).message}); pass plain objects, arrays, strings, numbers, booleans or null`,
+      name(what),
+    );
   }
   // JSON.stringify writes both as escapes, so one scan of the text rules them out; the walk that
   // names the path runs only on a hit (which may be an escaped backslash followed by "u0000").
@@ -124,7 +128,8 @@ const REFUSED_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/;
 function checkText(value: unknown, json: string, walk: Walk): void {
   walkText(value, walk);
   // Not in any string the walk reached, so it came out of a toJSON.
-  if (REFUSED_ESCAPE.test(json)) walk.fail('contains a NUL character or an unpaired surrogate, which Postgres cannot store in JSON; remove it');
+  if (REFUSED_ESCAPE.test(json))
+    walk.fail('contains a NUL character or an unpaired surrogate, which Postgres cannot store in JSON; remove it');
 }
 
 function walkText(value: unknown, walk: Walk): void {
@@ -155,5 +160,6 @@ function walkText(value: unknown, walk: Walk): void {
 
 function textProblem(text: string, walk: Walk, which = ''): void {
   if (text.includes('\u0000')) walk.fail(`${which}contains a NUL character (\\u0000), which Postgres cannot store in JSON; remove it`);
-  if (UNPAIRED_SURROGATE.test(text)) walk.fail(`${which}contains an unpaired UTF-16 surrogate (broken text), which Postgres cannot store in JSON; fix the text`);
+  if (UNPAIRED_SURROGATE.test(text))
+    walk.fail(`${which}contains an unpaired UTF-16 surrogate (broken text), which Postgres cannot store in JSON; fix the text`);
 }

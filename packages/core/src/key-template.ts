@@ -34,13 +34,15 @@ const compiled = new Map<string, Part[]>();
 export function parseKeyTemplate(template: string, where = 'template'): Part[] {
   const cached = compiled.get(template);
   if (cached) return cached;
-  if (typeof template !== 'string' || template.length === 0) throw new ValidationError('a key template must be a non-empty string such as "invoice:{invoice}"', where);
+  if (typeof template !== 'string' || template.length === 0)
+    throw new ValidationError('a key template must be a non-empty string such as "invoice:{invoice}"', where);
   const parts: Part[] = [];
   let text = '';
   for (let i = 0; i < template.length; i++) {
     const c = template[i]!;
     if (c === '}') {
-      if (template[i + 1] !== '}') throw new ValidationError(`"}" at ${i} closes no "{" in ${JSON.stringify(template)}; write "}}" for a literal brace`, where);
+      if (template[i + 1] !== '}')
+        throw new ValidationError(`"}" at ${i} closes no "{" in ${JSON.stringify(template)}; write "}}" for a literal brace`, where);
       text += '}';
       i++;
       continue;
@@ -55,7 +57,8 @@ export function parseKeyTemplate(template: string, where = 'template'): Part[] {
       continue;
     }
     const end = template.indexOf('}', i + 1);
-    if (end < 0) throw new ValidationError(`"{" at ${i} is never closed in ${JSON.stringify(template)}; write "{{" for a literal brace`, where);
+    if (end < 0)
+      throw new ValidationError(`"{" at ${i} is never closed in ${JSON.stringify(template)}; write "{{" for a literal brace`, where);
     const source = template.slice(i + 1, end);
     const path = source.split('.');
     if (path.some((segment) => !SEGMENT.test(segment))) {
@@ -97,11 +100,18 @@ export function evaluateKeyTemplate(template: string, payload: unknown, context:
     const where = `${at}.${part.source}`;
     const needs = `the ${context.which} template ${JSON.stringify(template)} of job type "${context.type}" needs a string, number or boolean here`;
     if (value === undefined || value === null) {
-      throw new ValidationError(`is ${value === null ? 'null' : 'missing'}, but ${needs}; add it to the payload, or pass ${context.which} explicitly`, where);
+      throw new ValidationError(
+        `is ${value === null ? 'null' : 'missing'}, but ${needs}; add it to the payload, or pass ${context.which} explicitly`,
+        where,
+      );
     }
     if (typeof value === 'string') key += value;
     else if (typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) key += String(value);
-    else throw new ValidationError(`is ${describe(value)}, but ${needs}; point the template at a value inside it (such as {${part.source}.id})`, where);
+    else
+      throw new ValidationError(
+        `is ${describe(value)}, but ${needs}; point the template at a value inside it (such as {${part.source}.id})`,
+        where,
+      );
   }
   return key;
 }
@@ -117,7 +127,10 @@ export function keyFromRule(rule: KeyRule<any> | undefined, payload: unknown, co
   try {
     key = rule(payload) ?? undefined;
   } catch (err) {
-    throw new ValidationError(`${context.which}(payload) of job type "${context.type}" threw: ${(err as Error)?.message ?? String(err)}`, context.at ?? 'payload');
+    throw new ValidationError(
+      `${context.which}(payload) of job type "${context.type}" threw: ${(err as Error)?.message ?? String(err)}`,
+      context.at ?? 'payload',
+    );
   }
   return key;
 }

@@ -13,7 +13,10 @@ export function createLogger(options: LoggerOptions & { name?: string } = {}, de
 }
 
 /** One child logger per partition and per actor, so every line says where it came from. */
-export function childLogger(parent: Logger, bindings: { partition?: string; actor?: string; node?: string; [key: string]: unknown }): Logger {
+export function childLogger(
+  parent: Logger,
+  bindings: { partition?: string; actor?: string; node?: string; [key: string]: unknown },
+): Logger {
   return parent.child(bindings);
 }
 

@@ -135,7 +135,8 @@ export function traceEnqueue<J extends { partition: string; type: string; queue?
 ): Promise<R> {
   const t = tracer();
   // Malformed input goes untraced to the insert, whose checks say what is wrong with it.
-  if (t === undefined || !Array.isArray(jobs) || jobs.length === 0 || !jobs.every((j) => typeof j === 'object' && j !== null)) return insert(jobs);
+  if (t === undefined || !Array.isArray(jobs) || jobs.length === 0 || !jobs.every((j) => typeof j === 'object' && j !== null))
+    return insert(jobs);
   const first = jobs[0]!;
   const attributes: OTel.Attributes = { 'partita.job.count': jobs.length };
   if (typeof first.partition === 'string') attributes['partita.partition'] = first.partition;
@@ -277,7 +278,11 @@ export function traceComplete(
     'partita.complete',
     {
       kind: api!.SpanKind.INTERNAL,
-      attributes: { 'partita.partition': partition, 'partita.complete.completed': completions.length, 'partita.complete.failed': failures.length },
+      attributes: {
+        'partita.partition': partition,
+        'partita.complete.completed': completions.length,
+        'partita.complete.failed': failures.length,
+      },
       links,
       root: true,
     },

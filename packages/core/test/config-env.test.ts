@@ -35,7 +35,9 @@ test('PARTITA_POSTGRES_URL replaces the whole endpoint of the file; PARTITA_POST
 });
 
 test('PARTITA_NATS_URL (comma-separated) turns NATS on, even over nats: false; credentials apply only when NATS is on', (t) => {
-  t.deepEqual(parse('nats: false\n', { PARTITA_NATS_URL: 'nats://a:4222, nats://b:4222' }).nats, { servers: ['nats://a:4222', 'nats://b:4222'] });
+  t.deepEqual(parse('nats: false\n', { PARTITA_NATS_URL: 'nats://a:4222, nats://b:4222' }).nats, {
+    servers: ['nats://a:4222', 'nats://b:4222'],
+  });
   t.is(parse('', { PARTITA_NATS_USER: 'u', PARTITA_NATS_PASS: 'p' }).nats, undefined, 'credentials alone do not turn NATS on');
   t.deepEqual(parse('nats: nats://file:4222\n', { PARTITA_NATS_USER: 'u', PARTITA_NATS_PASS: 'p' }).nats, {
     servers: ['nats://file:4222'],

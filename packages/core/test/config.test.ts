@@ -17,17 +17,25 @@ interface Expected {
 
 /** Every bad fixture, with every problem it must produce: exact line, exact key path, the gist of the message. */
 const BAD_FIXTURES: Record<string, Expected[]> = {
-  'unknown-key.yaml': [{ line: 5, path: 'engine.hartbeatMs', message: /^unknown key; did you mean "heartbeatMs"\? \(expected one of: leaseMs, heartbeatMs, / }],
+  'unknown-key.yaml': [
+    { line: 5, path: 'engine.hartbeatMs', message: /^unknown key; did you mean "heartbeatMs"\? \(expected one of: leaseMs, heartbeatMs, / },
+  ],
   'unknown-key-snake.yaml': [{ line: 9, path: 'retention.history_days', message: /^unknown key; did you mean "historyDays"\?/ }],
   'wrong-type.yaml': [
     { line: 3, path: 'retention.historyDays', message: /^expected an integer from 1 to 3650 days \(.*\), got "seven"$/ },
     { line: 5, path: 'limits.payloadBytes', message: /^expected an integer from 1024 to \d+ bytes .*got "1048576"; remove the quotes/ },
   ],
   'negative-concurrency.yaml': [
-    { line: 8, path: 'partitions.billing.queues.emails.concurrency', message: /^expected an integer from 0 to 10000 \(jobs of this queue one node runs at once; 0 declares .*\), got -4$/ },
+    {
+      line: 8,
+      path: 'partitions.billing.queues.emails.concurrency',
+      message: /^expected an integer from 0 to 10000 \(jobs of this queue one node runs at once; 0 declares .*\), got -4$/,
+    },
   ],
   // Missing key: the line of the parent mapping (for the top level, its first key after the comments).
-  'missing-partitions.yaml': [{ line: 4, path: 'partitions', message: /^is required: expected a mapping of partitions .*e\.g\. partitions: \{ billing:/ }],
+  'missing-partitions.yaml': [
+    { line: 4, path: 'partitions', message: /^is required: expected a mapping of partitions .*e\.g\. partitions: \{ billing:/ },
+  ],
   'empty-partitions.yaml': [{ line: 2, path: 'partitions', message: /^expected at least one partition/ }],
   'missing-queues.yaml': [
     { line: 4, path: 'partitions.billing.queues.default.concurrency', message: /^is required: expected an integer from 0 to 10000/ },
@@ -39,22 +47,51 @@ const BAD_FIXTURES: Record<string, Expected[]> = {
     { line: 11, path: 'partitions.emails.queues["send mail"]', message: /^queue "send mail" is not allowed/ },
   ],
   'rate-limit.yaml': [
-    { line: 7, path: 'partitions.billing.queues.invoices.rateLimit.limit', message: /^expected an integer from 1 to 1000000 \(jobs that may start in any window of periodMs\), got 0$/ },
-    { line: 11, path: 'partitions.billing.queues.emails.rateLimit.periodMs', message: /^is required: expected an integer from 10 to 86400000 ms/ },
-    { line: 14, path: 'partitions.billing.queues.webhooks.rateLimit.burst', message: /^unknown key \(expected one of: limit, periodMs, key\)$/ },
-    { line: 14, path: 'partitions.billing.queues.webhooks.rateLimit.periodMs', message: /^expected an integer from 10 to 86400000 ms .*got 5$/ },
+    {
+      line: 7,
+      path: 'partitions.billing.queues.invoices.rateLimit.limit',
+      message: /^expected an integer from 1 to 1000000 \(jobs that may start in any window of periodMs\), got 0$/,
+    },
+    {
+      line: 11,
+      path: 'partitions.billing.queues.emails.rateLimit.periodMs',
+      message: /^is required: expected an integer from 10 to 86400000 ms/,
+    },
+    {
+      line: 14,
+      path: 'partitions.billing.queues.webhooks.rateLimit.burst',
+      message: /^unknown key \(expected one of: limit, periodMs, key\)$/,
+    },
+    {
+      line: 14,
+      path: 'partitions.billing.queues.webhooks.rateLimit.periodMs',
+      message: /^expected an integer from 10 to 86400000 ms .*got 5$/,
+    },
     { line: 14, path: 'partitions.billing.queues.webhooks.rateLimit.key', message: /customer\.\.id/ },
   ],
   'heartbeat-lease.yaml': [{ line: 2, path: 'engine.heartbeatMs', message: /^must be less than leaseMs \(15000\) .*got 15000/ }],
   'prefetch-max.yaml': [{ line: 3, path: 'engine.maxPrefetch', message: /^must be at least prefetch \(64\), got 10/ }],
   'bad-persister.yaml': [
-    { line: 1, path: 'persister', message: /^expected "file", "postgres" or a module path such as \.\/my-persister\.js .*got "fille"; did you mean "file"\?$/ },
+    {
+      line: 1,
+      path: 'persister',
+      message: /^expected "file", "postgres" or a module path such as \.\/my-persister\.js .*got "fille"; did you mean "file"\?$/,
+    },
   ],
-  'syntax-error.yaml': [{ line: 8, path: '', message: /^YAML syntax error at line 8, column 1: unexpected end of the stream within a flow collection/ }],
-  'bad-indent.yaml': [{ line: 4, path: '', message: /^YAML syntax error at line 4, column 10: bad indentation of a mapping entry\n.*4 \|    pollMs: 100/s }],
+  'syntax-error.yaml': [
+    { line: 8, path: '', message: /^YAML syntax error at line 8, column 1: unexpected end of the stream within a flow collection/ },
+  ],
+  'bad-indent.yaml': [
+    { line: 4, path: '', message: /^YAML syntax error at line 4, column 10: bad indentation of a mapping entry\n.*4 \|    pollMs: 100/s },
+  ],
   'duplicate-key.yaml': [{ line: 2, path: '', message: /^YAML syntax error at line 2, column 1: duplicated mapping key/ }],
   'missing-env.yaml': [
-    { line: 3, path: 'postgres.url', message: /^environment variable PARTITA_TEST_UNSET_PG_PASSWORD is not set \(referenced as \$\{PARTITA_TEST_UNSET_PG_PASSWORD\}\); set it, or give a default/ },
+    {
+      line: 3,
+      path: 'postgres.url',
+      message:
+        /^environment variable PARTITA_TEST_UNSET_PG_PASSWORD is not set \(referenced as \$\{PARTITA_TEST_UNSET_PG_PASSWORD\}\); set it, or give a default/,
+    },
     { line: 7, path: 'nats.servers[1]', message: /^environment variable PARTITA_TEST_UNSET_NATS_B is not set/ },
   ],
   'many-problems.yaml': [
@@ -76,7 +113,13 @@ const BAD_FIXTURES: Record<string, Expected[]> = {
     { line: 5, path: 'nats.tls.keyFile', message: /^is required when certFile is set$/ },
   ],
   // A secret is never echoed back, and a number where text is wanted says to quote it.
-  'secrets.yaml': [{ line: 3, path: 'postgres.password', message: /^expected a non-empty string \(password of the role\), got a number; put the value in quotes/ }],
+  'secrets.yaml': [
+    {
+      line: 3,
+      path: 'postgres.password',
+      message: /^expected a non-empty string \(password of the role\), got a number; put the value in quotes/,
+    },
+  ],
   'empty.yaml': [{ line: 1, path: '', message: /^the file is empty/ }],
 };
 
@@ -129,7 +172,16 @@ const EXPECTED_DEFAULTS = {
   postgres: { poolSize: 10, schema: 'partita' },
   persister: { kind: 'file' as const, byDefault: true as const },
   defaults: { maxAttempts: 1, backoff: { baseMs: 1000, maxMs: 300_000 }, timeoutMs: 0 },
-  engine: { leaseMs: 15_000, heartbeatMs: 5_000, pollMs: 1_000, prefetch: 32, maxPrefetch: 1_000, flushMs: 2, flushBatch: 500, shutdownGraceMs: 30_000 },
+  engine: {
+    leaseMs: 15_000,
+    heartbeatMs: 5_000,
+    pollMs: 1_000,
+    prefetch: 32,
+    maxPrefetch: 1_000,
+    flushMs: 2,
+    flushBatch: 500,
+    shutdownGraceMs: 30_000,
+  },
   retention: { historyDays: 7 },
   limits: { payloadBytes: 1_048_576 },
   log: { level: 'info' as const },
@@ -185,7 +237,16 @@ test('a full config: every setting, relative paths resolved against the config f
     jobs: join(fixtures, 'jobs/index.js'),
     http: { port: 0, host: '127.0.0.1' },
     defaults: { maxAttempts: 5, backoff: { baseMs: 500, maxMs: 60_000 }, timeoutMs: 120_000 },
-    engine: { leaseMs: 30_000, heartbeatMs: 5_000, pollMs: 250, prefetch: 0, maxPrefetch: 0, flushMs: 2, flushBatch: 500, shutdownGraceMs: 0 },
+    engine: {
+      leaseMs: 30_000,
+      heartbeatMs: 5_000,
+      pollMs: 250,
+      prefetch: 0,
+      maxPrefetch: 0,
+      flushMs: 2,
+      flushBatch: 500,
+      shutdownGraceMs: 0,
+    },
     retention: { historyDays: 30 },
     limits: { payloadBytes: 65_536 },
     log: { level: 'debug' },
@@ -260,7 +321,10 @@ test('validateConfig: the same checks for a programmatic object, without lines',
       ['/etc/partita.yaml', undefined, 'partitions["a b"]'],
     ],
   );
-  t.regex(err.problems[1]!.message, /^expected a mapping, a nats:\/\/ URL \(comma-separated for several\), a list of URLs or false \(.*\), got 42$/);
+  t.regex(
+    err.problems[1]!.message,
+    /^expected a mapping, a nats:\/\/ URL \(comma-separated for several\), a list of URLs or false \(.*\), got 42$/,
+  );
   t.regex(err.message, /\/etc\/partita\.yaml: engine\.pollMS: unknown key; did you mean "pollMs"\?/);
   const noFile = configError(t, () => validateConfig({}));
   t.deepEqual(noFile?.problems, [{ path: 'partitions', message: noFile!.problems[0]!.message }]);
@@ -318,7 +382,10 @@ test('the default persister is postgres when a Postgres server is configured, fi
   t.deepEqual(validateConfig({ partitions, postgres: 'postgres://db/x' }).persister, { kind: 'postgres', byDefault: true });
   t.deepEqual(validateConfig({ partitions, postgres: { host: 'db', database: 'x' } }).persister, { kind: 'postgres', byDefault: true });
   t.deepEqual(validateConfig({ partitions, postgres: 'postgres://db/x', persister: 'file' }).persister, { kind: 'file' });
-  t.deepEqual(validateConfig({ partitions }, undefined, { env: { PARTITA_POSTGRES_URL: 'postgres://db/x' } }).persister, { kind: 'postgres', byDefault: true });
+  t.deepEqual(validateConfig({ partitions }, undefined, { env: { PARTITA_POSTGRES_URL: 'postgres://db/x' } }).persister, {
+    kind: 'postgres',
+    byDefault: true,
+  });
   t.is(CONFIG_DEFAULTS.persister, 'postgres');
 });
 
@@ -335,14 +402,22 @@ test('persister and jobs module paths: relative, absolute, file URL', (t) => {
 });
 
 test('"__proto__" cannot be a partition or queue name (it would not survive as a plain object key)', (t) => {
-  const err = configError(t, () => parseConfig('partitions:\n  p:\n    queues:\n      __proto__: { concurrency: 1 }\n', 'x.yaml', { env: {} }));
-  t.deepEqual(err?.problems, [{ file: 'x.yaml', line: 4, path: 'partitions.p.queues.__proto__', message: 'queue name "__proto__" is reserved; choose another name' }]);
-  const programmatic = configError(t, () => validateConfig(JSON.parse('{"partitions": {"__proto__": {"queues": {"q": {"concurrency": 2}}}}}')));
+  const err = configError(t, () =>
+    parseConfig('partitions:\n  p:\n    queues:\n      __proto__: { concurrency: 1 }\n', 'x.yaml', { env: {} }),
+  );
+  t.deepEqual(err?.problems, [
+    { file: 'x.yaml', line: 4, path: 'partitions.p.queues.__proto__', message: 'queue name "__proto__" is reserved; choose another name' },
+  ]);
+  const programmatic = configError(t, () =>
+    validateConfig(JSON.parse('{"partitions": {"__proto__": {"queues": {"q": {"concurrency": 2}}}}}')),
+  );
   t.is(programmatic?.problems[0]?.path, 'partitions.__proto__');
 });
 
 test('a date where a string is wanted says to quote it', (t) => {
-  const err = configError(t, () => parseConfig('cluster: 2024-01-01\npartitions: {p: {queues: {q: {concurrency: 1}}}}\n', 'x.yaml', { env: {} }));
+  const err = configError(t, () =>
+    parseConfig('cluster: 2024-01-01\npartitions: {p: {queues: {q: {concurrency: 1}}}}\n', 'x.yaml', { env: {} }),
+  );
   t.regex(err!.problems[0]!.message, /got a date \(2024-01-01\); put it in quotes$/);
   t.is(err!.problems[0]!.line, 1);
 });
@@ -352,9 +427,12 @@ test('a queue rate limit is kept as given, and a bad one given to startNode is n
   const config = validateConfig({ partitions: { p: { queues: { q: { concurrency: 2, rateLimit } } } } });
   t.deepEqual(config.partitions.p!.queues.q!.rateLimit, rateLimit);
   t.is(validateConfig({ partitions: { p: { queues: { q: { concurrency: 2 } } } } }).partitions.p!.queues.q!.rateLimit, undefined);
-  const err = t.throws(() => validateConfig({ partitions: { p: { queues: { q: { concurrency: 2, rateLimit: { limit: 1.5, periodMs: 1000, key: '' } } } } } }), {
-    instanceOf: ConfigError,
-  });
+  const err = t.throws(
+    () => validateConfig({ partitions: { p: { queues: { q: { concurrency: 2, rateLimit: { limit: 1.5, periodMs: 1000, key: '' } } } } } }),
+    {
+      instanceOf: ConfigError,
+    },
+  );
   t.deepEqual(
     (err as ConfigError).problems.map((p) => p.path),
     ['partitions.p.queues.q.rateLimit.limit', 'partitions.p.queues.q.rateLimit.key'],

@@ -1,5 +1,13 @@
 import test from 'ava';
-import { FINISHED_JOB_STATES, JOB_STATES, LIVE_JOB_STATES, isFinishedJobState, isJobState, statusOf, STATUS_PENDING } from '../src/index.js';
+import {
+  FINISHED_JOB_STATES,
+  JOB_STATES,
+  LIVE_JOB_STATES,
+  isFinishedJobState,
+  isJobState,
+  statusOf,
+  STATUS_PENDING,
+} from '../src/index.js';
 
 test('the job states: live and finished, each once', (t) => {
   t.deepEqual([...JOB_STATES], [...LIVE_JOB_STATES, ...FINISHED_JOB_STATES]);

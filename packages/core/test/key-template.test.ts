@@ -43,13 +43,20 @@ test('a missing or null value is a ValidationError naming the payload path and w
   t.is(refusal('invoice:{invoice}', undefined).path, 'payload.invoice', 'no payload at all');
   t.is(refusal('invoice:{invoice}', 'INV-1').path, 'payload.invoice', 'a payload that is not an object');
   t.regex(refusal('invoice:{invoice}', { invoice: null }).message, /^payload\.invoice: is null, but/);
-  t.is(refusal('invoice:{invoice}', { custmer: 1 }, 'jobs[3].payload').path, 'jobs[3].payload.invoice', 'the caller says where the payload is');
-  t.is(refusal('{constructor}', {}).path, 'payload.constructor', "inherited properties are not payload values");
+  t.is(
+    refusal('invoice:{invoice}', { custmer: 1 }, 'jobs[3].payload').path,
+    'jobs[3].payload.invoice',
+    'the caller says where the payload is',
+  );
+  t.is(refusal('{constructor}', {}).path, 'payload.constructor', 'inherited properties are not payload values');
   t.is(refusal('{items.length}', { items: [1, 2] }).path, 'payload.items.length', 'only own properties, not an array length');
 });
 
 test('an object, an array, NaN or Infinity is refused: a key needs a scalar', (t) => {
-  t.regex(refusal('customer-{customer}', { customer: { id: 1 } }).message, /^payload\.customer: is an object, but .*point the template at a value inside it \(such as \{customer\.id\}\)$/);
+  t.regex(
+    refusal('customer-{customer}', { customer: { id: 1 } }).message,
+    /^payload\.customer: is an object, but .*point the template at a value inside it \(such as \{customer\.id\}\)$/,
+  );
   t.regex(refusal('tags:{tags}', { tags: ['a'] }).message, /^payload\.tags: is an array, but/);
   t.regex(refusal('n:{n}', { n: NaN }).message, /^payload\.n: is NaN, but/);
   t.regex(refusal('n:{n}', { n: Infinity }).message, /^payload\.n: is Infinity, but/);
@@ -57,7 +64,8 @@ test('an object, an array, NaN or Infinity is refused: a key needs a scalar', (t
 });
 
 test('malformed templates are refused with where and why', (t) => {
-  const bad = (template: string) => t.throws(() => parseKeyTemplate(template, 'defineJob("x").queueKey'), { instanceOf: ValidationError })!.message;
+  const bad = (template: string) =>
+    t.throws(() => parseKeyTemplate(template, 'defineJob("x").queueKey'), { instanceOf: ValidationError })!.message;
   t.regex(bad(''), /^defineJob\("x"\)\.queueKey: a key template must be a non-empty string/);
   t.regex(bad('invoice:{invoice'), /"\{" at 8 is never closed/);
   t.regex(bad('invoice:invoice}'), /"\}" at 15 closes no "\{"/);
@@ -70,8 +78,24 @@ test('malformed templates are refused with where and why', (t) => {
 test('keyFromRule: templates evaluated, functions called, a throwing function becomes a ValidationError', (t) => {
   t.is(keyFromRule(undefined, { a: 1 }, ctx), undefined);
   t.is(keyFromRule('a:{a}', { a: 1 }, ctx), 'a:1');
-  t.is(keyFromRule((p: { a: number }) => `fn:${p.a}`, { a: 2 }, ctx), 'fn:2');
-  t.is(keyFromRule(() => undefined, {}, ctx), undefined);
-  const err = t.throws(() => keyFromRule(() => { throw new Error('boom'); }, {}, { ...ctx, at: 'jobs[1].payload' }), { instanceOf: ValidationError })!;
+  t.is(
+    keyFromRule((p: { a: number }) => `fn:${p.a}`, { a: 2 }, ctx),
+    'fn:2',
+  );
+  t.is(
+    keyFromRule(() => undefined, {}, ctx),
+    undefined,
+  );
+  const err = t.throws(
+    () =>
+      keyFromRule(
+        () => {
+          throw new Error('boom');
+        },
+        {},
+        { ...ctx, at: 'jobs[1].payload' },
+      ),
+    { instanceOf: ValidationError },
+  )!;
   t.is(err.message, 'jobs[1].payload: queueKey(payload) of job type "invoice.total" threw: boom');
 });

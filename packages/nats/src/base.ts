@@ -497,7 +497,11 @@ export abstract class BusBase implements Bus {
     if (this.isClosing) return;
     // A reply subject comes off the wire: a malformed one is dropped here, like any bad message.
     if (!isValidSubject(reply)) {
-      this.warner.warn('unsent:reply', { subject: info.subject, kind: info.kind }, 'a request carried an invalid reply subject; no reply sent');
+      this.warner.warn(
+        'unsent:reply',
+        { subject: info.subject, kind: info.kind },
+        'a request carried an invalid reply subject; no reply sent',
+      );
       return;
     }
     let bytes: Uint8Array;
@@ -505,7 +509,10 @@ export abstract class BusBase implements Bus {
       bytes = this.encodeOrThrow(kind, value);
     } catch (err) {
       // The reply itself cannot travel: tell the requester why instead of letting it time out.
-      this.log.warn({ err: describeError(err), subject: info.subject, kind: info.kind }, 'reply cannot be encoded; sending an error instead');
+      this.log.warn(
+        { err: describeError(err), subject: info.subject, kind: info.kind },
+        'reply cannot be encoded; sending an error instead',
+      );
       bytes = encode(ERROR_KIND, serializeError(err));
     }
     this.send(reply, bytes, undefined, `reply to "${info.kind}" on "${info.subject}"`);

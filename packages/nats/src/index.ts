@@ -29,14 +29,7 @@ export { InProcessBus, InProcessBroker, type InProcessBusOptions } from './in-pr
 export { NatsBus, connectNatsBus, type NatsBusOptions } from './nats-bus.js';
 export { NoRespondersError, RemoteError, registerErrorClass, serializeError, deserializeError, type WireError } from './errors.js';
 export { subjects } from '@partita/protocol';
-export {
-  matchSubject,
-  validateToken,
-  validateSubject,
-  validatePattern,
-  isValidSubject,
-  isValidPattern,
-} from '@partita/protocol';
+export { matchSubject, validateToken, validateSubject, validatePattern, isValidSubject, isValidPattern } from '@partita/protocol';
 
 /**
  * The bus a node or client should use for a `nats` setting: a NATS URL (or list), NATS options,

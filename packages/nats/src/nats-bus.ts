@@ -142,7 +142,10 @@ export class NatsBus extends BusBase {
     } catch (err) {
       if (isAuthError(err)) {
         throw new ConfigError([
-          { path: 'nats', message: `NATS at ${this.serversText} refused the credentials (${describeError(err).message}); fix user/pass, token, nkey or creds` },
+          {
+            path: 'nats',
+            message: `NATS at ${this.serversText} refused the credentials (${describeError(err).message}); fix user/pass, token, nkey or creds`,
+          },
         ]);
       }
       if (this.failFast) {
@@ -181,11 +184,7 @@ export class NatsBus extends BusBase {
         try {
           nc = await connect({ ...this.connectOptions });
         } catch (err) {
-          this.warner.warn(
-            'connect',
-            { servers: this.serversText, err: describeError(err).message },
-            'NATS still not reachable; retrying',
-          );
+          this.warner.warn('connect', { servers: this.serversText, err: describeError(err).message }, 'NATS still not reachable; retrying');
           continue;
         }
         if (this.closed) {
@@ -220,7 +219,10 @@ export class NatsBus extends BusBase {
       this.generation++;
       if (this.closed) return;
       // The client gave up (e.g. authentication expired twice): start over with a new connection.
-      this.log.error({ err: err ? describeError(err).message : undefined }, 'NATS connection closed by the client; reconnecting from scratch');
+      this.log.error(
+        { err: err ? describeError(err).message : undefined },
+        'NATS connection closed by the client; reconnecting from scratch',
+      );
       this.setConnected(false, 'disconnected');
       void this.connectLoop();
     });

@@ -65,7 +65,10 @@ test('registerErrorClass makes an application error class travel too; unencodabl
 });
 
 test('a hostile wire error cannot pollute prototypes', (t) => {
-  const e = deserializeError({ name: 'NotLeaderError', message: 'm', props: JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1}') }, 'x');
+  const e = deserializeError(
+    { name: 'NotLeaderError', message: 'm', props: JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1}') },
+    'x',
+  );
   t.true(e instanceof core.NotLeaderError);
   t.is(({} as { polluted?: boolean }).polluted, undefined);
   t.is((e as unknown as { polluted?: boolean }).polluted, undefined);

@@ -59,7 +59,12 @@ function corpus(seed: number): Uint8Array[] {
   deepValid[50_000] = 0xc0; // terminated: a legal but absurdly deep array
   out.push(deepValid);
   out.push(pack({ v: WIRE_VERSION, k: 'deep', d: JSON.parse('['.repeat(500) + ']'.repeat(500)) }));
-  out.push(encode('big', Array.from({ length: 100_000 }, (_, i) => i)));
+  out.push(
+    encode(
+      'big',
+      Array.from({ length: 100_000 }, (_, i) => i),
+    ),
+  );
   out.push(encode('big', 'x'.repeat(MAX_BYTES - 100)));
   out.push(encode('big', Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i]))));
   out.push(bytes(MAX_BYTES));
@@ -123,7 +128,13 @@ function corpus(seed: number): Uint8Array[] {
   return out;
 }
 
-async function fuzz(t: import('ava').ExecutionContext, bus: BusBase, send: (subject: string, bytes: Uint8Array) => Promise<void>, cluster: string, lines: { level: string; fields: Record<string, unknown> }[]) {
+async function fuzz(
+  t: import('ava').ExecutionContext,
+  bus: BusBase,
+  send: (subject: string, bytes: Uint8Array) => Promise<void>,
+  cluster: string,
+  lines: { level: string; fields: Record<string, unknown> }[],
+) {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
   t.log(`seed ${seed} (FUZZ_SEED=${seed} to reproduce)`);
   const subject = subjects.quorum(cluster, 'fuzz');

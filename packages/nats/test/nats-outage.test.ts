@@ -115,9 +115,13 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
 
 test('nats: user/password pass through; refused credentials are a ConfigError, not an endless retry', async (t) => {
   const port = await freePort();
-  const child = spawn(process.env.PARTITA_NATS_SERVER ?? 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '--user', 'alice', '--pass', 's3cret'], {
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    process.env.PARTITA_NATS_SERVER ?? 'nats-server',
+    ['-a', '127.0.0.1', '-p', String(port), '--user', 'alice', '--pass', 's3cret'],
+    {
+      stdio: 'ignore',
+    },
+  );
   const exited = new Promise((r) => child.once('exit', r));
   t.teardown(async () => {
     child.kill('SIGKILL');

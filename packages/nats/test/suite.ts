@@ -138,7 +138,9 @@ export function busSuite(label: string, factory: NetworkFactory): void {
     t.deepEqual(await client.request(subject, 'global.op', { op: 'inc', x: 1 }, { timeoutMs: 2000 }), { y: 2, kind: 'global.op' });
     // concurrent requests are matched to their own replies
     const many = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => client.request<{ y: number }>(subject, 'global.op', { op: 'double', x: i }, { timeoutMs: 2000 })),
+      Array.from({ length: 20 }, (_, i) =>
+        client.request<{ y: number }>(subject, 'global.op', { op: 'double', x: i }, { timeoutMs: 2000 }),
+      ),
     );
     t.deepEqual(
       many.map((r) => r.y),
@@ -166,11 +168,17 @@ export function busSuite(label: string, factory: NetworkFactory): void {
     t.is(dup!.queueKey, 'order-7');
     t.is(dup!.heldBy, 'job-1');
     t.is(dup!.code, 'DUPLICATE_QUEUE_KEY');
-    await t.throwsAsync(client.request(subject, 'op', 'leader', { timeoutMs: 2000 }), { instanceOf: NotLeaderError, message: /partition "p"/ });
+    await t.throwsAsync(client.request(subject, 'op', 'leader', { timeoutMs: 2000 }), {
+      instanceOf: NotLeaderError,
+      message: /partition "p"/,
+    });
     const te = await t.throwsAsync(client.request(subject, 'op', 'type', { timeoutMs: 2000 }), { instanceOf: RemoteError });
     t.is(te!.name, 'TypeError');
     t.is(te!.message, 'x is not a function');
-    await t.throwsAsync(client.request(subject, 'op', 'string', { timeoutMs: 2000 }), { instanceOf: RemoteError, message: 'just a string' });
+    await t.throwsAsync(client.request(subject, 'op', 'string', { timeoutMs: 2000 }), {
+      instanceOf: RemoteError,
+      message: 'just a string',
+    });
     t.is(await client.request(subject, 'op', 'fine', { timeoutMs: 2000 }), 'ok', 'the responder survived its errors');
     t.is(server.stats().handlerErrors, 4);
   });
@@ -207,10 +215,7 @@ export function busSuite(label: string, factory: NetworkFactory): void {
     const t0 = Date.now();
     const all = await client.gather<{ node: number; q: string }>(subject, 'rollcall', { q: 'hi' }, { delayMs: 20_000, max: 3 });
     t.true(Date.now() - t0 < 10_000, 'max ends the gather early');
-    t.deepEqual(
-      all.map((r) => r.node).sort(),
-      [0, 1, 2],
-    );
+    t.deepEqual(all.map((r) => r.node).sort(), [0, 1, 2]);
     t.true(all.every((r) => r.q === 'hi'));
     const two = await client.gather(subject, 'rollcall', { q: 'x' }, { delayMs: 20_000, max: 2 });
     t.is(two.length, 2);
@@ -372,9 +377,18 @@ export function busSuite(label: string, factory: NetworkFactory): void {
     t.throws(() => bus.publish('a b', 'k', 1), { instanceOf: ValidationError, message: /whitespace/ });
     t.throws(() => bus.publish('a.b', '', 1), { instanceOf: ValidationError });
     t.throws(() => bus.publish('a.b', 'k', new Uint8Array(2 * 1024 * 1024)), { instanceOf: ValidationError, message: /max payload/ });
-    await t.throwsAsync(bus.subscribe('a.>.b', () => undefined), { instanceOf: ValidationError, message: /last/ });
-    await t.throwsAsync(bus.subscribe('a.b*', () => undefined), { instanceOf: ValidationError });
-    await t.throwsAsync(bus.subscribe('a.b', () => undefined, { queue: 'has space' }), { instanceOf: ValidationError });
+    await t.throwsAsync(
+      bus.subscribe('a.>.b', () => undefined),
+      { instanceOf: ValidationError, message: /last/ },
+    );
+    await t.throwsAsync(
+      bus.subscribe('a.b*', () => undefined),
+      { instanceOf: ValidationError },
+    );
+    await t.throwsAsync(
+      bus.subscribe('a.b', () => undefined, { queue: 'has space' }),
+      { instanceOf: ValidationError },
+    );
     await t.throwsAsync(bus.request('a.b', 'k', 1, { timeoutMs: 0 }), { instanceOf: ValidationError });
     t.is(bus.stats().published, 0);
   });
@@ -400,7 +414,10 @@ export function busSuite(label: string, factory: NetworkFactory): void {
     t.is(client.stats().dropped.closed, 1);
     await t.throwsAsync(client.request(subject, 'op', 1, { timeoutMs: 1000 }), { instanceOf: BusUnavailableError });
     await t.throwsAsync(client.gather(subject, 'op', 1, { delayMs: 100 }), { instanceOf: BusUnavailableError });
-    await t.throwsAsync(client.subscribe(subject, () => undefined), { instanceOf: BusUnavailableError });
+    await t.throwsAsync(
+      client.subscribe(subject, () => undefined),
+      { instanceOf: BusUnavailableError },
+    );
     await client.close(); // idempotent
   });
 }
@@ -409,49 +426,55 @@ export function busSuite(label: string, factory: NetworkFactory): void {
 export function outageSuite(label: string, factory: () => Promise<OutageNetwork>): void {
   const name = (s: string) => `${label}: ${s}`;
 
-  test(name('server away: connected=false, publish drops without throwing, request/gather fail fast; back: subscriptions work again'), async (t) => {
-    const net = await factory();
-    t.teardown(() => net.close());
-    const { logger, lines } = captureLogger();
-    const sub = await net.bus();
-    const pub = await net.bus({ logger });
-    const subject = subjects.wake(net.cluster, 'p', 'q');
-    const rpc = subjects.global(net.cluster, 'p');
-    const { got, handler } = collector();
-    await sub.subscribe(subject, handler);
-    // Subscribed before the request below: its answer proves the server has this subscription too
-    // (sub's connection sent it first), so the request to it cannot meet "no responders".
-    await sub.subscribe(`${rpc}.slow`, () => new Promise(() => undefined));
-    await sub.subscribe(rpc, (d: number) => d + 1);
-    const statuses: BusStatus[] = [];
-    pub.onStatus((s) => statuses.push(s));
-    t.is(await pub.request(rpc, 'op', 1, { timeoutMs: 2000 }), 2);
-    // a request in flight when the server goes away fails fast too
-    const inFlight = pub.request(`${rpc}.slow`, 'op', 1, { timeoutMs: 30_000 });
-    inFlight.catch(() => undefined);
+  test(
+    name('server away: connected=false, publish drops without throwing, request/gather fail fast; back: subscriptions work again'),
+    async (t) => {
+      const net = await factory();
+      t.teardown(() => net.close());
+      const { logger, lines } = captureLogger();
+      const sub = await net.bus();
+      const pub = await net.bus({ logger });
+      const subject = subjects.wake(net.cluster, 'p', 'q');
+      const rpc = subjects.global(net.cluster, 'p');
+      const { got, handler } = collector();
+      await sub.subscribe(subject, handler);
+      // Subscribed before the request below: its answer proves the server has this subscription too
+      // (sub's connection sent it first), so the request to it cannot meet "no responders".
+      await sub.subscribe(`${rpc}.slow`, () => new Promise(() => undefined));
+      await sub.subscribe(rpc, (d: number) => d + 1);
+      const statuses: BusStatus[] = [];
+      pub.onStatus((s) => statuses.push(s));
+      t.is(await pub.request(rpc, 'op', 1, { timeoutMs: 2000 }), 2);
+      // a request in flight when the server goes away fails fast too
+      const inFlight = pub.request(`${rpc}.slow`, 'op', 1, { timeoutMs: 30_000 });
+      inFlight.catch(() => undefined);
 
-    await net.down();
-    await eventually(() => !pub.connected && !sub.connected, 'both buses to notice the outage', 10_000);
-    t.true(statuses.includes('disconnected'));
-    await t.throwsAsync(inFlight, { instanceOf: BusUnavailableError });
+      await net.down();
+      await eventually(() => !pub.connected && !sub.connected, 'both buses to notice the outage', 10_000);
+      t.true(statuses.includes('disconnected'));
+      await t.throwsAsync(inFlight, { instanceOf: BusUnavailableError });
 
-    t.notThrows(() => {
-      for (let i = 0; i < 5; i++) pub.publish(subject, 'wake', i);
-    });
-    t.is(pub.stats().dropped.disconnected, 5);
-    t.is(lines.filter((l) => l.level === 'warn' && /not connected/.test(l.msg)).length, 1, 'one rate-limited warning');
-    const t0 = Date.now();
-    await t.throwsAsync(pub.request(rpc, 'op', 1, { timeoutMs: 10_000 }), { instanceOf: BusUnavailableError, message: /not connected/ });
-    await t.throwsAsync(pub.gather(rpc, 'op', 1, { delayMs: 10_000 }), { instanceOf: BusUnavailableError });
-    t.true(Date.now() - t0 < 2000, 'fail fast, no hanging');
+      t.notThrows(() => {
+        for (let i = 0; i < 5; i++) pub.publish(subject, 'wake', i);
+      });
+      t.is(pub.stats().dropped.disconnected, 5);
+      t.is(lines.filter((l) => l.level === 'warn' && /not connected/.test(l.msg)).length, 1, 'one rate-limited warning');
+      const t0 = Date.now();
+      await t.throwsAsync(pub.request(rpc, 'op', 1, { timeoutMs: 10_000 }), { instanceOf: BusUnavailableError, message: /not connected/ });
+      await t.throwsAsync(pub.gather(rpc, 'op', 1, { delayMs: 10_000 }), { instanceOf: BusUnavailableError });
+      t.true(Date.now() - t0 < 2000, 'fail fast, no hanging');
 
-    await net.up();
-    await eventually(() => pub.connected && sub.connected, 'both buses to reconnect', 15_000);
-    t.true(statuses.includes('reconnected'));
-    t.true(pub.stats().reconnects >= 1);
-    pub.publish(subject, 'wake', 'after');
-    await eventually(() => got.some((g) => g.data === 'after'), 'a message through the old subscription', 5000);
-    t.is(await pub.request(rpc, 'op', 41, { timeoutMs: 2000 }), 42, 'request/reply works again');
-    t.false(got.some((g) => typeof g.data === 'number'), 'messages published while away are not replayed');
-  });
+      await net.up();
+      await eventually(() => pub.connected && sub.connected, 'both buses to reconnect', 15_000);
+      t.true(statuses.includes('reconnected'));
+      t.true(pub.stats().reconnects >= 1);
+      pub.publish(subject, 'wake', 'after');
+      await eventually(() => got.some((g) => g.data === 'after'), 'a message through the old subscription', 5000);
+      t.is(await pub.request(rpc, 'op', 41, { timeoutMs: 2000 }), 42, 'request/reply works again');
+      t.false(
+        got.some((g) => typeof g.data === 'number'),
+        'messages published while away are not replayed',
+      );
+    },
+  );
 }

@@ -73,7 +73,12 @@ async function busTruth(bus: BusBase, pub: BusBase, prefix: string): Promise<Tru
   return truth;
 }
 
-function compare(t: import('ava').ExecutionContext, expected: Truth, actual: Truth | ((p: string, s: string) => boolean), label: string): void {
+function compare(
+  t: import('ava').ExecutionContext,
+  expected: Truth,
+  actual: Truth | ((p: string, s: string) => boolean),
+  label: string,
+): void {
   let mismatches = 0;
   for (const p of PATTERNS) {
     for (const s of SUBJECTS) {

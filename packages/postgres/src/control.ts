@@ -6,9 +6,7 @@ import { controlNotice, notifyChannel, wakeNotice } from './notices.js';
 // Pause and throttle state, kept in Postgres, and the notices that tell nodes about changes.
 
 /** A pause/throttle change made in Postgres (see JobStore.changeControl). */
-export type ControlChange =
-  | { op: 'pause' | 'resume'; queue: string }
-  | { op: 'throttle'; ms: number; queue?: string; node?: string };
+export type ControlChange = { op: 'pause' | 'resume'; queue: string } | { op: 'throttle'; ms: number; queue?: string; node?: string };
 
 /** A partition's pause/throttle state as Postgres holds it; `version` grows with every change. */
 export interface ControlRow {
@@ -45,7 +43,12 @@ export async function changeControl(ctx: StoreContext, partition: string, change
  * A new Global leader's control state: the partition's row when it has one (changes are made
  * there first), else `initial` (its snapshot's), written as the row. The leader's epoch is recorded.
  */
-export async function adoptControl(ctx: StoreContext, partition: string, initial: { paused: string[]; throttles: unknown[] }, epoch: number): Promise<ControlRow> {
+export async function adoptControl(
+  ctx: StoreContext,
+  partition: string,
+  initial: { paused: string[]; throttles: unknown[] },
+  epoch: number,
+): Promise<ControlRow> {
   const [row] = await op.adoptControl(ctx.ops, ctx.pool, [partition, initial.paused, JSON.stringify(initial.throttles), epoch]);
   return controlRow(row!);
 }

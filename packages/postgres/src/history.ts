@@ -25,7 +25,8 @@ export async function ensureHistoryPartitions(ctx: StoreContext, daysAhead = 7):
 
 /** Drops history partitions that ended more than `retentionDays` ago; returns their names. */
 export async function pruneHistory(ctx: StoreContext, retentionDays: number): Promise<string[]> {
-  if (!Number.isInteger(retentionDays) || retentionDays < 0) throw new ValidationError('must be a whole number of days ≥ 0', 'retention.historyDays');
+  if (!Number.isInteger(retentionDays) || retentionDays < 0)
+    throw new ValidationError('must be a whole number of days ≥ 0', 'retention.historyDays');
   const rows = await op.pruneHistory(ctx.ops, ctx.pool, [retentionDays]);
   return rows.map((r) => r.name);
 }

@@ -89,7 +89,14 @@ export class Leases extends SqlOps implements LeaseStore {
       [name],
     );
     if (!row) return undefined;
-    return { holder: row.holder, epoch: Number(row.epoch), expiresAt: row.expires_at, acquiredAt: row.acquired_at, live: row.live, released: row.released };
+    return {
+      holder: row.holder,
+      epoch: Number(row.epoch),
+      expiresAt: row.expires_at,
+      acquiredAt: row.acquired_at,
+      live: row.live,
+      released: row.released,
+    };
   }
 
   /**
@@ -177,5 +184,6 @@ function checkArgs(name: string, holder: string, ttlMs?: number): void {
 }
 
 function checkEpoch(epoch: number): void {
-  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ValidationError('must be a non-negative integer (the epoch acquire returned)', 'epoch');
+  if (!Number.isSafeInteger(epoch) || epoch < 0)
+    throw new ValidationError('must be a non-negative integer (the epoch acquire returned)', 'epoch');
 }

@@ -18,7 +18,10 @@ export function lookupIndex(lookup: Lookup | undefined, what = 'lookup'): Record
     index[key] = values.map((v, i) => {
       if (typeof v === 'string') return v;
       if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-      throw new ValidationError(`must be a string, a finite number or an array of those`, `${what}.${key}${Array.isArray(value) ? `[${i}]` : ''}`);
+      throw new ValidationError(
+        `must be a string, a finite number or an array of those`,
+        `${what}.${key}${Array.isArray(value) ? `[${i}]` : ''}`,
+      );
     });
   }
   return Object.keys(index).length ? index : null;

@@ -43,7 +43,13 @@ export async function migrate(pool: pg.Pool, schema: string, logger?: Logger, op
       const done = new Set(rows.filter((r) => (r.plugin ?? '') === '').map((r) => r.version));
       for (const m of migrations) {
         if (done.has(m.version)) continue;
-        await apply(client, schema, m, '', (err) => new Error(`migration ${m.version}_${m.name} failed in schema "${schema}": ${err.message}`, { cause: err }));
+        await apply(
+          client,
+          schema,
+          m,
+          '',
+          (err) => new Error(`migration ${m.version}_${m.name} failed in schema "${schema}": ${err.message}`, { cause: err }),
+        );
         applied.push(m.version);
         logger?.info({ schema, version: m.version, name: m.name }, 'applied migration');
       }
@@ -56,7 +62,12 @@ export async function migrate(pool: pg.Pool, schema: string, logger?: Logger, op
             schema,
             m,
             plugin,
-            (err) => new PluginError(plugin, `migration ${m.file} failed in schema "${schema}" (nothing of it was applied; fix the file and start again): ${err.message}`, { cause: err }),
+            (err) =>
+              new PluginError(
+                plugin,
+                `migration ${m.file} failed in schema "${schema}" (nothing of it was applied; fix the file and start again): ${err.message}`,
+                { cause: err },
+              ),
           );
           logger?.info({ schema, plugin, version: m.version, name: m.name }, 'applied plugin migration');
         }

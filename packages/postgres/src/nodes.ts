@@ -5,7 +5,11 @@ import { ROLL_CALL_NOTICE, notifyChannel } from './notices.js';
 // The nodes table: roll call from Postgres, for processes without the bus.
 
 /** Roll call from Postgres: the profiles stored by the nodes of `cluster` seen within `beats` of their heartbeats. */
-export async function nodesSeen(ctx: StoreContext, cluster: string, beats = 3): Promise<{ id: string; info: Record<string, unknown>; heartbeatAt: Date; ageMs: number }[]> {
+export async function nodesSeen(
+  ctx: StoreContext,
+  cluster: string,
+  beats = 3,
+): Promise<{ id: string; info: Record<string, unknown>; heartbeatAt: Date; ageMs: number }[]> {
   const rows = await op.nodesSeen(ctx.ops, ctx.pool, [cluster, beats]);
   return rows.map((r) => ({ id: r.id, info: r.info, heartbeatAt: r.heartbeat_at, ageMs: r.age_ms }));
 }

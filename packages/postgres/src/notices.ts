@@ -36,7 +36,10 @@ export function controlNotice(partition: string): string {
 
 export const ROLL_CALL_NOTICE = 'rollcall';
 
-export type Notice = { kind: 'wake'; partition: string; queues: string[] | undefined } | { kind: 'control'; partition: string } | { kind: 'rollcall' };
+export type Notice =
+  | { kind: 'wake'; partition: string; queues: string[] | undefined }
+  | { kind: 'control'; partition: string }
+  | { kind: 'rollcall' };
 
 /** Reads a payload of the schema channel; undefined for anything else (it is ignored). */
 export function parseNotice(payload: string | undefined): Notice | undefined {

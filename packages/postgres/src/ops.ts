@@ -116,7 +116,12 @@ export function loadOps(schema: string, sqlDir: string = SQL_DIR): Statements {
 }
 
 /** Runs a statement as a named (prepared once per connection) query; `retry` may run it again. */
-export async function runOp<R extends pg.QueryResultRow>(stmt: Statement, db: Queryable, values: readonly unknown[], retry?: RetryPolicy): Promise<R[]> {
+export async function runOp<R extends pg.QueryResultRow>(
+  stmt: Statement,
+  db: Queryable,
+  values: readonly unknown[],
+  retry?: RetryPolicy,
+): Promise<R[]> {
   for (let attempt = 1; ; attempt++) {
     try {
       return (await db.query<R>({ name: stmt.name, text: stmt.text, values: values as unknown[] })).rows;
@@ -135,7 +140,12 @@ export async function runUnnamed<R extends pg.QueryResultRow>(stmt: Statement, d
 }
 
 /** A typed op: `params` in the order of the SQL's $1, $2, …; rows as the SQL returns them. */
-export type Op<P extends readonly unknown[], R extends pg.QueryResultRow> = (ops: Statements, db: Queryable, params: P, retry?: RetryPolicy) => Promise<R[]>;
+export type Op<P extends readonly unknown[], R extends pg.QueryResultRow> = (
+  ops: Statements,
+  db: Queryable,
+  params: P,
+  retry?: RetryPolicy,
+) => Promise<R[]>;
 
 const defined = new Set<OpName>();
 
@@ -233,9 +243,10 @@ type States = readonly string[] | null;
 
 export const enqueueBatch = prepared<EnqueueBatchParams, Id>('enqueue_batch');
 export const enqueueOne = prepared<EnqueueOneParams, Id>('enqueue_one');
-export const enqueueHandoff = prepared<[...EnqueueOneParams, nodeId: string, leaseMs: number], Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent'>>(
-  'enqueue_handoff',
-);
+export const enqueueHandoff = prepared<
+  [...EnqueueOneParams, nodeId: string, leaseMs: number],
+  Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent'>
+>('enqueue_handoff');
 export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]], { queue_key: string; id: string }>('queue_key_holders');
 
 // ── claim ──────────────────────────────────────────────────────────────────────────────────────
@@ -257,7 +268,14 @@ export const claimRateLimited = prepared<
     leaseMs: number,
     types: readonly string[] | null,
   ],
-  ClaimRow & { id: string | null; found: number | null; limited_keys: number | null; wait_ms: number | null; tokens_left: number | null; held: number | null }
+  ClaimRow & {
+    id: string | null;
+    found: number | null;
+    limited_keys: number | null;
+    wait_ms: number | null;
+    tokens_left: number | null;
+    held: number | null;
+  }
 >('claim_rate_limited');
 export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_buckets');
 
@@ -269,13 +287,18 @@ export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Id
 >('fail_batch');
-export const heartbeat = prepared<[nodeId: string, leaseMs: number, info: string | null, ids: string[]], { id: string; cancel_requested: boolean }>('heartbeat');
-export const releaseJobs = prepared<[ids: string[], attempts: number[], nodeId: string, executionKeys: (string | null)[]], { id: string; cancelled: boolean }>(
-  'release_jobs',
-);
-export const rescueExpired = prepared<[maxRescues: number], { id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }>(
-  'rescue_expired',
-);
+export const heartbeat = prepared<
+  [nodeId: string, leaseMs: number, info: string | null, ids: string[]],
+  { id: string; cancel_requested: boolean }
+>('heartbeat');
+export const releaseJobs = prepared<
+  [ids: string[], attempts: number[], nodeId: string, executionKeys: (string | null)[]],
+  { id: string; cancelled: boolean }
+>('release_jobs');
+export const rescueExpired = prepared<
+  [maxRescues: number],
+  { id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }
+>('rescue_expired');
 export const updateProgress = prepared<[ids: string[], values: string[], nodeId: string]>('update_progress');
 
 // ── reads ──────────────────────────────────────────────────────────────────────────────────────
@@ -288,26 +311,42 @@ export const liveJobCounts = prepared<[], { partition: string; queue: string; st
 
 // ── keys ───────────────────────────────────────────────────────────────────────────────────────
 
-export const heldExecutionKeys = prepared<[partition: string], { execution_key: string; holder: string; waiters: string[] }>('held_execution_keys');
+export const heldExecutionKeys = prepared<[partition: string], { execution_key: string; holder: string; waiters: string[] }>(
+  'held_execution_keys',
+);
 export const executionKeyHolder = prepared<[partition: string, key: string], Id>('execution_key_holder');
 export const releaseExecutionKey = prepared<[partition: string, key: string], { id: string; queue: string }>('release_execution_key');
 export const clearQueueKey = prepared<[partition: string, queueKey: string]>('clear_queue_key');
 
 // ── cancel, retry and bulk operations (unnamed, as list_jobs) ──────────────────────────────────
 
-export const cancelJobs = prepared<[ids: string[]], { id: string; partition: string; node: string | null; running: boolean }>('cancel_jobs');
+export const cancelJobs = prepared<[ids: string[]], { id: string; partition: string; node: string | null; running: boolean }>(
+  'cancel_jobs',
+);
 export const retryJobs = unnamed<
   [...MatchParams, finished: States, limit: number, maxAttempts: number | null],
-  { id: string; partition: string; queue: string; type: string; attempts: number; queue_key: string | null; max_attempts: number | null; retried: boolean }
+  {
+    id: string;
+    partition: string;
+    queue: string;
+    type: string;
+    attempts: number;
+    queue_key: string | null;
+    max_attempts: number | null;
+    retried: boolean;
+  }
 >('retry_jobs');
 export const cancelMatching = unnamed<
   [...MatchParams, live: States, limit: number],
   { id: string; partition: string; queue: string; type: string; attempts: number; node: string | null; running: boolean }
 >('cancel_matching');
-export const deleteMatching = unnamed<[...MatchParams, live: States, finished: States, limit: number], { id: string; partition: string; live: boolean }>(
-  'delete_matching',
+export const deleteMatching = unnamed<
+  [...MatchParams, live: States, finished: States, limit: number],
+  { id: string; partition: string; live: boolean }
+>('delete_matching');
+export const countMatching = unnamed<[...MatchParams, live: States, finished: States, cancel: boolean], { state: JobState; count: number }>(
+  'count_matching',
 );
-export const countMatching = unnamed<[...MatchParams, live: States, finished: States, cancel: boolean], { state: JobState; count: number }>('count_matching');
 
 // ── control and notices ────────────────────────────────────────────────────────────────────────
 
@@ -316,12 +355,17 @@ export const changeControl = prepared<
   [partition: string, op: string, queue: string | null, ms: number, node: string | null, channel: string, notice: string],
   ControlRowRaw
 >('change_control');
-export const adoptControl = prepared<[partition: string, paused: string[], throttles: string, epoch: number], ControlRowRaw>('adopt_control');
+export const adoptControl = prepared<[partition: string, paused: string[], throttles: string, epoch: number], ControlRowRaw>(
+  'adopt_control',
+);
 export const notify = prepared<[channel: string, payload: string]>('notify');
 
 // ── nodes ──────────────────────────────────────────────────────────────────────────────────────
 
-export const nodesSeen = prepared<[cluster: string, beats: number], { id: string; info: Record<string, unknown>; heartbeat_at: Date; age_ms: number }>('nodes_seen');
+export const nodesSeen = prepared<
+  [cluster: string, beats: number],
+  { id: string; info: Record<string, unknown>; heartbeat_at: Date; age_ms: number }
+>('nodes_seen');
 export const rollCallRequest = prepared<[channel: string, notice: string], { asked_at: Date }>('roll_call_request');
 export const nodeLeave = prepared<[nodeId: string]>('node_leave');
 
@@ -329,17 +373,18 @@ export const nodeLeave = prepared<[nodeId: string]>('node_leave');
 
 export const registerQueues = prepared<[partitions: string[], queues: string[], concurrency: number[], nodeId: string]>('register_queues');
 export const knownQueues = prepared<[], { partition: string; queue: string }>('known_queues');
-export const registerJobTypes = prepared<
-  [
-    types: string[],
-    queues: string[],
-    maxAttempts: number[],
-    timeoutsMs: (number | null)[],
-    queueKeys: (string | null)[],
-    executionKeys: (string | null)[],
-    nodeId: string,
-  ]
->('register_job_types');
+export const registerJobTypes =
+  prepared<
+    [
+      types: string[],
+      queues: string[],
+      maxAttempts: number[],
+      timeoutsMs: (number | null)[],
+      queueKeys: (string | null)[],
+      executionKeys: (string | null)[],
+      nodeId: string,
+    ]
+  >('register_job_types');
 export const jobTypes = prepared<
   [],
   { type: string; queue: string; max_attempts: number; timeout_ms: number | null; queue_key: string | null; execution_key: string | null }
@@ -353,14 +398,18 @@ export const appliedMigrations = prepared<[], { version: number; name: string; a
 
 // ── leases (by name) and Global's state ────────────────────────────────────────────────────────
 
-export const leaseAcquire = prepared<[name: string, nodeId: string, ttlMs: number], { epoch: string; expires_at: Date; acquired_at: Date }>('lease_acquire');
+export const leaseAcquire = prepared<[name: string, nodeId: string, ttlMs: number], { epoch: string; expires_at: Date; acquired_at: Date }>(
+  'lease_acquire',
+);
 export const leaseRenew = prepared<[name: string, nodeId: string, epoch: number, ttlMs: number]>('lease_renew');
 export const leaseRelease = prepared<[name: string, nodeId: string, epoch: number]>('lease_release');
 export const leaseHolder = prepared<
   [name: string],
   { holder: string; epoch: string; expires_at: Date; acquired_at: Date; live: boolean; released: boolean }
 >('lease_holder');
-export const leaseRaiseEpoch = prepared<[name: string, nodeId: string, epoch: number, atLeast: number], { epoch: string }>('lease_raise_epoch');
+export const leaseRaiseEpoch = prepared<[name: string, nodeId: string, epoch: number, atLeast: number], { epoch: string }>(
+  'lease_raise_epoch',
+);
 export const leaseCheck = prepared<[name: string, epoch: number], { held: boolean }>('lease_check');
 export const globalStateLoad = prepared<[partition: string], { epoch: string; snapshot: unknown; saved_at: Date }>('global_state_load');
 export const globalStateSave = prepared<[partition: string, epoch: number, json: string]>('global_state_save');
@@ -369,5 +418,8 @@ export const globalStateEpoch = prepared<[partition: string], { epoch: string | 
 // A name in OP_NAMES without its function here would load and never run: caught at import.
 const undefinedOps = OP_NAMES.filter((op) => !defined.has(op));
 if (undefinedOps.length > 0) {
-  throw new PartitaError('SQL_OPS', `src/ops.ts lists ${undefinedOps.join(', ')} in OP_NAMES but defines no typed function for ${undefinedOps.length === 1 ? 'it' : 'them'}`);
+  throw new PartitaError(
+    'SQL_OPS',
+    `src/ops.ts lists ${undefinedOps.join(', ')} in OP_NAMES but defines no typed function for ${undefinedOps.length === 1 ? 'it' : 'them'}`,
+  );
 }

@@ -47,9 +47,18 @@ export async function knownQueues(ctx: StoreContext): Promise<Map<string, Set<st
   return known;
 }
 
-export async function registerQueues(ctx: StoreContext, nodeId: string, queues: { partition: string; queue: string; concurrency: number }[]): Promise<void> {
+export async function registerQueues(
+  ctx: StoreContext,
+  nodeId: string,
+  queues: { partition: string; queue: string; concurrency: number }[],
+): Promise<void> {
   if (queues.length === 0) return;
-  await op.registerQueues(ctx.ops, ctx.pool, [queues.map((q) => q.partition), queues.map((q) => q.queue), queues.map((q) => q.concurrency), nodeId]);
+  await op.registerQueues(ctx.ops, ctx.pool, [
+    queues.map((q) => q.partition),
+    queues.map((q) => q.queue),
+    queues.map((q) => q.concurrency),
+    nodeId,
+  ]);
   ctx.known = undefined;
 }
 
@@ -71,6 +80,9 @@ export async function registerJobTypes(ctx: StoreContext, nodeId: string, types:
 export async function jobTypes(ctx: StoreContext): Promise<Map<string, Omit<RegisteredJobType, 'type'>>> {
   const rows = await op.jobTypes(ctx.ops, ctx.pool, []);
   return new Map(
-    rows.map((r) => [r.type, { queue: r.queue, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, queueKey: r.queue_key, executionKey: r.execution_key }]),
+    rows.map((r) => [
+      r.type,
+      { queue: r.queue, maxAttempts: r.max_attempts, timeoutMs: r.timeout_ms, queueKey: r.queue_key, executionKey: r.execution_key },
+    ]),
   );
 }

@@ -33,7 +33,10 @@ export function loadMigrationsFrom(dir: string, schema: string, shownDir: string
   const files = readdirSync(base).filter((f) => f.endsWith('.sql'));
   const misnamed = files.filter((f) => !MIGRATION_FILE.test(f));
   if (misnamed.length && base !== SQL_DIR + 'migrations/') {
-    throw new ValidationError(`${misnamed.map((f) => shown + f).join(', ')}: a migration file is named NNNN_name.sql (four digits, lower-case name)`, 'migrations');
+    throw new ValidationError(
+      `${misnamed.map((f) => shown + f).join(', ')}: a migration file is named NNNN_name.sql (four digits, lower-case name)`,
+      'migrations',
+    );
   }
   const out = files
     .filter((f) => MIGRATION_FILE.test(f))
@@ -45,7 +48,11 @@ export function loadMigrationsFrom(dir: string, schema: string, shownDir: string
       sql: render(readFileSync(base + file, 'utf8'), schema, shown + file),
     }));
   const twice = out.find((m, i) => i > 0 && out[i - 1]!.version === m.version);
-  if (twice) throw new ValidationError(`${shown}: two migrations have the number ${String(twice.version).padStart(4, '0')}; number each once`, 'migrations');
+  if (twice)
+    throw new ValidationError(
+      `${shown}: two migrations have the number ${String(twice.version).padStart(4, '0')}; number each once`,
+      'migrations',
+    );
   return out;
 }
 

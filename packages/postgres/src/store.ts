@@ -174,7 +174,12 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
       client,
       query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
         (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
-      enqueue: (jobs) => traceEnqueue(jobs, (traced) => enqueueOps.insertJobs(this.ctx, traced, client), (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id)),
+      enqueue: (jobs) =>
+        traceEnqueue(
+          jobs,
+          (traced) => enqueueOps.insertJobs(this.ctx, traced, client),
+          (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
+        ),
     };
     let broken: unknown;
     try {
@@ -259,7 +264,9 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
   }
 
   /** The claim for rate-limited queues: see jobs/claim.ts and sql/ops/claim_rate_limited.sql. */
-  claimRateLimited(request: RateLimitedClaimRequest): Promise<{ jobs: ClaimedJob[]; found: Map<string, number>; limited: Map<string, RateLimitOutcome> }> {
+  claimRateLimited(
+    request: RateLimitedClaimRequest,
+  ): Promise<{ jobs: ClaimedJob[]; found: Map<string, number>; limited: Map<string, RateLimitOutcome> }> {
     return claimOps.claimRateLimited(this.ctx, request);
   }
 
@@ -285,7 +292,12 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
    * Renews the leases of the given running jobs in one statement; returns those still held by
    * this node (a missing id means the lease was lost) and which were asked to cancel.
    */
-  heartbeat(nodeId: string, leaseMs: number, jobIds: string[], info?: Record<string, unknown>): Promise<{ renewed: string[]; cancelRequested: string[] }> {
+  heartbeat(
+    nodeId: string,
+    leaseMs: number,
+    jobIds: string[],
+    info?: Record<string, unknown>,
+  ): Promise<{ renewed: string[]; cancelRequested: string[] }> {
     return outcomeOps.heartbeat(this.ctx, nodeId, leaseMs, jobIds, info);
   }
 

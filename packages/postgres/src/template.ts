@@ -8,7 +8,10 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export function assertSchemaName(schema: string): void {
   if (!SCHEMA_NAME.test(schema)) {
-    throw new ValidationError(`"${schema}" is not a usable schema name; use lower-case letters, digits and _ (at most 63)`, 'postgres.schema');
+    throw new ValidationError(
+      `"${schema}" is not a usable schema name; use lower-case letters, digits and _ (at most 63)`,
+      'postgres.schema',
+    );
   }
 }
 
@@ -16,7 +19,10 @@ export function render(text: string, schema: string, file: string): string {
   const rendered = text.replaceAll('{{schema_raw}}', schema).replaceAll('{{schema}}', `"${schema}"`);
   const left = /\{\{[^}]*\}\}/.exec(rendered);
   if (left) {
-    throw new PartitaError('SQL_TEMPLATE', `${file}: ${left[0]} is not a placeholder the SQL loader knows; the package's sql folder is damaged or out of date, reinstall @partita/postgres`);
+    throw new PartitaError(
+      'SQL_TEMPLATE',
+      `${file}: ${left[0]} is not a placeholder the SQL loader knows; the package's sql folder is damaged or out of date, reinstall @partita/postgres`,
+    );
   }
   return rendered;
 }
@@ -38,12 +44,19 @@ function includeFragments(text: string, file: string, sqlDir: string): string {
     try {
       fragment = readFileSync(`${sqlDir}fragments/${name}.sql`, 'utf8');
     } catch (cause) {
-      throw new PartitaError('SQL_TEMPLATE', `${file}: includes {{> ${name}}} but sql/fragments/${name}.sql cannot be read; the package's sql folder is damaged or out of date, reinstall @partita/postgres`, { cause });
+      throw new PartitaError(
+        'SQL_TEMPLATE',
+        `${file}: includes {{> ${name}}} but sql/fragments/${name}.sql cannot be read; the package's sql folder is damaged or out of date, reinstall @partita/postgres`,
+        { cause },
+      );
     }
     const lines = fragment.trimEnd().split('\n');
     while (lines.length > 0 && /^\s*(--.*)?$/.test(lines[0]!)) lines.shift();
     if (lines.length === 0) {
-      throw new PartitaError('SQL_TEMPLATE', `${file}: sql/fragments/${name}.sql has no SQL in it; the package's sql folder is damaged, reinstall @partita/postgres`);
+      throw new PartitaError(
+        'SQL_TEMPLATE',
+        `${file}: sql/fragments/${name}.sql has no SQL in it; the package's sql folder is damaged, reinstall @partita/postgres`,
+      );
     }
     return `${indent}${before}(${lines.join(`\n${indent}${' '.repeat(before.length + 1)}`)})`;
   });

@@ -52,14 +52,21 @@ test('changes apply to the row as it is: concurrent pauses, resumes and throttle
   await store.changeControl('p', { op: 'throttle', ms: 500 });
   await store.changeControl('p', { op: 'throttle', ms: 0, queue: 'q01' });
   const last = await store.changeControl('p', { op: 'pause', queue: 'q05' });
-  t.deepEqual([...last.throttles].sort((a, b) => a.ms - b.ms), [{ ms: 40, queue: 'q02', node: 'n1' }, { ms: 500 }]);
+  t.deepEqual(
+    [...last.throttles].sort((a, b) => a.ms - b.ms),
+    [{ ms: 40, queue: 'q02', node: 'n1' }, { ms: 500 }],
+  );
   t.deepEqual(last.paused, queues.slice(1));
   t.is(last.version, 27);
 
   // A new leader keeps the row (its snapshot's copy does not overwrite it); a partition without one gets the snapshot's.
   const adopted = await store.adoptControl('p', { paused: [], throttles: [] }, 7);
   t.deepEqual(adopted, last);
-  t.deepEqual(await store.adoptControl('fresh', { paused: ['x'], throttles: [{ ms: 5 }] }, 1), { paused: ['x'], throttles: [{ ms: 5 }], version: 1 });
+  t.deepEqual(await store.adoptControl('fresh', { paused: ['x'], throttles: [{ ms: 5 }] }, 1), {
+    paused: ['x'],
+    throttles: [{ ms: 5 }],
+    version: 1,
+  });
 
   await store.notifyEnqueued('p', new Set(['q03', 'q04']));
   await store.requestRollCall();

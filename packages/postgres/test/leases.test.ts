@@ -24,7 +24,9 @@ test.after.always(async () => {
 
 /** Moves a lease's expiry into the past, as if its holder had stopped renewing long ago. */
 async function expire(partition: string): Promise<void> {
-  await db.pool.query(`UPDATE "${db.schema}".leases SET expires_at = now() - interval '1 second' WHERE name = 'global:' || $1`, [partition]);
+  await db.pool.query(`UPDATE "${db.schema}".leases SET expires_at = now() - interval '1 second' WHERE name = 'global:' || $1`, [
+    partition,
+  ]);
 }
 
 test('acquire takes a free lease at epoch 1; others are refused; the holder re-acquires at the same epoch', async (t) => {
@@ -250,7 +252,12 @@ test('a write fenced by assertHolder commits before a take-over, which waits for
 test('a statement fences itself with lease_held(name, epoch): the old holder writes nothing', async (t) => {
   await db.pool.query(`CREATE TABLE "${db.schema}".fenced_rows (epoch bigint NOT NULL)`);
   const write = async (epoch: number) =>
-    (await db.pool.query(`INSERT INTO "${db.schema}".fenced_rows SELECT $1::bigint WHERE "${db.schema}".lease_held('fence-sql', $1::bigint) RETURNING epoch`, [epoch])).rowCount;
+    (
+      await db.pool.query(
+        `INSERT INTO "${db.schema}".fenced_rows SELECT $1::bigint WHERE "${db.schema}".lease_held('fence-sql', $1::bigint) RETURNING epoch`,
+        [epoch],
+      )
+    ).rowCount;
   const a = await named.acquire('fence-sql', 'node-a', 60_000);
   t.is(await write(a!.epoch), 1);
   await expireNamed('fence-sql');
@@ -270,7 +277,9 @@ test('migration 0011 keeps existing partition leases and their epochs, under glo
   const old = await freshSchema('leases_upgrade');
   try {
     // The schema as a node before 0011 left it, with a lease at epoch 7 and a snapshot saved at it.
-    await old.pool.query(`CREATE TABLE "${old.schema}".migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    await old.pool.query(
+      `CREATE TABLE "${old.schema}".migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
     for (const m of loadMigrations(old.schema).filter((m) => m.version < 11)) {
       await old.pool.query(m.sql);
       await old.pool.query(`INSERT INTO "${old.schema}".migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);

@@ -13,7 +13,11 @@ async function withClaimed(n: number, fn: (store: JobStore, ids: string[], db: T
     const outcomes = await store.enqueue(Array.from({ length: n }, (_, i) => ({ partition: 'p', type: 't', payload: { i } })));
     const claimed = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: n }] });
     const byId = new Map(claimed.map((j) => [j.id, j]));
-    await fn(store, outcomes.map((o) => byId.get(o.id)!.id), db);
+    await fn(
+      store,
+      outcomes.map((o) => byId.get(o.id)!.id),
+      db,
+    );
   } finally {
     await store.close();
     await db.drop();
@@ -74,7 +78,12 @@ test('a failure that is not a property of a row (the store is closed) still reje
   await withClaimed(2, async (_store, ids, db) => {
     const other = await JobStore.open({ postgres: db.url, schema: db.schema, migrate: false });
     await other.close();
-    await t.throwsAsync(other.complete('n', ids.map((id) => ({ id, attempt: 1, result: null }))));
+    await t.throwsAsync(
+      other.complete(
+        'n',
+        ids.map((id) => ({ id, attempt: 1, result: null })),
+      ),
+    );
   });
 });
 
@@ -85,7 +94,12 @@ test('a lock timeout is not a refused row: the whole call rejects and nothing of
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM "${db.schema}".jobs WHERE id = $1 FOR UPDATE`, [ids[1]]);
-      const err = await t.throwsAsync(impatient.complete('n', ids.map((id) => ({ id, attempt: 1, result: null }))));
+      const err = await t.throwsAsync(
+        impatient.complete(
+          'n',
+          ids.map((id) => ({ id, attempt: 1, result: null })),
+        ),
+      );
       t.is((err as { code?: string }).code, '55P03');
       await holder.query('ROLLBACK');
       for (const id of ids) t.is((await store.getJob(id))?.state, 'running');

@@ -51,7 +51,9 @@ test('a missing fragment, an empty one, a nested include and an unknown placehol
     const missing = t.throws(() => renderOp('SELECT {{> nowhere}}', 'ops/x.sql', 's', dir), { instanceOf: PartitaError });
     t.regex(missing.message, /^ops\/x\.sql: .*sql\/fragments\/nowhere\.sql/);
     t.throws(() => renderOp('SELECT {{> empty}}', 'ops/x.sql', 's', dir), { message: /^ops\/x\.sql: .*empty\.sql has no SQL/ });
-    t.throws(() => renderOp('SELECT {{> outer}}', 'ops/x.sql', 's', dir), { message: /^ops\/x\.sql: \{\{> inner\}\} is not a placeholder/ });
+    t.throws(() => renderOp('SELECT {{> outer}}', 'ops/x.sql', 's', dir), {
+      message: /^ops\/x\.sql: \{\{> inner\}\} is not a placeholder/,
+    });
     t.throws(() => renderOp('SELECT {{schema}}.t, {{shema}}.u', 'ops/x.sql', 's', dir), { message: /^ops\/x\.sql: \{\{shema\}\}/ });
   });
 });

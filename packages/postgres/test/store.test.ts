@@ -40,8 +40,15 @@ test('migrations run once when several processes start at once', async (t) => {
     const applied = results.filter((r) => r.length > 0);
     t.is(applied.length, 1, 'one process applied them, the others found nothing to do');
     const { rows } = await db.pool.query(`SELECT version FROM "${db.schema}".migrations ORDER BY version`);
-    t.deepEqual(rows.map((r) => r.version), applied[0]);
-    t.deepEqual(applied[0], [...applied[0]!.keys()].map((i) => i + 1), 'numbered from 1 without gaps');
+    t.deepEqual(
+      rows.map((r) => r.version),
+      applied[0],
+    );
+    t.deepEqual(
+      applied[0],
+      [...applied[0]!.keys()].map((i) => i + 1),
+      'numbered from 1 without gaps',
+    );
   } finally {
     await db.drop();
   }
@@ -51,7 +58,10 @@ withStore('enqueue, claim and complete move a job to history with its result', a
   const id = await store.enqueueOne({ partition: 'p', type: 'echo', payload: { n: 1 } });
   t.is((await store.getJob(id))?.state, 'queued');
   const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
-  t.deepEqual(claimed.map((c) => [c.id, c.attempt, c.payload]), [[id, 1, { n: 1 }]]);
+  t.deepEqual(
+    claimed.map((c) => [c.id, c.attempt, c.payload]),
+    [[id, 1, { n: 1 }]],
+  );
   t.is((await store.getJob(id))?.state, 'running');
   const accepted = await store.complete('node-a', [{ id, attempt: 1, result: { ok: true } }]);
   t.true(accepted.has(id));
@@ -78,9 +88,16 @@ withStore('claims respect priority, run_at, queue and limit', async (t, { store 
   await store.enqueueOne({ partition: 'p', type: 'x', priority: -10, delayMs: 60_000 });
   await store.enqueueOne({ partition: 'p', queue: 'other', type: 'x', priority: -100 });
   const first = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 2 }] });
-  t.deepEqual(first.map((j) => j.id), [high, mid]);
+  t.deepEqual(
+    first.map((j) => j.id),
+    [high, mid],
+  );
   const rest = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
-  t.deepEqual(rest.map((j) => j.id), [low], 'the scheduled job is not due and the other queue is not asked for');
+  t.deepEqual(
+    rest.map((j) => j.id),
+    [low],
+    'the scheduled job is not due and the other queue is not asked for',
+  );
 });
 
 withStore('a failed attempt is retried at retryAt, keeps its errors, then fails for good', async (t, { store }) => {
@@ -91,14 +108,20 @@ withStore('a failed attempt is retried at retryAt, keeps its errors, then fails 
   let job = await store.getJob(id);
   t.is(job?.state, 'scheduled');
   t.is(job?.errors[0]?.message, 'boom');
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', queueKey: 'k1' }), { instanceOf: DuplicateQueueKeyError, message: new RegExp(id) });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', queueKey: 'k1' }), {
+    instanceOf: DuplicateQueueKeyError,
+    message: new RegExp(id),
+  });
   await store.pool.query(`UPDATE "${store.schema}".jobs SET run_at = now() WHERE id = $1`, [id]);
   const [again] = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
   t.is(again?.attempt, 2);
   t.true((await store.fail('n', [{ id, attempt: 2, error: { ...error, attempt: 2, message: 'boom 2' } }])).has(id));
   job = await store.getJob(id);
   t.is(job?.state, 'failed');
-  t.deepEqual(job?.errors.map((e) => e.message), ['boom', 'boom 2']);
+  t.deepEqual(
+    job?.errors.map((e) => e.message),
+    ['boom', 'boom 2'],
+  );
   t.truthy(await store.enqueueOne({ partition: 'p', type: 'x', queueKey: 'k1' }), 'the queue key is free once the job finished');
 });
 
@@ -107,7 +130,10 @@ withStore('expired leases are rescued; a job rescued too often fails', async (t,
   await store.claim({ nodeId: 'dead', partition: 'p', leaseMs: 1, queues: [{ queue: 'default', limit: 1 }] });
   await new Promise((r) => setTimeout(r, 20));
   const rescued = await store.rescueExpired();
-  t.deepEqual(rescued.map((r) => [r.id, r.failed]), [[id, false]]);
+  t.deepEqual(
+    rescued.map((r) => [r.id, r.failed]),
+    [[id, false]],
+  );
   const job = await store.getJob(id);
   t.is(job?.state, 'queued');
   t.true(job?.errors[0]?.rescued);
@@ -154,12 +180,30 @@ withStore('a job handed back after a cancel was asked is finished as cancelled, 
 });
 
 withStore('a job enqueued straight into a node is its running first attempt, leased; a held queue key refuses it', async (t, { store }) => {
-  const job = await store.enqueueHandedOff({ partition: 'p', type: 'x', payload: { n: 1 }, queueKey: 'once', maxAttempts: 3 }, 'node-h', 5000);
-  t.like(job, { partition: 'p', queue: 'default', type: 'x', payload: { n: 1 }, attempt: 1, maxAttempts: 3, queueKey: 'once', executionKey: null, cancelRequested: false });
+  const job = await store.enqueueHandedOff(
+    { partition: 'p', type: 'x', payload: { n: 1 }, queueKey: 'once', maxAttempts: 3 },
+    'node-h',
+    5000,
+  );
+  t.like(job, {
+    partition: 'p',
+    queue: 'default',
+    type: 'x',
+    payload: { n: 1 },
+    attempt: 1,
+    maxAttempts: 3,
+    queueKey: 'once',
+    executionKey: null,
+    cancelRequested: false,
+  });
   t.like(await store.getJob(job.id), { state: 'running', attempts: 1 });
   t.deepEqual((await store.heartbeat('node-h', 5000, [job.id])).renewed, [job.id], 'leased to that node');
-  await t.throwsAsync(store.enqueueHandedOff({ partition: 'p', type: 'x', queueKey: 'once' }, 'node-h', 5000), { instanceOf: DuplicateQueueKeyError });
-  await t.throwsAsync(store.enqueueHandedOff({ partition: 'p', type: 'x', executionKey: 'k' }, 'node-h', 5000), { instanceOf: ValidationError });
+  await t.throwsAsync(store.enqueueHandedOff({ partition: 'p', type: 'x', queueKey: 'once' }, 'node-h', 5000), {
+    instanceOf: DuplicateQueueKeyError,
+  });
+  await t.throwsAsync(store.enqueueHandedOff({ partition: 'p', type: 'x', executionKey: 'k' }, 'node-h', 5000), {
+    instanceOf: ValidationError,
+  });
   t.true((await store.complete('node-h', [{ id: job.id, attempt: 1, result: 2 }])).has(job.id));
 });
 
@@ -189,8 +233,14 @@ withStore('lookup attributes are found by key, array values by element, across l
   const b = await store.enqueueOne({ partition: 'p', type: 'x', lookup: { customer: '42' } });
   await store.enqueueOne({ partition: 'p', type: 'x', lookup: { customer: 7, tags: ['red'] } });
   await store.cancel([b]);
-  t.deepEqual((await store.jobsByKey('p', 'customer', 42)).map((j) => j.id), [a, b]);
-  t.deepEqual((await store.jobsByKey('p', 'tags', 'blue')).map((j) => j.id), [a]);
+  t.deepEqual(
+    (await store.jobsByKey('p', 'customer', 42)).map((j) => j.id),
+    [a, b],
+  );
+  t.deepEqual(
+    (await store.jobsByKey('p', 'tags', 'blue')).map((j) => j.id),
+    [a],
+  );
   t.is((await store.jobsByKey('p', 'tags', 'red')).length, 2);
   t.deepEqual((await store.getJob(a))?.lookup, { customer: 42, tags: ['red', 'blue'] });
   const plan = await store.pool.query(
@@ -205,14 +255,35 @@ withStore('lookup attributes are found by key, array values by element, across l
 withStore('bad payloads and options are ValidationErrors naming the field', async (t, { store }) => {
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: cyclic }), { instanceOf: ValidationError, message: /circular/ });
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: { n: 10n } }), { instanceOf: ValidationError, message: /job\.payload\.n.*BigInt/ });
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: { f: () => 1 } }), { instanceOf: ValidationError, message: /function/ });
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: { m: new Map() } }), { instanceOf: ValidationError, message: /Map/ });
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: 'x'.repeat(1024 * 1024 + 1) }), { instanceOf: ValidationError, message: /limit/ });
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', maxAttempts: 0 }), { instanceOf: ValidationError, message: /maxAttempts/ });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: cyclic }), {
+    instanceOf: ValidationError,
+    message: /circular/,
+  });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: { n: 10n } }), {
+    instanceOf: ValidationError,
+    message: /job\.payload\.n.*BigInt/,
+  });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: { f: () => 1 } }), {
+    instanceOf: ValidationError,
+    message: /function/,
+  });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: { m: new Map() } }), {
+    instanceOf: ValidationError,
+    message: /Map/,
+  });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', payload: 'x'.repeat(1024 * 1024 + 1) }), {
+    instanceOf: ValidationError,
+    message: /limit/,
+  });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', maxAttempts: 0 }), {
+    instanceOf: ValidationError,
+    message: /maxAttempts/,
+  });
   await t.throwsAsync(store.enqueueOne({ partition: 'p', type: '' }), { instanceOf: ValidationError, message: /type/ });
-  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', lookup: { k: [{}] as never } }), { instanceOf: ValidationError, message: /lookup\.k\[0\]/ });
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', lookup: { k: [{}] as never } }), {
+    instanceOf: ValidationError,
+    message: /lookup\.k\[0\]/,
+  });
   await t.throwsAsync(store.enqueueOne({ partition: 'nope', type: 'x' }), { instanceOf: UnknownPartitionError, message: /known: p/ });
   await t.throwsAsync(store.enqueueOne({ partition: 'p', queue: 'nope', type: 'x' }), { instanceOf: UnknownQueueError });
   const { rows } = await store.pool.query(`SELECT count(*)::int AS n FROM "${store.schema}".jobs`);
@@ -246,7 +317,12 @@ withStore('twelve thousand jobs enqueue in one call (chunked in one transaction)
   for (;;) {
     const batch = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1000 }] });
     if (batch.length === 0) break;
-    done += (await store.complete('n', batch.map((j) => ({ id: j.id, attempt: j.attempt, result: null })))).size;
+    done += (
+      await store.complete(
+        'n',
+        batch.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+      )
+    ).size;
   }
   t.is(done, 12_000);
 });
@@ -295,27 +371,36 @@ withStore('odd strings round-trip exactly: payload, type, queue and execution ke
     t.is(job?.queueKey, `${s}#${i}`);
     t.is(job?.executionKey, s);
     t.deepEqual(job?.lookup, { 'tag.v': s, list: [s, i] });
-    t.deepEqual((await store.jobsByKey('p', 'tag.v', s)).map((j) => j.id), [ids[i]]);
+    t.deepEqual(
+      (await store.jobsByKey('p', 'tag.v', s)).map((j) => j.id),
+      [ids[i]],
+    );
   }
   const { rows } = await db.pool.query(`SELECT lookup_index FROM "${db.schema}".jobs WHERE id = $1`, [ids[3]]);
   t.deepEqual(rows[0].lookup_index, { 'tag.v': [ODD[3]], list: [ODD[3], '3'] });
 });
 
-withStore('results of one completion batch round-trip exactly, odd strings included; nothing returned is JSON null', async (t, { store, db }) => {
-  const results: unknown[] = [undefined, null, 0, false, '', ...ODD, { all: ODD, nested: { s: ODD[4] } }, ODD, 'tab\tnew\nline'];
-  await store.enqueue(results.map((_, i) => ({ partition: 'p', type: 'r', payload: { i } })));
-  const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1000 }] });
-  t.is(claimed.length, results.length);
-  const byIndex = (j: { payload: unknown }) => (j.payload as { i: number }).i;
-  const accepted = await store.complete('node-a', claimed.map((j) => ({ id: j.id, attempt: j.attempt, result: results[byIndex(j)] })));
-  t.is(accepted.size, results.length, 'all in one statement');
-  for (const j of claimed) {
-    const expected = results[byIndex(j)];
-    t.deepEqual((await store.getJob(j.id))?.result, expected === undefined ? null : expected);
-  }
-  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs_history WHERE result = 'null'::jsonb`);
-  t.is(rows[0].n, 2, 'undefined and null are stored as JSON null, not SQL NULL');
-});
+withStore(
+  'results of one completion batch round-trip exactly, odd strings included; nothing returned is JSON null',
+  async (t, { store, db }) => {
+    const results: unknown[] = [undefined, null, 0, false, '', ...ODD, { all: ODD, nested: { s: ODD[4] } }, ODD, 'tab\tnew\nline'];
+    await store.enqueue(results.map((_, i) => ({ partition: 'p', type: 'r', payload: { i } })));
+    const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1000 }] });
+    t.is(claimed.length, results.length);
+    const byIndex = (j: { payload: unknown }) => (j.payload as { i: number }).i;
+    const accepted = await store.complete(
+      'node-a',
+      claimed.map((j) => ({ id: j.id, attempt: j.attempt, result: results[byIndex(j)] })),
+    );
+    t.is(accepted.size, results.length, 'all in one statement');
+    for (const j of claimed) {
+      const expected = results[byIndex(j)];
+      t.deepEqual((await store.getJob(j.id))?.result, expected === undefined ? null : expected);
+    }
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs_history WHERE result = 'null'::jsonb`);
+    t.is(rows[0].n, 2, 'undefined and null are stored as JSON null, not SQL NULL');
+  },
+);
 
 withStore('partitions and queues named NULL are names, not nulls', async (t, { store }) => {
   await store.registerQueues('node-a', [
@@ -345,7 +430,19 @@ withStore('every option is stored, and defaults fill what a job leaves out', asy
   );
   const row = (i: number) => rows.find((r) => r.id === outcomes[i]!.id);
   const nearly = (d: Date, ms: number) => Math.abs(d.getTime() - ms) < 5000;
-  t.like(row(0), { queue: 'default', payload: null, priority: 0, max_attempts: 1, timeout_ms: null, queue_key: null, execution_key: null, lookup: null, lookup_index: null, state: 'queued', attempts: 0 });
+  t.like(row(0), {
+    queue: 'default',
+    payload: null,
+    priority: 0,
+    max_attempts: 1,
+    timeout_ms: null,
+    queue_key: null,
+    execution_key: null,
+    lookup: null,
+    lookup_index: null,
+    state: 'queued',
+    attempts: 0,
+  });
   t.true(nearly(row(0).run_at, before));
   t.like(row(1), { priority: -1_000_000, max_attempts: 1000, timeout_ms: 2_147_483_647 });
   t.is(row(1).run_at.toISOString(), runAt.toISOString());
@@ -367,7 +464,15 @@ withStore('a batch mixing keyed and plain jobs refuses only the held keys, where
   ]);
   t.deepEqual(
     outcomes.map((o) => o.refused),
-    [undefined, undefined, { reason: 'queue_key', queueKey: 'held', heldBy: held }, undefined, { reason: 'queue_key', queueKey: 'a', heldBy: outcomes[1]!.id }, undefined, undefined],
+    [
+      undefined,
+      undefined,
+      { reason: 'queue_key', queueKey: 'held', heldBy: held },
+      undefined,
+      { reason: 'queue_key', queueKey: 'a', heldBy: outcomes[1]!.id },
+      undefined,
+      undefined,
+    ],
   );
   const { rows } = await db.pool.query(`SELECT id FROM "${db.schema}".jobs`);
   t.deepEqual(rows.map((r) => r.id).sort(), [held, ...[0, 1, 3, 5, 6].map((i) => outcomes[i]!.id)].sort());
@@ -381,7 +486,10 @@ withStore('a chunked enqueue refuses a key an earlier chunk of the same call too
   const outcomes = await store.enqueue(jobs);
   t.deepEqual(outcomes[5001]!.refused, { reason: 'queue_key', queueKey: 'k', heldBy: outcomes[0]!.id });
   t.is(outcomes.filter((o) => o.refused).length, 1);
-  t.deepEqual((await store.jobsByKey('p', 'only', 'late')).map((j) => j.id), [outcomes[5000]!.id]);
+  t.deepEqual(
+    (await store.jobsByKey('p', 'only', 'late')).map((j) => j.id),
+    [outcomes[5000]!.id],
+  );
   t.is(await store.getJob(outcomes[5001]!.id), undefined);
   t.deepEqual((await store.getJob(outcomes[4999]!.id))?.payload, { i: 4999 });
 });
@@ -412,67 +520,86 @@ withStore('validation errors name the job and the field, in a batch and alone', 
     await t.throwsAsync(store.enqueue(jobs as NewJob[]), { instanceOf: ValidationError, message });
   };
   await fails([ok, { ...ok, priority: 1.5 }], 'jobs[1].priority: priority must be an integer (lower runs first)');
-  await fails([ok, ok, { ...ok, payload: { a: [10n] } }], 'jobs[2].payload.a[0]: is a BigInt, which JSON cannot represent; convert it to a string');
+  await fails(
+    [ok, ok, { ...ok, payload: { a: [10n] } }],
+    'jobs[2].payload.a[0]: is a BigInt, which JSON cannot represent; convert it to a string',
+  );
   await fails([{ ...ok, queue: 'a b' }], 'job.queue: queue must be 1-64 letters, digits, _ or -');
   await fails([{ ...ok, runAt: new Date(), delayMs: 5 }, ok], 'jobs[0]: give runAt or delayMs, not both');
   await fails([ok, null], 'jobs[1]: must be an object');
   await fails([ok, { ...ok, executionKey: '' }], 'jobs[1].executionKey: executionKey must be a non-empty string of at most 500 characters');
   await fails([{ ...ok, lookup: { k: [true] } }], 'job.lookup.k[0]: must be a string, a finite number or an array of those');
-  await fails([ok, { ...ok, payload: 'x'.repeat(1024 * 1024 - 1) }], 'jobs[1].payload: is 1048577 bytes of JSON, over the 1048576-byte limit; store large data elsewhere and enqueue a reference, or raise limits.payloadBytes');
+  await fails(
+    [ok, { ...ok, payload: 'x'.repeat(1024 * 1024 - 1) }],
+    'jobs[1].payload: is 1048577 bytes of JSON, over the 1048576-byte limit; store large data elsewhere and enqueue a reference, or raise limits.payloadBytes',
+  );
   t.truthy(await store.enqueueOne({ ...ok, payload: 'x'.repeat(1024 * 1024 - 2) }), 'exactly 1 MiB of JSON is allowed');
 });
 
-withStore('an execution key admits one running job: claims racing from several nodes never run two jobs of a key, and none fails', async (t, { store, db }) => {
-  const KEYS = 8;
-  await store.enqueue(Array.from({ length: 400 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `k${i % KEYS}`, payload: { i } })));
-  // Four nodes, each with its own store (own connections), claiming and completing side by side.
-  const others = await Promise.all([1, 2, 3].map(() => JobStore.open({ postgres: db.url, schema: db.schema })));
-  const stores = [store, ...others];
-  let done = 0;
-  let worst = 0;
-  try {
-    await Promise.all(
-      stores.map(async (s, n) => {
-        const node = `node-${n}`;
-        for (let idle = 0; idle < 20 && done < 400; ) {
-          const jobs = await s.claim({ nodeId: node, partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 16 }] });
-          const keys = jobs.map((j) => j.executionKey);
-          t.is(new Set(keys).size, keys.length, 'one job per key per claim');
-          const { rows } = await db.pool.query(
-            `SELECT max(n)::int AS worst FROM (SELECT count(*) AS n FROM "${db.schema}".jobs WHERE state = 'running' GROUP BY execution_key) c`,
-          );
-          worst = Math.max(worst, rows[0].worst ?? 0);
-          if (jobs.length === 0) {
-            idle++;
-            await new Promise((r) => setTimeout(r, 5));
-            continue;
-          }
-          idle = 0;
-          const accepted = await s.complete(node, jobs.map((j) => ({ id: j.id, attempt: j.attempt, result: null })));
-          done += accepted.size;
-        }
-      }),
+withStore(
+  'an execution key admits one running job: claims racing from several nodes never run two jobs of a key, and none fails',
+  async (t, { store, db }) => {
+    const KEYS = 8;
+    await store.enqueue(
+      Array.from({ length: 400 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `k${i % KEYS}`, payload: { i } })),
     );
-  } finally {
-    await Promise.all(others.map((s) => s.close()));
-  }
-  t.is(done, 400, 'every job ran once');
-  t.is(worst, 1, 'never two running jobs under one key');
-  // The rule is Postgres's own: a second running job of a key is refused outright.
-  const [a, b] = await store.enqueue([
-    { partition: 'p', type: 'k', executionKey: 'solo' },
-    { partition: 'p', type: 'k', executionKey: 'solo' },
-  ]);
-  await db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [a!.id]);
-  await t.throwsAsync(db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [b!.id]), { message: /jobs_running_key_idx/ });
-});
+    // Four nodes, each with its own store (own connections), claiming and completing side by side.
+    const others = await Promise.all([1, 2, 3].map(() => JobStore.open({ postgres: db.url, schema: db.schema })));
+    const stores = [store, ...others];
+    let done = 0;
+    let worst = 0;
+    try {
+      await Promise.all(
+        stores.map(async (s, n) => {
+          const node = `node-${n}`;
+          for (let idle = 0; idle < 20 && done < 400; ) {
+            const jobs = await s.claim({ nodeId: node, partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 16 }] });
+            const keys = jobs.map((j) => j.executionKey);
+            t.is(new Set(keys).size, keys.length, 'one job per key per claim');
+            const { rows } = await db.pool.query(
+              `SELECT max(n)::int AS worst FROM (SELECT count(*) AS n FROM "${db.schema}".jobs WHERE state = 'running' GROUP BY execution_key) c`,
+            );
+            worst = Math.max(worst, rows[0].worst ?? 0);
+            if (jobs.length === 0) {
+              idle++;
+              await new Promise((r) => setTimeout(r, 5));
+              continue;
+            }
+            idle = 0;
+            const accepted = await s.complete(
+              node,
+              jobs.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+            );
+            done += accepted.size;
+          }
+        }),
+      );
+    } finally {
+      await Promise.all(others.map((s) => s.close()));
+    }
+    t.is(done, 400, 'every job ran once');
+    t.is(worst, 1, 'never two running jobs under one key');
+    // The rule is Postgres's own: a second running job of a key is refused outright.
+    const [a, b] = await store.enqueue([
+      { partition: 'p', type: 'k', executionKey: 'solo' },
+      { partition: 'p', type: 'k', executionKey: 'solo' },
+    ]);
+    await db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [a!.id]);
+    await t.throwsAsync(db.pool.query(`UPDATE "${db.schema}".jobs SET state = 'running' WHERE id = $1`, [b!.id]), {
+      message: /jobs_running_key_idx/,
+    });
+  },
+);
 
 withStore('one claim takes at most 512 execution keys, in claim order, and reports the rest as found', async (t, { store }) => {
   // 1,100 keyed jobs with distinct keys, and plain jobs after them: each key costs the claim a lock
   // in the server's shared lock table, so a claim stops at 512 keys and the next one goes on.
-  await store.enqueue(Array.from({ length: 1100 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `key-${i}`, priority: i, payload: { i } })));
+  await store.enqueue(
+    Array.from({ length: 1100 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: `key-${i}`, priority: i, payload: { i } })),
+  );
   await store.enqueue(Array.from({ length: 10 }, (_, i) => ({ partition: 'p', type: 'plain', priority: 2000 + i })));
-  const claim = () => store.claimCounted({ nodeId: 'node-a', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 2000 }] });
+  const claim = () =>
+    store.claimCounted({ nodeId: 'node-a', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 2000 }] });
   const first = await claim();
   t.is(first.jobs.length, 512 + 10, '512 keyed jobs and every plain one');
   t.deepEqual(
@@ -488,29 +615,39 @@ withStore('one claim takes at most 512 execution keys, in claim order, and repor
   t.is((await claim()).jobs.length, 0);
 });
 
-withStore('a claim that meets a hold on its key committed mid-claim retries and skips the key instead of failing', async (t, { store, db }) => {
-  const [first, second, free] = await store.enqueue([
-    { partition: 'p', type: 'k', executionKey: 'raced' },
-    { partition: 'p', type: 'k', executionKey: 'raced' },
-    { partition: 'p', type: 'k', executionKey: 'other' },
-  ]);
-  // Another node's claim of the first job, not committed yet: invisible to the claim's read, and
-  // not holding the key's try-lock (as a claim that committed just after this one read would be).
-  const other = await db.pool.connect();
-  try {
-    await other.query('BEGIN');
-    await other.query(`UPDATE "${db.schema}".jobs SET state = 'running', locked_by = 'node-b', locked_until = now() + interval '1 minute' WHERE id = $1`, [first!.id]);
-    const claim = store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
-    // The claim reads the key as free, takes the second job and waits on the first one's index entry.
-    await new Promise((r) => setTimeout(r, 200));
-    await other.query('COMMIT');
-    const claimed = await claim;
-    t.deepEqual(claimed.map((j) => j.id), [free!.id], 'the retry skipped the held key');
-    t.is((await store.getJob(second!.id))?.state, 'waiting');
-  } finally {
-    other.release();
-  }
-});
+withStore(
+  'a claim that meets a hold on its key committed mid-claim retries and skips the key instead of failing',
+  async (t, { store, db }) => {
+    const [first, second, free] = await store.enqueue([
+      { partition: 'p', type: 'k', executionKey: 'raced' },
+      { partition: 'p', type: 'k', executionKey: 'raced' },
+      { partition: 'p', type: 'k', executionKey: 'other' },
+    ]);
+    // Another node's claim of the first job, not committed yet: invisible to the claim's read, and
+    // not holding the key's try-lock (as a claim that committed just after this one read would be).
+    const other = await db.pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(
+        `UPDATE "${db.schema}".jobs SET state = 'running', locked_by = 'node-b', locked_until = now() + interval '1 minute' WHERE id = $1`,
+        [first!.id],
+      );
+      const claim = store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+      // The claim reads the key as free, takes the second job and waits on the first one's index entry.
+      await new Promise((r) => setTimeout(r, 200));
+      await other.query('COMMIT');
+      const claimed = await claim;
+      t.deepEqual(
+        claimed.map((j) => j.id),
+        [free!.id],
+        'the retry skipped the held key',
+      );
+      t.is((await store.getJob(second!.id))?.state, 'waiting');
+    } finally {
+      other.release();
+    }
+  },
+);
 
 // complete_batch writes the history row out column by column (measured faster than history_row,
 // see its header); every other op that moves a job to history uses history_row. This keeps the one
@@ -521,10 +658,19 @@ withStore('a completion writes the history row history_row writes for the same j
   const { rows: columns } = await db.pool.query<{ name: string }>(
     `SELECT attname AS name FROM pg_attribute WHERE attrelid = '${s}.jobs_history'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
   );
-  const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/.exec(loadOps(db.schema).complete_batch.text)?.[1]?.split(',').map((c) => c.trim());
-  t.deepEqual(listed, columns.map((c) => c.name).filter((c) => c !== 'finished_at'), 'complete_batch lists every history column but finished_at (its default)');
+  const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/
+    .exec(loadOps(db.schema).complete_batch.text)?.[1]
+    ?.split(',')
+    .map((c) => c.trim());
+  t.deepEqual(
+    listed,
+    columns.map((c) => c.name).filter((c) => c !== 'finished_at'),
+    'complete_batch lists every history column but finished_at (its default)',
+  );
 
-  await store.enqueue([{ partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 }]);
+  await store.enqueue([
+    { partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 },
+  ]);
   const [job] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
   await db.pool.query(`UPDATE ${s}.jobs SET progress = '{"p": 1}', errors = '[{"attempt": 0}]' WHERE id = $1`, [job!.id]);
   const { rows: expected } = await db.pool.query(

@@ -15,7 +15,12 @@ test('complete, enqueue and SQL in one transaction commit together; a throw roll
   const { db, store, close } = await setup();
   try {
     await store.enqueue([1, 2].map((i) => ({ partition: 'p', type: 'parent', payload: { i } })));
-    const [first, second] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 2 }] });
+    const [first, second] = await store.claim({
+      nodeId: 'node-a',
+      partition: 'p',
+      leaseMs: 30_000,
+      queues: [{ queue: 'default', limit: 2 }],
+    });
     const count = async (sql: string) => Number((await db.pool.query(sql)).rows[0].n);
     const history = `SELECT count(*) AS n FROM "${db.schema}".jobs_history`;
     const children = `SELECT count(*) AS n FROM "${db.schema}".jobs WHERE type = 'child'`;

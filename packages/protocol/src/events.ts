@@ -155,7 +155,8 @@ export function eventSubscriptionPattern(cluster: string, pattern: string | Even
       ...(kind !== undefined ? { kind } : {}),
     });
   }
-  if (typeof pattern !== 'string') throw new ValidationError('must be a subject pattern string or a filter object { partition?, queue?, type?, kind? }', 'pattern');
+  if (typeof pattern !== 'string')
+    throw new ValidationError('must be a subject pattern string or a filter object { partition?, queue?, type?, kind? }', 'pattern');
   validatePattern(pattern, 'event pattern');
   const tokens = pattern.split('.');
   const prefix = subjects.eventPattern(cluster, '>').slice(0, -1); // `partita.<cluster>.event.`
@@ -349,7 +350,15 @@ export function jobEventsOf(data: unknown, messageKind: string): JobEvent[] {
   const out: JobEvent[] = [];
   for (const item of b.events) {
     if (typeof item !== 'object' || item === null) continue;
-    const event = { partition: b.partition, queue: b.queue, type: b.type, kind: b.kind, at: b.at, ...(b.node !== undefined ? { node: b.node } : {}), ...item };
+    const event = {
+      partition: b.partition,
+      queue: b.queue,
+      type: b.type,
+      kind: b.kind,
+      at: b.at,
+      ...(b.node !== undefined ? { node: b.node } : {}),
+      ...item,
+    };
     if (isJobEvent(event)) out.push(event);
   }
   return out;

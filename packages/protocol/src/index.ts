@@ -4,15 +4,7 @@
  * core ← protocol ← postgres/nats ← client ← runtime), so no side depends on another for its format.
  */
 export * as subjects from './subjects.js';
-export {
-  matchSubject,
-  matchTokens,
-  validateToken,
-  validateSubject,
-  validatePattern,
-  isValidSubject,
-  isValidPattern,
-} from './subjects.js';
+export { matchSubject, matchTokens, validateToken, validateSubject, validatePattern, isValidSubject, isValidPattern } from './subjects.js';
 export {
   JOB_EVENT_KINDS,
   TERMINAL_EVENT_KINDS,

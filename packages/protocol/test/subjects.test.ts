@@ -5,7 +5,10 @@ import { isValidPattern, isValidSubject, matchSubject, subjects } from '../src/i
 
 test('subject helpers build names under partita.<cluster>.', (t) => {
   t.is(subjects.wake('prod', 'billing', 'default'), 'partita.prod.wake.billing.default');
-  t.is(subjects.event('prod', 'billing', 'default', 'send-invoice', 'completed'), 'partita.prod.event.billing.default.send-invoice.completed');
+  t.is(
+    subjects.event('prod', 'billing', 'default', 'send-invoice', 'completed'),
+    'partita.prod.event.billing.default.send-invoice.completed',
+  );
   t.is(subjects.global('prod', 'billing'), 'partita.prod.global.billing');
   t.is(subjects.rollCall('prod'), 'partita.prod.rollcall');
   t.is(subjects.throttle('prod'), 'partita.prod.throttle');
@@ -56,7 +59,13 @@ test('pattern helpers: omitted parts are `*`, string patterns are validated', (t
 });
 
 test('parse helpers invert the builders', (t) => {
-  t.deepEqual(subjects.parseEvent(subjects.event('c', 'p', 'q', 't', 'k')), { cluster: 'c', partition: 'p', queue: 'q', type: 't', kind: 'k' });
+  t.deepEqual(subjects.parseEvent(subjects.event('c', 'p', 'q', 't', 'k')), {
+    cluster: 'c',
+    partition: 'p',
+    queue: 'q',
+    type: 't',
+    kind: 'k',
+  });
   t.deepEqual(subjects.parseWake(subjects.wake('c', 'p', 'q')), { cluster: 'c', partition: 'p', queue: 'q' });
   t.deepEqual(subjects.parseQuorum(subjects.quorum('c', 'a.b')), { cluster: 'c', topic: 'a.b' });
   t.is(subjects.parseEvent(subjects.wake('c', 'p', 'q')), undefined);
@@ -70,7 +79,10 @@ test('property: any valid tokens build a valid subject that parses back', (t) =>
   fc.assert(
     fc.property(token, token, token, token, token, (c, p, q, ty, k) => {
       const s = subjects.event(c, p, q, ty, k);
-      return isValidSubject(s) && JSON.stringify(subjects.parseEvent(s)) === JSON.stringify({ cluster: c, partition: p, queue: q, type: ty, kind: k });
+      return (
+        isValidSubject(s) &&
+        JSON.stringify(subjects.parseEvent(s)) === JSON.stringify({ cluster: c, partition: p, queue: q, type: ty, kind: k })
+      );
     }),
   );
   t.pass();
@@ -78,14 +90,19 @@ test('property: any valid tokens build a valid subject that parses back', (t) =>
 
 test('property: a token containing a space, dot, `*` or `>` is always rejected', (t) => {
   fc.assert(
-    fc.property(fc.string({ maxLength: 6 }), fc.constantFrom(' ', '.', '*', '>', '\n', '\u00a0'), fc.string({ maxLength: 6 }), (a, bad, b) => {
-      try {
-        subjects.wake('c', a + bad + b, 'q');
-        return false;
-      } catch (err) {
-        return err instanceof ValidationError;
-      }
-    }),
+    fc.property(
+      fc.string({ maxLength: 6 }),
+      fc.constantFrom(' ', '.', '*', '>', '\n', '\u00a0'),
+      fc.string({ maxLength: 6 }),
+      (a, bad, b) => {
+        try {
+          subjects.wake('c', a + bad + b, 'q');
+          return false;
+        } catch (err) {
+          return err instanceof ValidationError;
+        }
+      },
+    ),
   );
   t.pass();
 });

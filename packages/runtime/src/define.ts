@@ -105,7 +105,6 @@ export type ResolvedJobDefinition<P = any, R = any> = JobDefinition<P, R> & {
   backoff: { baseMs: number; maxMs: number };
 };
 
-
 /** Declares a job type. Checked at once, so a typo fails at start-up rather than at the first run. */
 export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): JobDefinition<P, R> {
   const what = `defineJob(${typeof input?.type === 'string' ? JSON.stringify(input.type) : '?'})`;
@@ -113,14 +112,18 @@ export function defineJob<P = any, R = any>(input: JobDefinitionInput<P, R>): Jo
   if (typeof input.type !== 'string' || input.type.length === 0 || input.type.length > 200) {
     throw new ValidationError('type must be a non-empty string of at most 200 characters', `${what}.type`);
   }
-  if (typeof input.perform !== 'function') throw new ValidationError('perform must be a function (payload, ctx) => result', `${what}.perform`);
+  if (typeof input.perform !== 'function')
+    throw new ValidationError('perform must be a function (payload, ctx) => result', `${what}.perform`);
   const queue = input.queue ?? 'default';
   if (!NAME_PATTERN.test(queue)) throw new ValidationError('queue must be 1-64 letters, digits, _ or -', `${what}.queue`);
   const { maxAttempts, backoff } = input;
   if (maxAttempts !== undefined && (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000)) {
     throw new ValidationError('maxAttempts must be an integer from 1 to 1000', `${what}.maxAttempts`);
   }
-  if (backoff !== undefined && (!Number.isFinite(backoff?.baseMs) || backoff.baseMs < 0 || !Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs)) {
+  if (
+    backoff !== undefined &&
+    (!Number.isFinite(backoff?.baseMs) || backoff.baseMs < 0 || !Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs)
+  ) {
     throw new ValidationError('backoff must be { baseMs ≥ 0, maxMs ≥ baseMs }', `${what}.backoff`);
   }
   if (input.timeoutMs !== undefined && (!Number.isInteger(input.timeoutMs) || input.timeoutMs < 0)) {

@@ -17,7 +17,10 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     const now = Date.now();
     if (now - lastProblemAt < 60_000) return;
     lastProblemAt = now;
-    logger.warn({ jobId: event.id, kind: event.kind, err: describeError(error).message }, 'a job event could not be published (logged once a minute)');
+    logger.warn(
+      { jobId: event.id, kind: event.kind, err: describeError(error).message },
+      'a job event could not be published (logged once a minute)',
+    );
   };
   // Events are gathered until the event loop turns: the NATS client writes to its socket once per
   // microtask burst, so publishing from each engine message (a start here, a completion there)
@@ -35,7 +38,16 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     const at = new Date();
     const events = engineEvents.map((e) => {
       const { job } = e;
-      const event: JobEvent = { id: job.id, partition: job.partition, queue: job.queue, type: job.type, kind: e.kind, attempt: job.attempt, at, node: nodeId };
+      const event: JobEvent = {
+        id: job.id,
+        partition: job.partition,
+        queue: job.queue,
+        type: job.type,
+        kind: e.kind,
+        attempt: job.attempt,
+        at,
+        node: nodeId,
+      };
       try {
         if (e.kind === 'completed') event.result = jsonForm(e.result);
         if (e.kind === 'progress') event.progress = jsonForm(e.progress);

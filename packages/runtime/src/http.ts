@@ -87,19 +87,37 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.requestTimeout = 15_000;
 
   const builtIn: Route[] = [
-    { method: 'GET', path: '/', handler: (_req, res) => send(res, 200, 'text/plain; charset=utf-8', `partita node\n${links().join('\n')}\n`) },
-    ...[...HEALTH_PATHS].map((path): Route => ({
+    {
       method: 'GET',
-      path,
-      handler: async (_req, res) => {
-        const report = await healthWithin(options.health, healthTimeoutMs);
-        const body = JSON.stringify({ status: report.ready ? 'ok' : 'unavailable', checks: report.checks }) + '\n';
-        send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', body);
-      },
-    })),
-    ...[...LIVE_PATHS].map((path): Route => ({ method: 'GET', path, handler: (_req, res) => send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}\n') })),
+      path: '/',
+      handler: (_req, res) => send(res, 200, 'text/plain; charset=utf-8', `partita node\n${links().join('\n')}\n`),
+    },
+    ...[...HEALTH_PATHS].map(
+      (path): Route => ({
+        method: 'GET',
+        path,
+        handler: async (_req, res) => {
+          const report = await healthWithin(options.health, healthTimeoutMs);
+          const body = JSON.stringify({ status: report.ready ? 'ok' : 'unavailable', checks: report.checks }) + '\n';
+          send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', body);
+        },
+      }),
+    ),
+    ...[...LIVE_PATHS].map(
+      (path): Route => ({
+        method: 'GET',
+        path,
+        handler: (_req, res) => send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}\n'),
+      }),
+    ),
     ...(options.metrics
-      ? [{ method: 'GET', path: '/metrics', handler: async (_req, res) => send(res, 200, options.metrics!.contentType, await options.metrics!.metrics()) } satisfies Route]
+      ? [
+          {
+            method: 'GET',
+            path: '/metrics',
+            handler: async (_req, res) => send(res, 200, options.metrics!.contentType, await options.metrics!.metrics()),
+          } satisfies Route,
+        ]
       : []),
   ];
   const router = new Router();
@@ -113,7 +131,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const path = (q < 0 ? url : url.slice(0, q)).replace(/\/+$/, '') || '/';
     const method = (req.method ?? 'GET').toUpperCase();
     const found = router.find(path, method);
-    if (found.route) return found.route.handler(req, res, { path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), rest: found.rest });
+    if (found.route)
+      return found.route.handler(req, res, { path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), rest: found.rest });
     if (found.allowed.length) {
       res.setHeader('allow', found.allowed.join(', '));
       return send(res, 405, 'text/plain; charset=utf-8', `method not allowed; use ${found.allowed.join(' or ')}\n`);
@@ -198,16 +217,19 @@ class Router {
   add(route: Route): void {
     const owner = route.owner ?? 'a route';
     if (typeof route.handler !== 'function') throw new TypeError(`${owner}: the route ${String(route.path)} needs a handler function`);
-    if (typeof route.path !== 'string' || !route.path.startsWith('/')) throw new TypeError(`${owner}: a route path must start with "/", got ${JSON.stringify(route.path)}`);
+    if (typeof route.path !== 'string' || !route.path.startsWith('/'))
+      throw new TypeError(`${owner}: a route path must start with "/", got ${JSON.stringify(route.path)}`);
     const isPrefix = route.path.endsWith('/*');
     const path = (isPrefix ? route.path.slice(0, -2) : route.path).replace(/\/+$/, '') || '/';
     const table = isPrefix ? this.prefixes : this.exact;
     const byMethod = table.get(path) ?? new Map<string, Route>();
     const methods = typeof route.method === 'string' ? [route.method] : route.method;
-    if (!Array.isArray(methods) || methods.length === 0) throw new TypeError(`${owner}: the route ${route.path} needs a method (GET, POST, …)`);
+    if (!Array.isArray(methods) || methods.length === 0)
+      throw new TypeError(`${owner}: the route ${route.path} needs a method (GET, POST, …)`);
     for (const raw of methods) {
       const method = String(raw).toUpperCase();
-      if (!METHODS.has(method)) throw new TypeError(`${owner}: ${String(raw)} is not an HTTP method a route can take (${[...METHODS].join(', ')})`);
+      if (!METHODS.has(method))
+        throw new TypeError(`${owner}: ${String(raw)} is not an HTTP method a route can take (${[...METHODS].join(', ')})`);
       const taken = byMethod.get(method);
       if (taken) throw new RouteConflictError(method, route.path, [taken.owner ?? 'a route', owner]);
       byMethod.set(method, { ...route, owner });
@@ -236,7 +258,10 @@ class Router {
   /** The GET paths mounted by others than the node, for the root page's list. */
   mountedGetPaths(): string[] {
     const out: string[] = [];
-    for (const [table, suffix] of [[this.exact, ''], [this.prefixes, '/']] as const) {
+    for (const [table, suffix] of [
+      [this.exact, ''],
+      [this.prefixes, '/'],
+    ] as const) {
       for (const [path, byMethod] of table) {
         const route = byMethod.get('GET');
         if (route && route.owner !== 'the node') out.push(path + suffix);

@@ -27,9 +27,25 @@ export {
 } from './http.js';
 export { definePlugin, type NodePlugin, type PluginContext, type PluginConfigProblem } from './plugin.js';
 export { AsyncResourceStack } from './resource-stack.js';
-export { createMetrics, liveJobCounts, type Metrics, type MetricsOptions, type MetricsSources, type JobCount, type FinishedState } from './metrics.js';
+export {
+  createMetrics,
+  liveJobCounts,
+  type Metrics,
+  type MetricsOptions,
+  type MetricsSources,
+  type JobCount,
+  type FinishedState,
+} from './metrics.js';
 export { importUserModule, describeImportError } from './modules.js';
 export type { SignalHandling } from './signals.js';
 export type { Persister, GlobalSnapshot } from './global/types.js';
-export { LeaderSeat, type LeaderSeatOptions, type LeaderSeatMsg, type LeaderSeatStatus, type LeaderChange, type LeaderChild, type HeldLease } from './leadership/leader-seat.js';
+export {
+  LeaderSeat,
+  type LeaderSeatOptions,
+  type LeaderSeatMsg,
+  type LeaderSeatStatus,
+  type LeaderChange,
+  type LeaderChild,
+  type HeldLease,
+} from './leadership/leader-seat.js';
 export type { PersisterModuleContext } from './global/persisters.js';

@@ -8,7 +8,8 @@ import type { Metrics } from './metrics.js';
 export interface LeaseKeeperOptions {
   nodeId: string;
   /** Job leases (heartbeat, rescue) and history upkeep. */
-  store: Pick<EngineStore, 'heartbeat' | 'rescueExpired'> & Pick<AdminStore, 'ensureHistoryPartitions' | 'pruneHistory' | 'pruneRateBuckets'>;
+  store: Pick<EngineStore, 'heartbeat' | 'rescueExpired'> &
+    Pick<AdminStore, 'ensureHistoryPartitions' | 'pruneHistory' | 'pruneRateBuckets'>;
   logger: Logger;
   leaseMs: number;
   heartbeatMs: number;
@@ -116,7 +117,13 @@ export function leaseKeeperBehavior(options: LeaseKeeperOptions): Behavior<Msg, 
     ttlMs: maintenanceLeaseMs,
     tickMs: Math.max(50, Math.floor(maintenanceLeaseMs / 6)),
     name: 'maintenance',
-    start: () => maintenanceBehavior({ store, logger: logger.child({ actor: 'maintenance' }), maintenanceMs: options.maintenanceMs, retentionDays: options.retentionDays }),
+    start: () =>
+      maintenanceBehavior({
+        store,
+        logger: logger.child({ actor: 'maintenance' }),
+        maintenanceMs: options.maintenanceMs,
+        retentionDays: options.retentionDays,
+      }),
   });
 
   return {

@@ -204,7 +204,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [0, ...BATCH_BUCKETS],
     registers: [registry],
   });
-  const claimErrors = new Counter({ name: 'partita_claim_errors_total', help: 'Claim statements that failed', labelNames: ['partition'], registers: [registry] });
+  const claimErrors = new Counter({
+    name: 'partita_claim_errors_total',
+    help: 'Claim statements that failed',
+    labelNames: ['partition'],
+    registers: [registry],
+  });
   const handoffs = new Counter({
     name: 'partita_handoffs_total',
     help: 'Jobs clients enqueued straight into this node (it had advertised itself idle), by outcome: accepted (run here without a claim) or refused (handed back to the queue)',
@@ -274,8 +279,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['partition'],
     registers: [registry],
   });
-  const leases = new Gauge({ name: 'partita_leases_held', help: 'Job leases this node held after its last heartbeat', registers: [registry] });
-  const heartbeatErrors = new Counter({ name: 'partita_heartbeat_errors_total', help: 'Heartbeat rounds that failed', registers: [registry] });
+  const leases = new Gauge({
+    name: 'partita_leases_held',
+    help: 'Job leases this node held after its last heartbeat',
+    registers: [registry],
+  });
+  const heartbeatErrors = new Counter({
+    name: 'partita_heartbeat_errors_total',
+    help: 'Heartbeat rounds that failed',
+    registers: [registry],
+  });
   const rescuedTotal = new Counter({
     name: 'partita_jobs_rescued_total',
     help: 'Jobs whose lease expired, rescued by this node: requeued, or failed after too many rescues',
@@ -284,7 +297,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
 
   // Bus counters are kept by the bus itself; mirrored at scrape time.
-  const busStat = (name: string, help: string, labelNames: string[], read: (s: BusStats, set: (labels: Record<string, string>, v: number) => void) => void) =>
+  const busStat = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: (s: BusStats, set: (labels: Record<string, string>, v: number) => void) => void,
+  ) =>
     new Counter({
       name,
       help,
@@ -303,11 +321,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         read(stats, (labels, v) => this.inc(labels, Math.max(0, v)));
       },
     });
-  busStat('partita_bus_messages_total', 'Bus messages: published (sent), received, delivered (reached a handler)', ['direction'], (s, set) => {
-    set({ direction: 'published' }, s.published);
-    set({ direction: 'received' }, s.received);
-    set({ direction: 'delivered' }, s.delivered);
-  });
+  busStat(
+    'partita_bus_messages_total',
+    'Bus messages: published (sent), received, delivered (reached a handler)',
+    ['direction'],
+    (s, set) => {
+      set({ direction: 'published' }, s.published);
+      set({ direction: 'received' }, s.received);
+      set({ direction: 'delivered' }, s.delivered);
+    },
+  );
   busStat('partita_bus_dropped_total', 'Bus messages dropped, by reason', ['reason'], (s, set) => {
     for (const [reason, n] of Object.entries(s.dropped)) set({ reason }, n);
   });

@@ -52,7 +52,8 @@ export function describeImportError(err: unknown, file: string): string {
   if ((err as { code?: unknown })?.code === 'ERR_MODULE_NOT_FOUND') return message;
   const head = `${name}: ${message}`;
   const where =
-    transformErrorLocation(err) ?? (err instanceof SyntaxError ? syntaxErrorLocation(stack) ?? checkedSyntaxError(file) : throwLocation(stack));
+    transformErrorLocation(err) ??
+    (err instanceof SyntaxError ? (syntaxErrorLocation(stack) ?? checkedSyntaxError(file)) : throwLocation(stack));
   if (!where) return err instanceof SyntaxError && !TYPESCRIPT.test(file) ? `${head} (in a module that ${file} imports)` : head;
   const snippet = where.column !== undefined ? sourceSnippet(where.file, where.line, where.column) : '';
   // esbuild (tsx) already puts the location in its message.
@@ -73,7 +74,9 @@ interface Location {
  */
 function transformErrorLocation(err: unknown): Location | undefined {
   const errors = (err as { errors?: unknown })?.errors;
-  const loc = Array.isArray(errors) ? (errors[0] as { location?: { file?: unknown; line?: unknown; column?: unknown } } | undefined)?.location : undefined;
+  const loc = Array.isArray(errors)
+    ? (errors[0] as { location?: { file?: unknown; line?: unknown; column?: unknown } } | undefined)?.location
+    : undefined;
   if (loc && typeof loc.file === 'string' && typeof loc.line === 'number') {
     return { file: loc.file, line: loc.line, ...(typeof loc.column === 'number' ? { column: loc.column + 1 } : {}) };
   }

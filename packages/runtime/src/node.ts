@@ -84,7 +84,11 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
   const root = options.logger ?? createLogger({ level: process.env.PARTITA_LOG_LEVEL ?? config.log.level });
   const logger = childLogger(root, { node: nodeId });
   signals?.setLogger(logger);
-  if (unclaimed.length) logger.warn({ sections: unclaimed.map((k) => `plugins.${k}`) }, 'the config has settings for plugins this node does not run; they are ignored');
+  if (unclaimed.length)
+    logger.warn(
+      { sections: unclaimed.map((k) => `plugins.${k}`) },
+      'the config has settings for plugins this node does not run; they are ignored',
+    );
   const cluster = config.cluster;
   const definitions = resolveDefinitions(jobs, config.defaults, extraPlugins);
   const partitions = config.partitions;
@@ -95,7 +99,10 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
   try {
     let embedded: EmbeddedPostgres | undefined;
     if (postgres === undefined) {
-      embedded = await startEmbeddedPostgres({ dataDir: join(config.dataDir, 'pg'), logger: childLogger(logger, { actor: 'embedded-postgres' }) });
+      embedded = await startEmbeddedPostgres({
+        dataDir: join(config.dataDir, 'pg'),
+        logger: childLogger(logger, { actor: 'embedded-postgres' }),
+      });
       stack.use('embedded postgres', embedded, (e) => e.stop());
       logger.info(
         { url: embedded.url, dataDir: embedded.dataDir, owner: embedded.owner },
@@ -119,7 +126,8 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
       return dir === undefined ? [] : [{ plugin: p.name, dir }];
     });
     // The core's are applied by JobStore.open; this pass, under the same lock, finds them done.
-    if (pluginMigrations.length) await migrate(store.pool, store.schema, childLogger(logger, { actor: 'migrate' }), { plugins: pluginMigrations });
+    if (pluginMigrations.length)
+      await migrate(store.pool, store.schema, childLogger(logger, { actor: 'migrate' }), { plugins: pluginMigrations });
     await store.registerQueues(
       nodeId,
       Object.entries(partitions).flatMap(([partition, p]) =>
@@ -129,7 +137,14 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     await store.registerJobTypes(nodeId, registeredTypes(definitions, logger));
     // Released just before the store closes: roll calls without the bus stop counting this node.
     stack.defer('nodes table entry', () =>
-      store.leaveNodes(nodeId).catch((err) => logger.debug({ err: describeError(err).message }, 'leaving the nodes table failed; roll calls drop this node after a few heartbeats')),
+      store
+        .leaveNodes(nodeId)
+        .catch((err) =>
+          logger.debug(
+            { err: describeError(err).message },
+            'leaving the nodes table failed; roll calls drop this node after a few heartbeats',
+          ),
+        ),
     );
 
     const metrics = createMetrics({ labels: { cluster }, jobCounts: liveJobCounts(store) });
@@ -248,7 +263,13 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               },
               // The roll-call profile, kept in the nodes table for roll calls without the bus.
               info: async () => {
-                const base = { cluster, partitions: Object.keys(partitions), pid: process.pid, uptimeMs: Date.now() - startedAt, heartbeatMs: settings.heartbeatMs };
+                const base = {
+                  cluster,
+                  partitions: Object.keys(partitions),
+                  pid: process.pid,
+                  uptimeMs: Date.now() - startedAt,
+                  heartbeatMs: settings.heartbeatMs,
+                };
                 if (!quorum) return base;
                 const profile = await quorum.profile({ counts: false }).catch(() => undefined);
                 return profile ? { ...profile, heartbeatMs: settings.heartbeatMs } : base;
@@ -331,7 +352,16 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
         },
       ],
       async start() {
-        quorum = await startQuorumMember({ bus, cluster, nodeId, partitions, engines, store, startedAt, logger: childLogger(logger, { actor: 'quorum' }) });
+        quorum = await startQuorumMember({
+          bus,
+          cluster,
+          nodeId,
+          partitions,
+          engines,
+          store,
+          startedAt,
+          logger: childLogger(logger, { actor: 'quorum' }),
+        });
         // A heartbeat now puts the full profile in the nodes table: a roll call without the bus sees this node at once.
         system.whereis('lease-keeper')?.cast({ t: 'beat' });
         const leave = quorum;
@@ -357,7 +387,9 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               Object.fromEntries(
                 Object.keys(partitions).map((p) => [
                   p,
-                  system.whereis(engineName(p))?.alive === true && system.whereis(`seat:${p}`)?.alive === true ? true : 'supervision tree down',
+                  system.whereis(engineName(p))?.alive === true && system.whereis(`seat:${p}`)?.alive === true
+                    ? true
+                    : 'supervision tree down',
                 ]),
               ),
             stopping: () => stopping !== undefined,
@@ -370,23 +402,43 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     };
 
     const plugins: readonly NodePlugin[] = [leaseKeeperPlugin, globalPlugin, jobsPlugin, ...extraPlugins, httpPlugin];
-    const base = { nodeId, cluster, client, store, pool: store.pool, schema: store.schema, bus, system, partitions: Object.keys(partitions), config, metrics, leases };
+    const base = {
+      nodeId,
+      cluster,
+      client,
+      store,
+      pool: store.pool,
+      schema: store.schema,
+      bus,
+      system,
+      partitions: Object.keys(partitions),
+      config,
+      metrics,
+      leases,
+    };
     const contexts = new Map<NodePlugin, PluginContext>(
       plugins.map((p) => {
         const pluginLogger = childLogger(logger, { plugin: p.name });
-        const leaderSeat: PluginContext['leaderSeat'] = (seat) => new LeaderSeat({ nodeId, leases, system, ...seat, logger: seat.logger ?? pluginLogger });
+        const leaderSeat: PluginContext['leaderSeat'] = (seat) =>
+          new LeaderSeat({ nodeId, leases, system, ...seat, logger: seat.logger ?? pluginLogger });
         return [p, Object.freeze({ ...base, logger: pluginLogger, pluginConfig: pluginSections[p.name], leaderSeat })];
       }),
     );
     const contributions = (hook: 'nodeChildren' | 'partitionChildren', partition?: string): ChildSpec[] => {
       const owners = new Map<string, string>();
       return plugins.flatMap((p) => {
-        const children = hook === 'nodeChildren' ? (p.nodeChildren?.(contexts.get(p)!) ?? []) : (p.partitionChildren?.(contexts.get(p)!, partition!) ?? []);
+        const children =
+          hook === 'nodeChildren'
+            ? (p.nodeChildren?.(contexts.get(p)!) ?? [])
+            : (p.partitionChildren?.(contexts.get(p)!, partition!) ?? []);
         if (!Array.isArray(children)) throw new PluginError(p.name, `${hook} must return an array of child specs`);
         for (const child of children) {
           const taken = owners.get(child?.id);
           if (taken !== undefined) {
-            throw new PluginError(p.name, `its ${hook === 'nodeChildren' ? 'node' : `partition "${partition}"`} child "${child.id}" has the id of one of plugin "${taken}"'s; use ids prefixed with the plugin's name`);
+            throw new PluginError(
+              p.name,
+              `its ${hook === 'nodeChildren' ? 'node' : `partition "${partition}"`} child "${child.id}" has the id of one of plugin "${taken}"'s; use ids prefixed with the plugin's name`,
+            );
           }
           owners.set(child?.id, p.name);
         }
@@ -420,7 +472,10 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
       }
       if (typeof stop === 'function') stack.defer(`plugin ${plugin.name}`, stop);
     }
-    logger.info({ partitions: Object.keys(partitions), jobs: [...definitions.keys()], plugins: extraPlugins.map((p) => p.name) }, 'node started');
+    logger.info(
+      { partitions: Object.keys(partitions), jobs: [...definitions.keys()], plugins: extraPlugins.map((p) => p.name) },
+      'node started',
+    );
 
     return {
       id: nodeId,
@@ -452,9 +507,11 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     };
   } catch (err) {
     logger.debug({ resources: stack.pending() }, 'start-up failed: releasing what was acquired');
-    await stack.unwind().catch((unwindErr: unknown) =>
-      logger.error({ err: describeError(unwindErr).message }, 'releasing after a failed start-up failed too; some resources may be left'),
-    );
+    await stack
+      .unwind()
+      .catch((unwindErr: unknown) =>
+        logger.error({ err: describeError(unwindErr).message }, 'releasing after a failed start-up failed too; some resources may be left'),
+      );
     throw err;
   }
 }
@@ -471,7 +528,7 @@ function registeredTypes(definitions: Map<string, ResolvedJobDefinition>, logger
       logger.warn(
         { type: d.type, keys: functionKeys },
         `job type "${d.type}" declares ${functionKeys.join(' and ')} as a function, which only clients given the definitions apply ` +
-          '(node.client, connect({ jobs }), the CLI with the config\'s jobs module); a bare connect() or another service enqueues ' +
+          "(node.client, connect({ jobs }), the CLI with the config's jobs module); a bare connect() or another service enqueues " +
           "without the key. Declare it as a template such as 'invoice:{invoice}' to make it hold for every enqueuer",
       );
     }
@@ -503,11 +560,20 @@ function resolveDefinitions(
     }
     if (out.has(d.type)) {
       const first = owner.get(d.type);
-      if (plugin) throw new PluginError(plugin, `job type "${d.type}" is already defined by ${first}; a type has one definition per node, rename one of them`);
+      if (plugin)
+        throw new PluginError(
+          plugin,
+          `job type "${d.type}" is already defined by ${first}; a type has one definition per node, rename one of them`,
+        );
       throw new ValidationError(`job type "${d.type}" is defined twice`, where);
     }
     const timeoutMs = d.timeoutMs ?? (defaults.timeoutMs > 0 ? defaults.timeoutMs : undefined);
-    out.set(d.type, { ...d, maxAttempts: d.maxAttempts ?? defaults.maxAttempts, backoff: d.backoff ?? defaults.backoff, ...(timeoutMs ? { timeoutMs } : {}) });
+    out.set(d.type, {
+      ...d,
+      maxAttempts: d.maxAttempts ?? defaults.maxAttempts,
+      backoff: d.backoff ?? defaults.backoff,
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
     owner.set(d.type, plugin ? `plugin "${plugin}"` : "the node's jobs");
   };
   jobs.forEach((d, i) => add(d, `jobs[${i}]`));

@@ -54,7 +54,10 @@ export function noticeRouter(options: NoticeRouterOptions): { onNotice(notice: N
           round();
         },
         (err) => {
-          logger.debug({ partition, err: describeError(err).message }, 'reading pause/throttle state on a notice failed; the seat re-reads it shortly');
+          logger.debug(
+            { partition, err: describeError(err).message },
+            'reading pause/throttle state on a notice failed; the seat re-reads it shortly',
+          );
           finish(undefined);
         },
       );

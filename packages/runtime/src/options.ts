@@ -100,7 +100,12 @@ export async function resolveOptions(options: NodeOptions): Promise<ResolvedOpti
 
   let pg: string | PgOptions | undefined = config.postgres.url;
   if (pgIsPoolOptions) pg = { ...(postgres as PgOptions) };
-  if (typeof pg === 'string') pg = { connectionString: pg, max: config.postgres.poolSize, ...(config.postgres.ssl ? { ssl: await sslOptions(config.postgres.ssl) } : {}) };
+  if (typeof pg === 'string')
+    pg = {
+      connectionString: pg,
+      max: config.postgres.poolSize,
+      ...(config.postgres.ssl ? { ssl: await sslOptions(config.postgres.ssl) } : {}),
+    };
   return { config, postgres: pg, jobs: definitions };
 }
 
@@ -115,11 +120,17 @@ function asInput(c: PartitaConfig): Record<string, unknown> {
     retention: c.retention,
     limits: c.limits,
     log: c.log,
-    postgres: { poolSize: c.postgres.poolSize, schema: c.postgres.schema, ...(c.postgres.url ? { url: c.postgres.url } : {}), ...(c.postgres.ssl ? { ssl: c.postgres.ssl } : {}) },
+    postgres: {
+      poolSize: c.postgres.poolSize,
+      schema: c.postgres.schema,
+      ...(c.postgres.url ? { url: c.postgres.url } : {}),
+      ...(c.postgres.ssl ? { ssl: c.postgres.ssl } : {}),
+    },
   };
   // A default persister is chosen again below, against the Postgres given directly (if any).
   if (!('byDefault' in c.persister && c.persister.byDefault)) {
-    out.persister = c.persister.kind === 'module' ? c.persister.path : c.persister.kind === 'instance' ? c.persister.instance : c.persister.kind;
+    out.persister =
+      c.persister.kind === 'module' ? c.persister.path : c.persister.kind === 'instance' ? c.persister.instance : c.persister.kind;
   }
   if (c.nats) out.nats = c.nats;
   if (c.http) out.http = c.http;
@@ -134,7 +145,13 @@ export async function importJobs(path: string, configFile: string | undefined): 
   try {
     mod = await importUserModule(path);
   } catch (err) {
-    throw new ConfigError([{ ...(configFile ? { file: configFile } : {}), path: 'jobs', message: `cannot load the jobs module ${path}: ${describeImportError(err, path)}` }]);
+    throw new ConfigError([
+      {
+        ...(configFile ? { file: configFile } : {}),
+        path: 'jobs',
+        message: `cannot load the jobs module ${path}: ${describeImportError(err, path)}`,
+      },
+    ]);
   }
   const exported = mod.jobs ?? mod.default;
   const list = Array.isArray(exported) ? exported : exported && typeof exported === 'object' ? Object.values(exported) : undefined;

@@ -104,12 +104,16 @@ function checkPlugin(plugin: NodePlugin, where: string): void {
   if (typeof plugin !== 'object' || plugin === null) throw new PluginError(String(plugin), `${where} needs a plugin object { name, ... }`);
   const name = plugin.name;
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    throw new PluginError(String(name), 'the name must be 1-64 letters, digits, "_" or "-" (it names the config section and the migrations)');
+    throw new PluginError(
+      String(name),
+      'the name must be 1-64 letters, digits, "_" or "-" (it names the config section and the migrations)',
+    );
   }
   for (const hook of HOOKS) {
     if (plugin[hook] !== undefined && typeof plugin[hook] !== 'function') throw new PluginError(name, `${hook} must be a function`);
   }
-  if (plugin.jobs !== undefined && !Array.isArray(plugin.jobs)) throw new PluginError(name, 'jobs must be an array of defineJob(...) results');
+  if (plugin.jobs !== undefined && !Array.isArray(plugin.jobs))
+    throw new PluginError(name, 'jobs must be an array of defineJob(...) results');
   if (plugin.migrations !== undefined && typeof plugin.migrations !== 'string' && !(plugin.migrations instanceof URL)) {
     throw new PluginError(name, 'migrations must be the path (or file: URL) of a folder of NNNN_name.sql files');
   }
@@ -122,7 +126,10 @@ export function checkPlugins(plugins: readonly NodePlugin[], reserved: readonly 
   for (const plugin of plugins) {
     checkPlugin(plugin, 'startNode');
     if (seen.has(plugin.name)) {
-      throw new PluginError(plugin.name, reserved.includes(plugin.name) ? 'the name is a built-in part of the node; choose another' : 'given twice; pass each plugin once');
+      throw new PluginError(
+        plugin.name,
+        reserved.includes(plugin.name) ? 'the name is a built-in part of the node; choose another' : 'given twice; pass each plugin once',
+      );
     }
     seen.add(plugin.name);
   }
@@ -144,7 +151,11 @@ export function checkPluginConfig(plugins: readonly NodePlugin[], sections: Reco
       found = [{ message: `the plugin's check failed: ${(err as Error)?.message ?? String(err)}` }];
     }
     for (const p of found ?? []) {
-      problems.push({ ...(file ? { file } : {}), path: ['plugins', plugin.name, ...(p.path ? [p.path] : [])].join('.'), message: p.message });
+      problems.push({
+        ...(file ? { file } : {}),
+        path: ['plugins', plugin.name, ...(p.path ? [p.path] : [])].join('.'),
+        message: p.message,
+      });
     }
   }
   if (problems.length) throw new ConfigError(problems);

@@ -173,7 +173,9 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           subjects.wakePattern(cluster, partition),
           (_data, msg) => {
             const queue = subjects.parseWake(msg.subject)?.queue;
-            engines().get(partition)?.cast({ t: 'wake', ...(queue ? { queues: [queue] } : {}) });
+            engines()
+              .get(partition)
+              ?.cast({ t: 'wake', ...(queue ? { queues: [queue] } : {}) });
           },
           { kinds: [WAKE_KIND] },
         ),
@@ -185,7 +187,9 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           (data: CancelBroadcast, msg) => {
             const problem = cancelProblem(data);
             if (problem) return malformed(CANCEL_KIND, msg.subject, problem);
-            engines().get(partition)?.cast({ t: 'cancel', ids: [...data.ids] });
+            engines()
+              .get(partition)
+              ?.cast({ t: 'cancel', ids: [...data.ids] });
           },
           { kinds: [CANCEL_KIND] },
         ),
@@ -205,17 +209,20 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
           options.store
             ?.release(nodeId, [{ id: job.id, attempt: job.attempt }])
             .then(() => bus.publish(subjects.wake(cluster, job.partition, job.queue), WAKE_KIND, null))
-            .catch((err) => logger.warn({ jobId: job.id, err: describeError(err).message }, 'handing back a job this node cannot run failed; it is rescued when its lease expires'));
+            .catch((err) =>
+              logger.warn(
+                { jobId: job.id, err: describeError(err).message },
+                'handing back a job this node cannot run failed; it is rescued when its lease expires',
+              ),
+            );
         },
         { kinds: [HANDOFF_KIND] },
       ),
     );
     offs.push(
-      await bus.subscribe(
-        subjects.rollCall(cluster),
-        (_data: unknown, msg: MessageInfo) => (msg.expectsReply ? profile() : undefined),
-        { kinds: [ROLL_CALL_KIND] },
-      ),
+      await bus.subscribe(subjects.rollCall(cluster), (_data: unknown, msg: MessageInfo) => (msg.expectsReply ? profile() : undefined), {
+        kinds: [ROLL_CALL_KIND],
+      }),
     );
   } catch (err) {
     cpu.stop();
@@ -323,7 +330,11 @@ export function controlProblem(state: unknown): string | undefined {
 function cancelProblem(data: unknown): string | undefined {
   if (typeof data !== 'object' || data === null) return 'not an object';
   const ids = (data as { ids?: unknown }).ids;
-  if (!Array.isArray(ids) || ids.length > MAX_CANCEL_IDS || !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)) {
+  if (
+    !Array.isArray(ids) ||
+    ids.length > MAX_CANCEL_IDS ||
+    !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)
+  ) {
     return 'ids must be an array of job ids';
   }
   return undefined;
@@ -406,7 +417,8 @@ let version: string | undefined;
 function runtimeVersion(): string {
   if (version === undefined) {
     try {
-      version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+      version =
+        (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
     } catch {
       version = 'unknown';
     }

@@ -70,6 +70,10 @@ export class AsyncResourceStack {
       }
     }
     if (errors.length === 1) throw errors[0];
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} releases failed: ${errors.map((e) => `${(e as Error & { resource: string }).resource} (${e.message})`).join('; ')}`);
+    if (errors.length > 1)
+      throw new AggregateError(
+        errors,
+        `${errors.length} releases failed: ${errors.map((e) => `${(e as Error & { resource: string }).resource} (${e.message})`).join('; ')}`,
+      );
   }
 }

@@ -82,7 +82,8 @@ export async function runJob<P, R>(definition: JobDefinition<P, R>, payload: P, 
   const attempt = options.attempt ?? 1;
   if (!Number.isInteger(attempt) || attempt < 1) throw new ValidationError('must be a whole number ≥ 1', 'attempt');
   const timeoutMs = options.timeoutMs ?? definition.timeoutMs ?? 0;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new ValidationError('must be a whole number of milliseconds ≥ 0 (0: none)', 'timeoutMs');
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0)
+    throw new ValidationError('must be a whole number of milliseconds ≥ 0 (0: none)', 'timeoutMs');
   const resolved: ResolvedJobDefinition<P, R> = {
     ...definition,
     maxAttempts: definition.maxAttempts ?? Math.max(1, attempt),
@@ -121,7 +122,9 @@ export async function runJob<P, R>(definition: JobDefinition<P, R>, payload: P, 
   let onAbort: (() => void) | undefined;
   try {
     const engine = system.spawn(engineStandIn);
-    const worker = system.spawn<WorkerMsg, void>(workerBehavior({ job, definition: resolved, engine, logger: logger.child({ partition: job.partition }), timeoutMs }));
+    const worker = system.spawn<WorkerMsg, void>(
+      workerBehavior({ job, definition: resolved, engine, logger: logger.child({ partition: job.partition }), timeoutMs }),
+    );
     if (signal) {
       onAbort = () => worker.cast({ t: 'abort', reason: signal.reason });
       if (signal.aborted) onAbort();
@@ -223,7 +226,10 @@ export async function drain(target: PartitaNode | Client, options: DrainOptions 
   const store = clientStore(client);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const limit = options.limit ?? 10_000;
-  const scope = { ...(options.partition !== undefined ? { partition: options.partition } : {}), ...(options.queue !== undefined ? { queue: options.queue } : {}) };
+  const scope = {
+    ...(options.partition !== undefined ? { partition: options.partition } : {}),
+    ...(options.queue !== undefined ? { queue: options.queue } : {}),
+  };
   const deadline = Date.now() + timeoutMs;
   const mark = marks.get(store);
 
@@ -233,7 +239,8 @@ export async function drain(target: PartitaNode | Client, options: DrainOptions 
     const pending = await store.listJobs({ ...scope, states: PENDING, limit: 5 });
     // A job waiting out a retry's backoff has started its life: it is waited for. One enqueued
     // to run later that has never run is not.
-    if (pending.length === 0) pending.push(...(await store.listJobs({ ...scope, states: ['scheduled'], limit: 1000 })).filter((j) => j.attempts > 0).slice(0, 5));
+    if (pending.length === 0)
+      pending.push(...(await store.listJobs({ ...scope, states: ['scheduled'], limit: 1000 })).filter((j) => j.attempts > 0).slice(0, 5));
     const busy = pending.length > 0 || (node !== undefined && (await node.stats()).some((s) => s.running + s.prefetched > 0));
     const now = Date.now();
     if (busy) emptySince = undefined;
@@ -241,7 +248,10 @@ export async function drain(target: PartitaNode | Client, options: DrainOptions 
     else if (now - emptySince >= DRAIN_SETTLE_MS) break;
     if (now >= deadline) {
       const what = pending.map((j) => `${j.id} (${j.type}, ${j.state})`).join(', ');
-      throw new TimeoutError(`drain: jobs still pending${what ? `, e.g. ${what}` : ''}; is a node serving ${describeScope(options)}?`, timeoutMs);
+      throw new TimeoutError(
+        `drain: jobs still pending${what ? `, e.g. ${what}` : ''}; is a node serving ${describeScope(options)}?`,
+        timeoutMs,
+      );
     }
     waitMs = busy ? Math.min(DRAIN_POLL_MAX_MS, Math.max(DRAIN_POLL_MIN_MS, waitMs * 2)) : DRAIN_SETTLE_MS;
     await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, Math.max(1, deadline - now))));

@@ -1,5 +1,14 @@
 import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
-import { TimeoutError, UnstorableResultError, describeError, isPromiseLike, startPerformSpan, toJsonStrict, type Logger, type PerformSpan } from '@partita/core';
+import {
+  TimeoutError,
+  UnstorableResultError,
+  describeError,
+  isPromiseLike,
+  startPerformSpan,
+  toJsonStrict,
+  type Logger,
+  type PerformSpan,
+} from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
 import type { EngineMsg, WorkerOutcome } from './engine/messages.js';
@@ -71,7 +80,9 @@ class Attempt implements Behavior<WorkerMsg, void> {
     const { definition, job } = this.options;
     this.span = startPerformSpan(job);
     try {
-      returned = this.span ? this.span.run(definition.perform, definition, job.payload, this.ctx) : definition.perform(job.payload, this.ctx);
+      returned = this.span
+        ? this.span.run(definition.perform, definition, job.payload, this.ctx)
+        : definition.perform(job.payload, this.ctx);
     } catch (error) {
       this.settle({ ok: false, error, aborted: undefined });
       return;

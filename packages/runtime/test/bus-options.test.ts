@@ -24,12 +24,17 @@ test('servers, user/pass, token and TLS pass through; nkey seed and creds are re
   t.is(withSeed.nkey, 'SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU\n');
   const withCreds = await natsBusOptions({ servers: ['nats://a:4222'], credsFile: creds });
   t.regex(String(withCreds.creds), /BEGIN NATS USER JWT/);
-  const tls = await natsBusOptions({ servers: ['tls://a:4222'], tls: { rejectUnauthorized: false, caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/k.pem' } });
+  const tls = await natsBusOptions({
+    servers: ['tls://a:4222'],
+    tls: { rejectUnauthorized: false, caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/k.pem' },
+  });
   t.deepEqual(tls.tls, { caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/k.pem', rejectUnauthorized: false } as never);
 });
 
 test('a credentials file that cannot be read is a ConfigError naming the setting', async (t) => {
-  const err = await t.throwsAsync(natsBusOptions({ servers: ['nats://a:4222'], credsFile: '/nonexistent/user.creds' }), { instanceOf: ConfigError });
+  const err = await t.throwsAsync(natsBusOptions({ servers: ['nats://a:4222'], credsFile: '/nonexistent/user.creds' }), {
+    instanceOf: ConfigError,
+  });
   t.regex(err!.message, /nats\.credsFile/);
   t.regex(err!.message, /nonexistent/);
 });

@@ -22,7 +22,9 @@ test('a continuation that enqueues a follow-up commits it once per completion, b
       perform: (p) => ({ doubled: p.i * 2 }),
       async continuation(tx, jobs) {
         batchSizes.push(jobs.length);
-        for (const j of jobs) if (j.state !== 'completed' || j.result?.doubled !== j.payload.i * 2) throw new Error(`unexpected finished job ${JSON.stringify(j)}`);
+        for (const j of jobs)
+          if (j.state !== 'completed' || j.result?.doubled !== j.payload.i * 2)
+            throw new Error(`unexpected finished job ${JSON.stringify(j)}`);
         await tx.enqueue(jobs.map((j) => ({ partition: j.partition, type: 'child', payload: { parent: j.id } })));
       },
     });
@@ -35,23 +37,39 @@ test('a continuation that enqueues a follow-up commits it once per completion, b
           name: 'audit',
           types: ['parent'],
           run: async (tx, jobs: FinishedJob[]) => {
-            await tx.query('INSERT INTO {{schema}}.audit (job, state) SELECT unnest($1::uuid[]), unnest($2::text[])', [jobs.map((j) => j.id), jobs.map((j) => j.state)]);
+            await tx.query('INSERT INTO {{schema}}.audit (job, state) SELECT unnest($1::uuid[]), unnest($2::text[])', [
+              jobs.map((j) => j.id),
+              jobs.map((j) => j.state),
+            ]);
           },
         },
       ],
     });
     const N = 200;
-    const { ids } = await node.client.enqueueMany('p', Array.from({ length: N }, (_, i) => ({ type: 'parent', payload: { i } })));
+    const { ids } = await node.client.enqueueMany(
+      'p',
+      Array.from({ length: N }, (_, i) => ({ type: 'parent', payload: { i } })),
+    );
     const count = async (sql: string) => Number((await db.pool.query(sql)).rows[0].n);
-    await until('every parent and child completed', async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) === 2 * N, 30_000);
+    await until(
+      'every parent and child completed',
+      async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) === 2 * N,
+      30_000,
+    );
     const children = await db.pool.query(`SELECT payload->>'parent' AS parent FROM "${db.schema}".jobs_history WHERE type = 'child'`);
     t.is(children.rowCount, N, 'exactly one follow-up per completed parent');
     t.deepEqual(children.rows.map((r) => r.parent).sort(), [...ids].sort());
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs`), 0);
     t.is(await count(`SELECT count(DISTINCT job) AS n FROM "${db.schema}".audit WHERE state = 'completed'`), N);
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".audit`), N);
-    t.is(batchSizes.reduce((a, b) => a + b, 0), N);
-    t.true(batchSizes.some((n) => n > 1), `called once per batch, not per job (batch sizes ${batchSizes.join(',')})`);
+    t.is(
+      batchSizes.reduce((a, b) => a + b, 0),
+      N,
+    );
+    t.true(
+      batchSizes.some((n) => n > 1),
+      `called once per batch, not per job (batch sizes ${batchSizes.join(',')})`,
+    );
   } finally {
     await c.close();
   }
@@ -79,14 +97,22 @@ test('a continuation that throws rolls the completion back; retried, it succeeds
     const node = await c.start({ partitions: oneQueue, jobs: [parent, child], engine });
     const { id } = await node.client.enqueue('p', 'parent', {});
     const count = async (sql: string, values: unknown[] = []) => Number((await db.pool.query(sql, values)).rows[0].n);
-    await until('parent and child completed', async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) >= 2, 30_000);
+    await until(
+      'parent and child completed',
+      async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) >= 2,
+      30_000,
+    );
     await node.stop({ graceMs: 500 });
     t.is(calls, 3, 'two rolled-back tries, then the one that committed');
     t.is(performed, 1, 'the job ran once: its outcome was kept and written again, not run again');
     const [history] = (await db.pool.query(`SELECT state, attempts, result FROM "${db.schema}".jobs_history WHERE id = $1`, [id])).rows;
     t.like(history, { state: 'completed', attempts: 1, result: 'done' });
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE id = $1`, [id]), 1);
-    t.is(await count(`SELECT count(*) AS n FROM (SELECT id FROM "${db.schema}".jobs_history UNION ALL SELECT id FROM "${db.schema}".jobs) j`), 2, 'the parent and exactly one follow-up');
+    t.is(
+      await count(`SELECT count(*) AS n FROM (SELECT id FROM "${db.schema}".jobs_history UNION ALL SELECT id FROM "${db.schema}".jobs) j`),
+      2,
+      'the parent and exactly one follow-up',
+    );
     t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE type = 'child' AND payload->>'parent' = $1`, [id]), 1);
   } finally {
     await c.close();
@@ -118,7 +144,13 @@ test('a continuation that always throws for one job fails only that job, with it
     );
     const badId = ids[5]!;
     const count = async (sql: string, values: unknown[] = []) => Number((await db.pool.query(sql, values)).rows[0].n);
-    await until('every parent finished and every follow-up ran', async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history`)) === 2 * N - 1 && (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs`)) === 0, 30_000);
+    await until(
+      'every parent finished and every follow-up ran',
+      async () =>
+        (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history`)) === 2 * N - 1 &&
+        (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs`)) === 0,
+      30_000,
+    );
     const [bad] = (await db.pool.query(`SELECT state, errors FROM "${db.schema}".jobs_history WHERE id = $1`, [badId])).rows;
     t.is(bad.state, 'failed');
     t.is(bad.errors.length, 1);
@@ -148,7 +180,11 @@ test('a continuation sees final failures and cancels, not retried attempts', asy
     });
     const node = await c.start({ partitions: oneQueue, jobs: [flaky], engine });
     const { id } = await node.client.enqueue('p', 'flaky', { x: 1 });
-    await until('failed for good', async () => (await db.pool.query(`SELECT 1 FROM "${db.schema}".jobs_history WHERE id = $1`, [id])).rowCount === 1, 30_000);
+    await until(
+      'failed for good',
+      async () => (await db.pool.query(`SELECT 1 FROM "${db.schema}".jobs_history WHERE id = $1`, [id])).rowCount === 1,
+      30_000,
+    );
     t.is(seen.length, 1);
     t.like(seen[0], { id, type: 'flaky', state: 'failed', attempt: 2, payload: { x: 1 }, error: { message: 'attempt 2 broke' } });
   } finally {
@@ -174,14 +210,30 @@ test('only outcomes the store accepted reach the continuation: a job whose lease
       },
     });
     const node = await c.start({ partitions: oneQueue, jobs: [parent, child], engine });
-    const { ids } = await node.client.enqueueMany('p', [{ type: 'parent', payload: { stolen: true } }, { type: 'parent', payload: { stolen: false } }]);
+    const { ids } = await node.client.enqueueMany('p', [
+      { type: 'parent', payload: { stolen: true } },
+      { type: 'parent', payload: { stolen: false } },
+    ]);
     const [stolen, kept] = ids as [string, string];
     const count = async (sql: string, values: unknown[] = []) => Number((await db.pool.query(sql, values)).rows[0].n);
-    await until('the kept parent and its child completed', async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) === 2, 30_000);
+    await until(
+      'the kept parent and its child completed',
+      async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)) === 2,
+      30_000,
+    );
     await node.stop({ graceMs: 500 });
     t.deepEqual(seen, [kept]);
-    t.like((await db.pool.query(`SELECT state, locked_by FROM "${db.schema}".jobs WHERE id = $1`, [stolen])).rows[0], { state: 'running', locked_by: 'node-x' });
-    t.is(await count(`SELECT count(*) AS n FROM (SELECT payload FROM "${db.schema}".jobs_history UNION ALL SELECT payload FROM "${db.schema}".jobs) j WHERE payload->>'parent' = $1`, [stolen]), 0);
+    t.like((await db.pool.query(`SELECT state, locked_by FROM "${db.schema}".jobs WHERE id = $1`, [stolen])).rows[0], {
+      state: 'running',
+      locked_by: 'node-x',
+    });
+    t.is(
+      await count(
+        `SELECT count(*) AS n FROM (SELECT payload FROM "${db.schema}".jobs_history UNION ALL SELECT payload FROM "${db.schema}".jobs) j WHERE payload->>'parent' = $1`,
+        [stolen],
+      ),
+      0,
+    );
   } finally {
     await c.close();
   }

@@ -44,9 +44,15 @@ test('an advert used up by hand-offs, or too old for clients to trust, needs no 
   a.offer('old', 2, clock.now);
   a.firstHandoff('j1', 'used');
   a.firstHandoff('j2', 'used');
-  t.deepEqual(a.retract(clock.now, () => false), [{ queue: 'old', free: 0 }]);
+  t.deepEqual(
+    a.retract(clock.now, () => false),
+    [{ queue: 'old', free: 0 }],
+  );
   a.offer('old', 1, clock.now);
-  t.is(a.retract(clock.advance(IDLE_ADVERT_TTL_MS + 1), () => false), undefined);
+  t.is(
+    a.retract(clock.advance(IDLE_ADVERT_TTL_MS + 1), () => false),
+    undefined,
+  );
 });
 
 test('a repeated hand-off is refused; the memory of hand-offs is bounded, oldest forgotten first', (t) => {

@@ -18,7 +18,20 @@ test('claims wait for the controls to be known; a stop on every queue stops them
   t.is(g.throttleMs, -1);
   t.deepEqual(g.stopped, ['a', 'b']);
   t.deepEqual([...g.paused], ['a', 'b']);
-  t.deepEqual(g.control({ paused: [], throttles: [{ ms: 250, node: 'n1' }, { ms: -1, node: 'other' }] }, 'n1', ['a', 'b']), { wasStopped: true });
+  t.deepEqual(
+    g.control(
+      {
+        paused: [],
+        throttles: [
+          { ms: 250, node: 'n1' },
+          { ms: -1, node: 'other' },
+        ],
+      },
+      'n1',
+      ['a', 'b'],
+    ),
+    { wasStopped: true },
+  );
   t.is(g.throttleMs, 250);
   t.deepEqual(g.stopped, []);
   t.deepEqual([...g.paused], []);

@@ -39,7 +39,10 @@ test('one batch is written at a time; the next grows meanwhile', (t) => {
   b.due();
   const batch = b.take()!;
   t.is(b.scheduled, false, 'taking the batch is the booked flush');
-  t.deepEqual(batch.completions.map((c) => c.job.id), [first.id]);
+  t.deepEqual(
+    batch.completions.map((c) => c.job.id),
+    [first.id],
+  );
   t.is(b.inflight, batch);
   t.is(b.size, 0);
   b.pending.releases.push(job());
@@ -63,11 +66,17 @@ test('a failed write goes back in front of what arrived since, in order; the new
   b.pending.progress.set(a.id, '"new"');
   t.is(b.requeue(batch), 100);
   t.is(b.inflight, undefined);
-  t.deepEqual(b.pending.completions.map((x) => x.job.id), [a.id, d.id]);
-  t.deepEqual([...b.pending.progress], [
-    [a.id, '"new"'],
-    [c.id, '"c"'],
-  ]);
+  t.deepEqual(
+    b.pending.completions.map((x) => x.job.id),
+    [a.id, d.id],
+  );
+  t.deepEqual(
+    [...b.pending.progress],
+    [
+      [a.id, '"new"'],
+      [c.id, '"c"'],
+    ],
+  );
 });
 
 test('failed writes back off, doubling to 5 s; a booked flush is not booked twice; a good write resets it', (t) => {
@@ -100,8 +109,14 @@ test('held: tracked jobs, then outcomes pending and in flight (their leases stil
 
 test('claimable queues: every queue a job went back to, and queues whose keyed jobs ended', (t) => {
   const batch: FlushBatch = {
-    completions: [{ job: job({ queue: 'plain' }), result: 1 }, { job: job({ queue: 'k1', executionKey: 'x' }), result: 1 }],
-    failures: [{ job: job({ queue: 'k2', executionKey: 'y' }), error: null, cause: null }, { job: job({ queue: 'plain2' }), error: null, cause: null }],
+    completions: [
+      { job: job({ queue: 'plain' }), result: 1 },
+      { job: job({ queue: 'k1', executionKey: 'x' }), result: 1 },
+    ],
+    failures: [
+      { job: job({ queue: 'k2', executionKey: 'y' }), error: null, cause: null },
+      { job: job({ queue: 'plain2' }), error: null, cause: null },
+    ],
     releases: [job({ queue: 'back' }), job({ queue: 'back' })],
     progress: new Map(),
   };
@@ -152,8 +167,22 @@ test('a write whose statements all succeeded: everything written, what Postgres 
 
 test('a write with failed statements: only their parts are written again, with the last error', (t) => {
   const [a, f, r] = [job(), job(), job()];
-  const batch: FlushBatch = { completions: [{ job: a, result: 1 }], failures: [{ job: f, error: null, cause: null }], releases: [r], progress: new Map([[a.id, '5']]) };
-  const flushed = settleWrites(batch, batch, undefined, no(new Error('c')), ok(recorded([f.id])), no(new Error('r')), ok(new Map()), ok(undefined));
+  const batch: FlushBatch = {
+    completions: [{ job: a, result: 1 }],
+    failures: [{ job: f, error: null, cause: null }],
+    releases: [r],
+    progress: new Map([[a.id, '5']]),
+  };
+  const flushed = settleWrites(
+    batch,
+    batch,
+    undefined,
+    no(new Error('c')),
+    ok(recorded([f.id])),
+    no(new Error('r')),
+    ok(new Map()),
+    ok(undefined),
+  );
   t.deepEqual(flushed.batch.completions, []);
   t.deepEqual(flushed.batch.failures, batch.failures);
   t.deepEqual(flushed.batch.releases, []);
@@ -170,13 +199,31 @@ test('a continued part that rolled back because its continuation threw is writte
   const batch: FlushBatch = { completions: [c, p], failures: [], releases: [], progress: new Map() };
   const { plain, continued } = splitContinued(batch, (type) => type === 'cont');
   const threw = new ContinuationThrew('cont.continuation', new Error('boom'));
-  const flushed = settleWrites(batch, plain, continued, ok(recorded([p.job.id])), ok(recorded([])), ok({ cancelled: new Set<string>(), refused: new Map() }), ok(new Map()), no(threw));
+  const flushed = settleWrites(
+    batch,
+    plain,
+    continued,
+    ok(recorded([p.job.id])),
+    ok(recorded([])),
+    ok({ cancelled: new Set<string>(), refused: new Map() }),
+    ok(new Map()),
+    no(threw),
+  );
   t.deepEqual(flushed.batch.completions, [p]);
   t.deepEqual(flushed.unwritten!.batch.completions, [c]);
   t.is(flushed.unwritten!.error, threw);
   t.is(c.continuationTries, 1);
   // A store error (not the jobs' fault) does not count.
-  settleWrites(batch, plain, continued, ok(recorded([])), ok(recorded([])), ok({ cancelled: new Set<string>(), refused: new Map() }), ok(new Map()), no(new Error('connection reset')));
+  settleWrites(
+    batch,
+    plain,
+    continued,
+    ok(recorded([])),
+    ok(recorded([])),
+    ok({ cancelled: new Set<string>(), refused: new Map() }),
+    ok(new Map()),
+    no(new Error('connection reset')),
+  );
   t.is(c.continuationTries, 1);
 });
 
@@ -214,7 +261,11 @@ test('a failed attempt is retried after its backoff while attempts remain, then 
   const last = attemptFailed(job({ attempt: 2, maxAttempts: 2 }), new Error('bad'), def, clock.now);
   t.is(last.finalState, 'failed');
   t.is(last.retryAt, undefined);
-  t.is(attemptFailed(job({ attempt: 1, maxAttempts: 5 }), new Error('x'), undefined, clock.now).finalState, 'failed', 'no definition here: no backoff to retry with');
+  t.is(
+    attemptFailed(job({ attempt: 1, maxAttempts: 5 }), new Error('x'), undefined, clock.now).finalState,
+    'failed',
+    'no definition here: no backoff to retry with',
+  );
 });
 
 test('an error Postgres refused is replaced by one that keeps none of its text, only a plain name', (t) => {
@@ -238,7 +289,10 @@ test('what an ended attempt records: its result, its failure, a cancel, a hand-b
   t.true(recordAttempt(pending, okJson, undefined, { ok: true, result: { a: 1 }, json: '{"a":1}' }, def, clock.now));
   t.true(recordAttempt(pending, failed, undefined, { ok: false, error: new Error('x') }, def, clock.now));
   t.true(recordAttempt(pending, cancelled, 'cancel', { ok: false, error: new Error('aborted') }, def, clock.now));
-  t.true(recordAttempt(pending, shutdown, 'shutdown', { ok: true, result: 1 }, def, clock.now), 'ended by a shutdown: handed back, even if it finished');
+  t.true(
+    recordAttempt(pending, shutdown, 'shutdown', { ok: true, result: 1 }, def, clock.now),
+    'ended by a shutdown: handed back, even if it finished',
+  );
   t.false(recordAttempt(pending, lost, 'lease', { ok: true, result: 1 }, def, clock.now));
   t.deepEqual(pending.completions, [
     { job: ok, result: 1 },

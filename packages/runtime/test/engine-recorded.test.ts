@@ -13,7 +13,13 @@ function setup() {
   const events: EngineEvent[] = [];
   const hooks: [string, string][] = [];
   const pending = emptyBatch();
-  const def = { type: 't', queue: 'q', maxAttempts: 3, backoff: { baseMs: 10, maxMs: 10 }, perform: () => undefined } as ResolvedJobDefinition;
+  const def = {
+    type: 't',
+    queue: 'q',
+    maxAttempts: 3,
+    backoff: { baseMs: 10, maxMs: 10 },
+    perform: () => undefined,
+  } as ResolvedJobDefinition;
   const deps = {
     nodeId: 'node-1',
     definitions: new Map([['t', def]]),
@@ -30,7 +36,14 @@ function setup() {
 
 function accepted(over: Partial<Accepted> = {}): Accepted {
   const none = new Map<string, string>();
-  return { completed: new Set(), failed: new Set(), cancelled: new Set(), refused: { completions: none, failures: none, releases: none, progress: none }, offending: new Map(), ...over };
+  return {
+    completed: new Set(),
+    failed: new Set(),
+    cancelled: new Set(),
+    refused: { completions: none, failures: none, releases: none, progress: none },
+    offending: new Map(),
+    ...over,
+  };
 }
 
 test('recorded outcomes become events, counts and callbacks', (t) => {
@@ -47,7 +60,12 @@ test('recorded outcomes become events, counts and callbacks', (t) => {
     releases: [back, cancelled],
     progress: new Map(),
   };
-  const counts = applyRecorded(deps, batch, accepted({ completed: new Set([c.id]), failed: new Set([r.id, f.id, x.id]), cancelled: new Set([cancelled.id]) }), clock.now);
+  const counts = applyRecorded(
+    deps,
+    batch,
+    accepted({ completed: new Set([c.id]), failed: new Set([r.id, f.id, x.id]), cancelled: new Set([cancelled.id]) }),
+    clock.now,
+  );
   t.deepEqual(
     events.map((e) => [e.kind, e.job.id]),
     [
@@ -75,7 +93,11 @@ test('recorded outcomes become events, counts and callbacks', (t) => {
 test('outcomes whose lease was lost are logged and dropped: no event, no callback', (t) => {
   const { deps, events, hooks, lines, pending } = setup();
   const [c, f] = [job(), job()];
-  const batch: FlushBatch = { ...emptyBatch(), completions: [{ job: c, result: 1 }], failures: [{ job: f, error: null, cause: null, finalState: 'failed' }] };
+  const batch: FlushBatch = {
+    ...emptyBatch(),
+    completions: [{ job: c, result: 1 }],
+    failures: [{ job: f, error: null, cause: null, finalState: 'failed' }],
+  };
   applyRecorded(deps, batch, accepted(), 0);
   t.deepEqual(events, []);
   t.deepEqual(hooks, []);
@@ -93,13 +115,33 @@ test('a refused result fails the attempt, to be written again; a refused error i
   const { deps, events, pending } = setup();
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const [c, f, g] = [job({ attempt: 1 }), job(), job()];
-  const failure: PendingFailure = { job: f, error: { attempt: 1, at: '', name: 'E', message: 'bad \u0000' }, cause: null, finalState: 'failed' };
+  const failure: PendingFailure = {
+    job: f,
+    error: { attempt: 1, at: '', name: 'E', message: 'bad \u0000' },
+    cause: null,
+    finalState: 'failed',
+  };
   const batch: FlushBatch = {
     ...emptyBatch(),
     completions: [{ job: c, result: 'x' }],
     failures: [failure, { job: g, error: null, cause: null, finalState: 'failed', replacedError: true }],
   };
-  applyRecorded(deps, batch, accepted({ refused: { completions: new Map([[c.id, 'too big']]), failures: new Map([[f.id, 'nul byte'], [g.id, 'still']]), releases: new Map(), progress: new Map() } }), clock.now);
+  applyRecorded(
+    deps,
+    batch,
+    accepted({
+      refused: {
+        completions: new Map([[c.id, 'too big']]),
+        failures: new Map([
+          [f.id, 'nul byte'],
+          [g.id, 'still'],
+        ]),
+        releases: new Map(),
+        progress: new Map(),
+      },
+    }),
+    clock.now,
+  );
   t.deepEqual(events, []);
   t.is(pending.failures.length, 2);
   const [retry, replaced] = pending.failures;
@@ -112,13 +154,28 @@ test('a refused result fails the attempt, to be written again; a refused error i
   t.regex(replaced!.error!.message, /nul byte.*node-1/);
 });
 
-test('a job whose continuation kept throwing fails without it, with the continuation\'s error', (t) => {
+test("a job whose continuation kept throwing fails without it, with the continuation's error", (t) => {
   const { deps, events, pending } = setup();
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const [c, x] = [job(), job()];
   const threw = new ContinuationThrew('t.continuation', new RangeError('nope'));
-  const batch: FlushBatch = { ...emptyBatch(), completions: [{ job: c, result: 1 }], failures: [{ job: x, error: null, cause: null, finalState: 'cancelled' }] };
-  applyRecorded(deps, batch, accepted({ completed: new Set([c.id]), offending: new Map<string, unknown>([[c.id, threw], [x.id, new Error('row refused')]]) }), clock.now);
+  const batch: FlushBatch = {
+    ...emptyBatch(),
+    completions: [{ job: c, result: 1 }],
+    failures: [{ job: x, error: null, cause: null, finalState: 'cancelled' }],
+  };
+  applyRecorded(
+    deps,
+    batch,
+    accepted({
+      completed: new Set([c.id]),
+      offending: new Map<string, unknown>([
+        [c.id, threw],
+        [x.id, new Error('row refused')],
+      ]),
+    }),
+    clock.now,
+  );
   t.deepEqual(events, [], 'nothing of theirs was recorded');
   t.deepEqual(
     pending.failures.map((f) => [f.job.id, f.finalState, f.skipContinuation, f.error!.name, f.error!.message]),

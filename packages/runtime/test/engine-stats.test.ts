@@ -7,12 +7,23 @@ import { FakeClock, job } from './engine/fixtures.js';
 
 test('stats add up running and prefetched jobs per queue, with what the rate limits last said', (t) => {
   const clock = new FakeClock();
-  const w = new ClaimWindow({ a: { concurrency: 3 }, b: { concurrency: 2, rateLimit: { limit: 5, periodMs: 1000, key: 'tenant' } } }, { prefetch: 1, maxPrefetch: 5 }, clock.now);
+  const w = new ClaimWindow(
+    { a: { concurrency: 3 }, b: { concurrency: 2, rateLimit: { limit: 5, periodMs: 1000, key: 'tenant' } } },
+    { prefetch: 1, maxPrefetch: 5 },
+    clock.now,
+  );
   w.queues.get('a')!.running = 2;
   w.queues.get('a')!.buffer.push(job(), job());
   w.queues.get('b')!.running = 1;
   w.rateLimited(new Map([['b', { limitedKeys: 2, waitMs: 10, tokensLeft: null, held: 4 }]]), clock.now);
-  const stats = engineStats(w.queues, { partition: 'p', processed: 7, draining: false, paused: new Set(['a']), stopped: [], throttleMs: 0 });
+  const stats = engineStats(w.queues, {
+    partition: 'p',
+    processed: 7,
+    draining: false,
+    paused: new Set(['a']),
+    stopped: [],
+    throttleMs: 0,
+  });
   t.deepEqual(stats, {
     partition: 'p',
     running: 3,
@@ -24,7 +35,12 @@ test('stats add up running and prefetched jobs per queue, with what the rate lim
     throttleMs: 0,
     queues: {
       a: { concurrency: 3, running: 2, prefetched: 2 },
-      b: { concurrency: 2, running: 1, prefetched: 0, rateLimit: { limit: 5, periodMs: 1000, key: 'tenant', tokensLeft: null, held: 4, limitedKeys: 2 } },
+      b: {
+        concurrency: 2,
+        running: 1,
+        prefetched: 0,
+        rateLimit: { limit: 5, periodMs: 1000, key: 'tenant', tokensLeft: null, held: 4, limitedKeys: 2 },
+      },
     },
   });
 });

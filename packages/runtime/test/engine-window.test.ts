@@ -6,7 +6,10 @@ import { FakeClock, job } from './engine/fixtures.js';
 const settings = { prefetch: 2, maxPrefetch: 50 };
 const none = new Set<string>();
 
-function windowOf(queues: Record<string, { concurrency: number; rateLimit?: { limit: number; periodMs: number; key?: string } }>, clock = new FakeClock()) {
+function windowOf(
+  queues: Record<string, { concurrency: number; rateLimit?: { limit: number; periodMs: number; key?: string } }>,
+  clock = new FakeClock(),
+) {
   return { clock, w: new ClaimWindow(queues, settings, clock.now) };
 }
 
@@ -24,10 +27,13 @@ function finish(w: ClaimWindow, queue: string, n: number): void {
 
 test('an idle queue asks for its concurrency plus the minimum prefetch', (t) => {
   const { clock, w } = windowOf({ a: { concurrency: 10 }, b: { concurrency: 3 } });
-  t.deepEqual([...w.plan(clock.now, none, false)!], [
-    ['a', 12],
-    ['b', 5],
-  ]);
+  t.deepEqual(
+    [...w.plan(clock.now, none, false)!],
+    [
+      ['a', 12],
+      ['b', 5],
+    ],
+  );
 });
 
 test('a queue of concurrency 0 asks for nothing, a paused queue is skipped', (t) => {
@@ -76,10 +82,13 @@ test('without a likely backlog, only an idle queue or the poll starts a claim', 
   t.is(w.plan(clock.now, none, false), undefined, 'both queues run something and the backlog is empty');
   t.truthy(w.plan(clock.now, none, true));
   finish(w, 'idle', 1);
-  t.deepEqual([...w.plan(clock.now, none, false)!], [
-    ['busy', 5],
-    ['idle', 6],
-  ]);
+  t.deepEqual(
+    [...w.plan(clock.now, none, false)!],
+    [
+      ['busy', 5],
+      ['idle', 6],
+    ],
+  );
 });
 
 test('a claim that filled what it asked for, or a wake-up during a claim, keeps the backlog likely', (t) => {
@@ -189,11 +198,17 @@ test('the round trip is smoothed: the latest claim weighs a fifth', (t) => {
 });
 
 test('a rate-limited queue asks only for what it can start, and waits for its bucket when limited as a whole', (t) => {
-  const { clock, w } = windowOf({ whole: { concurrency: 5, rateLimit: { limit: 10, periodMs: 1000 } }, keyed: { concurrency: 5, rateLimit: { limit: 1, periodMs: 1000, key: 'tenant' } } });
-  t.deepEqual([...w.plan(clock.now, none, false)!], [
-    ['whole', 5],
-    ['keyed', 5],
-  ]);
+  const { clock, w } = windowOf({
+    whole: { concurrency: 5, rateLimit: { limit: 10, periodMs: 1000 } },
+    keyed: { concurrency: 5, rateLimit: { limit: 1, periodMs: 1000, key: 'tenant' } },
+  });
+  t.deepEqual(
+    [...w.plan(clock.now, none, false)!],
+    [
+      ['whole', 5],
+      ['keyed', 5],
+    ],
+  );
   const at = w.rateLimited(
     new Map([
       ['whole', { limitedKeys: 1, waitMs: 250.2, tokensLeft: 0, held: 5 }],
@@ -209,10 +224,13 @@ test('a rate-limited queue asks only for what it can start, and waits for its bu
   t.is(w.queues.get('keyed')!.rateLimit!.readyAt, 0, 'limited per key: its other keys are still claimed');
   t.is(w.queues.get('keyed')!.rateLimit!.tokensLeft, null);
   t.deepEqual([...w.plan(clock.advance(251), none, false)!], [['keyed', 5]]);
-  t.deepEqual([...w.plan(clock.advance(1), none, false)!], [
-    ['whole', 5],
-    ['keyed', 5],
-  ]);
+  t.deepEqual(
+    [...w.plan(clock.advance(1), none, false)!],
+    [
+      ['whole', 5],
+      ['keyed', 5],
+    ],
+  );
   t.is(w.rateLimited(new Map([['whole', { limitedKeys: 0, waitMs: null, tokensLeft: 9, held: 0 }]]), clock.now), undefined);
   t.is(whole.readyAt, 0);
   t.is(whole.tokensLeft, 9);

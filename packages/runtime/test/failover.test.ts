@@ -11,20 +11,36 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
   const nats = await natsUrl();
   const cluster = db.schema.replaceAll('_', '-');
   const dataDir = tempDataDir('failover');
-  const env = (id: string) => ({ PG_URL: db.url, SCHEMA: db.schema, NATS_URL: nats, CLUSTER: cluster, NODE_ID: id, DATA_DIR: dataDir, PARTITA_LOG_LEVEL: 'warn' });
+  const env = (id: string) => ({
+    PG_URL: db.url,
+    SCHEMA: db.schema,
+    NATS_URL: nats,
+    CLUSTER: cluster,
+    NODE_ID: id,
+    DATA_DIR: dataDir,
+    PARTITA_LOG_LEVEL: 'warn',
+  });
   const a = spawnNode(fixture, { env: env('a') });
   const client = await connect({ postgres: db.url, schema: db.schema, nats, cluster });
   try {
     await a.waitForOutput(/ready/, { timeoutMs: 60_000 });
-    await db.pool.query(`CREATE TABLE "${db.schema}".runs (job_id uuid, key text, node text, started_at timestamptz, ended_at timestamptz)`);
-    await until('a leads partition p', async () => (await db.pool.query(`SELECT holder FROM "${db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder === 'a');
+    await db.pool.query(
+      `CREATE TABLE "${db.schema}".runs (job_id uuid, key text, node text, started_at timestamptz, ended_at timestamptz)`,
+    );
+    await until(
+      'a leads partition p',
+      async () => (await db.pool.query(`SELECT holder FROM "${db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder === 'a',
+    );
     const b = spawnNode(fixture, { env: env('b') });
     await b.waitForOutput(/ready/, { timeoutMs: 60_000 });
 
     const send = <T>(request: GlobalRequest) => requestGlobal<T>(client.bus, cluster, 'p', request);
     const api = globalApi(send);
     await send({ op: 'pause', queue: 'held' });
-    const held = await client.enqueueMany('p', [{ type: 'plain', queue: 'held' }, { type: 'plain', queue: 'held' }]);
+    const held = await client.enqueueMany('p', [
+      { type: 'plain', queue: 'held' },
+      { type: 'plain', queue: 'held' },
+    ]);
     t.true(await api.cancelJob(held.ids[0]!));
 
     const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
@@ -35,13 +51,18 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
     a.kill('SIGKILL');
     const killedAt = Date.now();
     await a.exited;
-    const paused = await until('a new leader answers', async () => {
-      try {
-        return await requestGlobal<string[]>(client.bus, cluster, 'p', { op: 'pausedQueues' }, 500);
-      } catch {
-        return undefined;
-      }
-    }, 15_000, 50);
+    const paused = await until(
+      'a new leader answers',
+      async () => {
+        try {
+          return await requestGlobal<string[]>(client.bus, cluster, 'p', { op: 'pausedQueues' }, 500);
+        } catch {
+          return undefined;
+        }
+      },
+      15_000,
+      50,
+    );
     const takeoverMs = Date.now() - killedAt;
     t.log(`new leader served ${takeoverMs} ms after kill -9`);
     t.true(takeoverMs <= 5000, `took ${takeoverMs} ms`);
@@ -61,8 +82,15 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
     t.is(leader.holder, 'b');
     t.true(Number(leader.epoch) >= 2);
 
-    await until('every keyed job finished', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs WHERE type = 'keyed'`)).rows[0].n === 0, 90_000, 200);
-    const done = await db.pool.query(`SELECT state, count(*)::int AS n FROM "${db.schema}".jobs_history WHERE type = 'keyed' GROUP BY state`);
+    await until(
+      'every keyed job finished',
+      async () => (await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs WHERE type = 'keyed'`)).rows[0].n === 0,
+      90_000,
+      200,
+    );
+    const done = await db.pool.query(
+      `SELECT state, count(*)::int AS n FROM "${db.schema}".jobs_history WHERE type = 'keyed' GROUP BY state`,
+    );
     t.deepEqual(done.rows, [{ state: 'completed', n: 600 }]);
 
     // Runs cut short by the kill never recorded an end: they count as running until the kill.
@@ -78,10 +106,37 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
          FROM "${db.schema}".runs r LEFT JOIN "${db.schema}".jobs_history h ON h.id = r.job_id WHERE r.key = $1 ORDER BY r.started_at`,
         [overlaps[0].key, killedAt],
       );
-      (await import('node:fs')).writeFileSync('/tmp/lead-failover.txt', rows.map((r) => `${r.job_id} ${r.node} ${Math.round(r.s)}..${r.e === null ? 'null' : Math.round(r.e)}`).join('\n') + '\n---A\n' + a.output() + '\n---B\n' + b.output());
-      t.log('a:', a.output().split('\n').filter((l) => /"level":(50|60)|two running|reconciled/.test(l)).slice(0, 10).join('\n'));
-      t.log('b:', b.output().split('\n').filter((l) => /"level":(50|60)|two running|reconciled/.test(l)).slice(0, 10).join('\n'));
-      t.log(rows.map((r) => `${r.job_id} ${r.node} ${Math.round(r.s)}..${r.e === null ? 'null' : Math.round(r.e)} ${r.errors?.slice(0, 120)}`).join('\n'));
+      (await import('node:fs')).writeFileSync(
+        '/tmp/lead-failover.txt',
+        rows.map((r) => `${r.job_id} ${r.node} ${Math.round(r.s)}..${r.e === null ? 'null' : Math.round(r.e)}`).join('\n') +
+          '\n---A\n' +
+          a.output() +
+          '\n---B\n' +
+          b.output(),
+      );
+      t.log(
+        'a:',
+        a
+          .output()
+          .split('\n')
+          .filter((l) => /"level":(50|60)|two running|reconciled/.test(l))
+          .slice(0, 10)
+          .join('\n'),
+      );
+      t.log(
+        'b:',
+        b
+          .output()
+          .split('\n')
+          .filter((l) => /"level":(50|60)|two running|reconciled/.test(l))
+          .slice(0, 10)
+          .join('\n'),
+      );
+      t.log(
+        rows
+          .map((r) => `${r.job_id} ${r.node} ${Math.round(r.s)}..${r.e === null ? 'null' : Math.round(r.e)} ${r.errors?.slice(0, 120)}`)
+          .join('\n'),
+      );
     }
     t.deepEqual(overlaps, [], 'no execution key admitted two jobs at once');
     for (const key of keys) t.false(await api.executionKeyHeld(key), `${key} is free at the end`);

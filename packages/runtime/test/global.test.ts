@@ -4,7 +4,10 @@ import { connect, globalApi, requestGlobal, type GlobalRequest } from '@partita/
 import { JobCancelledError, STATUS_PENDING } from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
 
-const send = (node: PartitaNode, partition = 'p') => <T>(request: GlobalRequest) => requestGlobal<T>(node.bus, node.client.cluster, partition, request);
+const send =
+  (node: PartitaNode, partition = 'p') =>
+  <T>(request: GlobalRequest) =>
+    requestGlobal<T>(node.bus, node.client.cluster, partition, request);
 
 test('an execution key admits one running job at a time, waiters run in FIFO order and show as waiting', async (t) => {
   const c = await cluster('execkey');
@@ -25,7 +28,11 @@ test('an execution key admits one running job at a time, waiters run in FIFO ord
     await until('some job waiting', async () => (await node.client.job(ids[4]!))?.state === 'waiting' || spans.length === 5);
     if (spans.length < 5) t.is(await node.client.status(ids[4]!), STATUS_PENDING);
     await until('all five ran', async () => spans.length === 5, 30_000);
-    t.deepEqual(spans.map((s) => s.n), [0, 1, 2, 3, 4], 'FIFO by enqueue order');
+    t.deepEqual(
+      spans.map((s) => s.n),
+      [0, 1, 2, 3, 4],
+      'FIFO by enqueue order',
+    );
     for (let i = 1; i < spans.length; i++) t.true(spans[i]!.start >= spans[i - 1]!.end, `run ${i} started after run ${i - 1} ended`);
     const api = globalApi(send(node));
     await until('key released', async () => !(await api.executionKeyHeld('account-1')));
@@ -53,8 +60,15 @@ test('jobs with different execution keys run side by side', async (t) => {
       },
     });
     const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
-    await node.client.enqueueMany('p', ['a', 'b', 'c', 'd'].map((k) => ({ type: 'k', payload: { k } })));
-    await until('all done', async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0, 20_000);
+    await node.client.enqueueMany(
+      'p',
+      ['a', 'b', 'c', 'd'].map((k) => ({ type: 'k', payload: { k } })),
+    );
+    await until(
+      'all done',
+      async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0,
+      20_000,
+    );
     t.true(peak >= 3, `peak concurrency ${peak}`);
   } finally {
     await c.close();
@@ -71,7 +85,10 @@ test('pause stops claims for a queue on every node and survives a restart of eve
     const b = await c.start({ partitions, jobs: [job], nodeId: 'b', engine: { pollMs: 50 } });
     const api = globalApi(send(b));
     t.deepEqual(await send(b)<string[]>({ op: 'pause', queue: 'mail' }), ['mail']);
-    await until('both engines paused', async () => (await a.stats())[0]!.paused.includes('mail') && (await b.stats())[0]!.paused.includes('mail'));
+    await until(
+      'both engines paused',
+      async () => (await a.stats())[0]!.paused.includes('mail') && (await b.stats())[0]!.paused.includes('mail'),
+    );
     const { id } = await a.client.enqueue('p', 'j');
     await sleep(400);
     t.deepEqual(ran, [], 'a paused queue is not claimed');
@@ -131,7 +148,11 @@ test('Global cancel: a waiting job never runs; a running one is aborted with onC
     const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 4 } } } }, jobs: [job], engine: { pollMs: 50 } });
     const { id: first } = await node.client.enqueue('p', 'j');
     const { id: second } = await node.client.enqueue('p', 'j');
-    await until('first running, second waiting', async () => ran.length === 1 && (await node.client.job(second))?.state === 'waiting', 60_000);
+    await until(
+      'first running, second waiting',
+      async () => ran.length === 1 && (await node.client.job(second))?.state === 'waiting',
+      60_000,
+    );
     const api = globalApi(send(node));
     t.true(await api.cancelJob(second));
     t.true(await api.isCancelled(second));
@@ -224,16 +245,27 @@ test('a job stored without its execution key (enqueued by a client without the d
     const bare = await connect({ postgres: c.db.url, schema: c.db.schema });
     try {
       await bare.store.registerQueues('setup', [{ partition: 'p', queue: 'default', concurrency: 8 }]);
-      await bare.enqueueMany('p', Array.from({ length: 6 }, (_, n) => ({ type: 'derived', payload: { n }, allowUnknownType: true })));
+      await bare.enqueueMany(
+        'p',
+        Array.from({ length: 6 }, (_, n) => ({ type: 'derived', payload: { n }, allowUnknownType: true })),
+      );
     } finally {
       await bare.close();
     }
     t.is((await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs WHERE execution_key IS NULL`)).rows[0].n, 6);
     await c.start({ partitions: { p: { queues: { default: { concurrency: 8 } } } }, jobs: [job], engine: { pollMs: 50 } });
-    await until('all done', async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0, 20_000);
+    await until(
+      'all done',
+      async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0,
+      20_000,
+    );
     t.is(peak, 1, 'one at a time under the derived key');
     const { rows } = await c.db.pool.query(`SELECT execution_key, attempts FROM "${c.db.schema}".jobs_history WHERE type = 'derived'`);
-    t.deepEqual(rows.map((r) => [r.execution_key, r.attempts]), Array.from({ length: 6 }, () => ['shared', 1]), 'the key was recorded; handing back did not count an attempt');
+    t.deepEqual(
+      rows.map((r) => [r.execution_key, r.attempts]),
+      Array.from({ length: 6 }, () => ['shared', 1]),
+      'the key was recorded; handing back did not count an attempt',
+    );
   } finally {
     await c.close();
   }

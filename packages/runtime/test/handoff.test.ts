@@ -17,17 +17,27 @@ async function handoffs(node: PartitaNode, outcome: 'accepted' | 'refused'): Pro
 
 async function separateClient(c: Cluster): Promise<Client> {
   // A small pool: test files run side by side against one Postgres.
-  return connect({ postgres: { connectionString: c.db.url, max: 2 }, schema: c.db.schema, nats: await natsUrl(), cluster: c.db.schema.replaceAll('_', '-') });
+  return connect({
+    postgres: { connectionString: c.db.url, max: 2 },
+    schema: c.db.schema,
+    nats: await natsUrl(),
+    cluster: c.db.schema.replaceAll('_', '-'),
+  });
 }
 
 /** Enqueues (and awaits) jobs until one was handed off: the first enqueue only starts listening for adverts. */
 async function enqueueUntilHandedOff(client: Client, node: PartitaNode, type: string): Promise<string> {
-  return until('a job handed off', async () => {
-    const before = await handoffs(node, 'accepted');
-    const { id } = await client.enqueue('p', type);
-    await client.result(id, { timeoutMs: 10_000 });
-    return (await handoffs(node, 'accepted')) > before ? id : undefined;
-  }, 20_000, 100);
+  return until(
+    'a job handed off',
+    async () => {
+      const before = await handoffs(node, 'accepted');
+      const { id } = await client.enqueue('p', type);
+      await client.result(id, { timeoutMs: 10_000 });
+      return (await handoffs(node, 'accepted')) > before ? id : undefined;
+    },
+    20_000,
+    100,
+  );
 }
 
 interface Setup {
@@ -46,7 +56,11 @@ function handoffTest(title: string, engine: Record<string, number>, body: (t: Ex
     try {
       const ran: string[] = [];
       const job = defineJob({ type: 'h', perform: (_p, ctx) => (ran.push(ctx.id), 1) });
-      const node = await c.start({ partitions: { p: { queues: { default: { concurrency: 2 } } } }, jobs: [job], engine: { pollMs: 100, ...engine } });
+      const node = await c.start({
+        partitions: { p: { queues: { default: { concurrency: 2 } } } },
+        jobs: [job],
+        engine: { pollMs: 100, ...engine },
+      });
       await body(t, { c, client, node, ran });
     } finally {
       await client.close();
@@ -55,67 +69,108 @@ function handoffTest(title: string, engine: Record<string, number>, body: (t: Ex
   });
 }
 
-handoffTest('a single enqueue to an idle node is handed straight to it and runs as its first attempt, without a claim', {}, async (t, { c, client, node, ran }) => {
-  const id = await enqueueUntilHandedOff(client, node, 'h');
-  const { rows } = await c.db.pool.query(`SELECT state, attempts, node, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [id]);
-  t.like(rows[0], { state: 'completed', attempts: 1, node: node.id, errors: [] });
-  t.is(ran.filter((r) => r === id).length, 1, 'ran once');
-  // The node's own client hands off too, straight to its engine.
-  const local = await enqueueUntilHandedOff(node.client, node, 'h');
-  t.like((await c.db.pool.query(`SELECT state, attempts FROM "${c.db.schema}".jobs_history WHERE id = $1`, [local])).rows[0], { state: 'completed', attempts: 1 });
-  t.is(await handoffs(node, 'refused'), 0);
-});
+handoffTest(
+  'a single enqueue to an idle node is handed straight to it and runs as its first attempt, without a claim',
+  {},
+  async (t, { c, client, node, ran }) => {
+    const id = await enqueueUntilHandedOff(client, node, 'h');
+    const { rows } = await c.db.pool.query(`SELECT state, attempts, node, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [id]);
+    t.like(rows[0], { state: 'completed', attempts: 1, node: node.id, errors: [] });
+    t.is(ran.filter((r) => r === id).length, 1, 'ran once');
+    // The node's own client hands off too, straight to its engine.
+    const local = await enqueueUntilHandedOff(node.client, node, 'h');
+    t.like((await c.db.pool.query(`SELECT state, attempts FROM "${c.db.schema}".jobs_history WHERE id = $1`, [local])).rows[0], {
+      state: 'completed',
+      attempts: 1,
+    });
+    t.is(await handoffs(node, 'refused'), 0);
+  },
+);
 
-handoffTest('a hand-off the node cannot take (its queue was paused since it advertised) goes back to the queue and runs after resume', {}, async (t, { client, node, ran }) => {
-  await enqueueUntilHandedOff(client, node, 'h');
-  const global = (request: Parameters<typeof requestGlobal>[3]) => requestGlobal(client.bus, client.cluster, 'p', request);
-  await global({ op: 'pause', queue: 'default' });
-  await until('the engine paused', async () => (await node.stats())[0]!.paused.includes('default'));
-  // The node took its advert back when paused; one that crossed the pause on the wire still
-  // reaches the client (sent here, as the node sent it before the pause).
-  const late: IdleAdvert = { node: node.id, leaseMs: 15_000, free: 1 };
-  const id = await until('a job handed to the paused node', async () => {
-    client.bus!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, late);
-    await sleep(50);
-    const before = await handoffs(node, 'refused');
-    const { id } = await client.enqueue('p', 'h');
-    return (await until('the node answered', async () => ((await client.job(id))?.state === 'queued' ? await handoffs(node, 'refused') : undefined))) > before ? id : undefined;
-  });
-  t.is((await client.job(id))?.attempts, 0, 'the hand-back does not count an attempt');
-  await sleep(300);
-  t.false(ran.includes(id), 'a paused queue does not run it');
-  await global({ op: 'resume', queue: 'default' });
-  await client.result(id, { timeoutMs: 10_000 });
-  t.true(ran.includes(id));
-});
-
-handoffTest('a hand-off to a node that is gone runs once its lease expires (rescued), never lost', { pollMs: 60_000, leaseMs: 1500, heartbeatMs: 300 }, async (t, { c, client, ran }) => {
-  // A node that advertised itself and died: its advert is still fresh at the client.
-  await client.enqueue('p', 'h').then(({ id }) => client.result(id, { timeoutMs: 10_000 }));
-  const ghost: IdleAdvert = { node: 'ghost', leaseMs: 400, free: 1 };
-  await until('the client heard the ghost', async () => {
-    client.bus!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, ghost);
-    await sleep(50);
-    const { id } = await client.enqueue('p', 'h');
-    const { rows } = await c.db.pool.query(`SELECT locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [id]);
-    return rows[0]?.locked_by === 'ghost' ? id : undefined;
-  }).then(async (id) => {
-    await client.result(id, { timeoutMs: 15_000 });
-    const { rows } = await c.db.pool.query(`SELECT attempts, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [id]);
-    t.like(rows[0].errors[0], { name: 'LeaseExpired', rescued: true }, 'rescued once its lease ran out');
-    t.is(rows[0].attempts, 2, 'the lost hand-off counts as the first attempt');
+handoffTest(
+  'a hand-off the node cannot take (its queue was paused since it advertised) goes back to the queue and runs after resume',
+  {},
+  async (t, { client, node, ran }) => {
+    await enqueueUntilHandedOff(client, node, 'h');
+    const global = (request: Parameters<typeof requestGlobal>[3]) => requestGlobal(client.bus, client.cluster, 'p', request);
+    await global({ op: 'pause', queue: 'default' });
+    await until('the engine paused', async () => (await node.stats())[0]!.paused.includes('default'));
+    // The node took its advert back when paused; one that crossed the pause on the wire still
+    // reaches the client (sent here, as the node sent it before the pause).
+    const late: IdleAdvert = { node: node.id, leaseMs: 15_000, free: 1 };
+    const id = await until('a job handed to the paused node', async () => {
+      client.bus!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, late);
+      await sleep(50);
+      const before = await handoffs(node, 'refused');
+      const { id } = await client.enqueue('p', 'h');
+      return (await until('the node answered', async () =>
+        (await client.job(id))?.state === 'queued' ? await handoffs(node, 'refused') : undefined,
+      )) > before
+        ? id
+        : undefined;
+    });
+    t.is((await client.job(id))?.attempts, 0, 'the hand-back does not count an attempt');
+    await sleep(300);
+    t.false(ran.includes(id), 'a paused queue does not run it');
+    await global({ op: 'resume', queue: 'default' });
+    await client.result(id, { timeoutMs: 10_000 });
     t.true(ran.includes(id));
-  });
-});
+  },
+);
+
+handoffTest(
+  'a hand-off to a node that is gone runs once its lease expires (rescued), never lost',
+  { pollMs: 60_000, leaseMs: 1500, heartbeatMs: 300 },
+  async (t, { c, client, ran }) => {
+    // A node that advertised itself and died: its advert is still fresh at the client.
+    await client.enqueue('p', 'h').then(({ id }) => client.result(id, { timeoutMs: 10_000 }));
+    const ghost: IdleAdvert = { node: 'ghost', leaseMs: 400, free: 1 };
+    await until('the client heard the ghost', async () => {
+      client.bus!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, ghost);
+      await sleep(50);
+      const { id } = await client.enqueue('p', 'h');
+      const { rows } = await c.db.pool.query(`SELECT locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [id]);
+      return rows[0]?.locked_by === 'ghost' ? id : undefined;
+    }).then(async (id) => {
+      await client.result(id, { timeoutMs: 15_000 });
+      const { rows } = await c.db.pool.query(`SELECT attempts, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [id]);
+      t.like(rows[0].errors[0], { name: 'LeaseExpired', rescued: true }, 'rescued once its lease ran out');
+      t.is(rows[0].attempts, 2, 'the lost hand-off counts as the first attempt');
+      t.true(ran.includes(id));
+    });
+  },
+);
 
 handoffTest('malformed idle adverts and hand-offs are dropped; the node and the client keep working', {}, async (t, { client, node }) => {
   await client.enqueue('p', 'h').then(({ id }) => client.result(id, { timeoutMs: 10_000 }));
   const idle = subjects.idle(client.cluster, 'p', 'default');
-  for (const advert of [null, 'x', { node: 5, leaseMs: 100, free: 1 }, { node: 'n', leaseMs: -1, free: 1 }, { node: 'n', leaseMs: 100, free: -1 }]) {
+  for (const advert of [
+    null,
+    'x',
+    { node: 5, leaseMs: 100, free: 1 },
+    { node: 'n', leaseMs: -1, free: 1 },
+    { node: 'n', leaseMs: 100, free: -1 },
+  ]) {
     client.bus!.publish(idle, IDLE_KIND, advert);
   }
   const inbox = subjects.node(client.cluster, node.id);
-  for (const junk of [null, { job: null }, { job: { id: 'not-a-uuid', partition: 'p', queue: 'default', type: 'h', priority: 0, attempt: 1, maxAttempts: 1, timeoutMs: null, queueKey: null } }]) {
+  for (const junk of [
+    null,
+    { job: null },
+    {
+      job: {
+        id: 'not-a-uuid',
+        partition: 'p',
+        queue: 'default',
+        type: 'h',
+        priority: 0,
+        attempt: 1,
+        maxAttempts: 1,
+        timeoutMs: null,
+        queueKey: null,
+      },
+    },
+  ]) {
     client.bus!.publish(inbox, HANDOFF_KIND, junk);
   }
   (client.bus as unknown as { publishRaw(subject: string, bytes: Uint8Array): void }).publishRaw(inbox, new Uint8Array([1, 2, 3]));
@@ -131,7 +186,18 @@ handoffTest('a repeated hand-off message does not run the job again', {}, async 
   const id = await enqueueUntilHandedOff(client, node, 'h');
   const job = await client.job(id);
   const again: Handoff = {
-    job: { id, partition: 'p', queue: 'default', type: 'h', payload: job!.payload, priority: 0, attempt: 1, maxAttempts: 1, timeoutMs: null, queueKey: null },
+    job: {
+      id,
+      partition: 'p',
+      queue: 'default',
+      type: 'h',
+      payload: job!.payload,
+      priority: 0,
+      attempt: 1,
+      maxAttempts: 1,
+      timeoutMs: null,
+      queueKey: null,
+    },
   };
   client.bus!.publish(subjects.node(client.cluster, node.id), HANDOFF_KIND, again);
   await sleep(300);

@@ -130,7 +130,13 @@ test('a stopped leader releases the lease: the other seat takes over at the next
   // Had a merely stopped renewing, b would have waited out the 10 s ttl.
   t.true(Date.now() - stoppedAt < 5000, `b took over ${Date.now() - stoppedAt} ms after a stopped (ttl 10000)`);
   t.is(b.seat.epoch, 2);
-  t.deepEqual(a.changes.map((c) => [c.leader, c.epoch, c.reason]), [[true, 1, undefined], [false, 1, 'released']]);
+  t.deepEqual(
+    a.changes.map((c) => [c.leader, c.epoch, c.reason]),
+    [
+      [true, 1, undefined],
+      [false, 1, 'released'],
+    ],
+  );
 });
 
 test('a leader that dies without releasing is replaced within ttl + tick of its last renewal', async (t) => {
@@ -175,7 +181,14 @@ test('a paused leader whose lease expired is fenced: its writes are refused, and
   t.like(await leases.holder('paused'), { holder: 'b', epoch: 2, live: true, released: false });
   t.is(await b.child()!.call({ t: 'write' }), 2);
   const { rows } = await db.pool.query(`SELECT node, epoch::int FROM "${db.schema}".writes WHERE lease = 'paused' ORDER BY epoch`);
-  t.deepEqual(rows, [{ node: 'a', epoch: 1 }, { node: 'b', epoch: 2 }], 'only the writes made while holding the lease landed');
+  t.deepEqual(
+    rows,
+    [
+      { node: 'a', epoch: 1 },
+      { node: 'b', epoch: 2 },
+    ],
+    'only the writes made while holding the lease landed',
+  );
 });
 
 test('a child that stops on its own gives the lease up to another node', async (t) => {
@@ -241,7 +254,16 @@ test('whileLeading runs with the child and its teardown before the child stops',
 test('seat options are checked', (t) => {
   const system = createSystem();
   systems.push(system);
-  const base = { lease: 'x', nodeId: 'a', leases, system, logger: capturingLogger().logger, ttlMs: 1000, tickMs: 100, start: () => ({ handle: () => undefined }) };
+  const base = {
+    lease: 'x',
+    nodeId: 'a',
+    leases,
+    system,
+    logger: capturingLogger().logger,
+    ttlMs: 1000,
+    tickMs: 100,
+    start: () => ({ handle: () => undefined }),
+  };
   t.throws(() => new LeaderSeat({ ...base, tickMs: 1000 }), { instanceOf: ValidationError, message: /tickMs/ });
   t.throws(() => new LeaderSeat({ ...base, lease: '' }), { instanceOf: ValidationError, message: /lease/ });
   t.throws(() => new LeaderSeat({ ...base, ttlMs: 0 }), { instanceOf: ValidationError, message: /ttlMs/ });

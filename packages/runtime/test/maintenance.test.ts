@@ -27,7 +27,9 @@ test('history maintenance runs on the one node holding the maintenance lease; wh
     t.like(await leases.holder('maintenance'), { holder: first, epoch: 1, live: true });
 
     // Dropped behind the leader's back: only a maintenance round of the next leader brings it back.
-    await c.db.pool.query(`DROP TABLE "${c.db.schema}".jobs_history_${await c.db.pool.query(`SELECT to_char(current_date + 2, 'YYYYMMDD') AS d`).then((r) => r.rows[0].d)}`);
+    await c.db.pool.query(
+      `DROP TABLE "${c.db.schema}".jobs_history_${await c.db.pool.query(`SELECT to_char(current_date + 2, 'YYYYMMDD') AS d`).then((r) => r.rows[0].d)}`,
+    );
     t.false(await futurePartition());
     const [leader, other] = first === 'a' ? [a, b] : [b, a];
     await leader.stop({ graceMs: 200 });

@@ -54,8 +54,15 @@ test('a throw while a module is evaluated: the line in the user file that threw,
 });
 
 test('a syntax error in an imported module is reported as such, a missing module by its path', async (t) => {
-  const dir = await moduleDir(t, { 'lib.js': 'export const x = ;\n', 'jobs.js': `import { x } from './lib.js';\nexport const jobs = [x];\n`, 'gone.js': `import './nowhere.js';\n` });
-  t.is(await importError(path.join(dir, 'jobs.js')), `SyntaxError: Unexpected token ';' (in a module that ${path.join(dir, 'jobs.js')} imports)`);
+  const dir = await moduleDir(t, {
+    'lib.js': 'export const x = ;\n',
+    'jobs.js': `import { x } from './lib.js';\nexport const jobs = [x];\n`,
+    'gone.js': `import './nowhere.js';\n`,
+  });
+  t.is(
+    await importError(path.join(dir, 'jobs.js')),
+    `SyntaxError: Unexpected token ';' (in a module that ${path.join(dir, 'jobs.js')} imports)`,
+  );
   t.regex(await importError(path.join(dir, 'gone.js')), new RegExp(`Cannot find module '${path.join(dir, 'nowhere.js')}'`));
 });
 
@@ -63,7 +70,12 @@ test('startNode with a jobs module that does not load: a ConfigError naming the 
   const dir = await moduleDir(t, { 'jobs.js': `export const jobs = [];\nthrow new TypeError('bad jobs module');\n` });
   const file = path.join(dir, 'jobs.js');
   const err = await t.throwsAsync(
-    startNode({ jobs: file, postgres: 'postgres://127.0.0.1:1/unreachable', nats: false, partitions: { p: { queues: { default: { concurrency: 1 } } } } }),
+    startNode({
+      jobs: file,
+      postgres: 'postgres://127.0.0.1:1/unreachable',
+      nats: false,
+      partitions: { p: { queues: { default: { concurrency: 1 } } } },
+    }),
     { instanceOf: ConfigError },
   );
   t.true(err!.message.includes(`jobs: cannot load the jobs module ${file}: ${file}:2:7: TypeError: bad jobs module`), err!.message);

@@ -1,6 +1,16 @@
 import test from 'ava';
 import { defineJob, backoffDelay } from '@partita/runtime';
-import { ConfigError, JobCancelledError, JobFailedError, STATUS_CANCELLED, STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, UnknownJobTypeError, ValidationError } from '@partita/core';
+import {
+  ConfigError,
+  JobCancelledError,
+  JobFailedError,
+  STATUS_CANCELLED,
+  STATUS_COMPLETED,
+  STATUS_FAILED,
+  STATUS_PENDING,
+  UnknownJobTypeError,
+  ValidationError,
+} from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
 
 const HEARTBEAT_FAILURES = 'partita_heartbeat_errors_total';
@@ -20,12 +30,20 @@ test('5,000 jobs across two nodes complete exactly once each', async (t) => {
       });
     await c.start({ partitions: oneQueue(16), jobs: [record('a')], nodeId: 'a', engine: { pollMs: 50 } });
     const b = await c.start({ partitions: oneQueue(16), jobs: [record('b')], nodeId: 'b', engine: { pollMs: 50 } });
-    const { ids } = await b.client.enqueueMany('p', Array.from({ length: 5000 }, (_, i) => ({ type: 'record', payload: { i } })));
+    const { ids } = await b.client.enqueueMany(
+      'p',
+      Array.from({ length: 5000 }, (_, i) => ({ type: 'record', payload: { i } })),
+    );
     t.is(ids.length, 5000);
-    await until('all 5,000 jobs finished', async () => {
-      const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`);
-      return rows[0].n === 0;
-    }, 120_000, 100);
+    await until(
+      'all 5,000 jobs finished',
+      async () => {
+        const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`);
+        return rows[0].n === 0;
+      },
+      120_000,
+      100,
+    );
     const history = await c.db.pool.query(
       `SELECT state, count(*)::int AS n, count(DISTINCT id)::int AS d FROM "${c.db.schema}".jobs_history GROUP BY state`,
     );
@@ -63,7 +81,14 @@ test('failed attempts retry with backoff, keep every error, and call onError the
     const job = await node.client.job(id);
     t.is(job?.state, 'failed');
     t.is(job?.attempts, 3);
-    t.deepEqual(job?.errors.map((e) => [e.attempt, e.message]), [[1, 'attempt 1 broke'], [2, 'attempt 2 broke'], [3, 'attempt 3 broke']]);
+    t.deepEqual(
+      job?.errors.map((e) => [e.attempt, e.message]),
+      [
+        [1, 'attempt 1 broke'],
+        [2, 'attempt 2 broke'],
+        [3, 'attempt 3 broke'],
+      ],
+    );
     t.truthy(job?.errors[0]?.stack);
     await until('callbacks', async () => calls.length === 3);
     t.deepEqual(calls, ['error:attempt 1 broke', 'error:attempt 2 broke', 'failed:attempt 3 broke']);
@@ -77,11 +102,26 @@ test('failed attempts retry with backoff, keep every error, and call onError the
 
 test('backoff grows exponentially with jitter and is capped', (t) => {
   const b = { baseMs: 100, maxMs: 1000 };
-  t.is(backoffDelay(1, b, () => 0), 50);
-  t.is(backoffDelay(1, b, () => 1), 100);
-  t.is(backoffDelay(3, b, () => 1), 400);
-  t.is(backoffDelay(10, b, () => 1), 1000);
-  t.is(backoffDelay(10, b, () => 0), 500);
+  t.is(
+    backoffDelay(1, b, () => 0),
+    50,
+  );
+  t.is(
+    backoffDelay(1, b, () => 1),
+    100,
+  );
+  t.is(
+    backoffDelay(3, b, () => 1),
+    400,
+  );
+  t.is(
+    backoffDelay(10, b, () => 1),
+    1000,
+  );
+  t.is(
+    backoffDelay(10, b, () => 0),
+    500,
+  );
 });
 
 test('a job over its timeout is aborted through its signal and the attempt fails', async (t) => {
@@ -171,18 +211,32 @@ test('a job whose node stops heartbeating is rescued and completed by another no
         },
       });
       // No prefetch: a's only slot is stuck, so a hung node claims nothing more (it would never renew it).
-      void c.start({ partitions: oneQueue(1), jobs: [stuck], nodeId: 'a', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50, prefetch: 0 } }).then(async (a) => {
-        await a.client.enqueue('p', 'work');
-      });
+      void c
+        .start({
+          partitions: oneQueue(1),
+          jobs: [stuck],
+          nodeId: 'a',
+          engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50, prefetch: 0 },
+        })
+        .then(async (a) => {
+          await a.client.enqueue('p', 'work');
+        });
     });
     await aRunning;
     const a = c.nodes[0]!;
     // Node a "dies" as far as Postgres can tell: its heartbeats stop, its job keeps running.
     t.true(await a.system.whereisSupervisor('node')!.terminateChild('leases'));
     const fine = defineJob({ type: 'work', perform: () => 'from b' });
-    const b = await c.start({ partitions: oneQueue(1), jobs: [fine], nodeId: 'b', engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50 } });
+    const b = await c.start({
+      partitions: oneQueue(1),
+      jobs: [fine],
+      nodeId: 'b',
+      engine: { leaseMs: 1000, heartbeatMs: 200, pollMs: 50 },
+    });
     // The job may already have been rescued and completed by b: look in history too.
-    const [id] = (await c.db.pool.query(`SELECT id FROM "${c.db.schema}".jobs UNION ALL SELECT id FROM "${c.db.schema}".jobs_history`)).rows.map((r) => r.id as string);
+    const [id] = (
+      await c.db.pool.query(`SELECT id FROM "${c.db.schema}".jobs UNION ALL SELECT id FROM "${c.db.schema}".jobs_history`)
+    ).rows.map((r) => r.id as string);
     const result = await b.client.result(id!, { timeoutMs: 15_000 });
     t.is(result, 'from b');
     const job = await b.client.job(id!);
@@ -207,7 +261,12 @@ test('a node whose lease renewals fail claims nothing until they succeed again',
     await node.client.result(id, { timeoutMs: 10_000 });
     // Renewals now fail (the heartbeat's upsert of the nodes row breaks a check); claims would still work.
     await c.db.pool.query(`ALTER TABLE "${c.db.schema}".nodes ADD CONSTRAINT beats_refused CHECK (heartbeat_at < '2000-01-01') NOT VALID`);
-    await until('a renewal failed', async () => ((await node.metrics.registry.getSingleMetric(HEARTBEAT_FAILURES)?.get())?.values[0]?.value ?? 0) > 0, 5000, 50);
+    await until(
+      'a renewal failed',
+      async () => ((await node.metrics.registry.getSingleMetric(HEARTBEAT_FAILURES)?.get())?.values[0]?.value ?? 0) > 0,
+      5000,
+      50,
+    );
     await node.client.enqueue('p', 'work', { n: 2 });
     await sleep(600);
     t.deepEqual(ran, [1], 'nothing was claimed while renewals failed');
@@ -305,7 +364,10 @@ test('results, status semaphores and lookups through the node client', async (t)
     const { id } = await node.client.enqueue('p', 'double', { n: 21 }, { lookup: { customer: 7, tags: ['x', 'y'] } });
     t.is(await node.client.result(id, { timeoutMs: 10_000 }), 42);
     t.is(await node.client.status(id), STATUS_COMPLETED);
-    t.deepEqual((await node.client.jobsByKey('p', 'tags', 'y')).map((j) => j.id), [id]);
+    t.deepEqual(
+      (await node.client.jobsByKey('p', 'tags', 'y')).map((j) => j.id),
+      [id],
+    );
     t.is(await node.client.status('01900000-0000-7000-8000-000000000000'), undefined);
     await t.throwsAsync(node.client.enqueue('p', 'double', { n: 1n } as never), { instanceOf: ValidationError });
   } finally {
@@ -321,18 +383,26 @@ test('an engine never holds more than concurrency + maxPrefetch jobs, though two
     const job = defineJob({ type: 'brief', perform: () => sleep(1) });
     const node = await c.start({ partitions: oneQueue(concurrency), jobs: [job], engine: { pollMs: 50, prefetch: 2, maxPrefetch } });
     const total = 1500;
-    await node.client.enqueueMany('p', Array.from({ length: total }, () => ({ type: 'brief' })));
+    await node.client.enqueueMany(
+      'p',
+      Array.from({ length: total }, () => ({ type: 'brief' })),
+    );
     let most = 0;
     let samples = 0;
-    await until('all ran', async () => {
-      // Sampled on every turn of the event loop while the engine claims, runs and flushes.
-      for (let i = 0; i < 200; i++) {
-        const s = (await node.stats())[0]!;
-        most = Math.max(most, s.running + s.prefetched);
-        samples++;
-      }
-      return (await node.stats())[0]!.processed >= total;
-    }, 60_000, 0);
+    await until(
+      'all ran',
+      async () => {
+        // Sampled on every turn of the event loop while the engine claims, runs and flushes.
+        for (let i = 0; i < 200; i++) {
+          const s = (await node.stats())[0]!;
+          most = Math.max(most, s.running + s.prefetched);
+          samples++;
+        }
+        return (await node.stats())[0]!.processed >= total;
+      },
+      60_000,
+      0,
+    );
     t.true(samples > 1000);
     t.true(most > concurrency, `the prefetch grew beyond the slots (held at most ${most})`);
     t.true(most <= concurrency + maxPrefetch, `held at most ${most} jobs; the window is ${concurrency + maxPrefetch}`);
@@ -345,15 +415,27 @@ test('graceful stop lets running jobs finish and hands prefetched jobs back', as
   const c = await cluster('graceful');
   try {
     const finished: number[] = [];
-    const job = defineJob<{ n: number }>({ type: 'j', perform: async (p) => { await sleep(300); finished.push(p.n); } });
+    const job = defineJob<{ n: number }>({
+      type: 'j',
+      perform: async (p) => {
+        await sleep(300);
+        finished.push(p.n);
+      },
+    });
     const node = await c.start({ partitions: oneQueue(2), jobs: [job], engine: { pollMs: 50, prefetch: 4 } });
-    await node.client.enqueueMany('p', Array.from({ length: 6 }, (_, n) => ({ type: 'j', payload: { n } })));
+    await node.client.enqueueMany(
+      'p',
+      Array.from({ length: 6 }, (_, n) => ({ type: 'j', payload: { n } })),
+    );
     await until('two running', async () => (await node.stats())[0]!.running === 2);
     await node.stop({ graceMs: 5000 });
     t.is(finished.length, 2, 'the two running jobs finished');
     const { rows } = await c.db.pool.query(`SELECT state, attempts, locked_by FROM "${c.db.schema}".jobs`);
     t.is(rows.length, 4);
-    t.true(rows.every((r) => r.state === 'queued' && r.attempts === 0 && r.locked_by === null), 'the rest went back untouched');
+    t.true(
+      rows.every((r) => r.state === 'queued' && r.attempts === 0 && r.locked_by === null),
+      'the rest went back untouched',
+    );
   } finally {
     await c.close();
   }
@@ -364,10 +446,19 @@ test('startNode refuses bad options with named errors', async (t) => {
   try {
     const job = defineJob({ type: 'x', perform: () => 1 });
     await t.throwsAsync(c.start({ partitions: {}, jobs: [job] }), { instanceOf: ConfigError, message: /partitions/ });
-    await t.throwsAsync(c.start({ partitions: { 'a.b': { queues: { default: { concurrency: 1 } } } }, jobs: [job] }), { instanceOf: ConfigError, message: /a\.b/ });
+    await t.throwsAsync(c.start({ partitions: { 'a.b': { queues: { default: { concurrency: 1 } } } }, jobs: [job] }), {
+      instanceOf: ConfigError,
+      message: /a\.b/,
+    });
     await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job, job] }), { instanceOf: ValidationError, message: /defined twice/ });
-    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { leaseMs: 5000, heartbeatMs: 6000 } }), { instanceOf: ConfigError, message: /engine\.heartbeatMs/ });
-    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { pollMS: 5 } as never }), { instanceOf: ConfigError, message: /did you mean "pollMs"/ });
+    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { leaseMs: 5000, heartbeatMs: 6000 } }), {
+      instanceOf: ConfigError,
+      message: /engine\.heartbeatMs/,
+    });
+    await t.throwsAsync(c.start({ partitions: oneQueue(), jobs: [job], engine: { pollMS: 5 } as never }), {
+      instanceOf: ConfigError,
+      message: /did you mean "pollMs"/,
+    });
     t.throws(() => defineJob({ type: 'x' } as never), { instanceOf: ValidationError, message: /perform/ });
   } finally {
     await c.close();

@@ -6,13 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { PostgresGlobalState, migrate } from '@partita/postgres';
 import { ConfigError, PersisterError, StaleEpochError, ValidationError, silentLogger } from '@partita/core';
-import {
-  FilePersister,
-  PostgresPersister,
-  createPersister,
-  loadPersisterModule,
-  validateSnapshot,
-} from '../src/global/persisters.js';
+import { FilePersister, PostgresPersister, createPersister, loadPersisterModule, validateSnapshot } from '../src/global/persisters.js';
 import { emptySnapshot } from '../src/global/types.js';
 // From the package's public surface: a persister module written by a user types itself with these.
 import type { GlobalSnapshot, Persister } from '@partita/runtime';
@@ -27,7 +21,10 @@ function snapshot(partition: string, epoch: number, extra: Partial<GlobalSnapsho
     savedAt: new Date().toISOString(),
     cancelled: ['0190a6c4-0000-7000-8000-000000000001'],
     paused: ['mail'],
-    throttles: [{ ms: 250, queue: 'mail' }, { ms: -1, node: 'node-x' }],
+    throttles: [
+      { ms: 250, queue: 'mail' },
+      { ms: -1, node: 'node-x' },
+    ],
     ...extra,
   };
 }
@@ -112,7 +109,11 @@ test('file: a corrupt state file stops the load with an error naming the file an
   // A file whose checksum is right but whose snapshot has the wrong shape.
   const body = JSON.stringify({ ...snapshot('p', 2), cancelled: 'all' });
   const sum = 'sha256:' + createHash('sha256').update(body).digest('hex');
-  cases.push(['wrong shape', `{"format":"partita-global-state","version":1,"partition":"p","epoch":2,"checksum":"${sum}","snapshot":${body}}`, /cancelled must be an array/]);
+  cases.push([
+    'wrong shape',
+    `{"format":"partita-global-state","version":1,"partition":"p","epoch":2,"checksum":"${sum}","snapshot":${body}}`,
+    /cancelled must be an array/,
+  ]);
 
   for (const [what, text, problem] of cases) {
     await writeFile(file, text);
@@ -184,12 +185,19 @@ test('file: clusters and schemas sharing a directory keep apart; a file of anoth
   await b.save('billing', sb, 1); // a lower epoch than alpha's: not refused, the epochs are not alpha's
   t.deepEqual(await a.load('billing'), sa);
   t.deepEqual(await b.load('billing'), sb);
-  t.deepEqual(await new FilePersister(dir, { cluster: 'alpha', schema: 'partita' }).load('billing'), sa, 'a new process of alpha reads alpha\'s');
+  t.deepEqual(
+    await new FilePersister(dir, { cluster: 'alpha', schema: 'partita' }).load('billing'),
+    sa,
+    "a new process of alpha reads alpha's",
+  );
   t.like(await readJson(a.fileOf('billing')), { cluster: 'alpha', schema: 'partita', partition: 'billing', epoch: 3 });
   t.deepEqual((await readdir(dir)).sort(), ['alpha', 'beta'], 'nothing in the shared directory itself');
 
   // A file copied into another cluster's (or schema's) place is not loaded as that one's state.
-  for (const [target, field, owner] of [[b, 'cluster', 'alpha'], [a2, 'schema', 'partita']] as const) {
+  for (const [target, field, owner] of [
+    [b, 'cluster', 'alpha'],
+    [a2, 'schema', 'partita'],
+  ] as const) {
     await mkdir(target.stateDir, { recursive: true });
     await copyFile(a.fileOf('billing'), target.fileOf('billing'));
     const err = await t.throwsAsync(target.load('billing'), { instanceOf: PersisterError });
@@ -224,8 +232,15 @@ test('file: a state file of the layout before clusters is adopted once, with a w
 
   // Copied to the new place, with its epoch; the old files moved aside so no other cluster adopts them too.
   t.like(await readJson(p.fileOf('billing')), { cluster: 'demo', schema: 'partita', epoch: 7, snapshot: latest });
-  t.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.json') || n.endsWith('.adopted')).sort(), ['billing.json.adopted', 'billing.prev.json.adopted']);
-  t.is(await new FilePersister(dir, { cluster: 'other', schema: 'partita' }).load('billing'), undefined, 'a second cluster does not get it');
+  t.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.json') || n.endsWith('.adopted')).sort(), [
+    'billing.json.adopted',
+    'billing.prev.json.adopted',
+  ]);
+  t.is(
+    await new FilePersister(dir, { cluster: 'other', schema: 'partita' }).load('billing'),
+    undefined,
+    'a second cluster does not get it',
+  );
   await t.throwsAsync(p.save('billing', snapshot('billing', 6), 6), { instanceOf: StaleEpochError }, 'the adopted epoch still fences');
   await p.save('billing', snapshot('billing', 8, { paused: ['new'] }), 8);
   t.deepEqual((await new FilePersister(dir, { cluster: 'demo', schema: 'partita' }).load('billing'))?.paused, ['new']);
@@ -273,10 +288,9 @@ test('validateSnapshot accepts a snapshot and lists what is wrong with anything 
   const s = snapshot('p', 2);
   t.is(validateSnapshot(s, 'here'), s);
   t.is(validateSnapshot(emptySnapshot('p', 0), 'here', 'p').epoch, 0);
-  const err = t.throws(
-    () => validateSnapshot({ ...s, version: 2, epoch: -1, throttles: [{ ms: 'x' }] }, 'the thing'),
-    { instanceOf: PersisterError },
-  );
+  const err = t.throws(() => validateSnapshot({ ...s, version: 2, epoch: -1, throttles: [{ ms: 'x' }] }, 'the thing'), {
+    instanceOf: PersisterError,
+  });
   t.regex(err!.message, /^the thing does not hold a valid Global snapshot: version 2 is newer/);
   t.regex(err!.message, /epoch must be a non-negative integer/);
   t.regex(err!.message, /throttles\[0\] must be/);
@@ -329,7 +343,10 @@ test('module: a `persister` export, a factory and a class are accepted; factorie
   t.is(typeof named.save, 'function');
   const fromFactory = (await loadPersisterModule(fixture('persister-factory.mjs'), ctx)) as unknown as { ctx: typeof ctx };
   t.is(fromFactory.ctx.dataDir, ctx.dataDir);
-  const fromClass = (await loadPersisterModule(fixture('persister-class.mjs'), ctx)) as unknown as { ctx: typeof ctx; constructor: { name: string } };
+  const fromClass = (await loadPersisterModule(fixture('persister-class.mjs'), ctx)) as unknown as {
+    ctx: typeof ctx;
+    constructor: { name: string };
+  };
   t.is(fromClass.ctx, ctx);
   t.is(fromClass.constructor.name, 'MemoryPersister');
 });
@@ -363,7 +380,9 @@ test('createPersister: file under the data dir, modules and instances checked, w
   const garbage = await createPersister({ kind: 'module', path: fixture('persister-garbage.mjs') }, { dataDir, logger });
   const err = await t.throwsAsync(garbage.load('p'), { instanceOf: PersisterError });
   t.regex(err!.message, /persister-garbage\.mjs loaded for partition "p" does not hold a valid Global snapshot/);
-  await t.throwsAsync(createPersister({ kind: 'module', path: fixture('persister-invalid.mjs') }, { dataDir, logger }), { instanceOf: ConfigError });
+  await t.throwsAsync(createPersister({ kind: 'module', path: fixture('persister-invalid.mjs') }, { dataDir, logger }), {
+    instanceOf: ConfigError,
+  });
 
   const saved: unknown[] = [];
   const instance = await createPersister(

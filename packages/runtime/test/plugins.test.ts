@@ -6,7 +6,15 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, PluginError, RouteConflictError } from '@partita/core';
 import type { Behavior } from '@partita/actors';
-import { defineJob, definePlugin, startNode, type NodeOptions, type NodePlugin, type PartitaNode, type PluginContext } from '@partita/runtime';
+import {
+  defineJob,
+  definePlugin,
+  startNode,
+  type NodeOptions,
+  type NodePlugin,
+  type PartitaNode,
+  type PluginContext,
+} from '@partita/runtime';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +64,9 @@ function notesPlugin(events: string[] = []): NodePlugin<{ author?: string } | un
       if (section === undefined) return [];
       if (typeof section !== 'object' || section === null) return [{ message: 'expected a mapping such as { author: "me" }' }];
       const author = (section as { author?: unknown }).author;
-      return author === undefined || typeof author === 'string' ? [] : [{ path: 'author', message: `expected a string, got ${typeof author}` }];
+      return author === undefined || typeof author === 'string'
+        ? []
+        : [{ path: 'author', message: `expected a string, got ${typeof author}` }];
     },
     jobs: [
       defineJob<{ body: string }, string>({
@@ -72,7 +82,13 @@ function notesPlugin(events: string[] = []): NodePlugin<{ author?: string } | un
     nodeChildren: (c) => {
       ctx = c;
       let written = 0;
-      return [{ id: 'notes-counter', name: 'notes-counter', start: () => recorder(events, 'notes node', (msg) => (msg === 'written' ? void written++ : written)) }];
+      return [
+        {
+          id: 'notes-counter',
+          name: 'notes-counter',
+          start: () => recorder(events, 'notes node', (msg) => (msg === 'written' ? void written++ : written)),
+        },
+      ];
     },
     partitionChildren: (c, partition) => [
       {
@@ -81,7 +97,10 @@ function notesPlugin(events: string[] = []): NodePlugin<{ author?: string } | un
         start: () =>
           recorder(events, `notes partition ${partition}`, async (msg: { body: string }) => {
             const author = c.pluginConfig?.author ?? 'anonymous';
-            const { rows } = await c.pool.query<{ id: string }>(`INSERT INTO "${c.schema}".notes (partition, body, author) VALUES ($1, $2, $3) RETURNING id`, [partition, msg.body, author]);
+            const { rows } = await c.pool.query<{ id: string }>(
+              `INSERT INTO "${c.schema}".notes (partition, body, author) VALUES ($1, $2, $3) RETURNING id`,
+              [partition, msg.body, author],
+            );
             return rows[0]!.id;
           }),
       },
@@ -121,17 +140,25 @@ test('a plugin brings migrations, jobs, a node child, a partition child and rout
     await db.drop();
   });
   const events: string[] = [];
-  const node = await startNode(nodeOptions(db, appName(), { http: { port: 0 }, plugins: [notesPlugin(events)], pluginConfig: { notes: { author: 'ada' } } }));
+  const node = await startNode(
+    nodeOptions(db, appName(), { http: { port: 0 }, plugins: [notesPlugin(events)], pluginConfig: { notes: { author: 'ada' } } }),
+  );
   nodes.push(node);
   t.truthy(node.http);
 
-  const { rows: recorded } = await db.pool.query(`SELECT plugin, version, name FROM "${db.schema}".migrations WHERE plugin <> '' ORDER BY version`);
+  const { rows: recorded } = await db.pool.query(
+    `SELECT plugin, version, name FROM "${db.schema}".migrations WHERE plugin <> '' ORDER BY version`,
+  );
   t.deepEqual(recorded, [
     { plugin: 'notes', version: 1, name: 'notes' },
     { plugin: 'notes', version: 2, name: 'notes_author' },
   ]);
   const core = await node.client.admin.migrations();
-  t.deepEqual(core.map((m) => m.version), [...core.keys()].map((i) => i + 1), 'the core list stays the core versions, without the plugin rows');
+  t.deepEqual(
+    core.map((m) => m.version),
+    [...core.keys()].map((i) => i + 1),
+    'the core list stays the core versions, without the plugin rows',
+  );
   t.true(core.some((m) => m.name === 'plugin_migrations'));
 
   const posted = await fetch(`${node.http!.url}/notes/p?body=hello`, { method: 'POST' });
@@ -139,7 +166,11 @@ test('a plugin brings migrations, jobs, a node child, a partition child and rout
   const { id } = (await posted.json()) as { id: string };
   t.is(typeof (await node.client.result(id, { timeoutMs: 10_000 })), 'string', 'the plugin job ran through the partition child');
   const notes = await (await fetch(`${node.http!.url}/notes`)).json();
-  t.deepEqual(notes, [{ partition: 'p', body: 'hello', author: 'ada' }], 'the route reads what the job wrote, with the plugin config applied');
+  t.deepEqual(
+    notes,
+    [{ partition: 'p', body: 'hello', author: 'ada' }],
+    'the route reads what the job wrote, with the plugin config applied',
+  );
   t.is(await node.system.whereis('notes-counter')!.call('count'), 1, 'the node child heard of the note');
   const deleted = await fetch(`${node.http!.url}/notes`, { method: 'DELETE' });
   t.is(deleted.status, 405);
@@ -202,7 +233,9 @@ test('a plugin whose start fails unwinds everything already started: no connecti
       throw new Error('cannot reach the widget service');
     },
   });
-  const err = await t.throwsAsync(startNode(nodeOptions(db, app, { http: { port: 0 }, plugins: [fine, failing] })), { instanceOf: PluginError });
+  const err = await t.throwsAsync(startNode(nodeOptions(db, app, { http: { port: 0 }, plugins: [fine, failing] })), {
+    instanceOf: PluginError,
+  });
   t.regex(err!.message, /plugin "failing": start failed: cannot reach the widget service/);
   t.deepEqual(events, ['up fine node', 'start fine', 'stop fine', 'down fine node']);
   await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 5000);
@@ -218,8 +251,15 @@ test('a bad plugin migration fails start-up with the plugin, the file and the Po
   t.is((err as PluginError).plugin, 'broken');
   t.regex(err!.message, /plugin "broken": migration .*0002_half\.sql failed/);
   t.regex(err!.message, /relation ".*no_such_table" does not exist/);
-  const { rows } = await db.pool.query<{ name: string }>(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'broken_%' ORDER BY 1`, [db.schema]);
-  t.deepEqual(rows.map((r) => r.name), ['broken_fine'], 'the good migration stays, the failed one left nothing');
+  const { rows } = await db.pool.query<{ name: string }>(
+    `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'broken_%' ORDER BY 1`,
+    [db.schema],
+  );
+  t.deepEqual(
+    rows.map((r) => r.name),
+    ['broken_fine'],
+    'the good migration stays, the failed one left nothing',
+  );
   const { rows: recorded } = await db.pool.query(`SELECT version FROM "${db.schema}".migrations WHERE plugin = 'broken'`);
   t.deepEqual(recorded, [{ version: 1 }]);
   await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 5000);
@@ -231,28 +271,51 @@ test('clashes are named errors: a job type defined twice, a route taken twice, a
   const app = appName();
   const job = defineJob({ type: 'shared', perform: () => null });
 
-  const twice = await t.throwsAsync(startNode(nodeOptions(db, app, { jobs: [job], plugins: [definePlugin({ name: 'dup', jobs: [defineJob({ type: 'shared', perform: () => 1 })] })] })), {
-    instanceOf: PluginError,
-  });
+  const twice = await t.throwsAsync(
+    startNode(
+      nodeOptions(db, app, {
+        jobs: [job],
+        plugins: [definePlugin({ name: 'dup', jobs: [defineJob({ type: 'shared', perform: () => 1 })] })],
+      }),
+    ),
+    {
+      instanceOf: PluginError,
+    },
+  );
   t.regex(twice!.message, /plugin "dup": job type "shared" is already defined by the node's jobs/);
 
-  const route = (name: string, path: string) => definePlugin({ name, routes: () => [{ method: 'GET', path, handler: (_req, res) => void res.end('x') }] });
-  const conflict = await t.throwsAsync(startNode(nodeOptions(db, app, { http: { port: 0 }, plugins: [route('one', '/x'), route('two', '/x/')] })), { instanceOf: RouteConflictError });
+  const route = (name: string, path: string) =>
+    definePlugin({ name, routes: () => [{ method: 'GET', path, handler: (_req, res) => void res.end('x') }] });
+  const conflict = await t.throwsAsync(
+    startNode(nodeOptions(db, app, { http: { port: 0 }, plugins: [route('one', '/x'), route('two', '/x/')] })),
+    { instanceOf: RouteConflictError },
+  );
   t.regex(conflict!.message, /GET \/x\/? is mounted by both plugin "one" and plugin "two"/);
-  const health = await t.throwsAsync(startNode(nodeOptions(db, app, { http: { port: 0 }, plugins: [route('greedy', '/health')] })), { instanceOf: RouteConflictError });
+  const health = await t.throwsAsync(startNode(nodeOptions(db, app, { http: { port: 0 }, plugins: [route('greedy', '/health')] })), {
+    instanceOf: RouteConflictError,
+  });
   t.regex(health!.message, /mounted by both the node and plugin "greedy"/);
   // The route clash is found when HTTP starts, last: everything before it was released.
   await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 5000);
 
-  await t.throwsAsync(startNode(nodeOptions(db, app, { plugins: [definePlugin({ name: 'same' }), definePlugin({ name: 'same' })] })), { instanceOf: PluginError, message: /"same": given twice/ });
-  await t.throwsAsync(startNode(nodeOptions(db, app, { plugins: [definePlugin({ name: 'http' })] })), { instanceOf: PluginError, message: /built-in/ });
+  await t.throwsAsync(startNode(nodeOptions(db, app, { plugins: [definePlugin({ name: 'same' }), definePlugin({ name: 'same' })] })), {
+    instanceOf: PluginError,
+    message: /"same": given twice/,
+  });
+  await t.throwsAsync(startNode(nodeOptions(db, app, { plugins: [definePlugin({ name: 'http' })] })), {
+    instanceOf: PluginError,
+    message: /built-in/,
+  });
   t.throws(() => definePlugin({ name: 'no spaces' }), { instanceOf: PluginError });
 });
 
 test("a plugin's configSchema checks its section; problems name the key", async (t) => {
   const db = await freshSchema('plugins');
   t.teardown(() => db.drop());
-  const err = await t.throwsAsync(startNode(nodeOptions(db, appName(), { plugins: [notesPlugin()], pluginConfig: { notes: { author: 42 } } })), { instanceOf: ConfigError });
+  const err = await t.throwsAsync(
+    startNode(nodeOptions(db, appName(), { plugins: [notesPlugin()], pluginConfig: { notes: { author: 42 } } })),
+    { instanceOf: ConfigError },
+  );
   t.regex(err!.message, /plugins\.notes\.author/);
   t.regex(err!.message, /expected a string, got number/);
 });
@@ -262,7 +325,10 @@ test("the config file's plugins: section reaches the plugin; startNode's pluginC
   t.teardown(() => db.drop());
   const dir = mkdtempSync(join(tmpdir(), 'partita-pcfg-'));
   const file = join(dir, 'partita.yaml');
-  writeFileSync(file, 'partitions:\n  p:\n    queues:\n      default: { concurrency: 1 }\nplugins:\n  probe: { colour: blue }\n  elsewhere: { on: true }\n');
+  writeFileSync(
+    file,
+    'partitions:\n  p:\n    queues:\n      default: { concurrency: 1 }\nplugins:\n  probe: { colour: blue }\n  elsewhere: { on: true }\n',
+  );
   const seen: unknown[] = [];
   const probe = definePlugin({ name: 'probe', start: (ctx) => void seen.push(ctx.pluginConfig) });
   const { partitions: _partitions, ...options } = nodeOptions(db, appName(), { config: file, plugins: [probe] });

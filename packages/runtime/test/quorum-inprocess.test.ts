@@ -9,7 +9,8 @@ import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { subjects } from '@partita/nats';
 import { freshSchema, sleep, type TestSchema, tempDataDir, until as pollUntil } from '../../../test/helpers/index.js';
 
-const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000) => pollUntil(what, probe, timeoutMs, 10);
+const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000) =>
+  pollUntil(what, probe, timeoutMs, 10);
 
 let db: TestSchema;
 let node: PartitaNode;
@@ -77,7 +78,11 @@ test.serial('job events reach node.client subscribers, with the real type, resul
   await t.throwsAsync(node.client.result(d.id, { timeoutMs: 5000 }), { instanceOf: JobFailedError, message: /boom/ });
   // 'enqueued' comes from the client, the rest from the node: they are not ordered with each other
   // (a node may claim the job before enqueue() returns), so compare sets.
-  const seen = (id: string) => got.filter((e) => e.id === id).map((e) => e.kind).sort();
+  const seen = (id: string) =>
+    got
+      .filter((e) => e.id === id)
+      .map((e) => e.kind)
+      .sort();
   await until('all events', () => seen(d.id).includes('failed') && seen(c.id).includes('completed'));
   await sleep(50);
   t.deepEqual(seen(a.id), ['completed', 'enqueued', 'started']);
@@ -96,7 +101,10 @@ test.serial('job events reach node.client subscribers, with the real type, resul
     [{ step: 1 }, { step: 2 }, { step: 3 }],
   );
   t.is(got.find((e) => e.id === d.id && e.kind === 'failed')!.error?.message, 'boom');
-  t.deepEqual(onlyReports.map((e) => e.id), [b.id]);
+  t.deepEqual(
+    onlyReports.map((e) => e.id),
+    [b.id],
+  );
   await off();
   await off2();
   const before = got.length;
@@ -193,10 +201,13 @@ test.serial('roll call reports pause and throttle as the engine obeys them (set 
   });
   t.is(members[0]!.throttleMs, -1);
   // A stop (-1) stops claims of every queue, so each reports as paused.
-  t.deepEqual(members[0]!.queues.map((q) => [q.queue, q.paused, q.throttleMs, q.queued]), [
-    ['default', true, -1, 1],
-    ['other', true, -1, 0],
-  ]);
+  t.deepEqual(
+    members[0]!.queues.map((q) => [q.queue, q.paused, q.throttleMs, q.queued]),
+    [
+      ['default', true, -1, 1],
+      ['other', true, -1, 0],
+    ],
+  );
   await global({ op: 'throttle', rule: { ms: 0 } });
   await global({ op: 'resume', queue: 'other' });
   t.is(await node.client.result(id, { timeoutMs: 3000 }), 'held');
@@ -223,7 +234,14 @@ test('a client connected without NATS polls Postgres for results, calls the roll
   t.teardown(() => client.close());
   const { id } = await client.enqueue('main', 'echo', 'polled');
   t.is(await client.result(id, { timeoutMs: 5000 }), 'polled');
-  t.deepEqual((await client.rollCall()).map((m) => m.id), [node.id], 'from the nodes table');
-  await t.throwsAsync(client.subscribe('>', () => undefined), { instanceOf: ValidationError });
+  t.deepEqual(
+    (await client.rollCall()).map((m) => m.id),
+    [node.id],
+    'from the nodes table',
+  );
+  await t.throwsAsync(
+    client.subscribe('>', () => undefined),
+    { instanceOf: ValidationError },
+  );
   t.throws(() => client.publishQuorum('x', 1), { instanceOf: ValidationError });
 });

@@ -50,10 +50,15 @@ const limitedQueue = (concurrency: number, rateLimit: { limit: number; periodMs:
 });
 
 async function finished(c: Awaited<ReturnType<typeof cluster>>, n: number): Promise<void> {
-  await until(`${n} jobs finished`, async () => {
-    const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs_history WHERE state = 'completed'`);
-    return rows[0].n >= n;
-  }, 30_000, 50);
+  await until(
+    `${n} jobs finished`,
+    async () => {
+      const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs_history WHERE state = 'completed'`);
+      return rows[0].n >= n;
+    },
+    30_000,
+    50,
+  );
 }
 
 /**
@@ -73,10 +78,19 @@ async function assertWithinLimit(
   const recorded = rows.filter((r) => key === undefined || (r.key ?? '') === key).map((r) => Number(r.at));
   const performed = starts.filter((s) => key === undefined || (s.key ?? '') === key).map((s) => s.at);
   const name = key === undefined ? '' : `key "${key}": `;
-  for (const [what, at, slack] of [['recorded', recorded, RECORDED_SLACK_MS], ['perform', performed, PERFORM_SLACK_MS]] as const) {
+  for (const [what, at, slack] of [
+    ['recorded', recorded, RECORDED_SLACK_MS],
+    ['perform', performed, PERFORM_SLACK_MS],
+  ] as const) {
     const busiest = busiestWindow(at, PERIOD_MS - slack);
     const t0 = Math.min(...at);
-    const detail = busiest.count > limit ? `; starts (ms): ${[...at].sort((x, y) => x - y).map((x) => Math.round(x - t0)).join(' ')}` : '';
+    const detail =
+      busiest.count > limit
+        ? `; starts (ms): ${[...at]
+            .sort((x, y) => x - y)
+            .map((x) => Math.round(x - t0))
+            .join(' ')}`
+        : '';
     t.log(`${name}${at.length} ${what} starts, at most ${busiest.count} in ${PERIOD_MS - slack} ms${detail}`);
     t.true(busiest.count <= limit, `${name}${busiest.count} ${what} starts within ${PERIOD_MS - slack} ms`);
   }
@@ -88,9 +102,22 @@ test('limit 10 per second over two nodes: 50 quick jobs never start more than 10
     const { starts, job } = recorder();
     // Each node may run 5 at once: reaching 10 a second takes both, so only a limit counted over
     // the cluster holds (one counted per node would let 20 a second through).
-    const a = await c.start({ partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job('a')], nodeId: 'a', engine: { pollMs: 50 } });
-    await c.start({ partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job('b')], nodeId: 'b', engine: { pollMs: 50 } });
-    await a.client.enqueueMany('p', Array.from({ length: 50 }, () => ({ type: 'tick', queue: 'limited' })));
+    const a = await c.start({
+      partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }),
+      jobs: [job('a')],
+      nodeId: 'a',
+      engine: { pollMs: 50 },
+    });
+    await c.start({
+      partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }),
+      jobs: [job('b')],
+      nodeId: 'b',
+      engine: { pollMs: 50 },
+    });
+    await a.client.enqueueMany(
+      'p',
+      Array.from({ length: 50 }, () => ({ type: 'tick', queue: 'limited' })),
+    );
     await finished(c, 50);
 
     t.is(starts.length, 50);
@@ -119,18 +146,33 @@ test('limit 10 per second over two nodes: 50 quick jobs never start more than 10
   }
 });
 
-test('a rate-limited queue does not slow the partition\'s other queues', async (t) => {
+test("a rate-limited queue does not slow the partition's other queues", async (t) => {
   const c = await cluster('rate_other');
   try {
     const { starts, job } = recorder();
     const other = defineJob({ type: 'other', queue: 'other', perform: () => void starts.push({ at: Date.now(), node: 'other' }) });
     // The jobs are queued before a node serves the queue, so its first take sees them all due.
-    const declares = await c.start({ partitions: { p: { queues: { limited: { concurrency: 0 }, other: { concurrency: 0 } } } }, jobs: [], nodeId: 'declares' });
-    await declares.client.enqueueMany('p', Array.from({ length: 10 }, () => ({ type: 'tick', queue: 'limited', allowUnknownType: true })));
-    const a = await c.start({ partitions: limitedQueue(5, { limit: 2, periodMs: 60_000 }), jobs: [job('a'), other], nodeId: 'a', engine: { pollMs: 50 } });
+    const declares = await c.start({
+      partitions: { p: { queues: { limited: { concurrency: 0 }, other: { concurrency: 0 } } } },
+      jobs: [],
+      nodeId: 'declares',
+    });
+    await declares.client.enqueueMany(
+      'p',
+      Array.from({ length: 10 }, () => ({ type: 'tick', queue: 'limited', allowUnknownType: true })),
+    );
+    const a = await c.start({
+      partitions: limitedQueue(5, { limit: 2, periodMs: 60_000 }),
+      jobs: [job('a'), other],
+      nodeId: 'a',
+      engine: { pollMs: 50 },
+    });
     await until('the limit used up', async () => starts.filter((s) => s.node === 'a').length === 2);
     const enqueuedAt = Date.now();
-    await a.client.enqueueMany('p', Array.from({ length: 20 }, () => ({ type: 'other', queue: 'other' })));
+    await a.client.enqueueMany(
+      'p',
+      Array.from({ length: 20 }, () => ({ type: 'other', queue: 'other' })),
+    );
     await until('the other queue ran', async () => starts.filter((s) => s.node === 'other').length === 20, 5000, 10);
     t.log(`other queue: 20 jobs in ${Date.now() - enqueuedAt} ms`);
     t.is(starts.filter((s) => s.node === 'a').length, 2, 'the limited queue started 2 in its minute');
@@ -149,12 +191,21 @@ test('the limit holds across a Global leader change: the leader node stops mid-r
     const nodes: Record<string, PartitaNode> = {};
     // 5 slots each: both nodes run jobs before the stop.
     for (const id of ['a', 'b']) {
-      nodes[id] = await c.start({ partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }), jobs: [job(id)], nodeId: id, engine: { pollMs: 50 } });
+      nodes[id] = await c.start({
+        partitions: limitedQueue(5, { limit: LIMIT, periodMs: PERIOD_MS }),
+        jobs: [job(id)],
+        nodeId: id,
+        engine: { pollMs: 50 },
+      });
     }
-    const leaderOf = async () => (await c.db.pool.query(`SELECT holder FROM "${c.db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder as string | undefined;
+    const leaderOf = async () =>
+      (await c.db.pool.query(`SELECT holder FROM "${c.db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder as string | undefined;
     const leader = await until('a leader', leaderOf);
     const follower = leader === 'a' ? 'b' : 'a';
-    await nodes[follower]!.client.enqueueMany('p', Array.from({ length: 40 }, () => ({ type: 'tick', queue: 'limited' })));
+    await nodes[follower]!.client.enqueueMany(
+      'p',
+      Array.from({ length: 40 }, () => ({ type: 'tick', queue: 'limited' })),
+    );
     await until('a window and a half under way', async () => starts.length >= 15, 10_000, 10);
     await nodes[leader]!.stop({ graceMs: 1000 });
     const beforeStop = starts.length;
@@ -170,7 +221,7 @@ test('the limit holds across a Global leader change: the leader node stops mid-r
   }
 });
 
-test('limited per key: a customer at its limit waits, another customer\'s jobs start at once, each within its own limit', async (t) => {
+test("limited per key: a customer at its limit waits, another customer's jobs start at once, each within its own limit", async (t) => {
   const c = await cluster('rate_key');
   try {
     const { starts, job } = recorder();
@@ -179,7 +230,10 @@ test('limited per key: a customer at its limit waits, another customer\'s jobs s
     await c.start({ partitions: limitedQueue(4, perKey), jobs: [job('b')], nodeId: 'b', engine: { pollMs: 50 } });
     // Customer A's backlog is first in claim order; B's jobs come after it, and jobs with no
     // customer share one bucket of their own.
-    await a.client.enqueueMany('p', Array.from({ length: 12 }, () => ({ type: 'tick', queue: 'limited', payload: { customer: 'A' } })));
+    await a.client.enqueueMany(
+      'p',
+      Array.from({ length: 12 }, () => ({ type: 'tick', queue: 'limited', payload: { customer: 'A' } })),
+    );
     await until('A at its limit', async () => starts.filter((s) => s.key === 'A').length >= 3, 5000, 5);
     const enqueuedAt = Date.now();
     await a.client.enqueueMany('p', [
@@ -201,7 +255,10 @@ test('limited per key: a customer at its limit waits, another customer\'s jobs s
     const [stat] = await a.stats();
     t.like(stat!.queues.limited!.rateLimit, { limit: 3, key: 'customer' });
     const buckets = await c.db.pool.query(`SELECT key FROM "${c.db.schema}".rate_buckets WHERE queue = 'limited' ORDER BY key`);
-    t.deepEqual(buckets.rows.map((r) => r.key), ['', 'A', 'B']);
+    t.deepEqual(
+      buckets.rows.map((r) => r.key),
+      ['', 'A', 'B'],
+    );
   } finally {
     await c.close();
   }

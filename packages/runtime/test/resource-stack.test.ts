@@ -35,7 +35,10 @@ test('a failing release does not stop the others; its error is thrown after all 
   t.is(err?.message, 'b broke');
   t.is((err as Error & { resource?: string }).resource, 'b', 'the error names the resource');
   t.deepEqual(released, ['c', 'a']);
-  t.true(records.some((r) => r.msg.includes('release failed') && r.resource === 'b'), 'the failure is logged with the resource');
+  t.true(
+    records.some((r) => r.msg.includes('release failed') && r.resource === 'b'),
+    'the failure is logged with the resource',
+  );
   t.deepEqual(
     records.filter((r) => r.msg === 'released').map((r) => r.resource),
     ['c', 'a'],
@@ -50,7 +53,10 @@ test('several failures are thrown together as an AggregateError naming each reso
     throw new Error('two');
   });
   const err = await t.throwsAsync(stack.unwind(), { instanceOf: AggregateError });
-  t.deepEqual((err as AggregateError).errors.map((e: Error) => e.message), ['two', 'one']);
+  t.deepEqual(
+    (err as AggregateError).errors.map((e: Error) => e.message),
+    ['two', 'one'],
+  );
   t.regex(err!.message, /second \(two\).*first \(one\)/);
 });
 

@@ -23,12 +23,27 @@ test('runJob runs perform with a real JobContext: result, progress and logs come
     },
   });
   const at = new Date('2026-01-02T03:04:05.000Z');
-  const out = await runJob(invoice, { customer: 42, lines: [{ amount: 3 }, { amount: 4 }], at }, { partition: 'eu', id: '018f0000-0000-7000-8000-000000000001' });
+  const out = await runJob(
+    invoice,
+    { customer: 42, lines: [{ amount: 3 }, { amount: 4 }], at },
+    { partition: 'eu', id: '018f0000-0000-7000-8000-000000000001' },
+  );
   t.true(out.ok);
-  t.deepEqual(out.result, { total: 7, at: '2026-01-02T03:04:05.000Z', who: 'eu/billing/1/018f0000-0000-7000-8000-000000000001' }, 'the payload arrived as JSON (the Date as its string), like through Postgres');
+  t.deepEqual(
+    out.result,
+    { total: 7, at: '2026-01-02T03:04:05.000Z', who: 'eu/billing/1/018f0000-0000-7000-8000-000000000001' },
+    'the payload arrived as JSON (the Date as its string), like through Postgres',
+  );
   t.deepEqual(out.progress, [{ step: 'summing', of: 2 }, { step: 'done' }]);
   const line = out.logs.find((l) => l.msg === 'summing lines');
-  t.like(line, { level: 'info', customer: 42, jobId: '018f0000-0000-7000-8000-000000000001', type: 'invoice.total', attempt: 1, partition: 'eu' });
+  t.like(line, {
+    level: 'info',
+    customer: 42,
+    jobId: '018f0000-0000-7000-8000-000000000001',
+    type: 'invoice.total',
+    attempt: 1,
+    partition: 'eu',
+  });
 });
 
 test('runJob reports a failure, and the attempt number given', async (t) => {
@@ -43,7 +58,10 @@ test('runJob reports a failure, and the attempt number given', async (t) => {
   t.false(first.ok);
   t.is((first.error as Error).message, 'attempt 1 failed');
   t.is(first.result, undefined);
-  t.true(first.logs.some((l) => l.level === 'debug' && l.msg === 'attempt failed'), 'the worker’s own log lines are kept too');
+  t.true(
+    first.logs.some((l) => l.level === 'debug' && l.msg === 'attempt failed'),
+    'the worker’s own log lines are kept too',
+  );
   t.deepEqual(await runJob(flaky, null, { attempt: 3 }), { ok: true, result: 'third time lucky', progress: [], logs: [] });
 });
 
@@ -130,21 +148,46 @@ test('testNode + drain: everything queued runs, follow-ups and retries included;
     const outcomes = await tn.drain();
     const byType = (type: string) => outcomes.filter((o) => o.type === type);
     t.is(outcomes.length, 5);
-    t.like(outcomes.find((o) => o.id === placed), { state: 'completed', result: { placed: 'A-1' }, queue: 'default' });
+    t.like(
+      outcomes.find((o) => o.id === placed),
+      { state: 'completed', result: { placed: 'A-1' }, queue: 'default' },
+    );
     const emails = byType('email.send');
-    t.like(emails.find((o) => o.state === 'completed'), { result: 'sent to buyer of A-1', queue: 'mail' }, 'the follow-up the job enqueued ran too');
-    t.like(outcomes.find((o) => o.id === flaky), { state: 'completed', attempts: 3, result: 'ok at last' }, 'retries were waited for');
+    t.like(
+      emails.find((o) => o.state === 'completed'),
+      { result: 'sent to buyer of A-1', queue: 'mail' },
+      'the follow-up the job enqueued ran too',
+    );
+    t.like(
+      outcomes.find((o) => o.id === flaky),
+      { state: 'completed', attempts: 3, result: 'ok at last' },
+      'retries were waited for',
+    );
     t.is(outcomes.find((o) => o.id === flaky)!.errors.length, 2);
     const failed = outcomes.find((o) => o.id === doomed)!;
     t.like(failed, { state: 'failed', attempts: 1 });
     t.is(failed.error?.message, 'always');
-    t.like(outcomes.find((o) => o.id === later), { state: 'scheduled' }, 'a job for later is reported, not waited for');
-    t.deepEqual(outcomes.map((o) => o.id), [...outcomes.map((o) => o.id)].sort(), 'oldest first');
+    t.like(
+      outcomes.find((o) => o.id === later),
+      { state: 'scheduled' },
+      'a job for later is reported, not waited for',
+    );
+    t.deepEqual(
+      outcomes.map((o) => o.id),
+      [...outcomes.map((o) => o.id)].sort(),
+      'oldest first',
+    );
 
     // The next drain reports only what was enqueued since (and the job still scheduled).
     const { id: second } = await tn.client.enqueue(tn.partition, 'email.send', { to: 'b' });
     const next = await tn.drain();
-    t.deepEqual(next.map((o) => [o.id, o.state]).sort(), [[second, 'completed'], [later, 'scheduled']].sort());
+    t.deepEqual(
+      next.map((o) => [o.id, o.state]).sort(),
+      [
+        [second, 'completed'],
+        [later, 'scheduled'],
+      ].sort(),
+    );
     t.deepEqual(await tn.drain(), [{ ...next.find((o) => o.id === later)! }], 'nothing new: only the job still scheduled');
 
     // Scoped to a queue.
@@ -178,7 +221,10 @@ test('drain rejects with TimeoutError naming what is still pending; drain works 
     const client = await connect({ postgres: await postgresUrl(), schema: tn.schema });
     try {
       const outcomes = await drain(client, { partition: tn.partition });
-      t.deepEqual(outcomes.map((o) => [o.id, o.state, o.result]), [[id, 'completed', 'done']]);
+      t.deepEqual(
+        outcomes.map((o) => [o.id, o.state, o.result]),
+        [[id, 'completed', 'done']],
+      );
     } finally {
       await client.close();
     }

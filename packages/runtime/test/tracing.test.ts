@@ -86,9 +86,19 @@ test.serial('enqueue → claim → perform → complete: spans linked by job id,
 
       const spans = () => exporter.getFinishedSpans();
       const completeLinking = (performs: ReadableSpan[]) =>
-        spans().filter((s) => s.name === 'partita.complete' && s.links.some((l) => performs.some((p) => p.spanContext().spanId === l.context.spanId)));
+        spans().filter(
+          (s) => s.name === 'partita.complete' && s.links.some((l) => performs.some((p) => p.spanContext().spanId === l.context.spanId)),
+        );
       const performsOf = (id: string) => spans().filter((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id);
-      await until('complete spans for every attempt', () => performsOf(charged.id).length === 2 && completeLinking(performsOf(charged.id)).length >= 2 && completeLinking(performsOf(broken.id)).length === 1, 10_000, 20);
+      await until(
+        'complete spans for every attempt',
+        () =>
+          performsOf(charged.id).length === 2 &&
+          completeLinking(performsOf(charged.id)).length >= 2 &&
+          completeLinking(performsOf(broken.id)).length === 1,
+        10_000,
+        20,
+      );
 
       const requestCtx = request.spanContext();
       const enqueues = spans().filter((s) => s.name === 'partita.enqueue');
@@ -103,8 +113,13 @@ test.serial('enqueue → claim → perform → complete: spans linked by job id,
       }
 
       // The charge job: attempt 1 failed, attempt 2 succeeded; both performs are children of its enqueue.
-      const performs = performsOf(charged.id).sort((a, b) => Number(a.attributes['partita.job.attempt']) - Number(b.attributes['partita.job.attempt']));
-      t.deepEqual(performs.map((s) => s.attributes['partita.job.attempt']), [1, 2]);
+      const performs = performsOf(charged.id).sort(
+        (a, b) => Number(a.attributes['partita.job.attempt']) - Number(b.attributes['partita.job.attempt']),
+      );
+      t.deepEqual(
+        performs.map((s) => s.attributes['partita.job.attempt']),
+        [1, 2],
+      );
       for (const s of performs) {
         t.is(s.kind, SpanKind.CONSUMER);
         t.is(s.spanContext().traceId, requestCtx.traceId, 'perform is in the enqueuer’s trace');
@@ -113,7 +128,10 @@ test.serial('enqueue → claim → perform → complete: spans linked by job id,
       }
       t.is(performs[0]!.status.code, SpanStatusCode.ERROR);
       t.is(performs[0]!.status.message, 'card declined once');
-      t.true(performs[0]!.events.some((e) => e.name === 'exception'), 'the failure is recorded as an exception event');
+      t.true(
+        performs[0]!.events.some((e) => e.name === 'exception'),
+        'the failure is recorded as an exception event',
+      );
       t.not(performs[1]!.status.code, SpanStatusCode.ERROR);
       const [brokenPerform] = performsOf(broken.id);
       t.is(brokenPerform!.status.code, SpanStatusCode.ERROR);
@@ -140,7 +158,11 @@ test.serial('enqueue → claim → perform → complete: spans linked by job id,
         t.is(back!.context.traceId, requestCtx.traceId);
       }
       // One claim span per batch, not per job: no claim span claimed zero jobs (idle polls make none).
-      t.true(spans().filter((s) => s.name === 'partita.claim').every((s) => Number(s.attributes['partita.claim.count']) > 0));
+      t.true(
+        spans()
+          .filter((s) => s.name === 'partita.claim')
+          .every((s) => Number(s.attributes['partita.claim.count']) > 0),
+      );
 
       // Every attempt's outcome was written by a complete span linking to its perform, by job id.
       for (const p of [...performs, brokenPerform!]) {
@@ -153,7 +175,10 @@ test.serial('enqueue → claim → perform → complete: spans linked by job id,
 
       // The trace context is stored with the job, and job records do not show it.
       const { rows } = await c.db.pool.query(`SELECT lookup FROM jobs_history WHERE id = $1`, [charged.id]);
-      t.regex(rows[0].lookup[TRACEPARENT_KEY], new RegExp(`^00-${requestCtx.traceId}-${enqueueOf(charged.id).spanContext().spanId}-0[01]$`));
+      t.regex(
+        rows[0].lookup[TRACEPARENT_KEY],
+        new RegExp(`^00-${requestCtx.traceId}-${enqueueOf(charged.id).spanContext().spanId}-0[01]$`),
+      );
       t.is((await client.job(charged.id))!.lookup, null);
     } finally {
       await client.close();
@@ -169,29 +194,53 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
   exporter.reset();
   const c = await cluster('otel_lookup');
   try {
-    const node = await c.start({ partitions, engine: fast, jobs: [defineJob({ type: 'find-me', perform: (p: { n: number }) => p.n * 2 })] });
+    const node = await c.start({
+      partitions,
+      engine: fast,
+      jobs: [defineJob({ type: 'find-me', perform: (p: { n: number }) => p.n * 2 })],
+    });
     // The node's own client has the bus: an idle engine's advert lets an enqueue be handed straight to it.
-    const spanOf = (name: string, id: string) => exporter.getFinishedSpans().find((s) => s.name === name && s.attributes['partita.job.id'] === id);
+    const spanOf = (name: string, id: string) =>
+      exporter.getFinishedSpans().find((s) => s.name === name && s.attributes['partita.job.id'] === id);
     let handedOff: string | undefined;
-    await until('a job handed straight to the idle engine (no claim)', async () => {
-      const { id } = await node.client.enqueue('p', 'find-me', { n: 0 });
-      await node.client.result(id, { timeoutMs: 5000 });
-      await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
-      if (spanOf('partita.perform', id)!.links.length === 0) handedOff = id;
-      return handedOff !== undefined;
-    }, 10_000, 50);
-    t.is(spanOf('partita.perform', handedOff!)!.parentSpanContext?.spanId, spanOf('partita.enqueue', handedOff!)!.spanContext().spanId, 'a handed-off job’s perform is a child of its enqueue');
+    await until(
+      'a job handed straight to the idle engine (no claim)',
+      async () => {
+        const { id } = await node.client.enqueue('p', 'find-me', { n: 0 });
+        await node.client.result(id, { timeoutMs: 5000 });
+        await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
+        if (spanOf('partita.perform', id)!.links.length === 0) handedOff = id;
+        return handedOff !== undefined;
+      },
+      10_000,
+      50,
+    );
+    t.is(
+      spanOf('partita.perform', handedOff!)!.parentSpanContext?.spanId,
+      spanOf('partita.enqueue', handedOff!)!.spanContext().spanId,
+      'a handed-off job’s perform is a child of its enqueue',
+    );
     // The same from another process's client: the hand-off message over NATS carries the trace context.
-    const remote = await connect({ postgres: c.db.url, schema: c.db.schema, nats: await natsUrl(), cluster: c.db.schema.replaceAll('_', '-') });
+    const remote = await connect({
+      postgres: c.db.url,
+      schema: c.db.schema,
+      nats: await natsUrl(),
+      cluster: c.db.schema.replaceAll('_', '-'),
+    });
     try {
       let overNats: string | undefined;
-      await until('a job handed to the node over NATS', async () => {
-        const { id } = await remote.enqueue('p', 'find-me', { n: 1 });
-        await remote.result(id, { timeoutMs: 5000 });
-        await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
-        if (spanOf('partita.perform', id)!.links.length === 0) overNats = id;
-        return overNats !== undefined;
-      }, 10_000, 50);
+      await until(
+        'a job handed to the node over NATS',
+        async () => {
+          const { id } = await remote.enqueue('p', 'find-me', { n: 1 });
+          await remote.result(id, { timeoutMs: 5000 });
+          await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
+          if (spanOf('partita.perform', id)!.links.length === 0) overNats = id;
+          return overNats !== undefined;
+        },
+        10_000,
+        50,
+      );
       t.is(spanOf('partita.perform', overNats!)!.parentSpanContext?.spanId, spanOf('partita.enqueue', overNats!)!.spanContext().spanId);
     } finally {
       await remote.close();
@@ -200,11 +249,19 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
     t.is(await node.client.result(id, { timeoutMs: 10_000 }), 42);
     const record = await node.client.job(id);
     t.deepEqual(record!.lookup, { order: 'A-1', tags: ['x', 'y'] });
-    t.deepEqual((await node.client.jobsByKey('p', 'tags', 'y')).map((j) => j.id), [id]);
+    t.deepEqual(
+      (await node.client.jobsByKey('p', 'tags', 'y')).map((j) => j.id),
+      [id],
+    );
     const { rows } = await c.db.pool.query(`SELECT lookup, lookup_index FROM jobs_history WHERE id = $1`, [id]);
     t.truthy(rows[0].lookup[TRACEPARENT_KEY]);
     t.false(TRACEPARENT_KEY in rows[0].lookup_index, 'the trace context is not indexed');
-    await until('its perform span', () => exporter.getFinishedSpans().some((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id), 5000, 20);
+    await until(
+      'its perform span',
+      () => exporter.getFinishedSpans().some((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id),
+      5000,
+      20,
+    );
     const perform = exporter.getFinishedSpans().find((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id)!;
     const enqueue = exporter.getFinishedSpans().find((s) => s.name === 'partita.enqueue' && s.attributes['partita.job.id'] === id)!;
     t.is(perform.parentSpanContext?.spanId, enqueue.spanContext().spanId);

@@ -85,9 +85,10 @@ test('an attempt whose result cannot be stored is retried like any failure, and 
     t.deepEqual(await node.client.result(id, { timeoutMs: 10_000 }), { total: 3 });
     const job = await node.client.job(id);
     t.is(job?.attempts, 2);
-    t.deepEqual(job?.errors.map((e) => [e.attempt, e.name, e.message]), [
-      [1, 'UnstorableResultError', 'result.total: is Infinity, which JSON cannot represent; use null or a string'],
-    ]);
+    t.deepEqual(
+      job?.errors.map((e) => [e.attempt, e.name, e.message]),
+      [[1, 'UnstorableResultError', 'result.total: is Infinity, which JSON cannot represent; use null or a string']],
+    );
     await until('callbacks', async () => calls.length === 2);
     t.deepEqual(calls, ['error:UnstorableResultError', 'success:{"total":3}']);
     await stopsWithin(c, 10_000);
@@ -114,10 +115,15 @@ test('a progress value JSON cannot hold is dropped with a warning naming its pat
     });
     const node = await c.start({ partitions: oneQueue(), jobs: [reporter], engine, logger });
     const { id } = await node.client.enqueue('p', 'reporter');
-    await until('the good progress value is stored', async () => {
-      const { rows } = await c.db.pool.query(`SELECT progress FROM "${c.db.schema}".jobs WHERE id = $1`, [id]);
-      return rows[0]?.progress?.done === 2;
-    }, 10_000, 50);
+    await until(
+      'the good progress value is stored',
+      async () => {
+        const { rows } = await c.db.pool.query(`SELECT progress FROM "${c.db.schema}".jobs WHERE id = $1`, [id]);
+        return rows[0]?.progress?.done === 2;
+      },
+      10_000,
+      50,
+    );
     release();
     t.is(await node.client.result(id, { timeoutMs: 10_000 }), 'ok');
     const warning = lines.find((l) => /progress\.rate: is NaN/.test(String(l.err ?? l.msg)));
@@ -144,8 +150,12 @@ test('a row the database refuses at flush fails only that job with a storable er
     // A check constraint stands in for any row-level refusal (bad JSON, a value too long, …) that
     // the worker's own check cannot foresee. Failures whose error mentions "poison" are refused too,
     // so recording the failure itself must fall back to an error that can be stored.
-    await c.db.pool.query(`ALTER TABLE "${c.db.schema}".jobs_history ADD CONSTRAINT no_poison CHECK (NOT coalesce(result ? 'poison', false))`);
-    await c.db.pool.query(`ALTER TABLE "${c.db.schema}".jobs_history ADD CONSTRAINT no_poison_error CHECK (errors::text NOT LIKE '%poison error%')`);
+    await c.db.pool.query(
+      `ALTER TABLE "${c.db.schema}".jobs_history ADD CONSTRAINT no_poison CHECK (NOT coalesce(result ? 'poison', false))`,
+    );
+    await c.db.pool.query(
+      `ALTER TABLE "${c.db.schema}".jobs_history ADD CONSTRAINT no_poison_error CHECK (errors::text NOT LIKE '%poison error%')`,
+    );
     const { ids } = await node.client.enqueueMany('p', [
       { type: 'job', payload: { i: 0, poison: 'result' } },
       { type: 'job', payload: { i: 1, poison: 'error' } },
@@ -174,10 +184,18 @@ test('an outcome Postgres refuses however it is recorded is dropped to lease exp
     // No outcome of a 'doomed' job can land in history: its completion is refused, then its failure,
     // then the failure with the stand-in error.
     await c.db.pool.query(`ALTER TABLE "${c.db.schema}".jobs_history ADD CONSTRAINT no_doomed CHECK (type <> 'doomed')`);
-    const { ids } = await node.client.enqueueMany('p', [{ type: 'doomed' }, ...Array.from({ length: 5 }, (_, i) => ({ type: 'good', payload: { i } }))]);
+    const { ids } = await node.client.enqueueMany('p', [
+      { type: 'doomed' },
+      ...Array.from({ length: 5 }, (_, i) => ({ type: 'good', payload: { i } })),
+    ]);
     for (let i = 1; i < ids.length; i++) t.is(await node.client.result(ids[i]!, { timeoutMs: 10_000 }), i - 1);
     const said = (pattern: RegExp) => lines.filter((l) => l.jobId === ids[0] && pattern.test(l.msg)).length;
-    await until('the engine gave up on recording the doomed job', async () => said(/even with a plain error; dropping it/) === 1, 10_000, 20);
+    await until(
+      'the engine gave up on recording the doomed job',
+      async () => said(/even with a plain error; dropping it/) === 1,
+      10_000,
+      20,
+    );
     t.is(said(/result refused by Postgres/), 1);
     t.is(said(/recording it with an error that says so instead/), 1);
     t.true((await stopsWithin(c, 10_000)) < 5_000, 'graceful stop finishes promptly');
@@ -220,7 +238,12 @@ test('a batch statement that fails for a while is written again alone: its batch
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM "${c.db.schema}".jobs WHERE id = $1 FOR UPDATE`, [ids[0]]);
       open();
-      await until('recording the failure met the lock', async () => lines.some((l) => /recording job outcomes failed/.test(l.msg)), 10_000, 20);
+      await until(
+        'recording the failure met the lock',
+        async () => lines.some((l) => /recording job outcomes failed/.test(l.msg)),
+        10_000,
+        20,
+      );
       await holder.query('COMMIT');
     } finally {
       holder.release();
@@ -230,7 +253,11 @@ test('a batch statement that fails for a while is written again alone: its batch
     await until('onSuccess ran for every completed job', async () => successes.length >= 5, 10_000, 20);
     await sleep(200);
     t.deepEqual([...successes].sort(), [1, 2, 3, 4, 5], 'once each');
-    t.deepEqual(lines.filter((l) => /completion refused/.test(l.msg)), [], 'no completion was written twice');
+    t.deepEqual(
+      lines.filter((l) => /completion refused/.test(l.msg)),
+      [],
+      'no completion was written twice',
+    );
     await stopsWithin(c, 10_000);
   } finally {
     await c.close();

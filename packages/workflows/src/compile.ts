@@ -9,7 +9,17 @@ import { Ajv } from 'ajv';
 import { closest, type Logger, type PathSegment } from '@partita/core';
 import { WorkflowDefinitionError, type WorkflowIssue } from './errors.js';
 import { droppedCells, parseMapping, type MapExpr, type PathExpr } from './mapping.js';
-import { ACTIVITY_TYPES, type ActivityType, type CompiledActivity, type CompiledApp, type CompiledCondition, type CompiledGraph, type CompiledHookRule, type CompiledTransition, type RetryPolicy } from './model.js';
+import {
+  ACTIVITY_TYPES,
+  type ActivityType,
+  type CompiledActivity,
+  type CompiledApp,
+  type CompiledCondition,
+  type CompiledGraph,
+  type CompiledHookRule,
+  type CompiledTransition,
+  type RetryPolicy,
+} from './model.js';
 import { loadApp, SourceMap, type LoadedApp } from './source.js';
 
 export interface CompileOptions {
@@ -26,7 +36,44 @@ const TOPIC = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 /** Keys HotMesh reads on a graph and on an activity; anything else is most likely a typo (a warning). */
 const GRAPH_KEYS = ['subscribes', 'publishes', 'expire', 'persistent', 'input', 'output', 'activities', 'transitions', 'hooks'];
-const ACTIVITY_KEYS = ['title', 'type', 'subtype', 'input', 'output', 'job', 'hook', 'settings', 'telemetry', 'emit', 'sleep', 'expire', 'persistent', 'persist', 'retry', 'cycle', 'statusThreshold', 'statusThresholdType', 'escalation', 'topic', 'queue', 'timeout', 'await', 'stats', 'signal', 'resolver', 'status', 'code', 'scrub', 'ancestor', 'target', 'reason', 'throw', 'descend', 'stack', 'entity'];
+const ACTIVITY_KEYS = [
+  'title',
+  'type',
+  'subtype',
+  'input',
+  'output',
+  'job',
+  'hook',
+  'settings',
+  'telemetry',
+  'emit',
+  'sleep',
+  'expire',
+  'persistent',
+  'persist',
+  'retry',
+  'cycle',
+  'statusThreshold',
+  'statusThresholdType',
+  'escalation',
+  'topic',
+  'queue',
+  'timeout',
+  'await',
+  'stats',
+  'signal',
+  'resolver',
+  'status',
+  'code',
+  'scrub',
+  'ancestor',
+  'target',
+  'reason',
+  'throw',
+  'descend',
+  'stack',
+  'entity',
+];
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -55,7 +102,10 @@ function compileLoaded(loaded: LoadedApp, opts: CompileOptions): CompiledApp {
     ...(loaded.file ? { source: loaded.file } : {}),
     warnings: sortIssues(c.warnings),
   };
-  opts.logger?.debug({ app: app.id, version: app.version, graphs: app.graphs.length, hash: app.hash, warnings: app.warnings.length }, 'compiled workflow app');
+  opts.logger?.debug(
+    { app: app.id, version: app.version, graphs: app.graphs.length, hash: app.hash, warnings: app.warnings.length },
+    'compiled workflow app',
+  );
   for (const w of app.warnings) opts.logger?.warn({ app: app.id, version: app.version, ...w }, 'workflow app warning');
   return app;
 }
@@ -71,7 +121,16 @@ export function compiledFileName(id: string, version: string): string {
  */
 export async function writeCompiled(app: CompiledApp, opts: { dir?: string } = {}): Promise<string> {
   const dir = opts.dir ?? (app.source ? dirname(app.source) : undefined);
-  if (!dir) throw new WorkflowDefinitionError([{ file: '<inline>', line: 1, key: '', message: 'an app compiled from a YAML string has no source directory to write beside', hint: 'pass { dir } to writeCompiled' }]);
+  if (!dir)
+    throw new WorkflowDefinitionError([
+      {
+        file: '<inline>',
+        line: 1,
+        key: '',
+        message: 'an app compiled from a YAML string has no source directory to write beside',
+        hint: 'pass { dir } to writeCompiled',
+      },
+    ]);
   const path = join(dir, compiledFileName(app.id, app.version));
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(app.merged, null, 2)}\n`);
@@ -126,10 +185,20 @@ class Compiler {
     const app = this.root['app'];
     const at = ['app'];
     const id = app['id'];
-    if (typeof id !== 'string' || !APP_ID.test(id)) this.err([...at, 'id'], id === undefined ? 'the app has no id' : `app id ${JSON.stringify(id)} is not valid`, 'a letter then letters, digits, _ or -, at most 63 characters');
+    if (typeof id !== 'string' || !APP_ID.test(id))
+      this.err(
+        [...at, 'id'],
+        id === undefined ? 'the app has no id' : `app id ${JSON.stringify(id)} is not valid`,
+        'a letter then letters, digits, _ or -, at most 63 characters',
+      );
     const rawVersion = app['version'];
     const version = typeof rawVersion === 'number' ? String(rawVersion) : rawVersion;
-    if (typeof version !== 'string' || !VERSION.test(version)) this.err([...at, 'version'], rawVersion === undefined ? 'the app has no version' : `version ${JSON.stringify(rawVersion)} is not valid`, "quote it as a string such as '1' or '2.1'; letters, digits, ., _ and -");
+    if (typeof version !== 'string' || !VERSION.test(version))
+      this.err(
+        [...at, 'version'],
+        rawVersion === undefined ? 'the app has no version' : `version ${JSON.stringify(rawVersion)} is not valid`,
+        "quote it as a string such as '1' or '2.1'; letters, digits, ., _ and -",
+      );
     if (app['settings'] !== undefined && !isObj(app['settings'])) this.err([...at, 'settings'], 'settings must be a mapping');
     this.settings = isObj(app['settings']) ? app['settings'] : {};
 
@@ -160,13 +229,19 @@ class Compiler {
       const sub = g['subscribes'];
       if (typeof sub === 'string') {
         const first = subscribed.get(sub);
-        if (first !== undefined) this.err([...at, 'subscribes'], `topic ${sub} is already subscribed by graph ${first}`, 'each graph subscribes to its own topic');
+        if (first !== undefined)
+          this.err([...at, 'subscribes'], `topic ${sub} is already subscribed by graph ${first}`, 'each graph subscribes to its own topic');
         else subscribed.set(sub, i);
       }
       if (isObj(g['hooks'])) {
         for (const topic of Object.keys(g['hooks'])) {
           const first = hookTopics.get(topic);
-          if (first !== undefined) this.err([...at, 'hooks', topic], `hook topic ${topic} is already used by graph ${first}`, 'a hook topic selects one graph; give each graph its own');
+          if (first !== undefined)
+            this.err(
+              [...at, 'hooks', topic],
+              `hook topic ${topic} is already used by graph ${first}`,
+              'a hook topic selects one graph; give each graph its own',
+            );
           else hookTopics.set(topic, i);
         }
       }
@@ -180,12 +255,24 @@ class Compiler {
         const at = ['app', 'graphs', i, 'activities', aid, 'topic'];
         if ((a['type'] === 'await' || a['type'] === 'interrupt') && !subscribed.has(topic)) {
           const guess = closest(topic, topics);
-          this.err(at, `${a['type']} topic ${topic} is subscribed by no graph of this app`, guess ? `did you mean ${guess}?` : `the topic of an ${a['type']} is the subscribes of a graph (${topics.join(', ')})`);
+          this.err(
+            at,
+            `${a['type']} topic ${topic} is subscribed by no graph of this app`,
+            guess ? `did you mean ${guess}?` : `the topic of an ${a['type']} is the subscribes of a graph (${topics.join(', ')})`,
+          );
         }
         if (a['type'] === 'signal' && !hookTopics.has(topic)) {
           const hooks = [...hookTopics.keys()];
           const guess = closest(topic, hooks);
-          this.err(at, `signal topic ${topic} is the topic of no hook rule in this app`, guess ? `did you mean ${guess}?` : hooks.length > 0 ? `hook topics are ${hooks.join(', ')}` : 'a signal re-enters a waiting hook activity: add `hooks: { <topic>: [{ to: <hook activity> }] }` to the graph that waits');
+          this.err(
+            at,
+            `signal topic ${topic} is the topic of no hook rule in this app`,
+            guess
+              ? `did you mean ${guess}?`
+              : hooks.length > 0
+                ? `hook topics are ${hooks.join(', ')}`
+                : 'a signal re-enters a waiting hook activity: add `hooks: { <topic>: [{ to: <hook activity> }] }` to the graph that waits',
+          );
         }
       }
     });
@@ -200,15 +287,26 @@ class Compiler {
     for (const k of Object.keys(g)) {
       if (!GRAPH_KEYS.includes(k)) {
         const guess = closest(k, GRAPH_KEYS);
-        this.warn([...at, k], `the graph has an unknown key ${k}, which is ignored`, guess ? `did you mean ${guess}?` : `graph keys are ${GRAPH_KEYS.join(', ')}`);
+        this.warn(
+          [...at, k],
+          `the graph has an unknown key ${k}, which is ignored`,
+          guess ? `did you mean ${guess}?` : `graph keys are ${GRAPH_KEYS.join(', ')}`,
+        );
       }
     }
     const subscribes = g['subscribes'];
-    if (typeof subscribes !== 'string' || !TOPIC.test(subscribes)) this.err([...at, 'subscribes'], subscribes === undefined ? 'the graph has no subscribes topic' : `subscribes ${JSON.stringify(subscribes)} is not a topic`, 'the topic pub() starts this workflow with, e.g. order.placed');
+    if (typeof subscribes !== 'string' || !TOPIC.test(subscribes))
+      this.err(
+        [...at, 'subscribes'],
+        subscribes === undefined ? 'the graph has no subscribes topic' : `subscribes ${JSON.stringify(subscribes)} is not a topic`,
+        'the topic pub() starts this workflow with, e.g. order.placed',
+      );
     const publishes = g['publishes'];
-    if (publishes !== undefined && (typeof publishes !== 'string' || !TOPIC.test(publishes))) this.err([...at, 'publishes'], `publishes ${JSON.stringify(publishes)} is not a topic`);
+    if (publishes !== undefined && (typeof publishes !== 'string' || !TOPIC.test(publishes)))
+      this.err([...at, 'publishes'], `publishes ${JSON.stringify(publishes)} is not a topic`);
     const expire = g['expire'];
-    if (expire !== undefined && (typeof expire !== 'number' || !Number.isInteger(expire) || expire < -1)) this.err([...at, 'expire'], `expire must be whole seconds (−1 keeps finished workflows forever), not ${JSON.stringify(expire)}`);
+    if (expire !== undefined && (typeof expire !== 'number' || !Number.isInteger(expire) || expire < -1))
+      this.err([...at, 'expire'], `expire must be whole seconds (−1 keeps finished workflows forever), not ${JSON.stringify(expire)}`);
     const persistent = g['persistent'];
     if (persistent !== undefined && typeof persistent !== 'boolean') this.err([...at, 'persistent'], 'persistent must be true or false');
     const input = this.schemaHolder(g['input'], [...at, 'input']);
@@ -227,20 +325,35 @@ class Compiler {
     }
     const ids = Object.keys(rawActivities);
     const triggers = Object.values(activities).filter((a) => a.type === 'trigger');
-    if (triggers.length === 0 && ids.every((id) => activities[id] !== undefined)) this.err([...at, 'activities'], 'the graph has no trigger activity', 'add one activity with `type: trigger`; it receives the pub() data');
-    if (triggers.length > 1) this.err([...at, 'activities', triggers[1]!.id, 'type'], `the graph has ${triggers.length} triggers (${triggers.map((t) => t.id).join(', ')})`, 'a graph has exactly one trigger');
+    if (triggers.length === 0 && ids.every((id) => activities[id] !== undefined))
+      this.err(
+        [...at, 'activities'],
+        'the graph has no trigger activity',
+        'add one activity with `type: trigger`; it receives the pub() data',
+      );
+    if (triggers.length > 1)
+      this.err(
+        [...at, 'activities', triggers[1]!.id, 'type'],
+        `the graph has ${triggers.length} triggers (${triggers.map((t) => t.id).join(', ')})`,
+        'a graph has exactly one trigger',
+      );
 
     // Transitions.
     // An empty `transitions:` line is null: the same as none.
     const rawTransitions = g['transitions'] ?? undefined;
     const edgeAt = new Map<string, PathSegment[]>();
-    if (rawTransitions !== undefined && !isObj(rawTransitions)) this.err([...at, 'transitions'], 'transitions must be a mapping of activity id → list of { to, conditions }');
+    if (rawTransitions !== undefined && !isObj(rawTransitions))
+      this.err([...at, 'transitions'], 'transitions must be a mapping of activity id → list of { to, conditions }');
     if (isObj(rawTransitions)) {
       for (const [from, list] of Object.entries(rawTransitions)) {
         const fromAt = [...at, 'transitions', from];
         if (!(from in rawActivities)) {
           const guess = closest(from, ids);
-          this.err(fromAt, `transitions from ${from}, which is not an activity of this graph`, guess ? `did you mean ${guess}?` : `activities are ${ids.join(', ')}`);
+          this.err(
+            fromAt,
+            `transitions from ${from}, which is not an activity of this graph`,
+            guess ? `did you mean ${guess}?` : `activities are ${ids.join(', ')}`,
+          );
           continue;
         }
         if (!Array.isArray(list)) {
@@ -256,11 +369,19 @@ class Compiler {
           const to = edge['to'];
           if (!(to in rawActivities)) {
             const guess = closest(to, ids);
-            this.err([...eAt, 'to'], `transition to ${to}, which is not an activity of this graph`, guess ? `did you mean ${guess}?` : `activities are ${ids.join(', ')}`);
+            this.err(
+              [...eAt, 'to'],
+              `transition to ${to}, which is not an activity of this graph`,
+              guess ? `did you mean ${guess}?` : `activities are ${ids.join(', ')}`,
+            );
             return;
           }
           if (activities[to]?.type === 'trigger') {
-            this.err([...eAt, 'to'], `transition to the trigger ${to}`, 'a workflow starts only from pub(); loop with a `cycle` activity instead');
+            this.err(
+              [...eAt, 'to'],
+              `transition to the trigger ${to}`,
+              'a workflow starts only from pub(); loop with a `cycle` activity instead',
+            );
             return;
           }
           if (activities[from]?.children.includes(to)) {
@@ -288,7 +409,8 @@ class Compiler {
     const hooks: CompiledHookRule[] = [];
     // An empty `hooks:` line is null: the same as none.
     const rawHooks = g['hooks'] ?? undefined;
-    if (rawHooks !== undefined && !isObj(rawHooks)) this.err([...at, 'hooks'], 'hooks must be a mapping of hook topic → list of { to, conditions }');
+    if (rawHooks !== undefined && !isObj(rawHooks))
+      this.err([...at, 'hooks'], 'hooks must be a mapping of hook topic → list of { to, conditions }');
     if (isObj(rawHooks)) {
       for (const [topic, rules] of Object.entries(rawHooks)) {
         const tAt = [...at, 'hooks', topic];
@@ -307,11 +429,19 @@ class Compiler {
           const target = activities[to];
           if (!(to in rawActivities)) {
             const guess = closest(to, ids);
-            this.err([...rAt, 'to'], `hook rule to ${to}, which is not an activity of this graph`, guess ? `did you mean ${guess}?` : undefined);
+            this.err(
+              [...rAt, 'to'],
+              `hook rule to ${to}, which is not an activity of this graph`,
+              guess ? `did you mean ${guess}?` : undefined,
+            );
             return;
           }
           if (target && target.type !== 'hook') {
-            this.err([...rAt, 'to'], `hook rule to ${to}, a ${target.type} activity`, 'a hook rule targets an activity of `type: hook`, which waits for it');
+            this.err(
+              [...rAt, 'to'],
+              `hook rule to ${to}, a ${target.type} activity`,
+              'a hook rule targets an activity of `type: hook`, which waits for it',
+            );
             return;
           }
           const r: CompiledHookRule = { topic, to };
@@ -342,7 +472,11 @@ class Compiler {
           const key = `${id}→${child}`;
           if (!reported.has(key)) {
             reported.add(key);
-            this.err(edgeAt.get(key) ?? at, `transitions form a loop (${loop.join(' → ')})`, `end the loop with an activity \`{ type: cycle, ancestor: ${child} }\` and mark ${child} \`cycle: true\`; each pass then gets its own data`);
+            this.err(
+              edgeAt.get(key) ?? at,
+              `transitions form a loop (${loop.join(' → ')})`,
+              `end the loop with an activity \`{ type: cycle, ancestor: ${child} }\` and mark ${child} \`cycle: true\`; each pass then gets its own data`,
+            );
           }
         } else if (!color.has(child)) dfs(child, [...stack, id]);
       }
@@ -352,8 +486,15 @@ class Compiler {
 
     // Reachability and order (breadth-first from the trigger).
     const order: string[] = [trigger.id];
-    for (let i = 0; i < order.length; i++) for (const child of activities[order[i]!]!.children) if (!order.includes(child)) order.push(child);
-    for (const id of ids) if (!order.includes(id)) this.err([...at, 'activities', id], `activity ${id} is never reached from the trigger ${trigger.id}`, `add a transition to it (e.g. under transitions.${trigger.id}) or remove it`);
+    for (let i = 0; i < order.length; i++)
+      for (const child of activities[order[i]!]!.children) if (!order.includes(child)) order.push(child);
+    for (const id of ids)
+      if (!order.includes(id))
+        this.err(
+          [...at, 'activities', id],
+          `activity ${id} is never reached from the trigger ${trigger.id}`,
+          `add a transition to it (e.g. under transitions.${trigger.id}) or remove it`,
+        );
 
     // Ancestors: everything that can reach an activity.
     for (const a of Object.values(activities)) {
@@ -376,26 +517,55 @@ class Compiler {
       if (a.type !== 'cycle') continue;
       const aAt = [...at, 'activities', a.id, 'ancestor'];
       const anc = a.ancestor;
-      if (anc === undefined) this.err([...at, 'activities', a.id], `cycle activity ${a.id} has no ancestor`, 'add `ancestor: <id>` naming an upstream activity marked `cycle: true`');
-      else if (!activities[anc]) this.err(aAt, `cycle ancestor ${anc} is not an activity of this graph`, closest(anc, ids) ? `did you mean ${closest(anc, ids)}?` : undefined);
-      else if (!a.ancestors.includes(anc)) this.err(aAt, `cycle ancestor ${anc} is not upstream of ${a.id}`, `a cycle returns to an activity on the path from the trigger to ${a.id}`);
-      else if (!activities[anc].cycle) this.err(aAt, `cycle ancestor ${anc} is not marked \`cycle: true\``, `add \`cycle: true\` to activity ${anc}`);
+      if (anc === undefined)
+        this.err(
+          [...at, 'activities', a.id],
+          `cycle activity ${a.id} has no ancestor`,
+          'add `ancestor: <id>` naming an upstream activity marked `cycle: true`',
+        );
+      else if (!activities[anc])
+        this.err(
+          aAt,
+          `cycle ancestor ${anc} is not an activity of this graph`,
+          closest(anc, ids) ? `did you mean ${closest(anc, ids)}?` : undefined,
+        );
+      else if (!a.ancestors.includes(anc))
+        this.err(
+          aAt,
+          `cycle ancestor ${anc} is not upstream of ${a.id}`,
+          `a cycle returns to an activity on the path from the trigger to ${a.id}`,
+        );
+      else if (!activities[anc].cycle)
+        this.err(aAt, `cycle ancestor ${anc} is not marked \`cycle: true\``, `add \`cycle: true\` to activity ${anc}`);
       else cycleTargets[anc]!.push(a.id);
     }
 
     // Mapping paths name activities upstream of where they are read.
     for (const p of pending) {
       if (p.ref.root === '$app') {
-        if (p.ref.path[0] === 'settings' && !hasPath(this.settings, p.ref.path.slice(1))) this.err(p.at, `${p.ref.text}: app settings have no ${p.ref.path.slice(1).join('.')}`, 'add it under app.settings or fix the path');
+        if (p.ref.path[0] === 'settings' && !hasPath(this.settings, p.ref.path.slice(1)))
+          this.err(
+            p.at,
+            `${p.ref.text}: app settings have no ${p.ref.path.slice(1).join('.')}`,
+            'add it under app.settings or fix the path',
+          );
         continue;
       }
       if (typeof p.ref.root !== 'object') continue;
       const target = p.ref.root.activity;
       if (!activities[target]) {
         const guess = closest(target, ids);
-        this.err(p.at, `${p.ref.text} names activity ${target}, which is not in this graph`, guess ? `did you mean {${[guess, ...p.ref.path].join('.')}}?` : `activities are ${ids.join(', ')}`);
+        this.err(
+          p.at,
+          `${p.ref.text} names activity ${target}, which is not in this graph`,
+          guess ? `did you mean {${[guess, ...p.ref.path].join('.')}}?` : `activities are ${ids.join(', ')}`,
+        );
       } else if (target !== p.owner && !activities[p.owner]!.ancestors.includes(target)) {
-        this.err(p.at, `${p.ref.text} reads activity ${target}, which is not upstream of ${p.owner}`, `a mapping reads activities on the path from the trigger to ${p.owner} (${[...activities[p.owner]!.ancestors, p.owner].join(', ')})`);
+        this.err(
+          p.at,
+          `${p.ref.text} reads activity ${target}, which is not upstream of ${p.owner}`,
+          `a mapping reads activities on the path from the trigger to ${p.owner} (${[...activities[p.owner]!.ancestors, p.owner].join(', ')})`,
+        );
       }
     }
 
@@ -417,7 +587,12 @@ class Compiler {
   }
 
   private activity(aid: string, a: unknown, at: PathSegment[], pending: PendingRef[]): CompiledActivity | undefined {
-    if (!ACTIVITY_ID.test(aid)) this.err(at, `activity id ${JSON.stringify(aid)} is not valid`, 'letters, digits, _ and -, starting with a letter or _ (no dots: mapping paths split on them)');
+    if (!ACTIVITY_ID.test(aid))
+      this.err(
+        at,
+        `activity id ${JSON.stringify(aid)} is not valid`,
+        'letters, digits, _ and -, starting with a letter or _ (no dots: mapping paths split on them)',
+      );
     if (!isObj(a)) {
       this.err(at, `activity ${aid} must be a mapping with a type`);
       return undefined;
@@ -427,7 +602,11 @@ class Compiler {
     if (type === 'activity') type = 'hook';
     if (typeof type !== 'string' || !(ACTIVITY_TYPES as readonly string[]).includes(type)) {
       const guess = typeof type === 'string' ? closest(type, ACTIVITY_TYPES) : undefined;
-      this.err([...at, 'type'], type === undefined ? `activity ${aid} has no type` : `unknown activity type ${JSON.stringify(type)}`, guess ? `did you mean ${guess}?` : `types are ${ACTIVITY_TYPES.join(', ')}`);
+      this.err(
+        [...at, 'type'],
+        type === undefined ? `activity ${aid} has no type` : `unknown activity type ${JSON.stringify(type)}`,
+        guess ? `did you mean ${guess}?` : `types are ${ACTIVITY_TYPES.join(', ')}`,
+      );
       return undefined;
     }
     for (const k of Object.keys(a)) {
@@ -518,21 +697,24 @@ class Compiler {
       }
       case 'worker': {
         const topic = str('topic');
-        if (topic === undefined && a['topic'] === undefined) this.err(at, `worker ${aid} has no topic`, 'add `topic: <job type>` naming a job defined with defineJob on the nodes');
+        if (topic === undefined && a['topic'] === undefined)
+          this.err(at, `worker ${aid} has no topic`, 'add `topic: <job type>` naming a job defined with defineJob on the nodes');
         if (topic !== undefined) act.topic = topic;
         const queue = str('queue');
         if (queue !== undefined) act.queue = queue;
         const retry = this.retry(a['retry'], [...at, 'retry']);
         if (retry) act.retry = retry;
         if (a['timeout'] !== undefined) {
-          if (typeof a['timeout'] !== 'number' || !(a['timeout'] > 0)) this.err([...at, 'timeout'], 'timeout must be a number of seconds > 0');
+          if (typeof a['timeout'] !== 'number' || !(a['timeout'] > 0))
+            this.err([...at, 'timeout'], 'timeout must be a number of seconds > 0');
           else act.timeout = a['timeout'];
         }
         break;
       }
       case 'await': {
         const topic = str('topic');
-        if (topic === undefined && a['topic'] === undefined) this.err(at, `await ${aid} has no topic`, 'add `topic:` naming the subscribes of the child graph');
+        if (topic === undefined && a['topic'] === undefined)
+          this.err(at, `await ${aid} has no topic`, 'add `topic:` naming the subscribes of the child graph');
         if (topic !== undefined) act.topic = topic;
         const wait = bool('await');
         if (wait !== undefined) act.await = wait;
@@ -553,10 +735,12 @@ class Compiler {
       }
       case 'signal': {
         const subtype = a['subtype'] ?? 'one';
-        if (subtype !== 'one' && subtype !== 'all') this.err([...at, 'subtype'], `signal subtype must be one or all, not ${JSON.stringify(subtype)}`);
+        if (subtype !== 'one' && subtype !== 'all')
+          this.err([...at, 'subtype'], `signal subtype must be one or all, not ${JSON.stringify(subtype)}`);
         else act.subtype = subtype;
         const topic = str('topic');
-        if (topic === undefined && a['topic'] === undefined) this.err(at, `signal ${aid} has no topic`, 'add `topic:` naming the hook topic to signal');
+        if (topic === undefined && a['topic'] === undefined)
+          this.err(at, `signal ${aid} has no topic`, 'add `topic:` naming the hook topic to signal');
         if (topic !== undefined) act.topic = topic;
         for (const k of ['signal', 'resolver'] as const) {
           const s = a[k];
@@ -573,11 +757,17 @@ class Compiler {
           }
           act[k] = out;
         }
-        if (act.subtype === 'all' && !act.resolver?.maps) this.err(at, `signal ${aid} with subtype all has no resolver.maps`, 'add `resolver: { maps: { key_name: …, key_value: … } }` naming the search field that selects the workflows');
+        if (act.subtype === 'all' && !act.resolver?.maps)
+          this.err(
+            at,
+            `signal ${aid} with subtype all has no resolver.maps`,
+            'add `resolver: { maps: { key_name: …, key_value: … } }` naming the search field that selects the workflows',
+          );
         const status = str('status');
         if (status !== undefined) act.status = status;
         if (a['code'] !== undefined) {
-          if (a['code'] !== 200 && a['code'] !== 202) this.err([...at, 'code'], 'signal code must be 200 (close the hook) or 202 (keep it open)');
+          if (a['code'] !== 200 && a['code'] !== 202)
+            this.err([...at, 'code'], 'signal code must be 200 (close the hook) or 202 (keep it open)');
           else act.code = a['code'];
         }
         const scrub = bool('scrub');
@@ -604,13 +794,19 @@ class Compiler {
         act.throw = t ?? true;
         act.descend = bool('descend') ?? false;
         if (a['code'] !== undefined) {
-          if (typeof a['code'] !== 'number' || !Number.isInteger(a['code'])) this.err([...at, 'code'], 'interrupt code must be an integer (default 410)');
+          if (typeof a['code'] !== 'number' || !Number.isInteger(a['code']))
+            this.err([...at, 'code'], 'interrupt code must be an integer (default 410)');
           else act.code = a['code'];
         } else act.code = 410;
         break;
       }
     }
-    if (act.cycle && act.type === 'cycle') this.err([...at, 'cycle'], 'a cycle activity cannot itself be a cycle target', 'mark the activity it returns to `cycle: true` instead');
+    if (act.cycle && act.type === 'cycle')
+      this.err(
+        [...at, 'cycle'],
+        'a cycle activity cannot itself be a cycle target',
+        'mark the activity it returns to `cycle: true` instead',
+      );
     return act;
   }
 
@@ -624,7 +820,11 @@ class Compiler {
     for (const [k, v] of Object.entries(r)) {
       if (k !== 'maximumAttempts' && k !== 'backoffCoefficient' && k !== 'maximumInterval') {
         const guess = closest(k, ['maximumAttempts', 'backoffCoefficient', 'maximumInterval']);
-        this.err([...at, k], `unknown retry setting ${k}`, guess ? `did you mean ${guess}?` : 'retry has maximumAttempts, backoffCoefficient and maximumInterval (seconds)');
+        this.err(
+          [...at, k],
+          `unknown retry setting ${k}`,
+          guess ? `did you mean ${guess}?` : 'retry has maximumAttempts, backoffCoefficient and maximumInterval (seconds)',
+        );
       } else if (typeof v !== 'number' || !(v > 0) || (k === 'maximumAttempts' && !Number.isInteger(v))) {
         this.err([...at, k], `${k} must be a ${k === 'maximumAttempts' ? 'whole ' : ''}number > 0, not ${JSON.stringify(v)}`);
       } else out[k] = v;
@@ -641,13 +841,23 @@ class Compiler {
     let ok = true;
     for (const k of Object.keys(c)) {
       if (k !== 'match' && k !== 'gate' && k !== 'code') {
-        this.err([...at, k], `unknown condition key ${k}`, closest(k, ['match', 'gate', 'code']) ? `did you mean ${closest(k, ['match', 'gate', 'code'])}?` : 'conditions have match, gate and code');
+        this.err(
+          [...at, k],
+          `unknown condition key ${k}`,
+          closest(k, ['match', 'gate', 'code'])
+            ? `did you mean ${closest(k, ['match', 'gate', 'code'])}?`
+            : 'conditions have match, gate and code',
+        );
         ok = false;
       }
     }
     if (c['gate'] !== undefined) {
       if (c['gate'] !== 'and' && c['gate'] !== 'or') {
-        this.err([...at, 'gate'], `gate must be and or or, not ${JSON.stringify(c['gate'])}`, '`and`: every match must hold (the default); `or`: one is enough');
+        this.err(
+          [...at, 'gate'],
+          `gate must be and or or, not ${JSON.stringify(c['gate'])}`,
+          '`and`: every match must hold (the default); `or`: one is enough',
+        );
         ok = false;
       } else out.gate = c['gate'];
     }
@@ -661,7 +871,11 @@ class Compiler {
     if (c['match'] !== undefined) {
       const m = c['match'];
       if (!Array.isArray(m) || m.length === 0) {
-        this.err([...at, 'match'], 'match must be a non-empty list of { expected, actual }', 'e.g. match: [{ expected: true, actual: "{a1.output.data.ok}" }]');
+        this.err(
+          [...at, 'match'],
+          'match must be a non-empty list of { expected, actual }',
+          'e.g. match: [{ expected: true, actual: "{a1.output.data.ok}" }]',
+        );
         ok = false;
       } else {
         m.forEach((item, i) => {
@@ -704,7 +918,11 @@ class Compiler {
     for (const p of parsed.problems) this.err([...at, ...p.at], p.message, p.hint);
     for (const r of parsed.refs) pending.push({ owner, ref: r.ref, at: [...at, ...r.at] });
     for (const d of droppedCells(parsed.expr)) {
-      this.warn([...at, ...d.at], `the extra cells of the last @pipe row are dropped: {@${d.fn}} gets only the previous row's values`, `HotMesh semantics: a row's extra cells feed the next row; move them into the previous row (e.g. [[x, 1], ['{@math.add}']]) or add a row`);
+      this.warn(
+        [...at, ...d.at],
+        `the extra cells of the last @pipe row are dropped: {@${d.fn}} gets only the previous row's values`,
+        `HotMesh semantics: a row's extra cells feed the next row; move them into the previous row (e.g. [[x, 1], ['{@math.add}']]) or add a row`,
+      );
     }
     return parsed.problems.length > 0 ? undefined : parsed.expr;
   }
@@ -732,14 +950,27 @@ class Compiler {
       valid = ajv.validateSchema(schema as object) as boolean;
     } catch (err) {
       // e.g. a `$schema` of a draft this validator does not carry.
-      this.err(at, `invalid JSON Schema: ${(err as Error).message}`, 'JSON Schema draft-07 is supported; remove `$schema` or set it to http://json-schema.org/draft-07/schema#');
+      this.err(
+        at,
+        `invalid JSON Schema: ${(err as Error).message}`,
+        'JSON Schema draft-07 is supported; remove `$schema` or set it to http://json-schema.org/draft-07/schema#',
+      );
       return false;
     }
     if (!valid) {
       const first = ajv.errors?.[0];
-      const inner = first?.instancePath ? first.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')) : [];
+      const inner = first?.instancePath
+        ? first.instancePath
+            .split('/')
+            .slice(1)
+            .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+        : [];
       const where = inner.map((s, i) => (Array.isArray(pathValue(schema, inner.slice(0, i))) ? Number(s) : s));
-      this.err([...at, ...where], `invalid JSON Schema: ${first?.instancePath || '(schema)'} ${first?.message ?? 'is not valid'}${first?.params && 'allowedValues' in first.params ? ` (${(first.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : ''}`, 'see json-schema.org for the keywords; types are string, number, integer, boolean, object, array, null');
+      this.err(
+        [...at, ...where],
+        `invalid JSON Schema: ${first?.instancePath || '(schema)'} ${first?.message ?? 'is not valid'}${first?.params && 'allowedValues' in first.params ? ` (${(first.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : ''}`,
+        'see json-schema.org for the keywords; types are string, number, integer, boolean, object, array, null',
+      );
       return false;
     }
     try {

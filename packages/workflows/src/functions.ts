@@ -45,7 +45,35 @@ const arithmetic: Record<string, Fn> = {
   round: (x: number) => Math.round(x),
 };
 
-const unaryMath = ['abs', 'acos', 'acosh', 'asin', 'asinh', 'atan', 'atanh', 'cbrt', 'ceil', 'clz32', 'cos', 'cosh', 'exp', 'expm1', 'floor', 'fround', 'log', 'log10', 'log1p', 'log2', 'sign', 'sin', 'sinh', 'sqrt', 'tan', 'tanh', 'trunc'] as const;
+const unaryMath = [
+  'abs',
+  'acos',
+  'acosh',
+  'asin',
+  'asinh',
+  'atan',
+  'atanh',
+  'cbrt',
+  'ceil',
+  'clz32',
+  'cos',
+  'cosh',
+  'exp',
+  'expm1',
+  'floor',
+  'fround',
+  'log',
+  'log10',
+  'log1p',
+  'log2',
+  'sign',
+  'sin',
+  'sinh',
+  'sqrt',
+  'tan',
+  'tanh',
+  'trunc',
+] as const;
 
 const math: Record<string, Fn> = {
   ...arithmetic,
@@ -112,9 +140,49 @@ function toDate(input: unknown): Date {
   throw new Error(`not a date: ${JSON.stringify(input)} (pass epoch milliseconds or an ISO date such as 2026-12-06T00:00:00Z)`);
 }
 
-const dateGetters = ['getDate', 'getDay', 'getFullYear', 'getHours', 'getMilliseconds', 'getMinutes', 'getMonth', 'getSeconds', 'getTime', 'getTimezoneOffset', 'getUTCDate', 'getUTCDay', 'getUTCFullYear', 'getUTCHours', 'getUTCMilliseconds', 'getUTCMinutes', 'getUTCMonth', 'getUTCSeconds', 'valueOf', 'toISOString', 'toJSON', 'toDateString', 'toString'] as const;
+const dateGetters = [
+  'getDate',
+  'getDay',
+  'getFullYear',
+  'getHours',
+  'getMilliseconds',
+  'getMinutes',
+  'getMonth',
+  'getSeconds',
+  'getTime',
+  'getTimezoneOffset',
+  'getUTCDate',
+  'getUTCDay',
+  'getUTCFullYear',
+  'getUTCHours',
+  'getUTCMilliseconds',
+  'getUTCMinutes',
+  'getUTCMonth',
+  'getUTCSeconds',
+  'valueOf',
+  'toISOString',
+  'toJSON',
+  'toDateString',
+  'toString',
+] as const;
 // Setters return the new epoch milliseconds, as Date's do; the input is copied first.
-const dateSetters = ['setDate', 'setFullYear', 'setHours', 'setMilliseconds', 'setMinutes', 'setMonth', 'setSeconds', 'setTime', 'setUTCDate', 'setUTCFullYear', 'setUTCHours', 'setUTCMilliseconds', 'setUTCMinutes', 'setUTCMonth', 'setUTCSeconds'] as const;
+const dateSetters = [
+  'setDate',
+  'setFullYear',
+  'setHours',
+  'setMilliseconds',
+  'setMinutes',
+  'setMonth',
+  'setSeconds',
+  'setTime',
+  'setUTCDate',
+  'setUTCFullYear',
+  'setUTCHours',
+  'setUTCMilliseconds',
+  'setUTCMinutes',
+  'setUTCMonth',
+  'setUTCSeconds',
+] as const;
 
 const date: Record<string, Fn> = {
   now: () => Date.now(),
@@ -131,9 +199,12 @@ const date: Record<string, Fn> = {
       },
     ]),
   ),
-  toLocaleDateString: (d: unknown, locales?: string | string[], options?: Intl.DateTimeFormatOptions) => toDate(d).toLocaleDateString(locales, options),
-  toLocaleString: (d: unknown, locales?: string | string[], options?: Intl.DateTimeFormatOptions) => toDate(d).toLocaleString(locales, options),
-  toLocaleTimeString: (d: unknown, locales?: string | string[], options?: Intl.DateTimeFormatOptions) => toDate(d).toLocaleTimeString(locales, options),
+  toLocaleDateString: (d: unknown, locales?: string | string[], options?: Intl.DateTimeFormatOptions) =>
+    toDate(d).toLocaleDateString(locales, options),
+  toLocaleString: (d: unknown, locales?: string | string[], options?: Intl.DateTimeFormatOptions) =>
+    toDate(d).toLocaleString(locales, options),
+  toLocaleTimeString: (d: unknown, locales?: string | string[], options?: Intl.DateTimeFormatOptions) =>
+    toDate(d).toLocaleTimeString(locales, options),
 };
 
 function arr(a: unknown): unknown[] {
@@ -146,7 +217,8 @@ const array: Record<string, Fn> = {
   length: (a: unknown[] | undefined) => a?.length,
   concat: (a: unknown, b: unknown) => arr(a).concat(b),
   indexOf: (a: unknown, item: unknown, from?: number) => arr(a).indexOf(item, from),
-  lastIndexOf: (a: unknown, item: unknown, from?: number) => (from === undefined ? arr(a).lastIndexOf(item) : arr(a).lastIndexOf(item, from)),
+  lastIndexOf: (a: unknown, item: unknown, from?: number) =>
+    from === undefined ? arr(a).lastIndexOf(item) : arr(a).lastIndexOf(item, from),
   join: (a: unknown, separator?: string) => arr(a).join(separator),
   // HotMesh returns what the Array method returns (the removed item, the new length): kept, without the mutation.
   pop: (a: unknown) => arr(a)[arr(a).length - 1],
@@ -230,7 +302,9 @@ export const PIPE_FUNCTIONS: Readonly<Record<string, Readonly<Record<string, Fn>
 };
 
 /** `family.name` of every function, for "did you mean" hints. */
-export const PIPE_FUNCTION_NAMES: readonly string[] = Object.entries(PIPE_FUNCTIONS).flatMap(([family, fns]) => Object.keys(fns).map((n) => `${family}.${n}`));
+export const PIPE_FUNCTION_NAMES: readonly string[] = Object.entries(PIPE_FUNCTIONS).flatMap(([family, fns]) =>
+  Object.keys(fns).map((n) => `${family}.${n}`),
+);
 
 export function lookupFunction(name: string): Fn | undefined {
   const dot = name.indexOf('.');

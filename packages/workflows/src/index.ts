@@ -1,5 +1,17 @@
 export { compileApp, compileDefinition, writeCompiled, compiledFileName, canonical, type CompileOptions } from './compile.js';
-export { evaluateMapping, parseMapping, type MapExpr, type PathExpr, type PathRoot, type PipeExpr, type PipeRow, type MappingContext, type ActivityData, type ParsedMapping, type MappingProblem } from './mapping.js';
+export {
+  evaluateMapping,
+  parseMapping,
+  type MapExpr,
+  type PathExpr,
+  type PathRoot,
+  type PipeExpr,
+  type PipeRow,
+  type MappingContext,
+  type ActivityData,
+  type ParsedMapping,
+  type MappingProblem,
+} from './mapping.js';
 export { PIPE_FUNCTIONS, PIPE_FUNCTION_NAMES } from './functions.js';
 export { loadApp, isInlineYaml, SourceMap, type LoadedApp } from './source.js';
 export { WorkflowDefinitionError, MappingEvaluationError, formatIssue, type WorkflowIssue } from './errors.js';

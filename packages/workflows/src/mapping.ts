@@ -45,10 +45,7 @@ export interface PipeExpr {
   rows: PipeRow[];
 }
 
-export type PipeRow =
-  | { kind: 'cells'; cells: MapExpr[] }
-  | { kind: 'fn'; fn: string; params: MapExpr[] }
-  | { kind: 'sub'; pipe: PipeExpr };
+export type PipeRow = { kind: 'cells'; cells: MapExpr[] } | { kind: 'fn'; fn: string; params: MapExpr[] } | { kind: 'sub'; pipe: PipeExpr };
 
 /** Data a mapping reads. Sections missing here read as undefined. */
 export interface ActivityData {
@@ -115,7 +112,9 @@ export function parseMapping(value: unknown): ParsedMapping {
     problems.push({
       at,
       message: `unknown @pipe function {@${fn}}`,
-      hint: guess ? `did you mean {@${guess}}?` : `functions are {@family.name} with family one of string, number, math, date, array, object, conditional, logical, json`,
+      hint: guess
+        ? `did you mean {@${guess}}?`
+        : `functions are {@family.name} with family one of string, number, math, date, array, object, conditional, logical, json`,
     });
     return false;
   };
@@ -123,7 +122,11 @@ export function parseMapping(value: unknown): ParsedMapping {
   const parsePath = (text: string, inner: string, at: PathSegment[]): PathExpr | undefined => {
     const parts = inner.split('.');
     if (parts.some((p) => p === '') || parts.length < 2) {
-      problems.push({ at, message: `malformed mapping path ${text}`, hint: 'write {activityId.output.data.field}, {$self.…}, {$job.data.…} or {$app.settings.…}' });
+      problems.push({
+        at,
+        message: `malformed mapping path ${text}`,
+        hint: 'write {activityId.output.data.field}, {$self.…}, {$job.data.…} or {$app.settings.…}',
+      });
       return undefined;
     }
     const [head, ...rest] = parts as [string, ...string[]];
@@ -136,25 +139,43 @@ export function parseMapping(value: unknown): ParsedMapping {
       root = head;
       sections = SECTIONS[head]!;
     } else if (head.startsWith('$')) {
-      problems.push({ at, message: `unknown mapping root ${head} in ${text}`, hint: 'paths start with an activity id, $self, $job or $app' });
+      problems.push({
+        at,
+        message: `unknown mapping root ${head} in ${text}`,
+        hint: 'paths start with an activity id, $self, $job or $app',
+      });
       return undefined;
     } else {
       root = { activity: head };
       sections = SECTIONS['activity']!;
     }
     if (!sections.includes(rest[0]!)) {
-      problems.push({ at, message: `${text}: after ${head} comes one of ${sections.join(', ')}, not ${rest[0]}`, hint: root === '$app' ? 'e.g. {$app.settings.retries}' : root === '$job' ? 'e.g. {$job.data.total} or {$job.metadata.jid}' : 'e.g. {a1.output.data.total}' });
+      problems.push({
+        at,
+        message: `${text}: after ${head} comes one of ${sections.join(', ')}, not ${rest[0]}`,
+        hint:
+          root === '$app'
+            ? 'e.g. {$app.settings.retries}'
+            : root === '$job'
+              ? 'e.g. {$job.data.total} or {$job.metadata.jid}'
+              : 'e.g. {a1.output.data.total}',
+      });
       return undefined;
     }
     return { kind: 'path', root, path: rest, text };
   };
 
-  const parseCell = (cell: unknown, at: PathSegment[]): MapExpr => (typeof cell === 'string' ? parseString(cell, at) : { kind: 'literal', value: cell });
+  const parseCell = (cell: unknown, at: PathSegment[]): MapExpr =>
+    typeof cell === 'string' ? parseString(cell, at) : { kind: 'literal', value: cell };
 
   const parsePipe = (rows: unknown, at: PathSegment[]): PipeExpr => {
     const out: PipeRow[] = [];
     if (!Array.isArray(rows) || rows.length === 0) {
-      problems.push({ at, message: '@pipe must be a non-empty list of rows', hint: "e.g. '@pipe': [['{a1.output.data.n}', 1], ['{@math.add}']]" });
+      problems.push({
+        at,
+        message: '@pipe must be a non-empty list of rows',
+        hint: "e.g. '@pipe': [['{a1.output.data.n}', 1], ['{@math.add}']]",
+      });
       return { kind: 'pipe', rows: out };
     }
     rows.forEach((row, i) => {
@@ -164,7 +185,14 @@ export function parseMapping(value: unknown): ParsedMapping {
         return;
       }
       if (!Array.isArray(row)) {
-        problems.push({ at: rowAt, message: `a @pipe row is a list of cells or a nested '@pipe', not ${describe(row)}`, hint: row !== null && typeof row === 'object' && '@reduce' in row ? '@reduce is not supported; use array/object functions' : undefined });
+        problems.push({
+          at: rowAt,
+          message: `a @pipe row is a list of cells or a nested '@pipe', not ${describe(row)}`,
+          hint:
+            row !== null && typeof row === 'object' && '@reduce' in row
+              ? '@reduce is not supported; use array/object functions'
+              : undefined,
+        });
         return;
       }
       if (i === 0) {
@@ -173,7 +201,11 @@ export function parseMapping(value: unknown): ParsedMapping {
       }
       const first = row[0];
       if (typeof first !== 'string' || !/^\{@[^}]+\}$/.test(first)) {
-        problems.push({ at: [...rowAt, 0], message: `row ${i} of a @pipe must start with a function such as {@math.add}, not ${describe(first)}`, hint: 'only the first row lists plain values; each later row applies a function to the previous row' });
+        problems.push({
+          at: [...rowAt, 0],
+          message: `row ${i} of a @pipe must start with a function such as {@math.add}, not ${describe(first)}`,
+          hint: 'only the first row lists plain values; each later row applies a function to the previous row',
+        });
         return;
       }
       const fn = first.slice(2, -1).trim();
@@ -181,7 +213,12 @@ export function parseMapping(value: unknown): ParsedMapping {
       out.push({ kind: 'fn', fn, params: row.slice(1).map((c, j) => parseCell(c, [...rowAt, j + 1])) });
     });
     const last = out[out.length - 1];
-    if (last?.kind === 'sub') problems.push({ at: [...at, rows.length - 1], message: 'a @pipe cannot end with a nested @pipe (fan-out)', hint: 'add a function row after it that combines the results (fan-in)' });
+    if (last?.kind === 'sub')
+      problems.push({
+        at: [...at, rows.length - 1],
+        message: 'a @pipe cannot end with a nested @pipe (fan-out)',
+        hint: 'add a function row after it that combines the results (fan-in)',
+      });
     return { kind: 'pipe', rows: out };
   };
 
@@ -190,10 +227,21 @@ export function parseMapping(value: unknown): ParsedMapping {
     if (Array.isArray(v)) return { kind: 'array', items: v.map((item, i) => parseValue(item, [...at, i])) };
     if (isPipeObject(v)) {
       const extra = Object.keys(v).filter((k) => k !== '@pipe');
-      if (extra.length > 0) problems.push({ at: [...at, extra[0]!], message: `a '@pipe' value has no other keys (found ${extra.join(', ')})`, hint: 'move the other keys to a sibling mapping' });
+      if (extra.length > 0)
+        problems.push({
+          at: [...at, extra[0]!],
+          message: `a '@pipe' value has no other keys (found ${extra.join(', ')})`,
+          hint: 'move the other keys to a sibling mapping',
+        });
       return parsePipe(v['@pipe'], [...at, '@pipe']);
     }
-    if (v !== null && typeof v === 'object') return { kind: 'object', entries: Object.keys(v).sort().map((k) => [k, parseValue((v as Record<string, unknown>)[k], [...at, k])]) };
+    if (v !== null && typeof v === 'object')
+      return {
+        kind: 'object',
+        entries: Object.keys(v)
+          .sort()
+          .map((k) => [k, parseValue((v as Record<string, unknown>)[k], [...at, k])]),
+      };
     return { kind: 'literal', value: v };
   };
 
@@ -221,7 +269,8 @@ function readPath(base: unknown, path: readonly string[]): unknown {
 }
 
 function resolvePathExpr(p: PathExpr, ctx: MappingContext): unknown {
-  const base = p.root === '$self' ? ctx.self : p.root === '$job' ? ctx.job : p.root === '$app' ? ctx.app : ctx.activities?.[p.root.activity];
+  const base =
+    p.root === '$self' ? ctx.self : p.root === '$job' ? ctx.job : p.root === '$app' ? ctx.app : ctx.activities?.[p.root.activity];
   return readPath(base, p.path);
 }
 

@@ -155,11 +155,18 @@ export async function loadApp(pathOrYaml: string): Promise<{ ok: true; app: Load
       const source = e.source ? resolvePath(e.source.startsWith('file:') ? fileURLToPath(e.source) : e.source) : undefined;
       const holder = Array.isArray(e.path) ? e.path.map(String).join('/') : undefined;
       if (e.code === 'ERESOLVER' && source === file && !holder) {
-        issues.push({ file, line: 1, key: '', message: `cannot read the app file (${e.ioErrorCode ?? e.message})`, hint: 'pass the path of the app YAML file, or a YAML string starting with `app:`' });
+        issues.push({
+          file,
+          line: 1,
+          key: '',
+          message: `cannot read the app file (${e.ioErrorCode ?? e.message})`,
+          hint: 'pass the path of the app YAML file, or a YAML string starting with `app:`',
+        });
         continue;
       }
       // A resolver error names the referring file; a missing pointer names the target file. Both give the $ref's path.
-      const ref = refs.find((r) => r.holder === holder && (r.file === source || r.target === source)) ?? refs.find((r) => r.target === source);
+      const ref =
+        refs.find((r) => r.holder === holder && (r.file === source || r.target === source)) ?? refs.find((r) => r.target === source);
       issues.push({
         file: ref?.file ?? file,
         line: ref?.line ?? 1,

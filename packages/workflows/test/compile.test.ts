@@ -2,7 +2,14 @@ import test from 'ava';
 import { cp, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileApp, compileDefinition, evaluateMapping, writeCompiled, type CompiledCondition, type MappingContext } from '../src/index.js';
+import {
+  compileApp,
+  compileDefinition,
+  evaluateMapping,
+  writeCompiled,
+  type CompiledCondition,
+  type MappingContext,
+} from '../src/index.js';
 import { appDir } from './helpers.js';
 
 const signupDir = fileURLToPath(new URL('./fixtures/signup/', import.meta.url));
@@ -12,11 +19,18 @@ test('the signup example compiles: $refs across three files merged, graphs, edge
   t.is(app.id, 'signup');
   t.is(app.version, '1');
   t.deepEqual(app.settings, { reminders: 3 });
-  t.deepEqual(app.graphs.map((g) => g.subscribes), ['user.signup', 'user.remind']);
+  t.deepEqual(
+    app.graphs.map((g) => g.subscribes),
+    ['user.signup', 'user.remind'],
+  );
   const [signup, remind] = app.graphs as [(typeof app.graphs)[0], (typeof app.graphs)[0]];
 
   // schemas/user.yaml#/signup, referenced from graphs/signup.yaml, referenced from app.yaml
-  t.deepEqual(signup.input?.schema, { type: 'object', properties: { email: { type: 'string' }, plan: { type: 'string', enum: ['free', 'pro'] } }, required: ['email', 'plan'] });
+  t.deepEqual(signup.input?.schema, {
+    type: 'object',
+    properties: { email: { type: 'string' }, plan: { type: 'string', enum: ['free', 'pro'] } },
+    required: ['email', 'plan'],
+  });
   t.is(signup.publishes, 'user.ready');
   t.is(signup.expire, 3600);
   t.is(signup.trigger, 't1');
@@ -33,7 +47,10 @@ test('the signup example compiles: $refs across three files merged, graphs, edge
   t.deepEqual(a['review']!.hookTopics, ['user.reviewed']);
   t.deepEqual(a['cool']!.sleep, { kind: 'literal', value: 1 });
   t.is(a['remind']!.topic, 'user.remind');
-  t.deepEqual(signup.hooks.map((h) => [h.topic, h.to]), [['user.reviewed', 'review']]);
+  t.deepEqual(
+    signup.hooks.map((h) => [h.topic, h.to]),
+    [['user.reviewed', 'review']],
+  );
 
   t.is(remind.activities['again']!.ancestor, 'loop');
   t.true(remind.activities['loop']!.cycle);
@@ -53,12 +70,18 @@ test('compiled transition conditions and maps evaluate against workflow data', a
   const app = await compileApp(join(signupDir, 'app.yaml'));
   const signup = app.graphs[0]!;
   const score = signup.activities['score']!;
-  const ctx = (risk: number, plan: string): MappingContext => ({ activities: { t1: { output: { data: { email: 'a@x.io', plan } } }, score: { output: { data: { risk } } } }, app: { settings: app.settings } });
+  const ctx = (risk: number, plan: string): MappingContext => ({
+    activities: { t1: { output: { data: { email: 'a@x.io', plan } } }, score: { output: { data: { risk } } } },
+    app: { settings: app.settings },
+  });
   const next = (risk: number) => score.transitions.filter((tr) => taken(tr.conditions, ctx(risk, 'free'))).map((tr) => tr.to);
   t.deepEqual(next(10), ['cool']);
   t.deepEqual(next(50), ['review']);
   const cool = signup.activities['cool']!;
-  t.deepEqual(cool.transitions.filter((tr) => taken(tr.conditions, ctx(1, 'pro'))).map((tr) => tr.to), ['remind']);
+  t.deepEqual(
+    cool.transitions.filter((tr) => taken(tr.conditions, ctx(1, 'pro'))).map((tr) => tr.to),
+    ['remind'],
+  );
   t.deepEqual(evaluateMapping(signup.activities['remind']!.input!.maps!, ctx(1, 'pro')), { email: 'a@x.io', times: 3 });
   t.deepEqual(evaluateMapping(score.job!.maps!, { self: { output: { data: { risk: 42 } } } }), { risk: 42 });
   const rule = signup.hooks[0]!;
@@ -106,7 +129,10 @@ test('writeCompiled writes .partita.<id>.<version>.json beside the source; deter
 
   // Same id and version, different content: a different hash (deploy refuses it later).
   const { writeFile } = await import('node:fs/promises');
-  await writeFile(join(dir, 'schemas', 'user.yaml'), (await readFile(join(dir, 'schemas', 'user.yaml'), 'utf8')).replace('[email, plan]', '[email]'));
+  await writeFile(
+    join(dir, 'schemas', 'user.yaml'),
+    (await readFile(join(dir, 'schemas', 'user.yaml'), 'utf8')).replace('[email, plan]', '[email]'),
+  );
   const changed = await compileApp(join(dir, 'app.yaml'));
   t.is(changed.version, app.version);
   t.not(changed.hash, app.hash);
@@ -125,7 +151,15 @@ test('key order and file layout do not change the hash; inline YAML compiles the
 
 test('$ref merge: graph lists, pointers into files, refs inside refs, and a shared schema used twice', async (t) => {
   const dir = await appDir(t, {
-    'app.yaml': ['app:', '  id: shop', '  version: 2', '  settings: { $ref: ./settings.yaml }', '  graphs:', '    - $ref: ./g/order.yaml', ''].join('\n'),
+    'app.yaml': [
+      'app:',
+      '  id: shop',
+      '  version: 2',
+      '  settings: { $ref: ./settings.yaml }',
+      '  graphs:',
+      '    - $ref: ./g/order.yaml',
+      '',
+    ].join('\n'),
     'settings.yaml': 'limit: 5\n',
     'g/order.yaml': [
       'subscribes: order.placed',
@@ -138,7 +172,15 @@ test('$ref merge: graph lists, pointers into files, refs inside refs, and a shar
       '  t1: [{ to: pay }]',
       '',
     ].join('\n'),
-    'a/pay.yaml': ['type: worker', 'topic: payment.charge', 'input:', '  maps:', "    amount: '{t1.output.data.total}'", "    limit: '{$app.settings.limit}'", ''].join('\n'),
+    'a/pay.yaml': [
+      'type: worker',
+      'topic: payment.charge',
+      'input:',
+      '  maps:',
+      "    amount: '{t1.output.data.total}'",
+      "    limit: '{$app.settings.limit}'",
+      '',
+    ].join('\n'),
     's/types.yaml': ['order:', '  type: object', '  properties:', '    total: { type: number }', ''].join('\n'),
   });
   const app = await compileApp(join(dir, 'app.yaml'));
@@ -148,7 +190,13 @@ test('$ref merge: graph lists, pointers into files, refs inside refs, and a shar
   t.deepEqual(g.input?.schema, { type: 'object', properties: { total: { type: 'number' } } });
   t.deepEqual(g.output?.schema, g.input?.schema);
   t.is(g.activities['pay']!.topic, 'payment.charge');
-  t.deepEqual(evaluateMapping(g.activities['pay']!.input!.maps!, { activities: { t1: { output: { data: { total: 9 } } } }, app: { settings: app.settings } }), { amount: 9, limit: 5 });
+  t.deepEqual(
+    evaluateMapping(g.activities['pay']!.input!.maps!, {
+      activities: { t1: { output: { data: { total: 9 } } } },
+      app: { settings: app.settings },
+    }),
+    { amount: 9, limit: 5 },
+  );
 });
 
 test('every activity type compiles into the model the executor reads', async (t) => {
@@ -231,10 +279,19 @@ test('every activity type compiles into the model the executor reads', async (t)
   t.is(evaluateMapping(a['nap']!.sleep!, { app: { settings: app.settings } }), 5);
   t.deepEqual(a['wait']!.hook, { schema: { type: 'object', properties: { ok: { type: 'boolean' } } } });
   t.like(a['tell'], { subtype: 'all', topic: 'ship.update', code: 202 });
-  t.deepEqual(evaluateMapping(a['tell']!.resolver!.maps!, { activities: { t1: { output: { data: { orderId: 'o-1' } } } } }), { key_name: 'order', key_value: 'o-1' });
+  t.deepEqual(evaluateMapping(a['tell']!.resolver!.maps!, { activities: { t1: { output: { data: { orderId: 'o-1' } } } } }), {
+    key_name: 'order',
+    key_value: 'o-1',
+  });
   t.like(a['stop'], { type: 'interrupt', topic: 'order.ship', throw: true, descend: true, code: 410 });
   t.is(evaluateMapping(a['stop']!.reason!, {}), 'cancelled');
-  t.deepEqual(a['work']!.transitions.map((tr) => [tr.to, tr.conditions?.gate, tr.conditions?.code]), [['child', 'and', 202], ['nap', 'or', undefined]]);
+  t.deepEqual(
+    a['work']!.transitions.map((tr) => [tr.to, tr.conditions?.gate, tr.conditions?.code]),
+    [
+      ['child', 'and', 202],
+      ['nap', 'or', undefined],
+    ],
+  );
   t.deepEqual(g.cycleTargets, { wait: ['again'] });
   t.deepEqual(a['wait']!.hookTopics, ['order.answer']);
   t.deepEqual(app.graphs[1]!.activities['parked']!.hookTopics, ['ship.update']);
@@ -242,10 +299,26 @@ test('every activity type compiles into the model the executor reads', async (t)
 });
 
 test('unknown keys on graphs and activities are warnings with a suggestion', async (t) => {
-  const yaml = ['app:', '  id: w', "  version: '1'", '  graphs:', '    - subscribes: w.go', '      expires: 10', '      activities:', '        t1: { type: trigger }', '        h1: { type: hook, slep: 3 }', '      transitions:', '        t1: [{ to: h1 }]', ''].join('\n');
+  const yaml = [
+    'app:',
+    '  id: w',
+    "  version: '1'",
+    '  graphs:',
+    '    - subscribes: w.go',
+    '      expires: 10',
+    '      activities:',
+    '        t1: { type: trigger }',
+    '        h1: { type: hook, slep: 3 }',
+    '      transitions:',
+    '        t1: [{ to: h1 }]',
+    '',
+  ].join('\n');
   const app = await compileApp(yaml);
-  t.deepEqual(app.warnings.map((w) => [w.line, w.key, w.hint]), [
-    [6, 'app.graphs[0].expires', 'did you mean expire?'],
-    [9, 'app.graphs[0].activities.h1.slep', 'did you mean sleep?'],
-  ]);
+  t.deepEqual(
+    app.warnings.map((w) => [w.line, w.key, w.hint]),
+    [
+      [6, 'app.graphs[0].expires', 'did you mean expire?'],
+      [9, 'app.graphs[0].activities.h1.slep', 'did you mean sleep?'],
+    ],
+  );
 });

@@ -3,7 +3,18 @@ import { evaluateMapping, parseMapping, MappingEvaluationError, PIPE_FUNCTIONS, 
 
 const ctx: MappingContext = {
   activities: {
-    a1: { output: { data: { n: 7, name: '  Ada Lovelace ', tags: ['b', 'a', 'c'], user: { plan: 'pro', age: 41 }, when: '2026-12-06T10:20:30Z', missing: null } } },
+    a1: {
+      output: {
+        data: {
+          n: 7,
+          name: '  Ada Lovelace ',
+          tags: ['b', 'a', 'c'],
+          user: { plan: 'pro', age: 41 },
+          when: '2026-12-06T10:20:30Z',
+          missing: null,
+        },
+      },
+    },
     h1: { hook: { data: { approved: true } } },
   },
   self: { output: { data: { risk: 55 } }, input: { data: { email: 'a@x.io' } } },
@@ -61,7 +72,9 @@ test('@pipe rows: a row feeds the next; extra cells are the next function’s ex
 });
 
 test('@pipe fan-out and fan-in: nested pipes give the arguments of the next function row', (t) => {
-  const v = ev(pipe(pipe(['{a1.output.data.n}', 3], ['{@math.multiply}']), pipe(['{$job.data.sent}', 10], ['{@math.add}']), ['{@math.subtract}']));
+  const v = ev(
+    pipe(pipe(['{a1.output.data.n}', 3], ['{@math.multiply}']), pipe(['{$job.data.sent}', 10], ['{@math.add}']), ['{@math.subtract}']),
+  );
   t.is(v, 21 - 12);
 });
 
@@ -104,7 +117,10 @@ test('math family', (t) => {
   t.is(ev(pipe([3, 4], ['{@math.hypot}'])), 5);
   const r = ev('{@math.random}') as number;
   t.true(r >= 0 && r < 1);
-  t.throws(() => ev(pipe([], ['{@math.subtract}'])), { instanceOf: MappingEvaluationError, message: /math\.subtract.*at least one operand/ });
+  t.throws(() => ev(pipe([], ['{@math.subtract}'])), {
+    instanceOf: MappingEvaluationError,
+    message: /math\.subtract.*at least one operand/,
+  });
 });
 
 test('date family: ISO strings, epoch milliseconds and numeric strings; setters do not change the input', (t) => {
@@ -171,11 +187,27 @@ test('json family', (t) => {
 });
 
 test('every family users reach for first is there', (t) => {
-  t.deepEqual(Object.keys(PIPE_FUNCTIONS).sort(), ['array', 'conditional', 'date', 'json', 'logical', 'math', 'number', 'object', 'string']);
+  t.deepEqual(Object.keys(PIPE_FUNCTIONS).sort(), [
+    'array',
+    'conditional',
+    'date',
+    'json',
+    'logical',
+    'math',
+    'number',
+    'object',
+    'string',
+  ]);
 });
 
 test('parse problems: unknown function with a suggestion, malformed paths, rows without a function', (t) => {
-  const p = parseMapping({ a: pipe(['{x.output.data.y}'], ['{@math.ad}']), b: '{$jb.data.x}', c: '{a1.outptu.data.x}', d: pipe([1], [2]), e: pipe(pipe([1])) });
+  const p = parseMapping({
+    a: pipe(['{x.output.data.y}'], ['{@math.ad}']),
+    b: '{$jb.data.x}',
+    c: '{a1.outptu.data.x}',
+    d: pipe([1], [2]),
+    e: pipe(pipe([1])),
+  });
   const byAt = Object.fromEntries(p.problems.map((x) => [x.at.join('/'), x]));
   t.regex(byAt['a/@pipe/1/0']!.message, /unknown @pipe function \{@math\.ad\}/);
   t.regex(byAt['a/@pipe/1/0']!.hint!, /math\.add/);

@@ -69,7 +69,10 @@ function stoppedQueues(partition: string, queues: Iterable<string>, rules: reado
 
 /** A partition's pauses and the queues its throttles stop (declared queues, and queues named by rules). */
 async function controlOf(client: Client, partition: string): Promise<{ paused: string[]; stopped: StoppedQueue[] }> {
-  const { paused, throttles } = (await method(client, 'control', 'partita paused')(partition)) as { paused: string[]; throttles: ThrottleRule[] };
+  const { paused, throttles } = (await method(client, 'control', 'partita paused')(partition)) as {
+    paused: string[];
+    throttles: ThrottleRule[];
+  };
   const declared = (await client.knownQueues()).get(partition) ?? new Set<string>();
   const named = throttles.flatMap((r) => (r.queue !== undefined ? [r.queue] : []));
   return { paused, stopped: stoppedQueues(partition, [...declared, ...named, ...paused], throttles) };
@@ -108,7 +111,13 @@ export const resume: Command = {
       // A queue that throttle stop holds stays stopped: say so, and how to lift it, rather than "resumed".
       const stopped = before.stopped.filter((s) => s.queue === queue);
       if (ctx.json) {
-        printJson(ctx.io, { partition, queue, paused: false, wasPaused, stoppedBy: stopped.map(({ node, rule, lift }) => ({ ...(node ? { node } : {}), rule, lift })) });
+        printJson(ctx.io, {
+          partition,
+          queue,
+          paused: false,
+          wasPaused,
+          stoppedBy: stopped.map(({ node, rule, lift }) => ({ ...(node ? { node } : {}), rule, lift })),
+        });
         return EXIT.OK;
       }
       if (wasPaused) println(ctx.io, `resumed ${partition}/${queue}${stopped.length ? ' (its pause is lifted)' : ''}`);
@@ -138,7 +147,11 @@ export const paused: Command = {
     return withClient(ctx, async (client) => {
       const { paused: queues, stopped } = await controlOf(client, partition);
       if (ctx.json) {
-        printJson(ctx.io, { partition, paused: queues, stopped: stopped.map(({ queue, node, rule, lift }) => ({ queue, ...(node ? { node } : {}), rule, lift })) });
+        printJson(ctx.io, {
+          partition,
+          paused: queues,
+          stopped: stopped.map(({ queue, node, rule, lift }) => ({ queue, ...(node ? { node } : {}), rule, lift })),
+        });
         return EXIT.OK;
       }
       if (queues.length === 0 && stopped.length === 0) {
@@ -174,7 +187,10 @@ notification asks every node to store its profile in the nodes table, which is r
     if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`, 'roll-call');
     const delayMs = duration(str(ctx.values, 'delay'), '--delay', 'roll-call');
     return withClient(ctx, async (client) => {
-      const members = (await method(client, 'rollCall', 'partita roll-call')(delayMs !== undefined ? { delayMs } : {})) as Record<string, unknown>[];
+      const members = (await method(client, 'rollCall', 'partita roll-call')(delayMs !== undefined ? { delayMs } : {})) as Record<
+        string,
+        unknown
+      >[];
       if (ctx.json) {
         printJson(ctx.io, members);
         return EXIT.OK;
@@ -193,7 +209,11 @@ notification asks every node to store its profile in the nodes table, which is r
             m.queued === null || m.queued === undefined ? '–' : String(m.queued),
             describeThrottle(m.throttleMs ?? m.throttle),
             typeof m.cpuPercent === 'number' ? `${Math.round(m.cpuPercent)}%` : '–',
-            typeof m.memory === 'number' ? formatBytes(m.memory) : typeof (m.memory as { rss?: number })?.rss === 'number' ? formatBytes((m.memory as { rss: number }).rss) : '–',
+            typeof m.memory === 'number'
+              ? formatBytes(m.memory)
+              : typeof (m.memory as { rss?: number })?.rss === 'number'
+                ? formatBytes((m.memory as { rss: number }).rss)
+                : '–',
             typeof m.uptimeMs === 'number' ? formatDuration(m.uptimeMs) : '–',
             typeof m.version === 'string' ? m.version : '–',
           ]),
@@ -205,7 +225,12 @@ notification asks every node to store its profile in the nodes table, which is r
 };
 
 function describePartitions(p: unknown): string {
-  if (Array.isArray(p)) return p.map((x) => (typeof x === 'string' ? x : (x as { name?: string; partition?: string })?.name ?? (x as { partition?: string })?.partition ?? '?')).join(',');
+  if (Array.isArray(p))
+    return p
+      .map((x) =>
+        typeof x === 'string' ? x : ((x as { name?: string; partition?: string })?.name ?? (x as { partition?: string })?.partition ?? '?'),
+      )
+      .join(',');
   if (p && typeof p === 'object') return Object.keys(p).join(',');
   return '–';
 }
@@ -247,9 +272,19 @@ lists both.`,
       if (ctx.json) printJson(ctx.io, { ms, ...target });
       else {
         const scope = [target.partition, target.queue].filter(Boolean).join('/') || 'every partition';
-        println(ctx.io, `${ms < 0 ? 'stopped claiming' : ms === 0 ? 'lifted the throttle' : `throttled to one claim per ${formatDuration(ms)}`} for ${scope}${target.node ? ` on ${target.node}` : ''}`);
+        println(
+          ctx.io,
+          `${ms < 0 ? 'stopped claiming' : ms === 0 ? 'lifted the throttle' : `throttled to one claim per ${formatDuration(ms)}`} for ${scope}${target.node ? ` on ${target.node}` : ''}`,
+        );
         if (ms < 0) {
-          const lift = ['partita throttle off', target.partition && `-p ${target.partition}`, target.queue && `-q ${target.queue}`, target.node && `--node ${target.node}`].filter(Boolean).join(' ');
+          const lift = [
+            'partita throttle off',
+            target.partition && `-p ${target.partition}`,
+            target.queue && `-q ${target.queue}`,
+            target.node && `--node ${target.node}`,
+          ]
+            .filter(Boolean)
+            .join(' ');
           println(ctx.io, `lift it with: ${lift}`);
         }
       }

@@ -51,7 +51,8 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     const timeoutMs = duration(str(ctx.values, 'timeout'), '--timeout', 'demo') ?? 120_000;
     const verbose = flag(ctx.values, 'verbose');
     const level = verbose ? 'info' : (io.env.PARTITA_LOG_LEVEL ?? 'warn');
-    const logger: Logger = ctx.json && !verbose ? silentLogger() : prettyLogger(level, { colour: io.stdoutTTY && !io.env.NO_COLOR, prefix: '  ' });
+    const logger: Logger =
+      ctx.json && !verbose ? silentLogger() : prettyLogger(level, { colour: io.stdoutTTY && !io.env.NO_COLOR, prefix: '  ' });
     const rel = (p: string) => path.relative(io.cwd, p) || p;
     const say = (line = '') => {
       if (!ctx.json) println(io, line);
@@ -64,7 +65,9 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       try {
         mod = await importUserModule(config.jobs);
       } catch (err) {
-        throw new ConfigError([{ file, path: 'jobs', message: `cannot load the jobs module ${config.jobs}: ${describeImportError(err, config.jobs)}` }]);
+        throw new ConfigError([
+          { file, path: 'jobs', message: `cannot load the jobs module ${config.jobs}: ${describeImportError(err, config.jobs)}` },
+        ]);
       }
       examples = typeof mod.demo === 'function' ? mod.demo() : (mod.demo ?? []);
     }
@@ -72,8 +75,14 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say(colour(io, 'bold', `Partita demo — ${rel(file)}`));
     if (config.postgres.url === undefined) {
       const pgDir = path.join(config.dataDir, 'pg');
-      if (embeddedUrl(config.dataDir)) say(`  no postgres: configured → using the embedded PostgreSQL already running in ${rel(pgDir)} (another node started it; it keeps running after the demo)`);
-      else say(`  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`);
+      if (embeddedUrl(config.dataDir))
+        say(
+          `  no postgres: configured → using the embedded PostgreSQL already running in ${rel(pgDir)} (another node started it; it keeps running after the demo)`,
+        );
+      else
+        say(
+          `  no postgres: configured → starting an embedded PostgreSQL in ${rel(pgDir)}${existsSync(path.join(pgDir, 'PG_VERSION')) ? '' : ' (first run: initialising it takes a few seconds)'}`,
+        );
     }
     let node: PartitaNode | undefined;
     let interrupted = false;
@@ -110,7 +119,14 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     const http = node.http;
     say(
       `  node ${node.id} ready in ${formatDuration(Date.now() - t0)}: ` +
-        partitions.map((p) => `${p} (${Object.entries(config.partitions[p]!.queues).map(([q, c]) => `${q}×${c.concurrency}`).join(', ')})`).join(', '),
+        partitions
+          .map(
+            (p) =>
+              `${p} (${Object.entries(config.partitions[p]!.queues)
+                .map(([q, c]) => `${q}×${c.concurrency}`)
+                .join(', ')})`,
+          )
+          .join(', '),
     );
     if (http) say(`  health ${http.url}/health · metrics ${http.url}/metrics`);
 
@@ -134,7 +150,9 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     say();
 
     const seen = new Map<string, { state: string; errors: number }>();
-    const bar = ctx.json ? undefined : new ProgressBar({ write: io.out, tty: io.stdoutTTY, label: '  progress', total: ids.length, lineEveryMs: 2000 });
+    const bar = ctx.json
+      ? undefined
+      : new ProgressBar({ write: io.out, tty: io.stdoutTTY, label: '  progress', total: ids.length, lineEveryMs: 2000 });
     const deadline = Date.now() + timeoutMs;
     let finished = 0;
     let failed = 0;
@@ -165,7 +183,11 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
         seen.set(id, { state: job.state, errors: job.errors.length });
         const line = describeTransition(io, job, before?.errors ?? 0);
         if (line) {
-          if (ctx.json) printJson(io, { event: job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled' ? job.state : 'retrying', ...pick(job) });
+          if (ctx.json)
+            printJson(io, {
+              event: job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled' ? job.state : 'retrying',
+              ...pick(job),
+            });
           else {
             bar?.clear();
             println(io, line);
@@ -185,7 +207,13 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     const allDone = finished === ids.length && (ids.length > 0 || !interrupted);
     if (ctx.json) printJson(io, { event: 'summary', jobs: ids.length, finished, failed, ms: Date.now() - t0 });
     else if (allDone) {
-      say(colour(io, failed ? 'red' : 'green', `  all ${ids.length} jobs finished: ${ids.length - failed} completed, ${failed} failed/cancelled`));
+      say(
+        colour(
+          io,
+          failed ? 'red' : 'green',
+          `  all ${ids.length} jobs finished: ${ids.length - failed} completed, ${failed} failed/cancelled`,
+        ),
+      );
       say(`  try: partita jobs${file === BUNDLED_CONFIG ? '' : ` -c ${rel(file)}`} --state completed   (while a node runs — see --keep)`);
     } else if (interrupted) say('\n  interrupted');
 

@@ -3,7 +3,18 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { DuplicateQueueKeyError, JOB_STATES, createLogger, isFinishedJobState, isJobState, isUuid, statusOf, type EnqueueOptions, type JobRecord, type JobState } from '@partita/core';
+import {
+  DuplicateQueueKeyError,
+  JOB_STATES,
+  createLogger,
+  isFinishedJobState,
+  isJobState,
+  isUuid,
+  statusOf,
+  type EnqueueOptions,
+  type JobRecord,
+  type JobState,
+} from '@partita/core';
 import type { BulkResult, Client, EnqueueManyItem } from '@partita/client';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, date, duration, flag, int, json, list, lookups, str } from '../args.js';
 import { withClient, type Command, type Context } from '../command.js';
@@ -110,7 +121,20 @@ async function payloadArg(text: string, ctx: Context): Promise<unknown> {
   return json(text, 'the payload', ctx.spec.name);
 }
 
-const LINE_KEYS = new Set(['type', 'payload', 'partition', 'queue', 'delayMs', 'runAt', 'priority', 'maxAttempts', 'timeoutMs', 'queueKey', 'executionKey', 'lookup']);
+const LINE_KEYS = new Set([
+  'type',
+  'payload',
+  'partition',
+  'queue',
+  'delayMs',
+  'runAt',
+  'priority',
+  'maxAttempts',
+  'timeoutMs',
+  'queueKey',
+  'executionKey',
+  'lookup',
+]);
 
 async function enqueueFile(ctx: Context, file: string): Promise<number> {
   const c = 'enqueue';
@@ -181,7 +205,10 @@ async function enqueueFile(ctx: Context, file: string): Promise<number> {
   }
   if (problems.length) {
     const shown = problems.slice(0, 10).join('\n  ');
-    throw new UsageError(`${file} has ${problems.length} bad line${problems.length === 1 ? '' : 's'}; nothing was enqueued:\n  ${shown}${problems.length > 10 ? `\n  … and ${problems.length - 10} more` : ''}`, c);
+    throw new UsageError(
+      `${file} has ${problems.length} bad line${problems.length === 1 ? '' : 's'}; nothing was enqueued:\n  ${shown}${problems.length > 10 ? `\n  … and ${problems.length - 10} more` : ''}`,
+      c,
+    );
   }
   if (jobs.length === 0) throw new UsageError(`${file} holds no jobs (one JSON document per line)`, c);
 
@@ -197,7 +224,10 @@ async function enqueueFile(ctx: Context, file: string): Promise<number> {
       while (i < jobs.length && batch.length < batchSize && jobs[i]!.partition === partition) batch.push(jobs[i++]!);
       let result;
       try {
-        result = await client.enqueueMany(partition, batch.map((b) => b.item));
+        result = await client.enqueueMany(
+          partition,
+          batch.map((b) => b.item),
+        );
       } catch (err) {
         bar.finish();
         const e = err as Error & { code?: string };
@@ -285,7 +315,10 @@ With --wait, waits for the job to finish first: exit code 0 completed, 4 failed 
         printJson(ctx.io, { id, status: statusOf(job), state: job.state, attempts: job.attempts, maxAttempts: job.maxAttempts });
       } else {
         const text = describeState(job);
-        println(ctx.io, job.state === 'completed' ? colour(ctx.io, 'green', text) : unsuccessful(job.state) ? colour(ctx.io, 'red', text) : text);
+        println(
+          ctx.io,
+          job.state === 'completed' ? colour(ctx.io, 'green', text) : unsuccessful(job.state) ? colour(ctx.io, 'red', text) : text,
+        );
       }
       if (wait && !isFinishedJobState(job.state)) {
         throw new ExitError(`job ${id} is still ${job.state} after ${formatDuration(timeoutMs!)}`, EXIT.ERROR, 'TIMEOUT');
@@ -351,7 +384,8 @@ function renderJob(j: JobRecord): string {
   let out = rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n') + '\n';
   if (j.errors.length) {
     out += 'errors\n';
-    for (const e of j.errors) out += `  attempt ${e.attempt} at ${e.at}: ${e.name}: ${e.message}${e.rescued ? ' (node stopped; rescued)' : ''}\n`;
+    for (const e of j.errors)
+      out += `  attempt ${e.attempt} at ${e.at}: ${e.name}: ${e.message}${e.rescued ? ' (node stopped; rescued)' : ''}\n`;
   }
   return out;
 }
@@ -415,7 +449,12 @@ first. Exit code 5 when a retry was refused because a live job holds the queue k
     type: { type: 'string', short: 't', arg: 'TYPE', help: 'only this job type' },
     state: { type: 'string', short: 's', arg: 'STATE', multiple: true, help: 'only these states' },
     lookup: { type: 'string', arg: 'K=V', multiple: true, help: 'only jobs whose lookup has k=v' },
-    limit: { type: 'string', short: 'n', arg: 'N', help: `at most this many (default 50, max 10000; with --retry, --cancel, --delete: default ${DEFAULT_BULK_LIMIT}, max ${MAX_BULK_LIMIT})` },
+    limit: {
+      type: 'string',
+      short: 'n',
+      arg: 'N',
+      help: `at most this many (default 50, max 10000; with --retry, --cancel, --delete: default ${DEFAULT_BULK_LIMIT}, max ${MAX_BULK_LIMIT})`,
+    },
     before: { type: 'string', arg: 'JOB-ID', help: 'only jobs older than this one (the next page)' },
     retry: { type: 'boolean', help: 'retry the matching failed and cancelled jobs (needs --yes)' },
     cancel: { type: 'boolean', help: 'cancel the matching live jobs (needs --yes)' },
@@ -435,14 +474,20 @@ first. Exit code 5 when a retry was refused because a live job holds the queue k
   ],
   async run(ctx) {
     const c = 'jobs';
-    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"; filters are options (--state, --queue, …)`, c);
-    const states = list(ctx.values, 'state').flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    if (ctx.positionals.length)
+      throw new UsageError(`unexpected argument "${ctx.positionals[0]}"; filters are options (--state, --queue, …)`, c);
+    const states = list(ctx.values, 'state')
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const s of states) if (!isJobState(s)) throw new UsageError(`unknown state "${s}"; use one of ${JOB_STATES.join(', ')}`, c);
     const operations = (['retry', 'cancel', 'delete'] as const).filter((o) => flag(ctx.values, o));
-    if (operations.length > 1) throw new UsageError(`give one of --retry, --cancel, --delete, not ${operations.map((o) => `--${o}`).join(' and ')}`, c);
+    if (operations.length > 1)
+      throw new UsageError(`give one of --retry, --cancel, --delete, not ${operations.map((o) => `--${o}`).join(' and ')}`, c);
     const operation = operations[0];
     if (!operation && flag(ctx.values, 'yes')) throw new UsageError('--yes confirms --retry, --cancel or --delete; give one of them', c);
-    if (operation !== 'retry' && str(ctx.values, 'max-attempts') !== undefined) throw new UsageError('--max-attempts only applies with --retry', c);
+    if (operation !== 'retry' && str(ctx.values, 'max-attempts') !== undefined)
+      throw new UsageError('--max-attempts only applies with --retry', c);
     const limit = operation
       ? (int(str(ctx.values, 'limit'), '--limit', c, { min: 1, max: MAX_BULK_LIMIT }) ?? DEFAULT_BULK_LIMIT)
       : (int(str(ctx.values, 'limit'), '--limit', c, { min: 1, max: 10_000 }) ?? 50);
@@ -472,7 +517,16 @@ first. Exit code 5 when a retry was refused because a live job holds the queue k
       ctx.io.out(
         table(
           ['ID', 'PARTITION', 'QUEUE', 'TYPE', 'STATE', 'ATTEMPTS', 'CREATED', 'PAYLOAD'],
-          found.map((j) => [j.id, j.partition, j.queue, j.type, j.state, `${j.attempts}/${j.maxAttempts}`, j.createdAt.toISOString(), brief(j.payload, 40)]),
+          found.map((j) => [
+            j.id,
+            j.partition,
+            j.queue,
+            j.type,
+            j.state,
+            `${j.attempts}/${j.maxAttempts}`,
+            j.createdAt.toISOString(),
+            brief(j.payload, 40),
+          ]),
         ),
       );
       if (found.length === limit) eprintln(ctx.io, `(first ${limit}; --limit N for more, --before ${found.at(-1)!.id} for the next page)`);
@@ -507,15 +561,22 @@ async function bulk(ctx: Context, client: Client, operation: 'retry' | 'cancel' 
       .map(([state, n]) => `${state} ${n}`)
       .join(', ');
   if (dryRun) {
-    println(ctx.io, `would ${operation} ${jobsText(result.count)}${result.count ? ` (${states(result)})` : ''}; nothing was changed: add --yes to do it`);
+    println(
+      ctx.io,
+      `would ${operation} ${jobsText(result.count)}${result.count ? ` (${states(result)})` : ''}; nothing was changed: add --yes to do it`,
+    );
   } else {
     println(ctx.io, `${PAST[operation]} ${jobsText(result.count)}`);
     if ('running' in result && result.running) eprintln(ctx.io, `${result.running} of them running: their nodes abort them`);
-    for (const r of refused.slice(0, 20)) eprintln(ctx.io, `${r.id}: not retried, queue key "${r.queueKey}" is held${r.heldBy ? ` by job ${r.heldBy}` : ''}`);
+    for (const r of refused.slice(0, 20))
+      eprintln(ctx.io, `${r.id}: not retried, queue key "${r.queueKey}" is held${r.heldBy ? ` by job ${r.heldBy}` : ''}`);
     if (refused.length > 20) eprintln(ctx.io, `… and ${refused.length - 20} more not retried`);
   }
   if (result.more) {
-    eprintln(ctx.io, `${result.matching} jobs match, more than --limit ${limit}: ${dryRun ? 'raise --limit to take them all' : 'run it again, or raise --limit'}`);
+    eprintln(
+      ctx.io,
+      `${result.matching} jobs match, more than --limit ${limit}: ${dryRun ? 'raise --limit to take them all' : 'run it again, or raise --limit'}`,
+    );
   }
   if ('runningSkipped' in result && result.runningSkipped) {
     eprintln(ctx.io, `${jobsText(result.runningSkipped)} running left alone: running jobs are never deleted; --cancel them first`);
@@ -603,21 +664,29 @@ export const migrate: Command = {
         },
       },
     });
-    return withClient(ctx, async (client, conn) => {
-      appliedNow.push(...(await client.admin.migrate()));
-      const rows = await client.admin.migrations();
-      const fresh = rows.filter((r) => appliedNow.includes(r.version));
-      if (ctx.json) {
-        printJson(ctx.io, {
-          schema: conn.schema,
-          versions: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.appliedAt })),
-          appliedNow: fresh.map((r) => r.version),
-        });
-      } else {
-        for (const r of rows) println(ctx.io, `${String(r.version).padStart(4, '0')}_${r.name}  ${fresh.includes(r) ? 'applied now' : `applied ${r.appliedAt.toISOString()}`}`);
-        println(ctx.io, `schema "${conn.schema}" is at version ${rows.at(-1)?.version ?? 0}`);
-      }
-      return EXIT.OK;
-    }, logger);
+    return withClient(
+      ctx,
+      async (client, conn) => {
+        appliedNow.push(...(await client.admin.migrate()));
+        const rows = await client.admin.migrations();
+        const fresh = rows.filter((r) => appliedNow.includes(r.version));
+        if (ctx.json) {
+          printJson(ctx.io, {
+            schema: conn.schema,
+            versions: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.appliedAt })),
+            appliedNow: fresh.map((r) => r.version),
+          });
+        } else {
+          for (const r of rows)
+            println(
+              ctx.io,
+              `${String(r.version).padStart(4, '0')}_${r.name}  ${fresh.includes(r) ? 'applied now' : `applied ${r.appliedAt.toISOString()}`}`,
+            );
+          println(ctx.io, `schema "${conn.schema}" is at version ${rows.at(-1)?.version ?? 0}`);
+        }
+        return EXIT.OK;
+      },
+      logger,
+    );
   },
 };

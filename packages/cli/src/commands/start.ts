@@ -24,15 +24,21 @@ process already runs it there, the node uses it and leaves it running. Health (/
 metrics (/metrics) are served on http.port when the config has http:. Logs go to stdout
 (JSON, or pretty lines on a terminal).`,
   options: {
-    config: { type: 'string', short: 'c', arg: 'FILE', help: 'node config file (default $PARTITA_CONFIG, ./partita.yaml, ./config/partita.yaml)' },
+    config: {
+      type: 'string',
+      short: 'c',
+      arg: 'FILE',
+      help: 'node config file (default $PARTITA_CONFIG, ./partita.yaml, ./config/partita.yaml)',
+    },
     partition: { type: 'string', short: 'p', arg: 'NAME', multiple: true, help: 'run only this partition (default: all in the file)' },
-    'node-id': { type: 'string', arg: 'ID', help: 'this node\'s id (default host:pid:random)' },
+    'node-id': { type: 'string', arg: 'ID', help: "this node's id (default host:pid:random)" },
     'log-format': { type: 'string', arg: 'json|pretty', help: 'log lines as JSON (default when not a terminal) or pretty' },
     ...COMMON_OPTIONS,
   },
   examples: ['partita start -c config/partita.yaml', 'partita start -c /etc/partita.yaml -p billing -p emails'],
   async run(ctx) {
-    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}" (partitions are given with --partition)`, 'start');
+    if (ctx.positionals.length)
+      throw new UsageError(`unexpected argument "${ctx.positionals[0]}" (partitions are given with --partition)`, 'start');
     const file = configPath(ctx.values, ctx.io, { required: true, command: 'start' })!;
     const config = await loadConfig(file, { env: ctx.io.env });
     const partitions = selectPartitions(config, list(ctx.values, 'partition'), file);
@@ -44,10 +50,20 @@ metrics (/metrics) are served on http.port when the config has http:. Logs go to
 export function selectPartitions(config: PartitaConfig, wanted: string[], file: string): string[] {
   const known = Object.keys(config.partitions);
   if (wanted.length === 0) return known;
-  const names = [...new Set(wanted.flatMap((w) => w.split(',')).map((w) => w.trim()).filter(Boolean))];
+  const names = [
+    ...new Set(
+      wanted
+        .flatMap((w) => w.split(','))
+        .map((w) => w.trim())
+        .filter(Boolean),
+    ),
+  ];
   const missing = names.filter((n) => !known.includes(n));
   if (missing.length) {
-    throw new UsageError(`partition${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} not in ${file} (it has: ${known.join(', ')})`, 'start');
+    throw new UsageError(
+      `partition${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} not in ${file} (it has: ${known.join(', ')})`,
+      'start',
+    );
   }
   return names;
 }
@@ -82,7 +98,10 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     if (state.stopping) return;
     state.stopping = true;
     const graceMs = config.engine.shutdownGraceMs;
-    logger.info({ reason: why, graceMs }, `stopping gracefully (up to ${formatDuration(graceMs)} for running jobs); send the signal again to exit at once`);
+    logger.info(
+      { reason: why, graceMs },
+      `stopping gracefully (up to ${formatDuration(graceMs)} for running jobs); send the signal again to exit at once`,
+    );
     const bar = drainProgress(node, io, graceMs);
     try {
       await (stopped ?? node?.stop({ graceMs }));
@@ -110,7 +129,9 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     config: opts.file,
     logger,
     handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
-    ...(opts.partitions.length !== all.length ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) } : {}),
+    ...(opts.partitions.length !== all.length
+      ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) }
+      : {}),
     ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
   });
   const unwatch = stopWhenLauncherExits(logger, io.env);

@@ -85,12 +85,17 @@ export function interpolateString(text: string, env: Env): { value: string; prob
       const expr = text.slice(i + 2, end);
       const m = REFERENCE.exec(expr);
       if (!m) {
-        problems.push(`bad reference "\${${expr}}"; write \${NAME} or \${NAME:-default} (NAME: letters, digits, "_"), or $\${ for a literal "\${"`);
+        problems.push(
+          `bad reference "\${${expr}}"; write \${NAME} or \${NAME:-default} (NAME: letters, digits, "_"), or $\${ for a literal "\${"`,
+        );
       } else {
         const [, name, fallback] = m as unknown as [string, string, string | undefined];
         const v = env[name];
         if (fallback !== undefined && (v === undefined || v === '')) out += fallback;
-        else if (v === undefined) problems.push(`environment variable ${name} is not set (referenced as \${${name}}); set it, or give a default: \${${name}:-value}`);
+        else if (v === undefined)
+          problems.push(
+            `environment variable ${name} is not set (referenced as \${${name}}); set it, or give a default: \${${name}:-value}`,
+          );
         else out += v;
       }
       i = end + 1;
@@ -117,7 +122,8 @@ const pgLong = (v: unknown): Obj => (typeof v === 'string' ? { url: v } : {});
 const natsLong = (v: unknown): Obj => (typeof v === 'string' || Array.isArray(v) ? { servers: v } : {});
 const empty = (): Obj => ({});
 /** NATS credentials only apply when NATS is on (in the file or through PARTITA_NATS_URL). */
-const natsIfOn = (root: Obj): Obj | undefined => (root.nats === undefined || root.nats === null || root.nats === false ? undefined : section(root, 'nats', natsLong));
+const natsIfOn = (root: Obj): Obj | undefined =>
+  root.nats === undefined || root.nats === null || root.nats === false ? undefined : section(root, 'nats', natsLong);
 
 export interface EnvOverride {
   variable: string;
@@ -167,8 +173,18 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
       },
     }),
   ),
-  { variable: 'PARTITA_DATA_DIR', path: ['dataDir'], doc: 'data directory (relative to the working directory)', apply: (r, v) => void (r.dataDir = v) },
-  { variable: 'PARTITA_HTTP_PORT', path: ['http', 'port'], doc: 'health/metrics port; turns the server on', apply: (r, v) => void (section(r, 'http', empty).port = v) },
+  {
+    variable: 'PARTITA_DATA_DIR',
+    path: ['dataDir'],
+    doc: 'data directory (relative to the working directory)',
+    apply: (r, v) => void (r.dataDir = v),
+  },
+  {
+    variable: 'PARTITA_HTTP_PORT',
+    path: ['http', 'port'],
+    doc: 'health/metrics port; turns the server on',
+    apply: (r, v) => void (section(r, 'http', empty).port = v),
+  },
   { variable: 'PARTITA_LOG_LEVEL', path: ['log', 'level'], doc: 'log level', apply: (r, v) => void (section(r, 'log', empty).level = v) },
 ];
 

@@ -60,10 +60,14 @@ export function parseConfig(text: string, file: string, opts: ConfigOptions = {}
   }
   const raw = parsed.value;
   if (raw === undefined || raw === null) {
-    throw new ConfigError([{ file, line: 1, path: '', message: 'the file is empty; expected a mapping with at least `partitions:` (see config/partita.yaml)' }]);
+    throw new ConfigError([
+      { file, line: 1, path: '', message: 'the file is empty; expected a mapping with at least `partitions:` (see config/partita.yaml)' },
+    ]);
   }
   if (!isPlainObject(raw)) {
-    throw new ConfigError([{ file, line: parsed.positions.rootLine, path: '', message: 'expected a mapping of settings (key: value lines) at the top level' }]);
+    throw new ConfigError([
+      { file, line: parsed.positions.rootLine, path: '', message: 'expected a mapping of settings (key: value lines) at the top level' },
+    ]);
   }
   const sources = new ValueSources();
   const pending: RawProblem[] = [];
@@ -83,7 +87,12 @@ export function validateConfig(obj: unknown, file?: string, opts: ConfigOptions 
   // Job definitions and a persister instance are passed through as they are (identity matters).
   const copy: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
-    Object.defineProperty(copy, k, { value: k === 'jobs' || k === 'persister' ? v : clonePlain(v), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(copy, k, {
+      value: k === 'jobs' || k === 'persister' ? v : clonePlain(v),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return finish(copy, [], new ValueSources(), { file, baseDir, env: opts.env });
 }
@@ -133,7 +142,8 @@ function clonePlain(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(clonePlain);
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, k, { value: clonePlain(v), enumerable: true, writable: true, configurable: true });
+    for (const [k, v] of Object.entries(value))
+      Object.defineProperty(out, k, { value: clonePlain(v), enumerable: true, writable: true, configurable: true });
     return out;
   }
   return value;

@@ -39,7 +39,16 @@ export const CONFIG_DEFAULTS = {
   tls: { rejectUnauthorized: true },
   http: { port: 9464, host: '127.0.0.1' },
   defaults: { maxAttempts: 1, backoff: { baseMs: 1_000, maxMs: 300_000 }, timeoutMs: 0 },
-  engine: { leaseMs: 15_000, heartbeatMs: 5_000, pollMs: 1_000, prefetch: 32, maxPrefetch: 1_000, flushMs: 2, flushBatch: 500, shutdownGraceMs: 30_000 },
+  engine: {
+    leaseMs: 15_000,
+    heartbeatMs: 5_000,
+    pollMs: 1_000,
+    prefetch: 32,
+    maxPrefetch: 1_000,
+    flushMs: 2,
+    flushBatch: 500,
+    shutdownGraceMs: 30_000,
+  },
   retention: { historyDays: 7 },
   limits: { payloadBytes: 1_048_576 },
   log: { level: 'info' },
@@ -140,7 +149,8 @@ function buildPostgresUrl(o: Readonly<Record<string, unknown>>): string {
   const user = o.user as string | undefined;
   const password = o.password as string | undefined;
   const database = o.database as string | undefined;
-  const auth = user !== undefined || password !== undefined ? `${enc(user ?? '')}${password !== undefined ? `:${enc(password)}` : ''}@` : '';
+  const auth =
+    user !== undefined || password !== undefined ? `${enc(user ?? '')}${password !== undefined ? `:${enc(password)}` : ''}@` : '';
   const socket = host.startsWith('/');
   const hostPart = socket ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   return `postgres://${auth}${hostPart}:${port}${database !== undefined ? `/${enc(database)}` : ''}${socket ? `?host=${enc(host)}` : ''}`;
@@ -155,7 +165,7 @@ const PERSISTER_DEFAULT = Symbol('persister default');
 
 const persister: CustomNode = {
   type: 'custom',
-  doc: 'where each partition\'s Global state is saved',
+  doc: "where each partition's Global state is saved",
   expect: '"file", "postgres" or a module path such as ./my-persister.js',
   // postgres when nodes share a Postgres server: every node reads the state of whichever node led
   // before it (file state stays on one node's disk, and a take-over there starts without it). With
@@ -170,7 +180,12 @@ const persister: CustomNode = {
       const guess = closest(value, ['file', 'postgres']);
       return guess ? { hint: `did you mean "${guess}"?` } : {};
     }
-    if (value !== null && typeof value === 'object' && typeof (value as { load?: unknown }).load === 'function' && typeof (value as { save?: unknown }).save === 'function') {
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      typeof (value as { load?: unknown }).load === 'function' &&
+      typeof (value as { save?: unknown }).save === 'function'
+    ) {
       return { value: { kind: 'instance', instance: value } };
     }
     return {};
@@ -218,8 +233,14 @@ const postgres: ObjectNode = {
     password: secret('password of the role'),
     database: str('database name'),
     ssl: tls('TLS to the server'),
-    poolSize: { type: 'integer', min: 1, max: CONFIG_LIMITS.maxPoolSize, default: CONFIG_DEFAULTS.postgres.poolSize, doc: 'connections per node' },
-    schema: str('schema that holds Partita\'s tables', {
+    poolSize: {
+      type: 'integer',
+      min: 1,
+      max: CONFIG_LIMITS.maxPoolSize,
+      default: CONFIG_DEFAULTS.postgres.poolSize,
+      doc: 'connections per node',
+    },
+    schema: str("schema that holds Partita's tables", {
       pattern: /^[a-z_][a-z0-9_]{0,62}$/,
       patternHint: 'lower-case letters, digits and "_", not starting with a digit',
       default: CONFIG_DEFAULTS.postgres.schema,
@@ -297,7 +318,10 @@ const rateLimit: ObjectNode = {
       required: true,
       doc: 'jobs that may start in any window of periodMs',
     },
-    periodMs: { ...ms('the sliding window the limit counts over', CONFIG_LIMITS.minRatePeriodMs, undefined, CONFIG_LIMITS.maxRatePeriodMs), required: true },
+    periodMs: {
+      ...ms('the sliding window the limit counts over', CONFIG_LIMITS.minRatePeriodMs, undefined, CONFIG_LIMITS.maxRatePeriodMs),
+      required: true,
+    },
     key: str('a payload path (e.g. customer or customer.id): each value gets its own limit', {
       pattern: RATE_KEY_PATTERN,
       patternHint: 'property names joined by dots, such as customer or customer.id',
@@ -346,7 +370,11 @@ export const CONFIG_SCHEMA: ObjectNode = {
   type: 'object',
   doc: 'a Partita node configuration',
   fields: {
-    cluster: str('cluster name, the prefix of its NATS subjects', { pattern: NAME_PATTERN, patternHint: '1-64 letters, digits, "_" or "-"', default: D.cluster }),
+    cluster: str('cluster name, the prefix of its NATS subjects', {
+      pattern: NAME_PATTERN,
+      patternHint: '1-64 letters, digits, "_" or "-"',
+      default: D.cluster,
+    }),
     postgres,
     nats,
     persister,
@@ -366,7 +394,13 @@ export const CONFIG_SCHEMA: ObjectNode = {
       type: 'object',
       doc: 'retry and timeout defaults for jobs whose definition does not set them',
       fields: {
-        maxAttempts: { type: 'integer', min: 1, max: L.maxAttempts, default: D.defaults.maxAttempts, doc: 'attempts before a job fails for good' },
+        maxAttempts: {
+          type: 'integer',
+          min: 1,
+          max: L.maxAttempts,
+          default: D.defaults.maxAttempts,
+          doc: 'attempts before a job fails for good',
+        },
         backoff: {
           type: 'object',
           doc: 'exponential backoff between attempts',
@@ -378,7 +412,8 @@ export const CONFIG_SCHEMA: ObjectNode = {
             {
               keys: ['baseMs', 'maxMs'],
               check(v, report) {
-                if ((v.baseMs as number) > (v.maxMs as number)) report('baseMs', `must not exceed maxMs (${v.maxMs as number}), got ${v.baseMs as number}`);
+                if ((v.baseMs as number) > (v.maxMs as number))
+                  report('baseMs', `must not exceed maxMs (${v.maxMs as number}), got ${v.baseMs as number}`);
               },
             },
           ],
@@ -393,10 +428,19 @@ export const CONFIG_SCHEMA: ObjectNode = {
         leaseMs: ms('lease of a running job; a node silent this long loses its jobs to rescue', L.minLeaseMs, D.engine.leaseMs),
         heartbeatMs: {
           ...ms('how often a node renews its leases; must be under leaseMs', L.minHeartbeatMs),
-          defaultFrom: (s) => (typeof s.leaseMs === 'number' ? Math.max(L.minHeartbeatMs, Math.min(D.engine.heartbeatMs, Math.floor(s.leaseMs / 3))) : D.engine.heartbeatMs),
+          defaultFrom: (s) =>
+            typeof s.leaseMs === 'number'
+              ? Math.max(L.minHeartbeatMs, Math.min(D.engine.heartbeatMs, Math.floor(s.leaseMs / 3)))
+              : D.engine.heartbeatMs,
         },
         pollMs: ms('how often an idle engine checks Postgres without a wake-up', L.minPollMs, D.engine.pollMs),
-        prefetch: { type: 'integer', min: 0, max: L.maxPrefetch, default: D.engine.prefetch, doc: 'jobs claimed beyond the free worker slots' },
+        prefetch: {
+          type: 'integer',
+          min: 0,
+          max: L.maxPrefetch,
+          default: D.engine.prefetch,
+          doc: 'jobs claimed beyond the free worker slots',
+        },
         maxPrefetch: {
           type: 'integer',
           min: 0,
@@ -406,7 +450,13 @@ export const CONFIG_SCHEMA: ObjectNode = {
           defaultFrom: (s) => (s.prefetch === 0 ? 0 : Math.max(D.engine.maxPrefetch, typeof s.prefetch === 'number' ? s.prefetch : 0)),
         },
         flushMs: ms('how long finished jobs are gathered before their completions are written together', 0, D.engine.flushMs),
-        flushBatch: { type: 'integer', min: 1, max: L.maxFlushBatch, default: D.engine.flushBatch, doc: 'most completions written in one batch' },
+        flushBatch: {
+          type: 'integer',
+          min: 1,
+          max: L.maxFlushBatch,
+          default: D.engine.flushBatch,
+          doc: 'most completions written in one batch',
+        },
         shutdownGraceMs: ms('on stop, how long running jobs get to finish', 0, D.engine.shutdownGraceMs),
       },
       rules: [
@@ -415,13 +465,18 @@ export const CONFIG_SCHEMA: ObjectNode = {
           check(v, report) {
             const lease = v.leaseMs as number;
             const beat = v.heartbeatMs as number;
-            if (beat >= lease) report('heartbeatMs', `must be less than leaseMs (${lease}) so leases are renewed before they run out, got ${beat}; a third of leaseMs is a good value`);
+            if (beat >= lease)
+              report(
+                'heartbeatMs',
+                `must be less than leaseMs (${lease}) so leases are renewed before they run out, got ${beat}; a third of leaseMs is a good value`,
+              );
           },
         },
         {
           keys: ['prefetch', 'maxPrefetch'],
           check(v, report) {
-            if ((v.maxPrefetch as number) < (v.prefetch as number)) report('maxPrefetch', `must be at least prefetch (${v.prefetch as number}), got ${v.maxPrefetch as number}`);
+            if ((v.maxPrefetch as number) < (v.prefetch as number))
+              report('maxPrefetch', `must be at least prefetch (${v.prefetch as number}), got ${v.maxPrefetch as number}`);
           },
         },
       ],
@@ -430,7 +485,14 @@ export const CONFIG_SCHEMA: ObjectNode = {
       type: 'object',
       doc: 'how long finished jobs are kept',
       fields: {
-        historyDays: { type: 'integer', unit: 'days', min: 1, max: L.maxHistoryDays, default: D.retention.historyDays, doc: 'days finished jobs stay in history' },
+        historyDays: {
+          type: 'integer',
+          unit: 'days',
+          min: 1,
+          max: L.maxHistoryDays,
+          default: D.retention.historyDays,
+          doc: 'days finished jobs stay in history',
+        },
       },
     },
     limits: {

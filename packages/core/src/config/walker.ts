@@ -170,7 +170,10 @@ class Walker {
       case 'custom': {
         const r = node.check(value, { resolvePath: (p) => this.resolve(p, path) });
         if ('value' in r) return r.value;
-        return this.report(path, `expected ${expectation(node)} (${node.doc}), got ${describe(value, false)}${r.hint ? `; ${r.hint}` : ''}`);
+        return this.report(
+          path,
+          `expected ${expectation(node)} (${node.doc}), got ${describe(value, false)}${r.hint ? `; ${r.hint}` : ''}`,
+        );
       }
     }
   }
@@ -210,7 +213,10 @@ class Walker {
     const numeric = typeof value === 'string' && /^\s*-?\d+\s*$/.test(value);
     if (numeric && this.opts.substituted?.(path)) value = Number(value);
     else if (numeric) {
-      return this.report(path, `expected ${expectation(node)} (${node.doc}), got ${describe(value)}; remove the quotes so YAML reads it as a number`);
+      return this.report(
+        path,
+        `expected ${expectation(node)} (${node.doc}), got ${describe(value)}; remove the quotes so YAML reads it as a number`,
+      );
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < node.min || value > node.max) {
       return this.mismatch(node, value, path);
@@ -235,10 +241,7 @@ class Walker {
     for (const key of Object.keys(value)) {
       if (Object.prototype.hasOwnProperty.call(node.fields, key)) continue;
       const guess = closest(key, known);
-      this.report(
-        [...path, key],
-        `unknown key${guess ? `; did you mean "${guess}"?` : ''} (expected one of: ${known.join(', ')})`,
-      );
+      this.report([...path, key], `unknown key${guess ? `; did you mean "${guess}"?` : ''} (expected one of: ${known.join(', ')})`);
     }
     const out: Record<string, unknown> = {};
     const invalid = new Set<string>();
@@ -252,7 +255,13 @@ class Walker {
       const at = [...path, key];
       if (given !== undefined && given !== null) put(key, this.node(field, given, at));
       else if (field.required) {
-        put(key, this.report(at, `is required: expected ${expectation(field)} (${field.doc})${field.requiredHint ? `; ${field.requiredHint}` : ''}`));
+        put(
+          key,
+          this.report(
+            at,
+            `is required: expected ${expectation(field)} (${field.doc})${field.requiredHint ? `; ${field.requiredHint}` : ''}`,
+          ),
+        );
       } else if (field.default !== undefined) put(key, this.node(field, field.default, at));
       else if (field.defaultFrom) deferred.push([key, field]);
       else if (field.type === 'object' && !field.optional) put(key, this.node(field, {}, at));
@@ -275,7 +284,10 @@ class Walker {
     const keys = Object.keys(value);
     let bad = false;
     if (keys.length < (node.minEntries ?? 0)) {
-      this.report(path, `expected at least ${node.minEntries === 1 ? 'one' : node.minEntries} ${node.keyWhat} (${node.doc})${node.example ? `, e.g. ${node.example}` : ''}`);
+      this.report(
+        path,
+        `expected at least ${node.minEntries === 1 ? 'one' : node.minEntries} ${node.keyWhat} (${node.doc})${node.example ? `, e.g. ${node.example}` : ''}`,
+      );
       bad = true;
     }
     const out: Record<string, unknown> = {};
@@ -344,8 +356,9 @@ export function expectation(node: SchemaNode): string {
   let own: string;
   switch (node.type) {
     case 'string':
-      own = node.expect
-        ?? (node.oneOf
+      own =
+        node.expect ??
+        (node.oneOf
           ? `one of ${node.oneOf.map((v) => `"${v}"`).join(', ')}`
           : node.patternHint
             ? `a string of ${node.patternHint}`
@@ -382,7 +395,8 @@ export function expectation(node: SchemaNode): string {
 export function describe(value: unknown, secret = false): string {
   if (value === null || value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'a list';
-  if (value instanceof Date) return `a date (${Number.isNaN(value.getTime()) ? 'invalid' : value.toISOString().slice(0, 10)}); put it in quotes`;
+  if (value instanceof Date)
+    return `a date (${Number.isNaN(value.getTime()) ? 'invalid' : value.toISOString().slice(0, 10)}); put it in quotes`;
   switch (typeof value) {
     case 'string':
       if (secret) return 'a string (not shown)';

@@ -76,9 +76,7 @@ export interface YamlSyntaxProblem {
   snippet?: string;
 }
 
-export type YamlParseResult =
-  | { ok: true; value: unknown; positions: YamlPositions }
-  | { ok: false; error: YamlSyntaxProblem };
+export type YamlParseResult = { ok: true; value: unknown; positions: YamlPositions } | { ok: false; error: YamlSyntaxProblem };
 
 interface Frame {
   start: number;
@@ -143,7 +141,8 @@ export function parseYaml(text: string, filename?: string, opts: ParseYamlOption
     if (result === null || typeof result !== 'object') return;
     if (frame.kind === 'mapping' && !Array.isArray(result)) {
       for (const child of frame.children) {
-        if (isFollowedByColon(input, child.end)) positions.addKey(result, String(child.result), lines.lineAt(contentStart(input, child.start)));
+        if (isFollowedByColon(input, child.end))
+          positions.addKey(result, String(child.result), lines.lineAt(contentStart(input, child.start)));
       }
     } else if (frame.kind === 'sequence' && Array.isArray(result)) {
       const itemLines: number[] = [];

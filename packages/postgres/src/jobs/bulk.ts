@@ -60,7 +60,16 @@ export async function retryJobs(ctx: StoreContext, match: JobMatch, limit: numbe
   }
   const { finished } = bulkStates('retry', match.states);
   const rows = await op.retryJobs(ctx.ops, ctx.pool, [...matchParams(match), finished, limit, maxAttempts ?? null]);
-  return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, attempts: r.attempts, queueKey: r.queue_key, retried: r.retried, maxAttempts: r.max_attempts }));
+  return rows.map((r) => ({
+    id: r.id,
+    partition: r.partition,
+    queue: r.queue,
+    type: r.type,
+    attempts: r.attempts,
+    queueKey: r.queue_key,
+    retried: r.retried,
+    maxAttempts: r.max_attempts,
+  }));
 }
 
 /**
@@ -71,14 +80,26 @@ export async function cancelMatching(ctx: StoreContext, match: JobMatch, limit: 
   checkBatchLimit(limit);
   const { live } = bulkStates('cancel', match.states);
   const rows = await op.cancelMatching(ctx.ops, ctx.pool, [...matchParams(match), live, limit]);
-  return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, type: r.type, attempts: r.attempts, node: r.node, running: r.running }));
+  return rows.map((r) => ({
+    id: r.id,
+    partition: r.partition,
+    queue: r.queue,
+    type: r.type,
+    attempts: r.attempts,
+    node: r.node,
+    running: r.running,
+  }));
 }
 
 /**
  * Deletes up to `limit` jobs matching `match` (newest first) in one statement: finished jobs
  * from history and live jobs that are not running. See sql/ops/delete_matching.sql.
  */
-export async function deleteMatching(ctx: StoreContext, match: JobMatch, limit: number): Promise<{ id: string; partition: string; live: boolean }[]> {
+export async function deleteMatching(
+  ctx: StoreContext,
+  match: JobMatch,
+  limit: number,
+): Promise<{ id: string; partition: string; live: boolean }[]> {
   checkBatchLimit(limit);
   const { live, finished } = bulkStates('delete', match.states);
   return op.deleteMatching(ctx.ops, ctx.pool, [...matchParams(match), live, finished, limit]);
@@ -88,15 +109,14 @@ export async function deleteMatching(ctx: StoreContext, match: JobMatch, limit: 
  * How many jobs match `match` among those `operation` applies to, by shown state. For delete,
  * running jobs are counted too (under `running`): delete leaves them alone, and says so.
  */
-export async function countMatching(ctx: StoreContext, match: JobMatch, operation: BulkOperation): Promise<Partial<Record<JobRecord['state'], number>>> {
+export async function countMatching(
+  ctx: StoreContext,
+  match: JobMatch,
+  operation: BulkOperation,
+): Promise<Partial<Record<JobRecord['state'], number>>> {
   const { live, finished } = bulkStates(operation, match.states);
   const liveCounted = operation === 'delete' && live !== null && match.states?.includes('running') ? [...live, 'running'] : live;
-  const rows = await op.countMatching(ctx.ops, ctx.pool, [
-    ...matchParams(match),
-    liveCounted,
-    finished,
-    operation === 'cancel',
-  ]);
+  const rows = await op.countMatching(ctx.ops, ctx.pool, [...matchParams(match), liveCounted, finished, operation === 'cancel']);
   return Object.fromEntries(rows.map((r) => [r.state, r.count]));
 }
 
@@ -119,7 +139,10 @@ const BULK_STATES: Record<BulkOperation, { live: readonly string[]; finished: re
 function bulkStates(operation: BulkOperation, states: readonly string[] | undefined): { live: string[] | null; finished: string[] | null } {
   const applies = BULK_STATES[operation];
   if (!states?.length) {
-    return { live: applies.live.length ? null : [], finished: applies.finished.length === FINISHED_JOB_STATES.length ? null : [...applies.finished] };
+    return {
+      live: applies.live.length ? null : [],
+      finished: applies.finished.length === FINISHED_JOB_STATES.length ? null : [...applies.finished],
+    };
   }
   const live = applies.live.filter((s) => states.includes(s));
   const finished = applies.finished.filter((s) => states.includes(s));

@@ -65,7 +65,12 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
   const wanted = request.queues.filter((q) => q.limit > 0);
   const found = new Map<string, number>();
   if (wanted.length === 0) return { jobs: [], found };
-  const rows = await op.claimBatch(ctx.ops, ctx.onePlanPool, [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs, request.types ?? null], retryOnKeyRace);
+  const rows = await op.claimBatch(
+    ctx.ops,
+    ctx.onePlanPool,
+    [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs, request.types ?? null],
+    retryOnKeyRace,
+  );
   const jobs: ClaimedJob[] = [];
   // Rows come in claim order (priority, run_at, id), the per-queue counts last.
   for (const r of rows) {
@@ -81,12 +86,18 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
  * same transaction, on the database's clock. Per queue it also answers how many claimable jobs it
  * found and what the limit did (`RateLimitOutcome`).
  */
-export async function claimRateLimited(ctx: StoreContext, request: RateLimitedClaimRequest): Promise<{ jobs: ClaimedJob[]; found: Map<string, number>; limited: Map<string, RateLimitOutcome> }> {
+export async function claimRateLimited(
+  ctx: StoreContext,
+  request: RateLimitedClaimRequest,
+): Promise<{ jobs: ClaimedJob[]; found: Map<string, number>; limited: Map<string, RateLimitOutcome> }> {
   const wanted = request.queues.filter((q) => q.limit > 0);
   const found = new Map<string, number>();
   const limited = new Map<string, RateLimitOutcome>();
   if (wanted.length === 0) return { jobs: [], found, limited };
-  const rows = await op.claimRateLimited(ctx.ops, ctx.pool, [
+  const rows = await op.claimRateLimited(
+    ctx.ops,
+    ctx.pool,
+    [
       request.partition,
       wanted.map((q) => q.queue),
       wanted.map((q) => q.limit),
@@ -96,7 +107,9 @@ export async function claimRateLimited(ctx: StoreContext, request: RateLimitedCl
       request.nodeId,
       request.leaseMs,
       request.types ?? null,
-    ], retryOnKeyRace);
+    ],
+    retryOnKeyRace,
+  );
   const jobs: ClaimedJob[] = [];
   for (const r of rows) {
     if (r.id !== null) {

@@ -41,7 +41,11 @@ export interface EnqueueOutcome {
  * inserted and come back with `refused`; everything else is durable when this resolves.
  */
 export async function enqueue(ctx: StoreContext, jobs: NewJob[]): Promise<EnqueueOutcome[]> {
-  return traceEnqueue(jobs, (traced) => insertJobs(ctx, traced), (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id));
+  return traceEnqueue(
+    jobs,
+    (traced) => insertJobs(ctx, traced),
+    (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
+  );
 }
 
 /** `tx`: a connection inside a transaction (withTransaction): every statement runs there. */
@@ -62,7 +66,8 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
     for (const r of rows) inserted.add(r.id);
   } else if (tx) {
     for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) {
-      for (const r of await op.enqueueBatch(ctx.ops, tx ?? ctx.pool, batch.params(i, Math.min(i + ENQUEUE_CHUNK, jobs.length)))) inserted.add(r.id);
+      for (const r of await op.enqueueBatch(ctx.ops, tx ?? ctx.pool, batch.params(i, Math.min(i + ENQUEUE_CHUNK, jobs.length))))
+        inserted.add(r.id);
     }
   } else {
     const client = await ctx.pool.connect();
@@ -115,13 +120,18 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
  * their key's turn is the claim's to decide.
  */
 export async function enqueueHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
-  return traceEnqueue([job], ([traced]) => insertHandedOff(ctx, traced!, nodeId, leaseMs), (claimed) => [claimed.id]);
+  return traceEnqueue(
+    [job],
+    ([traced]) => insertHandedOff(ctx, traced!, nodeId, leaseMs),
+    (claimed) => [claimed.id],
+  );
 }
 
 async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
   const batch = new EnqueueBatch();
   addJob(ctx, batch, job, 0, true, Date.now());
-  if (batch.executionKeys[0] !== null) throw new ValidationError('a job with an execution key is claimed, never handed off', 'executionKey');
+  if (batch.executionKeys[0] !== null)
+    throw new ValidationError('a job with an execution key is claimed, never handed off', 'executionKey');
   await assertKnownQueues(ctx, batch.queuePairs);
   const [row] = await op.enqueueHandoff(ctx.ops, ctx.onePlanPool, [...batch.single(), nodeId, leaseMs]);
   if (!row) {
@@ -167,9 +177,11 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
     throw new ValidationError('timeoutMs must be a whole number of milliseconds ≥ 0', jobPath(index, single, 'timeoutMs'));
   }
   let runAt: string | null = null;
-  if (runAtDate !== undefined && delayMs !== undefined) throw new ValidationError('give runAt or delayMs, not both', jobPath(index, single));
+  if (runAtDate !== undefined && delayMs !== undefined)
+    throw new ValidationError('give runAt or delayMs, not both', jobPath(index, single));
   if (runAtDate !== undefined) {
-    if (!(runAtDate instanceof Date) || Number.isNaN(runAtDate.getTime())) throw new ValidationError('runAt must be a valid Date', jobPath(index, single, 'runAt'));
+    if (!(runAtDate instanceof Date) || Number.isNaN(runAtDate.getTime()))
+      throw new ValidationError('runAt must be a valid Date', jobPath(index, single, 'runAt'));
     runAt = runAtDate.toISOString();
   } else if (delayMs !== undefined) {
     if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
@@ -203,7 +215,20 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
   );
 }
 
-const JOB_FIELDS = ['partition', 'queue', 'type', 'payload', 'priority', 'maxAttempts', 'timeoutMs', 'runAt', 'delayMs', 'queueKey', 'executionKey', 'lookup'] as const;
+const JOB_FIELDS = [
+  'partition',
+  'queue',
+  'type',
+  'payload',
+  'priority',
+  'maxAttempts',
+  'timeoutMs',
+  'runAt',
+  'delayMs',
+  'queueKey',
+  'executionKey',
+  'lookup',
+] as const;
 
 type JobFields = { [K in (typeof JOB_FIELDS)[number]]: NewJob[K] | undefined };
 

@@ -34,7 +34,11 @@ export async function executionKeyHolder(ctx: StoreContext, partition: string, k
 }
 
 /** Frees an execution key by hand (its running job goes on without it); returns that job, if one held it. */
-export async function releaseExecutionKey(ctx: StoreContext, partition: string, key: string): Promise<{ id: string; queue: string } | undefined> {
+export async function releaseExecutionKey(
+  ctx: StoreContext,
+  partition: string,
+  key: string,
+): Promise<{ id: string; queue: string } | undefined> {
   const [row] = await op.releaseExecutionKey(ctx.ops, ctx.pool, [partition, key]);
   return row;
 }

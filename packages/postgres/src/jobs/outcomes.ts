@@ -74,9 +74,17 @@ export async function complete(ctx: StoreContext, nodeId: string, items: Complet
     results.push(element);
   }
   const write = (lo: number, hi: number) =>
-    op.completeBatch(ctx.ops, tx?.client ?? ctx.pool, [`{${ids.slice(lo, hi).join(',')}}`, `{${attempts.slice(lo, hi).join(',')}}`, `{${results.slice(lo, hi).join(',')}}`, nodeId]);
+    op.completeBatch(ctx.ops, tx?.client ?? ctx.pool, [
+      `{${ids.slice(lo, hi).join(',')}}`,
+      `{${attempts.slice(lo, hi).join(',')}}`,
+      `{${results.slice(lo, hi).join(',')}}`,
+      nodeId,
+    ]);
   const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
-  return recorded(rows.map((r) => r.id), refused);
+  return recorded(
+    rows.map((r) => r.id),
+    refused,
+  );
 }
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
@@ -89,9 +97,19 @@ export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], 
   const retryAts = items.map((f) => (f.retryAt ? f.retryAt.toISOString() : null));
   const finalStates = items.map((f) => f.finalState ?? 'failed');
   const write = (lo: number, hi: number) =>
-    op.failBatch(ctx.ops, tx?.client ?? ctx.pool, [ids.slice(lo, hi), attempts.slice(lo, hi), errors.slice(lo, hi), retryAts.slice(lo, hi), finalStates.slice(lo, hi), nodeId]);
+    op.failBatch(ctx.ops, tx?.client ?? ctx.pool, [
+      ids.slice(lo, hi),
+      attempts.slice(lo, hi),
+      errors.slice(lo, hi),
+      retryAts.slice(lo, hi),
+      finalStates.slice(lo, hi),
+      nodeId,
+    ]);
   const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
-  return recorded(rows.map((r) => r.id), refused);
+  return recorded(
+    rows.map((r) => r.id),
+    refused,
+  );
 }
 
 /**
@@ -103,7 +121,14 @@ export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], 
  * a split leaves the parts written before it written, and their rows are then refused on the
  * retry as no longer this node's (the lease check), which costs their events but no outcome.
  */
-async function isolatingRows<R>(ctx: StoreContext, ids: string[], refused: Map<string, string>, write: (lo: number, hi: number) => Promise<R[]>, lo = 0, hi = ids.length): Promise<R[]> {
+async function isolatingRows<R>(
+  ctx: StoreContext,
+  ids: string[],
+  refused: Map<string, string>,
+  write: (lo: number, hi: number) => Promise<R[]>,
+  lo = 0,
+  hi = ids.length,
+): Promise<R[]> {
   if (hi <= lo) return [];
   try {
     return await write(lo, hi);
@@ -113,7 +138,8 @@ async function isolatingRows<R>(ctx: StoreContext, ids: string[], refused: Map<s
       refused.set(ids[lo]!, describeRefusal(err));
       return [];
     }
-    if (lo === 0 && hi === ids.length) ctx.logger.warn({ err: err.message, rows: hi }, 'Postgres refused a batch for one of its rows; writing it in parts to find the row');
+    if (lo === 0 && hi === ids.length)
+      ctx.logger.warn({ err: err.message, rows: hi }, 'Postgres refused a batch for one of its rows; writing it in parts to find the row');
     const mid = lo + ((hi - lo) >>> 1);
     const first = await isolatingRows(ctx, ids, refused, write, lo, mid);
     return first.concat(await isolatingRows(ctx, ids, refused, write, mid, hi));
@@ -124,7 +150,13 @@ async function isolatingRows<R>(ctx: StoreContext, ids: string[], refused: Map<s
  * Renews the leases of the given running jobs in one statement; returns those still held by
  * this node (a missing id means the lease was lost) and which were asked to cancel.
  */
-export async function heartbeat(ctx: StoreContext, nodeId: string, leaseMs: number, jobIds: string[], info?: Record<string, unknown>): Promise<{ renewed: string[]; cancelRequested: string[] }> {
+export async function heartbeat(
+  ctx: StoreContext,
+  nodeId: string,
+  leaseMs: number,
+  jobIds: string[],
+  info?: Record<string, unknown>,
+): Promise<{ renewed: string[]; cancelRequested: string[] }> {
   const rows = await op.heartbeat(ctx.ops, ctx.pool, [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds]);
   return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
 }
@@ -134,7 +166,8 @@ export async function heartbeat(ctx: StoreContext, nodeId: string, leaseMs: numb
  * and apart those finished as cancelled instead (a cancel was asked while this node held them).
  * `executionKey` records a key derived from the job's definition for a job stored without one.
  */
-export async function release(ctx: StoreContext, 
+export async function release(
+  ctx: StoreContext,
   nodeId: string,
   items: { id: string; attempt: number; executionKey?: string | null }[],
 ): Promise<{ released: Set<string>; cancelled: Set<string>; refused: Map<string, string> }> {
@@ -162,7 +195,11 @@ export async function rescueExpired(ctx: StoreContext): Promise<RescuedJob[]> {
  * Stores running jobs' progress; `json` is the value's JSON text when the caller has checked it.
  * Returns the values refused (id → why), which were dropped.
  */
-export async function updateProgress(ctx: StoreContext, nodeId: string, items: { id: string; progress: unknown; json?: string }[]): Promise<Map<string, string>> {
+export async function updateProgress(
+  ctx: StoreContext,
+  nodeId: string,
+  items: { id: string; progress: unknown; json?: string }[],
+): Promise<Map<string, string>> {
   const refused = new Map<string, string>();
   if (items.length === 0) return refused;
   const ids: string[] = [];
@@ -175,7 +212,9 @@ export async function updateProgress(ctx: StoreContext, nodeId: string, items: {
       refused.set(p.id, describeError(err).message);
     }
   }
-  await isolatingRows(ctx, ids, refused, (lo, hi) => op.updateProgress(ctx.ops, ctx.pool, [ids.slice(lo, hi), values.slice(lo, hi), nodeId]));
+  await isolatingRows(ctx, ids, refused, (lo, hi) =>
+    op.updateProgress(ctx.ops, ctx.pool, [ids.slice(lo, hi), values.slice(lo, hi), nodeId]),
+  );
   return refused;
 }
 

@@ -30,7 +30,13 @@ export async function getJob(ctx: StoreContext, id: string): Promise<JobRecord |
   return row ? toJobRecord(row) : undefined;
 }
 
-export async function jobsByKey(ctx: StoreContext, partition: string, key: string, value: string | number, limit = 1000): Promise<JobRecord[]> {
+export async function jobsByKey(
+  ctx: StoreContext,
+  partition: string,
+  key: string,
+  value: string | number,
+  limit = 1000,
+): Promise<JobRecord[]> {
   const rows = await op.jobsByKey(ctx.ops, ctx.pool, [partition, key, lookupValue(value), limit]);
   return rows.map(toJobRecord);
 }
@@ -46,7 +52,12 @@ export async function listJobs(ctx: StoreContext, filter: JobListFilter): Promis
   };
   // Unnamed, unlike the other operations (see ops.listJobs): planned with each call's values, so the
   // filters left out fold away (a prepared generic plan would keep them all and could not skip history).
-  const rows = await op.listJobs(ctx.ops, ctx.pool, [...matchParams(filter), only(LIVE_JOB_STATES), only(FINISHED_JOB_STATES), filter.limit]);
+  const rows = await op.listJobs(ctx.ops, ctx.pool, [
+    ...matchParams(filter),
+    only(LIVE_JOB_STATES),
+    only(FINISHED_JOB_STATES),
+    filter.limit,
+  ]);
   return rows.map(toJobRecord);
 }
 
@@ -64,6 +75,14 @@ export async function liveJobCounts(ctx: StoreContext): Promise<{ partition: str
 /** The filter parameters list_jobs and the bulk operations share ($1-$6): partition, queue, type, before, ids, lookup. */
 export function matchParams(match: JobMatch): MatchParams {
   let lookup: Record<string, string[]> | null = null;
-  for (const [key, value] of Object.entries(match.lookup ?? {})) (lookup ??= {})[key] = (Array.isArray(value) ? value : [value]).map(String);
-  return [match.partition ?? null, match.queue ?? null, match.type ?? null, match.before ?? null, match.ids ?? null, lookup && JSON.stringify(lookup)];
+  for (const [key, value] of Object.entries(match.lookup ?? {}))
+    (lookup ??= {})[key] = (Array.isArray(value) ? value : [value]).map(String);
+  return [
+    match.partition ?? null,
+    match.queue ?? null,
+    match.type ?? null,
+    match.before ?? null,
+    match.ids ?? null,
+    lookup && JSON.stringify(lookup),
+  ];
 }

@@ -70,12 +70,20 @@ export function claimJobs(
   log: Logger,
 ): Promise<ClaimResult> {
   const { nodeId, partition, leaseMs, types } = req;
-  const claim = (unlimited: Map<string, number>) => store.claimCounted({ nodeId, partition, leaseMs, queues: [...unlimited].map(([queue, limit]) => ({ queue, limit })), types });
+  const claim = (unlimited: Map<string, number>) =>
+    store.claimCounted({ nodeId, partition, leaseMs, queues: [...unlimited].map(([queue, limit]) => ({ queue, limit })), types });
   const limited: RateLimitedClaimRequest['queues'] = [];
   const rest = new Map<string, number>();
   for (const [queue, want] of asked) {
     const limit = queues.get(queue)?.rateLimit;
-    if (limit) limited.push({ queue, limit: want, rateLimit: limit.limit, periodMs: limit.periodMs, ...(limit.key !== undefined ? { keyPath: limit.key } : {}) });
+    if (limit)
+      limited.push({
+        queue,
+        limit: want,
+        rateLimit: limit.limit,
+        periodMs: limit.periodMs,
+        ...(limit.key !== undefined ? { keyPath: limit.key } : {}),
+      });
     else rest.set(queue, want);
   }
   if (limited.length === 0) return claim(asked);

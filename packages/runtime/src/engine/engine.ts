@@ -97,13 +97,19 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const io = { store, log, ...(options.metrics ? { metrics: options.metrics } : {}), reply: (msg: EngineMsg) => self.cast(msg) };
   /** The claim takes only jobs of the types defined here; others wait for a node that defines them. */
   const claimer = new Claimer({ ...io, window, request: { nodeId, partition, leaseMs: settings.leaseMs, types: [...definitions.keys()] } });
-  const writer = new OutcomeWriter({ ...io, nodeId, partition, continuationsByType: continuationsByType(definitions, options.continuations) });
+  const writer = new OutcomeWriter({
+    ...io,
+    nodeId,
+    partition,
+    continuationsByType: continuationsByType(definitions, options.continuations),
+  });
   // Made once: the advert path runs at every claim.
   const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);
 
   function leasesRenewing(now: number): boolean {
     const leases = gate.leases(now);
-    if (leases === 'went-stale') log.warn({ sinceMs: gate.sinceRenewal(now) }, 'leases have not been renewed lately; claiming nothing until they are');
+    if (leases === 'went-stale')
+      log.warn({ sinceMs: gate.sinceRenewal(now) }, 'leases have not been renewed lately; claiming nothing until they are');
     return leases === 'renewing';
   }
 
@@ -132,7 +138,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const at = window.rateLimited(limited, now);
     for (const [queue, outcome] of limited) {
       const limit = queues.get(queue)?.rateLimit;
-      if (limit) options.metrics?.rateLimit(partition, queue, limit.key === undefined ? limit.tokensLeft : null, outcome.held, outcome.limitedKeys);
+      if (limit)
+        options.metrics?.rateLimit(partition, queue, limit.key === undefined ? limit.tokensLeft : null, outcome.held, outcome.limitedKeys);
     }
     if (at === undefined || (rateTimer && rateTimer.at <= at)) return;
     rateTimer?.cancel();
@@ -218,7 +225,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   /** Whether a job handed to this engine for the queue can run here now: a free slot, nothing stopping it. */
   function takesHandoffs(name: string, q: QueueState, now: number): boolean {
     // A hand-off would start a job without a token: rate-limited queues start jobs through claims only.
-    return !draining && gate.controlKnown && gate.throttleMs === 0 && !q.rateLimit && !gate.paused.has(name) && q.running + q.buffer.length < q.concurrency && leasesRenewing(now);
+    return (
+      !draining &&
+      gate.controlKnown &&
+      gate.throttleMs === 0 &&
+      !q.rateLimit &&
+      !gate.paused.has(name) &&
+      q.running + q.buffer.length < q.concurrency &&
+      leasesRenewing(now)
+    );
   }
 
   /**
@@ -232,7 +247,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (!def?.executionKey) return false;
     const derived = deriveExecutionKey(job, def);
     if (derived.error !== undefined) {
-      log.warn({ jobId: job.id, err: describeError(derived.error).message }, 'the execution key of this job cannot be derived from its payload; running the job without a key');
+      log.warn(
+        { jobId: job.id, err: describeError(derived.error).message },
+        'the execution key of this job cannot be derived from its payload; running the job without a key',
+      );
     }
     if (derived.key === undefined) return false;
     job.executionKey = derived.key;
@@ -312,7 +330,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       const q = queues.get(entry.job.queue);
       if (q) q.buffer = q.buffer.filter((j) => j.id !== id);
       tracked.delete(id);
-      if (why === 'cancel') pending().failures.push({ job: entry.job, error: null, cause: new JobCancelledError(id), finalState: 'cancelled', neverStarted: true });
+      if (why === 'cancel')
+        pending().failures.push({
+          job: entry.job,
+          error: null,
+          cause: new JobCancelledError(id),
+          finalState: 'cancelled',
+          neverStarted: true,
+        });
       else if (why === 'shutdown') pending().releases.push(entry.job);
       scheduleFlush();
       return;
@@ -346,7 +371,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   function onFlushFailed(batch: FlushBatch, error: unknown): void {
     const retryInMs = outcomes.requeue(batch);
-    log.warn({ err: describeError(error).message, retryInMs: outcomes.backoffMs, waiting: outcomes.size }, 'recording job outcomes failed; will retry');
+    log.warn(
+      { err: describeError(error).message, retryInMs: outcomes.backoffMs, waiting: outcomes.size },
+      'recording job outcomes failed; will retry',
+    );
     if (retryInMs !== undefined) ctxRef.sendAfter(retryInMs, { t: 'flush' });
   }
 
@@ -484,7 +512,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       case 'control':
         return onControl(msg.state);
       case 'stats':
-        return engineStats(queues, { partition, processed, draining: draining !== undefined, paused: gate.paused, stopped: gate.stopped, throttleMs: gate.throttleMs });
+        return engineStats(queues, {
+          partition,
+          processed,
+          draining: draining !== undefined,
+          paused: gate.paused,
+          stopped: gate.stopped,
+          throttleMs: gate.throttleMs,
+        });
     }
   }
 
@@ -503,7 +538,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     terminate() {
       // Jobs still tracked here are abandoned to lease expiry: the heartbeat stops renewing them
       // because this engine no longer lists them, and another run picks them up.
-      if (tracked.size > 0) log.warn({ jobs: tracked.size }, 'engine stopped with jobs in hand; they will be rescued when their leases expire');
+      if (tracked.size > 0)
+        log.warn({ jobs: tracked.size }, 'engine stopped with jobs in hand; they will be rescued when their leases expire');
     },
   };
 }

@@ -8,7 +8,10 @@ import type { ResolvedJobDefinition } from '../define.js';
  */
 const NO_KEY: { key?: string; error?: unknown } = Object.freeze({});
 
-export function deriveExecutionKey(job: Pick<ClaimedJob, 'type' | 'payload'>, def: ResolvedJobDefinition | undefined): { key?: string; error?: unknown } {
+export function deriveExecutionKey(
+  job: Pick<ClaimedJob, 'type' | 'payload'>,
+  def: ResolvedJobDefinition | undefined,
+): { key?: string; error?: unknown } {
   if (!def?.executionKey) return NO_KEY;
   try {
     const key = keyFromRule(def.executionKey, job.payload, { type: job.type, which: 'executionKey' });

@@ -55,7 +55,12 @@ export interface Accepted {
   /** Handed back, but finished as cancelled instead (a cancel was asked while this node held them). */
   cancelled: Set<string>;
   /** Rows Postgres refused (id → why); the rest of their batch was recorded. */
-  refused: { completions: Map<string, string>; failures: Map<string, string>; releases: Map<string, string>; progress: Map<string, string> };
+  refused: {
+    completions: Map<string, string>;
+    failures: Map<string, string>;
+    releases: Map<string, string>;
+    progress: Map<string, string>;
+  };
   /** Jobs whose continuation kept throwing (id → its error): nothing of theirs was recorded. */
   offending: Map<string, unknown>;
 }
@@ -160,7 +165,14 @@ export class OutcomeBatch {
   /** Ids of outcomes not yet recorded, pending or in flight, after `ids`: their leases must still be renewed. */
   held(ids: string[]): string[] {
     return [this.pending, this.inflight].reduce<string[]>(
-      (all, b) => (b ? all.concat(b.completions.map((c) => c.job.id), b.failures.map((f) => f.job.id), b.releases.map((j) => j.id)) : all),
+      (all, b) =>
+        b
+          ? all.concat(
+              b.completions.map((c) => c.job.id),
+              b.failures.map((f) => f.job.id),
+              b.releases.map((j) => j.id),
+            )
+          : all,
       ids,
     );
   }
@@ -179,13 +191,20 @@ export function claimableQueues(batch: FlushBatch): string[] {
  * The batch's final outcomes whose type has a continuation (`continued`, undefined when none), and
  * the rest (`plain`), written by the plain statements as when no type has one.
  */
-export function splitContinued(batch: FlushBatch, hasContinuation: (type: string) => boolean): { plain: FlushBatch; continued?: ContinuedPart } {
+export function splitContinued(
+  batch: FlushBatch,
+  hasContinuation: (type: string) => boolean,
+): { plain: FlushBatch; continued?: ContinuedPart } {
   const completions = batch.completions.filter((c) => hasContinuation(c.job.type));
   const failures = batch.failures.filter((f) => !f.retryAt && !f.skipContinuation && hasContinuation(f.job.type));
   if (completions.length + failures.length === 0) return { plain: batch };
   const inContinued = new Set<unknown>([...completions, ...failures]);
   return {
-    plain: { ...batch, completions: batch.completions.filter((c) => !inContinued.has(c)), failures: batch.failures.filter((f) => !inContinued.has(f)) },
+    plain: {
+      ...batch,
+      completions: batch.completions.filter((c) => !inContinued.has(c)),
+      failures: batch.failures.filter((f) => !inContinued.has(f)),
+    },
     continued: { completions, failures },
   };
 }
@@ -268,7 +287,9 @@ export function settleWrites(
     written.progress = batch.progress;
     accepted.refused.progress = progressWrite.value;
   } else [unwritten.progress, error, failedPart] = [batch.progress, progressWrite.reason, true];
-  return failedPart ? { t: 'flushed', batch: written, accepted, unwritten: { batch: unwritten, error } } : { t: 'flushed', batch: written, accepted };
+  return failedPart
+    ? { t: 'flushed', batch: written, accepted, unwritten: { batch: unwritten, error } }
+    : { t: 'flushed', batch: written, accepted };
 }
 
 /** Why the engine aborted a job, if it did: decides what its outcome records. */
@@ -289,7 +310,10 @@ export function recordAttempt(
 ): boolean {
   if (abort === 'lease') return false;
   if (abort === 'shutdown') pending.releases.push(job);
-  else if (outcome.ok) pending.completions.push(outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json });
+  else if (outcome.ok)
+    pending.completions.push(
+      outcome.json === undefined ? { job, result: outcome.result } : { job, result: outcome.result, json: outcome.json },
+    );
   else if (abort === 'cancel') pending.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
   else pending.failures.push(attemptFailed(job, outcome.error, def, now));
   return true;

@@ -42,7 +42,10 @@ export function applyRecorded(d: RecordedDeps, batch: FlushBatch, accepted: Acce
       continue;
     }
     if (!accepted.completed.has(c.job.id)) {
-      log.warn({ jobId: c.job.id, attempt: c.job.attempt }, 'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere');
+      log.warn(
+        { jobId: c.job.id, attempt: c.job.attempt },
+        'completion refused: this node no longer holds the job (lease lost); it will run again elsewhere',
+      );
       continue;
     }
     emit({ kind: 'completed', job: c.job, result: c.result });
@@ -58,9 +61,15 @@ export function applyRecorded(d: RecordedDeps, batch: FlushBatch, accepted: Acce
     if (why !== undefined) {
       if (f.replacedError) {
         // Nothing this node can write will record it: let go, its lease runs out and rescue takes over.
-        log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why }, 'Postgres refused to record this failure even with a plain error; dropping it, the job is rescued when its lease expires');
+        log.error(
+          { jobId: f.job.id, attempt: f.job.attempt, err: why },
+          'Postgres refused to record this failure even with a plain error; dropping it, the job is rescued when its lease expires',
+        );
       } else {
-        log.error({ jobId: f.job.id, attempt: f.job.attempt, err: why, error: f.error }, 'Postgres refused to record this failure; recording it with an error that says so instead');
+        log.error(
+          { jobId: f.job.id, attempt: f.job.attempt, err: why, error: f.error },
+          'Postgres refused to record this failure; recording it with an error that says so instead',
+        );
         d.pending().failures.push({ ...f, error: unrecordableError(f, why, d.nodeId, now), replacedError: true });
       }
       continue;
@@ -82,7 +91,10 @@ export function applyRecorded(d: RecordedDeps, batch: FlushBatch, accepted: Acce
   for (const j of batch.releases) {
     const why = refused.releases.get(j.id);
     if (why !== undefined) {
-      log.error({ jobId: j.id, attempt: j.attempt, err: why }, 'Postgres refused to hand this job back; dropping it, the job is rescued when its lease expires');
+      log.error(
+        { jobId: j.id, attempt: j.attempt, err: why },
+        'Postgres refused to hand this job back; dropping it, the job is rescued when its lease expires',
+      );
       continue;
     }
     if (!accepted.cancelled.has(j.id)) {
@@ -104,7 +116,10 @@ export function applyRecorded(d: RecordedDeps, batch: FlushBatch, accepted: Acce
 function failContinuation(d: RecordedDeps, job: ClaimedJob, err: unknown, finalState: 'failed' | 'cancelled', now: number): void {
   const cause = err instanceof ContinuationThrew ? err.cause : err;
   const message = err instanceof ContinuationThrew ? err.message : `Postgres refused to record its outcome: ${describeError(err).message}`;
-  d.log.error({ jobId: job.id, attempt: job.attempt, err: message }, 'the continuation of this job keeps failing; failing the job without it');
+  d.log.error(
+    { jobId: job.id, attempt: job.attempt, err: message },
+    'the continuation of this job keeps failing; failing the job without it',
+  );
   const error: JobError = { ...jobError(job, cause, now), message };
   d.pending().failures.push({ job, error, cause, finalState, skipContinuation: true });
 }

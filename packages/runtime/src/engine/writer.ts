@@ -40,7 +40,8 @@ export function continuationsByType(
   plugins: readonly OutcomeContinuation[] = [],
 ): Map<string, { name: string; run: Continuation }[]> {
   const byType = new Map<string, { name: string; run: Continuation }[]>();
-  for (const [type, def] of definitions) if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
+  for (const [type, def] of definitions)
+    if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
   for (const c of plugins) {
     for (const type of c.types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
   }
@@ -65,8 +66,14 @@ export class OutcomeWriter {
     const work = Promise.allSettled([
       store.complete(nodeId, completionItems(plain.completions)),
       store.fail(nodeId, failureItems(plain.failures)),
-      store.release(nodeId, batch.releases.map((j) => ({ id: j.id, attempt: j.attempt, executionKey: j.executionKey }))),
-      store.updateProgress(nodeId, [...batch.progress].map(([id, json]) => ({ id, progress: undefined, json }))),
+      store.release(
+        nodeId,
+        batch.releases.map((j) => ({ id: j.id, attempt: j.attempt, executionKey: j.executionKey })),
+      ),
+      store.updateProgress(
+        nodeId,
+        [...batch.progress].map(([id, json]) => ({ id, progress: undefined, json })),
+      ),
       continued && this.writeContinued(continued),
     ]);
     void work.then(([completed, failed, released, progress, continuedWrite]) => {
@@ -97,10 +104,14 @@ export class OutcomeWriter {
    * until each job whose continuation still throws stands alone: those land in `offending`, the
    * others commit (a transaction writes all of its part or nothing, so no outcome is written twice).
    */
-  private async writeContinued({ completions, failures }: ContinuedPart): Promise<{ completed: Recorded; failed: Recorded; offending: Map<string, unknown> }> {
+  private async writeContinued({
+    completions,
+    failures,
+  }: ContinuedPart): Promise<{ completed: Recorded; failed: Recorded; offending: Map<string, unknown> }> {
     const offending = new Map<string, unknown>();
     const entries: (PendingCompletion | PendingFailure)[] = [...completions, ...failures];
-    if (!entries.some((e) => (e.continuationTries ?? 0) >= CONTINUATION_TRIES)) return { ...(await this.continuedTransaction(completions, failures)), offending };
+    if (!entries.some((e) => (e.continuationTries ?? 0) >= CONTINUATION_TRIES))
+      return { ...(await this.continuedTransaction(completions, failures)), offending };
     const completed = Object.assign(new Set<string>(), { refused: new Map<string, string>() });
     const failed = Object.assign(new Set<string>(), { refused: new Map<string, string>() });
     const isCompletion = new Set<unknown>(completions);
@@ -126,13 +137,19 @@ export class OutcomeWriter {
         await write(part.slice(mid));
       }
     };
-    this.o.log.warn({ jobs: entries.length, tries: CONTINUATION_TRIES }, 'a continuation keeps rolling back its batch; writing it in parts to find the jobs it throws for');
+    this.o.log.warn(
+      { jobs: entries.length, tries: CONTINUATION_TRIES },
+      'a continuation keeps rolling back its batch; writing it in parts to find the jobs it throws for',
+    );
     await write(entries);
     return { completed, failed, offending };
   }
 
   /** Records the outcomes and runs their types' continuations with the accepted ones, in one transaction. */
-  private continuedTransaction(completions: PendingCompletion[], failures: PendingFailure[]): Promise<{ completed: Recorded; failed: Recorded }> {
+  private continuedTransaction(
+    completions: PendingCompletion[],
+    failures: PendingFailure[],
+  ): Promise<{ completed: Recorded; failed: Recorded }> {
     const { store, nodeId, partition, continuationsByType } = this.o;
     return store.withTransaction(async (tx) => {
       const completed = await store.complete(nodeId, completionItems(completions), tx);
@@ -144,7 +161,14 @@ export class OutcomeWriter {
         if (list) list.push(finished);
         else byType.set(finished.type, [finished]);
       };
-      const base = (job: ClaimedJob) => ({ id: job.id, type: job.type, partition, queue: job.queue, payload: job.payload, attempt: job.attempt });
+      const base = (job: ClaimedJob) => ({
+        id: job.id,
+        type: job.type,
+        partition,
+        queue: job.queue,
+        payload: job.payload,
+        attempt: job.attempt,
+      });
       for (const c of completions) if (completed.has(c.job.id)) add({ ...base(c.job), state: 'completed', result: c.result });
       for (const f of failures) if (failed.has(f.job.id)) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error });
       for (const [type, jobs] of byType) {

@@ -8,8 +8,18 @@ export type { GlobalRequest } from '@partita/protocol';
 
 export type GlobalOp = GlobalRequest['op'];
 export const GLOBAL_OPS: readonly GlobalOp[] = [
-  'cancelJob', 'isCancelled', 'queueKeyTaken', 'releaseQueueKey', 'executionKeyHeld', 'releaseExecutionKey',
-  'pause', 'resume', 'pausedQueues', 'throttle', 'control', 'snapshot',
+  'cancelJob',
+  'isCancelled',
+  'queueKeyTaken',
+  'releaseQueueKey',
+  'executionKeyHeld',
+  'releaseExecutionKey',
+  'pause',
+  'resume',
+  'pausedQueues',
+  'throttle',
+  'control',
+  'snapshot',
 ];
 
 export interface ControlState {
@@ -147,7 +157,11 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
     if (row.version <= controlVersion) return false;
     controlVersion = row.version;
     paused = new Set([...row.paused].sort());
-    throttles = row.throttles.map((r) => ({ ms: r.ms, ...(r.queue != null ? { queue: r.queue } : {}), ...(r.node != null ? { node: r.node } : {}) }));
+    throttles = row.throttles.map((r) => ({
+      ms: r.ms,
+      ...(r.queue != null ? { queue: r.queue } : {}),
+      ...(r.node != null ? { node: r.node } : {}),
+    }));
     return true;
   }
 
@@ -185,13 +199,22 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
       }
       case 'isCancelled':
         if (cancelled.has(request.id)) return reply.resolve(true);
-        return answer(reply, store.getJob(request.id).then((job) => job?.state === 'cancelled'));
+        return answer(
+          reply,
+          store.getJob(request.id).then((job) => job?.state === 'cancelled'),
+        );
       case 'queueKeyTaken':
-        return answer(reply, store.queueKeyHolder(partition, request.key).then((id) => id !== undefined));
+        return answer(
+          reply,
+          store.queueKeyHolder(partition, request.key).then((id) => id !== undefined),
+        );
       case 'releaseQueueKey':
         return answer(reply, store.clearQueueKey(partition, request.key));
       case 'executionKeyHeld':
-        return answer(reply, store.executionKeyHolder(partition, request.key).then((id) => id !== undefined));
+        return answer(
+          reply,
+          store.executionKeyHolder(partition, request.key).then((id) => id !== undefined),
+        );
       case 'releaseExecutionKey':
         return answer(
           reply,
@@ -205,19 +228,30 @@ export function globalBehavior(options: GlobalOptions): Behavior<GlobalMsg, void
         return changeControl({ op: request.op, queue: request.queue }, reply);
       case 'pausedQueues':
         // The row, not this Global's copy: a change a client made there a moment ago counts already.
-        return answer(reply, store.loadControl(partition).then((row) => [...row.paused].sort()));
+        return answer(
+          reply,
+          store.loadControl(partition).then((row) => [...row.paused].sort()),
+        );
       case 'throttle': {
         const rule = request.rule;
         if (!Number.isInteger(rule.ms) || rule.ms < -1 || rule.ms > MAX_THROTTLE_MS) {
-          return reply.reject(new ValidationError(`must be a whole number of ms from -1 (stop) to ${MAX_THROTTLE_MS}; 0 lifts it`, 'throttle.ms'));
+          return reply.reject(
+            new ValidationError(`must be a whole number of ms from -1 (stop) to ${MAX_THROTTLE_MS}; 0 lifts it`, 'throttle.ms'),
+          );
         }
-        return changeControl({ op: 'throttle', ms: rule.ms, ...(rule.queue ? { queue: rule.queue } : {}), ...(rule.node ? { node: rule.node } : {}) }, reply);
+        return changeControl(
+          { op: 'throttle', ms: rule.ms, ...(rule.queue ? { queue: rule.queue } : {}), ...(rule.node ? { node: rule.node } : {}) },
+          reply,
+        );
       }
       case 'control':
         return reply.resolve(control());
       case 'snapshot': {
         const saved = snapshot();
-        return answer(reply, store.executionKeys(partition).then((executionKeys): GlobalView => ({ ...saved, executionKeys })));
+        return answer(
+          reply,
+          store.executionKeys(partition).then((executionKeys): GlobalView => ({ ...saved, executionKeys })),
+        );
       }
       default:
         return reply.reject(new ValidationError(`unknown Global operation ${(request as { op: unknown }).op}`));

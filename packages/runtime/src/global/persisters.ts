@@ -38,8 +38,10 @@ export function validateSnapshot(value: unknown, source: string, partition?: str
       );
     }
     if (typeof s.partition !== 'string') problems.push(`partition must be a string, found ${describeValue(s.partition)}`);
-    else if (partition !== undefined && s.partition !== partition) problems.push(`it belongs to partition "${s.partition}", not "${partition}"`);
-    if (!Number.isSafeInteger(s.epoch) || (s.epoch as number) < 0) problems.push(`epoch must be a non-negative integer, found ${describeValue(s.epoch)}`);
+    else if (partition !== undefined && s.partition !== partition)
+      problems.push(`it belongs to partition "${s.partition}", not "${partition}"`);
+    if (!Number.isSafeInteger(s.epoch) || (s.epoch as number) < 0)
+      problems.push(`epoch must be a non-negative integer, found ${describeValue(s.epoch)}`);
     if (typeof s.savedAt !== 'string') problems.push(`savedAt must be a string, found ${describeValue(s.savedAt)}`);
     if (!isStringArray(s.cancelled)) problems.push('cancelled must be an array of job ids (strings)');
     if (!isStringArray(s.paused)) problems.push('paused must be an array of queue names (strings)');
@@ -160,7 +162,8 @@ export class FilePersister implements Persister {
   constructor(dir: string, options: FilePersisterOptions = {}) {
     if (typeof dir !== 'string' || dir.length === 0) throw new ValidationError('must be a directory path', 'dir');
     const { cluster, schema, logger } = options;
-    if (cluster !== undefined && (typeof cluster !== 'string' || !NAME_PATTERN.test(cluster))) throw new ValidationError('must be 1-64 letters, digits, _ or -', 'cluster');
+    if (cluster !== undefined && (typeof cluster !== 'string' || !NAME_PATTERN.test(cluster)))
+      throw new ValidationError('must be 1-64 letters, digits, _ or -', 'cluster');
     if (schema !== undefined) {
       if (cluster === undefined) throw new ValidationError('is only used together with a cluster', 'schema');
       assertSchemaName(schema); // also keeps it from reaching outside the directory
@@ -243,7 +246,9 @@ export class FilePersister implements Persister {
       await syncDir(this.stateDir);
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => undefined);
-      throw new PersisterError(`saving the Global state of partition "${partition}" to ${file} failed: ${describeError(err).message}`, { cause: err });
+      throw new PersisterError(`saving the Global state of partition "${partition}" to ${file} failed: ${describeError(err).message}`, {
+        cause: err,
+      });
     }
     this.remember(partition, epoch, await stamp(file));
   }
@@ -313,7 +318,9 @@ export class FilePersister implements Persister {
         }
       } catch (err) {
         this.dirReady = undefined;
-        throw new PersisterError(`cannot create the Global state directory ${this.stateDir}: ${describeError(err).message}`, { cause: err });
+        throw new PersisterError(`cannot create the Global state directory ${this.stateDir}: ${describeError(err).message}`, {
+          cause: err,
+        });
       }
     })();
     return this.dirReady;
@@ -350,7 +357,10 @@ export class FilePersister implements Persister {
     const parsed = parseStateFile(text, partition, this.scope);
     if (!parsed.ok) {
       if (parsed.foreign) {
-        this.logger.info({ partition, legacyFile: legacy, file: this.fileOf(partition) }, `not adopting the old-layout Global state file: it ${parsed.problem}`);
+        this.logger.info(
+          { partition, legacyFile: legacy, file: this.fileOf(partition) },
+          `not adopting the old-layout Global state file: it ${parsed.problem}`,
+        );
         return undefined;
       }
       throw new PersisterError(
@@ -363,12 +373,21 @@ export class FilePersister implements Persister {
     await this.write(partition, serializeStateFile(partition, parsed.snapshot, parsed.epoch, this.scope), parsed.epoch);
     for (const old of [legacy, join(this.dir, `${partition}.prev.json`)]) {
       await rename(old, `${old}.adopted`).catch((err) => {
-        if (code(err) !== 'ENOENT') this.logger.warn({ file: old, err: describeError(err).message }, 'could not move the adopted old-layout Global state file aside');
+        if (code(err) !== 'ENOENT')
+          this.logger.warn({ file: old, err: describeError(err).message }, 'could not move the adopted old-layout Global state file aside');
       });
     }
     await syncDir(this.dir);
     this.logger.warn(
-      { partition, cluster: this.scope?.cluster, schema: this.scope?.schema, legacyFile: legacy, file: this.fileOf(partition), epoch: parsed.epoch, savedAt: parsed.savedAt },
+      {
+        partition,
+        cluster: this.scope?.cluster,
+        schema: this.scope?.schema,
+        legacyFile: legacy,
+        file: this.fileOf(partition),
+        epoch: parsed.epoch,
+        savedAt: parsed.savedAt,
+      },
       `adopted the Global state of partition "${partition}" from ${legacy} (the layout before state files were kept per cluster and schema) ` +
         `as ${this.fileOf(partition)}; the old file is now ${legacy}.adopted. If another cluster or schema shares this data dir and that ` +
         `state was its, move the file to that cluster's directory instead and delete ${this.fileOf(partition)}`,
@@ -424,7 +443,15 @@ type ParsedFile = { ok: true; epoch: number; savedAt: string; snapshot: GlobalSn
 function serializeStateFile(partition: string, snapshot: GlobalSnapshot, epoch: number, scope: FileScope | undefined): string {
   const body = JSON.stringify(snapshot);
   if (body === undefined) throw new ValidationError('must be a GlobalSnapshot object', 'snapshot');
-  const header = JSON.stringify({ format: FILE_FORMAT, version: FILE_VERSION, ...scope, partition, epoch, savedAt: new Date().toISOString(), checksum: checksum(body) });
+  const header = JSON.stringify({
+    format: FILE_FORMAT,
+    version: FILE_VERSION,
+    ...scope,
+    partition,
+    epoch,
+    savedAt: new Date().toISOString(),
+    checksum: checksum(body),
+  });
   return `${header.slice(0, -1)},"snapshot":${body}}\n`;
 }
 
@@ -439,19 +466,25 @@ function parseStateFile(text: string, partition: string, scope: FileScope | unde
   } catch (err) {
     return { ok: false, problem: `is not valid JSON (${describeError(err).message}; the file may be truncated)` };
   }
-  if (!isPlainObject(doc) || doc.format !== FILE_FORMAT) return { ok: false, problem: `is not a Partita Global state file (no "format": "${FILE_FORMAT}")` };
-  if (doc.version !== FILE_VERSION) return { ok: false, problem: `has file version ${describeValue(doc.version)}, this Partita reads version ${FILE_VERSION}` };
-  if (doc.partition !== partition) return { ok: false, problem: `belongs to partition ${describeValue(doc.partition)}, not "${partition}"` };
+  if (!isPlainObject(doc) || doc.format !== FILE_FORMAT)
+    return { ok: false, problem: `is not a Partita Global state file (no "format": "${FILE_FORMAT}")` };
+  if (doc.version !== FILE_VERSION)
+    return { ok: false, problem: `has file version ${describeValue(doc.version)}, this Partita reads version ${FILE_VERSION}` };
+  if (doc.partition !== partition)
+    return { ok: false, problem: `belongs to partition ${describeValue(doc.partition)}, not "${partition}"` };
   for (const field of ['cluster', 'schema'] as const) {
     if (doc[field] === undefined) continue;
     if (typeof doc[field] !== 'string') return { ok: false, problem: `has an invalid ${field} (${describeValue(doc[field])})` };
     const ours = scope?.[field];
-    if (ours !== undefined && doc[field] !== ours) return { ok: false, foreign: true, problem: `belongs to ${field} ${describeValue(doc[field])}, not "${ours}"` };
+    if (ours !== undefined && doc[field] !== ours)
+      return { ok: false, foreign: true, problem: `belongs to ${field} ${describeValue(doc[field])}, not "${ours}"` };
   }
-  if (!Number.isSafeInteger(doc.epoch) || (doc.epoch as number) < 0) return { ok: false, problem: `has no valid epoch (${describeValue(doc.epoch)})` };
+  if (!Number.isSafeInteger(doc.epoch) || (doc.epoch as number) < 0)
+    return { ok: false, problem: `has no valid epoch (${describeValue(doc.epoch)})` };
   if (typeof doc.checksum !== 'string') return { ok: false, problem: 'has no checksum' };
   const body = JSON.stringify(doc.snapshot);
-  if (body === undefined || checksum(body) !== doc.checksum) return { ok: false, problem: 'fails its checksum (its content was changed or damaged)' };
+  if (body === undefined || checksum(body) !== doc.checksum)
+    return { ok: false, problem: 'fails its checksum (its content was changed or damaged)' };
   try {
     const savedAt = typeof doc.savedAt === 'string' ? doc.savedAt : 'an unknown time';
     return { ok: true, epoch: doc.epoch as number, savedAt, snapshot: validateSnapshot(doc.snapshot, 'it', partition) };
@@ -511,7 +544,8 @@ function shellQuote(path: string): string {
 
 function checkPartition(partition: string): void {
   // Also keeps partition names from reaching outside the directory.
-  if (typeof partition !== 'string' || !NAME_PATTERN.test(partition)) throw new ValidationError('must be 1-64 letters, digits, _ or -', 'partition');
+  if (typeof partition !== 'string' || !NAME_PATTERN.test(partition))
+    throw new ValidationError('must be 1-64 letters, digits, _ or -', 'partition');
 }
 
 function checkEpoch(epoch: number): void {
@@ -538,7 +572,9 @@ export class PostgresPersister implements Persister {
     try {
       row = await this.state.load(partition);
     } catch (err) {
-      throw new PersisterError(`loading the Global state of partition "${partition}" from Postgres failed: ${describeError(err).message}`, { cause: err });
+      throw new PersisterError(`loading the Global state of partition "${partition}" from Postgres failed: ${describeError(err).message}`, {
+        cause: err,
+      });
     }
     if (!row) return undefined;
     const where = this.state.describe(partition);
@@ -563,7 +599,9 @@ export class PostgresPersister implements Persister {
         await this.state.save(partition, json, epoch);
       } catch (err) {
         if (err instanceof StaleEpochError || err instanceof ValidationError) throw err;
-        throw new PersisterError(`saving the Global state of partition "${partition}" to Postgres failed: ${describeError(err).message}`, { cause: err });
+        throw new PersisterError(`saving the Global state of partition "${partition}" to Postgres failed: ${describeError(err).message}`, {
+          cause: err,
+        });
       }
     });
   }
@@ -627,7 +665,10 @@ export async function loadPersisterModule(path: string, ctx: PersisterModuleCont
     mod = await importUserModule(file);
   } catch (err) {
     const missing = code(err) === 'ERR_MODULE_NOT_FOUND' && !(await exists(file));
-    throw moduleProblem(file, missing ? 'the persister module does not exist' : `the persister module cannot be imported: ${describeImportError(err, file)}`);
+    throw moduleProblem(
+      file,
+      missing ? 'the persister module does not exist' : `the persister module cannot be imported: ${describeImportError(err, file)}`,
+    );
   }
   let exportName = mod.default !== undefined ? 'default export' : '`persister` export';
   let exported: unknown = mod.default ?? mod.persister;
@@ -645,7 +686,10 @@ export async function loadPersisterModule(path: string, ctx: PersisterModuleCont
     try {
       instance = isClass ? new (fn as unknown as new (c: PersisterModuleContext) => unknown)(ctx) : await fn(ctx);
     } catch (err) {
-      throw new PersisterError(`the persister module ${file}: ${isClass ? 'constructing its class' : 'its factory'} threw: ${describeError(err).message}`, { cause: err });
+      throw new PersisterError(
+        `the persister module ${file}: ${isClass ? 'constructing its class' : 'its factory'} threw: ${describeError(err).message}`,
+        { cause: err },
+      );
     }
     what = isClass ? `the instance of the class (its ${exportName})` : `what its factory (${exportName}) returned`;
   }
@@ -685,10 +729,13 @@ export async function createPersister(config: PersisterConfig, ctx: PersisterCon
       // Without a cluster (programmatic callers of old): the unscoped layout `<dir>/<partition>.json`.
       return new FilePersister(
         globalStateDir(ctx.dataDir),
-        ctx.cluster === undefined ? { logger } : { cluster: ctx.cluster, ...(ctx.schema !== undefined ? { schema: ctx.schema } : {}), logger },
+        ctx.cluster === undefined
+          ? { logger }
+          : { cluster: ctx.cluster, ...(ctx.schema !== undefined ? { schema: ctx.schema } : {}), logger },
       );
     case 'postgres':
-      if (!ctx.pool || !ctx.schema) throw new ConfigError([{ path: 'persister', message: 'the postgres persister needs the node\'s Postgres pool and schema' }]);
+      if (!ctx.pool || !ctx.schema)
+        throw new ConfigError([{ path: 'persister', message: "the postgres persister needs the node's Postgres pool and schema" }]);
       return new PostgresPersister(new PostgresGlobalState(ctx.pool, ctx.schema));
     case 'module': {
       const inner = await loadPersisterModule(config.path, {
@@ -700,10 +747,18 @@ export async function createPersister(config: PersisterConfig, ctx: PersisterCon
       return checkedPersister(inner, `the persister module ${config.path}`);
     }
     case 'instance': {
-      if (!isPersister(config.instance)) throw new ConfigError([{ path: 'persister', message: `the given persister object does not implement Persister; ${PERSISTER_SHAPE}` }]);
+      if (!isPersister(config.instance))
+        throw new ConfigError([
+          { path: 'persister', message: `the given persister object does not implement Persister; ${PERSISTER_SHAPE}` },
+        ]);
       return checkedPersister(config.instance as Persister, 'the given persister');
     }
     default:
-      throw new ConfigError([{ path: 'persister', message: `unknown persister kind ${JSON.stringify((config as { kind: unknown }).kind)}; use file, postgres or a module path` }]);
+      throw new ConfigError([
+        {
+          path: 'persister',
+          message: `unknown persister kind ${JSON.stringify((config as { kind: unknown }).kind)}; use file, postgres or a module path`,
+        },
+      ]);
   }
 }

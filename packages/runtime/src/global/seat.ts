@@ -80,7 +80,10 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
       const loaded = await options.persister.load(partition);
       if (loaded && loaded.epoch >= epoch) {
         epoch = await lease.raiseEpoch(loaded.epoch + 1);
-        logger.warn({ from: acquired, to: epoch }, 'the saved Global snapshot is from a later epoch than the lease table; raised the lease epoch');
+        logger.warn(
+          { from: acquired, to: epoch },
+          'the saved Global snapshot is from a later epoch than the lease table; raised the lease epoch',
+        );
       }
       if (options.localStateDir !== undefined && epoch > 1 && (loaded?.epoch ?? 0) < epoch - 1) warnStateElsewhere(epoch, loaded?.epoch);
       restored = loaded !== undefined;
@@ -181,7 +184,11 @@ export function seatBehavior(options: SeatOptions): Behavior<SeatMsg, void> {
           // A malformed broadcast is dropped here: it must never reach (and crash) the engine.
           if (controlProblem(control) === undefined && control.partition === partition) {
             const version = typeof control.seq === 'number' ? control.seq : undefined;
-            ctx.self.cast({ t: 'control', control: { paused: control.paused, throttles: control.throttles }, ...(version !== undefined ? { version } : {}) });
+            ctx.self.cast({
+              t: 'control',
+              control: { paused: control.paused, throttles: control.throttles },
+              ...(version !== undefined ? { version } : {}),
+            });
           }
         },
         { kinds: ['control'] },

@@ -97,13 +97,17 @@ export class LeaderSeat {
   private readonly listeners = new Set<(change: LeaderChange) => void>();
 
   constructor(options: LeaderSeatOptions) {
-    if (typeof options.lease !== 'string' || options.lease.length === 0) throw new ValidationError('must be a non-empty string (the lease name)', 'lease');
-    if (typeof options.nodeId !== 'string' || options.nodeId.length === 0) throw new ValidationError('must be a non-empty string', 'nodeId');
-    if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) throw new ValidationError('must be a number of milliseconds above 0', 'ttlMs');
+    if (typeof options.lease !== 'string' || options.lease.length === 0)
+      throw new ValidationError('must be a non-empty string (the lease name)', 'lease');
+    if (typeof options.nodeId !== 'string' || options.nodeId.length === 0)
+      throw new ValidationError('must be a non-empty string', 'nodeId');
+    if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0))
+      throw new ValidationError('must be a number of milliseconds above 0', 'ttlMs');
     if (!(Number.isFinite(options.tickMs) && options.tickMs > 0 && options.tickMs < options.ttlMs)) {
       throw new ValidationError(`must be above 0 and below ttlMs (${options.ttlMs}), or the lease runs out between two renewals`, 'tickMs');
     }
-    if (typeof options.start !== 'function') throw new ValidationError('must be a function returning the leader child (a behavior or a supervisor spec)', 'start');
+    if (typeof options.start !== 'function')
+      throw new ValidationError('must be a function returning the leader child (a behavior or a supervisor spec)', 'start');
     this.lease = options.lease;
     this.options = options;
     this.logger = options.logger;
@@ -195,7 +199,10 @@ export class LeaderSeat {
         // Without a renewal the lease runs out at renewedAt + ttl by our own clock at the latest;
         // from then on another node may lead, so this one stops even though it cannot confirm it.
         if (Date.now() - held.renewedAt >= ttlMs) {
-          this.logger.warn({ lease, epoch: held.epoch, err: describeError(err).message }, 'could not renew the lease before it ran out; stepping down');
+          this.logger.warn(
+            { lease, epoch: held.epoch, err: describeError(err).message },
+            'could not renew the lease before it ran out; stepping down',
+          );
           await this.stepDown('lost', false);
         }
         throw err;
@@ -233,7 +240,10 @@ export class LeaderSeat {
       const made = await this.options.start(held.epoch, handle);
       held.child =
         'handle' in made
-          ? system.spawn(made, { ...(name !== undefined ? { name } : {}), ...(this.options.shutdownMs !== undefined ? { shutdownMs: this.options.shutdownMs } : {}) })
+          ? system.spawn(made, {
+              ...(name !== undefined ? { name } : {}),
+              ...(this.options.shutdownMs !== undefined ? { shutdownMs: this.options.shutdownMs } : {}),
+            })
           : await system.supervise(made, name !== undefined ? { name } : {});
     } catch (err) {
       // Not released: the next tick re-acquires it at the same epoch (still ours) and tries again.
@@ -261,7 +271,9 @@ export class LeaderSeat {
     if (!was) return;
     this.held = undefined;
     if (was.child) this.emit({ lease: this.lease, leader: false, epoch: was.epoch, reason });
-    await was.teardown?.().catch((err: unknown) => this.logger.warn({ lease: this.lease, err: describeError(err).message }, 'leader teardown failed'));
+    await was
+      .teardown?.()
+      .catch((err: unknown) => this.logger.warn({ lease: this.lease, err: describeError(err).message }, 'leader teardown failed'));
     await was.child?.stop(reason === 'released' ? 'shutdown' : `lease ${reason}`);
     if (release) await this.options.leases.release(this.lease, this.options.nodeId, was.epoch).catch(() => undefined);
     this.logger.info({ lease: this.lease, epoch: was.epoch, reason, released: release }, 'no longer leading');
