@@ -50,7 +50,12 @@ export type Continuation<P = any, R = any> = (tx: Tx, jobs: FinishedJob<P, R>[])
 export interface OutcomeContinuation {
   /** Names it in logs and in the error a job fails with when it keeps throwing. */
   name: string;
-  types: readonly string[];
+  /**
+   * The job types it follows: a list, or a predicate asked for each finished job's type (for types
+   * known only at run time, such as a workflow's worker topics). Keep a predicate cheap (a Set lookup):
+   * it runs for every job written.
+   */
+  types: readonly string[] | ((type: string) => boolean);
   run: Continuation;
 }
 

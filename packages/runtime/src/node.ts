@@ -7,7 +7,7 @@ import { JobStore, Leases, Notices, migrate, type RegisteredJobType } from '@par
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '@partita/postgres-embedded';
 import { Client, installClientHooks } from '@partita/client/internal';
 import { IDLE_KIND, type IdleAdvert } from '@partita/protocol';
-import type { JobDefinition, ResolvedJobDefinition } from './define.js';
+import type { JobDefinition, OutcomeContinuation, ResolvedJobDefinition } from './define.js';
 import { engineBehavior, type EngineMsg, type EngineSettings, type EngineStats } from './engine/engine.js';
 import { LeaderSeat } from './leadership/leader-seat.js';
 import { leaseKeeperBehavior } from './lease-keeper.js';
@@ -335,7 +335,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               events: publishEvent,
               metrics,
               claimable: (queues) => publishWake(partition, queues),
-              ...(options.continuations ? { continuations: options.continuations } : {}),
+              continuations: outcomeContinuations(),
               idle: (queues) => {
                 for (const { queue, free } of queues) {
                   const advert: IdleAdvert = { node: nodeId, leaseMs: settings.leaseMs, free };
@@ -424,6 +424,11 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
         return [p, Object.freeze({ ...base, logger: pluginLogger, pluginConfig: pluginSections[p.name], leaderSeat })];
       }),
     );
+    // The node's own (startNode's `continuations`) first, then each plugin's, in plugin order; asked
+    // once, when the first engine starts (the plugins' contexts exist by then).
+    let continuations: readonly OutcomeContinuation[] | undefined;
+    const outcomeContinuations = () =>
+      (continuations ??= [...(options.continuations ?? []), ...plugins.flatMap((p) => p.continuations?.(contexts.get(p)!) ?? [])]);
     const contributions = (hook: 'nodeChildren' | 'partitionChildren', partition?: string): ChildSpec[] => {
       const owners = new Map<string, string>();
       return plugins.flatMap((p) => {

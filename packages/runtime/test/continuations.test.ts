@@ -1,5 +1,5 @@
 import test from 'ava';
-import { defineJob, type FinishedJob } from '@partita/runtime';
+import { defineJob, definePlugin, type FinishedJob } from '@partita/runtime';
 import { cluster, until } from './helpers.js';
 
 // A continuation runs inside the transaction that records its jobs' outcomes: what it writes exists
@@ -234,6 +234,60 @@ test('only outcomes the store accepted reach the continuation: a job whose lease
       ),
       0,
     );
+  } finally {
+    await c.close();
+  }
+});
+
+test('a plugin attaches a continuation by predicate: types it learns while the node runs are followed from then on', async (t) => {
+  const c = await cluster('cont_plugin');
+  try {
+    const { db } = c;
+    await db.pool.query(`CREATE TABLE "${db.schema}".followed (job uuid NOT NULL, type text NOT NULL)`);
+    // What a workflow plugin does: its worker topics become known as versions are deployed.
+    const followed = new Set<string>(['alpha']);
+    const plugin = definePlugin({
+      name: 'follower',
+      continuations: () => [
+        {
+          name: 'follower.record',
+          types: (type: string) => followed.has(type),
+          run: async (tx, jobs: FinishedJob[]) => {
+            await tx.query('INSERT INTO {{schema}}.followed (job, type) SELECT unnest($1::uuid[]), unnest($2::text[])', [
+              jobs.map((j) => j.id),
+              jobs.map((j) => j.type),
+            ]);
+          },
+        },
+      ],
+    });
+    const types = ['alpha', 'beta', 'gamma'].map((type) => defineJob({ type, perform: () => undefined }));
+    const node = await c.start({ partitions: oneQueue, jobs: types, engine, plugins: [plugin] });
+    const runAll = async (round: number) => {
+      await node.client.enqueueMany(
+        'p',
+        ['alpha', 'beta', 'gamma'].flatMap((type) => Array.from({ length: 5 }, (_, i) => ({ type, payload: { round, i } }))),
+      );
+      await until(
+        `round ${round} completed`,
+        async () =>
+          Number((await db.pool.query(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`)).rows[0].n) ===
+          15 * round,
+        20_000,
+      );
+    };
+    const byType = async () =>
+      Object.fromEntries(
+        (await db.pool.query(`SELECT type, count(*)::int AS n FROM "${db.schema}".followed GROUP BY type ORDER BY type`)).rows.map((r) => [
+          r.type,
+          r.n,
+        ]),
+      );
+    await runAll(1);
+    t.deepEqual(await byType(), { alpha: 5 }, 'only the types the predicate accepts are followed');
+    followed.add('gamma');
+    await runAll(2);
+    t.deepEqual(await byType(), { alpha: 10, gamma: 5 }, 'a type added while the node runs is followed from its next outcomes');
   } finally {
     await c.close();
   }

@@ -29,27 +29,50 @@ export interface WriterOptions {
   log: Logger;
   metrics?: Metrics;
   /** Job type → its continuations (the definition's first, then plugins'). */
-  continuationsByType: ReadonlyMap<string, { name: string; run: Continuation }[]>;
+  continuationsByType: ContinuationIndex;
   /** Where the write's result goes: the engine's mailbox. */
   reply: (msg: EngineMsg) => void;
 }
 
-/** Job type → its continuations: the definition's first, then plugins'. */
+type NamedContinuation = { name: string; run: Continuation };
+
+/** The continuations of each job type; `empty` when no type has any (every batch then takes the plain write). */
+export interface ContinuationIndex {
+  readonly empty: boolean;
+  of(type: string): readonly NamedContinuation[] | undefined;
+}
+
+/**
+ * Job type → its continuations: the definition's first, then plugins' listed by type, then plugins'
+ * chosen by a predicate. A predicate is asked at each write (never cached), so a plugin whose types
+ * change while the node runs (a workflow version deployed with a new worker topic) is followed at once.
+ */
 export function continuationsByType(
   definitions: ReadonlyMap<string, ResolvedJobDefinition>,
   plugins: readonly OutcomeContinuation[] = [],
-): Map<string, { name: string; run: Continuation }[]> {
-  const byType = new Map<string, { name: string; run: Continuation }[]>();
+): ContinuationIndex {
+  const byType = new Map<string, NamedContinuation[]>();
   for (const [type, def] of definitions)
     if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
+  const chosen: { name: string; run: Continuation; types: (type: string) => boolean }[] = [];
   for (const c of plugins) {
-    for (const type of c.types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
+    const { types } = c;
+    if (typeof types === 'function') chosen.push({ name: c.name, run: c.run, types });
+    else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
   }
-  return byType;
+  if (chosen.length === 0) return { empty: byType.size === 0, of: (type) => byType.get(type) };
+  return {
+    empty: false,
+    of(type) {
+      let out: NamedContinuation[] | undefined = byType.get(type);
+      for (const c of chosen) if (c.types(type)) out = [...(out ?? []), { name: c.name, run: c.run }];
+      return out;
+    },
+  };
 }
 
 export class OutcomeWriter {
-  private readonly hasContinuation = (type: string) => this.o.continuationsByType.has(type);
+  private readonly hasContinuation = (type: string) => this.o.continuationsByType.of(type) !== undefined;
 
   constructor(private readonly o: WriterOptions) {}
 
@@ -60,7 +83,7 @@ export class OutcomeWriter {
     const flushSize = batchSize(batch);
     const traced = traceComplete(partition, batch.completions, batch.failures);
     // No type has a continuation: every flush takes the plain path.
-    const split = this.o.continuationsByType.size === 0 ? undefined : splitContinued(batch, this.hasContinuation);
+    const split = this.o.continuationsByType.empty ? undefined : splitContinued(batch, this.hasContinuation);
     const plain = split ? split.plain : batch;
     const continued = split?.continued;
     const work = Promise.allSettled([
@@ -172,7 +195,7 @@ export class OutcomeWriter {
       for (const c of completions) if (completed.has(c.job.id)) add({ ...base(c.job), state: 'completed', result: c.result });
       for (const f of failures) if (failed.has(f.job.id)) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error });
       for (const [type, jobs] of byType) {
-        for (const c of continuationsByType.get(type) ?? []) {
+        for (const c of continuationsByType.of(type) ?? []) {
           try {
             await c.run(tx, jobs);
           } catch (err) {
