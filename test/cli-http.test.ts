@@ -6,6 +6,7 @@ import test from 'ava';
 import net from 'node:net';
 import { createMetrics, defineJob, liveJobCounts, nodeHealth, startHttpServer, startNode } from '@partita/runtime';
 import { freshSchema, tempDataDir } from './helpers/index.js';
+import { clientStore } from '@partita/client/internal';
 
 /** The value of the series `name` whose labels include `labels` (any order), from Prometheus text. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -33,7 +34,7 @@ test('health is 200 with every check when the node is up; metrics report live jo
     partitions: { billing: { queues: { default: { concurrency: 4 }, invoices: { concurrency: 2 } } } },
     jobs: [defineJob({ type: 'noop', perform: () => null })],
   });
-  const store = node.client.store;
+  const store = clientStore(node.client);
   const metrics = createMetrics({
     labels: { cluster: 'http-test' },
     jobCounts: liveJobCounts(store),

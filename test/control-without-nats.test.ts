@@ -13,6 +13,7 @@ import { createLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
 import { capturingLogger, freshSchema, natsUrl, tempDataDir, type SpawnedNode, type TestSchema } from './helpers/index.js';
 import { FIXTURES, cliJson as json, runCli, sleep, startCliNode, tempDir, until, writeConfig, type CliResult } from './fixtures/cli.js';
+import { clientBus } from '@partita/client/internal';
 
 interface Env {
   db: TestSchema;
@@ -176,7 +177,7 @@ test.serial(
   async (t) => {
     const env = await nodeWithoutNats(t, 'nonats_client');
     const client = await env.client();
-    t.is(client.bus, undefined);
+    t.is(clientBus(client), undefined);
 
     // Warm up (connections, prepared statements, the node's first claim).
     await client.result((await client.enqueue('work', 'sleep', { ms: 0 })).id, { timeoutMs: 10_000 });

@@ -20,6 +20,7 @@ import {
   type TestSchema,
   tempDataDir,
 } from './helpers/index.js';
+import { clientBus } from '@partita/client/internal';
 
 const fixture = path.join(import.meta.dirname, 'fixtures', 'quorum-node.ts');
 const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 20) =>
@@ -173,7 +174,7 @@ test.serial('events of many jobs travel in batch messages and reach subscribers 
     seen.set(e.id, list);
   });
   const batchMessages: string[] = [];
-  const offRaw = await client.bus!.subscribe(`partita.${cluster}.event.billing.>`, (_d, msg) => void batchMessages.push(msg.kind), {
+  const offRaw = await clientBus(client)!.subscribe(`partita.${cluster}.event.billing.>`, (_d, msg) => void batchMessages.push(msg.kind), {
     kinds: ['job.enqueued.batch', 'job.started.batch', 'job.completed.batch'],
   });
   const { ids } = await client.enqueueMany(
@@ -288,7 +289,7 @@ test.serial('raw quorum messages round trip between clients and nodes', async (t
 
 test.serial('nats-server restart during a 5,000-job run: nothing lost, all completed, wake-ups work again', async (t) => {
   const statuses: string[] = [];
-  client.bus!.onStatus((s) => void statuses.push(s));
+  clientBus(client)!.onStatus((s) => void statuses.push(s));
   const half = (partition: string) =>
     client.enqueueMany(
       partition,
@@ -316,7 +317,7 @@ test.serial('nats-server restart during a 5,000-job run: nothing lost, all compl
   t.deepEqual(runs.rows[0], { n: 5000, d: 5000 }, 'each job ran exactly once');
 
   // Back on the bus: roll call, and a wake-up starts a job long before the 5 s poll would.
-  await until('client reconnected', () => client.bus!.connected, 15_000);
+  await until('client reconnected', () => clientBus(client)!.connected, 15_000);
   t.true(statuses.includes('disconnected') && statuses.includes('reconnected'));
   await until('all three nodes back', async () => (await client.rollCall({ delayMs: 300 })).length === 3, 15_000, 100);
   const lat: string[] = [];

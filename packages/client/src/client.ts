@@ -108,7 +108,7 @@ export interface EnqueueManyResult {
 /**
  * Hooks a node installs on its own client so that work it enqueues or cancels reaches its own
  * engines at once instead of at their next poll.
- * @internal for the node; import it from `@partita/client/internal`.
+ * For the node only; import it from `@partita/client/internal`.
  */
 export interface ClientHooks {
   /** A hand-off to `node`: true when the hook delivered it (the node's own client, to its own engine). */
@@ -178,7 +178,7 @@ export class Client {
   private readonly idle = new Map<string, IdleAdvert & { at: number }>();
   /** Partitions whose idle adverts this client listens to (from its first enqueue to each). */
   private readonly idleWatched = new Set<string>();
-  /** @internal Set by the node through `installClientHooks` of `@partita/client/internal`. */
+  /** @internal The node's hooks; installed through `installClientHooks` of `@partita/client/internal`. */
   hooks: ClientHooks = {};
 
   constructor(

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
 import { freshSchema, natsUrl, spawnNode, tempDataDir } from '../../../test/helpers/index.js';
 import { until } from './helpers.js';
+import { clientBus } from '@partita/client/internal';
 
 const fixture = fileURLToPath(new URL('./fixtures/global-node.ts', import.meta.url));
 
@@ -34,7 +35,7 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
     const b = spawnNode(fixture, { env: env('b') });
     await b.waitForOutput(/ready/, { timeoutMs: 60_000 });
 
-    const send = <T>(request: GlobalRequest) => requestGlobal<T>(client.bus, cluster, 'p', request);
+    const send = <T>(request: GlobalRequest) => requestGlobal<T>(clientBus(client), cluster, 'p', request);
     const api = globalApi(send);
     await send({ op: 'pause', queue: 'held' });
     const held = await client.enqueueMany('p', [
@@ -55,7 +56,7 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
       'a new leader answers',
       async () => {
         try {
-          return await requestGlobal<string[]>(client.bus, cluster, 'p', { op: 'pausedQueues' }, 500);
+          return await requestGlobal<string[]>(clientBus(client), cluster, 'p', { op: 'pausedQueues' }, 500);
         } catch {
           return undefined;
         }

@@ -3,6 +3,7 @@ import { defineJob, type PartitaNode } from '@partita/runtime';
 import { connect, globalApi, requestGlobal, type GlobalRequest } from '@partita/client';
 import { JobCancelledError, STATUS_PENDING } from '@partita/core';
 import { cluster, sleep, until } from './helpers.js';
+import { clientStore } from '@partita/client/internal';
 
 const send =
   (node: PartitaNode, partition = 'p') =>
@@ -244,7 +245,7 @@ test('a job stored without its execution key (enqueued by a client without the d
     // A client that has no definitions stores no key on the rows (enqueued before any node runs).
     const bare = await connect({ postgres: c.db.url, schema: c.db.schema });
     try {
-      await bare.store.registerQueues('setup', [{ partition: 'p', queue: 'default', concurrency: 8 }]);
+      await clientStore(bare).registerQueues('setup', [{ partition: 'p', queue: 'default', concurrency: 8 }]);
       await bare.enqueueMany(
         'p',
         Array.from({ length: 6 }, (_, n) => ({ type: 'derived', payload: { n }, allowUnknownType: true })),

@@ -8,6 +8,7 @@ import { subjects } from '@partita/nats';
 import { defineJob, type PartitaNode } from '@partita/runtime';
 import { natsUrl } from '../../../test/helpers/index.js';
 import { cluster, sleep, until, type Cluster } from './helpers.js';
+import { clientBus } from '@partita/client/internal';
 
 async function handoffs(node: PartitaNode, outcome: 'accepted' | 'refused'): Promise<number> {
   const text = await node.metrics.scrape();
@@ -92,14 +93,14 @@ handoffTest(
   {},
   async (t, { client, node, ran }) => {
     await enqueueUntilHandedOff(client, node, 'h');
-    const global = (request: Parameters<typeof requestGlobal>[3]) => requestGlobal(client.bus, client.cluster, 'p', request);
+    const global = (request: Parameters<typeof requestGlobal>[3]) => requestGlobal(clientBus(client), client.cluster, 'p', request);
     await global({ op: 'pause', queue: 'default' });
     await until('the engine paused', async () => (await node.stats())[0]!.paused.includes('default'));
     // The node took its advert back when paused; one that crossed the pause on the wire still
     // reaches the client (sent here, as the node sent it before the pause).
     const late: IdleAdvert = { node: node.id, leaseMs: 15_000, free: 1 };
     const id = await until('a job handed to the paused node', async () => {
-      client.bus!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, late);
+      clientBus(client)!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, late);
       await sleep(50);
       const before = await handoffs(node, 'refused');
       const { id } = await client.enqueue('p', 'h');
@@ -126,7 +127,7 @@ handoffTest(
     await client.enqueue('p', 'h').then(({ id }) => client.result(id, { timeoutMs: 10_000 }));
     const ghost: IdleAdvert = { node: 'ghost', leaseMs: 400, free: 1 };
     await until('the client heard the ghost', async () => {
-      client.bus!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, ghost);
+      clientBus(client)!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, ghost);
       await sleep(50);
       const { id } = await client.enqueue('p', 'h');
       const { rows } = await c.db.pool.query(`SELECT locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [id]);
@@ -151,7 +152,7 @@ handoffTest('malformed idle adverts and hand-offs are dropped; the node and the 
     { node: 'n', leaseMs: -1, free: 1 },
     { node: 'n', leaseMs: 100, free: -1 },
   ]) {
-    client.bus!.publish(idle, IDLE_KIND, advert);
+    clientBus(client)!.publish(idle, IDLE_KIND, advert);
   }
   const inbox = subjects.node(client.cluster, node.id);
   for (const junk of [
@@ -171,9 +172,9 @@ handoffTest('malformed idle adverts and hand-offs are dropped; the node and the 
       },
     },
   ]) {
-    client.bus!.publish(inbox, HANDOFF_KIND, junk);
+    clientBus(client)!.publish(inbox, HANDOFF_KIND, junk);
   }
-  (client.bus as unknown as { publishRaw(subject: string, bytes: Uint8Array): void }).publishRaw(inbox, new Uint8Array([1, 2, 3]));
+  (clientBus(client) as unknown as { publishRaw(subject: string, bytes: Uint8Array): void }).publishRaw(inbox, new Uint8Array([1, 2, 3]));
   await sleep(200);
   for (let i = 0; i < 5; i++) {
     const { id } = await client.enqueue('p', 'h');
@@ -199,7 +200,7 @@ handoffTest('a repeated hand-off message does not run the job again', {}, async 
       queueKey: null,
     },
   };
-  client.bus!.publish(subjects.node(client.cluster, node.id), HANDOFF_KIND, again);
+  clientBus(client)!.publish(subjects.node(client.cluster, node.id), HANDOFF_KIND, again);
   await sleep(300);
   t.is(ran.filter((r) => r === id).length, 1, 'ran once');
   t.is((await client.job(id))?.state, 'completed');

@@ -7,6 +7,7 @@ import { drain, runJob, testNode, type JobOutcome } from '@partita/runtime/testi
 import { connect, type Client } from '@partita/client';
 import { JobCancelledError, TimeoutError, UnstorableResultError, ValidationError } from '@partita/core';
 import { postgresUrl } from '../../../test/helpers/index.js';
+import { clientStore } from '@partita/client/internal';
 
 // ── runJob ────────────────────────────────────────────────────────────────────────────────
 
@@ -245,7 +246,7 @@ test('testNode without a Postgres to use starts the embedded one in a temporary 
   }
   let dataDir: string | undefined;
   try {
-    const { rows } = await tn.client.store.pool.query<{ data_directory: string }>('SHOW data_directory');
+    const { rows } = await clientStore(tn.client).pool.query<{ data_directory: string }>('SHOW data_directory');
     dataDir = rows[0]!.data_directory;
     t.true(dataDir.startsWith(tmpdir()), `the embedded server's data lives in a temporary dir (${dataDir})`);
     const { id } = await tn.client.enqueue(tn.partition, 'inc', 41);

@@ -7,6 +7,7 @@ import { connect } from '@partita/client';
 import { JobFailedError, TRACEPARENT_KEY, ValidationError, tracingActive } from '@partita/core';
 import { cluster, until } from './helpers.js';
 import { natsUrl } from '../../../test/helpers/index.js';
+import { clientStore } from '@partita/client/internal';
 
 // The spans are global state (one tracer provider per process): these tests run one after the
 // other, the first before any provider is registered.
@@ -267,8 +268,8 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
     t.is(perform.parentSpanContext?.spanId, enqueue.spanContext().spanId);
     t.is(perform.spanContext().traceId, enqueue.spanContext().traceId);
     // Malformed input meets the store's own checks, traced or not.
-    await t.throwsAsync(node.client.store.enqueue([null as never]), { instanceOf: ValidationError });
-    await t.throwsAsync(node.client.store.enqueue([{ partition: 'p', type: '' }]), { instanceOf: ValidationError });
+    await t.throwsAsync(clientStore(node.client).enqueue([null as never]), { instanceOf: ValidationError });
+    await t.throwsAsync(clientStore(node.client).enqueue([{ partition: 'p', type: '' }]), { instanceOf: ValidationError });
     const failedEnqueue = exporter.getFinishedSpans().filter((s) => s.name === 'partita.enqueue' && s.status.code === SpanStatusCode.ERROR);
     t.is(failedEnqueue.length, 1, 'a refused enqueue ends its span with an error');
     await node.stop({ graceMs: 200 });
