@@ -91,6 +91,10 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
     );
   const cluster = config.cluster;
   const definitions = resolveDefinitions(jobs, config.defaults, extraPlugins);
+  const continuations = [
+    ...(options.continuations ?? []),
+    ...extraPlugins.flatMap((p) => (p.continuations ? p.continuations([...definitions.keys()]) : [])),
+  ];
   const partitions = config.partitions;
 
   // Everything the node acquires goes on this stack as it is acquired: a failed start and a stop
@@ -335,7 +339,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               events: publishEvent,
               metrics,
               claimable: (queues) => publishWake(partition, queues),
-              ...(options.continuations ? { continuations: options.continuations } : {}),
+              ...(continuations.length ? { continuations } : {}),
               idle: (queues) => {
                 for (const { queue, free } of queues) {
                   const advert: IdleAdvert = { node: nodeId, leaseMs: settings.leaseMs, free };

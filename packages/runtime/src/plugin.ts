@@ -12,7 +12,7 @@ import type { JobStore, LeaseStore } from '@partita/postgres';
 import type { Client } from '@partita/client';
 import type { Bus } from '@partita/nats';
 import type pg from 'pg';
-import type { JobDefinition } from './define.js';
+import type { JobDefinition, OutcomeContinuation } from './define.js';
 import type { Route } from './http.js';
 import type { Metrics } from './metrics.js';
 import type { LeaderSeat, LeaderSeatOptions } from './leadership/leader-seat.js';
@@ -73,6 +73,12 @@ export interface NodePlugin<C = unknown> {
   migrations?: string | URL;
   /** Job types the plugin runs; they join the node's (a type defined twice is a PluginError). */
   jobs?: readonly JobDefinition[];
+  /**
+   * Continuations the plugin attaches to job types it does not define (e.g. the workflow executor's
+   * transition on any job type a graph uses as a worker), given every job type of the node. They run
+   * after the definitions' own and after startNode's `continuations`.
+   */
+  continuations?(types: readonly string[]): readonly OutcomeContinuation[];
   /** Children of the node supervisor (one_for_one), after the partitions' supervisors. */
   nodeChildren?(ctx: PluginContext<C>): ChildSpec[];
   /** Children of each partition's supervisor (rest_for_one), after the engine and its workers. */
@@ -98,7 +104,7 @@ export function definePlugin<C = unknown>(plugin: NodePlugin<C>): NodePlugin<C> 
   return plugin;
 }
 
-const HOOKS = ['nodeChildren', 'partitionChildren', 'routes', 'configSchema', 'start'] as const;
+const HOOKS = ['nodeChildren', 'partitionChildren', 'routes', 'configSchema', 'start', 'continuations'] as const;
 
 function checkPlugin(plugin: NodePlugin, where: string): void {
   if (typeof plugin !== 'object' || plugin === null) throw new PluginError(String(plugin), `${where} needs a plugin object { name, ... }`);
