@@ -190,6 +190,12 @@ class Run {
     if (this.status < 0) return;
     const act = this.graph.activities[id];
     if (!act) throw new Error(`activity ${id} is not in graph ${this.graph.subscribes}`);
+    if (act.parents.length > 1) {
+      // A join: entered once per pass, when the last of its parents that ran in this pass is done.
+      if (this.record(id, dimension)) return;
+      const ran = act.parents.map((p) => this.record(p, dimension)).filter((r) => r !== undefined);
+      if (ran.some((r) => r.state !== 'done')) return;
+    }
     this.status += 1;
     const rec: ActivityRecord = {
       activity: id,

@@ -21,6 +21,8 @@ interface Ctx {
   dir: string;
   risk: Map<string, number>;
   sent: string[];
+  /** Sends to these addresses wait until the test ends (a child that stays open). */
+  held: Set<string>;
 }
 
 async function setup(t: import('ava').ExecutionContext, name: string): Promise<Ctx> {
@@ -29,6 +31,9 @@ async function setup(t: import('ava').ExecutionContext, name: string): Promise<C
   await cp(FIXTURE, dir, { recursive: true });
   const risk = new Map<string, number>();
   const sent: string[] = [];
+  const held = new Set<string>();
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => (release = r));
   const nats = await natsUrl();
   const node = await startNode({
     postgres: db.url,
@@ -43,7 +48,8 @@ async function setup(t: import('ava').ExecutionContext, name: string): Promise<C
       defineJob<{ email: string }, { risk: number }>({ type: 'user.score', perform: (p) => ({ risk: risk.get(p.email) ?? 10 }) }),
       defineJob<{ email: string }>({
         type: 'user.remind.send',
-        perform: (p) => {
+        perform: async (p) => {
+          if (held.has(p.email)) await released;
           sent.push(p.email);
           return { ok: true };
         },
@@ -52,13 +58,14 @@ async function setup(t: import('ava').ExecutionContext, name: string): Promise<C
     plugins: [workflowsPlugin()],
   });
   t.teardown(async () => {
+    release();
     await node.stop();
     await db.drop();
   });
   const signup = app(node.client, 'signup');
   await signup.deploy(join(dir, 'app.yaml'));
   await signup.activate('1');
-  return { db, node, signup, dir, risk, sent };
+  return { db, node, signup, dir, risk, sent, held };
 }
 
 test.serial('deploy writes the compiled JSON; the same version with other content is refused, the same content is a no-op', async (t) => {
@@ -151,21 +158,17 @@ test.serial(
     t.false(await c.signup.interrupt('user.signup', id));
     t.is(await c.signup.hook('user.reviewed', { id, approved: true }), undefined, 'no longer waiting');
 
-    // A parent waiting on its child (an await): descend interrupts the child as well.
-    const slow = new Promise<void>(() => undefined);
-    void slow;
+    // A parent waiting on its child (an await, whose send is held): descend interrupts the child as well.
+    c.held.add('j@x.io');
     const pro = await c.signup.pub('user.signup', { email: 'j@x.io', plan: 'pro' });
-    await until(
-      'the child started',
-      async () => (await c.db.pool.query(`SELECT 1 FROM "${c.db.schema}".wf_workflows WHERE parent_id = $1`, [pro])).rowCount! > 0,
-      15_000,
-    );
-    const open = await c.signup.getStatus(pro);
-    if (open > 0) {
-      t.true(await c.signup.interrupt('user.signup', pro, { descend: true }));
-      const [child] = (await c.db.pool.query(`SELECT id, status FROM "${c.db.schema}".wf_workflows WHERE parent_id = $1`, [pro])).rows;
-      t.true(Number(child.status) === INTERRUPTED || Number(child.status) === 0, 'the child was interrupted unless it had finished');
-    }
+    const childOf = async () =>
+      (await c.db.pool.query(`SELECT id, status FROM "${c.db.schema}".wf_workflows WHERE parent_id = $1`, [pro])).rows[0];
+    await until('the child is running', async () => (await childOf()) !== undefined, 15_000);
+    t.true((await c.signup.getStatus(pro)) > 0);
+    t.true(await c.signup.interrupt('user.signup', pro, { descend: true }));
+    t.is(await c.signup.getStatus(pro), INTERRUPTED);
+    t.is(Number((await childOf()).status), INTERRUPTED, 'the child was interrupted too');
+    t.is(Number((await c.db.pool.query(`SELECT count(*) AS n FROM "${c.db.schema}".wf_hooks`)).rows[0].n), 0, 'no hook left waiting');
   },
 );
 
