@@ -112,20 +112,15 @@ export function workflowsPlugin(): NodePlugin {
 }
 
 /**
- * After the transition's transaction: wake the engines of the queues it enqueued into (its jobs are
- * claimable as soon as it commits, which is a moment after the continuation returns) and cancel the
- * jobs of workflows it interrupted.
+ * After the transition's transaction: cancel the jobs of workflows it interrupted. (The engine wakes
+ * the queues a continuation enqueued into once its transaction committed.)
  */
-export function afterCommit(
-  b: { ctx: { bus: Bus; cluster: string; client: { cancel(id: string): Promise<boolean> } }; logger: Logger },
-  effects: Effects,
-): void {
-  if (effects.wakes.size === 0 && effects.cancels.length === 0) return;
+export function afterCommit(b: { ctx: { client: { cancel(id: string): Promise<boolean> } }; logger: Logger }, effects: Effects): void {
+  if (effects.cancels.length === 0) return;
   setTimeout(() => {
-    publishWakes(b.ctx.bus, b.ctx.cluster, effects);
     for (const id of effects.cancels)
       b.ctx.client.cancel(id).catch((err) => b.logger.warn({ err, job: id }, 'cancelling a step of an interrupted workflow failed'));
-  }, 2).unref();
+  }, 0).unref();
 }
 
 export function publishWakes(bus: Bus | undefined, cluster: string, effects: Effects): void {

@@ -4,7 +4,7 @@
  * The I/O half of the outcome batch (see outcomes.ts); its result comes back as an engine message.
  */
 import { traceComplete, type Logger } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
+import { isRowRefusal, type ClaimedJob, type Recorded, type Tx } from '@partita/postgres';
 import type { Continuation, FinishedJob, OutcomeContinuation, ResolvedJobDefinition } from '../define.js';
 import type { Metrics } from '../metrics.js';
 import type { EngineMsg } from './messages.js';
@@ -32,6 +32,11 @@ export interface WriterOptions {
   continuationsByType: ReadonlyMap<string, { name: string; run: Continuation }[]>;
   /** Where the write's result goes: the engine's mailbox. */
   reply: (msg: EngineMsg) => void;
+  /**
+   * After a transaction with continuations committed: the queues of this partition its continuations
+   * enqueued into (their follow-ups are claimable now, not at the next poll).
+   */
+  enqueued?: (queues: string[]) => void;
 }
 
 /** Job type → its continuations: the definition's first, then plugins'. */
@@ -151,7 +156,16 @@ export class OutcomeWriter {
     failures: PendingFailure[],
   ): Promise<{ completed: Recorded; failed: Recorded }> {
     const { store, nodeId, partition, continuationsByType } = this.o;
-    return store.withTransaction(async (tx) => {
+    const queues = new Set<string>();
+    const committed = store.withTransaction(async (outer) => {
+      const tx: Tx = {
+        client: outer.client,
+        query: outer.query.bind(outer),
+        enqueue: (jobs) => {
+          for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
+          return outer.enqueue(jobs);
+        },
+      };
       const completed = await store.complete(nodeId, completionItems(completions), tx);
       const failed = await store.fail(nodeId, failureItems(failures), tx);
       // Only what the store accepted (this node still held the lease) reaches a continuation.
@@ -181,6 +195,10 @@ export class OutcomeWriter {
         }
       }
       return { completed, failed };
+    });
+    return committed.then((written) => {
+      if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
+      return written;
     });
   }
 }
