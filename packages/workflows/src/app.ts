@@ -16,6 +16,7 @@ import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowN
 import {
   Versions,
   deliverHook,
+  deliverHookAll,
   graphOf,
   interruptWorkflow,
   newEffects,
@@ -94,7 +95,7 @@ export class WorkflowApp {
   /** The active version, read from Postgres once and again after each `nocache`. */
   private active: Promise<string | undefined> | undefined;
   private watching: Promise<void> | undefined;
-  private readonly validators = new Map<CompiledGraph, ValidateFunction>();
+  private readonly validators = new WeakMap<object, ValidateFunction>();
 
   constructor(
     private readonly client: Client,
@@ -185,12 +186,19 @@ export class WorkflowApp {
   }
 
   private validate(graph: CompiledGraph, data: unknown): void {
-    const schema = graph.input?.schema;
-    if (schema === undefined) return;
-    let check = this.validators.get(graph);
+    if (graph.input?.schema !== undefined) this.check(graph.input.schema, data, `the input of ${graph.subscribes}`, graph.subscribes);
+  }
+
+  /** Throws a ValidationError naming the JSON path of the first problem (a missing property names that property). */
+  private check(schema: unknown, data: unknown, what: string, fallbackPath: string): void {
+    if (typeof schema !== 'object' || schema === null) {
+      if (schema === false) throw new ValidationError(`${what} is refused by its schema (false)`, fallbackPath);
+      return;
+    }
+    let check = this.validators.get(schema as object);
     if (!check) {
       check = new Ajv({ strict: false, allErrors: false, validateFormats: false }).compile(schema as object);
-      this.validators.set(graph, check);
+      this.validators.set(schema as object, check);
     }
     if (check(data)) return;
     const e = check.errors?.[0];
@@ -200,10 +208,7 @@ export class WorkflowApp {
       .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
     if (e?.keyword === 'required') segments.push(String((e.params as { missingProperty: string }).missingProperty));
     const path = segments.join('.');
-    throw new ValidationError(
-      `the input of ${graph.subscribes} ${e?.message ?? 'does not match its schema'}; send data matching the graph's input schema`,
-      path || graph.subscribes,
-    );
+    throw new ValidationError(`${what} ${e?.message ?? 'does not match its schema'}; send data matching the schema`, path || fallbackPath);
   }
 
   private async transaction<T>(fn: (s: Scope) => Promise<T>): Promise<T> {
@@ -307,7 +312,24 @@ export class WorkflowApp {
     const active = await this.activeApp();
     if (!active || !active.graphs.some((g) => g.hooks.some((h) => h.topic === topic)))
       throw new UnknownTopicError(this.id, topic, active ? active.graphs.flatMap((g) => g.hooks.map((h) => h.topic)) : [], active?.version);
+    this.validateHook(active, topic, data);
     return this.transaction((s) => deliverHook(s, active, topic, data, { keep: true, ...(opts.code ? { code: opts.code } : {}) }));
+  }
+
+  /** Re-enters every workflow waiting on `topic` whose searchable field `key` (pub's `search`) is `value`; their ids. */
+  async hookAll(topic: string, data: unknown, opts: { key: string; value: string | number | boolean }): Promise<string[]> {
+    const active = await this.activeApp();
+    if (active) this.validateHook(active, topic, data);
+    return this.transaction((s) => deliverHookAll(s, this.id, topic, data, { [opts.key]: opts.value }));
+  }
+
+  /** Data for a hook topic must match the `hook.schema` of the activities its rules re-enter. */
+  private validateHook(active: CompiledApp, topic: string, data: unknown): void {
+    for (const g of active.graphs)
+      for (const rule of g.hooks.filter((h) => h.topic === topic)) {
+        const schema = g.activities[rule.to]?.hook?.schema;
+        if (schema !== undefined) this.check(schema, data, `the data of hook ${topic}`, topic);
+      }
   }
 
   /** Interrupts a running workflow (status −1,000,000,000); descend: its children too. False when it had already finished. */

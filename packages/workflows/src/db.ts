@@ -17,6 +17,7 @@ export type WfOp =
   | 'hook_register'
   | 'hook_release'
   | 'hooks_release_workflow'
+  | 'hooks_by_search'
   | 'hooks_waiting'
   | 'signal_keep'
   | 'signal_take'

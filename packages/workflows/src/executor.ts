@@ -260,7 +260,16 @@ class Run {
       }
       case 'signal': {
         const data = act.signal?.maps ? evaluateMapping(act.signal.maps, ctx) : (input ?? {});
-        const found = await deliverHook(this.s, this.app, act.topic!, data, { keep: false, except: this.row.id });
+        if (act.subtype === 'all') {
+          const r = evaluateMapping(act.resolver!.maps!, ctx) as { key_name?: unknown; key_value?: unknown } | undefined;
+          const reached = await deliverHookAll(this.s, this.row.app_id, act.topic!, data, { [String(r?.key_name)]: r?.key_value });
+          return this.complete(act, rec, { output: { ids: reached.filter((id) => id !== this.row.id) } });
+        }
+        const found = await deliverHook(this.s, this.app, act.topic!, data, {
+          keep: false,
+          except: this.row.id,
+          ...(act.code ? { code: act.code } : {}),
+        });
         return this.complete(act, rec, { output: { id: found ?? null } });
       }
       case 'interrupt': {
@@ -576,21 +585,49 @@ export async function deliverHook(
   const waiting = await s.db.run<{ workflow_id: string; activity: string; dimension: string }>('hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;
-    const run = await load(s, w.workflow_id);
-    if (!run || !run.open) continue;
-    const act = run.graph.activities[w.activity];
-    const rec = run.record(w.activity, w.dimension);
-    if (!act || !rec || rec.state !== 'waiting') continue;
-    const wrules = run.graph.hooks.filter((h) => h.topic === topic && h.to === w.activity);
-    if (!wrules.some((rule) => run.ruleMatches(rule, rec, data))) continue;
-    await s.db.run('hook_release', [w.workflow_id, w.activity, w.dimension]);
-    // A hook's data is also its output (`{review.output.data.approved}` in a transition reads it).
-    await run.complete(act, rec, { hook: data, output: data, ...(opts.code ? { code: opts.code } : {}) });
-    await run.flush();
-    return w.workflow_id;
+    if (await reenter(s, w, topic, data, true, opts.code)) return w.workflow_id;
   }
   if (opts.keep) await s.db.run('signal_keep', [app.id, topic, JSON.stringify(data ?? null), graph.expire ?? DEFAULT_EXPIRE_S]);
   return undefined;
+}
+
+interface Waiting {
+  workflow_id: string;
+  activity: string;
+  dimension: string;
+}
+
+/** Finishes one waiting hook activity with `data` (when its rules match, if `checkRules`); false when it no longer waits. */
+async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, checkRules: boolean, code?: number): Promise<boolean> {
+  const run = await load(s, w.workflow_id);
+  if (!run || !run.open) return false;
+  const act = run.graph.activities[w.activity];
+  const rec = run.record(w.activity, w.dimension);
+  if (!act || !rec || rec.state !== 'waiting') return false;
+  if (checkRules) {
+    const rules = run.graph.hooks.filter((h) => h.topic === topic && h.to === w.activity);
+    if (!rules.some((rule) => run.ruleMatches(rule, rec, data))) return false;
+  }
+  await s.db.run('hook_release', [w.workflow_id, w.activity, w.dimension]);
+  // A hook's data is also its output (`{review.output.data.approved}` in a transition reads it).
+  await run.complete(act, rec, { hook: data, output: data, ...(code ? { code } : {}) });
+  await run.flush();
+  return true;
+}
+
+/** `hookAll`: re-enters every workflow of the app waiting on `topic` whose searchable fields contain `search`. */
+export async function deliverHookAll(
+  s: Scope,
+  appId: string,
+  topic: string,
+  data: unknown,
+  search: Record<string, unknown>,
+): Promise<string[]> {
+  await s.db.run('topic_lock', [appId, topic]);
+  const waiting = await s.db.run<Waiting>('hooks_by_search', [appId, topic, JSON.stringify(search)]);
+  const reached: string[] = [];
+  for (const w of waiting) if (await reenter(s, w, topic, data, false)) reached.push(w.workflow_id);
+  return reached;
 }
 
 /** Interrupts a running workflow (and, with descend, its children); false when it had already finished. */

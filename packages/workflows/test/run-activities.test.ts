@@ -4,6 +4,7 @@
  * `gate: or`, psub over topic wildcards, and a hook's 202 that keeps it waiting.
  */
 import test from 'ava';
+import { ValidationError } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
 import { INTERRUPTED, app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
@@ -16,7 +17,7 @@ app:
     - subscribes: w.start
       activities:
         t1: { type: trigger }
-        wait: { type: hook }
+        wait: { type: hook, hook: { schema: { type: object, required: [id] } } }
         fin:
           type: hook
           emit: true
@@ -113,6 +114,17 @@ test.serial('signal, interrupt (other and self), emit, gate or, psub', async (t)
   t.is(await acts.getStatus(x), 0);
   t.deepEqual((await acts.export(x)).activities.find((a) => a.activity === 'stop')?.output, { interrupted: true });
   t.is(await acts.hook('w.go', { id: w2, msg: 'late' }), undefined);
+
+  // hookAll re-enters every waiting workflow whose searchable field matches; hook data must match the hook schema.
+  const a1 = await acts.pub('w.start', {}, { search: { group: 'a' } });
+  const a2 = await acts.pub('w.start', {}, { search: { group: 'a' } });
+  const b1 = await acts.pub('w.start', {}, { search: { group: 'b' } });
+  t.deepEqual((await acts.hookAll('w.go', { id: 'any', msg: 'all' }, { key: 'group', value: 'a' })).sort(), [a1, a2].sort());
+  t.is(await acts.getStatus(a1), 0);
+  t.is((await acts.getState('w.start', a2)).data['got'], 'all');
+  t.true((await acts.getStatus(b1)) > 0);
+  const invalid = await t.throwsAsync(acts.hook('w.go', { msg: 'no id' }), { instanceOf: ValidationError });
+  t.is(invalid?.path, 'id');
 
   // gate: or takes the edge when one match holds; the other edge's single match decides it.
   const g2 = await acts.pub('g.start', { x: 2 });
