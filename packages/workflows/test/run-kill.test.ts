@@ -4,7 +4,6 @@
  * step's counter added once, each step job completed once).
  */
 import test from 'ava';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type Client } from '@partita/client';
 import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';

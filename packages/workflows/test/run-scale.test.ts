@@ -5,7 +5,7 @@
 import test from 'ava';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
-import { app } from '../src/index.js';
+import { app, workflowsPlugin } from '../src/index.js';
 
 async function node(t: import('ava').ExecutionContext, name: string): Promise<{ db: TestSchema; node: PartitaNode }> {
   const db = await freshSchema(name);
@@ -19,7 +19,7 @@ async function node(t: import('ava').ExecutionContext, name: string): Promise<{ 
     partitions: { default: { queues: { default: { concurrency: 16 } } } },
     engine: { pollMs: 100 },
     jobs: [defineJob<{ i?: number }>({ type: 'tick', perform: (p) => ({ i: p.i ?? null }) })],
-    plugins: [(await import('../src/index.js')).workflowsPlugin()],
+    plugins: [workflowsPlugin()],
   });
   t.teardown(async () => {
     await n.stop();
