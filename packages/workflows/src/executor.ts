@@ -303,10 +303,15 @@ class Run {
   private async wait(act: CompiledActivity, rec: ActivityRecord): Promise<void> {
     rec.state = 'waiting';
     for (const topic of act.hookTopics) {
-      await this.s.db.run('topic_lock', [this.row.app_id, topic]);
+      const direct = namesWorkflow(this.graph.hooks.filter((h) => h.topic === topic));
+      await this.s.db.run('topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
       await this.s.db.run('hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
     }
-    const signals = await this.s.db.run<{ id: string; topic: string; data: unknown }>('signals_pending', [this.row.app_id, act.hookTopics]);
+    const signals = await this.s.db.run<{ id: string; topic: string; data: unknown }>('signals_pending', [
+      this.row.app_id,
+      act.hookTopics,
+      this.row.id,
+    ]);
     for (const signal of signals) {
       const rules = this.graph.hooks.filter((h) => h.topic === signal.topic && h.to === act.id);
       if (!rules.some((rule) => this.ruleMatches(rule, rec, signal.data))) continue;
@@ -546,6 +551,24 @@ function ruleTarget(rule: CompiledHookRule, data: unknown): string | undefined {
   return undefined;
 }
 
+/** Do all of a topic's rules select their workflow by id (`{$job.metadata.jid}` against the hook data)? */
+function namesWorkflow(rules: CompiledHookRule[]): boolean {
+  return (
+    rules.length > 0 &&
+    rules.every((r) =>
+      (r.conditions?.match ?? []).some(
+        (m) =>
+          (isJid(m.expected) && onlyHookData(m.actual) && m.actual.kind !== 'literal') ||
+          (isJid(m.actual) && onlyHookData(m.expected) && m.expected.kind !== 'literal'),
+      ),
+    )
+  );
+}
+
+function isJid(e: MapExpr): boolean {
+  return e.kind === 'path' && e.root === '$job' && e.path.join('.') === 'metadata.jid';
+}
+
 function onlyHookData(e: MapExpr): boolean {
   switch (e.kind) {
     case 'literal':
@@ -579,15 +602,15 @@ export async function deliverHook(
   const graph = app.graphs.find((g) => g.hooks.some((h) => h.topic === topic));
   if (!graph) return undefined;
   const rules = graph.hooks.filter((h) => h.topic === topic);
-  await s.db.run('topic_lock', [app.id, topic]);
   const direct = rules.map((r) => ruleTarget(r, data));
-  const only = direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
+  const only = namesWorkflow(rules) && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
+  await s.db.run('topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
   const waiting = await s.db.run<{ workflow_id: string; activity: string; dimension: string }>('hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;
     if (await reenter(s, w, topic, data, true, opts.code)) return w.workflow_id;
   }
-  if (opts.keep) await s.db.run('signal_keep', [app.id, topic, JSON.stringify(data ?? null), graph.expire ?? DEFAULT_EXPIRE_S]);
+  if (opts.keep) await s.db.run('signal_keep', [app.id, topic, JSON.stringify(data ?? null), only, graph.expire ?? DEFAULT_EXPIRE_S]);
   return undefined;
 }
 
@@ -623,7 +646,7 @@ export async function deliverHookAll(
   data: unknown,
   search: Record<string, unknown>,
 ): Promise<string[]> {
-  await s.db.run('topic_lock', [appId, topic]);
+  await s.db.run('topic_lock', [appId, topic, null]);
   const waiting = await s.db.run<Waiting>('hooks_by_search', [appId, topic, JSON.stringify(search)]);
   const reached: string[] = [];
   for (const w of waiting) if (await reenter(s, w, topic, data, false)) reached.push(w.workflow_id);

@@ -74,7 +74,10 @@ CREATE TABLE {{schema}}.wf_signals (
   app_id     text        NOT NULL,
   topic      text        NOT NULL,
   data       jsonb       NOT NULL,
+  -- The workflow the hook rule names (`{$job.metadata.jid}` against the data), when it names one:
+  -- a waiting activity then reads only its own signals.
+  target     text,
   created_at timestamptz NOT NULL DEFAULT now(),
   expire_at  timestamptz NOT NULL
 );
-CREATE INDEX wf_signals_topic ON {{schema}}.wf_signals (app_id, topic, id);
+CREATE INDEX wf_signals_topic ON {{schema}}.wf_signals (app_id, topic, target, id);
