@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
 import { closest, type Logger, type PathSegment } from '@partita/core';
 import { WorkflowDefinitionError, type WorkflowIssue } from './errors.js';
-import { droppedCells, parseMapping, type MapExpr, type PathExpr } from './mapping.js';
+import { parseMapping, type MapExpr, type PathExpr } from './mapping.js';
 import {
   ACTIVITY_TYPES,
   type ActivityType,
@@ -917,13 +917,6 @@ class Compiler {
     const parsed = parseMapping(value);
     for (const p of parsed.problems) this.err([...at, ...p.at], p.message, p.hint);
     for (const r of parsed.refs) pending.push({ owner, ref: r.ref, at: [...at, ...r.at] });
-    for (const d of droppedCells(parsed.expr)) {
-      this.warn(
-        [...at, ...d.at],
-        `the extra cells of the last @pipe row are dropped: {@${d.fn}} gets only the previous row's values`,
-        `HotMesh semantics: a row's extra cells feed the next row; move them into the previous row (e.g. [[x, 1], ['{@math.add}']]) or add a row`,
-      );
-    }
     return parsed.problems.length > 0 ? undefined : parsed.expr;
   }
 

@@ -43,3 +43,60 @@ export class MappingEvaluationError extends PartitaError {
     this.fn = fn;
   }
 }
+
+/** `pub` to a topic that no graph of the app's active version subscribes to. */
+export class UnknownTopicError extends PartitaError {
+  readonly topic: string;
+  constructor(app: string, topic: string, known: readonly string[], version?: string) {
+    super(
+      'UNKNOWN_TOPIC',
+      version === undefined
+        ? `app ${app} has no active version, so nothing subscribes to ${topic}; deploy it and call activate(version) first`
+        : `no graph of app ${app} version ${version} subscribes to ${topic}${known.length ? ` (topics: ${known.join(', ')})` : ''}; check the topic or activate the version that has it`,
+    );
+    this.topic = topic;
+  }
+}
+
+/** The same app id and version deployed again with other content. */
+export class VersionConflictError extends PartitaError {
+  constructor(app: string, version: string) {
+    super(
+      'VERSION_CONFLICT',
+      `app ${app} version ${version} is already deployed with other content; deployed versions are immutable (running workflows are pinned to them): give the app a new version`,
+    );
+  }
+}
+
+/** A workflow id (or app version) the store does not have. */
+export class WorkflowNotFoundError extends PartitaError {
+  constructor(what: string) {
+    super('WORKFLOW_NOT_FOUND', `${what} was not found; check the id (finished workflows are removed after their graph's expire)`);
+  }
+}
+
+/** A workflow ended because one of its steps failed for good or it was interrupted. */
+export class WorkflowFailedError extends PartitaError {
+  readonly id: string;
+  readonly status: number;
+  readonly output: unknown;
+  constructor(id: string, status: number, output: unknown) {
+    super(
+      'WORKFLOW_FAILED',
+      status === INTERRUPTED
+        ? `workflow ${id} was interrupted${isReason(output) ? `: ${output.reason}` : ''}`
+        : `workflow ${id} failed: ${JSON.stringify(output)}; see export(id) for the activity that failed`,
+    );
+    this.id = id;
+    this.status = status;
+    this.output = output;
+  }
+}
+
+export const INTERRUPTED = -1_000_000_000;
+/** A step failed for good (its job exhausted its attempts): the workflow stops there. */
+export const FAILED = -1_000_000_001;
+
+function isReason(v: unknown): v is { reason: string } {
+  return typeof v === 'object' && v !== null && typeof (v as { reason?: unknown }).reason === 'string';
+}

@@ -16,3 +16,16 @@ export { PIPE_FUNCTIONS, PIPE_FUNCTION_NAMES } from './functions.js';
 export { loadApp, isInlineYaml, SourceMap, type LoadedApp } from './source.js';
 export { WorkflowDefinitionError, MappingEvaluationError, formatIssue, type WorkflowIssue } from './errors.js';
 export * from './model.js';
+export { UnknownTopicError, VersionConflictError, WorkflowNotFoundError, WorkflowFailedError, INTERRUPTED, FAILED } from './errors.js';
+export {
+  app,
+  WorkflowApp,
+  type AppOptions,
+  type PubOptions,
+  type WorkflowEvent,
+  type WorkflowState,
+  type ActivityTimeline,
+} from './app.js';
+export { workflowsPlugin } from './plugin.js';
+export { SLEEP_TYPE, EMIT_TYPE, type EmitPayload } from './executor.js';
+export { eventSubject } from './subjects.js';

@@ -4,10 +4,11 @@
  * `{$app.settings.x}`), a nullary function in braces (`{@date.now}`), a nested object or array of
  * those, or `{ '@pipe': rows }`.
  *
- * `@pipe` follows HotMesh: row 0 is a list of cells whose values are resolved; each later row is
- * `[{@family.fn}, ...cells]`: the function is applied to every value of the previous row, and the
- * row's result is `[fn result, ...its own cells]`, so the extra cells become the next row's extra
- * arguments. A `{ '@pipe': rows }` row is a sub-pipe (fan-out); consecutive ones are evaluated and
+ * `@pipe`: row 0 is a list of cells whose values are resolved; each later row is
+ * `[{@family.fn}, ...cells]`: the function is applied to the previous row's values followed by the
+ * row's own cells, and the row's value is its result, so `[['{x}', 0], ['{@conditional.nullish}'],
+ * ['{@math.add}', 1]]` is `(x ?? 0) + 1`. HotMesh instead passes a row's cells on to the next row and
+ * drops the last row's; our users write pipes the way above (see the package README). A `{ '@pipe': rows }` row is a sub-pipe (fan-out); consecutive ones are evaluated and
  * their results become the arguments of the next function row (fan-in). The pipe's value is the
  * first value of its last row.
  *
@@ -306,7 +307,7 @@ function evaluatePipe(pipe: PipeExpr, ctx: MappingContext): unknown {
         prior = fanIn;
         fanIn = [];
       }
-      prior = [call(row.fn, prior ?? []), ...row.params.map((c) => evaluateMapping(c, ctx))];
+      prior = [call(row.fn, [...(prior ?? []), ...row.params.map((c) => evaluateMapping(c, ctx))])];
     }
   }
   return prior?.[0];
@@ -331,22 +332,4 @@ export function evaluateMapping(compiled: MapExpr, context: MappingContext): unk
     case 'pipe':
       return evaluatePipe(compiled, context);
   }
-}
-
-/** Final function rows whose extra cells have no next row to feed: HotMesh drops them silently. */
-export function droppedCells(expr: MapExpr, at: PathSegment[] = []): { at: PathSegment[]; fn: string }[] {
-  const out: { at: PathSegment[]; fn: string }[] = [];
-  const visit = (e: MapExpr, where: PathSegment[]): void => {
-    if (e.kind === 'array') e.items.forEach((i, n) => visit(i, [...where, n]));
-    else if (e.kind === 'object') for (const [k, v] of e.entries) visit(v, [...where, k]);
-    else if (e.kind === 'pipe') {
-      const last = e.rows[e.rows.length - 1];
-      if (last?.kind === 'fn' && last.params.length > 0) out.push({ at: [...where, '@pipe', e.rows.length - 1], fn: last.fn });
-      e.rows.forEach((r, n) => {
-        if (r.kind === 'sub') visit(r.pipe, [...where, '@pipe', n]);
-      });
-    }
-  };
-  visit(expr, at);
-  return out;
 }

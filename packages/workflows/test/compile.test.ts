@@ -89,16 +89,12 @@ test('compiled transition conditions and maps evaluate against workflow data', a
   t.false(taken(rule.conditions, { job: { metadata: { jid: 'w1' } }, self: { hook: { data: { id: 'w2' } } } }));
 });
 
-test('the example’s `sent` counter row keeps HotMesh semantics and is reported as a warning', async (t) => {
+test('the example’s `sent` counter adds its row’s cell (Partita’s @pipe rule) and compiles without warnings', async (t) => {
   const app = await compileApp(join(signupDir, 'app.yaml'));
-  t.is(app.warnings.length, 1);
-  const w = app.warnings[0]!;
-  t.is(w.file, join(signupDir, 'graphs', 'remind.yaml'));
-  t.is(w.line, 22);
-  t.is(w.key, 'activities.send.job.maps.sent.@pipe[2]');
-  t.regex(w.message, /extra cells of the last @pipe row are dropped/);
+  t.deepEqual(app.warnings, []);
   const send = app.graphs[1]!.activities['send']!;
-  t.deepEqual(evaluateMapping(send.job!.maps!, { job: { data: { sent: 2 } } }), { sent: 2 });
+  t.deepEqual(evaluateMapping(send.job!.maps!, { job: { data: { sent: 2 } } }), { sent: 3 });
+  t.deepEqual(evaluateMapping(send.job!.maps!, { job: { data: {} } }), { sent: 1 });
 });
 
 test('writeCompiled writes .partita.<id>.<version>.json beside the source; deterministic; hash tracks content', async (t) => {

@@ -58,13 +58,15 @@ test('literals and nested objects and arrays of mappings', (t) => {
   t.deepEqual(ev({ a: '{a1.output.data.n}', b: { c: ['{$job.data.sent}', 'x', 1] }, d: true }), { a: 7, b: { c: [2, 'x', 1] }, d: true });
 });
 
-test('@pipe rows: a row feeds the next; extra cells are the next function’s extra arguments (HotMesh)', (t) => {
-  // gte(55, 50) → [true, 'Senior', 'Junior'] → ternary(true, 'Senior', 'Junior')
-  t.is(ev(pipe(['{$self.output.data.risk}', 50], ['{@number.gte}', 'Senior', 'Junior'], ['{@conditional.ternary}'])), 'Senior');
-  t.is(ev(pipe(['{$job.data.sent}', 0], ['{@conditional.nullish}', 1], ['{@math.add}'])), 3);
-  t.is(ev(pipe(['{$job.data.unset}', 0], ['{@conditional.nullish}', 1], ['{@math.add}'])), 1);
-  // The last row's extra cells have no next row: the value is the function's result.
-  t.is(ev(pipe(['{$job.data.sent}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1])), 2);
+test('@pipe rows: a row feeds the next; a function row’s own cells are appended to its arguments (Partita, not HotMesh)', (t) => {
+  // gte(55, 50) → [true] → ternary(true, 'Senior', 'Junior')
+  t.is(ev(pipe(['{$self.output.data.risk}', 50], ['{@number.gte}'], ['{@conditional.ternary}', 'Senior', 'Junior'])), 'Senior');
+  t.is(ev(pipe(['{$self.output.data.risk}', 60], ['{@number.gte}'], ['{@conditional.ternary}', 'Senior', 'Junior'])), 'Junior');
+  // The signup example's counter: nullish(sent, 0) then add(…, 1).
+  t.is(ev(pipe(['{$job.data.sent}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1])), 3);
+  t.is(ev(pipe(['{$job.data.unset}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1])), 1);
+  // Cells of a middle row are its function's arguments too, not the next row's (HotMesh's reading).
+  t.is(ev(pipe(['{$job.data.sent}'], ['{@math.add}', 10], ['{@math.multiply}', 2])), 24);
   // A nullary function as a cell and as a whole value.
   const now = ev('{@date.now}') as number;
   t.true(Math.abs(now - Date.now()) < 5_000);

@@ -102,6 +102,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     nodeId,
     partition,
     continuationsByType: continuationsByType(definitions, options.continuations),
+    enqueued: (queues) => options.claimable?.(queues),
   });
   // Made once: the advert path runs at every claim.
   const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);

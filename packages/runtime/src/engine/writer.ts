@@ -4,7 +4,7 @@
  * The I/O half of the outcome batch (see outcomes.ts); its result comes back as an engine message.
  */
 import { traceComplete, type Logger } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
+import { isRowRefusal, type ClaimedJob, type Recorded, type Tx } from '@partita/postgres';
 import type { Continuation, FinishedJob, OutcomeContinuation, ResolvedJobDefinition } from '../define.js';
 import type { Metrics } from '../metrics.js';
 import type { EngineMsg } from './messages.js';
@@ -32,6 +32,11 @@ export interface WriterOptions {
   continuationsByType: ContinuationIndex;
   /** Where the write's result goes: the engine's mailbox. */
   reply: (msg: EngineMsg) => void;
+  /**
+   * After a transaction with continuations committed: the queues of this partition its continuations
+   * enqueued into (their follow-ups are claimable now, not at the next poll).
+   */
+  enqueued?: (queues: string[]) => void;
 }
 
 type NamedContinuation = { name: string; run: Continuation };
@@ -61,12 +66,22 @@ export function continuationsByType(
     else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
   }
   if (chosen.length === 0) return { empty: byType.size === 0, of: (type) => byType.get(type) };
+  // The list of a type is rebuilt only when the set of predicates accepting it changed: this runs for
+  // every job written, and must not allocate a list per job.
+  const memo = new Map<string, { accepted: string; list: NamedContinuation[] | undefined }>();
   return {
     empty: false,
     of(type) {
-      let out: NamedContinuation[] | undefined = byType.get(type);
-      for (const c of chosen) if (c.types(type)) out = [...(out ?? []), { name: c.name, run: c.run }];
-      return out;
+      let accepted = '';
+      for (const c of chosen) accepted += c.types(type) ? '1' : '0';
+      const known = memo.get(type);
+      if (known !== undefined && known.accepted === accepted) return known.list;
+      let list: NamedContinuation[] | undefined = byType.get(type);
+      chosen.forEach((c, i) => {
+        if (accepted[i] === '1') list = [...(list ?? []), { name: c.name, run: c.run }];
+      });
+      memo.set(type, { accepted, list });
+      return list;
     },
   };
 }
@@ -174,7 +189,16 @@ export class OutcomeWriter {
     failures: PendingFailure[],
   ): Promise<{ completed: Recorded; failed: Recorded }> {
     const { store, nodeId, partition, continuationsByType } = this.o;
-    return store.withTransaction(async (tx) => {
+    const queues = new Set<string>();
+    const committed = store.withTransaction(async (outer) => {
+      const tx: Tx = {
+        client: outer.client,
+        query: outer.query.bind(outer),
+        enqueue: (jobs) => {
+          for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
+          return outer.enqueue(jobs);
+        },
+      };
       const completed = await store.complete(nodeId, completionItems(completions), tx);
       const failed = await store.fail(nodeId, failureItems(failures), tx);
       // Only what the store accepted (this node still held the lease) reaches a continuation.
@@ -204,6 +228,10 @@ export class OutcomeWriter {
         }
       }
       return { completed, failed };
+    });
+    return committed.then((written) => {
+      if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
+      return written;
     });
   }
 }

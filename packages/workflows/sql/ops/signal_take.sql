@@ -1,0 +1,1 @@
+DELETE FROM {{schema}}.wf_signals WHERE id = $1

@@ -1,0 +1,1 @@
+SELECT definition, hash FROM {{schema}}.wf_versions WHERE app_id = $1 AND version = $2

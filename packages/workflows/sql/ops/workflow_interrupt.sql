@@ -1,0 +1,6 @@
+-- Interrupts a workflow that is not finished; returns nothing for a finished (or unknown) one.
+UPDATE {{schema}}.wf_workflows
+SET status = -1000000000, finished_at = now(), output = jsonb_build_object('interrupted', true, 'reason', $2::text),
+    expire_at = now() + make_interval(secs => $3::int)
+WHERE id = $1 AND status > 0
+RETURNING id

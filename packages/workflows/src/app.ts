@@ -1,0 +1,418 @@
+/**
+ * `app(client, id)`: the workflow API for programs, the CLI and nodes alike (DESIGN.md's names).
+ * Every write (pub, hook, interrupt) is one transaction through the executor, over the client's
+ * store, so what it starts or finishes commits with the jobs it enqueues.
+ */
+import { randomUUID } from 'node:crypto';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { TimeoutError, ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
+import type { Client } from '@partita/client';
+import { clientBus, clientStore } from '@partita/client/internal';
+import type { Bus } from '@partita/nats';
+import type { JobStore } from '@partita/postgres';
+import { compileApp, writeCompiled } from './compile.js';
+import { runOn, txDb, wfOps, type Db, type WfOps } from './db.js';
+import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowNotFoundError } from './errors.js';
+import {
+  Versions,
+  deliverHook,
+  deliverHookAll,
+  graphOf,
+  interruptWorkflow,
+  newEffects,
+  startWorkflow,
+  type ActivityRecord,
+  type EmitPayload,
+  type Effects,
+  type Scope,
+} from './executor.js';
+import type { CompiledApp, CompiledGraph } from './model.js';
+import { publishWakes } from './plugin.js';
+import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
+
+export interface AppOptions {
+  /** The partition new workflows run in (pub's `partition` overrides it). Default `default`. */
+  partition?: string;
+  logger?: Logger;
+}
+
+export interface PubOptions {
+  id?: string;
+  /** Searchable fields, GIN-indexed (hookAll, listings). */
+  search?: Record<string, string | number | boolean>;
+  partition?: string;
+}
+
+export interface WorkflowEvent {
+  app: string;
+  topic: string;
+  id: string;
+  kind: 'output' | 'emit';
+  status: number;
+  data: unknown;
+}
+
+export interface WorkflowState {
+  data: Record<string, unknown>;
+  metadata: { jid: string; app: string; vrs: string; tpc: string; js: number; jc: Date; ju: Date | null; pj: string | null };
+}
+
+export interface ActivityTimeline {
+  id: string;
+  app: string;
+  version: string;
+  topic: string;
+  status: number;
+  activities: {
+    activity: string;
+    dimension: string;
+    type: string;
+    state: string;
+    jobId: string | null;
+    input: unknown;
+    output: unknown;
+    hook: unknown;
+    attempts: number;
+    errors: unknown[];
+    entered: number;
+    startedAt: Date;
+    finishedAt: Date | null;
+  }[];
+}
+
+type TxStore = Pick<JobStore, 'withTransaction' | 'pool' | 'schema'>;
+
+const POLL_MIN_MS = 10;
+const POLL_MAX_MS = 1000;
+
+export class WorkflowApp {
+  private readonly store: TxStore;
+  private readonly bus: Bus | undefined;
+  private readonly ops: WfOps;
+  private readonly versions: Versions;
+  private readonly logger: Logger;
+  private readonly partition: string;
+  /** The active version, read from Postgres once and again after each `nocache`. */
+  private active: Promise<string | undefined> | undefined;
+  private watching: Promise<void> | undefined;
+  private readonly validators = new WeakMap<object, ValidateFunction>();
+
+  constructor(
+    private readonly client: Client,
+    readonly id: string,
+    options: AppOptions = {},
+  ) {
+    const store = clientStore(client) as unknown as Partial<TxStore>;
+    if (typeof store.withTransaction !== 'function' || !store.pool || !store.schema)
+      throw new ValidationError('app(client, id) needs a client made by connect() or a node (node.client)', 'client');
+    this.store = store as TxStore;
+    this.bus = clientBus(client);
+    this.ops = wfOps(this.store.schema);
+    this.logger = childLogger(options.logger ?? silentLogger(), { app: id });
+    this.partition = options.partition ?? 'default';
+    this.versions = new Versions(async (appId, version) => (await this.run('version_get', [appId, version]))[0]?.definition);
+  }
+
+  private run<R = any>(op: Parameters<typeof runOn>[2], params: unknown[]): Promise<R[]> {
+    return runOn<R>(this.store.pool, this.ops, op, params);
+  }
+
+  /** Compiles the app, writes the merged JSON beside its source and stores the version (not active until activate). */
+  async deploy(pathOrYaml: string): Promise<{ id: string; version: string }> {
+    const compiled = await compileApp(pathOrYaml, { logger: this.logger });
+    if (compiled.id !== this.id)
+      throw new ValidationError(`the file deploys app ${compiled.id}; deploy it with app(client, '${compiled.id}')`, 'app.id');
+    if (compiled.source) await writeCompiled(compiled);
+    const [row] = await this.run<{ hash: string; inserted: boolean }>('version_insert', [
+      compiled.id,
+      compiled.version,
+      compiled.hash,
+      JSON.stringify(compiled.merged),
+      compiled.source ?? null,
+    ]);
+    if (row && !row.inserted && row.hash !== compiled.hash) throw new VersionConflictError(compiled.id, compiled.version);
+    this.logger.info({ version: compiled.version, hash: compiled.hash, inserted: row?.inserted ?? false }, 'deployed workflow app version');
+    return { id: compiled.id, version: compiled.version };
+  }
+
+  /**
+   * Makes `version` the one new workflows start on. The one place the activation protocol runs: for
+   * now the flip in Postgres and a `nocache` broadcast (caches read the active version again).
+   */
+  async activate(version: string, _opts: { delayMs?: number } = {}): Promise<void> {
+    if ((await this.run('version_get', [this.id, version])).length === 0)
+      throw new WorkflowNotFoundError(`app ${this.id} version ${version} (deploy it first)`);
+    const flip = async () => {
+      await this.run('active_set', [this.id, version]);
+    };
+    await flip();
+    const message: NocacheMessage = { app: this.id, untilVersion: version };
+    this.bus?.publish(controlSubject(this.client.cluster, this.id), NOCACHE_KIND, message);
+    this.active = Promise.resolve(version);
+    this.logger.info({ version }, 'activated workflow app version');
+  }
+
+  /** Subscribes to `nocache` once, so an activation elsewhere reaches this handle's cache. */
+  private watch(): Promise<void> {
+    if (!this.watching) {
+      this.watching = this.bus
+        ? this.bus
+            .subscribe<NocacheMessage>(controlSubject(this.client.cluster, this.id), () => {
+              this.active = undefined;
+            })
+            .then(() => undefined)
+        : Promise.resolve();
+      this.bus?.onStatus((status) => {
+        // Messages may have been missed while away: read the active version again.
+        if (status === 'reconnected') this.active = undefined;
+      });
+    }
+    return this.watching;
+  }
+
+  private async activeApp(): Promise<CompiledApp | undefined> {
+    await this.watch();
+    this.active ??= this.run<{ active_version: string }>('active_get', [this.id]).then((r) => r[0]?.active_version);
+    const version = await this.active;
+    return version === undefined ? undefined : this.versions.get(this.id, version);
+  }
+
+  private async graphFor(topic: string): Promise<{ app: CompiledApp; graph: CompiledGraph }> {
+    const active = await this.activeApp();
+    const graph = active ? graphOf(active, topic) : undefined;
+    if (!active || !graph)
+      throw new UnknownTopicError(this.id, topic, active ? active.graphs.map((g) => g.subscribes) : [], active?.version);
+    return { app: active, graph };
+  }
+
+  private validate(graph: CompiledGraph, data: unknown): void {
+    if (graph.input?.schema !== undefined) this.check(graph.input.schema, data, `the input of ${graph.subscribes}`, graph.subscribes);
+  }
+
+  /** Throws a ValidationError naming the JSON path of the first problem (a missing property names that property). */
+  private check(schema: unknown, data: unknown, what: string, fallbackPath: string): void {
+    if (typeof schema !== 'object' || schema === null) {
+      if (schema === false) throw new ValidationError(`${what} is refused by its schema (false)`, fallbackPath);
+      return;
+    }
+    let check = this.validators.get(schema as object);
+    if (!check) {
+      check = new Ajv({ strict: false, allErrors: false, validateFormats: false }).compile(schema as object);
+      this.validators.set(schema as object, check);
+    }
+    if (check(data)) return;
+    const e = check.errors?.[0];
+    const segments = (e?.instancePath ?? '')
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (e?.keyword === 'required') segments.push(String((e.params as { missingProperty: string }).missingProperty));
+    const path = segments.join('.');
+    throw new ValidationError(`${what} ${e?.message ?? 'does not match its schema'}; send data matching the schema`, path || fallbackPath);
+  }
+
+  private async transaction<T>(fn: (s: Scope) => Promise<T>): Promise<T> {
+    const effects = newEffects();
+    const result = await this.store.withTransaction((tx) =>
+      fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }),
+    );
+    this.after(effects);
+    return result;
+  }
+
+  private after(effects: Effects): void {
+    publishWakes(this.bus, this.client.cluster, effects);
+    for (const id of effects.cancels)
+      this.client.cancel(id).catch((err) => this.logger.warn({ err, job: id }, 'cancelling a step of an interrupted workflow failed'));
+  }
+
+  /** Starts a workflow on the active version; resolves with its id once it is stored. */
+  async pub(topic: string, data: unknown = {}, opts: PubOptions = {}): Promise<string> {
+    const { app, graph } = await this.graphFor(topic);
+    this.validate(graph, data);
+    const id = opts.id ?? randomUUID();
+    await this.transaction((s) =>
+      startWorkflow(s, { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition }),
+    );
+    return id;
+  }
+
+  /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */
+  async pubsub(topic: string, data: unknown = {}, opts: PubOptions & { timeoutMs?: number } = {}): Promise<unknown> {
+    const { graph } = await this.graphFor(topic);
+    const id = opts.id ?? randomUUID();
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    let settle: ((v: { status: number; data: unknown }) => void) | undefined;
+    const arrived = new Promise<{ status: number; data: unknown }>((resolve) => (settle = resolve));
+    const unsubscribe = this.bus
+      ? await this.bus.subscribe<EmitPayload>(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), (p) => {
+          if (p?.id === id && p.kind === 'output') settle?.({ status: p.status, data: p.data });
+        })
+      : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    try {
+      await this.pub(topic, data, { ...opts, id });
+      // Postgres is the safety net for a missed message (and the only source without a bus).
+      const poll = (async () => {
+        let wait = this.bus ? POLL_MAX_MS : POLL_MIN_MS;
+        while (!stopped) {
+          await new Promise((r) => setTimeout(r, wait));
+          if (stopped) return;
+          const [row] = await this.run<{ status: string; output: unknown }>('workflow_get', [id, this.id]);
+          const status = row ? Number(row.status) : undefined;
+          if (status !== undefined && status <= 0 && status !== -1) {
+            settle?.({ status, data: row!.output });
+            return;
+          }
+          wait = Math.min(POLL_MAX_MS, wait * 2);
+        }
+      })();
+      poll.catch((err) => this.logger.warn({ err, id }, 'reading a workflow for pubsub failed'));
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TimeoutError(`pubsub(${topic}) of workflow ${id}`, timeoutMs)), timeoutMs);
+      });
+      const out = await Promise.race([arrived, timeout]);
+      if (out.status !== 0) throw new WorkflowFailedError(id, out.status, out.data);
+      return out.data;
+    } finally {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await unsubscribe?.();
+    }
+  }
+
+  /** Outputs and emitted data published under `topic` (a graph's `publishes`, or its `subscribes` when it has none). */
+  sub(topic: string, cb: (data: unknown, event: WorkflowEvent) => void): Promise<() => Promise<void>> {
+    return this.psub(topic, cb);
+  }
+
+  /** As sub, with NATS wildcards over the topic's tokens (`user.*`, `user.>`). */
+  async psub(pattern: string, cb: (data: unknown, event: WorkflowEvent) => void): Promise<() => Promise<void>> {
+    if (!this.bus) throw new ValidationError('sub/psub need a bus: connect the client with nats', 'nats');
+    return this.bus.subscribe<EmitPayload>(
+      eventSubject(this.client.cluster, this.id, pattern),
+      (p) => {
+        if (!p || typeof p.id !== 'string') {
+          this.logger.warn({ pattern }, 'a malformed workflow event was dropped');
+          return;
+        }
+        cb(p.data, { ...p });
+      },
+      { kinds: [EVENT_KIND] },
+    );
+  }
+
+  /**
+   * Re-enters the waiting hook activity that the app's `hooks:` rules for `topic` select, with `data`.
+   * None waiting yet: the signal is kept (the graph's expire) and delivered when one starts waiting;
+   * resolves with the workflow's id, or undefined when the signal was kept.
+   */
+  async hook(topic: string, data: unknown, opts: { code?: number } = {}): Promise<string | undefined> {
+    const active = await this.activeApp();
+    if (!active || !active.graphs.some((g) => g.hooks.some((h) => h.topic === topic)))
+      throw new UnknownTopicError(this.id, topic, active ? active.graphs.flatMap((g) => g.hooks.map((h) => h.topic)) : [], active?.version);
+    this.validateHook(active, topic, data);
+    return this.transaction((s) => deliverHook(s, active, topic, data, { keep: true, ...(opts.code ? { code: opts.code } : {}) }));
+  }
+
+  /** Re-enters every workflow waiting on `topic` whose searchable field `key` (pub's `search`) is `value`; their ids. */
+  async hookAll(topic: string, data: unknown, opts: { key: string; value: string | number | boolean }): Promise<string[]> {
+    const active = await this.activeApp();
+    if (active) this.validateHook(active, topic, data);
+    return this.transaction((s) => deliverHookAll(s, this.id, topic, data, { [opts.key]: opts.value }));
+  }
+
+  /** Data for a hook topic must match the `hook.schema` of the activities its rules re-enter. */
+  private validateHook(active: CompiledApp, topic: string, data: unknown): void {
+    for (const g of active.graphs)
+      for (const rule of g.hooks.filter((h) => h.topic === topic)) {
+        const schema = g.activities[rule.to]?.hook?.schema;
+        if (schema !== undefined) this.check(schema, data, `the data of hook ${topic}`, topic);
+      }
+  }
+
+  /** Interrupts a running workflow (status −1,000,000,000); descend: its children too. False when it had already finished. */
+  async interrupt(_topic: string | undefined, id: string, opts: { reason?: string; descend?: boolean } = {}): Promise<boolean> {
+    return this.transaction((s) =>
+      interruptWorkflow(s, id, { ...(opts.reason ? { reason: opts.reason } : {}), descend: opts.descend ?? false }),
+    );
+  }
+
+  private async row(id: string) {
+    const [row] = await this.run('workflow_get', [id, this.id]);
+    if (!row) throw new WorkflowNotFoundError(`workflow ${id} of app ${this.id}`);
+    return row;
+  }
+
+  /** -1 pending · > 0 open activities · 0 done · −1,000,000,000 interrupted · −1,000,000,001 failed. */
+  async getStatus(id: string): Promise<number> {
+    return Number((await this.row(id)).status);
+  }
+
+  async getState(_topic: string, id: string): Promise<WorkflowState> {
+    const row = await this.row(id);
+    return {
+      data: row.data,
+      metadata: {
+        jid: row.id,
+        app: row.app_id,
+        vrs: row.version,
+        tpc: row.topic,
+        js: Number(row.status),
+        jc: row.created_at,
+        ju: row.finished_at,
+        pj: row.parent_id,
+      },
+    };
+  }
+
+  async getQueryState(id: string, fields: readonly string[]): Promise<Record<string, unknown>> {
+    const data = (await this.row(id)).data as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const f of fields) {
+      let cur: unknown = data;
+      for (const seg of f.split('.')) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[seg] : undefined;
+      out[f] = cur;
+    }
+    return out;
+  }
+
+  /** The activity timeline: every activity record (one per cycle pass) in the order they started. */
+  async export(id: string): Promise<ActivityTimeline> {
+    const row = await this.row(id);
+    const records = await this.run<ActivityRecord & { entered: number; started_at: Date; finished_at: Date | null }>('activities_of', [id]);
+    return {
+      id,
+      app: row.app_id,
+      version: row.version,
+      topic: row.topic,
+      status: Number(row.status),
+      activities: records.map((r) => ({
+        activity: r.activity,
+        dimension: r.dimension,
+        type: r.type,
+        state: r.state,
+        jobId: r.job_id,
+        input: (r.input as { data?: unknown } | null)?.data,
+        output: (r.output as { data?: unknown } | null)?.data,
+        hook: (r.hook as { data?: unknown } | null)?.data,
+        attempts: r.attempts,
+        errors: r.errors,
+        entered: r.entered,
+        startedAt: r.started_at,
+        finishedAt: r.finished_at,
+      })),
+    };
+  }
+
+  /** Removes a workflow and its records now (finished ones go by themselves after expire). */
+  async scrub(id: string): Promise<void> {
+    await this.run('workflow_scrub', [id, this.id]);
+  }
+}
+
+/** A handle on workflow app `id` over a client (or node.client). */
+export function app(client: Client, id: string, options: AppOptions = {}): WorkflowApp {
+  return new WorkflowApp(client, id, options);
+}

@@ -1,0 +1,134 @@
+/**
+ * workflowsPlugin(): the executor joins a node. Its migrations create the workflow tables, its jobs
+ * are the sleeps and the bus publications, and its continuation turns every finished step job
+ * (a worker's job of any type, a sleep) into the workflow's transition, in the transaction that
+ * records the job's outcome.
+ */
+import type { Logger } from '@partita/core';
+import type { Bus } from '@partita/nats';
+import { WAKE_KIND, subjects } from '@partita/protocol';
+import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
+import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
+import { EMIT_TYPE, SLEEP_TYPE, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { eventSubject, EVENT_KIND } from './subjects.js';
+
+/** How often finished workflows past their expire (and early signals past theirs) are removed. */
+const EXPIRY_INTERVAL_MS = 60_000;
+const EXPIRY_BATCH = 5_000;
+
+interface Bound {
+  ctx: PluginContext;
+  ops: WfOps;
+  versions: Versions;
+  logger: Logger;
+}
+
+export function workflowsPlugin(): NodePlugin {
+  let bound: Bound | undefined;
+  const bind = (ctx: PluginContext): Bound => {
+    if (!bound) {
+      const ops = wfOps(ctx.schema);
+      bound = {
+        ctx,
+        ops,
+        logger: ctx.logger,
+        versions: new Versions(async (appId, version) => (await runOn(ctx.pool, ops, 'version_get', [appId, version]))[0]?.definition),
+      };
+    }
+    return bound;
+  };
+
+  const sleep = defineJob<{ workflow: string; activity: string }>({
+    type: SLEEP_TYPE,
+    maxAttempts: 10,
+    // The wake-up is the job's completion: its continuation finishes the hook activity.
+    perform: () => ({}),
+  });
+
+  const emit = defineJob<EmitPayload>({
+    type: EMIT_TYPE,
+    maxAttempts: 3,
+    perform: (p) => {
+      if (!bound) throw new Error('the workflows plugin has not started on this node yet; retried');
+      bound.ctx.bus.publish(eventSubject(bound.ctx.cluster, p.app, p.topic), EVENT_KIND, p);
+    },
+  });
+
+  return definePlugin({
+    name: 'workflows',
+    migrations: MIGRATIONS_DIR,
+    jobs: [sleep, emit],
+    continuations: () => [
+      {
+        name: 'workflows.transition',
+        // Every type may be a worker step (a graph names job types by topic, and a version deployed by
+        // another node may name a type this node has not seen in a graph yet): jobs that are no step find
+        // no wf_steps row. Only the plugin's own event job is never one.
+        types: (type) => type !== EMIT_TYPE,
+        run: async (tx, jobs) => {
+          if (!bound) throw new Error('the workflows plugin has not started on this node yet; the transition is retried');
+          const b = bound;
+          const db = txDb(tx, b.ops);
+          const steps = await db.run<{ job_id: string; workflow_id: string; activity: string; dimension: string }>('steps_take', [
+            jobs.map((j) => j.id),
+          ]);
+          if (steps.length === 0) return;
+          const byId = new Map<string, FinishedJob>(jobs.map((j) => [j.id, j]));
+          const effects = newEffects();
+          for (const st of steps) {
+            const job = byId.get(st.job_id)!;
+            await finishStep(
+              { db, versions: b.versions, logger: b.logger, effects },
+              {
+                jobId: job.id,
+                workflow: st.workflow_id,
+                activity: st.activity,
+                dimension: st.dimension,
+                state: job.state,
+                result: job.result,
+                error: job.error ?? undefined,
+                attempt: job.attempt,
+              },
+            );
+          }
+          afterCommit(b, effects);
+        },
+      },
+    ],
+    nodeChildren: (ctx) => {
+      // Bound here (the tree is built before any engine claims) so a continuation never finds the plugin unbound.
+      bind(ctx);
+      return [];
+    },
+    start: (ctx) => {
+      const b = bind(ctx);
+      const timer = setInterval(() => {
+        runOn(ctx.pool, b.ops, 'expired_remove', [EXPIRY_BATCH]).catch((err) =>
+          b.logger.warn({ err }, 'removing expired workflows failed; retried at the next interval'),
+        );
+      }, EXPIRY_INTERVAL_MS);
+      timer.unref();
+      return () => clearInterval(timer);
+    },
+  });
+}
+
+/**
+ * After the transition's transaction: cancel the jobs of workflows it interrupted. (The engine wakes
+ * the queues a continuation enqueued into once its transaction committed.)
+ */
+export function afterCommit(b: { ctx: { client: { cancel(id: string): Promise<boolean> } }; logger: Logger }, effects: Effects): void {
+  if (effects.cancels.length === 0) return;
+  setTimeout(() => {
+    for (const id of effects.cancels)
+      b.ctx.client.cancel(id).catch((err) => b.logger.warn({ err, job: id }, 'cancelling a step of an interrupted workflow failed'));
+  }, 0).unref();
+}
+
+export function publishWakes(bus: Bus | undefined, cluster: string, effects: Effects): void {
+  if (!bus) return;
+  for (const pq of effects.wakes) {
+    const [partition, queue] = pq.split('\u0000') as [string, string];
+    bus.publish(subjects.wake(cluster, partition, queue), WAKE_KIND, null);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * kill -9 of a node while workflows run: the steps it held are rescued by the other node, every
+ * workflow finishes, and every transition happened exactly once (each activity entered once, each
+ * step's counter added once, each step job completed once).
+ */
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { connect, type Client } from '@partita/client';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { app } from '../src/index.js';
+
+const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-node.ts', import.meta.url));
+const counter = (id: string) =>
+  `      ${id}: { type: worker, topic: wf.step, job: { maps: { n: { '@pipe': [['{$job.data.n}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1]] } } } }`;
+const CHAIN = [
+  'app:',
+  '  id: chain',
+  "  version: '1'",
+  '  graphs:',
+  '    - subscribes: chain.start',
+  '      activities:',
+  '        t1: { type: trigger }',
+  counter('  s1'),
+  counter('  s2'),
+  counter('  s3'),
+  '      transitions:',
+  '        t1: [{ to: s1 }]',
+  '        s1: [{ to: s2 }]',
+  '        s2: [{ to: s3 }]',
+  '',
+].join('\n');
+
+test.serial('kill -9 of a node mid-step: every workflow completes and every transition happens exactly once', async (t) => {
+  const N = 150;
+  const s = await freshSchema('wf_kill');
+  const nats = await natsUrl();
+  const cluster = s.schema.replaceAll('_', '-');
+  const dataDir = tempDataDir('wf-kill');
+  const nodes: SpawnedNode[] = [];
+  let client: Client | undefined;
+  t.teardown(async () => {
+    for (const n of nodes) n.kill('SIGKILL');
+    await client?.close();
+    await s.drop();
+  });
+  const start = async (nodeId: string) => {
+    const n = spawnNode(NODE_SCRIPT, {
+      env: {
+        WF_PG: s.url,
+        WF_SCHEMA: s.schema,
+        WF_NATS: nats,
+        WF_CLUSTER: cluster,
+        WF_NODE_ID: nodeId,
+        WF_DATA_DIR: dataDir,
+        WF_STEP_MS: '150',
+        PARTITA_LOG_LEVEL: 'warn',
+      },
+    });
+    nodes.push(n);
+    await n.waitForOutput(`ready ${nodeId}`, { timeoutMs: 60_000 });
+    return n;
+  };
+  const a = await start('node-a');
+  client = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+  const chain = app(client, 'chain');
+  await chain.deploy(CHAIN);
+  await chain.activate('1');
+  const ids: string[] = [];
+  for (let i = 0; i < N; i++) ids.push(await chain.pub('chain.start', { i }));
+
+  const q = async (sql: string) => Number((await s.pool.query(sql)).rows[0].n);
+  await until(
+    'node-a runs steps',
+    async () => (await q(`SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running'`)) > 0,
+    30_000,
+  );
+  await until(
+    'some workflows moved on',
+    async () => (await q(`SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type = 'wf.step'`)) >= N / 2,
+    60_000,
+  );
+  const running = await q(`SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running' AND type = 'wf.step'`);
+  t.true(a.kill('SIGKILL'), 'node-a was running');
+  t.log(`killed node-a with ${running} steps running`);
+  t.true(running > 0, 'the kill left steps mid-run (otherwise the test proves nothing)');
+  await start('node-b');
+
+  await until(
+    'every workflow finished',
+    async () => (await q(`SELECT count(*) AS n FROM "${s.schema}".wf_workflows WHERE status = 0`)) === N,
+    90_000,
+    200,
+  );
+  const rows = (await s.pool.query(`SELECT id, data FROM "${s.schema}".wf_workflows`)).rows;
+  t.is(rows.length, N);
+  t.true(
+    rows.every((r) => r.data.n === 3),
+    'each step added to the counter once',
+  );
+  const activities = (await s.pool.query(`SELECT workflow_id, activity, entered, state FROM "${s.schema}".wf_activities`)).rows;
+  t.is(activities.length, N * 4, 't1, s1, s2, s3 once per workflow');
+  t.true(activities.every((r) => r.entered === 1 && r.state === 'done'));
+  const steps = (await s.pool.query(`SELECT id, state, node, attempts FROM "${s.schema}".jobs_history WHERE type = 'wf.step'`)).rows;
+  t.is(steps.length, N * 3, 'one step job per worker activity, each recorded once');
+  t.true(steps.every((j) => j.state === 'completed'));
+  t.true(
+    steps.some((j) => j.node === 'node-b' && j.attempts > 1),
+    'some steps were rescued and completed on node-b',
+  );
+  t.is(await q(`SELECT count(*) AS n FROM "${s.schema}".wf_steps`), 0, 'no step left linked');
+});
