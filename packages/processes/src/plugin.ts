@@ -22,10 +22,15 @@ export interface ProcessesPluginOptions {
   maxSleepMs?: number;
 }
 
-/** The `plugins.processes` section of the YAML config. */
+/** The `plugins.processes` section of the YAML config (its values win over the plugin's options). */
 export interface ProcessesConfig {
   schedules?: ScheduleSpec[];
+  leaseMs?: number;
+  misfireGraceMs?: number;
+  maxSleepMs?: number;
 }
+
+const DURATIONS = ['leaseMs', 'misfireGraceMs', 'maxSleepMs'] as const;
 
 export const PLUGIN_NAME = 'processes';
 export const SCHEDULES_LEASE = 'schedules';
@@ -35,8 +40,17 @@ function checkSection(section: unknown): PluginConfigProblem[] {
   if (section === undefined || section === null) return [];
   if (typeof section !== 'object' || Array.isArray(section)) return [{ message: 'expected a mapping such as { schedules: [...] }' }];
   const problems: PluginConfigProblem[] = [];
-  for (const key of Object.keys(section))
-    if (key !== 'schedules') problems.push({ path: key, message: 'unknown key; this section has schedules' });
+  for (const key of Object.keys(section)) {
+    if (key !== 'schedules' && !(DURATIONS as readonly string[]).includes(key)) {
+      problems.push({ path: key, message: `unknown key; this section has schedules, ${DURATIONS.join(', ')}` });
+    }
+  }
+  for (const key of DURATIONS) {
+    const value = (section as ProcessesConfig)[key];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+      problems.push({ path: key, message: 'expected a whole number of milliseconds above 0' });
+    }
+  }
   const list = (section as ProcessesConfig).schedules;
   if (list === undefined) return problems;
   if (!Array.isArray(list)) return [...problems, { path: 'schedules', message: 'expected a list of schedules' }];
@@ -56,7 +70,6 @@ function checkSection(section: unknown): PluginConfigProblem[] {
 
 export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugin<ProcessesConfig | undefined> {
   const declared: ResolvedSchedule[] = (options.schedules ?? []).map((s, i) => resolveSchedule(s, `processesPlugin.schedules.${i}`));
-  const leaseMs = options.leaseMs ?? 10_000;
   let store: ScheduleStore | undefined;
   const storeOf = (ctx: PluginContext<ProcessesConfig | undefined>) => (store ??= new ScheduleStore(ctx.pool, ctx.schema, ctx.store));
 
@@ -66,6 +79,8 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
     configSchema: checkSection,
     nodeChildren(ctx) {
       const schedules = storeOf(ctx);
+      const config = ctx.pluginConfig ?? {};
+      const leaseMs = config.leaseMs ?? options.leaseMs ?? 10_000;
       const labels = ['schedule'] as const;
       const missed = new Counter({
         name: 'partita_schedule_missed_total',
@@ -92,8 +107,8 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
               fired: (schedule, n) => fired.inc({ schedule }, n),
               missed: (schedule, n) => missed.inc({ schedule }, n),
             },
-            graceMs: options.misfireGraceMs ?? 5_000,
-            maxSleepMs: options.maxSleepMs ?? 60_000,
+            graceMs: config.misfireGraceMs ?? options.misfireGraceMs ?? 5_000,
+            maxSleepMs: config.maxSleepMs ?? options.maxSleepMs ?? 60_000,
             retryMs: 30_000,
             keepOccurrencesMs: KEEP_OCCURRENCES_MS,
           }),

@@ -43,7 +43,7 @@ export function scheduleStoreOf(client: Client): ScheduleStore {
 
 export function schedules(client: Client): Schedules {
   const store = scheduleStoreOf(client);
-  const create = (spec: ScheduleSpec) => store.upsert(resolveSchedule(spec), 'api');
+  const create = async (spec: ScheduleSpec) => store.upsert(resolveSchedule(spec), 'api');
   return {
     create,
     add: create,

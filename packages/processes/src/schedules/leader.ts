@@ -67,6 +67,8 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
       const localNow = Date.now();
       let fired = 0;
       let again = full;
+      // The first query's next time is of the schedules that were not due; those fired now are due again at their plan's next.
+      let earliest = nextAt?.getTime();
       for (const id of due) {
         if ((failing.get(id) ?? 0) > localNow || stopping) continue;
         try {
@@ -79,6 +81,7 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
             logger.warn({ schedule: id, missed: result.missed }, 'occurrences missed (misfire policy)');
           }
           if (result.more) again = true;
+          if (result.next && !result.idle) earliest = Math.min(earliest ?? Infinity, result.next.getTime());
         } catch (err) {
           failing.set(id, Date.now() + options.retryMs);
           logger.error({ schedule: id, err: describeError(err) }, `firing the schedule failed; trying again in ${options.retryMs} ms`);
@@ -86,7 +89,7 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
         }
       }
       if (again && fired > 0 && !stopping) continue;
-      let sleep = nextAt ? nextAt.getTime() - dbNow.getTime() : options.maxSleepMs;
+      let sleep = earliest !== undefined ? earliest - dbNow.getTime() - (Date.now() - localNow) : options.maxSleepMs;
       for (const retryAt of failing.values()) sleep = Math.min(sleep, retryAt - Date.now());
       return Math.max(1, Math.min(options.maxSleepMs, sleep));
     }
