@@ -56,10 +56,11 @@ function checkSection(section: unknown): PluginConfigProblem[] {
   if (!Array.isArray(list)) return [...problems, { path: 'schedules', message: 'expected a list of schedules' }];
   const ids = new Set<string>();
   list.forEach((spec, i) => {
+    const id = (spec as { id?: unknown } | null)?.id;
+    if (typeof id === 'string' && ids.has(id)) problems.push({ path: `schedules.${i}.id`, message: `"${id}" is declared twice` });
+    if (typeof id === 'string') ids.add(id);
     try {
-      const s = resolveSchedule(spec, `schedules.${i}`);
-      if (ids.has(s.id)) problems.push({ path: `schedules.${i}.id`, message: `"${s.id}" is declared twice` });
-      ids.add(s.id);
+      resolveSchedule(spec, `schedules.${i}`);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       problems.push({ ...(err.path ? { path: err.path } : {}), message: err.message.replace(`${err.path}: `, '') });
@@ -70,8 +71,13 @@ function checkSection(section: unknown): PluginConfigProblem[] {
 
 export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugin<ProcessesConfig | undefined> {
   const declared: ResolvedSchedule[] = (options.schedules ?? []).map((s, i) => resolveSchedule(s, `processesPlugin.schedules.${i}`));
-  let store: ScheduleStore | undefined;
-  const storeOf = (ctx: PluginContext<ProcessesConfig | undefined>) => (store ??= new ScheduleStore(ctx.pool, ctx.schema, ctx.store));
+  // One store per node: the same plugin object may be handed to several nodes (tests, embedding).
+  const stores = new WeakMap<object, ScheduleStore>();
+  const storeOf = (ctx: PluginContext<ProcessesConfig | undefined>) => {
+    let store = stores.get(ctx.store);
+    if (!store) stores.set(ctx.store, (store = new ScheduleStore(ctx.pool, ctx.schema, ctx.store)));
+    return store;
+  };
 
   return definePlugin<ProcessesConfig | undefined>({
     name: PLUGIN_NAME,
