@@ -15,7 +15,19 @@ import path from 'node:path';
 import { freshSchema, spawnNode, type SpawnedNode, type TestSchema } from './helpers/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const PACKAGES = ['actors', 'core', 'protocol', 'postgres', 'postgres-embedded', 'nats', 'runtime', 'client', 'workflows', 'cli'];
+const PACKAGES = [
+  'actors',
+  'core',
+  'protocol',
+  'postgres',
+  'postgres-embedded',
+  'nats',
+  'runtime',
+  'client',
+  'workflows',
+  'processes',
+  'cli',
+];
 
 interface Packed {
   /** The workspace folder name: core, cli, … */
@@ -314,7 +326,16 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
     [...(await wfSql('migrations')), ...(await wfSql('ops'))].sort(),
     'every workflows migration and op ships',
   );
-  for (const p of packed.filter((x) => x.dir !== 'postgres' && x.dir !== 'workflows'))
+  // @partita/processes ships its own plugin migrations and ops.
+  const processes = packed.find((p) => p.dir === 'processes')!;
+  const processesSql = async (sub: string) =>
+    (await fs.readdir(path.join(ROOT, 'packages/processes/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
+  t.deepEqual(
+    processes.files.filter((f) => f.startsWith('sql/')).sort(),
+    [...(await processesSql('migrations')), ...(await processesSql('ops'))].sort(),
+    'every processes migration and op ships',
+  );
+  for (const p of packed.filter((x) => x.dir !== 'postgres' && x.dir !== 'workflows' && x.dir !== 'processes'))
     t.false(
       p.files.some((f) => f.startsWith('sql/')),
       `${p.name} has no sql/`,

@@ -25,7 +25,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   0    ok
   1    runtime error (e.g. Postgres unreachable)
   2    usage or configuration error (bad arguments, invalid config file, invalid job options)
-  3    not found (no job with that id)
+  3    not found (no job or schedule with that id)
   4    the job failed or was cancelled (status, status --wait)
   5    conflict (queue key held by another job; cancel of a job that already finished)
   130  stopped at once by a second Ctrl-C (SIGINT); 143 by a second SIGTERM`;
@@ -76,7 +76,7 @@ export class NotAvailableError extends Error {
 }
 
 const USAGE_CODES = new Set(['USAGE', 'CONFIG', 'VALIDATION', 'UNKNOWN_PARTITION', 'UNKNOWN_QUEUE', 'UNKNOWN_JOB_TYPE']);
-const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'JOB_NOT_FOUND']);
+const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'JOB_NOT_FOUND', 'UNKNOWN_SCHEDULE']);
 const UNSUCCESSFUL_CODES = new Set(['JOB_FAILED', 'JOB_CANCELLED']);
 const CONFLICT_CODES = new Set(['DUPLICATE_QUEUE_KEY', 'CONFLICT']);
 

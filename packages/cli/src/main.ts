@@ -3,6 +3,7 @@ import { helpText, parse } from './args.js';
 import type { Command } from './command.js';
 import { cancel, enqueue, job, jobs, migrate, retry, status } from './commands/jobs.js';
 import { pause, paused, resume, rollCall, throttle } from './commands/control.js';
+import { schedule, schedulesList } from './commands/schedules.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
@@ -22,6 +23,8 @@ export const COMMANDS: Command[] = [
   paused,
   throttle,
   rollCall,
+  schedulesList,
+  schedule,
   migrate,
 ];
 

@@ -65,6 +65,9 @@ export const CLIENT_STORE = [
   'appliedMigrations',
   'migrate',
   'close',
+  // Layers over the client (schedules(client) of @partita/processes) enqueue a job in the
+  // transaction that records why it exists.
+  'withTransaction',
 ] as const satisfies readonly (keyof JobStore)[];
 
 /**

@@ -123,12 +123,15 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   process.on('unhandledRejection', onCrash('unhandled promise rejection'));
 
   const { startNode } = await import('@partita/runtime');
+  const { processesPlugin } = await import('@partita/processes');
   // A second signal exits at once (130/143), from startNode's handler; the process's 'exit' hooks
   // still stop an embedded PostgreSQL this node owns.
   node = await startNode({
     config: opts.file,
     logger,
     handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
+    // Schedules declared under plugins.processes.schedules are synced and fired by the cluster's nodes.
+    plugins: [processesPlugin()],
     ...(opts.partitions.length !== all.length
       ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) }
       : {}),
