@@ -16,3 +16,4 @@ export { PIPE_FUNCTIONS, PIPE_FUNCTION_NAMES } from './functions.js';
 export { loadApp, isInlineYaml, SourceMap, type LoadedApp } from './source.js';
 export { WorkflowDefinitionError, MappingEvaluationError, formatIssue, type WorkflowIssue } from './errors.js';
 export * from './model.js';
+export * from './activation/index.js';
