@@ -202,10 +202,7 @@ class PartitaWorkflows implements WorkflowSystem {
     };
   }
 
-  async fanOut(): Promise<number> {
-    // DESIGN.md's YAML has no activity that starts N children from an array and awaits them all.
-    throw new Error('partita: fan-out of N awaited children has no app YAML form yet (DESIGN.md names none)');
-  }
+  // No fanOut: DESIGN.md's YAML has no activity that starts N children from an array and awaits them all.
 
   async teardown(): Promise<void> {
     await this.client?.close().catch(() => undefined);

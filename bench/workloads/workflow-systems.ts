@@ -29,8 +29,11 @@ export interface WorkflowSystem {
   runOne(seq: number): Promise<WorkflowRun>;
   /** Starts a workflow that waits for a hook; resolves once it waits, with a function that sends the hook and resolves with the ms until the waiting step resumed. */
   armHook(seq: number): Promise<() => Promise<number>>;
-  /** A parent that starts `children` child workflows and awaits them all; resolves with its wall time in ms. */
-  fanOut(children: number, timeoutMs: number): Promise<number>;
+  /**
+   * A parent that starts `children` child workflows and awaits them all; resolves with its wall time
+   * in ms. Absent when the system has no way to express it (the line says so instead of timing it).
+   */
+  fanOut?(children: number, timeoutMs: number): Promise<number>;
   teardown(): Promise<void>;
 }
 
