@@ -51,3 +51,23 @@ export {
   type QueueProfile,
 } from './quorum.js';
 export type { GlobalRequest } from './global.js';
+export {
+  WF_ROLL_CALL_KIND,
+  WF_NOCACHE_KIND,
+  WF_ACTIVATED_KIND,
+  WF_ABANDON_KIND,
+  WF_INFLIGHT_KIND,
+  WF_NOTICE_KINDS,
+  MAX_NOCACHE_MS,
+  activationRollCallProblem,
+  activationNoticeProblem,
+  activationAnswerProblem,
+  inflightAnswerProblem,
+  type ActivationNoticeKind,
+  type ActivationRollCall,
+  type ActivationAnswer,
+  type ActivationNotice,
+  type ActivationPhase,
+  type InflightActivation,
+  type InflightAnswer,
+} from './workflows.js';

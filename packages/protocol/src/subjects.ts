@@ -15,6 +15,7 @@
  *   partita.<c>.cancel.<partition>                             kill running jobs
  *   partita.<c>.node.<nodeId>                                  messages to one node
  *   partita.<c>.quorum.<topic...>                              user raw messages (pubQuorum/subQuorum)
+ *   partita.<c>.wf.rollcall | wf.activate | wf.activations      workflow version activation
  */
 import { ValidationError } from '@partita/core';
 
@@ -274,4 +275,28 @@ export function parseQuorum(subject: string): { cluster: string; topic: string }
   const t = subject.split('.');
   if (t.length < 4 || t[0] !== SUBJECT_ROOT || t[2] !== 'quorum') return undefined;
   return { cluster: t[1]!, topic: t.slice(3).join('.') };
+}
+
+// ---------------------------------------------------------------- workflows
+
+/**
+ * Workflow subjects live under `partita.<cluster>.wf.`. Control subjects of version activation have
+ * exactly one token after `wf` (`wf.rollcall`, `wf.activate`, `wf.activations`); an app's own subjects
+ * (`wf.<app>.<topic…>`, outputs and emitted data) always have at least two, so neither can match the
+ * other whatever an app is called.
+ */
+
+/** `partita.<cluster>.wf.rollcall` — activation roll call (gather): every node running workflows answers. */
+export function wfRollCall(cluster: string): string {
+  return `${base(cluster)}.wf.rollcall`;
+}
+
+/** `partita.<cluster>.wf.activate` — an activation's `nocache`, `activated` and `abandon` notices (gathered for acks). */
+export function wfActivate(cluster: string): string {
+  return `${base(cluster)}.wf.activate`;
+}
+
+/** `partita.<cluster>.wf.activations` — which activations are under way (gather): every running activator answers. */
+export function wfActivations(cluster: string): string {
+  return `${base(cluster)}.wf.activations`;
 }

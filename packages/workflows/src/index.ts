@@ -29,3 +29,4 @@ export {
 export { workflowsPlugin } from './plugin.js';
 export { SLEEP_TYPE, EMIT_TYPE, type EmitPayload } from './executor.js';
 export { eventSubject } from './subjects.js';
+export * from './activation/index.js';

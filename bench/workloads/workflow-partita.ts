@@ -1,0 +1,224 @@
+/**
+ * Partita's workflow layer as a workflow bench system, written against DESIGN.md's API: a node with
+ * `workflowsPlugin()` runs the worker steps (job types made with defineJob), and `app(client, id)`
+ * deploys, activates, starts (`pub`, `pubsub`) and resumes (`hook`). Until @partita/workflows exports
+ * `app` and `workflowsPlugin` the system reports itself unavailable ("partita workflows not
+ * available"), so the bench runs without it and picks it up after the merge with no change here.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { connect, type Client } from '@partita/client';
+import { createLogger, silentLogger, type Logger } from '@partita/core';
+import { defineJob, startNode, type NodePlugin, type PartitaNode } from '@partita/runtime';
+import { sleep } from '../lib/stats.js';
+import type { WorkloadContext } from './types.js';
+import type { WorkflowRun, WorkflowSystem, WorkflowSystemFactory } from './workflow-systems.js';
+
+const APP_ID = 'bench';
+const PARTITION = 'bench';
+const CONCURRENCY = 32;
+
+/** DESIGN.md's app handle, as far as these workloads use it. */
+interface WorkflowApp {
+  deploy(pathOrYaml: string): Promise<{ id: string; version: string }>;
+  activate(version: string, options?: { delayMs?: number }): Promise<void>;
+  pub(topic: string, data: unknown, options?: { id?: string; partition?: string }): Promise<string>;
+  pubsub(topic: string, data: unknown, options?: { timeoutMs?: number }): Promise<unknown>;
+  hook(topic: string, data: unknown): Promise<string | undefined>;
+  getStatus(id: string): Promise<number>;
+}
+interface WorkflowsModule {
+  app(client: Client, id: string): WorkflowApp;
+  workflowsPlugin(options?: Record<string, unknown>): NodePlugin;
+}
+
+let loaded: WorkflowsModule | undefined;
+async function workflowsModule(): Promise<WorkflowsModule | undefined> {
+  if (loaded) return loaded;
+  const mod = (await import('@partita/workflows')) as Partial<Record<keyof WorkflowsModule, unknown>>;
+  if (typeof mod.app !== 'function' || typeof mod.workflowsPlugin !== 'function') return undefined;
+  loaded = mod as unknown as WorkflowsModule;
+  return loaded;
+}
+
+/** Three no-op worker steps after the trigger; a hooked graph (arm → wait for bench.go → step). */
+const APP_YAML = `
+app:
+  id: ${APP_ID}
+  version: '1'
+  graphs:
+    - subscribes: bench.run
+      publishes: bench.done
+      input: { schema: { type: object, properties: { seq: { type: number } } } }
+      output: { schema: { type: object, properties: { seq: { type: number } } } }
+      activities:
+        t1: { type: trigger }
+        s1: { type: worker, topic: bench.step, input: { maps: { seq: '{t1.output.data.seq}' } } }
+        s2: { type: worker, topic: bench.step, input: { maps: { seq: '{t1.output.data.seq}' } } }
+        s3: { type: worker, topic: bench.step, input: { maps: { seq: '{t1.output.data.seq}' } }, job: { maps: { seq: '{t1.output.data.seq}' } } }
+      transitions:
+        t1: [{ to: s1 }]
+        s1: [{ to: s2 }]
+        s2: [{ to: s3 }]
+    - subscribes: bench.hooked
+      input: { schema: { type: object, properties: { seq: { type: number } } } }
+      activities:
+        t1: { type: trigger }
+        a1: { type: worker, topic: bench.arm, input: { maps: { seq: '{t1.output.data.seq}' } } }
+        h1: { type: hook, hook: { schema: { type: object, properties: { seq: { type: number } } } } }
+        s1: { type: worker, topic: bench.step, input: { maps: { seq: '{t1.output.data.seq}' } } }
+      transitions:
+        t1: [{ to: a1 }]
+        a1: [{ to: h1 }]
+        h1: [{ to: s1 }]
+      hooks:
+        bench.go:
+          - to: h1
+            conditions: { match: [{ expected: '{t1.output.data.seq}', actual: '{$self.hook.data.seq}' }] }
+`;
+
+/** Step start times by seq (the node runs in this process); seq < 0: throughput, no timestamps. */
+const runs = new Map<number, { steps: number[]; armed?: () => void }>();
+
+function benchLogger(): Logger {
+  const level = process.env.PARTITA_LOG_LEVEL ?? 'warn';
+  if (level === 'silent') return silentLogger();
+  return createLogger({ name: 'partita-bench-wf', level, transport: { target: 'pino/file', options: { destination: 2 } } });
+}
+
+class PartitaWorkflows implements WorkflowSystem {
+  readonly name = 'partita';
+  private client: Client | undefined;
+  private node: PartitaNode | undefined;
+  private app: WorkflowApp | undefined;
+  private readonly dataDir = mkdtempSync(join(tmpdir(), 'partita-bench-wf-'));
+  private readonly logger = benchLogger();
+
+  constructor(
+    private readonly ctx: WorkloadContext,
+    private readonly schema: string,
+    private readonly wf: WorkflowsModule,
+  ) {}
+
+  info() {
+    return {
+      api: 'app(client, id): deploy, activate, pub, pubsub, hook',
+      steps: '3 worker activities (no-op jobs)',
+      concurrency: CONCURRENCY,
+    };
+  }
+
+  async setup(): Promise<void> {
+    const step = defineJob<{ seq: number }, null>({
+      type: 'bench.step',
+      async perform(payload) {
+        if (payload.seq >= 0) runs.get(payload.seq)?.steps.push(performance.now());
+        return null;
+      },
+    });
+    const arm = defineJob<{ seq: number }, null>({
+      type: 'bench.arm',
+      async perform(payload) {
+        runs.get(payload.seq)?.armed?.();
+        return null;
+      },
+    });
+    const pg = { connectionString: this.ctx.url, max: this.ctx.options.pool };
+    this.node = await startNode({
+      postgres: pg,
+      schema: this.schema,
+      nats: this.ctx.nats ? { servers: this.ctx.nats } : false,
+      dataDir: this.dataDir,
+      cluster: 'bench',
+      logger: this.logger,
+      partitions: { [PARTITION]: { queues: { default: { concurrency: CONCURRENCY } } } },
+      jobs: [step, arm],
+      plugins: [this.wf.workflowsPlugin()],
+      engine: { pollMs: this.ctx.options.pollMs },
+    });
+    this.client = await connect({ postgres: pg, schema: this.schema, nats: this.ctx.nats ?? false, cluster: 'bench', logger: this.logger });
+    this.app = this.wf.app(this.client, APP_ID);
+    const { version } = await this.app.deploy(APP_YAML);
+    await this.app.activate(version);
+  }
+
+  async startMany(count: number, batch: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let from = 0; from < count; from += batch) {
+      const n = Math.min(batch, count - from);
+      ids.push(...(await Promise.all(Array.from({ length: n }, () => this.app!.pub('bench.run', { seq: -1 }, { partition: PARTITION })))));
+    }
+    return ids;
+  }
+
+  async waitAll(ids: string[], timeoutMs: number): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    let open = ids;
+    while (open.length > 0) {
+      const statuses = await Promise.all(open.map((id) => this.app!.getStatus(id)));
+      open = open.filter((_, i) => statuses[i]! > 0 || statuses[i] === -1);
+      if (open.length === 0) return;
+      if (performance.now() > end) throw new Error(`partita: ${open.length} of ${ids.length} workflows unfinished after ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  }
+
+  async runOne(seq: number): Promise<WorkflowRun> {
+    const run = { steps: [] as number[] };
+    runs.set(seq, run);
+    try {
+      const startedAt = performance.now();
+      await this.app!.pubsub('bench.run', { seq }, { timeoutMs: 10_000 });
+      return { startedAt, steps: run.steps, doneAt: performance.now() };
+    } finally {
+      runs.delete(seq);
+    }
+  }
+
+  async armHook(seq: number): Promise<() => Promise<number>> {
+    let armed!: () => void;
+    const isArmed = new Promise<void>((r) => (armed = r));
+    const run = { steps: [] as number[], armed };
+    runs.set(seq, run);
+    await this.app!.pub('bench.hooked', { seq }, { partition: PARTITION });
+    await isArmed;
+    // The hook activity follows the arm step: give it a moment to wait (an early hook is kept anyway).
+    await sleep(20);
+    return async () => {
+      try {
+        const t0 = performance.now();
+        await this.app!.hook('bench.go', { seq });
+        const end = t0 + 10_000;
+        while (run.steps.length === 0) {
+          if (performance.now() > end) throw new Error('partita: the hooked workflow did not resume within 10 s');
+          await sleep(1);
+        }
+        return run.steps[0]! - t0;
+      } finally {
+        runs.delete(seq);
+      }
+    };
+  }
+
+  // No fanOut: DESIGN.md's YAML has no activity that starts N children from an array and awaits them all.
+
+  async teardown(): Promise<void> {
+    await this.client?.close().catch(() => undefined);
+    await this.node?.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export const partitaWorkflows: WorkflowSystemFactory = {
+  name: 'partita',
+  async unavailable() {
+    return (await workflowsModule()) ? undefined : 'partita workflows not available (@partita/workflows does not export app yet)';
+  },
+  async create(ctx, schema) {
+    const wf = await workflowsModule();
+    if (!wf) throw new Error('partita workflows not available');
+    return new PartitaWorkflows(ctx, schema, wf);
+  },
+};

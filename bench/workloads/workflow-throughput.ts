@@ -1,0 +1,47 @@
+import { performance } from 'node:perf_hooks';
+import { ratio, round } from '../lib/stats.js';
+import type { Workload } from './types.js';
+import { eachWorkflowSystem, throughputWorkflows } from './workflow-systems.js';
+
+/** Issue 18's targets: ≥ 3,000 workflows/s, ≥ 10× DBOS in the same run. */
+const TARGET_PER_S = 3000;
+const TARGET_VS_DBOS = 10;
+
+export const workflowThroughput: Workload = {
+  name: 'workflow-throughput',
+  description: 'start --jobs workflows (trigger → 3 no-op worker steps) in --batch batches, time until all are done',
+  async run(ctx) {
+    const count = throughputWorkflows(ctx);
+    const results = await eachWorkflowSystem(ctx, 'workflow-throughput', async (system) => {
+      const t0 = performance.now();
+      const ids = await system.startMany(count, ctx.options.batch);
+      const startedMs = performance.now() - t0;
+      await system.waitAll(ids, ctx.options.drainTimeoutS * 1000);
+      const ms = performance.now() - t0;
+      return {
+        workflows: count,
+        ms: round(ms),
+        startMs: round(startedMs),
+        workflowsPerS: round((count * 1000) / ms),
+        // The summary table's columns: starts/s and finished workflows/s.
+        enqueuePerSec: round((count * 1000) / startedMs),
+        processPerSec: round((count * 1000) / ms),
+        stepsPerS: round((3 * count * 1000) / ms),
+      };
+    });
+    const p = results.get('partita')?.workflowsPerS as number | undefined;
+    const d = results.get('dbos')?.workflowsPerS as number | undefined;
+    const r = ratio(p, d);
+    ctx.emit({ workload: 'workflow-throughput', system: 'ratio partita/dbos', workflowsPerS: r });
+    ctx.target(
+      `workflow throughput ≥ ${TARGET_PER_S}/s`,
+      p === undefined ? null : p >= TARGET_PER_S,
+      p === undefined ? 'partita not run' : `${p}/s`,
+    );
+    ctx.target(
+      `workflow throughput ≥ ${TARGET_VS_DBOS}× dbos`,
+      r === null ? null : r >= TARGET_VS_DBOS,
+      r === null ? 'not both run' : `${r}×`,
+    );
+  },
+};
