@@ -303,7 +303,7 @@ test('a member that cannot ack nocache: no flip, the others are told to abandon,
       appId: APP,
       version: '2',
       retries: 1,
-      delayMs: 50,
+      delayMs: 250, // roll calls long enough for both members to answer on a loaded machine
       flip: async () => {
         flipped = true;
       },
