@@ -5,6 +5,7 @@ import { cancel, enqueue, job, jobs, migrate, retry, status } from './commands/j
 import { pause, paused, resume, rollCall, throttle } from './commands/control.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
+import { dashboard } from './commands/dashboard.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
 import { eprintln, processIo, type Io } from './io.js';
 
@@ -23,6 +24,7 @@ export const COMMANDS: Command[] = [
   throttle,
   rollCall,
   migrate,
+  dashboard,
 ];
 
 function version(): string {
