@@ -324,6 +324,15 @@ export class Client {
     }));
   }
 
+  /**
+   * For each declared queue with a job due, the job its next claim takes and when that job became
+   * due (`dueAt`): how long the queue's head has waited. One index probe per queue.
+   */
+  async queueHeads(): Promise<{ partition: string; queue: string; id: string; dueAt: Date }[]> {
+    this.assertOpen();
+    return this.store.queueHeads();
+  }
+
   /** Administration of the cluster's schema: what `partita migrate` does. */
   readonly admin: ClientAdmin = {
     migrate: () => (this.assertOpen(), this.store.migrate()),

@@ -375,7 +375,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function queues(ctx: Ctx): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'queues' });
-    const [rows, control] = await Promise.all([counts(), controls()]);
+    const [rows, control, heads] = await Promise.all([counts(), controls(), within('reading the queue heads', client.queueHeads())]);
+    const headOf = new Map(heads.map((h) => [`${h.partition}\u0000${h.queue}`, h]));
+    const now = Date.now();
     const here = `${ctx.base}/queues`;
     const body = html`<h1>Queues</h1>
       <div class="scroll">
@@ -385,6 +387,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
               <th>Partition</th>
               <th>Queue</th>
               ${DEPTH_STATES.map((s) => html`<th class="num">${s}</th>`)}
+              <th>Next up, due for</th>
               <th>Status</th>
               ${options.readOnly ? '' : html`<th>Actions</th>`}
             </tr>
@@ -392,6 +395,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
           <tbody>
             ${depthRows(rows).map((q) => {
               const c = control.get(q.partition);
+              const head = headOf.get(`${q.partition}\u0000${q.queue}`);
               const paused = c?.paused.includes(q.queue) ?? false;
               const throttles = (c?.throttles ?? []).filter((t) => (t.queue === undefined || t.queue === q.queue) && t.ms !== 0);
               const status = [
@@ -438,6 +442,13 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
                 <td>${q.partition}</td>
                 <td><a href="${jobsUrl(ctx, `partition:${q.partition} queue:${q.queue}`)}">${q.queue}</a></td>
                 ${DEPTH_STATES.map((s) => html`<td class="num">${q.states[s] ?? 0}</td>`)}
+                <td>
+                  ${head
+                    ? html`<a href="${ctx.base}/jobs/${head.id}" data-head="${head.id}"
+                        >${duration(Math.max(0, now - head.dueAt.getTime()))}</a
+                      >`
+                    : '—'}
+                </td>
                 <td>${status}</td>
                 ${actions}
               </tr>`;

@@ -195,6 +195,13 @@ test.serial('bulk cancel by filter: a preview count, a cap, then the jobs are ca
     'main',
     Array.from({ length: 5 }, (_, i) => ({ type: 'dash.ok', payload: { n: i }, queue: 'held' })),
   );
+  const queues = await open(`${ui}/queues`);
+  t.is(
+    await queues.locator('tr[data-queue="main/held"] [data-head]').getAttribute('data-head'),
+    ids[0],
+    'the queue head is the first job in',
+  );
+  await queues.close();
   const page = await open(`${ui}/jobs?q=${encodeURIComponent('queue:held state:queued')}`);
   t.is(await page.locator('#jobs tbody tr').count(), 5);
   await page.click('a:has-text("cancel all…")');
