@@ -78,6 +78,7 @@ const SCAN_BATCH = 200;
 /** Reads every viewer shares are reused for this long. */
 const COUNTS_TTL_MS = 1000;
 const ROLL_CALL_TTL_MS = 5000;
+const DB_SHARE_INVERSE = 50;
 const ROLL_CALL_WINDOW_MS = 300;
 const MAX_BODY = 1 << 20;
 const ASSETS = new URL('../assets/', import.meta.url);
@@ -102,18 +103,28 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     });
     return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
   };
+  // A read every viewer shares is reused for `ttl`, or for DB_SHARE_INVERSE times as long as it took
+  // when that is longer: a count over a deep live table (a million queued jobs) is then read seldom
+  // enough that an open dashboard keeps Postgres busy about 1/DB_SHARE_INVERSE of the time at most.
+  const resets: (() => void)[] = [];
   const cached = <T>(ttl: number, load: () => Promise<T>) => {
-    let value: { at: number; p: Promise<T> } | undefined;
+    let value: { at: number; ttl: number; p: Promise<T> } | undefined;
+    resets.push(() => (value = undefined));
     return (): Promise<T> => {
-      if (!value || Date.now() - value.at > ttl) {
-        const p = load();
-        value = { at: Date.now(), p };
-        p.catch(() => (value = undefined));
+      if (!value || Date.now() - value.at > value.ttl) {
+        const started = Date.now();
+        const entry = { at: started, ttl, p: load() };
+        value = entry;
+        entry.p.then(
+          () => (entry.ttl = Math.max(ttl, (Date.now() - started) * DB_SHARE_INVERSE)),
+          () => value === entry && (value = undefined),
+        );
       }
       return value.p;
     };
   };
   const counts = cached(COUNTS_TTL_MS, () => within('counting live jobs', client.queueCounts()));
+  const queueHeads = cached(COUNTS_TTL_MS, () => within('reading the queue heads', client.queueHeads()));
   const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })));
   const controls = cached(COUNTS_TTL_MS, async () => {
     const partitions = [...new Set((await counts()).map((c) => c.partition))].sort();
@@ -139,6 +150,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const log = { action, outcome, remote: entry.remote };
     if (outcome === 'done') logger.info(log, `dashboard: ${message}`);
     else logger.warn(log, `dashboard: ${message}`);
+    // The page the action redirects to shows its effect, not a cached read from before it.
+    if (outcome === 'done') for (const reset of resets) reset();
     events.emit('action', entry);
     live.changed('action');
   }
@@ -375,7 +388,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function queues(ctx: Ctx): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'queues' });
-    const [rows, control, heads] = await Promise.all([counts(), controls(), within('reading the queue heads', client.queueHeads())]);
+    const [rows, control, heads] = await Promise.all([counts(), controls(), queueHeads()]);
     const headOf = new Map(heads.map((h) => [`${h.partition}\u0000${h.queue}`, h]));
     const now = Date.now();
     const here = `${ctx.base}/queues`;
