@@ -15,7 +15,7 @@ import path from 'node:path';
 import { freshSchema, spawnNode, type SpawnedNode, type TestSchema } from './helpers/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const PACKAGES = ['actors', 'core', 'protocol', 'postgres', 'postgres-embedded', 'nats', 'runtime', 'client', 'cli'];
+const PACKAGES = ['actors', 'core', 'protocol', 'postgres', 'postgres-embedded', 'nats', 'runtime', 'client', 'dashboard', 'cli'];
 
 interface Packed {
   /** The workspace folder name: core, cli, … */
