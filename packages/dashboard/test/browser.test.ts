@@ -196,6 +196,13 @@ test.serial('bulk cancel by filter: a preview count, a cap, then the jobs are ca
     Array.from({ length: 5 }, (_, i) => ({ type: 'dash.ok', payload: { n: i }, queue: 'held' })),
   );
   const queues = await open(`${ui}/queues`);
+  // The queues page reuses its reads for a second (shared by every viewer): look until it has read again.
+  await until(
+    'the queue head to show',
+    async () => (await queues.reload(), (await queues.locator('tr[data-queue="main/held"] [data-head]').count()) > 0),
+    10_000,
+    300,
+  );
   t.is(
     await queues.locator('tr[data-queue="main/held"] [data-head]').getAttribute('data-head'),
     ids[0],
