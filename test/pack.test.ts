@@ -25,6 +25,7 @@ const PACKAGES = [
   'runtime',
   'client',
   'workflows',
+  'dashboard',
   'processes',
   'cli',
 ];

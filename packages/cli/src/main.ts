@@ -6,6 +6,7 @@ import { pause, paused, resume, rollCall, throttle } from './commands/control.js
 import { schedule, schedulesList } from './commands/schedules.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
+import { dashboard } from './commands/dashboard.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
 import { eprintln, processIo, type Io } from './io.js';
 
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   schedulesList,
   schedule,
   migrate,
+  dashboard,
 ];
 
 function version(): string {

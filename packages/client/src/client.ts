@@ -309,6 +309,30 @@ export class Client {
     return this.store.knownQueues();
   }
 
+  /**
+   * Live jobs by partition, queue and the state users see (queued, scheduled, waiting, running), with
+   * a zero `queued` row for every declared queue: one GROUP BY over the hot table, whose cost does not
+   * grow with history (what dashboards and metrics read instead of counting history).
+   */
+  async queueCounts(): Promise<QueueCount[]> {
+    this.assertOpen();
+    return (await this.store.liveJobCounts()).map((r) => ({
+      partition: r.partition,
+      queue: r.queue,
+      state: r.state as JobState,
+      count: r.count,
+    }));
+  }
+
+  /**
+   * For each declared queue with a job due, the job its next claim takes and when that job became
+   * due (`dueAt`): how long the queue's head has waited. One index probe per queue.
+   */
+  async queueHeads(): Promise<{ partition: string; queue: string; id: string; dueAt: Date }[]> {
+    this.assertOpen();
+    return this.store.queueHeads();
+  }
+
   /** Administration of the cluster's schema: what `partita migrate` does. */
   readonly admin: ClientAdmin = {
     migrate: () => (this.assertOpen(), this.store.migrate()),
@@ -1102,6 +1126,14 @@ export class Client {
     }));
     publishJobEvents(this.bus, events, (p) => this.eventProblem(p));
   }
+}
+
+/** One row of `client.queueCounts()`. */
+export interface QueueCount {
+  partition: string;
+  queue: string;
+  state: JobState;
+  count: number;
 }
 
 export interface BulkOptions {

@@ -10,6 +10,7 @@ export {
   type RetryManyResult,
   type CancelManyResult,
   type DeleteManyResult,
+  type QueueCount,
 } from './client.js';
 export type { JobMatch, JobListFilter, AppliedMigration } from '@partita/postgres';
 export {

@@ -277,7 +277,7 @@ test('the example config/partita.yaml loads: embedded Postgres, in-process bus, 
   t.is(config.jobs, join(dir, 'jobs.js'));
   t.is(config.dataDir, join(dir, '.partita'));
   t.deepEqual(config.persister, { kind: 'file', byDefault: true }, 'the embedded PostgreSQL: the file persister, by default');
-  t.deepEqual(config.http, { port: 9464, host: '127.0.0.1' });
+  t.deepEqual(config.http, { port: 9464, host: '127.0.0.1', dashboard: '/ui' });
   t.true(Object.keys(config.partitions).length >= 2);
   for (const p of Object.values(config.partitions)) t.true(Object.keys(p.queues).length >= 1);
 });

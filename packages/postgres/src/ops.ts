@@ -31,6 +31,7 @@ export const OP_NAMES = [
   'release_execution_key',
   'live_jobs',
   'live_job_counts',
+  'queue_heads',
   'held_execution_keys',
   'clear_queue_key',
   'complete_batch',
@@ -308,6 +309,7 @@ export const jobsByKey = prepared<[partition: string, key: string, value: string
 export const listJobs = unnamed<[...MatchParams, live: States, finished: States, limit: number], JobRow>('list_jobs');
 export const liveJobs = prepared<[ids: string[]], Id>('live_jobs');
 export const liveJobCounts = prepared<[], { partition: string; queue: string; state: string; count: number }>('live_job_counts');
+export const queueHeads = prepared<[], { partition: string; queue: string; id: string; run_at: Date }>('queue_heads');
 
 // ── keys ───────────────────────────────────────────────────────────────────────────────────────
 

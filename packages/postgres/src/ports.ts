@@ -50,6 +50,7 @@ export const CLIENT_STORE = [
   'jobsByKey',
   'listJobs',
   'liveJobCounts',
+  'queueHeads',
   'queueKeyHolder',
   'queueKeyHolders',
   'release',

@@ -351,6 +351,11 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
     return readOps.liveJobCounts(this.ctx);
   }
 
+  /** The job at the head of each declared queue (its next claim's) and when it became due. */
+  queueHeads(): Promise<{ partition: string; queue: string; id: string; dueAt: Date }[]> {
+    return readOps.queueHeads(this.ctx);
+  }
+
   // ── queue keys and execution keys ─────────────────────────────────────────────────────────
 
   /** Execution keys held by running jobs of a partition, each with the queued jobs behind it in claim order. */

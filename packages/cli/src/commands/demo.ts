@@ -16,6 +16,7 @@ import { EXIT, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, type Io } from '../io.js';
 import { statesOf } from '../listing.js';
 import { stopWhenLauncherExits } from '../node-services.js';
+import { cliPlugins } from './start.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -89,10 +90,10 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     let wake: (() => void) | undefined;
 
     // A demo should not fail because something else holds the metrics port: take a free one then.
-    let http0: { port: number; host: string } | undefined;
+    let http0: { port: number; host: string; dashboard?: string } | undefined;
     if (config.http && config.http.port !== 0 && !(await portFree(config.http.port, config.http.host))) {
       say(`  port ${config.http.port} is in use; serving health and metrics on a free port instead`);
-      http0 = { port: 0, host: config.http.host };
+      http0 = { port: 0, host: config.http.host, ...(config.http.dashboard ? { dashboard: config.http.dashboard } : {}) };
       config.http = http0;
     }
     const t0 = Date.now();
@@ -112,6 +113,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
         },
       },
       ...(http0 ? { http: http0 } : {}),
+      plugins: await cliPlugins(config),
     });
     const unwatch = stopWhenLauncherExits(logger, io.env);
     const partitions = Object.keys(config.partitions);
@@ -128,7 +130,10 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
           )
           .join(', '),
     );
-    if (http) say(`  health ${http.url}/health · metrics ${http.url}/metrics`);
+    if (http)
+      say(
+        `  health ${http.url}/health · metrics ${http.url}/metrics${config.http?.dashboard ? ` · dashboard ${http.url}${config.http.dashboard}` : ''}`,
+      );
 
     // Enqueue; a queue key still held by a job of an earlier, interrupted run is tracked instead.
     const ids: string[] = [];

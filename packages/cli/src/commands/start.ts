@@ -1,7 +1,7 @@
 /** `partita start`: run a node until SIGTERM/SIGINT. */
 import path from 'node:path';
 import { createLogger, describeError, loadConfig, type Logger, type PartitaConfig } from '@partita/core';
-import type { PartitaNode } from '@partita/runtime';
+import type { NodePlugin, PartitaNode } from '@partita/runtime';
 import { COMMON_OPTIONS, list, str, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
 import { configPath } from '../connection.js';
@@ -136,6 +136,7 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
       ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) }
       : {}),
     ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
+    plugins: await cliPlugins(config),
   });
   const unwatch = stopWhenLauncherExits(logger, io.env);
   void exit.finally(unwatch);
@@ -191,4 +192,11 @@ function drainProgress(node: PartitaNode | undefined, io: Io, graceMs: number): 
       bar?.finish();
     },
   };
+}
+
+/** The plugins the CLI's node runs: the dashboard when the config mounts it (`http.dashboard`). */
+export async function cliPlugins(config: PartitaConfig): Promise<NodePlugin[]> {
+  if (!config.http?.dashboard) return [];
+  const { dashboardPlugin } = await import('@partita/dashboard');
+  return [dashboardPlugin() as NodePlugin];
 }

@@ -388,6 +388,11 @@ export const CONFIG_SCHEMA: ObjectNode = {
       fields: {
         port: { type: 'integer', min: 0, max: 65_535, default: D.http.port, doc: 'TCP port; 0 picks a free one' },
         host: str('address to listen on', { default: D.http.host }),
+        dashboard: str('path the dashboard is served at on this server (with dashboardPlugin from @partita/dashboard), e.g. /ui', {
+          optional: true,
+          pattern: /^\/[A-Za-z0-9._~\/-]*$/,
+          patternHint: 'a path starting with "/", e.g. /ui',
+        }),
       },
     },
     defaults: {

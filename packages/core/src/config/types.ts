@@ -118,8 +118,8 @@ export interface PartitaConfig {
   dataDir: string;
   /** Absolute path of the module exporting the job definitions, or the definitions themselves. */
   jobs?: string | readonly unknown[];
-  /** undefined: no health/metrics server. Port 0 picks a free port. */
-  http?: { port: number; host: string };
+  /** undefined: no health/metrics server. Port 0 picks a free port. `dashboard`: where dashboardPlugin mounts the dashboard. */
+  http?: { port: number; host: string; dashboard?: string };
   defaults: RetryDefaults;
   engine: EngineConfig;
   retention: { historyDays: number };
@@ -179,7 +179,7 @@ export interface PartitaConfigInput {
   persister?: 'file' | 'postgres' | (string & {}) | PersisterLike;
   dataDir?: string;
   jobs?: string | readonly unknown[];
-  http?: { port?: number; host?: string } | false;
+  http?: { port?: number; host?: string; dashboard?: string } | false;
   defaults?: Partial2<RetryDefaults>;
   engine?: Partial<EngineConfig>;
   retention?: { historyDays?: number };

@@ -86,3 +86,9 @@ export function matchParams(match: JobMatch): MatchParams {
     lookup && JSON.stringify(lookup),
   ];
 }
+
+/** The job each declared queue's next claim takes, and when it became due (see sql/ops/queue_heads.sql). */
+export async function queueHeads(ctx: StoreContext): Promise<{ partition: string; queue: string; id: string; dueAt: Date }[]> {
+  const rows = await op.queueHeads(ctx.ops, ctx.pool, []);
+  return rows.map((r) => ({ partition: r.partition, queue: r.queue, id: r.id, dueAt: r.run_at }));
+}

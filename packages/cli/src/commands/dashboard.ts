@@ -1,0 +1,65 @@
+/** `partita dashboard`: serve the web dashboard alone, against a cluster, until SIGTERM/SIGINT. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '@partita/core';
+import { COMMON_OPTIONS, CONNECTION_OPTIONS, flag, int, str } from '../args.js';
+import type { Command } from '../command.js';
+import { openClient, resolveConnection } from '../connection.js';
+import { EXIT, UsageError } from '../errors.js';
+import { printJson, println } from '../io.js';
+
+/** Every query of a standalone dashboard is cut off after this long (its own pool, so nothing else is). */
+const STATEMENT_TIMEOUT_MS = 5000;
+
+export const dashboard: Command = {
+  name: 'dashboard',
+  summary: 'Serve the web dashboard (jobs, queues, nodes) against a cluster.',
+  description: `Serves the dashboard on its own HTTP server until SIGTERM or SIGINT, over a client of the
+cluster (the usual connection options). With NATS it updates live from the cluster's job events;
+without, its pages poll. Each of its queries has a ${STATEMENT_TIMEOUT_MS} ms statement timeout.
+A node can serve it too: dashboardPlugin() with http.dashboard: /ui in the node's config.`,
+  options: {
+    port: { type: 'string', arg: 'PORT', help: 'TCP port (default 9470; 0 picks a free one)' },
+    host: { type: 'string', arg: 'ADDRESS', help: 'address to listen on (default 127.0.0.1)' },
+    'read-only': { type: 'boolean', help: 'pages only: every action is refused' },
+    ...CONNECTION_OPTIONS,
+    ...COMMON_OPTIONS,
+  },
+  examples: ['partita dashboard -c config/partita.yaml', 'partita dashboard --postgres postgres://localhost/app --port 8080 --read-only'],
+  async run(ctx) {
+    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`, 'dashboard');
+    const port = int(str(ctx.values, 'port'), '--port', 'dashboard', { min: 0, max: 65_535 }) ?? 9470;
+    const host = str(ctx.values, 'host') ?? '127.0.0.1';
+    const level = (ctx.io.env.PARTITA_LOG_LEVEL as 'info' | undefined) ?? 'info';
+    const logger = createLogger({ level, name: 'partita-dashboard' });
+    const conn = await resolveConnection(ctx.values, ctx.io, 'dashboard');
+    const client = await openClient(conn, logger, { statement_timeout: STATEMENT_TIMEOUT_MS });
+    const { dashboard: createHandler } = await import('@partita/dashboard');
+    const handler = createHandler({ client, readOnly: flag(ctx.values, 'read-only'), logger });
+    const server = http.createServer((req, res) => handler(req, res));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+    } catch (err) {
+      await handler.close();
+      await client.close();
+      throw err;
+    }
+    const bound = (server.address() as AddressInfo).port;
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}/`;
+    if (ctx.json) printJson(ctx.io, { url });
+    else println(ctx.io, `dashboard listening on ${url}`);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    logger.info({ signal }, 'dashboard stopping');
+    await handler.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await client.close();
+    return EXIT.OK;
+  },
+};

@@ -1,0 +1,971 @@
+/**
+ * The dashboard as one Node HTTP handler: `(req, res, next?)`, so node:http, Express, Koa (through
+ * its `req`/`res`) and a node's own HTTP server mount it alike.
+ *
+ * Pages are rendered on the server (each a URL that serves directly, the filter in the query);
+ * actions are plain form POSTs answered with a redirect back, each checked against `readOnly` and
+ * `authorize`, logged and emitted. What a page reads is what the client offers: the live-table
+ * counts (never a count over history), keyset pages of the listing, roll call; reads shared by
+ * every viewer are cached for a moment, and each has a deadline.
+ */
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BulkResult, Client, JobMatch, MemberProfile, QueueCount } from '@partita/client';
+import {
+  describeError,
+  isUuid,
+  JOB_STATES,
+  silentLogger,
+  TimeoutError,
+  ValidationError,
+  type JobRecord,
+  type JobState,
+  type Logger,
+} from '@partita/core';
+import { bulkMatch, formatFilter, idRange, listFilter, listingOnly, matchesRow, parseFilter, type JobFilter } from './filter.js';
+import { bars, html, Html, json, page, type Layout } from './html.js';
+import { Live } from './live.js';
+
+/** What a person asks the dashboard to do; `authorize` sees every one, `view` for each page read. */
+export type DashboardAction =
+  | { kind: 'view'; page: 'overview' | 'queues' | 'jobs' | 'job' | 'bulk' | 'events' }
+  | { kind: 'retry' | 'cancel' | 'delete'; jobId: string }
+  | { kind: 'pause' | 'resume'; partition: string; queue: string }
+  | { kind: 'throttle'; partition: string; queue: string; ms: number }
+  | { kind: 'bulk'; op: BulkOp; ids?: string[]; filter?: JobMatch; limit: number };
+
+export type BulkOp = 'retry' | 'cancel' | 'delete';
+
+/** An action done (or refused), as logged and emitted on `handler.events` ('action'). */
+export interface ActionRecord {
+  action: DashboardAction;
+  outcome: 'done' | 'refused' | 'failed';
+  /** What happened, as shown to the person. */
+  message: string;
+  at: Date;
+  /** The client's address, for the audit trail. */
+  remote: string | undefined;
+}
+
+export interface DashboardOptions {
+  client: Client;
+  /** Where the handler is mounted (`/ui`); links are made under it. Default: Express's `req.baseUrl`, else ''. */
+  basePath?: string;
+  /** Pages only: every action is refused (403). */
+  readOnly?: boolean;
+  /** Called for every page read and every action; false (or a rejection) refuses it with 403. */
+  authorize?: (req: IncomingMessage, action: DashboardAction) => boolean | Promise<boolean>;
+  logger?: Logger;
+  /** Deadline of each read and action the dashboard makes (default 5000 ms); past it the page says so (503). */
+  queryTimeoutMs?: number;
+  /** The largest bulk action on a whole filter (default 10,000). */
+  maxBulk?: number;
+}
+
+export interface DashboardHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
+  /** 'action' (ActionRecord) for each action done or refused. */
+  readonly events: EventEmitter;
+  /** Ends the live streams and the event subscription (not the client). */
+  close(): Promise<void>;
+}
+
+const PAGE_SIZE = 50;
+/** A filter the listing cannot apply (node:, payload.…:) reads at most this many jobs per page. */
+const SCAN_LIMIT = 2000;
+const SCAN_BATCH = 200;
+/** Reads every viewer shares are reused for this long. */
+const COUNTS_TTL_MS = 1000;
+const ROLL_CALL_TTL_MS = 5000;
+const DB_SHARE_INVERSE = 50;
+const ROLL_CALL_WINDOW_MS = 300;
+const MAX_BODY = 1 << 20;
+const ASSETS = new URL('../assets/', import.meta.url);
+const ASSET_TYPES: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
+
+class Forbidden extends Error {}
+
+/** `dashboard({ client, readOnly?, authorize? })`: the handler (DESIGN.md's name; `createDashboard` is the same). */
+export function dashboard(options: DashboardOptions): DashboardHandler {
+  const { client } = options;
+  const logger = options.logger ?? silentLogger();
+  const timeoutMs = options.queryTimeoutMs ?? 5000;
+  const maxBulk = options.maxBulk ?? 10_000;
+  const events = new EventEmitter();
+  const live = new Live(client, logger);
+  const assets = new Map<string, Buffer>();
+
+  const within = <T>(what: string, work: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(`dashboard: ${what}`, timeoutMs)), timeoutMs);
+    });
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  };
+  // A read every viewer shares is reused for `ttl`, or for DB_SHARE_INVERSE times as long as it took
+  // when that is longer: a count over a deep live table (a million queued jobs) is then read seldom
+  // enough that an open dashboard keeps Postgres busy about 1/DB_SHARE_INVERSE of the time at most.
+  const resets: (() => void)[] = [];
+  const cached = <T>(ttl: number, load: () => Promise<T>) => {
+    let value: { at: number; ttl: number; p: Promise<T> } | undefined;
+    resets.push(() => (value = undefined));
+    return (): Promise<T> => {
+      if (!value || Date.now() - value.at > value.ttl) {
+        const started = Date.now();
+        const entry = { at: started, ttl, p: load() };
+        value = entry;
+        entry.p.then(
+          () => (entry.ttl = Math.max(ttl, (Date.now() - started) * DB_SHARE_INVERSE)),
+          () => value === entry && (value = undefined),
+        );
+      }
+      return value.p;
+    };
+  };
+  const counts = cached(COUNTS_TTL_MS, () => within('counting live jobs', client.queueCounts()));
+  const queueHeads = cached(COUNTS_TTL_MS, () => within('reading the queue heads', client.queueHeads()));
+  const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })));
+  const controls = cached(COUNTS_TTL_MS, async () => {
+    const partitions = [...new Set((await counts()).map((c) => c.partition))].sort();
+    const out = new Map<string, Awaited<ReturnType<Client['control']>>>();
+    await Promise.all(partitions.map(async (p) => out.set(p, await within(`reading ${p}'s pauses`, client.control(p)))));
+    return out;
+  });
+
+  async function allow(req: IncomingMessage, action: DashboardAction): Promise<void> {
+    if (action.kind !== 'view' && options.readOnly) throw new Forbidden('this dashboard is read-only');
+    if (!options.authorize) return;
+    let ok = false;
+    try {
+      ok = (await options.authorize(req, action)) === true;
+    } catch (err) {
+      logger.warn({ err: describeError(err).message, action }, 'dashboard: authorize threw; refused');
+    }
+    if (!ok) throw new Forbidden(action.kind === 'view' ? 'not allowed to view this page' : `not allowed to ${action.kind}`);
+  }
+
+  function record(req: IncomingMessage, action: DashboardAction, outcome: ActionRecord['outcome'], message: string): void {
+    const entry: ActionRecord = { action, outcome, message, at: new Date(), remote: req.socket.remoteAddress };
+    const log = { action, outcome, remote: entry.remote };
+    if (outcome === 'done') logger.info(log, `dashboard: ${message}`);
+    else logger.warn(log, `dashboard: ${message}`);
+    // The page the action redirects to shows its effect, not a cached read from before it.
+    if (outcome === 'done') for (const reset of resets) reset();
+    events.emit('action', entry);
+    live.changed('action');
+  }
+
+  const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => {
+    const base = (options.basePath ?? (req as { baseUrl?: string }).baseUrl ?? '').replace(/\/+$/, '');
+    const url = new URL(req.url ?? '/', 'http://x');
+    let path = url.pathname;
+    if (base && (path === base || path.startsWith(base + '/'))) path = path.slice(base.length);
+    path = path.replace(/\/+$/, '') || '/';
+    const ctx: Ctx = { req, res, base, path, query: url.searchParams };
+    route(ctx).then(
+      (handled) => {
+        if (handled) return;
+        if (next) next();
+        else send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      },
+      (err: unknown) => {
+        if (res.headersSent) return void res.destroy();
+        const status = err instanceof Forbidden ? 403 : err instanceof ValidationError ? 400 : err instanceof TimeoutError ? 503 : 500;
+        if (status === 500) logger.error({ err: describeError(err), url: req.url }, 'dashboard: request failed');
+        const text = err instanceof Error ? err.message : String(err);
+        send(
+          res,
+          status,
+          'text/html; charset=utf-8',
+          layout(
+            ctx,
+            'Error',
+            '',
+            html`<h1>${statusText(status)}</h1>
+              <p>${text}</p>`,
+            false,
+          ),
+        );
+      },
+    );
+  }) as DashboardHandler;
+
+  interface Ctx {
+    req: IncomingMessage;
+    res: ServerResponse;
+    base: string;
+    path: string;
+    query: URLSearchParams;
+  }
+
+  function layout(ctx: Ctx, title: string, nav: Layout['nav'], body: Html, isLive: boolean): string {
+    const msg = ctx.query.get('msg');
+    const err = ctx.query.get('err');
+    return page({
+      base: ctx.base,
+      title,
+      nav,
+      body,
+      live: isLive,
+      readOnly: options.readOnly === true,
+      flash: err ? { kind: 'error', text: err } : msg ? { kind: 'ok', text: msg } : undefined,
+    });
+  }
+
+  async function route(ctx: Ctx): Promise<boolean> {
+    const { req, path } = ctx;
+    const method = req.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD') {
+      if (path.startsWith('/assets/')) return serveAsset(ctx, path.slice(8));
+      if (path === '/events') {
+        await allow(req, { kind: 'view', page: 'events' });
+        await live.start();
+        live.stream(ctx.res);
+        return true;
+      }
+      void live.start();
+      if (path === '/') return html200(ctx, await overview(ctx));
+      if (path === '/queues') return html200(ctx, await queues(ctx));
+      if (path === '/jobs') return html200(ctx, await jobs(ctx));
+      if (path === '/bulk') return html200(ctx, await bulkPreview(ctx));
+      const m = /^\/jobs\/([^/]+)$/.exec(path);
+      if (m) return html200(ctx, await jobPage(ctx, decodeURIComponent(m[1]!)));
+      return false;
+    }
+    if (method === 'POST' && path.startsWith('/actions/')) {
+      await act(ctx, path.slice(9));
+      return true;
+    }
+    return false;
+  }
+
+  function html200(ctx: Ctx, body: string): true {
+    // A page may have set its status (404 for an unknown job) and still be a page.
+    send(ctx.res, ctx.res.statusCode, 'text/html; charset=utf-8', body);
+    return true;
+  }
+
+  async function serveAsset(ctx: Ctx, name: string): Promise<boolean> {
+    const type = ASSET_TYPES[name];
+    if (!type) return false;
+    let data = assets.get(name);
+    if (!data) {
+      data = await readFile(new URL(name, ASSETS));
+      assets.set(name, data);
+    }
+    ctx.res.writeHead(200, { 'content-type': type, 'content-length': data.length, 'cache-control': 'no-cache' });
+    ctx.res.end(ctx.req.method === 'HEAD' ? undefined : data);
+    return true;
+  }
+
+  // ── Pages ────────────────────────────────────────────────────────────────────────────────────
+
+  async function overview(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'overview' });
+    const [rows, nodes] = await Promise.all([counts(), members().catch((err: unknown) => describeError(err).message)]);
+    const minutes = live.window();
+    const avg = (sum: number, n: number) => (n ? sum / n : 0);
+    const charts = html`<div class="grid">
+      ${bars(
+        'Completed / min',
+        minutes.map((m) => m.completed),
+      )}
+      ${bars(
+        'Failed / min',
+        minutes.map((m) => m.failed),
+      )}
+      ${bars(
+        'Wait (enqueue → start), avg',
+        minutes.map((m) => avg(m.waitMs, m.waits)),
+        ' ms',
+      )}
+      ${bars(
+        'Run time, avg',
+        minutes.map((m) => avg(m.runMs, m.runs)),
+        ' ms',
+      )}
+    </div>`;
+    const byQueue = depthRows(rows);
+    const partitions = new Map<string, Record<string, number>>();
+    for (const q of byQueue) {
+      const p = partitions.get(q.partition) ?? {};
+      for (const s of DEPTH_STATES) p[s] = (p[s] ?? 0) + (q.states[s] ?? 0);
+      partitions.set(q.partition, p);
+    }
+    const body = html`<h1>Overview</h1>
+      ${live.subscribed ? '' : html`<p class="muted">No job events reach this dashboard (no bus): charts stay empty, pages poll.</p>`}
+      ${charts}
+      <h2>Depth by partition</h2>
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Partition</th>
+              ${DEPTH_STATES.map((s) => html`<th class="num">${s}</th>`)}
+            </tr>
+          </thead>
+          <tbody>
+            ${[...partitions].map(
+              ([p, s]) =>
+                html`<tr>
+                  <td>${p}</td>
+                  ${DEPTH_STATES.map((k) => html`<td class="num">${s[k] ?? 0}</td>`)}
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+      </div>
+      <h2>Depth by queue</h2>
+      ${depthTable(ctx, byQueue)}
+      <h2>Nodes</h2>
+      ${typeof nodes === 'string' ? html`<p class="muted">Roll call failed: ${nodes}</p>` : nodeTable(nodes)}`;
+    return layout(ctx, 'Overview', 'overview', body, true);
+  }
+
+  function nodeTable(nodes: MemberProfile[]): Html {
+    if (!nodes.length) return html`<p class="muted">No node answered the roll call.</p>`;
+    return html`<div class="scroll">
+      <table>
+        <thead>
+          <tr>
+            <th>Node</th>
+            <th>Partitions</th>
+            <th class="num">Running</th>
+            <th class="num">CPU</th>
+            <th class="num">Memory</th>
+            <th>Throttle</th>
+            <th class="hide-narrow">Up</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${nodes.map(
+            (n) =>
+              html`<tr>
+                <td><code>${n.id}</code></td>
+                <td>${n.partitions.join(', ')}</td>
+                <td class="num">${n.running}</td>
+                <td class="num">${Math.round(n.cpuPercent)}%</td>
+                <td class="num">${Math.round(n.memory.rss / 1048576)} MiB</td>
+                <td>
+                  ${n.throttleMs === -1
+                    ? html`<span class="badge throttled">stopped</span>`
+                    : n.throttleMs > 0
+                      ? html`<span class="badge throttled">${n.throttleMs} ms</span>`
+                      : '—'}
+                </td>
+                <td class="hide-narrow">${duration(n.uptimeMs)}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+    </div>`;
+  }
+
+  function depthTable(ctx: Ctx, rows: DepthRow[]): Html {
+    return html`<div class="scroll">
+      <table>
+        <thead>
+          <tr>
+            <th>Partition</th>
+            <th>Queue</th>
+            ${DEPTH_STATES.map((s) => html`<th class="num">${s}</th>`)}
+          </tr>
+        </thead>
+        <tbody>
+          ${rows.map(
+            (q) =>
+              html`<tr>
+                <td>${q.partition}</td>
+                <td><a href="${jobsUrl(ctx, `partition:${q.partition} queue:${q.queue}`)}">${q.queue}</a></td>
+                ${DEPTH_STATES.map((s) => html`<td class="num">${q.states[s] ?? 0}</td>`)}
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+    </div>`;
+  }
+
+  async function queues(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'queues' });
+    const [rows, control, heads] = await Promise.all([counts(), controls(), queueHeads()]);
+    const headOf = new Map(heads.map((h) => [`${h.partition}\u0000${h.queue}`, h]));
+    const now = Date.now();
+    const here = `${ctx.base}/queues`;
+    const body = html`<h1>Queues</h1>
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Partition</th>
+              <th>Queue</th>
+              ${DEPTH_STATES.map((s) => html`<th class="num">${s}</th>`)}
+              <th>Next up, due for</th>
+              <th>Status</th>
+              ${options.readOnly ? '' : html`<th>Actions</th>`}
+            </tr>
+          </thead>
+          <tbody>
+            ${depthRows(rows).map((q) => {
+              const c = control.get(q.partition);
+              const head = headOf.get(`${q.partition}\u0000${q.queue}`);
+              const paused = c?.paused.includes(q.queue) ?? false;
+              const throttles = (c?.throttles ?? []).filter((t) => (t.queue === undefined || t.queue === q.queue) && t.ms !== 0);
+              const status = [
+                paused ? html`<span class="badge paused" data-badge="paused">paused</span> ` : '',
+                throttles.map(
+                  (t) =>
+                    html`<span class="badge throttled" data-badge="throttled"
+                      >${t.ms === -1 ? 'stopped' : `throttled ${t.ms} ms`}${t.node ? ` on ${t.node}` : ''}</span
+                    > `,
+                ),
+              ];
+              const actions = options.readOnly
+                ? ''
+                : html`<td>
+                    <form class="inline" method="post" action="${ctx.base}/actions/${paused ? 'resume' : 'pause'}">
+                      <input type="hidden" name="partition" value="${q.partition}" /><input
+                        type="hidden"
+                        name="queue"
+                        value="${q.queue}"
+                      /><input type="hidden" name="return" value="${here}" />
+                      <button type="submit" aria-label="${paused ? 'Resume' : 'Pause'} ${q.partition}/${q.queue}">
+                        ${paused ? 'Resume' : 'Pause'}
+                      </button>
+                    </form>
+                    <form class="inline" method="post" action="${ctx.base}/actions/throttle">
+                      <input type="hidden" name="partition" value="${q.partition}" /><input
+                        type="hidden"
+                        name="queue"
+                        value="${q.queue}"
+                      /><input type="hidden" name="return" value="${here}" />
+                      <input
+                        type="number"
+                        name="ms"
+                        min="-1"
+                        step="1"
+                        value="0"
+                        aria-label="Throttle of ${q.partition}/${q.queue} in ms (0 lifts, -1 stops)"
+                        style="width:6em"
+                      />
+                      <button type="submit">Throttle</button>
+                    </form>
+                  </td>`;
+              return html`<tr data-queue="${q.partition}/${q.queue}">
+                <td>${q.partition}</td>
+                <td><a href="${jobsUrl(ctx, `partition:${q.partition} queue:${q.queue}`)}">${q.queue}</a></td>
+                ${DEPTH_STATES.map((s) => html`<td class="num">${q.states[s] ?? 0}</td>`)}
+                <td>
+                  ${head
+                    ? html`<a href="${ctx.base}/jobs/${head.id}" data-head="${head.id}"
+                        >${duration(Math.max(0, now - head.dueAt.getTime()))}</a
+                      >`
+                    : '—'}
+                </td>
+                <td>${status}</td>
+                ${actions}
+              </tr>`;
+            })}
+          </tbody>
+        </table>
+      </div>
+      <p class="muted">Throttle: a pause of that many ms before each claim; 0 lifts it, -1 stops the queue until lifted.</p>`;
+    return layout(ctx, 'Queues', 'queues', body, true);
+  }
+
+  async function jobs(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'jobs' });
+    const q = ctx.query.get('q') ?? '';
+    let filter: JobFilter;
+    let problem: string | undefined;
+    try {
+      filter = parseFilter(q);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      filter = parseFilter('');
+      problem = err.message;
+    }
+    const before = ctx.query.get('before') ?? undefined;
+    if (before !== undefined && !isUuid(before))
+      throw new ValidationError('before must be a job id (the last of the previous page)', 'before');
+    const found = problem ? { jobs: [], next: undefined, scanned: 0 } : await findJobs(filter, before);
+    const tabs = ['all', ...JOB_STATES].map((s) => {
+      const f = { ...filter, states: s === 'all' ? [] : [s as JobState] };
+      const current = s === 'all' ? filter.states.length === 0 : filter.states.length === 1 && filter.states[0] === s;
+      return html`<a href="${jobsUrl(ctx, formatFilter(f))}" ${current ? new Html(' aria-current="page"') : ''}>${s}</a>`;
+    });
+    const here = ctx.base + '/jobs' + (ctx.query.toString() ? `?${ctx.query.toString()}` : '');
+    const bulk = bulkMatch(filter);
+    const body = html`<h1>Jobs</h1>
+      <form class="filter" method="get" action="${ctx.base}/jobs" role="search">
+        <label for="q" class="muted">Filter</label>
+        <input
+          type="search"
+          id="q"
+          name="q"
+          value="${q}"
+          placeholder="queue:emails state:failed lookup.customer:42 payload.user.id:7 since:2026-12-06T01:00 0193…"
+          autocomplete="off"
+        />
+        <button type="submit" class="primary">Apply</button>
+      </form>
+      ${problem ? html`<p class="flash error" role="alert">${problem}</p>` : ''}
+      <nav class="tabs" aria-label="States">${tabs}</nav>
+      <form method="post" action="${ctx.base}/actions/bulk" id="selection">
+        <input type="hidden" name="return" value="${here}" />
+        ${options.readOnly
+          ? ''
+          : html`<div class="actions">
+              <span class="muted">Selected:</span> <button type="submit" name="op" value="retry">Retry</button
+              ><button type="submit" name="op" value="cancel">Cancel</button>
+              <button type="submit" name="op" value="delete" class="danger" data-confirm="Delete the selected jobs?">Delete</button>
+              <span class="muted">Whole filter:</span>
+              ${typeof bulk === 'string'
+                ? html`<span class="muted">${bulk}</span>`
+                : (['retry', 'cancel', 'delete'] as const).map(
+                    (op) => html`<a href="${ctx.base}/bulk?op=${op}&amp;q=${encodeURIComponent(q)}">${op} all…</a> `,
+                  )}
+            </div>`}
+        <div class="scroll">
+          <table id="jobs">
+            <thead>
+              <tr>
+                ${options.readOnly ? '' : html`<th><input type="checkbox" id="select-all" aria-label="Select all on this page" /></th>`}
+                <th>Id</th>
+                <th>Type</th>
+                <th>Queue</th>
+                <th>State</th>
+                <th class="num">Attempts</th>
+                <th class="hide-narrow">Node</th>
+                <th>Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${found.jobs.map(
+                (j) =>
+                  html`<tr data-id="${j.id}">
+                    ${options.readOnly
+                      ? ''
+                      : html`<td><input type="checkbox" name="ids" value="${j.id}" aria-label="Select ${j.id}" /></td>`}
+                    <td>
+                      <a href="${ctx.base}/jobs/${j.id}"><code>${j.id.slice(0, 13)}…</code></a>
+                    </td>
+                    <td>${j.type}</td>
+                    <td>${j.partition}/${j.queue}</td>
+                    <td>${badge(j.state)}</td>
+                    <td class="num">${j.attempts}/${j.maxAttempts}</td>
+                    <td class="hide-narrow">${j.node ?? '—'}</td>
+                    <td>${time(j.createdAt)}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>
+        </div>
+      </form>
+      ${found.jobs.length === 0 ? html`<p class="muted">No job matches${found.scanned ? ` (${found.scanned} read)` : ''}.</p>` : ''}
+      <nav class="actions" aria-label="Pages">
+        ${before ? html`<a href="${jobsUrl(ctx, q)}">← Newest</a>` : ''}
+        ${found.next ? html`<a href="${jobsUrl(ctx, q, found.next)}" rel="next">Older →</a>` : ''}
+        ${found.scanned >= SCAN_LIMIT
+          ? html`<span class="muted">read ${found.scanned} jobs for node:/payload: without filling the page; Older → reads on</span>`
+          : ''}
+      </nav>`;
+    return layout(ctx, 'Jobs', 'jobs', body, true);
+  }
+
+  /** One page of jobs, newest first, walking ids downwards from `before`. */
+  async function findJobs(
+    filter: JobFilter,
+    before: string | undefined,
+  ): Promise<{ jobs: JobRecord[]; next: string | undefined; scanned: number }> {
+    const { low } = idRange(filter);
+    const inRange = (j: JobRecord) => low === undefined || j.id >= low;
+    if (listingOnly(filter)) {
+      const rows = await within('listing jobs', client.listJobs(listFilter(filter, before, PAGE_SIZE + 1)));
+      const shown = rows.filter(inRange);
+      return { jobs: shown.slice(0, PAGE_SIZE), next: shown.length > PAGE_SIZE ? shown[PAGE_SIZE - 1]!.id : undefined, scanned: 0 };
+    }
+    const out: JobRecord[] = [];
+    let cursor = before;
+    let scanned = 0;
+    while (scanned < SCAN_LIMIT) {
+      const rows = await within('listing jobs', client.listJobs(listFilter(filter, cursor, SCAN_BATCH)));
+      for (const j of rows) {
+        if (!inRange(j)) return { jobs: out, next: undefined, scanned };
+        scanned++;
+        cursor = j.id;
+        if (!matchesRow(filter, j)) continue;
+        if (out.length === PAGE_SIZE) return { jobs: out, next: out.at(-1)!.id, scanned };
+        out.push(j);
+      }
+      if (rows.length < SCAN_BATCH) return { jobs: out, next: undefined, scanned };
+    }
+    return { jobs: out, next: cursor, scanned };
+  }
+
+  async function jobPage(ctx: Ctx, id: string): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'job' });
+    const job = isUuid(id) ? await within('reading the job', client.job(id)) : undefined;
+    if (!job) {
+      ctx.res.statusCode = 404;
+      return layout(
+        ctx,
+        'No such job',
+        'jobs',
+        html`<h1>No such job</h1>
+          <p>No job has the id <code>${id}</code> (it may have been deleted or pruned).</p>`,
+        false,
+      );
+    }
+    const here = `${ctx.base}/jobs/${job.id}`;
+    const live = !['completed', 'failed', 'cancelled'].includes(job.state);
+    const button = (action: string, label: string, cls = '', confirm = '') =>
+      html`<form class="inline" method="post" action="${ctx.base}/actions/${action}">
+        <input type="hidden" name="id" value="${job.id}" /><input type="hidden" name="return" value="${here}" />
+        <button type="submit" class="${cls}" ${confirm ? html` data-confirm="${confirm}"` : ''}>${label}</button>
+      </form>`;
+    const actions = options.readOnly
+      ? ''
+      : html`<div class="actions">
+          ${job.state === 'failed' || job.state === 'cancelled' ? button('retry', 'Retry', 'primary') : ''}
+          ${live ? button('cancel', 'Cancel') : ''}${job.state !== 'running'
+            ? button('delete', 'Delete', 'danger', 'Delete this job?')
+            : ''}
+        </div>`;
+    const body = html`<h1>Job <code>${job.id}</code> ${badge(job.state)}</h1>
+      ${actions}
+      <dl class="fields">
+        <dt>Type</dt>
+        <dd>${job.type}</dd>
+        <dt>Partition / queue</dt>
+        <dd><a href="${jobsUrl(ctx, `partition:${job.partition} queue:${job.queue}`)}">${job.partition}/${job.queue}</a></dd>
+        <dt>Attempts</dt>
+        <dd>${job.attempts} of ${job.maxAttempts}</dd>
+        <dt>Priority</dt>
+        <dd>${job.priority}</dd>
+        <dt>Node</dt>
+        <dd>${job.node ?? '—'}</dd>
+        <dt>Queue key</dt>
+        <dd>${job.queueKey ?? '—'}</dd>
+        <dt>Execution key</dt>
+        <dd>${job.executionKey ?? '—'}</dd>
+        <dt>Created</dt>
+        <dd>${time(job.createdAt)}</dd>
+        <dt>Runs at</dt>
+        <dd>${time(job.runAt)}</dd>
+        <dt>Started</dt>
+        <dd>${job.startedAt ? time(job.startedAt) : '—'}</dd>
+        <dt>Finished</dt>
+        <dd>${job.finishedAt ? time(job.finishedAt) : '—'}</dd>
+      </dl>
+      <h2>Payload</h2>
+      <pre id="payload">${json(job.payload)}</pre>
+      ${job.progress !== null && job.progress !== undefined
+        ? html`<h2>Progress</h2>
+            <pre id="progress">${json(job.progress)}</pre>`
+        : ''}
+      ${job.state === 'completed'
+        ? html`<h2>Result</h2>
+            <pre id="result">${json(job.result)}</pre>`
+        : ''}
+      <h2>Lookup</h2>
+      <pre>${json(job.lookup ?? {})}</pre>
+      <h2>Attempts with errors (${job.errors.length})</h2>
+      ${job.errors.length
+        ? html`<ol class="errors">
+            ${job.errors.map(
+              (e) =>
+                html`<li>
+                  <b>attempt ${e.attempt}</b> · ${e.at} · <code>${e.name}</code>${e.code ? html` (${e.code})` : ''}${e.rescued
+                    ? ' · rescued (its node stopped)'
+                    : ''}:
+                  ${e.message}
+                  ${e.stack
+                    ? html`<details>
+                        <summary>stack</summary>
+                        <pre>${e.stack}</pre>
+                      </details>`
+                    : ''}
+                </li>`,
+            )}
+          </ol>`
+        : html`<p class="muted">None.</p>`}`;
+    return layout(ctx, `Job ${job.id.slice(0, 13)}`, 'jobs', body, true);
+  }
+
+  async function bulkPreview(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'bulk' });
+    const op = bulkOp(ctx.query.get('op'));
+    const q = ctx.query.get('q') ?? '';
+    const match = bulkMatch(parseFilter(q));
+    if (typeof match === 'string') throw new ValidationError(`${match}; select the jobs on the jobs page instead`, 'q');
+    const limit = Math.min(maxBulk, intParam(ctx.query.get('limit'), 1000, 'limit'));
+    const preview = await within('counting the matching jobs', dry(op, match, limit));
+    const body = html`<h1>${op} every job matching</h1>
+      <p><code>${q || '(no filter: every job)'}</code></p>
+      <p id="preview">
+        <b data-count="${preview.matching}">${preview.matching}</b> jobs
+        match${Object.keys(preview.byState).length
+          ? html` (${Object.entries(preview.byState)
+              .map(([s, n]) => `${s}: ${n}`)
+              .join(', ')})`
+          : ''};
+        this acts on at most <b>${preview.count}</b>${preview.more ? ' (the cap): run it again for the rest' : ''}.
+      </p>
+      ${options.readOnly
+        ? ''
+        : html`<form method="post" action="${ctx.base}/actions/bulk">
+            <input type="hidden" name="op" value="${op}" /><input type="hidden" name="q" value="${q}" /><input
+              type="hidden"
+              name="scope"
+              value="filter"
+            />
+            <input type="hidden" name="return" value="${jobsUrl(ctx, q)}" />
+            <label>Cap <input type="number" name="limit" min="1" max="${maxBulk}" value="${limit}" /></label>
+            <button type="submit" class="${op === 'delete' ? 'danger' : 'primary'}" id="confirm-bulk">${op} ${preview.count} jobs</button>
+            <a href="${jobsUrl(ctx, q)}">Back</a>
+          </form>`}`;
+    return layout(ctx, `Bulk ${op}`, 'jobs', body, false);
+  }
+
+  function dry(op: BulkOp, match: JobMatch, limit: number): Promise<BulkResult> {
+    const o = { limit, dryRun: true };
+    return op === 'retry' ? client.retryMany(match, o) : op === 'cancel' ? client.cancelMany(match, o) : client.deleteMany(match, o);
+  }
+
+  // ── Actions ──────────────────────────────────────────────────────────────────────────────────
+
+  async function act(ctx: Ctx, name: string): Promise<void> {
+    const { req, res } = ctx;
+    sameOrigin(req);
+    const form = await readForm(req);
+    const back = safeReturn(ctx, form.get('return'));
+    let action: DashboardAction;
+    switch (name) {
+      case 'retry':
+      case 'cancel':
+      case 'delete': {
+        const jobId = form.get('id') ?? '';
+        if (!isUuid(jobId)) throw new ValidationError('id must be a job id', 'id');
+        action = { kind: name, jobId };
+        break;
+      }
+      case 'pause':
+      case 'resume':
+        action = { kind: name, partition: required(form, 'partition'), queue: required(form, 'queue') };
+        break;
+      case 'throttle':
+        action = {
+          kind: 'throttle',
+          partition: required(form, 'partition'),
+          queue: required(form, 'queue'),
+          ms: intParam(form.get('ms'), 0, 'ms'),
+        };
+        break;
+      case 'bulk': {
+        const op = bulkOp(form.get('op'));
+        if (form.get('scope') === 'filter') {
+          const match = bulkMatch(parseFilter(form.get('q') ?? ''));
+          if (typeof match === 'string') throw new ValidationError(match, 'q');
+          action = { kind: 'bulk', op, filter: match, limit: Math.min(maxBulk, intParam(form.get('limit'), 1000, 'limit')) };
+        } else {
+          const ids = form.getAll('ids');
+          if (!ids.length) return redirect(res, back, 'err', 'Select some jobs first');
+          if (!ids.every(isUuid)) throw new ValidationError('ids must be job ids', 'ids');
+          action = { kind: 'bulk', op, ids, limit: ids.length };
+        }
+        break;
+      }
+      default:
+        return void send(res, 404, 'text/plain; charset=utf-8', 'no such action\n');
+    }
+    try {
+      await allow(req, action);
+    } catch (err) {
+      if (!(err instanceof Forbidden)) throw err;
+      record(req, action, 'refused', err.message);
+      return void send(
+        res,
+        403,
+        'text/html; charset=utf-8',
+        layout(
+          ctx,
+          'Forbidden',
+          '',
+          html`<h1>Forbidden</h1>
+            <p>${err.message}</p>`,
+          false,
+        ),
+      );
+    }
+    let message: string;
+    try {
+      message = await within(`the ${action.kind}`, perform(action));
+    } catch (err) {
+      const text = describeError(err).message;
+      record(req, action, 'failed', text);
+      return redirect(res, back, 'err', text);
+    }
+    record(req, action, 'done', message);
+    redirect(res, back, 'msg', message);
+  }
+
+  async function perform(a: DashboardAction): Promise<string> {
+    switch (a.kind) {
+      case 'retry':
+        return (await client.retry(a.jobId))
+          ? `job ${a.jobId} retried`
+          : `job ${a.jobId} was not retried (only failed or cancelled jobs are)`;
+      case 'cancel':
+        return (await client.cancel(a.jobId)) ? `job ${a.jobId} cancelled` : `job ${a.jobId} was not cancelled (it had finished)`;
+      case 'delete': {
+        const r = await client.deleteMany({ ids: [a.jobId] }, { limit: 1 });
+        return r.count
+          ? `job ${a.jobId} deleted`
+          : `job ${a.jobId} was not deleted${r.runningSkipped ? ' (it is running: cancel it first)' : ''}`;
+      }
+      case 'pause':
+        await client.pause(a.partition, a.queue);
+        return `${a.partition}/${a.queue} paused`;
+      case 'resume':
+        await client.resume(a.partition, a.queue);
+        return `${a.partition}/${a.queue} resumed`;
+      case 'throttle':
+        await client.throttle({ ms: a.ms, partition: a.partition, queue: a.queue });
+        return a.ms === 0 ? `${a.partition}/${a.queue}: throttle lifted` : `${a.partition}/${a.queue} throttled to ${a.ms} ms`;
+      case 'bulk': {
+        const match: JobMatch = a.ids ? { ids: a.ids } : a.filter!;
+        const o = { limit: a.limit };
+        if (a.op === 'retry') {
+          const r = await client.retryMany(match, o);
+          return `${r.count} jobs retried${r.refused.length ? `, ${r.refused.length} refused (queue key held)` : ''}${r.more ? '; more match' : ''}`;
+        }
+        if (a.op === 'cancel') {
+          const r = await client.cancelMany(match, o);
+          return `${r.count} jobs cancelled${r.running ? ` (${r.running} running, asked to stop)` : ''}${r.more ? '; more match' : ''}`;
+        }
+        const r = await client.deleteMany(match, o);
+        return `${r.count} jobs deleted${r.runningSkipped ? `, ${r.runningSkipped} running left alone` : ''}${r.more ? '; more match' : ''}`;
+      }
+      case 'view':
+        return 'viewed';
+    }
+  }
+
+  function safeReturn(ctx: Ctx, value: string | null): string {
+    // Only back into the dashboard: a form cannot send the browser elsewhere.
+    if (value && value.startsWith(ctx.base + '/') && !value.startsWith('//')) return value;
+    return ctx.base + '/';
+  }
+
+  Object.defineProperty(handler, 'events', { value: events });
+  handler.close = () => live.close();
+  return handler;
+}
+
+/** The same handler under the name the issue uses. */
+export const createDashboard = dashboard;
+
+// ── Helpers ────────────────────────────────────────────────────────────────────────────────────
+
+const DEPTH_STATES = ['queued', 'scheduled', 'waiting', 'running'] as const;
+
+interface DepthRow {
+  partition: string;
+  queue: string;
+  states: Partial<Record<JobState, number>>;
+}
+
+function depthRows(rows: QueueCount[]): DepthRow[] {
+  const map = new Map<string, DepthRow>();
+  for (const r of rows) {
+    const key = `${r.partition}\u0000${r.queue}`;
+    const row = map.get(key) ?? { partition: r.partition, queue: r.queue, states: {} };
+    row.states[r.state] = (row.states[r.state] ?? 0) + r.count;
+    map.set(key, row);
+  }
+  return [...map.values()].sort((a, b) => a.partition.localeCompare(b.partition) || a.queue.localeCompare(b.queue));
+}
+
+function jobsUrl(ctx: { base: string }, q: string, before?: string): string {
+  const params = new URLSearchParams();
+  if (q) params.set('q', q);
+  if (before) params.set('before', before);
+  const s = params.toString();
+  return `${ctx.base}/jobs${s ? `?${s}` : ''}`;
+}
+
+function badge(state: string): Html {
+  return html`<span class="badge ${state}" data-state="${state}">${state}</span>`;
+}
+
+function time(d: Date): Html {
+  return html`<time datetime="${d.toISOString()}">${d.toISOString().replace('T', ' ').slice(0, 19)}</time>`;
+}
+
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  return `${Math.floor(s / 3600)}h`;
+}
+
+function statusText(status: number): string {
+  return status === 403 ? 'Forbidden' : status === 400 ? 'Bad request' : status === 503 ? 'Unavailable' : 'Error';
+}
+
+function bulkOp(value: string | null): BulkOp {
+  if (value === 'retry' || value === 'cancel' || value === 'delete') return value;
+  throw new ValidationError('op must be retry, cancel or delete', 'op');
+}
+
+function intParam(value: string | null, fallback: number, name: string): number {
+  if (value === null || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new ValidationError('must be a whole number', name);
+  return n;
+}
+
+function required(form: URLSearchParams, name: string): string {
+  const v = form.get(name);
+  if (!v) throw new ValidationError('is required', name);
+  return v;
+}
+
+/** Actions come from the dashboard's own pages: a cross-site form post is refused. */
+function sameOrigin(req: IncomingMessage): void {
+  const origin = req.headers.origin ?? req.headers.referer;
+  if (!origin) return;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    throw new Forbidden('the request came from an unreadable origin');
+  }
+  if (host !== req.headers.host) throw new Forbidden(`actions are taken from the dashboard's own pages, not from ${host}`);
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new ValidationError('the form is too large', 'body');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(res.req?.method === 'HEAD' ? undefined : body);
+}
+
+function redirect(res: ServerResponse, to: string, key: 'msg' | 'err', text: string): void {
+  const url = new URL(to, 'http://x');
+  url.searchParams.delete('msg');
+  url.searchParams.delete('err');
+  url.searchParams.set(key, text);
+  res.writeHead(303, { location: url.pathname + url.search, 'cache-control': 'no-store' });
+  res.end();
+}

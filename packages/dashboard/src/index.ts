@@ -1,0 +1,11 @@
+export {
+  dashboard,
+  createDashboard,
+  type DashboardOptions,
+  type DashboardHandler,
+  type DashboardAction,
+  type ActionRecord,
+  type BulkOp,
+} from './dashboard.js';
+export { dashboardPlugin, type DashboardPluginOptions } from './plugin.js';
+export { parseFilter, formatFilter, type JobFilter } from './filter.js';

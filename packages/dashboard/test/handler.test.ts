@@ -1,0 +1,185 @@
+/**
+ * The dashboard handler mounted on a plain node:http server (as any Node server would mount it),
+ * over a real node's client: readOnly, authorize for every page and action, the action events, the
+ * cross-site refusal, Express-style fall-through, the event stream; and the filter's id arithmetic.
+ */
+import test from 'ava';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isUuid } from '@partita/core';
+import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
+import { dashboard, parseFilter, type ActionRecord, type DashboardAction, type DashboardOptions } from '@partita/dashboard';
+import { idRange } from '../src/filter.js';
+import { freshSchema, tempDataDir, type TestSchema } from '../../../test/helpers/index.js';
+
+let db: TestSchema;
+let node: PartitaNode;
+
+test.before(async () => {
+  db = await freshSchema('dashh');
+  node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: false,
+    dataDir: tempDataDir('dashh'),
+    persister: 'postgres',
+    // Nothing runs `idle` here: its jobs stay queued for the actions to act on.
+    partitions: { p: { queues: { idle: { concurrency: 0 } } } },
+    jobs: [defineJob({ type: 'h.noop', perform: async () => 'ok' })],
+  });
+});
+
+test.after.always(async () => {
+  await node?.stop({ graceMs: 100 }).catch(() => undefined);
+  await db?.drop();
+});
+
+/** The handler on its own server under `/admin/dash`; anything else answers 418 (the host app's own route). */
+async function serve(options: Omit<DashboardOptions, 'client' | 'basePath'>) {
+  const handler = dashboard({ client: node.client, basePath: '/admin/dash', ...options });
+  const server = http.createServer((req, res) =>
+    handler(req, res, () => {
+      res.statusCode = 418;
+      res.end('host app');
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(origin + path, {
+      method: 'POST',
+      body: new URLSearchParams(form),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      redirect: 'manual',
+    });
+  return {
+    origin,
+    handler,
+    post,
+    close: async () => {
+      await handler.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+test.serial('readOnly: pages serve without action buttons; every action is refused with 403', async (t) => {
+  const { id } = await node.client.enqueue('p', 'h.noop', {}, { queue: 'idle' });
+  const s = await serve({ readOnly: true });
+  t.teardown(s.close);
+  const page = await fetch(`${s.origin}/admin/dash/jobs/${id}`);
+  t.is(page.status, 200);
+  const body = await page.text();
+  t.regex(body, new RegExp(id));
+  t.notRegex(body, /actions\/cancel/, 'no cancel form on a read-only page');
+  const refused = await s.post('/admin/dash/actions/cancel', { id, return: '/admin/dash/' });
+  t.is(refused.status, 403);
+  t.is((await node.client.job(id))!.state, 'queued', 'the job was not touched');
+  const queues = await fetch(`${s.origin}/admin/dash/queues`);
+  t.notRegex(await queues.text(), /actions\/pause/);
+});
+
+test.serial('authorize sees every page read and action; refusals and actions are emitted as events', async (t) => {
+  const { id } = await node.client.enqueue('p', 'h.noop', {}, { queue: 'idle' });
+  const seen: DashboardAction[] = [];
+  const s = await serve({
+    authorize: (req, action) => {
+      seen.push(action);
+      return action.kind === 'view' || req.headers['x-role'] === 'admin';
+    },
+  });
+  t.teardown(s.close);
+  const emitted: ActionRecord[] = [];
+  s.handler.events.on('action', (r: ActionRecord) => emitted.push(r));
+
+  t.is((await fetch(`${s.origin}/admin/dash/jobs`)).status, 200);
+  t.deepEqual(seen.at(-1), { kind: 'view', page: 'jobs' });
+
+  const refused = await s.post('/admin/dash/actions/cancel', { id, return: '/admin/dash/jobs' });
+  t.is(refused.status, 403);
+  t.is((await node.client.job(id))!.state, 'queued');
+  t.like(emitted.at(-1), { outcome: 'refused', action: { kind: 'cancel', jobId: id } });
+
+  const done = await s.post('/admin/dash/actions/cancel', { id, return: `/admin/dash/jobs/${id}` }, { 'x-role': 'admin' });
+  t.is(done.status, 303);
+  const location = new URL(done.headers.get('location')!, s.origin);
+  t.is(location.pathname, `/admin/dash/jobs/${id}`, 'back to the page the action came from');
+  t.regex(location.searchParams.get('msg')!, /cancelled/);
+  t.is((await node.client.job(id))!.state, 'cancelled');
+  t.like(emitted.at(-1), { outcome: 'done', action: { kind: 'cancel', jobId: id } });
+  t.deepEqual(seen.at(-1), { kind: 'cancel', jobId: id });
+
+  // A return address outside the dashboard is not followed.
+  const { id: other } = await node.client.enqueue('p', 'h.noop', {}, { queue: 'idle' });
+  const away = await s.post('/admin/dash/actions/cancel', { id: other, return: 'https://elsewhere.example/' }, { 'x-role': 'admin' });
+  t.is(new URL(away.headers.get('location')!, s.origin).pathname, '/admin/dash/');
+
+  // Pause through the form; authorize is told the partition and queue.
+  const paused = await s.post(
+    '/admin/dash/actions/pause',
+    { partition: 'p', queue: 'idle', return: '/admin/dash/queues' },
+    { 'x-role': 'admin' },
+  );
+  t.is(paused.status, 303);
+  t.deepEqual(seen.at(-1), { kind: 'pause', partition: 'p', queue: 'idle' });
+  t.deepEqual(await node.client.paused('p'), ['idle']);
+  await node.client.resume('p', 'idle');
+});
+
+test.serial('a form posted from another site is refused; unknown paths fall through to the host app', async (t) => {
+  const { id } = await node.client.enqueue('p', 'h.noop', {}, { queue: 'idle' });
+  const s = await serve({});
+  t.teardown(s.close);
+  const cross = await s.post('/admin/dash/actions/cancel', { id }, { origin: 'http://evil.example' });
+  t.is(cross.status, 403);
+  t.is((await node.client.job(id))!.state, 'queued');
+  t.is((await fetch(`${s.origin}/elsewhere`)).status, 418, 'next() for what is not the dashboard');
+  t.is((await fetch(`${s.origin}/admin/dash/no-such-page`)).status, 418);
+  const asset = await fetch(`${s.origin}/admin/dash/assets/app.js`);
+  t.is(asset.status, 200);
+  t.regex(asset.headers.get('content-type')!, /javascript/);
+  t.regex(await asset.text(), /EventSource/);
+});
+
+test.serial('the event stream says hello and whether events flow', async (t) => {
+  const s = await serve({});
+  t.teardown(s.close);
+  const controller = new AbortController();
+  const res = await fetch(`${s.origin}/admin/dash/events`, { signal: controller.signal });
+  t.is(res.status, 200);
+  t.regex(res.headers.get('content-type')!, /text\/event-stream/);
+  const reader = res.body!.getReader();
+  let text = '';
+  while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+  controller.abort();
+  t.regex(text, /event: hello/);
+  // The node has no NATS: its in-process bus still carries the node's own job events.
+  t.regex(text, /"live":true/);
+});
+
+test('the filter: qualifiers, and time and id prefixes as id bounds', (t) => {
+  const f = parseFilter(
+    'queue:q type:t state:failed,cancelled node:n1 lookup.customer:42 payload.user.id:7 since:2026-12-06T01:00:00Z 01a3',
+  );
+  t.like(f, { queue: 'q', type: 't', states: ['failed', 'cancelled'], node: 'n1', lookup: { customer: '42' }, idPrefix: '01a3' });
+  t.deepEqual(f.payload, [[['user', 'id'], '7']]);
+  const since = Date.parse('2026-12-06T01:00:00Z');
+  const { low, high } = idRange(f);
+  // The later of the two lower bounds wins: ids starting 01a3 were made after 2026-12-06 (01a2494b…).
+  t.is(low, '01a30000-0000-0000-0000-000000000000');
+  t.is(high, '01a40000-0000-0000-0000-000000000000');
+  const at = idRange(parseFilter('since:2026-12-06T01:00:00Z until:2026-12-06T02:00:00Z'));
+  // A UUIDv7 made at `ms` (uuidv7() itself never goes back in time, so it cannot make these).
+  const madeAt = (ms: number) => {
+    const hex = ms.toString(16).padStart(12, '0') + '7abc8def0123456789ab';
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  };
+  t.true(madeAt(since + 1000) >= at.low! && madeAt(since + 1000) < at.high!, 'an id made in the range is inside the bounds');
+  t.false(madeAt(since - 1) >= at.low!, 'an id made before since is below the bounds');
+  t.false(madeAt(since + 3_600_000) < at.high!, 'an id made at until is past the bounds');
+  t.true(isUuid(madeAt(since)));
+  t.throws(() => parseFilter('colour:red'), { message: /unknown qualifier "colour:"/ });
+  t.throws(() => parseFilter('state:done'), { message: /state must be one of/ });
+  t.throws(() => parseFilter('zz-not-hex'), { message: /neither a qualifier/ });
+});

@@ -1,0 +1,67 @@
+/**
+ * `partita dashboard` as a real process (packages/cli/dist/bin.js; needs the build) serving the
+ * dashboard alone against a cluster whose node runs in this test; and `partita start` with the
+ * quick start's `http.dashboard` serving it on the node's own port.
+ */
+import test from 'ava';
+import { defineJob, startNode } from '@partita/runtime';
+import { freshSchema, spawnNode, tempDataDir } from './helpers/index.js';
+import { CLI, startCliNode, tempDir, writeConfig } from './fixtures/cli.js';
+
+test('partita dashboard serves every page against the cluster, and stops on SIGTERM', async (t) => {
+  const db = await freshSchema('clidash');
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: false,
+    dataDir: tempDataDir('clidash'),
+    persister: 'postgres',
+    partitions: { billing: { queues: { invoices: { concurrency: 0 } } } },
+    jobs: [defineJob({ type: 'invoice.send', perform: async () => 'sent' })],
+  });
+  t.teardown(async () => {
+    await node.stop({ graceMs: 100 });
+    await db.drop();
+  });
+  const { id } = await node.client.enqueue('billing', 'invoice.send', { customer: 42 }, { queue: 'invoices' });
+  const cli = spawnNode(CLI, { args: ['dashboard', '--postgres', db.url, '--schema', db.schema, '--nats', 'false', '--port', '0'] });
+  t.teardown(() => void cli.kill('SIGKILL'));
+  const match = (await cli.waitForOutput(/dashboard listening on (http:\/\/\S+)/, { timeoutMs: 30_000 })) as RegExpMatchArray;
+  const url = match[1]!.replace(/\/$/, '');
+  const overview = await (await fetch(`${url}/`)).text();
+  t.regex(overview, /<h1>Overview<\/h1>/);
+  t.regex(overview, /invoices/, 'the declared queue is listed');
+  const jobs = await fetch(`${url}/jobs?q=${encodeURIComponent('queue:invoices type:invoice.send')}`);
+  t.is(jobs.status, 200);
+  t.regex(await jobs.text(), new RegExp(id));
+  const job = await (await fetch(`${url}/jobs/${id}`)).text();
+  t.regex(job, /customer/);
+  cli.kill('SIGTERM');
+  t.like(await cli.exited, { code: 0 });
+});
+
+test('partita start with http.dashboard serves the dashboard on the node (dashboardPlugin)', async (t) => {
+  const db = await freshSchema('clidashn');
+  const dir = await tempDir('clidashn');
+  t.teardown(async () => {
+    await db.drop();
+    await dir.cleanup();
+  });
+  const config = await writeConfig(dir.dir, {
+    postgres: { url: db.url, schema: db.schema },
+    nats: false,
+    persister: 'postgres',
+    dataDir: dir.dir,
+    http: { port: 0, dashboard: '/ui' },
+    partitions: { p: { queues: { default: { concurrency: 1 } } } },
+  });
+  const node = await startCliNode(config);
+  t.teardown(() => void node.kill('SIGKILL'));
+  const url = /"url":"(http:\/\/[^"]+)","msg":"health and metrics listening"/.exec(node.output())?.[1];
+  t.truthy(url, 'the node logs its HTTP address');
+  const page = await fetch(`${url}/ui/queues`);
+  t.is(page.status, 200);
+  t.regex(await page.text(), /<h1>Queues<\/h1>/);
+  node.kill('SIGTERM');
+  await node.exited;
+});
