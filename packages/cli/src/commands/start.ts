@@ -123,15 +123,12 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   process.on('unhandledRejection', onCrash('unhandled promise rejection'));
 
   const { startNode } = await import('@partita/runtime');
-  const { processesPlugin } = await import('@partita/processes');
   // A second signal exits at once (130/143), from startNode's handler; the process's 'exit' hooks
   // still stop an embedded PostgreSQL this node owns.
   node = await startNode({
     config: opts.file,
     logger,
     handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
-    // Schedules declared under plugins.processes.schedules are synced and fired by the cluster's nodes.
-    plugins: [processesPlugin()],
     ...(opts.partitions.length !== all.length
       ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) }
       : {}),
@@ -194,9 +191,12 @@ function drainProgress(node: PartitaNode | undefined, io: Io, graceMs: number): 
   };
 }
 
-/** The plugins the CLI's node runs: the dashboard when the config mounts it (`http.dashboard`). */
+/** The plugins the CLI's node runs (start and demo): processes (schedules), and the dashboard when the config mounts it (`http.dashboard`). */
 export async function cliPlugins(config: PartitaConfig): Promise<NodePlugin[]> {
-  if (!config.http?.dashboard) return [];
+  // Schedules declared under plugins.processes.schedules are synced and fired by the cluster's nodes.
+  const { processesPlugin } = await import('@partita/processes');
+  const plugins: NodePlugin[] = [processesPlugin() as NodePlugin];
+  if (!config.http?.dashboard) return plugins;
   const { dashboardPlugin } = await import('@partita/dashboard');
-  return [dashboardPlugin() as NodePlugin];
+  return [...plugins, dashboardPlugin() as NodePlugin];
 }
