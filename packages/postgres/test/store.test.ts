@@ -566,10 +566,16 @@ withStore(
               continue;
             }
             idle = 0;
-            const accepted = await s.complete(
-              node,
-              jobs.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
-            );
+            // A deadlock with a claim racing on the key's index rejects the batch, which the caller
+            // writes again (the engine's writer does the same).
+            const complete = (): ReturnType<typeof s.complete> =>
+              s
+                .complete(
+                  node,
+                  jobs.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+                )
+                .catch((err: { code?: string }) => (err?.code === '40P01' ? complete() : Promise.reject(err)));
+            const accepted = await complete();
             done += accepted.size;
           }
         }),
