@@ -127,13 +127,17 @@ export function bulkMatch(f: JobFilter): JobMatch | string {
   if (f.since) return 'since: cannot be used by a bulk action on the whole filter';
   if (f.idPrefix) return 'an id prefix cannot be used by a bulk action on the whole filter';
   const { high } = idRange(f);
+  return { ...matchedFields(f), ...(high ? { before: high } : {}) };
+}
+
+/** The filter's fields that both the listing and a bulk action take as they are. */
+function matchedFields(f: JobFilter) {
   return {
     ...(f.partition ? { partition: f.partition } : {}),
     ...(f.queue ? { queue: f.queue } : {}),
     ...(f.type ? { type: f.type } : {}),
     ...(f.states.length ? { states: f.states } : {}),
     ...(Object.keys(f.lookup).length ? { lookup: f.lookup } : {}),
-    ...(high ? { before: high } : {}),
   };
 }
 
@@ -141,15 +145,7 @@ export function bulkMatch(f: JobFilter): JobMatch | string {
 export function listFilter(f: JobFilter, before: string | undefined, limit: number): JobListFilter {
   const { high } = idRange(f);
   const upper = before && high ? (before < high ? before : high) : (before ?? high);
-  return {
-    ...(f.partition ? { partition: f.partition } : {}),
-    ...(f.queue ? { queue: f.queue } : {}),
-    ...(f.type ? { type: f.type } : {}),
-    ...(f.states.length ? { states: f.states } : {}),
-    ...(Object.keys(f.lookup).length ? { lookup: f.lookup } : {}),
-    ...(upper ? { before: upper } : {}),
-    limit,
-  };
+  return { ...matchedFields(f), ...(upper ? { before: upper } : {}), limit };
 }
 
 /** The narrowings the listing does not make: node and payload paths. */

@@ -43,14 +43,8 @@ export interface PubOptions {
   partition?: string;
 }
 
-export interface WorkflowEvent {
-  app: string;
-  topic: string;
-  id: string;
-  kind: 'output' | 'emit';
-  status: number;
-  data: unknown;
-}
+/** What sub/psub listeners get beside the data: the event as the executor published it. */
+export type WorkflowEvent = EmitPayload;
 
 export interface WorkflowState {
   data: Record<string, unknown>;
