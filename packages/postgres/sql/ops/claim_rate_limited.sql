@@ -41,17 +41,7 @@ WITH async_commit AS MATERIALIZED (
   ) c
 ), keyed_ok AS (
   -- Execution keys as in claim_batch: one job per key per claim, behind the key's try-lock.
-  SELECT id FROM candidates WHERE execution_key IS NULL
-  UNION ALL
-  SELECT id FROM (
-    SELECT id, execution_key FROM (
-      SELECT DISTINCT ON (execution_key) id, execution_key, priority, run_at FROM candidates WHERE execution_key IS NOT NULL
-      ORDER BY execution_key, priority, run_at, id
-    ) first_of_key
-    ORDER BY priority, run_at, id
-    LIMIT 512
-  ) first_keys
-  WHERE pg_try_advisory_xact_lock(hashtextextended('{{schema_raw}}/' || $1 || '/' || execution_key, 0))
+  {{> first_job_per_key}}
 ), ranked AS (
   SELECT c.queue, c.id, c.rate_key,
          row_number() OVER (PARTITION BY c.queue, c.rate_key ORDER BY c.priority, c.run_at, c.id) AS rank
