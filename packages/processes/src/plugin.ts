@@ -1,5 +1,5 @@
 /**
- * processesPlugin: cron schedules on a node (background processes will join it). Schedules come
+ * processesPlugin: cron schedules and background processes on a node. Schedules come
  * from three places, all kept in Postgres: the plugin's `schedules` option (code), the config's
  * `plugins.processes.schedules` section (YAML), both synced at start, and schedules(client) at run
  * time. Every node sits for the 'schedules' lease; the one holding it runs the leader (leader.ts).
@@ -10,8 +10,17 @@ import { describeError, ValidationError } from '@partita/core';
 import { schedulerBehavior } from './schedules/leader.js';
 import { resolveSchedule, type ResolvedSchedule, type ScheduleSpec } from './schedules/spec.js';
 import { MIGRATIONS_DIR, ScheduleStore } from './schedules/store.js';
+import type { ResolvedProcess } from './processes/define.js';
+import { processRoutes } from './processes/http.js';
+import { ProcessRunner } from './processes/runner.js';
+import { ProcessStore } from './processes/store.js';
+import type { RunOutcome } from './processes/run.js';
 
 export interface ProcessesPluginOptions {
+  /** Background processes (defineProcess results) this node runs its share of. */
+  processes?: readonly ResolvedProcess<any, any>[];
+  /** Called on this node after each of its runs ends (tests, metrics). */
+  onProcessRunEnd?: (process: string, outcome: RunOutcome) => void;
   /** Schedules declared in code; synced at start (created, or changed to match). */
   schedules?: readonly ScheduleSpec[];
   /** The 'schedules' lease's time to live: a dead leader is replaced within about this. Default 10000. */
@@ -70,6 +79,15 @@ function checkSection(section: unknown): PluginConfigProblem[] {
 }
 
 export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugin<ProcessesConfig | undefined> {
+  const definitions = options.processes ?? [];
+  const names = new Set<string>();
+  definitions.forEach((d, i) => {
+    if (typeof d?.processActiveWork !== 'function' || typeof d.leaseMs !== 'number')
+      throw new ValidationError('must be the result of defineProcess({ ... })', `processesPlugin.processes.${i}`);
+    if (names.has(d.name)) throw new ValidationError(`"${d.name}" is given twice`, `processesPlugin.processes.${i}.name`);
+    names.add(d.name);
+  });
+  const runners = new WeakMap<object, ProcessRunner>();
   const declared: ResolvedSchedule[] = (options.schedules ?? []).map((s, i) => resolveSchedule(s, `processesPlugin.schedules.${i}`));
   // One store per node: the same plugin object may be handed to several nodes (tests, embedding).
   const stores = new WeakMap<object, ScheduleStore>();
@@ -83,6 +101,7 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
     name: PLUGIN_NAME,
     migrations: MIGRATIONS_DIR,
     configSchema: checkSection,
+    routes: (ctx) => processRoutes(ctx.client),
     nodeChildren(ctx) {
       const schedules = storeOf(ctx);
       const config = ctx.pluginConfig ?? {};
@@ -134,6 +153,18 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
         }
       }
       if (all.size) ctx.logger.info({ schedules: [...all.keys()] }, 'declared schedules synced');
+      if (definitions.length === 0) return;
+      const runner = new ProcessRunner({
+        store: new ProcessStore(ctx.pool, ctx.schema),
+        bus: ctx.bus,
+        nodeId: ctx.nodeId,
+        logger: ctx.logger.child({ actor: 'processes' }),
+        processes: definitions,
+        ...(options.onProcessRunEnd ? { onRunEnd: options.onProcessRunEnd } : {}),
+      });
+      runners.set(ctx.store, runner);
+      await runner.start();
+      return () => runner.stop();
     },
   });
 }

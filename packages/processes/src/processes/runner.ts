@@ -1,0 +1,163 @@
+/**
+ * The processes on one node: for each, a timer that wakes at the next slot boundary (multiples of
+ * the stored schedule since the epoch) plus jitter, first after initialWaitMs, and tries to claim a
+ * run. All nodes try; the claim is one fenced UPDATE, so one wins. Between slots a node looks again
+ * when an unfinished run's lease runs out (its owner died: the run is resumed from its saved
+ * progress) and when a trigger or an admin change is announced on the bus.
+ */
+import { randomUUID } from 'node:crypto';
+import { describeError, type Logger } from '@partita/core';
+import type { Bus } from '@partita/nats';
+import type { ResolvedProcess } from './define.js';
+import { msToNextSlot } from './define.js';
+import { ProcessRun, type RunOutcome } from './run.js';
+import type { ProcessStore } from './store.js';
+
+/** What admin changes announce: { process, what }. */
+export interface ProcessAnnouncement {
+  process: string;
+  what: 'changed' | 'trigger' | 'pause' | 'resume';
+}
+
+export const ANNOUNCE_KIND = 'process.announce';
+export const announceSubject = (cluster: string) => `partita.${cluster}.process.announce`;
+
+interface Slot {
+  def: ResolvedProcess<any, any>;
+  timer?: NodeJS.Timeout;
+  run?: ProcessRun;
+  running?: Promise<void>;
+  waking?: boolean;
+}
+
+export interface RunnerOptions {
+  store: ProcessStore;
+  bus: Bus | undefined;
+  nodeId: string;
+  logger: Logger;
+  processes: readonly ResolvedProcess<any, any>[];
+  /** Called after each run with its outcome (tests and metrics). */
+  onRunEnd?: (process: string, outcome: RunOutcome) => void;
+}
+
+export class ProcessRunner {
+  /** The owner written on claims: the node id, made unique per start so a restarted node is a new owner. */
+  readonly owner: string;
+  private readonly slots = new Map<string, Slot>();
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: RunnerOptions) {
+    this.owner = `${options.nodeId}/${randomUUID().slice(0, 8)}`;
+    for (const def of options.processes) this.slots.set(def.name, { def });
+  }
+
+  async start(): Promise<void> {
+    const { store, bus, logger } = this.options;
+    for (const { def } of this.slots.values()) await store.define(def.name, def.scheduleMs, def.settings);
+    if (bus) {
+      this.unsubscribe = await bus.subscribe<ProcessAnnouncement>(
+        announceSubject(bus.cluster),
+        (data) => {
+          if (typeof data?.process !== 'string' || typeof data.what !== 'string') {
+            logger.warn({ data }, 'dropped a malformed process announcement');
+            return;
+          }
+          this.announced(data);
+        },
+        { kinds: [ANNOUNCE_KIND] },
+      );
+    }
+    for (const slot of this.slots.values()) this.arm(slot, slot.def.initialWaitMs);
+    if (this.slots.size) logger.info({ processes: [...this.slots.keys()], owner: this.owner }, 'background processes scheduled');
+  }
+
+  /** The run under way on this node, if any (tests, HTTP). */
+  runOf(name: string): ProcessRun | undefined {
+    return this.slots.get(name)?.run;
+  }
+
+  private announced(a: ProcessAnnouncement): void {
+    const slot = this.slots.get(a.process);
+    if (!slot || this.stopped) return;
+    if (slot.run) {
+      if (a.what === 'changed' || a.what === 'pause') slot.run.requestMerge();
+      return;
+    }
+    if (a.what === 'trigger' || a.what === 'resume') this.arm(slot, Math.random() * 50);
+  }
+
+  private arm(slot: Slot, delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(slot.timer);
+    slot.timer = setTimeout(() => void this.wake(slot), Math.max(0, delayMs));
+    slot.timer.unref();
+  }
+
+  private async wake(slot: Slot): Promise<void> {
+    if (this.stopped || slot.run || slot.waking) return;
+    slot.waking = true;
+    const { store, logger } = this.options;
+    const { def } = slot;
+    try {
+      const claim = await store.claim(def.name, this.owner, def.leaseMs);
+      if (claim) {
+        const run = new ProcessRun(store, def, this.owner, claim, logger.child({ process: def.name, epoch: claim.epoch }));
+        slot.run = run;
+        logger.info({ process: def.name, run: claim.runNo, epoch: claim.epoch, resumed: claim.resumed }, 'background process run started');
+        slot.running = this.execute(slot, run);
+        return;
+      }
+      await this.armNext(slot);
+    } catch (err) {
+      logger.warn(
+        { process: def.name, err: describeError(err).message },
+        'claiming a background process run failed; trying at the next slot',
+      );
+      this.arm(slot, Math.min(def.scheduleMs, 10_000));
+    } finally {
+      slot.waking = false;
+    }
+  }
+
+  private async execute(slot: Slot, run: ProcessRun): Promise<void> {
+    const { logger } = this.options;
+    let outcome: RunOutcome;
+    try {
+      outcome = await run.execute();
+    } catch (err) {
+      outcome = 'incomplete';
+      logger.error({ process: slot.def.name, err: describeError(err).message }, 'a background process run failed to save its end');
+    }
+    slot.run = undefined;
+    const level = outcome === 'completed' || outcome === 'released' ? 'info' : 'warn';
+    logger[level](
+      { process: slot.def.name, run: run.state.run.runNo, outcome, stats: run.state.run.stats },
+      `background process run ${outcome}`,
+    );
+    this.options.onRunEnd?.(slot.def.name, outcome);
+    if (!this.stopped) await this.armNext(slot).catch(() => this.arm(slot, slot.def.scheduleMs));
+  }
+
+  /** Next look: the next slot plus jitter, or sooner when an unfinished run's lease runs out or a trigger waits. */
+  private async armNext(slot: Slot): Promise<void> {
+    const { def } = slot;
+    const peek = await this.options.store.peek(def.name);
+    const scheduleMs = peek?.scheduleMs ?? def.scheduleMs;
+    const now = peek?.dbNow.getTime() ?? Date.now();
+    let delay = msToNextSlot(now, scheduleMs) + Math.random() * def.jitterMs;
+    if (peek?.unfinished && peek.leaseExpiresAt) delay = Math.min(delay, peek.leaseExpiresAt.getTime() - now + 20 + Math.random() * 200);
+    if (peek?.triggered && !peek.unfinished) delay = Math.min(delay, 200 + Math.random() * 200);
+    this.arm(slot, delay);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const slot of this.slots.values()) {
+      clearTimeout(slot.timer);
+      slot.run?.stop();
+    }
+    await Promise.all([...this.slots.values()].map((s) => s.running?.catch(() => undefined)));
+    await this.unsubscribe?.().catch(() => undefined);
+  }
+}
