@@ -20,6 +20,8 @@ export class ProcessRun {
   private conflicted = false;
   private stopReason: 'paused' | 'shutdown' | undefined;
   private aborted = false;
+  /** An addError answered 'abort': the run ends aborted after the current item, whatever the worker does next. */
+  private budgetSpent = false;
   private lastSavedAt = Date.now();
   private mergeRequested = false;
   private readonly dirty = new Set<string>();
@@ -88,18 +90,20 @@ export class ProcessRun {
     if (this.claim.settingsVersion > state.settingsVersion) this.mergeRequested = true;
     this.renewTimer = setInterval(() => void this.renew(), Math.max(50, def.leaseMs / 3));
     this.renewTimer.unref();
+    // Both snapshots now: what a merge adds or unregisters during the run waits for the next one.
+    const activeSnapshot = [...state.active.keys()].sort();
+    const cleanupSnapshot = [...state.cleanup.keys()].sort();
     try {
-      await this.walkActive();
-      if (!this.controller.signal.aborted) await this.walkCleanup();
+      await this.walkActive(activeSnapshot);
+      if (!this.controller.signal.aborted) await this.walkCleanup(cleanupSnapshot);
       return await this.end();
     } finally {
       clearInterval(this.renewTimer);
     }
   }
 
-  private async walkActive(): Promise<void> {
+  private async walkActive(snapshot: readonly string[]): Promise<void> {
     const { state, def } = this;
-    const snapshot = [...state.active.keys()].sort();
     for (const name of snapshot) {
       if (this.controller.signal.aborted) return;
       const work: Work | undefined = state.active.get(name);
@@ -112,6 +116,13 @@ export class ProcessRun {
         await def.processActiveWork(this.ctx, name, work);
         if (this.conflicted) return;
         const status = state.active.get(name)?.status ?? work.status;
+        if (this.budgetSpent) {
+          status.state = 'aborted';
+          status.finishedAt = new Date().toISOString();
+          addStat(state.run.stats, 'workItemsAborted', 1);
+          this.abortRun();
+          return;
+        }
         status.state = 'completed';
         status.finishedAt = new Date().toISOString();
         addStat(state.run.stats, 'workItemsCompleted', 1);
@@ -137,9 +148,8 @@ export class ProcessRun {
     }
   }
 
-  private async walkCleanup(): Promise<void> {
+  private async walkCleanup(snapshot: readonly string[]): Promise<void> {
     const { state, def } = this;
-    const snapshot = [...state.cleanup.keys()].sort();
     for (const name of snapshot) {
       if (this.controller.signal.aborted) return;
       const item = state.cleanup.get(name);
@@ -149,6 +159,11 @@ export class ProcessRun {
       try {
         await def.cleanupWork(this.ctx, name);
         if (this.conflicted) return;
+        if (this.budgetSpent) {
+          item.status.state = 'aborted';
+          this.abortRun();
+          return;
+        }
         item.status.cleaned = true;
         item.status.state = 'completed';
         addStat(state.run.stats, 'workItemsCleaned', 1);
@@ -187,6 +202,7 @@ export class ProcessRun {
       if (recordError(item.errors, err) > def.maxErrorsPerItem) over = true;
     }
     this.logger.warn({ process: def.name, work: workName, err: describeError(err).message }, 'background process error');
+    if (over) this.budgetSpent = true;
     return over ? 'abort' : 'continue';
   }
 
