@@ -36,8 +36,9 @@ export class ProcessRun {
     private readonly claim: ClaimedRun,
     private readonly logger: Logger,
   ) {
-    const run = claim.resumed && claim.run ? { ...claim.run, resumes: claim.run.resumes + 1 } : newRunStatus(claim.runNo, claim.startedAt);
-    if (claim.resumed) run.errors.inRun = claim.run?.errors.inRun ?? 0;
+    // A resumed run goes on from what its last owner saved (possibly nothing yet).
+    const run = claim.resumed && claim.run ? { ...claim.run } : newRunStatus(claim.runNo, claim.startedAt);
+    if (claim.resumed) run.resumes++;
     this.state = {
       name: def.name,
       owner,
@@ -115,6 +116,7 @@ export class ProcessRun {
       try {
         await def.processActiveWork(this.ctx, name, work);
         if (this.conflicted) return;
+        this.dirty.add(name); // a save during the item cleared it
         const status = state.active.get(name)?.status ?? work.status;
         if (this.budgetSpent) {
           status.state = 'aborted';
@@ -128,6 +130,7 @@ export class ProcessRun {
         addStat(state.run.stats, 'workItemsCompleted', 1);
       } catch (err) {
         if (this.conflicted) return;
+        this.dirty.add(name);
         const status: WorkStatus = state.active.get(name)?.status ?? work.status;
         status.finishedAt = new Date().toISOString();
         if (this.controller.signal.aborted && this.stopReason) {
@@ -159,6 +162,7 @@ export class ProcessRun {
       try {
         await def.cleanupWork(this.ctx, name);
         if (this.conflicted) return;
+        this.dirty.add(name);
         if (this.budgetSpent) {
           item.status.state = 'aborted';
           this.abortRun();
@@ -169,6 +173,7 @@ export class ProcessRun {
         addStat(state.run.stats, 'workItemsCleaned', 1);
       } catch (err) {
         if (this.conflicted) return;
+        this.dirty.add(name);
         item.status.finishedAt = new Date().toISOString();
         if (def.isGone?.(err)) {
           item.status.cleaned = true;

@@ -68,7 +68,15 @@ export class ProcessRunner {
         { kinds: [ANNOUNCE_KIND] },
       );
     }
-    for (const slot of this.slots.values()) this.arm(slot, slot.def.initialWaitMs);
+    for (const slot of this.slots.values()) {
+      // A run left unfinished (its owner died) or a trigger waiting is looked at before initialWaitMs.
+      const peek = await store.peek(slot.def.name);
+      let first = slot.def.initialWaitMs;
+      if (peek?.unfinished && peek.leaseExpiresAt)
+        first = Math.min(first, Math.max(0, peek.leaseExpiresAt.getTime() - peek.dbNow.getTime()) + 20);
+      if (peek?.triggered && !peek.unfinished) first = Math.min(first, Math.random() * 200);
+      this.arm(slot, first);
+    }
     if (this.slots.size) logger.info({ processes: [...this.slots.keys()], owner: this.owner }, 'background processes scheduled');
   }
 
