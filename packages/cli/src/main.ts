@@ -4,6 +4,7 @@ import type { Command } from './command.js';
 import { cancel, enqueue, job, jobs, migrate, retry, status } from './commands/jobs.js';
 import { pause, paused, resume, rollCall, throttle } from './commands/control.js';
 import { schedule, schedulesList } from './commands/schedules.js';
+import { processesList, processShow } from './commands/processes.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
 import { dashboard } from './commands/dashboard.js';
@@ -26,6 +27,8 @@ export const COMMANDS: Command[] = [
   rollCall,
   schedulesList,
   schedule,
+  processesList,
+  processShow,
   migrate,
   dashboard,
 ];

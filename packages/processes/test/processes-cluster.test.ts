@@ -8,7 +8,7 @@ import test from 'ava';
 import path from 'node:path';
 import { connect } from '@partita/client';
 import { processes } from '@partita/processes';
-import { freshSchema, natsUrl, spawnNode, until, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, natsUrl, spawnNode, until, type SpawnedNode } from '../../../test/helpers/index.js';
 
 const NODE = path.join(import.meta.dirname, 'fixtures', 'process-node.ts');
 

@@ -1,6 +1,6 @@
 /** `partita start`: run a node until SIGTERM/SIGINT. */
 import path from 'node:path';
-import { createLogger, describeError, loadConfig, type Logger, type PartitaConfig } from '@partita/core';
+import { ConfigError, createLogger, describeError, loadConfig, type Logger, type PartitaConfig } from '@partita/core';
 import type { NodePlugin, PartitaNode } from '@partita/runtime';
 import { COMMON_OPTIONS, list, str, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
@@ -195,8 +195,28 @@ function drainProgress(node: PartitaNode | undefined, io: Io, graceMs: number): 
 export async function cliPlugins(config: PartitaConfig): Promise<NodePlugin[]> {
   // Schedules declared under plugins.processes.schedules are synced and fired by the cluster's nodes.
   const { processesPlugin } = await import('@partita/processes');
-  const plugins: NodePlugin[] = [processesPlugin() as NodePlugin];
+  const plugins: NodePlugin[] = [processesPlugin(await jobsModuleProcesses(config)) as NodePlugin];
   if (!config.http?.dashboard) return plugins;
   const { dashboardPlugin } = await import('@partita/dashboard');
   return [...plugins, dashboardPlugin() as NodePlugin];
+}
+
+/**
+ * The `processes` and `schedules` a jobs module may export beside its `jobs` (the same module the
+ * node imports: Node loads it once). A module that does not load is left to the node, which reports it.
+ */
+async function jobsModuleProcesses(config: PartitaConfig): Promise<{ processes?: never[]; schedules?: never[] }> {
+  if (typeof config.jobs !== 'string') return {};
+  const { importUserModule } = await import('@partita/runtime');
+  const mod = await importUserModule(config.jobs).catch(() => undefined);
+  const pick = (key: string) => {
+    const value = mod?.[key];
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value))
+      throw new ConfigError([{ path: 'jobs', message: `${config.jobs} exports \`${key}\` as something other than an array` }]);
+    return value as never[];
+  };
+  const processes = pick('processes');
+  const schedules = pick('schedules');
+  return { ...(processes ? { processes } : {}), ...(schedules ? { schedules } : {}) };
 }

@@ -1,0 +1,68 @@
+/**
+ * A jobs module exporting `processes` and `schedules` beside its `jobs`: `partita start` runs them,
+ * and the CLI lists, shows, triggers, pauses and resumes the process.
+ */
+import test from 'ava';
+import path from 'node:path';
+import { connect } from '@partita/client';
+import { processes } from '@partita/processes';
+import { freshSchema, natsUrl, type SpawnedNode } from '../../../test/helpers/index.js';
+import { cliJson, runCli, startCliNode, tempDir, until, writeConfig } from '../../../test/fixtures/cli.js';
+
+const JOBS_MODULE = path.join(import.meta.dirname, 'fixtures', 'process-jobs.mjs');
+
+test.serial('partita start runs the processes and schedules of the jobs module; partita process steers them', async (t) => {
+  const s = await freshSchema('proc_cli');
+  const tmp = await tempDir('proc-cli');
+  const nats = await natsUrl();
+  let node: SpawnedNode | undefined;
+  const client = await connect({ postgres: s.url, schema: s.schema, cluster: s.schema, nats: { servers: [nats] } });
+  t.teardown(async () => {
+    node?.kill('SIGKILL');
+    await client.close().catch(() => undefined);
+    await s.drop();
+    await tmp.cleanup();
+  });
+  const config = await writeConfig(tmp.dir, {
+    cluster: s.schema,
+    postgres: { url: s.url, schema: s.schema, poolSize: 4 },
+    nats: { servers: [nats] },
+    persister: 'postgres',
+    dataDir: path.join(tmp.dir, 'data'),
+    jobs: JOBS_MODULE,
+    partitions: { p: { queues: { default: { concurrency: 1 } } } },
+  });
+  node = await startCliNode(config, { nodeId: 'cli-node' });
+  const conn = ['-c', config];
+  const api = processes(client);
+  await until('the process is declared', async () => (await api.get('tally')) !== undefined, 20_000);
+  await api.registerWork('tally', 'a', { n: 2 });
+  await api.registerWork('tally', 'b', { n: 5 });
+
+  const triggered = await runCli(['process', 'trigger', 'tally', ...conn]);
+  t.is(triggered.code, 0, triggered.stderr);
+  t.regex(triggered.stdout, /triggered tally/);
+  await until('the triggered run completes', async () => (await api.get('tally'))?.lastRun?.state === 'completed', 20_000);
+  const shown = cliJson(await runCli(['process', 'tally', ...conn, '--json']));
+  t.is(shown.lastRun.stats['work.units'], 7);
+  t.is(shown.owner.id.split('/')[0], 'cli-node');
+  t.deepEqual(
+    shown.work.map((w: { name: string; status: { state: string } }) => [w.name, w.status.state]),
+    [
+      ['a', 'completed'],
+      ['b', 'completed'],
+    ],
+  );
+  const listed = await runCli(['processes', ...conn]);
+  t.is(listed.code, 0, listed.stderr);
+  t.regex(listed.stdout, /^tally\s+idle\s+1 h 0 min\s+cli-node\/\S+\s+#1 completed/m);
+  const text = await runCli(['process', 'tally', ...conn]);
+  t.regex(text.stdout, /work items:/);
+  t.is((await runCli(['process', 'pause', 'tally', ...conn])).code, 0);
+  t.is((await api.get('tally'))!.state, 'paused');
+  t.is((await runCli(['process', 'resume', 'tally', ...conn])).code, 0);
+  t.is((await runCli(['process', 'nope', ...conn])).code, 3);
+
+  const sched = cliJson(await runCli(['schedule', 'hourly', ...conn, '--json']));
+  t.is(sched.cron, '@hourly', 'the schedule exported by the jobs module was synced');
+});
