@@ -9,7 +9,7 @@
 import type { Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import type pg from 'pg';
-import type { ScheduleStore } from './store.js';
+import type { FiringResult, ScheduleStore } from './store.js';
 
 export interface ScheduleCounters {
   fired(schedule: string, count: number): void;
@@ -35,6 +35,8 @@ type Msg = { t: 'wake' } | { t: 'prune' };
 /** Schedules read per query of due ones; a fuller batch is followed by another at once. */
 const DUE_BATCH = 1000;
 const PRUNE_EVERY_MS = 3_600_000;
+/** Schedules fired per transaction: a few round trips per batch instead of per schedule. */
+const FIRE_BATCH = 200;
 
 export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
   const { store, logger } = options;
@@ -69,10 +71,28 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
       let again = full;
       // The first query's next time is of the schedules that were not due; those fired now are due again at their plan's next.
       let earliest = nextAt?.getTime();
-      for (const id of due) {
-        if ((failing.get(id) ?? 0) > localNow || stopping) continue;
+      const ready = due.filter((id) => (failing.get(id) ?? 0) <= localNow);
+      for (let i = 0; i < ready.length && !stopping; i += FIRE_BATCH) {
+        const batch = ready.slice(i, i + FIRE_BATCH);
+        let results: Map<string, FiringResult>;
         try {
-          const result = await store.fire(id, options.graceMs);
+          results = await store.fireMany(batch, options.graceMs);
+        } catch (err) {
+          // One schedule that cannot fire must not hold the batch back: one by one, to find it.
+          logger.warn({ err: describeError(err).message, batch: batch.length }, 'a batched firing failed; firing its schedules one by one');
+          results = new Map();
+          for (const id of batch) {
+            if (stopping) break;
+            try {
+              results.set(id, await store.fire(id, options.graceMs));
+            } catch (e) {
+              failing.set(id, Date.now() + options.retryMs);
+              logger.error({ schedule: id, err: describeError(e) }, `firing the schedule failed; trying again in ${options.retryMs} ms`);
+              await store.recordFailure(id, describeError(e).message).catch(() => undefined);
+            }
+          }
+        }
+        for (const [id, result] of results) {
           failing.delete(id);
           fired++;
           if (result.enqueued.length) options.counters.fired(id, result.enqueued.length);
@@ -82,10 +102,6 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
           }
           if (result.more) again = true;
           if (result.next && !result.idle) earliest = Math.min(earliest ?? Infinity, result.next.getTime());
-        } catch (err) {
-          failing.set(id, Date.now() + options.retryMs);
-          logger.error({ schedule: id, err: describeError(err) }, `firing the schedule failed; trying again in ${options.retryMs} ms`);
-          await store.recordFailure(id, describeError(err).message).catch(() => undefined);
         }
       }
       if (again && fired > 0 && !stopping) continue;

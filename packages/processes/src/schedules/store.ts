@@ -21,6 +21,8 @@ type OpName =
   | 'occurrence_claim'
   | 'occurrence_list'
   | 'occurrence_settle'
+  | 'occurrences_claim_many'
+  | 'occurrences_settle_many'
   | 'occurrences_prune'
   | 'schedule_failed'
   | 'schedule_fired'
@@ -31,7 +33,9 @@ type OpName =
   | 'schedule_remove'
   | 'schedule_resume'
   | 'schedule_upsert'
-  | 'schedules_due';
+  | 'schedules_due'
+  | 'schedules_fired_many'
+  | 'schedules_lock_many';
 
 /** A schedule as stored, with its state. */
 export interface ScheduleRecord extends ResolvedSchedule {
@@ -316,6 +320,117 @@ export class ScheduleStore {
     });
     await this.wake(woken);
     return result;
+  }
+
+  /**
+   * Fires what is due of many schedules in one transaction and a fixed number of round trips (lock,
+   * claim, enqueue, settle, record, wake), whatever their number: the same rules as fire(), batched.
+   * One difference: within one batch, an occurrence after one whose job a queue key refused counts
+   * the refused one as live for overlap: skip (fire() would try it).
+   */
+  async fireMany(ids: readonly string[], graceMs: number): Promise<Map<string, FiringResult>> {
+    const woken = new Map<string, Set<string>>();
+    const results = new Map<string, FiringResult>();
+    if (ids.length === 0) return results;
+    await this.jobs.withTransaction(async (tx) => {
+      const rows = await this.run<ScheduleRow & { db_now: Date }>('schedules_lock_many', tx.client, [ids]);
+      const plans = new Map<string, { s: ScheduleRecord; plan: ReturnType<typeof planFiring>; dbNow: Date }>();
+      for (const row of rows) {
+        if (row.paused) continue;
+        const s = toRecord(row);
+        const plan = planFiring({
+          cron: parseCron(s.cron, s.timezone),
+          misfire: s.misfire,
+          backfillMs: s.backfillMs,
+          graceMs,
+          accountedUntil: row.accounted_until,
+          now: row.db_now,
+        });
+        plans.set(s.id, { s, plan, dbNow: row.db_now });
+      }
+      const wanted = [...plans.values()].flatMap(({ s, plan }) => plan.fire.map((fireAt) => [s.id, fireAt] as const));
+      const claimed = new Set<string>();
+      if (wanted.length) {
+        const got = await this.run<{ schedule_id: string; fire_at: Date }>('occurrences_claim_many', tx.client, [
+          wanted.map(([id]) => id),
+          wanted.map(([, at]) => at),
+        ]);
+        for (const r of got) claimed.add(`${r.schedule_id}\u0000${r.fire_at.getTime()}`);
+      }
+      const toEnqueue: { id: string; fireAt: Date }[] = [];
+      const settle: { id: string; fireAt: Date; jobId: string | null; outcome: Occurrence['outcome'] }[] = [];
+      const overlapCount = new Map<string, number>();
+      for (const { s, plan } of plans.values()) {
+        let live = s.overlap === 'skip' && s.lastJobLive;
+        for (const fireAt of plan.fire) {
+          if (!claimed.has(`${s.id}\u0000${fireAt.getTime()}`)) continue; // another firing owns it
+          if (live) {
+            settle.push({ id: s.id, fireAt, jobId: null, outcome: 'overlap' });
+            overlapCount.set(s.id, (overlapCount.get(s.id) ?? 0) + 1);
+            continue;
+          }
+          toEnqueue.push({ id: s.id, fireAt });
+          live = s.overlap === 'skip';
+        }
+      }
+      const outcomes = toEnqueue.length
+        ? await tx.enqueue(
+            toEnqueue.map(({ id }) => {
+              const s = plans.get(id)!.s;
+              return { partition: s.partition, type: s.type, payload: s.payload, ...(s.queue ? { queue: s.queue } : {}) };
+            }),
+          )
+        : [];
+      const enqueued = new Map<string, { fireAt: Date; jobId: string }[]>();
+      toEnqueue.forEach(({ id, fireAt }, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.refused) settle.push({ id, fireAt, jobId: null, outcome: 'refused' });
+        else {
+          settle.push({ id, fireAt, jobId: outcome.id, outcome: 'enqueued' });
+          enqueued.set(id, [...(enqueued.get(id) ?? []), { fireAt, jobId: outcome.id }]);
+        }
+      });
+      if (settle.length) {
+        await this.run('occurrences_settle_many', tx.client, [
+          settle.map((x) => x.id),
+          settle.map((x) => x.fireAt),
+          settle.map((x) => x.jobId),
+          settle.map((x) => x.outcome),
+        ]);
+      }
+      const fired = [...plans.values()];
+      if (fired.length) {
+        await this.run('schedules_fired_many', tx.client, [
+          fired.map(({ s }) => s.id),
+          fired.map(({ plan }) => plan.accountedUntil),
+          fired.map(({ plan }) => plan.next ?? null),
+          fired.map(({ plan }) => (plan.fire.length ? plan.fire[plan.fire.length - 1] : null)),
+          fired.map(({ s }) => enqueued.get(s.id)?.at(-1)?.jobId ?? null),
+          fired.map(({ s }) => enqueued.get(s.id)?.length ?? 0),
+          fired.map(({ plan }) => plan.missed),
+          fired.map(({ s }) => overlapCount.get(s.id) ?? 0),
+        ]);
+      }
+      const allJobs = [...enqueued.values()].flat();
+      if (allJobs.length) await this.collectQueues(tx, allJobs, woken);
+      for (const id of ids) {
+        const p = plans.get(id);
+        if (!p) {
+          results.set(id, { idle: true, enqueued: [], missed: 0, overlapSkipped: 0, next: undefined, more: false });
+          continue;
+        }
+        results.set(id, {
+          idle: false,
+          enqueued: enqueued.get(id) ?? [],
+          missed: p.plan.missed,
+          overlapSkipped: overlapCount.get(id) ?? 0,
+          next: p.plan.next,
+          more: p.plan.next !== undefined && p.plan.next.getTime() <= p.dbNow.getTime(),
+        });
+      }
+    });
+    await this.wake(woken);
+    return results;
   }
 
   /** Runs the schedule now, as an extra occurrence at the database's clock (overlap still applies). */
