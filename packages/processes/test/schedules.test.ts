@@ -214,3 +214,48 @@ test.serial('two firings of one schedule at once (two leaders, a deposed one): e
   );
   t.is(jobs[0].n, rows.length, 'one job per occurrence');
 });
+
+test.serial('batched firings (fireMany) of overlapping schedule sets at once, and with fire(): each occurrence once', async (t) => {
+  const db = await freshSchema('sched_batch');
+  const nodes: PartitaNode[] = [];
+  t.teardown(async () => {
+    await stopAll(nodes);
+    await db.drop();
+  });
+  nodes.push(await startNode(nodeOptions(db, { misfireGraceMs: 60_000 })));
+  const api = schedules(nodes[0]!.client);
+  const ids = ['b1', 'b2', 'b3', 'b4', 'b5'];
+  for (const id of ids) await api.create({ id, cron: '* * * * * *', partition: 'p', type: 'tick', misfire: 'backfill', overlap: 'allow' });
+  await api.create({ id: 'b-skip', cron: '* * * * * *', partition: 'p', type: 'slow', misfire: 'backfill', overlap: 'skip' });
+  for (const id of [...ids, 'b-skip']) await api.pause(id);
+  await db.pool.query(
+    `UPDATE "${db.schema}".schedules SET paused = id = 'b5', accounted_until = now() - interval '10 seconds', next_fire_at = now()`,
+  );
+  const { clientStore } = await import('@partita/client/internal');
+  const a = new ScheduleStore(db.pool, db.schema, clientStore(nodes[0]!.client));
+  const b = new ScheduleStore(db.pool, db.schema, clientStore(nodes[0]!.client));
+  const all = [...ids, 'b-skip'];
+  const [ra, rb, rc] = await Promise.all([a.fireMany(all, 60_000), b.fireMany(['b3', 'b2', 'b1', 'b-skip'], 60_000), a.fire('b4', 60_000)]);
+  t.true(ra.get('b5')!.idle, 'a paused schedule is left alone');
+  const fired = [...ra.entries(), ...rb.entries(), ['b4', rc] as const].flatMap(([id, r]) =>
+    r.enqueued.map((e) => `${id}@${e.fireAt.getTime()}`),
+  );
+  t.is(new Set(fired).size, fired.length, 'no occurrence enqueued twice');
+  for (const id of ['b1', 'b2', 'b3', 'b4']) {
+    const rows = await occurrences(db, id);
+    t.true(rows.length >= 9, `${id}: the 10 s backlog was fired (${rows.length})`);
+    t.true(rows.every((r) => r.outcome === 'enqueued' && r.job_id));
+  }
+  t.is((await occurrences(db, 'b5')).length, 0);
+  const skip = await occurrences(db, 'b-skip');
+  t.is(skip.filter((r) => r.outcome === 'enqueued').length, 1, 'overlap: skip enqueues the first of the backlog only');
+  t.true(skip.slice(1).every((r) => r.outcome === 'overlap'));
+  const record = (await api.get('b-skip'))!;
+  t.is(record.overlapSkipped, skip.length - 1);
+  t.is(record.firedCount, 1);
+  const { rows: jobs } = await db.pool.query(
+    `SELECT count(*)::int AS n FROM (SELECT id FROM "${db.schema}".jobs UNION ALL SELECT id FROM "${db.schema}".jobs_history) j`,
+  );
+  const { rows: occ } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".schedule_occurrences WHERE job_id IS NOT NULL`);
+  t.is(jobs[0].n, occ[0].n, 'one job per enqueued occurrence');
+});
