@@ -13,7 +13,7 @@ const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const config = args[0] as string | { name?: string; text?: string };
   const key = typeof config === 'string' ? config : (config?.name ?? config?.text ?? '');
-  if (key.startsWith('sched_schedule_lock')) counts.fire++;
+  if (key.startsWith('sched_schedule_lock') || key.startsWith('sched_schedules_lock_many')) counts.fire++;
   if (key.startsWith('sched_') || /^(UN)?LISTEN/.test(key)) counts.sched++;
   else if (/lease/.test(key)) counts.lease++;
   else counts.other++;
@@ -40,12 +40,16 @@ const node = await startNode({
 });
 let last = { ...counts };
 let lastCpu = process.cpuUsage();
+let lastAt = Date.now();
 setInterval(() => {
+  const now = Date.now();
+  const dtMs = now - lastAt;
+  lastAt = now;
   const cpu = process.cpuUsage(lastCpu);
   lastCpu = process.cpuUsage();
   const delta = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v - last[k as keyof typeof counts]]));
   last = { ...counts };
-  process.stdout.write(JSON.stringify({ t: Date.now(), cpuMs: (cpu.user + cpu.system) / 1000, ...delta }) + '\n');
+  process.stdout.write(JSON.stringify({ t: now, dtMs, cpuMs: (cpu.user + cpu.system) / 1000, ...delta }) + '\n');
 }, 1000).unref();
 process.on('SIGTERM', () => void node.stop({ graceMs: 500 }).then(() => process.exit(0)));
 process.stderr.write(`ready ${env('NODE_ID')}\n`);
