@@ -80,7 +80,8 @@ try {
   const window = samples.filter((s) => s.t >= started + 5000);
   const second = (s: Sample) => Math.floor(s.t / 1000);
   const firing = new Set<number>();
-  for (const s of window.filter((x) => x.fire > 0)) for (let at = s.t - s.dtMs; at <= s.t + 1000; at += 500) firing.add(Math.floor(at / 1000));
+  for (const s of window.filter((x) => x.fire > 0))
+    for (let at = s.t - s.dtMs; at <= s.t + 1000; at += 500) firing.add(Math.floor(at / 1000));
   const report = (rows: Sample[]) => {
     const sum = (k: keyof Sample) => rows.reduce((n, r) => n + (r[k] as number), 0);
     const secs = sum('dtMs') / 1000 || 1;
