@@ -87,7 +87,6 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
     if (names.has(d.name)) throw new ValidationError(`"${d.name}" is given twice`, `processesPlugin.processes.${i}.name`);
     names.add(d.name);
   });
-  const runners = new WeakMap<object, ProcessRunner>();
   const declared: ResolvedSchedule[] = (options.schedules ?? []).map((s, i) => resolveSchedule(s, `processesPlugin.schedules.${i}`));
   // One store per node: the same plugin object may be handed to several nodes (tests, embedding).
   const stores = new WeakMap<object, ScheduleStore>();
@@ -162,7 +161,6 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
         processes: definitions,
         ...(options.onProcessRunEnd ? { onRunEnd: options.onProcessRunEnd } : {}),
       });
-      runners.set(ctx.store, runner);
       await runner.start();
       return () => runner.stop();
     },

@@ -93,10 +93,8 @@ function toWork(w: StoredWork): ProcessWorkRecord {
   };
 }
 
-export function toProcessRecord(row: ProcessRow, work: StoredWork[]): ProcessRecord {
+export function toProcessRecord(row: ProcessRow, counts: ProcessRecord['counts']): ProcessRecord {
   const unfinished = row.run_started_at !== null && row.run_finished_at === null;
-  const counts = { active: 0, cleanup: 0, dropped: 0 };
-  for (const w of work) counts[w.list]++;
   return {
     name: row.name,
     scheduleMs: Number(row.schedule_ms),
@@ -139,7 +137,9 @@ export function processes(client: Client): Processes {
     const row = await store.get(name);
     if (!row) return undefined;
     const work = await store.work(name, ['active', 'cleanup', 'dropped']);
-    const record = toProcessRecord(row, work);
+    const counts = { active: 0, cleanup: 0, dropped: 0 };
+    for (const w of work) counts[w.list]++;
+    const record = toProcessRecord(row, counts);
     return withWork ? { ...record, work: work.map(toWork) } : record;
   };
   return {
@@ -165,10 +165,8 @@ export function processes(client: Client): Processes {
     },
     get: (name) => get(name, true),
     async list() {
-      const rows = await store.list();
-      const out: ProcessRecord[] = [];
-      for (const row of rows) out.push(toProcessRecord(row, await store.work(row.name, ['active', 'cleanup', 'dropped'])));
-      return out;
+      const [rows, counts] = await Promise.all([store.list(), store.workCounts()]);
+      return rows.map((row) => toProcessRecord(row, counts.get(row.name) ?? { active: 0, cleanup: 0, dropped: 0 }));
     },
     async trigger(process) {
       await store.trigger(nameOf(process, 'process'));

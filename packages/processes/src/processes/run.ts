@@ -22,6 +22,7 @@ export class ProcessRun {
   private aborted = false;
   /** An addError answered 'abort': the run ends aborted after the current item, whatever the worker does next. */
   private budgetSpent = false;
+  private ended = false;
   private lastSavedAt = Date.now();
   private mergeRequested = false;
   private readonly dirty = new Set<string>();
@@ -234,6 +235,7 @@ export class ProcessRun {
 
   progress(force: boolean): Promise<ProgressResult> {
     if (this.conflicted) return Promise.resolve('conflict');
+    if (this.ended) return Promise.resolve('none'); // a stray call after the run's end writes nothing
     if (!force && !this.mergeRequested && Date.now() - this.lastSavedAt < this.def.progressMs) return Promise.resolve('none');
     return this.serial(() => this.write('save'));
   }
@@ -319,6 +321,7 @@ export class ProcessRun {
   }
 
   private async end(): Promise<RunOutcome> {
+    this.ended = true;
     if (this.conflicted) return 'conflict';
     if (this.stopReason === 'shutdown') {
       await this.serial(() => this.write('release'));

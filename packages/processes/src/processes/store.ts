@@ -33,7 +33,8 @@ type OpName =
   | 'work_prune_dropped'
   | 'work_register'
   | 'work_save_status'
-  | 'work_unregister';
+  | 'work_unregister'
+  | 'work_counts';
 
 type Db = pg.Pool | pg.PoolClient;
 
@@ -266,6 +267,17 @@ export class ProcessStore {
       listedAt: r.listed_at,
       status: r.status,
     }));
+  }
+
+  /** process → list → count, for every process in one query. */
+  async workCounts(): Promise<Map<string, Record<StoredWork['list'], number>>> {
+    const out = new Map<string, Record<StoredWork['list'], number>>();
+    for (const r of await this.run<{ process: string; list: StoredWork['list']; n: number }>('work_counts', this.pool, [])) {
+      const counts = out.get(r.process) ?? { active: 0, cleanup: 0, dropped: 0 };
+      counts[r.list] = r.n;
+      out.set(r.process, counts);
+    }
+    return out;
   }
 
   async get(name: string): Promise<ProcessRow | undefined> {
