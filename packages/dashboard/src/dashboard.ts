@@ -84,6 +84,11 @@ export interface DashboardOptions {
   queryTimeoutMs?: number;
   /** The largest bulk action on a whole filter (default 10,000). */
   maxBulk?: number;
+  /**
+   * Above this many live jobs (Postgres's maintained estimate) queue depths are estimated from a
+   * block sample of the hot table instead of counted (default 100,000).
+   */
+  estimateDepthAbove?: number;
 }
 
 export interface DashboardHandler {
@@ -104,9 +109,10 @@ const ROLL_CALL_TTL_MS = 5000;
 const DB_SHARE_INVERSE = 50;
 /**
  * Above this many live jobs (Postgres's own maintained estimate) depth is estimated from a block
- * sample of about SAMPLE_ROWS rows instead of counted: the exact GROUP BY reads every live row.
+ * sample of about SAMPLE_ROWS rows instead of counted: the exact GROUP BY reads every live row
+ * (and computes each one's shown state) on every refresh.
  */
-const EXACT_COUNT_LIMIT = 100_000;
+const ESTIMATE_DEPTH_ABOVE = 100_000;
 const SAMPLE_ROWS = 20_000;
 const LAYERS_TTL_MS = 30_000;
 const WORKFLOW_PAGE_SIZE = 50;
@@ -156,12 +162,12 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   };
   const db = new DashboardDb(client, timeoutMs);
   // One refresh per dashboard process, whatever the number of viewers (they share `cached`); past
-  // EXACT_COUNT_LIMIT the figures are a scaled block sample and the pages mark them ≈.
+  // estimateDepthAbove the figures are a scaled block sample and the pages mark them ≈.
   let estimatedDepth = false;
   const counts = cached(COUNTS_TTL_MS, async (): Promise<QueueCount[]> => {
     const [row] = await db.run<{ live: number }>('live_jobs_estimate');
     const live = Number(row?.live ?? 0);
-    if (live <= EXACT_COUNT_LIMIT) {
+    if (live <= (options.estimateDepthAbove ?? ESTIMATE_DEPTH_ABOVE)) {
       estimatedDepth = false;
       return within('counting live jobs', client.queueCounts());
     }
