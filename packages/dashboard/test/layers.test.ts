@@ -192,6 +192,17 @@ test.serial('workflows: versions, the listing by field, the graph with states, a
   t.deepEqual(await interrupted.locator('#workflows tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))), [second]);
   await interrupted.close();
 
+  for (const [name, url] of [
+    ['workflows', `${ui}/workflows`],
+    ['workflow', `${ui}/workflows/dashapp/${first}`],
+  ] as const) {
+    const phone = await open(url, { width: 375, height: 740 });
+    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    t.true(overflow <= 1, `${name} fits a phone's width (overflow ${overflow}px)`);
+    await shot(phone, `${name}-phone`);
+    await phone.close();
+  }
+
   const missing = await browser.newPage();
   t.is((await missing.goto(`${ui}/workflows/dashapp/no-such-id`))!.status(), 404);
   await missing.close();
@@ -227,6 +238,9 @@ test.serial('schedules: next and last fire, trigger, pause and resume from the p
   await page.waitForURL(/resumed/);
   t.is(await row.locator('[data-badge="paused"]').count(), 0);
   await page.close();
+  const phone = await open(`${ui}/schedules`, { width: 375, height: 740 });
+  t.true((await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')) <= 1, 'schedules fit a phone');
+  await phone.close();
 
   await until(
     'the schedule actions on the bus',
