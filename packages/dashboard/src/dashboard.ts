@@ -115,6 +115,7 @@ const DB_SHARE_INVERSE = 50;
 const ESTIMATE_DEPTH_ABOVE = 100_000;
 const SAMPLE_ROWS = 20_000;
 const LAYERS_TTL_MS = 30_000;
+const FAILED_READ_KEPT_MS = 30_000;
 const WORKFLOW_PAGE_SIZE = 50;
 const ROLL_CALL_WINDOW_MS = 300;
 const MAX_BODY = 1 << 20;
@@ -152,9 +153,12 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         const started = Date.now();
         const entry = { at: started, ttl, p: load() };
         value = entry;
+        // A failed read (past the page's deadline, say) is kept for a while too: its query may still
+        // be running in Postgres, and each viewer's refresh starting another made a count storm.
+        const spent = () => (Date.now() - started) * DB_SHARE_INVERSE;
         entry.p.then(
-          () => (entry.ttl = Math.max(ttl, (Date.now() - started) * DB_SHARE_INVERSE)),
-          () => value === entry && (value = undefined),
+          () => (entry.ttl = Math.max(ttl, spent())),
+          () => (entry.ttl = Math.min(FAILED_READ_KEPT_MS, Math.max(ttl, spent()))),
         );
       }
       return value.p;
