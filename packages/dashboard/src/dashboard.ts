@@ -145,7 +145,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   // when that is longer: a count over a deep live table (a million queued jobs) is then read seldom
   // enough that an open dashboard keeps Postgres busy about 1/DB_SHARE_INVERSE of the time at most.
   const resets: (() => void)[] = [];
-  const cached = <T>(ttl: number, load: () => Promise<T>) => {
+  const cached = <T>(ttl: number, load: () => Promise<T>, keepFailures = true) => {
     let value: { at: number; ttl: number; p: Promise<T> } | undefined;
     resets.push(() => (value = undefined));
     return (): Promise<T> => {
@@ -158,7 +158,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         const spent = () => (Date.now() - started) * DB_SHARE_INVERSE;
         entry.p.then(
           () => (entry.ttl = Math.max(ttl, spent())),
-          () => (entry.ttl = Math.min(FAILED_READ_KEPT_MS, Math.max(ttl, spent()))),
+          () => {
+            if (keepFailures) entry.ttl = Math.min(FAILED_READ_KEPT_MS, Math.max(ttl, spent()));
+            else if (value === entry) value = undefined;
+          },
         );
       }
       return value.p;
@@ -202,7 +205,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     return c;
   };
   const queueHeads = cached(COUNTS_TTL_MS, () => within('reading the queue heads', client.queueHeads()));
-  const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })));
+  // A roll call is a gather on the bus, not a query: one that failed is simply asked again.
+  const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })), false);
   const controls = cached(COUNTS_TTL_MS, async () => {
     const partitions = [...new Set((await counts()).map((c) => c.partition))].sort();
     const out = new Map<string, Awaited<ReturnType<Client['control']>>>();

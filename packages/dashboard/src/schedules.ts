@@ -26,7 +26,7 @@ export function schedulesBody(base: string, readOnly: boolean, list: ScheduleRec
                 <th>Last fire</th>
                 <th class="num">Fired</th>
                 <th class="num">Missed</th>
-                <th class="num hide-narrow">Overlap skipped</th>
+                <th class="num hide-narrow" title="Occurrences not enqueued because the last job was still live">Skipped</th>
                 <th>Status</th>
                 ${readOnly ? '' : html`<th>Actions</th>`}
               </tr>
@@ -37,7 +37,7 @@ export function schedulesBody(base: string, readOnly: boolean, list: ScheduleRec
                   html`<tr data-schedule="${s.id}">
                     <td>${s.id} <small class="muted">${s.source}</small></td>
                     <td><code>${s.cron}</code>${s.timezone !== 'UTC' ? html` <small>${s.timezone}</small>` : ''}</td>
-                    <td>${s.partition}/${s.queue ?? 'default'} · ${s.type}</td>
+                    <td>${s.type} <small class="muted">${s.partition}${s.queue ? `/${s.queue}` : ''}</small></td>
                     <td>${s.paused ? '—' : s.nextFireAt ? time(s.nextFireAt) : '—'}</td>
                     <td>
                       ${s.lastFireAt ? time(s.lastFireAt) : '—'}${s.lastJobId
