@@ -336,7 +336,17 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
     [...(await processesSql('migrations')), ...(await processesSql('ops'))].sort(),
     'every processes migration and op ships',
   );
-  for (const p of packed.filter((x) => x.dir !== 'postgres' && x.dir !== 'workflows' && x.dir !== 'processes'))
+  // @partita/dashboard ships its own read ops (workflow listings, the live-job estimate); no migrations.
+  const dash = packed.find((p) => p.dir === 'dashboard')!;
+  t.deepEqual(
+    dash.files.filter((f) => f.startsWith('sql/')).sort(),
+    (await fs.readdir(path.join(ROOT, 'packages/dashboard/sql/ops')))
+      .filter((f) => f.endsWith('.sql'))
+      .map((f) => `sql/ops/${f}`)
+      .sort(),
+    'every dashboard op ships',
+  );
+  for (const p of packed.filter((x) => !['postgres', 'workflows', 'processes', 'dashboard'].includes(x.dir)))
     t.false(
       p.files.some((f) => f.startsWith('sql/')),
       `${p.name} has no sql/`,

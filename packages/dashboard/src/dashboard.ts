@@ -12,6 +12,10 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BulkResult, Client, JobMatch, MemberProfile, QueueCount } from '@partita/client';
+import { clientBus } from '@partita/client/internal';
+import { subjects } from '@partita/protocol';
+import { schedules as schedulesOf, type Schedules } from '@partita/processes';
+import { app as workflowApp, compileDefinition, WorkflowNotFoundError, type CompiledApp } from '@partita/workflows';
 import {
   describeError,
   isUuid,
@@ -24,16 +28,35 @@ import {
   type Logger,
 } from '@partita/core';
 import { bulkMatch, formatFilter, idRange, listFilter, listingOnly, matchesRow, parseFilter, type JobFilter } from './filter.js';
-import { bars, html, Html, json, page, type Layout } from './html.js';
+import { bars, html, Html, json, page, time, type Layout } from './html.js';
 import { Live } from './live.js';
+import { DashboardDb } from './db.js';
+import { schedulesBody } from './schedules.js';
+import {
+  cursorOf,
+  WORKFLOW_STATUSES,
+  workflowBody,
+  workflowsBody,
+  workflowUrl,
+  type AppVersionRow,
+  type WorkflowListFilter,
+  type WorkflowRow,
+  type WorkflowStatus,
+} from './workflows.js';
 
 /** What a person asks the dashboard to do; `authorize` sees every one, `view` for each page read. */
 export type DashboardAction =
-  | { kind: 'view'; page: 'overview' | 'queues' | 'jobs' | 'job' | 'bulk' | 'events' }
+  | { kind: 'view'; page: 'overview' | 'queues' | 'jobs' | 'job' | 'bulk' | 'events' | 'workflows' | 'workflow' | 'schedules' }
   | { kind: 'retry' | 'cancel' | 'delete'; jobId: string }
   | { kind: 'pause' | 'resume'; partition: string; queue: string }
   | { kind: 'throttle'; partition: string; queue: string; ms: number }
-  | { kind: 'bulk'; op: BulkOp; ids?: string[]; filter?: JobMatch; limit: number };
+  | { kind: 'bulk'; op: BulkOp; ids?: string[]; filter?: JobMatch; limit: number }
+  | { kind: 'interrupt'; app: string; workflowId: string; reason?: string }
+  | { kind: 'hook'; app: string; topic: string; workflowId: string; data: unknown }
+  | { kind: 'schedule-pause' | 'schedule-resume' | 'schedule-trigger'; schedule: string };
+
+/** The bus message kind of an action event (on `partita.<cluster>.action.<action kind>`); its data is an ActionRecord. */
+export const ACTION_EVENT_KIND = 'dashboard.action';
 
 export type BulkOp = 'retry' | 'cancel' | 'delete';
 
@@ -61,6 +84,11 @@ export interface DashboardOptions {
   queryTimeoutMs?: number;
   /** The largest bulk action on a whole filter (default 10,000). */
   maxBulk?: number;
+  /**
+   * Above this many live jobs (Postgres's maintained estimate) queue depths are estimated from a
+   * block sample of the hot table instead of counted (default 100,000).
+   */
+  estimateDepthAbove?: number;
 }
 
 export interface DashboardHandler {
@@ -79,6 +107,16 @@ const SCAN_BATCH = 200;
 const COUNTS_TTL_MS = 1000;
 const ROLL_CALL_TTL_MS = 5000;
 const DB_SHARE_INVERSE = 50;
+/**
+ * Above this many live jobs (Postgres's own maintained estimate) depth is estimated from a block
+ * sample of about SAMPLE_ROWS rows instead of counted: the exact GROUP BY reads every live row
+ * (and computes each one's shown state) on every refresh.
+ */
+const ESTIMATE_DEPTH_ABOVE = 100_000;
+const SAMPLE_ROWS = 20_000;
+const LAYERS_TTL_MS = 30_000;
+const FAILED_READ_KEPT_MS = 30_000;
+const WORKFLOW_PAGE_SIZE = 50;
 const ROLL_CALL_WINDOW_MS = 300;
 const MAX_BODY = 1 << 20;
 const ASSETS = new URL('../assets/', import.meta.url);
@@ -107,7 +145,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   // when that is longer: a count over a deep live table (a million queued jobs) is then read seldom
   // enough that an open dashboard keeps Postgres busy about 1/DB_SHARE_INVERSE of the time at most.
   const resets: (() => void)[] = [];
-  const cached = <T>(ttl: number, load: () => Promise<T>) => {
+  const cached = <T>(ttl: number, load: () => Promise<T>, keepFailures = true) => {
     let value: { at: number; ttl: number; p: Promise<T> } | undefined;
     resets.push(() => (value = undefined));
     return (): Promise<T> => {
@@ -115,17 +153,60 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         const started = Date.now();
         const entry = { at: started, ttl, p: load() };
         value = entry;
+        // A failed read (past the page's deadline, say) is kept for a while too: its query may still
+        // be running in Postgres, and each viewer's refresh starting another made a count storm.
+        const spent = () => (Date.now() - started) * DB_SHARE_INVERSE;
         entry.p.then(
-          () => (entry.ttl = Math.max(ttl, (Date.now() - started) * DB_SHARE_INVERSE)),
-          () => value === entry && (value = undefined),
+          () => (entry.ttl = Math.max(ttl, spent())),
+          () => {
+            if (keepFailures) entry.ttl = Math.min(FAILED_READ_KEPT_MS, Math.max(ttl, spent()));
+            else if (value === entry) value = undefined;
+          },
         );
       }
       return value.p;
     };
   };
-  const counts = cached(COUNTS_TTL_MS, () => within('counting live jobs', client.queueCounts()));
+  const db = new DashboardDb(client, timeoutMs);
+  // One refresh per dashboard process, whatever the number of viewers (they share `cached`); past
+  // estimateDepthAbove the figures are a scaled block sample and the pages mark them ≈.
+  let estimatedDepth = false;
+  const counts = cached(COUNTS_TTL_MS, async (): Promise<QueueCount[]> => {
+    const [row] = await db.run<{ live: number }>('live_jobs_estimate');
+    const live = Number(row?.live ?? 0);
+    if (live <= (options.estimateDepthAbove ?? ESTIMATE_DEPTH_ABOVE)) {
+      estimatedDepth = false;
+      return within('counting live jobs', client.queueCounts());
+    }
+    const percent = Math.min(100, (SAMPLE_ROWS / live) * 100);
+    const rows = await db.run<QueueCount>('live_counts_sampled', [percent, live]);
+    estimatedDepth = true;
+    return rows.map((r) => ({ ...r, count: Number(r.count) }));
+  });
+  let tabs = { workflows: false, schedules: false };
+  const layers = cached(LAYERS_TTL_MS, async () => {
+    const [row] = await db.run<{ workflows: boolean; schedules: boolean }>('layers_installed');
+    tabs = { workflows: row?.workflows === true, schedules: row?.schedules === true };
+    return tabs;
+  });
+  let scheduleApi: Schedules | undefined;
+  const scheduleList = () => (scheduleApi ??= schedulesOf(client));
+  const compiled = new Map<string, Promise<CompiledApp | undefined>>();
+  const compiledApp = (appId: string, version: string) => {
+    const key = `${appId}\u0000${version}`;
+    let c = compiled.get(key);
+    if (!c) {
+      c = db
+        .run<{ definition: unknown }>('wf_definition', [appId, version])
+        .then(([r]) => (r ? compileDefinition(r.definition) : undefined));
+      c.catch(() => compiled.delete(key));
+      compiled.set(key, c);
+    }
+    return c;
+  };
   const queueHeads = cached(COUNTS_TTL_MS, () => within('reading the queue heads', client.queueHeads()));
-  const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })));
+  // A roll call is a gather on the bus, not a query: one that failed is simply asked again.
+  const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })), false);
   const controls = cached(COUNTS_TTL_MS, async () => {
     const partitions = [...new Set((await counts()).map((c) => c.partition))].sort();
     const out = new Map<string, Awaited<ReturnType<Client['control']>>>();
@@ -153,7 +234,27 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     // The page the action redirects to shows its effect, not a cached read from before it.
     if (outcome === 'done') for (const reset of resets) reset();
     events.emit('action', entry);
+    publishAction(entry);
     live.changed('action');
+  }
+
+  /** Every action, done or refused, also goes on the bus: an audit trail for any subscriber in the cluster. */
+  function publishAction(entry: ActionRecord): void {
+    const bus = clientBus(client);
+    if (!bus) return;
+    try {
+      const { data: _data, ...action } = entry.action as DashboardAction & { data?: unknown };
+      bus.publish(subjects.action(bus.cluster, entry.action.kind), ACTION_EVENT_KIND, {
+        v: 1,
+        action,
+        outcome: entry.outcome,
+        message: entry.message,
+        at: entry.at.toISOString(),
+        remote: entry.remote,
+      });
+    } catch (err) {
+      logger.warn({ err: describeError(err).message }, 'dashboard: the action event was not published');
+    }
   }
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => {
@@ -208,6 +309,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       nav,
       body,
       live: isLive,
+      tabs,
       readOnly: options.readOnly === true,
       flash: err ? { kind: 'error', text: err } : msg ? { kind: 'ok', text: msg } : undefined,
     });
@@ -225,7 +327,14 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         return true;
       }
       void live.start();
+      await layers().catch((err: unknown) =>
+        logger.warn({ err: describeError(err).message }, 'dashboard: which layers are installed is unknown'),
+      );
       if (path === '/') return html200(ctx, await overview(ctx));
+      if (path === '/workflows' && tabs.workflows) return html200(ctx, await workflowsPage(ctx));
+      if (path === '/schedules' && tabs.schedules) return html200(ctx, await schedulesPage(ctx));
+      const w = /^\/workflows\/([^/]+)\/([^/]+)$/.exec(path);
+      if (w && tabs.workflows) return html200(ctx, await workflowPage(ctx, decodeURIComponent(w[1]!), decodeURIComponent(w[2]!)));
       if (path === '/queues') return html200(ctx, await queues(ctx));
       if (path === '/jobs') return html200(ctx, await jobs(ctx));
       if (path === '/bulk') return html200(ctx, await bulkPreview(ctx));
@@ -297,6 +406,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       ${live.subscribed ? '' : html`<p class="muted">No job events reach this dashboard (no bus): charts stay empty, pages poll.</p>`}
       ${charts}
       <h2>Depth by partition</h2>
+      ${estimatedDepth
+        ? html`<p class="muted" id="estimated">≈ Estimated from a sample of the live jobs (too many to count on each refresh).</p>`
+        : ''}
       <div class="scroll">
         <table>
           <thead>
@@ -393,6 +505,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const now = Date.now();
     const here = `${ctx.base}/queues`;
     const body = html`<h1>Queues</h1>
+      ${estimatedDepth
+        ? html`<p class="muted" id="estimated">≈ Depths estimated from a sample of the live jobs (too many to count on each refresh).</p>`
+        : ''}
       <div class="scroll">
         <table>
           <thead>
@@ -733,6 +848,89 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     return op === 'retry' ? client.retryMany(match, o) : op === 'cancel' ? client.cancelMany(match, o) : client.deleteMany(match, o);
   }
 
+  // ── Workflows and schedules ──────────────────────────────────────────────────────────────────
+
+  async function workflowsPage(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'workflows' });
+    const status = ctx.query.get('status') || undefined;
+    if (status !== undefined && !(WORKFLOW_STATUSES as readonly string[]).includes(status))
+      throw new ValidationError(`must be one of ${WORKFLOW_STATUSES.join(', ')}`, 'status');
+    const search = ctx.query.get('search')?.trim() || undefined;
+    const filter: WorkflowListFilter = { app: ctx.query.get('app') || undefined, status: status as WorkflowStatus | undefined, search };
+    let field: [string, unknown, unknown] | undefined;
+    if (search) {
+      const colon = search.indexOf(':');
+      if (colon <= 0) throw new ValidationError('write a searchable field as key:value (e.g. customer:42)', 'search');
+      const key = search.slice(0, colon);
+      const text = search.slice(colon + 1);
+      const typed = text === 'true' ? true : text === 'false' ? false : text !== '' && Number.isFinite(Number(text)) ? Number(text) : text;
+      field = [key, text, typed];
+    }
+    const before = ctx.query.get('before') || undefined;
+    let cursor: [string, string] | [null, null] = [null, null];
+    if (before) {
+      const bar = before.indexOf('|');
+      const at = new Date(before.slice(0, bar));
+      if (bar <= 0 || Number.isNaN(at.getTime())) throw new ValidationError('before must be the cursor of the previous page', 'before');
+      cursor = [at.toISOString(), before.slice(bar + 1)];
+    }
+    const [versions, rows] = await Promise.all([
+      db.run<AppVersionRow>('wf_app_versions'),
+      db.run<WorkflowRow>('wf_page', [
+        filter.app ?? null,
+        filter.status ?? null,
+        field ? JSON.stringify({ [field[0]]: field[1] }) : null,
+        field ? JSON.stringify({ [field[0]]: field[2] }) : null,
+        cursor[0],
+        cursor[1],
+        WORKFLOW_PAGE_SIZE + 1,
+      ]),
+    ]);
+    const page = rows.slice(0, WORKFLOW_PAGE_SIZE);
+    const next = rows.length > WORKFLOW_PAGE_SIZE ? cursorOf(page.at(-1)!) : undefined;
+    return layout(ctx, 'Workflows', 'workflows', workflowsBody(ctx.base, versions, filter, page, next, before !== undefined), true);
+  }
+
+  async function workflowPage(ctx: Ctx, appId: string, id: string): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'workflow' });
+    const handle = workflowApp(client, appId);
+    let state, timeline;
+    try {
+      [state, timeline] = await within('reading the workflow', Promise.all([handle.getState('', id), handle.export(id)]));
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      const [other] = await db.run<{ app_id: string }>('wf_app_of', [id]);
+      ctx.res.statusCode = 404;
+      return layout(
+        ctx,
+        'No such workflow',
+        'workflows',
+        html`<h1>No such workflow</h1>
+          <p>
+            App <code>${appId}</code> has no workflow <code>${id}</code>${other
+              ? html`; it belongs to app <a href="${workflowUrl(ctx.base, other.app_id, id)}">${other.app_id}</a>`
+              : ' (it may have expired or been scrubbed)'}.
+          </p>`,
+        false,
+      );
+    }
+    const compiledVersion = await compiledApp(appId, timeline.version).catch((err: unknown) => {
+      logger.warn({ err: describeError(err).message, app: appId, version: timeline.version }, 'dashboard: the graph could not be read');
+      return undefined;
+    });
+    const graph = compiledVersion?.graphs.find((g) => g.subscribes === timeline.topic);
+    const hookTopics = [...new Set(graph?.hooks.map((h) => h.topic) ?? [])];
+    const here = workflowUrl(ctx.base, appId, id);
+    const body = workflowBody(ctx.base, options.readOnly === true, { app: appId, state, timeline, graph, hookTopics }, here);
+    return layout(ctx, `Workflow ${id.slice(0, 24)}`, 'workflows', body, true);
+  }
+
+  async function schedulesPage(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'schedules' });
+    const list = await within('reading the schedules', scheduleList().list());
+    return layout(ctx, 'Schedules', 'schedules', schedulesBody(ctx.base, options.readOnly === true, list), true);
+  }
+
   // ── Actions ──────────────────────────────────────────────────────────────────────────────────
 
   async function act(ctx: Ctx, name: string): Promise<void> {
@@ -776,6 +974,27 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         }
         break;
       }
+      case 'interrupt': {
+        const reason = form.get('reason')?.trim();
+        action = { kind: 'interrupt', app: required(form, 'app'), workflowId: required(form, 'id'), ...(reason ? { reason } : {}) };
+        break;
+      }
+      case 'hook': {
+        const text = form.get('data')?.trim() || '{}';
+        let data: unknown;
+        try {
+          data = JSON.parse(text);
+        } catch {
+          return redirect(res, back, 'err', 'The hook data must be JSON, e.g. {"approved": true}');
+        }
+        action = { kind: 'hook', app: required(form, 'app'), topic: required(form, 'topic'), workflowId: required(form, 'id'), data };
+        break;
+      }
+      case 'schedule-pause':
+      case 'schedule-resume':
+      case 'schedule-trigger':
+        action = { kind: name, schedule: required(form, 'id') };
+        break;
       default:
         return void send(res, 404, 'text/plain; charset=utf-8', 'no such action\n');
     }
@@ -847,6 +1066,26 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         const r = await client.deleteMany(match, o);
         return `${r.count} jobs deleted${r.runningSkipped ? `, ${r.runningSkipped} running left alone` : ''}${r.more ? '; more match' : ''}`;
       }
+      case 'interrupt':
+        return (await workflowApp(client, a.app).interrupt(undefined, a.workflowId, a.reason ? { reason: a.reason } : {}))
+          ? `workflow ${a.workflowId} interrupted`
+          : `workflow ${a.workflowId} was not interrupted (it had finished)`;
+      case 'hook': {
+        const to = await workflowApp(client, a.app).hook(a.topic, a.data);
+        return to ? `hook ${a.topic} delivered to workflow ${to}` : `hook ${a.topic} kept: no workflow waits for it yet`;
+      }
+      case 'schedule-pause':
+        await scheduleList().pause(a.schedule);
+        return `schedule ${a.schedule} paused`;
+      case 'schedule-resume':
+        await scheduleList().resume(a.schedule);
+        return `schedule ${a.schedule} resumed`;
+      case 'schedule-trigger': {
+        const r = await scheduleList().trigger(a.schedule);
+        return r.jobId
+          ? `schedule ${a.schedule} triggered: job ${r.jobId}`
+          : `schedule ${a.schedule} triggered, no job enqueued (${r.skipped === 'overlap' ? 'its last job is still live' : 'a queue key refused it'})`;
+      }
       case 'view':
         return 'viewed';
     }
@@ -897,10 +1136,6 @@ function jobsUrl(ctx: { base: string }, q: string, before?: string): string {
 
 function badge(state: string): Html {
   return html`<span class="badge ${state}" data-state="${state}">${state}</span>`;
-}
-
-function time(d: Date): Html {
-  return html`<time datetime="${d.toISOString()}">${d.toISOString().replace('T', ' ').slice(0, 19)}</time>`;
 }
 
 function duration(ms: number): string {

@@ -44,10 +44,16 @@ export function json(value: unknown): string {
   }
 }
 
+export function time(d: Date): Html {
+  return html`<time datetime="${d.toISOString()}">${d.toISOString().replace('T', ' ').slice(0, 19)}</time>`;
+}
+
 export interface Layout {
   base: string;
   title: string;
-  nav: 'overview' | 'queues' | 'jobs' | '';
+  nav: 'overview' | 'queues' | 'jobs' | 'workflows' | 'schedules' | '';
+  /** Tabs of layers that are installed (the workflows plugin's tables, the schedules'). */
+  tabs?: { workflows: boolean; schedules: boolean };
   /** Pages that refresh themselves on changes ("jobs" refreshes only while nothing is selected). */
   live: boolean;
   readOnly: boolean;
@@ -72,7 +78,9 @@ export function page(l: Layout): string {
         <header>
           <strong class="brand">Partita</strong>
           <nav aria-label="Sections">
-            ${link('overview', '/', 'Overview')}${link('queues', '/queues', 'Queues')}${link('jobs', '/jobs', 'Jobs')}
+            ${link('overview', '/', 'Overview')}${link('queues', '/queues', 'Queues')}${link('jobs', '/jobs', 'Jobs')}${l.tabs?.workflows
+              ? link('workflows', '/workflows', 'Workflows')
+              : ''}${l.tabs?.schedules ? link('schedules', '/schedules', 'Schedules') : ''}
           </nav>
           <span class="status" id="live-status" role="status" aria-live="polite">${l.readOnly ? 'read-only · ' : ''}</span>
         </header>

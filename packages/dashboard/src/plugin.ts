@@ -14,6 +14,7 @@ export interface DashboardPluginOptions {
   path?: string;
   queryTimeoutMs?: number;
   maxBulk?: number;
+  estimateDepthAbove?: number;
 }
 
 interface DashboardSection {
@@ -45,6 +46,7 @@ export function dashboardPlugin(options: DashboardPluginOptions = {}): NodePlugi
         ...(options.authorize ? { authorize: options.authorize } : {}),
         ...(options.queryTimeoutMs !== undefined ? { queryTimeoutMs: options.queryTimeoutMs } : {}),
         ...(options.maxBulk !== undefined ? { maxBulk: options.maxBulk } : {}),
+        ...(options.estimateDepthAbove !== undefined ? { estimateDepthAbove: options.estimateDepthAbove } : {}),
       });
       const h = handler;
       return [{ method: ['GET', 'HEAD', 'POST'], path: `${mount}/*`, handler: (req, res) => h(req, res) }];

@@ -8,9 +8,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isUuid } from '@partita/core';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { dashboard, parseFilter, type ActionRecord, type DashboardAction, type DashboardOptions } from '@partita/dashboard';
+import { clientBus } from '@partita/client/internal';
+import { subjects } from '@partita/protocol';
+import {
+  ACTION_EVENT_KIND,
+  dashboard,
+  parseFilter,
+  type ActionRecord,
+  type DashboardAction,
+  type DashboardOptions,
+} from '@partita/dashboard';
 import { idRange } from '../src/filter.js';
-import { freshSchema, tempDataDir, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 
 let db: TestSchema;
 let node: PartitaNode;
@@ -182,4 +191,75 @@ test('the filter: qualifiers, and time and id prefixes as id bounds', (t) => {
   t.throws(() => parseFilter('colour:red'), { message: /unknown qualifier "colour:"/ });
   t.throws(() => parseFilter('state:done'), { message: /state must be one of/ });
   t.throws(() => parseFilter('zz-not-hex'), { message: /neither a qualifier/ });
+});
+
+test.serial('every job and queue action is published on the bus as partita.<cluster>.action.<kind>', async (t) => {
+  const bus = clientBus(node.client)!;
+  const heard: { action: DashboardAction; outcome: string }[] = [];
+  const stop = await bus.subscribe(
+    subjects.actionPattern(bus.cluster),
+    (data: { action: DashboardAction; outcome: string }) => void heard.push(data),
+    {
+      kinds: [ACTION_EVENT_KIND],
+    },
+  );
+  t.teardown(stop);
+  const s = await serve({});
+  t.teardown(s.close);
+  const { ids } = await node.client.enqueueMany('p', [
+    { type: 'h.noop', queue: 'idle' },
+    { type: 'h.noop', queue: 'idle' },
+    { type: 'h.noop', queue: 'idle' },
+  ]);
+  const back = { return: '/admin/dash/queues' };
+  const posts: [string, Record<string, string>][] = [
+    ['pause', { partition: 'p', queue: 'idle' }],
+    ['resume', { partition: 'p', queue: 'idle' }],
+    ['throttle', { partition: 'p', queue: 'idle', ms: '0' }],
+    ['cancel', { id: ids[0]! }],
+    ['retry', { id: ids[0]! }],
+    ['delete', { id: ids[1]! }],
+    ['bulk', { op: 'cancel', ids: ids[2]! }],
+  ];
+  for (const [action, form] of posts) t.is((await s.post(`/admin/dash/actions/${action}`, { ...form, ...back })).status, 303, action);
+  await until('every action on the bus', async () => heard.length >= posts.length, 5000);
+  t.deepEqual(
+    heard.map((h) => h.action.kind),
+    posts.map(([a]) => a),
+  );
+  t.true(heard.every((h) => h.outcome === 'done'));
+  t.like(
+    heard.find((h) => h.action.kind === 'retry'),
+    { action: { kind: 'retry', jobId: ids[0] } },
+  );
+});
+
+test.serial('past estimateDepthAbove live jobs the depth is a sampled estimate, marked as such, near the real count', async (t) => {
+  await node.client.enqueueMany(
+    'p',
+    Array.from({ length: 3000 }, () => ({ type: 'h.noop', queue: 'idle' })),
+  );
+  const exact = (await node.client.queueCounts()).filter((c) => c.partition === 'p' && c.queue === 'idle' && c.state === 'queued')[0]!
+    .count;
+  // Postgres's live-tuple statistic trails an insert by up to its flush interval (10 s for an idle
+  // backend); ANALYZE brings the planner's reltuples up to date at once.
+  await db.pool.query(`ANALYZE ${db.schema}.jobs`);
+  const s = await serve({ estimateDepthAbove: 1000 });
+  t.teardown(s.close);
+  let shown = 0;
+  await until(
+    'the estimate to reach the real depth',
+    async () => {
+      const page = await (await fetch(`${s.origin}/admin/dash/queues`)).text();
+      if (!page.includes('id="estimated"')) return false;
+      const row = /<tr data-queue="p\/idle">[\s\S]*?<td class="num">(\d+)<\/td>/.exec(page);
+      shown = Number(row?.[1] ?? 0);
+      return Math.abs(shown - exact) <= exact * 0.2;
+    },
+    15_000,
+  ).catch(() => undefined);
+  t.true(Math.abs(shown - exact) <= exact * 0.2, `estimate ${shown} vs ${exact} queued`);
+  const small = await serve({});
+  t.teardown(small.close);
+  t.notRegex(await (await fetch(`${small.origin}/admin/dash/queues`)).text(), /id="estimated"/, 'below the threshold the count is exact');
 });

@@ -15,6 +15,7 @@
  *   partita.<c>.cancel.<partition>                             kill running jobs
  *   partita.<c>.node.<nodeId>                                  messages to one node
  *   partita.<c>.quorum.<topic...>                              user raw messages (pubQuorum/subQuorum)
+ *   partita.<c>.action.<kind>                                  dashboard actions (audit events)
  *   partita.<c>.wf.rollcall | wf.activate | wf.activations      workflow version activation
  */
 import { ValidationError } from '@partita/core';
@@ -184,6 +185,14 @@ export function quorum(cluster: string, topic: string): string {
   return `${base(cluster)}.quorum.${topic}`;
 }
 
+/**
+ * `partita.<cluster>.action.<kind>` — an action a person took through the dashboard (retry, pause,
+ * interrupt, ...), for audit trails and anyone who reacts to operators.
+ */
+export function action(cluster: string, kind: string): string {
+  return `${base(cluster)}.action.${validateToken(kind, 'action kind')}`;
+}
+
 // ---------------------------------------------------------------- patterns (for subscribe)
 
 const ANY = '*';
@@ -299,4 +308,9 @@ export function wfActivate(cluster: string): string {
 /** `partita.<cluster>.wf.activations` — which activations are under way (gather): every running activator answers. */
 export function wfActivations(cluster: string): string {
   return `${base(cluster)}.wf.activations`;
+}
+
+/** Pattern over dashboard action events; omitted (or `*`) kind matches every action. */
+export function actionPattern(cluster: string, kind?: string): string {
+  return `${base(cluster)}.action.${patternToken(kind, 'action kind')}`;
 }

@@ -1,0 +1,251 @@
+/**
+ * The workflows and schedules tabs in a real headless browser against a node with the workflows and
+ * processes plugins (Postgres, NATS): apps and versions, the listing by search field, a workflow's
+ * graph with each activity's state, a hook and an interrupt sent from the page; a schedule
+ * triggered, paused and resumed. Every action is also seen as an event on the bus by a subscriber in
+ * another client. Screenshots go to test/artifacts/dashboard/.
+ */
+import test from 'ava';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { connect, type Client } from '@partita/client';
+import { clientBus } from '@partita/client/internal';
+import { subjects } from '@partita/protocol';
+import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
+import { app, workflowsPlugin, type WorkflowApp } from '@partita/workflows';
+import { processesPlugin, schedules } from '@partita/processes';
+import { ACTION_EVENT_KIND, dashboardPlugin } from '@partita/dashboard';
+import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(import.meta.dirname, '..', '..', '..', 'test', 'artifacts', 'dashboard');
+
+const APP = `app:
+  id: dashapp
+  version: '1'
+  graphs:
+    - subscribes: order.review
+      expire: 3600
+      activities:
+        t1:
+          type: trigger
+        score:
+          type: worker
+          topic: dash.score
+          input:
+            maps:
+              n: '{t1.output.data.n}'
+        review:
+          type: hook
+          job:
+            maps:
+              approved: '{$self.hook.data.approved}'
+        done:
+          type: hook
+      transitions:
+        t1:
+          - to: score
+        score:
+          - to: review
+        review:
+          - to: done
+      hooks:
+        dash.reviewed:
+          - to: review
+            conditions:
+              match:
+                - expected: '{$job.metadata.jid}'
+                  actual: '{$self.hook.data.id}'
+`;
+
+interface SeenAction {
+  action: { kind: string };
+  outcome: string;
+  message: string;
+}
+
+let db: TestSchema;
+let node: PartitaNode;
+let watcher: Client;
+let browser: Browser;
+let ui: string;
+let orders: WorkflowApp;
+const seen: SeenAction[] = [];
+
+test.before(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  db = await freshSchema('dashl');
+  const nats = await natsUrl();
+  const cluster = db.schema.replaceAll('_', '-');
+  node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats,
+    cluster,
+    dataDir: tempDataDir('dashl'),
+    persister: 'postgres',
+    partitions: { default: { queues: { default: { concurrency: 4 } } } },
+    engine: { pollMs: 100 },
+    jobs: [
+      defineJob<{ n: number }, { score: number }>({ type: 'dash.score', perform: (p) => ({ score: p.n * 10 }) }),
+      defineJob({ type: 'dash.tick', perform: async () => 'tick' }),
+    ],
+    http: { port: 0, dashboard: '/ui' },
+    plugins: [workflowsPlugin(), processesPlugin(), dashboardPlugin()],
+  });
+  ui = `${node.http!.url}/ui`;
+  // The audit trail as another process sees it: its own client and bus connection.
+  watcher = await connect({ postgres: db.url, schema: db.schema, nats, cluster });
+  await clientBus(watcher)!.subscribe(
+    subjects.actionPattern(cluster),
+    (data: SeenAction) => {
+      seen.push(data);
+    },
+    { kinds: [ACTION_EVENT_KIND] },
+  );
+  orders = app(node.client, 'dashapp');
+  await orders.deploy(APP);
+  await orders.activate('1');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+});
+
+test.after.always(async () => {
+  await browser?.close().catch(() => undefined);
+  await watcher?.close().catch(() => undefined);
+  await node?.stop({ graceMs: 200 }).catch(() => undefined);
+  await db?.drop();
+});
+
+async function open(url: string, viewport = { width: 1280, height: 900 }): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  page.on('dialog', (d) => void d.accept());
+  const res = await page.goto(url);
+  if (!res || res.status() !== 200) throw new Error(`${url} answered ${res?.status()}`);
+  return page;
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+async function activityState(page: Page, activity: string): Promise<string | null> {
+  return page.locator(`#wf-graph g[data-activity="${activity}"]`).getAttribute('data-state');
+}
+
+async function waitingAtReview(id: string): Promise<void> {
+  await until(
+    `workflow ${id} to wait at review`,
+    async () => (await orders.export(id)).activities.some((a) => a.activity === 'review' && a.state === 'waiting'),
+    15_000,
+  );
+}
+
+test.serial('workflows: versions, the listing by field, the graph with states, a hook and an interrupt from the page', async (t) => {
+  const first = await orders.pub('order.review', { n: 4 }, { search: { customer: 42 } });
+  const second = await orders.pub('order.review', { n: 5 }, { search: { customer: 7 } });
+  await waitingAtReview(first);
+  await waitingAtReview(second);
+
+  const list = await open(`${ui}/workflows`);
+  t.is(
+    await list.locator('#versions tr[data-app="dashapp"][data-version="1"] [data-active="yes"]').count(),
+    1,
+    'version 1 is shown active',
+  );
+  await list.fill('#wf-search', 'customer:42');
+  await list.press('#wf-search', 'Enter');
+  await list.waitForURL(/search=customer%3A42/);
+  t.deepEqual(await list.locator('#workflows tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))), [first]);
+  await shot(list, 'workflows');
+  await list.click(`#workflows a[href$="/${first}"]`);
+  await list.waitForURL(new RegExp(`/ui/workflows/dashapp/${first}$`));
+  t.is(await activityState(list, 'score'), 'done', 'the worker step is drawn done');
+  t.is(await activityState(list, 'review'), 'waiting', 'the hook step is drawn waiting');
+  t.is(await activityState(list, 'done'), 'not-reached');
+  await shot(list, 'workflow');
+
+  await list.fill('#hook-form textarea', JSON.stringify({ id: first, approved: true }));
+  await list.click('#hook-form button[type="submit"]');
+  await list.waitForURL(/msg=/);
+  t.regex((await list.locator('.flash').textContent())!, new RegExp(`delivered to workflow ${first}`));
+  await until(
+    'the hooked workflow to finish',
+    async () => {
+      await list.reload();
+      return (await list.locator('h1 [data-status]').getAttribute('data-status')) === 'done';
+    },
+    15_000,
+  );
+  t.is(await activityState(list, 'done'), 'done');
+  t.is(await list.locator('form[action$="/actions/interrupt"]').count(), 0, 'a finished workflow offers no interrupt');
+  await shot(list, 'workflow-done');
+  await list.close();
+
+  const other = await open(`${ui}/workflows/dashapp/${second}`);
+  await other.fill('input[name="reason"]', 'not needed');
+  await other.click('form[action$="/actions/interrupt"] button');
+  await other.waitForURL(/msg=/);
+  t.is(await other.locator('h1 [data-status]').getAttribute('data-status'), 'interrupted');
+  await other.close();
+
+  const interrupted = await open(`${ui}/workflows?status=interrupted`);
+  t.deepEqual(await interrupted.locator('#workflows tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))), [second]);
+  await interrupted.close();
+
+  for (const [name, url] of [
+    ['workflows', `${ui}/workflows`],
+    ['workflow', `${ui}/workflows/dashapp/${first}`],
+  ] as const) {
+    const phone = await open(url, { width: 375, height: 740 });
+    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    t.true(overflow <= 1, `${name} fits a phone's width (overflow ${overflow}px)`);
+    await shot(phone, `${name}-phone`);
+    await phone.close();
+  }
+
+  const missing = await browser.newPage();
+  t.is((await missing.goto(`${ui}/workflows/dashapp/no-such-id`))!.status(), 404);
+  await missing.close();
+
+  await until('the hook and interrupt events on the bus', async () => seen.some((e) => e.action.kind === 'interrupt'), 5000);
+  const hook = seen.find((e) => e.action.kind === 'hook');
+  t.is(hook?.outcome, 'done');
+  t.regex(hook?.message ?? '', /delivered/);
+  t.is(seen.find((e) => e.action.kind === 'interrupt')?.outcome, 'done');
+});
+
+test.serial('schedules: next and last fire, trigger, pause and resume from the page; each seen on the bus', async (t) => {
+  await schedules(node.client).create({ id: 'nightly', cron: '0 3 * * *', partition: 'default', type: 'dash.tick' });
+  const page = await open(`${ui}/schedules`);
+  const row = page.locator('#schedules tr[data-schedule="nightly"]');
+  t.is(await row.locator('[data-fired]').getAttribute('data-fired'), '0');
+  await shot(page, 'schedules');
+
+  await row.locator('button', { hasText: 'Trigger' }).click();
+  await page.waitForURL(/msg=/);
+  t.regex((await page.locator('.flash').textContent())!, /nightly triggered: job/);
+  t.is(await row.locator('[data-fired]').getAttribute('data-fired'), '1');
+  const jobId = await row.locator('[data-last-job]').getAttribute('data-last-job');
+  t.truthy(jobId);
+  t.is(await node.client.result(jobId!, { timeoutMs: 10_000 }), 'tick', 'the triggered job ran');
+
+  await row.locator('button', { hasText: 'Pause' }).click();
+  await page.waitForURL(/paused/);
+  t.is(await row.locator('[data-badge="paused"]').count(), 1);
+  t.true((await schedules(node.client).get('nightly'))!.paused);
+  await shot(page, 'schedules-paused');
+  await row.locator('button', { hasText: 'Resume' }).click();
+  await page.waitForURL(/resumed/);
+  t.is(await row.locator('[data-badge="paused"]').count(), 0);
+  await page.close();
+  const phone = await open(`${ui}/schedules`, { width: 375, height: 740 });
+  t.true((await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')) <= 1, 'schedules fit a phone');
+  await phone.close();
+
+  await until(
+    'the schedule actions on the bus',
+    async () => ['schedule-trigger', 'schedule-pause', 'schedule-resume'].every((k) => seen.some((e) => e.action.kind === k)),
+    5000,
+  );
+  t.pass();
+});
