@@ -7,6 +7,7 @@ import { schedule, schedulesList } from './commands/schedules.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
 import { dashboard } from './commands/dashboard.js';
+import { activate, deploy, hook, interrupt, pub, workflow, workflowsList } from './commands/workflows.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
 import { eprintln, processIo, type Io } from './io.js';
 
@@ -26,6 +27,13 @@ export const COMMANDS: Command[] = [
   rollCall,
   schedulesList,
   schedule,
+  deploy,
+  activate,
+  pub,
+  hook,
+  interrupt,
+  workflow,
+  workflowsList,
   migrate,
   dashboard,
 ];
@@ -40,7 +48,7 @@ function version(): string {
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  return `partita ${version()} — run and operate a Partita cluster (durable jobs on Postgres + NATS)
+  return `partita ${version()} — run and operate a Partita cluster (durable jobs and workflows on Postgres + NATS)
 
 Usage: partita <command> [arguments] [options]
 
@@ -112,7 +120,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     const code = exitCodeOf(err);
     const message = messageOf(err);
     if (json) {
-      const problems = (err as { problems?: unknown }).problems;
+      const problems = (err as { problems?: unknown }).problems ?? (err as { issues?: unknown }).issues;
       io.err(JSON.stringify({ error: { code: codeOf(err), exitCode: code, message, ...(problems ? { problems } : {}) } }) + '\n');
     } else {
       eprintln(io, `partita ${cmd.name}: ${message}`);

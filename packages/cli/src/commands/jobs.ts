@@ -22,6 +22,7 @@ import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, eprintln, formatDuration, printJson, println, table } from '../io.js';
 import type { JobFilter } from '../listing.js';
 import { ProgressBar } from '../progress.js';
+import { migratePlugins, pluginsWithTables } from '../plugin-tables.js';
 
 const JOB_OPTIONS = {
   queue: { type: 'string', arg: 'NAME', help: "queue (default: the job type's queue, else default)" },
@@ -668,6 +669,8 @@ export const migrate: Command = {
       ctx,
       async (client, conn) => {
         appliedNow.push(...(await client.admin.migrate()));
+        // The tables of the node plugins (workflows, schedules), as a node would create them.
+        await migratePlugins(client, await pluginsWithTables(), logger);
         const rows = await client.admin.migrations();
         const fresh = rows.filter((r) => appliedNow.includes(r.version));
         if (ctx.json) {
