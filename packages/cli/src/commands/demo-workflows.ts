@@ -182,7 +182,7 @@ export class WorkflowDemo {
     const apps = [...new Set(this.tracked.map((t) => t.app.id))];
     const first = this.tracked[0];
     return [
-      ...apps.map((a) => `  try: ${this.cliLine(`workflows ${a}`)}`),
+      ...apps.map((a) => `       ${this.cliLine(`workflows ${a}`)}`),
       ...(first ? [`       ${this.cliLine(`workflow ${first.app.id} ${first.id}`)}`] : []),
       ...(first
         ? [
