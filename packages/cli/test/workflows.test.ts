@@ -236,6 +236,9 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   const unknownHookTopic = await c.cli(['hook', 'orders', 'order.approved', '{}']);
   t.is(unknownHookTopic.code, 2);
   t.regex(unknownHookTopic.stderr, /order\.approved/);
+  const noPartition = await c.cli(['pub', 'orders', 'order.placed', JSON.stringify(small)]);
+  t.is(noPartition.code, 2);
+  t.regex(noPartition.stderr, /partition "default" is not declared.*; or start the workflow in one of them with -p\/--partition NAME/);
   const input = await c.cli(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']);
   t.is(input.code, 2);
   t.regex(input.stderr, /customer: the input of order\.placed must have required property 'customer'/);

@@ -9,7 +9,7 @@ import type { ActivityTimeline, WorkflowApp, WorkflowStatusName, WorkflowSummary
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, flag, int, json, list, str } from '../args.js';
 import { withClient as withPlainClient, type Command, type Context } from '../command.js';
 import { migratePlugins } from '../plugin-tables.js';
-import { EXIT, NotFoundError, UsageError } from '../errors.js';
+import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, table, type Io } from '../io.js';
 
 const INTERRUPTED = -1_000_000_000;
@@ -165,6 +165,18 @@ to finish and prints its output as JSON (exit code 4 when it failed or was inter
     const opts = { id, ...(search ? { search } : {}), ...(partition ? { partition } : {}) };
     return withClient(ctx, async (client) => {
       const handle = await openApp(client, appId!);
+      try {
+        return await publish(handle);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'UNKNOWN_PARTITION' || partition) throw err;
+        throw new ExitError(
+          `${(err as Error).message}; or start the workflow in one of them with -p/--partition NAME`,
+          EXIT.USAGE,
+          'UNKNOWN_PARTITION',
+        );
+      }
+    });
+    async function publish(handle: WorkflowApp): Promise<number> {
       if (!wait) {
         await handle.pub(topic!, data, opts);
         if (ctx.json) printJson(ctx.io, { id });
@@ -174,7 +186,7 @@ to finish and prints its output as JSON (exit code 4 when it failed or was inter
       const output = await handle.pubsub(topic!, data, { ...opts, timeoutMs: timeoutMs ?? 60_000 });
       printJson(ctx.io, ctx.json ? { id, output } : output);
       return EXIT.OK;
-    });
+    }
   },
 };
 
