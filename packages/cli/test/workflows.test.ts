@@ -217,38 +217,43 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   t.regex(inactive.stderr, /app orders has no active version, so nothing subscribes to order\.placed/);
   t.is((await c.cli(['activate', 'orders', '1'])).code, 0);
 
-  const badData = await c.cli(['pub', 'orders', 'order.placed', '{"orderId": ']);
+  // Independent of each other: run side by side.
+  const [badData, badHook, unknownApp, unknownTopic, unknownHookTopic, noPartition, input, hookData, unknownId, unknownInterrupt] =
+    await Promise.all([
+      c.cli(['pub', 'orders', 'order.placed', '{"orderId": ']),
+      c.cli(['hook', 'orders', 'order.approval', "{id: 'x'}"]),
+      c.cli(['pub', 'shipping', 'order.placed', '{}']),
+      c.cli(['pub', 'orders', 'order.cancelled', '{}', '--json']),
+      c.cli(['hook', 'orders', 'order.approved', '{}']),
+      c.cli(['pub', 'orders', 'order.placed', JSON.stringify(small)]),
+      c.cli(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']),
+      c.cli(['hook', 'orders', 'order.approval', '{"id":"x"}']),
+      c.cli(['workflow', 'orders', 'no-such-workflow']),
+      c.cli(['interrupt', 'orders', 'no-such-workflow']),
+    ]);
   t.is(badData.code, 2);
   t.regex(badData.stderr, /the DATA \(the workflow input, 3rd\) argument must be JSON/);
-  const badHook = await c.cli(['hook', 'orders', 'order.approval', "{id: 'x'}"]);
   t.is(badHook.code, 2);
   t.regex(badHook.stderr, /the DATA \(the hook data, 3rd\) argument must be JSON/);
-  const unknownApp = await c.cli(['pub', 'shipping', 'order.placed', '{}']);
   t.is(unknownApp.code, 2);
   t.regex(unknownApp.stderr, /app shipping has no active version/);
-  const unknownTopic = await c.cli(['pub', 'orders', 'order.cancelled', '{}', '--json']);
   t.is(unknownTopic.code, 2);
   t.like(JSON.parse(unknownTopic.stderr).error, { code: 'UNKNOWN_TOPIC' });
   t.regex(
     JSON.parse(unknownTopic.stderr).error.message,
     /no graph of app orders version 1 subscribes to order\.cancelled \(topics: order\.placed, order\.ship\)/,
   );
-  const unknownHookTopic = await c.cli(['hook', 'orders', 'order.approved', '{}']);
   t.is(unknownHookTopic.code, 2);
   t.regex(unknownHookTopic.stderr, /order\.approved/);
-  const noPartition = await c.cli(['pub', 'orders', 'order.placed', JSON.stringify(small)]);
   t.is(noPartition.code, 2);
   t.regex(noPartition.stderr, /partition "default" is not declared.*; or start the workflow in one of them with -p\/--partition NAME/);
-  const input = await c.cli(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']);
   t.is(input.code, 2);
   t.regex(input.stderr, /customer: the input of order\.placed must have required property 'customer'/);
-  const hookData = await c.cli(['hook', 'orders', 'order.approval', '{"id":"x"}']);
   t.is(hookData.code, 2);
   t.regex(hookData.stderr, /approved: the data of hook order\.approval must have required property 'approved'/);
-  const unknownId = await c.cli(['workflow', 'orders', 'no-such-workflow']);
   t.is(unknownId.code, 3);
   t.regex(unknownId.stderr, /workflow no-such-workflow of app orders was not found/);
-  t.is((await c.cli(['interrupt', 'orders', 'no-such-workflow'])).code, 3);
+  t.is(unknownInterrupt.code, 3);
   const status = await c.cli(['workflows', 'orders', '--status', 'finished']);
   t.is(status.code, 2);
   t.regex(status.stderr, /unknown --status finished; use pending, running, done, interrupted, failed/);

@@ -166,10 +166,16 @@ and workflow has finished, or on Ctrl-C (twice: at once).`,
     say(`  enqueued ${ids.length} jobs: ${summarize(examples)}`);
     // The hints name the CLI as a person in the checkout runs it; another config file is named with -c.
     const cli = { command: 'npx partita', configArgs: file === BUNDLED_CONFIG ? '' : ` -c ${rel(file)}` };
-    const workflows =
-      workflowSpecs.length && !interrupted
-        ? await WorkflowDemo.start(node.client, workflowSpecs, { io, cli, answerAfterMs, say })
-        : undefined;
+    let workflows: WorkflowDemo | undefined;
+    try {
+      if (workflowSpecs.length && !interrupted)
+        workflows = await WorkflowDemo.start(node.client, workflowSpecs, { io, cli, answerAfterMs, say });
+    } catch (err) {
+      // An app that does not deploy (an edited YAML under the same version, say): report it with the node stopped.
+      await node.stop({ graceMs: 0 }).catch(() => undefined);
+      unwatch();
+      throw err;
+    }
     if (ctx.json && workflows) printJson(io, { event: 'workflows-started', ids: workflows.ids });
     say();
     const total = ids.length + (workflows?.total ?? 0);
