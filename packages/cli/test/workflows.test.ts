@@ -7,6 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { main, type Io } from '@partita/cli';
 import { freshSchema, natsUrl, spawnNode, type SpawnedNode } from '../../../test/helpers/index.js';
 import {
   CLI,
@@ -29,7 +30,28 @@ const big = (orderId: string) => ({ orderId, customer: 'grace', items: [{ sku: '
 interface Cluster {
   config: string;
   appFile: string;
+  /** `partita ARGS -c config` as a real process. */
   cli(args: string[]): Promise<CliResult>;
+  /** The same through main(argv, io) in this process: the command's code, exit code and output, without a process start each. */
+  inProcess(args: string[]): Promise<CliResult>;
+}
+
+/** Runs the CLI's main() here, with what it writes captured (the tests' PARTITA_* settings left out, as runCli does). */
+async function runInProcess(args: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PARTITA_') || /^PARTITA_(TEST_|PG_)/.test(k)));
+  const io: Io = {
+    out: (text) => void (stdout += text),
+    err: (text) => void (stderr += text),
+    stdoutTTY: false,
+    stderrTTY: false,
+    env: { ...env, NO_COLOR: '1' },
+    cwd: ROOT,
+    stdin: process.stdin,
+  };
+  const code = await main(args, io);
+  return { code, signal: null, stdout, stderr };
 }
 
 /** A fresh schema, a copy of the orders app (deploy writes its merged JSON beside it), and a `partita start` node. */
@@ -61,6 +83,7 @@ async function cluster(t: ExecutionContext, prefix: string, opts: { node?: boole
     config,
     appFile: path.join(tmp.dir, 'orders', 'app.yaml'),
     cli: (args) => runCli([...args, '-c', config], { timeoutMs: 60_000 }),
+    inProcess: (args) => runInProcess([...args, '-c', config]),
   };
 }
 
@@ -68,7 +91,7 @@ const waitingAt = async (c: Cluster, id: string, activity: string) =>
   until(
     `workflow ${id} to wait at ${activity}`,
     async () => {
-      const r = await c.cli(['workflow', 'orders', id, '--json']);
+      const r = await c.inProcess(['workflow', 'orders', id, '--json']);
       const w = json<{ timeline: { activities: { activity: string; state: string }[] } }>(r);
       return w.timeline.activities.some((a) => a.activity === activity && a.state === 'waiting') || undefined;
     },
@@ -77,30 +100,31 @@ const waitingAt = async (c: Cluster, id: string, activity: string) =>
   );
 
 const stateOf = async (c: Cluster, id: string) =>
-  json<{ state: string; status: number; data: Record<string, unknown> }>(await c.cli(['workflow', 'orders', id, '--json']));
+  json<{ state: string; status: number; data: Record<string, unknown> }>(await c.inProcess(['workflow', 'orders', id, '--json']));
 
 test.serial('--help lists the workflow commands, each with its usage', async (t) => {
   const top = await runCli(['--help']);
   t.is(top.code, 0);
   for (const c of ['deploy', 'activate', 'pub', 'hook', 'interrupt', 'workflow', 'workflows']) {
     t.regex(top.stdout, new RegExp(`^  ${c} `, 'm'), `lists ${c}`);
-    const help = await runCli([c, '--help']);
+    const help = await runInProcess([c, '--help']);
     t.is(help.code, 0);
     t.true(help.stdout.startsWith(`Usage: partita ${c}`), help.stdout);
   }
-  const missing = await runCli(['pub', 'orders']);
+  const missing = await runInProcess(['pub', 'orders']);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /missing TOPIC/);
 });
 
 test.serial('deploy, activate, pub --wait, hook, workflow, workflows and interrupt against a partita start node', async (t) => {
   const c = await cluster(t, 'wfcli');
+  // Each command runs once as a real process; repeats and polls go through main() in this process.
 
   const deployed = await c.cli(['deploy', c.appFile]);
   t.is(deployed.code, 0, deployed.stderr);
   t.regex(deployed.stdout, /^deployed orders version 1$/m);
   await fs.access(path.join(path.dirname(c.appFile), '.partita.orders.1.json'));
-  t.deepEqual(json(await c.cli(['deploy', c.appFile, '--json'])), { id: 'orders', version: '1' }, 'the same content again: a no-op');
+  t.deepEqual(json(await c.inProcess(['deploy', c.appFile, '--json'])), { id: 'orders', version: '1' }, 'the same content again: a no-op');
   const activated = await c.cli(['activate', 'orders', '1']);
   t.is(activated.code, 0, activated.stderr);
   t.regex(activated.stdout, /activated orders version 1/);
@@ -127,21 +151,21 @@ test.serial('deploy, activate, pub --wait, hook, workflow, workflows and interru
   await until('the approved order to finish', async () => (await stateOf(c, id)).state === 'done' || undefined, 30_000, 200);
   const done = await stateOf(c, id);
   t.like(done.data, { approved: true, approvedBy: 'cli-test', outcome: 'shipped' });
-  const timeline = await c.cli(['workflow', 'orders', id]);
+  const timeline = await c.inProcess(['workflow', 'orders', id]);
   for (const a of ['t1', 'price', 'approval', 'charge', 'ship', 'done']) t.regex(timeline.stdout, new RegExp(`^${a} +– +\\w+ +done`, 'm'));
 
   // Listing: newest first, by status, searchable field and topic.
-  const all = json<{ id: string; topic: string; state: string }[]>(await c.cli(['workflows', 'orders', '--json']));
+  const all = json<{ id: string; topic: string; state: string }[]>(await c.inProcess(['workflows', 'orders', '--json']));
   t.is(all.filter((w) => w.topic === 'order.placed').length, 2);
   t.is(all.filter((w) => w.topic === 'order.ship').length, 2, 'the children are listed too');
   t.deepEqual(
-    json<{ id: string }[]>(await c.cli(['workflows', 'orders', '--status', 'done', '--search', 'customer=grace', '--json'])).map(
+    json<{ id: string }[]>(await c.inProcess(['workflows', 'orders', '--status', 'done', '--search', 'customer=grace', '--json'])).map(
       (w) => w.id,
     ),
     [id],
   );
-  t.deepEqual(json(await c.cli(['workflows', 'orders', '--status', 'running,pending', '--json'])), []);
-  t.is(json<unknown[]>(await c.cli(['workflows', 'orders', '--topic', 'order.ship', '--limit', '1', '--json'])).length, 1);
+  t.deepEqual(json(await c.inProcess(['workflows', 'orders', '--status', 'running,pending', '--json'])), []);
+  t.is(json<unknown[]>(await c.inProcess(['workflows', 'orders', '--topic', 'order.ship', '--limit', '1', '--json'])).length, 1);
   const table = await c.cli(['workflows', 'orders']);
   t.regex(table.stdout, new RegExp(`^${id} +order\\.placed +1 +done `, 'm'));
 
@@ -149,8 +173,8 @@ test.serial('deploy, activate, pub --wait, hook, workflow, workflows and interru
   const late = await c.cli(['interrupt', 'orders', id]);
   t.is(late.code, 0, late.stderr);
   t.regex(late.stdout, /had already finished \(done\): nothing to interrupt/);
-  t.like(json(await c.cli(['interrupt', 'orders', id, '--json'])), { interrupted: false, state: 'done' });
-  const id2 = (await c.cli(['pub', 'orders', 'order.placed', JSON.stringify(big('T-3')), '-p', 'billing'])).stdout.trim();
+  t.like(json(await c.inProcess(['interrupt', 'orders', id, '--json'])), { interrupted: false, state: 'done' });
+  const id2 = (await c.inProcess(['pub', 'orders', 'order.placed', JSON.stringify(big('T-3')), '-p', 'billing'])).stdout.trim();
   await waitingAt(c, id2, 'approval');
   const stopped = await c.cli(['interrupt', 'orders', id2, '--reason', 'customer cancelled']);
   t.is(stopped.code, 0, stopped.stderr);
@@ -162,11 +186,11 @@ test.serial('deploy, activate, pub --wait, hook, workflow, workflows and interru
   const kept = await c.cli(['hook', 'orders', 'order.approval', JSON.stringify({ id: id3, approved: false })]);
   t.is(kept.code, 0, kept.stderr);
   t.regex(kept.stdout, /no workflow of orders was waiting for order\.approval.*the signal is kept/);
-  t.deepEqual(json(await c.cli(['hook', 'orders', 'order.approval', JSON.stringify({ id: 'nobody', approved: true }), '--json'])), {
+  t.deepEqual(json(await c.inProcess(['hook', 'orders', 'order.approval', JSON.stringify({ id: 'nobody', approved: true }), '--json'])), {
     id: null,
     kept: true,
   });
-  t.is((await c.cli(['pub', 'orders', 'order.placed', JSON.stringify(big('T-4')), '-p', 'billing', '--id', id3])).stdout.trim(), id3);
+  t.is((await c.inProcess(['pub', 'orders', 'order.placed', JSON.stringify(big('T-4')), '-p', 'billing', '--id', id3])).stdout.trim(), id3);
   await until('the early rejection to reach T-4', async () => (await stateOf(c, id3)).state === 'done' || undefined, 30_000, 200);
   t.like((await stateOf(c, id3)).data, { approved: false, outcome: 'rejected' });
 });
@@ -178,12 +202,12 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   const broken = path.join(path.dirname(c.appFile), 'graphs', 'order.yaml');
   const good = await fs.readFile(broken, 'utf8');
   await fs.writeFile(broken, good.replace('type: worker', 'type: wroker').replace(/to: ship$/m, 'to: shipp'));
-  const bad = await c.cli(['deploy', c.appFile]);
+  const bad = await c.cli(['deploy', c.appFile]); // a real process: the exit code as a shell sees it
   t.is(bad.code, 2);
   t.regex(bad.stderr, /invalid workflow app \(2 problems\)/);
   t.regex(bad.stderr, /graphs\/order\.yaml:13:activities\.price\.type: unknown activity type "wroker" \(did you mean worker\?\)/);
   t.regex(bad.stderr, /graphs\/order\.yaml:98:transitions\.charge\[0\]\.to: transition to shipp/);
-  const badJson = await c.cli(['deploy', c.appFile, '--json']);
+  const badJson = await c.inProcess(['deploy', c.appFile, '--json']);
   const problems = JSON.parse(badJson.stderr).error.problems as { file: string; line: number; key: string }[];
   t.deepEqual(
     problems.map((p) => [path.basename(p.file), p.line, p.key]),
@@ -194,42 +218,42 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   );
   const syntax = path.join(path.dirname(c.appFile), 'broken.yaml');
   await fs.writeFile(syntax, "app:\n  id: orders\n  version: '9'\n  graphs: [ {\n");
-  const s = await c.cli(['deploy', syntax]);
+  const s = await c.inProcess(['deploy', syntax]);
   t.is(s.code, 2);
   t.regex(s.stderr, /broken\.yaml:5:\(root\): YAML syntax error at line 5/);
-  const none = await c.cli(['deploy', path.join(path.dirname(c.appFile), 'missing.yaml')]);
+  const none = await c.inProcess(['deploy', path.join(path.dirname(c.appFile), 'missing.yaml')]);
   t.is(none.code, 2);
   t.regex(none.stderr, /missing\.yaml:1:\(root\): cannot read the app file/);
 
   // Deployed, then the same version with other content: a conflict.
   await fs.writeFile(broken, good);
-  t.is((await c.cli(['deploy', c.appFile])).code, 0);
+  t.is((await c.inProcess(['deploy', c.appFile])).code, 0);
   await fs.writeFile(broken, good.replace('expire: 3600', 'expire: 60'));
-  const conflict = await c.cli(['deploy', c.appFile]);
+  const conflict = await c.inProcess(['deploy', c.appFile]);
   t.is(conflict.code, 5);
   t.regex(conflict.stderr, /app orders version 1 is already deployed with other content.*give the app a new version/);
 
-  const noVersion = await c.cli(['activate', 'orders', '7']);
+  const noVersion = await c.inProcess(['activate', 'orders', '7']);
   t.is(noVersion.code, 3);
   t.regex(noVersion.stderr, /app orders has no version 7: deploy it first/);
-  const inactive = await c.cli(['pub', 'orders', 'order.placed', JSON.stringify(small)]);
+  const inactive = await c.inProcess(['pub', 'orders', 'order.placed', JSON.stringify(small)]);
   t.is(inactive.code, 2);
   t.regex(inactive.stderr, /app orders has no active version, so nothing subscribes to order\.placed/);
-  t.is((await c.cli(['activate', 'orders', '1'])).code, 0);
+  t.is((await c.inProcess(['activate', 'orders', '1'])).code, 0);
 
   // Independent of each other: run side by side.
   const [badData, badHook, unknownApp, unknownTopic, unknownHookTopic, noPartition, input, hookData, unknownId, unknownInterrupt] =
     await Promise.all([
-      c.cli(['pub', 'orders', 'order.placed', '{"orderId": ']),
-      c.cli(['hook', 'orders', 'order.approval', "{id: 'x'}"]),
-      c.cli(['pub', 'shipping', 'order.placed', '{}']),
-      c.cli(['pub', 'orders', 'order.cancelled', '{}', '--json']),
-      c.cli(['hook', 'orders', 'order.approved', '{}']),
-      c.cli(['pub', 'orders', 'order.placed', JSON.stringify(small)]),
-      c.cli(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']),
-      c.cli(['hook', 'orders', 'order.approval', '{"id":"x"}']),
-      c.cli(['workflow', 'orders', 'no-such-workflow']),
-      c.cli(['interrupt', 'orders', 'no-such-workflow']),
+      c.inProcess(['pub', 'orders', 'order.placed', '{"orderId": ']),
+      c.inProcess(['hook', 'orders', 'order.approval', "{id: 'x'}"]),
+      c.inProcess(['pub', 'shipping', 'order.placed', '{}']),
+      c.inProcess(['pub', 'orders', 'order.cancelled', '{}', '--json']),
+      c.inProcess(['hook', 'orders', 'order.approved', '{}']),
+      c.inProcess(['pub', 'orders', 'order.placed', JSON.stringify(small)]),
+      c.inProcess(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']),
+      c.inProcess(['hook', 'orders', 'order.approval', '{"id":"x"}']),
+      c.inProcess(['workflow', 'orders', 'no-such-workflow']),
+      c.inProcess(['interrupt', 'orders', 'no-such-workflow']),
     ]);
   t.is(badData.code, 2);
   t.regex(badData.stderr, /the DATA \(the workflow input, 3rd\) argument must be JSON/);
@@ -254,10 +278,10 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   t.is(unknownId.code, 3);
   t.regex(unknownId.stderr, /workflow no-such-workflow of app orders was not found/);
   t.is(unknownInterrupt.code, 3);
-  const status = await c.cli(['workflows', 'orders', '--status', 'finished']);
+  const status = await c.inProcess(['workflows', 'orders', '--status', 'finished']);
   t.is(status.code, 2);
   t.regex(status.stderr, /unknown --status finished; use pending, running, done, interrupted, failed/);
-  const search = await c.cli(['workflows', 'orders', '--search', 'customer']);
+  const search = await c.inProcess(['workflows', 'orders', '--search', 'customer']);
   t.is(search.code, 2);
   t.regex(search.stderr, /--search takes key=value/);
 });
