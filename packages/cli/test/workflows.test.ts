@@ -286,57 +286,78 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   t.regex(search.stderr, /--search takes key=value/);
 });
 
-test.serial(
-  'the quick start: partita demo runs the orders app to the end, its approval answered by the partita hook it prints',
-  async (t) => {
-    const db = await freshSchema('wfclidemo');
-    const tmp = await tempDir('wfclidemo');
-    t.teardown(async () => {
-      await db.drop();
-      await tmp.cleanup();
-    });
-    // The quick-start config with a Postgres server instead of the embedded one.
-    const config = await writeConfig(tmp.dir, {
-      cluster: db.schema.replaceAll('_', '-'),
-      postgres: { url: db.url, schema: db.schema },
-      nats: { servers: [await natsUrl()] },
-      jobs: JOBS,
-      log: { level: 'warn' },
-      partitions: {
-        billing: { queues: { default: { concurrency: 10 }, invoices: { concurrency: 4 } } },
-        emails: { queues: { default: { concurrency: 20 } } },
-      },
-    });
-    const demo = spawnNode(CLI, {
-      args: ['demo', '-c', config, '--json', '--answer-after', '0', '--timeout', '90s'],
-      env: { NO_COLOR: '1' },
-    });
-    t.teardown(() => void demo.kill('SIGKILL'));
-    const waiting = await demo.waitForOutput(/\{"event":"workflow-waiting".*\}\n/, { timeoutMs: 60_000 });
-    const event = JSON.parse(String(waiting).trim()) as { id: string; topic: string; command: string };
-    t.is(event.topic, 'order.approval');
-    const printed = /^npx partita hook orders order\.approval '(.*)' -c (.*)$/.exec(event.command);
-    t.truthy(printed, event.command);
-    t.is(path.resolve(ROOT, printed![2]!), config);
-    // Run the command as printed (what a person pastes), from the directory the -c path is relative to.
-    const answered = await runCli(['hook', 'orders', 'order.approval', printed![1]!, '-c', printed![2]!]);
-    t.is(answered.code, 0, answered.stderr);
-    t.is(answered.stdout.trim(), event.id);
-    const exit = await demo.exited;
-    const lines = demo
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, any>);
-    t.is(exit.code, 0, demo.output());
-    const summary = lines.find((l) => l.event === 'summary')!;
-    t.like(summary, { jobs: 18, workflows: 3, failed: 0, finished: 21 });
-    const done = lines.filter((l) => l.event === 'workflow-done');
-    t.is(done.length, 3);
-    t.like(done.find((l) => l.id === event.id)?.data, { orderId: 'A-1002', approved: true, approvedBy: 'you', outcome: 'shipped' });
-    t.false(
-      lines.some((l) => l.event === 'workflow-hook-sent-by-demo'),
-      'with --answer-after 0 the demo never answers itself',
-    );
-  },
+/**
+ * `partita demo` on a copy of the quick-start config: its jobs and the orders workflows run to the end, the
+ * approval sent by the `partita hook` command the demo prints, run as printed. `embedded`: no postgres: in
+ * the config (as in config/partita.yaml), so the demo's node starts its own PostgreSQL and the hook command
+ * finds it through the data dir.
+ */
+async function quickStart(t: ExecutionContext, embedded: boolean): Promise<void> {
+  const db = embedded ? undefined : await freshSchema('wfclidemo');
+  const tmp = await tempDir(embedded ? 'wfclidemo-emb' : 'wfclidemo');
+  const dataDir = path.join(tmp.dir, '.partita');
+  let demo: SpawnedNode | undefined;
+  t.teardown(async () => {
+    if (demo?.kill('SIGKILL')) await demo.exited;
+    // A demo killed before it stopped leaves its embedded PostgreSQL running: stop it here.
+    const pid = Number((await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGQUIT');
+      } catch {
+        /* not running */
+      }
+    }
+    await db?.drop();
+    await tmp.cleanup();
+  });
+  const config = await writeConfig(tmp.dir, {
+    cluster: embedded ? 'quick-start' : db!.schema.replaceAll('_', '-'),
+    ...(db ? { postgres: { url: db.url, schema: db.schema }, nats: { servers: [await natsUrl()] } } : {}),
+    dataDir,
+    jobs: JOBS,
+    log: { level: 'warn' },
+    partitions: {
+      billing: { queues: { default: { concurrency: 10 }, invoices: { concurrency: 4 } } },
+      emails: { queues: { default: { concurrency: 20 } } },
+    },
+  });
+  demo = spawnNode(CLI, {
+    args: ['demo', '-c', config, '--json', '--answer-after', '0', '--timeout', '150s'],
+    env: { NO_COLOR: '1' },
+  });
+  const waiting = await demo.waitForOutput(/\{"event":"workflow-waiting".*\}\n/, { timeoutMs: 120_000 });
+  const event = JSON.parse(String(waiting).trim()) as { id: string; topic: string; command: string };
+  t.is(event.topic, 'order.approval');
+  const printed = /^npx partita hook orders order\.approval '(.*)' -c (.*)$/.exec(event.command);
+  t.truthy(printed, event.command);
+  t.is(path.resolve(ROOT, printed![2]!), config);
+  // Run the command as printed (what a person pastes), from the directory the -c path is relative to.
+  const answered = await runCli(['hook', 'orders', 'order.approval', printed![1]!, '-c', printed![2]!]);
+  t.is(answered.code, 0, answered.stderr);
+  t.is(answered.stdout.trim(), event.id);
+  const exit = await demo.exited;
+  const lines = demo
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, any>);
+  t.is(exit.code, 0, demo.output());
+  const summary = lines.find((l) => l.event === 'summary')!;
+  t.like(summary, { jobs: 18, workflows: 3, failed: 0, finished: 21 });
+  const done = lines.filter((l) => l.event === 'workflow-done');
+  t.is(done.length, 3);
+  t.like(done.find((l) => l.id === event.id)?.data, { orderId: 'A-1002', approved: true, approvedBy: 'you', outcome: 'shipped' });
+  t.false(
+    lines.some((l) => l.event === 'workflow-hook-sent-by-demo'),
+    'with --answer-after 0 the demo never answers itself',
+  );
+}
+
+test.serial('the quick start: partita demo runs the orders app to the end, its approval answered by the partita hook it prints', (t) =>
+  quickStart(t, false),
+);
+
+test.serial('the quick start on the embedded PostgreSQL (no postgres: configured, as npm start from a fresh clone)', (t) =>
+  quickStart(t, true),
 );
