@@ -643,7 +643,7 @@ filter: partita jobs --state failed --type TYPE --retry --yes.`,
 
 export const migrate: Command = {
   name: 'migrate',
-  summary: "Create or upgrade Partita's tables in the schema (nodes and clients also do this on start).",
+  summary: "Create or upgrade Partita's tables in the schema, the workflows' and schedules' too (nodes also do this on start).",
   description: 'Safe to run while nodes run: migrations take an advisory lock and apply each version once.',
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   async run(ctx) {

@@ -12,6 +12,8 @@ import { migratePlugins } from '../plugin-tables.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, table, type Io } from '../io.js';
 
+// @partita/workflows' INTERRUPTED and FAILED, and its WORKFLOW_STATUS_NAMES below: repeated here because the
+// package is loaded only when a command talks to a cluster (`--help` and usage errors stay fast).
 const INTERRUPTED = -1_000_000_000;
 const FAILED = -1_000_000_001;
 
@@ -145,7 +147,7 @@ to finish and prints its output as JSON (exit code 4 when it failed or was inter
     timeout: { type: 'string', arg: 'DURATION', help: 'with --wait: give up after this long (default 60s)' },
     id: { type: 'string', arg: 'ID', help: "the workflow's id (default: a new UUID)" },
     search: { type: 'string', arg: 'K=V', multiple: true, help: 'a searchable field (workflows --search, hookAll)' },
-    partition: { type: 'string', short: 'p', arg: 'NAME', help: "the partition its steps run in (default: the app handle's, default)" },
+    partition: { type: 'string', short: 'p', arg: 'NAME', help: 'the partition its steps (jobs) run in (default: default)' },
     ...CONNECTION_OPTIONS,
     ...COMMON_OPTIONS,
   },
