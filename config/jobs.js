@@ -6,6 +6,7 @@
 //
 // These jobs do no I/O: sleeps stand in for the network calls real jobs would make.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { defineJob } from '@partita/runtime';
 
 // `sleep(ms, undefined, { signal: ctx.signal })` rejects with an AbortError as soon as the job is cancelled
@@ -91,7 +92,34 @@ export const weeklyDigest = defineJob({
   },
 });
 
-export const jobs = [invoiceTotal, sendEmail, chargePayment, weeklyDigest];
+// ── the worker steps of the orders workflow app (config/apps/orders) ─────────────────────────
+// A workflow's worker activity is a job of the type its `topic` names, run in the workflow's partition.
+
+/** billing/default: prices an order's items (cents, to keep money exact) plus shipping. */
+export const priceOrder = defineJob({
+  type: 'order.price',
+  maxAttempts: 3,
+  async perform(p, ctx) {
+    if (!Array.isArray(p.items) || p.items.length === 0) throw new Error('the order has no items');
+    await sleep(30 + Math.random() * 50, undefined, { signal: ctx.signal }); // e.g. a price list lookup
+    const items = p.items.reduce((sum, item) => sum + cents(item.price) * item.qty, 0);
+    const shipping = p.express ? 1500 : items >= cents(50) ? 0 : 490;
+    return { items: items / 100, shipping: shipping / 100, total: (items + shipping) / 100, currency: 'EUR' };
+  },
+});
+
+/** billing/default: packs the parcel of an order and books a carrier; returns its tracking number. */
+export const packOrder = defineJob({
+  type: 'order.pack',
+  maxAttempts: 3,
+  async perform(p, ctx) {
+    await sleep(50 + Math.random() * 100, undefined, { signal: ctx.signal }); // a warehouse round trip
+    const parcels = Math.max(1, Math.ceil((p.items ?? []).reduce((n, item) => n + item.qty, 0) / 3));
+    return { tracking: `PX${ctx.id.replace(/-/g, '').slice(-10).toUpperCase()}`, carrier: p.express ? 'express' : 'standard', parcels };
+  },
+});
+
+export const jobs = [invoiceTotal, sendEmail, chargePayment, weeklyDigest, priceOrder, packOrder];
 export default jobs;
 
 // ── what `partita demo` enqueues ─────────────────────────────────────────────────────────────
@@ -134,5 +162,33 @@ export const demo = [
     },
     // A scheduled job: runs two seconds from now.
     options: { delayMs: 2_000 },
+  },
+];
+
+/**
+ * The workflows `partita demo` runs beside the jobs: it deploys and activates the app, starts one
+ * workflow per input, and for a workflow that waits at a hook activity named in `hooks`, prints the
+ * `partita hook` command a person answers it with.
+ */
+export const demoWorkflows = [
+  {
+    app: fileURLToPath(new URL('./apps/orders/app.yaml', import.meta.url)),
+    topic: 'order.placed',
+    partition: 'billing',
+    inputs: [
+      { orderId: 'A-1001', customer: 'ada', items: [{ sku: 'book', qty: 2, price: 12.5 }] },
+      {
+        orderId: 'A-1002',
+        customer: 'grace',
+        express: true,
+        items: [
+          { sku: 'laptop', qty: 1, price: 1299 },
+          { sku: 'sleeve', qty: 1, price: 29.9 },
+        ],
+      },
+      { orderId: 'A-1003', customer: 'edsger', items: [{ sku: 'pen', qty: 10, price: 1.2 }] },
+    ],
+    // `data` plus the workflow's { id } is what the hint's `partita hook` sends.
+    hooks: [{ activity: 'approval', topic: 'order.approval', data: { approved: true, by: 'you' } }],
   },
 ];

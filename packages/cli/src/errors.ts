@@ -24,10 +24,12 @@ export const EXIT = {
 export const EXIT_CODES_HELP = `Exit codes:
   0    ok
   1    runtime error (e.g. Postgres unreachable)
-  2    usage or configuration error (bad arguments, invalid config file, invalid job options)
-  3    not found (no job or schedule with that id)
-  4    the job failed or was cancelled (status, status --wait)
-  5    conflict (queue key held by another job; cancel of a job that already finished)
+  2    usage or configuration error (bad arguments, invalid config file, invalid job options,
+       an app YAML with problems, a topic no active graph subscribes to)
+  3    not found (no job, schedule, workflow or app version with that id)
+  4    the job failed or was cancelled (status, status --wait); the workflow failed or was interrupted (pub --wait)
+  5    conflict (queue key held by another job; cancel of a job that already finished; an app version
+       deployed again with other content)
   130  stopped at once by a second Ctrl-C (SIGINT); 143 by a second SIGTERM`;
 
 /** A wrong command line. */
@@ -75,10 +77,19 @@ export class NotAvailableError extends Error {
   }
 }
 
-const USAGE_CODES = new Set(['USAGE', 'CONFIG', 'VALIDATION', 'UNKNOWN_PARTITION', 'UNKNOWN_QUEUE', 'UNKNOWN_JOB_TYPE']);
-const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'JOB_NOT_FOUND', 'UNKNOWN_SCHEDULE']);
-const UNSUCCESSFUL_CODES = new Set(['JOB_FAILED', 'JOB_CANCELLED']);
-const CONFLICT_CODES = new Set(['DUPLICATE_QUEUE_KEY', 'CONFLICT']);
+const USAGE_CODES = new Set([
+  'USAGE',
+  'CONFIG',
+  'VALIDATION',
+  'UNKNOWN_PARTITION',
+  'UNKNOWN_QUEUE',
+  'UNKNOWN_JOB_TYPE',
+  'WORKFLOW_DEFINITION',
+  'UNKNOWN_TOPIC',
+]);
+const NOT_FOUND_CODES = new Set(['NOT_FOUND', 'JOB_NOT_FOUND', 'UNKNOWN_SCHEDULE', 'WORKFLOW_NOT_FOUND']);
+const UNSUCCESSFUL_CODES = new Set(['JOB_FAILED', 'JOB_CANCELLED', 'WORKFLOW_FAILED']);
+const CONFLICT_CODES = new Set(['DUPLICATE_QUEUE_KEY', 'CONFLICT', 'VERSION_CONFLICT']);
 
 /** The exit code an error means. Matched on `code` (Partita errors carry one), not instanceof. */
 export function exitCodeOf(err: unknown): number {

@@ -8,6 +8,7 @@ import { processesList, processShow } from './commands/processes.js';
 import { start } from './commands/start.js';
 import { demo } from './commands/demo.js';
 import { dashboard } from './commands/dashboard.js';
+import { activate, deploy, hook, interrupt, pub, workflow, workflowsList } from './commands/workflows.js';
 import { codeOf, EXIT, EXIT_CODES_HELP, exitCodeOf, messageOf, UsageError } from './errors.js';
 import { eprintln, processIo, type Io } from './io.js';
 
@@ -29,6 +30,13 @@ export const COMMANDS: Command[] = [
   schedule,
   processesList,
   processShow,
+  deploy,
+  activate,
+  pub,
+  hook,
+  interrupt,
+  workflow,
+  workflowsList,
   migrate,
   dashboard,
 ];
@@ -43,7 +51,7 @@ function version(): string {
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  return `partita ${version()} — run and operate a Partita cluster (durable jobs on Postgres + NATS)
+  return `partita ${version()} — run and operate a Partita cluster (durable jobs and workflows on Postgres + NATS)
 
 Usage: partita <command> [arguments] [options]
 
@@ -115,7 +123,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     const code = exitCodeOf(err);
     const message = messageOf(err);
     if (json) {
-      const problems = (err as { problems?: unknown }).problems;
+      const problems = (err as { problems?: unknown }).problems ?? (err as { issues?: unknown }).issues;
       io.err(JSON.stringify({ error: { code: codeOf(err), exitCode: code, message, ...(problems ? { problems } : {}) } }) + '\n');
     } else {
       eprintln(io, `partita ${cmd.name}: ${message}`);

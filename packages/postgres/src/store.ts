@@ -182,6 +182,11 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
         ),
     };
     let broken: unknown;
+    // A connection that dies between two statements of the transaction (while `fn` awaits something
+    // else) emits 'error' on the checked-out client; unheard, that is an uncaught exception that ends
+    // the process. Heard here, the next statement rejects and the transaction fails as any other.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const value = await fn(tx);
@@ -192,6 +197,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
       await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken instanceof Error ? broken : undefined);
     }
   }

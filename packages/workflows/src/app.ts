@@ -74,6 +74,32 @@ export interface ActivityTimeline {
   }[];
 }
 
+/** A workflow's status by name: -1 pending, > 0 running, 0 done, −1,000,000,000 interrupted, −1,000,000,001 failed. */
+export type WorkflowStatusName = 'pending' | 'running' | 'done' | 'interrupted' | 'failed';
+export const WORKFLOW_STATUS_NAMES: readonly WorkflowStatusName[] = ['pending', 'running', 'done', 'interrupted', 'failed'];
+
+export interface ListWorkflowsOptions {
+  status?: readonly WorkflowStatusName[];
+  /** Searchable fields (pub's `search`) that must all match; values compare as text. */
+  search?: Record<string, string | number | boolean>;
+  topic?: string;
+  /** Default 100. */
+  limit?: number;
+}
+
+export interface WorkflowSummary {
+  id: string;
+  app: string;
+  version: string;
+  topic: string;
+  partition: string;
+  status: number;
+  search: Record<string, unknown>;
+  parentId: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
 type TxStore = Pick<JobStore, 'withTransaction' | 'pool' | 'schema'>;
 
 const POLL_MIN_MS = 10;
@@ -398,6 +424,32 @@ export class WorkflowApp {
         finishedAt: r.finished_at,
       })),
     };
+  }
+
+  /** The app's workflows, newest first, filtered by status names, searchable fields and topic. */
+  async list(opts: ListWorkflowsOptions = {}): Promise<WorkflowSummary[]> {
+    const unknown = (opts.status ?? []).filter((st) => !WORKFLOW_STATUS_NAMES.includes(st));
+    if (unknown.length)
+      throw new ValidationError(`unknown status ${unknown.join(', ')}; use ${WORKFLOW_STATUS_NAMES.join(', ')}`, 'status');
+    const rows = await this.run('workflows_list', [
+      this.id,
+      opts.status?.length ? opts.status : null,
+      JSON.stringify(Object.fromEntries(Object.entries(opts.search ?? {}).map(([k, v]) => [k, String(v)]))),
+      opts.topic ?? null,
+      opts.limit ?? 100,
+    ]);
+    return rows.map((r) => ({
+      id: r.id,
+      app: r.app_id,
+      version: r.version,
+      topic: r.topic,
+      partition: r.partition,
+      status: Number(r.status),
+      search: r.search,
+      parentId: r.parent_id,
+      createdAt: r.created_at,
+      finishedAt: r.finished_at,
+    }));
   }
 
   /** Removes a workflow and its records now (finished ones go by themselves after expire). */

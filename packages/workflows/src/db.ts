@@ -35,7 +35,8 @@ export type WfOp =
   | 'workflow_interrupt'
   | 'workflow_lock'
   | 'workflow_scrub'
-  | 'workflow_update';
+  | 'workflow_update'
+  | 'workflows_list';
 
 export type WfOps = Record<WfOp, Statement>;
 

@@ -25,6 +25,10 @@ export {
   type WorkflowEvent,
   type WorkflowState,
   type ActivityTimeline,
+  type ListWorkflowsOptions,
+  type WorkflowSummary,
+  type WorkflowStatusName,
+  WORKFLOW_STATUS_NAMES,
 } from './app.js';
 export { workflowsPlugin } from './plugin.js';
 export { SLEEP_TYPE, EMIT_TYPE, type EmitPayload } from './executor.js';

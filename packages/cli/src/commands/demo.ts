@@ -1,7 +1,8 @@
 /**
  * `partita demo` (what `npm start` runs): a node from config/partita.yaml — on the embedded
  * PostgreSQL when the file configures none — the example jobs of its jobs module (`demo` export)
- * enqueued, their progress shown until they finish, then a graceful stop.
+ * enqueued and its example workflow apps (`demoWorkflows`) deployed, activated and started, their
+ * progress shown until they finish, then a graceful stop.
  */
 import { existsSync } from 'node:fs';
 import net from 'node:net';
@@ -17,6 +18,7 @@ import { brief, colour, formatDuration, printJson, println, type Io } from '../i
 import { statesOf } from '../listing.js';
 import { stopWhenLauncherExits } from '../node-services.js';
 import { cliPlugins } from './start.js';
+import { WorkflowDemo, demoWorkflowSpecs, type DemoWorkflowSpec } from './demo-workflows.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -32,16 +34,23 @@ const BUNDLED_CONFIG = fileURLToPath(new URL('../../../../config/partita.yaml', 
 
 export const demo: Command = {
   name: 'demo',
-  summary: 'Start a node from config/partita.yaml, enqueue the example jobs and show them being processed.',
+  summary: 'Start a node from config/partita.yaml, run the example jobs and workflows and show them being processed.',
   description: `
 With no postgres: in the config (as in config/partita.yaml) the node runs an embedded PostgreSQL in
 the config's dataDir — no servers needed. The jobs come from the \`demo\` export of the config's jobs
-module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice: at once).`,
+module (config/jobs.js), the workflow apps from its \`demoWorkflows\` export (config/apps/orders: an
+order that a person approves with \`partita hook\`, a command the demo prints). Stops once every job
+and workflow has finished, or on Ctrl-C (twice: at once).`,
   options: {
     config: { type: 'string', short: 'c', arg: 'FILE', help: 'node config file (default: config/partita.yaml)' },
     keep: { type: 'boolean', help: 'keep the node running after the jobs finish (Ctrl-C to stop)' },
     verbose: { type: 'boolean', short: 'v', help: "show the node's info logs too" },
     timeout: { type: 'string', arg: 'DURATION', help: 'give up when the jobs have not finished after this long (default 2m)' },
+    'answer-after': {
+      type: 'string',
+      arg: 'DURATION',
+      help: 'a workflow waiting for a person: send its hook after this long if nobody did (default 45s on a terminal, else 5s; 0: never)',
+    },
     ...COMMON_OPTIONS,
   },
   async run(ctx) {
@@ -59,10 +68,12 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       if (!ctx.json) println(io, line);
     };
 
+    const answerAfterMs = duration(str(ctx.values, 'answer-after'), '--answer-after', 'demo') ?? (io.stdoutTTY ? 45_000 : 5_000);
     let examples: DemoJob[] = [];
+    let workflowSpecs: DemoWorkflowSpec[] = [];
     if (typeof config.jobs === 'string') {
       const { describeImportError, importUserModule } = await import('@partita/runtime');
-      let mod: { demo?: DemoJob[] | (() => DemoJob[]) };
+      let mod: { demo?: DemoJob[] | (() => DemoJob[]); demoWorkflows?: unknown };
       try {
         mod = await importUserModule(config.jobs);
       } catch (err) {
@@ -71,6 +82,7 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
         ]);
       }
       examples = typeof mod.demo === 'function' ? mod.demo() : (mod.demo ?? []);
+      workflowSpecs = demoWorkflowSpecs(mod.demoWorkflows, config.jobs, file);
     }
 
     say(colour(io, 'bold', `Partita demo — ${rel(file)}`));
@@ -152,12 +164,24 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
     }
     if (ctx.json) printJson(io, { event: 'enqueued', ids });
     say(`  enqueued ${ids.length} jobs: ${summarize(examples)}`);
+    // The hints name the CLI as a person in the checkout runs it; another config file is named with -c.
+    const cli = { command: 'npx partita', configArgs: file === BUNDLED_CONFIG ? '' : ` -c ${rel(file)}` };
+    let workflows: WorkflowDemo | undefined;
+    try {
+      if (workflowSpecs.length && !interrupted)
+        workflows = await WorkflowDemo.start(node.client, workflowSpecs, { io, cli, answerAfterMs, say });
+    } catch (err) {
+      // An app that does not deploy (an edited YAML under the same version, say): report it with the node stopped.
+      await node.stop({ graceMs: 0 }).catch(() => undefined);
+      unwatch();
+      throw err;
+    }
+    if (ctx.json && workflows) printJson(io, { event: 'workflows-started', ids: workflows.ids });
     say();
+    const total = ids.length + (workflows?.total ?? 0);
 
     const seen = new Map<string, { state: string; errors: number }>();
-    const bar = ctx.json
-      ? undefined
-      : new ProgressBar({ write: io.out, tty: io.stdoutTTY, label: '  progress', total: ids.length, lineEveryMs: 2000 });
+    const bar = ctx.json ? undefined : new ProgressBar({ write: io.out, tty: io.stdoutTTY, label: '  progress', total, lineEveryMs: 2000 });
     const deadline = Date.now() + timeoutMs;
     let finished = 0;
     let failed = 0;
@@ -199,8 +223,29 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
           }
         }
       }
+      if (workflows) {
+        let wf: Awaited<ReturnType<WorkflowDemo['poll']>>;
+        try {
+          wf = await workflows.poll();
+        } catch (err) {
+          say(`  (could not read the workflows: ${describeError(err).message}; retrying)`);
+          await pauseFor(1000, (w) => (wake = w));
+          continue;
+        }
+        finished += wf.finished;
+        failed += wf.failed;
+        running += wf.running;
+        for (const r of wf.reports) {
+          if (ctx.json) {
+            if (r.event) printJson(io, r.event);
+          } else if (r.line) {
+            bar?.clear();
+            println(io, r.line);
+          }
+        }
+      }
       bar?.update(finished, `${running} running · ${waiting} waiting${failed ? ` · ${failed} failed` : ''}`);
-      if (finished === ids.length) break;
+      if (finished === total) break;
       if (Date.now() > deadline) {
         bar?.finish();
         say(colour(io, 'red', `  the jobs did not all finish within ${formatDuration(timeoutMs)}; stopping`));
@@ -209,21 +254,24 @@ module (config/jobs.js). Stops once every job has finished, or on Ctrl-C (twice:
       await pauseFor(150, (w) => (wake = w));
     }
     if (!interrupted) bar?.finish();
-    const allDone = finished === ids.length && (ids.length > 0 || !interrupted);
-    if (ctx.json) printJson(io, { event: 'summary', jobs: ids.length, finished, failed, ms: Date.now() - t0 });
+    const allDone = finished === total && (total > 0 || !interrupted);
+    if (ctx.json)
+      printJson(io, { event: 'summary', jobs: ids.length, workflows: workflows?.total ?? 0, finished, failed, ms: Date.now() - t0 });
     else if (allDone) {
       say(
         colour(
           io,
           failed ? 'red' : 'green',
-          `  all ${ids.length} jobs finished: ${ids.length - failed} completed, ${failed} failed/cancelled`,
+          `  all ${ids.length} jobs${workflows ? ` and ${workflows.total} workflows` : ''} finished: ${total - failed} completed, ${failed} failed/cancelled`,
         ),
       );
-      say(`  try: partita jobs${file === BUNDLED_CONFIG ? '' : ` -c ${rel(file)}`} --state completed   (while a node runs — see --keep)`);
+      say(`  while a node runs (npm start -- --keep, or partita start in another terminal):`);
+      say(`  try: npx partita jobs${cli.configArgs} --state completed`);
+      for (const line of workflows?.tryLines() ?? []) say(line);
     } else if (interrupted) say('\n  interrupted');
 
     if (flag(ctx.values, 'keep') && !interrupted) {
-      say(`  --keep: the node keeps running; in another terminal try \`partita jobs -c ${rel(file)}\`. Ctrl-C to stop.`);
+      say(`  --keep: the node keeps running; try the commands above in another terminal. Ctrl-C to stop.`);
       await new Promise<void>((resolve) => (wake = resolve));
     }
     say('  stopping the node…');

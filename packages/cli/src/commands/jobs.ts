@@ -22,6 +22,7 @@ import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, eprintln, formatDuration, printJson, println, table } from '../io.js';
 import type { JobFilter } from '../listing.js';
 import { ProgressBar } from '../progress.js';
+import { migratePlugins, pluginsWithTables } from '../plugin-tables.js';
 
 const JOB_OPTIONS = {
   queue: { type: 'string', arg: 'NAME', help: "queue (default: the job type's queue, else default)" },
@@ -642,7 +643,7 @@ filter: partita jobs --state failed --type TYPE --retry --yes.`,
 
 export const migrate: Command = {
   name: 'migrate',
-  summary: "Create or upgrade Partita's tables in the schema (nodes and clients also do this on start).",
+  summary: "Create or upgrade Partita's tables in the schema, the workflows' and schedules' too (nodes also do this on start).",
   description: 'Safe to run while nodes run: migrations take an advisory lock and apply each version once.',
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   async run(ctx) {
@@ -668,6 +669,8 @@ export const migrate: Command = {
       ctx,
       async (client, conn) => {
         appliedNow.push(...(await client.admin.migrate()));
+        // The tables of the node plugins (workflows, schedules), as a node would create them.
+        await migratePlugins(client, await pluginsWithTables(), logger);
         const rows = await client.admin.migrations();
         const fresh = rows.filter((r) => appliedNow.includes(r.version));
         if (ctx.json) {
