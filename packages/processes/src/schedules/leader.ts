@@ -45,20 +45,33 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
   /** Schedules whose firing failed: not tried again before this time (this node's clock). */
   const failing = new Map<string, number>();
   let stopping = false;
+  /**
+   * Connections already given back: pg may emit 'error' more than once (or after terminate released
+   * it), and a second release throws out of the event handler and takes the node down.
+   */
+  const released = new WeakSet<pg.PoolClient>();
+  const release = (client: pg.PoolClient, err?: Error) => {
+    if (released.has(client)) return;
+    released.add(client);
+    client.release(err);
+  };
 
   async function listen(wake: () => void): Promise<void> {
+    let client: pg.PoolClient | undefined;
     try {
-      const client = await store.pool.connect();
+      client = await store.pool.connect();
+      const connected = client;
       client.on('notification', wake);
       // A broken connection is dropped; the next round listens again, and maxSleepMs bounds the delay meanwhile.
       client.on('error', (err) => {
         logger.warn({ err: describeError(err) }, 'the schedules notification connection failed; listening again');
-        if (listener === client) listener = undefined;
-        client.release(err);
+        if (listener === connected) listener = undefined;
+        release(connected, err);
       });
       await client.query(`LISTEN "${store.channel}"`);
       listener = client;
     } catch (err) {
+      if (client) release(client, err as Error);
       logger.warn({ err: describeError(err) }, 'cannot listen for schedule changes; changes are seen within maxSleepMs');
     }
   }
@@ -144,7 +157,7 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
       listener = undefined;
       if (client) {
         await client.query(`UNLISTEN "${store.channel}"`).catch(() => undefined);
-        client.release();
+        release(client);
       }
     },
   };
