@@ -14,7 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BulkResult, Client, JobMatch, MemberProfile, QueueCount } from '@partita/client';
 import { clientBus } from '@partita/client/internal';
 import { subjects } from '@partita/protocol';
-import { schedules as schedulesOf, type Schedules } from '@partita/processes';
+import { processes as processesOf, schedules as schedulesOf, type Processes, type Schedules } from '@partita/processes';
 import { app as workflowApp, compileDefinition, WorkflowNotFoundError, type CompiledApp } from '@partita/workflows';
 import {
   describeError,
@@ -32,6 +32,7 @@ import { bars, html, Html, json, page, time, type Layout } from './html.js';
 import { Live } from './live.js';
 import { DashboardDb } from './db.js';
 import { schedulesBody } from './schedules.js';
+import { processBody, processesBody } from './processes.js';
 import {
   cursorOf,
   WORKFLOW_STATUSES,
@@ -46,14 +47,18 @@ import {
 
 /** What a person asks the dashboard to do; `authorize` sees every one, `view` for each page read. */
 export type DashboardAction =
-  | { kind: 'view'; page: 'overview' | 'queues' | 'jobs' | 'job' | 'bulk' | 'events' | 'workflows' | 'workflow' | 'schedules' }
+  | {
+      kind: 'view';
+      page: 'overview' | 'queues' | 'jobs' | 'job' | 'bulk' | 'events' | 'workflows' | 'workflow' | 'schedules' | 'processes' | 'process';
+    }
   | { kind: 'retry' | 'cancel' | 'delete'; jobId: string }
   | { kind: 'pause' | 'resume'; partition: string; queue: string }
   | { kind: 'throttle'; partition: string; queue: string; ms: number }
   | { kind: 'bulk'; op: BulkOp; ids?: string[]; filter?: JobMatch; limit: number }
   | { kind: 'interrupt'; app: string; workflowId: string; reason?: string }
   | { kind: 'hook'; app: string; topic: string; workflowId: string; data: unknown }
-  | { kind: 'schedule-pause' | 'schedule-resume' | 'schedule-trigger'; schedule: string };
+  | { kind: 'schedule-pause' | 'schedule-resume' | 'schedule-trigger'; schedule: string }
+  | { kind: 'process-pause' | 'process-resume' | 'process-trigger'; process: string };
 
 /** The bus message kind of an action event (on `partita.<cluster>.action.<action kind>`); its data is an ActionRecord. */
 export const ACTION_EVENT_KIND = 'dashboard.action';
@@ -183,14 +188,16 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     estimatedDepth = true;
     return rows.map((r) => ({ ...r, count: Number(r.count) }));
   });
-  let tabs = { workflows: false, schedules: false };
+  let tabs = { workflows: false, schedules: false, processes: false };
   const layers = cached(LAYERS_TTL_MS, async () => {
-    const [row] = await db.run<{ workflows: boolean; schedules: boolean }>('layers_installed');
-    tabs = { workflows: row?.workflows === true, schedules: row?.schedules === true };
+    const [row] = await db.run<{ workflows: boolean; schedules: boolean; processes: boolean }>('layers_installed');
+    tabs = { workflows: row?.workflows === true, schedules: row?.schedules === true, processes: row?.processes === true };
     return tabs;
   });
   let scheduleApi: Schedules | undefined;
   const scheduleList = () => (scheduleApi ??= schedulesOf(client));
+  let processApi: Processes | undefined;
+  const processList = () => (processApi ??= processesOf(client));
   const compiled = new Map<string, Promise<CompiledApp | undefined>>();
   const compiledApp = (appId: string, version: string) => {
     const key = `${appId}\u0000${version}`;
@@ -333,6 +340,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       if (path === '/') return html200(ctx, await overview(ctx));
       if (path === '/workflows' && tabs.workflows) return html200(ctx, await workflowsPage(ctx));
       if (path === '/schedules' && tabs.schedules) return html200(ctx, await schedulesPage(ctx));
+      if (path === '/processes' && tabs.processes) return html200(ctx, await processesPage(ctx));
+      const pr = /^\/processes\/([^/]+)$/.exec(path);
+      if (pr && tabs.processes) return html200(ctx, await processPage(ctx, decodeURIComponent(pr[1]!)));
       const w = /^\/workflows\/([^/]+)\/([^/]+)$/.exec(path);
       if (w && tabs.workflows) return html200(ctx, await workflowPage(ctx, decodeURIComponent(w[1]!), decodeURIComponent(w[2]!)));
       if (path === '/queues') return html200(ctx, await queues(ctx));
@@ -931,6 +941,29 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     return layout(ctx, 'Schedules', 'schedules', schedulesBody(ctx.base, options.readOnly === true, list), true);
   }
 
+  async function processesPage(ctx: Ctx): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'processes' });
+    const list = await within('reading the processes', processList().list());
+    return layout(ctx, 'Processes', 'processes', processesBody(ctx.base, options.readOnly === true, list, Date.now()), true);
+  }
+
+  async function processPage(ctx: Ctx, name: string): Promise<string> {
+    await allow(ctx.req, { kind: 'view', page: 'process' });
+    const record = await within('reading the process', processList().get(name));
+    if (!record) {
+      ctx.res.statusCode = 404;
+      return layout(
+        ctx,
+        'No such process',
+        'processes',
+        html`<h1>No such process</h1>
+          <p>No background process is named <code>${name}</code>; <a href="${ctx.base}/processes">every process</a> is listed.</p>`,
+        false,
+      );
+    }
+    return layout(ctx, record.name, 'processes', processBody(ctx.base, options.readOnly === true, record, Date.now()), true);
+  }
+
   // ── Actions ──────────────────────────────────────────────────────────────────────────────────
 
   async function act(ctx: Ctx, name: string): Promise<void> {
@@ -994,6 +1027,11 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       case 'schedule-resume':
       case 'schedule-trigger':
         action = { kind: name, schedule: required(form, 'id') };
+        break;
+      case 'process-pause':
+      case 'process-resume':
+      case 'process-trigger':
+        action = { kind: name, process: required(form, 'id') };
         break;
       default:
         return void send(res, 404, 'text/plain; charset=utf-8', 'no such action\n');
@@ -1086,6 +1124,15 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
           ? `schedule ${a.schedule} triggered: job ${r.jobId}`
           : `schedule ${a.schedule} triggered, no job enqueued (${r.skipped === 'overlap' ? 'its last job is still live' : 'a queue key refused it'})`;
       }
+      case 'process-pause':
+        await processList().pause(a.process);
+        return `process ${a.process} paused`;
+      case 'process-resume':
+        await processList().resume(a.process);
+        return `process ${a.process} resumed`;
+      case 'process-trigger':
+        await processList().trigger(a.process);
+        return `process ${a.process} triggered: a run starts now (after the one under way, if any)`;
       case 'view':
         return 'viewed';
     }

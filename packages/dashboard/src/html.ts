@@ -51,9 +51,9 @@ export function time(d: Date): Html {
 export interface Layout {
   base: string;
   title: string;
-  nav: 'overview' | 'queues' | 'jobs' | 'workflows' | 'schedules' | '';
-  /** Tabs of layers that are installed (the workflows plugin's tables, the schedules'). */
-  tabs?: { workflows: boolean; schedules: boolean };
+  nav: 'overview' | 'queues' | 'jobs' | 'workflows' | 'schedules' | 'processes' | '';
+  /** Tabs of layers that are installed (the workflows plugin's tables, the schedules', the processes'). */
+  tabs?: { workflows: boolean; schedules: boolean; processes: boolean };
   /** Pages that refresh themselves on changes ("jobs" refreshes only while nothing is selected). */
   live: boolean;
   readOnly: boolean;
@@ -80,7 +80,9 @@ export function page(l: Layout): string {
           <nav aria-label="Sections">
             ${link('overview', '/', 'Overview')}${link('queues', '/queues', 'Queues')}${link('jobs', '/jobs', 'Jobs')}${l.tabs?.workflows
               ? link('workflows', '/workflows', 'Workflows')
-              : ''}${l.tabs?.schedules ? link('schedules', '/schedules', 'Schedules') : ''}
+              : ''}${l.tabs?.schedules ? link('schedules', '/schedules', 'Schedules') : ''}${l.tabs?.processes
+              ? link('processes', '/processes', 'Processes')
+              : ''}
           </nav>
           <span class="status" id="live-status" role="status" aria-live="polite">${l.readOnly ? 'read-only · ' : ''}</span>
         </header>

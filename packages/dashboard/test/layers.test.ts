@@ -2,7 +2,8 @@
  * The workflows and schedules tabs in a real headless browser against a node with the workflows and
  * processes plugins (Postgres, NATS): apps and versions, the listing by search field, a workflow's
  * graph with each activity's state, a hook and an interrupt sent from the page; a schedule
- * triggered, paused and resumed. Every action is also seen as an event on the bus by a subscriber in
+ * triggered, paused and resumed; a background process with work items listed, opened, triggered
+ * (its last run's result changes) and paused. Every action is also seen as an event on the bus by a subscriber in
  * another client. Screenshots go to test/artifacts/dashboard/.
  */
 import test from 'ava';
@@ -14,7 +15,7 @@ import { clientBus } from '@partita/client/internal';
 import { subjects } from '@partita/protocol';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { app, workflowsPlugin, type WorkflowApp } from '@partita/workflows';
-import { processesPlugin, schedules } from '@partita/processes';
+import { defineProcess, processes, processesPlugin, schedules, type RunOutcome } from '@partita/processes';
 import { ACTION_EVENT_KIND, dashboardPlugin } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 
@@ -72,6 +73,24 @@ let browser: Browser;
 let ui: string;
 let orders: WorkflowApp;
 const seen: SeenAction[] = [];
+const runEnds: [string, RunOutcome][] = [];
+
+/** Runs only when triggered (the first look and the first slot are an hour away). */
+const tidy = defineProcess<{ batch: number }, { size: number; broken?: boolean }>({
+  name: 'tidy',
+  scheduleMs: 3_600_000,
+  minScheduleMs: 1000,
+  initialWaitMs: 3_600_000,
+  progressMs: 1,
+  leaseMs: 3000,
+  jitterMs: 0,
+  settings: { batch: 50 },
+  async processActiveWork(ctx, name, work) {
+    if (work.params.broken) throw new Error(`${name} is broken`);
+    ctx.addStats(work.params.size, 'rows', name);
+  },
+  async cleanupWork() {},
+});
 
 test.before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
@@ -93,7 +112,11 @@ test.before(async () => {
       defineJob({ type: 'dash.tick', perform: async () => 'tick' }),
     ],
     http: { port: 0, dashboard: '/ui' },
-    plugins: [workflowsPlugin(), processesPlugin(), dashboardPlugin()],
+    plugins: [
+      workflowsPlugin(),
+      processesPlugin({ processes: [tidy], onProcessRunEnd: (name, outcome) => runEnds.push([name, outcome]) }),
+      dashboardPlugin(),
+    ],
   });
   ui = `${node.http!.url}/ui`;
   // The audit trail as another process sees it: its own client and bus connection.
@@ -249,3 +272,96 @@ test.serial('schedules: next and last fire, trigger, pause and resume from the p
   );
   t.pass();
 });
+
+test.serial(
+  'processes: the list and a process page; trigger changes the last run, pause shows the badge; each seen on the bus',
+  async (t) => {
+    const api = processes(node.client);
+    await api.registerWork('tidy', 'orders', { size: 7 });
+    await api.registerWork('tidy', 'invoices', { size: 5 });
+    await api.registerWork('tidy', 'legacy', { size: 0, broken: true });
+
+    const page = await open(`${ui}/processes`);
+    t.is(await page.locator('header nav a[href$="/processes"]').count(), 1, 'the tab shows when the processes tables exist');
+    const row = page.locator('#processes tr[data-process="tidy"]');
+    t.is(await row.locator('[data-items]').getAttribute('data-items'), '3');
+    t.is(await row.locator('[data-run-no]').getAttribute('data-run-no'), '0', 'never run yet');
+    t.is(await row.locator('[data-result]').count(), 0);
+    await shot(page, 'processes');
+
+    await row.locator('button', { hasText: 'Trigger' }).click();
+    await page.waitForURL(/msg=/);
+    t.regex((await page.locator('.flash').textContent())!, /tidy triggered/);
+    await until('the triggered run to end', async () => runEnds.some(([n]) => n === 'tidy'), 15_000);
+    await page.reload();
+    t.is(await row.locator('[data-run-no]').getAttribute('data-run-no'), '1');
+    t.is(await row.locator('[data-result]').getAttribute('data-result'), 'incomplete', 'the run result shows on the list: one item failed');
+    t.is(await row.locator('[data-errors]').getAttribute('data-errors'), '1');
+    t.not(await row.locator('td').nth(1).textContent(), 'none', 'an owner took the run');
+
+    await row.locator('a', { hasText: 'tidy' }).click();
+    await page.waitForURL(/\/ui\/processes\/tidy$/);
+    const owner = (await api.get('tidy'))!.owner!;
+    t.regex((await page.locator('#owner').textContent())!, new RegExp(owner.id));
+    t.is(await page.locator('#owner [data-epoch]').getAttribute('data-epoch'), String(owner.epoch));
+    t.is(await page.locator('#last-run [data-result]').getAttribute('data-result'), 'incomplete');
+    t.is(await page.locator('#work tr[data-item="orders"] [data-item-state]').getAttribute('data-item-state'), 'completed');
+    t.regex((await page.locator('#work tr[data-item="orders"]').textContent())!, /rows\s*7/, 'per-item stats');
+    t.is(await page.locator('#work tr[data-item="legacy"] [data-item-state]').getAttribute('data-item-state'), 'incomplete');
+    t.regex((await page.locator('#work tr[data-item="legacy"]').textContent())!, /legacy is broken/, 'the item keeps its error');
+    t.is(await page.locator('[data-error-total]').first().getAttribute('data-error-total'), '1');
+    t.regex((await page.locator('#run-stats').textContent())!, /work\.rows\s*12/, "the run adds the items' stats");
+    t.regex((await page.locator('#aggregate-stats').textContent())!, /runs\s*1/);
+    t.regex((await page.locator('#settings').textContent())!, /"batch": 50/);
+    await shot(page, 'process');
+
+    // A second run from the process page: the last run moves on.
+    await page.locator('form[action$="/actions/process-trigger"] button').click();
+    await page.waitForURL(/msg=/);
+    await until('the second run to end', async () => runEnds.filter(([n]) => n === 'tidy').length === 2, 15_000);
+    await page.reload();
+    t.is(await page.locator('#last-run').getAttribute('data-run-no'), '2');
+
+    await page.locator('form[action$="/actions/process-pause"] button').click();
+    await page.waitForURL(/paused/);
+    t.is(await page.locator('h1 [data-badge="paused"]').count(), 1);
+    t.true((await api.get('tidy'))!.paused);
+    await shot(page, 'process-paused');
+    await page.goto(`${ui}/processes`);
+    t.is(await row.locator('[data-badge="paused"]').count(), 1, 'the list shows the badge too');
+    await row.locator('button', { hasText: 'Resume' }).click();
+    await page.waitForURL(/resumed/);
+    t.is(await row.locator('[data-badge="paused"]').count(), 0);
+    t.false((await api.get('tidy'))!.paused);
+    await page.close();
+
+    for (const [name, url] of [
+      ['processes', `${ui}/processes`],
+      ['process', `${ui}/processes/tidy`],
+    ] as const) {
+      const phone = await open(url, { width: 375, height: 740 });
+      const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+      t.true(overflow <= 1, `${name} fits a phone's width (overflow ${overflow}px)`);
+      await shot(phone, `${name}-phone`);
+      await phone.close();
+    }
+
+    const keyboard = await open(`${ui}/processes`);
+    await keyboard.locator('#processes a', { hasText: 'tidy' }).focus();
+    await keyboard.keyboard.press('Enter');
+    await keyboard.waitForURL(/\/processes\/tidy$/);
+    await keyboard.close();
+
+    const missing = await browser.newPage();
+    t.is((await missing.goto(`${ui}/processes/no-such-process`))!.status(), 404);
+    await missing.close();
+
+    await until(
+      'the process actions on the bus',
+      async () =>
+        ['process-trigger', 'process-pause', 'process-resume'].every((k) => seen.some((e) => e.action.kind === k && e.outcome === 'done')),
+      5000,
+    );
+    t.pass();
+  },
+);
