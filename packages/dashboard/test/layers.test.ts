@@ -315,12 +315,17 @@ test.serial(
     t.regex((await page.locator('#settings').textContent())!, /"batch": 50/);
     await shot(page, 'process');
 
-    // A second run from the process page: the last run moves on.
+    // The broken item is fixed and a second run is triggered from the process page: its result changes.
+    t.true(await api.registerWork('tidy', 'legacy', { size: 3 }));
     await page.locator('form[action$="/actions/process-trigger"] button').click();
     await page.waitForURL(/msg=/);
     await until('the second run to end', async () => runEnds.filter(([n]) => n === 'tidy').length === 2, 15_000);
     await page.reload();
     t.is(await page.locator('#last-run').getAttribute('data-run-no'), '2');
+    t.is(await page.locator('#last-run [data-result]').getAttribute('data-result'), 'completed');
+    t.is(await page.locator('#work tr[data-item="legacy"] [data-item-state]').getAttribute('data-item-state'), 'completed');
+    t.regex((await page.locator('#aggregate-stats').textContent())!, /runs\s*2/);
+    await shot(page, 'process-completed');
 
     await page.locator('form[action$="/actions/process-pause"] button').click();
     await page.waitForURL(/paused/);
