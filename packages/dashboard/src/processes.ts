@@ -55,7 +55,7 @@ export function processesBody(base: string, readOnly: boolean, list: ProcessReco
             <thead>
               <tr>
                 <th>Name</th>
-                <th>Owner</th>
+                <th class="hide-narrow">Owner</th>
                 <th>State</th>
                 <th>Last run</th>
                 <th class="hide-narrow">Next slot</th>
@@ -72,7 +72,9 @@ export function processesBody(base: string, readOnly: boolean, list: ProcessReco
                       <a href="${base}/processes/${encodeURIComponent(p.name)}">${p.name}</a>
                       <small class="muted">every ${duration(p.scheduleMs)}</small>
                     </td>
-                    <td>${p.owner ? html`<code>${p.owner.id}</code>` : html`<span class="muted">none</span>`}</td>
+                    <td class="hide-narrow" data-owner="${p.owner?.id ?? ''}">
+                      ${p.owner ? html`<code>${p.owner.id}</code>` : html`<span class="muted">none</span>`}
+                    </td>
                     <td>${stateBadge(p)}</td>
                     <td data-run-no="${p.lastRun?.runNo ?? 0}">
                       ${resultBadge(p.lastRun?.state)}
@@ -129,7 +131,9 @@ function errorList(errors: ErrorRecord | null | undefined): Html {
   return html`<p data-error-total="${errors.total}">
       <b>${errors.total}</b> error${errors.total === 1 ? '' : 's'}${errors.inRun !== errors.total
         ? html` (${errors.inRun} in this run)`
-        : ''}${errors.lastAt ? html`, latest ${when(errors.lastAt)}` : ''}
+        : ''}${errors.first[0] ? html` · first ${when(errors.first[0].at)}` : ''}${errors.lastAt
+        ? html` · latest ${when(errors.lastAt)}`
+        : ''}
     </p>
     <ol class="errors">
       ${errors.first.map(row)}
@@ -147,14 +151,14 @@ function itemStats(stats: Record<string, number>): Html | string {
   return keys.length ? html`${keys.map((k) => html`<span class="stat">${k} <b>${stats[k]}</b></span> `)}` : '—';
 }
 
-function workTable(base: string, work: ProcessWorkRecord[]): Html {
+function workTable(work: ProcessWorkRecord[]): Html {
   if (work.length === 0) return html`<p class="muted">No work item is registered.</p>`;
   return html`<div class="scroll">
       <table id="work">
         <thead>
           <tr>
             <th>Item</th>
-            <th>List</th>
+            <th class="hide-narrow">List</th>
             <th>Status</th>
             <th class="hide-narrow">Run</th>
             <th class="hide-narrow">Finished</th>
@@ -175,7 +179,7 @@ function workTable(base: string, work: ProcessWorkRecord[]): Html {
                     </details>`
                   : ''}
               </td>
-              <td>${w.list}</td>
+              <td class="hide-narrow">${w.list}</td>
               <td>
                 ${s
                   ? html`<span class="badge run-${s.state}" data-item-state="${s.state}">${s.state}</span>`
@@ -197,9 +201,7 @@ function workTable(base: string, work: ProcessWorkRecord[]): Html {
         </tbody>
       </table>
     </div>
-    <p class="muted">
-      Listed at <a href="${base}/processes">every process</a>; cleanup items are cleaned up in the next run, then dropped.
-    </p>`;
+    <p class="muted">Unregistered items go to cleanup: the next run cleans them up, then they are dropped.</p>`;
 }
 
 export function processBody(base: string, readOnly: boolean, p: ProcessRecord, now: number): Html {
@@ -238,11 +240,13 @@ export function processBody(base: string, readOnly: boolean, p: ProcessRecord, n
     </section>
     <section class="card" aria-labelledby="work-h">
       <h2 id="work-h">Work items</h2>
-      ${workTable(base, p.work ?? [])}
+      ${workTable(p.work ?? [])}
     </section>
     <section class="card" aria-labelledby="stats-h">
       <h2 id="stats-h">Stats</h2>
-      ${statsTable('run-stats', 'Last run', run?.stats ?? {})} ${statsTable('aggregate-stats', 'Over all runs', p.aggregate)}
+      <div class="stats-pair">
+        ${statsTable('run-stats', 'Last run', run?.stats ?? {})} ${statsTable('aggregate-stats', 'Over all runs', p.aggregate)}
+      </div>
     </section>
     <section class="card" aria-labelledby="settings-h">
       <h2 id="settings-h">Settings <small class="muted">version ${p.settingsVersion}</small></h2>

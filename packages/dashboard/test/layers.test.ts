@@ -8,6 +8,8 @@
  */
 import test from 'ava';
 import { existsSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { connect, type Client } from '@partita/client';
@@ -16,7 +18,7 @@ import { subjects } from '@partita/protocol';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { app, workflowsPlugin, type WorkflowApp } from '@partita/workflows';
 import { defineProcess, processes, processesPlugin, schedules, type RunOutcome } from '@partita/processes';
-import { ACTION_EVENT_KIND, dashboardPlugin } from '@partita/dashboard';
+import { ACTION_EVENT_KIND, dashboard, dashboardPlugin, type ActionRecord, type DashboardAction } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -370,3 +372,60 @@ test.serial(
     t.pass();
   },
 );
+
+test.serial('processes: readOnly shows no action and refuses one; authorize sees the process actions', async (t) => {
+  const api = processes(node.client);
+  const asked: DashboardAction[] = [];
+  const refusedEvents: ActionRecord[] = [];
+  const readOnly = dashboard({ client: node.client, basePath: '/ro', readOnly: true });
+  const guarded = dashboard({
+    client: node.client,
+    basePath: '/guarded',
+    authorize: (_req, action) => {
+      asked.push(action);
+      return action.kind === 'view';
+    },
+  });
+  guarded.events.on('action', (r: ActionRecord) => refusedEvents.push(r));
+  const server = http.createServer((req, res) => {
+    const handler = req.url?.startsWith('/ro') ? readOnly : guarded;
+    void handler(req, res, () => {
+      res.statusCode = 404;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    await readOnly.close();
+    await guarded.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const post = (path: string) =>
+    fetch(origin + path, {
+      method: 'POST',
+      body: new URLSearchParams({ id: 'tidy', return: '/' }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      redirect: 'manual',
+    });
+  const before = (await api.get('tidy'))!;
+
+  const list = await fetch(`${origin}/ro/processes`);
+  t.is(list.status, 200);
+  const body = await list.text();
+  t.regex(body, /data-process="tidy"/);
+  t.notRegex(body, /actions\/process-/, 'no action forms on a read-only page');
+  t.notRegex(await (await fetch(`${origin}/ro/processes/tidy`)).text(), /actions\/process-/);
+  t.is((await post('/ro/actions/process-trigger')).status, 403);
+
+  t.is((await fetch(`${origin}/guarded/processes/tidy`)).status, 200);
+  t.deepEqual(asked.at(-1), { kind: 'view', page: 'process' });
+  t.is((await post('/guarded/actions/process-pause')).status, 403);
+  t.deepEqual(asked.at(-1), { kind: 'process-pause', process: 'tidy' });
+  t.like(refusedEvents.at(-1), { outcome: 'refused', action: { kind: 'process-pause', process: 'tidy' } });
+
+  const after = (await api.get('tidy'))!;
+  t.false(after.paused, 'the refused pause did nothing');
+  t.is(after.triggeredAt, before.triggeredAt, 'the refused trigger did nothing');
+});
