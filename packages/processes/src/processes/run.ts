@@ -36,6 +36,7 @@ export class ProcessRun {
     owner: string,
     private readonly claim: ClaimedRun,
     private readonly logger: Logger,
+    private readonly hooks: { errorAdded?: () => void } = {},
   ) {
     // A resumed run goes on from what its last owner saved (possibly nothing yet).
     const run = claim.resumed && claim.run ? { ...claim.run } : newRunStatus(claim.runNo, claim.startedAt);
@@ -208,6 +209,7 @@ export class ProcessRun {
       if (recordError(item.errors, err) > def.maxErrorsPerItem) over = true;
     }
     this.logger.warn({ process: def.name, work: workName, err: describeError(err).message }, 'background process error');
+    this.hooks.errorAdded?.();
     if (over) this.budgetSpent = true;
     return over ? 'abort' : 'continue';
   }
