@@ -23,7 +23,11 @@ export class ProcessRun {
   /** An addError answered 'abort': the run ends aborted after the current item, whatever the worker does next. */
   private budgetSpent = false;
   private ended = false;
-  private lastSavedAt = Date.now();
+  /**
+   * performance.now() of the last save: progressMs is timed on the monotonic clock, so a wall clock
+   * stepped back does not hold the saves back for as long (a take-over would redo more items).
+   */
+  private lastSavedAt = performance.now();
   private mergeRequested = false;
   private readonly dirty = new Set<string>();
   private writing: Promise<unknown> = Promise.resolve();
@@ -238,7 +242,7 @@ export class ProcessRun {
   progress(force: boolean): Promise<ProgressResult> {
     if (this.conflicted) return Promise.resolve('conflict');
     if (this.ended) return Promise.resolve('none'); // a stray call after the run's end writes nothing
-    if (!force && !this.mergeRequested && Date.now() - this.lastSavedAt < this.def.progressMs) return Promise.resolve('none');
+    if (!force && !this.mergeRequested && performance.now() - this.lastSavedAt < this.def.progressMs) return Promise.resolve('none');
     return this.serial(() => this.write('save'));
   }
 
@@ -310,7 +314,7 @@ export class ProcessRun {
           await store.pruneDropped(client, def.name, def.dropRetentionMs);
         }
         this.dirty.clear();
-        this.lastSavedAt = Date.now();
+        this.lastSavedAt = performance.now();
         return merged ? 'merged' : 'updated';
       });
     } catch (err) {
