@@ -323,4 +323,6 @@ test.serial('process metrics on /metrics: runs by result, errors, run durations,
   t.is(sample(after, 'partita_process_run_duration_seconds_count', { process: 'metered', result: 'completed' }), 1);
   t.true(sample(after, 'partita_process_run_duration_seconds_sum', { process: 'metered', result: 'incomplete' })! > 0);
   t.is(sample(after, 'partita_process_owned', { process: 'metered' }), 0, 'no run under way');
+  const durationMs = (await api.get('metered'))!.aggregate.durationMs!;
+  t.true(durationMs > 0 && durationMs < 60_000, `the aggregate's durationMs (${durationMs}) is of the database's clock, both ends`);
 });

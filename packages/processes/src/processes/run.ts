@@ -304,10 +304,11 @@ export class ProcessRun {
           state.run.state = final!;
           state.run.finishedAt = state.run.progressAt;
           const cleaned = [...state.cleanup].filter(([, c]) => c.status?.cleaned).map(([n]) => n);
+          // Both ends by the database's clock (the claim took startedAt from it), whatever this node's says.
           const total = aggregate(
             await store.aggregateOf(client, def.name),
             state.run,
-            Date.now() - new Date(state.run.startedAt).getTime(),
+            Math.max(0, row.dbNow.getTime() - new Date(state.run.startedAt).getTime()),
           );
           await store.finish(client, def.name, state.owner, state.epoch, state.run, state.settingsVersion, final!, total);
           await store.dropCleaned(client, def.name, cleaned);
