@@ -4,7 +4,7 @@
  * `plugins.processes.schedules` section (YAML), both synced at start, and schedules(client) at run
  * time. Every node sits for the 'schedules' lease; the one holding it runs the leader (leader.ts).
  */
-import { Counter } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { definePlugin, type NodePlugin, type PluginConfigProblem, type PluginContext } from '@partita/runtime';
 import { describeError, ValidationError } from '@partita/core';
 import { schedulerBehavior } from './schedules/leader.js';
@@ -12,7 +12,7 @@ import { resolveSchedule, type ResolvedSchedule, type ScheduleSpec } from './sch
 import { MIGRATIONS_DIR, ScheduleStore } from './schedules/store.js';
 import type { ResolvedProcess } from './processes/define.js';
 import { processRoutes } from './processes/http.js';
-import { ProcessRunner } from './processes/runner.js';
+import { ProcessRunner, type RunObserver } from './processes/runner.js';
 import { ProcessStore } from './processes/store.js';
 import type { RunOutcome } from './processes/run.js';
 
@@ -76,6 +76,47 @@ function checkSection(section: unknown): PluginConfigProblem[] {
     }
   });
   return problems;
+}
+
+/** The processes' metrics on a node's registry; every defined process shows (at 0) before its first run. */
+function processMetrics(registry: Registry, names: readonly string[]): RunObserver {
+  const runs = new Counter({
+    name: 'partita_process_runs_total',
+    help: 'Background process runs that ended on this node, by result (completed, incomplete, aborted; conflict: lost ownership; released: the node stopped mid-run)',
+    labelNames: ['process', 'result'] as const,
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'partita_process_errors_total',
+    help: 'Errors added to background process runs on this node (addError, a worker that threw, a failed save)',
+    labelNames: ['process'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'partita_process_run_duration_seconds',
+    help: 'How long the background process runs on this node took, from claim to end, by result',
+    labelNames: ['process', 'result'] as const,
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14_400],
+    registers: [registry],
+  });
+  const owned = new Gauge({
+    name: 'partita_process_owned',
+    help: '1 while this node owns a run of the background process (holds its fenced lease), else 0',
+    labelNames: ['process'] as const,
+    registers: [registry],
+  });
+  for (const process of names) {
+    owned.set({ process }, 0);
+    errors.inc({ process }, 0);
+  }
+  return {
+    owned: (process, owning) => owned.set({ process }, owning ? 1 : 0),
+    runEnded: (process, result, durationMs) => {
+      runs.inc({ process, result });
+      duration.observe({ process, result }, durationMs / 1000);
+    },
+    errorAdded: (process) => errors.inc({ process }),
+  };
 }
 
 export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugin<ProcessesConfig | undefined> {
@@ -159,6 +200,10 @@ export function processesPlugin(options: ProcessesPluginOptions = {}): NodePlugi
         nodeId: ctx.nodeId,
         logger: ctx.logger.child({ actor: 'processes' }),
         processes: definitions,
+        observer: processMetrics(
+          ctx.metrics.registry,
+          definitions.map((d) => d.name),
+        ),
         ...(options.onProcessRunEnd ? { onRunEnd: options.onProcessRunEnd } : {}),
       });
       await runner.start();

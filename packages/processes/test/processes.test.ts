@@ -258,3 +258,71 @@ test.serial('the error budget: the error past the per-item cap or the per-run ca
   t.is(item.work!.find((w) => w.name === 'y')!.status, null, 'y is not visited');
   t.is(item.lastRun!.errors!.total, 5);
 });
+
+/** The value of the sample `name` whose labels include all of `labels`, from a /metrics text; undefined when absent. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => m[2]!.split(',').includes(`${k}="${v}"`))) return Number(m[3]);
+  }
+  return undefined;
+}
+
+test.serial('process metrics on /metrics: runs by result, errors, run durations, and ownership while a run is under way', async (t) => {
+  const db = await freshSchema('proc_metrics');
+  const ends: [string, RunOutcome][] = [];
+  let letGo!: () => void;
+  let held = new Promise<void>((resolve) => (letGo = resolve));
+  const def = defineProcess({
+    ...QUICK,
+    name: 'metered',
+    async processActiveWork(ctx, name) {
+      if (name === 'hold') await held;
+      if (name === 'fail') throw new Error('no luck this time');
+      ctx.addStats(1, 'done', name);
+    },
+    cleanupWork: noop,
+  });
+  const node = await nodeWith(db, [def], ends, true);
+  t.teardown(async () => {
+    letGo();
+    await node.stop({ graceMs: 500 }).catch(() => undefined);
+    await db.drop();
+  });
+  const metrics = async () => (await fetch(`http://127.0.0.1:${node.http!.port}/metrics`)).text();
+  const before = await metrics();
+  t.is(sample(before, 'partita_process_owned', { process: 'metered' }), 0, 'shown before any run');
+  t.is(sample(before, 'partita_process_errors_total', { process: 'metered' }), 0);
+
+  const api = processes(node.client);
+  await api.registerWork('metered', 'fail', {});
+  await api.registerWork('metered', 'hold', {});
+  await api.registerWork('metered', 'ok', {});
+  await api.trigger('metered');
+  await until(
+    'the run owns the process',
+    async () => sample(await metrics(), 'partita_process_owned', { process: 'metered' }) === 1,
+    15_000,
+  );
+  letGo();
+  await until('the run ends', async () => runsOf(ends, 'metered').length === 1, 15_000);
+  t.deepEqual(runsOf(ends, 'metered'), ['incomplete'], 'an item failed within the budget');
+
+  held = Promise.resolve();
+  await api.unregisterWork('metered', 'fail');
+  await api.trigger('metered');
+  await until('the second run ends', async () => runsOf(ends, 'metered').length === 2, 15_000);
+  t.deepEqual(runsOf(ends, 'metered'), ['incomplete', 'completed']);
+
+  const after = await metrics();
+  t.is(sample(after, 'partita_process_runs_total', { process: 'metered', result: 'incomplete' }), 1);
+  t.is(sample(after, 'partita_process_runs_total', { process: 'metered', result: 'completed' }), 1);
+  t.is(sample(after, 'partita_process_errors_total', { process: 'metered' }), 1);
+  t.is(sample(after, 'partita_process_run_duration_seconds_count', { process: 'metered', result: 'incomplete' }), 1);
+  t.is(sample(after, 'partita_process_run_duration_seconds_count', { process: 'metered', result: 'completed' }), 1);
+  t.true(sample(after, 'partita_process_run_duration_seconds_sum', { process: 'metered', result: 'incomplete' })! > 0);
+  t.is(sample(after, 'partita_process_owned', { process: 'metered' }), 0, 'no run under way');
+  const durationMs = (await api.get('metered'))!.aggregate.durationMs!;
+  t.true(durationMs > 0 && durationMs < 60_000, `the aggregate's durationMs (${durationMs}) is of the database's clock, both ends`);
+});

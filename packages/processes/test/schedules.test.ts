@@ -261,3 +261,57 @@ test.serial('batched firings (fireMany) of overlapping schedule sets at once, an
   const { rows: occ } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".schedule_occurrences WHERE job_id IS NOT NULL`);
   t.is(jobs[0].n, occ[0].n, 'one job per enqueued occurrence');
 });
+
+test.serial(
+  'the leader’s wall clock steps an hour back in the middle of a round: it keeps firing every second (sleeps are measured on the monotonic clock)',
+  async (t) => {
+    const db = await freshSchema('sched_clockstep');
+    const nodes: PartitaNode[] = [];
+    const realNow = Date.now;
+    t.teardown(async () => {
+      Date.now = realNow;
+      await stopAll(nodes);
+      await db.drop();
+    });
+    const maxSleepMs = 20_000;
+    nodes.push(
+      await startNode(
+        nodeOptions(db, {
+          maxSleepMs,
+          schedules: [{ id: 'steady', cron: '* * * * * *', partition: 'p', type: 'tick', misfire: 'backfill', overlap: 'allow' }],
+        }),
+      ),
+    );
+    await until('a first occurrence', async () => (await occurrences(db, 'steady')).length >= 1, 15_000);
+    // The leader counts what it fired between its firing and the sleep it then computes: step the clock there.
+    const fired = nodes[0]!.metrics.registry.getSingleMetric('partita_schedule_fired_total') as unknown as {
+      inc: (...a: unknown[]) => void;
+    };
+    const inc = fired.inc.bind(fired);
+    let steppedAt: number | undefined;
+    fired.inc = (...args: unknown[]) => {
+      if (steppedAt === undefined) {
+        steppedAt = performance.now();
+        Date.now = () => realNow() - 3_600_000;
+      }
+      inc(...args);
+    };
+    await until('the clock stepped back mid-round', async () => steppedAt !== undefined, 5000);
+    const { rows } = await db.pool.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+    const stepped = rows[0]!.now.getTime();
+    await sleep(5000);
+    const after = (
+      await db.pool.query<{ fire_at: Date; lag_ms: number }>(
+        `SELECT fire_at, (extract(epoch FROM claimed_at - fire_at) * 1000)::int AS lag_ms FROM "${db.schema}".schedule_occurrences
+     WHERE schedule_id = 'steady' AND fire_at > $1 ORDER BY fire_at`,
+        [new Date(stepped)],
+      )
+    ).rows;
+    t.log(`after the step: ${after.length} occurrences in 5 s, claimed at most ${Math.max(...after.map((r) => r.lag_ms))} ms late`);
+    t.true(after.length >= 3, `still firing every second (${after.length} in 5 s), not sleeping maxSleepMs (${maxSleepMs} ms)`);
+    t.true(
+      after.every((r) => r.lag_ms < 2000),
+      'each claimed on time',
+    );
+  },
+);

@@ -144,6 +144,34 @@ test('a stopped leader releases the lease: the other seat takes over at the next
   );
 });
 
+// Serial (ava runs these before the concurrent tests), as it steps this process's wall clock.
+test.serial('a leader whose wall clock steps an hour back, then forward, keeps renewing and keeps the lease', async (t) => {
+  const realNow = Date.now;
+  t.teardown(() => {
+    Date.now = realNow;
+  });
+  const ttlMs = 1000;
+  const a = seatFor('clock-step', 'a', { ttlMs, tickMs: 100 });
+  a.system.spawn(a.seat.behavior());
+  await until('a leads', () => a.seat.isLeader, 10_000, 10);
+  const b = seatFor('clock-step', 'b', { ttlMs, tickMs: 100 });
+  b.system.spawn(b.seat.behavior());
+  for (const stepMs of [-3_600_000, 3_600_000]) {
+    Date.now = () => realNow() + stepMs;
+    await sleep(3 * ttlMs);
+    t.is(await leaderOf('clock-step'), 'a', `a still holds the lease ${3 * ttlMs} ms after its clock stepped ${stepMs} ms`);
+  }
+  Date.now = realNow;
+  t.true(a.seat.isLeader);
+  t.false(b.seat.isLeader);
+  t.deepEqual(
+    a.changes.map((c) => c.leader),
+    [true],
+    'a led once, without a step-down',
+  );
+  t.deepEqual(b.started, [], 'b never led');
+});
+
 test('a leader that dies without releasing is replaced within ttl + tick of its last renewal', async (t) => {
   const ttlMs = 1000;
   const tickMs = 100;

@@ -23,7 +23,11 @@ export class ProcessRun {
   /** An addError answered 'abort': the run ends aborted after the current item, whatever the worker does next. */
   private budgetSpent = false;
   private ended = false;
-  private lastSavedAt = Date.now();
+  /**
+   * performance.now() of the last save: progressMs is timed on the monotonic clock, so a wall clock
+   * stepped back does not hold the saves back for as long (a take-over would redo more items).
+   */
+  private lastSavedAt = performance.now();
   private mergeRequested = false;
   private readonly dirty = new Set<string>();
   private writing: Promise<unknown> = Promise.resolve();
@@ -36,6 +40,7 @@ export class ProcessRun {
     owner: string,
     private readonly claim: ClaimedRun,
     private readonly logger: Logger,
+    private readonly hooks: { errorAdded?: () => void } = {},
   ) {
     // A resumed run goes on from what its last owner saved (possibly nothing yet).
     const run = claim.resumed && claim.run ? { ...claim.run } : newRunStatus(claim.runNo, claim.startedAt);
@@ -208,6 +213,7 @@ export class ProcessRun {
       if (recordError(item.errors, err) > def.maxErrorsPerItem) over = true;
     }
     this.logger.warn({ process: def.name, work: workName, err: describeError(err).message }, 'background process error');
+    this.hooks.errorAdded?.();
     if (over) this.budgetSpent = true;
     return over ? 'abort' : 'continue';
   }
@@ -236,7 +242,7 @@ export class ProcessRun {
   progress(force: boolean): Promise<ProgressResult> {
     if (this.conflicted) return Promise.resolve('conflict');
     if (this.ended) return Promise.resolve('none'); // a stray call after the run's end writes nothing
-    if (!force && !this.mergeRequested && Date.now() - this.lastSavedAt < this.def.progressMs) return Promise.resolve('none');
+    if (!force && !this.mergeRequested && performance.now() - this.lastSavedAt < this.def.progressMs) return Promise.resolve('none');
     return this.serial(() => this.write('save'));
   }
 
@@ -298,17 +304,18 @@ export class ProcessRun {
           state.run.state = final!;
           state.run.finishedAt = state.run.progressAt;
           const cleaned = [...state.cleanup].filter(([, c]) => c.status?.cleaned).map(([n]) => n);
+          // Both ends by the database's clock (the claim took startedAt from it), whatever this node's says.
           const total = aggregate(
             await store.aggregateOf(client, def.name),
             state.run,
-            Date.now() - new Date(state.run.startedAt).getTime(),
+            Math.max(0, row.dbNow.getTime() - new Date(state.run.startedAt).getTime()),
           );
           await store.finish(client, def.name, state.owner, state.epoch, state.run, state.settingsVersion, final!, total);
           await store.dropCleaned(client, def.name, cleaned);
           await store.pruneDropped(client, def.name, def.dropRetentionMs);
         }
         this.dirty.clear();
-        this.lastSavedAt = Date.now();
+        this.lastSavedAt = performance.now();
         return merged ? 'merged' : 'updated';
       });
     } catch (err) {

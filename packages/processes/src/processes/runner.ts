@@ -38,6 +38,15 @@ export interface RunnerOptions {
   processes: readonly ResolvedProcess<any, any>[];
   /** Called after each run with its outcome (tests and metrics). */
   onRunEnd?: (process: string, outcome: RunOutcome) => void;
+  /** What the node's Prometheus metrics count (metrics.ts). */
+  observer?: RunObserver;
+}
+
+/** Hooks for metrics: a run claimed and ended on this node, and each error added to a run. */
+export interface RunObserver {
+  owned(process: string, owning: boolean): void;
+  runEnded(process: string, outcome: RunOutcome, durationMs: number): void;
+  errorAdded(process: string): void;
 }
 
 export class ProcessRunner {
@@ -110,8 +119,11 @@ export class ProcessRunner {
     try {
       const claim = await store.claim(def.name, this.owner, def.leaseMs);
       if (claim) {
-        const run = new ProcessRun(store, def, this.owner, claim, logger.child({ process: def.name, epoch: claim.epoch }));
+        const run = new ProcessRun(store, def, this.owner, claim, logger.child({ process: def.name, epoch: claim.epoch }), {
+          errorAdded: () => this.options.observer?.errorAdded(def.name),
+        });
         slot.run = run;
+        this.options.observer?.owned(def.name, true);
         logger.info({ process: def.name, run: claim.runNo, epoch: claim.epoch, resumed: claim.resumed }, 'background process run started');
         slot.running = this.execute(slot, run);
         return;
@@ -129,7 +141,8 @@ export class ProcessRunner {
   }
 
   private async execute(slot: Slot, run: ProcessRun): Promise<void> {
-    const { logger } = this.options;
+    const { logger, observer } = this.options;
+    const began = performance.now();
     let outcome: RunOutcome;
     try {
       outcome = await run.execute();
@@ -138,6 +151,8 @@ export class ProcessRunner {
       logger.error({ process: slot.def.name, err: describeError(err).message }, 'a background process run failed to save its end');
     }
     slot.run = undefined;
+    observer?.owned(slot.def.name, false);
+    observer?.runEnded(slot.def.name, outcome, performance.now() - began);
     const level = outcome === 'completed' || outcome === 'released' ? 'info' : 'warn';
     logger[level](
       { process: slot.def.name, run: run.state.run.runNo, outcome, stats: run.state.run.stats },

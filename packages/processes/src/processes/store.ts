@@ -99,6 +99,8 @@ export interface LockedProcess {
   settingsVersion: number;
   scheduleMs: number;
   paused: boolean;
+  /** The database's now() in the write's transaction: the clock the run's start was taken with. */
+  dbNow: Date;
 }
 
 export class ProcessStore {
@@ -194,6 +196,7 @@ export class ProcessStore {
       settings_version: string;
       schedule_ms: string;
       paused: boolean;
+      db_now: Date;
     }>('process_lock', client, [name]);
     if (!row) return undefined;
     return {
@@ -203,6 +206,7 @@ export class ProcessStore {
       settingsVersion: Number(row.settings_version),
       scheduleMs: Number(row.schedule_ms),
       paused: row.paused,
+      dbNow: row.db_now,
     };
   }
 

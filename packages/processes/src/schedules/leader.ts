@@ -42,7 +42,7 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
   const { store, logger } = options;
   let listener: pg.PoolClient | undefined;
   let cancelTimer: (() => void) | undefined;
-  /** Schedules whose firing failed: not tried again before this time (this node's clock). */
+  /** Schedules whose firing failed: not tried again before this time (performance.now()). */
   const failing = new Map<string, number>();
   let stopping = false;
   /**
@@ -79,7 +79,10 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
   async function round(): Promise<number> {
     for (;;) {
       const { due, nextAt, dbNow, full } = await store.due(0, DUE_BATCH);
-      const localNow = Date.now();
+      // Fire times are the database's; this node's clock only measures how long the round took, on the
+      // monotonic clock: a wall clock stepped back mid-round would otherwise stretch the sleep to
+      // maxSleepMs (seconds missed until then), one stepped forward would shrink it to nothing.
+      const localNow = performance.now();
       let fired = 0;
       let again = full;
       // The first query's next time is of the schedules that were not due; those fired now are due again at their plan's next.
@@ -99,7 +102,7 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
             try {
               results.set(id, await store.fire(id, options.graceMs));
             } catch (e) {
-              failing.set(id, Date.now() + options.retryMs);
+              failing.set(id, performance.now() + options.retryMs);
               logger.error({ schedule: id, err: describeError(e) }, `firing the schedule failed; trying again in ${options.retryMs} ms`);
               await store.recordFailure(id, describeError(e).message).catch(() => undefined);
             }
@@ -118,8 +121,8 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
         }
       }
       if (again && fired > 0 && !stopping) continue;
-      let sleep = earliest !== undefined ? earliest - dbNow.getTime() - (Date.now() - localNow) : options.maxSleepMs;
-      for (const retryAt of failing.values()) sleep = Math.min(sleep, retryAt - Date.now());
+      let sleep = earliest !== undefined ? earliest - dbNow.getTime() - (performance.now() - localNow) : options.maxSleepMs;
+      for (const retryAt of failing.values()) sleep = Math.min(sleep, retryAt - performance.now());
       return Math.max(1, Math.min(options.maxSleepMs, sleep));
     }
   }

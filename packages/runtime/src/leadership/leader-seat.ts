@@ -68,7 +68,12 @@ export interface LeaderSeatStatus {
 
 interface Held {
   epoch: number;
-  /** When the last successful acquire or renew was asked for (the node's clock): our deadline is this + ttl. */
+  /**
+   * When the last successful acquire or renew was asked for, on the monotonic clock (performance.now()):
+   * our deadline is this + ttl. Not the wall clock: a wall clock stepped back an hour would hold the
+   * renewals back for that hour (the lease runs out and another node leads while this one still
+   * thinks it does), and one stepped forward would step a healthy leader down at its first failed renewal.
+   */
   renewedAt: number;
   child?: LeaderChild;
   teardown?: () => Promise<void>;
@@ -190,15 +195,15 @@ export class LeaderSeat {
       return;
     }
     if (held) {
-      if (Date.now() - held.renewedAt < ttlMs / 3) return;
-      const asked = Date.now();
+      if (performance.now() - held.renewedAt < ttlMs / 3) return;
+      const asked = performance.now();
       let renewed: boolean;
       try {
         renewed = await leases.renew(lease, nodeId, held.epoch, ttlMs);
       } catch (err) {
-        // Without a renewal the lease runs out at renewedAt + ttl by our own clock at the latest;
+        // Without a renewal the lease runs out at renewedAt + ttl by our own (monotonic) clock at the latest;
         // from then on another node may lead, so this one stops even though it cannot confirm it.
-        if (Date.now() - held.renewedAt >= ttlMs) {
+        if (performance.now() - held.renewedAt >= ttlMs) {
           this.logger.warn(
             { lease, epoch: held.epoch, err: describeError(err).message },
             'could not renew the lease before it ran out; stepping down',
@@ -214,7 +219,7 @@ export class LeaderSeat {
       }
       return;
     }
-    const asked = Date.now();
+    const asked = performance.now();
     const got = await leases.acquire(lease, nodeId, ttlMs);
     if (got) await this.lead({ epoch: got.epoch, renewedAt: asked });
   }
