@@ -24,6 +24,7 @@ import {
   type ActivityRecord,
   type EmitPayload,
   type Effects,
+  type InterruptOptions,
   type Scope,
 } from './executor.js';
 import type { CompiledApp, CompiledGraph } from './model.js';
@@ -326,11 +327,16 @@ export class WorkflowApp {
       }
   }
 
-  /** Interrupts a running workflow (status −1,000,000,000); descend: its children too. False when it had already finished. */
-  async interrupt(_topic: string | undefined, id: string, opts: { reason?: string; descend?: boolean } = {}): Promise<boolean> {
-    return this.transaction((s) =>
-      interruptWorkflow(s, id, { ...(opts.reason ? { reason: opts.reason } : {}), descend: opts.descend ?? false }),
-    );
+  /**
+   * Interrupts a running or pending workflow (status −1,000,000,000); `descend`: its children too.
+   * `throw` (default true): a parent awaiting it fails with `{ code, message: reason }` (code default
+   * 410); `throw: false`: the parent's await completes with `{ interrupted, reason, code }`.
+   * False when the workflow had already finished (or is unknown).
+   */
+  async interrupt(_topic: string | undefined, id: string, opts: InterruptOptions = {}): Promise<boolean> {
+    if (opts.code !== undefined && !Number.isInteger(opts.code))
+      throw new ValidationError(`interrupt code must be an integer such as 410, not ${JSON.stringify(opts.code)}`, 'code');
+    return this.transaction((s) => interruptWorkflow(s, id, opts));
   }
 
   private async row(id: string) {

@@ -93,6 +93,8 @@ export class WorkflowFailedError extends PartitaError {
   }
 }
 
+/** `pub` with `pending`: stored, its trigger held until `resume(id)`. */
+export const PENDING = -1;
 export const INTERRUPTED = -1_000_000_000;
 /** A step failed for good (its job exhausted its attempts): the workflow stops there. */
 export const FAILED = -1_000_000_001;

@@ -15,7 +15,7 @@ import type { Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
-import { FAILED, INTERRUPTED, WorkflowNotFoundError } from './errors.js';
+import { FAILED, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
 
@@ -275,15 +275,16 @@ class Run {
       case 'interrupt': {
         const target = act.target ? evaluateMapping(act.target, ctx) : undefined;
         const reason = act.reason ? evaluateMapping(act.reason, ctx) : undefined;
+        const how = { descend: act.descend ?? false, throw: act.throw ?? true, code: act.code ?? INTERRUPT_CODE };
         if (target === undefined || target === this.row.id) {
           rec.state = 'done';
           this.status -= 1;
-          await this.interruptSelf(typeof reason === 'string' ? reason : 'interrupted by its own interrupt activity', act.descend ?? false);
+          await this.interruptSelf({ reason: typeof reason === 'string' ? reason : 'interrupted by its own interrupt activity', ...how });
           return;
         }
         const done = await interruptWorkflow(this.s, String(target), {
           reason: typeof reason === 'string' ? reason : `interrupted by ${this.row.id}`,
-          descend: act.descend ?? false,
+          ...how,
         });
         return this.complete(act, rec, { output: { interrupted: done } });
       }
@@ -330,7 +331,7 @@ class Run {
     const graph = graphOf(this.app, act.topic!)!;
     const childId = `${this.row.id}-${act.id}${rec.dimension.replace(/\//g, '-')}-${randomUUID().slice(0, 8)}`;
     const fireAndForget = act.await === false;
-    await startWorkflow(this.s, {
+    const child = await startWorkflow(this.s, {
       app: this.app,
       graph,
       id: childId,
@@ -342,6 +343,23 @@ class Run {
     rec.job_id = childId;
     if (fireAndForget) return this.complete(act, rec, { output: { id: childId } });
     rec.state = 'waiting';
+    // A child that ended in the transaction that started it could not reach this record (not written
+    // yet): its outcome is taken here.
+    if (child.status === 0) return this.complete(act, rec, { output: child.output });
+    if (child.status === FAILED) return this.fail(rec, child.output, 1);
+    if (child.status === INTERRUPTED && child.interruption) {
+      if (child.interruption.throw) return this.fail(rec, interruptError(childId, child.interruption), 1);
+      return this.complete(act, rec, { output: interruptedOutput(child.interruption) });
+    }
+  }
+
+  /** Where the workflow stands after flush(): its status, output when it ended, how it was interrupted. */
+  outcome(): { status: number; output: unknown; interruption?: Required<InterruptOptions> } {
+    return {
+      status: this.status,
+      output: this.status === 0 ? this.data : this.failedWith,
+      ...(this.interruption ? { interruption: this.interruption } : {}),
+    };
   }
 
   /** An activity finished: its record, the workflow data (job.maps), the semaphore, then its transitions. */
@@ -377,14 +395,18 @@ class Run {
 
   private failedWith: unknown;
 
-  private async interruptSelf(reason: string, descend: boolean): Promise<void> {
+  /** How this workflow interrupted itself: its parent's await hears it when the workflow is flushed. */
+  private interruption: Required<InterruptOptions> | undefined;
+
+  private async interruptSelf(how: Required<InterruptOptions>): Promise<void> {
     this.interruptedHere = true;
     this.status = INTERRUPTED;
-    this.failedWith = { interrupted: true, reason };
+    this.interruption = how;
+    this.failedWith = interruptedOutput(how);
     await this.s.db.run('hooks_release_workflow', [this.row.id]);
-    if (descend) {
+    if (how.descend) {
       for (const child of await this.s.db.run<{ id: string }>('workflow_children', [this.row.id]))
-        await interruptWorkflow(this.s, child.id, { reason, descend: true });
+        await interruptWorkflow(this.s, child.id, { ...how, descend: true });
     }
   }
 
@@ -422,6 +444,7 @@ class Run {
       await completeAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.data);
     else if (this.row.parent_id && this.status === FAILED)
       await failAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.failedWith);
+    else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
   }
 }
 
@@ -461,7 +484,7 @@ export interface StartOptions {
 }
 
 /** Creates a workflow and runs its trigger (and every activity that finishes at once) in the caller's transaction. */
-export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
+export async function startWorkflow(s: Scope, o: StartOptions): Promise<ReturnType<Run['outcome']>> {
   await s.db.run('workflow_insert', [
     o.id,
     o.app.id,
@@ -489,6 +512,7 @@ export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
   const run = new Run(s, row, o.app, o.graph, []);
   await run.enter(o.graph.trigger, '', o.data);
   await run.flush();
+  return run.outcome();
 }
 
 export interface StepOutcome {
@@ -653,19 +677,58 @@ export async function deliverHookAll(
   return reached;
 }
 
-/** Interrupts a running workflow (and, with descend, its children); false when it had already finished. */
-export async function interruptWorkflow(s: Scope, id: string, o: { reason?: string; descend?: boolean }): Promise<boolean> {
+/** HotMesh's default code of an interruption (410 Gone). */
+export const INTERRUPT_CODE = 410;
+
+export interface InterruptOptions {
+  reason?: string;
+  /** Children (and theirs) too. */
+  descend?: boolean;
+  /**
+   * true (default): a parent awaiting the workflow sees the interruption as the child's failure
+   * (`{ code, message }`) and fails too; false: the parent's await completes with the interrupted
+   * output and the parent goes on.
+   */
+  throw?: boolean;
+  /** The error code the interruption carries (default 410). */
+  code?: number;
+}
+
+function interruptedOutput(how: Required<InterruptOptions>): { interrupted: true; reason: string; code: number } {
+  return { interrupted: true, reason: how.reason, code: how.code };
+}
+
+/** What a parent's await fails with when its child is interrupted with `throw`. */
+function interruptError(childId: string, how: Required<InterruptOptions>) {
+  return { code: how.code, message: how.reason, interrupted: true, workflow: childId };
+}
+
+/** An interrupted workflow's parent, if it awaits it: fails (throw) or goes on with the interrupted output. */
+async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<InterruptOptions>): Promise<void> {
+  if (!row.parent_id) return;
+  const dimension = row.parent_dimension ?? '';
+  if (how.throw) await failAwait(s, row.parent_id, row.parent_activity!, dimension, interruptError(row.id, how));
+  else await completeAwait(s, row.parent_id, row.parent_activity!, dimension, interruptedOutput(how));
+}
+
+/** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
+export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions): Promise<boolean> {
   const run = await load(s, id);
-  if (!run || !run.open) return false;
-  const reason = o.reason ?? 'interrupted';
-  const [done] = await s.db.run('workflow_interrupt', [id, reason, run.graph.expire ?? DEFAULT_EXPIRE_S]);
+  if (!run || !(run.open || run.status === PENDING)) return false;
+  const how: Required<InterruptOptions> = {
+    reason: o.reason ?? 'interrupted',
+    descend: o.descend ?? false,
+    throw: o.throw ?? true,
+    code: o.code ?? INTERRUPT_CODE,
+  };
+  const [done] = await s.db.run('workflow_interrupt', [id, how.reason, run.graph.expire ?? DEFAULT_EXPIRE_S, how.code]);
   if (!done) return false;
   await s.db.run('hooks_release_workflow', [id]);
   for (const step of await s.db.run<{ job_id: string }>('steps_of', [id])) s.effects.cancels.push(step.job_id);
-  await emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, { interrupted: true, reason });
-  if (o.descend) {
-    for (const child of await s.db.run<{ id: string }>('workflow_children', [id]))
-      await interruptWorkflow(s, child.id, { reason, descend: true });
+  await emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
+  await tellParentOfInterrupt(s, run.row, how);
+  if (how.descend) {
+    for (const child of await s.db.run<{ id: string }>('workflow_children', [id])) await interruptWorkflow(s, child.id, how);
   }
   return true;
 }

@@ -16,7 +16,15 @@ export { PIPE_FUNCTIONS, PIPE_FUNCTION_NAMES } from './functions.js';
 export { loadApp, isInlineYaml, SourceMap, type LoadedApp } from './source.js';
 export { WorkflowDefinitionError, MappingEvaluationError, formatIssue, type WorkflowIssue } from './errors.js';
 export * from './model.js';
-export { UnknownTopicError, VersionConflictError, WorkflowNotFoundError, WorkflowFailedError, INTERRUPTED, FAILED } from './errors.js';
+export {
+  UnknownTopicError,
+  VersionConflictError,
+  WorkflowNotFoundError,
+  WorkflowFailedError,
+  PENDING,
+  INTERRUPTED,
+  FAILED,
+} from './errors.js';
 export {
   app,
   WorkflowApp,
@@ -27,6 +35,6 @@ export {
   type ActivityTimeline,
 } from './app.js';
 export { workflowsPlugin } from './plugin.js';
-export { SLEEP_TYPE, EMIT_TYPE, type EmitPayload } from './executor.js';
+export { SLEEP_TYPE, EMIT_TYPE, INTERRUPT_CODE, type EmitPayload, type InterruptOptions } from './executor.js';
 export { eventSubject } from './subjects.js';
 export * from './activation/index.js';
