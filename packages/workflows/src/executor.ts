@@ -18,6 +18,7 @@ import type { Db } from './db.js';
 import { FAILED, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
+import { attemptsRemain, executorRetries, retryDelayMs, stepAttempts } from './retry.js';
 
 /** A durable sleep: a job scheduled at the wake time, whose completion finishes the hook activity. */
 export const SLEEP_TYPE = 'partita.wf.sleep';
@@ -223,7 +224,7 @@ class Run {
           type: act.topic!,
           queue: act.queue ?? DEFAULT_QUEUE,
           payload: input ?? {},
-          ...(act.retry?.maximumAttempts ? { maxAttempts: act.retry.maximumAttempts } : {}),
+          ...stepAttempts(act.retry),
           ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
         };
         rec.job_id = await this.step(job, rec);
@@ -383,6 +384,25 @@ class Run {
     }
   }
 
+  /** A worker's attempt failed and the activity's retry allows another: its job is scheduled after `delayMs`. */
+  async retryStep(act: CompiledActivity, rec: ActivityRecord, error: unknown, delayMs: number): Promise<void> {
+    rec.errors = [...(rec.errors ?? []), error];
+    const input = (rec.input as { data?: unknown } | null)?.data;
+    rec.job_id = await this.step(
+      {
+        partition: this.row.partition,
+        type: act.topic!,
+        queue: act.queue ?? DEFAULT_QUEUE,
+        payload: input ?? {},
+        ...stepAttempts(act.retry),
+        ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
+        runAt: new Date(Date.now() + delayMs),
+      },
+      rec,
+    );
+    this.put(rec, false);
+  }
+
   /** A step's job failed for good: the activity records it and the workflow stops (status FAILED). */
   fail(rec: ActivityRecord, error: unknown, attempts: number): void {
     rec.state = 'failed';
@@ -533,9 +553,13 @@ export async function finishStep(s: Scope, o: StepOutcome): Promise<void> {
   const act = run.graph.activities[o.activity];
   const rec = run.record(o.activity, o.dimension);
   if (!act || !rec || rec.state === 'done') return;
-  rec.attempts = o.attempt;
+  // Attempts count over the activity's jobs (one per attempt when the executor owns the retries).
+  const attempt = rec.attempts + o.attempt;
+  rec.attempts = attempt;
   if (o.state === 'completed') await run.complete(act, rec, act.type === 'worker' ? { output: o.result ?? {} } : { output: {} });
-  else run.fail(rec, o.error ?? { message: `step ${o.state}` }, o.attempt);
+  else if (o.state === 'failed' && act.type === 'worker' && executorRetries(act.retry) && attemptsRemain(act.retry!, attempt))
+    await run.retryStep(act, rec, o.error ?? { message: 'step failed' }, retryDelayMs(act.retry!, attempt));
+  else run.fail(rec, o.error ?? { message: `step ${o.state}` }, attempt);
   await run.flush();
 }
 
