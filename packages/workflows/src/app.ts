@@ -18,7 +18,9 @@ import {
   deliverHook,
   deliverHookAll,
   graphOf,
+  holdWorkflow,
   interruptWorkflow,
+  resumeWorkflow,
   newEffects,
   startWorkflow,
   type ActivityRecord,
@@ -42,6 +44,11 @@ export interface PubOptions {
   /** Searchable fields, GIN-indexed (hookAll, listings). */
   search?: Record<string, string | number | boolean>;
   partition?: string;
+  /**
+   * Seconds to hold the workflow before it starts: it is stored with status -1 (pending) and runs
+   * nothing until `resume(id)`; not resumed in time, it is removed.
+   */
+  pending?: number;
 }
 
 /** What sub/psub listeners get beside the data: the event as the executor published it. */
@@ -225,11 +232,23 @@ export class WorkflowApp {
   async pub(topic: string, data: unknown = {}, opts: PubOptions = {}): Promise<string> {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
+    if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
+      throw new ValidationError(`pending must be a number of seconds > 0, not ${JSON.stringify(opts.pending)}`, 'pending');
     const id = opts.id ?? randomUUID();
-    await this.transaction((s) =>
-      startWorkflow(s, { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition }),
-    );
+    const start = { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition };
+    await this.transaction(async (s) => {
+      if (opts.pending !== undefined) await holdWorkflow(s, { ...start, pendingS: opts.pending });
+      else await startWorkflow(s, start);
+    });
     return id;
+  }
+
+  /**
+   * Starts a workflow published with `pending`, on the version it was published on, with the data it
+   * was published with. False when it is not pending: already resumed, ended, expired or unknown.
+   */
+  async resume(id: string): Promise<boolean> {
+    return this.transaction((s) => resumeWorkflow(s, this.id, id));
   }
 
   /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */
@@ -406,9 +425,15 @@ export class WorkflowApp {
     };
   }
 
-  /** Removes a workflow and its records now (finished ones go by themselves after expire). */
+  /**
+   * Removes a finished (or pending) workflow and its records now; finished ones also go by themselves
+   * after their graph's expire. A running workflow is refused: interrupt it first. Unknown: nothing to do.
+   */
   async scrub(id: string): Promise<void> {
-    await this.run('workflow_scrub', [id, this.id]);
+    if ((await this.run('workflow_scrub', [id, this.id])).length > 0) return;
+    const [row] = await this.run('workflow_get', [id, this.id]);
+    if (row && Number(row.status) > 0)
+      throw new ValidationError(`workflow ${id} is running; interrupt(topic, '${id}') it first, then scrub it`, 'id');
   }
 }
 

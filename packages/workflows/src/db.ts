@@ -32,8 +32,10 @@ export type WfOp =
   | 'workflow_finish'
   | 'workflow_get'
   | 'workflow_insert'
+  | 'workflow_insert_pending'
   | 'workflow_interrupt'
   | 'workflow_lock'
+  | 'workflow_resume'
   | 'workflow_scrub'
   | 'workflow_update';
 

@@ -58,7 +58,7 @@ export interface ActivityRecord {
   activity: string;
   dimension: string;
   type: string;
-  state: 'running' | 'waiting' | 'done' | 'failed';
+  state: 'pending' | 'running' | 'waiting' | 'done' | 'failed';
   job_id: string | null;
   input: unknown;
   output: unknown;
@@ -754,5 +754,43 @@ export async function interruptWorkflow(s: Scope, id: string, o: InterruptOption
   if (how.descend) {
     for (const child of await s.db.run<{ id: string }>('workflow_children', [id])) await interruptWorkflow(s, child.id, how);
   }
+  return true;
+}
+
+/**
+ * `pub` with `pending`: the workflow is stored with status -1 and its trigger input held (the
+ * trigger's record, state 'pending'); nothing runs until `resume`. Not resumed within `pendingS`
+ * seconds, it is removed with the expired workflows.
+ */
+export async function holdWorkflow(s: Scope, o: Omit<StartOptions, 'parent'> & { pendingS: number }): Promise<void> {
+  await s.db.run('workflow_insert_pending', [o.id, o.app.id, o.app.version, o.graph.subscribes, o.partition, o.search, o.pendingS]);
+  await s.db.run('activity_upsert', [
+    o.id,
+    o.graph.trigger,
+    '',
+    'trigger',
+    'pending',
+    null,
+    { data: o.data ?? {} },
+    null,
+    null,
+    0,
+    '[]',
+    false,
+  ]);
+}
+
+/** Starts a pending workflow on the version it was published on; false when it is not pending (started, ended, expired, unknown). */
+export async function resumeWorkflow(s: Scope, appId: string, id: string): Promise<boolean> {
+  const [row] = await s.db.run<WorkflowRow>('workflow_lock', [id]);
+  if (!row || row.app_id !== appId || num(row.status) !== PENDING) return false;
+  const [held] = await s.db.run<{ activity: string; input: { data?: unknown } | null }>('workflow_resume', [id, appId]);
+  if (!held) return false;
+  const app = await s.versions.get(row.app_id, row.version);
+  const graph = graphOf(app, row.topic);
+  if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
+  const run = new Run(s, { ...row, status: 0 }, app, graph, []);
+  await run.enter(graph.trigger, '', held.input?.data ?? {});
+  await run.flush();
   return true;
 }

@@ -34,7 +34,7 @@ export {
   type WorkflowState,
   type ActivityTimeline,
 } from './app.js';
-export { workflowsPlugin } from './plugin.js';
+export { workflowsPlugin, type WorkflowsPluginOptions } from './plugin.js';
 export { SLEEP_TYPE, EMIT_TYPE, INTERRUPT_CODE, type EmitPayload, type InterruptOptions } from './executor.js';
 export { eventSubject } from './subjects.js';
 export * from './activation/index.js';

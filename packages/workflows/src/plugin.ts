@@ -10,11 +10,16 @@ import { WAKE_KIND, subjects } from '@partita/protocol';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
 import { EMIT_TYPE, SLEEP_TYPE, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { removeExpired } from './expiry.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
 /** How often finished workflows past their expire (and early signals past theirs) are removed. */
 const EXPIRY_INTERVAL_MS = 60_000;
-const EXPIRY_BATCH = 5_000;
+
+export interface WorkflowsPluginOptions {
+  /** How often this node removes expired workflows and signals (default 60 s). */
+  expiryIntervalMs?: number;
+}
 
 interface Bound {
   ctx: PluginContext;
@@ -23,7 +28,7 @@ interface Bound {
   logger: Logger;
 }
 
-export function workflowsPlugin(): NodePlugin {
+export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugin {
   let bound: Bound | undefined;
   const bind = (ctx: PluginContext): Bound => {
     if (!bound) {
@@ -103,10 +108,10 @@ export function workflowsPlugin(): NodePlugin {
     start: (ctx) => {
       const b = bind(ctx);
       const timer = setInterval(() => {
-        runOn(ctx.pool, b.ops, 'expired_remove', [EXPIRY_BATCH]).catch((err) =>
+        removeExpired(ctx.pool, b.ops).catch((err) =>
           b.logger.warn({ err }, 'removing expired workflows failed; retried at the next interval'),
         );
-      }, EXPIRY_INTERVAL_MS);
+      }, options.expiryIntervalMs ?? EXPIRY_INTERVAL_MS);
       timer.unref();
       return () => clearInterval(timer);
     },
