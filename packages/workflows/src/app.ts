@@ -332,8 +332,12 @@ export class WorkflowApp {
 
   /** Re-enters every workflow waiting on `topic` whose searchable field `key` (pub's `search`) is `value`; their ids. */
   async hookAll(topic: string, data: unknown, opts: { key: string; value: string | number | boolean }): Promise<string[]> {
+    if (typeof opts?.key !== 'string' || opts.key === '' || !['string', 'number', 'boolean'].includes(typeof opts.value))
+      throw new ValidationError('hookAll needs { key, value }: a searchable field given to pub (search) and its value', 'key');
     const active = await this.activeApp();
-    if (active) this.validateHook(active, topic, data);
+    if (!active || !active.graphs.some((g) => g.hooks.some((h) => h.topic === topic)))
+      throw new UnknownTopicError(this.id, topic, active ? active.graphs.flatMap((g) => g.hooks.map((h) => h.topic)) : [], active?.version);
+    this.validateHook(active, topic, data);
     return this.transaction((s) => deliverHookAll(s, this.id, topic, data, { [opts.key]: opts.value }));
   }
 
