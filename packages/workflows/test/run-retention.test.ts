@@ -8,7 +8,7 @@ import pg from 'pg';
 import { ValidationError } from '@partita/core';
 import { startNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
+import { INTERRUPTED, PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
 import { wfOps } from '../src/db.js';
 import { removeExpired } from '../src/expiry.js';
 
@@ -95,6 +95,11 @@ test.serial('pending: held at status -1 until resume, on its data; resumed once;
       ['pass', 'done'],
     ],
   );
+  // A pending workflow may be interrupted; it is then not resumed.
+  const dropped = await keep.pub('e.start', { n: 1 }, { pending: 30 });
+  t.true(await keep.interrupt('e.start', dropped, { reason: 'not wanted' }));
+  t.is(await keep.getStatus(dropped), INTERRUPTED);
+  t.false(await keep.resume(dropped));
   const bad = await t.throwsAsync(keep.pub('e.start', {}, { pending: -1 }), { instanceOf: ValidationError });
   t.is(bad?.path, 'pending');
 });
