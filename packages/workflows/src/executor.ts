@@ -218,18 +218,9 @@ class Run {
       case 'trigger':
         rec.input = { data: triggerData ?? {} };
         return this.complete(act, rec, { output: triggerData ?? {} });
-      case 'worker': {
-        const job: NewJob = {
-          partition: this.row.partition,
-          type: act.topic!,
-          queue: act.queue ?? DEFAULT_QUEUE,
-          payload: input ?? {},
-          ...stepAttempts(act.retry),
-          ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
-        };
-        rec.job_id = await this.step(job, rec);
+      case 'worker':
+        rec.job_id = await this.step(this.workerJob(act, input), rec);
         return;
-      }
       case 'hook': {
         if (act.sleep !== undefined) {
           const seconds = Number(evaluateMapping(act.sleep, ctx));
@@ -388,19 +379,20 @@ class Run {
   async retryStep(act: CompiledActivity, rec: ActivityRecord, error: unknown, delayMs: number): Promise<void> {
     rec.errors = [...(rec.errors ?? []), error];
     const input = (rec.input as { data?: unknown } | null)?.data;
-    rec.job_id = await this.step(
-      {
-        partition: this.row.partition,
-        type: act.topic!,
-        queue: act.queue ?? DEFAULT_QUEUE,
-        payload: input ?? {},
-        ...stepAttempts(act.retry),
-        ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
-        runAt: new Date(Date.now() + delayMs),
-      },
-      rec,
-    );
+    rec.job_id = await this.step({ ...this.workerJob(act, input), runAt: new Date(Date.now() + delayMs) }, rec);
     this.put(rec, false);
+  }
+
+  /** A worker activity's step: a job of its topic in the workflow's partition. */
+  private workerJob(act: CompiledActivity, input: unknown): NewJob {
+    return {
+      partition: this.row.partition,
+      type: act.topic!,
+      queue: act.queue ?? DEFAULT_QUEUE,
+      payload: input ?? {},
+      ...stepAttempts(act.retry),
+      ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
+    };
   }
 
   /** A step's job failed for good: the activity records it and the workflow stops (status FAILED). */
@@ -425,8 +417,9 @@ class Run {
     this.failedWith = interruptedOutput(how);
     await this.s.db.run('hooks_release_workflow', [this.row.id]);
     if (how.descend) {
+      // This workflow is not flushed yet: its children must not report to it as to an awaiting parent.
       for (const child of await this.s.db.run<{ id: string }>('workflow_children', [this.row.id]))
-        await interruptWorkflow(this.s, child.id, { ...how, descend: true });
+        await interruptWorkflow(this.s, child.id, { ...how, descend: true }, false);
     }
   }
 
@@ -735,8 +728,11 @@ async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<I
   else await completeAwait(s, row.parent_id, row.parent_activity!, dimension, interruptedOutput(how));
 }
 
-/** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
-export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions): Promise<boolean> {
+/**
+ * Interrupts a running (or pending) workflow and, with descend, its children; false when it had
+ * already finished. `tellParent`: false when the parent is the one interrupting it (descend).
+ */
+export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions, tellParent = true): Promise<boolean> {
   const run = await load(s, id);
   if (!run || !(run.open || run.status === PENDING)) return false;
   const how: Required<InterruptOptions> = {
@@ -750,9 +746,9 @@ export async function interruptWorkflow(s: Scope, id: string, o: InterruptOption
   await s.db.run('hooks_release_workflow', [id]);
   for (const step of await s.db.run<{ job_id: string }>('steps_of', [id])) s.effects.cancels.push(step.job_id);
   await emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
-  await tellParentOfInterrupt(s, run.row, how);
+  if (tellParent) await tellParentOfInterrupt(s, run.row, how);
   if (how.descend) {
-    for (const child of await s.db.run<{ id: string }>('workflow_children', [id])) await interruptWorkflow(s, child.id, how);
+    for (const child of await s.db.run<{ id: string }>('workflow_children', [id])) await interruptWorkflow(s, child.id, how, false);
   }
   return true;
 }

@@ -7,8 +7,8 @@
 import test from 'ava';
 import { ValidationError } from '@partita/core';
 import { startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir } from '../../../test/helpers/index.js';
-import { FAILED, INTERRUPTED, WorkflowFailedError, app, workflowsPlugin } from '../src/index.js';
+import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
+import { FAILED, INTERRUPTED, WorkflowFailedError, app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
 
 const APP = `
 app:
@@ -30,6 +30,7 @@ app:
         loud: { type: interrupt, code: 422, reason: loudly }
         wait: { type: hook }
         gc: { type: await, topic: g.start }
+        deep: { type: interrupt, descend: true, reason: deep }
       transitions:
         t1:
           - to: quiet
@@ -38,6 +39,9 @@ app:
             conditions: { match: [{ expected: loud, actual: '{t1.output.data.halt}' }] }
           - to: wait
           - to: gc
+        wait:
+          - to: deep
+            conditions: { match: [{ expected: deep, actual: '{t1.output.data.halt}' }] }
       hooks:
         c.go:
           - to: wait
@@ -115,6 +119,36 @@ test.serial('interrupt: descend, throw and code, self-interrupt seen by the pare
   const loud = await t.throwsAsync(intr.pubsub('p.start', { halt: 'loud' }, { timeoutMs: 10_000 }), { instanceOf: WorkflowFailedError });
   t.is(loud?.status, FAILED);
   t.like((loud?.output as { error: object }).error, { code: 422, message: 'loudly', interrupted: true });
+
+  // An interrupt activity with descend, entered after a hook (a later transaction than the one that
+  // started its grandchild): both end interrupted, each publishes one output (interrupted, not
+  // failed), and the parent fails with the default 410.
+  const outputs: WorkflowEvent[] = [];
+  const unsub = await intr.psub('>', (_data, e) => e.kind === 'output' && outputs.push(e));
+  t.teardown(unsub);
+  const deep = await intr.pub('p.start', { halt: 'deep' });
+  const deepChildId = (await intr.export(deep)).activities.find((x) => x.activity === 'child')!.jobId!;
+  t.true((await intr.getStatus(deepChildId)) > 0);
+  t.is(await intr.hook('c.go', { id: deepChildId }), deepChildId);
+  t.is(await intr.getStatus(deep), FAILED);
+  const deepChild = (await intr.export(deep)).activities.find((x) => x.activity === 'child')!;
+  t.like(deepChild.errors[0] as object, { code: 410, message: 'deep', interrupted: true, workflow: deepChild.jobId });
+  const deepGrandchild = (await intr.export(deepChild.jobId!)).activities.find((x) => x.activity === 'gc')!.jobId!;
+  t.is(await intr.getStatus(deepChild.jobId!), INTERRUPTED);
+  t.is(await intr.getStatus(deepGrandchild), INTERRUPTED);
+  await until('three outputs', () => outputs.filter((e) => [deep, deepChild.jobId, deepGrandchild].includes(e.id)).length >= 3, 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(
+    outputs
+      .filter((e) => [deep, deepChild.jobId, deepGrandchild].includes(e.id))
+      .map((e) => [e.id, e.status])
+      .sort(),
+    [
+      [deep, FAILED],
+      [deepChild.jobId, INTERRUPTED],
+      [deepGrandchild, INTERRUPTED],
+    ].sort(),
+  );
 
   await t.throwsAsync(intr.interrupt('c.start', b.grandchild, { code: 1.5 }), { instanceOf: ValidationError });
   t.true((await intr.getStatus(b.grandchild)) > 0);
