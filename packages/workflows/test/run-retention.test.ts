@@ -125,7 +125,8 @@ test.serial('scrub removes a finished or pending workflow and its records now; a
 test.serial(
   'expiry: past their time, finished and unresumed pending workflows (with records) and early signals go, in batches',
   async (t) => {
-    const { db, pool, keep, count, signals } = await setup(t);
+    // The node's own sweep stays out of the way: this test counts what each sweep removes.
+    const { db, pool, keep, count, signals } = await setup(t, 3_600_000);
     const finished = await Promise.all([1, 2, 3, 4, 5].map((n) => keep.pub('e.start', { n })));
     const forever = await keep.pub('f.start', {});
     const running = await keep.pub('w.start', {});
@@ -133,8 +134,6 @@ test.serial(
     t.is(await keep.hook('w.go', { id: 'not-yet-started', msg: 'kept' }), undefined);
     t.is(await signals(), 1);
     t.is(await count('wf_activities', finished), 10);
-    // Nothing has expired yet.
-    t.deepEqual(await removeExpired(pool, wfOps(db.schema), { batch: 2, maxBatches: 10 }), { workflows: 0, signals: 0 });
     await new Promise((r) => setTimeout(r, 1_200));
     t.false(await keep.resume(unresumed), 'a pending workflow past its time is not resumed');
 
