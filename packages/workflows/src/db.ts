@@ -12,7 +12,8 @@ export type WfOp =
   | 'active_get'
   | 'active_set'
   | 'activities_of'
-  | 'activity_upsert'
+  | 'activities_of_many'
+  | 'activities_upsert'
   | 'expired_remove'
   | 'hook_register'
   | 'hook_release'
@@ -22,7 +23,7 @@ export type WfOp =
   | 'signal_keep'
   | 'signal_take'
   | 'signals_pending'
-  | 'step_insert'
+  | 'steps_insert'
   | 'steps_of'
   | 'steps_take'
   | 'topic_lock'
@@ -35,7 +36,8 @@ export type WfOp =
   | 'workflow_interrupt'
   | 'workflow_lock'
   | 'workflow_scrub'
-  | 'workflow_update';
+  | 'workflows_lock'
+  | 'workflows_update';
 
 export type WfOps = Record<WfOp, Statement>;
 

@@ -110,6 +110,82 @@ export function newEffects(): Effects {
   return { wakes: new Set(), cancels: [] };
 }
 
+/**
+ * What a transaction has changed but not written yet, and the workflows it has locked. The writes of
+ * every transition of a batch go out together at the end (one statement per table, not one per step);
+ * a workflow loaded twice in one transaction (a parent whose children finish in the same batch) is the
+ * same Run, so the second transition sees the first's changes though they are not written yet.
+ */
+interface Pending {
+  runs: Map<string, Run>;
+  /** Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction. */
+  activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean }>;
+  /** Workflow rows to write, by id: the last state staged wins. */
+  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number }>;
+  /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
+  jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+}
+
+const pendingByScope = new WeakMap<Scope, Pending>();
+
+function pendingOf(s: Scope): Pending {
+  let p = pendingByScope.get(s);
+  if (!p) {
+    p = { runs: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
+    pendingByScope.set(s, p);
+  }
+  return p;
+}
+
+/**
+ * Writes what the transaction's transitions staged: the jobs (one enqueue), their step links, the
+ * activity records and the workflow rows (one statement each). Called at the end of every entry point,
+ * and before a statement that must see the staged rows (an interrupt's status check, its steps).
+ */
+export async function flushPending(s: Scope): Promise<void> {
+  const p = pendingByScope.get(s);
+  if (!p) return;
+  const jobs = p.jobs.splice(0);
+  if (jobs.length > 0) {
+    const outcomes = await s.db.enqueue(jobs.map((j) => j.job));
+    const links: [string[], string[], string[], string[]] = [[], [], [], []];
+    jobs.forEach((j, i) => {
+      s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
+      if (!j.step) return;
+      const id = outcomes[i]!.id;
+      j.step.record.job_id = id;
+      links[0].push(id);
+      links[1].push(j.step.workflowId);
+      links[2].push(j.step.record.activity);
+      links[3].push(j.step.record.dimension);
+    });
+    if (links[0].length > 0) await s.db.run('steps_insert', links);
+  }
+  if (p.activities.size > 0) {
+    const rows = [...p.activities.values()].map(({ workflowId, record: r, entered }) => ({
+      workflow_id: workflowId,
+      activity: r.activity,
+      dimension: r.dimension,
+      type: r.type,
+      state: r.state,
+      job_id: r.job_id,
+      input: r.input,
+      output: r.output,
+      hook: r.hook,
+      attempts: r.attempts,
+      errors: r.errors ?? [],
+      entered: entered ? 1 : 0,
+    }));
+    p.activities.clear();
+    await s.db.run('activities_upsert', [JSON.stringify(rows)]);
+  }
+  if (p.workflows.size > 0) {
+    const rows = [...p.workflows.values()];
+    p.workflows.clear();
+    await s.db.run('workflows_update', [JSON.stringify(rows)]);
+  }
+}
+
 const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;
 const num = (v: string | number) => (typeof v === 'number' ? v : Number(v));
 
@@ -135,7 +211,7 @@ class Run {
   private readonly enteredNow = new Set<string>();
   status: number;
   data: Record<string, unknown>;
-  private readonly wasOpen: boolean;
+  private wasOpen: boolean;
   private interruptedHere = false;
 
   constructor(
@@ -226,7 +302,7 @@ class Run {
           ...(act.retry?.maximumAttempts ? { maxAttempts: act.retry.maximumAttempts } : {}),
           ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
         };
-        rec.job_id = await this.step(job, rec);
+        this.step(job, rec);
         return;
       }
       case 'hook': {
@@ -234,7 +310,7 @@ class Run {
           const seconds = Number(evaluateMapping(act.sleep, ctx));
           const ms = Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : 0;
           rec.state = 'waiting';
-          rec.job_id = await this.step(
+          this.step(
             {
               partition: this.row.partition,
               type: SLEEP_TYPE,
@@ -262,10 +338,10 @@ class Run {
         const data = act.signal?.maps ? evaluateMapping(act.signal.maps, ctx) : (input ?? {});
         if (act.subtype === 'all') {
           const r = evaluateMapping(act.resolver!.maps!, ctx) as { key_name?: unknown; key_value?: unknown } | undefined;
-          const reached = await deliverHookAll(this.s, this.row.app_id, act.topic!, data, { [String(r?.key_name)]: r?.key_value });
+          const reached = await deliverHookAllStaged(this.s, this.row.app_id, act.topic!, data, { [String(r?.key_name)]: r?.key_value });
           return this.complete(act, rec, { output: { ids: reached.filter((id) => id !== this.row.id) } });
         }
-        const found = await deliverHook(this.s, this.app, act.topic!, data, {
+        const found = await deliverHookStaged(this.s, this.app, act.topic!, data, {
           keep: false,
           except: this.row.id,
           ...(act.code ? { code: act.code } : {}),
@@ -281,7 +357,7 @@ class Run {
           await this.interruptSelf(typeof reason === 'string' ? reason : 'interrupted by its own interrupt activity', act.descend ?? false);
           return;
         }
-        const done = await interruptWorkflow(this.s, String(target), {
+        const done = await interruptStaged(this.s, String(target), {
           reason: typeof reason === 'string' ? reason : `interrupted by ${this.row.id}`,
           descend: act.descend ?? false,
         });
@@ -290,13 +366,12 @@ class Run {
     }
   }
 
-  /** Enqueues a step's job and links it to the activity: its completion comes back through the continuation. */
-  private async step(job: NewJob, rec: ActivityRecord): Promise<string> {
-    const [outcome] = await this.s.db.enqueue([job]);
-    const jobId = outcome!.id;
-    await this.s.db.run('step_insert', [jobId, this.row.id, rec.activity, rec.dimension]);
-    this.s.effects.wakes.add(`${job.partition}\u0000${job.queue ?? DEFAULT_QUEUE}`);
-    return jobId;
+  /**
+   * Stages a step's job, linked to the activity (whose record gets the job's id when it is enqueued,
+   * with the batch): its completion comes back through the continuation.
+   */
+  private step(job: NewJob, rec: ActivityRecord): void {
+    pendingOf(this.s).jobs.push({ job, step: { workflowId: this.row.id, record: rec } });
   }
 
   /** A hook activity starts waiting: registers for its topics, and takes a signal that came early. */
@@ -330,7 +405,7 @@ class Run {
     const graph = graphOf(this.app, act.topic!)!;
     const childId = `${this.row.id}-${act.id}${rec.dimension.replace(/\//g, '-')}-${randomUUID().slice(0, 8)}`;
     const fireAndForget = act.await === false;
-    await startWorkflow(this.s, {
+    await startStaged(this.s, {
       app: this.app,
       graph,
       id: childId,
@@ -357,7 +432,7 @@ class Run {
         for (const [k, v] of Object.entries(patch as Record<string, unknown>)) if (v !== undefined) this.data[k] = v;
     }
     this.status -= 1;
-    if (act.emit) await emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
+    if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
     const after = this.context(rec.dimension, rec);
     for (const t of act.transitions) {
       if (this.status < 0) return;
@@ -376,6 +451,16 @@ class Run {
   }
 
   private failedWith: unknown;
+  /** Interrupted by a statement of its own (interruptWorkflow): its row is final, nothing more is staged for it. */
+  private final = false;
+
+  interruptedElsewhere(): void {
+    this.interruptedHere = true;
+    this.status = INTERRUPTED;
+    this.final = true;
+    this.dirty.clear();
+    this.enteredNow.clear();
+  }
 
   private async interruptSelf(reason: string, descend: boolean): Promise<void> {
     this.interruptedHere = true;
@@ -384,40 +469,39 @@ class Run {
     await this.s.db.run('hooks_release_workflow', [this.row.id]);
     if (descend) {
       for (const child of await this.s.db.run<{ id: string }>('workflow_children', [this.row.id]))
-        await interruptWorkflow(this.s, child.id, { reason, descend: true });
+        await interruptStaged(this.s, child.id, { reason, descend: true });
     }
   }
 
-  /** Writes what changed; a workflow that just finished publishes its output and completes its parent's await. */
+  /**
+   * Stages what changed (written by flushPending with the rest of the transaction); a workflow that
+   * just finished publishes its output and completes its parent's await.
+   */
   async flush(): Promise<void> {
+    if (this.final) return;
+    const p = pendingOf(this.s);
     for (const k of this.dirty) {
-      const r = this.records.get(k)!;
-      await this.s.db.run('activity_upsert', [
-        this.row.id,
-        r.activity,
-        r.dimension,
-        r.type,
-        r.state,
-        r.job_id,
-        r.input,
-        r.output,
-        r.hook,
-        r.attempts,
-        JSON.stringify(r.errors ?? []),
-        this.enteredNow.has(k),
-      ]);
+      const staged = p.activities.get(`${this.row.id}\u0000${k}`);
+      p.activities.set(`${this.row.id}\u0000${k}`, {
+        workflowId: this.row.id,
+        record: this.records.get(k)!,
+        entered: this.enteredNow.has(k) || (staged?.entered ?? false),
+      });
     }
     this.dirty.clear();
     this.enteredNow.clear();
     const finished = this.wasOpen && this.status <= 0;
+    // Staged again in this transaction (another child of this parent finished too): finished once.
+    this.wasOpen = this.status > 0;
     const expire = this.graph.expire ?? DEFAULT_EXPIRE_S;
     if (this.status === INTERRUPTED || this.status === FAILED) {
-      await this.s.db.run('workflow_update', [this.row.id, this.status, this.data, -1]);
+      p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
+      await flushPending(this.s);
       await this.s.db.run('workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
-    } else await this.s.db.run('workflow_update', [this.row.id, this.status, this.data, expire]);
+    } else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
-    await emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
+    emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
     if (this.row.parent_id && this.status === 0)
       await completeAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.data);
     else if (this.row.parent_id && this.status === FAILED)
@@ -433,20 +517,45 @@ function view(r: ActivityRecord): ActivityData {
   return out;
 }
 
-async function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): Promise<void> {
+/** Stages the job that publishes `data` after the transaction commits. */
+function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): void {
   const payload: EmitPayload = { app: row.app_id, topic, id: row.id, kind, status, data };
-  await s.db.enqueue([{ partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload }]);
-  s.effects.wakes.add(`${row.partition}\u0000${DEFAULT_QUEUE}`);
+  pendingOf(s).jobs.push({ job: { partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
 }
 
-/** Locks a workflow and loads what a transition needs; undefined when it is gone. */
+/** Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone. */
 async function load(s: Scope, id: string): Promise<Run | undefined> {
+  const runs = pendingOf(s).runs;
+  if (runs.has(id)) return runs.get(id);
   const [row] = await s.db.run<WorkflowRow>('workflow_lock', [id]);
   if (!row) return undefined;
+  const records = await s.db.run<ActivityRecord>('activities_of', [id]);
+  const run = await runOf(s, row, records);
+  runs.set(id, run);
+  return run;
+}
+
+/** Locks and loads many workflows in two round trips (those not loaded in this transaction yet). */
+async function loadMany(s: Scope, ids: string[]): Promise<void> {
+  const runs = pendingOf(s).runs;
+  const missing = [...new Set(ids)].filter((id) => !runs.has(id));
+  if (missing.length === 0) return;
+  const rows = await s.db.run<WorkflowRow>('workflows_lock', [missing]);
+  if (rows.length === 0) return;
+  const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_many', [rows.map((r) => r.id)]);
+  const byWorkflow = new Map<string, ActivityRecord[]>();
+  for (const r of records) {
+    let list = byWorkflow.get(r.workflow_id);
+    if (!list) byWorkflow.set(r.workflow_id, (list = []));
+    list.push(r);
+  }
+  for (const row of rows) runs.set(row.id, await runOf(s, row, byWorkflow.get(row.id) ?? []));
+}
+
+async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[]): Promise<Run> {
   const app = await s.versions.get(row.app_id, row.version);
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  const records = await s.db.run<ActivityRecord>('activities_of', [id]);
   return new Run(s, row, app, graph, records);
 }
 
@@ -462,6 +571,11 @@ export interface StartOptions {
 
 /** Creates a workflow and runs its trigger (and every activity that finishes at once) in the caller's transaction. */
 export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
+  await startStaged(s, o);
+  await flushPending(s);
+}
+
+async function startStaged(s: Scope, o: StartOptions): Promise<void> {
   await s.db.run('workflow_insert', [
     o.id,
     o.app.id,
@@ -487,6 +601,7 @@ export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
     parent_dimension: o.parent?.dimension ?? null,
   };
   const run = new Run(s, row, o.app, o.graph, []);
+  pendingOf(s).runs.set(o.id, run);
   await run.enter(o.graph.trigger, '', o.data);
   await run.flush();
 }
@@ -502,8 +617,21 @@ export interface StepOutcome {
   attempt: number;
 }
 
-/** A step's job ended (in the transaction that records it): the activity finishes and the workflow moves on. */
-export async function finishStep(s: Scope, o: StepOutcome): Promise<void> {
+/**
+ * Steps' jobs ended (in the transaction that records them): each activity finishes and its workflow
+ * moves on. The batch's workflows are locked and loaded together, and everything the transitions
+ * write goes out together at the end.
+ */
+export async function finishSteps(s: Scope, outcomes: StepOutcome[]): Promise<void> {
+  await loadMany(
+    s,
+    outcomes.map((o) => o.workflow),
+  );
+  for (const o of outcomes) await finishStepStaged(s, o);
+  await flushPending(s);
+}
+
+async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
   const run = await load(s, o.workflow);
   if (!run || !run.open) return; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
   const act = run.graph.activities[o.activity];
@@ -599,6 +727,18 @@ export async function deliverHook(
   data: unknown,
   opts: { keep: boolean; except?: string; code?: number },
 ): Promise<string | undefined> {
+  const reached = await deliverHookStaged(s, app, topic, data, opts);
+  await flushPending(s);
+  return reached;
+}
+
+async function deliverHookStaged(
+  s: Scope,
+  app: CompiledApp,
+  topic: string,
+  data: unknown,
+  opts: { keep: boolean; except?: string; code?: number },
+): Promise<string | undefined> {
   const graph = app.graphs.find((g) => g.hooks.some((h) => h.topic === topic));
   if (!graph) return undefined;
   const rules = graph.hooks.filter((h) => h.topic === topic);
@@ -646,6 +786,18 @@ export async function deliverHookAll(
   data: unknown,
   search: Record<string, unknown>,
 ): Promise<string[]> {
+  const reached = await deliverHookAllStaged(s, appId, topic, data, search);
+  await flushPending(s);
+  return reached;
+}
+
+async function deliverHookAllStaged(
+  s: Scope,
+  appId: string,
+  topic: string,
+  data: unknown,
+  search: Record<string, unknown>,
+): Promise<string[]> {
   await s.db.run('topic_lock', [appId, topic, null]);
   const waiting = await s.db.run<Waiting>('hooks_by_search', [appId, topic, JSON.stringify(search)]);
   const reached: string[] = [];
@@ -655,17 +807,26 @@ export async function deliverHookAll(
 
 /** Interrupts a running workflow (and, with descend, its children); false when it had already finished. */
 export async function interruptWorkflow(s: Scope, id: string, o: { reason?: string; descend?: boolean }): Promise<boolean> {
+  const done = await interruptStaged(s, id, o);
+  await flushPending(s);
+  return done;
+}
+
+async function interruptStaged(s: Scope, id: string, o: { reason?: string; descend?: boolean }): Promise<boolean> {
   const run = await load(s, id);
   if (!run || !run.open) return false;
   const reason = o.reason ?? 'interrupted';
+  // The status check and the step list below read rows this transaction may have staged.
+  await flushPending(s);
   const [done] = await s.db.run('workflow_interrupt', [id, reason, run.graph.expire ?? DEFAULT_EXPIRE_S]);
   if (!done) return false;
+  run.interruptedElsewhere();
   await s.db.run('hooks_release_workflow', [id]);
   for (const step of await s.db.run<{ job_id: string }>('steps_of', [id])) s.effects.cancels.push(step.job_id);
-  await emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, { interrupted: true, reason });
+  emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, { interrupted: true, reason });
   if (o.descend) {
     for (const child of await s.db.run<{ id: string }>('workflow_children', [id]))
-      await interruptWorkflow(s, child.id, { reason, descend: true });
+      await interruptStaged(s, child.id, { reason, descend: true });
   }
   return true;
 }
