@@ -20,13 +20,14 @@ import {
   graphOf,
   interruptWorkflow,
   newEffects,
-  startWorkflow,
+  startWorkflows,
   type ActivityRecord,
   type EmitPayload,
   type Effects,
   type Scope,
 } from './executor.js';
 import type { CompiledApp, CompiledGraph } from './model.js';
+import type { StartOptions } from './executor.js';
 import { publishWakes } from './plugin.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
@@ -78,6 +79,15 @@ type TxStore = Pick<JobStore, 'withTransaction' | 'pool' | 'schema'>;
 
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 1000;
+/** Most pubs written in one transaction, and most such transactions at once per handle. */
+const PUB_GROUP_MAX = 500;
+const PUB_GROUPS_IN_FLIGHT = 2;
+
+interface QueuedPub {
+  start: StartOptions;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 export class WorkflowApp {
   private readonly store: TxStore;
@@ -90,6 +100,9 @@ export class WorkflowApp {
   private active: Promise<string | undefined> | undefined;
   private watching: Promise<void> | undefined;
   private readonly validators = new WeakMap<object, ValidateFunction>();
+  /** pub() calls waiting for a transaction: concurrent pubs are written together (group commit). */
+  private readonly pubQueue: QueuedPub[] = [];
+  private pubGroups = 0;
 
   constructor(
     private readonly client: Client,
@@ -225,10 +238,53 @@ export class WorkflowApp {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
     const id = opts.id ?? randomUUID();
-    await this.transaction((s) =>
-      startWorkflow(s, { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition }),
-    );
+    await new Promise<void>((resolve, reject) => {
+      this.pubQueue.push({
+        start: { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition },
+        resolve,
+        reject,
+      });
+      this.writePubs();
+    });
     return id;
+  }
+
+  /**
+   * Writes queued pubs, up to PUB_GROUP_MAX per transaction: one pub alone goes at once, pubs that
+   * arrive while a group commits go in the next. A group that fails is written again one pub per
+   * transaction, so one bad pub (a taken id) fails alone.
+   */
+  private writePubs(): void {
+    while (this.pubGroups < PUB_GROUPS_IN_FLIGHT && this.pubQueue.length > 0) {
+      const group = this.pubQueue.splice(0, PUB_GROUP_MAX);
+      this.pubGroups += 1;
+      void this.writePubGroup(group).finally(() => {
+        this.pubGroups -= 1;
+        this.writePubs();
+      });
+    }
+  }
+
+  private async writePubGroup(group: QueuedPub[]): Promise<void> {
+    try {
+      await this.transaction((s) =>
+        startWorkflows(
+          s,
+          group.map((p) => p.start),
+        ),
+      );
+      for (const p of group) p.resolve();
+    } catch (err) {
+      if (group.length === 1) return group[0]!.reject(err);
+      await Promise.all(
+        group.map((p) =>
+          this.transaction((s) => startWorkflows(s, [p.start])).then(
+            () => p.resolve(),
+            (e: unknown) => p.reject(e),
+          ),
+        ),
+      );
+    }
   }
 
   /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */

@@ -32,7 +32,7 @@ export type WfOp =
   | 'workflow_children'
   | 'workflow_finish'
   | 'workflow_get'
-  | 'workflow_insert'
+  | 'workflows_insert'
   | 'workflow_interrupt'
   | 'workflow_lock'
   | 'workflow_scrub'

@@ -15,7 +15,7 @@ import type { Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
-import { FAILED, INTERRUPTED, WorkflowNotFoundError } from './errors.js';
+import { DuplicateWorkflowError, FAILED, INTERRUPTED, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
 
@@ -118,6 +118,8 @@ export function newEffects(): Effects {
  */
 interface Pending {
   runs: Map<string, Run>;
+  /** Workflows started in this transaction and not written yet (their state comes from `workflows`). */
+  inserts: Map<string, WorkflowRow>;
   /** Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction. */
   activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean }>;
   /** Workflow rows to write, by id: the last state staged wins. */
@@ -131,10 +133,19 @@ const pendingByScope = new WeakMap<Scope, Pending>();
 function pendingOf(s: Scope): Pending {
   let p = pendingByScope.get(s);
   if (!p) {
-    p = { runs: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
+    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
     pendingByScope.set(s, p);
   }
   return p;
+}
+
+/**
+ * A statement that reads or references workflow rows: the workflows this transaction started are
+ * written first (a hook registration, a child listing and the like need their rows).
+ */
+async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: unknown[]): Promise<R[]> {
+  if (pendingByScope.get(s)?.inserts.size) await flushPending(s);
+  return s.db.run<R>(op, params);
 }
 
 /**
@@ -145,6 +156,22 @@ function pendingOf(s: Scope): Pending {
 export async function flushPending(s: Scope): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
+  if (p.inserts.size > 0) {
+    // Stored with the state their first transitions left them in: no update of a row just inserted.
+    const rows = [...p.inserts.values()].map((w) => {
+      const state = p.workflows.get(w.id);
+      p.workflows.delete(w.id);
+      return { ...w, status: state?.status ?? 0, data: state?.data ?? {}, expire: state?.expire ?? DEFAULT_EXPIRE_S };
+    });
+    p.inserts.clear();
+    try {
+      await s.db.run('workflows_insert', [JSON.stringify(rows)]);
+    } catch (err) {
+      // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
+      if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
+      throw err;
+    }
+  }
   const jobs = p.jobs.splice(0);
   if (jobs.length > 0) {
     const outcomes = await s.db.enqueue(jobs.map((j) => j.job));
@@ -379,10 +406,10 @@ class Run {
     rec.state = 'waiting';
     for (const topic of act.hookTopics) {
       const direct = namesWorkflow(this.graph.hooks.filter((h) => h.topic === topic));
-      await this.s.db.run('topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
-      await this.s.db.run('hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
+      await runNow(this.s, 'topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
+      await runNow(this.s, 'hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
     }
-    const signals = await this.s.db.run<{ id: string; topic: string; data: unknown }>('signals_pending', [
+    const signals = await runNow<{ id: string; topic: string; data: unknown }>(this.s, 'signals_pending', [
       this.row.app_id,
       act.hookTopics,
       this.row.id,
@@ -390,8 +417,8 @@ class Run {
     for (const signal of signals) {
       const rules = this.graph.hooks.filter((h) => h.topic === signal.topic && h.to === act.id);
       if (!rules.some((rule) => this.ruleMatches(rule, rec, signal.data))) continue;
-      await this.s.db.run('signal_take', [signal.id]);
-      await this.s.db.run('hook_release', [this.row.id, act.id, rec.dimension]);
+      await runNow(this.s, 'signal_take', [signal.id]);
+      await runNow(this.s, 'hook_release', [this.row.id, act.id, rec.dimension]);
       return this.complete(act, rec, { hook: signal.data, output: signal.data });
     }
   }
@@ -466,9 +493,9 @@ class Run {
     this.interruptedHere = true;
     this.status = INTERRUPTED;
     this.failedWith = { interrupted: true, reason };
-    await this.s.db.run('hooks_release_workflow', [this.row.id]);
+    await runNow(this.s, 'hooks_release_workflow', [this.row.id]);
     if (descend) {
-      for (const child of await this.s.db.run<{ id: string }>('workflow_children', [this.row.id]))
+      for (const child of await runNow<{ id: string }>(this.s, 'workflow_children', [this.row.id]))
         await interruptStaged(this.s, child.id, { reason, descend: true });
     }
   }
@@ -497,7 +524,7 @@ class Run {
     if (this.status === INTERRUPTED || this.status === FAILED) {
       p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
       await flushPending(this.s);
-      await this.s.db.run('workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
+      await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
     } else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
@@ -571,22 +598,16 @@ export interface StartOptions {
 
 /** Creates a workflow and runs its trigger (and every activity that finishes at once) in the caller's transaction. */
 export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
-  await startStaged(s, o);
+  await startWorkflows(s, [o]);
+}
+
+/** Starts several workflows in the caller's transaction, written together. */
+export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<void> {
+  for (const o of starts) await startStaged(s, o);
   await flushPending(s);
 }
 
 async function startStaged(s: Scope, o: StartOptions): Promise<void> {
-  await s.db.run('workflow_insert', [
-    o.id,
-    o.app.id,
-    o.app.version,
-    o.graph.subscribes,
-    o.partition,
-    o.search,
-    o.parent?.id ?? null,
-    o.parent?.activity ?? null,
-    o.parent?.dimension ?? null,
-  ]);
   const row: WorkflowRow = {
     id: o.id,
     app_id: o.app.id,
@@ -601,7 +622,10 @@ async function startStaged(s: Scope, o: StartOptions): Promise<void> {
     parent_dimension: o.parent?.dimension ?? null,
   };
   const run = new Run(s, row, o.app, o.graph, []);
-  pendingOf(s).runs.set(o.id, run);
+  const p = pendingOf(s);
+  if (p.runs.has(o.id) || p.inserts.has(o.id)) throw new DuplicateWorkflowError(o.id);
+  p.inserts.set(o.id, row);
+  p.runs.set(o.id, run);
   await run.enter(o.graph.trigger, '', o.data);
   await run.flush();
 }
@@ -744,13 +768,13 @@ async function deliverHookStaged(
   const rules = graph.hooks.filter((h) => h.topic === topic);
   const direct = rules.map((r) => ruleTarget(r, data));
   const only = namesWorkflow(rules) && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
-  await s.db.run('topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
-  const waiting = await s.db.run<{ workflow_id: string; activity: string; dimension: string }>('hooks_waiting', [app.id, topic, only]);
+  await runNow(s, 'topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
+  const waiting = await runNow<{ workflow_id: string; activity: string; dimension: string }>(s, 'hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;
     if (await reenter(s, w, topic, data, true, opts.code)) return w.workflow_id;
   }
-  if (opts.keep) await s.db.run('signal_keep', [app.id, topic, JSON.stringify(data ?? null), only, graph.expire ?? DEFAULT_EXPIRE_S]);
+  if (opts.keep) await runNow(s, 'signal_keep', [app.id, topic, JSON.stringify(data ?? null), only, graph.expire ?? DEFAULT_EXPIRE_S]);
   return undefined;
 }
 
@@ -771,7 +795,7 @@ async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, check
     const rules = run.graph.hooks.filter((h) => h.topic === topic && h.to === w.activity);
     if (!rules.some((rule) => run.ruleMatches(rule, rec, data))) return false;
   }
-  await s.db.run('hook_release', [w.workflow_id, w.activity, w.dimension]);
+  await runNow(s, 'hook_release', [w.workflow_id, w.activity, w.dimension]);
   // A hook's data is also its output (`{review.output.data.approved}` in a transition reads it).
   await run.complete(act, rec, { hook: data, output: data, ...(code ? { code } : {}) });
   await run.flush();
@@ -798,8 +822,8 @@ async function deliverHookAllStaged(
   data: unknown,
   search: Record<string, unknown>,
 ): Promise<string[]> {
-  await s.db.run('topic_lock', [appId, topic, null]);
-  const waiting = await s.db.run<Waiting>('hooks_by_search', [appId, topic, JSON.stringify(search)]);
+  await runNow(s, 'topic_lock', [appId, topic, null]);
+  const waiting = await runNow<Waiting>(s, 'hooks_by_search', [appId, topic, JSON.stringify(search)]);
   const reached: string[] = [];
   for (const w of waiting) if (await reenter(s, w, topic, data, false)) reached.push(w.workflow_id);
   return reached;
@@ -818,14 +842,14 @@ async function interruptStaged(s: Scope, id: string, o: { reason?: string; desce
   const reason = o.reason ?? 'interrupted';
   // The status check and the step list below read rows this transaction may have staged.
   await flushPending(s);
-  const [done] = await s.db.run('workflow_interrupt', [id, reason, run.graph.expire ?? DEFAULT_EXPIRE_S]);
+  const [done] = await runNow(s, 'workflow_interrupt', [id, reason, run.graph.expire ?? DEFAULT_EXPIRE_S]);
   if (!done) return false;
   run.interruptedElsewhere();
-  await s.db.run('hooks_release_workflow', [id]);
-  for (const step of await s.db.run<{ job_id: string }>('steps_of', [id])) s.effects.cancels.push(step.job_id);
+  await runNow(s, 'hooks_release_workflow', [id]);
+  for (const step of await runNow<{ job_id: string }>(s, 'steps_of', [id])) s.effects.cancels.push(step.job_id);
   emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, { interrupted: true, reason });
   if (o.descend) {
-    for (const child of await s.db.run<{ id: string }>('workflow_children', [id]))
+    for (const child of await runNow<{ id: string }>(s, 'workflow_children', [id]))
       await interruptStaged(s, child.id, { reason, descend: true });
   }
   return true;

@@ -16,7 +16,15 @@ export { PIPE_FUNCTIONS, PIPE_FUNCTION_NAMES } from './functions.js';
 export { loadApp, isInlineYaml, SourceMap, type LoadedApp } from './source.js';
 export { WorkflowDefinitionError, MappingEvaluationError, formatIssue, type WorkflowIssue } from './errors.js';
 export * from './model.js';
-export { UnknownTopicError, VersionConflictError, WorkflowNotFoundError, WorkflowFailedError, INTERRUPTED, FAILED } from './errors.js';
+export {
+  UnknownTopicError,
+  VersionConflictError,
+  DuplicateWorkflowError,
+  WorkflowNotFoundError,
+  WorkflowFailedError,
+  INTERRUPTED,
+  FAILED,
+} from './errors.js';
 export {
   app,
   WorkflowApp,
