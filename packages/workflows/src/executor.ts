@@ -247,6 +247,8 @@ class Run {
     readonly app: CompiledApp,
     readonly graph: CompiledGraph,
     records: ActivityRecord[],
+    /** The dimensions whose records were loaded; undefined: all of them. */
+    private readonly loadedDimensions?: Set<string>,
   ) {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
@@ -256,6 +258,27 @@ class Run {
 
   get open(): boolean {
     return this.status > 0 && !this.interruptedHere;
+  }
+
+  /** Loads the records of a dimension this Run was loaded without (another pass of a cycle). */
+  async holdDimension(dimension: string): Promise<void> {
+    if (!this.loadedDimensions || this.loadedDimensions.has(dimension)) return;
+    this.loadedDimensions.add(dimension);
+    const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension]]);
+    for (const r of records) if (!this.records.has(key(r.activity, r.dimension))) this.records.set(key(r.activity, r.dimension), r);
+  }
+
+  /** How many records (passes) an activity has, those of dimensions not in memory counted in Postgres. */
+  private async passesOf(activity: string): Promise<number> {
+    let passes = 0;
+    const inMemory = new Set<string>();
+    for (const r of this.records.values()) {
+      inMemory.add(r.dimension);
+      if (r.activity === activity) passes += 1;
+    }
+    if (!this.loadedDimensions) return passes;
+    const [row] = await this.s.db.run<{ n: number }>('activity_passes', [this.row.id, activity, [...inMemory]]);
+    return passes + (row?.n ?? 0);
   }
 
   record(activity: string, dimension: string): ActivityRecord | undefined {
@@ -357,9 +380,7 @@ class Run {
       case 'cycle': {
         await this.complete(act, rec, { output: {} });
         const target = act.ancestor!;
-        let pass = 0;
-        for (const r of this.records.values()) if (r.activity === target) pass += 1;
-        return this.enter(target, `/${pass}`);
+        return this.enter(target, `/${await this.passesOf(target)}`);
       }
       case 'signal': {
         const data = act.signal?.maps ? evaluateMapping(act.signal.maps, ctx) : (input ?? {});
@@ -551,9 +572,11 @@ function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind
 }
 
 /** Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone. */
-async function load(s: Scope, id: string): Promise<Run | undefined> {
+async function load(s: Scope, id: string, dimension?: string): Promise<Run | undefined> {
   const runs = pendingOf(s).runs;
-  if (runs.has(id)) return runs.get(id);
+  const held = runs.get(id);
+  if (held && dimension !== undefined) await held.holdDimension(dimension);
+  if (runs.has(id)) return held;
   const [row] = await s.db.run<WorkflowRow>('workflow_lock', [id]);
   if (!row) return undefined;
   const records = await s.db.run<ActivityRecord>('activities_of', [id]);
@@ -562,28 +585,32 @@ async function load(s: Scope, id: string): Promise<Run | undefined> {
   return run;
 }
 
-/** Locks and loads many workflows in two round trips (those not loaded in this transaction yet). */
-async function loadMany(s: Scope, ids: string[]): Promise<void> {
+/**
+ * Locks and loads many workflows in two round trips (those not loaded in this transaction yet), with
+ * the records of the first pass ('') and of the steps' passes only.
+ */
+async function loadMany(s: Scope, steps: { workflow: string; dimension: string }[]): Promise<void> {
   const runs = pendingOf(s).runs;
-  const missing = [...new Set(ids)].filter((id) => !runs.has(id));
+  const missing = [...new Set(steps.map((st) => st.workflow))].filter((id) => !runs.has(id));
   if (missing.length === 0) return;
   const rows = await s.db.run<WorkflowRow>('workflows_lock', [missing]);
   if (rows.length === 0) return;
-  const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_many', [rows.map((r) => r.id)]);
+  const dimensions = [...new Set(['', ...steps.map((st) => st.dimension)])];
+  const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_dimensions', [rows.map((r) => r.id), dimensions]);
   const byWorkflow = new Map<string, ActivityRecord[]>();
   for (const r of records) {
     let list = byWorkflow.get(r.workflow_id);
     if (!list) byWorkflow.set(r.workflow_id, (list = []));
     list.push(r);
   }
-  for (const row of rows) runs.set(row.id, await runOf(s, row, byWorkflow.get(row.id) ?? []));
+  for (const row of rows) runs.set(row.id, await runOf(s, row, byWorkflow.get(row.id) ?? [], new Set(dimensions)));
 }
 
-async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[]): Promise<Run> {
+async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: Set<string>): Promise<Run> {
   const app = await s.versions.get(row.app_id, row.version);
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  return new Run(s, row, app, graph, records);
+  return new Run(s, row, app, graph, records, loadedDimensions);
 }
 
 export interface StartOptions {
@@ -649,14 +676,14 @@ export interface StepOutcome {
 export async function finishSteps(s: Scope, outcomes: StepOutcome[]): Promise<void> {
   await loadMany(
     s,
-    outcomes.map((o) => o.workflow),
+    outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
   );
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s);
 }
 
 async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
-  const run = await load(s, o.workflow);
+  const run = await load(s, o.workflow, o.dimension);
   if (!run || !run.open) return; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
   const act = run.graph.activities[o.activity];
   const rec = run.record(o.activity, o.dimension);
@@ -668,7 +695,7 @@ async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
 }
 
 async function completeAwait(s: Scope, parentId: string, activity: string, dimension: string, output: unknown): Promise<void> {
-  const run = await load(s, parentId);
+  const run = await load(s, parentId, dimension);
   if (!run || !run.open) return;
   const act = run.graph.activities[activity];
   const rec = run.record(activity, dimension);
@@ -678,7 +705,7 @@ async function completeAwait(s: Scope, parentId: string, activity: string, dimen
 }
 
 async function failAwait(s: Scope, parentId: string, activity: string, dimension: string, error: unknown): Promise<void> {
-  const run = await load(s, parentId);
+  const run = await load(s, parentId, dimension);
   if (!run || !run.open) return;
   const rec = run.record(activity, dimension);
   if (!rec || rec.state !== 'waiting') return;
@@ -786,7 +813,7 @@ interface Waiting {
 
 /** Finishes one waiting hook activity with `data` (when its rules match, if `checkRules`); false when it no longer waits. */
 async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, checkRules: boolean, code?: number): Promise<boolean> {
-  const run = await load(s, w.workflow_id);
+  const run = await load(s, w.workflow_id, w.dimension);
   if (!run || !run.open) return false;
   const act = run.graph.activities[w.activity];
   const rec = run.record(w.activity, w.dimension);
