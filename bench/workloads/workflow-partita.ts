@@ -30,7 +30,7 @@ interface WorkflowApp {
   getStatus(id: string): Promise<number>;
 }
 interface WorkflowsModule {
-  app(client: Client, id: string): WorkflowApp;
+  app(client: Client, id: string, options?: { partition?: string }): WorkflowApp;
   workflowsPlugin(options?: Record<string, unknown>): NodePlugin;
 }
 
@@ -139,7 +139,8 @@ class PartitaWorkflows implements WorkflowSystem {
       engine: { pollMs: this.ctx.options.pollMs },
     });
     this.client = await connect({ postgres: pg, schema: this.schema, nats: this.ctx.nats ?? false, cluster: 'bench', logger: this.logger });
-    this.app = this.wf.app(this.client, APP_ID);
+    // Every start (pub, pubsub) goes to the bench's partition, the only one its node declares.
+    this.app = this.wf.app(this.client, APP_ID, { partition: PARTITION });
     const { version } = await this.app.deploy(APP_YAML);
     await this.app.activate(version);
   }
