@@ -1,7 +1,7 @@
 /**
  * `app(client, id)`: the workflow API for programs, the CLI and nodes alike (DESIGN.md's names).
- * Every write (pub, hook, interrupt) is one transaction through the executor, over the client's
- * store, so what it starts or finishes commits with the jobs it enqueues.
+ * Every write (pub, hook, interrupt) is a transaction through the executor, over the client's
+ * store, so what it starts or finishes commits with the jobs it enqueues; concurrent pubs share one.
  */
 import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
