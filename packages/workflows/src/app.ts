@@ -1,7 +1,7 @@
 /**
  * `app(client, id)`: the workflow API for programs, the CLI and nodes alike (DESIGN.md's names).
- * Every write (pub, hook, interrupt) is one transaction through the executor, over the client's
- * store, so what it starts or finishes commits with the jobs it enqueues.
+ * Every write (pub, hook, interrupt) is a transaction through the executor, over the client's
+ * store, so what it starts or finishes commits with the jobs it enqueues; concurrent pubs share one.
  */
 import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -22,7 +22,7 @@ import {
   interruptWorkflow,
   resumeWorkflow,
   newEffects,
-  startWorkflow,
+  startWorkflows,
   type ActivityRecord,
   type EmitPayload,
   type Effects,
@@ -30,6 +30,7 @@ import {
   type Scope,
 } from './executor.js';
 import type { CompiledApp, CompiledGraph } from './model.js';
+import type { StartOptions } from './executor.js';
 import { publishWakes } from './plugin.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
@@ -86,6 +87,15 @@ type TxStore = Pick<JobStore, 'withTransaction' | 'pool' | 'schema'>;
 
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 1000;
+/** Most pubs written in one transaction, and most such transactions at once per handle. */
+const PUB_GROUP_MAX = 500;
+const PUB_GROUPS_IN_FLIGHT = 2;
+
+interface QueuedPub {
+  start: StartOptions;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 export class WorkflowApp {
   private readonly store: TxStore;
@@ -98,6 +108,9 @@ export class WorkflowApp {
   private active: Promise<string | undefined> | undefined;
   private watching: Promise<void> | undefined;
   private readonly validators = new WeakMap<object, ValidateFunction>();
+  /** pub() calls waiting for a transaction: concurrent pubs are written together (group commit). */
+  private readonly pubQueue: QueuedPub[] = [];
+  private pubGroups = 0;
 
   constructor(
     private readonly client: Client,
@@ -235,10 +248,16 @@ export class WorkflowApp {
     if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
       throw new ValidationError(`pending must be a number of seconds > 0, not ${JSON.stringify(opts.pending)}`, 'pending');
     const id = opts.id ?? randomUUID();
-    const start = { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition };
-    await this.transaction(async (s) => {
-      if (opts.pending !== undefined) await holdWorkflow(s, { ...start, pendingS: opts.pending });
-      else await startWorkflow(s, start);
+    const start: StartOptions = { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition };
+    // A pending pub writes no step and runs nothing: it takes its own transaction rather than a group.
+    if (opts.pending !== undefined) {
+      const pendingS = opts.pending;
+      await this.transaction((s) => holdWorkflow(s, { ...start, pendingS }));
+      return id;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.pubQueue.push({ start, resolve, reject });
+      this.writePubs();
     });
     return id;
   }
@@ -249,6 +268,44 @@ export class WorkflowApp {
    */
   async resume(id: string): Promise<boolean> {
     return this.transaction((s) => resumeWorkflow(s, this.id, id));
+  }
+
+  /**
+   * Writes queued pubs, up to PUB_GROUP_MAX per transaction: one pub alone goes at once, pubs that
+   * arrive while a group commits go in the next. A group that fails is written again one pub per
+   * transaction, so one bad pub (a taken id) fails alone.
+   */
+  private writePubs(): void {
+    while (this.pubGroups < PUB_GROUPS_IN_FLIGHT && this.pubQueue.length > 0) {
+      const group = this.pubQueue.splice(0, PUB_GROUP_MAX);
+      this.pubGroups += 1;
+      void this.writePubGroup(group).finally(() => {
+        this.pubGroups -= 1;
+        this.writePubs();
+      });
+    }
+  }
+
+  private async writePubGroup(group: QueuedPub[]): Promise<void> {
+    try {
+      await this.transaction((s) =>
+        startWorkflows(
+          s,
+          group.map((p) => p.start),
+        ),
+      );
+      for (const p of group) p.resolve();
+    } catch (err) {
+      if (group.length === 1) return group[0]!.reject(err);
+      await Promise.all(
+        group.map((p) =>
+          this.transaction((s) => startWorkflows(s, [p.start])).then(
+            () => p.resolve(),
+            (e: unknown) => p.reject(e),
+          ),
+        ),
+      );
+    }
   }
 
   /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */

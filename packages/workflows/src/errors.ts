@@ -68,6 +68,13 @@ export class VersionConflictError extends PartitaError {
   }
 }
 
+/** pub() with the id of a workflow that exists (running, or finished and not yet expired). */
+export class DuplicateWorkflowError extends PartitaError {
+  constructor(id: string) {
+    super('DUPLICATE_WORKFLOW', `a workflow with id ${id} already exists; pub it with another id, or none to get a fresh one`);
+  }
+}
+
 /** A workflow id (or app version) the store does not have. */
 export class WorkflowNotFoundError extends PartitaError {
   constructor(what: string) {

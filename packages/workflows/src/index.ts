@@ -19,6 +19,7 @@ export * from './model.js';
 export {
   UnknownTopicError,
   VersionConflictError,
+  DuplicateWorkflowError,
   WorkflowNotFoundError,
   WorkflowFailedError,
   PENDING,

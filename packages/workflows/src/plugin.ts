@@ -9,7 +9,7 @@ import type { Bus } from '@partita/nats';
 import { WAKE_KIND, subjects } from '@partita/protocol';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
-import { EMIT_TYPE, SLEEP_TYPE, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { EMIT_TYPE, SLEEP_TYPE, Versions, finishSteps, newEffects, type EmitPayload, type Effects } from './executor.js';
 import { removeExpired } from './expiry.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
@@ -80,11 +80,11 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           if (steps.length === 0) return;
           const byId = new Map<string, FinishedJob>(jobs.map((j) => [j.id, j]));
           const effects = newEffects();
-          for (const st of steps) {
-            const job = byId.get(st.job_id)!;
-            await finishStep(
-              { db, versions: b.versions, logger: b.logger, effects },
-              {
+          await finishSteps(
+            { db, versions: b.versions, logger: b.logger, effects },
+            steps.map((st) => {
+              const job = byId.get(st.job_id)!;
+              return {
                 jobId: job.id,
                 workflow: st.workflow_id,
                 activity: st.activity,
@@ -93,9 +93,9 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
                 result: job.result,
                 error: job.error ?? undefined,
                 attempt: job.attempt,
-              },
-            );
-          }
+              };
+            }),
+          );
           afterCommit(b, effects);
         },
       },

@@ -55,7 +55,7 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
   const batch = new EnqueueBatch();
   const single = jobs.length === 1;
   for (let i = 0; i < jobs.length; i++) addJob(ctx, batch, jobs[i]!, i, single, now);
-  await assertKnownQueues(ctx, batch.queuePairs);
+  await assertKnownQueues(ctx, batch.queuePairs, tx);
   // Only keyed jobs come back: the others cannot be refused, so the statement succeeding means
   // they were inserted.
   const inserted = new Set<string>();
