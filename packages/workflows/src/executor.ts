@@ -23,6 +23,11 @@ import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, C
 export const SLEEP_TYPE = 'partita.wf.sleep';
 /** Publishes a workflow's output or emitted data on the bus, after the transition that made it committed. */
 export const EMIT_TYPE = 'partita.wf.emit';
+/**
+ * The mark of a step's job (a worker's, a sleep's): the name of the plugin's continuation, which
+ * alone sees these jobs' outcomes, so other jobs on the node keep the plain write.
+ */
+export const STEP_CONTINUATION = 'workflows.transition';
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
@@ -292,6 +297,7 @@ class Run {
 
   /** Enqueues a step's job and links it to the activity: its completion comes back through the continuation. */
   private async step(job: NewJob, rec: ActivityRecord): Promise<string> {
+    job.continuation = STEP_CONTINUATION;
     const [outcome] = await this.s.db.enqueue([job]);
     const jobId = outcome!.id;
     await this.s.db.run('step_insert', [jobId, this.row.id, rec.activity, rec.dimension]);

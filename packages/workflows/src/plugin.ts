@@ -9,7 +9,7 @@ import type { Bus } from '@partita/nats';
 import { WAKE_KIND, subjects } from '@partita/protocol';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
-import { EMIT_TYPE, SLEEP_TYPE, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { EMIT_TYPE, SLEEP_TYPE, STEP_CONTINUATION, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
 /** How often finished workflows past their expire (and early signals past theirs) are removed. */
@@ -60,11 +60,10 @@ export function workflowsPlugin(): NodePlugin {
     jobs: [sleep, emit],
     continuations: () => [
       {
-        name: 'workflows.transition',
-        // Every type may be a worker step (a graph names job types by topic, and a version deployed by
-        // another node may name a type this node has not seen in a graph yet): jobs that are no step find
-        // no wf_steps row. Only the plugin's own event job is never one.
-        types: (type) => type !== EMIT_TYPE,
+        // No types: the executor marks each step's job with this name when it enqueues it (a worker's
+        // job is of any type its graph names), so only those come here; every other job the node runs
+        // keeps the plain write.
+        name: STEP_CONTINUATION,
         run: async (tx, jobs) => {
           if (!bound) throw new Error('the workflows plugin has not started on this node yet; the transition is retried');
           const b = bound;
