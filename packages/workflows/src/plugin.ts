@@ -2,12 +2,15 @@
  * workflowsPlugin(): the executor joins a node. Its migrations create the workflow tables, its jobs
  * are the sleeps and the bus publications, and its continuation turns every finished step job
  * (a worker's job of any type, a sleep) into the workflow's transition, in the transaction that
- * records the job's outcome.
+ * records the job's outcome. Each node also runs one activation member (src/activation): the active
+ * versions its client's app handles start workflows on follow every activation.
  */
 import type { Logger } from '@partita/core';
 import type { Bus } from '@partita/nats';
 import { WAKE_KIND, subjects } from '@partita/protocol';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
+import { activeVersionsOf } from './active.js';
+import { startActivationMember } from './activation/index.js';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
 import { EMIT_TYPE, SLEEP_TYPE, STEP_CONTINUATION, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
@@ -99,7 +102,7 @@ export function workflowsPlugin(): NodePlugin {
       bind(ctx);
       return [];
     },
-    start: (ctx) => {
+    start: async (ctx) => {
       const b = bind(ctx);
       const timer = setInterval(() => {
         runOn(ctx.pool, b.ops, 'expired_remove', [EXPIRY_BATCH]).catch((err) =>
@@ -107,7 +110,33 @@ export function workflowsPlugin(): NodePlugin {
         );
       }, EXPIRY_INTERVAL_MS);
       timer.unref();
-      return () => clearInterval(timer);
+      // One member per node (the activation's quorum counts nodes). It drives the cache every
+      // app(node.client, id) handle reads the active version from; at its start and after each
+      // reconnect it enters nocache for activations under way, then makes the cache read Postgres again.
+      const actives = activeVersionsOf(
+        ctx.client,
+        async (appId) => (await runOn<{ active_version: string }>(ctx.pool, b.ops, 'active_get', [appId]))[0]?.active_version,
+      );
+      let member: Awaited<ReturnType<typeof startActivationMember>>;
+      try {
+        member = await startActivationMember({
+          bus: ctx.bus,
+          cluster: ctx.cluster,
+          nodeId: ctx.nodeId,
+          logger: b.logger,
+          onNocache: (appId, untilVersion) => actives.enterNocache(appId, untilVersion),
+          onActivated: (appId) => actives.forget(appId),
+          onAbandon: (appId) => actives.forget(appId),
+          onReconnect: () => actives.forgetAll(),
+        });
+      } catch (err) {
+        clearInterval(timer);
+        throw err;
+      }
+      return async () => {
+        clearInterval(timer);
+        await member.stop();
+      };
     },
   });
 }

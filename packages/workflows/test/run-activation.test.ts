@@ -1,0 +1,164 @@
+/**
+ * Activation across node processes while workflows run (issue 18): three workflow nodes start
+ * workflows through their own clients every 25 ms while a client that is no node activates version 2,
+ * and a fourth node starts during the activation. No step runs on a graph other than its workflow's
+ * version; no workflow a node starts after activate() resolved is on version 1; each node, once it
+ * started one on version 2, never starts one on version 1 again. Before any node runs, activate flips
+ * directly (nobody caches the active version).
+ */
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { connect, type Client } from '@partita/client';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { startNode } from '@partita/runtime';
+import { app, workflowsPlugin } from '../src/index.js';
+
+const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-version-node.ts', import.meta.url));
+/** Each version's steps say which graph they belong to. */
+const version = (v: string) => `
+app:
+  id: ver
+  version: '${v}'
+  graphs:
+    - subscribes: ver.start
+      activities:
+        t1: { type: trigger }
+        s1: { type: worker, topic: ver.step, input: { maps: { wf: '{$job.metadata.jid}', graph: ${v} } } }
+        s2: { type: worker, topic: ver.step, input: { maps: { wf: '{$job.metadata.jid}', graph: ${v} } } }
+      transitions:
+        t1: [{ to: s1 }]
+        s1: [{ to: s2 }]
+`;
+
+test.serial(
+  'activation across node processes while workflows run: no step on the wrong version, a node started mid-activation ends on the new one',
+  async (t) => {
+    const s = await freshSchema('wf_actv');
+    const nats = await natsUrl();
+    const cluster = s.schema.replaceAll('_', '-');
+    const dataDir = tempDataDir('wf-actv');
+    const nodes = new Map<string, SpawnedNode>();
+    let client: Client | undefined;
+    t.teardown(async () => {
+      for (const n of nodes.values()) n.kill('SIGKILL');
+      await Promise.all([...nodes.values()].map((n) => n.exited));
+      await client?.close();
+      await s.drop();
+    });
+    await s.pool.query(
+      `CREATE TABLE "${s.schema}".steps (workflow text NOT NULL, graph text NOT NULL, node text NOT NULL, at_ms bigint NOT NULL)`,
+    );
+    await s.pool.query(`CREATE TABLE "${s.schema}".pubs (node text NOT NULL, workflow text NOT NULL, began_ms bigint NOT NULL)`);
+    const q = async <R = any>(sql: string, values: unknown[] = []) => (await s.pool.query(sql, values)).rows as R[];
+    const n = async (sql: string, values: unknown[] = []) => Number((await q<{ n: string }>(sql, values))[0]!.n);
+    const spawn = (nodeId: string) => {
+      const node = spawnNode(NODE_SCRIPT, {
+        env: {
+          WF_PG: s.url,
+          WF_SCHEMA: s.schema,
+          WF_NATS: nats,
+          WF_CLUSTER: cluster,
+          WF_NODE_ID: nodeId,
+          WF_DATA_DIR: dataDir,
+          PARTITA_LOG_LEVEL: 'warn',
+        },
+      });
+      nodes.set(nodeId, node);
+      return node.waitForOutput(`ready ${nodeId}`, { timeoutMs: 60_000 }).then(() => Date.now());
+    };
+
+    // A node that only applies the workflow tables, gone before the first activation.
+    const migrator = await startNode({
+      postgres: s.url,
+      schema: s.schema,
+      nats,
+      cluster,
+      dataDir,
+      partitions: { default: { queues: { default: { concurrency: 1 } } } },
+      plugins: [workflowsPlugin()],
+    });
+    await migrator.stop();
+    client = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+    const ver = app(client, 'ver');
+    await ver.deploy(version('1'));
+    await ver.deploy(version('2'));
+    // No node yet: nobody answers the roll call, so the flip is direct (no retries to wait through).
+    const direct = Date.now();
+    await ver.activate('1');
+    t.true(Date.now() - direct < 5_000, 'a cluster with no workflow node is activated without waiting for a quorum');
+    t.is((await q(`SELECT active_version FROM "${s.schema}".wf_apps WHERE app_id = 'ver'`))[0]?.active_version, '1');
+
+    await Promise.all(['node-a', 'node-b', 'node-c'].map(spawn));
+    const pubsOf = (node: string, after = 0) =>
+      n(`SELECT count(*) AS n FROM "${s.schema}".pubs WHERE node = $1 AND began_ms > $2`, [node, after]);
+    await until(
+      'every node starts workflows',
+      async () => (await Promise.all(['node-a', 'node-b', 'node-c'].map((x) => pubsOf(x)))).every((c) => c >= 5),
+      60_000,
+    );
+
+    // node-d starts while the activation runs (its roll calls take ≥ 3 × 400 ms, more when it joins midway).
+    const dReady = spawn('node-d');
+    const began = Date.now();
+    await ver.activate('2', { delayMs: 400 });
+    const activated = Date.now();
+    const dReadyAt = await dReady;
+    t.log(`activation took ${activated - began} ms; node-d was ready ${dReadyAt - began} ms after it began`);
+
+    const all = ['node-a', 'node-b', 'node-c', 'node-d'];
+    await until(
+      'every node starts workflows after the activation',
+      async () => (await Promise.all(all.map((x) => pubsOf(x, activated)))).every((c) => c >= 5),
+      60_000,
+    );
+    for (const node of nodes.values()) node.kill('SIGUSR2');
+    await Promise.all(all.map((x) => nodes.get(x)!.waitForOutput(`stopped pubbing ${x}`, { timeoutMs: 30_000 })));
+    await until(
+      'every workflow finished',
+      async () => (await n(`SELECT count(*) AS n FROM "${s.schema}".wf_workflows WHERE status <> 0`)) === 0,
+      60_000,
+      200,
+    );
+
+    const total = await n(`SELECT count(*) AS n FROM "${s.schema}".wf_workflows`);
+    const byVersion = await q<{ version: string; n: string }>(
+      `SELECT version, count(*) AS n FROM "${s.schema}".wf_workflows GROUP BY version ORDER BY version`,
+    );
+    t.log(`workflows by version: ${byVersion.map((r) => `${r.version}: ${r.n}`).join(', ')}`);
+    t.deepEqual(
+      byVersion.map((r) => r.version),
+      ['1', '2'],
+      'workflows ran on both versions',
+    );
+    t.is(await n(`SELECT count(*) AS n FROM "${s.schema}".steps`), 2 * total, 'two steps per workflow, each run once');
+    t.is(
+      await n(
+        `SELECT count(*) AS n FROM "${s.schema}".steps st JOIN "${s.schema}".wf_workflows w ON w.id = st.workflow WHERE st.graph <> w.version`,
+      ),
+      0,
+      'no step ran on a graph other than its workflow’s version',
+    );
+    t.log(
+      `version-1 steps run after the activation resolved: ${await n(`SELECT count(*) AS n FROM "${s.schema}".steps WHERE graph = '1' AND at_ms > $1`, [activated])}`,
+    );
+    t.is(
+      await n(
+        `SELECT count(*) AS n FROM "${s.schema}".pubs p JOIN "${s.schema}".wf_workflows w ON w.id = p.workflow WHERE p.began_ms > $1 AND w.version <> '2'`,
+        [activated],
+      ),
+      0,
+      'no node started a workflow on version 1 after activate() resolved',
+    );
+    const regressions = await q<{ node: string }>(
+      `SELECT DISTINCT p.node FROM "${s.schema}".pubs p JOIN "${s.schema}".wf_workflows w ON w.id = p.workflow
+     WHERE w.version = '1' AND p.began_ms > (
+       SELECT min(p2.began_ms) FROM "${s.schema}".pubs p2 JOIN "${s.schema}".wf_workflows w2 ON w2.id = p2.workflow
+       WHERE p2.node = p.node AND w2.version = '2')`,
+    );
+    t.deepEqual(regressions, [], 'once a node started a workflow on version 2, it never started one on version 1');
+    t.true((await pubsOf('node-d', activated)) >= 5, 'the node started during the activation runs the new version');
+    // The activating client (no node) starts on the new version at once.
+    const mine = await ver.pub('ver.start', {});
+    t.is((await ver.getState('ver.start', mine)).metadata.vrs, '2');
+  },
+);
