@@ -1,17 +1,19 @@
 /**
  * Activation across three node processes while workflows run (issue 18): two workflow nodes start
  * workflows through their own clients every 25 ms while a client that is no node activates version 2,
- * and a third node starts during the activation (and then starts workflows too). No step runs on a graph other than its workflow's
- * version; no workflow a node starts after activate() resolved is on version 1; each node, once it
- * started one on version 2, never starts one on version 1 again. Before any node runs, activate flips
- * directly (nobody caches the active version).
+ * and a third node starts during the activation (and then starts workflows too). No step runs on a
+ * graph other than its workflow's version; no workflow a node starts after activate() resolved is on
+ * version 1; each node, once it started one on version 2, never starts one on version 1 again. Before
+ * any node runs, activate flips directly (nobody caches the active version). And a quorum that cannot
+ * be reached flips nothing.
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { connect, type Client } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
-import { startNode } from '@partita/runtime';
-import { app, workflowsPlugin } from '../src/index.js';
+import { capturingLogger, freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { defineJob, startNode } from '@partita/runtime';
+import { connectNatsBus } from '@partita/nats';
+import { QuorumNotReachedError, app, startActivationMember, workflowsPlugin } from '../src/index.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-version-node.ts', import.meta.url));
 /** Each version's steps say which graph they belong to. */
@@ -178,5 +180,52 @@ test.serial(
     // The activating client (no node) starts on the new version at once.
     const mine = await ver.pub('ver.start', {});
     t.is((await ver.getState('ver.start', mine)).metadata.vrs, '2');
+  },
+);
+
+test.serial(
+  'a member that cannot switch: QuorumNotReachedError after the retries, nothing flipped, the node keeps starting on the old version',
+  async (t) => {
+    const s = await freshSchema('wf_actq');
+    const nats = await natsUrl();
+    const cluster = s.schema.replaceAll('_', '-');
+    const node = await startNode({
+      postgres: s.url,
+      schema: s.schema,
+      nats,
+      cluster,
+      dataDir: tempDataDir('wf-actq'),
+      partitions: { default: { queues: { default: { concurrency: 4 } } } },
+      engine: { pollMs: 50 },
+      jobs: [defineJob({ type: 'ver.step', perform: () => null })],
+      plugins: [workflowsPlugin()],
+    });
+    // A second member (as another node would run) whose executor refuses to leave its cache.
+    const bus = await connectNatsBus({ servers: nats, cluster });
+    const stuck = await startActivationMember({
+      bus,
+      cluster,
+      nodeId: 'stuck',
+      logger: capturingLogger('error').logger,
+      onNocache: () => {
+        throw new Error('this node cannot switch');
+      },
+    });
+    t.teardown(async () => {
+      await stuck.stop();
+      await bus.close();
+      await node.stop();
+      await s.drop();
+    });
+    const ver = app(node.client, 'ver');
+    await ver.deploy(version('1'));
+    await ver.deploy(version('2'));
+    await ver.activate('1', { delayMs: 20 });
+    const err = await t.throwsAsync(ver.activate('2', { delayMs: 20 }), { instanceOf: QuorumNotReachedError });
+    t.regex(err?.message ?? '', /stuck/, 'the error names the node that did not acknowledge');
+    const active = (await s.pool.query(`SELECT active_version FROM "${s.schema}".wf_apps WHERE app_id = 'ver'`)).rows[0]?.active_version;
+    t.is(active, '1', 'nothing was flipped');
+    const id = await ver.pub('ver.start', {});
+    t.is((await ver.getState('ver.start', id)).metadata.vrs, '1', 'the node left nocache (abandon) and starts on version 1');
   },
 );
