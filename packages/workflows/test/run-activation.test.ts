@@ -106,16 +106,31 @@ test.serial(
     );
     mark('both nodes start workflows');
 
-    // node-c starts while the activation runs: the activation begins once its modules are loaded (most
-    // of a start), and its rounds take ≥ 0.5 s + 3 × 400 ms; one whose roll calls node-c joined midway
-    // is retried, with longer roll calls.
+    // node-c starts while the activation runs, for sure: a member that is slow to switch (as a busy
+    // node's would be) acknowledges nocache only once node-c is up, so the flip comes after it. node-c
+    // either joins the roll calls midway (that round is retried, with node-c a member) or hears of the
+    // activation from the activator when it starts; either way it must end on the new version.
     const c = spawn('node-c');
+    const slowBus = await connectNatsBus({ servers: nats, cluster });
+    const slow = await startActivationMember({
+      bus: slowBus,
+      cluster,
+      nodeId: 'slow-member',
+      logger: capturingLogger('error').logger,
+      onNocache: () => c.ready,
+    });
     await c.starting;
     const began = Date.now();
-    await ver.activate('2', { delayMs: 400 });
+    try {
+      await ver.activate('2', { delayMs: 1000 });
+    } finally {
+      await slow.stop();
+      await slowBus.close();
+    }
     const activated = Date.now();
     const cReadyAt = await c.ready;
     t.log(`activation took ${activated - began} ms; node-c was ready ${cReadyAt - began} ms after it began`);
+    t.true(cReadyAt < activated, 'node-c started before the activation ended');
 
     const all = ['node-a', 'node-b', 'node-c'];
     await until(
@@ -200,6 +215,15 @@ test.serial(
       jobs: [defineJob({ type: 'ver.step', perform: () => null })],
       plugins: [workflowsPlugin()],
     });
+    t.teardown(async () => {
+      await node.stop();
+      await s.drop();
+    });
+    // Version 1 goes active while this node is the only member.
+    const ver = app(node.client, 'ver');
+    await ver.deploy(version('1'));
+    await ver.deploy(version('2'));
+    await ver.activate('1', { delayMs: 20 });
     // A second member (as another node would run) whose executor refuses to leave its cache.
     const bus = await connectNatsBus({ servers: nats, cluster });
     const stuck = await startActivationMember({
@@ -214,13 +238,7 @@ test.serial(
     t.teardown(async () => {
       await stuck.stop();
       await bus.close();
-      await node.stop();
-      await s.drop();
     });
-    const ver = app(node.client, 'ver');
-    await ver.deploy(version('1'));
-    await ver.deploy(version('2'));
-    await ver.activate('1', { delayMs: 20 });
     const err = await t.throwsAsync(ver.activate('2', { delayMs: 20 }), { instanceOf: QuorumNotReachedError });
     t.regex(err?.message ?? '', /stuck/, 'the error names the node that did not acknowledge');
     const active = (await s.pool.query(`SELECT active_version FROM "${s.schema}".wf_apps WHERE app_id = 'ver'`)).rows[0]?.active_version;
