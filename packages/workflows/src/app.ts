@@ -10,6 +10,9 @@ import type { Client } from '@partita/client';
 import { clientBus, clientStore } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
 import type { JobStore } from '@partita/postgres';
+import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/protocol';
+import { activeVersionsOf, type ActiveVersions } from './active.js';
+import { DEFAULT_ACTIVATION_DELAY_MS, runActivation } from './activation/index.js';
 import { compileApp, writeCompiled } from './compile.js';
 import { runOn, txDb, wfOps, type Db, type WfOps } from './db.js';
 import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowNotFoundError } from './errors.js';
@@ -104,8 +107,8 @@ export class WorkflowApp {
   private readonly versions: Versions;
   private readonly logger: Logger;
   private readonly partition: string;
-  /** The active version, read from Postgres once and again after each `nocache`. */
-  private active: Promise<string | undefined> | undefined;
+  /** The active versions as this client sees them (shared by its handles; a node's activation member drives it). */
+  private readonly actives: ActiveVersions;
   private watching: Promise<void> | undefined;
   private readonly validators = new WeakMap<object, ValidateFunction>();
   /** pub() calls waiting for a transaction: concurrent pubs are written together (group commit). */
@@ -126,6 +129,12 @@ export class WorkflowApp {
     this.logger = childLogger(options.logger ?? silentLogger(), { app: id });
     this.partition = options.partition ?? 'default';
     this.versions = new Versions(async (appId, version) => (await this.run('version_get', [appId, version]))[0]?.definition);
+    const { pool } = this.store;
+    const ops = this.ops;
+    this.actives = activeVersionsOf(
+      client,
+      async (appId) => (await runOn<{ active_version: string }>(pool, ops, 'active_get', [appId]))[0]?.active_version,
+    );
   }
 
   private run<R = any>(op: Parameters<typeof runOn>[2], params: unknown[]): Promise<R[]> {
@@ -151,20 +160,58 @@ export class WorkflowApp {
   }
 
   /**
-   * Makes `version` the one new workflows start on. The one place the activation protocol runs: for
-   * now the flip in Postgres and a `nocache` broadcast (caches read the active version again).
+   * Makes `version` the one new workflows start on, at one moment on every workflow node: the
+   * activation protocol (src/activation) over the client's bus — roll call until three equal non-empty
+   * answers, `nocache` acknowledged by every node, the flip in Postgres, `activated`. Rejects with
+   * QuorumNotReachedError when the nodes did not agree after the retries (nothing flipped), and with
+   * ActivationInProgressError while another activation of the app runs.
+   *
+   * When no workflow node answers a first roll call (none runs, or the client has no bus), nobody
+   * caches the active version: it is flipped directly, and the log says so. Clients that are no node
+   * (connect()) are not members: they hear a `nocache` broadcast after the flip and read the active
+   * version again.
    */
-  async activate(version: string, _opts: { delayMs?: number } = {}): Promise<void> {
+  async activate(version: string, opts: { delayMs?: number } = {}): Promise<void> {
     if ((await this.run('version_get', [this.id, version])).length === 0)
       throw new WorkflowNotFoundError(`app ${this.id} version ${version} (deploy it first)`);
     const flip = async () => {
       await this.run('active_set', [this.id, version]);
     };
-    await flip();
+    const delayMs = opts.delayMs ?? DEFAULT_ACTIVATION_DELAY_MS;
+    if (!Number.isFinite(delayMs) || delayMs < 1) throw new ValidationError('must be a positive number of ms', 'delayMs');
+    const bus = this.bus;
+    if (!bus || (await this.nobodyAnswers(bus, version, delayMs))) {
+      await flip();
+      this.logger.info(
+        { version },
+        'activated workflow app version directly: no workflow node answered the roll call, so none caches the active version (nodes that start later read it from Postgres)',
+      );
+    } else {
+      const result = await runActivation({
+        bus,
+        cluster: this.client.cluster,
+        logger: this.logger,
+        appId: this.id,
+        version,
+        flip,
+        delayMs,
+      });
+      this.logger.info({ version, members: result.members, rounds: result.rounds, ms: result.ms }, 'activated workflow app version');
+    }
+    this.actives.activated(this.id, version);
     const message: NocacheMessage = { app: this.id, untilVersion: version };
-    this.bus?.publish(controlSubject(this.client.cluster, this.id), NOCACHE_KIND, message);
-    this.active = Promise.resolve(version);
-    this.logger.info({ version }, 'activated workflow app version');
+    bus?.publish(controlSubject(this.client.cluster, this.id), NOCACHE_KIND, message);
+  }
+
+  /** One roll call: does any workflow node answer? (Unknown, when the bus fails: the protocol decides.) */
+  private async nobodyAnswers(bus: Bus, version: string, delayMs: number): Promise<boolean> {
+    const call: ActivationRollCall = { activation: randomUUID(), app: this.id, version };
+    try {
+      const replies = await bus.gather<unknown>(subjects.wfRollCall(this.client.cluster), WF_ROLL_CALL_KIND, call, { delayMs, max: 1 });
+      return replies.length === 0;
+    } catch {
+      return false;
+    }
   }
 
   /** Subscribes to `nocache` once, so an activation elsewhere reaches this handle's cache. */
@@ -173,13 +220,13 @@ export class WorkflowApp {
       this.watching = this.bus
         ? this.bus
             .subscribe<NocacheMessage>(controlSubject(this.client.cluster, this.id), () => {
-              this.active = undefined;
+              this.actives.forget(this.id);
             })
             .then(() => undefined)
         : Promise.resolve();
       this.bus?.onStatus((status) => {
         // Messages may have been missed while away: read the active version again.
-        if (status === 'reconnected') this.active = undefined;
+        if (status === 'reconnected') this.actives.forget(this.id);
       });
     }
     return this.watching;
@@ -187,8 +234,7 @@ export class WorkflowApp {
 
   private async activeApp(): Promise<CompiledApp | undefined> {
     await this.watch();
-    this.active ??= this.run<{ active_version: string }>('active_get', [this.id]).then((r) => r[0]?.active_version);
-    const version = await this.active;
+    const version = await this.actives.get(this.id);
     return version === undefined ? undefined : this.versions.get(this.id, version);
   }
 

@@ -24,6 +24,11 @@ import { attemptsRemain, executorRetries, retryDelayMs, stepAttempts } from './r
 export const SLEEP_TYPE = 'partita.wf.sleep';
 /** Publishes a workflow's output or emitted data on the bus, after the transition that made it committed. */
 export const EMIT_TYPE = 'partita.wf.emit';
+/**
+ * The mark of a step's job (a worker's, a sleep's): the name of the plugin's continuation, which
+ * alone sees these jobs' outcomes, so other jobs on the node keep the plain write.
+ */
+export const STEP_CONTINUATION = 'workflows.transition';
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
@@ -408,10 +413,12 @@ class Run {
   }
 
   /**
-   * Stages a step's job, linked to the activity (whose record gets the job's id when it is enqueued,
-   * with the batch): its completion comes back through the continuation.
+   * Stages a step's job, marked with the plugin's continuation and linked to the activity (whose
+   * record gets the job's id when it is enqueued, with the batch): its completion comes back through
+   * the continuation.
    */
   private step(job: NewJob, rec: ActivityRecord): void {
+    job.continuation = STEP_CONTINUATION;
     pendingOf(this.s).jobs.push({ job, step: { workflowId: this.row.id, record: rec } });
   }
 
