@@ -8,7 +8,7 @@ import pg from 'pg';
 import { ValidationError } from '@partita/core';
 import { startNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { INTERRUPTED, PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
+import { DuplicateWorkflowError, INTERRUPTED, PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
 import { wfOps } from '../src/db.js';
 import { removeExpired } from '../src/expiry.js';
 
@@ -100,6 +100,14 @@ test.serial('pending: held at status -1 until resume, on its data; resumed once;
   t.true(await keep.interrupt('e.start', dropped, { reason: 'not wanted' }));
   t.is(await keep.getStatus(dropped), INTERRUPTED);
   t.false(await keep.resume(dropped));
+  // A held workflow's id is taken for pub, held or not, as a started one's is; the holder is untouched.
+  const taken = await keep.pub('e.start', { n: 2 }, { pending: 30 });
+  await t.throwsAsync(keep.pub('e.start', { n: 3 }, { id: taken }), { instanceOf: DuplicateWorkflowError });
+  await t.throwsAsync(keep.pub('e.start', { n: 3 }, { id: taken, pending: 30 }), { instanceOf: DuplicateWorkflowError });
+  await t.throwsAsync(keep.pub('e.start', { n: 3 }, { id: held, pending: 30 }), { instanceOf: DuplicateWorkflowError });
+  t.is(await keep.getStatus(taken), PENDING);
+  t.true(await keep.resume(taken));
+  t.is((await keep.getState('e.start', taken)).data['n'], 2);
   const bad = await t.throwsAsync(keep.pub('e.start', {}, { pending: -1 }), { instanceOf: ValidationError });
   t.is(bad?.path, 'pending');
 });
