@@ -77,6 +77,13 @@ function record(key: string, ms: number, rows: number): void {
   stats.set(key, s);
 }
 
+/** Statements seen since the last reset (all kinds, the harness's own excepted). */
+export function queryStatsCalls(): number {
+  let calls = 0;
+  for (const s of stats.values()) calls += s.calls;
+  return calls;
+}
+
 export function resetQueryStats(): void {
   stats.clear();
 }

@@ -243,6 +243,7 @@ class PartitaSystem implements BenchSystem {
         'bench-explain',
         30_000,
         [this.noop.type], // the types the node defines, as its engine claims
+        [], // the continuations it runs (none): marked jobs are left to nodes that run theirs
       ]);
       return rows.map((r) => r['QUERY PLAN']).join('\n');
     } finally {

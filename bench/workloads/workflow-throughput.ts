@@ -1,4 +1,6 @@
 import { performance } from 'node:perf_hooks';
+import { cpuPerThousand, cpuSample, startCpuProfile } from '../lib/cpu.js';
+import { queryStatsCalls, queryStatsTable, resetQueryStats } from '../lib/querystats.js';
 import { ratio, round } from '../lib/stats.js';
 import type { Workload } from './types.js';
 import { eachWorkflowSystem, throughputWorkflows } from './workflow-systems.js';
@@ -13,12 +15,25 @@ export const workflowThroughput: Workload = {
   async run(ctx) {
     const count = throughputWorkflows(ctx);
     const results = await eachWorkflowSystem(ctx, 'workflow-throughput', async (system) => {
+      if (ctx.options.queryStats) resetQueryStats();
+      const stopProfile = ctx.options.cpuProfile
+        ? await startCpuProfile(ctx.options.cpuProfile, `wf-${system.name}-${Date.now()}`)
+        : undefined;
+      const cpuBefore = cpuSample();
       const t0 = performance.now();
       const ids = await system.startMany(count, ctx.options.batch);
       const startedMs = performance.now() - t0;
       await system.waitAll(ids, ctx.options.drainTimeoutS * 1000);
       const ms = performance.now() - t0;
+      // Per 1,000 workflows, from the first start to the last finished: this process (the system's
+      // workers and its client) and the local Postgres; statements counted only with --query-stats.
+      const cpu = cpuPerThousand(cpuBefore, cpuSample(), count);
+      if (stopProfile) ctx.log(`${system.name}: CPU profile of the run: ${await stopProfile()}`);
+      const statements = ctx.options.queryStats ? queryStatsCalls() : undefined;
+      if (ctx.options.queryStats) ctx.log(`${system.name}: statements (first start → all finished):\n${queryStatsTable(20)}`);
       return {
+        cpuMsPerWorkflow: { bench: round(cpu.bench / 1000), postgres: round(cpu.postgres / 1000) },
+        ...(statements !== undefined ? { statementsPerWorkflow: round(statements / count) } : {}),
         workflows: count,
         ms: round(ms),
         startMs: round(startedMs),

@@ -181,6 +181,7 @@ export interface ClaimRow {
   execution_key: string | null;
   cancel_requested: boolean;
   traceparent: string | null;
+  continuation: string | null;
 }
 
 /** A partition's control row; `version` is a bigint, so pg returns it as a string. */
@@ -209,6 +210,7 @@ export type EnqueueBatchParams = [
   executionKeys: string | null,
   lookups: string | null,
   lookupIndexes: string | null,
+  continuations: string | null,
 ];
 
 /** enqueue_one: one job's values (runAt null: now). */
@@ -226,6 +228,7 @@ export type EnqueueOneParams = [
   executionKey: string | null,
   lookup: string | null,
   lookupIndex: string | null,
+  continuation: string | null,
 ];
 
 /** The job filter list_jobs and the bulk operations share ($1-$6). */
@@ -246,7 +249,7 @@ export const enqueueBatch = prepared<EnqueueBatchParams, Id>('enqueue_batch');
 export const enqueueOne = prepared<EnqueueOneParams, Id>('enqueue_one');
 export const enqueueHandoff = prepared<
   [...EnqueueOneParams, nodeId: string, leaseMs: number],
-  Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent'>
+  Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent' | 'continuation'>
 >('enqueue_handoff');
 export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]], { queue_key: string; id: string }>('queue_key_holders');
 
@@ -254,7 +257,15 @@ export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]]
 
 /** Job rows in claim order, then one row per queue with `id` null and `found` set. */
 export const claimBatch = prepared<
-  [partition: string, queues: string[], limits: number[], nodeId: string, leaseMs: number, types: readonly string[] | null],
+  [
+    partition: string,
+    queues: string[],
+    limits: number[],
+    nodeId: string,
+    leaseMs: number,
+    types: readonly string[] | null,
+    continuations: readonly string[] | null,
+  ],
   ClaimRow & { id: string | null; found: number | null }
 >('claim_batch');
 export const claimRateLimited = prepared<
@@ -268,6 +279,7 @@ export const claimRateLimited = prepared<
     nodeId: string,
     leaseMs: number,
     types: readonly string[] | null,
+    continuations: readonly string[] | null,
   ],
   ClaimRow & {
     id: string | null;

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { UnknownPartitionError, UnknownQueueError } from '@partita/core';
 import type { StoreContext } from './context.js';
 import * as op from './ops.js';
@@ -23,11 +24,17 @@ export async function assertKnownPartition(ctx: StoreContext, partition: string)
 }
 
 /** Throws UnknownPartitionError or UnknownQueueError unless some node declared each of these queues (cached; re-read on a miss). */
-export async function assertKnownQueues(ctx: StoreContext, rows: { partition: string; queue: string }[]): Promise<void> {
+export async function assertKnownQueues(
+  ctx: StoreContext,
+  rows: { partition: string; queue: string }[],
+  tx?: pg.PoolClient,
+): Promise<void> {
   if (!ctx.checkQueues) return;
   const missing = (known: Map<string, Set<string>>) => rows.find((r) => !known.get(r.partition)?.has(r.queue));
   if (ctx.known && !missing(ctx.known)) return;
-  ctx.known = await knownQueues(ctx);
+  // Inside a transaction, on its own connection: transactions that each waited for a second pool
+  // connection here (many concurrent enqueues on a fresh client) held the whole pool and never got one.
+  ctx.known = await knownQueues(ctx, tx);
   const row = missing(ctx.known);
   if (!row) return;
   const queues = ctx.known.get(row.partition);
@@ -36,8 +43,8 @@ export async function assertKnownQueues(ctx: StoreContext, rows: { partition: st
 }
 
 /** Partitions and their queues as declared by every node that ever registered. */
-export async function knownQueues(ctx: StoreContext): Promise<Map<string, Set<string>>> {
-  const rows = await op.knownQueues(ctx.ops, ctx.pool, []);
+export async function knownQueues(ctx: StoreContext, tx?: pg.PoolClient): Promise<Map<string, Set<string>>> {
+  const rows = await op.knownQueues(ctx.ops, tx ?? ctx.pool, []);
   const known = new Map<string, Set<string>>();
   for (const r of rows) {
     let set = known.get(r.partition);

@@ -55,3 +55,23 @@ test('complete, enqueue and SQL in one transaction commit together; a throw roll
     await close();
   }
 });
+
+test('more concurrent enqueuing transactions than pool connections on a fresh store all commit (the queue check reads through the transaction)', async (t) => {
+  const { db, close } = await setup();
+  // A store that has not read the queue registry yet, with fewer connections than transactions.
+  const fresh = await JobStore.open({ postgres: { connectionString: db.url, max: 2 }, schema: db.schema, migrate: false });
+  try {
+    const all = Promise.all(
+      Array.from({ length: 6 }, (_, i) => fresh.withTransaction((tx) => tx.enqueue([{ partition: 'p', type: 'x', payload: { i } }]))),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<'stuck'>((resolve) => (timer = setTimeout(() => resolve('stuck'), 15_000)));
+    const outcome = await Promise.race([all, stuck]);
+    clearTimeout(timer);
+    t.not(outcome, 'stuck', 'the transactions waited for a pool connection none of them would give back');
+    t.is(Number((await db.pool.query(`SELECT count(*) AS n FROM "${db.schema}".jobs WHERE type = 'x'`)).rows[0].n), 6);
+  } finally {
+    await fresh.close();
+    await close();
+  }
+});

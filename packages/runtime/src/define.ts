@@ -46,16 +46,24 @@ export interface FinishedJob<P = any, R = any> {
  */
 export type Continuation<P = any, R = any> = (tx: Tx, jobs: FinishedJob<P, R>[]) => void | Promise<void>;
 
-/** A continuation attached by a plugin (the engine's `continuations` option) to some job types. */
+/**
+ * A continuation attached by a plugin (the engine's `continuations` option) to job outcomes: to those
+ * of some job types, and to those of the jobs marked with its name (NewJob.continuation, set by
+ * whoever enqueues them in a transaction, e.g. a workflow's steps), whatever their type.
+ */
 export interface OutcomeContinuation {
-  /** Names it in logs and in the error a job fails with when it keeps throwing. */
+  /**
+   * Names it in logs and in the error a job fails with when it keeps throwing, and is the mark that
+   * sends a job's outcome to it. Unique on the node.
+   */
   name: string;
   /**
-   * The job types it follows: a list, or a predicate asked for each finished job's type (for types
-   * known only at run time, such as a workflow's worker topics). Keep a predicate cheap (a Set lookup):
-   * it runs for every job written.
+   * The job types it follows: a list, or a predicate asked for each finished job's type. Keep a
+   * predicate cheap (a Set lookup): it runs for every job written. Omitted: only the jobs marked
+   * with its name, so that every other job keeps the plain (non-transactional) write; prefer this
+   * for jobs known only at run time (a workflow's worker topics) over a predicate that takes all.
    */
-  types: readonly string[] | ((type: string) => boolean);
+  types?: readonly string[] | ((type: string) => boolean);
   run: Continuation;
 }
 

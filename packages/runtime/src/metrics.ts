@@ -74,6 +74,8 @@ export interface Metrics {
   /** One group commit of outcomes: how long it took and how many outcomes it wrote. */
   flushed(partition: string, durationMs: number, outcomes: number): void;
   flushFailed(partition: string): void;
+  /** Final outcomes written in a transaction with their continuations (the rest took the plain write). */
+  continued?(partition: string, outcomes: number): void;
   /** Outcomes recorded (after a successful flush), by what happened to the job. */
   finished(partition: string, queue: string, state: FinishedState, count?: number): void;
   /** A call to a partition's Global (cancel, keys, pause, throttle…); `ok` false when it failed or timed out. */
@@ -254,6 +256,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['partition'],
     registers: [registry],
   });
+  const continuedTotal = new Counter({
+    name: 'partita_continued_outcomes_total',
+    help: "Final job outcomes written in one transaction with their continuations (their type's, or the one they are marked for)",
+    labelNames: ['partition'],
+    registers: [registry],
+  });
   const finishedTotal = new Counter({
     name: 'partita_jobs_finished_total',
     help: 'Job attempts this node recorded, by what happened: completed, failed, cancelled, retrying (failed, will retry), released (handed back)',
@@ -397,6 +405,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     flushFailed(partition) {
       flushErrors.inc({ partition });
+    },
+    continued(partition, outcomes) {
+      if (outcomes > 0) continuedTotal.inc({ partition }, outcomes);
     },
     finished(partition, queue, state, count = 1) {
       if (count > 0) finishedTotal.inc({ partition, queue, state }, count);

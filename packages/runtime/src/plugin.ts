@@ -75,7 +75,10 @@ export interface NodePlugin<C = unknown> {
   jobs?: readonly JobDefinition[];
   /**
    * Continuations the plugin attaches to job outcomes, run in the transaction that records them (see
-   * defineJob's `continuation`): by type list, or by a predicate for types known only at run time.
+   * defineJob's `continuation`): by type list, by a predicate, or (no `types`) only for the jobs
+   * marked with the continuation's name (NewJob.continuation, set by the plugin when it enqueues
+   * them, e.g. a workflow's steps). Prefer marks for jobs known only at run time: every other job of
+   * the node then keeps the plain write, and only nodes that run the continuation claim marked jobs.
    * Asked once, when the node's first engine starts.
    */
   continuations?(ctx: PluginContext<C>): readonly OutcomeContinuation[];

@@ -130,7 +130,7 @@ test('final outcomes of types with a continuation are written apart; retries and
   const final = { job: job({ type: 'cont' }), error: null, cause: null, finalState: 'failed' as const };
   const skip = { ...final, job: job({ type: 'cont' }), skipContinuation: true };
   const batch: FlushBatch = { completions: [c1, c2], failures: [retry, final, skip], releases: [job()], progress: new Map([['x', '1']]) };
-  const { plain, continued } = splitContinued(batch, (type) => type === 'cont');
+  const { plain, continued } = splitContinued(batch, (j) => j.type === 'cont');
   t.deepEqual(continued, { completions: [c1], failures: [final] });
   t.deepEqual(plain.completions, [c2]);
   t.deepEqual(plain.failures, [retry, skip]);
@@ -197,7 +197,7 @@ test('a continued part that rolled back because its continuation threw is writte
   const c: PendingCompletion = { job: job({ type: 'cont' }), result: 1 };
   const p: PendingCompletion = { job: job(), result: 2 };
   const batch: FlushBatch = { completions: [c, p], failures: [], releases: [], progress: new Map() };
-  const { plain, continued } = splitContinued(batch, (type) => type === 'cont');
+  const { plain, continued } = splitContinued(batch, (j) => j.type === 'cont');
   const threw = new ContinuationThrew('cont.continuation', new Error('boom'));
   const flushed = settleWrites(
     batch,
@@ -232,7 +232,7 @@ test('a continued part that committed merges into what was accepted, with the jo
   const bad = { job: job({ type: 'cont' }), result: 2 };
   const p = { job: job(), result: 3 };
   const batch: FlushBatch = { completions: [c, bad, p], failures: [], releases: [], progress: new Map() };
-  const { plain, continued } = splitContinued(batch, (type) => type === 'cont');
+  const { plain, continued } = splitContinued(batch, (j) => j.type === 'cont');
   const flushed = settleWrites(
     batch,
     plain,

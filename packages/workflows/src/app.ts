@@ -1,7 +1,7 @@
 /**
  * `app(client, id)`: the workflow API for programs, the CLI and nodes alike (DESIGN.md's names).
- * Every write (pub, hook, interrupt) is one transaction through the executor, over the client's
- * store, so what it starts or finishes commits with the jobs it enqueues.
+ * Every write (pub, hook, interrupt) is a transaction through the executor, over the client's
+ * store, so what it starts or finishes commits with the jobs it enqueues; concurrent pubs share one.
  */
 import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -10,6 +10,9 @@ import type { Client } from '@partita/client';
 import { clientBus, clientStore } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
 import type { JobStore } from '@partita/postgres';
+import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/protocol';
+import { activeVersionsOf, type ActiveVersions } from './active.js';
+import { DEFAULT_ACTIVATION_DELAY_MS, runActivation } from './activation/index.js';
 import { compileApp, writeCompiled } from './compile.js';
 import { runOn, txDb, wfOps, type Db, type WfOps } from './db.js';
 import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowNotFoundError } from './errors.js';
@@ -18,15 +21,19 @@ import {
   deliverHook,
   deliverHookAll,
   graphOf,
+  holdWorkflow,
   interruptWorkflow,
+  resumeWorkflow,
   newEffects,
-  startWorkflow,
+  startWorkflows,
   type ActivityRecord,
   type EmitPayload,
   type Effects,
+  type InterruptOptions,
   type Scope,
 } from './executor.js';
 import type { CompiledApp, CompiledGraph } from './model.js';
+import type { StartOptions } from './executor.js';
 import { publishWakes } from './plugin.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
@@ -41,6 +48,11 @@ export interface PubOptions {
   /** Searchable fields, GIN-indexed (hookAll, listings). */
   search?: Record<string, string | number | boolean>;
   partition?: string;
+  /**
+   * Seconds to hold the workflow before it starts: it is stored with status -1 (pending) and runs
+   * nothing until `resume(id)`; not resumed in time, it is removed.
+   */
+  pending?: number;
 }
 
 /** What sub/psub listeners get beside the data: the event as the executor published it. */
@@ -104,6 +116,15 @@ type TxStore = Pick<JobStore, 'withTransaction' | 'pool' | 'schema'>;
 
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 1000;
+/** Most pubs written in one transaction, and most such transactions at once per handle. */
+const PUB_GROUP_MAX = 500;
+const PUB_GROUPS_IN_FLIGHT = 2;
+
+interface QueuedPub {
+  start: StartOptions;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
 
 export class WorkflowApp {
   private readonly store: TxStore;
@@ -112,10 +133,13 @@ export class WorkflowApp {
   private readonly versions: Versions;
   private readonly logger: Logger;
   private readonly partition: string;
-  /** The active version, read from Postgres once and again after each `nocache`. */
-  private active: Promise<string | undefined> | undefined;
+  /** The active versions as this client sees them (shared by its handles; a node's activation member drives it). */
+  private readonly actives: ActiveVersions;
   private watching: Promise<void> | undefined;
   private readonly validators = new WeakMap<object, ValidateFunction>();
+  /** pub() calls waiting for a transaction: concurrent pubs are written together (group commit). */
+  private readonly pubQueue: QueuedPub[] = [];
+  private pubGroups = 0;
 
   constructor(
     private readonly client: Client,
@@ -131,6 +155,12 @@ export class WorkflowApp {
     this.logger = childLogger(options.logger ?? silentLogger(), { app: id });
     this.partition = options.partition ?? 'default';
     this.versions = new Versions(async (appId, version) => (await this.run('version_get', [appId, version]))[0]?.definition);
+    const { pool } = this.store;
+    const ops = this.ops;
+    this.actives = activeVersionsOf(
+      client,
+      async (appId) => (await runOn<{ active_version: string }>(pool, ops, 'active_get', [appId]))[0]?.active_version,
+    );
   }
 
   private run<R = any>(op: Parameters<typeof runOn>[2], params: unknown[]): Promise<R[]> {
@@ -156,20 +186,58 @@ export class WorkflowApp {
   }
 
   /**
-   * Makes `version` the one new workflows start on. The one place the activation protocol runs: for
-   * now the flip in Postgres and a `nocache` broadcast (caches read the active version again).
+   * Makes `version` the one new workflows start on, at one moment on every workflow node: the
+   * activation protocol (src/activation) over the client's bus — roll call until three equal non-empty
+   * answers, `nocache` acknowledged by every node, the flip in Postgres, `activated`. Rejects with
+   * QuorumNotReachedError when the nodes did not agree after the retries (nothing flipped), and with
+   * ActivationInProgressError while another activation of the app runs.
+   *
+   * When no workflow node answers a first roll call (none runs, or the client has no bus), nobody
+   * caches the active version: it is flipped directly, and the log says so. Clients that are no node
+   * (connect()) are not members: they hear a `nocache` broadcast after the flip and read the active
+   * version again.
    */
-  async activate(version: string, _opts: { delayMs?: number } = {}): Promise<void> {
+  async activate(version: string, opts: { delayMs?: number } = {}): Promise<void> {
     if ((await this.run('version_get', [this.id, version])).length === 0)
       throw new WorkflowNotFoundError(`app ${this.id} version ${version} (deploy it first)`);
     const flip = async () => {
       await this.run('active_set', [this.id, version]);
     };
-    await flip();
+    const delayMs = opts.delayMs ?? DEFAULT_ACTIVATION_DELAY_MS;
+    if (!Number.isFinite(delayMs) || delayMs < 1) throw new ValidationError('must be a positive number of ms', 'delayMs');
+    const bus = this.bus;
+    if (!bus || (await this.nobodyAnswers(bus, version, delayMs))) {
+      await flip();
+      this.logger.info(
+        { version },
+        'activated workflow app version directly: no workflow node answered the roll call, so none caches the active version (nodes that start later read it from Postgres)',
+      );
+    } else {
+      const result = await runActivation({
+        bus,
+        cluster: this.client.cluster,
+        logger: this.logger,
+        appId: this.id,
+        version,
+        flip,
+        delayMs,
+      });
+      this.logger.info({ version, members: result.members, rounds: result.rounds, ms: result.ms }, 'activated workflow app version');
+    }
+    this.actives.activated(this.id, version);
     const message: NocacheMessage = { app: this.id, untilVersion: version };
-    this.bus?.publish(controlSubject(this.client.cluster, this.id), NOCACHE_KIND, message);
-    this.active = Promise.resolve(version);
-    this.logger.info({ version }, 'activated workflow app version');
+    bus?.publish(controlSubject(this.client.cluster, this.id), NOCACHE_KIND, message);
+  }
+
+  /** One roll call: does any workflow node answer? (Unknown, when the bus fails: the protocol decides.) */
+  private async nobodyAnswers(bus: Bus, version: string, delayMs: number): Promise<boolean> {
+    const call: ActivationRollCall = { activation: randomUUID(), app: this.id, version };
+    try {
+      const replies = await bus.gather<unknown>(subjects.wfRollCall(this.client.cluster), WF_ROLL_CALL_KIND, call, { delayMs, max: 1 });
+      return replies.length === 0;
+    } catch {
+      return false;
+    }
   }
 
   /** Subscribes to `nocache` once, so an activation elsewhere reaches this handle's cache. */
@@ -178,13 +246,13 @@ export class WorkflowApp {
       this.watching = this.bus
         ? this.bus
             .subscribe<NocacheMessage>(controlSubject(this.client.cluster, this.id), () => {
-              this.active = undefined;
+              this.actives.forget(this.id);
             })
             .then(() => undefined)
         : Promise.resolve();
       this.bus?.onStatus((status) => {
         // Messages may have been missed while away: read the active version again.
-        if (status === 'reconnected') this.active = undefined;
+        if (status === 'reconnected') this.actives.forget(this.id);
       });
     }
     return this.watching;
@@ -192,8 +260,7 @@ export class WorkflowApp {
 
   private async activeApp(): Promise<CompiledApp | undefined> {
     await this.watch();
-    this.active ??= this.run<{ active_version: string }>('active_get', [this.id]).then((r) => r[0]?.active_version);
-    const version = await this.active;
+    const version = await this.actives.get(this.id);
     return version === undefined ? undefined : this.versions.get(this.id, version);
   }
 
@@ -250,11 +317,67 @@ export class WorkflowApp {
   async pub(topic: string, data: unknown = {}, opts: PubOptions = {}): Promise<string> {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
+    if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
+      throw new ValidationError(`pending must be a number of seconds > 0, not ${JSON.stringify(opts.pending)}`, 'pending');
     const id = opts.id ?? randomUUID();
-    await this.transaction((s) =>
-      startWorkflow(s, { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition }),
-    );
+    const start: StartOptions = { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition };
+    // A pending pub writes no step and runs nothing: it takes its own transaction rather than a group.
+    if (opts.pending !== undefined) {
+      const pendingS = opts.pending;
+      await this.transaction((s) => holdWorkflow(s, { ...start, pendingS }));
+      return id;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.pubQueue.push({ start, resolve, reject });
+      this.writePubs();
+    });
     return id;
+  }
+
+  /**
+   * Starts a workflow published with `pending`, on the version it was published on, with the data it
+   * was published with. False when it is not pending: already resumed, ended, expired or unknown.
+   */
+  async resume(id: string): Promise<boolean> {
+    return this.transaction((s) => resumeWorkflow(s, this.id, id));
+  }
+
+  /**
+   * Writes queued pubs, up to PUB_GROUP_MAX per transaction: one pub alone goes at once, pubs that
+   * arrive while a group commits go in the next. A group that fails is written again one pub per
+   * transaction, so one bad pub (a taken id) fails alone.
+   */
+  private writePubs(): void {
+    while (this.pubGroups < PUB_GROUPS_IN_FLIGHT && this.pubQueue.length > 0) {
+      const group = this.pubQueue.splice(0, PUB_GROUP_MAX);
+      this.pubGroups += 1;
+      void this.writePubGroup(group).finally(() => {
+        this.pubGroups -= 1;
+        this.writePubs();
+      });
+    }
+  }
+
+  private async writePubGroup(group: QueuedPub[]): Promise<void> {
+    try {
+      await this.transaction((s) =>
+        startWorkflows(
+          s,
+          group.map((p) => p.start),
+        ),
+      );
+      for (const p of group) p.resolve();
+    } catch (err) {
+      if (group.length === 1) return group[0]!.reject(err);
+      await Promise.all(
+        group.map((p) =>
+          this.transaction((s) => startWorkflows(s, [p.start])).then(
+            () => p.resolve(),
+            (e: unknown) => p.reject(e),
+          ),
+        ),
+      );
+    }
   }
 
   /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */
@@ -338,8 +461,12 @@ export class WorkflowApp {
 
   /** Re-enters every workflow waiting on `topic` whose searchable field `key` (pub's `search`) is `value`; their ids. */
   async hookAll(topic: string, data: unknown, opts: { key: string; value: string | number | boolean }): Promise<string[]> {
+    if (typeof opts?.key !== 'string' || opts.key === '' || !['string', 'number', 'boolean'].includes(typeof opts.value))
+      throw new ValidationError('hookAll needs { key, value }: a searchable field given to pub (search) and its value', 'key');
     const active = await this.activeApp();
-    if (active) this.validateHook(active, topic, data);
+    if (!active || !active.graphs.some((g) => g.hooks.some((h) => h.topic === topic)))
+      throw new UnknownTopicError(this.id, topic, active ? active.graphs.flatMap((g) => g.hooks.map((h) => h.topic)) : [], active?.version);
+    this.validateHook(active, topic, data);
     return this.transaction((s) => deliverHookAll(s, this.id, topic, data, { [opts.key]: opts.value }));
   }
 
@@ -352,11 +479,16 @@ export class WorkflowApp {
       }
   }
 
-  /** Interrupts a running workflow (status −1,000,000,000); descend: its children too. False when it had already finished. */
-  async interrupt(_topic: string | undefined, id: string, opts: { reason?: string; descend?: boolean } = {}): Promise<boolean> {
-    return this.transaction((s) =>
-      interruptWorkflow(s, id, { ...(opts.reason ? { reason: opts.reason } : {}), descend: opts.descend ?? false }),
-    );
+  /**
+   * Interrupts a running or pending workflow (status −1,000,000,000); `descend`: its children too.
+   * `throw` (default true): a parent awaiting it fails with `{ code, message: reason }` (code default
+   * 410); `throw: false`: the parent's await completes with `{ interrupted, reason, code }`.
+   * False when the workflow had already finished (or is unknown).
+   */
+  async interrupt(_topic: string | undefined, id: string, opts: InterruptOptions = {}): Promise<boolean> {
+    if (opts.code !== undefined && !Number.isInteger(opts.code))
+      throw new ValidationError(`interrupt code must be an integer such as 410, not ${JSON.stringify(opts.code)}`, 'code');
+    return this.transaction((s) => interruptWorkflow(s, id, opts));
   }
 
   private async row(id: string) {
@@ -452,9 +584,15 @@ export class WorkflowApp {
     }));
   }
 
-  /** Removes a workflow and its records now (finished ones go by themselves after expire). */
+  /**
+   * Removes a finished (or pending) workflow and its records now; finished ones also go by themselves
+   * after their graph's expire. A running workflow is refused: interrupt it first. Unknown: nothing to do.
+   */
   async scrub(id: string): Promise<void> {
-    await this.run('workflow_scrub', [id, this.id]);
+    if ((await this.run('workflow_scrub', [id, this.id])).length > 0) return;
+    const [row] = await this.run('workflow_get', [id, this.id]);
+    if (row && Number(row.status) > 0)
+      throw new ValidationError(`workflow ${id} is running; interrupt(topic, '${id}') it first, then scrub it`, 'id');
   }
 }
 

@@ -12,7 +12,9 @@ export type WfOp =
   | 'active_get'
   | 'active_set'
   | 'activities_of'
-  | 'activity_upsert'
+  | 'activities_of_dimensions'
+  | 'activities_upsert'
+  | 'activity_passes'
   | 'expired_remove'
   | 'hook_register'
   | 'hook_release'
@@ -22,7 +24,7 @@ export type WfOp =
   | 'signal_keep'
   | 'signal_take'
   | 'signals_pending'
-  | 'step_insert'
+  | 'steps_insert'
   | 'steps_of'
   | 'steps_take'
   | 'topic_lock'
@@ -31,12 +33,15 @@ export type WfOp =
   | 'workflow_children'
   | 'workflow_finish'
   | 'workflow_get'
-  | 'workflow_insert'
+  | 'workflow_insert_pending'
+  | 'workflows_insert'
   | 'workflow_interrupt'
   | 'workflow_lock'
+  | 'workflow_resume'
   | 'workflow_scrub'
-  | 'workflow_update'
-  | 'workflows_list';
+  | 'workflows_list'
+  | 'workflows_lock'
+  | 'workflows_update';
 
 export type WfOps = Record<WfOp, Statement>;
 

@@ -68,6 +68,13 @@ export class VersionConflictError extends PartitaError {
   }
 }
 
+/** pub() with the id of a workflow that exists (running, or finished and not yet expired). */
+export class DuplicateWorkflowError extends PartitaError {
+  constructor(id: string) {
+    super('DUPLICATE_WORKFLOW', `a workflow with id ${id} already exists; pub it with another id, or none to get a fresh one`);
+  }
+}
+
 /** A workflow id (or app version) the store does not have. */
 export class WorkflowNotFoundError extends PartitaError {
   constructor(what: string) {
@@ -93,6 +100,8 @@ export class WorkflowFailedError extends PartitaError {
   }
 }
 
+/** `pub` with `pending`: stored, its trigger held until `resume(id)`. */
+export const PENDING = -1;
 export const INTERRUPTED = -1_000_000_000;
 /** A step failed for good (its job exhausted its attempts): the workflow stops there. */
 export const FAILED = -1_000_000_001;

@@ -15,14 +15,20 @@ import type { Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
-import { FAILED, INTERRUPTED, WorkflowNotFoundError } from './errors.js';
+import { DuplicateWorkflowError, FAILED, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
+import { attemptsRemain, executorRetries, retryDelayMs, stepAttempts } from './retry.js';
 
 /** A durable sleep: a job scheduled at the wake time, whose completion finishes the hook activity. */
 export const SLEEP_TYPE = 'partita.wf.sleep';
 /** Publishes a workflow's output or emitted data on the bus, after the transition that made it committed. */
 export const EMIT_TYPE = 'partita.wf.emit';
+/**
+ * The mark of a step's job (a worker's, a sleep's): the name of the plugin's continuation, which
+ * alone sees these jobs' outcomes, so other jobs on the node keep the plain write.
+ */
+export const STEP_CONTINUATION = 'workflows.transition';
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
@@ -57,7 +63,7 @@ export interface ActivityRecord {
   activity: string;
   dimension: string;
   type: string;
-  state: 'running' | 'waiting' | 'done' | 'failed';
+  state: 'pending' | 'running' | 'waiting' | 'done' | 'failed';
   job_id: string | null;
   input: unknown;
   output: unknown;
@@ -110,6 +116,109 @@ export function newEffects(): Effects {
   return { wakes: new Set(), cancels: [] };
 }
 
+/**
+ * What a transaction has changed but not written yet, and the workflows it has locked. The writes of
+ * every transition of a batch go out together at the end (one statement per table, not one per step);
+ * a workflow loaded twice in one transaction (a parent whose children finish in the same batch) is the
+ * same Run, so the second transition sees the first's changes though they are not written yet.
+ */
+interface Pending {
+  runs: Map<string, Run>;
+  /** Workflows started in this transaction and not written yet (their state comes from `workflows`). */
+  inserts: Map<string, WorkflowRow>;
+  /** Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction. */
+  activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean }>;
+  /** Workflow rows to write, by id: the last state staged wins. */
+  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number }>;
+  /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
+  jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+}
+
+const pendingByScope = new WeakMap<Scope, Pending>();
+
+function pendingOf(s: Scope): Pending {
+  let p = pendingByScope.get(s);
+  if (!p) {
+    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
+    pendingByScope.set(s, p);
+  }
+  return p;
+}
+
+/**
+ * A statement that reads or references workflow rows: the workflows this transaction started are
+ * written first (a hook registration, a child listing and the like need their rows).
+ */
+async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: unknown[]): Promise<R[]> {
+  if (pendingByScope.get(s)?.inserts.size) await flushPending(s);
+  return s.db.run<R>(op, params);
+}
+
+/**
+ * Writes what the transaction's transitions staged: the jobs (one enqueue), their step links, the
+ * activity records and the workflow rows (one statement each). Called at the end of every entry point,
+ * and before a statement that must see the staged rows (an interrupt's status check, its steps).
+ */
+export async function flushPending(s: Scope): Promise<void> {
+  const p = pendingByScope.get(s);
+  if (!p) return;
+  if (p.inserts.size > 0) {
+    // Stored with the state their first transitions left them in: no update of a row just inserted.
+    const rows = [...p.inserts.values()].map((w) => {
+      const state = p.workflows.get(w.id);
+      p.workflows.delete(w.id);
+      return { ...w, status: state?.status ?? 0, data: state?.data ?? {}, expire: state?.expire ?? DEFAULT_EXPIRE_S };
+    });
+    p.inserts.clear();
+    try {
+      await s.db.run('workflows_insert', [JSON.stringify(rows)]);
+    } catch (err) {
+      // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
+      if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
+      throw err;
+    }
+  }
+  const jobs = p.jobs.splice(0);
+  if (jobs.length > 0) {
+    const outcomes = await s.db.enqueue(jobs.map((j) => j.job));
+    const links: [string[], string[], string[], string[]] = [[], [], [], []];
+    jobs.forEach((j, i) => {
+      s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
+      if (!j.step) return;
+      const id = outcomes[i]!.id;
+      j.step.record.job_id = id;
+      links[0].push(id);
+      links[1].push(j.step.workflowId);
+      links[2].push(j.step.record.activity);
+      links[3].push(j.step.record.dimension);
+    });
+    if (links[0].length > 0) await s.db.run('steps_insert', links);
+  }
+  if (p.activities.size > 0) {
+    const rows = [...p.activities.values()].map(({ workflowId, record: r, entered }) => ({
+      workflow_id: workflowId,
+      activity: r.activity,
+      dimension: r.dimension,
+      type: r.type,
+      state: r.state,
+      job_id: r.job_id,
+      input: r.input,
+      output: r.output,
+      hook: r.hook,
+      attempts: r.attempts,
+      errors: r.errors ?? [],
+      entered: entered ? 1 : 0,
+    }));
+    p.activities.clear();
+    await s.db.run('activities_upsert', [JSON.stringify(rows)]);
+  }
+  if (p.workflows.size > 0) {
+    const rows = [...p.workflows.values()];
+    p.workflows.clear();
+    await s.db.run('workflows_update', [JSON.stringify(rows)]);
+  }
+}
+
 const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;
 const num = (v: string | number) => (typeof v === 'number' ? v : Number(v));
 
@@ -135,7 +244,7 @@ class Run {
   private readonly enteredNow = new Set<string>();
   status: number;
   data: Record<string, unknown>;
-  private readonly wasOpen: boolean;
+  private wasOpen: boolean;
   private interruptedHere = false;
 
   constructor(
@@ -144,6 +253,8 @@ class Run {
     readonly app: CompiledApp,
     readonly graph: CompiledGraph,
     records: ActivityRecord[],
+    /** The dimensions whose records were loaded; undefined: all of them. */
+    private readonly loadedDimensions?: Set<string>,
   ) {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
@@ -153,6 +264,27 @@ class Run {
 
   get open(): boolean {
     return this.status > 0 && !this.interruptedHere;
+  }
+
+  /** Loads the records of a dimension this Run was loaded without (another pass of a cycle). */
+  async holdDimension(dimension: string): Promise<void> {
+    if (!this.loadedDimensions || this.loadedDimensions.has(dimension)) return;
+    this.loadedDimensions.add(dimension);
+    const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension]]);
+    for (const r of records) if (!this.records.has(key(r.activity, r.dimension))) this.records.set(key(r.activity, r.dimension), r);
+  }
+
+  /** How many records (passes) an activity has, those of dimensions not in memory counted in Postgres. */
+  private async passesOf(activity: string): Promise<number> {
+    let passes = 0;
+    const inMemory = new Set<string>();
+    for (const r of this.records.values()) {
+      inMemory.add(r.dimension);
+      if (r.activity === activity) passes += 1;
+    }
+    if (!this.loadedDimensions) return passes;
+    const [row] = await this.s.db.run<{ n: number }>('activity_passes', [this.row.id, activity, [...inMemory]]);
+    return passes + (row?.n ?? 0);
   }
 
   record(activity: string, dimension: string): ActivityRecord | undefined {
@@ -217,24 +349,15 @@ class Run {
       case 'trigger':
         rec.input = { data: triggerData ?? {} };
         return this.complete(act, rec, { output: triggerData ?? {} });
-      case 'worker': {
-        const job: NewJob = {
-          partition: this.row.partition,
-          type: act.topic!,
-          queue: act.queue ?? DEFAULT_QUEUE,
-          payload: input ?? {},
-          ...(act.retry?.maximumAttempts ? { maxAttempts: act.retry.maximumAttempts } : {}),
-          ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
-        };
-        rec.job_id = await this.step(job, rec);
+      case 'worker':
+        this.step(this.workerJob(act, input), rec);
         return;
-      }
       case 'hook': {
         if (act.sleep !== undefined) {
           const seconds = Number(evaluateMapping(act.sleep, ctx));
           const ms = Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1000) : 0;
           rec.state = 'waiting';
-          rec.job_id = await this.step(
+          this.step(
             {
               partition: this.row.partition,
               type: SLEEP_TYPE,
@@ -254,18 +377,16 @@ class Run {
       case 'cycle': {
         await this.complete(act, rec, { output: {} });
         const target = act.ancestor!;
-        let pass = 0;
-        for (const r of this.records.values()) if (r.activity === target) pass += 1;
-        return this.enter(target, `/${pass}`);
+        return this.enter(target, `/${await this.passesOf(target)}`);
       }
       case 'signal': {
         const data = act.signal?.maps ? evaluateMapping(act.signal.maps, ctx) : (input ?? {});
         if (act.subtype === 'all') {
           const r = evaluateMapping(act.resolver!.maps!, ctx) as { key_name?: unknown; key_value?: unknown } | undefined;
-          const reached = await deliverHookAll(this.s, this.row.app_id, act.topic!, data, { [String(r?.key_name)]: r?.key_value });
+          const reached = await deliverHookAllStaged(this.s, this.row.app_id, act.topic!, data, { [String(r?.key_name)]: r?.key_value });
           return this.complete(act, rec, { output: { ids: reached.filter((id) => id !== this.row.id) } });
         }
-        const found = await deliverHook(this.s, this.app, act.topic!, data, {
+        const found = await deliverHookStaged(this.s, this.app, act.topic!, data, {
           keep: false,
           except: this.row.id,
           ...(act.code ? { code: act.code } : {}),
@@ -275,28 +396,30 @@ class Run {
       case 'interrupt': {
         const target = act.target ? evaluateMapping(act.target, ctx) : undefined;
         const reason = act.reason ? evaluateMapping(act.reason, ctx) : undefined;
+        const how = { descend: act.descend ?? false, throw: act.throw ?? true, code: act.code ?? INTERRUPT_CODE };
         if (target === undefined || target === this.row.id) {
           rec.state = 'done';
           this.status -= 1;
-          await this.interruptSelf(typeof reason === 'string' ? reason : 'interrupted by its own interrupt activity', act.descend ?? false);
+          await this.interruptSelf({ reason: typeof reason === 'string' ? reason : 'interrupted by its own interrupt activity', ...how });
           return;
         }
-        const done = await interruptWorkflow(this.s, String(target), {
+        const done = await interruptStaged(this.s, String(target), {
           reason: typeof reason === 'string' ? reason : `interrupted by ${this.row.id}`,
-          descend: act.descend ?? false,
+          ...how,
         });
         return this.complete(act, rec, { output: { interrupted: done } });
       }
     }
   }
 
-  /** Enqueues a step's job and links it to the activity: its completion comes back through the continuation. */
-  private async step(job: NewJob, rec: ActivityRecord): Promise<string> {
-    const [outcome] = await this.s.db.enqueue([job]);
-    const jobId = outcome!.id;
-    await this.s.db.run('step_insert', [jobId, this.row.id, rec.activity, rec.dimension]);
-    this.s.effects.wakes.add(`${job.partition}\u0000${job.queue ?? DEFAULT_QUEUE}`);
-    return jobId;
+  /**
+   * Stages a step's job, marked with the plugin's continuation and linked to the activity (whose
+   * record gets the job's id when it is enqueued, with the batch): its completion comes back through
+   * the continuation.
+   */
+  private step(job: NewJob, rec: ActivityRecord): void {
+    job.continuation = STEP_CONTINUATION;
+    pendingOf(this.s).jobs.push({ job, step: { workflowId: this.row.id, record: rec } });
   }
 
   /** A hook activity starts waiting: registers for its topics, and takes a signal that came early. */
@@ -304,10 +427,10 @@ class Run {
     rec.state = 'waiting';
     for (const topic of act.hookTopics) {
       const direct = namesWorkflow(this.graph.hooks.filter((h) => h.topic === topic));
-      await this.s.db.run('topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
-      await this.s.db.run('hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
+      await runNow(this.s, 'topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
+      await runNow(this.s, 'hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
     }
-    const signals = await this.s.db.run<{ id: string; topic: string; data: unknown }>('signals_pending', [
+    const signals = await runNow<{ id: string; topic: string; data: unknown }>(this.s, 'signals_pending', [
       this.row.app_id,
       act.hookTopics,
       this.row.id,
@@ -315,8 +438,8 @@ class Run {
     for (const signal of signals) {
       const rules = this.graph.hooks.filter((h) => h.topic === signal.topic && h.to === act.id);
       if (!rules.some((rule) => this.ruleMatches(rule, rec, signal.data))) continue;
-      await this.s.db.run('signal_take', [signal.id]);
-      await this.s.db.run('hook_release', [this.row.id, act.id, rec.dimension]);
+      await runNow(this.s, 'signal_take', [signal.id]);
+      await runNow(this.s, 'hook_release', [this.row.id, act.id, rec.dimension]);
       return this.complete(act, rec, { hook: signal.data, output: signal.data });
     }
   }
@@ -330,7 +453,7 @@ class Run {
     const graph = graphOf(this.app, act.topic!)!;
     const childId = `${this.row.id}-${act.id}${rec.dimension.replace(/\//g, '-')}-${randomUUID().slice(0, 8)}`;
     const fireAndForget = act.await === false;
-    await startWorkflow(this.s, {
+    const child = await startStaged(this.s, {
       app: this.app,
       graph,
       id: childId,
@@ -342,6 +465,23 @@ class Run {
     rec.job_id = childId;
     if (fireAndForget) return this.complete(act, rec, { output: { id: childId } });
     rec.state = 'waiting';
+    // A child that ended in the transaction that started it could not reach this record (not written
+    // yet): its outcome is taken here.
+    if (child.status === 0) return this.complete(act, rec, { output: child.output });
+    if (child.status === FAILED) return this.fail(rec, child.output, 1);
+    if (child.status === INTERRUPTED && child.interruption) {
+      if (child.interruption.throw) return this.fail(rec, interruptError(childId, child.interruption), 1);
+      return this.complete(act, rec, { output: interruptedOutput(child.interruption) });
+    }
+  }
+
+  /** Where the workflow stands after flush(): its status, output when it ended, how it was interrupted. */
+  outcome(): { status: number; output: unknown; interruption?: Required<InterruptOptions> } {
+    return {
+      status: this.status,
+      output: this.status === 0 ? this.data : this.failedWith,
+      ...(this.interruption ? { interruption: this.interruption } : {}),
+    };
   }
 
   /** An activity finished: its record, the workflow data (job.maps), the semaphore, then its transitions. */
@@ -357,12 +497,32 @@ class Run {
         for (const [k, v] of Object.entries(patch as Record<string, unknown>)) if (v !== undefined) this.data[k] = v;
     }
     this.status -= 1;
-    if (act.emit) await emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
+    if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
     const after = this.context(rec.dimension, rec);
     for (const t of act.transitions) {
       if (this.status < 0) return;
       if (conditionHolds(t.conditions, after, outcome.code ?? 200)) await this.enter(t.to, rec.dimension);
     }
+  }
+
+  /** A worker's attempt failed and the activity's retry allows another: its job is scheduled after `delayMs`. */
+  retryStep(act: CompiledActivity, rec: ActivityRecord, error: unknown, delayMs: number): void {
+    rec.errors = [...(rec.errors ?? []), error];
+    const input = (rec.input as { data?: unknown } | null)?.data;
+    this.step({ ...this.workerJob(act, input), runAt: new Date(Date.now() + delayMs) }, rec);
+    this.put(rec, false);
+  }
+
+  /** A worker activity's step: a job of its topic in the workflow's partition. */
+  private workerJob(act: CompiledActivity, input: unknown): NewJob {
+    return {
+      partition: this.row.partition,
+      type: act.topic!,
+      queue: act.queue ?? DEFAULT_QUEUE,
+      payload: input ?? {},
+      ...stepAttempts(act.retry),
+      ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
+    };
   }
 
   /** A step's job failed for good: the activity records it and the workflow stops (status FAILED). */
@@ -376,52 +536,67 @@ class Run {
   }
 
   private failedWith: unknown;
+  /** Interrupted by a statement of its own (interruptWorkflow): its row is final, nothing more is staged for it. */
+  private final = false;
 
-  private async interruptSelf(reason: string, descend: boolean): Promise<void> {
+  interruptedElsewhere(): void {
     this.interruptedHere = true;
     this.status = INTERRUPTED;
-    this.failedWith = { interrupted: true, reason };
-    await this.s.db.run('hooks_release_workflow', [this.row.id]);
-    if (descend) {
-      for (const child of await this.s.db.run<{ id: string }>('workflow_children', [this.row.id]))
-        await interruptWorkflow(this.s, child.id, { reason, descend: true });
+    this.final = true;
+    this.dirty.clear();
+    this.enteredNow.clear();
+  }
+
+  /** How this workflow interrupted itself: its parent's await hears it when the workflow is flushed. */
+  private interruption: Required<InterruptOptions> | undefined;
+
+  private async interruptSelf(how: Required<InterruptOptions>): Promise<void> {
+    this.interruptedHere = true;
+    this.status = INTERRUPTED;
+    this.interruption = how;
+    this.failedWith = interruptedOutput(how);
+    await runNow(this.s, 'hooks_release_workflow', [this.row.id]);
+    if (how.descend) {
+      // This workflow is not written as interrupted yet: its children must not report to it as to an awaiting parent.
+      for (const child of await runNow<{ id: string }>(this.s, 'workflow_children', [this.row.id]))
+        await interruptStaged(this.s, child.id, { ...how, descend: true }, false);
     }
   }
 
-  /** Writes what changed; a workflow that just finished publishes its output and completes its parent's await. */
+  /**
+   * Stages what changed (written by flushPending with the rest of the transaction); a workflow that
+   * just finished publishes its output and completes its parent's await.
+   */
   async flush(): Promise<void> {
+    if (this.final) return;
+    const p = pendingOf(this.s);
     for (const k of this.dirty) {
-      const r = this.records.get(k)!;
-      await this.s.db.run('activity_upsert', [
-        this.row.id,
-        r.activity,
-        r.dimension,
-        r.type,
-        r.state,
-        r.job_id,
-        r.input,
-        r.output,
-        r.hook,
-        r.attempts,
-        JSON.stringify(r.errors ?? []),
-        this.enteredNow.has(k),
-      ]);
+      const staged = p.activities.get(`${this.row.id}\u0000${k}`);
+      p.activities.set(`${this.row.id}\u0000${k}`, {
+        workflowId: this.row.id,
+        record: this.records.get(k)!,
+        entered: this.enteredNow.has(k) || (staged?.entered ?? false),
+      });
     }
     this.dirty.clear();
     this.enteredNow.clear();
     const finished = this.wasOpen && this.status <= 0;
+    // Staged again in this transaction (another child of this parent finished too): finished once.
+    this.wasOpen = this.status > 0;
     const expire = this.graph.expire ?? DEFAULT_EXPIRE_S;
     if (this.status === INTERRUPTED || this.status === FAILED) {
-      await this.s.db.run('workflow_update', [this.row.id, this.status, this.data, -1]);
-      await this.s.db.run('workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
-    } else await this.s.db.run('workflow_update', [this.row.id, this.status, this.data, expire]);
+      p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
+      await flushPending(this.s);
+      await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
+    } else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
-    await emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
+    emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
     if (this.row.parent_id && this.status === 0)
       await completeAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.data);
     else if (this.row.parent_id && this.status === FAILED)
       await failAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.failedWith);
+    else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
   }
 }
 
@@ -433,21 +608,52 @@ function view(r: ActivityRecord): ActivityData {
   return out;
 }
 
-async function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): Promise<void> {
+/** Stages the job that publishes `data` after the transaction commits. */
+function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): void {
   const payload: EmitPayload = { app: row.app_id, topic, id: row.id, kind, status, data };
-  await s.db.enqueue([{ partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload }]);
-  s.effects.wakes.add(`${row.partition}\u0000${DEFAULT_QUEUE}`);
+  pendingOf(s).jobs.push({ job: { partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
 }
 
-/** Locks a workflow and loads what a transition needs; undefined when it is gone. */
-async function load(s: Scope, id: string): Promise<Run | undefined> {
+/** Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone. */
+async function load(s: Scope, id: string, dimension?: string): Promise<Run | undefined> {
+  const runs = pendingOf(s).runs;
+  const held = runs.get(id);
+  if (held && dimension !== undefined) await held.holdDimension(dimension);
+  if (runs.has(id)) return held;
   const [row] = await s.db.run<WorkflowRow>('workflow_lock', [id]);
   if (!row) return undefined;
+  const records = await s.db.run<ActivityRecord>('activities_of', [id]);
+  const run = await runOf(s, row, records);
+  runs.set(id, run);
+  return run;
+}
+
+/**
+ * Locks and loads many workflows in two round trips (those not loaded in this transaction yet), with
+ * the records of the first pass ('') and of the steps' passes only.
+ */
+async function loadMany(s: Scope, steps: { workflow: string; dimension: string }[]): Promise<void> {
+  const runs = pendingOf(s).runs;
+  const missing = [...new Set(steps.map((st) => st.workflow))].filter((id) => !runs.has(id));
+  if (missing.length === 0) return;
+  const rows = await s.db.run<WorkflowRow>('workflows_lock', [missing]);
+  if (rows.length === 0) return;
+  const dimensions = [...new Set(['', ...steps.map((st) => st.dimension)])];
+  const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_dimensions', [rows.map((r) => r.id), dimensions]);
+  const byWorkflow = new Map<string, ActivityRecord[]>();
+  for (const r of records) {
+    let list = byWorkflow.get(r.workflow_id);
+    if (!list) byWorkflow.set(r.workflow_id, (list = []));
+    list.push(r);
+  }
+  for (const row of rows) runs.set(row.id, await runOf(s, row, byWorkflow.get(row.id) ?? [], new Set(dimensions)));
+}
+
+async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: Set<string>): Promise<Run> {
   const app = await s.versions.get(row.app_id, row.version);
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  const records = await s.db.run<ActivityRecord>('activities_of', [id]);
-  return new Run(s, row, app, graph, records);
+  return new Run(s, row, app, graph, records, loadedDimensions);
 }
 
 export interface StartOptions {
@@ -461,18 +667,19 @@ export interface StartOptions {
 }
 
 /** Creates a workflow and runs its trigger (and every activity that finishes at once) in the caller's transaction. */
-export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
-  await s.db.run('workflow_insert', [
-    o.id,
-    o.app.id,
-    o.app.version,
-    o.graph.subscribes,
-    o.partition,
-    o.search,
-    o.parent?.id ?? null,
-    o.parent?.activity ?? null,
-    o.parent?.dimension ?? null,
-  ]);
+/** Starts several workflows in the caller's transaction, written together. */
+export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<void> {
+  for (const o of starts) await startStaged(s, o);
+  await flushPending(s);
+}
+
+type StartOutcome = ReturnType<Run['outcome']>;
+
+/**
+ * Creates a workflow and runs its trigger (and every activity that finishes at once), staged; where it
+ * stands then (a child can end in the transaction that starts it, before its parent's await waits).
+ */
+async function startStaged(s: Scope, o: StartOptions): Promise<StartOutcome> {
   const row: WorkflowRow = {
     id: o.id,
     app_id: o.app.id,
@@ -487,8 +694,13 @@ export async function startWorkflow(s: Scope, o: StartOptions): Promise<void> {
     parent_dimension: o.parent?.dimension ?? null,
   };
   const run = new Run(s, row, o.app, o.graph, []);
+  const p = pendingOf(s);
+  if (p.runs.has(o.id) || p.inserts.has(o.id)) throw new DuplicateWorkflowError(o.id);
+  p.inserts.set(o.id, row);
+  p.runs.set(o.id, run);
   await run.enter(o.graph.trigger, '', o.data);
   await run.flush();
+  return run.outcome();
 }
 
 export interface StepOutcome {
@@ -502,21 +714,38 @@ export interface StepOutcome {
   attempt: number;
 }
 
-/** A step's job ended (in the transaction that records it): the activity finishes and the workflow moves on. */
-export async function finishStep(s: Scope, o: StepOutcome): Promise<void> {
-  const run = await load(s, o.workflow);
+/**
+ * Steps' jobs ended (in the transaction that records them): each activity finishes and its workflow
+ * moves on. The batch's workflows are locked and loaded together, and everything the transitions
+ * write goes out together at the end.
+ */
+export async function finishSteps(s: Scope, outcomes: StepOutcome[]): Promise<void> {
+  await loadMany(
+    s,
+    outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
+  );
+  for (const o of outcomes) await finishStepStaged(s, o);
+  await flushPending(s);
+}
+
+async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
+  const run = await load(s, o.workflow, o.dimension);
   if (!run || !run.open) return; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
   const act = run.graph.activities[o.activity];
   const rec = run.record(o.activity, o.dimension);
   if (!act || !rec || rec.state === 'done') return;
-  rec.attempts = o.attempt;
+  // Attempts count over the activity's jobs (one per attempt when the executor owns the retries).
+  const attempt = rec.attempts + o.attempt;
+  rec.attempts = attempt;
   if (o.state === 'completed') await run.complete(act, rec, act.type === 'worker' ? { output: o.result ?? {} } : { output: {} });
-  else run.fail(rec, o.error ?? { message: `step ${o.state}` }, o.attempt);
+  else if (o.state === 'failed' && act.type === 'worker' && executorRetries(act.retry) && attemptsRemain(act.retry!, attempt))
+    run.retryStep(act, rec, o.error ?? { message: 'step failed' }, retryDelayMs(act.retry!, attempt));
+  else run.fail(rec, o.error ?? { message: `step ${o.state}` }, attempt);
   await run.flush();
 }
 
 async function completeAwait(s: Scope, parentId: string, activity: string, dimension: string, output: unknown): Promise<void> {
-  const run = await load(s, parentId);
+  const run = await load(s, parentId, dimension);
   if (!run || !run.open) return;
   const act = run.graph.activities[activity];
   const rec = run.record(activity, dimension);
@@ -526,7 +755,7 @@ async function completeAwait(s: Scope, parentId: string, activity: string, dimen
 }
 
 async function failAwait(s: Scope, parentId: string, activity: string, dimension: string, error: unknown): Promise<void> {
-  const run = await load(s, parentId);
+  const run = await load(s, parentId, dimension);
   if (!run || !run.open) return;
   const rec = run.record(activity, dimension);
   if (!rec || rec.state !== 'waiting') return;
@@ -599,18 +828,30 @@ export async function deliverHook(
   data: unknown,
   opts: { keep: boolean; except?: string; code?: number },
 ): Promise<string | undefined> {
+  const reached = await deliverHookStaged(s, app, topic, data, opts);
+  await flushPending(s);
+  return reached;
+}
+
+async function deliverHookStaged(
+  s: Scope,
+  app: CompiledApp,
+  topic: string,
+  data: unknown,
+  opts: { keep: boolean; except?: string; code?: number },
+): Promise<string | undefined> {
   const graph = app.graphs.find((g) => g.hooks.some((h) => h.topic === topic));
   if (!graph) return undefined;
   const rules = graph.hooks.filter((h) => h.topic === topic);
   const direct = rules.map((r) => ruleTarget(r, data));
   const only = namesWorkflow(rules) && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
-  await s.db.run('topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
-  const waiting = await s.db.run<{ workflow_id: string; activity: string; dimension: string }>('hooks_waiting', [app.id, topic, only]);
+  await runNow(s, 'topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
+  const waiting = await runNow<{ workflow_id: string; activity: string; dimension: string }>(s, 'hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;
     if (await reenter(s, w, topic, data, true, opts.code)) return w.workflow_id;
   }
-  if (opts.keep) await s.db.run('signal_keep', [app.id, topic, JSON.stringify(data ?? null), only, graph.expire ?? DEFAULT_EXPIRE_S]);
+  if (opts.keep) await runNow(s, 'signal_keep', [app.id, topic, JSON.stringify(data ?? null), only, graph.expire ?? DEFAULT_EXPIRE_S]);
   return undefined;
 }
 
@@ -622,7 +863,7 @@ interface Waiting {
 
 /** Finishes one waiting hook activity with `data` (when its rules match, if `checkRules`); false when it no longer waits. */
 async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, checkRules: boolean, code?: number): Promise<boolean> {
-  const run = await load(s, w.workflow_id);
+  const run = await load(s, w.workflow_id, w.dimension);
   if (!run || !run.open) return false;
   const act = run.graph.activities[w.activity];
   const rec = run.record(w.activity, w.dimension);
@@ -631,7 +872,7 @@ async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, check
     const rules = run.graph.hooks.filter((h) => h.topic === topic && h.to === w.activity);
     if (!rules.some((rule) => run.ruleMatches(rule, rec, data))) return false;
   }
-  await s.db.run('hook_release', [w.workflow_id, w.activity, w.dimension]);
+  await runNow(s, 'hook_release', [w.workflow_id, w.activity, w.dimension]);
   // A hook's data is also its output (`{review.output.data.approved}` in a transition reads it).
   await run.complete(act, rec, { hook: data, output: data, ...(code ? { code } : {}) });
   await run.flush();
@@ -646,26 +887,133 @@ export async function deliverHookAll(
   data: unknown,
   search: Record<string, unknown>,
 ): Promise<string[]> {
-  await s.db.run('topic_lock', [appId, topic, null]);
-  const waiting = await s.db.run<Waiting>('hooks_by_search', [appId, topic, JSON.stringify(search)]);
+  const reached = await deliverHookAllStaged(s, appId, topic, data, search);
+  await flushPending(s);
+  return reached;
+}
+
+async function deliverHookAllStaged(
+  s: Scope,
+  appId: string,
+  topic: string,
+  data: unknown,
+  search: Record<string, unknown>,
+): Promise<string[]> {
+  await runNow(s, 'topic_lock', [appId, topic, null]);
+  const waiting = await runNow<Waiting>(s, 'hooks_by_search', [appId, topic, JSON.stringify(search)]);
   const reached: string[] = [];
   for (const w of waiting) if (await reenter(s, w, topic, data, false)) reached.push(w.workflow_id);
   return reached;
 }
 
-/** Interrupts a running workflow (and, with descend, its children); false when it had already finished. */
-export async function interruptWorkflow(s: Scope, id: string, o: { reason?: string; descend?: boolean }): Promise<boolean> {
+/** HotMesh's default code of an interruption (410 Gone). */
+export const INTERRUPT_CODE = 410;
+
+export interface InterruptOptions {
+  reason?: string;
+  /** Children (and theirs) too. */
+  descend?: boolean;
+  /**
+   * true (default): a parent awaiting the workflow sees the interruption as the child's failure
+   * (`{ code, message }`) and fails too; false: the parent's await completes with the interrupted
+   * output and the parent goes on.
+   */
+  throw?: boolean;
+  /** The error code the interruption carries (default 410). */
+  code?: number;
+}
+
+function interruptedOutput(how: Required<InterruptOptions>): { interrupted: true; reason: string; code: number } {
+  return { interrupted: true, reason: how.reason, code: how.code };
+}
+
+/** What a parent's await fails with when its child is interrupted with `throw`. */
+function interruptError(childId: string, how: Required<InterruptOptions>) {
+  return { code: how.code, message: how.reason, interrupted: true, workflow: childId };
+}
+
+/** An interrupted workflow's parent, if it awaits it: fails (throw) or goes on with the interrupted output. */
+async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<InterruptOptions>): Promise<void> {
+  if (!row.parent_id) return;
+  const dimension = row.parent_dimension ?? '';
+  if (how.throw) await failAwait(s, row.parent_id, row.parent_activity!, dimension, interruptError(row.id, how));
+  else await completeAwait(s, row.parent_id, row.parent_activity!, dimension, interruptedOutput(how));
+}
+
+/** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
+export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions): Promise<boolean> {
+  const done = await interruptStaged(s, id, o);
+  await flushPending(s);
+  return done;
+}
+
+/** interruptWorkflow, its writes staged; `tellParent`: false when the parent is the one interrupting it (descend). */
+async function interruptStaged(s: Scope, id: string, o: InterruptOptions, tellParent = true): Promise<boolean> {
   const run = await load(s, id);
-  if (!run || !run.open) return false;
-  const reason = o.reason ?? 'interrupted';
-  const [done] = await s.db.run('workflow_interrupt', [id, reason, run.graph.expire ?? DEFAULT_EXPIRE_S]);
+  if (!run || !(run.open || run.status === PENDING)) return false;
+  const how: Required<InterruptOptions> = {
+    reason: o.reason ?? 'interrupted',
+    descend: o.descend ?? false,
+    throw: o.throw ?? true,
+    code: o.code ?? INTERRUPT_CODE,
+  };
+  // The status check and the step list below read rows this transaction may have staged.
+  await flushPending(s);
+  const [done] = await runNow(s, 'workflow_interrupt', [id, how.reason, run.graph.expire ?? DEFAULT_EXPIRE_S, how.code]);
   if (!done) return false;
-  await s.db.run('hooks_release_workflow', [id]);
-  for (const step of await s.db.run<{ job_id: string }>('steps_of', [id])) s.effects.cancels.push(step.job_id);
-  await emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, { interrupted: true, reason });
-  if (o.descend) {
-    for (const child of await s.db.run<{ id: string }>('workflow_children', [id]))
-      await interruptWorkflow(s, child.id, { reason, descend: true });
+  run.interruptedElsewhere();
+  await runNow(s, 'hooks_release_workflow', [id]);
+  for (const step of await runNow<{ job_id: string }>(s, 'steps_of', [id])) s.effects.cancels.push(step.job_id);
+  emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
+  if (tellParent) await tellParentOfInterrupt(s, run.row, how);
+  if (how.descend) {
+    for (const child of await runNow<{ id: string }>(s, 'workflow_children', [id])) await interruptStaged(s, child.id, how, false);
   }
+  return true;
+}
+
+/**
+ * `pub` with `pending`: the workflow is stored with status -1 and its trigger input held (the
+ * trigger's record, state 'pending'); nothing runs until `resume`. Not resumed within `pendingS`
+ * seconds, it is removed with the expired workflows.
+ */
+export async function holdWorkflow(s: Scope, o: Omit<StartOptions, 'parent'> & { pendingS: number }): Promise<void> {
+  await flushPending(s);
+  try {
+    await s.db.run('workflow_insert_pending', [o.id, o.app.id, o.app.version, o.graph.subscribes, o.partition, o.search, o.pendingS]);
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') throw new DuplicateWorkflowError(o.id);
+    throw err;
+  }
+  const held: ActivityRecord = {
+    activity: o.graph.trigger,
+    dimension: '',
+    type: 'trigger',
+    state: 'pending',
+    job_id: null,
+    input: { data: o.data ?? {} },
+    output: null,
+    hook: null,
+    attempts: 0,
+    errors: [],
+  };
+  pendingOf(s).activities.set(`${o.id}\u0000${key(held.activity, '')}`, { workflowId: o.id, record: held, entered: false });
+  await flushPending(s);
+}
+
+/** Starts a pending workflow on the version it was published on; false when it is not pending (started, ended, expired, unknown). */
+export async function resumeWorkflow(s: Scope, appId: string, id: string): Promise<boolean> {
+  const runs = pendingOf(s).runs;
+  // Loaded earlier in this transaction (an interrupt, say): its state is the one that counts.
+  if (runs.has(id) && runs.get(id)!.status !== PENDING) return false;
+  const [row] = await runNow<WorkflowRow>(s, 'workflow_lock', [id]);
+  if (!row || row.app_id !== appId || num(row.status) !== PENDING) return false;
+  const [held] = await s.db.run<{ activity: string; input: { data?: unknown } | null }>('workflow_resume', [id, appId]);
+  if (!held) return false;
+  const run = await runOf(s, { ...row, status: 0 }, []);
+  runs.set(id, run);
+  await run.enter(run.graph.trigger, '', held.input?.data ?? {});
+  await run.flush();
+  await flushPending(s);
   return true;
 }

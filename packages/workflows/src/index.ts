@@ -16,7 +16,16 @@ export { PIPE_FUNCTIONS, PIPE_FUNCTION_NAMES } from './functions.js';
 export { loadApp, isInlineYaml, SourceMap, type LoadedApp } from './source.js';
 export { WorkflowDefinitionError, MappingEvaluationError, formatIssue, type WorkflowIssue } from './errors.js';
 export * from './model.js';
-export { UnknownTopicError, VersionConflictError, WorkflowNotFoundError, WorkflowFailedError, INTERRUPTED, FAILED } from './errors.js';
+export {
+  UnknownTopicError,
+  VersionConflictError,
+  DuplicateWorkflowError,
+  WorkflowNotFoundError,
+  WorkflowFailedError,
+  PENDING,
+  INTERRUPTED,
+  FAILED,
+} from './errors.js';
 export {
   app,
   WorkflowApp,
@@ -30,7 +39,7 @@ export {
   type WorkflowStatusName,
   WORKFLOW_STATUS_NAMES,
 } from './app.js';
-export { workflowsPlugin } from './plugin.js';
-export { SLEEP_TYPE, EMIT_TYPE, type EmitPayload } from './executor.js';
+export { workflowsPlugin, type WorkflowsPluginOptions } from './plugin.js';
+export { SLEEP_TYPE, EMIT_TYPE, INTERRUPT_CODE, type EmitPayload, type InterruptOptions } from './executor.js';
 export { eventSubject } from './subjects.js';
 export * from './activation/index.js';

@@ -2,19 +2,27 @@
  * workflowsPlugin(): the executor joins a node. Its migrations create the workflow tables, its jobs
  * are the sleeps and the bus publications, and its continuation turns every finished step job
  * (a worker's job of any type, a sleep) into the workflow's transition, in the transaction that
- * records the job's outcome.
+ * records the job's outcome. Each node also runs one activation member (src/activation): the active
+ * versions its client's app handles start workflows on follow every activation.
  */
 import type { Logger } from '@partita/core';
 import type { Bus } from '@partita/nats';
 import { WAKE_KIND, subjects } from '@partita/protocol';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
+import { activeVersionsOf } from './active.js';
+import { startActivationMember } from './activation/index.js';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
-import { EMIT_TYPE, SLEEP_TYPE, Versions, finishStep, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { EMIT_TYPE, SLEEP_TYPE, STEP_CONTINUATION, Versions, finishSteps, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { removeExpired } from './expiry.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
 /** How often finished workflows past their expire (and early signals past theirs) are removed. */
 const EXPIRY_INTERVAL_MS = 60_000;
-const EXPIRY_BATCH = 5_000;
+
+export interface WorkflowsPluginOptions {
+  /** How often this node removes expired workflows and signals (default 60 s). */
+  expiryIntervalMs?: number;
+}
 
 interface Bound {
   ctx: PluginContext;
@@ -23,7 +31,7 @@ interface Bound {
   logger: Logger;
 }
 
-export function workflowsPlugin(): NodePlugin {
+export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugin {
   let bound: Bound | undefined;
   const bind = (ctx: PluginContext): Bound => {
     if (!bound) {
@@ -60,11 +68,10 @@ export function workflowsPlugin(): NodePlugin {
     jobs: [sleep, emit],
     continuations: () => [
       {
-        name: 'workflows.transition',
-        // Every type may be a worker step (a graph names job types by topic, and a version deployed by
-        // another node may name a type this node has not seen in a graph yet): jobs that are no step find
-        // no wf_steps row. Only the plugin's own event job is never one.
-        types: (type) => type !== EMIT_TYPE,
+        // No types: the executor marks each step's job with this name when it enqueues it (a worker's
+        // job is of any type its graph names), so only those come here; every other job the node runs
+        // keeps the plain write.
+        name: STEP_CONTINUATION,
         run: async (tx, jobs) => {
           if (!bound) throw new Error('the workflows plugin has not started on this node yet; the transition is retried');
           const b = bound;
@@ -75,11 +82,11 @@ export function workflowsPlugin(): NodePlugin {
           if (steps.length === 0) return;
           const byId = new Map<string, FinishedJob>(jobs.map((j) => [j.id, j]));
           const effects = newEffects();
-          for (const st of steps) {
-            const job = byId.get(st.job_id)!;
-            await finishStep(
-              { db, versions: b.versions, logger: b.logger, effects },
-              {
+          await finishSteps(
+            { db, versions: b.versions, logger: b.logger, effects },
+            steps.map((st) => {
+              const job = byId.get(st.job_id)!;
+              return {
                 jobId: job.id,
                 workflow: st.workflow_id,
                 activity: st.activity,
@@ -88,9 +95,9 @@ export function workflowsPlugin(): NodePlugin {
                 result: job.result,
                 error: job.error ?? undefined,
                 attempt: job.attempt,
-              },
-            );
-          }
+              };
+            }),
+          );
           afterCommit(b, effects);
         },
       },
@@ -100,15 +107,41 @@ export function workflowsPlugin(): NodePlugin {
       bind(ctx);
       return [];
     },
-    start: (ctx) => {
+    start: async (ctx) => {
       const b = bind(ctx);
       const timer = setInterval(() => {
-        runOn(ctx.pool, b.ops, 'expired_remove', [EXPIRY_BATCH]).catch((err) =>
+        removeExpired(ctx.pool, b.ops).catch((err) =>
           b.logger.warn({ err }, 'removing expired workflows failed; retried at the next interval'),
         );
-      }, EXPIRY_INTERVAL_MS);
+      }, options.expiryIntervalMs ?? EXPIRY_INTERVAL_MS);
       timer.unref();
-      return () => clearInterval(timer);
+      // One member per node (the activation's quorum counts nodes). It drives the cache every
+      // app(node.client, id) handle reads the active version from; at its start and after each
+      // reconnect it enters nocache for activations under way, then makes the cache read Postgres again.
+      const actives = activeVersionsOf(
+        ctx.client,
+        async (appId) => (await runOn<{ active_version: string }>(ctx.pool, b.ops, 'active_get', [appId]))[0]?.active_version,
+      );
+      let member: Awaited<ReturnType<typeof startActivationMember>>;
+      try {
+        member = await startActivationMember({
+          bus: ctx.bus,
+          cluster: ctx.cluster,
+          nodeId: ctx.nodeId,
+          logger: b.logger,
+          onNocache: (appId, untilVersion) => actives.enterNocache(appId, untilVersion),
+          onActivated: (appId) => actives.forget(appId),
+          onAbandon: (appId) => actives.forget(appId),
+          onReconnect: () => actives.forgetAll(),
+        });
+      } catch (err) {
+        clearInterval(timer);
+        throw err;
+      }
+      return async () => {
+        clearInterval(timer);
+        await member.stop();
+      };
     },
   });
 }

@@ -28,8 +28,8 @@ async function node(t: import('ava').ExecutionContext, name: string): Promise<{ 
   return { db, node: n };
 }
 
-test.serial('a cycle of 200 passes: one worker job and one dimension per pass, the counter ends at 200', async (t) => {
-  const PASSES = 200;
+test.serial('a cycle of 1,000 passes: one worker job and one dimension per pass, the counter ends at 1,000', async (t) => {
+  const PASSES = 1000;
   const { db, node: n } = await node(t, 'wf_cycle');
   const loop = app(n.client, 'loop');
   await loop.deploy(
@@ -62,8 +62,8 @@ test.serial('a cycle of 200 passes: one worker job and one dimension per pass, t
   t.deepEqual(rows[0], { n: PASSES, dims: PASSES, most: 1 });
 });
 
-test.serial('a fan-out of 40 child workflows awaited in parallel, then a fan-in that runs once after the last', async (t) => {
-  const K = 40;
+test.serial('a fan-out of 1,000 child workflows awaited in parallel, then a fan-in that runs once after the last', async (t) => {
+  const K = 1000;
   const { db, node: n } = await node(t, 'wf_fanout');
   const fan = app(n.client, 'fan');
   const ids = Array.from({ length: K }, (_, i) => `c${i}`);

@@ -1,6 +1,8 @@
 -- One round trip claims for every queue of a partition: $2 queues, $3 how many each may take,
 -- $6 the job types the claiming node defines (NULL: any): a job of a type it does not define stays
 -- queued for a node that does, so in a rolling deploy old nodes never take (and fail) new types.
+-- $7 the continuations the node runs (NULL: any): a job marked for another stays queued for a node
+-- that runs it, since its outcome must go through it.
 -- SKIP LOCKED lets nodes claim side by side without waiting on each other's rows.
 -- The claim commits without waiting for its WAL flush: if the server crashes before the flush,
 -- the claim is undone and the job is queued again, and a completion from the lost attempt is
@@ -18,6 +20,7 @@ WITH async_commit AS MATERIALIZED (
       -- A filter on rows the claim index already yields in order: with every type defined (the
       -- usual case) it rejects nothing and the scan reads no more rows than before.
       AND ($6::text[] IS NULL OR j.type = ANY($6::text[]))
+      AND (j.continuation IS NULL OR $7::text[] IS NULL OR j.continuation = ANY($7::text[]))
       -- At most one running job per execution key is Postgres's rule (jobs_running_key_idx), so a
       -- key whose job is running is skipped and its jobs stay queued, in order. Under OR the probe
       -- is a lookup in the small set of running keys, never an anti-join over the backlog, and
@@ -41,17 +44,19 @@ WITH async_commit AS MATERIALIZED (
   WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
             j.queue_key, j.execution_key, j.cancel_requested, j.run_at,
-            j.lookup->>'$traceparent' AS traceparent -- the enqueuer's trace context (@partita/core tracing)
+            j.lookup->>'$traceparent' AS traceparent, -- the enqueuer's trace context (@partita/core tracing)
+            j.continuation
 )
 -- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
 -- are there (jobs of one key beyond the first), so the engine keeps claiming.
 -- (run_at goes out as epoch numeric, which the driver leaves as text: only the sort needs it.)
 SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found, traceparent
+       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found, traceparent,
+       continuation
 FROM claimed
 UNION ALL
 SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL
+       (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL, NULL
 FROM wanted w
 ORDER BY priority, run_at_epoch, id

@@ -6,7 +6,8 @@
 -- under each bucket's row lock, in sorted order so two claims never wait on each other in a
 -- cycle) in this same transaction: a claim that fails takes none, a token is spent by the claim
 -- that starts its job, and no leader change or lost node can spend one twice. $9: the job types
--- the claiming node defines (NULL: any), as in claim_batch.
+-- the claiming node defines (NULL: any), and $10 the continuations it runs (NULL: any), as in
+-- claim_batch.
 WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true)
 ), asked AS (
@@ -35,6 +36,7 @@ WITH async_commit AS MATERIALIZED (
         WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running'))
       AND coalesce(j.payload #>> w.path, '') <> ALL (w.full_keys)
       AND ($9::text[] IS NULL OR j.type = ANY($9::text[]))
+      AND (j.continuation IS NULL OR $10::text[] IS NULL OR j.continuation = ANY($10::text[]))
     ORDER BY j.priority, j.run_at, j.id
     LIMIT w.lim
     FOR UPDATE SKIP LOCKED
@@ -65,7 +67,8 @@ WITH async_commit AS MATERIALIZED (
     SELECT r.id FROM ranked r JOIN grants g ON g.queue = r.queue AND g.rate_key = r.rate_key WHERE r.rank <= g.granted))
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
             j.queue_key, j.execution_key, j.cancel_requested, j.run_at,
-            j.lookup->>'$traceparent' AS traceparent -- the enqueuer's trace context (@partita/core tracing)
+            j.lookup->>'$traceparent' AS traceparent, -- the enqueuer's trace context (@partita/core tracing)
+            j.continuation
 ), limited AS (
   -- Per queue: keys at their limit (skipped, or filled by this claim), ms until the first of them
   -- has a token again, and for a queue limited as a whole, its tokens left.
@@ -94,7 +97,7 @@ WITH async_commit AS MATERIALIZED (
 SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
        cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found,
        NULL::integer AS limited_keys, NULL::double precision AS wait_ms, NULL::integer AS tokens_left, NULL::integer AS held,
-       traceparent
+       traceparent, continuation
 FROM claimed
 UNION ALL
 SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
@@ -106,6 +109,6 @@ SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
            WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
            LIMIT w.lim) d
        ) - (SELECT count(*) FROM claimed c WHERE c.queue = w.queue))::integer ELSE 0 END,
-       NULL
+       NULL, NULL
 FROM wanted w JOIN limited l ON l.queue = w.queue
 ORDER BY priority, run_at_epoch, id

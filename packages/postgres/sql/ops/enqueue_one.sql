@@ -1,10 +1,11 @@
 -- One job, the latency path (client.enqueue): a plain INSERT plans in a fraction of the time the
 -- batch statement's unpacking takes. Parameters as enqueue_batch's, one value each ($7 NULL:
--- now). A job whose queue key is held is skipped and absent from the result (refused).
+-- now; $14 the continuation mark or NULL). A job whose queue key is held is skipped and absent
+-- from the result (refused).
 INSERT INTO {{schema}}.jobs AS j
   (id, partition, queue, type, payload, priority, run_at, max_attempts, timeout_ms,
-   queue_key, execution_key, lookup, lookup_index)
+   queue_key, execution_key, lookup, lookup_index, continuation)
 VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::jsonb, $6::integer, coalesce($7::timestamptz, now()), $8::integer,
-        $9::integer, $10::text, $11::text, $12::jsonb, $13::jsonb)
+        $9::integer, $10::text, $11::text, $12::jsonb, $13::jsonb, $14::text)
 ON CONFLICT (partition, queue_key) WHERE queue_key IS NOT NULL DO NOTHING
 RETURNING j.id

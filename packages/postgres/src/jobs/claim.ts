@@ -12,6 +12,8 @@ import type { ClaimRow } from '../ops.js';
 export interface ClaimedJob extends HandoffJob {
   executionKey: string | null;
   cancelRequested: boolean;
+  /** The continuation the job is marked for (NewJob.continuation); absent or null: none. */
+  continuation?: string | null;
 }
 
 export interface ClaimRequest {
@@ -24,6 +26,11 @@ export interface ClaimRequest {
    * (in a rolling deploy, old nodes leave the new types alone). Undefined: any type (tools, tests).
    */
   types?: readonly string[];
+  /**
+   * The continuations the node runs: a job marked for another stays queued for a node that runs it
+   * (its outcome must go through it). Undefined: any (tools, tests).
+   */
+  continuations?: readonly string[];
 }
 
 export interface RateLimitedClaimRequest {
@@ -37,6 +44,8 @@ export interface RateLimitedClaimRequest {
   queues: { queue: string; limit: number; keyPath?: string; rateLimit: number; periodMs: number }[];
   /** As ClaimRequest.types: the job types the node defines; undefined: any. */
   types?: readonly string[];
+  /** As ClaimRequest.continuations. */
+  continuations?: readonly string[];
 }
 
 /** What a rate-limited queue's limit did in one claim. */
@@ -68,7 +77,15 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
   const rows = await op.claimBatch(
     ctx.ops,
     ctx.onePlanPool,
-    [request.partition, wanted.map((q) => q.queue), wanted.map((q) => q.limit), request.nodeId, request.leaseMs, request.types ?? null],
+    [
+      request.partition,
+      wanted.map((q) => q.queue),
+      wanted.map((q) => q.limit),
+      request.nodeId,
+      request.leaseMs,
+      request.types ?? null,
+      request.continuations ?? null,
+    ],
     retryOnKeyRace,
   );
   const jobs: ClaimedJob[] = [];
@@ -107,6 +124,7 @@ export async function claimRateLimited(
       request.nodeId,
       request.leaseMs,
       request.types ?? null,
+      request.continuations ?? null,
     ],
     retryOnKeyRace,
   );
@@ -151,5 +169,6 @@ export function claimedJob(partition: string, r: ClaimRow): ClaimedJob {
     executionKey: r.execution_key,
     cancelRequested: r.cancel_requested,
     traceparent: r.traceparent,
+    continuation: r.continuation,
   };
 }

@@ -28,6 +28,13 @@ export interface NewJob extends EnqueueOptions {
   payload?: unknown;
   /** The enqueuer's W3C trace context, set by the `partita.enqueue` span when tracing is on. */
   traceparent?: string;
+  /**
+   * The name of the continuation (OutcomeContinuation.name) that must see this job's final outcome,
+   * whatever its type: its outcome is then written in that continuation's transaction, and only
+   * nodes that run it claim the job. Set by layers that own a job's follow-up (a workflow marks its
+   * steps); client.enqueue never sets it.
+   */
+  continuation?: string;
 }
 
 export interface EnqueueOutcome {
@@ -55,7 +62,7 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
   const batch = new EnqueueBatch();
   const single = jobs.length === 1;
   for (let i = 0; i < jobs.length; i++) addJob(ctx, batch, jobs[i]!, i, single, now);
-  await assertKnownQueues(ctx, batch.queuePairs);
+  await assertKnownQueues(ctx, batch.queuePairs, tx);
   // Only keyed jobs come back: the others cannot be refused, so the statement succeeding means
   // they were inserted.
   const inserted = new Set<string>();
@@ -132,13 +139,22 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
   addJob(ctx, batch, job, 0, true, Date.now());
   if (batch.executionKeys[0] !== null)
     throw new ValidationError('a job with an execution key is claimed, never handed off', 'executionKey');
+  // The hand-off message carries no mark: the receiving node could not route the outcome.
+  if (batch.continuations[0] !== null)
+    throw new ValidationError('a job marked for a continuation is claimed, never handed off', 'continuation');
   await assertKnownQueues(ctx, batch.queuePairs);
   const [row] = await op.enqueueHandoff(ctx.ops, ctx.onePlanPool, [...batch.single(), nodeId, leaseMs]);
   if (!row) {
     const queueKey = batch.queueKeys[0]!;
     throw new DuplicateQueueKeyError(queueKey, await queueKeyHolder(ctx, batch.partitions[0]!, queueKey));
   }
-  return claimedJob(batch.partitions[0]!, { ...row, execution_key: null, cancel_requested: false, traceparent: job.traceparent ?? null });
+  return claimedJob(batch.partitions[0]!, {
+    ...row,
+    execution_key: null,
+    cancel_requested: false,
+    traceparent: job.traceparent ?? null,
+    continuation: null,
+  });
 }
 
 /** Enqueues one job; a taken queue key is a DuplicateQueueKeyError. */
@@ -153,7 +169,7 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
   if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object', jobPath(index, single));
   const fields = fieldsOf(job);
   const { partition, queue: queueGiven, type, priority: priorityGiven, maxAttempts: attemptsGiven, timeoutMs: timeoutGiven } = fields;
-  const { runAt: runAtDate, delayMs, queueKey, executionKey, payload: value, lookup } = fields;
+  const { runAt: runAtDate, delayMs, queueKey, executionKey, payload: value, lookup, continuation } = fields;
   const queue = queueGiven ?? 'default';
   const priority = priorityGiven ?? 0;
   const maxAttempts = attemptsGiven ?? 1;
@@ -195,6 +211,12 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
   if (executionKey !== undefined && (typeof executionKey !== 'string' || executionKey.length === 0 || executionKey.length > 500)) {
     throw new ValidationError('executionKey must be a non-empty string of at most 500 characters', jobPath(index, single, 'executionKey'));
   }
+  if (continuation !== undefined && (typeof continuation !== 'string' || continuation.length === 0 || continuation.length > 200)) {
+    throw new ValidationError(
+      "continuation must be a continuation's name (a non-empty string of at most 200 characters)",
+      jobPath(index, single, 'continuation'),
+    );
+  }
   // Kept as JSON text: it is spliced into the batch's payload document as is, never parsed back.
   const payload = value === undefined ? 'null' : toJsonStrict(value, () => jobPath(index, single, 'payload'), ctx.payloadLimitBytes).json;
   const indexed = lookup === undefined || lookup === null ? null : lookupIndex(lookup, jobPath(index, single, 'lookup'));
@@ -212,6 +234,7 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
     executionKey ?? null,
     job.traceparent ? JSON.stringify(lookupWithTraceContext(indexed && lookup, job.traceparent)) : indexed ? JSON.stringify(lookup) : null,
     indexed ? JSON.stringify(indexed) : null,
+    continuation ?? null,
   );
 }
 
@@ -228,6 +251,7 @@ const JOB_FIELDS = [
   'queueKey',
   'executionKey',
   'lookup',
+  'continuation',
 ] as const;
 
 type JobFields = { [K in (typeof JOB_FIELDS)[number]]: NewJob[K] | undefined };
@@ -255,6 +279,7 @@ function fieldsOf(job: NewJob): JobFields {
     queueKey: undefined,
     executionKey: undefined,
     lookup: undefined,
+    continuation: undefined,
   };
   if (Object.getPrototypeOf(job) === Object.prototype) {
     Object.assign(fields, job);
@@ -296,6 +321,7 @@ class EnqueueBatch {
   /** JSON texts; 'null' where the job has none. */
   readonly lookups: string[] = [];
   readonly lookupIndexes: string[] = [];
+  readonly continuations: (string | null)[] = [];
   /** Each partition and queue used, consecutive repeats left out, for the known-queue check. */
   readonly queuePairs: { partition: string; queue: string }[] = [];
   private runAtCount = 0;
@@ -303,6 +329,7 @@ class EnqueueBatch {
   private queueKeyCount = 0;
   private executionKeyCount = 0;
   private lookupCount = 0;
+  private continuationCount = 0;
 
   add(
     id: string,
@@ -318,6 +345,7 @@ class EnqueueBatch {
     executionKey: string | null,
     lookup: string | null,
     lookupIndex: string | null,
+    continuation: string | null,
   ): void {
     const last = this.queuePairs[this.queuePairs.length - 1];
     if (last === undefined || last.partition !== partition || last.queue !== queue) this.queuePairs.push({ partition, queue });
@@ -339,6 +367,8 @@ class EnqueueBatch {
     this.lookups.push(lookup ?? 'null');
     this.lookupIndexes.push(lookupIndex ?? 'null');
     if (lookup !== null) this.lookupCount++;
+    this.continuations.push(continuation);
+    if (continuation !== null) this.continuationCount++;
   }
 
   /** enqueue_one's parameters: the batch's only job. */
@@ -358,6 +388,7 @@ class EnqueueBatch {
       this.executionKeys[0],
       nullIf(this.lookups[0], 'null'),
       nullIf(this.lookupIndexes[0], 'null'),
+      this.continuations[0],
     ] as EnqueueOneParams;
   }
 
@@ -383,6 +414,7 @@ class EnqueueBatch {
       this.executionKeyCount > 0 ? JSON.stringify(part(this.executionKeys)) : null,
       this.lookupCount > 0 ? `[${part(this.lookups).join(',')}]` : null,
       this.lookupCount > 0 ? `[${part(this.lookupIndexes).join(',')}]` : null,
+      this.continuationCount > 0 ? JSON.stringify(part(this.continuations)) : null,
     ];
   }
 }

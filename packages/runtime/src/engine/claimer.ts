@@ -16,6 +16,8 @@ export interface ClaimRequest {
   leaseMs: number;
   /** The claim takes only jobs of these types; others wait for a node that defines them. */
   types: string[];
+  /** Marked jobs are taken only for these continuations; others wait for a node that runs theirs. */
+  continuations: readonly string[];
 }
 
 export type ClaimResult = { jobs: ClaimedJob[]; found: Map<string, number> };
@@ -69,9 +71,16 @@ export function claimJobs(
   rateLimited: (limited: Map<string, RateLimitOutcome>) => void,
   log: Logger,
 ): Promise<ClaimResult> {
-  const { nodeId, partition, leaseMs, types } = req;
+  const { nodeId, partition, leaseMs, types, continuations } = req;
   const claim = (unlimited: Map<string, number>) =>
-    store.claimCounted({ nodeId, partition, leaseMs, queues: [...unlimited].map(([queue, limit]) => ({ queue, limit })), types });
+    store.claimCounted({
+      nodeId,
+      partition,
+      leaseMs,
+      queues: [...unlimited].map(([queue, limit]) => ({ queue, limit })),
+      types,
+      continuations,
+    });
   const limited: RateLimitedClaimRequest['queues'] = [];
   const rest = new Map<string, number>();
   for (const [queue, want] of asked) {
@@ -87,7 +96,7 @@ export function claimJobs(
     else rest.set(queue, want);
   }
   if (limited.length === 0) return claim(asked);
-  const ofLimited = store.claimRateLimited({ nodeId, partition, leaseMs, queues: limited, types }).then((r) => {
+  const ofLimited = store.claimRateLimited({ nodeId, partition, leaseMs, queues: limited, types, continuations }).then((r) => {
     rateLimited(r.limited);
     return r;
   });

@@ -95,13 +95,21 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const recorded = { nodeId, definitions, log, hooks: new Hooks(definitions, partition, log), emit, pending };
   // The claim and the batch write run off the mailbox: their results come back as messages.
   const io = { store, log, ...(options.metrics ? { metrics: options.metrics } : {}), reply: (msg: EngineMsg) => self.cast(msg) };
-  /** The claim takes only jobs of the types defined here; others wait for a node that defines them. */
-  const claimer = new Claimer({ ...io, window, request: { nodeId, partition, leaseMs: settings.leaseMs, types: [...definitions.keys()] } });
+  const continuations = continuationsByType(definitions, options.continuations);
+  /**
+   * The claim takes only jobs of the types defined here, and marked jobs only for the continuations
+   * run here; others wait for a node that defines (runs) them.
+   */
+  const claimer = new Claimer({
+    ...io,
+    window,
+    request: { nodeId, partition, leaseMs: settings.leaseMs, types: [...definitions.keys()], continuations: continuations.marks },
+  });
   const writer = new OutcomeWriter({
     ...io,
     nodeId,
     partition,
-    continuationsByType: continuationsByType(definitions, options.continuations),
+    continuationsByType: continuations,
     enqueued: (queues) => options.claimable?.(queues),
   });
   // Made once: the advert path runs at every claim.

@@ -193,10 +193,10 @@ export function claimableQueues(batch: FlushBatch): string[] {
  */
 export function splitContinued(
   batch: FlushBatch,
-  hasContinuation: (type: string) => boolean,
+  hasContinuation: (job: ClaimedJob) => boolean,
 ): { plain: FlushBatch; continued?: ContinuedPart } {
-  const completions = batch.completions.filter((c) => hasContinuation(c.job.type));
-  const failures = batch.failures.filter((f) => !f.retryAt && !f.skipContinuation && hasContinuation(f.job.type));
+  const completions = batch.completions.filter((c) => hasContinuation(c.job));
+  const failures = batch.failures.filter((f) => !f.retryAt && !f.skipContinuation && hasContinuation(f.job));
   if (completions.length + failures.length === 0) return { plain: batch };
   const inContinued = new Set<unknown>([...completions, ...failures]);
   return {

@@ -1,6 +1,7 @@
 /**
  * Writes an outcome batch: the plain statements (complete, fail, release, progress) side by side,
- * and the final outcomes of types with continuations in a transaction of their own, with them.
+ * and the final outcomes of types with continuations, and of jobs marked for one, in a transaction
+ * of their own, with them. Unmarked jobs of types without continuations never pay for it.
  * The I/O half of the outcome batch (see outcomes.ts); its result comes back as an engine message.
  */
 import { traceComplete, type Logger } from '@partita/core';
@@ -41,16 +42,24 @@ export interface WriterOptions {
 
 type NamedContinuation = { name: string; run: Continuation };
 
-/** The continuations of each job type; `empty` when no type has any (every batch then takes the plain write). */
+/**
+ * The continuations a finished job goes through: its type's, and the one its mark names.
+ * `empty` when there are none at all (every batch then takes the plain write).
+ */
 export interface ContinuationIndex {
   readonly empty: boolean;
+  /** The names a job may be marked with on this node: the claim takes marked jobs only for these. */
+  readonly marks: readonly string[];
   of(type: string): readonly NamedContinuation[] | undefined;
+  /** The continuation a mark names, or undefined when this node runs none by that name. */
+  marked(name: string): NamedContinuation | undefined;
 }
 
 /**
  * Job type → its continuations: the definition's first, then plugins' listed by type, then plugins'
  * chosen by a predicate. A predicate is asked at each write (never cached), so a plugin whose types
- * change while the node runs (a workflow version deployed with a new worker topic) is followed at once.
+ * change while the node runs is followed at once. Every plugin continuation also takes the jobs
+ * marked with its name; one without `types` takes only those.
  */
 export function continuationsByType(
   definitions: ReadonlyMap<string, ResolvedJobDefinition>,
@@ -60,17 +69,25 @@ export function continuationsByType(
   for (const [type, def] of definitions)
     if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
   const chosen: { name: string; run: Continuation; types: (type: string) => boolean }[] = [];
+  // One object per name: the marked jobs of a batch reach their continuation in one call, whatever their types.
+  const byName = new Map<string, NamedContinuation>();
   for (const c of plugins) {
     const { types } = c;
+    if (!byName.has(c.name)) byName.set(c.name, { name: c.name, run: c.run });
+    if (types === undefined) continue;
     if (typeof types === 'function') chosen.push({ name: c.name, run: c.run, types });
     else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
   }
-  if (chosen.length === 0) return { empty: byType.size === 0, of: (type) => byType.get(type) };
+  const marks = [...byName.keys()];
+  const marked = (name: string) => byName.get(name);
+  if (chosen.length === 0) return { empty: byType.size === 0 && byName.size === 0, marks, marked, of: (type) => byType.get(type) };
   // The list of a type is rebuilt only when the set of predicates accepting it changed: this runs for
   // every job written, and must not allocate a list per job.
   const memo = new Map<string, { accepted: string; list: NamedContinuation[] | undefined }>();
   return {
     empty: false,
+    marks,
+    marked,
     of(type) {
       let accepted = '';
       for (const c of chosen) accepted += c.types(type) ? '1' : '0';
@@ -87,9 +104,33 @@ export function continuationsByType(
 }
 
 export class OutcomeWriter {
-  private readonly hasContinuation = (type: string) => this.o.continuationsByType.of(type) !== undefined;
+  /** Marks this node runs no continuation for, warned about once each. */
+  private readonly unknownMarks = new Set<string>();
+  private readonly hasContinuation = (job: ClaimedJob) => {
+    const index = this.o.continuationsByType;
+    const mark = job.continuation;
+    if (mark != null) {
+      if (index.marked(mark)) return true;
+      this.warnUnknownMark(mark, job);
+    }
+    return index.of(job.type) !== undefined;
+  };
 
   constructor(private readonly o: WriterOptions) {}
+
+  /**
+   * A claim takes marked jobs only for the continuations this node runs, so this is a job claimed by
+   * some other means (a tool claiming any job): its outcome is recorded plainly rather than held
+   * back forever, and the mark's continuation never sees it.
+   */
+  private warnUnknownMark(mark: string, job: ClaimedJob): void {
+    if (this.unknownMarks.has(mark)) return;
+    this.unknownMarks.add(mark);
+    this.o.log.warn(
+      { continuation: mark, job: job.id, type: job.type, known: this.o.continuationsByType.marks },
+      'a job is marked for a continuation this node does not run; its outcome is recorded without it (load the plugin that provides it)',
+    );
+  }
 
   /** Writes the batch; replies 'flushed' (with the parts that failed, if any) or 'flushFailed' (nothing was written). */
   write(batch: FlushBatch): void {
@@ -201,12 +242,19 @@ export class OutcomeWriter {
       };
       const completed = await store.complete(nodeId, completionItems(completions), tx);
       const failed = await store.fail(nodeId, failureItems(failures), tx);
-      // Only what the store accepted (this node still held the lease) reaches a continuation.
-      const byType = new Map<string, FinishedJob[]>();
-      const add = (finished: FinishedJob) => {
-        const list = byType.get(finished.type);
+      // Only what the store accepted (this node still held the lease) reaches a continuation. Each
+      // continuation runs once with its jobs, in the order their first job came.
+      const byContinuation = new Map<NamedContinuation, FinishedJob[]>();
+      const add = (finished: FinishedJob, job: ClaimedJob) => {
+        const ofType = continuationsByType.of(job.type);
+        const mark = job.continuation == null ? undefined : continuationsByType.marked(job.continuation);
+        for (const c of ofType ?? []) push(c, finished);
+        if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished);
+      };
+      const push = (c: NamedContinuation, finished: FinishedJob) => {
+        const list = byContinuation.get(c);
         if (list) list.push(finished);
-        else byType.set(finished.type, [finished]);
+        else byContinuation.set(c, [finished]);
       };
       const base = (job: ClaimedJob) => ({
         id: job.id,
@@ -216,21 +264,20 @@ export class OutcomeWriter {
         payload: job.payload,
         attempt: job.attempt,
       });
-      for (const c of completions) if (completed.has(c.job.id)) add({ ...base(c.job), state: 'completed', result: c.result });
-      for (const f of failures) if (failed.has(f.job.id)) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error });
-      for (const [type, jobs] of byType) {
-        for (const c of continuationsByType.of(type) ?? []) {
-          try {
-            await c.run(tx, jobs);
-          } catch (err) {
-            throw new ContinuationThrew(c.name, err);
-          }
+      for (const c of completions) if (completed.has(c.job.id)) add({ ...base(c.job), state: 'completed', result: c.result }, c.job);
+      for (const f of failures) if (failed.has(f.job.id)) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error }, f.job);
+      for (const [c, jobs] of byContinuation) {
+        try {
+          await c.run(tx, jobs);
+        } catch (err) {
+          throw new ContinuationThrew(c.name, err);
         }
       }
       return { completed, failed };
     });
     return committed.then((written) => {
       if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
+      this.o.metrics?.continued?.(partition, written.completed.size + written.failed.size);
       return written;
     });
   }

@@ -1,6 +1,7 @@
--- Interrupts a workflow that is not finished; returns nothing for a finished (or unknown) one.
+-- Interrupts a workflow that is running or pending; returns nothing for a finished (or unknown) one.
 UPDATE {{schema}}.wf_workflows
-SET status = -1000000000, finished_at = now(), output = jsonb_build_object('interrupted', true, 'reason', $2::text),
+SET status = -1000000000, finished_at = now(),
+    output = jsonb_build_object('interrupted', true, 'reason', $2::text, 'code', $4::int),
     expire_at = now() + make_interval(secs => $3::int)
-WHERE id = $1 AND status > 0
+WHERE id = $1 AND (status > 0 OR status = -1)
 RETURNING id

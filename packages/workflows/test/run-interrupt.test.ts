@@ -1,0 +1,155 @@
+/**
+ * interrupt: `descend` ends a whole tree of awaited children; `throw` (default) makes an awaiting
+ * parent fail with the interruption's `code`, `throw: false` lets it go on with the interrupted
+ * output; an interrupt activity stopping its own workflow does the same to its parent; a finished
+ * (or unknown) workflow is not interrupted again (false, not an error).
+ */
+import test from 'ava';
+import { ValidationError } from '@partita/core';
+import { startNode } from '@partita/runtime';
+import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
+import { FAILED, INTERRUPTED, WorkflowFailedError, app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
+
+const APP = `
+app:
+  id: intr
+  version: '1'
+  graphs:
+    - subscribes: p.start
+      activities:
+        t1: { type: trigger }
+        child: { type: await, topic: c.start, input: { maps: { halt: '{t1.output.data.halt}' } } }
+        after: { type: hook, job: { maps: { childOut: '{child.output.data}' } } }
+      transitions:
+        t1: [{ to: child }]
+        child: [{ to: after }]
+    - subscribes: c.start
+      activities:
+        t1: { type: trigger }
+        quiet: { type: interrupt, throw: false, code: 299, reason: quietly }
+        loud: { type: interrupt, code: 422, reason: loudly }
+        wait: { type: hook }
+        gc: { type: await, topic: g.start }
+        deep: { type: interrupt, descend: true, reason: deep }
+      transitions:
+        t1:
+          - to: quiet
+            conditions: { match: [{ expected: quiet, actual: '{t1.output.data.halt}' }] }
+          - to: loud
+            conditions: { match: [{ expected: loud, actual: '{t1.output.data.halt}' }] }
+          - to: wait
+          - to: gc
+        wait:
+          - to: deep
+            conditions: { match: [{ expected: deep, actual: '{t1.output.data.halt}' }] }
+      hooks:
+        c.go:
+          - to: wait
+            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
+    - subscribes: g.start
+      activities:
+        t1: { type: trigger }
+        wait: { type: hook }
+      transitions:
+        t1: [{ to: wait }]
+      hooks:
+        g.go:
+          - to: wait
+            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
+`;
+
+test.serial('interrupt: descend, throw and code, self-interrupt seen by the parent, finished → false', async (t) => {
+  const db = await freshSchema('wf_intr');
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: await natsUrl(),
+    cluster: db.schema.replaceAll('_', '-'),
+    dataDir: tempDataDir('wf-intr'),
+    persister: 'postgres',
+    partitions: { default: { queues: { default: { concurrency: 2 } } } },
+    engine: { pollMs: 100 },
+    plugins: [workflowsPlugin()],
+  });
+  t.teardown(async () => {
+    await node.stop();
+    await db.drop();
+  });
+  const intr = app(node.client, 'intr');
+  await intr.deploy(APP);
+  await intr.activate('1');
+  const tree = async () => {
+    const parent = await intr.pub('p.start', {});
+    const child = (await intr.export(parent)).activities.find((a) => a.activity === 'child')!.jobId!;
+    const grandchild = (await intr.export(child)).activities.find((a) => a.activity === 'gc')!.jobId!;
+    t.true((await intr.getStatus(grandchild)) > 0);
+    return { parent, child, grandchild };
+  };
+
+  // descend: the parent, its child and the child's child all end interrupted; their hooks are gone.
+  const a = await tree();
+  t.true(await intr.interrupt('p.start', a.parent, { descend: true, reason: 'stop all' }));
+  for (const id of [a.parent, a.child, a.grandchild]) t.is(await intr.getStatus(id), INTERRUPTED, id);
+  t.deepEqual((await intr.getState('c.start', a.child)).metadata.js, INTERRUPTED);
+  t.is(await intr.hook('c.go', { id: a.child }), undefined);
+  // Finished, and unknown: false, not an error.
+  t.false(await intr.interrupt('p.start', a.parent));
+  t.false(await intr.interrupt('p.start', 'no-such-workflow'));
+
+  // Without descend, throw (default): the awaiting parent fails with the code; the grandchild runs on.
+  const b = await tree();
+  t.true(await intr.interrupt('c.start', b.child, { reason: 'gone', code: 499 }));
+  t.is(await intr.getStatus(b.parent), FAILED);
+  const failedParent = await intr.getState('p.start', b.parent);
+  t.is(failedParent.metadata.js, FAILED);
+  const child = (await intr.export(b.parent)).activities.find((x) => x.activity === 'child')!;
+  t.is(child.state, 'failed');
+  t.like(child.errors[0] as object, { code: 499, message: 'gone', interrupted: true, workflow: b.child });
+  t.true((await intr.getStatus(b.grandchild)) > 0);
+
+  // throw: false: the parent's await completes with the interrupted output and the parent finishes.
+  const c = await tree();
+  t.true(await intr.interrupt('c.start', c.child, { reason: 'enough', code: 299, throw: false }));
+  t.is(await intr.getStatus(c.parent), 0);
+  t.deepEqual((await intr.getState('p.start', c.parent)).data['childOut'], { interrupted: true, reason: 'enough', code: 299 });
+
+  // An interrupt activity stopping its own workflow (started by the parent's await in the same transaction).
+  const quiet = await intr.pubsub('p.start', { halt: 'quiet' }, { timeoutMs: 10_000 });
+  t.deepEqual((quiet as Record<string, unknown>)['childOut'], { interrupted: true, reason: 'quietly', code: 299 });
+  const loud = await t.throwsAsync(intr.pubsub('p.start', { halt: 'loud' }, { timeoutMs: 10_000 }), { instanceOf: WorkflowFailedError });
+  t.is(loud?.status, FAILED);
+  t.like((loud?.output as { error: object }).error, { code: 422, message: 'loudly', interrupted: true });
+
+  // An interrupt activity with descend, entered after a hook (a later transaction than the one that
+  // started its grandchild): both end interrupted, each publishes one output (interrupted, not
+  // failed), and the parent fails with the default 410.
+  const outputs: WorkflowEvent[] = [];
+  const unsub = await intr.psub('>', (_data, e) => e.kind === 'output' && outputs.push(e));
+  t.teardown(unsub);
+  const deep = await intr.pub('p.start', { halt: 'deep' });
+  const deepChildId = (await intr.export(deep)).activities.find((x) => x.activity === 'child')!.jobId!;
+  t.true((await intr.getStatus(deepChildId)) > 0);
+  t.is(await intr.hook('c.go', { id: deepChildId }), deepChildId);
+  t.is(await intr.getStatus(deep), FAILED);
+  const deepChild = (await intr.export(deep)).activities.find((x) => x.activity === 'child')!;
+  t.like(deepChild.errors[0] as object, { code: 410, message: 'deep', interrupted: true, workflow: deepChild.jobId });
+  const deepGrandchild = (await intr.export(deepChild.jobId!)).activities.find((x) => x.activity === 'gc')!.jobId!;
+  t.is(await intr.getStatus(deepChild.jobId!), INTERRUPTED);
+  t.is(await intr.getStatus(deepGrandchild), INTERRUPTED);
+  await until('three outputs', () => outputs.filter((e) => [deep, deepChild.jobId, deepGrandchild].includes(e.id)).length >= 3, 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(
+    outputs
+      .filter((e) => [deep, deepChild.jobId, deepGrandchild].includes(e.id))
+      .map((e) => [e.id, e.status])
+      .sort(),
+    [
+      [deep, FAILED],
+      [deepChild.jobId, INTERRUPTED],
+      [deepGrandchild, INTERRUPTED],
+    ].sort(),
+  );
+
+  await t.throwsAsync(intr.interrupt('c.start', b.grandchild, { code: 1.5 }), { instanceOf: ValidationError });
+  t.true((await intr.getStatus(b.grandchild)) > 0);
+});

@@ -1,0 +1,67 @@
+/**
+ * Concurrent pubs are written together (group commit): many at once all start and finish, and one
+ * with a taken id among them fails alone with DuplicateWorkflowError.
+ */
+import test from 'ava';
+import { defineJob, startNode } from '@partita/runtime';
+import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
+import { app, DuplicateWorkflowError, workflowsPlugin } from '../src/index.js';
+
+test.serial('300 concurrent pubs, one with a taken id: that one fails with DuplicateWorkflowError, the others run once each', async (t) => {
+  const db = await freshSchema('wf_pub');
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: await natsUrl(),
+    cluster: db.schema.replaceAll('_', '-'),
+    dataDir: tempDataDir('wf-pub'),
+    persister: 'postgres',
+    partitions: { default: { queues: { default: { concurrency: 16 } } } },
+    engine: { pollMs: 100 },
+    jobs: [defineJob<{ i: number }>({ type: 'tick', perform: (p) => ({ i: p.i }) })],
+    plugins: [workflowsPlugin()],
+  });
+  t.teardown(async () => {
+    await node.stop();
+    await db.drop();
+  });
+  const pubs = app(node.client, 'pubs');
+  await pubs.deploy(
+    [
+      'app:',
+      '  id: pubs',
+      "  version: '1'",
+      '  graphs:',
+      '    - subscribes: pubs.start',
+      '      activities:',
+      '        t1: { type: trigger }',
+      "        s1: { type: worker, topic: tick, input: { maps: { i: '{t1.output.data.i}' } }, job: { maps: { i: '{$self.output.data.i}' } } }",
+      '      transitions:',
+      '        t1: [{ to: s1 }]',
+      '',
+    ].join('\n'),
+  );
+  await pubs.activate('1');
+  await pubs.pub('pubs.start', { i: -1 }, { id: 'taken' });
+  await t.throwsAsync(pubs.pub('pubs.start', { i: -1 }, { id: 'taken' }), { instanceOf: DuplicateWorkflowError });
+
+  const N = 300;
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: N }, (_, i) => pubs.pub('pubs.start', { i }, { id: i === 150 ? 'taken' : `p${i}` })),
+  );
+  const rejected = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ i, err: o.reason as unknown }] : []));
+  t.is(rejected.length, 1);
+  t.is(rejected[0]!.i, 150);
+  t.true(rejected[0]!.err instanceof DuplicateWorkflowError);
+
+  const count = async (sql: string) => Number((await db.pool.query(sql)).rows[0].n);
+  await until(
+    'every workflow finished',
+    async () => (await count(`SELECT count(*) AS n FROM "${db.schema}".wf_workflows WHERE status = 0`)) === N,
+    40_000,
+    100,
+  );
+  const rows = (await db.pool.query(`SELECT id, data FROM "${db.schema}".wf_workflows WHERE id <> 'taken'`)).rows;
+  t.true(rows.every((r: { id: string; data: { i: number } }) => `p${r.data.i}` === r.id));
+  t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE type = 'tick'`), N);
+});

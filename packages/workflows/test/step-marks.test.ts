@@ -1,0 +1,76 @@
+/**
+ * On a node running the workflows plugin, only a workflow's step jobs (its workers' and sleeps',
+ * marked by the executor) go through the transition's transaction; other jobs, of the same type as a
+ * worker's even, keep the plain write. Counted with partita_continued_outcomes_total.
+ */
+import test from 'ava';
+import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
+import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
+import { app, workflowsPlugin } from '../src/index.js';
+
+const APP = `
+app:
+  id: marks
+  version: '1'
+  graphs:
+    - subscribes: marks.start
+      activities:
+        t1: { type: trigger }
+        w1: { type: worker, topic: noop }
+        nap: { type: hook, sleep: 1 }
+        w2: { type: worker, topic: noop }
+      transitions:
+        t1: [{ to: w1 }]
+        w1: [{ to: nap }]
+        nap: [{ to: w2 }]
+`;
+
+async function continuedOutcomes(node: PartitaNode): Promise<number> {
+  const metric = node.metrics.registry.getSingleMetric('partita_continued_outcomes_total');
+  if (!metric) throw new Error('partita_continued_outcomes_total is not registered');
+  return (await metric.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
+
+test.serial('plain jobs on a workflows node take the plain write; each step job reaches the transition once', async (t) => {
+  const db = await freshSchema('wf_marks');
+  const nats = await natsUrl();
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats,
+    cluster: db.schema.replaceAll('_', '-'),
+    dataDir: tempDataDir('wf-marks'),
+    partitions: { default: { queues: { default: { concurrency: 8 } } } },
+    engine: { pollMs: 50 },
+    jobs: [defineJob({ type: 'noop', perform: () => null })],
+    plugins: [workflowsPlugin()],
+  });
+  t.teardown(async () => {
+    await node.stop();
+    await db.drop();
+  });
+  const count = async (sql: string) => Number((await db.pool.query(sql)).rows[0].n);
+  const completed = () => count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`);
+
+  const PLAIN = 50;
+  await node.client.enqueueMany(
+    'default',
+    Array.from({ length: PLAIN }, () => ({ type: 'noop' })),
+  );
+  await until('the plain jobs completed', async () => (await completed()) === PLAIN, 30_000);
+  t.is(await continuedOutcomes(node), 0, 'no plain job went through a continuation transaction');
+
+  const marks = app(node.client, 'marks');
+  await marks.deploy(APP);
+  await marks.activate('1');
+  const N = 4;
+  const ids = await Promise.all(Array.from({ length: N }, () => marks.pub('marks.start', {})));
+  await until(
+    'every workflow finished',
+    async () => (await Promise.all(ids.map((id) => marks.getStatus(id)))).every((s) => s === 0),
+    30_000,
+  );
+  t.is(await continuedOutcomes(node), 3 * N, 'two workers and one sleep per workflow, each outcome written with its transition');
+  t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".wf_activities WHERE entered <> 1 OR state <> 'done'`), 0);
+  t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".wf_steps`), 0, 'no step left linked');
+});
