@@ -32,12 +32,14 @@ test('kill -9 of the Global leader: a new leader serves within 5 s with every ca
       'a leads partition p',
       async () => (await db.pool.query(`SELECT holder FROM "${db.schema}".leases WHERE name = 'global:p'`)).rows[0]?.holder === 'a',
     );
+    const send = <T>(request: GlobalRequest) => requestGlobal<T>(clientBus(client), cluster, 'p', request);
+    const api = globalApi(send);
+    // Paused before b starts: the leader's engine has the pause when the call returns, and b reads it
+    // when it joins (a node that is already running hears of it over the bus a moment later).
+    await send({ op: 'pause', queue: 'held' });
     const b = spawnNode(fixture, { env: env('b') });
     await b.waitForOutput(/ready/, { timeoutMs: 60_000 });
 
-    const send = <T>(request: GlobalRequest) => requestGlobal<T>(clientBus(client), cluster, 'p', request);
-    const api = globalApi(send);
-    await send({ op: 'pause', queue: 'held' });
     const held = await client.enqueueMany('p', [
       { type: 'plain', queue: 'held' },
       { type: 'plain', queue: 'held' },
