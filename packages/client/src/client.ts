@@ -743,8 +743,9 @@ export class Client {
    * One wake-up per partition/queue per enqueue call, so idle engines claim at once instead of at
    * their next poll. Without a bus, one Postgres notification per call names the queues (nodes
    * LISTEN for it); it is awaited so that a process exiting right after its enqueue still sends it.
+   * @internal Layers that enqueue in their own transactions call it through `clientWake` of `@partita/client/internal`.
    */
-  private wake(partition: string, queues: Set<string>): void | Promise<void> {
+  wake(partition: string, queues: Set<string>): void | Promise<void> {
     this.hooks.enqueued?.(partition, queues);
     if (!this.bus) {
       return this.store.notifyEnqueued(partition, queues).catch((err) => {

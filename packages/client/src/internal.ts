@@ -27,3 +27,12 @@ export function clientBus(client: Client): Bus | undefined {
 export function installClientHooks(client: Client, hooks: ClientHooks): void {
   client.hooks = hooks;
 }
+
+/**
+ * Wakes the engines of these queues after jobs were enqueued outside the client's own calls (in a
+ * transaction of a layer above jobs): the node's own engines through its hooks, other nodes over the
+ * bus, or by a Postgres notification without one — as the client's enqueue does.
+ */
+export function clientWake(client: Client, partition: string, queues: Set<string>): void | Promise<void> {
+  return client.wake(partition, queues);
+}

@@ -5,14 +5,14 @@
  * runs, and its settings. Trigger, pause and resume act on the row in Postgres and are announced on
  * the bus, so the owner of a run under way hears them at once.
  */
-import type { ErrorRecord, ProcessRecord, ProcessWorkRecord } from '@partita/processes';
+import { msToNextSlot, type ErrorRecord, type ProcessRecord, type ProcessWorkRecord } from '@partita/processes';
 import { html, json, time, type Html } from './html.js';
 
 const when = (iso: string | null | undefined): Html | string => (iso ? time(new Date(iso)) : '—');
 
-/** Runs start on multiples of scheduleMs since the epoch (plus a small jitter the owner adds). */
-export function nextSlot(now: number, scheduleMs: number): Date {
-  return new Date((Math.floor(now / scheduleMs) + 1) * scheduleMs);
+/** Runs start on multiples of scheduleMs since the epoch (plus a small jitter the owner adds): the owner's rule. */
+function nextSlot(now: number, scheduleMs: number): Date {
+  return new Date(now + msToNextSlot(now, scheduleMs));
 }
 
 export function duration(ms: number): string {

@@ -3,18 +3,26 @@
  * searchable field, and one workflow's page — its graph drawn as inline SVG with each activity's
  * state (no chart or graph library), its activity timeline and its data, with interrupt and hook.
  */
-import type { ActivityTimeline, CompiledGraph, WorkflowState } from '@partita/workflows';
+import {
+  INTERRUPTED,
+  PENDING,
+  WORKFLOW_STATUS_NAMES,
+  type ActivityTimeline,
+  type CompiledGraph,
+  type WorkflowState,
+  type WorkflowStatusName,
+} from '@partita/workflows';
 import { html, Html, json, time } from './html.js';
 
-/** Status classes of the executor's semaphore, as the listing's tabs name them. */
-export const WORKFLOW_STATUSES = ['pending', 'running', 'done', 'interrupted', 'failed'] as const;
-export type WorkflowStatus = (typeof WORKFLOW_STATUSES)[number];
+/** Status classes of the executor's semaphore, as the listing's tabs name them (the workflows package's names). */
+export const WORKFLOW_STATUSES = WORKFLOW_STATUS_NAMES;
+export type WorkflowStatus = WorkflowStatusName;
 
 export function statusOf(status: number): WorkflowStatus {
-  if (status === -1) return 'pending';
+  if (status === PENDING) return 'pending';
   if (status > 0) return 'running';
   if (status === 0) return 'done';
-  if (status === -1_000_000_000) return 'interrupted';
+  if (status === INTERRUPTED) return 'interrupted';
   return 'failed';
 }
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { TimeoutError, ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
 import type { Client } from '@partita/client';
-import { clientBus, clientStore } from '@partita/client/internal';
+import { clientBus, clientStore, clientWake } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
 import type { JobStore } from '@partita/postgres';
 import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/protocol';
@@ -34,7 +34,7 @@ import {
 } from './executor.js';
 import type { CompiledApp, CompiledGraph } from './model.js';
 import type { StartOptions } from './executor.js';
-import { publishWakes } from './plugin.js';
+import { cancelSteps } from './plugin.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
 export interface AppOptions {
@@ -303,14 +303,21 @@ export class WorkflowApp {
     const result = await this.store.withTransaction((tx) =>
       fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }),
     );
-    this.after(effects);
+    await this.after(effects);
     return result;
   }
 
-  private after(effects: Effects): void {
-    publishWakes(this.bus, this.client.cluster, effects);
-    for (const id of effects.cancels)
-      this.client.cancel(id).catch((err) => this.logger.warn({ err, job: id }, 'cancelling a step of an interrupted workflow failed'));
+  /** After the commit: wake the queues the transaction enqueued into (as the client's enqueue does), cancel interrupted steps. */
+  private async after(effects: Effects): Promise<void> {
+    const queuesOf = new Map<string, Set<string>>();
+    for (const pq of effects.wakes) {
+      const [partition, queue] = pq.split('\u0000') as [string, string];
+      const queues = queuesOf.get(partition);
+      if (queues) queues.add(queue);
+      else queuesOf.set(partition, new Set([queue]));
+    }
+    await Promise.all([...queuesOf].map(([partition, queues]) => clientWake(this.client, partition, queues)));
+    cancelSteps(this.client, this.logger, effects.cancels);
   }
 
   /** Starts a workflow on the active version; resolves with its id once it is stored. */
@@ -452,10 +459,7 @@ export class WorkflowApp {
    * resolves with the workflow's id, or undefined when the signal was kept.
    */
   async hook(topic: string, data: unknown, opts: { code?: number } = {}): Promise<string | undefined> {
-    const active = await this.activeApp();
-    if (!active || !active.graphs.some((g) => g.hooks.some((h) => h.topic === topic)))
-      throw new UnknownTopicError(this.id, topic, active ? active.graphs.flatMap((g) => g.hooks.map((h) => h.topic)) : [], active?.version);
-    this.validateHook(active, topic, data);
+    const active = await this.hookApp(topic, data);
     return this.transaction((s) => deliverHook(s, active, topic, data, { keep: true, ...(opts.code ? { code: opts.code } : {}) }));
   }
 
@@ -463,11 +467,17 @@ export class WorkflowApp {
   async hookAll(topic: string, data: unknown, opts: { key: string; value: string | number | boolean }): Promise<string[]> {
     if (typeof opts?.key !== 'string' || opts.key === '' || !['string', 'number', 'boolean'].includes(typeof opts.value))
       throw new ValidationError('hookAll needs { key, value }: a searchable field given to pub (search) and its value', 'key');
+    await this.hookApp(topic, data);
+    return this.transaction((s) => deliverHookAll(s, this.id, topic, data, { [opts.key]: opts.value }));
+  }
+
+  /** The active app, if one of its graphs has hook rules for `topic` (else UnknownTopicError) and `data` fits their schemas. */
+  private async hookApp(topic: string, data: unknown): Promise<CompiledApp> {
     const active = await this.activeApp();
     if (!active || !active.graphs.some((g) => g.hooks.some((h) => h.topic === topic)))
       throw new UnknownTopicError(this.id, topic, active ? active.graphs.flatMap((g) => g.hooks.map((h) => h.topic)) : [], active?.version);
     this.validateHook(active, topic, data);
-    return this.transaction((s) => deliverHookAll(s, this.id, topic, data, { [opts.key]: opts.value }));
+    return active;
   }
 
   /** Data for a hook topic must match the `hook.schema` of the activities its rules re-enter. */

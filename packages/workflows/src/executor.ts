@@ -666,7 +666,6 @@ export interface StartOptions {
   parent?: { id: string; activity: string; dimension: string };
 }
 
-/** Creates a workflow and runs its trigger (and every activity that finishes at once) in the caller's transaction. */
 /** Starts several workflows in the caller's transaction, written together. */
 export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<void> {
   for (const o of starts) await startStaged(s, o);

@@ -6,8 +6,6 @@
  * versions its client's app handles start workflows on follow every activation.
  */
 import type { Logger } from '@partita/core';
-import type { Bus } from '@partita/nats';
-import { WAKE_KIND, subjects } from '@partita/protocol';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
 import { activeVersionsOf } from './active.js';
 import { startActivationMember } from './activation/index.js';
@@ -146,22 +144,17 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
   });
 }
 
+/** Cancels the step jobs of workflows a transaction interrupted (after it committed); a failure is logged. */
+export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, logger: Logger, ids: readonly string[]): void {
+  for (const id of ids)
+    client.cancel(id).catch((err) => logger.warn({ err, job: id }, 'cancelling a step of an interrupted workflow failed'));
+}
+
 /**
  * After the transition's transaction: cancel the jobs of workflows it interrupted. (The engine wakes
  * the queues a continuation enqueued into once its transaction committed.)
  */
 export function afterCommit(b: { ctx: { client: { cancel(id: string): Promise<boolean> } }; logger: Logger }, effects: Effects): void {
   if (effects.cancels.length === 0) return;
-  setTimeout(() => {
-    for (const id of effects.cancels)
-      b.ctx.client.cancel(id).catch((err) => b.logger.warn({ err, job: id }, 'cancelling a step of an interrupted workflow failed'));
-  }, 0).unref();
-}
-
-export function publishWakes(bus: Bus | undefined, cluster: string, effects: Effects): void {
-  if (!bus) return;
-  for (const pq of effects.wakes) {
-    const [partition, queue] = pq.split('\u0000') as [string, string];
-    bus.publish(subjects.wake(cluster, partition, queue), WAKE_KIND, null);
-  }
+  setTimeout(() => cancelSteps(b.ctx.client, b.logger, effects.cancels), 0).unref();
 }
