@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BulkResult, Client, JobMatch, MemberProfile, QueueCount } from '@partita/client';
-import { clientBus } from '@partita/client/internal';
+import { clientBus, clientStore } from '@partita/client/internal';
 import { subjects } from '@partita/protocol';
 import { processes as processesOf, schedules as schedulesOf, type Processes, type Schedules } from '@partita/processes';
 import { app as workflowApp, compileDefinition, WorkflowNotFoundError, type CompiledApp } from '@partita/workflows';
@@ -31,6 +31,7 @@ import { bulkMatch, formatFilter, idRange, listFilter, listingOnly, matchesRow, 
 import { bars, html, Html, json, page, time, type Layout } from './html.js';
 import { Live } from './live.js';
 import { DashboardDb } from './db.js';
+import { isStatementTimeout, openReads } from './reads.js';
 import { schedulesBody } from './schedules.js';
 import { processBody, processesBody } from './processes.js';
 import {
@@ -87,6 +88,12 @@ export interface DashboardOptions {
   logger?: Logger;
   /** Deadline of each read and action the dashboard makes (default 5000 ms); past it the page says so (503). */
   queryTimeoutMs?: number;
+  /**
+   * Postgres's statement_timeout on every query a page makes (default: queryTimeoutMs): the reads run
+   * over the dashboard's own small pool whose connections carry it, so a slow count or a listing
+   * blocked by a lock is cancelled in Postgres, and the page says so (503).
+   */
+  statementTimeoutMs?: number;
   /** The largest bulk action on a whole filter (default 10,000). */
   maxBulk?: number;
   /**
@@ -172,7 +179,13 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       return value.p;
     };
   };
-  const db = new DashboardDb(client, timeoutMs);
+  // Reads go over the dashboard's own pool, under its statement_timeout (reads.ts); actions and the
+  // bus (roll call, events) go through the client given.
+  const statementTimeoutMs = options.statementTimeoutMs ?? timeoutMs;
+  const opened = openReads(client, statementTimeoutMs, logger);
+  opened.catch((err: unknown) => logger.error({ err: describeError(err).message }, 'dashboard: its reads pool could not be made'));
+  const reader = async () => (await opened).client;
+  const db = new DashboardDb({ query: async (q) => (await opened).pool.query(q) }, clientStore(client).schema);
   // One refresh per dashboard process, whatever the number of viewers (they share `cached`); past
   // estimateDepthAbove the figures are a scaled block sample and the pages mark them ≈.
   let estimatedDepth = false;
@@ -181,7 +194,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const live = Number(row?.live ?? 0);
     if (live <= (options.estimateDepthAbove ?? ESTIMATE_DEPTH_ABOVE)) {
       estimatedDepth = false;
-      return within('counting live jobs', client.queueCounts());
+      return within('counting live jobs', (await reader()).queueCounts());
     }
     const percent = Math.min(100, (SAMPLE_ROWS / live) * 100);
     const rows = await db.run<QueueCount>('live_counts_sampled', [percent, live]);
@@ -194,10 +207,15 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     tabs = { workflows: row?.workflows === true, schedules: row?.schedules === true, processes: row?.processes === true };
     return tabs;
   });
+  // Their actions go through the client (announced on its bus), their pages' reads over the reads pool.
   let scheduleApi: Schedules | undefined;
   const scheduleList = () => (scheduleApi ??= schedulesOf(client));
   let processApi: Processes | undefined;
   const processList = () => (processApi ??= processesOf(client));
+  const scheduleReads = opened.then((r) => schedulesOf(r.client));
+  const processReads = opened.then((r) => processesOf(r.client));
+  scheduleReads.catch(() => undefined);
+  processReads.catch(() => undefined);
   const compiled = new Map<string, Promise<CompiledApp | undefined>>();
   const compiledApp = (appId: string, version: string) => {
     const key = `${appId}\u0000${version}`;
@@ -211,13 +229,14 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
     return c;
   };
-  const queueHeads = cached(COUNTS_TTL_MS, () => within('reading the queue heads', client.queueHeads()));
+  const queueHeads = cached(COUNTS_TTL_MS, async () => within('reading the queue heads', (await reader()).queueHeads()));
   // A roll call is a gather on the bus, not a query: one that failed is simply asked again.
   const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })), false);
   const controls = cached(COUNTS_TTL_MS, async () => {
     const partitions = [...new Set((await counts()).map((c) => c.partition))].sort();
     const out = new Map<string, Awaited<ReturnType<Client['control']>>>();
-    await Promise.all(partitions.map(async (p) => out.set(p, await within(`reading ${p}'s pauses`, client.control(p)))));
+    const reads = await reader();
+    await Promise.all(partitions.map(async (p) => out.set(p, await within(`reading ${p}'s pauses`, reads.control(p)))));
     return out;
   });
 
@@ -279,22 +298,22 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       },
       (err: unknown) => {
         if (res.headersSent) return void res.destroy();
-        const status = err instanceof Forbidden ? 403 : err instanceof ValidationError ? 400 : err instanceof TimeoutError ? 503 : 500;
+        const cut = isStatementTimeout(err);
+        const status =
+          err instanceof Forbidden ? 403 : err instanceof ValidationError ? 400 : err instanceof TimeoutError || cut ? 503 : 500;
         if (status === 500) logger.error({ err: describeError(err), url: req.url }, 'dashboard: request failed');
-        const text = err instanceof Error ? err.message : String(err);
-        send(
-          res,
-          status,
-          'text/html; charset=utf-8',
-          layout(
-            ctx,
-            'Error',
-            '',
-            html`<h1>${statusText(status)}</h1>
-              <p>${text}</p>`,
-            false,
-          ),
-        );
+        else if (cut) logger.warn({ url: req.url, statementTimeoutMs }, 'dashboard: a query ran past the statement timeout');
+        const body = cut
+          ? html`<h1>Timed out</h1>
+              <p id="timed-out">
+                A query of this page ran past the dashboard's statement timeout (${statementTimeoutMs} ms) and Postgres cancelled it: the
+                database is busy, or a lock held elsewhere blocks the read. Nothing was changed.
+                <a href="${req.url ?? ctx.base + '/'}">Try again</a> in a moment; if this page is often this slow, raise
+                <code>statementTimeoutMs</code>.
+              </p>`
+          : html`<h1>${statusText(status)}</h1>
+              <p>${err instanceof Error ? err.message : String(err)}</p>`;
+        send(res, status, 'text/html; charset=utf-8', layout(ctx, cut ? 'Timed out' : 'Error', '', body, false));
       },
     );
   }) as DashboardHandler;
@@ -706,7 +725,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const { low } = idRange(filter);
     const inRange = (j: JobRecord) => low === undefined || j.id >= low;
     if (listingOnly(filter)) {
-      const rows = await within('listing jobs', client.listJobs(listFilter(filter, before, PAGE_SIZE + 1)));
+      const rows = await within('listing jobs', (await reader()).listJobs(listFilter(filter, before, PAGE_SIZE + 1)));
       const shown = rows.filter(inRange);
       return { jobs: shown.slice(0, PAGE_SIZE), next: shown.length > PAGE_SIZE ? shown[PAGE_SIZE - 1]!.id : undefined, scanned: 0 };
     }
@@ -714,7 +733,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     let cursor = before;
     let scanned = 0;
     while (scanned < SCAN_LIMIT) {
-      const rows = await within('listing jobs', client.listJobs(listFilter(filter, cursor, SCAN_BATCH)));
+      const rows = await within('listing jobs', (await reader()).listJobs(listFilter(filter, cursor, SCAN_BATCH)));
       for (const j of rows) {
         if (!inRange(j)) return { jobs: out, next: undefined, scanned };
         scanned++;
@@ -730,7 +749,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function jobPage(ctx: Ctx, id: string): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'job' });
-    const job = isUuid(id) ? await within('reading the job', client.job(id)) : undefined;
+    const job = isUuid(id) ? await within('reading the job', (await reader()).job(id)) : undefined;
     if (!job) {
       ctx.res.statusCode = 404;
       return layout(
@@ -853,9 +872,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     return layout(ctx, `Bulk ${op}`, 'jobs', body, false);
   }
 
-  function dry(op: BulkOp, match: JobMatch, limit: number): Promise<BulkResult> {
+  async function dry(op: BulkOp, match: JobMatch, limit: number): Promise<BulkResult> {
     const o = { limit, dryRun: true };
-    return op === 'retry' ? client.retryMany(match, o) : op === 'cancel' ? client.cancelMany(match, o) : client.deleteMany(match, o);
+    const reads = await reader();
+    return op === 'retry' ? reads.retryMany(match, o) : op === 'cancel' ? reads.cancelMany(match, o) : reads.deleteMany(match, o);
   }
 
   // ── Workflows and schedules ──────────────────────────────────────────────────────────────────
@@ -903,7 +923,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function workflowPage(ctx: Ctx, appId: string, id: string): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'workflow' });
-    const handle = workflowApp(client, appId);
+    const handle = workflowApp(await reader(), appId);
     let state, timeline;
     try {
       [state, timeline] = await within('reading the workflow', Promise.all([handle.getState('', id), handle.export(id)]));
@@ -937,19 +957,19 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function schedulesPage(ctx: Ctx): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'schedules' });
-    const list = await within('reading the schedules', scheduleList().list());
+    const list = await within('reading the schedules', (await scheduleReads).list());
     return layout(ctx, 'Schedules', 'schedules', schedulesBody(ctx.base, options.readOnly === true, list), true);
   }
 
   async function processesPage(ctx: Ctx): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'processes' });
-    const list = await within('reading the processes', processList().list());
+    const list = await within('reading the processes', (await processReads).list());
     return layout(ctx, 'Processes', 'processes', processesBody(ctx.base, options.readOnly === true, list, Date.now()), true);
   }
 
   async function processPage(ctx: Ctx, name: string): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'process' });
-    const record = await within('reading the process', processList().get(name));
+    const record = await within('reading the process', (await processReads).get(name));
     if (!record) {
       ctx.res.statusCode = 404;
       return layout(
@@ -1145,7 +1165,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   }
 
   Object.defineProperty(handler, 'events', { value: events });
-  handler.close = () => live.close();
+  handler.close = async () => {
+    await live.close();
+    await (await opened.catch(() => undefined))?.close();
+  };
   return handler;
 }
 

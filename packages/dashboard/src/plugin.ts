@@ -13,6 +13,8 @@ export interface DashboardPluginOptions {
   /** Where to mount it when the config's `http.dashboard` does not say (default `/ui`). */
   path?: string;
   queryTimeoutMs?: number;
+  /** Postgres's statement_timeout on the dashboard's reads (default: queryTimeoutMs). */
+  statementTimeoutMs?: number;
   maxBulk?: number;
   estimateDepthAbove?: number;
 }
@@ -45,6 +47,7 @@ export function dashboardPlugin(options: DashboardPluginOptions = {}): NodePlugi
         logger: childLogger(ctx.logger, { actor: 'dashboard' }),
         ...(options.authorize ? { authorize: options.authorize } : {}),
         ...(options.queryTimeoutMs !== undefined ? { queryTimeoutMs: options.queryTimeoutMs } : {}),
+        ...(options.statementTimeoutMs !== undefined ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
         ...(options.maxBulk !== undefined ? { maxBulk: options.maxBulk } : {}),
         ...(options.estimateDepthAbove !== undefined ? { estimateDepthAbove: options.estimateDepthAbove } : {}),
       });

@@ -263,3 +263,40 @@ test.serial('past estimateDepthAbove live jobs the depth is a sampled estimate, 
   t.teardown(small.close);
   t.notRegex(await (await fetch(`${small.origin}/admin/dash/queues`)).text(), /id="estimated"/, 'below the threshold the count is exact');
 });
+
+test.serial(
+  'every page query has a statement timeout: a read blocked by a lock is cancelled in Postgres and the page says so',
+  async (t) => {
+    const { id } = await node.client.enqueue('p', 'h.noop', {}, { queue: 'idle' });
+    const s = await serve({ statementTimeoutMs: 300 });
+    t.teardown(s.close);
+    t.is((await fetch(`${s.origin}/admin/dash/jobs/${id}`)).status, 200, 'the page serves while nothing blocks it');
+    // A lock that every read of the hot table waits for, held by the test until it lets go.
+    const holder = await db.pool.connect();
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await holder.query('ROLLBACK');
+      holder.release();
+    };
+    t.teardown(release);
+    await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs IN ACCESS EXCLUSIVE MODE`);
+    for (const path of [`/jobs/${id}`, `/jobs?q=${encodeURIComponent('queue:idle')}`, '/queues']) {
+      const started = Date.now();
+      const res = await fetch(`${s.origin}/admin/dash${path}`);
+      const took = Date.now() - started;
+      const text = await res.text();
+      t.is(res.status, 503, `${path} answers 503`);
+      t.regex(text, /id="timed-out"[\s\S]*statement timeout \(300 ms\)/, `${path} says a query was cut at the timeout`);
+      t.true(took < 3000, `${path} was cut near the timeout (${took} ms), not left waiting for the lock`);
+    }
+    // Postgres cancelled them: none of the dashboard's connections still waits for the lock.
+    const { rows } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'partita-dashboard' AND wait_event_type = 'Lock'",
+    );
+    t.is(rows[0]!.n, 0, 'no dashboard query is left waiting in Postgres');
+    await release();
+    t.is((await fetch(`${s.origin}/admin/dash/jobs/${id}`)).status, 200, 'the page serves again once the lock is gone');
+  },
+);
