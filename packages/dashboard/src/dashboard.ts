@@ -143,7 +143,23 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   const timeoutMs = options.queryTimeoutMs ?? 5000;
   const maxBulk = options.maxBulk ?? 10_000;
   const events = new EventEmitter();
-  const live = new Live(client, logger);
+  // The charts' hour before this dashboard started, from history (db is made below; this runs later).
+  const live = new Live(client, logger, async (from, to) =>
+    (
+      await db.run<{ at: number; completed: number; failed: number; wait_ms: number; waits: number; run_ms: number; runs: number }>(
+        'chart_history',
+        [from, to],
+      )
+    ).map((r) => ({
+      at: r.at,
+      completed: r.completed,
+      failed: r.failed,
+      waitMs: r.wait_ms,
+      waits: r.waits,
+      runMs: r.run_ms,
+      runs: r.runs,
+    })),
+  );
   const assets = new Map<string, Buffer>();
 
   const within = <T>(what: string, work: Promise<T>): Promise<T> => {
@@ -231,7 +247,12 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   };
   const queueHeads = cached(COUNTS_TTL_MS, async () => within('reading the queue heads', (await reader()).queueHeads()));
   // A roll call is a gather on the bus, not a query: one that failed is simply asked again.
-  const members = cached(ROLL_CALL_TTL_MS, () => within('roll call', client.rollCall({ delayMs: ROLL_CALL_WINDOW_MS })), false);
+  // Without a bus the roll call is a read of Postgres: then it goes over the reads pool too.
+  const members = cached(
+    ROLL_CALL_TTL_MS,
+    async () => within('roll call', (clientBus(client) ? client : await reader()).rollCall({ delayMs: ROLL_CALL_WINDOW_MS })),
+    false,
+  );
   const controls = cached(COUNTS_TTL_MS, async () => {
     const partitions = [...new Set((await counts()).map((c) => c.partition))].sort();
     const out = new Map<string, Awaited<ReturnType<Client['control']>>>();
@@ -401,7 +422,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function overview(ctx: Ctx): Promise<string> {
     await allow(ctx.req, { kind: 'view', page: 'overview' });
-    const [rows, nodes] = await Promise.all([counts(), members().catch((err: unknown) => describeError(err).message)]);
+    // The first view waits for the hour read from history (once per process, under the timeout).
+    const [rows, nodes] = await Promise.all([counts(), members().catch((err: unknown) => describeError(err).message), live.start()]);
     const minutes = live.window();
     const avg = (sum: number, n: number) => (n ? sum / n : 0);
     const charts = html`<div class="grid">
@@ -432,7 +454,16 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       partitions.set(q.partition, p);
     }
     const body = html`<h1>Overview</h1>
-      ${live.subscribed ? '' : html`<p class="muted">No job events reach this dashboard (no bus): charts stay empty, pages poll.</p>`}
+      ${live.subscribed
+        ? ''
+        : html`<p class="muted">
+            No job events reach this dashboard (no bus): the charts hold the hour before it started, read from history; pages poll.
+          </p>`}
+      ${live.historyProblem
+        ? html`<p class="muted" id="history-problem">
+            The hour before this dashboard started could not be read from history (${live.historyProblem}): the charts count from its start.
+          </p>`
+        : ''}
       ${charts}
       <h2>Depth by partition</h2>
       ${estimatedDepth

@@ -10,6 +10,7 @@ import { loadOpsFrom, type Statement } from '@partita/postgres';
 const OPS_DIR = fileURLToPath(new URL('../sql/ops/', import.meta.url));
 
 export type DashboardOp =
+  | 'chart_history'
   | 'layers_installed'
   | 'live_counts_sampled'
   | 'live_jobs_estimate'

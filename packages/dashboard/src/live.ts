@@ -1,11 +1,18 @@
 /**
  * What the dashboard learns from the cluster's job events: per-minute counters for the overview's
- * charts (kept in memory, so an open dashboard never counts history in Postgres), and the fan-out
- * of "something changed" to the pages open over server-sent events.
+ * charts (kept in memory, so an open dashboard never counts history in Postgres; the hour before
+ * it started is read from history once, at start), and the fan-out of "something changed" to the
+ * pages open over server-sent events.
  */
 import type { ServerResponse } from 'node:http';
 import type { Client, JobEvent } from '@partita/client';
 import { describeError, type Logger } from '@partita/core';
+
+/** Reads the charts' minutes finished in [from, to) from history (one query, bucketed by minute). */
+export type HistoryReader = (from: Date, to: Date) => Promise<HistoryMinute[]>;
+
+/** A minute as history gives it (no starts: history holds a job's last start only). */
+export type HistoryMinute = Omit<Minute, 'started' | 'retried'>;
 
 /** One minute of the chart. */
 export interface Minute {
@@ -44,12 +51,17 @@ export class Live {
   private pushTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
+  /** Events before this time are counted already (read from history at start). */
+  private countedBefore = 0;
   /** Whether events arrive (else pages poll). */
   subscribed = false;
+  /** Why the hour before the dashboard started is missing from the charts, if it is. */
+  historyProblem: string | undefined;
 
   constructor(
     private readonly client: Client,
     private readonly logger: Logger,
+    private readonly history?: HistoryReader,
   ) {
     this.heartbeat = setInterval(() => {
       for (const res of this.streams) res.write(': keep-alive\n\n');
@@ -57,7 +69,11 @@ export class Live {
     this.heartbeat.unref();
   }
 
-  /** Subscribes once, at the first page served (a dashboard never opened costs nothing). */
+  /**
+   * Subscribes once, at the first page served (a dashboard never opened costs nothing), then fills
+   * the last hour from history: what finished before the subscription from there, what after from
+   * the events, so nothing is counted twice.
+   */
   start(): Promise<void> {
     this.subscribing ??= this.client
       .subscribe({}, (event) => this.record(event))
@@ -69,8 +85,31 @@ export class Live {
       .catch((err: unknown) => {
         // No bus (or it is down): the pages poll instead.
         this.logger.warn({ err: describeError(err).message }, 'dashboard: no job events; pages poll');
-      });
+      })
+      .then(() => this.fillFromHistory());
     return this.subscribing;
+  }
+
+  private async fillFromHistory(): Promise<void> {
+    if (!this.history || this.closed) return;
+    const to = Date.now();
+    const from = Math.floor(to / 60_000) * 60_000 - (WINDOW_MINUTES - 1) * 60_000;
+    try {
+      const rows = await this.history(new Date(from), new Date(to));
+      this.countedBefore = to;
+      for (const r of rows) {
+        const m = this.minute(Number(r.at));
+        m.completed += Number(r.completed);
+        m.failed += Number(r.failed);
+        m.waitMs += Number(r.waitMs);
+        m.waits += Number(r.waits);
+        m.runMs += Number(r.runMs);
+        m.runs += Number(r.runs);
+      }
+    } catch (err) {
+      this.historyProblem = describeError(err).message;
+      this.logger.warn({ err: this.historyProblem }, 'dashboard: the last hour could not be read from history; charts start now');
+    }
   }
 
   /** The last hour, oldest first, a slot for every minute. */
@@ -87,7 +126,8 @@ export class Live {
 
   record(event: JobEvent): void {
     const at = event.at instanceof Date ? event.at.getTime() : Date.now();
-    const m = this.minute(at);
+    // Only what started is tracked for an event history counted already (a late delivery).
+    const m = at < this.countedBefore ? emptyMinute(at) : this.minute(at);
     switch (event.kind) {
       case 'started': {
         m.started++;

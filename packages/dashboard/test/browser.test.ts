@@ -7,10 +7,12 @@
  */
 import test from 'ava';
 import { existsSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { dashboardPlugin } from '@partita/dashboard';
+import { dashboard, dashboardPlugin } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -246,4 +248,26 @@ test.serial('a live update arrives on the overview without a reload', async (t) 
   t.true(Number(completed) >= 1, 'the throughput chart counts the completion');
   await shot(page, 'overview-live');
   await page.close();
+});
+
+test.serial('a dashboard started afresh (a node restart) rebuilds the last hour of its charts from history', async (t) => {
+  const { rows } = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${db.schema}.jobs_history WHERE state = 'completed' AND finished_at > now() - interval '50 minutes'`,
+  );
+  const finished = rows[0]!.n;
+  t.true(finished > 60, `jobs completed earlier in this file (${finished})`);
+  const fresh = dashboard({ client: node.client, basePath: '/fresh' });
+  const server = http.createServer((req, res) => fresh(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    await fresh.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  const text = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/fresh/`)).text();
+  const completed = /Completed \/ min[\s\S]*?hour: (\d+)/.exec(text);
+  t.is(Number(completed?.[1]), finished, 'the throughput chart holds every completion of the hour, none counted twice');
+  const wait = /Wait \(enqueue → start\), avg[\s\S]*?<svg[\s\S]*?<\/svg>/.exec(text)?.[0] ?? '';
+  t.regex(wait, /<rect [^>]*height="[1-9]/, 'the wait chart has bars from history');
+  t.notRegex(text, /id="history-problem"/);
 });
