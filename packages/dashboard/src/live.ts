@@ -6,7 +6,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Client, JobEvent } from '@partita/client';
+import { clientBus } from '@partita/client/internal';
 import { describeError, type Logger } from '@partita/core';
+import { ANNOUNCE_KIND, processPattern, RUN_EVENT_KIND } from '@partita/processes';
 
 /** Reads the charts' minutes finished in [from, to) from history (one query, bucketed by minute). */
 export type HistoryReader = (from: Date, to: Date) => Promise<HistoryMinute[]>;
@@ -45,9 +47,9 @@ export class Live {
   private readonly minutes: Minute[] = [];
   private readonly startedAt = new Map<string, number>();
   private readonly streams = new Set<ServerResponse>();
-  private unsubscribe: (() => Promise<void>) | undefined;
+  private readonly unsubscribes: (() => Promise<void>)[] = [];
   private subscribing: Promise<void> | undefined;
-  private pending: { kinds: Set<string>; jobs: Set<string> } | undefined;
+  private pending: { kinds: Set<string>; jobs: Set<string>; processes: Set<string> } | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
@@ -75,11 +77,10 @@ export class Live {
    * the events, so nothing is counted twice.
    */
   start(): Promise<void> {
-    this.subscribing ??= this.client
-      .subscribe({}, (event) => this.record(event))
-      .then((off) => {
-        if (this.closed) return void off();
-        this.unsubscribe = off;
+    this.subscribing ??= Promise.all([this.client.subscribe({}, (event) => this.record(event)), this.subscribeProcesses()])
+      .then(async (offs) => {
+        for (const off of offs) if (off) this.unsubscribes.push(off);
+        if (this.closed) return void (await this.unsubscribeAll());
         this.subscribed = true;
       })
       .catch((err: unknown) => {
@@ -88,6 +89,25 @@ export class Live {
       })
       .then(() => this.fillFromHistory());
     return this.subscribing;
+  }
+
+  /**
+   * A process's run starting or ending, and its pause, resume and trigger, change its pages though no
+   * job event says so (a run need not enqueue anything).
+   */
+  private subscribeProcesses(): Promise<(() => Promise<void>) | undefined> {
+    const bus = clientBus(this.client);
+    if (!bus) return Promise.resolve(undefined);
+    return bus.subscribe<{ process?: unknown }>(
+      processPattern(bus.cluster),
+      (data) => this.changed('process', undefined, typeof data?.process === 'string' ? data.process : undefined),
+      { kinds: [RUN_EVENT_KIND, ANNOUNCE_KIND] },
+    );
+  }
+
+  private async unsubscribeAll(): Promise<void> {
+    const offs = this.unsubscribes.splice(0);
+    await Promise.all(offs.map((off) => off().catch(() => undefined)));
   }
 
   private async fillFromHistory(): Promise<void> {
@@ -178,17 +198,18 @@ export class Live {
     return m;
   }
 
-  /** Tells the open pages, at most once a second, which kinds of events and which jobs changed. */
-  changed(kind: string, jobId?: string): void {
+  /** Tells the open pages, at most once a second, which kinds of events and which jobs and processes changed. */
+  changed(kind: string, jobId?: string, process?: string): void {
     if (this.streams.size === 0) return;
-    this.pending ??= { kinds: new Set(), jobs: new Set() };
+    this.pending ??= { kinds: new Set(), jobs: new Set(), processes: new Set() };
     this.pending.kinds.add(kind);
     if (jobId && this.pending.jobs.size < 100) this.pending.jobs.add(jobId);
+    if (process && this.pending.processes.size < 100) this.pending.processes.add(process);
     this.pushTimer ??= setTimeout(() => {
       this.pushTimer = undefined;
       const batch = this.pending!;
       this.pending = undefined;
-      const data = JSON.stringify({ kinds: [...batch.kinds], jobs: [...batch.jobs] });
+      const data = JSON.stringify({ kinds: [...batch.kinds], jobs: [...batch.jobs], processes: [...batch.processes] });
       for (const res of this.streams) res.write(`event: change\ndata: ${data}\n\n`);
     }, PUSH_EVERY_MS);
   }
@@ -214,7 +235,7 @@ export class Live {
     for (const res of this.streams) res.end();
     this.streams.clear();
     await this.subscribing;
-    await this.unsubscribe?.().catch(() => undefined);
+    await this.unsubscribeAll();
   }
 }
 

@@ -28,3 +28,4 @@ export { processes, type Processes, type ProcessRecord, type ProcessWorkRecord }
 export { UnknownProcessError } from './processes/errors.js';
 export { mergeWork, recordError, KEPT_ERRORS } from './processes/state.js';
 export type { RunOutcome } from './processes/run.js';
+export { RUN_EVENT_KIND, runEventSubject, processPattern, ANNOUNCE_KIND, type ProcessRunEvent } from './processes/runner.js';

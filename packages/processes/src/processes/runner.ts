@@ -22,6 +22,19 @@ export interface ProcessAnnouncement {
 export const ANNOUNCE_KIND = 'process.announce';
 export const announceSubject = (cluster: string) => `partita.${cluster}.process.announce`;
 
+/** What the owner of a run says when it starts and when it ends (a dashboard's page refreshes on it). */
+export interface ProcessRunEvent {
+  process: string;
+  runNo: number;
+  phase: 'started' | 'ended';
+  outcome?: RunOutcome;
+}
+
+export const RUN_EVENT_KIND = 'process.run';
+export const runEventSubject = (cluster: string) => `partita.${cluster}.process.run`;
+/** Every process subject of a cluster: the announcements and the run events. */
+export const processPattern = (cluster: string) => `partita.${cluster}.process.*`;
+
 interface Slot {
   def: ResolvedProcess<any, any>;
   timer?: NodeJS.Timeout;
@@ -125,6 +138,7 @@ export class ProcessRunner {
         slot.run = run;
         this.options.observer?.owned(def.name, true);
         logger.info({ process: def.name, run: claim.runNo, epoch: claim.epoch, resumed: claim.resumed }, 'background process run started');
+        this.publishRun({ process: def.name, runNo: claim.runNo, phase: 'started' });
         slot.running = this.execute(slot, run);
         return;
       }
@@ -158,8 +172,18 @@ export class ProcessRunner {
       { process: slot.def.name, run: run.state.run.runNo, outcome, stats: run.state.run.stats },
       `background process run ${outcome}`,
     );
+    this.publishRun({ process: slot.def.name, runNo: run.state.run.runNo, phase: 'ended', outcome });
     this.options.onRunEnd?.(slot.def.name, outcome);
     if (!this.stopped) await this.armNext(slot).catch(() => this.arm(slot, slot.def.scheduleMs));
+  }
+
+  private publishRun(event: ProcessRunEvent): void {
+    const { bus, logger } = this.options;
+    try {
+      bus?.publish(runEventSubject(bus.cluster), RUN_EVENT_KIND, event);
+    } catch (err) {
+      logger.warn({ process: event.process, err: describeError(err).message }, 'the run event was not published');
+    }
   }
 
   /** Next look: the next slot plus jitter, or sooner when an unfinished run's lease runs out or a trigger waits. */
