@@ -15,7 +15,7 @@ import type { BulkResult, Client, JobMatch, MemberProfile, QueueCount } from '@p
 import { clientBus, clientStore } from '@partita/client/internal';
 import { subjects } from '@partita/protocol';
 import { processes as processesOf, schedules as schedulesOf, type Processes, type Schedules } from '@partita/processes';
-import { app as workflowApp, compileDefinition, WorkflowNotFoundError, type CompiledApp } from '@partita/workflows';
+import { app as workflowApp, graphOf, Versions, WorkflowNotFoundError } from '@partita/workflows';
 import {
   describeError,
   isUuid,
@@ -28,7 +28,7 @@ import {
   type Logger,
 } from '@partita/core';
 import { bulkMatch, formatFilter, idRange, listFilter, listingOnly, matchesRow, parseFilter, type JobFilter } from './filter.js';
-import { bars, html, Html, json, page, time, type Layout } from './html.js';
+import { actionForm, bars, html, Html, json, page, time, type Layout } from './html.js';
 import { Live } from './live.js';
 import { DashboardDb } from './db.js';
 import { isStatementTimeout, openReads } from './reads.js';
@@ -232,19 +232,12 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   const processReads = opened.then((r) => processesOf(r.client));
   scheduleReads.catch(() => undefined);
   processReads.catch(() => undefined);
-  const compiled = new Map<string, Promise<CompiledApp | undefined>>();
-  const compiledApp = (appId: string, version: string) => {
-    const key = `${appId}\u0000${version}`;
-    let c = compiled.get(key);
-    if (!c) {
-      c = db
-        .run<{ definition: unknown }>('wf_definition', [appId, version])
-        .then(([r]) => (r ? compileDefinition(r.definition) : undefined));
-      c.catch(() => compiled.delete(key));
-      compiled.set(key, c);
-    }
-    return c;
-  };
+  // Deployed versions never change: compiled once per process, by the workflows package's own cache.
+  const compiled = new Versions(
+    async (appId, version) => (await db.run<{ definition: unknown }>('wf_definition', [appId, version]))[0]?.definition,
+  );
+  // Versions change only on a deploy: every viewer shares one read for a few seconds (an action resets it).
+  const appVersions = cached(ROLL_CALL_TTL_MS, () => db.run<AppVersionRow>('wf_app_versions'));
   const queueHeads = cached(COUNTS_TTL_MS, async () => within('reading the queue heads', (await reader()).queueHeads()));
   // A roll call is a gather on the bus, not a query: one that failed is simply asked again.
   // Without a bus the roll call is a read of Postgres: then it goes over the reads pool too.
@@ -598,23 +591,21 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
               const actions = options.readOnly
                 ? ''
                 : html`<td>
-                    <form class="inline" method="post" action="${ctx.base}/actions/${paused ? 'resume' : 'pause'}">
-                      <input type="hidden" name="partition" value="${q.partition}" /><input
-                        type="hidden"
-                        name="queue"
-                        value="${q.queue}"
-                      /><input type="hidden" name="return" value="${here}" />
-                      <button type="submit" aria-label="${paused ? 'Resume' : 'Pause'} ${q.partition}/${q.queue}">
-                        ${paused ? 'Resume' : 'Pause'}
-                      </button>
-                    </form>
-                    <form class="inline" method="post" action="${ctx.base}/actions/throttle">
-                      <input type="hidden" name="partition" value="${q.partition}" /><input
-                        type="hidden"
-                        name="queue"
-                        value="${q.queue}"
-                      /><input type="hidden" name="return" value="${here}" />
-                      <input
+                    ${actionForm({
+                      base: ctx.base,
+                      action: paused ? 'resume' : 'pause',
+                      fields: { partition: q.partition, queue: q.queue },
+                      back: here,
+                      label: paused ? 'Resume' : 'Pause',
+                      ariaLabel: `${paused ? 'Resume' : 'Pause'} ${q.partition}/${q.queue}`,
+                    })}
+                    ${actionForm({
+                      base: ctx.base,
+                      action: 'throttle',
+                      fields: { partition: q.partition, queue: q.queue },
+                      back: here,
+                      label: 'Throttle',
+                      inputs: html`<input
                         type="number"
                         name="ms"
                         min="-1"
@@ -622,9 +613,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
                         value="0"
                         aria-label="Throttle of ${q.partition}/${q.queue} in ms (0 lifts, -1 stops)"
                         style="width:6em"
-                      />
-                      <button type="submit">Throttle</button>
-                    </form>
+                      />`,
+                    })}
                   </td>`;
               return html`<tr data-queue="${q.partition}/${q.queue}">
                 <td>${q.partition}</td>
@@ -795,10 +785,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const here = `${ctx.base}/jobs/${job.id}`;
     const live = !['completed', 'failed', 'cancelled'].includes(job.state);
     const button = (action: string, label: string, cls = '', confirm = '') =>
-      html`<form class="inline" method="post" action="${ctx.base}/actions/${action}">
-        <input type="hidden" name="id" value="${job.id}" /><input type="hidden" name="return" value="${here}" />
-        <button type="submit" class="${cls}" ${confirm ? html` data-confirm="${confirm}"` : ''}>${label}</button>
-      </form>`;
+      actionForm({ base: ctx.base, action, fields: { id: job.id }, back: here, label, cls, confirm });
     const actions = options.readOnly
       ? ''
       : html`<div class="actions">
@@ -936,7 +923,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       cursor = [at.toISOString(), before.slice(bar + 1)];
     }
     const [versions, rows] = await Promise.all([
-      db.run<AppVersionRow>('wf_app_versions'),
+      appVersions(),
       db.run<WorkflowRow>('wf_page', [
         filter.app ?? null,
         filter.status ?? null,
@@ -975,11 +962,11 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         false,
       );
     }
-    const compiledVersion = await compiledApp(appId, timeline.version).catch((err: unknown) => {
+    const compiledVersion = await compiled.get(appId, timeline.version).catch((err: unknown) => {
       logger.warn({ err: describeError(err).message, app: appId, version: timeline.version }, 'dashboard: the graph could not be read');
       return undefined;
     });
-    const graph = compiledVersion?.graphs.find((g) => g.subscribes === timeline.topic);
+    const graph = compiledVersion ? graphOf(compiledVersion, timeline.topic) : undefined;
     const hookTopics = [...new Set(graph?.hooks.map((h) => h.topic) ?? [])];
     const here = workflowUrl(ctx.base, appId, id);
     const body = workflowBody(ctx.base, options.readOnly === true, { app: appId, state, timeline, graph, hookTopics }, here);

@@ -116,3 +116,36 @@ export function bars(label: string, values: number[], unit = ''): Html {
     </svg>
   </figure>`;
 }
+
+export interface ActionFormSpec {
+  base: string;
+  /** The action's name: the form posts to `<base>/actions/<action>`. */
+  action: string;
+  /** What the action acts on, sent as hidden fields. */
+  fields: Record<string, string>;
+  /** The page to come back to (with the outcome shown). */
+  back: string;
+  label: string;
+  /** The button's accessible name when its label alone is ambiguous in a table (e.g. "Pause p/q"). */
+  ariaLabel?: string;
+  cls?: string;
+  /** Asked before posting (by the page's script). */
+  confirm?: string;
+  /** Fields the person fills in, before the button. */
+  inputs?: Html;
+  id?: string;
+}
+
+/** Every action is one small form posting to the dashboard and redirected back: one markup for all. */
+export function actionForm(f: ActionFormSpec): Html {
+  const attr = (name: string, value: string | undefined) => (value ? html` ${new Html(name)}="${value}"` : '');
+  return html`<form class="inline" method="post" action="${f.base}/actions/${f.action}" ${attr('id', f.id)}>
+    ${Object.entries(f.fields).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}" />`)}<input
+      type="hidden"
+      name="return"
+      value="${f.back}"
+    />
+    ${f.inputs ?? ''}
+    <button type="submit" ${attr('class', f.cls)}${attr('aria-label', f.ariaLabel)}${attr('data-confirm', f.confirm)}>${f.label}</button>
+  </form>`;
+}

@@ -6,7 +6,7 @@
  * the bus, so the owner of a run under way hears them at once.
  */
 import { msToNextSlot, type ErrorRecord, type ProcessRecord, type ProcessWorkRecord } from '@partita/processes';
-import { html, json, time, type Html } from './html.js';
+import { actionForm, html, json, time, type Html } from './html.js';
 
 const when = (iso: string | null | undefined): Html | string => (iso ? time(new Date(iso)) : '—');
 
@@ -37,10 +37,7 @@ function resultBadge(state: string | null | undefined): Html {
 
 function actionForms(base: string, here: string, p: ProcessRecord): Html {
   const form = (action: string, label: string, cls = '') =>
-    html`<form class="inline" method="post" action="${base}/actions/${action}">
-      <input type="hidden" name="id" value="${p.name}" /><input type="hidden" name="return" value="${here}" />
-      <button type="submit" class="${cls}" aria-label="${label} ${p.name}">${label}</button>
-    </form>`;
+    actionForm({ base, action, fields: { id: p.name }, back: here, label, ariaLabel: `${label} ${p.name}`, cls });
   return html`${p.paused ? form('process-resume', 'Resume') : form('process-pause', 'Pause')}
   ${form('process-trigger', 'Trigger', 'primary')}`;
 }

@@ -3,15 +3,12 @@
  * counts and last error; pause, resume and trigger (an extra occurrence now).
  */
 import type { ScheduleRecord } from '@partita/processes';
-import { html, time, type Html } from './html.js';
+import { actionForm, html, time, type Html } from './html.js';
 
 export function schedulesBody(base: string, readOnly: boolean, list: ScheduleRecord[]): Html {
   const here = `${base}/schedules`;
   const form = (action: string, id: string, label: string, cls = '') =>
-    html`<form class="inline" method="post" action="${base}/actions/${action}">
-      <input type="hidden" name="id" value="${id}" /><input type="hidden" name="return" value="${here}" />
-      <button type="submit" class="${cls}" aria-label="${label} ${id}">${label}</button>
-    </form>`;
+    actionForm({ base, action, fields: { id }, back: here, label, ariaLabel: `${label} ${id}`, cls });
   return html`<h1>Schedules</h1>
     ${list.length === 0
       ? html`<p class="muted">No schedule is defined.</p>`

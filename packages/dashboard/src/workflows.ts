@@ -12,7 +12,7 @@ import {
   type WorkflowState,
   type WorkflowStatusName,
 } from '@partita/workflows';
-import { html, Html, json, time } from './html.js';
+import { actionForm, html, Html, json, time } from './html.js';
 
 /** Status classes of the executor's semaphore, as the listing's tabs name them (the workflows package's names). */
 export const WORKFLOW_STATUSES = WORKFLOW_STATUS_NAMES;
@@ -188,25 +188,34 @@ export function workflowBody(base: string, readOnly: boolean, d: WorkflowPageDat
   const { state, timeline } = d;
   const status = Number(state.metadata.js);
   const open = status > 0 || status === -1;
-  const hidden = (name: string, value: string) => html`<input type="hidden" name="${name}" value="${value}" />`;
+  const fields = { app: d.app, id: timeline.id };
   const actions =
     readOnly || !open
       ? ''
       : html`<div class="actions">
-          <form class="inline" method="post" action="${base}/actions/interrupt">
-            ${hidden('app', d.app)}${hidden('id', timeline.id)}${hidden('return', here)}
-            <input type="text" name="reason" placeholder="reason" aria-label="Reason for the interrupt" style="width:10em" />
-            <button type="submit" class="danger" data-confirm="Interrupt this workflow?">Interrupt</button>
-          </form>
+          ${actionForm({
+            base,
+            action: 'interrupt',
+            fields,
+            back: here,
+            label: 'Interrupt',
+            cls: 'danger',
+            confirm: 'Interrupt this workflow?',
+            inputs: html`<input type="text" name="reason" placeholder="reason" aria-label="Reason for the interrupt" style="width:10em" />`,
+          })}
           ${d.hookTopics.length
-            ? html`<form class="inline" method="post" action="${base}/actions/hook" id="hook-form">
-                ${hidden('app', d.app)}${hidden('id', timeline.id)}${hidden('return', here)}
-                <select name="topic" aria-label="Hook topic">
-                  ${d.hookTopics.map((t) => html`<option value="${t}">${t}</option>`)}
-                </select>
-                <textarea name="data" rows="2" cols="30" aria-label="Hook data (JSON)">${JSON.stringify({ id: timeline.id })}</textarea>
-                <button type="submit">Send hook</button>
-              </form>`
+            ? actionForm({
+                base,
+                action: 'hook',
+                id: 'hook-form',
+                fields,
+                back: here,
+                label: 'Send hook',
+                inputs: html`<select name="topic" aria-label="Hook topic">
+                    ${d.hookTopics.map((t) => html`<option value="${t}">${t}</option>`)}
+                  </select>
+                  <textarea name="data" rows="2" cols="30" aria-label="Hook data (JSON)">${JSON.stringify({ id: timeline.id })}</textarea>`,
+              })
             : ''}
         </div>`;
   return html`<h1>Workflow <code>${timeline.id}</code> ${statusBadge(status)}</h1>
