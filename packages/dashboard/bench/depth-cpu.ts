@@ -101,7 +101,10 @@ try {
 
   const seen = new Map<number, { first: number; last: number }>();
   const sampleBackends = async () => {
-    const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [APP_NAME]);
+    const { rows } = await admin.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE application_name IN ($1, $1 || '-dashboard')",
+      [APP_NAME],
+    );
     for (const { pid } of rows) {
       const ms = cpuMsOf(pid);
       if (ms === undefined) continue;

@@ -35,7 +35,8 @@ export async function openReads(client: Client, statementTimeoutMs: number, logg
     postgres: {
       ...base,
       max: READ_CONNECTIONS,
-      application_name: 'partita-dashboard',
+      // The client's own name marked, so its reads can be told apart in pg_stat_activity.
+      application_name: `${base.application_name ?? 'partita'}-dashboard`.slice(0, 63),
       options: `${base.options ?? STORE_PG_OPTIONS} -c statement_timeout=${timeout}`,
     },
     schema: store.schema,

@@ -192,6 +192,24 @@ test.serial('pause a queue and see the badge; resume lifts it', async (t) => {
   await page.close();
 });
 
+test.serial('keyboard only: the skip link comes first, and an action is reached with Tab and taken with Enter', async (t) => {
+  const page = await open(`${ui}/queues`);
+  await page.keyboard.press('Tab');
+  t.is(await page.evaluate<string>('document.activeElement.className'), 'skip', 'the first Tab stop skips to the content');
+  let reached = false;
+  for (let i = 0; i < 60 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = (await page.evaluate<string | null>("document.activeElement.getAttribute('aria-label')")) === 'Pause main/default';
+  }
+  t.true(reached, "the queue's Pause button is a Tab stop");
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/msg=/);
+  await page.locator('tr[data-queue="main/default"] [data-badge=paused]').waitFor();
+  t.deepEqual(await node.client.paused('main'), ['default']);
+  await node.client.resume('main', 'default');
+  await page.close();
+});
+
 test.serial('bulk cancel by filter: a preview count, a cap, then the jobs are cancelled', async (t) => {
   const { ids } = await node.client.enqueueMany(
     'main',
