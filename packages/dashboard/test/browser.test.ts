@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { connect } from '@partita/client';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { dashboard, dashboardPlugin } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
@@ -288,4 +289,44 @@ test.serial('a dashboard started afresh (a node restart) rebuilds the last hour 
   const wait = /Wait \(enqueue → start\), avg[\s\S]*?<svg[\s\S]*?<\/svg>/.exec(text)?.[0] ?? '';
   t.regex(wait, /<rect [^>]*height="[1-9]/, 'the wait chart has bars from history');
   t.notRegex(text, /id="history-problem"/);
+});
+
+test.serial('without a bus the page polls; a hidden tab neither listens nor refreshes, and catches up when shown', async (t) => {
+  const busless = await connect({ postgres: db.url, schema: db.schema });
+  const handler = dashboard({ client: busless, basePath: '/nobus' });
+  const server = http.createServer((req, res) => handler(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    await handler.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await busless.close();
+  });
+  const updated = (p: Page) => p.evaluate<string>("document.body.dataset.updated || ''");
+  const polling = await open(`http://127.0.0.1:${(server.address() as AddressInfo).port}/nobus/`);
+  await polling.waitForFunction("document.body.dataset.liveState === 'polling'", undefined, { timeout: 10_000 });
+  t.regex((await polling.locator('main').textContent())!, /No job events reach this dashboard/);
+  const before = await updated(polling);
+  await polling.waitForFunction(`(document.body.dataset.updated || '') !== ${JSON.stringify(before)}`, undefined, { timeout: 15_000 });
+  t.pass('the page refreshed itself by polling');
+  await polling.close();
+
+  const page = await open(`${ui}/`);
+  await page.waitForFunction("document.body.dataset.liveState === 'live'", undefined, { timeout: 10_000 });
+  const setHidden = (hidden: boolean) =>
+    page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => ${hidden} });
+      document.dispatchEvent(new Event('visibilitychange'))`);
+  await setHidden(true);
+  t.is(await page.evaluate<string>('document.body.dataset.liveState'), 'paused');
+  const hiddenAt = await updated(page);
+  const { id } = await node.client.enqueue('main', 'dash.ok', { n: 5 });
+  await node.client.result(id, { timeoutMs: 10_000 });
+  // Pushes come at most once a second: a hidden tab that still listened would have refreshed by now.
+  await new Promise((r) => setTimeout(r, 2500));
+  t.is(await updated(page), hiddenAt, 'no refresh while hidden');
+  await setHidden(false);
+  await page.waitForFunction(`(document.body.dataset.updated || '') !== ${JSON.stringify(hiddenAt)}`, undefined, { timeout: 10_000 });
+  await page.waitForFunction("document.body.dataset.liveState === 'live'", undefined, { timeout: 10_000 });
+  t.pass('shown again, the page refreshed at once and listens again');
+  await page.close();
 });
