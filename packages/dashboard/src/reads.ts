@@ -5,8 +5,7 @@
  * counts, the processes' and workflows' reads, the dashboard's own SQL). The node's pool is left
  * as it is: its claims and completions must not be cut at a page's deadline.
  */
-import { Client } from '@partita/client/internal';
-import { clientStore } from '@partita/client/internal';
+import { Client, clientStore } from '@partita/client/internal';
 import { JobStore, type PgOptions } from '@partita/postgres';
 import type { Logger } from '@partita/core';
 
@@ -30,6 +29,8 @@ export interface Reads {
 export async function openReads(client: Client, statementTimeoutMs: number, logger: Logger): Promise<Reads> {
   const store = clientStore(client) as unknown as { pool: { options?: PgOptions }; schema: string };
   const base: PgOptions = { ...(store.pool.options ?? {}) };
+  // A timeout the client's pool set for itself (the CLI's) would race ours as a second startup setting.
+  delete base.statement_timeout;
   const timeout = Math.max(1, Math.floor(statementTimeoutMs));
   const own = await JobStore.open({
     postgres: {
