@@ -362,7 +362,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       if (path.startsWith('/assets/')) return serveAsset(ctx, path.slice(8));
       if (path === '/events') {
         await allow(req, { kind: 'view', page: 'events' });
-        await live.start();
+        await live.listen();
         live.stream(ctx.res);
         return true;
       }

@@ -49,6 +49,7 @@ export class Live {
   private readonly streams = new Set<ServerResponse>();
   private readonly unsubscribes: (() => Promise<void>)[] = [];
   private subscribing: Promise<void> | undefined;
+  private filling: Promise<void> | undefined;
   private pending: { kinds: Set<string>; jobs: Set<string>; processes: Set<string> } | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
@@ -71,24 +72,33 @@ export class Live {
     this.heartbeat.unref();
   }
 
+  /** Subscribes once, at the first page served (a dashboard never opened costs nothing). */
+  listen(): Promise<void> {
+    this.subscribing ??= Promise.allSettled([this.client.subscribe({}, (event) => this.record(event)), this.subscribeProcesses()]).then(
+      async ([jobs, processes]) => {
+        for (const r of [jobs, processes]) if (r.status === 'fulfilled' && r.value) this.unsubscribes.push(r.value);
+        if (this.closed) return void (await this.unsubscribeAll());
+        this.subscribed = jobs.status === 'fulfilled';
+        // No bus (or it is down): the pages poll instead.
+        if (jobs.status === 'rejected')
+          this.logger.warn({ err: describeError(jobs.reason).message }, 'dashboard: no job events; pages poll');
+        if (processes.status === 'rejected')
+          this.logger.warn(
+            { err: describeError(processes.reason).message },
+            'dashboard: no process events; process pages refresh on job events only',
+          );
+      },
+    );
+    return this.subscribing;
+  }
+
   /**
-   * Subscribes once, at the first page served (a dashboard never opened costs nothing), then fills
-   * the last hour from history: what finished before the subscription from there, what after from
-   * the events, so nothing is counted twice.
+   * listen(), then the last hour filled from history, once: what finished before the subscription
+   * from there, what after from the events, so nothing is counted twice.
    */
   start(): Promise<void> {
-    this.subscribing ??= Promise.all([this.client.subscribe({}, (event) => this.record(event)), this.subscribeProcesses()])
-      .then(async (offs) => {
-        for (const off of offs) if (off) this.unsubscribes.push(off);
-        if (this.closed) return void (await this.unsubscribeAll());
-        this.subscribed = true;
-      })
-      .catch((err: unknown) => {
-        // No bus (or it is down): the pages poll instead.
-        this.logger.warn({ err: describeError(err).message }, 'dashboard: no job events; pages poll');
-      })
-      .then(() => this.fillFromHistory());
-    return this.subscribing;
+    this.filling ??= this.listen().then(() => this.fillFromHistory());
+    return this.filling;
   }
 
   /**
