@@ -306,3 +306,20 @@ test.serial(
     t.is((await fetch(`${s.origin}/admin/dash/jobs/${id}`)).status, 200, 'the page serves again once the lock is gone');
   },
 );
+
+test.serial('the hour read from history at start is cut at the statement timeout too; the overview serves and says so', async (t) => {
+  const holder = await db.pool.connect();
+  t.teardown(async () => {
+    await holder.query('ROLLBACK');
+    holder.release();
+  });
+  await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs_history IN ACCESS EXCLUSIVE MODE`);
+  const s = await serve({ statementTimeoutMs: 300 });
+  t.teardown(s.close);
+  const started = Date.now();
+  const res = await fetch(`${s.origin}/admin/dash/`);
+  const text = await res.text();
+  t.is(res.status, 200, 'the overview serves without the hour before');
+  t.regex(text, /id="history-problem"[\s\S]*statement timeout/, 'and says why its charts start now');
+  t.true(Date.now() - started < 4500, 'cut near the timeout, not left waiting for the lock');
+});
