@@ -68,10 +68,16 @@ export interface Db {
   enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
 }
 
-export function txDb(tx: Tx, ops: WfOps): Db {
+/**
+ * `tx`: a continuation's transaction (a step finished) has `enqueueHere`: the next steps and emits go
+ * straight to the engine of the node that ran the step when it can start them, with no wake-up and
+ * no claim. Elsewhere (a pub, a hook from a client) they are queued for any node.
+ */
+export function txDb(tx: Tx & { enqueueHere?: Tx['enqueue'] }, ops: WfOps): Db {
+  const enqueue = tx.enqueueHere ? tx.enqueueHere.bind(tx) : tx.enqueue.bind(tx);
   return {
     run: async (op, params) => (await tx.client.query({ name: ops[op].name, text: ops[op].text, values: params })).rows,
-    enqueue: (jobs) => tx.enqueue(jobs),
+    enqueue,
   };
 }
 
