@@ -415,9 +415,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   // ── Recording outcomes ──────────────────────────────────────────────────────────────────────
 
   function scheduleFlush(): void {
-    const due = outcomes.due();
+    const due = outcomes.due(quiet());
     if (due === 'now') flush();
     else if (due === 'later') ctxRef.sendAfter(settings.flushMs, { t: 'flush' });
+  }
+
+  /** No job runs or waits for a slot here: no outcome is about to join the batch. */
+  function quiet(): boolean {
+    for (const q of queues.values()) if (q.running > 0 || q.buffer.length > 0) return false;
+    return true;
   }
 
   function flush(): void {
