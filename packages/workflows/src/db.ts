@@ -13,7 +13,6 @@ export type WfOp =
   | 'active_set'
   | 'activities_of'
   | 'activities_of_dimensions'
-  | 'activities_upsert'
   | 'activity_passes'
   | 'expired_remove'
   | 'hook_register'
@@ -24,10 +23,10 @@ export type WfOp =
   | 'signal_keep'
   | 'signal_take'
   | 'signals_pending'
-  | 'steps_insert'
   | 'steps_of'
-  | 'steps_take'
+  | 'steps_take_lock'
   | 'topic_lock'
+  | 'transition_write'
   | 'version_get'
   | 'version_insert'
   | 'workflow_children'
@@ -36,12 +35,10 @@ export type WfOp =
   | 'workflow_insert_pending'
   | 'workflows_insert'
   | 'workflow_interrupt'
-  | 'workflow_lock'
   | 'workflow_resume'
   | 'workflow_scrub'
   | 'workflows_list'
-  | 'workflows_lock'
-  | 'workflows_update';
+  | 'workflows_lock';
 
 export type WfOps = Record<WfOp, Statement>;
 
