@@ -7,7 +7,8 @@ import { cluster, until } from './helpers.js';
 // running attempts in the continuation's transaction and started after the commit, with no claim;
 // the others are queued as tx.enqueue queues them. Real nodes, real Postgres.
 
-const partitions = { p: { queues: { default: { concurrency: 8 }, held: { concurrency: 0 } } } };
+// Room for every parent and its follow-ups at once, so each follow-up finds a place in the engine.
+const partitions = { p: { queues: { default: { concurrency: 32 }, held: { concurrency: 0 } } } };
 
 test('follow-ups this node can start are stored as its running attempts and run once; keyed, delayed or unserved ones are queued', async (t) => {
   const c = await cluster('enq_here');
@@ -43,7 +44,7 @@ test('follow-ups this node can start are stored as its running attempts and run 
       },
     });
     const node = await c.start({ partitions, jobs: [parent, child], engine: { pollMs: 50 } });
-    const N = 20;
+    const N = 8;
     await node.client.enqueueMany(
       'p',
       Array.from({ length: N }, () => ({ type: 'parent', payload: {} })),
@@ -123,7 +124,7 @@ test('a job stored as a node’s running attempt whose node never starts it is r
     const child = defineJob({ type: 'child', perform: (_p, ctx) => void ran.push({ id: ctx.id, attempt: ctx.attempt }) });
     await c.start({ partitions, jobs: [child], engine: { pollMs: 50, leaseMs: 1500, heartbeatMs: 300 } });
     // As a node killed between the commit and the hand-over to its engine leaves it.
-    const [job] = await store.withTransaction((tx) => tx.enqueueLeased([{ partition: 'p', type: 'child' }], 'gone-node', 300));
+    const [job] = await store.withTransaction((tx) => tx.enqueueLeased([{ partition: 'p', type: 'child' }], 'gone-node', 2000));
     const { rows } = await c.db.pool.query(`SELECT state, locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [job!.id]);
     t.like(rows[0], { state: 'running', locked_by: 'gone-node' });
     await until('the job ran', async () => ran.length > 0, 15_000);

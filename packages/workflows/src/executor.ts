@@ -129,7 +129,7 @@ interface Pending {
   /** Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction. */
   activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean }>;
   /** Workflow rows to write, by id: the last state staged wins. */
-  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number }>;
+  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number; ended?: boolean; output?: unknown }>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
 }
@@ -432,7 +432,7 @@ class Run {
   private async wait(act: CompiledActivity, rec: ActivityRecord): Promise<void> {
     rec.state = 'waiting';
     for (const topic of act.hookTopics) {
-      const direct = namesWorkflow(this.graph.hooks.filter((h) => h.topic === topic));
+      const direct = topicNamesWorkflow(this.graph, topic);
       await runNow(this.s, 'topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
       await runNow(this.s, 'hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
     }
@@ -590,11 +590,22 @@ class Run {
     // Staged again in this transaction (another child of this parent finished too): finished once.
     this.wasOpen = this.status > 0;
     const expire = this.graph.expire ?? DEFAULT_EXPIRE_S;
-    if (this.status === INTERRUPTED || this.status === FAILED) {
+    const ended = this.status === INTERRUPTED || this.status === FAILED;
+    if (ended && p.inserts.has(this.row.id)) {
+      // Ended in the transaction that started it: inserted first, then finished with its output.
       p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
       await flushPending(this.s);
       await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
-    } else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
+    } else if (ended)
+      p.workflows.set(this.row.id, {
+        id: this.row.id,
+        status: this.status,
+        data: this.data,
+        expire,
+        ended: true,
+        output: this.failedWith ?? null,
+      });
+    else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
     emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
@@ -828,6 +839,16 @@ function ruleTarget(rule: CompiledHookRule, data: unknown): string | undefined {
   return undefined;
 }
 
+/** namesWorkflow of each hook topic of a compiled graph: graphs are immutable, so each is worked out once. */
+const namesByGraph = new WeakMap<CompiledGraph, Map<string, boolean>>();
+function topicNamesWorkflow(graph: CompiledGraph, topic: string): boolean {
+  let byTopic = namesByGraph.get(graph);
+  if (!byTopic) namesByGraph.set(graph, (byTopic = new Map()));
+  let names = byTopic.get(topic);
+  if (names === undefined) byTopic.set(topic, (names = namesWorkflow(graph.hooks.filter((h) => h.topic === topic))));
+  return names;
+}
+
 /** Do all of a topic's rules select their workflow by id (`{$job.metadata.jid}` against the hook data)? */
 function namesWorkflow(rules: CompiledHookRule[]): boolean {
   return (
@@ -892,8 +913,9 @@ async function deliverHookStaged(
   if (!graph) return undefined;
   const rules = graph.hooks.filter((h) => h.topic === topic);
   const direct = rules.map((r) => ruleTarget(r, data));
-  const only = namesWorkflow(rules) && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
-  await runNow(s, 'topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
+  const names = topicNamesWorkflow(graph, topic);
+  const only = names && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
+  await runNow(s, 'topic_lock', [app.id, topic, names ? (only ?? '') : null]);
   const waiting = await runNow<{ workflow_id: string; activity: string; dimension: string }>(s, 'hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;

@@ -6,7 +6,8 @@
 --
 -- Activity records: `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1.
--- Workflows: reaching 0 finishes one (output = data, kept `expire` seconds).
+-- Workflows: reaching 0 finishes one (output = data, kept `expire` seconds); `ended` one that failed or
+-- interrupted itself (output: why), kept `expire` seconds too.
 WITH steps AS (
   INSERT INTO {{schema}}.wf_steps (job_id, workflow_id, activity, dimension)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
@@ -23,10 +24,11 @@ WITH steps AS (
 ), workflows AS (
   UPDATE {{schema}}.wf_workflows AS w
   SET status = r.status, data = r.data,
-      output = CASE WHEN r.status = 0 THEN r.data ELSE w.output END,
-      finished_at = CASE WHEN r.status = 0 THEN now() ELSE w.finished_at END,
-      expire_at = CASE WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) ELSE w.expire_at END
-  FROM jsonb_to_recordset($6::jsonb) AS r(id text, status bigint, data jsonb, expire int)
+      output = CASE WHEN r.status = 0 THEN r.data WHEN r.ended THEN r.output ELSE w.output END,
+      finished_at = CASE WHEN r.status = 0 OR r.ended THEN now() ELSE w.finished_at END,
+      expire_at = CASE WHEN r.ended THEN CASE WHEN r.expire >= 0 THEN now() + make_interval(secs => r.expire) END
+                       WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) ELSE w.expire_at END
+  FROM jsonb_to_recordset($6::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb)
   WHERE w.id = r.id
 )
 SELECT 1 AS written
