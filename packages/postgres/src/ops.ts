@@ -16,6 +16,7 @@ export const OP_NAMES = [
   'enqueue_batch',
   'enqueue_one',
   'enqueue_handoff',
+  'enqueue_leased',
   'queue_key_holders',
   'claim_batch',
   'claim_rate_limited',
@@ -251,6 +252,8 @@ export const enqueueHandoff = prepared<
   [...EnqueueOneParams, nodeId: string, leaseMs: number],
   Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent' | 'continuation'>
 >('enqueue_handoff');
+/** enqueue_batch's columns (jobs without keys or a later start), inserted as node $15's running attempts. */
+export const enqueueLeased = prepared<[...EnqueueBatchParams, nodeId: string, leaseMs: number]>('enqueue_leased');
 export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]], { queue_key: string; id: string }>('queue_key_holders');
 
 // ── claim ──────────────────────────────────────────────────────────────────────────────────────

@@ -65,6 +65,12 @@ export interface Tx {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>;
   /** JobStore.enqueue inside the transaction: the jobs exist only if it commits. */
   enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
+  /**
+   * Enqueues jobs as node `nodeId`'s running attempts (leased for `leaseMs`), returned as claimed:
+   * for a node handing its own follow-ups to its engine after the commit. No queue or execution
+   * key, no later start (ValidationError): those wait for a claim.
+   */
+  enqueueLeased(jobs: NewJob[], nodeId: string, leaseMs: number): Promise<ClaimedJob[]>;
 }
 
 /**
@@ -180,6 +186,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
           (traced) => enqueueOps.insertJobs(this.ctx, traced, client),
           (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
         ),
+      enqueueLeased: (jobs, nodeId, leaseMs) => enqueueOps.insertLeased(this.ctx, jobs, nodeId, leaseMs, client),
     };
     let broken: unknown;
     // A connection that dies between two statements of the transaction (while `fn` awaits something

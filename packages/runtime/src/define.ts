@@ -1,5 +1,5 @@
 import { NAME_PATTERN, ValidationError, parseKeyTemplate, type JobError, type JobSpec, type Logger } from '@partita/core';
-import type { Tx } from '@partita/postgres';
+import type { EnqueueOutcome, NewJob, Tx } from '@partita/postgres';
 
 export interface JobContext {
   id: string;
@@ -44,7 +44,21 @@ export interface FinishedJob<P = any, R = any> {
  * throws after a few tries fails on its own with that error (its continuation is not run again).
  * It holds the jobs' rows locked while it runs: keep it to a few statements.
  */
-export type Continuation<P = any, R = any> = (tx: Tx, jobs: FinishedJob<P, R>[]) => void | Promise<void>;
+export type Continuation<P = any, R = any> = (tx: ContinuationTx, jobs: FinishedJob<P, R>[]) => void | Promise<void>;
+
+/** The transaction a continuation runs in: the store's, plus enqueueing into this node's own hands. */
+export interface ContinuationTx extends Tx {
+  /**
+   * tx.enqueue, except that each job this node's engine of the job's partition could start now (it
+   * defines the type, the queue has room in its window and is not paused, throttled or rate-limited,
+   * the job has no queue or execution key and no later start) is stored as this node's running
+   * attempt and started here as soon as the transaction commits: no wake-up, no claim. The others
+   * are enqueued as tx.enqueue does. Such a job is leased like a claimed one, so if the node dies
+   * before starting it, the lease runs out and it is rescued like any other. For follow-ups that
+   * may run on any node of the partition; a job that must reach other nodes takes tx.enqueue.
+   */
+  enqueueHere(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
+}
 
 /**
  * A continuation attached by a plugin (the engine's `continuations` option) to job outcomes: to those

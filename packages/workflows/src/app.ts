@@ -136,7 +136,6 @@ export class WorkflowApp {
   /** The active versions as this client sees them (shared by its handles; a node's activation member drives it). */
   private readonly actives: ActiveVersions;
   private watching: Promise<void> | undefined;
-  private readonly validators = new WeakMap<object, ValidateFunction>();
   /** pub() calls waiting for a transaction: concurrent pubs are written together (group commit). */
   private readonly pubQueue: QueuedPub[] = [];
   private pubGroups = 0;
@@ -154,9 +153,12 @@ export class WorkflowApp {
     this.ops = wfOps(this.store.schema);
     this.logger = childLogger(options.logger ?? silentLogger(), { app: id });
     this.partition = options.partition ?? 'default';
-    this.versions = new Versions(async (appId, version) => (await this.run('version_get', [appId, version]))[0]?.definition);
     const { pool } = this.store;
     const ops = this.ops;
+    this.versions = versionsOf(
+      this.store,
+      async (appId, version) => (await runOn(pool, ops, 'version_get', [appId, version]))[0]?.definition,
+    );
     this.actives = activeVersionsOf(
       client,
       async (appId) => (await runOn<{ active_version: string }>(pool, ops, 'active_get', [appId]))[0]?.active_version,
@@ -282,10 +284,10 @@ export class WorkflowApp {
       if (schema === false) throw new ValidationError(`${what} is refused by its schema (false)`, fallbackPath);
       return;
     }
-    let check = this.validators.get(schema as object);
+    let check = validators.get(schema as object);
     if (!check) {
       check = new Ajv({ strict: false, allErrors: false, validateFormats: false }).compile(schema as object);
-      this.validators.set(schema as object, check);
+      validators.set(schema as object, check);
     }
     if (check(data)) return;
     const e = check.errors?.[0];
@@ -605,6 +607,20 @@ export class WorkflowApp {
       throw new ValidationError(`workflow ${id} is running; interrupt(topic, '${id}') it first, then scrub it`, 'id');
   }
 }
+
+/**
+ * Compiled versions, shared by every handle over one store (one database schema): a version is
+ * immutable once deployed, so a handle made per request compiles nothing again.
+ */
+const versionsByStore = new WeakMap<object, Versions>();
+function versionsOf(store: object, load: ConstructorParameters<typeof Versions>[0]): Versions {
+  let versions = versionsByStore.get(store);
+  if (!versions) versionsByStore.set(store, (versions = new Versions(load)));
+  return versions;
+}
+
+/** Input and hook validators by JSON Schema object: the schemas of a compiled version, shared as the versions are. */
+const validators = new WeakMap<object, ValidateFunction>();
 
 /** A handle on workflow app `id` over a client (or node.client). */
 export function app(client: Client, id: string, options: AppOptions = {}): WorkflowApp {

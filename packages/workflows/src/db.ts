@@ -13,7 +13,6 @@ export type WfOp =
   | 'active_set'
   | 'activities_of'
   | 'activities_of_dimensions'
-  | 'activities_upsert'
   | 'activity_passes'
   | 'expired_remove'
   | 'hook_register'
@@ -24,10 +23,10 @@ export type WfOp =
   | 'signal_keep'
   | 'signal_take'
   | 'signals_pending'
-  | 'steps_insert'
   | 'steps_of'
-  | 'steps_take'
+  | 'steps_take_lock'
   | 'topic_lock'
+  | 'transition_write'
   | 'version_get'
   | 'version_insert'
   | 'workflow_children'
@@ -36,12 +35,10 @@ export type WfOp =
   | 'workflow_insert_pending'
   | 'workflows_insert'
   | 'workflow_interrupt'
-  | 'workflow_lock'
   | 'workflow_resume'
   | 'workflow_scrub'
   | 'workflows_list'
-  | 'workflows_lock'
-  | 'workflows_update';
+  | 'workflows_lock';
 
 export type WfOps = Record<WfOp, Statement>;
 
@@ -68,10 +65,16 @@ export interface Db {
   enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
 }
 
-export function txDb(tx: Tx, ops: WfOps): Db {
+/**
+ * `tx`: a continuation's transaction (a step finished) has `enqueueHere`: the next steps and emits go
+ * straight to the engine of the node that ran the step when it can start them, with no wake-up and
+ * no claim. Elsewhere (a pub, a hook from a client) they are queued for any node.
+ */
+export function txDb(tx: Tx & { enqueueHere?: Tx['enqueue'] }, ops: WfOps): Db {
+  const enqueue = tx.enqueueHere ? tx.enqueueHere.bind(tx) : tx.enqueue.bind(tx);
   return {
     run: async (op, params) => (await tx.client.query({ name: ops[op].name, text: ops[op].text, values: params })).rows,
-    enqueue: (jobs) => tx.enqueue(jobs),
+    enqueue,
   };
 }
 

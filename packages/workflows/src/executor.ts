@@ -129,7 +129,7 @@ interface Pending {
   /** Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction. */
   activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean }>;
   /** Workflow rows to write, by id: the last state staged wins. */
-  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number }>;
+  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number; ended?: boolean; output?: unknown }>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
 }
@@ -179,21 +179,22 @@ export async function flushPending(s: Scope): Promise<void> {
     }
   }
   const jobs = p.jobs.splice(0);
+  let links: [string[], string[], string[], string[]] | null = null;
   if (jobs.length > 0) {
     const outcomes = await s.db.enqueue(jobs.map((j) => j.job));
-    const links: [string[], string[], string[], string[]] = [[], [], [], []];
     jobs.forEach((j, i) => {
       s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
       if (!j.step) return;
       const id = outcomes[i]!.id;
       j.step.record.job_id = id;
+      links ??= [[], [], [], []];
       links[0].push(id);
       links[1].push(j.step.workflowId);
       links[2].push(j.step.record.activity);
       links[3].push(j.step.record.dimension);
     });
-    if (links[0].length > 0) await s.db.run('steps_insert', links);
   }
+  let activities: string | null = null;
   if (p.activities.size > 0) {
     const rows = [...p.activities.values()].map(({ workflowId, record: r, entered }) => ({
       workflow_id: workflowId,
@@ -210,12 +211,17 @@ export async function flushPending(s: Scope): Promise<void> {
       entered: entered ? 1 : 0,
     }));
     p.activities.clear();
-    await s.db.run('activities_upsert', [JSON.stringify(rows)]);
+    activities = JSON.stringify(rows);
   }
+  let workflows: string | null = null;
   if (p.workflows.size > 0) {
-    const rows = [...p.workflows.values()];
+    workflows = JSON.stringify([...p.workflows.values()]);
     p.workflows.clear();
-    await s.db.run('workflows_update', [JSON.stringify(rows)]);
+  }
+  // The links, records and workflow rows in one statement: one round trip per transaction, not three.
+  if (links || activities || workflows) {
+    const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
+    await s.db.run('transition_write', [ids, workflowIds, activityIds, dimensions, activities, workflows]);
   }
 }
 
@@ -426,7 +432,7 @@ class Run {
   private async wait(act: CompiledActivity, rec: ActivityRecord): Promise<void> {
     rec.state = 'waiting';
     for (const topic of act.hookTopics) {
-      const direct = namesWorkflow(this.graph.hooks.filter((h) => h.topic === topic));
+      const direct = topicNamesWorkflow(this.graph, topic);
       await runNow(this.s, 'topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
       await runNow(this.s, 'hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
     }
@@ -584,11 +590,22 @@ class Run {
     // Staged again in this transaction (another child of this parent finished too): finished once.
     this.wasOpen = this.status > 0;
     const expire = this.graph.expire ?? DEFAULT_EXPIRE_S;
-    if (this.status === INTERRUPTED || this.status === FAILED) {
+    const ended = this.status === INTERRUPTED || this.status === FAILED;
+    if (ended && p.inserts.has(this.row.id)) {
+      // Ended in the transaction that started it: inserted first, then finished with its output.
       p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
       await flushPending(this.s);
       await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
-    } else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
+    } else if (ended)
+      p.workflows.set(this.row.id, {
+        id: this.row.id,
+        status: this.status,
+        data: this.data,
+        expire,
+        ended: true,
+        output: this.failedWith ?? null,
+      });
+    else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
     emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
@@ -614,13 +631,22 @@ function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind
   pendingOf(s).jobs.push({ job: { partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
 }
 
-/** Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone. */
+/**
+ * Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone.
+ * With a dimension, only the records of that pass and the first are read (as for a batch of steps).
+ */
 async function load(s: Scope, id: string, dimension?: string): Promise<Run | undefined> {
   const runs = pendingOf(s).runs;
   const held = runs.get(id);
-  if (held && dimension !== undefined) await held.holdDimension(dimension);
-  if (runs.has(id)) return held;
-  const [row] = await s.db.run<WorkflowRow>('workflow_lock', [id]);
+  if (held) {
+    if (dimension !== undefined) await held.holdDimension(dimension);
+    return held;
+  }
+  if (dimension !== undefined) {
+    await loadMany(s, [{ workflow: id, dimension }]);
+    return runs.get(id);
+  }
+  const [row] = await s.db.run<WorkflowRow>('workflows_lock', [[id]]);
   if (!row) return undefined;
   const records = await s.db.run<ActivityRecord>('activities_of', [id]);
   const run = await runOf(s, row, records);
@@ -630,13 +656,15 @@ async function load(s: Scope, id: string, dimension?: string): Promise<Run | und
 
 /**
  * Locks and loads many workflows in two round trips (those not loaded in this transaction yet), with
- * the records of the first pass ('') and of the steps' passes only.
+ * the records of the first pass ('') and of the steps' passes only. `locked`: rows the caller locked
+ * already (steps_take_lock), so only the records are read.
  */
-async function loadMany(s: Scope, steps: { workflow: string; dimension: string }[]): Promise<void> {
+async function loadMany(s: Scope, steps: { workflow: string; dimension: string }[], locked?: WorkflowRow[]): Promise<void> {
   const runs = pendingOf(s).runs;
   const missing = [...new Set(steps.map((st) => st.workflow))].filter((id) => !runs.has(id));
   if (missing.length === 0) return;
-  const rows = await s.db.run<WorkflowRow>('workflows_lock', [missing]);
+  const wanted = new Set(missing);
+  const rows = locked ? locked.filter((r) => wanted.has(r.id)) : await s.db.run<WorkflowRow>('workflows_lock', [missing]);
   if (rows.length === 0) return;
   const dimensions = [...new Set(['', ...steps.map((st) => st.dimension)])];
   const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_dimensions', [rows.map((r) => r.id), dimensions]);
@@ -713,15 +741,47 @@ export interface StepOutcome {
   attempt: number;
 }
 
+/** A step job's final outcome, as the continuation that records it sees it. */
+export interface StepJobOutcome {
+  id: string;
+  state: StepOutcome['state'];
+  result?: unknown;
+  error?: unknown;
+  attempt: number;
+}
+
 /**
  * Steps' jobs ended (in the transaction that records them): each activity finishes and its workflow
- * moves on. The batch's workflows are locked and loaded together, and everything the transitions
- * write goes out together at the end.
+ * moves on. The steps are taken and their workflows locked in one statement, their records read in
+ * the next, and everything the transitions write goes out together at the end. Jobs that are no
+ * (longer a) step of any workflow are left alone.
  */
-export async function finishSteps(s: Scope, outcomes: StepOutcome[]): Promise<void> {
+export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<void> {
+  const taken = await s.db.run<{ job_id: string; workflow_id: string; activity: string; dimension: string; workflow: WorkflowRow | null }>(
+    'steps_take_lock',
+    [jobs.map((j) => j.id)],
+  );
+  if (taken.length === 0) return;
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const outcomes: StepOutcome[] = taken.map((st) => {
+    const job = byId.get(st.job_id)!;
+    return {
+      jobId: job.id,
+      workflow: st.workflow_id,
+      activity: st.activity,
+      dimension: st.dimension,
+      state: job.state,
+      result: job.result,
+      error: job.error,
+      attempt: job.attempt,
+    };
+  });
+  const locked = new Map<string, WorkflowRow>();
+  for (const st of taken) if (st.workflow) locked.set(st.workflow.id, st.workflow);
   await loadMany(
     s,
     outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
+    [...locked.values()],
   );
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s);
@@ -777,6 +837,16 @@ function ruleTarget(rule: CompiledHookRule, data: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/** namesWorkflow of each hook topic of a compiled graph: graphs are immutable, so each is worked out once. */
+const namesByGraph = new WeakMap<CompiledGraph, Map<string, boolean>>();
+function topicNamesWorkflow(graph: CompiledGraph, topic: string): boolean {
+  let byTopic = namesByGraph.get(graph);
+  if (!byTopic) namesByGraph.set(graph, (byTopic = new Map()));
+  let names = byTopic.get(topic);
+  if (names === undefined) byTopic.set(topic, (names = namesWorkflow(graph.hooks.filter((h) => h.topic === topic))));
+  return names;
 }
 
 /** Do all of a topic's rules select their workflow by id (`{$job.metadata.jid}` against the hook data)? */
@@ -843,8 +913,9 @@ async function deliverHookStaged(
   if (!graph) return undefined;
   const rules = graph.hooks.filter((h) => h.topic === topic);
   const direct = rules.map((r) => ruleTarget(r, data));
-  const only = namesWorkflow(rules) && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
-  await runNow(s, 'topic_lock', [app.id, topic, namesWorkflow(rules) ? (only ?? '') : null]);
+  const names = topicNamesWorkflow(graph, topic);
+  const only = names && direct.every((d) => d !== undefined) && new Set(direct).size === 1 ? direct[0]! : null;
+  await runNow(s, 'topic_lock', [app.id, topic, names ? (only ?? '') : null]);
   const waiting = await runNow<{ workflow_id: string; activity: string; dimension: string }>(s, 'hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;
@@ -1005,7 +1076,7 @@ export async function resumeWorkflow(s: Scope, appId: string, id: string): Promi
   const runs = pendingOf(s).runs;
   // Loaded earlier in this transaction (an interrupt, say): its state is the one that counts.
   if (runs.has(id) && runs.get(id)!.status !== PENDING) return false;
-  const [row] = await runNow<WorkflowRow>(s, 'workflow_lock', [id]);
+  const [row] = await runNow<WorkflowRow>(s, 'workflows_lock', [[id]]);
   if (!row || row.app_id !== appId || num(row.status) !== PENDING) return false;
   const [held] = await s.db.run<{ activity: string; input: { data?: unknown } | null }>('workflow_resume', [id, appId]);
   if (!held) return false;

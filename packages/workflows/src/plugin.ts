@@ -6,11 +6,20 @@
  * versions its client's app handles start workflows on follow every activation.
  */
 import type { Logger } from '@partita/core';
-import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
+import { defineJob, definePlugin, type NodePlugin, type PluginContext } from '@partita/runtime';
 import { activeVersionsOf } from './active.js';
 import { startActivationMember } from './activation/index.js';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
-import { EMIT_TYPE, SLEEP_TYPE, STEP_CONTINUATION, Versions, finishSteps, newEffects, type EmitPayload, type Effects } from './executor.js';
+import {
+  EMIT_TYPE,
+  SLEEP_TYPE,
+  STEP_CONTINUATION,
+  Versions,
+  finishStepJobs,
+  newEffects,
+  type EmitPayload,
+  type Effects,
+} from './executor.js';
 import { removeExpired } from './expiry.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
@@ -74,27 +83,10 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           if (!bound) throw new Error('the workflows plugin has not started on this node yet; the transition is retried');
           const b = bound;
           const db = txDb(tx, b.ops);
-          const steps = await db.run<{ job_id: string; workflow_id: string; activity: string; dimension: string }>('steps_take', [
-            jobs.map((j) => j.id),
-          ]);
-          if (steps.length === 0) return;
-          const byId = new Map<string, FinishedJob>(jobs.map((j) => [j.id, j]));
           const effects = newEffects();
-          await finishSteps(
+          await finishStepJobs(
             { db, versions: b.versions, logger: b.logger, effects },
-            steps.map((st) => {
-              const job = byId.get(st.job_id)!;
-              return {
-                jobId: job.id,
-                workflow: st.workflow_id,
-                activity: st.activity,
-                dimension: st.dimension,
-                state: job.state,
-                result: job.result,
-                error: job.error ?? undefined,
-                attempt: job.attempt,
-              };
-            }),
+            jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
           );
           afterCommit(b, effects);
         },

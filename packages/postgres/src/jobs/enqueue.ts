@@ -157,6 +157,59 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
   });
 }
 
+/**
+ * Jobs enqueued inside a transaction straight into the hands of node `nodeId`: stored as its
+ * running attempts, leased for `leaseMs`, and returned as claimed, so that node starts them once the
+ * transaction commits, without a claim. For a node's own follow-up jobs (a continuation's); a job
+ * with a queue or execution key or a later start is refused here, since the claim alone orders those.
+ */
+export async function insertLeased(
+  ctx: StoreContext,
+  jobs: NewJob[],
+  nodeId: string,
+  leaseMs: number,
+  tx: pg.PoolClient,
+): Promise<ClaimedJob[]> {
+  if (jobs.length === 0) return [];
+  return traceEnqueue(
+    jobs,
+    async (traced) => {
+      const batch = new EnqueueBatch();
+      const single = traced.length === 1;
+      const now = Date.now();
+      for (let i = 0; i < traced.length; i++) {
+        addJob(ctx, batch, traced[i]!, i, single, now);
+        if (batch.queueKeys[i] !== null || batch.executionKeys[i] !== null || batch.runAts[i] !== 'NULL')
+          throw new ValidationError(
+            'a job with a queue key, an execution key or a later start is claimed, never leased at enqueue; enqueue it with tx.enqueue',
+            jobPath(i, single),
+          );
+      }
+      await assertKnownQueues(ctx, batch.queuePairs, tx);
+      for (let i = 0; i < traced.length; i += ENQUEUE_CHUNK)
+        await op.enqueueLeased(ctx.ops, tx, [...batch.params(i, Math.min(i + ENQUEUE_CHUNK, traced.length)), nodeId, leaseMs]);
+      // The payload as Postgres stores it (a Date arrives as a string), as a claim would return it.
+      return traced.map((job, i) => ({
+        id: batch.ids[i]!,
+        partition: batch.partitions[i]!,
+        queue: batch.queues[i]!,
+        type: batch.types[i]!,
+        payload: JSON.parse(batch.payloads[i]!),
+        priority: batch.priorities[i]!,
+        attempt: 1,
+        maxAttempts: batch.maxAttempts[i]!,
+        timeoutMs: batch.timeouts[i] === 'NULL' ? null : (batch.timeouts[i] as number),
+        queueKey: null,
+        executionKey: null,
+        cancelRequested: false,
+        traceparent: job.traceparent ?? null,
+        continuation: batch.continuations[i] ?? null,
+      }));
+    },
+    (claimed) => claimed.map((c) => c.id),
+  );
+}
+
 /** Enqueues one job; a taken queue key is a DuplicateQueueKeyError. */
 export async function enqueueOne(ctx: StoreContext, job: NewJob): Promise<string> {
   const [outcome] = await enqueue(ctx, [job]);

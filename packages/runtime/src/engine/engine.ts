@@ -28,7 +28,7 @@
  */
 import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/actors';
 import { JobCancelledError, describeError } from '@partita/core';
-import type { ClaimedJob, RateLimitOutcome } from '@partita/postgres';
+import type { ClaimedJob, NewJob, RateLimitOutcome } from '@partita/postgres';
 import type { ControlState } from '../global/global.js';
 import { workerBehavior, type WorkerMsg } from '../worker.js';
 import { Adverts } from './adverts.js';
@@ -111,6 +111,12 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     partition,
     continuationsByType: continuations,
     enqueued: (queues) => options.claimable?.(queues),
+    here: {
+      leaseMs: settings.leaseMs,
+      reserve: (job) => reservesHere(job),
+      took: (jobs, reserved) => self.cast({ t: 'here', jobs, reserved }),
+      dropped: (reserved) => self.cast({ t: 'here', jobs: [], reserved }),
+    },
   });
   // Made once: the advert path runs at every claim.
   const takesHandoffsNamed = (name: string, now: number) => takesHandoffs(name, queues.get(name)!, now);
@@ -224,6 +230,47 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     retractAdverts();
   }
 
+  /**
+   * Whether a job a continuation of this engine enqueues can be stored as this node's running attempt
+   * and started here once its transaction commits (tx.enqueueHere): as for a hand-off, and the job must
+   * not need a claim to order it (a key, a later start) nor go to another node (a type or a
+   * continuation not run here). True takes a place in the queue's window until the commit or rollback.
+   * Called from the writer's transaction, outside the mailbox: it reads state and takes a counter only.
+   */
+  function reservesHere(job: NewJob): boolean {
+    const queue = job.queue ?? 'default';
+    if (job.queueKey !== undefined || job.executionKey !== undefined) return false;
+    if (job.runAt !== undefined || (job.delayMs !== undefined && job.delayMs > 0)) return false;
+    const def = definitions.get(job.type);
+    if (!def || def.executionKey !== undefined) return false;
+    if (job.continuation != null && !continuations.marked(job.continuation)) return false;
+    const now = Date.now();
+    if (draining || !gate.controlKnown || gate.throttleMs !== 0 || gate.paused.has(queue) || !leasesRenewing(now)) return false;
+    return window.reserveHere(queue, now);
+  }
+
+  /** Jobs a committed continuation stored as this node's running attempts: they wait for a slot like claimed ones. */
+  function onHere(jobs: ClaimedJob[], reserved: string[]): void {
+    for (const queue of reserved) window.unreserve(queue);
+    if (jobs.length === 0) {
+      // A rolled-back transaction gave its places back: a claim may take them.
+      return maybeClaim();
+    }
+    const p = pending();
+    for (const job of jobs) {
+      const q = queues.get(job.queue);
+      // A stop or a pause began while the transaction ran: hand it back to the queue for a claim.
+      if (!q || draining || gate.paused.has(job.queue)) {
+        p.releases.push(job);
+        continue;
+      }
+      tracked.set(job.id, { job, started: false });
+      q.buffer.push(job);
+    }
+    if (p.releases.length) scheduleFlush();
+    dispatch();
+  }
+
   /** Takes back adverts of queues that can no longer take a hand-off, so clients stop handing this node jobs it would only hand back. */
   function retractAdverts(): void {
     if (!options.idle) return;
@@ -240,7 +287,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       gate.throttleMs === 0 &&
       !q.rateLimit &&
       !gate.paused.has(name) &&
-      q.running + q.buffer.length < q.concurrency &&
+      q.running + q.buffer.length + q.reserved < q.concurrency &&
       leasesRenewing(now)
     );
   }
@@ -368,9 +415,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   // ── Recording outcomes ──────────────────────────────────────────────────────────────────────
 
   function scheduleFlush(): void {
-    const due = outcomes.due();
+    const due = outcomes.due(quiet());
     if (due === 'now') flush();
     else if (due === 'later') ctxRef.sendAfter(settings.flushMs, { t: 'flush' });
+  }
+
+  /** No job runs or waits for a slot here: no outcome is about to join the batch. */
+  function quiet(): boolean {
+    for (const q of queues.values()) if (q.running > 0 || q.buffer.length > 0) return false;
+    return true;
   }
 
   function flush(): void {
@@ -468,6 +521,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     switch (msg.t) {
       case 'handoff':
         return onHandoff(msg.job);
+      case 'here':
+        return onHere(msg.jobs, msg.reserved);
       case 'wake':
         window.woken();
         return maybeClaim();

@@ -40,6 +40,11 @@ export type EngineMsg =
   | { t: 'wake'; queues?: string[] }
   /** A job a client enqueued straight into this node's hands (already its running attempt in Postgres). */
   | { t: 'handoff'; job: ClaimedJob }
+  /**
+   * A continuation's transaction ended: `jobs` it stored as this node's running attempts (none when it
+   * rolled back), `reserved` the queue of each place it had taken in the claim window.
+   */
+  | { t: 'here'; jobs: ClaimedJob[]; reserved: string[] }
   | { t: 'poll' }
   | { t: 'claimed'; jobs: ClaimedJob[]; asked: Map<string, number>; found: Map<string, number> }
   | { t: 'claimFailed'; error: unknown; asked: Map<string, number> }

@@ -117,11 +117,14 @@ export class OutcomeBatch {
   }
 
   /**
-   * What the engine does about a new outcome: 'now' flushes at once (the batch is full),
-   * 'later' books a flush after flushMs, 'booked' means one is already booked.
+   * What the engine does about a new outcome: 'now' flushes at once (the batch is full, or `quiet`:
+   * no other job runs that could join it, and no write is in flight), 'later' books a flush after
+   * flushMs, 'booked' means one is already booked.
    */
-  due(): 'now' | 'later' | 'booked' {
+  due(quiet = false): 'now' | 'later' | 'booked' {
     if (this.size >= this.flushBatch) return 'now';
+    // Waiting gathers the outcomes of jobs that finish meanwhile; with none running, none will.
+    if (quiet && !this.inflight) return 'now';
     if (this.scheduled) return 'booked';
     this.scheduled = true;
     return 'later';

@@ -46,6 +46,11 @@ export interface QueueState {
   /** Jobs asked for by claims still in flight: the next claim asks only for the rest of the window. */
   claiming: number;
   /**
+   * Places taken by jobs a transaction of this node is enqueueing into its own hands (see
+   * `reserveHere`): they join the buffer when it commits, so no claim asks for their places meanwhile.
+   */
+  reserved: number;
+  /**
    * The queue's last claim met execution keys. Such a queue gets no overlapping claim: the second
    * would read the first one's keys as free, and its jobs would meet the first one's running rows
    * in jobs_running_key_idx (measured: keyed throughput fell to a fifth).
@@ -91,6 +96,7 @@ export class ClaimWindow {
           running: 0,
           buffer: [],
           claiming: 0,
+          reserved: 0,
           keyed: false,
           finished: 0,
           sampledAt: now,
@@ -135,17 +141,39 @@ export class ClaimWindow {
       // A rate-limited queue claims only what it can start now: a job waiting in the buffer would
       // start late, bunched up with the next window's.
       const window = q.concurrency === 0 ? 0 : q.concurrency + (q.rateLimit ? 0 : this.prefetchFor(q, now));
-      const want = window - q.running - q.buffer.length - q.claiming;
+      const want = window - q.running - q.buffer.length - q.claiming - q.reserved;
       if (want <= 0) continue;
       asked.set(name, want);
       total += want;
-      if (q.running + q.buffer.length + q.claiming === 0) idle = true;
+      if (q.running + q.buffer.length + q.claiming + q.reserved === 0) idle = true;
       if (want >= Math.max(1, Math.ceil(window / 4))) worthARoundTrip = true;
     }
     if (total === 0) return undefined;
     if (!force && !this.backlogLikely && !idle) return undefined;
     if (!force && !idle && !worthARoundTrip) return undefined;
     return asked;
+  }
+
+  /**
+   * Takes a place for a job enqueued straight into this engine's hands. Such a job costs Postgres a
+   * third of a claimed one (one insert, no queued row to find and update), so it may take a place
+   * beyond the claim window, up to one more concurrency's worth: the claims then ask for that much
+   * less until the buffer drains, rather than racing it for the same places. A rate-limited queue
+   * never: its starts take tokens, and only its claim takes them.
+   */
+  reserveHere(name: string, now: number): boolean {
+    const q = this.queues.get(name);
+    if (!q || q.concurrency === 0 || q.rateLimit) return false;
+    const limit = 2 * q.concurrency + this.prefetchFor(q, now);
+    if (q.running + q.buffer.length + q.claiming + q.reserved >= limit) return false;
+    q.reserved++;
+    return true;
+  }
+
+  /** Reserved places given back: their jobs joined the buffer, or their transaction rolled back. */
+  unreserve(name: string, n = 1): void {
+    const q = this.queues.get(name);
+    if (q) q.reserved = Math.max(0, q.reserved - n);
   }
 
   /** A claim for `asked` went out. */
@@ -217,7 +245,7 @@ export class ClaimWindow {
 
   /** Free slots of a queue not counting the buffer's jobs as free. */
   static free(q: QueueState): number {
-    return q.concurrency - q.running - q.buffer.length;
+    return q.concurrency - q.running - q.buffer.length - q.reserved;
   }
 
   private ended(asked: Map<string, number>): void {

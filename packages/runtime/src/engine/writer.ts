@@ -5,8 +5,8 @@
  * The I/O half of the outcome batch (see outcomes.ts); its result comes back as an engine message.
  */
 import { traceComplete, type Logger } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type Recorded, type Tx } from '@partita/postgres';
-import type { Continuation, FinishedJob, OutcomeContinuation, ResolvedJobDefinition } from '../define.js';
+import { isRowRefusal, type ClaimedJob, type EnqueueOutcome, type NewJob, type Recorded } from '@partita/postgres';
+import type { Continuation, ContinuationTx, FinishedJob, OutcomeContinuation, ResolvedJobDefinition } from '../define.js';
 import type { Metrics } from '../metrics.js';
 import type { EngineMsg } from './messages.js';
 import {
@@ -38,6 +38,24 @@ export interface WriterOptions {
    * enqueued into (their follow-ups are claimable now, not at the next poll).
    */
   enqueued?: (queues: string[]) => void;
+  /** This node's own hands, for a continuation's tx.enqueueHere; absent: it enqueues as tx.enqueue. */
+  here?: OwnHands;
+}
+
+/**
+ * The engine's side of tx.enqueueHere. `reserve` runs inside the continuation's transaction, on the
+ * engine's thread but outside its mailbox: it only takes a place in the queue's window (a counter),
+ * which `took` or `dropped` gives back exactly once, after the commit or the rollback.
+ */
+export interface OwnHands {
+  /** Lease lengths of the jobs stored as this node's running attempts. */
+  leaseMs: number;
+  /** Whether the engine can start this job here now; true takes a place for it. */
+  reserve(job: NewJob): boolean;
+  /** The transaction committed: these jobs are this node's running attempts; start them. */
+  took(jobs: ClaimedJob[], reserved: string[]): void;
+  /** The transaction rolled back: the places reserved in these queues are free again. */
+  dropped(reserved: string[]): void;
 }
 
 type NamedContinuation = { name: string; run: Continuation };
@@ -231,13 +249,36 @@ export class OutcomeWriter {
   ): Promise<{ completed: Recorded; failed: Recorded }> {
     const { store, nodeId, partition, continuationsByType } = this.o;
     const queues = new Set<string>();
+    const { here } = this.o;
+    /** Queues of the places reserved (one entry per job), and the jobs stored as this node's. */
+    const reserved: string[] = [];
+    const taken: ClaimedJob[] = [];
     const committed = store.withTransaction(async (outer) => {
-      const tx: Tx = {
+      const enqueue = (jobs: NewJob[]) => {
+        for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
+        return outer.enqueue(jobs);
+      };
+      const tx: ContinuationTx = {
         client: outer.client,
         query: outer.query.bind(outer),
-        enqueue: (jobs) => {
-          for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
-          return outer.enqueue(jobs);
+        enqueue,
+        enqueueLeased: outer.enqueueLeased.bind(outer),
+        enqueueHere: async (jobs) => {
+          if (!here) return enqueue(jobs);
+          const mine: NewJob[] = [];
+          const others: NewJob[] = [];
+          const isMine = jobs.map((j) => {
+            const ok = j.partition === partition && here.reserve(j);
+            if (ok) reserved.push(j.queue ?? 'default');
+            (ok ? mine : others).push(j);
+            return ok;
+          });
+          const queued = others.length > 0 ? await enqueue(others) : [];
+          const leased = mine.length > 0 ? await outer.enqueueLeased(mine, nodeId, here.leaseMs) : [];
+          taken.push(...leased);
+          let m = 0;
+          let o = 0;
+          return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased[m++]!.id } : queued[o++]!));
         },
       };
       const completed = await store.complete(nodeId, completionItems(completions), tx);
@@ -275,11 +316,18 @@ export class OutcomeWriter {
       }
       return { completed, failed };
     });
-    return committed.then((written) => {
-      if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
-      this.o.metrics?.continued?.(partition, written.completed.size + written.failed.size);
-      return written;
-    });
+    return committed.then(
+      (written) => {
+        if (reserved.length > 0) here!.took(taken, reserved);
+        if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
+        this.o.metrics?.continued?.(partition, written.completed.size + written.failed.size);
+        return written;
+      },
+      (err: unknown) => {
+        if (reserved.length > 0) here!.dropped(reserved);
+        throw err;
+      },
+    );
   }
 }
 

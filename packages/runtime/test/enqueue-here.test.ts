@@ -1,0 +1,149 @@
+import test from 'ava';
+import { JobStore } from '@partita/postgres';
+import { defineJob, type ContinuationTx, type FinishedJob } from '@partita/runtime';
+import { cluster, until } from './helpers.js';
+
+// tx.enqueueHere: a continuation's follow-ups that this node's engine can start now are stored as its
+// running attempts in the continuation's transaction and started after the commit, with no claim;
+// the others are queued as tx.enqueue queues them. Real nodes, real Postgres.
+
+// Room for every parent and its follow-ups at once, so each follow-up finds a place in the engine.
+const partitions = { p: { queues: { default: { concurrency: 32 }, held: { concurrency: 0 } } } };
+
+test('follow-ups this node can start are stored as its running attempts and run once; keyed, delayed or unserved ones are queued', async (t) => {
+  const c = await cluster('enq_here');
+  try {
+    const ran: { id: string; attempt: number; payload: { kind: string } }[] = [];
+    const child = defineJob<{ kind: string }>({
+      type: 'child',
+      perform: (payload, ctx) => void ran.push({ id: ctx.id, attempt: ctx.attempt, payload }),
+    });
+    const seen: { kind: string; state: string; lockedBy: string | null; attempts: number }[] = [];
+    const kinds = ['here', 'keyed', 'delayed', 'unserved'] as const;
+    const parent = defineJob<Record<string, never>>({
+      type: 'parent',
+      perform: () => null,
+      async continuation(tx: ContinuationTx, jobs: FinishedJob[]) {
+        const out = await tx.enqueueHere(
+          jobs.flatMap((j) => [
+            { partition: j.partition, type: 'child', payload: { kind: 'here' } },
+            { partition: j.partition, type: 'child', payload: { kind: 'keyed' }, executionKey: `k-${j.id}` },
+            { partition: j.partition, type: 'child', payload: { kind: 'delayed' }, delayMs: 60_000 },
+            { partition: j.partition, type: 'child', queue: 'held', payload: { kind: 'unserved' } },
+          ]),
+        );
+        // Read in the same transaction: what enqueueHere stored, before anything could claim it.
+        const rows = await tx.query<{ id: string; state: string; locked_by: string | null; attempts: number }>(
+          'SELECT id, state, locked_by, attempts FROM {{schema}}.jobs WHERE id = ANY($1::uuid[])',
+          [out.map((o) => o.id)],
+        );
+        out.forEach((o, i) => {
+          const row = rows.find((r) => r.id === o.id)!;
+          seen.push({ kind: kinds[i % 4]!, state: row.state, lockedBy: row.locked_by, attempts: row.attempts });
+        });
+      },
+    });
+    const node = await c.start({ partitions, jobs: [parent, child], engine: { pollMs: 50 } });
+    const N = 8;
+    await node.client.enqueueMany(
+      'p',
+      Array.from({ length: N }, () => ({ type: 'parent', payload: {} })),
+    );
+    await until('every parent went through its continuation', async () => seen.length === 4 * N, 20_000);
+    const of = (kind: string) => seen.filter((s) => s.kind === kind);
+    t.true(
+      of('here').every((s) => s.state === 'running' && s.lockedBy === node.id && s.attempts === 1),
+      'stored as this node running attempt 1',
+    );
+    for (const kind of ['keyed', 'delayed', 'unserved'])
+      t.true(
+        of(kind).every((s) => s.state === 'queued' && s.lockedBy === null && s.attempts === 0),
+        `${kind}: queued for a claim`,
+      );
+    await until('the follow-ups ran', async () => ran.filter((r) => r.payload.kind !== 'delayed').length === 2 * N, 20_000);
+    const here = ran.filter((r) => r.payload.kind === 'here');
+    t.is(new Set(here.map((r) => r.id)).size, N, 'each ran once');
+    t.true(
+      here.every((r) => r.attempt === 1),
+      'on the attempt it was stored with',
+    );
+    const { rows } = await c.db.pool.query(
+      `SELECT count(*)::int AS n FROM "${c.db.schema}".jobs_history WHERE type = 'child' AND state = 'completed' AND attempts = 1`,
+    );
+    t.is(rows[0].n, 2 * N, 'recorded completed once each, first attempt');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a paused queue takes no follow-up into the hands of its node: they are queued and run after resume', async (t) => {
+  const c = await cluster('enq_here_pause');
+  try {
+    const ran: string[] = [];
+    const child = defineJob({ type: 'child', queue: 'later', perform: (_p, ctx) => void ran.push(ctx.id) });
+    const states: string[] = [];
+    const parent = defineJob({
+      type: 'parent',
+      perform: () => null,
+      async continuation(tx: ContinuationTx, jobs: FinishedJob[]) {
+        const out = await tx.enqueueHere(jobs.map((j) => ({ partition: j.partition, type: 'child', queue: 'later' })));
+        const rows = await tx.query<{ state: string }>('SELECT state FROM {{schema}}.jobs WHERE id = ANY($1::uuid[])', [
+          out.map((o) => o.id),
+        ]);
+        states.push(...rows.map((r) => r.state));
+      },
+    });
+    const node = await c.start({
+      partitions: { p: { queues: { default: { concurrency: 4 }, later: { concurrency: 4 } } } },
+      jobs: [parent, child],
+      engine: { pollMs: 50 },
+    });
+    await node.client.pause('p', 'later');
+    await until(
+      'the engine knows of the pause',
+      async () => (await node.stats()).some((s) => s.partition === 'p' && s.paused.includes('later')),
+      10_000,
+    );
+    await node.client.enqueue('p', 'parent', {});
+    await until('the continuation ran', async () => states.length === 1, 10_000);
+    t.deepEqual(states, ['queued']);
+    t.deepEqual(ran, [], 'nothing runs in a paused queue');
+    await node.client.resume('p', 'later');
+    await until('the follow-up ran after resume', async () => ran.length === 1, 10_000);
+    t.pass();
+  } finally {
+    await c.close();
+  }
+});
+
+test('a job stored as a node’s running attempt whose node never starts it is rescued when its lease runs out, and runs once', async (t) => {
+  const c = await cluster('enq_here_rescue');
+  const store = await JobStore.open({ postgres: c.db.url, schema: c.db.schema });
+  try {
+    const ran: { id: string; attempt: number }[] = [];
+    const child = defineJob({ type: 'child', perform: (_p, ctx) => void ran.push({ id: ctx.id, attempt: ctx.attempt }) });
+    await c.start({ partitions, jobs: [child], engine: { pollMs: 50, leaseMs: 1500, heartbeatMs: 300 } });
+    // As a node killed between the commit and the hand-over to its engine leaves it.
+    const [job] = await store.withTransaction((tx) => tx.enqueueLeased([{ partition: 'p', type: 'child' }], 'gone-node', 2000));
+    const { rows } = await c.db.pool.query(`SELECT state, locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [job!.id]);
+    t.like(rows[0], { state: 'running', locked_by: 'gone-node' });
+    await until('the job ran', async () => ran.length > 0, 15_000);
+    const history = await c.db.pool.query(`SELECT state, attempts, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [job!.id]);
+    t.is(history.rows[0].state, 'completed');
+    t.is(history.rows[0].attempts, 2, 'the lost attempt counts');
+    t.like(history.rows[0].errors[0], { name: 'LeaseExpired', rescued: true });
+    t.deepEqual(
+      ran.map((r) => r.id),
+      [job!.id],
+      'ran once',
+    );
+    await t.throwsAsync(
+      store.withTransaction((tx) => tx.enqueueLeased([{ partition: 'p', type: 'child', executionKey: 'k' }], 'n', 1000)),
+      { message: /claimed, never leased/ },
+      'a keyed job is refused with a clear error',
+    );
+  } finally {
+    await store.close();
+    await c.close();
+  }
+});

@@ -1,0 +1,34 @@
+-- What a transaction's transitions staged, written in one statement: the step jobs linked to the
+-- activities they run ($1 job ids, $2 workflows, $3 activities, $4 dimensions), every activity record
+-- changed ($5, a JSON array) and the data and semaphore of every workflow moved ($6, a JSON array).
+-- A NULL parameter writes nothing of its kind. The three touch different tables, so that they see
+-- the same snapshot (as parts of one statement do) changes nothing.
+--
+-- Activity records: `entered` is 1 for a record entered in this transaction, else 0: a record
+-- entered again (not merely finished) counts, so exactly-once transitions keep it at 1.
+-- Workflows: reaching 0 finishes one (output = data, kept `expire` seconds); `ended` one that failed or
+-- interrupted itself (output: why), kept `expire` seconds too.
+WITH steps AS (
+  INSERT INTO {{schema}}.wf_steps (job_id, workflow_id, activity, dimension)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+), activities AS (
+  INSERT INTO {{schema}}.wf_activities AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, entered, finished_at)
+  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, r.attempts, coalesce(r.errors, '[]'),
+         r.entered, CASE WHEN r.state = 'done' THEN now() END
+  FROM jsonb_to_recordset($5::jsonb) AS r(workflow_id text, activity text, dimension text, type text, state text, job_id text,
+                                          input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, entered int)
+  ON CONFLICT (workflow_id, activity, dimension) DO UPDATE
+  SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
+      attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, finished_at = EXCLUDED.finished_at,
+      entered = a.entered + EXCLUDED.entered
+), workflows AS (
+  UPDATE {{schema}}.wf_workflows AS w
+  SET status = r.status, data = r.data,
+      output = CASE WHEN r.status = 0 THEN r.data WHEN r.ended THEN r.output ELSE w.output END,
+      finished_at = CASE WHEN r.status = 0 OR r.ended THEN now() ELSE w.finished_at END,
+      expire_at = CASE WHEN r.ended THEN CASE WHEN r.expire >= 0 THEN now() + make_interval(secs => r.expire) END
+                       WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) ELSE w.expire_at END
+  FROM jsonb_to_recordset($6::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb)
+  WHERE w.id = r.id
+)
+SELECT 1 AS written
