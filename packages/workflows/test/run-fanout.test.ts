@@ -35,6 +35,24 @@ app:
         fan: { type: await, topic: fan.child, items: '{t1.output.data.list}', job: { maps: { out: '{$self.output.data}' } } }
       transitions:
         t1: [{ to: fan }]
+    - subscribes: fan.loop
+      activities:
+        t1: { type: trigger }
+        top: { type: hook, cycle: true }
+        fan:
+          type: await
+          topic: fan.child
+          items: '{t1.output.data.list}'
+          input: { maps: { n: '{$item.n}', i: '{$index}' } }
+          job:
+            maps:
+              passes: { '@pipe': [['{$job.data.passes}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1]] }
+              last: '{$self.output.data}'
+        again: { type: cycle, ancestor: top }
+      transitions:
+        t1: [{ to: top }]
+        top: [{ to: fan }]
+        fan: [{ to: again, conditions: { match: [{ expected: true, actual: { '@pipe': [['{$job.data.passes}', 2], ['{@number.lt}']] } }] } }]
     - subscribes: fan.nowait
       activities:
         t1: { type: trigger }
@@ -155,6 +173,16 @@ test.serial('fan-out: outputs in element order, $item/$index, the element as inp
   // No input.maps: each child's input is the element itself.
   const bare = (await fan.pubsub('fan.bare', { list: [{ n: 2, i: 7 }, { n: 3 }] }, { timeoutMs: 20_000 })) as Record<string, any>;
   t.deepEqual(bare['out'].items, [{ sq: 4, i: 7 }, { sq: 9 }]);
+
+  // In a cycle: each pass fans out again, its children ids carry the pass, its fan-in is its own.
+  const loop = (await fan.pubsub('fan.loop', { list: [{ n: 1 }, { n: 2 }, { n: 3 }] }, { timeoutMs: 20_000 })) as Record<string, any>;
+  t.is(loop['passes'], 2);
+  t.deepEqual(loop['last'].items, [
+    { sq: 1, i: 0 },
+    { sq: 4, i: 1 },
+    { sq: 9, i: 2 },
+  ]);
+  t.true((loop['last'].ids as string[]).every((c, i) => c.endsWith(`-fan-1-${i}`)));
 
   // An empty array completes the activity at once.
   const empty = (await fan.pubsub('fan.bare', { list: [] }, { timeoutMs: 20_000 })) as Record<string, any>;
