@@ -18,6 +18,7 @@ export type WfOp =
   | 'expired_remove'
   | 'fanin_insert'
   | 'fanin_take'
+  | 'fanout_children_open'
   | 'hook_register'
   | 'hook_release'
   | 'hooks_release_workflow'

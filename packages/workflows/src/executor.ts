@@ -29,6 +29,21 @@ export const EMIT_TYPE = 'partita.wf.emit';
  * alone sees these jobs' outcomes, so other jobs on the node keep the plain write.
  */
 export const STEP_CONTINUATION = 'workflows.transition';
+/**
+ * Interrupts the running children of a fan-out whose child failed, in transactions of its own after
+ * the failure committed: the failing child's transaction holds the parent's lock, and locking the
+ * siblings there (which concurrent transitions lock before the parent) could deadlock; a fan-out's
+ * thousands of siblings would also make that transaction long.
+ */
+export const STOP_CHILDREN_TYPE = 'partita.wf.stop-children';
+export interface StopChildrenPayload {
+  workflow: string;
+  activity: string;
+  dimension: string;
+  reason: string;
+}
+/** Children a stop-children transaction interrupts at most. */
+export const STOP_CHILDREN_BATCH = 200;
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
 /** Children a fan-out stages before writing them (one statement per table per batch). */
@@ -561,23 +576,21 @@ class Run {
     await this.complete(act, rec, { output: { items: rows.map((r) => r.output), ids: rows.map((r) => r.child_id) } });
   }
 
-  /** A fan-out child failed (or was interrupted with throw): the activity fails and its other children are interrupted. */
+  /**
+   * A fan-out child failed (or was interrupted with throw): the activity fails, and a job interrupts
+   * its other children after this transaction (STOP_CHILDREN_TYPE).
+   */
   async fanOutFailed(act: CompiledActivity, rec: ActivityRecord, failedChild: string, error: unknown): Promise<void> {
     this.fail(rec, error, 1);
     rec.children_open = null;
-    await this.flush();
-    const how: Required<InterruptOptions> = {
+    const payload: StopChildrenPayload = {
+      workflow: this.row.id,
+      activity: act.id,
+      dimension: rec.dimension,
       reason: `child ${failedChild} of fan-out ${act.id} failed`,
-      descend: true,
-      throw: true,
-      code: INTERRUPT_CODE,
     };
-    const children = await runNow<{ id: string; parent_activity: string; parent_dimension: string }>(this.s, 'workflow_children_open', [
-      this.row.id,
-    ]);
-    for (const c of children)
-      if (c.id !== failedChild && c.parent_activity === act.id && c.parent_dimension === rec.dimension)
-        await interruptStaged(this.s, c.id, how, false);
+    pendingOf(this.s).jobs.push({ job: { partition: this.row.partition, type: STOP_CHILDREN_TYPE, queue: DEFAULT_QUEUE, payload } });
+    await this.flush();
   }
 
   /** Where the workflow stands after flush(): its status, output when it ended, how it was interrupted. */
@@ -1081,6 +1094,18 @@ async function interruptStaged(s: Scope, id: string, o: InterruptOptions, tellPa
     for (const child of await runNow<{ id: string }>(s, 'workflow_children_open', [id])) await interruptStaged(s, child.id, how, false);
   }
   return true;
+}
+
+/**
+ * Interrupts (with descend, without telling the parent, which failed) up to `limit` running children
+ * of a fan-out; how many it interrupted, so the caller goes on while a batch was full.
+ */
+export async function stopFanOutChildren(s: Scope, p: StopChildrenPayload, limit = STOP_CHILDREN_BATCH): Promise<number> {
+  const how: Required<InterruptOptions> = { reason: p.reason, descend: true, throw: true, code: INTERRUPT_CODE };
+  const children = await runNow<{ id: string }>(s, 'fanout_children_open', [p.workflow, p.activity, p.dimension, limit]);
+  for (const c of children) await interruptStaged(s, c.id, how, false);
+  await flushPending(s);
+  return children.length;
 }
 
 /**

@@ -223,7 +223,9 @@ test.serial(
     const rec = (await fan.export(id)).activities.find((a) => a.activity === 'fan')!;
     t.is(rec.state, 'failed');
     t.like(rec.errors[0] as object, { activity: 'boom' });
-    for (const i of [0, 1, 3]) t.is(await fan.getStatus(`${id}-fan-${i}`), INTERRUPTED, `sibling ${i}`);
+    // The siblings are interrupted by a job after the failure's transaction (not under the parent's lock).
+    for (const i of [0, 1, 3])
+      await until(`sibling ${i} interrupted`, async () => (await fan.getStatus(`${id}-fan-${i}`)) === INTERRUPTED, 10_000);
     t.is(await fan.getStatus(`${id}-fan-2`), FAILED);
     t.is(await fan.hook('fan.go', { id: `${id}-fan-0` }), undefined, 'an interrupted sibling waits no more');
 
@@ -249,7 +251,7 @@ test.serial(
     await until('children waiting', async () => (await fan.getStatus(`${one}-fan-1`)) > 0, 20_000);
     t.true(await fan.interrupt('fan.kid', `${one}-fan-0`, { reason: 'no' }));
     t.is(await fan.getStatus(one), FAILED);
-    t.is(await fan.getStatus(`${one}-fan-1`), INTERRUPTED);
+    await until('the sibling interrupted', async () => (await fan.getStatus(`${one}-fan-1`)) === INTERRUPTED, 10_000);
   },
 );
 
@@ -284,4 +286,23 @@ test.serial('fan-out: children ending concurrently on two nodes: the fan-in runs
   await until('the outputs', () => outputs.length >= 3, 10_000);
   await new Promise((r) => setTimeout(r, 200));
   t.is(outputs.length, 3);
+});
+
+test.serial('fan-out: a failing child among 450 waiting ones: every sibling is interrupted, over several stop batches', async (t) => {
+  const { db, fan } = await setup(t, 'wf_fan_stop');
+  const list = [...Array.from({ length: 450 }, () => ({ hold: true })), { fail: true }];
+  const id = await fan.pub('fan.mixed', { list });
+  await until('the parent failed', async () => (await fan.getStatus(id)) === FAILED, 20_000);
+  const count = async () =>
+    (
+      await db.pool.query(
+        `SELECT count(*) FILTER (WHERE status = $2)::int AS interrupted, count(*) FILTER (WHERE status > 0)::int AS running
+         FROM "${db.schema}".wf_workflows WHERE parent_id = $1`,
+        [id, INTERRUPTED],
+      )
+    ).rows[0] as { interrupted: number; running: number };
+  await until('every sibling interrupted', async () => (await count()).interrupted === 450, 30_000);
+  t.deepEqual(await count(), { interrupted: 450, running: 0 });
+  const hooks = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".wf_hooks`);
+  t.is(hooks.rows[0].n, 0, 'their hooks are released');
 });
