@@ -37,13 +37,14 @@ export const STEP_CONTINUATION = 'workflows.transition';
  */
 export const STOP_CHILDREN_TYPE = 'partita.wf.stop-children';
 export interface StopChildrenPayload {
+  app: string;
   workflow: string;
   activity: string;
   dimension: string;
   reason: string;
 }
 /** Children a stop-children transaction interrupts at most. */
-export const STOP_CHILDREN_BATCH = 200;
+export const STOP_CHILDREN_BATCH = 1000;
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
 /** Children a fan-out stages before writing them (one statement per table per batch). */
@@ -155,6 +156,9 @@ interface Pending {
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
   fanin: FaninRow[];
+  /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
+  created: Set<string>;
+  written: Set<string>;
 }
 
 interface FaninRow {
@@ -171,7 +175,16 @@ const pendingByScope = new WeakMap<Scope, Pending>();
 function pendingOf(s: Scope): Pending {
   let p = pendingByScope.get(s);
   if (!p) {
-    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [], fanin: [] };
+    p = {
+      runs: new Map(),
+      inserts: new Map(),
+      activities: new Map(),
+      workflows: new Map(),
+      jobs: [],
+      fanin: [],
+      created: new Set(),
+      written: new Set(),
+    };
     pendingByScope.set(s, p);
   }
   return p;
@@ -210,6 +223,7 @@ export async function flushPending(s: Scope): Promise<void> {
       };
     });
     p.inserts.clear();
+    for (const w of rows) p.created.add(w.id);
     try {
       await s.db.run('workflows_insert', [JSON.stringify(rows)]);
     } catch (err) {
@@ -235,23 +249,33 @@ export async function flushPending(s: Scope): Promise<void> {
     if (links[0].length > 0) await s.db.run('steps_insert', links);
   }
   if (p.activities.size > 0) {
-    const rows = [...p.activities.values()].map(({ workflowId, record: r, entered }) => ({
-      workflow_id: workflowId,
-      activity: r.activity,
-      dimension: r.dimension,
-      type: r.type,
-      state: r.state,
-      job_id: r.job_id,
-      input: r.input,
-      output: r.output,
-      hook: r.hook,
-      attempts: r.attempts,
-      errors: r.errors ?? [],
-      children_open: r.children_open ?? null,
-      entered: entered ? 1 : 0,
-    }));
+    const fresh: unknown[] = [];
+    const again: unknown[] = [];
+    for (const [k, { workflowId, record: r, entered }] of p.activities) {
+      const row = {
+        workflow_id: workflowId,
+        activity: r.activity,
+        dimension: r.dimension,
+        type: r.type,
+        state: r.state,
+        job_id: r.job_id,
+        input: r.input,
+        output: r.output,
+        hook: r.hook,
+        attempts: r.attempts,
+        errors: r.errors ?? [],
+        children_open: r.children_open ?? null,
+        entered: entered ? 1 : 0,
+      };
+      // A new workflow's record written for the first time cannot conflict: a plain insert.
+      if (p.created.has(workflowId) && !p.written.has(k)) {
+        p.written.add(k);
+        fresh.push(row);
+      } else again.push(row);
+    }
     p.activities.clear();
-    await s.db.run('activities_upsert', [JSON.stringify(rows)]);
+    if (fresh.length > 0) await s.db.run('activities_insert', [JSON.stringify(fresh)]);
+    if (again.length > 0) await s.db.run('activities_upsert', [JSON.stringify(again)]);
   }
   if (p.fanin.length > 0) await s.db.run('fanin_insert', [JSON.stringify(p.fanin.splice(0))]);
   if (p.workflows.size > 0) {
@@ -584,6 +608,7 @@ class Run {
     this.fail(rec, error, 1);
     rec.children_open = null;
     const payload: StopChildrenPayload = {
+      app: this.row.app_id,
       workflow: this.row.id,
       activity: act.id,
       dimension: rec.dimension,
@@ -1102,10 +1127,32 @@ async function interruptStaged(s: Scope, id: string, o: InterruptOptions, tellPa
  */
 export async function stopFanOutChildren(s: Scope, p: StopChildrenPayload, limit = STOP_CHILDREN_BATCH): Promise<number> {
   const how: Required<InterruptOptions> = { reason: p.reason, descend: true, throw: true, code: INTERRUPT_CODE };
-  const children = await runNow<{ id: string }>(s, 'fanout_children_open', [p.workflow, p.activity, p.dimension, limit]);
-  for (const c of children) await interruptStaged(s, c.id, how, false);
+  const [parent] = await s.db.run<WorkflowRow>('workflow_get', [p.workflow, p.app]);
+  if (!parent) return 0;
+  // A fan-out's children run one graph of the parent's version: one expire, one output topic.
+  const app = await s.versions.get(parent.app_id, parent.version);
+  const act = graphOf(app, parent.topic)?.activities[p.activity];
+  const graph = act?.topic ? graphOf(app, act.topic) : undefined;
+  if (!graph)
+    throw new WorkflowNotFoundError(`fan-out ${p.activity} of workflow ${p.workflow} (app ${parent.app_id} version ${parent.version})`);
+  const stopped = await s.db.run<WorkflowRow>('fanout_children_interrupt', [
+    p.workflow,
+    p.activity,
+    p.dimension,
+    limit,
+    how.reason,
+    how.code,
+    graph.expire ?? DEFAULT_EXPIRE_S,
+  ]);
+  if (stopped.length === 0) return 0;
+  const ids = stopped.map((c) => c.id);
+  await s.db.run('hooks_release_workflows', [ids]);
+  for (const step of await s.db.run<{ job_id: string }>('steps_of_workflows', [ids])) s.effects.cancels.push(step.job_id);
+  for (const c of stopped) emit(s, c, graph.publishes ?? graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
+  // Their own children (an await inside a child): one by one, as an interrupt with descend does.
+  for (const g of await s.db.run<{ id: string }>('children_open_of', [ids])) await interruptStaged(s, g.id, how, false);
   await flushPending(s);
-  return children.length;
+  return stopped.length;
 }
 
 /**

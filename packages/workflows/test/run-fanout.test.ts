@@ -288,9 +288,9 @@ test.serial('fan-out: children ending concurrently on two nodes: the fan-in runs
   t.is(outputs.length, 3);
 });
 
-test.serial('fan-out: a failing child among 450 waiting ones: every sibling is interrupted, over several stop batches', async (t) => {
+test.serial('fan-out: a failing child among 1,050 waiting ones: every sibling is interrupted (two stop batches)', async (t) => {
   const { db, fan } = await setup(t, 'wf_fan_stop');
-  const list = [...Array.from({ length: 450 }, () => ({ hold: true })), { fail: true }];
+  const list = [...Array.from({ length: 1050 }, () => ({ hold: true })), { fail: true }];
   const id = await fan.pub('fan.mixed', { list });
   await until('the parent failed', async () => (await fan.getStatus(id)) === FAILED, 20_000);
   const count = async () =>
@@ -301,8 +301,8 @@ test.serial('fan-out: a failing child among 450 waiting ones: every sibling is i
         [id, INTERRUPTED],
       )
     ).rows[0] as { interrupted: number; running: number };
-  await until('every sibling interrupted', async () => (await count()).interrupted === 450, 30_000);
-  t.deepEqual(await count(), { interrupted: 450, running: 0 });
+  await until('every sibling interrupted', async () => (await count()).interrupted === 1050, 30_000);
+  t.deepEqual(await count(), { interrupted: 1050, running: 0 });
   const hooks = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".wf_hooks`);
   t.is(hooks.rows[0].n, 0, 'their hooks are released');
 });
