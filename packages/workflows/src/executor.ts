@@ -63,6 +63,9 @@ export interface EmitPayload {
   data: unknown;
 }
 
+/** An EMIT_TYPE job: the events of one transaction in one partition, published in order. */
+export type EmitJobPayload = { events: EmitPayload[] } | EmitPayload;
+
 export interface WorkflowRow {
   id: string;
   app_id: string;
@@ -156,6 +159,8 @@ interface Pending {
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
   fanin: FaninRow[];
+  /** Events to publish after the commit, by partition: one emit job each per flush. */
+  emits: Map<string, EmitPayload[]>;
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
   written: Set<string>;
@@ -182,6 +187,7 @@ function pendingOf(s: Scope): Pending {
       workflows: new Map(),
       jobs: [],
       fanin: [],
+      emits: new Map(),
       created: new Set(),
       written: new Set(),
     };
@@ -201,10 +207,11 @@ async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: u
 
 /**
  * Writes what the transaction's transitions staged: the jobs (one enqueue), their step links, the
- * activity records and the workflow rows (one statement each). Called at the end of every entry point,
- * and before a statement that must see the staged rows (an interrupt's status check, its steps).
+ * activity records and the workflow rows (one statement each). Called at the end of every entry point
+ * with `publish` (the staged events become emit jobs then), and before a statement that must see the
+ * staged rows (an interrupt's status check, its steps).
  */
-export async function flushPending(s: Scope): Promise<void> {
+export async function flushPending(s: Scope, publish = false): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
   if (p.inserts.size > 0) {
@@ -231,6 +238,16 @@ export async function flushPending(s: Scope): Promise<void> {
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
     }
+  }
+  // At the end of an entry point (`publish`), one emit job per partition for all the events the
+  // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
+  // claim, run and record instead of one per event. Flushes in between keep them staged.
+  if (publish) {
+    for (const [partition, events] of p.emits) {
+      const payload: EmitJobPayload = { events };
+      p.jobs.push({ job: { partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+    }
+    p.emits.clear();
   }
   const jobs = p.jobs.splice(0);
   if (jobs.length > 0) {
@@ -752,7 +769,10 @@ function view(r: ActivityRecord): ActivityData {
 /** Stages the job that publishes `data` after the transaction commits. */
 function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): void {
   const payload: EmitPayload = { app: row.app_id, topic, id: row.id, kind, status, data };
-  pendingOf(s).jobs.push({ job: { partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+  const emits = pendingOf(s).emits;
+  const list = emits.get(row.partition);
+  if (list) list.push(payload);
+  else emits.set(row.partition, [payload]);
 }
 
 /** Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone. */
@@ -811,7 +831,7 @@ export interface StartOptions {
 /** Starts several workflows in the caller's transaction, written together. */
 export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<void> {
   for (const o of starts) await startStaged(s, o);
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 type StartOutcome = ReturnType<Run['outcome']>;
@@ -867,7 +887,7 @@ export async function finishSteps(s: Scope, outcomes: StepOutcome[]): Promise<vo
     outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
   );
   for (const o of outcomes) await finishStepStaged(s, o);
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
@@ -979,7 +999,7 @@ export async function deliverHook(
   opts: { keep: boolean; except?: string; code?: number },
 ): Promise<string | undefined> {
   const reached = await deliverHookStaged(s, app, topic, data, opts);
-  await flushPending(s);
+  await flushPending(s, true);
   return reached;
 }
 
@@ -1038,7 +1058,7 @@ export async function deliverHookAll(
   search: Record<string, unknown>,
 ): Promise<string[]> {
   const reached = await deliverHookAllStaged(s, appId, topic, data, search);
-  await flushPending(s);
+  await flushPending(s, true);
   return reached;
 }
 
@@ -1092,7 +1112,7 @@ async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<I
 /** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
 export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions): Promise<boolean> {
   const done = await interruptStaged(s, id, o);
-  await flushPending(s);
+  await flushPending(s, true);
   return done;
 }
 
@@ -1151,7 +1171,7 @@ export async function stopFanOutChildren(s: Scope, p: StopChildrenPayload, limit
   for (const c of stopped) emit(s, c, graph.publishes ?? graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
   // Their own children (an await inside a child): one by one, as an interrupt with descend does.
   for (const g of await s.db.run<{ id: string }>('children_open_of', [ids])) await interruptStaged(s, g.id, how, false);
-  await flushPending(s);
+  await flushPending(s, true);
   return stopped.length;
 }
 
@@ -1181,7 +1201,7 @@ export async function holdWorkflow(s: Scope, o: Omit<StartOptions, 'parent'> & {
     errors: [],
   };
   pendingOf(s).activities.set(`${o.id}\u0000${key(held.activity, '')}`, { workflowId: o.id, record: held, entered: false });
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 /** Starts a pending workflow on the version it was published on; false when it is not pending (started, ended, expired, unknown). */
@@ -1197,6 +1217,6 @@ export async function resumeWorkflow(s: Scope, appId: string, id: string): Promi
   runs.set(id, run);
   await run.enter(run.graph.trigger, '', held.input?.data ?? {});
   await run.flush();
-  await flushPending(s);
+  await flushPending(s, true);
   return true;
 }

@@ -22,7 +22,7 @@ import {
   finishSteps,
   newEffects,
   stopFanOutChildren,
-  type EmitPayload,
+  type EmitJobPayload,
   type Effects,
   type StopChildrenPayload,
 } from './executor.js';
@@ -66,12 +66,13 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
     perform: () => ({}),
   });
 
-  const emit = defineJob<EmitPayload>({
+  const emit = defineJob<EmitJobPayload>({
     type: EMIT_TYPE,
     maxAttempts: 3,
     perform: (p) => {
       if (!bound) throw new Error('the workflows plugin has not started on this node yet; retried');
-      bound.ctx.bus.publish(eventSubject(bound.ctx.cluster, p.app, p.topic), EVENT_KIND, p);
+      // A transaction's events in one job; a single event: a job enqueued before they were batched.
+      for (const e of 'events' in p ? p.events : [p]) bound.ctx.bus.publish(eventSubject(bound.ctx.cluster, e.app, e.topic), EVENT_KIND, e);
     },
   });
 

@@ -216,7 +216,7 @@ test.serial('fan-out: items that are no array fail the workflow with FANOUT_ITEM
 test.serial(
   'fan-out: a failing child fails the parent and interrupts its siblings; interrupt with descend reaches every child',
   async (t) => {
-    const { fan } = await setup(t, 'wf_fan_fail');
+    const { db, fan } = await setup(t, 'wf_fan_fail');
     // Three children wait on a hook; the fourth fails in its worker.
     const id = await fan.pub('fan.mixed', { list: [{ hold: true }, { hold: true }, { fail: true }, { hold: true }] });
     await until('the parent failed', async () => (await fan.getStatus(id)) === FAILED, 20_000);
@@ -245,6 +245,15 @@ test.serial(
     await until('outputs of the parent and its children', () => outputs.filter((e) => e.id.startsWith(desc)).length >= 4, 10_000);
     await new Promise((r) => setTimeout(r, 200));
     t.is(outputs.filter((e) => e.id === desc).length, 1);
+    // The interrupt's three outputs (parent, two children) were published by one emit job.
+    const emits = await db.pool.query(
+      `SELECT payload FROM "${db.schema}".jobs_history WHERE type = 'partita.wf.emit' AND payload->'events' @> $1::jsonb`,
+      [JSON.stringify([{ id: desc }])],
+    );
+    t.deepEqual(
+      emits.rows.map((r) => (r.payload.events as { id: string }[]).map((e) => e.id).sort()),
+      [[desc, `${desc}-fan-0`, `${desc}-fan-2`].sort()],
+    );
 
     // A child interrupted on its own (throw, default): the fan-out fails as for a failed child.
     const one = await fan.pub('fan.mixed', { list: [{ hold: true }, { hold: true }] });
