@@ -15,7 +15,7 @@ import type { Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
-import { DuplicateWorkflowError, FAILED, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
+import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
 import { attemptsRemain, executorRetries, retryDelayMs, stepAttempts } from './retry.js';
@@ -29,8 +29,26 @@ export const EMIT_TYPE = 'partita.wf.emit';
  * alone sees these jobs' outcomes, so other jobs on the node keep the plain write.
  */
 export const STEP_CONTINUATION = 'workflows.transition';
+/**
+ * Interrupts the running children of a fan-out whose child failed, in transactions of its own after
+ * the failure committed: the failing child's transaction holds the parent's lock, and locking the
+ * siblings there (which concurrent transitions lock before the parent) could deadlock; a fan-out's
+ * thousands of siblings would also make that transaction long.
+ */
+export const STOP_CHILDREN_TYPE = 'partita.wf.stop-children';
+export interface StopChildrenPayload {
+  app: string;
+  workflow: string;
+  activity: string;
+  dimension: string;
+  reason: string;
+}
+/** Children a stop-children transaction interrupts at most. */
+export const STOP_CHILDREN_BATCH = 1000;
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
+/** Children a fan-out stages before writing them (one statement per table per batch). */
+const FANOUT_BATCH = 1000;
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
 export const DEFAULT_EXPIRE_S = 3600;
 
@@ -45,6 +63,9 @@ export interface EmitPayload {
   data: unknown;
 }
 
+/** An EMIT_TYPE job: the events of one transaction in one partition, published in order. */
+export type EmitJobPayload = { events: EmitPayload[] } | EmitPayload;
+
 export interface WorkflowRow {
   id: string;
   app_id: string;
@@ -57,6 +78,8 @@ export interface WorkflowRow {
   parent_id: string | null;
   parent_activity: string | null;
   parent_dimension: string | null;
+  /** A fan-out child: its position in the parent's array. */
+  parent_index?: number | null;
 }
 
 export interface ActivityRecord {
@@ -70,6 +93,8 @@ export interface ActivityRecord {
   hook: unknown;
   attempts: number;
   errors: unknown[];
+  /** A fan-out await: its children still running (the fan-in counter). */
+  children_open?: number | null;
 }
 
 /** Compiled app versions by id+version: immutable once deployed, so cached for the process's life. */
@@ -132,6 +157,22 @@ interface Pending {
   workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number; ended?: boolean; output?: unknown }>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+  /** Outputs of fan-out children that ended, for their parent's fan-in. */
+  fanin: FaninRow[];
+  /** Events to publish after the commit, by partition: one emit job each per flush. */
+  emits: Map<string, EmitPayload[]>;
+  /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
+  created: Set<string>;
+  written: Set<string>;
+}
+
+interface FaninRow {
+  workflow_id: string;
+  activity: string;
+  dimension: string;
+  idx: number;
+  child_id: string;
+  output: unknown;
 }
 
 const pendingByScope = new WeakMap<Scope, Pending>();
@@ -139,7 +180,17 @@ const pendingByScope = new WeakMap<Scope, Pending>();
 function pendingOf(s: Scope): Pending {
   let p = pendingByScope.get(s);
   if (!p) {
-    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
+    p = {
+      runs: new Map(),
+      inserts: new Map(),
+      activities: new Map(),
+      workflows: new Map(),
+      jobs: [],
+      fanin: [],
+      emits: new Map(),
+      created: new Set(),
+      written: new Set(),
+    };
     pendingByScope.set(s, p);
   }
   return p;
@@ -156,20 +207,30 @@ async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: u
 
 /**
  * Writes what the transaction's transitions staged: the jobs (one enqueue), their step links, the
- * activity records and the workflow rows (one statement each). Called at the end of every entry point,
- * and before a statement that must see the staged rows (an interrupt's status check, its steps).
+ * activity records and the workflow rows (one statement each). Called at the end of every entry point
+ * with `publish` (the staged events become emit jobs then), and before a statement that must see the
+ * staged rows (an interrupt's status check, its steps).
  */
-export async function flushPending(s: Scope): Promise<void> {
+export async function flushPending(s: Scope, publish = false): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
   if (p.inserts.size > 0) {
     // Stored with the state their first transitions left them in: no update of a row just inserted.
+    // One written while its transitions still run (a statement that needs its row, a fan-out's batch)
+    // has no staged state yet: it goes in with its Run's current one, so it is not stored as finished.
     const rows = [...p.inserts.values()].map((w) => {
       const state = p.workflows.get(w.id);
       p.workflows.delete(w.id);
-      return { ...w, status: state?.status ?? 0, data: state?.data ?? {}, expire: state?.expire ?? DEFAULT_EXPIRE_S };
+      const run = p.runs.get(w.id);
+      return {
+        ...w,
+        status: state?.status ?? run?.status ?? 0,
+        data: state?.data ?? run?.data ?? {},
+        expire: state?.expire ?? DEFAULT_EXPIRE_S,
+      };
     });
     p.inserts.clear();
+    for (const w of rows) p.created.add(w.id);
     try {
       await s.db.run('workflows_insert', [JSON.stringify(rows)]);
     } catch (err) {
@@ -177,6 +238,16 @@ export async function flushPending(s: Scope): Promise<void> {
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
     }
+  }
+  // At the end of an entry point (`publish`), one emit job per partition for all the events the
+  // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
+  // claim, run and record instead of one per event. Flushes in between keep them staged.
+  if (publish) {
+    for (const [partition, events] of p.emits) {
+      const payload: EmitJobPayload = { events };
+      p.jobs.push({ job: { partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+    }
+    p.emits.clear();
   }
   const jobs = p.jobs.splice(0);
   let links: [string[], string[], string[], string[]] | null = null;
@@ -195,33 +266,46 @@ export async function flushPending(s: Scope): Promise<void> {
     });
   }
   let activities: string | null = null;
+  let firstActivities: string | null = null;
   if (p.activities.size > 0) {
-    const rows = [...p.activities.values()].map(({ workflowId, record: r, entered }) => ({
-      workflow_id: workflowId,
-      activity: r.activity,
-      dimension: r.dimension,
-      type: r.type,
-      state: r.state,
-      job_id: r.job_id,
-      input: r.input,
-      output: r.output,
-      hook: r.hook,
-      attempts: r.attempts,
-      errors: r.errors ?? [],
-      entered: entered ? 1 : 0,
-    }));
+    const fresh: unknown[] = [];
+    const again: unknown[] = [];
+    for (const [k, { workflowId, record: r, entered }] of p.activities) {
+      const row = {
+        workflow_id: workflowId,
+        activity: r.activity,
+        dimension: r.dimension,
+        type: r.type,
+        state: r.state,
+        job_id: r.job_id,
+        input: r.input,
+        output: r.output,
+        hook: r.hook,
+        attempts: r.attempts,
+        errors: r.errors ?? [],
+        children_open: r.children_open ?? null,
+        entered: entered ? 1 : 0,
+      };
+      // A new workflow's record written for the first time cannot conflict: a plain insert.
+      if (p.created.has(workflowId) && !p.written.has(k)) {
+        p.written.add(k);
+        fresh.push(row);
+      } else again.push(row);
+    }
     p.activities.clear();
-    activities = JSON.stringify(rows);
+    if (again.length > 0) activities = JSON.stringify(again);
+    if (fresh.length > 0) firstActivities = JSON.stringify(fresh);
   }
+  const fanin = p.fanin.length > 0 ? JSON.stringify(p.fanin.splice(0)) : null;
   let workflows: string | null = null;
   if (p.workflows.size > 0) {
     workflows = JSON.stringify([...p.workflows.values()]);
     p.workflows.clear();
   }
-  // The links, records and workflow rows in one statement: one round trip per transaction, not three.
-  if (links || activities || workflows) {
+  // The links, records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
+  if (links || activities || workflows || firstActivities || fanin) {
     const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
-    await s.db.run('transition_write', [ids, workflowIds, activityIds, dimensions, activities, workflows]);
+    await s.db.run('transition_write', [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin]);
   }
 }
 
@@ -348,7 +432,8 @@ class Run {
       errors: [],
     };
     const ctx = this.context(dimension);
-    const input = act.input?.maps ? evaluateMapping(act.input.maps, ctx) : undefined;
+    // A fan-out maps its input once per element (with $item), when it starts each child.
+    const input = act.input?.maps && !act.items ? evaluateMapping(act.input.maps, ctx) : undefined;
     if (input !== undefined) rec.input = { data: input };
     this.put(rec, true);
     switch (act.type) {
@@ -379,7 +464,7 @@ class Run {
         return this.complete(act, rec, { output: {} });
       }
       case 'await':
-        return this.startChild(act, rec, input);
+        return act.items ? this.startFanOut(act, rec, ctx) : this.startChild(act, rec, input);
       case 'cycle': {
         await this.complete(act, rec, { output: {} });
         const target = act.ancestor!;
@@ -481,6 +566,82 @@ class Run {
     }
   }
 
+  /**
+   * An await with `items`: one child per element, started in this transaction and written in batches;
+   * the activity waits with a count of open children that each child's end decrements (childEnded).
+   */
+  private async startFanOut(act: CompiledActivity, rec: ActivityRecord, ctx: MappingContext): Promise<void> {
+    const items = evaluateMapping(act.items!, ctx);
+    if (!Array.isArray(items)) return this.fail(rec, fanOutItemsError(this.graph.subscribes, act, items), 1);
+    const fireAndForget = act.await === false;
+    const base = `${this.row.id}-${act.id}${rec.dimension.replace(/\//g, '-')}`;
+    const ids = items.map((_, i) => `${base}-${i}`);
+    rec.input = { data: { count: items.length } };
+    if (items.length === 0) return this.complete(act, rec, { output: fireAndForget ? { ids } : { items: [], ids } });
+    const graph = graphOf(this.app, act.topic!)!;
+    if (!fireAndForget) {
+      // Waiting before the first child starts: a child that ends in this transaction counts itself in.
+      rec.state = 'waiting';
+      rec.children_open = items.length;
+    }
+    for (let i = 0; i < items.length; i++) {
+      // A child that failed at once failed this workflow: the rest are not started.
+      if (this.status < 0 || (!fireAndForget && rec.state !== 'waiting')) return;
+      const data = act.input?.maps ? evaluateMapping(act.input.maps, { ...ctx, item: items[i], index: i }) : items[i];
+      await startStaged(this.s, {
+        app: this.app,
+        graph,
+        id: ids[i]!,
+        data: data ?? {},
+        search: {},
+        partition: this.row.partition,
+        ...(fireAndForget ? {} : { parent: { id: this.row.id, activity: act.id, dimension: rec.dimension, index: i } }),
+      });
+      // Batches keep each statement's JSON and the memory they are built in bounded.
+      if ((i + 1) % FANOUT_BATCH === 0 && i + 1 < items.length) await flushPending(this.s);
+    }
+    if (fireAndForget) return this.complete(act, rec, { output: { ids } });
+  }
+
+  /**
+   * A fan-out child ended (or was interrupted without throw): its output is kept for the fan-in and the
+   * open count goes down; the child that brings it to 0 completes the activity with every output in
+   * element order. The parent's row is locked, so concurrent ends count one at a time.
+   */
+  async childEnded(act: CompiledActivity, rec: ActivityRecord, child: { id: string; index: number }, output: unknown): Promise<void> {
+    const p = pendingOf(this.s);
+    p.fanin.push({ workflow_id: this.row.id, activity: act.id, dimension: rec.dimension, idx: child.index, child_id: child.id, output });
+    rec.children_open = (rec.children_open ?? 1) - 1;
+    this.put(rec, false);
+    if (rec.children_open > 0) return;
+    await flushPending(this.s);
+    const rows = await this.s.db.run<{ idx: number; child_id: string; output: unknown }>('fanin_take', [
+      this.row.id,
+      act.id,
+      rec.dimension,
+    ]);
+    rows.sort((a, b) => a.idx - b.idx);
+    await this.complete(act, rec, { output: { items: rows.map((r) => r.output), ids: rows.map((r) => r.child_id) } });
+  }
+
+  /**
+   * A fan-out child failed (or was interrupted with throw): the activity fails, and a job interrupts
+   * its other children after this transaction (STOP_CHILDREN_TYPE).
+   */
+  async fanOutFailed(act: CompiledActivity, rec: ActivityRecord, failedChild: string, error: unknown): Promise<void> {
+    this.fail(rec, error, 1);
+    rec.children_open = null;
+    const payload: StopChildrenPayload = {
+      app: this.row.app_id,
+      workflow: this.row.id,
+      activity: act.id,
+      dimension: rec.dimension,
+      reason: `child ${failedChild} of fan-out ${act.id} failed`,
+    };
+    pendingOf(this.s).jobs.push({ job: { partition: this.row.partition, type: STOP_CHILDREN_TYPE, queue: DEFAULT_QUEUE, payload } });
+    await this.flush();
+  }
+
   /** Where the workflow stands after flush(): its status, output when it ended, how it was interrupted. */
   outcome(): { status: number; output: unknown; interruption?: Required<InterruptOptions> } {
     return {
@@ -564,7 +725,7 @@ class Run {
     await runNow(this.s, 'hooks_release_workflow', [this.row.id]);
     if (how.descend) {
       // This workflow is not written as interrupted yet: its children must not report to it as to an awaiting parent.
-      for (const child of await runNow<{ id: string }>(this.s, 'workflow_children', [this.row.id]))
+      for (const child of await runNow<{ id: string }>(this.s, 'workflow_children_open', [this.row.id]))
         await interruptStaged(this.s, child.id, { ...how, descend: true }, false);
     }
   }
@@ -609,10 +770,8 @@ class Run {
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
     emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
-    if (this.row.parent_id && this.status === 0)
-      await completeAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.data);
-    else if (this.row.parent_id && this.status === FAILED)
-      await failAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.failedWith);
+    if (this.row.parent_id && this.status === 0) await completeAwait(this.s, this.row, this.data);
+    else if (this.row.parent_id && this.status === FAILED) await failAwait(this.s, this.row, this.failedWith);
     else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
   }
 }
@@ -628,7 +787,10 @@ function view(r: ActivityRecord): ActivityData {
 /** Stages the job that publishes `data` after the transaction commits. */
 function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): void {
   const payload: EmitPayload = { app: row.app_id, topic, id: row.id, kind, status, data };
-  pendingOf(s).jobs.push({ job: { partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+  const emits = pendingOf(s).emits;
+  const list = emits.get(row.partition);
+  if (list) list.push(payload);
+  else emits.set(row.partition, [payload]);
 }
 
 /**
@@ -691,13 +853,14 @@ export interface StartOptions {
   data: unknown;
   search: Record<string, unknown>;
   partition: string;
-  parent?: { id: string; activity: string; dimension: string };
+  /** `index`: a fan-out child's position in its parent's array. */
+  parent?: { id: string; activity: string; dimension: string; index?: number };
 }
 
 /** Starts several workflows in the caller's transaction, written together. */
 export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<void> {
   for (const o of starts) await startStaged(s, o);
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 type StartOutcome = ReturnType<Run['outcome']>;
@@ -719,6 +882,7 @@ async function startStaged(s: Scope, o: StartOptions): Promise<StartOutcome> {
     parent_id: o.parent?.id ?? null,
     parent_activity: o.parent?.activity ?? null,
     parent_dimension: o.parent?.dimension ?? null,
+    parent_index: o.parent?.index ?? null,
   };
   const run = new Run(s, row, o.app, o.graph, []);
   const p = pendingOf(s);
@@ -784,7 +948,7 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
     [...locked.values()],
   );
   for (const o of outcomes) await finishStepStaged(s, o);
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
@@ -803,21 +967,29 @@ async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
   await run.flush();
 }
 
-async function completeAwait(s: Scope, parentId: string, activity: string, dimension: string, output: unknown): Promise<void> {
-  const run = await load(s, parentId, dimension);
+/** A child workflow ended: the await of its parent (`child.parent_*`) completes, or counts it in when it fans out. */
+async function completeAwait(s: Scope, child: WorkflowRow, output: unknown): Promise<void> {
+  const dimension = child.parent_dimension ?? '';
+  const run = await load(s, child.parent_id!, dimension);
   if (!run || !run.open) return;
-  const act = run.graph.activities[activity];
-  const rec = run.record(activity, dimension);
+  const act = run.graph.activities[child.parent_activity!];
+  const rec = run.record(child.parent_activity!, dimension);
   if (!act || !rec || rec.state !== 'waiting') return;
-  await run.complete(act, rec, { output });
+  if (act.items && child.parent_index !== null && child.parent_index !== undefined)
+    await run.childEnded(act, rec, { id: child.id, index: child.parent_index }, output);
+  else await run.complete(act, rec, { output });
   await run.flush();
 }
 
-async function failAwait(s: Scope, parentId: string, activity: string, dimension: string, error: unknown): Promise<void> {
-  const run = await load(s, parentId, dimension);
+/** A child workflow failed: the await of its parent fails (and, for a fan-out, its other children are interrupted). */
+async function failAwait(s: Scope, child: WorkflowRow, error: unknown): Promise<void> {
+  const dimension = child.parent_dimension ?? '';
+  const run = await load(s, child.parent_id!, dimension);
   if (!run || !run.open) return;
-  const rec = run.record(activity, dimension);
-  if (!rec || rec.state !== 'waiting') return;
+  const act = run.graph.activities[child.parent_activity!];
+  const rec = run.record(child.parent_activity!, dimension);
+  if (!act || !rec || rec.state !== 'waiting') return;
+  if (act.items) return run.fanOutFailed(act, rec, child.id, error);
   run.fail(rec, error, 1);
   await run.flush();
 }
@@ -898,7 +1070,7 @@ export async function deliverHook(
   opts: { keep: boolean; except?: string; code?: number },
 ): Promise<string | undefined> {
   const reached = await deliverHookStaged(s, app, topic, data, opts);
-  await flushPending(s);
+  await flushPending(s, true);
   return reached;
 }
 
@@ -958,7 +1130,7 @@ export async function deliverHookAll(
   search: Record<string, unknown>,
 ): Promise<string[]> {
   const reached = await deliverHookAllStaged(s, appId, topic, data, search);
-  await flushPending(s);
+  await flushPending(s, true);
   return reached;
 }
 
@@ -1005,15 +1177,14 @@ function interruptError(childId: string, how: Required<InterruptOptions>) {
 /** An interrupted workflow's parent, if it awaits it: fails (throw) or goes on with the interrupted output. */
 async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<InterruptOptions>): Promise<void> {
   if (!row.parent_id) return;
-  const dimension = row.parent_dimension ?? '';
-  if (how.throw) await failAwait(s, row.parent_id, row.parent_activity!, dimension, interruptError(row.id, how));
-  else await completeAwait(s, row.parent_id, row.parent_activity!, dimension, interruptedOutput(how));
+  if (how.throw) await failAwait(s, row, interruptError(row.id, how));
+  else await completeAwait(s, row, interruptedOutput(how));
 }
 
 /** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
 export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions): Promise<boolean> {
   const done = await interruptStaged(s, id, o);
-  await flushPending(s);
+  await flushPending(s, true);
   return done;
 }
 
@@ -1037,9 +1208,43 @@ async function interruptStaged(s: Scope, id: string, o: InterruptOptions, tellPa
   emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
   if (tellParent) await tellParentOfInterrupt(s, run.row, how);
   if (how.descend) {
-    for (const child of await runNow<{ id: string }>(s, 'workflow_children', [id])) await interruptStaged(s, child.id, how, false);
+    for (const child of await runNow<{ id: string }>(s, 'workflow_children_open', [id])) await interruptStaged(s, child.id, how, false);
   }
   return true;
+}
+
+/**
+ * Interrupts (with descend, without telling the parent, which failed) up to `limit` running children
+ * of a fan-out; how many it interrupted, so the caller goes on while a batch was full.
+ */
+export async function stopFanOutChildren(s: Scope, p: StopChildrenPayload, limit = STOP_CHILDREN_BATCH): Promise<number> {
+  const how: Required<InterruptOptions> = { reason: p.reason, descend: true, throw: true, code: INTERRUPT_CODE };
+  const [parent] = await s.db.run<WorkflowRow>('workflow_get', [p.workflow, p.app]);
+  if (!parent) return 0;
+  // A fan-out's children run one graph of the parent's version: one expire, one output topic.
+  const app = await s.versions.get(parent.app_id, parent.version);
+  const act = graphOf(app, parent.topic)?.activities[p.activity];
+  const graph = act?.topic ? graphOf(app, act.topic) : undefined;
+  if (!graph)
+    throw new WorkflowNotFoundError(`fan-out ${p.activity} of workflow ${p.workflow} (app ${parent.app_id} version ${parent.version})`);
+  const stopped = await s.db.run<WorkflowRow>('fanout_children_interrupt', [
+    p.workflow,
+    p.activity,
+    p.dimension,
+    limit,
+    how.reason,
+    how.code,
+    graph.expire ?? DEFAULT_EXPIRE_S,
+  ]);
+  if (stopped.length === 0) return 0;
+  const ids = stopped.map((c) => c.id);
+  await s.db.run('hooks_release_workflows', [ids]);
+  for (const step of await s.db.run<{ job_id: string }>('steps_of_workflows', [ids])) s.effects.cancels.push(step.job_id);
+  for (const c of stopped) emit(s, c, graph.publishes ?? graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
+  // Their own children (an await inside a child): one by one, as an interrupt with descend does.
+  for (const g of await s.db.run<{ id: string }>('children_open_of', [ids])) await interruptStaged(s, g.id, how, false);
+  await flushPending(s, true);
+  return stopped.length;
 }
 
 /**
@@ -1068,7 +1273,7 @@ export async function holdWorkflow(s: Scope, o: Omit<StartOptions, 'parent'> & {
     errors: [],
   };
   pendingOf(s).activities.set(`${o.id}\u0000${key(held.activity, '')}`, { workflowId: o.id, record: held, entered: false });
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 /** Starts a pending workflow on the version it was published on; false when it is not pending (started, ended, expired, unknown). */
@@ -1084,6 +1289,6 @@ export async function resumeWorkflow(s: Scope, appId: string, id: string): Promi
   runs.set(id, run);
   await run.enter(run.graph.trigger, '', held.input?.data ?? {});
   await run.flush();
-  await flushPending(s);
+  await flushPending(s, true);
   return true;
 }

@@ -22,6 +22,7 @@ export {
   DuplicateWorkflowError,
   WorkflowNotFoundError,
   WorkflowFailedError,
+  FanOutItemsError,
   PENDING,
   INTERRUPTED,
   FAILED,
@@ -40,6 +41,15 @@ export {
   WORKFLOW_STATUS_NAMES,
 } from './app.js';
 export { workflowsPlugin, type WorkflowsPluginOptions } from './plugin.js';
-export { SLEEP_TYPE, EMIT_TYPE, INTERRUPT_CODE, Versions, graphOf, type EmitPayload, type InterruptOptions } from './executor.js';
+export {
+  SLEEP_TYPE,
+  EMIT_TYPE,
+  INTERRUPT_CODE,
+  Versions,
+  graphOf,
+  type EmitPayload,
+  type EmitJobPayload,
+  type InterruptOptions,
+} from './executor.js';
 export { eventSubject } from './subjects.js';
 export * from './activation/index.js';

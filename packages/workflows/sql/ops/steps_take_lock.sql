@@ -7,7 +7,7 @@
 WITH taken AS (
   DELETE FROM {{schema}}.wf_steps WHERE job_id = ANY($1::text[]) RETURNING job_id, workflow_id, activity, dimension
 ), locked AS (
-  SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension
+  SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index
   FROM {{schema}}.wf_workflows WHERE id IN (SELECT workflow_id FROM taken) ORDER BY id FOR UPDATE
 )
 SELECT t.job_id, t.workflow_id, t.activity, t.dimension, to_jsonb(l) AS workflow
