@@ -33,6 +33,8 @@ export const STEP_CONTINUATION = 'workflows.transition';
 export const DEFAULT_QUEUE = 'default';
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
 export const DEFAULT_EXPIRE_S = 3600;
+/** The semaphore of a workflow row written before its first transition staged its state. */
+const OPEN_PLACEHOLDER = 1;
 
 export interface EmitPayload {
   app: string;
@@ -132,6 +134,8 @@ interface Pending {
   workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number }>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+  /** Workflows written finished as they started, whose records still have to follow them (see flushPending). */
+  settle: string[];
 }
 
 const pendingByScope = new WeakMap<Scope, Pending>();
@@ -139,7 +143,7 @@ const pendingByScope = new WeakMap<Scope, Pending>();
 function pendingOf(s: Scope): Pending {
   let p = pendingByScope.get(s);
   if (!p) {
-    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
+    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [], settle: [] };
     pendingByScope.set(s, p);
   }
   return p;
@@ -167,9 +171,12 @@ export async function flushPending(s: Scope): Promise<void> {
     const rows = [...p.inserts.values()].map((w) => {
       const state = p.workflows.get(w.id);
       p.workflows.delete(w.id);
-      return { ...w, status: state?.status ?? 0, data: state?.data ?? {}, expire: state?.expire ?? DEFAULT_EXPIRE_S };
+      // No state staged yet: written mid-transition (a statement needed its row), so still open; its
+      // state follows in this transaction's update. Stored as finished, it would get an expiry while it runs.
+      return { ...w, status: state?.status ?? OPEN_PLACEHOLDER, data: state?.data ?? {}, expire: state?.expire ?? DEFAULT_EXPIRE_S };
     });
     p.inserts.clear();
+    for (const r of rows) if (r.status === 0 && r.expire >= 0) p.settle.push(r.id);
     try {
       await s.db.run('workflows_insert', [JSON.stringify(rows)]);
     } catch (err) {
@@ -212,6 +219,8 @@ export async function flushPending(s: Scope): Promise<void> {
     p.activities.clear();
     await s.db.run('activities_upsert', [JSON.stringify(rows)]);
   }
+  // Workflows that finished as they started: their records follow them to their expiry day's partition.
+  if (p.settle.length > 0) await s.db.run('activities_settle', [p.settle.splice(0)]);
   if (p.workflows.size > 0) {
     const rows = [...p.workflows.values()];
     p.workflows.clear();

@@ -1,3 +1,5 @@
+-- Records go to the open partition (a finished workflow's move to its expiry day's partition takes
+-- them along), so the conflict target names it.
 -- Every activity record a transaction changed, in one statement ($1: a JSON array of records).
 -- `entered` is 1 for a record entered in this transaction, else 0: a record entered again (not merely
 -- finished) counts, so exactly-once transitions keep it at 1.
@@ -6,7 +8,7 @@ SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.inpu
        r.entered, CASE WHEN r.state = 'done' THEN now() END
 FROM jsonb_to_recordset($1::jsonb) AS r(workflow_id text, activity text, dimension text, type text, state text, job_id text,
                                         input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, entered int)
-ON CONFLICT (workflow_id, activity, dimension) DO UPDATE
+ON CONFLICT (workflow_id, activity, dimension, expire_day) DO UPDATE
 SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
     attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, finished_at = EXCLUDED.finished_at,
     entered = a.entered + EXCLUDED.entered
