@@ -270,3 +270,26 @@ test.serial('the node makes its partitions and sweeps by itself', async (t) => {
   );
   t.pass();
 });
+
+test.serial('a call waiting on a workflow that another transaction finishes (and so moves) meanwhile runs again, not fails', async (t) => {
+  const { db, pool, keep } = await setup(t, 3_600_000);
+  const id = await keep.pub('w.start', {});
+  // Another node finishing it: its row moves to its expiry day's partition while the interrupt waits for the lock.
+  const other = await pool.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(`SELECT 1 FROM "${db.schema}".wf_workflows WHERE id = $1 FOR UPDATE`, [id]);
+    const interrupted = keep.interrupt('w.start', id);
+    await new Promise((r) => setTimeout(r, 300));
+    await other.query(
+      `UPDATE "${db.schema}".wf_workflows SET status = 0, finished_at = now(), expire_at = now() + interval '1 hour',
+         expire_day = "${db.schema}".wf_expire_day(now() + interval '1 hour') WHERE id = $1`,
+      [id],
+    );
+    await other.query('COMMIT');
+    t.false(await interrupted, 'finished meanwhile: not interrupted');
+  } finally {
+    other.release();
+  }
+  t.is(await keep.getStatus(id), 0);
+});
