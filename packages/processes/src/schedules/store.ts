@@ -14,6 +14,7 @@ import { UnknownScheduleError, type ResolvedSchedule } from './spec.js';
 
 type OpName =
   | 'db_now'
+  | 'jobs_live'
   | 'jobs_queues'
   | 'occurrence_claim'
   | 'occurrence_list'
@@ -276,6 +277,7 @@ export class ScheduleStore {
     if (ids.length === 0) return results;
     await this.jobs.withTransaction(async (tx) => {
       const rows = await this.run<ScheduleRow & { db_now: Date }>('schedules_lock_many', tx.client, [ids]);
+      await this.refreshLiveness(tx, rows);
       const plans = new Map<string, { s: ScheduleRecord; plan: ReturnType<typeof planFiring>; dbNow: Date }>();
       for (const row of rows) {
         if (row.paused) continue;
@@ -381,6 +383,7 @@ export class ScheduleStore {
     const result = await this.jobs.withTransaction(async (tx) => {
       const [row] = await this.run<ScheduleRow & { db_now: Date }>('schedule_lock', tx.client, [id]);
       if (!row) throw new UnknownScheduleError(id);
+      await this.refreshLiveness(tx, [row]);
       const s = toRecord(row);
       const fireAt = row.db_now;
       const outcome = await this.claim(tx, s, fireAt, true, s.overlap === 'skip' && s.lastJobLive);
@@ -427,6 +430,18 @@ export class ScheduleStore {
     }
     await this.run('occurrence_settle', tx.client, [s.id, fireAt, outcome!.id, 'enqueued']);
     return { jobId: outcome!.id };
+  }
+
+  /**
+   * Reads again whether the locked schedules' last jobs are live: when the lock was waited for, the
+   * lock statement's own answer predates the firing that held it (overlap: skip would then enqueue
+   * beside the job that firing just enqueued).
+   */
+  private async refreshLiveness(tx: Tx, rows: ScheduleRow[]): Promise<void> {
+    const last = rows.filter((r) => r.last_job_id && r.overlap === 'skip').map((r) => r.last_job_id!);
+    if (last.length === 0) return;
+    const live = new Set((await this.run<{ id: string }>('jobs_live', tx.client, [last])).map((r) => r.id));
+    for (const r of rows) if (r.last_job_id && r.overlap === 'skip') r.last_job_live = live.has(r.last_job_id);
   }
 
   private async collectQueues(tx: Tx, jobs: { jobId: string }[], into: Map<string, Set<string>>): Promise<void> {

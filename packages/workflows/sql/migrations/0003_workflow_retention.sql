@@ -127,7 +127,8 @@ BEGIN
     ORDER BY 1
   LOOP
     BEGIN
-      EXECUTE format('DROP TABLE %I.%I, %I.%I', '{{schema_raw}}', 'wf_workflows_' || suffix, '{{schema_raw}}', 'wf_activities_' || suffix);
+      -- IF EXISTS: another node's round may have dropped it since the loop read the catalog.
+      EXECUTE format('DROP TABLE IF EXISTS %I.%I, %I.%I', '{{schema_raw}}', 'wf_workflows_' || suffix, '{{schema_raw}}', 'wf_activities_' || suffix);
       dropped := true;
       RETURN NEXT suffix;
     EXCEPTION WHEN lock_not_available THEN
