@@ -71,6 +71,20 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`;
 }
 
+/** A time with how far it is from now: "2026-12-06T07:00:00.000Z (3.2 s ago)", "… (in 1 min 5 s)"; none: "–". */
+export function whenFromNow(at: Date | string | null | undefined): string {
+  if (at === null || at === undefined) return '–';
+  const d = typeof at === 'string' ? new Date(at) : at;
+  const ms = d.getTime() - Date.now();
+  return `${d.toISOString()} (${ms >= 0 ? `in ${formatDuration(ms)}` : `${formatDuration(-ms)} ago`})`;
+}
+
+/** Label/value lines, the values aligned after the longest label. */
+export function fields(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
+}
+
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;

@@ -28,11 +28,20 @@ export {
   type Tx,
   isRowRefusal,
 } from './store.js';
-export { Notices, notifyChannel, parseNotice, type Notice, type NoticesOptions } from './notices.js';
+export {
+  ChannelListener,
+  Notices,
+  notifyChannel,
+  parseNotice,
+  type ChannelListenerOptions,
+  type Notice,
+  type NoticesOptions,
+} from './notices.js';
 export { migrate, type MigrateOptions, type PluginMigrations } from './migrate.js';
 export { loadOpsFrom, loadMigrationsFrom, type Migration } from './sql.js';
 export { assertSchemaName } from './template.js';
-export { loadOps, OP_NAMES, type OpName, type Statement } from './ops.js';
+export { loadOps, OP_NAMES, runOp, type OpName, type Statement } from './ops.js';
+export { inTransaction } from './transaction.js';
 export {
   ENGINE_STORE,
   GLOBAL_STORE,

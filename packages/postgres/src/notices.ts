@@ -52,27 +52,31 @@ export function parseNotice(payload: string | undefined): Notice | undefined {
   return undefined;
 }
 
-export interface NoticesOptions {
+export interface ChannelListenerOptions {
   /** How to connect (the job store's pool options do). */
   connection: pg.ClientConfig;
-  schema: string;
+  /** The channel to LISTEN on. */
+  channel: string;
   logger?: Logger;
-  onNotice(notice: Notice): void;
+  /** Each notification's payload (a throw is logged, not raised). */
+  onPayload(payload: string | undefined): void;
   /**
    * The connection came back after a loss: notifications sent meanwhile are gone, so whatever they
-   * would have triggered should be done now (claim, re-read control).
+   * would have triggered should be done now.
    */
   onReconnected?(): void;
+  /** What is lost meanwhile, for the warning on a lost connection. */
+  fallback?: string;
 }
 
 /**
- * One dedicated connection that LISTENs on a schema's channel, reconnecting (100 ms doubling to
- * 5 s) whenever it is lost. It never throws at its owner: a node without notifications still
- * works, at its poll interval.
+ * One dedicated connection that LISTENs on a channel, reconnecting (100 ms doubling to 5 s)
+ * whenever it is lost. It never throws at its owner: whoever uses it still works without it, at
+ * its poll interval.
  */
-export class Notices {
+export class ChannelListener {
   readonly channel: string;
-  private readonly options: NoticesOptions;
+  private readonly options: ChannelListenerOptions;
   private readonly logger: Logger;
   private client: pg.Client | undefined;
   private closed = false;
@@ -80,17 +84,17 @@ export class Notices {
   private timer: NodeJS.Timeout | undefined;
   private everConnected = false;
 
-  private constructor(options: NoticesOptions) {
+  private constructor(options: ChannelListenerOptions) {
     this.options = options;
-    this.channel = notifyChannel(options.schema);
+    this.channel = options.channel;
     this.logger = options.logger ?? silentLogger();
   }
 
   /** Starts listening; resolves after the first attempt (a failed one is retried in the background). */
-  static async start(options: NoticesOptions): Promise<Notices> {
-    const notices = new Notices(options);
-    await notices.connect();
-    return notices;
+  static async start(options: ChannelListenerOptions): Promise<ChannelListener> {
+    const listener = new ChannelListener(options);
+    await listener.connect();
+    return listener;
   }
 
   async close(): Promise<void> {
@@ -114,17 +118,19 @@ export class Notices {
       const details = { channel: this.channel, err: err ? describeError(err).message : 'connection ended' };
       // Once per outage: the attempts that follow fail alike until Postgres is back.
       if (this.retryMs > RECONNECT_MIN_MS) this.logger.debug(details, 'reconnecting to Postgres for notifications failed; will retry');
-      else this.logger.warn(details, 'the Postgres notification connection was lost; reconnecting (until then, nodes poll)');
+      else
+        this.logger.warn(
+          details,
+          `the Postgres notification connection was lost; reconnecting (until then, ${this.options.fallback ?? 'nodes poll'})`,
+        );
       this.schedule();
     };
     client.on('error', onLost);
     client.on('end', () => onLost());
     client.on('notification', (msg) => {
       if (msg.channel !== this.channel) return;
-      const notice = parseNotice(msg.payload);
-      if (!notice) return;
       try {
-        this.options.onNotice(notice);
+        this.options.onPayload(msg.payload);
       } catch (err) {
         this.logger.warn({ err: describeError(err).message }, 'handling a Postgres notification failed');
       }
@@ -158,5 +164,47 @@ export class Notices {
       void this.connect();
     }, wait);
     this.timer.unref();
+  }
+}
+
+export interface NoticesOptions {
+  /** How to connect (the job store's pool options do). */
+  connection: pg.ClientConfig;
+  schema: string;
+  logger?: Logger;
+  onNotice(notice: Notice): void;
+  /**
+   * The connection came back after a loss: notifications sent meanwhile are gone, so whatever they
+   * would have triggered should be done now (claim, re-read control).
+   */
+  onReconnected?(): void;
+}
+
+/** The schema channel's listener: its payloads read as notices (anything else is ignored). */
+export class Notices {
+  private constructor(private readonly listener: ChannelListener) {}
+
+  get channel(): string {
+    return this.listener.channel;
+  }
+
+  /** Starts listening; resolves after the first attempt (a failed one is retried in the background). */
+  static async start(options: NoticesOptions): Promise<Notices> {
+    const { onNotice, onReconnected, schema, ...rest } = options;
+    return new Notices(
+      await ChannelListener.start({
+        ...rest,
+        channel: notifyChannel(schema),
+        onPayload: (payload) => {
+          const notice = parseNotice(payload);
+          if (notice) onNotice(notice);
+        },
+        ...(onReconnected ? { onReconnected } : {}),
+      }),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.listener.close();
   }
 }

@@ -5,6 +5,7 @@ import { assertSchemaName } from './template.js';
 import { loadOps } from './ops.js';
 import type { StoreContext } from './context.js';
 import { notifyChannel } from './notices.js';
+import { inTransaction } from './transaction.js';
 import type { ClientStore, EngineStore, GlobalStore, AdminStore } from './ports.js';
 import * as enqueueOps from './jobs/enqueue.js';
 import * as claimOps from './jobs/claim.js';
@@ -175,38 +176,20 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
    * rolls everything back and rejects with it.
    */
   async withTransaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    const tx: Tx = {
-      client,
-      query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
-        (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
-      enqueue: (jobs) =>
-        traceEnqueue(
-          jobs,
-          (traced) => enqueueOps.insertJobs(this.ctx, traced, client),
-          (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
-        ),
-      enqueueLeased: (jobs, nodeId, leaseMs) => enqueueOps.insertLeased(this.ctx, jobs, nodeId, leaseMs, client),
-    };
-    let broken: unknown;
-    // A connection that dies between two statements of the transaction (while `fn` awaits something
-    // else) emits 'error' on the checked-out client; unheard, that is an uncaught exception that ends
-    // the process. Heard here, the next statement rejects and the transaction fails as any other.
-    const onError = (err: Error) => (broken = err);
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const value = await fn(tx);
-      await client.query('COMMIT');
-      return value;
-    } catch (err) {
-      // A connection that cannot even roll back is not given back to the pool for reuse.
-      await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
-      throw err;
-    } finally {
-      client.off('error', onError);
-      client.release(broken instanceof Error ? broken : undefined);
-    }
+    return inTransaction(this.pool, (client) =>
+      fn({
+        client,
+        query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
+          (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
+        enqueue: (jobs) =>
+          traceEnqueue(
+            jobs,
+            (traced) => enqueueOps.insertJobs(this.ctx, traced, client),
+            (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
+          ),
+        enqueueLeased: (jobs, nodeId, leaseMs) => enqueueOps.insertLeased(this.ctx, jobs, nodeId, leaseMs, client),
+      }),
+    );
   }
 
   // ── enqueue ────────────────────────────────────────────────────────────────────────────────

@@ -1,7 +1,8 @@
 /**
  * One node of the schedules bench (schedules-idle.ts): a node with the processes plugin whose
  * queries are counted by kind. Every second it prints a JSON line with the CPU time it used and the
- * queries it made in that second: schedules' own (sched_* statements, LISTEN), leases, and the rest.
+ * queries it made in that second: schedules' own (the plugin's schedule and occurrence statements,
+ * LISTEN), leases, and the rest.
  * Env: PG_URL, SCHEMA, NODE_ID.
  */
 import pg from 'pg';
@@ -9,12 +10,14 @@ import { defineJob, startNode } from '@partita/runtime';
 import { processesPlugin } from '@partita/processes';
 
 const counts = { sched: 0, fire: 0, lease: 0, other: 0 };
+// The plugin names its statements proc_<op>_<digest>; these ops are the schedules' (sql/ops).
+const SCHEDULE_STATEMENT = /^proc_(schedules?|occurrences?|db_now|jobs_queues)_/;
 const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const config = args[0] as string | { name?: string; text?: string };
   const key = typeof config === 'string' ? config : (config?.name ?? config?.text ?? '');
-  if (key.startsWith('sched_schedule_lock') || key.startsWith('sched_schedules_lock_many')) counts.fire++;
-  if (key.startsWith('sched_') || /^(UN)?LISTEN/.test(key)) counts.sched++;
+  if (/^proc_schedules?_lock/.test(key)) counts.fire++;
+  if (SCHEDULE_STATEMENT.test(key) || /^(UN)?LISTEN/.test(key)) counts.sched++;
   else if (/lease/.test(key)) counts.lease++;
   else counts.other++;
   return original.apply(this, args);

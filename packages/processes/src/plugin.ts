@@ -9,7 +9,8 @@ import { definePlugin, type NodePlugin, type PluginConfigProblem, type PluginCon
 import { describeError, ValidationError } from '@partita/core';
 import { schedulerBehavior } from './schedules/leader.js';
 import { resolveSchedule, type ResolvedSchedule, type ScheduleSpec } from './schedules/spec.js';
-import { MIGRATIONS_DIR, ScheduleStore } from './schedules/store.js';
+import { ScheduleStore } from './schedules/store.js';
+import { MIGRATIONS_DIR } from './sql.js';
 import type { ResolvedProcess } from './processes/define.js';
 import { processRoutes } from './processes/http.js';
 import { ProcessRunner, type RunObserver } from './processes/runner.js';

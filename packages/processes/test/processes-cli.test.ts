@@ -62,6 +62,10 @@ test.serial('partita start runs the processes and schedules of the jobs module; 
   t.is((await api.get('tally'))!.state, 'paused');
   t.is((await runCli(['process', 'resume', 'tally', ...conn])).code, 0);
   t.is((await runCli(['process', 'nope', ...conn])).code, 3);
+  // Steering an unknown process: the API's UnknownProcessError, exit code 3, the message saying how to list them.
+  const unknown = await runCli(['process', 'pause', 'nope', ...conn]);
+  t.is(unknown.code, 3, unknown.stderr);
+  t.regex(unknown.stderr, /no background process "nope".*partita processes/s);
 
   const sched = cliJson(await runCli(['schedule', 'hourly', ...conn, '--json']));
   t.is(sched.cron, '@hourly', 'the schedule exported by the jobs module was synced');

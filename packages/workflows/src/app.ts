@@ -37,6 +37,8 @@ import type { StartOptions } from './executor.js';
 import { afterTransaction } from './plugin.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
+const SERIALIZATION_FAILURE = '40001';
+
 export interface AppOptions {
   /** The partition new workflows run in (pub's `partition` overrides it). Default `default`. */
   partition?: string;
@@ -301,12 +303,20 @@ export class WorkflowApp {
   }
 
   private async transaction<T>(fn: (s: Scope) => Promise<T>): Promise<T> {
-    const effects = newEffects();
-    const result = await this.store.withTransaction((tx) =>
-      fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }),
-    );
-    await this.after(effects);
-    return result;
+    for (let attempt = 1; ; attempt++) {
+      const effects = newEffects();
+      try {
+        const result = await this.store.withTransaction((tx) =>
+          fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }),
+        );
+        await this.after(effects);
+        return result;
+      } catch (err) {
+        // A workflow this transaction waited for was finished meanwhile, and so moved to its expiry
+        // day's partition (40001 rather than the moved row): run again, it then reads the row there.
+        if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= 3) throw err;
+      }
+    }
   }
 
   /** After the commit: wake the queues the transaction enqueued into (as the client's enqueue does), cancel interrupted steps. */

@@ -51,6 +51,8 @@ export const DEFAULT_QUEUE = 'default';
 const FANOUT_BATCH = 1000;
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
 export const DEFAULT_EXPIRE_S = 3600;
+/** The semaphore of a workflow row written before its first transition staged its state. */
+const OPEN_PLACEHOLDER = 1;
 
 export interface EmitPayload {
   app: string;
@@ -164,6 +166,8 @@ interface Pending {
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
   written: Set<string>;
+  /** Workflows this transaction finished (kept until an expiry), whose records must follow them to their expiry day's partition. */
+  settle: string[];
 }
 
 interface FaninRow {
@@ -190,6 +194,7 @@ function pendingOf(s: Scope): Pending {
       emits: new Map(),
       created: new Set(),
       written: new Set(),
+      settle: [],
     };
     pendingByScope.set(s, p);
   }
@@ -222,15 +227,21 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       const state = p.workflows.get(w.id);
       p.workflows.delete(w.id);
       const run = p.runs.get(w.id);
+      // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
+      // still open; its state follows in this transaction's write. Stored as finished, it would get an
+      // expiry (and an expiry partition) while it runs.
       return {
         ...w,
-        status: state?.status ?? run?.status ?? 0,
+        status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
       };
     });
     p.inserts.clear();
-    for (const w of rows) p.created.add(w.id);
+    for (const w of rows) {
+      p.created.add(w.id);
+      if (w.status === 0 && w.expire >= 0) p.settle.push(w.id);
+    }
     try {
       await s.db.run('workflows_insert', [JSON.stringify(rows)]);
     } catch (err) {
@@ -299,7 +310,9 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const fanin = p.fanin.length > 0 ? JSON.stringify(p.fanin.splice(0)) : null;
   let workflows: string | null = null;
   if (p.workflows.size > 0) {
-    workflows = JSON.stringify([...p.workflows.values()]);
+    const moved = [...p.workflows.values()];
+    for (const w of moved) if ((w.status === 0 || w.ended) && w.expire >= 0) p.settle.push(w.id);
+    workflows = JSON.stringify(moved);
     p.workflows.clear();
   }
   // The links, records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
@@ -307,6 +320,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
     await s.db.run('transition_write', [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin]);
   }
+  // Workflows that finished here (as they started, or by this write): their records follow them to
+  // their expiry day's partition. A statement of its own: the write above changed those records, and
+  // one statement cannot change a row twice.
+  if (p.settle.length > 0) await s.db.run('activities_settle', [p.settle.splice(0)]);
 }
 
 const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;

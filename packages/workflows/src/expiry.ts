@@ -1,9 +1,13 @@
 /**
- * Retention: finished workflows are kept their graph's `expire` seconds, pending ones their
- * `pending` seconds, early signals the graph's `expire`; then every node's sweep removes them in
- * bounded batches (one statement each, rows other sweepers hold skipped), a few batches per sweep
- * so a backlog drains without one long transaction.
+ * Retention. Finished workflows are kept their graph's `expire` seconds in partitions by expiry day
+ * (UTC) with their activity records, and go a whole day at a time: one DROP once the day has passed
+ * (reads stop returning a workflow at its expiry, so the hours it waits for its day's drop are not
+ * seen). Partitions are made ahead at every node's start and hourly, as job history's are.
+ * What stays in the open partition past its time (pending workflows never resumed, finished ones
+ * expiring beyond the partitions made ahead) and early signals are few: the row sweep removes them
+ * in bounded batches (one statement each, rows other sweepers hold skipped).
  */
+import { ValidationError } from '@partita/core';
 import { runOn, type Queryable, type WfOps } from './db.js';
 
 export interface ExpirySweep {
@@ -15,7 +19,10 @@ export interface ExpirySweep {
 
 export const DEFAULT_SWEEP: ExpirySweep = { batch: 5_000, maxBatches: 20 };
 
-/** One sweep: removes expired workflows and signals; how many of each it removed. */
+/** Days of partitions made ahead (the least the SQL accepts: rows use those up to 7 days ahead). */
+export const PARTITION_DAYS_AHEAD = 8;
+
+/** One sweep of the open partition: removes expired workflows and signals; how many of each it removed. */
 export async function removeExpired(
   q: Queryable,
   ops: WfOps,
@@ -29,4 +36,22 @@ export async function removeExpired(
     if ((row?.workflows ?? 0) < sweep.batch && (row?.signals ?? 0) < sweep.batch) break;
   }
   return removed;
+}
+
+/** Makes the daily partitions from today to `daysAhead` days ahead; how many tables it created. */
+export async function ensurePartitions(q: Queryable, ops: WfOps, daysAhead = PARTITION_DAYS_AHEAD): Promise<number> {
+  if (!Number.isInteger(daysAhead) || daysAhead < PARTITION_DAYS_AHEAD)
+    throw new ValidationError(`must be a whole number of days ≥ ${PARTITION_DAYS_AHEAD}`, 'daysAhead');
+  const [row] = await runOn<{ created: number }>(q, ops, 'wf_partitions_ensure', [daysAhead]);
+  return row?.created ?? 0;
+}
+
+/**
+ * Drops the days of finished workflows whose whole range has passed `at` (the database's now; tests
+ * pass a later time), each day's workflows and records in one statement; the days dropped (YYYYMMDD). A day whose
+ * lock is not had within a second is left for the next round.
+ */
+export async function dropExpiredPartitions(q: Queryable, ops: WfOps, at?: Date): Promise<string[]> {
+  const rows = await runOn<{ day: string }>(q, ops, 'wf_partitions_prune', [at ?? null]);
+  return rows.map((r) => r.day);
 }

@@ -26,15 +26,19 @@ import {
   type Effects,
   type StopChildrenPayload,
 } from './executor.js';
-import { removeExpired } from './expiry.js';
+import { dropExpiredPartitions, ensurePartitions, removeExpired } from './expiry.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
-/** How often finished workflows past their expire (and early signals past theirs) are removed. */
+/** How often open workflows past their expire (pending ones, mostly) and early signals are removed. */
 const EXPIRY_INTERVAL_MS = 60_000;
+/** How often the daily partitions are made ahead and the days past are dropped (as job history's). */
+const PARTITION_INTERVAL_MS = 3_600_000;
 
 export interface WorkflowsPluginOptions {
-  /** How often this node removes expired workflows and signals (default 60 s). */
+  /** How often this node's row sweep removes expired open workflows and signals (default 60 s). */
   expiryIntervalMs?: number;
+  /** How often this node makes partitions ahead and drops the expired days (default 1 h; also at start). */
+  partitionIntervalMs?: number;
 }
 
 interface Bound {
@@ -130,6 +134,20 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         );
       }, options.expiryIntervalMs ?? EXPIRY_INTERVAL_MS);
       timer.unref();
+      const partitions = async () => {
+        await ensurePartitions(ctx.pool, b.ops);
+        const days = await dropExpiredPartitions(ctx.pool, b.ops);
+        if (days.length > 0) b.logger.info({ days }, 'dropped the partitions of expired workflows');
+      };
+      const partitionsFailed = (err: unknown) =>
+        b.logger.warn({ err }, 'making or dropping workflow partitions failed; retried at the next interval');
+      // Awaited at start: a node that finished a workflow before its day's partition existed would fail the write.
+      await partitions().catch(partitionsFailed);
+      const partitionTimer = setInterval(
+        () => void partitions().catch(partitionsFailed),
+        options.partitionIntervalMs ?? PARTITION_INTERVAL_MS,
+      );
+      partitionTimer.unref();
       // One member per node (the activation's quorum counts nodes). It drives the cache every
       // app(node.client, id) handle reads the active version from; at its start and after each
       // reconnect it enters nocache for activations under way, then makes the cache read Postgres again.
@@ -151,10 +169,12 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         });
       } catch (err) {
         clearInterval(timer);
+        clearInterval(partitionTimer);
         throw err;
       }
       return async () => {
         clearInterval(timer);
+        clearInterval(partitionTimer);
         await member.stop();
       };
     },

@@ -1,7 +1,8 @@
 /**
- * pub's `pending` and resume; scrub; expiry: finished workflows (with their activity records),
- * pending ones never resumed and early signals are removed after their time by the node's sweep,
- * in bounded batches; running workflows and `expire: -1` graphs stay.
+ * pub's `pending` and resume; scrub; retention: finished workflows (with their activity records)
+ * leave reads at their expire and the disk with their expiry day's partitions (one DROP a day);
+ * pending ones never resumed and early signals go by the row sweep, in bounded batches; running
+ * workflows and `expire: -1` graphs stay.
  */
 import test from 'ava';
 import pg from 'pg';
@@ -10,7 +11,7 @@ import { startNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
 import { DuplicateWorkflowError, INTERRUPTED, PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
 import { wfOps } from '../src/db.js';
-import { removeExpired } from '../src/expiry.js';
+import { dropExpiredPartitions, ensurePartitions, removeExpired } from '../src/expiry.js';
 
 const APP = `
 app:
@@ -65,7 +66,13 @@ async function setup(t: import('ava').ExecutionContext, expiryIntervalMs?: numbe
   await keep.deploy(APP);
   await keep.activate('1');
   const count = async (table: string, ids: string[]) =>
-    Number((await pool.query(`SELECT count(*) FROM ${db.schema}.${table} WHERE workflow_id = ANY($1)`, [ids])).rows[0].count);
+    Number(
+      (
+        await pool.query(`SELECT count(*) FROM ${db.schema}.${table} WHERE ${table === 'wf_workflows' ? 'id' : 'workflow_id'} = ANY($1)`, [
+          ids,
+        ])
+      ).rows[0].count,
+    );
   const signals = async () => Number((await pool.query(`SELECT count(*) FROM ${db.schema}.wf_signals`)).rows[0].count);
   return { db, node, pool, keep, count, signals };
 }
@@ -130,51 +137,159 @@ test.serial('scrub removes a finished or pending workflow and its records now; a
   await keep.scrub('no-such-workflow');
 });
 
+const inTables = async (pool: pg.Pool, schema: string, table: string, ids: string[]) =>
+  (
+    await pool.query(
+      `SELECT tableoid::regclass::text AS t, count(*)::int AS n FROM "${schema}".${table} WHERE ${table === 'wf_workflows' ? 'id' : 'workflow_id'} = ANY($1) GROUP BY 1 ORDER BY 1`,
+      [ids],
+    )
+  ).rows.map((r) => `${r.t.replace(/^.*\./, '')}:${r.n}`);
+
+const utcDay = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');
+
 test.serial(
-  'expiry: past their time, finished and unresumed pending workflows (with records) and early signals go, in batches',
+  'expiry: finished workflows are gone from reads at their expire and from disk with their day, in one DROP; running and kept ones stay',
   async (t) => {
-    // The node's own sweep stays out of the way: this test counts what each sweep removes.
-    const { db, pool, keep, count, signals } = await setup(t, 3_600_000);
-    const finished = await Promise.all([1, 2, 3, 4, 5].map((n) => keep.pub('e.start', { n })));
+    // The node's own sweep and drops stay out of the way: this test runs each step itself.
+    const { db, pool, keep, count } = await setup(t, 3_600_000);
+    const ops = wfOps(db.schema);
+    // Three ways to finish: at once (the trigger's transaction), by a later transition, by interrupt.
+    const atOnce = await Promise.all([1, 2, 3].map((n) => keep.pub('e.start', { n })));
+    const later = await keep.pub('w.start', {});
+    const interrupted = await keep.pub('w.start', {});
     const forever = await keep.pub('f.start', {});
     const running = await keep.pub('w.start', {});
-    const unresumed = await keep.pub('e.start', {}, { pending: 1 });
-    t.is(await keep.hook('w.go', { id: 'not-yet-started', msg: 'kept' }), undefined);
-    t.is(await signals(), 1);
-    t.is(await count('wf_activities', finished), 10);
-    await new Promise((r) => setTimeout(r, 1_200));
-    t.false(await keep.resume(unresumed), 'a pending workflow past its time is not resumed');
+    await keep.hook('w.go', { id: later, msg: 'done' });
+    t.true(await keep.interrupt('w.start', interrupted));
+    const finished = [...atOnce, later, interrupted];
+    const day = (await pool.query(`SELECT to_char((now() + interval '1 second') AT TIME ZONE 'UTC', 'YYYYMMDD') AS d`)).rows[0].d;
+    t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', finished), [`wf_workflows_${day}:5`]);
+    t.deepEqual(await inTables(pool, db.schema, 'wf_activities', finished), [`wf_activities_${day}:10`]);
+    t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', [forever, running]), ['wf_workflows_open:2']);
+    t.is((await pool.query(`SELECT data FROM "${db.schema}".wf_workflows WHERE id = $1`, [later])).rows[0].data.got, 'done');
 
-    // Batches of 2: the six expired workflows take three full batches and a short one.
-    const removed = await removeExpired(pool, wfOps(db.schema), { batch: 2, maxBatches: 10 });
-    t.deepEqual(removed, { workflows: 6, signals: 1 });
-    for (const id of [...finished, unresumed]) await t.throwsAsync(keep.getStatus(id), { instanceOf: WorkflowNotFoundError });
-    t.is(await count('wf_activities', [...finished, unresumed]), 0);
-    t.is(await signals(), 0);
+    await new Promise((r) => setTimeout(r, 1_200));
+    // Past their expire: no read returns them, though their rows wait for their day's drop.
+    for (const id of finished) {
+      await t.throwsAsync(keep.getStatus(id), { instanceOf: WorkflowNotFoundError });
+      await t.throwsAsync(keep.export(id), { instanceOf: WorkflowNotFoundError });
+    }
+    const listed = (await keep.list()).map((w) => w.id);
+    t.deepEqual(
+      listed.filter((id) => finished.includes(id)),
+      [],
+    );
+    t.true(listed.includes(forever) && listed.includes(running));
+    await t.throwsAsync(
+      keep.pub('e.start', {}, { id: later }),
+      { instanceOf: DuplicateWorkflowError },
+      'an id is taken until its row is gone',
+    );
+    // The row sweep leaves the daily partitions alone.
+    t.deepEqual(await removeExpired(pool, ops), { workflows: 0, signals: 0 });
+    t.is(await count('wf_activities', finished), 10);
+
+    t.deepEqual(await dropExpiredPartitions(pool, ops), [], "today's partition stays until the day is over");
+    const tomorrow = new Date(Date.now() + 86_400_000 + 60_000);
+    t.true((await dropExpiredPartitions(pool, ops, tomorrow)).includes(day));
+    t.is(await count('wf_workflows', finished), 0);
+    t.is(await count('wf_activities', finished), 0);
     t.is(await keep.getStatus(forever), 0);
     t.true((await keep.getStatus(running)) > 0);
-
-    // maxBatches bounds one sweep: the rest waits for the next.
-    const more = await Promise.all([1, 2, 3, 4, 5].map((n) => keep.pub('e.start', { n })));
-    await new Promise((r) => setTimeout(r, 1_200));
-    t.deepEqual(await removeExpired(pool, wfOps(db.schema), { batch: 2, maxBatches: 1 }), { workflows: 2, signals: 0 });
-    t.deepEqual(await removeExpired(pool, wfOps(db.schema), { batch: 2, maxBatches: 10 }), { workflows: 3, signals: 0 });
-    t.is(await count('wf_activities', more), 0);
+    // (The test dropped today's partition ahead of time: made again, as the node's hourly round does.)
+    t.true((await ensurePartitions(pool, ops)) >= 2);
+    await keep.hook('w.go', { id: running, msg: 'still runs' });
+    t.is((await keep.getState('w.start', running)).data['got'], 'still runs');
   },
 );
 
-test.serial('the node sweeps by itself', async (t) => {
-  const { keep } = await setup(t, 200);
-  const id = await keep.pub('e.start', { n: 1 });
-  t.is(await keep.getStatus(id), 0);
+test.serial('the row sweep: unresumed pending workflows (with records) and early signals past their time go, in batches', async (t) => {
+  const { db, pool, keep, count, signals } = await setup(t, 3_600_000);
+  const unresumed = await Promise.all([1, 2, 3].map(() => keep.pub('e.start', {}, { pending: 1 })));
+  const held = await keep.pub('e.start', {}, { pending: 60 });
+  t.is(await keep.hook('w.go', { id: 'not-yet-started', msg: 'kept' }), undefined);
+  t.is(await signals(), 1);
+  t.is(await count('wf_activities', unresumed), 3);
+  await new Promise((r) => setTimeout(r, 1_200));
+  t.false(await keep.resume(unresumed[0]!), 'a pending workflow past its time is not resumed');
+  for (const id of unresumed) await t.throwsAsync(keep.getStatus(id), { instanceOf: WorkflowNotFoundError });
+  // maxBatches bounds one sweep: the rest waits for the next.
+  t.deepEqual(await removeExpired(pool, wfOps(db.schema), { batch: 2, maxBatches: 1 }), { workflows: 2, signals: 1 });
+  t.deepEqual(await removeExpired(pool, wfOps(db.schema), { batch: 2, maxBatches: 10 }), { workflows: 1, signals: 0 });
+  t.is(await count('wf_activities', unresumed), 0);
+  t.is(await signals(), 0);
+  t.is(await keep.getStatus(held), PENDING);
+});
+
+test.serial('10,000 expired workflows go in one DROP of their day', async (t) => {
+  const { db, pool, keep } = await setup(t, 3_600_000);
+  const ops = wfOps(db.schema);
+  const model = await keep.pub('e.start', { n: 1 });
+  const N = 10_000;
+  // Copies of a real finished workflow and its records, in its day's partition.
+  await pool.query(
+    `INSERT INTO "${db.schema}".wf_workflows SELECT w.id || '-' || i, w.app_id, w.version, w.topic, w.partition, w.status, w.data, w.search,
+       w.output, w.parent_id, w.parent_activity, w.parent_dimension, w.created_at, w.finished_at, w.expire_at, w.expire_day
+     FROM "${db.schema}".wf_workflows w, generate_series(2, $2) i WHERE w.id = $1`,
+    [model, N],
+  );
+  await pool.query(
+    `INSERT INTO "${db.schema}".wf_activities (workflow_id, activity, dimension, type, state, input, output, expire_day)
+     SELECT a.workflow_id || '-' || i, a.activity, a.dimension, a.type, a.state, a.input, a.output, a.expire_day
+     FROM "${db.schema}".wf_activities a, generate_series(2, $2) i WHERE a.workflow_id = $1`,
+    [model, N],
+  );
+  const rows = async (table: string) => Number((await pool.query(`SELECT count(*) FROM "${db.schema}".${table}`)).rows[0].count);
+  t.is(await rows('wf_workflows'), N);
+  t.is(await rows('wf_activities'), 2 * N);
+  const began = performance.now();
+  const days = await dropExpiredPartitions(pool, ops, new Date(Date.now() + 86_400_000 + 60_000));
+  t.log(`dropped ${N} workflows (${2 * N} records) in ${(performance.now() - began).toFixed(1)} ms`);
+  t.true(days.includes(utcDay(new Date(Date.now() + 1_000))));
+  t.is(await rows('wf_workflows'), 0);
+  t.is(await rows('wf_activities'), 0);
+});
+
+test.serial('the node makes its partitions and sweeps by itself', async (t) => {
+  const { db, pool, keep, count } = await setup(t, 200);
+  const parts = async () =>
+    (
+      await pool.query(
+        `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+         JOIN pg_namespace n ON n.oid = p.relnamespace WHERE n.nspname = $1 AND p.relname = 'wf_workflows' ORDER BY 1`,
+        [db.schema],
+      )
+    ).rows.map((r) => r.relname as string);
+  t.is((await parts()).length, 1 + 9, 'open, today and 8 days ahead');
+  const id = await keep.pub('e.start', {}, { pending: 1 });
+  t.is(await keep.getStatus(id), PENDING);
   await until(
     'removed by the sweep',
-    async () =>
-      keep.getStatus(id).then(
-        () => false,
-        (err) => err instanceof WorkflowNotFoundError,
-      ),
+    async () => (await count('wf_activities', [id])) === 0 && (await count('wf_workflows', [id])) === 0,
     10_000,
   );
   t.pass();
+});
+
+test.serial('a call waiting on a workflow that another transaction finishes (and so moves) meanwhile runs again, not fails', async (t) => {
+  const { db, pool, keep } = await setup(t, 3_600_000);
+  const id = await keep.pub('w.start', {});
+  // Another node finishing it: its row moves to its expiry day's partition while the interrupt waits for the lock.
+  const other = await pool.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(`SELECT 1 FROM "${db.schema}".wf_workflows WHERE id = $1 FOR UPDATE`, [id]);
+    const interrupted = keep.interrupt('w.start', id);
+    await new Promise((r) => setTimeout(r, 300));
+    await other.query(
+      `UPDATE "${db.schema}".wf_workflows SET status = 0, finished_at = now(), expire_at = now() + interval '1 hour',
+         expire_day = "${db.schema}".wf_expire_day(now() + interval '1 hour') WHERE id = $1`,
+      [id],
+    );
+    await other.query('COMMIT');
+    t.false(await interrupted, 'finished meanwhile: not interrupted');
+  } finally {
+    other.release();
+  }
+  t.is(await keep.getStatus(id), 0);
 });

@@ -19,7 +19,7 @@ import type { BulkResult, Client, EnqueueManyItem } from '@partita/client';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, date, duration, flag, int, json, list, lookups, str } from '../args.js';
 import { withClient, type Command, type Context } from '../command.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
-import { brief, colour, eprintln, formatDuration, printJson, println, table } from '../io.js';
+import { brief, colour, eprintln, formatDuration, printJson, println, table, whenFromNow } from '../io.js';
 import type { JobFilter } from '../listing.js';
 import { ProgressBar } from '../progress.js';
 import { migratePlugins, pluginsWithTables } from '../plugin-tables.js';
@@ -361,7 +361,6 @@ export const job: Command = {
 };
 
 function renderJob(j: JobRecord): string {
-  const ago = (d: Date | null) => (d ? `${d.toISOString()} (${formatDuration(Date.now() - d.getTime())} ago)` : '–');
   const rows: [string, string][] = [
     ['id', j.id],
     ['partition', j.partition],
@@ -370,10 +369,10 @@ function renderJob(j: JobRecord): string {
     ['state', describeState(j)],
     ['attempts', `${j.attempts} of ${j.maxAttempts}`],
     ['priority', String(j.priority)],
-    ['created', ago(j.createdAt)],
+    ['created', whenFromNow(j.createdAt)],
     ['run at', j.runAt ? j.runAt.toISOString() : '–'],
-    ['started', ago(j.startedAt)],
-    ['finished', ago(j.finishedAt)],
+    ['started', whenFromNow(j.startedAt)],
+    ['finished', whenFromNow(j.finishedAt)],
     ['node', j.node ?? '–'],
     ['queue key', j.queueKey ?? '–'],
     ['execution key', j.executionKey ?? '–'],

@@ -7,9 +7,7 @@ import { processes, type ProcessRecord } from '@partita/processes';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS } from '../args.js';
 import { withClient, type Command } from '../command.js';
 import { EXIT, NotFoundError, UsageError } from '../errors.js';
-import { formatDuration, printJson, println, table } from '../io.js';
-
-const ago = (iso: string | null | undefined) => (iso ? `${iso} (${formatDuration(Math.max(0, Date.now() - Date.parse(iso)))} ago)` : '–');
+import { fields, formatDuration, printJson, println, table, whenFromNow } from '../io.js';
 
 function lastRunOf(p: ProcessRecord): string {
   const run = p.lastRun;
@@ -72,7 +70,7 @@ export const processShow: Command = {
     return withClient(ctx, async (client) => {
       const api = processes(client);
       if (action) {
-        if (!(await api.get(name))) throw new NotFoundError(`no background process "${name}"; list them with \`partita processes\``);
+        // An unknown name: UnknownProcessError (UNKNOWN_PROCESS), exit code 3.
         await api[action](name);
         if (ctx.json) printJson(ctx.io, await api.get(name));
         else println(ctx.io, `${action === 'trigger' ? 'triggered' : action === 'pause' ? 'paused' : 'resumed'} ${name}`);
@@ -92,15 +90,14 @@ export const processShow: Command = {
         ['owner', p.owner ? `${p.owner.id} (epoch ${p.owner.epoch})` : '–'],
         ['settings', `${JSON.stringify(p.settings)} (version ${p.settingsVersion})`],
         ['last run', lastRunOf(p)],
-        ['started', ago(run?.startedAt)],
-        ['progress', ago(run?.progressAt)],
-        ['finished', ago(run?.finishedAt)],
+        ['started', whenFromNow(run?.startedAt)],
+        ['progress', whenFromNow(run?.progressAt)],
+        ['finished', whenFromNow(run?.finishedAt)],
         ['run stats', run ? JSON.stringify(run.stats) : '–'],
         ['aggregate', JSON.stringify(p.aggregate)],
       ];
       for (const e of [...(run?.errors?.first ?? []), ...(run?.errors?.last ?? [])]) rows.push(['error', `${e.at} ${e.message}`]);
-      const width = Math.max(...rows.map(([k]) => k.length));
-      let out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
+      let out = fields(rows);
       if (p.work?.length) {
         out += `\nwork items:\n${table(
           ['work', 'list', 'status', 'errors', 'params'],

@@ -7,13 +7,7 @@ import { schedules, type ScheduleRecord } from '@partita/processes';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS } from '../args.js';
 import { withClient, type Command } from '../command.js';
 import { EXIT, NotFoundError, UsageError } from '../errors.js';
-import { formatDuration, printJson, println, table } from '../io.js';
-
-const when = (d: Date | undefined) => {
-  if (!d) return '–';
-  const ms = d.getTime() - Date.now();
-  return `${d.toISOString()} (${ms >= 0 ? `in ${formatDuration(ms)}` : `${formatDuration(-ms)} ago`})`;
-};
+import { fields, formatDuration, printJson, println, table, whenFromNow } from '../io.js';
 
 function stateOf(s: ScheduleRecord): string {
   if (s.paused) return 'paused';
@@ -108,16 +102,15 @@ export const schedule: Command = {
         ['misfire', s.misfire === 'backfill' ? `backfill within ${formatDuration(s.backfillMs)}` : s.misfire],
         ['overlap', s.overlap],
         ['source', s.source],
-        ['next fire', when(s.nextFireAt)],
-        ['last fire', when(s.lastFireAt)],
+        ['next fire', whenFromNow(s.nextFireAt)],
+        ['last fire', whenFromNow(s.lastFireAt)],
         ['last job', s.lastJobId ? `${s.lastJobId}${s.lastJobLive ? ' (live)' : ''}` : '–'],
         ['fired', String(s.firedCount)],
         ['missed', String(s.missedCount)],
         ['overlap skipped', String(s.overlapSkipped)],
         ['last error', s.lastError ?? '–'],
       ];
-      const width = Math.max(...rows.map(([k]) => k.length));
-      let out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
+      let out = fields(rows);
       if (occurrences.length) {
         out += `\nlatest occurrences:\n${table(
           ['fire time', 'outcome', 'job', 'manual'],

@@ -10,7 +10,7 @@ import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, flag, int, json, list, st
 import { withClient as withPlainClient, type Command, type Context } from '../command.js';
 import { migratePlugins } from '../plugin-tables.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
-import { brief, colour, formatDuration, printJson, println, table, type Io } from '../io.js';
+import { brief, colour, fields, formatDuration, printJson, println, table, type Io } from '../io.js';
 
 // @partita/workflows' INTERRUPTED and FAILED, and its WORKFLOW_STATUS_NAMES below: repeated here because the
 // package is loaded only when a command talks to a cluster (`--help` and usage errors stay fast).
@@ -297,8 +297,7 @@ export const workflow: Command = {
         ['parent', m.pj ?? '–'],
         ['data', brief(state.data, 200)],
       ];
-      const width = Math.max(...rows.map(([k]) => k.length));
-      ctx.io.out(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n\n');
+      ctx.io.out(fields(rows) + '\n');
       ctx.io.out(timelineTable(ctx.io, timeline, m.jc));
       return EXIT.OK;
     });

@@ -16,6 +16,7 @@ import { lookupIndex } from '../lookup.js';
 import { assertKnownQueues } from '../registry.js';
 import { claimedJob, type ClaimedJob } from './claim.js';
 import { queueKeyHolder } from './keys.js';
+import { inTransaction } from '../transaction.js';
 
 // Enqueue: validation of new jobs, their encoding as the columns of one INSERT, and the inserts.
 
@@ -77,20 +78,12 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
         inserted.add(r.id);
     }
   } else {
-    const client = await ctx.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(ctx.pool, async (client) => {
       for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) {
         const params = batch.params(i, Math.min(i + ENQUEUE_CHUNK, jobs.length));
         for (const r of await op.enqueueBatch(ctx.ops, client, params)) inserted.add(r.id);
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
   const { ids, partitions, queueKeys } = batch;
   const outcomes: EnqueueOutcome[] = [];

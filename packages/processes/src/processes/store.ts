@@ -4,13 +4,11 @@
  * owns it (owner and epoch), so a run that lost ownership writes nothing; admin changes lock the same
  * row, so they are ordered with a run's writes and bump the settings version the run merges by.
  */
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
-import { loadOpsFrom, type Statement } from '@partita/postgres';
+import { inTransaction, runOp, type Statement } from '@partita/postgres';
+import { processesOps } from '../sql.js';
 import { UnknownProcessError } from './errors.js';
 import type { RunState, RunStatus, WorkStatus } from './define.js';
-
-const OPS_DIR = fileURLToPath(new URL('../../sql/ops/', import.meta.url));
 
 type OpName =
   | 'process_changed'
@@ -110,27 +108,15 @@ export class ProcessStore {
     readonly pool: pg.Pool,
     readonly schema: string,
   ) {
-    this.ops = loadOpsFrom<OpName>(OPS_DIR, schema, 'proc');
+    this.ops = processesOps<OpName>(schema);
   }
 
-  async run<R extends pg.QueryResultRow>(op: OpName, db: Db, values: unknown[]): Promise<R[]> {
-    const stmt = this.ops[op];
-    return (await db.query<R>({ name: stmt.name, text: stmt.text, values })).rows;
+  run<R extends pg.QueryResultRow>(op: OpName, db: Db, values: unknown[]): Promise<R[]> {
+    return runOp<R>(this.ops[op], db, values);
   }
 
-  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   async define(name: string, scheduleMs: number, settings: unknown): Promise<void> {

@@ -8,7 +8,7 @@
  */
 import type { Behavior } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
-import type pg from 'pg';
+import { ChannelListener } from '@partita/postgres';
 import type { FiringResult, ScheduleStore } from './store.js';
 
 export interface ScheduleCounters {
@@ -40,41 +40,11 @@ const FIRE_BATCH = 200;
 
 export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
   const { store, logger } = options;
-  let listener: pg.PoolClient | undefined;
+  let listener: ChannelListener | undefined;
   let cancelTimer: (() => void) | undefined;
   /** Schedules whose firing failed: not tried again before this time (performance.now()). */
   const failing = new Map<string, number>();
   let stopping = false;
-  /**
-   * Connections already given back: pg may emit 'error' more than once (or after terminate released
-   * it), and a second release throws out of the event handler and takes the node down.
-   */
-  const released = new WeakSet<pg.PoolClient>();
-  const release = (client: pg.PoolClient, err?: Error) => {
-    if (released.has(client)) return;
-    released.add(client);
-    client.release(err);
-  };
-
-  async function listen(wake: () => void): Promise<void> {
-    let client: pg.PoolClient | undefined;
-    try {
-      client = await store.pool.connect();
-      const connected = client;
-      client.on('notification', wake);
-      // A broken connection is dropped; the next round listens again, and maxSleepMs bounds the delay meanwhile.
-      client.on('error', (err) => {
-        logger.warn({ err: describeError(err) }, 'the schedules notification connection failed; listening again');
-        if (listener === connected) listener = undefined;
-        release(connected, err);
-      });
-      await client.query(`LISTEN "${store.channel}"`);
-      listener = client;
-    } catch (err) {
-      if (client) release(client, err as Error);
-      logger.warn({ err: describeError(err) }, 'cannot listen for schedule changes; changes are seen within maxSleepMs');
-    }
-  }
 
   async function round(): Promise<number> {
     for (;;) {
@@ -129,7 +99,17 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
 
   return {
     async init(ctx) {
-      await listen(() => ctx.self.cast({ t: 'wake' }));
+      // Woken by every change of a schedule; after a lost connection too, for the changes it missed.
+      // Without it, changes are seen within maxSleepMs.
+      const wake = () => ctx.self.cast({ t: 'wake' });
+      listener = await ChannelListener.start({
+        connection: store.pool.options,
+        channel: store.channel,
+        logger,
+        onPayload: wake,
+        onReconnected: wake,
+        fallback: 'schedule changes are seen within maxSleepMs',
+      });
       ctx.sendEvery(PRUNE_EVERY_MS, { t: 'prune' });
       ctx.self.cast({ t: 'wake' });
       logger.info('leading the schedules');
@@ -144,7 +124,6 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
         return;
       }
       cancelTimer?.();
-      if (!listener) await listen(() => ctx.self.cast({ t: 'wake' }));
       let sleep: number;
       try {
         sleep = await round();
@@ -156,12 +135,8 @@ export function schedulerBehavior(options: SchedulerOptions): Behavior<Msg> {
     },
     async terminate() {
       stopping = true;
-      const client = listener;
+      await listener?.close();
       listener = undefined;
-      if (client) {
-        await client.query(`UNLISTEN "${store.channel}"`).catch(() => undefined);
-        release(client);
-      }
     },
   };
 }

@@ -5,18 +5,16 @@
  * exists exactly when its job does, whichever node (or how many) tries.
  */
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
-import { loadOpsFrom, type Statement, type Tx } from '@partita/postgres';
+import { inTransaction, runOp, type Statement, type Tx } from '@partita/postgres';
+import { processesOps } from '../sql.js';
 import { parseCron } from './cron.js';
 import { planFiring, type MisfirePolicy, type OverlapPolicy } from './plan.js';
 import { UnknownScheduleError, type ResolvedSchedule } from './spec.js';
 
-const OPS_DIR = fileURLToPath(new URL('../../sql/ops/', import.meta.url));
-export const MIGRATIONS_DIR = new URL('../../sql/migrations/', import.meta.url);
-
 type OpName =
   | 'db_now'
+  | 'jobs_live'
   | 'jobs_queues'
   | 'occurrence_claim'
   | 'occurrence_list'
@@ -158,14 +156,13 @@ export class ScheduleStore {
     readonly schema: string,
     private readonly jobs: SchedulesJobStore,
   ) {
-    this.ops = loadOpsFrom<OpName>(OPS_DIR, schema, 'sched');
+    this.ops = processesOps<OpName>(schema);
     this.channel = schedulesChannel(schema);
   }
 
   /** Runs an op as a named statement (prepared once per connection). */
-  private async run<R extends pg.QueryResultRow>(op: OpName, db: pg.Pool | pg.PoolClient, values: unknown[]): Promise<R[]> {
-    const stmt = this.ops[op];
-    return (await db.query<R>({ name: stmt.name, text: stmt.text, values })).rows;
+  private run<R extends pg.QueryResultRow>(op: OpName, db: pg.Pool | pg.PoolClient, values: unknown[]): Promise<R[]> {
+    return runOp<R>(this.ops[op], db, values);
   }
 
   async now(db: pg.Pool | pg.PoolClient = this.pool): Promise<Date> {
@@ -178,11 +175,9 @@ export class ScheduleStore {
    */
   async upsert(s: ResolvedSchedule, source: 'declared' | 'api', paused?: boolean): Promise<boolean> {
     const cron = parseCron(s.cron, s.timezone);
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       // The same clock as the row's accounted_until (now() of this transaction).
-      const now = (await client.query<{ now: Date }>('SELECT now() AS now')).rows[0]!.now;
+      const now = await this.now(client);
       const rows = await this.run<{ created: boolean }>('schedule_upsert', client, [
         s.id,
         s.cron,
@@ -199,14 +194,8 @@ export class ScheduleStore {
         paused ?? null,
         this.channel,
       ]);
-      await client.query('COMMIT');
       return rows[0]!.created;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async get(id: string): Promise<ScheduleRecord | undefined> {
@@ -271,62 +260,16 @@ export class ScheduleStore {
     return res.rowCount ?? 0;
   }
 
-  /** Fires what is due of one schedule (see planFiring), in one transaction. */
+  /** Fires what is due of one schedule (see planFiring), in one transaction: fireMany of one. */
   async fire(id: string, graceMs: number): Promise<FiringResult> {
-    const woken = new Map<string, Set<string>>();
-    const result = await this.jobs.withTransaction(async (tx) => {
-      const [row] = await this.run<ScheduleRow & { db_now: Date }>('schedule_lock', tx.client, [id]);
-      if (!row || row.paused) return { idle: true, enqueued: [], missed: 0, overlapSkipped: 0, next: undefined, more: false };
-      const s = toRecord(row);
-      const cron = parseCron(s.cron, s.timezone);
-      const plan = planFiring({
-        cron,
-        misfire: s.misfire,
-        backfillMs: s.backfillMs,
-        graceMs,
-        accountedUntil: row.accounted_until,
-        now: row.db_now,
-      });
-      let live = s.overlap === 'skip' && s.lastJobLive;
-      const enqueued: { fireAt: Date; jobId: string }[] = [];
-      let overlapSkipped = 0;
-      for (const fireAt of plan.fire) {
-        const outcome = await this.claim(tx, s, fireAt, false, live);
-        if (outcome.jobId) {
-          enqueued.push({ fireAt, jobId: outcome.jobId });
-          live = s.overlap === 'skip';
-        } else if (outcome.skipped === 'overlap') overlapSkipped++;
-      }
-      const last = enqueued[enqueued.length - 1];
-      await this.run('schedule_fired', tx.client, [
-        id,
-        plan.accountedUntil,
-        plan.next ?? null,
-        plan.fire.length ? plan.fire[plan.fire.length - 1] : null,
-        last?.jobId ?? null,
-        enqueued.length,
-        plan.missed,
-        overlapSkipped,
-      ]);
-      if (enqueued.length) await this.collectQueues(tx, enqueued, woken);
-      return {
-        idle: false,
-        enqueued,
-        missed: plan.missed,
-        overlapSkipped,
-        next: plan.next,
-        more: plan.next !== undefined && plan.next.getTime() <= row.db_now.getTime(),
-      };
-    });
-    await this.wake(woken);
-    return result;
+    return (await this.fireMany([id], graceMs)).get(id)!;
   }
 
   /**
    * Fires what is due of many schedules in one transaction and a fixed number of round trips (lock,
-   * claim, enqueue, settle, record, wake), whatever their number: the same rules as fire(), batched.
-   * One difference: within one batch, an occurrence after one whose job a queue key refused counts
-   * the refused one as live for overlap: skip (fire() would try it).
+   * claim, enqueue, settle, record, wake), whatever their number (see planFiring). Within one
+   * firing, an occurrence after one whose job a queue key refused counts the refused one as live for
+   * overlap: skip.
    */
   async fireMany(ids: readonly string[], graceMs: number): Promise<Map<string, FiringResult>> {
     const woken = new Map<string, Set<string>>();
@@ -334,6 +277,7 @@ export class ScheduleStore {
     if (ids.length === 0) return results;
     await this.jobs.withTransaction(async (tx) => {
       const rows = await this.run<ScheduleRow & { db_now: Date }>('schedules_lock_many', tx.client, [ids]);
+      await this.refreshLiveness(tx, rows);
       const plans = new Map<string, { s: ScheduleRecord; plan: ReturnType<typeof planFiring>; dbNow: Date }>();
       for (const row of rows) {
         if (row.paused) continue;
@@ -439,6 +383,7 @@ export class ScheduleStore {
     const result = await this.jobs.withTransaction(async (tx) => {
       const [row] = await this.run<ScheduleRow & { db_now: Date }>('schedule_lock', tx.client, [id]);
       if (!row) throw new UnknownScheduleError(id);
+      await this.refreshLiveness(tx, [row]);
       const s = toRecord(row);
       const fireAt = row.db_now;
       const outcome = await this.claim(tx, s, fireAt, true, s.overlap === 'skip' && s.lastJobLive);
@@ -485,6 +430,18 @@ export class ScheduleStore {
     }
     await this.run('occurrence_settle', tx.client, [s.id, fireAt, outcome!.id, 'enqueued']);
     return { jobId: outcome!.id };
+  }
+
+  /**
+   * Reads again whether the locked schedules' last jobs are live: when the lock was waited for, the
+   * lock statement's own answer predates the firing that held it (overlap: skip would then enqueue
+   * beside the job that firing just enqueued).
+   */
+  private async refreshLiveness(tx: Tx, rows: ScheduleRow[]): Promise<void> {
+    const last = rows.filter((r) => r.last_job_id && r.overlap === 'skip').map((r) => r.last_job_id!);
+    if (last.length === 0) return;
+    const live = new Set((await this.run<{ id: string }>('jobs_live', tx.client, [last])).map((r) => r.id));
+    for (const r of rows) if (r.last_job_id && r.overlap === 'skip') r.last_job_live = live.has(r.last_job_id);
   }
 
   private async collectQueues(tx: Tx, jobs: { jobId: string }[], into: Map<string, Set<string>>): Promise<void> {

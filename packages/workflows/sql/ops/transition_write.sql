@@ -8,8 +8,11 @@
 -- Activity records: `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. First records
 -- ($7) cannot exist yet: a plain insert, without the conflict check (a fan-out writes thousands).
+-- Records go to the open partition (a finished workflow's move to its expiry day's partition takes
+-- them along, in the executor's next statement, activities_settle), so the conflict target names it.
 -- Workflows: reaching 0 finishes one (output = data, kept `expire` seconds); `ended` one that failed or
--- interrupted itself (output: why), kept `expire` seconds too.
+-- interrupted itself (output: why), kept `expire` seconds too. A finished one moves to its expiry
+-- day's partition.
 -- Fan-in outputs: a child ends once, so a second row for the same place is a bug the key refuses.
 WITH steps AS (
   INSERT INTO {{schema}}.wf_steps (job_id, workflow_id, activity, dimension)
@@ -20,7 +23,7 @@ WITH steps AS (
          r.entered, CASE WHEN r.state = 'done' THEN now() END
   FROM jsonb_to_recordset($5::jsonb) AS r(workflow_id text, activity text, dimension text, type text, state text, job_id text,
                                           input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int)
-  ON CONFLICT (workflow_id, activity, dimension) DO UPDATE
+  ON CONFLICT (workflow_id, activity, dimension, expire_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
       entered = a.entered + EXCLUDED.entered
@@ -35,9 +38,10 @@ WITH steps AS (
   SET status = r.status, data = r.data,
       output = CASE WHEN r.status = 0 THEN r.data WHEN r.ended THEN r.output ELSE w.output END,
       finished_at = CASE WHEN r.status = 0 OR r.ended THEN now() ELSE w.finished_at END,
-      expire_at = CASE WHEN r.ended THEN CASE WHEN r.expire >= 0 THEN now() + make_interval(secs => r.expire) END
-                       WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) ELSE w.expire_at END
+      expire_at = CASE WHEN r.ended THEN n.expire_at ELSE coalesce(n.expire_at, w.expire_at) END,
+      expire_day = CASE WHEN n.expire_at IS NULL THEN w.expire_day ELSE {{schema}}.wf_expire_day(n.expire_at) END
   FROM jsonb_to_recordset($6::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb)
+  CROSS JOIN LATERAL (SELECT CASE WHEN (r.status = 0 OR r.ended) AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END AS expire_at) n
   WHERE w.id = r.id
 ), fanin AS (
   INSERT INTO {{schema}}.wf_fanin (workflow_id, activity, dimension, idx, child_id, output)

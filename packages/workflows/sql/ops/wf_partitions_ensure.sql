@@ -1,0 +1,1 @@
+SELECT {{schema}}.ensure_wf_partitions($1) AS created
