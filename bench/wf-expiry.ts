@@ -2,9 +2,9 @@
  * Retention of finished workflows, before and after migration 0003, side by side in one run:
  * N finished workflows (4 activity records each) past their expiry, removed by the row sweep as it
  * was before (cascading DELETEs of 5,000 workflows a statement) and by the partition drop (one
- * DROP of their day). Then the cost the partitions add to a transition: the statements a step's
- * transition runs (lock the workflow, upsert its record, update it; every other one finishes it)
- * on both layouts, the ops of the base revision (git, default main) against this tree's.
+ * DROP of their day). Then the cost of a transition: the statements a step's transition runs
+ * (every other one finishes its workflow) on both layouts, the ops of the base revision (git,
+ * default main) on the old layout against this tree's on the partitioned one.
  * Each in a fresh schema, dropped at the end.
  *
  *   npx tsx bench/wf-expiry.ts [N] [BASE]      # default 10,000 and main
@@ -19,7 +19,11 @@ import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl } from './li
 
 const MIGRATIONS = fileURLToPath(new URL('../packages/workflows/sql/migrations/', import.meta.url));
 const OPS = fileURLToPath(new URL('../packages/workflows/sql/ops/', import.meta.url));
-const TRANSITION_OPS = ['workflows_lock', 'activities_upsert', 'workflows_update'] as const;
+// A step's transition: at the base revision (before the one-statement write) lock, record upsert and
+// update; in this tree lock, transition_write (records and workflow row in one statement) and, for a
+// workflow it finished, activities_settle (its records follow it to its expiry day's partition).
+const BASE_OPS = ['workflows_lock', 'activities_upsert', 'workflows_update'] as const;
+const TREE_OPS = ['workflows_lock', 'transition_write', 'activities_settle'] as const;
 const TRANSITIONS = 2_000;
 
 /** An op's text in this tree, or at `base` (git). */
@@ -52,7 +56,11 @@ async function main(): Promise<void> {
   try {
     for (const variant of ['sweep', 'drop'] as const) {
       const schema = freshSchemaName('partita', `wfexpiry${variant}`);
-      const files = ['0001_app_versions.sql', '0002_workflows.sql', ...(variant === 'drop' ? ['0003_workflow_retention.sql'] : [])];
+      const files = [
+        '0001_app_versions.sql',
+        '0002_workflows.sql',
+        ...(variant === 'drop' ? ['0003_workflow_retention.sql', '0004_fanout.sql'] : []),
+      ];
       await pool.query(`CREATE SCHEMA "${schema}"`);
       try {
         for (const f of files) await pool.query(render(readFileSync(MIGRATIONS + f, 'utf8'), schema));
@@ -142,7 +150,8 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
   );
   await q(`ANALYZE {{schema}}.wf_workflows`);
   await q(`ANALYZE {{schema}}.wf_activities`);
-  const ops = Object.fromEntries(TRANSITION_OPS.map((op) => [op, { name: `${variant}_${op}`, text: render(opText(op, base), schema) }]));
+  const names = base ? BASE_OPS : TREE_OPS;
+  const ops = Object.fromEntries(names.map((op) => [op, { name: `${variant}_${op}`, text: render(opText(op, base), schema) }]));
   const client = await pool.connect();
   try {
     const split = { lock: 0, upsert: 0, update: 0, commit: 0 };
@@ -164,13 +173,18 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
       await client.query({ ...ops['workflows_lock']!, values: [[id]] });
       split.lock += performance.now() - t0;
       t0 = performance.now();
-      await client.query({ ...ops['activities_upsert']!, values: [JSON.stringify([record])] });
-      split.upsert += performance.now() - t0;
-      t0 = performance.now();
-      await client.query({
-        ...ops['workflows_update']!,
-        values: [JSON.stringify([{ id, status: i % 2 ? 0 : 1, data: { n: i }, expire: 3600 }])],
-      });
+      const workflow = { id, status: i % 2 ? 0 : 1, data: { n: i }, expire: 3600 };
+      if (base) {
+        await client.query({ ...ops['activities_upsert']!, values: [JSON.stringify([record])] });
+        split.upsert += performance.now() - t0;
+        t0 = performance.now();
+        await client.query({ ...ops['workflows_update']!, values: [JSON.stringify([workflow])] });
+      } else {
+        // The record and the workflow row in one statement (`upsert` stays 0), then a finished one's settle.
+        const write = [null, null, null, null, JSON.stringify([record]), JSON.stringify([workflow]), null, null];
+        await client.query({ ...ops['transition_write']!, values: write });
+        if (workflow.status === 0) await client.query({ ...ops['activities_settle']!, values: [[id]] });
+      }
       split.update += performance.now() - t0;
       t0 = performance.now();
       await client.query('COMMIT');
@@ -182,7 +196,8 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
       variant,
       transitions: TRANSITIONS,
       usPerTransition: Math.round(us),
-      // Per statement (the lock, the record upsert, the update that finishes every other one) and the commit.
+      // Per statement (the lock, the record upsert, the update that finishes every other one; in this
+      // tree `update` is the one write plus a finishing one's settle) and the commit.
       usEach: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, Math.round((v * 1000) / TRANSITIONS)])),
       ops: base ?? 'this tree',
       load1: loadavg()[0]!.toFixed(2),
