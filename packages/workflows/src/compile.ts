@@ -60,6 +60,7 @@ const ACTIVITY_KEYS = [
   'queue',
   'timeout',
   'await',
+  'items',
   'stats',
   'signal',
   'resolver',
@@ -157,6 +158,8 @@ interface PendingRef {
   owner: string;
   ref: PathExpr;
   at: PathSegment[];
+  /** Read by the input.maps of a fan-out (`await` with `items`), where `$item` and `$index` are defined. */
+  fanInput?: boolean;
 }
 
 class Compiler {
@@ -551,6 +554,15 @@ class Compiler {
           );
         continue;
       }
+      if (p.ref.root === '$item' || p.ref.root === '$index') {
+        if (!p.fanInput)
+          this.err(
+            p.at,
+            `${p.ref.text}: ${p.ref.root} is defined only in the input.maps of an await with items (a fan-out)`,
+            'read the element through input.maps of the await that fans out, e.g. `n: "{$item.n}"`',
+          );
+        continue;
+      }
       if (typeof p.ref.root !== 'object') continue;
       const target = p.ref.root.activity;
       if (!activities[target]) {
@@ -661,8 +673,11 @@ class Compiler {
       const out: { schema?: unknown; maps?: MapExpr } = {};
       if (s['schema'] !== undefined && this.schema(s['schema'], [...at, section, 'schema'])) out.schema = s['schema'];
       if (s['maps'] !== undefined) {
+        const before = pending.length;
         const m = this.mapsObject(s['maps'], [...at, section, 'maps'], aid, pending);
         if (m) out.maps = m;
+        if (section === 'input' && act.type === 'await' && a['items'] !== undefined)
+          for (const r of pending.slice(before)) r.fanInput = true;
       }
       act[section] = out;
     }
@@ -718,6 +733,10 @@ class Compiler {
         if (topic !== undefined) act.topic = topic;
         const wait = bool('await');
         if (wait !== undefined) act.await = wait;
+        if (a['items'] !== undefined) {
+          const m = map(a['items'], [...at, 'items']);
+          if (m) act.items = m;
+        }
         const retry = this.retry(a['retry'], [...at, 'retry']);
         if (retry) act.retry = retry;
         break;
@@ -801,6 +820,12 @@ class Compiler {
         break;
       }
     }
+    if (a['items'] !== undefined && act.type !== 'await')
+      this.err(
+        [...at, 'items'],
+        `items is only read by an await activity (a fan-out of child workflows), not by a ${act.type}`,
+        'use `type: await` with `topic:` naming the child graph, or remove items',
+      );
     if (act.cycle && act.type === 'cycle')
       this.err(
         [...at, 'cycle'],

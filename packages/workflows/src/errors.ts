@@ -109,3 +109,23 @@ export const FAILED = -1_000_000_001;
 function isReason(v: unknown): v is { reason: string } {
   return typeof v === 'object' && v !== null && typeof (v as { reason?: unknown }).reason === 'string';
 }
+
+/**
+ * An `await` with `items` (a fan-out) whose mapping did not give an array at run time: the activity
+ * fails with it (its record's error and the workflow's failed output carry `{ name, code, message }`).
+ */
+export class FanOutItemsError extends PartitaError {
+  constructor(graph: string, activity: string, got: string) {
+    super(
+      'FANOUT_ITEMS',
+      `await ${activity} of graph ${graph}: items gave ${got}, not an array; map items to an array (an empty one starts no child)`,
+    );
+  }
+}
+
+/** The stored form of a FanOutItemsError (activity errors are JSON). */
+export function fanOutItemsError(graph: string, act: { id: string }, got: unknown): { name: string; code: string; message: string } {
+  const kind = got === null ? 'null' : got === undefined ? 'nothing (undefined)' : `a ${typeof got} ${JSON.stringify(got).slice(0, 80)}`;
+  const err = new FanOutItemsError(graph, act.id, kind);
+  return { name: err.name, code: err.code, message: err.message };
+}

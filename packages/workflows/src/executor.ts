@@ -15,7 +15,7 @@ import type { Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
-import { DuplicateWorkflowError, FAILED, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
+import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
 import { attemptsRemain, executorRetries, retryDelayMs, stepAttempts } from './retry.js';
@@ -31,6 +31,8 @@ export const EMIT_TYPE = 'partita.wf.emit';
 export const STEP_CONTINUATION = 'workflows.transition';
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
+/** Children a fan-out stages before writing them (one statement per table per batch). */
+const FANOUT_BATCH = 1000;
 /** Seconds a finished workflow (and a kept early signal) stays when its graph gives no `expire`. */
 export const DEFAULT_EXPIRE_S = 3600;
 
@@ -57,6 +59,8 @@ export interface WorkflowRow {
   parent_id: string | null;
   parent_activity: string | null;
   parent_dimension: string | null;
+  /** A fan-out child: its position in the parent's array. */
+  parent_index?: number | null;
 }
 
 export interface ActivityRecord {
@@ -70,6 +74,8 @@ export interface ActivityRecord {
   hook: unknown;
   attempts: number;
   errors: unknown[];
+  /** A fan-out await: its children still running (the fan-in counter). */
+  children_open?: number | null;
 }
 
 /** Compiled app versions by id+version: immutable once deployed, so cached for the process's life. */
@@ -132,6 +138,17 @@ interface Pending {
   workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number }>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+  /** Outputs of fan-out children that ended, for their parent's fan-in. */
+  fanin: FaninRow[];
+}
+
+interface FaninRow {
+  workflow_id: string;
+  activity: string;
+  dimension: string;
+  idx: number;
+  child_id: string;
+  output: unknown;
 }
 
 const pendingByScope = new WeakMap<Scope, Pending>();
@@ -139,7 +156,7 @@ const pendingByScope = new WeakMap<Scope, Pending>();
 function pendingOf(s: Scope): Pending {
   let p = pendingByScope.get(s);
   if (!p) {
-    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [] };
+    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [], fanin: [] };
     pendingByScope.set(s, p);
   }
   return p;
@@ -164,10 +181,18 @@ export async function flushPending(s: Scope): Promise<void> {
   if (!p) return;
   if (p.inserts.size > 0) {
     // Stored with the state their first transitions left them in: no update of a row just inserted.
+    // One written while its transitions still run (a statement that needs its row, a fan-out's batch)
+    // has no staged state yet: it goes in with its Run's current one, so it is not stored as finished.
     const rows = [...p.inserts.values()].map((w) => {
       const state = p.workflows.get(w.id);
       p.workflows.delete(w.id);
-      return { ...w, status: state?.status ?? 0, data: state?.data ?? {}, expire: state?.expire ?? DEFAULT_EXPIRE_S };
+      const run = p.runs.get(w.id);
+      return {
+        ...w,
+        status: state?.status ?? run?.status ?? 0,
+        data: state?.data ?? run?.data ?? {},
+        expire: state?.expire ?? DEFAULT_EXPIRE_S,
+      };
     });
     p.inserts.clear();
     try {
@@ -207,11 +232,13 @@ export async function flushPending(s: Scope): Promise<void> {
       hook: r.hook,
       attempts: r.attempts,
       errors: r.errors ?? [],
+      children_open: r.children_open ?? null,
       entered: entered ? 1 : 0,
     }));
     p.activities.clear();
     await s.db.run('activities_upsert', [JSON.stringify(rows)]);
   }
+  if (p.fanin.length > 0) await s.db.run('fanin_insert', [JSON.stringify(p.fanin.splice(0))]);
   if (p.workflows.size > 0) {
     const rows = [...p.workflows.values()];
     p.workflows.clear();
@@ -342,7 +369,8 @@ class Run {
       errors: [],
     };
     const ctx = this.context(dimension);
-    const input = act.input?.maps ? evaluateMapping(act.input.maps, ctx) : undefined;
+    // A fan-out maps its input once per element (with $item), when it starts each child.
+    const input = act.input?.maps && !act.items ? evaluateMapping(act.input.maps, ctx) : undefined;
     if (input !== undefined) rec.input = { data: input };
     this.put(rec, true);
     switch (act.type) {
@@ -373,7 +401,7 @@ class Run {
         return this.complete(act, rec, { output: {} });
       }
       case 'await':
-        return this.startChild(act, rec, input);
+        return act.items ? this.startFanOut(act, rec, ctx) : this.startChild(act, rec, input);
       case 'cycle': {
         await this.complete(act, rec, { output: {} });
         const target = act.ancestor!;
@@ -475,6 +503,83 @@ class Run {
     }
   }
 
+  /**
+   * An await with `items`: one child per element, started in this transaction and written in batches;
+   * the activity waits with a count of open children that each child's end decrements (childEnded).
+   */
+  private async startFanOut(act: CompiledActivity, rec: ActivityRecord, ctx: MappingContext): Promise<void> {
+    const items = evaluateMapping(act.items!, ctx);
+    if (!Array.isArray(items)) return this.fail(rec, fanOutItemsError(this.graph.subscribes, act, items), 1);
+    const fireAndForget = act.await === false;
+    const base = `${this.row.id}-${act.id}${rec.dimension.replace(/\//g, '-')}`;
+    const ids = items.map((_, i) => `${base}-${i}`);
+    rec.input = { data: { count: items.length } };
+    if (items.length === 0) return this.complete(act, rec, { output: fireAndForget ? { ids } : { items: [], ids } });
+    const graph = graphOf(this.app, act.topic!)!;
+    if (!fireAndForget) {
+      // Waiting before the first child starts: a child that ends in this transaction counts itself in.
+      rec.state = 'waiting';
+      rec.children_open = items.length;
+    }
+    for (let i = 0; i < items.length; i++) {
+      // A child that failed at once failed this workflow: the rest are not started.
+      if (this.status < 0 || (!fireAndForget && rec.state !== 'waiting')) return;
+      const data = act.input?.maps ? evaluateMapping(act.input.maps, { ...ctx, item: items[i], index: i }) : items[i];
+      await startStaged(this.s, {
+        app: this.app,
+        graph,
+        id: ids[i]!,
+        data: data ?? {},
+        search: {},
+        partition: this.row.partition,
+        ...(fireAndForget ? {} : { parent: { id: this.row.id, activity: act.id, dimension: rec.dimension, index: i } }),
+      });
+      // Batches keep each statement's JSON and the memory they are built in bounded.
+      if ((i + 1) % FANOUT_BATCH === 0 && i + 1 < items.length) await flushPending(this.s);
+    }
+    if (fireAndForget) return this.complete(act, rec, { output: { ids } });
+  }
+
+  /**
+   * A fan-out child ended (or was interrupted without throw): its output is kept for the fan-in and the
+   * open count goes down; the child that brings it to 0 completes the activity with every output in
+   * element order. The parent's row is locked, so concurrent ends count one at a time.
+   */
+  async childEnded(act: CompiledActivity, rec: ActivityRecord, child: { id: string; index: number }, output: unknown): Promise<void> {
+    const p = pendingOf(this.s);
+    p.fanin.push({ workflow_id: this.row.id, activity: act.id, dimension: rec.dimension, idx: child.index, child_id: child.id, output });
+    rec.children_open = (rec.children_open ?? 1) - 1;
+    this.put(rec, false);
+    if (rec.children_open > 0) return;
+    await flushPending(this.s);
+    const rows = await this.s.db.run<{ idx: number; child_id: string; output: unknown }>('fanin_take', [
+      this.row.id,
+      act.id,
+      rec.dimension,
+    ]);
+    rows.sort((a, b) => a.idx - b.idx);
+    await this.complete(act, rec, { output: { items: rows.map((r) => r.output), ids: rows.map((r) => r.child_id) } });
+  }
+
+  /** A fan-out child failed (or was interrupted with throw): the activity fails and its other children are interrupted. */
+  async fanOutFailed(act: CompiledActivity, rec: ActivityRecord, failedChild: string, error: unknown): Promise<void> {
+    this.fail(rec, error, 1);
+    rec.children_open = null;
+    await this.flush();
+    const how: Required<InterruptOptions> = {
+      reason: `child ${failedChild} of fan-out ${act.id} failed`,
+      descend: true,
+      throw: true,
+      code: INTERRUPT_CODE,
+    };
+    const children = await runNow<{ id: string; parent_activity: string; parent_dimension: string }>(this.s, 'workflow_children_open', [
+      this.row.id,
+    ]);
+    for (const c of children)
+      if (c.id !== failedChild && c.parent_activity === act.id && c.parent_dimension === rec.dimension)
+        await interruptStaged(this.s, c.id, how, false);
+  }
+
   /** Where the workflow stands after flush(): its status, output when it ended, how it was interrupted. */
   outcome(): { status: number; output: unknown; interruption?: Required<InterruptOptions> } {
     return {
@@ -558,7 +663,7 @@ class Run {
     await runNow(this.s, 'hooks_release_workflow', [this.row.id]);
     if (how.descend) {
       // This workflow is not written as interrupted yet: its children must not report to it as to an awaiting parent.
-      for (const child of await runNow<{ id: string }>(this.s, 'workflow_children', [this.row.id]))
+      for (const child of await runNow<{ id: string }>(this.s, 'workflow_children_open', [this.row.id]))
         await interruptStaged(this.s, child.id, { ...how, descend: true }, false);
     }
   }
@@ -592,10 +697,8 @@ class Run {
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;
     emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
-    if (this.row.parent_id && this.status === 0)
-      await completeAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.data);
-    else if (this.row.parent_id && this.status === FAILED)
-      await failAwait(this.s, this.row.parent_id, this.row.parent_activity!, this.row.parent_dimension ?? '', this.failedWith);
+    if (this.row.parent_id && this.status === 0) await completeAwait(this.s, this.row, this.data);
+    else if (this.row.parent_id && this.status === FAILED) await failAwait(this.s, this.row, this.failedWith);
     else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
   }
 }
@@ -663,7 +766,8 @@ export interface StartOptions {
   data: unknown;
   search: Record<string, unknown>;
   partition: string;
-  parent?: { id: string; activity: string; dimension: string };
+  /** `index`: a fan-out child's position in its parent's array. */
+  parent?: { id: string; activity: string; dimension: string; index?: number };
 }
 
 /** Starts several workflows in the caller's transaction, written together. */
@@ -691,6 +795,7 @@ async function startStaged(s: Scope, o: StartOptions): Promise<StartOutcome> {
     parent_id: o.parent?.id ?? null,
     parent_activity: o.parent?.activity ?? null,
     parent_dimension: o.parent?.dimension ?? null,
+    parent_index: o.parent?.index ?? null,
   };
   const run = new Run(s, row, o.app, o.graph, []);
   const p = pendingOf(s);
@@ -743,21 +848,29 @@ async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
   await run.flush();
 }
 
-async function completeAwait(s: Scope, parentId: string, activity: string, dimension: string, output: unknown): Promise<void> {
-  const run = await load(s, parentId, dimension);
+/** A child workflow ended: the await of its parent (`child.parent_*`) completes, or counts it in when it fans out. */
+async function completeAwait(s: Scope, child: WorkflowRow, output: unknown): Promise<void> {
+  const dimension = child.parent_dimension ?? '';
+  const run = await load(s, child.parent_id!, dimension);
   if (!run || !run.open) return;
-  const act = run.graph.activities[activity];
-  const rec = run.record(activity, dimension);
+  const act = run.graph.activities[child.parent_activity!];
+  const rec = run.record(child.parent_activity!, dimension);
   if (!act || !rec || rec.state !== 'waiting') return;
-  await run.complete(act, rec, { output });
+  if (act.items && child.parent_index !== null && child.parent_index !== undefined)
+    await run.childEnded(act, rec, { id: child.id, index: child.parent_index }, output);
+  else await run.complete(act, rec, { output });
   await run.flush();
 }
 
-async function failAwait(s: Scope, parentId: string, activity: string, dimension: string, error: unknown): Promise<void> {
-  const run = await load(s, parentId, dimension);
+/** A child workflow failed: the await of its parent fails (and, for a fan-out, its other children are interrupted). */
+async function failAwait(s: Scope, child: WorkflowRow, error: unknown): Promise<void> {
+  const dimension = child.parent_dimension ?? '';
+  const run = await load(s, child.parent_id!, dimension);
   if (!run || !run.open) return;
-  const rec = run.record(activity, dimension);
-  if (!rec || rec.state !== 'waiting') return;
+  const act = run.graph.activities[child.parent_activity!];
+  const rec = run.record(child.parent_activity!, dimension);
+  if (!act || !rec || rec.state !== 'waiting') return;
+  if (act.items) return run.fanOutFailed(act, rec, child.id, error);
   run.fail(rec, error, 1);
   await run.flush();
 }
@@ -934,9 +1047,8 @@ function interruptError(childId: string, how: Required<InterruptOptions>) {
 /** An interrupted workflow's parent, if it awaits it: fails (throw) or goes on with the interrupted output. */
 async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<InterruptOptions>): Promise<void> {
   if (!row.parent_id) return;
-  const dimension = row.parent_dimension ?? '';
-  if (how.throw) await failAwait(s, row.parent_id, row.parent_activity!, dimension, interruptError(row.id, how));
-  else await completeAwait(s, row.parent_id, row.parent_activity!, dimension, interruptedOutput(how));
+  if (how.throw) await failAwait(s, row, interruptError(row.id, how));
+  else await completeAwait(s, row, interruptedOutput(how));
 }
 
 /** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
@@ -966,7 +1078,7 @@ async function interruptStaged(s: Scope, id: string, o: InterruptOptions, tellPa
   emit(s, run.row, run.graph.publishes ?? run.graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
   if (tellParent) await tellParentOfInterrupt(s, run.row, how);
   if (how.descend) {
-    for (const child of await runNow<{ id: string }>(s, 'workflow_children', [id])) await interruptStaged(s, child.id, how, false);
+    for (const child of await runNow<{ id: string }>(s, 'workflow_children_open', [id])) await interruptStaged(s, child.id, how, false);
   }
   return true;
 }

@@ -22,6 +22,7 @@ export {
   DuplicateWorkflowError,
   WorkflowNotFoundError,
   WorkflowFailedError,
+  FanOutItemsError,
   PENDING,
   INTERRUPTED,
   FAILED,

@@ -21,8 +21,11 @@ import { closest } from '@partita/core';
 import { MappingEvaluationError } from './errors.js';
 import { lookupFunction, PIPE_FUNCTION_NAMES } from './functions.js';
 
-/** What a path in braces starts with. */
-export type PathRoot = '$self' | '$job' | '$app' | { activity: string };
+/**
+ * What a path in braces starts with. `$item` (the element, `{$item}` or `{$item.n}`) and `$index`
+ * (its 0-based position) are read only by the `input.maps` of an `await` with `items` (a fan-out).
+ */
+export type PathRoot = '$self' | '$job' | '$app' | '$item' | '$index' | { activity: string };
 
 export interface PathExpr {
   kind: 'path';
@@ -64,6 +67,9 @@ export interface MappingContext {
   job?: { data?: unknown; metadata?: unknown };
   /** `{$app.settings.x}`, `{$app.id}`, `{$app.version}`. */
   app?: { id?: string; version?: string; settings?: unknown };
+  /** A fan-out's element (`{$item…}`) and its position (`{$index}`), while its child's input is mapped. */
+  item?: unknown;
+  index?: number;
 }
 
 export interface MappingProblem {
@@ -122,6 +128,13 @@ export function parseMapping(value: unknown): ParsedMapping {
 
   const parsePath = (text: string, inner: string, at: PathSegment[]): PathExpr | undefined => {
     const parts = inner.split('.');
+    if (parts[0] === '$item' || parts[0] === '$index') {
+      if (parts.some((p) => p === '') || (parts[0] === '$index' && parts.length > 1)) {
+        problems.push({ at, message: `malformed mapping path ${text}`, hint: 'write {$item}, {$item.field} or {$index}' });
+        return undefined;
+      }
+      return { kind: 'path', root: parts[0], path: parts.slice(1), text };
+    }
     if (parts.some((p) => p === '') || parts.length < 2) {
       problems.push({
         at,
@@ -143,7 +156,7 @@ export function parseMapping(value: unknown): ParsedMapping {
       problems.push({
         at,
         message: `unknown mapping root ${head} in ${text}`,
-        hint: 'paths start with an activity id, $self, $job or $app',
+        hint: "paths start with an activity id, $self, $job or $app ($item and $index in a fan-out's input.maps)",
       });
       return undefined;
     } else {
@@ -270,6 +283,8 @@ function readPath(base: unknown, path: readonly string[]): unknown {
 }
 
 function resolvePathExpr(p: PathExpr, ctx: MappingContext): unknown {
+  if (p.root === '$index') return ctx.index;
+  if (p.root === '$item') return readPath(ctx.item, p.path);
   const base =
     p.root === '$self' ? ctx.self : p.root === '$job' ? ctx.job : p.root === '$app' ? ctx.app : ctx.activities?.[p.root.activity];
   return readPath(base, p.path);

@@ -47,6 +47,12 @@ export interface CompiledActivity {
   timeout?: number;
   /** await: false = start the child and go on with its id. */
   await?: boolean;
+  /**
+   * await: a fan-out. The mapping yields an array at run time; one child starts per element (its
+   * input: `input.maps` with `{$item}`/`{$index}`, else the element), and the activity completes
+   * when the last one ends with `{ items, ids }` in element order.
+   */
+  items?: MapExpr;
   emit: boolean;
   /** `cycle: true`: a cycle activity may return here. */
   cycle: boolean;

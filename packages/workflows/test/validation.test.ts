@@ -427,3 +427,50 @@ test('a schema declaring a draft the validator does not carry is an error, not a
   const head = ['subscribes: demo.start', 'input:', '  schema:', '    $schema: https://example.com/my-draft', '    type: object'];
   one(t, await issues(t, base({ head })), 'graph.yaml:3:input.schema', /invalid JSON Schema: no schema with key or ref/, /draft-07/);
 });
+
+test('fan-out: items on an await compiles with $item and $index in its input.maps', async (t) => {
+  const graph = base({
+    activities: [
+      '  t1:',
+      '    type: trigger',
+      '  a1:',
+      '    type: await',
+      '    topic: demo.start',
+      "    items: '{t1.output.data.list}'",
+      "    input: { maps: { n: '{$item.n}', whole: '{$item}', at: '{$index}' } }",
+    ],
+  });
+  const dir = await appDir(t, { 'app.yaml': APP, 'graph.yaml': graph.join('\n') });
+  const act = (await compileApp(join(dir, 'app.yaml'))).graphs[0]!.activities['a1']!;
+  t.like(act.items, { kind: 'path', root: { activity: 't1' }, path: ['output', 'data', 'list'] });
+});
+
+test('fan-out: items on another type, $item outside a fan-out, and an items path naming no activity are deploy errors', async (t) => {
+  const worker = ['  t1:', '    type: trigger', '  a1:', '    type: worker', '    topic: demo.work'];
+  one(
+    t,
+    await issues(t, base({ activities: [...worker, "    items: '{t1.output.data.list}'"] })),
+    'graph.yaml:8:activities.a1.items',
+    /items is only read by an await activity/,
+    /type: await/,
+  );
+  one(
+    t,
+    await issues(t, base({ activities: [...worker, '    input:', '      maps:', "        n: '{$item.n}'"] })),
+    'graph.yaml:10:activities.a1.input.maps.n',
+    /\$item is defined only in the input.maps of an await with items/,
+  );
+  const await1 = ['  t1:', '    type: trigger', '  a1:', '    type: await', '    topic: demo.start'];
+  one(
+    t,
+    await issues(t, base({ activities: [...await1, '    input:', '      maps:', "        i: '{$index}'"] })),
+    'graph.yaml:10:activities.a1.input.maps.i',
+    /\$index is defined only in the input.maps of an await with items/,
+  );
+  one(
+    t,
+    await issues(t, base({ activities: [...await1, "    items: '{t2.output.data.list}'"] })),
+    'graph.yaml:8:activities.a1.items',
+    /names activity t2, which is not in this graph/,
+  );
+});

@@ -1,10 +1,10 @@
 -- The workflows a transaction started, in one statement, each with its state after the transitions
 -- that ran at once ($1: a JSON array); one that finished at once is stored finished (output = data).
 INSERT INTO {{schema}}.wf_workflows (id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension,
-                                     output, finished_at, expire_at)
-SELECT r.id, r.app_id, r.version, r.topic, r.partition, r.status, r.data, r.search, r.parent_id, r.parent_activity, r.parent_dimension,
+                                     parent_index, output, finished_at, expire_at)
+SELECT r.id, r.app_id, r.version, r.topic, r.partition, r.status, r.data, r.search, r.parent_id, r.parent_activity, r.parent_dimension, r.parent_index,
        CASE WHEN r.status = 0 THEN r.data END,
        CASE WHEN r.status = 0 THEN now() END,
        CASE WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END
 FROM jsonb_to_recordset($1::jsonb) AS r(id text, app_id text, version text, topic text, partition text, status bigint, data jsonb,
-                                        search jsonb, parent_id text, parent_activity text, parent_dimension text, expire int)
+                                        search jsonb, parent_id text, parent_activity text, parent_dimension text, parent_index int, expire int)

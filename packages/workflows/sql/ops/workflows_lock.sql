@@ -1,4 +1,4 @@
 -- The workflows of a batch of transitions, locked in one round trip and in id order (so batches on
 -- different nodes that share workflows take their locks in the same order).
-SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension
+SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index
 FROM {{schema}}.wf_workflows WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
