@@ -4,7 +4,7 @@ import { loadOpsFrom, type Statement } from '@partita/postgres';
 export const OPS_DIR = fileURLToPath(new URL('../sql/ops/', import.meta.url));
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../sql/migrations/', import.meta.url));
 
-export type FlowOp = 'keys_insert' | 'jobs_by_key' | 'app_active';
+export type FlowOp = 'keys_insert' | 'keys_sweep' | 'jobs_by_key' | 'app_active';
 export type FlowOps = Record<FlowOp, Statement>;
 
 const cache = new Map<string, FlowOps>();

@@ -11,5 +11,5 @@ export {
 } from './flow.js';
 export { compileFlow, jobTypeOf, jobQueueOf, type FlowQueueOptions, type CompiledFlow } from './compile.js';
 export { FlowDefinitionError, FlowNotStartedError } from './errors.js';
-export { flowsPlugin, FLOWS_PLUGIN } from './plugin.js';
+export { flowsPlugin, sweepKeys, FLOWS_PLUGIN, type FlowsPluginOptions } from './plugin.js';
 export { lookupRows, lookupValue } from './lookup.js';

@@ -14,5 +14,7 @@ SELECT w.id, w.status, w.data, w.output, w.created_at, w.finished_at,
 FROM {{schema}}.flow_keys k
 JOIN {{schema}}.wf_workflows w ON w.id = k.job_id
 WHERE k.flow = $1 AND k.key = $2 AND k.value = $3
+  -- A workflow past its retention that a sweep has not removed yet is gone already.
+  AND (w.expire_at IS NULL OR w.expire_at > now())
 ORDER BY k.created_at DESC, k.job_id DESC
 LIMIT $5
