@@ -52,7 +52,7 @@ export interface FlowJob<Job = Record<string, unknown>, Params = Record<string, 
   /** When failed or cancelled: the stage and the error. */
   error?: { stage: string | undefined; error: unknown };
   /** Child queue → the children's ids (element order), or the child jobs themselves with resolveChildren. */
-  children: Record<string, string[]> | Record<string, FlowJob<Job, Params>[]>;
+  children: Record<string, string[]> | Record<string, FlowJob<Record<string, unknown>, unknown>[]>;
   createdAt: Date;
   finishedAt: Date | null;
 }
@@ -482,13 +482,16 @@ export class Flow<
       failed && isRecord(r.output) && typeof r.output.activity === 'string' ? this.compiled.stageOf.get(r.output.activity) : stage;
     let children: FlowJob<Job, Params>['children'];
     if (resolveChildren) {
-      const byQueue: Record<string, FlowJob<Job, Params>[]> = {};
+      const byQueue: Record<string, FlowJob<Record<string, unknown>, unknown>[]> = {};
       const list = (Array.isArray(r.children) ? r.children : []) as any[];
       list.sort((a, b) => Number(a.data?.index ?? 0) - Number(b.data?.index ?? 0));
       for (const c of list) {
         const queue = String(c.topic).slice(this.name.length + 1);
         (byQueue[queue] ??= []).push(
-          this.toJob({ ...c, created_at: new Date(c.created_at), finished_at: c.finished_at ? new Date(c.finished_at) : null }, false),
+          this.toJob(
+            { ...c, created_at: new Date(c.created_at), finished_at: c.finished_at ? new Date(c.finished_at) : null },
+            false,
+          ) as FlowJob<Record<string, unknown>, unknown>,
         );
       }
       children = byQueue;

@@ -72,8 +72,9 @@ test.serial('kill -9 of one of two nodes during a flow with 100 children per job
   await until(
     'node-a runs child stages',
     async () =>
-      (await q(`SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running' AND type = 'flow.killed.part' AND locked_by = 'node-a'`)) >
-      0,
+      (await q(
+        `SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running' AND type = 'flow.killed.part' AND locked_by = 'node-a'`,
+      )) > 0,
     60_000,
     20,
   );
@@ -97,7 +98,7 @@ test.serial('kill -9 of one of two nodes during a flow with 100 children per job
   const expectedSum = Array.from({ length: CHILDREN }, (_, i) => i * 2).reduce((x, y) => x + y, 0);
   for (const job of found) {
     t.like(job, { status: 'completed', stage: 'finish', state: { parts: CHILDREN, sum: expectedSum } });
-    const kids = (job.children as Record<string, { status: string; state: { twice: number } }[]>)['part']!;
+    const kids = (job.children as unknown as Record<string, { status: string; state: { twice: number } }[]>)['part']!;
     t.is(kids.length, CHILDREN);
     t.true(kids.every((c, i) => c.status === 'completed' && c.state.twice === i * 2));
   }
