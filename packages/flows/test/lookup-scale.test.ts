@@ -14,6 +14,16 @@ import { flowEnv } from './helpers.js';
 const N = 100_000;
 const PER_KEY = 10;
 
+/** getJobsByKey's statement with its parameters written in, for EXPLAIN. */
+function explained(schema: string, value: string, resolveChildren: boolean): string {
+  return flowOps(schema)
+    .jobs_by_key.text.replaceAll('$4::boolean', String(resolveChildren))
+    .replaceAll('$1', "'scale'")
+    .replaceAll('$2', "'customer'")
+    .replaceAll('$3', `'${value}'`)
+    .replaceAll('$5', '1000');
+}
+
 function p99(ms: number[]): number {
   const sorted = [...ms].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!;
@@ -81,14 +91,7 @@ test.serial('getJobsByKey: a key with 10 jobs among 100,000 in ≤ 5 ms p99', as
   );
   t.like(jobs[0], { stage: 's3', status: 'completed', params: { customer: 'c-42' } });
 
-  const plan = await db.pool.query(
-    `EXPLAIN (ANALYZE) ${flowOps(db.schema).jobs_by_key.text}`
-      .replaceAll('$4::boolean', 'true')
-      .replaceAll('$1', "'scale'")
-      .replaceAll('$2', "'customer'")
-      .replaceAll('$3', "'c-42'")
-      .replaceAll('$5', '1000'),
-  );
+  const plan = await db.pool.query(`EXPLAIN (ANALYZE) ${explained(db.schema, 'c-42', true)}`);
   const planText = plan.rows.map((r) => String(r['QUERY PLAN'])).join('\n');
   t.regex(planText, /Index Only Scan using flow_keys_lookup/, 'the lookup is an index range scan, whatever the table size');
   t.log(
@@ -99,8 +102,9 @@ test.serial('getJobsByKey: a key with 10 jobs among 100,000 in ≤ 5 ms p99', as
   );
 
   // The 5 ms bound is a latency on an idle machine; on a shared one (several helpers' builds and
-  // tests on 2 cores) the tail is the scheduler's. Above 1.5 runnable tasks per core the p99 is
-  // reported, and the median is held to the bound instead.
+  // tests on 2 cores) the tail is the scheduler's, not the query's. Above 1.5 runnable tasks per
+  // core the client-side p99 is reported, and the bound is held by the statement's own execution
+  // time in Postgres (EXPLAIN ANALYZE, 200 runs over different keys) instead.
   const busy = loadavg()[0]! / cpus().length > 1.5;
   for (const resolveChildren of [false, true]) {
     for (let i = 0; i < 50; i++) await reader.getJobsByKey('customer', `c-${i}`, resolveChildren);
@@ -117,7 +121,19 @@ test.serial('getJobsByKey: a key with 10 jobs among 100,000 in ≤ 5 ms p99', as
     t.log(
       `resolveChildren=${resolveChildren}: p50 ${p50.toFixed(2)} ms, p99 ${p.toFixed(2)} ms (500 calls, load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`,
     );
-    if (busy) t.true(p50 <= 5, `p50 ${p50.toFixed(2)} ms ≤ 5 ms (machine busy: p99 not held to the bound)`);
-    else t.true(p <= 5, `p99 ${p.toFixed(2)} ms ≤ 5 ms`);
+    if (!busy) {
+      t.true(p <= 5, `p99 ${p.toFixed(2)} ms ≤ 5 ms`);
+      continue;
+    }
+    const executions: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const { rows } = await db.pool.query(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${explained(db.schema, `c-${(i * 31) % (N / PER_KEY)}`, resolveChildren)}`,
+      );
+      executions.push(Number(rows[0]['QUERY PLAN'][0]['Execution Time']));
+    }
+    const pe = p99(executions);
+    t.log(`resolveChildren=${resolveChildren}: machine busy; execution in Postgres p99 ${pe.toFixed(2)} ms (200 runs)`);
+    t.true(pe <= 5, `execution p99 ${pe.toFixed(2)} ms ≤ 5 ms`);
   }
 });
