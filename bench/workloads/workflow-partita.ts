@@ -43,7 +43,10 @@ async function workflowsModule(): Promise<WorkflowsModule | undefined> {
   return loaded;
 }
 
-/** Three no-op worker steps after the trigger; a hooked graph (arm → wait for bench.go → step). */
+/**
+ * Three no-op worker steps after the trigger; a hooked graph (arm → wait for bench.go → step); a
+ * fan-out parent (an `await` with `items`) whose children run one no-op step each.
+ */
 const APP_YAML = `
 app:
   id: ${APP_ID}
@@ -77,6 +80,18 @@ app:
         bench.go:
           - to: h1
             conditions: { match: [{ expected: '{t1.output.data.seq}', actual: '{$self.hook.data.seq}' }] }
+    - subscribes: bench.fan
+      activities:
+        t1: { type: trigger }
+        fan: { type: await, topic: bench.leaf, items: '{t1.output.data.list}' }
+      transitions:
+        t1: [{ to: fan }]
+    - subscribes: bench.leaf
+      activities:
+        t1: { type: trigger }
+        s1: { type: worker, topic: bench.step, input: { maps: { seq: -1 } } }
+      transitions:
+        t1: [{ to: s1 }]
 `;
 
 /** Step start times by seq (the node runs in this process); seq < 0: throughput, no timestamps. */
@@ -106,6 +121,7 @@ class PartitaWorkflows implements WorkflowSystem {
     return {
       api: 'app(client, id): deploy, activate, pub, pubsub, hook',
       steps: '3 worker activities (no-op jobs)',
+      fanOut: 'await with items: one child per element, one no-op worker step each',
       concurrency: CONCURRENCY,
     };
   }
@@ -206,7 +222,13 @@ class PartitaWorkflows implements WorkflowSystem {
     };
   }
 
-  // No fanOut: DESIGN.md's YAML has no activity that starts N children from an array and awaits them all.
+  /** One parent whose `await` fans out over an array of `children` elements (one child per element, one no-op step each). */
+  async fanOut(children: number, timeoutMs: number): Promise<number> {
+    const list = Array.from({ length: children }, (_, i) => ({ i }));
+    const t0 = performance.now();
+    await this.app!.pubsub('bench.fan', { list }, { timeoutMs });
+    return performance.now() - t0;
+  }
 
   async teardown(): Promise<void> {
     await this.client?.close().catch(() => undefined);

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { TimeoutError, ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
 import type { Client } from '@partita/client';
-import { clientBus, clientStore, clientWake } from '@partita/client/internal';
+import { clientBus, clientStore } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
 import type { JobStore } from '@partita/postgres';
 import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/protocol';
@@ -34,7 +34,7 @@ import {
 } from './executor.js';
 import type { CompiledApp, CompiledGraph } from './model.js';
 import type { StartOptions } from './executor.js';
-import { cancelSteps } from './plugin.js';
+import { afterTransaction } from './plugin.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
 export interface AppOptions {
@@ -320,16 +320,8 @@ export class WorkflowApp {
   }
 
   /** After the commit: wake the queues the transaction enqueued into (as the client's enqueue does), cancel interrupted steps. */
-  private async after(effects: Effects): Promise<void> {
-    const queuesOf = new Map<string, Set<string>>();
-    for (const pq of effects.wakes) {
-      const [partition, queue] = pq.split('\u0000') as [string, string];
-      const queues = queuesOf.get(partition);
-      if (queues) queues.add(queue);
-      else queuesOf.set(partition, new Set([queue]));
-    }
-    await Promise.all([...queuesOf].map(([partition, queues]) => clientWake(this.client, partition, queues)));
-    cancelSteps(this.client, this.logger, effects.cancels);
+  private after(effects: Effects): Promise<void> {
+    return afterTransaction(this.client, this.logger, effects);
   }
 
   /** Starts a workflow on the active version; resolves with its id once it is stored. */

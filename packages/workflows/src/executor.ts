@@ -29,6 +29,22 @@ export const EMIT_TYPE = 'partita.wf.emit';
  * alone sees these jobs' outcomes, so other jobs on the node keep the plain write.
  */
 export const STEP_CONTINUATION = 'workflows.transition';
+/**
+ * Interrupts the running children of a fan-out whose child failed, in transactions of its own after
+ * the failure committed: the failing child's transaction holds the parent's lock, and locking the
+ * siblings there (which concurrent transitions lock before the parent) could deadlock; a fan-out's
+ * thousands of siblings would also make that transaction long.
+ */
+export const STOP_CHILDREN_TYPE = 'partita.wf.stop-children';
+export interface StopChildrenPayload {
+  app: string;
+  workflow: string;
+  activity: string;
+  dimension: string;
+  reason: string;
+}
+/** Children a stop-children transaction interrupts at most. */
+export const STOP_CHILDREN_BATCH = 1000;
 /** Queue of the executor's own jobs and the default queue of worker activities. */
 export const DEFAULT_QUEUE = 'default';
 /** Children a fan-out stages before writing them (one statement per table per batch). */
@@ -46,6 +62,9 @@ export interface EmitPayload {
   status: number;
   data: unknown;
 }
+
+/** An EMIT_TYPE job: the events of one transaction in one partition, published in order. */
+export type EmitJobPayload = { events: EmitPayload[] } | EmitPayload;
 
 export interface WorkflowRow {
   id: string;
@@ -140,6 +159,11 @@ interface Pending {
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
   fanin: FaninRow[];
+  /** Events to publish after the commit, by partition: one emit job each per flush. */
+  emits: Map<string, EmitPayload[]>;
+  /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
+  created: Set<string>;
+  written: Set<string>;
 }
 
 interface FaninRow {
@@ -156,7 +180,17 @@ const pendingByScope = new WeakMap<Scope, Pending>();
 function pendingOf(s: Scope): Pending {
   let p = pendingByScope.get(s);
   if (!p) {
-    p = { runs: new Map(), inserts: new Map(), activities: new Map(), workflows: new Map(), jobs: [], fanin: [] };
+    p = {
+      runs: new Map(),
+      inserts: new Map(),
+      activities: new Map(),
+      workflows: new Map(),
+      jobs: [],
+      fanin: [],
+      emits: new Map(),
+      created: new Set(),
+      written: new Set(),
+    };
     pendingByScope.set(s, p);
   }
   return p;
@@ -173,10 +207,11 @@ async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: u
 
 /**
  * Writes what the transaction's transitions staged: the jobs (one enqueue), their step links, the
- * activity records and the workflow rows (one statement each). Called at the end of every entry point,
- * and before a statement that must see the staged rows (an interrupt's status check, its steps).
+ * activity records and the workflow rows (one statement each). Called at the end of every entry point
+ * with `publish` (the staged events become emit jobs then), and before a statement that must see the
+ * staged rows (an interrupt's status check, its steps).
  */
-export async function flushPending(s: Scope): Promise<void> {
+export async function flushPending(s: Scope, publish = false): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
   if (p.inserts.size > 0) {
@@ -195,6 +230,7 @@ export async function flushPending(s: Scope): Promise<void> {
       };
     });
     p.inserts.clear();
+    for (const w of rows) p.created.add(w.id);
     try {
       await s.db.run('workflows_insert', [JSON.stringify(rows)]);
     } catch (err) {
@@ -202,6 +238,16 @@ export async function flushPending(s: Scope): Promise<void> {
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
     }
+  }
+  // At the end of an entry point (`publish`), one emit job per partition for all the events the
+  // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
+  // claim, run and record instead of one per event. Flushes in between keep them staged.
+  if (publish) {
+    for (const [partition, events] of p.emits) {
+      const payload: EmitJobPayload = { events };
+      p.jobs.push({ job: { partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+    }
+    p.emits.clear();
   }
   const jobs = p.jobs.splice(0);
   if (jobs.length > 0) {
@@ -220,23 +266,33 @@ export async function flushPending(s: Scope): Promise<void> {
     if (links[0].length > 0) await s.db.run('steps_insert', links);
   }
   if (p.activities.size > 0) {
-    const rows = [...p.activities.values()].map(({ workflowId, record: r, entered }) => ({
-      workflow_id: workflowId,
-      activity: r.activity,
-      dimension: r.dimension,
-      type: r.type,
-      state: r.state,
-      job_id: r.job_id,
-      input: r.input,
-      output: r.output,
-      hook: r.hook,
-      attempts: r.attempts,
-      errors: r.errors ?? [],
-      children_open: r.children_open ?? null,
-      entered: entered ? 1 : 0,
-    }));
+    const fresh: unknown[] = [];
+    const again: unknown[] = [];
+    for (const [k, { workflowId, record: r, entered }] of p.activities) {
+      const row = {
+        workflow_id: workflowId,
+        activity: r.activity,
+        dimension: r.dimension,
+        type: r.type,
+        state: r.state,
+        job_id: r.job_id,
+        input: r.input,
+        output: r.output,
+        hook: r.hook,
+        attempts: r.attempts,
+        errors: r.errors ?? [],
+        children_open: r.children_open ?? null,
+        entered: entered ? 1 : 0,
+      };
+      // A new workflow's record written for the first time cannot conflict: a plain insert.
+      if (p.created.has(workflowId) && !p.written.has(k)) {
+        p.written.add(k);
+        fresh.push(row);
+      } else again.push(row);
+    }
     p.activities.clear();
-    await s.db.run('activities_upsert', [JSON.stringify(rows)]);
+    if (fresh.length > 0) await s.db.run('activities_insert', [JSON.stringify(fresh)]);
+    if (again.length > 0) await s.db.run('activities_upsert', [JSON.stringify(again)]);
   }
   if (p.fanin.length > 0) await s.db.run('fanin_insert', [JSON.stringify(p.fanin.splice(0))]);
   if (p.workflows.size > 0) {
@@ -561,23 +617,22 @@ class Run {
     await this.complete(act, rec, { output: { items: rows.map((r) => r.output), ids: rows.map((r) => r.child_id) } });
   }
 
-  /** A fan-out child failed (or was interrupted with throw): the activity fails and its other children are interrupted. */
+  /**
+   * A fan-out child failed (or was interrupted with throw): the activity fails, and a job interrupts
+   * its other children after this transaction (STOP_CHILDREN_TYPE).
+   */
   async fanOutFailed(act: CompiledActivity, rec: ActivityRecord, failedChild: string, error: unknown): Promise<void> {
     this.fail(rec, error, 1);
     rec.children_open = null;
-    await this.flush();
-    const how: Required<InterruptOptions> = {
+    const payload: StopChildrenPayload = {
+      app: this.row.app_id,
+      workflow: this.row.id,
+      activity: act.id,
+      dimension: rec.dimension,
       reason: `child ${failedChild} of fan-out ${act.id} failed`,
-      descend: true,
-      throw: true,
-      code: INTERRUPT_CODE,
     };
-    const children = await runNow<{ id: string; parent_activity: string; parent_dimension: string }>(this.s, 'workflow_children_open', [
-      this.row.id,
-    ]);
-    for (const c of children)
-      if (c.id !== failedChild && c.parent_activity === act.id && c.parent_dimension === rec.dimension)
-        await interruptStaged(this.s, c.id, how, false);
+    pendingOf(this.s).jobs.push({ job: { partition: this.row.partition, type: STOP_CHILDREN_TYPE, queue: DEFAULT_QUEUE, payload } });
+    await this.flush();
   }
 
   /** Where the workflow stands after flush(): its status, output when it ended, how it was interrupted. */
@@ -714,7 +769,10 @@ function view(r: ActivityRecord): ActivityData {
 /** Stages the job that publishes `data` after the transaction commits. */
 function emit(s: Scope, row: WorkflowRow, topic: string, kind: EmitPayload['kind'], status: number, data: unknown): void {
   const payload: EmitPayload = { app: row.app_id, topic, id: row.id, kind, status, data };
-  pendingOf(s).jobs.push({ job: { partition: row.partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+  const emits = pendingOf(s).emits;
+  const list = emits.get(row.partition);
+  if (list) list.push(payload);
+  else emits.set(row.partition, [payload]);
 }
 
 /** Locks a workflow and loads what a transition needs (once per transaction); undefined when it is gone. */
@@ -773,7 +831,7 @@ export interface StartOptions {
 /** Starts several workflows in the caller's transaction, written together. */
 export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<void> {
   for (const o of starts) await startStaged(s, o);
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 type StartOutcome = ReturnType<Run['outcome']>;
@@ -829,7 +887,7 @@ export async function finishSteps(s: Scope, outcomes: StepOutcome[]): Promise<vo
     outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
   );
   for (const o of outcomes) await finishStepStaged(s, o);
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
@@ -941,7 +999,7 @@ export async function deliverHook(
   opts: { keep: boolean; except?: string; code?: number },
 ): Promise<string | undefined> {
   const reached = await deliverHookStaged(s, app, topic, data, opts);
-  await flushPending(s);
+  await flushPending(s, true);
   return reached;
 }
 
@@ -1000,7 +1058,7 @@ export async function deliverHookAll(
   search: Record<string, unknown>,
 ): Promise<string[]> {
   const reached = await deliverHookAllStaged(s, appId, topic, data, search);
-  await flushPending(s);
+  await flushPending(s, true);
   return reached;
 }
 
@@ -1054,7 +1112,7 @@ async function tellParentOfInterrupt(s: Scope, row: WorkflowRow, how: Required<I
 /** Interrupts a running (or pending) workflow and, with descend, its children; false when it had already finished. */
 export async function interruptWorkflow(s: Scope, id: string, o: InterruptOptions): Promise<boolean> {
   const done = await interruptStaged(s, id, o);
-  await flushPending(s);
+  await flushPending(s, true);
   return done;
 }
 
@@ -1084,6 +1142,40 @@ async function interruptStaged(s: Scope, id: string, o: InterruptOptions, tellPa
 }
 
 /**
+ * Interrupts (with descend, without telling the parent, which failed) up to `limit` running children
+ * of a fan-out; how many it interrupted, so the caller goes on while a batch was full.
+ */
+export async function stopFanOutChildren(s: Scope, p: StopChildrenPayload, limit = STOP_CHILDREN_BATCH): Promise<number> {
+  const how: Required<InterruptOptions> = { reason: p.reason, descend: true, throw: true, code: INTERRUPT_CODE };
+  const [parent] = await s.db.run<WorkflowRow>('workflow_get', [p.workflow, p.app]);
+  if (!parent) return 0;
+  // A fan-out's children run one graph of the parent's version: one expire, one output topic.
+  const app = await s.versions.get(parent.app_id, parent.version);
+  const act = graphOf(app, parent.topic)?.activities[p.activity];
+  const graph = act?.topic ? graphOf(app, act.topic) : undefined;
+  if (!graph)
+    throw new WorkflowNotFoundError(`fan-out ${p.activity} of workflow ${p.workflow} (app ${parent.app_id} version ${parent.version})`);
+  const stopped = await s.db.run<WorkflowRow>('fanout_children_interrupt', [
+    p.workflow,
+    p.activity,
+    p.dimension,
+    limit,
+    how.reason,
+    how.code,
+    graph.expire ?? DEFAULT_EXPIRE_S,
+  ]);
+  if (stopped.length === 0) return 0;
+  const ids = stopped.map((c) => c.id);
+  await s.db.run('hooks_release_workflows', [ids]);
+  for (const step of await s.db.run<{ job_id: string }>('steps_of_workflows', [ids])) s.effects.cancels.push(step.job_id);
+  for (const c of stopped) emit(s, c, graph.publishes ?? graph.subscribes, 'output', INTERRUPTED, interruptedOutput(how));
+  // Their own children (an await inside a child): one by one, as an interrupt with descend does.
+  for (const g of await s.db.run<{ id: string }>('children_open_of', [ids])) await interruptStaged(s, g.id, how, false);
+  await flushPending(s, true);
+  return stopped.length;
+}
+
+/**
  * `pub` with `pending`: the workflow is stored with status -1 and its trigger input held (the
  * trigger's record, state 'pending'); nothing runs until `resume`. Not resumed within `pendingS`
  * seconds, it is removed with the expired workflows.
@@ -1109,7 +1201,7 @@ export async function holdWorkflow(s: Scope, o: Omit<StartOptions, 'parent'> & {
     errors: [],
   };
   pendingOf(s).activities.set(`${o.id}\u0000${key(held.activity, '')}`, { workflowId: o.id, record: held, entered: false });
-  await flushPending(s);
+  await flushPending(s, true);
 }
 
 /** Starts a pending workflow on the version it was published on; false when it is not pending (started, ended, expired, unknown). */
@@ -1125,6 +1217,6 @@ export async function resumeWorkflow(s: Scope, appId: string, id: string): Promi
   runs.set(id, run);
   await run.enter(run.graph.trigger, '', held.input?.data ?? {});
   await run.flush();
-  await flushPending(s);
+  await flushPending(s, true);
   return true;
 }

@@ -41,6 +41,6 @@ export {
   WORKFLOW_STATUS_NAMES,
 } from './app.js';
 export { workflowsPlugin, type WorkflowsPluginOptions } from './plugin.js';
-export { SLEEP_TYPE, EMIT_TYPE, INTERRUPT_CODE, type EmitPayload, type InterruptOptions } from './executor.js';
+export { SLEEP_TYPE, EMIT_TYPE, INTERRUPT_CODE, type EmitPayload, type EmitJobPayload, type InterruptOptions } from './executor.js';
 export { eventSubject } from './subjects.js';
 export * from './activation/index.js';

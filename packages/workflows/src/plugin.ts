@@ -6,11 +6,26 @@
  * versions its client's app handles start workflows on follow every activation.
  */
 import type { Logger } from '@partita/core';
+import type { Client } from '@partita/client';
 import { defineJob, definePlugin, type FinishedJob, type NodePlugin, type PluginContext } from '@partita/runtime';
 import { activeVersionsOf } from './active.js';
 import { startActivationMember } from './activation/index.js';
 import { MIGRATIONS_DIR, runOn, txDb, wfOps, type WfOps } from './db.js';
-import { EMIT_TYPE, SLEEP_TYPE, STEP_CONTINUATION, Versions, finishSteps, newEffects, type EmitPayload, type Effects } from './executor.js';
+import { clientWake } from '@partita/client/internal';
+import {
+  EMIT_TYPE,
+  SLEEP_TYPE,
+  STEP_CONTINUATION,
+  STOP_CHILDREN_BATCH,
+  STOP_CHILDREN_TYPE,
+  Versions,
+  finishSteps,
+  newEffects,
+  stopFanOutChildren,
+  type EmitJobPayload,
+  type Effects,
+  type StopChildrenPayload,
+} from './executor.js';
 import { removeExpired } from './expiry.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
@@ -51,19 +66,38 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
     perform: () => ({}),
   });
 
-  const emit = defineJob<EmitPayload>({
+  const emit = defineJob<EmitJobPayload>({
     type: EMIT_TYPE,
     maxAttempts: 3,
     perform: (p) => {
       if (!bound) throw new Error('the workflows plugin has not started on this node yet; retried');
-      bound.ctx.bus.publish(eventSubject(bound.ctx.cluster, p.app, p.topic), EVENT_KIND, p);
+      // A transaction's events in one job; a single event: a job enqueued before they were batched.
+      for (const e of 'events' in p ? p.events : [p]) bound.ctx.bus.publish(eventSubject(bound.ctx.cluster, e.app, e.topic), EVENT_KIND, e);
+    },
+  });
+
+  const stopChildren = defineJob<StopChildrenPayload>({
+    type: STOP_CHILDREN_TYPE,
+    maxAttempts: 10,
+    // Batches of its own transactions: a retry after a crash goes on with the children still running.
+    perform: async (p) => {
+      if (!bound) throw new Error('the workflows plugin has not started on this node yet; retried');
+      const b = bound;
+      for (;;) {
+        const effects = newEffects();
+        const n = await b.ctx.store.withTransaction((tx) =>
+          stopFanOutChildren({ db: txDb(tx, b.ops), versions: b.versions, logger: b.logger, effects }, p),
+        );
+        await afterTransaction(b.ctx.client, b.logger, effects);
+        if (n < STOP_CHILDREN_BATCH) return { stopped: true };
+      }
     },
   });
 
   return definePlugin({
     name: 'workflows',
     migrations: MIGRATIONS_DIR,
-    jobs: [sleep, emit],
+    jobs: [sleep, emit, stopChildren],
     continuations: () => [
       {
         // No types: the executor marks each step's job with this name when it enqueues it (a worker's
@@ -157,4 +191,21 @@ export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, lo
 export function afterCommit(b: { ctx: { client: { cancel(id: string): Promise<boolean> } }; logger: Logger }, effects: Effects): void {
   if (effects.cancels.length === 0) return;
   setTimeout(() => cancelSteps(b.ctx.client, b.logger, effects.cancels), 0).unref();
+}
+
+/**
+ * After a transaction of the executor's own (an app call's, a stop-children job's; a continuation's
+ * queues are woken by the engine): wake the queues it enqueued into, as the client's enqueue does,
+ * and cancel the steps of workflows it interrupted.
+ */
+export async function afterTransaction(client: Client, logger: Logger, effects: Effects): Promise<void> {
+  const queuesOf = new Map<string, Set<string>>();
+  for (const pq of effects.wakes) {
+    const [partition, queue] = pq.split('\u0000') as [string, string];
+    const queues = queuesOf.get(partition);
+    if (queues) queues.add(queue);
+    else queuesOf.set(partition, new Set([queue]));
+  }
+  await Promise.all([...queuesOf].map(([partition, queues]) => clientWake(client, partition, queues)));
+  cancelSteps(client, logger, effects.cancels);
 }

@@ -35,6 +35,24 @@ app:
         fan: { type: await, topic: fan.child, items: '{t1.output.data.list}', job: { maps: { out: '{$self.output.data}' } } }
       transitions:
         t1: [{ to: fan }]
+    - subscribes: fan.loop
+      activities:
+        t1: { type: trigger }
+        top: { type: hook, cycle: true }
+        fan:
+          type: await
+          topic: fan.child
+          items: '{t1.output.data.list}'
+          input: { maps: { n: '{$item.n}', i: '{$index}' } }
+          job:
+            maps:
+              passes: { '@pipe': [['{$job.data.passes}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1]] }
+              last: '{$self.output.data}'
+        again: { type: cycle, ancestor: top }
+      transitions:
+        t1: [{ to: top }]
+        top: [{ to: fan }]
+        fan: [{ to: again, conditions: { match: [{ expected: true, actual: { '@pipe': [['{$job.data.passes}', 2], ['{@number.lt}']] } }] } }]
     - subscribes: fan.nowait
       activities:
         t1: { type: trigger }
@@ -156,6 +174,16 @@ test.serial('fan-out: outputs in element order, $item/$index, the element as inp
   const bare = (await fan.pubsub('fan.bare', { list: [{ n: 2, i: 7 }, { n: 3 }] }, { timeoutMs: 20_000 })) as Record<string, any>;
   t.deepEqual(bare['out'].items, [{ sq: 4, i: 7 }, { sq: 9 }]);
 
+  // In a cycle: each pass fans out again, its children ids carry the pass, its fan-in is its own.
+  const loop = (await fan.pubsub('fan.loop', { list: [{ n: 1 }, { n: 2 }, { n: 3 }] }, { timeoutMs: 20_000 })) as Record<string, any>;
+  t.is(loop['passes'], 2);
+  t.deepEqual(loop['last'].items, [
+    { sq: 1, i: 0 },
+    { sq: 4, i: 1 },
+    { sq: 9, i: 2 },
+  ]);
+  t.true((loop['last'].ids as string[]).every((c, i) => c.endsWith(`-fan-1-${i}`)));
+
   // An empty array completes the activity at once.
   const empty = (await fan.pubsub('fan.bare', { list: [] }, { timeoutMs: 20_000 })) as Record<string, any>;
   t.deepEqual(empty['out'], { items: [], ids: [] });
@@ -188,14 +216,16 @@ test.serial('fan-out: items that are no array fail the workflow with FANOUT_ITEM
 test.serial(
   'fan-out: a failing child fails the parent and interrupts its siblings; interrupt with descend reaches every child',
   async (t) => {
-    const { fan } = await setup(t, 'wf_fan_fail');
+    const { db, fan } = await setup(t, 'wf_fan_fail');
     // Three children wait on a hook; the fourth fails in its worker.
     const id = await fan.pub('fan.mixed', { list: [{ hold: true }, { hold: true }, { fail: true }, { hold: true }] });
     await until('the parent failed', async () => (await fan.getStatus(id)) === FAILED, 20_000);
     const rec = (await fan.export(id)).activities.find((a) => a.activity === 'fan')!;
     t.is(rec.state, 'failed');
     t.like(rec.errors[0] as object, { activity: 'boom' });
-    for (const i of [0, 1, 3]) t.is(await fan.getStatus(`${id}-fan-${i}`), INTERRUPTED, `sibling ${i}`);
+    // The siblings are interrupted by a job after the failure's transaction (not under the parent's lock).
+    for (const i of [0, 1, 3])
+      await until(`sibling ${i} interrupted`, async () => (await fan.getStatus(`${id}-fan-${i}`)) === INTERRUPTED, 10_000);
     t.is(await fan.getStatus(`${id}-fan-2`), FAILED);
     t.is(await fan.hook('fan.go', { id: `${id}-fan-0` }), undefined, 'an interrupted sibling waits no more');
 
@@ -215,13 +245,22 @@ test.serial(
     await until('outputs of the parent and its children', () => outputs.filter((e) => e.id.startsWith(desc)).length >= 4, 10_000);
     await new Promise((r) => setTimeout(r, 200));
     t.is(outputs.filter((e) => e.id === desc).length, 1);
+    // The interrupt's three outputs (parent, two children) were published by one emit job.
+    const emits = await db.pool.query(
+      `SELECT payload FROM "${db.schema}".jobs_history WHERE type = 'partita.wf.emit' AND payload->'events' @> $1::jsonb`,
+      [JSON.stringify([{ id: desc }])],
+    );
+    t.deepEqual(
+      emits.rows.map((r) => (r.payload.events as { id: string }[]).map((e) => e.id).sort()),
+      [[desc, `${desc}-fan-0`, `${desc}-fan-2`].sort()],
+    );
 
     // A child interrupted on its own (throw, default): the fan-out fails as for a failed child.
     const one = await fan.pub('fan.mixed', { list: [{ hold: true }, { hold: true }] });
     await until('children waiting', async () => (await fan.getStatus(`${one}-fan-1`)) > 0, 20_000);
     t.true(await fan.interrupt('fan.kid', `${one}-fan-0`, { reason: 'no' }));
     t.is(await fan.getStatus(one), FAILED);
-    t.is(await fan.getStatus(`${one}-fan-1`), INTERRUPTED);
+    await until('the sibling interrupted', async () => (await fan.getStatus(`${one}-fan-1`)) === INTERRUPTED, 10_000);
   },
 );
 
@@ -256,4 +295,23 @@ test.serial('fan-out: children ending concurrently on two nodes: the fan-in runs
   await until('the outputs', () => outputs.length >= 3, 10_000);
   await new Promise((r) => setTimeout(r, 200));
   t.is(outputs.length, 3);
+});
+
+test.serial('fan-out: a failing child among 1,050 waiting ones: every sibling is interrupted (two stop batches)', async (t) => {
+  const { db, fan } = await setup(t, 'wf_fan_stop');
+  const list = [...Array.from({ length: 1050 }, () => ({ hold: true })), { fail: true }];
+  const id = await fan.pub('fan.mixed', { list });
+  await until('the parent failed', async () => (await fan.getStatus(id)) === FAILED, 20_000);
+  const count = async () =>
+    (
+      await db.pool.query(
+        `SELECT count(*) FILTER (WHERE status = $2)::int AS interrupted, count(*) FILTER (WHERE status > 0)::int AS running
+         FROM "${db.schema}".wf_workflows WHERE parent_id = $1`,
+        [id, INTERRUPTED],
+      )
+    ).rows[0] as { interrupted: number; running: number };
+  await until('every sibling interrupted', async () => (await count()).interrupted === 1050, 30_000);
+  t.deepEqual(await count(), { interrupted: 1050, running: 0 });
+  const hooks = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".wf_hooks`);
+  t.is(hooks.rows[0].n, 0, 'their hooks are released');
 });

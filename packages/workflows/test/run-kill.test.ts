@@ -8,8 +8,9 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { connect, type Client } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
+import { recordTransitions } from './helpers.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-node.ts', import.meta.url));
 const counter = (id: string) =>
@@ -31,25 +32,6 @@ const CHAIN = [
   '        s2: [{ to: s3 }]',
   '',
 ].join('\n');
-
-/** Records every committed activity entry ('enter') and finish ('done') of the schema's workflows. */
-async function recordTransitions(s: TestSchema): Promise<void> {
-  await s.pool.query(`
-    CREATE TABLE "${s.schema}".test_transitions (workflow_id text NOT NULL, activity text NOT NULL, dimension text NOT NULL, kind text NOT NULL);
-    CREATE FUNCTION "${s.schema}".test_record_transition() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF TG_OP = 'INSERT' THEN
-        INSERT INTO "${s.schema}".test_transitions VALUES (NEW.workflow_id, NEW.activity, NEW.dimension, 'enter');
-      END IF;
-      IF NEW.state = 'done' AND (TG_OP = 'INSERT' OR OLD.state <> 'done') THEN
-        INSERT INTO "${s.schema}".test_transitions VALUES (NEW.workflow_id, NEW.activity, NEW.dimension, 'done');
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_record_transition AFTER INSERT OR UPDATE ON "${s.schema}".wf_activities
-      FOR EACH ROW EXECUTE FUNCTION "${s.schema}".test_record_transition();
-  `);
-}
 
 test.serial('kill -9 of a node during 1,000 running workflows: each completes, every transition exactly once', async (t) => {
   const N = 1000;

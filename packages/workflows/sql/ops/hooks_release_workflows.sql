@@ -1,0 +1,1 @@
+DELETE FROM {{schema}}.wf_hooks WHERE workflow_id = ANY($1::text[])

@@ -1,0 +1,125 @@
+/**
+ * A fan-out of 1,000 children run by two node processes, one killed -9 midway: the steps it held are
+ * rescued, every child ends once, the fan-in completes the parent's activity exactly once with all
+ * 1,000 outputs in element order, and the step after it runs once. Transitions are recorded by a
+ * trigger of the test's own (helpers.recordTransitions), so one that ran twice shows as a second row.
+ */
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { connect, type Client } from '@partita/client';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { app } from '../src/index.js';
+import { recordTransitions } from './helpers.js';
+
+const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-node.ts', import.meta.url));
+const FAN = `
+app:
+  id: fankill
+  version: '1'
+  graphs:
+    - subscribes: fk.start
+      activities:
+        t1: { type: trigger }
+        fan:
+          type: await
+          topic: fk.child
+          items: '{t1.output.data.list}'
+          input: { maps: { i: '{$index}' } }
+          job: { maps: { out: '{$self.output.data.items}' } }
+        after: { type: worker, topic: wf.step }
+      transitions:
+        t1: [{ to: fan }]
+        fan: [{ to: after }]
+    - subscribes: fk.child
+      activities:
+        t1: { type: trigger }
+        s1: { type: worker, topic: wf.step, job: { maps: { i: '{t1.output.data.i}', node: '{$self.output.data.node}' } } }
+      transitions:
+        t1: [{ to: s1 }]
+`;
+
+test.serial('kill -9 of one of two nodes during a fan-out of 1,000 children: the fan-in happens once, with every output', async (t) => {
+  const K = 1000;
+  const s = await freshSchema('wf_fankill');
+  const nats = await natsUrl();
+  const cluster = s.schema.replaceAll('_', '-');
+  const dataDir = tempDataDir('wf-fankill');
+  const nodes: SpawnedNode[] = [];
+  let client: Client | undefined;
+  t.teardown(async () => {
+    for (const n of nodes) n.kill('SIGKILL');
+    await client?.close();
+    await s.drop();
+  });
+  const start = async (nodeId: string) => {
+    const n = spawnNode(NODE_SCRIPT, {
+      env: {
+        WF_PG: s.url,
+        WF_SCHEMA: s.schema,
+        WF_NATS: nats,
+        WF_CLUSTER: cluster,
+        WF_NODE_ID: nodeId,
+        WF_DATA_DIR: dataDir,
+        WF_STEP_MS: '30',
+        PARTITA_LOG_LEVEL: 'warn',
+      },
+    });
+    nodes.push(n);
+    await n.waitForOutput(`ready ${nodeId}`, { timeoutMs: 60_000 });
+    return n;
+  };
+  const [a] = await Promise.all([start('node-a'), start('node-b')]);
+  client = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+  const fan = app(client, 'fankill');
+  await fan.deploy(FAN);
+  await fan.activate('1');
+  await recordTransitions(s);
+  const id = await fan.pub('fk.start', { list: Array.from({ length: K }, () => ({})) });
+
+  const q = async (sql: string) => Number((await s.pool.query(sql)).rows[0].n);
+  await until(
+    'a third of the children done',
+    async () => (await q(`SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type = 'wf.step'`)) >= K / 3,
+    60_000,
+    20,
+  );
+  const running = await q(`SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running' AND type = 'wf.step'`);
+  t.true(a!.kill('SIGKILL'), 'node-a was running');
+  t.log(`killed node-a with ${running} steps running (both nodes)`);
+
+  await until('the parent finished', async () => (await fan.getStatus(id)) === 0, 90_000, 100);
+  const data = (await fan.getState('fk.start', id)).data as { out: { i: number; node: string }[] };
+  t.is(data.out.length, K);
+  t.true(
+    data.out.every((o, i) => o.i === i),
+    'outputs in element order',
+  );
+  t.true(data.out.some((o) => o.node === 'node-a') && data.out.some((o) => o.node === 'node-b'), 'both nodes ran children');
+  const transitions = (
+    await s.pool.query(
+      `SELECT kind, count(*)::int AS n, count(DISTINCT (workflow_id, activity, dimension))::int AS distinct_n
+       FROM "${s.schema}".test_transitions GROUP BY kind ORDER BY kind`,
+    )
+  ).rows;
+  // Parent: t1, fan, after; each child: t1, s1.
+  const total = 3 + 2 * K;
+  t.deepEqual(
+    transitions,
+    [
+      { kind: 'done', n: total, distinct_n: total },
+      { kind: 'enter', n: total, distinct_n: total },
+    ],
+    'every activity entered once and finished once, none twice',
+  );
+  const after = (
+    await s.pool.query(`SELECT count(*)::int AS n FROM "${s.schema}".jobs_history WHERE type = 'wf.step' AND state = 'completed'`)
+  ).rows[0].n;
+  t.is(after, K + 1, 'one step job per child and one after the fan-in, each recorded once');
+  const rescued = await q(
+    `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type = 'wf.step' AND node = 'node-b' AND attempts > 1`,
+  );
+  t.log(`${rescued} steps rescued by node-b`);
+  t.true(rescued > 0, 'some steps of children were rescued from node-a and completed on node-b');
+  t.is(await q(`SELECT count(*) AS n FROM "${s.schema}".wf_fanin`), 0, 'the fan-in took every output');
+  t.is(await q(`SELECT count(*) AS n FROM "${s.schema}".wf_workflows WHERE parent_id IS NOT NULL AND status <> 0`), 0);
+});
