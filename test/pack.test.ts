@@ -25,6 +25,7 @@ const PACKAGES = [
   'runtime',
   'client',
   'workflows',
+  'flows',
   'dashboard',
   'processes',
   'cli',
@@ -327,6 +328,15 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
     [...(await wfSql('migrations')), ...(await wfSql('ops'))].sort(),
     'every workflows migration and op ships',
   );
+  // @partita/flows ships its plugin migration (the lookup table) and ops.
+  const flows = packed.find((p) => p.dir === 'flows')!;
+  const flowsSql = async (sub: string) =>
+    (await fs.readdir(path.join(ROOT, 'packages/flows/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
+  t.deepEqual(
+    flows.files.filter((f) => f.startsWith('sql/')).sort(),
+    [...(await flowsSql('migrations')), ...(await flowsSql('ops'))].sort(),
+    'every flows migration and op ships',
+  );
   // @partita/processes ships its own plugin migrations and ops.
   const processes = packed.find((p) => p.dir === 'processes')!;
   const processesSql = async (sub: string) =>
@@ -346,7 +356,7 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
       .sort(),
     'every dashboard op ships',
   );
-  for (const p of packed.filter((x) => !['postgres', 'workflows', 'processes', 'dashboard'].includes(x.dir)))
+  for (const p of packed.filter((x) => !['postgres', 'workflows', 'flows', 'processes', 'dashboard'].includes(x.dir)))
     t.false(
       p.files.some((f) => f.startsWith('sql/')),
       `${p.name} has no sql/`,

@@ -1,5 +1,6 @@
 import { cluster } from './cluster.js';
 import { depth } from './depth.js';
+import { flowThroughput } from './flow-throughput.js';
 import { hotkey } from './hotkey.js';
 import { keys } from './keys.js';
 import { latency } from './latency.js';
@@ -25,6 +26,7 @@ export const workloads: readonly Workload[] = [
   workflowLatency,
   workflowHook,
   workflowFanout,
+  flowThroughput,
 ];
 
 export type { Workload, WorkloadContext, ResultLine } from './types.js';

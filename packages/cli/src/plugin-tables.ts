@@ -1,5 +1,5 @@
 /**
- * The tables of the node plugins the CLI's node runs (workflows, processes). A node creates them when
+ * The tables of the node plugins the CLI's node runs (workflows, flows, processes). A node creates them when
  * it starts; `partita migrate` and the workflow commands create them too, so that `partita deploy` on
  * a fresh schema works before any node ran there (as connect() does for the core's tables).
  */
@@ -11,8 +11,9 @@ import type { NodePlugin } from '@partita/runtime';
 /** The plugins whose migrations belong to a CLI node, whatever its config mounts. */
 export async function pluginsWithTables(): Promise<NodePlugin[]> {
   const { workflowsPlugin } = await import('@partita/workflows');
+  const { flowsPlugin } = await import('@partita/flows');
   const { processesPlugin } = await import('@partita/processes');
-  return [workflowsPlugin(), processesPlugin() as NodePlugin];
+  return [workflowsPlugin(), flowsPlugin(), processesPlugin() as NodePlugin];
 }
 
 /** Applies the plugins' migrations that the client's schema has not seen (an advisory lock makes concurrent runs take turns). */

@@ -14,7 +14,7 @@ import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/p
 import { activeVersionsOf, type ActiveVersions } from './active.js';
 import { DEFAULT_ACTIVATION_DELAY_MS, runActivation } from './activation/index.js';
 import { compileApp, writeCompiled } from './compile.js';
-import { runOn, txDb, wfOps, type Db, type WfOps } from './db.js';
+import { runOn, txDb, wfOps, type Db, type Queryable, type WfOps } from './db.js';
 import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowNotFoundError } from './errors.js';
 import {
   Versions,
@@ -126,6 +126,18 @@ interface QueuedPub {
   start: StartOptions;
   resolve: () => void;
   reject: (err: unknown) => void;
+  extra?: PubExtra;
+}
+
+/**
+ * Rows a layer above workflows writes with a pub, in the pub's transaction after the workflow rows
+ * (so they may reference them). The rows of every pub of a group that share a `key` go to one
+ * `write` call: one statement per group, not one per pub. Reached through `@partita/workflows/internal`.
+ */
+export interface PubExtra {
+  key: string;
+  rows: unknown[];
+  write(q: Queryable, rows: unknown[]): Promise<void>;
 }
 
 export class WorkflowApp {
@@ -302,12 +314,12 @@ export class WorkflowApp {
     throw new ValidationError(`${what} ${e?.message ?? 'does not match its schema'}; send data matching the schema`, path || fallbackPath);
   }
 
-  private async transaction<T>(fn: (s: Scope) => Promise<T>): Promise<T> {
+  private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const effects = newEffects();
       try {
         const result = await this.store.withTransaction((tx) =>
-          fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }),
+          fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }, tx.client),
         );
         await this.after(effects);
         return result;
@@ -326,6 +338,11 @@ export class WorkflowApp {
 
   /** Starts a workflow on the active version; resolves with its id once it is stored. */
   async pub(topic: string, data: unknown = {}, opts: PubOptions = {}): Promise<string> {
+    return this.pubWith(topic, data, opts);
+  }
+
+  /** pub, with rows of a layer above written in its transaction (`@partita/workflows/internal`). */
+  async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra): Promise<string> {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
     if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
@@ -335,11 +352,14 @@ export class WorkflowApp {
     // A pending pub writes no step and runs nothing: it takes its own transaction rather than a group.
     if (opts.pending !== undefined) {
       const pendingS = opts.pending;
-      await this.transaction((s) => holdWorkflow(s, { ...start, pendingS }));
+      await this.transaction(async (s, q) => {
+        await holdWorkflow(s, { ...start, pendingS });
+        if (extra) await extra.write(q, extra.rows);
+      });
       return id;
     }
     await new Promise<void>((resolve, reject) => {
-      this.pubQueue.push({ start, resolve, reject });
+      this.pubQueue.push({ start, resolve, reject, ...(extra ? { extra } : {}) });
       this.writePubs();
     });
     return id;
@@ -371,18 +391,13 @@ export class WorkflowApp {
 
   private async writePubGroup(group: QueuedPub[]): Promise<void> {
     try {
-      await this.transaction((s) =>
-        startWorkflows(
-          s,
-          group.map((p) => p.start),
-        ),
-      );
+      await this.transaction((s, q) => startGroup(s, q, group));
       for (const p of group) p.resolve();
     } catch (err) {
       if (group.length === 1) return group[0]!.reject(err);
       await Promise.all(
         group.map((p) =>
-          this.transaction((s) => startWorkflows(s, [p.start])).then(
+          this.transaction((s, q) => startGroup(s, q, [p])).then(
             () => p.resolve(),
             (e: unknown) => p.reject(e),
           ),
@@ -623,6 +638,22 @@ function versionsOf(store: object, load: ConstructorParameters<typeof Versions>[
 
 /** Input and hook validators by JSON Schema object: the schemas of a compiled version, shared as the versions are. */
 const validators = new WeakMap<object, ValidateFunction>();
+
+/** Starts a group of pubs in one transaction, then writes their extra rows, one write per key. */
+async function startGroup(s: Scope, q: Queryable, group: QueuedPub[]): Promise<void> {
+  await startWorkflows(
+    s,
+    group.map((p) => p.start),
+  );
+  const extras = new Map<string, { write: PubExtra['write']; rows: unknown[] }>();
+  for (const p of group) {
+    if (!p.extra) continue;
+    const e = extras.get(p.extra.key);
+    if (e) e.rows.push(...p.extra.rows);
+    else extras.set(p.extra.key, { write: p.extra.write, rows: [...p.extra.rows] });
+  }
+  for (const e of extras.values()) if (e.rows.length > 0) await e.write(q, e.rows);
+}
 
 /** A handle on workflow app `id` over a client (or node.client). */
 export function app(client: Client, id: string, options: AppOptions = {}): WorkflowApp {

@@ -193,13 +193,15 @@ function drainProgress(node: PartitaNode | undefined, io: Io, graceMs: number): 
 
 /**
  * The plugins the CLI's node runs (start and demo): workflows (any app deployed to the cluster runs
- * here), processes (schedules), and the dashboard when the config mounts it (`http.dashboard`).
+ * here), flows (their lookup table: a jobs module may export a flow's `flow.jobs()`), processes
+ * (schedules), and the dashboard when the config mounts it (`http.dashboard`).
  */
 export async function cliPlugins(config: PartitaConfig): Promise<NodePlugin[]> {
   const { workflowsPlugin } = await import('@partita/workflows');
+  const { flowsPlugin } = await import('@partita/flows');
   // Schedules declared under plugins.processes.schedules are synced and fired by the cluster's nodes.
   const { processesPlugin } = await import('@partita/processes');
-  const plugins: NodePlugin[] = [workflowsPlugin(), processesPlugin(await jobsModuleProcesses(config)) as NodePlugin];
+  const plugins: NodePlugin[] = [workflowsPlugin(), flowsPlugin(), processesPlugin(await jobsModuleProcesses(config)) as NodePlugin];
   if (!config.http?.dashboard) return plugins;
   const { dashboardPlugin } = await import('@partita/dashboard');
   return [...plugins, dashboardPlugin() as NodePlugin];

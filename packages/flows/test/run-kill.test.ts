@@ -1,0 +1,128 @@
+/**
+ * kill -9 of one of two flow nodes while a three-stage flow with a parent stage of 100 children per
+ * job runs: the other node rescues what the dead one held, every job finishes with every child's
+ * record, and each stage (and each child's stage) ran once as a transition — a trigger records each
+ * committed activity entry and finish in a table, so one that ran twice shows as a second row.
+ */
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { connect, type Client } from '@partita/client';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
+import { killFlow } from './fixtures/kill-flow.js';
+
+const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/flow-node.ts', import.meta.url));
+const JOBS = 10;
+const CHILDREN = 100;
+
+async function recordTransitions(s: TestSchema): Promise<void> {
+  await s.pool.query(`
+    CREATE TABLE "${s.schema}".test_transitions (workflow_id text NOT NULL, activity text NOT NULL, dimension text NOT NULL, kind text NOT NULL);
+    CREATE FUNCTION "${s.schema}".test_record_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+        INSERT INTO "${s.schema}".test_transitions VALUES (NEW.workflow_id, NEW.activity, NEW.dimension, 'enter');
+      END IF;
+      IF NEW.state = 'done' AND (TG_OP = 'INSERT' OR OLD.state <> 'done') THEN
+        INSERT INTO "${s.schema}".test_transitions VALUES (NEW.workflow_id, NEW.activity, NEW.dimension, 'done');
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_record_transition AFTER INSERT OR UPDATE ON "${s.schema}".wf_activities
+      FOR EACH ROW EXECUTE FUNCTION "${s.schema}".test_record_transition();
+  `);
+}
+
+test.serial('kill -9 of one of two nodes during a flow with 100 children per job: every job finishes, each stage once', async (t) => {
+  const s = await freshSchema('flow_kill');
+  const nats = await natsUrl();
+  const cluster = s.schema.replaceAll('_', '-');
+  const dataDir = tempDataDir('flow-kill');
+  const nodes: SpawnedNode[] = [];
+  let client: Client | undefined;
+  t.teardown(async () => {
+    for (const n of nodes) n.kill('SIGKILL');
+    await client?.close();
+    await s.drop();
+  });
+  const start = async (nodeId: string) => {
+    const n = spawnNode(NODE_SCRIPT, {
+      env: {
+        FLOW_PG: s.url,
+        FLOW_SCHEMA: s.schema,
+        FLOW_NATS: nats,
+        FLOW_CLUSTER: cluster,
+        FLOW_NODE_ID: nodeId,
+        FLOW_DATA_DIR: dataDir,
+        FLOW_STEP_MS: '30',
+        PARTITA_LOG_LEVEL: 'warn',
+      },
+    });
+    nodes.push(n);
+    await n.waitForOutput(`ready ${nodeId}`, { timeoutMs: 90_000 });
+    return n;
+  };
+  const a = await start('node-a');
+  const b = await start('node-b');
+  await recordTransitions(s);
+  client = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+  const flow = killFlow(0).useClient(client);
+  const ids = await Promise.all(Array.from({ length: JOBS }, (_, i) => flow.createJob({ batch: `b${i % 2}`, children: CHILDREN })));
+
+  const q = async (sql: string) => Number((await s.pool.query(sql)).rows[0].n);
+  await until(
+    'node-a runs child stages',
+    async () =>
+      (await q(
+        `SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running' AND type = 'flow.killed.part' AND locked_by = 'node-a'`,
+      )) > 0,
+    60_000,
+    20,
+  );
+  const running = await q(`SELECT count(*) AS n FROM "${s.schema}".jobs WHERE state = 'running' AND locked_by = 'node-a'`);
+  t.true(a.kill('SIGKILL'), 'node-a was running');
+  t.log(`killed node-a with ${running} stage jobs running on it`);
+  t.true(running > 0, 'the kill left stages mid-run');
+
+  await until(
+    'every flow job finished',
+    async () => (await q(`SELECT count(*) AS n FROM "${s.schema}".wf_workflows WHERE status = 0 AND parent_id IS NULL`)) === JOBS,
+    120_000,
+    250,
+  );
+  let bExited = false;
+  void b.exited.then(() => (bExited = true));
+  await new Promise((r) => setImmediate(r));
+  t.false(bExited, 'node-b ran to the end');
+  const found = [...(await flow.getJobsByKey('batch', 'b0', true)), ...(await flow.getJobsByKey('batch', 'b1', true))];
+  t.deepEqual(found.map((j) => j.id).sort(), [...ids].sort());
+  const expectedSum = Array.from({ length: CHILDREN }, (_, i) => i * 2).reduce((x, y) => x + y, 0);
+  for (const job of found) {
+    t.like(job, { status: 'completed', stage: 'finish', state: { parts: CHILDREN, sum: expectedSum } });
+    const kids = (job.children as unknown as Record<string, { status: string; state: { twice: number } }[]>)['part']!;
+    t.is(kids.length, CHILDREN);
+    t.true(kids.every((c, i) => c.status === 'completed' && c.state.twice === i * 2));
+  }
+  // Per job: t, q_prep, q_fan, f_fan_0, q_finish; per child: t, q_part.
+  const activities = JOBS * 5 + JOBS * CHILDREN * 2;
+  const transitions = (
+    await s.pool.query(
+      `SELECT kind, count(*)::int AS n, count(DISTINCT (workflow_id, activity, dimension))::int AS distinct_n
+       FROM "${s.schema}".test_transitions GROUP BY kind ORDER BY kind`,
+    )
+  ).rows;
+  t.deepEqual(
+    transitions,
+    [
+      { kind: 'done', n: activities, distinct_n: activities },
+      { kind: 'enter', n: activities, distinct_n: activities },
+    ],
+    'each stage entered once and finished once, none twice',
+  );
+  const entered = await q(`SELECT count(*) AS n FROM "${s.schema}".wf_activities WHERE entered <> 1`);
+  t.is(entered, 0);
+  const rescued = await q(
+    `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type LIKE 'flow.killed.%' AND node = 'node-b' AND attempts > 1`,
+  );
+  t.log(`${rescued} stage jobs were rescued and completed on node-b`);
+  t.true(rescued > 0, 'some stages were rescued from node-a');
+});
