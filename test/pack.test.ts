@@ -25,7 +25,6 @@ const PACKAGES = [
   'runtime',
   'client',
   'workflows',
-  'flows',
   'dashboard',
   'processes',
   'cli',
@@ -323,19 +322,11 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
   const workflows = packed.find((p) => p.dir === 'workflows')!;
   const wfSql = async (sub: string) =>
     (await fs.readdir(path.join(ROOT, 'packages/workflows/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
+  // The flows (src/flows) bring their plugin's own migration set (the lookup table) and ops, next to them.
   t.deepEqual(
     workflows.files.filter((f) => f.startsWith('sql/')).sort(),
-    [...(await wfSql('migrations')), ...(await wfSql('ops'))].sort(),
-    'every workflows migration and op ships',
-  );
-  // @partita/flows ships its plugin migration (the lookup table) and ops.
-  const flows = packed.find((p) => p.dir === 'flows')!;
-  const flowsSql = async (sub: string) =>
-    (await fs.readdir(path.join(ROOT, 'packages/flows/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
-  t.deepEqual(
-    flows.files.filter((f) => f.startsWith('sql/')).sort(),
-    [...(await flowsSql('migrations')), ...(await flowsSql('ops'))].sort(),
-    'every flows migration and op ships',
+    [...(await wfSql('migrations')), ...(await wfSql('ops')), ...(await wfSql('flows/migrations')), ...(await wfSql('flows/ops'))].sort(),
+    'every workflows and flows migration and op ships',
   );
   // @partita/processes ships its own plugin migrations and ops.
   const processes = packed.find((p) => p.dir === 'processes')!;
@@ -356,7 +347,7 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
       .sort(),
     'every dashboard op ships',
   );
-  for (const p of packed.filter((x) => !['postgres', 'workflows', 'flows', 'processes', 'dashboard'].includes(x.dir)))
+  for (const p of packed.filter((x) => !['postgres', 'workflows', 'processes', 'dashboard'].includes(x.dir)))
     t.false(
       p.files.some((f) => f.startsWith('sql/')),
       `${p.name} has no sql/`,

@@ -1,5 +1,5 @@
 /**
- * flow-throughput (issue 14): flow jobs/s through a 3-stage flow (`@partita/flows`, stages chained
+ * flow-throughput (issue 14): flow jobs/s through a 3-stage flow (`defineFlow` of `@partita/workflows`, stages chained
  * by nextQueue, one lookup attribute per job) next to the plain 3-step workflow of
  * workflow-throughput (trigger → 3 worker steps through `app(client, id)`), in the same run, each in
  * a fresh schema with a node in this process. Both are the same executor; the difference is what a
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect, type Client } from '@partita/client';
 import { createLogger, silentLogger, type Logger } from '@partita/core';
-import { defineFlow, type Flow } from '@partita/flows';
+import { defineFlow, type Flow } from '@partita/workflows';
 import { cpuPerThousand, cpuSample } from '../lib/cpu.js';
 import { ratio, round, sleep } from '../lib/stats.js';
 import type { Workload, WorkloadContext } from './types.js';

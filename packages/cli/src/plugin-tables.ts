@@ -10,8 +10,7 @@ import type { NodePlugin } from '@partita/runtime';
 
 /** The plugins whose migrations belong to a CLI node, whatever its config mounts. */
 export async function pluginsWithTables(): Promise<NodePlugin[]> {
-  const { workflowsPlugin } = await import('@partita/workflows');
-  const { flowsPlugin } = await import('@partita/flows');
+  const { workflowsPlugin, flowsPlugin } = await import('@partita/workflows');
   const { processesPlugin } = await import('@partita/processes');
   return [workflowsPlugin(), flowsPlugin(), processesPlugin() as NodePlugin];
 }

@@ -53,3 +53,27 @@ export {
 } from './executor.js';
 export { eventSubject } from './subjects.js';
 export * from './activation/index.js';
+export {
+  defineFlow,
+  Flow,
+  compileFlow,
+  jobTypeOf,
+  jobQueueOf,
+  FlowDefinitionError,
+  FlowNotStartedError,
+  flowsPlugin,
+  sweepKeys,
+  FLOWS_PLUGIN,
+  lookupRows,
+  lookupValue,
+  type FlowOptions,
+  type FlowJob,
+  type FlowJobStatus,
+  type FlowWorkerJob,
+  type FlowChildJob,
+  type FlowEvent,
+  type StartAllOptions,
+  type FlowQueueOptions,
+  type CompiledFlow,
+  type FlowsPluginOptions,
+} from './flows/index.js';

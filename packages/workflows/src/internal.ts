@@ -1,6 +1,5 @@
 /**
- * `@partita/workflows/internal`: what only layers built on the executor (flows) need. Programs use
- * `@partita/workflows`; this entry point is not part of the public API and may change in any release.
+ * What only layers built on the executor (src/flows) need; not exported from the package's index.
  */
 import type { PubExtra, PubOptions, WorkflowApp } from './app.js';
 

@@ -197,8 +197,7 @@ function drainProgress(node: PartitaNode | undefined, io: Io, graceMs: number): 
  * (schedules), and the dashboard when the config mounts it (`http.dashboard`).
  */
 export async function cliPlugins(config: PartitaConfig): Promise<NodePlugin[]> {
-  const { workflowsPlugin } = await import('@partita/workflows');
-  const { flowsPlugin } = await import('@partita/flows');
+  const { workflowsPlugin, flowsPlugin } = await import('@partita/workflows');
   // Schedules declared under plugins.processes.schedules are synced and fired by the cluster's nodes.
   const { processesPlugin } = await import('@partita/processes');
   const plugins: NodePlugin[] = [workflowsPlugin(), flowsPlugin(), processesPlugin(await jobsModuleProcesses(config)) as NodePlugin];

@@ -10,9 +10,9 @@ import { startNode } from '@partita/runtime';
 import { workflowsPlugin } from '@partita/workflows';
 import { until } from '../../../test/helpers/index.js';
 import { defineFlow, flowsPlugin } from '../src/index.js';
-import { flowEnv } from './helpers.js';
+import { flowEnv } from './flows-helpers.js';
 
-const MODULE = fileURLToPath(new URL('./fixtures/jobs-module.ts', import.meta.url));
+const MODULE = fileURLToPath(new URL('./fixtures/flows/jobs-module.ts', import.meta.url));
 
 test.serial('a jobs module exports flow.jobs(); startAll({ node }) joins the node that loaded it', async (t) => {
   const { db, nodeOptions } = await flowEnv('flow_module');

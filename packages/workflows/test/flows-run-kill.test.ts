@@ -7,30 +7,13 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { connect, type Client } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
-import { killFlow } from './fixtures/kill-flow.js';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { killFlow } from './fixtures/flows/kill-flow.js';
+import { recordTransitions } from './helpers.js';
 
-const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/flow-node.ts', import.meta.url));
+const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/flows/flow-node.ts', import.meta.url));
 const JOBS = 10;
 const CHILDREN = 100;
-
-async function recordTransitions(s: TestSchema): Promise<void> {
-  await s.pool.query(`
-    CREATE TABLE "${s.schema}".test_transitions (workflow_id text NOT NULL, activity text NOT NULL, dimension text NOT NULL, kind text NOT NULL);
-    CREATE FUNCTION "${s.schema}".test_record_transition() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF TG_OP = 'INSERT' THEN
-        INSERT INTO "${s.schema}".test_transitions VALUES (NEW.workflow_id, NEW.activity, NEW.dimension, 'enter');
-      END IF;
-      IF NEW.state = 'done' AND (TG_OP = 'INSERT' OR OLD.state <> 'done') THEN
-        INSERT INTO "${s.schema}".test_transitions VALUES (NEW.workflow_id, NEW.activity, NEW.dimension, 'done');
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_record_transition AFTER INSERT OR UPDATE ON "${s.schema}".wf_activities
-      FOR EACH ROW EXECUTE FUNCTION "${s.schema}".test_record_transition();
-  `);
-}
 
 test.serial('kill -9 of one of two nodes during a flow with 100 children per job: every job finishes, each stage once', async (t) => {
   const s = await freshSchema('flow_kill');

@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { loadOpsFrom, type Statement } from '@partita/postgres';
 
-export const OPS_DIR = fileURLToPath(new URL('../sql/ops/', import.meta.url));
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../sql/migrations/', import.meta.url));
+export const OPS_DIR = fileURLToPath(new URL('../../sql/flows/ops/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../sql/flows/migrations/', import.meta.url));
 
 export type FlowOp = 'keys_insert' | 'keys_sweep' | 'jobs_by_key' | 'app_active';
 export type FlowOps = Record<FlowOp, Statement>;

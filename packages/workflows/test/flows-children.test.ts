@@ -7,7 +7,7 @@
 import test from 'ava';
 import { until } from '../../../test/helpers/index.js';
 import { defineFlow, type FlowEvent } from '../src/index.js';
-import { flowEnv } from './helpers.js';
+import { flowEnv } from './flows-helpers.js';
 
 type Job = { order: string; lines?: number; total?: number; packedBy?: string[] };
 type Params = { order: string; items: number[] };

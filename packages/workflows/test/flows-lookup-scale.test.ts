@@ -8,8 +8,8 @@ import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { connect } from '@partita/client';
 import { defineFlow } from '../src/index.js';
-import { flowOps } from '../src/db.js';
-import { flowEnv } from './helpers.js';
+import { flowOps } from '../src/flows/db.js';
+import { flowEnv } from './flows-helpers.js';
 
 const N = 100_000;
 const PER_KEY = 10;

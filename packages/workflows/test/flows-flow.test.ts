@@ -6,7 +6,7 @@
 import test from 'ava';
 import { until } from '../../../test/helpers/index.js';
 import { FlowDefinitionError, FlowNotStartedError, defineFlow, lookupRows, type FlowEvent } from '../src/index.js';
-import { flowEnv } from './helpers.js';
+import { flowEnv } from './flows-helpers.js';
 
 test('a definition that cannot run is refused, naming the queue', (t) => {
   const bad = (queues: any[], name = 'f') => t.throws(() => defineFlow({ name, queues }), { instanceOf: FlowDefinitionError });

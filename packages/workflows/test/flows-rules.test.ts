@@ -9,7 +9,7 @@ import { startNode } from '@partita/runtime';
 import { app, workflowsPlugin } from '@partita/workflows';
 import { until } from '../../../test/helpers/index.js';
 import { defineFlow, flowsPlugin, sweepKeys, type FlowEvent } from '../src/index.js';
-import { flowEnv } from './helpers.js';
+import { flowEnv } from './flows-helpers.js';
 
 test.serial('retries follow the queue’s maxAttempts and backoff; out of attempts the flow fails naming the stage', async (t) => {
   const { db, nodeOptions } = await flowEnv('flow_retry');

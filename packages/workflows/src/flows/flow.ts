@@ -10,16 +10,11 @@ import { ValidationError, childLogger, silentLogger, type Logger } from '@partit
 import type { Client } from '@partita/client';
 import { clientStore } from '@partita/client/internal';
 import { defineJob, startNode, type JobContext, type JobDefinition, type NodeOptions, type PartitaNode } from '@partita/runtime';
-import {
-  ActivationInProgressError,
-  FAILED,
-  INTERRUPTED,
-  app,
-  workflowsPlugin,
-  type WorkflowApp,
-  type WorkflowEvent,
-} from '@partita/workflows';
-import { pubWith } from '@partita/workflows/internal';
+import { ActivationInProgressError } from '../activation/index.js';
+import { app, type WorkflowApp, type WorkflowEvent } from '../app.js';
+import { FAILED, INTERRUPTED } from '../errors.js';
+import { pubWith } from '../internal.js';
+import { workflowsPlugin } from '../plugin.js';
 import { compileFlow, jobQueueOf, jobTypeOf, childIdsKey, childItemsKey, type CompiledFlow, type FlowQueueOptions } from './compile.js';
 import { flowOps, runOn, type Queryable } from './db.js';
 import { FlowDefinitionError, FlowNotStartedError } from './errors.js';
