@@ -132,7 +132,7 @@ interface QueuedPub {
 /**
  * Rows a layer above workflows writes with a pub, in the pub's transaction after the workflow rows
  * (so they may reference them). The rows of every pub of a group that share a `key` go to one
- * `write` call: one statement per group, not one per pub. Reached through `@partita/workflows/internal`.
+ * `write` call: one statement per group, not one per pub. Reached through src/internal.ts (the flows).
  */
 export interface PubExtra {
   key: string;
@@ -341,7 +341,7 @@ export class WorkflowApp {
     return this.pubWith(topic, data, opts);
   }
 
-  /** pub, with rows of a layer above written in its transaction (`@partita/workflows/internal`). */
+  /** pub, with rows of a layer above written in its transaction (src/internal.ts). */
   async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra): Promise<string> {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
