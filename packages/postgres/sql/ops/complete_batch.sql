@@ -22,4 +22,5 @@ INSERT INTO {{schema}}.jobs_history
 SELECT id, partition, queue, type, payload, 'completed', priority, run_at, attempts, max_attempts, result,
        errors, progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
 FROM done
-RETURNING id
+-- The caller settles the execution keys these jobs held (settle_execution_keys).
+RETURNING id, partition, execution_key
