@@ -13,7 +13,7 @@ CREATE TABLE {{schema}}.execution_key_heads (
   -- may have missed a job and settles the key again instead of writing.
   seq           bigint NOT NULL DEFAULT 1,
   PRIMARY KEY (partition, execution_key)
-);
+) WITH (fillfactor = 70); -- head and seq are not indexed: room on the page keeps their updates HOT
 
 -- The next job of a key: the settle's probe, in claim order among the key's waiting jobs.
 CREATE INDEX jobs_waiting_key_idx ON {{schema}}.jobs (partition, execution_key, priority, run_at, id)

@@ -9,22 +9,27 @@
 -- seq: the head rows are locked (in key order, as enqueue locks them) and only those whose seq is
 -- still the one read are written. The others come back as `retry`, with keys whose promoted job
 -- vanished meanwhile (cancelled), for the caller to settle again with a fresh snapshot.
+--
+-- Every lookup here is a per-key probe (a scalar subquery or a LATERAL with LIMIT on an index, a
+-- TID scan), never a join the planner may turn around: when the table's statistics are stale
+-- (say, analyzed while it was empty), a join it believes is one row long became a nested loop over
+-- every live job for every key, seconds per call.
 WITH input AS (
   SELECT DISTINCT t.partition, t.execution_key FROM unnest($1::text[], $2::text[]) AS t(partition, execution_key)
   WHERE t.execution_key IS NOT NULL
 ), seen AS MATERIALIZED (
-  SELECT i.partition, i.execution_key, h.seq, nxt.id AS next_id
+  SELECT i.partition, i.execution_key, h.seq, nxt.id AS next_id, nxt.ctid AS next_ctid
   FROM input i
   LEFT JOIN {{schema}}.execution_key_heads h ON h.partition = i.partition AND h.execution_key = i.execution_key
   LEFT JOIN LATERAL (
-    SELECT w.id FROM {{schema}}.jobs w
+    SELECT w.id, w.ctid FROM {{schema}}.jobs w
     WHERE w.partition = i.partition AND w.execution_key = i.execution_key AND w.state = 'waiting'
     ORDER BY w.priority, w.run_at, w.id
     LIMIT 1
   ) nxt ON true
-  WHERE NOT EXISTS (
-    SELECT 1 FROM {{schema}}.jobs c
-    WHERE c.id = h.head AND c.partition = i.partition AND c.execution_key = i.execution_key AND c.state IN ('queued', 'running'))
+  WHERE h.head IS NULL OR coalesce((
+    SELECT c.state IN ('queued', 'running') AND c.partition = i.partition AND c.execution_key = i.execution_key
+    FROM {{schema}}.jobs c WHERE c.id = h.head), false) = false
 ), locked AS MATERIALIZED (
   SELECT h.partition, h.execution_key, h.seq
   FROM {{schema}}.execution_key_heads h JOIN seen s ON s.partition = h.partition AND s.execution_key = h.execution_key
@@ -50,9 +55,14 @@ WITH input AS (
   WHERE h.partition = c.partition AND h.execution_key = c.execution_key AND c.next_id IS NULL
   RETURNING h.partition, h.execution_key
 ), promoted AS (
+  -- By the row versions the probe read (a TID scan whatever the statistics say); a job changed
+  -- since (cancelled) is not found and its key comes back to settle again. "Not queued nor
+  -- running" is waiting, written so the planner cannot pick the waiting index and filter it.
   UPDATE {{schema}}.jobs j SET state = 'queued'
-  FROM (SELECT head FROM moved UNION ALL SELECT head FROM created) n
-  WHERE j.id = n.head AND j.state = 'waiting'
+  WHERE j.ctid = ANY(ARRAY(
+      SELECT s.next_ctid FROM seen s
+      WHERE s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created)))
+    AND j.state <> 'queued' AND j.state <> 'running'
   RETURNING j.id, j.partition, j.queue, j.execution_key
 )
 SELECT p.partition, p.execution_key, p.queue, false AS retry FROM promoted p

@@ -18,9 +18,9 @@ WITH RECURSIVE waiting_keys AS (
 )
 SELECT h.partition, h.execution_key
 FROM {{schema}}.execution_key_heads h
-WHERE NOT EXISTS (
-  SELECT 1 FROM {{schema}}.jobs c
-  WHERE c.id = h.head AND c.partition = h.partition AND c.execution_key = h.execution_key AND c.state IN ('queued', 'running'))
+WHERE h.head IS NULL OR coalesce((
+  SELECT c.state IN ('queued', 'running') AND c.partition = h.partition AND c.execution_key = h.execution_key
+  FROM {{schema}}.jobs c WHERE c.id = h.head), false) = false
 UNION
 SELECT k.partition, k.execution_key FROM waiting_keys k
 WHERE NOT EXISTS (

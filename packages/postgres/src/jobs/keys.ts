@@ -122,9 +122,21 @@ function retried(rows: { partition: string; execution_key: string; retry: boolea
   return { partitions, keys };
 }
 
-/** Maintenance: settles keys whose head left without being settled (a crash between the two statements). */
+/** Per store: the keys the last maintenance pass found unsettled. */
+const suspects = new WeakMap<StoreContext, Set<string>>();
+
+/**
+ * Maintenance: settles keys whose head left without being settled (a crash or an error between a
+ * statement and its settle). A key is settled only when two passes in a row found it unsettled:
+ * most keys found once are being settled right now by the statement's caller, and settling them
+ * here too would only make the two wait on each other's locks.
+ */
 export async function settleStaleKeys(ctx: StoreContext, limit = 1000): Promise<number> {
   const stale = await op.staleExecutionKeys(ctx.ops, ctx.pool, [limit]);
-  if (stale.length > 0) await settleKeys(ctx, stale);
-  return stale.length;
+  const before = suspects.get(ctx) ?? new Set<string>();
+  const now = new Set(stale.map((r) => `${r.partition}\u0000${r.execution_key}`));
+  suspects.set(ctx, now);
+  const due = stale.filter((r) => before.has(`${r.partition}\u0000${r.execution_key}`));
+  if (due.length > 0) await settleKeys(ctx, due);
+  return due.length;
 }
