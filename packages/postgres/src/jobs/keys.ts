@@ -122,21 +122,28 @@ function retried(rows: { partition: string; execution_key: string; retry: boolea
   return { partitions, keys };
 }
 
-/** Per store: the keys the last maintenance pass found unsettled. */
-const suspects = new WeakMap<StoreContext, Set<string>>();
+/** Per store: the keys the last maintenance pass found unsettled, and when it ran. */
+const sweeps = new WeakMap<StoreContext, { at: number; suspects: Set<string> }>();
+
+/** How often maintenance looks for unsettled keys when the last look found none. */
+const SWEEP_EVERY_MS = 10_000;
 
 /**
  * Maintenance: settles keys whose head left without being settled (a crash or an error between a
  * statement and its settle). A key is settled only when two passes in a row found it unsettled:
  * most keys found once are being settled right now by the statement's caller, and settling them
- * here too would only make the two wait on each other's locks.
+ * here too would only make the two wait on each other's locks. The look walks every head row and
+ * every key with waiting jobs, so it runs every SWEEP_EVERY_MS, and at the next call after a look
+ * that found suspects.
  */
 export async function settleStaleKeys(ctx: StoreContext, limit = 1000): Promise<number> {
+  const last = sweeps.get(ctx);
+  const now = Date.now();
+  if (last && last.suspects.size === 0 && now - last.at < SWEEP_EVERY_MS) return 0;
   const stale = await op.staleExecutionKeys(ctx.ops, ctx.pool, [limit]);
-  const before = suspects.get(ctx) ?? new Set<string>();
-  const now = new Set(stale.map((r) => `${r.partition}\u0000${r.execution_key}`));
-  suspects.set(ctx, now);
-  const due = stale.filter((r) => before.has(`${r.partition}\u0000${r.execution_key}`));
+  const suspects = new Set(stale.map((r) => `${r.partition}\u0000${r.execution_key}`));
+  sweeps.set(ctx, { at: now, suspects });
+  const due = stale.filter((r) => last?.suspects.has(`${r.partition}\u0000${r.execution_key}`));
   if (due.length > 0) await settleKeys(ctx, due);
   return due.length;
 }
