@@ -297,11 +297,14 @@ export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_bu
 
 // ── outcomes ───────────────────────────────────────────────────────────────────────────────────
 
-/** ids, attempts and results as array literals (see JobStore.complete). */
 /** A job a statement ended, requeued or dropped, with the execution key it held (to settle). */
 type Keyed = { id: string; partition: string; execution_key: string | null };
 
-export const completeBatch = prepared<[ids: string, attempts: string, results: string, nodeId: string], Keyed>('complete_batch');
+/** ids, attempts and results as array literals (see JobStore.complete). Rows with an id: a job completed; without: a key its completion could not settle (to settle again). */
+export const completeBatch = prepared<
+  [ids: string, attempts: string, results: string, nodeId: string],
+  { id: string | null; partition: string | null; execution_key: string | null }
+>('complete_batch');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Keyed

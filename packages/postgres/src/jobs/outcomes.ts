@@ -82,11 +82,16 @@ export async function complete(ctx: StoreContext, nodeId: string, items: Complet
       nodeId,
     ]);
   const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
-  await settleKeys(ctx, rows, tx?.client);
-  return recorded(
-    rows.map((r) => r.id),
-    refused,
-  );
+  // The statement settles the keys its jobs held; a row without an id is a key it could not settle
+  // (an enqueue of the key raced it), to settle again under the head's lock.
+  const done: string[] = [];
+  const unsettled: { partition: string; execution_key: string }[] = [];
+  for (const r of rows) {
+    if (r.id !== null) done.push(r.id);
+    else if (r.partition !== null && r.execution_key !== null) unsettled.push({ partition: r.partition, execution_key: r.execution_key });
+  }
+  await settleKeys(ctx, unsettled, tx?.client);
+  return recorded(done, refused);
 }
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
