@@ -49,7 +49,7 @@ WITH input AS (
   -- enqueue changed meanwhile is read again at its latest version, and the seq test drops it.
   -- (Every CTE over `done` is estimated at one row: the joins between them are probes or hashed
   -- subplans, never a nested loop of one CTE over another, which is quadratic in the batch.)
-  SELECT s.holder, s.partition, s.execution_key, s.next_id
+  SELECT s.holder, s.partition, s.execution_key, s.next_id, h.ctid AS head_ctid
   FROM seen s JOIN {{schema}}.execution_key_heads h ON h.partition = s.partition AND h.execution_key = s.execution_key
   WHERE h.seq = s.seq
   ORDER BY h.partition, h.execution_key
@@ -57,7 +57,7 @@ WITH input AS (
 ), moved AS (
   UPDATE {{schema}}.execution_key_heads h SET head = c.next_id, seq = h.seq + 1
   FROM current c
-  WHERE h.partition = c.partition AND h.execution_key = c.execution_key AND c.next_id IS NOT NULL
+  WHERE h.ctid = c.head_ctid AND c.next_id IS NOT NULL
   RETURNING h.head
 ), created AS (
   INSERT INTO {{schema}}.execution_key_heads (partition, execution_key, head)
@@ -67,7 +67,7 @@ WITH input AS (
   RETURNING head
 ), dropped AS (
   DELETE FROM {{schema}}.execution_key_heads h USING current c
-  WHERE h.partition = c.partition AND h.execution_key = c.execution_key AND c.next_id IS NULL
+  WHERE h.ctid = c.head_ctid AND c.next_id IS NULL
   RETURNING c.holder
 ), promoted AS (
   UPDATE {{schema}}.jobs j SET state = 'queued'
