@@ -217,3 +217,39 @@ withStore('a settle that waited on an enqueue of its key sees the job that enque
   const [next] = await claim(store);
   t.is(next?.id, b.id, 'the parked job is the key head once the holder is gone');
 });
+
+withStore(
+  'a completion passes each key of its batch to the key’s next job in the same statement, and drops the row of a key left empty',
+  async (t, { store, db }) => {
+    await store.enqueue([
+      { partition: 'p', type: 'k', executionKey: 'x', payload: { n: 1 } },
+      { partition: 'p', type: 'k', executionKey: 'x', payload: { n: 2 } },
+      { partition: 'p', type: 'k', executionKey: 'y', payload: { n: 3 } },
+      { partition: 'p', type: 'k', payload: { n: 4 } },
+    ]);
+    const first = await claim(store);
+    t.deepEqual(first.map((j) => (j.payload as { n: number }).n).sort(), [1, 3, 4], 'one job per key, and the unkeyed one');
+    const done = await store.complete(
+      'node-a',
+      first.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+    );
+    t.is(done.size, 3);
+    const { rows: heads } = await db.pool.query<{ execution_key: string }>(
+      `SELECT execution_key FROM "${db.schema}".execution_key_heads ORDER BY execution_key`,
+    );
+    t.deepEqual(
+      heads.map((h) => h.execution_key),
+      ['x'],
+      'y had no job left: its head row is gone',
+    );
+    t.deepEqual(await states(db, 'x'), { queued: 1 }, 'the second job of x was promoted by the completion');
+    const second = await claim(store);
+    t.deepEqual(
+      second.map((j) => (j.payload as { n: number }).n),
+      [2],
+    );
+    await store.complete('node-a', [{ id: second[0]!.id, attempt: second[0]!.attempt, result: null }]);
+    const { rows: left } = await db.pool.query(`SELECT 1 FROM "${db.schema}".execution_key_heads`);
+    t.is(left.length, 0);
+  },
+);

@@ -1,7 +1,9 @@
 -- Gives each of these execution keys ($1 partitions, $2 keys, pairwise) its next head once its
 -- head has left: the first waiting job in claim order becomes queued (and claimable). Run after
--- every statement that ends, requeues or drops a keyed job (complete, fail, release, rescue,
--- cancel, delete, a key released by hand) and by maintenance for heads whose job is gone. A key
+-- every statement that ends, requeues or drops a keyed job (fail, release, rescue, cancel, delete,
+-- a key released by hand; complete_batch settles its keys itself, the same way, and hands here
+-- only the keys a racing enqueue kept it from settling) and by maintenance for heads whose job is
+-- gone. A key
 -- whose head is live (queued or running, still under the key) is left alone; one with no waiting
 -- job loses its head row.
 --
