@@ -219,7 +219,7 @@ withStore('a settle that waited on an enqueue of its key sees the job that enque
 });
 
 withStore(
-  'a completion passes each key of its batch to the key’s next job in the same statement, and drops the row of a key left empty',
+  'a completion passes each key of its batch to the key’s next job, and drops the row of a key left empty',
   async (t, { store, db }) => {
     await store.enqueue([
       { partition: 'p', type: 'k', executionKey: 'x', payload: { n: 1 } },
