@@ -199,12 +199,18 @@ class PartitaSystem implements BenchSystem {
        VALUES ('00000000-0000-7000-8000-000000000000', $1, $2, 'noop', '{}'::jsonb, $3, 'running', 1, 'bench-hot-holder', now() + interval '1 day', now())`,
       [PARTITION, QUEUE, HOT_KEY],
     );
+    // The holder is the key's head (migration 0013), and the jobs behind it are stored as enqueue
+    // stores them behind a held key: waiting.
+    await admin.query(
+      `INSERT INTO ${this.s}.execution_key_heads (partition, execution_key, head) VALUES ($1, $2, '00000000-0000-7000-8000-000000000000')`,
+      [PARTITION, HOT_KEY],
+    );
     // Ids as insertBacklog's (UUIDv7, timestamp 0): ahead of every measured job in claim order, the
     // worst case for a claim that walks the queue. Empty payloads: were one to run, the probe would
     // count a start no measured job made, and hotKeyQueued would show it.
     await admin.query(
-      `INSERT INTO ${this.s}.jobs (id, partition, queue, type, payload, execution_key)
-       SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, $2, $3, 'noop', '{}'::jsonb, $4
+      `INSERT INTO ${this.s}.jobs (id, partition, queue, type, payload, execution_key, state)
+       SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, $2, $3, 'noop', '{}'::jsonb, $4, 'waiting'
        FROM generate_series(1, $1::int) AS g`,
       [count, PARTITION, QUEUE, HOT_KEY],
     );

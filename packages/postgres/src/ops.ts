@@ -65,6 +65,9 @@ export const OP_NAMES = [
   'delete_matching',
   'count_matching',
   'applied_migrations',
+  'settle_execution_keys',
+  'stale_execution_keys',
+  'lock_execution_key_heads',
 ] as const;
 
 export type OpName = (typeof OP_NAMES)[number];
@@ -297,11 +300,17 @@ export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_bu
 
 // ── outcomes ───────────────────────────────────────────────────────────────────────────────────
 
-/** ids, attempts and results as array literals (see JobStore.complete). */
-export const completeBatch = prepared<[ids: string, attempts: string, results: string, nodeId: string], Id>('complete_batch');
+/** A job a statement ended, requeued or dropped, with the execution key it held (to settle). */
+type Keyed = { id: string; partition: string; execution_key: string | null };
+
+/** ids, attempts and results as array literals (see JobStore.complete). Rows with an id: a job completed; without: a key its completion could not settle (to settle again). */
+export const completeBatch = prepared<
+  [ids: string, attempts: string, results: string, nodeId: string],
+  { id: string | null; partition: string | null; execution_key: string | null }
+>('complete_batch');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
-  Id
+  Keyed
 >('fail_batch');
 export const heartbeat = prepared<
   [nodeId: string, leaseMs: number, info: string | null, ids: string[]],
@@ -309,7 +318,7 @@ export const heartbeat = prepared<
 >('heartbeat');
 export const releaseJobs = prepared<
   [ids: string[], attempts: number[], nodeId: string, executionKeys: (string | null)[]],
-  { id: string; cancelled: boolean }
+  Keyed & { cancelled: boolean }
 >('release_jobs');
 export const rescueExpired = prepared<
   [maxRescues: number],
@@ -334,12 +343,20 @@ export const heldExecutionKeys = prepared<[partition: string], { execution_key: 
 export const executionKeyHolder = prepared<[partition: string, key: string], Id>('execution_key_holder');
 export const releaseExecutionKey = prepared<[partition: string, key: string], { id: string; queue: string }>('release_execution_key');
 export const clearQueueKey = prepared<[partition: string, queueKey: string]>('clear_queue_key');
+/** Rows with `retry` false: a job promoted (queue to wake); true: a key to settle again. */
+export const settleExecutionKeys = prepared<
+  [partitions: string[], keys: string[]],
+  { partition: string; execution_key: string; queue: string | null; retry: boolean }
+>('settle_execution_keys');
+export const lockExecutionKeyHeads = prepared<[partitions: string[], keys: string[]]>('lock_execution_key_heads');
+export const staleExecutionKeys = prepared<[limit: number], { partition: string; execution_key: string }>('stale_execution_keys');
 
 // ── cancel, retry and bulk operations (unnamed, as list_jobs) ──────────────────────────────────
 
-export const cancelJobs = prepared<[ids: string[]], { id: string; partition: string; node: string | null; running: boolean }>(
-  'cancel_jobs',
-);
+export const cancelJobs = prepared<
+  [ids: string[]],
+  { id: string; partition: string; node: string | null; running: boolean; execution_key: string | null }
+>('cancel_jobs');
 export const retryJobs = unnamed<
   [...MatchParams, finished: States, limit: number, maxAttempts: number | null],
   {
@@ -351,15 +368,25 @@ export const retryJobs = unnamed<
     queue_key: string | null;
     max_attempts: number | null;
     retried: boolean;
+    execution_key: string | null;
   }
 >('retry_jobs');
 export const cancelMatching = unnamed<
   [...MatchParams, live: States, limit: number],
-  { id: string; partition: string; queue: string; type: string; attempts: number; node: string | null; running: boolean }
+  {
+    id: string;
+    partition: string;
+    queue: string;
+    type: string;
+    attempts: number;
+    node: string | null;
+    running: boolean;
+    execution_key: string | null;
+  }
 >('cancel_matching');
 export const deleteMatching = unnamed<
   [...MatchParams, live: States, finished: States, limit: number],
-  { id: string; partition: string; live: boolean }
+  { id: string; partition: string; live: boolean; execution_key: string | null }
 >('delete_matching');
 export const countMatching = unnamed<[...MatchParams, live: States, finished: States, cancel: boolean], { state: JobState; count: number }>(
   'count_matching',

@@ -18,7 +18,7 @@ WITH target AS (
 ), flagged AS (
   UPDATE {{schema}}.jobs j SET cancel_requested = true
   FROM target t WHERE j.id = t.id AND t.state = 'running'
-  RETURNING j.id, j.partition, j.queue, j.type, j.attempts, j.locked_by
+  RETURNING j.id, j.partition, j.queue, j.type, j.attempts, j.locked_by, j.execution_key
 ), removed AS (
   DELETE FROM {{schema}}.jobs j USING target t
   WHERE j.id = t.id AND t.state <> 'running'
@@ -26,8 +26,9 @@ WITH target AS (
 ), moved AS (
   INSERT INTO {{schema}}.jobs_history
   SELECT h.* FROM removed r, LATERAL {{schema}}.history_row(r.job, 'cancelled', NULL, (r.job).errors) h
-  RETURNING id, partition, queue, type, attempts
+  RETURNING id, partition, queue, type, attempts, execution_key
 )
-SELECT id, partition, queue, type, attempts, NULL::text AS node, false AS running FROM moved
+-- The caller settles the execution keys of the jobs removed (one may have been its key's head).
+SELECT id, partition, queue, type, attempts, NULL::text AS node, false AS running, execution_key FROM moved
 UNION ALL
-SELECT id, partition, queue, type, attempts, locked_by, true FROM flagged
+SELECT id, partition, queue, type, attempts, locked_by, true, execution_key FROM flagged

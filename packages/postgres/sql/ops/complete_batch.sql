@@ -9,17 +9,79 @@
 -- (+~3 us a row, ~8% on a batch of 500); called inside RETURNING it reads plain columns but is
 -- inlined once per column, adding 0.4-1.5 ms of planning to every statement (each is planned
 -- afresh). Keep this list in step with history_row; a test in store.test.ts fails when it is not.
+--
+-- A completed job that held an execution key was its key's head: the key is settled here, in
+-- the same statement, as settle_execution_keys does (read that file for the why of each step),
+-- so a keyed completion pays no second round trip. The probes read this statement's snapshot, in
+-- which the completed jobs are still running; `done` says they have left. A key whose head row an
+-- enqueue changed after the snapshot (its seq moved on) is not written here: it comes back as a
+-- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS t(id, attempt, result)
 ), done AS (
   DELETE FROM {{schema}}.jobs j USING input i
   WHERE j.id = i.id AND j.state = 'running' AND j.locked_by = $4 AND j.attempts = i.attempt
   RETURNING j.*, i.result
+), recorded AS (
+  INSERT INTO {{schema}}.jobs_history
+    (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,
+     errors, progress, queue_key, execution_key, lookup, lookup_index, node, created_at, started_at)
+  SELECT id, partition, queue, type, payload, 'completed', priority, run_at, attempts, max_attempts, result,
+         errors, progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
+  FROM done
+  RETURNING id
+), seen AS MATERIALIZED (
+  -- At most one running job per key, so one row per key; `holder` names it below.
+  SELECT d.id AS holder, d.partition, d.execution_key, h.seq, nxt.id AS next_id, nxt.ctid AS next_ctid
+  FROM done d
+  LEFT JOIN {{schema}}.execution_key_heads h ON h.partition = d.partition AND h.execution_key = d.execution_key
+  LEFT JOIN LATERAL (
+    SELECT w.id, w.ctid FROM {{schema}}.jobs w
+    WHERE w.partition = d.partition AND w.execution_key = d.execution_key AND w.state = 'waiting'
+    ORDER BY w.priority, w.run_at, w.id
+    LIMIT 1
+  ) nxt ON true
+  WHERE d.execution_key IS NOT NULL AND (h.head IS NULL OR h.head = d.id OR coalesce((
+    SELECT c.state IN ('queued', 'running') AND c.partition = d.partition AND c.execution_key = d.execution_key
+    FROM {{schema}}.jobs c WHERE c.id = h.head), false) = false)
+), current AS MATERIALIZED (
+  -- The head rows locked in key order, kept where seq is still the one the snapshot read: a row an
+  -- enqueue changed meanwhile is read again at its latest version, and the seq test drops it.
+  -- (Every CTE over `done` is estimated at one row: the joins between them are probes or hashed
+  -- subplans, never a nested loop of one CTE over another, which is quadratic in the batch.)
+  SELECT s.holder, s.partition, s.execution_key, s.next_id, h.ctid AS head_ctid
+  FROM seen s JOIN {{schema}}.execution_key_heads h ON h.partition = s.partition AND h.execution_key = s.execution_key
+  WHERE h.seq = s.seq
+  ORDER BY h.partition, h.execution_key
+  FOR UPDATE OF h
+), moved AS (
+  UPDATE {{schema}}.execution_key_heads h SET head = c.next_id, seq = h.seq + 1
+  FROM current c
+  WHERE h.ctid = c.head_ctid AND c.next_id IS NOT NULL
+  RETURNING h.head
+), created AS (
+  INSERT INTO {{schema}}.execution_key_heads (partition, execution_key, head)
+  SELECT s.partition, s.execution_key, s.next_id FROM seen s WHERE s.seq IS NULL AND s.next_id IS NOT NULL
+  ORDER BY s.partition, s.execution_key
+  ON CONFLICT DO NOTHING
+  RETURNING head
+), dropped AS (
+  DELETE FROM {{schema}}.execution_key_heads h USING current c
+  WHERE h.ctid = c.head_ctid AND c.next_id IS NULL
+  RETURNING c.holder
+), promoted AS (
+  UPDATE {{schema}}.jobs j SET state = 'queued'
+  WHERE j.ctid = ANY(ARRAY(
+      SELECT s.next_ctid FROM seen s
+      WHERE s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created)))
+    AND j.state <> 'queued' AND j.state <> 'running'
+  RETURNING j.id
 )
-INSERT INTO {{schema}}.jobs_history
-  (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,
-   errors, progress, queue_key, execution_key, lookup, lookup_index, node, created_at, started_at)
-SELECT id, partition, queue, type, payload, 'completed', priority, run_at, attempts, max_attempts, result,
-       errors, progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
-FROM done
-RETURNING id
+SELECT id, NULL::text AS partition, NULL::text AS execution_key FROM recorded
+UNION ALL
+-- Keys not settled here: written neither way (a seq an enqueue moved on, a head row another
+-- statement created), or whose next job changed since the snapshot (cancelled).
+SELECT NULL, s.partition, s.execution_key FROM seen s
+WHERE (s.seq IS NOT NULL OR s.next_id IS NOT NULL)
+  AND coalesce(s.next_id IN (SELECT id FROM promoted), false) = false
+  AND s.holder NOT IN (SELECT holder FROM dropped)

@@ -33,12 +33,13 @@ WITH live AS (
 ), deleted_live AS (
   DELETE FROM {{schema}}.jobs j USING picked p
   WHERE p.finished_at IS NULL AND j.id = p.id AND j.state <> 'running'
-  RETURNING j.id, j.partition
+  RETURNING j.id, j.partition, j.execution_key
 ), deleted_finished AS (
   DELETE FROM {{schema}}.jobs_history h USING picked p
   WHERE p.finished_at IS NOT NULL AND h.id = p.id AND h.finished_at = p.finished_at
   RETURNING h.id, h.partition
 )
-SELECT id, partition, true AS live FROM deleted_live
+-- The caller settles the execution keys of the live jobs deleted (one may have been its key's head).
+SELECT id, partition, true AS live, execution_key FROM deleted_live
 UNION ALL
-SELECT id, partition, false FROM deleted_finished
+SELECT id, partition, false, NULL FROM deleted_finished

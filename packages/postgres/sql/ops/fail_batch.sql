@@ -1,17 +1,18 @@
 -- Group commit of failed attempts. A row with $4 retry_at goes back to queued at that time,
 -- keeping its queue key; a row without one finishes with state $5 (failed or cancelled).
 -- The attempt's error is appended either way. Lease-checked like complete_batch. history_row
--- (migration 0004) maps a deleted jobs row to its history columns.
+-- (migration 0004) maps a deleted jobs row to its history columns. A retried job with an execution key
+-- waits behind its key like any other (migration 0013); the caller settles the keys returned.
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[], $5::text[])
     AS t(id, attempt, error, retry_at, final_state)
 ), retried AS (
   UPDATE {{schema}}.jobs j
-  SET state = 'queued', run_at = i.retry_at, locked_by = NULL, locked_until = NULL,
+  SET state = CASE WHEN j.execution_key IS NULL THEN 'queued' ELSE 'waiting' END, run_at = i.retry_at, locked_by = NULL, locked_until = NULL,
       errors = j.errors || jsonb_build_array(i.error)
   FROM input i
   WHERE j.id = i.id AND i.retry_at IS NOT NULL AND j.state = 'running' AND j.locked_by = $6 AND j.attempts = i.attempt
-  RETURNING j.id
+  RETURNING j.id, j.partition, j.execution_key
 ), finished AS (
   DELETE FROM {{schema}}.jobs j USING input i
   WHERE j.id = i.id AND i.retry_at IS NULL AND j.state = 'running' AND j.locked_by = $6 AND j.attempts = i.attempt
@@ -21,6 +22,6 @@ WITH input AS (
   SELECT h.*
   FROM finished f, LATERAL {{schema}}.history_row(f.job, f.final_state, NULL,
     CASE WHEN f.error IS NULL THEN (f.job).errors ELSE (f.job).errors || jsonb_build_array(f.error) END) h
-  RETURNING id
+  RETURNING id, partition, execution_key
 )
-SELECT id FROM retried UNION ALL SELECT id FROM moved
+SELECT id, partition, execution_key FROM retried UNION ALL SELECT id, partition, execution_key FROM moved

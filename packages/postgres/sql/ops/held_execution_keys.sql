@@ -8,6 +8,6 @@ WITH held AS (
 SELECT h.execution_key, h.id AS holder,
        coalesce(array_agg(q.id ORDER BY q.priority, q.run_at, q.id) FILTER (WHERE q.id IS NOT NULL), '{}') AS waiters
 FROM held h
-LEFT JOIN {{schema}}.jobs q ON q.partition = $1 AND q.execution_key = h.execution_key AND q.state = 'queued'
+LEFT JOIN {{schema}}.jobs q ON q.partition = $1 AND q.execution_key = h.execution_key AND q.state IN ('queued', 'waiting')
 GROUP BY h.execution_key, h.id
 ORDER BY h.execution_key

@@ -11,11 +11,12 @@ WITH handed AS (
   FOR UPDATE OF j
 ), requeued AS (
   UPDATE {{schema}}.jobs j
-  SET state = 'queued', attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
+  -- A keyed job waits behind its key (migration 0013) until the caller settles it.
+  SET state = CASE WHEN coalesce(j.execution_key, h.key) IS NULL THEN 'queued' ELSE 'waiting' END, attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
       execution_key = coalesce(j.execution_key, h.key)
   FROM handed h
   WHERE j.id = h.id AND NOT h.cancel_requested
-  RETURNING j.id, false AS cancelled
+  RETURNING j.id, false AS cancelled, j.partition, j.execution_key
 ), removed AS (
   DELETE FROM {{schema}}.jobs j USING handed h
   WHERE j.id = h.id AND h.cancel_requested
@@ -24,6 +25,6 @@ WITH handed AS (
   INSERT INTO {{schema}}.jobs_history
   SELECT x.* FROM removed r,
     LATERAL {{schema}}.history_row(r.job, 'cancelled', NULL, (r.job).errors) x
-  RETURNING id, true AS cancelled
+  RETURNING id, true AS cancelled, partition, execution_key
 )
-SELECT id, cancelled FROM requeued UNION ALL SELECT id, cancelled FROM moved
+SELECT id, cancelled, partition, execution_key FROM requeued UNION ALL SELECT id, cancelled, partition, execution_key FROM moved

@@ -1,6 +1,7 @@
 -- Jobs whose node stopped renewing their lease go back to queued and run again. The lost attempt
 -- is recorded as an error; a job rescued $1 times (it keeps killing its node) fails for good.
--- history_row (migration 0004) maps a deleted jobs row to its history columns.
+-- history_row (migration 0004) maps a deleted jobs row to its history columns. A keyed job waits
+-- behind its key (migration 0013); the caller settles the keys returned.
 WITH expired AS (
   SELECT id FROM {{schema}}.jobs
   WHERE state = 'running' AND locked_until < now()
@@ -9,7 +10,7 @@ WITH expired AS (
   FOR UPDATE SKIP LOCKED
 ), requeued AS (
   UPDATE {{schema}}.jobs j
-  SET state = 'queued', run_at = least(j.run_at, now()), locked_by = NULL, locked_until = NULL, rescues = j.rescues + 1,
+  SET state = CASE WHEN j.execution_key IS NULL THEN 'queued' ELSE 'waiting' END, run_at = least(j.run_at, now()), locked_by = NULL, locked_until = NULL, rescues = j.rescues + 1,
       errors = j.errors || jsonb_build_array(jsonb_build_object(
         'attempt', j.attempts, 'at', now(), 'name', 'LeaseExpired', 'rescued', true,
         'message', format('node %s stopped renewing the lease; the job was rescued', j.locked_by)))

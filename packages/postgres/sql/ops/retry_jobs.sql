@@ -32,7 +32,8 @@ WITH target AS (
   INSERT INTO {{schema}}.jobs
     (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, timeout_ms,
      queue_key, execution_key, lookup, lookup_index, errors, created_at)
-  SELECT t.id, t.partition, t.queue, t.type, t.payload, 'queued', t.priority, now(), t.attempts,
+  -- A keyed job waits behind its key (migration 0013) until the caller settles the key.
+  SELECT t.id, t.partition, t.queue, t.type, t.payload, CASE WHEN t.execution_key IS NULL THEN 'queued' ELSE 'waiting' END, t.priority, now(), t.attempts,
          t.attempts + coalesce($9::integer, jt.max_attempts, t.max_attempts), jt.timeout_ms,
          t.queue_key, t.execution_key, t.lookup, t.lookup_index, t.errors, t.created_at
   FROM target t LEFT JOIN {{schema}}.job_types jt ON jt.type = t.type
@@ -44,6 +45,6 @@ WITH target AS (
   RETURNING h.id
 )
 SELECT t.id, t.partition, t.queue, t.type, t.attempts, t.queue_key, r.max_attempts,
-       (r.id IS NOT NULL) AS retried
+       (r.id IS NOT NULL) AS retried, t.execution_key
 FROM target t LEFT JOIN revived r ON r.id = t.id
 ORDER BY t.id DESC

@@ -2,6 +2,7 @@ import { FINISHED_JOB_STATES, LIVE_JOB_STATES, ValidationError, type JobRecord }
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import { matchParams, type JobListFilter } from './reads.js';
+import { settleKeys } from './keys.js';
 
 // Cancel by id, and the bulk operations (retry, cancel, delete, count) over list_jobs's filter.
 // The bulk ones run unnamed, as listJobs does (ops.ts declares them so): planned with each call's
@@ -44,6 +45,10 @@ export interface BulkCancelOutcome extends CancelOutcome {
 export async function cancel(ctx: StoreContext, ids: string[]): Promise<CancelOutcome[]> {
   if (ids.length === 0) return [];
   const rows = await op.cancelJobs(ctx.ops, ctx.pool, [ids]);
+  await settleKeys(
+    ctx,
+    rows.filter((r) => !r.running),
+  );
   return rows.map((r) => ({ id: r.id, partition: r.partition, node: r.node, running: r.running }));
 }
 
@@ -60,6 +65,10 @@ export async function retryJobs(ctx: StoreContext, match: JobMatch, limit: numbe
   }
   const { finished } = bulkStates('retry', match.states);
   const rows = await op.retryJobs(ctx.ops, ctx.pool, [...matchParams(match), finished, limit, maxAttempts ?? null]);
+  await settleKeys(
+    ctx,
+    rows.filter((r) => r.retried),
+  );
   return rows.map((r) => ({
     id: r.id,
     partition: r.partition,
@@ -80,6 +89,10 @@ export async function cancelMatching(ctx: StoreContext, match: JobMatch, limit: 
   checkBatchLimit(limit);
   const { live } = bulkStates('cancel', match.states);
   const rows = await op.cancelMatching(ctx.ops, ctx.pool, [...matchParams(match), live, limit]);
+  await settleKeys(
+    ctx,
+    rows.filter((r) => !r.running),
+  );
   return rows.map((r) => ({
     id: r.id,
     partition: r.partition,
@@ -102,7 +115,9 @@ export async function deleteMatching(
 ): Promise<{ id: string; partition: string; live: boolean }[]> {
   checkBatchLimit(limit);
   const { live, finished } = bulkStates('delete', match.states);
-  return op.deleteMatching(ctx.ops, ctx.pool, [...matchParams(match), live, finished, limit]);
+  const rows = await op.deleteMatching(ctx.ops, ctx.pool, [...matchParams(match), live, finished, limit]);
+  await settleKeys(ctx, rows);
+  return rows.map((r) => ({ id: r.id, partition: r.partition, live: r.live }));
 }
 
 /**

@@ -15,7 +15,7 @@ import type { EnqueueBatchParams, EnqueueOneParams } from '../ops.js';
 import { lookupIndex } from '../lookup.js';
 import { assertKnownQueues } from '../registry.js';
 import { claimedJob, type ClaimedJob } from './claim.js';
-import { queueKeyHolder } from './keys.js';
+import { queueKeyHolder, settleKeys } from './keys.js';
 import { inTransaction } from '../transaction.js';
 
 // Enqueue: validation of new jobs, their encoding as the columns of one INSERT, and the inserts.
@@ -93,6 +93,14 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
     if (queueKeys[i] !== null && !inserted.has(ids[i]!)) refused.push(i);
   }
   if (refused.length > 0) {
+    // A refused job may have been made its execution key's head (the heads are chosen before the
+    // inserts): settling the key hands the turn to its next job, or drops the head.
+    const { executionKeys } = batch;
+    await settleKeys(
+      ctx,
+      refused.map((i) => ({ partition: partitions[i]!, execution_key: executionKeys[i]! })),
+      tx,
+    );
     const holders = new Map<string, string>();
     const keysByPartition = new Map<string, string[]>();
     for (const i of refused) {

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 
@@ -40,5 +41,109 @@ export async function releaseExecutionKey(
   key: string,
 ): Promise<{ id: string; queue: string } | undefined> {
   const [row] = await op.releaseExecutionKey(ctx.ops, ctx.pool, [partition, key]);
+  if (row) await settleKeys(ctx, [{ partition, execution_key: key }]);
   return row;
+}
+
+/** How many times a key is settled again under its lock (a promoted job cancelled meanwhile) before maintenance is left to it. */
+const SETTLE_ROUNDS = 4;
+
+/**
+ * Gives the execution keys of jobs a statement just ended, requeued or dropped their next head
+ * (settle_execution_keys): the first waiting job of each becomes queued. Rows without a key are
+ * skipped; with none left this costs nothing. The first try takes no lock beforehand; keys an
+ * enqueue touched meanwhile (a busy key, whose enqueues could refuse it again and again) are
+ * settled again inside a transaction that first locks their head rows, so enqueues wait and the
+ * settle goes through. Keys still unsettled after that are left to maintenance (settleStaleKeys).
+ * `db`: a transaction's client, to settle inside it.
+ */
+export async function settleKeys(
+  ctx: StoreContext,
+  rows: Iterable<{ partition: string; execution_key: string | null }>,
+  db?: pg.PoolClient,
+): Promise<void> {
+  // The statement before it has committed its outcome: failing the call now would have the caller
+  // write that outcome again (and be refused). A key left unsettled waits for maintenance instead.
+  // Inside a caller's transaction the error is the transaction's, so it propagates.
+  if (db) return settle(ctx, rows, db);
+  try {
+    await settle(ctx, rows);
+  } catch (err) {
+    ctx.logger.warn({ err: (err as Error).message }, 'settling execution keys failed; maintenance settles them');
+  }
+}
+
+async function settle(
+  ctx: StoreContext,
+  rows: Iterable<{ partition: string; execution_key: string | null }>,
+  db?: pg.PoolClient,
+): Promise<void> {
+  const partitions: string[] = [];
+  const keys: string[] = [];
+  for (const r of rows) {
+    if (r.execution_key === null) continue;
+    partitions.push(r.partition);
+    keys.push(r.execution_key);
+  }
+  if (keys.length === 0) return;
+  let left = retried(await op.settleExecutionKeys(ctx.ops, db ?? ctx.pool, [partitions, keys]));
+  if (left.keys.length === 0) return;
+  const locked = async (client: pg.PoolClient) => {
+    for (let round = 0; round < SETTLE_ROUNDS && left.keys.length > 0; round++) {
+      await op.lockExecutionKeyHeads(ctx.ops, client, [left.partitions, left.keys]);
+      left = retried(await op.settleExecutionKeys(ctx.ops, client, [left.partitions, left.keys]));
+    }
+  };
+  if (db) await locked(db);
+  else {
+    const client = await ctx.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await locked(client);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  if (left.keys.length > 0) ctx.logger.warn({ keys: left.keys.length }, 'execution keys left unsettled; maintenance settles them');
+}
+
+function retried(rows: { partition: string; execution_key: string; retry: boolean }[]): { partitions: string[]; keys: string[] } {
+  const partitions: string[] = [];
+  const keys: string[] = [];
+  for (const r of rows) {
+    if (!r.retry) continue;
+    partitions.push(r.partition);
+    keys.push(r.execution_key);
+  }
+  return { partitions, keys };
+}
+
+/** Per store: the keys the last maintenance pass found unsettled, and when it ran. */
+const sweeps = new WeakMap<StoreContext, { at: number; suspects: Set<string> }>();
+
+/** How often maintenance looks for unsettled keys when the last look found none. */
+const SWEEP_EVERY_MS = 10_000;
+
+/**
+ * Maintenance: settles keys whose head left without being settled (a crash or an error between a
+ * statement and its settle). A key is settled only when two passes in a row found it unsettled:
+ * most keys found once are being settled right now by the statement's caller, and settling them
+ * here too would only make the two wait on each other's locks. The look walks every head row and
+ * every key with waiting jobs, so it runs every SWEEP_EVERY_MS, and at the next call after a look
+ * that found suspects.
+ */
+export async function settleStaleKeys(ctx: StoreContext, limit = 1000): Promise<number> {
+  const last = sweeps.get(ctx);
+  const now = Date.now();
+  if (last && last.suspects.size === 0 && now - last.at < SWEEP_EVERY_MS) return 0;
+  const stale = await op.staleExecutionKeys(ctx.ops, ctx.pool, [limit]);
+  const suspects = new Set(stale.map((r) => `${r.partition}\u0000${r.execution_key}`));
+  sweeps.set(ctx, { at: now, suspects });
+  const due = stale.filter((r) => last?.suspects.has(`${r.partition}\u0000${r.execution_key}`));
+  if (due.length > 0) await settleKeys(ctx, due);
+  return due.length;
 }

@@ -3,6 +3,7 @@ import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import type { Tx } from '../store.js';
+import { settleKeys, settleStaleKeys } from './keys.js';
 
 // The engine's hot path, second half: what became of claimed jobs (completed, failed, released,
 // still running, lost with their node), in one statement per batch.
@@ -81,10 +82,16 @@ export async function complete(ctx: StoreContext, nodeId: string, items: Complet
       nodeId,
     ]);
   const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
-  return recorded(
-    rows.map((r) => r.id),
-    refused,
-  );
+  // The statement settles the keys its jobs held; a row without an id is a key it could not settle
+  // (an enqueue of the key raced it), to settle again under the head's lock.
+  const done: string[] = [];
+  const unsettled: { partition: string; execution_key: string }[] = [];
+  for (const r of rows) {
+    if (r.id !== null) done.push(r.id);
+    else if (r.partition !== null && r.execution_key !== null) unsettled.push({ partition: r.partition, execution_key: r.execution_key });
+  }
+  await settleKeys(ctx, unsettled, tx?.client);
+  return recorded(done, refused);
 }
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
@@ -106,6 +113,7 @@ export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], 
       nodeId,
     ]);
   const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
+  await settleKeys(ctx, rows, tx?.client);
   return recorded(
     rows.map((r) => r.id),
     refused,
@@ -182,12 +190,16 @@ export async function release(
     op.releaseJobs(ctx.ops, ctx.pool, [ids.slice(lo, hi), attempts.slice(lo, hi), nodeId, keys.slice(lo, hi)]),
   );
   for (const r of rows) (r.cancelled ? cancelled : released).add(r.id);
+  await settleKeys(ctx, rows);
   return { released, cancelled, refused };
 }
 
 /** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
 export async function rescueExpired(ctx: StoreContext): Promise<RescuedJob[]> {
   const rows = await op.rescueExpired(ctx.ops, ctx.pool, [ctx.maxRescues]);
+  await settleKeys(ctx, rows);
+  // The periodic pass also settles keys a crash or an error left between a statement and its settle.
+  await settleStaleKeys(ctx).catch((err: Error) => ctx.logger.warn({ err: err.message }, 'settling stale execution keys failed'));
   return rows.map((r) => ({ id: r.id, partition: r.partition, queue: r.queue, executionKey: r.execution_key, failed: r.failed }));
 }
 

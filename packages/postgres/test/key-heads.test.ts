@@ -1,0 +1,255 @@
+import test from 'ava';
+import { JobStore } from '@partita/postgres';
+import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
+
+// Execution key heads (migration 0013): one job per key is queued or running, the rest wait outside
+// the claim index, and each statement that ends a key's head hands the turn to its next job.
+
+interface Ctx {
+  db: TestSchema;
+  store: JobStore;
+}
+
+function withStore(title: string, fn: (t: import('ava').ExecutionContext, c: Ctx) => Promise<void>) {
+  test(title, async (t) => {
+    const db = await freshSchema('keyheads');
+    const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+    await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 4 }]);
+    try {
+      await fn(t, { db, store });
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+}
+
+const claim = (store: JobStore, limit = 10, nodeId = 'node-a') =>
+  store.claim({ nodeId, partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit }] });
+
+async function states(db: TestSchema, key: string): Promise<Record<string, number>> {
+  const { rows } = await db.pool.query<{ state: string; n: number }>(
+    `SELECT state, count(*)::int AS n FROM "${db.schema}".jobs WHERE execution_key = $1 GROUP BY state`,
+    [key],
+  );
+  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+}
+
+withStore('jobs behind a running key wait outside the claim index and run one by one in order', async (t, { store, db }) => {
+  const outcomes = await store.enqueue(
+    Array.from({ length: 2000 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: 'hot', payload: { i } })),
+  );
+  t.deepEqual(await states(db, 'hot'), { queued: 1, waiting: 1999 }, 'only the first is claimable');
+  const [holder] = await claim(store);
+  t.is(holder?.id, outcomes[0]!.id);
+  t.deepEqual(await claim(store), [], 'nothing else of the key is claimable while it runs');
+  // The claim does not even see the waiting jobs: its scan of the claim index reads no row of them.
+  const { rows } = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM "${db.schema}".jobs WHERE partition = 'p' AND queue = 'default' AND state = 'queued'`,
+  );
+  t.is(rows[0]!.n, 0);
+  t.is((await store.getJob(outcomes[1]!.id))?.state, 'waiting');
+  // Each completion hands the key to the next job in enqueue order, in the same call.
+  const ran: number[] = [(holder!.payload as { i: number }).i];
+  let current = holder!;
+  for (let n = 0; n < 5; n++) {
+    await store.complete('node-a', [{ id: current.id, attempt: current.attempt, result: null }]);
+    const next = await claim(store);
+    t.is(next.length, 1);
+    current = next[0]!;
+    ran.push((current.payload as { i: number }).i);
+  }
+  t.deepEqual(ran, [0, 1, 2, 3, 4, 5]);
+  t.deepEqual(await states(db, 'hot'), { running: 1, waiting: 1994 });
+  const keys = await store.executionKeys('p');
+  t.is(keys.hot?.holder, current.id);
+  t.is(keys.hot?.waiters.length, 1994);
+});
+
+withStore('a retried attempt lets the next job of its key run meanwhile, as before heads', async (t, { store, db }) => {
+  const [a, b] = await store.enqueue([
+    { partition: 'p', type: 'k', executionKey: 'r', maxAttempts: 3 },
+    { partition: 'p', type: 'k', executionKey: 'r' },
+  ]);
+  const [first] = await claim(store);
+  t.is(first?.id, a!.id);
+  await store.fail('node-a', [
+    {
+      id: a!.id,
+      attempt: 1,
+      error: { name: 'E', message: 'again', attempt: 1, at: new Date().toISOString() },
+      retryAt: new Date(Date.now() + 60_000),
+    },
+  ]);
+  const [second] = await claim(store);
+  t.is(second?.id, b!.id, 'the next job took the key while the failed one backs off');
+  t.is((await store.getJob(a!.id))?.state, 'waiting');
+  await store.complete('node-a', [{ id: b!.id, attempt: 1, result: null }]);
+  // The retried job is the key's head again, scheduled for its retry time.
+  t.deepEqual(await states(db, 'r'), { queued: 1 });
+  t.is((await store.getJob(a!.id))?.state, 'scheduled');
+});
+
+withStore(
+  'cancelling, deleting or handing back a key head passes the key on; the last one drops the head row',
+  async (t, { store, db }) => {
+    const jobs = await store.enqueue(
+      Array.from({ length: 4 }, (_, i) => ({ partition: 'p', type: 'k', executionKey: 'c', payload: { i } })),
+    );
+    await store.cancel([jobs[0]!.id]);
+    t.is((await store.getJob(jobs[1]!.id))?.state, 'queued', 'cancel of the queued head promotes the next');
+    await store.deleteMatching({ ids: [jobs[1]!.id] }, 10);
+    t.is((await store.getJob(jobs[2]!.id))?.state, 'queued', 'delete of the head promotes the next');
+    const [c] = await claim(store);
+    t.is(c?.id, jobs[2]!.id);
+    await store.release('node-a', [{ id: c!.id, attempt: c!.attempt }]);
+    t.is((await store.getJob(jobs[2]!.id))?.state, 'queued', 'a handed-back head is the first in order again');
+    t.is((await store.getJob(jobs[3]!.id))?.state, 'waiting');
+    await store.cancel([jobs[2]!.id, jobs[3]!.id]);
+    const { rows } = await db.pool.query(`SELECT * FROM "${db.schema}".execution_key_heads`);
+    t.deepEqual(rows, [], 'a key with no live job keeps no row');
+    // A later job of the key is its head at once.
+    const [d] = await store.enqueue([{ partition: 'p', type: 'k', executionKey: 'c' }]);
+    t.is((await store.getJob(d!.id))?.state, 'queued');
+  },
+);
+
+withStore('a key released by hand passes to its next job while the holder keeps running', async (t, { store }) => {
+  const [a, b] = await store.enqueue([
+    { partition: 'p', type: 'k', executionKey: 'm' },
+    { partition: 'p', type: 'k', executionKey: 'm' },
+  ]);
+  await claim(store);
+  t.deepEqual(await store.releaseExecutionKey('p', 'm'), { id: a!.id, queue: 'default' });
+  const [next] = await claim(store);
+  t.is(next?.id, b!.id);
+});
+
+withStore('a head left behind by a crash between a statement and its settle is settled by the rescue passes', async (t, { store, db }) => {
+  const [a, b] = await store.enqueue([
+    { partition: 'p', type: 'k', executionKey: 's' },
+    { partition: 'p', type: 'k', executionKey: 's' },
+  ]);
+  // As if the node died after deleting its head and before settling: the head row names a gone job.
+  await db.pool.query(`DELETE FROM "${db.schema}".jobs WHERE id = $1`, [a!.id]);
+  t.deepEqual(await claim(store), []);
+  await store.rescueExpired();
+  t.deepEqual(await claim(store), [], 'a key found unsettled once may be settling right now: left alone');
+  await store.rescueExpired();
+  const [next] = await claim(store);
+  t.is(next?.id, b!.id);
+  // And waiting jobs whose key has no head row at all (their settle failed): found by their key.
+  const [c, d] = await store.enqueue([
+    { partition: 'p', type: 'k', executionKey: 'o' },
+    { partition: 'p', type: 'k', executionKey: 'o' },
+  ]);
+  await db.pool.query(`DELETE FROM "${db.schema}".jobs WHERE id = $1`, [c!.id]);
+  await db.pool.query(`DELETE FROM "${db.schema}".execution_key_heads WHERE execution_key = 'o'`);
+  t.deepEqual(await claim(store), []);
+  await store.rescueExpired();
+  await store.rescueExpired();
+  const [after] = await claim(store);
+  t.is(after?.id, d!.id);
+});
+
+withStore('enqueues racing completions on one key never strand a job: every one runs once, in order', async (t, { store, db }) => {
+  const others = await Promise.all([1, 2].map(() => JobStore.open({ postgres: db.url, schema: db.schema })));
+  const TOTAL = 300;
+  const ran: number[] = [];
+  let enqueued = 0;
+  try {
+    const producer = (async () => {
+      // Singles and small batches, from another store (its own connections), while the key turns over.
+      for (let i = 0; i < TOTAL; ) {
+        const n = Math.min(TOTAL - i, 1 + (i % 3));
+        await others[0]!.enqueue(
+          Array.from({ length: n }, (_, k) => ({ partition: 'p', type: 'k', executionKey: 'race', payload: { i: i + k } })),
+        );
+        i += n;
+        enqueued = i;
+      }
+    })();
+    const consumers = [store, others[1]!].map(async (s, n) => {
+      const node = `node-${n}`;
+      for (let idle = 0; idle < 200 && ran.length < TOTAL; ) {
+        const jobs = await s.claim({ nodeId: node, partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit: 4 }] });
+        if (jobs.length === 0) {
+          if (enqueued === TOTAL) idle++;
+          await new Promise((r) => setTimeout(r, 2));
+          continue;
+        }
+        idle = 0;
+        t.is(jobs.length, 1, 'one job of the key at a time');
+        ran.push((jobs[0]!.payload as { i: number }).i);
+        await s.complete(node, [{ id: jobs[0]!.id, attempt: jobs[0]!.attempt, result: null }]);
+      }
+    });
+    await Promise.all([producer, ...consumers]);
+  } finally {
+    await Promise.all(others.map((s) => s.close()));
+  }
+  t.deepEqual(
+    ran,
+    Array.from({ length: TOTAL }, (_, i) => i),
+    'each job ran once, in enqueue order',
+  );
+  t.deepEqual(await states(db, 'race'), {});
+});
+
+withStore('a settle that waited on an enqueue of its key sees the job that enqueue parked', async (t, { store, db }) => {
+  const [a] = await store.enqueue([{ partition: 'p', type: 'k', executionKey: 'w' }]);
+  const [held] = await claim(store);
+  t.is(held?.id, a!.id);
+  let completion: Promise<unknown> | undefined;
+  const b = await store.withTransaction(async (tx) => {
+    // The enqueue holds the key's head row until it commits; the completion's settle, whose
+    // snapshot cannot see the parked job, waits for that row meanwhile.
+    const [parked] = await tx.enqueue([{ partition: 'p', type: 'k', executionKey: 'w' }]);
+    completion = store.complete('node-a', [{ id: held!.id, attempt: held!.attempt, result: null }]);
+    for (let waited = 0; waited < 5000; waited += 20) {
+      const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`);
+      if (rows.length > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return parked!;
+  });
+  await completion;
+  const [next] = await claim(store);
+  t.is(next?.id, b.id, 'the parked job is the key head once the holder is gone');
+});
+
+withStore(
+  'a completion passes each key of its batch to the key’s next job, and drops the row of a key left empty',
+  async (t, { store, db }) => {
+    await store.enqueue([
+      { partition: 'p', type: 'k', executionKey: 'x', payload: { n: 1 } },
+      { partition: 'p', type: 'k', executionKey: 'x', payload: { n: 2 } },
+      { partition: 'p', type: 'k', executionKey: 'y', payload: { n: 3 } },
+      { partition: 'p', type: 'k', payload: { n: 4 } },
+    ]);
+    const first = await claim(store);
+    t.deepEqual(first.map((j) => (j.payload as { n: number }).n).sort(), [1, 3, 4], 'one job per key, and the unkeyed one');
+    const done = await store.complete(
+      'node-a',
+      first.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+    );
+    t.is(done.size, 3);
+    const { rows: heads } = await db.pool.query<{ execution_key: string }>(
+      `SELECT execution_key FROM "${db.schema}".execution_key_heads ORDER BY execution_key`,
+    );
+    t.deepEqual(
+      heads.map((h) => h.execution_key),
+      ['x'],
+      'y had no job left: its head row is gone',
+    );
+    t.deepEqual(await states(db, 'x'), { queued: 1 }, 'the second job of x was promoted by the completion');
+    const second = await claim(store);
+    t.deepEqual(
+      second.map((j) => (j.payload as { n: number }).n),
+      [2],
+    );
+    await store.complete('node-a', [{ id: second[0]!.id, attempt: second[0]!.attempt, result: null }]);
+    const { rows: left } = await db.pool.query(`SELECT 1 FROM "${db.schema}".execution_key_heads`);
+    t.is(left.length, 0);
+  },
+);
