@@ -51,9 +51,18 @@ test('follow-ups this node can start are stored as its running attempts and run 
     );
     await until('every parent went through its continuation', async () => seen.length === 4 * N, 20_000);
     const of = (kind: string) => seen.filter((s) => s.kind === kind);
+    // A follow-up goes into the node's hands only when its engine has room at that moment; on a
+    // loaded machine a few may find it full and be queued instead, which is correct too.
+    const here = of('here');
+    const held = here.filter((s) => s.state === 'running');
+    t.true(held.length >= N / 2, `most follow-ups stored in the node's hands (${held.length} of ${N})`);
     t.true(
-      of('here').every((s) => s.state === 'running' && s.lockedBy === node.id && s.attempts === 1),
+      held.every((s) => s.lockedBy === node.id && s.attempts === 1),
       'stored as this node running attempt 1',
+    );
+    t.true(
+      here.every((s) => s.state === 'running' || (s.state === 'queued' && s.lockedBy === null && s.attempts === 0)),
+      'the rest queued for a claim',
     );
     for (const kind of ['keyed', 'delayed', 'unserved'])
       t.true(
@@ -61,10 +70,10 @@ test('follow-ups this node can start are stored as its running attempts and run 
         `${kind}: queued for a claim`,
       );
     await until('the follow-ups ran', async () => ran.filter((r) => r.payload.kind !== 'delayed').length === 2 * N, 20_000);
-    const here = ran.filter((r) => r.payload.kind === 'here');
-    t.is(new Set(here.map((r) => r.id)).size, N, 'each ran once');
+    const hereRan = ran.filter((r) => r.payload.kind === 'here');
+    t.is(new Set(hereRan.map((r) => r.id)).size, N, 'each ran once');
     t.true(
-      here.every((r) => r.attempt === 1),
+      hereRan.every((r) => r.attempt === 1),
       'on the attempt it was stored with',
     );
     const { rows } = await c.db.pool.query(
