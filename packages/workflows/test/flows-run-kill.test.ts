@@ -6,48 +6,24 @@
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { connect, type Client } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { until } from '../../../test/helpers/index.js';
 import { killFlow } from './fixtures/flows/kill-flow.js';
-import { recordTransitions } from './helpers.js';
+import { nodeProcesses, recordTransitions } from './helpers.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/flows/flow-node.ts', import.meta.url));
 const JOBS = 10;
 const CHILDREN = 100;
 
 test.serial('kill -9 of one of two nodes during a flow with 100 children per job: every job finishes, each stage once', async (t) => {
-  const s = await freshSchema('flow_kill');
-  const nats = await natsUrl();
-  const cluster = s.schema.replaceAll('_', '-');
-  const dataDir = tempDataDir('flow-kill');
-  const nodes: SpawnedNode[] = [];
-  let client: Client | undefined;
-  t.teardown(async () => {
-    for (const n of nodes) n.kill('SIGKILL');
-    await client?.close();
-    await s.drop();
-  });
-  const start = async (nodeId: string) => {
-    const n = spawnNode(NODE_SCRIPT, {
-      env: {
-        FLOW_PG: s.url,
-        FLOW_SCHEMA: s.schema,
-        FLOW_NATS: nats,
-        FLOW_CLUSTER: cluster,
-        FLOW_NODE_ID: nodeId,
-        FLOW_DATA_DIR: dataDir,
-        FLOW_STEP_MS: '30',
-        PARTITA_LOG_LEVEL: 'warn',
-      },
-    });
-    nodes.push(n);
-    await n.waitForOutput(`ready ${nodeId}`, { timeoutMs: 90_000 });
-    return n;
-  };
+  const {
+    s,
+    start,
+    connect: connectClient,
+  } = await nodeProcesses(t, { name: 'flow-kill', script: NODE_SCRIPT, prefix: 'FLOW', stepMs: 30 });
   const a = await start('node-a');
   const b = await start('node-b');
   await recordTransitions(s);
-  client = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+  const client = await connectClient();
   const flow = killFlow(0).useClient(client);
   const ids = await Promise.all(Array.from({ length: JOBS }, (_, i) => flow.createJob({ batch: `b${i % 2}`, children: CHILDREN })));
 

@@ -2,7 +2,8 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import type { TestSchema } from '../../../test/helpers/index.js';
+import { connect, type Client } from '@partita/client';
+import { freshSchema, natsUrl, spawnNode, tempDataDir, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
 import { compileApp, WorkflowDefinitionError, type WorkflowIssue } from '../src/index.js';
 
 /** Writes files (relative path → text) into a fresh directory removed after the test. */
@@ -48,4 +49,65 @@ export async function recordTransitions(s: TestSchema): Promise<void> {
     CREATE TRIGGER test_record_transition AFTER INSERT OR UPDATE ON "${s.schema}".wf_activities
       FOR EACH ROW EXECUTE FUNCTION "${s.schema}".test_record_transition();
   `);
+}
+
+/** Node processes of one test cluster (own schema, NATS, data dir) that a test starts and kills for real. */
+export interface NodeProcesses {
+  s: TestSchema;
+  nats: string;
+  cluster: string;
+  /** Starts the fixture script as node `nodeId` and waits for its `ready <nodeId>` line. */
+  start(nodeId: string): Promise<SpawnedNode>;
+  /** A client of the same cluster, closed at teardown. */
+  connect(): Promise<Client>;
+}
+
+/**
+ * The set-up the kill tests share: a fresh schema, the fixture's environment under `prefix`
+ * (`<prefix>_PG`, `_SCHEMA`, `_NATS`, `_CLUSTER`, `_NODE_ID`, `_DATA_DIR`, `_STEP_MS`), every node
+ * SIGKILLed and the schema dropped at teardown.
+ */
+export async function nodeProcesses(
+  t: ExecutionContext,
+  opts: { name: string; script: string; prefix: string; stepMs: number },
+): Promise<NodeProcesses> {
+  const s = await freshSchema(opts.name.replaceAll('-', '_'));
+  const nats = await natsUrl();
+  const cluster = s.schema.replaceAll('_', '-');
+  const dataDir = tempDataDir(opts.name);
+  const nodes: SpawnedNode[] = [];
+  const clients: Client[] = [];
+  t.teardown(async () => {
+    for (const n of nodes) n.kill('SIGKILL');
+    for (const c of clients) await c.close();
+    await s.drop();
+  });
+  const p = opts.prefix;
+  return {
+    s,
+    nats,
+    cluster,
+    async start(nodeId) {
+      const n = spawnNode(opts.script, {
+        env: {
+          [`${p}_PG`]: s.url,
+          [`${p}_SCHEMA`]: s.schema,
+          [`${p}_NATS`]: nats,
+          [`${p}_CLUSTER`]: cluster,
+          [`${p}_NODE_ID`]: nodeId,
+          [`${p}_DATA_DIR`]: dataDir,
+          [`${p}_STEP_MS`]: String(opts.stepMs),
+          PARTITA_LOG_LEVEL: 'warn',
+        },
+      });
+      nodes.push(n);
+      await n.waitForOutput(`ready ${nodeId}`, { timeoutMs: 90_000 });
+      return n;
+    },
+    async connect() {
+      const c = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+      clients.push(c);
+      return c;
+    },
+  };
 }

@@ -6,10 +6,9 @@
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { connect, type Client } from '@partita/client';
-import { freshSchema, natsUrl, spawnNode, tempDataDir, until, type SpawnedNode } from '../../../test/helpers/index.js';
+import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
-import { recordTransitions } from './helpers.js';
+import { nodeProcesses, recordTransitions } from './helpers.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-node.ts', import.meta.url));
 const FAN = `
@@ -40,36 +39,13 @@ app:
 
 test.serial('kill -9 of one of two nodes during a fan-out of 1,000 children: the fan-in happens once, with every output', async (t) => {
   const K = 1000;
-  const s = await freshSchema('wf_fankill');
-  const nats = await natsUrl();
-  const cluster = s.schema.replaceAll('_', '-');
-  const dataDir = tempDataDir('wf-fankill');
-  const nodes: SpawnedNode[] = [];
-  let client: Client | undefined;
-  t.teardown(async () => {
-    for (const n of nodes) n.kill('SIGKILL');
-    await client?.close();
-    await s.drop();
-  });
-  const start = async (nodeId: string) => {
-    const n = spawnNode(NODE_SCRIPT, {
-      env: {
-        WF_PG: s.url,
-        WF_SCHEMA: s.schema,
-        WF_NATS: nats,
-        WF_CLUSTER: cluster,
-        WF_NODE_ID: nodeId,
-        WF_DATA_DIR: dataDir,
-        WF_STEP_MS: '30',
-        PARTITA_LOG_LEVEL: 'warn',
-      },
-    });
-    nodes.push(n);
-    await n.waitForOutput(`ready ${nodeId}`, { timeoutMs: 60_000 });
-    return n;
-  };
+  const {
+    s,
+    start,
+    connect: connectClient,
+  } = await nodeProcesses(t, { name: 'wf-fankill', script: NODE_SCRIPT, prefix: 'WF', stepMs: 30 });
   const [a] = await Promise.all([start('node-a'), start('node-b')]);
-  client = await connect({ postgres: s.url, schema: s.schema, nats, cluster });
+  const client = await connectClient();
   const fan = app(client, 'fankill');
   await fan.deploy(FAN);
   await fan.activate('1');
