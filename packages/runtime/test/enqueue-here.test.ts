@@ -144,7 +144,15 @@ test('a job stored as a node’s running attempt whose node never starts it is r
     const { rows } = await c.db.pool.query(`SELECT state, locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [job!.id]);
     t.like(rows[0], { state: 'running', locked_by: 'gone-node' });
     await until('the job ran', async () => ran.length > 0, 15_000);
-    const history = await c.db.pool.query(`SELECT state, attempts, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [job!.id]);
+    // Its outcome is written by the engine's batched writer a moment after the run.
+    const history = await until(
+      'the run is recorded',
+      async () => {
+        const r = await c.db.pool.query(`SELECT state, attempts, errors FROM "${c.db.schema}".jobs_history WHERE id = $1`, [job!.id]);
+        return r.rows.length > 0 ? r : undefined;
+      },
+      10_000,
+    );
     t.is(history.rows[0].state, 'completed');
     t.is(history.rows[0].attempts, 2, 'the lost attempt counts');
     t.like(history.rows[0].errors[0], { name: 'LeaseExpired', rescued: true });
