@@ -11,10 +11,9 @@ import test from 'ava';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { freshSchema, natsUrl, type SpawnedNode } from '../../../test/helpers/index.js';
-import { startCliNode, tempDir, until, writeConfig } from '../../../test/fixtures/cli.js';
+import { startCliNode, until } from '../../../test/fixtures/cli.js';
+import { scheduleCluster } from './helpers.js';
 
-const JOBS_MODULE = path.join(import.meta.dirname, 'fixtures', 'schedule-jobs.mjs');
 const CLOCK_SHIFT = pathToFileURL(path.join(import.meta.dirname, 'fixtures', 'clock-shift.mjs')).href;
 const SCHEDULES = 5;
 const MAX_SLEEP_MS = 8000;
@@ -23,40 +22,23 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.serial('the schedules leader’s clock jumps an hour forward and back: every second fires exactly once, none missed', async (t) => {
   t.timeout(90_000);
-  const s = await freshSchema('sched_clockjump');
-  const tmp = await tempDir('sched-clockjump');
-  const nats = await natsUrl();
-  const nodes = new Map<string, SpawnedNode>();
-  t.teardown(async () => {
-    for (const n of nodes.values()) n.kill('SIGKILL');
-    await s.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: s.schema,
-    postgres: { url: s.url, schema: s.schema, poolSize: 6 },
-    nats: { servers: [nats] },
-    persister: 'postgres',
-    dataDir: path.join(tmp.dir, 'data'),
-    jobs: JOBS_MODULE,
-    engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: 200 },
-    partitions: { p: { queues: { default: { concurrency: 8 } } } },
-    plugins: {
-      processes: {
-        leaseMs: 2000,
-        maxSleepMs: MAX_SLEEP_MS,
-        schedules: Array.from({ length: SCHEDULES }, (_, i) => ({
-          id: `jump${i}`,
-          cron: '* * * * * *',
-          partition: 'p',
-          type: 'tick',
-          misfire: 'backfill',
-          overlap: 'allow',
-        })),
-      },
+  const { s, dir, config, nodes } = await scheduleCluster(t, 'sched-clockjump', {
+    pollMs: 200,
+    concurrency: 8,
+    processes: {
+      leaseMs: 2000,
+      maxSleepMs: MAX_SLEEP_MS,
+      schedules: Array.from({ length: SCHEDULES }, (_, i) => ({
+        id: `jump${i}`,
+        cron: '* * * * * *',
+        partition: 'p',
+        type: 'tick',
+        misfire: 'backfill',
+        overlap: 'allow',
+      })),
     },
   });
-  const clockFile = (id: string) => path.join(tmp.dir, `${id}.clock`);
+  const clockFile = (id: string) => path.join(dir, `${id}.clock`);
   const acks = new Map<string, number>();
   for (const id of ['node-a', 'node-b', 'node-c']) {
     await fs.writeFile(clockFile(id), '0');

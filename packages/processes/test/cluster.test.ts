@@ -5,38 +5,18 @@
  * seconds of the take-over included; then the CLI reads and changes the schedule.
  */
 import test from 'ava';
-import path from 'node:path';
-import { freshSchema, natsUrl, type SpawnedNode } from '../../../test/helpers/index.js';
-import { cliJson, runCli, startCliNode, tempDir, until, writeConfig } from '../../../test/fixtures/cli.js';
-
-const JOBS_MODULE = path.join(import.meta.dirname, 'fixtures', 'schedule-jobs.mjs');
+import { cliJson, runCli, startCliNode, until } from '../../../test/fixtures/cli.js';
+import { scheduleCluster } from './helpers.js';
 
 test.serial('3 nodes, the schedules leader killed: every second fires exactly once, none missed', async (t) => {
-  const s = await freshSchema('sched_cluster');
-  const tmp = await tempDir('sched-cluster');
-  const nats = await natsUrl();
-  const nodes = new Map<string, SpawnedNode>();
-  t.teardown(async () => {
-    for (const n of nodes.values()) n.kill('SIGKILL');
-    await s.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: s.schema,
-    postgres: { url: s.url, schema: s.schema, poolSize: 6 },
-    nats: { servers: [nats] },
-    persister: 'postgres',
-    dataDir: path.join(tmp.dir, 'data'),
-    jobs: JOBS_MODULE,
-    engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: 200 },
-    partitions: { p: { queues: { default: { concurrency: 8 } } } },
-    plugins: {
-      processes: {
-        leaseMs: 2000,
-        schedules: [
-          { id: 'tick', cron: '* * * * * *', partition: 'p', type: 'tick', misfire: 'backfill', overlap: 'allow', payload: { n: 1 } },
-        ],
-      },
+  const { s, config, nodes } = await scheduleCluster(t, 'sched-cluster', {
+    pollMs: 200,
+    concurrency: 8,
+    processes: {
+      leaseMs: 2000,
+      schedules: [
+        { id: 'tick', cron: '* * * * * *', partition: 'p', type: 'tick', misfire: 'backfill', overlap: 'allow', payload: { n: 1 } },
+      ],
     },
   });
   for (const id of ['node-a', 'node-b', 'node-c'])

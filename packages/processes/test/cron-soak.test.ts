@@ -7,11 +7,9 @@
  * exactly once, each with its own job. Without PARTITA_SOAK the test is skipped.
  */
 import test from 'ava';
-import path from 'node:path';
-import { freshSchema, natsUrl, type SpawnedNode } from '../../../test/helpers/index.js';
-import { startCliNode, tempDir, until, writeConfig } from '../../../test/fixtures/cli.js';
+import { startCliNode, until } from '../../../test/fixtures/cli.js';
+import { scheduleCluster } from './helpers.js';
 
-const JOBS_MODULE = path.join(import.meta.dirname, 'fixtures', 'schedule-jobs.mjs');
 const SOAK_S = Number(process.env.SOAK_S ?? 60);
 const SCHEDULES = Number(process.env.SOAK_SCHEDULES ?? 100);
 const soak = process.env.PARTITA_SOAK ? test.serial : test.skip;
@@ -20,36 +18,19 @@ soak(
   `cron soak: ${SCHEDULES} schedules every second, 3 nodes killed and restarted for ${SOAK_S} s: every occurrence exactly once`,
   async (t) => {
     t.timeout((SOAK_S + 120) * 1000);
-    const s = await freshSchema('cron_soak');
-    const tmp = await tempDir('cron-soak');
-    const nats = await natsUrl();
-    const nodes = new Map<string, SpawnedNode>();
-    t.teardown(async () => {
-      for (const n of nodes.values()) n.kill('SIGKILL');
-      await s.drop();
-      await tmp.cleanup();
-    });
-    const config = await writeConfig(tmp.dir, {
-      cluster: s.schema,
-      postgres: { url: s.url, schema: s.schema, poolSize: 6 },
-      nats: { servers: [nats] },
-      persister: 'postgres',
-      dataDir: path.join(tmp.dir, 'data'),
-      jobs: JOBS_MODULE,
-      engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: 500 },
-      partitions: { p: { queues: { default: { concurrency: 16 } } } },
-      plugins: {
-        processes: {
-          leaseMs: 2000,
-          schedules: Array.from({ length: SCHEDULES }, (_, i) => ({
-            id: `s${i}`,
-            cron: '* * * * * *',
-            partition: 'p',
-            type: 'tick',
-            misfire: 'backfill',
-            overlap: 'allow',
-          })),
-        },
+    const { s, config, nodes } = await scheduleCluster(t, 'cron-soak', {
+      pollMs: 500,
+      concurrency: 16,
+      processes: {
+        leaseMs: 2000,
+        schedules: Array.from({ length: SCHEDULES }, (_, i) => ({
+          id: `s${i}`,
+          cron: '* * * * * *',
+          partition: 'p',
+          type: 'tick',
+          misfire: 'backfill',
+          overlap: 'allow',
+        })),
       },
     });
     const ids = ['node-a', 'node-b', 'node-c'];
