@@ -18,6 +18,7 @@ export {
   type RescuedJob,
   type CancelOutcome,
   type JobListFilter,
+  type HeldExecutionKey,
   type AppliedMigration,
   type JobMatch,
   type BulkOperation,

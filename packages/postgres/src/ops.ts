@@ -337,9 +337,10 @@ export const queueHeads = prepared<[], { partition: string; queue: string; id: s
 
 // ── keys ───────────────────────────────────────────────────────────────────────────────────────
 
-export const heldExecutionKeys = prepared<[partition: string], { execution_key: string; holder: string; waiters: string[] }>(
-  'held_execution_keys',
-);
+export const heldExecutionKeys = prepared<
+  [partition: string, shown: number],
+  { execution_key: string; holder: string; waiters: string[]; waiting: number }
+>('held_execution_keys');
 export const executionKeyHolder = prepared<[partition: string, key: string], Id>('execution_key_holder');
 export const releaseExecutionKey = prepared<[partition: string, key: string], { id: string; queue: string }>('release_execution_key');
 export const clearQueueKey = prepared<[partition: string, queueKey: string]>('clear_queue_key');

@@ -21,6 +21,7 @@ import type { EnqueueOutcome, NewJob } from './jobs/enqueue.js';
 import type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 import type { Completion, Failure, Recorded, RescuedJob } from './jobs/outcomes.js';
 import type { JobListFilter } from './jobs/reads.js';
+import type { HeldExecutionKey } from './jobs/keys.js';
 import type { BulkCancelOutcome, BulkOperation, CancelOutcome, JobMatch, RetryOutcome } from './jobs/bulk.js';
 import type { ControlChange, ControlRow } from './control.js';
 import type { RegisteredJobType } from './registry.js';
@@ -30,6 +31,7 @@ export type { EnqueueOutcome, NewJob } from './jobs/enqueue.js';
 export type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 export { isRowRefusal, type Completion, type Failure, type Recorded, type RescuedJob } from './jobs/outcomes.js';
 export type { JobListFilter } from './jobs/reads.js';
+export type { HeldExecutionKey } from './jobs/keys.js';
 export type { BulkCancelOutcome, BulkOperation, CancelOutcome, JobMatch, RetryOutcome } from './jobs/bulk.js';
 export type { ControlChange, ControlRow } from './control.js';
 export type { RegisteredJobType } from './registry.js';
@@ -354,8 +356,8 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
 
   // ── queue keys and execution keys ─────────────────────────────────────────────────────────
 
-  /** Execution keys held by running jobs of a partition, each with the queued jobs behind it in claim order. */
-  executionKeys(partition: string): Promise<Record<string, { holder: string; waiters: string[] }>> {
+  /** Execution keys held by running jobs of a partition, each with the jobs behind it (the first few in claim order, and their count). */
+  executionKeys(partition: string): Promise<Record<string, HeldExecutionKey>> {
     return keyOps.executionKeys(this.ctx, partition);
   }
 

@@ -208,8 +208,10 @@ test('Postgres holds execution keys: the snapshot shows holder and FIFO waiters;
     const ids: string[] = [];
     for (let n = 0; n < 3; n++) ids.push((await node.client.enqueue('p', 'held', { n })).id);
     await until('the first job runs', async () => started.length === 1);
-    const snap = await ask<{ executionKeys: Record<string, { holder: string; waiters: string[] }> }>({ op: 'snapshot' });
-    t.deepEqual(snap.executionKeys, { k: { holder: ids[0], waiters: [ids[1], ids[2]] } });
+    const snap = await ask<{ executionKeys: Record<string, { holder: string; waiters: string[]; waiting: number }> }>({
+      op: 'snapshot',
+    });
+    t.deepEqual(snap.executionKeys, { k: { holder: ids[0], waiters: [ids[1], ids[2]], waiting: 2 } });
     t.true(await api.executionKeyHeld('k'));
     await sleep(200);
     t.deepEqual(started, [0], 'the key admits one running job');

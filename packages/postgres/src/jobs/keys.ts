@@ -22,10 +22,20 @@ export async function clearQueueKey(ctx: StoreContext, partition: string, queueK
   return (await op.clearQueueKey(ctx.ops, ctx.pool, [partition, queueKey])).length > 0;
 }
 
-/** Execution keys held by running jobs of a partition, each with the queued jobs behind it in claim order. */
-export async function executionKeys(ctx: StoreContext, partition: string): Promise<Record<string, { holder: string; waiters: string[] }>> {
-  const rows = await op.heldExecutionKeys(ctx.ops, ctx.pool, [partition]);
-  return Object.fromEntries(rows.map((r) => [r.execution_key, { holder: r.holder, waiters: r.waiters }]));
+/** How many of the jobs behind a held key executionKeys names (it counts them all). */
+export const WAITERS_SHOWN = 10;
+
+/** Per held execution key: who holds it, and the jobs behind it (the first WAITERS_SHOWN in claim order, and how many there are). */
+export interface HeldExecutionKey {
+  holder: string;
+  waiters: string[];
+  waiting: number;
+}
+
+/** Execution keys held by running jobs of a partition, each with the jobs behind it (the first few in claim order, and their count). */
+export async function executionKeys(ctx: StoreContext, partition: string): Promise<Record<string, HeldExecutionKey>> {
+  const rows = await op.heldExecutionKeys(ctx.ops, ctx.pool, [partition, WAITERS_SHOWN]);
+  return Object.fromEntries(rows.map((r) => [r.execution_key, { holder: r.holder, waiters: r.waiters, waiting: r.waiting }]));
 }
 
 /** The running job holding an execution key, if any. */

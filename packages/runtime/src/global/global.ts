@@ -64,7 +64,8 @@ interface Pending {
 
 /** What `snapshot` answers: the persisted state, plus the execution keys Postgres holds right now. */
 export interface GlobalView extends GlobalSnapshot {
-  executionKeys: Record<string, { holder: string; waiters: string[] }>;
+  /** Per held key: its holder, the first few jobs behind it in claim order, and how many there are. */
+  executionKeys: Record<string, { holder: string; waiters: string[]; waiting: number }>;
 }
 
 /**
