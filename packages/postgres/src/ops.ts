@@ -305,7 +305,7 @@ type Keyed = { id: string; partition: string; execution_key: string | null };
 
 /** ids, attempts and results as array literals (see JobStore.complete). Rows with an id: a job completed; without: a key its completion could not settle (to settle again). */
 export const completeBatch = prepared<
-  [ids: string, attempts: string, results: string, nodeId: string],
+  [ids: string, attempts: string, results: string, nodeId: string, settleKeys: boolean],
   { id: string | null; partition: string | null; execution_key: string | null }
 >('complete_batch');
 export const failBatch = prepared<
@@ -346,9 +346,23 @@ export const releaseExecutionKey = prepared<[partition: string, key: string], { 
 export const clearQueueKey = prepared<[partition: string, queueKey: string]>('clear_queue_key');
 /** Rows with `retry` false: a job promoted (queue to wake); true: a key to settle again. */
 export const settleExecutionKeys = prepared<
-  [partitions: string[], keys: string[]],
-  { partition: string; execution_key: string; queue: string | null; retry: boolean }
+  [
+    partitions: string[],
+    keys: string[],
+    take: (string | null)[] | null,
+    nodeId: string | null,
+    leaseMs: number | null,
+    types: string[] | null,
+    continuations: readonly string[] | null,
+  ],
+  SettleRow
 >('settle_execution_keys');
+
+/** A settled key: `retry` to settle again; else `queue` had a job promoted, taken as the caller's running attempt when `id` is set. */
+export type SettleRow = { partition: string; execution_key: string; queue: string | null; retry: boolean } & (
+  | ({ id: string } & Omit<ClaimRow, 'id' | 'queue' | 'execution_key'>)
+  | { id: null }
+);
 export const lockExecutionKeyHeads = prepared<[partitions: string[], keys: string[]]>('lock_execution_key_heads');
 export const staleExecutionKeys = prepared<[limit: number], { partition: string; execution_key: string }>('stale_execution_keys');
 

@@ -14,6 +14,7 @@ export const ENGINE_STORE = [
   'claimCounted',
   'claimRateLimited',
   'complete',
+  'settleExecutionKeys',
   'fail',
   'release',
   'updateProgress',

@@ -16,6 +16,8 @@
 -- which the completed jobs are still running; `done` says they have left. A key whose head row an
 -- enqueue changed after the snapshot (its seq moved on) is not written here: it comes back as a
 -- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
+-- $5 false leaves every key to the caller (the engine settles them off its serial writer, with
+-- settle_execution_keys, so the next completion statement does not wait for this key work).
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS t(id, attempt, result)
 ), done AS (
@@ -32,7 +34,7 @@ WITH input AS (
   RETURNING id
 ), seen AS MATERIALIZED (
   -- At most one running job per key, so one row per key; `holder` names it below.
-  SELECT d.id AS holder, d.partition, d.execution_key, h.seq, nxt.id AS next_id, nxt.ctid AS next_ctid
+  SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid
   FROM done d
   LEFT JOIN {{schema}}.execution_key_heads h ON h.partition = d.partition AND h.execution_key = d.execution_key
   LEFT JOIN LATERAL (
@@ -41,18 +43,20 @@ WITH input AS (
     ORDER BY w.priority, w.run_at, w.id
     LIMIT 1
   ) nxt ON true
-  WHERE d.execution_key IS NOT NULL AND (h.head IS NULL OR h.head = d.id OR coalesce((
+  WHERE $5::boolean AND d.execution_key IS NOT NULL AND (h.head IS NULL OR h.head = d.id OR coalesce((
     SELECT c.state IN ('queued', 'running') AND c.partition = d.partition AND c.execution_key = d.execution_key
     FROM {{schema}}.jobs c WHERE c.id = h.head), false) = false)
 ), current AS MATERIALIZED (
   -- The head rows locked in key order, kept where seq is still the one the snapshot read: a row an
   -- enqueue changed meanwhile is read again at its latest version, and the seq test drops it.
-  -- (Every CTE over `done` is estimated at one row: the joins between them are probes or hashed
-  -- subplans, never a nested loop of one CTE over another, which is quadratic in the batch.)
+  -- They are found by the row version `seen` read (a TID scan per key, driven in key order), not
+  -- by a second probe of the key index. (Every CTE over `done` is estimated at one row: the joins
+  -- between them are probes or hashed subplans, never a nested loop of one CTE over another, which
+  -- is quadratic in the batch.)
   SELECT s.holder, s.partition, s.execution_key, s.next_id, h.ctid AS head_ctid
-  FROM seen s JOIN {{schema}}.execution_key_heads h ON h.partition = s.partition AND h.execution_key = s.execution_key
+  FROM (SELECT * FROM seen WHERE head_ctid IS NOT NULL ORDER BY partition, execution_key) s
+  JOIN {{schema}}.execution_key_heads h ON h.ctid = s.head_ctid
   WHERE h.seq = s.seq
-  ORDER BY h.partition, h.execution_key
   FOR UPDATE OF h
 ), moved AS (
   UPDATE {{schema}}.execution_key_heads h SET head = c.next_id, seq = h.seq + 1

@@ -23,6 +23,15 @@ export interface Completion {
  */
 export type Recorded = Set<string> & { refused: Map<string, string> };
 
+export interface CompleteOptions {
+  /**
+   * Leave the execution keys of the completed jobs unsettled: the caller settles them itself
+   * (settleExecutionKeys) once this returns. The engine does, so its serial writer's next statement
+   * does not wait for the key work; a caller that never settles leaves the keys to maintenance.
+   */
+  keysLater?: boolean;
+}
+
 export interface Failure {
   id: string;
   attempt: number;
@@ -49,7 +58,13 @@ export interface RescuedJob {
  * With `tx` it writes inside that transaction, and a row Postgres refuses rejects the whole write
  * (an aborted transaction takes no more statements, so the batch cannot be split there).
  */
-export async function complete(ctx: StoreContext, nodeId: string, items: Completion[], tx?: Tx): Promise<Recorded> {
+export async function complete(
+  ctx: StoreContext,
+  nodeId: string,
+  items: Completion[],
+  tx?: Tx,
+  options: CompleteOptions = {},
+): Promise<Recorded> {
   const refused = new Map<string, string>();
   if (items.length === 0) return recorded([], refused);
   // The hottest write: its arrays go as array literals built here, which the driver passes
@@ -80,6 +95,7 @@ export async function complete(ctx: StoreContext, nodeId: string, items: Complet
       `{${attempts.slice(lo, hi).join(',')}}`,
       `{${results.slice(lo, hi).join(',')}}`,
       nodeId,
+      !options.keysLater,
     ]);
   const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
   // The statement settles the keys its jobs held; a row without an id is a key it could not settle

@@ -116,6 +116,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       reserve: (job) => reservesHere(job),
       took: (jobs, reserved) => self.cast({ t: 'here', jobs, reserved }),
       dropped: (reserved) => self.cast({ t: 'here', jobs: [], reserved }),
+      reserveNext: (queue) => reservesNext(queue),
+      takes: { types: [...definitions.keys()], continuations: continuations.marks },
     },
   });
   // Made once: the advert path runs at every claim.
@@ -244,6 +246,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const def = definitions.get(job.type);
     if (!def || def.executionKey !== undefined) return false;
     if (job.continuation != null && !continuations.marked(job.continuation)) return false;
+    const now = Date.now();
+    if (draining || !gate.controlKnown || gate.throttleMs !== 0 || gate.paused.has(queue) || !leasesRenewing(now)) return false;
+    return window.reserveHere(queue, now);
+  }
+
+  /**
+   * Whether the next job of a key this engine just completed, if of `queue`, may become this node's
+   * running attempt as the key is settled (no claim): as for a hand-off, with a place in the window.
+   * Called from the writer, outside the mailbox: it reads state and takes a counter only.
+   */
+  function reservesNext(queue: string): boolean {
     const now = Date.now();
     if (draining || !gate.controlKnown || gate.throttleMs !== 0 || gate.paused.has(queue) || !leasesRenewing(now)) return false;
     return window.reserveHere(queue, now);
@@ -446,7 +459,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     applyRecorded(recorded, batch, accepted, Date.now()).report(partition, options.metrics);
     // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
     if (outcomes.size > 0 && !unwritten) scheduleFlush();
-    const freed = claimableQueues(batch);
+    // Completions without a continuation have their keys settled after the write ('keysSettled').
+    const freed = claimableQueues(batch, !continuations.empty);
     if (freed.length) options.claimable?.(freed);
     if (draining) {
       if (!unwritten) checkDrained();
@@ -470,7 +484,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (window.inFlight > 0 || !outcomes.empty) {
+    if (window.inFlight > 0 || !outcomes.empty || writer.settling > 0) {
       if (outcomes.size > 0) flush();
       return;
     }
@@ -523,6 +537,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         return onHandoff(msg.job);
       case 'here':
         return onHere(msg.jobs, msg.reserved);
+      case 'keysSettled':
+        if (msg.queues.length) options.claimable?.(msg.queues);
+        if (draining) return checkDrained();
+        if (msg.queues.length) {
+          window.backlogLikely = true;
+          maybeClaim();
+        }
+        return;
       case 'wake':
         window.woken();
         return maybeClaim();

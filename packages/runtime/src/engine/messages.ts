@@ -59,6 +59,8 @@ export type EngineMsg =
   /** A batch was written, maybe in part (see Flushed). */
   | Flushed
   | { t: 'flushFailed'; batch: FlushBatch; error: unknown }
+  /** The execution keys of completed jobs were settled after their flush: `queues` have a promoted job now. */
+  | { t: 'keysSettled'; queues: string[] }
   /** Asked by the lease keeper: the ids whose leases this engine holds (the reply). */
   | { t: 'held' }
   /** The lease keeper's renewal result for the ids it checked. */

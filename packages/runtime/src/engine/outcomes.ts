@@ -182,9 +182,9 @@ export class OutcomeBatch {
 }
 
 /** Queues a recorded batch made jobs claimable in: jobs handed back, and keyed jobs that ended (their key is free). */
-export function claimableQueues(batch: FlushBatch): string[] {
+export function claimableQueues(batch: FlushBatch, completions = true): string[] {
   const queues = new Set<string>();
-  for (const c of batch.completions) if (c.job.executionKey) queues.add(c.job.queue);
+  if (completions) for (const c of batch.completions) if (c.job.executionKey) queues.add(c.job.queue);
   for (const f of batch.failures) if (f.job.executionKey) queues.add(f.job.queue);
   for (const j of batch.releases) queues.add(j.queue);
   return [...queues];

@@ -56,6 +56,13 @@ export interface OwnHands {
   took(jobs: ClaimedJob[], reserved: string[]): void;
   /** The transaction rolled back: the places reserved in these queues are free again. */
   dropped(reserved: string[]): void;
+  /**
+   * Whether the engine can start a job of this queue here now (the next job of a key this node
+   * just completed); true takes a place, given back by `took` or `dropped` exactly once.
+   */
+  reserveNext(queue: string): boolean;
+  /** The node's job types and continuations: a key's next job of others is queued, not taken. */
+  takes: { types: string[]; continuations: readonly string[] };
 }
 
 type NamedContinuation = { name: string; run: Continuation };
@@ -122,6 +129,11 @@ export function continuationsByType(
 }
 
 export class OutcomeWriter {
+  /**
+   * Settles of completed jobs' execution keys still running (see write): a drain waits for them, so
+   * the store is not closed under one.
+   */
+  settling = 0;
   /** Marks this node runs no continuation for, warned about once each. */
   private readonly unknownMarks = new Set<string>();
   private readonly hasContinuation = (job: ClaimedJob) => {
@@ -161,7 +173,9 @@ export class OutcomeWriter {
     const plain = split ? split.plain : batch;
     const continued = split?.continued;
     const work = Promise.allSettled([
-      store.complete(nodeId, completionItems(plain.completions)),
+      // The keys of the completed jobs are settled after this statement, off the writer (below):
+      // the next flush does not wait for the key work, which runs beside it on another connection.
+      store.complete(nodeId, completionItems(plain.completions), undefined, { keysLater: true }),
       store.fail(nodeId, failureItems(plain.failures)),
       store.release(
         nodeId,
@@ -187,12 +201,50 @@ export class OutcomeWriter {
         this.o.reply({ t: 'flushFailed', batch, error: completed.reason });
         return;
       }
+      if (completed.status === 'fulfilled') this.settleKeys(plain.completions, completed.value);
       const flushed = settleWrites(batch, plain, continued, completed, failed, released, progress, continuedWrite);
       if (!flushed.unwritten) metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
       else metrics?.flushFailed(partition);
       traced?.end(flushed.unwritten?.error);
       this.o.reply(flushed);
     });
+  }
+
+  /**
+   * Gives the keys of the completed (accepted) keyed jobs their next job, in a statement of its own
+   * that the next flush does not wait for; 'keysSettled' tells the engine which queues to claim.
+   * Settling never throws: a key it misses is left to maintenance.
+   */
+  private settleKeys(completions: readonly PendingCompletion[], accepted: ReadonlySet<string>): void {
+    const { store, partition, nodeId, here } = this.o;
+    const keys: { partition: string; execution_key: string; take: string | null }[] = [];
+    // A key whose next job is likely of the same queue takes a place there: the settle then starts
+    // that job here (its running attempt, no claim), else queues it and the place is given back.
+    const reserved: string[] = [];
+    for (const c of completions) {
+      if (!c.job.executionKey || !accepted.has(c.job.id)) continue;
+      const take = here?.reserveNext(c.job.queue) ? c.job.queue : null;
+      if (take !== null) reserved.push(take);
+      keys.push({ partition, execution_key: c.job.executionKey, take });
+    }
+    if (keys.length === 0) return;
+    this.settling++;
+    const into =
+      here && reserved.length > 0
+        ? { nodeId, leaseMs: here.leaseMs, types: here.takes.types, continuations: here.takes.continuations }
+        : undefined;
+    void store.settleExecutionKeys(keys, into).then(
+      ({ queues, taken }) => {
+        this.settling--;
+        if (reserved.length > 0) here!.took(taken, reserved);
+        this.o.reply({ t: 'keysSettled', queues });
+      },
+      () => {
+        this.settling--;
+        if (reserved.length > 0) here!.dropped(reserved);
+        this.o.reply({ t: 'keysSettled', queues: [] });
+      },
+    );
   }
 
   /**
