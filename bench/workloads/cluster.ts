@@ -24,6 +24,11 @@ interface ClusterRun {
   processPerSec: number;
   /** Handler starts per node. */
   perNode: number[];
+  /**
+   * Per node, ms from the first handler start on any node to its own first (null: it ran none). Cold
+   * node processes start on a busy machine at different times; a node that joins late runs fewer jobs.
+   */
+  firstStartMs: (number | null)[];
   duplicates: number;
   missing: number;
   timedOut: boolean;
@@ -101,6 +106,10 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     for (const s of spawned) s.child.send({ kind: 'stop' });
   }
   const outs = await Promise.all(spawned.map((s) => s.done));
+  // Every node's first start, known by now (a node that ran nothing never sends one).
+  const firsts = await Promise.all(spawned.map((s, i) => (outs[i]!.starts > 0 ? s.first : Promise.resolve(null)).catch(() => null)));
+  const earliest = Math.min(...firsts.filter((f): f is number => f !== null));
+  const firstStartMs = firsts.map((f) => (f === null ? null : f - earliest));
   const counts = new Uint32Array(jobs);
   for (const o of outs) for (const n of o.seen) counts[n]!++;
   let duplicates = 0;
@@ -116,6 +125,7 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     processMs: round(processMs),
     processPerSec: round((jobs - (timedOut ? missing : 0)) / (processMs / 1000)),
     perNode: outs.map((o) => o.starts),
+    firstStartMs,
     duplicates,
     missing,
     timedOut,
@@ -152,7 +162,7 @@ export const cluster: Workload = {
           ctx.log(`cluster: ${n} node process${n > 1 ? 'es' : ''}, ${jobs.toLocaleString()} jobs (run ${r + 1}/${ctx.options.repeat})…`);
           const run = await drainWith(ctx, system, n, jobs);
           ctx.log(
-            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
+            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms)${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
           );
           into.push(run);
           if (run.timedOut) break;

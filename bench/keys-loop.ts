@@ -1,0 +1,162 @@
+// Claim/complete loop over keyed or plain jobs straight on the store, no engine: the Postgres cost
+// of each path per job, without the engine's pipeline around it. One JSON line per run.
+//   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain]
+// Runs alternate plain, keyed settled in the completion (claim, complete), and keyed as the engine
+// runs it (complete with keysLater, then the settle takes each key's next job: no claim);
+// --keys 0 runs only plain. Times are wall time of the calls
+// from this process; `pgCpuMs` is the CPU of every local postgres process meanwhile (/proc), so
+// other work on the machine shows in it: compare within one invocation.
+import { readFileSync, readdirSync } from 'node:fs';
+import pg from 'pg';
+import { JobStore, loadOps } from '@partita/postgres';
+
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const JOBS = flag('jobs', 20000);
+const KEYS = flag('keys', 1000);
+const BATCH = flag('batch', 500);
+const RUNS = flag('runs', 3);
+const EXPLAIN = args.includes('--explain');
+const URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+function postgresCpuMs(): number {
+  const tick = 100;
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      if (comm !== 'postgres') continue;
+      const f = stat.slice(close + 2).split(' ');
+      total += ((Number(f[11]) + Number(f[12])) * 1000) / tick;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<string, unknown>> {
+  const schema = `keysloop_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const store = await JobStore.open({ postgres: { connectionString: URL, max: 4 }, schema });
+  try {
+    await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 32 }]);
+    for (let i = 0; i < JOBS; i += 1000) {
+      await store.enqueue(
+        Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => ({
+          partition: 'p',
+          type: 'k',
+          payload: { n: i + j },
+          ...(keys > 0 ? { executionKey: `k${(i + j) % keys}` } : {}),
+        })),
+      );
+    }
+    await admin.query(`VACUUM (ANALYZE) "${schema}".jobs`);
+    await admin.query('CHECKPOINT');
+    let claimMs = 0;
+    let completeMs = 0;
+    let done = 0;
+    let calls = 0;
+    let explained = false;
+    const cpu0 = postgresCpuMs();
+    const t0 = performance.now();
+    let settleMs = 0;
+    let taken: Awaited<ReturnType<typeof store.claim>> = [];
+    for (;;) {
+      let t = performance.now();
+      const claimed =
+        taken.length > 0
+          ? taken
+          : await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
+      if (taken.length === 0) claimMs += performance.now() - t;
+      if (claimed.length === 0) break;
+      const items = claimed.map((c) => ({ id: c.id, attempt: c.attempt, result: null }));
+      if (EXPLAIN && !explained && done >= JOBS / 2) {
+        explained = true;
+        const ops = loadOps(schema);
+        const client = await admin.connect();
+        try {
+          await client.query('BEGIN');
+          const { rows } = await client.query({
+            text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.complete_batch.text}`,
+            values: [
+              `{${items.map((i) => i.id).join(',')}}`,
+              `{${items.map((i) => i.attempt).join(',')}}`,
+              `{${items.map(() => '"null"').join(',')}}`,
+              'node-a',
+            ],
+          });
+          process.stderr.write(`-- complete_batch, ${items.length} rows, keys ${keys}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);
+        } finally {
+          await client.query('ROLLBACK');
+          client.release();
+        }
+      }
+      t = performance.now();
+      await store.complete('node-a', items, undefined, { keysLater: take });
+      completeMs += performance.now() - t;
+      taken = [];
+      if (take) {
+        t = performance.now();
+        const settled = await store.settleExecutionKeys(
+          claimed.map((c) => ({ partition: 'p', execution_key: c.executionKey!, take: 'default' })),
+          { nodeId: 'node-a', leaseMs: 60_000, types: null, continuations: null },
+        );
+        settleMs += performance.now() - t;
+        taken = settled.taken;
+      }
+      done += claimed.length;
+      calls++;
+    }
+    const wall = performance.now() - t0;
+    const cpu = postgresCpuMs() - cpu0;
+    // Updates that stayed HOT (no index entry) per table, as the statistics collector saw them.
+    const c = await admin.connect();
+    let hot: Record<string, string> = {};
+    try {
+      await c.query('SELECT pg_stat_force_next_flush()');
+      await c.query('SELECT pg_stat_clear_snapshot()');
+      const { rows } = await c.query<{ relname: string; upd: string; hot: string }>(
+        `SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = $1 AND relname IN ('jobs', 'execution_key_heads')`,
+        [schema],
+      );
+      hot = Object.fromEntries(rows.map((r) => [r.relname, `${r.hot}/${r.upd}`]));
+    } finally {
+      c.release();
+    }
+    return {
+      keys,
+      mode: keys === 0 ? 'plain' : take ? 'take' : 'folded',
+      jobs: done,
+      calls,
+      wallMs: Math.round(wall),
+      claimUsPerJob: +((claimMs * 1000) / done).toFixed(1),
+      completeUsPerJob: +((completeMs * 1000) / done).toFixed(1),
+      settleUsPerJob: +((settleMs * 1000) / done).toFixed(1),
+      statementsUsPerJob: +(((claimMs + completeMs + settleMs) * 1000) / done).toFixed(1),
+      pgCpuMsPer1k: +((cpu * 1000) / done).toFixed(1),
+      hotUpdates: hot,
+    };
+  } finally {
+    await store.close();
+    await admin.query(`DROP SCHEMA "${schema}" CASCADE`);
+  }
+}
+
+const admin = new pg.Pool({ connectionString: URL, max: 2 });
+try {
+  for (let r = 0; r < RUNS; r++) {
+    console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(0, admin)) }));
+    if (KEYS > 0) {
+      console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin)) }));
+      console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, true)) }));
+    }
+  }
+} finally {
+  await admin.end();
+}
