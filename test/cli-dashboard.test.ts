@@ -4,6 +4,7 @@
  * quick start's `http.dashboard` serving it on the node's own port.
  */
 import test from 'ava';
+import { silentLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
 import { freshSchema, spawnNode, tempDataDir } from './helpers/index.js';
 import { CLI, startCliNode, tempDir, writeConfig } from './fixtures/cli.js';
@@ -64,4 +65,67 @@ test('partita start with http.dashboard serves the dashboard on the node (dashbo
   t.regex(await page.text(), /<h1>Queues<\/h1>/);
   node.kill('SIGTERM');
   await node.exited;
+});
+
+test('partita dashboard: --statement-timeout cuts its pages, not its actions (the client pool has none)', async (t) => {
+  const db = await freshSchema('clidasht');
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: false,
+    dataDir: tempDataDir('clidasht'),
+    persister: 'postgres',
+    logger: silentLogger(),
+    partitions: { billing: { queues: { invoices: { concurrency: 0 } } } },
+    jobs: [defineJob({ type: 'invoice.send', perform: async () => 'sent' })],
+  });
+  t.teardown(async () => {
+    await node.stop({ graceMs: 100 });
+    await db.drop();
+  });
+  const { id } = await node.client.enqueue('billing', 'invoice.send', { customer: 7 }, { queue: 'invoices' });
+  const args = ['dashboard', '--postgres', db.url, '--schema', db.schema, '--nats', 'false', '--port', '0', '--statement-timeout', '300ms'];
+  const cli = spawnNode(CLI, { args });
+  t.teardown(() => void cli.kill('SIGKILL'));
+  const url = ((await cli.waitForOutput(/dashboard listening on (http:\/\/\S+)/, { timeoutMs: 30_000 })) as RegExpMatchArray)[1]!.replace(
+    /\/$/,
+    '',
+  );
+  t.is((await fetch(`${url}/jobs/${id}`)).status, 200, 'the job page serves while nothing blocks it');
+
+  // A lock every statement on the hot table waits for, held by the test for HOLD_MS.
+  const HOLD_MS = 1500;
+  const holder = await db.pool.connect();
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await holder.query('ROLLBACK');
+    holder.release();
+  };
+  t.teardown(release);
+  await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs IN ACCESS EXCLUSIVE MODE`);
+  const locked = Date.now();
+
+  const page = await fetch(`${url}/jobs/${id}`);
+  t.is(page.status, 503, 'a page read blocked by the lock is cut');
+  t.regex(await page.text(), /statement timeout \(300 ms\)/);
+  t.true(Date.now() - locked < HOLD_MS, 'and cut before the lock was let go');
+
+  // The cancel waits for the lock past the pages' timeout, and is done once the lock goes.
+  const releasing = new Promise((resolve) => setTimeout(resolve, HOLD_MS - (Date.now() - locked))).then(release);
+  const action = await fetch(`${url}/actions/cancel`, {
+    method: 'POST',
+    body: new URLSearchParams({ id, return: `/jobs/${id}` }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    redirect: 'manual',
+  });
+  await releasing;
+  const took = Date.now() - locked;
+  t.is(action.status, 303, await action.clone().text());
+  t.regex(new URL(action.headers.get('location')!, url).searchParams.get('msg') ?? '', /cancelled/);
+  t.true(took >= HOLD_MS - 50, `the action waited for the lock (${took} ms) rather than being cut at 300 ms`);
+  t.is((await node.client.job(id))!.state, 'cancelled');
+  cli.kill('SIGTERM');
+  t.like(await cli.exited, { code: 0 });
 });
