@@ -19,7 +19,7 @@ import {
   type DashboardOptions,
 } from '@partita/dashboard';
 import { idRange } from '../src/filter.js';
-import { freshSchema, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, holdTableLock, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 
 let db: TestSchema;
 let node: PartitaNode;
@@ -272,16 +272,8 @@ test.serial(
     t.teardown(s.close);
     t.is((await fetch(`${s.origin}/admin/dash/jobs/${id}`)).status, 200, 'the page serves while nothing blocks it');
     // A lock that every read of the hot table waits for, held by the test until it lets go.
-    const holder = await db.pool.connect();
-    let released = false;
-    const release = async () => {
-      if (released) return;
-      released = true;
-      await holder.query('ROLLBACK');
-      holder.release();
-    };
+    const release = await holdTableLock(db.pool, `${db.schema}.jobs`);
     t.teardown(release);
-    await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs IN ACCESS EXCLUSIVE MODE`);
     for (const path of [`/jobs/${id}`, `/jobs?q=${encodeURIComponent('queue:idle')}`, '/queues']) {
       const started = Date.now();
       const res = await fetch(`${s.origin}/admin/dash${path}`);
@@ -308,12 +300,7 @@ test.serial(
 );
 
 test.serial('the hour read from history at start is cut at the statement timeout too; the overview serves and says so', async (t) => {
-  const holder = await db.pool.connect();
-  t.teardown(async () => {
-    await holder.query('ROLLBACK');
-    holder.release();
-  });
-  await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs_history IN ACCESS EXCLUSIVE MODE`);
+  t.teardown(await holdTableLock(db.pool, `${db.schema}.jobs_history`));
   const s = await serve({ statementTimeoutMs: 300 });
   t.teardown(s.close);
   const started = Date.now();

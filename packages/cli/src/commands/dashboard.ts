@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '@partita/core';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, flag, int, str } from '../args.js';
-import type { Command } from '../command.js';
+import { positionals, type Command } from '../command.js';
 import { openClient, resolveConnection } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { printJson, println } from '../io.js';
@@ -37,7 +37,7 @@ A node can serve it too: dashboardPlugin() with http.dashboard: /ui in the node'
   },
   examples: ['partita dashboard -c config/partita.yaml', 'partita dashboard --postgres postgres://localhost/app --port 8080 --read-only'],
   async run(ctx) {
-    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`, 'dashboard');
+    positionals(ctx, []);
     const port = int(str(ctx.values, 'port'), '--port', 'dashboard', { min: 0, max: 65_535 }) ?? 9470;
     const host = str(ctx.values, 'host') ?? '127.0.0.1';
     const level = (ctx.io.env.PARTITA_LOG_LEVEL as 'info' | undefined) ?? 'info';
