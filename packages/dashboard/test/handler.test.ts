@@ -4,8 +4,6 @@
  * cross-site refusal, Express-style fall-through, the event stream; and the filter's id arithmetic.
  */
 import test from 'ava';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isUuid } from '@partita/core';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { clientBus } from '@partita/client/internal';
@@ -20,6 +18,7 @@ import {
 } from '@partita/dashboard';
 import { idRange } from '../src/filter.js';
 import { freshSchema, holdTableLock, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { listen } from './helpers.js';
 
 let db: TestSchema;
 let node: PartitaNode;
@@ -46,14 +45,14 @@ test.after.always(async () => {
 /** The handler on its own server under `/admin/dash`; anything else answers 418 (the host app's own route). */
 async function serve(options: Omit<DashboardOptions, 'client' | 'basePath'>) {
   const handler = dashboard({ client: node.client, basePath: '/admin/dash', ...options });
-  const server = http.createServer((req, res) =>
-    handler(req, res, () => {
-      res.statusCode = 418;
-      res.end('host app');
-    }),
+  const { origin, close } = await listen(
+    (req, res) =>
+      handler(req, res, () => {
+        res.statusCode = 418;
+        res.end('host app');
+      }),
+    [handler],
   );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
     fetch(origin + path, {
       method: 'POST',
@@ -65,11 +64,7 @@ async function serve(options: Omit<DashboardOptions, 'client' | 'basePath'>) {
     origin,
     handler,
     post,
-    close: async () => {
-      await handler.close();
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
+    close,
   };
 }
 

@@ -7,13 +7,13 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import Fastify from 'fastify';
 import Koa from 'koa';
 import { silentLogger } from '@partita/core';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { dashboard, type DashboardHandler } from '@partita/dashboard';
+import { dashboard } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, type TestSchema } from '../../../test/helpers/index.js';
+import { listen } from './helpers.js';
 
 let db: TestSchema;
 let node: PartitaNode;
@@ -78,12 +78,6 @@ async function exercise(t: import('ava').ExecutionContext, origin: string, queue
   await node.client.resume('p', queue);
 }
 
-async function closeAll(handler: DashboardHandler, server: Server) {
-  await handler.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-}
-
 test.serial('Fastify: the README recipe serves pages and takes a pause', async (t) => {
   const handler = dashboard({ client: node.client, basePath: '/ui' });
   const fastify = Fastify();
@@ -124,8 +118,7 @@ test.serial('Koa: the README recipe serves pages and takes a pause', async (t) =
   app.use((ctx) => {
     if (ctx.path === '/hello') ctx.body = 'host app';
   });
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  t.teardown(() => closeAll(handler, server));
-  await exercise(t, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'koa');
+  const s = await listen(app.callback(), [handler]); // what app.listen() serves
+  t.teardown(s.close);
+  await exercise(t, s.origin, 'koa');
 });
