@@ -6,9 +6,7 @@
 import test from 'ava';
 import path from 'node:path';
 import pg from 'pg';
-import { connect, type Client } from '@partita/client';
-import { freshSchema, natsUrl, type SpawnedNode } from './helpers/index.js';
-import { FIXTURES, startCliNode, tempDir, until, writeConfig } from './fixtures/cli.js';
+import { FIXTURES, cliCluster, until } from './fixtures/cli.js';
 
 const JOBS_MODULE = path.join(FIXTURES, 'continuation-jobs.mjs');
 const count = async (db: pg.Pool, sql: string, values: unknown[] = []) => Number((await db.query(sql, values)).rows[0].n);
@@ -17,29 +15,13 @@ test.serial(
   'kill -9 of a node mid-flush, inside its continuation: the rescued jobs complete elsewhere, each follow-up exists exactly once',
   async (t) => {
     const N = 120;
-    const s = await freshSchema('cont_kill');
-    const tmp = await tempDir('cont-kill');
-    const nats = await natsUrl();
-    let client: Client | undefined;
-    const nodes: SpawnedNode[] = [];
-    t.teardown(async () => {
-      for (const n of nodes) n.kill('SIGKILL');
-      await client?.close();
-      await s.drop();
-      await tmp.cleanup();
-    });
-    const config = await writeConfig(tmp.dir, {
-      cluster: s.schema,
-      postgres: { url: s.url, schema: s.schema, poolSize: 6 },
-      nats: { servers: [nats] },
-      persister: 'postgres',
-      dataDir: path.join(tmp.dir, 'data'),
+    const { s, start, connect } = await cliCluster(t, 'cont-kill', {
       jobs: JOBS_MODULE,
       engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: 200, prefetch: 16, shutdownGraceMs: 2000 },
       partitions: { p: { queues: { default: { concurrency: 16 } } } },
     });
-    const a = await startCliNode(config, { nodeId: 'node-a', env: { PARTITA_CONTINUATION_SLEEP_S: '3' }, onSpawn: (n) => nodes.push(n) });
-    client = await connect({ postgres: s.url, schema: s.schema, nats: [nats], cluster: s.schema });
+    const a = await start('node-a', { env: { PARTITA_CONTINUATION_SLEEP_S: '3' } });
+    const client = await connect();
     const { ids } = await client.enqueueMany(
       'p',
       Array.from({ length: N }, (_, i) => ({ type: 'parent', payload: { i } })),
@@ -53,7 +35,7 @@ test.serial(
     t.log(`killed node-a inside a continuation's transaction; ${parentsDone}/${N} parents recorded before`);
     t.true(parentsDone < N, 'the kill left parents unrecorded (otherwise the test proves nothing)');
 
-    await startCliNode(config, { nodeId: 'node-b', onSpawn: (n) => nodes.push(n) });
+    await start('node-b');
     await until(
       'every parent and every follow-up finished',
       async () =>

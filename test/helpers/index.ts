@@ -11,4 +11,4 @@ export {
 export { startNats, startPostgres, spawnNode, type TestNats, type TestPostgres, type SpawnedNode } from './processes.js';
 export { stopSharedServices } from './shared.js';
 export { capturingLogger, type LogRecord } from './logs.js';
-export { freePort, probeNats, probePostgres, servicesDir, sleep, tempDataDir, until } from './util.js';
+export { freePort, holdTableLock, probeNats, probePostgres, servicesDir, sleep, tempDataDir, until } from './util.js';

@@ -175,3 +175,20 @@ export function probeNats(url: string, timeoutMs = 2000, expectName?: string): P
 export function tempDataDir(prefix = 'node'): string {
   return mkdtempSync(path.join(os.tmpdir(), `partita-${prefix}-`));
 }
+
+/**
+ * Takes ACCESS EXCLUSIVE on `table` (schema-qualified) in a transaction of its own, so every
+ * statement on the table waits, and resolves with the function that lets go (twice is harmless;
+ * pass it to t.teardown too).
+ */
+export async function holdTableLock(pool: pg.Pool, table: string): Promise<() => Promise<void>> {
+  const holder = await pool.connect();
+  await holder.query(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await holder.query('ROLLBACK');
+    holder.release();
+  };
+}

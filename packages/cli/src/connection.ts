@@ -124,7 +124,7 @@ export function embeddedUrl(dataDir: string): string | undefined {
   return `postgres://postgres@127.0.0.1:${port}/postgres`;
 }
 
-export async function openClient(conn: Connection, logger?: Logger, pgExtra: { statement_timeout?: number } = {}): Promise<Client> {
+export async function openClient(conn: Connection, logger?: Logger): Promise<Client> {
   const ssl = conn.config?.postgres.ssl && conn.source === 'config' ? await sslOptions(conn.config.postgres.ssl) : undefined;
   // Loaded on use: `--help` and usage errors need neither pg nor NATS.
   const { connect } = await import('@partita/client');
@@ -136,7 +136,6 @@ export async function openClient(conn: Connection, logger?: Logger, pgExtra: { s
         max: 4,
         connectionTimeoutMillis: 10_000,
         application_name: 'partita-cli',
-        ...pgExtra,
         ...(ssl ? { ssl } : {}),
       },
       schema: conn.schema,

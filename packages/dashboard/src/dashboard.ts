@@ -303,7 +303,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     let path = url.pathname;
     if (base && (path === base || path.startsWith(base + '/'))) path = path.slice(base.length);
     path = path.replace(/\/+$/, '') || '/';
-    const ctx: Ctx = { req, res, base, path, query: url.searchParams };
+    const ctx: Ctx = { req, res, base, path, query: url.searchParams, status: 200 };
     route(ctx).then(
       (handled) => {
         if (handled) return;
@@ -338,6 +338,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     base: string;
     path: string;
     query: URLSearchParams;
+    /** The page's HTTP status (200 unless the page says otherwise). */
+    status: number;
   }
 
   function layout(ctx: Ctx, title: string, nav: Layout['nav'], body: Html, isLive: boolean): string {
@@ -393,8 +395,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   }
 
   function html200(ctx: Ctx, body: string): true {
-    // A page may have set its status (404 for an unknown job) and still be a page.
-    send(ctx.res, ctx.res.statusCode, 'text/html; charset=utf-8', body);
+    // A page may have set its status (404 for an unknown job) and still be a page. Not the response's
+    // own statusCode: a host framework may have set that before handing the request over (Koa: 404).
+    send(ctx.res, ctx.status, 'text/html; charset=utf-8', body);
     return true;
   }
 
@@ -772,7 +775,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     await allow(ctx.req, { kind: 'view', page: 'job' });
     const job = isUuid(id) ? await within('reading the job', (await reader()).job(id)) : undefined;
     if (!job) {
-      ctx.res.statusCode = 404;
+      ctx.status = 404;
       return layout(
         ctx,
         'No such job',
@@ -948,7 +951,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       const [other] = await db.run<{ app_id: string }>('wf_app_of', [id]);
-      ctx.res.statusCode = 404;
+      ctx.status = 404;
       return layout(
         ctx,
         'No such workflow',
@@ -989,7 +992,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     await allow(ctx.req, { kind: 'view', page: 'process' });
     const record = await within('reading the process', (await processReads).get(name));
     if (!record) {
-      ctx.res.statusCode = 404;
+      ctx.status = 404;
       return layout(
         ctx,
         'No such process',

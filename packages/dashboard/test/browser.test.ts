@@ -7,14 +7,13 @@
  */
 import test from 'ava';
 import { existsSync, mkdirSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { connect } from '@partita/client';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { dashboard, dashboardPlugin } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { listen } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, '..', '..', '..', 'test', 'artifacts', 'dashboard');
@@ -276,14 +275,9 @@ test.serial('a dashboard started afresh (a node restart) rebuilds the last hour 
   const finished = rows[0]!.n;
   t.true(finished > 60, `jobs completed earlier in this file (${finished})`);
   const fresh = dashboard({ client: node.client, basePath: '/fresh' });
-  const server = http.createServer((req, res) => fresh(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(async () => {
-    await fresh.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
-  const text = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/fresh/`)).text();
+  const s = await listen((req, res) => fresh(req, res), [fresh]);
+  t.teardown(s.close);
+  const text = await (await fetch(`${s.origin}/fresh/`)).text();
   const completed = /Completed \/ min[\s\S]*?hour: (\d+)/.exec(text);
   t.is(Number(completed?.[1]), finished, 'the throughput chart holds every completion of the hour, none counted twice');
   const wait = /Wait \(enqueue → start\), avg[\s\S]*?<svg[\s\S]*?<\/svg>/.exec(text)?.[0] ?? '';
@@ -294,16 +288,13 @@ test.serial('a dashboard started afresh (a node restart) rebuilds the last hour 
 test.serial('without a bus the page polls; a hidden tab neither listens nor refreshes, and catches up when shown', async (t) => {
   const busless = await connect({ postgres: db.url, schema: db.schema });
   const handler = dashboard({ client: busless, basePath: '/nobus' });
-  const server = http.createServer((req, res) => handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const s = await listen((req, res) => handler(req, res), [handler]);
   t.teardown(async () => {
-    await handler.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await s.close();
     await busless.close();
   });
   const updated = (p: Page) => p.evaluate<string>("document.body.dataset.updated || ''");
-  const polling = await open(`http://127.0.0.1:${(server.address() as AddressInfo).port}/nobus/`);
+  const polling = await open(`${s.origin}/nobus/`);
   await polling.waitForFunction("document.body.dataset.liveState === 'polling'", undefined, { timeout: 10_000 });
   t.regex((await polling.locator('main').textContent())!, /No job events reach this dashboard/);
   const before = await updated(polling);

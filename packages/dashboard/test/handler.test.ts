@@ -4,8 +4,6 @@
  * cross-site refusal, Express-style fall-through, the event stream; and the filter's id arithmetic.
  */
 import test from 'ava';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isUuid } from '@partita/core';
 import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
 import { clientBus } from '@partita/client/internal';
@@ -19,7 +17,8 @@ import {
   type DashboardOptions,
 } from '@partita/dashboard';
 import { idRange } from '../src/filter.js';
-import { freshSchema, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { freshSchema, holdTableLock, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { listen } from './helpers.js';
 
 let db: TestSchema;
 let node: PartitaNode;
@@ -46,14 +45,14 @@ test.after.always(async () => {
 /** The handler on its own server under `/admin/dash`; anything else answers 418 (the host app's own route). */
 async function serve(options: Omit<DashboardOptions, 'client' | 'basePath'>) {
   const handler = dashboard({ client: node.client, basePath: '/admin/dash', ...options });
-  const server = http.createServer((req, res) =>
-    handler(req, res, () => {
-      res.statusCode = 418;
-      res.end('host app');
-    }),
+  const { origin, close } = await listen(
+    (req, res) =>
+      handler(req, res, () => {
+        res.statusCode = 418;
+        res.end('host app');
+      }),
+    [handler],
   );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
     fetch(origin + path, {
       method: 'POST',
@@ -65,11 +64,7 @@ async function serve(options: Omit<DashboardOptions, 'client' | 'basePath'>) {
     origin,
     handler,
     post,
-    close: async () => {
-      await handler.close();
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
+    close,
   };
 }
 
@@ -272,16 +267,8 @@ test.serial(
     t.teardown(s.close);
     t.is((await fetch(`${s.origin}/admin/dash/jobs/${id}`)).status, 200, 'the page serves while nothing blocks it');
     // A lock that every read of the hot table waits for, held by the test until it lets go.
-    const holder = await db.pool.connect();
-    let released = false;
-    const release = async () => {
-      if (released) return;
-      released = true;
-      await holder.query('ROLLBACK');
-      holder.release();
-    };
+    const release = await holdTableLock(db.pool, `${db.schema}.jobs`);
     t.teardown(release);
-    await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs IN ACCESS EXCLUSIVE MODE`);
     for (const path of [`/jobs/${id}`, `/jobs?q=${encodeURIComponent('queue:idle')}`, '/queues']) {
       const started = Date.now();
       const res = await fetch(`${s.origin}/admin/dash${path}`);
@@ -308,12 +295,7 @@ test.serial(
 );
 
 test.serial('the hour read from history at start is cut at the statement timeout too; the overview serves and says so', async (t) => {
-  const holder = await db.pool.connect();
-  t.teardown(async () => {
-    await holder.query('ROLLBACK');
-    holder.release();
-  });
-  await holder.query(`BEGIN; LOCK TABLE ${db.schema}.jobs_history IN ACCESS EXCLUSIVE MODE`);
+  t.teardown(await holdTableLock(db.pool, `${db.schema}.jobs_history`));
   const s = await serve({ statementTimeoutMs: 300 });
   t.teardown(s.close);
   const started = Date.now();

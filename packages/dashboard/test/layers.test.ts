@@ -8,8 +8,6 @@
  */
 import test from 'ava';
 import { existsSync, mkdirSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { connect, type Client } from '@partita/client';
@@ -20,6 +18,7 @@ import { app, workflowsPlugin, type WorkflowApp } from '@partita/workflows';
 import { defineProcess, processes, processesPlugin, schedules, type RunOutcome } from '@partita/processes';
 import { ACTION_EVENT_KIND, dashboard, dashboardPlugin, type ActionRecord, type DashboardAction } from '@partita/dashboard';
 import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
+import { listen } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, '..', '..', '..', 'test', 'artifacts', 'dashboard');
@@ -390,21 +389,17 @@ test.serial('processes: readOnly shows no action and refuses one; authorize sees
     },
   });
   guarded.events.on('action', (r: ActionRecord) => refusedEvents.push(r));
-  const server = http.createServer((req, res) => {
-    const handler = req.url?.startsWith('/ro') ? readOnly : guarded;
-    void handler(req, res, () => {
-      res.statusCode = 404;
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(async () => {
-    await readOnly.close();
-    await guarded.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { origin, close } = await listen(
+    (req, res) => {
+      const handler = req.url?.startsWith('/ro') ? readOnly : guarded;
+      void handler(req, res, () => {
+        res.statusCode = 404;
+        res.end();
+      });
+    },
+    [readOnly, guarded],
+  );
+  t.teardown(close);
   const post = (path: string) =>
     fetch(origin + path, {
       method: 'POST',

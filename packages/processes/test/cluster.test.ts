@@ -5,11 +5,18 @@
  * seconds of the take-over included; then the CLI reads and changes the schedule.
  */
 import test from 'ava';
-import { cliJson, runCli, startCliNode, until } from '../../../test/fixtures/cli.js';
+import { cliJson, runCli, until } from '../../../test/fixtures/cli.js';
 import { scheduleCluster } from './helpers.js';
 
 test.serial('3 nodes, the schedules leader killed: every second fires exactly once, none missed', async (t) => {
-  const { s, config, nodes } = await scheduleCluster(t, 'sched-cluster', {
+  const {
+    s,
+    config,
+    nodes,
+    start,
+    schedulesLeader: holder,
+    occurrences: count,
+  } = await scheduleCluster(t, 'sched-cluster', {
     pollMs: 200,
     concurrency: 8,
     processes: {
@@ -19,12 +26,8 @@ test.serial('3 nodes, the schedules leader killed: every second fires exactly on
       ],
     },
   });
-  for (const id of ['node-a', 'node-b', 'node-c'])
-    nodes.set(id, await startCliNode(config, { nodeId: id, onSpawn: (n) => nodes.set(id, n) }));
+  for (const id of ['node-a', 'node-b', 'node-c']) await start(id);
   const q = async <R>(sql: string) => (await s.pool.query(sql)).rows as R[];
-  const holder = async () =>
-    (await q<{ holder: string }>(`SELECT holder FROM "${s.schema}".leases WHERE name = 'schedules' AND expires_at > now()`))[0]?.holder;
-  const count = async () => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM "${s.schema}".schedule_occurrences`))[0]!.n;
 
   await until('three occurrences', async () => (await count()) >= 3, 30_000);
   const leader = (await holder())!;

@@ -7,8 +7,8 @@
  * exactly once, each with its own job. Without PARTITA_SOAK the test is skipped.
  */
 import test from 'ava';
-import { startCliNode, until } from '../../../test/fixtures/cli.js';
-import { scheduleCluster } from './helpers.js';
+import { until } from '../../../test/fixtures/cli.js';
+import { everySecond, scheduleCluster } from './helpers.js';
 
 const SOAK_S = Number(process.env.SOAK_S ?? 60);
 const SCHEDULES = Number(process.env.SOAK_SCHEDULES ?? 100);
@@ -18,32 +18,21 @@ soak(
   `cron soak: ${SCHEDULES} schedules every second, 3 nodes killed and restarted for ${SOAK_S} s: every occurrence exactly once`,
   async (t) => {
     t.timeout((SOAK_S + 120) * 1000);
-    const { s, config, nodes } = await scheduleCluster(t, 'cron-soak', {
+    const {
+      s,
+      nodes,
+      start,
+      schedulesLeader: leader,
+      occurrences,
+    } = await scheduleCluster(t, 'cron-soak', {
       pollMs: 500,
       concurrency: 16,
-      processes: {
-        leaseMs: 2000,
-        schedules: Array.from({ length: SCHEDULES }, (_, i) => ({
-          id: `s${i}`,
-          cron: '* * * * * *',
-          partition: 'p',
-          type: 'tick',
-          misfire: 'backfill',
-          overlap: 'allow',
-        })),
-      },
+      processes: { leaseMs: 2000, schedules: everySecond('s', SCHEDULES) },
     });
     const ids = ['node-a', 'node-b', 'node-c'];
-    const start = async (id: string) => nodes.set(id, await startCliNode(config, { nodeId: id, onSpawn: (n) => nodes.set(id, n) }));
     for (const id of ids) await start(id);
     const q = async <R>(sql: string) => (await s.pool.query(sql)).rows as R[];
-    const leader = async () =>
-      (await q<{ holder: string }>(`SELECT holder FROM "${s.schema}".leases WHERE name = 'schedules' AND expires_at > now()`))[0]?.holder;
-    await until(
-      'occurrences',
-      async () => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM "${s.schema}".schedule_occurrences`))[0]!.n > 0,
-      60_000,
-    );
+    await until('occurrences', async () => (await occurrences()) > 0, 60_000);
     const began = Date.now();
     let kills = 0;
     while (Date.now() - began < SOAK_S * 1000) {

@@ -1,49 +1,49 @@
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { freshSchema, natsUrl, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
-import { tempDir, writeConfig } from '../../../test/fixtures/cli.js';
+import { cliCluster, type CliCluster } from '../../../test/fixtures/cli.js';
 
 const JOBS_MODULE = path.join(import.meta.dirname, 'fixtures', 'schedule-jobs.mjs');
 
-export interface ScheduleCluster {
-  s: TestSchema;
-  /** The test's temporary directory (the config and the nodes' data are in it). */
-  dir: string;
-  /** The written config file, for `startCliNode` and `partita -c`. */
-  config: string;
-  /** The `partita start` processes the test started, by node id: SIGKILLed at teardown. */
-  nodes: Map<string, SpawnedNode>;
+export interface ScheduleCluster extends CliCluster {
+  /** The node that holds the `schedules` lease now, if any. */
+  schedulesLeader(): Promise<string | undefined>;
+  /** How many occurrences have been claimed, all schedules together. */
+  occurrences(): Promise<number>;
 }
 
 /**
- * The set-up the schedules cluster tests share: a fresh schema, a config for `partita start` nodes of
- * partition `p` running fixtures/schedule-jobs.mjs with the processes plugin as given, and a teardown
- * that kills every node, drops the schema and removes the directory.
+ * The set-up the schedules cluster tests share: `partita start` nodes (test/fixtures/cli.ts'
+ * cliCluster) of partition `p` running fixtures/schedule-jobs.mjs with the processes plugin as given,
+ * short leases so a killed leader is replaced within seconds.
  */
 export async function scheduleCluster(
   t: ExecutionContext,
   name: string,
   opts: { pollMs: number; concurrency: number; processes: Record<string, unknown> },
 ): Promise<ScheduleCluster> {
-  const s = await freshSchema(name.replaceAll('-', '_'));
-  const tmp = await tempDir(name);
-  const nats = await natsUrl();
-  const nodes = new Map<string, SpawnedNode>();
-  t.teardown(async () => {
-    for (const n of nodes.values()) n.kill('SIGKILL');
-    await s.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: s.schema,
-    postgres: { url: s.url, schema: s.schema, poolSize: 6 },
-    nats: { servers: [nats] },
-    persister: 'postgres',
-    dataDir: path.join(tmp.dir, 'data'),
+  const c = await cliCluster(t, name, {
     jobs: JOBS_MODULE,
     engine: { leaseMs: 2000, heartbeatMs: 500, pollMs: opts.pollMs },
     partitions: { p: { queues: { default: { concurrency: opts.concurrency } } } },
     plugins: { processes: opts.processes },
   });
-  return { s, dir: tmp.dir, config, nodes };
+  const one = async <R>(sql: string) => (await c.s.pool.query(sql)).rows[0] as R | undefined;
+  return {
+    ...c,
+    schedulesLeader: async () =>
+      (await one<{ holder: string }>(`SELECT holder FROM "${c.s.schema}".leases WHERE name = 'schedules' AND expires_at > now()`))?.holder,
+    occurrences: async () => (await one<{ n: number }>(`SELECT count(*)::int AS n FROM "${c.s.schema}".schedule_occurrences`))!.n,
+  };
+}
+
+/** `count` schedules `<prefix>0…` of job type `tick` in partition `p`, each firing every second (backfilled, overlapping). */
+export function everySecond(prefix: string, count: number) {
+  return Array.from({ length: count }, (_, i) => ({
+    id: `${prefix}${i}`,
+    cron: '* * * * * *',
+    partition: 'p',
+    type: 'tick',
+    misfire: 'backfill',
+    overlap: 'allow',
+  }));
 }

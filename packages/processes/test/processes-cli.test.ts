@@ -4,35 +4,19 @@
  */
 import test from 'ava';
 import path from 'node:path';
-import { connect } from '@partita/client';
 import { processes } from '@partita/processes';
-import { freshSchema, natsUrl, type SpawnedNode } from '../../../test/helpers/index.js';
-import { cliJson, runCli, startCliNode, tempDir, until, writeConfig } from '../../../test/fixtures/cli.js';
+import { cliCluster, cliJson, runCli, until } from '../../../test/fixtures/cli.js';
 
 const JOBS_MODULE = path.join(import.meta.dirname, 'fixtures', 'process-jobs.mjs');
 
 test.serial('partita start runs the processes and schedules of the jobs module; partita process steers them', async (t) => {
-  const s = await freshSchema('proc_cli');
-  const tmp = await tempDir('proc-cli');
-  const nats = await natsUrl();
-  let node: SpawnedNode | undefined;
-  const client = await connect({ postgres: s.url, schema: s.schema, cluster: s.schema, nats: { servers: [nats] } });
-  t.teardown(async () => {
-    node?.kill('SIGKILL');
-    await client.close().catch(() => undefined);
-    await s.drop();
-    await tmp.cleanup();
-  });
-  const config = await writeConfig(tmp.dir, {
-    cluster: s.schema,
-    postgres: { url: s.url, schema: s.schema, poolSize: 4 },
-    nats: { servers: [nats] },
-    persister: 'postgres',
-    dataDir: path.join(tmp.dir, 'data'),
+  const { config, start, connect } = await cliCluster(t, 'proc-cli', {
+    postgres: { poolSize: 4 },
     jobs: JOBS_MODULE,
     partitions: { p: { queues: { default: { concurrency: 1 } } } },
   });
-  node = await startCliNode(config, { nodeId: 'cli-node' });
+  const client = await connect();
+  await start('cli-node');
   const conn = ['-c', config];
   const api = processes(client);
   await until('the process is declared', async () => (await api.get('tally')) !== undefined, 20_000);

@@ -9,7 +9,7 @@
  */
 import { queueThrottle, type Client, type ThrottleRule } from '@partita/client';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, str } from '../args.js';
-import { withClient, type Command } from '../command.js';
+import { positionals, withClient, type Command } from '../command.js';
 import { EXIT, NotAvailableError, UsageError } from '../errors.js';
 import { eprintln, formatBytes, formatDuration, printJson, println, table } from '../io.js';
 
@@ -184,7 +184,7 @@ notification asks every node to store its profile in the nodes table, which is r
     ...COMMON_OPTIONS,
   },
   async run(ctx) {
-    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`, 'roll-call');
+    positionals(ctx, []);
     const delayMs = duration(str(ctx.values, 'delay'), '--delay', 'roll-call');
     return withClient(ctx, async (client) => {
       const members = (await method(client, 'rollCall', 'partita roll-call')(delayMs !== undefined ? { delayMs } : {})) as Record<

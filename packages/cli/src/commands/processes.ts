@@ -5,8 +5,8 @@
  */
 import { processes, type ProcessRecord } from '@partita/processes';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS } from '../args.js';
-import { withClient, type Command } from '../command.js';
-import { EXIT, NotFoundError, UsageError } from '../errors.js';
+import { actionAndName, positionals, withClient, type Command } from '../command.js';
+import { EXIT, NotFoundError } from '../errors.js';
 import { fields, formatDuration, printJson, println, table, whenFromNow } from '../io.js';
 
 function lastRunOf(p: ProcessRecord): string {
@@ -21,7 +21,7 @@ export const processesList: Command = {
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   examples: ['partita processes', 'partita processes --json | jq ".[] | select(.lastRun.state != \\"completed\\")"'],
   async run(ctx) {
-    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`, 'processes');
+    positionals(ctx, []);
     return withClient(ctx, async (client) => {
       const list = await processes(client).list();
       if (ctx.json) printJson(ctx.io, list);
@@ -62,11 +62,7 @@ export const processShow: Command = {
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   examples: ['partita process key-gc', 'partita process key-gc --json', 'partita process trigger key-gc'],
   async run(ctx) {
-    const [first, second, extra] = ctx.positionals;
-    if (!first) throw new UsageError('process needs a process name, or trigger|pause|resume and a name', 'process');
-    const action = (ACTIONS as readonly string[]).includes(first) && second !== undefined ? (first as (typeof ACTIONS)[number]) : undefined;
-    const name = action ? second! : first;
-    if ((action ? extra : second) !== undefined) throw new UsageError(`unexpected argument "${action ? extra : second}"`, 'process');
+    const { action, name } = actionAndName(ctx, ACTIONS, 'process');
     return withClient(ctx, async (client) => {
       const api = processes(client);
       if (action) {

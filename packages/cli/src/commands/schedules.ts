@@ -5,8 +5,8 @@
  */
 import { schedules, type ScheduleRecord } from '@partita/processes';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS } from '../args.js';
-import { withClient, type Command } from '../command.js';
-import { EXIT, NotFoundError, UsageError } from '../errors.js';
+import { actionAndName, positionals, withClient, type Command } from '../command.js';
+import { EXIT, NotFoundError } from '../errors.js';
 import { fields, formatDuration, printJson, println, table, whenFromNow } from '../io.js';
 
 function stateOf(s: ScheduleRecord): string {
@@ -20,7 +20,7 @@ export const schedulesList: Command = {
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   examples: ['partita schedules', 'partita schedules --json | jq ".[] | select(.missedCount > 0)"'],
   async run(ctx) {
-    if (ctx.positionals.length) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`, 'schedules');
+    positionals(ctx, []);
     return withClient(ctx, async (client) => {
       const list = await schedules(client).list();
       if (ctx.json) printJson(ctx.io, list);
@@ -62,11 +62,7 @@ export const schedule: Command = {
   options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
   examples: ['partita schedule nightly-report', 'partita schedule pause nightly-report', 'partita schedule trigger nightly-report --json'],
   async run(ctx) {
-    const [first, second, extra] = ctx.positionals;
-    if (!first) throw new UsageError('schedule needs a schedule name, or pause|resume|trigger and a name', 'schedule');
-    const action = (ACTIONS as readonly string[]).includes(first) && second !== undefined ? (first as (typeof ACTIONS)[number]) : undefined;
-    const id = action ? second! : first;
-    if ((action ? extra : second) !== undefined) throw new UsageError(`unexpected argument "${action ? extra : second}"`, 'schedule');
+    const { action, name: id } = actionAndName(ctx, ACTIONS, 'schedule');
     return withClient(ctx, async (client) => {
       const api = schedules(client);
       if (action === 'trigger') {

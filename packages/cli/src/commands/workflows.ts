@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Client } from '@partita/client';
 import type { ActivityTimeline, WorkflowApp, WorkflowStatusName, WorkflowSummary } from '@partita/workflows';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, flag, int, json, list, str } from '../args.js';
-import { withClient as withPlainClient, type Command, type Context } from '../command.js';
+import { positionals, withClient as withPlainClient, type Command, type Context } from '../command.js';
 import { migratePlugins } from '../plugin-tables.js';
 import { EXIT, ExitError, NotFoundError, UsageError } from '../errors.js';
 import { brief, colour, fields, formatDuration, printJson, println, table, type Io } from '../io.js';
@@ -44,15 +44,6 @@ function withClient<T>(ctx: Context, fn: (client: Client) => Promise<T>): Promis
 async function openApp(client: Client, id: string): Promise<WorkflowApp> {
   const { app } = await import('@partita/workflows');
   return app(client, id);
-}
-
-/** Exactly `names` positionals (the last `optional` ones may be missing); a missing one is a usage error naming it. */
-function positionals(ctx: Context, names: string[], optional = 0): string[] {
-  const given = ctx.positionals;
-  if (given.length > names.length) throw new UsageError(`unexpected argument "${given[names.length]}"`, ctx.spec.name);
-  if (given.length < names.length - optional)
-    throw new UsageError(`missing ${names.slice(given.length, names.length - optional).join(' and ')}`, ctx.spec.name);
-  return given;
 }
 
 /** A JSON argument; invalid JSON names the argument. */
