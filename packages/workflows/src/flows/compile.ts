@@ -40,6 +40,8 @@ export interface CompiledFlow {
   stageOf: Map<string, string>;
   /** Child queue → the data key its fan-in writes the children's records to, and the ids. */
   childKeys: Map<string, { items: string; ids: string }>;
+  /** Graph topic → the first queue of its chain. */
+  rootOf: Map<string, string>;
 }
 
 export const jobTypeOf = (flow: string, queue: string) => `flow.${flow}.${queue}`;
@@ -185,7 +187,24 @@ export function compileFlow(name: string, queues: readonly FlowQueueOptions[], e
   const body = { id: `flow_${name}`, settings: {}, graphs };
   const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const appDef = { ...body, version };
-  return { appId: body.id, version, yaml: `app: ${JSON.stringify(appDef)}\n`, mainTopic, queues: roles, stageOf, childKeys };
+  const rootOf = new Map(roots.map((r) => [r.topic, r.queue]));
+  return { appId: body.id, version, yaml: `app: ${JSON.stringify(appDef)}\n`, mainTopic, queues: roles, stageOf, childKeys, rootOf };
+}
+
+/**
+ * The stage a flow workflow of graph `topic` is in (or ended in), from its data alone: the data names
+ * the last stage done (each stage's transition writes it); the one after it is the stage running,
+ * except after a parent stage whose children have not all ended yet (their fan-ins write their keys).
+ */
+export function currentStage(flow: CompiledFlow, topic: string, data: Record<string, unknown>, finished: boolean): string | undefined {
+  const done = typeof data.stage === 'string' ? data.stage : undefined;
+  if (done === undefined) return flow.rootOf.get(topic);
+  if (finished) return done;
+  const q = flow.queues.get(done);
+  if (!q) return done;
+  const children = q.options.children ?? [];
+  if (children.some((c) => !(childItemsKey(c.queue) in data))) return done;
+  return q.options.nextQueue ?? done;
 }
 
 function stripEmpty(t: Record<string, { to: string }[]>): Record<string, { to: string }[]> {

@@ -15,7 +15,16 @@ import { app, type WorkflowApp, type WorkflowEvent } from '../app.js';
 import { FAILED, INTERRUPTED } from '../errors.js';
 import { pubWith } from '../internal.js';
 import { workflowsPlugin } from '../plugin.js';
-import { compileFlow, jobQueueOf, jobTypeOf, childIdsKey, childItemsKey, type CompiledFlow, type FlowQueueOptions } from './compile.js';
+import {
+  compileFlow,
+  currentStage,
+  jobQueueOf,
+  jobTypeOf,
+  childIdsKey,
+  childItemsKey,
+  type CompiledFlow,
+  type FlowQueueOptions,
+} from './compile.js';
 import { flowOps, runOn, type Queryable } from './db.js';
 import { FlowDefinitionError, FlowNotStartedError } from './errors.js';
 import { lookupRows, lookupValue, type KeyRow } from './lookup.js';
@@ -471,7 +480,7 @@ export class Flow<
   private toJob(r: any, resolveChildren: boolean): FlowJob<Job, Params> {
     const data: FlowData = r.data ?? {};
     const status = Number(r.status);
-    const stage = r.activity ? this.compiled.stageOf.get(r.activity) : undefined;
+    const stage = status === STATUS_PENDING ? undefined : currentStage(this.compiled, String(r.topic), data, status === 0);
     const failed = status === FAILED || status === INTERRUPTED;
     const failedAt =
       failed && isRecord(r.output) && typeof r.output.activity === 'string' ? this.compiled.stageOf.get(r.output.activity) : stage;
