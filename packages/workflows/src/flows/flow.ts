@@ -128,6 +128,11 @@ export class Flow<
   private readonly workers = new Map<string, WorkerSpec>();
   private client: Client | undefined;
   private ownNode: PartitaNode | undefined;
+  /** The node startAll started or joined, and the job queues it started there, in flow order. */
+  private node: PartitaNode | undefined;
+  private started: string[] = [];
+  /** The queues in the order the definition lists them: startAll starts them in it, stopAll stops in reverse. */
+  private readonly order: string[];
   private wf: WorkflowApp | undefined;
   private deployed: Promise<void> | undefined;
   private readonly listeners: { [E in EventName]: ((e: EventOf<E>) => void)[] } = { stage: [], completed: [], failed: [] };
@@ -149,6 +154,7 @@ export class Flow<
     for (const q of options.queues)
       if (this.compiled.queues.get(q.name)?.role !== 'child') for (const a of q.lookupAttributes ?? []) attrs.add(a);
     this.lookupAttributes = [...attrs];
+    this.order = options.queues.map((q) => q.name);
   }
 
   /** The workflow app id the flow compiles to (status, export and the dashboard show it). */
@@ -318,6 +324,14 @@ export class Flow<
     return Object.fromEntries([...this.workers.values()].map((w) => [jobQueueOf(this.name, w.queue), { concurrency: w.concurrency }]));
   }
 
+  /**
+   * The job queues of the stages with workers here, in flow order. A node that loads flow.jobs() from
+   * its jobs module can list them in its `stoppedQueues` option, so that startAll({ node }) starts them in order.
+   */
+  jobQueues(): string[] {
+    return this.order.filter((q) => this.workers.has(q)).map((q) => jobQueueOf(this.name, q));
+  }
+
   /** Creates and reads jobs through this client (a program that runs no workers). */
   useClient(client: Client): this {
     this.client = client;
@@ -350,20 +364,31 @@ export class Flow<
       const plugins = [...(options.plugins ?? [])];
       if (!plugins.some((p) => p.name === 'workflows')) plugins.push(workflowsPlugin());
       if (!plugins.some((p) => p.name === FLOWS_PLUGIN)) plugins.push(flowsPlugin());
-      const { jobs = [], ...rest } = options;
+      const { jobs = [], stoppedQueues = {}, ...rest } = options;
       node = await startNode({
         ...rest,
         partitions,
+        // Started stopped, then one by one in flow order below, once the app is deployed.
+        stoppedQueues: { ...stoppedQueues, [this.partition]: [...(stoppedQueues[this.partition] ?? []), ...this.jobQueues()] },
         plugins,
         jobs: [...jobs, ...this.jobs()],
         ...(rest.logger ? {} : { logger: this.logger }),
       });
       this.ownNode = node;
     }
+    this.node = node;
     try {
       this.useClient(node.client);
       await this.ensureDeployed();
       if (this.hasListeners()) await this.subscribe();
+      // The node's queues of this flow's partition: a joined node may run only some stages, or none.
+      const served = new Set(Object.keys((await node.stats()).find((e) => e.partition === this.partition)?.queues ?? {}));
+      for (const queue of this.order) {
+        const jobQueue = jobQueueOf(this.name, queue);
+        if (!served.has(jobQueue)) continue;
+        await node.startQueues(this.partition, [jobQueue]);
+        this.started.push(jobQueue);
+      }
     } catch (err) {
       await this.stopAll();
       throw err;
@@ -372,12 +397,22 @@ export class Flow<
     return node;
   }
 
-  /** Stops in reverse: the event subscription, then the node startAll started (running stages finish within its grace). */
+  /**
+   * Stops in reverse: the event subscription, then each stage's queue on the node, the last first
+   * (its running jobs finish within graceMs and are recorded before the stage before it stops, so
+   * what they hand on stays queued in the stopped stage after them), then the node startAll started.
+   * A joined node keeps running (its other work goes on); startAll({ node }) resumes the stages.
+   */
   async stopAll(opts: { graceMs?: number } = {}): Promise<void> {
     const unsubscribe = this.unsubscribe;
     this.unsubscribe = undefined;
     this.subscribing = undefined;
     await unsubscribe?.();
+    const stopping = this.node;
+    const started = this.started;
+    this.node = undefined;
+    this.started = [];
+    for (const jobQueue of [...started].reverse()) await stopping?.stopQueues(this.partition, [jobQueue], opts);
     const node = this.ownNode;
     this.ownNode = undefined;
     this.client = undefined;
