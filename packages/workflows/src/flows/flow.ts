@@ -9,13 +9,22 @@ import { randomUUID } from 'node:crypto';
 import { ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
 import type { Client } from '@partita/client';
 import { clientStore } from '@partita/client/internal';
-import { defineJob, startNode, type JobContext, type JobDefinition, type NodeOptions, type PartitaNode } from '@partita/runtime';
+import {
+  defineJob,
+  startNode,
+  type Continuation,
+  type JobContext,
+  type JobDefinition,
+  type NodeOptions,
+  type PartitaNode,
+} from '@partita/runtime';
 import { ActivationInProgressError } from '../activation/index.js';
 import { app, type WorkflowApp, type WorkflowEvent } from '../app.js';
 import { FAILED, INTERRUPTED } from '../errors.js';
 import { pubWith } from '../internal.js';
 import { workflowsPlugin } from '../plugin.js';
 import {
+  childIdOf,
   compileFlow,
   currentStage,
   jobQueueOf,
@@ -25,7 +34,7 @@ import {
   type CompiledFlow,
   type FlowQueueOptions,
 } from './compile.js';
-import { flowOps, runOn, type Queryable } from './db.js';
+import { flowOps, rawOp, runOn, type Queryable } from './db.js';
 import { FlowDefinitionError, FlowNotStartedError } from './errors.js';
 import { lookupRows, lookupValue, type KeyRow } from './lookup.js';
 import { FLOWS_PLUGIN, flowsPlugin } from './plugin.js';
@@ -83,6 +92,8 @@ export interface FlowChildJob<ChildState = Record<string, unknown>, ChildParams 
   queue: string;
   params: ChildParams;
   state: ChildState;
+  /** In a child chain, after a stage of it with children of its own: those children (as FlowWorkerJob's). */
+  children: Record<string, { id: string; params: unknown; state: unknown }[]>;
   attempt: number;
   signal: AbortSignal;
   logger: Logger;
@@ -123,7 +134,12 @@ export class Flow<
   readonly name: string;
   readonly partition: string;
   private readonly compiled: CompiledFlow;
+  /** Indexed at createJob: the main chain's queues' attributes. */
   private readonly lookupAttributes: string[];
+  /** Child queue → the attributes of its chain's queues, indexed when a parent stage creates its children. */
+  private readonly childAttributes = new Map<string, string[]>();
+  /** Every attribute getJobsByKey may be asked for. */
+  private readonly allAttributes: string[];
   private readonly logger: Logger;
   private readonly workers = new Map<string, WorkerSpec>();
   private client: Client | undefined;
@@ -149,11 +165,19 @@ export class Flow<
     this.partition = options.partition ?? 'default';
     this.logger = childLogger(options.logger ?? silentLogger(), { flow: this.name });
     // guild-queues indexes each queue's lookup attributes; a job is created in the first queue with all
-    // its params, so the union of the main chain's attributes is indexed at createJob.
-    const attrs = new Set<string>();
-    for (const q of options.queues)
-      if (this.compiled.queues.get(q.name)?.role !== 'child') for (const a of q.lookupAttributes ?? []) attrs.add(a);
-    this.lookupAttributes = [...attrs];
+    // its params, so the union of a chain's attributes is indexed when its job is created: the main
+    // chain's at createJob, a child chain's when its parent stage's outcome creates the children.
+    const byName = new Map(options.queues.map((q) => [q.name, q]));
+    const chainAttributes = (root: string): string[] => {
+      const attrs = new Set<string>();
+      for (let q = byName.get(root); q; q = q.nextQueue === undefined ? undefined : byName.get(q.nextQueue))
+        for (const a of q.lookupAttributes ?? []) attrs.add(a);
+      return [...attrs];
+    };
+    this.lookupAttributes = chainAttributes(options.queues[0]!.name);
+    for (const [topic, root] of this.compiled.rootOf)
+      if (topic !== this.compiled.mainTopic) this.childAttributes.set(root, chainAttributes(root));
+    this.allAttributes = [...new Set([...this.lookupAttributes, ...[...this.childAttributes.values()].flat()])];
     this.order = options.queues.map((q) => q.name);
   }
 
@@ -183,6 +207,7 @@ export class Flow<
     queue: string,
     concurrency: number | undefined,
     perform: (payload: { id: string; data: FlowData }, ctx: JobContext) => Promise<unknown>,
+    continuation?: Continuation<{ id: string; data: FlowData }>,
   ) {
     const q = this.queue(queue);
     if (this.workers.has(queue)) throw new FlowDefinitionError(this.name, `queue ${queue} already has workers`, 'queue');
@@ -195,6 +220,7 @@ export class Flow<
       maxAttempts: q.options.maxAttempts ?? 1,
       ...(q.options.backoff ? { backoff: q.options.backoff } : {}),
       ...(q.options.timeoutMs ? { timeoutMs: q.options.timeoutMs } : {}),
+      ...(continuation ? { continuation } : {}),
       perform,
     });
     this.workers.set(queue, { queue, concurrency: c, definition });
@@ -231,31 +257,62 @@ export class Flow<
     if (q.role !== 'parent')
       throw new FlowDefinitionError(this.name, `queue ${queue} has no children; use createWorkers or createChildWorkers`, 'queue');
     const childQueues = (q.options.children ?? []).map((c) => c.queue);
-    this.register(queue, opts.concurrency, async (p, ctx) => {
-      const out = await fn(this.workerJob(queue, p, ctx));
-      const children: Record<string, unknown[]> = Object.fromEntries(childQueues.map((c) => [c, []]));
-      if (Array.isArray(out)) {
-        if (childQueues.length !== 1)
-          throw new ValidationError(
-            `parent stage ${queue} has ${childQueues.length} child queues; return { ${childQueues.join(': [...], ')}: [...] }`,
-            queue,
-          );
-        children[childQueues[0]!] = out;
-      } else if (out && typeof out === 'object') {
-        for (const [k, v] of Object.entries(out)) {
-          if (!childQueues.includes(k))
+    this.register(
+      queue,
+      opts.concurrency,
+      async (p, ctx) => {
+        const out = await fn(this.workerJob(queue, p, ctx));
+        const children: Record<string, unknown[]> = Object.fromEntries(childQueues.map((c) => [c, []]));
+        if (Array.isArray(out)) {
+          if (childQueues.length !== 1)
             throw new ValidationError(
-              `parent stage ${queue} returned children for ${k}, which is not one of its child queues (${childQueues.join(', ')})`,
+              `parent stage ${queue} has ${childQueues.length} child queues; return { ${childQueues.join(': [...], ')}: [...] }`,
               queue,
             );
-          if (!Array.isArray(v)) throw new ValidationError(`parent stage ${queue}: the children of ${k} must be an array of params`, queue);
-          children[k] = v;
-        }
-      } else
-        throw new ValidationError(`parent stage ${queue} must return its children's params (an array, or { childQueue: [...] })`, queue);
-      return { patch: {}, children };
-    });
+          children[childQueues[0]!] = out;
+        } else if (out && typeof out === 'object') {
+          for (const [k, v] of Object.entries(out)) {
+            if (!childQueues.includes(k))
+              throw new ValidationError(
+                `parent stage ${queue} returned children for ${k}, which is not one of its child queues (${childQueues.join(', ')})`,
+                queue,
+              );
+            if (!Array.isArray(v))
+              throw new ValidationError(`parent stage ${queue}: the children of ${k} must be an array of params`, queue);
+            children[k] = v;
+          }
+        } else
+          throw new ValidationError(`parent stage ${queue} must return its children's params (an array, or { childQueue: [...] })`, queue);
+        return { patch: {}, children };
+      },
+      this.childKeysContinuation(queue, childQueues),
+    );
     return this;
+  }
+
+  /**
+   * A parent stage's job definition continuation: in the transaction that records the stage's outcome
+   * (the one whose transition creates the children), the children's lookup rows, under the ids the
+   * executor gives them. Rolled back with the transition; rows of children not created (the parent
+   * was interrupted meanwhile) find nothing and the sweep removes them.
+   */
+  private childKeysContinuation(queue: string, childQueues: string[]): Continuation<{ id: string; data: FlowData }> | undefined {
+    if (!childQueues.some((c) => (this.childAttributes.get(c) ?? []).length > 0)) return undefined;
+    return async (tx, jobs) => {
+      const rows: KeyRow[] = [];
+      for (const job of jobs) {
+        if (job.state !== 'completed') continue;
+        const children = (job.result as { children?: Record<string, unknown[]> } | undefined)?.children ?? {};
+        childQueues.forEach((c, fan) => {
+          const attrs = this.childAttributes.get(c) ?? [];
+          if (attrs.length === 0) return;
+          (children[c] ?? []).forEach((params, i) => {
+            if (isRecord(params)) rows.push(...lookupRows(this.name, childIdOf(job.payload.id, queue, fan, i), params, attrs));
+          });
+        });
+      }
+      if (rows.length > 0) await tx.query(rawOp('keys_insert'), [JSON.stringify(rows)]);
+    };
   }
 
   /** Workers of a child queue: each child reads and writes its own slice of state (its params, merged with its returns). */
@@ -275,6 +332,7 @@ export class Flow<
         queue,
         params: data.params as ChildParams,
         state: (isRecord(data.state) ? data.state : {}) as ChildState,
+        children: this.childrenOf(data),
         attempt: ctx.attempt,
         signal: ctx.signal,
         logger: ctx.logger,
@@ -495,9 +553,9 @@ export class Flow<
     opts: { limit?: number } = {},
   ): Promise<FlowJob<Job, Params>[]> {
     const { client } = this.handle('getJobsByKey');
-    if (!this.lookupAttributes.includes(keyName))
+    if (!this.allAttributes.includes(keyName))
       throw new ValidationError(
-        `${keyName} is not a lookup attribute of flow ${this.name} (${this.lookupAttributes.join(', ') || 'none'}); add it to a queue's lookupAttributes`,
+        `${keyName} is not a lookup attribute of flow ${this.name} (${this.allAttributes.join(', ') || 'none'}); add it to a queue's lookupAttributes`,
         'keyName',
       );
     const v = lookupValue(value);
