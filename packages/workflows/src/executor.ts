@@ -1320,14 +1320,20 @@ function transient(err: unknown): boolean {
   return /Connection terminated|ECONNRESET|ECONNREFUSED|timeout exceeded/i.test(String((err as Error)?.message ?? ''));
 }
 
+/** Step jobs whose transition threw: when their batch is written again, it runs under savepoints. */
+const suspects = new Set<string>();
+const MAX_SUSPECTS = 10_000;
+
 /**
- * finishStepJobs under a savepoint of the continuation's transaction. Without it a transition that
- * throws for good (a mapping that throws, a next step aimed at a queue no node declares, a statement
- * its data breaks) rolls the whole batch back; the engine tries again, then records the step's job
- * alone without its continuation, and the workflow, never told, stays running forever. Here the
- * batch rolls back to the savepoint and is tried one job at a time; a job whose transition still
- * throws ends its workflow as failed, the error naming the activity whose transition failed. A
- * transient error (connection, deadlock, serialization) is rethrown: the engine's retry gets past it.
+ * finishStepJobs, and what keeps a transition that throws for good (a mapping that throws, a next
+ * step aimed at a queue no node declares, a statement its data breaks) from leaving its workflow
+ * running forever: without it the engine rolls the batch back, tries again, then records the step's
+ * job alone without its continuation, and the workflow is never told. The first run takes no
+ * savepoint (the common path pays nothing); a non-transient throw marks the batch's jobs and
+ * rethrows, and the engine's retry of the batch then runs under a savepoint: the batch, then one job
+ * at a time, and a job whose transition still throws ends its workflow as failed, the error naming
+ * the activity whose transition failed. A transient error (connection, deadlock, serialization) is
+ * rethrown: the engine's retry gets past it.
  */
 export async function finishStepJobsOrFail(
   s: Scope,
@@ -1350,6 +1356,19 @@ export async function finishStepJobsOrFail(
     s.effects.cancels.push(...scope.effects.cancels);
     return undefined;
   };
+  if (!jobs.some((j) => suspects.has(j.id))) {
+    try {
+      await finishStepJobs(s, jobs);
+      return;
+    } catch (err) {
+      if (!transient(err)) {
+        if (suspects.size > MAX_SUSPECTS) suspects.clear();
+        for (const j of jobs) suspects.add(j.id);
+      }
+      throw err;
+    }
+  }
+  for (const j of jobs) suspects.delete(j.id);
   const first = await attempt(jobs, (scope) => finishStepJobs(scope, jobs));
   if (first === undefined) return;
   for (const job of jobs) {
