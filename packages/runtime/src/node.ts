@@ -41,6 +41,15 @@ export interface PartitaNode {
   stats(): Promise<EngineStats[]>;
   /** Stops claiming, lets running jobs finish within graceMs, hands back the rest, releases everything. */
   stop(options?: { graceMs?: number }): Promise<void>;
+  /**
+   * This node stops running these queues of the partition (other nodes are not affected, and no
+   * control changes): it claims none of their jobs, hands back the prefetched ones, and resolves once
+   * the running ones have finished (aborted and handed back after graceMs, default the shutdown grace)
+   * and their outcomes are recorded. Their jobs stay queued for another node or startQueues.
+   */
+  stopQueues(partition: string, queues: readonly string[], options?: { graceMs?: number }): Promise<void>;
+  /** Runs these queues again after stopQueues (or the `stoppedQueues` option). */
+  startQueues(partition: string, queues: readonly string[]): Promise<void>;
 }
 
 const MAINTENANCE_MS = 60 * 60 * 1000;
@@ -92,6 +101,26 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
   const cluster = config.cluster;
   const definitions = resolveDefinitions(jobs, config.defaults, extraPlugins);
   const partitions = config.partitions;
+  /** Partition → queues this node does not run until startQueues (kept here: an engine restart reads them again). */
+  const held = new Map(Object.keys(partitions).map((p) => [p, new Set<string>()]));
+  const servedQueues = (call: string, partition: string, queues: readonly string[]): string[] => {
+    const p = partitions[partition];
+    if (!p)
+      throw new ValidationError(
+        `${call}: this node runs no partition "${partition}" (it runs ${Object.keys(partitions).join(', ')})`,
+        'partition',
+      );
+    if (!Array.isArray(queues)) throw new ValidationError(`${call}: queues must be an array of queue names`, 'queues');
+    const unknown = queues.filter((q) => !(q in p.queues));
+    if (unknown.length)
+      throw new ValidationError(
+        `${call}: partition "${partition}" of this node has no queue ${unknown.join(', ')}; add it under partitions.${partition}.queues`,
+        'queues',
+      );
+    return [...queues];
+  };
+  for (const [partition, queues] of Object.entries(options.stoppedQueues ?? {}))
+    for (const q of servedQueues('stoppedQueues', partition, queues)) held.get(partition)!.add(q);
 
   // Everything the node acquires goes on this stack as it is acquired: a failed start and a stop
   // release it the same way, in reverse.
@@ -335,6 +364,7 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
               events: publishEvent,
               metrics,
               claimable: (queues) => publishWake(partition, queues),
+              held: () => held.get(partition)!,
               continuations: outcomeContinuations(),
               idle: (queues) => {
                 for (const { queue, free } of queues) {
@@ -490,6 +520,25 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
       metrics,
       ...(http ? { http: { url: http.url, port: http.port } } : {}),
       stats,
+      async stopQueues(partition, queues, stopOptions = {}) {
+        const names = servedQueues('stopQueues', partition, queues);
+        for (const q of names) held.get(partition)!.add(q);
+        const ref = engineOf(partition);
+        if (!ref?.alive) return;
+        const graceMs = stopOptions.graceMs ?? settings.shutdownGraceMs;
+        logger.info({ partition, queues: names, graceMs }, 'stopping queues on this node: no new claims, waiting for their running jobs');
+        await new Promise<void>((resolve) => {
+          // An engine that stops meanwhile (the node stopping) ends the wait too.
+          const off = ref.monitor(() => resolve());
+          ref.cast({ t: 'stopQueues', queues: names, graceMs, done: () => (off(), resolve()) });
+        });
+      },
+      async startQueues(partition, queues) {
+        const names = servedQueues('startQueues', partition, queues);
+        for (const q of names) held.get(partition)!.delete(q);
+        engineOf(partition)?.cast({ t: 'startQueues', queues: names });
+        logger.info({ partition, queues: names }, 'running queues on this node again');
+      },
       stop(stopOptions = {}) {
         stopping ??= (async () => {
           const graceMs = stopOptions.graceMs ?? settings.shutdownGraceMs;

@@ -53,6 +53,11 @@ export interface NodeOptions extends Omit<PartitaConfigInput, 'postgres' | 'jobs
    * given here replaces the file's whole section). Each plugin's configSchema checks its own.
    */
   pluginConfig?: Record<string, unknown>;
+  /**
+   * Partition → queues this node serves (their partitions config) but starts stopped: it runs them
+   * once node.startQueues is called, e.g. to start a pipeline's queues in order.
+   */
+  stoppedQueues?: Record<string, readonly string[]>;
 }
 
 export interface ResolvedOptions {
@@ -77,6 +82,7 @@ export async function resolveOptions(options: NodeOptions): Promise<ResolvedOpti
     handleSignals: _handleSignals,
     continuations: _continuations,
     plugins: _plugins,
+    stoppedQueues: _stoppedQueues,
     ...direct
   } = options;
   const fromFile = file ? await loadConfig(file) : undefined;

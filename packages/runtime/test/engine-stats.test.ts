@@ -22,6 +22,7 @@ test('stats add up running and prefetched jobs per queue, with what the rate lim
     draining: false,
     paused: new Set(['a']),
     stopped: [],
+    held: new Set(['b']),
     throttleMs: 0,
   });
   t.deepEqual(stats, {
@@ -32,6 +33,7 @@ test('stats add up running and prefetched jobs per queue, with what the rate lim
     draining: false,
     paused: ['a'],
     stopped: [],
+    held: ['b'],
     throttleMs: 0,
     queues: {
       a: { concurrency: 3, running: 2, prefetched: 2 },

@@ -1309,3 +1309,99 @@ export async function resumeWorkflow(s: Scope, appId: string, id: string): Promi
   await flushPending(s, true);
   return true;
 }
+
+/** Postgres error classes a retry of the same transaction can get past: connection, rollback, resources, operator, system. */
+const TRANSIENT_SQLSTATE = /^(08|40|53|57|58)/;
+
+function transient(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)) return true;
+  // node-postgres's own, without a SQLSTATE: the connection went away under the transaction.
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|timeout exceeded/i.test(String((err as Error)?.message ?? ''));
+}
+
+/** Step jobs whose transition threw: when their batch is written again, it runs under savepoints. */
+const suspects = new Set<string>();
+const MAX_SUSPECTS = 10_000;
+
+/**
+ * finishStepJobs, and what keeps a transition that throws for good (a mapping that throws, a next
+ * step aimed at a queue no node declares, a statement its data breaks) from leaving its workflow
+ * running forever: without it the engine rolls the batch back, tries again, then records the step's
+ * job alone without its continuation, and the workflow is never told. The first run takes no
+ * savepoint (the common path pays nothing); a non-transient throw marks the batch's jobs and
+ * rethrows, and the engine's retry of the batch then runs under a savepoint: the batch, then one job
+ * at a time, and a job whose transition still throws ends its workflow as failed, the error naming
+ * the activity whose transition failed. A transient error (connection, deadlock, serialization) is
+ * rethrown: the engine's retry gets past it.
+ */
+export async function finishStepJobsOrFail(
+  s: Scope,
+  tx: { client: { query(text: string): Promise<unknown> } },
+  jobs: StepJobOutcome[],
+): Promise<void> {
+  const attempt = async (batch: StepJobOutcome[], body: (scope: Scope) => Promise<void>): Promise<unknown> => {
+    const scope: Scope = { ...s, effects: newEffects() };
+    await tx.client.query('SAVEPOINT wf_transition');
+    try {
+      await body(scope);
+    } catch (err) {
+      await tx.client.query('ROLLBACK TO SAVEPOINT wf_transition');
+      if (transient(err)) throw err;
+      s.logger.warn({ err, jobs: batch.map((j) => j.id) }, 'a workflow transition threw');
+      return err;
+    }
+    await tx.client.query('RELEASE SAVEPOINT wf_transition');
+    for (const w of scope.effects.wakes) s.effects.wakes.add(w);
+    s.effects.cancels.push(...scope.effects.cancels);
+    return undefined;
+  };
+  if (!jobs.some((j) => suspects.has(j.id))) {
+    try {
+      await finishStepJobs(s, jobs);
+      return;
+    } catch (err) {
+      if (!transient(err)) {
+        if (suspects.size > MAX_SUSPECTS) suspects.clear();
+        for (const j of jobs) suspects.add(j.id);
+      }
+      throw err;
+    }
+  }
+  for (const j of jobs) suspects.delete(j.id);
+  const first = await attempt(jobs, (scope) => finishStepJobs(scope, jobs));
+  if (first === undefined) return;
+  for (const job of jobs) {
+    const cause = jobs.length === 1 ? first : await attempt([job], (scope) => finishStepJobs(scope, [job]));
+    if (cause === undefined) continue;
+    const failed = await attempt([job], (scope) => failStepWorkflow(scope, job, cause));
+    // Failing the workflow threw too (its row is unreadable): the error goes to the engine, which records the job alone.
+    if (failed !== undefined) throw failed;
+  }
+}
+
+/** Ends the workflow of a step whose transition threw as failed: the step's record keeps the error, the output names the activity. */
+async function failStepWorkflow(s: Scope, job: StepJobOutcome, cause: unknown): Promise<void> {
+  const [st] = await s.db.run<{ workflow_id: string; activity: string; dimension: string; workflow: WorkflowRow | null }>(
+    'steps_take_lock',
+    [[job.id]],
+  );
+  if (!st?.workflow) return;
+  await loadMany(s, [{ workflow: st.workflow_id, dimension: st.dimension }], [st.workflow]);
+  const run = await load(s, st.workflow_id, st.dimension);
+  const rec = run?.record(st.activity, st.dimension);
+  if (!run || !run.open || !rec) return;
+  const message = cause instanceof Error ? cause.message : String(cause ?? 'unknown error');
+  run.fail(
+    rec,
+    {
+      name: 'TransitionError',
+      message: `the transition after activity ${st.activity} failed: ${message}; fix the graph (or declare the queue it names) and start the workflow again`,
+      activity: st.activity,
+      ...(cause instanceof Error && cause.name !== 'Error' ? { cause: cause.name } : {}),
+    },
+    rec.attempts + job.attempt,
+  );
+  await run.flush();
+  await flushPending(s, true);
+}

@@ -19,7 +19,7 @@ import {
   STOP_CHILDREN_BATCH,
   STOP_CHILDREN_TYPE,
   Versions,
-  finishStepJobs,
+  finishStepJobsOrFail,
   newEffects,
   stopFanOutChildren,
   type EmitJobPayload,
@@ -113,8 +113,9 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           const b = bound;
           const db = txDb(tx, b.ops);
           const effects = newEffects();
-          await finishStepJobs(
+          await finishStepJobsOrFail(
             { db, versions: b.versions, logger: b.logger, effects },
+            tx,
             jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
           );
           afterCommit(b, effects);

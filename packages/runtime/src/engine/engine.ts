@@ -79,6 +79,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   let workers: SupervisorRef | undefined;
   let processed = 0;
   let draining: { done: () => void; deadline: number; forced: boolean } | undefined;
+  /** node.stopQueues calls waiting for their queues' running jobs, and the ids whose outcomes must be recorded first. */
+  const queueStops: { queues: Set<string>; deadline: number; forced: boolean; ids: Set<string>; done: () => void }[] = [];
   /** The poll booked for when a throttled engine may claim again. */
   let throttleTimer: (() => void) | undefined;
   /** The poll booked for when a rate-limited queue's bucket has a token again. */
@@ -172,7 +174,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       if (job.executionKey) gotKeyed.add(job.queue);
       const q = queues.get(job.queue);
       // A queue this engine no longer serves, or a stop began while claiming: hand it back.
-      if (!q || draining) p.releases.push(job);
+      if (!q || draining || gate.held.has(job.queue)) {
+        p.releases.push(job);
+        noteStopped(job);
+      }
       // Asked to cancel while it ran elsewhere, then rescued or handed back: it does not run again.
       else if (job.cancelRequested) p.failures.push({ job, error: null, cause: new JobCancelledError(job.id), finalState: 'cancelled' });
       else if (takesDerivedKey(job)) p.releases.push(job);
@@ -382,6 +387,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       q.finished++;
     }
     processed++;
+    noteStopped(job);
     if (!recordAttempt(pending(), job, entry.abort, outcome, definitions.get(job.type), Date.now())) {
       log.warn({ jobId: job.id }, 'dropped the outcome of a job whose lease was lost; another node owns it now');
     }
@@ -389,6 +395,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     dispatch();
     if (draining) checkDrained();
     else maybeClaim();
+    checkQueueStops();
   }
 
   function abortJob(id: string, why: AbortCause): void {
@@ -421,6 +428,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     for (const job of q.buffer) {
       tracked.delete(job.id);
       pending().releases.push(job);
+      noteStopped(job);
     }
     q.buffer = [];
   }
@@ -462,6 +470,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     // Completions without a continuation have their keys settled after the write ('keysSettled').
     const freed = claimableQueues(batch, !continuations.empty);
     if (freed.length) options.claimable?.(freed);
+    checkQueueStops();
     if (draining) {
       if (!unwritten) checkDrained();
     } else if (freed.length) {
@@ -500,6 +509,62 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     ctxRef.sendEvery(Math.max(DRAIN_POLL_MIN_MS, Math.min(DRAIN_POLL_MAX_MS, graceMs / DRAIN_POLLS)), { t: 'poll' });
     retractAdverts();
     checkDrained();
+  }
+
+  /** A job of a queue being stopped ended or went back: its outcome must be recorded before the stop is done. */
+  function noteStopped(job: ClaimedJob): void {
+    for (const stop of queueStops) if (stop.queues.has(job.queue)) stop.ids.add(job.id);
+  }
+
+  function onStopQueues(names: string[], graceMs: number, done: () => void): void {
+    gate.hold(names, true);
+    const stop = { queues: new Set(names), deadline: Date.now() + graceMs, forced: false, ids: new Set<string>(), done };
+    queueStops.push(stop);
+    // Jobs of these queues that ended just before: their outcomes are recorded before the stop is done too.
+    for (const batch of [outcomes.pending, outcomes.inflight])
+      if (batch)
+        for (const job of [...batch.completions.map((c) => c.job), ...batch.failures.map((f) => f.job), ...batch.releases])
+          if (stop.queues.has(job.queue)) stop.ids.add(job.id);
+    for (const name of names) {
+      const q = queues.get(name);
+      if (q && q.buffer.length > 0) handBackBuffer(q);
+    }
+    scheduleFlush();
+    retractAdverts();
+    checkQueueStops();
+  }
+
+  function onStartQueues(names: string[]): void {
+    gate.hold(names, false);
+    window.backlogLikely = true;
+    maybeClaim(true);
+  }
+
+  /** Ends the queue stops whose queues run nothing here any more and whose outcomes are recorded. */
+  function checkQueueStops(): void {
+    if (queueStops.length === 0) return;
+    const unrecorded = new Set(outcomes.held([]));
+    for (const stop of [...queueStops]) {
+      let running = 0;
+      for (const name of stop.queues) running += queues.get(name)?.running ?? 0;
+      if (running > 0) {
+        if (!stop.forced && Date.now() >= stop.deadline) {
+          stop.forced = true;
+          log.warn(
+            { queues: [...stop.queues], running },
+            'grace period of a queue stop over; aborting its running jobs and handing them back',
+          );
+          for (const [id, entry] of tracked) if (entry.started && stop.queues.has(entry.job.queue)) abortJob(id, 'shutdown');
+        }
+        continue;
+      }
+      if ([...stop.ids].some((id) => unrecorded.has(id))) {
+        if (outcomes.size > 0) flush();
+        continue;
+      }
+      queueStops.splice(queueStops.indexOf(stop), 1);
+      stop.done();
+    }
   }
 
   function onControl(state: ControlState): void {
@@ -553,6 +618,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         dispatch();
         maybeClaim(true);
         if (draining) checkDrained();
+        checkQueueStops();
         return;
       case 'claimed':
         onClaimed(msg.jobs, msg.asked, msg.found);
@@ -595,6 +661,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         return;
       case 'drain':
         return onDrain(msg.graceMs, msg.done);
+      case 'stopQueues':
+        return onStopQueues(msg.queues, msg.graceMs, msg.done);
+      case 'startQueues':
+        return onStartQueues(msg.queues);
       case 'control':
         return onControl(msg.state);
       case 'stats':
@@ -602,8 +672,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
           partition,
           processed,
           draining: draining !== undefined,
-          paused: gate.paused,
+          paused: gate.controlPaused,
           stopped: gate.stopped,
+          held: gate.held,
           throttleMs: gate.throttleMs,
         });
     }
@@ -614,6 +685,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       ctxRef = ctx;
       self = ctx.self;
       ctx.sendEvery(settings.pollMs, { t: 'poll' });
+      // Queues the node had stopped stay stopped across a restart of this engine.
+      if (options.held) gate.hold(options.held(), true);
       // Until this answers, the engine claims nothing (its seat also delivers it every few seconds).
       store.loadControl(partition).then(
         (state) => self.cast({ t: 'control', state }),

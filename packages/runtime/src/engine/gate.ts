@@ -7,8 +7,12 @@ import type { ControlState } from '../global/global.js';
 import { effectiveControl, stoppedQueues } from '../quorum.js';
 
 export class ClaimGate {
-  /** Queues paused, or stopped by a throttle of -1. */
+  /** Queues paused, or stopped by a throttle of -1, or held on this node (node.stopQueues). */
   paused = new Set<string>();
+  /** Of these, the ones the cluster-wide controls pause or stop. */
+  controlPaused = new Set<string>();
+  /** Queues this node alone has stopped running (node.stopQueues) until node.startQueues. */
+  readonly held = new Set<string>();
   /** Ms to wait before each claim; -1: no queue claims. */
   throttleMs = 0;
   /** Of the paused queues, those a throttle of -1 stops. */
@@ -39,9 +43,18 @@ export class ClaimGate {
     this.controlKnown = true;
     const control = effectiveControl(state, nodeId, queues);
     this.stopped = stoppedQueues(state, nodeId, queues);
-    this.paused = new Set(control.paused);
+    this.controlPaused = new Set(control.paused);
+    this.paused = new Set([...this.controlPaused, ...this.held]);
     this.throttleMs = control.throttleMs;
     return { wasStopped };
+  }
+
+  /** This node stops (true) or starts again (false) running these queues, whatever the controls say. */
+  hold(queues: Iterable<string>, held: boolean): void {
+    for (const q of queues)
+      if (held) this.held.add(q);
+      else this.held.delete(q);
+    this.paused = new Set([...this.controlPaused, ...this.held]);
   }
 
   /**

@@ -68,6 +68,13 @@ export type EngineMsg =
   | { t: 'heartbeatFailed' }
   | { t: 'cancel'; ids: string[] }
   | { t: 'drain'; graceMs: number; done: () => void }
+  /**
+   * Stop running these queues on this node (node.stopQueues): no claims, prefetched jobs handed back,
+   * `done` once their running jobs have ended (aborted and handed back after graceMs) and are recorded.
+   */
+  | { t: 'stopQueues'; queues: string[]; graceMs: number; done: () => void }
+  /** Run these queues again (node.startQueues). */
+  | { t: 'startQueues'; queues: string[] }
   | { t: 'control'; state: ControlState }
   | { t: 'stats' };
 
@@ -81,6 +88,8 @@ export interface EngineStats {
   paused: string[];
   /** Of the paused queues, those a throttle of -1 stops (not a pause: `throttle off` lifts them, not resume). */
   stopped: string[];
+  /** Queues this node has stopped running on its own (node.stopQueues), whatever the controls say. */
+  held: string[];
   throttleMs: number;
 }
 

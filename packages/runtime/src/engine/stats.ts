@@ -5,7 +5,15 @@ import type { QueueState } from './window.js';
 /** The engine as `stats` reports it: its queues' windows and the controls in force. */
 export function engineStats(
   queues: ReadonlyMap<string, QueueState>,
-  s: { partition: string; processed: number; draining: boolean; paused: ReadonlySet<string>; stopped: string[]; throttleMs: number },
+  s: {
+    partition: string;
+    processed: number;
+    draining: boolean;
+    paused: ReadonlySet<string>;
+    stopped: string[];
+    held: ReadonlySet<string>;
+    throttleMs: number;
+  },
 ): EngineStats {
   const stats: EngineStats = {
     partition: s.partition,
@@ -16,6 +24,7 @@ export function engineStats(
     draining: s.draining,
     paused: [...s.paused],
     stopped: s.stopped,
+    held: [...s.held],
     throttleMs: s.throttleMs,
   };
   for (const [name, q] of queues) {

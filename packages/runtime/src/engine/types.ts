@@ -47,6 +47,8 @@ export interface EngineOptions {
    */
   idle?: (queues: { queue: string; free: number }[]) => void;
   metrics?: Metrics;
+  /** Queues this node has stopped running (node.stopQueues), read when the engine (re)starts. */
+  held?: () => Iterable<string>;
   /** Continuations of plugins, run in the transaction of their types' final outcomes (see Continuation). */
   continuations?: readonly OutcomeContinuation[];
 }

@@ -40,12 +40,20 @@ export interface CompiledFlow {
   stageOf: Map<string, string>;
   /** Child queue → the data key its fan-in writes the children's records to, and the ids. */
   childKeys: Map<string, { items: string; ids: string }>;
+  /** Graph topic → the first queue of its chain. */
+  rootOf: Map<string, string>;
 }
 
 export const jobTypeOf = (flow: string, queue: string) => `flow.${flow}.${queue}`;
 export const jobQueueOf = (flow: string, queue: string) => `flow-${flow}--${queue}`;
 const stageActivity = (queue: string) => `q_${queue}`;
 const fanActivity = (queue: string, i: number) => `f_${queue}_${i}`;
+/**
+ * The id the executor gives the `index`th child of a parent stage's fan-out number `fan`: its fan-out
+ * ids are `<workflow>-<activity><dimension>-<index>`, and a flow's activities run in dimension ''.
+ */
+export const childIdOf = (parentId: string, parentQueue: string, fan: number, index: number) =>
+  `${parentId}-${fanActivity(parentQueue, fan)}-${index}`;
 export const childItemsKey = (queue: string) => `children__${queue}`;
 export const childIdsKey = (queue: string) => `childIds__${queue}`;
 
@@ -102,6 +110,32 @@ export function compileFlow(name: string, queues: readonly FlowQueueOptions[], e
   for (const c of childRoots) roots.push({ queue: c, topic: `${name}.${c}`, child: true });
   if (childRoots.has(queues[0]!.name))
     throw new FlowDefinitionError(name, `the first queue ${queues[0]!.name} cannot also be a child queue`);
+  // Children may have children (a child chain's stage fans out in turn), but no child queue may be
+  // reached again below itself: its jobs would nest without end.
+  const below = (queue: string): string[] => {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (let q: string | undefined = queue; q !== undefined && !seen.has(q); q = byName.get(q)!.nextQueue) {
+      seen.add(q);
+      for (const c of byName.get(q)!.children ?? []) out.push(c.queue);
+    }
+    return out;
+  };
+  for (const root of childRoots) {
+    const stack = below(root);
+    const visited = new Set<string>();
+    while (stack.length > 0) {
+      const c = stack.pop()!;
+      if (c === root)
+        throw new FlowDefinitionError(
+          name,
+          `child queue ${root} is reached again from its own children; children may nest, but not into a queue above them`,
+        );
+      if (visited.has(c)) continue;
+      visited.add(c);
+      stack.push(...below(c));
+    }
+  }
 
   for (const root of roots) {
     const activities: Record<string, unknown> = {};
@@ -130,8 +164,6 @@ export function compileFlow(name: string, queues: readonly FlowQueueOptions[], e
         );
       const options = byName.get(queue)!;
       const children = options.children ?? [];
-      if (root.child && children.length > 0)
-        throw new FlowDefinitionError(name, `queue ${queue} is in a child chain and has children; children of children are not supported`);
       roles.set(queue, { role: children.length > 0 ? 'parent' : root.child ? 'child' : 'plain', graph: root.topic, options });
       const act = stageActivity(queue);
       stageOf.set(act, queue);
@@ -185,7 +217,24 @@ export function compileFlow(name: string, queues: readonly FlowQueueOptions[], e
   const body = { id: `flow_${name}`, settings: {}, graphs };
   const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const appDef = { ...body, version };
-  return { appId: body.id, version, yaml: `app: ${JSON.stringify(appDef)}\n`, mainTopic, queues: roles, stageOf, childKeys };
+  const rootOf = new Map(roots.map((r) => [r.topic, r.queue]));
+  return { appId: body.id, version, yaml: `app: ${JSON.stringify(appDef)}\n`, mainTopic, queues: roles, stageOf, childKeys, rootOf };
+}
+
+/**
+ * The stage a flow workflow of graph `topic` is in (or ended in), from its data alone: the data names
+ * the last stage done (each stage's transition writes it); the one after it is the stage running,
+ * except after a parent stage whose children have not all ended yet (their fan-ins write their keys).
+ */
+export function currentStage(flow: CompiledFlow, topic: string, data: Record<string, unknown>, finished: boolean): string | undefined {
+  const done = typeof data.stage === 'string' ? data.stage : undefined;
+  if (done === undefined) return flow.rootOf.get(topic);
+  if (finished) return done;
+  const q = flow.queues.get(done);
+  if (!q) return done;
+  const children = q.options.children ?? [];
+  if (children.some((c) => !(childItemsKey(c.queue) in data))) return done;
+  return q.options.nextQueue ?? done;
 }
 
 function stripEmpty(t: Record<string, { to: string }[]>): Record<string, { to: string }[]> {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadOpsFrom, type Statement } from '@partita/postgres';
 
@@ -21,4 +22,13 @@ export interface Queryable {
 
 export async function runOn<R = any>(q: Queryable, ops: FlowOps, op: FlowOp, params: unknown[]): Promise<R[]> {
   return (await q.query({ name: ops[op].name, text: ops[op].text, values: params })).rows as R[];
+}
+
+const raw = new Map<FlowOp, string>();
+
+/** An op's text with `{{schema}}` left in, for a transaction that renders it (a continuation's tx.query). */
+export function rawOp(op: FlowOp): string {
+  let text = raw.get(op);
+  if (text === undefined) raw.set(op, (text = readFileSync(`${OPS_DIR}${op}.sql`, 'utf8')));
+  return text;
 }

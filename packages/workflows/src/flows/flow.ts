@@ -9,14 +9,32 @@ import { randomUUID } from 'node:crypto';
 import { ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
 import type { Client } from '@partita/client';
 import { clientStore } from '@partita/client/internal';
-import { defineJob, startNode, type JobContext, type JobDefinition, type NodeOptions, type PartitaNode } from '@partita/runtime';
+import {
+  defineJob,
+  startNode,
+  type Continuation,
+  type JobContext,
+  type JobDefinition,
+  type NodeOptions,
+  type PartitaNode,
+} from '@partita/runtime';
 import { ActivationInProgressError } from '../activation/index.js';
 import { app, type WorkflowApp, type WorkflowEvent } from '../app.js';
 import { FAILED, INTERRUPTED } from '../errors.js';
 import { pubWith } from '../internal.js';
 import { workflowsPlugin } from '../plugin.js';
-import { compileFlow, jobQueueOf, jobTypeOf, childIdsKey, childItemsKey, type CompiledFlow, type FlowQueueOptions } from './compile.js';
-import { flowOps, runOn, type Queryable } from './db.js';
+import {
+  childIdOf,
+  compileFlow,
+  currentStage,
+  jobQueueOf,
+  jobTypeOf,
+  childIdsKey,
+  childItemsKey,
+  type CompiledFlow,
+  type FlowQueueOptions,
+} from './compile.js';
+import { flowOps, rawOp, runOn, type Queryable } from './db.js';
 import { FlowDefinitionError, FlowNotStartedError } from './errors.js';
 import { lookupRows, lookupValue, type KeyRow } from './lookup.js';
 import { FLOWS_PLUGIN, flowsPlugin } from './plugin.js';
@@ -74,6 +92,8 @@ export interface FlowChildJob<ChildState = Record<string, unknown>, ChildParams 
   queue: string;
   params: ChildParams;
   state: ChildState;
+  /** In a child chain, after a stage of it with children of its own: those children (as FlowWorkerJob's). */
+  children: Record<string, { id: string; params: unknown; state: unknown }[]>;
   attempt: number;
   signal: AbortSignal;
   logger: Logger;
@@ -114,11 +134,21 @@ export class Flow<
   readonly name: string;
   readonly partition: string;
   private readonly compiled: CompiledFlow;
+  /** Indexed at createJob: the main chain's queues' attributes. */
   private readonly lookupAttributes: string[];
+  /** Child queue → the attributes of its chain's queues, indexed when a parent stage creates its children. */
+  private readonly childAttributes = new Map<string, string[]>();
+  /** Every attribute getJobsByKey may be asked for. */
+  private readonly allAttributes: string[];
   private readonly logger: Logger;
   private readonly workers = new Map<string, WorkerSpec>();
   private client: Client | undefined;
   private ownNode: PartitaNode | undefined;
+  /** The node startAll started or joined, and the job queues it started there, in flow order. */
+  private node: PartitaNode | undefined;
+  private started: string[] = [];
+  /** The queues in the order the definition lists them: startAll starts them in it, stopAll stops in reverse. */
+  private readonly order: string[];
   private wf: WorkflowApp | undefined;
   private deployed: Promise<void> | undefined;
   private readonly listeners: { [E in EventName]: ((e: EventOf<E>) => void)[] } = { stage: [], completed: [], failed: [] };
@@ -135,11 +165,20 @@ export class Flow<
     this.partition = options.partition ?? 'default';
     this.logger = childLogger(options.logger ?? silentLogger(), { flow: this.name });
     // guild-queues indexes each queue's lookup attributes; a job is created in the first queue with all
-    // its params, so the union of the main chain's attributes is indexed at createJob.
-    const attrs = new Set<string>();
-    for (const q of options.queues)
-      if (this.compiled.queues.get(q.name)?.role !== 'child') for (const a of q.lookupAttributes ?? []) attrs.add(a);
-    this.lookupAttributes = [...attrs];
+    // its params, so the union of a chain's attributes is indexed when its job is created: the main
+    // chain's at createJob, a child chain's when its parent stage's outcome creates the children.
+    const byName = new Map(options.queues.map((q) => [q.name, q]));
+    const chainAttributes = (root: string): string[] => {
+      const attrs = new Set<string>();
+      for (let q = byName.get(root); q; q = q.nextQueue === undefined ? undefined : byName.get(q.nextQueue))
+        for (const a of q.lookupAttributes ?? []) attrs.add(a);
+      return [...attrs];
+    };
+    this.lookupAttributes = chainAttributes(options.queues[0]!.name);
+    for (const [topic, root] of this.compiled.rootOf)
+      if (topic !== this.compiled.mainTopic) this.childAttributes.set(root, chainAttributes(root));
+    this.allAttributes = [...new Set([...this.lookupAttributes, ...[...this.childAttributes.values()].flat()])];
+    this.order = options.queues.map((q) => q.name);
   }
 
   /** The workflow app id the flow compiles to (status, export and the dashboard show it). */
@@ -168,6 +207,7 @@ export class Flow<
     queue: string,
     concurrency: number | undefined,
     perform: (payload: { id: string; data: FlowData }, ctx: JobContext) => Promise<unknown>,
+    continuation?: Continuation<{ id: string; data: FlowData }>,
   ) {
     const q = this.queue(queue);
     if (this.workers.has(queue)) throw new FlowDefinitionError(this.name, `queue ${queue} already has workers`, 'queue');
@@ -180,6 +220,7 @@ export class Flow<
       maxAttempts: q.options.maxAttempts ?? 1,
       ...(q.options.backoff ? { backoff: q.options.backoff } : {}),
       ...(q.options.timeoutMs ? { timeoutMs: q.options.timeoutMs } : {}),
+      ...(continuation ? { continuation } : {}),
       perform,
     });
     this.workers.set(queue, { queue, concurrency: c, definition });
@@ -216,31 +257,62 @@ export class Flow<
     if (q.role !== 'parent')
       throw new FlowDefinitionError(this.name, `queue ${queue} has no children; use createWorkers or createChildWorkers`, 'queue');
     const childQueues = (q.options.children ?? []).map((c) => c.queue);
-    this.register(queue, opts.concurrency, async (p, ctx) => {
-      const out = await fn(this.workerJob(queue, p, ctx));
-      const children: Record<string, unknown[]> = Object.fromEntries(childQueues.map((c) => [c, []]));
-      if (Array.isArray(out)) {
-        if (childQueues.length !== 1)
-          throw new ValidationError(
-            `parent stage ${queue} has ${childQueues.length} child queues; return { ${childQueues.join(': [...], ')}: [...] }`,
-            queue,
-          );
-        children[childQueues[0]!] = out;
-      } else if (out && typeof out === 'object') {
-        for (const [k, v] of Object.entries(out)) {
-          if (!childQueues.includes(k))
+    this.register(
+      queue,
+      opts.concurrency,
+      async (p, ctx) => {
+        const out = await fn(this.workerJob(queue, p, ctx));
+        const children: Record<string, unknown[]> = Object.fromEntries(childQueues.map((c) => [c, []]));
+        if (Array.isArray(out)) {
+          if (childQueues.length !== 1)
             throw new ValidationError(
-              `parent stage ${queue} returned children for ${k}, which is not one of its child queues (${childQueues.join(', ')})`,
+              `parent stage ${queue} has ${childQueues.length} child queues; return { ${childQueues.join(': [...], ')}: [...] }`,
               queue,
             );
-          if (!Array.isArray(v)) throw new ValidationError(`parent stage ${queue}: the children of ${k} must be an array of params`, queue);
-          children[k] = v;
-        }
-      } else
-        throw new ValidationError(`parent stage ${queue} must return its children's params (an array, or { childQueue: [...] })`, queue);
-      return { patch: {}, children };
-    });
+          children[childQueues[0]!] = out;
+        } else if (out && typeof out === 'object') {
+          for (const [k, v] of Object.entries(out)) {
+            if (!childQueues.includes(k))
+              throw new ValidationError(
+                `parent stage ${queue} returned children for ${k}, which is not one of its child queues (${childQueues.join(', ')})`,
+                queue,
+              );
+            if (!Array.isArray(v))
+              throw new ValidationError(`parent stage ${queue}: the children of ${k} must be an array of params`, queue);
+            children[k] = v;
+          }
+        } else
+          throw new ValidationError(`parent stage ${queue} must return its children's params (an array, or { childQueue: [...] })`, queue);
+        return { patch: {}, children };
+      },
+      this.childKeysContinuation(queue, childQueues),
+    );
     return this;
+  }
+
+  /**
+   * A parent stage's job definition continuation: in the transaction that records the stage's outcome
+   * (the one whose transition creates the children), the children's lookup rows, under the ids the
+   * executor gives them. Rolled back with the transition; rows of children not created (the parent
+   * was interrupted meanwhile) find nothing and the sweep removes them.
+   */
+  private childKeysContinuation(queue: string, childQueues: string[]): Continuation<{ id: string; data: FlowData }> | undefined {
+    if (!childQueues.some((c) => (this.childAttributes.get(c) ?? []).length > 0)) return undefined;
+    return async (tx, jobs) => {
+      const rows: KeyRow[] = [];
+      for (const job of jobs) {
+        if (job.state !== 'completed') continue;
+        const children = (job.result as { children?: Record<string, unknown[]> } | undefined)?.children ?? {};
+        childQueues.forEach((c, fan) => {
+          const attrs = this.childAttributes.get(c) ?? [];
+          if (attrs.length === 0) return;
+          (children[c] ?? []).forEach((params, i) => {
+            if (isRecord(params)) rows.push(...lookupRows(this.name, childIdOf(job.payload.id, queue, fan, i), params, attrs));
+          });
+        });
+      }
+      if (rows.length > 0) await tx.query(rawOp('keys_insert'), [JSON.stringify(rows)]);
+    };
   }
 
   /** Workers of a child queue: each child reads and writes its own slice of state (its params, merged with its returns). */
@@ -260,6 +332,7 @@ export class Flow<
         queue,
         params: data.params as ChildParams,
         state: (isRecord(data.state) ? data.state : {}) as ChildState,
+        children: this.childrenOf(data),
         attempt: ctx.attempt,
         signal: ctx.signal,
         logger: ctx.logger,
@@ -309,6 +382,14 @@ export class Flow<
     return Object.fromEntries([...this.workers.values()].map((w) => [jobQueueOf(this.name, w.queue), { concurrency: w.concurrency }]));
   }
 
+  /**
+   * The job queues of the stages with workers here, in flow order. A node that loads flow.jobs() from
+   * its jobs module can list them in its `stoppedQueues` option, so that startAll({ node }) starts them in order.
+   */
+  jobQueues(): string[] {
+    return this.order.filter((q) => this.workers.has(q)).map((q) => jobQueueOf(this.name, q));
+  }
+
   /** Creates and reads jobs through this client (a program that runs no workers). */
   useClient(client: Client): this {
     this.client = client;
@@ -341,20 +422,31 @@ export class Flow<
       const plugins = [...(options.plugins ?? [])];
       if (!plugins.some((p) => p.name === 'workflows')) plugins.push(workflowsPlugin());
       if (!plugins.some((p) => p.name === FLOWS_PLUGIN)) plugins.push(flowsPlugin());
-      const { jobs = [], ...rest } = options;
+      const { jobs = [], stoppedQueues = {}, ...rest } = options;
       node = await startNode({
         ...rest,
         partitions,
+        // Started stopped, then one by one in flow order below, once the app is deployed.
+        stoppedQueues: { ...stoppedQueues, [this.partition]: [...(stoppedQueues[this.partition] ?? []), ...this.jobQueues()] },
         plugins,
         jobs: [...jobs, ...this.jobs()],
         ...(rest.logger ? {} : { logger: this.logger }),
       });
       this.ownNode = node;
     }
+    this.node = node;
     try {
       this.useClient(node.client);
       await this.ensureDeployed();
       if (this.hasListeners()) await this.subscribe();
+      // The node's queues of this flow's partition: a joined node may run only some stages, or none.
+      const served = new Set(Object.keys((await node.stats()).find((e) => e.partition === this.partition)?.queues ?? {}));
+      for (const queue of this.order) {
+        const jobQueue = jobQueueOf(this.name, queue);
+        if (!served.has(jobQueue)) continue;
+        await node.startQueues(this.partition, [jobQueue]);
+        this.started.push(jobQueue);
+      }
     } catch (err) {
       await this.stopAll();
       throw err;
@@ -363,12 +455,22 @@ export class Flow<
     return node;
   }
 
-  /** Stops in reverse: the event subscription, then the node startAll started (running stages finish within its grace). */
+  /**
+   * Stops in reverse: the event subscription, then each stage's queue on the node, the last first
+   * (its running jobs finish within graceMs and are recorded before the stage before it stops, so
+   * what they hand on stays queued in the stopped stage after them), then the node startAll started.
+   * A joined node keeps running (its other work goes on); startAll({ node }) resumes the stages.
+   */
   async stopAll(opts: { graceMs?: number } = {}): Promise<void> {
     const unsubscribe = this.unsubscribe;
     this.unsubscribe = undefined;
     this.subscribing = undefined;
     await unsubscribe?.();
+    const stopping = this.node;
+    const started = this.started;
+    this.node = undefined;
+    this.started = [];
+    for (const jobQueue of [...started].reverse()) await stopping?.stopQueues(this.partition, [jobQueue], opts);
     const node = this.ownNode;
     this.ownNode = undefined;
     this.client = undefined;
@@ -451,9 +553,9 @@ export class Flow<
     opts: { limit?: number } = {},
   ): Promise<FlowJob<Job, Params>[]> {
     const { client } = this.handle('getJobsByKey');
-    if (!this.lookupAttributes.includes(keyName))
+    if (!this.allAttributes.includes(keyName))
       throw new ValidationError(
-        `${keyName} is not a lookup attribute of flow ${this.name} (${this.lookupAttributes.join(', ') || 'none'}); add it to a queue's lookupAttributes`,
+        `${keyName} is not a lookup attribute of flow ${this.name} (${this.allAttributes.join(', ') || 'none'}); add it to a queue's lookupAttributes`,
         'keyName',
       );
     const v = lookupValue(value);
@@ -471,7 +573,7 @@ export class Flow<
   private toJob(r: any, resolveChildren: boolean): FlowJob<Job, Params> {
     const data: FlowData = r.data ?? {};
     const status = Number(r.status);
-    const stage = r.activity ? this.compiled.stageOf.get(r.activity) : undefined;
+    const stage = status === STATUS_PENDING ? undefined : currentStage(this.compiled, String(r.topic), data, status === 0);
     const failed = status === FAILED || status === INTERRUPTED;
     const failedAt =
       failed && isRecord(r.output) && typeof r.output.activity === 'string' ? this.compiled.stageOf.get(r.output.activity) : stage;
