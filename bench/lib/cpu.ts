@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
 const TICKS_PER_SEC = 100;
@@ -9,6 +9,21 @@ export interface CpuSample {
   /** Every process on this machine named postgres or nats-server (0 when /proc is not there). */
   postgres: number;
   nats: number;
+  /**
+   * Postgres backends connected to this process only, per pid (their other side is one of this
+   * process's TCP sockets): unlike `postgres`, not swollen by other work on a shared server.
+   * Background processes (WAL writer, checkpointer) are left out of it.
+   */
+  ownBackends: Map<number, number>;
+}
+
+/** CPU ms per 1,000 jobs between two samples, as reported. */
+export interface CpuPerThousand {
+  bench: number;
+  postgres: number;
+  nats: number;
+  /** This process's own Postgres backends (see CpuSample.ownBackends). */
+  postgresOwn: number;
 }
 
 function procCpuMs(): { postgres: number; nats: number } {
@@ -37,10 +52,89 @@ function procCpuMs(): { postgres: number; nats: number } {
   return out;
 }
 
+function socketInodes(pid: string): Set<string> {
+  const out = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]!);
+    } catch {
+      // closed since the listing
+    }
+  }
+  return out;
+}
+
+/** inode → [local port, remote port] of every TCP socket in this network namespace. */
+function tcpSockets(): Map<string, [number, number]> {
+  const out = new Map<string, [number, number]>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const port = (addr: string) => parseInt(addr.slice(addr.lastIndexOf(':') + 1), 16);
+      out.set(f[9]!, [port(f[1]!), port(f[2]!)]);
+    }
+  }
+  return out;
+}
+
+function ownBackendsCpuMs(): Map<number, number> {
+  const out = new Map<number, number>();
+  const sockets = tcpSockets();
+  const mine = new Set<number>();
+  for (const inode of socketInodes('self')) {
+    const s = sockets.get(inode);
+    if (s) mine.add(s[0]);
+  }
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const close = stat.lastIndexOf(')');
+    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+    let ours = false;
+    for (const inode of socketInodes(pid)) {
+      const s = sockets.get(inode);
+      if (s && mine.has(s[1])) {
+        ours = true;
+        break;
+      }
+    }
+    if (!ours) continue;
+    const fields = stat.slice(close + 2).split(' ');
+    out.set(Number(pid), ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SEC);
+  }
+  return out;
+}
+
 /** CPU time used so far, in ms, by the bench process and by the local Postgres and NATS servers. */
-export function cpuSample(): CpuSample {
+/** `at` says which side of a measured span the sample is: the /proc walk's own CPU stays outside it. */
+export function cpuSample(at: 'before' | 'after' = 'after'): CpuSample {
+  const before = at === 'before' ? { ...procCpuMs(), ownBackends: ownBackendsCpuMs() } : undefined;
   const u = process.cpuUsage();
-  return { bench: (u.user + u.system) / 1000, ...procCpuMs() };
+  return { bench: (u.user + u.system) / 1000, ...(before ?? { ...procCpuMs(), ownBackends: ownBackendsCpuMs() }) };
 }
 
 /**
@@ -48,9 +142,17 @@ export function cpuSample(): CpuSample {
  * processes that exited between the samples are missing from it (pools keep theirs open). Servers
  * the bench does not run on this machine read 0.
  */
-export function cpuPerThousand(before: CpuSample, after: CpuSample, jobs: number): CpuSample {
+export function cpuPerThousand(before: CpuSample, after: CpuSample, jobs: number): CpuPerThousand {
   const per = (a: number, b: number) => Math.round(((b - a) * 1000 * 100) / jobs) / 100;
-  return { bench: per(before.bench, after.bench), postgres: per(before.postgres, after.postgres), nats: per(before.nats, after.nats) };
+  // A backend opened during the drain counts from 0; one closed during it is missing.
+  let own = 0;
+  for (const [pid, ms] of after.ownBackends) own += ms - (before.ownBackends.get(pid) ?? 0);
+  return {
+    bench: per(before.bench, after.bench),
+    postgres: per(before.postgres, after.postgres),
+    nats: per(before.nats, after.nats),
+    postgresOwn: per(0, own),
+  };
 }
 
 /**

@@ -72,8 +72,12 @@ export class Reporter {
         if (backlog) notes.push(`backlog ${fmt(backlog.jobs)} inserted in ${fmt(backlog.insertMs / 1000, 1)} s`);
         const vs = l.vsPlain as { process: number | null } | null | undefined;
         if (vs) notes.push(`process ${fmt(vs.process, 2)}× plain`);
-        const cpu = l.cpuMsPerThousandJobs as { bench: number; postgres: number } | undefined;
-        if (cpu) notes.push(`CPU ms/1k jobs: process ${fmt(cpu.bench, 1)}, postgres ${fmt(cpu.postgres, 1)}`);
+        const cpu = l.cpuMsPerThousandJobs as { bench: number; postgres: number; postgresOwn?: number } | undefined;
+        if (cpu)
+          notes.push(
+            `CPU ms/1k jobs: process ${fmt(cpu.bench, 1)}, postgres ${fmt(cpu.postgres, 1)}` +
+              (cpu.postgresOwn === undefined ? '' : ` (own backends ${fmt(cpu.postgresOwn, 1)})`),
+          );
         const info = l.info as { note?: string } | undefined;
         if (info?.note) notes.push('see info.note');
         rows.push([l.workload, String(l.system), fmt(l.enqueuePerSec), fmt(l.processPerSec), '', '', notes.join('; ')]);

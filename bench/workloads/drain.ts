@@ -1,6 +1,6 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { cpuPerThousand, cpuSample, startCpuProfile, type CpuSample } from '../lib/cpu.js';
+import { cpuPerThousand, cpuSample, startCpuProfile, type CpuPerThousand, type CpuSample } from '../lib/cpu.js';
 import { queryStatsTable, resetQueryStats } from '../lib/querystats.js';
 import { round, sleep } from '../lib/stats.js';
 import type { BenchJob, BenchSystem, JobRef } from '../systems/types.js';
@@ -46,7 +46,7 @@ export interface DrainRun {
   /** 1-minute load average when the drain started: other work on the machine skews results. */
   loadAvg1m: number;
   /** CPU ms per 1,000 jobs from the workers' start to the end of the drain: this process, Postgres, NATS. */
-  cpuMsPerThousandJobs: CpuSample;
+  cpuMsPerThousandJobs: CpuPerThousand;
 }
 
 /** The median run (by process rate) with the median enqueue rate across runs, and every run's rates. */
@@ -62,7 +62,7 @@ export interface DrainResult extends DrainRun {
     duplicates: number;
     timedOut: boolean;
     loadAvg1m: number;
-    cpuMsPerThousandJobs: CpuSample;
+    cpuMsPerThousandJobs: CpuPerThousand;
   }[];
   backlog?: { jobs: number; insertMs: number; insertPerSec: number; vacuumAnalyzeMs: number; how: string };
   explain?: string;
@@ -138,8 +138,8 @@ async function settle(ctx: WorkloadContext, system: BenchSystem): Promise<void> 
   await ctx.admin.query('CHECKPOINT').catch(() => undefined);
 }
 
-function describeCpu(c: CpuSample): string {
-  return `this process ${c.bench}, postgres ${c.postgres}, nats ${c.nats}`;
+function describeCpu(c: CpuPerThousand): string {
+  return `this process ${c.bench}, postgres ${c.postgres} (its own backends ${c.postgresOwn}), nats ${c.nats}`;
 }
 
 function median<T>(items: T[], key: (t: T) => number): T {
@@ -251,7 +251,7 @@ async function measureOnce(
   const startCalled = performance.now();
   const deadline = startCalled + timeoutMs;
   await system.startWorkers({ concurrency: plan.concurrency });
-  const cpuBefore = cpuSample();
+  const cpuBefore = cpuSample('before');
   let finishedAt: number | undefined;
   let timedOut = false;
   let cpuAfter: CpuSample | undefined;
@@ -262,7 +262,7 @@ async function measureOnce(
   } finally {
     // Stop before anything else touches the database, so the next run starts quiet.
     finishedAt ??= performance.now();
-    cpuAfter = cpuSample();
+    cpuAfter = cpuSample('after');
     if (stopProfile) ctx.log(`${system.name}: CPU profile of the drain: ${await stopProfile()}`);
     if (options.queryStats) ctx.log(`${system.name}: statements during the drain (start → all finished):\n${queryStatsTable()}`);
     await system.stopWorkers();
