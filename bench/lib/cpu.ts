@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
 const TICKS_PER_SEC = 100;
@@ -9,10 +9,58 @@ export interface CpuSample {
   /** Every process on this machine named postgres or nats-server (0 when /proc is not there). */
   postgres: number;
   nats: number;
+  /**
+   * The Postgres backends serving this process's connections only: on a machine shared with other
+   * work, `postgres` counts that work's backends too. Backends gone before the second sample are
+   * missing; ones opened between the samples count whole.
+   */
+  postgresOwn: number;
 }
 
-function procCpuMs(): { postgres: number; nats: number } {
-  const out = { postgres: 0, nats: 0 };
+/** Local TCP ports of this process's sockets (from /proc/self/fd and /proc/net/tcp{,6}). */
+function ownPorts(): Set<number> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        // closed since the listing
+      }
+    }
+  } catch {
+    return new Set();
+  }
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && inodes.has(f[9]!)) ports.add(parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports;
+}
+
+/** A backend's client port, from its process title ("postgres: … user db 127.0.0.1(54321) state"). */
+function backendPort(pid: string): number | undefined {
+  try {
+    const m = /\((\d+)\)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function procCpuMs(): { postgres: number; nats: number; postgresOwn: number } {
+  const out = { postgres: 0, nats: 0, postgresOwn: 0 };
+  const mine = ownPorts();
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
@@ -32,7 +80,12 @@ function procCpuMs(): { postgres: number; nats: number } {
     if (!key) continue;
     // Fields after "(comm) ": state is the 3rd field; utime and stime are the 14th and 15th.
     const fields = stat.slice(close + 2).split(' ');
-    out[key] += ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SEC;
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SEC;
+    out[key] += ms;
+    if (key === 'postgres' && mine.size > 0) {
+      const port = backendPort(pid);
+      if (port !== undefined && mine.has(port)) out.postgresOwn += ms;
+    }
   }
   return out;
 }
@@ -50,7 +103,12 @@ export function cpuSample(): CpuSample {
  */
 export function cpuPerThousand(before: CpuSample, after: CpuSample, jobs: number): CpuSample {
   const per = (a: number, b: number) => Math.round(((b - a) * 1000 * 100) / jobs) / 100;
-  return { bench: per(before.bench, after.bench), postgres: per(before.postgres, after.postgres), nats: per(before.nats, after.nats) };
+  return {
+    bench: per(before.bench, after.bench),
+    postgres: per(before.postgres, after.postgres),
+    nats: per(before.nats, after.nats),
+    postgresOwn: per(before.postgresOwn, after.postgresOwn),
+  };
 }
 
 /**

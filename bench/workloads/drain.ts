@@ -139,7 +139,7 @@ async function settle(ctx: WorkloadContext, system: BenchSystem): Promise<void> 
 }
 
 function describeCpu(c: CpuSample): string {
-  return `this process ${c.bench}, postgres ${c.postgres}, nats ${c.nats}`;
+  return `this process ${c.bench}, postgres ${c.postgres} (its own backends ${c.postgresOwn}), nats ${c.nats}`;
 }
 
 function median<T>(items: T[], key: (t: T) => number): T {
