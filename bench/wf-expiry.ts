@@ -20,10 +20,10 @@ import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl } from './li
 const MIGRATIONS = fileURLToPath(new URL('../packages/workflows/sql/migrations/', import.meta.url));
 const OPS = fileURLToPath(new URL('../packages/workflows/sql/ops/', import.meta.url));
 // A step's transition: at the base revision (before the one-statement write) lock, record upsert and
-// update; in this tree lock, transition_write (records and workflow row in one statement) and, for a
-// workflow it finished, activities_settle (its records follow it to its expiry day's partition).
+// update; in this tree lock and transition_write (records and workflow row in one statement; a
+// workflow it finishes takes its records to its expiry day's partition in that same statement).
 const BASE_OPS = ['workflows_lock', 'activities_upsert', 'workflows_update'] as const;
-const TREE_OPS = ['workflows_lock', 'transition_write', 'activities_settle'] as const;
+const TREE_OPS = ['workflows_lock', 'transition_write'] as const;
 const TRANSITIONS = 2_000;
 
 /** An op's text in this tree, or at `base` (git). */
@@ -180,10 +180,9 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
         t0 = performance.now();
         await client.query({ ...ops['workflows_update']!, values: [JSON.stringify([workflow])] });
       } else {
-        // The record and the workflow row in one statement (`upsert` stays 0), then a finished one's settle.
-        const write = [null, null, null, null, JSON.stringify([record]), JSON.stringify([workflow]), null, null];
+        // The record and the workflow row (and a finished one's records' move) in one statement (`upsert` stays 0).
+        const write = [null, null, null, null, JSON.stringify([record]), JSON.stringify([workflow]), null, null, null, null];
         await client.query({ ...ops['transition_write']!, values: write });
-        if (workflow.status === 0) await client.query({ ...ops['activities_settle']!, values: [[id]] });
       }
       split.update += performance.now() - t0;
       t0 = performance.now();
@@ -197,7 +196,7 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
       transitions: TRANSITIONS,
       usPerTransition: Math.round(us),
       // Per statement (the lock, the record upsert, the update that finishes every other one; in this
-      // tree `update` is the one write plus a finishing one's settle) and the commit.
+      // tree `update` is the one write, a finishing one's move included) and the commit.
       usEach: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, Math.round((v * 1000) / TRANSITIONS)])),
       ops: base ?? 'this tree',
       load1: loadavg()[0]!.toFixed(2),

@@ -32,7 +32,12 @@ export const workflowThroughput: Workload = {
       const statements = ctx.options.queryStats ? queryStatsCalls() : undefined;
       if (ctx.options.queryStats) ctx.log(`${system.name}: statements (first start → all finished):\n${queryStatsTable(20)}`);
       return {
-        cpuMsPerWorkflow: { bench: round(cpu.bench / 1000), postgres: round(cpu.postgres / 1000) },
+        // postgresOwn: only the backends of this process's connections (postgres: every one on the machine).
+        cpuMsPerWorkflow: {
+          bench: round(cpu.bench / 1000),
+          postgres: round(cpu.postgres / 1000),
+          postgresOwn: round(cpu.postgresOwn / 1000),
+        },
         ...(statements !== undefined ? { statementsPerWorkflow: round(statements / count) } : {}),
         workflows: count,
         ms: round(ms),

@@ -58,6 +58,13 @@ export interface ContinuationTx extends Tx {
    * may run on any node of the partition; a job that must reach other nodes takes tx.enqueue.
    */
   enqueueHere(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
+  /**
+   * Runs `fn` once the transaction has committed (never when it rolls back, and never before the
+   * commit): for effects outside Postgres that must follow what the continuation wrote, e.g. a
+   * message about it. At most once: a crash between the commit and `fn` loses it, so only for what
+   * may be lost or is made good otherwise. A throw is logged.
+   */
+  afterCommit(fn: () => void): void;
 }
 
 /**

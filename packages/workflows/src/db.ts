@@ -13,7 +13,6 @@ export type WfOp =
   | 'active_set'
   | 'activities_of'
   | 'activities_of_dimensions'
-  | 'activities_settle'
   | 'children_open_of'
   | 'activity_passes'
   | 'expired_remove'

@@ -166,8 +166,11 @@ interface Pending {
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
   written: Set<string>;
-  /** Workflows this transaction finished (kept until an expiry), whose records must follow them to their expiry day's partition. */
-  settle: string[];
+  /**
+   * Workflows this transaction inserted already finished (kept `expire` seconds): transition_write
+   * puts their records in their expiry day's partition, as it does for the workflows it finishes.
+   */
+  settle: { id: string; expire: number }[];
 }
 
 interface FaninRow {
@@ -240,7 +243,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     p.inserts.clear();
     for (const w of rows) {
       p.created.add(w.id);
-      if (w.status === 0 && w.expire >= 0) p.settle.push(w.id);
+      if (w.status === 0 && w.expire >= 0) p.settle.push({ id: w.id, expire: w.expire });
     }
     try {
       await s.db.run('workflows_insert', [JSON.stringify(rows)]);
@@ -310,20 +313,31 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const fanin = p.fanin.length > 0 ? JSON.stringify(p.fanin.splice(0)) : null;
   let workflows: string | null = null;
   if (p.workflows.size > 0) {
-    const moved = [...p.workflows.values()];
-    for (const w of moved) if ((w.status === 0 || w.ended) && w.expire >= 0) p.settle.push(w.id);
-    workflows = JSON.stringify(moved);
+    workflows = JSON.stringify([...p.workflows.values()]);
     p.workflows.clear();
   }
-  // The links, records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
-  if (links || activities || workflows || firstActivities || fanin) {
+  // Workflows inserted finished: their records go straight to their expiry day's partition (those
+  // this write finishes are found by the statement itself, from the workflow rows it moves).
+  const settled = p.settle.splice(0);
+  const settleIds = settled.length > 0 ? settled.map((w) => w.id) : null;
+  const settleExpires = settled.length > 0 ? settled.map((w) => w.expire) : null;
+  // The links, records (those of finished workflows in their day's partition), workflow rows and
+  // fan-in outputs in one statement: one round trip per transaction.
+  if (links || activities || workflows || firstActivities || fanin || settleIds) {
     const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
-    await s.db.run('transition_write', [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin]);
+    await s.db.run('transition_write', [
+      ids,
+      workflowIds,
+      activityIds,
+      dimensions,
+      activities,
+      workflows,
+      firstActivities,
+      fanin,
+      settleIds,
+      settleExpires,
+    ]);
   }
-  // Workflows that finished here (as they started, or by this write): their records follow them to
-  // their expiry day's partition. A statement of its own: the write above changed those records, and
-  // one statement cannot change a row twice.
-  if (p.settle.length > 0) await s.db.run('activities_settle', [p.settle.splice(0)]);
 }
 
 const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;

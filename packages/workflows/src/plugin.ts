@@ -118,7 +118,9 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
             tx,
             jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
           );
-          afterCommit(b, effects);
+          // The steps of workflows it interrupted are cancelled once it committed: before, a cancel
+          // could reach a step the transaction then rolled back the interrupt of (it is retried).
+          if (effects.cancels.length > 0) tx.afterCommit(() => afterCommit(b, effects));
         },
       },
     ],
@@ -189,12 +191,12 @@ export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, lo
 }
 
 /**
- * After the transition's transaction: cancel the jobs of workflows it interrupted. (The engine wakes
- * the queues a continuation enqueued into once its transaction committed.)
+ * After the transition's transaction committed (tx.afterCommit): cancel the jobs of workflows it
+ * interrupted. (The engine wakes the queues a continuation enqueued into once its transaction committed.)
  */
 export function afterCommit(b: { ctx: { client: { cancel(id: string): Promise<boolean> } }; logger: Logger }, effects: Effects): void {
   if (effects.cancels.length === 0) return;
-  setTimeout(() => cancelSteps(b.ctx.client, b.logger, effects.cancels), 0).unref();
+  cancelSteps(b.ctx.client, b.logger, effects.cancels);
 }
 
 /**

@@ -305,6 +305,8 @@ export class OutcomeWriter {
     /** Queues of the places reserved (one entry per job), and the jobs stored as this node's. */
     const reserved: string[] = [];
     const taken: ClaimedJob[] = [];
+    /** What the continuations asked to run once the transaction committed (tx.afterCommit). */
+    const onCommit: (() => void)[] = [];
     const committed = store.withTransaction(async (outer) => {
       const enqueue = (jobs: NewJob[]) => {
         for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
@@ -332,6 +334,7 @@ export class OutcomeWriter {
           let o = 0;
           return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased[m++]!.id } : queued[o++]!));
         },
+        afterCommit: (fn) => void onCommit.push(fn),
       };
       const completed = await store.complete(nodeId, completionItems(completions), tx);
       const failed = await store.fail(nodeId, failureItems(failures), tx);
@@ -372,6 +375,13 @@ export class OutcomeWriter {
       (written) => {
         if (reserved.length > 0) here!.took(taken, reserved);
         if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
+        for (const fn of onCommit) {
+          try {
+            fn();
+          } catch (err) {
+            this.o.log.warn({ err }, "a continuation's after-commit action threw; its transaction stays committed");
+          }
+        }
         this.o.metrics?.continued?.(partition, written.completed.size + written.failed.size);
         return written;
       },

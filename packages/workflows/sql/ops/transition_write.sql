@@ -1,48 +1,99 @@
 -- What a transaction's transitions staged, written in one statement: the step jobs linked to the
 -- activities they run ($1 job ids, $2 workflows, $3 activities, $4 dimensions), every activity record
 -- changed ($5, a JSON array), the data and semaphore of every workflow moved ($6, a JSON array), the
--- first records of workflows this transaction started ($7) and the outputs of fan-out children that
--- ended ($8). A NULL parameter writes nothing of its kind. The parts touch different tables or
--- different rows, so that they see the same snapshot (as parts of one statement do) changes nothing.
+-- first records of workflows this transaction started ($7), the outputs of fan-out children that
+-- ended ($8), and the workflows this transaction started already finished ($9 ids, $10 their expire
+-- in seconds). A NULL parameter writes nothing of its kind. Every row is changed by one part only, so
+-- that the parts see the same snapshot (as parts of one statement do) changes nothing.
 --
 -- Activity records: `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. First records
 -- ($7) cannot exist yet: a plain insert, without the conflict check (a fan-out writes thousands).
--- Records go to the open partition (a finished workflow's move to its expiry day's partition takes
--- them along, in the executor's next statement, activities_settle), so the conflict target names it.
+-- Records of open workflows go to the open partition. A workflow this write finishes (kept until an
+-- expiry that has a daily partition) takes its records to that partition in this same statement:
+-- those already written are deleted from the open partition and inserted there with the staged
+-- changes laid over them, and its new records go there at once (no second statement that moves them).
+-- New records take their `seq` in the order they were staged (the timeline's order).
 -- Workflows: reaching 0 finishes one (output = data, kept `expire` seconds); `ended` one that failed or
 -- interrupted itself (output: why), kept `expire` seconds too. A finished one moves to its expiry
--- day's partition.
+-- day's partition. Only open workflows move (the partition key prunes the update to the open one).
 -- Fan-in outputs: a child ends once, so a second row for the same place is a bug the key refuses.
-WITH steps AS (
+WITH staged_workflows AS (
+  SELECT r.*, CASE WHEN (r.status = 0 OR r.ended) AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END AS expire_at
+  FROM jsonb_to_recordset($6::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb)
+), finishing AS (
+  -- Workflows this write leaves finished, with the daily partition their records go to.
+  SELECT f.id, f.day FROM (
+    SELECT id, {{schema}}.wf_expire_day(expire_at) AS day FROM staged_workflows WHERE expire_at IS NOT NULL
+    UNION ALL
+    SELECT s.id, {{schema}}.wf_expire_day(now() + make_interval(secs => s.expire))
+    FROM unnest($9::text[], $10::int[]) AS s(id, expire) WHERE s.expire >= 0
+  ) f WHERE f.day <> 'infinity'
+), staged AS (
+  -- `ord`: the order records were staged in, which new records take their `seq` (start order) in.
+  SELECT r.*, fin.day
+  FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
+                                                    input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int))
+       WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, ord)
+  LEFT JOIN finishing fin ON fin.id = r.workflow_id
+), steps AS (
   INSERT INTO {{schema}}.wf_steps (job_id, workflow_id, activity, dimension)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 ), activities AS (
-  INSERT INTO {{schema}}.wf_activities AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, finished_at)
+  INSERT INTO {{schema}}.wf_activities_open AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, finished_at)
   SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, r.attempts, coalesce(r.errors, '[]'), r.children_open,
          r.entered, CASE WHEN r.state = 'done' THEN now() END
-  FROM jsonb_to_recordset($5::jsonb) AS r(workflow_id text, activity text, dimension text, type text, state text, job_id text,
-                                          input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int)
+  FROM staged r WHERE r.day IS NULL ORDER BY r.ord
   ON CONFLICT (workflow_id, activity, dimension, expire_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
       entered = a.entered + EXCLUDED.entered
+), moved AS (
+  DELETE FROM {{schema}}.wf_activities_open a USING finishing fin WHERE a.workflow_id = fin.id
+  RETURNING a.*, fin.day
+), settled AS (
+  -- A finishing workflow's records, in its day's partition: the staged change where there is one.
+  INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
+                                        entered, seq, started_at, finished_at, expire_day)
+  SELECT coalesce(r.workflow_id, m.workflow_id), coalesce(r.activity, m.activity), coalesce(r.dimension, m.dimension),
+         CASE WHEN r.workflow_id IS NULL THEN m.type ELSE r.type END,
+         CASE WHEN r.workflow_id IS NULL THEN m.state ELSE r.state END,
+         CASE WHEN r.workflow_id IS NULL THEN m.job_id ELSE r.job_id END,
+         CASE WHEN r.workflow_id IS NULL THEN m.input ELSE r.input END,
+         CASE WHEN r.workflow_id IS NULL THEN m.output ELSE r.output END,
+         CASE WHEN r.workflow_id IS NULL THEN m.hook ELSE r.hook END,
+         CASE WHEN r.workflow_id IS NULL THEN m.attempts ELSE r.attempts END,
+         CASE WHEN r.workflow_id IS NULL THEN m.errors ELSE coalesce(r.errors, '[]') END,
+         CASE WHEN r.workflow_id IS NULL THEN m.children_open ELSE r.children_open END,
+         coalesce(m.entered, 0) + coalesce(r.entered, 0),
+         coalesce(m.seq, nextval('{{schema}}.wf_activities_seq')),
+         coalesce(m.started_at, now()),
+         CASE WHEN r.workflow_id IS NULL THEN m.finished_at WHEN r.state = 'done' THEN now() END,
+         coalesce(r.day, m.day)
+  FROM (SELECT * FROM staged WHERE day IS NOT NULL) r
+  FULL JOIN moved m ON m.workflow_id = r.workflow_id AND m.activity = r.activity AND m.dimension = r.dimension
+  ORDER BY r.ord
 ), first_activities AS (
-  INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, finished_at)
+  INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
+                                        finished_at, expire_day)
   SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, r.attempts, coalesce(r.errors, '[]'), r.children_open,
-         r.entered, CASE WHEN r.state = 'done' THEN now() END
-  FROM jsonb_to_recordset($7::jsonb) AS r(workflow_id text, activity text, dimension text, type text, state text, job_id text,
-                                          input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int)
+         r.entered, CASE WHEN r.state = 'done' THEN now() END, coalesce(fin.day, 'infinity')
+  FROM ROWS FROM (jsonb_to_recordset($7::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
+                                                    input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int))
+       WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, ord)
+  LEFT JOIN finishing fin ON fin.id = r.workflow_id
+  ORDER BY r.ord
 ), workflows AS (
   UPDATE {{schema}}.wf_workflows AS w
   SET status = r.status, data = r.data,
       output = CASE WHEN r.status = 0 THEN r.data WHEN r.ended THEN r.output ELSE w.output END,
       finished_at = CASE WHEN r.status = 0 OR r.ended THEN now() ELSE w.finished_at END,
-      expire_at = CASE WHEN r.ended THEN n.expire_at ELSE coalesce(n.expire_at, w.expire_at) END,
-      expire_day = CASE WHEN n.expire_at IS NULL THEN w.expire_day ELSE {{schema}}.wf_expire_day(n.expire_at) END
-  FROM jsonb_to_recordset($6::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb)
-  CROSS JOIN LATERAL (SELECT CASE WHEN (r.status = 0 OR r.ended) AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END AS expire_at) n
-  WHERE w.id = r.id
+      expire_at = CASE WHEN r.ended THEN r.expire_at ELSE coalesce(r.expire_at, w.expire_at) END,
+      expire_day = CASE WHEN r.expire_at IS NULL THEN w.expire_day ELSE {{schema}}.wf_expire_day(r.expire_at) END
+  FROM staged_workflows r
+  -- The id list makes it an index lookup per workflow: joined alone, the planner, which expects 100
+  -- rows of any JSON array, reads the whole open partition (every running workflow) instead.
+  WHERE w.expire_day = 'infinity' AND w.id = ANY (ARRAY(SELECT id FROM staged_workflows)) AND w.id = r.id
 ), fanin AS (
   INSERT INTO {{schema}}.wf_fanin (workflow_id, activity, dimension, idx, child_id, output)
   SELECT r.workflow_id, r.activity, r.dimension, r.idx, r.child_id, r.output
