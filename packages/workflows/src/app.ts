@@ -35,6 +35,7 @@ import {
 import type { CompiledApp, CompiledGraph } from './model.js';
 import type { StartOptions } from './executor.js';
 import { afterTransaction } from './plugin.js';
+import { outputsOf, type Outcome } from './outputs.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
 const SERIALIZATION_FAILURE = '40001';
@@ -406,32 +407,38 @@ export class WorkflowApp {
     }
   }
 
-  /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */
+  /**
+   * Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError.
+   * The output comes over the bus (one subscription per output subject, shared by every pubsub on the
+   * client); Postgres is read as the safety net for a missed message, and is the only source without a
+   * bus. That read sees the workflow's outcome whatever its graph's `expire`: with `expire: 0` a finished
+   * workflow is gone to every other reader at once, but not to the caller waiting on it.
+   */
   async pubsub(topic: string, data: unknown = {}, opts: PubOptions & { timeoutMs?: number } = {}): Promise<unknown> {
     const { graph } = await this.graphFor(topic);
     const id = opts.id ?? randomUUID();
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    let settle: ((v: { status: number; data: unknown }) => void) | undefined;
-    const arrived = new Promise<{ status: number; data: unknown }>((resolve) => (settle = resolve));
-    const unsubscribe = this.bus
-      ? await this.bus.subscribe<EmitPayload>(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), (p) => {
-          if (p?.id === id && p.kind === 'output') settle?.({ status: p.status, data: p.data });
-        })
+    let settle!: (o: Outcome) => void;
+    const arrived = new Promise<Outcome>((resolve) => (settle = resolve));
+    const waiting = this.bus
+      ? outputsOf(this.bus).wait(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), id, settle, this.logger)
       : undefined;
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     try {
-      await this.pub(topic, data, { ...opts, id });
-      // Postgres is the safety net for a missed message (and the only source without a bus).
+      // Not one after the other: a new subscription's SUB is on the wire before the pub's first
+      // statement, and the output is published only after the pub committed and the workflow ran, so
+      // the server's acknowledgement need not come before the pub starts (it cost a NATS round trip).
+      await Promise.all([this.pub(topic, data, { ...opts, id }), waiting?.live]);
       const poll = (async () => {
         let wait = this.bus ? POLL_MAX_MS : POLL_MIN_MS;
         while (!stopped) {
           await new Promise((r) => setTimeout(r, wait));
           if (stopped) return;
-          const [row] = await this.run<{ status: string; output: unknown }>('workflow_get', [id, this.id]);
+          const [row] = await this.run<{ status: string; output: unknown }>('workflow_outcome', [id, this.id]);
           const status = row ? Number(row.status) : undefined;
           if (status !== undefined && status <= 0 && status !== -1) {
-            settle?.({ status, data: row!.output });
+            settle({ status, data: row!.output });
             return;
           }
           wait = Math.min(POLL_MAX_MS, wait * 2);
@@ -447,7 +454,7 @@ export class WorkflowApp {
     } finally {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await unsubscribe?.();
+      waiting?.stop();
     }
   }
 
