@@ -110,6 +110,15 @@ class PartitaWorkflows implements WorkflowSystem {
   private app: WorkflowApp | undefined;
   private readonly dataDir = mkdtempSync(join(tmpdir(), 'partita-bench-wf-'));
   private readonly logger = benchLogger();
+  /**
+   * A cluster of its own: NATS is shared with whatever else runs on the machine (other benches, test
+   * runs), and a client that heard another process's node advertise under the same cluster name
+   * would hand it this run's jobs (stored in this schema: that node cannot finish them, and they wait
+   * for their lease to expire).
+   */
+  private get cluster(): string {
+    return `bench-${this.schema.replaceAll('_', '-')}`;
+  }
 
   constructor(
     private readonly ctx: WorkloadContext,
@@ -147,14 +156,20 @@ class PartitaWorkflows implements WorkflowSystem {
       schema: this.schema,
       nats: this.ctx.nats ? { servers: this.ctx.nats } : false,
       dataDir: this.dataDir,
-      cluster: 'bench',
+      cluster: this.cluster,
       logger: this.logger,
       partitions: { [PARTITION]: { queues: { default: { concurrency: CONCURRENCY } } } },
       jobs: [step, arm],
       plugins: [this.wf.workflowsPlugin()],
       engine: { pollMs: this.ctx.options.pollMs },
     });
-    this.client = await connect({ postgres: pg, schema: this.schema, nats: this.ctx.nats ?? false, cluster: 'bench', logger: this.logger });
+    this.client = await connect({
+      postgres: pg,
+      schema: this.schema,
+      nats: this.ctx.nats ?? false,
+      cluster: this.cluster,
+      logger: this.logger,
+    });
     // Every start (pub, pubsub) goes to the bench's partition, the only one its node declares.
     this.app = this.wf.app(this.client, APP_ID, { partition: PARTITION });
     const { version } = await this.app.deploy(APP_YAML);

@@ -701,7 +701,28 @@ export class Client {
    */
   private async handOff(job: NewJob, target: IdleAdvert): Promise<{ id: string }> {
     const claimed = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
-    const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey, traceparent } = claimed;
+    await this.sendHandoff(target, claimed);
+    this.publishEnqueued([job], [claimed.id]);
+    return { id: claimed.id };
+  }
+
+  /**
+   * @internal An idle engine to hand a job enqueued in a transaction of a layer above jobs to (a
+   * workflow's first step, say); through `clientHandoffTarget` of `@partita/client/internal`.
+   */
+  handoffTargetFor(partition: string, job: NewJob): IdleAdvert | undefined {
+    if (this.closed || job.queueKey != null) return undefined;
+    return this.handoffTarget(partition, job);
+  }
+
+  /**
+   * Hands a job stored as `target`'s running attempt to it (its own engine directly, another node's
+   * over the bus). Should the message be lost or the node be gone, the job's lease runs out and it
+   * is rescued like any other; a message that could not be sent at all goes back to the queue.
+   * @internal Layers reach it through `clientHandOff` of `@partita/client/internal`.
+   */
+  async sendHandoff(target: IdleAdvert, claimed: ClaimedJob): Promise<void> {
+    const { id, partition, queue, type, payload, priority, attempt, maxAttempts, timeoutMs, queueKey, traceparent, continuation } = claimed;
     const message: Handoff = {
       job: {
         id,
@@ -715,6 +736,8 @@ export class Client {
         timeoutMs,
         queueKey,
         ...(traceparent ? { traceparent } : {}),
+        // Its outcome must go through this continuation: a node that does not run it hands it back.
+        ...(continuation ? { continuation } : {}),
       },
     };
     let sent = this.hooks.handOff?.(target.node, claimed) ?? false;
@@ -735,8 +758,6 @@ export class Client {
           ),
       );
     }
-    this.publishEnqueued([job], [id]);
-    return { id };
   }
 
   /**

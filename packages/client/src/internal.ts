@@ -9,6 +9,8 @@
  * without the node changing.
  */
 import type { Bus } from '@partita/nats';
+import type { ClaimedJob, NewJob } from '@partita/postgres';
+import type { IdleAdvert } from '@partita/protocol';
 import type { Client, ClientHooks, NodeClientStore } from './client.js';
 
 export { Client, type ClientHooks } from './client.js';
@@ -35,4 +37,20 @@ export function installClientHooks(client: Client, hooks: ClientHooks): void {
  */
 export function clientWake(client: Client, partition: string, queues: Set<string>): void | Promise<void> {
   return client.wake(partition, queues);
+}
+
+/**
+ * An idle engine that advertised a free slot for this job's queue lately (the slot is then counted
+ * as used), or undefined: the job goes to the queue. Not for jobs with a key or a later start. A
+ * layer above jobs that gets one stores the job as that node's running attempt in its own
+ * transaction (tx.enqueueLeased with `target.node` and `target.leaseMs`) and, once committed, hands
+ * it over with clientHandOff: the node starts it with no wake-up and no claim.
+ */
+export function clientHandoffTarget(client: Client, partition: string, job: NewJob): IdleAdvert | undefined {
+  return client.handoffTargetFor(partition, job);
+}
+
+/** Sends a committed hand-off (see clientHandoffTarget); one that cannot be sent goes back to the queue. */
+export function clientHandOff(client: Client, target: IdleAdvert, job: ClaimedJob): Promise<void> {
+  return client.sendHandoff(target, job);
 }

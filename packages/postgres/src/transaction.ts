@@ -13,9 +13,20 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
   // the process. Heard here, the next statement rejects and the transaction fails as any other.
   const onError = (err: Error) => (broken = err);
   client.on('error', onError);
+  // BEGIN goes on the wire together with the transaction's first statement (pg's pipeline mode, on
+  // this connection only while the transaction runs): waiting for its answer first was a round trip
+  // of its own in every transaction, a step's transition on an idle node included.
+  const pipelined = client as unknown as { pipeline?: boolean };
+  const canPipeline = typeof pipelined.pipeline === 'boolean';
+  if (canPipeline) pipelined.pipeline = true;
   try {
-    await client.query('BEGIN');
+    const began = client.query('BEGIN');
+    // Heard now (a failed BEGIN must not be an unhandled rejection while `fn` runs), thrown below.
+    began.catch(() => undefined);
+    if (!canPipeline) await began;
     const value = await fn(client);
+    // A BEGIN that failed left `fn`'s statements outside any transaction: never report it committed.
+    await began;
     await client.query('COMMIT');
     return value;
   } catch (err) {
@@ -23,6 +34,8 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
     throw err;
   } finally {
+    // Every statement of the transaction has been answered here: the connection goes back plain.
+    if (canPipeline) pipelined.pipeline = false;
     client.off('error', onError);
     client.release(broken instanceof Error ? broken : undefined);
   }

@@ -56,6 +56,12 @@ export interface HandoffJob {
   queueKey: string | null;
   /** The enqueuer's W3C trace context, when it was traced: perform's span is its child. */
   traceparent?: string | null;
+  /**
+   * The continuation the job is marked for (a workflow step's, say): its outcome must be written with
+   * it. A node that does not run that continuation hands the job back rather than running it.
+   * Absent (an older sender): unmarked.
+   */
+  continuation?: string | null;
 }
 
 /** A job enqueued straight into a node's hands: already its running attempt in Postgres. */
@@ -88,6 +94,7 @@ export function handoffProblem(data: unknown): string | undefined {
   if (!isCount(j.attempt, 1_000_000) || !isCount(j.maxAttempts, 1_000_000)) return 'job.attempt and job.maxAttempts must be whole numbers';
   if (j.timeoutMs !== null && !isCount(j.timeoutMs, 2_147_483_647)) return 'job.timeoutMs must be null or a whole number of ms';
   if (j.queueKey !== null && typeof j.queueKey !== 'string') return 'job.queueKey must be null or a string';
+  if (j.continuation != null && !isName(j.continuation)) return 'job.continuation must be null or a continuation name';
   return undefined;
 }
 

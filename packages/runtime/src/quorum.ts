@@ -202,7 +202,7 @@ export async function startQuorumMember(options: QuorumOptions): Promise<QuorumM
         (data: Handoff, msg) => {
           const problem = handoffProblem(data);
           if (problem) return malformed(HANDOFF_KIND, msg.subject, problem);
-          const job: ClaimedJob = { ...data.job, executionKey: null, cancelRequested: false, continuation: null };
+          const job: ClaimedJob = { ...data.job, executionKey: null, cancelRequested: false, continuation: data.job.continuation ?? null };
           const engine = engines().get(job.partition);
           if (engine?.alive) return engine.cast({ t: 'handoff', job });
           // No engine for it here (not served, or restarting): back to the queue, for any node to claim.

@@ -8,7 +8,7 @@ import { subjects } from '@partita/nats';
 import { defineJob, type PartitaNode } from '@partita/runtime';
 import { natsUrl } from '../../../test/helpers/index.js';
 import { cluster, sleep, until, type Cluster } from './helpers.js';
-import { clientBus } from '@partita/client/internal';
+import { clientBus, clientStore } from '@partita/client/internal';
 
 async function handoffs(node: PartitaNode, outcome: 'accepted' | 'refused'): Promise<number> {
   const text = await node.metrics.scrape();
@@ -205,3 +205,36 @@ handoffTest('a repeated hand-off message does not run the job again', {}, async 
   t.is(ran.filter((r) => r === id).length, 1, 'ran once');
   t.is((await client.job(id))?.state, 'completed');
 });
+
+handoffTest(
+  'a hand-off marked for a continuation the node does not run goes back to the queue unrun (its outcome would skip the continuation)',
+  {},
+  async (t, { c, client, node, ran }) => {
+    await client.enqueue('p', 'h').then(({ id }) => client.result(id, { timeoutMs: 10_000 }));
+    const claimed = await clientStore(client).enqueueHandedOff({ partition: 'p', type: 'h', continuation: 'elsewhere' }, node.id, 15_000);
+    t.is(claimed.continuation, 'elsewhere');
+    const before = await handoffs(node, 'refused');
+    const message: Handoff = {
+      job: {
+        id: claimed.id,
+        partition: 'p',
+        queue: 'default',
+        type: 'h',
+        payload: claimed.payload,
+        priority: 0,
+        attempt: claimed.attempt,
+        maxAttempts: claimed.maxAttempts,
+        timeoutMs: null,
+        queueKey: null,
+        continuation: 'elsewhere',
+      },
+    };
+    clientBus(client)!.publish(subjects.node(client.cluster, node.id), HANDOFF_KIND, message);
+    await until('the node handed it back', async () => (await handoffs(node, 'refused')) > before);
+    await until('back in the queue', async () => (await client.job(claimed.id))?.state === 'queued');
+    await sleep(300);
+    t.false(ran.includes(claimed.id), 'not run here: no claim of this node takes a job marked for a continuation it does not run');
+    const { rows } = await c.db.pool.query(`SELECT state, continuation FROM "${c.db.schema}".jobs WHERE id = $1`, [claimed.id]);
+    t.like(rows[0], { state: 'queued', continuation: 'elsewhere' });
+  },
+);

@@ -7,9 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { TimeoutError, ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
 import type { Client } from '@partita/client';
-import { clientBus, clientStore } from '@partita/client/internal';
+import { clientBus, clientHandOff, clientHandoffTarget, clientStore } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
-import type { JobStore } from '@partita/postgres';
+import type { ClaimedJob, EnqueueOutcome, JobStore, NewJob, Tx } from '@partita/postgres';
+import type { IdleAdvert } from '@partita/protocol';
 import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/protocol';
 import { activeVersionsOf, type ActiveVersions } from './active.js';
 import { DEFAULT_ACTIVATION_DELAY_MS, runActivation } from './activation/index.js';
@@ -35,6 +36,7 @@ import {
 import type { CompiledApp, CompiledGraph } from './model.js';
 import type { StartOptions } from './executor.js';
 import { afterTransaction } from './plugin.js';
+import { outputsOf, type Outcome } from './outputs.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
 const SERIALIZATION_FAILURE = '40001';
@@ -317,10 +319,12 @@ export class WorkflowApp {
   private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const effects = newEffects();
+      const handing: HandingOff = { handed: [], queued: new Set() };
       try {
         const result = await this.store.withTransaction((tx) =>
-          fn({ db: txDb(tx, this.ops) as Db, versions: this.versions, logger: this.logger, effects }, tx.client),
+          fn({ db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects }, tx.client),
         );
+        await this.handOver(handing, effects);
         await this.after(effects);
         return result;
       } catch (err) {
@@ -329,6 +333,60 @@ export class WorkflowApp {
         if ((err as { code?: string }).code !== SERIALIZATION_FAILURE || attempt >= 3) throw err;
       }
     }
+  }
+
+  /**
+   * The transaction's enqueue, handing what it can to idle engines: a job (a workflow's first step,
+   * the step a hook resumes) for whose queue an engine advertised a free slot lately is stored as that
+   * node's running attempt, and handed to it once the transaction committed, so it starts with no
+   * wake-up and no claim round trip (as the client's own enqueue does). Its continuation mark goes with
+   * it: a node that does not run the workflows' continuation hands it back to the queue.
+   */
+  private handingOff(tx: Tx, handing: HandingOff): Tx & { enqueueHere: Tx['enqueue'] } {
+    return {
+      ...tx,
+      enqueueHere: async (jobs: NewJob[]): Promise<EnqueueOutcome[]> => {
+        const targets = jobs.map((j) => (j.runAt === undefined ? clientHandoffTarget(this.client, j.partition, j) : undefined));
+        const queued = jobs.filter((_, i) => !targets[i]);
+        for (const j of queued) handing.queued.add(wakeKey(j));
+        const outcomes = queued.length > 0 ? await tx.enqueue(queued) : [];
+        // One statement per target node (there is usually one).
+        const byNode = new Map<string, { target: IdleAdvert; at: number[] }>();
+        targets.forEach((target, i) => {
+          if (!target) return;
+          const group = byNode.get(target.node);
+          if (group) group.at.push(i);
+          else byNode.set(target.node, { target, at: [i] });
+        });
+        const leased = new Map<number, ClaimedJob>();
+        for (const { target, at } of byNode.values()) {
+          const claimed = await tx.enqueueLeased(
+            at.map((i) => jobs[i]!),
+            target.node,
+            target.leaseMs,
+          );
+          claimed.forEach((job, k) => {
+            leased.set(at[k]!, job);
+            handing.handed.push({ target, job });
+          });
+        }
+        let q = 0;
+        return jobs.map((_, i): EnqueueOutcome => {
+          const job = leased.get(i);
+          return job ? { id: job.id } : outcomes[q++]!;
+        });
+      },
+    };
+  }
+
+  /** After the commit: hands the jobs stored as idle nodes' to them; their queues need no wake-up for them. */
+  private async handOver(handing: HandingOff, effects: Effects): Promise<void> {
+    if (handing.handed.length === 0) return;
+    for (const { job } of handing.handed) {
+      const key = wakeKey(job);
+      if (!handing.queued.has(key)) effects.wakes.delete(key);
+    }
+    await Promise.all(handing.handed.map(({ target, job }) => clientHandOff(this.client, target, job)));
   }
 
   /** After the commit: wake the queues the transaction enqueued into (as the client's enqueue does), cancel interrupted steps. */
@@ -406,32 +464,38 @@ export class WorkflowApp {
     }
   }
 
-  /** Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError. */
+  /**
+   * Starts a workflow and resolves with its output (its data when it finished); rejects WorkflowFailedError or TimeoutError.
+   * The output comes over the bus (one subscription per output subject, shared by every pubsub on the
+   * client); Postgres is read as the safety net for a missed message, and is the only source without a
+   * bus. That read sees the workflow's outcome whatever its graph's `expire`: with `expire: 0` a finished
+   * workflow is gone to every other reader at once, but not to the caller waiting on it.
+   */
   async pubsub(topic: string, data: unknown = {}, opts: PubOptions & { timeoutMs?: number } = {}): Promise<unknown> {
     const { graph } = await this.graphFor(topic);
     const id = opts.id ?? randomUUID();
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    let settle: ((v: { status: number; data: unknown }) => void) | undefined;
-    const arrived = new Promise<{ status: number; data: unknown }>((resolve) => (settle = resolve));
-    const unsubscribe = this.bus
-      ? await this.bus.subscribe<EmitPayload>(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), (p) => {
-          if (p?.id === id && p.kind === 'output') settle?.({ status: p.status, data: p.data });
-        })
+    let settle!: (o: Outcome) => void;
+    const arrived = new Promise<Outcome>((resolve) => (settle = resolve));
+    const waiting = this.bus
+      ? outputsOf(this.bus).wait(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), id, settle, this.logger)
       : undefined;
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     try {
-      await this.pub(topic, data, { ...opts, id });
-      // Postgres is the safety net for a missed message (and the only source without a bus).
+      // Not one after the other: a new subscription's SUB is on the wire before the pub's first
+      // statement, and the output is published only after the pub committed and the workflow ran, so
+      // the server's acknowledgement need not come before the pub starts (it cost a NATS round trip).
+      await Promise.all([this.pub(topic, data, { ...opts, id }), waiting?.live]);
       const poll = (async () => {
         let wait = this.bus ? POLL_MAX_MS : POLL_MIN_MS;
         while (!stopped) {
           await new Promise((r) => setTimeout(r, wait));
           if (stopped) return;
-          const [row] = await this.run<{ status: string; output: unknown }>('workflow_get', [id, this.id]);
+          const [row] = await this.run<{ status: string; output: unknown }>('workflow_outcome', [id, this.id]);
           const status = row ? Number(row.status) : undefined;
           if (status !== undefined && status <= 0 && status !== -1) {
-            settle?.({ status, data: row!.output });
+            settle({ status, data: row!.output });
             return;
           }
           wait = Math.min(POLL_MAX_MS, wait * 2);
@@ -447,7 +511,7 @@ export class WorkflowApp {
     } finally {
       stopped = true;
       if (timer) clearTimeout(timer);
-      await unsubscribe?.();
+      waiting?.stop();
     }
   }
 
@@ -654,6 +718,15 @@ async function startGroup(s: Scope, q: Queryable, group: QueuedPub[]): Promise<v
   }
   for (const e of extras.values()) if (e.rows.length > 0) await e.write(q, e.rows);
 }
+
+/** What a transaction handed to idle nodes (sent after its commit), and the queues it enqueued into the usual way. */
+interface HandingOff {
+  handed: { target: IdleAdvert; job: ClaimedJob }[];
+  queued: Set<string>;
+}
+
+/** A queue as Effects.wakes names it. */
+const wakeKey = (job: { partition: string; queue?: string }) => `${job.partition}\u0000${job.queue ?? 'default'}`;
 
 /** A handle on workflow app `id` over a client (or node.client). */
 export function app(client: Client, id: string, options: AppOptions = {}): WorkflowApp {

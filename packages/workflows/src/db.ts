@@ -39,6 +39,7 @@ export type WfOp =
   | 'workflow_children_open'
   | 'workflow_finish'
   | 'workflow_get'
+  | 'workflow_outcome'
   | 'workflow_insert_pending'
   | 'workflows_insert'
   | 'workflow_interrupt'

@@ -7,6 +7,7 @@
 import test from 'ava';
 import pg from 'pg';
 import { ValidationError } from '@partita/core';
+import { connect } from '@partita/client';
 import { startNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
 import { DuplicateWorkflowError, INTERRUPTED, PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
@@ -39,6 +40,17 @@ app:
         t1: [{ to: wait }]
       hooks:
         w.go:
+          - to: wait
+            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
+    - subscribes: z.start
+      expire: 0
+      activities:
+        t1: { type: trigger }
+        wait: { type: hook, job: { maps: { got: '{wait.output.data.msg}' } } }
+      transitions:
+        t1: [{ to: wait }]
+      hooks:
+        z.go:
           - to: wait
             conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
 `;
@@ -117,6 +129,26 @@ test.serial('pending: held at status -1 until resume, on its data; resumed once;
   t.is((await keep.getState('e.start', taken)).data['n'], 2);
   const bad = await t.throwsAsync(keep.pub('e.start', {}, { pending: -1 }), { instanceOf: ValidationError });
   t.is(bad?.path, 'pending');
+});
+
+test.serial('expire: 0 — gone to every reader once finished, yet pubsub gets the output, with a bus or by reading Postgres', async (t) => {
+  const { db, keep, count } = await setup(t);
+  // No bus: pubsub's only source is its read of Postgres, which must see a workflow past its expire.
+  const busless = await connect({ postgres: db.url, schema: db.schema, nats: false });
+  t.teardown(() => busless.close());
+  const sources = [
+    ['no bus', app(busless, 'keep')],
+    ['bus', keep],
+  ] as const;
+  for (const [source, handle] of sources) {
+    const id = `zero-${source.replace(' ', '-')}`;
+    const out = handle.pubsub('z.start', {}, { id, timeoutMs: 15_000 });
+    await until(`${id} waits for its hook`, async () => (await count('wf_hooks', [id])) > 0);
+    t.is(await keep.hook('z.go', { id, msg: source }), id);
+    t.deepEqual(await out, { got: source }, source);
+    // Finished with expire 0: no other read returns it.
+    await t.throwsAsync(keep.getStatus(id), { instanceOf: WorkflowNotFoundError }, source);
+  }
 });
 
 test.serial('scrub removes a finished or pending workflow and its records now; a running one is refused', async (t) => {

@@ -1,7 +1,7 @@
 -- One job enqueued straight into an idle node's hands: inserted as that node's running attempt 1
 -- (leased for $16 ms, as a claim would lease it), so the node starts it from the hand-off message
--- without a claim round trip. Parameters 1-14 as enqueue_one's ($14 always NULL: a marked job
--- is claimed, never handed off). A held queue key refuses it (no row). The node hands it back
+-- without a claim round trip. Parameters 1-14 as enqueue_one's ($14: the continuation mark, which
+-- the hand-off message carries too). A held queue key refuses it (no row). The node hands it back
 -- (queued, attempt not counted) if it cannot run it; if the node is gone, its lease expires and
 -- the job is rescued like any other.
 INSERT INTO {{schema}}.jobs AS j

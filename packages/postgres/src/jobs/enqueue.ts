@@ -140,9 +140,6 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
   addJob(ctx, batch, job, 0, true, Date.now());
   if (batch.executionKeys[0] !== null)
     throw new ValidationError('a job with an execution key is claimed, never handed off', 'executionKey');
-  // The hand-off message carries no mark: the receiving node could not route the outcome.
-  if (batch.continuations[0] !== null)
-    throw new ValidationError('a job marked for a continuation is claimed, never handed off', 'continuation');
   await assertKnownQueues(ctx, batch.queuePairs);
   const [row] = await op.enqueueHandoff(ctx.ops, ctx.onePlanPool, [...batch.single(), nodeId, leaseMs]);
   if (!row) {
@@ -154,7 +151,8 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
     execution_key: null,
     cancel_requested: false,
     traceparent: job.traceparent ?? null,
-    continuation: null,
+    // The hand-off message carries the mark: a node that does not run that continuation hands it back.
+    continuation: batch.continuations[0] ?? null,
   });
 }
 

@@ -222,9 +222,15 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (tracked.has(job.id) || !adverts.firstHandoff(job.id, job.queue)) return;
     const q = queues.get(job.queue);
     // A job with an execution key waits for its turn, which the claim decides. A job of a type
-    // this node does not define goes back for a node that does.
+    // this node does not define, or marked for a continuation it does not run (its outcome would be
+    // written without it), goes back for a node that does.
     const keyed = takesDerivedKey(job);
-    const runnable = !keyed && q !== undefined && definitions.has(job.type) && takesHandoffs(job.queue, q, Date.now());
+    const runnable =
+      !keyed &&
+      q !== undefined &&
+      definitions.has(job.type) &&
+      (job.continuation == null || continuations.marked(job.continuation) !== undefined) &&
+      takesHandoffs(job.queue, q, Date.now());
     options.metrics?.handedOff(partition, job.queue, runnable);
     if (!runnable) {
       pending().releases.push(job);

@@ -1,0 +1,192 @@
+/**
+ * Where the milliseconds of one `pubsub` go (issue 18's latency): a node with the workflows plugin
+ * and a separate client in this process, N sequential pubsubs of the bench's 3-step workflow, and a
+ * timestamp for every hop: each Postgres statement (start and end, by prepared-statement name or first
+ * words), each NATS message on the cluster's subjects (wake-ups, hand-offs, job events, the output),
+ * each step's perform. Prints the median offset from the pubsub call of every hop (hops named by
+ * their order of occurrence in a run) and the median end to end.
+ *
+ *   npx tsx bench/wf-hops.ts [N=100] [--flush-ms 2]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { connect } from '@partita/client';
+import { clientBus } from '@partita/client/internal';
+import { silentLogger } from '@partita/core';
+import { defineJob, startNode } from '@partita/runtime';
+import { app, workflowsPlugin } from '@partita/workflows';
+import { resolveNatsUrl } from './lib/nats.js';
+import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl } from './lib/postgres.js';
+
+const log = (msg: string) => process.stderr.write(`[wf-hops] ${msg}\n`);
+
+const YAML = `
+app:
+  id: hops
+  version: '1'
+  graphs:
+    - subscribes: hops.run
+      publishes: hops.done
+      input: { schema: { type: object, properties: { seq: { type: number } } } }
+      activities:
+        t1: { type: trigger }
+        s1: { type: worker, topic: hops.step, input: { maps: { seq: '{t1.output.data.seq}' } } }
+        s2: { type: worker, topic: hops.step, input: { maps: { seq: '{t1.output.data.seq}' } } }
+        s3: { type: worker, topic: hops.step, input: { maps: { seq: '{t1.output.data.seq}' } } }
+      transitions:
+        t1: [{ to: s1 }]
+        s1: [{ to: s2 }]
+        s2: [{ to: s3 }]
+`;
+
+interface Hop {
+  at: number;
+  name: string;
+}
+let hops: Hop[] | undefined;
+const mark = (name: string) => hops?.push({ at: performance.now(), name });
+
+function keyOf(config: unknown): string {
+  if (typeof config === 'string') return config.replace(/\s+/g, ' ').trim().slice(0, 30);
+  const c = config as { name?: string; text?: string } | undefined;
+  if (c?.name) return c.name.replace(/^partita_/, '');
+  return (c?.text ?? '?')
+    .replace(/--[^\n]*\n/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 30);
+}
+
+function instrumentPg(): void {
+  const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+  (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+    if (!hops) return original.apply(this, args);
+    const key = keyOf(args[0]);
+    mark(`sql ${key} >`);
+    const last = args.length - 1;
+    const cb = typeof args[last] === 'function' ? (args[last] as (err: unknown, r?: unknown) => void) : undefined;
+    if (cb) {
+      args[last] = (err: unknown, r?: unknown) => {
+        mark(`sql ${key} <`);
+        cb(err, r);
+      };
+      return original.apply(this, args);
+    }
+    const result = original.apply(this, args) as Promise<unknown>;
+    result?.then?.(
+      () => mark(`sql ${key} <`),
+      () => mark(`sql ${key} < failed`),
+    );
+    return result;
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+
+async function main(): Promise<void> {
+  const n = Number(process.argv[2] ?? 100);
+  const flushArg = process.argv.indexOf('--flush-ms');
+  const flushMs = flushArg > 0 ? Number(process.argv[flushArg + 1]) : undefined;
+  const url = await resolvePostgresUrl(log);
+  const nats = await resolveNatsUrl('auto', log);
+  if (!nats) throw new Error('wf-hops needs NATS');
+  instrumentPg();
+  const admin = adminPool(url);
+  const schema = freshSchemaName('partita', 'wfhops');
+  // A cluster of its own: NATS is shared, and another process's node advertising under the same name would be handed these jobs.
+  const cluster = `hops-${schema.replaceAll('_', '-')}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'partita-wf-hops-'));
+  const step = defineJob<{ seq: number }, null>({
+    type: 'hops.step',
+    perform() {
+      mark('perform');
+      return null;
+    },
+  });
+  const pgOpts = { connectionString: url, max: 10 };
+  const node = await startNode({
+    postgres: pgOpts,
+    schema,
+    nats: { servers: nats },
+    dataDir,
+    cluster,
+    logger: silentLogger(),
+    partitions: { hops: { queues: { default: { concurrency: 32 } } } },
+    jobs: [step],
+    plugins: [workflowsPlugin()],
+    ...(flushMs !== undefined ? { engine: { flushMs } } : {}),
+  });
+  const client = await connect({ postgres: pgOpts, schema, nats, cluster, logger: silentLogger() });
+  try {
+    const bus = clientBus(client)!;
+    await bus.subscribe(`partita.${cluster}.>`, (data: { kind?: string; type?: string }, msg) => {
+      const parts = msg.subject.split('.').slice(2);
+      const what = data && typeof data === 'object' && 'kind' in data ? ` ${String(data.kind)}${data.type ? ':' + data.type : ''}` : '';
+      mark(`nats ${parts.slice(0, 2).join('.')}${what}`);
+    });
+    const a = app(client, 'hops', { partition: 'hops' });
+    const { version } = await a.deploy(YAML);
+    await a.activate(version);
+    const runs: Hop[][] = [];
+    const e2e: number[] = [];
+    for (let i = 0; i < n + 10; i++) {
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 10));
+      hops = [];
+      const t0 = performance.now();
+      mark('pubsub');
+      await a.pubsub('hops.run', { seq: i }, { timeoutMs: 10_000 });
+      mark('resolved');
+      const run = hops;
+      hops = undefined;
+      if (i < 10) continue;
+      e2e.push(performance.now() - t0);
+      runs.push(run.map((h) => ({ at: h.at - t0, name: h.name })));
+    }
+    // Hops named by order of occurrence: the k-th occurrence of a name in a run.
+    const byName = new Map<string, { at: number[]; order: number[] }>();
+    for (const run of runs) {
+      const seen = new Map<string, number>();
+      run.forEach((h, idx) => {
+        const k = (seen.get(h.name) ?? 0) + 1;
+        seen.set(h.name, k);
+        const name = `${h.name} #${k}`;
+        const e = byName.get(name) ?? { at: [], order: [] };
+        e.at.push(h.at);
+        e.order.push(idx);
+        byName.set(name, e);
+      });
+    }
+    const rows = [...byName].map(([name, e]) => ({ name, at: median(e.at), seen: e.at.length })).sort((x, y) => x.at - y.at);
+    let prev = 0;
+    for (const r of rows) {
+      if (r.seen < runs.length / 2) continue;
+      process.stdout.write(
+        `${r.at.toFixed(2).padStart(8)} ms  +${(r.at - prev).toFixed(2).padStart(6)}  ${r.name}  (${r.seen}/${runs.length})\n`,
+      );
+      prev = r.at;
+    }
+    const s = [...e2e].sort((x, y) => x - y);
+    process.stdout.write(
+      `end to end: p50 ${median(e2e).toFixed(2)} ms, p99 ${s[Math.floor(s.length * 0.99)]!.toFixed(2)} ms over ${e2e.length}; load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}\n`,
+    );
+  } finally {
+    await client.close();
+    await node.stop();
+    await dropSchema(admin, schema);
+    await admin.end();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});
