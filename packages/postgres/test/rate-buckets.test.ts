@@ -110,7 +110,8 @@ withStores(
     t.is(after.jobs.length, 0);
     t.is(after.found.get('q'), 0);
     t.like(after.limited.get('q'), { limitedKeys: 2, tokensLeft: null, held: 4 });
-    t.true(after.limited.get('q')!.waitMs! > 59_000);
+    // Until the earliest running job's 60 s lease: less the seconds a loaded machine took since those claims.
+    t.true(after.limited.get('q')!.waitMs! > 45_000);
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".jobs WHERE state = 'running'`);
     t.is(rows[0].n, 8);
   },
