@@ -171,7 +171,8 @@ test('scheduled jobs wait for runAt / delayMs and show as scheduled', async (t) 
     await node.client.result(atTime, { timeoutMs: 20_000 });
     t.true(ranAt.get(delayed)! - enqueuedAt >= 3000);
     t.true(ranAt.get(atTime)! - enqueuedAt >= 1500);
-    t.true(ranAt.get(atTime)! < ranAt.get(delayed)!);
+    // Claimed in one batch when a loaded machine woke the engine late: same millisecond, run_at order.
+    t.true(ranAt.get(atTime)! <= ranAt.get(delayed)!);
   } finally {
     await c.close();
   }
