@@ -26,13 +26,13 @@ export interface CpuPerThousand {
   postgresOwn: number;
 }
 
-function procCpuMs(): { postgres: number; nats: number } {
-  const out = { postgres: 0, nats: 0 };
+/** Every process's pid, command name and CPU ms so far (user + system), from /proc/<pid>/stat. */
+function* processes(): Generator<{ pid: string; comm: string; cpuMs: number }> {
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
-    return out;
+    return;
   }
   for (const pid of pids) {
     let stat: string;
@@ -42,12 +42,18 @@ function procCpuMs(): { postgres: number; nats: number } {
       continue; // gone since the listing
     }
     const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const key = comm === 'postgres' ? 'postgres' : comm === 'nats-server' ? 'nats' : undefined;
-    if (!key) continue;
     // Fields after "(comm) ": state is the 3rd field; utime and stime are the 14th and 15th.
     const fields = stat.slice(close + 2).split(' ');
-    out[key] += ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SEC;
+    const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SEC;
+    yield { pid, comm: stat.slice(stat.indexOf('(') + 1, close), cpuMs };
+  }
+}
+
+function procCpuMs(): { postgres: number; nats: number } {
+  const out = { postgres: 0, nats: 0 };
+  for (const p of processes()) {
+    const key = p.comm === 'postgres' ? 'postgres' : p.comm === 'nats-server' ? 'nats' : undefined;
+    if (key) out[key] += p.cpuMs;
   }
   return out;
 }
@@ -99,32 +105,17 @@ function ownBackendsCpuMs(): Map<number, number> {
     const s = sockets.get(inode);
     if (s) mine.add(s[0]);
   }
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const close = stat.lastIndexOf(')');
-    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+  for (const p of processes()) {
+    if (p.comm !== 'postgres') continue;
     let ours = false;
-    for (const inode of socketInodes(pid)) {
+    for (const inode of socketInodes(p.pid)) {
       const s = sockets.get(inode);
       if (s && mine.has(s[1])) {
         ours = true;
         break;
       }
     }
-    if (!ours) continue;
-    const fields = stat.slice(close + 2).split(' ');
-    out.set(Number(pid), ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SEC);
+    if (ours) out.set(Number(p.pid), p.cpuMs);
   }
   return out;
 }
