@@ -160,6 +160,36 @@ withStore('heartbeat renews leases and reports cancel requests', async (t, { sto
   t.deepEqual((await store.heartbeat('other-node', 10_000, [a!, b!])).renewed, [], 'only the holder renews');
 });
 
+withStore(
+  'heartbeat skips a row another transaction holds (its completion, say) instead of waiting, and still reports it held',
+  async (t, { store, db }) => {
+    const [a, b] = await Promise.all([store.enqueueOne({ partition: 'p', type: 'x' }), store.enqueueOne({ partition: 'p', type: 'x' })]);
+    await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: 2 }] });
+    const { rows: before } = await store.pool.query(`SELECT id, locked_until FROM "${db.schema}".jobs ORDER BY id`);
+    const holder = await store.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "${db.schema}".jobs WHERE id = $1 FOR UPDATE`, [a]);
+      const started = Date.now();
+      const beat = await Promise.race([
+        store.heartbeat('n', 120_000, [a!, b!]),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the heartbeat waited for the lock')), 5_000)),
+      ]);
+      t.true(Date.now() - started < 5_000);
+      t.deepEqual(beat.renewed.sort(), [a!, b!].sort(), 'the locked row is still reported held');
+      const { rows: after } = await store.pool.query(`SELECT id, locked_until FROM "${db.schema}".jobs ORDER BY id`);
+      const until = (rows: { id: string; locked_until: Date }[], id: string) => rows.find((r) => r.id === id)!.locked_until.getTime();
+      t.is(until(after, a!), until(before, a!), 'the locked row was not renewed this round');
+      t.true(until(after, b!) > until(before, b!), 'the free row was renewed');
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    const again = await store.heartbeat('n', 120_000, [a!, b!]);
+    t.deepEqual(again.renewed.sort(), [a!, b!].sort());
+  },
+);
+
 withStore('released jobs go back to the queue without counting the attempt', async (t, { store }) => {
   const id = await store.enqueueOne({ partition: 'p', type: 'x' });
   const [job] = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });

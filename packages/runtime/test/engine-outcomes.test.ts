@@ -3,6 +3,7 @@ import test from 'ava';
 import type { Recorded } from '@partita/postgres';
 import {
   ContinuationThrew,
+  MAX_BATCH_FACTOR,
   OutcomeBatch,
   attemptFailed,
   recordAttempt,
@@ -53,6 +54,38 @@ test('one batch is written at a time; the next grows meanwhile', (t) => {
   t.is(b.take()!.releases.length, 1);
   b.settled();
   t.true(b.empty);
+});
+
+test('one write takes at most MAX_BATCH_FACTOR x flushBatch outcomes, completions first; the rest waits in order and is due at once', (t) => {
+  const b = new OutcomeBatch(2);
+  const max = 2 * MAX_BATCH_FACTOR;
+  const completions = Array.from({ length: max - 1 }, () => job());
+  const failures = [job(), job(), job()];
+  for (const j of completions) b.pending.completions.push({ job: j, result: null });
+  for (const j of failures) b.pending.failures.push({ job: j, error: null, cause: new Error('x') });
+  b.pending.releases.push(job());
+  b.pending.progress.set('p', '1');
+  const first = b.take()!;
+  t.is(first.completions.length + first.failures.length + first.releases.length, max);
+  t.deepEqual(
+    first.completions.map((c) => c.job.id),
+    completions.map((j) => j.id),
+  );
+  t.deepEqual(
+    first.failures.map((f) => f.job.id),
+    [failures[0]!.id],
+  );
+  t.is(first.progress.get('p'), '1');
+  t.is(b.size, 3, 'two failures and the release wait');
+  t.is(b.due(), 'now', 'the rest is over flushBatch: written as soon as the first lands');
+  b.settled();
+  const second = b.take()!;
+  t.deepEqual(
+    second.failures.map((f) => f.job.id),
+    failures.slice(1).map((j) => j.id),
+  );
+  t.is(second.releases.length, 1);
+  t.is(second.progress.size, 0);
 });
 
 test('a failed write goes back in front of what arrived since, in order; the newest progress wins', (t) => {

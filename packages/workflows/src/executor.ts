@@ -258,8 +258,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   // claim, run and record instead of one per event. Flushes in between keep them staged.
   if (publish) {
     for (const [partition, events] of p.emits) {
-      const payload: EmitJobPayload = { events };
-      p.jobs.push({ job: { partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+      for (const chunk of emitChunks(events)) {
+        const payload: EmitJobPayload = { events: chunk };
+        p.jobs.push({ job: { partition, type: EMIT_TYPE, queue: DEFAULT_QUEUE, payload } });
+      }
     }
     p.emits.clear();
   }
@@ -813,6 +815,41 @@ function view(r: ActivityRecord): ActivityData {
   if (r.output) out.output = r.output as ActivityData['output'] & object;
   if (r.hook) out.hook = r.hook as ActivityData['hook'] & object;
   return out;
+}
+
+/** JSON bytes of events one emit job carries at most (a single larger workflow's events go alone). */
+export const EMIT_JOB_BYTES = 256 * 1024;
+
+/**
+ * A transaction's events in emit jobs under the job payload limit: a big batch's outputs together
+ * were seen at 1.7 MB, refused by the enqueue, which rolled back every transition of the batch. The
+ * events of one workflow stay in one job, in order (its emits before its output); each job is
+ * published in order, and jobs of one transaction may run side by side.
+ */
+export function emitChunks(events: EmitPayload[], maxBytes = EMIT_JOB_BYTES): EmitPayload[][] {
+  const byWorkflow = new Map<string, { events: EmitPayload[]; bytes: number }>();
+  for (const e of events) {
+    const bytes = JSON.stringify(e).length;
+    const g = byWorkflow.get(e.id);
+    if (g) {
+      g.events.push(e);
+      g.bytes += bytes;
+    } else byWorkflow.set(e.id, { events: [e], bytes });
+  }
+  const chunks: EmitPayload[][] = [];
+  let current: EmitPayload[] = [];
+  let size = 0;
+  for (const g of byWorkflow.values()) {
+    if (current.length > 0 && size + g.bytes > maxBytes) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(...g.events);
+    size += g.bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /** Stages the job that publishes `data` after the transaction commits. */

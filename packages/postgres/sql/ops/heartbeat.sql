@@ -1,11 +1,33 @@
 -- One statement renews the leases of every job a node is running ($4: the ids its engines track;
 -- a job it lost track of is not renewed and gets rescued), and tells it which of them were asked
 -- to cancel (the durable path; the bus only makes it faster).
+--
+-- Rows locked by another transaction are skipped, not waited for: the node's own outcome writer
+-- holds the rows of the batch it is completing (a continuation's transaction can be long), and a
+-- renewal that waited on them deadlocked with it (each held rows the other wanted, in different
+-- orders) or stalled every renewal behind it. A skipped row is still reported as held when this
+-- statement's snapshot shows it running under this node (its lease was renewed a round ago; the
+-- next round renews it), so a lock of a moment never reads as a lost lease.
 WITH node AS (
   INSERT INTO {{schema}}.nodes (id, heartbeat_at, info) VALUES ($1, now(), coalesce($3::jsonb, '{}'))
   ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), info = coalesce($3::jsonb, {{schema}}.nodes.info)
+),
+mine AS (
+  SELECT id, cancel_requested FROM {{schema}}.jobs
+  WHERE id = ANY($4::uuid[]) AND state = 'running' AND locked_by = $1
+),
+free AS (
+  SELECT id FROM {{schema}}.jobs
+  WHERE id = ANY($4::uuid[]) AND state = 'running' AND locked_by = $1
+  FOR UPDATE SKIP LOCKED
+),
+renewed AS (
+  UPDATE {{schema}}.jobs j
+  SET locked_until = now() + make_interval(secs => $2::double precision / 1000)
+  FROM free
+  WHERE j.id = free.id
+  RETURNING j.id, j.cancel_requested
 )
-UPDATE {{schema}}.jobs
-SET locked_until = now() + make_interval(secs => $2::double precision / 1000)
-WHERE id = ANY($4::uuid[]) AND state = 'running' AND locked_by = $1
-RETURNING id, cancel_requested
+SELECT id, cancel_requested FROM renewed
+UNION ALL
+SELECT id, cancel_requested FROM mine WHERE id NOT IN (SELECT id FROM free)

@@ -96,6 +96,9 @@ export function batchSize(b: FlushBatch): number {
   return b.completions.length + b.failures.length + b.releases.length + b.progress.size;
 }
 
+/** One write takes at most this many times flushBatch outcomes (see take()). */
+export const MAX_BATCH_FACTOR = 4;
+
 export class OutcomeBatch {
   pending: FlushBatch = emptyBatch();
   /** The batch being written, if one is. */
@@ -130,13 +133,33 @@ export class OutcomeBatch {
     return 'later';
   }
 
-  /** The pending batch, now in flight; undefined while another is written or nothing waits. */
+  /**
+   * The pending batch (at most `MAX_BATCH_FACTOR` × flushBatch outcomes of it), now in flight;
+   * undefined while another is written or nothing waits. The cap bounds one write's transaction:
+   * outcomes pile up behind a slow or failed write (16,000 were seen behind a deadlock retry), and
+   * one transaction of all of them holds every lock and lease renewal of the batch for its whole
+   * length, and its continuations' follow-ups grow past any payload limit. The rest stays pending,
+   * in order, and is taken by the next flush, at once (it is over flushBatch).
+   */
   take(): FlushBatch | undefined {
     this.scheduled = false;
     if (this.inflight || this.size === 0) return undefined;
-    const batch = this.pending;
+    const max = this.flushBatch * MAX_BATCH_FACTOR;
+    let batch = this.pending;
+    if (batchSize(batch) <= max) this.pending = emptyBatch();
+    else {
+      const rest = batch;
+      let room = max;
+      const cut = <T>(list: T[]): T[] => {
+        const n = Math.min(room, list.length);
+        room -= n;
+        return list.splice(0, n);
+      };
+      batch = { completions: cut(rest.completions), failures: cut(rest.failures), releases: cut(rest.releases), progress: rest.progress };
+      rest.progress = new Map();
+      this.pending = rest;
+    }
     this.inflight = batch;
-    this.pending = emptyBatch();
     return batch;
   }
 
