@@ -89,13 +89,8 @@ export async function complete(
     attempts.push(c.attempt);
     results.push(element);
   }
-  // Outside a transaction it runs on the generic-plan connections, where its plan is a primary-key
-  // probe per id at any batch size (migration 0014 says why no other index can be taken). A custom
-  // plan costs the batch as it is and, on a small table whose statistics show no running job,
-  // prefers a sequential scan joined by nested loop: 66 against 20 backend CPU ms per 1,000
-  // completions in a loop of 20,000 jobs (claim 300, complete them, again).
   const write = (lo: number, hi: number) =>
-    op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
+    op.completeBatch(ctx.ops, tx?.client ?? ctx.pool, [
       `{${ids.slice(lo, hi).join(',')}}`,
       `{${attempts.slice(lo, hi).join(',')}}`,
       `{${results.slice(lo, hi).join(',')}}`,
@@ -124,9 +119,8 @@ export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], 
   const errors = items.map((f) => (f.error ? JSON.stringify(f.error) : null));
   const retryAts = items.map((f) => (f.retryAt ? f.retryAt.toISOString() : null));
   const finalStates = items.map((f) => f.finalState ?? 'failed');
-  // The generic-plan connections, as complete() and for the same reason.
   const write = (lo: number, hi: number) =>
-    op.failBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
+    op.failBatch(ctx.ops, tx?.client ?? ctx.pool, [
       ids.slice(lo, hi),
       attempts.slice(lo, hi),
       errors.slice(lo, hi),
