@@ -9,7 +9,7 @@ import { silentLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
 import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
 import { FAILED, app, defineFlow, workflowsPlugin } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { flowEnv, startFlow } from './flows-helpers.js';
 
 const APP = `
 app:
@@ -98,7 +98,7 @@ test.serial('YAML: a throwing job map and a step aimed at an undeclared queue fa
 });
 
 test.serial('flow: a next stage whose queue no node declares fails the flow job at the stage before, with an event', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_tfail');
+  const { nodeOptions } = await flowEnv(t, 'flow_tfail');
   const flow = defineFlow<{ a?: number }, { n: number }, 'n'>({
     name: 'tfail',
     queues: [{ name: 'first', nextQueue: 'orphan', lookupAttributes: ['n'] }, { name: 'orphan' }],
@@ -106,11 +106,7 @@ test.serial('flow: a next stage whose queue no node declares fails the flow job 
   flow.createWorkers('first', () => ({ a: 1 }));
   const failed: { id: string; stage: string | undefined; error: unknown }[] = [];
   flow.on('failed', (e) => failed.push(e));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll({ ...nodeOptions, logger: silentLogger() });
+  await startFlow(t, flow, { ...nodeOptions, logger: silentLogger() });
   const id = await flow.createJob({ n: 1 });
   await until('the flow job ended', async () => (await flow.getJobsByKey('n', 1))[0]?.status === 'failed', 20_000, 50);
   const [job] = await flow.getJobsByKey('n', 1);
