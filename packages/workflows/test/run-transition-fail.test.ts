@@ -6,10 +6,11 @@
  */
 import test from 'ava';
 import { silentLogger } from '@partita/core';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { FAILED, app, defineFlow, workflowsPlugin } from '../src/index.js';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { FAILED, app, defineFlow } from '../src/index.js';
 import { flowEnv, startFlow } from './flows-helpers.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -42,23 +43,12 @@ app:
 `;
 
 test.serial('YAML: a throwing job map and a step aimed at an undeclared queue fail the workflow, naming the activity', async (t) => {
-  const db = await freshSchema('wf_tfail');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-tfail'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 8 } } } },
-    engine: { pollMs: 50 },
+  const { db, node } = await workflowNode(t, 'wf_tfail', {
+    concurrency: 8,
+    pollMs: 50,
     logger: silentLogger(),
     jobs: [defineJob<{ when: unknown }>({ type: 'tf.work', perform: (p) => ({ when: p.when }) })],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop({ graceMs: 100 });
-    await db.drop();
+    stopGraceMs: 100,
   });
   const wf = app(node.client, 'tfail');
   await wf.deploy(APP);
