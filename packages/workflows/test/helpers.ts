@@ -110,6 +110,25 @@ export async function recordTransitions(s: TestSchema): Promise<void> {
   `);
 }
 
+/**
+ * Asserts what recordTransitions recorded: `activities` entries and as many finishes, each of its own
+ * activity run (workflow, activity, dimension), so none ran twice.
+ */
+export async function assertEachTransitionOnce(t: ExecutionContext, s: TestSchema, activities: number, message: string): Promise<void> {
+  const { rows } = await s.pool.query(
+    `SELECT kind, count(*)::int AS n, count(DISTINCT (workflow_id, activity, dimension))::int AS distinct_n
+     FROM "${s.schema}".test_transitions GROUP BY kind ORDER BY kind`,
+  );
+  t.deepEqual(
+    rows,
+    [
+      { kind: 'done', n: activities, distinct_n: activities },
+      { kind: 'enter', n: activities, distinct_n: activities },
+    ],
+    message,
+  );
+}
+
 /** Node processes of one test cluster (own schema, NATS, data dir) that a test starts and kills for real. */
 export interface NodeProcesses {
   s: TestSchema;
