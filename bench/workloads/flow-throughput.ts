@@ -14,9 +14,9 @@ import { connect, type Client } from '@partita/client';
 import { createLogger, silentLogger, type Logger } from '@partita/core';
 import { defineFlow, type Flow } from '@partita/workflows';
 import { cpuPerThousand, cpuSample } from '../lib/cpu.js';
-import { ratio, round, sleep } from '../lib/stats.js';
+import { ratio, round } from '../lib/stats.js';
 import type { Workload, WorkloadContext } from './types.js';
-import { partitaWorkflows } from './workflow-partita.js';
+import { partitaWorkflows, waitWorkflows } from './workflow-partita.js';
 import type { WorkflowSystem } from './workflow-systems.js';
 
 const PARTITION = 'bench';
@@ -86,18 +86,8 @@ class FlowSystem implements WorkflowSystem {
     return ids;
   }
 
-  async waitAll(ids: string[], timeoutMs: number): Promise<void> {
-    const end = performance.now() + timeoutMs;
-    for (;;) {
-      const { rows } = await this.ctx.admin.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM "${this.schema}".wf_workflows WHERE id = ANY($1) AND (status > 0 OR status = -1)`,
-        [ids],
-      );
-      if (rows[0]!.n === 0) return;
-      if (performance.now() > end)
-        throw new Error(`partita-flow: ${rows[0]!.n} of ${ids.length} flow jobs unfinished after ${timeoutMs} ms`);
-      await sleep(20);
-    }
+  waitAll(ids: string[], timeoutMs: number): Promise<void> {
+    return waitWorkflows(this.ctx, this.schema, ids, timeoutMs, 'partita-flow', 'flow jobs');
   }
 
   runOne(): never {

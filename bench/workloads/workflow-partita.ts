@@ -34,6 +34,32 @@ interface WorkflowsModule {
   workflowsPlugin(options?: Record<string, unknown>): NodePlugin;
 }
 
+/**
+ * Waits until every workflow of `ids` in `schema` has ended (completed, failed or interrupted), with one
+ * count over all of them per poll, on the harness's pool (as DBOS's waitAll does): a status read per
+ * workflow was 20,000 statements a poll, competing with the run it measured. A flow job is a workflow,
+ * so flow-throughput waits with it too.
+ */
+export async function waitWorkflows(
+  ctx: WorkloadContext,
+  schema: string,
+  ids: string[],
+  timeoutMs: number,
+  system: string,
+  what: string,
+): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await ctx.admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${schema}".wf_workflows WHERE id = ANY($1) AND (status > 0 OR status = -1)`,
+      [ids],
+    );
+    if (rows[0]!.n === 0) return;
+    if (performance.now() > end) throw new Error(`${system}: ${rows[0]!.n} of ${ids.length} ${what} unfinished after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
 let loaded: WorkflowsModule | undefined;
 async function workflowsModule(): Promise<WorkflowsModule | undefined> {
   if (loaded) return loaded;
@@ -185,19 +211,8 @@ class PartitaWorkflows implements WorkflowSystem {
     return ids;
   }
 
-  async waitAll(ids: string[], timeoutMs: number): Promise<void> {
-    // One count over all of them per poll, on the harness's pool (as DBOS's waitAll does): a status
-    // read per workflow was 20,000 statements a poll, competing with the run it measured.
-    const end = performance.now() + timeoutMs;
-    for (;;) {
-      const { rows } = await this.ctx.admin.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM "${this.schema}".wf_workflows WHERE id = ANY($1) AND (status > 0 OR status = -1)`,
-        [ids],
-      );
-      if (rows[0]!.n === 0) return;
-      if (performance.now() > end) throw new Error(`partita: ${rows[0]!.n} of ${ids.length} workflows unfinished after ${timeoutMs} ms`);
-      await sleep(20);
-    }
+  waitAll(ids: string[], timeoutMs: number): Promise<void> {
+    return waitWorkflows(this.ctx, this.schema, ids, timeoutMs, 'partita', 'workflows');
   }
 
   async runOne(seq: number): Promise<WorkflowRun> {

@@ -171,3 +171,59 @@ test('a job stored as a node’s running attempt whose node never starts it is r
     await c.close();
   }
 });
+
+test('a follow-up taken into the hands of its node waits behind a higher-priority job of its queue claimed after it', async (t) => {
+  const c = await cluster('enq_here_prio');
+  try {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const blocker = defineJob({ type: 'blocker', queue: 'one', perform: () => released });
+    const order: string[] = [];
+    const work = defineJob<{ name: string }>({ type: 'work', queue: 'one', perform: (p) => void order.push(p.name) });
+    const stored: string[] = [];
+    const parent = defineJob({
+      type: 'parent',
+      perform: () => null,
+      async continuation(tx: ContinuationTx, jobs: FinishedJob[]) {
+        const out = await tx.enqueueHere(
+          jobs.map((j) => ({ partition: j.partition, type: 'work', queue: 'one', priority: 5, payload: { name: 'low, handed' } })),
+        );
+        const rows = await tx.query<{ state: string }>('SELECT state FROM {{schema}}.jobs WHERE id = ANY($1::uuid[])', [
+          out.map((o) => o.id),
+        ]);
+        stored.push(...rows.map((r) => r.state));
+      },
+    });
+    const node = await c.start({
+      partitions: { p: { queues: { default: { concurrency: 4 }, one: { concurrency: 1 } } } },
+      jobs: [parent, blocker, work],
+      engine: { pollMs: 50 },
+    });
+    const s = `"${c.db.schema}"`;
+    const running = async (type: string) =>
+      (await c.db.pool.query(`SELECT 1 FROM ${s}.jobs WHERE type = $1 AND state = 'running' AND locked_by = $2`, [type, node.id]))
+        .rowCount! > 0;
+    // The blocker takes the queue's only slot: what comes after waits in the engine's buffer.
+    await node.client.enqueue('p', 'blocker', {});
+    await until('the blocker runs', () => running('blocker'), 10_000);
+    await node.client.enqueue('p', 'parent', {});
+    await until('the continuation ran', async () => stored.length === 1, 10_000);
+    t.deepEqual(stored, ['running'], "the follow-up was stored in the node's hands");
+    await node.client.enqueue('p', 'work', { name: 'urgent, claimed' }, { priority: -5 });
+    await until(
+      'the urgent job is claimed into the buffer',
+      async () =>
+        (
+          await c.db.pool.query(`SELECT count(*)::int AS n FROM ${s}.jobs WHERE type = 'work' AND state = 'running' AND locked_by = $1`, [
+            node.id,
+          ])
+        ).rows[0].n === 2,
+      10_000,
+    );
+    release();
+    await until('both ran', async () => order.length === 2, 10_000);
+    t.deepEqual(order, ['urgent, claimed', 'low, handed'], 'the queue runs in priority order, whichever way a job reached the node');
+  } finally {
+    await c.close();
+  }
+});

@@ -7,13 +7,13 @@
 import test from 'ava';
 import { until } from '../../../test/helpers/index.js';
 import { defineFlow, type FlowEvent } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { flowEnv, startFlow } from './flows-helpers.js';
 
 type Job = { order: string; lines?: number; total?: number; packedBy?: string[] };
 type Params = { order: string; items: number[] };
 
 test.serial('a parent stage fans out to its children; the next stage runs after the last one with their records', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_children');
+  const { db, nodeOptions } = await flowEnv(t, 'flow_children');
   const flow = defineFlow<Job, Params, 'order'>({
     name: 'packing',
     queues: [
@@ -39,12 +39,7 @@ test.serial('a parent stage fans out to its children; the next stage runs after 
   });
   const events: FlowEvent[] = [];
   flow.on('completed', (e) => events.push(e)).on('stage', (e) => events.push(e));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll(nodeOptions);
-  await flow.listening();
+  await startFlow(t, flow, nodeOptions);
 
   const id = await flow.createJob({ order: 'o-1', items: [1, 2, 3, 4, 5] });
   const empty = await flow.createJob({ order: 'o-2', items: [] });
@@ -81,7 +76,7 @@ test.serial('a parent stage fans out to its children; the next stage runs after 
 });
 
 test.serial('cancelling a parent stops its children; a stage out of attempts fails the flow naming the stage', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_cancel');
+  const { db, nodeOptions } = await flowEnv(t, 'flow_cancel');
   const flow = defineFlow<Record<string, unknown>, { kind: string; n: number }, 'kind'>({
     name: 'fragile',
     queues: [
@@ -112,12 +107,7 @@ test.serial('cancelling a parent stops its children; a stage out of attempts fai
   flow.createWorkers('end', () => ({ ended: true }));
   const failed: FlowEvent[] = [];
   flow.on('failed', (e) => failed.push(e));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll(nodeOptions);
-  await flow.listening();
+  await startFlow(t, flow, nodeOptions);
 
   const id = await flow.createJob({ kind: 'slow', n: 3 });
   await until(

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { until } from '../../../test/helpers/index.js';
 import { FlowDefinitionError, FlowNotStartedError, defineFlow, lookupRows, type FlowEvent } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { flowEnv, startFlow } from './flows-helpers.js';
 
 test('a definition that cannot run is refused, naming the queue', (t) => {
   const bad = (queues: any[], name = 'f') => t.throws(() => defineFlow({ name, queues }), { instanceOf: FlowDefinitionError });
@@ -49,7 +49,7 @@ type Job = { customer: string; tags?: string[]; validated?: boolean; priced?: nu
 type Params = { customer: string; tags?: unknown; amount: number };
 
 test.serial('three stages: the state is one record each worker’s return is merged into; lookups newest first; events', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_basic');
+  const { db, nodeOptions } = await flowEnv(t, 'flow_basic');
   const flow = defineFlow<Job, Params, 'customer' | 'tags' | 'amount'>({
     name: 'orders',
     queues: [
@@ -66,12 +66,7 @@ test.serial('three stages: the state is one record each worker’s return is mer
   flow.createWorkers('ship', (job) => ({ shipped: `to ${job.state.customer}`, seen: [...(job.state.seen ?? []), job.queue] }));
   const events: FlowEvent[] = [];
   flow.on('completed', (e) => events.push(e)).on('stage', (e) => events.push(e));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll(nodeOptions);
-  await flow.listening();
+  await startFlow(t, flow, nodeOptions);
 
   const first = await flow.createJob({ customer: 'ann', tags: ['vip', 'eu'], amount: 5 });
   const second = await flow.createJob({ customer: 'ann', tags: { not: 'indexed' }, amount: 6 });

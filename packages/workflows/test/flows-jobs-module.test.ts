@@ -5,37 +5,25 @@
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { silentLogger } from '@partita/core';
-import { startNode } from '@partita/runtime';
-import { workflowsPlugin } from '@partita/workflows';
 import { until } from '../../../test/helpers/index.js';
-import { defineFlow, flowsPlugin } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { defineFlow } from '../src/index.js';
+import { flowEnv, flowNode } from './flows-helpers.js';
 
 const MODULE = fileURLToPath(new URL('./fixtures/flows/jobs-module.ts', import.meta.url));
 
 test.serial('a jobs module exports flow.jobs(); startAll({ node }) joins the node that loaded it', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_module');
+  const { nodeOptions } = await flowEnv(t, 'flow_module');
   const flow = defineFlow<{ upper?: string; length?: number }, { word: string }, 'word'>({
     name: 'modflow',
     queues: [{ name: 'upper', nextQueue: 'measure', lookupAttributes: ['word'] }, { name: 'measure' }],
   });
-  const { jobs: _jobs, ...rest } = nodeOptions;
-  const node = await startNode({
-    ...rest,
+  const node = await flowNode(t, flow, nodeOptions, {
     jobs: MODULE,
     partitions: {
       default: {
         queues: { default: { concurrency: 2 }, 'flow-modflow--upper': { concurrency: 2 }, 'flow-modflow--measure': { concurrency: 2 } },
       },
     },
-    plugins: [workflowsPlugin(), flowsPlugin()],
-    logger: silentLogger(),
-  });
-  t.teardown(async () => {
-    await flow.stopAll();
-    await node.stop({ graceMs: 100 });
-    await db.drop();
   });
   await flow.startAll({ node });
   const id = await flow.createJob({ word: 'partita' });

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { connect } from '@partita/client';
 import { defineFlow } from '../src/index.js';
 import { flowOps } from '../src/flows/db.js';
-import { flowEnv } from './flows-helpers.js';
+import { flowEnv, startFlow } from './flows-helpers.js';
 
 const N = 100_000;
 const PER_KEY = 10;
@@ -32,7 +32,7 @@ function p99(ms: number[]): number {
 }
 
 test.serial('getJobsByKey: a key with 10 jobs among 100,000 in ≤ 5 ms p99', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_lookup_scale');
+  const { db, nodeOptions } = await flowEnv(t, 'flow_lookup_scale');
   const definition = {
     name: 'scale',
     queues: [
@@ -45,11 +45,7 @@ test.serial('getJobsByKey: a key with 10 jobs among 100,000 in ≤ 5 ms p99', as
   flow.createWorkers('s1', () => ({ n: 1 }));
   flow.createWorkers('s2', () => ({ n: 2 }));
   flow.createWorkers('s3', () => ({ n: 3 }));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll(nodeOptions);
+  await startFlow(t, flow, nodeOptions);
   // A real job first: the app is deployed, and the rows below copy what the flow wrote for it.
   const real = await flow.createJob({ customer: 'real', region: 'eu' });
   const s = `"${db.schema}"`;

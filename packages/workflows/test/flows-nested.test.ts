@@ -8,7 +8,7 @@
 import test from 'ava';
 import { until } from '../../../test/helpers/index.js';
 import { FlowDefinitionError, defineFlow, type FlowJob } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { flowEnv, startFlow } from './flows-helpers.js';
 
 type Job = { order: string; total?: number };
 type Params = { order: string; lines: { sku: string; parts: number[] }[] };
@@ -16,7 +16,7 @@ type Line = { sku: string; parts: number[]; sum?: number };
 type Part = { partNo: string; n: number; value?: number };
 
 test.serial('a child chain fans out to grandchildren; child and grandchild jobs are found by their lookup attributes', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_nested');
+  const { nodeOptions } = await flowEnv(t, 'flow_nested');
   const flow = defineFlow<Job, Params, 'order' | 'sku' | 'partNo' | 'tags'>({
     name: 'nested',
     queues: [
@@ -36,11 +36,7 @@ test.serial('a child chain fans out to grandchildren; child and grandchild jobs 
   flow.createWorkers('total', (job) => ({
     total: (job.children['line'] ?? []).reduce((a, c) => a + (c.state as Line).sum!, 0),
   }));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll(nodeOptions);
+  await startFlow(t, flow, nodeOptions);
   const id = await flow.createJob({
     order: 'o-1',
     lines: [

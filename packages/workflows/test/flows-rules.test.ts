@@ -4,15 +4,13 @@
  * workflow, and the sweep removes the rows of removed ones.
  */
 import test from 'ava';
-import { silentLogger } from '@partita/core';
-import { startNode } from '@partita/runtime';
-import { app, workflowsPlugin } from '@partita/workflows';
+import { app } from '@partita/workflows';
 import { until } from '../../../test/helpers/index.js';
-import { defineFlow, flowsPlugin, sweepKeys, type FlowEvent } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { defineFlow, sweepKeys, type FlowEvent } from '../src/index.js';
+import { flowEnv, flowNode, startFlow } from './flows-helpers.js';
 
 test.serial('retries follow the queue’s maxAttempts and backoff; out of attempts the flow fails naming the stage', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_retry');
+  const { nodeOptions } = await flowEnv(t, 'flow_retry');
   const flow = defineFlow<{ ok?: boolean }, { key: string; failures: number }, 'key'>({
     name: 'flaky',
     queues: [
@@ -30,12 +28,7 @@ test.serial('retries follow the queue’s maxAttempts and backoff; out of attemp
   });
   const events: FlowEvent[] = [];
   flow.on('failed', (e) => events.push(e)).on('completed', (e) => events.push(e));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll(nodeOptions);
-  await flow.listening();
+  await startFlow(t, flow, nodeOptions);
   const recovers = await flow.createJob({ key: 'recovers', failures: 2 });
   const spent = await flow.createJob({ key: 'spent', failures: 5 });
   await until('both ended', async () => events.length === 2, 30_000, 50);
@@ -55,24 +48,15 @@ test.serial('retries follow the queue’s maxAttempts and backoff; out of attemp
 test.serial(
   'startAll({ node }) joins a running node; a lookup lasts as long as the workflow, then the sweep removes its rows',
   async (t) => {
-    const { db, nodeOptions } = await flowEnv('flow_join');
+    const { db, nodeOptions } = await flowEnv(t, 'flow_join');
     const flow = defineFlow<{ done?: boolean }, { ref: string }, 'ref'>({
       name: 'joined',
       queues: [{ name: 'only', lookupAttributes: ['ref'] }],
     });
     flow.createWorkers('only', () => ({ done: true }), { concurrency: 2 });
-    const { jobs: _jobs, ...rest } = nodeOptions;
-    const node = await startNode({
-      ...rest,
+    const node = await flowNode(t, flow, nodeOptions, {
       partitions: { default: { queues: { default: { concurrency: 2 }, ...flow.queueConfig() } } },
       jobs: flow.jobs(),
-      plugins: [workflowsPlugin(), flowsPlugin()],
-      logger: silentLogger(),
-    });
-    t.teardown(async () => {
-      await flow.stopAll();
-      await node.stop({ graceMs: 100 });
-      await db.drop();
     });
     t.is(await flow.startAll({ node }), node);
     const id = await flow.createJob({ ref: 'r1' });

@@ -8,7 +8,7 @@ import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { until } from '../../../test/helpers/index.js';
 import { killFlow } from './fixtures/flows/kill-flow.js';
-import { nodeProcesses, recordTransitions } from './helpers.js';
+import { assertEachTransitionOnce, nodeProcesses, recordTransitions } from './helpers.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/flows/flow-node.ts', import.meta.url));
 const JOBS = 10;
@@ -63,20 +63,7 @@ test.serial('kill -9 of one of two nodes during a flow with 100 children per job
   }
   // Per job: t, q_prep, q_fan, f_fan_0, q_finish; per child: t, q_part.
   const activities = JOBS * 5 + JOBS * CHILDREN * 2;
-  const transitions = (
-    await s.pool.query(
-      `SELECT kind, count(*)::int AS n, count(DISTINCT (workflow_id, activity, dimension))::int AS distinct_n
-       FROM "${s.schema}".test_transitions GROUP BY kind ORDER BY kind`,
-    )
-  ).rows;
-  t.deepEqual(
-    transitions,
-    [
-      { kind: 'done', n: activities, distinct_n: activities },
-      { kind: 'enter', n: activities, distinct_n: activities },
-    ],
-    'each stage entered once and finished once, none twice',
-  );
+  await assertEachTransitionOnce(t, s, activities, 'each stage entered once and finished once, none twice');
   const entered = await q(`SELECT count(*) AS n FROM "${s.schema}".wf_activities WHERE entered <> 1`);
   t.is(entered, 0);
   const rescued = await q(

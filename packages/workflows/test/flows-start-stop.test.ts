@@ -7,10 +7,9 @@
  */
 import test from 'ava';
 import { createLogger } from '@partita/core';
-import { startNode } from '@partita/runtime';
 import { sleep, until } from '../../../test/helpers/index.js';
-import { defineFlow, flowsPlugin, workflowsPlugin, type Flow } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { defineFlow, type Flow } from '../src/index.js';
+import { flowEnv, flowNode } from './flows-helpers.js';
 
 type State = { s1?: number; s2?: number; s3?: number };
 type Params = { k: string; hold?: boolean };
@@ -50,7 +49,7 @@ function stagedFlow(runs: { stage: string; k: string }[], gate: { open: Promise<
 const Q = ['flow-ordered--s1', 'flow-ordered--s2', 'flow-ordered--s3'];
 
 test.serial('standalone: startAll starts the stages in order on its node, stopAll stops them in reverse and the node', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_order');
+  const { db, nodeOptions } = await flowEnv(t, 'flow_order');
   const runs: { stage: string; k: string }[] = [];
   let open: () => void = () => undefined;
   const gate = { open: new Promise<void>((r) => (open = r)), inS2: new Set<string>() };
@@ -59,7 +58,6 @@ test.serial('standalone: startAll starts the stages in order on its node, stopAl
   t.teardown(async () => {
     open();
     await flow.stopAll({ graceMs: 100 });
-    await db.drop();
   });
   const first = queueLog();
   await flow.startAll({ ...nodeOptions, logger: first.logger });
@@ -123,7 +121,7 @@ test.serial('standalone: startAll starts the stages in order on its node, stopAl
 test.serial(
   'joined: stopAll stops the stages on the node it joined (in reverse) and leaves the node running; startAll resumes',
   async (t) => {
-    const { db, nodeOptions } = await flowEnv('flow_order_join');
+    const { nodeOptions } = await flowEnv(t, 'flow_order_join');
     const runs: { stage: string; k: string }[] = [];
     let open: () => void = () => undefined;
     const gate = { open: new Promise<void>((r) => (open = r)), inS2: new Set<string>() };
@@ -131,21 +129,14 @@ test.serial(
     const moduleFlow = stagedFlow(runs, gate);
     const flow = stagedFlow([], { open: Promise.resolve(), inS2: new Set() });
     const log = queueLog();
-    const { jobs: _jobs, ...rest } = nodeOptions;
-    const node = await startNode({
-      ...rest,
+    const node = await flowNode(t, flow, nodeOptions, {
       jobs: moduleFlow.jobs(),
       partitions: { default: { queues: { default: { concurrency: 4 }, ...moduleFlow.queueConfig() } } },
       stoppedQueues: { default: moduleFlow.jobQueues() },
-      plugins: [workflowsPlugin(), flowsPlugin()],
       logger: log.logger,
     });
-    t.teardown(async () => {
-      open();
-      await flow.stopAll();
-      await node.stop({ graceMs: 100 });
-      await db.drop();
-    });
+    // Registered last, so it runs first: the held worker lets go before the flow and node stop.
+    t.teardown(open);
     await flow.startAll({ node });
     t.deepEqual(
       log.order,

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { connect, type Client } from '@partita/client';
+import { startNode, type NodeOptions, type PartitaNode } from '@partita/runtime';
 import { freshSchema, natsUrl, spawnNode, tempDataDir, type SpawnedNode, type TestSchema } from '../../../test/helpers/index.js';
-import { compileApp, WorkflowDefinitionError, type WorkflowIssue } from '../src/index.js';
+import { compileApp, workflowsPlugin, WorkflowDefinitionError, type WorkflowIssue } from '../src/index.js';
 
 /** Writes files (relative path → text) into a fresh directory removed after the test. */
 export async function appDir(t: ExecutionContext, files: Record<string, string>): Promise<string> {
@@ -15,6 +16,49 @@ export async function appDir(t: ExecutionContext, files: Record<string, string>)
     await writeFile(join(dir, name), text);
   }
   return dir;
+}
+
+/** A workflow node's settings in a test: its `default` queue's concurrency, its poll, and any other node option. */
+export type WorkflowNodeOptions = Partial<NodeOptions> & { concurrency: number; pollMs?: number; stopGraceMs?: number };
+
+/**
+ * A node on `db` running the workflows plugin (replace `plugins` to give it options) with one
+ * `default` queue, on real Postgres and NATS; it stops when the test ends (within `stopGraceMs`).
+ */
+export async function startWorkflowNode(
+  t: ExecutionContext,
+  db: TestSchema,
+  { concurrency, pollMs = 100, stopGraceMs, ...options }: WorkflowNodeOptions,
+): Promise<PartitaNode> {
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats: await natsUrl(),
+    cluster: db.schema.replaceAll('_', '-'),
+    dataDir: tempDataDir(db.schema),
+    persister: 'postgres',
+    partitions: { default: { queues: { default: { concurrency } } } },
+    engine: { pollMs },
+    plugins: [workflowsPlugin()],
+    ...options,
+  });
+  t.teardown(() => node.stop(stopGraceMs === undefined ? {} : { graceMs: stopGraceMs }));
+  return node;
+}
+
+/**
+ * A fresh schema `name_…` and a workflow node on it (startWorkflowNode). Teardowns run last
+ * registered first: the node stops, then the schema is dropped; one the test registers after this
+ * call (releasing a held job, say) runs before both.
+ */
+export async function workflowNode(
+  t: ExecutionContext,
+  name: string,
+  options: WorkflowNodeOptions,
+): Promise<{ db: TestSchema; node: PartitaNode }> {
+  const db = await freshSchema(name);
+  t.teardown(() => db.drop());
+  return { db, node: await startWorkflowNode(t, db, options) };
 }
 
 /** Compiles and returns the issues of the WorkflowDefinitionError it must throw. */
@@ -64,6 +108,25 @@ export async function recordTransitions(s: TestSchema): Promise<void> {
     CREATE TRIGGER test_record_transition AFTER INSERT OR UPDATE OR DELETE ON "${s.schema}".wf_activities
       FOR EACH ROW EXECUTE FUNCTION "${s.schema}".test_record_transition();
   `);
+}
+
+/**
+ * Asserts what recordTransitions recorded: `activities` entries and as many finishes, each of its own
+ * activity run (workflow, activity, dimension), so none ran twice.
+ */
+export async function assertEachTransitionOnce(t: ExecutionContext, s: TestSchema, activities: number, message: string): Promise<void> {
+  const { rows } = await s.pool.query(
+    `SELECT kind, count(*)::int AS n, count(DISTINCT (workflow_id, activity, dimension))::int AS distinct_n
+     FROM "${s.schema}".test_transitions GROUP BY kind ORDER BY kind`,
+  );
+  t.deepEqual(
+    rows,
+    [
+      { kind: 'done', n: activities, distinct_n: activities },
+      { kind: 'enter', n: activities, distinct_n: activities },
+    ],
+    message,
+  );
 }
 
 /** Node processes of one test cluster (own schema, NATS, data dir) that a test starts and kills for real. */

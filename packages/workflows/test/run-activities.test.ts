@@ -5,9 +5,10 @@
  */
 import test from 'ava';
 import { ValidationError } from '@partita/core';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { INTERRUPTED, app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { INTERRUPTED, app, type WorkflowEvent } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -68,22 +69,9 @@ app:
 `;
 
 test.serial('signal, interrupt (other and self), emit, gate or, psub', async (t) => {
-  const db = await freshSchema('wf_acts');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-acts'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 4 } } } },
-    engine: { pollMs: 100 },
+  const { node } = await workflowNode(t, 'wf_acts', {
+    concurrency: 4,
     jobs: [defineJob({ type: 'noop', perform: () => null })],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop();
-    await db.drop();
   });
   const acts = app(node.client, 'acts');
   await acts.deploy(APP);

@@ -5,11 +5,12 @@
  * once when children end concurrently on two nodes.
  */
 import test from 'ava';
-import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
-import { FAILED, INTERRUPTED, WorkflowFailedError, app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
+import { defineJob, type PartitaNode } from '@partita/runtime';
+import { freshSchema, until, type TestSchema } from '../../../test/helpers/index.js';
+import { FAILED, INTERRUPTED, WorkflowFailedError, app, type WorkflowEvent } from '../src/index.js';
 import { wfOps } from '../src/db.js';
 import { dropExpiredPartitions } from '../src/expiry.js';
+import { startWorkflowNode } from './helpers.js';
 
 const HOLD_RULE = "conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }";
 
@@ -99,16 +100,9 @@ interface Counters {
   after: number;
 }
 
-async function fanNode(t: import('ava').ExecutionContext, db: TestSchema, counters: Counters, name: string): Promise<PartitaNode> {
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir(name),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 8 } } } },
-    engine: { pollMs: 100 },
+async function fanNode(t: import('ava').ExecutionContext, db: TestSchema, counters: Counters): Promise<PartitaNode> {
+  return startWorkflowNode(t, db, {
+    concurrency: 8,
     jobs: [
       defineJob<{ n: number }>({
         type: 'fan.square',
@@ -134,17 +128,14 @@ async function fanNode(t: import('ava').ExecutionContext, db: TestSchema, counte
         },
       }),
     ],
-    plugins: [workflowsPlugin()],
   });
-  t.teardown(() => node.stop());
-  return node;
 }
 
 async function setup(t: import('ava').ExecutionContext, name: string) {
   const db = await freshSchema(name);
   t.teardown(() => db.drop());
   const counters: Counters = { square: 0, after: 0 };
-  const node = await fanNode(t, db, counters, name);
+  const node = await fanNode(t, db, counters);
   const fan = app(node.client, 'fan');
   await fan.deploy(APP);
   await fan.activate('1');
@@ -269,7 +260,7 @@ test.serial(
 test.serial('fan-out: children ending concurrently on two nodes: the fan-in runs exactly once', async (t) => {
   const { db, node, fan, counters } = await setup(t, 'wf_fan_two');
   const other: Counters = { square: 0, after: 0 };
-  await fanNode(t, db, other, 'wf_fan_two_b');
+  await fanNode(t, db, other);
   void node;
   const K = 300;
   const outputs: WorkflowEvent[] = [];

@@ -6,9 +6,9 @@
  */
 import test from 'ava';
 import { ValidationError } from '@partita/core';
-import { startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { FAILED, INTERRUPTED, WorkflowFailedError, app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
+import { until } from '../../../test/helpers/index.js';
+import { FAILED, INTERRUPTED, WorkflowFailedError, app, type WorkflowEvent } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -59,21 +59,8 @@ app:
 `;
 
 test.serial('interrupt: descend, throw and code, self-interrupt seen by the parent, finished → false', async (t) => {
-  const db = await freshSchema('wf_intr');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-intr'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 2 } } } },
-    engine: { pollMs: 100 },
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop();
-    await db.drop();
+  const { node } = await workflowNode(t, 'wf_intr', {
+    concurrency: 2,
   });
   const intr = app(node.client, 'intr');
   await intr.deploy(APP);

@@ -9,7 +9,7 @@ import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
-import { nodeProcesses, recordTransitions } from './helpers.js';
+import { assertEachTransitionOnce, nodeProcesses, recordTransitions } from './helpers.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-node.ts', import.meta.url));
 const counter = (id: string) =>
@@ -76,20 +76,7 @@ test.serial('kill -9 of a node during 1,000 running workflows: each completes, e
   const activities = (await s.pool.query(`SELECT workflow_id, activity, entered, state FROM "${s.schema}".wf_activities`)).rows;
   t.is(activities.length, N * 4, 't1, s1, s2, s3 once per workflow');
   t.true(activities.every((r) => r.entered === 1 && r.state === 'done'));
-  const transitions = (
-    await s.pool.query(
-      `SELECT kind, count(*)::int AS n, count(DISTINCT (workflow_id, activity, dimension))::int AS distinct_n
-       FROM "${s.schema}".test_transitions GROUP BY kind ORDER BY kind`,
-    )
-  ).rows;
-  t.deepEqual(
-    transitions,
-    [
-      { kind: 'done', n: N * 4, distinct_n: N * 4 },
-      { kind: 'enter', n: N * 4, distinct_n: N * 4 },
-    ],
-    'each of the 4,000 activities entered once and finished once, none twice',
-  );
+  await assertEachTransitionOnce(t, s, N * 4, 'each of the 4,000 activities entered once and finished once, none twice');
   const steps = (await s.pool.query(`SELECT id, state, node, attempts FROM "${s.schema}".jobs_history WHERE type = 'wf.step'`)).rows;
   t.is(steps.length, N * 3, 'one step job per worker activity, each recorded once');
   t.true(steps.every((j) => j.state === 'completed'));

@@ -3,27 +3,15 @@
  * with a taken id among them fails alone with DuplicateWorkflowError.
  */
 import test from 'ava';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { app, DuplicateWorkflowError, workflowsPlugin } from '../src/index.js';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { app, DuplicateWorkflowError } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 test.serial('300 concurrent pubs, one with a taken id: that one fails with DuplicateWorkflowError, the others run once each', async (t) => {
-  const db = await freshSchema('wf_pub');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-pub'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 16 } } } },
-    engine: { pollMs: 100 },
+  const { db, node } = await workflowNode(t, 'wf_pub', {
+    concurrency: 16,
     jobs: [defineJob<{ i: number }>({ type: 'tick', perform: (p) => ({ i: p.i }) })],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop();
-    await db.drop();
   });
   const pubs = app(node.client, 'pubs');
   await pubs.deploy(

@@ -8,11 +8,25 @@ import test from 'ava';
 import pg from 'pg';
 import { ValidationError } from '@partita/core';
 import { connect } from '@partita/client';
-import { startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
+import { until } from '../../../test/helpers/index.js';
 import { DuplicateWorkflowError, INTERRUPTED, PENDING, WorkflowNotFoundError, app, workflowsPlugin } from '../src/index.js';
 import { wfOps } from '../src/db.js';
 import { dropExpiredPartitions, ensurePartitions, removeExpired } from '../src/expiry.js';
+import { workflowNode } from './helpers.js';
+
+/** A graph `P.start` that waits at a hook until `P.go` names its id, then ends with the hook's `msg`. */
+const waitingGraph = (p: string, expire: number) => `
+    - subscribes: ${p}.start
+      expire: ${expire}
+      activities:
+        t1: { type: trigger }
+        wait: { type: hook, job: { maps: { got: '{wait.output.data.msg}' } } }
+      transitions:
+        t1: [{ to: wait }]
+      hooks:
+        ${p}.go:
+          - to: wait
+            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }`;
 
 const APP = `
 app:
@@ -31,49 +45,15 @@ app:
       activities:
         t1: { type: trigger }
       transitions: {}
-    - subscribes: w.start
-      expire: 1
-      activities:
-        t1: { type: trigger }
-        wait: { type: hook, job: { maps: { got: '{wait.output.data.msg}' } } }
-      transitions:
-        t1: [{ to: wait }]
-      hooks:
-        w.go:
-          - to: wait
-            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
-    - subscribes: z.start
-      expire: 0
-      activities:
-        t1: { type: trigger }
-        wait: { type: hook, job: { maps: { got: '{wait.output.data.msg}' } } }
-      transitions:
-        t1: [{ to: wait }]
-      hooks:
-        z.go:
-          - to: wait
-            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
-`;
+${waitingGraph('w', 1)}${waitingGraph('z', 0)}`;
 
 async function setup(t: import('ava').ExecutionContext, expiryIntervalMs?: number) {
-  const db = await freshSchema('wf_keep');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-keep'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 2 } } } },
-    engine: { pollMs: 100 },
+  const { db, node } = await workflowNode(t, 'wf_keep', {
+    concurrency: 2,
     plugins: [workflowsPlugin(expiryIntervalMs ? { expiryIntervalMs } : {})],
   });
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-  t.teardown(async () => {
-    await pool.end();
-    await node.stop();
-    await db.drop();
-  });
+  t.teardown(() => pool.end());
   const keep = app(node.client, 'keep');
   await keep.deploy(APP);
   await keep.activate('1');

@@ -4,10 +4,11 @@
  * backoff; attempts count over the activity, and the workflow fails once they are spent.
  */
 import test from 'ava';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { FAILED, app, workflowsPlugin } from '../src/index.js';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { FAILED, app } from '../src/index.js';
 import { retryDelayMs, stepAttempts } from '../src/retry.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -40,16 +41,9 @@ test('retry delays: HotMesh rule, capped by maximumInterval; only a backoff sett
 
 test.serial('a worker retries on the activity’s backoff, not the job definition’s; spent attempts fail the workflow', async (t) => {
   const calls = new Map<string, number[]>();
-  const db = await freshSchema('wf_retry');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-retry'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 4 } } } },
-    engine: { pollMs: 50 },
+  const { node } = await workflowNode(t, 'wf_retry', {
+    concurrency: 4,
+    pollMs: 50,
     jobs: [
       defineJob<{ key: string; failures: number }>({
         type: 'flaky',
@@ -65,11 +59,6 @@ test.serial('a worker retries on the activity’s backoff, not the job definitio
         },
       }),
     ],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop();
-    await db.drop();
   });
   const retry = app(node.client, 'retry');
   await retry.deploy(APP);

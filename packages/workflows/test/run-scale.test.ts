@@ -3,27 +3,15 @@
  * pass), and a fan-out of child workflows awaited by one parent with a fan-in after them.
  */
 import test from 'ava';
-import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
-import { app, workflowsPlugin } from '../src/index.js';
+import { defineJob, type PartitaNode } from '@partita/runtime';
+import { until, type TestSchema } from '../../../test/helpers/index.js';
+import { app } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 async function node(t: import('ava').ExecutionContext, name: string): Promise<{ db: TestSchema; node: PartitaNode }> {
-  const db = await freshSchema(name);
-  const n = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-scale'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 16 } } } },
-    engine: { pollMs: 100 },
+  const { db, node: n } = await workflowNode(t, name, {
+    concurrency: 16,
     jobs: [defineJob<{ i?: number }>({ type: 'tick', perform: (p) => ({ i: p.i ?? null }) })],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await n.stop();
-    await db.drop();
   });
   return { db, node: n };
 }

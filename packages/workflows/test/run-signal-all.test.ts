@@ -5,9 +5,8 @@
  */
 import test from 'ava';
 import { ValidationError } from '@partita/core';
-import { startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir } from '../../../test/helpers/index.js';
-import { UnknownTopicError, app, workflowsPlugin } from '../src/index.js';
+import { UnknownTopicError, app } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -48,21 +47,8 @@ app:
 `;
 
 test.serial('signal subtype all and hookAll reach every waiting workflow of the search field; hook schema paths', async (t) => {
-  const db = await freshSchema('wf_bcast');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-bcast'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 2 } } } },
-    engine: { pollMs: 100 },
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop();
-    await db.drop();
+  const { node } = await workflowNode(t, 'wf_bcast', {
+    concurrency: 2,
   });
   const bcast = app(node.client, 'bcast');
   await bcast.deploy(APP);

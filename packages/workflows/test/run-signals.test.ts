@@ -4,9 +4,10 @@
  * None may be lost or delivered twice.
  */
 import test from 'ava';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { app, workflowsPlugin } from '../src/index.js';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { app } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 const N = 500;
 const EARLY = N / 10;
@@ -32,18 +33,10 @@ const APP = [
 ].join('\n');
 
 test.serial('10 % of 500 hooks sent before their workflow waits: every hook delivered once, none lost', async (t) => {
-  const db = await freshSchema('wf_early');
   let releaseEarly!: () => void;
   const earlyHooksSent = new Promise<void>((r) => (releaseEarly = r));
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-early'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 16 } } } },
-    engine: { pollMs: 100 },
+  const { db, node } = await workflowNode(t, 'wf_early', {
+    concurrency: 16,
     jobs: [
       defineJob<{ early?: boolean }>({
         type: 'arm',
@@ -54,13 +47,8 @@ test.serial('10 % of 500 hooks sent before their workflow waits: every hook deli
         },
       }),
     ],
-    plugins: [workflowsPlugin()],
   });
-  t.teardown(async () => {
-    releaseEarly();
-    await node.stop();
-    await db.drop();
-  });
+  t.teardown(() => releaseEarly());
   const early = app(node.client, 'early');
   await early.deploy(APP);
   await early.activate('1');

@@ -7,10 +7,10 @@ import test from 'ava';
 import { cp, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ValidationError } from '@partita/core';
-import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
-import { INTERRUPTED, UnknownTopicError, VersionConflictError, app, workflowsPlugin, type WorkflowApp } from '../src/index.js';
-import { appDir } from './helpers.js';
+import { defineJob, type PartitaNode } from '@partita/runtime';
+import { until, type TestSchema } from '../../../test/helpers/index.js';
+import { INTERRUPTED, UnknownTopicError, VersionConflictError, app, type WorkflowApp } from '../src/index.js';
+import { appDir, workflowNode } from './helpers.js';
 
 const FIXTURE = new URL('./fixtures/signup/', import.meta.url);
 
@@ -26,7 +26,6 @@ interface Ctx {
 }
 
 async function setup(t: import('ava').ExecutionContext, name: string): Promise<Ctx> {
-  const db = await freshSchema(name);
   const dir = await appDir(t, {});
   await cp(FIXTURE, dir, { recursive: true });
   const risk = new Map<string, number>();
@@ -34,16 +33,8 @@ async function setup(t: import('ava').ExecutionContext, name: string): Promise<C
   const held = new Set<string>();
   let release: () => void = () => undefined;
   const released = new Promise<void>((r) => (release = r));
-  const nats = await natsUrl();
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats,
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-signup'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 8 } } } },
-    engine: { pollMs: 100 },
+  const { db, node } = await workflowNode(t, name, {
+    concurrency: 8,
     jobs: [
       defineJob<{ email: string }, { risk: number }>({ type: 'user.score', perform: (p) => ({ risk: risk.get(p.email) ?? 10 }) }),
       defineJob<{ email: string }>({
@@ -55,13 +46,8 @@ async function setup(t: import('ava').ExecutionContext, name: string): Promise<C
         },
       }),
     ],
-    plugins: [workflowsPlugin()],
   });
-  t.teardown(async () => {
-    release();
-    await node.stop();
-    await db.drop();
-  });
+  t.teardown(() => release());
   const signup = app(node.client, 'signup');
   await signup.deploy(join(dir, 'app.yaml'));
   await signup.activate('1');

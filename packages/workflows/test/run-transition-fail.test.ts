@@ -6,10 +6,11 @@
  */
 import test from 'ava';
 import { silentLogger } from '@partita/core';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { FAILED, app, defineFlow, workflowsPlugin } from '../src/index.js';
-import { flowEnv } from './flows-helpers.js';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { FAILED, app, defineFlow } from '../src/index.js';
+import { flowEnv, startFlow } from './flows-helpers.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -42,23 +43,12 @@ app:
 `;
 
 test.serial('YAML: a throwing job map and a step aimed at an undeclared queue fail the workflow, naming the activity', async (t) => {
-  const db = await freshSchema('wf_tfail');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-tfail'),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 8 } } } },
-    engine: { pollMs: 50 },
+  const { db, node } = await workflowNode(t, 'wf_tfail', {
+    concurrency: 8,
+    pollMs: 50,
     logger: silentLogger(),
     jobs: [defineJob<{ when: unknown }>({ type: 'tf.work', perform: (p) => ({ when: p.when }) })],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop({ graceMs: 100 });
-    await db.drop();
+    stopGraceMs: 100,
   });
   const wf = app(node.client, 'tfail');
   await wf.deploy(APP);
@@ -98,7 +88,7 @@ test.serial('YAML: a throwing job map and a step aimed at an undeclared queue fa
 });
 
 test.serial('flow: a next stage whose queue no node declares fails the flow job at the stage before, with an event', async (t) => {
-  const { db, nodeOptions } = await flowEnv('flow_tfail');
+  const { nodeOptions } = await flowEnv(t, 'flow_tfail');
   const flow = defineFlow<{ a?: number }, { n: number }, 'n'>({
     name: 'tfail',
     queues: [{ name: 'first', nextQueue: 'orphan', lookupAttributes: ['n'] }, { name: 'orphan' }],
@@ -106,11 +96,7 @@ test.serial('flow: a next stage whose queue no node declares fails the flow job 
   flow.createWorkers('first', () => ({ a: 1 }));
   const failed: { id: string; stage: string | undefined; error: unknown }[] = [];
   flow.on('failed', (e) => failed.push(e));
-  t.teardown(async () => {
-    await flow.stopAll({ graceMs: 100 });
-    await db.drop();
-  });
-  await flow.startAll({ ...nodeOptions, logger: silentLogger() });
+  await startFlow(t, flow, { ...nodeOptions, logger: silentLogger() });
   const id = await flow.createJob({ n: 1 });
   await until('the flow job ended', async () => (await flow.getJobsByKey('n', 1))[0]?.status === 'failed', 20_000, 50);
   const [job] = await flow.getJobsByKey('n', 1);

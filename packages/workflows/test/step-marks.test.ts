@@ -4,9 +4,10 @@
  * worker's even, keep the plain write. Counted with partita_continued_outcomes_total.
  */
 import test from 'ava';
-import { defineJob, startNode, type PartitaNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { app, workflowsPlugin } from '../src/index.js';
+import { defineJob, type PartitaNode } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { app } from '../src/index.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -32,22 +33,10 @@ async function continuedOutcomes(node: PartitaNode): Promise<number> {
 }
 
 test.serial('plain jobs on a workflows node take the plain write; each step job reaches the transition once', async (t) => {
-  const db = await freshSchema('wf_marks');
-  const nats = await natsUrl();
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats,
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir('wf-marks'),
-    partitions: { default: { queues: { default: { concurrency: 8 } } } },
-    engine: { pollMs: 50 },
+  const { db, node } = await workflowNode(t, 'wf_marks', {
+    concurrency: 8,
+    pollMs: 50,
     jobs: [defineJob({ type: 'noop', perform: () => null })],
-    plugins: [workflowsPlugin()],
-  });
-  t.teardown(async () => {
-    await node.stop();
-    await db.drop();
   });
   const count = async (sql: string) => Number((await db.pool.query(sql)).rows[0].n);
   const completed = () => count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE state = 'completed'`);

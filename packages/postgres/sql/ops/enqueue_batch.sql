@@ -3,7 +3,7 @@
 -- attempts, $9 timeouts, $10 queue keys and $11 execution keys (JSON arrays of strings or null),
 -- $12 lookups and $13 their index forms (JSON arrays, null where a job has none), $14 the
 -- continuations the jobs are marked for (JSON array of strings or null). A NULL
--- parameter means no job of the batch has that value: ROWS FROM pads it with nulls.
+-- parameter means no job of the batch has that value (sql/fragments/enqueue_rows.sql unpacks them).
 --
 -- Jobs with a queue key go through ON CONFLICT, and a job whose key is already held is skipped;
 -- only they are returned, and the caller reports a missing one as refused. The others take a
@@ -15,20 +15,8 @@
 -- snapshot. A key with a head already parks all of the batch's jobs as waiting; a key without one
 -- makes its first job in claim order the head, queued, and the rest waiting. A head whose job a
 -- queue key then refuses is left for the caller to settle.
-WITH job (id, partition, queue, type, payload, priority, run_at, max_attempts, timeout_ms,
-          queue_key, execution_key, lookup, lookup_index, continuation) AS NOT MATERIALIZED (
-  SELECT x.id, x.partition, x.queue, x.type, x.payload, x.priority, coalesce(x.run_at, now()),
-         x.max_attempts, x.timeout_ms, x.queue_key, x.execution_key,
-         nullif(x.lookup, 'null'::jsonb), nullif(x.lookup_index, 'null'::jsonb), x.continuation
-  FROM ROWS FROM (
-    unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), jsonb_array_elements_text($4::jsonb),
-    jsonb_array_elements($5::jsonb), unnest($6::integer[]), unnest($7::timestamptz[]),
-    unnest($8::integer[]), unnest($9::integer[]), jsonb_array_elements_text($10::jsonb),
-    jsonb_array_elements_text($11::jsonb), jsonb_array_elements($12::jsonb), jsonb_array_elements($13::jsonb),
-    jsonb_array_elements_text($14::jsonb)
-  ) AS x(id, partition, queue, type, payload, priority, run_at, max_attempts, timeout_ms,
-         queue_key, execution_key, lookup, lookup_index, continuation)
-),
+WITH job AS NOT MATERIALIZED
+  {{> enqueue_rows}},
 heads AS (
   INSERT INTO {{schema}}.execution_key_heads AS h (partition, execution_key, head)
   SELECT job.partition, job.execution_key, (array_agg(job.id ORDER BY job.priority, job.run_at, job.id))[1]

@@ -183,7 +183,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       else if (takesDerivedKey(job)) p.releases.push(job);
       else {
         tracked.set(job.id, { job, started: false });
-        q.buffer.push(job);
+        enterBuffer(q, job);
         continue;
       }
       tracked.delete(job.id);
@@ -238,7 +238,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       return;
     }
     tracked.set(job.id, { job, started: false });
-    q.buffer.push(job);
+    enterBuffer(q, job);
     dispatch();
     retractAdverts();
   }
@@ -289,7 +289,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         continue;
       }
       tracked.set(job.id, { job, started: false });
-      q.buffer.push(job);
+      enterBuffer(q, job);
     }
     if (p.releases.length) scheduleFlush();
     dispatch();
@@ -338,6 +338,28 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   // ── Running jobs ────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Puts a job in its queue's buffer in claim order: behind every job of its priority or a more
+   * urgent one (a lower number), ahead of less urgent ones. A claim's jobs arrive in that order; a
+   * job handed off or enqueued into this node's hands arrives alone, and pushed at the end it would
+   * start before a more urgent job of its queue that a claim brought in after it.
+   */
+  function enterBuffer(q: QueueState, job: ClaimedJob): void {
+    const buffer = q.buffer;
+    if (buffer.length === 0 || buffer[buffer.length - 1]!.priority <= job.priority) {
+      buffer.push(job);
+      return;
+    }
+    let lo = 0;
+    let hi = buffer.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (buffer[mid]!.priority <= job.priority) lo = mid + 1;
+      else hi = mid;
+    }
+    buffer.splice(lo, 0, job);
+  }
 
   function dispatch(): void {
     for (const [, q] of queues) {
