@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ClusterNodeMessage } from '../lib/cluster-node.js';
+import type { ClusterNodeMessage, ClusterNodeStats } from '../lib/cluster-node.js';
 import { ratio, round } from '../lib/stats.js';
 import type { BenchJob, BenchSystem } from '../systems/types.js';
 import { waitFinished, warmUp } from './drain.js';
@@ -32,13 +32,17 @@ interface ClusterRun {
   duplicates: number;
   missing: number;
   timedOut: boolean;
+  /** The node processes' own CPU from `go` to `stop`, summed, per 1,000 jobs. */
+  nodeCpuMsPerThousandJobs: number;
+  /** Per node: CPU and its claim and flush statements over the run. */
+  nodeStats: ClusterNodeStats[];
 }
 
 interface Spawned {
   child: ChildProcess;
   ready: Promise<void>;
   first: Promise<number>;
-  done: Promise<{ starts: number; seen: number[] }>;
+  done: Promise<{ starts: number; seen: number[]; stats: ClusterNodeStats }>;
 }
 
 function spawnClusterNode(args: Record<string, unknown>): Spawned {
@@ -64,7 +68,7 @@ function spawnClusterNode(args: Record<string, unknown>): Spawned {
     ]);
   const ready = on('ready').then(() => undefined);
   const first = on('first').then((m) => m.at);
-  const done = on('done').then((m) => ({ starts: m.starts, seen: m.seen }));
+  const done = on('done').then((m) => ({ starts: m.starts, seen: m.seen, stats: m.stats }));
   for (const p of [ready, first, done]) p.catch(() => undefined);
   return { child, ready, first, done };
 }
@@ -95,8 +99,12 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
   let timedOut = false;
   let processMs = 0;
   try {
+    // Every node starts with its queue stopped and starts it only once all are up: cold processes
+    // on a busy machine come up seconds apart, and one that joined late would find the drain half done.
+    await Promise.all(spawned.map((s) => s.ready));
+    for (const s of spawned) s.child.send({ kind: 'go' });
     const deadline = performance.now() + options.drainTimeoutS * 1000;
-    // The first start on any node: the nodes start in parallel and claim as soon as each is up.
+    // The first start on any node.
     const first = await Promise.race(spawned.map((s) => s.first));
     const firstPerf = performance.now() - (Date.now() - first);
     const end = await waitFinished(system, refs, deadline);
@@ -129,6 +137,8 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     duplicates,
     missing,
     timedOut,
+    nodeCpuMsPerThousandJobs: round(outs.reduce((n, o) => n + o.stats.cpuMs, 0) / (jobs / 1000)),
+    nodeStats: outs.map((o) => o.stats),
   };
 }
 
@@ -162,7 +172,7 @@ export const cluster: Workload = {
           ctx.log(`cluster: ${n} node process${n > 1 ? 'es' : ''}, ${jobs.toLocaleString()} jobs (run ${r + 1}/${ctx.options.repeat})…`);
           const run = await drainWith(ctx, system, n, jobs);
           ctx.log(
-            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms)${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
+            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms); node CPU ${run.nodeCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.cpuMs).join('/')} ms); claims ${run.nodeStats.map((s) => `${s.claims} (${s.emptyClaims} empty, ${s.claims ? round(s.claimMs / s.claims) : 0} ms avg)`).join('/')}; flushes ${run.nodeStats.map((s) => `${s.flushes} (${s.flushes ? round(s.flushMs / s.flushes) : 0} ms avg)`).join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
           );
           into.push(run);
           if (run.timedOut) break;

@@ -266,15 +266,16 @@ export function eventMessageKinds(kinds: readonly JobEventKind[] = JOB_EVENT_KIN
 }
 
 /** What one event of a batch message carries of its own; the rest is shared by the batch. */
-type BatchItem = Pick<JobEvent, 'id' | 'attempt' | 'result' | 'error' | 'progress' | 'retryAt' | 'truncated'>;
-interface EventBatch {
+export type JobEventBatchItem = Pick<JobEvent, 'id' | 'attempt' | 'result' | 'error' | 'progress' | 'retryAt' | 'truncated'>;
+/** A batch message's body: what its events share, and each event's own part. */
+export interface JobEventBatch {
   partition: string;
   queue: string;
   type: string;
   kind: JobEventKind;
   at: Date;
   node?: string;
-  events: BatchItem[];
+  events: JobEventBatchItem[];
 }
 
 /**
@@ -284,57 +285,88 @@ interface EventBatch {
  */
 export function publishJobEvents(bus: EventPublisher, events: readonly JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
   if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
-  const groups = new Map<string, JobEvent[]>();
+  // Grouped by comparing with the groups so far (a handful: one per subject of the call) rather than
+  // by a key string per event, which cost a concatenation and a hash for every job.
+  const batches: JobEventBatch[] = [];
+  let last: JobEventBatch | undefined;
   for (const e of events) {
-    const key = `${e.partition}\u0000${e.queue}\u0000${e.type}\u0000${e.kind}\u0000${e.node ?? ''}`;
-    const group = groups.get(key);
-    if (group) group.push(e);
-    else groups.set(key, [e]);
+    let batch = last !== undefined && sameBatch(last, e) ? last : undefined;
+    if (batch === undefined) {
+      for (const b of batches) if (sameBatch(b, e)) batch = b;
+      if (batch === undefined) {
+        batch = {
+          partition: e.partition,
+          queue: e.queue,
+          type: e.type,
+          kind: e.kind,
+          at: e.at,
+          ...(e.node !== undefined ? { node: e.node } : {}),
+          events: [],
+        };
+        batches.push(batch);
+      }
+    }
+    last = batch;
+    batch.events.push(batchItem(e));
   }
-  for (const group of groups.values()) {
-    for (let i = 0; i < group.length; i += BATCH_MAX_EVENTS) publishBatch(bus, group.slice(i, i + BATCH_MAX_EVENTS), onProblem);
-  }
+  for (const batch of batches) publishJobEventBatch(bus, batch, onProblem);
 }
 
-function publishBatch(bus: EventPublisher, events: JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
-  if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
-  const first = events[0]!;
-  let subject: string;
-  try {
-    subject = jobEventSubject(bus.cluster, first.partition, first.queue, first.type, first.kind);
-  } catch (error) {
-    for (const event of events) onProblem?.({ event, error });
+function sameBatch(b: JobEventBatch, e: JobEvent): boolean {
+  return b.partition === e.partition && b.queue === e.queue && b.type === e.type && b.kind === e.kind && b.node === e.node;
+}
+
+function batchItem({ id, attempt, result, error, progress, retryAt, truncated }: JobEvent): JobEventBatchItem {
+  const item: JobEventBatchItem = { id, attempt };
+  if (result !== undefined) item.result = result;
+  if (error !== undefined) item.error = error;
+  if (progress !== undefined) item.progress = progress;
+  if (retryAt !== undefined) item.retryAt = retryAt;
+  if (truncated) item.truncated = truncated;
+  return item;
+}
+
+/** One event of a batch as a whole JobEvent (for a single message, or to report a problem with it). */
+function eventOf(batch: JobEventBatch, item: JobEventBatchItem): JobEvent {
+  const { events: _events, ...shared } = batch;
+  return { ...shared, ...item };
+}
+
+/**
+ * Publishes events of one subject (partition, queue, type, kind) and one publisher, already in
+ * their batch form: what a node that gathers its events by subject hands over, with one small item
+ * per event and nothing per event besides. More than a message takes go out in several; a single
+ * event goes out as a plain event message. Never throws; problems go to `onProblem` as with
+ * publishJobEvent.
+ */
+export function publishJobEventBatch(bus: EventPublisher, batch: JobEventBatch, onProblem?: (p: EventPublishProblem) => void): void {
+  const items = batch.events;
+  if (items.length === 0) return;
+  if (items.length === 1) return publishJobEvent(bus, eventOf(batch, items[0]!), onProblem);
+  if (items.length > BATCH_MAX_EVENTS) {
+    for (let i = 0; i < items.length; i += BATCH_MAX_EVENTS)
+      publishJobEventBatch(bus, { ...batch, events: items.slice(i, i + BATCH_MAX_EVENTS) }, onProblem);
     return;
   }
-  const batch: EventBatch = {
-    partition: first.partition,
-    queue: first.queue,
-    type: first.type,
-    kind: first.kind,
-    at: first.at,
-    ...(first.node !== undefined ? { node: first.node } : {}),
-    events: events.map(({ id, attempt, result, error, progress, retryAt, truncated }) => {
-      const item: BatchItem = { id, attempt };
-      if (result !== undefined) item.result = result;
-      if (error !== undefined) item.error = error;
-      if (progress !== undefined) item.progress = progress;
-      if (retryAt !== undefined) item.retryAt = retryAt;
-      if (truncated) item.truncated = truncated;
-      return item;
-    }),
-  };
+  let subject: string;
   try {
-    bus.publish(subject, eventBatchMessageKind(first.kind), batch);
+    subject = jobEventSubject(bus.cluster, batch.partition, batch.queue, batch.type, batch.kind);
+  } catch (error) {
+    for (const item of items) onProblem?.({ event: eventOf(batch, item), error });
+    return;
+  }
+  try {
+    bus.publish(subject, eventBatchMessageKind(batch.kind), batch);
   } catch (error) {
     if (!(error instanceof ValidationError)) {
-      for (const event of events) onProblem?.({ event, error });
+      for (const item of items) onProblem?.({ event: eventOf(batch, item), error });
       return;
     }
     // Too large for the server (results): halves go separately, down to single events, which
     // publishJobEvent sends without their result if need be.
-    const half = Math.ceil(events.length / 2);
-    publishBatch(bus, events.slice(0, half), onProblem);
-    publishBatch(bus, events.slice(half), onProblem);
+    const half = Math.ceil(items.length / 2);
+    publishJobEventBatch(bus, { ...batch, events: items.slice(0, half) }, onProblem);
+    publishJobEventBatch(bus, { ...batch, events: items.slice(half) }, onProblem);
   }
 }
 
@@ -345,7 +377,7 @@ function publishBatch(bus: EventPublisher, events: JobEvent[], onProblem?: (p: E
 export function jobEventsOf(data: unknown, messageKind: string): JobEvent[] {
   if (!messageKind.endsWith('.batch')) return isJobEvent(data) ? [data] : [];
   if (typeof data !== 'object' || data === null) return [];
-  const b = data as Partial<EventBatch>;
+  const b = data as Partial<JobEventBatch>;
   if (!Array.isArray(b.events)) return [];
   const out: JobEvent[] = [];
   for (const item of b.events) {

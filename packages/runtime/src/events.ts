@@ -1,5 +1,5 @@
 import { describeError, type Logger } from '@partita/core';
-import { jsonForm, publishJobEvents, type JobEvent } from '@partita/protocol';
+import { jsonForm, publishJobEventBatch, type JobEvent, type JobEventBatch, type JobEventBatchItem } from '@partita/protocol';
 import type { Bus } from '@partita/nats';
 import type { EngineEvent } from './engine/messages.js';
 
@@ -36,30 +36,38 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
   const publish = (engineEvents: EngineEvent[]) => {
     if (!bus.connected) return; // dropped anyway; skip building them
     const at = new Date();
-    const events = engineEvents.map((e) => {
-      const { job } = e;
-      const event: JobEvent = {
-        id: job.id,
-        partition: job.partition,
-        queue: job.queue,
-        type: job.type,
-        kind: e.kind,
-        attempt: job.attempt,
-        at,
-        node: nodeId,
-      };
-      try {
-        if (e.kind === 'completed') event.result = jsonForm(e.result);
-        if (e.kind === 'progress') event.progress = jsonForm(e.progress);
-      } catch (err) {
-        event.truncated = true; // not JSON-representable here; the stored form is in Postgres
-        problem(event, err);
+    // Straight into batch form, one per subject (a handful a turn: started, completed, ...), each
+    // event only its small item: at tens of thousands of jobs a second, a whole JobEvent per event
+    // and a key string per event to group them by were most of what this path allocated.
+    const batches: JobEventBatch[] = [];
+    let last: JobEventBatch | undefined;
+    for (const e of engineEvents) {
+      const { job, kind } = e;
+      let batch = last !== undefined && sameSubject(last, job, kind) ? last : undefined;
+      if (batch === undefined) {
+        for (const b of batches) if (sameSubject(b, job, kind)) batch = b;
+        if (batch === undefined) {
+          batch = { partition: job.partition, queue: job.queue, type: job.type, kind, at, node: nodeId, events: [] };
+          batches.push(batch);
+        }
       }
-      if (e.error !== undefined) event.error = e.error;
-      if (e.retryAt) event.retryAt = e.retryAt;
-      return event;
-    });
-    publishJobEvents(bus, events, (p) => problem(p.event, p.error));
+      last = batch;
+      const item: JobEventBatchItem = { id: job.id, attempt: job.attempt };
+      try {
+        if (kind === 'completed') item.result = jsonForm(e.result);
+        if (kind === 'progress') item.progress = jsonForm(e.progress);
+      } catch (err) {
+        item.truncated = true; // not JSON-representable here; the stored form is in Postgres
+        problem(
+          { id: job.id, partition: job.partition, queue: job.queue, type: job.type, kind, attempt: job.attempt, at, node: nodeId },
+          err,
+        );
+      }
+      if (e.error !== undefined) item.error = e.error;
+      if (e.retryAt) item.retryAt = e.retryAt;
+      batch.events.push(item);
+    }
+    for (const batch of batches) publishJobEventBatch(bus, batch, (p) => problem(p.event, p.error));
   };
   return (event) => {
     gathered.push(event);
@@ -68,4 +76,8 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
       setImmediate(flush);
     }
   };
+}
+
+function sameSubject(batch: JobEventBatch, job: EngineEvent['job'], kind: EngineEvent['kind']): boolean {
+  return batch.kind === kind && batch.queue === job.queue && batch.type === job.type && batch.partition === job.partition;
 }
