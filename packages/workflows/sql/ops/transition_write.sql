@@ -49,7 +49,11 @@ WITH staged_workflows AS (
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
       entered = a.entered + EXCLUDED.entered
 ), moved AS (
-  DELETE FROM {{schema}}.wf_activities_open a USING finishing fin WHERE a.workflow_id = fin.id
+  -- The id list makes it index probes of the finishing workflows: joined alone, the plan (generic, or
+  -- with the 100 rows it expects of any JSON array) reads the whole open partition, every running
+  -- workflow's records and the dead rows of those moved before, in each batch that finishes one.
+  DELETE FROM {{schema}}.wf_activities_open a USING finishing fin
+  WHERE a.workflow_id = ANY (ARRAY(SELECT id FROM finishing)) AND a.workflow_id = fin.id
   RETURNING a.*, fin.day
 ), settled AS (
   -- A finishing workflow's records, in its day's partition: the staged change where there is one.
