@@ -287,20 +287,22 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     const fresh: unknown[] = [];
     const again: unknown[] = [];
     for (const [k, { workflowId, record: r, entered }] of p.activities) {
+      // Empty fields are left out (undefined: JSON.stringify skips the key), which transition_write
+      // reads as their defaults: a batch's records are most of the bytes a transition sends.
       const row = {
         workflow_id: workflowId,
         activity: r.activity,
         dimension: r.dimension,
         type: r.type,
         state: r.state,
-        job_id: r.job_id,
-        input: r.input,
-        output: r.output,
-        hook: r.hook,
-        attempts: r.attempts,
-        errors: r.errors ?? [],
-        children_open: r.children_open ?? null,
-        entered: entered ? 1 : 0,
+        job_id: r.job_id ?? undefined,
+        input: r.input ?? undefined,
+        output: r.output ?? undefined,
+        hook: r.hook ?? undefined,
+        attempts: r.attempts || undefined,
+        errors: r.errors && r.errors.length > 0 ? r.errors : undefined,
+        children_open: r.children_open ?? undefined,
+        entered: entered ? 1 : undefined,
       };
       // A new workflow's record written for the first time cannot conflict: a plain insert.
       if (p.created.has(workflowId) && !p.written.has(k)) {
