@@ -254,8 +254,13 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
       // still open; its state follows in this transaction's write. Stored as finished, it would get an
       // expiry (and an expiry partition) while it runs.
+      // A workflow without a parent leaves its parent keys out (NULL to workflows_insert), as records leave out empty fields.
       return {
         ...w,
+        parent_id: w.parent_id ?? undefined,
+        parent_activity: w.parent_activity ?? undefined,
+        parent_dimension: w.parent_dimension ?? undefined,
+        parent_index: w.parent_index ?? undefined,
         status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
