@@ -12,6 +12,7 @@ interface Stat {
   totalMs: number;
   maxMs: number;
   rows: number;
+  sent: number;
 }
 
 const ADMIN = Symbol('bench-admin');
@@ -46,13 +47,14 @@ export function installQueryStats(): void {
   (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
     if ((this as unknown as Record<symbol, boolean>)[ADMIN]) return original.apply(this, args);
     const key = keyOf(args[0]);
+    const sent = paramBytes(args[0], args[1]);
     const t = performance.now();
     // pg.Pool#query calls client.query with a callback; direct callers get a promise.
     const last = args.length - 1;
     const cb = typeof args[last] === 'function' ? (args[last] as (err: unknown, r?: pg.QueryResult) => void) : undefined;
     if (cb) {
       args[last] = (err: unknown, r?: pg.QueryResult) => {
-        record(err ? `${key} (failed)` : key, performance.now() - t, r?.rowCount ?? 0);
+        record(err ? `${key} (failed)` : key, performance.now() - t, r?.rowCount ?? 0, sent);
         cb(err, r);
       };
       return original.apply(this, args);
@@ -60,7 +62,7 @@ export function installQueryStats(): void {
     const result = original.apply(this, args);
     if (result && typeof (result as Promise<unknown>).then === 'function') {
       (result as Promise<pg.QueryResult>).then(
-        (r) => record(key, performance.now() - t, r?.rowCount ?? 0),
+        (r) => record(key, performance.now() - t, r?.rowCount ?? 0, sent),
         () => record(`${key} (failed)`, performance.now() - t, 0),
       );
     }
@@ -68,8 +70,24 @@ export function installQueryStats(): void {
   };
 }
 
-function record(key: string, ms: number, rows: number): void {
-  const s = stats.get(key) ?? { calls: 0, totalMs: 0, maxMs: 0, rows: 0 };
+/** Characters of the statement's parameters (strings, and array elements as text): what the client serializes and sends. */
+function paramBytes(config: unknown, values?: unknown): number {
+  const params = (config as { values?: unknown[] } | null)?.values ?? (Array.isArray(values) ? values : undefined);
+  if (!params) return 0;
+  let n = 0;
+  const add = (v: unknown): void => {
+    if (typeof v === 'string') n += v.length;
+    else if (Array.isArray(v)) for (const e of v) add(e);
+    else if (v !== null && v !== undefined)
+      n += typeof v === 'object' && !(v instanceof Date) ? JSON.stringify(v).length : String(v).length;
+  };
+  for (const v of params) add(v);
+  return n;
+}
+
+function record(key: string, ms: number, rows: number, sent = 0): void {
+  const s = stats.get(key) ?? { calls: 0, totalMs: 0, maxMs: 0, rows: 0, sent: 0 };
+  s.sent += sent;
   s.calls++;
   s.totalMs += ms;
   s.maxMs = Math.max(s.maxMs, ms);
@@ -94,7 +112,7 @@ export function queryStatsTable(limit = 12): string {
   if (rows.length === 0) return '  (no queries seen)';
   const lines = rows.map(
     ([k, s]) =>
-      `  ${String(s.calls).padStart(6)} calls ${s.totalMs.toFixed(0).padStart(7)} ms total ${(s.totalMs / s.calls).toFixed(2).padStart(8)} ms avg ${s.maxMs.toFixed(0).padStart(6)} ms max ${String(s.rows).padStart(8)} rows  ${k}`,
+      `  ${String(s.calls).padStart(6)} calls ${s.totalMs.toFixed(0).padStart(7)} ms total ${(s.totalMs / s.calls).toFixed(2).padStart(8)} ms avg ${s.maxMs.toFixed(0).padStart(6)} ms max ${String(s.rows).padStart(8)} rows ${(s.sent / 1024).toFixed(0).padStart(7)} KB sent  ${k}`,
   );
   return lines.join('\n');
 }

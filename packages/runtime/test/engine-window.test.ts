@@ -1,6 +1,6 @@
 /** The claim window: what a claim asks for per queue, prefetch sizing, and when a claim is worth it. */
 import test from 'ava';
-import { ClaimWindow, MAX_CLAIMS_IN_FLIGHT, RATE_SAMPLE_MS } from '../src/engine/window.js';
+import { ClaimWindow, HERE_BACKLOG_MS, MAX_CLAIMS_IN_FLIGHT, RATE_SAMPLE_MS } from '../src/engine/window.js';
 import { FakeClock, job } from './engine/fixtures.js';
 
 const settings = { prefetch: 2, maxPrefetch: 50 };
@@ -175,6 +175,42 @@ test('the prefetch grows with a burst of completions and the round trip, up to m
   let prefetch = 0;
   for (let i = 0; i < 10; i++) prefetch = w.prefetchFor(q, clock.advance(100));
   t.is(prefetch, 2);
+});
+
+/** Places reserveHere gives before it refuses (each reserved place stays taken). */
+function reservable(w: ClaimWindow, queue: string, now: number): number {
+  let n = 0;
+  while (w.reserveHere(queue, now)) n++;
+  return n;
+}
+
+test('a slow queue takes into its hands up to one concurrency beyond its window', (t) => {
+  const { clock, w } = windowOf({ q: { concurrency: 10 } });
+  const q = w.queues.get('q')!;
+  q.claiming = 12;
+  run(w, 'q', 10);
+  // Window 10 + 2; what it holds (running, buffered, claiming, reserved) may reach 2 × 10 + 2 = 22.
+  t.is(reservable(w, 'q', clock.now), 0, 'running and claiming fill the limit');
+  finish(w, 'q', 10);
+  t.is(reservable(w, 'q', clock.advance(1_000)), 10);
+  t.is(q.reserved, 10);
+  w.unreserve('q', 4);
+  t.is(q.reserved, 6);
+});
+
+test(`a fast queue takes into its hands what it finishes in ${HERE_BACKLOG_MS} ms, though claims in flight fill its window`, (t) => {
+  // A continuation's batch of a fast queue (~1,250 follow-ups of no-op steps) met a limit of
+  // 2 × concurrency + prefetch, mostly taken by the claims in flight: most follow-ups went through a claim.
+  const { clock, w } = windowOf({ q: { concurrency: 10 } });
+  const q = w.queues.get('q')!;
+  w.measured(10);
+  // 4 jobs/ms: prefetch capped at 50, window 60, here-limit max(70, 4,000).
+  q.finished = 200;
+  w.prefetchFor(q, clock.advance(50));
+  t.is(q.rate, 4);
+  q.claiming = 60;
+  t.is(reservable(w, 'q', clock.now), 4 * HERE_BACKLOG_MS - 60);
+  t.is(w.plan(clock.now, none, true), undefined, 'the claims ask for nothing while they are held');
 });
 
 test(`rates are not sampled more often than every ${RATE_SAMPLE_MS} ms`, (t) => {

@@ -99,6 +99,27 @@ export interface ActivityRecord {
   children_open?: number | null;
 }
 
+/** Compiled apps by their stored definition's JSON, shared by every Versions of the process. */
+const compiledByDefinition = new Map<string, CompiledApp>();
+/** Definitions kept compiled at most (the oldest goes first): tests deploy an app per schema. */
+const COMPILED_KEPT = 64;
+
+/**
+ * The same stored definition compiles to the same app, so a node and the app handles of its process
+ * (each with its own Versions) compile it once: a compile took ~0.7 s on a loaded machine (schema
+ * checks), and a node's first step of a version waited for it while its batch held the writer.
+ */
+function compileStored(definition: unknown): CompiledApp {
+  const json = JSON.stringify(definition);
+  let app = compiledByDefinition.get(json);
+  if (!app) {
+    app = compileDefinition(definition);
+    if (compiledByDefinition.size >= COMPILED_KEPT) compiledByDefinition.delete(compiledByDefinition.keys().next().value!);
+    compiledByDefinition.set(json, app);
+  }
+  return app;
+}
+
 /** Compiled app versions by id+version: immutable once deployed, so cached for the process's life. */
 export class Versions {
   private readonly apps = new Map<string, Promise<CompiledApp>>();
@@ -111,7 +132,7 @@ export class Versions {
     if (!app) {
       app = this.load(appId, version).then((definition) => {
         if (definition === undefined) throw new WorkflowNotFoundError(`app ${appId} version ${version}`);
-        return compileDefinition(definition);
+        return compileStored(definition);
       });
       app.catch(() => this.apps.delete(key));
       this.apps.set(key, app);
@@ -233,8 +254,13 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
       // still open; its state follows in this transaction's write. Stored as finished, it would get an
       // expiry (and an expiry partition) while it runs.
+      // A workflow without a parent leaves its parent keys out (NULL to workflows_insert), as records leave out empty fields.
       return {
         ...w,
+        parent_id: w.parent_id ?? undefined,
+        parent_activity: w.parent_activity ?? undefined,
+        parent_dimension: w.parent_dimension ?? undefined,
+        parent_index: w.parent_index ?? undefined,
         status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
@@ -287,20 +313,22 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     const fresh: unknown[] = [];
     const again: unknown[] = [];
     for (const [k, { workflowId, record: r, entered }] of p.activities) {
+      // Empty fields are left out (undefined: JSON.stringify skips the key), which transition_write
+      // reads as their defaults: a batch's records are most of the bytes a transition sends.
       const row = {
         workflow_id: workflowId,
         activity: r.activity,
         dimension: r.dimension,
         type: r.type,
         state: r.state,
-        job_id: r.job_id,
-        input: r.input,
-        output: r.output,
-        hook: r.hook,
-        attempts: r.attempts,
-        errors: r.errors ?? [],
-        children_open: r.children_open ?? null,
-        entered: entered ? 1 : 0,
+        job_id: r.job_id ?? undefined,
+        input: r.input ?? undefined,
+        output: r.output ?? undefined,
+        hook: r.hook ?? undefined,
+        attempts: r.attempts || undefined,
+        errors: r.errors && r.errors.length > 0 ? r.errors : undefined,
+        children_open: r.children_open ?? undefined,
+        entered: entered ? 1 : undefined,
       };
       // A new workflow's record written for the first time cannot conflict: a plain insert.
       if (p.created.has(workflowId) && !p.written.has(k)) {
@@ -424,11 +452,16 @@ class Run {
     return {
       activities,
       ...(self ? { self: view(self) } : {}),
-      job: {
-        data: this.data,
-        metadata: { jid: this.row.id, app: this.row.app_id, vrs: this.row.version, tpc: this.row.topic, js: this.status },
-      },
+      job: this.jobView(),
       app: { id: this.app.id, version: this.app.version, settings: this.app.settings },
+    };
+  }
+
+  /** `$job` of the mapping context: the workflow's data and metadata, its semaphore as it is now. */
+  private jobView(): MappingContext['job'] {
+    return {
+      data: this.data,
+      metadata: { jid: this.row.id, app: this.row.app_id, vrs: this.row.version, tpc: this.row.topic, js: this.status },
     };
   }
 
@@ -698,7 +731,9 @@ class Run {
     }
     this.status -= 1;
     if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
-    const after = this.context(rec.dimension, rec);
+    // The records are as they were (job.data is this.data, patched in place): only the semaphore moved,
+    // so the context is not built again from every record.
+    const after: MappingContext = { ...ctx, job: this.jobView() };
     for (const t of act.transitions) {
       if (this.status < 0) return;
       if (conditionHolds(t.conditions, after, outcome.code ?? 200)) await this.enter(t.to, rec.dimension);

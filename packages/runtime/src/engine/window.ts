@@ -25,6 +25,13 @@ export const RATE_SAMPLE_MS = 20;
  * measured round trip is still settling.
  */
 export const PREFETCH_ROUND_TRIPS = 4;
+/**
+ * Jobs a queue holds in this engine's hands (running, buffered, being claimed, reserved) may reach
+ * what it finishes in this long when a continuation enqueues them here: each one taken is a claim
+ * saved, and at its pace it starts within this time (a fraction of a lease, which the heartbeat
+ * renews meanwhile).
+ */
+export const HERE_BACKLOG_MS = 1_000;
 /** Weight of the latest claim in the smoothed round trip. */
 const RTT_WEIGHT = 0.2;
 
@@ -157,14 +164,17 @@ export class ClaimWindow {
   /**
    * Takes a place for a job enqueued straight into this engine's hands. Such a job costs Postgres a
    * third of a claimed one (one insert, no queued row to find and update), so it may take a place
-   * beyond the claim window, up to one more concurrency's worth: the claims then ask for that much
-   * less until the buffer drains, rather than racing it for the same places. A rate-limited queue
-   * never: its starts take tokens, and only its claim takes them.
+   * beyond the claim window: up to one more concurrency's worth, or as many as the queue finishes in
+   * HERE_BACKLOG_MS at its pace when that is more. The claims then ask for that much less until the
+   * buffer drains, rather than racing it for the same places. Bounded by the window alone, a
+   * continuation's batch (~1,250 follow-ups of a fast queue) found the places taken by the claims in
+   * flight and by its own first few hundred, and sent the rest through a claim each. A rate-limited
+   * queue never: its starts take tokens, and only its claim takes them.
    */
   reserveHere(name: string, now: number): boolean {
     const q = this.queues.get(name);
     if (!q || q.concurrency === 0 || q.rateLimit) return false;
-    const limit = 2 * q.concurrency + this.prefetchFor(q, now);
+    const limit = Math.max(2 * q.concurrency + this.prefetchFor(q, now), Math.floor(q.rate * HERE_BACKLOG_MS));
     if (q.running + q.buffer.length + q.claiming + q.reserved >= limit) return false;
     q.reserved++;
     return true;

@@ -6,7 +6,8 @@
 -- in seconds). A NULL parameter writes nothing of its kind. Every row is changed by one part only, so
 -- that the parts see the same snapshot (as parts of one statement do) changes nothing.
 --
--- Activity records: `entered` is 1 for a record entered in this transaction, else 0: a record
+-- Activity records (a key left out is its default: attempts 0, errors [], entered 0, the rest NULL):
+-- `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. First records
 -- ($7) cannot exist yet: a plain insert, without the conflict check (a fan-out writes thousands).
 -- Records of open workflows go to the open partition. A workflow this write finishes (kept until an
@@ -41,15 +42,19 @@ WITH staged_workflows AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 ), activities AS (
   INSERT INTO {{schema}}.wf_activities_open AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, finished_at)
-  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, r.attempts, coalesce(r.errors, '[]'), r.children_open,
-         r.entered, CASE WHEN r.state = 'done' THEN now() END
+  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, coalesce(r.attempts, 0), coalesce(r.errors, '[]'),
+         r.children_open, coalesce(r.entered, 0), CASE WHEN r.state = 'done' THEN now() END
   FROM staged r WHERE r.day IS NULL ORDER BY r.ord
   ON CONFLICT (workflow_id, activity, dimension, expire_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
       entered = a.entered + EXCLUDED.entered
 ), moved AS (
-  DELETE FROM {{schema}}.wf_activities_open a USING finishing fin WHERE a.workflow_id = fin.id
+  -- The id list makes it index probes of the finishing workflows: joined alone, the plan (generic, or
+  -- with the 100 rows it expects of any JSON array) reads the whole open partition, every running
+  -- workflow's records and the dead rows of those moved before, in each batch that finishes one.
+  DELETE FROM {{schema}}.wf_activities_open a USING finishing fin
+  WHERE a.workflow_id = ANY (ARRAY(SELECT id FROM finishing)) AND a.workflow_id = fin.id
   RETURNING a.*, fin.day
 ), settled AS (
   -- A finishing workflow's records, in its day's partition: the staged change where there is one.
@@ -62,7 +67,7 @@ WITH staged_workflows AS (
          CASE WHEN r.workflow_id IS NULL THEN m.input ELSE r.input END,
          CASE WHEN r.workflow_id IS NULL THEN m.output ELSE r.output END,
          CASE WHEN r.workflow_id IS NULL THEN m.hook ELSE r.hook END,
-         CASE WHEN r.workflow_id IS NULL THEN m.attempts ELSE r.attempts END,
+         CASE WHEN r.workflow_id IS NULL THEN m.attempts ELSE coalesce(r.attempts, 0) END,
          CASE WHEN r.workflow_id IS NULL THEN m.errors ELSE coalesce(r.errors, '[]') END,
          CASE WHEN r.workflow_id IS NULL THEN m.children_open ELSE r.children_open END,
          coalesce(m.entered, 0) + coalesce(r.entered, 0),
@@ -76,8 +81,8 @@ WITH staged_workflows AS (
 ), first_activities AS (
   INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
                                         finished_at, expire_day)
-  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, r.attempts, coalesce(r.errors, '[]'), r.children_open,
-         r.entered, CASE WHEN r.state = 'done' THEN now() END, coalesce(fin.day, 'infinity')
+  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, coalesce(r.attempts, 0), coalesce(r.errors, '[]'),
+         r.children_open, coalesce(r.entered, 0), CASE WHEN r.state = 'done' THEN now() END, coalesce(fin.day, 'infinity')
   FROM ROWS FROM (jsonb_to_recordset($7::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
                                                     input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int))
        WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, ord)
