@@ -130,6 +130,8 @@ export interface Effects {
   wakes: Set<string>;
   /** Jobs of interrupted workflows to cancel. */
   cancels: string[];
+  /** Events to publish once the transaction committed, in order (a Scope with `publishAfterCommit`). */
+  events: EmitPayload[];
 }
 
 export interface Scope {
@@ -137,10 +139,18 @@ export interface Scope {
   versions: Versions;
   logger: Logger;
   effects: Effects;
+  /**
+   * The caller publishes the events of the transaction itself once it committed (tx.afterCommit on a
+   * node with a bus): no emit job, whose enqueue, hand-off, run and completion stood between a
+   * workflow's last transition and its pubsub caller. As with the job, a rolled-back transition
+   * publishes nothing; a node that dies between the commit and the publication loses the message (NATS
+   * core delivers at most once anyway), and pubsub then reads the outcome from Postgres.
+   */
+  publishAfterCommit?: boolean;
 }
 
 export function newEffects(): Effects {
-  return { wakes: new Set(), cancels: [] };
+  return { wakes: new Set(), cancels: [], events: [] };
 }
 
 /**
@@ -256,7 +266,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   // At the end of an entry point (`publish`), one emit job per partition for all the events the
   // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
   // claim, run and record instead of one per event. Flushes in between keep them staged.
-  if (publish) {
+  if (publish && s.publishAfterCommit) {
+    for (const events of p.emits.values()) s.effects.events.push(...events);
+    p.emits.clear();
+  } else if (publish) {
     for (const [partition, events] of p.emits) {
       for (const chunk of emitChunks(events)) {
         const payload: EmitJobPayload = { events: chunk };
@@ -1405,6 +1418,7 @@ export async function finishStepJobsOrFail(
     await tx.client.query('RELEASE SAVEPOINT wf_transition');
     for (const w of scope.effects.wakes) s.effects.wakes.add(w);
     s.effects.cancels.push(...scope.effects.cancels);
+    s.effects.events.push(...scope.effects.events);
     return undefined;
   };
   if (!jobs.some((j) => suspects.has(j.id))) {
