@@ -1002,14 +1002,18 @@ export interface StepJobOutcome {
  * (longer a) step of any workflow are left alone.
  */
 export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<void> {
-  const taken = await s.db.run<{ job_id: string; workflow_id: string; activity: string; dimension: string; workflow: WorkflowRow | null }>(
-    'steps_take_lock',
-    [jobs.map((j) => j.id)],
-  );
+  const ids = jobs.map((j) => j.id);
+  // Both on the wire at once (the transaction's connection pipelines): the lock, then the take and
+  // the records, read by a statement that starts once the locks are held.
+  const [lockedRows, rows] = await Promise.all([
+    s.db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]),
+    s.db.run<ActivityRecord & { step: boolean; workflow_id: string; seq: string | null }>('steps_take', [ids]),
+  ]);
+  const taken = rows.filter((r) => r.step);
   if (taken.length === 0) return;
   const byId = new Map(jobs.map((j) => [j.id, j]));
   const outcomes: StepOutcome[] = taken.map((st) => {
-    const job = byId.get(st.job_id)!;
+    const job = byId.get(st.job_id!)!;
     return {
       jobId: job.id,
       workflow: st.workflow_id,
@@ -1021,13 +1025,22 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
       attempt: job.attempt,
     };
   });
-  const locked = new Map<string, WorkflowRow>();
-  for (const st of taken) if (st.workflow) locked.set(st.workflow.id, st.workflow);
-  await loadMany(
-    s,
-    outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
-    [...locked.values()],
-  );
+  const records = new Map<string, ActivityRecord[]>();
+  for (const r of rows) {
+    if (r.step) continue;
+    const { step: _step, workflow_id, seq: _seq, ...record } = r;
+    let list = records.get(workflow_id);
+    if (!list) records.set(workflow_id, (list = []));
+    list.push(record);
+  }
+  // A workflow whose step was taken but that steps_lock did not lock (none such is known) is loaded
+  // by the generic path below, which locks it first.
+  const stepWorkflows = new Set(taken.map((st) => st.workflow_id));
+  const dimensions = new Set(['', ...taken.map((st) => st.dimension)]);
+  const runs = pendingOf(s).runs;
+  for (const { workflow: row } of lockedRows)
+    if (stepWorkflows.has(row.id) && !runs.has(row.id))
+      runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
 }
