@@ -11,7 +11,7 @@
  * transaction completes the parent's activity too.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '@partita/core';
+import { uuidv7, type Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
@@ -232,6 +232,11 @@ async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: u
 export async function flushPending(s: Scope, publish = false): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
+  // The insert, the enqueue and the write go out together (the transaction's connection pipelines
+  // them) and are awaited in order below: the step links and records name the jobs by ids made here,
+  // not by the enqueue's answer.
+  let inserted: Promise<unknown> | undefined;
+  let enqueued: Promise<unknown> | undefined;
   if (p.inserts.size > 0) {
     // Stored with the state their first transitions left them in: no update of a row just inserted.
     // One written while its transitions still run (a statement that needs its row, a fan-out's batch)
@@ -255,13 +260,11 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       p.created.add(w.id);
       if (w.status === 0 && w.expire >= 0) p.settle.push({ id: w.id, expire: w.expire });
     }
-    try {
-      await s.db.run('workflows_insert', [JSON.stringify(rows)]);
-    } catch (err) {
+    inserted = s.db.run('workflows_insert', [JSON.stringify(rows)]).catch((err: unknown) => {
       // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
-    }
+    });
   }
   // At the end of an entry point (`publish`), one emit job per partition for all the events the
   // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
@@ -281,11 +284,12 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const jobs = p.jobs.splice(0);
   let links: [string[], string[], string[], string[]] | null = null;
   if (jobs.length > 0) {
-    const outcomes = await s.db.enqueue(jobs.map((j) => j.job));
-    jobs.forEach((j, i) => {
+    for (const j of jobs) j.job.id ??= uuidv7();
+    enqueued = s.db.enqueue(jobs.map((j) => j.job));
+    jobs.forEach((j) => {
       s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
       if (!j.step) return;
-      const id = outcomes[i]!.id;
+      const id = j.job.id!;
       j.step.record.job_id = id;
       links ??= [[], [], [], []];
       links[0].push(id);
@@ -338,9 +342,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const settleExpires = settled.length > 0 ? settled.map((w) => w.expire) : null;
   // The links, records (those of finished workflows in their day's partition), workflow rows and
   // fan-in outputs in one statement: one round trip per transaction.
+  let written: Promise<unknown> | undefined;
   if (links || activities || workflows || firstActivities || fanin || settleIds) {
     const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
-    await s.db.run('transition_write', [
+    written = s.db.run('transition_write', [
       ids,
       workflowIds,
       activityIds,
@@ -353,6 +358,16 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       settleExpires,
     ]);
   }
+  await inOrder(inserted, enqueued, written);
+}
+
+/**
+ * Statements sent together, awaited in the order they run: the first that failed is the error (those
+ * after it fail only because the transaction is aborted, and their error would hide its code).
+ */
+async function inOrder(...sent: (Promise<unknown> | undefined)[]): Promise<void> {
+  for (const p of sent) p?.catch(() => undefined);
+  for (const p of sent) await p;
 }
 
 const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;
@@ -1005,10 +1020,10 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
   const ids = jobs.map((j) => j.id);
   // Both on the wire at once (the transaction's connection pipelines): the lock, then the take and
   // the records, read by a statement that starts once the locks are held.
-  const [lockedRows, rows] = await Promise.all([
-    s.db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]),
-    s.db.run<ActivityRecord & { step: boolean; workflow_id: string; seq: string | null }>('steps_take', [ids]),
-  ]);
+  const locking = s.db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const taking = s.db.run<ActivityRecord & { step: boolean; workflow_id: string; seq: string | null }>('steps_take', [ids]);
+  await inOrder(locking, taking);
+  const [lockedRows, rows] = [await locking, await taking];
   const taken = rows.filter((r) => r.step);
   if (taken.length === 0) return;
   const byId = new Map(jobs.map((j) => [j.id, j]));
