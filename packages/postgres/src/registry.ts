@@ -24,6 +24,17 @@ export async function assertKnownPartition(ctx: StoreContext, partition: string)
 }
 
 /** Throws UnknownPartitionError or UnknownQueueError unless some node declared each of these queues (cached; re-read on a miss). */
+/**
+ * Whether every partition and queue of `rows` is known already (or not checked): then
+ * assertKnownQueues has nothing to do, and a caller that skips it sends its statement in the same
+ * tick (a transaction that sends several statements together keeps them in the order it made them).
+ */
+export function queuesKnown(ctx: StoreContext, rows: { partition: string; queue: string }[]): boolean {
+  if (!ctx.checkQueues) return true;
+  const known = ctx.known;
+  return known !== undefined && rows.every((r) => known.get(r.partition)?.has(r.queue));
+}
+
 export async function assertKnownQueues(
   ctx: StoreContext,
   rows: { partition: string; queue: string }[],

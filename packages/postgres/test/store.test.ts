@@ -320,6 +320,15 @@ withStore('bad payloads and options are ValidationErrors naming the field', asyn
   t.is(rows[0].n, 0, 'nothing was half-enqueued');
 });
 
+withStore('a job enqueued with an id of its own keeps it; an id that is no UUID is a ValidationError', async (t, { store }) => {
+  const id = '01900000-0000-7000-8000-0000000000a1';
+  const [outcome] = await store.enqueue([{ partition: 'p', type: 'x', id }]);
+  t.is(outcome!.id, id);
+  t.is((await store.getJob(id))?.state, 'queued');
+  await t.throwsAsync(store.enqueueOne({ partition: 'p', type: 'x', id: 'job-1' }), { instanceOf: ValidationError, message: /job\.id/ });
+  await t.throwsAsync(store.enqueue([{ partition: 'p', type: 'x', id }]), { message: /duplicate key/ });
+});
+
 withStore('history retention drops whole old partitions', async (t, { store, db }) => {
   const s = db.schema;
   await db.pool.query(

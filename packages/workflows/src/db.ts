@@ -29,6 +29,8 @@ export type WfOp =
   | 'signals_pending'
   | 'steps_of'
   | 'steps_of_workflows'
+  | 'steps_lock'
+  | 'steps_take'
   | 'steps_take_lock'
   | 'topic_lock'
   | 'transition_write'

@@ -11,7 +11,7 @@
  * transaction completes the parent's activity too.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '@partita/core';
+import { uuidv7, type Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { compileDefinition } from './compile.js';
 import type { Db } from './db.js';
@@ -151,6 +151,8 @@ export interface Effects {
   wakes: Set<string>;
   /** Jobs of interrupted workflows to cancel. */
   cancels: string[];
+  /** Events to publish once the transaction committed, in order (a Scope with `publishAfterCommit`). */
+  events: EmitPayload[];
 }
 
 export interface Scope {
@@ -158,10 +160,18 @@ export interface Scope {
   versions: Versions;
   logger: Logger;
   effects: Effects;
+  /**
+   * The caller publishes the events of the transaction itself once it committed (tx.afterCommit on a
+   * node with a bus): no emit job, whose enqueue, hand-off, run and completion stood between a
+   * workflow's last transition and its pubsub caller. As with the job, a rolled-back transition
+   * publishes nothing; a node that dies between the commit and the publication loses the message (NATS
+   * core delivers at most once anyway), and pubsub then reads the outcome from Postgres.
+   */
+  publishAfterCommit?: boolean;
 }
 
 export function newEffects(): Effects {
-  return { wakes: new Set(), cancels: [] };
+  return { wakes: new Set(), cancels: [], events: [] };
 }
 
 /**
@@ -243,6 +253,11 @@ async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: u
 export async function flushPending(s: Scope, publish = false): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
+  // The insert, the enqueue and the write go out together (the transaction's connection pipelines
+  // them) and are awaited in order below: the step links and records name the jobs by ids made here,
+  // not by the enqueue's answer.
+  let inserted: Promise<unknown> | undefined;
+  let enqueued: Promise<unknown> | undefined;
   if (p.inserts.size > 0) {
     // Stored with the state their first transitions left them in: no update of a row just inserted.
     // One written while its transitions still run (a statement that needs its row, a fan-out's batch)
@@ -271,18 +286,19 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       p.created.add(w.id);
       if (w.status === 0 && w.expire >= 0) p.settle.push({ id: w.id, expire: w.expire });
     }
-    try {
-      await s.db.run('workflows_insert', [JSON.stringify(rows)]);
-    } catch (err) {
+    inserted = s.db.run('workflows_insert', [JSON.stringify(rows)]).catch((err: unknown) => {
       // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
-    }
+    });
   }
   // At the end of an entry point (`publish`), one emit job per partition for all the events the
   // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
   // claim, run and record instead of one per event. Flushes in between keep them staged.
-  if (publish) {
+  if (publish && s.publishAfterCommit) {
+    for (const events of p.emits.values()) s.effects.events.push(...events);
+    p.emits.clear();
+  } else if (publish) {
     for (const [partition, events] of p.emits) {
       for (const chunk of emitChunks(events)) {
         const payload: EmitJobPayload = { events: chunk };
@@ -294,11 +310,12 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const jobs = p.jobs.splice(0);
   let links: [string[], string[], string[], string[]] | null = null;
   if (jobs.length > 0) {
-    const outcomes = await s.db.enqueue(jobs.map((j) => j.job));
-    jobs.forEach((j, i) => {
+    for (const j of jobs) j.job.id ??= uuidv7();
+    enqueued = s.db.enqueue(jobs.map((j) => j.job));
+    jobs.forEach((j) => {
       s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
       if (!j.step) return;
-      const id = outcomes[i]!.id;
+      const id = j.job.id!;
       j.step.record.job_id = id;
       links ??= [[], [], [], []];
       links[0].push(id);
@@ -353,9 +370,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const settleExpires = settled.length > 0 ? settled.map((w) => w.expire) : null;
   // The links, records (those of finished workflows in their day's partition), workflow rows and
   // fan-in outputs in one statement: one round trip per transaction.
+  let written: Promise<unknown> | undefined;
   if (links || activities || workflows || firstActivities || fanin || settleIds) {
     const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
-    await s.db.run('transition_write', [
+    written = s.db.run('transition_write', [
       ids,
       workflowIds,
       activityIds,
@@ -368,6 +386,16 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       settleExpires,
     ]);
   }
+  await inOrder(inserted, enqueued, written);
+}
+
+/**
+ * Statements sent together, awaited in the order they run: the first that failed is the error (those
+ * after it fail only because the transaction is aborted, and their error would hide its code).
+ */
+async function inOrder(...sent: (Promise<unknown> | undefined)[]): Promise<void> {
+  for (const p of sent) p?.catch(() => undefined);
+  for (const p of sent) await p;
 }
 
 const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;
@@ -1024,14 +1052,18 @@ export interface StepJobOutcome {
  * (longer a) step of any workflow are left alone.
  */
 export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<void> {
-  const taken = await s.db.run<{ job_id: string; workflow_id: string; activity: string; dimension: string; workflow: WorkflowRow | null }>(
-    'steps_take_lock',
-    [jobs.map((j) => j.id)],
-  );
+  const ids = jobs.map((j) => j.id);
+  // Both on the wire at once (the transaction's connection pipelines): the lock, then the take and
+  // the records, read by a statement that starts once the locks are held.
+  const locking = s.db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const taking = s.db.run<ActivityRecord & { step: boolean; workflow_id: string; seq: string | null }>('steps_take', [ids]);
+  await inOrder(locking, taking);
+  const [lockedRows, rows] = [await locking, await taking];
+  const taken = rows.filter((r) => r.step);
   if (taken.length === 0) return;
   const byId = new Map(jobs.map((j) => [j.id, j]));
   const outcomes: StepOutcome[] = taken.map((st) => {
-    const job = byId.get(st.job_id)!;
+    const job = byId.get(st.job_id!)!;
     return {
       jobId: job.id,
       workflow: st.workflow_id,
@@ -1043,13 +1075,22 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
       attempt: job.attempt,
     };
   });
-  const locked = new Map<string, WorkflowRow>();
-  for (const st of taken) if (st.workflow) locked.set(st.workflow.id, st.workflow);
-  await loadMany(
-    s,
-    outcomes.map((o) => ({ workflow: o.workflow, dimension: o.dimension })),
-    [...locked.values()],
-  );
+  const records = new Map<string, ActivityRecord[]>();
+  for (const r of rows) {
+    if (r.step) continue;
+    const { step: _step, workflow_id, seq: _seq, ...record } = r;
+    let list = records.get(workflow_id);
+    if (!list) records.set(workflow_id, (list = []));
+    list.push(record);
+  }
+  // A workflow whose step was taken but that steps_lock did not lock (none such is known) is loaded
+  // by the generic path below, which locks it first.
+  const stepWorkflows = new Set(taken.map((st) => st.workflow_id));
+  const dimensions = new Set(['', ...taken.map((st) => st.dimension)]);
+  const runs = pendingOf(s).runs;
+  for (const { workflow: row } of lockedRows)
+    if (stepWorkflows.has(row.id) && !runs.has(row.id))
+      runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
 }
@@ -1440,6 +1481,7 @@ export async function finishStepJobsOrFail(
     await tx.client.query('RELEASE SAVEPOINT wf_transition');
     for (const w of scope.effects.wakes) s.effects.wakes.add(w);
     s.effects.cancels.push(...scope.effects.cancels);
+    s.effects.events.push(...scope.effects.events);
     return undefined;
   };
   if (!jobs.some((j) => suspects.has(j.id))) {

@@ -114,13 +114,13 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           const db = txDb(tx, b.ops);
           const effects = newEffects();
           await finishStepJobsOrFail(
-            { db, versions: b.versions, logger: b.logger, effects },
+            { db, versions: b.versions, logger: b.logger, effects, publishAfterCommit: true },
             tx,
             jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
           );
           // The steps of workflows it interrupted are cancelled once it committed: before, a cancel
           // could reach a step the transaction then rolled back the interrupt of (it is retried).
-          if (effects.cancels.length > 0) tx.afterCommit(() => afterCommit(b, effects));
+          if (effects.cancels.length > 0 || effects.events.length > 0) tx.afterCommit(() => afterCommit(b, effects));
         },
       },
     ],
@@ -191,10 +191,12 @@ export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, lo
 }
 
 /**
- * After the transition's transaction committed (tx.afterCommit): cancel the jobs of workflows it
- * interrupted. (The engine wakes the queues a continuation enqueued into once its transaction committed.)
+ * After the transition's transaction committed (tx.afterCommit): publish its outputs and emitted
+ * data, then cancel the jobs of workflows it interrupted. (The engine wakes the queues a continuation enqueued into once its transaction committed.)
  */
-export function afterCommit(b: { ctx: { client: { cancel(id: string): Promise<boolean> } }; logger: Logger }, effects: Effects): void {
+export function afterCommit(b: Bound, effects: Effects): void {
+  const { bus, cluster } = b.ctx;
+  for (const e of effects.events) bus.publish(eventSubject(cluster, e.app, e.topic), EVENT_KIND, e);
   if (effects.cancels.length === 0) return;
   cancelSteps(b.ctx.client, b.logger, effects.cancels);
 }

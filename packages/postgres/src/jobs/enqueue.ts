@@ -7,13 +7,14 @@ import {
   traceEnqueue,
   toJsonStrict,
   uuidv7,
+  isUuid,
   type EnqueueOptions,
 } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import type { EnqueueBatchParams, EnqueueOneParams } from '../ops.js';
 import { lookupIndex } from '../lookup.js';
-import { assertKnownQueues } from '../registry.js';
+import { assertKnownQueues, queuesKnown } from '../registry.js';
 import { claimedJob, type ClaimedJob } from './claim.js';
 import { queueKeyHolder, settleKeys } from './keys.js';
 import { inTransaction } from '../transaction.js';
@@ -36,6 +37,13 @@ export interface NewJob extends EnqueueOptions {
    * steps); client.enqueue never sets it.
    */
   continuation?: string;
+  /**
+   * The job's id, made by the caller (a UUID; core's uuidv7 keeps the primary key's inserts in
+   * order); otherwise one is made here. A layer that writes rows naming the job in the same
+   * transaction (a workflow's step links) then sends them together with the enqueue instead of
+   * waiting for its answer. Unique like any id: one already taken fails the statement.
+   */
+  id?: string;
 }
 
 export interface EnqueueOutcome {
@@ -63,7 +71,7 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
   const batch = new EnqueueBatch();
   const single = jobs.length === 1;
   for (let i = 0; i < jobs.length; i++) addJob(ctx, batch, jobs[i]!, i, single, now);
-  await assertKnownQueues(ctx, batch.queuePairs, tx);
+  if (!queuesKnown(ctx, batch.queuePairs)) await assertKnownQueues(ctx, batch.queuePairs, tx);
   // Only keyed jobs come back: the others cannot be refused, so the statement succeeding means
   // they were inserted.
   const inserted = new Set<string>();
@@ -184,7 +192,7 @@ export async function insertLeased(
             jobPath(i, single),
           );
       }
-      await assertKnownQueues(ctx, batch.queuePairs, tx);
+      if (!queuesKnown(ctx, batch.queuePairs)) await assertKnownQueues(ctx, batch.queuePairs, tx);
       for (let i = 0; i < traced.length; i += ENQUEUE_CHUNK)
         await op.enqueueLeased(ctx.ops, tx, [...batch.params(i, Math.min(i + ENQUEUE_CHUNK, traced.length)), nodeId, leaseMs]);
       // The payload as Postgres stores it (a Date arrives as a string), as a claim would return it.
@@ -221,7 +229,9 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
   if (typeof job !== 'object' || job === null) throw new ValidationError('must be an object', jobPath(index, single));
   const fields = fieldsOf(job);
   const { partition, queue: queueGiven, type, priority: priorityGiven, maxAttempts: attemptsGiven, timeoutMs: timeoutGiven } = fields;
-  const { runAt: runAtDate, delayMs, queueKey, executionKey, payload: value, lookup, continuation } = fields;
+  const { runAt: runAtDate, delayMs, queueKey, executionKey, payload: value, lookup, continuation, id } = fields;
+  if (id !== undefined && (typeof id !== 'string' || !isUuid(id)))
+    throw new ValidationError('id must be a UUID', jobPath(index, single, 'id'));
   const queue = queueGiven ?? 'default';
   const priority = priorityGiven ?? 0;
   const maxAttempts = attemptsGiven ?? 1;
@@ -273,7 +283,7 @@ function addJob(ctx: StoreContext, batch: EnqueueBatch, job: NewJob, index: numb
   const payload = value === undefined ? 'null' : toJsonStrict(value, () => jobPath(index, single, 'payload'), ctx.payloadLimitBytes).json;
   const indexed = lookup === undefined || lookup === null ? null : lookupIndex(lookup, jobPath(index, single, 'lookup'));
   batch.add(
-    uuidv7(now),
+    id ?? uuidv7(now),
     partition,
     queue,
     type,
@@ -304,6 +314,7 @@ const JOB_FIELDS = [
   'executionKey',
   'lookup',
   'continuation',
+  'id',
 ] as const;
 
 type JobFields = { [K in (typeof JOB_FIELDS)[number]]: NewJob[K] | undefined };
@@ -332,6 +343,7 @@ function fieldsOf(job: NewJob): JobFields {
     executionKey: undefined,
     lookup: undefined,
     continuation: undefined,
+    id: undefined,
   };
   if (Object.getPrototypeOf(job) === Object.prototype) {
     Object.assign(fields, job);

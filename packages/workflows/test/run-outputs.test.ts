@@ -1,0 +1,73 @@
+/**
+ * The output of a workflow that a step's transition finishes is published by the node that ran the
+ * step once that transaction committed (tx.afterCommit), with no emit job in between: each output
+ * reaches its pubsub caller and every subscriber once, and no emit job is ever stored for it.
+ */
+import test from 'ava';
+import { connect } from '@partita/client';
+import { defineJob, startNode } from '@partita/runtime';
+import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
+import { app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
+import { EMIT_TYPE } from '../src/executor.js';
+
+const APP = `
+app:
+  id: outs
+  version: '1'
+  graphs:
+    - subscribes: outs.start
+      publishes: outs.done
+      input: { schema: { type: object, properties: { n: { type: number } } } }
+      activities:
+        t1: { type: trigger }
+        s1: { type: worker, topic: outs.step, input: { maps: { n: '{t1.output.data.n}' } } }
+        s2: { type: worker, topic: outs.step, input: { maps: { n: '{s1.output.data.n}' } }, job: { maps: { n: '{$self.output.data.n}' } } }
+      transitions:
+        t1: [{ to: s1 }]
+        s1: [{ to: s2 }]
+`;
+
+test.serial("a step transition's output is published after its commit without an emit job: once to pubsub and to psub", async (t) => {
+  const db = await freshSchema('wf_outs');
+  const nats = await natsUrl();
+  const cluster = db.schema.replaceAll('_', '-');
+  const node = await startNode({
+    postgres: db.url,
+    schema: db.schema,
+    nats,
+    cluster,
+    dataDir: tempDataDir('wf-outs'),
+    partitions: { default: { queues: { default: { concurrency: 4 } } } },
+    engine: { pollMs: 100 },
+    jobs: [defineJob<{ n: number }>({ type: 'outs.step', perform: (p) => ({ n: p.n + 1 }) })],
+    plugins: [workflowsPlugin()],
+  });
+  const client = await connect({ postgres: { connectionString: db.url, max: 2 }, schema: db.schema, nats, cluster });
+  t.teardown(async () => {
+    await client.close();
+    await node.stop();
+    await db.drop();
+  });
+  const outs = app(client, 'outs');
+  await outs.deploy(APP);
+  await outs.activate('1');
+  const heard: WorkflowEvent[] = [];
+  const unsub = await outs.psub('outs.done', (_d, e) => void heard.push(e));
+  t.teardown(unsub);
+
+  const ids: string[] = [];
+  for (let n = 0; n < 5; n++) {
+    const id = `w${n}`;
+    ids.push(id);
+    t.deepEqual(await outs.pubsub('outs.start', { n }, { id, timeoutMs: 15_000 }), { n: n + 2 });
+  }
+  await until('every output heard by psub', () => ids.every((id) => heard.some((e) => e.id === id && e.kind === 'output')), 10_000);
+  // Late duplicates would arrive by now.
+  await new Promise((r) => setTimeout(r, 300));
+  for (const id of ids) t.is(heard.filter((e) => e.id === id && e.kind === 'output').length, 1, `${id}: one output`);
+  const { rows } = await db.pool.query(
+    `SELECT (SELECT count(*) FROM "${db.schema}".jobs WHERE type = $1) + (SELECT count(*) FROM "${db.schema}".jobs_history WHERE type = $1) AS n`,
+    [EMIT_TYPE],
+  );
+  t.is(Number(rows[0].n), 0, 'no emit job was stored');
+});
