@@ -253,6 +253,30 @@ test('jobs run in priority order (lower first), then in enqueue order', async (t
   }
 });
 
+test('the jobs of one claim start in claim order: priority, then run_at, on every slot at once', async (t) => {
+  const c = await cluster('batchorder');
+  try {
+    const order: number[] = [];
+    const job = defineJob<{ n: number }>({ type: 'ordered', perform: (p) => void order.push(p.n) });
+    const setup = await c.start({ partitions: { p: { queues: { default: { concurrency: 0 } } } }, jobs: [job] });
+    // Twelve jobs, all due, stored in an order unlike their claim order: n is the claim order.
+    const base = Date.now() - 60_000;
+    const jobs = Array.from({ length: 12 }, (_, n) => ({
+      type: 'ordered',
+      payload: { n },
+      priority: n < 4 ? -1 : 0,
+      runAt: new Date(base + (n < 4 ? 4 - n : n) * 1000),
+    }));
+    await setup.client.enqueueMany('p', [...jobs].reverse());
+    // One claim takes them all (16 slots), and every one starts at once.
+    await c.start({ partitions: oneQueue(16), jobs: [job], engine: { pollMs: 50, prefetch: 0 } });
+    await until('all twelve ran', async () => order.length === 12);
+    t.deepEqual(order, [3, 2, 1, 0, 4, 5, 6, 7, 8, 9, 10, 11]);
+  } finally {
+    await c.close();
+  }
+});
+
 test('a job whose node stops heartbeating is rescued and completed by another node; the late completion is refused', async (t) => {
   const c = await cluster('rescue');
   try {
