@@ -194,43 +194,46 @@ test('scheduled jobs wait for runAt / delayMs and show as scheduled', async (t) 
   }
 });
 
-test('a runAt job stays ahead of a later delayed one when the enqueue is slow (the jobs table locked 1.7 s, claims blocked too)', async (t) => {
-  const c = await cluster('schedslow');
-  try {
-    const ranAt = new Map<string, number>();
-    const job = defineJob({ type: 'at', perform: (_p, ctx) => void ranAt.set(ctx.id, Date.now()) });
-    const node = await c.start({ partitions: oneQueue(), jobs: [job], engine: { pollMs: 50 } });
-    // What a loaded machine did to the test above: its enqueue took longer than the runAt job's 1.5 s.
-    const locker = await c.db.pool.connect();
-    await locker.query('BEGIN');
-    await locker.query(`LOCK TABLE "${c.db.schema}".jobs IN ACCESS EXCLUSIVE MODE`);
-    const unlocked = sleep(1700).then(async () => {
-      await locker.query('COMMIT');
-      locker.release();
-      return Date.now();
-    });
-    const enqueuedAt = Date.now();
-    const {
-      ids: [delayed, atTime],
-    } = await node.client.enqueueMany('p', [
-      { type: 'at', delayMs: 3000 },
-      { type: 'at', runAt: new Date(enqueuedAt + 1500) },
-    ]);
-    const liftedAt = await unlocked;
-    await node.client.result(atTime!, { timeoutMs: 20_000 });
-    await node.client.result(delayed!, { timeoutMs: 20_000 });
-    t.true(
-      ranAt.get(atTime!)! <= ranAt.get(delayed!)!,
-      `runAt job ran ${ranAt.get(atTime!)! - ranAt.get(delayed!)!} ms after the delayed one`,
-    );
-    t.true(ranAt.get(delayed!)! - enqueuedAt >= 3000);
-    // Due when stored: claimed by the first claims after the lock (the poll is 50 ms).
-    const claimedAt = (await node.client.job(atTime!))!.startedAt!.getTime();
-    t.true(claimedAt - liftedAt < 1000, `claimed ${claimedAt - liftedAt} ms after the lock was lifted`);
-  } finally {
-    await c.close();
-  }
-});
+test.serial(
+  'a runAt job stays ahead of a later delayed one when the enqueue is slow (the jobs table locked 1.7 s, claims blocked too)',
+  async (t) => {
+    const c = await cluster('schedslow');
+    try {
+      const ranAt = new Map<string, number>();
+      const job = defineJob({ type: 'at', perform: (_p, ctx) => void ranAt.set(ctx.id, Date.now()) });
+      const node = await c.start({ partitions: oneQueue(), jobs: [job], engine: { pollMs: 50 } });
+      // What a loaded machine did to the test above: its enqueue took longer than the runAt job's 1.5 s.
+      const locker = await c.db.pool.connect();
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE "${c.db.schema}".jobs IN ACCESS EXCLUSIVE MODE`);
+      const unlocked = sleep(1700).then(async () => {
+        await locker.query('COMMIT');
+        locker.release();
+        return Date.now();
+      });
+      const enqueuedAt = Date.now();
+      const {
+        ids: [delayed, atTime],
+      } = await node.client.enqueueMany('p', [
+        { type: 'at', delayMs: 3000 },
+        { type: 'at', runAt: new Date(enqueuedAt + 1500) },
+      ]);
+      const liftedAt = await unlocked;
+      await node.client.result(atTime!, { timeoutMs: 20_000 });
+      await node.client.result(delayed!, { timeoutMs: 20_000 });
+      t.true(
+        ranAt.get(atTime!)! <= ranAt.get(delayed!)!,
+        `runAt job ran ${ranAt.get(atTime!)! - ranAt.get(delayed!)!} ms after the delayed one`,
+      );
+      t.true(ranAt.get(delayed!)! - enqueuedAt >= 3000);
+      // Due when stored: claimed by the first claims after the lock (the poll is 50 ms).
+      const claimedAt = (await node.client.job(atTime!))!.startedAt!.getTime();
+      t.true(claimedAt - liftedAt < 1000, `claimed ${claimedAt - liftedAt} ms after the lock was lifted`);
+    } finally {
+      await c.close();
+    }
+  },
+);
 
 test('jobs run in priority order (lower first), then in enqueue order', async (t) => {
   const c = await cluster('prio');
@@ -253,7 +256,7 @@ test('jobs run in priority order (lower first), then in enqueue order', async (t
   }
 });
 
-test('the jobs of one claim start in claim order: priority, then run_at, on every slot at once', async (t) => {
+test.serial('the jobs of one claim start in claim order: priority, then run_at, on every slot at once', async (t) => {
   const c = await cluster('batchorder');
   try {
     const order: number[] = [];
