@@ -278,6 +278,38 @@ test.serial('a pause made without NATS while no node runs is obeyed by the node 
   t.deepEqual(ran, [id]);
 });
 
+test.serial(
+  'a bare client without NATS: a job enqueued right after a pause is never claimed, even by a claim the engine makes before it hears of the pause',
+  async (t) => {
+    const {
+      db,
+      dirs: [dataDir],
+    } = await schemaAndDataDirs(t, 'nonats_race');
+    const ran: string[] = [];
+    // A poll every 10 ms (the least allowed) keeps a claim in flight almost all the time: one that starts after the
+    // enqueue commits and before the engine has read the control row (the notice router's read, a
+    // round trip) is the race. The pause is committed before the enqueue, so the claim's snapshot
+    // sees it.
+    const node = await startNode({ ...withoutNats(db, dataDir!), engine: { pollMs: 10 }, jobs: [recordingJob(ran)] });
+    t.teardown(() => node.stop({ graceMs: 100 }));
+    const client = await connect({ postgres: db.url, schema: db.schema });
+    t.teardown(() => client.close());
+    await client.result((await client.enqueue('p', 'j')).id, { timeoutMs: 10_000 });
+    const rounds = 50;
+    const claimed: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      await client.pause('p', 'a');
+      const { id } = await client.enqueue('p', 'j');
+      await sleep(30);
+      if ((await client.job(id))!.state !== 'queued') claimed.push(round);
+      await client.resume('p', 'a');
+      await client.result(id, { timeoutMs: 10_000 });
+    }
+    t.deepEqual(claimed, [], `rounds whose job was claimed while its queue was paused, of ${rounds}`);
+    t.is(ran.length, rounds + 1);
+  },
+);
+
 test.serial('two nodes without NATS on one Postgres: the client of the node that does not lead pauses and resumes for both', async (t) => {
   const {
     db,

@@ -74,3 +74,87 @@ test('changes apply to the row as it is: concurrent pauses, resumes and throttle
   t.is(heard.filter((n) => n.kind === 'control').length, 27, 'a notice per change');
   t.deepEqual(heard.slice(-2), [{ kind: 'wake', partition: 'p', queues: ['q03', 'q04'] }, { kind: 'rollcall' }]);
 });
+
+test('the claims and the key settle obey the control row as it is, whatever the claiming engine has heard: paused and stopped queues give nothing', async (t) => {
+  const db = await freshSchema('control_claim');
+  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+  t.teardown(async () => {
+    await store.close();
+    await db.drop();
+  });
+  const queues = ['a', 'b', 'c', 'd'];
+  await store.registerQueues(
+    'n1',
+    queues.map((queue) => ({ partition: 'p', queue, concurrency: 10 })),
+  );
+  const enqueueAll = () => store.enqueue(queues.map((queue) => ({ partition: 'p', queue, type: 'j' })));
+  const claimed = async (nodeId: string) =>
+    (
+      await store.claimCounted({
+        nodeId,
+        partition: 'p',
+        leaseMs: 30_000,
+        queues: queues.map((queue) => ({ queue, limit: 10 })),
+      })
+    ).jobs
+      .map((j) => j.queue)
+      .sort();
+  const claimedLimited = async (nodeId: string) =>
+    (
+      await store.claimRateLimited({
+        nodeId,
+        partition: 'p',
+        leaseMs: 30_000,
+        queues: queues.map((queue) => ({ queue, limit: 10, rateLimit: 100, periodMs: 60_000 })),
+      })
+    ).jobs
+      .map((j) => j.queue)
+      .sort();
+
+  // a: paused. b: stopped on node n1 only. c: stopped everywhere, but a more specific rule for n1
+  // throttles it to 10 ms (it claims there). d: free.
+  await store.changeControl('p', { op: 'pause', queue: 'a' });
+  await store.changeControl('p', { op: 'throttle', ms: -1, queue: 'b', node: 'n1' });
+  await store.changeControl('p', { op: 'throttle', ms: -1, queue: 'c' });
+  await store.changeControl('p', { op: 'throttle', ms: 10, node: 'n1' });
+  await store.changeControl('p', { op: 'throttle', ms: 10, node: 'n1', queue: 'c' });
+  await enqueueAll();
+  t.deepEqual(await claimed('n1'), ['c', 'd']);
+  t.deepEqual(await claimed('n2'), ['b']);
+  await enqueueAll();
+  t.deepEqual(await claimedLimited('n1'), ['c', 'd'], 'the rate-limited claim too');
+  t.deepEqual(await claimedLimited('n2'), ['b']);
+
+  // A partition-wide stop holds every queue; resumed and lifted, the held jobs are claimed in order.
+  await store.changeControl('p', { op: 'throttle', ms: -1 });
+  await store.changeControl('p', { op: 'throttle', ms: 0, node: 'n1' });
+  await store.changeControl('p', { op: 'throttle', ms: 0, node: 'n1', queue: 'c' });
+  await enqueueAll();
+  t.deepEqual(await claimed('n2'), []);
+  await store.changeControl('p', { op: 'throttle', ms: 0 });
+  await store.changeControl('p', { op: 'throttle', ms: 0, queue: 'c' });
+  await store.changeControl('p', { op: 'throttle', ms: 0, queue: 'b', node: 'n1' });
+  await store.changeControl('p', { op: 'resume', queue: 'a' });
+  t.deepEqual(await claimed('n1'), ['a', 'a', 'a', 'b', 'c', 'd']);
+
+  // The settle of a key completed here takes its next job into this node's hands only if its queue is not paused.
+  const [head, next] = await store.enqueue([
+    { partition: 'p', queue: 'a', type: 'j', executionKey: 'k' },
+    { partition: 'p', queue: 'a', type: 'j', executionKey: 'k' },
+  ]);
+  const [running] = await store
+    .claimCounted({ nodeId: 'n1', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'a', limit: 1 }] })
+    .then((r) => r.jobs);
+  t.is(running?.id, head!.id);
+  await store.changeControl('p', { op: 'pause', queue: 'a' });
+  await store.complete('n1', [{ id: head!.id, attempt: 1, result: null }], undefined, { keysLater: true });
+  const settled = await store.settleExecutionKeys([{ partition: 'p', execution_key: 'k', take: 'a' }], {
+    nodeId: 'n1',
+    leaseMs: 30_000,
+    types: null,
+    continuations: null,
+  });
+  t.deepEqual(settled.taken, [], 'a paused queue: the next job is queued, not taken');
+  t.is((await store.getJob(next!.id))?.state, 'queued');
+  t.deepEqual(await claimed('n1'), []);
+});

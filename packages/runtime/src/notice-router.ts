@@ -16,10 +16,12 @@ export interface NoticeRouterOptions {
 
 /**
  * Turns the Postgres notifications of processes without the bus into messages to this node's
- * actors. A pause must hold for a job enqueued after it: the two notifications arrive in that
- * order, but the pause needs a read of the control row while the wake-up needs nothing. So while a
- * partition's control row is being read, its wake-ups wait and reach the engine through the seat,
- * after the control state the read found.
+ * actors. A pause must hold for a job enqueued after it. The claim makes sure of that itself (it
+ * reads the control row in the statement that takes jobs, so a claim that sees the job sees the
+ * pause, whatever this engine has heard); the router spares the engine the claim: the two
+ * notifications arrive in that order, but the pause needs a read of the control row while the
+ * wake-up needs nothing. So while a partition's control row is being read, its wake-ups wait and
+ * reach the engine through the seat, after the control state the read found.
  */
 export function noticeRouter(options: NoticeRouterOptions): { onNotice(notice: Notice): void; onReconnected(): void } {
   const { store, engineOf, seatOf, logger } = options;

@@ -9,8 +9,14 @@
 -- refused by its attempt number. At-least-once holds; enqueue→start loses one fsync of latency.
 WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true)
+), control_asked AS (
+  SELECT $1::text AS partition, $4::text AS node, q.queue FROM unnest($2::text[]) AS q(queue)
+), stopped AS MATERIALIZED (
+  -- A queue paused (or stopped) in Postgres is not claimed, whether or not this engine has heard.
+  {{> stopped_queues}}
 ), wanted AS (
-  SELECT q.queue, q.lim FROM unnest($2::text[], $3::integer[]) AS q(queue, lim) CROSS JOIN async_commit WHERE q.lim > 0
+  SELECT q.queue, q.lim FROM unnest($2::text[], $3::integer[]) AS q(queue, lim) CROSS JOIN async_commit
+  WHERE q.lim > 0 AND q.queue NOT IN (SELECT s.queue FROM stopped s)
 ), candidates AS (
   SELECT w.queue, c.id, c.execution_key, c.priority, c.run_at
   FROM wanted w

@@ -10,10 +10,15 @@
 -- claim_batch.
 WITH async_commit AS MATERIALIZED (
   SELECT set_config('synchronous_commit', 'off', true)
+), control_asked AS (
+  SELECT $1::text AS partition, $7::text AS node, q.queue FROM unnest($2::text[]) AS q(queue)
+), stopped AS MATERIALIZED (
+  -- As in claim_batch: a queue paused (or stopped) in Postgres is not claimed.
+  {{> stopped_queues}}
 ), asked AS (
   SELECT q.queue, q.lim, string_to_array(q.path, '.') AS path, q.rate_limit, q.period_ms
   FROM unnest($2::text[], $3::integer[], $4::text[], $5::integer[], $6::integer[]) AS q(queue, lim, path, rate_limit, period_ms)
-  CROSS JOIN async_commit WHERE q.lim > 0
+  CROSS JOIN async_commit WHERE q.lim > 0 AND q.queue NOT IN (SELECT s.queue FROM stopped s)
 ), full_buckets AS MATERIALIZED (
   -- The keys of these queues whose bucket is full, as of this statement's snapshot: they are
   -- skipped; one another claim fills meanwhile is caught by the take below.

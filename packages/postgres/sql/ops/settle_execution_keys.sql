@@ -15,7 +15,8 @@
 -- Taking into hands: $3 names, per key, the queue whose next job the caller (an engine that just
 -- completed the key's head) takes as its own running attempt: $4 its node id, $5 the lease ms, $6
 -- the types it defines and $7 the continuations it runs (NULL: any). A next job of that queue, due,
--- of such a type and continuation, goes from waiting straight to running (one row write and no
+-- of such a type and continuation, its queue not paused or stopped in the control row (the
+-- engine may not have heard of a pause yet), goes from waiting straight to running (one row write and no
 -- claim, where queued then claimed is two of each); any other is queued. $3 NULL takes nothing.
 --
 -- Every lookup here is a per-key probe (a scalar subquery or a LATERAL with LIMIT on an index, a
@@ -27,9 +28,15 @@ WITH input AS (
   FROM unnest($1::text[], $2::text[], $3::text[]) AS t(partition, execution_key, take)
   WHERE t.execution_key IS NOT NULL
   ORDER BY t.partition, t.execution_key, t.take NULLS LAST
+), control_asked AS (
+  SELECT DISTINCT i.partition, $4::text AS node, i.take AS queue FROM input i WHERE i.take IS NOT NULL
+), stopped AS MATERIALIZED (
+  -- As in claim_batch: a job of a queue paused (or stopped) in Postgres is queued, not taken.
+  {{> stopped_queues}}
 ), seen AS MATERIALIZED (
   SELECT i.partition, i.execution_key, h.seq, nxt.id AS next_id, nxt.ctid AS next_ctid,
          coalesce(nxt.queue = i.take AND nxt.run_at <= now() AND ($6::text[] IS NULL OR nxt.type = ANY($6::text[]))
+                  AND NOT EXISTS (SELECT 1 FROM stopped st WHERE st.partition = i.partition AND st.queue = i.take)
                   AND (nxt.continuation IS NULL OR $7::text[] IS NULL OR nxt.continuation = ANY($7::text[])), false) AS take
   FROM input i
   LEFT JOIN {{schema}}.execution_key_heads h ON h.partition = i.partition AND h.execution_key = i.execution_key
