@@ -5,10 +5,11 @@
  */
 import test from 'ava';
 import { connect } from '@partita/client';
-import { defineJob, startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir, until } from '../../../test/helpers/index.js';
-import { app, workflowsPlugin, type WorkflowEvent } from '../src/index.js';
+import { defineJob } from '@partita/runtime';
+import { natsUrl, until } from '../../../test/helpers/index.js';
+import { app, type WorkflowEvent } from '../src/index.js';
 import { EMIT_TYPE } from '../src/executor.js';
+import { workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -28,26 +29,17 @@ app:
 `;
 
 test.serial("a step transition's output is published after its commit without an emit job: once to pubsub and to psub", async (t) => {
-  const db = await freshSchema('wf_outs');
-  const nats = await natsUrl();
-  const cluster = db.schema.replaceAll('_', '-');
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats,
-    cluster,
-    dataDir: tempDataDir('wf-outs'),
-    partitions: { default: { queues: { default: { concurrency: 4 } } } },
-    engine: { pollMs: 100 },
+  const { db } = await workflowNode(t, 'wf_outs', {
+    concurrency: 4,
     jobs: [defineJob<{ n: number }>({ type: 'outs.step', perform: (p) => ({ n: p.n + 1 }) })],
-    plugins: [workflowsPlugin()],
   });
-  const client = await connect({ postgres: { connectionString: db.url, max: 2 }, schema: db.schema, nats, cluster });
-  t.teardown(async () => {
-    await client.close();
-    await node.stop();
-    await db.drop();
+  const client = await connect({
+    postgres: { connectionString: db.url, max: 2 },
+    schema: db.schema,
+    nats: await natsUrl(),
+    cluster: db.schema.replaceAll('_', '-'),
   });
+  t.teardown(() => client.close());
   const outs = app(client, 'outs');
   await outs.deploy(APP);
   await outs.activate('1');
