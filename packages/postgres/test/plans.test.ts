@@ -89,8 +89,7 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
       ['fail_batch', ops.fail_batch.text, [ids, ones, nulls, nulls, ids.map(() => 'failed'), 'node-1']],
       ['release_jobs', ops.release_jobs.text, [ids, ones, 'node-1', nulls]],
       ['update_progress', ops.update_progress.text, [ids, ids.map(() => '{"done": 1}'), 'node-1']],
-      ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, ids, null]],
-      ['heartbeat (renewWithinMs)', ops.heartbeat.text, ['node-1', 60_000, null, ids, 57_500]],
+      ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, ids]],
     ];
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
       for (const [name, text, params] of cases) {

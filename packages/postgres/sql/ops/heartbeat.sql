@@ -18,9 +18,7 @@
 -- $5 (ms, optional): only leases ending within this long are renewed; a fresher lease is read by
 -- snapshot and reported held without a write. At thousands of jobs a second most tracked jobs were
 -- claimed since the last round, and renewing each (a non-HOT update of a row that finishes a moment
--- later) cost as many row writes as the claims themselves. The test goes through coalesce so that it
--- neither matches the lease-expiry index nor proves its `locked_until IS NOT NULL` (a strict test
--- would, and with statistics of an empty table the planner then read that whole partial index).
+-- later) cost as many row writes as the claims themselves.
 WITH node AS (
   INSERT INTO {{schema}}.nodes (id, heartbeat_at, info) VALUES ($1, now(), coalesce($3::jsonb, '{}'))
   ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), info = coalesce($3::jsonb, {{schema}}.nodes.info)
@@ -28,7 +26,7 @@ WITH node AS (
 free AS (
   SELECT id FROM {{schema}}.jobs
   WHERE id = ANY((SELECT $4::uuid[])::uuid[]) AND state = 'running' AND locked_by = $1
-    AND ($5::double precision IS NULL OR coalesce(locked_until < now() + make_interval(secs => $5::double precision / 1000), true))
+    AND ($5::double precision IS NULL OR locked_until < now() + make_interval(secs => $5::double precision / 1000))
   FOR UPDATE SKIP LOCKED
 ),
 renewed AS (
