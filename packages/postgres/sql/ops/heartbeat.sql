@@ -14,11 +14,6 @@
 -- snapshot, for the skipped ones still to count as held. No join touches jobs (complete_batch says
 -- why): each step finds its rows by primary key through `id = ANY(...)` of an array whose size
 -- no plan knows.
---
--- $5 (ms, optional): only leases ending within this long are renewed; a fresher lease is read by
--- snapshot and reported held without a write. At thousands of jobs a second most tracked jobs were
--- claimed since the last round, and renewing each (a non-HOT update of a row that finishes a moment
--- later) cost as many row writes as the claims themselves.
 WITH node AS (
   INSERT INTO {{schema}}.nodes (id, heartbeat_at, info) VALUES ($1, now(), coalesce($3::jsonb, '{}'))
   ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), info = coalesce($3::jsonb, {{schema}}.nodes.info)
@@ -26,7 +21,6 @@ WITH node AS (
 free AS (
   SELECT id FROM {{schema}}.jobs
   WHERE id = ANY((SELECT $4::uuid[])::uuid[]) AND state = 'running' AND locked_by = $1
-    AND ($5::double precision IS NULL OR locked_until < now() + make_interval(secs => $5::double precision / 1000))
   FOR UPDATE SKIP LOCKED
 ),
 renewed AS (

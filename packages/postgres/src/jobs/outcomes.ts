@@ -175,8 +175,7 @@ async function isolatingRows<R>(
 
 /**
  * Renews the leases of the given running jobs in one statement; returns those still held by
- * this node (a missing id means the lease was lost) and which were asked to cancel. With
- * `renewWithinMs`, only leases ending within that long are written; fresher ones are checked only.
+ * this node (a missing id means the lease was lost) and which were asked to cancel.
  */
 export async function heartbeat(
   ctx: StoreContext,
@@ -184,9 +183,8 @@ export async function heartbeat(
   leaseMs: number,
   jobIds: string[],
   info?: Record<string, unknown>,
-  renewWithinMs?: number,
 ): Promise<{ renewed: string[]; cancelRequested: string[] }> {
-  const rows = await op.heartbeat(ctx.ops, ctx.pool, [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds, renewWithinMs ?? null]);
+  const rows = await op.heartbeat(ctx.ops, ctx.pool, [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds]);
   return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
 }
 
