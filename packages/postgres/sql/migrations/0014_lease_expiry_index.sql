@@ -12,11 +12,10 @@
 -- The predicate below names locked_until, which only rescue mentions, so no by-id statement can
 -- use this index; without locked_by each entry (one is written at every claim) is also smaller.
 --
--- Without it, a by-id statement joined to its batch and planned for the batch as it is (a custom
--- plan, as in a continuation's transaction) may prefer a sequential scan of jobs hashed against
--- it, and with statistics taken while jobs was empty any join puts jobs on the outer side. Those
--- statements therefore join nothing to jobs: they find rows by `id = ANY(ARRAY(...))`, a
--- primary-key probe per id in every plan (complete_batch says more).
+-- Without it, a by-id statement planned for its batch as it is (a custom plan, as in a
+-- transaction) may prefer a sequential scan of jobs hashed against the batch: those statements
+-- read their arrays through scalar subqueries, so every plan sees the batch as a few rows and
+-- probes the primary key per id (complete_batch says more).
 CREATE INDEX jobs_lease_expiry_idx ON {{schema}}.jobs (locked_until)
   WHERE state = 'running' AND locked_until IS NOT NULL;
 DROP INDEX {{schema}}.jobs_running_idx;

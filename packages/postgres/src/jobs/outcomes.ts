@@ -90,7 +90,7 @@ export async function complete(
     results.push(element);
   }
   // Outside a transaction it runs on the generic-plan connections: one plan, a primary-key probe per
-  // id (complete_batch.sql says why), without planning each batch anew.
+  // id (the statement hides the batch's size, migration 0014), without planning each batch anew.
   const write = (lo: number, hi: number) =>
     op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
       `{${ids.slice(lo, hi).join(',')}}`,
