@@ -13,7 +13,6 @@ interface PlanNode {
   'Node Type': string;
   'Relation Name'?: string;
   'Index Name'?: string;
-  'Index Cond'?: string;
   Plans?: PlanNode[];
 }
 
@@ -35,49 +34,16 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
   const client = await db.pool.connect();
   try {
     const s = `"${db.schema}"`;
-    // A few thousand live jobs, most of them running under three nodes: enough that a hash join
-    // over a sequential scan is the cheaper plan for a batch of 500 ids. Statistics are taken
-    // either with them in (`running`) or while the table was empty (`empty`: it holds dead rows
-    // of an earlier batch, so it has pages and reltuples 0, which the planner reads as no row
-    // however many came since, as after the bench's VACUUM ANALYZE between drains).
-    const fill = async () => {
-      await client.query(`
-        INSERT INTO ${s}.jobs (id, partition, queue, type, state, locked_by, locked_until, attempts)
-        SELECT gen_random_uuid(), 'p', 'default', 't', 'running', 'node-' || (g % 3), now() + interval '1 minute', 1
-        FROM generate_series(1, 3000) g`);
-      await client.query(
-        `INSERT INTO ${s}.jobs (id, partition, queue, type) SELECT gen_random_uuid(), 'p', 'default', 't' FROM generate_series(1, 2000)`,
-      );
-    };
-    const scenarios: [string, () => Promise<void>][] = [
-      [
-        'running',
-        async () => {
-          await fill();
-          await client.query(`ANALYZE ${s}.jobs`);
-        },
-      ],
-      [
-        'empty',
-        async () => {
-          await client.query(`DELETE FROM ${s}.jobs`);
-          await client.query(`VACUUM (ANALYZE) ${s}.jobs`);
-          await fill();
-        },
-      ],
-    ];
-    for (const [scenario, prepare] of scenarios) {
-      await prepare();
-      await checkPlans(scenario);
-    }
-  } finally {
-    client.release();
-    await store.close();
-    await db.drop();
-  }
-
-  async function checkPlans(scenario: string) {
-    const s = `"${db.schema}"`;
+    // A few thousand live jobs, most of them running under three nodes, with statistics taken:
+    // enough that a hash join over a sequential scan is the cheaper plan for a batch of 500 ids.
+    await client.query(`
+      INSERT INTO ${s}.jobs (id, partition, queue, type, state, locked_by, locked_until, attempts)
+      SELECT gen_random_uuid(), 'p', 'default', 't', 'running', 'node-' || (g % 3), now() + interval '1 minute', 1
+      FROM generate_series(1, 3000) g`);
+    await client.query(
+      `INSERT INTO ${s}.jobs (id, partition, queue, type) SELECT gen_random_uuid(), 'p', 'default', 't' FROM generate_series(1, 2000)`,
+    );
+    await client.query(`ANALYZE ${s}.jobs`);
     const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${s}.jobs WHERE locked_by = 'node-1' LIMIT 500`);
     const ids = rows.map((r) => r.id);
     t.is(ids.length, 500);
@@ -102,18 +68,12 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
           const explained = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args})`);
           const all = nodes(explained.rows[0]!['QUERY PLAN'][0].Plan);
           const scanned = all.filter((n) => n['Node Type'] === 'Seq Scan' && n['Relation Name'] === 'jobs');
-          t.is(scanned.length, 0, `${name} (${mode}, ${scenario}) scans jobs`);
-          const unbounded = all.filter((n) => n['Index Name']?.startsWith('jobs_') && n['Index Cond'] === undefined);
-          t.deepEqual(
-            unbounded.map((n) => n['Index Name']),
-            [],
-            `${name} (${mode}, ${scenario}) reads a whole index of jobs`,
-          );
+          t.is(scanned.length, 0, `${name} (${mode}) scans jobs`);
           const indexes = all.map((n) => n['Index Name']).filter((i) => i !== undefined);
-          t.true(indexes.includes('jobs_pkey'), `${name} (${mode}, ${scenario}) probes jobs_pkey: ${indexes.join(', ')}`);
+          t.true(indexes.includes('jobs_pkey'), `${name} (${mode}) probes jobs_pkey: ${indexes.join(', ')}`);
           t.false(
             indexes.some((i) => i === 'jobs_running_idx' || i === 'jobs_lease_expiry_idx'),
-            `${name} (${mode}, ${scenario}) reads an index of running jobs: ${indexes.join(', ')}`,
+            `${name} (${mode}) reads an index of running jobs: ${indexes.join(', ')}`,
           );
         } finally {
           await client.query('ROLLBACK');
@@ -121,5 +81,9 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
         }
       }
     }
+  } finally {
+    client.release();
+    await store.close();
+    await db.drop();
   }
 });

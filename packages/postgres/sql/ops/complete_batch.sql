@@ -19,22 +19,17 @@
 -- $5 false leaves every key to the caller (the engine settles them off its serial writer, with
 -- settle_execution_keys, so the next completion statement does not wait for this key work).
 --
--- No join touches jobs: the rows are found by `id = ANY(ARRAY(...))`, a primary-key probe per id
--- in every plan (the array's size is unknown to the planner, estimated at ten), and each row's
--- attempt and result are looked up in one jsonb object built once. A join with the batch left
--- the plan to the estimates, and statistics taken while the table was empty (reltuples 0, so
--- jobs counts as one row whatever its size) made jobs the outer side: a full scan of jobs_pkey
--- per statement with the batch matched by nested loop; once no index led with locked_by
--- (migration 0014), a custom plan that saw 200 ids chose a sequential scan hashed against them.
+-- The arrays are read through scalar subqueries so that no plan knows the batch's size: every
+-- plan, custom (in a caller's transaction) or generic, estimates a few rows and probes jobs_pkey
+-- per id. A custom plan that saw 200 ids chose a sequential scan of jobs hashed against them once
+-- no index led with locked_by (migration 0014), and in a continuation's transaction that scan
+-- cost workflows a third of their throughput, with deadlocks.
 WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS t(id, attempt, result)
-), batch AS MATERIALIZED (
-  SELECT jsonb_object_agg(id::text, jsonb_build_array(attempt, result)) AS m FROM input
+  SELECT * FROM unnest((SELECT $1::uuid[]), (SELECT $2::integer[]), (SELECT $3::jsonb[])) AS t(id, attempt, result)
 ), done AS (
-  DELETE FROM {{schema}}.jobs j
-  WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.state = 'running' AND j.locked_by = $4
-    AND j.attempts = ((SELECT m FROM batch) -> j.id::text ->> 0)::integer
-  RETURNING j.*, (SELECT m FROM batch) -> j.id::text -> 1 AS result
+  DELETE FROM {{schema}}.jobs j USING input i
+  WHERE j.id = i.id AND j.state = 'running' AND j.locked_by = $4 AND j.attempts = i.attempt
+  RETURNING j.*, i.result
 ), recorded AS (
   INSERT INTO {{schema}}.jobs_history
     (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,

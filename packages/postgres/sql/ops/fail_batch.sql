@@ -3,28 +3,21 @@
 -- The attempt's error is appended either way. Lease-checked like complete_batch. history_row
 -- (migration 0004) maps a deleted jobs row to its history columns. A retried job with an execution key
 -- waits behind its key like any other (migration 0013); the caller settles the keys returned.
--- No join touches jobs (complete_batch says why): rows are found by primary key through
--- `id = ANY(ARRAY(...))`, each row's attempt, error, retry time and final state looked up in one
--- jsonb object built once.
 WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[], $5::text[])
+  -- Scalar subqueries hide the batch's size from the planner: a primary-key probe per id (complete_batch says why).
+  SELECT * FROM unnest((SELECT $1::uuid[]), (SELECT $2::integer[]), (SELECT $3::jsonb[]), (SELECT $4::timestamptz[]), (SELECT $5::text[]))
     AS t(id, attempt, error, retry_at, final_state)
-), batch AS MATERIALIZED (
-  SELECT jsonb_object_agg(id::text, jsonb_build_array(attempt, error, retry_at, final_state)) AS m FROM input
 ), retried AS (
   UPDATE {{schema}}.jobs j
-  SET state = CASE WHEN j.execution_key IS NULL THEN 'queued' ELSE 'waiting' END,
-      run_at = ((SELECT m FROM batch) -> j.id::text ->> 2)::timestamptz, locked_by = NULL, locked_until = NULL,
-      errors = j.errors || jsonb_build_array(nullif((SELECT m FROM batch) -> j.id::text -> 1, 'null'::jsonb))
-  WHERE j.id = ANY(ARRAY(SELECT id FROM input WHERE retry_at IS NOT NULL)) AND j.state = 'running' AND j.locked_by = $6
-    AND j.attempts = ((SELECT m FROM batch) -> j.id::text ->> 0)::integer
+  SET state = CASE WHEN j.execution_key IS NULL THEN 'queued' ELSE 'waiting' END, run_at = i.retry_at, locked_by = NULL, locked_until = NULL,
+      errors = j.errors || jsonb_build_array(i.error)
+  FROM input i
+  WHERE j.id = i.id AND i.retry_at IS NOT NULL AND j.state = 'running' AND j.locked_by = $6 AND j.attempts = i.attempt
   RETURNING j.id, j.partition, j.execution_key
 ), finished AS (
-  DELETE FROM {{schema}}.jobs j
-  WHERE j.id = ANY(ARRAY(SELECT id FROM input WHERE retry_at IS NULL)) AND j.state = 'running' AND j.locked_by = $6
-    AND j.attempts = ((SELECT m FROM batch) -> j.id::text ->> 0)::integer
-  RETURNING j AS job, nullif((SELECT m FROM batch) -> j.id::text -> 1, 'null'::jsonb) AS error,
-            (SELECT m FROM batch) -> j.id::text ->> 3 AS final_state
+  DELETE FROM {{schema}}.jobs j USING input i
+  WHERE j.id = i.id AND i.retry_at IS NULL AND j.state = 'running' AND j.locked_by = $6 AND j.attempts = i.attempt
+  RETURNING j AS job, i.error, i.final_state
 ), moved AS (
   INSERT INTO {{schema}}.jobs_history
   SELECT h.*

@@ -11,9 +11,8 @@
 --
 -- One read of the node's rows in the usual round, where none is locked: `free` finds and locks
 -- them; only the ids it did not return (skipped, or no longer this node's) are read again, by
--- snapshot, for the skipped ones still to count as held. No join touches jobs (complete_batch says
--- why): each step finds its rows by primary key through `id = ANY(...)` of an array whose size
--- no plan knows.
+-- snapshot, for the skipped ones still to count as held. The ids come through a scalar subquery so
+-- that no plan knows how many there are: a primary-key probe per id (complete_batch says why).
 WITH node AS (
   INSERT INTO {{schema}}.nodes (id, heartbeat_at, info) VALUES ($1, now(), coalesce($3::jsonb, '{}'))
   ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), info = coalesce($3::jsonb, {{schema}}.nodes.info)
@@ -26,7 +25,8 @@ free AS (
 renewed AS (
   UPDATE {{schema}}.jobs j
   SET locked_until = now() + make_interval(secs => $2::double precision / 1000)
-  WHERE j.id = ANY(ARRAY(SELECT id FROM free))
+  FROM free
+  WHERE j.id = free.id
   RETURNING j.id, j.cancel_requested
 ),
 held AS (

@@ -4,27 +4,23 @@
 -- queued job's cancel finishes it (it never ran; its history keeps the attempt it was handed in). $4 gives an execution key a node derived from
 -- the job's definition, for a job enqueued without it (e.g. from the CLI): from then on Postgres
 -- holds that key for it like any other.
--- No join touches jobs (complete_batch says why): rows are found by primary key through
--- `id = ANY(ARRAY(...))`, each row's attempt and key looked up in one jsonb object built once.
-WITH batch AS MATERIALIZED (
-  SELECT jsonb_object_agg(id::text, jsonb_build_array(attempt, key)) AS m
-  FROM unnest($1::uuid[], $2::integer[], $4::text[]) AS t(id, attempt, key)
-), handed AS (
-  SELECT j.id, j.cancel_requested FROM {{schema}}.jobs j
-  WHERE j.id = ANY(ARRAY(SELECT unnest($1::uuid[]))) AND j.state = 'running' AND j.locked_by = $3
-    AND j.attempts = ((SELECT m FROM batch) -> j.id::text ->> 0)::integer
+WITH handed AS (
+  SELECT j.id, j.cancel_requested, t.key FROM {{schema}}.jobs j
+  -- Scalar subqueries hide the batch's size from the planner: a primary-key probe per id (complete_batch says why).
+  JOIN unnest((SELECT $1::uuid[]), (SELECT $2::integer[]), (SELECT $4::text[])) AS t(id, attempt, key) ON j.id = t.id
+  WHERE j.attempts = t.attempt AND j.state = 'running' AND j.locked_by = $3
   FOR UPDATE OF j
 ), requeued AS (
   UPDATE {{schema}}.jobs j
   -- A keyed job waits behind its key (migration 0013) until the caller settles it.
-  SET state = CASE WHEN coalesce(j.execution_key, (SELECT m FROM batch) -> j.id::text ->> 1) IS NULL THEN 'queued' ELSE 'waiting' END,
-      attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
-      execution_key = coalesce(j.execution_key, (SELECT m FROM batch) -> j.id::text ->> 1)
-  WHERE j.id = ANY(ARRAY(SELECT id FROM handed WHERE NOT cancel_requested))
+  SET state = CASE WHEN coalesce(j.execution_key, h.key) IS NULL THEN 'queued' ELSE 'waiting' END, attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
+      execution_key = coalesce(j.execution_key, h.key)
+  FROM handed h
+  WHERE j.id = h.id AND NOT h.cancel_requested
   RETURNING j.id, false AS cancelled, j.partition, j.execution_key
 ), removed AS (
-  DELETE FROM {{schema}}.jobs j
-  WHERE j.id = ANY(ARRAY(SELECT id FROM handed WHERE cancel_requested))
+  DELETE FROM {{schema}}.jobs j USING handed h
+  WHERE j.id = h.id AND h.cancel_requested
   RETURNING j AS job
 ), moved AS (
   INSERT INTO {{schema}}.jobs_history
