@@ -85,7 +85,7 @@ export interface Tx {
  */
 export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminStore {
   readonly pool: pg.Pool;
-  /** Claims, completions, failures and single enqueues (see the constructor); the same pool as `pool` when one was handed in. */
+  /** Claims only (see the constructor); the same pool as `pool` when one was handed in. */
   private readonly onePlanPool: pg.Pool;
   readonly schema: string;
   readonly payloadLimitBytes: number;
@@ -115,8 +115,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
       this.pool = new pg.Pool(config);
       // Statements of one shape whatever their arguments, on the path from enqueue to start, are
       // the other way round: the claim (planning it each time cost more than running it, 0.6 of
-      // 1.2 ms), the single-job INSERTs (planning was 0.2 of 1.5 ms), and complete_batch and
-      // fail_batch, whose every plan is a primary-key probe per id (migration 0014). Their own few
+      // 1.2 ms) and the single-job INSERTs (planning was 0.2 of 1.5 ms). Their own few
       // connections keep one cached generic plan each.
       this.onePlanPool = new pg.Pool({
         ...config,

@@ -18,14 +18,8 @@
 -- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
 -- $5 false leaves every key to the caller (the engine settles them off its serial writer, with
 -- settle_execution_keys, so the next completion statement does not wait for this key work).
---
--- The arrays are read through scalar subqueries so that no plan knows the batch's size: every
--- plan, custom (in a caller's transaction) or generic, estimates a few rows and probes jobs_pkey
--- per id. A custom plan that saw 200 ids chose a sequential scan of jobs hashed against them once
--- no index led with locked_by (migration 0014), and in a continuation's transaction that scan
--- cost workflows a third of their throughput, with deadlocks.
 WITH input AS (
-  SELECT * FROM unnest((SELECT $1::uuid[]), (SELECT $2::integer[]), (SELECT $3::jsonb[])) AS t(id, attempt, result)
+  SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS t(id, attempt, result)
 ), done AS (
   DELETE FROM {{schema}}.jobs j USING input i
   WHERE j.id = i.id AND j.state = 'running' AND j.locked_by = $4 AND j.attempts = i.attempt

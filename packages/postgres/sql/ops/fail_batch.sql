@@ -4,8 +4,7 @@
 -- (migration 0004) maps a deleted jobs row to its history columns. A retried job with an execution key
 -- waits behind its key like any other (migration 0013); the caller settles the keys returned.
 WITH input AS (
-  -- Scalar subqueries hide the batch's size from the planner: a primary-key probe per id (complete_batch says why).
-  SELECT * FROM unnest((SELECT $1::uuid[]), (SELECT $2::integer[]), (SELECT $3::jsonb[]), (SELECT $4::timestamptz[]), (SELECT $5::text[]))
+  SELECT * FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[], $5::text[])
     AS t(id, attempt, error, retry_at, final_state)
 ), retried AS (
   UPDATE {{schema}}.jobs j

@@ -6,8 +6,7 @@
 -- holds that key for it like any other.
 WITH handed AS (
   SELECT j.id, j.cancel_requested, t.key FROM {{schema}}.jobs j
-  -- Scalar subqueries hide the batch's size from the planner: a primary-key probe per id (complete_batch says why).
-  JOIN unnest((SELECT $1::uuid[]), (SELECT $2::integer[]), (SELECT $4::text[])) AS t(id, attempt, key) ON j.id = t.id
+  JOIN unnest($1::uuid[], $2::integer[], $4::text[]) AS t(id, attempt, key) ON j.id = t.id
   WHERE j.attempts = t.attempt AND j.state = 'running' AND j.locked_by = $3
   FOR UPDATE OF j
 ), requeued AS (

@@ -89,10 +89,8 @@ export async function complete(
     attempts.push(c.attempt);
     results.push(element);
   }
-  // Outside a transaction it runs on the generic-plan connections: one plan, a primary-key probe per
-  // id (the statement hides the batch's size, migration 0014), without planning each batch anew.
   const write = (lo: number, hi: number) =>
-    op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
+    op.completeBatch(ctx.ops, tx?.client ?? ctx.pool, [
       `{${ids.slice(lo, hi).join(',')}}`,
       `{${attempts.slice(lo, hi).join(',')}}`,
       `{${results.slice(lo, hi).join(',')}}`,
@@ -121,9 +119,8 @@ export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], 
   const errors = items.map((f) => (f.error ? JSON.stringify(f.error) : null));
   const retryAts = items.map((f) => (f.retryAt ? f.retryAt.toISOString() : null));
   const finalStates = items.map((f) => f.finalState ?? 'failed');
-  // The generic-plan connections, as complete() and for the same reason.
   const write = (lo: number, hi: number) =>
-    op.failBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
+    op.failBatch(ctx.ops, tx?.client ?? ctx.pool, [
       ids.slice(lo, hi),
       attempts.slice(lo, hi),
       errors.slice(lo, hi),
