@@ -313,7 +313,7 @@ export const failBatch = prepared<
   Keyed
 >('fail_batch');
 export const heartbeat = prepared<
-  [nodeId: string, leaseMs: number, info: string | null, ids: string[]],
+  [nodeId: string, leaseMs: number, info: string | null, ids: string[], renewWithinMs: number | null],
   { id: string; cancel_requested: boolean }
 >('heartbeat');
 export const releaseJobs = prepared<

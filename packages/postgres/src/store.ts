@@ -299,15 +299,17 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
 
   /**
    * Renews the leases of the given running jobs in one statement; returns those still held by
-   * this node (a missing id means the lease was lost) and which were asked to cancel.
+   * this node (a missing id means the lease was lost) and which were asked to cancel. With
+   * `renewWithinMs`, only leases ending within that long are written; fresher ones are checked only.
    */
   heartbeat(
     nodeId: string,
     leaseMs: number,
     jobIds: string[],
     info?: Record<string, unknown>,
+    renewWithinMs?: number,
   ): Promise<{ renewed: string[]; cancelRequested: string[] }> {
-    return outcomeOps.heartbeat(this.ctx, nodeId, leaseMs, jobIds, info);
+    return outcomeOps.heartbeat(this.ctx, nodeId, leaseMs, jobIds, info, renewWithinMs);
   }
 
   /**

@@ -190,6 +190,30 @@ withStore(
   },
 );
 
+withStore(
+  'heartbeat with renewWithinMs writes only leases ending within it, and reports the fresher ones held',
+  async (t, { store, db }) => {
+    const [fresh, old] = await Promise.all([
+      store.enqueueOne({ partition: 'p', type: 'x' }),
+      store.enqueueOne({ partition: 'p', type: 'x' }),
+    ]);
+    await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: 2 }] });
+    await store.pool.query(`UPDATE "${db.schema}".jobs SET locked_until = now() + interval '2 seconds' WHERE id = $1`, [old]);
+    const read = async () => {
+      const { rows } = await store.pool.query(`SELECT id, locked_until, xmin::text AS xmin FROM "${db.schema}".jobs`);
+      return new Map(rows.map((r: { id: string; locked_until: Date; xmin: string }) => [r.id, r]));
+    };
+    const before = await read();
+    const beat = await store.heartbeat('n', 60_000, [fresh!, old!], undefined, 30_000);
+    t.deepEqual(beat.renewed.sort(), [fresh!, old!].sort(), 'both still held');
+    const after = await read();
+    t.is(after.get(fresh!)!.xmin, before.get(fresh!)!.xmin, 'the fresh lease (60 s left) was not written');
+    t.is(after.get(fresh!)!.locked_until.getTime(), before.get(fresh!)!.locked_until.getTime());
+    t.true(after.get(old!)!.locked_until.getTime() > Date.now() + 50_000, 'the lease ending within 30 s was renewed');
+    t.deepEqual((await store.heartbeat('other-node', 60_000, [fresh!, old!], undefined, 30_000)).renewed, [], 'only the holder');
+  },
+);
+
 withStore('released jobs go back to the queue without counting the attempt', async (t, { store }) => {
   const id = await store.enqueueOne({ partition: 'p', type: 'x' });
   const [job] = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });

@@ -172,7 +172,8 @@ async function isolatingRows<R>(
 
 /**
  * Renews the leases of the given running jobs in one statement; returns those still held by
- * this node (a missing id means the lease was lost) and which were asked to cancel.
+ * this node (a missing id means the lease was lost) and which were asked to cancel. With
+ * `renewWithinMs`, only leases ending within that long are written; fresher ones are checked only.
  */
 export async function heartbeat(
   ctx: StoreContext,
@@ -180,8 +181,9 @@ export async function heartbeat(
   leaseMs: number,
   jobIds: string[],
   info?: Record<string, unknown>,
+  renewWithinMs?: number,
 ): Promise<{ renewed: string[]; cancelRequested: string[] }> {
-  const rows = await op.heartbeat(ctx.ops, ctx.pool, [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds]);
+  const rows = await op.heartbeat(ctx.ops, ctx.pool, [nodeId, leaseMs, info ? JSON.stringify(info) : null, jobIds, renewWithinMs ?? null]);
   return { renewed: rows.map((r) => r.id), cancelRequested: rows.filter((r) => r.cancel_requested).map((r) => r.id) };
 }
 
