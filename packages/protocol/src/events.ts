@@ -285,35 +285,45 @@ export interface JobEventBatch {
  */
 export function publishJobEvents(bus: EventPublisher, events: readonly JobEvent[], onProblem?: (p: EventPublishProblem) => void): void {
   if (events.length === 1) return publishJobEvent(bus, events[0]!, onProblem);
-  // Grouped by comparing with the groups so far (a handful: one per subject of the call) rather than
-  // by a key string per event, which cost a concatenation and a hash for every job.
-  const batches: JobEventBatch[] = [];
-  let last: JobEventBatch | undefined;
-  for (const e of events) {
-    let batch = last !== undefined && sameBatch(last, e) ? last : undefined;
-    if (batch === undefined) {
-      for (const b of batches) if (sameBatch(b, e)) batch = b;
-      if (batch === undefined) {
-        batch = {
-          partition: e.partition,
-          queue: e.queue,
-          type: e.type,
-          kind: e.kind,
-          at: e.at,
-          ...(e.node !== undefined ? { node: e.node } : {}),
-          events: [],
-        };
-        batches.push(batch);
-      }
-    }
-    last = batch;
-    batch.events.push(batchItem(e));
-  }
-  for (const batch of batches) publishJobEventBatch(bus, batch, onProblem);
+  const batches = new JobEventBatches();
+  for (const e of events) batches.batchFor(e.partition, e.queue, e.type, e.kind, e.at, e.node).events.push(batchItem(e));
+  for (const batch of batches.all) publishJobEventBatch(bus, batch, onProblem);
 }
 
-function sameBatch(b: JobEventBatch, e: JobEvent): boolean {
-  return b.partition === e.partition && b.queue === e.queue && b.type === e.type && b.kind === e.kind && b.node === e.node;
+/**
+ * Gathers events into batch form, one batch per subject (partition, queue, type, kind) and
+ * publisher. Found by comparing with the batches so far (a handful: one per subject of a call),
+ * the last one first, rather than by a key string per event, which cost a concatenation and a
+ * hash for every job. The first event of a batch gives its `at`.
+ */
+export class JobEventBatches {
+  readonly all: JobEventBatch[] = [];
+  private last: JobEventBatch | undefined;
+
+  batchFor(partition: string, queue: string, type: string, kind: JobEventKind, at: Date, node: string | undefined): JobEventBatch {
+    let batch = this.last;
+    if (batch === undefined || !sameSubject(batch, partition, queue, type, kind, node)) {
+      batch = undefined;
+      for (const b of this.all) if (sameSubject(b, partition, queue, type, kind, node)) batch = b;
+    }
+    if (batch === undefined) {
+      batch = { partition, queue, type, kind, at, ...(node !== undefined ? { node } : {}), events: [] };
+      this.all.push(batch);
+    }
+    this.last = batch;
+    return batch;
+  }
+}
+
+function sameSubject(
+  b: JobEventBatch,
+  partition: string,
+  queue: string,
+  type: string,
+  kind: JobEventKind,
+  node: string | undefined,
+): boolean {
+  return b.partition === partition && b.queue === queue && b.type === type && b.kind === kind && b.node === node;
 }
 
 function batchItem({ id, attempt, result, error, progress, retryAt, truncated }: JobEvent): JobEventBatchItem {

@@ -15,6 +15,7 @@ export {
   publishJobEvent,
   publishJobEvents,
   publishJobEventBatch,
+  JobEventBatches,
   jobEventsOf,
   eventMessageKind,
   eventBatchMessageKind,

@@ -1,5 +1,5 @@
 import { describeError, type Logger } from '@partita/core';
-import { jsonForm, publishJobEventBatch, type JobEvent, type JobEventBatch, type JobEventBatchItem } from '@partita/protocol';
+import { jsonForm, publishJobEventBatch, JobEventBatches, type JobEvent, type JobEventBatchItem } from '@partita/protocol';
 import type { Bus } from '@partita/nats';
 import type { EngineEvent } from './engine/messages.js';
 
@@ -39,19 +39,10 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     // Straight into batch form, one per subject (a handful a turn: started, completed, ...), each
     // event only its small item: at tens of thousands of jobs a second, a whole JobEvent per event
     // and a key string per event to group them by were most of what this path allocated.
-    const batches: JobEventBatch[] = [];
-    let last: JobEventBatch | undefined;
+    const batches = new JobEventBatches();
     for (const e of engineEvents) {
       const { job, kind } = e;
-      let batch = last !== undefined && sameSubject(last, job, kind) ? last : undefined;
-      if (batch === undefined) {
-        for (const b of batches) if (sameSubject(b, job, kind)) batch = b;
-        if (batch === undefined) {
-          batch = { partition: job.partition, queue: job.queue, type: job.type, kind, at, node: nodeId, events: [] };
-          batches.push(batch);
-        }
-      }
-      last = batch;
+      const batch = batches.batchFor(job.partition, job.queue, job.type, kind, at, nodeId);
       const item: JobEventBatchItem = { id: job.id, attempt: job.attempt };
       try {
         if (kind === 'completed') item.result = jsonForm(e.result);
@@ -67,7 +58,7 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
       if (e.retryAt) item.retryAt = e.retryAt;
       batch.events.push(item);
     }
-    for (const batch of batches) publishJobEventBatch(bus, batch, (p) => problem(p.event, p.error));
+    for (const batch of batches.all) publishJobEventBatch(bus, batch, (p) => problem(p.event, p.error));
   };
   return (event) => {
     gathered.push(event);
@@ -76,8 +67,4 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
       setImmediate(flush);
     }
   };
-}
-
-function sameSubject(batch: JobEventBatch, job: EngineEvent['job'], kind: EngineEvent['kind']): boolean {
-  return batch.kind === kind && batch.queue === job.queue && batch.type === job.type && batch.partition === job.partition;
 }
