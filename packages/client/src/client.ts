@@ -700,10 +700,11 @@ export class Client {
    * runs out and it is rescued like any other.
    */
   private async handOff(job: NewJob, target: IdleAdvert): Promise<{ id: string }> {
-    const claimed = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
-    await this.sendHandoff(target, claimed);
-    this.publishEnqueued([job], [claimed.id]);
-    return { id: claimed.id };
+    const { id, claimed } = await this.store.enqueueHandedOff(job, target.node, target.leaseMs);
+    // Not handed: its queue is paused in Postgres (news the node may not have had yet), so it waits queued.
+    if (claimed) await this.sendHandoff(target, claimed);
+    this.publishEnqueued([job], [id]);
+    return { id };
   }
 
   /**

@@ -7,6 +7,7 @@ export {
   type PgOptions,
   type NewJob,
   type EnqueueOutcome,
+  type LeasedOutcome,
   type ClaimedJob,
   type ClaimRequest,
   type RegisteredJobType,

@@ -253,10 +253,13 @@ export const enqueueBatch = prepared<EnqueueBatchParams, Id>('enqueue_batch');
 export const enqueueOne = prepared<EnqueueOneParams, Id>('enqueue_one');
 export const enqueueHandoff = prepared<
   [...EnqueueOneParams, nodeId: string, leaseMs: number],
-  Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent' | 'continuation'>
+  Omit<ClaimRow, 'execution_key' | 'cancel_requested' | 'traceparent' | 'continuation'> & { state: 'running' | 'queued' }
 >('enqueue_handoff');
-/** enqueue_batch's columns (jobs without keys or a later start), inserted as node $15's running attempts. */
-export const enqueueLeased = prepared<[...EnqueueBatchParams, nodeId: string, leaseMs: number]>('enqueue_leased');
+/**
+ * enqueue_batch's columns (jobs without keys or a later start), inserted as node $15's running
+ * attempts; returns the ids of those stored queued instead, their queue being stopped.
+ */
+export const enqueueLeased = prepared<[...EnqueueBatchParams, nodeId: string, leaseMs: number], Id>('enqueue_leased');
 export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]], { queue_key: string; id: string }>('queue_key_holders');
 
 // ── claim ──────────────────────────────────────────────────────────────────────────────────────

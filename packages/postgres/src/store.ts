@@ -17,7 +17,7 @@ import * as controlOps from './control.js';
 import * as nodeOps from './nodes.js';
 import * as registryOps from './registry.js';
 import * as historyOps from './history.js';
-import type { EnqueueOutcome, NewJob } from './jobs/enqueue.js';
+import type { EnqueueOutcome, LeasedOutcome, NewJob } from './jobs/enqueue.js';
 import type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 import type { Completion, CompleteOptions, Failure, Recorded, RescuedJob } from './jobs/outcomes.js';
 import type { JobListFilter } from './jobs/reads.js';
@@ -27,7 +27,7 @@ import type { ControlChange, ControlRow } from './control.js';
 import type { RegisteredJobType } from './registry.js';
 import type { AppliedMigration } from './history.js';
 
-export type { EnqueueOutcome, NewJob } from './jobs/enqueue.js';
+export type { EnqueueOutcome, LeasedOutcome, NewJob } from './jobs/enqueue.js';
 export type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 export { isRowRefusal, type Completion, type CompleteOptions, type Failure, type Recorded, type RescuedJob } from './jobs/outcomes.js';
 export type { JobListFilter } from './jobs/reads.js';
@@ -71,9 +71,11 @@ export interface Tx {
   /**
    * Enqueues jobs as node `nodeId`'s running attempts (leased for `leaseMs`), returned as claimed:
    * for a node handing its own follow-ups to its engine after the commit. No queue or execution
-   * key, no later start (ValidationError): those wait for a claim.
+   * key, no later start (ValidationError): those wait for a claim. `claimed` null: the job's
+   * queue is paused or stopped for that node in Postgres (whether or not the node has heard), so it
+   * was stored queued, for a claim once the queue runs again; do not start it.
    */
-  enqueueLeased(jobs: NewJob[], nodeId: string, leaseMs: number): Promise<ClaimedJob[]>;
+  enqueueLeased(jobs: NewJob[], nodeId: string, leaseMs: number): Promise<LeasedOutcome[]>;
 }
 
 /**
@@ -208,9 +210,10 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
    * Enqueues one job straight into a node's hands: stored as that node's running attempt, leased
    * for `leaseMs`, and returned as claimed (the node runs it from a hand-off message, no claim).
    * A taken queue key is a DuplicateQueueKeyError. Jobs with an execution key are not handed off:
-   * their key's turn is the claim's to decide.
+   * their key's turn is the claim's to decide. `claimed` is null when the job's queue is paused or
+   * stopped for that node in Postgres: it was stored queued for a claim; do not hand it over.
    */
-  enqueueHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
+  enqueueHandedOff(job: NewJob, nodeId: string, leaseMs: number): Promise<LeasedOutcome> {
     return enqueueOps.enqueueHandedOff(this.ctx, job, nodeId, leaseMs);
   }
 

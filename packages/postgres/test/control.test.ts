@@ -158,3 +158,62 @@ test('the claims and the key settle obey the control row as it is, whatever the 
   t.is((await store.getJob(next!.id))?.state, 'queued');
   t.deepEqual(await claimed('n1'), []);
 });
+
+test('a hand-off and a leased enqueue obey the control row as it is: a job of a stopped queue is stored queued, never leased, and claimed once the queue runs', async (t) => {
+  const db = await freshSchema('control_leased');
+  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+  t.teardown(async () => {
+    await store.close();
+    await db.drop();
+  });
+  const queues = ['a', 'b', 'c'];
+  await store.registerQueues(
+    'n1',
+    queues.map((queue) => ({ partition: 'p', queue, concurrency: 10 })),
+  );
+  // a: paused. b: stopped on n1 only. c: free.
+  await store.changeControl('p', { op: 'pause', queue: 'a' });
+  await store.changeControl('p', { op: 'throttle', ms: -1, queue: 'b', node: 'n1' });
+  const stateOf = async (id: string) => (await store.getJob(id))?.state;
+
+  const handed = await Promise.all(queues.map((queue) => store.enqueueHandedOff({ partition: 'p', queue, type: 'j' }, 'n1', 30_000)));
+  t.deepEqual(
+    handed.map((h) => h.claimed?.queue ?? null),
+    [null, null, 'c'],
+    'only the free queue hands off',
+  );
+  t.deepEqual(await Promise.all(handed.map((h) => stateOf(h.id))), ['queued', 'queued', 'running']);
+  const toN2 = await store.enqueueHandedOff({ partition: 'p', queue: 'b', type: 'j' }, 'n2', 30_000);
+  t.is(toN2.claimed?.attempt, 1, 'b is stopped on n1 only');
+
+  const leased = await store.withTransaction((tx) =>
+    tx.enqueueLeased(
+      queues.flatMap((queue) => [
+        { partition: 'p', queue, type: 'j' },
+        { partition: 'p', queue, type: 'j', payload: { second: true } },
+      ]),
+      'n1',
+      30_000,
+    ),
+  );
+  t.deepEqual(
+    leased.map((l) => l.claimed?.queue ?? null),
+    [null, null, null, null, 'c', 'c'],
+    'the leased enqueue keeps its positions',
+  );
+  t.deepEqual(await Promise.all(leased.map((l) => stateOf(l.id))), ['queued', 'queued', 'queued', 'queued', 'running', 'running']);
+
+  // Still queued while stopped; claimed, each once, when the queue runs again.
+  const claim = async () =>
+    (await store.claimCounted({ nodeId: 'n1', partition: 'p', leaseMs: 30_000, queues: queues.map((queue) => ({ queue, limit: 10 })) }))
+      .jobs;
+  t.deepEqual(await claim(), []);
+  await store.changeControl('p', { op: 'resume', queue: 'a' });
+  await store.changeControl('p', { op: 'throttle', ms: 0, queue: 'b', node: 'n1' });
+  const later = await claim();
+  t.deepEqual(later.map((j) => j.id).sort(), [handed[0]!.id, handed[1]!.id, ...leased.slice(0, 4).map((l) => l.id)].sort());
+  t.true(
+    later.every((j) => j.attempt === 1),
+    'an attempt is counted once, at the claim',
+  );
+});

@@ -131,8 +131,8 @@ test('a marked job handed off keeps its mark; a bad mark is a ValidationError na
       message: /continuation/,
     });
     // Handed off, the mark is stored and comes back with the job (the hand-off message carries it).
-    const handed = await store.enqueueHandedOff({ partition: 'p', type: 'work', continuation: 'follow' }, 'n1', 10_000);
-    t.is(handed.continuation, 'follow');
+    const { claimed: handed } = await store.enqueueHandedOff({ partition: 'p', type: 'work', continuation: 'follow' }, 'n1', 10_000);
+    t.is(handed?.continuation, 'follow');
   } finally {
     await c.close();
   }

@@ -141,6 +141,7 @@ test('a job stored as a node’s running attempt whose node never starts it is r
     await c.start({ partitions, jobs: [child], engine: { pollMs: 50, leaseMs: 1500, heartbeatMs: 300 } });
     // As a node killed between the commit and the hand-over to its engine leaves it.
     const [job] = await store.withTransaction((tx) => tx.enqueueLeased([{ partition: 'p', type: 'child' }], 'gone-node', 2000));
+    t.truthy(job!.claimed, 'leased, not stored queued');
     const { rows } = await c.db.pool.query(`SELECT state, locked_by FROM "${c.db.schema}".jobs WHERE id = $1`, [job!.id]);
     t.like(rows[0], { state: 'running', locked_by: 'gone-node' });
     await until('the job ran', async () => ran.length > 0, 15_000);

@@ -93,29 +93,48 @@ handoffTest(
   {},
   async (t, { client, node, ran }) => {
     await enqueueUntilHandedOff(client, node, 'h');
+    // Stored as the node's running attempt before the pause committed; its message arrives after.
+    const { id, claimed } = await clientStore(client).enqueueHandedOff({ partition: 'p', type: 'h' }, node.id, 15_000);
+    if (!claimed) return t.fail('stored queued: the queue is not paused yet');
     const global = (request: Parameters<typeof requestGlobal>[3]) => requestGlobal(clientBus(client), client.cluster, 'p', request);
     await global({ op: 'pause', queue: 'default' });
     await until('the engine paused', async () => (await node.stats())[0]!.paused.includes('default'));
-    // The node took its advert back when paused; one that crossed the pause on the wire still
-    // reaches the client (sent here, as the node sent it before the pause).
-    const late: IdleAdvert = { node: node.id, leaseMs: 15_000, free: 1 };
-    const id = await until('a job handed to the paused node', async () => {
-      clientBus(client)!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, late);
-      await sleep(50);
-      const before = await handoffs(node, 'refused');
-      const { id } = await client.enqueue('p', 'h');
-      return (await until('the node answered', async () =>
-        (await client.job(id))?.state === 'queued' ? await handoffs(node, 'refused') : undefined,
-      )) > before
-        ? id
-        : undefined;
-    });
+    const before = await handoffs(node, 'refused');
+    const message: Handoff = {
+      job: {
+        id,
+        partition: 'p',
+        queue: 'default',
+        type: 'h',
+        payload: null,
+        priority: 0,
+        attempt: 1,
+        maxAttempts: 1,
+        timeoutMs: null,
+        queueKey: null,
+      },
+    };
+    clientBus(client)!.publish(subjects.node(client.cluster, node.id), HANDOFF_KIND, message);
+    await until('the node handed it back', async () => (await handoffs(node, 'refused')) > before);
+    await until('back in the queue', async () => (await client.job(id))?.state === 'queued');
     t.is((await client.job(id))?.attempts, 0, 'the hand-back does not count an attempt');
+
+    // An advert that crossed the pause on the wire still reaches the client: the enqueue reads the
+    // pause in Postgres and stores the job queued, with no hand-off sent at all.
+    const late: IdleAdvert = { node: node.id, leaseMs: 15_000, free: 1 };
+    clientBus(client)!.publish(subjects.idle(client.cluster, 'p', 'default'), IDLE_KIND, late);
+    await sleep(50);
+    const accepted = await handoffs(node, 'accepted');
+    const refused = await handoffs(node, 'refused');
+    const { id: second } = await client.enqueue('p', 'h');
+    t.like(await client.job(second), { state: 'queued', attempts: 0 });
     await sleep(300);
-    t.false(ran.includes(id), 'a paused queue does not run it');
+    t.deepEqual([await handoffs(node, 'accepted'), await handoffs(node, 'refused')], [accepted, refused], 'no hand-off message');
+    t.false(ran.includes(id) || ran.includes(second), 'a paused queue runs neither');
     await global({ op: 'resume', queue: 'default' });
     await client.result(id, { timeoutMs: 10_000 });
-    t.true(ran.includes(id));
+    await client.result(second, { timeoutMs: 10_000 });
+    t.true(ran.includes(id) && ran.includes(second));
   },
 );
 
@@ -211,7 +230,12 @@ handoffTest(
   {},
   async (t, { c, client, node, ran }) => {
     await client.enqueue('p', 'h').then(({ id }) => client.result(id, { timeoutMs: 10_000 }));
-    const claimed = await clientStore(client).enqueueHandedOff({ partition: 'p', type: 'h', continuation: 'elsewhere' }, node.id, 15_000);
+    const { claimed } = await clientStore(client).enqueueHandedOff(
+      { partition: 'p', type: 'h', continuation: 'elsewhere' },
+      node.id,
+      15_000,
+    );
+    if (!claimed) return t.fail('stored queued: the queue is not paused');
     t.is(claimed.continuation, 'elsewhere');
     const before = await handoffs(node, 'refused');
     const message: Handoff = {

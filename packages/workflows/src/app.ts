@@ -358,22 +358,24 @@ export class WorkflowApp {
           if (group) group.at.push(i);
           else byNode.set(target.node, { target, at: [i] });
         });
-        const leased = new Map<number, ClaimedJob>();
+        const leased = new Map<number, string>();
         for (const { target, at } of byNode.values()) {
-          const claimed = await tx.enqueueLeased(
+          const stored = await tx.enqueueLeased(
             at.map((i) => jobs[i]!),
             target.node,
             target.leaseMs,
           );
-          claimed.forEach((job, k) => {
-            leased.set(at[k]!, job);
-            handing.handed.push({ target, job });
+          stored.forEach(({ id, claimed }, k) => {
+            leased.set(at[k]!, id);
+            if (claimed) handing.handed.push({ target, job: claimed });
+            // Stored queued (its queue is paused in Postgres): a claim takes it once the queue runs.
+            else handing.queued.add(wakeKey(jobs[at[k]!]!));
           });
         }
         let q = 0;
         return jobs.map((_, i): EnqueueOutcome => {
-          const job = leased.get(i);
-          return job ? { id: job.id } : outcomes[q++]!;
+          const id = leased.get(i);
+          return id !== undefined ? { id } : outcomes[q++]!;
         });
       },
     };

@@ -21,6 +21,12 @@ import { inTransaction } from '../transaction.js';
 
 // Enqueue: validation of new jobs, their encoding as the columns of one INSERT, and the inserts.
 
+/**
+ * A job stored as a node's running attempt (`claimed`, to start once the transaction commits), or
+ * stored queued (`claimed` null) because its queue is paused or stopped for that node in Postgres.
+ */
+export type LeasedOutcome = { id: string; claimed: ClaimedJob | null };
+
 /** How many jobs go into one INSERT statement; larger batches are split inside one transaction. */
 const ENQUEUE_CHUNK = 5000;
 
@@ -133,17 +139,18 @@ export async function insertJobs(ctx: StoreContext, jobs: NewJob[], tx?: pg.Pool
  * Enqueues one job straight into a node's hands: stored as that node's running attempt, leased
  * for `leaseMs`, and returned as claimed (the node runs it from a hand-off message, no claim).
  * A taken queue key is a DuplicateQueueKeyError. Jobs with an execution key are not handed off:
- * their key's turn is the claim's to decide.
+ * their key's turn is the claim's to decide. `null`: the job's queue is paused or stopped for that
+ * node in Postgres, so it was stored queued for a claim once the queue runs again (do not hand it).
  */
-export async function enqueueHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
+export async function enqueueHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, leaseMs: number): Promise<LeasedOutcome> {
   return traceEnqueue(
     [job],
     ([traced]) => insertHandedOff(ctx, traced!, nodeId, leaseMs),
-    (claimed) => [claimed.id],
+    (stored) => [stored.id],
   );
 }
 
-async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, leaseMs: number): Promise<ClaimedJob> {
+async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, leaseMs: number): Promise<LeasedOutcome> {
   const batch = new EnqueueBatch();
   addJob(ctx, batch, job, 0, true, Date.now());
   if (batch.executionKeys[0] !== null)
@@ -154,7 +161,8 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
     const queueKey = batch.queueKeys[0]!;
     throw new DuplicateQueueKeyError(queueKey, await queueKeyHolder(ctx, batch.partitions[0]!, queueKey));
   }
-  return claimedJob(batch.partitions[0]!, {
+  if (row.state === 'queued') return { id: row.id, claimed: null };
+  const claimed = claimedJob(batch.partitions[0]!, {
     ...row,
     execution_key: null,
     cancel_requested: false,
@@ -162,6 +170,7 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
     // The hand-off message carries the mark: a node that does not run that continuation hands it back.
     continuation: batch.continuations[0] ?? null,
   });
+  return { id: claimed.id, claimed };
 }
 
 /**
@@ -169,6 +178,8 @@ async function insertHandedOff(ctx: StoreContext, job: NewJob, nodeId: string, l
  * running attempts, leased for `leaseMs`, and returned as claimed, so that node starts them once the
  * transaction commits, without a claim. For a node's own follow-up jobs (a continuation's); a job
  * with a queue or execution key or a later start is refused here, since the claim alone orders those.
+ * `claimed` null: its queue is paused or stopped for that node in Postgres, so it was stored
+ * queued for a claim once the queue runs again, and must not be started.
  */
 export async function insertLeased(
   ctx: StoreContext,
@@ -176,8 +187,9 @@ export async function insertLeased(
   nodeId: string,
   leaseMs: number,
   tx: pg.PoolClient,
-): Promise<ClaimedJob[]> {
+): Promise<LeasedOutcome[]> {
   if (jobs.length === 0) return [];
+  let ids: string[] = [];
   return traceEnqueue(
     jobs,
     async (traced) => {
@@ -193,27 +205,36 @@ export async function insertLeased(
           );
       }
       if (!queuesKnown(ctx, batch.queuePairs)) await assertKnownQueues(ctx, batch.queuePairs, tx);
-      for (let i = 0; i < traced.length; i += ENQUEUE_CHUNK)
-        await op.enqueueLeased(ctx.ops, tx, [...batch.params(i, Math.min(i + ENQUEUE_CHUNK, traced.length)), nodeId, leaseMs]);
+      ids = batch.ids;
+      const queued = new Set<string>();
+      for (let i = 0; i < traced.length; i += ENQUEUE_CHUNK) {
+        const params = batch.params(i, Math.min(i + ENQUEUE_CHUNK, traced.length));
+        for (const row of await op.enqueueLeased(ctx.ops, tx, [...params, nodeId, leaseMs])) queued.add(row.id);
+      }
       // The payload as Postgres stores it (a Date arrives as a string), as a claim would return it.
-      return traced.map((job, i) => ({
-        id: batch.ids[i]!,
-        partition: batch.partitions[i]!,
-        queue: batch.queues[i]!,
-        type: batch.types[i]!,
-        payload: JSON.parse(batch.payloads[i]!),
-        priority: batch.priorities[i]!,
-        attempt: 1,
-        maxAttempts: batch.maxAttempts[i]!,
-        timeoutMs: batch.timeouts[i] === 'NULL' ? null : (batch.timeouts[i] as number),
-        queueKey: null,
-        executionKey: null,
-        cancelRequested: false,
-        traceparent: job.traceparent ?? null,
-        continuation: batch.continuations[i] ?? null,
-      }));
+      return traced.map((job, i) => {
+        const id = batch.ids[i]!;
+        if (queued.has(id)) return { id, claimed: null };
+        const claimed: ClaimedJob = {
+          id,
+          partition: batch.partitions[i]!,
+          queue: batch.queues[i]!,
+          type: batch.types[i]!,
+          payload: JSON.parse(batch.payloads[i]!),
+          priority: batch.priorities[i]!,
+          attempt: 1,
+          maxAttempts: batch.maxAttempts[i]!,
+          timeoutMs: batch.timeouts[i] === 'NULL' ? null : (batch.timeouts[i] as number),
+          queueKey: null,
+          executionKey: null,
+          cancelRequested: false,
+          traceparent: job.traceparent ?? null,
+          continuation: batch.continuations[i] ?? null,
+        };
+        return { id, claimed };
+      });
     },
-    (claimed) => claimed.map((c) => c.id),
+    () => ids,
   );
 }
 

@@ -329,7 +329,9 @@ export class OutcomeWriter {
           });
           const queued = others.length > 0 ? await enqueue(others) : [];
           const leased = mine.length > 0 ? await outer.enqueueLeased(mine, nodeId, here.leaseMs) : [];
-          taken.push(...leased);
+          // A job stored queued instead (its queue paused in Postgres before this engine heard) is
+          // not taken: its place is given back with the rest at `took`, and a claim runs it later.
+          leased.forEach((l, k) => (l.claimed ? taken.push(l.claimed) : queues.add(mine[k]!.queue ?? 'default')));
           let m = 0;
           let o = 0;
           return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased[m++]!.id } : queued[o++]!));
