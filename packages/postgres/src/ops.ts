@@ -306,7 +306,7 @@ export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_bu
 /** A job a statement ended, requeued or dropped, with the execution key it held (to settle). */
 type Keyed = { id: string; partition: string; execution_key: string | null };
 
-/** ids, attempts and results as array literals (see JobStore.complete). Rows with an id: a job completed; without: a key its completion could not settle (to settle again). */
+/** ids as an array literal; attempts and results as JSON objects keyed by id, results only where not null (see JobStore.complete). Rows with an id: a job completed; without: a key its completion could not settle (to settle again). */
 export const completeBatch = prepared<
   [ids: string, attempts: string, results: string, nodeId: string, settleKeys: boolean],
   { id: string | null; partition: string | null; execution_key: string | null }

@@ -29,10 +29,12 @@ free AS (
   FOR UPDATE SKIP LOCKED
 ),
 renewed AS (
+  -- The rows `free` locked, by primary key: joined with `free`, the plan was left to the estimates,
+  -- and with statistics taken while jobs was empty (one row, however many it holds) it read all of
+  -- jobs_pkey as the outer side of a nested loop over `free`, quadratic in the node's jobs.
   UPDATE {{schema}}.jobs j
   SET locked_until = now() + make_interval(secs => $2::double precision / 1000)
-  FROM free
-  WHERE j.id = free.id
+  WHERE j.id = ANY(ARRAY(SELECT id FROM free))
   RETURNING j.id, j.cancel_requested
 )
 SELECT id, cancel_requested FROM renewed

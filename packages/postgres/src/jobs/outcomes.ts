@@ -67,33 +67,36 @@ export async function complete(
 ): Promise<Recorded> {
   const refused = new Map<string, string>();
   if (items.length === 0) return recorded([], refused);
-  // The hottest write: its arrays go as array literals built here, which the driver passes
-  // through, instead of its generic serialiser escaping each element with two regexes. Ids (uuids
-  // from a claim) and attempts need no quoting; most jobs return nothing, stored as JSON null.
+  // The hottest write: the ids go as an array literal, the attempts and results as JSON objects
+  // keyed by id (see complete_batch), all built here as text the driver passes through. Ids (uuids
+  // from a claim) and attempts need no quoting; a result is already JSON text, and most jobs return
+  // nothing, which is left out of the object (stored as JSON null).
   const ids: string[] = [];
-  const attempts: number[] = [];
+  const attempts: string[] = [];
   const results: string[] = [];
   for (const c of items) {
-    let element: string;
-    if (c.json !== undefined) element = arrayElement(c.json);
-    else if (c.result === undefined || c.result === null) element = '"null"';
-    else {
+    let json: string | undefined;
+    if (c.json !== undefined) json = c.json;
+    else if (c.result !== undefined && c.result !== null) {
       try {
-        element = arrayElement(toJsonStrict(c.result, 'result').json);
+        json = toJsonStrict(c.result, 'result').json;
       } catch (err) {
         refused.set(c.id, describeError(err).message);
         continue;
       }
     }
     ids.push(c.id);
-    attempts.push(c.attempt);
-    results.push(element);
+    attempts.push(`"${c.id}":${c.attempt}`);
+    results.push(json === undefined || json === 'null' ? '' : `"${c.id}":${json}`);
   }
   const write = (lo: number, hi: number) =>
     op.completeBatch(ctx.ops, tx?.client ?? ctx.pool, [
       `{${ids.slice(lo, hi).join(',')}}`,
       `{${attempts.slice(lo, hi).join(',')}}`,
-      `{${results.slice(lo, hi).join(',')}}`,
+      `{${results
+        .slice(lo, hi)
+        .filter((r) => r !== '')
+        .join(',')}}`,
       nodeId,
       !options.keysLater,
     ]);
@@ -271,9 +274,4 @@ export function isRowRefusal(err: unknown): err is pg.DatabaseError {
 function describeRefusal(err: pg.DatabaseError): string {
   const detail = err.code!.startsWith('22') && err.detail ? `; ${err.detail.slice(0, 200)}` : '';
   return `Postgres refused to store it (${err.message.slice(0, 300)}${detail}; SQLSTATE ${err.code})`;
-}
-
-/** A text element of a Postgres array literal: quoted, with backslashes and quotes escaped. */
-function arrayElement(text: string): string {
-  return `"${text.replace(/[\\"]/g, '\\$&')}"`;
 }

@@ -1,0 +1,100 @@
+import test from 'ava';
+import type pg from 'pg';
+import { JobStore } from '@partita/postgres';
+import { loadOps } from '../src/sql.js';
+import { freshSchema } from '../../../test/helpers/index.js';
+
+// The completion and the heartbeat's renewal reach a batch's rows by primary key whatever the
+// statistics say. Taken while jobs was empty (reltuples 0 with pages left, as after the bench's
+// VACUUM ANALYZE between drains, or an autovacuum between bursts), they make jobs count as one row
+// however many it holds; a join with the batch then read every row of the node (jobs_running_idx),
+// or all of jobs_pkey, on every statement.
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Index Cond'?: string;
+  Plans?: PlanNode[];
+}
+
+/** A parameter written out for EXECUTE (which takes no bind parameters). */
+function literal(client: pg.PoolClient, value: unknown): string {
+  return value === null ? 'NULL' : client.escapeLiteral(String(value));
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+test('complete and heartbeat probe jobs by primary key with statistics of an empty table, in custom and generic plans', async (t) => {
+  const db = await freshSchema('plans');
+  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+  const client = await db.pool.connect();
+  try {
+    const s = `"${db.schema}"`;
+    // Statistics of an empty table that has pages: insert, delete, ANALYZE (no VACUUM to truncate).
+    await client.query(
+      `INSERT INTO ${s}.jobs (id, partition, queue, type) SELECT gen_random_uuid(), 'p', 'default', 't' FROM generate_series(1, 2000)`,
+    );
+    await client.query(`DELETE FROM ${s}.jobs`);
+    await client.query(`ANALYZE ${s}.jobs`);
+    // Then thousands of live jobs, most running under three nodes.
+    await client.query(`
+      INSERT INTO ${s}.jobs (id, partition, queue, type, state, locked_by, locked_until, attempts)
+      SELECT gen_random_uuid(), 'p', 'default', 't', 'running', 'node-' || (g % 3), now() + interval '1 minute', 1
+      FROM generate_series(1, 6000) g`);
+    await client.query(
+      `INSERT INTO ${s}.jobs (id, partition, queue, type) SELECT gen_random_uuid(), 'p', 'default', 't' FROM generate_series(1, 4000)`,
+    );
+    const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${s}.jobs WHERE locked_by = 'node-1' LIMIT 1000`);
+    const ids = rows.map((r) => r.id);
+    t.is(ids.length, 1000);
+    const ops = loadOps(db.schema);
+    const cases: [string, string, unknown[]][] = [
+      [
+        'complete_batch',
+        ops.complete_batch.text,
+        [`{${ids.join(',')}}`, `{${ids.map((id) => `"${id}":1`).join(',')}}`, '{}', 'node-1', true],
+      ],
+      ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
+    ];
+    for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+      for (const [name, text, params] of cases) {
+        await client.query('BEGIN');
+        try {
+          // A prepared statement, as the store runs them: EXPLAIN EXECUTE shows the plan the mode picks.
+          await client.query(`SET LOCAL plan_cache_mode = ${mode}`);
+          await client.query(`PREPARE explained AS ${text}`);
+          const args = params.map((p) => literal(client, p)).join(', ');
+          const explained = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args})`);
+          const all = nodes(explained.rows[0]!['QUERY PLAN'][0].Plan);
+          const whole = all.filter(
+            (n) => n['Relation Name'] === 'jobs' && (n['Node Type'] === 'Seq Scan' || (n['Index Name'] && !n['Index Cond'])),
+          );
+          t.deepEqual(
+            whole.map((n) => `${n['Node Type']} ${n['Index Name'] ?? ''}`),
+            [],
+            `${name} (${mode}) reads all of jobs or of an index`,
+          );
+          const byId = all.filter((n) => n['Index Name'] === 'jobs_pkey' && /\bid = ANY\b/.test(n['Index Cond'] ?? ''));
+          t.true(
+            byId.length > 0,
+            `${name} (${mode}) probes jobs_pkey by id: ${JSON.stringify(all.filter((n) => n['Relation Name'] === 'jobs').map((n) => [n['Node Type'], n['Index Name'], n['Index Cond']]))}`,
+          );
+          if (name === 'complete_batch') {
+            const indexes = all.map((n) => n['Index Name']).filter((i) => i !== undefined);
+            t.false(indexes.includes('jobs_running_idx'), `${name} (${mode}) reads the node's running jobs: ${indexes.join(', ')}`);
+          }
+        } finally {
+          await client.query('ROLLBACK');
+          await client.query('DEALLOCATE ALL');
+        }
+      }
+    }
+  } finally {
+    client.release();
+    await store.close();
+    await db.drop();
+  }
+});
