@@ -17,12 +17,16 @@ export interface SystemInternals {
   /** A root supervisor gave up. */
   fatal(err: Error, supervisor: Supervisor): void;
   /** Creates, registers (when `register`) and starts an actor. Throws NameTakenError. */
-  spawnActor<M, R>(
-    behavior: Behavior<M, R>,
-    opts: { name: string | undefined; register: boolean; shutdownMs: number; root: boolean },
-  ): Actor<M, R>;
+  spawnActor<M, R>(behavior: Behavior<M, R>, name: string | undefined, register: boolean, shutdownMs: number, root: boolean): Actor<M, R>;
+  /** Runs `actor.finishStop()` on a microtask: one queue for the system instead of a promise per stopping actor. */
+  finishLater(actor: Actor): void;
   /** Creates and registers (when `register`) a supervisor; the caller starts it. Throws NameTakenError. */
   newSupervisor(spec: SupervisorSpec, opts: { name: string | undefined; register: boolean; root: boolean }): Supervisor;
+}
+
+/** Who an actor tells of its exit without a monitor: its supervisor (see Actor.link). */
+export interface ExitParent {
+  childExited(entry: any, inc: Actor, exit: ActorExit): void;
 }
 
 export interface Registered {
@@ -100,9 +104,12 @@ export function validShutdownMs(value: unknown): value is number {
  */
 export class ExitListeners {
   private list: ExitListener[] | undefined = undefined;
-  private exit: ActorExit | undefined = undefined;
 
-  constructor(private readonly owner: { exitListenerThrew(err: unknown): void }) {}
+  /** `exit`: the owner has already exited (listeners added now are called on a microtask). */
+  constructor(
+    private readonly owner: { exitListenerThrew(err: unknown): void },
+    private exit: ActorExit | undefined = undefined,
+  ) {}
 
   add(listener: ExitListener): () => void {
     const exit = this.exit;

@@ -47,7 +47,7 @@ class Attempt implements Behavior<WorkerMsg, void> {
   /** Created only when perform reads ctx.signal: most jobs never do, and one costs at this rate. */
   controller: AbortController | undefined = undefined;
   private timer: NodeJS.Timeout | undefined = undefined;
-  private self: ActorRef<WorkerMsg, void> | undefined = undefined;
+  private actx: ActorContext<WorkerMsg, void> | undefined = undefined;
   /** The attempt's OpenTelemetry span; undefined unless tracing is on. */
   private span: PerformSpan | undefined = undefined;
 
@@ -56,7 +56,7 @@ class Attempt implements Behavior<WorkerMsg, void> {
   }
 
   init(actx: ActorContext<WorkerMsg, void>): void {
-    this.self = actx.self;
+    this.actx = actx;
     const { timeoutMs, job } = this.options;
     if (timeoutMs > 0) {
       this.timer = setTimeout(() => this.abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
@@ -137,7 +137,8 @@ class Attempt implements Behavior<WorkerMsg, void> {
     }
     this.span?.end(outcome);
     this.options.engine.cast({ t: 'done', job: this.options.job, outcome });
-    void this.self?.stop('normal');
+    // ctx.stop rather than self.stop: nobody waits for this stop, so no promise is made for it.
+    this.actx?.stop('normal');
   }
 }
 
