@@ -19,7 +19,7 @@
  */
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -35,6 +35,8 @@ const DRAINS = Number(arg('drains', '6'));
 const HEAP = Number(arg('heap', '2'));
 const TOP = Number(arg('top', '30'));
 const CONCURRENCY = Number(arg('concurrency', '32'));
+/** Writes a V8 CPU profile of the last drain before the heap-sampled ones (the drain only) to this file. */
+const CPU_PROFILE = arg('cpu-profile', '');
 const ROOT = resolve(arg('root', new URL('..', import.meta.url).pathname));
 
 const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
@@ -103,6 +105,11 @@ try {
     }
     await admin.query(`VACUUM ANALYZE ${quoteIdent(schema)}.jobs`);
     const heap = d >= DRAINS - HEAP;
+    const profiling = CPU_PROFILE !== '' && d === DRAINS - HEAP - 1;
+    if (profiling) {
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
     if (heap) {
       await session.post('HeapProfiler.startSampling', {
         samplingInterval: 1024,
@@ -122,6 +129,10 @@ try {
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const cpuPerK = (cpu.user + cpu.system) / 1000 / (JOBS / 1000);
+    if (profiling) {
+      const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: unknown };
+      writeFileSync(CPU_PROFILE, JSON.stringify(profile));
+    }
     const line: Record<string, unknown> = { drain: d + 1, jobs: JOBS, ms: Math.round(ms), perSec: Math.round(JOBS / (ms / 1000)) };
     line.cpuMsPerThousandJobs = Math.round(cpuPerK * 10) / 10;
     line.load = Math.round(load1 * 10) / 10;

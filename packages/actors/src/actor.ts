@@ -1,5 +1,5 @@
 import { ActorCrashedError, ActorStoppedError, InvalidSpecError, TimeoutError } from './errors.js';
-import { ExitListeners, isThenable, settleWithin, type ExitParent, type SystemInternals } from './internals.js';
+import { ExitListeners, isThenable, microtask, settleWithin, type ExitParent, type SystemInternals } from './internals.js';
 import type { Logger } from './logger.js';
 import type { ActorContext, ActorExit, ActorRef, ActorSystem, Behavior, CallOptions, ExitListener } from './types.js';
 
@@ -138,7 +138,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.q.push(msg, reply);
       if (!this.scheduled && !this.busy && this.state === RUNNING) {
         this.scheduled = true;
-        queueMicrotask(this.callbacks().drain);
+        microtask(this.callbacks().drain);
       }
     });
   }
@@ -152,7 +152,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     // Delivery is always asynchronous: running the handler inside cast() would re-enter the sender's stack.
     if (!this.scheduled && !this.busy && this.state === RUNNING) {
       this.scheduled = true;
-      queueMicrotask(this.callbacks().drain);
+      microtask(this.callbacks().drain);
     }
   }
 
@@ -260,7 +260,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.state = RUNNING;
       if (this.head < this.q.length && !this.scheduled) {
         this.scheduled = true;
-        queueMicrotask(this.callbacks().drain);
+        microtask(this.callbacks().drain);
       }
     } else {
       this.onIdle?.();

@@ -1,6 +1,6 @@
 import { Actor } from './actor.js';
 import { InvalidSpecError, NameTakenError, SystemStoppedError } from './errors.js';
-import { Slice, validShutdownMs, type Registered, type SystemInternals } from './internals.js';
+import { Slice, microtask, validShutdownMs, type Registered, type SystemInternals } from './internals.js';
 import { noopLogger, type Logger } from './logger.js';
 import { checkName, DEFAULT_SHUTDOWN_MS, isBehavior } from './spec.js';
 import { Supervisor } from './supervisor.js';
@@ -82,7 +82,7 @@ class System implements ActorSystem, SystemInternals {
     this.finishing.push(actor);
     if (!this.finishScheduled) {
       this.finishScheduled = true;
-      queueMicrotask(this.runFinishing);
+      microtask(this.runFinishing);
     }
   }
 

@@ -58,6 +58,8 @@ export function workerChild(
 
 /** Attempts whose perform is due on the next microtask: one queued task for every worker started in a burst. */
 let due: Attempt[] = [];
+/** A reaction on it is a microtask without the AsyncResource that Node's queueMicrotask makes per call. */
+const settled = Promise.resolve();
 let dueSpare: Attempt[] = [];
 function runDue(): void {
   const list = due;
@@ -115,7 +117,7 @@ class Attempt implements Behavior<WorkerMsg, void> {
       this.timer = setTimeout(() => this.abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
     }
     // perform runs on a later microtask, never inside init.
-    if (due.push(this) === 1) queueMicrotask(runDue);
+    if (due.push(this) === 1) void settled.then(runDue);
   }
 
   handle(msg: WorkerMsg): void {
