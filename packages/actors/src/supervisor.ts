@@ -143,6 +143,25 @@ export class Supervisor implements SupervisorRef, ExitParent {
     }
   }
 
+  launchChild<S extends ChildSpec>(spec: S, onFailed: (err: unknown, spec: S) => void): void {
+    // Closures only on the paths that wait or fail: a child started synchronously costs none.
+    if (this.pendingOps > 0) {
+      this.enqueue(() => this.addChild(spec)).then(undefined, (err: unknown) => onFailed(err, spec));
+      return;
+    }
+    let started: ActorRef | SupervisorRef | Promise<ActorRef | SupervisorRef>;
+    try {
+      started = this.addChild(spec);
+    } catch (err) {
+      queueMicrotask(() => onFailed(err, spec));
+      return;
+    }
+    if (isThenable(started)) {
+      this.track(started);
+      started.then(undefined, (err: unknown) => onFailed(err, spec));
+    }
+  }
+
   /** startChild's operation: synchronous when the child's start is, else a promise. */
   private addChild(spec: ChildSpec): ActorRef | SupervisorRef | Promise<ActorRef | SupervisorRef> {
     if (this.state !== RUNNING) throw new ActorStoppedError(this.name, this.stopReason, 'is not running, so it cannot start a child');

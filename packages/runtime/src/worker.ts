@@ -35,6 +35,9 @@ export function workerBehavior(options: WorkerOptions): Behavior<WorkerMsg, void
   return new Attempt(options.job, options.definition, options.engine, options.logger, options.timeoutMs);
 }
 
+/** A worker's child spec, which carries its job: a failed start is reported for that job. */
+export type WorkerChild = ChildSpec<WorkerMsg, void> & { start: () => Behavior<WorkerMsg, void>; readonly job: ClaimedJob };
+
 /**
  * The WorkerSupervisor's child spec for one job (temporary: a job's run is never restarted) that is
  * also the worker's behavior: `start()` returns itself, so starting a worker makes no spec object,
@@ -47,7 +50,7 @@ export function workerChild(
   logger: Logger,
   timeoutMs: number,
   shutdownMs: number,
-): ChildSpec<WorkerMsg, void> & { start: () => Behavior<WorkerMsg, void> } {
+): WorkerChild {
   const attempt = new Attempt(job, definition, engine, logger, timeoutMs);
   attempt.shutdownMs = shutdownMs;
   return attempt;
