@@ -1,11 +1,15 @@
 /**
  * One node of the cluster workload, as its own process: `node --import tsx cluster-node.ts <json>`
- * with { url, schema, nats, concurrency, pool, pollMs, jobs }. It starts a Partita node on partition
- * `bench` (queue `default`, job `noop`, as the bench's Partita system) with that queue stopped, tells
- * its parent over IPC when it is ready, starts the queue on `go` (the parent sends it to every node
- * once all are ready, so a node that took longer to start does not join a drain half done), tells
- * when its first handler started (epoch ms: the parent compares processes), and on `stop` stops the
- * node and sends every `{ n }` its handler saw.
+ * with { url, schema, nats, concurrency, pool, pollMs, jobs, warmup, index }. It starts a Partita node
+ * on partition `bench` (queue `default`, job `noop`, as the bench's Partita system) with that queue
+ * stopped, then warms up untimed, as every other workload does before it measures: it enqueues
+ * `warmup` no-op jobs into a queue of its own (`warm<index>`, so each process runs its own and pays
+ * its own JIT warm-up there) and drains them through the same claim, worker and completion paths,
+ * then stops that queue. Only then does it tell its parent over IPC that it is ready; it starts
+ * `default` on `go` (the parent sends it to every node once all are ready, so a node that took
+ * longer to start does not join a drain half done), tells when its first measured handler started
+ * (epoch ms: the parent compares processes), and on `stop` stops the node and sends every `{ n }`
+ * its handler saw, with its CPU and statement counts from `go` on (the warm-up's left out).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +25,10 @@ interface Args {
   pool: number;
   pollMs: number;
   jobs: number;
+  /** Untimed warm-up jobs this process runs before it says it is ready (0: none). */
+  warmup: number;
+  /** This process's number among the run's nodes: names its warm-up queue. */
+  index: number;
 }
 
 export type ClusterNodeMessage =
@@ -57,16 +65,24 @@ async function main(): Promise<void> {
       : createLogger({ name: 'partita-bench-cluster', level, transport: { target: 'pino/file', options: { destination: 2 } } });
   const seen = new Uint8Array(args.jobs);
   let starts = 0;
+  let warmStarts = 0;
+  let warmed: (() => void) | undefined;
   const noop = defineJob<{ n?: number }, undefined>({
     type: 'noop',
     queue: 'default',
     perform: async (payload) => {
-      if (starts++ === 0) send({ kind: 'first', at: Date.now() });
       const n = payload?.n;
-      if (typeof n === 'number' && n >= 0 && n < seen.length) seen[n] = (seen[n] ?? 0) + 1;
+      // Warm-up jobs carry no n: they count toward the warm-up only.
+      if (typeof n !== 'number') {
+        if (++warmStarts === args.warmup) warmed?.();
+        return undefined;
+      }
+      if (starts++ === 0) send({ kind: 'first', at: Date.now() });
+      if (n >= 0 && n < seen.length) seen[n] = (seen[n] ?? 0) + 1;
       return undefined;
     },
   });
+  const warmQueue = `warm${args.index}`;
   const dataDir = mkdtempSync(join(tmpdir(), `partita-${args.schema}-node-`));
   const node = await startNode({
     dataDir,
@@ -75,13 +91,41 @@ async function main(): Promise<void> {
     nats: args.nats ? { servers: args.nats } : false,
     cluster: 'bench',
     logger,
-    partitions: { bench: { queues: { default: { concurrency: args.concurrency }, backlog: { concurrency: 0 } } } },
+    partitions: {
+      bench: {
+        queues: { default: { concurrency: args.concurrency }, backlog: { concurrency: 0 }, [warmQueue]: { concurrency: args.concurrency } },
+      },
+    },
     jobs: [noop],
     // Every node's Global state in the schema, so a node that takes the partition over finds it.
     persister: 'postgres',
     engine: { pollMs: args.pollMs },
     stoppedQueues: { bench: ['default'] },
   });
+  if (args.warmup > 0) {
+    const done = new Promise<void>((resolve) => (warmed = resolve));
+    for (let i = 0; i < args.warmup; i += 1000) {
+      await node.client.enqueueMany(
+        'bench',
+        Array.from({ length: Math.min(1000, args.warmup - i) }, () => ({ type: 'noop', queue: warmQueue, payload: {} })),
+      );
+    }
+    await done;
+    // Returns once the warm-up's outcomes are recorded: nothing of it is left to write after `go`.
+    await node.stopQueues('bench', [warmQueue]);
+  }
+  // The statement counts are the process's since start: the warm-up's are taken off at `go`.
+  const scrapeStats = async (): Promise<Omit<ClusterNodeStats, 'cpuMs'>> => {
+    const text = await node.metrics.scrape();
+    return {
+      claims: series(text, /^partita_claim_duration_seconds_count\b/),
+      emptyClaims: series(text, /^partita_claim_batch_size_bucket\{.*\ble="0"/),
+      claimMs: series(text, /^partita_claim_duration_seconds_sum\b/) * 1000,
+      flushes: series(text, /^partita_flush_duration_seconds_count\b/),
+      flushMs: series(text, /^partita_flush_duration_seconds_sum\b/) * 1000,
+    };
+  };
+  const atReady = await scrapeStats();
   send({ kind: 'ready' });
   let cpuAtGo = process.cpuUsage();
   process.on('message', (m: { kind?: string }) => {
@@ -92,16 +136,17 @@ async function main(): Promise<void> {
     }
     if (m.kind !== 'stop') return;
     const cpu = process.cpuUsage(cpuAtGo);
-    void node.metrics
-      .scrape()
-      .then((text) => ({
-        cpuMs: Math.round((cpu.user + cpu.system) / 1000),
-        claims: series(text, /^partita_claim_duration_seconds_count\b/),
-        emptyClaims: series(text, /^partita_claim_batch_size_bucket\{.*\ble="0"/),
-        claimMs: Math.round(series(text, /^partita_claim_duration_seconds_sum\b/) * 1000),
-        flushes: series(text, /^partita_flush_duration_seconds_count\b/),
-        flushMs: Math.round(series(text, /^partita_flush_duration_seconds_sum\b/) * 1000),
-      }))
+    void scrapeStats()
+      .then(
+        (now): ClusterNodeStats => ({
+          cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+          claims: now.claims - atReady.claims,
+          emptyClaims: now.emptyClaims - atReady.emptyClaims,
+          claimMs: Math.round(now.claimMs - atReady.claimMs),
+          flushes: now.flushes - atReady.flushes,
+          flushMs: Math.round(now.flushMs - atReady.flushMs),
+        }),
+      )
       .then(async (stats) => {
         await node.stop({ graceMs: 10_000 });
         return stats;

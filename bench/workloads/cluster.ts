@@ -95,7 +95,8 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     pollMs: options.pollMs,
     jobs,
   };
-  const spawned = Array.from({ length: nodes }, () => spawnClusterNode(args));
+  // Each process warms up (ctx.options.warmup jobs through a queue of its own) before it says it is ready.
+  const spawned = Array.from({ length: nodes }, (_, index) => spawnClusterNode({ ...args, warmup: options.warmup, index }));
   let timedOut = false;
   let processMs = 0;
   try {

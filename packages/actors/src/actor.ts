@@ -1,5 +1,5 @@
 import { ActorCrashedError, ActorStoppedError, InvalidSpecError, TimeoutError } from './errors.js';
-import { ExitListeners, isThenable, settleWithin, type SystemInternals } from './internals.js';
+import { ExitListeners, isThenable, microtask, settleWithin, type ExitParent, type SystemInternals } from './internals.js';
 import type { Logger } from './logger.js';
 import type { ActorContext, ActorExit, ActorRef, ActorSystem, Behavior, CallOptions, ExitListener } from './types.js';
 
@@ -54,12 +54,8 @@ interface BoundCallbacks {
 
 export type StartResult = { ok: true } | { ok: false; error: unknown };
 
-export interface ActorOptions {
-  id: number;
-  name: string;
-  registered: boolean;
-  shutdownMs: number;
-}
+/** Every successful start shares this result: a dynamic supervisor starts one actor per job. */
+const START_OK: StartResult = Object.freeze({ ok: true as const });
 
 /**
  * One actor incarnation: its mailbox, its run loop, its lifecycle. The mailbox is a single array of
@@ -90,23 +86,29 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   private onIdle: (() => void) | undefined = undefined;
   /** What an in-flight handler threw after a stop had begun; it turns the exit into a crash. */
   private lateCrash: unknown = NO_CRASH;
-  private stopping: Promise<void> | undefined = undefined;
+  /** What stop() hands out, made only when someone asks: most stops (ctx.stop, a crash) have no one waiting. */
+  private stopped: Promise<void> | undefined = undefined;
+  private resolveStopped: (() => void) | undefined = undefined;
   private pendingExit: ActorExit | undefined = undefined;
   private exitInfo: ActorExit | undefined = undefined;
-  private readonly exitListeners = new ExitListeners(this);
+  /** Made by the first monitor(): a worker actor per job usually has none but its supervisor's link. */
+  private exitListeners: ExitListeners | undefined = undefined;
+  /** The supervisor of this incarnation and its entry for it: told of the exit before any monitor, without a closure per child. */
+  private parent: ExitParent | undefined = undefined;
+  private parentEntry: unknown = undefined;
   private startResult: StartResult | undefined = undefined;
   private startWaiters: ((r: StartResult) => void)[] | undefined = undefined;
   timers: Set<ReturnType<typeof setTimeout>> | undefined = undefined;
   controller: AbortController | undefined = undefined;
   childLogger: Logger | undefined = undefined;
 
-  constructor(sys: SystemInternals, behavior: Behavior<M, R>, opts: ActorOptions) {
+  constructor(sys: SystemInternals, behavior: Behavior<M, R>, id: number, name: string, registered: boolean, shutdownMs: number) {
     this.sys = sys;
     this.behavior = behavior;
-    this.id = opts.id;
-    this.name = opts.name;
-    this.registered = opts.registered;
-    this.shutdownMs = opts.shutdownMs;
+    this.id = id;
+    this.name = name;
+    this.registered = registered;
+    this.shutdownMs = shutdownMs;
     this.ctx = new Context(this);
   }
 
@@ -136,7 +138,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.q.push(msg, reply);
       if (!this.scheduled && !this.busy && this.state === RUNNING) {
         this.scheduled = true;
-        queueMicrotask(this.callbacks().drain);
+        microtask(this.callbacks().drain);
       }
     });
   }
@@ -150,15 +152,21 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     // Delivery is always asynchronous: running the handler inside cast() would re-enter the sender's stack.
     if (!this.scheduled && !this.busy && this.state === RUNNING) {
       this.scheduled = true;
-      queueMicrotask(this.callbacks().drain);
+      microtask(this.callbacks().drain);
     }
   }
 
   stop(reason: unknown = 'normal'): Promise<void> {
     if (this.state === STOPPED) return Promise.resolve();
-    if (this.state === STOPPING) return this.stopping!;
-    this.beginStop({ reason, crashed: false });
-    return this.stopping!;
+    if (this.state !== STOPPING) this.beginStop({ reason, crashed: false });
+    return (this.stopped ??= new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+    }));
+  }
+
+  /** ctx.stop(): begins the stop like stop(), with no promise for a caller that does not wait. */
+  requestStop(reason: unknown = 'normal'): void {
+    if (this.state <= RUNNING) this.beginStop({ reason, crashed: false });
   }
 
   /** @internal Called by ExitListeners. */
@@ -167,7 +175,30 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   }
 
   monitor(listener: ExitListener): () => void {
-    return this.exitListeners.add(listener);
+    return (this.exitListeners ??= new ExitListeners(this, this.exitInfo)).add(listener);
+  }
+
+  /**
+   * @internal Links this incarnation to its supervisor (undefined: unlinks it): `parent.childExited(entry,
+   * this, exit)` is called once when it has fully stopped, at once on a microtask if it already has.
+   */
+  link(parent: ExitParent | undefined, entry: unknown): void {
+    this.parent = parent;
+    this.parentEntry = entry;
+    const exit = this.exitInfo;
+    if (parent !== undefined && exit !== undefined) {
+      this.parent = undefined;
+      this.parentEntry = undefined;
+      queueMicrotask(() => this.tellParent(parent, entry, exit));
+    }
+  }
+
+  private tellParent(parent: ExitParent, entry: unknown, exit: ActorExit): void {
+    try {
+      parent.childExited(entry, this, exit);
+    } catch (err) {
+      this.exitListenerThrew(err);
+    }
   }
 
   /** How init ended, if it has: set synchronously by start() when init does not return a promise. */
@@ -224,12 +255,12 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     this.busy = false;
     if (this.state === STOPPED) return; // abandoned while init was still running
     this.initOk = true;
-    this.settleStart({ ok: true });
+    this.settleStart(START_OK);
     if (this.state === STARTING) {
       this.state = RUNNING;
       if (this.head < this.q.length && !this.scheduled) {
         this.scheduled = true;
-        queueMicrotask(this.callbacks().drain);
+        microtask(this.callbacks().drain);
       }
     } else {
       this.onIdle?.();
@@ -400,13 +431,69 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.head = 0;
     }
     if (dropped > 0) this.sys.logger.debug({ actor: this.name, dropped }, 'queued casts dropped on stop');
-    this.stopping = this.finishStop();
+    // Let a handler that called stop() on itself return first: the rest runs on a microtask.
+    this.sys.finishLater(this);
   }
 
-  private async finishStop(): Promise<void> {
+  /**
+   * @internal The rest of a stop, on the microtask after it began (the system's queue of stops). With
+   * nothing in flight and a synchronous terminate, as a worker actor that ends its job, it finishes
+   * here without a promise; otherwise it waits (within shutdownMs) in finishStopAsync.
+   */
+  finishStop(): void {
+    if (this.busy) {
+      void this.finishStopAsync();
+      return;
+    }
     try {
-      // Let a handler that called stop() on itself return first.
-      await undefined;
+      const exit = this.finalExit();
+      const r = this.terminateNow(exit);
+      if (r === undefined) this.finalize(exit);
+      else void this.finishTerminate(r, exit, this.shutdownMs === Infinity ? Infinity : performance.now() + this.shutdownMs);
+    } catch (err) {
+      this.stopFailed(err);
+    }
+  }
+
+  private finalExit(): ActorExit {
+    return this.lateCrash !== NO_CRASH ? { reason: this.lateCrash, crashed: true } : this.pendingExit!;
+  }
+
+  /** Calls terminate (if init succeeded and there is one); returns its promise if it returned one. */
+  private terminateNow(exit: ActorExit): PromiseLike<unknown> | undefined {
+    if (!this.initOk || typeof this.behavior.terminate !== 'function') return undefined;
+    let r: void | Promise<void> = undefined;
+    try {
+      r = this.behavior.terminate(exit.reason, this.ctx);
+    } catch (err) {
+      this.sys.logger.warn({ actor: this.name, err }, 'terminate threw');
+    }
+    return isThenable(r) ? r : undefined;
+  }
+
+  private async finishTerminate(r: PromiseLike<unknown>, exit: ActorExit, deadline: number): Promise<void> {
+    try {
+      const done = await settleWithin(r, deadline - performance.now(), (err) =>
+        this.sys.logger.warn({ actor: this.name, err }, 'terminate failed'),
+      );
+      if (!done) {
+        this.abandon('terminate');
+        return;
+      }
+      this.finalize(exit);
+    } catch (err) {
+      this.stopFailed(err);
+    }
+  }
+
+  private stopFailed(err: unknown): void {
+    this.sys.logger.error({ actor: this.name, err }, 'unexpected error while stopping an actor');
+    if (this.state !== STOPPED) this.finalize(this.pendingExit ?? { reason: err, crashed: true });
+  }
+
+  /** finishStop with a message (or init) in flight: waits for it, then terminates, all within shutdownMs. */
+  private async finishStopAsync(): Promise<void> {
+    try {
       const deadline = this.shutdownMs === Infinity ? Infinity : performance.now() + this.shutdownMs;
       if (this.busy) {
         const idle = new Promise<void>((resolve) => {
@@ -417,29 +504,12 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
           return;
         }
       }
-      let exit = this.pendingExit!;
-      if (this.lateCrash !== NO_CRASH) exit = { reason: this.lateCrash, crashed: true };
-      if (this.initOk && typeof this.behavior.terminate === 'function') {
-        let r: void | Promise<void> = undefined;
-        try {
-          r = this.behavior.terminate(exit.reason, this.ctx);
-        } catch (err) {
-          this.sys.logger.warn({ actor: this.name, err }, 'terminate threw');
-        }
-        if (isThenable(r)) {
-          const done = await settleWithin(r, deadline - performance.now(), (err) =>
-            this.sys.logger.warn({ actor: this.name, err }, 'terminate failed'),
-          );
-          if (!done) {
-            this.abandon('terminate');
-            return;
-          }
-        }
-      }
-      this.finalize(exit);
+      const exit = this.finalExit();
+      const r = this.terminateNow(exit);
+      if (r === undefined) this.finalize(exit);
+      else await this.finishTerminate(r, exit, deadline);
     } catch (err) {
-      this.sys.logger.error({ actor: this.name, err }, 'unexpected error while stopping an actor');
-      if (this.state !== STOPPED) this.finalize(this.pendingExit ?? { reason: err, crashed: true });
+      this.stopFailed(err);
     }
   }
 
@@ -463,7 +533,19 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.settleStart({ ok: false, error: new ActorStoppedError(this.name, exit.reason, 'was stopped before init finished') });
     }
     this.sys.exited(this);
-    this.exitListeners.fire(exit);
+    const parent = this.parent;
+    if (parent !== undefined) {
+      this.parent = undefined;
+      const entry = this.parentEntry;
+      this.parentEntry = undefined;
+      this.tellParent(parent, entry, exit);
+    }
+    this.exitListeners?.fire(exit);
+    const resolve = this.resolveStopped;
+    if (resolve !== undefined) {
+      this.resolveStopped = undefined;
+      resolve();
+    }
   }
 
   addTimer(ms: number, msg: M, repeat: boolean): () => void {
@@ -507,7 +589,7 @@ class Context<M, R> implements ActorContext<M, R> {
     return a.controller.signal;
   }
   stop(reason?: unknown): void {
-    void this.actor.stop(reason);
+    this.actor.requestStop(reason);
   }
   sendAfter(ms: number, msg: M): () => void {
     return this.actor.addTimer(ms, msg, false);

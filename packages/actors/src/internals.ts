@@ -17,12 +17,16 @@ export interface SystemInternals {
   /** A root supervisor gave up. */
   fatal(err: Error, supervisor: Supervisor): void;
   /** Creates, registers (when `register`) and starts an actor. Throws NameTakenError. */
-  spawnActor<M, R>(
-    behavior: Behavior<M, R>,
-    opts: { name: string | undefined; register: boolean; shutdownMs: number; root: boolean },
-  ): Actor<M, R>;
+  spawnActor<M, R>(behavior: Behavior<M, R>, name: string | undefined, register: boolean, shutdownMs: number, root: boolean): Actor<M, R>;
+  /** Runs `actor.finishStop()` on a microtask: one queue for the system instead of a promise per stopping actor. */
+  finishLater(actor: Actor): void;
   /** Creates and registers (when `register`) a supervisor; the caller starts it. Throws NameTakenError. */
   newSupervisor(spec: SupervisorSpec, opts: { name: string | undefined; register: boolean; root: boolean }): Supervisor;
+}
+
+/** Who an actor tells of its exit without a monitor: its supervisor (see Actor.link). */
+export interface ExitParent {
+  childExited(entry: any, inc: Actor, exit: ActorExit): void;
 }
 
 export interface Registered {
@@ -67,6 +71,19 @@ export class Slice {
   }
 }
 
+const settled = Promise.resolve();
+
+/**
+ * Runs `fn` on a microtask, as queueMicrotask does, in the same queue and order. Node's
+ * queueMicrotask makes an AsyncResource and a bound function per call, several times one job's
+ * worth of allocation on the per-job paths here (a mailbox's drain, the stop queue); a reaction
+ * on a settled promise is one small job. `fn` must not throw: a throw would surface as an
+ * unhandled rejection rather than an uncaught exception.
+ */
+export function microtask(fn: () => void): void {
+  void settled.then(fn);
+}
+
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
 }
@@ -100,9 +117,12 @@ export function validShutdownMs(value: unknown): value is number {
  */
 export class ExitListeners {
   private list: ExitListener[] | undefined = undefined;
-  private exit: ActorExit | undefined = undefined;
 
-  constructor(private readonly owner: { exitListenerThrew(err: unknown): void }) {}
+  /** `exit`: the owner has already exited (listeners added now are called on a microtask). */
+  constructor(
+    private readonly owner: { exitListenerThrew(err: unknown): void },
+    private exit: ActorExit | undefined = undefined,
+  ) {}
 
   add(listener: ExitListener): () => void {
     const exit = this.exit;

@@ -32,18 +32,27 @@ export function checkChildSpec(spec: ChildSpec, supervisor: string): void {
   if (typeof spec !== 'object' || spec === null) {
     throw new InvalidSpecError(`a child spec of supervisor "${supervisor}" is not an object; pass { id, start }`);
   }
-  checkName(spec.id, `child id in supervisor "${supervisor}"`);
-  const where = `child "${spec.id}" of supervisor "${supervisor}"`;
+  // The messages are built only on failure: a dynamic supervisor checks one spec per job it runs.
+  if (typeof spec.id !== 'string' || spec.id === '') checkName(spec.id, `child id in supervisor "${supervisor}"`);
   if (typeof spec.start !== 'function') {
-    throw new InvalidSpecError(`${where}: start must be a function returning a behavior or a supervisor spec`);
+    throw new InvalidSpecError(`${childWhere(spec, supervisor)}: start must be a function returning a behavior or a supervisor spec`);
   }
   if (spec.restart !== undefined && !RESTARTS.has(spec.restart)) {
-    throw new InvalidSpecError(`${where}: restart must be 'permanent', 'transient' or 'temporary', got ${JSON.stringify(spec.restart)}`);
+    throw new InvalidSpecError(
+      `${childWhere(spec, supervisor)}: restart must be 'permanent', 'transient' or 'temporary', got ${JSON.stringify(spec.restart)}`,
+    );
   }
   if (spec.shutdownMs !== undefined && !validShutdownMs(spec.shutdownMs)) {
-    throw new InvalidSpecError(`${where}: shutdownMs must be a number >= 0 or Infinity, got ${String(spec.shutdownMs)}`);
+    throw new InvalidSpecError(
+      `${childWhere(spec, supervisor)}: shutdownMs must be a number >= 0 or Infinity, got ${String(spec.shutdownMs)}`,
+    );
   }
-  if (spec.name !== undefined) checkName(spec.name, `${where}: name`);
+  if (spec.name !== undefined && (typeof spec.name !== 'string' || spec.name === ''))
+    checkName(spec.name, `${childWhere(spec, supervisor)}: name`);
+}
+
+function childWhere(spec: ChildSpec, supervisor: string): string {
+  return `child "${spec.id}" of supervisor "${supervisor}"`;
 }
 
 export function checkSupervisorSpec(spec: SupervisorSpec, supervisor: string): void {

@@ -1,6 +1,6 @@
 import type { Actor } from './actor.js';
 import { ActorStoppedError, ChildStartError, DuplicateChildError, InvalidSpecError, SupervisorGaveUpError } from './errors.js';
-import { ExitListeners, isThenable, settleWithin, type SystemInternals } from './internals.js';
+import { ExitListeners, isThenable, settleWithin, type ExitParent, type SystemInternals } from './internals.js';
 import {
   checkChildSpec,
   checkSupervisorSpec,
@@ -34,6 +34,7 @@ interface Child {
   /** The current incarnation; after a crash, the dead one until the restart replaces it. */
   ref: Actor | Supervisor | undefined;
   restarts: number;
+  /** How a nested supervisor is watched (a monitor); an actor is linked instead (Actor.link). */
   unmonitor: (() => void) | undefined;
   removed: boolean;
 }
@@ -55,7 +56,7 @@ export interface SupervisorOptions {
  * whose stop runs outside the chain so that one slow worker shutting down does not hold up every
  * other startChild of a dynamic supervisor.
  */
-export class Supervisor implements SupervisorRef {
+export class Supervisor implements SupervisorRef, ExitParent {
   readonly kind = 'supervisor' as const;
   readonly id: number;
   readonly name: string;
@@ -142,26 +143,50 @@ export class Supervisor implements SupervisorRef {
     }
   }
 
+  launchChild<S extends ChildSpec>(spec: S, onFailed: (err: unknown, spec: S) => void): void {
+    // Closures only on the paths that wait or fail: a child started synchronously costs none.
+    if (this.pendingOps > 0) {
+      this.enqueue(() => this.addChild(spec)).then(undefined, (err: unknown) => onFailed(err, spec));
+      return;
+    }
+    let started: ActorRef | SupervisorRef | Promise<ActorRef | SupervisorRef>;
+    try {
+      started = this.addChild(spec);
+    } catch (err) {
+      queueMicrotask(() => onFailed(err, spec));
+      return;
+    }
+    if (isThenable(started)) {
+      this.track(started);
+      started.then(undefined, (err: unknown) => onFailed(err, spec));
+    }
+  }
+
   /** startChild's operation: synchronous when the child's start is, else a promise. */
   private addChild(spec: ChildSpec): ActorRef | SupervisorRef | Promise<ActorRef | SupervisorRef> {
     if (this.state !== RUNNING) throw new ActorStoppedError(this.name, this.stopReason, 'is not running, so it cannot start a child');
     checkChildSpec(spec, this.name);
     if (this.byId.has(spec.id)) throw new DuplicateChildError(this.name, spec.id);
     const child: Child = { spec, ref: undefined, restarts: 0, unmonitor: undefined, removed: false };
-    const added = (): ActorRef | SupervisorRef => {
-      this.add(child);
-      return child.ref!;
-    };
     let starting: void | Promise<void>;
     try {
       starting = this.startIncarnation(child);
     } catch (err) {
       throw new ChildStartError(this.name, spec.id, err);
     }
-    if (!isThenable(starting)) return added();
-    return starting.then(added, (err: unknown) => {
-      throw new ChildStartError(this.name, spec.id, err);
-    });
+    if (!isThenable(starting)) {
+      this.add(child);
+      return child.ref!;
+    }
+    return starting.then(
+      () => {
+        this.add(child);
+        return child.ref!;
+      },
+      (err: unknown) => {
+        throw new ChildStartError(this.name, spec.id, err);
+      },
+    );
   }
 
   async terminateChild(id: string): Promise<boolean> {
@@ -254,7 +279,7 @@ export class Supervisor implements SupervisorRef {
     const name = spec.name ?? `${this.name}/${spec.id}`;
     const register = spec.name !== undefined;
     if (isBehavior(made)) {
-      const actor = this.sys.spawnActor(made, { name, register, shutdownMs: spec.shutdownMs ?? DEFAULT_SHUTDOWN_MS, root: false });
+      const actor = this.sys.spawnActor(made, name, register, spec.shutdownMs ?? DEFAULT_SHUTDOWN_MS, false);
       const startedNow = actor.startResultNow();
       if (startedNow?.ok) return this.watch(child, actor);
       return (startedNow ? Promise.resolve(startedNow) : actor.whenStarted()).then(async (started) => {
@@ -277,10 +302,20 @@ export class Supervisor implements SupervisorRef {
 
   private watch(child: Child, inc: Actor | Supervisor): void {
     child.ref = inc;
-    child.unmonitor = inc.monitor((exit) => this.childExited(child, inc, exit));
+    if (inc.kind === 'actor') inc.link(this, child);
+    else child.unmonitor = inc.monitor((exit) => this.childExited(child, inc, exit));
   }
 
-  private childExited(child: Child, inc: Actor | Supervisor, exit: ActorExit): void {
+  /** Stops reacting to the current incarnation's exit. */
+  private unwatch(child: Child): void {
+    const inc = child.ref;
+    if (inc?.kind === 'actor') inc.link(undefined, undefined);
+    child.unmonitor?.();
+    child.unmonitor = undefined;
+  }
+
+  /** @internal A watched incarnation has fully stopped (its link or monitor). */
+  childExited(child: Child, inc: Actor | Supervisor, exit: ActorExit): void {
     if (this.pendingOps > 0) {
       this.enqueueInternal(() => this.handleExit(child, inc, exit));
       return;
@@ -302,7 +337,10 @@ export class Supervisor implements SupervisorRef {
     const policy = child.spec.restart ?? 'permanent';
     const restart = policy === 'permanent' || (policy === 'transient' && exit.crashed);
     if (!restart) {
-      this.sys.logger.debug({ supervisor: this.name, child: child.spec.id, crashed: exit.crashed }, 'child exited; not restarted');
+      // A temporary child ending normally is a dynamic supervisor's everyday case (one per job): not logged.
+      if (exit.crashed || policy !== 'temporary') {
+        this.sys.logger.debug({ supervisor: this.name, child: child.spec.id, crashed: exit.crashed }, 'child exited; not restarted');
+      }
       this.remove(child);
       return;
     }
@@ -391,9 +429,8 @@ export class Supervisor implements SupervisorRef {
   private async stopChild(child: Child, reason: unknown): Promise<void> {
     const inc = child.ref;
     if (inc === undefined) return;
-    // Unmonitor first: an exit we asked for is not a crash to react to.
-    child.unmonitor?.();
-    child.unmonitor = undefined;
+    // Unwatch first: an exit we asked for is not a crash to react to.
+    this.unwatch(child);
     try {
       if (inc.kind === 'actor') {
         await inc.stop(reason); // the actor enforces its own shutdownMs

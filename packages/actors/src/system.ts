@@ -1,6 +1,6 @@
 import { Actor } from './actor.js';
 import { InvalidSpecError, NameTakenError, SystemStoppedError } from './errors.js';
-import { Slice, validShutdownMs, type Registered, type SystemInternals } from './internals.js';
+import { Slice, microtask, validShutdownMs, type Registered, type SystemInternals } from './internals.js';
 import { noopLogger, type Logger } from './logger.js';
 import { checkName, DEFAULT_SHUTDOWN_MS, isBehavior } from './spec.js';
 import { Supervisor } from './supervisor.js';
@@ -49,24 +49,41 @@ class System implements ActorSystem, SystemInternals {
     if (opts?.name !== undefined) checkName(opts.name, 'actor name');
     const shutdownMs = opts?.shutdownMs ?? DEFAULT_SHUTDOWN_MS;
     if (!validShutdownMs(shutdownMs)) throw new InvalidSpecError(`shutdownMs must be a number >= 0 or Infinity, got ${String(shutdownMs)}`);
-    return this.spawnActor(behavior, { name: opts?.name, register: opts?.name !== undefined, shutdownMs, root: true });
+    return this.spawnActor(behavior, opts?.name, opts?.name !== undefined, shutdownMs, true);
   }
 
-  spawnActor<M, R>(
-    behavior: Behavior<M, R>,
-    opts: { name: string | undefined; register: boolean; shutdownMs: number; root: boolean },
-  ): Actor<M, R> {
+  spawnActor<M, R>(behavior: Behavior<M, R>, name: string | undefined, register: boolean, shutdownMs: number, root: boolean): Actor<M, R> {
     const id = this.nextId();
-    const actor = new Actor<M, R>(this, behavior, {
-      id,
-      name: opts.name ?? `actor#${id}`,
-      registered: opts.register,
-      shutdownMs: opts.shutdownMs,
-    });
-    if (opts.register) this.register(actor.name, actor);
-    if (opts.root) this.roots.add(actor);
+    const actor = new Actor<M, R>(this, behavior, id, name ?? `actor#${id}`, register, shutdownMs);
+    if (register) this.register(actor.name, actor);
+    if (root) this.roots.add(actor);
     actor.start();
     return actor;
+  }
+
+  // Stops waiting for their microtask, in the order they began. Two arrays taken in turn: a stop
+  // that begins while the queue is being run waits for the next microtask, as it would on its own.
+  private finishing: Actor[] = [];
+  private finishingSpare: Actor[] = [];
+  private finishScheduled = false;
+  private readonly runFinishing = (): void => {
+    const list = this.finishing;
+    this.finishing = this.finishingSpare;
+    this.finishingSpare = list;
+    this.finishScheduled = false;
+    try {
+      for (let i = 0; i < list.length; i++) list[i]!.finishStop();
+    } finally {
+      list.length = 0;
+    }
+  };
+
+  finishLater(actor: Actor): void {
+    this.finishing.push(actor);
+    if (!this.finishScheduled) {
+      this.finishScheduled = true;
+      microtask(this.runFinishing);
+    }
   }
 
   async supervise(spec: SupervisorSpec, opts?: { name?: string }): Promise<SupervisorRef> {

@@ -119,6 +119,13 @@ export interface SupervisorRef {
   startChild<M, R>(spec: ChildSpec<M, R> & { start: () => Behavior<M, R> }): Promise<ActorRef<M, R>>;
   startChild(spec: ChildSpec & { start: () => SupervisorSpec }): Promise<SupervisorRef>;
   startChild(spec: ChildSpec): Promise<ActorRef | SupervisorRef>;
+  /**
+   * startChild for a caller that does not wait for the child: no promise is made for it (a node
+   * starts one worker per job this way). A start that fails calls `onFailed` with what startChild
+   * would have rejected with (ChildStartError, DuplicateChildError, ActorStoppedError) and the spec,
+   * never synchronously, so one shared callback serves every child.
+   */
+  launchChild<S extends ChildSpec>(spec: S, onFailed: (err: unknown, spec: S) => void): void;
   /** Stops the child and forgets its spec (it is not restarted). Resolves false if there was no such child. */
   terminateChild(id: string): Promise<boolean>;
   /** The current children in start order. */

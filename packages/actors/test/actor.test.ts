@@ -656,3 +656,37 @@ test('a handler that calls ctx.stop() and then throws ends as one crash, not two
   t.deepEqual(exits, [{ reason: boom, crashed: true }]);
   await system.shutdown();
 });
+
+test('ctx.stop() begins a stop no one awaits; a ref.stop() during it resolves only once terminate has finished and monitors fired', async (t) => {
+  const system = createSystem();
+  const order: string[] = [];
+  const slowTerminate = gate();
+  const ref = system.spawn({
+    handle(_msg: 'bye', ctx: ActorContext) {
+      ctx.stop('done');
+      order.push('handler returned');
+    },
+    async terminate(reason: unknown) {
+      order.push(`terminate ${String(reason)}`);
+      await slowTerminate.promise;
+      order.push('terminate finished');
+    },
+  });
+  ref.monitor((exit: ActorExit) => order.push(`monitor ${String(exit.reason)}`));
+  ref.cast('bye');
+  await waitFor(() => order.includes('terminate done'), 'terminate called');
+  t.false(ref.alive);
+  const stopped = ref.stop('again').then(() => order.push('stop resolved'));
+  await tick();
+  t.false(order.includes('stop resolved'), 'not before terminate finished');
+  slowTerminate.open();
+  await stopped;
+  t.deepEqual(order, ['handler returned', 'terminate done', 'terminate finished', 'monitor done', 'stop resolved']);
+  // Once stopped, stop() resolves at once and a late monitor still hears the exit.
+  await ref.stop();
+  const late: unknown[] = [];
+  ref.monitor((exit: ActorExit) => late.push(exit.reason));
+  await tick();
+  t.deepEqual(late, ['done']);
+  await system.shutdown();
+});

@@ -528,6 +528,47 @@ test('startChild returns the child ref once its init is done; terminateChild sto
   await system.shutdown();
 });
 
+test('launchChild starts a child without a promise; a failed start goes to onFailed with the spec, never synchronously', async (t) => {
+  const system = createSystem();
+  const log: string[] = [];
+  const sup = await system.supervise({ strategy: 'one_for_one', intensity: 0, children: [] });
+  const failures: { err: unknown; id: string }[] = [];
+  const onFailed = (err: unknown, spec: ChildSpec) => void failures.push({ err, id: spec.id });
+  // A synchronous start: the child is there when launchChild returns.
+  sup.launchChild({ id: 'ok', restart: 'temporary', start: () => ({ handle: (m: string) => `${m}!` }) }, onFailed);
+  t.is(await (sup.child('ok') as ActorRef<string, string>).call('ping'), 'ping!');
+  // An init that fails (after a delay), a duplicate id, a start() that throws: each reported once, after the call returned.
+  sup.launchChild({ id: 'bad', start: recorder(log, 'bad', { initMs: 5, failInit: () => true }).start }, onFailed);
+  sup.launchChild({ id: 'ok', start: () => ({ handle: () => 1 }) }, onFailed);
+  sup.launchChild(
+    {
+      id: 'throws',
+      start: () => {
+        throw new Error('no behavior');
+      },
+    },
+    onFailed,
+  );
+  t.deepEqual(failures, [], 'never reported inside launchChild');
+  await waitFor(() => failures.length === 3, 'three failures');
+  const byId = new Map(failures.map((f) => [f.id, f.err]));
+  t.true(byId.get('bad') instanceof ChildStartError);
+  t.true(byId.get('ok') instanceof DuplicateChildError);
+  t.true(byId.get('throws') instanceof ChildStartError);
+  t.deepEqual(
+    sup.children().map((c) => c.id),
+    ['ok'],
+  );
+  // The child's normal exit removes it, as for startChild.
+  await (sup.child('ok') as ActorRef).stop();
+  await waitFor(() => sup.children().length === 0, 'temporary child gone');
+  await sup.stop();
+  sup.launchChild({ id: 'late', start: () => ({ handle: () => 1 }) }, onFailed);
+  await waitFor(() => failures.length === 4, 'stopped supervisor reported');
+  t.true(failures[3]!.err instanceof ActorStoppedError);
+  await system.shutdown();
+});
+
 test('startChild whose init fails rejects with ChildStartError and leaves nothing behind', async (t) => {
   const system = createSystem();
   const log: string[] = [];

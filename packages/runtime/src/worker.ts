@@ -1,4 +1,4 @@
-import type { ActorContext, ActorRef, Behavior } from '@partita/actors';
+import type { ActorContext, ActorRef, Behavior, ChildSpec } from '@partita/actors';
 import {
   TimeoutError,
   UnstorableResultError,
@@ -32,37 +32,95 @@ export interface WorkerOptions {
  * crash of the actor; the mailbox only carries abort requests.
  */
 export function workerBehavior(options: WorkerOptions): Behavior<WorkerMsg, void> {
-  return new Attempt(options);
+  return new Attempt(options.job, options.definition, options.engine, options.logger, options.timeoutMs);
+}
+
+/** A worker's child spec, which carries its job: a failed start is reported for that job. */
+export type WorkerChild = ChildSpec<WorkerMsg, void> & { start: () => Behavior<WorkerMsg, void>; readonly job: ClaimedJob };
+
+/**
+ * The WorkerSupervisor's child spec for one job (temporary: a job's run is never restarted) that is
+ * also the worker's behavior: `start()` returns itself, so starting a worker makes no spec object,
+ * start closure or options object of its own.
+ */
+export function workerChild(
+  job: ClaimedJob,
+  definition: ResolvedJobDefinition,
+  engine: ActorRef<EngineMsg, unknown>,
+  logger: Logger,
+  timeoutMs: number,
+  shutdownMs: number,
+): WorkerChild {
+  const attempt = new Attempt(job, definition, engine, logger, timeoutMs);
+  attempt.shutdownMs = shutdownMs;
+  return attempt;
 }
 
 // Classes rather than closures: a node starts one of these per job, tens of thousands a second,
 // and an object whose methods live on its prototype is one small allocation instead of a dozen.
 
-/** One run of a job: the worker actor's behavior. */
+/** Attempts whose perform is due on the next microtask: one queued task for every worker started in a burst. */
+let due: Attempt[] = [];
+/** A reaction on it is a microtask without the AsyncResource that Node's queueMicrotask makes per call. */
+const settled = Promise.resolve();
+let dueSpare: Attempt[] = [];
+function runDue(): void {
+  const list = due;
+  due = dueSpare;
+  dueSpare = list;
+  for (let i = 0; i < list.length; i++) {
+    const attempt = list[i]!;
+    try {
+      attempt.run();
+    } catch (error) {
+      // run() catches perform's own errors; anything else fails this attempt only, not the others due.
+      attempt.fail(error);
+    }
+  }
+  list.length = 0;
+}
+
+/** One run of a job: the worker actor's behavior (and, started by an engine, its child spec). */
 class Attempt implements Behavior<WorkerMsg, void> {
   readonly ctx: RunContext;
+  shutdownMs: number | undefined = undefined;
   finished = false;
   aborted = false;
   abortReason: unknown = undefined;
   /** Created only when perform reads ctx.signal: most jobs never do, and one costs at this rate. */
   controller: AbortController | undefined = undefined;
   private timer: NodeJS.Timeout | undefined = undefined;
-  private self: ActorRef<WorkerMsg, void> | undefined = undefined;
+  private actx: ActorContext<WorkerMsg, void> | undefined = undefined;
   /** The attempt's OpenTelemetry span; undefined unless tracing is on. */
   private span: PerformSpan | undefined = undefined;
 
-  constructor(readonly options: WorkerOptions) {
+  constructor(
+    readonly job: ClaimedJob,
+    readonly definition: ResolvedJobDefinition,
+    readonly engine: ActorRef<EngineMsg, unknown>,
+    readonly logger: Logger,
+    readonly timeoutMs: number,
+  ) {
     this.ctx = new RunContext(this);
   }
 
+  // ChildSpec: the child's id is the job's; restart is on the prototype (below).
+  get id(): string {
+    return this.job.id;
+  }
+  declare readonly restart: 'temporary';
+  start(): this {
+    return this;
+  }
+
   init(actx: ActorContext<WorkerMsg, void>): void {
-    this.self = actx.self;
-    const { timeoutMs, job } = this.options;
+    this.actx = actx;
+    const { timeoutMs, job } = this;
     if (timeoutMs > 0) {
       this.timer = setTimeout(() => this.abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
     }
     // perform runs on a later microtask, never inside init.
-    queueMicrotask(() => this.run());
+    if (due.push(this) === 1) void settled.then(runDue);
   }
 
   handle(msg: WorkerMsg): void {
@@ -74,10 +132,10 @@ class Attempt implements Behavior<WorkerMsg, void> {
     if (!this.finished) this.abort(new Error('worker stopped'));
   }
 
-  private run(): void {
+  run(): void {
     if (this.finished) return;
     let returned: unknown;
-    const { definition, job } = this.options;
+    const { definition, job } = this;
     this.span = startPerformSpan(job);
     try {
       returned = this.span
@@ -118,6 +176,10 @@ class Attempt implements Behavior<WorkerMsg, void> {
     this.settle({ ok: true, result, json, aborted: undefined });
   }
 
+  fail(error: unknown): void {
+    this.settle({ ok: false, error, aborted: undefined });
+  }
+
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.aborted = true;
@@ -136,8 +198,9 @@ class Attempt implements Behavior<WorkerMsg, void> {
       this.ctx.logger.debug({ err: describeError(outcome.error).message }, 'attempt failed');
     }
     this.span?.end(outcome);
-    this.options.engine.cast({ t: 'done', job: this.options.job, outcome });
-    void this.self?.stop('normal');
+    this.engine.cast({ t: 'done', job: this.job, outcome });
+    // ctx.stop rather than self.stop: nobody waits for this stop, so no promise is made for it.
+    this.actx?.stop('normal');
   }
 }
 
@@ -150,7 +213,7 @@ class RunContext implements JobContext {
   private childLogger: Logger | undefined = undefined;
 
   constructor(private readonly run: Attempt) {
-    const { job } = run.options;
+    const { job } = run;
     this.id = job.id;
     this.partition = job.partition;
     this.queue = job.queue;
@@ -166,7 +229,7 @@ class RunContext implements JobContext {
     return run.controller.signal;
   }
   get logger(): Logger {
-    const { job, logger } = this.run.options;
+    const { job, logger } = this.run;
     return (this.childLogger ??= logger.child({ jobId: job.id, type: job.type, attempt: job.attempt }));
   }
   progress(value: unknown): void {
@@ -180,6 +243,8 @@ class RunContext implements JobContext {
       this.logger.warn({ err: describeError(error).message }, 'progress value dropped: it cannot be stored as JSON');
       return;
     }
-    run.options.engine.cast({ t: 'progress', id: run.options.job.id, value, json });
+    run.engine.cast({ t: 'progress', id: run.job.id, value, json });
   }
 }
+
+Object.defineProperty(Attempt.prototype, 'restart', { value: 'temporary', enumerable: true });

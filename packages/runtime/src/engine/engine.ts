@@ -30,7 +30,7 @@ import type { ActorContext, ActorRef, Behavior, SupervisorRef } from '@partita/a
 import { JobCancelledError, describeError } from '@partita/core';
 import type { ClaimedJob, NewJob, RateLimitOutcome } from '@partita/postgres';
 import type { ControlState } from '../global/global.js';
-import { workerBehavior, type WorkerMsg } from '../worker.js';
+import { workerChild, type WorkerChild, type WorkerMsg } from '../worker.js';
 import { Adverts } from './adverts.js';
 import { Claimer } from './claimer.js';
 import { ClaimGate } from './gate.js';
@@ -394,15 +394,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     q.running++;
     emit({ kind: 'started', job });
     const timeoutMs = job.timeoutMs ?? def.timeoutMs ?? 0;
-    workers
-      .startChild({
-        id: job.id,
-        restart: 'temporary',
-        shutdownMs: WORKER_SHUTDOWN_MS,
-        start: () => workerBehavior({ job, definition: def, engine: self, logger: log, timeoutMs }),
-      })
-      .catch((err: unknown) => self.cast({ t: 'done', job, outcome: { ok: false, error: err, aborted: undefined } }));
+    // Not awaited (no promise per job): a start that fails comes back as the job's outcome.
+    workers.launchChild(workerChild(job, def, self, log, timeoutMs, WORKER_SHUTDOWN_MS), workerStartFailed);
     return true;
+  }
+
+  function workerStartFailed(err: unknown, spec: WorkerChild): void {
+    self.cast({ t: 'done', job: spec.job, outcome: { ok: false, error: err, aborted: undefined } });
   }
 
   function onDone(job: ClaimedJob, outcome: WorkerOutcome): void {

@@ -1,0 +1,181 @@
+/**
+ * CPU and allocation of one node process per job, drain after drain: what `throughput`'s
+ * `cpuMsPerThousandJobs.bench` measures, without the bench's other work in the process and with the
+ * allocation sites the number comes from.
+ *
+ *   npx tsx bench/node-drain.ts [--jobs 20000] [--drains 6] [--heap 2] [--top 30] [--root <tree>] [--concurrency 32]
+ *
+ * One node (partition `bench`, queue `default`, a no-op `noop` job, NATS off, pool 10, as the bench's
+ * Partita system) in a fresh schema; per drain, `--jobs` jobs are enqueued with the queue stopped,
+ * then the queue is started and the drain lasts until the handler saw every job and `stopQueues`
+ * returned (every outcome recorded). Per drain: this process's CPU ms per 1,000 jobs and the 1-minute
+ * load. The last `--heap` drains run under V8's sampling heap profiler with objects the young and old
+ * collections freed included, so it reports every byte allocated (KB per job) and the functions that
+ * allocated them (self, summed over the drains sampled). The profiler costs CPU: read CPU from the
+ * drains before them.
+ *
+ * `--root <tree>` loads @partita/* from another built checkout (e.g. /work/base) for an A/B in the same
+ * minutes; stdout gets one JSON line per drain and one summary line.
+ */
+import { Session } from 'node:inspector/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+const JOBS = Number(arg('jobs', '20000'));
+const DRAINS = Number(arg('drains', '6'));
+const HEAP = Number(arg('heap', '2'));
+const TOP = Number(arg('top', '30'));
+const CONCURRENCY = Number(arg('concurrency', '32'));
+/** Writes a V8 CPU profile of the last drain before the heap-sampled ones (the drain only) to this file. */
+const CPU_PROFILE = arg('cpu-profile', '');
+const ROOT = resolve(arg('root', new URL('..', import.meta.url).pathname));
+
+const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
+const runtime = await load('runtime');
+const client = await load('client');
+const core = await load('core');
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+/** Self bytes per function (name + file:line), over the whole profile tree. */
+function bySite(node: ProfileNode, into: Map<string, number>): number {
+  const f = node.callFrame;
+  const file = f.url.replace(/^file:\/\//, '').replace(ROOT + '/', '');
+  const key = `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}`;
+  into.set(key, (into.get(key) ?? 0) + node.selfSize);
+  let total = node.selfSize;
+  for (const c of node.children) total += bySite(c, into);
+  return total;
+}
+
+const url = await resolvePostgresUrl((m) => process.stderr.write(m + '\n'));
+const schema = freshSchemaName('partita', 'nodedrain');
+const admin = new pg.Pool({ connectionString: url, max: 1 });
+const dataDir = mkdtempSync(join(tmpdir(), `partita-${schema}-`));
+let started = 0;
+let target = Infinity;
+let reached: (() => void) | undefined;
+const noop = runtime.defineJob({
+  type: 'noop',
+  queue: 'default',
+  perform: async () => {
+    if (++started >= target) reached?.();
+    return undefined;
+  },
+});
+const pgOptions = { connectionString: url, max: 10 };
+const c = await client.connect({ postgres: pgOptions, schema, nats: false, cluster: 'bench', jobs: [noop], logger: core.silentLogger() });
+const node = await runtime.startNode({
+  postgres: pgOptions,
+  schema,
+  nats: false,
+  dataDir,
+  cluster: 'bench',
+  logger: core.silentLogger(),
+  partitions: { bench: { queues: { default: { concurrency: CONCURRENCY } } } },
+  jobs: [noop],
+  engine: { pollMs: 1000 },
+  stoppedQueues: { bench: ['default'] },
+});
+const session = new Session();
+session.connect();
+const sites = new Map<string, number>();
+const cpus: number[] = [];
+const kbs: number[] = [];
+try {
+  for (let d = 0; d < DRAINS; d++) {
+    for (let i = 0; i < JOBS; i += 1000) {
+      await c.enqueueMany(
+        'bench',
+        Array.from({ length: Math.min(1000, JOBS - i) }, () => ({ type: 'noop', payload: {} })),
+      );
+    }
+    await admin.query(`VACUUM ANALYZE ${quoteIdent(schema)}.jobs`);
+    const heap = d >= DRAINS - HEAP;
+    const profiling = CPU_PROFILE !== '' && d === DRAINS - HEAP - 1;
+    if (profiling) {
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
+    if (heap) {
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
+    started = 0;
+    target = JOBS;
+    const done = new Promise<void>((r) => (reached = r));
+    const load1 = loadavg()[0]!;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await node.startQueues('bench', ['default']);
+    await done;
+    await node.stopQueues('bench', ['default']);
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPerK = (cpu.user + cpu.system) / 1000 / (JOBS / 1000);
+    if (profiling) {
+      const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: unknown };
+      writeFileSync(CPU_PROFILE, JSON.stringify(profile));
+    }
+    const line: Record<string, unknown> = { drain: d + 1, jobs: JOBS, ms: Math.round(ms), perSec: Math.round(JOBS / (ms / 1000)) };
+    line.cpuMsPerThousandJobs = Math.round(cpuPerK * 10) / 10;
+    line.load = Math.round(load1 * 10) / 10;
+    if (heap) {
+      const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: ProfileNode } };
+      const total = bySite(profile.head, sites);
+      line.kbPerJob = Math.round((total / JOBS / 1024) * 100) / 100;
+      line.profiled = true;
+      kbs.push(total / JOBS / 1024);
+    } else {
+      cpus.push(cpuPerK);
+    }
+    process.stdout.write(JSON.stringify(line) + '\n');
+    const left = await admin.query(`SELECT count(*)::int AS n FROM ${quoteIdent(schema)}.jobs`);
+    if (left.rows[0].n !== 0) throw new Error(`${left.rows[0].n} jobs left after the drain`);
+  }
+  const sorted = [...sites].sort((a, b) => b[1] - a[1]);
+  const all = sorted.reduce((n, [, v]) => n + v, 0);
+  const jobsSampled = JOBS * Math.min(HEAP, DRAINS);
+  if (jobsSampled > 0 && TOP > 0) {
+    for (const [k, v] of sorted.slice(0, TOP)) {
+      process.stderr.write(`${String(Math.round(v / jobsSampled)).padStart(6)} B/job ${((v / all) * 100).toFixed(1).padStart(5)}%  ${k}\n`);
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  // The first drain pays the JIT warm-up: the median is taken over the drains after it.
+  const warm = cpus.slice(1);
+  process.stdout.write(
+    JSON.stringify({
+      root: ROOT,
+      jobs: JOBS,
+      drains: DRAINS,
+      cpuMsPerThousandJobsMedianWarm: warm.length ? Math.round(med(warm)! * 10) / 10 : null,
+      cpuMsPerThousandJobsFirst: cpus.length ? Math.round(cpus[0]! * 10) / 10 : null,
+      kbPerJob: kbs.length ? Math.round((kbs.reduce((a, b) => a + b, 0) / kbs.length) * 100) / 100 : null,
+      load: loadavg().map((l) => Math.round(l * 10) / 10),
+    }) + '\n',
+  );
+} finally {
+  session.disconnect();
+  await node.stop({ graceMs: 5000 });
+  await c.close();
+  await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+  await admin.end();
+  rmSync(dataDir, { recursive: true, force: true });
+}
