@@ -305,3 +305,50 @@ test.serial('a call waiting on a workflow that another transaction finishes (and
   }
   t.is(await keep.getStatus(id), 0);
 });
+
+test.serial(
+  "indexes: a finished workflow's row in its day partition writes no search or expiry index entry; hookAll's lookup can use the open partition's search index",
+  async (t) => {
+    const { db, pool, keep } = await setup(t, 3_600_000);
+    const finished = await keep.pub('e.start', { n: 1 });
+    t.regex((await inTables(pool, db.schema, 'wf_workflows', [finished])).join(), /^wf_workflows_\d{8}:1$/);
+    const defs = async (table: string) =>
+      (
+        await pool.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname`, [db.schema, table])
+      ).rows.map((r) => r.indexdef as string);
+    const days = (
+      await pool.query(`SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^wf_workflows_\\d{8}$'`, [db.schema])
+    ).rows.map((r) => r.tablename as string);
+    t.true(days.length >= 8);
+    // Nothing reads a finished workflow by its search fields or its expiry: the sweep reads the open partition only.
+    for (const day of days)
+      t.deepEqual(
+        (await defs(day)).filter((d) => /gin|expire_at/.test(d)),
+        [],
+        day,
+      );
+    const open = await defs('wf_workflows_open');
+    t.true(
+      open.some((d) => /USING gin \(search jsonb_path_ops\) WHERE \(search <> '\{\}'::jsonb\)/.test(d)),
+      open.join('\n'),
+    );
+    t.true(
+      open.some((d) => /\(expire_at\) WHERE \(expire_at IS NOT NULL\)/.test(d)),
+      open.join('\n'),
+    );
+    // The partial index is usable by hooks_by_search: its text implies the index predicate.
+    const client = await pool.connect();
+    try {
+      await client.query('SET enable_seqscan = off');
+      await client.query('SET enable_nestloop = off');
+      const plan = (
+        await client.query(`EXPLAIN ${wfOps(db.schema).hooks_by_search.text}`, ['keep', 'w.go', JSON.stringify({ group: 'red' })])
+      ).rows
+        .map((r) => r['QUERY PLAN'] as string)
+        .join('\n');
+      t.regex(plan, /wf_workflows_open_search/, plan);
+    } finally {
+      client.release();
+    }
+  },
+);
