@@ -307,7 +307,7 @@ test.serial('a call waiting on a workflow that another transaction finishes (and
 });
 
 test.serial(
-  "indexes: a finished workflow's row in its day partition writes no search or expiry index entry; hookAll's lookup can use the open partition's search index",
+  "indexes: a finished workflow's row in its day partition writes no search or expiry index entry; hookAll's lookup can use the open partition's search index; step links are indexed by job id only",
   async (t) => {
     const { db, pool, keep } = await setup(t, 3_600_000);
     const finished = await keep.pub('e.start', { n: 1 });
@@ -335,6 +335,11 @@ test.serial(
     t.true(
       open.some((d) => /\(expire_at\) WHERE \(expire_at IS NOT NULL\)/.test(d)),
       open.join('\n'),
+    );
+    // Steps are found by job id only: a workflow's steps are reached through its records.
+    t.deepEqual(
+      (await defs('wf_steps')).map((d) => d.replace(/ ON .*? USING/, ' USING')),
+      ['CREATE UNIQUE INDEX wf_steps_pkey USING btree (job_id)'],
     );
     // The partial index is usable by hooks_by_search: its text implies the index predicate.
     const client = await pool.connect();

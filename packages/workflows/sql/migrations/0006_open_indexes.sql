@@ -9,3 +9,8 @@ DROP INDEX {{schema}}.wf_workflows_search;
 CREATE INDEX wf_workflows_open_search ON {{schema}}.wf_workflows_open USING gin (search jsonb_path_ops) WHERE search <> '{}'::jsonb;
 DROP INDEX {{schema}}.wf_workflows_expire;
 CREATE INDEX wf_workflows_open_expire ON {{schema}}.wf_workflows_open (expire_at) WHERE expire_at IS NOT NULL;
+-- * wf_steps by workflow served only the rare readers of a workflow's steps (interrupt's cancels,
+--   scrub, the sweep), yet every step wrote an entry (three per workflow of three steps): those
+--   readers now go from the workflow's records, whose key starts with its id, to the steps' job ids
+--   (a record holds the job id of its step while the step is linked).
+DROP INDEX {{schema}}.wf_steps_workflow;
