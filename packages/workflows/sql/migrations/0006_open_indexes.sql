@@ -1,12 +1,12 @@
--- Indexes that only the open partition's readers use move to that partition, so that rows in the
--- daily partitions (every finished workflow, written once by its finishing move) pay no entry in them:
--- * `search` serves `hookAll` (hooks_by_search), whose workflows wait on a hook, so are open; listings
---   compare fields with ->> and never used it. Only workflows started with searchable fields get an
---   entry: an empty `search` was a GIN entry (and a pending-list insert) per workflow and per move,
---   two per finished workflow, for a value no lookup asks for (hookAll always names a field).
--- * `expire_at` serves the row sweep, which reads only the open partition (expired_remove).
+-- Index entries no reader needs, which every workflow paid:
+-- * `search` (GIN) holds only workflows started with searchable fields: an empty `search` was an entry
+--   (a pending-list insert) per workflow at its insert and again at its finishing move, for a value no
+--   lookup asks for (hookAll and the dashboard's field filter always name a field; their statements
+--   say `search <> '{}'` so that plans can use the partial index).
+-- * `expire_at` serves the row sweep only, which reads only the open partition (expired_remove): it
+--   lives there alone, not in the daily partitions, where every finished workflow had an entry.
 DROP INDEX {{schema}}.wf_workflows_search;
-CREATE INDEX wf_workflows_open_search ON {{schema}}.wf_workflows_open USING gin (search jsonb_path_ops) WHERE search <> '{}'::jsonb;
+CREATE INDEX wf_workflows_search ON {{schema}}.wf_workflows USING gin (search jsonb_path_ops) WHERE search <> '{}'::jsonb;
 DROP INDEX {{schema}}.wf_workflows_expire;
 CREATE INDEX wf_workflows_open_expire ON {{schema}}.wf_workflows_open (expire_at) WHERE expire_at IS NOT NULL;
 -- * wf_steps by workflow served only the rare readers of a workflow's steps (interrupt's cancels,
