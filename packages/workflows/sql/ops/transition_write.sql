@@ -52,14 +52,14 @@ WITH staged_workflows AS (
   INSERT INTO {{schema}}.wf_steps (job_id, workflow_id, activity, dimension)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 ), updated AS (
-  -- The id list makes it index probes, as for the workflows below.
+  -- One key probe per record (a staged row is estimated at one row, so a nested loop); no id list
+  -- as for the workflows below: with one, each probe walked the whole list (quadratic in the batch).
   UPDATE {{schema}}.wf_activities_open AS a
   SET state = r.state, job_id = r.job_id, input = r.input, output = r.output, hook = r.hook, attempts = coalesce(r.attempts, 0),
       errors = coalesce(r.errors, '[]'), children_open = r.children_open, finished_at = CASE WHEN r.state = 'done' THEN now() END,
       entered = a.entered + coalesce(r.entered, 0)
   FROM staged r
   WHERE r.day IS NULL AND r.mode = 'u'
-    AND a.workflow_id = ANY (ARRAY(SELECT workflow_id FROM staged WHERE day IS NULL AND mode = 'u'))
     AND a.workflow_id = r.workflow_id AND a.activity = r.activity AND a.dimension = r.dimension
   RETURNING a.workflow_id, a.activity, a.dimension
 ), inserted AS (
