@@ -49,7 +49,7 @@ export interface AppOptions {
 
 export interface PubOptions {
   id?: string;
-  /** Searchable fields, GIN-indexed (hookAll, listings). */
+  /** Searchable fields (hookAll finds waiting workflows by them through a GIN index; listings filter by them). */
   search?: Record<string, string | number | boolean>;
   partition?: string;
   /**

@@ -184,8 +184,11 @@ interface Pending {
   runs: Map<string, Run>;
   /** Workflows started in this transaction and not written yet (their state comes from `workflows`). */
   inserts: Map<string, WorkflowRow>;
-  /** Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction. */
-  activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean }>;
+  /**
+   * Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction;
+   * `mode`: how its Run knows the stored record (see Run.modeOf).
+   */
+  activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode }>;
   /** Workflow rows to write, by id: the last state staged wins. */
   workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number; ended?: boolean; output?: unknown }>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
@@ -329,7 +332,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   if (p.activities.size > 0) {
     const fresh: unknown[] = [];
     const again: unknown[] = [];
-    for (const [k, { workflowId, record: r, entered }] of p.activities) {
+    for (const [k, { workflowId, record: r, entered, mode }] of p.activities) {
       // Empty fields are left out (undefined: JSON.stringify skips the key), which transition_write
       // reads as their defaults: a batch's records are most of the bytes a transition sends.
       const row = {
@@ -346,6 +349,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
         errors: r.errors && r.errors.length > 0 ? r.errors : undefined,
         children_open: r.children_open ?? undefined,
         entered: entered ? 1 : undefined,
+        mode,
       };
       // A new workflow's record written for the first time cannot conflict: a plain insert.
       if (p.created.has(workflowId) && !p.written.has(k)) {
@@ -416,9 +420,19 @@ export function conditionHolds(c: CompiledCondition | undefined, ctx: MappingCon
   return c.gate === 'or' ? results.some(Boolean) : results.every(Boolean);
 }
 
+/**
+ * How transition_write writes a record: `u` stored in the open partition (a plain update), `i` not
+ * stored (a plain insert), undefined not known (an upsert). An upsert's speculative insertion costs
+ * an index probe and a WAL record more than either (a lock record before an update, a confirmation
+ * after an insert), twice per worker step.
+ */
+type RecordMode = 'u' | 'i';
+
 /** One workflow inside one transaction: its row (locked) and activity records, changed in memory and written by flush(). */
 class Run {
   private readonly records = new Map<string, ActivityRecord>();
+  /** Records in the open partition: loaded while the workflow was open, or staged since. */
+  private readonly stored = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly enteredNow = new Set<string>();
   status: number;
@@ -437,6 +451,8 @@ class Run {
   ) {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
+    // An open workflow's records are all in the open partition; a finished one's may be in its day's.
+    if (this.status > 0) for (const k of this.records.keys()) this.stored.add(k);
     this.data = { ...(row.data ?? {}) };
     this.wasOpen = this.status > 0 || records.length === 0;
   }
@@ -450,7 +466,22 @@ class Run {
     if (!this.loadedDimensions || this.loadedDimensions.has(dimension)) return;
     this.loadedDimensions.add(dimension);
     const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension]]);
-    for (const r of records) if (!this.records.has(key(r.activity, r.dimension))) this.records.set(key(r.activity, r.dimension), r);
+    for (const r of records) {
+      const k = key(r.activity, r.dimension);
+      if (this.records.has(k)) continue;
+      this.records.set(k, r);
+      if (this.status > 0) this.stored.add(k);
+    }
+  }
+
+  /**
+   * How a record is written (RecordMode): known only while the workflow is open (then every record it
+   * has is in the open partition, and those of a loaded dimension are all in memory).
+   */
+  private modeOf(k: string, r: ActivityRecord): RecordMode | undefined {
+    if (this.status <= 0) return undefined;
+    if (this.stored.has(k)) return 'u';
+    return !this.loadedDimensions || this.loadedDimensions.has(r.dimension) ? 'i' : undefined;
   }
 
   /** How many records (passes) an activity has, those of dimensions not in memory counted in Postgres. */
@@ -835,11 +866,16 @@ class Run {
     const p = pendingOf(this.s);
     for (const k of this.dirty) {
       const staged = p.activities.get(`${this.row.id}\u0000${k}`);
+      const record = this.records.get(k)!;
+      // Staged before and not written yet: written as first decided (an insert stays one).
+      const mode = staged ? staged.mode : this.modeOf(k, record);
       p.activities.set(`${this.row.id}\u0000${k}`, {
         workflowId: this.row.id,
-        record: this.records.get(k)!,
+        record,
         entered: this.enteredNow.has(k) || (staged?.entered ?? false),
+        ...(mode ? { mode } : {}),
       });
+      if (this.status > 0) this.stored.add(k);
     }
     this.dirty.clear();
     this.enteredNow.clear();

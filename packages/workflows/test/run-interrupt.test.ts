@@ -140,3 +140,38 @@ test.serial('interrupt: descend, throw and code, self-interrupt seen by the pare
   await t.throwsAsync(intr.interrupt('c.start', b.grandchild, { code: 1.5 }), { instanceOf: ValidationError });
   t.true((await intr.getStatus(b.grandchild)) > 0);
 });
+
+test.serial(
+  'interrupt cancels the job of a step the workflow waits on (found through its records); scrub then leaves no step linked',
+  async (t) => {
+    const { node, db } = await workflowNode(t, 'wf_intr_nap', { concurrency: 2 });
+    const nap = app(node.client, 'nap');
+    await nap.deploy(`
+app:
+  id: nap
+  version: '1'
+  graphs:
+    - subscribes: n.start
+      activities:
+        t1: { type: trigger }
+        nap: { type: hook, sleep: 3600 }
+      transitions:
+        t1: [{ to: nap }]
+`);
+    await nap.activate('1');
+    const [id, other] = [await nap.pub('n.start', {}), await nap.pub('n.start', {})];
+    const jobOf = async (wf: string) => (await nap.export(wf)).activities.find((a) => a.activity === 'nap')!.jobId!;
+    const [job, otherJob] = [await jobOf(id), await jobOf(other)];
+    const linked = async (jobId: string) =>
+      Number((await db.pool.query(`SELECT count(*) AS n FROM "${db.schema}".wf_steps WHERE job_id = $1`, [jobId])).rows[0].n);
+    t.is(await linked(job), 1);
+    t.is((await node.client.job(job))?.state, 'scheduled');
+    t.true(await nap.interrupt('n.start', id));
+    await until('the sleeping step is cancelled', async () => (await node.client.job(job))?.state === 'cancelled', 10_000, 50);
+    // The other workflow's step is left alone.
+    t.is((await node.client.job(otherJob))?.state, 'scheduled');
+    t.is(await linked(otherJob), 1);
+    await nap.scrub(id);
+    t.is(await linked(job), 0);
+  },
+);

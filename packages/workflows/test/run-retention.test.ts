@@ -305,3 +305,49 @@ test.serial('a call waiting on a workflow that another transaction finishes (and
   }
   t.is(await keep.getStatus(id), 0);
 });
+
+test.serial(
+  "indexes: a workflow without searchable fields writes no search index entry, a finished one's row no expiry entry; hookAll's lookup can use the search index; step links are indexed by job id only",
+  async (t) => {
+    const { db, pool, keep } = await setup(t, 3_600_000);
+    const finished = await keep.pub('e.start', { n: 1 });
+    t.regex((await inTables(pool, db.schema, 'wf_workflows', [finished])).join(), /^wf_workflows_\d{8}:1$/);
+    const defs = async (table: string) =>
+      (
+        await pool.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY indexname`, [db.schema, table])
+      ).rows.map((r) => r.indexdef as string);
+    const days = (
+      await pool.query(`SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^wf_workflows_\\d{8}$'`, [db.schema])
+    ).rows.map((r) => r.tablename as string);
+    t.true(days.length >= 8);
+    // Search entries only for workflows with searchable fields; expiry entries only where the sweep reads (the open partition).
+    for (const table of [...days, 'wf_workflows_open']) {
+      const d = await defs(table);
+      t.deepEqual(
+        d.filter((x) => /gin/.test(x)).map((x) => x.replace(/^.* USING/, 'USING')),
+        ["USING gin (search jsonb_path_ops) WHERE (search <> '{}'::jsonb)"],
+        table,
+      );
+      t.is(d.filter((x) => /\(expire_at\) WHERE \(expire_at IS NOT NULL\)/.test(x)).length, table === 'wf_workflows_open' ? 1 : 0, table);
+    }
+    // Steps are found by job id only: a workflow's steps are reached through its records.
+    t.deepEqual(
+      (await defs('wf_steps')).map((d) => d.replace(/ ON .*? USING/, ' USING')),
+      ['CREATE UNIQUE INDEX wf_steps_pkey USING btree (job_id)'],
+    );
+    // The partial index is usable by hooks_by_search: its text implies the index predicate.
+    const client = await pool.connect();
+    try {
+      await client.query('SET enable_seqscan = off');
+      await client.query('SET enable_nestloop = off');
+      const plan = (
+        await client.query(`EXPLAIN ${wfOps(db.schema).hooks_by_search.text}`, ['keep', 'w.go', JSON.stringify({ group: 'red' })])
+      ).rows
+        .map((r) => r['QUERY PLAN'] as string)
+        .join('\n');
+      t.regex(plan, /wf_workflows_open_search/, plan);
+    } finally {
+      client.release();
+    }
+  },
+);

@@ -11,7 +11,8 @@ WHERE ($1::text IS NULL OR app_id = $1)
        OR ($2 = 'done' AND status = 0)
        OR ($2 = 'interrupted' AND status = -1000000000)
        OR ($2 = 'failed' AND status = -1000000001))
-  AND ($3::jsonb IS NULL OR search @> $3::jsonb OR search @> $4::jsonb)
+  -- `search <> '{}'`: implied by a field's match, and the predicate of the partial GIN index.
+  AND ($3::jsonb IS NULL OR ((search @> $3::jsonb OR search @> $4::jsonb) AND search <> '{}'::jsonb))
   AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::text))
 ORDER BY created_at DESC, id DESC
 LIMIT $7

@@ -10,7 +10,10 @@ WITH w AS (
 ), a AS (
   DELETE FROM {{schema}}.wf_activities a USING w WHERE a.expire_day = 'infinity' AND a.workflow_id = w.id
 ), st AS (
-  DELETE FROM {{schema}}.wf_steps s USING w WHERE s.workflow_id = w.id
+  -- By the records' job ids (wf_steps has no index by workflow): the statement's snapshot still
+  -- sees the records its part `a` deletes.
+  DELETE FROM {{schema}}.wf_steps s
+  WHERE s.job_id IN (SELECT r.job_id FROM {{schema}}.wf_activities r JOIN w ON r.workflow_id = w.id WHERE r.expire_day = 'infinity' AND r.job_id IS NOT NULL)
 ), h AS (
   DELETE FROM {{schema}}.wf_hooks h USING w WHERE h.workflow_id = w.id
 ), f AS (

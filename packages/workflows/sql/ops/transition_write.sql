@@ -6,7 +6,9 @@
 -- in seconds). A NULL parameter writes nothing of its kind. Every row is changed by one part only, so
 -- that the parts see the same snapshot (as parts of one statement do) changes nothing.
 --
--- Activity records (a key left out is its default: attempts 0, errors [], entered 0, the rest NULL):
+-- Activity records (a key left out is its default: attempts 0, errors [], entered 0, the rest NULL;
+-- `mode`: 'u' known stored in the open partition, a plain update; 'i' known not stored, a plain
+-- insert; absent, an upsert. A record marked 'u' that is not there after all is upserted, never lost):
 -- `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. First records
 -- ($7) cannot exist yet: a plain insert, without the conflict check (a fan-out writes thousands).
@@ -31,20 +33,51 @@ WITH staged_workflows AS (
     FROM unnest($9::text[], $10::int[]) AS s(id, expire) WHERE s.expire >= 0
   ) f WHERE f.day <> 'infinity'
 ), staged AS (
-  -- `ord`: the order records were staged in, which new records take their `seq` (start order) in.
+  -- `ord`: the order records were staged in, which new records take their `seq` (start order) in:
+  -- taken here, in that order, as new records are written by more than one part below.
   SELECT r.*, fin.day
-  FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
-                                                    input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int))
-       WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, ord)
+  FROM (
+    SELECT o.*, CASE WHEN o.mode IS DISTINCT FROM 'u' THEN nextval('{{schema}}.wf_activities_seq') END AS seq
+    FROM (
+      SELECT * FROM ROWS FROM (jsonb_to_recordset($5::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
+                                                                 input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int,
+                                                                 entered int, mode text))
+           WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
+                                mode, ord)
+      ORDER BY ord
+    ) o
+  ) r
   LEFT JOIN finishing fin ON fin.id = r.workflow_id
 ), steps AS (
   INSERT INTO {{schema}}.wf_steps (job_id, workflow_id, activity, dimension)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-), activities AS (
-  INSERT INTO {{schema}}.wf_activities_open AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, finished_at)
+), updated AS (
+  -- One key probe per record (a staged row is estimated at one row, so a nested loop); no id list
+  -- as for the workflows below: with one, each probe walked the whole list (quadratic in the batch).
+  UPDATE {{schema}}.wf_activities_open AS a
+  SET state = r.state, job_id = r.job_id, input = r.input, output = r.output, hook = r.hook, attempts = coalesce(r.attempts, 0),
+      errors = coalesce(r.errors, '[]'), children_open = r.children_open, finished_at = CASE WHEN r.state = 'done' THEN now() END,
+      entered = a.entered + coalesce(r.entered, 0)
+  FROM staged r
+  WHERE r.day IS NULL AND r.mode = 'u'
+    AND a.workflow_id = r.workflow_id AND a.activity = r.activity AND a.dimension = r.dimension
+  RETURNING a.workflow_id, a.activity, a.dimension
+), inserted AS (
+  INSERT INTO {{schema}}.wf_activities_open (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
+                                             entered, seq, finished_at)
   SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, coalesce(r.attempts, 0), coalesce(r.errors, '[]'),
-         r.children_open, coalesce(r.entered, 0), CASE WHEN r.state = 'done' THEN now() END
-  FROM staged r WHERE r.day IS NULL ORDER BY r.ord
+         r.children_open, coalesce(r.entered, 0), r.seq, CASE WHEN r.state = 'done' THEN now() END
+  FROM staged r WHERE r.day IS NULL AND r.mode = 'i'
+), activities AS (
+  INSERT INTO {{schema}}.wf_activities_open AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
+                                                  entered, seq, finished_at)
+  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, coalesce(r.attempts, 0), coalesce(r.errors, '[]'),
+         r.children_open, coalesce(r.entered, 0), coalesce(r.seq, nextval('{{schema}}.wf_activities_seq')), CASE WHEN r.state = 'done' THEN now() END
+  FROM staged r
+  WHERE r.day IS NULL
+    AND (r.mode IS NULL
+         OR r.mode = 'u' AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.workflow_id = r.workflow_id AND u.activity = r.activity AND u.dimension = r.dimension))
+  ORDER BY r.ord
   ON CONFLICT (workflow_id, activity, dimension, expire_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
@@ -71,7 +104,7 @@ WITH staged_workflows AS (
          CASE WHEN r.workflow_id IS NULL THEN m.errors ELSE coalesce(r.errors, '[]') END,
          CASE WHEN r.workflow_id IS NULL THEN m.children_open ELSE r.children_open END,
          coalesce(m.entered, 0) + coalesce(r.entered, 0),
-         coalesce(m.seq, nextval('{{schema}}.wf_activities_seq')),
+         coalesce(m.seq, r.seq, nextval('{{schema}}.wf_activities_seq')),
          coalesce(m.started_at, now()),
          CASE WHEN r.workflow_id IS NULL THEN m.finished_at WHEN r.state = 'done' THEN now() END,
          coalesce(r.day, m.day)

@@ -1,0 +1,119 @@
+/**
+ * How transition_write writes activity records: a step's transition updates the record of the step
+ * that finished and inserts the next one's, each with a plain statement (no upsert, whose speculative
+ * insertion costs an index probe and a WAL record more per record); a record marked stored that is
+ * not there is still written (upserted), never lost.
+ */
+import test from 'ava';
+import pg from 'pg';
+import { defineJob } from '@partita/runtime';
+import { until } from '../../../test/helpers/index.js';
+import { app } from '../src/index.js';
+import { wfOps } from '../src/db.js';
+import { workflowNode } from './helpers.js';
+
+const APP = `
+app:
+  id: modes
+  version: '1'
+  graphs:
+    - subscribes: m.start
+      activities:
+        t1: { type: trigger }
+        w1: { type: worker, topic: m.noop }
+        w2: { type: worker, topic: m.noop }
+        wait: { type: hook }
+      transitions:
+        t1: [{ to: w1 }]
+        w1: [{ to: w2 }]
+        w2: [{ to: wait }]
+      hooks:
+        m.go:
+          - to: wait
+            conditions: { match: [{ expected: '{$job.metadata.jid}', actual: '{$self.hook.data.id}' }] }
+`;
+
+type Staged = { workflow_id: string; activity: string; state: string; mode?: string };
+
+test.serial("a step's transition updates the finished step's record and inserts the next one's, without an upsert", async (t) => {
+  // The records every transition_write of this process sends.
+  const sent: Staged[][] = [];
+  const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+  (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+    const config = args[0] as { name?: string; values?: unknown[] } | undefined;
+    if (config?.name?.startsWith('wf_transition_write') && typeof config.values?.[4] === 'string')
+      sent.push(JSON.parse(config.values[4] as string) as Staged[]);
+    return original.apply(this, args);
+  };
+  t.teardown(() => {
+    (pg.Client.prototype as unknown as { query: unknown }).query = original;
+  });
+
+  const { db, node } = await workflowNode(t, 'wf_modes', {
+    concurrency: 2,
+    pollMs: 50,
+    jobs: [defineJob({ type: 'm.noop', perform: () => null })],
+  });
+  const modes = app(node.client, 'modes');
+  await modes.deploy(APP);
+  await modes.activate('1');
+  const wf = await modes.pub('m.start', {});
+  await until(
+    'it waits at its hook',
+    async () => (await modes.export(wf)).activities.some((a) => a.activity === 'wait' && a.state === 'waiting'),
+    30_000,
+    50,
+  );
+  const mine = sent.flat().filter((r) => r.workflow_id === wf);
+  const of = (activity: string, state: string) => mine.filter((r) => r.activity === activity && r.state === state).map((r) => r.mode);
+  t.deepEqual(of('w1', 'done'), ['u']);
+  t.deepEqual(of('w2', 'running'), ['i']);
+  t.deepEqual(of('w2', 'done'), ['u']);
+  t.deepEqual(of('wait', 'waiting'), ['i']);
+  t.deepEqual(
+    (await modes.export(wf)).activities.map((a) => [a.activity, a.state]),
+    [
+      ['t1', 'done'],
+      ['w1', 'done'],
+      ['w2', 'done'],
+      ['wait', 'waiting'],
+    ],
+  );
+
+  // The statement itself: 'u' and 'i' records take no conflict path; a 'u' record that is not stored is inserted.
+  const records = [
+    { workflow_id: wf, activity: 'w1', dimension: '', type: 'worker', state: 'done', entered: 1, mode: 'u' },
+    { workflow_id: wf, activity: 'extra', dimension: '', type: 'worker', state: 'running', entered: 1, mode: 'i' },
+    { workflow_id: wf, activity: 'ghost', dimension: '', type: 'worker', state: 'running', entered: 1, mode: 'u' },
+  ];
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const params = [null, null, null, null, JSON.stringify(records), null, null, null, null, null];
+    const [{ 'QUERY PLAN': plan }] = (
+      await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${wfOps(db.schema).transition_write.text}`, params)
+    ).rows as { 'QUERY PLAN': unknown[] }[];
+    const upserts: Record<string, unknown>[] = [];
+    const walk = (n: Record<string, unknown>): void => {
+      if (n['Conflict Resolution'] === 'UPDATE') upserts.push(n);
+      for (const c of (n['Plans'] as Record<string, unknown>[] | undefined) ?? []) walk(c);
+    };
+    walk((plan[0] as { Plan: Record<string, unknown> }).Plan);
+    t.is(upserts.length, 1);
+    t.like(upserts[0], { 'Conflicting Tuples': 0, 'Tuples Inserted': 1 });
+    const rows = (
+      await client.query(`SELECT activity, state, entered FROM "${db.schema}".wf_activities WHERE workflow_id = $1 ORDER BY seq`, [wf])
+    ).rows.map((r) => [r.activity, r.state, r.entered]);
+    t.deepEqual(rows, [
+      ['t1', 'done', 1],
+      ['w1', 'done', 2],
+      ['w2', 'done', 1],
+      ['wait', 'waiting', 1],
+      ['extra', 'running', 1],
+      ['ghost', 'running', 1],
+    ]);
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+});
