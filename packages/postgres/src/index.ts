@@ -46,7 +46,7 @@ export { migrate, type MigrateOptions, type PluginMigrations } from './migrate.j
 export { loadOpsFrom, loadMigrationsFrom, type Migration } from './sql.js';
 export { assertSchemaName } from './template.js';
 export { loadOps, OP_NAMES, runOp, type OpName, type Statement } from './ops.js';
-export { inTransaction } from './transaction.js';
+export { inTransaction, TransactionRolledBackError, type StatementConfig, type TransactionTail } from './transaction.js';
 export {
   ENGINE_STORE,
   GLOBAL_STORE,

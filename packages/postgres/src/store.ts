@@ -5,7 +5,7 @@ import { assertSchemaName } from './template.js';
 import { loadOps } from './ops.js';
 import type { StoreContext } from './context.js';
 import { notifyChannel } from './notices.js';
-import { inTransaction } from './transaction.js';
+import { inTransaction, type StatementConfig } from './transaction.js';
 import type { ClientStore, EngineStore, GlobalStore, AdminStore } from './ports.js';
 import * as enqueueOps from './jobs/enqueue.js';
 import * as claimOps from './jobs/claim.js';
@@ -76,6 +76,13 @@ export interface Tx {
    * was stored queued, for a claim once the queue runs again; do not start it.
    */
   enqueueLeased(jobs: NewJob[], nodeId: string, leaseMs: number): Promise<LeasedOutcome[]>;
+  /**
+   * Sends the transaction's last statement (a prepared one; `{{schema}}` is not expanded) and queues
+   * COMMIT right behind it when the function given to withTransaction returns, without waiting for
+   * its answer: one round trip fewer per transaction. Only for a write whose answer nothing waits for
+   * before the commit; if it fails, the transaction rolls back and rejects with its error.
+   */
+  sendLast<R extends pg.QueryResultRow = any>(statement: StatementConfig): Promise<R[]>;
 }
 
 /**
@@ -180,9 +187,10 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
    * rolls everything back and rejects with it.
    */
   async withTransaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return inTransaction(this.pool, (client) =>
+    return inTransaction(this.pool, (client, tail) =>
       fn({
         client,
+        sendLast: (statement) => tail.send(statement),
         query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
           (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
         enqueue: (jobs) =>

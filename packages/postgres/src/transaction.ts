@@ -1,11 +1,43 @@
 import type pg from 'pg';
 
+/** A statement as pg takes it (a prepared one: name, text and values). */
+export type StatementConfig = pg.QueryConfig;
+
+/**
+ * Statements a transaction's function leaves on the wire when it returns: COMMIT is queued right
+ * behind them instead of after their answers (pipelined, one round trip fewer: the server runs the
+ * COMMIT as soon as the last statement is done, without waiting for the client to hear of it).
+ */
+export interface TransactionTail {
+  /**
+   * Sends `statement` now and answers with its rows. Only for a statement whose answer nothing in
+   * the transaction waits for before committing (the last write). If it fails, the COMMIT behind it
+   * is answered with a rollback and the transaction rejects with its error; never reported
+   * committed. A function that awaits it anyway gets the same answer.
+   */
+  send<R extends pg.QueryResultRow = any>(statement: StatementConfig): Promise<R[]>;
+}
+
+/** COMMIT was answered with a rollback: a statement of the transaction failed and its error was not awaited. */
+export class TransactionRolledBackError extends Error {
+  constructor() {
+    super(
+      'the transaction was rolled back at COMMIT: one of its statements failed (its error was not awaited); the whole transaction is undone, run it again',
+    );
+    this.name = 'TransactionRolledBackError';
+  }
+}
+
+/** A statement refused because its transaction had already failed: the error that matters came before it. */
+const IN_FAILED_TRANSACTION = '25P02';
+
 /**
  * Runs `fn` in one transaction on a connection of `pool`: BEGIN, then COMMIT when it resolves, or
  * ROLLBACK and its rejection when it throws. Every hand-made transaction of the packages goes
- * through here, so each gets the same care of a connection that dies inside it.
+ * through here, so each gets the same care of a connection that dies inside it. `tail.send` leaves
+ * a last statement on the wire for the COMMIT to follow without waiting for its answer.
  */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient, tail: TransactionTail) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: unknown;
   // A connection that dies between two statements of the transaction (while `fn` awaits something
@@ -19,22 +51,59 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
   const pipelined = client as unknown as { pipeline?: boolean };
   const canPipeline = typeof pipelined.pipeline === 'boolean';
   if (canPipeline) pipelined.pipeline = true;
+  /** The tail's statements in wire order, and the first of them that failed. */
+  const sent: Promise<unknown>[] = [];
+  let tailError: { err: unknown } | undefined;
+  let closing = false;
+  const tail: TransactionTail = {
+    send: <R extends pg.QueryResultRow>(statement: StatementConfig) => {
+      // After COMMIT was queued it would run outside the transaction: a caller's bug, refused loudly.
+      if (closing) return Promise.reject(new Error('a statement was sent on a transaction that was already committing'));
+      const result = client.query<R>(statement);
+      result.catch((err: unknown) => void (tailError ??= { err }));
+      sent.push(result);
+      const answer = result.then((r) => r.rows);
+      answer.catch(() => undefined);
+      return answer;
+    },
+  };
   try {
     const began = client.query('BEGIN');
     // Heard now (a failed BEGIN must not be an unhandled rejection while `fn` runs), thrown below.
     began.catch(() => undefined);
     if (!canPipeline) await began;
-    const value = await fn(client);
+    const value = await fn(client, tail);
+    closing = true;
+    if (sent.length > 0) {
+      // A statement pg could not even send (its values did not serialize) fails on the next tick,
+      // unsent: the COMMIT must not go out without it. One tick lets such a failure be heard.
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      if (tailError) throw tailError.err;
+    }
+    const commit = client.query('COMMIT');
+    commit.catch(() => undefined);
     // A BEGIN that failed left `fn`'s statements outside any transaction: never report it committed.
     await began;
-    await client.query('COMMIT');
-    return value;
+    const committed = await commit.catch((err: unknown) => ({ command: undefined, err }));
+    if (committed.command === 'COMMIT') return value;
+    // A statement that failed aborts the transaction, and the server answers COMMIT with ROLLBACK
+    // (no error): the tail's failure, or one whose rejection `fn` did not await. The tail's answers
+    // came before the COMMIT's, but their rejections may not have been heard yet.
+    await Promise.allSettled(sent);
+    if (tailError) throw tailError.err;
+    throw 'err' in committed ? committed.err : new TransactionRolledBackError();
   } catch (err) {
-    // A connection that cannot even roll back is not given back to the pool for reuse.
+    // A connection that cannot even roll back is not given back to the pool for reuse. After a
+    // COMMIT answered with a rollback there is no transaction left; the server only warns.
     await client.query('ROLLBACK').catch((rollbackErr: unknown) => (broken = rollbackErr));
+    await Promise.allSettled(sent);
+    // A statement `fn` awaited after a tail statement failed is refused as in a failed transaction:
+    // the tail's error (earlier on the wire) is the one that says why.
+    if (tailError && (err as { code?: unknown } | null)?.code === IN_FAILED_TRANSACTION) throw tailError.err;
     throw err;
   } finally {
-    // Every statement of the transaction has been answered here: the connection goes back plain.
+    // Every statement of the transaction has been answered here (ROLLBACK or COMMIT came after
+    // them): the connection goes back plain.
     if (canPipeline) pipelined.pipeline = false;
     client.off('error', onError);
     client.release(broken instanceof Error ? broken : undefined);

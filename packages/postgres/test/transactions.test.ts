@@ -75,3 +75,89 @@ test('more concurrent enqueuing transactions than pool connections on a fresh st
     await close();
   }
 });
+
+test('a last statement sent behind which COMMIT is queued (tx.sendLast) commits with the rest; if it fails the whole transaction rolls back and rejects with its error', async (t) => {
+  const { db, store, close } = await setup();
+  try {
+    await db.pool.query(`CREATE TABLE "${db.schema}".tail_t (id int PRIMARY KEY)`);
+    const insert = (id: number) => ({
+      name: `tail_t_insert_${db.schema}`,
+      text: `INSERT INTO "${db.schema}".tail_t (id) VALUES ($1)`,
+      values: [id],
+    });
+    const rows = async () => (await db.pool.query(`SELECT id FROM "${db.schema}".tail_t ORDER BY id`)).rows.map((r) => r.id as number);
+    const jobs = async () => Number((await db.pool.query(`SELECT count(*) AS n FROM "${db.schema}".jobs WHERE type = 'tail'`)).rows[0].n);
+
+    // Not awaited by the function: COMMIT follows it on the wire, and the rows are there once it resolves.
+    await store.withTransaction(async (tx) => {
+      await tx.enqueue([{ partition: 'p', type: 'tail' }]);
+      await tx.query(`INSERT INTO {{schema}}.tail_t (id) VALUES (1)`);
+      void tx.sendLast(insert(2));
+    });
+    t.deepEqual(await rows(), [1, 2]);
+    t.is(await jobs(), 1);
+
+    // The last statement fails (a duplicate key) after the function returned: everything before it in
+    // the transaction is undone, and the rejection is the statement's own error, not a bare rollback.
+    const err = await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        await tx.enqueue([{ partition: 'p', type: 'tail' }]);
+        await tx.query(`INSERT INTO {{schema}}.tail_t (id) VALUES (3)`);
+        void tx.sendLast(insert(1));
+        return 'reported committed';
+      }),
+    );
+    t.is((err as { code?: string }).code, '23505', String(err));
+    t.deepEqual(await rows(), [1, 2], 'the earlier insert rolled back');
+    t.is(await jobs(), 1, 'the enqueue rolled back');
+
+    // A statement awaited after a failed last statement is refused as in a failed transaction; the
+    // error that surfaces is still the one that said why.
+    const again = await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        void tx.sendLast(insert(2));
+        await tx.query(`INSERT INTO {{schema}}.tail_t (id) VALUES (4)`);
+      }),
+    );
+    t.is((again as { code?: string }).code, '23505');
+    t.deepEqual(await rows(), [1, 2]);
+
+    // A failure whose rejection the function swallowed: the server answers COMMIT with ROLLBACK,
+    // and the transaction is not reported committed.
+    const swallowed = await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        await tx.query(`INSERT INTO {{schema}}.tail_t (id) VALUES (5)`);
+        await tx.query(`INSERT INTO {{schema}}.tail_t (id) VALUES (1)`).catch(() => undefined);
+      }),
+    );
+    t.is(swallowed?.name, 'TransactionRolledBackError');
+    t.deepEqual(await rows(), [1, 2]);
+
+    // A statement pg cannot even send (a value that does not serialize): the COMMIT does not go out
+    // without it.
+    const unsent = await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        await tx.query(`INSERT INTO {{schema}}.tail_t (id) VALUES (6)`);
+        // Unnamed: pg caches a named statement as prepared even when its values fail to serialize.
+        void tx.sendLast({
+          text: `INSERT INTO "${db.schema}".tail_t (id) VALUES ($1)`,
+          values: [
+            {
+              toPostgres() {
+                throw new Error('cannot serialize');
+              },
+            },
+          ],
+        });
+      }),
+    );
+    t.is(unsent?.message, 'cannot serialize');
+    t.deepEqual(await rows(), [1, 2]);
+
+    // The connections went back clean: the pool still runs transactions.
+    await Promise.all(Array.from({ length: 12 }, (_, i) => store.withTransaction(async (tx) => void tx.sendLast(insert(10 + i)))));
+    t.is((await rows()).length, 14);
+  } finally {
+    await close();
+  }
+});

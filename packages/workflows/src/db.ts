@@ -73,6 +73,12 @@ export interface Queryable {
 export interface Db {
   run<R = any>(op: WfOp, params: unknown[]): Promise<R[]>;
   enqueue(jobs: NewJob[]): Promise<EnqueueOutcome[]>;
+  /**
+   * The transaction's last statement: sent now, and the COMMIT follows it on the wire without
+   * waiting for its answer (tx.sendLast). Absent where the caller must hear its failure before
+   * anything else is sent (under a savepoint).
+   */
+  runLast?(op: WfOp, params: unknown[]): Promise<unknown>;
 }
 
 /**
@@ -85,6 +91,7 @@ export function txDb(tx: Tx & { enqueueHere?: Tx['enqueue'] }, ops: WfOps): Db {
   return {
     run: async (op, params) => (await tx.client.query({ name: ops[op].name, text: ops[op].text, values: params })).rows,
     enqueue,
+    runLast: (op, params) => tx.sendLast({ name: ops[op].name, text: ops[op].text, values: params }),
   };
 }
 

@@ -377,18 +377,16 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   let written: Promise<unknown> | undefined;
   if (links || activities || workflows || firstActivities || fanin || settleIds) {
     const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
-    written = s.db.run('transition_write', [
-      ids,
-      workflowIds,
-      activityIds,
-      dimensions,
-      activities,
-      workflows,
-      firstActivities,
-      fanin,
-      settleIds,
-      settleExpires,
-    ]);
+    const params = [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin, settleIds, settleExpires];
+    // The entry point's last write: the COMMIT goes on the wire behind it rather than after its
+    // answer (a round trip of every transition and pub). The statements before it are still awaited:
+    // an enqueue may send more statements once it is answered, and those must precede the COMMIT.
+    if (publish && s.db.runLast) {
+      s.db.runLast('transition_write', params).catch(() => undefined);
+      await inOrder(inserted, enqueued);
+      return;
+    }
+    written = s.db.run('transition_write', params);
   }
   await inOrder(inserted, enqueued, written);
 }
@@ -1504,7 +1502,9 @@ export async function finishStepJobsOrFail(
   jobs: StepJobOutcome[],
 ): Promise<void> {
   const attempt = async (batch: StepJobOutcome[], body: (scope: Scope) => Promise<void>): Promise<unknown> => {
-    const scope: Scope = { ...s, effects: newEffects() };
+    // Under a savepoint every statement is awaited: a failure must be heard before RELEASE is sent.
+    const { runLast: _runLast, ...awaited } = s.db;
+    const scope: Scope = { ...s, db: awaited, effects: newEffects() };
     await tx.client.query('SAVEPOINT wf_transition');
     try {
       await body(scope);
@@ -1521,14 +1521,29 @@ export async function finishStepJobsOrFail(
     return undefined;
   };
   if (!jobs.some((j) => suspects.has(j.id))) {
+    const suspect = (err: unknown) => {
+      if (transient(err)) return;
+      if (suspects.size > MAX_SUSPECTS) suspects.clear();
+      for (const j of jobs) suspects.add(j.id);
+    };
+    // The last write's failure reaches the engine through the COMMIT, after this returned: the
+    // batch is marked when it fails, before the engine writes it again.
+    const runLast = s.db.runLast;
+    const db: Db = runLast
+      ? {
+          ...s.db,
+          runLast: (op, params) => {
+            const answer = runLast(op, params);
+            answer.catch(suspect);
+            return answer;
+          },
+        }
+      : s.db;
     try {
-      await finishStepJobs(s, jobs);
+      await finishStepJobs({ ...s, db }, jobs);
       return;
     } catch (err) {
-      if (!transient(err)) {
-        if (suspects.size > MAX_SUSPECTS) suspects.clear();
-        for (const j of jobs) suspects.add(j.id);
-      }
+      suspect(err);
       throw err;
     }
   }

@@ -83,6 +83,13 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const queueStops: { queues: Set<string>; deadline: number; forced: boolean; ids: Set<string>; done: () => void }[] = [];
   /** The poll booked for when a throttled engine may claim again. */
   let throttleTimer: (() => void) | undefined;
+  /**
+   * A claim put off until the outcome writes of finished jobs with a continuation are done: the
+   * continuation may hand the queue its follow-up (enqueueHere), so a queue that looks idle when such
+   * a job ends is busy again once its outcome commits. Claimed at once, an idle node sent a claim
+   * that found nothing after every workflow step, ahead of the step's own transition.
+   */
+  let claimAfterWrite = false;
   /** The poll booked for when a rate-limited queue's bucket has a token again. */
   let rateTimer: { at: number; cancel: () => void } | undefined;
 
@@ -420,8 +427,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     scheduleFlush();
     dispatch();
     if (draining) checkDrained();
+    else if (!window.backlogLikely && continues(job)) claimAfterWrite = true;
     else maybeClaim();
     checkQueueStops();
+  }
+
+  /** Its final outcome goes through a continuation run here (which may hand this engine a follow-up). */
+  function continues(job: ClaimedJob): boolean {
+    return (job.continuation != null && continuations.marked(job.continuation) !== undefined) || continuations.of(job.type) !== undefined;
   }
 
   function abortJob(id: string, why: AbortCause): void {
@@ -497,13 +510,17 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const freed = claimableQueues(batch, !continuations.empty);
     if (freed.length) options.claimable?.(freed);
     checkQueueStops();
+    // Still put off while outcomes of such jobs wait for their write or are being written (a
+    // follow-up ran and ended while this one was written): the claim comes after the last of them.
+    const putOff = claimAfterWrite && ![outcomes.pending, outcomes.inflight].some((b) => b?.completions.some((c) => continues(c.job)));
+    if (putOff) claimAfterWrite = false;
     if (draining) {
       if (!unwritten) checkDrained();
     } else if (freed.length) {
       // Handed-back jobs, and jobs the claim skipped for keys that are free in Postgres now.
       window.backlogLikely = true;
       maybeClaim();
-    }
+    } else if (putOff) maybeClaim();
   }
 
   // ── Stopping and controls ───────────────────────────────────────────────────────────────────

@@ -317,6 +317,7 @@ export class OutcomeWriter {
         query: outer.query.bind(outer),
         enqueue,
         enqueueLeased: outer.enqueueLeased.bind(outer),
+        sendLast: outer.sendLast.bind(outer),
         enqueueHere: async (jobs) => {
           if (!here) return enqueue(jobs);
           const mine: NewJob[] = [];
