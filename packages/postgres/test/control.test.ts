@@ -2,7 +2,7 @@
  * Pause/throttle changes made in Postgres (one change on the row as it is, never a whole state
  * over another writer's), and the notifications nodes LISTEN for.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { JobStore, Notices, notifyChannel, parseNotice, type Notice } from '@partita/postgres';
 import { freshSchema } from '../../../test/helpers/index.js';
 
@@ -75,18 +75,24 @@ test('changes apply to the row as it is: concurrent pauses, resumes and throttle
   t.deepEqual(heard.slice(-2), [{ kind: 'wake', partition: 'p', queues: ['q03', 'q04'] }, { kind: 'rollcall' }]);
 });
 
-test('the claims and the key settle obey the control row as it is, whatever the claiming engine has heard: paused and stopped queues give nothing', async (t) => {
-  const db = await freshSchema('control_claim');
+/** A store in a fresh schema with `queues` of partition `p` registered by node n1. */
+async function storeWithQueues(t: ExecutionContext, name: string, queues: string[]): Promise<JobStore> {
+  const db = await freshSchema(name);
   const store = await JobStore.open({ postgres: db.url, schema: db.schema });
   t.teardown(async () => {
     await store.close();
     await db.drop();
   });
-  const queues = ['a', 'b', 'c', 'd'];
   await store.registerQueues(
     'n1',
     queues.map((queue) => ({ partition: 'p', queue, concurrency: 10 })),
   );
+  return store;
+}
+
+test('the claims and the key settle obey the control row as it is, whatever the claiming engine has heard: paused and stopped queues give nothing', async (t) => {
+  const queues = ['a', 'b', 'c', 'd'];
+  const store = await storeWithQueues(t, 'control_claim', queues);
   const enqueueAll = () => store.enqueue(queues.map((queue) => ({ partition: 'p', queue, type: 'j' })));
   const claimed = async (nodeId: string) =>
     (
@@ -160,17 +166,8 @@ test('the claims and the key settle obey the control row as it is, whatever the 
 });
 
 test('a hand-off and a leased enqueue obey the control row as it is: a job of a stopped queue is stored queued, never leased, and claimed once the queue runs', async (t) => {
-  const db = await freshSchema('control_leased');
-  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
-  t.teardown(async () => {
-    await store.close();
-    await db.drop();
-  });
   const queues = ['a', 'b', 'c'];
-  await store.registerQueues(
-    'n1',
-    queues.map((queue) => ({ partition: 'p', queue, concurrency: 10 })),
-  );
+  const store = await storeWithQueues(t, 'control_leased', queues);
   // a: paused. b: stopped on n1 only. c: free.
   await store.changeControl('p', { op: 'pause', queue: 'a' });
   await store.changeControl('p', { op: 'throttle', ms: -1, queue: 'b', node: 'n1' });
