@@ -4,8 +4,8 @@ import { JobStore } from '@partita/postgres';
 import { loadOps } from '../src/sql.js';
 import { freshSchema } from '../../../test/helpers/index.js';
 
-// The completion and the heartbeat's renewal reach a batch's rows by primary key whatever the
-// statistics say. Taken while jobs was empty (reltuples 0 with pages left, as after the bench's
+// The completion, the failure write, the hand-back, the progress write and the heartbeat's
+// renewal reach a batch's rows by primary key whatever the statistics say. Taken while jobs was empty (reltuples 0 with pages left, as after the bench's
 // VACUUM ANALYZE between drains, or an autovacuum between bursts), they make jobs count as one row
 // however many it holds; a join with the batch then read every row of the node (jobs_running_idx),
 // or all of jobs_pkey, on every statement.
@@ -27,7 +27,7 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
-test('complete and heartbeat probe jobs by primary key with statistics of an empty table, in custom and generic plans', async (t) => {
+test('complete, fail, release, progress and heartbeat probe jobs by primary key with statistics of an empty table, in custom and generic plans', async (t) => {
   const db = await freshSchema('plans');
   const store = await JobStore.open({ postgres: db.url, schema: db.schema });
   const client = await db.pool.connect();
@@ -58,6 +58,24 @@ test('complete and heartbeat probe jobs by primary key with statistics of an emp
         [`{${ids.join(',')}}`, `{${ids.map((id) => `"${id}":1`).join(',')}}`, '{}', 'node-1', true],
       ],
       ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
+      [
+        'fail_batch',
+        ops.fail_batch.text,
+        [
+          `{${ids.join(',')}}`,
+          `{${ids.map(() => 1).join(',')}}`,
+          `{${ids.map(() => '"{}"').join(',')}}`,
+          `{${ids.map((_, i) => (i % 2 ? 'NULL' : '"2030-01-01T00:00:00Z"')).join(',')}}`,
+          `{${ids.map(() => 'failed').join(',')}}`,
+          'node-1',
+        ],
+      ],
+      [
+        'release_jobs',
+        ops.release_jobs.text,
+        [`{${ids.join(',')}}`, `{${ids.map(() => 1).join(',')}}`, 'node-1', `{${ids.map(() => 'NULL').join(',')}}`],
+      ],
+      ['update_progress', ops.update_progress.text, [`{${ids.join(',')}}`, `{${ids.map(() => '"{}"').join(',')}}`, 'node-1']],
     ];
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
       for (const [name, text, params] of cases) {

@@ -7,7 +7,9 @@
 WITH handed AS (
   SELECT j.id, j.cancel_requested, t.key FROM {{schema}}.jobs j
   JOIN unnest($1::uuid[], $2::integer[], $4::text[]) AS t(id, attempt, key) ON j.id = t.id
-  WHERE j.attempts = t.attempt AND j.state = 'running' AND j.locked_by = $3
+  -- By primary key whatever the statistics say (see complete_batch's header).
+  WHERE j.id = ANY((SELECT $1::uuid[])::uuid[]) AND j.attempts = t.attempt
+    AND coalesce(j.state = 'running' AND j.locked_by = $3, false)
   FOR UPDATE OF j
 ), requeued AS (
   UPDATE {{schema}}.jobs j
@@ -15,11 +17,11 @@ WITH handed AS (
   SET state = CASE WHEN coalesce(j.execution_key, h.key) IS NULL THEN 'queued' ELSE 'waiting' END, attempts = j.attempts - 1, locked_by = NULL, locked_until = NULL,
       execution_key = coalesce(j.execution_key, h.key)
   FROM handed h
-  WHERE j.id = h.id AND NOT h.cancel_requested
+  WHERE j.id = ANY((SELECT $1::uuid[])::uuid[]) AND j.id = h.id AND NOT h.cancel_requested
   RETURNING j.id, false AS cancelled, j.partition, j.execution_key
 ), removed AS (
   DELETE FROM {{schema}}.jobs j USING handed h
-  WHERE j.id = h.id AND h.cancel_requested
+  WHERE j.id = ANY((SELECT $1::uuid[])::uuid[]) AND j.id = h.id AND h.cancel_requested
   RETURNING j AS job
 ), moved AS (
   INSERT INTO {{schema}}.jobs_history
