@@ -34,6 +34,7 @@ export {
   SystemStoppedError,
 } from './errors.js';
 export { noopLogger, type Logger, type LogFn } from './logger.js';
+export { MicrotaskBatch } from './microtask-batch.js';
 export type {
   ActorSystem,
   SystemOptions,

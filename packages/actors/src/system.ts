@@ -1,6 +1,7 @@
 import { Actor } from './actor.js';
 import { InvalidSpecError, NameTakenError, SystemStoppedError } from './errors.js';
-import { Slice, microtask, validShutdownMs, type Registered, type SystemInternals } from './internals.js';
+import { Slice, validShutdownMs, type Registered, type SystemInternals } from './internals.js';
+import { MicrotaskBatch } from './microtask-batch.js';
 import { noopLogger, type Logger } from './logger.js';
 import { checkName, DEFAULT_SHUTDOWN_MS, isBehavior } from './spec.js';
 import { Supervisor } from './supervisor.js';
@@ -61,29 +62,14 @@ class System implements ActorSystem, SystemInternals {
     return actor;
   }
 
-  // Stops waiting for their microtask, in the order they began. Two arrays taken in turn: a stop
-  // that begins while the queue is being run waits for the next microtask, as it would on its own.
-  private finishing: Actor[] = [];
-  private finishingSpare: Actor[] = [];
-  private finishScheduled = false;
-  private readonly runFinishing = (): void => {
-    const list = this.finishing;
-    this.finishing = this.finishingSpare;
-    this.finishingSpare = list;
-    this.finishScheduled = false;
-    try {
-      for (let i = 0; i < list.length; i++) list[i]!.finishStop();
-    } finally {
-      list.length = 0;
-    }
-  };
+  // Stops waiting for their microtask, in the order they began (finishStop handles its own errors).
+  private readonly finishing = new MicrotaskBatch<Actor>(
+    (actor) => actor.finishStop(),
+    (actor, err) => this.logger.error({ actor: actor.name, err }, 'unexpected error while stopping an actor'),
+  );
 
   finishLater(actor: Actor): void {
-    this.finishing.push(actor);
-    if (!this.finishScheduled) {
-      this.finishScheduled = true;
-      microtask(this.runFinishing);
-    }
+    this.finishing.add(actor);
   }
 
   async supervise(spec: SupervisorSpec, opts?: { name?: string }): Promise<SupervisorRef> {

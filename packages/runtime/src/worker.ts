@@ -1,4 +1,4 @@
-import type { ActorContext, ActorRef, Behavior, ChildSpec } from '@partita/actors';
+import { MicrotaskBatch, type ActorContext, type ActorRef, type Behavior, type ChildSpec } from '@partita/actors';
 import {
   TimeoutError,
   UnstorableResultError,
@@ -59,26 +59,14 @@ export function workerChild(
 // Classes rather than closures: a node starts one of these per job, tens of thousands a second,
 // and an object whose methods live on its prototype is one small allocation instead of a dozen.
 
-/** Attempts whose perform is due on the next microtask: one queued task for every worker started in a burst. */
-let due: Attempt[] = [];
-/** A reaction on it is a microtask without the AsyncResource that Node's queueMicrotask makes per call. */
-const settled = Promise.resolve();
-let dueSpare: Attempt[] = [];
-function runDue(): void {
-  const list = due;
-  due = dueSpare;
-  dueSpare = list;
-  for (let i = 0; i < list.length; i++) {
-    const attempt = list[i]!;
-    try {
-      attempt.run();
-    } catch (error) {
-      // run() catches perform's own errors; anything else fails this attempt only, not the others due.
-      attempt.fail(error);
-    }
-  }
-  list.length = 0;
-}
+/**
+ * Attempts whose perform is due: one microtask for every worker started in a burst. run() catches
+ * perform's own errors; anything else fails that attempt only, not the others due.
+ */
+const due = new MicrotaskBatch<Attempt>(
+  (attempt) => attempt.run(),
+  (attempt, error) => attempt.fail(error),
+);
 
 /** One run of a job: the worker actor's behavior (and, started by an engine, its child spec). */
 class Attempt implements Behavior<WorkerMsg, void> {
@@ -120,7 +108,7 @@ class Attempt implements Behavior<WorkerMsg, void> {
       this.timer = setTimeout(() => this.abort(new TimeoutError(`job ${job.id} (${job.type})`, timeoutMs)), timeoutMs);
     }
     // perform runs on a later microtask, never inside init.
-    if (due.push(this) === 1) void settled.then(runDue);
+    due.add(this);
   }
 
   handle(msg: WorkerMsg): void {
