@@ -11,6 +11,7 @@
   var pollTimer = null;
   var refreshing = false;
   var again = false;
+  var whenCurrent = [];
   var POLL_MS = 5000;
 
   function setStatus(text) {
@@ -26,8 +27,10 @@
     return !(a && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA' || a.tagName === 'SELECT'));
   }
 
-  function refresh() {
-    if (document.hidden || !canRefresh()) return;
+  // done (optional) runs once the page shows what the server holds now, or at once when it cannot refresh.
+  function refresh(done) {
+    if (typeof done === 'function') whenCurrent.push(done);
+    if (document.hidden || !canRefresh()) return settled();
     if (refreshing) {
       again = true;
       return;
@@ -52,8 +55,14 @@
         if (again) {
           again = false;
           refresh();
-        }
+        } else settled();
       });
+  }
+
+  function settled() {
+    var callbacks = whenCurrent;
+    whenCurrent = [];
+    for (var i = 0; i < callbacks.length; i++) callbacks[i]();
   }
 
   function poll() {
@@ -78,13 +87,19 @@
       var hello = JSON.parse(e.data);
       if (hello.live) {
         stopPoll();
-        setStatus('live');
+        // The page was rendered before this stream opened (or while it was down): a change in that
+        // gap sent its event to nobody, so catch up once, then call the page live.
+        refresh(function () {
+          setStatus('live');
+        });
       } else {
         setStatus('polling');
         poll();
       }
     });
-    source.addEventListener('change', refresh);
+    source.addEventListener('change', function () {
+      refresh();
+    });
     source.onerror = function () {
       // EventSource reconnects by itself; poll meanwhile.
       setStatus('reconnecting');

@@ -260,6 +260,33 @@ test.serial('bulk cancel by filter: a preview count, a cap, then the jobs are ca
   await page.close();
 });
 
+test.serial(
+  'a change between a page being rendered and its event stream opening still shows: the page catches up when the stream opens',
+  async (t) => {
+    const {
+      ids: [id],
+    } = await node.client.enqueueMany('main', [{ type: 'dash.ok', payload: { n: 7 }, queue: 'held' }]);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // Hold the page's event stream until the job has changed: its change event goes to no stream.
+    let letStreamOpen!: () => void;
+    const streamMayOpen = new Promise<void>((r) => (letStreamOpen = r));
+    await page.route('**/events', async (route) => {
+      await streamMayOpen;
+      await route.continue();
+    });
+    await page.goto(`${ui}/jobs/${id}`);
+    t.is(await page.locator('h1 [data-state]').getAttribute('data-state'), 'queued');
+    await page.evaluate('window.marker = 3');
+    t.true(await node.client.cancel(id!));
+    await new Promise((r) => setTimeout(r, 1500)); // past the dashboard's push of that change (at most 1 s)
+    letStreamOpen();
+    await page.locator('h1 [data-state=cancelled]').waitFor({ timeout: 10_000 });
+    await page.waitForFunction("document.body.dataset.liveState === 'live'", undefined, { timeout: 10_000 });
+    t.is(await page.evaluate<number>('window.marker'), 3, 'caught up by a refresh, not a reload');
+    await page.close();
+  },
+);
+
 test.serial('a live update arrives on the overview without a reload', async (t) => {
   const page = await open(`${ui}/`);
   await page.waitForFunction("document.body.dataset.liveState === 'live'", undefined, { timeout: 10_000 });
