@@ -85,7 +85,7 @@ interface Stand {
 async function standIn(
   net: Net,
   id: string,
-  opts: { failNocache?: boolean; logger?: import('@partita/core').Logger } = {},
+  opts: { failNocache?: boolean; logger?: import('@partita/core').Logger; inflightDelayMs?: number } = {},
 ): Promise<Stand> {
   const bus = await net.bus();
   let cached: string | null = null;
@@ -105,7 +105,7 @@ async function standIn(
     cluster: net.cluster,
     nodeId: id,
     logger: opts.logger ?? capturingLogger('warn').logger,
-    inflightDelayMs: 500,
+    inflightDelayMs: opts.inflightDelayMs ?? 500,
     onNocache(app, version) {
       if (opts.failNocache) throw new Error('this node cannot switch');
       events.push(`nocache ${app} ${version}`);
@@ -127,9 +127,16 @@ async function standIn(
   return { id, member, events, current };
 }
 
-function spawnMember(net: Net, id: string): SpawnedNode {
+function spawnMember(net: Net, id: string, inflightDelayMs = 500): SpawnedNode {
   return spawnNode(fixture, {
-    env: { ACT_NATS: net.url, ACT_CLUSTER: net.cluster, ACT_NODE_ID: id, ACT_PG: net.db.url, ACT_SCHEMA: net.db.schema },
+    env: {
+      ACT_NATS: net.url,
+      ACT_CLUSTER: net.cluster,
+      ACT_NODE_ID: id,
+      ACT_PG: net.db.url,
+      ACT_SCHEMA: net.db.schema,
+      ACT_INFLIGHT_MS: String(inflightDelayMs),
+    },
   });
 }
 
@@ -163,7 +170,7 @@ test('activation reaches every member, in process and in another process, and fl
     logger: capturingLogger('warn').logger,
     appId: APP,
     version: '2',
-    delayMs: 100,
+    delayMs: 300, // one round on a loaded machine: a 100 ms roll call missed a member's answer there
     flip: async () => {
       flips++;
       // Every member acknowledged nocache before the flip: each would read Postgres from here on.
@@ -217,10 +224,12 @@ test('a member that starts mid-activation (in process and in another process) en
   });
   await flipStarted;
   // Joins after the roll call and the nocache broadcast, before the flip: HotMesh's stale-forever case.
-  const late = await standIn(net, 'late');
+  // The flip waits for the test, so the joiners may listen for in-flight activations longer than a
+  // node's 500 ms: on a loaded machine the activator's answer came later than that.
+  const late = await standIn(net, 'late', { inflightDelayMs: 3000 });
   t.deepEqual(late.events, [`nocache ${APP} 2`, 'reconnect sees 1']);
   t.deepEqual([...late.member.nocache()], [[APP, '2']]);
-  const proc = spawnMember(net, 'late-proc');
+  const proc = spawnMember(net, 'late-proc', 3000);
   t.teardown(() => stopProcess(proc));
   await proc.waitForOutput('"ready"', { timeoutMs: 20_000 });
   const procEvents = lines(proc).map((l) => l.ev);
