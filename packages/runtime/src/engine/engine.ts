@@ -369,7 +369,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   function dispatch(): void {
-    for (const q of queues.values()) {
+    for (const q of window.list) {
       while (q.running < q.concurrency && q.buffer.length > 0 && !draining) {
         if (!start(q, q.buffer.shift()!)) return;
       }
@@ -482,7 +482,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   /** No job runs or waits for a slot here: no outcome is about to join the batch. */
   function quiet(): boolean {
-    for (const q of queues.values()) if (q.running > 0 || q.buffer.length > 0) return false;
+    for (const q of window.list) if (q.running > 0 || q.buffer.length > 0) return false;
     return true;
   }
 

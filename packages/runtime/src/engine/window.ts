@@ -77,6 +77,13 @@ export interface WindowSettings {
 
 export class ClaimWindow {
   readonly queues: Map<string, QueueState>;
+  /**
+   * The queues' names and states in the map's order, as arrays: the paths run as every job ends
+   * (dispatch, the claim plan) walk these, since iterating the map allocates an iterator (and an
+   * entry per queue) per walk. The set of queues never changes after construction.
+   */
+  readonly names: readonly string[];
+  readonly list: readonly QueueState[];
   /** Claims sent and not yet answered. */
   inFlight = 0;
   /** The last claim filled what it asked for: the backlog probably holds more, claim again as slots free. */
@@ -111,6 +118,8 @@ export class ClaimWindow {
         },
       ]),
     );
+    this.names = [...this.queues.keys()];
+    this.list = [...this.queues.values()];
   }
 
   /** Jobs to hold beyond free slots: enough to outlast a few claim round trips at the queue's pace. */
@@ -142,8 +151,10 @@ export class ClaimWindow {
     let total = 0;
     let idle = false;
     let worthARoundTrip = false;
-    for (const [name, q] of this.queues) {
-      const window = this.windowOf(name, q, now, paused);
+    const { names, list } = this;
+    for (let i = 0; i < list.length; i++) {
+      const q = list[i]!;
+      const window = this.windowOf(names[i]!, q, now, paused);
       const want = window - q.running - q.buffer.length - q.claiming - q.reserved;
       if (want <= 0) continue;
       total += want;
@@ -154,10 +165,11 @@ export class ClaimWindow {
     if (!force && !this.backlogLikely && !idle) return undefined;
     if (!force && !idle && !worthARoundTrip) return undefined;
     const asked = new Map<string, number>();
-    for (const [name, q] of this.queues) {
+    for (let i = 0; i < list.length; i++) {
+      const q = list[i]!;
       // The same windows as above: the rate was sampled at `now` there, so it is not sampled again.
-      const want = this.windowOf(name, q, now, paused) - q.running - q.buffer.length - q.claiming - q.reserved;
-      if (want > 0) asked.set(name, want);
+      const want = this.windowOf(names[i]!, q, now, paused) - q.running - q.buffer.length - q.claiming - q.reserved;
+      if (want > 0) asked.set(names[i]!, want);
     }
     return asked;
   }
