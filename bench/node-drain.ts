@@ -72,8 +72,9 @@ if (STATEMENTS) {
   // The tree's own pg (what its pools use), which is not necessarily this script's.
   const { createRequire } = await import('node:module');
   const treePg = createRequire(join(ROOT, 'packages', 'postgres', 'package.json'))('pg') as typeof pg;
-  const query = treePg.Client.prototype.query as (...args: unknown[]) => unknown;
-  treePg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+  const proto = treePg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const query = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]) {
     const cfg = args[0] as string | { name?: string; text?: string };
     const name = typeof cfg === 'string' ? cfg.slice(0, 40) : (cfg.name ?? cfg.text?.slice(0, 40) ?? '?').replace(/_[0-9a-f]{10}$/, '');
     if (!counting) return query.apply(this, args);
@@ -95,7 +96,7 @@ if (STATEMENTS) {
     const out = query.apply(this, args);
     if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(count, () => undefined);
     return out;
-  } as typeof query;
+  };
 }
 
 const url = await resolvePostgresUrl((m) => process.stderr.write(m + '\n'));
