@@ -3,7 +3,7 @@
  * `cpuMsPerThousandJobs.bench` measures, without the bench's other work in the process and with the
  * allocation sites the number comes from.
  *
- *   npx tsx bench/node-drain.ts [--jobs 20000] [--drains 6] [--heap 2] [--top 30] [--root <tree>] [--concurrency 32]
+ *   npx tsx bench/node-drain.ts [--jobs 20000] [--drains 6] [--heap 2] [--top 30] [--root <tree>] [--concurrency 32] [--statements]
  *
  * One node (partition `bench`, queue `default`, a no-op `noop` job, NATS off, pool 10, as the bench's
  * Partita system) in a fresh schema; per drain, `--jobs` jobs are enqueued with the queue stopped,
@@ -13,6 +13,9 @@
  * collections freed included, so it reports every byte allocated (KB per job) and the functions that
  * allocated them (self, summed over the drains sampled). The profiler costs CPU: read CPU from the
  * drains before them.
+ *
+ * `--statements` counts, per drain, the statements the node sent (by prepared name, else the text's
+ * start), the round trips (pg writes) and the rows they returned: the deterministic part of the cost.
  *
  * `--root <tree>` loads @partita/* from another built checkout (e.g. /work/base) for an A/B in the same
  * minutes; stdout gets one JSON line per drain and one summary line.
@@ -37,6 +40,7 @@ const TOP = Number(arg('top', '30'));
 const CONCURRENCY = Number(arg('concurrency', '32'));
 /** Writes a V8 CPU profile of the last drain before the heap-sampled ones (the drain only) to this file. */
 const CPU_PROFILE = arg('cpu-profile', '');
+const STATEMENTS = process.argv.includes('--statements');
 const ROOT = resolve(arg('root', new URL('..', import.meta.url).pathname));
 
 const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
@@ -59,6 +63,40 @@ function bySite(node: ProfileNode, into: Map<string, number>): number {
   let total = node.selfSize;
   for (const c of node.children) total += bySite(c, into);
   return total;
+}
+
+/** Per statement: calls and rows returned, counted while `counting` (the drain only). */
+const statements = new Map<string, { calls: number; rows: number }>();
+let counting = false;
+if (STATEMENTS) {
+  // The tree's own pg (what its pools use), which is not necessarily this script's.
+  const { createRequire } = await import('node:module');
+  const treePg = createRequire(join(ROOT, 'packages', 'postgres', 'package.json'))('pg') as typeof pg;
+  const proto = treePg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const query = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const cfg = args[0] as string | { name?: string; text?: string };
+    const name = typeof cfg === 'string' ? cfg.slice(0, 40) : (cfg.name ?? cfg.text?.slice(0, 40) ?? '?').replace(/_[0-9a-f]{10}$/, '');
+    if (!counting) return query.apply(this, args);
+    const s = statements.get(name) ?? { calls: 0, rows: 0 };
+    statements.set(name, s);
+    s.calls++;
+    const count = (r: unknown) =>
+      void (s.rows += Array.isArray((r as { rows?: unknown[] })?.rows) ? (r as { rows: unknown[] }).rows.length : 0);
+    // The pool passes a callback; a caller of the client itself gets a promise.
+    const last = args.length - 1;
+    const cb = args[last];
+    if (typeof cb === 'function') {
+      args[last] = (err: unknown, r: unknown) => {
+        if (!err) count(r);
+        return (cb as (e: unknown, r: unknown) => unknown)(err, r);
+      };
+      return query.apply(this, args);
+    }
+    const out = query.apply(this, args);
+    if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(count, () => undefined);
+    return out;
+  };
 }
 
 const url = await resolvePostgresUrl((m) => process.stderr.write(m + '\n'));
@@ -120,6 +158,8 @@ try {
     started = 0;
     target = JOBS;
     const done = new Promise<void>((r) => (reached = r));
+    statements.clear();
+    counting = true;
     const load1 = loadavg()[0]!;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -128,6 +168,7 @@ try {
     await node.stopQueues('bench', ['default']);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    counting = false;
     const cpuPerK = (cpu.user + cpu.system) / 1000 / (JOBS / 1000);
     if (profiling) {
       const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: unknown };
@@ -136,6 +177,8 @@ try {
     const line: Record<string, unknown> = { drain: d + 1, jobs: JOBS, ms: Math.round(ms), perSec: Math.round(JOBS / (ms / 1000)) };
     line.cpuMsPerThousandJobs = Math.round(cpuPerK * 10) / 10;
     line.load = Math.round(load1 * 10) / 10;
+    if (STATEMENTS)
+      line.statements = Object.fromEntries([...statements].sort((a, b) => b[1].calls - a[1].calls).map(([k, v]) => [k, [v.calls, v.rows]]));
     if (heap) {
       const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: ProfileNode } };
       const total = bySite(profile.head, sites);

@@ -137,6 +137,40 @@ export async function runOp<R extends pg.QueryResultRow>(
 }
 
 /**
+ * A statement's rows as arrays, in the order of `names` (its columns): no object per row. pg builds
+ * each object row by storing every column under its name, and the engine's claim then copies the
+ * row into a ClaimedJob and drops it: at tens of thousands of jobs a second that row was one of the
+ * largest allocations per job. Readers find their columns by name, so the SQL's order is free.
+ */
+export interface ArrayRows {
+  names: string[];
+  rows: unknown[][];
+}
+
+/** runOp, with the rows as arrays (see ArrayRows). */
+export async function runOpArrays(stmt: Statement, db: Queryable, values: readonly unknown[], retry?: RetryPolicy): Promise<ArrayRows> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await db.query<unknown[]>({ name: stmt.name, text: stmt.text, values: values as unknown[], rowMode: 'array' });
+      return { names: r.fields.map((f) => f.name), rows: r.rows };
+    } catch (err) {
+      if (!retry?.(err, attempt)) throw err;
+    }
+  }
+}
+
+/** The index of each of `columns` in `names`; a column the statement does not return is an error that names it. */
+export function columnIndexes<C extends string>(names: readonly string[], columns: readonly C[], op: OpName): Record<C, number> {
+  const at = {} as Record<C, number>;
+  for (const c of columns) {
+    const i = names.indexOf(c);
+    if (i < 0) throw new PartitaError('SQL_OPS', `sql/ops/${op}.sql returns no column "${c}" (it returns ${names.join(', ')})`);
+    at[c] = i;
+  }
+  return at;
+}
+
+/**
  * Runs a statement unnamed: planned with each call's values, so the filters left out fold away
  * (a prepared generic plan would keep them all and could not skip history).
  */
@@ -162,6 +196,14 @@ function define(name: OpName): void {
 function prepared<P extends readonly unknown[], R extends pg.QueryResultRow = pg.QueryResultRow>(name: OpName): Op<P, R> {
   define(name);
   return (ops, db, params, retry) => runOp<R>(ops[name], db, params, retry);
+}
+
+/** An op whose rows come as arrays (see ArrayRows). */
+export type ArrayOp<P extends readonly unknown[]> = (ops: Statements, db: Queryable, params: P, retry?: RetryPolicy) => Promise<ArrayRows>;
+
+function preparedArrays<P extends readonly unknown[]>(name: OpName): ArrayOp<P> {
+  define(name);
+  return (ops, db, params, retry) => runOpArrays(ops[name], db, params, retry);
 }
 
 function unnamed<P extends readonly unknown[], R extends pg.QueryResultRow = pg.QueryResultRow>(name: OpName): Op<P, R> {
@@ -264,19 +306,22 @@ export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]]
 
 // ── claim ──────────────────────────────────────────────────────────────────────────────────────
 
-/** Job rows in claim order, then one row per queue with `id` null and `found` set. */
-export const claimBatch = prepared<
-  [
-    partition: string,
-    queues: string[],
-    limits: number[],
-    nodeId: string,
-    leaseMs: number,
-    types: readonly string[] | null,
-    continuations: readonly string[] | null,
-  ],
-  ClaimRow & { id: string | null; found: number | null }
->('claim_batch');
+/**
+ * Job rows in claim order, then one row per queue with `id` null and `found` set: the columns of
+ * ClaimRow and `found`, as arrays (the engine's hottest read; see ArrayRows).
+ */
+export const claimBatch =
+  preparedArrays<
+    [
+      partition: string,
+      queues: string[],
+      limits: number[],
+      nodeId: string,
+      leaseMs: number,
+      types: readonly string[] | null,
+      continuations: readonly string[] | null,
+    ]
+  >('claim_batch');
 export const claimRateLimited = prepared<
   [
     partition: string,
@@ -306,11 +351,14 @@ export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_bu
 /** A job a statement ended, requeued or dropped, with the execution key it held (to settle). */
 type Keyed = { id: string; partition: string; execution_key: string | null };
 
-/** ids as an array literal; attempts and results as JSON objects keyed by id, results only where not null (see JobStore.complete). Rows with an id: a job completed; without: a key its completion could not settle (to settle again). */
-export const completeBatch = prepared<
-  [ids: string, attempts: string, results: string, nodeId: string, settleKeys: boolean],
-  { id: string | null; partition: string | null; execution_key: string | null }
->('complete_batch');
+/**
+ * ids as an array literal; attempts and results as JSON objects keyed by id, results only where not
+ * null (see JobStore.complete). Rows (as arrays: one per job completed) of `id`, `partition`,
+ * `execution_key`: with an id, a job completed; without, a key its completion could not settle (to
+ * settle again).
+ */
+export const completeBatch =
+  preparedArrays<[ids: string, attempts: string, results: string, nodeId: string, settleKeys: boolean]>('complete_batch');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Keyed

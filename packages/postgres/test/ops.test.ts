@@ -130,3 +130,12 @@ test('a typed op runs on a transaction client and sees what the transaction wrot
     await db.drop();
   }
 });
+
+test('array rows are read by column name: any order, and a column the statement lost is an error naming it and the op', (t) => {
+  const at = ops.columnIndexes(['queue', 'found', 'id'], ['id', 'queue', 'found'] as const, 'claim_batch');
+  t.deepEqual(at, { id: 2, queue: 0, found: 1 });
+  const err = t.throws(() => ops.columnIndexes(['id', 'queue'], ['id', 'queue', 'continuation'] as const, 'claim_batch'), {
+    instanceOf: PartitaError,
+  });
+  t.regex(err.message, /claim_batch\.sql returns no column "continuation" \(it returns id, queue\)/);
+});

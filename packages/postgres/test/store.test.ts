@@ -233,6 +233,59 @@ withStore('a job handed back after a cancel was asked is finished as cancelled, 
   t.is((await store.getJob(id))?.state, 'cancelled');
 });
 
+withStore('a claimed job carries every field of its row, and every claimed job has the same keys', async (t, { store }) => {
+  const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const job = { partition: 'p', queue: 'other', type: 'full', payload: { n: [1, 'x'] }, priority: -3, maxAttempts: 4, timeoutMs: 1234 };
+  const keyed = await store.enqueueOne({ ...job, queueKey: 'qk', executionKey: 'ek', continuation: 'mark', traceparent: tp });
+  const plain = await store.enqueueOne({ partition: 'p', type: 'bare' });
+  const { jobs, found } = await store.claimCounted({
+    nodeId: 'node-a',
+    partition: 'p',
+    leaseMs: 5000,
+    queues: [
+      { queue: 'other', limit: 5 },
+      { queue: 'default', limit: 5 },
+    ],
+  });
+  t.deepEqual(jobs, [
+    {
+      id: keyed,
+      ...job,
+      attempt: 1,
+      queueKey: 'qk',
+      executionKey: 'ek',
+      cancelRequested: false,
+      traceparent: tp,
+      continuation: 'mark',
+    },
+    {
+      id: plain,
+      partition: 'p',
+      queue: 'default',
+      type: 'bare',
+      payload: null,
+      priority: 0,
+      attempt: 1,
+      maxAttempts: jobs[1]!.maxAttempts,
+      timeoutMs: null,
+      queueKey: null,
+      executionKey: null,
+      cancelRequested: false,
+      traceparent: null,
+      continuation: null,
+    },
+  ]);
+  t.true(Number.isInteger(jobs[1]!.maxAttempts) && jobs[1]!.maxAttempts > 0);
+  t.deepEqual(Object.keys(jobs[0]!), Object.keys(jobs[1]!), 'one shape for every claimed job');
+  t.deepEqual(
+    [...found],
+    [
+      ['other', 1],
+      ['default', 1],
+    ],
+  );
+});
+
 withStore('a job enqueued straight into a node is its running first attempt, leased; a held queue key refuses it', async (t, { store }) => {
   const { claimed: job } = await store.enqueueHandedOff(
     { partition: 'p', type: 'x', payload: { n: 1 }, queueKey: 'once', maxAttempts: 3 },

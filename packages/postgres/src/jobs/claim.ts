@@ -1,7 +1,7 @@
 import type { HandoffJob } from '@partita/protocol';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
-import type { ClaimRow } from '../ops.js';
+import { columnIndexes, type ClaimRow } from '../ops.js';
 
 // The engine's hot path, first half: claims (plain and rate-limited).
 
@@ -74,7 +74,7 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
   const wanted = request.queues.filter((q) => q.limit > 0);
   const found = new Map<string, number>();
   if (wanted.length === 0) return { jobs: [], found };
-  const rows = await op.claimBatch(
+  const { names, rows } = await op.claimBatch(
     ctx.ops,
     ctx.onePlanPool,
     [
@@ -88,11 +88,37 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
     ],
     retryOnKeyRace,
   );
+  const at = columnIndexes(names, CLAIM_COLUMNS, 'claim_batch');
   const jobs: ClaimedJob[] = [];
+  const { partition } = request;
+  // A claim's jobs mostly share a queue and a type: each row's copy of the same text is dropped for
+  // the one the job before kept, so the jobs held in the prefetch share theirs.
+  let queue = '';
+  let type = '';
   // Rows come in claim order (priority, run_at, id), the per-queue counts last.
   for (const r of rows) {
-    if (r.id === null) found.set(r.queue, r.found ?? 0);
-    else jobs.push(claimedJob(request.partition, r as ClaimRow));
+    if (r[at.id] === null) {
+      found.set(r[at.queue] as string, (r[at.found] as number | null) ?? 0);
+      continue;
+    }
+    if (r[at.queue] !== queue) queue = r[at.queue] as string;
+    if (r[at.type] !== type) type = r[at.type] as string;
+    jobs.push({
+      id: r[at.id] as string,
+      partition,
+      queue,
+      type,
+      payload: r[at.payload],
+      priority: r[at.priority] as number,
+      attempt: r[at.attempts] as number,
+      maxAttempts: r[at.max_attempts] as number,
+      timeoutMs: r[at.timeout_ms] as number | null,
+      queueKey: r[at.queue_key] as string | null,
+      executionKey: r[at.execution_key] as string | null,
+      cancelRequested: r[at.cancel_requested] as boolean,
+      traceparent: r[at.traceparent] as string | null,
+      continuation: r[at.continuation] as string | null,
+    });
   }
   return { jobs, found };
 }
@@ -146,6 +172,24 @@ export async function pruneRateBuckets(ctx: StoreContext): Promise<number> {
   return row?.dropped ?? 0;
 }
 
+/** What a claim row carries: ClaimRow's columns and the per-queue `found`. */
+const CLAIM_COLUMNS = [
+  'id',
+  'queue',
+  'type',
+  'payload',
+  'priority',
+  'attempts',
+  'max_attempts',
+  'timeout_ms',
+  'queue_key',
+  'execution_key',
+  'cancel_requested',
+  'traceparent',
+  'continuation',
+  'found',
+] as const satisfies readonly (keyof ClaimRow | 'found')[];
+
 /** Claims that hit another claim's just-committed hold on an execution key are retried: the retry reads past it. */
 const CLAIM_KEY_RACE_RETRIES = 3;
 
@@ -154,6 +198,7 @@ function retryOnKeyRace(err: unknown, attempt: number): boolean {
   return e.code === '23505' && e.constraint === 'jobs_running_key_idx' && attempt <= CLAIM_KEY_RACE_RETRIES;
 }
 
+/** A claimed job from its row; the claim builds the same shape from its array rows (claimCounted). */
 export function claimedJob(partition: string, r: ClaimRow): ClaimedJob {
   return {
     id: r.id,

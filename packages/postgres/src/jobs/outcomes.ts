@@ -2,6 +2,7 @@ import pg from 'pg';
 import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
+import { columnIndexes } from '../ops.js';
 import type { Tx } from '../store.js';
 import { settleKeys, settleStaleKeys } from './keys.js';
 
@@ -100,18 +101,26 @@ export async function complete(
       nodeId,
       !options.keysLater,
     ]);
-  const rows = tx ? await write(0, ids.length) : await isolatingRows(ctx, ids, refused, write);
+  const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);
   // The statement settles the keys its jobs held; a row without an id is a key it could not settle
   // (an enqueue of the key raced it), to settle again under the head's lock.
   const done: string[] = [];
   const unsettled: { partition: string; execution_key: string }[] = [];
-  for (const r of rows) {
-    if (r.id !== null) done.push(r.id);
-    else if (r.partition !== null && r.execution_key !== null) unsettled.push({ partition: r.partition, execution_key: r.execution_key });
+  for (const { names, rows } of parts) {
+    const at = columnIndexes(names, COMPLETE_COLUMNS, 'complete_batch');
+    for (const r of rows) {
+      const id = r[at.id] as string | null;
+      const partition = r[at.partition] as string | null;
+      const key = r[at.execution_key] as string | null;
+      if (id !== null) done.push(id);
+      else if (partition !== null && key !== null) unsettled.push({ partition, execution_key: key });
+    }
   }
   await settleKeys(ctx, unsettled, tx?.client);
   return recorded(done, refused);
 }
+
+const COMPLETE_COLUMNS = ['id', 'partition', 'execution_key'] as const;
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
 export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {

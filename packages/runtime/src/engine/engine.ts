@@ -369,7 +369,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   function dispatch(): void {
-    for (const [, q] of queues) {
+    for (const q of window.list) {
       while (q.running < q.concurrency && q.buffer.length > 0 && !draining) {
         if (!start(q, q.buffer.shift()!)) return;
       }
@@ -482,7 +482,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
 
   /** No job runs or waits for a slot here: no outcome is about to join the batch. */
   function quiet(): boolean {
-    for (const q of queues.values()) if (q.running > 0 || q.buffer.length > 0) return false;
+    for (const q of window.list) if (q.running > 0 || q.buffer.length > 0) return false;
     return true;
   }
 
@@ -586,7 +586,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   /** Ends the queue stops whose queues run nothing here any more and whose outcomes are recorded. */
   function checkQueueStops(): void {
     if (queueStops.length === 0) return;
-    const unrecorded = new Set(outcomes.held([]));
+    // Built only for a stop whose queues run nothing any more: this runs at every job's end while a
+    // stop waits, and the outcomes pending and in flight can be thousands.
+    let unrecorded: Set<string> | undefined;
     for (const stop of [...queueStops]) {
       let running = 0;
       for (const name of stop.queues) running += queues.get(name)?.running ?? 0;
@@ -601,13 +603,19 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         }
         continue;
       }
-      if ([...stop.ids].some((id) => unrecorded.has(id))) {
+      unrecorded ??= new Set(outcomes.held([]));
+      if (someIn(stop.ids, unrecorded)) {
         if (outcomes.size > 0) flush();
         continue;
       }
       queueStops.splice(queueStops.indexOf(stop), 1);
       stop.done();
     }
+  }
+
+  function someIn(ids: Set<string>, unrecorded: Set<string>): boolean {
+    for (const id of ids) if (unrecorded.has(id)) return true;
+    return false;
   }
 
   function onControl(state: ControlState): void {

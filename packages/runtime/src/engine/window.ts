@@ -77,6 +77,13 @@ export interface WindowSettings {
 
 export class ClaimWindow {
   readonly queues: Map<string, QueueState>;
+  /**
+   * The queues' names and states in the map's order, as arrays: the paths run as every job ends
+   * (dispatch, the claim plan) walk these, since iterating the map allocates an iterator (and an
+   * entry per queue) per walk. The set of queues never changes after construction.
+   */
+  readonly names: readonly string[];
+  readonly list: readonly QueueState[];
   /** Claims sent and not yet answered. */
   inFlight = 0;
   /** The last claim filled what it asked for: the backlog probably holds more, claim again as slots free. */
@@ -111,6 +118,8 @@ export class ClaimWindow {
         },
       ]),
     );
+    this.names = [...this.queues.keys()];
+    this.list = [...this.queues.values()];
   }
 
   /** Jobs to hold beyond free slots: enough to outlast a few claim round trips at the queue's pace. */
@@ -137,20 +146,17 @@ export class ClaimWindow {
    * claims whatever is free, and without `backlogLikely` only an idle queue is claimed for.
    */
   plan(now: number, paused: ReadonlySet<string>, force: boolean): Map<string, number> | undefined {
-    const asked = new Map<string, number>();
+    // Decided first, the map made only for a claim that goes out: this runs as every job ends,
+    // and most of those calls claim nothing.
     let total = 0;
     let idle = false;
     let worthARoundTrip = false;
-    for (const [name, q] of this.queues) {
-      if (paused.has(name) || (q.keyed && q.claiming > 0)) continue;
-      if (q.rateLimit && now < q.rateLimit.readyAt) continue;
-      // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
-      // A rate-limited queue claims only what it can start now: a job waiting in the buffer would
-      // start late, bunched up with the next window's.
-      const window = q.concurrency === 0 ? 0 : q.concurrency + (q.rateLimit ? 0 : this.prefetchFor(q, now));
+    const { names, list } = this;
+    for (let i = 0; i < list.length; i++) {
+      const q = list[i]!;
+      const window = this.windowOf(names[i]!, q, now, paused);
       const want = window - q.running - q.buffer.length - q.claiming - q.reserved;
       if (want <= 0) continue;
-      asked.set(name, want);
       total += want;
       if (q.running + q.buffer.length + q.claiming + q.reserved === 0) idle = true;
       if (want >= Math.max(1, Math.ceil(window / 4))) worthARoundTrip = true;
@@ -158,7 +164,24 @@ export class ClaimWindow {
     if (total === 0) return undefined;
     if (!force && !this.backlogLikely && !idle) return undefined;
     if (!force && !idle && !worthARoundTrip) return undefined;
+    const asked = new Map<string, number>();
+    for (let i = 0; i < list.length; i++) {
+      const q = list[i]!;
+      // The same windows as above: the rate was sampled at `now` there, so it is not sampled again.
+      const want = this.windowOf(names[i]!, q, now, paused) - q.running - q.buffer.length - q.claiming - q.reserved;
+      if (want > 0) asked.set(names[i]!, want);
+    }
     return asked;
+  }
+
+  /** A queue's claim window now (jobs it may hold); 0 for a queue not claimed now (paused, keyed with a claim out, rate-limited and waiting). */
+  private windowOf(name: string, q: QueueState, now: number, paused: ReadonlySet<string>): number {
+    if (paused.has(name) || (q.keyed && q.claiming > 0)) return 0;
+    if (q.rateLimit && now < q.rateLimit.readyAt) return 0;
+    // A queue declared with concurrency 0 is not run here, so nothing is prefetched for it either.
+    // A rate-limited queue claims only what it can start now: a job waiting in the buffer would
+    // start late, bunched up with the next window's.
+    return q.concurrency === 0 ? 0 : q.concurrency + (q.rateLimit ? 0 : this.prefetchFor(q, now));
   }
 
   /**
