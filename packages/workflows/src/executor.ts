@@ -205,6 +205,8 @@ interface Pending {
    * puts their records in their expiry day's partition, as it does for the workflows it finishes.
    */
   settle: { id: string; expire: number }[];
+  /** Steps taken ahead for a job whose outcome was then refused: linked again by the write. */
+  restore: { job_id: string | null; workflow_id: string; activity: string; dimension: string }[];
 }
 
 interface FaninRow {
@@ -232,6 +234,7 @@ function pendingOf(s: Scope): Pending {
       created: new Set(),
       written: new Set(),
       settle: [],
+      restore: [],
     };
     pendingByScope.set(s, p);
   }
@@ -326,6 +329,13 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       links[2].push(j.step.record.activity);
       links[3].push(j.step.record.dimension);
     });
+  }
+  for (const st of p.restore.splice(0)) {
+    links ??= [[], [], [], []];
+    links[0].push(st.job_id!);
+    links[1].push(st.workflow_id);
+    links[2].push(st.activity);
+    links[3].push(st.dimension);
   }
   let activities: string | null = null;
   let firstActivities: string | null = null;
@@ -1085,17 +1095,27 @@ export interface StepJobOutcome {
  * the next, and everything the transitions write goes out together at the end. Jobs that are no
  * (longer a) step of any workflow are left alone.
  */
-export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<void> {
-  const ids = jobs.map((j) => j.id);
-  // Both on the wire at once (the transaction's connection pipelines): the lock, then the take and
-  // the records, read by a statement that starts once the locks are held.
-  const locking = s.db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
-  const taking = s.db.run<ActivityRecord & { step: boolean; workflow_id: string; seq: string | null }>('steps_take', [ids]);
+export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: StepsTaken): Promise<void> {
+  const { locking, taking } =
+    ahead ??
+    takeSteps(
+      s.db,
+      jobs.map((j) => j.id),
+    );
   await inOrder(locking, taking);
   const [lockedRows, rows] = [await locking, await taking];
-  const taken = rows.filter((r) => r.step);
-  if (taken.length === 0) return;
   const byId = new Map(jobs.map((j) => [j.id, j]));
+  let taken = rows.filter((r) => r.step);
+  if (ahead && taken.some((st) => !byId.has(st.job_id!))) {
+    // Taken ahead for a job whose outcome the store then refused (steps_take leaves those whose job
+    // is still live, so only one gone some other way, e.g. recorded by a node without this
+    // continuation): its step is put back with this transaction's write, as if never taken.
+    const p = pendingOf(s);
+    for (const st of taken) if (!byId.has(st.job_id!)) p.restore.push(st);
+    taken = taken.filter((st) => byId.has(st.job_id!));
+    if (taken.length === 0) return flushPending(s, true);
+  }
+  if (taken.length === 0) return;
   const outcomes: StepOutcome[] = taken.map((st) => {
     const job = byId.get(st.job_id!)!;
     return {
@@ -1127,6 +1147,41 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
       runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
+}
+
+type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: string | null };
+
+/** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
+export interface StepsTaken {
+  locking: Promise<{ workflow: WorkflowRow }[]>;
+  taking: Promise<TakeRow[]>;
+}
+
+/**
+ * Sends the steps' lock and take together (the transaction's connection pipelines): the lock, then
+ * the take and the records, read by a statement that starts once the locks are held. steps_take
+ * takes no step whose job is still live (its outcome not recorded in this transaction), so both may
+ * go out before the outcomes' answers, behind their statements (the continuation's prepare).
+ */
+export function takeSteps(db: Db, ids: string[]): StepsTaken {
+  const locking = db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const taking = db.run<TakeRow>('steps_take', [ids]);
+  locking.catch(() => undefined);
+  taking.catch(() => undefined);
+  return { locking, taking };
+}
+
+/**
+ * The continuation's prepare: the steps' lock and take sent behind the outcomes' statements, unless
+ * a job of the batch is a suspect (its transition threw: the batch then runs under savepoints, which
+ * must take the steps inside them).
+ */
+export function takeStepsAhead(db: Db, jobs: { id: string }[]): StepsTaken | undefined {
+  if (jobs.length === 0 || jobs.some((j) => suspects.has(j.id))) return undefined;
+  return takeSteps(
+    db,
+    jobs.map((j) => j.id),
+  );
 }
 
 async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
@@ -1500,6 +1555,7 @@ export async function finishStepJobsOrFail(
   s: Scope,
   tx: { client: { query(text: string): Promise<unknown> } },
   jobs: StepJobOutcome[],
+  ahead?: StepsTaken,
 ): Promise<void> {
   const attempt = async (batch: StepJobOutcome[], body: (scope: Scope) => Promise<void>): Promise<unknown> => {
     // Under a savepoint every statement is awaited: a failure must be heard before RELEASE is sent.
@@ -1540,7 +1596,7 @@ export async function finishStepJobsOrFail(
         }
       : s.db;
     try {
-      await finishStepJobs({ ...s, db }, jobs);
+      await finishStepJobs({ ...s, db }, jobs, ahead);
       return;
     } catch (err) {
       suspect(err);
