@@ -889,11 +889,12 @@ class Run {
     if (this.final) return;
     const p = pendingOf(this.s);
     for (const k of this.dirty) {
-      const staged = p.activities.get(`${this.row.id}\u0000${k}`);
+      const at = `${this.row.id}\u0000${k}`;
+      const staged = p.activities.get(at);
       const record = this.records.get(k)!;
       // Staged before and not written yet: written as first decided (an insert stays one).
       const mode = staged ? staged.mode : this.modeOf(k, record);
-      p.activities.set(`${this.row.id}\u0000${k}`, {
+      p.activities.set(at, {
         workflowId: this.row.id,
         record,
         entered: this.enteredNow.has(k) || (staged?.entered ?? false),
