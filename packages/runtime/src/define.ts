@@ -44,7 +44,18 @@ export interface FinishedJob<P = any, R = any> {
  * throws after a few tries fails on its own with that error (its continuation is not run again).
  * It holds the jobs' rows locked while it runs: keep it to a few statements.
  */
-export type Continuation<P = any, R = any> = (tx: ContinuationTx, jobs: FinishedJob<P, R>[]) => void | Promise<void>;
+export type Continuation<P = any, R = any> = (tx: ContinuationTx, jobs: FinishedJob<P, R>[], prepared?: unknown) => void | Promise<void>;
+
+/**
+ * Sends, before the outcomes' statements are answered, what a continuation would send first once it
+ * runs (pipelined behind them on the transaction's connection: one round trip fewer), and returns
+ * what `run` gets as its third argument (its pending answers). `jobs` are the batch's final outcomes
+ * bound for the continuation, before the store said which it accepts: its statements must change
+ * nothing for a job whose outcome the store refuses (a lease lost meanwhile), or `run` must undo it.
+ * When it returns something other than undefined, `run` is called even if the store accepted none
+ * of them (with no jobs). It must not throw: a statement's failure is heard through its answer.
+ */
+export type ContinuationPrepare<P = any, R = any> = (tx: ContinuationTx, jobs: FinishedJob<P, R>[]) => unknown;
 
 /** The transaction a continuation runs in: the store's, plus enqueueing into this node's own hands. */
 export interface ContinuationTx extends Tx {
@@ -86,6 +97,8 @@ export interface OutcomeContinuation {
    */
   types?: readonly string[] | ((type: string) => boolean);
   run: Continuation;
+  /** Statements sent ahead, behind the outcomes' (see ContinuationPrepare). */
+  prepare?: ContinuationPrepare;
 }
 
 export interface JobDefinition<P = any, R = any> extends JobSpec<P> {

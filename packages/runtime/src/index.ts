@@ -7,6 +7,7 @@ export {
   type HookContext,
   type ResolvedJobDefinition,
   type Continuation,
+  type ContinuationPrepare,
   type ContinuationTx,
   type FinishedJob,
   type OutcomeContinuation,

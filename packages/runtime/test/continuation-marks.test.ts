@@ -137,3 +137,46 @@ test('a marked job handed off keeps its mark; a bad mark is a ValidationError na
     await c.close();
   }
 });
+
+test("a continuation's prepare sends its statements behind the outcomes' before their answers; run gets what it returned", async (t) => {
+  const c = await cluster('cont_prep');
+  try {
+    const { db } = c;
+    const prepared: string[][] = [];
+    /** Per run: its jobs, and how many of them the statement sent ahead still found live (none: it ran after the completion). */
+    const runs: { jobs: string[]; live: number | undefined }[] = [];
+    const ahead: OutcomeContinuation = {
+      name: 'ahead',
+      prepare: (tx, jobs) => {
+        const ids = jobs.map((j) => j.id);
+        prepared.push(ids);
+        const live = tx.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${db.schema}".jobs WHERE id = ANY($1::uuid[])`, [ids]);
+        live.catch(() => undefined);
+        return live;
+      },
+      run: async (_tx, jobs, live) => {
+        const answer = (await (live as Promise<{ rows: { n: number }[] }> | undefined))?.rows[0]?.n;
+        runs.push({ jobs: jobs.map((j) => j.id), live: answer });
+      },
+    };
+    const node = await c.start({ partitions: oneQueue, jobs: [work], engine, continuations: [ahead] });
+    const MARKED = 30;
+    void node;
+    const store = await JobStore.open({ postgres: db.url, schema: db.schema, checkQueues: false });
+    t.teardown(() => store.close());
+    const ids = (
+      await store.enqueue(
+        Array.from({ length: MARKED }, (_, i) => ({ partition: 'p', type: 'work', payload: { i }, continuation: 'ahead' })),
+      )
+    ).map((o) => o.id);
+    await until('every marked job reached run', async () => runs.flatMap((r) => r.jobs).length === MARKED, 30_000);
+    t.deepEqual(runs.flatMap((r) => r.jobs).sort(), [...ids].sort());
+    t.deepEqual(prepared.flat().sort(), [...ids].sort(), 'prepare saw each job of the batches once');
+    t.true(
+      runs.every((r) => r.live === 0),
+      `the statement sent ahead ran after the completion in the same transaction: ${JSON.stringify(runs.map((r) => r.live))}`,
+    );
+  } finally {
+    await c.close();
+  }
+});

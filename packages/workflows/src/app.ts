@@ -26,6 +26,7 @@ import {
   interruptWorkflow,
   resumeWorkflow,
   newEffects,
+  rememberCompiled,
   startWorkflows,
   type ActivityRecord,
   type EmitPayload,
@@ -199,6 +200,7 @@ export class WorkflowApp {
       compiled.source ?? null,
     ]);
     if (row && !row.inserted && row.hash !== compiled.hash) throw new VersionConflictError(compiled.id, compiled.version);
+    rememberCompiled(compiled);
     this.logger.info({ version: compiled.version, hash: compiled.hash, inserted: row?.inserted ?? false }, 'deployed workflow app version');
     return { id: compiled.id, version: compiled.version };
   }

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
-import { compileDefinition } from './compile.js';
+import { canonical, compileDefinition } from './compile.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
@@ -110,14 +110,30 @@ const COMPILED_KEPT = 64;
  * checks), and a node's first step of a version waited for it while its batch held the writer.
  */
 function compileStored(definition: unknown): CompiledApp {
-  const json = JSON.stringify(definition);
+  // Keys sorted as a compiled app's `merged` has them (jsonb gives them back in its own order), so
+  // the app this process deployed is found too (rememberCompiled).
+  const json = JSON.stringify(canonical(definition));
   let app = compiledByDefinition.get(json);
   if (!app) {
     app = compileDefinition(definition);
-    if (compiledByDefinition.size >= COMPILED_KEPT) compiledByDefinition.delete(compiledByDefinition.keys().next().value!);
-    compiledByDefinition.set(json, app);
+    keepCompiled(json, app);
   }
   return app;
+}
+
+function keepCompiled(json: string, app: CompiledApp): void {
+  if (compiledByDefinition.size >= COMPILED_KEPT) compiledByDefinition.delete(compiledByDefinition.keys().next().value!);
+  compiledByDefinition.set(json, app);
+}
+
+/**
+ * An app this process compiled to deploy: the definition stored is its `merged` JSON, so its node
+ * and app handles find it compiled, rather than compiling it again at its first pub or step (Ajv's
+ * schema compiles: ~0.6 s of a loaded machine inside the first transition's batch).
+ */
+export function rememberCompiled(app: CompiledApp): void {
+  const json = JSON.stringify(app.merged);
+  if (!compiledByDefinition.has(json)) keepCompiled(json, app);
 }
 
 /** Compiled app versions by id+version: immutable once deployed, so cached for the process's life. */
@@ -205,6 +221,8 @@ interface Pending {
    * puts their records in their expiry day's partition, as it does for the workflows it finishes.
    */
   settle: { id: string; expire: number }[];
+  /** Steps taken ahead for a job whose outcome was then refused: linked again by the write. */
+  restore: { job_id: string | null; workflow_id: string; activity: string; dimension: string }[];
 }
 
 interface FaninRow {
@@ -232,6 +250,7 @@ function pendingOf(s: Scope): Pending {
       created: new Set(),
       written: new Set(),
       settle: [],
+      restore: [],
     };
     pendingByScope.set(s, p);
   }
@@ -326,6 +345,13 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       links[2].push(j.step.record.activity);
       links[3].push(j.step.record.dimension);
     });
+  }
+  for (const st of p.restore.splice(0)) {
+    links ??= [[], [], [], []];
+    links[0].push(st.job_id!);
+    links[1].push(st.workflow_id);
+    links[2].push(st.activity);
+    links[3].push(st.dimension);
   }
   let activities: string | null = null;
   let firstActivities: string | null = null;
@@ -863,11 +889,12 @@ class Run {
     if (this.final) return;
     const p = pendingOf(this.s);
     for (const k of this.dirty) {
-      const staged = p.activities.get(`${this.row.id}\u0000${k}`);
+      const at = `${this.row.id}\u0000${k}`;
+      const staged = p.activities.get(at);
       const record = this.records.get(k)!;
       // Staged before and not written yet: written as first decided (an insert stays one).
       const mode = staged ? staged.mode : this.modeOf(k, record);
-      p.activities.set(`${this.row.id}\u0000${k}`, {
+      p.activities.set(at, {
         workflowId: this.row.id,
         record,
         entered: this.enteredNow.has(k) || (staged?.entered ?? false),
@@ -1085,17 +1112,27 @@ export interface StepJobOutcome {
  * the next, and everything the transitions write goes out together at the end. Jobs that are no
  * (longer a) step of any workflow are left alone.
  */
-export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<void> {
-  const ids = jobs.map((j) => j.id);
-  // Both on the wire at once (the transaction's connection pipelines): the lock, then the take and
-  // the records, read by a statement that starts once the locks are held.
-  const locking = s.db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
-  const taking = s.db.run<ActivityRecord & { step: boolean; workflow_id: string; seq: string | null }>('steps_take', [ids]);
+export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: StepsTaken): Promise<void> {
+  const { locking, taking } =
+    ahead ??
+    takeSteps(
+      s.db,
+      jobs.map((j) => j.id),
+    );
   await inOrder(locking, taking);
   const [lockedRows, rows] = [await locking, await taking];
-  const taken = rows.filter((r) => r.step);
-  if (taken.length === 0) return;
   const byId = new Map(jobs.map((j) => [j.id, j]));
+  let taken = rows.filter((r) => r.step);
+  if (ahead && taken.some((st) => !byId.has(st.job_id!))) {
+    // Taken ahead for a job whose outcome the store then refused (steps_take leaves those whose job
+    // is still live, so only one gone some other way, e.g. recorded by a node without this
+    // continuation): its step is put back with this transaction's write, as if never taken.
+    const p = pendingOf(s);
+    for (const st of taken) if (!byId.has(st.job_id!)) p.restore.push(st);
+    taken = taken.filter((st) => byId.has(st.job_id!));
+    if (taken.length === 0) return flushPending(s, true);
+  }
+  if (taken.length === 0) return;
   const outcomes: StepOutcome[] = taken.map((st) => {
     const job = byId.get(st.job_id!)!;
     return {
@@ -1112,9 +1149,22 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
   const records = new Map<string, ActivityRecord[]>();
   for (const r of rows) {
     if (r.step) continue;
-    const { step: _step, workflow_id, seq: _seq, ...record } = r;
-    let list = records.get(workflow_id);
-    if (!list) records.set(workflow_id, (list = []));
+    // The row's own fields, listed: an object rest copy was the most of this function's time.
+    const record: ActivityRecord = {
+      activity: r.activity,
+      dimension: r.dimension,
+      type: r.type,
+      state: r.state,
+      job_id: r.job_id,
+      input: r.input,
+      output: r.output,
+      hook: r.hook,
+      attempts: r.attempts,
+      errors: r.errors,
+      children_open: r.children_open,
+    };
+    let list = records.get(r.workflow_id);
+    if (!list) records.set(r.workflow_id, (list = []));
     list.push(record);
   }
   // A workflow whose step was taken but that steps_lock did not lock (none such is known) is loaded
@@ -1127,6 +1177,41 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[]): Promise<
       runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
+}
+
+type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: string | null };
+
+/** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
+export interface StepsTaken {
+  locking: Promise<{ workflow: WorkflowRow }[]>;
+  taking: Promise<TakeRow[]>;
+}
+
+/**
+ * Sends the steps' lock and take together (the transaction's connection pipelines): the lock, then
+ * the take and the records, read by a statement that starts once the locks are held. steps_take
+ * takes no step whose job is still live (its outcome not recorded in this transaction), so both may
+ * go out before the outcomes' answers, behind their statements (the continuation's prepare).
+ */
+export function takeSteps(db: Db, ids: string[]): StepsTaken {
+  const locking = db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const taking = db.run<TakeRow>('steps_take', [ids]);
+  locking.catch(() => undefined);
+  taking.catch(() => undefined);
+  return { locking, taking };
+}
+
+/**
+ * The continuation's prepare: the steps' lock and take sent behind the outcomes' statements, unless
+ * a job of the batch is a suspect (its transition threw: the batch then runs under savepoints, which
+ * must take the steps inside them).
+ */
+export function takeStepsAhead(db: Db, jobs: { id: string }[]): StepsTaken | undefined {
+  if (jobs.length === 0 || jobs.some((j) => suspects.has(j.id))) return undefined;
+  return takeSteps(
+    db,
+    jobs.map((j) => j.id),
+  );
 }
 
 async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
@@ -1500,6 +1585,7 @@ export async function finishStepJobsOrFail(
   s: Scope,
   tx: { client: { query(text: string): Promise<unknown> } },
   jobs: StepJobOutcome[],
+  ahead?: StepsTaken,
 ): Promise<void> {
   const attempt = async (batch: StepJobOutcome[], body: (scope: Scope) => Promise<void>): Promise<unknown> => {
     // Under a savepoint every statement is awaited: a failure must be heard before RELEASE is sent.
@@ -1540,7 +1626,7 @@ export async function finishStepJobsOrFail(
         }
       : s.db;
     try {
-      await finishStepJobs({ ...s, db }, jobs);
+      await finishStepJobs({ ...s, db }, jobs, ahead);
       return;
     } catch (err) {
       suspect(err);

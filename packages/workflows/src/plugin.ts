@@ -22,6 +22,8 @@ import {
   finishStepJobsOrFail,
   newEffects,
   stopFanOutChildren,
+  takeStepsAhead,
+  type StepsTaken,
   type EmitJobPayload,
   type Effects,
   type StopChildrenPayload,
@@ -108,7 +110,9 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         // job is of any type its graph names), so only those come here; every other job the node runs
         // keeps the plain write.
         name: STEP_CONTINUATION,
-        run: async (tx, jobs) => {
+        // The steps' lock and take go out behind the outcomes' statements, in their round trip.
+        prepare: (tx, jobs) => (bound ? takeStepsAhead(txDb(tx, bound.ops), jobs) : undefined),
+        run: async (tx, jobs, ahead) => {
           if (!bound) throw new Error('the workflows plugin has not started on this node yet; the transition is retried');
           const b = bound;
           const db = txDb(tx, b.ops);
@@ -117,6 +121,7 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
             { db, versions: b.versions, logger: b.logger, effects, publishAfterCommit: true },
             tx,
             jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
+            ahead as StepsTaken | undefined,
           );
           // The steps of workflows it interrupted are cancelled once it committed: before, a cancel
           // could reach a step the transaction then rolled back the interrupt of (it is retried).

@@ -6,7 +6,14 @@
  */
 import { traceComplete, type Logger } from '@partita/core';
 import { isRowRefusal, type ClaimedJob, type EnqueueOutcome, type NewJob, type Recorded } from '@partita/postgres';
-import type { Continuation, ContinuationTx, FinishedJob, OutcomeContinuation, ResolvedJobDefinition } from '../define.js';
+import type {
+  Continuation,
+  ContinuationPrepare,
+  ContinuationTx,
+  FinishedJob,
+  OutcomeContinuation,
+  ResolvedJobDefinition,
+} from '../define.js';
 import type { Metrics } from '../metrics.js';
 import type { EngineMsg } from './messages.js';
 import {
@@ -65,7 +72,7 @@ export interface OwnHands {
   takes: { types: string[]; continuations: readonly string[] };
 }
 
-type NamedContinuation = { name: string; run: Continuation };
+type NamedContinuation = { name: string; run: Continuation; prepare?: ContinuationPrepare | undefined };
 
 /**
  * The continuations a finished job goes through: its type's, and the one its mark names.
@@ -93,15 +100,15 @@ export function continuationsByType(
   const byType = new Map<string, NamedContinuation[]>();
   for (const [type, def] of definitions)
     if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
-  const chosen: { name: string; run: Continuation; types: (type: string) => boolean }[] = [];
+  const chosen: { name: string; run: Continuation; prepare?: ContinuationPrepare | undefined; types: (type: string) => boolean }[] = [];
   // One object per name: the marked jobs of a batch reach their continuation in one call, whatever their types.
   const byName = new Map<string, NamedContinuation>();
   for (const c of plugins) {
     const { types } = c;
-    if (!byName.has(c.name)) byName.set(c.name, { name: c.name, run: c.run });
+    if (!byName.has(c.name)) byName.set(c.name, { name: c.name, run: c.run, prepare: c.prepare });
     if (types === undefined) continue;
-    if (typeof types === 'function') chosen.push({ name: c.name, run: c.run, types });
-    else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run }]);
+    if (typeof types === 'function') chosen.push({ name: c.name, run: c.run, prepare: c.prepare, types });
+    else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run, prepare: c.prepare }]);
   }
   const marks = [...byName.keys()];
   const marked = (name: string) => byName.get(name);
@@ -120,7 +127,7 @@ export function continuationsByType(
       if (known !== undefined && known.accepted === accepted) return known.list;
       let list: NamedContinuation[] | undefined = byType.get(type);
       chosen.forEach((c, i) => {
-        if (accepted[i] === '1') list = [...(list ?? []), { name: c.name, run: c.run }];
+        if (accepted[i] === '1') list = [...(list ?? []), { name: c.name, run: c.run, prepare: c.prepare }];
       });
       memo.set(type, { accepted, list });
       return list;
@@ -339,21 +346,25 @@ export class OutcomeWriter {
         },
         afterCommit: (fn) => void onCommit.push(fn),
       };
-      const completed = await store.complete(nodeId, completionItems(completions), tx);
-      const failed = await store.fail(nodeId, failureItems(failures), tx);
-      // Only what the store accepted (this node still held the lease) reaches a continuation. Each
-      // continuation runs once with its jobs, in the order their first job came.
-      const byContinuation = new Map<NamedContinuation, FinishedJob[]>();
+      // Both outcome statements, then what the continuations send ahead (prepare), go on the wire
+      // together, behind BEGIN: one round trip for all of them. Awaited in that order below, so the
+      // first that failed is the error.
+      const completing = store.complete(nodeId, completionItems(completions), tx);
+      const failing = store.fail(nodeId, failureItems(failures), tx);
+      completing.catch(() => undefined);
+      failing.catch(() => undefined);
+      // Each continuation runs once with its jobs, in the order their first job came.
+      const byContinuation = new Map<NamedContinuation, { job: ClaimedJob; finished: FinishedJob }[]>();
       const add = (finished: FinishedJob, job: ClaimedJob) => {
         const ofType = continuationsByType.of(job.type);
         const mark = job.continuation == null ? undefined : continuationsByType.marked(job.continuation);
-        for (const c of ofType ?? []) push(c, finished);
-        if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished);
+        for (const c of ofType ?? []) push(c, finished, job);
+        if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished, job);
       };
-      const push = (c: NamedContinuation, finished: FinishedJob) => {
+      const push = (c: NamedContinuation, finished: FinishedJob, job: ClaimedJob) => {
         const list = byContinuation.get(c);
-        if (list) list.push(finished);
-        else byContinuation.set(c, [finished]);
+        if (list) list.push({ job, finished });
+        else byContinuation.set(c, [{ job, finished }]);
       };
       const base = (job: ClaimedJob) => ({
         id: job.id,
@@ -363,11 +374,30 @@ export class OutcomeWriter {
         payload: job.payload,
         attempt: job.attempt,
       });
-      for (const c of completions) if (completed.has(c.job.id)) add({ ...base(c.job), state: 'completed', result: c.result }, c.job);
-      for (const f of failures) if (failed.has(f.job.id)) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error }, f.job);
+      for (const c of completions) add({ ...base(c.job), state: 'completed', result: c.result }, c.job);
+      for (const f of failures) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error }, f.job);
+      const prepared = new Map<NamedContinuation, unknown>();
       for (const [c, jobs] of byContinuation) {
+        if (!c.prepare) continue;
         try {
-          await c.run(tx, jobs);
+          const ahead = c.prepare(
+            tx,
+            jobs.map((j) => j.finished),
+          );
+          if (ahead !== undefined) prepared.set(c, ahead);
+        } catch (err) {
+          throw new ContinuationThrew(c.name, err);
+        }
+      }
+      const completed = await completing;
+      const failed = await failing;
+      // Only what the store accepted (this node still held the lease) reaches a continuation.
+      for (const [c, jobs] of byContinuation) {
+        const accepted = jobs.filter((j) => (j.finished.state === 'completed' ? completed : failed).has(j.job.id)).map((j) => j.finished);
+        const ahead = prepared.get(c);
+        if (accepted.length === 0 && ahead === undefined) continue;
+        try {
+          await c.run(tx, accepted, ahead);
         } catch (err) {
           throw new ContinuationThrew(c.name, err);
         }

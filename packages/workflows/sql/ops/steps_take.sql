@@ -2,8 +2,12 @@
 -- and the activity records of their workflows' passes (their own dimension and the first, ''), in one
 -- statement sent right after steps_lock: its snapshot is taken once those locks are held. `step` tells
 -- a taken step (record columns null) from a record; records come in start order per workflow.
+-- A step whose job is still live (its outcome not recorded by this transaction: the store refused
+-- it) is left: the engine sends this statement behind the outcomes' before they are answered.
 WITH taken AS (
-  DELETE FROM {{schema}}.wf_steps WHERE job_id = ANY($1::text[]) RETURNING job_id, workflow_id, activity, dimension
+  DELETE FROM {{schema}}.wf_steps s WHERE s.job_id = ANY($1::text[])
+    AND s.job_id NOT IN (SELECT j.id::text FROM {{schema}}.jobs j WHERE j.id = ANY($1::uuid[]))
+  RETURNING job_id, workflow_id, activity, dimension
 )
 SELECT true AS step, job_id, workflow_id, activity, dimension, NULL::text AS type, NULL::text AS state, NULL::jsonb AS input,
   NULL::jsonb AS output, NULL::jsonb AS hook, NULL::int AS attempts, NULL::jsonb AS errors, NULL::int AS children_open, NULL::bigint AS seq
