@@ -134,7 +134,8 @@ try {
 } finally {
   await client.close();
   await node.stop();
-  await dropSchema(admin, schema);
+  if (process.env.WF_WAL_KEEP) log(`kept schema ${schema}`);
+  else await dropSchema(admin, schema);
   await admin.end();
   rmSync(dataDir, { recursive: true, force: true });
 }
