@@ -96,8 +96,10 @@ try {
   const lsn = async () => (await admin.query('SELECT pg_current_wal_lsn() AS l')).rows[0].l as string;
   const from = await lsn();
   const began = performance.now();
+  const cpu0 = process.cpuUsage();
   await runMany(N);
   const ms = performance.now() - began;
+  const cpu = process.cpuUsage(cpu0);
   const to = await lsn();
   const { rows } = await admin.query(
     `WITH rels AS (
@@ -122,6 +124,8 @@ try {
     tree,
     workflows: N,
     ms: Math.round(ms),
+    // This process's CPU (the node, its client and this script's polls) per workflow.
+    nodeCpuMsPerWorkflow: Math.round(((cpu.user + cpu.system) / 1000 / N) * 1000) / 1000,
     load: loadavg()[0]!.toFixed(2),
     perWorkflow: {
       wf: { records: per(wf.n), bytes: per(wf.bytes) },
