@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import pg from 'pg';
 import { resolveNatsUrl } from './lib/nats.js';
 import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl } from './lib/postgres.js';
 
