@@ -9,6 +9,7 @@
  *   npx tsx bench/wf-wal.ts [N=2000] [--tree DIR]   # DIR: another built checkout (a base) to measure
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,6 +44,31 @@ const { startNode, defineJob } = await mod('runtime');
 const { connect } = await mod('client');
 const { app, workflowsPlugin } = await mod('workflows');
 const { silentLogger } = await mod('core');
+
+// WF_WAL_TIMES=1: ms from send to answer per named statement of the tree's pg (pipelined ones overlap).
+const times = new Map<string, { n: number; ms: number }>();
+if (process.env.WF_WAL_TIMES) {
+  const treePg = createRequire(join(tree, 'packages', 'postgres', 'package.json'))('pg') as {
+    Client: { prototype: { query: (...args: unknown[]) => unknown } };
+  };
+  const original = treePg.Client.prototype.query;
+  treePg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+    const name = (args[0] as { name?: string } | undefined)?.name;
+    const began = performance.now();
+    const answer = original.apply(this, args);
+    if (name && answer instanceof Promise)
+      answer.then(
+        () => {
+          const t = times.get(name) ?? { n: 0, ms: 0 };
+          t.n += 1;
+          t.ms += performance.now() - began;
+          times.set(name, t);
+        },
+        () => undefined,
+      );
+    return answer;
+  };
+}
 
 const url = await resolvePostgresUrl(log);
 const nats = await resolveNatsUrl('auto', log);
@@ -92,6 +118,7 @@ const runMany = async (count: number) => {
 
 try {
   await runMany(100); // warm: statements prepared, pages made
+  times.clear();
   const lsn = async () => (await admin.query('SELECT pg_current_wal_lsn() AS l')).rows[0].l as string;
   const from = await lsn();
   const began = performance.now();
@@ -131,6 +158,9 @@ try {
       jobs: { records: per(other.n), bytes: per(other.bytes) },
       wfIndexInserts: per(indexInserts.reduce((a, r) => a + r.n, 0)),
     },
+    statementMsPerWorkflow: Object.fromEntries(
+      [...times].sort((a, b) => b[1].ms - a[1].ms).map(([name, t]) => [name, `${per(t.ms)} ms, ${t.n} calls`]),
+    ),
     byRecord: rows.map((r) => `${r.rel} ${r.rm}/${r.type}: ${per(r.n)} rec, ${per(r.bytes)} B`),
   };
   process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);
