@@ -82,6 +82,11 @@ export interface WorkflowRow {
   parent_dimension: string | null;
   /** A fan-out child: its position in the parent's array. */
   parent_index?: number | null;
+  /**
+   * The partition its row and records are in (YYYY-MM-DD, the UTC day it started, or 'infinity'):
+   * set on rows read from Postgres, absent on one this transaction started (today's).
+   */
+  start_day?: string;
 }
 
 export interface ActivityRecord {
@@ -216,13 +221,8 @@ interface Pending {
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
   written: Set<string>;
-  /**
-   * Workflows this transaction inserted already finished (kept `expire` seconds): transition_write
-   * puts their records in their expiry day's partition, as it does for the workflows it finishes.
-   */
-  settle: { id: string; expire: number }[];
   /** Steps taken ahead for a job whose outcome was then refused: linked again by the write. */
-  restore: { job_id: string | null; workflow_id: string; activity: string; dimension: string }[];
+  restore: { job_id: string | null; workflow_id: string; activity: string; dimension: string; start_day: string }[];
 }
 
 interface FaninRow {
@@ -249,7 +249,6 @@ function pendingOf(s: Scope): Pending {
       emits: new Map(),
       created: new Set(),
       written: new Set(),
-      settle: [],
       restore: [],
     };
     pendingByScope.set(s, p);
@@ -304,10 +303,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       };
     });
     p.inserts.clear();
-    for (const w of rows) {
-      p.created.add(w.id);
-      if (w.status === 0 && w.expire >= 0) p.settle.push({ id: w.id, expire: w.expire });
-    }
+    for (const w of rows) p.created.add(w.id);
     inserted = s.db.run('workflows_insert', [JSON.stringify(rows)]).catch((err: unknown) => {
       // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
@@ -330,7 +326,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     p.emits.clear();
   }
   const jobs = p.jobs.splice(0);
-  let links: [string[], string[], string[], string[]] | null = null;
+  // The partition of a workflow's rows: its row's, read when it was loaded; absent for one this
+  // transaction started (null: today's, which its insert took).
+  const dayOf = (workflowId: string) => p.runs.get(workflowId)?.row.start_day;
+  let links: [string[], string[], string[], string[], (string | null)[]] | null = null;
   if (jobs.length > 0) {
     for (const j of jobs) j.job.id ??= uuidv7();
     enqueued = s.db.enqueue(jobs.map((j) => j.job));
@@ -339,19 +338,21 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       if (!j.step) return;
       const id = j.job.id!;
       j.step.record.job_id = id;
-      links ??= [[], [], [], []];
+      links ??= [[], [], [], [], []];
       links[0].push(id);
       links[1].push(j.step.workflowId);
       links[2].push(j.step.record.activity);
       links[3].push(j.step.record.dimension);
+      links[4].push(dayOf(j.step.workflowId) ?? null);
     });
   }
   for (const st of p.restore.splice(0)) {
-    links ??= [[], [], [], []];
+    links ??= [[], [], [], [], []];
     links[0].push(st.job_id!);
     links[1].push(st.workflow_id);
     links[2].push(st.activity);
     links[3].push(st.dimension);
+    links[4].push(st.start_day);
   }
   let activities: string | null = null;
   let firstActivities: string | null = null;
@@ -376,6 +377,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
         children_open: r.children_open ?? undefined,
         entered: entered ? 1 : undefined,
         mode,
+        start_day: dayOf(workflowId),
       };
       // A new workflow's record written for the first time cannot conflict: a plain insert.
       if (p.created.has(workflowId) && !p.written.has(k)) {
@@ -390,20 +392,14 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const fanin = p.fanin.length > 0 ? JSON.stringify(p.fanin.splice(0)) : null;
   let workflows: string | null = null;
   if (p.workflows.size > 0) {
-    workflows = JSON.stringify([...p.workflows.values()]);
+    workflows = JSON.stringify([...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) })));
     p.workflows.clear();
   }
-  // Workflows inserted finished: their records go straight to their expiry day's partition (those
-  // this write finishes are found by the statement itself, from the workflow rows it moves).
-  const settled = p.settle.splice(0);
-  const settleIds = settled.length > 0 ? settled.map((w) => w.id) : null;
-  const settleExpires = settled.length > 0 ? settled.map((w) => w.expire) : null;
-  // The links, records (those of finished workflows in their day's partition), workflow rows and
-  // fan-in outputs in one statement: one round trip per transaction.
+  // The links, records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
   let written: Promise<unknown> | undefined;
-  if (links || activities || workflows || firstActivities || fanin || settleIds) {
-    const [ids, workflowIds, activityIds, dimensions] = links ?? [null, null, null, null];
-    const params = [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin, settleIds, settleExpires];
+  if (links || activities || workflows || firstActivities || fanin) {
+    const [ids, workflowIds, activityIds, dimensions, days] = links ?? [null, null, null, null, null];
+    const params = [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin, days];
     // The entry point's last write: the COMMIT goes on the wire behind it rather than after its
     // answer (a round trip of every transition and pub). The statements before it are still awaited:
     // an enqueue may send more statements once it is answered, and those must precede the COMMIT.
@@ -445,7 +441,7 @@ export function conditionHolds(c: CompiledCondition | undefined, ctx: MappingCon
 }
 
 /**
- * How transition_write writes a record: `u` stored in the open partition (a plain update), `i` not
+ * How transition_write writes a record: `u` stored (a plain update), `i` not
  * stored (a plain insert), undefined not known (an upsert). An upsert's speculative insertion costs
  * an index probe and a WAL record more than either (a lock record before an update, a confirmation
  * after an insert), twice per worker step.
@@ -455,7 +451,7 @@ type RecordMode = 'u' | 'i';
 /** One workflow inside one transaction: its row (locked) and activity records, changed in memory and written by flush(). */
 class Run {
   private readonly records = new Map<string, ActivityRecord>();
-  /** Records in the open partition: loaded while the workflow was open, or staged since. */
+  /** Records known stored: loaded while the workflow was open, or staged since. */
   private readonly stored = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly enteredNow = new Set<string>();
@@ -475,7 +471,7 @@ class Run {
   ) {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
-    // An open workflow's records are all in the open partition; a finished one's may be in its day's.
+    // Only an open workflow's records are counted on (a finished one is rarely written again: upserts).
     if (this.status > 0) for (const k of this.records.keys()) this.stored.add(k);
     this.data = { ...(row.data ?? {}) };
     this.wasOpen = this.status > 0 || records.length === 0;
@@ -489,7 +485,7 @@ class Run {
   async holdDimension(dimension: string): Promise<void> {
     if (!this.loadedDimensions || this.loadedDimensions.has(dimension)) return;
     this.loadedDimensions.add(dimension);
-    const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension]]);
+    const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension], [this.row.start_day]]);
     for (const r of records) {
       const k = key(r.activity, r.dimension);
       if (this.records.has(k)) continue;
@@ -499,8 +495,8 @@ class Run {
   }
 
   /**
-   * How a record is written (RecordMode): known only while the workflow is open (then every record it
-   * has is in the open partition, and those of a loaded dimension are all in memory).
+   * How a record is written (RecordMode): known only while the workflow is open (then the records of a
+   * loaded dimension are all in memory).
    */
   private modeOf(k: string, r: ActivityRecord): RecordMode | undefined {
     if (this.status <= 0) return undefined;
@@ -1021,7 +1017,12 @@ async function loadMany(s: Scope, steps: { workflow: string; dimension: string }
   const rows = locked ? locked.filter((r) => wanted.has(r.id)) : await s.db.run<WorkflowRow>('workflows_lock', [missing]);
   if (rows.length === 0) return;
   const dimensions = [...new Set(['', ...steps.map((st) => st.dimension)])];
-  const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_dimensions', [rows.map((r) => r.id), dimensions]);
+  const days = [...new Set(rows.map((r) => r.start_day))];
+  const records = await s.db.run<ActivityRecord & { workflow_id: string }>('activities_of_dimensions', [
+    rows.map((r) => r.id),
+    dimensions,
+    days,
+  ]);
   const byWorkflow = new Map<string, ActivityRecord[]>();
   for (const r of records) {
     let list = byWorkflow.get(r.workflow_id);
@@ -1179,7 +1180,7 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   await flushPending(s, true);
 }
 
-type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: string | null };
+type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: string | null; start_day: string };
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {

@@ -1,11 +1,13 @@
 /**
- * Retention. Finished workflows are kept their graph's `expire` seconds in partitions by expiry day
- * (UTC) with their activity records, and go a whole day at a time: one DROP once the day has passed
- * (reads stop returning a workflow at its expiry, so the hours it waits for its day's drop are not
- * seen). Partitions are made ahead at every node's start and hourly, as job history's are.
- * What stays in the open partition past its time (pending workflows never resumed, finished ones
- * expiring beyond the partitions made ahead) and early signals are few: the row sweep removes them
- * in bounded batches (one statement each, rows other sweepers hold skipped).
+ * Retention. Workflows live with their activity records in partitions by the UTC day they started,
+ * from their insert to their removal (finishing updates them in place), and go a whole day at a time:
+ * one DROP once the day is over and its finished workflows have expired (reads stop returning a
+ * workflow at its expiry, so the hours it waits for its day's drop are not seen). What must outlive
+ * its day (still running, kept forever, kept 7 days past it) is carried to the 'infinity' partition
+ * at the drop. Partitions are made ahead at every node's start and hourly, as job history's are.
+ * What the drops do not take (carried rows past their time, pending workflows never resumed) and
+ * early signals are few: the row sweep removes them in bounded batches (one statement each, rows
+ * other sweepers hold skipped).
  */
 import { ValidationError } from '@partita/core';
 import { runOn, type Queryable, type WfOps } from './db.js';
@@ -19,10 +21,13 @@ export interface ExpirySweep {
 
 export const DEFAULT_SWEEP: ExpirySweep = { batch: 5_000, maxBatches: 20 };
 
-/** Days of partitions made ahead (the least the SQL accepts: rows use those up to 7 days ahead). */
-export const PARTITION_DAYS_AHEAD = 8;
+/**
+ * Days of partitions made ahead of today (the least the SQL accepts): workflows start in today's, and
+ * tomorrow's is there when the date turns between two hourly rounds.
+ */
+export const PARTITION_DAYS_AHEAD = 2;
 
-/** One sweep of the open partition: removes expired workflows and signals; how many of each it removed. */
+/** One row sweep: removes expired carried and pending workflows and signals; how many of each it removed. */
 export async function removeExpired(
   q: Queryable,
   ops: WfOps,
@@ -47,9 +52,10 @@ export async function ensurePartitions(q: Queryable, ops: WfOps, daysAhead = PAR
 }
 
 /**
- * Drops the days of finished workflows whose whole range has passed `at` (the database's now; tests
- * pass a later time), each day's workflows and records in one statement; the days dropped (YYYYMMDD). A day whose
- * lock is not had within a second is left for the next round.
+ * Drops the days that are over at `at` (the database's now; tests pass a later time) and whose
+ * finished workflows have expired, each day's workflows and records in one statement, after carrying
+ * what must outlive it to the 'infinity' partition; the days dropped (YYYYMMDD). A day whose locks
+ * are not had within a second is left for the next round.
  */
 export async function dropExpiredPartitions(q: Queryable, ops: WfOps, at?: Date): Promise<string[]> {
   const rows = await runOn<{ day: string }>(q, ops, 'wf_partitions_prune', [at ?? null]);

@@ -149,7 +149,7 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
       };
       const partitionsFailed = (err: unknown) =>
         b.logger.warn({ err }, 'making or dropping workflow partitions failed; retried at the next interval');
-      // Awaited at start: a node that finished a workflow before its day's partition existed would fail the write.
+      // Awaited at start: a workflow started before its day's partition existed would fail its insert.
       await partitions().catch(partitionsFailed);
       const partitionTimer = setInterval(
         () => void partitions().catch(partitionsFailed),

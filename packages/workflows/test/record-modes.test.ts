@@ -89,7 +89,7 @@ test.serial("a step's transition updates the finished step's record and inserts 
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN');
-    const params = [null, null, null, null, JSON.stringify(records), null, null, null, null, null];
+    const params = [null, null, null, null, JSON.stringify(records), null, null, null, null];
     const [{ 'QUERY PLAN': plan }] = (
       await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${wfOps(db.schema).transition_write.text}`, params)
     ).rows as { 'QUERY PLAN': unknown[] }[];

@@ -310,19 +310,20 @@ test.serial('fan-out: a failing child among 1,050 waiting ones: every sibling is
 });
 
 test.serial(
-  'fan-out and retention: parent, children and their records finish in their expiry day partitions; outputs a failed fan-out left go with the day',
+  'fan-out and retention: parent, children and their records stay in their start day partitions; outputs a failed fan-out left go with the day',
   async (t) => {
     const { db, fan } = await setup(t, 'wf_fan_keep');
     const q = async (sql: string, params: unknown[]) => (await db.pool.query(sql.replaceAll('{{s}}', `"${db.schema}"`), params)).rows;
     const where = async (ids: string[]) => ({
-      open: (await q(`SELECT count(*)::int AS n FROM {{s}}.wf_workflows_open WHERE id = ANY($1)`, [ids]))[0].n as number,
-      openRecords: (await q(`SELECT count(*)::int AS n FROM {{s}}.wf_activities_open WHERE workflow_id = ANY($1)`, [ids]))[0].n as number,
+      carried: (await q(`SELECT count(*)::int AS n FROM {{s}}.wf_workflows_carried WHERE id = ANY($1)`, [ids]))[0].n as number,
+      carriedRecords: (await q(`SELECT count(*)::int AS n FROM {{s}}.wf_activities_carried WHERE workflow_id = ANY($1)`, [ids]))[0]
+        .n as number,
       records: (await q(`SELECT count(*)::int AS n FROM {{s}}.wf_activities WHERE workflow_id = ANY($1)`, [ids]))[0].n as number,
       // Every record in its workflow's partition.
       apart: (
         await q(
           `SELECT count(*)::int AS n FROM {{s}}.wf_activities a JOIN {{s}}.wf_workflows w ON w.id = a.workflow_id
-           WHERE w.id = ANY($1) AND a.expire_day <> w.expire_day`,
+           WHERE w.id = ANY($1) AND a.start_day <> w.start_day`,
           [ids],
         )
       )[0].n as number,
@@ -332,13 +333,13 @@ test.serial(
     await until('the fan-out done', async () => (await fan.getStatus(id)) === 0, 20_000);
     const done = [id, `${id}-fan-0`, `${id}-fan-1`, `${id}-fan-2`];
     const placed = await where(done);
-    t.like(placed, { open: 0, openRecords: 0, apart: 0 });
+    t.like(placed, { carried: 0, carriedRecords: 0, apart: 0 });
     t.true(placed.records >= 4 * 2, 'the parent and children kept their records');
     t.is((await q(`SELECT count(*)::int AS n FROM {{s}}.wf_fanin WHERE workflow_id = $1`, [id]))[0].n, 0, 'the fan-in took its outputs');
 
     // One child ends (its output waits in wf_fanin), then another is interrupted: the fan-out fails
-    // with that output left behind; the third is interrupted by the stop-children batch. Each moves
-    // to its day as the parent does.
+    // with that output left behind; the third is interrupted by the stop-children batch. Each stays
+    // in its day as the parent does.
     const failed = await fan.pub('fan.mixed', { list: [{ hold: true }, { hold: true }, { hold: true }] });
     await until('children waiting', async () => (await fan.getStatus(`${failed}-fan-2`)) > 0, 20_000);
     t.is(await fan.hook('fan.go', { id: `${failed}-fan-0` }), `${failed}-fan-0`);
@@ -347,7 +348,7 @@ test.serial(
     t.is(await fan.getStatus(failed), FAILED);
     await until('the third child stopped', async () => (await fan.getStatus(`${failed}-fan-2`)) === INTERRUPTED, 10_000);
     const all = [failed, `${failed}-fan-0`, `${failed}-fan-1`, `${failed}-fan-2`];
-    t.like(await where(all), { open: 0, openRecords: 0, apart: 0 });
+    t.like(await where(all), { carried: 0, carriedRecords: 0, apart: 0 });
     t.is((await q(`SELECT count(*)::int AS n FROM {{s}}.wf_fanin WHERE workflow_id = $1`, [failed]))[0].n, 1);
 
     // Dropping the days (as if they had passed) takes the workflows, their records and the left output.

@@ -1,8 +1,9 @@
 /**
- * pub's `pending` and resume; scrub; retention: finished workflows (with their activity records)
- * leave reads at their expire and the disk with their expiry day's partitions (one DROP a day);
- * pending ones never resumed and early signals go by the row sweep, in bounded batches; running
- * workflows and `expire: -1` graphs stay.
+ * pub's `pending` and resume; scrub; retention: workflows (with their activity records) stay in the
+ * partition of the day they started from insert to finish; finished ones leave reads at their expire
+ * and the disk with their day's partitions (one DROP a day, once they have all expired); running
+ * workflows and `expire: -1` graphs outlive their day (carried out at the drop); pending ones never
+ * resumed and early signals go by the row sweep, in bounded batches.
  */
 import test from 'ava';
 import pg from 'pg';
@@ -160,7 +161,7 @@ const inTables = async (pool: pg.Pool, schema: string, table: string, ids: strin
 const utcDay = (d: Date) => d.toISOString().slice(0, 10).replaceAll('-', '');
 
 test.serial(
-  'expiry: finished workflows are gone from reads at their expire and from disk with their day, in one DROP; running and kept ones stay',
+  'expiry: finished workflows are gone from reads at their expire and from disk with their day, in one DROP; running and kept ones are carried out of it and stay',
   async (t) => {
     // The node's own sweep and drops stay out of the way: this test runs each step itself.
     const { db, pool, keep, count } = await setup(t, 3_600_000);
@@ -177,7 +178,7 @@ test.serial(
     const day = (await pool.query(`SELECT to_char((now() + interval '1 second') AT TIME ZONE 'UTC', 'YYYYMMDD') AS d`)).rows[0].d;
     t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', finished), [`wf_workflows_${day}:5`]);
     t.deepEqual(await inTables(pool, db.schema, 'wf_activities', finished), [`wf_activities_${day}:10`]);
-    t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', [forever, running]), ['wf_workflows_open:2']);
+    t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', [forever, running]), [`wf_workflows_${day}:2`]);
     t.is((await pool.query(`SELECT data FROM "${db.schema}".wf_workflows WHERE id = $1`, [later])).rows[0].data.got, 'done');
 
     await new Promise((r) => setTimeout(r, 1_200));
@@ -208,6 +209,8 @@ test.serial(
     t.is(await count('wf_activities', finished), 0);
     t.is(await keep.getStatus(forever), 0);
     t.true((await keep.getStatus(running)) > 0);
+    t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', [forever, running]), ['wf_workflows_carried:2']);
+    t.deepEqual(await inTables(pool, db.schema, 'wf_activities', [forever, running]), ['wf_activities_carried:3']);
     // (The test dropped today's partition ahead of time: made again, as the node's hourly round does.)
     t.true((await ensurePartitions(pool, ops)) >= 2);
     await keep.hook('w.go', { id: running, msg: 'still runs' });
@@ -241,13 +244,13 @@ test.serial('10,000 expired workflows go in one DROP of their day', async (t) =>
   // Copies of a real finished workflow and its records, in its day's partition.
   await pool.query(
     `INSERT INTO "${db.schema}".wf_workflows SELECT w.id || '-' || i, w.app_id, w.version, w.topic, w.partition, w.status, w.data, w.search,
-       w.output, w.parent_id, w.parent_activity, w.parent_dimension, w.created_at, w.finished_at, w.expire_at, w.expire_day
+       w.output, w.parent_id, w.parent_activity, w.parent_dimension, w.created_at, w.finished_at, w.expire_at, w.parent_index, w.start_day
      FROM "${db.schema}".wf_workflows w, generate_series(2, $2) i WHERE w.id = $1`,
     [model, N],
   );
   await pool.query(
-    `INSERT INTO "${db.schema}".wf_activities (workflow_id, activity, dimension, type, state, input, output, expire_day)
-     SELECT a.workflow_id || '-' || i, a.activity, a.dimension, a.type, a.state, a.input, a.output, a.expire_day
+    `INSERT INTO "${db.schema}".wf_activities (workflow_id, activity, dimension, type, state, input, output, start_day)
+     SELECT a.workflow_id || '-' || i, a.activity, a.dimension, a.type, a.state, a.input, a.output, a.start_day
      FROM "${db.schema}".wf_activities a, generate_series(2, $2) i WHERE a.workflow_id = $1`,
     [model, N],
   );
@@ -272,7 +275,7 @@ test.serial('the node makes its partitions and sweeps by itself', async (t) => {
         [db.schema],
       )
     ).rows.map((r) => r.relname as string);
-  t.is((await parts()).length, 1 + 9, 'open, today and 8 days ahead');
+  t.is((await parts()).length, 1 + 3, 'carried, today and 2 days ahead');
   const id = await keep.pub('e.start', {}, { pending: 1 });
   t.is(await keep.getStatus(id), PENDING);
   await until(
@@ -283,28 +286,97 @@ test.serial('the node makes its partitions and sweeps by itself', async (t) => {
   t.pass();
 });
 
-test.serial('a call waiting on a workflow that another transaction finishes (and so moves) meanwhile runs again, not fails', async (t) => {
+test.serial(
+  'a call waiting on a workflow that another transaction finishes meanwhile sees it finished; one a drop carries out of its day meanwhile runs again, not fails',
+  async (t) => {
+    const { db, pool, keep } = await setup(t, 3_600_000);
+    const s = `"${db.schema}"`;
+    // Another transaction holds the workflow's lock, changes it, and commits while the interrupt waits for that lock.
+    const meanwhile = async (id: string, change: (other: pg.PoolClient) => Promise<unknown>) => {
+      const other = await pool.connect();
+      try {
+        await other.query('BEGIN');
+        await other.query(`SELECT 1 FROM ${s}.wf_workflows WHERE id = $1 FOR UPDATE`, [id]);
+        const interrupted = keep.interrupt('w.start', id);
+        await new Promise((r) => setTimeout(r, 300));
+        await change(other);
+        await other.query('COMMIT');
+        return await interrupted;
+      } finally {
+        other.release();
+      }
+    };
+    const finished = await keep.pub('w.start', {});
+    const finishing = (other: pg.PoolClient) =>
+      other.query(`UPDATE ${s}.wf_workflows SET status = 0, finished_at = now(), expire_at = now() + interval '1 hour' WHERE id = $1`, [
+        finished,
+      ]);
+    t.false(await meanwhile(finished, finishing), 'finished meanwhile: not interrupted');
+    t.is(await keep.getStatus(finished), 0);
+    // What prune_wf_partitions does to a running workflow of a day it drops: its row and records move.
+    const carried = await keep.pub('w.start', {});
+    const carrying = async (other: pg.PoolClient) => {
+      await other.query(`UPDATE ${s}.wf_workflows SET start_day = 'infinity' WHERE id = $1`, [carried]);
+      await other.query(`UPDATE ${s}.wf_activities SET start_day = 'infinity' WHERE workflow_id = $1`, [carried]);
+    };
+    t.true(await meanwhile(carried, carrying), 'moved meanwhile: interrupted where it went');
+    t.is(await keep.getStatus(carried), INTERRUPTED);
+  },
+);
+
+test.serial('a workflow stays in the partition of the day it started from its insert to its finish: finishing moves no row', async (t) => {
   const { db, pool, keep } = await setup(t, 3_600_000);
   const id = await keep.pub('w.start', {});
-  // Another node finishing it: its row moves to its expiry day's partition while the interrupt waits for the lock.
-  const other = await pool.connect();
-  try {
-    await other.query('BEGIN');
-    await other.query(`SELECT 1 FROM "${db.schema}".wf_workflows WHERE id = $1 FOR UPDATE`, [id]);
-    const interrupted = keep.interrupt('w.start', id);
-    await new Promise((r) => setTimeout(r, 300));
-    await other.query(
-      `UPDATE "${db.schema}".wf_workflows SET status = 0, finished_at = now(), expire_at = now() + interval '1 hour',
-         expire_day = "${db.schema}".wf_expire_day(now() + interval '1 hour') WHERE id = $1`,
-      [id],
-    );
-    await other.query('COMMIT');
-    t.false(await interrupted, 'finished meanwhile: not interrupted');
-  } finally {
-    other.release();
-  }
+  const where = async () => ({
+    workflow: await inTables(pool, db.schema, 'wf_workflows', [id]),
+    records: await inTables(pool, db.schema, 'wf_activities', [id]),
+  });
+  const day = (
+    await pool.query(`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDD') AS d FROM "${db.schema}".wf_workflows WHERE id = $1`, [id])
+  ).rows[0].d;
+  t.deepEqual(await where(), { workflow: [`wf_workflows_${day}:1`], records: [`wf_activities_${day}:2`] });
+  const ctid = async () =>
+    (await pool.query(`SELECT ctid::text AS c, xmin::text AS x FROM "${db.schema}".wf_workflows WHERE id = $1`, [id])).rows[0] as object;
+  const before = await ctid();
+  await keep.hook('w.go', { id, msg: 'done' });
   t.is(await keep.getStatus(id), 0);
+  t.deepEqual(await where(), { workflow: [`wf_workflows_${day}:1`], records: [`wf_activities_${day}:2`] });
+  t.notDeepEqual(await ctid(), before, 'the finishing write updated the row');
 });
+
+test.serial(
+  "a day's partitions wait for its finished workflows' expiry, 7 days at most; then what is still kept is carried out and swept at its time",
+  async (t) => {
+    const { db, pool, keep, count } = await setup(t, 3_600_000);
+    const ops = wfOps(db.schema);
+    const short = await keep.pub('e.start', { n: 1 });
+    const long = await keep.pub('e.start', { n: 2 });
+    const day = utcDay(new Date(Date.now() + 1_000));
+    // `long` is kept 3 days: its day waits for it.
+    await pool.query(`UPDATE "${db.schema}".wf_workflows SET expire_at = now() + interval '3 days' WHERE id = $1`, [long]);
+    const at = (days: number) => new Date(Date.now() + days * 86_400_000 + 60_000);
+    t.false((await dropExpiredPartitions(pool, ops, at(1))).includes(day), 'kept by a workflow that has not expired');
+    t.is(await count('wf_workflows', [short, long]), 2);
+    t.true((await dropExpiredPartitions(pool, ops, at(3))).includes(day), 'dropped once it has');
+    t.is(await count('wf_workflows', [short, long]), 0);
+    t.is(await count('wf_activities', [short, long]), 0);
+    // A day kept by one workflow for 30 days drops after 7, that workflow carried out with its records.
+    await ensurePartitions(pool, ops);
+    const kept = await keep.pub('e.start', { n: 3 });
+    const gone = await keep.pub('e.start', { n: 4 });
+    await pool.query(`UPDATE "${db.schema}".wf_workflows SET expire_at = now() + interval '30 days' WHERE id = $1`, [kept]);
+    t.false((await dropExpiredPartitions(pool, ops, at(6))).includes(day));
+    t.true((await dropExpiredPartitions(pool, ops, at(7))).includes(day));
+    t.deepEqual(await inTables(pool, db.schema, 'wf_workflows', [kept, gone]), ['wf_workflows_carried:1']);
+    t.deepEqual(await inTables(pool, db.schema, 'wf_activities', [kept, gone]), ['wf_activities_carried:2']);
+    t.is((await keep.getState('e.start', kept)).data['n'], 3);
+    // At its expiry the row sweep removes it.
+    await pool.query(`UPDATE "${db.schema}".wf_workflows SET expire_at = now() - interval '1 second' WHERE id = $1`, [kept]);
+    t.deepEqual(await removeExpired(pool, ops), { workflows: 1, signals: 0 });
+    t.is(await count('wf_workflows', [kept]), 0);
+    t.is(await count('wf_activities', [kept]), 0);
+  },
+);
 
 test.serial(
   "indexes: a workflow without searchable fields writes no search index entry, a finished one's row no expiry entry; hookAll's lookup can use the search index; step links are indexed by job id only",
@@ -319,16 +391,20 @@ test.serial(
     const days = (
       await pool.query(`SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^wf_workflows_\\d{8}$'`, [db.schema])
     ).rows.map((r) => r.tablename as string);
-    t.true(days.length >= 8);
-    // Search entries only for workflows with searchable fields; expiry entries only where the sweep reads (the open partition).
-    for (const table of [...days, 'wf_workflows_open']) {
+    t.true(days.length >= 3);
+    // Search entries only for workflows with searchable fields; expiry entries only for what the sweep reads (carried or pending rows).
+    for (const table of [...days, 'wf_workflows_carried']) {
       const d = await defs(table);
       t.deepEqual(
         d.filter((x) => /gin/.test(x)).map((x) => x.replace(/^.* USING/, 'USING')),
         ["USING gin (search jsonb_path_ops) WHERE (search <> '{}'::jsonb)"],
         table,
       );
-      t.is(d.filter((x) => /\(expire_at\) WHERE \(expire_at IS NOT NULL\)/.test(x)).length, table === 'wf_workflows_open' ? 1 : 0, table);
+      t.deepEqual(
+        d.filter((x) => /\(expire_at\)/.test(x)).map((x) => x.replace(/^.* USING/, 'USING')),
+        ["USING btree (expire_at) WHERE ((expire_at IS NOT NULL) AND ((status = '-1'::integer) OR (start_day = 'infinity'::date)))"],
+        table,
+      );
     }
     // Steps are found by job id only: a workflow's steps are reached through its records.
     t.deepEqual(
@@ -345,7 +421,7 @@ test.serial(
       ).rows
         .map((r) => r['QUERY PLAN'] as string)
         .join('\n');
-      t.regex(plan, /wf_workflows_open_search/, plan);
+      t.regex(plan, /wf_workflows_(carried|\d{8})_search/, plan);
     } finally {
       client.release();
     }

@@ -2,11 +2,15 @@
 -- nodes that share workflows take their locks in the same order), the steps left in place. Sent
 -- together with steps_take (pipelined, one round trip for both): that statement starts after this one
 -- holds the locks, so the records it reads are not older than a transition this one waited for. A row
--- locked after waiting for another transaction comes back as that transaction left it. Only the open
--- partition, as in steps_take_lock.
-SELECT to_jsonb(w) AS workflow FROM (
-  SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index
-  FROM {{schema}}.wf_workflows
-  WHERE expire_day = 'infinity' AND id IN (SELECT workflow_id FROM {{schema}}.wf_steps WHERE job_id = ANY($1::text[]))
-  ORDER BY id FOR UPDATE
+-- locked after waiting for another transaction comes back as that transaction left it.
+-- One key probe per workflow, in the partition its step's link names (its start day): a lateral
+-- lookup, which neither reads the whole day (every workflow started that day, finished ones too) in a
+-- join nor probes every day's partition, as a list of days would (a list does not prune partitions).
+SELECT to_jsonb(w) AS workflow
+FROM (
+  SELECT DISTINCT workflow_id, start_day FROM {{schema}}.wf_steps WHERE job_id = ANY($1::text[]) ORDER BY workflow_id
+) s
+CROSS JOIN LATERAL (
+  SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index, start_day
+  FROM {{schema}}.wf_workflows w WHERE w.start_day = s.start_day AND w.id = s.workflow_id FOR UPDATE
 ) w

@@ -4,8 +4,8 @@
 WITH w AS (
   UPDATE {{schema}}.wf_workflows SET status = 0, expire_at = NULL
   WHERE id = $1 AND app_id = $2 AND status = -1 AND expire_at > now()
-  RETURNING id
+  RETURNING id, start_day
 )
 DELETE FROM {{schema}}.wf_activities a USING w
-WHERE a.workflow_id = w.id AND a.state = 'pending'
+WHERE a.start_day = w.start_day AND a.workflow_id = w.id AND a.state = 'pending'
 RETURNING a.activity, a.input

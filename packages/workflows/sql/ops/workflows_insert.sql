@@ -1,14 +1,13 @@
 -- The workflows a transaction started, in one statement, each with its state after the transitions
--- that ran at once ($1: a JSON array); one that finished at once is stored finished (output = data),
--- in its expiry day's partition. An id taken in another partition raises the key's unique_violation.
+-- that ran at once ($1: a JSON array); one that finished at once is stored finished (output = data).
+-- All in today's partition (start_day's default, the transaction's now(), which their first records
+-- take too). An id taken in another partition raises the key's unique_violation.
 INSERT INTO {{schema}}.wf_workflows (id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension,
-                                     parent_index, output, finished_at, expire_at, expire_day)
+                                     parent_index, output, finished_at, expire_at)
 SELECT r.id, r.app_id, r.version, r.topic, r.partition, r.status, r.data, r.search, r.parent_id, r.parent_activity, r.parent_dimension, r.parent_index,
        CASE WHEN r.status = 0 THEN r.data END,
        CASE WHEN r.status = 0 THEN now() END,
-       x.expire_at,
-       {{schema}}.wf_expire_day(x.expire_at)
+       CASE WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END
 FROM jsonb_to_recordset($1::jsonb) AS r(id text, app_id text, version text, topic text, partition text, status bigint, data jsonb,
                                         search jsonb, parent_id text, parent_activity text, parent_dimension text, parent_index int, expire int)
-CROSS JOIN LATERAL (SELECT CASE WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END AS expire_at) x
 WHERE CASE WHEN EXISTS (SELECT 1 FROM {{schema}}.wf_workflows t WHERE t.id = r.id) THEN {{schema}}.wf_id_taken(r.id) ELSE true END
