@@ -184,13 +184,13 @@ export interface MaintenanceOptions {
   logger: Logger;
   maintenanceMs: number;
   retentionDays: number;
-  /** The sweep's shortest period; the first runs this long after the start. */
+  /** The sweep's shortest period (the first sweep, too, waits for its period by the size of jobs). */
   sweepMinMs: number;
   /** Rescues every expired lease (and reports what it rescued). */
   sweep: () => Promise<void>;
 }
 
-type MaintenanceMsg = { t: 'maintain' } | { t: 'sweep' };
+type MaintenanceMsg = { t: 'maintain' } | { t: 'sweep' } | { t: 'pace' };
 
 /**
  * The maintenance leader's child: at start and every maintenanceMs, creates the history partitions
@@ -202,25 +202,33 @@ type MaintenanceMsg = { t: 'maintain' } | { t: 'sweep' };
  */
 export function maintenanceBehavior(options: MaintenanceOptions): Behavior<MaintenanceMsg, void> {
   const { store, logger } = options;
-  async function sweep(ctx: ActorContext<MaintenanceMsg, void>): Promise<void> {
+  /** Sets the next sweep by the size of jobs now (the first one too: a new leader does not sweep at once). */
+  async function pace(ctx: ActorContext<MaintenanceMsg, void>): Promise<void> {
     let pages = 0;
     try {
-      await options.sweep();
       pages = await store.jobsPages();
+    } catch (err) {
+      logger.warn({ err: describeError(err).message }, 'reading the size of jobs failed; the next sweep comes at the shortest period');
+    }
+    ctx.sendAfter(Math.min(SWEEP_MAX_INTERVAL_MS, Math.max(options.sweepMinMs, (pages / SWEEP_PAGES_PER_SECOND) * 1000)), { t: 'sweep' });
+  }
+  async function sweep(ctx: ActorContext<MaintenanceMsg, void>): Promise<void> {
+    try {
+      await options.sweep();
     } catch (err) {
       logger.warn({ err: describeError(err).message }, 'sweep for expired leases failed; will retry');
     }
-    const nextMs = Math.min(SWEEP_MAX_INTERVAL_MS, Math.max(options.sweepMinMs, (pages / SWEEP_PAGES_PER_SECOND) * 1000));
-    ctx.sendAfter(nextMs, { t: 'sweep' });
+    await pace(ctx);
   }
   return {
     init(ctx) {
       ctx.sendEvery(options.maintenanceMs, { t: 'maintain' });
       ctx.self.cast({ t: 'maintain' });
-      ctx.sendAfter(options.sweepMinMs, { t: 'sweep' });
+      ctx.self.cast({ t: 'pace' });
     },
     async handle(msg, ctx) {
       if (msg.t === 'sweep') return sweep(ctx);
+      if (msg.t === 'pace') return pace(ctx);
       try {
         await store.ensureHistoryPartitions();
         const dropped = await store.pruneHistory(options.retentionDays);
