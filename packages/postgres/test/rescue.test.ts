@@ -1,5 +1,6 @@
 import test from 'ava';
 import { JobStore } from '@partita/postgres';
+import { loadOps } from '../src/sql.js';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 // Rescue without an index over running jobs (migration 0014): every node's round reads the nodes
@@ -60,15 +61,15 @@ withStore(
   'the rescue round takes the expired jobs of a node that stopped heartbeating, only once their leases ran out, then drops its row',
   async (t, c) => {
     const { store, db, s } = c;
-    // Node a's profile: lease 3 s, heartbeat 1 s, so it counts as stopped 2 s after its last beat.
-    await store.heartbeat('a', 3000, [], { leaseMs: 3000, heartbeatMs: 1000 });
+    // Node a's profile: lease 60 s, heartbeat 20 s, so it counts as stopped 40 s after its last beat.
+    await store.heartbeat('a', 60_000, [], { leaseMs: 60_000, heartbeatMs: 20_000 });
     const expired = await claimOne(store, 'a', 1);
     const fresh = await claimOne(store, 'a', 60_000);
     await new Promise((r) => setTimeout(r, 20));
     t.deepEqual(await store.rescueDeadNodes(60_000), [], 'a heartbeats: its expired lease is not this round’s (the sweep’s)');
     t.is(await state(c, expired), 'running');
 
-    await db.pool.query(`UPDATE ${s}.nodes SET heartbeat_at = now() - interval '3 seconds' WHERE id = 'a'`);
+    await db.pool.query(`UPDATE ${s}.nodes SET heartbeat_at = now() - interval '41 seconds' WHERE id = 'a'`);
     t.deepEqual(
       (await store.rescueDeadNodes(60_000)).map((r) => [r.id, r.failed]),
       [[expired, false]],
@@ -87,7 +88,7 @@ withStore(
     t.deepEqual(await store.rescueDeadNodes(60_000), []);
     t.is(await nodeRow(c, 'a'), undefined, 'nothing of a is left to rescue: its row is gone');
 
-    await store.heartbeat('a', 3000, [], { leaseMs: 3000, heartbeatMs: 1000 });
+    await store.heartbeat('a', 60_000, [], { leaseMs: 60_000, heartbeatMs: 20_000 });
     t.truthy(await nodeRow(c, 'a'), 'a node that was only slow is back with its next heartbeat');
   },
 );
@@ -111,7 +112,7 @@ withStore('without a profile the caller’s staleMs says when a node stopped; th
   const letGo = await claimOne(store, 'c', 1);
   const orphan = await claimOne(store, 'never-seen', 1);
   await new Promise((r) => setTimeout(r, 20));
-  t.deepEqual(await store.rescueDeadNodes(1_000), []);
+  t.deepEqual(await store.rescueDeadNodes(30_000), []);
   t.deepEqual((await store.rescueExpired()).map((r) => r.id).sort(), [letGo, orphan].sort());
   t.is(await state(c, letGo), 'queued');
   t.truthy(await nodeRow(c, 'c'), 'the sweep leaves live nodes be');
@@ -143,3 +144,33 @@ withStore(
     t.is(await nodeRow(c, 'a'), undefined);
   },
 );
+
+withStore('a claim of keyed jobs never reads all of jobs to learn which keys are running', async (t, c) => {
+  const { store, db, s } = c;
+  // Without an index over every running job, the claim's check for a running job of a candidate's
+  // key, in its hashed form, reads the running keyed jobs from jobs_running_key_idx, or else all of jobs.
+  for (let i = 0; i < 10; i++) {
+    await store.enqueue(Array.from({ length: 1000 }, (_, k) => ({ partition: 'p', type: 'x', executionKey: `k${(i * 1000 + k) % 1000}` })));
+  }
+  await store.claim({ nodeId: 'a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: 500 }] });
+  await db.pool.query(`VACUUM ANALYZE ${s}.jobs`);
+  const text = loadOps(db.schema).claim_batch.text;
+  const client = await db.pool.connect();
+  try {
+    for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+      await client.query(`SET plan_cache_mode = ${mode}`);
+      await client.query(`PREPARE claim AS ${text}`);
+      const { rows } = await client.query(`EXPLAIN (FORMAT JSON) EXECUTE claim('p', '{default}', '{32}', 'a', 60000, NULL, NULL)`);
+      await client.query('DEALLOCATE claim');
+      type Node = { 'Node Type': string; 'Relation Name'?: string; Plans?: Node[] };
+      const all = (n: Node): Node[] => [n, ...(n.Plans ?? []).flatMap(all)];
+      const scans = all(rows[0]['QUERY PLAN'][0].Plan as Node).filter(
+        (n) => n['Node Type'] === 'Seq Scan' && n['Relation Name'] === 'jobs',
+      );
+      t.is(scans.length, 0, `${mode}: a sequential scan of jobs`);
+    }
+  } finally {
+    await client.query('RESET plan_cache_mode');
+    client.release();
+  }
+});
