@@ -39,6 +39,8 @@ export const OP_NAMES = [
   'fail_batch',
   'heartbeat',
   'rescue_expired',
+  'rescue_dead_nodes',
+  'jobs_pages',
   'cancel_jobs',
   'get_job',
   'jobs_by_key',
@@ -375,6 +377,11 @@ export const rescueExpired = prepared<
   [maxRescues: number],
   { id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }
 >('rescue_expired');
+export const rescueDeadNodes = prepared<
+  [maxRescues: number, staleMs: number],
+  { id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }
+>('rescue_dead_nodes');
+export const jobsPages = prepared<[], { pages: number }>('jobs_pages');
 export const updateProgress = prepared<[ids: string[], values: string[], nodeId: string]>('update_progress');
 
 // ── reads ──────────────────────────────────────────────────────────────────────────────────────

@@ -20,6 +20,7 @@ export const ENGINE_STORE = [
   'updateProgress',
   'heartbeat',
   'rescueExpired',
+  'rescueDeadNodes',
   'loadControl',
   'withTransaction',
 ] as const satisfies readonly (keyof JobStore)[];
@@ -85,6 +86,7 @@ export const ADMIN_STORE = [
   'ensureHistoryPartitions',
   'pruneHistory',
   'pruneRateBuckets',
+  'jobsPages',
   'registerQueues',
   'registerJobTypes',
   'leaveNodes',

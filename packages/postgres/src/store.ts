@@ -335,9 +335,28 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
     return outcomeOps.release(this.ctx, nodeId, items);
   }
 
-  /** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
+  /**
+   * Requeues (or, past maxRescues, fails) every job whose lease expired, whichever node held it:
+   * a sequential scan of jobs (no index covers running jobs), for a cadence of its own. Safe to run
+   * on every node.
+   */
   rescueExpired(): Promise<RescuedJob[]> {
     return outcomeOps.rescueExpired(this.ctx);
+  }
+
+  /** The pages of the live jobs table, dead rows' included: what a sweep (rescueExpired) reads. */
+  jobsPages(): Promise<number> {
+    return outcomeOps.jobsPages(this.ctx);
+  }
+
+  /**
+   * Requeues (or fails) the expired jobs of nodes that stopped heartbeating; reads only the nodes
+   * table while none did. A node counts as stopped once its last heartbeat is older than its lease
+   * less its heartbeat period, from the profile it stored (`leaseMs`, `heartbeatMs`), else
+   * `staleMs`. Its row is removed once it holds no running job. Safe to run on every node.
+   */
+  rescueDeadNodes(staleMs: number): Promise<RescuedJob[]> {
+    return outcomeOps.rescueDeadNodes(this.ctx, staleMs);
   }
 
   /**
@@ -461,7 +480,10 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
     return nodeOps.requestRollCall(this.ctx);
   }
 
-  /** Removes a stopping node from the roll call. */
+  /**
+   * Removes a stopping node from the roll call. A node that still holds running jobs keeps its row,
+   * out of the roll call, until rescueDeadNodes has rescued them.
+   */
   leaveNodes(nodeId: string): Promise<void> {
     return nodeOps.leaveNodes(this.ctx, nodeId);
   }

@@ -4,8 +4,8 @@ import { JobStore } from '@partita/postgres';
 import { loadOps } from '../src/sql.js';
 import { freshSchema } from '../../../test/helpers/index.js';
 
-// The completion, the failure write, the hand-back, the progress write and the heartbeat's
-// renewal reach a batch's rows by primary key whatever the statistics say. Taken while jobs was empty (reltuples 0 with pages left, as after the bench's
+// The completion, the failure write, the hand-back, the progress write, the heartbeat's renewal,
+// the cancel by id and the key settle reach a batch's rows by primary key whatever the statistics say. Taken while jobs was empty (reltuples 0 with pages left, as after the bench's
 // VACUUM ANALYZE between drains, or an autovacuum between bursts), they make jobs count as one row
 // however many it holds; a join with the batch then read every row of the node (jobs_running_idx),
 // or all of jobs_pkey, on every statement.
@@ -27,7 +27,7 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
-test('complete, fail, release, progress and heartbeat probe jobs by primary key with statistics of an empty table, in custom and generic plans', async (t) => {
+test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs by primary key with statistics of an empty table, in custom and generic plans', async (t) => {
   const db = await freshSchema('plans');
   const store = await JobStore.open({ postgres: db.url, schema: db.schema });
   const client = await db.pool.connect();
@@ -50,6 +50,16 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
     const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${s}.jobs WHERE locked_by = 'node-1' LIMIT 1000`);
     const ids = rows.map((r) => r.id);
     t.is(ids.length, 1000);
+    // Keys whose head job finished, each with waiting jobs behind it: what a settle is handed.
+    const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+    await client.query(
+      `INSERT INTO ${s}.jobs (id, partition, queue, type, state, execution_key)
+       SELECT gen_random_uuid(), 'p', 'default', 't', 'waiting', 'k' || (g % 200) FROM generate_series(1, 2000) g`,
+    );
+    await client.query(
+      `INSERT INTO ${s}.execution_key_heads (partition, execution_key, head) SELECT 'p', k, gen_random_uuid() FROM unnest($1::text[]) k`,
+      [keys],
+    );
     const ops = loadOps(db.schema);
     const cases: [string, string, unknown[]][] = [
       [
@@ -76,6 +86,12 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
         [`{${ids.join(',')}}`, `{${ids.map(() => 1).join(',')}}`, 'node-1', `{${ids.map(() => 'NULL').join(',')}}`],
       ],
       ['update_progress', ops.update_progress.text, [`{${ids.join(',')}}`, `{${ids.map(() => '"{}"').join(',')}}`, 'node-1']],
+      ['cancel_jobs', ops.cancel_jobs.text, [`{${ids.join(',')}}`]],
+      [
+        'settle_execution_keys',
+        ops.settle_execution_keys.text,
+        [`{${keys.map(() => 'p').join(',')}}`, `{${keys.join(',')}}`, null, null, null, null, null],
+      ],
     ];
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
       for (const [name, text, params] of cases) {
@@ -95,7 +111,9 @@ test('complete, fail, release, progress and heartbeat probe jobs by primary key 
             [],
             `${name} (${mode}) reads all of jobs or of an index`,
           );
-          const byId = all.filter((n) => n['Index Name'] === 'jobs_pkey' && /\bid = ANY\b/.test(n['Index Cond'] ?? ''));
+          // The settle reaches each key's head by its id, one probe per key, and the job it promotes by TID.
+          const probe = name === 'settle_execution_keys' ? /\bid = h\.head\b/ : /\bid = ANY\b/;
+          const byId = all.filter((n) => n['Index Name'] === 'jobs_pkey' && probe.test(n['Index Cond'] ?? ''));
           t.true(
             byId.length > 0,
             `${name} (${mode}) probes jobs_pkey by id: ${JSON.stringify(all.filter((n) => n['Relation Name'] === 'jobs').map((n) => [n['Node Type'], n['Index Name'], n['Index Cond']]))}`,

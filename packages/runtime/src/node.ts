@@ -297,11 +297,13 @@ async function openNode(options: NodeOptions, signals: StopSignals | undefined):
                   partitions: Object.keys(partitions),
                   pid: process.pid,
                   uptimeMs: Date.now() - startedAt,
+                  // With the lease, other nodes' rescue rounds tell from the row when this node has stopped.
                   heartbeatMs: settings.heartbeatMs,
+                  leaseMs: settings.leaseMs,
                 };
                 if (!quorum) return base;
                 const profile = await quorum.profile({ counts: false }).catch(() => undefined);
-                return profile ? { ...profile, heartbeatMs: settings.heartbeatMs } : base;
+                return profile ? { ...profile, heartbeatMs: settings.heartbeatMs, leaseMs: settings.leaseMs } : base;
               },
             }),
         },

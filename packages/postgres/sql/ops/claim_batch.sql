@@ -33,7 +33,9 @@ WITH async_commit AS MATERIALIZED (
       -- unkeyed jobs skip it.
       AND (j.execution_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM {{schema}}.jobs r
-        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running'))
+        -- `IS NOT NULL` lets a hashed form of this probe read only jobs_running_key_idx (the running
+        -- keyed jobs): without it, the planner's other way to all running rows is a scan of jobs.
+        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.execution_key IS NOT NULL AND r.state = 'running'))
     ORDER BY j.priority, j.run_at, j.id
     LIMIT w.lim
     FOR UPDATE SKIP LOCKED

@@ -38,7 +38,9 @@ WITH async_commit AS MATERIALIZED (
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
       AND (j.execution_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM {{schema}}.jobs r
-        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.state = 'running'))
+        -- `IS NOT NULL` lets a hashed form of this probe read only jobs_running_key_idx (the running
+        -- keyed jobs): without it, the planner's other way to all running rows is a scan of jobs.
+        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.execution_key IS NOT NULL AND r.state = 'running'))
       AND coalesce(j.payload #>> w.path, '') <> ALL (w.full_keys)
       AND ($9::text[] IS NULL OR j.type = ANY($9::text[]))
       AND (j.continuation IS NULL OR $10::text[] IS NULL OR j.continuation = ANY($10::text[]))

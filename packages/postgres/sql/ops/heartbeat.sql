@@ -18,14 +18,18 @@ WITH node AS (
   INSERT INTO {{schema}}.nodes (id, heartbeat_at, info) VALUES ($1, now(), coalesce($3::jsonb, '{}'))
   ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), info = coalesce($3::jsonb, {{schema}}.nodes.info)
 ),
-mine AS (
-  SELECT id, cancel_requested FROM {{schema}}.jobs
-  WHERE id = ANY($4::uuid[]) AND state = 'running' AND locked_by = $1
+mine AS MATERIALIZED (
+  -- The node's rows, read once (by primary key: the scalar subquery makes the ids an index
+  -- condition whatever the statistics say, the lease test inside coalesce matches no partial index).
+  SELECT id, cancel_requested,
+         $5::double precision IS NULL OR coalesce(locked_until < now() + make_interval(secs => $5::double precision / 1000), true) AS due
+  FROM {{schema}}.jobs
+  WHERE id = ANY((SELECT $4::uuid[])::uuid[]) AND coalesce(state = 'running' AND locked_by = $1, false)
 ),
 free AS (
-  SELECT id FROM {{schema}}.jobs
-  WHERE id = ANY($4::uuid[]) AND state = 'running' AND locked_by = $1
-    AND ($5::double precision IS NULL OR coalesce(locked_until < now() + make_interval(secs => $5::double precision / 1000), true))
+  -- Of those, the leases to renew, locked; checked again on the locked row.
+  SELECT j.id FROM {{schema}}.jobs j
+  WHERE j.id = ANY(ARRAY(SELECT m.id FROM mine m WHERE m.due)) AND coalesce(j.state = 'running' AND j.locked_by = $1, false)
   FOR UPDATE SKIP LOCKED
 ),
 renewed AS (

@@ -224,9 +224,34 @@ export async function release(
   return { released, cancelled, refused };
 }
 
-/** Requeues (or, past maxRescues, fails) jobs whose lease expired. Safe to run on every node. */
+/**
+ * Requeues (or, past maxRescues, fails) every job whose lease expired: one sequential scan of jobs,
+ * as no index covers running jobs. Safe to run on every node; the runtime's maintenance leader
+ * runs it, at a cadence set by its cost (see rescueDeadNodes for the every-round path).
+ */
 export async function rescueExpired(ctx: StoreContext): Promise<RescuedJob[]> {
-  const rows = await op.rescueExpired(ctx.ops, ctx.pool, [ctx.maxRescues]);
+  return rescued(ctx, await op.rescueExpired(ctx.ops, ctx.pool, [ctx.maxRescues]));
+}
+
+/**
+ * Requeues (or fails) the expired jobs of nodes that stopped heartbeating, reading jobs only when
+ * the nodes table shows such a node: a node is one once its last heartbeat is older than its lease
+ * less its heartbeat period (from its stored profile; `staleMs` for a row without them).
+ */
+export async function rescueDeadNodes(ctx: StoreContext, staleMs: number): Promise<RescuedJob[]> {
+  return rescued(ctx, await op.rescueDeadNodes(ctx.ops, ctx.pool, [ctx.maxRescues, staleMs]));
+}
+
+/** The pages a sequential scan of jobs reads (what rescueExpired costs). */
+export async function jobsPages(ctx: StoreContext): Promise<number> {
+  const [row] = await op.jobsPages(ctx.ops, ctx.pool, []);
+  return row!.pages;
+}
+
+async function rescued(
+  ctx: StoreContext,
+  rows: { id: string; partition: string; queue: string; execution_key: string | null; failed: boolean }[],
+): Promise<RescuedJob[]> {
   await settleKeys(ctx, rows);
   // The periodic pass also settles keys a crash or an error left between a statement and its settle.
   await settleStaleKeys(ctx).catch((err: Error) => ctx.logger.warn({ err: err.message }, 'settling stale execution keys failed'));
