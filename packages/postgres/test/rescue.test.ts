@@ -174,3 +174,37 @@ withStore('a claim of keyed jobs never reads all of jobs to learn which keys are
     client.release();
   }
 });
+
+test('both rescue paths requeue an expired job with its lost attempt recorded, and fail one rescued maxRescues times into history', async (t) => {
+  const db = await freshSchema('rescue');
+  const store = await JobStore.open({ postgres: db.url, schema: db.schema, maxRescues: 2 });
+  const s = `"${db.schema}"`;
+  try {
+    await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 4 }]);
+    const expire = (id: string) => db.pool.query(`UPDATE ${s}.jobs SET locked_until = now() - interval '1 s' WHERE id = $1`, [id]);
+    const errors = async (id: string) => ((await store.getJob(id))?.errors ?? []).map((e) => `${e.name}: ${e.message}`);
+    for (const path of ['sweep', 'dead node'] as const) {
+      const rescue = () => (path === 'sweep' ? store.rescueExpired() : store.rescueDeadNodes(1000));
+      const id = await claimOne(store, 'node-a', 60_000);
+      if (path === 'dead node')
+        await db.pool.query(`INSERT INTO ${s}.nodes (id, heartbeat_at) VALUES ('node-a', now() - interval '1 hour')`);
+      await expire(id);
+      t.deepEqual(await rescue(), [{ id, partition: 'p', queue: 'default', executionKey: null, failed: false }], `${path}: requeued`);
+      t.is((await store.getJob(id))?.state, 'queued');
+      t.deepEqual(await errors(id), ['LeaseExpired: node node-a stopped renewing the lease; the job was rescued']);
+      // Claimed and lost again: the second rescue is the last (maxRescues 2).
+      const [again] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: 1 }] });
+      t.is(again?.id, id);
+      await expire(id);
+      t.deepEqual(await rescue(), [{ id, partition: 'p', queue: 'default', executionKey: null, failed: true }], `${path}: failed`);
+      const finished = await store.getJob(id);
+      t.is(finished?.state, 'failed');
+      t.deepEqual((await errors(id)).slice(1), ['LeaseExpired: node node-a stopped renewing the lease 2 times; the job was failed']);
+      t.is((await db.pool.query(`SELECT 1 FROM ${s}.jobs WHERE id = $1`, [id])).rowCount, 0, `${path}: gone from the live table`);
+      await db.pool.query(`DELETE FROM ${s}.nodes`);
+    }
+  } finally {
+    await store.close();
+    await db.drop();
+  }
+});

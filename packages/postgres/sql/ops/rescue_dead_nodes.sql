@@ -1,5 +1,5 @@
 -- Every node's rescue round: the running jobs of nodes that stopped heartbeating go back to queued
--- (as in rescue_expired, whose requeue and give-up this repeats). No index covers running jobs
+-- (rescue_locked_jobs, migration 0014, as the sweep's). No index covers running jobs
 -- (migration 0014), so jobs is read only when the small nodes table shows a suspect: a node whose
 -- last heartbeat is older than its lease less one heartbeat period ($2 ms for a row whose profile
 -- lacks them). Until then each lease it holds was taken or renewed since with at least that much
@@ -23,27 +23,8 @@ WITH suspects AS MATERIALIZED (
     -- Checked again on the row locked: it may have been renewed, completed or rescued meanwhile.
     AND j.state = 'running' AND j.locked_until < now()
   FOR UPDATE SKIP LOCKED
-), requeued AS (
-  UPDATE {{schema}}.jobs j
-  SET state = CASE WHEN j.execution_key IS NULL THEN 'queued' ELSE 'waiting' END, run_at = least(j.run_at, now()), locked_by = NULL, locked_until = NULL, rescues = j.rescues + 1,
-      errors = j.errors || jsonb_build_array(jsonb_build_object(
-        'attempt', j.attempts, 'at', now(), 'name', 'LeaseExpired', 'rescued', true,
-        'message', format('node %s stopped renewing the lease; the job was rescued', j.locked_by)))
-  FROM expired e
-  WHERE j.id = e.id AND j.rescues + 1 < $1
-  RETURNING j.id, j.partition, j.queue, j.execution_key, false AS failed
-), given_up AS (
-  DELETE FROM {{schema}}.jobs j USING expired e
-  WHERE j.id = e.id AND j.rescues + 1 >= $1
-  RETURNING j AS job
-), moved AS (
-  INSERT INTO {{schema}}.jobs_history
-  SELECT h.*
-  FROM given_up g, LATERAL {{schema}}.history_row(g.job, 'failed', NULL,
-    (g.job).errors || jsonb_build_array(jsonb_build_object(
-      'attempt', (g.job).attempts, 'at', now(), 'name', 'LeaseExpired', 'rescued', true,
-      'message', format('node %s stopped renewing the lease %s times; the job was failed', (g.job).locked_by, (g.job).rescues + 1)))) h
-  RETURNING id, partition, queue, execution_key, true AS failed
+), rescued AS (
+  SELECT * FROM {{schema}}.rescue_locked_jobs(ARRAY(SELECT id FROM expired), $1)
 ), cleared AS (
   DELETE FROM {{schema}}.nodes n
   WHERE n.id IN (SELECT id FROM suspects) AND NOT EXISTS (SELECT 1 FROM held h WHERE h.locked_by = n.id)
@@ -51,4 +32,4 @@ WITH suspects AS MATERIALIZED (
     AND n.heartbeat_at < now() - make_interval(secs => coalesce(
       (n.info->>'leaseMs')::double precision - (n.info->>'heartbeatMs')::double precision, $2::double precision) / 1000)
 )
-SELECT * FROM requeued UNION ALL SELECT * FROM moved
+SELECT * FROM rescued
