@@ -81,16 +81,7 @@ export async function withLock<T>(fn: () => Promise<T>, dir = servicesDir()): Pr
     const holder = Number(content.split(':')[0]);
     const stale = holder > 0 ? !pidAlive(holder) : Date.now() - mtime > 10_000;
     if (stale) {
-      // Move it aside atomically, so that of several processes breaking it at once only one succeeds.
-      const aside = `${lockPath}.stale-${token.replace(':', '-')}`;
-      try {
-        await fs.rename(lockPath, aside);
-      } catch {
-        continue;
-      }
-      const moved = await fs.readFile(aside, 'utf8').catch(() => '');
-      if (moved !== content) await fs.link(aside, lockPath).catch(() => undefined); // a fresh lock: put it back
-      await fs.unlink(aside).catch(() => undefined);
+      await breakStaleLock(lockPath, content, token);
       continue;
     }
     if (Date.now() - started > 180_000) {
@@ -104,6 +95,34 @@ export async function withLock<T>(fn: () => Promise<T>, dir = servicesDir()): Pr
     return await fn();
   } finally {
     if ((await fs.readFile(lockPath, 'utf8').catch(() => '')) === token) await fs.unlink(lockPath).catch(() => undefined);
+  }
+}
+
+/**
+ * Removes the lock file if it still holds `stale`, under a lock of its own (`lock.break`): a breaker
+ * that moved the lock aside and put it back when it was no longer the stale one left a moment with no
+ * lock, in which a third process took a fresh one while the lock it had moved aside still counted as
+ * held (two holders: two nats-servers started side by side). Under `lock.break` the lock can change only
+ * by a holder releasing its own or a process creating one where none is, so a read then unlink is safe.
+ */
+async function breakStaleLock(lockPath: string, stale: string, token: string): Promise<void> {
+  const breakPath = `${lockPath}.break`;
+  try {
+    await fs.writeFile(breakPath, token, { flag: 'wx' });
+  } catch {
+    // Another process is breaking it; a break lock left by a process that died while breaking goes after 10 s.
+    const age = await fs
+      .stat(breakPath)
+      .then((st) => Date.now() - st.mtimeMs)
+      .catch(() => 0);
+    if (age > 10_000) await fs.unlink(breakPath).catch(() => undefined);
+    await sleep(20);
+    return;
+  }
+  try {
+    if ((await fs.readFile(lockPath, 'utf8').catch(() => undefined)) === stale) await fs.unlink(lockPath).catch(() => undefined);
+  } finally {
+    await fs.unlink(breakPath).catch(() => undefined);
   }
 }
 
@@ -153,6 +172,11 @@ export async function sharedNats(dir = servicesDir()): Promise<SharedService> {
   return withLock(async () => {
     const state = await readState(dir);
     if (state.nats && (await probeNats(state.nats.url)) === undefined) return { url: state.nats.url, pid: state.nats.pid, started: false };
+    // A recorded server that is running but slow to answer (a loaded machine) gets longer before it
+    // counts as hung: replacing it would leave whoever it was handed to on a killed server.
+    const running = state.nats && pidAlive(state.nats.pid) && cmdline(state.nats.pid).includes('nats-server');
+    if (running && (await probeNats(state.nats!.url, 15_000)) === undefined)
+      return { url: state.nats!.url, pid: state.nats!.pid, started: false };
     // A recorded server that no longer answers is hung: replace it.
     if (state.nats && killIfIs(state.nats.pid, 'nats-server', 'SIGKILL')) await waitGone(state.nats.pid, 5000);
     const natsDir = path.join(dir, 'nats');
