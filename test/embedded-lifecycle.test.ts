@@ -279,7 +279,9 @@ test.serial(
     );
     const server = (await postmasterPid(s.pgDir))!;
     shell.kill('SIGTERM');
-    await until('the node to stop', async () => !alive(nodePid!), 20_000, 100);
+    // It notices within 500 ms and stops gracefully, database included: 4-7 s here when quiet, over 20 s
+    // twice on a loaded machine. What this test holds is that it stops at all (an orphan never does).
+    await until('the node to stop', async () => !alive(nodePid!), 60_000, 100);
     t.false(alive(server), 'its embedded PostgreSQL is stopped');
     t.deepEqual(postgresProcessesIn(s.pgDir), []);
   },
