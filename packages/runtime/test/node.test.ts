@@ -144,7 +144,7 @@ test('a job over its timeout is aborted through its signal and the attempt fails
     const started = Date.now();
     const { id } = await node.client.enqueue('p', 'slow');
     await t.throwsAsync(node.client.result(id, { timeoutMs: 10_000 }), { instanceOf: JobFailedError, message: /within 150 ms/ });
-    t.true(Date.now() - started < 5000);
+    t.true(Date.now() - started < 8000); // the perform itself would run 10 s
     t.is((sawAbort as Error)?.name, 'TimeoutError');
     t.is((await node.client.job(id))?.errors[0]?.name, 'TimeoutError');
   } finally {

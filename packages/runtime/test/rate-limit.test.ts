@@ -18,7 +18,7 @@ const RECORDED_SLACK_MS = 50;
  * not by enough to hide a missing limit: 50 jobs started without one land within a few hundred ms,
  * and twice the limit puts 20 in such a window.
  */
-const PERFORM_SLACK_MS = 300;
+const PERFORM_SLACK_MS = 500;
 
 /** Most starts in any window of `windowMs` (ms timestamps). */
 function busiestWindow(starts: number[], windowMs: number): { count: number; from: number } {
@@ -127,7 +127,7 @@ test('limit 10 per second over two nodes: 50 quick jobs never start more than 10
     const span = Math.max(...starts.map((s) => s.at)) - Math.min(...starts.map((s) => s.at));
     t.true(span >= 4 * PERIOD_MS - PERFORM_SLACK_MS, `50 jobs started within ${span} ms`);
     // And the limit is a rate, not a stall: five periods and some slack see them all started.
-    t.true(span <= 4 * PERIOD_MS + 1500, `50 jobs took ${span} ms to start`);
+    t.true(span <= 4 * PERIOD_MS + 3000, `50 jobs took ${span} ms to start`);
     t.true(starts.some((s) => s.node === 'a') && starts.some((s) => s.node === 'b'), 'both nodes ran jobs');
 
     const stats = await a.stats();
