@@ -249,41 +249,97 @@ test.serial(
   },
 );
 
+/** Pid of a child of `parent`, from /proc. */
+function childOf(parent: number): number | undefined {
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // pid (comm) state ppid …: comm may hold spaces and parentheses, so count from the last ')'.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) return Number(e);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `partita start` as npm runs it: `sh -c '<bin> start …'`; on SIGTERM npm signals that shell, which dies
+ * without passing the signal on (a trailing command keeps it from exec'ing node). The node's output goes
+ * to a file (a pipe would end with the shell): it says why, if it does not stop.
+ */
+async function npmLaunched(t: import('ava').ExecutionContext, s: Setup) {
+  const logFile = path.join(s.dir, 'node.log');
+  const shell = spawn(
+    'sh',
+    ['-c', `"${process.execPath}" "${CLI}" start -c "${s.config}" --log-format json --node-id npm >"${logFile}" 2>&1; true`],
+    {
+      env: { ...process.env, npm_command: 'exec', PARTITA_LOG_LEVEL: 'debug', NO_COLOR: '1' },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    },
+  );
+  const nodePid = await until('the shell to start the node', async () => childOf(shell.pid!), 20_000, 20);
+  t.teardown(() => {
+    shell.kill('SIGKILL');
+    if (alive(nodePid)) process.kill(nodePid, 'SIGKILL');
+  });
+  const log = () => fs.readFile(logFile, 'utf8').catch(() => '');
+  return {
+    nodePid,
+    log,
+    /** Kills the shell as npm would and waits for the node to stop (what an orphan never does). */
+    async killLauncher(): Promise<number> {
+      shell.kill('SIGTERM');
+      const killed = Date.now();
+      try {
+        await until('the node to stop', async () => !alive(nodePid), 60_000, 100);
+      } catch (err) {
+        t.log((await log()).slice(-6000));
+        throw err;
+      }
+      return Date.now() - killed;
+    },
+  };
+}
+
 test.serial(
   'started by npm (npx partita start): SIGTERM to npm kills only its shell, and the node stops with it instead of running on as an orphan',
   async (t) => {
     const s = await setup(t, 'embedded-npm');
-    // What npm does: `sh -c '<bin> start …'`, and on SIGTERM it signals that shell, which dies without
-    // passing the signal on. The shell here does the same (a trailing command keeps it from exec'ing node).
-    const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" start -c "${s.config}" --log-format json --node-id npm; true`], {
-      env: { ...process.env, npm_command: 'exec', PARTITA_LOG_LEVEL: 'info', NO_COLOR: '1' },
-      stdio: ['ignore', 'ignore', 'ignore'],
-    });
-    let nodePid: number | undefined;
-    t.teardown(() => {
-      shell.kill('SIGKILL');
-      if (nodePid && alive(nodePid)) process.kill(nodePid, 'SIGKILL');
-    });
-    nodePid = await until('the node to own its embedded PostgreSQL', async () => ownerPid(s.pgDir).catch(() => undefined), 60_000, 100);
-    await until(
-      'the node to be ready',
-      async () => {
-        try {
-          return (await s.cli(['jobs', '--json'])).code === 0;
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-      200,
+    const npm = await npmLaunched(t, s);
+    t.is(
+      await until('the node to own its embedded PostgreSQL', async () => ownerPid(s.pgDir).catch(() => undefined), 60_000, 100),
+      npm.nodePid,
     );
+    await until('the node to be ready', async () => /partita node ready/.test(await npm.log()), 60_000, 100);
     const server = (await postmasterPid(s.pgDir))!;
-    shell.kill('SIGTERM');
-    // It notices within 500 ms and stops gracefully, database included: 4-7 s here when quiet, over 20 s
-    // twice on a loaded machine. What this test holds is that it stops at all (an orphan never does).
-    await until('the node to stop', async () => !alive(nodePid!), 60_000, 100);
+    // It notices within 500 ms and stops gracefully, database included: 1.5-3.5 s here.
+    t.log(`stopped ${await npm.killLauncher()} ms after its launcher was killed`);
+    t.regex(await npm.log(), /the npm process that started this node is gone/);
     t.false(alive(server), 'its embedded PostgreSQL is stopped');
     t.deepEqual(postgresProcessesIn(s.pgDir), []);
+  },
+);
+
+test.serial(
+  'started by npm, and npm killed while the node starts (initdb): the node stops as soon as it is up, database included',
+  async (t) => {
+    // The launcher's pid is read when the CLI loads: read once the node was up (as before), a launcher
+    // gone during a slow start had already been replaced by init, and the node ran on as an orphan.
+    const s = await setup(t, 'embedded-npm-early');
+    const npm = await npmLaunched(t, s);
+    await until(
+      'the node to initialise its data dir',
+      async () => /initialising embedded PostgreSQL data dir/.test(await npm.log()),
+      60_000,
+      50,
+    );
+    t.log(`stopped ${await npm.killLauncher()} ms after its launcher was killed`);
+    const log = await npm.log();
+    t.regex(log, /the npm process that started this node is gone/);
+    t.regex(log, /"msg":"embedded PostgreSQL stopped"/);
+    t.deepEqual(postgresProcessesIn(s.pgDir), [], 'no postgres process left for that data dir');
   },
 );
 

@@ -6,20 +6,27 @@
 import type { Logger } from '@partita/core';
 
 /**
+ * The process that launched this one, read when the CLI loads: read later (once the node is up), a
+ * launcher that died during a slow start would already have been replaced by init or a subreaper, and
+ * its exit would never be seen.
+ */
+const LAUNCHER_PID = process.ppid;
+
+/**
  * Under npm (`npx partita start`, `npm run …`) the node's parent is npm's `sh -c`: npm passes a
  * SIGTERM on to that shell, which dies of it without passing it on, and the node would run on as an
  * orphan with its database. So when started by npm, the parent's exit counts as a SIGTERM (a graceful
- * stop through the same handler). A node started directly (`node_modules/.bin/partita`, systemd,
- * a container) is not affected.
+ * stop through the same handler; one that comes while the node starts stops it as soon as it is up).
+ * Call it once the SIGTERM handler is installed (startNode's handleSignals installs it synchronously).
+ * A node started directly (`node_modules/.bin/partita`, systemd, a container) is not affected.
  */
-export function stopWhenLauncherExits(logger: Logger, env: NodeJS.ProcessEnv = process.env): () => void {
+export function stopWhenLauncherExits(logger: Logger, env: NodeJS.ProcessEnv = process.env, launcher: number = LAUNCHER_PID): () => void {
   if (!env.npm_command) return () => undefined;
-  const parent = process.ppid;
   const timer = setInterval(() => {
-    if (process.ppid === parent) return;
+    if (process.ppid === launcher) return;
     clearInterval(timer);
     logger.warn(
-      { parent },
+      { parent: launcher },
       'the npm process that started this node is gone (npm does not pass signals through its shell): stopping as on SIGTERM',
     );
     process.kill(process.pid, 'SIGTERM');

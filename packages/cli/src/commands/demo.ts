@@ -113,7 +113,7 @@ and workflow has finished, or on Ctrl-C (twice: at once).`,
     const graceMs = Math.min(config.engine.shutdownGraceMs, 10_000);
     // A signal stops the node gracefully (startNode's handleSignals, as `partita start`); a second one
     // exits at once. The loop below notices and reports.
-    node = await startNode({
+    const starting = startNode({
       config: file,
       logger,
       handleSignals: {
@@ -127,7 +127,14 @@ and workflow has finished, or on Ctrl-C (twice: at once).`,
       ...(http0 ? { http: http0 } : {}),
       plugins: await cliPlugins(config),
     });
+    // Watched from the start: a launcher gone while the node starts stops it as soon as it is up.
     const unwatch = stopWhenLauncherExits(logger, io.env);
+    try {
+      node = await starting;
+    } catch (err) {
+      unwatch();
+      throw err;
+    }
     const partitions = Object.keys(config.partitions);
     // Served by the node itself (config http:), with the node's readiness rule.
     const http = node.http;

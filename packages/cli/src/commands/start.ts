@@ -125,7 +125,7 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   const { startNode } = await import('@partita/runtime');
   // A second signal exits at once (130/143), from startNode's handler; the process's 'exit' hooks
   // still stop an embedded PostgreSQL this node owns.
-  node = await startNode({
+  const starting = startNode({
     config: opts.file,
     logger,
     handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
@@ -135,8 +135,15 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
     ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
     plugins: await cliPlugins(config),
   });
+  // Watched from the start: a launcher gone while the node starts stops it as soon as it is up.
   const unwatch = stopWhenLauncherExits(logger, io.env);
   void exit.finally(unwatch);
+  try {
+    node = await starting;
+  } catch (err) {
+    unwatch();
+    throw err;
+  }
   if (state.stopping) return exit; // a signal came while it was starting
   node.system.on('fatal', (err) => {
     logger.fatal({ err: describeError(err) }, 'a partition supervisor gave up; stopping the node so that it can be restarted');
