@@ -355,9 +355,9 @@ type Keyed = { id: string; partition: string; execution_key: string | null };
 
 /**
  * ids as an array literal; attempts and results as JSON objects keyed by id, results only where not
- * null (see JobStore.complete). Rows (as arrays: one per job completed) of `id`, `partition`,
- * `execution_key`: with an id, a job completed; without, a key its completion could not settle (to
- * settle again).
+ * null (see JobStore.complete). Rows (as arrays) of `not_done`, `partition`, `execution_key`: with
+ * `not_done`, an id sent that was not completed (every other id was); without, a key its completion
+ * could not settle (to settle again).
  */
 export const completeBatch =
   preparedArrays<[ids: string, attempts: string, results: string, nodeId: string, settleKeys: boolean]>('complete_batch');

@@ -81,6 +81,28 @@ withStore('a completion from a node without the lease is refused', async (t, { s
   t.is((await store.getJob(id))?.state, 'running');
 });
 
+// complete_batch answers with the ids it did not complete only: the accepted set is what was sent
+// minus those, so a batch that mixes both must come back split exactly.
+withStore('a completion batch mixing held, stale and foreign attempts accepts exactly the held ones', async (t, { store }) => {
+  const ids = await store.enqueue(Array.from({ length: 6 }, (_, n) => ({ partition: 'p', type: 'x', payload: { n } })));
+  const mine = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 4 }] });
+  const theirs = await store.claim({ nodeId: 'node-b', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 2 }] });
+  t.is(mine.length + theirs.length, ids.length);
+  const [held1, stale, held2, held3] = mine;
+  const accepted = await store.complete('node-a', [
+    { id: held1!.id, attempt: held1!.attempt, result: null },
+    { id: stale!.id, attempt: stale!.attempt + 1, result: null },
+    { id: theirs[0]!.id, attempt: theirs[0]!.attempt, result: null },
+    { id: held2!.id, attempt: held2!.attempt, result: 2 },
+    { id: held3!.id, attempt: held3!.attempt, result: null },
+  ]);
+  t.deepEqual([...accepted].sort(), [held1!.id, held2!.id, held3!.id].sort());
+  t.is(accepted.refused.size, 0);
+  t.is((await store.getJob(stale!.id))?.state, 'running');
+  t.is((await store.getJob(theirs[0]!.id))?.state, 'running');
+  t.is((await store.getJob(held2!.id))?.state, 'completed');
+});
+
 withStore('claims respect priority, run_at, queue and limit', async (t, { store }) => {
   const low = await store.enqueueOne({ partition: 'p', type: 'x', priority: 5 });
   const high = await store.enqueueOne({ partition: 'p', type: 'x', priority: -5 });

@@ -102,25 +102,27 @@ export async function complete(
       !options.keysLater,
     ]);
   const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);
-  // The statement settles the keys its jobs held; a row without an id is a key it could not settle
-  // (an enqueue of the key raced it), to settle again under the head's lock.
-  const done: string[] = [];
+  // The statement answers with the ids it did not complete (not this node's attempt), and with the
+  // keys its jobs held that it could not settle (an enqueue of the key raced it), to settle again
+  // under the head's lock. Every other id sent was completed.
+  const notDone = new Set<string>();
   const unsettled: { partition: string; execution_key: string }[] = [];
   for (const { names, rows } of parts) {
     const at = columnIndexes(names, COMPLETE_COLUMNS, 'complete_batch');
     for (const r of rows) {
-      const id = r[at.id] as string | null;
+      const id = r[at.not_done] as string | null;
       const partition = r[at.partition] as string | null;
       const key = r[at.execution_key] as string | null;
-      if (id !== null) done.push(id);
+      if (id !== null) notDone.add(id);
       else if (partition !== null && key !== null) unsettled.push({ partition, execution_key: key });
     }
   }
   await settleKeys(ctx, unsettled, tx?.client);
-  return recorded(done, refused);
+  // A part Postgres refused wrote nothing: its ids are in `refused`, not completed either.
+  return recorded(notDone.size === 0 && refused.size === 0 ? ids : ids.filter((id) => !notDone.has(id) && !refused.has(id)), refused);
 }
 
-const COMPLETE_COLUMNS = ['id', 'partition', 'execution_key'] as const;
+const COMPLETE_COLUMNS = ['not_done', 'partition', 'execution_key'] as const;
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
 export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {
