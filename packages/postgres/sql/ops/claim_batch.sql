@@ -58,13 +58,16 @@ WITH async_commit AS MATERIALIZED (
 -- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
 -- are there (jobs of one key beyond the first), so the engine keeps claiming.
--- (run_at goes out as epoch numeric, which the driver leaves as text: only the sort needs it.)
+-- run_at orders the rows but is not sent: the engine has no use for it.
 SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       cancel_requested, extract(epoch FROM run_at) AS run_at_epoch, NULL::integer AS found, traceparent,
-       continuation
-FROM claimed
-UNION ALL
-SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL, NULL
-FROM wanted w
-ORDER BY priority, run_at_epoch, id
+       cancel_requested, found, traceparent, continuation
+FROM (
+  SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
+         cancel_requested, run_at, NULL::integer AS found, traceparent, continuation
+  FROM claimed
+  UNION ALL
+  SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL, NULL
+  FROM wanted w
+) rows
+ORDER BY priority, run_at, id
