@@ -62,7 +62,9 @@ async function run(root: string, admin: pg.Pool, explain: boolean): Promise<Reco
   try {
     await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 32 }]);
     for (let i = 0; i < JOBS; i += 1000) {
-      await store.enqueue(Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => ({ partition: 'p', type: 'k', payload: { n: i + j } })));
+      await store.enqueue(
+        Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => ({ partition: 'p', type: 'k', payload: { n: i + j } })),
+      );
     }
     await admin.query(`VACUUM (ANALYZE) "${schema}".jobs`);
     await admin.query('CHECKPOINT');
@@ -70,9 +72,14 @@ async function run(root: string, admin: pg.Pool, explain: boolean): Promise<Reco
     // Warm the store's connections (each prepares its statements once), then read their backends.
     for (let w = 0; w < 4; w++) {
       const c = await store.claim({ ...claimReq, queues: [{ queue: 'default', limit: 1 }] });
-      await store.complete('node-a', c.map((j: { id: string; attempt: number }) => ({ id: j.id, attempt: j.attempt, result: null })));
+      await store.complete(
+        'node-a',
+        c.map((j: { id: string; attempt: number }) => ({ id: j.id, attempt: j.attempt, result: null })),
+      );
     }
-    const pids = (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [app])).rows.map((r) => r.pid);
+    const pids = (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [app])).rows.map(
+      (r) => r.pid,
+    );
     const [{ lsn: lsn0 }] = (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows;
     let claimMs = 0;
     let completeMs = 0;
@@ -139,7 +146,9 @@ async function explainPair(admin: pg.Pool, ops: Record<string, { text: string }>
       values: [`{${rows.map((r) => r.id).join(',')}}`, `{${rows.map((r) => `"${r.id}":${r.attempts}`).join(',')}}`, '{}', 'node-a', true],
     });
     const plan = (r: pg.QueryResult) => r.rows.map((x) => x['QUERY PLAN']).join('\n');
-    process.stderr.write(`== ${root}\n-- claim_batch (${BATCH})\n${plan(claim)}\n-- complete_batch (${rows.length} rows)\n${plan(complete)}\n`);
+    process.stderr.write(
+      `== ${root}\n-- claim_batch (${BATCH})\n${plan(claim)}\n-- complete_batch (${rows.length} rows)\n${plan(complete)}\n`,
+    );
   } finally {
     await client.query('ROLLBACK');
     client.release();
