@@ -11,7 +11,8 @@
 -- measurably slower. Inlined, history_row reads each column out of the deleted row as a composite
 -- (+~3 us a row, ~8% on a batch of 500); called inside RETURNING it reads plain columns but is
 -- inlined once per column, adding 0.4-1.5 ms of planning to every statement (each is planned
--- afresh). Keep this list in step with history_row; a test in store.test.ts fails when it is not.
+-- afresh, as this statement then was). Keep this list in step with history_row; a test in
+-- store.test.ts fails when it is not.
 --
 -- A completed job that held an execution key was its key's head: the key is settled here, in
 -- the same statement, as settle_execution_keys does (read that file for the why of each step),
