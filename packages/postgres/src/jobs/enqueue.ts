@@ -193,7 +193,8 @@ export async function insertLeased(
   return traceEnqueue(
     jobs,
     async (traced) => {
-      const batch = await leasedBatch(ctx, traced, tx);
+      const batch = leasedBatch(ctx, traced);
+      if (!queuesKnown(ctx, batch.queuePairs)) await assertKnownQueues(ctx, batch.queuePairs, tx);
       ids = batch.ids;
       const queued = new Set<string>();
       for (const params of leasedParams(batch, traced.length, nodeId, leaseMs))
@@ -215,9 +216,10 @@ export interface LeasedSent {
  * insertLeased, sent as the transaction's last statements (`sendLast`): resolves once they are on
  * the wire, with the jobs' ids, so the COMMIT can follow them without waiting for their answer (a
  * round trip fewer in a step's transition). Whether each job was leased or stored queued is known
- * from `stored`, which the caller reads after the commit.
+ * from `stored`, which the caller reads after the commit. Sent within the call when the queues are
+ * known, so a statement the caller sends next follows them on the wire.
  */
-export function sendLeased(
+export async function sendLeased(
   ctx: StoreContext,
   jobs: NewJob[],
   nodeId: string,
@@ -225,34 +227,35 @@ export function sendLeased(
   tx: pg.PoolClient,
   sendLast: (statement: pg.QueryConfig) => Promise<{ id: string }[]>,
 ): Promise<LeasedSent> {
-  if (jobs.length === 0) return Promise.resolve({ ids: [], stored: Promise.resolve([]) });
-  return new Promise((resolve, reject) => {
-    let ids: string[] = [];
-    const sent = { stored: undefined as Promise<LeasedOutcome[]> | undefined };
-    sent.stored = traceEnqueue(
-      jobs,
-      async (traced) => {
-        const batch = await leasedBatch(ctx, traced, tx);
-        ids = batch.ids;
-        const statement = ctx.ops.enqueue_leased;
-        const answers = leasedParams(batch, traced.length, nodeId, leaseMs).map((values) =>
-          sendLast({ name: statement.name, text: statement.text, values }),
-        );
-        // Past an await above, so `sent.stored` is set.
-        resolve({ ids, stored: sent.stored! });
-        const queued = new Set<string>();
-        for (const rows of await Promise.all(answers)) for (const row of rows) queued.add(row.id);
-        return leasedOutcomes(batch, traced, queued);
-      },
-      () => ids,
-    );
-    // A failure before the statements were sent rejects the send; after, `stored` (a no-op here).
-    sent.stored.catch(reject);
-  });
+  if (jobs.length === 0) return { ids: [], stored: Promise.resolve([]) };
+  let ids: string[] = [];
+  let onSent!: (ids: string[]) => void;
+  const sent = new Promise<string[]>((resolve) => (onSent = resolve));
+  const stored = traceEnqueue(
+    jobs,
+    async (traced) => {
+      const batch = leasedBatch(ctx, traced);
+      if (!queuesKnown(ctx, batch.queuePairs)) await assertKnownQueues(ctx, batch.queuePairs, tx);
+      ids = batch.ids;
+      const statement = ctx.ops.enqueue_leased;
+      const answers = leasedParams(batch, traced.length, nodeId, leaseMs).map((values) =>
+        sendLast({ name: statement.name, text: statement.text, values }),
+      );
+      onSent(ids);
+      const queued = new Set<string>();
+      for (const rows of await Promise.all(answers)) for (const row of rows) queued.add(row.id);
+      return leasedOutcomes(batch, traced, queued);
+    },
+    () => ids,
+  );
+  // A failure before anything was sent (a job that cannot be leased) is this call's rejection;
+  // after, the caller hears it through `stored` and the transaction's.
+  stored.catch(() => undefined);
+  return { ids: await Promise.race([sent, stored.then(() => sent)]), stored };
 }
 
-/** The columns of leased jobs, checked: no key and no later start, in queues some node declared. */
-async function leasedBatch(ctx: StoreContext, jobs: NewJob[], tx: pg.PoolClient): Promise<EnqueueBatch> {
+/** The columns of jobs to lease, checked: no key and no later start. */
+function leasedBatch(ctx: StoreContext, jobs: NewJob[]): EnqueueBatch {
   const batch = new EnqueueBatch();
   const single = jobs.length === 1;
   const now = Date.now();
@@ -264,7 +267,6 @@ async function leasedBatch(ctx: StoreContext, jobs: NewJob[], tx: pg.PoolClient)
         jobPath(i, single),
       );
   }
-  if (!queuesKnown(ctx, batch.queuePairs)) await assertKnownQueues(ctx, batch.queuePairs, tx);
   return batch;
 }
 
