@@ -8,6 +8,7 @@ export {
   type NewJob,
   type EnqueueOutcome,
   type LeasedOutcome,
+  type LeasedSent,
   type ClaimedJob,
   type ClaimRequest,
   type RegisteredJobType,

@@ -17,7 +17,7 @@ import * as controlOps from './control.js';
 import * as nodeOps from './nodes.js';
 import * as registryOps from './registry.js';
 import * as historyOps from './history.js';
-import type { EnqueueOutcome, LeasedOutcome, NewJob } from './jobs/enqueue.js';
+import type { EnqueueOutcome, LeasedOutcome, LeasedSent, NewJob } from './jobs/enqueue.js';
 import type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 import type { Completion, CompleteOptions, Failure, Recorded, RescuedJob } from './jobs/outcomes.js';
 import type { JobListFilter } from './jobs/reads.js';
@@ -27,7 +27,7 @@ import type { ControlChange, ControlRow } from './control.js';
 import type { RegisteredJobType } from './registry.js';
 import type { AppliedMigration } from './history.js';
 
-export type { EnqueueOutcome, LeasedOutcome, NewJob } from './jobs/enqueue.js';
+export type { EnqueueOutcome, LeasedOutcome, LeasedSent, NewJob } from './jobs/enqueue.js';
 export type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 export { isRowRefusal, type Completion, type CompleteOptions, type Failure, type Recorded, type RescuedJob } from './jobs/outcomes.js';
 export type { JobListFilter } from './jobs/reads.js';
@@ -76,6 +76,13 @@ export interface Tx {
    * was stored queued, for a claim once the queue runs again; do not start it.
    */
   enqueueLeased(jobs: NewJob[], nodeId: string, leaseMs: number): Promise<LeasedOutcome[]>;
+  /**
+   * enqueueLeased, sent as with sendLast: resolves with the jobs' ids once its statement is on the
+   * wire, so the COMMIT follows it without waiting for its answer; `stored` tells, after the
+   * commit, which jobs were leased (`claimed`) and which stored queued. Its failure fails the
+   * transaction, as a sendLast statement's does.
+   */
+  sendLeased(jobs: NewJob[], nodeId: string, leaseMs: number): Promise<LeasedSent>;
   /**
    * Sends the transaction's last statement (a prepared one; `{{schema}}` is not expanded) and queues
    * COMMIT right behind it when the function given to withTransaction returns, without waiting for
@@ -201,6 +208,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
             (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
           ),
         enqueueLeased: (jobs, nodeId, leaseMs) => enqueueOps.insertLeased(this.ctx, jobs, nodeId, leaseMs, client),
+        sendLeased: (jobs, nodeId, leaseMs) => enqueueOps.sendLeased(this.ctx, jobs, nodeId, leaseMs, client, (s) => tail.send(s)),
       }),
     );
   }

@@ -28,37 +28,6 @@ export class TransactionRolledBackError extends Error {
   }
 }
 
-/**
- * The statements a transaction sends in one synchronous run (BEGIN with the first ones; a step's
- * completion with its lock and take; an enqueue with the last write) leave in one socket write: the
- * stream is corked at the first and uncorked in a microtask, before any answer can be awaited. pg
- * writes each statement on its own otherwise, a syscall (and a wake-up of the server) per statement.
- * Returns what puts the client's own query back.
- */
-function corkPerTick(client: pg.PoolClient): (() => void) | undefined {
-  const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
-  if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return undefined;
-  const own = Object.prototype.hasOwnProperty.call(client, 'query');
-  const query = client.query;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    stream.uncork!();
-  };
-  (client as { query: unknown }).query = function (this: pg.PoolClient, ...args: unknown[]) {
-    if (!corked) {
-      corked = true;
-      stream.cork!();
-      queueMicrotask(uncork);
-    }
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  };
-  return () => {
-    if (own) (client as { query: unknown }).query = query;
-    else delete (client as { query?: unknown }).query;
-  };
-}
-
 /** A statement refused because its transaction had already failed: the error that matters came before it. */
 const IN_FAILED_TRANSACTION = '25P02';
 
@@ -82,7 +51,6 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
   const pipelined = client as unknown as { pipeline?: boolean };
   const canPipeline = typeof pipelined.pipeline === 'boolean';
   if (canPipeline) pipelined.pipeline = true;
-  const uncorked = canPipeline ? corkPerTick(client) : undefined;
   /** The tail's statements in wire order, and the first of them that failed. */
   const sent: Promise<unknown>[] = [];
   let tailError: { err: unknown } | undefined;
@@ -137,7 +105,6 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     // Every statement of the transaction has been answered here (ROLLBACK or COMMIT came after
     // them): the connection goes back plain.
     if (canPipeline) pipelined.pipeline = false;
-    uncorked?.();
     client.off('error', onError);
     client.release(broken instanceof Error ? broken : undefined);
   }

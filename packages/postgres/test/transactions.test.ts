@@ -161,3 +161,72 @@ test('a last statement sent behind which COMMIT is queued (tx.sendLast) commits 
     await close();
   }
 });
+
+test('tx.sendLeased answers with the ids once its statement is sent, before its answer; the jobs are the node’s once committed, and a failure of the statement rolls the transaction back', async (t) => {
+  const { db, store, close } = await setup();
+  try {
+    const state = async (ids: string[]) =>
+      (await db.pool.query(`SELECT id, state, locked_by FROM "${db.schema}".jobs WHERE id = ANY($1::uuid[]) ORDER BY id`, [ids])).rows.map(
+        (r) => ({ state: r.state as string, lockedBy: r.locked_by as string | null }),
+      );
+
+    // The store reads the queue registry once (through the transaction): read here, not behind the slow statement.
+    await store.enqueue([{ partition: 'p', type: 'warm' }]);
+    // A slow statement sent ahead: an answer awaited before resolving would come after its answer.
+    let slowAnswered = false;
+    let answeredFirst: boolean | undefined;
+    let stored: Promise<{ id: string; claimed: unknown }[]> | undefined;
+    const ids = await store.withTransaction(async (tx) => {
+      const slow = tx.query('SELECT pg_sleep(0.3)').then(() => (slowAnswered = true));
+      const sent = await tx.sendLeased(
+        [
+          { partition: 'p', type: 'leased', payload: { n: 1 } },
+          { partition: 'p', type: 'leased', payload: { n: 2 } },
+        ],
+        'node-a',
+        30_000,
+      );
+      answeredFirst = slowAnswered;
+      stored = sent.stored;
+      await slow;
+      return sent.ids;
+    });
+    t.false(answeredFirst, 'the ids came before the answer of a statement sent ahead of the enqueue');
+    t.is(ids.length, 2);
+    const outcomes = await stored!;
+    t.deepEqual(
+      outcomes.map((o) => o.id),
+      ids,
+    );
+    t.true(
+      outcomes.every((o) => (o.claimed as { attempt?: number } | null)?.attempt === 1),
+      'each stored as the node’s running attempt',
+    );
+    t.deepEqual(await state([...ids].sort()), [
+      { state: 'running', lockedBy: 'node-a' },
+      { state: 'running', lockedBy: 'node-a' },
+    ]);
+
+    // An id already taken fails the statement after the function returned: nothing of the
+    // transaction is kept, it rejects with the statement's error, and `stored` rejects too.
+    let failedStored: Promise<unknown> | undefined;
+    const err = await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        await tx.enqueue([{ partition: 'p', type: 'before' }]);
+        const sent = await tx.sendLeased([{ partition: 'p', type: 'leased', id: ids[0]! }], 'node-a', 30_000);
+        failedStored = sent.stored;
+      }),
+    );
+    t.is((err as { code?: string }).code, '23505', String(err));
+    await t.throwsAsync(failedStored!);
+    t.is(Number((await db.pool.query(`SELECT count(*) AS n FROM "${db.schema}".jobs WHERE type = 'before'`)).rows[0].n), 0);
+
+    // A job that is never leased is refused before anything is sent.
+    await t.throwsAsync(
+      store.withTransaction((tx) => tx.sendLeased([{ partition: 'p', type: 'leased', executionKey: 'k' }], 'node-a', 1000)),
+      { message: /claimed, never leased/ },
+    );
+  } finally {
+    await close();
+  }
+});

@@ -321,7 +321,7 @@ export class WorkflowApp {
   private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const effects = newEffects();
-      const handing: HandingOff = { handed: [], queued: new Set() };
+      const handing: HandingOff = { handed: [], queued: new Set(), stored: [] };
       try {
         const result = await this.store.withTransaction((tx) =>
           fn({ db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects }, tx.client),
@@ -362,17 +362,23 @@ export class WorkflowApp {
         });
         const leased = new Map<number, string>();
         for (const { target, at } of byNode.values()) {
-          const stored = await tx.enqueueLeased(
+          // Sent last: the COMMIT follows without waiting for its answer, which is read once committed.
+          const sent = await tx.sendLeased(
             at.map((i) => jobs[i]!),
             target.node,
             target.leaseMs,
           );
-          stored.forEach(({ id, claimed }, k) => {
-            leased.set(at[k]!, id);
-            if (claimed) handing.handed.push({ target, job: claimed });
-            // Stored queued (its queue is paused in Postgres): a claim takes it once the queue runs.
-            else handing.queued.add(wakeKey(jobs[at[k]!]!));
-          });
+          sent.ids.forEach((id, k) => leased.set(at[k]!, id));
+          const read = sent.stored.then((stored) =>
+            stored.forEach(({ claimed }, k) => {
+              if (claimed) handing.handed.push({ target, job: claimed });
+              // Stored queued (its queue is paused in Postgres): a claim takes it once the queue runs.
+              else handing.queued.add(wakeKey(jobs[at[k]!]!));
+            }),
+          );
+          // A failure of the statement is the transaction's, heard through the commit.
+          read.catch(() => undefined);
+          handing.stored.push(read);
         }
         let q = 0;
         return jobs.map((_, i): EnqueueOutcome => {
@@ -385,6 +391,7 @@ export class WorkflowApp {
 
   /** After the commit: hands the jobs stored as idle nodes' to them; their queues need no wake-up for them. */
   private async handOver(handing: HandingOff, effects: Effects): Promise<void> {
+    await Promise.all(handing.stored);
     if (handing.handed.length === 0) return;
     for (const { job } of handing.handed) {
       const key = wakeKey(job);
@@ -727,6 +734,8 @@ async function startGroup(s: Scope, q: Queryable, group: QueuedPub[]): Promise<v
 interface HandingOff {
   handed: { target: IdleAdvert; job: ClaimedJob }[];
   queued: Set<string>;
+  /** The answers of the leased jobs' statements (sent last, read after the commit): they fill `handed` and `queued`. */
+  stored: Promise<void>[];
 }
 
 /** A queue as Effects.wakes names it. */

@@ -314,6 +314,8 @@ export class OutcomeWriter {
     const taken: ClaimedJob[] = [];
     /** What the continuations asked to run once the transaction committed (tx.afterCommit). */
     const onCommit: (() => void)[] = [];
+    /** The answers of the leased jobs' statements (tx.enqueueHere), read once committed. */
+    const stored: Promise<void>[] = [];
     const committed = store.withTransaction(async (outer) => {
       const enqueue = (jobs: NewJob[]) => {
         for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
@@ -325,6 +327,7 @@ export class OutcomeWriter {
         enqueue,
         enqueueLeased: outer.enqueueLeased.bind(outer),
         sendLast: outer.sendLast.bind(outer),
+        sendLeased: outer.sendLeased.bind(outer),
         enqueueHere: async (jobs) => {
           if (!here) return enqueue(jobs);
           const mine: NewJob[] = [];
@@ -336,13 +339,21 @@ export class OutcomeWriter {
             return ok;
           });
           const queued = others.length > 0 ? await enqueue(others) : [];
-          const leased = mine.length > 0 ? await outer.enqueueLeased(mine, nodeId, here.leaseMs) : [];
+          // Sent as a last statement: the COMMIT follows it without waiting for its answer (the
+          // continuation needs only the ids, made before it is sent), a round trip fewer between two steps.
+          if (mine.length === 0) return queued;
+          const leased = await outer.sendLeased(mine, nodeId, here.leaseMs);
           // A job stored queued instead (its queue paused in Postgres before this engine heard) is
           // not taken: its place is given back with the rest at `took`, and a claim runs it later.
-          leased.forEach((l, k) => (l.claimed ? taken.push(l.claimed) : queues.add(mine[k]!.queue ?? 'default')));
+          const read = leased.stored.then((outcomes) =>
+            outcomes.forEach((l, k) => (l.claimed ? taken.push(l.claimed) : queues.add(mine[k]!.queue ?? 'default'))),
+          );
+          // A failure of the statement is the transaction's, heard through the commit.
+          read.catch(() => undefined);
+          stored.push(read);
           let m = 0;
           let o = 0;
-          return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased[m++]!.id } : queued[o++]!));
+          return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased.ids[m++]! } : queued[o++]!));
         },
         afterCommit: (fn) => void onCommit.push(fn),
       };
@@ -404,7 +415,12 @@ export class OutcomeWriter {
       }
       return { completed, failed };
     });
-    return committed.then(
+    // Their answers came before the COMMIT's; a failure among them failed the transaction.
+    const settled = committed.then(async (written) => {
+      await Promise.all(stored);
+      return written;
+    });
+    return settled.then(
       (written) => {
         if (reserved.length > 0) here!.took(taken, reserved);
         if (queues.size && this.o.enqueued) this.o.enqueued([...queues]);
