@@ -67,9 +67,15 @@ test.serial(
         },
       });
       nodes.set(nodeId, node);
+      // Two minutes: three node processes (tsx, a node, its workflows) start on a machine that may
+      // be at load 30; a minute was not enough there.
+      const starting = node.waitForOutput(`starting ${nodeId}`, { timeoutMs: 120_000 });
+      // Only node-c's is awaited: the others' must not end the file as an unhandled rejection when
+      // a start is slow (their `ready` fails the test then).
+      starting.catch(() => undefined);
       return {
-        starting: node.waitForOutput(`starting ${nodeId}`, { timeoutMs: 60_000 }),
-        ready: node.waitForOutput(`ready ${nodeId}`, { timeoutMs: 60_000 }).then(() => Date.now()),
+        starting,
+        ready: node.waitForOutput(`ready ${nodeId}`, { timeoutMs: 120_000 }).then(() => Date.now()),
       };
     };
     const t0 = Date.now();
