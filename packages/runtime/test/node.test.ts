@@ -415,7 +415,7 @@ test('cancel: a queued job never runs; a running job is aborted and onCancel run
     t.true(await node.client.cancel(queued));
     // Cancelled at once if it sat in the queue; handed to the full node on a crossed idle advert,
     // it is cancelled when the node hands it back, a moment later. It never runs either way.
-    await until('the queued job cancelled', async () => (await node.client.status(queued)) === STATUS_CANCELLED, 5000);
+    await until('the queued job cancelled', async () => (await node.client.status(queued)) === STATUS_CANCELLED, 20_000);
     t.true(await node.client.cancel(running));
     await t.throwsAsync(node.client.result(running, { timeoutMs: 10_000 }), { instanceOf: JobCancelledError });
     await until('onCancel', async () => cancelled.length === 1);
