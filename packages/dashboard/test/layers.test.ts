@@ -269,7 +269,7 @@ test.serial('schedules: next and last fire, trigger, pause and resume from the p
   await until(
     'the schedule actions on the bus',
     async () => ['schedule-trigger', 'schedule-pause', 'schedule-resume'].every((k) => seen.some((e) => e.action.kind === k)),
-    5000,
+    20_000,
   );
   t.pass();
 });
@@ -369,7 +369,7 @@ test.serial(
       'the process actions on the bus',
       async () =>
         ['process-trigger', 'process-pause', 'process-resume'].every((k) => seen.some((e) => e.action.kind === k && e.outcome === 'done')),
-      5000,
+      20_000,
     );
     t.pass();
   },

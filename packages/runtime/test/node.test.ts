@@ -358,7 +358,7 @@ test('a node whose lease renewals fail claims nothing until they succeed again',
     await until(
       'a renewal failed',
       async () => ((await node.metrics.registry.getSingleMetric(HEARTBEAT_FAILURES)?.get())?.values[0]?.value ?? 0) > 0,
-      5000,
+      20_000,
       50,
     );
     await node.client.enqueue('p', 'work', { n: 2 });

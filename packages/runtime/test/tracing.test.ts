@@ -260,7 +260,7 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
     await until(
       'its perform span',
       () => exporter.getFinishedSpans().some((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id),
-      5000,
+      20_000,
       20,
     );
     const perform = exporter.getFinishedSpans().find((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id)!;
