@@ -215,7 +215,7 @@ for (const how of ['stop', 'kill'] as const)
           const h = await health();
           return h.status === 503 && h;
         },
-        10_000,
+        30_000,
         100,
       );
       t.log(`while Postgres is down /health says ${during.status} ${JSON.stringify(during.body.checks)}`);
@@ -249,7 +249,7 @@ for (const how of ['stop', 'kill'] as const)
       t.is(Number(history.total), JOBS, 'one history row per job');
       t.is(Number(history.ids), JOBS, '0 jobs lost');
       t.is(Number(history.completed), JOBS, 'all completed');
-      t.is(await until('/health to be ready again', async () => (await health()).status === 200, 15_000, 100), true);
+      t.is(await until('/health to be ready again', async () => (await health()).status === 200, 30_000, 100), true);
       t.is(await Promise.race([node.exited.then(() => 'exited'), sleep(10).then(() => 'alive')]), 'alive', 'no exit, no crash loop');
       const fatal = /"level":60/.test(node.output());
       t.false(fatal, 'nothing fatal was logged');
@@ -352,21 +352,27 @@ const BAD_CONFIGS: { name: string; yaml?: string; args?: string[]; expect: RegEx
 test.serial('partita start with an invalid config: exit code 2 and file:line: key path: what is expected, on stderr', async (t) => {
   const tmp = await tempDir('badcfg');
   t.teardown(() => tmp.cleanup());
-  await Promise.all(
-    BAD_CONFIGS.map(async (c, i) => {
-      const dir = path.join(tmp.dir, String(i));
-      await fs.mkdir(dir);
-      if (c.yaml !== undefined) await fs.writeFile(path.join(dir, 'bad.yaml'), c.yaml);
-      const args = c.yaml !== undefined ? ['start', '-c', 'bad.yaml', ...(c.args ?? [])] : c.args!;
-      // Should a case pass validation by mistake, the node must fail fast rather than start an embedded PostgreSQL.
-      const env = c.yaml?.includes('postgres:') ? {} : { PARTITA_POSTGRES_URL: 'postgres://127.0.0.1:1/none' };
-      const r = await runCli(args, { cwd: dir, timeoutMs: 20_000, env });
-      t.is(r.code, 2, `${c.name}: exit code 2 (got ${r.code}); stderr:\n${r.stderr}`);
-      t.regex(r.stderr, c.expect, `${c.name}: message`);
-      t.is(r.stdout, '', `${c.name}: nothing on stdout`);
-      t.false(r.stderr.includes('    at '), `${c.name}: no stack trace`);
-    }),
-  );
+  // Four CLI processes at a time, each with a minute: the cases hold the exit code and the message,
+  // not how fast a node starts, and fifteen node processes started at once on a loaded 2-core
+  // machine outran a 20 s timeout (killed: exit code null).
+  const queue = BAD_CONFIGS.map((c, i) => ({ c, i }));
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await check(next.c, next.i);
+  };
+  const check = async (c: (typeof BAD_CONFIGS)[number], i: number) => {
+    const dir = path.join(tmp.dir, String(i));
+    await fs.mkdir(dir);
+    if (c.yaml !== undefined) await fs.writeFile(path.join(dir, 'bad.yaml'), c.yaml);
+    const args = c.yaml !== undefined ? ['start', '-c', 'bad.yaml', ...(c.args ?? [])] : c.args!;
+    // Should a case pass validation by mistake, the node must fail fast rather than start an embedded PostgreSQL.
+    const env = c.yaml?.includes('postgres:') ? {} : { PARTITA_POSTGRES_URL: 'postgres://127.0.0.1:1/none' };
+    const r = await runCli(args, { cwd: dir, timeoutMs: 60_000, env });
+    t.is(r.code, 2, `${c.name}: exit code 2 (got ${r.code}${r.signal ? `, ${r.signal}` : ''}); stderr:\n${r.stderr}`);
+    t.regex(r.stderr, c.expect, `${c.name}: message`);
+    t.is(r.stdout, '', `${c.name}: nothing on stdout`);
+    t.false(r.stderr.includes('    at '), `${c.name}: no stack trace`);
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
   // --json: the same problems, machine-readable.
   const r = await runCli(['start', '-c', 'bad.yaml', '--json'], { cwd: path.join(tmp.dir, '0') });
   t.is(r.code, 2);

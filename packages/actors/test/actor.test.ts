@@ -392,7 +392,8 @@ test('a terminate slower than shutdownMs is abandoned with a warning', async (t)
   const started = Date.now();
   await ref.stop();
   const took = Date.now() - started;
-  t.true(took >= 25 && took < 500, `took ${took} ms`);
+  // Abandoned at its 30 ms, not after the default 5 s: generous, for timers on a loaded machine.
+  t.true(took >= 25 && took < 2500, `took ${took} ms`);
   t.true(logger.entries.some((e) => e.level === 'warn' && e.obj['actor'] === 'stuck' && /abandoned/.test(e.msg ?? '')));
   t.is(system.whereis('stuck'), undefined);
   await system.shutdown();

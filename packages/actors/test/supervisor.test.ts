@@ -721,7 +721,8 @@ test('each child gets shutdownMs for terminate, then is abandoned with a warning
   const started = Date.now();
   await sup.stop();
   const took = Date.now() - started;
-  t.true(took >= 20 && took < 1000, `took ${took} ms`);
+  // Abandoned at its 25 ms, not after the default 5 s: generous, for timers on a loaded machine.
+  t.true(took >= 20 && took < 2500, `took ${took} ms`);
   t.deepEqual(log.slice(-1), ['terminate a#1 shutdown']);
   t.true(logger.entries.some((e) => e.level === 'warn' && e.obj['actor'] === `${sup.name}/stuck` && /abandoned/.test(e.msg ?? '')));
   await system.shutdown();

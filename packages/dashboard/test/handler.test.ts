@@ -217,7 +217,7 @@ test.serial('every job and queue action is published on the bus as partita.<clus
     ['bulk', { op: 'cancel', ids: ids[2]! }],
   ];
   for (const [action, form] of posts) t.is((await s.post(`/admin/dash/actions/${action}`, { ...form, ...back })).status, 303, action);
-  await until('every action on the bus', async () => heard.length >= posts.length, 5000);
+  await until('every action on the bus', async () => heard.length >= posts.length, 20_000);
   t.deepEqual(
     heard.map((h) => h.action.kind),
     posts.map(([a]) => a),
@@ -287,7 +287,7 @@ test.serial(
            WHERE NOT l.granted AND l.relation = '${db.schema}.jobs'::regclass AND a.application_name = 'partita-dashboard'`,
         )
       ).rows[0]!.n;
-    await until('no dashboard read to wait for the lock', async () => (await waiting()) === 0, 3000, 50).catch(() => undefined);
+    await until('no dashboard read to wait for the lock', async () => (await waiting()) === 0, 20_000, 50).catch(() => undefined);
     t.is(await waiting(), 0, 'no dashboard query is left waiting in Postgres');
     await release();
     t.is((await fetch(`${s.origin}/admin/dash/jobs/${id}`)).status, 200, 'the page serves again once the lock is gone');

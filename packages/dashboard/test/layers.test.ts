@@ -231,7 +231,7 @@ test.serial('workflows: versions, the listing by field, the graph with states, a
   t.is((await missing.goto(`${ui}/workflows/dashapp/no-such-id`))!.status(), 404);
   await missing.close();
 
-  await until('the hook and interrupt events on the bus', async () => seen.some((e) => e.action.kind === 'interrupt'), 5000);
+  await until('the hook and interrupt events on the bus', async () => seen.some((e) => e.action.kind === 'interrupt'), 20_000);
   const hook = seen.find((e) => e.action.kind === 'hook');
   t.is(hook?.outcome, 'done');
   t.regex(hook?.message ?? '', /delivered/);
@@ -269,7 +269,7 @@ test.serial('schedules: next and last fire, trigger, pause and resume from the p
   await until(
     'the schedule actions on the bus',
     async () => ['schedule-trigger', 'schedule-pause', 'schedule-resume'].every((k) => seen.some((e) => e.action.kind === k)),
-    5000,
+    20_000,
   );
   t.pass();
 });
@@ -369,7 +369,7 @@ test.serial(
       'the process actions on the bus',
       async () =>
         ['process-trigger', 'process-pause', 'process-resume'].every((k) => seen.some((e) => e.action.kind === k && e.outcome === 'done')),
-      5000,
+      20_000,
     );
     t.pass();
   },

@@ -299,7 +299,7 @@ test.serial(
       }
       inc(...args);
     };
-    await until('the clock stepped back mid-round', async () => steppedAt !== undefined, 5000);
+    await until('the clock stepped back mid-round', async () => steppedAt !== undefined, 20_000);
     const { rows } = await db.pool.query<{ now: Date }>('SELECT clock_timestamp() AS now');
     const stepped = rows[0]!.now.getTime();
     await sleep(5000);

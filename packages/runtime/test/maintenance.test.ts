@@ -37,7 +37,7 @@ test('history maintenance runs on the one node holding the maintenance lease; wh
     // The other node's seat ticks every 5 s (ttl 30 s): the released lease is taken on its next round.
     await until('the other node maintains', () => other.system.whereis('maintenance')?.alive === true, 10_000);
     t.like(await leases.holder('maintenance'), { holder: other.id, epoch: 2, live: true });
-    await until('the dropped partition is back', futurePartition, 5000);
+    await until('the dropped partition is back', futurePartition, 20_000);
   } finally {
     await c.close();
   }

@@ -238,7 +238,7 @@ test('a plugin whose start fails unwinds everything already started: no connecti
   });
   t.regex(err!.message, /plugin "failing": start failed: cannot reach the widget service/);
   t.deepEqual(events, ['up fine node', 'start fine', 'stop fine', 'down fine node']);
-  await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 5000);
+  await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 20_000);
   t.pass();
 });
 
@@ -262,7 +262,7 @@ test('a bad plugin migration fails start-up with the plugin, the file and the Po
   );
   const { rows: recorded } = await db.pool.query(`SELECT version FROM "${db.schema}".migrations WHERE plugin = 'broken'`);
   t.deepEqual(recorded, [{ version: 1 }]);
-  await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 5000);
+  await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 20_000);
 });
 
 test('clashes are named errors: a job type defined twice, a route taken twice, a plugin name twice', async (t) => {
@@ -296,7 +296,7 @@ test('clashes are named errors: a job type defined twice, a route taken twice, a
   });
   t.regex(health!.message, /mounted by both the node and plugin "greedy"/);
   // The route clash is found when HTTP starts, last: everything before it was released.
-  await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 5000);
+  await until('the node closed its pool connections', async () => (await connectionsOf(db, app)) === 0, 20_000);
 
   await t.throwsAsync(startNode(nodeOptions(db, app, { plugins: [definePlugin({ name: 'same' }), definePlugin({ name: 'same' })] })), {
     instanceOf: PluginError,

@@ -209,7 +209,7 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
       async () => {
         const { id } = await node.client.enqueue('p', 'find-me', { n: 0 });
         await node.client.result(id, { timeoutMs: 5000 });
-        await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
+        await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 20_000, 5);
         if (spanOf('partita.perform', id)!.links.length === 0) handedOff = id;
         return handedOff !== undefined;
       },
@@ -235,7 +235,7 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
         async () => {
           const { id } = await remote.enqueue('p', 'find-me', { n: 1 });
           await remote.result(id, { timeoutMs: 5000 });
-          await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 5000, 5);
+          await until('its perform span', () => spanOf('partita.perform', id) !== undefined, 20_000, 5);
           if (spanOf('partita.perform', id)!.links.length === 0) overNats = id;
           return overNats !== undefined;
         },
@@ -260,7 +260,7 @@ test.serial('a user lookup beside the trace context is kept, shown and searchabl
     await until(
       'its perform span',
       () => exporter.getFinishedSpans().some((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id),
-      5000,
+      20_000,
       20,
     );
     const perform = exporter.getFinishedSpans().find((s) => s.name === 'partita.perform' && s.attributes['partita.job.id'] === id)!;

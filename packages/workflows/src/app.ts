@@ -119,6 +119,14 @@ export interface WorkflowSummary {
 
 type TxStore = Pick<JobStore, 'withTransaction' | 'pool' | 'schema'>;
 
+/**
+ * How long the first roll call of an activation waits for any workflow node before it takes none to
+ * run and flips directly, whatever the activation's delayMs: it ends at the first answer, so only an
+ * activation with no node waits it out. Bounded by delayMs (250 ms by default, 20 ms in tests), a
+ * busy node's late answer was taken for no node, and the flip went past a node that caches the
+ * active version (and past one that could not switch).
+ */
+const NO_NODE_PROBE_MS = 2000;
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 1000;
 /** Most pubs written in one transaction, and most such transactions at once per handle. */
@@ -226,7 +234,7 @@ export class WorkflowApp {
     const delayMs = opts.delayMs ?? DEFAULT_ACTIVATION_DELAY_MS;
     if (!Number.isFinite(delayMs) || delayMs < 1) throw new ValidationError('must be a positive number of ms', 'delayMs');
     const bus = this.bus;
-    if (!bus || (await this.nobodyAnswers(bus, version, delayMs))) {
+    if (!bus || (await this.nobodyAnswers(bus, version, Math.max(delayMs, NO_NODE_PROBE_MS)))) {
       await flip();
       this.logger.info(
         { version },

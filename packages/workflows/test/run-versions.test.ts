@@ -65,7 +65,7 @@ test.serial('a workflow finishes on its version; activate reaches another client
       const id = await elsewhere.pub('pin.start', {});
       return (await elsewhere.getState('pin.start', id)).metadata.vrs === '2';
     },
-    5_000,
+    20_000,
   );
   const fresh = await pin.pub('pin.start', {});
   t.is(await pin.hook('pin.go', { id: old }), old);

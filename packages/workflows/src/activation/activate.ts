@@ -25,11 +25,17 @@ import { ActivationInProgressError, QuorumNotReachedError } from './errors.js';
 export const DEFAULT_ACTIVATION_DELAY_MS = 250;
 export const DEFAULT_ACTIVATION_RETRIES = 3;
 /**
- * Least time given to acks and to activators' in-flight answers: a member busy with a batch may take
- * a few hundred ms to answer, and a missed ack costs a whole round.
+ * Least time given to acks: a member busy with a batch may take a few hundred ms to answer, and a
+ * missed ack costs a whole round.
  */
 const ACK_MIN_MS = 1000;
-const INFLIGHT_MIN_MS = 500;
+/**
+ * Least time an activator gives other activators' in-flight answers before it starts: one that
+ * misses it lets two activations run at once. With nobody activating there are no responders and
+ * the question returns at once, so only a refusal waits it out. (500 ms let a second activator past
+ * a busy first one on a loaded machine.)
+ */
+const INFLIGHT_MIN_MS = 2000;
 
 export interface ActivationOptions {
   bus: Bus;
