@@ -220,8 +220,17 @@ interface HeldRecords {
  */
 export class RecordCache {
   private readonly byJob = new Map<string, HeldRecords>();
+  /** JSON characters held, counted once per job (a copy two jobs share counts twice). */
+  private chars = 0;
 
-  constructor(private readonly max = 20_000) {}
+  /**
+   * `max` jobs, `maxChars` characters of records: a graph whose records are large (big step outputs)
+   * keeps fewer copies rather than more memory.
+   */
+  constructor(
+    private readonly max = 50_000,
+    private readonly maxChars = 32 * 1024 * 1024,
+  ) {}
 
   get size(): number {
     return this.byJob.size;
@@ -237,14 +246,25 @@ export class RecordCache {
   }
 
   forget(jobIds: readonly string[]): void {
-    for (const id of jobIds) this.byJob.delete(id);
+    for (const id of jobIds) this.drop(id);
   }
 
   hold(jobIds: readonly string[], held: HeldRecords): void {
+    if (held.json.length > this.maxChars / 16) return;
     for (const id of jobIds) {
-      if (this.byJob.size >= this.max) this.byJob.delete(this.byJob.keys().next().value!);
+      this.drop(id);
+      while (this.byJob.size > 0 && (this.byJob.size >= this.max || this.chars + held.json.length > this.maxChars))
+        this.drop(this.byJob.keys().next().value!);
       this.byJob.set(id, held);
+      this.chars += held.json.length;
     }
+  }
+
+  private drop(jobId: string): void {
+    const held = this.byJob.get(jobId);
+    if (!held) return;
+    this.byJob.delete(jobId);
+    this.chars -= held.json.length;
   }
 }
 
@@ -1201,7 +1221,7 @@ export interface StepJobOutcome {
  * (longer a) step of any workflow are left alone.
  */
 export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: StepsTaken): Promise<void> {
-  const { locking, taking } =
+  const taken =
     ahead ??
     takeSteps(
       s.db,
@@ -1209,7 +1229,7 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
       s.records?.cache,
     );
   try {
-    await finishTaken(s, jobs, locking, taking, ahead);
+    await finishTaken(s, jobs, taken, ahead);
   } finally {
     // Used or not, a finished job's copy is not wanted again (a refused one reads Postgres next time).
     s.records?.cache.forget(jobs.map((j) => j.id));
@@ -1219,8 +1239,7 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
 async function finishTaken(
   s: Scope,
   jobs: StepJobOutcome[],
-  locking: StepsTaken['locking'],
-  taking: StepsTaken['taking'],
+  { locking, taking, held: heldByJob }: StepsTaken,
   ahead: StepsTaken | undefined,
 ): Promise<void> {
   await inOrder(locking, taking);
@@ -1280,12 +1299,11 @@ async function finishTaken(
   // steps_take left out the records of workflows this node holds at their row's version: those come
   // from its copy (held by one of their jobs; every job of such a workflow names that version).
   const heldFor = new Map<string, HeldRecords>();
-  const cache = s.records?.cache;
-  if (cache)
-    for (const st of taken) {
-      const held = cache.get(st.job_id!);
-      if (held && held.workflowId === st.workflow_id) heldFor.set(st.workflow_id, held);
-    }
+  for (const st of taken) {
+    const held = heldByJob.get(st.job_id!);
+    if (held && held.workflowId === st.workflow_id) heldFor.set(st.workflow_id, held);
+  }
+  const unread: { workflow: string; dimension: string }[] = [];
   for (const { workflow: row } of lockedRows) {
     if (!stepWorkflows.has(row.id) || runs.has(row.id)) continue;
     const read = records.get(row.id);
@@ -1294,7 +1312,16 @@ async function finishTaken(
       const copy = JSON.parse(held.json) as ActivityRecord[];
       runs.set(row.id, await runOf(s, row, copy, held.dimensions ? new Set(held.dimensions) : undefined));
     } else if (read) runs.set(row.id, await runOf(s, row, read, new Set(dimensions)));
-    // Neither (no record came back, and the copy is not of this version): load() reads them below.
+    else for (const st of taken) if (st.workflow_id === row.id) unread.push({ workflow: row.id, dimension: st.dimension });
+  }
+  // Neither (none came back, and no copy of this version; not known to happen): read together.
+  if (unread.length > 0) {
+    s.logger.warn({ workflows: unread.length }, 'records neither read nor held for some workflows; reading them');
+    await loadMany(
+      s,
+      unread,
+      lockedRows.map((r) => r.workflow),
+    );
   }
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
@@ -1324,6 +1351,12 @@ type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: strin
 export interface StepsTaken {
   locking: Promise<{ workflow: WorkflowRow; xid: string }[]>;
   taking: Promise<TakeRow[]>;
+  /**
+   * The copies steps_take was told of, by job, taken when it was sent: the cache may drop them
+   * before the answer (other transactions' copies push the oldest out), and a workflow whose records
+   * it left out must still find its copy here.
+   */
+  held: Map<string, HeldRecords>;
 }
 
 /**
@@ -1334,11 +1367,17 @@ export interface StepsTaken {
  */
 export function takeSteps(db: Db, ids: string[], cache?: RecordCache): StepsTaken {
   const locking = db.run<{ workflow: WorkflowRow; xid: string }>('steps_lock', [ids]);
-  const versions = cache && cache.size > 0 ? ids.map((id) => cache.versionOf(id)) : null;
-  const taking = db.run<TakeRow>('steps_take', [ids, versions?.some((v) => v !== null) ? versions : null]);
+  const held = new Map<string, HeldRecords>();
+  if (cache && cache.size > 0)
+    for (const id of ids) {
+      const h = cache.get(id);
+      if (h) held.set(id, h);
+    }
+  const versions = held.size > 0 ? ids.map((id) => held.get(id)?.version ?? null) : null;
+  const taking = db.run<TakeRow>('steps_take', [ids, versions]);
   locking.catch(() => undefined);
   taking.catch(() => undefined);
-  return { locking, taking };
+  return { locking, taking, held };
 }
 
 /**

@@ -9,6 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
+import { RecordCache } from '../src/executor.js';
 import { workflowNode } from './helpers.js';
 
 const APP = `
@@ -76,4 +77,28 @@ test('the next transition on the node reads its copy of the records while the ro
 
 test('a row rewritten since (another writer) makes the node read the records again', async (t) => {
   t.is(await lastInputAfterChange(t, 'wf_held_moved', true), 2);
+});
+
+test('the copies are bounded by jobs and by characters, the oldest going first', (t) => {
+  const held = (workflowId: string, chars: number) => ({ workflowId, version: '7', json: 'x'.repeat(chars), dimensions: [''] });
+  const byCount = new RecordCache(3, 1000);
+  for (const id of ['a', 'b', 'c', 'd']) byCount.hold([id], held(id, 10));
+  t.deepEqual(
+    ['a', 'b', 'c', 'd'].map((id) => byCount.versionOf(id)),
+    [null, '7', '7', '7'],
+  );
+  const byChars = new RecordCache(100, 1600);
+  byChars.hold(['a', 'b'], held('w1', 60));
+  byChars.hold(['c'], held('w2', 90));
+  // 210 of 1,600 characters: all kept. A copy over 1/16 of the budget is not kept at all.
+  t.is(byChars.size, 3);
+  byChars.hold(['e'], held('w3', 101));
+  t.is(byChars.versionOf('e'), null);
+  const tight = new RecordCache(100, 1600);
+  for (let i = 0; i < 20; i++) tight.hold([`j${i}`], held(`w${i}`, 100));
+  t.is(tight.size, 16);
+  t.is(tight.versionOf('j3'), null);
+  t.is(tight.versionOf('j4'), '7');
+  tight.forget(['j4']);
+  t.is(tight.size, 15);
 });
