@@ -87,8 +87,6 @@ export interface WorkflowRow {
    * set on rows read from Postgres, absent on one this transaction started (today's).
    */
   start_day?: string;
-  /** The row's xmin when steps_lock locked it: which version of its records a node's copy must be. */
-  row_version?: string;
 }
 
 export interface ActivityRecord {
@@ -191,81 +189,6 @@ export interface Scope {
    * core delivers at most once anyway), and pubsub then reads the outcome from Postgres.
    */
   publishAfterCommit?: boolean;
-  /**
-   * A node's copy of the records of the workflows it moved last (a continuation's transaction, not
-   * under a savepoint): read instead of Postgres's when the row is still at the version its write
-   * gave it, and refreshed once this transaction commits.
-   */
-  records?: { cache: RecordCache; afterCommit(fn: () => void): void };
-}
-
-/** A workflow's records as a node's transition left them, for the step jobs that transition started. */
-interface HeldRecords {
-  workflowId: string;
-  /** The xmin that transition gave the workflow's row. */
-  version: string;
-  /** The records (JSON: every use parses its own objects, as a read from Postgres would give). */
-  json: string;
-  /** The passes whose records are all there; null: every pass. */
-  dimensions: string[] | null;
-}
-
-/**
- * The records of the workflows whose last transition this node wrote, by the step jobs it started.
- * Their next transition, on this node, then reads none of them from Postgres (the workflow's every
- * record, once per step) unless the row moved since (another node's transition, an interrupt, a
- * hook, a scrub: every write of records rewrites the row): steps_take compares the row's xmin with
- * the version held, under the row's lock. A copy that is wrong for any reason is a read, never a
- * stale record. Bounded: the oldest go first, as do those whose job finished.
- */
-export class RecordCache {
-  private readonly byJob = new Map<string, HeldRecords>();
-  /** JSON characters held, counted once per job (a copy two jobs share counts twice). */
-  private chars = 0;
-
-  /**
-   * `max` jobs, `maxChars` characters of records: a graph whose records are large (big step outputs)
-   * keeps fewer copies rather than more memory.
-   */
-  constructor(
-    private readonly max = 50_000,
-    private readonly maxChars = 32 * 1024 * 1024,
-  ) {}
-
-  get size(): number {
-    return this.byJob.size;
-  }
-
-  /** The version held for a job's workflow, null when none. */
-  versionOf(jobId: string): string | null {
-    return this.byJob.get(jobId)?.version ?? null;
-  }
-
-  get(jobId: string): HeldRecords | undefined {
-    return this.byJob.get(jobId);
-  }
-
-  forget(jobIds: readonly string[]): void {
-    for (const id of jobIds) this.drop(id);
-  }
-
-  hold(jobIds: readonly string[], held: HeldRecords): void {
-    if (held.json.length > this.maxChars / 16) return;
-    for (const id of jobIds) {
-      this.drop(id);
-      while (this.byJob.size > 0 && (this.byJob.size >= this.max || this.chars + held.json.length > this.maxChars))
-        this.drop(this.byJob.keys().next().value!);
-      this.byJob.set(id, held);
-      this.chars += held.json.length;
-    }
-  }
-
-  private drop(jobId: string): void {
-    const held = this.byJob.get(jobId);
-    if (!held) return;
-    this.byJob.delete(jobId);
-    this.chars -= held.json.length;
-  }
 }
 
 export function newEffects(): Effects {
@@ -300,8 +223,6 @@ interface Pending {
   written: Set<string>;
   /** Steps taken ahead for a job whose outcome was then refused: linked again by the write. */
   restore: { job_id: string | null; workflow_id: string; activity: string; dimension: string; start_day: string }[];
-  /** The step jobs this transaction started and their passes, by workflow (a copy of its records is kept for them). */
-  linked: Map<string, { id: string; dimension: string }[]>;
 }
 
 interface FaninRow {
@@ -329,7 +250,6 @@ function pendingOf(s: Scope): Pending {
       created: new Set(),
       written: new Set(),
       restore: [],
-      linked: new Map(),
     };
     pendingByScope.set(s, p);
   }
@@ -424,10 +344,6 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       links[2].push(j.step.record.activity);
       links[3].push(j.step.record.dimension);
       links[4].push(dayOf(j.step.workflowId) ?? null);
-      const step = { id, dimension: j.step.record.dimension };
-      const linked = p.linked.get(j.step.workflowId);
-      if (linked) linked.push(step);
-      else p.linked.set(j.step.workflowId, [step]);
     });
   }
   for (const st of p.restore.splice(0)) {
@@ -570,22 +486,6 @@ class Run {
 
   get open(): boolean {
     return this.status > 0 && !this.interruptedHere;
-  }
-
-  /**
-   * The records of the passes it holds whole, as this transaction leaves them, once flushed (nothing
-   * dirty: all are then stored as written). A pass entered here (a cycle's next) is left out: it is
-   * not known whole, so a step of it reads Postgres, as does a Run loaded without it; the copy of a
-   * cycle does not grow with its passes. Undefined for a workflow that is no longer open.
-   */
-  held(): { json: string; dimensions: string[] | null } | undefined {
-    if (!this.open || this.final || this.dirty.size > 0) return undefined;
-    const loaded = this.loadedDimensions;
-    const records = [...this.records.values()];
-    return {
-      json: JSON.stringify(loaded ? records.filter((r) => loaded.has(r.dimension)) : records),
-      dimensions: loaded ? [...loaded] : null,
-    };
   }
 
   /** Loads the records of a dimension this Run was loaded without (another pass of a cycle). */
@@ -1221,27 +1121,12 @@ export interface StepJobOutcome {
  * (longer a) step of any workflow are left alone.
  */
 export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: StepsTaken): Promise<void> {
-  const taken =
+  const { locking, taking } =
     ahead ??
     takeSteps(
       s.db,
       jobs.map((j) => j.id),
-      s.records?.cache,
     );
-  try {
-    await finishTaken(s, jobs, taken, ahead);
-  } finally {
-    // Used or not, a finished job's copy is not wanted again (a refused one reads Postgres next time).
-    s.records?.cache.forget(jobs.map((j) => j.id));
-  }
-}
-
-async function finishTaken(
-  s: Scope,
-  jobs: StepJobOutcome[],
-  { locking, taking, held: heldByJob }: StepsTaken,
-  ahead: StepsTaken | undefined,
-): Promise<void> {
   await inOrder(locking, taking);
   const [lockedRows, rows] = [await locking, await taking];
   const byId = new Map(jobs.map((j) => [j.id, j]));
@@ -1294,69 +1179,20 @@ async function finishTaken(
   // by the generic path below, which locks it first.
   const stepWorkflows = new Set(taken.map((st) => st.workflow_id));
   const dimensions = new Set(['', ...taken.map((st) => st.dimension)]);
-  const p = pendingOf(s);
-  const runs = p.runs;
-  // steps_take left out the records of workflows this node holds at their row's version: those come
-  // from its copy (held by one of their jobs; every job of such a workflow names that version).
-  const heldFor = new Map<string, HeldRecords>();
-  for (const st of taken) {
-    const held = heldByJob.get(st.job_id!);
-    if (held && held.workflowId === st.workflow_id) heldFor.set(st.workflow_id, held);
-  }
-  const unread: { workflow: string; dimension: string }[] = [];
-  for (const { workflow: row } of lockedRows) {
-    if (!stepWorkflows.has(row.id) || runs.has(row.id)) continue;
-    const read = records.get(row.id);
-    const held = heldFor.get(row.id);
-    if (!read && held && held.version === row.row_version) {
-      const copy = JSON.parse(held.json) as ActivityRecord[];
-      runs.set(row.id, await runOf(s, row, copy, held.dimensions ? new Set(held.dimensions) : undefined));
-    } else if (read) runs.set(row.id, await runOf(s, row, read, new Set(dimensions)));
-    else for (const st of taken) if (st.workflow_id === row.id) unread.push({ workflow: row.id, dimension: st.dimension });
-  }
-  // Neither (none came back, and no copy of this version; not known to happen): read together.
-  if (unread.length > 0) {
-    s.logger.warn({ workflows: unread.length }, 'records neither read nor held for some workflows; reading them');
-    await loadMany(
-      s,
-      unread,
-      lockedRows.map((r) => r.workflow),
-    );
-  }
+  const runs = pendingOf(s).runs;
+  for (const { workflow: row } of lockedRows)
+    if (stepWorkflows.has(row.id) && !runs.has(row.id))
+      runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
-  const holding = s.records;
-  const xid = lockedRows[0]?.xid;
-  if (!holding || xid === undefined) return;
-  // The copies are kept once the transaction committed (never for one rolled back): each open
-  // workflow's records as written, for the step jobs its transitions here started.
-  const keep: [string[], HeldRecords][] = [];
-  for (const [workflowId, steps] of p.linked) {
-    const run = runs.get(workflowId);
-    // Loaded from Postgres (a workflow started here has no version known to steps_take yet).
-    if (!run?.row.start_day) continue;
-    const held = run.held();
-    if (!held) continue;
-    // Only for steps of a pass the copy holds whole: another reads Postgres (in steps_take, not after).
-    const dims = held.dimensions;
-    const ids = steps.filter((st) => !dims || dims.includes(st.dimension)).map((st) => st.id);
-    if (ids.length > 0) keep.push([ids, { workflowId, version: xid, ...held }]);
-  }
-  if (keep.length > 0) holding.afterCommit(() => keep.forEach(([ids, held]) => holding.cache.hold(ids, held)));
 }
 
 type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: string | null; start_day: string };
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {
-  locking: Promise<{ workflow: WorkflowRow; xid: string }[]>;
+  locking: Promise<{ workflow: WorkflowRow }[]>;
   taking: Promise<TakeRow[]>;
-  /**
-   * The copies steps_take was told of, by job, taken when it was sent: the cache may drop them
-   * before the answer (other transactions' copies push the oldest out), and a workflow whose records
-   * it left out must still find its copy here.
-   */
-  held: Map<string, HeldRecords>;
 }
 
 /**
@@ -1365,19 +1201,12 @@ export interface StepsTaken {
  * takes no step whose job is still live (its outcome not recorded in this transaction), so both may
  * go out before the outcomes' answers, behind their statements (the continuation's prepare).
  */
-export function takeSteps(db: Db, ids: string[], cache?: RecordCache): StepsTaken {
-  const locking = db.run<{ workflow: WorkflowRow; xid: string }>('steps_lock', [ids]);
-  const held = new Map<string, HeldRecords>();
-  if (cache && cache.size > 0)
-    for (const id of ids) {
-      const h = cache.get(id);
-      if (h) held.set(id, h);
-    }
-  const versions = held.size > 0 ? ids.map((id) => held.get(id)?.version ?? null) : null;
-  const taking = db.run<TakeRow>('steps_take', [ids, versions]);
+export function takeSteps(db: Db, ids: string[]): StepsTaken {
+  const locking = db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const taking = db.run<TakeRow>('steps_take', [ids]);
   locking.catch(() => undefined);
   taking.catch(() => undefined);
-  return { locking, taking, held };
+  return { locking, taking };
 }
 
 /**
@@ -1385,12 +1214,11 @@ export function takeSteps(db: Db, ids: string[], cache?: RecordCache): StepsTake
  * a job of the batch is a suspect (its transition threw: the batch then runs under savepoints, which
  * must take the steps inside them).
  */
-export function takeStepsAhead(db: Db, jobs: { id: string }[], cache?: RecordCache): StepsTaken | undefined {
+export function takeStepsAhead(db: Db, jobs: { id: string }[]): StepsTaken | undefined {
   if (jobs.length === 0 || jobs.some((j) => suspects.has(j.id))) return undefined;
   return takeSteps(
     db,
     jobs.map((j) => j.id),
-    cache,
   );
 }
 
@@ -1770,9 +1598,7 @@ export async function finishStepJobsOrFail(
   const attempt = async (batch: StepJobOutcome[], body: (scope: Scope) => Promise<void>): Promise<unknown> => {
     // Under a savepoint every statement is awaited: a failure must be heard before RELEASE is sent.
     const { runLast: _runLast, ...awaited } = s.db;
-    // No copies of records under a savepoint: a row written there takes the savepoint's xid.
-    const { records: _records, ...outside } = s;
-    const scope: Scope = { ...outside, db: awaited, effects: newEffects() };
+    const scope: Scope = { ...s, db: awaited, effects: newEffects() };
     await tx.client.query('SAVEPOINT wf_transition');
     try {
       await body(scope);

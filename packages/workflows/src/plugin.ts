@@ -21,7 +21,6 @@ import {
   Versions,
   finishStepJobsOrFail,
   newEffects,
-  RecordCache,
   stopFanOutChildren,
   takeStepsAhead,
   type StepsTaken,
@@ -49,8 +48,6 @@ interface Bound {
   ops: WfOps;
   versions: Versions;
   logger: Logger;
-  /** The records of the workflows this node's transitions moved last (see RecordCache). */
-  records: RecordCache;
 }
 
 export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugin {
@@ -62,7 +59,6 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         ctx,
         ops,
         logger: ctx.logger,
-        records: new RecordCache(),
         versions: new Versions(async (appId, version) => (await runOn(ctx.pool, ops, 'version_get', [appId, version]))[0]?.definition),
       };
     }
@@ -115,21 +111,14 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         // keeps the plain write.
         name: STEP_CONTINUATION,
         // The steps' lock and take go out behind the outcomes' statements, in their round trip.
-        prepare: (tx, jobs) => (bound ? takeStepsAhead(txDb(tx, bound.ops), jobs, bound.records) : undefined),
+        prepare: (tx, jobs) => (bound ? takeStepsAhead(txDb(tx, bound.ops), jobs) : undefined),
         run: async (tx, jobs, ahead) => {
           if (!bound) throw new Error('the workflows plugin has not started on this node yet; the transition is retried');
           const b = bound;
           const db = txDb(tx, b.ops);
           const effects = newEffects();
           await finishStepJobsOrFail(
-            {
-              db,
-              versions: b.versions,
-              logger: b.logger,
-              effects,
-              publishAfterCommit: true,
-              records: { cache: b.records, afterCommit: (fn) => tx.afterCommit(fn) },
-            },
+            { db, versions: b.versions, logger: b.logger, effects, publishAfterCommit: true },
             tx,
             jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
             ahead as StepsTaken | undefined,

@@ -94,7 +94,7 @@ test.serial("a step's lock and take are sent before its completion is answered, 
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN');
-    const taken = await runOn<{ step: boolean }>(client, ops, 'steps_take', [[jobId], null]);
+    const taken = await runOn<{ step: boolean }>(client, ops, 'steps_take', [[jobId]]);
     t.is(taken.filter((r) => r.step).length, 0);
     await client.query(`DELETE FROM "${db.schema}".jobs WHERE id = $1`, [jobId]);
     const txDb: Db = {

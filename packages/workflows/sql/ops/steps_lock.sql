@@ -6,14 +6,11 @@
 -- One key probe per workflow, in the partition its step's link names (its start day): a lateral
 -- lookup, which neither reads the whole day (every workflow started that day, finished ones too) in a
 -- join nor probes every day's partition, as a list of days would (a list does not prune partitions).
--- `row_version`: the row's xmin as locked (steps_take compares it with the node's copy of the
--- records); `xid`: this transaction's, the xmin its transition's write will give the row.
-SELECT to_jsonb(w) AS workflow, (txid_current() % 4294967296)::text AS xid
+SELECT to_jsonb(w) AS workflow
 FROM (
   SELECT DISTINCT workflow_id, start_day FROM {{schema}}.wf_steps WHERE job_id = ANY($1::text[]) ORDER BY workflow_id
 ) s
 CROSS JOIN LATERAL (
-  SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index, start_day,
-         xmin::text AS row_version
+  SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index, start_day
   FROM {{schema}}.wf_workflows w WHERE w.start_day = s.start_day AND w.id = s.workflow_id FOR UPDATE
 ) w
