@@ -459,6 +459,12 @@ class Run {
   data: Record<string, unknown>;
   private wasOpen: boolean;
   private interruptedHere = false;
+  /**
+   * Its stored records are known (`stored`): open when loaded (its lock keeps others from writing
+   * them), or started in this transaction. Stays so when it finishes here: its last transition's
+   * records are still plain updates and inserts, not upserts.
+   */
+  private readonly known: boolean;
 
   constructor(
     private readonly s: Scope,
@@ -472,7 +478,8 @@ class Run {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
     // Only an open workflow's records are counted on (a finished one is rarely written again: upserts).
-    if (this.status > 0) for (const k of this.records.keys()) this.stored.add(k);
+    this.known = this.status > 0 || (records.length === 0 && row.start_day === undefined);
+    if (this.known) for (const k of this.records.keys()) this.stored.add(k);
     this.data = { ...(row.data ?? {}) };
     this.wasOpen = this.status > 0 || records.length === 0;
   }
@@ -490,16 +497,16 @@ class Run {
       const k = key(r.activity, r.dimension);
       if (this.records.has(k)) continue;
       this.records.set(k, r);
-      if (this.status > 0) this.stored.add(k);
+      if (this.known) this.stored.add(k);
     }
   }
 
   /**
-   * How a record is written (RecordMode): known only while the workflow is open (then the records of a
-   * loaded dimension are all in memory).
+   * How a record is written (RecordMode): known only for a workflow open when loaded (then the records
+   * of a loaded dimension are all in memory) or started here.
    */
   private modeOf(k: string, r: ActivityRecord): RecordMode | undefined {
-    if (this.status <= 0) return undefined;
+    if (!this.known) return undefined;
     if (this.stored.has(k)) return 'u';
     return !this.loadedDimensions || this.loadedDimensions.has(r.dimension) ? 'i' : undefined;
   }
@@ -896,7 +903,7 @@ class Run {
         entered: this.enteredNow.has(k) || (staged?.entered ?? false),
         ...(mode ? { mode } : {}),
       });
-      if (this.status > 0) this.stored.add(k);
+      if (this.known) this.stored.add(k);
     }
     this.dirty.clear();
     this.enteredNow.clear();

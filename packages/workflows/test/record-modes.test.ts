@@ -1,8 +1,8 @@
 /**
  * How transition_write writes activity records: a step's transition updates the record of the step
  * that finished and inserts the next one's, each with a plain statement (no upsert, whose speculative
- * insertion costs an index probe and a WAL record more per record); a record marked stored that is
- * not there is still written (upserted), never lost.
+ * insertion costs an index probe and a WAL record more per record), the transition that finishes the
+ * workflow too; a record marked stored that is not there is still written (upserted), never lost.
  */
 import test from 'ava';
 import pg from 'pg';
@@ -116,4 +116,13 @@ test.serial("a step's transition updates the finished step's record and inserts 
     await client.query('ROLLBACK');
     client.release();
   }
+
+  // The transition that finishes the workflow writes its last record with a plain update too.
+  await modes.hook('m.go', { id: wf });
+  await until('it is done', async () => (await modes.getStatus(wf)) === 0, 30_000, 50);
+  const finished = sent.flat().filter((r) => r.workflow_id === wf && r.activity === 'wait' && r.state === 'done');
+  t.deepEqual(
+    finished.map((r) => r.mode),
+    ['u'],
+  );
 });
