@@ -9,7 +9,7 @@ import { TimeoutError, ValidationError, childLogger, silentLogger, type Logger }
 import type { Client } from '@partita/client';
 import { clientBus, clientHandOff, clientHandoffTarget, clientStore } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
-import type { ClaimedJob, EnqueueOutcome, JobStore, NewJob, Tx } from '@partita/postgres';
+import type { ClaimedJob, EnqueueOutcome, JobStore, LeasedSent, NewJob, Tx } from '@partita/postgres';
 import type { IdleAdvert } from '@partita/protocol';
 import { subjects, WF_ROLL_CALL_KIND, type ActivationRollCall } from '@partita/protocol';
 import { activeVersionsOf, type ActiveVersions } from './active.js';
@@ -329,7 +329,7 @@ export class WorkflowApp {
   private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const effects = newEffects();
-      const handing: HandingOff = { handed: [], queued: new Set(), stored: [] };
+      const handing: HandingOff = { leased: [], queued: new Set() };
       try {
         const result = await this.store.withTransaction((tx) =>
           fn({ db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects }, tx.client),
@@ -377,16 +377,7 @@ export class WorkflowApp {
             target.leaseMs,
           );
           sent.ids.forEach((id, k) => leased.set(at[k]!, id));
-          const read = sent.stored.then((stored) =>
-            stored.forEach(({ claimed }, k) => {
-              if (claimed) handing.handed.push({ target, job: claimed });
-              // Stored queued (its queue is paused in Postgres): a claim takes it once the queue runs.
-              else handing.queued.add(wakeKey(jobs[at[k]!]!));
-            }),
-          );
-          // A failure of the statement is the transaction's, heard through the commit.
-          read.catch(() => undefined);
-          handing.stored.push(read);
+          handing.leased.push({ target, jobs: at.map((i) => jobs[i]!), sent });
         }
         let q = 0;
         return jobs.map((_, i): EnqueueOutcome => {
@@ -399,13 +390,20 @@ export class WorkflowApp {
 
   /** After the commit: hands the jobs stored as idle nodes' to them; their queues need no wake-up for them. */
   private async handOver(handing: HandingOff, effects: Effects): Promise<void> {
-    await Promise.all(handing.stored);
-    if (handing.handed.length === 0) return;
-    for (const { job } of handing.handed) {
+    const handed: { target: IdleAdvert; job: ClaimedJob }[] = [];
+    // Their statements were answered before the COMMIT (a failure among them failed it).
+    for (const { target, jobs, sent } of handing.leased)
+      (await sent.stored).forEach(({ claimed }, k) => {
+        if (claimed) handed.push({ target, job: claimed });
+        // Stored queued (its queue is paused in Postgres): a claim takes it once the queue runs.
+        else handing.queued.add(wakeKey(jobs[k]!));
+      });
+    if (handed.length === 0) return;
+    for (const { job } of handed) {
       const key = wakeKey(job);
       if (!handing.queued.has(key)) effects.wakes.delete(key);
     }
-    await Promise.all(handing.handed.map(({ target, job }) => clientHandOff(this.client, target, job)));
+    await Promise.all(handed.map(({ target, job }) => clientHandOff(this.client, target, job)));
   }
 
   /** After the commit: wake the queues the transaction enqueued into (as the client's enqueue does), cancel interrupted steps. */
@@ -740,10 +738,9 @@ async function startGroup(s: Scope, q: Queryable, group: QueuedPub[]): Promise<v
 
 /** What a transaction handed to idle nodes (sent after its commit), and the queues it enqueued into the usual way. */
 interface HandingOff {
-  handed: { target: IdleAdvert; job: ClaimedJob }[];
+  /** The jobs sent as idle nodes' running attempts (sendLeased, sent last): which were leased is read once committed. */
+  leased: { target: IdleAdvert; jobs: NewJob[]; sent: LeasedSent }[];
   queued: Set<string>;
-  /** The answers of the leased jobs' statements (sent last, read after the commit): they fill `handed` and `queued`. */
-  stored: Promise<void>[];
 }
 
 /** A queue as Effects.wakes names it. */

@@ -477,7 +477,8 @@ class Run {
   ) {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
-    // Only an open workflow's records are counted on (a finished one is rarely written again: upserts).
+    // Counted on: the records of a workflow open when loaded, or started here (no stored row: no start_day);
+    // a finished one is rarely written again, so its writes are upserts.
     this.known = this.status > 0 || (records.length === 0 && row.start_day === undefined);
     if (this.known) for (const k of this.records.keys()) this.stored.add(k);
     this.data = { ...(row.data ?? {}) };

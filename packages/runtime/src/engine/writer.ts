@@ -5,7 +5,7 @@
  * The I/O half of the outcome batch (see outcomes.ts); its result comes back as an engine message.
  */
 import { traceComplete, type Logger } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type EnqueueOutcome, type NewJob, type Recorded } from '@partita/postgres';
+import { isRowRefusal, type ClaimedJob, type EnqueueOutcome, type LeasedSent, type NewJob, type Recorded } from '@partita/postgres';
 import type {
   Continuation,
   ContinuationPrepare,
@@ -314,8 +314,8 @@ export class OutcomeWriter {
     const taken: ClaimedJob[] = [];
     /** What the continuations asked to run once the transaction committed (tx.afterCommit). */
     const onCommit: (() => void)[] = [];
-    /** The answers of the leased jobs' statements (tx.enqueueHere), read once committed. */
-    const stored: Promise<void>[] = [];
+    /** The jobs sent as this node's running attempts (tx.enqueueHere, sent last): which were leased is read once committed. */
+    const leasing: { jobs: NewJob[]; sent: LeasedSent }[] = [];
     const committed = store.withTransaction(async (outer) => {
       const enqueue = (jobs: NewJob[]) => {
         for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
@@ -343,14 +343,7 @@ export class OutcomeWriter {
           // continuation needs only the ids, made before it is sent), a round trip fewer between two steps.
           if (mine.length === 0) return queued;
           const leased = await outer.sendLeased(mine, nodeId, here.leaseMs);
-          // A job stored queued instead (its queue paused in Postgres before this engine heard) is
-          // not taken: its place is given back with the rest at `took`, and a claim runs it later.
-          const read = leased.stored.then((outcomes) =>
-            outcomes.forEach((l, k) => (l.claimed ? taken.push(l.claimed) : queues.add(mine[k]!.queue ?? 'default'))),
-          );
-          // A failure of the statement is the transaction's, heard through the commit.
-          read.catch(() => undefined);
-          stored.push(read);
+          leasing.push({ jobs: mine, sent: leased });
           let m = 0;
           let o = 0;
           return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased.ids[m++]! } : queued[o++]!));
@@ -415,9 +408,12 @@ export class OutcomeWriter {
       }
       return { completed, failed };
     });
-    // Their answers came before the COMMIT's; a failure among them failed the transaction.
+    // Their statements were answered before the COMMIT (a failure among them failed it). A job stored
+    // queued instead (its queue paused in Postgres before this engine heard) is not taken: its place
+    // is given back with the rest at `took`, and a claim runs it later.
     const settled = committed.then(async (written) => {
-      await Promise.all(stored);
+      for (const { jobs, sent } of leasing)
+        (await sent.stored).forEach((l, k) => (l.claimed ? taken.push(l.claimed) : queues.add(jobs[k]!.queue ?? 'default')));
       return written;
     });
     return settled.then(
