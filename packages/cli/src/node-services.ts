@@ -34,3 +34,22 @@ export function stopWhenLauncherExits(logger: Logger, env: NodeJS.ProcessEnv = p
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/**
+ * Awaits a node's start (startNode's promise, called just before: its signal handlers are in place)
+ * with its launcher watched from the start (stopWhenLauncherExits): a launcher gone while the node
+ * starts stops it as soon as it is up. Resolves with the node and what ends the watch.
+ */
+export async function startWatched<T>(
+  starting: Promise<T>,
+  logger: Logger,
+  env: NodeJS.ProcessEnv,
+): Promise<{ node: T; unwatch: () => void }> {
+  const unwatch = stopWhenLauncherExits(logger, env);
+  try {
+    return { node: await starting, unwatch };
+  } catch (err) {
+    unwatch();
+    throw err;
+  }
+}

@@ -16,7 +16,7 @@ import { configPath, embeddedUrl } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { brief, colour, formatDuration, printJson, println, type Io } from '../io.js';
 import { statesOf } from '../listing.js';
-import { stopWhenLauncherExits } from '../node-services.js';
+import { startWatched } from '../node-services.js';
 import { cliPlugins } from './start.js';
 import { WorkflowDemo, demoWorkflowSpecs, type DemoWorkflowSpec } from './demo-workflows.js';
 import { prettyLogger } from '../pretty-log.js';
@@ -113,28 +113,27 @@ and workflow has finished, or on Ctrl-C (twice: at once).`,
     const graceMs = Math.min(config.engine.shutdownGraceMs, 10_000);
     // A signal stops the node gracefully (startNode's handleSignals, as `partita start`); a second one
     // exits at once. The loop below notices and reports.
-    const starting = startNode({
-      config: file,
-      logger,
-      handleSignals: {
-        graceMs,
-        exit: false,
-        onStop: () => {
-          interrupted = true;
-          wake?.();
+    const plugins = await cliPlugins(config);
+    const started = await startWatched(
+      startNode({
+        config: file,
+        logger,
+        handleSignals: {
+          graceMs,
+          exit: false,
+          onStop: () => {
+            interrupted = true;
+            wake?.();
+          },
         },
-      },
-      ...(http0 ? { http: http0 } : {}),
-      plugins: await cliPlugins(config),
-    });
-    // Watched from the start: a launcher gone while the node starts stops it as soon as it is up.
-    const unwatch = stopWhenLauncherExits(logger, io.env);
-    try {
-      node = await starting;
-    } catch (err) {
-      unwatch();
-      throw err;
-    }
+        ...(http0 ? { http: http0 } : {}),
+        plugins,
+      }),
+      logger,
+      io.env,
+    );
+    node = started.node;
+    const { unwatch } = started;
     const partitions = Object.keys(config.partitions);
     // Served by the node itself (config http:), with the node's readiness rule.
     const http = node.http;

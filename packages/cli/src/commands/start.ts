@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 import { configPath } from '../connection.js';
 import { EXIT, UsageError } from '../errors.js';
 import { formatDuration, type Io } from '../io.js';
-import { stopWhenLauncherExits } from '../node-services.js';
+import { startWatched } from '../node-services.js';
 import { prettyLogger } from '../pretty-log.js';
 import { ProgressBar } from '../progress.js';
 
@@ -125,25 +125,23 @@ async function runNode(opts: RunNodeOptions): Promise<number> {
   const { startNode } = await import('@partita/runtime');
   // A second signal exits at once (130/143), from startNode's handler; the process's 'exit' hooks
   // still stop an embedded PostgreSQL this node owns.
-  const starting = startNode({
-    config: opts.file,
+  const plugins = await cliPlugins(config);
+  const up = await startWatched(
+    startNode({
+      config: opts.file,
+      logger,
+      handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
+      ...(opts.partitions.length !== all.length
+        ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) }
+        : {}),
+      ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
+      plugins,
+    }),
     logger,
-    handleSignals: { exit: false, onStop: ({ signal, stopped }) => void stop(signal, EXIT.OK, stopped) },
-    ...(opts.partitions.length !== all.length
-      ? { partitions: Object.fromEntries(opts.partitions.map((p) => [p, config.partitions[p]!])) }
-      : {}),
-    ...(opts.nodeId ? { nodeId: opts.nodeId } : {}),
-    plugins: await cliPlugins(config),
-  });
-  // Watched from the start: a launcher gone while the node starts stops it as soon as it is up.
-  const unwatch = stopWhenLauncherExits(logger, io.env);
-  void exit.finally(unwatch);
-  try {
-    node = await starting;
-  } catch (err) {
-    unwatch();
-    throw err;
-  }
+    io.env,
+  );
+  node = up.node;
+  void exit.finally(up.unwatch);
   if (state.stopping) return exit; // a signal came while it was starting
   node.system.on('fatal', (err) => {
     logger.fatal({ err: describeError(err) }, 'a partition supervisor gave up; stopping the node so that it can be restarted');
