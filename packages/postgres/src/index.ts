@@ -46,8 +46,15 @@ export {
 export { migrate, type MigrateOptions, type PluginMigrations } from './migrate.js';
 export { loadOpsFrom, loadMigrationsFrom, type Migration } from './sql.js';
 export { assertSchemaName } from './template.js';
+export { GENERIC_PLAN_SETTINGS } from './plans.js';
 export { loadOps, OP_NAMES, runOp, type OpName, type Statement } from './ops.js';
-export { inTransaction, TransactionRolledBackError, type StatementConfig, type TransactionTail } from './transaction.js';
+export {
+  inTransaction,
+  TransactionRolledBackError,
+  type StatementConfig,
+  type TransactionOptions,
+  type TransactionTail,
+} from './transaction.js';
 export {
   ENGINE_STORE,
   GLOBAL_STORE,

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { PartitaError, type JobState } from '@partita/core';
 import { SQL_DIR, renderOp } from './template.js';
 import type { JobRow } from './rows.js';
+import { markedStatement } from './plans.js';
 
 /**
  * The typed op registry: one exported function per file of sql/ops, with its parameters and rows
@@ -78,6 +79,8 @@ export type OpName = (typeof OP_NAMES)[number];
 export interface Statement {
   name: string;
   text: string;
+  /** Marked `-- plan: generic` in its file: see plans.ts. */
+  generic?: boolean;
 }
 
 export type Statements = Record<OpName, Statement>;
@@ -117,7 +120,7 @@ export function loadOps(schema: string, sqlDir: string = SQL_DIR): Statements {
     const file = `${op}.sql`;
     const text = renderOp(readFileSync(dir + file, 'utf8'), `sql/ops/${file}`, schema, sqlDir);
     const digest = createHash('sha1').update(text).digest('hex').slice(0, 10);
-    ops[op] = { name: `partita_${op}_${digest}`, text };
+    ops[op] = markedStatement(`partita_${op}_${digest}`, text);
   }
   return ops;
 }

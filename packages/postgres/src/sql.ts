@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { ValidationError } from '@partita/core';
 import { SQL_DIR, assertSchemaName, render, renderOp } from './template.js';
 import { loadOps, runOp, type OpName, type Statement, type Statements } from './ops.js';
+import { markedStatement } from './plans.js';
 
 export { assertSchemaName, renderOp } from './template.js';
 export { loadOps, type OpName, type Statement, type Statements } from './ops.js';
@@ -69,7 +70,7 @@ export function loadOpsFrom<Name extends string = string>(opsDir: string, schema
     const op = file.slice(0, -4) as Name;
     const text = renderOp(readFileSync(base + file, 'utf8'), `${base}${file}`, schema, `${base}../`);
     const digest = createHash('sha1').update(text).digest('hex').slice(0, 10);
-    ops[op] = { name: `${prefix}_${op}_${digest}`, text };
+    ops[op] = markedStatement(`${prefix}_${op}_${digest}`, text);
   }
   return ops;
 }

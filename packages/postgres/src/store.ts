@@ -5,7 +5,7 @@ import { assertSchemaName } from './template.js';
 import { loadOps } from './ops.js';
 import type { StoreContext } from './context.js';
 import { notifyChannel } from './notices.js';
-import { inTransaction, type StatementConfig } from './transaction.js';
+import { inTransaction, type StatementConfig, type TransactionOptions } from './transaction.js';
 import type { ClientStore, EngineStore, GlobalStore, AdminStore } from './ports.js';
 import * as enqueueOps from './jobs/enqueue.js';
 import * as claimOps from './jobs/claim.js';
@@ -192,24 +192,27 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
   /**
    * Runs `fn` in one transaction (BEGIN … COMMIT on a connection of the pool); the ops given the
    * `Tx` (tx.enqueue, tx.query, complete/fail with their `tx` argument) take part in it. A throw
-   * rolls everything back and rejects with it.
+   * rolls everything back and rejects with it. `options.genericPlans`: see TransactionOptions.
    */
-  async withTransaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return inTransaction(this.pool, (client, tail) =>
-      fn({
-        client,
-        sendLast: (statement) => tail.send(statement),
-        query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
-          (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
-        enqueue: (jobs) =>
-          traceEnqueue(
-            jobs,
-            (traced) => enqueueOps.insertJobs(this.ctx, traced, client),
-            (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
-          ),
-        enqueueLeased: (jobs, nodeId, leaseMs) => enqueueOps.insertLeased(this.ctx, jobs, nodeId, leaseMs, client),
-        sendLeased: (jobs, nodeId, leaseMs) => enqueueOps.sendLeased(this.ctx, jobs, nodeId, leaseMs, client, (s) => tail.send(s)),
-      }),
+  async withTransaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T> {
+    return inTransaction(
+      this.pool,
+      (client, tail) =>
+        fn({
+          client,
+          sendLast: (statement) => tail.send(statement),
+          query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
+            (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
+          enqueue: (jobs) =>
+            traceEnqueue(
+              jobs,
+              (traced) => enqueueOps.insertJobs(this.ctx, traced, client),
+              (outcomes) => outcomes.filter((o) => !o.refused).map((o) => o.id),
+            ),
+          enqueueLeased: (jobs, nodeId, leaseMs) => enqueueOps.insertLeased(this.ctx, jobs, nodeId, leaseMs, client),
+          sendLeased: (jobs, nodeId, leaseMs) => enqueueOps.sendLeased(this.ctx, jobs, nodeId, leaseMs, client, (s) => tail.send(s)),
+        }),
+      options,
     );
   }
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { planByMark } from './plans.js';
 
 /** A statement as pg takes it (a prepared one: name, text and values). */
 export type StatementConfig = pg.QueryConfig;
@@ -28,6 +29,15 @@ export class TransactionRolledBackError extends Error {
   }
 }
 
+/** How a transaction's statements are planned. */
+export interface TransactionOptions {
+  /**
+   * Plan the statements marked `-- plan: generic` once per connection (a cached generic plan)
+   * instead of at every execution, and every other statement as the connection does (plans.ts).
+   */
+  genericPlans?: boolean;
+}
+
 /** A statement refused because its transaction had already failed: the error that matters came before it. */
 const IN_FAILED_TRANSACTION = '25P02';
 
@@ -37,13 +47,18 @@ const IN_FAILED_TRANSACTION = '25P02';
  * through here, so each gets the same care of a connection that dies inside it. `tail.send` leaves
  * a last statement on the wire for the COMMIT to follow without waiting for its answer.
  */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient, tail: TransactionTail) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient, tail: TransactionTail) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
   const client = await pool.connect();
   let broken: unknown;
   // A connection that dies between two statements of the transaction (while `fn` awaits something
   // else) emits 'error' on the checked-out client; unheard, that is an uncaught exception that ends
   // the process. Heard here, the next statement rejects and the transaction fails as any other.
   const onError = (err: Error) => (broken = err);
+  let unmark: (() => void) | undefined;
   client.on('error', onError);
   // BEGIN goes on the wire together with the transaction's first statement (pg's pipeline mode, on
   // this connection only while the transaction runs): waiting for its answer first was a round trip
@@ -68,6 +83,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     },
   };
   try {
+    if (options.genericPlans) unmark = planByMark(client);
     const began = client.query('BEGIN');
     // Heard now (a failed BEGIN must not be an unhandled rejection while `fn` runs), thrown below.
     began.catch(() => undefined);
@@ -105,6 +121,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     // Every statement of the transaction has been answered here (ROLLBACK or COMMIT came after
     // them): the connection goes back plain.
     if (canPipeline) pipelined.pipeline = false;
+    unmark?.();
     client.off('error', onError);
     client.release(broken instanceof Error ? broken : undefined);
   }

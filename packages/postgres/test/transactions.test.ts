@@ -1,5 +1,7 @@
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { JobStore } from '@partita/postgres';
+import type pg from 'pg';
+import { JobStore, loadOpsFrom } from '@partita/postgres';
 import { freshSchema } from '../../../test/helpers/index.js';
 
 // withTransaction: the ops given its Tx commit together or not at all.
@@ -226,6 +228,41 @@ test('tx.sendLeased answers with the ids once its statement is sent, before its 
       store.withTransaction((tx) => tx.sendLeased([{ partition: 'p', type: 'leased', executionKey: 'k' }], 'node-a', 1000)),
       { message: /claimed, never leased/ },
     );
+  } finally {
+    await close();
+  }
+});
+
+test('a transaction with genericPlans plans the statements marked generic so, and every other one, before or after, as the connection does', async (t) => {
+  const { store, close } = await setup();
+  try {
+    const ops = loadOpsFrom<'marked' | 'unmarked'>(fileURLToPath(new URL('fixtures/plan-ops/', import.meta.url)), store.schema, 'test');
+    t.true(ops.marked.generic);
+    t.falsy(ops.unmarked.generic);
+    type Settings = { mode: string; seqscan: string };
+    const settings = async (q: pg.PoolClient | pg.Pool, op: 'marked' | 'unmarked') =>
+      (await q.query<Settings & { n: number }>({ ...ops[op], values: [1] })).rows.map(({ mode, seqscan }) => ({ mode, seqscan }))[0];
+    const generic = { mode: 'force_generic_plan', seqscan: 'off' };
+    const connection = { mode: 'force_custom_plan', seqscan: 'on' };
+    const seen = await store.withTransaction(
+      async (tx) => [
+        await settings(tx.client, 'marked'),
+        await settings(tx.client, 'unmarked'),
+        (
+          await tx.query<Settings>(
+            `SELECT current_setting('plan_cache_mode') AS mode, current_setting('enable_seqscan') AS seqscan WHERE $1::int = 1`,
+            [1],
+          )
+        )[0],
+        await settings(tx.client, 'marked'),
+        await settings(tx.client, 'marked'),
+      ],
+      { genericPlans: true },
+    );
+    t.deepEqual(seen, [generic, connection, connection, generic, generic]);
+    // Without the option every statement keeps the connection's settings; after the transaction too.
+    t.deepEqual(await store.withTransaction(async (tx) => settings(tx.client, 'marked')), connection);
+    t.deepEqual(await settings(store.pool, 'marked'), connection);
   } finally {
     await close();
   }

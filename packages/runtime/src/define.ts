@@ -99,6 +99,14 @@ export interface OutcomeContinuation {
   run: Continuation;
   /** Statements sent ahead, behind the outcomes' (see ContinuationPrepare). */
   prepare?: ContinuationPrepare;
+  /**
+   * Its statements, and the outcomes' written with them, are planned once per connection (a cached
+   * generic plan) instead of at every execution (see TransactionOptions.genericPlans of
+   * @partita/postgres). Only for a continuation whose every statement finds its rows by key
+   * whatever its arguments' values or sizes. The transaction plans so when every continuation of
+   * its batch asks for it.
+   */
+  genericPlans?: boolean;
 }
 
 export interface JobDefinition<P = any, R = any> extends JobSpec<P> {

@@ -331,8 +331,14 @@ export class WorkflowApp {
       const effects = newEffects();
       const handing: HandingOff = { leased: [], queued: new Set() };
       try {
-        const result = await this.store.withTransaction((tx) =>
-          fn({ db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects }, tx.client),
+        // Its statements marked generic (a pub's hand-offs) plan once per connection; the rest as always.
+        const result = await this.store.withTransaction(
+          (tx) =>
+            fn(
+              { db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects },
+              tx.client,
+            ),
+          { genericPlans: true },
         );
         await this.handOver(handing, effects);
         await this.after(effects);

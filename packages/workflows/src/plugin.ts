@@ -110,6 +110,10 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         // job is of any type its graph names), so only those come here; every other job the node runs
         // keeps the plain write.
         name: STEP_CONTINUATION,
+        // Its statements marked `-- plan: generic` (steps_lock, steps_take, the outcomes', the leased
+        // follow-ups') plan once per connection: planning them at each execution cost more than running
+        // them (test/plans.test.ts holds each to reaching its rows by key). The others as always.
+        genericPlans: true,
         // The steps' lock and take go out behind the outcomes' statements, in their round trip.
         prepare: (tx, jobs) => (bound ? takeStepsAhead(txDb(tx, bound.ops), jobs) : undefined),
         run: async (tx, jobs, ahead) => {

@@ -1,3 +1,4 @@
+-- plan: generic
 -- Group commit of successes: the rows leave the live table and land in history in one statement.
 -- Only the node holding the lease for that very attempt may complete it; anything else comes back
 -- in `not_done` and the caller logs it as refused. Only those come back, not the completed ones:
@@ -52,7 +53,12 @@ WITH done AS (
   -- At most one running job per key, so one row per key; `holder` names it below.
   SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid
   FROM done d
-  LEFT JOIN {{schema}}.execution_key_heads h ON h.partition = d.partition AND h.execution_key = d.execution_key
+  -- A probe per key (lateral): a join let a generic plan made while the table looked empty hash all of it.
+  LEFT JOIN LATERAL (
+    SELECT h.seq, h.ctid, h.head FROM {{schema}}.execution_key_heads h
+    WHERE h.partition = d.partition AND h.execution_key = d.execution_key
+    OFFSET 0
+  ) h ON true
   LEFT JOIN LATERAL (
     SELECT w.id, w.ctid FROM {{schema}}.jobs w
     WHERE w.partition = d.partition AND w.execution_key = d.execution_key AND w.state = 'waiting'

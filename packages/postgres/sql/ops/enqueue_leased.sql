@@ -1,3 +1,4 @@
+-- plan: generic
 -- Jobs enqueued straight into the hands of the node whose transaction enqueues them (a
 -- continuation's follow-ups its own engine can run now): inserted as that node's running attempt 1,
 -- leased for $16 ms to node $15, as a claim would leave them, so the node starts them after the

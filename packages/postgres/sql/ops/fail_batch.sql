@@ -1,3 +1,4 @@
+-- plan: generic
 -- Group commit of failed attempts. A row with $4 retry_at goes back to queued at that time,
 -- keeping its queue key; a row without one finishes with state $5 (failed or cancelled).
 -- The attempt's error is appended either way. Lease-checked like complete_batch. history_row

@@ -72,7 +72,7 @@ export interface OwnHands {
   takes: { types: string[]; continuations: readonly string[] };
 }
 
-type NamedContinuation = { name: string; run: Continuation; prepare?: ContinuationPrepare | undefined };
+type NamedContinuation = { name: string; run: Continuation; prepare?: ContinuationPrepare | undefined; genericPlans?: boolean | undefined };
 
 /**
  * The continuations a finished job goes through: its type's, and the one its mark names.
@@ -100,15 +100,16 @@ export function continuationsByType(
   const byType = new Map<string, NamedContinuation[]>();
   for (const [type, def] of definitions)
     if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
-  const chosen: { name: string; run: Continuation; prepare?: ContinuationPrepare | undefined; types: (type: string) => boolean }[] = [];
+  const chosen: (NamedContinuation & { types: (type: string) => boolean })[] = [];
   // One object per name: the marked jobs of a batch reach their continuation in one call, whatever their types.
   const byName = new Map<string, NamedContinuation>();
   for (const c of plugins) {
     const { types } = c;
-    if (!byName.has(c.name)) byName.set(c.name, { name: c.name, run: c.run, prepare: c.prepare });
+    const named: NamedContinuation = { name: c.name, run: c.run, prepare: c.prepare, genericPlans: c.genericPlans };
+    if (!byName.has(c.name)) byName.set(c.name, named);
     if (types === undefined) continue;
-    if (typeof types === 'function') chosen.push({ name: c.name, run: c.run, prepare: c.prepare, types });
-    else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), { name: c.name, run: c.run, prepare: c.prepare }]);
+    if (typeof types === 'function') chosen.push({ ...named, types });
+    else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), named]);
   }
   const marks = [...byName.keys()];
   const marked = (name: string) => byName.get(name);
@@ -127,7 +128,7 @@ export function continuationsByType(
       if (known !== undefined && known.accepted === accepted) return known.list;
       let list: NamedContinuation[] | undefined = byType.get(type);
       chosen.forEach((c, i) => {
-        if (accepted[i] === '1') list = [...(list ?? []), { name: c.name, run: c.run, prepare: c.prepare }];
+        if (accepted[i] === '1') list = [...(list ?? []), { name: c.name, run: c.run, prepare: c.prepare, genericPlans: c.genericPlans }];
       });
       memo.set(type, { accepted, list });
       return list;
@@ -316,98 +317,103 @@ export class OutcomeWriter {
     const onCommit: (() => void)[] = [];
     /** The jobs sent as this node's running attempts (tx.enqueueHere, sent last): which were leased is read once committed. */
     const leasing: { jobs: NewJob[]; sent: LeasedSent }[] = [];
-    const committed = store.withTransaction(async (outer) => {
-      const enqueue = (jobs: NewJob[]) => {
-        for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
-        return outer.enqueue(jobs);
-      };
-      const tx: ContinuationTx = {
-        client: outer.client,
-        query: outer.query.bind(outer),
-        enqueue,
-        enqueueLeased: outer.enqueueLeased.bind(outer),
-        sendLast: outer.sendLast.bind(outer),
-        sendLeased: outer.sendLeased.bind(outer),
-        enqueueHere: async (jobs) => {
-          if (!here) return enqueue(jobs);
-          const mine: NewJob[] = [];
-          const others: NewJob[] = [];
-          const isMine = jobs.map((j) => {
-            const ok = j.partition === partition && here.reserve(j);
-            if (ok) reserved.push(j.queue ?? 'default');
-            (ok ? mine : others).push(j);
-            return ok;
-          });
-          const queued = others.length > 0 ? await enqueue(others) : [];
-          // Sent as a last statement: the COMMIT follows it without waiting for its answer (the
-          // continuation needs only the ids, made before it is sent), a round trip fewer between two steps.
-          if (mine.length === 0) return queued;
-          const leased = await outer.sendLeased(mine, nodeId, here.leaseMs);
-          leasing.push({ jobs: mine, sent: leased });
-          let m = 0;
-          let o = 0;
-          return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased.ids[m++]! } : queued[o++]!));
-        },
-        afterCommit: (fn) => void onCommit.push(fn),
-      };
-      // Both outcome statements, then what the continuations send ahead (prepare), go on the wire
-      // together, behind BEGIN: one round trip for all of them. Awaited in that order below, so the
-      // first that failed is the error.
-      const completing = store.complete(nodeId, completionItems(completions), tx);
-      const failing = store.fail(nodeId, failureItems(failures), tx);
-      completing.catch(() => undefined);
-      failing.catch(() => undefined);
-      // Each continuation runs once with its jobs, in the order their first job came.
-      const byContinuation = new Map<NamedContinuation, { job: ClaimedJob; finished: FinishedJob }[]>();
-      const add = (finished: FinishedJob, job: ClaimedJob) => {
-        const ofType = continuationsByType.of(job.type);
-        const mark = job.continuation == null ? undefined : continuationsByType.marked(job.continuation);
-        for (const c of ofType ?? []) push(c, finished, job);
-        if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished, job);
-      };
-      const push = (c: NamedContinuation, finished: FinishedJob, job: ClaimedJob) => {
-        const list = byContinuation.get(c);
-        if (list) list.push({ job, finished });
-        else byContinuation.set(c, [{ job, finished }]);
-      };
-      const base = (job: ClaimedJob) => ({
-        id: job.id,
-        type: job.type,
-        partition,
-        queue: job.queue,
-        payload: job.payload,
-        attempt: job.attempt,
-      });
-      for (const c of completions) add({ ...base(c.job), state: 'completed', result: c.result }, c.job);
-      for (const f of failures) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error }, f.job);
-      const prepared = new Map<NamedContinuation, unknown>();
-      for (const [c, jobs] of byContinuation) {
-        if (!c.prepare) continue;
-        try {
-          const ahead = c.prepare(
-            tx,
-            jobs.map((j) => j.finished),
-          );
-          if (ahead !== undefined) prepared.set(c, ahead);
-        } catch (err) {
-          throw new ContinuationThrew(c.name, err);
-        }
-      }
-      const completed = await completing;
-      const failed = await failing;
-      // Only what the store accepted (this node still held the lease) reaches a continuation.
-      for (const [c, jobs] of byContinuation) {
-        const accepted = jobs.filter((j) => (j.finished.state === 'completed' ? completed : failed).has(j.job.id)).map((j) => j.finished);
-        const ahead = prepared.get(c);
-        if (accepted.length === 0 && ahead === undefined) continue;
-        try {
-          await c.run(tx, accepted, ahead);
-        } catch (err) {
-          throw new ContinuationThrew(c.name, err);
-        }
-      }
-      return { completed, failed };
+    // Each continuation runs once with its jobs, in the order their first job came.
+    const byContinuation = new Map<NamedContinuation, { job: ClaimedJob; finished: FinishedJob }[]>();
+    const add = (finished: FinishedJob, job: ClaimedJob) => {
+      const ofType = continuationsByType.of(job.type);
+      const mark = job.continuation == null ? undefined : continuationsByType.marked(job.continuation);
+      for (const c of ofType ?? []) push(c, finished, job);
+      if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished, job);
+    };
+    const push = (c: NamedContinuation, finished: FinishedJob, job: ClaimedJob) => {
+      const list = byContinuation.get(c);
+      if (list) list.push({ job, finished });
+      else byContinuation.set(c, [{ job, finished }]);
+    };
+    const base = (job: ClaimedJob) => ({
+      id: job.id,
+      type: job.type,
+      partition,
+      queue: job.queue,
+      payload: job.payload,
+      attempt: job.attempt,
     });
+    for (const c of completions) add({ ...base(c.job), state: 'completed', result: c.result }, c.job);
+    for (const f of failures) add({ ...base(f.job), state: f.finalState ?? 'failed', error: f.error }, f.job);
+    // Planned once per connection only when every continuation of the batch says its statements allow it.
+    const genericPlans = [...byContinuation.keys()].every((c) => c.genericPlans === true);
+    const committed = store.withTransaction(
+      async (outer) => {
+        const enqueue = (jobs: NewJob[]) => {
+          for (const j of jobs) if (j.partition === partition) queues.add(j.queue ?? 'default');
+          return outer.enqueue(jobs);
+        };
+        const tx: ContinuationTx = {
+          client: outer.client,
+          query: outer.query.bind(outer),
+          enqueue,
+          enqueueLeased: outer.enqueueLeased.bind(outer),
+          sendLast: outer.sendLast.bind(outer),
+          sendLeased: outer.sendLeased.bind(outer),
+          enqueueHere: async (jobs) => {
+            if (!here) return enqueue(jobs);
+            const mine: NewJob[] = [];
+            const others: NewJob[] = [];
+            const isMine = jobs.map((j) => {
+              const ok = j.partition === partition && here.reserve(j);
+              if (ok) reserved.push(j.queue ?? 'default');
+              (ok ? mine : others).push(j);
+              return ok;
+            });
+            const queued = others.length > 0 ? await enqueue(others) : [];
+            // Sent as a last statement: the COMMIT follows it without waiting for its answer (the
+            // continuation needs only the ids, made before it is sent), a round trip fewer between two steps.
+            if (mine.length === 0) return queued;
+            const leased = await outer.sendLeased(mine, nodeId, here.leaseMs);
+            leasing.push({ jobs: mine, sent: leased });
+            let m = 0;
+            let o = 0;
+            return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased.ids[m++]! } : queued[o++]!));
+          },
+          afterCommit: (fn) => void onCommit.push(fn),
+        };
+        // Both outcome statements, then what the continuations send ahead (prepare), go on the wire
+        // together, behind BEGIN: one round trip for all of them. Awaited in that order below, so the
+        // first that failed is the error.
+        const completing = store.complete(nodeId, completionItems(completions), tx);
+        const failing = store.fail(nodeId, failureItems(failures), tx);
+        completing.catch(() => undefined);
+        failing.catch(() => undefined);
+        const prepared = new Map<NamedContinuation, unknown>();
+        for (const [c, jobs] of byContinuation) {
+          if (!c.prepare) continue;
+          try {
+            const ahead = c.prepare(
+              tx,
+              jobs.map((j) => j.finished),
+            );
+            if (ahead !== undefined) prepared.set(c, ahead);
+          } catch (err) {
+            throw new ContinuationThrew(c.name, err);
+          }
+        }
+        const completed = await completing;
+        const failed = await failing;
+        // Only what the store accepted (this node still held the lease) reaches a continuation.
+        for (const [c, jobs] of byContinuation) {
+          const accepted = jobs.filter((j) => (j.finished.state === 'completed' ? completed : failed).has(j.job.id)).map((j) => j.finished);
+          const ahead = prepared.get(c);
+          if (accepted.length === 0 && ahead === undefined) continue;
+          try {
+            await c.run(tx, accepted, ahead);
+          } catch (err) {
+            throw new ContinuationThrew(c.name, err);
+          }
+        }
+        return { completed, failed };
+      },
+      { genericPlans },
+    );
     // Their statements were answered before the COMMIT (a failure among them failed it). A job stored
     // queued instead (its queue paused in Postgres before this engine heard) is not taken: its place
     // is given back with the rest at `took`, and a claim runs it later.

@@ -1,3 +1,4 @@
+-- plan: generic
 -- The workflows of the steps whose jobs just finished, locked in id order (so batches on different
 -- nodes that share workflows take their locks in the same order), the steps left in place. Sent
 -- together with steps_take (pipelined, one round trip for both): that statement starts after this one

@@ -1,3 +1,4 @@
+-- plan: generic
 -- The steps whose jobs just finished (their rows go with the transition, so a step transitions once)
 -- and the activity records of their workflows' passes (their own dimension and the first, ''), in one
 -- statement sent right after steps_lock: its snapshot is taken once those locks are held. `step` tells
