@@ -158,8 +158,9 @@ async function main(): Promise<void> {
           for (let i = 0; i < c; i++) out.push(n);
         });
         rmSync(dataDir, { recursive: true, force: true });
-        send({ kind: 'done', starts, seen: out, stats });
-        process.disconnect();
+        // Disconnected only once the message is written: a 100,000-job `seen` disconnected at once
+        // never reached the parent, which saw the process exit (0) and failed the run.
+        process.send!({ kind: 'done', starts, seen: out, stats } satisfies ClusterNodeMessage, () => process.disconnect());
       })
       .catch((err: Error) => {
         send({ kind: 'error', message: err.message });
