@@ -92,12 +92,32 @@ function makeBatches(count: number, size: number, job: (i: number) => BenchJob):
   return batches;
 }
 
+/** waitFinished asks first for this many of the newest refs alone. */
+const TAIL_REFS = 100;
+/** Pause between polls of the newest refs: the drain is not over while they are unfinished. */
+const TAIL_POLL_MS = 2;
+
 /**
  * Polls until the database shows none of refs unfinished; returns when the first empty poll
  * returned (an upper bound: never flatters a system), or undefined at the deadline.
+ *
+ * Jobs are claimed oldest first, so while any of the newest TAIL_REFS is unfinished the drain is
+ * not over, and polls ask for those alone until then. Asked for every ref from the start, a caller
+ * that polls through the drain (the cluster workload, whose jobs run in other processes) sent up
+ * to 100,000 ids per poll: the polls' bind and execute took 1.4–1.7 s of Postgres time per
+ * 100,000-job drain, against 3.8–4.6 s for the claims, on the same two cores as the drain.
+ * A system that does not finish the newest last loses nothing: its tail poll comes back empty at
+ * once and every poll after it asks for what remains, as before.
  */
 export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline: number): Promise<number | undefined> {
   let remaining = refs;
+  let tail = refs.length > TAIL_REFS ? refs.slice(-TAIL_REFS) : [];
+  while (tail.length > 0) {
+    tail = await system.unfinished(tail);
+    if (tail.length === 0) break;
+    if (performance.now() > deadline) return undefined;
+    await sleep(TAIL_POLL_MS);
+  }
   for (;;) {
     remaining = await system.unfinished(remaining);
     if (remaining.length === 0) return performance.now();
