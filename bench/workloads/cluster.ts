@@ -34,6 +34,8 @@ interface ClusterRun {
   timedOut: boolean;
   /** The node processes' own CPU from `go` to `stop`, summed, per 1,000 jobs. */
   nodeCpuMsPerThousandJobs: number;
+  /** Their own Postgres backends' CPU over the same span, summed, per 1,000 jobs (0 without /proc). */
+  postgresCpuMsPerThousandJobs: number;
   /** Per node: CPU and its claim and flush statements over the run. */
   nodeStats: ClusterNodeStats[];
 }
@@ -149,6 +151,7 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     missing,
     timedOut,
     nodeCpuMsPerThousandJobs: round(outs.reduce((n, o) => n + o.stats.cpuMs, 0) / (jobs / 1000)),
+    postgresCpuMsPerThousandJobs: round(outs.reduce((n, o) => n + o.stats.pgCpuMs, 0) / (jobs / 1000)),
     nodeStats: outs.map((o) => o.stats),
   };
 }
@@ -183,7 +186,7 @@ export const cluster: Workload = {
           ctx.log(`cluster: ${n} node process${n > 1 ? 'es' : ''}, ${jobs.toLocaleString()} jobs (run ${r + 1}/${ctx.options.repeat})…`);
           const run = await drainWith(ctx, system, n, jobs);
           ctx.log(
-            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms); node CPU ${run.nodeCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.cpuMs).join('/')} ms); claims ${run.nodeStats.map((s) => `${s.claims} (${s.emptyClaims} empty, ${s.claims ? round(s.claimMs / s.claims) : 0} ms avg)`).join('/')}; flushes ${run.nodeStats.map((s) => `${s.flushes} (${s.flushes ? round(s.flushMs / s.flushes) : 0} ms avg)`).join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
+            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms); node CPU ${run.nodeCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.cpuMs).join('/')} ms; GC ${run.nodeStats.map((s) => s.gcMs).join('/')} ms; event loop busy ${run.nodeStats.map((s) => `${Math.round(s.elu * 100)}%`).join('/')}); their Postgres backends' CPU ${run.postgresCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.pgCpuMs).join('/')} ms); claims ${run.nodeStats.map((s) => `${s.claims} (${s.emptyClaims} empty, ${s.claims ? round(s.claimMs / s.claims) : 0} ms avg)`).join('/')}; flushes ${run.nodeStats.map((s) => `${s.flushes} (${s.flushes ? round(s.flushMs / s.flushes) : 0} ms avg)`).join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
           );
           into.push(run);
           if (run.timedOut) break;
