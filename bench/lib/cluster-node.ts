@@ -14,8 +14,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { createLogger, silentLogger } from '@partita/core';
 import { defineJob, startNode } from '@partita/runtime';
+import { cpuSample, type CpuSample } from './cpu.js';
 
 interface Args {
   url: string;
@@ -40,6 +42,12 @@ export type ClusterNodeMessage =
 /** What a node did between `go` and `stop`: its own CPU and its claim and flush statements. */
 export interface ClusterNodeStats {
   cpuMs: number;
+  /** CPU of this node's own Postgres backends (its pools' connections, matched through /proc; 0 without /proc). */
+  pgCpuMs: number;
+  /** V8 garbage collection pauses, summed (wall time: a process waiting for a core is counted). */
+  gcMs: number;
+  /** Event loop utilization, 0–1: near 1 with low CPU is a process that waits for a core, not for Postgres. */
+  elu: number;
   claims: number;
   /** Claims that came back with no job (another node took them first, or the queue was empty). */
   emptyClaims: number;
@@ -115,7 +123,7 @@ async function main(): Promise<void> {
     await node.stopQueues('bench', [warmQueue]);
   }
   // The statement counts are the process's since start: the warm-up's are taken off at `go`.
-  const scrapeStats = async (): Promise<Omit<ClusterNodeStats, 'cpuMs'>> => {
+  const scrapeStats = async (): Promise<Omit<ClusterNodeStats, 'cpuMs' | 'pgCpuMs' | 'gcMs' | 'elu'>> => {
     const text = await node.metrics.scrape();
     return {
       claims: series(text, /^partita_claim_duration_seconds_count\b/),
@@ -128,18 +136,38 @@ async function main(): Promise<void> {
   const atReady = await scrapeStats();
   send({ kind: 'ready' });
   let cpuAtGo = process.cpuUsage();
+  let procAtGo: CpuSample | undefined;
+  let eluAtGo = performance.eventLoopUtilization();
+  let gcMs = 0;
+  let measuring = false;
+  const gc = new PerformanceObserver((list) => {
+    if (measuring) for (const e of list.getEntries()) gcMs += e.duration;
+  });
+  gc.observe({ entryTypes: ['gc'] });
   process.on('message', (m: { kind?: string }) => {
     if (m.kind === 'go') {
+      procAtGo = cpuSample('before');
       cpuAtGo = process.cpuUsage();
+      eluAtGo = performance.eventLoopUtilization();
+      measuring = true;
       void node.startQueues('bench', ['default']);
       return;
     }
     if (m.kind !== 'stop') return;
     const cpu = process.cpuUsage(cpuAtGo);
+    const elu = performance.eventLoopUtilization(eluAtGo).utilization;
+    measuring = false;
+    gc.disconnect();
+    const procAtStop = cpuSample('after');
+    let pgCpuMs = 0;
+    for (const [pid, ms] of procAtStop.ownBackends) pgCpuMs += ms - (procAtGo?.ownBackends.get(pid) ?? 0);
     void scrapeStats()
       .then(
         (now): ClusterNodeStats => ({
           cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+          pgCpuMs: Math.round(pgCpuMs),
+          gcMs: Math.round(gcMs),
+          elu: Math.round(elu * 1000) / 1000,
           claims: now.claims - atReady.claims,
           emptyClaims: now.emptyClaims - atReady.emptyClaims,
           claimMs: Math.round(now.claimMs - atReady.claimMs),
@@ -158,8 +186,9 @@ async function main(): Promise<void> {
           for (let i = 0; i < c; i++) out.push(n);
         });
         rmSync(dataDir, { recursive: true, force: true });
-        send({ kind: 'done', starts, seen: out, stats });
-        process.disconnect();
+        // Disconnected only once the message is written: a 100,000-job `seen` disconnected at once
+        // never reached the parent, which saw the process exit (0) and failed the run.
+        process.send!({ kind: 'done', starts, seen: out, stats } satisfies ClusterNodeMessage, () => process.disconnect());
       })
       .catch((err: Error) => {
         send({ kind: 'error', message: err.message });

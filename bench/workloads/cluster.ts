@@ -34,6 +34,8 @@ interface ClusterRun {
   timedOut: boolean;
   /** The node processes' own CPU from `go` to `stop`, summed, per 1,000 jobs. */
   nodeCpuMsPerThousandJobs: number;
+  /** Their own Postgres backends' CPU over the same span, summed, per 1,000 jobs (0 without /proc). */
+  postgresCpuMsPerThousandJobs: number;
   /** Per node: CPU and its claim and flush statements over the run. */
   nodeStats: ClusterNodeStats[];
 }
@@ -73,19 +75,12 @@ function spawnClusterNode(args: Record<string, unknown>): Spawned {
   return { child, ready, first, done };
 }
 
-/** Enqueues `jobs` numbered jobs with no node running, starts `nodes` node processes together and times the drain. */
+/**
+ * Starts `nodes` node processes with the measured queue stopped and lets each warm up, then
+ * enqueues `jobs` numbered jobs, settles the database and starts every node's queue together.
+ */
 async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: number, jobs: number): Promise<ClusterRun> {
   const { options } = ctx;
-  const t0 = performance.now();
-  const refs: string[] = [];
-  for (let i = 0; i < jobs; i += options.batch) {
-    const batch: BenchJob[] = Array.from({ length: Math.min(options.batch, jobs - i) }, (_, k) => ({ payload: { n: i + k } }));
-    refs.push(...(await system.enqueueMany(batch)));
-  }
-  const enqueueMs = performance.now() - t0;
-  await system.vacuum();
-  await ctx.admin.query('CHECKPOINT').catch(() => undefined);
-
   const args = {
     url: ctx.url,
     schema: system.schema,
@@ -95,14 +90,31 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     pollMs: options.pollMs,
     jobs,
   };
-  // Each process warms up (ctx.options.warmup jobs through a queue of its own) before it says it is ready.
-  const spawned = Array.from({ length: nodes }, (_, index) => spawnClusterNode({ ...args, warmup: options.warmup, index }));
+  // Each process warms up through a queue of its own before it says it is ready, on as many jobs as
+  // its share of the drain (at least --warmup): a process is in steady state when measured, as a
+  // long-running node is. With --warmup alone (2,000), each of three processes still paid its JIT
+  // warm-up inside a drain a third as long as one process's: at 20,000 jobs their CPU summed to
+  // 27 ms per 1,000 jobs against one process's 14; warmed on their share, 17 against 10.
+  const warmup = Math.max(options.warmup, Math.ceil(jobs / nodes));
+  const spawned = Array.from({ length: nodes }, (_, index) => spawnClusterNode({ ...args, warmup, index }));
+  let enqueueMs = 0;
+  const refs: string[] = [];
   let timedOut = false;
   let processMs = 0;
   try {
     // Every node starts with its queue stopped and starts it only once all are up: cold processes
     // on a busy machine come up seconds apart, and one that joined late would find the drain half done.
     await Promise.all(spawned.map((s) => s.ready));
+    // Enqueued once the warm-ups are over, and the database settled after both: the VACUUM and the
+    // CHECKPOINT then come after the warm-up's rows and WAL, which are not left to the drain.
+    const t0 = performance.now();
+    for (let i = 0; i < jobs; i += options.batch) {
+      const batch: BenchJob[] = Array.from({ length: Math.min(options.batch, jobs - i) }, (_, k) => ({ payload: { n: i + k } }));
+      refs.push(...(await system.enqueueMany(batch)));
+    }
+    enqueueMs = performance.now() - t0;
+    await system.vacuum();
+    await ctx.admin.query('CHECKPOINT').catch(() => undefined);
     for (const s of spawned) s.child.send({ kind: 'go' });
     const deadline = performance.now() + options.drainTimeoutS * 1000;
     // The first start on any node.
@@ -139,6 +151,7 @@ async function drainWith(ctx: WorkloadContext, system: BenchSystem, nodes: numbe
     missing,
     timedOut,
     nodeCpuMsPerThousandJobs: round(outs.reduce((n, o) => n + o.stats.cpuMs, 0) / (jobs / 1000)),
+    postgresCpuMsPerThousandJobs: round(outs.reduce((n, o) => n + o.stats.pgCpuMs, 0) / (jobs / 1000)),
     nodeStats: outs.map((o) => o.stats),
   };
 }
@@ -173,7 +186,7 @@ export const cluster: Workload = {
           ctx.log(`cluster: ${n} node process${n > 1 ? 'es' : ''}, ${jobs.toLocaleString()} jobs (run ${r + 1}/${ctx.options.repeat})…`);
           const run = await drainWith(ctx, system, n, jobs);
           ctx.log(
-            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms); node CPU ${run.nodeCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.cpuMs).join('/')} ms); claims ${run.nodeStats.map((s) => `${s.claims} (${s.emptyClaims} empty, ${s.claims ? round(s.claimMs / s.claims) : 0} ms avg)`).join('/')}; flushes ${run.nodeStats.map((s) => `${s.flushes} (${s.flushes ? round(s.flushMs / s.flushes) : 0} ms avg)`).join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
+            `cluster: ${n} node(s): ${run.processPerSec.toLocaleString()} jobs/s, per node ${run.perNode.join('/')} (first starts +${run.firstStartMs.map((f) => f ?? '–').join('/+')} ms); node CPU ${run.nodeCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.cpuMs).join('/')} ms; GC ${run.nodeStats.map((s) => s.gcMs).join('/')} ms; event loop busy ${run.nodeStats.map((s) => `${Math.round(s.elu * 100)}%`).join('/')}); their Postgres backends' CPU ${run.postgresCpuMsPerThousandJobs} ms per 1k jobs (${run.nodeStats.map((s) => s.pgCpuMs).join('/')} ms); claims ${run.nodeStats.map((s) => `${s.claims} (${s.emptyClaims} empty, ${s.claims ? round(s.claimMs / s.claims) : 0} ms avg)`).join('/')}; flushes ${run.nodeStats.map((s) => `${s.flushes} (${s.flushes ? round(s.flushMs / s.flushes) : 0} ms avg)`).join('/')}${run.duplicates ? `, ${run.duplicates} duplicates` : ''}${run.timedOut ? ' (TIMED OUT)' : ''}`,
           );
           into.push(run);
           if (run.timedOut) break;

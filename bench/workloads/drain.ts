@@ -92,12 +92,50 @@ function makeBatches(count: number, size: number, job: (i: number) => BenchJob):
   return batches;
 }
 
+/** While the newest refs are unfinished, waitFinished asks for this many of them... */
+const TAIL_REFS = 100;
+/** ...and, every HEAD_EVERY polls, for this many of the oldest refs not yet seen finished. */
+const HEAD_REFS = 2_000;
+const HEAD_EVERY = 10;
+/** Pause between those polls (a poll of the tail and head alone costs Postgres about 0.3 ms). */
+const TAIL_POLL_MS = 2;
+
 /**
  * Polls until the database shows none of refs unfinished; returns when the first empty poll
  * returned (an upper bound: never flatters a system), or undefined at the deadline.
+ *
+ * Jobs are claimed oldest first, so while any of the newest TAIL_REFS is unfinished the drain is
+ * not over, and polls ask for those, and now and then for the oldest refs not yet seen finished
+ * (a finished job stays finished), until then; then for every ref not yet seen finished. Asked for
+ * every ref at every poll, a caller that polls through the drain (the cluster workload, whose jobs
+ * run in other processes) sent up to 100,000 ids per poll: 1.4–1.7 s of Postgres bind and execute
+ * per 100,000-job drain against 3.8–4.6 s for the claims, on the drain's two cores; and one final
+ * poll of all 100,000 took 0.4–1.9 s at load average 6–12, counted in the drain. A system that does
+ * not finish its newest jobs last loses nothing: its tail comes back finished at once and the polls
+ * after it ask for what remains, as before.
  */
 export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline: number): Promise<number | undefined> {
-  let remaining = refs;
+  // refs[next...] are not yet asked for; stragglers were asked for and were unfinished.
+  let next = 0;
+  let stragglers: JobRef[] = [];
+  let tail = refs.length > TAIL_REFS + HEAD_REFS ? refs.slice(-TAIL_REFS) : [];
+  const tailFrom = refs.length - tail.length;
+  for (let poll = 0; tail.length > 0; poll++) {
+    // At most HEAD_REFS: refs the drain has not reached yet stay stragglers, and take the place of new ones.
+    const headPoll = poll % HEAD_EVERY === 0;
+    const upTo = headPoll ? Math.min(tailFrom, next + HEAD_REFS - stragglers.length) : next;
+    const head = headPoll ? [...stragglers, ...refs.slice(next, upTo)] : [];
+    const left = new Set(await system.unfinished([...head, ...tail]));
+    if (headPoll) {
+      stragglers = head.filter((r) => left.has(r));
+      next = upTo;
+    }
+    tail = tail.filter((r) => left.has(r));
+    if (tail.length === 0) break;
+    if (performance.now() > deadline) return undefined;
+    await sleep(TAIL_POLL_MS);
+  }
+  let remaining = [...stragglers, ...refs.slice(next, tailFrom)];
   for (;;) {
     remaining = await system.unfinished(remaining);
     if (remaining.length === 0) return performance.now();
