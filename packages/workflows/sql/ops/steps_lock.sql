@@ -1,14 +1,15 @@
 -- The workflows of the steps whose jobs just finished, locked in id order (so batches on different
--- nodes that share workflows take their locks in the same order), the steps left in place. Sent
--- together with steps_take (pipelined, one round trip for both): that statement starts after this one
--- holds the locks, so the records it reads are not older than a transition this one waited for. A row
--- locked after waiting for another transaction comes back as that transaction left it.
--- One key probe per workflow, in the partition its step's link names (its start day): a lateral
--- lookup, which neither reads the whole day (every workflow started that day, finished ones too) in a
--- join nor probes every day's partition, as a list of days would (a list does not prune partitions).
+-- nodes that share workflows take their locks in the same order). Sent together with steps_take
+-- (pipelined, one round trip for both): that statement starts after this one holds the locks, so the
+-- records it reads are not older than a transition this one waited for. A row locked after waiting
+-- for another transaction comes back as that transaction left it.
+-- A step is found by its record's job id (wf_activities_job, migration 0008), which names the
+-- workflow's partition (its start day); then one key probe per workflow in that partition: a lateral
+-- lookup, which neither reads the whole day in a join nor probes every day's partition, as a list of
+-- days would (a list does not prune partitions).
 SELECT to_jsonb(w) AS workflow
 FROM (
-  SELECT DISTINCT workflow_id, start_day FROM {{schema}}.wf_steps WHERE job_id = ANY($1::text[]) ORDER BY workflow_id
+  SELECT DISTINCT workflow_id, start_day FROM {{schema}}.wf_activities WHERE job_id = ANY($1::text[]) ORDER BY workflow_id
 ) s
 CROSS JOIN LATERAL (
   SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index, start_day
