@@ -1153,12 +1153,18 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   }
   // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
   // by the generic path below, which locks it first.
-  const stepWorkflows = new Set(outcomes.map((st) => st.workflow));
-  const dimensions = new Set(['', ...outcomes.map((st) => st.dimension)]);
+  // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
+  const dimensionsOf = new Map<string, Set<string>>();
+  for (const st of outcomes) {
+    const dims = dimensionsOf.get(st.workflow);
+    if (dims) dims.add(st.dimension);
+    else dimensionsOf.set(st.workflow, new Set(['', st.dimension]));
+  }
   const runs = pendingOf(s).runs;
-  for (const { workflow: row } of lockedRows)
-    if (stepWorkflows.has(row.id) && !runs.has(row.id))
-      runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
+  for (const { workflow: row } of lockedRows) {
+    const dims = dimensionsOf.get(row.id);
+    if (dims && !runs.has(row.id)) runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], dims));
+  }
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
 }

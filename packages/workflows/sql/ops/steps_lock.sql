@@ -3,13 +3,23 @@
 -- (pipelined, one round trip for both): that statement starts after this one holds the locks, so the
 -- records it reads are not older than a transition this one waited for. A row locked after waiting
 -- for another transaction comes back as that transaction left it.
--- A step is found by its record's job id (wf_activities_job, migration 0008), which names the
--- workflow's partition (its start day); then one key probe per workflow in that partition: a lateral
--- lookup, which neither reads the whole day in a join nor probes every day's partition, as a list of
--- days would (a list does not prune partitions).
+-- A step is found by its record's job id (the records' unique job index, migration 0008): one probe
+-- per job (lateral, OFFSET 0 so that it stays one: as a join or with `job_id = ANY($1)`, a batch of
+-- 2,000 ids made the planner read the whole day, every record of every workflow started that day,
+-- twice per batch). The days made ahead hold no record yet (a workflow's day is the one it started,
+-- no later than now): the condition on start_day leaves their partitions out of every probe. The
+-- record names the workflow's partition (its start day); then one key probe
+-- per workflow in that partition, which neither reads the whole day in a join nor probes every day's
+-- partition, as a list of days would (a list does not prune partitions).
 SELECT to_jsonb(w) AS workflow
 FROM (
-  SELECT DISTINCT workflow_id, start_day FROM {{schema}}.wf_activities WHERE job_id = ANY($1::text[]) ORDER BY workflow_id
+  SELECT DISTINCT a.workflow_id, a.start_day
+  FROM unnest($1::text[]) AS j(id)
+  CROSS JOIN LATERAL (
+    SELECT workflow_id, start_day FROM {{schema}}.wf_activities
+    WHERE job_id = j.id AND (start_day <= (now() AT TIME ZONE 'UTC')::date OR start_day = 'infinity') OFFSET 0
+  ) a
+  ORDER BY a.workflow_id
 ) s
 CROSS JOIN LATERAL (
   SELECT id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension, parent_index, start_day

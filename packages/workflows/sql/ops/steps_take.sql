@@ -2,16 +2,24 @@
 -- right after steps_lock: its snapshot is taken once those locks are held. Each step's own record
 -- (the one whose job_id is the step's job) is among them: the executor takes it as the step when it
 -- is still running or waiting (a step transitions once: its transition leaves it done or failed).
--- Of each workflow, the records of the steps' passes and the first ('') only, in start order, read by
+-- Of each workflow, the records of its steps' passes and the first ('') only, in start order, read by
 -- key in the partition the step's record names (lateral, as in steps_lock).
 WITH steps AS (
-  SELECT workflow_id, dimension, start_day FROM {{schema}}.wf_activities WHERE job_id = ANY($1::text[])
+  -- One probe per job, as in steps_lock; each workflow with its steps' passes (an array: a list of
+  -- every pass of the batch, read by a subquery, was costed once per workflow).
+  SELECT a.workflow_id, a.start_day, array_agg(a.dimension) AS dimensions
+  FROM unnest($1::text[]) AS j(id)
+  CROSS JOIN LATERAL (
+    SELECT workflow_id, dimension, start_day FROM {{schema}}.wf_activities
+    WHERE job_id = j.id AND (start_day <= (now() AT TIME ZONE 'UTC')::date OR start_day = 'infinity') OFFSET 0
+  ) a
+  GROUP BY a.workflow_id, a.start_day
 )
 SELECT a.workflow_id, a.activity, a.dimension, a.type, a.state, a.job_id, a.input, a.output, a.hook, a.attempts, a.errors, a.children_open
-FROM (SELECT DISTINCT workflow_id, start_day FROM steps) t
+FROM steps t
 CROSS JOIN LATERAL (
   SELECT * FROM {{schema}}.wf_activities a
-  WHERE a.start_day = t.start_day AND a.workflow_id = t.workflow_id AND (a.dimension = '' OR a.dimension IN (SELECT dimension FROM steps))
+  WHERE a.start_day = t.start_day AND a.workflow_id = t.workflow_id AND (a.dimension = '' OR a.dimension = ANY (t.dimensions))
   OFFSET 0
 ) a
 ORDER BY a.workflow_id, a.seq

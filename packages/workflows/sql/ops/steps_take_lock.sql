@@ -4,8 +4,13 @@
 -- one, they would come from its snapshot, older than a transition it waited for. One key probe per
 -- workflow in the partition the step's record names (lateral, as in steps_lock).
 WITH steps AS (
-  SELECT job_id, workflow_id, activity, dimension, start_day FROM {{schema}}.wf_activities
-  WHERE job_id = ANY($1::text[]) AND state IN ('running', 'waiting')
+  -- One probe per job, as in steps_lock.
+  SELECT a.job_id, a.workflow_id, a.activity, a.dimension, a.start_day
+  FROM unnest($1::text[]) AS j(id)
+  CROSS JOIN LATERAL (
+    SELECT job_id, workflow_id, activity, dimension, start_day FROM {{schema}}.wf_activities
+    WHERE job_id = j.id AND (start_day <= (now() AT TIME ZONE 'UTC')::date OR start_day = 'infinity') AND state IN ('running', 'waiting') OFFSET 0
+  ) a
 ), locked AS (
   SELECT w.*
   FROM (SELECT DISTINCT workflow_id, start_day FROM steps ORDER BY workflow_id) s
