@@ -135,3 +135,60 @@ test.serial("a step's lock and take are sent before its completion is answered, 
   release();
   await until('the workflow is done', async () => (await wfs.getStatus(wf)) === 0, 30_000, 50);
 });
+
+test.serial("a step whose workflow is in yesterday's partition or carried out of its day is found and transitions", async (t) => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  t.teardown(() => release());
+  const { db, node } = await workflowNode(t, 'wf_days_steps', {
+    concurrency: 4,
+    pollMs: 50,
+    jobs: [defineJob({ type: 'b.step', perform: () => ({ ok: true }) }), defineJob({ type: 'b.hold', perform: () => held })],
+  });
+  const wfs = app(node.client, 'days');
+  await wfs.deploy(`
+app:
+  id: days
+  version: '1'
+  graphs:
+    - subscribes: b.start
+      activities:
+        t1: { type: trigger }
+        h1: { type: worker, topic: b.hold }
+        s2: { type: worker, topic: b.step }
+      transitions:
+        t1: [{ to: h1 }]
+        h1: [{ to: s2 }]
+`);
+  await wfs.activate('1');
+  const s = `"${db.schema}"`;
+  await db.pool.query(`SELECT ${s}.make_wf_day((now() AT TIME ZONE 'UTC')::date - 1)`);
+  const days = { yesterday: `(now() AT TIME ZONE 'UTC')::date - 1`, carried: `'infinity'::date` };
+  const ids: Record<string, string> = {};
+  for (const [name, day] of Object.entries(days)) {
+    const id = await wfs.pub('b.start', {});
+    ids[name] = id;
+    await until(`${name}: h1 runs`, async () => (await wfs.export(id)).activities.some((a) => a.activity === 'h1' && a.jobId), 20_000, 50);
+    // Moved while its step runs, as the drop of its day carries a running workflow (or as if it started yesterday).
+    await db.pool.query(`UPDATE ${s}.wf_activities SET start_day = ${day} WHERE workflow_id = $1`, [id]);
+    await db.pool.query(`UPDATE ${s}.wf_workflows SET start_day = ${day} WHERE id = $1`, [id]);
+  }
+  release();
+  for (const [name, id] of Object.entries(ids)) {
+    await until(`${name}: finished`, async () => (await wfs.getStatus(id)) === 0, 20_000, 50);
+    const records = await db.pool.query(
+      `SELECT activity, state, entered, start_day::text AS day, (start_day = ${days[name as keyof typeof days]}) AS there
+       FROM ${s}.wf_activities WHERE workflow_id = $1 ORDER BY seq`,
+      [id],
+    );
+    t.deepEqual(
+      records.rows.map((r) => [r.activity, r.state, r.entered, r.there]),
+      [
+        ['t1', 'done', 1, true],
+        ['h1', 'done', 1, true],
+        ['s2', 'done', 1, true],
+      ],
+      name,
+    );
+  }
+});
