@@ -85,9 +85,12 @@ WITH staged_workflows AS (
       finished_at = CASE WHEN r.status = 0 OR r.ended THEN now() ELSE w.finished_at END,
       expire_at = CASE WHEN r.ended THEN r.expire_at ELSE coalesce(r.expire_at, w.expire_at) END
   FROM staged_workflows r
-  -- The id list makes it an index lookup per workflow: joined alone, the planner, which expects 100
-  -- rows of any JSON array, reads the whole partition (every workflow of the day) instead.
-  WHERE w.start_day = r.start_day AND w.id = ANY (ARRAY(SELECT id FROM staged_workflows)) AND w.id = r.id
+  -- The semi-join on the ids makes it an index lookup per workflow: joined alone, the planner, which
+  -- expects 100 rows of any JSON array, reads the whole partition (every workflow of the day) instead.
+  -- Not `w.id = ANY (ARRAY(SELECT ...))`: on a day's partition still small (its first hours, or a
+  -- quiet deployment) that was planned as a sequential read with the list as a filter, each row
+  -- compared with every id of the batch (700 workflows on a day of 2,100: 21-26 ms, 7-9 as a semi-join).
+  WHERE w.start_day = r.start_day AND w.id IN (SELECT id FROM staged_workflows) AND w.id = r.id
 ), fanin AS (
   INSERT INTO {{schema}}.wf_fanin (workflow_id, activity, dimension, idx, child_id, output)
   SELECT r.workflow_id, r.activity, r.dimension, r.idx, r.child_id, r.output
