@@ -181,7 +181,7 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
         await client.query({ ...ops['workflows_update']!, values: [JSON.stringify([workflow])] });
       } else {
         // The record and the workflow row (and a finished one's records' move) in one statement (`upsert` stays 0).
-        const write = [null, null, null, null, JSON.stringify([record]), JSON.stringify([workflow]), null, null, null, null];
+        const write = [JSON.stringify([record]), JSON.stringify([workflow]), null, null];
         await client.query({ ...ops['transition_write']!, values: write });
       }
       split.update += performance.now() - t0;

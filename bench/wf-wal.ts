@@ -127,6 +127,14 @@ try {
   const ms = performance.now() - began;
   const cpu = process.cpuUsage(cpu0);
   const to = await lsn();
+  // pg_walinspect reads up to the flushed LSN only: a commit not yet flushed (asynchronous commit,
+  // another session's) made the range "future".
+  for (;;) {
+    const { rows: f } = await admin.query('SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS ok', [to]);
+    if (f[0].ok) break;
+    await admin.query('SELECT pg_switch_wal()').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const { rows } = await admin.query(
     `WITH rels AS (
        SELECT c.relfilenode::text AS node, regexp_replace(c.relname, '_\\d{8}', '_DAY') AS rel

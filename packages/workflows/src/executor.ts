@@ -221,8 +221,6 @@ interface Pending {
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
   written: Set<string>;
-  /** Steps taken ahead for a job whose outcome was then refused: linked again by the write. */
-  restore: { job_id: string | null; workflow_id: string; activity: string; dimension: string; start_day: string }[];
 }
 
 interface FaninRow {
@@ -249,7 +247,6 @@ function pendingOf(s: Scope): Pending {
       emits: new Map(),
       created: new Set(),
       written: new Set(),
-      restore: [],
     };
     pendingByScope.set(s, p);
   }
@@ -266,7 +263,7 @@ async function runNow<R = any>(s: Scope, op: Parameters<Db['run']>[0], params: u
 }
 
 /**
- * Writes what the transaction's transitions staged: the jobs (one enqueue), their step links, the
+ * Writes what the transaction's transitions staged: the jobs (one enqueue), the
  * activity records and the workflow rows (one statement each). Called at the end of every entry point
  * with `publish` (the staged events become emit jobs then), and before a statement that must see the
  * staged rows (an interrupt's status check, its steps).
@@ -275,7 +272,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   const p = pendingByScope.get(s);
   if (!p) return;
   // The insert, the enqueue and the write go out together (the transaction's connection pipelines
-  // them) and are awaited in order below: the step links and records name the jobs by ids made here,
+  // them) and are awaited in order below: the records name their steps' jobs by ids made here,
   // not by the enqueue's answer.
   let inserted: Promise<unknown> | undefined;
   let enqueued: Promise<unknown> | undefined;
@@ -329,30 +326,15 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   // The partition of a workflow's rows: its row's, read when it was loaded; absent for one this
   // transaction started (null: today's, which its insert took).
   const dayOf = (workflowId: string) => p.runs.get(workflowId)?.row.start_day;
-  let links: [string[], string[], string[], string[], (string | null)[]] | null = null;
   if (jobs.length > 0) {
     for (const j of jobs) j.job.id ??= uuidv7();
     enqueued = s.db.enqueue(jobs.map((j) => j.job));
-    jobs.forEach((j) => {
+    for (const j of jobs) {
       s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
-      if (!j.step) return;
-      const id = j.job.id!;
-      j.step.record.job_id = id;
-      links ??= [[], [], [], [], []];
-      links[0].push(id);
-      links[1].push(j.step.workflowId);
-      links[2].push(j.step.record.activity);
-      links[3].push(j.step.record.dimension);
-      links[4].push(dayOf(j.step.workflowId) ?? null);
-    });
-  }
-  for (const st of p.restore.splice(0)) {
-    links ??= [[], [], [], [], []];
-    links[0].push(st.job_id!);
-    links[1].push(st.workflow_id);
-    links[2].push(st.activity);
-    links[3].push(st.dimension);
-    links[4].push(st.start_day);
+      // The step's link: its record holds the job's id (the continuation finds the record by it),
+      // written below with the record, which its step staged.
+      if (j.step) j.step.record.job_id = j.job.id!;
+    }
   }
   let activities: string | null = null;
   let firstActivities: string | null = null;
@@ -395,11 +377,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     workflows = JSON.stringify([...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) })));
     p.workflows.clear();
   }
-  // The links, records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
+  // The records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
   let written: Promise<unknown> | undefined;
-  if (links || activities || workflows || firstActivities || fanin) {
-    const [ids, workflowIds, activityIds, dimensions, days] = links ?? [null, null, null, null, null];
-    const params = [ids, workflowIds, activityIds, dimensions, activities, workflows, firstActivities, fanin, days];
+  if (activities || workflows || firstActivities || fanin) {
+    const params = [activities, workflows, firstActivities, fanin];
     // The entry point's last write: the COMMIT goes on the wire behind it rather than after its
     // answer (a round trip of every transition and pub). The statements before it are still awaited:
     // an enqueue may send more statements once it is answered, and those must precede the COMMIT.
@@ -1117,9 +1098,9 @@ export interface StepJobOutcome {
 
 /**
  * Steps' jobs ended (in the transaction that records them): each activity finishes and its workflow
- * moves on. The steps are taken and their workflows locked in one statement, their records read in
- * the next, and everything the transitions write goes out together at the end. Jobs that are no
- * (longer a) step of any workflow are left alone.
+ * moves on. The steps' workflows are locked in one statement, their records (each step's own among
+ * them, found by its job id) read in the next, and everything the transitions write goes out together
+ * at the end. Jobs that are no (longer a) step of any workflow are left alone.
  */
 export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: StepsTaken): Promise<void> {
   const { locking, taking } =
@@ -1131,33 +1112,27 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   await inOrder(locking, taking);
   const [lockedRows, rows] = [await locking, await taking];
   const byId = new Map(jobs.map((j) => [j.id, j]));
-  let taken = rows.filter((r) => r.step);
-  if (ahead && taken.some((st) => !byId.has(st.job_id!))) {
-    // Taken ahead for a job whose outcome the store then refused (steps_take leaves those whose job
-    // is still live, so only one gone some other way, e.g. recorded by a node without this
-    // continuation): its step is put back with this transaction's write, as if never taken.
-    const p = pendingOf(s);
-    for (const st of taken) if (!byId.has(st.job_id!)) p.restore.push(st);
-    taken = taken.filter((st) => byId.has(st.job_id!));
-    if (taken.length === 0) return flushPending(s, true);
-  }
-  if (taken.length === 0) return;
-  const outcomes: StepOutcome[] = taken.map((st) => {
-    const job = byId.get(st.job_id!)!;
-    return {
+  // A step is the record holding its job's id while it runs (or, a sleep, waits): done or failed, its
+  // transition happened. Records of jobs sent ahead whose outcome the store then refused are not
+  // among the jobs: nothing was taken from them, they stay as they are.
+  const outcomes: StepOutcome[] = [];
+  for (const r of rows) {
+    const job = r.job_id === null ? undefined : byId.get(r.job_id);
+    if (!job || (r.state !== 'running' && r.state !== 'waiting')) continue;
+    outcomes.push({
       jobId: job.id,
-      workflow: st.workflow_id,
-      activity: st.activity,
-      dimension: st.dimension,
+      workflow: r.workflow_id,
+      activity: r.activity,
+      dimension: r.dimension,
       state: job.state,
       result: job.result,
       error: job.error,
       attempt: job.attempt,
-    };
-  });
+    });
+  }
+  if (outcomes.length === 0) return;
   const records = new Map<string, ActivityRecord[]>();
   for (const r of rows) {
-    if (r.step) continue;
     // The row's own fields, listed: an object rest copy was the most of this function's time.
     const record: ActivityRecord = {
       activity: r.activity,
@@ -1176,19 +1151,25 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
     if (!list) records.set(r.workflow_id, (list = []));
     list.push(record);
   }
-  // A workflow whose step was taken but that steps_lock did not lock (none such is known) is loaded
+  // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
   // by the generic path below, which locks it first.
-  const stepWorkflows = new Set(taken.map((st) => st.workflow_id));
-  const dimensions = new Set(['', ...taken.map((st) => st.dimension)]);
+  // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
+  const dimensionsOf = new Map<string, Set<string>>();
+  for (const st of outcomes) {
+    const dims = dimensionsOf.get(st.workflow);
+    if (dims) dims.add(st.dimension);
+    else dimensionsOf.set(st.workflow, new Set(['', st.dimension]));
+  }
   const runs = pendingOf(s).runs;
-  for (const { workflow: row } of lockedRows)
-    if (stepWorkflows.has(row.id) && !runs.has(row.id))
-      runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], new Set(dimensions)));
+  for (const { workflow: row } of lockedRows) {
+    const dims = dimensionsOf.get(row.id);
+    if (dims && !runs.has(row.id)) runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], dims));
+  }
   for (const o of outcomes) await finishStepStaged(s, o);
   await flushPending(s, true);
 }
 
-type TakeRow = ActivityRecord & { step: boolean; workflow_id: string; seq: string | null; start_day: string };
+type TakeRow = ActivityRecord & { workflow_id: string };
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {
@@ -1198,9 +1179,9 @@ export interface StepsTaken {
 
 /**
  * Sends the steps' lock and take together (the transaction's connection pipelines): the lock, then
- * the take and the records, read by a statement that starts once the locks are held. steps_take
- * takes no step whose job is still live (its outcome not recorded in this transaction), so both may
- * go out before the outcomes' answers, behind their statements (the continuation's prepare).
+ * the records, read by a statement that starts once the locks are held. Neither writes, so both may
+ * go out before the outcomes' answers, behind their statements (the continuation's prepare): a job
+ * whose outcome the store refused is left out afterwards (finishStepJobs).
  */
 export function takeSteps(db: Db, ids: string[]): StepsTaken {
   const locking = db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
@@ -1228,7 +1209,8 @@ async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
   if (!run || !run.open) return; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
   const act = run.graph.activities[o.activity];
   const rec = run.record(o.activity, o.dimension);
-  if (!act || !rec || rec.state === 'done') return;
+  // Its record moved on in this transaction (finished, or another job of it staged): not this step's any more.
+  if (!act || !rec || rec.job_id !== o.jobId || (rec.state !== 'running' && rec.state !== 'waiting')) return;
   // Attempts count over the activity's jobs (one per attempt when the executor owns the retries).
   const attempt = rec.attempts + o.attempt;
   rec.attempts = attempt;

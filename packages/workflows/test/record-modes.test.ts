@@ -41,8 +41,8 @@ test.serial("a step's transition updates the finished step's record and inserts 
   const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
     const config = args[0] as { name?: string; values?: unknown[] } | undefined;
-    if (config?.name?.startsWith('wf_transition_write') && typeof config.values?.[4] === 'string')
-      sent.push(JSON.parse(config.values[4] as string) as Staged[]);
+    if (config?.name?.startsWith('wf_transition_write') && typeof config.values?.[0] === 'string')
+      sent.push(JSON.parse(config.values[0] as string) as Staged[]);
     return original.apply(this, args);
   };
   t.teardown(() => {
@@ -89,7 +89,7 @@ test.serial("a step's transition updates the finished step's record and inserts 
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN');
-    const params = [null, null, null, null, JSON.stringify(records), null, null, null, null];
+    const params = [JSON.stringify(records), null, null, null];
     const [{ 'QUERY PLAN': plan }] = (
       await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${wfOps(db.schema).transition_write.text}`, params)
     ).rows as { 'QUERY PLAN': unknown[] }[];

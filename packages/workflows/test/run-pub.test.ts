@@ -53,3 +53,39 @@ test.serial('300 concurrent pubs, one with a taken id: that one fails with Dupli
   t.true(rows.every((r: { id: string; data: { i: number } }) => `p${r.data.i}` === r.id));
   t.is(await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE type = 'tick'`), N);
 });
+
+test.serial("an id taken in another day's partition or carried out of its day is refused, pending or not", async (t) => {
+  const { db, node } = await workflowNode(t, 'wf_pub_days', { concurrency: 4, jobs: [defineJob({ type: 'tick', perform: () => ({}) })] });
+  const days = app(node.client, 'days');
+  await days.deploy(
+    [
+      'app:',
+      '  id: days',
+      "  version: '1'",
+      '  graphs:',
+      '    - subscribes: days.start',
+      '      activities:',
+      '        t1: { type: trigger }',
+      '        s1: { type: worker, topic: tick }',
+      '      transitions:',
+      '        t1: [{ to: s1 }]',
+      '',
+    ].join('\n'),
+  );
+  await days.activate('1');
+  const s = `"${db.schema}"`;
+  // Yesterday's partition, and a workflow moved there (as if it started yesterday) and one carried out of its day.
+  await db.pool.query(`SELECT ${s}.make_wf_day((now() AT TIME ZONE 'UTC')::date - 1)`);
+  for (const [id, day] of [
+    ['yesterday', `(now() AT TIME ZONE 'UTC')::date - 1`],
+    ['carried', `'infinity'::date`],
+  ] as const) {
+    await days.pub('days.start', {}, { id });
+    await until('it finished', async () => (await days.getStatus(id)) === 0, 20_000, 50);
+    await db.pool.query(`UPDATE ${s}.wf_activities SET start_day = ${day} WHERE workflow_id = $1`, [id]);
+    await db.pool.query(`UPDATE ${s}.wf_workflows SET start_day = ${day} WHERE id = $1`, [id]);
+    await t.throwsAsync(days.pub('days.start', {}, { id }), { instanceOf: DuplicateWorkflowError }, id);
+    await t.throwsAsync(days.pub('days.start', {}, { id, pending: 30 }), { instanceOf: DuplicateWorkflowError }, `${id}, pending`);
+    t.is(Number((await db.pool.query(`SELECT count(*) AS n FROM ${s}.wf_workflows WHERE id = $1`, [id])).rows[0].n), 1);
+  }
+});

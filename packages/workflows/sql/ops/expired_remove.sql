@@ -1,6 +1,6 @@
 -- The row sweep, for what partition drops do not take (yet): rows carried to the 'infinity'
 -- partition past their expire_at, pending workflows never resumed past theirs (in any partition),
--- with their records, step links, hook registrations and fan-in outputs, and early signals past
+-- with their records (their steps' links), hook registrations and fan-in outputs, and early signals past
 -- theirs; in bounded batches. Both kinds are in the partial index wf_workflows_sweep, whose
 -- predicate this statement repeats; finished workflows of a day are never touched here: their whole
 -- day goes in one DROP.
@@ -14,11 +14,6 @@ WITH w AS (
   RETURNING d.id, d.start_day
 ), a AS (
   DELETE FROM {{schema}}.wf_activities a USING w WHERE a.start_day = w.start_day AND a.workflow_id = w.id
-), st AS (
-  -- By the records' job ids (wf_steps has no index by workflow): the statement's snapshot still
-  -- sees the records its part `a` deletes.
-  DELETE FROM {{schema}}.wf_steps s
-  WHERE s.job_id IN (SELECT r.job_id FROM {{schema}}.wf_activities r JOIN w ON r.start_day = w.start_day AND r.workflow_id = w.id WHERE r.job_id IS NOT NULL)
 ), h AS (
   DELETE FROM {{schema}}.wf_hooks h USING w WHERE h.workflow_id = w.id
 ), f AS (

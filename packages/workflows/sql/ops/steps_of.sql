@@ -1,4 +1,4 @@
--- The linked steps of a workflow: through its records (each holds its step's job id; wf_steps has no
--- index by workflow, which every step would pay for), then the step links still in place.
-SELECT s.job_id FROM {{schema}}.wf_steps s
-WHERE s.job_id IN (SELECT a.job_id FROM {{schema}}.wf_activities a WHERE a.workflow_id = $1 AND a.job_id IS NOT NULL)
+-- The steps of a workflow still under way: the jobs of its worker and sleep records still running or
+-- waiting (a record holds its step's job id; an await's holds its child's id, not a job's).
+SELECT job_id FROM {{schema}}.wf_activities
+WHERE workflow_id = $1 AND job_id IS NOT NULL AND state IN ('running', 'waiting') AND type IN ('worker', 'hook')

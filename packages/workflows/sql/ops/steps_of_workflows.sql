@@ -1,3 +1,3 @@
--- The linked steps of several workflows, as steps_of does for one.
-SELECT s.job_id FROM {{schema}}.wf_steps s
-WHERE s.job_id IN (SELECT a.job_id FROM {{schema}}.wf_activities a WHERE a.workflow_id = ANY($1::text[]) AND a.job_id IS NOT NULL)
+-- The steps still under way of several workflows, as steps_of does for one.
+SELECT job_id FROM {{schema}}.wf_activities
+WHERE workflow_id = ANY($1::text[]) AND job_id IS NOT NULL AND state IN ('running', 'waiting') AND type IN ('worker', 'hook')

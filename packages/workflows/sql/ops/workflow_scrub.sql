@@ -1,14 +1,9 @@
 -- Removes a workflow that is not running (finished, interrupted, failed or pending) with its
--- records, step links, hook registrations and fan-in outputs, in whichever partition they are.
+-- records (its steps' links), hook registrations and fan-in outputs, in whichever partition they are.
 WITH w AS (
   DELETE FROM {{schema}}.wf_workflows WHERE id = $1 AND app_id = $2 AND status <= 0 RETURNING id
 ), a AS (
   DELETE FROM {{schema}}.wf_activities a USING w WHERE a.workflow_id = w.id
-), st AS (
-  -- By the records' job ids (wf_steps has no index by workflow): the statement's snapshot still
-  -- sees the records its part `a` deletes.
-  DELETE FROM {{schema}}.wf_steps s
-  WHERE s.job_id IN (SELECT r.job_id FROM {{schema}}.wf_activities r JOIN w ON r.workflow_id = w.id WHERE r.job_id IS NOT NULL)
 ), h AS (
   DELETE FROM {{schema}}.wf_hooks h USING w WHERE h.workflow_id = w.id
 ), f AS (

@@ -2,7 +2,9 @@
 -- The workflows a transaction started, in one statement, each with its state after the transitions
 -- that ran at once ($1: a JSON array); one that finished at once is stored finished (output = data).
 -- All in today's partition (start_day's default, the transaction's now(), which their first records
--- take too). An id taken in another partition raises the key's unique_violation.
+-- take too). An id taken in another partition raises the key's unique_violation. Only the days before
+-- today and the carried rows are probed for it: today's key refuses a taken id itself, and the days
+-- made ahead hold no workflow yet (their partitions are pruned when the statement starts).
 INSERT INTO {{schema}}.wf_workflows (id, app_id, version, topic, partition, status, data, search, parent_id, parent_activity, parent_dimension,
                                      parent_index, output, finished_at, expire_at)
 SELECT r.id, r.app_id, r.version, r.topic, r.partition, r.status, r.data, r.search, r.parent_id, r.parent_activity, r.parent_dimension, r.parent_index,
@@ -11,4 +13,4 @@ SELECT r.id, r.app_id, r.version, r.topic, r.partition, r.status, r.data, r.sear
        CASE WHEN r.status = 0 AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END
 FROM jsonb_to_recordset($1::jsonb) AS r(id text, app_id text, version text, topic text, partition text, status bigint, data jsonb,
                                         search jsonb, parent_id text, parent_activity text, parent_dimension text, parent_index int, expire int)
-WHERE CASE WHEN EXISTS (SELECT 1 FROM {{schema}}.wf_workflows t WHERE t.id = r.id OFFSET 0) THEN {{schema}}.wf_id_taken(r.id) ELSE true END
+WHERE CASE WHEN EXISTS (SELECT 1 FROM {{schema}}.wf_workflows t WHERE t.id = r.id AND (t.start_day < (now() AT TIME ZONE 'UTC')::date OR t.start_day = 'infinity') OFFSET 0) THEN {{schema}}.wf_id_taken(r.id) ELSE true END
