@@ -194,12 +194,13 @@ async function explainPair(admin: pg.Pool, ops: Record<string, { text: string }>
       text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.claim_batch!.text}`,
       values: ['p', ['default'], [BATCH], 'node-a', 60_000, null, null],
     });
+    // In uuid order, with the attempts in the same order, as the store sends them.
     const { rows } = await client.query<{ id: string; attempts: number }>(
-      `SELECT id, attempts FROM "${schema}".jobs WHERE state = 'running' AND locked_by = 'node-a'`,
+      `SELECT id, attempts FROM "${schema}".jobs WHERE state = 'running' AND locked_by = 'node-a' ORDER BY id`,
     );
     const complete = await client.query({
       text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.complete_batch!.text}`,
-      values: [`{${rows.map((r) => r.id).join(',')}}`, `{${rows.map((r) => `"${r.id}":${r.attempts}`).join(',')}}`, '{}', 'node-a', true],
+      values: [`{${rows.map((r) => r.id).join(',')}}`, `{${rows.map((r) => r.attempts).join(',')}}`, '{}', 'node-a', true],
     });
     const plan = (r: pg.QueryResult) => r.rows.map((x) => x['QUERY PLAN']).join('\n');
     process.stderr.write(

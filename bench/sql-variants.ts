@@ -10,7 +10,8 @@
 //   claim     the variant claims `--batch` (claim_batch's parameters), the store completes them;
 //   claimlag  the same, but each batch is completed only after the next claim, so the claim runs
 //             with a batch of running jobs ahead of it in the queue (as in an engine's drain);
-//   complete  the store claims, the variant completes (complete_batch's parameters).
+//   complete  the store claims, the variant completes (complete_batch's parameters; `--attempts
+//             jsonb` for a variant taking them as an object keyed by id).
 // Variants alternate within a run, in the same minutes. One JSON line each: CPU µs per job of the
 // variant's statements, statements, the jobs table's updates and HOT updates (pg_stat).
 // Variant files are templates as in sql/ops (`{{schema}}`, `{{> fragment}}`).
@@ -28,6 +29,7 @@ const KIND = flag('kind', 'claim');
 const JOBS = Number(flag('jobs', '20000'));
 const BATCH = Number(flag('batch', '300'));
 const RUNS = Number(flag('runs', '3'));
+const ATTEMPTS = flag('attempts', 'array');
 const VARIANTS = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const PG_URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 if (!['claim', 'claimlag', 'complete'].includes(KIND) || VARIANTS.length === 0) {
@@ -80,9 +82,14 @@ async function run(variant: string, admin: pg.Pool): Promise<Record<string, unkn
       if (KIND === 'complete') {
         jobs = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
         if (jobs.length === 0) break;
+        // complete_batch's parameters as the store sends them: the ids in uuid order, the attempts
+        // in the same order (`--attempts jsonb`: an object keyed by id, as before 2026-12-07).
+        const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         const values = [
-          `{${jobs.map((j) => j.id).join(',')}}`,
-          `{${jobs.map((j) => `"${j.id}":${j.attempt}`).join(',')}}`,
+          `{${sorted.map((j) => j.id).join(',')}}`,
+          ATTEMPTS === 'jsonb'
+            ? `{${sorted.map((j) => `"${j.id}":${j.attempt}`).join(',')}}`
+            : `{${sorted.map((j) => j.attempt).join(',')}}`,
           '{}',
           'node-a',
           true,
