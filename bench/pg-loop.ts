@@ -8,9 +8,15 @@
 // (pg_current_wal_lsn before and after: other work's WAL counts too), the load.
 // `--explain` prints EXPLAIN (ANALYZE, BUFFERS, WAL) of one claim and its completion per root,
 // halfway through the first run (in a transaction rolled back).
+// `claimCpuUsPerJob` / `completeCpuUsPerJob`: the backends' CPU while each statement ran, from
+// /proc/<pid>/schedstat (nanoseconds, where stat's ticks are 10 ms), summed per kind, per job.
+// `--statio`: buffers read per job, per relation of the run's schema (pg_statio, enqueue included).
+// `--perf <file>`: `perf record -g` of the loop's backends over the claim/complete loop only
+// (<file>.<run>), for `perf report`.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
 import pg from 'pg';
 
 const args = process.argv.slice(2);
@@ -25,6 +31,8 @@ const ROOTS = flag('roots', resolve(new URL('..', import.meta.url).pathname))
   .split(',')
   .map((r) => resolve(r));
 const EXPLAIN = args.includes('--explain');
+const STATIO = args.includes('--statio');
+const PERF = flag('perf', '');
 const PG_URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TICK_MS = 10; // USER_HZ 100
 
@@ -43,6 +51,19 @@ function cpuMs(pids: number[]): number {
   return total;
 }
 
+/** Nanoseconds the given processes have run on a CPU (/proc/<pid>/schedstat: exact, unlike the ticks of stat). */
+function runNs(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // exited
+    }
+  }
+  return total;
+}
+
 function p10(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return +(s[Math.floor(s.length / 10)] ?? NaN).toFixed(1);
@@ -53,12 +74,13 @@ function lsnBytes(lsn: string): bigint {
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
 
-async function run(root: string, admin: pg.Pool, explain: boolean): Promise<Record<string, unknown>> {
+async function run(root: string, admin: pg.Pool, explain: boolean, r: number): Promise<Record<string, unknown>> {
   const { JobStore, loadOps } = await import(pathToFileURL(join(root, 'packages', 'postgres', 'dist', 'index.js')).href);
   const app = `pgloop_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const schema = app;
   const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${app}`;
   const store = await JobStore.open({ postgres: { connectionString: url, max: 4 }, schema });
+  let closed = false;
   try {
     await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 32 }]);
     for (let i = 0; i < JOBS; i += 1000) {
@@ -87,20 +109,31 @@ async function run(root: string, admin: pg.Pool, explain: boolean): Promise<Reco
     // machine left them alone (the totals take in every stall).
     const claimUs: number[] = [];
     const completeUs: number[] = [];
+    let claimNs = 0;
+    let completeNs = 0;
     let done = 0;
     let explained = !explain;
+    // `--perf <file>`: perf record of the loop's own backends, the claim/complete loop only.
+    const perf = PERF
+      ? spawn('perf', ['record', '-F', '4999', '-g', '-o', `${PERF}.${r}`, '-p', pids.join(',')], { stdio: 'ignore' })
+      : undefined;
+    if (perf) await new Promise((res) => setTimeout(res, 300));
     const cpu0 = cpuMs(pids);
     const t0 = performance.now();
     for (;;) {
       let t = performance.now();
+      let ns = runNs(pids);
       const claimed: { id: string; attempt: number }[] = await store.claim(claimReq);
       claimMs += performance.now() - t;
+      claimNs += runNs(pids) - ns;
       if (claimed.length === 0) break;
       claimUs.push(((performance.now() - t) * 1000) / claimed.length);
       const items = claimed.map((c) => ({ id: c.id, attempt: c.attempt, result: null }));
       t = performance.now();
+      ns = runNs(pids);
       await store.complete('node-a', items);
       completeMs += performance.now() - t;
+      completeNs += runNs(pids) - ns;
       completeUs.push(((performance.now() - t) * 1000) / claimed.length);
       done += claimed.length;
       if (!explained && done >= JOBS / 2) {
@@ -110,8 +143,27 @@ async function run(root: string, admin: pg.Pool, explain: boolean): Promise<Reco
     }
     const wall = performance.now() - t0;
     const cpu = cpuMs(pids) - cpu0;
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((res) => perf.on('exit', res));
+    }
     const [{ lsn: lsn1 }] = (await admin.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows;
+    // Buffers each relation's pages were read through, per job: the store's backends report their
+    // counters when they exit, so the store is closed first (the enqueue and VACUUM count too).
+    let statio: Record<string, number> | undefined;
+    if (STATIO) {
+      closed = true;
+      await store.close();
+      await new Promise((r) => setTimeout(r, 500));
+      const { rows } = await admin.query<{ rel: string; blks: string }>(
+        `SELECT indexrelname AS rel, idx_blks_hit + idx_blks_read AS blks FROM pg_statio_user_indexes WHERE schemaname = $1
+         UNION ALL SELECT relname, heap_blks_hit + heap_blks_read FROM pg_statio_user_tables WHERE schemaname = $1`,
+        [schema],
+      );
+      statio = Object.fromEntries(rows.filter((r) => Number(r.blks) > 0).map((r) => [r.rel, +(Number(r.blks) / done).toFixed(2)]));
+    }
     return {
+      ...(statio ? { buffersPerJob: statio } : {}),
       root,
       jobs: done,
       wallMs: Math.round(wall),
@@ -120,11 +172,15 @@ async function run(root: string, admin: pg.Pool, explain: boolean): Promise<Reco
       claimUsP10: p10(claimUs),
       completeUsP10: p10(completeUs),
       ownBackendsCpuMsPer1k: +((cpu * 1000) / done).toFixed(1),
+      // The backends' CPU while each statement ran (schedstat), per job: what claim and
+      // completion each cost Postgres, apart.
+      claimCpuUsPerJob: +(claimNs / 1000 / done).toFixed(2),
+      completeCpuUsPerJob: +(completeNs / 1000 / done).toFixed(2),
       walBytesPerJob: Number(((lsnBytes(lsn1) - lsnBytes(lsn0)) / BigInt(done)).toString()),
       backends: pids.length,
     };
   } finally {
-    await store.close();
+    if (!closed) await store.close();
     await admin.query(`DROP SCHEMA "${schema}" CASCADE`);
   }
 }
@@ -138,12 +194,13 @@ async function explainPair(admin: pg.Pool, ops: Record<string, { text: string }>
       text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.claim_batch!.text}`,
       values: ['p', ['default'], [BATCH], 'node-a', 60_000, null, null],
     });
+    // In uuid order, with the attempts in the same order, as the store sends them.
     const { rows } = await client.query<{ id: string; attempts: number }>(
-      `SELECT id, attempts FROM "${schema}".jobs WHERE state = 'running' AND locked_by = 'node-a'`,
+      `SELECT id, attempts FROM "${schema}".jobs WHERE state = 'running' AND locked_by = 'node-a' ORDER BY id`,
     );
     const complete = await client.query({
       text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.complete_batch!.text}`,
-      values: [`{${rows.map((r) => r.id).join(',')}}`, `{${rows.map((r) => `"${r.id}":${r.attempts}`).join(',')}}`, '{}', 'node-a', true],
+      values: [`{${rows.map((r) => r.id).join(',')}}`, `{${rows.map((r) => r.attempts).join(',')}}`, '{}', 'node-a', true],
     });
     const plan = (r: pg.QueryResult) => r.rows.map((x) => x['QUERY PLAN']).join('\n');
     process.stderr.write(
@@ -160,7 +217,7 @@ try {
   for (let r = 0; r < RUNS; r++) {
     for (const root of ROOTS) {
       const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
-      console.log(JSON.stringify({ run: r, load, ...(await run(root, admin, EXPLAIN && r === 0)) }));
+      console.log(JSON.stringify({ run: r, load, ...(await run(root, admin, EXPLAIN && r === 0, r)) }));
     }
   }
 } finally {

@@ -65,7 +65,8 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
       [
         'complete_batch',
         ops.complete_batch.text,
-        [`{${ids.join(',')}}`, `{${ids.map((id) => `"${id}":1`).join(',')}}`, '{}', 'node-1', true],
+        // The ids sorted, as the store sends them, with their attempts in the same order.
+        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', true],
       ],
       ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
       [
@@ -135,11 +136,11 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
   }
 });
 
-// The store runs complete_batch with a generic plan. Its attempts and results objects must be
-// parsed once per statement however their parameters are typed: a `$2::jsonb` on a parameter typed
-// text is a cast the generic plan evaluates per row (the whole object, on every row: 6 s for 1,300
+// The store runs complete_batch with a generic plan. Its ids, attempts and results must be parsed
+// once per statement however their parameters are typed: a `$3::jsonb` on a parameter typed text
+// is a cast the generic plan evaluates per row (the whole object, on every row: 6 s for 1,300
 // rows), so they go through scalar subqueries, evaluated once.
-test('complete_batch parses its jsonb objects once per statement in a generic plan, even from text parameters', async (t) => {
+test('complete_batch parses its ids, attempts and results once per statement in a generic plan, even from text parameters', async (t) => {
   const db = await freshSchema('plans_json');
   const store = await JobStore.open({ postgres: db.url, schema: db.schema });
   const client = await db.pool.connect();
@@ -154,12 +155,15 @@ test('complete_batch parses its jsonb objects once per statement in a generic pl
     const plan = explained.rows.map((r) => r['QUERY PLAN']);
     // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb
     // may appear only in the InitPlans that compute them (Output lines of a Result).
-    const perRow = plan.filter((line) => /::jsonb/.test(line) && !/^\s*Output: \(\$\d+\)::jsonb$/.test(line) && /\$[23]\b/.test(line));
+    const casts = /::(jsonb|integer\[\]|uuid\[\])/;
+    const inInitPlan = /^\s*Output: \(\$\d+\)::(jsonb|integer\[\]|uuid\[\])$/;
+    const perRow = plan.filter((line) => casts.test(line) && !inInitPlan.test(line) && /\$[123]\b/.test(line));
     t.deepEqual(perRow, [], plan.join('\n'));
-    t.true(
-      plan.some((l) => /^\s*Output: \(\$\d+\)::jsonb$/.test(l)),
-      'the objects are parsed in InitPlans',
-    );
+    for (const type of ['jsonb', 'integer[]', 'uuid[]'])
+      t.true(
+        plan.some((l) => l.trim() === `Output: ($${type === 'jsonb' ? 3 : type === 'integer[]' ? 2 : 1})::${type}`),
+        `${type} is parsed in an InitPlan`,
+      );
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);
     client.release();

@@ -103,6 +103,31 @@ withStore('a completion batch mixing held, stale and foreign attempts accepts ex
   t.is((await store.getJob(held2!.id))?.state, 'completed');
 });
 
+// The completion finds each row's attempt by a binary search of the ids it sends sorted: a batch
+// in any order, its ids in either case, must still match each job with its own attempt.
+withStore(
+  'a large completion batch in any order, ids in either case, completes exactly the jobs at their attempt',
+  async (t, { store }) => {
+    await store.enqueue(Array.from({ length: 300 }, (_, n) => ({ partition: 'p', type: 'x', payload: { n } })));
+    const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: 300 }] });
+    t.is(claimed.length, 300);
+    const shuffled = [...claimed].sort(() => Math.random() - 0.5);
+    const stale = new Set(shuffled.filter((_, i) => i % 7 === 0).map((j) => j.id));
+    const items = (jobs: typeof claimed, form: (id: string) => string) =>
+      jobs.map((j) => ({ id: form(j.id), attempt: stale.has(j.id) ? j.attempt + 1 : j.attempt, result: null }));
+    // As claimed, and in upper case: both sent as a binary array, sorted as text.
+    await store.complete(
+      'node-a',
+      items(shuffled.slice(0, 150), (id) => id),
+    );
+    await store.complete(
+      'node-a',
+      items(shuffled.slice(150), (id) => id.toUpperCase()),
+    );
+    for (const j of shuffled) t.is((await store.getJob(j.id))?.state, stale.has(j.id) ? 'running' : 'completed', j.id);
+  },
+);
+
 withStore('claims respect priority, run_at, queue and limit', async (t, { store }) => {
   const low = await store.enqueueOne({ partition: 'p', type: 'x', priority: 5 });
   const high = await store.enqueueOne({ partition: 'p', type: 'x', priority: -5 });

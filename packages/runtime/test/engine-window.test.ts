@@ -70,6 +70,27 @@ test('a busy queue claims in batches: not until a quarter of its window is free,
   t.deepEqual([...w.plan(clock.now, none, false)!], [['q', 6]]);
 });
 
+test('a busy queue with a deep buffer claims once half its prefetch is left on hand, not at a quarter of its window', (t) => {
+  const clock = new FakeClock();
+  // Window 4 + 40: a quarter is 11 free, half the prefetch 20 jobs buffered or being claimed.
+  const w = new ClaimWindow({ q: { concurrency: 4 } }, { prefetch: 40, maxPrefetch: 50 }, clock.now);
+  const q = w.queues.get('q')!;
+  run(w, 'q', 4);
+  for (let i = 0; i < 29; i++) q.buffer.push(job());
+  // 11 free, 29 on hand: a claim of 11 would go while two round trips' worth are still buffered.
+  t.is(w.plan(clock.now, none, false), undefined);
+  q.buffer.splice(0, 8);
+  t.is(w.plan(clock.now, none, false), undefined, '19 free, 21 on hand');
+  q.buffer.splice(0, 1);
+  t.deepEqual([...w.plan(clock.now, none, false)!], [['q', 20]]);
+  // A claim in flight counts as on hand: no second claim until the buffer drains again.
+  w.started(new Map([['q', 20]]), clock.now);
+  q.buffer.splice(0, 12);
+  t.is(w.plan(clock.now, none, false), undefined, '12 free, 28 on hand');
+  // The poll still claims whatever is free.
+  t.deepEqual([...w.plan(clock.now, none, true)!], [['q', 12]]);
+});
+
 test('without a likely backlog, only an idle queue or the poll starts a claim', (t) => {
   const { clock, w } = windowOf({ busy: { concurrency: 4 }, idle: { concurrency: 4 } });
   const asked = w.plan(clock.now, none, false)!;

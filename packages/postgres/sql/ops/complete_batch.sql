@@ -24,11 +24,14 @@
 -- $5 false leaves every key to the caller (the engine settles them off its serial writer, with
 -- settle_execution_keys, so the next completion statement does not wait for this key work).
 --
--- The rows are found by a primary-key probe per id in every plan, and each row's attempt ($2:
--- id -> attempt) and result ($3: id -> result, only the non-null ones) are looked up in jsonb
--- objects, parsed once per statement: through scalar subqueries, so that a generic plan (the
--- store runs this one generic) parses them once even where the parameters arrive typed text
--- (a per-row text -> jsonb cast of the whole object took 6 s for 1,300 rows). A join with the batch left the way into jobs to the
+-- The rows are found by a primary-key probe per id in every plan. $1 comes sorted (uuid order),
+-- with $2 the attempts in the same order: each row's attempt is found by a binary search of $1
+-- (width_bucket, ~10 comparisons), which cost less than a jsonb object keyed by id (parsing it
+-- and a text form of each row's id: 6.1 -> 5.5 CPU us per job at batches of 800). Its result ($3:
+-- id -> result, only the non-null ones, usually none) is looked up in a jsonb object. Each is
+-- parsed once per statement, through scalar subqueries, so that a generic plan (the store runs
+-- this one generic) parses them once even where the parameters arrive typed text (a per-row text
+-- -> jsonb cast of the whole object took 6 s for 1,300 rows). A join with the batch left the way into jobs to the
 -- estimates: with statistics taken while jobs was empty (reltuples 0, so it counts as one row
 -- however many it holds, as after the bench's VACUUM ANALYZE between drains) the plan hashed jobs
 -- against the batch, reading every live row of the node through jobs_running_idx, or all of
@@ -40,7 +43,7 @@ WITH done AS (
   DELETE FROM {{schema}}.jobs j
   WHERE j.id = ANY((SELECT $1::uuid[])::uuid[])
     AND coalesce(j.state = 'running' AND j.locked_by = $4, false)
-    AND j.attempts = ((SELECT $2::jsonb) ->> j.id::text)::integer
+    AND j.attempts = (SELECT $2::integer[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
   RETURNING j.*, coalesce((SELECT $3::jsonb) -> j.id::text, 'null'::jsonb) AS result
 ), recorded AS (
   INSERT INTO {{schema}}.jobs_history

@@ -3,6 +3,7 @@ import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import { columnIndexes } from '../ops.js';
+import { uuidArray } from '../binary.js';
 import type { Tx } from '../store.js';
 import { settleKeys, settleStaleKeys } from './keys.js';
 
@@ -68,13 +69,12 @@ export async function complete(
 ): Promise<Recorded> {
   const refused = new Map<string, string>();
   if (items.length === 0) return recorded([], refused);
-  // The hottest write: the ids go as an array literal, the attempts and results as JSON objects
-  // keyed by id (see complete_batch), all built here as text the driver passes through. Ids (uuids
-  // from a claim) and attempts need no quoting; a result is already JSON text, and most jobs return
-  // nothing, which is left out of the object (stored as JSON null).
-  const ids: string[] = [];
-  const attempts: string[] = [];
-  const results: string[] = [];
+  // The hottest write: the ids go sorted in uuid order, as a binary uuid[] (parsing them as text
+  // was a tenth of the statement's CPU; see binary.ts), the attempts as an integer[] in the same
+  // order (the statement finds each row's by a binary search of the ids), the results as a JSON
+  // object keyed by id, built here as text the driver passes through. A result is already JSON
+  // text, and most jobs return nothing, which is left out of the object (stored as JSON null).
+  const sent: { id: string; key: string; attempt: number; result: string }[] = [];
   for (const c of items) {
     let json: string | undefined;
     if (c.json !== undefined) json = c.json;
@@ -86,25 +86,44 @@ export async function complete(
         continue;
       }
     }
-    ids.push(c.id);
-    attempts.push(`"${c.id}":${c.attempt}`);
-    results.push(json === undefined || json === 'null' ? '' : `"${c.id}":${json}`);
+    sent.push({
+      id: c.id,
+      key: c.id.toLowerCase(),
+      attempt: c.attempt,
+      result: json === undefined || json === 'null' ? '' : `"${c.id}":${json}`,
+    });
   }
+  // Canonical ids (8-4-4-4-12, as claims return them) sort as text in uuid order, their dashes
+  // being in the same places. Any other form Postgres reads as a uuid is sorted by its hex digits
+  // alone and sent as text. A stable sort: of an id sent twice, the last attempt counts, as
+  // width_bucket finds the last of equal ids.
+  const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  sent.sort(byKey);
+  const binary = uuidArray(sent.map((e) => e.id));
+  if (!binary) {
+    for (const e of sent) e.key = e.key.replace(/[^0-9a-f]/g, '');
+    sent.sort(byKey);
+  }
+  const ids = sent.map((e) => e.id);
   // Outside a transaction it runs on the pool of cached generic plans: planned afresh (the other
   // pool's custom plans) it spent a tenth of its time planning, mostly copying the batch's ids and
   // objects, inlined as constants, through the planner's passes. Its generic plan knows no batch
   // size either way (the ids come through a scalar subquery, see complete_batch).
-  const write = (lo: number, hi: number) =>
-    op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
-      `{${ids.slice(lo, hi).join(',')}}`,
-      `{${attempts.slice(lo, hi).join(',')}}`,
-      `{${results
-        .slice(lo, hi)
+  const write = (lo: number, hi: number) => {
+    const part = sent.slice(lo, hi);
+    const idsParam =
+      binary && lo === 0 && hi === sent.length ? binary : binary ? uuidArray(ids.slice(lo, hi))! : `{${ids.slice(lo, hi).join(',')}}`;
+    return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
+      idsParam,
+      `{${part.map((e) => e.attempt).join(',')}}`,
+      `{${part
+        .map((e) => e.result)
         .filter((r) => r !== '')
         .join(',')}}`,
       nodeId,
       !options.keysLater,
     ]);
+  };
   const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);
   // The statement answers with the ids it did not complete (not this node's attempt), and with the
   // keys its jobs held that it could not settle (an enqueue of the key raced it), to settle again

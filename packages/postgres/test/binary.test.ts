@@ -1,0 +1,64 @@
+import test from 'ava';
+import { randomUUID } from 'node:crypto';
+import { JobStore } from '@partita/postgres';
+import { uuidv7 } from '@partita/core';
+import { uuidArray } from '../src/binary.js';
+import { freshSchema } from '../../../test/helpers/index.js';
+
+// The completion sends its ids as a binary uuid[]: Postgres must read back exactly the ids given,
+// and anything not in the canonical form goes as text, to be parsed (or refused) as before.
+
+test('a binary uuid[] reads back in Postgres as the same ids, in order, either case', async (t) => {
+  const db = await freshSchema('binary');
+  try {
+    const ids = [
+      ...Array.from({ length: 500 }, () => uuidv7()),
+      ...Array.from({ length: 20 }, () => randomUUID().toUpperCase()),
+      '00000000-0000-0000-0000-000000000000',
+      'ffffffff-ffff-ffff-ffff-ffffffffffff',
+      '0123ABCD-4567-89ab-CDEF-0123456789aB',
+    ];
+    for (const batch of [ids, ids.slice(0, 1), []]) {
+      const param = uuidArray(batch);
+      t.truthy(param);
+      const { rows } = await db.pool.query<{ ids: string[] }>('SELECT $1::uuid[]::text[] AS ids', [param]);
+      t.deepEqual(
+        rows[0]!.ids,
+        batch.map((id) => id.toLowerCase()),
+      );
+    }
+  } finally {
+    await db.drop();
+  }
+});
+
+test('ids not in the canonical form are not encoded: the caller sends them as text', (t) => {
+  const good = uuidv7();
+  for (const bad of [
+    good.replaceAll('-', ''),
+    `{${good}}`,
+    good.slice(0, 35),
+    `${good.slice(0, 35)}g`,
+    `${good.slice(0, 8)}_${good.slice(9)}`,
+    `${good.slice(0, 10)}é${good.slice(11)}`,
+  ])
+    t.is(uuidArray([good, bad]), undefined, bad);
+});
+
+test('complete: an id that is not a uuid is refused as before; the rest of the batch completes', async (t) => {
+  const db = await freshSchema('binary');
+  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+  try {
+    await store.registerQueues('n', [{ partition: 'p', queue: 'default', concurrency: 4 }]);
+    await store.enqueue(Array.from({ length: 3 }, (_, i) => ({ partition: 'p', type: 't', payload: { i } })));
+    const claimed = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: 3 }] });
+    const items = [...claimed.map((j) => ({ id: j.id, attempt: j.attempt, result: null })), { id: 'not-a-uuid', attempt: 1, result: null }];
+    const accepted = await store.complete('n', items);
+    t.deepEqual([...accepted].sort(), claimed.map((j) => j.id).sort());
+    t.deepEqual([...accepted.refused.keys()], ['not-a-uuid']);
+    for (const j of claimed) t.is((await store.getJob(j.id))?.state, 'completed');
+  } finally {
+    await store.close();
+    await db.drop();
+  }
+});
