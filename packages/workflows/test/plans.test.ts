@@ -10,11 +10,9 @@
 import test from 'ava';
 import { silentLogger } from '@partita/core';
 import type pg from 'pg';
-import { GENERIC_PLAN_SETTINGS, JobStore, loadOps } from '@partita/postgres';
-import { startNode } from '@partita/runtime';
-import { freshSchema, natsUrl, tempDataDir } from '../../../test/helpers/index.js';
-import { workflowsPlugin } from '../src/index.js';
+import { GENERIC_PLAN_SETTINGS, loadOps } from '@partita/postgres';
 import { wfOps } from '../src/db.js';
+import { workflowNode } from './helpers.js';
 
 interface PlanNode {
   'Node Type': string;
@@ -54,23 +52,8 @@ async function genericPlan(client: pg.PoolClient, text: string): Promise<PlanNod
 }
 
 test('every statement of a transition reaches the growing tables by key in a generic plan made under any statistics', async (t) => {
-  const db = await freshSchema('wf_plans');
-  t.teardown(() => db.drop());
-  // The node creates the schema (jobs, workflows, flows) and the day partitions, then goes.
-  const node = await startNode({
-    postgres: db.url,
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-    dataDir: tempDataDir(db.schema),
-    persister: 'postgres',
-    partitions: { default: { queues: { default: { concurrency: 1 } } } },
-    plugins: [workflowsPlugin()],
-    logger: silentLogger(),
-  });
-  await node.stop();
-  const store = await JobStore.open({ postgres: db.url, schema: db.schema, migrate: false });
-  t.teardown(() => store.close());
+  // The node creates the schema (jobs, workflows) and the day partitions; idle, it adds no rows to explain against.
+  const { db } = await workflowNode(t, 'wf_plans', { concurrency: 1, logger: silentLogger() });
   // The statements marked `-- plan: generic`, the job store's and the workflows': those a transition plans generically.
   const ops = Object.fromEntries(Object.entries({ ...loadOps(db.schema), ...wfOps(db.schema) }).filter(([, s]) => s.generic));
   t.deepEqual(
