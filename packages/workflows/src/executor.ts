@@ -422,10 +422,9 @@ export function conditionHolds(c: CompiledCondition | undefined, ctx: MappingCon
 }
 
 /**
- * How transition_write writes a record: `u` stored (a plain update), `i` not
- * stored (a plain insert), undefined not known (an upsert). An upsert's speculative insertion costs
- * an index probe and a WAL record more than either (a lock record before an update, a confirmation
- * after an insert), twice per worker step.
+ * What transition_write knows of a record: `i` not stored (a plain insert: an upsert's speculative
+ * insertion costs a confirmation WAL record more), `u` stored, undefined not known (both upserted:
+ * the statement's generic plan must reach them by key, see transition_write.sql).
  */
 type RecordMode = 'u' | 'i';
 

@@ -91,8 +91,9 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
       const b = bound;
       for (;;) {
         const effects = newEffects();
-        const n = await b.ctx.store.withTransaction((tx) =>
-          stopFanOutChildren({ db: txDb(tx, b.ops), versions: b.versions, logger: b.logger, effects }, p),
+        const n = await b.ctx.store.withTransaction(
+          (tx) => stopFanOutChildren({ db: txDb(tx, b.ops), versions: b.versions, logger: b.logger, effects }, p),
+          { genericPlans: true },
         );
         await afterTransaction(b.ctx.client, b.logger, effects);
         if (n < STOP_CHILDREN_BATCH) return { stopped: true };
@@ -110,9 +111,10 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         // job is of any type its graph names), so only those come here; every other job the node runs
         // keeps the plain write.
         name: STEP_CONTINUATION,
-        // Its statements marked `-- plan: generic` (steps_lock, steps_take, the outcomes', the leased
-        // follow-ups') plan once per connection: planning them at each execution cost more than running
-        // them (test/plans.test.ts holds each to reaching its rows by key). The others as always.
+        // Its statements marked `-- plan: generic` (steps_lock, steps_take, transition_write, the
+        // outcomes', the leased follow-ups') plan once per connection: planning them at each execution
+        // cost more than running them (test/plans.test.ts holds each to reaching its rows by key). The
+        // others as always.
         genericPlans: true,
         // The steps' lock and take go out behind the outcomes' statements, in their round trip.
         prepare: (tx, jobs) => (bound ? takeStepsAhead(txDb(tx, bound.ops), jobs) : undefined),

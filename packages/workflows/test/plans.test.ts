@@ -57,7 +57,9 @@ test('every statement of a transition reaches the growing tables by key in a gen
   // The statements marked `-- plan: generic`, the job store's and the workflows': those a transition plans generically.
   const ops = Object.fromEntries(Object.entries({ ...loadOps(db.schema), ...wfOps(db.schema) }).filter(([, s]) => s.generic));
   t.deepEqual(
-    ['complete_batch', 'fail_batch', 'enqueue_leased', 'steps_lock', 'steps_take', 'workflows_insert'].filter((op) => !(op in ops)),
+    ['complete_batch', 'fail_batch', 'enqueue_leased', 'steps_lock', 'steps_take', 'transition_write', 'workflows_insert'].filter(
+      (op) => !(op in ops),
+    ),
     [],
     'the statements of every step transition and pub are marked',
   );

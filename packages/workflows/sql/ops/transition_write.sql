@@ -1,3 +1,4 @@
+-- plan: generic
 -- What a transaction's transitions staged, written in one statement: every activity record changed
 -- ($1, a JSON array), the data and semaphore of every workflow moved ($2, a JSON array), the first
 -- records of workflows this transaction started ($3), and the outputs of fan-out children that ended
@@ -12,8 +13,11 @@
 -- a workflow that finishes is updated in place with its records.
 --
 -- Activity records (a key left out is its default: attempts 0, errors [], entered 0, the rest NULL;
--- `mode`: 'u' known stored, a plain update; 'i' known not stored, a plain insert; absent, an upsert.
--- A record marked 'u' that is not there after all is upserted, never lost):
+-- `mode`: 'i' known not stored, a plain insert; 'u' known stored, and absent, an upsert. A plain
+-- UPDATE joined to the staged records would be cheaper by a lock record each, but the statement runs
+-- with a generic plan (`plan: generic`, test/plans.test.ts), and made under an empty table's statistics
+-- that join read a whole index per record; the upsert's conflict check is a key probe whatever the
+-- plan. A record marked 'u' that is not there after all is inserted, never lost):
 -- `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. First records
 -- ($3) cannot exist yet: a plain insert, without the conflict check (a fan-out writes thousands).
@@ -38,17 +42,6 @@ WITH staged_workflows AS (
                               mode, day, ord)
     ORDER BY ord
   ) o
-), updated AS (
-  -- One key probe per record (a staged row is estimated at one row, so a nested loop); no id list
-  -- as for the workflows below: with one, each probe walked the whole list (quadratic in the batch).
-  UPDATE {{schema}}.wf_activities AS a
-  SET state = r.state, job_id = r.job_id, input = r.input, output = r.output, hook = r.hook, attempts = coalesce(r.attempts, 0),
-      errors = coalesce(r.errors, '[]'), children_open = r.children_open, finished_at = CASE WHEN r.state = 'done' THEN now() END,
-      entered = a.entered + coalesce(r.entered, 0)
-  FROM staged r
-  WHERE r.mode = 'u'
-    AND a.start_day = r.start_day AND a.workflow_id = r.workflow_id AND a.activity = r.activity AND a.dimension = r.dimension
-  RETURNING a.workflow_id, a.activity, a.dimension
 ), inserted AS (
   INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
                                         entered, seq, finished_at, start_day)
@@ -62,8 +55,7 @@ WITH staged_workflows AS (
          r.children_open, coalesce(r.entered, 0), coalesce(r.seq, nextval('{{schema}}.wf_activities_seq')), CASE WHEN r.state = 'done' THEN now() END,
          r.start_day
   FROM staged r
-  WHERE r.mode IS NULL
-     OR r.mode = 'u' AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.workflow_id = r.workflow_id AND u.activity = r.activity AND u.dimension = r.dimension)
+  WHERE r.mode IS NULL OR r.mode = 'u'
   ORDER BY r.ord
   ON CONFLICT (workflow_id, activity, dimension, start_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
@@ -85,12 +77,13 @@ WITH staged_workflows AS (
       finished_at = CASE WHEN r.status = 0 OR r.ended THEN now() ELSE w.finished_at END,
       expire_at = CASE WHEN r.ended THEN r.expire_at ELSE coalesce(r.expire_at, w.expire_at) END
   FROM staged_workflows r
-  -- The semi-join on the ids makes it an index lookup per workflow: joined alone, the planner, which
+  -- The id list makes it an index lookup per workflow and partition: joined alone, the planner, which
   -- expects 100 rows of any JSON array, reads the whole partition (every workflow of the day) instead.
-  -- Not `w.id = ANY (ARRAY(SELECT ...))`: on a day's partition still small (its first hours, or a
-  -- quiet deployment) that was planned as a sequential read with the list as a filter, each row
-  -- compared with every id of the batch (700 workflows on a day of 2,100: 21-26 ms, 7-9 as a semi-join).
-  WHERE w.start_day = r.start_day AND w.id IN (SELECT id FROM staged_workflows) AND w.id = r.id
+  -- In a generic plan (enable_seqscan off) the list stays an index condition; a semi-join on the ids
+  -- read each day's whole index in one made before the tables were analyzed. (With custom plans on a
+  -- day's partition still small, the list was planned as a sequential read with the list as a filter:
+  -- 700 workflows on a day of 2,100, 21-26 ms against 7-9 as a semi-join.)
+  WHERE w.start_day = r.start_day AND w.id = ANY (ARRAY(SELECT id FROM staged_workflows)) AND w.id = r.id
 ), fanin AS (
   INSERT INTO {{schema}}.wf_fanin (workflow_id, activity, dimension, idx, child_id, output)
   SELECT r.workflow_id, r.activity, r.dimension, r.idx, r.child_id, r.output
