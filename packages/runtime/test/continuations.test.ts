@@ -1,4 +1,6 @@
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { loadOpsFrom } from '@partita/postgres';
 import { defineJob, definePlugin, type FinishedJob } from '@partita/runtime';
 import { cluster, until } from './helpers.js';
 
@@ -288,6 +290,52 @@ test('a plugin attaches a continuation by predicate: types it learns while the n
     followed.add('gamma');
     await runAll(2);
     t.deepEqual(await byType(), { alpha: 10, gamma: 5 }, 'a type added while the node runs is followed from its next outcomes');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a batch whose continuations all ask for generic plans runs their marked statements generically; a continuation that does not ask keeps the connection’s plans', async (t) => {
+  const c = await cluster('cont_plans');
+  try {
+    // A statement marked `-- plan: generic` that reads back how it was planned.
+    const ops = loadOpsFrom<'marked'>(
+      fileURLToPath(new URL('../../postgres/test/fixtures/plan-ops/', import.meta.url)),
+      c.db.schema,
+      'test',
+    );
+    const seen: { continuation: string; mode: string; seqscan: string }[] = [];
+    const probe =
+      (name: string) => async (tx: { client: { query: (q: object) => Promise<{ rows: { mode: string; seqscan: string }[] }> } }) => {
+        const { rows } = await tx.client.query({ ...ops.marked, values: [1] });
+        seen.push({ continuation: name, mode: rows[0]!.mode, seqscan: rows[0]!.seqscan });
+      };
+    const node = await c.start({
+      partitions: oneQueue,
+      jobs: [defineJob({ type: 'g', perform: () => null }), defineJob({ type: 'c', perform: () => null, continuation: probe('custom') })],
+      engine,
+      continuations: [{ name: 'generic', types: ['g'], genericPlans: true, run: probe('generic') }],
+    });
+    const finished = async (n: number) =>
+      until(
+        'the jobs finished',
+        async () => Number((await c.db.pool.query(`SELECT count(*) AS n FROM "${c.db.schema}".jobs_history`)).rows[0].n) === n,
+        30_000,
+      );
+    await node.client.enqueueMany(
+      'p',
+      Array.from({ length: 20 }, () => ({ type: 'g' })),
+    );
+    await finished(20);
+    t.true(seen.length > 0);
+    t.deepEqual([...new Set(seen.map((s) => `${s.continuation} ${s.mode} ${s.seqscan}`))], ['generic force_generic_plan off']);
+    seen.length = 0;
+    await node.client.enqueueMany(
+      'p',
+      Array.from({ length: 20 }, () => ({ type: 'c' })),
+    );
+    await finished(40);
+    t.deepEqual([...new Set(seen.map((s) => `${s.continuation} ${s.mode} ${s.seqscan}`))], ['custom force_custom_plan on']);
   } finally {
     await c.close();
   }
