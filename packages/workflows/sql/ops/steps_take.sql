@@ -6,19 +6,10 @@
 -- Of each workflow, the records of its steps' passes and the first ('') only, in start order, read by
 -- key in the partition the step's record names (lateral, as in steps_lock).
 WITH steps AS (
-  -- One probe per job, as in steps_lock; each workflow with its steps' passes (an array: a list of
-  -- every pass of the batch, read by a subquery, was costed once per workflow).
-  SELECT coalesce(a.workflow_id, b.workflow_id) AS workflow_id, coalesce(a.start_day, b.start_day) AS start_day,
-         array_agg(coalesce(a.dimension, b.dimension)) AS dimensions
-  FROM unnest($1::text[]) AS j(id)
-  LEFT JOIN LATERAL (
-    SELECT workflow_id, dimension, start_day FROM {{schema}}.wf_activities WHERE job_id = j.id AND start_day = (now() AT TIME ZONE 'UTC')::date OFFSET 0
-  ) a ON true
-  LEFT JOIN LATERAL (
-    SELECT workflow_id, dimension, start_day FROM {{schema}}.wf_activities
-    WHERE a.workflow_id IS NULL AND job_id = j.id AND (start_day < (now() AT TIME ZONE 'UTC')::date OR start_day = 'infinity') OFFSET 0
-  ) b ON true
-  WHERE coalesce(a.workflow_id, b.workflow_id) IS NOT NULL
+  -- Each workflow with its steps' passes (an array: a list of every pass of the batch, read by a
+  -- subquery, was costed once per workflow); its steps found as steps_lock finds them.
+  SELECT r.workflow_id, r.start_day, array_agg(r.dimension) AS dimensions
+  FROM {{> step_records}} r
   GROUP BY 1, 2
 )
 SELECT a.workflow_id, a.activity, a.dimension, a.type, a.state, a.job_id, a.input, a.output, a.hook, a.attempts, a.errors, a.children_open
