@@ -100,7 +100,7 @@ export function continuationsByType(
   const byType = new Map<string, NamedContinuation[]>();
   for (const [type, def] of definitions)
     if (def.continuation) byType.set(type, [{ name: `${type}.continuation`, run: (tx, jobs) => def.continuation!(tx, jobs) }]);
-  const chosen: (NamedContinuation & { types: (type: string) => boolean })[] = [];
+  const chosen: { named: NamedContinuation; types: (type: string) => boolean }[] = [];
   // One object per name: the marked jobs of a batch reach their continuation in one call, whatever their types.
   const byName = new Map<string, NamedContinuation>();
   for (const c of plugins) {
@@ -108,7 +108,7 @@ export function continuationsByType(
     const named: NamedContinuation = { name: c.name, run: c.run, prepare: c.prepare, genericPlans: c.genericPlans };
     if (!byName.has(c.name)) byName.set(c.name, named);
     if (types === undefined) continue;
-    if (typeof types === 'function') chosen.push({ ...named, types });
+    if (typeof types === 'function') chosen.push({ named, types });
     else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), named]);
   }
   const marks = [...byName.keys()];
@@ -128,7 +128,7 @@ export function continuationsByType(
       if (known !== undefined && known.accepted === accepted) return known.list;
       let list: NamedContinuation[] | undefined = byType.get(type);
       chosen.forEach((c, i) => {
-        if (accepted[i] === '1') list = [...(list ?? []), { name: c.name, run: c.run, prepare: c.prepare, genericPlans: c.genericPlans }];
+        if (accepted[i] === '1') list = [...(list ?? []), c.named];
       });
       memo.set(type, { accepted, list });
       return list;
