@@ -357,8 +357,8 @@ export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_bu
 type Keyed = { id: string; partition: string; execution_key: string | null };
 
 /**
- * ids as an array literal; attempts and results as JSON objects keyed by id, results only where not
- * null (see JobStore.complete). Rows (as arrays) of `not_done`, `partition`, `execution_key`: with
+ * ids sorted, as a binary uuid[] (or an array literal), attempts as an integer array literal in the
+ * same order, results as a JSON object keyed by id, only where not null (see jobs/outcomes.ts). Rows (as arrays) of `not_done`, `partition`, `execution_key`: with
  * `not_done`, an id sent that was not completed (every other id was); without, a key its completion
  * could not settle (to settle again).
  */

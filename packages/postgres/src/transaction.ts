@@ -58,7 +58,6 @@ export async function inTransaction<T>(
   // else) emits 'error' on the checked-out client; unheard, that is an uncaught exception that ends
   // the process. Heard here, the next statement rejects and the transaction fails as any other.
   const onError = (err: Error) => (broken = err);
-  let unmark: (() => void) | undefined;
   client.on('error', onError);
   // BEGIN goes on the wire together with the transaction's first statement (pg's pipeline mode, on
   // this connection only while the transaction runs): waiting for its answer first was a round trip
@@ -66,6 +65,8 @@ export async function inTransaction<T>(
   const pipelined = client as unknown as { pipeline?: boolean };
   const canPipeline = typeof pipelined.pipeline === 'boolean';
   if (canPipeline) pipelined.pipeline = true;
+  /** Puts the client's own query back (genericPlans). */
+  let unmark: (() => void) | undefined;
   /** The tail's statements in wire order, and the first of them that failed. */
   const sent: Promise<unknown>[] = [];
   let tailError: { err: unknown } | undefined;

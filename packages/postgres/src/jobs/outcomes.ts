@@ -109,12 +109,15 @@ export async function complete(
   // pool's custom plans) it spent a tenth of its time planning, mostly copying the batch's ids and
   // objects, inlined as constants, through the planner's passes. Its generic plan knows no batch
   // size either way (the ids come through a scalar subquery, see complete_batch).
+  const idsOf = (lo: number, hi: number) => {
+    if (!binary) return `{${ids.slice(lo, hi).join(',')}}`;
+    // The whole batch's is made above; a part's (isolatingRows splitting a refused batch) anew.
+    return lo === 0 && hi === ids.length ? binary : uuidArray(ids.slice(lo, hi))!;
+  };
   const write = (lo: number, hi: number) => {
     const part = sent.slice(lo, hi);
-    const idsParam =
-      binary && lo === 0 && hi === sent.length ? binary : binary ? uuidArray(ids.slice(lo, hi))! : `{${ids.slice(lo, hi).join(',')}}`;
     return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
-      idsParam,
+      idsOf(lo, hi),
       `{${part.map((e) => e.attempt).join(',')}}`,
       `{${part
         .map((e) => e.result)
