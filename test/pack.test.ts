@@ -322,11 +322,18 @@ test('each tarball holds its built code, types and (postgres) SQL, and no tests 
   const workflows = packed.find((p) => p.dir === 'workflows')!;
   const wfSql = async (sub: string) =>
     (await fs.readdir(path.join(ROOT, 'packages/workflows/sql', sub))).filter((f) => f.endsWith('.sql')).map((f) => `sql/${sub}/${f}`);
-  // The flows (src/flows) bring their plugin's own migration set (the lookup table) and ops, next to them.
+  // The fragments its ops include are read at load time, so they ship too. The flows (src/flows) bring
+  // their plugin's own migration set (the lookup table) and ops, next to them.
   t.deepEqual(
     workflows.files.filter((f) => f.startsWith('sql/')).sort(),
-    [...(await wfSql('migrations')), ...(await wfSql('ops')), ...(await wfSql('flows/migrations')), ...(await wfSql('flows/ops'))].sort(),
-    'every workflows and flows migration and op ships',
+    [
+      ...(await wfSql('migrations')),
+      ...(await wfSql('ops')),
+      ...(await wfSql('fragments')),
+      ...(await wfSql('flows/migrations')),
+      ...(await wfSql('flows/ops')),
+    ].sort(),
+    'every workflows and flows migration, op and fragment ships',
   );
   // @partita/processes ships its own plugin migrations and ops.
   const processes = packed.find((p) => p.dir === 'processes')!;
