@@ -16,7 +16,7 @@
 //             the store claims the heads once, completes each batch leaving its keys (keysLater),
 //             and the variant settles them taking each next job into node-a's hands
 //             (settle_execution_keys' parameters); the taken jobs are the next batch, no claim.
-//             Planned as the store plans it (`--plan auto`, or `generic`).
+//             Planned as the store plans it (`--plan custom`), or `generic`, `auto`.
 // Variants alternate within a run, in the same minutes. One JSON line each: CPU µs per job of the
 // variant's statements, statements, the jobs table's updates and HOT updates (pg_stat).
 // Variant files are templates as in sql/ops (`{{schema}}`, `{{> fragment}}`).
@@ -36,7 +36,7 @@ const BATCH = Number(flag('batch', '300'));
 const RUNS = Number(flag('runs', '3'));
 const ATTEMPTS = flag('attempts', 'array');
 const KEYS = Number(flag('keys', '1000'));
-const PLAN = flag('plan', KIND === 'settle' ? 'auto' : 'generic');
+const PLAN = flag('plan', KIND === 'settle' ? 'custom' : 'generic');
 const VARIANTS = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const PG_URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 if (!['claim', 'claimlag', 'complete', 'settle'].includes(KIND) || VARIANTS.length === 0) {
@@ -61,7 +61,7 @@ async function run(variant: string, admin: pg.Pool): Promise<Record<string, unkn
   const store = await JobStore.open({ postgres: { connectionString: PG_URL, max: 2 }, schema });
   const client = new pg.Client({
     connectionString: PG_URL,
-    options: `-c plan_cache_mode=${PLAN === 'auto' ? 'auto' : 'force_generic_plan'} -c jit=off`,
+    options: `-c plan_cache_mode=${PLAN === 'auto' ? 'auto' : PLAN === 'custom' ? 'force_custom_plan' : 'force_generic_plan'} -c jit=off`,
   });
   let open = true;
   try {
