@@ -12,6 +12,11 @@
 //             with a batch of running jobs ahead of it in the queue (as in an engine's drain);
 //   complete  the store claims, the variant completes (complete_batch's parameters; `--attempts
 //             jsonb` for a variant taking them as an object keyed by id).
+//   settle    keyed jobs (`--keys`, 1,000: job i under key k<i mod keys>), as the engine drains them:
+//             the store claims the heads once, completes each batch leaving its keys (keysLater),
+//             and the variant settles them taking each next job into node-a's hands
+//             (settle_execution_keys' parameters); the taken jobs are the next batch, no claim.
+//             Planned as the store plans it (`--plan custom`), or `generic`, `auto`.
 // Variants alternate within a run, in the same minutes. One JSON line each: CPU µs per job of the
 // variant's statements, statements, the jobs table's updates and HOT updates (pg_stat).
 // Variant files are templates as in sql/ops (`{{schema}}`, `{{> fragment}}`).
@@ -30,11 +35,13 @@ const JOBS = Number(flag('jobs', '20000'));
 const BATCH = Number(flag('batch', '300'));
 const RUNS = Number(flag('runs', '3'));
 const ATTEMPTS = flag('attempts', 'array');
+const KEYS = Number(flag('keys', '1000'));
+const PLAN = flag('plan', KIND === 'settle' ? 'custom' : 'generic');
 const VARIANTS = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const PG_URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-if (!['claim', 'claimlag', 'complete'].includes(KIND) || VARIANTS.length === 0) {
+if (!['claim', 'claimlag', 'complete', 'settle'].includes(KIND) || VARIANTS.length === 0) {
   console.error(
-    'usage: npx tsx bench/sql-variants.ts --kind claim|claimlag|complete [--jobs n] [--batch n] [--runs n] <variant.sql>[@<setup.sql>] ...',
+    'usage: npx tsx bench/sql-variants.ts --kind claim|claimlag|complete|settle [--jobs n] [--batch n] [--runs n] <variant.sql>[@<setup.sql>] ...',
   );
   process.exit(2);
 }
@@ -52,20 +59,33 @@ async function run(variant: string, admin: pg.Pool): Promise<Record<string, unkn
   const [file, setup] = variant.split('@') as [string, string | undefined];
   const schema = `sqlvar_${process.pid}_${Math.random().toString(36).slice(2, 7)}`;
   const store = await JobStore.open({ postgres: { connectionString: PG_URL, max: 2 }, schema });
-  const client = new pg.Client({ connectionString: PG_URL, options: '-c plan_cache_mode=force_generic_plan -c jit=off' });
+  const client = new pg.Client({
+    connectionString: PG_URL,
+    options: `-c plan_cache_mode=${PLAN === 'auto' ? 'auto' : PLAN === 'custom' ? 'force_custom_plan' : 'force_generic_plan'} -c jit=off`,
+  });
   let open = true;
   try {
     await client.connect();
     await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 32 }]);
     for (let i = 0; i < JOBS; i += 1000)
       await store.enqueue(
-        Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => ({ partition: 'p', type: 'k', payload: { n: i + j } })),
+        Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => ({
+          partition: 'p',
+          type: 'k',
+          payload: { n: i + j },
+          ...(KIND === 'settle' ? { executionKey: `k${(i + j) % KEYS}` } : {}),
+        })),
       );
     if (setup) await admin.query(readFileSync(setup, 'utf8').replaceAll('{{schema}}', `"${schema}"`));
     await admin.query(`VACUUM (ANALYZE) "${schema}".jobs`);
     await admin.query('CHECKPOINT');
     const text = renderOp(readFileSync(file, 'utf8'), file, schema);
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    // SQL_VARIANTS_EXPLAIN=1: every execution's plan with its row counts and timings, in the server's log.
+    if (process.env.SQL_VARIANTS_EXPLAIN)
+      await client.query(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on; SET auto_explain.log_nested_statements = on",
+      );
     const claimRows = (rows: Record<string, unknown>[]): Claimed[] =>
       rows.filter((r) => r.id !== null).map((r) => ({ id: r.id as string, attempt: r.attempts as number }));
     const complete = (jobs: Claimed[]) =>
@@ -77,9 +97,44 @@ async function run(variant: string, admin: pg.Pool): Promise<Record<string, unkn
     let done = 0;
     let statements = 0;
     let running: Claimed[] = [];
+    let taken: (Claimed & { executionKey: string })[] = [];
     for (;;) {
       let jobs: Claimed[];
-      if (KIND === 'complete') {
+      if (KIND === 'settle') {
+        const batch =
+          taken.length > 0
+            ? taken
+            : await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
+        if (batch.length === 0) break;
+        jobs = batch;
+        await store.complete(
+          'node-a',
+          batch.map((j: Claimed) => ({ id: j.id, attempt: j.attempt, result: null })),
+          undefined,
+          {
+            keysLater: true,
+          },
+        );
+        const values = [
+          `{${batch.map(() => 'p').join(',')}}`,
+          `{${batch.map((j: { executionKey: string }) => j.executionKey).join(',')}}`,
+          `{${batch.map(() => 'default').join(',')}}`,
+          'node-a',
+          60_000,
+          null,
+          null,
+          // The job that ended each key's turn (settle_execution_keys' $8), where the variant takes it.
+          ...(text.includes('$8') ? [`{${batch.map((j: Claimed) => j.id).join(',')}}`] : []),
+        ];
+        const before = runNs(pid);
+        const { rows } = await client.query({ name: 'variant', text, values });
+        ns += runNs(pid) - before;
+        if (rows.some((r) => r.retry)) throw new Error(`${file}: keys to settle again`);
+        taken = rows
+          .filter((r) => r.id !== null)
+          .map((r) => ({ id: r.id as string, attempt: r.attempts as number, executionKey: r.execution_key as string }));
+        if (taken.length === 0 && rows.length > 0) throw new Error(`${file}: promoted, not taken`);
+      } else if (KIND === 'complete') {
         jobs = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
         if (jobs.length === 0) break;
         // complete_batch's parameters as the store sends them: the ids in uuid order, the attempts
