@@ -114,7 +114,19 @@ const TAIL_POLL_MS = 2;
  * not finish its newest jobs last loses nothing: its tail comes back finished at once and the polls
  * after it ask for what remains, as before.
  */
-export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline: number): Promise<number | undefined> {
+export function waitFinished(system: BenchSystem, refs: JobRef[], deadline: number): Promise<number | undefined> {
+  return waitUntilFinished((asked) => system.unfinished(asked), refs, deadline);
+}
+
+/**
+ * waitFinished with any question "which of these are not finished yet?" (a workflow bench asks
+ * its workflows' table): the same small polls, tail and head, whatever the things are.
+ */
+export async function waitUntilFinished(
+  unfinished: (refs: string[]) => Promise<string[]>,
+  refs: string[],
+  deadline: number,
+): Promise<number | undefined> {
   // refs[next...] are not yet asked for; stragglers were asked for and were unfinished.
   let next = 0;
   let stragglers: JobRef[] = [];
@@ -125,7 +137,7 @@ export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline
     const headPoll = poll % HEAD_EVERY === 0;
     const upTo = headPoll ? Math.min(tailFrom, next + HEAD_REFS - stragglers.length) : next;
     const head = headPoll ? [...stragglers, ...refs.slice(next, upTo)] : [];
-    const left = new Set(await system.unfinished([...head, ...tail]));
+    const left = new Set(await unfinished([...head, ...tail]));
     if (headPoll) {
       stragglers = head.filter((r) => left.has(r));
       next = upTo;
@@ -137,7 +149,7 @@ export async function waitFinished(system: BenchSystem, refs: JobRef[], deadline
   }
   let remaining = [...stragglers, ...refs.slice(next, tailFrom)];
   for (;;) {
-    remaining = await system.unfinished(remaining);
+    remaining = await unfinished(remaining);
     if (remaining.length === 0) return performance.now();
     if (performance.now() > deadline) return undefined;
     await sleep(1);
