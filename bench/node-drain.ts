@@ -26,6 +26,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { allocationSites } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
 
 function arg(name: string, fallback: string): string {
@@ -47,23 +48,6 @@ const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, '
 const runtime = await load('runtime');
 const client = await load('client');
 const core = await load('core');
-
-interface ProfileNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
-/** Self bytes per function (name + file:line), over the whole profile tree. */
-function bySite(node: ProfileNode, into: Map<string, number>): number {
-  const f = node.callFrame;
-  const file = f.url.replace(/^file:\/\//, '').replace(ROOT + '/', '');
-  const key = `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}`;
-  into.set(key, (into.get(key) ?? 0) + node.selfSize);
-  let total = node.selfSize;
-  for (const c of node.children) total += bySite(c, into);
-  return total;
-}
 
 /** Per statement: calls and rows returned, counted while `counting` (the drain only). */
 const statements = new Map<string, { calls: number; rows: number }>();
@@ -180,8 +164,10 @@ try {
     if (STATEMENTS)
       line.statements = Object.fromEntries([...statements].sort((a, b) => b[1].calls - a[1].calls).map(([k, v]) => [k, [v.calls, v.rows]]));
     if (heap) {
-      const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: ProfileNode } };
-      const total = bySite(profile.head, sites);
+      const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as {
+        profile: { head: Parameters<typeof allocationSites>[0] };
+      };
+      const total = allocationSites(profile.head, sites, ROOT);
       line.kbPerJob = Math.round((total / JOBS / 1024) * 100) / 100;
       line.profiled = true;
       kbs.push(total / JOBS / 1024);

@@ -44,6 +44,8 @@ export interface BenchOptions {
   warmupRuns: number;
   /** Write a V8 CPU profile of this process for each measured drain into this directory. */
   cpuProfile: string | undefined;
+  /** Allocation sites of the measured run (V8's sampling heap profiler), top N to stderr (0: off). */
+  heapProfile: number;
   /**
    * NATS for Partita's node and its separate client: a server URL, 'off' (no NATS: in-process bus,
    * the separate client is found by polling), or 'auto' (PARTITA_BENCH_NATS_URL, else the test
@@ -73,6 +75,7 @@ export const DEFAULTS: BenchOptions = {
   explain: false,
   queryStats: false,
   cpuProfile: undefined,
+  heapProfile: 0,
   warmupRuns: 0,
   nats: 'auto',
 };
@@ -102,6 +105,7 @@ export const USAGE = `Usage: npm run bench -w bench -- [options]
   --explain                 EXPLAIN ANALYZE the claim queries in the depth run (stderr)
   --query-stats             time every statement of each measured drain, per statement (stderr)
   --cpu-profile <dir>       write a .cpuprofile of this process per measured drain (workers' start → all finished)
+  --heap-profile <n>        workflow workloads: the n functions that allocated most in the measured run, bytes per unit (stderr)
   --no-file                 do not write bench/results/<timestamp>.jsonl
   --help
 
@@ -153,6 +157,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       explain: { type: 'boolean' },
       'query-stats': { type: 'boolean' },
       'cpu-profile': { type: 'string' },
+      'heap-profile': { type: 'string' },
       'no-file': { type: 'boolean' },
       nats: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -187,6 +192,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     explain: values.explain ?? false,
     queryStats: values['query-stats'] ?? false,
     cpuProfile: values['cpu-profile'],
+    heapProfile: values['heap-profile'] === undefined ? 0 : Number(values['heap-profile']),
     nats,
   };
 }

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { cpuPerThousand, cpuSample, startCpuProfile } from '../lib/cpu.js';
+import { allocationTable, cpuPerThousand, cpuSample, startCpuProfile, startHeapProfile } from '../lib/cpu.js';
 import { queryStatsCalls, queryStatsTable, resetQueryStats } from '../lib/querystats.js';
 import { ratio, round } from '../lib/stats.js';
 import type { Workload } from './types.js';
@@ -19,6 +19,7 @@ export const workflowThroughput: Workload = {
       const stopProfile = ctx.options.cpuProfile
         ? await startCpuProfile(ctx.options.cpuProfile, `wf-${system.name}-${Date.now()}`)
         : undefined;
+      const stopHeap = ctx.options.heapProfile > 0 ? await startHeapProfile() : undefined;
       const cpuBefore = cpuSample();
       const t0 = performance.now();
       const ids = await system.startMany(count, ctx.options.batch);
@@ -29,6 +30,11 @@ export const workflowThroughput: Workload = {
       // workers and its client) and the local Postgres; statements counted only with --query-stats.
       const cpu = cpuPerThousand(cpuBefore, cpuSample(), count);
       if (stopProfile) ctx.log(`${system.name}: CPU profile of the run: ${await stopProfile()}`);
+      const heap = stopHeap ? await stopHeap() : undefined;
+      if (heap)
+        ctx.log(
+          `${system.name}: ${Math.round(heap.total / count)} bytes allocated per workflow; by function:\n${allocationTable(heap, count, ctx.options.heapProfile)}`,
+        );
       const statements = ctx.options.queryStats ? queryStatsCalls() : undefined;
       if (ctx.options.queryStats) ctx.log(`${system.name}: statements (first start → all finished):\n${queryStatsTable(20)}`);
       return {
