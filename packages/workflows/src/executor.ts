@@ -1261,7 +1261,10 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
     if (dims && !runs.has(row.id))
       runs.set(row.id, runReady(s, row, records.get(row.id) ?? [], dims) ?? (await runOf(s, row, records.get(row.id) ?? [], dims)));
   }
-  for (const { row, job } of steps) await finishStepStaged(s, row, job);
+  for (const { row, job } of steps) {
+    const finishing = finishStepStaged(s, row, job);
+    if (finishing) await finishing;
+  }
   await flushPending(s, true);
 }
 
@@ -1301,25 +1304,33 @@ export function takeStepsAhead(db: Db, jobs: { id: string }[]): StepsTaken | und
 }
 
 /** A step's job ended: `st` its record as steps_take read it, `o` the job's outcome. */
-async function finishStepStaged(s: Scope, st: TakeRow, o: StepJobOutcome): Promise<void> {
+function finishStepStaged(s: Scope, st: TakeRow, o: StepJobOutcome): Promise<void> | undefined {
   // Loaded by finishStepJobs with its pass's records: no (async) load.
   const held = pendingOf(s).runs.get(st.workflow_id);
-  const run = held?.holds(st.dimension) ? held : await load(s, st.workflow_id, st.dimension);
-  if (!run || !run.open) return; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
+  if (held?.holds(st.dimension)) return finishStepOn(held, st, o);
+  return load(s, st.workflow_id, st.dimension).then((run) => finishStepOn(run, st, o));
+}
+
+/**
+ * finishStepStaged on the step's Run; a promise only while the transition or the staging waits (not an
+ * async function: its frame and promise per step were a step's largest allocation left here).
+ */
+function finishStepOn(run: Run | undefined, st: TakeRow, o: StepJobOutcome): Promise<void> | undefined {
+  if (!run || !run.open) return undefined; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
   const act = run.graph.activities[st.activity];
   const rec = run.record(st.activity, st.dimension);
   // Its record moved on in this transaction (finished, or another job of it staged): not this step's any more.
-  if (!act || !rec || rec.job_id !== o.id || (rec.state !== 'running' && rec.state !== 'waiting')) return;
+  if (!act || !rec || rec.job_id !== o.id || (rec.state !== 'running' && rec.state !== 'waiting')) return undefined;
   // Attempts count over the activity's jobs (one per attempt when the executor owns the retries).
   const attempt = rec.attempts + o.attempt;
   rec.attempts = attempt;
   if (o.state === 'completed') {
     const completing = run.complete(act, rec, { output: act.type === 'worker' ? (o.result ?? {}) : {} });
-    if (completing) await completing;
+    if (completing) return completing.then(() => run.flush());
   } else if (o.state === 'failed' && act.type === 'worker' && executorRetries(act.retry) && attemptsRemain(act.retry!, attempt))
     run.retryStep(act, rec, o.error ?? { message: 'step failed' }, retryDelayMs(act.retry!, attempt));
   else run.fail(rec, o.error ?? { message: `step ${o.state}` }, attempt);
-  await run.flush();
+  return run.flush();
 }
 
 /** A child workflow ended: the await of its parent (`child.parent_*`) completes, or counts it in when it fans out. */
