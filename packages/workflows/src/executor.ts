@@ -473,7 +473,8 @@ class Run {
     // a finished one is rarely written again, so its writes are upserts.
     this.known = this.status > 0 || (records.length === 0 && row.start_day === undefined);
     if (this.known) for (const k of this.records.keys()) this.stored.add(k);
-    this.data = { ...(row.data ?? {}) };
+    // Patched in place (job.maps): the row is this Run's own (read for it, or made for it), so not copied.
+    this.data = row.data ?? {};
     this.wasOpen = this.status > 0 || records.length === 0;
   }
 
