@@ -16,7 +16,7 @@ import type { NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
-import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
+import { evaluateMapping, mappingReads, type ActivityData, type MapExpr, type MappingContext, type MappingReads } from './mapping.js';
 import type { CompiledActivity, CompiledApp, CompiledCondition, CompiledGraph, CompiledHookRule } from './model.js';
 import { attemptsRemain, executorRetries, retryDelayMs, stepAttempts } from './retry.js';
 
@@ -144,8 +144,15 @@ export function rememberCompiled(app: CompiledApp): void {
 /** Compiled app versions by id+version: immutable once deployed, so cached for the process's life. */
 export class Versions {
   private readonly apps = new Map<string, Promise<CompiledApp>>();
+  /** The apps loaded, by app id then version: read without a wait (or a key string) by every transition. */
+  private readonly loaded = new Map<string, Map<string, CompiledApp>>();
 
   constructor(private readonly load: (appId: string, version: string) => Promise<unknown | undefined>) {}
+
+  /** The app version if it is loaded and compiled already. */
+  ready(appId: string, version: string): CompiledApp | undefined {
+    return this.loaded.get(appId)?.get(version);
+  }
 
   get(appId: string, version: string): Promise<CompiledApp> {
     const key = `${appId}\u0000${version}`;
@@ -153,7 +160,11 @@ export class Versions {
     if (!app) {
       app = this.load(appId, version).then((definition) => {
         if (definition === undefined) throw new WorkflowNotFoundError(`app ${appId} version ${version}`);
-        return compileStored(definition);
+        const compiled = compileStored(definition);
+        let versions = this.loaded.get(appId);
+        if (!versions) this.loaded.set(appId, (versions = new Map()));
+        versions.set(version, compiled);
+        return compiled;
       });
       app.catch(() => this.apps.delete(key));
       this.apps.set(key, app);
@@ -403,7 +414,8 @@ async function inOrder(...sent: (Promise<unknown> | undefined)[]): Promise<void>
   for (const p of sent) await p;
 }
 
-const key = (activity: string, dimension: string) => `${activity}\u0000${dimension}`;
+/** A record's key in a Run: the activity id alone in the first pass (no string built per record and lookup), else id\0dimension. */
+const key = (activity: string, dimension: string) => (dimension === '' ? activity : `${activity}\u0000${dimension}`);
 const num = (v: string | number) => (typeof v === 'number' ? v : Number(v));
 
 function jsonEqual(a: unknown, b: unknown): boolean {
@@ -453,7 +465,7 @@ class Run {
     readonly graph: CompiledGraph,
     records: ActivityRecord[],
     /** The dimensions whose records were loaded; undefined: all of them. */
-    private readonly loadedDimensions?: Set<string>,
+    private loadedDimensions?: ReadonlySet<string>,
   ) {
     for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
@@ -461,7 +473,8 @@ class Run {
     // a finished one is rarely written again, so its writes are upserts.
     this.known = this.status > 0 || (records.length === 0 && row.start_day === undefined);
     if (this.known) for (const k of this.records.keys()) this.stored.add(k);
-    this.data = { ...(row.data ?? {}) };
+    // Patched in place (job.maps): the row is this Run's own (read for it, or made for it), so not copied.
+    this.data = row.data ?? {};
     this.wasOpen = this.status > 0 || records.length === 0;
   }
 
@@ -469,10 +482,16 @@ class Run {
     return this.status > 0 && !this.interruptedHere;
   }
 
+  /** Are the records of `dimension` in memory? */
+  holds(dimension: string): boolean {
+    return !this.loadedDimensions || this.loadedDimensions.has(dimension);
+  }
+
   /** Loads the records of a dimension this Run was loaded without (another pass of a cycle). */
   async holdDimension(dimension: string): Promise<void> {
     if (!this.loadedDimensions || this.loadedDimensions.has(dimension)) return;
-    this.loadedDimensions.add(dimension);
+    // A new set: the one it was loaded with may be shared (FIRST_PASS).
+    this.loadedDimensions = new Set(this.loadedDimensions).add(dimension);
     const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension], [this.row.start_day]]);
     for (const r of records) {
       const k = key(r.activity, r.dimension);
@@ -509,18 +528,25 @@ class Run {
     return this.records.get(key(activity, dimension));
   }
 
-  /** The mapping context seen from `dimension`: each activity's record of that pass, else of the first. */
-  context(dimension: string, self?: ActivityRecord): MappingContext {
-    const activities: Record<string, ActivityData> = {};
-    for (const r of this.records.values()) {
-      if (r.dimension !== dimension && (r.dimension !== '' || this.records.has(key(r.activity, dimension)))) continue;
-      activities[r.activity] = view(r);
+  /**
+   * The mapping context seen from `dimension`, of what `reads` names only (a mapping reads nothing
+   * else): each activity's record of that pass, else of the first. Built per entry and completion,
+   * it was a view of every record of the workflow and a third of a step's allocations.
+   */
+  context(dimension: string, reads: MappingReads, self?: ActivityRecord): MappingContext {
+    let activities: Record<string, ActivityData> | undefined;
+    if (reads.activities.length > 0) {
+      activities = {};
+      for (const id of reads.activities) {
+        const r = this.records.get(key(id, dimension)) ?? (dimension === '' ? undefined : this.records.get(id));
+        if (r) activities[id] = view(r);
+      }
     }
     return {
       activities,
-      ...(self ? { self: view(self) } : {}),
-      job: this.jobView(),
-      app: { id: this.app.id, version: this.app.version, settings: this.app.settings },
+      self: reads.self && self ? view(self) : undefined,
+      job: reads.job ? this.jobView() : undefined,
+      app: reads.app ? { id: this.app.id, version: this.app.version, settings: this.app.settings } : undefined,
     };
   }
 
@@ -539,17 +565,22 @@ class Run {
     if (entered) this.enteredNow.add(k);
   }
 
-  /** Enters an activity: opens it (the semaphore counts it) and starts what it does. */
-  async enter(id: string, dimension: string, triggerData?: unknown): Promise<void> {
+  /**
+   * Enters an activity: opens it (the semaphore counts it) and starts what it does. A promise only
+   * when that waits (a statement, a child): a worker's or a trigger's entry runs through without one
+   * (an async function's frame and promise per entry and completion were a tenth of a step's
+   * allocations).
+   */
+  enter(id: string, dimension: string, triggerData?: unknown): Promise<void> | undefined {
     // Interrupted or failed by an earlier activity of this transaction: nothing more starts.
-    if (this.status < 0) return;
+    if (this.status < 0) return undefined;
     const act = this.graph.activities[id];
     if (!act) throw new Error(`activity ${id} is not in graph ${this.graph.subscribes}`);
     if (act.parents.length > 1) {
       // A join: entered once per pass, when the last of its parents that ran in this pass is done.
-      if (this.record(id, dimension)) return;
+      if (this.record(id, dimension)) return undefined;
       const ran = act.parents.map((p) => this.record(p, dimension)).filter((r) => r !== undefined);
-      if (ran.some((r) => r.state !== 'done')) return;
+      if (ran.some((r) => r.state !== 'done')) return undefined;
     }
     this.status += 1;
     const rec: ActivityRecord = {
@@ -562,9 +593,11 @@ class Run {
       output: null,
       hook: null,
       attempts: 0,
-      errors: [],
+      errors: NO_ERRORS,
     };
-    const ctx = this.context(dimension);
+    const reads = readsOf(act);
+    // Before the record is put: an entry's mappings see the activity's earlier pass, not this one.
+    const ctx = reads.enter.any ? this.context(dimension, reads.enter) : NO_CONTEXT;
     // A fan-out maps its input once per element (with $item), when it starts each child.
     const input = act.input?.maps && !act.items ? evaluateMapping(act.input.maps, ctx) : undefined;
     if (input !== undefined) rec.input = { data: input };
@@ -575,7 +608,17 @@ class Run {
         return this.complete(act, rec, { output: triggerData ?? {} });
       case 'worker':
         this.step(this.workerJob(act, input), rec);
-        return;
+        return undefined;
+      default:
+        return this.enterWaiting(act, rec, ctx, input);
+    }
+  }
+
+  /** enter() of the activities that may wait: hooks, awaits, cycles, signals, interrupts. */
+  private async enterWaiting(act: CompiledActivity, rec: ActivityRecord, ctx: MappingContext, input: unknown): Promise<void> {
+    const { id } = act;
+    const { dimension } = rec;
+    switch (act.type) {
       case 'hook': {
         if (act.sleep !== undefined) {
           const seconds = Number(evaluateMapping(act.sleep, ctx));
@@ -669,15 +712,15 @@ class Run {
   }
 
   ruleMatches(rule: CompiledHookRule, rec: ActivityRecord, data: unknown): boolean {
-    const self = { ...rec, hook: { data } };
-    return conditionHolds(rule.conditions, this.context(rec.dimension, self));
+    if (!rule.conditions || rule.conditions.match.length === 0) return conditionHolds(rule.conditions, NO_CONTEXT);
+    return conditionHolds(rule.conditions, this.context(rec.dimension, ruleReads(rule), { ...rec, hook: { data } }));
   }
 
   private async startChild(act: CompiledActivity, rec: ActivityRecord, input: unknown): Promise<void> {
     const graph = graphOf(this.app, act.topic!)!;
     const childId = `${this.row.id}-${act.id}${rec.dimension.replace(/\//g, '-')}-${randomUUID().slice(0, 8)}`;
     const fireAndForget = act.await === false;
-    const child = await startStaged(this.s, {
+    const started = await startStaged(this.s, {
       app: this.app,
       graph,
       id: childId,
@@ -691,6 +734,7 @@ class Run {
     rec.state = 'waiting';
     // A child that ended in the transaction that started it could not reach this record (not written
     // yet): its outcome is taken here.
+    const child = started.outcome();
     if (child.status === 0) return this.complete(act, rec, { output: child.output });
     if (child.status === FAILED) return this.fail(rec, child.output, 1);
     if (child.status === INTERRUPTED && child.interruption) {
@@ -785,12 +829,18 @@ class Run {
   }
 
   /** An activity finished: its record, the workflow data (job.maps), the semaphore, then its transitions. */
-  async complete(act: CompiledActivity, rec: ActivityRecord, outcome: { output?: unknown; hook?: unknown; code?: number }): Promise<void> {
+  complete(
+    act: CompiledActivity,
+    rec: ActivityRecord,
+    outcome: { output?: unknown; hook?: unknown; code?: number },
+  ): Promise<void> | undefined {
     rec.state = 'done';
     if (outcome.output !== undefined) rec.output = { data: outcome.output };
     if (outcome.hook !== undefined) rec.hook = { data: outcome.hook };
     this.put(rec, false);
-    const ctx = this.context(rec.dimension, rec);
+    const reads = readsOf(act).complete;
+    // Built only for a job.maps or a transition's match, of what they read.
+    const ctx = act.job?.maps || reads.conditional ? this.context(rec.dimension, reads, rec) : NO_CONTEXT;
     if (act.job?.maps) {
       const patch = evaluateMapping(act.job.maps, ctx);
       if (patch && typeof patch === 'object')
@@ -799,12 +849,31 @@ class Run {
     this.status -= 1;
     if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
     // The records are as they were (job.data is this.data, patched in place): only the semaphore moved,
-    // so the context is not built again from every record.
-    const after: MappingContext = { ...ctx, job: this.jobView() };
-    for (const t of act.transitions) {
-      if (this.status < 0) return;
-      if (conditionHolds(t.conditions, after, outcome.code ?? 200)) await this.enter(t.to, rec.dimension);
+    // so the context is not built again. Taken before the first transition enters anything.
+    const after: MappingContext = reads.conditional && reads.job ? { ...ctx, job: this.jobView() } : ctx;
+    return this.transition(act, rec.dimension, after, outcome.code ?? 200, 0);
+  }
+
+  /**
+   * Enters the targets of `act`'s transitions from the `from`th on whose conditions hold, one after
+   * the other; a promise from the first entry that waits on.
+   */
+  private transition(
+    act: CompiledActivity,
+    dimension: string,
+    after: MappingContext,
+    code: number,
+    from: number,
+  ): Promise<void> | undefined {
+    const transitions = act.transitions;
+    for (let i = from; i < transitions.length; i++) {
+      if (this.status < 0) return undefined;
+      const t = transitions[i]!;
+      if (!conditionHolds(t.conditions, after, code)) continue;
+      const entering = this.enter(t.to, dimension);
+      if (entering) return entering.then(() => this.transition(act, dimension, after, code, i + 1));
     }
+    return undefined;
   }
 
   /** A worker's attempt failed and the activity's retry allows another: its job is scheduled after `delayMs`. */
@@ -815,15 +884,16 @@ class Run {
     this.put(rec, false);
   }
 
-  /** A worker activity's step: a job of its topic in the workflow's partition. */
+  /** A worker activity's step: a job of its topic in the workflow's partition (absent fields: the enqueue's defaults). */
   private workerJob(act: CompiledActivity, input: unknown): NewJob {
     return {
       partition: this.row.partition,
       type: act.topic!,
       queue: act.queue ?? DEFAULT_QUEUE,
       payload: input ?? {},
-      ...stepAttempts(act.retry),
-      ...(act.timeout ? { timeoutMs: Math.round(act.timeout * 1000) } : {}),
+      continuation: STEP_CONTINUATION,
+      maxAttempts: stepAttempts(act.retry).maxAttempts,
+      timeoutMs: act.timeout ? Math.round(act.timeout * 1000) : undefined,
     };
   }
 
@@ -915,6 +985,44 @@ class Run {
     else if (this.row.parent_id && this.status === FAILED) await failAwait(this.s, this.row, this.failedWith);
     else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
   }
+}
+
+/** The dimensions of a workflow loaded for steps of its first pass: shared, so never changed (Run.holdDimension copies it). */
+const FIRST_PASS: ReadonlySet<string> = new Set(['']);
+/** An entered record's errors until it has one (a new array is made when one is added, never pushed to). */
+const NO_ERRORS: unknown[] = [];
+/** The context of mappings that read nothing of it (literals, functions). */
+const NO_CONTEXT: MappingContext = Object.freeze({});
+
+/**
+ * What an activity's mappings read of the context (mappingReads): at its entry (input, items, sleep,
+ * signal, resolver, interrupt target and reason) and at its completion (job.maps and its
+ * transitions' matches; `conditional`: some transition has a match). `any`: something at all.
+ * Worked out once per compiled activity (graphs are immutable).
+ */
+interface ActivityReads {
+  enter: MappingReads & { any: boolean };
+  complete: MappingReads & { conditional: boolean };
+}
+const readsByActivity = new WeakMap<CompiledActivity, ActivityReads>();
+function readsOf(act: CompiledActivity): ActivityReads {
+  let reads = readsByActivity.get(act);
+  if (!reads) {
+    const enter = mappingReads([act.input?.maps, act.items, act.sleep, act.signal?.maps, act.resolver?.maps, act.target, act.reason]);
+    const matches = act.transitions.flatMap((t) => (t.conditions?.match ?? []).flatMap((m) => [m.expected, m.actual]));
+    reads = {
+      enter: { ...enter, any: enter.activities.length > 0 || enter.self || enter.job || enter.app },
+      complete: { ...mappingReads([act.job?.maps, ...matches]), conditional: matches.length > 0 },
+    };
+    readsByActivity.set(act, reads);
+  }
+  return reads;
+}
+const readsByRule = new WeakMap<CompiledHookRule, MappingReads>();
+function ruleReads(rule: CompiledHookRule): MappingReads {
+  let reads = readsByRule.get(rule);
+  if (!reads) readsByRule.set(rule, (reads = mappingReads((rule.conditions?.match ?? []).flatMap((m) => [m.expected, m.actual]))));
+  return reads;
 }
 
 function view(r: ActivityRecord): ActivityData {
@@ -1020,7 +1128,16 @@ async function loadMany(s: Scope, steps: { workflow: string; dimension: string }
   for (const row of rows) runs.set(row.id, await runOf(s, row, byWorkflow.get(row.id) ?? [], new Set(dimensions)));
 }
 
-async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: Set<string>): Promise<Run> {
+/** runOf without a wait, when the workflow's app version is compiled already (every step's but the first of a version). */
+function runReady(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: ReadonlySet<string>): Run | undefined {
+  const app = s.versions.ready(row.app_id, row.version);
+  if (!app) return undefined;
+  const graph = graphOf(app, row.topic);
+  if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
+  return new Run(s, row, app, graph, records, loadedDimensions);
+}
+
+async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: ReadonlySet<string>): Promise<Run> {
   const app = await s.versions.get(row.app_id, row.version);
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
@@ -1044,13 +1161,12 @@ export async function startWorkflows(s: Scope, starts: StartOptions[]): Promise<
   await flushPending(s, true);
 }
 
-type StartOutcome = ReturnType<Run['outcome']>;
-
 /**
- * Creates a workflow and runs its trigger (and every activity that finishes at once), staged; where it
- * stands then (a child can end in the transaction that starts it, before its parent's await waits).
+ * Creates a workflow and runs its trigger (and every activity that finishes at once), staged; its Run,
+ * whose outcome() says where it stands then (a child can end in the transaction that starts it, before
+ * its parent's await waits).
  */
-async function startStaged(s: Scope, o: StartOptions): Promise<StartOutcome> {
+async function startStaged(s: Scope, o: StartOptions): Promise<Run> {
   const row: WorkflowRow = {
     id: o.id,
     app_id: o.app.id,
@@ -1070,9 +1186,10 @@ async function startStaged(s: Scope, o: StartOptions): Promise<StartOutcome> {
   if (p.runs.has(o.id) || p.inserts.has(o.id)) throw new DuplicateWorkflowError(o.id);
   p.inserts.set(o.id, row);
   p.runs.set(o.id, run);
-  await run.enter(o.graph.trigger, '', o.data);
+  const entering = run.enter(o.graph.trigger, '', o.data);
+  if (entering) await entering;
   await run.flush();
-  return run.outcome();
+  return run;
 }
 
 export interface StepOutcome {
@@ -1110,61 +1227,45 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
     );
   await inOrder(locking, taking);
   const [lockedRows, rows] = [await locking, await taking];
-  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const byId = new Map<string, StepJobOutcome>();
+  for (const j of jobs) byId.set(j.id, j);
   // A step is the record holding its job's id while it runs (or, a sleep, waits): done or failed, its
   // transition happened. Records of jobs sent ahead whose outcome the store then refused are not
   // among the jobs: nothing was taken from them, they stay as they are.
-  const outcomes: StepOutcome[] = [];
+  const steps: { row: TakeRow; job: StepJobOutcome }[] = [];
   for (const r of rows) {
     const job = r.job_id === null ? undefined : byId.get(r.job_id);
     if (!job || (r.state !== 'running' && r.state !== 'waiting')) continue;
-    outcomes.push({
-      jobId: job.id,
-      workflow: r.workflow_id,
-      activity: r.activity,
-      dimension: r.dimension,
-      state: job.state,
-      result: job.result,
-      error: job.error,
-      attempt: job.attempt,
-    });
+    steps.push({ row: r, job });
   }
-  if (outcomes.length === 0) return;
+  if (steps.length === 0) return;
+  // The rows are the records (their extra workflow_id is never written: flushPending lists the fields),
+  // as loadMany's are: a copy of each was a tenth of a step's allocations.
   const records = new Map<string, ActivityRecord[]>();
   for (const r of rows) {
-    // The row's own fields, listed: an object rest copy was the most of this function's time.
-    const record: ActivityRecord = {
-      activity: r.activity,
-      dimension: r.dimension,
-      type: r.type,
-      state: r.state,
-      job_id: r.job_id,
-      input: r.input,
-      output: r.output,
-      hook: r.hook,
-      attempts: r.attempts,
-      errors: r.errors,
-      children_open: r.children_open,
-    };
     let list = records.get(r.workflow_id);
     if (!list) records.set(r.workflow_id, (list = []));
-    list.push(record);
+    list.push(r);
   }
   // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
   // by the generic path below, which locks it first.
   // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
-  const dimensionsOf = new Map<string, Set<string>>();
-  for (const st of outcomes) {
-    const dims = dimensionsOf.get(st.workflow);
-    if (dims) dims.add(st.dimension);
-    else dimensionsOf.set(st.workflow, new Set(['', st.dimension]));
+  const dimensionsOf = new Map<string, ReadonlySet<string>>();
+  for (const { row: st } of steps) {
+    const dims = dimensionsOf.get(st.workflow_id);
+    if (!dims) dimensionsOf.set(st.workflow_id, st.dimension === '' ? FIRST_PASS : new Set(['', st.dimension]));
+    else if (!dims.has(st.dimension)) dimensionsOf.set(st.workflow_id, new Set(dims).add(st.dimension));
   }
   const runs = pendingOf(s).runs;
   for (const { workflow: row } of lockedRows) {
     const dims = dimensionsOf.get(row.id);
-    if (dims && !runs.has(row.id)) runs.set(row.id, await runOf(s, row, records.get(row.id) ?? [], dims));
+    if (dims && !runs.has(row.id))
+      runs.set(row.id, runReady(s, row, records.get(row.id) ?? [], dims) ?? (await runOf(s, row, records.get(row.id) ?? [], dims)));
   }
-  for (const o of outcomes) await finishStepStaged(s, o);
+  for (const { row, job } of steps) {
+    const finishing = finishStepStaged(s, row, job);
+    if (finishing) await finishing;
+  }
   await flushPending(s, true);
 }
 
@@ -1203,21 +1304,34 @@ export function takeStepsAhead(db: Db, jobs: { id: string }[]): StepsTaken | und
   );
 }
 
-async function finishStepStaged(s: Scope, o: StepOutcome): Promise<void> {
-  const run = await load(s, o.workflow, o.dimension);
-  if (!run || !run.open) return; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
-  const act = run.graph.activities[o.activity];
-  const rec = run.record(o.activity, o.dimension);
+/** A step's job ended: `st` its record as steps_take read it, `o` the job's outcome. */
+function finishStepStaged(s: Scope, st: TakeRow, o: StepJobOutcome): Promise<void> | undefined {
+  // Loaded by finishStepJobs with its pass's records: no (async) load.
+  const held = pendingOf(s).runs.get(st.workflow_id);
+  if (held?.holds(st.dimension)) return finishStepOn(held, st, o);
+  return load(s, st.workflow_id, st.dimension).then((run) => finishStepOn(run, st, o));
+}
+
+/**
+ * finishStepStaged on the step's Run; a promise only while the transition or the staging waits (not an
+ * async function: its frame and promise per step were a step's largest allocation left here).
+ */
+function finishStepOn(run: Run | undefined, st: TakeRow, o: StepJobOutcome): Promise<void> | undefined {
+  if (!run || !run.open) return undefined; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
+  const act = run.graph.activities[st.activity];
+  const rec = run.record(st.activity, st.dimension);
   // Its record moved on in this transaction (finished, or another job of it staged): not this step's any more.
-  if (!act || !rec || rec.job_id !== o.jobId || (rec.state !== 'running' && rec.state !== 'waiting')) return;
+  if (!act || !rec || rec.job_id !== o.id || (rec.state !== 'running' && rec.state !== 'waiting')) return undefined;
   // Attempts count over the activity's jobs (one per attempt when the executor owns the retries).
   const attempt = rec.attempts + o.attempt;
   rec.attempts = attempt;
-  if (o.state === 'completed') await run.complete(act, rec, act.type === 'worker' ? { output: o.result ?? {} } : { output: {} });
-  else if (o.state === 'failed' && act.type === 'worker' && executorRetries(act.retry) && attemptsRemain(act.retry!, attempt))
+  if (o.state === 'completed') {
+    const completing = run.complete(act, rec, { output: act.type === 'worker' ? (o.result ?? {}) : {} });
+    if (completing) return completing.then(() => run.flush());
+  } else if (o.state === 'failed' && act.type === 'worker' && executorRetries(act.retry) && attemptsRemain(act.retry!, attempt))
     run.retryStep(act, rec, o.error ?? { message: 'step failed' }, retryDelayMs(act.retry!, attempt));
   else run.fail(rec, o.error ?? { message: `step ${o.state}` }, attempt);
-  await run.flush();
+  return run.flush();
 }
 
 /** A child workflow ended: the await of its parent (`child.parent_*`) completes, or counts it in when it fans out. */

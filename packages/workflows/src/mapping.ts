@@ -348,3 +348,48 @@ export function evaluateMapping(compiled: MapExpr, context: MappingContext): unk
       return evaluatePipe(compiled, context);
   }
 }
+
+/**
+ * What the mappings of one use (an activity's entry, its completion, a hook rule) read of a context:
+ * which activities' records and whether `$self`, `$job`, `$app`. A context built from these only
+ * evaluates them the same: a section missing from a context reads as undefined, and a path reads
+ * nothing else.
+ */
+export interface MappingReads {
+  activities: string[];
+  self: boolean;
+  job: boolean;
+  app: boolean;
+}
+
+/** The reads of `exprs` (undefined ones skipped). */
+export function mappingReads(exprs: readonly (MapExpr | undefined)[]): MappingReads {
+  const activities = new Set<string>();
+  const reads: MappingReads = { activities: [], self: false, job: false, app: false };
+  const walk = (e: MapExpr): void => {
+    switch (e.kind) {
+      case 'literal':
+      case 'call':
+        return;
+      case 'path':
+        if (e.root === '$self') reads.self = true;
+        else if (e.root === '$job') reads.job = true;
+        else if (e.root === '$app') reads.app = true;
+        else if (typeof e.root === 'object') activities.add(e.root.activity);
+        return;
+      case 'array':
+        return e.items.forEach(walk);
+      case 'object':
+        return e.entries.forEach(([, v]) => walk(v));
+      case 'pipe':
+        for (const r of e.rows) {
+          if (r.kind === 'cells') r.cells.forEach(walk);
+          else if (r.kind === 'fn') r.params.forEach(walk);
+          else walk(r.pipe);
+        }
+    }
+  };
+  for (const e of exprs) if (e) walk(e);
+  reads.activities = [...activities].sort();
+  return reads;
+}

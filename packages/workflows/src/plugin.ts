@@ -126,7 +126,8 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           await finishStepJobsOrFail(
             { db, versions: b.versions, logger: b.logger, effects, publishAfterCommit: true },
             tx,
-            jobs.map((j) => ({ id: j.id, state: j.state, result: j.result, error: j.error ?? undefined, attempt: j.attempt })),
+            // The engine's jobs as they are: a copy of each was an object per step.
+            jobs,
             ahead as StepsTaken | undefined,
           );
           // The steps of workflows it interrupted are cancelled once it committed: before, a cancel

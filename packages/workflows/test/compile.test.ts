@@ -10,6 +10,7 @@ import {
   type CompiledCondition,
   type MappingContext,
 } from '../src/index.js';
+import { mappingReads, parseMapping, type MapExpr } from '../src/mapping.js';
 import { appDir } from './helpers.js';
 
 const signupDir = fileURLToPath(new URL('./fixtures/signup/', import.meta.url));
@@ -87,6 +88,51 @@ test('compiled transition conditions and maps evaluate against workflow data', a
   const rule = signup.hooks[0]!;
   t.true(taken(rule.conditions, { job: { metadata: { jid: 'w1' } }, self: { hook: { data: { id: 'w1' } } } }));
   t.false(taken(rule.conditions, { job: { metadata: { jid: 'w1' } }, self: { hook: { data: { id: 'w2' } } } }));
+});
+
+test('mappingReads names what a mapping reads; a context of only that evaluates every mapping of the example the same', async (t) => {
+  const pipe = parseMapping({
+    x: {
+      '@pipe': [
+        ['{a.output.data.x}', '{$job.data.y}'],
+        ['{@math.add}', '{b.input.data.z}'],
+      ],
+    },
+    y: ['{$self.hook.data.id}', 'plain', 3],
+  });
+  t.deepEqual(pipe.problems, []);
+  t.deepEqual(mappingReads([pipe.expr, undefined]), { activities: ['a', 'b'], self: true, job: true, app: false });
+  t.deepEqual(mappingReads([parseMapping({ n: 1, at: '{@date.now}' }).expr]), { activities: [], self: false, job: false, app: false });
+
+  const app = await compileApp(join(signupDir, 'app.yaml'));
+  const data = { output: { data: { email: 'a@x.io', plan: 'pro', risk: 60, approved: true, sent: 2, times: 3 } } };
+  let checked = 0;
+  for (const graph of app.graphs) {
+    const full: MappingContext = {
+      activities: Object.fromEntries(Object.keys(graph.activities).map((id) => [id, data])),
+      self: { ...data, hook: { data: { id: 'w1', approved: true } } },
+      job: { data: { sent: 1 }, metadata: { jid: 'w1' } },
+      app: { id: app.id, version: app.version, settings: app.settings },
+    };
+    const exprs: MapExpr[] = [];
+    for (const act of Object.values(graph.activities)) {
+      for (const e of [act.input?.maps, act.job?.maps, act.sleep]) if (e) exprs.push(e);
+      for (const tr of act.transitions) for (const m of tr.conditions?.match ?? []) exprs.push(m.expected, m.actual);
+    }
+    for (const rule of graph.hooks) for (const m of rule.conditions?.match ?? []) exprs.push(m.expected, m.actual);
+    for (const e of exprs) {
+      const reads = mappingReads([e]);
+      const only: MappingContext = {
+        activities: Object.fromEntries(reads.activities.map((id) => [id, full.activities![id]!])),
+        self: reads.self ? full.self : undefined,
+        job: reads.job ? full.job : undefined,
+        app: reads.app ? full.app : undefined,
+      };
+      t.deepEqual(evaluateMapping(e, only), evaluateMapping(e, full));
+      checked += 1;
+    }
+  }
+  t.true(checked > 10);
 });
 
 test('the example’s `sent` counter adds its row’s cell (Partita’s @pipe rule) and compiles without warnings', async (t) => {
