@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
+import { encodeColumns, type ColumnType } from './columns.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, type ActivityData, type MapExpr, type MappingContext } from './mapping.js';
@@ -211,7 +212,7 @@ interface Pending {
    */
   activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode }>;
   /** Workflow rows to write, by id: the last state staged wins. */
-  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number; ended?: boolean; output?: unknown }>;
+  workflows: Map<string, StagedWorkflow>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
@@ -230,6 +231,48 @@ interface FaninRow {
   idx: number;
   child_id: string;
   output: unknown;
+}
+
+export interface StagedWorkflow {
+  id: string;
+  status: number;
+  data: Record<string, unknown>;
+  expire: number;
+  ended?: boolean;
+  output?: unknown;
+}
+
+export type StagedRecord = { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode; day?: string };
+
+/** transition_write's record columns ($1-$15, in order). Empty fields go as NULL, which the statement reads as their defaults. */
+const RECORD_COLUMNS: [ColumnType, (r: StagedRecord) => unknown][] = [
+  ['text', (r) => r.workflowId],
+  ['text', (r) => r.record.activity],
+  ['text', (r) => r.record.dimension],
+  ['text', (r) => r.record.type],
+  ['text', (r) => r.record.state],
+  ['text', (r) => r.record.job_id],
+  ['jsonb', (r) => r.record.input],
+  ['jsonb', (r) => r.record.output],
+  ['jsonb', (r) => r.record.hook],
+  ['int4', (r) => r.record.attempts || undefined],
+  ['jsonb', (r) => (r.record.errors && r.record.errors.length > 0 ? r.record.errors : undefined)],
+  ['int4', (r) => r.record.children_open],
+  ['int4', (r) => (r.entered ? 1 : undefined)],
+  ['text', (r) => r.mode],
+  ['date', (r) => r.day],
+];
+
+/**
+ * transition_write's parameters: the records' columns, the workflows (JSON: undefined fields left out,
+ * read as NULL), the fan-in outputs (JSON).
+ */
+export function transitionWriteParams(
+  records: readonly StagedRecord[],
+  workflows: readonly (StagedWorkflow & { start_day?: string })[],
+  fanin: string | null,
+): unknown[] {
+  return [...encodeColumns(records, RECORD_COLUMNS), workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
 }
 
 const pendingByScope = new WeakMap<Scope, Pending>();
@@ -336,51 +379,28 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       if (j.step) j.step.record.job_id = j.job.id!;
     }
   }
-  let activities: string | null = null;
-  let firstActivities: string | null = null;
+  let records: StagedRecord[] = [];
   if (p.activities.size > 0) {
-    const fresh: unknown[] = [];
-    const again: unknown[] = [];
-    for (const [k, { workflowId, record: r, entered, mode }] of p.activities) {
-      // Empty fields are left out (undefined: JSON.stringify skips the key), which transition_write
-      // reads as their defaults: a batch's records are most of the bytes a transition sends.
-      const row = {
-        workflow_id: workflowId,
-        activity: r.activity,
-        dimension: r.dimension,
-        type: r.type,
-        state: r.state,
-        job_id: r.job_id ?? undefined,
-        input: r.input ?? undefined,
-        output: r.output ?? undefined,
-        hook: r.hook ?? undefined,
-        attempts: r.attempts || undefined,
-        errors: r.errors && r.errors.length > 0 ? r.errors : undefined,
-        children_open: r.children_open ?? undefined,
-        entered: entered ? 1 : undefined,
-        mode,
-        start_day: dayOf(workflowId),
-      };
-      // A new workflow's record written for the first time cannot conflict: a plain insert.
-      if (p.created.has(workflowId) && !p.written.has(k)) {
-        p.written.add(k);
-        fresh.push(row);
-      } else again.push(row);
+    records = new Array<StagedRecord>(p.activities.size);
+    let i = 0;
+    for (const [k, staged] of p.activities) {
+      // A new workflow's record written for the first time cannot conflict: a plain insert (its day: today's).
+      const fresh = p.created.has(staged.workflowId) && !p.written.has(k);
+      if (fresh) p.written.add(k);
+      records[i++] = { ...staged, mode: fresh ? 'i' : staged.mode, day: fresh ? undefined : dayOf(staged.workflowId) };
     }
     p.activities.clear();
-    if (again.length > 0) activities = JSON.stringify(again);
-    if (fresh.length > 0) firstActivities = JSON.stringify(fresh);
   }
   const fanin = p.fanin.length > 0 ? JSON.stringify(p.fanin.splice(0)) : null;
-  let workflows: string | null = null;
+  let workflows: (StagedWorkflow & { start_day?: string })[] = [];
   if (p.workflows.size > 0) {
-    workflows = JSON.stringify([...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) })));
+    workflows = [...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) }));
     p.workflows.clear();
   }
   // The records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
   let written: Promise<unknown> | undefined;
-  if (activities || workflows || firstActivities || fanin) {
-    const params = [activities, workflows, firstActivities, fanin];
+  if (records.length > 0 || workflows.length > 0 || fanin) {
+    const params = transitionWriteParams(records, workflows, fanin);
     // The entry point's last write: the COMMIT goes on the wire behind it rather than after its
     // answer (a round trip of every transition and pub). The statements before it are still awaited:
     // an enqueue may send more statements once it is answered, and those must precede the COMMIT.

@@ -9,7 +9,9 @@ import pg from 'pg';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
+import { decodeTextArray } from '../src/columns.js';
 import { wfOps } from '../src/db.js';
+import { transitionWriteParams } from '../src/executor.js';
 import { workflowNode } from './helpers.js';
 
 const APP = `
@@ -41,8 +43,11 @@ test.serial("a step's transition upserts the finished step's record and inserts 
   const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
     const config = args[0] as { name?: string; values?: unknown[] } | undefined;
-    if (config?.name?.startsWith('wf_transition_write') && typeof config.values?.[0] === 'string')
-      sent.push(JSON.parse(config.values[0] as string) as Staged[]);
+    // Its record columns: $1 workflow ids, $2 activities, $5 states, $14 modes (binary text[]).
+    if (config?.name?.startsWith('wf_transition_write') && Buffer.isBuffer(config.values?.[0])) {
+      const [ids, activities, states, modes] = [0, 1, 4, 13].map((i) => decodeTextArray(config.values![i] as Buffer | null));
+      sent.push(ids.map((id, i) => ({ workflow_id: id!, activity: activities[i]!, state: states[i]!, mode: modes[i] ?? undefined })));
+    }
     return original.apply(this, args);
   };
   t.teardown(() => {
@@ -81,15 +86,17 @@ test.serial("a step's transition upserts the finished step's record and inserts 
   );
 
   // The statement itself: 'i' records take no conflict path; 'u' records do, and one that is not stored is inserted.
-  const records = [
-    { workflow_id: wf, activity: 'w1', dimension: '', type: 'worker', state: 'done', entered: 1, mode: 'u' },
-    { workflow_id: wf, activity: 'extra', dimension: '', type: 'worker', state: 'running', entered: 1, mode: 'i' },
-    { workflow_id: wf, activity: 'ghost', dimension: '', type: 'worker', state: 'running', entered: 1, mode: 'u' },
-  ];
+  const record = (activity: string, state: string, mode: 'u' | 'i') => ({
+    workflowId: wf,
+    record: { activity, dimension: '', type: 'worker', state, job_id: null, input: null, output: null, hook: null, attempts: 0, errors: [] },
+    entered: true,
+    mode,
+  });
+  const records = [record('w1', 'done', 'u'), record('extra', 'running', 'i'), record('ghost', 'running', 'u')];
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN');
-    const params = [JSON.stringify(records), null, null, null];
+    const params = transitionWriteParams(records as Parameters<typeof transitionWriteParams>[0], [], null);
     const [{ 'QUERY PLAN': plan }] = (
       await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${wfOps(db.schema).transition_write.text}`, params)
     ).rows as { 'QUERY PLAN': unknown[] }[];
