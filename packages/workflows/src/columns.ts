@@ -38,11 +38,25 @@ class Writer {
   string(s: string, prefix?: number): void {
     const max = s.length * 3 + 5;
     this.ensure(max);
+    const buf = this.buf;
     const lengthAt = this.at;
-    this.at += 4;
-    if (prefix !== undefined) this.buf[this.at++] = prefix;
-    this.at += this.buf.write(s, this.at, 'utf8');
-    this.buf.writeInt32BE(this.at - lengthAt - 4, lengthAt);
+    let at = lengthAt + 4;
+    if (prefix !== undefined) buf[at++] = prefix;
+    // Short ASCII strings (ids, names, small JSON) copied here: Buffer.write's call costs more than they do.
+    let ascii = s.length <= 64;
+    if (ascii) {
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        buf[at + i] = c;
+      }
+    }
+    at += ascii ? s.length : buf.write(s, at, 'utf8');
+    buf.writeInt32BE(at - lengthAt - 4, lengthAt);
+    this.at = at;
   }
 }
 

@@ -221,6 +221,8 @@ interface Pending {
   emits: Map<string, EmitPayload[]>;
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
+  /** Workflows whose row a flush of this transaction has written already: no longer as loaded. */
+  rewritten: Set<string>;
   written: Set<string>;
 }
 
@@ -275,6 +277,23 @@ export function transitionWriteParams(
   return [...encodeColumns(records, RECORD_COLUMNS), workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
 }
 
+/** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. */
+const INSERT_COLUMNS: [ColumnType, (w: WorkflowRow & { expire: number }) => unknown][] = [
+  ['text', (w) => w.id],
+  ['text', (w) => w.app_id],
+  ['text', (w) => w.version],
+  ['text', (w) => w.topic],
+  ['text', (w) => w.partition],
+  ['int8', (w) => w.status],
+  ['jsonb', (w) => w.data],
+  ['jsonb', (w) => w.search],
+  ['text', (w) => w.parent_id],
+  ['text', (w) => w.parent_activity],
+  ['text', (w) => w.parent_dimension],
+  ['int4', (w) => w.parent_index],
+  ['int4', (w) => w.expire],
+];
+
 const pendingByScope = new WeakMap<Scope, Pending>();
 
 function pendingOf(s: Scope): Pending {
@@ -289,6 +308,7 @@ function pendingOf(s: Scope): Pending {
       fanin: [],
       emits: new Map(),
       created: new Set(),
+      rewritten: new Set(),
       written: new Set(),
     };
     pendingByScope.set(s, p);
@@ -330,13 +350,8 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
       // still open; its state follows in this transaction's write. Stored as finished, it would get an
       // expiry (and an expiry partition) while it runs.
-      // A workflow without a parent leaves its parent keys out (NULL to workflows_insert), as records leave out empty fields.
       return {
         ...w,
-        parent_id: w.parent_id ?? undefined,
-        parent_activity: w.parent_activity ?? undefined,
-        parent_dimension: w.parent_dimension ?? undefined,
-        parent_index: w.parent_index ?? undefined,
         status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
@@ -344,7 +359,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     });
     p.inserts.clear();
     for (const w of rows) p.created.add(w.id);
-    inserted = s.db.run('workflows_insert', [JSON.stringify(rows)]).catch((err: unknown) => {
+    inserted = s.db.run('workflows_insert', encodeColumns(rows, INSERT_COLUMNS)).catch((err: unknown) => {
       // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
@@ -395,6 +410,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
   let workflows: (StagedWorkflow & { start_day?: string })[] = [];
   if (p.workflows.size > 0) {
     workflows = [...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) }));
+    for (const w of workflows) p.rewritten.add(w.id);
     p.workflows.clear();
   }
   // The records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
@@ -457,6 +473,8 @@ class Run {
   private readonly enteredNow = new Set<string>();
   status: number;
   data: Record<string, unknown>;
+  /** Its data was patched (job maps) since it was loaded: its row is written even if the semaphore is back where it was. */
+  private dataChanged = false;
   private wasOpen: boolean;
   private interruptedHere = false;
   /**
@@ -500,6 +518,13 @@ class Run {
       this.records.set(k, r);
       if (this.known) this.stored.add(k);
     }
+  }
+
+  /** Its row as stored (loaded, locked, not started or written by this transaction) and its state as the row holds it. */
+  private unchanged(p: Pending): boolean {
+    const id = this.row.id;
+    if (p.inserts.has(id) || p.created.has(id) || p.rewritten.has(id)) return false;
+    return this.status === num(this.row.status) && !this.dataChanged;
   }
 
   /**
@@ -814,7 +839,11 @@ class Run {
     if (act.job?.maps) {
       const patch = evaluateMapping(act.job.maps, ctx);
       if (patch && typeof patch === 'object')
-        for (const [k, v] of Object.entries(patch as Record<string, unknown>)) if (v !== undefined) this.data[k] = v;
+        for (const [k, v] of Object.entries(patch as Record<string, unknown>))
+          if (v !== undefined) {
+            this.data[k] = v;
+            this.dataChanged = true;
+          }
     }
     this.status -= 1;
     if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
@@ -927,6 +956,11 @@ class Run {
         ended: true,
         output: this.failedWith ?? null,
       });
+    else if (this.unchanged(p))
+      // Neither its semaphore nor its data moved (a step of a chain, which enters the next): its row,
+      // locked, stays as stored, not rewritten (a heap tuple and its WAL per step). What an earlier
+      // transition of this transaction staged for it is dropped: the stored row is that state again.
+      p.workflows.delete(this.row.id);
     else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;

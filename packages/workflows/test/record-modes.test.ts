@@ -88,7 +88,18 @@ test.serial("a step's transition upserts the finished step's record and inserts 
   // The statement itself: 'i' records take no conflict path; 'u' records do, and one that is not stored is inserted.
   const record = (activity: string, state: string, mode: 'u' | 'i') => ({
     workflowId: wf,
-    record: { activity, dimension: '', type: 'worker', state, job_id: null, input: null, output: null, hook: null, attempts: 0, errors: [] },
+    record: {
+      activity,
+      dimension: '',
+      type: 'worker',
+      state,
+      job_id: null,
+      input: null,
+      output: null,
+      hook: null,
+      attempts: 0,
+      errors: [],
+    },
     entered: true,
     mode,
   });
