@@ -6,6 +6,7 @@
  *
  *   npx tsx bench/wf-write.ts SCHEMA [--tree DIR] [--calls 20] [--records 1000]
  */
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -63,6 +64,14 @@ if (only) {
   });
 }
 log(`${rows.length} records, ${workflows.length} workflows, ${calls} calls of ${op.name}`);
+// The backend's own CPU time (utime + stime of its process, this machine's Postgres): unlike the log's
+// durations (wall time), it does not grow with the machine's load.
+const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+const cpuMs = () => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+};
+const cpu0 = cpuMs();
 const began = performance.now();
 for (let i = 0; i < calls; i++) {
   await client.query('BEGIN');
@@ -70,7 +79,9 @@ for (let i = 0; i < calls; i++) {
   await client.query({ name: op.name, text: op.text, values: params });
   await client.query('ROLLBACK');
 }
-log(`${Math.round(((performance.now() - began) / calls) * 100) / 100} ms per call (client side)`);
+log(
+  `${Math.round(((performance.now() - began) / calls) * 100) / 100} ms per call (client side), backend CPU ${Math.round(((cpuMs() - cpu0) / calls) * 100) / 100} ms per call (BEGIN, SETs, statement, ROLLBACK)`,
+);
 if (process.env.WF_WRITE_EXPLAIN) {
   // The generic plan of the named statement, run once more with auto_explain (into the server's log).
   await client.query('BEGIN');
