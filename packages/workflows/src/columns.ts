@@ -7,6 +7,8 @@
  */
 
 const OID = { text: 25, int4: 23, int8: 20, bool: 16, date: 1082, jsonb: 3802 } as const;
+/** Bytes an element of each type takes, its length included (text and jsonb: a guess, an id's length). */
+const SIZE = { text: 44, int4: 8, int8: 12, bool: 5, date: 8, jsonb: 32 } as const;
 export type ColumnType = keyof typeof OID;
 
 const HEADER = 20;
@@ -14,10 +16,22 @@ const HEADER = 20;
 const PG_EPOCH_DAYS = 10957;
 const DAY_MS = 86_400_000;
 
+/** A big-endian int32 written without Buffer's argument checks (the hot path writes two per element). */
+function i32(buf: Buffer, at: number, v: number): void {
+  buf[at] = v >>> 24;
+  buf[at + 1] = (v >>> 16) & 0xff;
+  buf[at + 2] = (v >>> 8) & 0xff;
+  buf[at + 3] = v & 0xff;
+}
+
 /** A growing buffer: every column of a statement is written into one, then sliced. */
 class Writer {
-  buf = Buffer.allocUnsafe(4096);
+  buf: Buffer;
   at = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   ensure(n: number): void {
     if (this.at + n <= this.buf.length) return;
@@ -30,7 +44,7 @@ class Writer {
 
   int32(v: number): void {
     this.ensure(4);
-    this.buf.writeInt32BE(v, this.at);
+    i32(this.buf, this.at, v);
     this.at += 4;
   }
 
@@ -55,13 +69,27 @@ class Writer {
       }
     }
     at += ascii ? s.length : buf.write(s, at, 'utf8');
-    buf.writeInt32BE(at - lengthAt - 4, lengthAt);
+    i32(buf, lengthAt, at - lengthAt - 4);
     this.at = at;
   }
 }
 
+/** The last date string converted, and its days: a batch's rows are mostly of one day. */
+let lastDate: unknown;
+let lastDays = 0;
+
 /** A date ('YYYY-MM-DD', 'infinity', '-infinity', or a Date) as days since 2000-01-01. */
 function dateDays(v: unknown): number {
+  if (v === lastDate) return lastDays;
+  const days = toDays(v);
+  if (typeof v === 'string') {
+    lastDate = v;
+    lastDays = days;
+  }
+  return days;
+}
+
+function toDays(v: unknown): number {
   if (v === 'infinity') return 0x7fffffff;
   if (v === '-infinity') return -0x80000000;
   const ms = v instanceof Date ? Date.UTC(v.getFullYear(), v.getMonth(), v.getDate()) : Date.parse(`${String(v).slice(0, 10)}T00:00:00Z`);
@@ -75,7 +103,10 @@ function dateDays(v: unknown): number {
  */
 export function encodeColumns<R>(rows: readonly R[], columns: readonly [ColumnType, (row: R) => unknown][]): (Buffer | null)[] {
   if (rows.length === 0) return columns.map(() => null);
-  const w = new Writer();
+  // Room for every element as long as an id: most batches need no second buffer.
+  let size = 0;
+  for (const [type] of columns) size += HEADER + rows.length * SIZE[type];
+  const w = new Writer(size);
   const bounds: [number, number][] = [];
   for (const [type, get] of columns) {
     const start = w.at;
