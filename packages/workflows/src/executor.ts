@@ -520,11 +520,15 @@ class Run {
     }
   }
 
-  /** Its row as stored (loaded, locked, not started or written by this transaction) and its state as the row holds it. */
+  /**
+   * Its row stays as stored: loaded (locked), not started or written by this transaction, still open,
+   * and its semaphore and data as the row holds them.
+   */
   private unchanged(p: Pending): boolean {
     const id = this.row.id;
     if (p.inserts.has(id) || p.created.has(id) || p.rewritten.has(id)) return false;
-    return this.status === num(this.row.status) && !this.dataChanged;
+    // Open only: a finished row written again keeps its old behaviour (its finish and expiry set again).
+    return this.status > 0 && this.status === num(this.row.status) && !this.dataChanged;
   }
 
   /**

@@ -2,7 +2,8 @@
  * How transition_write writes activity records: a step's transition inserts the next step's record
  * with a plain insert (an upsert's speculative insertion costs a WAL record more) and upserts the
  * record of the step that finished (a key probe in any generic plan), the transition that finishes
- * the workflow too; a record marked stored that is not there is still written, never lost.
+ * the workflow too; a record marked stored that is not there is still written, never lost. The
+ * workflow's row is rewritten only by a transition that moves its semaphore or data.
  */
 import test from 'ava';
 import pg from 'pg';
@@ -40,6 +41,8 @@ type Staged = { workflow_id: string; activity: string; state: string; mode?: str
 test.serial("a step's transition upserts the finished step's record and inserts the next one's without an upsert", async (t) => {
   // The records every transition_write of this process sends.
   const sent: Staged[][] = [];
+  // And the workflow rows each one writes ($16, a JSON array).
+  const rowsSent: { id: string; status: number }[][] = [];
   const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
     const config = args[0] as { name?: string; values?: unknown[] } | undefined;
@@ -47,6 +50,8 @@ test.serial("a step's transition upserts the finished step's record and inserts 
     if (config?.name?.startsWith('wf_transition_write') && Buffer.isBuffer(config.values?.[0])) {
       const [ids, activities, states, modes] = [0, 1, 4, 13].map((i) => decodeTextArray(config.values![i] as Buffer | null));
       sent.push(ids.map((id, i) => ({ workflow_id: id!, activity: activities[i]!, state: states[i]!, mode: modes[i] ?? undefined })));
+      if (typeof config.values![15] === 'string')
+        rowsSent.push(JSON.parse(config.values![15] as string) as { id: string; status: number }[]);
     }
     return original.apply(this, args);
   };
@@ -143,4 +148,14 @@ test.serial("a step's transition upserts the finished step's record and inserts 
     finished.map((r) => r.mode),
     ['u'],
   );
+  // Its row is written by the transaction that starts it (workflows_insert) and by the one that
+  // finishes it only: a step that enters the next leaves its semaphore and data as stored.
+  t.deepEqual(
+    rowsSent
+      .flat()
+      .filter((w) => w.id === wf)
+      .map((w) => Number(w.status)),
+    [0],
+  );
+  t.is(await modes.getStatus(wf), 0);
 });
