@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { transitionWriteParams } from '../packages/workflows/dist/executor.js';
 import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl } from './lib/postgres.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../packages/workflows/sql/migrations/', import.meta.url));
@@ -180,8 +181,10 @@ async function transitions(pool: pg.Pool, schema: string, variant: string, base:
         t0 = performance.now();
         await client.query({ ...ops['workflows_update']!, values: [JSON.stringify([workflow])] });
       } else {
-        // The record and the workflow row (and a finished one's records' move) in one statement (`upsert` stays 0).
-        const write = [JSON.stringify([record]), JSON.stringify([workflow]), null, null];
+        // The record and the workflow row in one statement (`upsert` stays 0), its parameters as the executor makes them.
+        const { entered, ...fields } = record;
+        const staged = { workflowId: id, record: { job_id: null, input: null, hook: null, errors: [], ...fields }, entered: entered > 0 };
+        const write = transitionWriteParams([staged as Parameters<typeof transitionWriteParams>[0][number]], [workflow], null);
         await client.query({ ...ops['transition_write']!, values: write });
       }
       split.update += performance.now() - t0;

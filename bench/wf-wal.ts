@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { cpuSample } from './lib/cpu.js';
 import { resolveNatsUrl } from './lib/nats.js';
 import { adminPool, dropSchema, freshSchemaName, resolvePostgresUrl } from './lib/postgres.js';
 
@@ -102,12 +103,16 @@ const client = await connect({
 const wal = app(client, 'wal', { partition: 'wal' });
 await wal.activate((await wal.deploy(YAML)).version);
 
+// The polls for the end go through a connection of their own, whose backend's CPU is left out.
+const poller = await admin.connect();
+const pollerPid = (await poller.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+
 const runMany = async (count: number) => {
   const ids: string[] = [];
   for (let from = 0; from < count; from += 200)
     ids.push(...(await Promise.all(Array.from({ length: Math.min(200, count - from) }, (_, i) => wal.pub('wal.run', { seq: from + i })))));
   for (;;) {
-    const { rows } = await admin.query(
+    const { rows } = await poller.query(
       `SELECT count(*)::int AS n FROM "${schema}".wf_workflows WHERE id = ANY($1) AND (status > 0 OR status = -1)`,
       [ids],
     );
@@ -123,9 +128,14 @@ try {
   const from = await lsn();
   const began = performance.now();
   const cpu0 = process.cpuUsage();
+  const pg0 = cpuSample('before');
   await runMany(N);
   const ms = performance.now() - began;
   const cpu = process.cpuUsage(cpu0);
+  // CPU time (not wall time) of the Postgres backends serving this process's node and client.
+  const pg1 = cpuSample();
+  let pgOwn = 0;
+  for (const [pid, cpuMs] of pg1.ownBackends) if (pid !== pollerPid) pgOwn += cpuMs - (pg0.ownBackends.get(pid) ?? 0);
   const to = await lsn();
   // pg_walinspect reads up to the flushed LSN only: a commit not yet flushed (asynchronous commit,
   // another session's) made the range "future".
@@ -160,6 +170,8 @@ try {
     ms: Math.round(ms),
     // This process's CPU (the node, its client and this script's polls) per workflow.
     nodeCpuMsPerWorkflow: Math.round(((cpu.user + cpu.system) / 1000 / N) * 1000) / 1000,
+    // The node's and client's Postgres backends, the polls' left out (USER_HZ ticks: ±10 ms in all).
+    postgresOwnCpuMsPerWorkflow: Math.round((pgOwn / N) * 1000) / 1000,
     load: loadavg()[0]!.toFixed(2),
     perWorkflow: {
       wf: { records: per(wf.n), bytes: per(wf.bytes) },
@@ -173,6 +185,7 @@ try {
   };
   process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);
 } finally {
+  poller.release();
   await client.close();
   await node.stop();
   if (process.env.WF_WAL_KEEP) log(`kept schema ${schema}`);

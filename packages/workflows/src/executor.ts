@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
 import type { NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
+import { encodeColumns, type ColumnType } from './columns.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, mappingReads, type ActivityData, type MapExpr, type MappingContext, type MappingReads } from './mapping.js';
@@ -222,7 +223,7 @@ interface Pending {
    */
   activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode }>;
   /** Workflow rows to write, by id: the last state staged wins. */
-  workflows: Map<string, { id: string; status: number; data: Record<string, unknown>; expire: number; ended?: boolean; output?: unknown }>;
+  workflows: Map<string, StagedWorkflow>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
   jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
@@ -231,6 +232,8 @@ interface Pending {
   emits: Map<string, EmitPayload[]>;
   /** Workflows this transaction inserted, and which of their records it has written (workflow\0activity\0dimension). */
   created: Set<string>;
+  /** Workflows whose row a flush of this transaction has written already: no longer as loaded. */
+  rewritten: Set<string>;
   written: Set<string>;
 }
 
@@ -242,6 +245,65 @@ interface FaninRow {
   child_id: string;
   output: unknown;
 }
+
+export interface StagedWorkflow {
+  id: string;
+  status: number;
+  data: Record<string, unknown>;
+  expire: number;
+  ended?: boolean;
+  output?: unknown;
+}
+
+export type StagedRecord = { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode; day?: string };
+
+/** transition_write's record columns ($1-$15, in order). Empty fields go as NULL, which the statement reads as their defaults. */
+const RECORD_COLUMNS: [ColumnType, (r: StagedRecord) => unknown][] = [
+  ['text', (r) => r.workflowId],
+  ['text', (r) => r.record.activity],
+  ['text', (r) => r.record.dimension],
+  ['text', (r) => r.record.type],
+  ['text', (r) => r.record.state],
+  ['text', (r) => r.record.job_id],
+  ['jsonb', (r) => r.record.input],
+  ['jsonb', (r) => r.record.output],
+  ['jsonb', (r) => r.record.hook],
+  ['int4', (r) => r.record.attempts || undefined],
+  ['jsonb', (r) => (r.record.errors && r.record.errors.length > 0 ? r.record.errors : undefined)],
+  ['int4', (r) => r.record.children_open],
+  ['int4', (r) => (r.entered ? 1 : undefined)],
+  ['text', (r) => r.mode],
+  ['date', (r) => r.day],
+];
+
+/**
+ * transition_write's parameters: the records' columns, the workflows (JSON: undefined fields left out,
+ * read as NULL), the fan-in outputs (JSON).
+ */
+export function transitionWriteParams(
+  records: readonly StagedRecord[],
+  workflows: readonly (StagedWorkflow & { start_day?: string })[],
+  fanin: string | null,
+): unknown[] {
+  return [...encodeColumns(records, RECORD_COLUMNS), workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
+}
+
+/** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. */
+const INSERT_COLUMNS: [ColumnType, (w: WorkflowRow & { expire: number }) => unknown][] = [
+  ['text', (w) => w.id],
+  ['text', (w) => w.app_id],
+  ['text', (w) => w.version],
+  ['text', (w) => w.topic],
+  ['text', (w) => w.partition],
+  ['int8', (w) => w.status],
+  ['jsonb', (w) => w.data],
+  ['jsonb', (w) => w.search],
+  ['text', (w) => w.parent_id],
+  ['text', (w) => w.parent_activity],
+  ['text', (w) => w.parent_dimension],
+  ['int4', (w) => w.parent_index],
+  ['int4', (w) => w.expire],
+];
 
 const pendingByScope = new WeakMap<Scope, Pending>();
 
@@ -257,6 +319,7 @@ function pendingOf(s: Scope): Pending {
       fanin: [],
       emits: new Map(),
       created: new Set(),
+      rewritten: new Set(),
       written: new Set(),
     };
     pendingByScope.set(s, p);
@@ -298,13 +361,8 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
       // still open; its state follows in this transaction's write. Stored as finished, it would get an
       // expiry (and an expiry partition) while it runs.
-      // A workflow without a parent leaves its parent keys out (NULL to workflows_insert), as records leave out empty fields.
       return {
         ...w,
-        parent_id: w.parent_id ?? undefined,
-        parent_activity: w.parent_activity ?? undefined,
-        parent_dimension: w.parent_dimension ?? undefined,
-        parent_index: w.parent_index ?? undefined,
         status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
@@ -312,7 +370,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     });
     p.inserts.clear();
     for (const w of rows) p.created.add(w.id);
-    inserted = s.db.run('workflows_insert', [JSON.stringify(rows)]).catch((err: unknown) => {
+    inserted = s.db.run('workflows_insert', encodeColumns(rows, INSERT_COLUMNS)).catch((err: unknown) => {
       // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
       if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
       throw err;
@@ -347,51 +405,29 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       if (j.step) j.step.record.job_id = j.job.id!;
     }
   }
-  let activities: string | null = null;
-  let firstActivities: string | null = null;
+  let records: StagedRecord[] = [];
   if (p.activities.size > 0) {
-    const fresh: unknown[] = [];
-    const again: unknown[] = [];
-    for (const [k, { workflowId, record: r, entered, mode }] of p.activities) {
-      // Empty fields are left out (undefined: JSON.stringify skips the key), which transition_write
-      // reads as their defaults: a batch's records are most of the bytes a transition sends.
-      const row = {
-        workflow_id: workflowId,
-        activity: r.activity,
-        dimension: r.dimension,
-        type: r.type,
-        state: r.state,
-        job_id: r.job_id ?? undefined,
-        input: r.input ?? undefined,
-        output: r.output ?? undefined,
-        hook: r.hook ?? undefined,
-        attempts: r.attempts || undefined,
-        errors: r.errors && r.errors.length > 0 ? r.errors : undefined,
-        children_open: r.children_open ?? undefined,
-        entered: entered ? 1 : undefined,
-        mode,
-        start_day: dayOf(workflowId),
-      };
-      // A new workflow's record written for the first time cannot conflict: a plain insert.
-      if (p.created.has(workflowId) && !p.written.has(k)) {
-        p.written.add(k);
-        fresh.push(row);
-      } else again.push(row);
+    records = new Array<StagedRecord>(p.activities.size);
+    let i = 0;
+    for (const [k, staged] of p.activities) {
+      // A new workflow's record written for the first time cannot conflict: a plain insert (its day: today's).
+      const fresh = p.created.has(staged.workflowId) && !p.written.has(k);
+      if (fresh) p.written.add(k);
+      records[i++] = { ...staged, mode: fresh ? 'i' : staged.mode, day: fresh ? undefined : dayOf(staged.workflowId) };
     }
     p.activities.clear();
-    if (again.length > 0) activities = JSON.stringify(again);
-    if (fresh.length > 0) firstActivities = JSON.stringify(fresh);
   }
   const fanin = p.fanin.length > 0 ? JSON.stringify(p.fanin.splice(0)) : null;
-  let workflows: string | null = null;
+  let workflows: (StagedWorkflow & { start_day?: string })[] = [];
   if (p.workflows.size > 0) {
-    workflows = JSON.stringify([...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) })));
+    workflows = [...p.workflows.values()].map((w) => ({ ...w, start_day: dayOf(w.id) }));
+    for (const w of workflows) p.rewritten.add(w.id);
     p.workflows.clear();
   }
   // The records, workflow rows and fan-in outputs in one statement: one round trip per transaction.
   let written: Promise<unknown> | undefined;
-  if (activities || workflows || firstActivities || fanin) {
-    const params = [activities, workflows, firstActivities, fanin];
+  if (records.length > 0 || workflows.length > 0 || fanin) {
+    const params = transitionWriteParams(records, workflows, fanin);
     // The entry point's last write: the COMMIT goes on the wire behind it rather than after its
     // answer (a round trip of every transition and pub). The statements before it are still awaited:
     // an enqueue may send more statements once it is answered, and those must precede the COMMIT.
@@ -449,6 +485,8 @@ class Run {
   private readonly enteredNow = new Set<string>();
   status: number;
   data: Record<string, unknown>;
+  /** Its data was patched (job maps) since it was loaded: its row is written even if the semaphore is back where it was. */
+  private dataChanged = false;
   private wasOpen: boolean;
   private interruptedHere = false;
   /**
@@ -499,6 +537,17 @@ class Run {
       this.records.set(k, r);
       if (this.known) this.stored.add(k);
     }
+  }
+
+  /**
+   * Its row stays as stored: loaded (locked), not started or written by this transaction, still open,
+   * and its semaphore and data as the row holds them.
+   */
+  private unchanged(p: Pending): boolean {
+    const id = this.row.id;
+    if (p.inserts.has(id) || p.created.has(id) || p.rewritten.has(id)) return false;
+    // Open only: a finished row written again keeps its old behaviour (its finish and expiry set again).
+    return this.status > 0 && this.status === num(this.row.status) && !this.dataChanged;
   }
 
   /**
@@ -844,7 +893,11 @@ class Run {
     if (act.job?.maps) {
       const patch = evaluateMapping(act.job.maps, ctx);
       if (patch && typeof patch === 'object')
-        for (const [k, v] of Object.entries(patch as Record<string, unknown>)) if (v !== undefined) this.data[k] = v;
+        for (const [k, v] of Object.entries(patch as Record<string, unknown>))
+          if (v !== undefined) {
+            this.data[k] = v;
+            this.dataChanged = true;
+          }
     }
     this.status -= 1;
     if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
@@ -977,6 +1030,11 @@ class Run {
         ended: true,
         output: this.failedWith ?? null,
       });
+    else if (this.unchanged(p))
+      // Neither its semaphore nor its data moved (a step of a chain, which enters the next): its row,
+      // locked, stays as stored, not rewritten (a heap tuple and its WAL per step). What an earlier
+      // transition of this transaction staged for it is dropped: the stored row is that state again.
+      p.workflows.delete(this.row.id);
     else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
     if (!finished) return;
     const output = this.status === 0 ? this.data : this.failedWith;

@@ -2,14 +2,17 @@
  * How transition_write writes activity records: a step's transition inserts the next step's record
  * with a plain insert (an upsert's speculative insertion costs a WAL record more) and upserts the
  * record of the step that finished (a key probe in any generic plan), the transition that finishes
- * the workflow too; a record marked stored that is not there is still written, never lost.
+ * the workflow too; a record marked stored that is not there is still written, never lost. The
+ * workflow's row is rewritten only by a transition that moves its semaphore or data.
  */
 import test from 'ava';
 import pg from 'pg';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
+import { decodeTextArray } from '../src/columns.js';
 import { wfOps } from '../src/db.js';
+import { transitionWriteParams } from '../src/executor.js';
 import { workflowNode } from './helpers.js';
 
 const APP = `
@@ -38,11 +41,18 @@ type Staged = { workflow_id: string; activity: string; state: string; mode?: str
 test.serial("a step's transition upserts the finished step's record and inserts the next one's without an upsert", async (t) => {
   // The records every transition_write of this process sends.
   const sent: Staged[][] = [];
+  // And the workflow rows each one writes ($16, a JSON array).
+  const rowsSent: { id: string; status: number }[][] = [];
   const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
     const config = args[0] as { name?: string; values?: unknown[] } | undefined;
-    if (config?.name?.startsWith('wf_transition_write') && typeof config.values?.[0] === 'string')
-      sent.push(JSON.parse(config.values[0] as string) as Staged[]);
+    // Its record columns: $1 workflow ids, $2 activities, $5 states, $14 modes (binary text[]).
+    if (config?.name?.startsWith('wf_transition_write') && Buffer.isBuffer(config.values?.[0])) {
+      const [ids, activities, states, modes] = [0, 1, 4, 13].map((i) => decodeTextArray(config.values![i] as Buffer | null));
+      sent.push(ids.map((id, i) => ({ workflow_id: id!, activity: activities[i]!, state: states[i]!, mode: modes[i] ?? undefined })));
+      if (typeof config.values![15] === 'string')
+        rowsSent.push(JSON.parse(config.values![15] as string) as { id: string; status: number }[]);
+    }
     return original.apply(this, args);
   };
   t.teardown(() => {
@@ -81,15 +91,28 @@ test.serial("a step's transition upserts the finished step's record and inserts 
   );
 
   // The statement itself: 'i' records take no conflict path; 'u' records do, and one that is not stored is inserted.
-  const records = [
-    { workflow_id: wf, activity: 'w1', dimension: '', type: 'worker', state: 'done', entered: 1, mode: 'u' },
-    { workflow_id: wf, activity: 'extra', dimension: '', type: 'worker', state: 'running', entered: 1, mode: 'i' },
-    { workflow_id: wf, activity: 'ghost', dimension: '', type: 'worker', state: 'running', entered: 1, mode: 'u' },
-  ];
+  const record = (activity: string, state: string, mode: 'u' | 'i') => ({
+    workflowId: wf,
+    record: {
+      activity,
+      dimension: '',
+      type: 'worker',
+      state,
+      job_id: null,
+      input: null,
+      output: null,
+      hook: null,
+      attempts: 0,
+      errors: [],
+    },
+    entered: true,
+    mode,
+  });
+  const records = [record('w1', 'done', 'u'), record('extra', 'running', 'i'), record('ghost', 'running', 'u')];
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN');
-    const params = [JSON.stringify(records), null, null, null];
+    const params = transitionWriteParams(records as Parameters<typeof transitionWriteParams>[0], [], null);
     const [{ 'QUERY PLAN': plan }] = (
       await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${wfOps(db.schema).transition_write.text}`, params)
     ).rows as { 'QUERY PLAN': unknown[] }[];
@@ -125,4 +148,14 @@ test.serial("a step's transition upserts the finished step's record and inserts 
     finished.map((r) => r.mode),
     ['u'],
   );
+  // Its row is written by the transaction that starts it (workflows_insert) and by the one that
+  // finishes it only: a step that enters the next leaves its semaphore and data as stored.
+  t.deepEqual(
+    rowsSent
+      .flat()
+      .filter((w) => w.id === wf)
+      .map((w) => Number(w.status)),
+    [0],
+  );
+  t.is(await modes.getStatus(wf), 0);
 });

@@ -1,8 +1,12 @@
 -- plan: generic
 -- What a transaction's transitions staged, written in one statement: every activity record changed
--- ($1, a JSON array), the data and semaphore of every workflow moved ($2, a JSON array), the first
--- records of workflows this transaction started ($3), and the outputs of fan-out children that ended
--- ($4). A NULL parameter writes nothing of its kind. A step's link to its activity is the record's
+-- ($1-$15, a column each: arrays of one length, sent in binary, see src/columns.ts), the data and
+-- semaphore of every workflow moved ($16, a JSON array), and the outputs of fan-out children that
+-- ended ($17, a JSON array). NULL parameters write nothing of their kind. The records were a JSON
+-- array of objects: its text → jsonb input and jsonb_to_recordset's extraction of every field cost
+-- more than the writes. The workflows stay one JSON array, fewer and smaller: its CTE, read twice,
+-- is costed as 100 rows, and so joined by hash (an unnest is costed as 10, and joined by a nested
+-- loop whose every probe ran the id list again). A step's link to its activity is the record's
 -- job_id (migration 0008), written with the record.
 -- Every row is changed by one part only, so that the parts see the same snapshot (as parts of one
 -- statement do) changes nothing.
@@ -12,15 +16,16 @@
 -- today's, which its insert took (start_day's default: the transaction's now()). A row never moves:
 -- a workflow that finishes is updated in place with its records.
 --
--- Activity records (a key left out is its default: attempts 0, errors [], entered 0, the rest NULL;
+-- Activity records (a NULL element is its default: attempts 0, errors [], entered 0, the rest NULL;
 -- `mode`: 'i' known not stored, a plain insert; 'u' known stored, and absent, an upsert. A plain
 -- UPDATE joined to the staged records would be cheaper by a lock record each, but the statement runs
 -- with a generic plan (`plan: generic`, test/plans.test.ts), and made under an empty table's statistics
 -- that join read a whole index per record; the upsert's conflict check is a key probe whatever the
 -- plan. A record marked 'u' that is not there after all is inserted, never lost):
 -- `entered` is 1 for a record entered in this transaction, else 0: a record
--- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. First records
--- ($3) cannot exist yet: a plain insert, without the conflict check (a fan-out writes thousands).
+-- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. The first
+-- records of a workflow this transaction started cannot exist yet: 'i', without the conflict check (a
+-- fan-out writes thousands); their start_day is NULL (today's, as their workflow's insert took).
 -- New records take their `seq` in the order they were staged (the timeline's order).
 -- Workflows: reaching 0 finishes one (output = data, kept `expire` seconds); `ended` one that failed or
 -- interrupted itself (output: why), kept `expire` seconds too.
@@ -28,16 +33,15 @@
 WITH staged_workflows AS (
   SELECT r.id, r.status, r.data, r.ended, r.output, coalesce(r.start_day, (now() AT TIME ZONE 'UTC')::date) AS start_day,
          CASE WHEN (r.status = 0 OR r.ended) AND r.expire >= 0 THEN now() + make_interval(secs => r.expire) END AS expire_at
-  FROM jsonb_to_recordset($2::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb, start_day date)
+  FROM jsonb_to_recordset($16::jsonb) AS r(id text, status bigint, data jsonb, expire int, ended boolean, output jsonb, start_day date)
 ), staged AS (
   -- `ord`: the order records were staged in, which new records take their `seq` (start order) in:
   -- taken here, in that order, as new records are written by more than one part below.
   SELECT o.*, coalesce(o.day, (now() AT TIME ZONE 'UTC')::date) AS start_day,
          CASE WHEN o.mode IS DISTINCT FROM 'u' THEN nextval('{{schema}}.wf_activities_seq') END AS seq
   FROM (
-    SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
-                                                               input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int,
-                                                               entered int, mode text, start_day date))
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[],
+                         $10::int[], $11::jsonb[], $12::int[], $13::int[], $14::text[], $15::date[])
          WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
                               mode, day, ord)
     ORDER BY ord
@@ -61,15 +65,6 @@ WITH staged_workflows AS (
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
       entered = a.entered + EXCLUDED.entered
-), first_activities AS (
-  INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
-                                        finished_at)
-  SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, coalesce(r.attempts, 0), coalesce(r.errors, '[]'),
-         r.children_open, coalesce(r.entered, 0), CASE WHEN r.state = 'done' THEN now() END
-  FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (workflow_id text, activity text, dimension text, type text, state text, job_id text,
-                                                    input jsonb, output jsonb, hook jsonb, attempts int, errors jsonb, children_open int, entered int))
-       WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered, ord)
-  ORDER BY r.ord
 ), workflows AS (
   UPDATE {{schema}}.wf_workflows AS w
   SET status = r.status, data = r.data,
@@ -87,6 +82,6 @@ WITH staged_workflows AS (
 ), fanin AS (
   INSERT INTO {{schema}}.wf_fanin (workflow_id, activity, dimension, idx, child_id, output)
   SELECT r.workflow_id, r.activity, r.dimension, r.idx, r.child_id, r.output
-  FROM jsonb_to_recordset($4::jsonb) AS r(workflow_id text, activity text, dimension text, idx int, child_id text, output jsonb)
+  FROM jsonb_to_recordset($17::jsonb) AS r(workflow_id text, activity text, dimension text, idx int, child_id text, output jsonb)
 )
 SELECT 1 AS written
