@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import { sleep } from '../lib/stats.js';
-import { waitUntilFinished } from '../workloads/drain.js';
+import { WORKFLOW_POLL_MS, waitUntilFinished } from '../workloads/drain.js';
 import type { WorkloadContext } from '../workloads/types.js';
 import type { WorkflowRun, WorkflowSystem, WorkflowSystemFactory } from '../workloads/workflow-systems.js';
 
@@ -118,7 +118,7 @@ class DbosSystem implements WorkflowSystem {
           [asked],
         )
       ).rows.map((r) => r.id);
-    if ((await waitUntilFinished(unfinished, ids, performance.now() + timeoutMs)) === undefined)
+    if ((await waitUntilFinished(unfinished, ids, performance.now() + timeoutMs, WORKFLOW_POLL_MS)) === undefined)
       throw new Error(`dbos: ${(await unfinished(ids)).length} of ${ids.length} workflows unfinished after ${timeoutMs} ms`);
   }
 

@@ -13,7 +13,7 @@ import { connect, type Client } from '@partita/client';
 import { createLogger, silentLogger, type Logger } from '@partita/core';
 import { defineJob, startNode, type NodePlugin, type PartitaNode } from '@partita/runtime';
 import { sleep } from '../lib/stats.js';
-import { waitUntilFinished } from './drain.js';
+import { WORKFLOW_POLL_MS, waitUntilFinished } from './drain.js';
 import type { WorkloadContext } from './types.js';
 import type { WorkflowRun, WorkflowSystem, WorkflowSystemFactory } from './workflow-systems.js';
 
@@ -56,7 +56,7 @@ export async function waitWorkflows(
         asked,
       ])
     ).rows.map((r) => r.id);
-  if ((await waitUntilFinished(unfinished, ids, performance.now() + timeoutMs)) === undefined)
+  if ((await waitUntilFinished(unfinished, ids, performance.now() + timeoutMs, WORKFLOW_POLL_MS)) === undefined)
     throw new Error(`${system}: ${(await unfinished(ids)).length} of ${ids.length} ${what} unfinished after ${timeoutMs} ms`);
 }
 
