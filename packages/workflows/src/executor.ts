@@ -12,9 +12,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
-import type { NewJob } from '@partita/postgres';
+import { encodeColumns, type ColumnType, type NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
-import { encodeColumns, type ColumnType } from './columns.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
 import { evaluateMapping, mappingReads, type ActivityData, type MapExpr, type MappingContext, type MappingReads } from './mapping.js';

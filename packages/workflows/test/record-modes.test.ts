@@ -10,7 +10,7 @@ import pg from 'pg';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
-import { decodeTextArray } from '../src/columns.js';
+import { decodeTextArray } from '@partita/postgres';
 import { wfOps } from '../src/db.js';
 import { transitionWriteParams } from '../src/executor.js';
 import { workflowNode } from './helpers.js';

@@ -1,6 +1,6 @@
 -- plan: generic
 -- What a transaction's transitions staged, written in one statement: every activity record changed
--- ($1-$15, a column each: arrays of one length, sent in binary, see src/columns.ts), the data and
+-- ($1-$15, a column each: arrays of one length, sent in binary, encodeColumns of @partita/postgres), the data and
 -- semaphore of every workflow moved ($16, a JSON array), and the outputs of fan-out children that
 -- ended ($17, a JSON array). NULL parameters write nothing of their kind. The records were a JSON
 -- array of objects: its text → jsonb input and jsonb_to_recordset's extraction of every field cost

@@ -1,6 +1,6 @@
 -- plan: generic
 -- The workflows a transaction started, in one statement, each with its state after the transitions
--- that ran at once ($1-$13, a column each: arrays of one length, sent in binary, see src/columns.ts;
+-- that ran at once ($1-$13, a column each: arrays of one length, sent in binary, encodeColumns of @partita/postgres;
 -- as one JSON array of objects its input cost more than the insert); one that finished at once is
 -- stored finished (output = data).
 -- All in today's partition (start_day's default, the transaction's now(), which their first records
