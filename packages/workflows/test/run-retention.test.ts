@@ -46,7 +46,7 @@ app:
       activities:
         t1: { type: trigger }
       transitions: {}
-${waitingGraph('w', 1)}${waitingGraph('z', 0)}`;
+${waitingGraph('w', 1)}${waitingGraph('z', 0)}${waitingGraph('h', 60)}`;
 
 async function setup(t: import('ava').ExecutionContext, expiryIntervalMs?: number) {
   const { db, node } = await workflowNode(t, 'wf_keep', {
@@ -72,17 +72,18 @@ async function setup(t: import('ava').ExecutionContext, expiryIntervalMs?: numbe
 
 test.serial('pending: held at status -1 until resume, on its data; resumed once; bad pending refused', async (t) => {
   const { keep } = await setup(t);
-  const id = await keep.pub('w.start', {}, { pending: 30 });
+  // Graph h keeps an early signal 60 s (w's expire of 1 s let a loaded machine's resume miss it).
+  const id = await keep.pub('h.start', {}, { pending: 30 });
   t.is(await keep.getStatus(id), PENDING);
   t.deepEqual(
     (await keep.export(id)).activities.map((a) => [a.activity, a.state]),
     [['t1', 'pending']],
   );
   // A hook for it while it is held is kept, and delivered once it waits.
-  t.is(await keep.hook('w.go', { id, msg: 'early' }), undefined);
+  t.is(await keep.hook('h.go', { id, msg: 'early' }), undefined);
   t.true(await keep.resume(id));
   t.is(await keep.getStatus(id), 0);
-  t.is((await keep.getState('w.start', id)).data['got'], 'early');
+  t.is((await keep.getState('h.start', id)).data['got'], 'early');
   t.false(await keep.resume(id));
   t.false(await keep.resume('no-such-workflow'));
   const held = await keep.pub('e.start', { n: 7 }, { pending: 30 });
