@@ -168,7 +168,10 @@ test('a last statement sent behind which COMMIT is queued (tx.sendLast) commits 
  * A deferred constraint trigger on `table` recording, at COMMIT, the synchronous_commit each of its
  * rows' transactions committed with (the setting a COMMIT reads, whenever in the transaction it was set).
  */
-async function recordCommitSetting(db: { pool: pg.Pool; schema: string }, table: string): Promise<() => Promise<{ id: number; sc: string }[]>> {
+async function recordCommitSetting(
+  db: { pool: pg.Pool; schema: string },
+  table: string,
+): Promise<() => Promise<{ id: number; sc: string }[]>> {
   const q = `"${db.schema}"`;
   await db.pool.query(`
     CREATE TABLE ${q}.commit_seen (id int NOT NULL, sc text NOT NULL);
@@ -226,7 +229,11 @@ test('tx.commitAsync: that transaction commits with synchronous_commit off, wher
       { id: 4, sc: 'on' },
       { id: 6, sc: 'on' },
     ]);
-    t.is((await store.pool.query(`SELECT current_setting('synchronous_commit') AS sc`)).rows[0].sc, 'on', 'the connection went back as it was');
+    t.is(
+      (await store.pool.query(`SELECT current_setting('synchronous_commit') AS sc`)).rows[0].sc,
+      'on',
+      'the connection went back as it was',
+    );
   } finally {
     await store.close();
     await close();
