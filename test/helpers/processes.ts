@@ -179,8 +179,13 @@ export interface TestPostgres {
   readonly pid: number | undefined;
   /** Clean fast shutdown; waits until it is gone. */
   stop(): Promise<void>;
-  /** Crash: SIGKILL to the postmaster (backends die when they notice); the next start runs crash recovery. */
-  kill(): Promise<void>;
+  /**
+   * Crash: SIGKILL to the postmaster (backends die when they notice); the next start runs crash
+   * recovery. `everything`: its backends and helpers get SIGKILL at the same moment, as in a crash of
+   * the machine or the OOM killer, so none goes on to commit what its connection had already sent or
+   * to write the WAL it holds in shared memory (what an asynchronous commit leaves there is lost).
+   */
+  kill(opts?: { everything?: boolean }): Promise<void>;
   /** Starts it again on the same port with the same data. */
   start(): Promise<void>;
   /** stop() + start(). */
@@ -230,12 +235,21 @@ export async function startPostgres(opts: { settings?: Record<string, string | n
     },
     dataDir,
     stop,
-    async kill() {
+    async kill(opts: { everything?: boolean } = {}) {
       const s = server;
       if (!s) return;
       server = undefined;
       unhook?.();
+      // Read synchronously: a test's node in this process sends nothing more between the call and the kill.
+      const children = opts.everything ? postgresChildrenOfSync(s.pid) : [];
       process.kill(s.pid, 'SIGKILL');
+      for (const pid of children) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone already */
+        }
+      }
       await waitGone(s.pid, 10_000);
       // Wait for the orphaned backends too, so a start right after does not trip over their shared memory.
       const end = Date.now() + 10_000;
@@ -253,6 +267,27 @@ export async function startPostgres(opts: { settings?: Record<string, string | n
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** postgresChildrenOf without a wait (blocking the event loop while it reads /proc). */
+function postgresChildrenOfSync(ppid: number): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 /** Processes whose parent was `ppid` (Linux /proc); empty elsewhere. */

@@ -90,6 +90,12 @@ export interface Tx {
    * before the commit; if it fails, the transaction rolls back and rejects with its error.
    */
   sendLast<R extends pg.QueryResultRow = any>(statement: StatementConfig): Promise<R[]>;
+  /**
+   * COMMIT without waiting for the WAL flush (synchronous_commit off for this transaction only; see
+   * TransactionTail.commitAsync): a Postgres crash soon after may undo it. Only for a transaction
+   * nothing outside is told of before a later synchronous commit makes it durable.
+   */
+  commitAsync(): void;
 }
 
 /**
@@ -201,6 +207,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
         fn({
           client,
           sendLast: (statement) => tail.send(statement),
+          commitAsync: () => tail.commitAsync(),
           query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
             (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,
           enqueue: (jobs) =>

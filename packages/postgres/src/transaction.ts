@@ -17,6 +17,15 @@ export interface TransactionTail {
    * committed. A function that awaits it anyway gets the same answer.
    */
   send<R extends pg.QueryResultRow = any>(statement: StatementConfig): Promise<R[]>;
+  /**
+   * The transaction's COMMIT does not wait for its WAL to reach disk (`SET LOCAL synchronous_commit =
+   * off`, sent now, behind what was sent before it: no round trip of its own). Committed and visible
+   * as any other, but a Postgres crash in the next few wal_writer_delay can undo it. Postgres writes
+   * WAL in order, so a later synchronous commit of any session makes it durable too. Only for a
+   * transaction whose commit no one outside the process is told of (a promise answered, a message
+   * published) until a later synchronous commit; idempotent.
+   */
+  commitAsync(): void;
 }
 
 /** COMMIT was answered with a rollback: a statement of the transaction failed and its error was not awaited. */
@@ -71,6 +80,7 @@ export async function inTransaction<T>(
   const sent: Promise<unknown>[] = [];
   let tailError: { err: unknown } | undefined;
   let closing = false;
+  let relaxed = false;
   const tail: TransactionTail = {
     send: <R extends pg.QueryResultRow>(statement: StatementConfig) => {
       // After COMMIT was queued it would run outside the transaction: a caller's bug, refused loudly.
@@ -81,6 +91,15 @@ export async function inTransaction<T>(
       const answer = result.then((r) => r.rows);
       answer.catch(() => undefined);
       return answer;
+    },
+    commitAsync: () => {
+      if (relaxed) return;
+      // After COMMIT was queued it would set nothing: as for send, a caller's bug.
+      if (closing) throw new Error('commitAsync was called on a transaction that was already committing');
+      relaxed = true;
+      // Not awaited: it cannot fail in a live transaction, and in a failed one the COMMIT is answered
+      // with a rollback anyway. Queued behind BEGIN even without pipeline mode (pg sends in order).
+      client.query('SET LOCAL synchronous_commit = off').catch(() => undefined);
     },
   };
   try {

@@ -164,6 +164,82 @@ test('a last statement sent behind which COMMIT is queued (tx.sendLast) commits 
   }
 });
 
+/**
+ * A deferred constraint trigger on `table` recording, at COMMIT, the synchronous_commit each of its
+ * rows' transactions committed with (the setting a COMMIT reads, whenever in the transaction it was set).
+ */
+async function recordCommitSetting(
+  db: { pool: pg.Pool; schema: string },
+  table: string,
+): Promise<() => Promise<{ id: number; sc: string }[]>> {
+  const q = `"${db.schema}"`;
+  await db.pool.query(`
+    CREATE TABLE ${q}.commit_seen (id int NOT NULL, sc text NOT NULL);
+    CREATE FUNCTION ${q}.commit_seen_record() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO ${q}.commit_seen VALUES (NEW.id, current_setting('synchronous_commit'));
+      RETURN NULL;
+    END $$;
+    CREATE CONSTRAINT TRIGGER commit_seen AFTER INSERT ON ${q}.${table} DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW EXECUTE FUNCTION ${q}.commit_seen_record();
+  `);
+  return async () => (await db.pool.query(`SELECT id, sc FROM ${q}.commit_seen ORDER BY id`)).rows;
+}
+
+test('tx.commitAsync: that transaction commits with synchronous_commit off, wherever in it the call comes (a last statement already sent too); the next one on the connection commits as before', async (t) => {
+  const { db, close } = await setup();
+  // One connection: each transaction below runs on the same one as the last.
+  const store = await JobStore.open({ postgres: { connectionString: db.url, max: 1 }, schema: db.schema, migrate: false });
+  try {
+    await db.pool.query(`CREATE TABLE "${db.schema}".relaxed_t (id int PRIMARY KEY)`);
+    const seen = await recordCommitSetting(db, 'relaxed_t');
+    const insert = (id: number) => ({
+      name: `relaxed_t_insert_${db.schema}`,
+      text: `INSERT INTO "${db.schema}".relaxed_t (id) VALUES ($1)`,
+      values: [id],
+    });
+    await store.withTransaction(async (tx) => void (await tx.query(`INSERT INTO {{schema}}.relaxed_t (id) VALUES (1)`)));
+    const during = await store.withTransaction(async (tx) => {
+      tx.commitAsync();
+      await tx.query(`INSERT INTO {{schema}}.relaxed_t (id) VALUES (2)`);
+      return (await tx.query<{ sc: string }>(`SELECT current_setting('synchronous_commit') AS sc`))[0]!.sc;
+    });
+    t.is(during, 'off', 'set at once, for the statements after it too');
+    // Called after the last statement went on the wire: between it and the COMMIT.
+    await store.withTransaction(async (tx) => {
+      void tx.sendLast(insert(3));
+      tx.commitAsync();
+      tx.commitAsync();
+    });
+    await store.withTransaction(async (tx) => void tx.sendLast(insert(4)));
+    // Rolled back: nothing of it commits, and the setting goes with it.
+    await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        await tx.query(`INSERT INTO {{schema}}.relaxed_t (id) VALUES (5)`);
+        tx.commitAsync();
+        throw new Error('no');
+      }),
+      { message: 'no' },
+    );
+    await store.withTransaction(async (tx) => void tx.sendLast(insert(6)));
+    t.deepEqual(await seen(), [
+      { id: 1, sc: 'on' },
+      { id: 2, sc: 'off' },
+      { id: 3, sc: 'off' },
+      { id: 4, sc: 'on' },
+      { id: 6, sc: 'on' },
+    ]);
+    t.is(
+      (await store.pool.query(`SELECT current_setting('synchronous_commit') AS sc`)).rows[0].sc,
+      'on',
+      'the connection went back as it was',
+    );
+  } finally {
+    await store.close();
+    await close();
+  }
+});
+
 test('tx.sendLeased answers with the ids once its statement is sent, before its answer; the jobs are the node’s once committed, and a failure of the statement rolls the transaction back', async (t) => {
   const { db, store, close } = await setup();
   try {

@@ -76,6 +76,15 @@ export interface ContinuationTx extends Tx {
    * may be lost or is made good otherwise. A throw is logged.
    */
   afterCommit(fn: () => void): void;
+  /**
+   * This continuation's writes of the batch need not wait for the WAL flush at COMMIT (Tx.commitAsync):
+   * nothing outside the node is told of them (no message published, no caller answered) before a
+   * later synchronous commit makes them durable. The transaction commits so only when every
+   * continuation that ran in it asked, and none of its jobs' definitions has outcome callbacks. Its
+   * outcomes commit with it: a Postgres crash that undoes them (within a few wal_writer_delay) leaves
+   * those jobs to run again, as a node crash mid-attempt does.
+   */
+  commitAsync(): void;
 }
 
 /**

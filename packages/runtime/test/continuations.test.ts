@@ -340,3 +340,69 @@ test('a batch whose continuations all ask for generic plans runs their marked st
     await c.close();
   }
 });
+
+test('a batch commits without the WAL flush (synchronous_commit off) only when every continuation that ran in it asked (tx.commitAsync) and no job of it has outcome callbacks', async (t) => {
+  const c = await cluster('cont_async');
+  try {
+    const q = `"${c.db.schema}"`;
+    // A deferred constraint trigger runs at COMMIT: it records the synchronous_commit the commit ran with.
+    await c.db.pool.query(`
+      CREATE TABLE ${q}.audit (job uuid NOT NULL, type text NOT NULL);
+      CREATE TABLE ${q}.audit_seen (job uuid NOT NULL, type text NOT NULL, sc text NOT NULL);
+      CREATE FUNCTION ${q}.audit_seen_record() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO ${q}.audit_seen VALUES (NEW.job, NEW.type, current_setting('synchronous_commit'));
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER audit_seen AFTER INSERT ON ${q}.audit DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION ${q}.audit_seen_record();
+    `);
+    let succeeded = 0;
+    const node = await c.start({
+      partitions: oneQueue,
+      jobs: [
+        defineJob({ type: 'quiet', perform: () => null }),
+        // Its own continuation does not ask: the batch's commit stays synchronous.
+        defineJob({ type: 'mixed', perform: () => null, continuation: () => undefined }),
+        // onSuccess tells user code the outcome was recorded.
+        defineJob({ type: 'hooked', perform: () => null, onSuccess: () => void succeeded++ }),
+      ],
+      engine,
+      continuations: [
+        {
+          name: 'relaxed',
+          types: ['quiet', 'mixed', 'hooked'],
+          run: async (tx, jobs: FinishedJob[]) => {
+            await tx.query('INSERT INTO {{schema}}.audit (job, type) SELECT unnest($1::uuid[]), unnest($2::text[])', [
+              jobs.map((j) => j.id),
+              jobs.map((j) => j.type),
+            ]);
+            tx.commitAsync();
+          },
+        },
+      ],
+    });
+    const N = 20;
+    // One type at a time: a batch of two types commits as the strictest of them.
+    for (const type of ['quiet', 'mixed', 'hooked']) {
+      await node.client.enqueueMany(
+        'p',
+        Array.from({ length: N }, () => ({ type })),
+      );
+      await until(
+        `the ${type} jobs recorded`,
+        async () => Number((await c.db.pool.query(`SELECT count(*) AS n FROM ${q}.audit_seen WHERE type = $1`, [type])).rows[0].n) === N,
+        30_000,
+      );
+    }
+    const { rows } = await c.db.pool.query(`SELECT type, sc, count(*)::int AS n FROM ${q}.audit_seen GROUP BY type, sc ORDER BY type`);
+    t.deepEqual(rows, [
+      { type: 'hooked', sc: 'on', n: N },
+      { type: 'mixed', sc: 'on', n: N },
+      { type: 'quiet', sc: 'off', n: N },
+    ]);
+    await until('the callbacks ran', async () => succeeded === N, 10_000);
+  } finally {
+    await c.close();
+  }
+});

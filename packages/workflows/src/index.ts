@@ -40,7 +40,7 @@ export {
   type WorkflowStatusName,
   WORKFLOW_STATUS_NAMES,
 } from './app.js';
-export { workflowsPlugin, type WorkflowsPluginOptions } from './plugin.js';
+export { workflowsPlugin, type DurableTransitions, type WorkflowsPluginOptions } from './plugin.js';
 export {
   SLEEP_TYPE,
   EMIT_TYPE,

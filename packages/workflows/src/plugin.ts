@@ -41,6 +41,29 @@ export interface WorkflowsPluginOptions {
   expiryIntervalMs?: number;
   /** How often this node makes partitions ahead and drops the expired days (default 1 h; also at start). */
   partitionIntervalMs?: number;
+  /**
+   * Which of a step's transitions wait for their WAL flush at COMMIT. 'announced' (default): those
+   * someone outside the engine hears of (a workflow that finishes, fails or is interrupted, `emit`
+   * data, steps cancelled); a transition that only hands a still-open workflow on to its next steps
+   * commits without it (synchronous_commit off in that transaction). A Postgres crash can then undo
+   * the last few such transitions (about 3 × wal_writer_delay); their steps' completions go with them
+   * and those steps run again, as after a node crash mid-step. 'all': every transition waits for it.
+   * Pubs, hooks and interrupts from a client always do.
+   */
+  durableTransitions?: DurableTransitions;
+}
+
+/** See WorkflowsPluginOptions.durableTransitions. */
+export type DurableTransitions = 'announced' | 'all';
+
+/**
+ * Whether a step's transaction may commit without waiting for its WAL flush: only when nothing of it
+ * is announced after the commit. Its events are outputs and emitted data published right after it
+ * (every workflow that ends has one), its cancels the steps of a workflow it interrupted; with
+ * neither, it only moved open workflows on, which no one outside the engine is told of.
+ */
+export function commitsAsync(mode: DurableTransitions, effects: Effects): boolean {
+  return mode === 'announced' && effects.events.length === 0 && effects.cancels.length === 0;
 }
 
 interface Bound {
@@ -51,6 +74,9 @@ interface Bound {
 }
 
 export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugin {
+  const durable = options.durableTransitions ?? 'announced';
+  if (durable !== 'announced' && durable !== 'all')
+    throw new TypeError(`workflowsPlugin: durableTransitions must be 'announced' or 'all', not ${JSON.stringify(durable)}`);
   let bound: Bound | undefined;
   const bind = (ctx: PluginContext): Bound => {
     if (!bound) {
@@ -133,6 +159,10 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           // The steps of workflows it interrupted are cancelled once it committed: before, a cancel
           // could reach a step the transaction then rolled back the interrupt of (it is retried).
           if (effects.cancels.length > 0 || effects.events.length > 0) tx.afterCommit(() => afterCommit(b, effects));
+          // A step that only leads to the next steps of open workflows: its commit is announced to no
+          // one, and the next synchronous commit (a pub, a workflow's end) makes it durable with it.
+          // The WAL flush it skips was most of a transition's time on an idle node (~1.8 ms of ~3).
+          if (commitsAsync(durable, effects)) tx.commitAsync();
         },
       },
     ],

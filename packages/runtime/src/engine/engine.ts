@@ -120,6 +120,10 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     partition,
     continuationsByType: continuations,
     enqueued: (queues) => options.claimable?.(queues),
+    hooked: (type) => {
+      const d = definitions.get(type);
+      return d !== undefined && (d.onSuccess ?? d.onError ?? d.onFailed ?? d.onCancel) !== undefined;
+    },
     here: {
       leaseMs: settings.leaseMs,
       reserve: (job) => reservesHere(job),

@@ -47,6 +47,12 @@ export interface WriterOptions {
   enqueued?: (queues: string[]) => void;
   /** This node's own hands, for a continuation's tx.enqueueHere; absent: it enqueues as tx.enqueue. */
   here?: OwnHands;
+  /**
+   * Whether a job type's definition has outcome callbacks (onSuccess and the like): a transaction
+   * recording the outcome of such a job commits synchronously whatever its continuations ask, since
+   * the callback tells user code the outcome was recorded.
+   */
+  hooked?: (type: string) => boolean;
 }
 
 /**
@@ -302,6 +308,13 @@ export class OutcomeWriter {
     return { completed, failed, offending };
   }
 
+  /** Is a job of the batch of a type whose definition has outcome callbacks? */
+  private hookedJob(completions: readonly PendingCompletion[], failures: readonly PendingFailure[]): boolean {
+    const { hooked } = this.o;
+    if (!hooked) return false;
+    return completions.some((c) => hooked(c.job.type)) || failures.some((f) => hooked(f.job.type));
+  }
+
   /** Records the outcomes and runs their types' continuations with the accepted ones, in one transaction. */
   private continuedTransaction(
     completions: PendingCompletion[],
@@ -315,6 +328,8 @@ export class OutcomeWriter {
     const taken: ClaimedJob[] = [];
     /** What the continuations asked to run once the transaction committed (tx.afterCommit). */
     const onCommit: (() => void)[] = [];
+    /** Whether the continuation running now asked for an asynchronous commit (tx.commitAsync). */
+    let askedAsync = false;
     /** The jobs sent as this node's running attempts (tx.enqueueHere, sent last): which were leased is read once committed. */
     const leasing: { jobs: NewJob[]; sent: LeasedSent }[] = [];
     // Each continuation runs once with its jobs, in the order their first job came.
@@ -376,6 +391,7 @@ export class OutcomeWriter {
             return isMine.map((ok): EnqueueOutcome => (ok ? { id: leased.ids[m++]! } : queued[o++]!));
           },
           afterCommit: (fn) => void onCommit.push(fn),
+          commitAsync: () => void (askedAsync = true),
         };
         // Both outcome statements, then what the continuations send ahead (prepare), go on the wire
         // together, behind BEGIN: one round trip for all of them. Awaited in that order below, so the
@@ -400,16 +416,24 @@ export class OutcomeWriter {
         const completed = await completing;
         const failed = await failing;
         // Only what the store accepted (this node still held the lease) reaches a continuation.
+        let ran = 0;
+        let relaxed = 0;
         for (const [c, jobs] of byContinuation) {
           const accepted = jobs.filter((j) => (j.finished.state === 'completed' ? completed : failed).has(j.job.id)).map((j) => j.finished);
           const ahead = prepared.get(c);
           if (accepted.length === 0 && ahead === undefined) continue;
+          askedAsync = false;
           try {
             await c.run(tx, accepted, ahead);
           } catch (err) {
             throw new ContinuationThrew(c.name, err);
           }
+          ran += 1;
+          if (askedAsync) relaxed += 1;
         }
+        // The transaction is one commit: it skips the WAL flush only when every continuation that
+        // wrote in it said nothing outside hears of it, and no job of it has a callback told so.
+        if (ran > 0 && relaxed === ran && !this.hookedJob(completions, failures)) outer.commitAsync();
         return { completed, failed };
       },
       { genericPlans },
