@@ -506,7 +506,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     applyRecorded(recorded, batch, accepted, Date.now()).report(partition, options.metrics);
     // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
     if (outcomes.size > 0 && !unwritten) scheduleFlush();
-    // Completions without a continuation have their keys settled after the write ('keysSettled').
+    // Completions without a continuation report the queues their keys' next jobs were queued in ('keysSettled').
     const freed = claimableQueues(batch, !continuations.empty);
     if (freed.length) options.claimable?.(freed);
     checkQueueStops();
@@ -536,7 +536,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (window.inFlight > 0 || !outcomes.empty || writer.settling > 0) {
+    if (window.inFlight > 0 || !outcomes.empty) {
       if (outcomes.size > 0) flush();
       return;
     }
