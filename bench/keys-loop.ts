@@ -1,11 +1,13 @@
 // Claim/complete loop over keyed or plain jobs straight on the store, no engine: the Postgres cost
 // of each path per job, without the engine's pipeline around it. One JSON line per run.
 //   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain]
-// Runs alternate plain, keyed settled in the completion (claim, complete), and keyed as the engine
-// runs it (complete with keysLater, then the settle takes each key's next job: no claim);
-// --keys 0 runs only plain. Times are wall time of the calls
+// Runs alternate plain, keyed settled in the completion (claim, complete), keyed completed with
+// keysLater and then settled taking each key's next job (no claim), and keyed as the engine runs
+// it (the completion takes each key's next job into node-a's hands in its own statement: no settle,
+// no claim); --keys 0 runs only plain. Times are wall time of the calls
 // from this process; `pgCpuMs` is the CPU of every local postgres process meanwhile (/proc), so
-// other work on the machine shows in it: compare within one invocation.
+// other work on the machine shows in it: compare within one invocation. `ownCpuMsPer1k` is the CPU
+// of this run's own backends alone (/proc/<pid>/schedstat, from the loop's start).
 import { readFileSync, readdirSync } from 'node:fs';
 import pg from 'pg';
 import { JobStore, loadOps } from '@partita/postgres';
@@ -41,9 +43,13 @@ function postgresCpuMs(): number {
   return total;
 }
 
-async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<string, unknown>> {
+async function run(keys: number, admin: pg.Pool, take: false | 'settle' | 'here' = false): Promise<Record<string, unknown>> {
   const schema = `keysloop_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  const store = await JobStore.open({ postgres: { connectionString: URL, max: 4 }, schema });
+  const store = await JobStore.open({ postgres: { connectionString: URL, max: 4, application_name: schema }, schema });
+  const ownNs = async (): Promise<Map<number, number>> => {
+    const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [schema]);
+    return new Map(rows.map((r) => [r.pid, Number(readFileSync(`/proc/${r.pid}/schedstat`, 'utf8').split(' ')[0])]));
+  };
   try {
     await store.registerQueues('node-a', [{ partition: 'p', queue: 'default', concurrency: 32 }]);
     for (let i = 0; i < JOBS; i += 1000) {
@@ -63,6 +69,7 @@ async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<s
     let done = 0;
     let calls = 0;
     let explained = false;
+    const own0 = await ownNs();
     const cpu0 = postgresCpuMs();
     const t0 = performance.now();
     let settleMs = 0;
@@ -98,10 +105,17 @@ async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<s
         }
       }
       t = performance.now();
-      await store.complete('node-a', items, undefined, { keysLater: take });
+      const completed = await store.complete(
+        'node-a',
+        items,
+        undefined,
+        take === 'here'
+          ? { take: { leaseMs: 60_000, types: null, continuations: null, ids: new Set(items.map((i) => i.id)) } }
+          : { keysLater: take === 'settle' },
+      );
       completeMs += performance.now() - t;
-      taken = [];
-      if (take) {
+      taken = take === 'here' ? completed.settled.taken : [];
+      if (take === 'settle') {
         t = performance.now();
         const settled = await store.settleExecutionKeys(
           claimed.map((c) => ({ partition: 'p', execution_key: c.executionKey!, take: 'default' })),
@@ -115,6 +129,8 @@ async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<s
     }
     const wall = performance.now() - t0;
     const cpu = postgresCpuMs() - cpu0;
+    let ownNsTotal = 0;
+    for (const [pid, ns] of await ownNs()) ownNsTotal += ns - (own0.get(pid) ?? 0);
     // Updates that stayed HOT (no index entry) per table, as the statistics collector saw them.
     const c = await admin.connect();
     let hot: Record<string, string> = {};
@@ -131,7 +147,7 @@ async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<s
     }
     return {
       keys,
-      mode: keys === 0 ? 'plain' : take ? 'take' : 'folded',
+      mode: keys === 0 ? 'plain' : take === 'settle' ? 'take' : take === 'here' ? 'here' : 'folded',
       jobs: done,
       calls,
       wallMs: Math.round(wall),
@@ -140,6 +156,7 @@ async function run(keys: number, admin: pg.Pool, take = false): Promise<Record<s
       settleUsPerJob: +((settleMs * 1000) / done).toFixed(1),
       statementsUsPerJob: +(((claimMs + completeMs + settleMs) * 1000) / done).toFixed(1),
       pgCpuMsPer1k: +((cpu * 1000) / done).toFixed(1),
+      ownCpuMsPer1k: +(ownNsTotal / 1e3 / done).toFixed(1),
       hotUpdates: hot,
     };
   } finally {
@@ -154,7 +171,12 @@ try {
     console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(0, admin)) }));
     if (KEYS > 0) {
       console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin)) }));
-      console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, true)) }));
+      console.log(
+        JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, 'settle')) }),
+      );
+      console.log(
+        JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, 'here')) }),
+      );
     }
   }
 } finally {

@@ -16,6 +16,8 @@ export {
   type RateLimitOutcome,
   type Completion,
   type CompleteOptions,
+  type Completed,
+  type TakeInto,
   type Recorded,
   type Failure,
   type RescuedJob,

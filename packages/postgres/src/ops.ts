@@ -363,7 +363,19 @@ type Keyed = { id: string; partition: string; execution_key: string | null };
  * could not settle (to settle again).
  */
 export const completeBatch =
-  preparedArrays<[ids: string | Buffer, attempts: string, results: string, nodeId: string, settleKeys: boolean]>('complete_batch');
+  preparedArrays<
+    [
+      ids: string | Buffer,
+      attempts: string,
+      results: string,
+      nodeId: string,
+      settleKeys: boolean,
+      leaseMs: number | null,
+      types: readonly string[] | null,
+      continuations: readonly string[] | null,
+      take: string | null,
+    ]
+  >('complete_batch');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Keyed

@@ -19,7 +19,7 @@ import * as registryOps from './registry.js';
 import * as historyOps from './history.js';
 import type { EnqueueOutcome, LeasedOutcome, LeasedSent, NewJob } from './jobs/enqueue.js';
 import type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
-import type { Completion, CompleteOptions, Failure, Recorded, RescuedJob } from './jobs/outcomes.js';
+import type { Completed, Completion, CompleteOptions, Failure, Recorded, RescuedJob } from './jobs/outcomes.js';
 import type { JobListFilter } from './jobs/reads.js';
 import type { HeldExecutionKey, Settled, TakeNext } from './jobs/keys.js';
 import type { BulkCancelOutcome, BulkOperation, CancelOutcome, JobMatch, RetryOutcome } from './jobs/bulk.js';
@@ -29,7 +29,16 @@ import type { AppliedMigration } from './history.js';
 
 export type { EnqueueOutcome, LeasedOutcome, LeasedSent, NewJob } from './jobs/enqueue.js';
 export type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
-export { isRowRefusal, type Completion, type CompleteOptions, type Failure, type Recorded, type RescuedJob } from './jobs/outcomes.js';
+export {
+  isRowRefusal,
+  type Completed,
+  type Completion,
+  type CompleteOptions,
+  type Failure,
+  type Recorded,
+  type RescuedJob,
+  type TakeInto,
+} from './jobs/outcomes.js';
 export type { JobListFilter } from './jobs/reads.js';
 export type { HeldExecutionKey, Settled, TakeNext } from './jobs/keys.js';
 export type { BulkCancelOutcome, BulkOperation, CancelOutcome, JobMatch, RetryOutcome } from './jobs/bulk.js';
@@ -307,7 +316,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
    * Records successes; returns the ids accepted (the rest were not this node's to complete), and
    * apart the rows refused. With `tx` it writes inside that transaction (see jobs/outcomes.ts).
    */
-  complete(nodeId: string, items: Completion[], tx?: Tx, options?: CompleteOptions): Promise<Recorded> {
+  complete(nodeId: string, items: Completion[], tx?: Tx, options?: CompleteOptions): Promise<Completed> {
     return outcomeOps.complete(this.ctx, nodeId, items, tx, options);
   }
 

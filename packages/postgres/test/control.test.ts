@@ -163,6 +163,23 @@ test('the claims and the key settle obey the control row as it is, whatever the 
   t.deepEqual(settled.taken, [], 'a paused queue: the next job is queued, not taken');
   t.is((await store.getJob(next!.id))?.state, 'queued');
   t.deepEqual(await claimed('n1'), []);
+
+  // So does a completion that takes the key's next job in its own statement.
+  const [head2, next2] = await store.enqueue([
+    { partition: 'p', queue: 'c', type: 'j', executionKey: 'k2' },
+    { partition: 'p', queue: 'c', type: 'j', executionKey: 'k2' },
+  ]);
+  const [running2] = await store
+    .claimCounted({ nodeId: 'n1', partition: 'p', leaseMs: 30_000, queues: [{ queue: 'c', limit: 1 }] })
+    .then((r) => r.jobs);
+  t.is(running2?.id, head2!.id);
+  await store.changeControl('p', { op: 'throttle', ms: -1, queue: 'c', node: 'n1' });
+  const completed = await store.complete('n1', [{ id: head2!.id, attempt: 1, result: null }], undefined, {
+    take: { leaseMs: 30_000, types: null, continuations: null, ids: new Set([head2!.id]) },
+  });
+  t.deepEqual(completed.settled.taken, [], 'a queue stopped on this node: the next job is queued, not taken');
+  t.deepEqual(completed.settled.queues, ['c']);
+  t.is((await store.getJob(next2!.id))?.state, 'queued');
 });
 
 test('a hand-off and a leased enqueue obey the control row as it is: a job of a stopped queue is stored queued, never leased, and claimed once the queue runs', async (t) => {

@@ -317,3 +317,76 @@ withStore(
     t.is((await job(2))?.state, 'queued');
   },
 );
+
+withStore(
+  'a completion that takes: each key’s next job becomes the completing node’s running attempt in the same statement where it holds a place and may run it there, else it is queued',
+  async (t, { store, db }) => {
+    // Key a: next job of the same queue and a type the taker runs. Key b: its next job is of a type
+    // it does not run. Key c: its next job is not due yet. Key d: no place held for it. Key e: its
+    // next job is of another queue. Key f: no next job.
+    await store.registerQueues('node-a', [{ partition: 'p', queue: 'q2', concurrency: 4 }]);
+    const later = new Date(Date.now() + 60_000);
+    const jobs = await store.enqueue([
+      { partition: 'p', type: 'k', executionKey: 'a', payload: { i: 0 } },
+      { partition: 'p', type: 'k', executionKey: 'a', payload: { i: 1 } },
+      { partition: 'p', type: 'k', executionKey: 'a', payload: { i: 2 } },
+      { partition: 'p', type: 'k', executionKey: 'b' },
+      { partition: 'p', type: 'other', executionKey: 'b' },
+      { partition: 'p', type: 'k', executionKey: 'c' },
+      { partition: 'p', type: 'k', executionKey: 'c', runAt: later },
+      { partition: 'p', type: 'k', executionKey: 'd' },
+      { partition: 'p', type: 'k', executionKey: 'd' },
+      { partition: 'p', type: 'k', executionKey: 'e' },
+      { partition: 'p', type: 'k', executionKey: 'e', queue: 'q2' },
+      { partition: 'p', type: 'k', executionKey: 'f' },
+    ]);
+    const id = (i: number) => jobs[i]!.id;
+    const heads = await claim(store);
+    t.deepEqual(heads.map((h) => h.id).sort(), [id(0), id(3), id(5), id(7), id(9), id(11)].sort());
+    const take = { leaseMs: 30_000, types: ['k'], continuations: [], ids: new Set(heads.map((h) => h.id).filter((h) => h !== id(7))) };
+    const done = await store.complete(
+      'node-a',
+      heads.map((h) => ({ id: h.id, attempt: h.attempt, result: null })),
+      undefined,
+      { take },
+    );
+    t.is(done.size, 6);
+    t.deepEqual(
+      done.settled.taken.map((j) => ({ id: j.id, attempt: j.attempt, key: j.executionKey, payload: j.payload, partition: j.partition })),
+      [{ id: id(1), attempt: 1, key: 'a', payload: { i: 1 }, partition: 'p' }],
+    );
+    t.deepEqual(done.settled.queues.sort(), ['default', 'q2']);
+    const job = (i: number) => store.getJob(id(i));
+    t.is((await job(1))?.state, 'running');
+    t.is((await job(2))?.state, 'waiting', 'the key’s third job waits behind the taken one');
+    t.is((await job(4))?.state, 'queued', 'a type the taker does not run is queued for a node that does');
+    t.is((await job(6))?.state, 'scheduled', 'a job not due yet is queued for its time');
+    t.is((await job(8))?.state, 'queued', 'no place held: queued');
+    t.is((await job(10))?.state, 'queued', 'another queue: queued');
+    const { rows } = await db.pool.query<{ locked_by: string; locked_until: Date }>(
+      `SELECT locked_by, locked_until FROM "${db.schema}".jobs WHERE id = $1`,
+      [id(1)],
+    );
+    t.is(rows[0]!.locked_by, 'node-a');
+    t.true(rows[0]!.locked_until.getTime() > Date.now() + 20_000, 'leased for leaseMs');
+    const { rows: f } = await db.pool.query(`SELECT 1 FROM "${db.schema}".execution_key_heads WHERE execution_key = 'f'`);
+    t.is(f.length, 0, 'a key with no next job loses its head row');
+    // The taken job is the key's running head: nothing else of key a is claimable, and its own
+    // completion taking again passes the key on in order.
+    t.deepEqual((await claim(store)).map((c) => c.id).sort(), [id(4), id(8)].sort());
+    const again = await store.complete('node-a', [{ id: id(1), attempt: 1, result: null }], undefined, {
+      take: { ...take, ids: new Set([id(1)]) },
+    });
+    t.deepEqual(
+      again.settled.taken.map((j) => j.id),
+      [id(2)],
+    );
+    // A completion refused (not this node's attempt) takes nothing.
+    const refused = await store.complete('node-b', [{ id: id(2), attempt: 1, result: null }], undefined, {
+      take: { ...take, ids: new Set([id(2)]) },
+    });
+    t.is(refused.size, 0);
+    t.deepEqual(refused.settled.taken, []);
+    t.is((await job(2))?.state, 'running');
+  },
+);

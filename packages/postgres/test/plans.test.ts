@@ -66,7 +66,23 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
         'complete_batch',
         ops.complete_batch.text,
         // The ids sorted, as the store sends them, with their attempts in the same order.
-        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', true],
+        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', true, null, null, null, null],
+      ],
+      [
+        // Taking the keys' next jobs into the completing node's hands.
+        'complete_batch',
+        ops.complete_batch.text,
+        [
+          `{${[...ids].sort().join(',')}}`,
+          `{${ids.map(() => 1).join(',')}}`,
+          '{}',
+          'node-1',
+          true,
+          60_000,
+          '{t}',
+          null,
+          `{${ids.map(() => 't').join(',')}}`,
+        ],
       ],
       ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
       [
@@ -148,9 +164,11 @@ test('complete_batch parses its ids, attempts and results once per statement in 
     const ops = loadOps(db.schema);
     await client.query('BEGIN');
     await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
-    await client.query(`PREPARE typed_text(text, text, text, text, boolean) AS ${ops.complete_batch.text}`);
+    await client.query(
+      `PREPARE typed_text(text, text, text, text, boolean, double precision, text[], text[], text) AS ${ops.complete_batch.text}`,
+    );
     const explained = await client.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', false)`,
+      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', false, NULL, NULL, NULL, NULL)`,
     );
     const plan = explained.rows.map((r) => r['QUERY PLAN']);
     // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb

@@ -44,16 +44,46 @@ test('one batch is written at a time; the next grows meanwhile', (t) => {
     batch.completions.map((c) => c.job.id),
     [first.id],
   );
-  t.is(b.inflight, batch);
+  t.deepEqual(b.inflight, [batch]);
   t.is(b.size, 0);
   b.pending.releases.push(job());
   t.is(b.take(), undefined, 'the first is still being written');
   t.false(b.empty);
-  b.settled();
-  t.is(b.inflight, undefined);
-  t.is(b.take()!.releases.length, 1);
-  b.settled();
+  b.settled(batch);
+  t.deepEqual(b.inflight, []);
+  const next = b.take()!;
+  t.is(next.releases.length, 1);
+  b.settled(next);
   t.true(b.empty);
+});
+
+test('with two writes allowed the next batch goes out beside keyed completions, a third waits; none beside plain ones or progress', (t) => {
+  const b = new OutcomeBatch(100, 2);
+  const keyed = () => ({ ...job(), executionKey: 'k' });
+  b.pending.completions.push({ job: job(), result: 0 });
+  const plain = b.take()!;
+  b.pending.completions.push({ job: keyed(), result: 1 });
+  t.is(b.take(), undefined, 'plain completions are written one at a time');
+  b.settled(plain);
+  const first = b.take()!;
+  b.pending.completions.push({ job: keyed(), result: 2 });
+  const second = b.take()!;
+  t.truthy(second, 'written beside the first');
+  t.deepEqual(b.inflight, [first, second]);
+  b.pending.completions.push({ job: job(), result: 3 });
+  t.is(b.take(), undefined, 'two are being written');
+  b.settled(first);
+  t.deepEqual(b.inflight, [second], 'each settles by itself, in any order');
+  b.pending.progress.set('x', '1');
+  t.is(b.take(), undefined, 'its progress could land after the completion of its job in the write beside it');
+  b.settled(second);
+  const third = b.take()!;
+  t.is(third.progress.size, 1);
+  b.pending.completions.push({ job: job(), result: 4 });
+  t.is(b.take(), undefined, 'nothing goes beside a batch with progress either');
+  t.is(b.requeue(third), 100);
+  t.deepEqual(b.inflight, []);
+  t.is(b.take()!.completions.length, 2, 'the failed batch back in front of what arrived since');
 });
 
 test('one write takes at most MAX_BATCH_FACTOR x flushBatch outcomes, completions first; the rest waits in order and is due at once', (t) => {
@@ -78,7 +108,7 @@ test('one write takes at most MAX_BATCH_FACTOR x flushBatch outcomes, completion
   t.is(first.progress.get('p'), '1');
   t.is(b.size, 3, 'two failures and the release wait');
   t.is(b.due(), 'now', 'the rest is over flushBatch: written as soon as the first lands');
-  b.settled();
+  b.settled(first);
   const second = b.take()!;
   t.deepEqual(
     second.failures.map((f) => f.job.id),
@@ -98,7 +128,7 @@ test('a failed write goes back in front of what arrived since, in order; the new
   b.pending.completions.push({ job: d, result: 'd' });
   b.pending.progress.set(a.id, '"new"');
   t.is(b.requeue(batch), 100);
-  t.is(b.inflight, undefined);
+  t.deepEqual(b.inflight, []);
   t.deepEqual(
     b.pending.completions.map((x) => x.job.id),
     [a.id, d.id],
@@ -121,11 +151,12 @@ test('failed writes back off, doubling to 5 s; a booked flush is not booked twic
     waits.push(b.requeue(batch));
   }
   t.deepEqual(waits, [100, 200, 400, 800, 1600, 3200, 5000]);
-  t.is(b.take()!.releases.length, 7, 'nothing was lost');
+  const all = b.take()!;
+  t.is(all.releases.length, 7, 'nothing was lost');
   b.due();
   t.is(b.requeue(emptyBatch()), undefined, 'a flush is already booked');
   t.is(b.backoffMs, 5000);
-  b.settled();
+  b.settled(all);
   t.is(b.backoffMs, 0);
 });
 

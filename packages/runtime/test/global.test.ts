@@ -46,6 +46,64 @@ test('an execution key admits one running job at a time, waiters run in FIFO ord
   }
 });
 
+// A keyed drain: each completion passes its key to the next job in its own statement, taking it
+// into the node's hands, and batches of keyed completions are written two at a time (small
+// batches here, so there are many of them side by side).
+test('a drain of many keys runs each job once, each key’s jobs one at a time in enqueue order', async (t) => {
+  const c = await cluster('execkeydrain');
+  try {
+    const KEYS = 40;
+    const ROUNDS = 12;
+    const runs: { k: number; n: number; start: number; end: number }[] = [];
+    const running = new Set<number>();
+    let overlaps = 0;
+    const job = defineJob<{ k: number; n: number }>({
+      type: 'keyed',
+      executionKey: (p) => `key-${p.k}`,
+      perform: async (p) => {
+        if (running.has(p.k)) overlaps++;
+        running.add(p.k);
+        const start = Date.now();
+        await sleep(p.n % 3);
+        running.delete(p.k);
+        runs.push({ k: p.k, n: p.n, start, end: Date.now() });
+      },
+    });
+    const node = await c.start({
+      partitions: { p: { queues: { default: { concurrency: 16 } } } },
+      jobs: [job],
+      engine: { pollMs: 50, flushBatch: 10 },
+    });
+    // One enqueue per round: a key's jobs of later rounds come later in its order.
+    for (let n = 0; n < ROUNDS; n++)
+      await node.client.enqueueMany(
+        'p',
+        Array.from({ length: KEYS }, (_, k) => ({ type: 'keyed', payload: { k, n } })),
+      );
+    await until('every job ran', async () => runs.length >= KEYS * ROUNDS, 60_000);
+    await until(
+      'every job recorded',
+      async () => (await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".jobs`)).rows[0].n === 0,
+      20_000,
+    );
+    await sleep(200);
+    t.is(runs.length, KEYS * ROUNDS, 'each job ran once');
+    t.is(overlaps, 0, 'no key ran two jobs at once');
+    for (let k = 0; k < KEYS; k++) {
+      const ofKey = runs.filter((r) => r.k === k);
+      t.deepEqual(
+        ofKey.map((r) => r.n),
+        Array.from({ length: ROUNDS }, (_, n) => n),
+        `key ${k} in enqueue order`,
+      );
+    }
+    const { rows } = await c.db.pool.query(`SELECT count(*)::int AS n FROM "${c.db.schema}".execution_key_heads`);
+    t.is(rows[0].n, 0, 'every key left empty lost its head row');
+  } finally {
+    await c.close();
+  }
+});
+
 test('jobs with different execution keys run side by side', async (t) => {
   const c = await cluster('execkeys');
   try {

@@ -21,8 +21,18 @@
 -- which the completed jobs are still running; `done` says they have left. A key whose head row an
 -- enqueue changed after the snapshot (its seq moved on) is not written here: it comes back as a
 -- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
--- $5 false leaves every key to the caller (the engine settles them off its serial writer, with
--- settle_execution_keys, so the next completion statement does not wait for this key work).
+-- $5 false leaves every key to the caller (settle_execution_keys afterwards).
+--
+-- Taking into hands, as settle_execution_keys does ($6-$9): the engine completing a key's head
+-- takes the key's next job as its own running attempt in this same statement, so that job is
+-- running here as soon as its predecessor's completion commits, with no settle round trip and no
+-- claim between them. $6 the lease ms (NULL: take nothing), $7 the types the node defines and $8
+-- the continuations it runs (NULL: any), $9 per id of $1 (same order) whether the engine holds a
+-- place for the key's next job; the next job must be of the completed job's queue, due, of such a
+-- type and continuation, and its queue not paused or stopped in the control row. Any other is
+-- queued. The rows of the answer: `not_done` (an id not completed), a key to settle again
+-- (`partition`, `execution_key`), a queue a job was queued in (`partition`, `queue`), or a taken
+-- job (`id` and the columns of a claimed job, as claim_batch).
 --
 -- The rows are found by a primary-key probe per id in every plan. $1 comes sorted (uuid order),
 -- with $2 the attempts in the same order: each row's attempt is found by a binary search of $1
@@ -54,7 +64,12 @@ WITH done AS (
   FROM done
 ), seen AS MATERIALIZED (
   -- At most one running job per key, so one row per key; `holder` names it below.
-  SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid
+  SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid,
+         nxt.queue,
+         coalesce($6::double precision IS NOT NULL AND nxt.queue = d.queue AND nxt.run_at <= now()
+                  AND ($7::text[] IS NULL OR nxt.type = ANY($7::text[]))
+                  AND (nxt.continuation IS NULL OR $8::text[] IS NULL OR nxt.continuation = ANY($8::text[]))
+                  AND (SELECT $9::boolean[])[width_bucket(d.id, (SELECT $1::uuid[])::uuid[])], false) AS take
   FROM done d
   -- A probe per key (lateral): a join let a generic plan made while the table looked empty hash all of it.
   LEFT JOIN LATERAL (
@@ -63,7 +78,7 @@ WITH done AS (
     OFFSET 0
   ) h ON true
   LEFT JOIN LATERAL (
-    SELECT w.id, w.ctid FROM {{schema}}.jobs w
+    SELECT w.id, w.ctid, w.queue, w.run_at, w.type, w.continuation FROM {{schema}}.jobs w
     WHERE w.partition = d.partition AND w.execution_key = d.execution_key AND w.state = 'waiting'
     ORDER BY w.priority, w.run_at, w.id
     LIMIT 1
@@ -71,6 +86,11 @@ WITH done AS (
   WHERE $5::boolean AND d.execution_key IS NOT NULL AND (h.head IS NULL OR h.head = d.id OR coalesce((
     SELECT c.state IN ('queued', 'running') AND c.partition = d.partition AND c.execution_key = d.execution_key
     FROM {{schema}}.jobs c WHERE c.id = h.head), false) = false)
+), control_asked AS (
+  SELECT DISTINCT s.partition, $4::text AS node, s.queue FROM seen s WHERE s.take
+), stopped AS MATERIALIZED (
+  -- As in claim_batch: a job of a queue paused (or stopped) in Postgres is queued, not taken.
+  {{> stopped_queues}}
 ), current AS MATERIALIZED (
   -- The head rows locked in key order, kept where seq is still the one the snapshot read: a row an
   -- enqueue changed meanwhile is read again at its latest version, and the seq test drops it.
@@ -99,20 +119,49 @@ WITH done AS (
   WHERE h.ctid = c.head_ctid AND c.next_id IS NULL
   RETURNING c.holder
 ), promoted AS (
+  -- "Not queued nor running" is waiting, written so the planner cannot pick the waiting index and
+  -- filter it.
   UPDATE {{schema}}.jobs j SET state = 'queued'
   WHERE j.ctid = ANY(ARRAY(
       SELECT s.next_ctid FROM seen s
-      WHERE s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created)))
+      WHERE (s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created))
+        AND NOT (s.take AND NOT EXISTS (SELECT 1 FROM stopped st WHERE st.partition = s.partition AND st.queue = s.queue))))
     AND j.state <> 'queued' AND j.state <> 'running'
-  RETURNING j.id
+  RETURNING j.id, j.partition, j.queue
+), taken AS (
+  -- As claim_batch's update; the same rules of the row version read hold.
+  UPDATE {{schema}}.jobs j
+  SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
+      locked_until = now() + make_interval(secs => $6::double precision / 1000), started_at = now()
+  WHERE j.ctid = ANY(ARRAY(
+      SELECT s.next_ctid FROM seen s
+      WHERE (s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created))
+        AND s.take AND NOT EXISTS (SELECT 1 FROM stopped st WHERE st.partition = s.partition AND st.queue = s.queue)))
+    AND j.state <> 'queued' AND j.state <> 'running'
+  RETURNING j.id, j.partition, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
+            j.queue_key, j.execution_key, j.cancel_requested, j.lookup->>'$traceparent' AS traceparent, j.continuation
 )
-SELECT b.id AS not_done, NULL::text AS partition, NULL::text AS execution_key
+SELECT b.id AS not_done, NULL::text AS partition, NULL::text AS execution_key, NULL::text AS queue, NULL::uuid AS id,
+       NULL::text AS type, NULL::jsonb AS payload, NULL::integer AS priority, NULL::integer AS attempts,
+       NULL::integer AS max_attempts, NULL::integer AS timeout_ms, NULL::text AS queue_key, NULL::boolean AS cancel_requested,
+       NULL::text AS traceparent, NULL::text AS continuation
 FROM unnest((SELECT $1::uuid[])::uuid[]) AS b(id)
 WHERE (SELECT count(*) FROM done) < cardinality((SELECT $1::uuid[])::uuid[]) AND b.id NOT IN (SELECT id FROM done)
 UNION ALL
 -- Keys not settled here: written neither way (a seq an enqueue moved on, a head row another
--- statement created), or whose next job changed since the snapshot (cancelled).
-SELECT NULL, s.partition, s.execution_key FROM seen s
+-- statement created), or whose next job changed since the snapshot (cancelled). Hashed subplans,
+-- not anti joins (every CTE over a DML's RETURNING is estimated at one row: see settle_execution_keys).
+SELECT NULL, s.partition, s.execution_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM seen s
 WHERE (s.seq IS NOT NULL OR s.next_id IS NOT NULL)
-  AND coalesce(s.next_id IN (SELECT id FROM promoted), false) = false
+  AND coalesce(s.next_id IN (SELECT id FROM promoted) OR s.next_id IN (SELECT id FROM taken), false) = false
   AND s.holder NOT IN (SELECT holder FROM dropped)
+UNION ALL
+-- Queues a job was queued in: claimable now.
+SELECT DISTINCT NULL::uuid, p.partition, NULL::text, p.queue, NULL::uuid, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
+       NULL::integer, NULL::integer, NULL::text, NULL::boolean, NULL::text, NULL::text
+FROM promoted p
+UNION ALL
+-- Taken: the caller's running attempts now.
+SELECT NULL, t.partition, t.execution_key, t.queue, t.id, t.type, t.payload, t.priority, t.attempts, t.max_attempts, t.timeout_ms,
+       t.queue_key, t.cancel_requested, t.traceparent, t.continuation
+FROM taken t

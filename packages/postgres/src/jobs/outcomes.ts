@@ -2,10 +2,11 @@ import pg from 'pg';
 import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
-import { columnIndexes } from '../ops.js';
+import { columnIndexes, type ClaimRow } from '../ops.js';
 import { uuidArray } from '../binary.js';
 import type { Tx } from '../store.js';
-import { settleKeys, settleStaleKeys } from './keys.js';
+import { claimedJob, type ClaimedJob } from './claim.js';
+import { settleKeys, settleStaleKeys, type Settled } from './keys.js';
 
 // The engine's hot path, second half: what became of claimed jobs (completed, failed, released,
 // still running, lost with their node), in one statement per batch.
@@ -32,7 +33,26 @@ export interface CompleteOptions {
    * does not wait for the key work; a caller that never settles leaves the keys to maintenance.
    */
   keysLater?: boolean;
+  /**
+   * Settle the keys taking their next jobs into this node's hands, in the completion's own
+   * statement (complete_batch $6-$9): a next job of the completed job's queue, due, of a type in
+   * `types` and a continuation in `continuations` (null: any), becomes the completing node's running
+   * attempt, leased for `leaseMs`, for each completion in `ids` (the caller holds a place for it).
+   * Its predecessor's commit makes it running, with no settle or claim after. Not with keysLater.
+   */
+  take?: TakeInto;
 }
+
+/** Whose keys' next jobs a completion takes into its node's hands (see CompleteOptions.take). */
+export interface TakeInto {
+  leaseMs: number;
+  types: readonly string[] | null;
+  continuations: readonly string[] | null;
+  ids: ReadonlySet<string>;
+}
+
+/** A completion's record, with what it made of the keys it settled: `queues` had a job queued, `taken` are the node's running attempts now. */
+export type Completed = Recorded & { settled: Settled };
 
 export interface Failure {
   id: string;
@@ -66,9 +86,13 @@ export async function complete(
   items: Completion[],
   tx?: Tx,
   options: CompleteOptions = {},
-): Promise<Recorded> {
+): Promise<Completed> {
   const refused = new Map<string, string>();
-  if (items.length === 0) return recorded([], refused);
+  const queues = new Set<string>();
+  const taken: ClaimedJob[] = [];
+  const settled = { queues: [] as string[], taken };
+  if (items.length === 0) return Object.assign(recorded([], refused), { settled });
+  const { take } = options;
   // The hottest write: the ids go sorted in uuid order, as a binary uuid[] (parsing them as text
   // was a tenth of the statement's CPU; see binary.ts), the attempts as an integer[] in the same
   // order (the statement finds each row's by a binary search of the ids), the results as a JSON
@@ -125,12 +149,17 @@ export async function complete(
         .join(',')}}`,
       nodeId,
       !options.keysLater,
+      take && !options.keysLater ? take.leaseMs : null,
+      take?.types ?? null,
+      take?.continuations ?? null,
+      take ? `{${part.map((e) => (take.ids.has(e.id) ? 't' : 'f')).join(',')}}` : null,
     ]);
   };
   const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);
-  // The statement answers with the ids it did not complete (not this node's attempt), and with the
-  // keys its jobs held that it could not settle (an enqueue of the key raced it), to settle again
-  // under the head's lock. Every other id sent was completed.
+  // The statement answers with the ids it did not complete (not this node's attempt), the keys its
+  // jobs held that it could not settle (an enqueue of the key raced it), to settle again under the
+  // head's lock, the queues it queued a key's next job in, and the jobs it took into this node's
+  // hands. Every other id sent was completed.
   const notDone = new Set<string>();
   const unsettled: { partition: string; execution_key: string }[] = [];
   for (const { names, rows } of parts) {
@@ -140,15 +169,53 @@ export async function complete(
       const partition = r[at.partition] as string | null;
       const key = r[at.execution_key] as string | null;
       if (id !== null) notDone.add(id);
+      else if (r[at.id] !== null) taken.push(claimedJob(partition!, takenRow(r, at)));
+      else if (r[at.queue] !== null) queues.add(r[at.queue] as string);
       else if (partition !== null && key !== null) unsettled.push({ partition, execution_key: key });
     }
   }
-  await settleKeys(ctx, unsettled, tx?.client);
+  for (const q of (await settleKeys(ctx, unsettled, tx?.client)).queues) queues.add(q);
+  settled.queues = [...queues];
   // A part Postgres refused wrote nothing: its ids are in `refused`, not completed either.
-  return recorded(notDone.size === 0 && refused.size === 0 ? ids : ids.filter((id) => !notDone.has(id) && !refused.has(id)), refused);
+  const done = recorded(notDone.size === 0 && refused.size === 0 ? ids : ids.filter((id) => !notDone.has(id) && !refused.has(id)), refused);
+  return Object.assign(done, { settled });
 }
 
-const COMPLETE_COLUMNS = ['not_done', 'partition', 'execution_key'] as const;
+const COMPLETE_COLUMNS = [
+  'not_done',
+  'partition',
+  'execution_key',
+  'queue',
+  'id',
+  'type',
+  'payload',
+  'priority',
+  'attempts',
+  'max_attempts',
+  'timeout_ms',
+  'queue_key',
+  'cancel_requested',
+  'traceparent',
+  'continuation',
+] as const;
+
+function takenRow(r: unknown[], at: Record<(typeof COMPLETE_COLUMNS)[number], number>): ClaimRow {
+  return {
+    id: r[at.id] as string,
+    queue: r[at.queue] as string,
+    type: r[at.type] as string,
+    payload: r[at.payload],
+    priority: r[at.priority] as number,
+    attempts: r[at.attempts] as number,
+    max_attempts: r[at.max_attempts] as number,
+    timeout_ms: r[at.timeout_ms] as number | null,
+    queue_key: r[at.queue_key] as string | null,
+    execution_key: r[at.execution_key] as string | null,
+    cancel_requested: r[at.cancel_requested] as boolean,
+    traceparent: r[at.traceparent] as string | null,
+    continuation: r[at.continuation] as string | null,
+  };
+}
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
 export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {

@@ -17,7 +17,7 @@
  *
  * How a job moves through the engine:
  *
- *   claim ('claimed') ─┐                     ┌─► 'done' ──► outcomes.pending ──flush──► inflight
+ *   claim ('claimed') ─┐                     ┌─► 'done' ──► outcomes.pending ──flush──► inflight (≤ 2)
  *   hand-off ──────────┴─► buffer ─dispatch─► running (a Worker)                            │
  *                            │                   │ abort: cancel / lease lost / shutdown     │
  *                            └─ cancel, pause, drain: straight to outcomes.pending  'flushed'┘
@@ -69,8 +69,6 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const window = new ClaimWindow(options.queues, settings, Date.now());
   const queues = window.queues;
   const adverts = new Adverts(queues.keys());
-  const outcomes = new OutcomeBatch(settings.flushBatch);
-  const pending = () => outcomes.pending;
   const gate = new ClaimGate(settings.heartbeatMs, Date.now());
   /** Jobs claimed or handed off, from then until their outcome goes to the outcome batch. */
   const tracked = new Map<string, Tracked>();
@@ -101,10 +99,14 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       log.warn({ err: describeError(err).message }, 'job event hook threw');
     }
   };
+  const continuations = continuationsByType(definitions, options.continuations);
+  // Two writes side by side unless a continuation runs here: a continuation's transaction may touch
+  // what another batch's touches (a workflow's rows), and those are written one at a time.
+  const outcomes = new OutcomeBatch(settings.flushBatch, continuations.empty ? 2 : 1);
+  const pending = () => outcomes.pending;
   const recorded = { nodeId, definitions, log, hooks: new Hooks(definitions, partition, log), emit, pending };
   // The claim and the batch write run off the mailbox: their results come back as messages.
   const io = { store, log, ...(options.metrics ? { metrics: options.metrics } : {}), reply: (msg: EngineMsg) => self.cast(msg) };
-  const continuations = continuationsByType(definitions, options.continuations);
   /**
    * The claim takes only jobs of the types defined here, and marked jobs only for the continuations
    * run here; others wait for a node that defines (runs) them.
@@ -495,8 +497,8 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (batch) writer.write(batch);
   }
 
-  function onFlushFailed(batch: FlushBatch, error: unknown): void {
-    const retryInMs = outcomes.requeue(batch);
+  function onFlushFailed(batch: FlushBatch, error: unknown, sent = batch): void {
+    const retryInMs = outcomes.requeue(batch, sent);
     log.warn(
       { err: describeError(error).message, retryInMs: outcomes.backoffMs, waiting: outcomes.size },
       'recording job outcomes failed; will retry',
@@ -504,19 +506,19 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     if (retryInMs !== undefined) ctxRef.sendAfter(retryInMs, { t: 'flush' });
   }
 
-  function onFlushed(batch: FlushBatch, accepted: Accepted, unwritten?: { batch: FlushBatch; error: unknown }): void {
-    if (unwritten) onFlushFailed(unwritten.batch, unwritten.error);
-    else outcomes.settled();
+  function onFlushed(sent: FlushBatch, batch: FlushBatch, accepted: Accepted, unwritten?: { batch: FlushBatch; error: unknown }): void {
+    if (unwritten) onFlushFailed(unwritten.batch, unwritten.error, sent);
+    else outcomes.settled(sent);
     applyRecorded(recorded, batch, accepted, Date.now()).report(partition, options.metrics);
     // A part that failed waits for its backoff, already scheduled, and so does what queued behind it.
     if (outcomes.size > 0 && !unwritten) scheduleFlush();
-    // Completions without a continuation have their keys settled after the write ('keysSettled').
+    // Completions without a continuation report the queues their keys' next jobs were queued in ('keysSettled').
     const freed = claimableQueues(batch, !continuations.empty);
     if (freed.length) options.claimable?.(freed);
     checkQueueStops();
     // Still put off while outcomes of such jobs wait for their write or are being written (a
     // follow-up ran and ended while this one was written): the claim comes after the last of them.
-    const putOff = claimAfterWrite && ![outcomes.pending, outcomes.inflight].some((b) => b?.completions.some((c) => continues(c.job)));
+    const putOff = claimAfterWrite && ![outcomes.pending, ...outcomes.inflight].some((b) => b.completions.some((c) => continues(c.job)));
     if (putOff) claimAfterWrite = false;
     if (draining) {
       if (!unwritten) checkDrained();
@@ -540,7 +542,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       }
       return;
     }
-    if (window.inFlight > 0 || !outcomes.empty || writer.settling > 0) {
+    if (window.inFlight > 0 || !outcomes.empty) {
       if (outcomes.size > 0) flush();
       return;
     }
@@ -568,10 +570,9 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     const stop = { queues: new Set(names), deadline: Date.now() + graceMs, forced: false, ids: new Set<string>(), done };
     queueStops.push(stop);
     // Jobs of these queues that ended just before: their outcomes are recorded before the stop is done too.
-    for (const batch of [outcomes.pending, outcomes.inflight])
-      if (batch)
-        for (const job of [...batch.completions.map((c) => c.job), ...batch.failures.map((f) => f.job), ...batch.releases])
-          if (stop.queues.has(job.queue)) stop.ids.add(job.id);
+    for (const batch of [outcomes.pending, ...outcomes.inflight])
+      for (const job of [...batch.completions.map((c) => c.job), ...batch.failures.map((f) => f.job), ...batch.releases])
+        if (stop.queues.has(job.queue)) stop.ids.add(job.id);
     for (const name of names) {
       const q = queues.get(name);
       if (q && q.buffer.length > 0) handBackBuffer(q);
@@ -700,7 +701,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
       case 'flush':
         return flush();
       case 'flushed':
-        return onFlushed(msg.batch, msg.accepted, msg.unwritten);
+        return onFlushed(msg.sent, msg.batch, msg.accepted, msg.unwritten);
       case 'flushFailed':
         return onFlushFailed(msg.batch, msg.error);
       case 'held':

@@ -59,7 +59,7 @@ export type EngineMsg =
   /** A batch was written, maybe in part (see Flushed). */
   | Flushed
   | { t: 'flushFailed'; batch: FlushBatch; error: unknown }
-  /** The execution keys of completed jobs were settled after their flush: `queues` have a promoted job now. */
+  /** A flush's completions queued their keys' next jobs (not taken here): `queues` have a claimable job now. */
   | { t: 'keysSettled'; queues: string[] }
   /** Asked by the lease keeper: the ids whose leases this engine holds (the reply). */
   | { t: 'held' }

@@ -5,7 +5,15 @@
  * The I/O half of the outcome batch (see outcomes.ts); its result comes back as an engine message.
  */
 import { traceComplete, type Logger } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type EnqueueOutcome, type LeasedSent, type NewJob, type Recorded } from '@partita/postgres';
+import {
+  isRowRefusal,
+  type ClaimedJob,
+  type EnqueueOutcome,
+  type LeasedSent,
+  type NewJob,
+  type Recorded,
+  type TakeInto,
+} from '@partita/postgres';
 import type {
   Continuation,
   ContinuationPrepare,
@@ -143,11 +151,6 @@ export function continuationsByType(
 }
 
 export class OutcomeWriter {
-  /**
-   * Settles of completed jobs' execution keys still running (see write): a drain waits for them, so
-   * the store is not closed under one.
-   */
-  settling = 0;
   /** Marks this node runs no continuation for, warned about once each. */
   private readonly unknownMarks = new Set<string>();
   private readonly hasContinuation = (job: ClaimedJob) => {
@@ -186,10 +189,12 @@ export class OutcomeWriter {
     const split = this.o.continuationsByType.empty ? undefined : splitContinued(batch, this.hasContinuation);
     const plain = split ? split.plain : batch;
     const continued = split?.continued;
+    const take = this.reserveNext(plain.completions);
     const work = Promise.allSettled([
-      // The keys of the completed jobs are settled after this statement, off the writer (below):
-      // the next flush does not wait for the key work, which runs beside it on another connection.
-      store.complete(nodeId, completionItems(plain.completions), undefined, { keysLater: true }),
+      // The completion settles its jobs' keys itself, taking each key's next job of the same queue
+      // into this node's hands where it holds a place for it: that job is running here once this
+      // statement commits, with no settle round trip and no claim between the two jobs of a key.
+      store.complete(nodeId, completionItems(plain.completions), undefined, take && { take: take.into }),
       store.fail(nodeId, failureItems(plain.failures)),
       store.release(
         nodeId,
@@ -215,50 +220,38 @@ export class OutcomeWriter {
         this.o.reply({ t: 'flushFailed', batch, error: completed.reason });
         return;
       }
-      if (completed.status === 'fulfilled') this.settleKeys(plain.completions, completed.value);
+      // The taken jobs first: they start while the recorded outcomes' events and callbacks run.
+      if (take) {
+        if (completed.status === 'fulfilled') this.o.here!.took(completed.value.settled.taken, take.reserved);
+        else this.o.here!.dropped(take.reserved);
+      }
       const flushed = settleWrites(batch, plain, continued, completed, failed, released, progress, continuedWrite);
       if (!flushed.unwritten) metrics?.flushed(partition, performance.now() - flushStarted, flushSize);
       else metrics?.flushFailed(partition);
       traced?.end(flushed.unwritten?.error);
       this.o.reply(flushed);
+      if (completed.status === 'fulfilled' && completed.value.settled.queues.length > 0)
+        this.o.reply({ t: 'keysSettled', queues: completed.value.settled.queues });
     });
   }
 
   /**
-   * Gives the keys of the completed (accepted) keyed jobs their next job, in a statement of its own
-   * that the next flush does not wait for; 'keysSettled' tells the engine which queues to claim.
-   * Settling never throws: a key it misses is left to maintenance.
+   * Places in this engine's queues for the next jobs of the keys these completions end (a key's
+   * next job is likely of the same queue): the completion then takes each such job into this
+   * node's hands. Undefined when no completion holds a key or the engine takes none now.
    */
-  private settleKeys(completions: readonly PendingCompletion[], accepted: ReadonlySet<string>): void {
-    const { store, partition, nodeId, here } = this.o;
-    const keys: { partition: string; execution_key: string; take: string | null }[] = [];
-    // A key whose next job is likely of the same queue takes a place there: the settle then starts
-    // that job here (its running attempt, no claim), else queues it and the place is given back.
+  private reserveNext(completions: readonly PendingCompletion[]): { into: TakeInto; reserved: string[] } | undefined {
+    const { here } = this.o;
+    if (!here) return undefined;
+    let ids: Set<string> | undefined;
     const reserved: string[] = [];
     for (const c of completions) {
-      if (!c.job.executionKey || !accepted.has(c.job.id)) continue;
-      const take = here?.reserveNext(c.job.queue) ? c.job.queue : null;
-      if (take !== null) reserved.push(take);
-      keys.push({ partition, execution_key: c.job.executionKey, take });
+      if (!c.job.executionKey || !here.reserveNext(c.job.queue)) continue;
+      (ids ??= new Set()).add(c.job.id);
+      reserved.push(c.job.queue);
     }
-    if (keys.length === 0) return;
-    this.settling++;
-    const into =
-      here && reserved.length > 0
-        ? { nodeId, leaseMs: here.leaseMs, types: here.takes.types, continuations: here.takes.continuations }
-        : undefined;
-    void store.settleExecutionKeys(keys, into).then(
-      ({ queues, taken }) => {
-        this.settling--;
-        if (reserved.length > 0) here!.took(taken, reserved);
-        this.o.reply({ t: 'keysSettled', queues });
-      },
-      () => {
-        this.settling--;
-        if (reserved.length > 0) here!.dropped(reserved);
-        this.o.reply({ t: 'keysSettled', queues: [] });
-      },
-    );
+    if (!ids) return undefined;
+    return { into: { leaseMs: here.leaseMs, types: here.takes.types, continuations: here.takes.continuations, ids }, reserved };
   }
 
   /**
