@@ -46,6 +46,18 @@ export async function startWorkflowNode(
   return node;
 }
 
+/** A client of its own on `db`'s cluster (the node's NATS and Postgres), closed when the test ends. */
+export async function workflowClient(t: ExecutionContext, db: TestSchema): Promise<Client> {
+  const client = await connect({
+    postgres: { connectionString: db.url, max: 2 },
+    schema: db.schema,
+    nats: await natsUrl(),
+    cluster: db.schema.replaceAll('_', '-'),
+  });
+  t.teardown(() => client.close());
+  return client;
+}
+
 /**
  * A fresh schema `name_…` and a workflow node on it (startWorkflowNode). Teardowns run last
  * registered first: the node stops, then the schema is dropped; one the test registers after this

@@ -5,13 +5,11 @@
  * Postgres itself was told, not what the executor meant to tell it.
  */
 import test, { type ExecutionContext } from 'ava';
-import { connect } from '@partita/client';
 import { defineJob } from '@partita/runtime';
-import { natsUrl } from '../../../test/helpers/index.js';
 import { app, WorkflowFailedError, workflowsPlugin, type DurableTransitions } from '../src/index.js';
 import { commitsAsync } from '../src/plugin.js';
 import { newEffects, type EmitPayload } from '../src/executor.js';
-import { workflowNode } from './helpers.js';
+import { workflowClient, workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -70,13 +68,7 @@ async function commitsOf(t: ExecutionContext, name: string, durableTransitions?:
     CREATE CONSTRAINT TRIGGER commit_seen AFTER INSERT OR UPDATE ON ${q}.wf_activities DEFERRABLE INITIALLY DEFERRED
       FOR EACH ROW EXECUTE FUNCTION ${q}.commit_seen_record();
   `);
-  const client = await connect({
-    postgres: { connectionString: db.url, max: 2 },
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-  });
-  t.teardown(() => client.close());
+  const client = await workflowClient(t, db);
   const relax = app(client, 'relax');
   await relax.deploy(APP);
   await relax.activate('1');

@@ -4,12 +4,11 @@
  * reaches its pubsub caller and every subscriber once, and no emit job is ever stored for it.
  */
 import test from 'ava';
-import { connect } from '@partita/client';
 import { defineJob } from '@partita/runtime';
-import { natsUrl, until } from '../../../test/helpers/index.js';
+import { until } from '../../../test/helpers/index.js';
 import { app, type WorkflowEvent } from '../src/index.js';
 import { EMIT_TYPE } from '../src/executor.js';
-import { workflowNode } from './helpers.js';
+import { workflowClient, workflowNode } from './helpers.js';
 
 const APP = `
 app:
@@ -33,13 +32,7 @@ test.serial("a step transition's output is published after its commit without an
     concurrency: 4,
     jobs: [defineJob<{ n: number }>({ type: 'outs.step', perform: (p) => ({ n: p.n + 1 }) })],
   });
-  const client = await connect({
-    postgres: { connectionString: db.url, max: 2 },
-    schema: db.schema,
-    nats: await natsUrl(),
-    cluster: db.schema.replaceAll('_', '-'),
-  });
-  t.teardown(() => client.close());
+  const client = await workflowClient(t, db);
   const outs = app(client, 'outs');
   await outs.deploy(APP);
   await outs.activate('1');

@@ -103,24 +103,38 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
     }
     if (r[at.queue] !== queue) queue = r[at.queue] as string;
     if (r[at.type] !== type) type = r[at.type] as string;
-    jobs.push({
-      id: r[at.id] as string,
-      partition,
-      queue,
-      type,
-      payload: r[at.payload],
-      priority: r[at.priority] as number,
-      attempt: r[at.attempts] as number,
-      maxAttempts: r[at.max_attempts] as number,
-      timeoutMs: r[at.timeout_ms] as number | null,
-      queueKey: r[at.queue_key] as string | null,
-      executionKey: r[at.execution_key] as string | null,
-      cancelRequested: r[at.cancel_requested] as boolean,
-      traceparent: r[at.traceparent] as string | null,
-      continuation: r[at.continuation] as string | null,
-    });
+    jobs.push(claimedJobAt(r, at, partition, queue, type));
   }
   return { jobs, found };
+}
+
+/** The columns of a claimed job in a row read in array mode (claim_batch, complete_batch's taken jobs). */
+export type ClaimedColumns = Record<(typeof CLAIMED_COLUMNS)[number], number>;
+
+/** A claimed job from an array-mode row; `queue` and `type` given when the caller shares their strings across rows. */
+export function claimedJobAt(
+  r: unknown[],
+  at: ClaimedColumns,
+  partition: string,
+  queue = r[at.queue] as string,
+  type = r[at.type] as string,
+): ClaimedJob {
+  return {
+    id: r[at.id] as string,
+    partition,
+    queue,
+    type,
+    payload: r[at.payload],
+    priority: r[at.priority] as number,
+    attempt: r[at.attempts] as number,
+    maxAttempts: r[at.max_attempts] as number,
+    timeoutMs: r[at.timeout_ms] as number | null,
+    queueKey: r[at.queue_key] as string | null,
+    executionKey: r[at.execution_key] as string | null,
+    cancelRequested: r[at.cancel_requested] as boolean,
+    traceparent: r[at.traceparent] as string | null,
+    continuation: r[at.continuation] as string | null,
+  };
 }
 
 /**
@@ -173,7 +187,8 @@ export async function pruneRateBuckets(ctx: StoreContext): Promise<number> {
 }
 
 /** What a claim row carries: ClaimRow's columns and the per-queue `found`. */
-const CLAIM_COLUMNS = [
+/** The columns of a claimed job, as claim_batch and complete_batch (its taken jobs) return them. */
+export const CLAIMED_COLUMNS = [
   'id',
   'queue',
   'type',
@@ -187,8 +202,8 @@ const CLAIM_COLUMNS = [
   'cancel_requested',
   'traceparent',
   'continuation',
-  'found',
-] as const satisfies readonly (keyof ClaimRow | 'found')[];
+] as const satisfies readonly (keyof ClaimRow)[];
+const CLAIM_COLUMNS = [...CLAIMED_COLUMNS, 'found'] as const;
 
 /** Claims that hit another claim's just-committed hold on an execution key are retried: the retry reads past it. */
 const CLAIM_KEY_RACE_RETRIES = 3;

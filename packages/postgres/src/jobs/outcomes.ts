@@ -2,10 +2,10 @@ import pg from 'pg';
 import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
-import { columnIndexes, type ClaimRow } from '../ops.js';
+import { columnIndexes } from '../ops.js';
 import { uuidArray } from '../binary.js';
 import type { Tx } from '../store.js';
-import { claimedJob, type ClaimedJob } from './claim.js';
+import { CLAIMED_COLUMNS, claimedJobAt, type ClaimedJob } from './claim.js';
 import { settleKeys, settleStaleKeys, type Settled } from './keys.js';
 
 // The engine's hot path, second half: what became of claimed jobs (completed, failed, released,
@@ -169,7 +169,7 @@ export async function complete(
       const partition = r[at.partition] as string | null;
       const key = r[at.execution_key] as string | null;
       if (id !== null) notDone.add(id);
-      else if (r[at.id] !== null) taken.push(claimedJob(partition!, takenRow(r, at)));
+      else if (r[at.id] !== null) taken.push(claimedJobAt(r, at, partition!));
       else if (r[at.queue] !== null) queues.add(r[at.queue] as string);
       else if (partition !== null && key !== null) unsettled.push({ partition, execution_key: key });
     }
@@ -181,41 +181,7 @@ export async function complete(
   return Object.assign(done, { settled });
 }
 
-const COMPLETE_COLUMNS = [
-  'not_done',
-  'partition',
-  'execution_key',
-  'queue',
-  'id',
-  'type',
-  'payload',
-  'priority',
-  'attempts',
-  'max_attempts',
-  'timeout_ms',
-  'queue_key',
-  'cancel_requested',
-  'traceparent',
-  'continuation',
-] as const;
-
-function takenRow(r: unknown[], at: Record<(typeof COMPLETE_COLUMNS)[number], number>): ClaimRow {
-  return {
-    id: r[at.id] as string,
-    queue: r[at.queue] as string,
-    type: r[at.type] as string,
-    payload: r[at.payload],
-    priority: r[at.priority] as number,
-    attempts: r[at.attempts] as number,
-    max_attempts: r[at.max_attempts] as number,
-    timeout_ms: r[at.timeout_ms] as number | null,
-    queue_key: r[at.queue_key] as string | null,
-    execution_key: r[at.execution_key] as string | null,
-    cancel_requested: r[at.cancel_requested] as boolean,
-    traceparent: r[at.traceparent] as string | null,
-    continuation: r[at.continuation] as string | null,
-  };
-}
+const COMPLETE_COLUMNS = ['not_done', 'partition', ...CLAIMED_COLUMNS] as const;
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
 export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {
