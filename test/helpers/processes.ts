@@ -241,7 +241,7 @@ export async function startPostgres(opts: { settings?: Record<string, string | n
       server = undefined;
       unhook?.();
       // Read synchronously: a test's node in this process sends nothing more between the call and the kill.
-      const children = opts.everything ? postgresChildrenOfSync(s.pid) : [];
+      const children = opts.everything ? postgresChildrenOf(s.pid) : [];
       process.kill(s.pid, 'SIGKILL');
       for (const pid of children) {
         try {
@@ -253,7 +253,7 @@ export async function startPostgres(opts: { settings?: Record<string, string | n
       await waitGone(s.pid, 10_000);
       // Wait for the orphaned backends too, so a start right after does not trip over their shared memory.
       const end = Date.now() + 10_000;
-      while (Date.now() < end && (await postgresChildrenOf(s.pid)).length > 0) await sleep(50);
+      while (Date.now() < end && postgresChildrenOf(s.pid).length > 0) await sleep(50);
       record([]);
     },
     start,
@@ -269,8 +269,12 @@ export async function startPostgres(opts: { settings?: Record<string, string | n
   };
 }
 
-/** postgresChildrenOf without a wait (blocking the event loop while it reads /proc). */
-function postgresChildrenOfSync(ppid: number): number[] {
+/**
+ * Processes whose parent was `ppid` (Linux /proc); empty elsewhere. Read synchronously: kill()
+ * takes them in the same tick as it kills the postmaster, so a node in this process sends nothing
+ * in between (a few ms of /proc reads, also in kill()'s wait for the orphans).
+ */
+function postgresChildrenOf(ppid: number): number[] {
   const out: number[] = [];
   let entries: string[];
   try {
@@ -282,27 +286,6 @@ function postgresChildrenOfSync(ppid: number): number[] {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-/** Processes whose parent was `ppid` (Linux /proc); empty elsewhere. */
-async function postgresChildrenOf(ppid: number): Promise<number[]> {
-  const out: number[] = [];
-  let entries: string[];
-  try {
-    entries = await fs.readdir('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = await fs.readFile(`/proc/${e}/stat`, 'utf8');
       // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(fields[1]) === ppid) out.push(Number(e));

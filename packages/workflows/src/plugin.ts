@@ -161,7 +161,7 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
           if (effects.cancels.length > 0 || effects.events.length > 0) tx.afterCommit(() => afterCommit(b, effects));
           // A step that only leads to the next steps of open workflows: its commit is announced to no
           // one, and the next synchronous commit (a pub, a workflow's end) makes it durable with it.
-          // The WAL flush it skips was most of a transition's time on an idle node (~1.8 ms of ~3).
+          // The WAL flush it skips took 1.8 ms of a ~3 ms transition on one machine, 0.45 on another.
           if (commitsAsync(durable, effects)) tx.commitAsync();
         },
       },

@@ -122,10 +122,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
     partition,
     continuationsByType: continuations,
     enqueued: (queues) => options.claimable?.(queues),
-    hooked: (type) => {
-      const d = definitions.get(type);
-      return d !== undefined && (d.onSuccess ?? d.onError ?? d.onFailed ?? d.onCancel) !== undefined;
-    },
+    hooked: (type) => recorded.hooks.defined(type),
     here: {
       leaseMs: settings.leaseMs,
       reserve: (job) => reservesHere(job),

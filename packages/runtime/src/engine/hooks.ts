@@ -27,6 +27,12 @@ export class Hooks {
     private readonly log: Logger,
   ) {}
 
+  /** Whether a job of `type` has outcome callbacks: recording its outcome tells user code something. */
+  defined(type: string): boolean {
+    const d = this.definitions.get(type);
+    return d !== undefined && (d.onSuccess ?? d.onError ?? d.onFailed ?? d.onCancel) !== undefined;
+  }
+
   /** The success of `job` was recorded. */
   succeeded(job: ClaimedJob, result: unknown): void {
     const def = this.definitions.get(job.type);
