@@ -1,9 +1,8 @@
 // Claim/complete loop over keyed or plain jobs straight on the store, no engine: the Postgres cost
 // of each path per job, without the engine's pipeline around it. One JSON line per run.
 //   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain]
-// Runs alternate plain, keyed settled in the completion (claim, complete), keyed completed with
-// keysLater and then settled taking each key's next job (no claim), and keyed as the engine runs
-// it (the completion takes each key's next job into node-a's hands in its own statement: no settle,
+// Runs alternate plain, keyed settled in the completion (claim, complete), and keyed as the engine
+// runs it (the completion takes each key's next job into node-a's hands in its own statement: no settle,
 // no claim); --keys 0 runs only plain. Times are wall time of the calls
 // from this process; `pgCpuMs` is the CPU of every local postgres process meanwhile (/proc), so
 // other work on the machine shows in it: compare within one invocation. `ownCpuMsPer1k` is the CPU
@@ -43,7 +42,7 @@ function postgresCpuMs(): number {
   return total;
 }
 
-async function run(keys: number, admin: pg.Pool, take: false | 'settle' | 'here' = false): Promise<Record<string, unknown>> {
+async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): Promise<Record<string, unknown>> {
   const schema = `keysloop_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const store = await JobStore.open({ postgres: { connectionString: URL, max: 4, application_name: schema }, schema });
   const ownNs = async (): Promise<Map<number, number>> => {
@@ -72,7 +71,6 @@ async function run(keys: number, admin: pg.Pool, take: false | 'settle' | 'here'
     const own0 = await ownNs();
     const cpu0 = postgresCpuMs();
     const t0 = performance.now();
-    let settleMs = 0;
     let taken: Awaited<ReturnType<typeof store.claim>> = [];
     for (;;) {
       let t = performance.now();
@@ -109,21 +107,10 @@ async function run(keys: number, admin: pg.Pool, take: false | 'settle' | 'here'
         'node-a',
         items,
         undefined,
-        take === 'here'
-          ? { take: { leaseMs: 60_000, types: null, continuations: null, ids: new Set(items.map((i) => i.id)) } }
-          : { keysLater: take === 'settle' },
+        take === 'here' ? { take: { leaseMs: 60_000, types: null, continuations: null, ids: new Set(items.map((i) => i.id)) } } : {},
       );
       completeMs += performance.now() - t;
       taken = take === 'here' ? completed.settled.taken : [];
-      if (take === 'settle') {
-        t = performance.now();
-        const settled = await store.settleExecutionKeys(
-          claimed.map((c) => ({ partition: 'p', execution_key: c.executionKey!, take: 'default' })),
-          { nodeId: 'node-a', leaseMs: 60_000, types: null, continuations: null },
-        );
-        settleMs += performance.now() - t;
-        taken = settled.taken;
-      }
       done += claimed.length;
       calls++;
     }
@@ -147,14 +134,13 @@ async function run(keys: number, admin: pg.Pool, take: false | 'settle' | 'here'
     }
     return {
       keys,
-      mode: keys === 0 ? 'plain' : take === 'settle' ? 'take' : take === 'here' ? 'here' : 'folded',
+      mode: keys === 0 ? 'plain' : take === 'here' ? 'here' : 'folded',
       jobs: done,
       calls,
       wallMs: Math.round(wall),
       claimUsPerJob: +((claimMs * 1000) / done).toFixed(1),
       completeUsPerJob: +((completeMs * 1000) / done).toFixed(1),
-      settleUsPerJob: +((settleMs * 1000) / done).toFixed(1),
-      statementsUsPerJob: +(((claimMs + completeMs + settleMs) * 1000) / done).toFixed(1),
+      statementsUsPerJob: +(((claimMs + completeMs) * 1000) / done).toFixed(1),
       pgCpuMsPer1k: +((cpu * 1000) / done).toFixed(1),
       ownCpuMsPer1k: +(ownNsTotal / 1e3 / done).toFixed(1),
       hotUpdates: hot,
@@ -171,9 +157,6 @@ try {
     console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(0, admin)) }));
     if (KEYS > 0) {
       console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin)) }));
-      console.log(
-        JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, 'settle')) }),
-      );
       console.log(
         JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, 'here')) }),
       );

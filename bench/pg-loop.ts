@@ -200,7 +200,16 @@ async function explainPair(admin: pg.Pool, ops: Record<string, { text: string }>
     );
     const complete = await client.query({
       text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.complete_batch!.text}`,
-      values: [`{${rows.map((r) => r.id).join(',')}}`, `{${rows.map((r) => r.attempts).join(',')}}`, '{}', 'node-a', true],
+      values: [
+        `{${rows.map((r) => r.id).join(',')}}`,
+        `{${rows.map((r) => r.attempts).join(',')}}`,
+        '{}',
+        'node-a',
+        null,
+        null,
+        null,
+        null,
+      ],
     });
     const plan = (r: pg.QueryResult) => r.rows.map((x) => x['QUERY PLAN']).join('\n');
     process.stderr.write(

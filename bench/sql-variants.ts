@@ -12,11 +12,7 @@
 //             with a batch of running jobs ahead of it in the queue (as in an engine's drain);
 //   complete  the store claims, the variant completes (complete_batch's parameters; `--attempts
 //             jsonb` for a variant taking them as an object keyed by id).
-//   settle    keyed jobs (`--keys`, 1,000: job i under key k<i mod keys>), as the engine drains them:
-//             the store claims the heads once, completes each batch leaving its keys (keysLater),
-//             and the variant settles them taking each next job into node-a's hands
-//             (settle_execution_keys' parameters); the taken jobs are the next batch, no claim.
-//             Planned as the store plans it (`--plan custom`), or `generic`, `auto`.
+//   Planned generically (`--plan generic`, as the store), or `custom`, `auto`.
 // Variants alternate within a run, in the same minutes. One JSON line each: CPU µs per job of the
 // variant's statements, statements, the jobs table's updates and HOT updates (pg_stat).
 // Variant files are templates as in sql/ops (`{{schema}}`, `{{> fragment}}`).
@@ -35,13 +31,12 @@ const JOBS = Number(flag('jobs', '20000'));
 const BATCH = Number(flag('batch', '300'));
 const RUNS = Number(flag('runs', '3'));
 const ATTEMPTS = flag('attempts', 'array');
-const KEYS = Number(flag('keys', '1000'));
-const PLAN = flag('plan', KIND === 'settle' ? 'custom' : 'generic');
+const PLAN = flag('plan', 'generic');
 const VARIANTS = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const PG_URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-if (!['claim', 'claimlag', 'complete', 'settle'].includes(KIND) || VARIANTS.length === 0) {
+if (!['claim', 'claimlag', 'complete'].includes(KIND) || VARIANTS.length === 0) {
   console.error(
-    'usage: npx tsx bench/sql-variants.ts --kind claim|claimlag|complete|settle [--jobs n] [--batch n] [--runs n] <variant.sql>[@<setup.sql>] ...',
+    'usage: npx tsx bench/sql-variants.ts --kind claim|claimlag|complete [--jobs n] [--batch n] [--runs n] <variant.sql>[@<setup.sql>] ...',
   );
   process.exit(2);
 }
@@ -73,7 +68,6 @@ async function run(variant: string, admin: pg.Pool): Promise<Record<string, unkn
           partition: 'p',
           type: 'k',
           payload: { n: i + j },
-          ...(KIND === 'settle' ? { executionKey: `k${(i + j) % KEYS}` } : {}),
         })),
       );
     if (setup) await admin.query(readFileSync(setup, 'utf8').replaceAll('{{schema}}', `"${schema}"`));
@@ -97,44 +91,9 @@ async function run(variant: string, admin: pg.Pool): Promise<Record<string, unkn
     let done = 0;
     let statements = 0;
     let running: Claimed[] = [];
-    let taken: (Claimed & { executionKey: string })[] = [];
     for (;;) {
       let jobs: Claimed[];
-      if (KIND === 'settle') {
-        const batch =
-          taken.length > 0
-            ? taken
-            : await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
-        if (batch.length === 0) break;
-        jobs = batch;
-        await store.complete(
-          'node-a',
-          batch.map((j: Claimed) => ({ id: j.id, attempt: j.attempt, result: null })),
-          undefined,
-          {
-            keysLater: true,
-          },
-        );
-        const values = [
-          `{${batch.map(() => 'p').join(',')}}`,
-          `{${batch.map((j: { executionKey: string }) => j.executionKey).join(',')}}`,
-          `{${batch.map(() => 'default').join(',')}}`,
-          'node-a',
-          60_000,
-          null,
-          null,
-          // The job that ended each key's turn (settle_execution_keys' $8), where the variant takes it.
-          ...(text.includes('$8') ? [`{${batch.map((j: Claimed) => j.id).join(',')}}`] : []),
-        ];
-        const before = runNs(pid);
-        const { rows } = await client.query({ name: 'variant', text, values });
-        ns += runNs(pid) - before;
-        if (rows.some((r) => r.retry)) throw new Error(`${file}: keys to settle again`);
-        taken = rows
-          .filter((r) => r.id !== null)
-          .map((r) => ({ id: r.id as string, attempt: r.attempts as number, executionKey: r.execution_key as string }));
-        if (taken.length === 0 && rows.length > 0) throw new Error(`${file}: promoted, not taken`);
-      } else if (KIND === 'complete') {
+      if (KIND === 'complete') {
         jobs = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
         if (jobs.length === 0) break;
         // complete_batch's parameters as the store sends them: the ids in uuid order, the attempts

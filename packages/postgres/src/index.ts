@@ -25,7 +25,6 @@ export {
   type JobListFilter,
   type HeldExecutionKey,
   type Settled,
-  type TakeNext,
   type AppliedMigration,
   type JobMatch,
   type BulkOperation,

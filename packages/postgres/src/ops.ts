@@ -369,7 +369,6 @@ export const completeBatch =
       attempts: string,
       results: string,
       nodeId: string,
-      settleKeys: boolean,
       leaseMs: number | null,
       types: readonly string[] | null,
       continuations: readonly string[] | null,
@@ -418,24 +417,10 @@ export const executionKeyHolder = prepared<[partition: string, key: string], Id>
 export const releaseExecutionKey = prepared<[partition: string, key: string], { id: string; queue: string }>('release_execution_key');
 export const clearQueueKey = prepared<[partition: string, queueKey: string]>('clear_queue_key');
 /** Rows with `retry` false: a job promoted (queue to wake); true: a key to settle again. */
-export const settleExecutionKeys = prepared<
-  [
-    partitions: string[],
-    keys: string[],
-    take: (string | null)[] | null,
-    nodeId: string | null,
-    leaseMs: number | null,
-    types: string[] | null,
-    continuations: readonly string[] | null,
-  ],
-  SettleRow
->('settle_execution_keys');
+export const settleExecutionKeys = prepared<[partitions: string[], keys: string[]], SettleRow>('settle_execution_keys');
 
-/** A settled key: `retry` to settle again; else `queue` had a job promoted, taken as the caller's running attempt when `id` is set. */
-export type SettleRow = { partition: string; execution_key: string; queue: string | null; retry: boolean } & (
-  | ({ id: string } & Omit<ClaimRow, 'id' | 'queue' | 'execution_key'>)
-  | { id: null }
-);
+/** A settled key: `retry` to settle again; else `queue` had a job promoted. */
+export type SettleRow = { partition: string; execution_key: string; queue: string | null; retry: boolean };
 export const lockExecutionKeyHeads = prepared<[partitions: string[], keys: string[]]>('lock_execution_key_heads');
 export const staleExecutionKeys = prepared<[limit: number], { partition: string; execution_key: string }>('stale_execution_keys');
 

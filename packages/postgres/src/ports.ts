@@ -14,7 +14,6 @@ export const ENGINE_STORE = [
   'claimCounted',
   'claimRateLimited',
   'complete',
-  'settleExecutionKeys',
   'fail',
   'release',
   'updateProgress',

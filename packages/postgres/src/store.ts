@@ -21,7 +21,7 @@ import type { EnqueueOutcome, LeasedOutcome, LeasedSent, NewJob } from './jobs/e
 import type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 import type { Completed, Completion, CompleteOptions, Failure, Recorded, RescuedJob } from './jobs/outcomes.js';
 import type { JobListFilter } from './jobs/reads.js';
-import type { HeldExecutionKey, Settled, TakeNext } from './jobs/keys.js';
+import type { HeldExecutionKey } from './jobs/keys.js';
 import type { BulkCancelOutcome, BulkOperation, CancelOutcome, JobMatch, RetryOutcome } from './jobs/bulk.js';
 import type { ControlChange, ControlRow } from './control.js';
 import type { RegisteredJobType } from './registry.js';
@@ -37,10 +37,11 @@ export {
   type Failure,
   type Recorded,
   type RescuedJob,
+  type Settled,
   type TakeInto,
 } from './jobs/outcomes.js';
 export type { JobListFilter } from './jobs/reads.js';
-export type { HeldExecutionKey, Settled, TakeNext } from './jobs/keys.js';
+export type { HeldExecutionKey } from './jobs/keys.js';
 export type { BulkCancelOutcome, BulkOperation, CancelOutcome, JobMatch, RetryOutcome } from './jobs/bulk.js';
 export type { ControlChange, ControlRow } from './control.js';
 export type { RegisteredJobType } from './registry.js';
@@ -318,17 +319,6 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
    */
   complete(nodeId: string, items: Completion[], tx?: Tx, options?: CompleteOptions): Promise<Completed> {
     return outcomeOps.complete(this.ctx, nodeId, items, tx, options);
-  }
-
-  /**
-   * Settles execution keys whose head job ended (complete with `keysLater`): each key's next
-   * waiting job becomes queued, or, for a key with `take` (a queue) and `into` given, that node's
-   * running attempt when it is of that queue, due, and of a type and continuation the node runs.
-   * Returns the queues a job became claimable in and the jobs taken. Never throws: a key it could
-   * not settle is left to maintenance, which settles it within a few sweeps.
-   */
-  settleExecutionKeys(keys: { partition: string; execution_key: string; take?: string | null }[], into?: TakeNext): Promise<Settled> {
-    return keyOps.settleKeys(this.ctx, keys, undefined, into);
   }
 
   /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */

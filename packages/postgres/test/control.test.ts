@@ -143,7 +143,7 @@ test('the claims and the key settle obey the control row as it is, whatever the 
   await store.changeControl('p', { op: 'resume', queue: 'a' });
   t.deepEqual(await claimed('n1'), ['a', 'a', 'a', 'b', 'c', 'd']);
 
-  // The settle of a key completed here takes its next job into this node's hands only if its queue is not paused.
+  // A completion that takes a key's next job into this node's hands takes it only if its queue is not paused.
   const [head, next] = await store.enqueue([
     { partition: 'p', queue: 'a', type: 'j', executionKey: 'k' },
     { partition: 'p', queue: 'a', type: 'j', executionKey: 'k' },
@@ -153,18 +153,14 @@ test('the claims and the key settle obey the control row as it is, whatever the 
     .then((r) => r.jobs);
   t.is(running?.id, head!.id);
   await store.changeControl('p', { op: 'pause', queue: 'a' });
-  await store.complete('n1', [{ id: head!.id, attempt: 1, result: null }], undefined, { keysLater: true });
-  const settled = await store.settleExecutionKeys([{ partition: 'p', execution_key: 'k', take: 'a' }], {
-    nodeId: 'n1',
-    leaseMs: 30_000,
-    types: null,
-    continuations: null,
+  const settled = await store.complete('n1', [{ id: head!.id, attempt: 1, result: null }], undefined, {
+    take: { leaseMs: 30_000, types: null, continuations: null, ids: new Set([head!.id]) },
   });
-  t.deepEqual(settled.taken, [], 'a paused queue: the next job is queued, not taken');
+  t.deepEqual(settled.settled.taken, [], 'a paused queue: the next job is queued, not taken');
   t.is((await store.getJob(next!.id))?.state, 'queued');
   t.deepEqual(await claimed('n1'), []);
 
-  // So does a completion that takes the key's next job in its own statement.
+  // And only if its queue is not stopped on this node.
   const [head2, next2] = await store.enqueue([
     { partition: 'p', queue: 'c', type: 'j', executionKey: 'k2' },
     { partition: 'p', queue: 'c', type: 'j', executionKey: 'k2' },

@@ -261,64 +261,6 @@ withStore(
 );
 
 withStore(
-  'a completion that leaves its keys to the caller: the settle takes each next job into the caller’s hands when it may run it there, else queues it',
-  async (t, { store, db }) => {
-    // Key a: next job of the same queue and a type the taker runs. Key b: its next job is of a
-    // type it does not run. Key c: its next job is not due yet. Key d: the caller asks nothing.
-    const later = new Date(Date.now() + 60_000);
-    const jobs = await store.enqueue([
-      { partition: 'p', type: 'k', executionKey: 'a', payload: { i: 0 } },
-      { partition: 'p', type: 'k', executionKey: 'a', payload: { i: 1 } },
-      { partition: 'p', type: 'k', executionKey: 'a', payload: { i: 2 } },
-      { partition: 'p', type: 'k', executionKey: 'b' },
-      { partition: 'p', type: 'other', executionKey: 'b' },
-      { partition: 'p', type: 'k', executionKey: 'c' },
-      { partition: 'p', type: 'k', executionKey: 'c', runAt: later },
-      { partition: 'p', type: 'k', executionKey: 'd' },
-      { partition: 'p', type: 'k', executionKey: 'd' },
-    ]);
-    const id = (i: number) => jobs[i]!.id;
-    const heads = await claim(store);
-    t.deepEqual(heads.map((h) => h.id).sort(), [id(0), id(3), id(5), id(7)].sort());
-    const done = await store.complete(
-      'node-a',
-      heads.map((h) => ({ id: h.id, attempt: h.attempt, result: null })),
-      undefined,
-      { keysLater: true },
-    );
-    t.is(done.size, 4);
-    t.is((await store.getJob(id(1)))?.state, 'waiting', 'the completion left the keys alone');
-    const into = { nodeId: 'node-a', leaseMs: 30_000, types: ['k'], continuations: [] };
-    const settled = await store.settleExecutionKeys(
-      [
-        { partition: 'p', execution_key: 'a', take: 'default' },
-        { partition: 'p', execution_key: 'b', take: 'default' },
-        { partition: 'p', execution_key: 'c', take: 'default' },
-        { partition: 'p', execution_key: 'd', take: null },
-      ],
-      into,
-    );
-    t.deepEqual(
-      settled.taken.map((j) => ({ id: j.id, attempt: j.attempt, key: j.executionKey, payload: j.payload })),
-      [{ id: id(1), attempt: 1, key: 'a', payload: { i: 1 } }],
-    );
-    t.deepEqual(settled.queues, ['default']);
-    const job = (i: number) => store.getJob(id(i));
-    t.is((await job(1))?.state, 'running');
-    t.is((await job(4))?.state, 'queued', 'a type the taker does not run is queued for a node that does');
-    t.is((await job(6))?.state, 'scheduled', 'a job not due yet is queued for its time');
-    t.is((await job(8))?.state, 'queued');
-    const { rows } = await db.pool.query<{ locked_by: string }>(`SELECT locked_by FROM "${db.schema}".jobs WHERE id = $1`, [id(1)]);
-    t.is(rows[0]!.locked_by, 'node-a');
-    // The taken job is the key's running head: nothing else of key a is claimable, and its
-    // completion (settled in the statement, the default) passes the key on in order.
-    t.deepEqual((await claim(store)).map((c) => c.id).sort(), [id(4), id(8)].sort());
-    await store.complete('node-a', [{ id: id(1), attempt: 1, result: null }]);
-    t.is((await job(2))?.state, 'queued');
-  },
-);
-
-withStore(
   'a completion that takes: each key’s next job becomes the completing node’s running attempt in the same statement where it holds a place and may run it there, else it is queued',
   async (t, { store, db }) => {
     // Key a: next job of the same queue and a type the taker runs. Key b: its next job is of a type

@@ -66,7 +66,7 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
         'complete_batch',
         ops.complete_batch.text,
         // The ids sorted, as the store sends them, with their attempts in the same order.
-        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', true, null, null, null, null],
+        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', null, null, null, null],
       ],
       [
         // Taking the keys' next jobs into the completing node's hands.
@@ -77,7 +77,6 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           `{${ids.map(() => 1).join(',')}}`,
           '{}',
           'node-1',
-          true,
           60_000,
           '{t}',
           null,
@@ -104,11 +103,7 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
       ],
       ['update_progress', ops.update_progress.text, [`{${ids.join(',')}}`, `{${ids.map(() => '"{}"').join(',')}}`, 'node-1']],
       ['cancel_jobs', ops.cancel_jobs.text, [`{${ids.join(',')}}`]],
-      [
-        'settle_execution_keys',
-        ops.settle_execution_keys.text,
-        [`{${keys.map(() => 'p').join(',')}}`, `{${keys.join(',')}}`, null, null, null, null, null],
-      ],
+      ['settle_execution_keys', ops.settle_execution_keys.text, [`{${keys.map(() => 'p').join(',')}}`, `{${keys.join(',')}}`]],
     ];
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
       for (const [name, text, params] of cases) {
@@ -164,11 +159,9 @@ test('complete_batch parses its ids, attempts and results once per statement in 
     const ops = loadOps(db.schema);
     await client.query('BEGIN');
     await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
-    await client.query(
-      `PREPARE typed_text(text, text, text, text, boolean, double precision, text[], text[], text) AS ${ops.complete_batch.text}`,
-    );
+    await client.query(`PREPARE typed_text(text, text, text, text, double precision, text[], text[], text) AS ${ops.complete_batch.text}`);
     const explained = await client.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', false, NULL, NULL, NULL, NULL)`,
+      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', NULL, NULL, NULL, NULL)`,
     );
     const plan = explained.rows.map((r) => r['QUERY PLAN']);
     // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb

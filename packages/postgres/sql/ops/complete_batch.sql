@@ -21,13 +21,12 @@
 -- which the completed jobs are still running; `done` says they have left. A key whose head row an
 -- enqueue changed after the snapshot (its seq moved on) is not written here: it comes back as a
 -- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
--- $5 false leaves every key to the caller (settle_execution_keys afterwards).
 --
--- Taking into hands, as settle_execution_keys does ($6-$9): the engine completing a key's head
+-- Taking into hands ($5-$8): the engine completing a key's head
 -- takes the key's next job as its own running attempt in this same statement, so that job is
 -- running here as soon as its predecessor's completion commits, with no settle round trip and no
--- claim between them. $6 the lease ms (NULL: take nothing), $7 the types the node defines and $8
--- the continuations it runs (NULL: any), $9 per id of $1 (same order) whether the engine holds a
+-- claim between them. $5 the lease ms (NULL: take nothing), $6 the types the node defines and $7
+-- the continuations it runs (NULL: any), $8 per id of $1 (same order) whether the engine holds a
 -- place for the key's next job; the next job must be of the completed job's queue, due, of such a
 -- type and continuation, and its queue not paused or stopped in the control row. Any other is
 -- queued. The rows of the answer: `not_done` (an id not completed), a key to settle again
@@ -66,10 +65,10 @@ WITH done AS (
   -- At most one running job per key, so one row per key; `holder` names it below.
   SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid,
          nxt.queue,
-         coalesce($6::double precision IS NOT NULL AND nxt.queue = d.queue AND nxt.run_at <= now()
-                  AND ($7::text[] IS NULL OR nxt.type = ANY($7::text[]))
-                  AND (nxt.continuation IS NULL OR $8::text[] IS NULL OR nxt.continuation = ANY($8::text[]))
-                  AND (SELECT $9::boolean[])[width_bucket(d.id, (SELECT $1::uuid[])::uuid[])], false) AS take
+         coalesce($5::double precision IS NOT NULL AND nxt.queue = d.queue AND nxt.run_at <= now()
+                  AND ($6::text[] IS NULL OR nxt.type = ANY($6::text[]))
+                  AND (nxt.continuation IS NULL OR $7::text[] IS NULL OR nxt.continuation = ANY($7::text[]))
+                  AND (SELECT $8::boolean[])[width_bucket(d.id, (SELECT $1::uuid[])::uuid[])], false) AS take
   FROM done d
   -- A probe per key (lateral): a join let a generic plan made while the table looked empty hash all of it.
   LEFT JOIN LATERAL (
@@ -83,7 +82,7 @@ WITH done AS (
     ORDER BY w.priority, w.run_at, w.id
     LIMIT 1
   ) nxt ON true
-  WHERE $5::boolean AND d.execution_key IS NOT NULL AND (h.head IS NULL OR h.head = d.id OR coalesce((
+  WHERE d.execution_key IS NOT NULL AND (h.head IS NULL OR h.head = d.id OR coalesce((
     SELECT c.state IN ('queued', 'running') AND c.partition = d.partition AND c.execution_key = d.execution_key
     FROM {{schema}}.jobs c WHERE c.id = h.head), false) = false)
 ), control_asked AS (
@@ -132,7 +131,7 @@ WITH done AS (
   -- As claim_batch's update; the same rules of the row version read hold.
   UPDATE {{schema}}.jobs j
   SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
-      locked_until = now() + make_interval(secs => $6::double precision / 1000), started_at = now()
+      locked_until = now() + make_interval(secs => $5::double precision / 1000), started_at = now()
   WHERE j.ctid = ANY(ARRAY(
       SELECT s.next_ctid FROM seen s
       WHERE (s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created))

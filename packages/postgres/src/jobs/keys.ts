@@ -2,7 +2,6 @@ import type pg from 'pg';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import type { SettleRow } from '../ops.js';
-import { claimedJob, type ClaimedJob } from './claim.js';
 
 // Queue keys and execution keys: who holds them, and freeing them by hand.
 
@@ -67,79 +66,49 @@ const SETTLE_ROUNDS = 4;
  * enqueue touched meanwhile (a busy key, whose enqueues could refuse it again and again) are
  * settled again inside a transaction that first locks their head rows, so enqueues wait and the
  * settle goes through. Keys still unsettled after that are left to maintenance (settleStaleKeys).
- * `db`: a transaction's client, to settle inside it.
+ * `db`: a transaction's client, to settle inside it. Returns the queues a job became claimable in.
  */
 export async function settleKeys(
   ctx: StoreContext,
-  rows: Iterable<{ partition: string; execution_key: string | null; take?: string | null }>,
+  rows: Iterable<{ partition: string; execution_key: string | null }>,
   db?: pg.PoolClient,
-  take?: TakeNext,
-): Promise<Settled> {
+): Promise<string[]> {
   // The statement before it has committed its outcome: failing the call now would have the caller
   // write that outcome again (and be refused). A key left unsettled waits for maintenance instead.
   // Inside a caller's transaction the error is the transaction's, so it propagates.
-  if (db) return settle(ctx, rows, db, take);
+  if (db) return settle(ctx, rows, db);
   try {
-    return await settle(ctx, rows, undefined, take);
+    return await settle(ctx, rows);
   } catch (err) {
     ctx.logger.warn({ err: (err as Error).message }, 'settling execution keys failed; maintenance settles them');
-    return { queues: [], taken: [] };
+    return [];
   }
-}
-
-/** Who takes the keys' next jobs into its own hands (settle_execution_keys $3-$7). */
-export interface TakeNext {
-  nodeId: string;
-  leaseMs: number;
-  /** The job types the node defines (null: any). */
-  types: string[] | null;
-  /** The continuations the node runs (null: any). */
-  continuations: readonly string[] | null;
-}
-
-/** `queues` had a job promoted (claimable now); `taken` are the caller's running attempts now. */
-export interface Settled {
-  queues: string[];
-  taken: ClaimedJob[];
 }
 
 async function settle(
   ctx: StoreContext,
-  rows: Iterable<{ partition: string; execution_key: string | null; take?: string | null }>,
+  rows: Iterable<{ partition: string; execution_key: string | null }>,
   db?: pg.PoolClient,
-  take?: TakeNext,
-): Promise<Settled> {
+): Promise<string[]> {
   const partitions: string[] = [];
   const keys: string[] = [];
-  const takes: (string | null)[] = [];
   for (const r of rows) {
     if (r.execution_key === null) continue;
     partitions.push(r.partition);
     keys.push(r.execution_key);
-    takes.push(r.take ?? null);
   }
   const queues = new Set<string>();
-  const taken: ClaimedJob[] = [];
-  if (keys.length === 0) return { queues: [], taken };
+  if (keys.length === 0) return [];
   const promoted = (rows: SettleRow[]) => {
-    for (const r of rows) {
-      if (r.retry) continue;
-      if (r.id !== null) taken.push(claimedJob(r.partition, { ...r, id: r.id, queue: r.queue!, execution_key: r.execution_key }));
-      else if (r.queue !== null) queues.add(r.queue);
-    }
+    for (const r of rows) if (!r.retry && r.queue !== null) queues.add(r.queue);
     return retried(rows);
   };
-  const first = take
-    ? ([partitions, keys, takes, take.nodeId, take.leaseMs, take.types, take.continuations] as const)
-    : ([partitions, keys, null, null, null, null, null] as const);
-  let left = promoted(await op.settleExecutionKeys(ctx.ops, db ?? ctx.pool, [...first]));
-  const done = (): Settled => ({ queues: [...queues], taken });
-  if (left.keys.length === 0) return done();
-  // Keys settled again under their lock are only promoted (queued), never taken.
+  let left = promoted(await op.settleExecutionKeys(ctx.ops, db ?? ctx.pool, [partitions, keys]));
+  if (left.keys.length === 0) return [...queues];
   const locked = async (client: pg.PoolClient) => {
     for (let round = 0; round < SETTLE_ROUNDS && left.keys.length > 0; round++) {
       await op.lockExecutionKeyHeads(ctx.ops, client, [left.partitions, left.keys]);
-      left = promoted(await op.settleExecutionKeys(ctx.ops, client, [left.partitions, left.keys, null, null, null, null, null]));
+      left = promoted(await op.settleExecutionKeys(ctx.ops, client, [left.partitions, left.keys]));
     }
   };
   if (db) await locked(db);
@@ -157,7 +126,7 @@ async function settle(
     }
   }
   if (left.keys.length > 0) ctx.logger.warn({ keys: left.keys.length }, 'execution keys left unsettled; maintenance settles them');
-  return done();
+  return [...queues];
 }
 
 function retried(rows: SettleRow[]): { partitions: string[]; keys: string[] } {

@@ -6,7 +6,7 @@ import { columnIndexes } from '../ops.js';
 import { uuidArray } from '../binary.js';
 import type { Tx } from '../store.js';
 import { CLAIMED_COLUMNS, claimedJobAt, type ClaimedJob } from './claim.js';
-import { settleKeys, settleStaleKeys, type Settled } from './keys.js';
+import { settleKeys, settleStaleKeys } from './keys.js';
 
 // The engine's hot path, second half: what became of claimed jobs (completed, failed, released,
 // still running, lost with their node), in one statement per batch.
@@ -28,17 +28,11 @@ export type Recorded = Set<string> & { refused: Map<string, string> };
 
 export interface CompleteOptions {
   /**
-   * Leave the execution keys of the completed jobs unsettled: the caller settles them itself
-   * (settleExecutionKeys) once this returns. The engine does, so its serial writer's next statement
-   * does not wait for the key work; a caller that never settles leaves the keys to maintenance.
-   */
-  keysLater?: boolean;
-  /**
    * Settle the keys taking their next jobs into this node's hands, in the completion's own
    * statement (complete_batch $6-$9): a next job of the completed job's queue, due, of a type in
    * `types` and a continuation in `continuations` (null: any), becomes the completing node's running
    * attempt, leased for `leaseMs`, for each completion in `ids` (the caller holds a place for it).
-   * Its predecessor's commit makes it running, with no settle or claim after. Not with keysLater.
+   * Its predecessor's commit makes it running, with no settle or claim after.
    */
   take?: TakeInto;
 }
@@ -49,6 +43,12 @@ export interface TakeInto {
   types: readonly string[] | null;
   continuations: readonly string[] | null;
   ids: ReadonlySet<string>;
+}
+
+/** What a completion made of the keys of the jobs it completed: `queues` had a job queued (claimable now), `taken` are the node's running attempts now. */
+export interface Settled {
+  queues: string[];
+  taken: ClaimedJob[];
 }
 
 /** A completion's record, with what it made of the keys it settled: `queues` had a job queued, `taken` are the node's running attempts now. */
@@ -148,8 +148,7 @@ export async function complete(
         .filter((r) => r !== '')
         .join(',')}}`,
       nodeId,
-      !options.keysLater,
-      take && !options.keysLater ? take.leaseMs : null,
+      take ? take.leaseMs : null,
       take?.types ?? null,
       take?.continuations ?? null,
       take ? `{${part.map((e) => (take.ids.has(e.id) ? 't' : 'f')).join(',')}}` : null,
@@ -174,7 +173,7 @@ export async function complete(
       else if (partition !== null && key !== null) unsettled.push({ partition, execution_key: key });
     }
   }
-  for (const q of (await settleKeys(ctx, unsettled, tx?.client)).queues) queues.add(q);
+  for (const q of await settleKeys(ctx, unsettled, tx?.client)) queues.add(q);
   settled.queues = [...queues];
   // A part Postgres refused wrote nothing: its ids are in `refused`, not completed either.
   const done = recorded(notDone.size === 0 && refused.size === 0 ? ids : ids.filter((id) => !notDone.has(id) && !refused.has(id)), refused);
