@@ -85,15 +85,22 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
         explained = true;
         const ops = loadOps(schema);
         const client = await admin.connect();
+        const sorted = [...items].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         try {
           await client.query('BEGIN');
           const { rows } = await client.query({
             text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.complete_batch.text}`,
+            // As the store sends them: ids in uuid order, attempts in that order, results keyed by id,
+            // and (mode here) a place held for every key's next job.
             values: [
-              `{${items.map((i) => i.id).join(',')}}`,
-              `{${items.map((i) => i.attempt).join(',')}}`,
-              `{${items.map(() => '"null"').join(',')}}`,
+              `{${sorted.map((i) => i.id).join(',')}}`,
+              `{${sorted.map((i) => i.attempt).join(',')}}`,
+              '{}',
               'node-a',
+              take === 'here' ? 60_000 : null,
+              null,
+              null,
+              take === 'here' ? `{${sorted.map(() => 't').join(',')}}` : null,
             ],
           });
           process.stderr.write(`-- complete_batch, ${items.length} rows, keys ${keys}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);
