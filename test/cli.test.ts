@@ -264,7 +264,8 @@ test.serial('migrate, roll-call and the cluster controls (pause, resume, paused,
   const m3 = await runCli(['migrate', '--postgres', fresh.url, '--schema', fresh.schema]);
   t.regex(m3.stdout, /^0001_\w+ +applied 20/m);
 
-  const rc = await cli(['roll-call', '--delay', '500ms', '--json']);
+  // --expect: the node's answer however long a loaded machine takes (a 500 ms window missed it at load 24).
+  const rc = await cli(['roll-call', '--delay', '20s', '--expect', '1', '--json']);
   if (rc.code === 1 && /not available in this version/.test(rc.stderr)) {
     t.log('roll-call: client.rollCall not available yet');
   } else {
@@ -273,8 +274,11 @@ test.serial('migrate, roll-call and the cluster controls (pause, resume, paused,
       json<{ id: string }[]>(rc).map((p) => p.id),
       [node.id],
     );
-    const table = await cli(['roll-call', '--delay', '500ms']);
+    const table = await cli(['roll-call', '--delay', '20s', '--expect', '1']);
     t.regex(table.stdout, new RegExp(`^NODE +PARTITIONS[\\s\\S]*${node.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} +billing`, 'm'));
+    const noOne = await cli(['roll-call', '--expect', '0']);
+    t.is(noOne.code, 2);
+    t.regex(noOne.stderr, /--expect must be at least 1/);
   }
 
   const p = await cli(['pause', 'billing', 'default', '--json']);

@@ -242,7 +242,7 @@ test.serial('result(): falls back to Postgres when the event cannot arrive', asy
   t.is(await plain.result((await client.enqueue('email', 'echo', 'p')).id, { timeoutMs: 10_000 }), 'p');
 });
 
-test.serial('cancel of a job running in another node process aborts it within ~100 ms over the bus', async (t) => {
+test.serial('cancel of a job running in another node process aborts it over the bus, well before the heartbeat fallback', async (t) => {
   const started: { id: string; node: string }[] = [];
   const aborted: { id: string; node: string; t: number }[] = [];
   const offs = await Promise.all([
@@ -253,12 +253,16 @@ test.serial('cancel of a job running in another node process aborts it within ~1
   const where = await until('the job runs', () => started.find((s) => s.id === id));
   t.true(['n1', 'n2'].includes(where.node));
   const result = client.result(id, { timeoutMs: 10_000 });
+  // Its rejection is checked below; a failed assertion before that must not leave it unhandled.
+  result.catch(() => undefined);
   const t0 = Date.now();
   t.true(await client.cancel(id));
   const abort = await until('the abort', () => aborted.find((a) => a.id === id), 20_000, 2);
   const took = abort.t - t0;
   t.log(`cancel → abort on ${abort.node}: ${took} ms`);
-  t.true(took < 150, `abort took ${took} ms; the heartbeat fallback would take seconds`);
+  // ~20-100 ms on a quiet machine, 183 ms seen at load 24; the fallback (a lease renewal finding
+  // the cancel, leaseMs 5000) takes seconds.
+  t.true(took < 1000, `abort took ${took} ms; the heartbeat fallback would take seconds`);
   await t.throwsAsync(result, { instanceOf: JobCancelledError });
   t.is((await client.job(id))?.state, 'cancelled');
   await Promise.all(offs.map((off) => off()));

@@ -8,7 +8,7 @@
  * show in `paused`, each with the command that lifts it.
  */
 import { queueThrottle, type Client, type ThrottleRule } from '@partita/client';
-import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, str } from '../args.js';
+import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, int, str } from '../args.js';
 import { positionals, withClient, type Command } from '../command.js';
 import { EXIT, NotAvailableError, UsageError } from '../errors.js';
 import { eprintln, formatBytes, formatDuration, printJson, println, table } from '../io.js';
@@ -177,20 +177,22 @@ export const rollCall: Command = {
   summary: 'Ask every node of the cluster to report: partitions, queues, running jobs, throttle, memory, uptime.',
   description: `With NATS the nodes answer over the bus (collected for --delay). Without, a Postgres
 notification asks every node to store its profile in the nodes table, which is read once they all did
-(at most --delay); a node that did not is shown as of its last heartbeat.`,
+(at most --delay); a node that did not is shown as of its last heartbeat. With --expect N it stops
+collecting as soon as N nodes answered: a script that knows its cluster's size gets every answer
+however loaded the nodes are (give it a long --delay) without waiting out the window.`,
   options: {
     delay: { type: 'string', arg: 'DURATION', help: 'how long to collect answers (default 1s)' },
+    expect: { type: 'string', arg: 'N', help: 'stop once N nodes answered (still at most --delay)' },
     ...CONNECTION_OPTIONS,
     ...COMMON_OPTIONS,
   },
   async run(ctx) {
     positionals(ctx, []);
     const delayMs = duration(str(ctx.values, 'delay'), '--delay', 'roll-call');
+    const expect = int(str(ctx.values, 'expect'), '--expect', 'roll-call', { min: 1 });
     return withClient(ctx, async (client) => {
-      const members = (await method(client, 'rollCall', 'partita roll-call')(delayMs !== undefined ? { delayMs } : {})) as Record<
-        string,
-        unknown
-      >[];
+      const asked = { ...(delayMs !== undefined ? { delayMs } : {}), ...(expect !== undefined ? { max: expect } : {}) };
+      const members = (await method(client, 'rollCall', 'partita roll-call')(asked)) as Record<string, unknown>[];
       if (ctx.json) {
         printJson(ctx.io, members);
         return EXIT.OK;

@@ -200,9 +200,12 @@ export async function runActivation(options: ActivationOptions): Promise<Activat
       const missing = [...members].filter((n) => !confirmed.has(n));
       const ms = Math.round(performance.now() - began);
       if (missing.length > 0) {
-        logger.warn({ missing }, 'activated; some nodes did not acknowledge it (they are in nocache mode and read the new version)');
+        logger.warn(
+          { missing, nodes: [...members].sort() },
+          'activated; some nodes did not acknowledge it (they are in nocache mode and read the new version)',
+        );
       } else {
-        logger.info({ members: members.size, rounds: round + 1, ms }, 'activated');
+        logger.info({ members: members.size, nodes: [...members].sort(), rounds: round + 1, ms }, 'activated');
       }
       return {
         activation,
