@@ -22,7 +22,7 @@
  */
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -42,6 +42,13 @@ const CONCURRENCY = Number(arg('concurrency', '32'));
 /** Writes a V8 CPU profile of the last drain before the heap-sampled ones (the drain only) to this file. */
 const CPU_PROFILE = arg('cpu-profile', '');
 const STATEMENTS = process.argv.includes('--statements');
+/**
+ * A `perf record --control fifo:<ctl>,<ack>` pair (`--perf-ctl ctl,ack`): perf is enabled for the warm drains
+ * not heap-sampled and disabled between them, so `perf record -D -1 -e task-clock` samples the
+ * drains' CPU time only (V8's profiler samples wall time, which on a loaded machine lands on
+ * whatever the process was preempted in).
+ */
+const PERF_CTL = arg('perf-ctl', '');
 const ROOT = resolve(arg('root', new URL('..', import.meta.url).pathname));
 
 const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
@@ -112,6 +119,12 @@ const node = await runtime.startNode({
   engine: { pollMs: 1000 },
   stoppedQueues: { bench: ['default'] },
 });
+const perf = PERF_CTL ? PERF_CTL.split(',').map((f, i) => openSync(f, i === 0 ? 'w' : 'r')) : undefined;
+const perfControl = (command: 'enable' | 'disable') => {
+  if (!perf) return;
+  writeSync(perf[0]!, `${command}\n`);
+  readSync(perf[1]!, Buffer.alloc(5)); // "ack\n"
+};
 const session = new Session();
 session.connect();
 const sites = new Map<string, number>();
@@ -145,6 +158,8 @@ try {
     statements.clear();
     counting = true;
     const load1 = loadavg()[0]!;
+    const perfOn = d > 0 && !heap && !profiling;
+    if (perfOn) perfControl('enable');
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await node.startQueues('bench', ['default']);
@@ -152,6 +167,7 @@ try {
     await node.stopQueues('bench', ['default']);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    if (perfOn) perfControl('disable');
     counting = false;
     const cpuPerK = (cpu.user + cpu.system) / 1000 / (JOBS / 1000);
     if (profiling) {
@@ -201,6 +217,7 @@ try {
     }) + '\n',
   );
 } finally {
+  for (const fd of perf ?? []) closeSync(fd);
   session.disconnect();
   await node.stop({ graceMs: 5000 });
   await c.close();
