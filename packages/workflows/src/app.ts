@@ -37,7 +37,7 @@ import {
 import type { CompiledApp, CompiledGraph } from './model.js';
 import type { StartOptions } from './executor.js';
 import { afterTransaction } from './plugin.js';
-import { outputsOf, type Outcome } from './outputs.js';
+import { outputsOf, waitLocally, type Outcome } from './outputs.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
 const SERIALIZATION_FAILURE = '40001';
@@ -500,9 +500,9 @@ export class WorkflowApp {
     const timeoutMs = opts.timeoutMs ?? 60_000;
     let settle!: (o: Outcome) => void;
     const arrived = new Promise<Outcome>((resolve) => (settle = resolve));
-    const waiting = this.bus
-      ? outputsOf(this.bus).wait(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), id, settle, this.logger)
-      : undefined;
+    const subject = eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes);
+    const waiting = this.bus ? outputsOf(this.bus).wait(subject, id, settle, this.logger) : undefined;
+    const waitingHere = waitLocally(this.store.schema, subject, id, settle);
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     try {
@@ -535,6 +535,7 @@ export class WorkflowApp {
       stopped = true;
       if (timer) clearTimeout(timer);
       waiting?.stop();
+      waitingHere();
     }
   }
 

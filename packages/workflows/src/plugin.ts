@@ -29,6 +29,7 @@ import {
   type StopChildrenPayload,
 } from './executor.js';
 import { dropExpiredPartitions, ensurePartitions, removeExpired } from './expiry.js';
+import { deliverLocally } from './outputs.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
 /** How often open workflows past their expire (pending ones, mostly) and early signals are removed. */
@@ -237,8 +238,12 @@ export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, lo
  * data, then cancel the jobs of workflows it interrupted. (The engine wakes the queues a continuation enqueued into once its transaction committed.)
  */
 export function afterCommit(b: Bound, effects: Effects): void {
-  const { bus, cluster } = b.ctx;
-  for (const e of effects.events) bus.publish(eventSubject(cluster, e.app, e.topic), EVENT_KIND, e);
+  const { bus, cluster, schema } = b.ctx;
+  for (const e of effects.events) {
+    const subject = eventSubject(cluster, e.app, e.topic);
+    bus.publish(subject, EVENT_KIND, e);
+    deliverLocally(schema, subject, e);
+  }
   if (effects.cancels.length === 0) return;
   cancelSteps(b.ctx.client, b.logger, effects.cancels);
 }
