@@ -4,6 +4,7 @@
  * reaches its pubsub caller and every subscriber once, and no emit job is ever stored for it.
  */
 import test from 'ava';
+import { clientBus, clientStore } from '@partita/client/internal';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { app, type WorkflowEvent } from '../src/index.js';
@@ -70,9 +71,9 @@ test.serial(
     await outs.activate('1');
     // The client's bus subscribes to nothing (the output never comes that way), and its read of the
     // workflow's outcome finds it still running: only the node's hand in this process can answer.
-    const bus = client.bus!;
+    const bus = clientBus(client)!;
     bus.subscribe = async () => async () => undefined;
-    const pool = (client.store as unknown as { pool: { query: (...args: unknown[]) => Promise<unknown> } }).pool;
+    const pool = (clientStore(client) as unknown as { pool: { query: (...args: unknown[]) => Promise<unknown> } }).pool;
     const query = pool.query.bind(pool);
     let polls = 0;
     pool.query = async (...args: unknown[]) => {
