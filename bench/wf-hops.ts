@@ -16,6 +16,7 @@ import pg from 'pg';
 import { connect } from '@partita/client';
 import { clientBus } from '@partita/client/internal';
 import { silentLogger } from '@partita/core';
+import { BusBase } from '@partita/nats';
 import { defineJob, startNode } from '@partita/runtime';
 import { app, workflowsPlugin } from '@partita/workflows';
 import { resolveNatsUrl } from './lib/nats.js';
@@ -84,6 +85,21 @@ function instrumentPg(): void {
   };
 }
 
+/** The node's publications (after a commit: the output) and every message the buses of this process decode. */
+function instrumentBus(): void {
+  const proto = BusBase.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const publish = proto.publish!;
+  proto.publish = function (this: unknown, ...args: unknown[]) {
+    if (hops) mark(`bus publish ${String(args[1])}`);
+    return publish.apply(this, args);
+  };
+  const onMessage = proto.onMessage!;
+  proto.onMessage = function (this: unknown, ...args: unknown[]) {
+    if (hops) mark(`bus deliver ${(args[0] as { pattern: string }).pattern.split('.').slice(2, 4).join('.')}`);
+    return onMessage.apply(this, args);
+  };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
@@ -97,6 +113,7 @@ async function main(): Promise<void> {
   const nats = await resolveNatsUrl('auto', log);
   if (!nats) throw new Error('wf-hops needs NATS');
   instrumentPg();
+  instrumentBus();
   const admin = adminPool(url);
   const schema = freshSchemaName('partita', 'wfhops');
   // A cluster of its own: NATS is shared, and another process's node advertising under the same name would be handed these jobs.

@@ -97,9 +97,10 @@ export interface Tx {
    * Sends the transaction's last statement (a prepared one; `{{schema}}` is not expanded) and queues
    * COMMIT right behind it when the function given to withTransaction returns, without waiting for
    * its answer: one round trip fewer per transaction. Only for a write whose answer nothing waits for
-   * before the commit; if it fails, the transaction rolls back and rejects with its error.
+   * before the commit; if it fails, the transaction rolls back and rejects with its error
+   * (`mapError`'s, when given: TransactionTail.send).
    */
-  sendLast<R extends pg.QueryResultRow = any>(statement: StatementConfig): Promise<R[]>;
+  sendLast<R extends pg.QueryResultRow = any>(statement: StatementConfig, mapError?: (err: unknown) => unknown): Promise<R[]>;
   /**
    * COMMIT without waiting for the WAL flush (synchronous_commit off for this transaction only; see
    * TransactionTail.commitAsync): a Postgres crash soon after may undo it. Only for a transaction
@@ -216,7 +217,7 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
       (client, tail) =>
         fn({
           client,
-          sendLast: (statement) => tail.send(statement),
+          sendLast: (statement, mapError) => tail.send(statement, mapError),
           commitAsync: () => tail.commitAsync(),
           query: async <R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
             (await client.query<R>(sql.replaceAll('{{schema}}', `"${this.schema}"`), params)).rows,

@@ -14,9 +14,11 @@ export interface TransactionTail {
    * Sends `statement` now and answers with its rows. Only for a statement whose answer nothing in
    * the transaction waits for before committing (the last write). If it fails, the COMMIT behind it
    * is answered with a rollback and the transaction rejects with its error; never reported
-   * committed. A function that awaits it anyway gets the same answer.
+   * committed. A function that awaits it anyway gets the same answer. `mapError` turns its failure
+   * into the error the transaction rejects with (a taken key into the caller's own error class), as
+   * a caller awaiting the answer would have.
    */
-  send<R extends pg.QueryResultRow = any>(statement: StatementConfig): Promise<R[]>;
+  send<R extends pg.QueryResultRow = any>(statement: StatementConfig, mapError?: (err: unknown) => unknown): Promise<R[]>;
   /**
    * The transaction's COMMIT does not wait for its WAL to reach disk (`SET LOCAL synchronous_commit =
    * off`, sent now, behind what was sent before it: no round trip of its own). Committed and visible
@@ -82,11 +84,16 @@ export async function inTransaction<T>(
   let closing = false;
   let relaxed = false;
   const tail: TransactionTail = {
-    send: <R extends pg.QueryResultRow>(statement: StatementConfig) => {
+    send: <R extends pg.QueryResultRow>(statement: StatementConfig, mapError?: (err: unknown) => unknown) => {
       // After COMMIT was queued it would run outside the transaction: a caller's bug, refused loudly.
       if (closing) return Promise.reject(new Error('a statement was sent on a transaction that was already committing'));
-      const result = client.query<R>(statement);
-      result.catch((err: unknown) => void (tailError ??= { err }));
+      // One handler on pg's own promise, which rejects in wire order: the first failure on the wire
+      // is the transaction's error, whatever a later statement's 25P02 says.
+      const result = client.query<R>(statement).catch((err: unknown) => {
+        const mapped = mapError ? mapError(err) : err;
+        tailError ??= { err: mapped };
+        throw mapped;
+      });
       sent.push(result);
       const answer = result.then((r) => r.rows);
       answer.catch(() => undefined);

@@ -124,6 +124,19 @@ test('a last statement sent behind which COMMIT is queued (tx.sendLast) commits 
     t.is((again as { code?: string }).code, '23505');
     t.deepEqual(await rows(), [1, 2]);
 
+    // Two last statements, the first failing: the transaction rejects with the first's error as its
+    // mapError made it, not with the second's 25P02 (heard first had the mapping taken a turn more).
+    class Taken extends Error {}
+    const mapped = await t.throwsAsync(
+      store.withTransaction(async (tx) => {
+        void tx.sendLast(insert(1), (e) => new Taken(String((e as { code?: string }).code))).catch(() => undefined);
+        void tx.sendLast(insert(7)).catch(() => undefined);
+      }),
+    );
+    t.true(mapped instanceof Taken, String(mapped));
+    t.is(mapped?.message, '23505');
+    t.deepEqual(await rows(), [1, 2]);
+
     // A failure whose rejection the function swallowed: the server answers COMMIT with ROLLBACK,
     // and the transaction is not reported committed.
     const swallowed = await t.throwsAsync(

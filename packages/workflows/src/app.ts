@@ -18,6 +18,7 @@ import { compileApp, writeCompiled } from './compile.js';
 import { runOn, txDb, wfOps, type Db, type Queryable, type WfOps } from './db.js';
 import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowNotFoundError } from './errors.js';
 import {
+  EMIT_TYPE,
   Versions,
   deliverHook,
   deliverHookAll,
@@ -37,7 +38,7 @@ import {
 import type { CompiledApp, CompiledGraph } from './model.js';
 import type { StartOptions } from './executor.js';
 import { afterTransaction } from './plugin.js';
-import { outputsOf, type Outcome } from './outputs.js';
+import { outputsOf, waitLocally, type Outcome } from './outputs.js';
 import { EVENT_KIND, NOCACHE_KIND, controlSubject, eventSubject, type NocacheMessage } from './subjects.js';
 
 const SERIALIZATION_FAILURE = '40001';
@@ -138,6 +139,14 @@ interface QueuedPub {
   resolve: () => void;
   reject: (err: unknown) => void;
   extra?: PubExtra;
+  /**
+   * Its caller hears of it only through the workflow's outcome (pubsub): the pub's COMMIT need not
+   * wait for its WAL flush. That outcome is told only after a later synchronous commit (the
+   * workflow's last transition, or a claim of its emit job), and Postgres writes WAL in order, so
+   * that commit makes the pub durable first; a Postgres crash before it loses the workflow, and its
+   * caller, told nothing yet, times out as after any failure in flight.
+   */
+  unannounced?: boolean;
 }
 
 /**
@@ -326,18 +335,23 @@ export class WorkflowApp {
     throw new ValidationError(`${what} ${e?.message ?? 'does not match its schema'}; send data matching the schema`, path || fallbackPath);
   }
 
-  private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>): Promise<T> {
+  private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>, commitAsync = false): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const effects = newEffects();
       const handing: HandingOff = { leased: [], queued: new Set() };
       try {
         // Its statements marked generic (a pub's hand-offs) plan once per connection; the rest as always.
         const result = await this.store.withTransaction(
-          (tx) =>
-            fn(
+          async (tx) => {
+            const value = await fn(
               { db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects },
               tx.client,
-            ),
+            );
+            // An emit job (a workflow that ended in this transaction) may be handed to a node and
+            // publish its output right after this commit: then it must be durable first.
+            if (commitAsync && !handing.emits) tx.commitAsync();
+            return value;
+          },
           { genericPlans: true },
         );
         await this.handOver(handing, effects);
@@ -362,6 +376,7 @@ export class WorkflowApp {
     return {
       ...tx,
       enqueueHere: async (jobs: NewJob[]): Promise<EnqueueOutcome[]> => {
+        if (jobs.some((j) => j.type === EMIT_TYPE)) handing.emits = true;
         const targets = jobs.map((j) => (j.runAt === undefined ? clientHandoffTarget(this.client, j.partition, j) : undefined));
         const queued = jobs.filter((_, i) => !targets[i]);
         for (const j of queued) handing.queued.add(wakeKey(j));
@@ -423,7 +438,7 @@ export class WorkflowApp {
   }
 
   /** pub, with rows of a layer above written in its transaction (src/internal.ts). */
-  async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra): Promise<string> {
+  async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra, unannounced = false): Promise<string> {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
     if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
@@ -440,7 +455,7 @@ export class WorkflowApp {
       return id;
     }
     await new Promise<void>((resolve, reject) => {
-      this.pubQueue.push({ start, resolve, reject, ...(extra ? { extra } : {}) });
+      this.pubQueue.push({ start, resolve, reject, ...(extra ? { extra } : {}), ...(unannounced ? { unannounced } : {}) });
       this.writePubs();
     });
     return id;
@@ -472,13 +487,16 @@ export class WorkflowApp {
 
   private async writePubGroup(group: QueuedPub[]): Promise<void> {
     try {
-      await this.transaction((s, q) => startGroup(s, q, group));
+      await this.transaction(
+        (s, q) => startGroup(s, q, group),
+        group.every((p) => p.unannounced),
+      );
       for (const p of group) p.resolve();
     } catch (err) {
       if (group.length === 1) return group[0]!.reject(err);
       await Promise.all(
         group.map((p) =>
-          this.transaction((s, q) => startGroup(s, q, [p])).then(
+          this.transaction((s, q) => startGroup(s, q, [p]), p.unannounced).then(
             () => p.resolve(),
             (e: unknown) => p.reject(e),
           ),
@@ -500,16 +518,16 @@ export class WorkflowApp {
     const timeoutMs = opts.timeoutMs ?? 60_000;
     let settle!: (o: Outcome) => void;
     const arrived = new Promise<Outcome>((resolve) => (settle = resolve));
-    const waiting = this.bus
-      ? outputsOf(this.bus).wait(eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes), id, settle, this.logger)
-      : undefined;
+    const subject = eventSubject(this.client.cluster, this.id, graph.publishes ?? graph.subscribes);
+    const waiting = this.bus ? outputsOf(this.bus).wait(subject, id, settle, this.logger) : undefined;
+    const waitingHere = waitLocally(this.store.schema, subject, id, settle);
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     try {
       // Not one after the other: a new subscription's SUB is on the wire before the pub's first
       // statement, and the output is published only after the pub committed and the workflow ran, so
       // the server's acknowledgement need not come before the pub starts (it cost a NATS round trip).
-      await Promise.all([this.pub(topic, data, { ...opts, id }), waiting?.live]);
+      await Promise.all([this.pubWith(topic, data, { ...opts, id }, undefined, true), waiting?.live]);
       const poll = (async () => {
         let wait = this.bus ? POLL_MAX_MS : POLL_MIN_MS;
         while (!stopped) {
@@ -535,6 +553,7 @@ export class WorkflowApp {
       stopped = true;
       if (timer) clearTimeout(timer);
       waiting?.stop();
+      waitingHere();
     }
   }
 
@@ -747,6 +766,8 @@ interface HandingOff {
   /** The jobs sent as idle nodes' running attempts (sendLeased, sent last): which were leased is read once committed. */
   leased: { target: IdleAdvert; jobs: NewJob[]; sent: LeasedSent }[];
   queued: Set<string>;
+  /** It enqueued an emit job: outputs or emitted data published once a node runs it. */
+  emits?: boolean;
 }
 
 /** A queue as Effects.wakes names it. */

@@ -76,9 +76,9 @@ export interface Db {
   /**
    * The transaction's last statement: sent now, and the COMMIT follows it on the wire without
    * waiting for its answer (tx.sendLast). Absent where the caller must hear its failure before
-   * anything else is sent (under a savepoint).
+   * anything else is sent (under a savepoint). Its failure is `mapError`'s error when given.
    */
-  runLast?(op: WfOp, params: unknown[]): Promise<unknown>;
+  runLast?(op: WfOp, params: unknown[], mapError?: (err: unknown) => unknown): Promise<unknown>;
 }
 
 /**
@@ -91,7 +91,7 @@ export function txDb(tx: Tx & { enqueueHere?: Tx['enqueue'] }, ops: WfOps): Db {
   return {
     run: async (op, params) => (await tx.client.query({ name: ops[op].name, text: ops[op].text, values: params })).rows,
     enqueue,
-    runLast: (op, params) => tx.sendLast({ name: ops[op].name, text: ops[op].text, values: params }),
+    runLast: (op, params, mapError) => tx.sendLast({ name: ops[op].name, text: ops[op].text, values: params }, mapError),
   };
 }
 

@@ -369,11 +369,16 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     });
     p.inserts.clear();
     for (const w of rows) p.created.add(w.id);
-    inserted = s.db.run('workflows_insert', encodeColumns(rows, INSERT_COLUMNS)).catch((err: unknown) => {
-      // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
-      if ((err as { code?: string }).code === '23505' && rows.length === 1) throw new DuplicateWorkflowError(rows[0]!.id);
-      throw err;
-    });
+    // One workflow: its id is taken. Several (pubs written together): the caller retries them one by one.
+    const taken = (err: unknown) =>
+      (err as { code?: string }).code === '23505' && rows.length === 1 ? new DuplicateWorkflowError(rows[0]!.id) : err;
+    // At an entry point's end nothing waits for its answer: its failure (a taken id) fails the
+    // COMMIT sent behind the write, which then need not wait for it (a round trip of every pub).
+    if (publish && s.db.runLast) s.db.runLast('workflows_insert', encodeColumns(rows, INSERT_COLUMNS), taken).catch(() => undefined);
+    else
+      inserted = s.db.run('workflows_insert', encodeColumns(rows, INSERT_COLUMNS)).catch((err: unknown) => {
+        throw taken(err);
+      });
   }
   // At the end of an entry point (`publish`), one emit job per partition for all the events the
   // transaction staged (a fan-in's batch of children ends with thousands of outputs): one job to
@@ -1779,8 +1784,8 @@ export async function finishStepJobsOrFail(
     const db: Db = runLast
       ? {
           ...s.db,
-          runLast: (op, params) => {
-            const answer = runLast(op, params);
+          runLast: (op, params, mapError) => {
+            const answer = runLast(op, params, mapError);
             answer.catch(suspect);
             return answer;
           },

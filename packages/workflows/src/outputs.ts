@@ -5,7 +5,7 @@
  * start, and an UNSUB; and n concurrent pubsubs of one topic each decoded all n outputs. A subject
  * nobody waits on is unsubscribed after LINGER_MS, so handles made per request leave nothing behind.
  */
-import type { Logger } from '@partita/core';
+import { decode, encode, type Logger } from '@partita/core';
 import type { Bus } from '@partita/nats';
 import type { EmitPayload } from './executor.js';
 import { EVENT_KIND } from './subjects.js';
@@ -89,4 +89,40 @@ export function outputsOf(bus: Bus): Outputs {
   let o = byBus.get(bus);
   if (!o) byBus.set(bus, (o = new Outputs(bus)));
   return o;
+}
+
+/**
+ * The pubsub waiters of this process, by schema and output subject: a node in the same process (the
+ * client beside its node, as node.client) hands its outputs to them as it publishes them, once the
+ * workflow's last transition committed, instead of them waiting for the bus to bring the message
+ * back (a NATS round trip, and a turn of the event loop behind the engine's own work after the
+ * commit). The bus's copy comes later and finds no waiter. Keyed by schema too: two stores in one
+ * process may share a cluster name and a caller-given workflow id.
+ */
+const local = new Map<string, Map<string, (o: Outcome) => void>>();
+const localKey = (schema: string, subject: string) => `${schema}\u0000${subject}`;
+
+/** Registers a waiter for workflow `id`'s output on `subject` in this process; the returned function forgets it. */
+export function waitLocally(schema: string, subject: string, id: string, settle: (o: Outcome) => void): () => void {
+  const key = localKey(schema, subject);
+  let waiters = local.get(key);
+  if (!waiters) local.set(key, (waiters = new Map()));
+  waiters.set(id, settle);
+  const entry = waiters;
+  return () => {
+    if (entry.get(id) === settle) entry.delete(id);
+    if (entry.size === 0 && local.get(key) === entry) local.delete(key);
+  };
+}
+
+/**
+ * Hands an output published on `subject` to its waiter in this process, if any, as the bus would
+ * deliver it: a copy through the bus's codec, so the caller gets what a remote one would.
+ */
+export function deliverLocally(schema: string, subject: string, event: EmitPayload): void {
+  if (event.kind !== 'output') return;
+  const settle = local.get(localKey(schema, subject))?.get(event.id);
+  if (!settle) return;
+  const { status, data } = decode<EmitPayload>(encode(EVENT_KIND, event)).d;
+  settle({ status, data });
 }

@@ -29,6 +29,7 @@ import {
   type StopChildrenPayload,
 } from './executor.js';
 import { dropExpiredPartitions, ensurePartitions, removeExpired } from './expiry.js';
+import { deliverLocally } from './outputs.js';
 import { eventSubject, EVENT_KIND } from './subjects.js';
 
 /** How often open workflows past their expire (pending ones, mostly) and early signals are removed. */
@@ -48,7 +49,8 @@ export interface WorkflowsPluginOptions {
    * commits without it (synchronous_commit off in that transaction). A Postgres crash can then undo
    * the last few such transitions (about 3 × wal_writer_delay); their steps' completions go with them
    * and those steps run again, as after a node crash mid-step. 'all': every transition waits for it.
-   * Pubs, hooks and interrupts from a client always do.
+   * Pubs, hooks and interrupts from a client always do, but for a pubsub's pub, whose caller hears
+   * only of the workflow's outcome, which is told after a synchronous commit (app.ts, QueuedPub).
    */
   durableTransitions?: DurableTransitions;
 }
@@ -237,8 +239,12 @@ export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, lo
  * data, then cancel the jobs of workflows it interrupted. (The engine wakes the queues a continuation enqueued into once its transaction committed.)
  */
 export function afterCommit(b: Bound, effects: Effects): void {
-  const { bus, cluster } = b.ctx;
-  for (const e of effects.events) bus.publish(eventSubject(cluster, e.app, e.topic), EVENT_KIND, e);
+  const { bus, cluster, schema } = b.ctx;
+  for (const e of effects.events) {
+    const subject = eventSubject(cluster, e.app, e.topic);
+    bus.publish(subject, EVENT_KIND, e);
+    deliverLocally(schema, subject, e);
+  }
   if (effects.cancels.length === 0) return;
   cancelSteps(b.ctx.client, b.logger, effects.cancels);
 }

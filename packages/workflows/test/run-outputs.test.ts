@@ -4,6 +4,7 @@
  * reaches its pubsub caller and every subscriber once, and no emit job is ever stored for it.
  */
 import test from 'ava';
+import { clientBus, clientStore } from '@partita/client/internal';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { app, type WorkflowEvent } from '../src/index.js';
@@ -56,3 +57,32 @@ test.serial("a step transition's output is published after its commit without an
   );
   t.is(Number(rows[0].n), 0, 'no emit job was stored');
 });
+
+test.serial(
+  'a pubsub caller in the process of the node that publishes the output gets it from that node, not from the bus or Postgres',
+  async (t) => {
+    const { db } = await workflowNode(t, 'wf_outs_here', {
+      concurrency: 4,
+      jobs: [defineJob<{ n: number }>({ type: 'outs.step', perform: (p) => ({ n: p.n + 1 }) })],
+    });
+    const client = await workflowClient(t, db);
+    const outs = app(client, 'outs');
+    await outs.deploy(APP);
+    await outs.activate('1');
+    // The client's bus subscribes to nothing (the output never comes that way), and its read of the
+    // workflow's outcome finds it still running: only the node's hand in this process can answer.
+    const bus = clientBus(client)!;
+    bus.subscribe = async () => async () => undefined;
+    const pool = (clientStore(client) as unknown as { pool: { query: (...args: unknown[]) => Promise<unknown> } }).pool;
+    const query = pool.query.bind(pool);
+    let polls = 0;
+    pool.query = async (...args: unknown[]) => {
+      const name = (args[0] as { name?: string } | undefined)?.name ?? '';
+      if (!name.includes('workflow_outcome')) return query(...args);
+      polls += 1;
+      return { rows: [] };
+    };
+    t.deepEqual(await outs.pubsub('outs.start', { n: 1 }, { id: 'here', timeoutMs: 8_000 }), { n: 3 });
+    t.log(`${polls} reads of the outcome meanwhile`);
+  },
+);
