@@ -18,7 +18,6 @@ import { compileApp, writeCompiled } from './compile.js';
 import { runOn, txDb, wfOps, type Db, type Queryable, type WfOps } from './db.js';
 import { UnknownTopicError, VersionConflictError, WorkflowFailedError, WorkflowNotFoundError } from './errors.js';
 import {
-  EMIT_TYPE,
   Versions,
   deliverHook,
   deliverHookAll,
@@ -139,14 +138,6 @@ interface QueuedPub {
   resolve: () => void;
   reject: (err: unknown) => void;
   extra?: PubExtra;
-  /**
-   * Its caller hears of it only through the workflow's outcome (pubsub): the pub's COMMIT need not
-   * wait for its WAL flush. That outcome is told only after a later synchronous commit (the
-   * workflow's last transition, or a claim of its emit job), and Postgres writes WAL in order, so
-   * that commit makes the pub durable first; a Postgres crash before it loses the workflow, and its
-   * caller, told nothing yet, times out as after any failure in flight.
-   */
-  unannounced?: boolean;
 }
 
 /**
@@ -335,23 +326,18 @@ export class WorkflowApp {
     throw new ValidationError(`${what} ${e?.message ?? 'does not match its schema'}; send data matching the schema`, path || fallbackPath);
   }
 
-  private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>, commitAsync = false): Promise<T> {
+  private async transaction<T>(fn: (s: Scope, q: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const effects = newEffects();
       const handing: HandingOff = { leased: [], queued: new Set() };
       try {
         // Its statements marked generic (a pub's hand-offs) plan once per connection; the rest as always.
         const result = await this.store.withTransaction(
-          async (tx) => {
-            const value = await fn(
+          (tx) =>
+            fn(
               { db: txDb(this.handingOff(tx, handing), this.ops) as Db, versions: this.versions, logger: this.logger, effects },
               tx.client,
-            );
-            // An emit job (a workflow that ended in this transaction) may be handed to a node and
-            // publish its output right after this commit: then it must be durable first.
-            if (commitAsync && !handing.emits) tx.commitAsync();
-            return value;
-          },
+            ),
           { genericPlans: true },
         );
         await this.handOver(handing, effects);
@@ -376,7 +362,6 @@ export class WorkflowApp {
     return {
       ...tx,
       enqueueHere: async (jobs: NewJob[]): Promise<EnqueueOutcome[]> => {
-        if (jobs.some((j) => j.type === EMIT_TYPE)) handing.emits = true;
         const targets = jobs.map((j) => (j.runAt === undefined ? clientHandoffTarget(this.client, j.partition, j) : undefined));
         const queued = jobs.filter((_, i) => !targets[i]);
         for (const j of queued) handing.queued.add(wakeKey(j));
@@ -438,7 +423,7 @@ export class WorkflowApp {
   }
 
   /** pub, with rows of a layer above written in its transaction (src/internal.ts). */
-  async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra, unannounced = false): Promise<string> {
+  async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra): Promise<string> {
     const { app, graph } = await this.graphFor(topic);
     this.validate(graph, data);
     if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
@@ -455,7 +440,7 @@ export class WorkflowApp {
       return id;
     }
     await new Promise<void>((resolve, reject) => {
-      this.pubQueue.push({ start, resolve, reject, ...(extra ? { extra } : {}), ...(unannounced ? { unannounced } : {}) });
+      this.pubQueue.push({ start, resolve, reject, ...(extra ? { extra } : {}) });
       this.writePubs();
     });
     return id;
@@ -487,16 +472,13 @@ export class WorkflowApp {
 
   private async writePubGroup(group: QueuedPub[]): Promise<void> {
     try {
-      await this.transaction(
-        (s, q) => startGroup(s, q, group),
-        group.every((p) => p.unannounced),
-      );
+      await this.transaction((s, q) => startGroup(s, q, group));
       for (const p of group) p.resolve();
     } catch (err) {
       if (group.length === 1) return group[0]!.reject(err);
       await Promise.all(
         group.map((p) =>
-          this.transaction((s, q) => startGroup(s, q, [p]), p.unannounced).then(
+          this.transaction((s, q) => startGroup(s, q, [p])).then(
             () => p.resolve(),
             (e: unknown) => p.reject(e),
           ),
@@ -527,7 +509,7 @@ export class WorkflowApp {
       // Not one after the other: a new subscription's SUB is on the wire before the pub's first
       // statement, and the output is published only after the pub committed and the workflow ran, so
       // the server's acknowledgement need not come before the pub starts (it cost a NATS round trip).
-      await Promise.all([this.pubWith(topic, data, { ...opts, id }, undefined, true), waiting?.live]);
+      await Promise.all([this.pub(topic, data, { ...opts, id }), waiting?.live]);
       const poll = (async () => {
         let wait = this.bus ? POLL_MAX_MS : POLL_MIN_MS;
         while (!stopped) {
@@ -766,8 +748,6 @@ interface HandingOff {
   /** The jobs sent as idle nodes' running attempts (sendLeased, sent last): which were leased is read once committed. */
   leased: { target: IdleAdvert; jobs: NewJob[]; sent: LeasedSent }[];
   queued: Set<string>;
-  /** It enqueued an emit job: outputs or emitted data published once a node runs it. */
-  emits?: boolean;
 }
 
 /** A queue as Effects.wakes names it. */

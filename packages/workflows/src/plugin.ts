@@ -49,8 +49,7 @@ export interface WorkflowsPluginOptions {
    * commits without it (synchronous_commit off in that transaction). A Postgres crash can then undo
    * the last few such transitions (about 3 × wal_writer_delay); their steps' completions go with them
    * and those steps run again, as after a node crash mid-step. 'all': every transition waits for it.
-   * Pubs, hooks and interrupts from a client always do, but for a pubsub's pub, whose caller hears
-   * only of the workflow's outcome, which is told after a synchronous commit (app.ts, QueuedPub).
+   * Pubs, hooks and interrupts from a client always do.
    */
   durableTransitions?: DurableTransitions;
 }

@@ -9,7 +9,6 @@ import { defineJob } from '@partita/runtime';
 import { app, WorkflowFailedError, workflowsPlugin, type DurableTransitions } from '../src/index.js';
 import { commitsAsync } from '../src/plugin.js';
 import { newEffects, type EmitPayload } from '../src/executor.js';
-import { until } from '../../../test/helpers/index.js';
 import { workflowClient, workflowNode } from './helpers.js';
 
 const APP = `
@@ -29,9 +28,6 @@ app:
         t1: [{ to: s1 }]
         s1: [{ to: s2 }]
         s2: [{ to: s3 }]
-    - subscribes: relax.quick
-      activities:
-        t1: { type: trigger }
 `;
 
 test('the decision: a transition commits asynchronously only with nothing to publish or cancel after it, and never with durableTransitions all', (t) => {
@@ -63,10 +59,10 @@ async function commitsOf(t: ExecutionContext, name: string, durableTransitions?:
   });
   const q = `"${db.schema}"`;
   await db.pool.query(`
-    CREATE TABLE ${q}.commit_seen (tx bigint NOT NULL, sc text NOT NULL, workflow text NOT NULL, activity text NOT NULL, state text NOT NULL);
+    CREATE TABLE ${q}.commit_seen (tx bigint NOT NULL, sc text NOT NULL, activity text NOT NULL, state text NOT NULL);
     CREATE FUNCTION ${q}.commit_seen_record() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      INSERT INTO ${q}.commit_seen VALUES (txid_current(), current_setting('synchronous_commit'), NEW.workflow_id, NEW.activity, NEW.state);
+      INSERT INTO ${q}.commit_seen VALUES (txid_current(), current_setting('synchronous_commit'), NEW.activity, NEW.state);
       RETURN NULL;
     END $$;
     CREATE CONSTRAINT TRIGGER commit_seen AFTER INSERT OR UPDATE ON ${q}.wf_activities DEFERRABLE INITIALLY DEFERRED
@@ -79,25 +75,15 @@ async function commitsOf(t: ExecutionContext, name: string, durableTransitions?:
   for (let n = 0; n < 4; n++) t.deepEqual(await relax.pubsub('relax.start', { n }, { timeoutMs: 15_000 }), { n: n + 3 });
   for (let n = 0; n < 2; n++)
     await t.throwsAsync(relax.pubsub('relax.start', { n, fail: true }, { timeoutMs: 15_000 }), { instanceOf: WorkflowFailedError });
-  // Ends in its pub: its output goes out through an emit job, which a node may run right after that commit.
-  t.deepEqual(await relax.pubsub('relax.quick', { n: 1 }, { id: 'quick', timeoutMs: 15_000 }), {});
-  // A pub's caller is told the workflow is stored; a pubsub's hears only its outcome.
-  await relax.pub('relax.start', { n: 0 }, { id: 'told' });
-  await until('the told workflow finished', async () => (await relax.getStatus('told')) === 0, 15_000, 50);
   // Each transaction: what it did (by the records it wrote) and how it committed (one setting per commit).
-  const { rows } = await db.pool.query<{ sc: string; records: string[]; told: boolean; quick: boolean }>(
-    `SELECT min(sc) AS sc, array_agg(activity || ' ' || state ORDER BY activity) AS records, bool_or(workflow = 'told') AS told,
-       bool_or(workflow = 'quick') AS quick
+  const { rows } = await db.pool.query<{ sc: string; records: string[] }>(
+    `SELECT min(sc) AS sc, array_agg(activity || ' ' || state ORDER BY activity) AS records
      FROM ${q}.commit_seen GROUP BY tx`,
   );
   const kinds = new Map<string, Set<string>>();
   for (const r of rows) {
     const kind = r.records.includes('t1 done')
-      ? r.told
-        ? 'pub'
-        : r.quick
-          ? 'pubsub that ends it'
-          : 'pubsub'
+      ? 'pub'
       : r.records.includes('s3 done') || r.records.includes('s2 failed')
         ? 'ends a workflow'
         : 'moves a workflow on';
@@ -110,26 +96,13 @@ test.serial(
   'announced (default): a step that moves a workflow on commits with synchronous_commit off; the pub and the step that ends it (done or failed) commit synchronously',
   async (t) => {
     const { transactions, kinds } = await commitsOf(t, 'wf_relax');
-    t.deepEqual(kinds, {
-      pub: ['on'],
-      pubsub: ['off'],
-      'pubsub that ends it': ['on'],
-      'moves a workflow on': ['off'],
-      'ends a workflow': ['on'],
-    });
-    // 8 pubs (one also its end), 7 ends, and s1→s2 of 7 plus s2→s3 of the 5 that finish (fewer if steps shared a batch).
-    t.true(transactions >= 15 && transactions <= 27, `${transactions} transactions`);
+    t.deepEqual(kinds, { pub: ['on'], 'moves a workflow on': ['off'], 'ends a workflow': ['on'] });
+    // 6 pubs, 6 ends, and s1→s2 of each plus s2→s3 of the 4 that finish (fewer if steps shared a batch).
+    t.true(transactions >= 12 && transactions <= 22, `${transactions} transactions`);
   },
 );
 
 test.serial('durableTransitions all: every transition commits synchronously', async (t) => {
   const { kinds } = await commitsOf(t, 'wf_relax_all', 'all');
-  // A pubsub's pub is the client's: its caller hears only the outcome, whatever the node's setting.
-  t.deepEqual(kinds, {
-    pub: ['on'],
-    pubsub: ['off'],
-    'pubsub that ends it': ['on'],
-    'moves a workflow on': ['on'],
-    'ends a workflow': ['on'],
-  });
+  t.deepEqual(kinds, { pub: ['on'], 'moves a workflow on': ['on'], 'ends a workflow': ['on'] });
 });
