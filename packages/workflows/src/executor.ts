@@ -1314,7 +1314,7 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
     else if (!dims.has(st.dimension)) dimensionsOf.set(st.workflow_id, new Set(dims).add(st.dimension));
   }
   const runs = pendingOf(s).runs;
-  for (const { workflow: row } of lockedRows) {
+  for (const row of lockedRows) {
     const dims = dimensionsOf.get(row.id);
     if (dims && !runs.has(row.id))
       runs.set(row.id, runReady(s, row, records.get(row.id) ?? [], dims) ?? (await runOf(s, row, records.get(row.id) ?? [], dims)));
@@ -1330,7 +1330,7 @@ type TakeRow = ActivityRecord & { workflow_id: string };
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {
-  locking: Promise<{ workflow: WorkflowRow }[]>;
+  locking: Promise<WorkflowRow[]>;
   taking: Promise<TakeRow[]>;
 }
 
@@ -1341,7 +1341,7 @@ export interface StepsTaken {
  * whose outcome the store refused is left out afterwards (finishStepJobs).
  */
 export function takeSteps(db: Db, ids: string[]): StepsTaken {
-  const locking = db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const locking = db.run<WorkflowRow>('steps_lock', [ids]);
   const taking = db.run<TakeRow>('steps_take', [ids]);
   locking.catch(() => undefined);
   taking.catch(() => undefined);
