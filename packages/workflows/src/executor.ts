@@ -256,7 +256,10 @@ export interface StagedWorkflow {
 
 export type StagedRecord = { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode; day?: string };
 
-/** transition_write's record columns ($1-$15, in order). Empty fields go as NULL, which the statement reads as their defaults. */
+/**
+ * transition_write's record columns ($1-$15, in order). Empty fields go as NULL, which the statement
+ * reads as their defaults. The jsonb ones go as one JSON array each (transitionWriteParams).
+ */
 const RECORD_COLUMNS: [ColumnType, (r: StagedRecord) => unknown][] = [
   ['text', (r) => r.workflowId],
   ['text', (r) => r.record.activity],
@@ -284,7 +287,29 @@ export function transitionWriteParams(
   workflows: readonly (StagedWorkflow & { start_day?: string })[],
   fanin: string | null,
 ): unknown[] {
-  return [...encodeColumns(records, RECORD_COLUMNS), workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
+  const columns: unknown[] = encodeColumns(records, RECORD_BINARY_COLUMNS);
+  for (const [at, get] of RECORD_JSON_COLUMNS) columns.splice(at, 0, jsonColumn(records, get));
+  return [...columns, workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
+}
+
+/** transition_write's binary record columns: RECORD_COLUMNS but the JSON ones. */
+const RECORD_BINARY_COLUMNS = RECORD_COLUMNS.filter(([type]) => type !== 'jsonb');
+/** The JSON record columns and their parameter's index ($n - 1), in order. */
+const RECORD_JSON_COLUMNS = RECORD_COLUMNS.flatMap(([type, get], i) => (type === 'jsonb' ? [[i, get] as const] : []));
+
+/** One JSON array of a column's values (null for an absent one); null when every value is absent. */
+function jsonColumn(records: readonly StagedRecord[], get: (r: StagedRecord) => unknown): string | null {
+  let json = '';
+  let any = false;
+  for (const r of records) {
+    const v = get(r);
+    if (v === null || v === undefined) json += json === '' ? 'null' : ',null';
+    else {
+      any = true;
+      json += (json === '' ? '' : ',') + JSON.stringify(v);
+    }
+  }
+  return any ? `[${json}]` : null;
 }
 
 /** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. */
@@ -1319,7 +1344,7 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
     else if (!dims.has(st.dimension)) dimensionsOf.set(st.workflow_id, new Set(dims).add(st.dimension));
   }
   const runs = pendingOf(s).runs;
-  for (const { workflow: row } of lockedRows) {
+  for (const row of lockedRows) {
     const dims = dimensionsOf.get(row.id);
     if (dims && !runs.has(row.id))
       runs.set(row.id, runReady(s, row, records.get(row.id) ?? [], dims) ?? (await runOf(s, row, records.get(row.id) ?? [], dims)));
@@ -1335,7 +1360,7 @@ type TakeRow = ActivityRecord & { workflow_id: string };
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {
-  locking: Promise<{ workflow: WorkflowRow }[]>;
+  locking: Promise<WorkflowRow[]>;
   taking: Promise<TakeRow[]>;
 }
 
@@ -1346,7 +1371,7 @@ export interface StepsTaken {
  * whose outcome the store refused is left out afterwards (finishStepJobs).
  */
 export function takeSteps(db: Db, ids: string[]): StepsTaken {
-  const locking = db.run<{ workflow: WorkflowRow }>('steps_lock', [ids]);
+  const locking = db.run<WorkflowRow>('steps_lock', [ids]);
   const taking = db.run<TakeRow>('steps_take', [ids]);
   locking.catch(() => undefined);
   taking.catch(() => undefined);

@@ -105,7 +105,7 @@ test.serial("a step's lock and take are sent before its completion is answered, 
     const scope = { db: txDb, versions: new Versions(async () => undefined), logger: silentLogger(), effects: newEffects() };
     const ahead = takeSteps(txDb, [jobId]);
     t.deepEqual(
-      (await ahead.locking).map((r) => r.workflow.id),
+      (await ahead.locking).map((r) => r.id),
       [wf],
     );
     t.deepEqual(

@@ -4,7 +4,9 @@
 -- (the one whose job_id is the step's job) is among them: the executor takes it as the step when it
 -- is still running or waiting (a step transitions once: its transition leaves it done or failed).
 -- Of each workflow, the records of its steps' passes and the first ('') only, in start order, read by
--- key in the partition the step's record names (lateral, as in steps_lock).
+-- key in the partition the step's record names (lateral, as in steps_lock). Each workflow's few
+-- records are sorted in its lateral: the executor groups them by workflow itself, and one sort of the
+-- whole batch (thousands of rows, by workflow_id's text then seq) cost more than the reads.
 WITH steps AS (
   -- Each workflow with its steps' passes (an array: a list of every pass of the batch, read by a
   -- subquery, was costed once per workflow); its steps found as steps_lock finds them.
@@ -17,6 +19,5 @@ FROM steps t
 CROSS JOIN LATERAL (
   SELECT * FROM {{schema}}.wf_activities a
   WHERE a.start_day = t.start_day AND a.workflow_id = t.workflow_id AND (a.dimension = '' OR a.dimension = ANY (t.dimensions))
-  OFFSET 0
+  ORDER BY a.seq
 ) a
-ORDER BY a.workflow_id, a.seq
