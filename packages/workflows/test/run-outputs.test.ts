@@ -3,7 +3,7 @@
  * step once that transaction committed (tx.afterCommit), with no emit job in between: each output
  * reaches its pubsub caller and every subscriber once, and no emit job is ever stored for it.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { clientBus, clientStore } from '@partita/client/internal';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
@@ -28,8 +28,9 @@ app:
         s1: [{ to: s2 }]
 `;
 
-test.serial("a step transition's output is published after its commit without an emit job: once to pubsub and to psub", async (t) => {
-  const { db } = await workflowNode(t, 'wf_outs', {
+/** A node running APP's steps, and the app through a client of its cluster, version 1 active. */
+async function outsApp(t: ExecutionContext, schema: string) {
+  const { db } = await workflowNode(t, schema, {
     concurrency: 4,
     jobs: [defineJob<{ n: number }>({ type: 'outs.step', perform: (p) => ({ n: p.n + 1 }) })],
   });
@@ -37,6 +38,11 @@ test.serial("a step transition's output is published after its commit without an
   const outs = app(client, 'outs');
   await outs.deploy(APP);
   await outs.activate('1');
+  return { db, client, outs };
+}
+
+test.serial("a step transition's output is published after its commit without an emit job: once to pubsub and to psub", async (t) => {
+  const { db, outs } = await outsApp(t, 'wf_outs');
   const heard: WorkflowEvent[] = [];
   const unsub = await outs.psub('outs.done', (_d, e) => void heard.push(e));
   t.teardown(unsub);
@@ -61,14 +67,7 @@ test.serial("a step transition's output is published after its commit without an
 test.serial(
   'a pubsub caller in the process of the node that publishes the output gets it from that node, not from the bus or Postgres',
   async (t) => {
-    const { db } = await workflowNode(t, 'wf_outs_here', {
-      concurrency: 4,
-      jobs: [defineJob<{ n: number }>({ type: 'outs.step', perform: (p) => ({ n: p.n + 1 }) })],
-    });
-    const client = await workflowClient(t, db);
-    const outs = app(client, 'outs');
-    await outs.deploy(APP);
-    await outs.activate('1');
+    const { client, outs } = await outsApp(t, 'wf_outs_here');
     // The client's bus subscribes to nothing (the output never comes that way), and its read of the
     // workflow's outcome finds it still running: only the node's hand in this process can answer.
     const bus = clientBus(client)!;
