@@ -417,6 +417,33 @@ test('an activator whose in-flight answer comes late (a busy process) still stop
   t.is(await net.active(), '1');
 });
 
+test('a member whose switch failed acknowledges no repeat of that nocache, and keeps no nocache mode', async (t) => {
+  const net = await network(t);
+  const bad = await standIn(net, 'bad', { failNocache: true });
+  const good = await standIn(net, 'good');
+  const sender = await net.bus();
+  const notice = { activation: 'a1', app: APP, version: '2', expiresInMs: 30_000 };
+  // As the activator repeats a nocache to the members it has no ack from: the same activation twice.
+  for (const round of [1, 2]) {
+    const acks = await sender.gather<{ node: string }>(subjects.wfActivate(net.cluster), WF_NOCACHE_KIND, notice, {
+      delayMs: 1000,
+      max: 2,
+    });
+    t.deepEqual(
+      acks.map((a) => a.node),
+      ['good'],
+      `round ${round}: only the member that switched acknowledges`,
+    );
+  }
+  t.deepEqual([...bad.member.nocache()], [], 'the failed switch left no nocache mode behind');
+  t.deepEqual([...good.member.nocache()], [[APP, '2']]);
+  t.deepEqual(
+    good.events.filter((e) => e.startsWith('nocache')),
+    [`nocache ${APP} 2`],
+    'the repeat is acknowledged, not acted on twice',
+  );
+});
+
 test('a nocache whose activator goes silent expires: the member reads the active version again', async (t) => {
   const net = await network(t);
   const m = await standIn(net, 'm');

@@ -58,6 +58,8 @@ interface Nocache {
   activation: string;
   version: string;
   timer: NodeJS.Timeout;
+  /** The executor's switch (onNocache): a nocache is acknowledged only once it has succeeded. */
+  entered: Promise<unknown>;
 }
 
 /**
@@ -84,8 +86,14 @@ export async function startActivationMember(options: ActivationMemberOptions): P
   };
   const ack = (activation: string): ActivationAnswer => ({ node: nodeId, activation });
 
-  const enterNocache = async (activation: string, app: string, version: string, expiresInMs: number) => {
+  // A repeat of the activation's nocache (the activator repeats it to members it has no ack from, and
+  // a reconnect's sync may have entered it first) waits for the same switch, not a second one. A switch
+  // that failed leaves no mode behind: were it kept, the next nocache of that activation would be
+  // acknowledged as if the executor had switched, and the activator would flip past a node still
+  // caching the old version (seen as a run-activation failure, 1 run in 4 with four at once).
+  const enterNocache = (activation: string, app: string, version: string, expiresInMs: number): Promise<unknown> => {
     const prior = modes.get(app);
+    if (prior?.activation === activation) return prior.entered;
     if (prior) clearTimeout(prior.timer);
     const timer = setTimeout(() => {
       if (modes.get(app)?.activation !== activation) return;
@@ -94,8 +102,15 @@ export async function startActivationMember(options: ActivationMemberOptions): P
       void settle(() => options.onAbandon?.(app, version), 'onAbandon');
     }, expiresInMs);
     timer.unref();
-    modes.set(app, { activation, version, timer });
-    await options.onNocache(app, version);
+    const entered = (async () => options.onNocache(app, version))();
+    const mode: Nocache = { activation, version, timer, entered };
+    modes.set(app, mode);
+    entered.catch(() => {
+      if (modes.get(app) !== mode) return;
+      clearTimeout(timer);
+      modes.delete(app);
+    });
+    return entered;
   };
   const leave = (app: string, activation: string): boolean => {
     const mode = modes.get(app);
@@ -130,11 +145,10 @@ export async function startActivationMember(options: ActivationMemberOptions): P
       async (data: ActivationNotice, msg) => {
         const problem = activationNoticeProblem(msg.kind, data);
         if (problem) return malformed(msg.kind, problem);
-        // The activator repeats a notice to members it has no ack from: a repeat is acked, not acted on twice.
+        // The activator repeats a notice to members it has no ack from: a repeat is acked once the
+        // switch succeeded, not acted on twice (enterNocache).
         if (msg.kind === WF_NOCACHE_KIND) {
-          if (modes.get(data.app)?.activation !== data.activation) {
-            await enterNocache(data.activation, data.app, data.version, data.expiresInMs!);
-          }
+          await enterNocache(data.activation, data.app, data.version, data.expiresInMs!);
           return ack(data.activation);
         }
         if (msg.kind === WF_ACTIVATED_KIND) {
