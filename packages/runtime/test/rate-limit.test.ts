@@ -82,11 +82,12 @@ async function assertWithinLimit(
   limit: number,
   key?: string,
   periodMs = PERIOD_MS,
+  slackMs = RECORDED_SLACK_MS,
 ): Promise<void> {
   const rows = (await recordedStarts(c)).filter((r) => key === undefined || r.key === key);
   const recorded = rows.map((r) => r.at);
   const name = key === undefined ? '' : `key "${key}": `;
-  const busiest = busiestWindow(recorded, periodMs - RECORDED_SLACK_MS);
+  const busiest = busiestWindow(recorded, periodMs - slackMs);
   const t0 = Math.min(...recorded);
   const detail =
     busiest.count > limit
@@ -95,8 +96,8 @@ async function assertWithinLimit(
           .map((x) => Math.round(x - t0))
           .join(' ')}`
       : '';
-  t.log(`${name}${recorded.length} recorded starts, at most ${busiest.count} in ${periodMs - RECORDED_SLACK_MS} ms${detail}`);
-  t.true(busiest.count <= limit, `${name}${busiest.count} recorded starts within ${periodMs - RECORDED_SLACK_MS} ms`);
+  t.log(`${name}${recorded.length} recorded starts, at most ${busiest.count} in ${periodMs - slackMs} ms${detail}`);
+  t.true(busiest.count <= limit, `${name}${busiest.count} recorded starts within ${periodMs - slackMs} ms`);
   const recordedAt = new Map(rows.map((r) => [r.id, r.at]));
   const performed = starts.filter((s) => recordedAt.has(s.id));
   t.is(performed.length, rows.length, `${name}a perform call for each recorded start`);
@@ -269,7 +270,10 @@ test("limited per key: a customer at its limit waits, another customer's jobs st
     await c.start({ partitions: limitedQueue(4, perKey), jobs: [job('b')], nodeId: 'b', engine: { pollMs: 50 } });
     await finished(c, 14);
 
-    for (const key of ['A', 'B', '']) await assertWithinLimit(t, c, starts, 3, key, KEY_PERIOD_MS);
+    // A start is recorded (started_at) after its token was granted, by up to the claim statement's
+    // length: CI's full suite once recorded A's second three 3,859 ms after its first (a 141 ms longer
+    // first claim). A tenth of the period still catches a bucket that lets A's fourth start at B's time.
+    for (const key of ['A', 'B', '']) await assertWithinLimit(t, c, starts, 3, key, KEY_PERIOD_MS, KEY_PERIOD_MS / 10);
     const recorded = await recordedStarts(c);
     const byKey = (key: string) => recorded.filter((r) => r.key === key);
     // A's first claim spends its three tokens; skipping A's full bucket, the next claims (50 ms
