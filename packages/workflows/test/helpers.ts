@@ -85,6 +85,34 @@ export function oneGraph(body: string[]): string {
 }
 
 /**
+ * The kill tests' app: trigger → s1 → s2 → s3, each a worker of topic `step` whose job's `n` counts
+ * one up on every attempt (so a step run twice shows). `input`: each step's input maps, as YAML
+ * (optional); `publishes`: the graph's output topic (optional).
+ */
+export function counterChain(o: { id: string; subscribes: string; step: string; publishes?: string; input?: string }): string {
+  const counter = (id: string) =>
+    `        ${id}: { type: worker, topic: ${o.step},${o.input ? ` input: { maps: ${o.input} },` : ''} job: { maps: { n: { '@pipe': [['{$job.data.n}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1]] } } } }`;
+  return [
+    'app:',
+    `  id: ${o.id}`,
+    "  version: '1'",
+    '  graphs:',
+    `    - subscribes: ${o.subscribes}`,
+    ...(o.publishes ? [`      publishes: ${o.publishes}`] : []),
+    '      activities:',
+    '        t1: { type: trigger }',
+    counter('s1'),
+    counter('s2'),
+    counter('s3'),
+    '      transitions:',
+    '        t1: [{ to: s1 }]',
+    '        s1: [{ to: s2 }]',
+    '        s2: [{ to: s3 }]',
+    '',
+  ].join('\n');
+}
+
+/**
  * Records every committed activity entry ('enter') and finish ('done') of the schema's workflows. A
  * record that moves (a finished workflow's records go to its expiry day's partition: a delete from
  * the open partition and an insert into the day's, the staged change laid over the row when the move

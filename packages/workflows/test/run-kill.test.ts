@@ -9,28 +9,10 @@ import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { until } from '../../../test/helpers/index.js';
 import { app } from '../src/index.js';
-import { assertEachTransitionOnce, nodeProcesses, recordTransitions } from './helpers.js';
+import { assertEachTransitionOnce, counterChain, nodeProcesses, recordTransitions } from './helpers.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./fixtures/run/wf-node.ts', import.meta.url));
-const counter = (id: string) =>
-  `      ${id}: { type: worker, topic: wf.step, job: { maps: { n: { '@pipe': [['{$job.data.n}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1]] } } } }`;
-const CHAIN = [
-  'app:',
-  '  id: chain',
-  "  version: '1'",
-  '  graphs:',
-  '    - subscribes: chain.start',
-  '      activities:',
-  '        t1: { type: trigger }',
-  counter('  s1'),
-  counter('  s2'),
-  counter('  s3'),
-  '      transitions:',
-  '        t1: [{ to: s1 }]',
-  '        s1: [{ to: s2 }]',
-  '        s2: [{ to: s3 }]',
-  '',
-].join('\n');
+const CHAIN = counterChain({ id: 'chain', subscribes: 'chain.start', step: 'wf.step' });
 
 test.serial('kill -9 of a node during 1,000 running workflows: each completes, every transition exactly once', async (t) => {
   const N = 1000;

@@ -14,28 +14,15 @@ import { connect } from '@partita/client';
 import { defineJob, startNode } from '@partita/runtime';
 import { natsUrl, sleep, startPostgres, tempDataDir, until, type TestSchema } from '../../../test/helpers/index.js';
 import { app, workflowsPlugin } from '../src/index.js';
-import { assertEachTransitionOnce, recordTransitions } from './helpers.js';
+import { assertEachTransitionOnce, counterChain, recordTransitions } from './helpers.js';
 
-const counter = (id: string) =>
-  `        ${id}: { type: worker, topic: crash.step, input: { maps: { w: '{$job.metadata.jid}' } }, job: { maps: { n: { '@pipe': [['{$job.data.n}', 0], ['{@conditional.nullish}'], ['{@math.add}', 1]] } } } }`;
-const CHAIN = [
-  'app:',
-  '  id: crash',
-  "  version: '1'",
-  '  graphs:',
-  '    - subscribes: crash.start',
-  '      publishes: crash.done',
-  '      activities:',
-  '        t1: { type: trigger }',
-  counter('s1'),
-  counter('s2'),
-  counter('s3'),
-  '      transitions:',
-  '        t1: [{ to: s1 }]',
-  '        s1: [{ to: s2 }]',
-  '        s2: [{ to: s3 }]',
-  '',
-].join('\n');
+const CHAIN = counterChain({
+  id: 'crash',
+  subscribes: 'crash.start',
+  publishes: 'crash.done',
+  step: 'crash.step',
+  input: "{ w: '{$job.metadata.jid}' }",
+});
 
 test.serial(
   'Postgres killed while workflows run: every pub that returned completes once, every published output is of a workflow Postgres shows done',
