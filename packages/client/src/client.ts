@@ -826,7 +826,11 @@ export class Client {
   /** Reads a job for result(): `done` with a settle function once it finished. */
   private async readResult(jobId: string): Promise<{ done: false; job: JobRecord } | { done: true; value: () => unknown }> {
     const job = await this.store.getJob(jobId);
-    if (!job) throw new ValidationError(`no job with id ${jobId}; check the id (finished jobs are kept for the retention period)`, 'jobId');
+    if (!job)
+      throw new ValidationError(
+        `no job with id ${jobId}; check the id (finished jobs are kept for the retention period; a workflow step's success is kept in its workflow's timeline only)`,
+        'jobId',
+      );
     if (!isFinishedJobState(job.state)) return { done: false, job };
     return {
       done: true,

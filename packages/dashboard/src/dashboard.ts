@@ -781,7 +781,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         'No such job',
         'jobs',
         html`<h1>No such job</h1>
-          <p>No job has the id <code>${id}</code> (it may have been deleted or pruned).</p>`,
+          <p>
+            No job has the id <code>${id}</code> (it may have been deleted or pruned; a workflow step that completed is kept in its
+            workflow's timeline only).
+          </p>`,
         false,
       );
     }

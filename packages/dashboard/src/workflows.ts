@@ -184,6 +184,17 @@ export interface WorkflowPageData {
   hookTopics: string[];
 }
 
+/**
+ * A step's job, linked to its job page while that page has it: a completed step's job leaves no
+ * history row (its activity record is its history, shown on this page), so only a running,
+ * failed or cancelled step's job is linked.
+ */
+function jobCell(base: string, a: ActivityTimeline['activities'][number]): Html | string {
+  if (!a.jobId) return '—';
+  const id = html`<code>${a.jobId.slice(0, 13)}…</code>`;
+  return a.state === 'done' ? html`<span title="${a.jobId}">${id}</span>` : html`<a href="${base}/jobs/${a.jobId}">${id}</a>`;
+}
+
 export function workflowBody(base: string, readOnly: boolean, d: WorkflowPageData, here: string): Html {
   const { state, timeline } = d;
   const status = Number(state.metadata.js);
@@ -262,7 +273,7 @@ export function workflowBody(base: string, readOnly: boolean, d: WorkflowPageDat
                   <td class="num">${a.entered}</td>
                   <td>${time(new Date(a.startedAt))}</td>
                   <td>${a.finishedAt ? time(new Date(a.finishedAt)) : '—'}</td>
-                  <td>${a.jobId ? html`<a href="${base}/jobs/${a.jobId}"><code>${a.jobId.slice(0, 13)}…</code></a>` : '—'}</td>
+                  <td>${jobCell(base, a)}</td>
                 </tr>
                 ${a.errors.length
                   ? html`<tr>

@@ -373,6 +373,7 @@ export const completeBatch =
       types: readonly string[] | null,
       continuations: readonly string[] | null,
       take: string | null,
+      recordedElsewhere: readonly string[] | null,
     ]
   >('complete_batch');
 export const failBatch = prepared<

@@ -116,6 +116,15 @@ export interface OutcomeContinuation {
    * its batch asks for it.
    */
   genericPlans?: boolean;
+  /**
+   * It records the successes of the jobs marked with its name itself (their result, attempts and
+   * timings, in rows of its own written in the same transaction), so such a job's success leaves
+   * no row in job history: client.job(id), client.result(id) once the job has finished, `partita
+   * job` and the dashboard's job page find nothing for it, and its success is read where the
+   * continuation keeps it (a workflow step's, in its workflow's timeline). Its failures and
+   * cancellations, and the jobs it takes by type without the mark, keep their history rows.
+   */
+  recordsSuccess?: boolean;
 }
 
 export interface JobDefinition<P = any, R = any> extends JobSpec<P> {

@@ -180,3 +180,65 @@ test("a continuation's prepare sends its statements behind the outcomes' before 
     await c.close();
   }
 });
+
+test('a continuation that records its successes (recordsSuccess): its marked jobs leave no completed history row, its failed ones do, plain jobs keep theirs', async (t) => {
+  const c = await cluster('cont_mark_records');
+  try {
+    const { db } = c;
+    await db.pool.query(`CREATE TABLE "${db.schema}".seen (job uuid NOT NULL, continuation text NOT NULL)`);
+    const seen: FinishedJob[] = [];
+    const keeps: OutcomeContinuation = { ...markedOnly('keeps', seen), recordsSuccess: true };
+    const flaky = defineJob<{ fail: boolean }>({
+      type: 'flaky',
+      perform: (p) => {
+        if (p.fail) throw new Error('asked to fail');
+        return { ok: true };
+      },
+    });
+    await c.start({ partitions: oneQueue, jobs: [work, flaky], engine, continuations: [keeps] });
+    const store = await JobStore.open({ postgres: db.url, schema: db.schema, checkQueues: false });
+    t.teardown(() => store.close());
+    const enqueue = async (n: number, fail: boolean, continuation?: string) =>
+      (
+        await store.enqueue(
+          Array.from({ length: n }, () => ({
+            partition: 'p',
+            type: 'flaky',
+            payload: { fail },
+            ...(continuation ? { continuation } : {}),
+          })),
+        )
+      ).map((o) => o.id);
+    const succeeded = await enqueue(20, false, 'keeps');
+    const failed = await enqueue(5, true, 'keeps');
+    const plain = await enqueue(10, false);
+    await until('the marked jobs reached their continuation', async () => seen.length === 25, 30_000);
+    const history = async (ids: string[]) =>
+      (await db.pool.query(`SELECT id, state FROM "${db.schema}".jobs_history WHERE id = ANY($1::uuid[])`, [ids])).rows as {
+        id: string;
+        state: string;
+      }[];
+    await until('the plain jobs completed', async () => (await history(plain)).length === plain.length, 30_000);
+    t.deepEqual(await history(succeeded), [], 'a success its continuation records has no history row');
+    const failedRows = await history(failed);
+    t.is(failedRows.length, failed.length, 'a failure keeps its history row');
+    t.true(failedRows.every((r) => r.state === 'failed'));
+    t.true(
+      (await history(plain)).every((r) => r.state === 'completed'),
+      'an unmarked job keeps its completed row',
+    );
+    const live = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs WHERE id = ANY($1::uuid[])`, [succeeded]);
+    t.is(live.rows[0].n, 0, 'the successes left the live table');
+    t.deepEqual(
+      seen
+        .filter((j) => j.state === 'completed')
+        .map((j) => j.id)
+        .sort(),
+      [...succeeded].sort(),
+      'each success reached the continuation that keeps it, once',
+    );
+    t.is(await c.nodes[0]!.client.job(succeeded[0]!), undefined, 'client.job finds no history for it');
+  } finally {
+    await c.close();
+  }
+});

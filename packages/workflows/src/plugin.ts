@@ -143,6 +143,10 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         // cost more than running them (test/plans.test.ts holds each to reaching its rows by key). The
         // others as always.
         genericPlans: true,
+        // A step's activity record (input, output, attempts, errors, timings, job id), written in this
+        // transaction, is its history: a completed step's job leaves no jobs_history row, a row and
+        // its index entries fewer per step. Failed and cancelled steps keep theirs.
+        recordsSuccess: true,
         // The steps' lock and take go out behind the outcomes' statements, in their round trip.
         prepare: (tx, jobs) => (bound ? takeStepsAhead(txDb(tx, bound.ops), jobs) : undefined),
         run: async (tx, jobs, ahead) => {

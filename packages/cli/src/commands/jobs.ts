@@ -309,7 +309,10 @@ With --wait, waits for the job to finish first: exit code 0 completed, 4 failed 
     if (timeoutMs !== undefined && !wait) throw new UsageError('--timeout only applies with --wait', 'status');
     return withClient(ctx, async (client) => {
       let job = await client.job(id);
-      if (!job) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for the retention period)`);
+      if (!job)
+        throw new NotFoundError(
+          `no job with id ${id} (finished jobs are kept for the retention period; a workflow step's success is kept in its workflow's timeline only: partita workflow APP ID)`,
+        );
       if (wait && !isFinishedJobState(job.state)) job = await waitFinished(client, id, timeoutMs);
       const code = unsuccessful(job.state) ? EXIT.JOB_UNSUCCESSFUL : EXIT.OK;
       if (ctx.json) {
@@ -352,7 +355,10 @@ export const job: Command = {
     const id = checkId(ctx.positionals[0], 'job');
     return withClient(ctx, async (client) => {
       const record = await client.job(id);
-      if (!record) throw new NotFoundError(`no job with id ${id} (finished jobs are kept for the retention period)`);
+      if (!record)
+        throw new NotFoundError(
+          `no job with id ${id} (finished jobs are kept for the retention period; a workflow step's success is kept in its workflow's timeline only: partita workflow APP ID)`,
+        );
       if (ctx.json) printJson(ctx.io, record);
       else ctx.io.out(renderJob(record));
       return EXIT.OK;

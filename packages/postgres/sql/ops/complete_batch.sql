@@ -22,6 +22,10 @@
 -- enqueue changed after the snapshot (its seq moved on) is not written here: it comes back as a
 -- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
 --
+-- A success whose job is marked with a continuation named in $9 is not written to history: that
+-- continuation keeps the job's outcome itself (a workflow step's activity record), in this same
+-- transaction. A filter on a column `done` already holds: no probe, no parameter per row.
+--
 -- Taking into hands ($5-$8): the engine completing a key's head
 -- takes the key's next job as its own running attempt in this same statement, so that job is
 -- running here as soon as its predecessor's completion commits, with no settle round trip and no
@@ -61,6 +65,9 @@ WITH done AS (
   SELECT id, partition, queue, type, payload, 'completed', priority, run_at, attempts, max_attempts, result,
          errors, progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
   FROM done
+  -- $9: the continuations (by mark) that record their jobs' successes themselves (OutcomeContinuation
+  -- .recordsSuccess); such a job leaves no history row. NULL or an unmarked job: the row is written.
+  WHERE NOT coalesce(done.continuation = ANY($9::text[]), false)
 ), seen AS MATERIALIZED (
   -- At most one running job per key, so one row per key; `holder` names it below.
   SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid,

@@ -35,6 +35,12 @@ export interface CompleteOptions {
    * Its predecessor's commit makes it running, with no settle or claim after.
    */
   take?: TakeInto;
+  /**
+   * Continuation names (job marks, NewJob.continuation) that record their jobs' successes
+   * themselves in the same transaction: a completed job marked with one leaves no history row.
+   * Only for a write inside the transaction those continuations run in.
+   */
+  successesRecordedBy?: readonly string[];
 }
 
 /** Whose keys' next jobs a completion takes into its node's hands (see CompleteOptions.take). */
@@ -92,7 +98,8 @@ export async function complete(
   const taken: ClaimedJob[] = [];
   const settled = { queues: [] as string[], taken };
   if (items.length === 0) return Object.assign(recorded([], refused), { settled });
-  const { take } = options;
+  const { take, successesRecordedBy } = options;
+  const recordedElsewhere = successesRecordedBy && successesRecordedBy.length > 0 ? successesRecordedBy : null;
   // The hottest write: the ids go sorted in uuid order, as a binary uuid[] (parsing them as text
   // was a tenth of the statement's CPU; see binary.ts), the attempts as an integer[] in the same
   // order (the statement finds each row's by a binary search of the ids), the results as a JSON
@@ -152,6 +159,7 @@ export async function complete(
       take?.types ?? null,
       take?.continuations ?? null,
       take ? `{${part.map((e) => (take.ids.has(e.id) ? 't' : 'f')).join(',')}}` : null,
+      recordedElsewhere,
     ]);
   };
   const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);

@@ -86,7 +86,13 @@ export interface OwnHands {
   takes: { types: string[]; continuations: readonly string[] };
 }
 
-type NamedContinuation = { name: string; run: Continuation; prepare?: ContinuationPrepare | undefined; genericPlans?: boolean | undefined };
+type NamedContinuation = {
+  name: string;
+  run: Continuation;
+  prepare?: ContinuationPrepare | undefined;
+  genericPlans?: boolean | undefined;
+  recordsSuccess?: boolean | undefined;
+};
 
 /**
  * The continuations a finished job goes through: its type's, and the one its mark names.
@@ -96,6 +102,8 @@ export interface ContinuationIndex {
   readonly empty: boolean;
   /** The names a job may be marked with on this node: the claim takes marked jobs only for these. */
   readonly marks: readonly string[];
+  /** The marks whose continuation records its jobs' successes itself (OutcomeContinuation.recordsSuccess). */
+  readonly successesRecordedBy: readonly string[];
   of(type: string): readonly NamedContinuation[] | undefined;
   /** The continuation a mark names, or undefined when this node runs none by that name. */
   marked(name: string): NamedContinuation | undefined;
@@ -119,21 +127,30 @@ export function continuationsByType(
   const byName = new Map<string, NamedContinuation>();
   for (const c of plugins) {
     const { types } = c;
-    const named: NamedContinuation = { name: c.name, run: c.run, prepare: c.prepare, genericPlans: c.genericPlans };
+    const named: NamedContinuation = {
+      name: c.name,
+      run: c.run,
+      prepare: c.prepare,
+      genericPlans: c.genericPlans,
+      recordsSuccess: c.recordsSuccess,
+    };
     if (!byName.has(c.name)) byName.set(c.name, named);
     if (types === undefined) continue;
     if (typeof types === 'function') chosen.push({ named, types });
     else for (const type of types) byType.set(type, [...(byType.get(type) ?? []), named]);
   }
   const marks = [...byName.keys()];
+  const successesRecordedBy = [...byName.values()].filter((c) => c.recordsSuccess === true).map((c) => c.name);
   const marked = (name: string) => byName.get(name);
-  if (chosen.length === 0) return { empty: byType.size === 0 && byName.size === 0, marks, marked, of: (type) => byType.get(type) };
+  if (chosen.length === 0)
+    return { empty: byType.size === 0 && byName.size === 0, marks, successesRecordedBy, marked, of: (type) => byType.get(type) };
   // The list of a type is rebuilt only when the set of predicates accepting it changed: this runs for
   // every job written, and must not allocate a list per job.
   const memo = new Map<string, { accepted: string; list: NamedContinuation[] | undefined }>();
   return {
     empty: false,
     marks,
+    successesRecordedBy,
     marked,
     of(type) {
       let accepted = '';
@@ -389,7 +406,11 @@ export class OutcomeWriter {
         // Both outcome statements, then what the continuations send ahead (prepare), go on the wire
         // together, behind BEGIN: one round trip for all of them. Awaited in that order below, so the
         // first that failed is the error.
-        const completing = store.complete(nodeId, completionItems(completions), tx);
+        // A job marked for a continuation that keeps its successes itself needs no history row: each
+        // such job is in byContinuation under its mark, so that continuation runs with it here.
+        const completing = store.complete(nodeId, completionItems(completions), tx, {
+          successesRecordedBy: continuationsByType.successesRecordedBy,
+        });
         const failing = store.fail(nodeId, failureItems(failures), tx);
         completing.catch(() => undefined);
         failing.catch(() => undefined);
