@@ -66,7 +66,7 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
         'complete_batch',
         ops.complete_batch.text,
         // The ids sorted, as the store sends them, with their attempts in the same order.
-        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', null, null, null, null],
+        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', null, null, null, null, null],
       ],
       [
         // Taking the keys' next jobs into the completing node's hands.
@@ -81,6 +81,23 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           '{t}',
           null,
           `{${ids.map(() => 't').join(',')}}`,
+          null,
+        ],
+      ],
+      [
+        // Inside a continuation's transaction: the successes its continuation records skip history.
+        'complete_batch',
+        ops.complete_batch.text,
+        [
+          `{${[...ids].sort().join(',')}}`,
+          `{${ids.map(() => 1).join(',')}}`,
+          '{}',
+          'node-1',
+          null,
+          null,
+          null,
+          null,
+          '{workflows.transition}',
         ],
       ],
       ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
@@ -159,9 +176,11 @@ test('complete_batch parses its ids, attempts and results once per statement in 
     const ops = loadOps(db.schema);
     await client.query('BEGIN');
     await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
-    await client.query(`PREPARE typed_text(text, text, text, text, double precision, text[], text[], text) AS ${ops.complete_batch.text}`);
+    await client.query(
+      `PREPARE typed_text(text, text, text, text, double precision, text[], text[], text, text[]) AS ${ops.complete_batch.text}`,
+    );
     const explained = await client.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', NULL, NULL, NULL, NULL)`,
+      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', NULL, NULL, NULL, NULL, NULL)`,
     );
     const plan = explained.rows.map((r) => r['QUERY PLAN']);
     // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb

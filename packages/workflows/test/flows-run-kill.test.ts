@@ -66,9 +66,9 @@ test.serial('kill -9 of one of two nodes during a flow with 100 children per job
   await assertEachTransitionOnce(t, s, activities, 'each stage entered once and finished once, none twice');
   const entered = await q(`SELECT count(*) AS n FROM "${s.schema}".wf_activities WHERE entered <> 1`);
   t.is(entered, 0);
-  const rescued = await q(
-    `SELECT count(*) AS n FROM "${s.schema}".jobs_history WHERE type LIKE 'flow.killed.%' AND node = 'node-b' AND attempts > 1`,
-  );
+  // A completed stage's job leaves no history row: its activity record is its history, and counts
+  // the job's attempts (its stages do not fail, so a second attempt is a rescue, run by node-b).
+  const rescued = await q(`SELECT count(*) AS n FROM "${s.schema}".wf_activities WHERE type = 'worker' AND attempts > 1`);
   t.log(`${rescued} stage jobs were rescued and completed on node-b`);
   t.true(rescued > 0, 'some stages were rescued from node-a');
 });
