@@ -2,7 +2,7 @@ import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { JobStore } from '@partita/postgres';
 import { uuidv7 } from '@partita/core';
-import { uuidArray } from '../src/binary.js';
+import { encodeColumnsJsonArrays, uuidArray } from '../src/binary.js';
 import { freshSchema } from '../../../test/helpers/index.js';
 
 // The completion sends its ids as a binary uuid[]: Postgres must read back exactly the ids given,
@@ -59,6 +59,41 @@ test('complete: an id that is not a uuid is refused as before; the rest of the b
     for (const j of claimed) t.is((await store.getJob(j.id))?.state, 'completed');
   } finally {
     await store.close();
+    await db.drop();
+  }
+});
+
+test('encodeColumnsJsonArrays: jsonb columns as one JSON array each (NULL for an absent value, NULL when all are), the rest in binary, in column order', async (t) => {
+  const db = await freshSchema('binary_json');
+  try {
+    type Row = { id: string; data?: unknown; search?: unknown; n?: number };
+    const rows: Row[] = [
+      { id: 'a', data: { x: 1, s: 'é"\\' }, n: 1 },
+      { id: 'b', data: [1, null], search: { k: 'v' } },
+      { id: 'c', data: 'text', search: null, n: 3 },
+    ];
+    const params = encodeColumnsJsonArrays(rows, [
+      ['text', (r) => r.id],
+      ['jsonb', (r) => r.data],
+      ['jsonb', (r) => r.search],
+      ['int4', (r) => r.n],
+      ['jsonb', () => undefined],
+    ]);
+    t.true(Buffer.isBuffer(params[0]) && Buffer.isBuffer(params[3]));
+    t.is(typeof params[1], 'string');
+    t.is(params[4], null, 'a column with no value is one NULL');
+    const { rows: back } = await db.pool.query(
+      `SELECT id, nullif(data, 'null') AS data, nullif(search, 'null') AS search, n, nullif(none, 'null') AS none
+       FROM ROWS FROM (unnest($1::text[]), jsonb_array_elements($2::jsonb), jsonb_array_elements($3::jsonb), unnest($4::int[]),
+                       jsonb_array_elements($5::jsonb)) AS r(id, data, search, n, none)`,
+      params,
+    );
+    t.deepEqual(back, [
+      { id: 'a', data: { x: 1, s: 'é"\\' }, search: null, n: 1, none: null },
+      { id: 'b', data: [1, null], search: { k: 'v' }, n: null, none: null },
+      { id: 'c', data: 'text', search: null, n: 3, none: null },
+    ]);
+  } finally {
     await db.drop();
   }
 });

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
-import { encodeColumns, type ColumnType, type NewJob } from '@partita/postgres';
+import { encodeColumnsJsonArrays, type ColumnType, type NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
@@ -287,32 +287,10 @@ export function transitionWriteParams(
   workflows: readonly (StagedWorkflow & { start_day?: string })[],
   fanin: string | null,
 ): unknown[] {
-  const columns: unknown[] = encodeColumns(records, RECORD_BINARY_COLUMNS);
-  for (const [at, get] of RECORD_JSON_COLUMNS) columns.splice(at, 0, jsonColumn(records, get));
-  return [...columns, workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
+  return [...encodeColumnsJsonArrays(records, RECORD_COLUMNS), workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
 }
 
-/** transition_write's binary record columns: RECORD_COLUMNS but the JSON ones. */
-const RECORD_BINARY_COLUMNS = RECORD_COLUMNS.filter(([type]) => type !== 'jsonb');
-/** The JSON record columns and their parameter's index ($n - 1), in order. */
-const RECORD_JSON_COLUMNS = RECORD_COLUMNS.flatMap(([type, get], i) => (type === 'jsonb' ? [[i, get] as const] : []));
-
-/** One JSON array of a column's values (null for an absent one); null when every value is absent. */
-function jsonColumn(records: readonly StagedRecord[], get: (r: StagedRecord) => unknown): string | null {
-  let json = '';
-  let any = false;
-  for (const r of records) {
-    const v = get(r);
-    if (v === null || v === undefined) json += json === '' ? 'null' : ',null';
-    else {
-      any = true;
-      json += (json === '' ? '' : ',') + JSON.stringify(v);
-    }
-  }
-  return any ? `[${json}]` : null;
-}
-
-/** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. */
+/** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. The jsonb ones go as one JSON array each. */
 const INSERT_COLUMNS: [ColumnType, (w: WorkflowRow & { expire: number }) => unknown][] = [
   ['text', (w) => w.id],
   ['text', (w) => w.app_id],
@@ -399,9 +377,10 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       (err as { code?: string }).code === '23505' && rows.length === 1 ? new DuplicateWorkflowError(rows[0]!.id) : err;
     // At an entry point's end nothing waits for its answer: its failure (a taken id) fails the
     // COMMIT sent behind the write, which then need not wait for it (a round trip of every pub).
-    if (publish && s.db.runLast) s.db.runLast('workflows_insert', encodeColumns(rows, INSERT_COLUMNS), taken).catch(() => undefined);
+    if (publish && s.db.runLast)
+      s.db.runLast('workflows_insert', encodeColumnsJsonArrays(rows, INSERT_COLUMNS), taken).catch(() => undefined);
     else
-      inserted = s.db.run('workflows_insert', encodeColumns(rows, INSERT_COLUMNS)).catch((err: unknown) => {
+      inserted = s.db.run('workflows_insert', encodeColumnsJsonArrays(rows, INSERT_COLUMNS)).catch((err: unknown) => {
         throw taken(err);
       });
   }
