@@ -313,7 +313,8 @@ export const queueKeyHolders = prepared<[partition: string, queueKeys: string[]]
 
 /**
  * Job rows in claim order, then one row per queue with `id` null and `found` set: the columns of
- * ClaimRow and `found`, as arrays (the engine's hottest read; see ArrayRows).
+ * ClaimRow and `found`, as arrays (the engine's hottest read; see ArrayRows), with `priority` and
+ * `cancel_requested` NULL where they hold their defaults (0, false).
  */
 export const claimBatch =
   preparedArrays<

@@ -2,6 +2,7 @@ import test from 'ava';
 import { JobStore, migrate, type NewJob } from '@partita/postgres';
 import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError } from '@partita/core';
 import { loadOps } from '../src/sql.js';
+import * as ops from '../src/ops.js';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 interface Ctx {
@@ -145,6 +146,30 @@ withStore('claims respect priority, run_at, queue and limit', async (t, { store 
     [low],
     'the scheduled job is not due and the other queue is not asked for',
   );
+});
+
+withStore('a claim sends default priority and cancel_requested as NULL and still answers in claim order', async (t, { store, db }) => {
+  const late = await store.enqueueOne({ partition: 'p', type: 'x', priority: 5 });
+  const plain = await store.enqueueOne({ partition: 'p', type: 'x' });
+  const early = await store.enqueueOne({ partition: 'p', type: 'x', priority: -5 });
+  const flagged = await store.enqueueOne({ partition: 'p', type: 'x', priority: 1 });
+  await db.pool.query(`UPDATE "${db.schema}".jobs SET cancel_requested = true WHERE id = $1`, [flagged]);
+  // Ordered by the stored priority, not by the NULL sent for 0: the default-priority job between the others.
+  const claimed = await store.claim({ nodeId: 'n', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.deepEqual(
+    claimed.map((j) => [j.id, j.priority, j.cancelRequested]),
+    [
+      [early, -5, false],
+      [plain, 0, false],
+      [flagged, 1, true],
+      [late, 5, false],
+    ],
+  );
+  // The statement's own answer: NULL where the column holds its default (no string for the node to parse).
+  const other = await store.enqueueOne({ partition: 'p', queue: 'other', type: 'x' });
+  const { names, rows } = await ops.claimBatch(ops.loadOps(db.schema), db.pool, ['p', ['other'], [1], 'n', 5000, null, null]);
+  const raw = Object.fromEntries(names.map((n, i) => [n, rows[0]![i]]));
+  t.like(raw, { id: other, priority: null, cancel_requested: null });
 });
 
 withStore('a failed attempt is retried at retryAt, keeps its errors, then fails for good', async (t, { store }) => {

@@ -29,6 +29,7 @@ export {
   type EventFilter,
   type EventPublisher,
   type EventPublishProblem,
+  encodeJobEventBatch,
 } from './events.js';
 export {
   WAKE_KIND,

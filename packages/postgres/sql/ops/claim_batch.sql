@@ -58,9 +58,11 @@ WITH async_commit AS MATERIALIZED (
 -- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
 -- are there (jobs of one key beyond the first), so the engine keeps claiming.
--- run_at orders the rows but is not sent: the engine has no use for it.
-SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       cancel_requested, found, traceparent, continuation
+-- run_at orders the rows but is not sent: the engine has no use for it. The defaults of priority
+-- (0) and cancel_requested (false) go as NULL: a NULL field is no string for the node to allocate
+-- and parse, and nearly every job has both (claimedJobAt reads NULL back as the default).
+SELECT id, queue, type, payload, nullif(priority, 0) AS priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
+       nullif(cancel_requested, false) AS cancel_requested, found, traceparent, continuation
 FROM (
   SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
          cancel_requested, run_at, NULL::integer AS found, traceparent, continuation
@@ -70,4 +72,5 @@ FROM (
          (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL, NULL
   FROM wanted w
 ) rows
-ORDER BY priority, run_at, id
+-- Qualified: the sub-select's priority, not the NULL-for-default one sent.
+ORDER BY rows.priority, rows.run_at, rows.id

@@ -125,13 +125,14 @@ export function claimedJobAt(
     queue,
     type,
     payload: r[at.payload],
-    priority: r[at.priority] as number,
+    // claim_batch sends the defaults (priority 0, not cancel-requested) as NULL; complete_batch's taken jobs send them as they are.
+    priority: (r[at.priority] as number | null) ?? 0,
     attempt: r[at.attempts] as number,
     maxAttempts: r[at.max_attempts] as number,
     timeoutMs: r[at.timeout_ms] as number | null,
     queueKey: r[at.queue_key] as string | null,
     executionKey: r[at.execution_key] as string | null,
-    cancelRequested: r[at.cancel_requested] as boolean,
+    cancelRequested: r[at.cancel_requested] === true,
     traceparent: r[at.traceparent] as string | null,
     continuation: r[at.continuation] as string | null,
   };
