@@ -278,10 +278,10 @@ withStore(
 );
 
 withStore(
-  'a completion whose keys all pass on locks no head row before writing it; one with a key left empty locks them all first',
+  'a completion whose keys all pass on, or all are left empty, locks no head row before writing it; one written both ways locks them all first',
   async (t, { store, db }) => {
     const ops = loadOps(db.schema);
-    const lockedAndMoved = async (ids: { id: string; attempt: number }[]) => {
+    const headWrites = async (ids: { id: string; attempt: number }[]) => {
       const sorted = [...ids].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       const client = await db.pool.connect();
       try {
@@ -301,22 +301,24 @@ withStore(
         });
         const nodes = flatten(rows[0]!['QUERY PLAN'][0].Plan);
         const locked = nodes.filter((n) => n['Node Type'] === 'LockRows').reduce((sum, n) => sum + n['Actual Rows'], 0);
-        const moved = nodes
-          .filter((n) => n['Node Type'] === 'ModifyTable' && n.Operation === 'Update' && n['Relation Name'] === 'execution_key_heads')
-          .reduce((sum, n) => sum + n['Actual Rows'], 0);
-        return { locked, moved };
+        const written = (operation: string) =>
+          nodes
+            .filter((n) => n['Node Type'] === 'ModifyTable' && n.Operation === operation && n['Relation Name'] === 'execution_key_heads')
+            .reduce((sum, n) => sum + n['Actual Rows'], 0);
+        return { locked, moved: written('Update'), dropped: written('Delete') };
       } finally {
         await client.query('ROLLBACK');
         client.release();
       }
     };
     await store.enqueue(
-      ['a', 'b', 'c', 'a', 'b', 'c', 'd'].map((key, n) => ({ partition: 'p', type: 'k', executionKey: key, payload: { n } })),
+      ['a', 'b', 'c', 'a', 'b', 'c', 'd', 'e', 'f'].map((key, n) => ({ partition: 'p', type: 'k', executionKey: key, payload: { n } })),
     );
-    const heads = await claim(store);
-    const abc = heads.filter((j) => j.executionKey !== 'd').map((j) => ({ id: j.id, attempt: j.attempt }));
-    t.deepEqual(await lockedAndMoved(abc), { locked: 0, moved: 3 });
-    t.deepEqual(await lockedAndMoved(heads.map((j) => ({ id: j.id, attempt: j.attempt }))), { locked: 4, moved: 3 });
+    const heads = (await claim(store)).map((j) => ({ id: j.id, attempt: j.attempt, key: j.executionKey! }));
+    const ofKeys = (keys: string) => heads.filter((j) => keys.includes(j.key));
+    t.deepEqual(await headWrites(ofKeys('abc')), { locked: 0, moved: 3, dropped: 0 });
+    t.deepEqual(await headWrites(ofKeys('def')), { locked: 0, moved: 0, dropped: 3 });
+    t.deepEqual(await headWrites(ofKeys('ad')), { locked: 2, moved: 1, dropped: 1 });
   },
 );
 
