@@ -1,9 +1,19 @@
 import test from 'ava';
-import { JobStore } from '@partita/postgres';
+import { JobStore, loadOps } from '@partita/postgres';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
 
 // Execution key heads (migration 0013): one job per key is queued or running, the rest wait outside
 // the claim index, and each statement that ends a key's head hands the turn to its next job.
+
+interface PlanNode {
+  'Node Type': string;
+  Operation?: string;
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  Plans?: PlanNode[];
+}
+
+const flatten = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(flatten)];
 
 interface Ctx {
   db: TestSchema;
@@ -223,6 +233,94 @@ withStore('a settle that waited on an enqueue of its key sees the job that enque
   const [next] = await claim(store);
   t.is(next?.id, b.id, 'the parked job is the key head once the holder is gone');
 });
+
+withStore(
+  'a completion whose keys all pass on, one of them held by an enqueue, waits for it and settles that key after',
+  async (t, { store, db }) => {
+    // Every key of the batch has a next job, so the completion locks no head row before it writes
+    // (its update locks them, in key order); the row an enqueue holds makes it wait, and the seq the
+    // enqueue bumped hands that key back to be settled with a fresh snapshot.
+    const [w1, w2, v1, v2] = await store.enqueue([
+      { partition: 'p', type: 'k', executionKey: 'w', payload: { n: 1 } },
+      { partition: 'p', type: 'k', executionKey: 'w', payload: { n: 2 } },
+      { partition: 'p', type: 'k', executionKey: 'v', payload: { n: 3 } },
+      { partition: 'p', type: 'k', executionKey: 'v', payload: { n: 4 } },
+    ]);
+    const held = await claim(store);
+    t.deepEqual(held.map((j) => j.id).sort(), [w1!.id, v1!.id].sort());
+    let completion: Promise<unknown> | undefined;
+    const w3 = await store.withTransaction(async (tx) => {
+      const [parked] = await tx.enqueue([{ partition: 'p', type: 'k', executionKey: 'w', payload: { n: 5 } }]);
+      completion = store.complete(
+        'node-a',
+        held.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+      );
+      for (let waited = 0; waited < 5000; waited += 20) {
+        const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`);
+        if (rows.length > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return parked!;
+    });
+    await completion;
+    const ran: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const jobs = await claim(store);
+      ran.push(...jobs.map((j) => j.id));
+      await store.complete(
+        'node-a',
+        jobs.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
+      );
+    }
+    t.deepEqual(ran.slice(0, 2).sort(), [w2!.id, v2!.id].sort(), 'each key passed to its next job');
+    t.deepEqual(ran.slice(2), [w3.id], 'and the parked job of the held key ran after it');
+  },
+);
+
+withStore(
+  'a completion whose keys all pass on, or all are left empty, locks no head row before writing it; one written both ways locks them all first',
+  async (t, { store, db }) => {
+    const ops = loadOps(db.schema);
+    const headWrites = async (ids: { id: string; attempt: number }[]) => {
+      const sorted = [...ids].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>({
+          text: `EXPLAIN (ANALYZE, FORMAT JSON) ${ops.complete_batch.text}`,
+          values: [
+            `{${sorted.map((i) => i.id).join(',')}}`,
+            `{${sorted.map((i) => i.attempt).join(',')}}`,
+            '{}',
+            'node-a',
+            null,
+            null,
+            null,
+            null,
+          ],
+        });
+        const nodes = flatten(rows[0]!['QUERY PLAN'][0].Plan);
+        const locked = nodes.filter((n) => n['Node Type'] === 'LockRows').reduce((sum, n) => sum + n['Actual Rows'], 0);
+        const written = (operation: string) =>
+          nodes
+            .filter((n) => n['Node Type'] === 'ModifyTable' && n.Operation === operation && n['Relation Name'] === 'execution_key_heads')
+            .reduce((sum, n) => sum + n['Actual Rows'], 0);
+        return { locked, moved: written('Update'), dropped: written('Delete') };
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    };
+    await store.enqueue(
+      ['a', 'b', 'c', 'a', 'b', 'c', 'd', 'e', 'f'].map((key, n) => ({ partition: 'p', type: 'k', executionKey: key, payload: { n } })),
+    );
+    const heads = (await claim(store)).map((j) => ({ id: j.id, attempt: j.attempt, key: j.executionKey! }));
+    const ofKeys = (keys: string) => heads.filter((j) => keys.includes(j.key));
+    t.deepEqual(await headWrites(ofKeys('abc')), { locked: 0, moved: 3, dropped: 0 });
+    t.deepEqual(await headWrites(ofKeys('def')), { locked: 0, moved: 0, dropped: 3 });
+    t.deepEqual(await headWrites(ofKeys('ad')), { locked: 2, moved: 1, dropped: 1 });
+  },
+);
 
 withStore(
   'a completion passes each key of its batch to the key’s next job, and drops the row of a key left empty',

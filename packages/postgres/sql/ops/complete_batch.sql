@@ -97,6 +97,11 @@ WITH done AS (
 ), stopped AS MATERIALIZED (
   -- As in claim_batch: a job of a queue paused (or stopped) in Postgres is queued, not taken.
   {{> stopped_queues}}
+), mixed AS MATERIALIZED (
+  -- Whether the batch has both keys that pass on to a next job (their head rows updated below)
+  -- and keys left empty (their rows deleted).
+  SELECT EXISTS (SELECT 1 FROM seen WHERE head_ctid IS NOT NULL AND next_id IS NULL)
+     AND EXISTS (SELECT 1 FROM seen WHERE head_ctid IS NOT NULL AND next_id IS NOT NULL) AS both_ways
 ), current AS MATERIALIZED (
   -- The head rows locked in key order, kept where seq is still the one the snapshot read: a row an
   -- enqueue changed meanwhile is read again at its latest version, and the seq test drops it.
@@ -104,15 +109,28 @@ WITH done AS (
   -- by a second probe of the key index. (Every CTE over `done` is estimated at one row: the joins
   -- between them are probes or hashed subplans, never a nested loop of one CTE over another, which
   -- is quadratic in the batch.)
-  SELECT s.holder, s.partition, s.execution_key, s.next_id, h.ctid AS head_ctid
-  FROM (SELECT * FROM seen WHERE head_ctid IS NOT NULL ORDER BY partition, execution_key) s
+  -- Only in a batch written both ways: the update and the delete are two passes, each in key order
+  -- but not in one order together, so without this pass first a statement holding a later key
+  -- (updated) could wait for an earlier one (deleted) that an enqueue holds while waiting for the
+  -- later one. Otherwise the one write locks the rows, in key order, as it writes them (this pass
+  -- cost a row lock, a WAL record and a TID fetch per key).
+  SELECT s.holder, s.partition, s.execution_key, s.seq, s.next_id, h.ctid AS head_ctid
+  FROM (SELECT * FROM seen WHERE head_ctid IS NOT NULL AND (SELECT both_ways FROM mixed) ORDER BY partition, execution_key) s
   JOIN {{schema}}.execution_key_heads h ON h.ctid = s.head_ctid
   WHERE h.seq = s.seq
   FOR UPDATE OF h
 ), moved AS (
+  -- The seq test again for the rows not locked above: an enqueue that changed one meanwhile made
+  -- this write wait and read its latest version (as the lock does), which the test then drops.
   UPDATE {{schema}}.execution_key_heads h SET head = c.next_id, seq = h.seq + 1
-  FROM current c
-  WHERE h.ctid = c.head_ctid AND c.next_id IS NOT NULL
+  FROM (
+    SELECT c.head_ctid, c.seq, c.next_id FROM current c WHERE c.next_id IS NOT NULL
+    UNION ALL
+    SELECT s.head_ctid, s.seq, s.next_id FROM (
+      SELECT * FROM seen WHERE head_ctid IS NOT NULL AND next_id IS NOT NULL AND NOT (SELECT both_ways FROM mixed)
+      ORDER BY partition, execution_key) s
+  ) c
+  WHERE h.ctid = c.head_ctid AND h.seq = c.seq
   RETURNING h.head
 ), created AS (
   INSERT INTO {{schema}}.execution_key_heads (partition, execution_key, head)
@@ -121,8 +139,16 @@ WITH done AS (
   ON CONFLICT DO NOTHING
   RETURNING head
 ), dropped AS (
-  DELETE FROM {{schema}}.execution_key_heads h USING current c
-  WHERE h.ctid = c.head_ctid AND c.next_id IS NULL
+  -- As `moved`, for the keys left empty.
+  DELETE FROM {{schema}}.execution_key_heads h
+  USING (
+    SELECT c.holder, c.head_ctid, c.seq FROM current c WHERE c.next_id IS NULL
+    UNION ALL
+    SELECT s.holder, s.head_ctid, s.seq FROM (
+      SELECT * FROM seen WHERE head_ctid IS NOT NULL AND next_id IS NULL AND NOT (SELECT both_ways FROM mixed)
+      ORDER BY partition, execution_key) s
+  ) c
+  WHERE h.ctid = c.head_ctid AND h.seq = c.seq
   RETURNING c.holder
 ), promoted AS (
   -- "Not queued nor running" is waiting, written so the planner cannot pick the waiting index and
