@@ -101,6 +101,7 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
               null,
               null,
               take === 'here' ? `{${sorted.map(() => 't').join(',')}}` : null,
+              null,
             ],
           });
           process.stderr.write(`-- complete_batch, ${items.length} rows, keys ${keys}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);

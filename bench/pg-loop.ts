@@ -209,6 +209,7 @@ async function explainPair(admin: pg.Pool, ops: Record<string, { text: string }>
         null,
         null,
         null,
+        null,
       ],
     });
     const plan = (r: pg.QueryResult) => r.rows.map((x) => x['QUERY PLAN']).join('\n');
