@@ -412,10 +412,9 @@ export function encodeJobEventBatch(kind: string, batch: JobEventBatch): Uint8Ar
   const head = encode(kind, { ...batch, events: [] });
   // The empty array must be the message's last byte: events last in the batch, the batch last in the envelope.
   if (head[head.length - 1] !== 0x90) return undefined;
-  const start = reserve(head.length - 1 + size);
-  const out = chunk;
-  out.set(head.subarray(0, head.length - 1), start);
-  let at = start + head.length - 1;
+  const out = Buffer.allocUnsafe(head.length - 1 + size);
+  out.set(head.subarray(0, head.length - 1), 0);
+  let at = head.length - 1;
   const n = items.length;
   if (n < 16) out[at++] = 0x90 | n;
   else if (n < 0x10000) {
@@ -458,27 +457,7 @@ export function encodeJobEventBatch(kind: string, batch: JobEventBatch): Uint8Ar
       at += RESULT_NULL.length;
     }
   }
-  // A message carved past every one before it: the transport may still hold those, unsent.
-  chunkUsed = at;
-  return out.subarray(start, at);
-}
-
-/**
- * Messages are carved one after another from a chunk, as msgpackr carves from its buffer: a
- * batch's ~10 KB was a buffer of its own, beyond the size Node serves from its pool. A region once
- * returned is never written again; a full chunk is left to the messages that hold it.
- */
-const CHUNK_BYTES = 256 * 1024;
-let chunk = Buffer.allocUnsafeSlow(0);
-let chunkUsed = 0;
-
-/** Where a message of up to `bytes` starts in `chunk` (a new chunk when it does not fit). */
-function reserve(bytes: number): number {
-  if (chunkUsed + bytes > chunk.length) {
-    chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, bytes));
-    chunkUsed = 0;
-  }
-  return chunkUsed;
+  return out.subarray(0, at);
 }
 
 const KEY_ATTEMPT = Uint8Array.of(0xa7, 0x61, 0x74, 0x74, 0x65, 0x6d, 0x70, 0x74); // "attempt"

@@ -44,15 +44,6 @@ test('a batch of plain items encodes byte for byte as the codec encodes it', (t)
       }
 });
 
-test('a message stays as encoded while later ones are encoded (the transport may hold it unsent)', (t) => {
-  const kind = eventBatchMessageKind('completed');
-  const batches = Array.from({ length: 400 }, (_, b) =>
-    batchOf(Array.from({ length: 1 + (b % 200) }, (_, i) => ({ id: uuidv7(), attempt: 1 + ((b + i) % 300), result: null }))),
-  );
-  const messages = batches.map((b) => encodeJobEventBatch(kind, b)!);
-  batches.forEach((b, i) => t.deepEqual(Buffer.from(messages[i]!), Buffer.from(encode(kind, b)), `message ${i}`));
-});
-
 test('what subscribers read from a hand-encoded batch is what they read from the codec', (t) => {
   const kind = eventBatchMessageKind('started');
   const batch = batchOf(
