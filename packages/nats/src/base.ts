@@ -235,13 +235,6 @@ export abstract class BusBase implements Bus {
     return this.send(subject, bytes, undefined, `publish "${kind}"`);
   }
 
-  publishEncoded(subject: string, kind: string, bytes: Uint8Array): boolean {
-    this.checkSubject(subject);
-    validateKind(kind);
-    this.checkPayload(kind, bytes);
-    return this.send(subject, bytes, undefined, `publish "${kind}"`);
-  }
-
   /**
    * Publishes bytes as they are, bypassing the envelope. For tests and diagnostics only (it is
    * how the malformed-message tests inject garbage); application code uses publish().
@@ -393,11 +386,6 @@ export abstract class BusBase implements Bus {
     } catch (err) {
       throw new ValidationError(`data of a "${kind}" message cannot be encoded with msgpack (${describeError(err).message})`, 'data');
     }
-    this.checkPayload(kind, bytes);
-    return bytes;
-  }
-
-  private checkPayload(kind: string, bytes: Uint8Array): void {
     const max = this.maxPayload();
     if (bytes.length > max) {
       throw new ValidationError(
@@ -406,6 +394,7 @@ export abstract class BusBase implements Bus {
         'data',
       );
     }
+    return bytes;
   }
 
   /** Hands bytes to the transport unless the bus is away; false when dropped. */

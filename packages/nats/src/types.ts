@@ -102,12 +102,6 @@ export interface Bus {
    */
   publish(subject: string, kind: string, data?: unknown): boolean;
   /**
-   * publish() of a message its caller encoded (`bytes`: an envelope of `kind`, as the codec's
-   * encode makes, e.g. encodeJobEventBatch's): for the hottest messages, whose shape a
-   * hand-written encoder knows. Checks and drops as publish does.
-   */
-  publishEncoded(subject: string, kind: string, bytes: Uint8Array): boolean;
-  /**
    * Subscribes to a subject or NATS pattern (`*` one token, `>` the rest). Resolves once the
    * subscription is live at the server (or immediately when disconnected: it becomes live on
    * connect). The returned function unsubscribes; after it is called the handler is not invoked again.

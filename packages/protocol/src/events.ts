@@ -13,7 +13,7 @@
  * by hand, or pass a filter object (`{ type: 'billing.invoice' }`), which encodes for you. The event
  * itself always carries the real `type`.
  */
-import { ValidationError, encode, type JobError } from '@partita/core';
+import { ValidationError, type JobError } from '@partita/core';
 import * as subjects from './subjects.js';
 import { validatePattern } from './subjects.js';
 
@@ -222,11 +222,6 @@ export function isJobEvent(value: unknown): value is JobEvent {
 export interface EventPublisher {
   readonly cluster: string;
   publish(subject: string, kind: string, data?: unknown): unknown;
-  /**
-   * Publishes a message already encoded as an envelope of `kind` (encodeJobEventBatch's); throws
-   * ValidationError as publish does. Absent: batches go through publish.
-   */
-  publishEncoded?(subject: string, kind: string, bytes: Uint8Array): unknown;
 }
 
 export interface EventPublishProblem {
@@ -371,10 +366,7 @@ export function publishJobEventBatch(bus: EventPublisher, batch: JobEventBatch, 
     return;
   }
   try {
-    const kind = eventBatchMessageKind(batch.kind);
-    const bytes = bus.publishEncoded ? encodeJobEventBatch(kind, batch) : undefined;
-    if (bytes) bus.publishEncoded!(subject, kind, bytes);
-    else bus.publish(subject, kind, batch);
+    bus.publish(subject, eventBatchMessageKind(batch.kind), batch);
   } catch (error) {
     if (!(error instanceof ValidationError)) {
       for (const item of items) onProblem?.({ event: eventOf(batch, item), error });
@@ -386,105 +378,6 @@ export function publishJobEventBatch(bus: EventPublisher, batch: JobEventBatch, 
     publishJobEventBatch(bus, { ...batch, events: items.slice(0, half) }, onProblem);
     publishJobEventBatch(bus, { ...batch, events: items.slice(half) }, onProblem);
   }
-}
-
-/**
- * A batch message's envelope, encoded as the codec's `encode(kind, batch)` would, byte for byte,
- * when each item is a plain `{ id, attempt }` or `{ id, attempt, result: null }` (a node's started
- * and completed events without results: nearly all of them) with an ASCII id under 256 characters and an
- * attempt in 0..2^32-1; undefined otherwise (the caller encodes it as any message). The shared part
- * is encoded by the codec with an empty `events`, the last key of the batch and the envelope, so
- * its array ends the message; the items are written after it by hand: msgpackr's generic walk of
- * each item (its keys, their strings, the value types) was most of a node's job-event CPU.
- */
-export function encodeJobEventBatch(kind: string, batch: JobEventBatch): Uint8Array | undefined {
-  const items = batch.events;
-  let size = 5; // the array header at most
-  for (const item of items) {
-    if (typeof item.id !== 'string' || item.id.length > 255) return undefined;
-    if (!Number.isInteger(item.attempt) || item.attempt < 0 || item.attempt > 0xffffffff) return undefined;
-    if (item.error !== undefined || item.progress !== undefined || item.retryAt !== undefined || item.truncated !== undefined)
-      return undefined;
-    const hasResult = 'result' in item;
-    if (hasResult && item.result !== null) return undefined;
-    size += ITEM_FIXED + (item.id.length < 32 ? 1 : 2) + item.id.length + intSize(item.attempt) + (hasResult ? RESULT_NULL.length : 0);
-  }
-  const head = encode(kind, { ...batch, events: [] });
-  // The empty array must be the message's last byte: events last in the batch, the batch last in the envelope.
-  if (head[head.length - 1] !== 0x90) return undefined;
-  const out = Buffer.allocUnsafe(head.length - 1 + size);
-  out.set(head.subarray(0, head.length - 1), 0);
-  let at = head.length - 1;
-  const n = items.length;
-  if (n < 16) out[at++] = 0x90 | n;
-  else if (n < 0x10000) {
-    out[at++] = 0xdc;
-    at = out.writeUInt16BE(n, at);
-  } else {
-    out[at++] = 0xdd;
-    at = out.writeUInt32BE(n, at);
-  }
-  // Byte by byte: set() and write() calls into the runtime cost more than these few bytes each.
-  for (const item of items) {
-    const hasResult = 'result' in item;
-    // msgpackr writes a small object's map header as map16 (it sizes it after writing the keys).
-    out[at] = 0xde;
-    out[at + 1] = 0;
-    out[at + 2] = hasResult ? 3 : 2;
-    out[at + 3] = 0xa2; // "id"
-    out[at + 4] = 0x69;
-    out[at + 5] = 0x64;
-    at += 6;
-    const id = item.id;
-    const length = id.length;
-    if (length < 32) out[at++] = 0xa0 | length;
-    else {
-      out[at] = 0xd9;
-      out[at + 1] = length;
-      at += 2;
-    }
-    for (let i = 0; i < length; i++) {
-      const c = id.charCodeAt(i);
-      // Only an ASCII id has as many bytes as characters, which the sizes and headers here assume.
-      if (c > 0x7f) return undefined;
-      out[at + i] = c;
-    }
-    at += length;
-    for (let i = 0; i < KEY_ATTEMPT.length; i++) out[at + i] = KEY_ATTEMPT[i]!;
-    at = writeUint(out, at + KEY_ATTEMPT.length, item.attempt);
-    if (hasResult) {
-      for (let i = 0; i < RESULT_NULL.length; i++) out[at + i] = RESULT_NULL[i]!;
-      at += RESULT_NULL.length;
-    }
-  }
-  return out.subarray(0, at);
-}
-
-const KEY_ATTEMPT = Uint8Array.of(0xa7, 0x61, 0x74, 0x74, 0x65, 0x6d, 0x70, 0x74); // "attempt"
-const RESULT_NULL = Uint8Array.of(0xa6, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74, 0xc0); // "result": nil
-/** An item's bytes besides its id's and attempt's and the result: map header, "id", "attempt". */
-const ITEM_FIXED = 3 + 3 + KEY_ATTEMPT.length;
-
-function intSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-}
-
-function writeUint(out: Buffer, at: number, n: number): number {
-  if (n < 0x80) {
-    out[at] = n;
-    return at + 1;
-  }
-  if (n < 0x100) {
-    out[at] = 0xcc;
-    out[at + 1] = n;
-    return at + 2;
-  }
-  if (n < 0x10000) {
-    out[at] = 0xcd;
-    return out.writeUInt16BE(n, at + 1);
-  }
-  out[at] = 0xce;
-  return out.writeUInt32BE(n, at + 1);
 }
 
 /**

@@ -29,7 +29,6 @@ export {
   type EventFilter,
   type EventPublisher,
   type EventPublishProblem,
-  encodeJobEventBatch,
 } from './events.js';
 export {
   WAKE_KIND,
