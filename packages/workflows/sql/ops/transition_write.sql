@@ -74,10 +74,10 @@ WITH staged_workflows AS (
       errors = coalesce(r.errors, '[]'), children_open = r.children_open, finished_at = CASE WHEN r.state = 'done' THEN now() END,
       entered = a.entered + coalesce(r.entered, 0)
   FROM staged r
-  WHERE a.ctid = ANY (ARRAY(SELECT s.version FROM staged s WHERE s.mode = 'u' AND s.version IS NOT NULL))
-    AND a.start_day = ANY (ARRAY(SELECT DISTINCT s.start_day FROM staged s WHERE s.mode = 'u' AND s.version IS NOT NULL))
-    AND r.mode = 'u' AND a.ctid = r.version AND a.start_day = r.start_day AND a.workflow_id = r.workflow_id AND a.activity = r.activity
-    AND a.dimension = r.dimension
+  -- A TID probe per record (a nested loop on `a.ctid = r.version`, the record's day pruning the
+  -- partitions per probe): a list of all the versions as one TID condition fetched the whole list per record.
+  WHERE r.mode = 'u' AND r.version IS NOT NULL AND a.ctid = r.version AND a.start_day = r.start_day AND a.workflow_id = r.workflow_id
+    AND a.activity = r.activity AND a.dimension = r.dimension
   RETURNING r.ord
 ), activities AS (
   INSERT INTO {{schema}}.wf_activities AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
