@@ -102,11 +102,6 @@ export interface ActivityRecord {
   errors: unknown[];
   /** A fan-out await: its children still running (the fan-in counter). */
   children_open?: number | null;
-  /**
-   * The row version steps_take read (under its workflow's lock), until this transaction writes the
-   * record: its write is then an update of that version (transition_write), not an upsert. Not stored.
-   */
-  ctid?: string | null;
 }
 
 /** Compiled apps by their stored definition's JSON, shared by every Versions of the process. */
@@ -259,15 +254,7 @@ export interface StagedWorkflow {
   output?: unknown;
 }
 
-export type StagedRecord = {
-  workflowId: string;
-  record: ActivityRecord;
-  entered: boolean;
-  mode?: RecordMode;
-  day?: string;
-  /** The row version to update (ActivityRecord.ctid), for a record known stored ('u'). */
-  ctid?: string | null;
-};
+export type StagedRecord = { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode; day?: string };
 
 /**
  * transition_write's record columns ($1-$15, in order). Empty fields go as NULL, which the statement
@@ -300,16 +287,8 @@ export function transitionWriteParams(
   workflows: readonly (StagedWorkflow & { start_day?: string })[],
   fanin: string | null,
 ): unknown[] {
-  return [
-    ...encodeColumnsJsonArrays(records, RECORD_COLUMNS),
-    workflows.length > 0 ? JSON.stringify(workflows) : null,
-    fanin,
-    ...encodeColumnsJsonArrays(records, RECORD_VERSION_COLUMN),
-  ];
+  return [...encodeColumnsJsonArrays(records, RECORD_COLUMNS), workflows.length > 0 ? JSON.stringify(workflows) : null, fanin];
 }
-
-/** transition_write's $18: the row version of each record to update in place (StagedRecord.ctid). */
-const RECORD_VERSION_COLUMN: [ColumnType, (r: StagedRecord) => unknown][] = [['text', (r) => (r.mode === 'u' ? r.ctid : undefined)]];
 
 /** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. The jsonb ones go as one JSON array each. */
 const INSERT_COLUMNS: [ColumnType, (w: WorkflowRow & { expire: number }) => unknown][] = [
@@ -442,14 +421,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // A new workflow's record written for the first time cannot conflict: a plain insert (its day: today's).
       const fresh = p.created.has(staged.workflowId) && !p.written.has(k);
       if (fresh) p.written.add(k);
-      records[i++] = {
-        ...staged,
-        mode: fresh ? 'i' : staged.mode,
-        day: fresh ? undefined : dayOf(staged.workflowId),
-        ctid: staged.record.ctid,
-      };
-      // Written now, the version read is no longer the record's latest.
-      staged.record.ctid = undefined;
+      records[i++] = { ...staged, mode: fresh ? 'i' : staged.mode, day: fresh ? undefined : dayOf(staged.workflowId) };
     }
     p.activities.clear();
   }

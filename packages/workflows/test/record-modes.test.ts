@@ -1,10 +1,9 @@
 /**
  * How transition_write writes activity records: a step's transition inserts the next step's record
- * with a plain insert (an upsert's speculative insertion costs a WAL record more) and writes the
- * record of the step that finished as stored ('u'): updated at the row version steps_take read (a TID
- * probe, no lock record), else upserted (a key probe in any generic plan), the transition that
- * finishes the workflow too; a record marked stored that is not there is still written, never lost.
- * The workflow's row is rewritten only by a transition that moves its semaphore or data.
+ * with a plain insert (an upsert's speculative insertion costs a WAL record more) and upserts the
+ * record of the step that finished (a key probe in any generic plan), the transition that finishes
+ * the workflow too; a record marked stored that is not there is still written, never lost. The
+ * workflow's row is rewritten only by a transition that moves its semaphore or data.
  */
 import test from 'ava';
 import pg from 'pg';
@@ -139,50 +138,6 @@ test.serial("a step's transition upserts the finished step's record and inserts 
   } finally {
     await client.query('ROLLBACK');
     client.release();
-  }
-
-  // A 'u' record with the row version it was read at (steps_take's ctid) is updated there, not upserted;
-  // one whose version is not its latest (written since) goes to the upsert, and is written all the same.
-  const version = async (activity: string) =>
-    (
-      await db.pool.query(`SELECT ctid::text AS v FROM "${db.schema}".wf_activities WHERE workflow_id = $1 AND activity = $2`, [
-        wf,
-        activity,
-      ])
-    ).rows[0].v as string;
-  const inPlace = { ...record('w1', 'done', 'u'), ctid: await version('w1') };
-  const stale = { ...record('w2', 'done', 'u'), ctid: '(4294967295,1)' };
-  const client2 = await db.pool.connect();
-  try {
-    await client2.query('BEGIN');
-    const params = transitionWriteParams([inPlace, stale] as Parameters<typeof transitionWriteParams>[0], [], null);
-    const [{ 'QUERY PLAN': plan }] = (
-      await client2.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${wfOps(db.schema).transition_write.text}`, params)
-    ).rows as { 'QUERY PLAN': unknown[] }[];
-    const upserts: Record<string, unknown>[] = [];
-    const walk = (n: Record<string, unknown>): void => {
-      if (n['Conflict Resolution'] === 'UPDATE') upserts.push(n);
-      for (const c of (n['Plans'] as Record<string, unknown>[] | undefined) ?? []) walk(c);
-    };
-    walk((plan[0] as { Plan: Record<string, unknown> }).Plan);
-    t.like(upserts[0], { 'Conflicting Tuples': 1, 'Tuples Inserted': 0 }, 'only the stale version went through the upsert');
-    const rows = (
-      await client2.query(
-        `SELECT activity, entered FROM "${db.schema}".wf_activities WHERE workflow_id = $1 AND activity IN ('w1', 'w2')`,
-        [wf],
-      )
-    ).rows.map((r) => [r.activity, r.entered]);
-    t.deepEqual(
-      rows.sort(),
-      [
-        ['w1', 2],
-        ['w2', 2],
-      ],
-      'both written once',
-    );
-  } finally {
-    await client2.query('ROLLBACK');
-    client2.release();
   }
 
   // The transition that finishes the workflow marks its last record stored too.

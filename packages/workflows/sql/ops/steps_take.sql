@@ -7,8 +7,6 @@
 -- key in the partition the step's record names (lateral, as in steps_lock). Each workflow's few
 -- records are sorted in its lateral: the executor groups them by workflow itself, and one sort of the
 -- whole batch (thousands of rows, by workflow_id's text then seq) cost more than the reads.
--- `ctid`: the row version read, which the workflow's lock keeps the latest until this transaction
--- writes it: transition_write updates it there (a TID probe) instead of upserting.
 WITH steps AS (
   -- Each workflow with its steps' passes (an array: a list of every pass of the batch, read by a
   -- subquery, was costed once per workflow); its steps found as steps_lock finds them.
@@ -16,11 +14,10 @@ WITH steps AS (
   FROM {{> step_records}} r
   GROUP BY 1, 2
 )
-SELECT a.workflow_id, a.activity, a.dimension, a.type, a.state, a.job_id, a.input, a.output, a.hook, a.attempts, a.errors, a.children_open,
-       a.version::text AS ctid
+SELECT a.workflow_id, a.activity, a.dimension, a.type, a.state, a.job_id, a.input, a.output, a.hook, a.attempts, a.errors, a.children_open
 FROM steps t
 CROSS JOIN LATERAL (
-  SELECT a.*, a.ctid AS version FROM {{schema}}.wf_activities a
+  SELECT * FROM {{schema}}.wf_activities a
   WHERE a.start_day = t.start_day AND a.workflow_id = t.workflow_id AND (a.dimension = '' OR a.dimension = ANY (t.dimensions))
   ORDER BY a.seq
 ) a

@@ -22,12 +22,10 @@
 --
 -- Activity records (a NULL element is its default: attempts 0, errors [], entered 0, the rest NULL;
 -- `mode`: 'i' known not stored, a plain insert; 'u' known stored, and absent, an upsert. A plain
--- UPDATE joined to the staged records by key would be cheaper by a lock record each, but the statement
--- runs with a generic plan (`plan: generic`, test/plans.test.ts), and made under an empty table's
--- statistics that join read a whole index per record; the upsert's conflict check is a key probe
--- whatever the plan. A 'u' record with the row version it was read at ($18) is updated by TID
--- (`updated`), whatever the plan too. A record marked 'u' that is not there after all is inserted,
--- never lost):
+-- UPDATE joined to the staged records would be cheaper by a lock record each, but the statement runs
+-- with a generic plan (`plan: generic`, test/plans.test.ts), and made under an empty table's statistics
+-- that join read a whole index per record; the upsert's conflict check is a key probe whatever the
+-- plan. A record marked 'u' that is not there after all is inserted, never lost):
 -- `entered` is 1 for a record entered in this transaction, else 0: a record
 -- entered again (not merely finished) counts, so exactly-once transitions keep it at 1. The first
 -- records of a workflow this transaction started cannot exist yet: 'i', without the conflict check (a
@@ -47,14 +45,12 @@ WITH staged_workflows AS (
          CASE WHEN o.mode IS DISTINCT FROM 'u' THEN nextval('{{schema}}.wf_activities_seq') END AS seq
   FROM (
     SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, nullif(r.input, 'null') AS input, nullif(r.output, 'null') AS output,
-           nullif(r.hook, 'null') AS hook, r.attempts, nullif(r.errors, 'null') AS errors, r.children_open, r.entered, r.mode, r.day,
-           r.version::tid AS version, r.ord
+           nullif(r.hook, 'null') AS hook, r.attempts, nullif(r.errors, 'null') AS errors, r.children_open, r.entered, r.mode, r.day, r.ord
     FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), unnest($5::text[]), unnest($6::text[]),
                     jsonb_array_elements($7::jsonb), jsonb_array_elements($8::jsonb), jsonb_array_elements($9::jsonb), unnest($10::int[]),
-                    jsonb_array_elements($11::jsonb), unnest($12::int[]), unnest($13::int[]), unnest($14::text[]), unnest($15::date[]),
-                    unnest($18::text[]))
+                    jsonb_array_elements($11::jsonb), unnest($12::int[]), unnest($13::int[]), unnest($14::text[]), unnest($15::date[]))
          WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
-                              mode, day, version, ord)
+                              mode, day, ord)
     ORDER BY r.ord
   ) o
 ), inserted AS (
@@ -63,22 +59,6 @@ WITH staged_workflows AS (
   SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, r.input, r.output, r.hook, coalesce(r.attempts, 0), coalesce(r.errors, '[]'),
          r.children_open, coalesce(r.entered, 0), r.seq, CASE WHEN r.state = 'done' THEN now() END, r.start_day
   FROM staged r WHERE r.mode = 'i'
-), updated AS (
-  -- A record known stored whose row version steps_take read ($18, under its workflow's lock: still the
-  -- latest unless this transaction wrote it since) is updated there: a TID probe, without the upsert's
-  -- conflict check and the lock record the upsert writes before its update. The key columns are
-  -- checked too (a TID of one day's partition names another row in another's); one not found there
-  -- goes to the upsert below.
-  UPDATE {{schema}}.wf_activities AS a
-  SET state = r.state, job_id = r.job_id, input = r.input, output = r.output, hook = r.hook, attempts = coalesce(r.attempts, 0),
-      errors = coalesce(r.errors, '[]'), children_open = r.children_open, finished_at = CASE WHEN r.state = 'done' THEN now() END,
-      entered = a.entered + coalesce(r.entered, 0)
-  FROM staged r
-  -- A TID probe per record (a nested loop on `a.ctid = r.version`, the record's day pruning the
-  -- partitions per probe): a list of all the versions as one TID condition fetched the whole list per record.
-  WHERE r.mode = 'u' AND r.version IS NOT NULL AND a.ctid = r.version AND a.start_day = r.start_day AND a.workflow_id = r.workflow_id
-    AND a.activity = r.activity AND a.dimension = r.dimension
-  RETURNING r.ord
 ), activities AS (
   INSERT INTO {{schema}}.wf_activities AS a (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
                                              entered, seq, finished_at, start_day)
@@ -86,7 +66,7 @@ WITH staged_workflows AS (
          r.children_open, coalesce(r.entered, 0), coalesce(r.seq, nextval('{{schema}}.wf_activities_seq')), CASE WHEN r.state = 'done' THEN now() END,
          r.start_day
   FROM staged r
-  WHERE (r.mode IS NULL OR r.mode = 'u') AND r.ord NOT IN (SELECT ord FROM updated)
+  WHERE r.mode IS NULL OR r.mode = 'u'
   ORDER BY r.ord
   ON CONFLICT (workflow_id, activity, dimension, start_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
