@@ -37,6 +37,15 @@ function withStore(title: string, fn: (t: import('ava').ExecutionContext, c: Ctx
 const claim = (store: JobStore, limit = 10, nodeId = 'node-a') =>
   store.claim({ nodeId, partition: 'p', leaseMs: 30_000, queues: [{ queue: 'default', limit }] });
 
+/** Until a statement waits for another transaction's row lock (at most 5 s: the test's own checks then fail). */
+async function someoneWaitsOnATransaction(db: TestSchema): Promise<void> {
+  for (let waited = 0; waited < 5000; waited += 20) {
+    const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`);
+    if (rows.length > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function states(db: TestSchema, key: string): Promise<Record<string, number>> {
   const { rows } = await db.pool.query<{ state: string; n: number }>(
     `SELECT state, count(*)::int AS n FROM "${db.schema}".jobs WHERE execution_key = $1 GROUP BY state`,
@@ -222,11 +231,7 @@ withStore('a settle that waited on an enqueue of its key sees the job that enque
     // snapshot cannot see the parked job, waits for that row meanwhile.
     const [parked] = await tx.enqueue([{ partition: 'p', type: 'k', executionKey: 'w' }]);
     completion = store.complete('node-a', [{ id: held!.id, attempt: held!.attempt, result: null }]);
-    for (let waited = 0; waited < 5000; waited += 20) {
-      const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`);
-      if (rows.length > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await someoneWaitsOnATransaction(db);
     return parked!;
   });
   await completion;
@@ -255,11 +260,7 @@ withStore(
         'node-a',
         held.map((j) => ({ id: j.id, attempt: j.attempt, result: null })),
       );
-      for (let waited = 0; waited < 5000; waited += 20) {
-        const { rows } = await db.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`);
-        if (rows.length > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await someoneWaitsOnATransaction(db);
       return parked!;
     });
     await completion;
