@@ -59,11 +59,29 @@ test('after an outage of 10 minutes: skip, runOnce and backfill', (t) => {
   }
 });
 
+test('every occurrence within the grace fires under every policy; past it the policy decides', (t) => {
+  const everySecond = parseCron('* * * * * *');
+  const now = at('10:00:03.400');
+  for (const misfire of ['skip', 'runOnce', 'backfill'] as const) {
+    const p = plan({ cron: everySecond, misfire, graceMs: 2_000, backfillMs: 0, accountedUntil: at('10:00:00'), now });
+    // 10:00:01 is 2.4 s late (past the grace); 10:00:02 and 10:00:03 are on time.
+    t.deepEqual(iso(p.fire), ['10:00:02', '10:00:03'], misfire);
+    t.is(p.missed, 1, misfire);
+    t.deepEqual(p.accountedUntil, at('10:00:03'), misfire);
+  }
+  const none = plan({ cron: everySecond, misfire: 'skip', graceMs: 200, backfillMs: 0, accountedUntil: at('10:00:00'), now });
+  t.deepEqual(none.fire, [], 'skip: none on time, none run');
+  t.is(none.missed, 3);
+  const once = plan({ cron: everySecond, misfire: 'runOnce', graceMs: 200, backfillMs: 0, accountedUntil: at('10:00:00'), now });
+  t.deepEqual(iso(once.fire), ['10:00:03'], 'runOnce: none on time, the latest runs');
+  t.is(once.missed, 2);
+});
+
 test('a long backlog is walked in bounded steps, and backfill enqueues at most FIRE_LIMIT per firing', (t) => {
   const everySecond = parseCron('* * * * * *');
   const start = at('00:00:00');
   const now = new Date(start.getTime() + (WALK_LIMIT + 500) * 1000);
-  const once = planFiring({ cron: everySecond, misfire: 'runOnce', backfillMs: 0, graceMs: 1000, accountedUntil: start, now });
+  const once = planFiring({ cron: everySecond, misfire: 'runOnce', backfillMs: 0, graceMs: 500, accountedUntil: start, now });
   t.deepEqual(once.fire, [], 'the latest is not in the first step');
   t.is(once.missed, WALK_LIMIT);
   t.true(once.next!.getTime() <= now.getTime(), 'more to walk');
@@ -71,7 +89,7 @@ test('a long backlog is walked in bounded steps, and backfill enqueues at most F
     cron: everySecond,
     misfire: 'runOnce',
     backfillMs: 0,
-    graceMs: 1000,
+    graceMs: 500,
     accountedUntil: once.accountedUntil,
     now,
   });

@@ -48,10 +48,13 @@ export function planFiring(input: PlanInput): Plan {
     const from = nowMs - input.backfillMs;
     fire = seen.filter((t) => t.getTime() >= from || nowMs - t.getTime() <= input.graceMs);
   } else {
-    // The latest occurrence is only in `seen` when the walk was not cut short.
-    const latest = truncated ? undefined : seen[seen.length - 1]!;
-    const onTime = latest !== undefined && nowMs - latest.getTime() <= input.graceMs;
-    fire = latest !== undefined && (onTime || misfire === 'runOnce') ? [latest] : [];
+    // Every occurrence within the grace is on time, not a misfire: a firing the leader ran a little
+    // late (a busy node, a take-over) that finds two occurrences of a per-second schedule fires both.
+    // Only when none is on time does the policy decide: runOnce runs the latest, skip none. The latest
+    // occurrence is only in `seen` when the walk was not cut short (and then none is on time: a walk
+    // of WALK_LIMIT occurrences spans far more than any grace).
+    fire = seen.filter((t) => nowMs - t.getTime() <= input.graceMs);
+    if (fire.length === 0 && misfire === 'runOnce' && !truncated) fire = [seen[seen.length - 1]!];
   }
   let last = seen[seen.length - 1]!;
   if (fire.length > FIRE_LIMIT) {
