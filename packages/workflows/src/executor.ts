@@ -996,6 +996,28 @@ class Run {
     }
   }
 
+  /** Stages one record for transition_write. */
+  private stage(p: Pending, k: string, record: ActivityRecord, entered: boolean): void {
+    const at = `${this.row.id}\u0000${k}`;
+    const staged = p.activities.get(at);
+    // Staged before and not written yet: written as first decided (an insert stays one).
+    const mode = staged ? staged.mode : this.modeOf(k, record);
+    p.activities.set(at, { workflowId: this.row.id, record, entered: entered || (staged?.entered ?? false), ...(mode ? { mode } : {}) });
+    if (this.known) this.stored.add(k);
+  }
+
+  /**
+   * A step's job succeeded after its workflow ended (interrupted, or failed by another branch): nothing
+   * transitions, but the step ran, and its record is the only trace of that (a step's success leaves
+   * no jobs_history row: the workflows continuation's recordsSuccess). So the record says done, with
+   * the output, and the workflow's row is left as it ended.
+   */
+  recordAfterEnd(rec: ActivityRecord, output: unknown): void {
+    rec.state = 'done';
+    rec.output = { data: output };
+    this.stage(pendingOf(this.s), key(rec.activity, rec.dimension), rec, false);
+  }
+
   /**
    * Stages what changed (written by flushPending with the rest of the transaction); a workflow that
    * just finished publishes its output and completes its parent's await.
@@ -1003,20 +1025,7 @@ class Run {
   async flush(): Promise<void> {
     if (this.final) return;
     const p = pendingOf(this.s);
-    for (const k of this.dirty) {
-      const at = `${this.row.id}\u0000${k}`;
-      const staged = p.activities.get(at);
-      const record = this.records.get(k)!;
-      // Staged before and not written yet: written as first decided (an insert stays one).
-      const mode = staged ? staged.mode : this.modeOf(k, record);
-      p.activities.set(at, {
-        workflowId: this.row.id,
-        record,
-        entered: this.enteredNow.has(k) || (staged?.entered ?? false),
-        ...(mode ? { mode } : {}),
-      });
-      if (this.known) this.stored.add(k);
-    }
+    for (const k of this.dirty) this.stage(p, k, this.records.get(k)!, this.enteredNow.has(k));
     this.dirty.clear();
     this.enteredNow.clear();
     const finished = this.wasOpen && this.status <= 0;
@@ -1383,13 +1392,22 @@ function finishStepStaged(s: Scope, st: TakeRow, o: StepJobOutcome): Promise<voi
  * async function: its frame and promise per step were a step's largest allocation left here).
  */
 function finishStepOn(run: Run | undefined, st: TakeRow, o: StepJobOutcome): Promise<void> | undefined {
-  if (!run || !run.open) return undefined; // interrupted, failed or removed meanwhile: the step's result has nowhere to go
+  if (!run) return undefined; // removed meanwhile (scrubbed, expired)
   const act = run.graph.activities[st.activity];
   const rec = run.record(st.activity, st.dimension);
   // Its record moved on in this transaction (finished, or another job of it staged): not this step's any more.
   if (!act || !rec || rec.job_id !== o.id || (rec.state !== 'running' && rec.state !== 'waiting')) return undefined;
   // Attempts count over the activity's jobs (one per attempt when the executor owns the retries).
   const attempt = rec.attempts + o.attempt;
+  if (!run.open) {
+    // Interrupted or failed meanwhile: the result has nowhere to go, but a success is kept in the record.
+    // A failure or cancel keeps its job's history row, and the record stays as the workflow left it.
+    if (o.state === 'completed' && act.type === 'worker') {
+      rec.attempts = attempt;
+      run.recordAfterEnd(rec, o.result ?? {});
+    }
+    return undefined;
+  }
   rec.attempts = attempt;
   if (o.state === 'completed') {
     const completing = run.complete(act, rec, { output: act.type === 'worker' ? (o.result ?? {}) : {} });

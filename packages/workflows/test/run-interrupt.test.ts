@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { ValidationError } from '@partita/core';
+import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
 import { FAILED, INTERRUPTED, WorkflowFailedError, app, type WorkflowEvent } from '../src/index.js';
 import { workflowNode } from './helpers.js';
@@ -180,5 +181,55 @@ app:
     t.is(await linked(otherJob), 1);
     await nap.scrub(id);
     t.is(await linked(job), 0);
+  },
+);
+
+test.serial(
+  'a step that succeeds after its workflow was interrupted is recorded done with its output (its job leaves no history)',
+  async (t) => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let started = false;
+    const { node } = await workflowNode(t, 'wf_intr_late', {
+      concurrency: 2,
+      jobs: [
+        defineJob<{ n: number }>({
+          type: 'slow',
+          // Ignores the cancel the interrupt asks for: the step runs to its end after the workflow ended.
+          perform: async (p) => {
+            started = true;
+            await released;
+            return { twice: p.n * 2 };
+          },
+        }),
+      ],
+    });
+    t.teardown(() => release());
+    const late = app(node.client, 'late');
+    await late.deploy(`
+app:
+  id: late
+  version: '1'
+  graphs:
+    - subscribes: l.start
+      activities:
+        t1: { type: trigger }
+        work: { type: worker, topic: slow, input: { maps: { n: '{t1.output.data.n}' } } }
+        after: { type: hook, sleep: 1 }
+      transitions:
+        t1: [{ to: work }]
+        work: [{ to: after }]
+`);
+    await late.activate('1');
+    const id = await late.pub('l.start', { n: 21 });
+    await until('the step runs', () => started, 10_000, 20);
+    t.true(await late.interrupt('l.start', id));
+    release();
+    const work = async () => (await late.export(id)).activities.find((a) => a.activity === 'work')!;
+    await until('the late success is recorded', async () => (await work()).state === 'done', 10_000, 50);
+    t.like(await work(), { state: 'done', output: { twice: 42 }, attempts: 1 });
+    // Nothing went on from it: the workflow stays interrupted and the next activity never started.
+    t.is(await late.getStatus(id), INTERRUPTED);
+    t.falsy((await late.export(id)).activities.find((a) => a.activity === 'after'));
   },
 );
