@@ -1418,14 +1418,21 @@ function finishStepOn(run: Run | undefined, st: TakeRow, o: StepJobOutcome): Pro
   return run.flush();
 }
 
-/** A child workflow ended: the await of its parent (`child.parent_*`) completes, or counts it in when it fans out. */
-async function completeAwait(s: Scope, child: WorkflowRow, output: unknown): Promise<void> {
+/** The await of `child`'s parent (`child.parent_*`), loaded, if the parent is open and the await still waits. */
+async function parentAwait(s: Scope, child: WorkflowRow): Promise<{ run: Run; act: CompiledActivity; rec: ActivityRecord } | undefined> {
   const dimension = child.parent_dimension ?? '';
   const run = await load(s, child.parent_id!, dimension);
-  if (!run || !run.open) return;
+  if (!run || !run.open) return undefined;
   const act = run.graph.activities[child.parent_activity!];
   const rec = run.record(child.parent_activity!, dimension);
-  if (!act || !rec || rec.state !== 'waiting') return;
+  return act && rec && rec.state === 'waiting' ? { run, act, rec } : undefined;
+}
+
+/** A child workflow ended: the await of its parent completes, or counts it in when it fans out. */
+async function completeAwait(s: Scope, child: WorkflowRow, output: unknown): Promise<void> {
+  const waiting = await parentAwait(s, child);
+  if (!waiting) return;
+  const { run, act, rec } = waiting;
   if (act.items && child.parent_index !== null && child.parent_index !== undefined)
     await run.childEnded(act, rec, { id: child.id, index: child.parent_index }, output);
   else await run.complete(act, rec, { output });
@@ -1434,12 +1441,9 @@ async function completeAwait(s: Scope, child: WorkflowRow, output: unknown): Pro
 
 /** A child workflow failed: the await of its parent fails (and, for a fan-out, its other children are interrupted). */
 async function failAwait(s: Scope, child: WorkflowRow, error: unknown): Promise<void> {
-  const dimension = child.parent_dimension ?? '';
-  const run = await load(s, child.parent_id!, dimension);
-  if (!run || !run.open) return;
-  const act = run.graph.activities[child.parent_activity!];
-  const rec = run.record(child.parent_activity!, dimension);
-  if (!act || !rec || rec.state !== 'waiting') return;
+  const waiting = await parentAwait(s, child);
+  if (!waiting) return;
+  const { run, act, rec } = waiting;
   if (act.items) return run.fanOutFailed(act, rec, child.id, error);
   run.fail(rec, error, 1);
   await run.flush();
