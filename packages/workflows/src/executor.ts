@@ -295,7 +295,8 @@ export function transitionWriteParams(
 }
 
 /** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. The jsonb ones go as one JSON array each. */
-const INSERT_COLUMNS: [ColumnType, (w: WorkflowRow & { expire: number }) => unknown][] = [
+type InsertRow = Omit<WorkflowRow, 'start_day'> & { expire: number };
+const INSERT_COLUMNS: [ColumnType, (w: InsertRow) => unknown][] = [
   ['text', (w) => w.id],
   ['text', (w) => w.app_id],
   ['text', (w) => w.version],
@@ -367,12 +368,23 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
       // still open; its state follows in this transaction's write. Stored as finished, it would get an
       // expiry (and an expiry partition) while it runs.
-      return {
-        ...w,
+      // Every field named (not `...w`): a spread's copy grew a property store for `expire`.
+      const row: InsertRow = {
+        id: w.id,
+        app_id: w.app_id,
+        version: w.version,
+        topic: w.topic,
+        partition: w.partition,
         status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
+        search: w.search,
+        parent_id: w.parent_id,
+        parent_activity: w.parent_activity,
+        parent_dimension: w.parent_dimension,
+        parent_index: w.parent_index,
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
       };
+      return row;
     });
     p.inserts.clear();
     for (const w of rows) p.created.add(w.id);
