@@ -224,7 +224,7 @@ interface Pending {
   /** Workflow rows to write, by id: the last state staged wins. */
   workflows: Map<string, StagedWorkflow>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
-  jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+  jobs: { job: NewJob; step?: ActivityRecord }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
   fanin: FaninRow[];
   /** Events to publish after the commit, by partition: one emit job each per flush. */
@@ -426,7 +426,7 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       s.effects.wakes.add(wakeKeyOf(j.job.partition, j.job.queue ?? DEFAULT_QUEUE));
       // The step's link: its record holds the job's id (the continuation finds the record by it),
       // written below with the record, which its step staged.
-      if (j.step) j.step.record.job_id = j.job.id!;
+      if (j.step) j.step.job_id = j.job.id!;
     }
   }
   let records: StagedRecord[] = [];
@@ -532,9 +532,10 @@ class Run {
    * The records changed since the last flush(), by key: CHANGED, ENTERED (entered in this transaction),
    * UNSTORED (new since the workflow was loaded, and not staged yet: not known stored). One map, not a
    * set each (and a set of every stored key): a Run is made per workflow per step, and its sets were
-   * the largest allocation of a step's load.
+   * the largest allocation of a step's load. Made when a record changes, dropped when they are staged
+   * (a Map's clear() allocates a new table; most Runs are staged once).
    */
-  private readonly changes = new Map<string, number>();
+  private changes: Map<string, number> | undefined;
   status: number;
   data: Record<string, unknown>;
   /** Its data was patched (job maps) since it was loaded: its row is written even if the semaphore is back where it was. */
@@ -665,10 +666,11 @@ class Run {
 
   private put(r: ActivityRecord, entered: boolean): void {
     const k = key(r.activity, r.dimension);
-    const flags = this.changes.get(k);
+    const changes = (this.changes ??= new Map());
+    const flags = changes.get(k);
     // A key not in memory is a record not stored (of a loaded dimension: every stored one is in memory).
     const unstored = flags === undefined ? (this.records.has(k) ? 0 : UNSTORED) : flags & UNSTORED;
-    this.changes.set(k, (flags ?? 0) | CHANGED | unstored | (entered ? ENTERED : 0));
+    changes.set(k, (flags ?? 0) | CHANGED | unstored | (entered ? ENTERED : 0));
     this.records.set(k, r);
   }
 
@@ -793,7 +795,7 @@ class Run {
    */
   private step(job: NewJob, rec: ActivityRecord): void {
     job.continuation = STEP_CONTINUATION;
-    pendingOf(this.s).jobs.push({ job, step: { workflowId: this.row.id, record: rec } });
+    pendingOf(this.s).jobs.push({ job, step: rec });
   }
 
   /** A hook activity starts waiting: registers for its topics, and takes a signal that came early. */
@@ -1026,7 +1028,7 @@ class Run {
     this.interruptedHere = true;
     this.status = INTERRUPTED;
     this.final = true;
-    this.changes.clear();
+    this.changes = undefined;
   }
 
   /** How this workflow interrupted itself: its parent's await hears it when the workflow is flushed. */
@@ -1047,32 +1049,36 @@ class Run {
 
   /**
    * Stages what changed (written by flushPending with the rest of the transaction); a workflow that
-   * just finished publishes its output and completes its parent's await.
+   * just finished publishes its output and completes its parent's await. A promise only when that
+   * waits (a statement, the parent's transition): a step's flush runs through without one (an async
+   * function's frame and promise per flush).
    */
-  async flush(): Promise<void> {
-    if (this.final) return;
+  flush(): Promise<void> | undefined {
+    if (this.final) return undefined;
     const p = pendingOf(this.s);
+    // Staged: stored once written (a record staged again is written as first decided, below).
+    const changes = this.changes;
+    this.changes = undefined;
     // Keys then values, not entries: an entry is an array per record.
-    for (const k of this.changes.keys()) {
-      const flags = this.changes.get(k)!;
-      const at = `${this.row.id}\u0000${k}`;
-      const staged = p.activities.get(at);
-      const record = this.records.get(k)!;
-      // Staged before and not written yet: written as first decided (an insert stays one).
-      if (staged) {
-        staged.record = record;
-        if (flags & ENTERED) staged.entered = true;
-      } else
-        p.activities.set(at, {
-          workflowId: this.row.id,
-          record,
-          entered: (flags & ENTERED) !== 0,
-          mode: this.modeOf(record, flags),
-          day: undefined,
-        });
-    }
-    // Staged: stored once written (a record staged again is written as first decided, above).
-    this.changes.clear();
+    if (changes)
+      for (const k of changes.keys()) {
+        const flags = changes.get(k)!;
+        const at = `${this.row.id}\u0000${k}`;
+        const staged = p.activities.get(at);
+        const record = this.records.get(k)!;
+        // Staged before and not written yet: written as first decided (an insert stays one).
+        if (staged) {
+          staged.record = record;
+          if (flags & ENTERED) staged.entered = true;
+        } else
+          p.activities.set(at, {
+            workflowId: this.row.id,
+            record,
+            entered: (flags & ENTERED) !== 0,
+            mode: this.modeOf(record, flags),
+            day: undefined,
+          });
+      }
     const finished = this.wasOpen && this.status <= 0;
     // Staged again in this transaction (another child of this parent finished too): finished once.
     this.wasOpen = this.status > 0;
@@ -1081,9 +1087,9 @@ class Run {
     if (ended && p.inserts.has(this.row.id)) {
       // Ended in the transaction that started it: inserted first, then finished with its output.
       p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
-      await flushPending(this.s);
-      await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
-    } else if (ended)
+      return this.finishInserted(expire, finished);
+    }
+    if (ended)
       p.workflows.set(this.row.id, {
         id: this.row.id,
         status: this.status,
@@ -1098,12 +1104,24 @@ class Run {
       // transition of this transaction staged for it is dropped: the stored row is that state again.
       p.workflows.delete(this.row.id);
     else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
-    if (!finished) return;
+    return finished ? this.finished() : undefined;
+  }
+
+  /** flush() of a workflow that ended in the transaction that started it: inserted first, then finished with its output. */
+  private async finishInserted(expire: number, finished: boolean): Promise<void> {
+    await flushPending(this.s);
+    await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
+    if (finished) await this.finished();
+  }
+
+  /** flush() of a workflow that just finished: its output is published, its parent's await hears of it. */
+  private finished(): Promise<void> | undefined {
     const output = this.status === 0 ? this.data : this.failedWith;
     emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
-    if (this.row.parent_id && this.status === 0) await completeAwait(this.s, this.row, this.data);
-    else if (this.row.parent_id && this.status === FAILED) await failAwait(this.s, this.row, this.failedWith);
-    else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
+    if (this.row.parent_id && this.status === 0) return completeAwait(this.s, this.row, this.data);
+    if (this.row.parent_id && this.status === FAILED) return failAwait(this.s, this.row, this.failedWith);
+    if (this.status === INTERRUPTED && this.interruption) return tellParentOfInterrupt(this.s, this.row, this.interruption);
+    return undefined;
   }
 }
 
