@@ -216,17 +216,28 @@ export function encodeColumns<R>(rows: readonly R[], columns: readonly [ColumnTy
  * (bench/README.md, "where a workflow's Postgres CPU goes").
  */
 export function jsonArrayColumn<R>(rows: readonly R[], get: (row: R) => unknown): string | null {
-  let json = '';
+  // The values in an array stringified at once: a string per value and a concatenation of each
+  // (most of a transition's allocations here) were the cost of building the text piece by piece.
+  // An array element JSON leaves out (undefined, a function) comes out as null.
+  const values = new Array<unknown>(rows.length);
   let any = false;
-  for (const row of rows) {
-    const v = get(row);
-    if (v === null || v === undefined) json += json === '' ? 'null' : ',null';
-    else {
-      any = true;
-      json += (json === '' ? '' : ',') + JSON.stringify(v);
-    }
+  for (let i = 0; i < rows.length; i++) {
+    const v = get(rows[i]!);
+    if (v !== null && v !== undefined) any = true;
+    values[i] = v;
   }
-  return any ? `[${json}]` : null;
+  return any ? JSON.stringify(values) : null;
+}
+
+/** The non-jsonb columns of a column list (the lists are module constants): filtered once each. */
+const binaryColumns = new WeakMap<object, readonly [ColumnType, (row: never) => unknown][]>();
+function binaryColumnsOf<R>(columns: readonly [ColumnType, (row: R) => unknown][]): readonly [ColumnType, (row: R) => unknown][] {
+  let binary = binaryColumns.get(columns) as readonly [ColumnType, (row: R) => unknown][] | undefined;
+  if (!binary) {
+    binary = columns.filter(([type]) => type !== 'jsonb');
+    binaryColumns.set(columns, binary);
+  }
+  return binary;
 }
 
 /** encodeColumns, but each jsonb column goes as one JSON array (jsonArrayColumn), the others in binary. */
@@ -234,12 +245,22 @@ export function encodeColumnsJsonArrays<R>(
   rows: readonly R[],
   columns: readonly [ColumnType, (row: R) => unknown][],
 ): (Buffer | string | null)[] {
-  const binary = encodeColumns(
-    rows,
-    columns.filter(([type]) => type !== 'jsonb'),
-  );
+  const binary = encodeColumns(rows, binaryColumnsOf(columns));
   let b = 0;
   return columns.map(([type, get]) => (type === 'jsonb' ? jsonArrayColumn(rows, get) : binary[b++]!));
+}
+
+/**
+ * A text[] in binary: a batch's job ids, sent to two statements (the steps' lock and take), went as
+ * JS arrays that node-postgres turned into array literals (a quoted, escaped string per id, for
+ * each statement) and Postgres parsed back; this is one buffer, a length and the bytes per id.
+ */
+export function textArray(values: readonly string[]): Buffer {
+  const w = new Writer(HEADER + values.length * SIZE.text);
+  w.at = HEADER;
+  for (const v of values) w.string(v);
+  arrayHeader(w.buf, 0, OID.text, values.length, false);
+  return w.buf.subarray(0, w.at);
 }
 
 /** The elements of a one-dimensional text[] in binary format (tests read sent parameters with it). */

@@ -10,6 +10,8 @@ export class ActiveVersions {
   private readonly cached = new Map<string, Promise<string | undefined>>();
   /** App → the version an activation is switching it to. */
   private readonly nocache = new Map<string, string>();
+  /** The cached versions read already (`cached`'s resolved): a pub takes them without a wait. */
+  private readonly resolved = new Map<string, string | undefined>();
   constructor(private readonly read: (appId: string) => Promise<string | undefined>) {}
 
   async get(appId: string): Promise<string | undefined> {
@@ -20,6 +22,7 @@ export class ActiveVersions {
       if (version === until && this.nocache.get(appId) === until) {
         this.nocache.delete(appId);
         this.cached.set(appId, Promise.resolve(version));
+        this.resolved.set(appId, version);
       }
       return version;
     }
@@ -27,35 +30,52 @@ export class ActiveVersions {
     if (!version) {
       version = this.read(appId);
       const mine = version;
-      version.catch(() => {
-        if (this.cached.get(appId) === mine) this.cached.delete(appId);
-      });
+      version.then(
+        (v) => {
+          if (this.cached.get(appId) === mine) this.resolved.set(appId, v);
+        },
+        () => {
+          if (this.cached.get(appId) === mine) this.cached.delete(appId);
+        },
+      );
       this.cached.set(appId, version);
     }
     return version;
+  }
+
+  /**
+   * The version get() would give now without a read or a wait; undefined when it would read or wait
+   * (nocache, not read yet, being read) or when the app has none.
+   */
+  peek(appId: string): string | undefined {
+    return this.nocache.has(appId) ? undefined : this.resolved.get(appId);
   }
 
   /** An activation to `untilVersion` began: read from Postgres on every use until it is active. */
   enterNocache(appId: string, untilVersion: string): void {
     this.nocache.set(appId, untilVersion);
     this.cached.delete(appId);
+    this.resolved.delete(appId);
   }
 
   /** The activation ended (activated or abandoned), or the app's cache is stale: read it again on next use. */
   forget(appId: string): void {
     this.nocache.delete(appId);
     this.cached.delete(appId);
+    this.resolved.delete(appId);
   }
 
   /** After a reconnect: every cached version may be stale. Nocache modes stay (the member renews them). */
   forgetAll(): void {
     this.cached.clear();
+    this.resolved.clear();
   }
 
   /** This client just flipped the app to `version` itself. */
   activated(appId: string, version: string): void {
     this.nocache.delete(appId);
     this.cached.set(appId, Promise.resolve(version));
+    this.resolved.set(appId, version);
   }
 }
 

@@ -161,6 +161,8 @@ export class WorkflowApp {
   /** The active versions as this client sees them (shared by its handles; a node's activation member drives it). */
   private readonly actives: ActiveVersions;
   private watching: Promise<void> | undefined;
+  /** The `nocache` subscription is live (watch()): a pub need not wait for it. */
+  private watched = false;
   /** pub() calls waiting for a transaction: concurrent pubs are written together (group commit). */
   private readonly pubQueue: QueuedPub[] = [];
   private pubGroups = 0;
@@ -276,8 +278,12 @@ export class WorkflowApp {
             .subscribe<NocacheMessage>(controlSubject(this.client.cluster, this.id), () => {
               this.actives.forget(this.id);
             })
-            .then(() => undefined)
-        : Promise.resolve();
+            .then(() => {
+              this.watched = true;
+            })
+        : Promise.resolve().then(() => {
+            this.watched = true;
+          });
       this.bus?.onStatus((status) => {
         // Messages may have been missed while away: read the active version again.
         if (status === 'reconnected') this.actives.forget(this.id);
@@ -290,6 +296,19 @@ export class WorkflowApp {
     await this.watch();
     const version = await this.actives.get(this.id);
     return version === undefined ? undefined : this.versions.get(this.id, version);
+  }
+
+  /**
+   * The active app and its graph of `topic` when they are at hand (watched, version cached, app
+   * compiled), else undefined (graphFor reads or waits): every pub but the first few takes them so,
+   * without graphFor's three async calls (a promise and a frame each).
+   */
+  private readyGraph(topic: string): { app: CompiledApp; graph: CompiledGraph } | undefined {
+    if (!this.watched) return undefined;
+    const version = this.actives.peek(this.id);
+    const app = version === undefined ? undefined : this.versions.ready(this.id, version);
+    const graph = app ? graphOf(app, topic) : undefined;
+    return app && graph ? { app, graph } : undefined;
   }
 
   private async graphFor(topic: string): Promise<{ app: CompiledApp; graph: CompiledGraph }> {
@@ -418,13 +437,13 @@ export class WorkflowApp {
   }
 
   /** Starts a workflow on the active version; resolves with its id once it is stored. */
-  async pub(topic: string, data: unknown = {}, opts: PubOptions = {}): Promise<string> {
+  pub(topic: string, data: unknown = {}, opts: PubOptions = {}): Promise<string> {
     return this.pubWith(topic, data, opts);
   }
 
   /** pub, with rows of a layer above written in its transaction (src/internal.ts). */
   async pubWith(topic: string, data: unknown, opts: PubOptions, extra?: PubExtra): Promise<string> {
-    const { app, graph } = await this.graphFor(topic);
+    const { app, graph } = this.readyGraph(topic) ?? (await this.graphFor(topic));
     this.validate(graph, data);
     if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
       throw new ValidationError(`pending must be a number of seconds > 0, not ${JSON.stringify(opts.pending)}`, 'pending');

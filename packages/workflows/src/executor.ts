@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
-import { encodeColumnsJsonArrays, type ColumnType, type NewJob } from '@partita/postgres';
+import { encodeColumnsJsonArrays, textArray, type ColumnType, type NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
@@ -220,11 +220,11 @@ interface Pending {
    * Activity records to write, by workflow+activity+dimension; `entered`: entered in this transaction;
    * `mode`: how its Run knows the stored record (see Run.modeOf).
    */
-  activities: Map<string, { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode }>;
+  activities: Map<string, StagedRecord>;
   /** Workflow rows to write, by id: the last state staged wins. */
   workflows: Map<string, StagedWorkflow>;
   /** Jobs to enqueue; a step's job is linked to its activity record, which gets the job's id. */
-  jobs: { job: NewJob; step?: { workflowId: string; record: ActivityRecord } }[];
+  jobs: { job: NewJob; step?: ActivityRecord }[];
   /** Outputs of fan-out children that ended, for their parent's fan-in. */
   fanin: FaninRow[];
   /** Events to publish after the commit, by partition: one emit job each per flush. */
@@ -254,6 +254,10 @@ export interface StagedWorkflow {
   output?: unknown;
 }
 
+/**
+ * A record staged: changed in place until it is written (Run.flush), then completed by flushPending and
+ * sent as it is. Made with every field (undefined ones too): one shape for the writer's getters.
+ */
 export type StagedRecord = { workflowId: string; record: ActivityRecord; entered: boolean; mode?: RecordMode; day?: string };
 
 /**
@@ -291,7 +295,8 @@ export function transitionWriteParams(
 }
 
 /** workflows_insert's columns ($1-$13, in order): a started workflow with its state after its first transitions. The jsonb ones go as one JSON array each. */
-const INSERT_COLUMNS: [ColumnType, (w: WorkflowRow & { expire: number }) => unknown][] = [
+type InsertRow = Omit<WorkflowRow, 'start_day'> & { expire: number };
+const INSERT_COLUMNS: [ColumnType, (w: InsertRow) => unknown][] = [
   ['text', (w) => w.id],
   ['text', (w) => w.app_id],
   ['text', (w) => w.version],
@@ -363,12 +368,23 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
       // No state staged yet: written mid-transition (a statement needed its row, a fan-out's batch), so
       // still open; its state follows in this transaction's write. Stored as finished, it would get an
       // expiry (and an expiry partition) while it runs.
-      return {
-        ...w,
+      // Every field named (not `...w`): a spread's copy grew a property store for `expire`.
+      const row: InsertRow = {
+        id: w.id,
+        app_id: w.app_id,
+        version: w.version,
+        topic: w.topic,
+        partition: w.partition,
         status: state?.status ?? run?.status ?? OPEN_PLACEHOLDER,
         data: state?.data ?? run?.data ?? {},
+        search: w.search,
+        parent_id: w.parent_id,
+        parent_activity: w.parent_activity,
+        parent_dimension: w.parent_dimension,
+        parent_index: w.parent_index,
         expire: state?.expire ?? DEFAULT_EXPIRE_S,
       };
+      return row;
     });
     p.inserts.clear();
     for (const w of rows) p.created.add(w.id);
@@ -407,21 +423,27 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     for (const j of jobs) j.job.id ??= uuidv7();
     enqueued = s.db.enqueue(jobs.map((j) => j.job));
     for (const j of jobs) {
-      s.effects.wakes.add(`${j.job.partition}\u0000${j.job.queue ?? DEFAULT_QUEUE}`);
+      s.effects.wakes.add(wakeKeyOf(j.job.partition, j.job.queue ?? DEFAULT_QUEUE));
       // The step's link: its record holds the job's id (the continuation finds the record by it),
       // written below with the record, which its step staged.
-      if (j.step) j.step.record.job_id = j.job.id!;
+      if (j.step) j.step.job_id = j.job.id!;
     }
   }
   let records: StagedRecord[] = [];
   if (p.activities.size > 0) {
     records = new Array<StagedRecord>(p.activities.size);
     let i = 0;
-    for (const [k, staged] of p.activities) {
+    // Keys then values, not entries: an entry is an array per record.
+    for (const k of p.activities.keys()) {
+      const staged = p.activities.get(k)!;
       // A new workflow's record written for the first time cannot conflict: a plain insert (its day: today's).
       const fresh = p.created.has(staged.workflowId) && !p.written.has(k);
-      if (fresh) p.written.add(k);
-      records[i++] = { ...staged, mode: fresh ? 'i' : staged.mode, day: fresh ? undefined : dayOf(staged.workflowId) };
+      if (fresh) {
+        p.written.add(k);
+        staged.mode = 'i';
+      } else staged.day = dayOf(staged.workflowId);
+      // Not staged any more once cleared below: completed in place rather than copied.
+      records[i++] = staged;
     }
     p.activities.clear();
   }
@@ -447,6 +469,25 @@ export async function flushPending(s: Scope, publish = false): Promise<void> {
     written = s.db.run('transition_write', params);
   }
   await inOrder(inserted, enqueued, written);
+}
+
+/** Effects.wakes keys by partition then queue: the same few are added for every job (a string built and hashed each time). */
+const wakeKeys = new Map<string, Map<string, string>>();
+const WAKE_KEYS_KEPT = 1000;
+
+function wakeKeyOf(partition: string, queue: string): string {
+  let byQueue = wakeKeys.get(partition);
+  if (!byQueue) {
+    // Bounded: partitions are the caller's to name.
+    if (wakeKeys.size >= WAKE_KEYS_KEPT) wakeKeys.clear();
+    wakeKeys.set(partition, (byQueue = new Map()));
+  }
+  let k = byQueue.get(queue);
+  if (k === undefined) {
+    if (byQueue.size >= WAKE_KEYS_KEPT) byQueue.clear();
+    byQueue.set(queue, (k = `${partition}\u0000${queue}`));
+  }
+  return k;
 }
 
 /**
@@ -487,10 +528,14 @@ type RecordMode = 'u' | 'i';
 /** One workflow inside one transaction: its row (locked) and activity records, changed in memory and written by flush(). */
 class Run {
   private readonly records = new Map<string, ActivityRecord>();
-  /** Records known stored: loaded while the workflow was open, or staged since. */
-  private readonly stored = new Set<string>();
-  private readonly dirty = new Set<string>();
-  private readonly enteredNow = new Set<string>();
+  /**
+   * The records changed since the last flush(), by key: CHANGED, ENTERED (entered in this transaction),
+   * UNSTORED (new since the workflow was loaded, and not staged yet: not known stored). One map, not a
+   * set each (and a set of every stored key): a Run is made per workflow per step, and its sets were
+   * the largest allocation of a step's load. Made when a record changes, dropped when they are staged
+   * (a Map's clear() allocates a new table; most Runs are staged once).
+   */
+  private changes: Map<string, number> | undefined;
   status: number;
   data: Record<string, unknown>;
   /** Its data was patched (job maps) since it was loaded: its row is written even if the semaphore is back where it was. */
@@ -498,7 +543,7 @@ class Run {
   private wasOpen: boolean;
   private interruptedHere = false;
   /**
-   * Its stored records are known (`stored`): open when loaded (its lock keeps others from writing
+   * Its stored records are known (those loaded, and those staged since: not UNSTORED): open when loaded (its lock keeps others from writing
    * them), or started in this transaction. Stays so when it finishes here: its last transition's
    * records are still plain updates and inserts, not upserts.
    */
@@ -509,19 +554,24 @@ class Run {
     readonly row: WorkflowRow,
     readonly app: CompiledApp,
     readonly graph: CompiledGraph,
-    records: ActivityRecord[],
+    records: readonly ActivityRecord[],
     /** The dimensions whose records were loaded; undefined: all of them. */
     private loadedDimensions?: ReadonlySet<string>,
+    /** Its records are records[from, to) (a workflow's run of a batch's rows). */
+    from = 0,
+    to = records.length,
   ) {
-    for (const r of records) this.records.set(key(r.activity, r.dimension), r);
+    for (let i = from; i < to; i++) {
+      const r = records[i]!;
+      this.records.set(key(r.activity, r.dimension), r);
+    }
     this.status = num(row.status);
     // Counted on: the records of a workflow open when loaded, or started here (no stored row: no start_day);
     // a finished one is rarely written again, so its writes are upserts.
-    this.known = this.status > 0 || (records.length === 0 && row.start_day === undefined);
-    if (this.known) for (const k of this.records.keys()) this.stored.add(k);
+    this.known = this.status > 0 || (to === from && row.start_day === undefined);
     // Patched in place (job.maps): the row is this Run's own (read for it, or made for it), so not copied.
     this.data = row.data ?? {};
-    this.wasOpen = this.status > 0 || records.length === 0;
+    this.wasOpen = this.status > 0 || to === from;
   }
 
   get open(): boolean {
@@ -543,7 +593,6 @@ class Run {
       const k = key(r.activity, r.dimension);
       if (this.records.has(k)) continue;
       this.records.set(k, r);
-      if (this.known) this.stored.add(k);
     }
   }
 
@@ -562,9 +611,9 @@ class Run {
    * How a record is written (RecordMode): known only for a workflow open when loaded (then the records
    * of a loaded dimension are all in memory) or started here.
    */
-  private modeOf(k: string, r: ActivityRecord): RecordMode | undefined {
+  private modeOf(r: ActivityRecord, flags: number): RecordMode | undefined {
     if (!this.known) return undefined;
-    if (this.stored.has(k)) return 'u';
+    if ((flags & UNSTORED) === 0) return 'u';
     return !this.loadedDimensions || this.loadedDimensions.has(r.dimension) ? 'i' : undefined;
   }
 
@@ -617,9 +666,12 @@ class Run {
 
   private put(r: ActivityRecord, entered: boolean): void {
     const k = key(r.activity, r.dimension);
+    const changes = (this.changes ??= new Map());
+    const flags = changes.get(k);
+    // A key not in memory is a record not stored (of a loaded dimension: every stored one is in memory).
+    const unstored = flags === undefined ? (this.records.has(k) ? 0 : UNSTORED) : flags & UNSTORED;
+    changes.set(k, (flags ?? 0) | CHANGED | unstored | (entered ? ENTERED : 0));
     this.records.set(k, r);
-    this.dirty.add(k);
-    if (entered) this.enteredNow.add(k);
   }
 
   /**
@@ -743,7 +795,7 @@ class Run {
    */
   private step(job: NewJob, rec: ActivityRecord): void {
     job.continuation = STEP_CONTINUATION;
-    pendingOf(this.s).jobs.push({ job, step: { workflowId: this.row.id, record: rec } });
+    pendingOf(this.s).jobs.push({ job, step: rec });
   }
 
   /** A hook activity starts waiting: registers for its topics, and takes a signal that came early. */
@@ -976,8 +1028,7 @@ class Run {
     this.interruptedHere = true;
     this.status = INTERRUPTED;
     this.final = true;
-    this.dirty.clear();
-    this.enteredNow.clear();
+    this.changes = undefined;
   }
 
   /** How this workflow interrupted itself: its parent's await hears it when the workflow is flushed. */
@@ -996,16 +1047,6 @@ class Run {
     }
   }
 
-  /** Stages one record for transition_write. */
-  private stage(p: Pending, k: string, record: ActivityRecord, entered: boolean): void {
-    const at = `${this.row.id}\u0000${k}`;
-    const staged = p.activities.get(at);
-    // Staged before and not written yet: written as first decided (an insert stays one).
-    const mode = staged ? staged.mode : this.modeOf(k, record);
-    p.activities.set(at, { workflowId: this.row.id, record, entered: entered || (staged?.entered ?? false), ...(mode ? { mode } : {}) });
-    if (this.known) this.stored.add(k);
-  }
-
   /**
    * A step's job succeeded after its workflow ended (interrupted, or failed by another branch): nothing
    * transitions, but the step ran, and its record is the only trace of that (a step's success leaves
@@ -1015,19 +1056,47 @@ class Run {
   recordAfterEnd(rec: ActivityRecord, output: unknown): void {
     rec.state = 'done';
     rec.output = { data: output };
-    this.stage(pendingOf(this.s), key(rec.activity, rec.dimension), rec, false);
+    this.put(rec, false);
+    this.stageChanges(pendingOf(this.s));
+  }
+
+  /** Stages the records changed since the last call for transition_write. */
+  private stageChanges(p: Pending): void {
+    // Staged: stored once written (a record staged again is written as first decided, below).
+    const changes = this.changes;
+    this.changes = undefined;
+    if (!changes) return;
+    // Keys then values, not entries: an entry is an array per record.
+    for (const k of changes.keys()) {
+      const flags = changes.get(k)!;
+      const at = `${this.row.id}\u0000${k}`;
+      const staged = p.activities.get(at);
+      const record = this.records.get(k)!;
+      // Staged before and not written yet: written as first decided (an insert stays one).
+      if (staged) {
+        staged.record = record;
+        if (flags & ENTERED) staged.entered = true;
+      } else
+        p.activities.set(at, {
+          workflowId: this.row.id,
+          record,
+          entered: (flags & ENTERED) !== 0,
+          mode: this.modeOf(record, flags),
+          day: undefined,
+        });
+    }
   }
 
   /**
    * Stages what changed (written by flushPending with the rest of the transaction); a workflow that
-   * just finished publishes its output and completes its parent's await.
+   * just finished publishes its output and completes its parent's await. A promise only when that
+   * waits (a statement, the parent's transition): a step's flush runs through without one (an async
+   * function's frame and promise per flush).
    */
-  async flush(): Promise<void> {
-    if (this.final) return;
+  flush(): Promise<void> | undefined {
+    if (this.final) return undefined;
     const p = pendingOf(this.s);
-    for (const k of this.dirty) this.stage(p, k, this.records.get(k)!, this.enteredNow.has(k));
-    this.dirty.clear();
-    this.enteredNow.clear();
+    this.stageChanges(p);
     const finished = this.wasOpen && this.status <= 0;
     // Staged again in this transaction (another child of this parent finished too): finished once.
     this.wasOpen = this.status > 0;
@@ -1036,9 +1105,9 @@ class Run {
     if (ended && p.inserts.has(this.row.id)) {
       // Ended in the transaction that started it: inserted first, then finished with its output.
       p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire: -1 });
-      await flushPending(this.s);
-      await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
-    } else if (ended)
+      return this.finishInserted(expire, finished);
+    }
+    if (ended)
       p.workflows.set(this.row.id, {
         id: this.row.id,
         status: this.status,
@@ -1053,14 +1122,31 @@ class Run {
       // transition of this transaction staged for it is dropped: the stored row is that state again.
       p.workflows.delete(this.row.id);
     else p.workflows.set(this.row.id, { id: this.row.id, status: this.status, data: this.data, expire });
-    if (!finished) return;
+    return finished ? this.finished() : undefined;
+  }
+
+  /** flush() of a workflow that ended in the transaction that started it: inserted first, then finished with its output. */
+  private async finishInserted(expire: number, finished: boolean): Promise<void> {
+    await flushPending(this.s);
+    await runNow(this.s, 'workflow_finish', [this.row.id, this.failedWith ?? null, expire]);
+    if (finished) await this.finished();
+  }
+
+  /** flush() of a workflow that just finished: its output is published, its parent's await hears of it. */
+  private finished(): Promise<void> | undefined {
     const output = this.status === 0 ? this.data : this.failedWith;
     emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'output', this.status, output);
-    if (this.row.parent_id && this.status === 0) await completeAwait(this.s, this.row, this.data);
-    else if (this.row.parent_id && this.status === FAILED) await failAwait(this.s, this.row, this.failedWith);
-    else if (this.status === INTERRUPTED && this.interruption) await tellParentOfInterrupt(this.s, this.row, this.interruption);
+    if (this.row.parent_id && this.status === 0) return completeAwait(this.s, this.row, this.data);
+    if (this.row.parent_id && this.status === FAILED) return failAwait(this.s, this.row, this.failedWith);
+    if (this.status === INTERRUPTED && this.interruption) return tellParentOfInterrupt(this.s, this.row, this.interruption);
+    return undefined;
   }
 }
+
+/** Run.changes flags. */
+const CHANGED = 1;
+const ENTERED = 2;
+const UNSTORED = 4;
 
 /** The dimensions of a workflow loaded for steps of its first pass: shared, so never changed (Run.holdDimension copies it). */
 const FIRST_PASS: ReadonlySet<string> = new Set(['']);
@@ -1204,19 +1290,33 @@ async function loadMany(s: Scope, steps: { workflow: string; dimension: string }
 }
 
 /** runOf without a wait, when the workflow's app version is compiled already (every step's but the first of a version). */
-function runReady(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: ReadonlySet<string>): Run | undefined {
+function runReady(
+  s: Scope,
+  row: WorkflowRow,
+  records: readonly ActivityRecord[],
+  loadedDimensions?: ReadonlySet<string>,
+  from?: number,
+  to?: number,
+): Run | undefined {
   const app = s.versions.ready(row.app_id, row.version);
   if (!app) return undefined;
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  return new Run(s, row, app, graph, records, loadedDimensions);
+  return new Run(s, row, app, graph, records, loadedDimensions, from, to);
 }
 
-async function runOf(s: Scope, row: WorkflowRow, records: ActivityRecord[], loadedDimensions?: ReadonlySet<string>): Promise<Run> {
+async function runOf(
+  s: Scope,
+  row: WorkflowRow,
+  records: readonly ActivityRecord[],
+  loadedDimensions?: ReadonlySet<string>,
+  from?: number,
+  to?: number,
+): Promise<Run> {
   const app = await s.versions.get(row.app_id, row.version);
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  return new Run(s, row, app, graph, records, loadedDimensions);
+  return new Run(s, row, app, graph, records, loadedDimensions, from, to);
 }
 
 export interface StartOptions {
@@ -1301,50 +1401,81 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
       jobs.map((j) => j.id),
     );
   await inOrder(locking, taking);
-  const [lockedRows, rows] = [await locking, await taking];
+  const lockedRows = await locking;
+  const rows = await taking;
   const byId = new Map<string, StepJobOutcome>();
   for (const j of jobs) byId.set(j.id, j);
   // A step is the record holding its job's id while it runs (or, a sleep, waits): done or failed, its
   // transition happened. Records of jobs sent ahead whose outcome the store then refused are not
-  // among the jobs: nothing was taken from them, they stay as they are.
-  const steps: { row: TakeRow; job: StepJobOutcome }[] = [];
+  // among the jobs: nothing was taken from them, they stay as they are. (Two arrays side by side,
+  // not an object per step.)
+  const stepRows: TakeRow[] = [];
+  const stepJobs: StepJobOutcome[] = [];
+  // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
+  const dimensionsOf = new Map<string, ReadonlySet<string>>();
   for (const r of rows) {
     const job = r.job_id === null ? undefined : byId.get(r.job_id);
     if (!job || (r.state !== 'running' && r.state !== 'waiting')) continue;
-    steps.push({ row: r, job });
+    stepRows.push(r);
+    stepJobs.push(job);
+    const dims = dimensionsOf.get(r.workflow_id);
+    if (!dims) dimensionsOf.set(r.workflow_id, r.dimension === '' ? FIRST_PASS : new Set(['', r.dimension]));
+    else if (!dims.has(r.dimension)) dimensionsOf.set(r.workflow_id, new Set(dims).add(r.dimension));
   }
-  if (steps.length === 0) return;
+  if (stepRows.length === 0) return;
   // The rows are the records (their extra workflow_id is never written: flushPending lists the fields),
-  // as loadMany's are: a copy of each was a tenth of a step's allocations.
-  const records = new Map<string, ActivityRecord[]>();
-  for (const r of rows) {
-    let list = records.get(r.workflow_id);
-    if (!list) records.set(r.workflow_id, (list = []));
-    list.push(r);
+  // as loadMany's are: a copy of each was a tenth of a step's allocations. Each workflow's are read
+  // together (its lateral in steps_take): a Run takes its run of rows as they are, with no list made
+  // per workflow; were a workflow's rows ever apart, they are grouped in lists.
+  const firstAt = new Map<string, number>();
+  let apart = false;
+  for (let i = 0; i < rows.length; i++) {
+    const id = rows[i]!.workflow_id;
+    if (i > 0 && rows[i - 1]!.workflow_id === id) continue;
+    if (firstAt.has(id)) apart = true;
+    else firstAt.set(id, i);
   }
+  const lists = apart ? recordsByWorkflow(rows) : undefined;
   // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
   // by the generic path below, which locks it first.
-  // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
-  const dimensionsOf = new Map<string, ReadonlySet<string>>();
-  for (const { row: st } of steps) {
-    const dims = dimensionsOf.get(st.workflow_id);
-    if (!dims) dimensionsOf.set(st.workflow_id, st.dimension === '' ? FIRST_PASS : new Set(['', st.dimension]));
-    else if (!dims.has(st.dimension)) dimensionsOf.set(st.workflow_id, new Set(dims).add(st.dimension));
-  }
   const runs = pendingOf(s).runs;
   for (const row of lockedRows) {
     const dims = dimensionsOf.get(row.id);
-    if (dims && !runs.has(row.id))
-      runs.set(row.id, runReady(s, row, records.get(row.id) ?? [], dims) ?? (await runOf(s, row, records.get(row.id) ?? [], dims)));
+    if (!dims || runs.has(row.id)) continue;
+    let records: readonly ActivityRecord[] = lists?.get(row.id) ?? NO_RECORDS;
+    let from = 0;
+    let to = records.length;
+    if (!lists) {
+      const at = firstAt.get(row.id);
+      if (at !== undefined) {
+        records = rows;
+        from = at;
+        for (to = at + 1; to < rows.length && rows[to]!.workflow_id === row.id; to++);
+      }
+    }
+    runs.set(row.id, runReady(s, row, records, dims, from, to) ?? (await runOf(s, row, records, dims, from, to)));
   }
-  for (const { row, job } of steps) {
-    const finishing = finishStepStaged(s, row, job);
+  for (let i = 0; i < stepRows.length; i++) {
+    const finishing = finishStepStaged(s, stepRows[i]!, stepJobs[i]!);
     if (finishing) await finishing;
   }
   await flushPending(s, true);
 }
 
 type TakeRow = ActivityRecord & { workflow_id: string };
+
+const NO_RECORDS: readonly ActivityRecord[] = [];
+
+/** steps_take's rows in a list per workflow. */
+function recordsByWorkflow(rows: TakeRow[]): Map<string, ActivityRecord[]> {
+  const records = new Map<string, ActivityRecord[]>();
+  for (const r of rows) {
+    let list = records.get(r.workflow_id);
+    if (!list) records.set(r.workflow_id, (list = []));
+    list.push(r);
+  }
+  return records;
+}
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {
@@ -1359,8 +1490,10 @@ export interface StepsTaken {
  * whose outcome the store refused is left out afterwards (finishStepJobs).
  */
 export function takeSteps(db: Db, ids: string[]): StepsTaken {
-  const locking = db.run<WorkflowRow>('steps_lock', [ids]);
-  const taking = db.run<TakeRow>('steps_take', [ids]);
+  // One binary text[] for both statements (textArray).
+  const param = textArray(ids);
+  const locking = db.run<WorkflowRow>('steps_lock', [param]);
+  const taking = db.run<TakeRow>('steps_take', [param]);
   locking.catch(() => undefined);
   taking.catch(() => undefined);
   return { locking, taking };
@@ -1727,7 +1860,13 @@ export async function holdWorkflow(s: Scope, o: Omit<StartOptions, 'parent'> & {
     attempts: 0,
     errors: [],
   };
-  pendingOf(s).activities.set(`${o.id}\u0000${key(held.activity, '')}`, { workflowId: o.id, record: held, entered: false });
+  pendingOf(s).activities.set(`${o.id}\u0000${key(held.activity, '')}`, {
+    workflowId: o.id,
+    record: held,
+    entered: false,
+    mode: undefined,
+    day: undefined,
+  });
   await flushPending(s, true);
 }
 
