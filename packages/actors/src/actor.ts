@@ -90,13 +90,18 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   // On the prototype (below), not a field of every instance.
   declare readonly kind: 'actor';
   readonly id: number;
-  readonly name: string;
   readonly registered: boolean;
   readonly shutdownMs: number;
   readonly ctx: ActorContext<M, R>;
 
   private readonly sys: SystemInternals;
   private readonly behavior: Behavior<M, R>;
+  /**
+   * The name, or with `suffix` its first part: a supervisor's child is named `<supervisor>/<child id>`,
+   * and that string is made only when read (logs, errors), not for every worker a supervisor starts.
+   */
+  private readonly prefix: string;
+  private readonly suffix: string | undefined;
   /** The mailbox; the shared empty one until the first message: most worker actors never get one. */
   private q: unknown[] = NO_MAIL;
   private head = 0;
@@ -124,14 +129,27 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     return (this.more ??= new More());
   }
 
-  constructor(sys: SystemInternals, behavior: Behavior<M, R>, id: number, name: string, registered: boolean, shutdownMs: number) {
+  constructor(
+    sys: SystemInternals,
+    behavior: Behavior<M, R>,
+    id: number,
+    name: string,
+    registered: boolean,
+    shutdownMs: number,
+    suffix?: string,
+  ) {
     this.sys = sys;
     this.behavior = behavior;
     this.id = id;
-    this.name = name;
+    this.prefix = name;
+    this.suffix = suffix;
     this.registered = registered;
     this.shutdownMs = shutdownMs;
     this.ctx = new Context(this);
+  }
+
+  get name(): string {
+    return this.suffix === undefined ? this.prefix : `${this.prefix}/${this.suffix}`;
   }
 
   get alive(): boolean {
