@@ -57,6 +57,13 @@ export type StartResult = { ok: true } | { ok: false; error: unknown };
 /** Every successful start shares this result: a dynamic supervisor starts one actor per job. */
 const START_OK: StartResult = Object.freeze({ ok: true as const });
 
+/** The exit of every actor stopped with reason 'normal' (a worker ending its job): one shared, frozen object. */
+const NORMAL_EXIT: ActorExit = Object.freeze({ reason: 'normal', crashed: false });
+
+function stopExit(reason: unknown): ActorExit {
+  return reason === 'normal' ? NORMAL_EXIT : { reason, crashed: false };
+}
+
 /** Every actor's mailbox until its first message (never pushed to: call and cast replace it first). */
 const NO_MAIL: unknown[] = [];
 
@@ -200,7 +207,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
 
   stop(reason: unknown = 'normal'): Promise<void> {
     if (this.state === STOPPED) return Promise.resolve();
-    if (this.state !== STOPPING) this.beginStop({ reason, crashed: false });
+    if (this.state !== STOPPING) this.beginStop(stopExit(reason));
     const more = this.m();
     return (more.stopped ??= new Promise<void>((resolve) => {
       more.resolveStopped = resolve;
@@ -209,7 +216,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
 
   /** ctx.stop(): begins the stop like stop(), with no promise for a caller that does not wait. */
   requestStop(reason: unknown = 'normal'): void {
-    if (this.state <= RUNNING) this.beginStop({ reason, crashed: false });
+    if (this.state <= RUNNING) this.beginStop(stopExit(reason));
   }
 
   /** @internal Called by ExitListeners. */
