@@ -64,6 +64,9 @@ function stopExit(reason: unknown): ActorExit {
   return reason === 'normal' ? NORMAL_EXIT : { reason, crashed: false };
 }
 
+/** Slots (two per message) an emptied mailbox keeps for the next burst; beyond this it lets them go. */
+const MAILBOX_KEPT = 8192;
+
 /** Every actor's mailbox until its first message (never pushed to: call and cast replace it first). */
 const NO_MAIL: unknown[] = [];
 
@@ -112,6 +115,12 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   /** The mailbox; the shared empty one until the first message: most worker actors never get one. */
   private q: unknown[] = NO_MAIL;
   private head = 0;
+  /**
+   * Where the next message goes. Emptied, the mailbox keeps its slots (up to MAILBOX_KEPT) for the
+   * next burst: reset to no length, a busy actor (an engine told of every job's end) grew a new
+   * backing store for every burst of messages.
+   */
+  private tail = 0;
   private state = STARTING;
   /** A drain is queued or running; no other may be queued. */
   private scheduled = false;
@@ -165,7 +174,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
 
   /** Messages waiting (not counting one being handled). */
   get mailboxSize(): number {
-    return (this.q.length - this.head) >> 1;
+    return (this.tail - this.head) >> 1;
   }
 
   get system(): ActorSystem {
@@ -182,8 +191,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     return new Promise<R>((resolve, reject) => {
       const reply = new Reply(resolve, reject);
       if (timeoutMs !== Infinity) reply.timer = setTimeout(callTimedOut, timeoutMs, reply, this.name, timeoutMs);
-      if (this.q === NO_MAIL) this.q = [];
-      this.q.push(msg, reply);
+      this.put(msg, reply);
       if (!this.scheduled && !this.busy && this.state === RUNNING) {
         this.scheduled = true;
         microtask(this.callbacks().drain);
@@ -196,13 +204,23 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.sys.logger.debug({ actor: this.name }, 'cast to an actor that is not running: message dropped');
       return;
     }
-    if (this.q === NO_MAIL) this.q = [];
-    this.q.push(msg, undefined);
+    this.put(msg, undefined);
     // Delivery is always asynchronous: running the handler inside cast() would re-enter the sender's stack.
     if (!this.scheduled && !this.busy && this.state === RUNNING) {
       this.scheduled = true;
       microtask(this.callbacks().drain);
     }
+  }
+
+  private put(msg: M, reply: Reply | undefined): void {
+    let q = this.q;
+    if (q === NO_MAIL) this.q = q = [];
+    const at = this.tail;
+    if (at < q.length) {
+      q[at] = msg;
+      q[at + 1] = reply;
+    } else q.push(msg, reply);
+    this.tail = at + 2;
   }
 
   stop(reason: unknown = 'normal'): Promise<void> {
@@ -308,7 +326,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     this.settleStart(START_OK);
     if (this.state === STARTING) {
       this.state = RUNNING;
-      if (this.head < this.q.length && !this.scheduled) {
+      if (this.head < this.tail && !this.scheduled) {
         this.scheduled = true;
         microtask(this.callbacks().drain);
       }
@@ -356,7 +374,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     const behavior = this.behavior;
     const ctx = this.ctx;
     try {
-      while (this.head < q.length) {
+      while (this.head < this.tail) {
         if (!slice.take()) {
           this.compact();
           setImmediate(this.callbacks().drain);
@@ -391,8 +409,10 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
           return;
         }
       }
-      q.length = 0;
+      // Every slot read was cleared as it was read.
       this.head = 0;
+      this.tail = 0;
+      if (q.length > MAILBOX_KEPT) q.length = 0;
       this.scheduled = false;
     } catch (err) {
       // Only reachable through a misbehaving thenable or logger; still never escapes into the process.
@@ -406,7 +426,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     this.busy = false;
     if (reply !== undefined && !reply.ok(value)) this.lateReply();
     if (this.state === RUNNING) {
-      if (!this.scheduled && this.head < this.q.length) {
+      if (!this.scheduled && this.head < this.tail) {
         this.scheduled = true;
         this.drain();
       }
@@ -433,9 +453,10 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   /** Drops consumed slots once they are at least half of the array, so a mailbox that never empties does not grow forever. */
   private compact(): void {
     const head = this.head;
-    if (head < 2048 || head * 2 < this.q.length) return;
+    if (head < 2048 || head * 2 < this.tail) return;
     // splice has a memmove fast path on V8's packed arrays; copyWithin is element by element.
     this.q.splice(0, head);
+    this.tail -= head;
     this.head = 0;
   }
 
@@ -485,15 +506,16 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     }
     const q = this.q;
     let dropped = 0;
-    if (this.head < q.length) {
+    if (this.head < this.tail) {
       const detail = exit.crashed ? 'crashed before handling this call' : 'stopped before handling this call';
-      for (let i = this.head; i < q.length; i += 2) {
+      for (let i = this.head; i < this.tail; i += 2) {
         const reply = q[i + 1] as Reply | undefined;
         if (reply !== undefined) reply.fail(new ActorStoppedError(this.name, exit.reason, detail));
         else dropped++;
       }
       q.length = 0;
       this.head = 0;
+      this.tail = 0;
     }
     if (dropped > 0) this.sys.logger.debug({ actor: this.name, dropped }, 'queued casts dropped on stop');
     // Let a handler that called stop() on itself return first: the rest runs on a microtask.
