@@ -196,8 +196,10 @@ class Attempt implements Behavior<WorkerMsg, void> {
   }
 }
 
-/** What perform sees of its run. */
-// Read through to the job rather than copied: one is made per job, and four fields were a third of it.
+/**
+ * What perform sees of its run. Its id, partition, queue and attempt are read through to the job,
+ * not copied: one is made per job, and the four copies were a third of it.
+ */
 class RunContext implements JobContext {
   private childLogger: Logger | undefined = undefined;
 
