@@ -57,59 +57,115 @@ export type StartResult = { ok: true } | { ok: false; error: unknown };
 /** Every successful start shares this result: a dynamic supervisor starts one actor per job. */
 const START_OK: StartResult = Object.freeze({ ok: true as const });
 
+/** The exit of every actor stopped with reason 'normal' (a worker ending its job): one shared, frozen object. */
+const NORMAL_EXIT: ActorExit = Object.freeze({ reason: 'normal', crashed: false });
+
+function stopExit(reason: unknown): ActorExit {
+  return reason === 'normal' ? NORMAL_EXIT : { reason, crashed: false };
+}
+
+/** Slots (two per message) an emptied mailbox keeps for the next burst; beyond this it lets them go. */
+const MAILBOX_KEPT = 8192;
+
+/** Every actor's mailbox until its first message (never pushed to: call and cast replace it first). */
+const NO_MAIL: unknown[] = [];
+
+/** An actor's state that most actors never need (see Actor.more). */
+class More {
+  /** The reply of the call whose async handler is in flight. */
+  current: Reply | undefined = undefined;
+  /** Set when stopping and the in-flight work settles. */
+  onIdle: (() => void) | undefined = undefined;
+  /** What an in-flight handler threw after a stop had begun; it turns the exit into a crash. */
+  lateCrash: unknown = NO_CRASH;
+  /** What stop() hands out, made only when someone asks: most stops (ctx.stop, a crash) have no one waiting. */
+  stopped: Promise<void> | undefined = undefined;
+  resolveStopped: (() => void) | undefined = undefined;
+  /** Made by the first monitor(): a worker actor per job usually has none but its supervisor's link. */
+  exitListeners: ExitListeners | undefined = undefined;
+  startWaiters: ((r: StartResult) => void)[] | undefined = undefined;
+  timers: Set<ReturnType<typeof setTimeout>> | undefined = undefined;
+  controller: AbortController | undefined = undefined;
+  childLogger: Logger | undefined = undefined;
+  /** The run loop and async-handler callbacks, bound to the actor on first use. */
+  bound: BoundCallbacks | undefined = undefined;
+}
+
 /**
  * One actor incarnation: its mailbox, its run loop, its lifecycle. The mailbox is a single array of
  * (message, reply-or-undefined) pairs read through a head index, so a cast allocates nothing but
  * array slots and dequeuing never shifts the array.
  */
 export class Actor<M = any, R = any> implements ActorRef<M, R> {
-  readonly kind = 'actor' as const;
+  // On the prototype (below), not a field of every instance.
+  declare readonly kind: 'actor';
   readonly id: number;
-  readonly name: string;
   readonly registered: boolean;
   readonly shutdownMs: number;
   readonly ctx: ActorContext<M, R>;
 
   private readonly sys: SystemInternals;
   private readonly behavior: Behavior<M, R>;
-  private readonly q: unknown[] = [];
+  /**
+   * The name, or with `suffix` its first part: a supervisor's child is named `<supervisor>/<child id>`,
+   * and that string is made only when read (logs, errors), not for every worker a supervisor starts.
+   */
+  private readonly prefix: string;
+  private readonly suffix: string | undefined;
+  /** The mailbox; the shared empty one until the first message: most worker actors never get one. */
+  private q: unknown[] = NO_MAIL;
   private head = 0;
+  /**
+   * Where the next message goes. Emptied, the mailbox keeps its slots (up to MAILBOX_KEPT) for the
+   * next burst: reset to no length, a busy actor (an engine told of every job's end) grew a new
+   * backing store for every burst of messages.
+   */
+  private tail = 0;
   private state = STARTING;
   /** A drain is queued or running; no other may be queued. */
   private scheduled = false;
   /** An async init or handler is in flight; the next message waits for it. */
   private busy = false;
-  private current: Reply | undefined = undefined;
   private launched = false;
   private initOk = false;
-  /** Set when stopping and the in-flight work settles. */
-  private onIdle: (() => void) | undefined = undefined;
-  /** What an in-flight handler threw after a stop had begun; it turns the exit into a crash. */
-  private lateCrash: unknown = NO_CRASH;
-  /** What stop() hands out, made only when someone asks: most stops (ctx.stop, a crash) have no one waiting. */
-  private stopped: Promise<void> | undefined = undefined;
-  private resolveStopped: (() => void) | undefined = undefined;
-  private pendingExit: ActorExit | undefined = undefined;
-  private exitInfo: ActorExit | undefined = undefined;
-  /** Made by the first monitor(): a worker actor per job usually has none but its supervisor's link. */
-  private exitListeners: ExitListeners | undefined = undefined;
+  /** How the stop that began ends (set when it begins); once STOPPED, how it ended. */
+  private exit: ActorExit | undefined = undefined;
   /** The supervisor of this incarnation and its entry for it: told of the exit before any monitor, without a closure per child. */
   private parent: ExitParent | undefined = undefined;
   private parentEntry: unknown = undefined;
   private startResult: StartResult | undefined = undefined;
-  private startWaiters: ((r: StartResult) => void)[] | undefined = undefined;
-  timers: Set<ReturnType<typeof setTimeout>> | undefined = undefined;
-  controller: AbortController | undefined = undefined;
-  childLogger: Logger | undefined = undefined;
+  /**
+   * What only some actors need (async handlers, waiting stoppers, monitors, timers, a signal, a
+   * logger), made on first use: a dynamic supervisor starts one actor per job, and each field of
+   * an instance is a word the garbage collector copies for every one of them.
+   */
+  private more: More | undefined = undefined;
+  /** @internal */
+  m(): More {
+    return (this.more ??= new More());
+  }
 
-  constructor(sys: SystemInternals, behavior: Behavior<M, R>, id: number, name: string, registered: boolean, shutdownMs: number) {
+  constructor(
+    sys: SystemInternals,
+    behavior: Behavior<M, R>,
+    id: number,
+    name: string,
+    registered: boolean,
+    shutdownMs: number,
+    suffix?: string,
+  ) {
     this.sys = sys;
     this.behavior = behavior;
     this.id = id;
-    this.name = name;
+    this.prefix = name;
+    this.suffix = suffix;
     this.registered = registered;
     this.shutdownMs = shutdownMs;
     this.ctx = new Context(this);
+  }
+
+  get name(): string {
+    return this.suffix === undefined ? this.prefix : `${this.prefix}/${this.suffix}`;
   }
 
   get alive(): boolean {
@@ -118,7 +174,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
 
   /** Messages waiting (not counting one being handled). */
   get mailboxSize(): number {
-    return (this.q.length - this.head) >> 1;
+    return (this.tail - this.head) >> 1;
   }
 
   get system(): ActorSystem {
@@ -135,7 +191,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     return new Promise<R>((resolve, reject) => {
       const reply = new Reply(resolve, reject);
       if (timeoutMs !== Infinity) reply.timer = setTimeout(callTimedOut, timeoutMs, reply, this.name, timeoutMs);
-      this.q.push(msg, reply);
+      this.put(msg, reply);
       if (!this.scheduled && !this.busy && this.state === RUNNING) {
         this.scheduled = true;
         microtask(this.callbacks().drain);
@@ -148,7 +204,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.sys.logger.debug({ actor: this.name }, 'cast to an actor that is not running: message dropped');
       return;
     }
-    this.q.push(msg, undefined);
+    this.put(msg, undefined);
     // Delivery is always asynchronous: running the handler inside cast() would re-enter the sender's stack.
     if (!this.scheduled && !this.busy && this.state === RUNNING) {
       this.scheduled = true;
@@ -156,17 +212,29 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     }
   }
 
+  private put(msg: M, reply: Reply | undefined): void {
+    let q = this.q;
+    if (q === NO_MAIL) this.q = q = [];
+    const at = this.tail;
+    if (at < q.length) {
+      q[at] = msg;
+      q[at + 1] = reply;
+    } else q.push(msg, reply);
+    this.tail = at + 2;
+  }
+
   stop(reason: unknown = 'normal'): Promise<void> {
     if (this.state === STOPPED) return Promise.resolve();
-    if (this.state !== STOPPING) this.beginStop({ reason, crashed: false });
-    return (this.stopped ??= new Promise<void>((resolve) => {
-      this.resolveStopped = resolve;
+    if (this.state !== STOPPING) this.beginStop(stopExit(reason));
+    const more = this.m();
+    return (more.stopped ??= new Promise<void>((resolve) => {
+      more.resolveStopped = resolve;
     }));
   }
 
   /** ctx.stop(): begins the stop like stop(), with no promise for a caller that does not wait. */
   requestStop(reason: unknown = 'normal'): void {
-    if (this.state <= RUNNING) this.beginStop({ reason, crashed: false });
+    if (this.state <= RUNNING) this.beginStop(stopExit(reason));
   }
 
   /** @internal Called by ExitListeners. */
@@ -175,7 +243,8 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   }
 
   monitor(listener: ExitListener): () => void {
-    return (this.exitListeners ??= new ExitListeners(this, this.exitInfo)).add(listener);
+    const more = this.m();
+    return (more.exitListeners ??= new ExitListeners(this, this.exitInfo())).add(listener);
   }
 
   /**
@@ -185,7 +254,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   link(parent: ExitParent | undefined, entry: unknown): void {
     this.parent = parent;
     this.parentEntry = entry;
-    const exit = this.exitInfo;
+    const exit = this.exitInfo();
     if (parent !== undefined && exit !== undefined) {
       this.parent = undefined;
       this.parentEntry = undefined;
@@ -209,7 +278,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   /** Resolves when init has finished (or failed); never rejects. */
   whenStarted(): Promise<StartResult> {
     if (this.startResult !== undefined) return Promise.resolve(this.startResult);
-    return new Promise((resolve) => (this.startWaiters ??= []).push(resolve));
+    return new Promise((resolve) => (this.m().startWaiters ??= []).push(resolve));
   }
 
   /** Runs init. Called by the system once the actor is registered; later calls do nothing. */
@@ -242,9 +311,8 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   // The callbacks below are bound on first use, not per instance: most actors a dynamic supervisor
   // starts (one per job) never take an async path, and five closures each were a measurable part
   // of what the garbage collector copied at tens of thousands of jobs a second.
-  private bound: BoundCallbacks | undefined = undefined;
   private callbacks(): BoundCallbacks {
-    return (this.bound ??= {
+    return (this.m().bound ??= {
       drain: () => this.drain(),
       asyncDone: (v) => this.asyncDone(v),
       asyncFailed: (e) => this.asyncFailed(e),
@@ -258,12 +326,12 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     this.settleStart(START_OK);
     if (this.state === STARTING) {
       this.state = RUNNING;
-      if (this.head < this.q.length && !this.scheduled) {
+      if (this.head < this.tail && !this.scheduled) {
         this.scheduled = true;
         microtask(this.callbacks().drain);
       }
     } else {
-      this.onIdle?.();
+      this.more?.onIdle?.();
     }
   }
 
@@ -278,16 +346,17 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.sys.logger.error({ actor: this.name, err }, 'actor failed to start: init threw');
       this.beginStop({ reason: err, crashed: true });
     } else {
-      this.lateCrash = err;
-      this.onIdle?.();
+      this.m().lateCrash = err;
+      this.more?.onIdle?.();
     }
   }
 
   private settleStart(result: StartResult): void {
     this.startResult = result;
-    const waiters = this.startWaiters;
+    const more = this.more;
+    const waiters = more?.startWaiters;
     if (waiters === undefined) return;
-    this.startWaiters = undefined;
+    more!.startWaiters = undefined;
     for (const w of waiters) w(result);
   }
 
@@ -305,7 +374,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     const behavior = this.behavior;
     const ctx = this.ctx;
     try {
-      while (this.head < q.length) {
+      while (this.head < this.tail) {
         if (!slice.take()) {
           this.compact();
           setImmediate(this.callbacks().drain);
@@ -327,7 +396,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
         }
         if (isThenable(result)) {
           this.busy = true;
-          this.current = reply;
+          if (reply !== undefined) this.m().current = reply;
           this.scheduled = false;
           this.compact();
           const cb = this.callbacks();
@@ -340,8 +409,10 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
           return;
         }
       }
-      q.length = 0;
+      // Every slot read was cleared as it was read.
       this.head = 0;
+      this.tail = 0;
+      if (q.length > MAILBOX_KEPT) q.length = 0;
       this.scheduled = false;
     } catch (err) {
       // Only reachable through a misbehaving thenable or logger; still never escapes into the process.
@@ -351,31 +422,29 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   }
 
   private asyncDone(value: unknown): void {
-    const reply = this.current;
-    this.current = undefined;
+    const reply = this.takeCurrent();
     this.busy = false;
     if (reply !== undefined && !reply.ok(value)) this.lateReply();
     if (this.state === RUNNING) {
-      if (!this.scheduled && this.head < this.q.length) {
+      if (!this.scheduled && this.head < this.tail) {
         this.scheduled = true;
         this.drain();
       }
     } else if (this.state === STOPPING) {
-      this.onIdle?.();
+      this.more?.onIdle?.();
     }
   }
 
   private asyncFailed(err: unknown): void {
-    const reply = this.current;
-    this.current = undefined;
+    const reply = this.takeCurrent();
     this.busy = false;
     if (this.state === RUNNING) {
       this.crash(err, reply);
     } else if (this.state === STOPPING) {
       reply?.fail(new ActorCrashedError(this.name, err));
       this.sys.logger.error({ actor: this.name, err }, 'actor crashed while stopping');
-      this.lateCrash = err;
-      this.onIdle?.();
+      this.m().lateCrash = err;
+      this.more?.onIdle?.();
     } else {
       this.sys.logger.debug({ actor: this.name, err }, 'handler of an abandoned actor failed');
     }
@@ -384,9 +453,10 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   /** Drops consumed slots once they are at least half of the array, so a mailbox that never empties does not grow forever. */
   private compact(): void {
     const head = this.head;
-    if (head < 2048 || head * 2 < this.q.length) return;
+    if (head < 2048 || head * 2 < this.tail) return;
     // splice has a memmove fast path on V8's packed arrays; copyWithin is element by element.
     this.q.splice(0, head);
+    this.tail -= head;
     this.head = 0;
   }
 
@@ -399,36 +469,53 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
     this.sys.logger.error({ actor: this.name, err }, 'actor crashed');
     if (this.state === STOPPING) {
       // The handler called stop() and then threw: the stop already under way ends as a crash.
-      this.lateCrash = err;
+      this.m().lateCrash = err;
       return;
     }
     this.beginStop({ reason: err, crashed: true });
   }
 
   stopReason(): unknown {
-    return (this.exitInfo ?? this.pendingExit)?.reason;
+    return this.exit?.reason;
+  }
+
+  /** How it ended, once fully stopped. */
+  private exitInfo(): ActorExit | undefined {
+    return this.state === STOPPED ? this.exit : undefined;
+  }
+
+  private takeCurrent(): Reply | undefined {
+    const more = this.more;
+    if (more === undefined) return undefined;
+    const reply = more.current;
+    more.current = undefined;
+    return reply;
   }
 
   /** Everything that must happen synchronously when a stop or crash begins: no message is handled after this. */
   private beginStop(exit: ActorExit): void {
     this.state = STOPPING;
-    this.pendingExit = exit;
-    this.controller?.abort(exit.reason);
-    if (this.timers !== undefined) {
-      for (const t of this.timers) clearTimeout(t);
-      this.timers = undefined;
+    this.exit = exit;
+    const more = this.more;
+    if (more !== undefined) {
+      more.controller?.abort(exit.reason);
+      if (more.timers !== undefined) {
+        for (const t of more.timers) clearTimeout(t);
+        more.timers = undefined;
+      }
     }
     const q = this.q;
     let dropped = 0;
-    if (this.head < q.length) {
+    if (this.head < this.tail) {
       const detail = exit.crashed ? 'crashed before handling this call' : 'stopped before handling this call';
-      for (let i = this.head; i < q.length; i += 2) {
+      for (let i = this.head; i < this.tail; i += 2) {
         const reply = q[i + 1] as Reply | undefined;
         if (reply !== undefined) reply.fail(new ActorStoppedError(this.name, exit.reason, detail));
         else dropped++;
       }
       q.length = 0;
       this.head = 0;
+      this.tail = 0;
     }
     if (dropped > 0) this.sys.logger.debug({ actor: this.name, dropped }, 'queued casts dropped on stop');
     // Let a handler that called stop() on itself return first: the rest runs on a microtask.
@@ -456,7 +543,8 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
   }
 
   private finalExit(): ActorExit {
-    return this.lateCrash !== NO_CRASH ? { reason: this.lateCrash, crashed: true } : this.pendingExit!;
+    const lateCrash = this.more === undefined ? NO_CRASH : this.more.lateCrash;
+    return lateCrash !== NO_CRASH ? { reason: lateCrash, crashed: true } : this.exit!;
   }
 
   /** Calls terminate (if init succeeded and there is one); returns its promise if it returned one. */
@@ -488,7 +576,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
 
   private stopFailed(err: unknown): void {
     this.sys.logger.error({ actor: this.name, err }, 'unexpected error while stopping an actor');
-    if (this.state !== STOPPED) this.finalize(this.pendingExit ?? { reason: err, crashed: true });
+    if (this.state !== STOPPED) this.finalize(this.exit ?? { reason: err, crashed: true });
   }
 
   /** finishStop with a message (or init) in flight: waits for it, then terminates, all within shutdownMs. */
@@ -497,7 +585,7 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       const deadline = this.shutdownMs === Infinity ? Infinity : performance.now() + this.shutdownMs;
       if (this.busy) {
         const idle = new Promise<void>((resolve) => {
-          this.onIdle = resolve;
+          this.m().onIdle = resolve;
         });
         if (!(await settleWithin(idle, deadline - performance.now(), noop))) {
           this.abandon('the message (or init) in progress');
@@ -518,16 +606,16 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       { actor: this.name, shutdownMs: this.shutdownMs },
       `actor abandoned: ${what} did not finish within shutdownMs; raise shutdownMs or make it honour ctx.signal`,
     );
-    const reply = this.current;
-    this.current = undefined;
-    reply?.fail(new ActorStoppedError(this.name, this.pendingExit?.reason, 'was abandoned while handling this call'));
-    this.finalize(this.pendingExit!);
+    const reply = this.takeCurrent();
+    reply?.fail(new ActorStoppedError(this.name, this.exit?.reason, 'was abandoned while handling this call'));
+    this.finalize(this.exit!);
   }
 
   private finalize(exit: ActorExit): void {
     this.state = STOPPED;
-    this.exitInfo = exit;
-    this.onIdle = undefined;
+    this.exit = exit;
+    const more = this.more;
+    if (more !== undefined) more.onIdle = undefined;
     // Abandoned while init was still running: whoever waits for the start must not wait forever.
     if (this.startResult === undefined) {
       this.settleStart({ ok: false, error: new ActorStoppedError(this.name, exit.reason, 'was stopped before init finished') });
@@ -540,27 +628,30 @@ export class Actor<M = any, R = any> implements ActorRef<M, R> {
       this.parentEntry = undefined;
       this.tellParent(parent, entry, exit);
     }
-    this.exitListeners?.fire(exit);
-    const resolve = this.resolveStopped;
-    if (resolve !== undefined) {
-      this.resolveStopped = undefined;
-      resolve();
+    if (more !== undefined) {
+      more.exitListeners?.fire(exit);
+      const resolve = more.resolveStopped;
+      if (resolve !== undefined) {
+        more.resolveStopped = undefined;
+        resolve();
+      }
     }
   }
 
   addTimer(ms: number, msg: M, repeat: boolean): () => void {
     if (this.state > RUNNING) return noop;
-    const timers = (this.timers ??= new Set());
+    const more = this.m();
+    const timers = (more.timers ??= new Set());
     const t: ReturnType<typeof setTimeout> = repeat
       ? setInterval(() => this.cast(msg), ms)
       : setTimeout(() => {
-          this.timers?.delete(t);
+          more.timers?.delete(t);
           this.cast(msg);
         }, ms);
     timers.add(t);
     return () => {
       clearTimeout(t);
-      this.timers?.delete(t);
+      more.timers?.delete(t);
     };
   }
 }
@@ -578,15 +669,17 @@ class Context<M, R> implements ActorContext<M, R> {
   }
   get logger(): Logger {
     const a = this.actor;
-    return (a.childLogger ??= a.system.logger.child({ actor: a.name }));
+    const more = a.m();
+    return (more.childLogger ??= a.system.logger.child({ actor: a.name }));
   }
   get signal(): AbortSignal {
     const a = this.actor;
-    if (a.controller === undefined) {
-      a.controller = new AbortController();
-      if (!a.alive) a.controller.abort(a.stopReason());
+    const more = a.m();
+    if (more.controller === undefined) {
+      more.controller = new AbortController();
+      if (!a.alive) more.controller.abort(a.stopReason());
     }
-    return a.controller.signal;
+    return more.controller.signal;
   }
   stop(reason?: unknown): void {
     this.actor.requestStop(reason);
@@ -598,3 +691,5 @@ class Context<M, R> implements ActorContext<M, R> {
     return this.actor.addTimer(ms, msg, true);
   }
 }
+
+Object.defineProperty(Actor.prototype, 'kind', { value: 'actor', enumerable: true });

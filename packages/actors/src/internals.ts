@@ -16,8 +16,15 @@ export interface SystemInternals {
   exited(entity: Registered): void;
   /** A root supervisor gave up. */
   fatal(err: Error, supervisor: Supervisor): void;
-  /** Creates, registers (when `register`) and starts an actor. Throws NameTakenError. */
-  spawnActor<M, R>(behavior: Behavior<M, R>, name: string | undefined, register: boolean, shutdownMs: number, root: boolean): Actor<M, R>;
+  /** Creates, registers (when `register`) and starts an actor, named `name/suffix` when given a suffix. Throws NameTakenError. */
+  spawnActor<M, R>(
+    behavior: Behavior<M, R>,
+    name: string | undefined,
+    register: boolean,
+    shutdownMs: number,
+    root: boolean,
+    suffix?: string,
+  ): Actor<M, R>;
   /** Runs `actor.finishStop()` on a microtask: one queue for the system instead of a promise per stopping actor. */
   finishLater(actor: Actor): void;
   /** Creates and registers (when `register`) a supervisor; the caller starts it. Throws NameTakenError. */

@@ -276,10 +276,12 @@ export class Supervisor implements SupervisorRef, ExitParent {
   private startIncarnation(child: Child): void | Promise<void> {
     const spec = child.spec;
     const made: unknown = spec.start();
-    const name = spec.name ?? `${this.name}/${spec.id}`;
     const register = spec.name !== undefined;
     if (isBehavior(made)) {
-      const actor = this.sys.spawnActor(made, name, register, spec.shutdownMs ?? DEFAULT_SHUTDOWN_MS, false);
+      // Unnamed, it is `<this>/<id>`, a string the actor makes only when its name is read.
+      const actor = register
+        ? this.sys.spawnActor(made, spec.name, true, spec.shutdownMs ?? DEFAULT_SHUTDOWN_MS, false)
+        : this.sys.spawnActor(made, this.name, false, spec.shutdownMs ?? DEFAULT_SHUTDOWN_MS, false, spec.id);
       const startedNow = actor.startResultNow();
       if (startedNow?.ok) return this.watch(child, actor);
       return (startedNow ? Promise.resolve(startedNow) : actor.whenStarted()).then(async (started) => {
@@ -292,7 +294,7 @@ export class Supervisor implements SupervisorRef, ExitParent {
       });
     }
     if (isSupervisorSpec(made)) {
-      const sup = this.sys.newSupervisor(made, { name, register, root: false });
+      const sup = this.sys.newSupervisor(made, { name: spec.name ?? `${this.name}/${spec.id}`, register, root: false });
       return sup.start().then(() => this.watch(child, sup));
     }
     throw new InvalidSpecError(

@@ -53,9 +53,16 @@ class System implements ActorSystem, SystemInternals {
     return this.spawnActor(behavior, opts?.name, opts?.name !== undefined, shutdownMs, true);
   }
 
-  spawnActor<M, R>(behavior: Behavior<M, R>, name: string | undefined, register: boolean, shutdownMs: number, root: boolean): Actor<M, R> {
+  spawnActor<M, R>(
+    behavior: Behavior<M, R>,
+    name: string | undefined,
+    register: boolean,
+    shutdownMs: number,
+    root: boolean,
+    suffix?: string,
+  ): Actor<M, R> {
     const id = this.nextId();
-    const actor = new Actor<M, R>(this, behavior, id, name ?? `actor#${id}`, register, shutdownMs);
+    const actor = new Actor<M, R>(this, behavior, id, name ?? `actor#${id}`, register, shutdownMs, suffix);
     if (register) this.register(actor.name, actor);
     if (root) this.roots.add(actor);
     actor.start();

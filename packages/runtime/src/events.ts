@@ -25,22 +25,34 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
   // Events are gathered until the event loop turns: the NATS client writes to its socket once per
   // microtask burst, so publishing from each engine message (a start here, a completion there)
   // cost one syscall per event; gathered, a turn's events of one subject go out as one message.
-  let gathered: EngineEvent[] = [];
-  let scheduled = false;
+  // Two arrays taken in turn (the one published is not the one gathered into), each kept from turn
+  // to turn with `count` as its length, up to GATHER_KEPT slots: a new one per turn grew a backing
+  // store for every burst, two events a job.
+  let gathered: (EngineEvent | undefined)[] = [];
+  let spare: (EngineEvent | undefined)[] = [];
+  let count = 0;
   const flush = () => {
-    scheduled = false;
-    const batch = gathered;
-    gathered = [];
-    publish(batch);
+    const list = gathered;
+    const n = count;
+    gathered = spare;
+    spare = list;
+    count = 0;
+    try {
+      publish(list, n);
+    } finally {
+      list.fill(undefined, 0, n);
+      if (list.length > GATHER_KEPT) list.length = 0;
+    }
   };
-  const publish = (engineEvents: EngineEvent[]) => {
+  const publish = (engineEvents: readonly (EngineEvent | undefined)[], n: number) => {
     if (!bus.connected) return; // dropped anyway; skip building them
     const at = new Date();
     // Straight into batch form, one per subject (a handful a turn: started, completed, ...), each
     // event only its small item: at tens of thousands of jobs a second, a whole JobEvent per event
     // and a key string per event to group them by were most of what this path allocated.
     const batches = new JobEventBatches();
-    for (const e of engineEvents) {
+    for (let i = 0; i < n; i++) {
+      const e = engineEvents[i]!;
       const { job, kind } = e;
       const batch = batches.batchFor(job.partition, job.queue, job.type, kind, at, nodeId);
       const item: JobEventBatchItem = { id: job.id, attempt: job.attempt };
@@ -61,10 +73,12 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     for (const batch of batches.all) publishJobEventBatch(bus, batch, (p) => problem(p.event, p.error));
   };
   return (event) => {
-    gathered.push(event);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+    const at = count++;
+    if (at < gathered.length) gathered[at] = event;
+    else gathered.push(event);
+    if (at === 0) setImmediate(flush);
   };
 }
+
+/** Slots the gathered events' array keeps for the next turn; beyond this it lets them go. */
+const GATHER_KEPT = 8192;

@@ -113,7 +113,7 @@ export async function runJob<P, R>(definition: JobDefinition<P, R>, payload: P, 
   // The worker reports to its engine: here, an actor that keeps what a node's engine would record.
   const engineStandIn: Behavior<EngineMsg, unknown> = {
     handle(msg) {
-      if (msg.t === 'done') finish(msg.outcome);
+      if (msg.t === 'done') finish(msg);
       else if (msg.t === 'progress') progress.push(storedForm(msg.value));
     },
   };

@@ -11,7 +11,7 @@ import {
 } from '@partita/core';
 import type { ClaimedJob } from '@partita/postgres';
 import type { JobContext, ResolvedJobDefinition } from './define.js';
-import type { EngineMsg, WorkerOutcome } from './engine/messages.js';
+import type { EngineMsg, WorkerDone, WorkerOutcome } from './engine/messages.js';
 
 export type WorkerMsg = { t: 'abort'; reason: unknown };
 
@@ -130,13 +130,13 @@ class Attempt implements Behavior<WorkerMsg, void> {
         ? this.span.run(definition.perform, definition, job.payload, this.ctx)
         : definition.perform(job.payload, this.ctx);
     } catch (error) {
-      this.settle({ ok: false, error, aborted: undefined });
+      this.settle(false, undefined, undefined, error, undefined);
       return;
     }
     if (isPromiseLike(returned)) {
       returned.then(
         (result) => this.succeed(result),
-        (error: unknown) => this.settle({ ok: false, error, aborted: undefined }),
+        (error: unknown) => this.settle(false, undefined, undefined, error, undefined),
       );
     } else {
       this.succeed(returned);
@@ -151,21 +151,21 @@ class Attempt implements Behavior<WorkerMsg, void> {
   private succeed(result: unknown): void {
     if (this.finished) return;
     if (result === undefined || result === null) {
-      this.settle({ ok: true, result, aborted: undefined });
+      this.settle(true, result, undefined, undefined, undefined);
       return;
     }
     let json: string;
     try {
       json = toJsonStrict(result, 'result', undefined, UnstorableResultError).json;
     } catch (error) {
-      this.settle({ ok: false, error, aborted: undefined });
+      this.settle(false, undefined, undefined, error, undefined);
       return;
     }
-    this.settle({ ok: true, result, json, aborted: undefined });
+    this.settle(true, result, json, undefined, undefined);
   }
 
   fail(error: unknown): void {
-    this.settle({ ok: false, error, aborted: undefined });
+    this.settle(false, undefined, undefined, error, undefined);
   }
 
   abort(reason: unknown): void {
@@ -174,38 +174,48 @@ class Attempt implements Behavior<WorkerMsg, void> {
     this.abortReason = reason;
     this.controller?.abort(reason);
     // A perform that ignores its signal still loses: the attempt ends at the abort.
-    this.settle({ ok: false, error: reason, aborted: reason });
+    this.settle(false, undefined, undefined, reason, reason);
   }
 
-  /** The attempt's outcome is the first of: perform settling, the abort. Later ones are ignored. */
-  private settle(outcome: WorkerOutcome): void {
+  /**
+   * The attempt's outcome is the first of: perform settling, the abort. Later ones are ignored.
+   * Its message to the engine is the outcome itself, every field set (one shape for all of them).
+   */
+  private settle(ok: boolean, result: unknown, json: string | undefined, error: unknown, aborted: unknown): void {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
-    if (!outcome.ok && outcome.aborted === undefined) {
-      this.ctx.logger.debug({ err: describeError(outcome.error).message }, 'attempt failed');
+    if (!ok && aborted === undefined) {
+      this.ctx.logger.debug({ err: describeError(error).message }, 'attempt failed');
     }
-    this.span?.end(outcome);
-    this.engine.cast({ t: 'done', job: this.job, outcome });
+    const done: WorkerDone = { t: 'done', job: this.job, ok, result, json, error, aborted };
+    this.span?.end(done);
+    this.engine.cast(done);
     // ctx.stop rather than self.stop: nobody waits for this stop, so no promise is made for it.
     this.actx?.stop('normal');
   }
 }
 
-/** What perform sees of its run. */
+/**
+ * What perform sees of its run. Its id, partition, queue and attempt are read through to the job,
+ * not copied: one is made per job, and the four copies were a third of it.
+ */
 class RunContext implements JobContext {
-  readonly id: string;
-  readonly partition: string;
-  readonly queue: string;
-  readonly attempt: number;
   private childLogger: Logger | undefined = undefined;
 
-  constructor(private readonly run: Attempt) {
-    const { job } = run;
-    this.id = job.id;
-    this.partition = job.partition;
-    this.queue = job.queue;
-    this.attempt = job.attempt;
+  constructor(private readonly run: Attempt) {}
+
+  get id(): string {
+    return this.run.job.id;
+  }
+  get partition(): string {
+    return this.run.job.partition;
+  }
+  get queue(): string {
+    return this.run.job.queue;
+  }
+  get attempt(): number {
+    return this.run.job.attempt;
   }
 
   get signal(): AbortSignal {

@@ -410,7 +410,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   }
 
   function workerStartFailed(err: unknown, spec: WorkerChild): void {
-    self.cast({ t: 'done', job: spec.job, outcome: { ok: false, error: err, aborted: undefined } });
+    self.cast({ t: 'done', job: spec.job, ok: false, result: undefined, json: undefined, error: err, aborted: undefined });
   }
 
   function onDone(job: ClaimedJob, outcome: WorkerOutcome): void {
@@ -687,7 +687,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
         rateTimer = undefined;
         return maybeClaim(true);
       case 'done':
-        return onDone(msg.job, msg.outcome);
+        return onDone(msg.job, msg);
       case 'progress': {
         const entry = tracked.get(msg.id);
         if (!entry) return;

@@ -19,6 +19,12 @@ export interface WorkerOutcome {
   aborted: unknown;
 }
 
+/** A worker's attempt ended: the message is its outcome too (one object per job, not two). */
+export interface WorkerDone extends WorkerOutcome {
+  t: 'done';
+  job: ClaimedJob;
+}
+
 export type EngineEventKind = 'started' | 'progress' | 'completed' | 'failed' | 'retrying' | 'cancelled';
 export interface EngineEvent {
   kind: EngineEventKind;
@@ -53,7 +59,7 @@ export type EngineMsg =
   /** A full rate-limit bucket has a token again. */
   | { t: 'rateReady' }
   /** A worker's attempt ended. */
-  | { t: 'done'; job: ClaimedJob; outcome: WorkerOutcome }
+  | WorkerDone
   | { t: 'progress'; id: string; value: unknown; json: string }
   | { t: 'flush' }
   /** A batch was written, maybe in part (see Flushed). */
