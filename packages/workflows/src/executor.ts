@@ -1299,10 +1299,7 @@ function runReady(
   to?: number,
 ): Run | undefined {
   const app = s.versions.ready(row.app_id, row.version);
-  if (!app) return undefined;
-  const graph = graphOf(app, row.topic);
-  if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  return new Run(s, row, app, graph, records, loadedDimensions, from, to);
+  return app ? runWith(s, app, row, records, loadedDimensions, from, to) : undefined;
 }
 
 async function runOf(
@@ -1313,7 +1310,19 @@ async function runOf(
   from?: number,
   to?: number,
 ): Promise<Run> {
-  const app = await s.versions.get(row.app_id, row.version);
+  return runWith(s, await s.versions.get(row.app_id, row.version), row, records, loadedDimensions, from, to);
+}
+
+/** The Run of `row` on its compiled app version. */
+function runWith(
+  s: Scope,
+  app: CompiledApp,
+  row: WorkflowRow,
+  records: readonly ActivityRecord[],
+  loadedDimensions?: ReadonlySet<string>,
+  from?: number,
+  to?: number,
+): Run {
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
   return new Run(s, row, app, graph, records, loadedDimensions, from, to);
