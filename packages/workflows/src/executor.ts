@@ -557,21 +557,15 @@ class Run {
     records: readonly ActivityRecord[],
     /** The dimensions whose records were loaded; undefined: all of them. */
     private loadedDimensions?: ReadonlySet<string>,
-    /** Its records are records[from, to) (a workflow's run of a batch's rows). */
-    from = 0,
-    to = records.length,
   ) {
-    for (let i = from; i < to; i++) {
-      const r = records[i]!;
-      this.records.set(key(r.activity, r.dimension), r);
-    }
+    for (const r of records) this.records.set(key(r.activity, r.dimension), r);
     this.status = num(row.status);
     // Counted on: the records of a workflow open when loaded, or started here (no stored row: no start_day);
     // a finished one is rarely written again, so its writes are upserts.
-    this.known = this.status > 0 || (to === from && row.start_day === undefined);
+    this.known = this.status > 0 || (records.length === 0 && row.start_day === undefined);
     // Patched in place (job.maps): the row is this Run's own (read for it, or made for it), so not copied.
     this.data = row.data ?? {};
-    this.wasOpen = this.status > 0 || to === from;
+    this.wasOpen = this.status > 0 || records.length === 0;
   }
 
   get open(): boolean {
@@ -1290,27 +1284,13 @@ async function loadMany(s: Scope, steps: { workflow: string; dimension: string }
 }
 
 /** runOf without a wait, when the workflow's app version is compiled already (every step's but the first of a version). */
-function runReady(
-  s: Scope,
-  row: WorkflowRow,
-  records: readonly ActivityRecord[],
-  loadedDimensions?: ReadonlySet<string>,
-  from?: number,
-  to?: number,
-): Run | undefined {
+function runReady(s: Scope, row: WorkflowRow, records: readonly ActivityRecord[], loadedDimensions?: ReadonlySet<string>): Run | undefined {
   const app = s.versions.ready(row.app_id, row.version);
-  return app ? runWith(s, app, row, records, loadedDimensions, from, to) : undefined;
+  return app ? runWith(s, app, row, records, loadedDimensions) : undefined;
 }
 
-async function runOf(
-  s: Scope,
-  row: WorkflowRow,
-  records: readonly ActivityRecord[],
-  loadedDimensions?: ReadonlySet<string>,
-  from?: number,
-  to?: number,
-): Promise<Run> {
-  return runWith(s, await s.versions.get(row.app_id, row.version), row, records, loadedDimensions, from, to);
+async function runOf(s: Scope, row: WorkflowRow, records: readonly ActivityRecord[], loadedDimensions?: ReadonlySet<string>): Promise<Run> {
+  return runWith(s, await s.versions.get(row.app_id, row.version), row, records, loadedDimensions);
 }
 
 /** The Run of `row` on its compiled app version. */
@@ -1320,12 +1300,10 @@ function runWith(
   row: WorkflowRow,
   records: readonly ActivityRecord[],
   loadedDimensions?: ReadonlySet<string>,
-  from?: number,
-  to?: number,
 ): Run {
   const graph = graphOf(app, row.topic);
   if (!graph) throw new WorkflowNotFoundError(`graph ${row.topic} of app ${row.app_id} version ${row.version}`);
-  return new Run(s, row, app, graph, records, loadedDimensions, from, to);
+  return new Run(s, row, app, graph, records, loadedDimensions);
 }
 
 export interface StartOptions {
@@ -1433,36 +1411,21 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   }
   if (stepRows.length === 0) return;
   // The rows are the records (their extra workflow_id is never written: flushPending lists the fields),
-  // as loadMany's are: a copy of each was a tenth of a step's allocations. Each workflow's are read
-  // together (its lateral in steps_take): a Run takes its run of rows as they are, with no list made
-  // per workflow; were a workflow's rows ever apart, they are grouped in lists.
-  const firstAt = new Map<string, number>();
-  let apart = false;
-  for (let i = 0; i < rows.length; i++) {
-    const id = rows[i]!.workflow_id;
-    if (i > 0 && rows[i - 1]!.workflow_id === id) continue;
-    if (firstAt.has(id)) apart = true;
-    else firstAt.set(id, i);
+  // as loadMany's are: a copy of each was a tenth of a step's allocations.
+  const records = new Map<string, ActivityRecord[]>();
+  for (const r of rows) {
+    let list = records.get(r.workflow_id);
+    if (!list) records.set(r.workflow_id, (list = []));
+    list.push(r);
   }
-  const lists = apart ? recordsByWorkflow(rows) : undefined;
   // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
   // by the generic path below, which locks it first.
   const runs = pendingOf(s).runs;
   for (const row of lockedRows) {
     const dims = dimensionsOf.get(row.id);
     if (!dims || runs.has(row.id)) continue;
-    let records: readonly ActivityRecord[] = lists?.get(row.id) ?? NO_RECORDS;
-    let from = 0;
-    let to = records.length;
-    if (!lists) {
-      const at = firstAt.get(row.id);
-      if (at !== undefined) {
-        records = rows;
-        from = at;
-        for (to = at + 1; to < rows.length && rows[to]!.workflow_id === row.id; to++);
-      }
-    }
-    runs.set(row.id, runReady(s, row, records, dims, from, to) ?? (await runOf(s, row, records, dims, from, to)));
+    const own = records.get(row.id) ?? NO_RECORDS;
+    runs.set(row.id, runReady(s, row, own, dims) ?? (await runOf(s, row, own, dims)));
   }
   for (let i = 0; i < stepRows.length; i++) {
     const finishing = finishStepStaged(s, stepRows[i]!, stepJobs[i]!);
@@ -1474,17 +1437,6 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
 type TakeRow = ActivityRecord & { workflow_id: string };
 
 const NO_RECORDS: readonly ActivityRecord[] = [];
-
-/** steps_take's rows in a list per workflow. */
-function recordsByWorkflow(rows: TakeRow[]): Map<string, ActivityRecord[]> {
-  const records = new Map<string, ActivityRecord[]>();
-  for (const r of rows) {
-    let list = records.get(r.workflow_id);
-    if (!list) records.set(r.workflow_id, (list = []));
-    list.push(r);
-  }
-  return records;
-}
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {
