@@ -35,6 +35,7 @@ export {
 } from './errors.js';
 export { noopLogger, type Logger, type LogFn } from './logger.js';
 export { MicrotaskBatch } from './microtask-batch.js';
+export { TurnBuffer } from './turn-buffer.js';
 export type {
   ActorSystem,
   SystemOptions,

@@ -1,4 +1,5 @@
 import { microtask } from './internals.js';
+import { TurnBuffer } from './turn-buffer.js';
 
 /**
  * Items run together on one microtask: the first `add` of a turn queues the task, later ones join
@@ -8,12 +9,7 @@ import { microtask } from './internals.js';
  * from `run` goes to `failed` for that item only: the others still run.
  */
 export class MicrotaskBatch<T> {
-  // Two arrays taken in turn: the one being run is not the one being added to. Each keeps its slots
-  // (up to KEPT) once run, with `count` as its length: reset to no length, it grew a new backing
-  // store for every burst (a worker started per job, a stop per job).
-  private items: (T | undefined)[] = [];
-  private count = 0;
-  private spare: (T | undefined)[] = [];
+  private readonly turns = new TurnBuffer<T>(KEPT);
 
   constructor(
     private readonly run: (item: T) => void,
@@ -21,30 +17,21 @@ export class MicrotaskBatch<T> {
   ) {}
 
   add(item: T): void {
-    const at = this.count++;
-    const items = this.items;
-    if (at < items.length) items[at] = item;
-    else items.push(item);
-    if (at === 0) microtask(this.runAll);
+    if (this.turns.add(item)) microtask(this.runAll);
   }
 
-  private readonly runAll = (): void => {
-    const list = this.items;
-    const n = this.count;
-    this.items = this.spare;
-    this.count = 0;
-    this.spare = list;
+  private readonly runEach = (items: readonly (T | undefined)[], n: number): void => {
     for (let i = 0; i < n; i++) {
-      const item = list[i]!;
-      list[i] = undefined;
+      const item = items[i]!;
       try {
         this.run(item);
       } catch (err) {
         this.failed(item, err);
       }
     }
-    if (list.length > KEPT) list.length = 0;
   };
+
+  private readonly runAll = (): void => this.turns.take(this.runEach);
 }
 
 /** Slots a run list keeps for the next burst; beyond this it lets them go. */

@@ -1,3 +1,4 @@
+import { TurnBuffer } from '@partita/actors';
 import { describeError, type Logger } from '@partita/core';
 import { jsonForm, publishJobEventBatch, JobEventBatches, type JobEvent, type JobEventBatchItem } from '@partita/protocol';
 import type { Bus } from '@partita/nats';
@@ -25,25 +26,9 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
   // Events are gathered until the event loop turns: the NATS client writes to its socket once per
   // microtask burst, so publishing from each engine message (a start here, a completion there)
   // cost one syscall per event; gathered, a turn's events of one subject go out as one message.
-  // Two arrays taken in turn (the one published is not the one gathered into), each kept from turn
-  // to turn with `count` as its length, up to GATHER_KEPT slots: a new one per turn grew a backing
-  // store for every burst, two events a job.
-  let gathered: (EngineEvent | undefined)[] = [];
-  let spare: (EngineEvent | undefined)[] = [];
-  let count = 0;
-  const flush = () => {
-    const list = gathered;
-    const n = count;
-    gathered = spare;
-    spare = list;
-    count = 0;
-    try {
-      publish(list, n);
-    } finally {
-      list.fill(undefined, 0, n);
-      if (list.length > GATHER_KEPT) list.length = 0;
-    }
-  };
+  // Two arrays taken in turn (TurnBuffer): the one published is not the one gathered into.
+  const gathered = new TurnBuffer<EngineEvent>(GATHER_KEPT);
+  const flush = () => gathered.take(publish);
   const publish = (engineEvents: readonly (EngineEvent | undefined)[], n: number) => {
     if (!bus.connected) return; // dropped anyway; skip building them
     const at = new Date();
@@ -73,10 +58,7 @@ export function jobEventPublisher(options: { bus: Bus; nodeId: string; logger: L
     for (const batch of batches.all) publishJobEventBatch(bus, batch, (p) => problem(p.event, p.error));
   };
   return (event) => {
-    const at = count++;
-    if (at < gathered.length) gathered[at] = event;
-    else gathered.push(event);
-    if (at === 0) setImmediate(flush);
+    if (gathered.add(event)) setImmediate(flush);
   };
 }
 
