@@ -106,6 +106,10 @@ await wal.activate((await wal.deploy(YAML)).version);
 // The polls for the end go through a connection of their own, whose backend's CPU is left out.
 const poller = await admin.connect();
 const pollerPid = (await poller.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+// A run writes more WAL than the server keeps between checkpoints on a busy machine ("requested WAL
+// segment … has already been removed" when it is read back): a temporary slot of the poller's session
+// holds every segment from now until the session ends.
+await poller.query('SELECT pg_create_physical_replication_slot($1, true, true)', [`wfwal_${process.pid}`]);
 
 const runMany = async (count: number) => {
   const ids: string[] = [];
