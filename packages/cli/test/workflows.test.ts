@@ -242,19 +242,33 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   t.is((await c.inProcess(['activate', 'orders', '1'])).code, 0);
 
   // Independent of each other: run side by side.
-  const [badData, badHook, unknownApp, unknownTopic, unknownHookTopic, noPartition, input, hookData, unknownId, unknownInterrupt] =
-    await Promise.all([
-      c.inProcess(['pub', 'orders', 'order.placed', '{"orderId": ']),
-      c.inProcess(['hook', 'orders', 'order.approval', "{id: 'x'}"]),
-      c.inProcess(['pub', 'shipping', 'order.placed', '{}']),
-      c.inProcess(['pub', 'orders', 'order.cancelled', '{}', '--json']),
-      c.inProcess(['hook', 'orders', 'order.approved', '{}']),
-      c.inProcess(['pub', 'orders', 'order.placed', JSON.stringify(small)]),
-      c.inProcess(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']),
-      c.inProcess(['hook', 'orders', 'order.approval', '{"id":"x"}']),
-      c.inProcess(['workflow', 'orders', 'no-such-workflow']),
-      c.inProcess(['interrupt', 'orders', 'no-such-workflow']),
-    ]);
+  const [
+    badData,
+    badHook,
+    unknownApp,
+    unknownTopic,
+    unknownHookTopic,
+    noPartition,
+    input,
+    hookData,
+    unknownId,
+    unknownInterrupt,
+    hookStatus,
+    hookCode,
+  ] = await Promise.all([
+    c.inProcess(['pub', 'orders', 'order.placed', '{"orderId": ']),
+    c.inProcess(['hook', 'orders', 'order.approval', "{id: 'x'}"]),
+    c.inProcess(['pub', 'shipping', 'order.placed', '{}']),
+    c.inProcess(['pub', 'orders', 'order.cancelled', '{}', '--json']),
+    c.inProcess(['hook', 'orders', 'order.approved', '{}']),
+    c.inProcess(['pub', 'orders', 'order.placed', JSON.stringify(small)]),
+    c.inProcess(['pub', 'orders', 'order.placed', '{"orderId":"x","items":[]}']),
+    c.inProcess(['hook', 'orders', 'order.approval', '{"id":"x"}']),
+    c.inProcess(['workflow', 'orders', 'no-such-workflow']),
+    c.inProcess(['interrupt', 'orders', 'no-such-workflow']),
+    c.inProcess(['hook', 'orders', 'order.approval', '{"id":"x","approved":true}', '--status', 'maybe']),
+    c.inProcess(['hook', 'orders', 'order.approval', '{"id":"x","approved":true}', '--status', 'pending', '--code', '200']),
+  ]);
   t.is(badData.code, 2);
   t.regex(badData.stderr, /the DATA \(the workflow input, 3rd\) argument must be JSON/);
   t.is(badHook.code, 2);
@@ -278,6 +292,10 @@ test.serial('bad input: JSON arguments, unknown app, version and topic, schemas,
   t.is(unknownId.code, 3);
   t.regex(unknownId.stderr, /workflow no-such-workflow of app orders was not found/);
   t.is(unknownInterrupt.code, 3);
+  t.is(hookStatus.code, 2);
+  t.regex(hookStatus.stderr, /--status must be success, pending or error, got "maybe"/);
+  t.is(hookCode.code, 2);
+  t.regex(hookCode.stderr, /a pending hook answers with code 202/);
   const status = await c.inProcess(['workflows', 'orders', '--status', 'finished']);
   t.is(status.code, 2);
   t.regex(status.stderr, /unknown --status finished; use pending, running, done, interrupted, failed/);

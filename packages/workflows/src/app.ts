@@ -23,6 +23,8 @@ import {
   deliverHookAll,
   graphOf,
   holdWorkflow,
+  hookAnswer,
+  REENTER_CODE,
   interruptWorkflow,
   resumeWorkflow,
   newEffects,
@@ -582,11 +584,13 @@ export class WorkflowApp {
   /**
    * Re-enters the waiting hook activity that the app's `hooks:` rules for `topic` select, with `data`.
    * None waiting yet: the signal is kept (the graph's expire) and delivered when one starts waiting;
-   * resolves with the workflow's id, or undefined when the signal was kept.
+   * resolves with the workflow's id, or undefined when the signal was kept. `status` and `code` (see
+   * HookOptions) say how it answers: closes the activity, keeps it waiting, or fails it.
    */
-  async hook(topic: string, data: unknown, opts: { code?: number } = {}): Promise<string | undefined> {
+  async hook(topic: string, data: unknown, opts: HookOptions = {}): Promise<string | undefined> {
+    const answer = hookAnswer(checkHookStatus(opts), opts.code);
     const active = await this.hookApp(topic, data);
-    return this.transaction((s) => deliverHook(s, active, topic, data, { keep: true, ...(opts.code ? { code: opts.code } : {}) }));
+    return this.transaction((s) => deliverHook(s, active, topic, data, { keep: true, answer }));
   }
 
   /** Re-enters every workflow waiting on `topic` whose searchable field `key` (pub's `search`) is `value`; their ids. */
@@ -741,6 +745,39 @@ function versionsOf(store: object, load: ConstructorParameters<typeof Versions>[
   let versions = versionsByStore.get(store);
   if (!versions) versionsByStore.set(store, (versions = new Versions(load)));
   return versions;
+}
+
+/** How a hook() answers the activity it re-enters (HotMesh's stream status and response code). */
+export interface HookOptions {
+  /**
+   * 'success' (the default): the activity completes and its transitions for `code` run. 'pending':
+   * it answers and keeps waiting for another hook (code 202): the transitions that name code 202 run,
+   * each answer in a pass of its own. 'error': the activity fails with `{ code, data }`, and so its
+   * workflow, unless one of its transitions names that code (default 500), which then routes it.
+   */
+  status?: HookStatus;
+  /** The response code transitions and hook rules match (100–599): 200 by default; 202 keeps the hook waiting. */
+  code?: number;
+}
+
+export type HookStatus = 'success' | 'pending' | 'error';
+
+const HOOK_STATUSES: readonly string[] = ['success', 'pending', 'error'] satisfies HookStatus[];
+
+/** hook()'s status and code, checked together: the status it names (or undefined). */
+function checkHookStatus(opts: HookOptions): HookStatus | undefined {
+  const { status, code } = opts;
+  if (status !== undefined && !HOOK_STATUSES.includes(status))
+    throw new ValidationError(`hook status must be 'success', 'pending' or 'error', not ${JSON.stringify(status)}`, 'status');
+  if (code !== undefined && (!Number.isInteger(code) || code < 100 || code > 599))
+    throw new ValidationError(`hook code must be a status code such as 200 or 202 (100–599), not ${JSON.stringify(code)}`, 'code');
+  if (status === 'pending' && code !== undefined && code !== REENTER_CODE)
+    throw new ValidationError(`a pending hook answers with code 202 (it keeps the activity waiting), not ${code}`, 'code');
+  if (code === REENTER_CODE && status !== undefined && status !== 'pending')
+    throw new ValidationError(`code 202 keeps the activity waiting: its status is 'pending', not '${status}'`, 'status');
+  if (status === 'error' && code !== undefined && code < 400)
+    throw new ValidationError(`an error answers with a code from 400 to 599, not ${code}`, 'code');
+  return status;
 }
 
 /** Input and hook validators by JSON Schema object: the schemas of a compiled version, shared as the versions are. */

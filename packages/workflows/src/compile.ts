@@ -783,10 +783,19 @@ class Compiler {
             'add `resolver: { maps: { key_name: …, key_value: … } }` naming the search field that selects the workflows',
           );
         const status = str('status');
-        if (status !== undefined) act.status = status;
+        if (status !== undefined) {
+          if (status !== 'success' && status !== 'pending' && status !== 'error')
+            this.err([...at, 'status'], `signal status must be success, pending (keep the hook waiting) or error, not ${status}`);
+          else act.status = status;
+        }
         if (a['code'] !== undefined) {
           if (a['code'] !== 200 && a['code'] !== 202)
             this.err([...at, 'code'], 'signal code must be 200 (close the hook) or 202 (keep it open)');
+          else if (status === 'error' || (status !== undefined && (status === 'pending') !== (a['code'] === 202)))
+            this.err(
+              [...at, 'code'],
+              `signal code ${a['code']} does not go with status ${status}: 202 is the pending answer, an error's code is 500`,
+            );
           else act.code = a['code'];
         }
         const scrub = bool('scrub');

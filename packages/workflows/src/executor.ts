@@ -500,6 +500,15 @@ async function inOrder(...sent: (Promise<unknown> | undefined)[]): Promise<void>
 }
 
 /** A record's key in a Run: the activity id alone in the first pass (no string built per record and lookup), else id\0dimension. */
+/**
+ * The pass a dimension lies in: a hook answer's pass (`<dimension>,<n>`) lies in its hook's; a cycle's
+ * pass (`/<n>`) and the first ('') in none but the first.
+ */
+function outerPass(dimension: string): string {
+  const comma = dimension.lastIndexOf(',');
+  return comma < 0 ? '' : dimension.slice(0, comma);
+}
+
 const key = (activity: string, dimension: string) => (dimension === '' ? activity : `${activity}\u0000${dimension}`);
 const num = (v: string | number) => (typeof v === 'number' ? v : Number(v));
 
@@ -572,17 +581,21 @@ class Run {
     return this.status > 0 && !this.interruptedHere;
   }
 
-  /** Are the records of `dimension` in memory? */
+  /** Are the records of `dimension`, and of the passes it lies in, in memory? */
   holds(dimension: string): boolean {
-    return !this.loadedDimensions || this.loadedDimensions.has(dimension);
+    if (!this.loadedDimensions) return true;
+    for (let d = dimension; d !== ''; d = outerPass(d)) if (!this.loadedDimensions.has(d)) return false;
+    return true;
   }
 
-  /** Loads the records of a dimension this Run was loaded without (another pass of a cycle). */
+  /** Loads the records of a dimension this Run was loaded without (another pass of a cycle, a hook's answer), with its outer passes'. */
   async holdDimension(dimension: string): Promise<void> {
-    if (!this.loadedDimensions || this.loadedDimensions.has(dimension)) return;
+    if (this.holds(dimension)) return;
+    const missing: string[] = [];
+    for (let d = dimension; d !== ''; d = outerPass(d)) if (!this.loadedDimensions!.has(d)) missing.push(d);
     // A new set: the one it was loaded with may be shared (FIRST_PASS).
-    this.loadedDimensions = new Set(this.loadedDimensions).add(dimension);
-    const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], [dimension], [this.row.start_day]]);
+    this.loadedDimensions = new Set([...this.loadedDimensions!, ...missing]);
+    const records = await this.s.db.run<ActivityRecord>('activities_of_dimensions', [[this.row.id], missing, [this.row.start_day]]);
     for (const r of records) {
       const k = key(r.activity, r.dimension);
       if (this.records.has(k)) continue;
@@ -628,6 +641,15 @@ class Run {
     return this.records.get(key(activity, dimension));
   }
 
+  /** An activity's record in the passes `dimension` lies in (a hook answer's pass lies in its hook's), else of the first. */
+  private outer(activity: string, dimension: string): ActivityRecord | undefined {
+    for (let d = outerPass(dimension); d !== ''; d = outerPass(d)) {
+      const r = this.records.get(key(activity, d));
+      if (r) return r;
+    }
+    return this.records.get(activity);
+  }
+
   /**
    * The mapping context seen from `dimension`, of what `reads` names only (a mapping reads nothing
    * else): each activity's record of that pass, else of the first. Built per entry and completion,
@@ -638,7 +660,7 @@ class Run {
     if (reads.activities.length > 0) {
       activities = {};
       for (const id of reads.activities) {
-        const r = this.records.get(key(id, dimension)) ?? (dimension === '' ? undefined : this.records.get(id));
+        const r = this.records.get(key(id, dimension)) ?? (dimension === '' ? undefined : this.outer(id, dimension));
         if (r) activities[id] = view(r);
       }
     }
@@ -753,13 +775,20 @@ class Run {
         const data = act.signal?.maps ? evaluateMapping(act.signal.maps, ctx) : (input ?? {});
         if (act.subtype === 'all') {
           const r = evaluateMapping(act.resolver!.maps!, ctx) as { key_name?: unknown; key_value?: unknown } | undefined;
-          const reached = await deliverHookAllStaged(this.s, this.row.app_id, act.topic!, data, { [String(r?.key_name)]: r?.key_value });
+          const reached = await deliverHookAllStaged(
+            this.s,
+            this.row.app_id,
+            act.topic!,
+            data,
+            { [String(r?.key_name)]: r?.key_value },
+            hookAnswer(act.status, act.code),
+          );
           return this.complete(act, rec, { output: { ids: reached.filter((id) => id !== this.row.id) } });
         }
         const found = await deliverHookStaged(this.s, this.app, act.topic!, data, {
           keep: false,
           except: this.row.id,
-          ...(act.code ? { code: act.code } : {}),
+          answer: hookAnswer(act.status, act.code),
         });
         return this.complete(act, rec, { output: { id: found ?? null } });
       }
@@ -800,17 +829,18 @@ class Run {
       await runNow(this.s, 'topic_lock', [this.row.app_id, topic, direct ? this.row.id : null]);
       await runNow(this.s, 'hook_register', [this.row.app_id, topic, this.row.id, act.id, rec.dimension]);
     }
-    const signals = await runNow<{ id: string; topic: string; data: unknown }>(this.s, 'signals_pending', [
-      this.row.app_id,
-      act.hookTopics,
-      this.row.id,
-    ]);
+    const signals = await runNow<{ id: string; topic: string; data: unknown; status: string | null; code: number | null }>(
+      this.s,
+      'signals_pending',
+      [this.row.app_id, act.hookTopics, this.row.id],
+    );
     for (const signal of signals) {
       const rules = this.graph.hooks.filter((h) => h.topic === signal.topic && h.to === act.id);
       if (!rules.some((rule) => this.ruleMatches(rule, rec, signal.data))) continue;
       await runNow(this.s, 'signal_take', [signal.id]);
-      await runNow(this.s, 'hook_release', [this.row.id, act.id, rec.dimension]);
-      return this.complete(act, rec, { hook: signal.data, output: signal.data });
+      await this.answer(act, rec, signal.data, hookAnswer(signal.status, signal.code));
+      // Answered with 202 it still waits, and takes the next kept signal that matches.
+      if (rec.state !== 'waiting' || this.status < 0) return;
     }
   }
 
@@ -941,6 +971,41 @@ class Run {
     if (outcome.output !== undefined) rec.output = { data: outcome.output };
     if (outcome.hook !== undefined) rec.hook = { data: outcome.hook };
     this.put(rec, false);
+    return this.answered(act, rec, outcome.code ?? 200, true);
+  }
+
+  /**
+   * A waiting hook activity is answered (hook(), a signal activity, a signal kept for it): a 202
+   * answers and keeps it waiting, the transitions that name 202 entered in a pass of this answer's
+   * own (`<its dimension>,<n>`, where the hook's record of that answer is, so their mappings read this
+   * answer's data); an error that no transition routes (none names its code) fails it, and so its
+   * workflow; anything else completes it.
+   */
+  answer(act: CompiledActivity, rec: ActivityRecord, data: unknown, answer: HookAnswer): Promise<void> | undefined {
+    if (answer.code === REENTER_CODE) {
+      rec.attempts += 1;
+      rec.hook = { data };
+      rec.output = { data };
+      this.put(rec, false);
+      const answered: ActivityRecord = { ...rec, dimension: `${rec.dimension},${rec.attempts}`, state: 'done', errors: NO_ERRORS };
+      this.put(answered, true);
+      return this.answered(act, answered, REENTER_CODE, false);
+    }
+    const releasing = runNow(this.s, 'hook_release', [this.row.id, act.id, rec.dimension]);
+    if (answer.error && !act.transitions.some((t) => t.conditions?.code === answer.code))
+      return releasing.then(() => {
+        rec.hook = { data };
+        this.fail(rec, { code: answer.code, data }, 1);
+      });
+    // A hook's data is also its output (`{review.output.data.approved}` in a transition reads it).
+    return releasing.then(() => this.complete(act, rec, { hook: data, output: data, code: answer.code }));
+  }
+
+  /**
+   * After an activity's record took its outcome: the workflow data (job.maps), the semaphore (when it
+   * `closes` the activity), the emit, then its transitions for `code`.
+   */
+  private answered(act: CompiledActivity, rec: ActivityRecord, code: number, closes: boolean): Promise<void> | undefined {
     const reads = readsOf(act).complete;
     // Built only for a job.maps or a transition's match, of what they read.
     const ctx = act.job?.maps || reads.conditional ? this.context(rec.dimension, reads, rec) : NO_CONTEXT;
@@ -953,12 +1018,12 @@ class Run {
             this.dataChanged = true;
           }
     }
-    this.status -= 1;
+    if (closes) this.status -= 1;
     if (act.emit) emit(this.s, this.row, this.graph.publishes ?? this.graph.subscribes, 'emit', this.status, this.data);
     // The records are as they were (job.data is this.data, patched in place): only the semaphore moved,
     // so the context is not built again. Taken before the first transition enters anything.
     const after: MappingContext = reads.conditional && reads.job ? { ...ctx, job: this.jobView() } : ctx;
-    return this.transition(act, rec.dimension, after, outcome.code ?? 200, 0);
+    return this.transition(act, rec.dimension, after, code, 0);
   }
 
   /**
@@ -1616,7 +1681,7 @@ export async function deliverHook(
   app: CompiledApp,
   topic: string,
   data: unknown,
-  opts: { keep: boolean; except?: string; code?: number },
+  opts: { keep: boolean; except?: string; answer?: HookAnswer },
 ): Promise<string | undefined> {
   const reached = await deliverHookStaged(s, app, topic, data, opts);
   await flushPending(s, true);
@@ -1628,7 +1693,7 @@ async function deliverHookStaged(
   app: CompiledApp,
   topic: string,
   data: unknown,
-  opts: { keep: boolean; except?: string; code?: number },
+  opts: { keep: boolean; except?: string; answer?: HookAnswer },
 ): Promise<string | undefined> {
   const graph = app.graphs.find((g) => g.hooks.some((h) => h.topic === topic));
   if (!graph) return undefined;
@@ -1640,9 +1705,18 @@ async function deliverHookStaged(
   const waiting = await runNow<{ workflow_id: string; activity: string; dimension: string }>(s, 'hooks_waiting', [app.id, topic, only]);
   for (const w of waiting) {
     if (w.workflow_id === opts.except) continue;
-    if (await reenter(s, w, topic, data, true, opts.code)) return w.workflow_id;
+    if (await reenter(s, w, topic, data, true, opts.answer)) return w.workflow_id;
   }
-  if (opts.keep) await runNow(s, 'signal_keep', [app.id, topic, JSON.stringify(data ?? null), only, graph.expire ?? DEFAULT_EXPIRE_S]);
+  if (opts.keep)
+    await runNow(s, 'signal_keep', [
+      app.id,
+      topic,
+      JSON.stringify(data ?? null),
+      only,
+      graph.expire ?? DEFAULT_EXPIRE_S,
+      opts.answer?.error ? 'error' : null,
+      opts.answer && opts.answer.code !== 200 ? opts.answer.code : null,
+    ]);
   return undefined;
 }
 
@@ -1652,8 +1726,8 @@ interface Waiting {
   dimension: string;
 }
 
-/** Finishes one waiting hook activity with `data` (when its rules match, if `checkRules`); false when it no longer waits. */
-async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, checkRules: boolean, code?: number): Promise<boolean> {
+/** Answers one waiting hook activity with `data` (when its rules match, if `checkRules`); false when it no longer waits. */
+async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, checkRules: boolean, answer = SUCCESS): Promise<boolean> {
   const run = await load(s, w.workflow_id, w.dimension);
   if (!run || !run.open) return false;
   const act = run.graph.activities[w.activity];
@@ -1663,9 +1737,7 @@ async function reenter(s: Scope, w: Waiting, topic: string, data: unknown, check
     const rules = run.graph.hooks.filter((h) => h.topic === topic && h.to === w.activity);
     if (!rules.some((rule) => run.ruleMatches(rule, rec, data))) return false;
   }
-  await runNow(s, 'hook_release', [w.workflow_id, w.activity, w.dimension]);
-  // A hook's data is also its output (`{review.output.data.approved}` in a transition reads it).
-  await run.complete(act, rec, { hook: data, output: data, ...(code ? { code } : {}) });
+  await run.answer(act, rec, data, answer);
   await run.flush();
   return true;
 }
@@ -1689,12 +1761,34 @@ async function deliverHookAllStaged(
   topic: string,
   data: unknown,
   search: Record<string, unknown>,
+  answer = SUCCESS,
 ): Promise<string[]> {
   await runNow(s, 'topic_lock', [appId, topic, null]);
   const waiting = await runNow<Waiting>(s, 'hooks_by_search', [appId, topic, JSON.stringify(search)]);
   const reached: string[] = [];
-  for (const w of waiting) if (await reenter(s, w, topic, data, false)) reached.push(w.workflow_id);
+  for (const w of waiting) if (await reenter(s, w, topic, data, false, answer)) reached.push(w.workflow_id);
   return reached;
+}
+
+/** How a hook answers its waiting activity: the leg's response code, and whether it answers with an error. */
+export interface HookAnswer {
+  code: number;
+  error: boolean;
+}
+
+/** The response code of an answer that keeps its hook waiting (HotMesh's 202: the activity answers again). */
+export const REENTER_CODE = 202;
+
+const SUCCESS: HookAnswer = { code: 200, error: false };
+
+/**
+ * A hook's `status` ('success', 'pending' or 'error', as HotMesh's stream statuses) and `code` as an
+ * answer: pending is 202, an error 500, unless a code is given. Checked where they come in (hook(),
+ * the app's YAML): here they are taken as they are.
+ */
+export function hookAnswer(status: string | null | undefined, code: number | null | undefined): HookAnswer {
+  if (!status && !code) return SUCCESS;
+  return { code: code ?? (status === 'pending' ? REENTER_CODE : status === 'error' ? 500 : 200), error: status === 'error' };
 }
 
 /** HotMesh's default code of an interruption (410 Gone). */

@@ -1,7 +1,7 @@
 /**
  * Activity types and condition forms beyond the signup example: a signal from one workflow re-entering
  * another's hook, an interrupt activity stopping another workflow and one stopping itself, `emit`,
- * `gate: or`, psub over topic wildcards, and a hook's 202 that keeps it waiting.
+ * `gate: or` and psub over topic wildcards (a hook answered with 202: run-hook-answers).
  */
 import test from 'ava';
 import { ValidationError } from '@partita/core';

@@ -295,6 +295,38 @@ test('a worker without a topic, a bad retry setting', async (t) => {
   t.regex(found[2]!.hint!, /backoffCoefficient/);
 });
 
+test("a signal's status and code: a status it does not know, a code that does not go with its status", async (t) => {
+  const signal = (name: string, ...lines: string[]) => [`  ${name}:`, '    type: signal', '    topic: demo.go', ...lines];
+  const acts = [
+    '  t1:',
+    '    type: trigger',
+    ...signal('s1', '    status: maybe'),
+    ...signal('s2', '    status: pending', '    code: 200'),
+    ...signal('s3', '    status: error', '    code: 202'),
+    ...signal('s4', '    status: pending', '    code: 202'),
+    '  h:',
+    '    type: hook',
+  ];
+  const transitions = [
+    '  t1:',
+    '    - to: s1',
+    '    - to: s2',
+    '    - to: s3',
+    '    - to: s4',
+    '    - to: h',
+    'hooks:',
+    '  demo.go:',
+    '    - to: h',
+  ];
+  const found = await issues(t, base({ activities: acts, transitions }));
+  t.deepEqual(
+    found.map((i) => `${i.line}:${i.key}`),
+    ['8:activities.s1.status', '13:activities.s2.code', '18:activities.s3.code'],
+  );
+  t.regex(found[0]!.message, /success, pending .* or error/);
+  t.regex(found[1]!.message, /202 is the pending answer/);
+});
+
 test('YAML syntax errors name their file and line, in any file of the app', async (t) => {
   const found = await issues(t, ['subscribes: demo.start', 'activities:', '  t1: { type: trigger', '']);
   t.is(found.length, 1);

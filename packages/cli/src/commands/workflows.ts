@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Client } from '@partita/client';
-import type { ActivityTimeline, WorkflowApp, WorkflowStatusName, WorkflowSummary } from '@partita/workflows';
+import type { ActivityTimeline, HookStatus, WorkflowApp, WorkflowStatusName, WorkflowSummary } from '@partita/workflows';
 import { COMMON_OPTIONS, CONNECTION_OPTIONS, duration, flag, int, json, list, str } from '../args.js';
 import { positionals, withClient as withPlainClient, type Command, type Context } from '../command.js';
 import { migratePlugins } from '../plugin-tables.js';
@@ -192,14 +192,29 @@ export const hook: Command = {
   description: `
 Prints the id of the workflow it resumed. When none waits yet, the signal is kept (for the graph's
 expire) and delivered when a matching hook activity starts waiting; that is said, and is not an error.
-Data that fails the hook's schema is refused (exit code 2).`,
-  options: { ...CONNECTION_OPTIONS, ...COMMON_OPTIONS },
-  examples: [`partita hook orders order.approval '{"id":"<workflow id>","approved":true}'`],
+Data that fails the hook's schema is refused (exit code 2). --status pending (code 202) answers the
+hook activity and keeps it waiting for another hook (its transitions that name code 202 run); --status
+error fails it (and its workflow) unless a transition names the code (default 500).`,
+  options: {
+    status: { type: 'string', arg: 'STATUS', help: 'success (default), pending (answer, keep waiting) or error' },
+    code: { type: 'string', arg: 'CODE', help: 'the response code transitions match (default 200; 202 pending; 500 error)' },
+    ...CONNECTION_OPTIONS,
+    ...COMMON_OPTIONS,
+  },
+  examples: [
+    `partita hook orders order.approval '{"id":"<workflow id>","approved":true}'`,
+    `partita hook orders order.note '{"id":"<workflow id>","text":"called the customer"}' --status pending`,
+  ],
   async run(ctx) {
     const [appId, topic, dataText] = positionals(ctx, [APP_ARG, 'TOPIC', 'DATA']);
     const data = jsonArgument(dataText!, 'DATA (the hook data, 3rd)', 'hook');
+    const status = str(ctx.values, 'status');
+    if (status !== undefined && !['success', 'pending', 'error'].includes(status))
+      throw new UsageError(`--status must be success, pending or error, got "${status}"`, 'hook');
+    const code = int(str(ctx.values, 'code'), '--code', 'hook', { min: 100, max: 599 });
+    const answer = { ...(status ? { status: status as HookStatus } : {}), ...(code !== undefined ? { code } : {}) };
     return withClient(ctx, async (client) => {
-      const resumed = await (await openApp(client, appId!)).hook(topic!, data);
+      const resumed = await (await openApp(client, appId!)).hook(topic!, data, answer);
       if (ctx.json) printJson(ctx.io, { id: resumed ?? null, kept: resumed === undefined });
       else if (resumed) println(ctx.io, resumed);
       else
