@@ -4,7 +4,7 @@
  * reading its own answer's data, until an answer closes it; an error fails the workflow unless a
  * transition names its code; a signal kept before the hook waits answers as it was sent.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { ValidationError } from '@partita/core';
 import { defineJob } from '@partita/runtime';
 import { until } from '../../../test/helpers/index.js';
@@ -49,7 +49,7 @@ app:
         t1: [{ to: ping }]
 `;
 
-async function answersApp(t: Parameters<Parameters<typeof test>[1]>[0], name: string) {
+async function answersApp(t: ExecutionContext, name: string) {
   const notes: { wf: string; text: string }[] = [];
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
