@@ -36,6 +36,22 @@ const TOPIC = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 /** Keys HotMesh reads on a graph and on an activity; anything else is most likely a typo (a warning). */
 const GRAPH_KEYS = ['subscribes', 'publishes', 'expire', 'persistent', 'input', 'output', 'activities', 'transitions', 'hooks'];
+/**
+ * Activity keys of HotMesh's that Partita reads past but does not carry out: a HotMesh app keeps
+ * deploying, and its author is told (a warning) rather than left to expect their effect.
+ */
+const UNSUPPORTED_ACTIVITY_KEYS = [
+  'settings',
+  'telemetry',
+  'expire',
+  'persistent',
+  'persist',
+  'statusThreshold',
+  'statusThresholdType',
+  'escalation',
+  'stack',
+  'scrub',
+];
 const ACTIVITY_KEYS = [
   'title',
   'type',
@@ -625,7 +641,8 @@ class Compiler {
       if (!ACTIVITY_KEYS.includes(k)) {
         const guess = closest(k, ACTIVITY_KEYS);
         this.warn([...at, k], `activity ${aid} has an unknown key ${k}, which is ignored`, guess ? `did you mean ${guess}?` : undefined);
-      }
+      } else if (UNSUPPORTED_ACTIVITY_KEYS.includes(k))
+        this.warn([...at, k], `activity ${aid}: ${k} is a HotMesh key that Partita does not carry out; it is ignored`);
     }
     const act: CompiledActivity = {
       id: aid,

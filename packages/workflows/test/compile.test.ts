@@ -364,3 +364,31 @@ test('unknown keys on graphs and activities are warnings with a suggestion', asy
     ],
   );
 });
+
+test("HotMesh's activity keys that Partita does not carry out are warnings, not silently dropped", async (t) => {
+  const yaml = [
+    'app:',
+    '  id: w',
+    "  version: '1'",
+    '  graphs:',
+    '    - subscribes: w.go',
+    '      activities:',
+    '        t1: { type: trigger }',
+    '        h1: { type: hook, escalation: { role: admin }, title: Approval }',
+    '        s1: { type: signal, topic: w.h, scrub: true }',
+    '      transitions:',
+    '        t1: [{ to: h1 }, { to: s1 }]',
+    '      hooks:',
+    '        w.h: [{ to: h1 }]',
+    '',
+  ].join('\n');
+  const app = await compileApp(yaml);
+  t.deepEqual(
+    app.warnings.map((w) => [w.line, w.key]),
+    [
+      [8, 'app.graphs[0].activities.h1.escalation'],
+      [9, 'app.graphs[0].activities.s1.scrub'],
+    ],
+  );
+  t.regex(app.warnings[0]!.message, /escalation is a HotMesh key that Partita does not carry out/);
+});
