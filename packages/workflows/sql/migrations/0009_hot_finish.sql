@@ -19,3 +19,23 @@ DROP INDEX {{schema}}.wf_workflows_sweep;
 CREATE INDEX wf_workflows_app_created ON {{schema}}.wf_workflows (app_id, created_at);
 CREATE INDEX wf_workflows_pending ON {{schema}}.wf_workflows (pending_until) WHERE pending_until IS NOT NULL;
 CREATE INDEX wf_workflows_carried_expire ON {{schema}}.wf_workflows_carried (expire_at) WHERE expire_at IS NOT NULL;
+
+-- The ids and keys the hot path compares are compared byte-wise (collation "C"), not by the database's
+-- locale: under any other collation each comparison of two texts went through strcoll (its inputs
+-- copied to terminate them first), and a step's statements compare them in every key probe and index
+-- insert (the records' key and job index, the workflows' key: ~25 B-tree descents a workflow) and in
+-- the sorts of steps_lock and steps_take. Measured on a C.UTF-8 database (its texts sort the same as
+-- in "C"): a probe of a 200,000-id text key 11-12 -> 7-8 µs, an insert with its key 12.5 -> 7.4 µs.
+-- The ids are opaque (uuids, or a caller's ids, compared for equality and ordered only so that
+-- lockers take locks in one order), so their order need not follow a locale; every statement that
+-- locks several workflows orders them by these columns, so they still agree. The other tables joined
+-- to these by id take the same collation, so that each side's index still serves such a join (a
+-- comparison of a "C" column with a default one is made in "C", which a default-collation index
+-- cannot answer). The tables' heaps are not rewritten; their indexes on these columns are rebuilt.
+ALTER TABLE {{schema}}.wf_workflows ALTER COLUMN id TYPE text COLLATE "C", ALTER COLUMN parent_id TYPE text COLLATE "C";
+ALTER TABLE {{schema}}.wf_activities ALTER COLUMN workflow_id TYPE text COLLATE "C", ALTER COLUMN activity TYPE text COLLATE "C",
+  ALTER COLUMN dimension TYPE text COLLATE "C", ALTER COLUMN job_id TYPE text COLLATE "C";
+ALTER TABLE {{schema}}.wf_hooks ALTER COLUMN workflow_id TYPE text COLLATE "C", ALTER COLUMN activity TYPE text COLLATE "C",
+  ALTER COLUMN dimension TYPE text COLLATE "C";
+ALTER TABLE {{schema}}.wf_fanin ALTER COLUMN workflow_id TYPE text COLLATE "C", ALTER COLUMN activity TYPE text COLLATE "C",
+  ALTER COLUMN dimension TYPE text COLLATE "C", ALTER COLUMN child_id TYPE text COLLATE "C";
