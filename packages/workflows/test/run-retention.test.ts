@@ -428,6 +428,23 @@ test.serial(
         table,
       );
     t.is((await pool.query(`SELECT to_regclass($1) AS r`, [`"${db.schema}".wf_steps`])).rows[0].r, null);
+    // The ids and keys every step compares collate "C" (migration 0009), in every partition and the tables joined to them by id.
+    const collations = (
+      await pool.query(
+        `SELECT c.relname || '.' || a.attname AS col, coalesce(co.collname, '?') AS coll
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+           AND (c.relname ~ '^wf_(workflows|activities)' AND a.attname IN ('id', 'parent_id', 'workflow_id', 'activity', 'dimension', 'job_id')
+                OR c.relname IN ('wf_hooks', 'wf_fanin') AND a.attname IN ('workflow_id', 'activity', 'dimension', 'child_id'))`,
+        [db.schema],
+      )
+    ).rows as { col: string; coll: string }[];
+    t.true(collations.length >= 2 * 6 + 3 + 4, collations.map((r) => r.col).join());
+    t.deepEqual(
+      collations.filter((r) => r.coll !== 'C').map((r) => `${r.col}: ${r.coll}`),
+      [],
+    );
     // The partial index is usable by hooks_by_search: its text implies the index predicate.
     const client = await pool.connect();
     try {
