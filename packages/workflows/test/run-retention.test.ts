@@ -428,6 +428,15 @@ test.serial(
         table,
       );
     t.is((await pool.query(`SELECT to_regclass($1) AS r`, [`"${db.schema}".wf_steps`])).rows[0].r, null);
+    // No foreign key from a workflow to its app version (migration 0009): its trigger was half of a workflow's insert.
+    t.deepEqual(
+      (
+        await pool.query(`SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'`, [
+          `"${db.schema}".wf_workflows`,
+        ])
+      ).rows,
+      [],
+    );
     // The ids and keys every step compares collate "C" (migration 0009), in every partition and the tables joined to them by id.
     const collations = (
       await pool.query(
