@@ -393,7 +393,9 @@ test.serial(
       await pool.query(`SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename ~ '^wf_workflows_\\d{8}$'`, [db.schema])
     ).rows.map((r) => r.tablename as string);
     t.true(days.length >= 3);
-    // Search entries only for workflows with searchable fields; expiry entries only for what the sweep reads (carried or pending rows).
+    // Search entries only for workflows with searchable fields; expiry entries only for what the sweep reads (carried or pending
+    // rows). No index of a day's rows holds a column a workflow's finish writes (status, expire_at: migration 0009), so that
+    // update is HOT.
     for (const table of [...days, 'wf_workflows_carried']) {
       const d = await defs(table);
       t.deepEqual(
@@ -402,10 +404,19 @@ test.serial(
         table,
       );
       t.deepEqual(
-        d.filter((x) => /\(expire_at\)/.test(x)).map((x) => x.replace(/^.* USING/, 'USING')),
-        ["USING btree (expire_at) WHERE ((expire_at IS NOT NULL) AND ((status = '-1'::integer) OR (start_day = 'infinity'::date)))"],
+        d.filter((x) => /\((expire_at|pending_until)\)/.test(x)).map((x) => x.replace(/^.* USING/, 'USING')),
+        [
+          ...(table === 'wf_workflows_carried' ? ['USING btree (expire_at) WHERE (expire_at IS NOT NULL)'] : []),
+          'USING btree (pending_until) WHERE (pending_until IS NOT NULL)',
+        ],
         table,
       );
+      if (table !== 'wf_workflows_carried')
+        t.deepEqual(
+          d.filter((x) => /status|expire_at/.test(x)),
+          [],
+          table,
+        );
     }
     // A step is found by its record's job id (migration 0008): a unique index on each day's records
     // and the carried ones (the planner counts on it to probe rather than read a day without
@@ -417,6 +428,32 @@ test.serial(
         table,
       );
     t.is((await pool.query(`SELECT to_regclass($1) AS r`, [`"${db.schema}".wf_steps`])).rows[0].r, null);
+    // No foreign key from a workflow to its app version (migration 0009): its trigger was half of a workflow's insert.
+    t.deepEqual(
+      (
+        await pool.query(`SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'`, [
+          `"${db.schema}".wf_workflows`,
+        ])
+      ).rows,
+      [],
+    );
+    // The ids and keys every step compares collate "C" (migration 0009), in every partition and the tables joined to them by id.
+    const collations = (
+      await pool.query(
+        `SELECT c.relname || '.' || a.attname AS col, coalesce(co.collname, '?') AS coll
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+           AND (c.relname ~ '^wf_(workflows|activities)' AND a.attname IN ('id', 'parent_id', 'workflow_id', 'activity', 'dimension', 'job_id')
+                OR c.relname IN ('wf_hooks', 'wf_fanin') AND a.attname IN ('workflow_id', 'activity', 'dimension', 'child_id'))`,
+        [db.schema],
+      )
+    ).rows as { col: string; coll: string }[];
+    t.true(collations.length >= 2 * 6 + 3 + 4, collations.map((r) => r.col).join());
+    t.deepEqual(
+      collations.filter((r) => r.coll !== 'C').map((r) => `${r.col}: ${r.coll}`),
+      [],
+    );
     // The partial index is usable by hooks_by_search: its text implies the index predicate.
     const client = await pool.connect();
     try {
