@@ -2,6 +2,7 @@
 import test from 'ava';
 import type { Recorded } from '@partita/postgres';
 import {
+  CONTINUED_BACKLOG,
   ContinuationThrew,
   MAX_BATCH_FACTOR,
   OutcomeBatch,
@@ -84,6 +85,30 @@ test('with two writes allowed the next batch goes out beside keyed completions, 
   t.is(b.requeue(third), 100);
   t.deepEqual(b.inflight, []);
   t.is(b.take()!.completions.length, 2, 'the failed batch back in front of what arrived since');
+});
+
+test('beside a batch of continued steps a second write goes out only once CONTINUED_BACKLOG x flushBatch wait; keyed ones not while continuations run', (t) => {
+  const b = new OutcomeBatch(10, 2, false);
+  const step = () => ({ ...job(), continuation: 'workflows' });
+  b.pending.completions.push({ job: step(), result: 0 });
+  const first = b.take()!;
+  for (let i = 1; i < 10 * CONTINUED_BACKLOG; i++) b.pending.completions.push({ job: step(), result: i });
+  t.is(b.take(), undefined, 'a batch and more wait: still one write');
+  b.pending.completions.push({ job: step(), result: 99 });
+  const second = b.take()!;
+  t.truthy(second, 'the backlog reached: written beside the first');
+  t.deepEqual(b.inflight, [first, second]);
+  b.settled(first);
+  b.settled(second);
+
+  const keyedFirst = (() => {
+    b.pending.completions.push({ job: { ...job(), executionKey: 'k' }, result: 0 });
+    return b.take()!;
+  })();
+  for (let i = 0; i < 100; i++) b.pending.completions.push({ job: { ...job(), executionKey: `k${i}` }, result: i });
+  t.is(b.take(), undefined, 'keyed completions go one at a time where continuations run');
+  b.settled(keyedFirst);
+  t.truthy(b.take());
 });
 
 test('one write takes at most MAX_BATCH_FACTOR x flushBatch outcomes, completions first; the rest waits in order and is due at once', (t) => {

@@ -102,7 +102,7 @@ export function engineBehavior(options: EngineOptions): Behavior<EngineMsg, unkn
   const continuations = continuationsByType(definitions, options.continuations);
   // Two writes side by side unless a continuation runs here: a continuation's transaction may touch
   // what another batch's touches (a workflow's rows), and those are written one at a time.
-  const outcomes = new OutcomeBatch(settings.flushBatch, continuations.empty ? 2 : 1);
+  const outcomes = new OutcomeBatch(settings.flushBatch, 2, continuations.empty);
   const pending = () => outcomes.pending;
   const recorded = { nodeId, definitions, log, hooks: new Hooks(definitions, partition, log), emit, pending };
   // The claim and the batch write run off the mailbox: their results come back as messages.

@@ -4,7 +4,7 @@
  * they are written the next one grows, so batches size themselves to the load. One at a time, a
  * keyed drain (each completion settles its keys and takes their next jobs, ~2x a plain completion's
  * work per row) was bound by that one statement's time per row; two side by side let its two waves
- * of keys be written at once (only those: see goesBeside).
+ * of keys be written at once (only those, and continued steps behind a backlog: see besideFrom).
  * Its jobs still hold leases until the write lands. A failed write puts its outcomes back in front
  * of what arrived since, and the next flush waits for a backoff.
  *
@@ -100,15 +100,30 @@ export function batchSize(b: FlushBatch): number {
 }
 
 /**
- * Whether a batch in flight lets the next one be written beside it: one whose completions hold
- * execution keys (their statement settles the keys and takes their next jobs, about twice a plain
- * completion's work per row) and which holds no progress (see OutcomeBatch). Plain batches are
+ * Whether a batch in flight lets the next one be written beside it, and once how many outcomes wait
+ * (undefined: it does not). Never while it holds progress (see OutcomeBatch). Plain batches are
  * written one at a time: two plain completions side by side slowed the plain drain (9.5-13.4k
- * against 16-24k jobs/s in three alternating pairs).
+ * against 16-24k jobs/s in three alternating pairs). Beside one whose completions hold execution keys
+ * (their statement settles the keys and takes their next jobs, about twice a plain completion's work
+ * per row), at once, when no continuation runs on this node (`keyed`). Beside one whose completions
+ * are marked for a continuation (a workflow's steps), once CONTINUED_BACKLOG × flushBatch wait: one
+ * such transaction at a time kept its backend and the node taking turns (the backend ~70 % of a
+ * batch's cycle, the node's transitions the rest), so a backlog waited; a second beside it at the
+ * usual batch size bought nothing and cost Postgres CPU. Transitions written side by side are safe
+ * as those of two nodes are: each locks the workflows of its steps first, in one order.
  */
-function goesBeside(b: FlushBatch): boolean {
-  return b.progress.size === 0 && b.completions.some((c) => c.job.executionKey);
+function besideFrom(b: FlushBatch, flushBatch: number, keyed: boolean): number | undefined {
+  if (b.progress.size > 0) return undefined;
+  let continued = false;
+  for (const c of b.completions) {
+    if (keyed && c.job.executionKey) return 0;
+    if (c.job.continuation) continued = true;
+  }
+  return continued ? flushBatch * CONTINUED_BACKLOG : undefined;
 }
+
+/** See besideFrom: the backlog, in flushBatch, before a batch of continued steps gets a second write beside it. */
+export const CONTINUED_BACKLOG = 3;
 
 /** One write takes at most this many times flushBatch outcomes (see take()). */
 export const MAX_BATCH_FACTOR = 4;
@@ -118,11 +133,12 @@ export class OutcomeBatch {
   /** The batches being written, oldest first. */
   inflight: FlushBatch[] = [];
   /**
-   * Those of `inflight` that let another be written beside them (goesBeside), decided once when
-   * taken: take() runs at every job's end while a full batch waits, and scanning the batches in
-   * flight each time (thousands of completions) was 7 % of the node process's CPU in a drain.
+   * Those of `inflight` that let another be written beside them, and once how many outcomes wait
+   * (besideFrom), decided once when taken: take() runs at every job's end while a full batch waits,
+   * and scanning the batches in flight each time (thousands of completions) was 7 % of the node
+   * process's CPU in a drain.
    */
-  private readonly besides = new WeakSet<FlushBatch>();
+  private readonly besides = new WeakMap<FlushBatch, number>();
   /** A 'flush' message is booked. */
   scheduled = false;
   /** Wait before writing again after a failed write (0: the last write succeeded). */
@@ -133,11 +149,13 @@ export class OutcomeBatch {
    * every batch holds other jobs' outcomes (a job's outcome is in one batch), but a continuation's
    * transaction may touch what another batch's does, and a job's progress written beside its
    * completion could land after it (so a second write takes no batch while either holds progress).
-   * A second goes out only beside keyed completions (goesBeside).
+   * A second goes out only beside keyed completions (when `keyedBeside`: no continuation runs on the
+   * node) or, once a backlog waits, continued ones (besideFrom).
    */
   constructor(
     private readonly flushBatch: number,
     private readonly maxWrites = 1,
+    private readonly keyedBeside = true,
   ) {}
 
   get size(): number {
@@ -174,7 +192,10 @@ export class OutcomeBatch {
   take(): FlushBatch | undefined {
     this.scheduled = false;
     if (this.inflight.length >= this.maxWrites || this.size === 0) return undefined;
-    for (const b of this.inflight) if (!this.besides.has(b)) return undefined;
+    for (const b of this.inflight) {
+      const from = this.besides.get(b);
+      if (from === undefined || this.size < from) return undefined;
+    }
     if (this.inflight.length > 0 && this.pending.progress.size > 0) return undefined;
     const max = this.flushBatch * MAX_BATCH_FACTOR;
     let batch = this.pending;
@@ -191,7 +212,10 @@ export class OutcomeBatch {
       rest.progress = new Map();
       this.pending = rest;
     }
-    if (this.maxWrites > 1 && goesBeside(batch)) this.besides.add(batch);
+    if (this.maxWrites > 1) {
+      const from = besideFrom(batch, this.flushBatch, this.keyedBeside);
+      if (from !== undefined) this.besides.set(batch, from);
+    }
     this.inflight.push(batch);
     return batch;
   }
