@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
 const TICKS_PER_SEC = 100;
@@ -219,6 +219,8 @@ export async function startHeapProfile(): Promise<() => Promise<{ total: number;
   return async () => {
     const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: HeapProfileNode } };
     session.disconnect();
+    // The whole profile (its call trees), for a look at who called an allocating builtin.
+    if (process.env.PARTITA_BENCH_HEAP_FILE) writeFileSync(process.env.PARTITA_BENCH_HEAP_FILE, JSON.stringify(profile));
     const sites = new Map<string, number>();
     const root = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
     return { total: allocationSites(profile.head, sites, root), sites };

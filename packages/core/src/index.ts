@@ -1,7 +1,7 @@
 export * from './errors.js';
 export { createLogger, childLogger, silentLogger, type Logger } from './logger.js';
 export { encode, decode, pack, unpack, WIRE_VERSION, type Envelope } from './codec.js';
-export { uuidv7, isUuid } from './ids.js';
+export { uuidv4, uuidv7, isUuid } from './ids.js';
 export { toJsonStrict } from './json.js';
 export { isPromiseLike } from './promise.js';
 export * from './jobs.js';

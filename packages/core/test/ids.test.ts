@@ -1,5 +1,5 @@
 import test from 'ava';
-import { isUuid, uuidv7 } from '@partita/core';
+import { isUuid, uuidv4, uuidv7 } from '@partita/core';
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const msOf = (id: string) => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
@@ -41,4 +41,18 @@ test.serial('every bit of the 48-bit timestamp is encoded', (t) => {
   t.is(id.slice(0, 14), 'fedcba98-7654-');
   t.is(msOf(id), now);
   t.regex(id, V7);
+});
+
+test('a v4 UUID is random but for its version and variant, and one flat string', (t) => {
+  const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const ids = Array.from({ length: 20_000 }, () => uuidv4());
+  for (const id of ids) t.regex(id, V4);
+  t.is(new Set(ids).size, ids.length);
+  // Every hex digit of the random positions turns up at each of them (16 values, 20,000 draws).
+  for (const at of [0, 7, 9, 12, 15, 20, 24, 35]) t.is(new Set(ids.map((id) => id[at])).size, 16, `position ${at}`);
+  t.is(new Set(ids.map((id) => id[19])).size, 4, 'the variant digit is one of 8, 9, a, b');
+  // Made between v7 ids, it leaves their order alone (the two share the random pool, not the text).
+  const a = uuidv7();
+  uuidv4();
+  t.true(a < uuidv7());
 });

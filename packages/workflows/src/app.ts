@@ -3,9 +3,8 @@
  * Every write (pub, hook, interrupt) is a transaction through the executor, over the client's
  * store, so what it starts or finishes commits with the jobs it enqueues; concurrent pubs share one.
  */
-import { randomUUID } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { TimeoutError, ValidationError, childLogger, silentLogger, type Logger } from '@partita/core';
+import { TimeoutError, ValidationError, childLogger, silentLogger, uuidv4, type Logger } from '@partita/core';
 import type { Client } from '@partita/client';
 import { clientBus, clientHandOff, clientHandoffTarget, clientStore } from '@partita/client/internal';
 import type { Bus } from '@partita/nats';
@@ -263,7 +262,7 @@ export class WorkflowApp {
 
   /** One roll call: does any workflow node answer? (Unknown, when the bus fails: the protocol decides.) */
   private async nobodyAnswers(bus: Bus, version: string, delayMs: number): Promise<boolean> {
-    const call: ActivationRollCall = { activation: randomUUID(), app: this.id, version };
+    const call: ActivationRollCall = { activation: uuidv4(), app: this.id, version };
     try {
       const replies = await bus.gather<unknown>(subjects.wfRollCall(this.client.cluster), WF_ROLL_CALL_KIND, call, { delayMs, max: 1 });
       return replies.length === 0;
@@ -449,7 +448,7 @@ export class WorkflowApp {
     this.validate(graph, data);
     if (opts.pending !== undefined && !(typeof opts.pending === 'number' && opts.pending > 0 && Number.isFinite(opts.pending)))
       throw new ValidationError(`pending must be a number of seconds > 0, not ${JSON.stringify(opts.pending)}`, 'pending');
-    const id = opts.id ?? randomUUID();
+    const id = opts.id ?? uuidv4();
     const start: StartOptions = { app, graph, id, data, search: opts.search ?? {}, partition: opts.partition ?? this.partition };
     // A pending pub writes no step and runs nothing: it takes its own transaction rather than a group.
     if (opts.pending !== undefined) {
@@ -517,7 +516,7 @@ export class WorkflowApp {
    */
   async pubsub(topic: string, data: unknown = {}, opts: PubOptions & { timeoutMs?: number } = {}): Promise<unknown> {
     const { graph } = await this.graphFor(topic);
-    const id = opts.id ?? randomUUID();
+    const id = opts.id ?? uuidv4();
     const timeoutMs = opts.timeoutMs ?? 60_000;
     let settle!: (o: Outcome) => void;
     const arrived = new Promise<Outcome>((resolve) => (settle = resolve));

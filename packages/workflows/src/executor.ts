@@ -1466,8 +1466,11 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
   const dimensionsOf = new Map<string, ReadonlySet<string>>();
   for (const r of rows) {
-    const job = r.job_id === null ? undefined : byId.get(r.job_id);
-    if (!job || (r.state !== 'running' && r.state !== 'waiting')) continue;
+    // The state first: most rows are records done before (a step's earlier activities), and a
+    // lookup by a job id just read from Postgres hashes the id first.
+    if ((r.state !== 'running' && r.state !== 'waiting') || r.job_id === null) continue;
+    const job = byId.get(r.job_id);
+    if (!job) continue;
     stepRows.push(r);
     stepJobs.push(job);
     const dims = dimensionsOf.get(r.workflow_id);
@@ -1477,10 +1480,18 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   if (stepRows.length === 0) return;
   // The rows are the records (their extra workflow_id is never written: flushPending lists the fields),
   // as loadMany's are: a copy of each was a tenth of a step's allocations.
+  // steps_take sends each workflow's records together: a row of the same workflow as the one before
+  // joins its list without a lookup (an id's hash, a probe); the map still gathers rows that came apart.
   const records = new Map<string, ActivityRecord[]>();
+  let listOf: string | undefined;
+  let list: ActivityRecord[] = [];
   for (const r of rows) {
-    let list = records.get(r.workflow_id);
-    if (!list) records.set(r.workflow_id, (list = []));
+    if (r.workflow_id !== listOf) {
+      listOf = r.workflow_id;
+      const known = records.get(listOf);
+      if (known) list = known;
+      else records.set(listOf, (list = []));
+    }
     list.push(r);
   }
   // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
