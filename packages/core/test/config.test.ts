@@ -177,7 +177,7 @@ const EXPECTED_DEFAULTS = {
     heartbeatMs: 5_000,
     pollMs: 1_000,
     prefetch: 32,
-    maxPrefetch: 1_000,
+    maxPrefetch: 2_000,
     flushMs: 2,
     flushBatch: 500,
     shutdownGraceMs: 30_000,

@@ -48,7 +48,7 @@ export { migrate, type MigrateOptions, type PluginMigrations } from './migrate.j
 export { loadOpsFrom, loadMigrationsFrom, type Migration } from './sql.js';
 export { assertSchemaName } from './template.js';
 export { GENERIC_PLAN_SETTINGS } from './plans.js';
-export { encodeColumns, encodeColumnsJsonArrays, decodeTextArray, textArray, type ColumnType } from './binary.js';
+export { encodeColumns, encodeColumnsJsonArrays, decodeTextArray, textArray, uuidArray, type ColumnType } from './binary.js';
 export { loadOps, OP_NAMES, runOp, type OpName, type Statement } from './ops.js';
 export {
   inTransaction,

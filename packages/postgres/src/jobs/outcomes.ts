@@ -119,7 +119,8 @@ export async function complete(
     }
     sent.push({
       id: c.id,
-      key: c.id.toLowerCase(),
+      // Claims return ids in lower case, which toLowerCase would copy anyway (a string per job).
+      key: HAS_CAPITAL.test(c.id) ? c.id.toLowerCase() : c.id,
       attempt: c.attempt,
       result: json === undefined || json === 'null' ? '' : `"${c.id}":${json}`,
     });
@@ -130,12 +131,13 @@ export async function complete(
   // width_bucket finds the last of equal ids.
   const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   sent.sort(byKey);
-  const binary = uuidArray(sent.map((e) => e.id));
+  let ids = sent.map((e) => e.id);
+  const binary = uuidArray(ids);
   if (!binary) {
     for (const e of sent) e.key = e.key.replace(/[^0-9a-f]/g, '');
     sent.sort(byKey);
+    ids = sent.map((e) => e.id);
   }
-  const ids = sent.map((e) => e.id);
   // Outside a transaction it runs on the pool of cached generic plans: planned afresh (the other
   // pool's custom plans) it spent a tenth of its time planning, mostly copying the batch's ids and
   // objects, inlined as constants, through the planner's passes. Its generic plan knows no batch
@@ -189,6 +191,7 @@ export async function complete(
 }
 
 const COMPLETE_COLUMNS = ['not_done', 'partition', ...CLAIMED_COLUMNS] as const;
+const HAS_CAPITAL = /[A-Z]/;
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
 export async function fail(ctx: StoreContext, nodeId: string, items: Failure[], tx?: Tx): Promise<Recorded> {
