@@ -342,22 +342,19 @@ export class OutcomeWriter {
     let askedAsync = false;
     /** The jobs sent as this node's running attempts (tx.enqueueHere, sent last): which were leased is read once committed. */
     const leasing: { jobs: NewJob[]; sent: LeasedSent }[] = [];
-    // Each continuation runs once with its jobs, in the order their first job came: the claimed jobs
-    // and what the continuation is given, side by side (not an object per pair), so the list handed
+    // Each continuation runs once with its jobs, in the order their first job came: the list handed
     // to prepare, and to run when the store accepted every outcome (the usual case), is this one.
-    const byContinuation = new Map<NamedContinuation, { jobs: ClaimedJob[]; finished: FinishedJob[] }>();
-    const push = (c: NamedContinuation, finished: FinishedJob, job: ClaimedJob) => {
-      const lists = byContinuation.get(c);
-      if (lists) {
-        lists.jobs.push(job);
-        lists.finished.push(finished);
-      } else byContinuation.set(c, { jobs: [job], finished: [finished] });
+    const byContinuation = new Map<NamedContinuation, FinishedJob[]>();
+    const push = (c: NamedContinuation, finished: FinishedJob) => {
+      const list = byContinuation.get(c);
+      if (list) list.push(finished);
+      else byContinuation.set(c, [finished]);
     };
     const add = (finished: FinishedJob, job: ClaimedJob) => {
       const ofType = continuationsByType.of(job.type);
       const mark = job.continuation == null ? undefined : continuationsByType.marked(job.continuation);
-      if (ofType) for (const c of ofType) push(c, finished, job);
-      if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished, job);
+      if (ofType) for (const c of ofType) push(c, finished);
+      if (mark && !ofType?.some((c) => c.name === mark.name)) push(mark, finished);
     };
     // Each FinishedJob in one literal: a spread of a shared base, then two more fields, was a copy and
     // a grown property store per job (~1 KB of the ~3 KB this function allocated per workflow).
@@ -430,7 +427,7 @@ export class OutcomeWriter {
         completing.catch(() => undefined);
         failing.catch(() => undefined);
         const prepared = new Map<NamedContinuation, unknown>();
-        for (const [c, { finished }] of byContinuation) {
+        for (const [c, finished] of byContinuation) {
           if (!c.prepare) continue;
           try {
             const ahead = c.prepare(tx, finished);
@@ -444,7 +441,7 @@ export class OutcomeWriter {
         // Only what the store accepted (this node still held the lease) reaches a continuation.
         let ran = 0;
         let relaxed = 0;
-        for (const [c, { finished }] of byContinuation) {
+        for (const [c, finished] of byContinuation) {
           const accepted = acceptedOf(finished, completed, failed);
           const ahead = prepared.get(c);
           if (accepted.length === 0 && ahead === undefined) continue;
