@@ -499,7 +499,6 @@ async function inOrder(...sent: (Promise<unknown> | undefined)[]): Promise<void>
   for (const p of sent) await p;
 }
 
-/** A record's key in a Run: the activity id alone in the first pass (no string built per record and lookup), else id\0dimension. */
 /**
  * The pass a dimension lies in: a hook answer's pass (`<dimension>,<n>`) lies in its hook's; a cycle's
  * pass (`/<n>`) and the first ('') in none but the first.
@@ -509,6 +508,7 @@ function outerPass(dimension: string): string {
   return comma < 0 ? '' : dimension.slice(0, comma);
 }
 
+/** A record's key in a Run: the activity id alone in the first pass (no string built per record and lookup), else id\0dimension. */
 const key = (activity: string, dimension: string) => (dimension === '' ? activity : `${activity}\u0000${dimension}`);
 const num = (v: string | number) => (typeof v === 'number' ? v : Number(v));
 
