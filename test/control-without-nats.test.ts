@@ -372,8 +372,10 @@ test.serial('the default persister is postgres when Postgres is configured: a ne
     );
   const a = await startNode(options(dirs[0]!));
   t.like(await leaderLine(1), { restored: false });
-  const row = await db.pool.query(`SELECT epoch FROM global_state WHERE partition = 'p'`);
-  t.is(row.rowCount, 1, 'Global state is saved in Postgres');
+  // The lease holder logs once it serves Global's requests, which can be before Global's first save
+  // (its start, which fences older leaders) has landed: the row is waited for, not read once.
+  const saved = async () => ((await db.pool.query(`SELECT epoch FROM global_state WHERE partition = 'p'`)).rowCount ?? 0) > 0;
+  t.true(await until('Global state saved in Postgres', saved, 10_000));
   await t.throwsAsync(fs.access(path.join(dirs[0]!, 'global')), undefined, 'and not in the data dir');
   await a.stop({ graceMs: 100 });
   const b = await startNode(options(dirs[1]!));
