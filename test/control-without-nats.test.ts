@@ -371,6 +371,8 @@ test.serial('the default persister is postgres when Postgres is configured: a ne
       30_000,
     );
   const a = await startNode(options(dirs[0]!));
+  // Stopped below; also if an assertion throws first (a node left running keeps the test worker alive).
+  t.teardown(() => a.stop({ graceMs: 100 }));
   t.like(await leaderLine(1), { restored: false });
   // The lease holder logs once it serves Global's requests, which can be before Global's first save
   // (its start, which fences older leaders) has landed: the row is waited for, not read once.
