@@ -18,9 +18,19 @@ const text = Buffer.alloc(36, '-'.charCodeAt(0));
 // The timestamp part (text[0..13]) changes once a millisecond while thousands of ids may share it.
 let prefixMs = -1;
 
-function hexAt(at: number, byte: number): void {
-  text[at] = HEX_CHARS[2 * byte]!;
-  text[at + 1] = HEX_CHARS[2 * byte + 1]!;
+function hexAt(at: number, byte: number, into: Buffer = text): void {
+  into[at] = HEX_CHARS[2 * byte]!;
+  into[at + 1] = HEX_CHARS[2 * byte + 1]!;
+}
+
+/** Where the next 16 random bytes start in the pool (refilled when used up). */
+function randomBytes16(): number {
+  if (poolOffset + 16 > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  poolOffset += 16;
+  return poolOffset - 16;
 }
 
 /**
@@ -29,12 +39,7 @@ function hexAt(at: number, byte: number): void {
  * Time-ordered ids keep the primary-key index append-mostly, which matters at 40k inserts/s.
  */
 export function uuidv7(now = Date.now()): string {
-  if (poolOffset + 16 > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const o = poolOffset;
-  poolOffset += 16;
+  const o = randomBytes16();
   if (now > lastMs) {
     lastMs = now;
     counter = pool[o + 6]! & 0x07ff; // leave headroom so a busy millisecond rarely overflows
@@ -75,19 +80,12 @@ const V4_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
  * and a copy per id (a workflow's id, hashed as a map key as soon as its pub stages it).
  */
 export function uuidv4(): string {
-  if (poolOffset + 16 > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const o = poolOffset;
-  poolOffset += 16;
+  const o = randomBytes16();
   for (let i = 0; i < 16; i++) {
     let byte = pool[o + i]!;
     if (i === 6) byte = 0x40 | (byte & 0x0f);
     else if (i === 8) byte = 0x80 | (byte & 0x3f);
-    const at = V4_AT[i]!;
-    textV4[at] = HEX_CHARS[2 * byte]!;
-    textV4[at + 1] = HEX_CHARS[2 * byte + 1]!;
+    hexAt(V4_AT[i]!, byte, textV4);
   }
   return textV4.toString('latin1', 0, 36);
 }
