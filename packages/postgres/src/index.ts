@@ -34,6 +34,7 @@ export {
   type ControlRow,
   type Tx,
   isRowRefusal,
+  isTransientDbError,
 } from './store.js';
 export {
   ChannelListener,

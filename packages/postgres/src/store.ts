@@ -31,6 +31,7 @@ export type { EnqueueOutcome, LeasedOutcome, LeasedSent, NewJob } from './jobs/e
 export type { ClaimedJob, ClaimRequest, RateLimitedClaimRequest, RateLimitOutcome } from './jobs/claim.js';
 export {
   isRowRefusal,
+  isTransientDbError,
   type Completed,
   type Completion,
   type CompleteOptions,

@@ -121,6 +121,50 @@ test('a continuation that throws rolls the completion back; retried, it succeeds
   }
 });
 
+test('a continuation whose connection is cut more often than a batch is tried before it is split is written again whole: nothing is failed for an outage', async (t) => {
+  const c = await cluster('cont_cut');
+  try {
+    const { db } = c;
+    let calls = 0;
+    const parent = defineJob<{ i: number }>({
+      type: 'parent',
+      perform: (p) => p.i,
+      async continuation(tx, jobs) {
+        calls++;
+        await tx.enqueue(jobs.map((j) => ({ partition: j.partition, type: 'child', payload: { parent: j.id } })));
+        // A real outage of this transaction's connection (SQLSTATE 57P01), CONTINUATION_TRIES + 2 times over.
+        if (calls <= 5) await tx.query('SELECT pg_terminate_backend(pg_backend_pid())');
+      },
+    });
+    const node = await c.start({ partitions: oneQueue, jobs: [parent, child], engine });
+    // One job, so every cut falls on the same batch.
+    const N = 1;
+    const { ids } = await node.client.enqueueMany(
+      'p',
+      Array.from({ length: N }, (_, i) => ({ type: 'parent', payload: { i } })),
+    );
+    const count = async (sql: string, values: unknown[] = []) => Number((await db.pool.query(sql, values)).rows[0].n);
+    await until(
+      'every parent and follow-up finished',
+      async () =>
+        (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history`)) === 2 * N &&
+        (await count(`SELECT count(*) AS n FROM "${db.schema}".jobs`)) === 0,
+      60_000,
+    );
+    await node.stop({ graceMs: 500 });
+    t.true(calls > 5, `the cut tries, then the ones that committed (${calls} calls)`);
+    t.is(
+      await count(`SELECT count(*) AS n FROM "${db.schema}".jobs_history WHERE type = 'parent' AND state = 'completed'`),
+      N,
+      'no parent failed',
+    );
+    const children = await db.pool.query(`SELECT payload->>'parent' AS parent FROM "${db.schema}".jobs_history WHERE type = 'child'`);
+    t.deepEqual(children.rows.map((r) => r.parent).sort(), [...ids].sort(), 'one follow-up per parent');
+  } finally {
+    await c.close();
+  }
+});
+
 test('a continuation that always throws for one job fails only that job, with its error; the rest of its batch completes with their follow-ups', async (t) => {
   const c = await cluster('cont_bad');
   try {

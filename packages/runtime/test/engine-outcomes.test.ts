@@ -314,6 +314,53 @@ test('a continued part that rolled back because its continuation threw is writte
     no(new Error('connection reset')),
   );
   t.is(c.continuationTries, 1);
+  // Nor does a continuation that threw for a transient reason: its connection went, a deadlock chose it.
+  for (const code of ['40P01', '57P01', '08006']) {
+    const transient = new ContinuationThrew('cont.continuation', Object.assign(new Error(`sqlstate ${code}`), { code }));
+    const again = settleWrites(
+      batch,
+      plain,
+      continued,
+      ok(recorded([p.job.id])),
+      ok(recorded([])),
+      ok({ cancelled: new Set<string>(), refused: new Map() }),
+      ok(new Map()),
+      no(transient),
+    );
+    t.deepEqual(again.unwritten!.batch.completions, [c], `${code}: written again`);
+  }
+  t.is(c.continuationTries, 1);
+});
+
+test('a continued part written in parts where a later part failed for a transient reason: the committed parts stay written, the rest is written again', (t) => {
+  const first = { job: job({ type: 'cont' }), result: 1 };
+  const second: PendingCompletion = { job: job({ type: 'cont' }), result: 2 };
+  const failedOne = { job: job({ type: 'cont' }), error: null, cause: new Error('x'), finalState: 'failed' as const };
+  const batch: FlushBatch = { completions: [first, second], failures: [failedOne], releases: [], progress: new Map() };
+  const { plain, continued } = splitContinued(batch, (j) => j.type === 'cont');
+  const deadlock = new ContinuationThrew('cont.continuation', Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+  const flushed = settleWrites(
+    batch,
+    plain,
+    continued,
+    ok(recorded([])),
+    ok(recorded([])),
+    ok({ cancelled: new Set<string>(), refused: new Map() }),
+    ok(new Map()),
+    ok({
+      completed: recorded([first.job.id]),
+      failed: recorded([]),
+      offending: new Map(),
+      later: { part: { completions: [second], failures: [failedOne] }, error: deadlock },
+    }),
+  );
+  t.deepEqual(flushed.batch.completions, [first]);
+  t.deepEqual(flushed.batch.failures, []);
+  t.deepEqual([...flushed.accepted.completed], [first.job.id]);
+  t.deepEqual(flushed.unwritten!.batch.completions, [second]);
+  t.deepEqual(flushed.unwritten!.batch.failures, [failedOne]);
+  t.is(flushed.unwritten!.error, deadlock);
+  t.is(second.continuationTries, undefined, 'a transient failure counts no try');
 });
 
 test('a continued part that committed merges into what was accepted, with the jobs it singled out', (t) => {

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { uuidv7, type Logger } from '@partita/core';
-import { encodeColumnsJsonArrays, textArray, type ColumnType, type NewJob } from '@partita/postgres';
+import { encodeColumnsJsonArrays, isTransientDbError, textArray, type ColumnType, type NewJob } from '@partita/postgres';
 import { canonical, compileDefinition } from './compile.js';
 import type { Db } from './db.js';
 import { DuplicateWorkflowError, FAILED, fanOutItemsError, INTERRUPTED, PENDING, WorkflowNotFoundError } from './errors.js';
@@ -1953,16 +1953,6 @@ export async function resumeWorkflow(s: Scope, appId: string, id: string): Promi
   return true;
 }
 
-/** Postgres error classes a retry of the same transaction can get past: connection, rollback, resources, operator, system. */
-const TRANSIENT_SQLSTATE = /^(08|40|53|57|58)/;
-
-function transient(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)) return true;
-  // node-postgres's own, without a SQLSTATE: the connection went away under the transaction.
-  return /Connection terminated|ECONNRESET|ECONNREFUSED|timeout exceeded/i.test(String((err as Error)?.message ?? ''));
-}
-
 /** Step jobs whose transition threw: when their batch is written again, it runs under savepoints. */
 const suspects = new Set<string>();
 const MAX_SUSPECTS = 10_000;
@@ -1993,7 +1983,7 @@ export async function finishStepJobsOrFail(
       await body(scope);
     } catch (err) {
       await tx.client.query('ROLLBACK TO SAVEPOINT wf_transition');
-      if (transient(err)) throw err;
+      if (isTransientDbError(err)) throw err;
       s.logger.warn({ err, jobs: batch.map((j) => j.id) }, 'a workflow transition threw');
       return err;
     }
@@ -2005,7 +1995,7 @@ export async function finishStepJobsOrFail(
   };
   if (!jobs.some((j) => suspects.has(j.id))) {
     const suspect = (err: unknown) => {
-      if (transient(err)) return;
+      if (isTransientDbError(err)) return;
       if (suspects.size > MAX_SUSPECTS) suspects.clear();
       for (const j of jobs) suspects.add(j.id);
     };

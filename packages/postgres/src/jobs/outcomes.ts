@@ -365,10 +365,24 @@ function recorded(ids: Iterable<string>, refused: Map<string, string>): Recorded
  * a value too long, an encoding error), an integrity constraint violation (23), or a value over a
  * size limit (54000). Splitting the batch isolates such a row; retrying it whole never helps.
  */
-/** A statement the database refused for a value in one of its rows (data exception, constraint, too complex). */
 export function isRowRefusal(err: unknown): err is pg.DatabaseError {
   if (!(err instanceof pg.DatabaseError) || typeof err.code !== 'string') return false;
   return err.code.startsWith('22') || err.code.startsWith('23') || err.code === '54000';
+}
+
+/** SQLSTATE classes a retry of the same transaction can get past: connection, rollback (deadlock, serialization), resources, operator intervention, system. */
+const TRANSIENT_SQLSTATE = /^(08|40|53|57|58)/;
+
+/**
+ * A failure that says nothing about the statement or its rows: the connection went, the transaction
+ * was chosen as a deadlock's victim, the server ran short or is shutting down. Written again whole,
+ * later, it succeeds; splitting its batch or failing its jobs for it would lose work to an outage.
+ */
+export function isTransientDbError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TRANSIENT_SQLSTATE.test(code)) return true;
+  // node-postgres's own, without a SQLSTATE: the connection went away under the statement.
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|timeout exceeded/i.test(String((err as Error | null)?.message ?? ''));
 }
 
 /**

@@ -15,7 +15,7 @@
  * Pure bookkeeping, fed the time; the engine's writer does the I/O.
  */
 import { JobCancelledError, describeError, type JobError } from '@partita/core';
-import { isRowRefusal, type ClaimedJob, type Recorded } from '@partita/postgres';
+import { isRowRefusal, isTransientDbError, type ClaimedJob, type Recorded } from '@partita/postgres';
 import { backoffDelay, type ResolvedJobDefinition } from '../define.js';
 import { nextBackoff } from './backoff.js';
 
@@ -72,6 +72,18 @@ export interface Accepted {
 export interface ContinuedPart {
   completions: PendingCompletion[];
   failures: PendingFailure[];
+}
+
+/**
+ * What the continued write recorded. `later`: the jobs of parts that failed for a transient reason
+ * (the connection, a deadlock) while the batch was written in parts, to be written again after a
+ * backoff; the parts before them committed, so the batch is not written again whole.
+ */
+export interface ContinuedWrite {
+  completed: Recorded;
+  failed: Recorded;
+  offending: Map<string, unknown>;
+  later?: { part: ContinuedPart; error: unknown };
 }
 
 /**
@@ -296,9 +308,13 @@ export function splitContinued(
   };
 }
 
-/** A rollback caused by the jobs themselves (a continuation threw, a row refused) counts toward splitting their batch. */
+/**
+ * A rollback caused by the jobs themselves (a continuation threw, a row refused) counts toward
+ * splitting their batch. A continuation that failed for a transient reason (its connection went, a
+ * deadlock chose it) does not: it says nothing of the jobs, and splitting would end in failing them.
+ */
 export function countContinuationTry(part: ContinuedPart, error: unknown): void {
-  if (!(error instanceof ContinuationThrew) && !isRowRefusal(error)) return;
+  if (error instanceof ContinuationThrew ? isTransientDbError(error.cause) : !isRowRefusal(error)) return;
   for (const entry of [...part.completions, ...part.failures]) entry.continuationTries = (entry.continuationTries ?? 0) + 1;
 }
 
@@ -329,7 +345,7 @@ export function settleWrites(
   failedWrite: Written<Recorded>,
   releasedWrite: Written<{ cancelled: Set<string>; refused: Map<string, string> }>,
   progressWrite: Written<Map<string, string>>,
-  continuedWrite: Written<{ completed: Recorded; failed: Recorded; offending: Map<string, unknown> } | undefined>,
+  continuedWrite: Written<ContinuedWrite | undefined>,
 ): Flushed {
   const none = new Map<string, string>();
   const written = emptyBatch();
@@ -354,9 +370,15 @@ export function settleWrites(
     accepted.refused.failures = failedWrite.value.refused;
   } else [unwritten.failures, error, failedPart] = [plain.failures, failedWrite.reason, true];
   if (continued && continuedWrite.status === 'fulfilled' && continuedWrite.value) {
-    const { completed: c, failed: f, offending } = continuedWrite.value;
-    written.completions = written.completions.concat(continued.completions);
-    written.failures = written.failures.concat(continued.failures);
+    const { completed: c, failed: f, offending, later } = continuedWrite.value;
+    const held = later && new Set<unknown>([...later.part.completions, ...later.part.failures]);
+    written.completions = written.completions.concat(held ? continued.completions.filter((e) => !held.has(e)) : continued.completions);
+    written.failures = written.failures.concat(held ? continued.failures.filter((e) => !held.has(e)) : continued.failures);
+    if (later) {
+      unwritten.completions = unwritten.completions.concat(later.part.completions);
+      unwritten.failures = unwritten.failures.concat(later.part.failures);
+      [error, failedPart] = [later.error, true];
+    }
     accepted.completed = new Set([...accepted.completed, ...c]);
     accepted.failed = new Set([...accepted.failed, ...f]);
     accepted.refused.completions = new Map([...accepted.refused.completions, ...c.refused]);

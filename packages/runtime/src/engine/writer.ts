@@ -7,6 +7,7 @@
 import { traceComplete, type Logger } from '@partita/core';
 import {
   isRowRefusal,
+  isTransientDbError,
   type ClaimedJob,
   type EnqueueOutcome,
   type LeasedSent,
@@ -32,6 +33,7 @@ import {
   settleWrites,
   splitContinued,
   type ContinuedPart,
+  type ContinuedWrite,
   type FlushBatch,
   type PendingCompletion,
   type PendingFailure,
@@ -277,11 +279,10 @@ export class OutcomeWriter {
    * until each job whose continuation still throws stands alone: those land in `offending`, the
    * others commit (a transaction writes all of its part or nothing, so no outcome is written twice).
    */
-  private async writeContinued({
-    completions,
-    failures,
-  }: ContinuedPart): Promise<{ completed: Recorded; failed: Recorded; offending: Map<string, unknown> }> {
+  private async writeContinued({ completions, failures }: ContinuedPart): Promise<ContinuedWrite> {
     const offending = new Map<string, unknown>();
+    const later: ContinuedPart = { completions: [], failures: [] };
+    let laterError: unknown;
     const entries: (PendingCompletion | PendingFailure)[] = [...completions, ...failures];
     if (!entries.some((e) => (e.continuationTries ?? 0) >= CONTINUATION_TRIES))
       return { ...(await this.continuedTransaction(completions, failures)), offending };
@@ -300,6 +301,13 @@ export class OutcomeWriter {
         for (const [id, why] of done.completed.refused) completed.refused.set(id, why);
         for (const [id, why] of done.failed.refused) failed.refused.set(id, why);
       } catch (err) {
+        if (isTransientDbError(err instanceof ContinuationThrew ? err.cause : err)) {
+          // Not the jobs' doing: this part waits for the next write, the parts before it stay committed.
+          later.completions.push(...part.filter((e): e is PendingCompletion => isCompletion.has(e)));
+          later.failures.push(...part.filter((e): e is PendingFailure => !isCompletion.has(e)));
+          laterError = err;
+          return;
+        }
         if (!(err instanceof ContinuationThrew) && !isRowRefusal(err)) throw err;
         if (part.length === 1) {
           offending.set(part[0]!.job.id, err);
@@ -315,7 +323,9 @@ export class OutcomeWriter {
       'a continuation keeps rolling back its batch; writing it in parts to find the jobs it throws for',
     );
     await write(entries);
-    return { completed, failed, offending };
+    return laterError === undefined
+      ? { completed, failed, offending }
+      : { completed, failed, offending, later: { part: later, error: laterError } };
   }
 
   /** Is a job of the batch of a type whose definition has outcome callbacks? */
