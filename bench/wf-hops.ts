@@ -7,8 +7,19 @@
  * their order of occurrence in a run) and the median end to end.
  *
  *   npx tsx bench/wf-hops.ts [N=100] [--flush-ms 2]
+ *
+ * Environment, for a closer look:
+ * - WF_HOPS_TURNS=1: also marks where the event loop's turn that sent each statement ended (a
+ *   setImmediate behind it): how long the node's own JS kept the answers waiting after the send.
+ * - WF_HOPS_DUMP=FILE: writes every run's hops with its start on the monotonic clock in µs, the clock
+ *   of a .cpuprofile, so `python3 bench/tools/hops-overlay.py PROFILE FILE [RUN]` can lay them over a
+ *   profile of this process (`node --import tsx --cpu-prof --cpu-prof-dir D wf-hops.ts`).
+ * - WF_HOPS_KEEP=1: keeps the schema with its workflows and records (named on stderr) for timing
+ *   statements on it (pgbench -M prepared); drop it afterwards.
+ * - `globalThis.__wfmark(name)` is this script's mark: a line added by hand to a package's dist
+ *   (`globalThis.__wfmark?.('engine onDone')`) shows up among the hops; rebuild to remove it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -49,6 +60,11 @@ interface Hop {
 }
 let hops: Hop[] | undefined;
 const mark = (name: string) => hops?.push({ at: performance.now(), name });
+(globalThis as { __wfmark?: unknown }).__wfmark = mark;
+const turnMarks = Boolean(process.env.WF_HOPS_TURNS);
+const dumpFile = process.env.WF_HOPS_DUMP;
+/** performance.now() (ms) → the monotonic clock V8's profiler stamps its samples with (µs). */
+const clockOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
 
 function keyOf(config: unknown): string {
   if (typeof config === 'string') return config.replace(/\s+/g, ' ').trim().slice(0, 30);
@@ -67,6 +83,7 @@ function instrumentPg(): void {
     if (!hops) return original.apply(this, args);
     const key = keyOf(args[0]);
     mark(`sql ${key} >`);
+    if (turnMarks) setImmediate(() => mark(`turn end after ${key}`));
     const last = args.length - 1;
     const cb = typeof args[last] === 'function' ? (args[last] as (err: unknown, r?: unknown) => void) : undefined;
     if (cb) {
@@ -152,6 +169,7 @@ async function main(): Promise<void> {
     await a.activate(version);
     const runs: Hop[][] = [];
     const e2e: number[] = [];
+    const t0s: number[] = [];
     for (let i = 0; i < n + 10; i++) {
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 10));
       hops = [];
@@ -163,6 +181,7 @@ async function main(): Promise<void> {
       hops = undefined;
       if (i < 10) continue;
       e2e.push(performance.now() - t0);
+      t0s.push(t0);
       runs.push(run.map((h) => ({ at: h.at - t0, name: h.name })));
     }
     // Hops named by order of occurrence: the k-th occurrence of a name in a run.
@@ -179,6 +198,7 @@ async function main(): Promise<void> {
         byName.set(name, e);
       });
     }
+    if (dumpFile) writeFileSync(dumpFile, JSON.stringify(runs.map((run, i) => ({ t0: t0s[i]! * 1000 + clockOffsetUs, hops: run }))));
     const rows = [...byName].map(([name, e]) => ({ name, at: median(e.at), seen: e.at.length })).sort((x, y) => x.at - y.at);
     let prev = 0;
     for (const r of rows) {
@@ -197,7 +217,8 @@ async function main(): Promise<void> {
   } finally {
     await client.close();
     await node.stop();
-    await dropSchema(admin, schema);
+    if (process.env.WF_HOPS_KEEP) log(`kept schema ${schema}`);
+    else await dropSchema(admin, schema);
     await admin.end();
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
-import { ratio, sleep, summarize } from '../lib/stats.js';
+import { cpuPerThousand, cpuSample, type CpuSample } from '../lib/cpu.js';
+import { ratio, round, sleep, summarize } from '../lib/stats.js';
 import type { Workload } from './types.js';
 import { eachWorkflowSystem } from './workflow-systems.js';
 
@@ -15,7 +16,9 @@ export const workflowLatency: Workload = {
     const results = await eachWorkflowSystem(ctx, 'workflow-latency', async (system) => {
       const e2e: number[] = [];
       const handoff: number[] = [];
+      let cpuBefore: CpuSample | undefined;
       for (let i = 0; i < WARMUP + ctx.options.samples; i++) {
+        if (i === WARMUP) cpuBefore = cpuSample('before');
         await sleep(5 + Math.random() * 10);
         const run = await system.runOne(i);
         if (run.steps.length !== 3) throw new Error(`${system.name}: a run recorded ${run.steps.length} steps, not 3`);
@@ -23,7 +26,17 @@ export const workflowLatency: Workload = {
         e2e.push(run.doneAt - run.startedAt);
         handoff.push(run.steps[1]! - run.steps[0]!, run.steps[2]! - run.steps[1]!);
       }
-      return { samples: e2e.length, endToEnd: summarize(e2e), stepToNextStep: summarize(handoff) };
+      // CPU per measured run (the pauses between runs cost none): this process (the system's node and
+      // its client) and its own Postgres backends. Unlike the milliseconds, it does not move with what
+      // else the machine runs, so it tells two trees apart on a loaded machine; on an idle node most of
+      // it lies on the run's path (one workflow at a time).
+      const cpu = cpuBefore ? cpuPerThousand(cpuBefore, cpuSample(), e2e.length) : undefined;
+      return {
+        samples: e2e.length,
+        endToEnd: summarize(e2e),
+        stepToNextStep: summarize(handoff),
+        ...(cpu ? { cpuMsPerWorkflow: { bench: round(cpu.bench / 1000), postgresOwn: round(cpu.postgresOwn / 1000) } } : {}),
+      };
     });
     const p = results.get('partita') as { endToEnd: { p50: number; p99: number }; stepToNextStep: { p50: number } } | undefined;
     const d = results.get('dbos') as { endToEnd: { p50: number } } | undefined;
