@@ -55,11 +55,14 @@ WITH staged_workflows AS (
   FROM seq_blocks b, (
     SELECT r.workflow_id, r.activity, r.dimension, r.type, r.state, r.job_id, nullif(r.input, 'null') AS input, nullif(r.output, 'null') AS output,
            nullif(r.hook, 'null') AS hook, r.attempts, nullif(r.errors, 'null') AS errors, r.children_open, r.entered, r.mode, r.day, r.ord
-    FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), unnest($5::text[]), unnest($6::text[]),
-                    jsonb_array_elements($7::jsonb), jsonb_array_elements($8::jsonb), jsonb_array_elements($9::jsonb), unnest($10::int[]),
-                    jsonb_array_elements($11::jsonb), unnest($12::int[]), unnest($13::int[]), unnest($14::text[]), unnest($15::date[]))
-         WITH ORDINALITY AS r(workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open, entered,
-                              mode, day, ord)
+    -- The columns as set-returning functions of the select list, run in lockstep (a shorter one, or a
+    -- NULL parameter's, padded with NULLs): value per call, where a ROWS FROM put each function's whole
+    -- output in a tuplestore of its own first (15 per statement, a minimal tuple a row each).
+    FROM (SELECT unnest($1::text[]) AS workflow_id, unnest($2::text[]) AS activity, unnest($3::text[]) AS dimension, unnest($4::text[]) AS type,
+                 unnest($5::text[]) AS state, unnest($6::text[]) AS job_id, jsonb_array_elements($7::jsonb) AS input,
+                 jsonb_array_elements($8::jsonb) AS output, jsonb_array_elements($9::jsonb) AS hook, unnest($10::int[]) AS attempts,
+                 jsonb_array_elements($11::jsonb) AS errors, unnest($12::int[]) AS children_open, unnest($13::int[]) AS entered,
+                 unnest($14::text[]) AS mode, unnest($15::date[]) AS day, generate_series(1, cardinality($1::text[])) AS ord) r
     ORDER BY r.ord
   ) o
 ), inserted AS (
