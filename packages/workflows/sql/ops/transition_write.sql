@@ -48,8 +48,9 @@ WITH staged_workflows AS (
   SELECT array_agg(nextval('{{schema}}.wf_activities_seq') * 1024 ORDER BY i) AS starts
   FROM generate_series(0, (cardinality($1::text[]) - 1) / 1024) AS i
 ), staged AS (
-  -- `ord`: the order records were staged in, which new records take their `seq` (start order) in:
-  -- taken here, in that order, as new records are written by more than one part below.
+  -- `ord`: the order records were staged in, which new records take their `seq` (start order) from:
+  -- computed here from `ord` alone, so no part below need read or write the records in that order (both
+  -- sorted by it while each record drew its own nextval as it went).
   SELECT o.*, coalesce(o.day, (now() AT TIME ZONE 'UTC')::date) AS start_day,
          b.starts[((o.ord - 1) / 1024)::int + 1] + (o.ord - 1) % 1024 AS seq
   FROM seq_blocks b, (
@@ -63,7 +64,6 @@ WITH staged_workflows AS (
                  jsonb_array_elements($8::jsonb) AS output, jsonb_array_elements($9::jsonb) AS hook, unnest($10::int[]) AS attempts,
                  jsonb_array_elements($11::jsonb) AS errors, unnest($12::int[]) AS children_open, unnest($13::int[]) AS entered,
                  unnest($14::text[]) AS mode, unnest($15::date[]) AS day, generate_series(1, cardinality($1::text[])) AS ord) r
-    ORDER BY r.ord
   ) o
 ), inserted AS (
   INSERT INTO {{schema}}.wf_activities (workflow_id, activity, dimension, type, state, job_id, input, output, hook, attempts, errors, children_open,
@@ -79,7 +79,6 @@ WITH staged_workflows AS (
          r.start_day
   FROM staged r
   WHERE r.mode IS NULL OR r.mode = 'u'
-  ORDER BY r.ord
   ON CONFLICT (workflow_id, activity, dimension, start_day) DO UPDATE
   SET state = EXCLUDED.state, job_id = EXCLUDED.job_id, input = EXCLUDED.input, output = EXCLUDED.output, hook = EXCLUDED.hook,
       attempts = EXCLUDED.attempts, errors = EXCLUDED.errors, children_open = EXCLUDED.children_open, finished_at = EXCLUDED.finished_at,
