@@ -9,7 +9,8 @@
  *
  * Variants: full (the statement), staged (its parameters received and `staged` built, nothing written),
  * bind (the parameters received alone, with the transaction's BEGIN, SETs and ROLLBACK), typeofNull (the
- * statement with jsonb_typeof instead of nullif for JSON nulls), updateU ('u' records by a plain UPDATE joined
+ * statement with jsonb_typeof instead of nullif for JSON nulls), notMaterialized (`staged` computed again by
+ * each part that reads it instead of kept in a tuplestore), updateU ('u' records by a plain UPDATE joined
  * to staged, the upsert only for those it did not find).
  */
 import { randomUUID } from 'node:crypto';
@@ -67,6 +68,7 @@ const variants: Record<string, string> = {
   full: text,
   staged: `${text.slice(0, stagedEnd + 1)} SELECT count(input) + count(output) FROM staged WHERE $17::jsonb IS NULL`,
   bind: `SELECT 1 WHERE ${Array.from({ length: 17 }, (_, i) => `$${i + 1}::${[6, 7, 8, 10, 15, 16].includes(i) ? 'jsonb' : [9, 11, 12].includes(i) ? 'int[]' : i === 14 ? 'date[]' : 'text[]'} IS NULL`).join(' OR ')}`,
+  notMaterialized: text.replace('), staged AS (', '), staged AS NOT MATERIALIZED ('),
   typeofNull: text.replace(/nullif\(r\.(\w+), 'null'\)/g, "CASE WHEN jsonb_typeof(r.$1) <> 'null' THEN r.$1 END"),
   updateU: text.includes(upsertFrom)
     ? text

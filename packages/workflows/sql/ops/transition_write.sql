@@ -47,10 +47,12 @@ WITH staged_workflows AS (
   -- stored with plain sequence values (before this form; nothing else inserts records) below both.
   SELECT array_agg(nextval('{{schema}}.wf_activities_seq') * 1024 ORDER BY i) AS starts
   FROM generate_series(0, (cardinality($1::text[]) - 1) / 1024) AS i
-), staged AS (
+), staged AS NOT MATERIALIZED (
   -- `ord`: the order records were staged in, which new records take their `seq` (start order) from:
   -- computed here from `ord` alone, so no part below need read or write the records in that order (both
-  -- sorted by it while each record drew its own nextval as it went).
+  -- sorted by it while each record drew its own nextval as it went). Read by two parts, each computes it
+  -- again (the same rows: nothing in it is volatile but seq_blocks, a CTE of its own, evaluated once):
+  -- cheaper than a tuplestore of every record, wide with its jsonb, written and read back.
   SELECT o.*, coalesce(o.day, (now() AT TIME ZONE 'UTC')::date) AS start_day,
          b.starts[((o.ord - 1) / 1024)::int + 1] + (o.ord - 1) % 1024 AS seq
   FROM seq_blocks b, (
