@@ -46,8 +46,22 @@ const { connect } = await mod('client');
 const { app, workflowsPlugin } = await mod('workflows');
 const { silentLogger } = await mod('core');
 
-// WF_WAL_TIMES=1: ms from send to answer per named statement of the tree's pg (pipelined ones overlap).
-const times = new Map<string, { n: number; ms: number }>();
+// WF_WAL_TIMES=1: ms from send to answer per named statement of the tree's pg (pipelined ones overlap),
+// and the bytes of its parameters (what the node writes to the socket and the backend receives).
+const times = new Map<string, { n: number; ms: number; bytes: number }>();
+const paramBytes = (values: unknown): number => {
+  let bytes = 0;
+  if (Array.isArray(values))
+    for (const v of values)
+      bytes += Buffer.isBuffer(v)
+        ? v.length
+        : typeof v === 'string'
+          ? Buffer.byteLength(v)
+          : v == null
+            ? 0
+            : Buffer.byteLength(JSON.stringify(v));
+  return bytes;
+};
 if (process.env.WF_WAL_TIMES) {
   const treePg = createRequire(join(tree, 'packages', 'postgres', 'package.json'))('pg') as {
     Client: { prototype: { query: (...args: unknown[]) => unknown } };
@@ -55,13 +69,15 @@ if (process.env.WF_WAL_TIMES) {
   const original = treePg.Client.prototype.query;
   treePg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
     const name = (args[0] as { name?: string } | undefined)?.name;
+    const bytes = name ? paramBytes((args[0] as { values?: unknown }).values ?? args[1]) : 0;
     const began = performance.now();
     const answer = original.apply(this, args);
     if (name && answer instanceof Promise)
       answer.then(
         () => {
-          const t = times.get(name) ?? { n: 0, ms: 0 };
+          const t = times.get(name) ?? { n: 0, ms: 0, bytes: 0 };
           t.n += 1;
+          t.bytes += bytes;
           t.ms += performance.now() - began;
           times.set(name, t);
         },
@@ -183,7 +199,9 @@ try {
       wfIndexInserts: per(indexInserts.reduce((a, r) => a + r.n, 0)),
     },
     statementMsPerWorkflow: Object.fromEntries(
-      [...times].sort((a, b) => b[1].ms - a[1].ms).map(([name, t]) => [name, `${per(t.ms)} ms, ${t.n} calls`]),
+      [...times]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .map(([name, t]) => [name, `${per(t.ms)} ms, ${t.n} calls, ${Math.round(t.bytes / N)} B of parameters`]),
     ),
     byRecord: rows.map((r) => `${r.rel} ${r.rm}/${r.type}: ${per(r.n)} rec, ${per(r.bytes)} B`),
   };

@@ -159,3 +159,51 @@ test.serial("a step's transition upserts the finished step's record and inserts 
   );
   t.is(await modes.getStatus(wf), 0);
 });
+
+test.serial('records take their seq in the order they were staged, across blocks of 1,024 and above every earlier statement', async (t) => {
+  const { db } = await workflowNode(t, 'wf_seq_blocks', { concurrency: 1, pollMs: 50, jobs: [] });
+  const workflowId = 'seq-blocks';
+  // Staged in an order that is not the activities' own (a statement's blocks cover 1,024 records each).
+  const names = (prefix: string, count: number) =>
+    Array.from({ length: count }, (_, i) => `${prefix}${String(count - i).padStart(5, '0')}`);
+  const write = (activities: string[], mode: 'i' | 'u') =>
+    db.pool.query(
+      wfOps(db.schema).transition_write.text,
+      transitionWriteParams(
+        activities.map((activity) => ({
+          workflowId,
+          record: {
+            activity,
+            dimension: '',
+            type: 'worker',
+            state: 'running',
+            job_id: null,
+            input: null,
+            output: null,
+            hook: null,
+            attempts: 0,
+            errors: [],
+          },
+          entered: true,
+          mode,
+        })) as Parameters<typeof transitionWriteParams>[0],
+        [],
+        null,
+      ),
+    );
+  const first = names('a', 1500);
+  const second = names('b', 3);
+  await write(first, 'i');
+  // A record marked stored that is not there is inserted with its place in the statement's order too.
+  await write([second[0]!, second[1]!], 'i');
+  await write([second[2]!], 'u');
+  const { rows } = await db.pool.query<{ activity: string; seq: string }>(
+    `SELECT activity, seq FROM "${db.schema}".wf_activities WHERE workflow_id = $1 ORDER BY seq`,
+    [workflowId],
+  );
+  t.deepEqual(
+    rows.map((r) => r.activity),
+    [...first, ...second],
+  );
+  t.is(new Set(rows.map((r) => r.seq)).size, rows.length, 'no seq taken twice');
+});
