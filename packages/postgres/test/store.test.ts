@@ -74,6 +74,27 @@ withStore('enqueue, claim and complete move a job to history with its result', a
   t.is(live.rows[0].n, 0, 'the hot table holds only live jobs');
 });
 
+// complete_plain (`keyless`) has no key work of its own: a keyed job sent through it anyway must
+// still hand its key on (its key comes back and is settled by a second statement), and a refused
+// attempt must still come back refused.
+withStore('a keyless completion of a keyed job still settles its key; a foreign attempt is refused', async (t, { store }) => {
+  const first = await store.enqueueOne({ partition: 'p', type: 'x', executionKey: 'ek' });
+  const second = await store.enqueueOne({ partition: 'p', type: 'x', executionKey: 'ek' });
+  t.is((await store.getJob(second))?.state, 'waiting');
+  const [claimed] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.is(claimed?.id, first);
+  t.is((await store.complete('node-b', [{ id: first, attempt: 1, result: null }], undefined, { keyless: true })).size, 0);
+  const done = await store.complete('node-a', [{ id: first, attempt: 1, result: null }], undefined, { keyless: true });
+  t.true(done.has(first));
+  t.deepEqual(done.settled.queues, ['default']);
+  t.is((await store.getJob(second))?.state, 'queued');
+  const next = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.deepEqual(
+    next.map((j) => j.id),
+    [second],
+  );
+});
+
 withStore('a completion from a node without the lease is refused', async (t, { store }) => {
   const id = await store.enqueueOne({ partition: 'p', type: 'x' });
   await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
@@ -848,32 +869,40 @@ withStore(
 // see its header); every other op that moves a job to history uses history_row. This keeps the one
 // copy from drifting: a column added to jobs_history and history_row but not to complete_batch
 // fails here, as does any difference in the values the two write for the same finished job.
-withStore('a completion writes the history row history_row writes for the same job, column for column', async (t, { store, db }) => {
-  const s = `"${db.schema}"`;
-  const { rows: columns } = await db.pool.query<{ name: string }>(
-    `SELECT attname AS name FROM pg_attribute WHERE attrelid = '${s}.jobs_history'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
-  );
-  const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/
-    .exec(loadOps(db.schema).complete_batch.text)?.[1]
-    ?.split(',')
-    .map((c) => c.trim());
-  t.deepEqual(
-    listed,
-    columns.map((c) => c.name).filter((c) => c !== 'finished_at'),
-    'complete_batch lists every history column but finished_at (its default)',
-  );
+// complete_plain (the keyless completion) writes the same list again: held the same way.
+for (const keyless of [false, true]) {
+  const op = keyless ? 'complete_plain' : 'complete_batch';
+  withStore(
+    `a completion (${op}) writes the history row history_row writes for the same job, column for column`,
+    async (t, { store, db }) => {
+      const s = `"${db.schema}"`;
+      const { rows: columns } = await db.pool.query<{ name: string }>(
+        `SELECT attname AS name FROM pg_attribute WHERE attrelid = '${s}.jobs_history'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      );
+      const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/
+        .exec(loadOps(db.schema)[op].text)?.[1]
+        ?.split(',')
+        .map((c) => c.trim());
+      t.deepEqual(
+        listed,
+        columns.map((c) => c.name).filter((c) => c !== 'finished_at'),
+        `${op} lists every history column but finished_at (its default)`,
+      );
 
-  await store.enqueue([
-    { partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 },
-  ]);
-  const [job] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
-  await db.pool.query(`UPDATE ${s}.jobs SET progress = '{"p": 1}', errors = '[{"attempt": 0}]' WHERE id = $1`, [job!.id]);
-  const { rows: expected } = await db.pool.query(
-    `SELECT h.* FROM ${s}.jobs j, LATERAL ${s}.history_row(j, 'completed', '{"ok": true}', j.errors) h WHERE j.id = $1`,
-    [job!.id],
+      await store.enqueue([
+        { partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 },
+      ]);
+      const [job] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
+      await db.pool.query(`UPDATE ${s}.jobs SET progress = '{"p": 1}', errors = '[{"attempt": 0}]' WHERE id = $1`, [job!.id]);
+      const { rows: expected } = await db.pool.query(
+        `SELECT h.* FROM ${s}.jobs j, LATERAL ${s}.history_row(j, 'completed', '{"ok": true}', j.errors) h WHERE j.id = $1`,
+        [job!.id],
+      );
+      // The job holds a key: sent as keyless anyway, complete_plain completes it and its key is settled after.
+      await store.complete('node-a', [{ id: job!.id, attempt: job!.attempt, result: { ok: true } }], undefined, { keyless });
+      const { rows: written } = await db.pool.query(`SELECT * FROM ${s}.jobs_history WHERE id = $1`, [job!.id]);
+      const withoutFinishedAt = ({ finished_at: _, ...row }: Record<string, unknown>) => row;
+      t.deepEqual(withoutFinishedAt(written[0]), withoutFinishedAt(expected[0]));
+    },
   );
-  await store.complete('node-a', [{ id: job!.id, attempt: job!.attempt, result: { ok: true } }]);
-  const { rows: written } = await db.pool.query(`SELECT * FROM ${s}.jobs_history WHERE id = $1`, [job!.id]);
-  const withoutFinishedAt = ({ finished_at: _, ...row }: Record<string, unknown>) => row;
-  t.deepEqual(withoutFinishedAt(written[0]), withoutFinishedAt(expected[0]));
-});
+}

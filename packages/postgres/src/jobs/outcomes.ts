@@ -41,6 +41,12 @@ export interface CompleteOptions {
    * Only for a write inside the transaction those continuations run in.
    */
   successesRecordedBy?: readonly string[];
+  /**
+   * The caller knows no job of the batch holds an execution key: without `take`, the batch goes
+   * through complete_plain, complete_batch without its key work (a smaller plan to make and run).
+   * A keyed job sent anyway is still settled, by a second statement.
+   */
+  keyless?: boolean;
 }
 
 /** Whose keys' next jobs a completion takes into its node's hands (see CompleteOptions.take). */
@@ -147,15 +153,20 @@ export async function complete(
     // The whole batch's is made above; a part's (isolatingRows splitting a refused batch) anew.
     return lo === 0 && hi === ids.length ? binary : uuidArray(ids.slice(lo, hi))!;
   };
+  const plainWrite = options.keyless === true && !take;
   const write = (lo: number, hi: number) => {
     const part = sent.slice(lo, hi);
+    const attempts = `{${part.map((e) => e.attempt).join(',')}}`;
+    const results = `{${part
+      .map((e) => e.result)
+      .filter((r) => r !== '')
+      .join(',')}}`;
+    if (plainWrite)
+      return op.completePlain(ctx.ops, tx?.client ?? ctx.onePlanPool, [idsOf(lo, hi), attempts, results, nodeId, recordedElsewhere]);
     return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
       idsOf(lo, hi),
-      `{${part.map((e) => e.attempt).join(',')}}`,
-      `{${part
-        .map((e) => e.result)
-        .filter((r) => r !== '')
-        .join(',')}}`,
+      attempts,
+      results,
       nodeId,
       take ? take.leaseMs : null,
       take?.types ?? null,
@@ -172,6 +183,15 @@ export async function complete(
   const notDone = new Set<string>();
   const unsettled: { partition: string; execution_key: string }[] = [];
   for (const { names, rows } of parts) {
+    if (plainWrite) {
+      const at = columnIndexes(names, PLAIN_COMPLETE_COLUMNS, 'complete_plain');
+      for (const r of rows) {
+        const id = r[at.not_done] as string | null;
+        if (id !== null) notDone.add(id);
+        else unsettled.push({ partition: r[at.partition] as string, execution_key: r[at.execution_key] as string });
+      }
+      continue;
+    }
     const at = columnIndexes(names, COMPLETE_COLUMNS, 'complete_batch');
     for (const r of rows) {
       const id = r[at.not_done] as string | null;
@@ -191,6 +211,7 @@ export async function complete(
 }
 
 const COMPLETE_COLUMNS = ['not_done', 'partition', ...CLAIMED_COLUMNS] as const;
+const PLAIN_COMPLETE_COLUMNS = ['not_done', 'partition', 'execution_key'] as const;
 const HAS_CAPITAL = /[A-Z]/;
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */
