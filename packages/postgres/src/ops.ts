@@ -381,13 +381,21 @@ export const completeBatch =
 /**
  * completeBatch for a batch of jobs without execution keys, taking nothing into hands: ids,
  * attempts, results and node as there, then the continuations that record their own successes.
+ * tids: each job's row address as its claim left it, in the ids' order (a tid[] literal; NULL: none).
  * Rows of `not_done` (an id not completed), or `partition` and `execution_key` (a keyed job sent
  * anyway: its key, to settle).
  */
 export const completePlain =
-  preparedArrays<[ids: string | Buffer, attempts: string, results: string, nodeId: string, recordedElsewhere: readonly string[] | null]>(
-    'complete_plain',
-  );
+  preparedArrays<
+    [
+      ids: string | Buffer,
+      attempts: string,
+      results: string,
+      nodeId: string,
+      recordedElsewhere: readonly string[] | null,
+      tids: string | null,
+    ]
+  >('complete_plain');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Keyed

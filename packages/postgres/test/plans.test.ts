@@ -104,7 +104,14 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
         // A batch without keyed jobs: complete_batch's plain twin.
         'complete_plain',
         ops.complete_plain.text,
-        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', null],
+        [
+          `{${[...ids].sort().join(',')}}`,
+          `{${ids.map(() => 1).join(',')}}`,
+          '{}',
+          'node-1',
+          null,
+          `{${ids.map(() => '"(0,1)"').join(',')}}`,
+        ],
       ],
       ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
       [
@@ -186,10 +193,10 @@ for (const op of ['complete_batch', 'complete_plain'] as const) {
       const types =
         op === 'complete_batch'
           ? 'text, text, text, text, double precision, text[], text[], text, text[]'
-          : 'text, text, text, text, text[]';
+          : 'text, text, text, text, text[], text';
       await client.query(`PREPARE typed_text(${types}) AS ${ops[op].text}`);
       const explained = await client.query<{ 'QUERY PLAN': string }>(
-        `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', ${op === 'complete_batch' ? 'NULL, NULL, NULL, NULL, NULL' : 'NULL'})`,
+        `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', ${op === 'complete_batch' ? 'NULL, NULL, NULL, NULL, NULL' : 'NULL, NULL'})`,
       );
       const plan = explained.rows.map((r) => r['QUERY PLAN']);
       // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { JobStore, migrate, type NewJob } from '@partita/postgres';
+import { JobStore, migrate, type ClaimedJob, type NewJob } from '@partita/postgres';
 import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError } from '@partita/core';
 import { loadOps } from '../src/sql.js';
 import * as ops from '../src/ops.js';
@@ -93,6 +93,46 @@ withStore('a keyless completion of a keyed job still settles its key; a foreign 
     next.map((j) => j.id),
     [second],
   );
+});
+
+// complete_plain fetches each row at the address its claim returned, and by id where the row has
+// moved since (a progress update writes a new version elsewhere) or the address names another
+// row: every job of the batch completes once, at its own attempt, and nothing else.
+withStore('a keyless completion finds rows at their claimed address, and by id where they moved', async (t, { store, db }) => {
+  const ids = await store.enqueue([1, 2, 3, 4, 5].map((n) => ({ partition: 'p', type: 'x', payload: { n } })));
+  const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.is(claimed.length, 5);
+  t.true(
+    claimed.every((j) => typeof j.tid === 'string' && /^\(\d+,\d+\)$/.test(j.tid)),
+    'a claim returns each row address',
+  );
+  const [a, b, c, d, e] = claimed as [ClaimedJob, ClaimedJob, ClaimedJob, ClaimedJob, ClaimedJob];
+  // a moves (a new version elsewhere); b and c are sent each other's address; d is sent the address
+  // of e, a running job of the node not in the batch (same attempt), which must stay running.
+  await db.pool.query(`UPDATE "${db.schema}".jobs SET progress = '{"p": 1}' WHERE id = $1`, [a.id]);
+  const items = [
+    { id: a.id, attempt: a.attempt, result: 'a', tid: a.tid },
+    { id: b.id, attempt: b.attempt, result: 'b', tid: c.tid },
+    { id: c.id, attempt: c.attempt, result: 'c', tid: b.tid },
+    { id: d.id, attempt: d.attempt, result: 'd', tid: e.tid },
+  ];
+  const done = await store.complete('node-a', items, undefined, { keyless: true });
+  t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
+  t.is((await store.getJob(e.id))?.state, 'running');
+  for (const [job, result] of [
+    [a, 'a'],
+    [b, 'b'],
+    [c, 'c'],
+    [d, 'd'],
+  ] as const) {
+    const stored = await store.getJob(job.id);
+    t.is(stored?.state, 'completed');
+    t.is(stored?.result, result, 'each row got its own result');
+  }
+  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs_history`);
+  t.is(rows[0].n, 4, 'one history row each');
+  // Again, at the same addresses: nothing is there, nothing is completed twice.
+  t.is((await store.complete('node-a', items, undefined, { keyless: true })).size, 0);
 });
 
 withStore('a completion from a node without the lease is refused', async (t, { store }) => {
@@ -350,6 +390,7 @@ withStore('a claimed job carries every field of its row, and every claimed job h
       cancelRequested: false,
       traceparent: tp,
       continuation: 'mark',
+      tid: jobs[0]!.tid,
     },
     {
       id: plain,
@@ -366,9 +407,14 @@ withStore('a claimed job carries every field of its row, and every claimed job h
       cancelRequested: false,
       traceparent: null,
       continuation: null,
+      tid: jobs[1]!.tid,
     },
   ]);
   t.true(Number.isInteger(jobs[1]!.maxAttempts) && jobs[1]!.maxAttempts > 0);
+  t.true(
+    jobs.every((j) => typeof j.tid === 'string'),
+    'each claimed job knows its row address',
+  );
   t.deepEqual(Object.keys(jobs[0]!), Object.keys(jobs[1]!), 'one shape for every claimed job');
   t.deepEqual(
     [...found],

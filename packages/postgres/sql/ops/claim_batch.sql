@@ -53,7 +53,9 @@ WITH async_commit AS MATERIALIZED (
   RETURNING j.id, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
             j.queue_key, j.execution_key, j.cancel_requested, j.run_at,
             j.lookup->>'$traceparent' AS traceparent, -- the enqueuer's trace context (@partita/core tracing)
-            j.continuation
+            j.continuation,
+            -- The claimed version's address: the completion fetches the row there (complete_plain).
+            j.ctid AS tid
 )
 -- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
@@ -62,14 +64,14 @@ WITH async_commit AS MATERIALIZED (
 -- (0) and cancel_requested (false) go as NULL: a NULL field is no string for the node to allocate
 -- and parse, and nearly every job has both (claimedJobAt reads NULL back as the default).
 SELECT id, queue, type, payload, nullif(priority, 0) AS priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-       nullif(cancel_requested, false) AS cancel_requested, found, traceparent, continuation
+       nullif(cancel_requested, false) AS cancel_requested, found, traceparent, continuation, tid
 FROM (
   SELECT id, queue, type, payload, priority, attempts, max_attempts, timeout_ms, queue_key, execution_key,
-         cancel_requested, run_at, NULL::integer AS found, traceparent, continuation
+         cancel_requested, run_at, NULL::integer AS found, traceparent, continuation, tid
   FROM claimed
   UNION ALL
   SELECT NULL, w.queue, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-         (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL, NULL
+         (SELECT count(*) FROM candidates c WHERE c.queue = w.queue)::integer, NULL, NULL, NULL
   FROM wanted w
 ) rows
 -- Qualified: the sub-select's priority, not the NULL-for-default one sent.

@@ -17,6 +17,8 @@ export interface Completion {
   result: unknown;
   /** The result's JSON text when the caller has checked it already (toJsonStrict); then `result` is not read. */
   json?: string;
+  /** Where the claim left the job's row (ClaimedJob.tid), when known: found there first (complete_plain). */
+  tid?: string | null | undefined;
 }
 
 /**
@@ -111,7 +113,7 @@ export async function complete(
   // order (the statement finds each row's by a binary search of the ids), the results as a JSON
   // object keyed by id, built here as text the driver passes through. A result is already JSON
   // text, and most jobs return nothing, which is left out of the object (stored as JSON null).
-  const sent: { id: string; key: string; attempt: number; result: string }[] = [];
+  const sent: { id: string; key: string; attempt: number; result: string; tid: string | null }[] = [];
   for (const c of items) {
     let json: string | undefined;
     if (c.json !== undefined) json = c.json;
@@ -129,6 +131,7 @@ export async function complete(
       key: HAS_CAPITAL.test(c.id) ? c.id.toLowerCase() : c.id,
       attempt: c.attempt,
       result: json === undefined || json === 'null' ? '' : `"${c.id}":${json}`,
+      tid: c.tid ?? null,
     });
   }
   // Canonical ids (8-4-4-4-12, as claims return them) sort as text in uuid order, their dashes
@@ -161,8 +164,12 @@ export async function complete(
       .map((e) => e.result)
       .filter((r) => r !== '')
       .join(',')}}`;
-    if (plainWrite)
-      return op.completePlain(ctx.ops, tx?.client ?? ctx.onePlanPool, [idsOf(lo, hi), attempts, results, nodeId, recordedElsewhere]);
+    if (plainWrite) {
+      // The rows' addresses in the ids' order (a tid is "(block,offset)": quoted in the literal); none known: NULL.
+      let tids: string | null = null;
+      if (part.some((e) => e.tid !== null)) tids = `{${part.map((e) => (e.tid === null ? 'NULL' : `"${e.tid}"`)).join(',')}}`;
+      return op.completePlain(ctx.ops, tx?.client ?? ctx.onePlanPool, [idsOf(lo, hi), attempts, results, nodeId, recordedElsewhere, tids]);
+    }
     return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
       idsOf(lo, hi),
       attempts,

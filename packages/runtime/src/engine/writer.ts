@@ -505,7 +505,7 @@ function acceptedOf(finished: FinishedJob[], completed: Recorded, failed: Record
 }
 
 function completionItems(completions: PendingCompletion[]) {
-  return completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }));
+  return completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json, tid: c.job.tid }));
 }
 
 function failureItems(failures: PendingFailure[]) {
