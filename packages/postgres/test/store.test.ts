@@ -99,7 +99,7 @@ withStore('a keyless completion of a keyed job still settles its key; a foreign 
 // moved since (a progress update writes a new version elsewhere) or the address names another
 // row: every job of the batch completes once, at its own attempt, and nothing else.
 withStore('a keyless completion finds rows at their claimed address, and by id where they moved', async (t, { store, db }) => {
-  const ids = await store.enqueue([1, 2, 3, 4, 5].map((n) => ({ partition: 'p', type: 'x', payload: { n } })));
+  await store.enqueue([1, 2, 3, 4, 5].map((n) => ({ partition: 'p', type: 'x', payload: { n } })));
   const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
   t.is(claimed.length, 5);
   t.true(
