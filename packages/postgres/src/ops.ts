@@ -381,7 +381,7 @@ export const completeBatch =
 /**
  * completeBatch for a batch of jobs without execution keys, taking nothing into hands: ids,
  * attempts, results and node as there, then the continuations that record their own successes.
- * tids: each job's row address as its claim left it, in the ids' order (a tid[] literal; NULL: none).
+ * tids: each job's row address as its claim left it, in the ids' order (binary tid[], or its text literal; NULL: none).
  * Rows of `not_done` (an id not completed), or `partition` and `execution_key` (a keyed job sent
  * anyway: its key, to settle).
  */
@@ -393,7 +393,7 @@ export const completePlain =
       results: string,
       nodeId: string,
       recordedElsewhere: readonly string[] | null,
-      tids: string | null,
+      tids: Buffer | string | null,
     ]
   >('complete_plain');
 export const failBatch = prepared<

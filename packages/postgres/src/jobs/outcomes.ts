@@ -3,7 +3,7 @@ import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import { columnIndexes } from '../ops.js';
-import { uuidArray } from '../binary.js';
+import { tidArray, uuidArray } from '../binary.js';
 import type { Tx } from '../store.js';
 import { CLAIMED_COLUMNS, claimedJobAt, type ClaimedJob } from './claim.js';
 import { settleKeys, settleStaleKeys } from './keys.js';
@@ -165,9 +165,12 @@ export async function complete(
       .filter((r) => r !== '')
       .join(',')}}`;
     if (plainWrite) {
-      // The rows' addresses in the ids' order (a tid is "(block,offset)": quoted in the literal); none known: NULL.
-      let tids: string | null = null;
-      if (part.some((e) => e.tid !== null)) tids = `{${part.map((e) => (e.tid === null ? 'NULL' : `"${e.tid}"`)).join(',')}}`;
+      // The rows' addresses in the ids' order, binary (else as text, a tid "(block,offset)" quoted); none known: NULL.
+      let tids: Buffer | string | null = null;
+      if (part.some((e) => e.tid !== null)) {
+        const each = part.map((e) => e.tid);
+        tids = tidArray(each) ?? `{${each.map((t) => (t === null ? 'NULL' : `"${t}"`)).join(',')}}`;
+      }
       return op.completePlain(ctx.ops, tx?.client ?? ctx.onePlanPool, [idsOf(lo, hi), attempts, results, nodeId, recordedElsewhere, tids]);
     }
     return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
