@@ -16,7 +16,7 @@ for (let i = 0; i < 6; i++) {
   HEX[97 + i] = 10 + i;
 }
 
-const OID = { text: 25, int4: 23, int8: 20, bool: 16, date: 1082, jsonb: 3802, uuid: 2950 } as const;
+const OID = { text: 25, int4: 23, int8: 20, bool: 16, date: 1082, jsonb: 3802, uuid: 2950, tid: 27 } as const;
 /** A one-dimensional array's header (array_recv's): dimensions, null flag, element type, length, lower bound. */
 const HEADER = 20;
 const UUID_ELEMENT = 20;
@@ -52,6 +52,51 @@ export function uuidArray(ids: readonly string[]): Buffer | undefined {
       if ((hi | lo) < 0) return undefined;
       out[at++] = (hi << 4) | lo;
     }
+  }
+  return out;
+}
+
+/**
+ * A one-dimensional tid[] in array_recv's format, from row addresses as Postgres writes them
+ * ("(block,offset)"); a null element stays NULL. The text form cost the node a quoted string per
+ * element and the server a tidin each. Undefined when any address is not in that form: the caller
+ * then sends the text form.
+ */
+export function tidArray(tids: readonly (string | null)[]): Buffer | undefined {
+  let nulls = 0;
+  for (const t of tids) if (t === null) nulls++;
+  // An element: its length (4 bytes), then the block (int32) and the offset (int16); a NULL: length -1.
+  const out = Buffer.allocUnsafe(HEADER + tids.length * 4 + (tids.length - nulls) * 6);
+  arrayHeader(out, 0, OID.tid, tids.length, nulls > 0);
+  let at = HEADER;
+  for (const t of tids) {
+    if (t === null) {
+      i32(out, at, -1);
+      at += 4;
+      continue;
+    }
+    if (typeof t !== 'string' || t.charCodeAt(0) !== 40 || t.charCodeAt(t.length - 1) !== 41) return undefined; // ( )
+    let block = 0;
+    let i = 1;
+    for (; i < t.length && t.charCodeAt(i) !== 44; i++) {
+      const d = t.charCodeAt(i) - 48;
+      if (d < 0 || d > 9 || i > 10) return undefined;
+      block = block * 10 + d;
+    }
+    if (i === 1 || i === t.length) return undefined; // no block digits, or no comma
+    let offset = 0;
+    const digitsFrom = ++i;
+    for (; i < t.length - 1; i++) {
+      const d = t.charCodeAt(i) - 48;
+      if (d < 0 || d > 9 || i - digitsFrom > 4) return undefined;
+      offset = offset * 10 + d;
+    }
+    if (i === digitsFrom || block > 0xffffffff || offset > 0xffff) return undefined;
+    i32(out, at, 6);
+    i32(out, at + 4, block);
+    out[at + 8] = offset >>> 8;
+    out[at + 9] = offset & 0xff;
+    at += 10;
   }
   return out;
 }

@@ -37,6 +37,7 @@ export const OP_NAMES = [
   'held_execution_keys',
   'clear_queue_key',
   'complete_batch',
+  'complete_plain',
   'fail_batch',
   'heartbeat',
   'rescue_expired',
@@ -377,6 +378,24 @@ export const completeBatch =
       recordedElsewhere: readonly string[] | null,
     ]
   >('complete_batch');
+/**
+ * completeBatch for a batch of jobs without execution keys, taking nothing into hands: ids,
+ * attempts, results and node as there, then the continuations that record their own successes.
+ * tids: each job's row address as its claim left it, in the ids' order (binary tid[], or its text literal; NULL: none).
+ * Rows of `not_done` (an id not completed), or `partition` and `execution_key` (a keyed job sent
+ * anyway: its key, to settle).
+ */
+export const completePlain =
+  preparedArrays<
+    [
+      ids: string | Buffer,
+      attempts: string,
+      results: string,
+      nodeId: string,
+      recordedElsewhere: readonly string[] | null,
+      tids: Buffer | string | null,
+    ]
+  >('complete_plain');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Keyed

@@ -2,7 +2,7 @@ import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { JobStore } from '@partita/postgres';
 import { uuidv7 } from '@partita/core';
-import { encodeColumnsJsonArrays, uuidArray } from '../src/binary.js';
+import { encodeColumnsJsonArrays, tidArray, uuidArray } from '../src/binary.js';
 import { freshSchema } from '../../../test/helpers/index.js';
 
 // The completion sends its ids as a binary uuid[]: Postgres must read back exactly the ids given,
@@ -93,6 +93,25 @@ test('encodeColumnsJsonArrays: jsonb columns as one JSON array each (NULL for an
       { id: 'b', data: [1, null], search: { k: 'v' }, n: null, none: null },
       { id: 'c', data: 'text', search: null, n: 3, none: null },
     ]);
+  } finally {
+    await db.drop();
+  }
+});
+
+// The keyless completion sends its rows' addresses as a binary tid[]: Postgres must read back the
+// same addresses, NULLs in place; anything not in Postgres's own form goes as text.
+test('a binary tid[] reads back in Postgres as the same addresses, in order, NULLs kept', async (t) => {
+  const db = await freshSchema('binary_tid');
+  try {
+    const tids = ['(0,1)', '(12,345)', null, '(4294967295,65535)', '(7,0)'];
+    for (const batch of [tids, tids.slice(0, 1), [null], []]) {
+      const param = tidArray(batch);
+      t.truthy(param);
+      const { rows } = await db.pool.query<{ tids: (string | null)[] }>('SELECT $1::tid[]::text[] AS tids', [param]);
+      t.deepEqual(rows[0]!.tids, batch);
+    }
+    for (const odd of ['(1,2', '1,2)', '(a,1)', '(1,)', '(,1)', '(1,65536)', '(4294967296,1)', '(1;2)'])
+      t.is(tidArray(['(0,1)', odd]), undefined, odd);
   } finally {
     await db.drop();
   }

@@ -100,6 +100,19 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           '{workflows.transition}',
         ],
       ],
+      [
+        // A batch without keyed jobs: complete_batch's plain twin.
+        'complete_plain',
+        ops.complete_plain.text,
+        [
+          `{${[...ids].sort().join(',')}}`,
+          `{${ids.map(() => 1).join(',')}}`,
+          '{}',
+          'node-1',
+          null,
+          `{${ids.map(() => '"(0,1)"').join(',')}}`,
+        ],
+      ],
       ['heartbeat', ops.heartbeat.text, ['node-1', 60_000, null, `{${ids.join(',')}}`, null]],
       [
         'fail_batch',
@@ -147,7 +160,7 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
             byId.length > 0,
             `${name} (${mode}) probes jobs_pkey by id: ${JSON.stringify(all.filter((n) => n['Relation Name'] === 'jobs').map((n) => [n['Node Type'], n['Index Name'], n['Index Cond']]))}`,
           );
-          if (name === 'complete_batch') {
+          if (name === 'complete_batch' || name === 'complete_plain') {
             const indexes = all.map((n) => n['Index Name']).filter((i) => i !== undefined);
             t.false(indexes.includes('jobs_running_idx'), `${name} (${mode}) reads the node's running jobs: ${indexes.join(', ')}`);
           }
@@ -168,36 +181,40 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
 // once per statement however their parameters are typed: a `$3::jsonb` on a parameter typed text
 // is a cast the generic plan evaluates per row (the whole object, on every row: 6 s for 1,300
 // rows), so they go through scalar subqueries, evaluated once.
-test('complete_batch parses its ids, attempts and results once per statement in a generic plan, even from text parameters', async (t) => {
-  const db = await freshSchema('plans_json');
-  const store = await JobStore.open({ postgres: db.url, schema: db.schema });
-  const client = await db.pool.connect();
-  try {
-    const ops = loadOps(db.schema);
-    await client.query('BEGIN');
-    await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
-    await client.query(
-      `PREPARE typed_text(text, text, text, text, double precision, text[], text[], text, text[]) AS ${ops.complete_batch.text}`,
-    );
-    const explained = await client.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', NULL, NULL, NULL, NULL, NULL)`,
-    );
-    const plan = explained.rows.map((r) => r['QUERY PLAN']);
-    // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb
-    // may appear only in the InitPlans that compute them (Output lines of a Result).
-    const casts = /::(jsonb|integer\[\]|uuid\[\])/;
-    const inInitPlan = /^\s*Output: \(\$\d+\)::(jsonb|integer\[\]|uuid\[\])$/;
-    const perRow = plan.filter((line) => casts.test(line) && !inInitPlan.test(line) && /\$[123]\b/.test(line));
-    t.deepEqual(perRow, [], plan.join('\n'));
-    for (const type of ['jsonb', 'integer[]', 'uuid[]'])
-      t.true(
-        plan.some((l) => l.trim() === `Output: ($${type === 'jsonb' ? 3 : type === 'integer[]' ? 2 : 1})::${type}`),
-        `${type} is parsed in an InitPlan`,
+for (const op of ['complete_batch', 'complete_plain'] as const) {
+  test(`${op} parses its ids, attempts and results once per statement in a generic plan, even from text parameters`, async (t) => {
+    const db = await freshSchema('plans_json');
+    const store = await JobStore.open({ postgres: db.url, schema: db.schema });
+    const client = await db.pool.connect();
+    try {
+      const ops = loadOps(db.schema);
+      await client.query('BEGIN');
+      await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
+      const types =
+        op === 'complete_batch'
+          ? 'text, text, text, text, double precision, text[], text[], text, text[]'
+          : 'text, text, text, text, text[], text';
+      await client.query(`PREPARE typed_text(${types}) AS ${ops[op].text}`);
+      const explained = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', ${op === 'complete_batch' ? 'NULL, NULL, NULL, NULL, NULL' : 'NULL, NULL'})`,
       );
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-    await store.close();
-    await db.drop();
-  }
-});
+      const plan = explained.rows.map((r) => r['QUERY PLAN']);
+      // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb
+      // may appear only in the InitPlans that compute them (Output lines of a Result).
+      const casts = /::(jsonb|integer\[\]|uuid\[\])/;
+      const inInitPlan = /^\s*Output: \(\$\d+\)::(jsonb|integer\[\]|uuid\[\])$/;
+      const perRow = plan.filter((line) => casts.test(line) && !inInitPlan.test(line) && /\$[123]\b/.test(line));
+      t.deepEqual(perRow, [], plan.join('\n'));
+      for (const type of ['jsonb', 'integer[]', 'uuid[]'])
+        t.true(
+          plan.some((l) => l.trim() === `Output: ($${type === 'jsonb' ? 3 : type === 'integer[]' ? 2 : 1})::${type}`),
+          `${type} is parsed in an InitPlan`,
+        );
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+      await store.close();
+      await db.drop();
+    }
+  });
+}

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { JobStore, migrate, type NewJob } from '@partita/postgres';
+import { JobStore, migrate, type ClaimedJob, type NewJob } from '@partita/postgres';
 import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError } from '@partita/core';
 import { loadOps } from '../src/sql.js';
 import * as ops from '../src/ops.js';
@@ -72,6 +72,67 @@ withStore('enqueue, claim and complete move a job to history with its result', a
   t.truthy(job?.finishedAt);
   const live = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs`);
   t.is(live.rows[0].n, 0, 'the hot table holds only live jobs');
+});
+
+// complete_plain (`keyless`) has no key work of its own: a keyed job sent through it anyway must
+// still hand its key on (its key comes back and is settled by a second statement), and a refused
+// attempt must still come back refused.
+withStore('a keyless completion of a keyed job still settles its key; a foreign attempt is refused', async (t, { store }) => {
+  const first = await store.enqueueOne({ partition: 'p', type: 'x', executionKey: 'ek' });
+  const second = await store.enqueueOne({ partition: 'p', type: 'x', executionKey: 'ek' });
+  t.is((await store.getJob(second))?.state, 'waiting');
+  const [claimed] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.is(claimed?.id, first);
+  t.is((await store.complete('node-b', [{ id: first, attempt: 1, result: null }], undefined, { keyless: true })).size, 0);
+  const done = await store.complete('node-a', [{ id: first, attempt: 1, result: null }], undefined, { keyless: true });
+  t.true(done.has(first));
+  t.deepEqual(done.settled.queues, ['default']);
+  t.is((await store.getJob(second))?.state, 'queued');
+  const next = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.deepEqual(
+    next.map((j) => j.id),
+    [second],
+  );
+});
+
+// complete_plain fetches each row at the address its claim returned, and by id where the row has
+// moved since (a progress update writes a new version elsewhere) or the address names another
+// row: every job of the batch completes once, at its own attempt, and nothing else.
+withStore('a keyless completion finds rows at their claimed address, and by id where they moved', async (t, { store, db }) => {
+  await store.enqueue([1, 2, 3, 4, 5].map((n) => ({ partition: 'p', type: 'x', payload: { n } })));
+  const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+  t.is(claimed.length, 5);
+  t.true(
+    claimed.every((j) => typeof j.tid === 'string' && /^\(\d+,\d+\)$/.test(j.tid)),
+    'a claim returns each row address',
+  );
+  const [a, b, c, d, e] = claimed as [ClaimedJob, ClaimedJob, ClaimedJob, ClaimedJob, ClaimedJob];
+  // a moves (a new version elsewhere); b and c are sent each other's address; d is sent the address
+  // of e, a running job of the node not in the batch (same attempt), which must stay running.
+  await db.pool.query(`UPDATE "${db.schema}".jobs SET progress = '{"p": 1}' WHERE id = $1`, [a.id]);
+  const items = [
+    { id: a.id, attempt: a.attempt, result: 'a', tid: a.tid },
+    { id: b.id, attempt: b.attempt, result: 'b', tid: c.tid },
+    { id: c.id, attempt: c.attempt, result: 'c', tid: b.tid },
+    { id: d.id, attempt: d.attempt, result: 'd', tid: e.tid },
+  ];
+  const done = await store.complete('node-a', items, undefined, { keyless: true });
+  t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
+  t.is((await store.getJob(e.id))?.state, 'running');
+  for (const [job, result] of [
+    [a, 'a'],
+    [b, 'b'],
+    [c, 'c'],
+    [d, 'd'],
+  ] as const) {
+    const stored = await store.getJob(job.id);
+    t.is(stored?.state, 'completed');
+    t.is(stored?.result, result, 'each row got its own result');
+  }
+  const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs_history`);
+  t.is(rows[0].n, 4, 'one history row each');
+  // Again, at the same addresses: nothing is there, nothing is completed twice.
+  t.is((await store.complete('node-a', items, undefined, { keyless: true })).size, 0);
 });
 
 withStore('a completion from a node without the lease is refused', async (t, { store }) => {
@@ -329,6 +390,7 @@ withStore('a claimed job carries every field of its row, and every claimed job h
       cancelRequested: false,
       traceparent: tp,
       continuation: 'mark',
+      tid: jobs[0]!.tid,
     },
     {
       id: plain,
@@ -345,9 +407,14 @@ withStore('a claimed job carries every field of its row, and every claimed job h
       cancelRequested: false,
       traceparent: null,
       continuation: null,
+      tid: jobs[1]!.tid,
     },
   ]);
   t.true(Number.isInteger(jobs[1]!.maxAttempts) && jobs[1]!.maxAttempts > 0);
+  t.true(
+    jobs.every((j) => typeof j.tid === 'string'),
+    'each claimed job knows its row address',
+  );
   t.deepEqual(Object.keys(jobs[0]!), Object.keys(jobs[1]!), 'one shape for every claimed job');
   t.deepEqual(
     [...found],
@@ -848,32 +915,40 @@ withStore(
 // see its header); every other op that moves a job to history uses history_row. This keeps the one
 // copy from drifting: a column added to jobs_history and history_row but not to complete_batch
 // fails here, as does any difference in the values the two write for the same finished job.
-withStore('a completion writes the history row history_row writes for the same job, column for column', async (t, { store, db }) => {
-  const s = `"${db.schema}"`;
-  const { rows: columns } = await db.pool.query<{ name: string }>(
-    `SELECT attname AS name FROM pg_attribute WHERE attrelid = '${s}.jobs_history'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
-  );
-  const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/
-    .exec(loadOps(db.schema).complete_batch.text)?.[1]
-    ?.split(',')
-    .map((c) => c.trim());
-  t.deepEqual(
-    listed,
-    columns.map((c) => c.name).filter((c) => c !== 'finished_at'),
-    'complete_batch lists every history column but finished_at (its default)',
-  );
+// complete_plain (the keyless completion) writes the same list again: held the same way.
+for (const keyless of [false, true]) {
+  const op = keyless ? 'complete_plain' : 'complete_batch';
+  withStore(
+    `a completion (${op}) writes the history row history_row writes for the same job, column for column`,
+    async (t, { store, db }) => {
+      const s = `"${db.schema}"`;
+      const { rows: columns } = await db.pool.query<{ name: string }>(
+        `SELECT attname AS name FROM pg_attribute WHERE attrelid = '${s}.jobs_history'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      );
+      const listed = /INSERT INTO "[^"]+"\.jobs_history\s*\(([^)]*)\)/
+        .exec(loadOps(db.schema)[op].text)?.[1]
+        ?.split(',')
+        .map((c) => c.trim());
+      t.deepEqual(
+        listed,
+        columns.map((c) => c.name).filter((c) => c !== 'finished_at'),
+        `${op} lists every history column but finished_at (its default)`,
+      );
 
-  await store.enqueue([
-    { partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 },
-  ]);
-  const [job] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
-  await db.pool.query(`UPDATE ${s}.jobs SET progress = '{"p": 1}', errors = '[{"attempt": 0}]' WHERE id = $1`, [job!.id]);
-  const { rows: expected } = await db.pool.query(
-    `SELECT h.* FROM ${s}.jobs j, LATERAL ${s}.history_row(j, 'completed', '{"ok": true}', j.errors) h WHERE j.id = $1`,
-    [job!.id],
+      await store.enqueue([
+        { partition: 'p', type: 'r', payload: { n: 1 }, queueKey: 'qk', executionKey: 'ek', lookup: { tag: 'x' }, priority: 3 },
+      ]);
+      const [job] = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });
+      await db.pool.query(`UPDATE ${s}.jobs SET progress = '{"p": 1}', errors = '[{"attempt": 0}]' WHERE id = $1`, [job!.id]);
+      const { rows: expected } = await db.pool.query(
+        `SELECT h.* FROM ${s}.jobs j, LATERAL ${s}.history_row(j, 'completed', '{"ok": true}', j.errors) h WHERE j.id = $1`,
+        [job!.id],
+      );
+      // The job holds a key: sent as keyless anyway, complete_plain completes it and its key is settled after.
+      await store.complete('node-a', [{ id: job!.id, attempt: job!.attempt, result: { ok: true } }], undefined, { keyless });
+      const { rows: written } = await db.pool.query(`SELECT * FROM ${s}.jobs_history WHERE id = $1`, [job!.id]);
+      const withoutFinishedAt = ({ finished_at: _, ...row }: Record<string, unknown>) => row;
+      t.deepEqual(withoutFinishedAt(written[0]), withoutFinishedAt(expected[0]));
+    },
   );
-  await store.complete('node-a', [{ id: job!.id, attempt: job!.attempt, result: { ok: true } }]);
-  const { rows: written } = await db.pool.query(`SELECT * FROM ${s}.jobs_history WHERE id = $1`, [job!.id]);
-  const withoutFinishedAt = ({ finished_at: _, ...row }: Record<string, unknown>) => row;
-  t.deepEqual(withoutFinishedAt(written[0]), withoutFinishedAt(expected[0]));
-});
+}

@@ -31,10 +31,10 @@ WITH async_commit AS MATERIALIZED (
   SELECT a.*, coalesce((SELECT array_agg(f.key) FROM full_buckets f WHERE f.queue = a.queue), '{}') AS full_keys
   FROM asked a
 ), candidates AS (
-  SELECT w.queue, c.id, c.execution_key, c.rate_key, c.priority, c.run_at
+  SELECT w.queue, c.id, c.row_at, c.execution_key, c.rate_key, c.priority, c.run_at
   FROM wanted w
   CROSS JOIN LATERAL (
-    SELECT j.id, j.execution_key, coalesce(j.payload #>> w.path, '') AS rate_key, j.priority, j.run_at FROM {{schema}}.jobs j
+    SELECT j.id, j.ctid AS row_at, j.execution_key, coalesce(j.payload #>> w.path, '') AS rate_key, j.priority, j.run_at FROM {{schema}}.jobs j
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
       AND (j.execution_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM {{schema}}.jobs r

@@ -14,6 +14,12 @@ export interface ClaimedJob extends HandoffJob {
   cancelRequested: boolean;
   /** The continuation the job is marked for (NewJob.continuation); absent or null: none. */
   continuation?: string | null;
+  /**
+   * Where the claim left the job's row (its tid, as Postgres writes it): the completion fetches it
+   * there instead of probing the primary key (complete_plain), and by id when it has moved since.
+   * Absent or null: unknown (a hand-off, a rate-limited claim, a key's next job taken in hand).
+   */
+  tid?: string | null;
 }
 
 export interface ClaimRequest {
@@ -89,6 +95,7 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
     retryOnKeyRace,
   );
   const at = columnIndexes(names, CLAIM_COLUMNS, 'claim_batch');
+  const tidAt = names.indexOf('tid');
   const jobs: ClaimedJob[] = [];
   const { partition } = request;
   // A claim's jobs mostly share a queue and a type: each row's copy of the same text is dropped for
@@ -103,7 +110,7 @@ export async function claimCounted(ctx: StoreContext, request: ClaimRequest): Pr
     }
     if (r[at.queue] !== queue) queue = r[at.queue] as string;
     if (r[at.type] !== type) type = r[at.type] as string;
-    jobs.push(claimedJobAt(r, at, partition, queue, type));
+    jobs.push(claimedJobAt(r, at, partition, queue, type, tidAt));
   }
   return { jobs, found };
 }
@@ -118,6 +125,7 @@ export function claimedJobAt(
   partition: string,
   queue = r[at.queue] as string,
   type = r[at.type] as string,
+  tidAt = -1,
 ): ClaimedJob {
   return {
     id: r[at.id] as string,
@@ -135,6 +143,7 @@ export function claimedJobAt(
     cancelRequested: r[at.cancel_requested] === true,
     traceparent: r[at.traceparent] as string | null,
     continuation: r[at.continuation] as string | null,
+    tid: tidAt < 0 ? null : (r[tidAt] as string | null),
   };
 }
 

@@ -3,7 +3,7 @@ import { describeError, toJsonStrict, type JobError } from '@partita/core';
 import type { StoreContext } from '../context.js';
 import * as op from '../ops.js';
 import { columnIndexes } from '../ops.js';
-import { uuidArray } from '../binary.js';
+import { tidArray, uuidArray } from '../binary.js';
 import type { Tx } from '../store.js';
 import { CLAIMED_COLUMNS, claimedJobAt, type ClaimedJob } from './claim.js';
 import { settleKeys, settleStaleKeys } from './keys.js';
@@ -17,6 +17,8 @@ export interface Completion {
   result: unknown;
   /** The result's JSON text when the caller has checked it already (toJsonStrict); then `result` is not read. */
   json?: string;
+  /** Where the claim left the job's row (ClaimedJob.tid), when known: found there first (complete_plain). */
+  tid?: string | null | undefined;
 }
 
 /**
@@ -41,6 +43,12 @@ export interface CompleteOptions {
    * Only for a write inside the transaction those continuations run in.
    */
   successesRecordedBy?: readonly string[];
+  /**
+   * The caller knows no job of the batch holds an execution key: without `take`, the batch goes
+   * through complete_plain, complete_batch without its key work (a smaller plan to make and run).
+   * A keyed job sent anyway is still settled, by a second statement.
+   */
+  keyless?: boolean;
 }
 
 /** Whose keys' next jobs a completion takes into its node's hands (see CompleteOptions.take). */
@@ -105,7 +113,7 @@ export async function complete(
   // order (the statement finds each row's by a binary search of the ids), the results as a JSON
   // object keyed by id, built here as text the driver passes through. A result is already JSON
   // text, and most jobs return nothing, which is left out of the object (stored as JSON null).
-  const sent: { id: string; key: string; attempt: number; result: string }[] = [];
+  const sent: { id: string; key: string; attempt: number; result: string; tid: string | null }[] = [];
   for (const c of items) {
     let json: string | undefined;
     if (c.json !== undefined) json = c.json;
@@ -123,6 +131,7 @@ export async function complete(
       key: HAS_CAPITAL.test(c.id) ? c.id.toLowerCase() : c.id,
       attempt: c.attempt,
       result: json === undefined || json === 'null' ? '' : `"${c.id}":${json}`,
+      tid: c.tid ?? null,
     });
   }
   // Canonical ids (8-4-4-4-12, as claims return them) sort as text in uuid order, their dashes
@@ -147,15 +156,27 @@ export async function complete(
     // The whole batch's is made above; a part's (isolatingRows splitting a refused batch) anew.
     return lo === 0 && hi === ids.length ? binary : uuidArray(ids.slice(lo, hi))!;
   };
+  const plainWrite = options.keyless === true && !take;
   const write = (lo: number, hi: number) => {
     const part = sent.slice(lo, hi);
+    const attempts = `{${part.map((e) => e.attempt).join(',')}}`;
+    const results = `{${part
+      .map((e) => e.result)
+      .filter((r) => r !== '')
+      .join(',')}}`;
+    if (plainWrite) {
+      // The rows' addresses in the ids' order, binary (else as text, a tid "(block,offset)" quoted); none known: NULL.
+      let tids: Buffer | string | null = null;
+      if (part.some((e) => e.tid !== null)) {
+        const each = part.map((e) => e.tid);
+        tids = tidArray(each) ?? `{${each.map((t) => (t === null ? 'NULL' : `"${t}"`)).join(',')}}`;
+      }
+      return op.completePlain(ctx.ops, tx?.client ?? ctx.onePlanPool, [idsOf(lo, hi), attempts, results, nodeId, recordedElsewhere, tids]);
+    }
     return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
       idsOf(lo, hi),
-      `{${part.map((e) => e.attempt).join(',')}}`,
-      `{${part
-        .map((e) => e.result)
-        .filter((r) => r !== '')
-        .join(',')}}`,
+      attempts,
+      results,
       nodeId,
       take ? take.leaseMs : null,
       take?.types ?? null,
@@ -172,6 +193,15 @@ export async function complete(
   const notDone = new Set<string>();
   const unsettled: { partition: string; execution_key: string }[] = [];
   for (const { names, rows } of parts) {
+    if (plainWrite) {
+      const at = columnIndexes(names, PLAIN_COMPLETE_COLUMNS, 'complete_plain');
+      for (const r of rows) {
+        const id = r[at.not_done] as string | null;
+        if (id !== null) notDone.add(id);
+        else unsettled.push({ partition: r[at.partition] as string, execution_key: r[at.execution_key] as string });
+      }
+      continue;
+    }
     const at = columnIndexes(names, COMPLETE_COLUMNS, 'complete_batch');
     for (const r of rows) {
       const id = r[at.not_done] as string | null;
@@ -191,6 +221,7 @@ export async function complete(
 }
 
 const COMPLETE_COLUMNS = ['not_done', 'partition', ...CLAIMED_COLUMNS] as const;
+const PLAIN_COMPLETE_COLUMNS = ['not_done', 'partition', 'execution_key'] as const;
 const HAS_CAPITAL = /[A-Z]/;
 
 /** Records failed attempts (retried or final); returns the ids accepted, and apart the rows Postgres refused. `tx`: as complete(). */

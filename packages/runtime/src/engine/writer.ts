@@ -213,7 +213,14 @@ export class OutcomeWriter {
       // The completion settles its jobs' keys itself, taking each key's next job of the same queue
       // into this node's hands where it holds a place for it: that job is running here once this
       // statement commits, with no settle round trip and no claim between the two jobs of a key.
-      store.complete(nodeId, completionItems(plain.completions), undefined, take && { take: take.into }),
+      // A batch without keyed jobs (the usual one) goes through complete_batch's plain twin: no key
+      // work to plan or run.
+      store.complete(
+        nodeId,
+        completionItems(plain.completions),
+        undefined,
+        take ? { take: take.into } : { keyless: keyless(plain.completions) },
+      ),
       store.fail(nodeId, failureItems(plain.failures)),
       store.release(
         nodeId,
@@ -508,7 +515,7 @@ function acceptedOf(finished: FinishedJob[], completed: Recorded, failed: Record
 }
 
 function completionItems(completions: PendingCompletion[]) {
-  return completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json }));
+  return completions.map((c) => ({ id: c.job.id, attempt: c.job.attempt, result: c.result, json: c.json, tid: c.job.tid }));
 }
 
 function failureItems(failures: PendingFailure[]) {
@@ -519,4 +526,10 @@ function failureItems(failures: PendingFailure[]) {
     ...(f.retryAt ? { retryAt: f.retryAt } : {}),
     ...(f.finalState ? { finalState: f.finalState } : {}),
   }));
+}
+
+/** Whether no job of the completions holds an execution key. */
+function keyless(completions: readonly PendingCompletion[]): boolean {
+  for (const c of completions) if (c.job.executionKey) return false;
+  return true;
 }
