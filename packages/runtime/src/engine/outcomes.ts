@@ -308,13 +308,18 @@ export function splitContinued(
   };
 }
 
+/** A failure that is no job's doing: transient itself, or a continuation that threw a transient error. */
+export function transientFailure(error: unknown): boolean {
+  return isTransientDbError(error instanceof ContinuationThrew ? error.cause : error);
+}
+
 /**
  * A rollback caused by the jobs themselves (a continuation threw, a row refused) counts toward
  * splitting their batch. A continuation that failed for a transient reason (its connection went, a
  * deadlock chose it) does not: it says nothing of the jobs, and splitting would end in failing them.
  */
 export function countContinuationTry(part: ContinuedPart, error: unknown): void {
-  if (error instanceof ContinuationThrew ? isTransientDbError(error.cause) : !isRowRefusal(error)) return;
+  if (transientFailure(error) || !(error instanceof ContinuationThrew || isRowRefusal(error))) return;
   for (const entry of [...part.completions, ...part.failures]) entry.continuationTries = (entry.continuationTries ?? 0) + 1;
 }
 

@@ -7,7 +7,6 @@
 import { traceComplete, type Logger } from '@partita/core';
 import {
   isRowRefusal,
-  isTransientDbError,
   type ClaimedJob,
   type EnqueueOutcome,
   type LeasedSent,
@@ -32,6 +31,7 @@ import {
   countContinuationTry,
   settleWrites,
   splitContinued,
+  transientFailure,
   type ContinuedPart,
   type ContinuedWrite,
   type FlushBatch,
@@ -298,20 +298,19 @@ export class OutcomeWriter {
     const isCompletion = new Set<unknown>(completions);
     const write = async (part: (PendingCompletion | PendingFailure)[]): Promise<void> => {
       if (part.length === 0) return;
+      const partCompletions = part.filter((e): e is PendingCompletion => isCompletion.has(e));
+      const partFailures = part.filter((e): e is PendingFailure => !isCompletion.has(e));
       try {
-        const done = await this.continuedTransaction(
-          part.filter((e): e is PendingCompletion => isCompletion.has(e)),
-          part.filter((e): e is PendingFailure => !isCompletion.has(e)),
-        );
+        const done = await this.continuedTransaction(partCompletions, partFailures);
         for (const id of done.completed) completed.add(id);
         for (const id of done.failed) failed.add(id);
         for (const [id, why] of done.completed.refused) completed.refused.set(id, why);
         for (const [id, why] of done.failed.refused) failed.refused.set(id, why);
       } catch (err) {
-        if (isTransientDbError(err instanceof ContinuationThrew ? err.cause : err)) {
+        if (transientFailure(err)) {
           // Not the jobs' doing: this part waits for the next write, the parts before it stay committed.
-          later.completions.push(...part.filter((e): e is PendingCompletion => isCompletion.has(e)));
-          later.failures.push(...part.filter((e): e is PendingFailure => !isCompletion.has(e)));
+          later.completions.push(...partCompletions);
+          later.failures.push(...partFailures);
           laterError = err;
           return;
         }
