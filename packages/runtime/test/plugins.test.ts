@@ -205,6 +205,8 @@ test('stop runs in reverse start order: plugins stop last-first, then the childr
       },
     });
   const node = await startNode(nodeOptions(db, appName(), { plugins: [plugin('a'), plugin('b')] }));
+  // A failed assertion throws before the stop below: a node left running would keep ava's worker alive.
+  t.teardown(() => node.stop({ graceMs: 100 }).catch(() => undefined));
   const started = [...events];
   t.deepEqual(started, ['up a partition p', 'up b partition p', 'up a node', 'up b node', 'start a', 'start b']);
   events.length = 0;
