@@ -1463,44 +1463,44 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
   // not an object per step.)
   const stepRows: TakeRow[] = [];
   const stepJobs: StepJobOutcome[] = [];
-  // Each workflow's records were read for its own steps' passes (and the first): those are the ones in memory.
-  const dimensionsOf = new Map<string, ReadonlySet<string>>();
-  for (const r of rows) {
-    // The state first: most rows are records done before (a step's earlier activities), and a
-    // lookup by a job id just read from Postgres hashes the id first.
-    if ((r.state !== 'running' && r.state !== 'waiting') || r.job_id === null) continue;
-    const job = byId.get(r.job_id);
-    if (!job) continue;
-    stepRows.push(r);
-    stepJobs.push(job);
-    const dims = dimensionsOf.get(r.workflow_id);
-    if (!dims) dimensionsOf.set(r.workflow_id, r.dimension === '' ? FIRST_PASS : new Set(['', r.dimension]));
-    else if (!dims.has(r.dimension)) dimensionsOf.set(r.workflow_id, new Set(dims).add(r.dimension));
+  // Each workflow's records (the rows are the records: their extra workflow_id is never written,
+  // flushPending lists the fields; a copy of each was a tenth of a step's allocations) and the passes
+  // its steps were read for (and the first): those are the ones in memory. One map, not one for the
+  // records and one for the passes; steps_take sends a workflow's records together, so each is a
+  // slice of the rows (a list pushed to grew a backing store of 17 slots for its 2-4 records). The
+  // map still gathers rows of one workflow that came apart.
+  const taken = new Map<string, TakenWorkflow>();
+  for (let i = 0; i < rows.length; ) {
+    const id = rows[i]!.workflow_id;
+    let end = i + 1;
+    while (end < rows.length && rows[end]!.workflow_id === id) end++;
+    const slice: ActivityRecord[] = rows.slice(i, end);
+    let w = taken.get(id);
+    if (!w) taken.set(id, (w = { records: slice, dimensions: undefined }));
+    else w.records = w.records.concat(slice);
+    for (; i < end; i++) {
+      const r = rows[i]!;
+      // The state first: most rows are records done before (a step's earlier activities), and a
+      // lookup by a job id just read from Postgres hashes the id first.
+      if ((r.state !== 'running' && r.state !== 'waiting') || r.job_id === null) continue;
+      const job = byId.get(r.job_id);
+      if (!job) continue;
+      stepRows.push(r);
+      stepJobs.push(job);
+      const dims = w.dimensions;
+      if (!dims) w.dimensions = r.dimension === '' ? FIRST_PASS : new Set(['', r.dimension]);
+      else if (!dims.has(r.dimension)) w.dimensions = new Set(dims).add(r.dimension);
+    }
   }
   if (stepRows.length === 0) return;
-  // The rows are the records (their extra workflow_id is never written: flushPending lists the fields),
-  // as loadMany's are: a copy of each was a tenth of a step's allocations.
-  // steps_take sends each workflow's records together: a row of the same workflow as the one before
-  // joins its list without a lookup (an id's hash, a probe); the map still gathers rows that came apart.
-  const records = new Map<string, ActivityRecord[]>();
-  let listOf: string | undefined;
-  let list: ActivityRecord[] = [];
-  for (const r of rows) {
-    if (r.workflow_id !== listOf) {
-      listOf = r.workflow_id;
-      const known = records.get(listOf);
-      if (known) list = known;
-      else records.set(listOf, (list = []));
-    }
-    list.push(r);
-  }
   // A workflow whose step was found but that steps_lock did not lock (none such is known) is loaded
   // by the generic path below, which locks it first.
   const runs = pendingOf(s).runs;
   for (const row of lockedRows) {
-    const dims = dimensionsOf.get(row.id);
+    const w = taken.get(row.id);
+    const dims = w?.dimensions;
     if (!dims || runs.has(row.id)) continue;
-    const own = records.get(row.id) ?? NO_RECORDS;
+    const own = w.records;
     runs.set(row.id, runReady(s, row, own, dims) ?? (await runOf(s, row, own, dims)));
   }
   for (let i = 0; i < stepRows.length; i++) {
@@ -1512,7 +1512,11 @@ export async function finishStepJobs(s: Scope, jobs: StepJobOutcome[], ahead?: S
 
 type TakeRow = ActivityRecord & { workflow_id: string };
 
-const NO_RECORDS: readonly ActivityRecord[] = [];
+/** A workflow of finishStepJobs' rows: its records, and the passes of its steps (none: no step of the batch is its). */
+interface TakenWorkflow {
+  records: readonly ActivityRecord[];
+  dimensions: ReadonlySet<string> | undefined;
+}
 
 /** The lock and take of finishStepJobs, on the wire (see takeSteps); its answers pending. */
 export interface StepsTaken {

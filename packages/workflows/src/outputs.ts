@@ -120,7 +120,8 @@ export function waitLocally(schema: string, subject: string, id: string, settle:
  * deliver it: a copy through the bus's codec, so the caller gets what a remote one would.
  */
 export function deliverLocally(schema: string, subject: string, event: EmitPayload): void {
-  if (event.kind !== 'output') return;
+  // No waiter in this process (a node without pubsub callers beside it): no key built per output.
+  if (event.kind !== 'output' || local.size === 0) return;
   const settle = local.get(localKey(schema, subject))?.get(event.id);
   if (!settle) return;
   const { status, data } = decode<EmitPayload>(encode(EVENT_KIND, event)).d;
