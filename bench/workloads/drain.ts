@@ -214,11 +214,12 @@ function medianPlan(plans: string[]): string {
   return median(plans, total);
 }
 
-/**
- * The throughput measurement: warm up, (insert the backlog,) then `repeat` times: enqueue `jobs` in
- * batches with no worker running, start the workers and time the drain.
- */
-export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan): Promise<DrainResult> {
+/** Warm-up, backlog (and the idle claim's plan), discarded warm-up runs: everything before the measured runs. */
+async function prepare(
+  ctx: WorkloadContext,
+  system: BenchSystem,
+  plan: DrainPlan,
+): Promise<{ backlog?: DrainResult['backlog']; explainIdle?: string }> {
   const { options } = ctx;
   await warmUp(ctx, system, options.warmup, plan.batch, plan.concurrency, plan.job);
 
@@ -256,23 +257,25 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
     const run = await measureOnce(ctx, system, plan);
     ctx.log(`${system.name}: warm-up run ${r + 1}/${options.warmupRuns} (discarded): process ${run.processPerSec.toLocaleString()} jobs/s`);
   }
-  const runs: DrainRun[] = [];
-  let explain: string | undefined;
-  // Repeats stop early once the measured runs have used the drain budget, so a slow system stays bounded.
-  const budgetEnd = performance.now() + options.drainTimeoutS * 1000;
-  for (let r = 0; r < options.repeat; r++) {
-    if (r > 0 && performance.now() > budgetEnd) {
-      ctx.log(`${system.name}: ${r} of ${options.repeat} runs fit in the ${options.drainTimeoutS} s budget; reporting those`);
-      break;
-    }
-    await settle(ctx, system);
-    const run = await measureOnce(ctx, system, plan, r === 0 && options.explain && plan.explain ? (text) => (explain = text) : undefined);
-    runs.push(run);
-    ctx.log(
-      `${system.name}: run ${r + 1}/${options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}; CPU ms per 1k jobs: ${describeCpu(run.cpuMsPerThousandJobs)}`,
-    );
-    if (run.timedOut) break;
-  }
+  return { ...(backlog ? { backlog } : {}), ...(explainIdle ? { explainIdle } : {}) };
+}
+
+/** One settled, measured run, logged. */
+async function measuredRun(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan, r: number, onExplain?: (plan: string) => void) {
+  await settle(ctx, system);
+  const run = await measureOnce(ctx, system, plan, onExplain);
+  ctx.log(
+    `${system.name}${plan.backlog > 0 ? ` (backlog ${plan.backlog.toLocaleString()})` : ''}: run ${r + 1}/${ctx.options.repeat}: enqueue ${run.enqueuePerSec.toLocaleString()} jobs/s, process ${run.processPerSec.toLocaleString()} jobs/s${run.timedOut ? ' (TIMED OUT)' : ''}; CPU ms per 1k jobs: ${describeCpu(run.cpuMsPerThousandJobs)}`,
+  );
+  return run;
+}
+
+function summarize(
+  plan: DrainPlan,
+  runs: DrainRun[],
+  before: { backlog?: DrainResult['backlog']; explainIdle?: string },
+  explain?: string,
+): DrainResult {
   const mid = median(runs, (x) => x.processPerSec);
   const enqueueMid = median(runs, (x) => x.enqueuePerSec);
   return {
@@ -292,10 +295,81 @@ export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem
       loadAvg1m: x.loadAvg1m,
       cpuMsPerThousandJobs: x.cpuMsPerThousandJobs,
     })),
-    ...(backlog ? { backlog } : {}),
+    ...(before.backlog ? { backlog: before.backlog } : {}),
     ...(explain ? { explain } : {}),
-    ...(explainIdle ? { explainIdle } : {}),
+    ...(before.explainIdle ? { explainIdle: before.explainIdle } : {}),
   };
+}
+
+/**
+ * The throughput measurement: warm up, (insert the backlog,) then `repeat` times: enqueue `jobs` in
+ * batches with no worker running, start the workers and time the drain.
+ */
+export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan): Promise<DrainResult> {
+  const { options } = ctx;
+  const before = await prepare(ctx, system, plan);
+  const runs: DrainRun[] = [];
+  let explain: string | undefined;
+  // Repeats stop early once the measured runs have used the drain budget, so a slow system stays bounded.
+  const budgetEnd = performance.now() + options.drainTimeoutS * 1000;
+  for (let r = 0; r < options.repeat; r++) {
+    if (r > 0 && performance.now() > budgetEnd) {
+      ctx.log(`${system.name}: ${r} of ${options.repeat} runs fit in the ${options.drainTimeoutS} s budget; reporting those`);
+      break;
+    }
+    const run = await measuredRun(
+      ctx,
+      system,
+      plan,
+      r,
+      r === 0 && options.explain && plan.explain ? (text) => (explain = text) : undefined,
+    );
+    runs.push(run);
+    if (run.timedOut) break;
+  }
+  return summarize(plan, runs, before, explain);
+}
+
+/**
+ * Two measurements of one system side by side (two instances, each its own schema), their runs
+ * alternating — a, b, then b, a, … — so that what changes over a session (the process's JIT
+ * settling, the machine's other work) falls on both alike: the depth workload's drains and their
+ * plain baseline. Each run of a pair is settled and measured as enqueueThenDrain's are.
+ */
+export async function alternatingDrains(
+  ctx: WorkloadContext,
+  a: { system: BenchSystem; plan: DrainPlan },
+  b: { system: BenchSystem; plan: DrainPlan },
+): Promise<[DrainResult, DrainResult]> {
+  const { options } = ctx;
+  const sides = [a, b];
+  const before = [await prepare(ctx, a.system, a.plan), await prepare(ctx, b.system, b.plan)];
+  const runs: DrainRun[][] = [[], []];
+  const explain: (string | undefined)[] = [undefined, undefined];
+  const budgetEnd = performance.now() + 2 * options.drainTimeoutS * 1000;
+  for (let r = 0; r < options.repeat; r++) {
+    if (r > 0 && performance.now() > budgetEnd) {
+      ctx.log(
+        `${a.system.name}: ${r} of ${options.repeat} pairs of runs fit in the ${2 * options.drainTimeoutS} s budget; reporting those`,
+      );
+      break;
+    }
+    let timedOut = false;
+    for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
+      const { system, plan } = sides[i]!;
+      const run = await measuredRun(
+        ctx,
+        system,
+        plan,
+        r,
+        r === 0 && options.explain && plan.explain ? (text) => (explain[i] = text) : undefined,
+      );
+      runs[i]!.push(run);
+      timedOut ||= run.timedOut;
+    }
+    if (timedOut) break;
+  }
+  return [summarize(a.plan, runs[0]!, before[0]!, explain[0]), summarize(b.plan, runs[1]!, before[1]!, explain[1])];
 }
 
 async function measureOnce(

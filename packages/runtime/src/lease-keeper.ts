@@ -41,9 +41,11 @@ const BEAT_RETRY_MS = 1000;
 /**
  * The sweep for every expired lease reads every page of jobs (no index covers running jobs), so
  * the next one waits a second for each this many pages: on average it reads no more than that a
- * second, about 1 % of a core that scans 100,000-150,000 pages a second (1,000,000 queued jobs:
- * 21,740 pages, a 0.15-0.2 s scan on a quiet 2-core machine, a sweep every 22 s). Counted in pages
- * rather than timed, so a loaded machine does not push the sweeps apart. Never sooner than rescueMs.
+ * second. 1,000,000 queued jobs (fillfactor 45, migration 0015) are 37,057 pages, a scan 0.19-0.21 s
+ * of its backend's CPU (~180,000 pages a second, from the OS cache past 128 MB of shared buffers):
+ * a sweep every 37 s, about 0.55 % of a core (bench/README.md, eighteenth session). Counted in
+ * pages rather than timed, so a loaded machine does not push the sweeps apart. Never sooner than
+ * rescueMs.
  */
 const SWEEP_PAGES_PER_SECOND = 1000;
 /** However long the sweep takes, a lease a live node let go of is rescued within about this long. */
