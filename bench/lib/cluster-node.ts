@@ -31,6 +31,11 @@ interface Args {
   warmup: number;
   /** This process's number among the run's nodes: names its warm-up queue. */
   index: number;
+  /**
+   * The diagnostic split (PARTITA_BENCH_CLUSTER_SPLIT): the parent moved this node's share of the
+   * drain into its warm-up queue, and `go` starts that queue instead of `default`.
+   */
+  split?: boolean;
 }
 
 export type ClusterNodeMessage =
@@ -150,7 +155,7 @@ async function main(): Promise<void> {
       cpuAtGo = process.cpuUsage();
       eluAtGo = performance.eventLoopUtilization();
       measuring = true;
-      void node.startQueues('bench', ['default']);
+      void node.startQueues('bench', [args.split ? warmQueue : 'default']);
       return;
     }
     if (m.kind !== 'stop') return;
