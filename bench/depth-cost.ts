@@ -18,28 +18,21 @@
  */
 import { loadavg, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { cpuSample } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
+import { arg, loadPackage, ROOT } from './lib/script.js';
 
 const BACKLOG = Number(arg('backlog', '1000000'));
 const JOBS = Number(arg('jobs', '20000'));
 const ROUNDS = Number(arg('rounds', '4'));
 const IDLE_S = Number(arg('idle', '0'));
-const ROOT = resolve(arg('root', new URL('..', import.meta.url).pathname));
 
-const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
-const runtime = await load('runtime');
-const client = await load('client');
-const core = await load('core');
+const runtime = await loadPackage('runtime');
+const client = await loadPackage('client');
+const core = await loadPackage('core');
 
 /** Statements by side and name: calls and client-side ms. */
 const schemas: [string, string][] = [];

@@ -23,16 +23,11 @@
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import pg from 'pg';
 import { allocationSites } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
+import { arg, loadPackage, ROOT } from './lib/script.js';
 
 const JOBS = Number(arg('jobs', '20000'));
 const DRAINS = Number(arg('drains', '6'));
@@ -49,12 +44,10 @@ const STATEMENTS = process.argv.includes('--statements');
  * whatever the process was preempted in).
  */
 const PERF_CTL = arg('perf-ctl', '');
-const ROOT = resolve(arg('root', new URL('..', import.meta.url).pathname));
 
-const load = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
-const runtime = await load('runtime');
-const client = await load('client');
-const core = await load('core');
+const runtime = await loadPackage('runtime');
+const client = await loadPackage('client');
+const core = await loadPackage('core');
 
 /** Per statement: calls and rows returned, counted while `counting` (the drain only). */
 const statements = new Map<string, { calls: number; rows: number }>();

@@ -1,0 +1,15 @@
+/** What the standalone bench scripts (node-drain.ts, depth-cost.ts) share: flags, and the tree they measure. */
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** `--name value` from the command line, or `fallback`. */
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+/** The tree whose built packages a script measures: `--root`, else this bench's own checkout. */
+export const ROOT = resolve(arg('root', new URL('../..', import.meta.url).pathname));
+
+/** A package of that tree, from its build (`packages/<pkg>/dist`), so one script measures any worktree. */
+export const loadPackage = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
