@@ -1,6 +1,6 @@
 import { ratio } from '../lib/stats.js';
-import { alternatingDrains, type DrainResult } from './drain.js';
-import { emitSystemRatio, versusPlain } from './throughput.js';
+import type { DrainResult } from './drain.js';
+import { alongsidePlain, emitSystemRatio, versusPlain } from './throughput.js';
 import type { Workload } from './types.js';
 
 export const DEPTH_TOLERANCE = 0.1;
@@ -18,23 +18,13 @@ export const depth: Workload = {
     const results = new Map<string, DrainResult>();
     const baselines = new Map<string, DrainResult>();
     for (const factory of ctx.systems) {
-      // The plain baseline runs in its own schema, its drains alternating with the backlog's (plain,
-      // depth, then depth, plain, …): run first and apart, as the session's throughput run, the plain
-      // drains met a process the JIT had not settled yet and other minutes of the machine, and the
-      // ratio swung 0.90-1.74 between sessions with the two runs' statements alike (bench/README.md,
-      // eighteenth session, branch wip-depth).
-      const out = await ctx.withSystem(factory, 'depth-plain', (plainSystem) =>
-        ctx.withSystem(factory, 'depth', async (system) => {
-          ctx.log(`depth: ${system.name}, alternating with its plain run…`);
-          const shape = { jobs: options.jobs, batch: options.batch, concurrency: options.concurrency };
-          const [plain, r] = await alternatingDrains(
-            ctx,
-            { system: plainSystem, plan: { ...shape, backlog: 0 } },
-            { system, plan: { ...shape, backlog: options.backlog, explain: true } },
-          );
-          return { plain, r, info: system.info() };
-        }),
-      );
+      const out = await alongsidePlain(ctx, factory, 'depth', {
+        jobs: options.jobs,
+        batch: options.batch,
+        concurrency: options.concurrency,
+        backlog: options.backlog,
+        explain: true,
+      });
       if (!out) continue;
       const { explain, ...r } = out.r;
       if (explain)
@@ -43,20 +33,12 @@ export const depth: Workload = {
         );
       results.set(factory.name, out.r);
       baselines.set(factory.name, out.plain);
-      const base = {
-        processPerSec: out.plain.processPerSec,
-        enqueuePerSec: out.plain.enqueuePerSec,
-        from: 'plain runs alternating with these',
-      };
       ctx.emit({
         workload: 'depth',
         system: factory.name,
         ...r,
         ...(explain ? { claimExplainMs: executionMs(explain) } : {}),
-        ...versusPlain(r, base),
-        // Each depth run over the plain run next to it, run by run.
-        pairs: r.runs.map((d, i) => ratio(d.processPerSec, out.plain.runs[i]?.processPerSec ?? 0)),
-        plainRuns: out.plain.runs,
+        ...versusPlain(out.r, out.plain),
         batch: options.batch,
         concurrency: options.concurrency,
         info: out.info,

@@ -1,6 +1,6 @@
 import { ratio } from '../lib/stats.js';
-import { enqueueThenDrain, type DrainResult } from './drain.js';
-import { emitSystemRatio, plainBaselines, versusPlain } from './throughput.js';
+import type { DrainResult } from './drain.js';
+import { alongsidePlain, emitSystemRatio, versusPlain } from './throughput.js';
 import type { Workload } from './types.js';
 
 export const HOTKEY_TOLERANCE = 0.1;
@@ -24,24 +24,24 @@ export const hotkey: Workload = {
   description: 'the throughput run with a large backlog of one execution key, held by a running job, queued ahead of it in the same queue',
   async run(ctx) {
     const { options } = ctx;
-    const baseline = await plainBaselines(ctx, 'hotkey');
-
     const results = new Map<string, DrainResult>();
+    const baselines = new Map<string, DrainResult>();
     for (const factory of ctx.systems) {
-      const out = await ctx.withSystem(factory, 'hotkey', async (system) => {
-        ctx.log(`hotkey: ${system.name}…`);
-        const r = await enqueueThenDrain(ctx, system, {
+      const out = await alongsidePlain(
+        ctx,
+        factory,
+        'hotkey',
+        {
           jobs: options.jobs,
           batch: options.batch,
           concurrency: options.concurrency,
           backlog: options.backlog,
           backlogKind: 'hotkey',
           explainIdle: true,
-        });
+        },
         // Every hot-key job must still be queued: its key's holder never finished.
-        const hotKeyQueued = system.hotKeyQueued ? await system.hotKeyQueued() : undefined;
-        return { r, hotKeyQueued, info: system.info() };
-      });
+        async (system) => (system.hotKeyQueued ? await system.hotKeyQueued() : undefined),
+      );
       if (!out) continue;
       const { explainIdle, ...r } = out.r;
       if (explainIdle)
@@ -49,25 +49,26 @@ export const hotkey: Workload = {
           `hotkey: ${factory.name} idle claim, EXPLAIN (ANALYZE, BUFFERS) with ${options.backlog.toLocaleString()} hot-key jobs queued:\n${explainIdle}`,
         );
       results.set(factory.name, out.r);
+      baselines.set(factory.name, out.plain);
       const idle = planMs(explainIdle);
       ctx.emit({
         workload: 'hotkey',
         system: factory.name,
         ...r,
         ...(idle ? { idleClaimMs: { ...idle, total: Math.round((idle.planning + idle.execution) * 1000) / 1000 } } : {}),
-        hotKeyQueued: out.hotKeyQueued,
-        ...versusPlain(r, baseline.get(factory.name)),
+        hotKeyQueued: out.after,
+        ...versusPlain(out.r, out.plain),
         batch: options.batch,
         concurrency: options.concurrency,
         info: out.info,
       });
-      if (out.hotKeyQueued !== undefined && out.hotKeyQueued !== options.backlog) {
-        ctx.log(`hotkey: ${factory.name}: ${options.backlog - out.hotKeyQueued} hot-key jobs ran while their key was held`);
+      if (out.after !== undefined && out.after !== options.backlog) {
+        ctx.log(`hotkey: ${factory.name}: ${options.backlog - out.after} hot-key jobs ran while their key was held`);
       }
     }
     emitSystemRatio(ctx, 'hotkey', results);
     const p = results.get('partita');
-    const pb = baseline.get('partita');
+    const pb = baselines.get('partita');
     if (p && pb) {
       const vs = ratio(p.processPerSec, pb.processPerSec);
       ctx.target(

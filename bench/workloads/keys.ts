@@ -1,7 +1,7 @@
 import { ratio } from '../lib/stats.js';
 import type { BenchJob } from '../systems/types.js';
-import { enqueueThenDrain, type DrainResult } from './drain.js';
-import { emitSystemRatio, plainBaselines, versusPlain } from './throughput.js';
+import type { DrainResult } from './drain.js';
+import { alongsidePlain, emitSystemRatio, versusPlain } from './throughput.js';
 import type { Workload } from './types.js';
 
 /** Distinct execution keys the jobs are spread over (round robin: job i has key i mod KEYS). */
@@ -16,30 +16,25 @@ export const keys: Workload = {
   description: `the throughput run with every job under one of ${KEYS.toLocaleString()} execution keys (at most one running job per key), compared with the plain run`,
   async run(ctx) {
     const { options } = ctx;
-    const baseline = await plainBaselines(ctx, 'keys');
-
     const results = new Map<string, DrainResult>();
+    const baselines = new Map<string, DrainResult>();
     for (const factory of ctx.systems) {
-      const out = await ctx.withSystem(factory, 'keys', async (system) => {
-        ctx.log(`keys: ${system.name}…`);
-        const r = await enqueueThenDrain(ctx, system, {
-          jobs: options.jobs,
-          batch: options.batch,
-          concurrency: options.concurrency,
-          backlog: 0,
-          job: keyedJob,
-        });
-        return { r, info: system.info() };
+      const out = await alongsidePlain(ctx, factory, 'keys', {
+        jobs: options.jobs,
+        batch: options.batch,
+        concurrency: options.concurrency,
+        backlog: 0,
+        job: keyedJob,
       });
       if (!out) continue;
       results.set(factory.name, out.r);
-      const base = baseline.get(factory.name);
+      baselines.set(factory.name, out.plain);
       ctx.emit({
         workload: 'keys',
         system: factory.name,
         ...out.r,
         keys: KEYS,
-        ...versusPlain(out.r, base),
+        ...versusPlain(out.r, out.plain),
         batch: options.batch,
         concurrency: options.concurrency,
         info: out.info,
@@ -47,7 +42,7 @@ export const keys: Workload = {
     }
     emitSystemRatio(ctx, 'keys', results);
     const p = results.get('partita');
-    const pb = baseline.get('partita');
+    const pb = baselines.get('partita');
     if (p && pb) {
       const vs = ratio(p.processPerSec, pb.processPerSec);
       ctx.target(

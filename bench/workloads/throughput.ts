@@ -1,11 +1,12 @@
 import { ratio } from '../lib/stats.js';
-import { enqueueThenDrain, type DrainResult } from './drain.js';
+import { alternatingDrains, enqueueThenDrain, type DrainPlan, type DrainResult } from './drain.js';
+import type { BenchSystem, SystemFactory } from '../systems/types.js';
 import type { Workload, WorkloadContext } from './types.js';
 
 export const ENQUEUE_TARGET_PER_SEC = 40_000;
 export const PROCESS_TARGET_RATIO = 1.5;
 
-/** Runs the plain throughput measurement for every selected system; shared with depth (as its baseline). */
+/** Runs the plain throughput measurement for every selected system. */
 export async function plainThroughput(ctx: WorkloadContext, workload: string): Promise<Map<string, DrainResult>> {
   const out = new Map<string, DrainResult>();
   for (const factory of ctx.systems) {
@@ -34,41 +35,38 @@ export async function plainThroughput(ctx: WorkloadContext, workload: string): P
   return out;
 }
 
-export interface PlainBaseline {
-  processPerSec: number;
-  enqueuePerSec: number;
-  from: string;
-}
-
 /**
- * Each system's plain run of this bench session, the baseline of the workloads that vary it
- * (depth, keys): taken from the throughput workload's results, or run now as `<workload>-plain`.
+ * A workload's drains (`plan`) alternating with plain drains of the same shape, each side in a schema
+ * of its own (plain, varied, then varied, plain, …), the baseline of the workloads that vary the plain
+ * run (depth, keys, hotkey). A plain run first and apart (the session's throughput run) met a process
+ * the JIT had not settled yet and other minutes of the machine: the depth ratio swung 0.90-1.74
+ * between sessions with the two runs' statements alike (bench/README.md, eighteenth session, wip-depth).
+ * `after` reads the varied side once its drains are done.
  */
-export async function plainBaselines(ctx: WorkloadContext, workload: string): Promise<Map<string, PlainBaseline>> {
-  const baseline = new Map<string, PlainBaseline>();
-  const missing = ctx.systems.filter((s) => !ctx.results.has(`throughput/${s.name}`));
-  for (const s of ctx.systems) {
-    const line = ctx.results.get(`throughput/${s.name}`);
-    if (line)
-      baseline.set(s.name, {
-        processPerSec: line.processPerSec as number,
-        enqueuePerSec: line.enqueuePerSec as number,
-        from: 'throughput workload',
-      });
-  }
-  if (missing.length) {
-    const plain = await plainThroughput({ ...ctx, systems: missing }, `${workload}-plain`);
-    for (const [name, r] of plain)
-      baseline.set(name, { processPerSec: r.processPerSec, enqueuePerSec: r.enqueuePerSec, from: `plain run inside ${workload}` });
-  }
-  return baseline;
+export async function alongsidePlain<T = undefined>(
+  ctx: WorkloadContext,
+  factory: SystemFactory,
+  workload: string,
+  plan: DrainPlan,
+  after?: (system: BenchSystem) => Promise<T>,
+) {
+  return ctx.withSystem(factory, `${workload}-plain`, (plainSystem) =>
+    ctx.withSystem(factory, workload, async (system) => {
+      ctx.log(`${workload}: ${system.name}, its drains alternating with plain ones…`);
+      const shape = { jobs: plan.jobs, batch: plan.batch, concurrency: plan.concurrency, backlog: 0 };
+      const [plain, r] = await alternatingDrains(ctx, { system: plainSystem, plan: shape }, { system, plan });
+      return { r, plain, info: system.info(), after: after ? await after(system) : undefined };
+    }),
+  );
 }
 
-/** A varied run's result line fields against its system's plain run: the baseline and the ratios. */
-export function versusPlain(r: { processPerSec: number; enqueuePerSec: number }, base: PlainBaseline | undefined) {
+/** A result line's comparison with its plain neighbours: the medians' ratio, and each run's over the plain run beside it. */
+export function versusPlain(r: DrainResult, plain: DrainResult) {
   return {
-    plain: base ? { processPerSec: base.processPerSec, enqueuePerSec: base.enqueuePerSec, from: base.from } : null,
-    vsPlain: base ? { process: ratio(r.processPerSec, base.processPerSec), enqueue: ratio(r.enqueuePerSec, base.enqueuePerSec) } : null,
+    plain: { processPerSec: plain.processPerSec, enqueuePerSec: plain.enqueuePerSec, from: 'plain runs alternating with these' },
+    vsPlain: { process: ratio(r.processPerSec, plain.processPerSec), enqueue: ratio(r.enqueuePerSec, plain.enqueuePerSec) },
+    pairs: r.runs.map((d, i) => ratio(d.processPerSec, plain.runs[i]?.processPerSec ?? 0)),
+    plainRuns: plain.runs,
   };
 }
 
