@@ -23,7 +23,7 @@ import { createRequire } from 'node:module';
 import pg from 'pg';
 import { cpuSample } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
-import { arg, loadPackage, ROOT } from './lib/script.js';
+import { arg, countingNoop, loadPackage, ROOT } from './lib/script.js';
 
 const BACKLOG = Number(arg('backlog', '1000000'));
 const JOBS = Number(arg('jobs', '20000'));
@@ -90,17 +90,7 @@ interface Side {
   };
 }
 
-let started = 0;
-let target = Infinity;
-let reached: (() => void) | undefined;
-const noop = runtime.defineJob({
-  type: 'noop',
-  queue: 'default',
-  perform: async () => {
-    if (++started >= target) reached?.();
-    return undefined;
-  },
-});
+const { job: noop, untilStarted } = countingNoop(runtime.defineJob);
 
 async function makeSide(name: 'plain' | 'deep'): Promise<Side> {
   const schema = freshSchemaName('partita', `depth${name}`);
@@ -173,9 +163,7 @@ async function drain(side: Side, round: number): Promise<void> {
   await sleep(STATS_WAIT_MS);
   const t0stats = await tableStats(side.schema);
   const st0 = snapshot();
-  started = 0;
-  target = JOBS;
-  const done = new Promise<void>((r) => (reached = r));
+  const done = untilStarted(JOBS);
   const cpu0 = cpuSample('before');
   const t0 = performance.now();
   const load1 = loadavg()[0]!;

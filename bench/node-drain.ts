@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { allocationSites } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
-import { arg, loadPackage, ROOT } from './lib/script.js';
+import { arg, countingNoop, loadPackage, ROOT } from './lib/script.js';
 
 const JOBS = Number(arg('jobs', '20000'));
 const DRAINS = Number(arg('drains', '6'));
@@ -87,17 +87,7 @@ const url = await resolvePostgresUrl((m) => process.stderr.write(m + '\n'));
 const schema = freshSchemaName('partita', 'nodedrain');
 const admin = new pg.Pool({ connectionString: url, max: 1 });
 const dataDir = mkdtempSync(join(tmpdir(), `partita-${schema}-`));
-let started = 0;
-let target = Infinity;
-let reached: (() => void) | undefined;
-const noop = runtime.defineJob({
-  type: 'noop',
-  queue: 'default',
-  perform: async () => {
-    if (++started >= target) reached?.();
-    return undefined;
-  },
-});
+const { job: noop, untilStarted } = countingNoop(runtime.defineJob);
 const pgOptions = { connectionString: url, max: 10 };
 const c = await client.connect({ postgres: pgOptions, schema, nats: false, cluster: 'bench', jobs: [noop], logger: core.silentLogger() });
 const node = await runtime.startNode({
@@ -145,9 +135,7 @@ try {
         includeObjectsCollectedByMinorGC: true,
       });
     }
-    started = 0;
-    target = JOBS;
-    const done = new Promise<void>((r) => (reached = r));
+    const done = untilStarted(JOBS);
     statements.clear();
     counting = true;
     const load1 = loadavg()[0]!;

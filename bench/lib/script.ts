@@ -13,3 +13,27 @@ export const ROOT = resolve(arg('root', new URL('../..', import.meta.url).pathna
 
 /** A package of that tree, from its build (`packages/<pkg>/dist`), so one script measures any worktree. */
 export const loadPackage = (pkg: string) => import(pathToFileURL(join(ROOT, 'packages', pkg, 'dist', 'index.js')).href);
+
+/**
+ * The no-op job the scripts drain, counting its starts: `untilStarted(n)` resolves once n more have
+ * started (a drain's end, before its outcomes are written).
+ */
+export function countingNoop<J>(defineJob: (def: { type: string; queue: string; perform: () => Promise<undefined> }) => J) {
+  let started = 0;
+  let target = Infinity;
+  let reached: (() => void) | undefined;
+  const job = defineJob({
+    type: 'noop',
+    queue: 'default',
+    perform: async () => {
+      if (++started >= target) reached?.();
+      return undefined;
+    },
+  });
+  const untilStarted = (n: number) => {
+    started = 0;
+    target = n;
+    return new Promise<void>((r) => (reached = r));
+  };
+  return { job, untilStarted };
+}
