@@ -45,7 +45,9 @@
         var next = new DOMParser().parseFromString(text, 'text/html').getElementById('main');
         var main = document.getElementById('main');
         if (next && main) {
+          var focused = focusOf(main);
           main.innerHTML = next.innerHTML;
+          refocus(main, focused);
           body.dataset.updated = String(Date.now());
         }
       })
@@ -57,6 +59,25 @@
           refresh();
         } else settled();
       });
+  }
+
+  // A refresh replaces the content, and with it the link or button a keyboard user had reached: the
+  // same one (same tag and href, else the same place among its kind) gets the focus back, so the next
+  // Enter or Tab goes where it would have.
+  function focusOf(main) {
+    var a = document.activeElement;
+    if (!a || a === body || !main.contains(a)) return null;
+    var all = main.getElementsByTagName(a.tagName);
+    return { tag: a.tagName, href: a.getAttribute('href'), index: Array.prototype.indexOf.call(all, a) };
+  }
+
+  function refocus(main, focused) {
+    if (!focused) return;
+    var all = main.getElementsByTagName(focused.tag);
+    var el = null;
+    for (var i = 0; focused.href !== null && i < all.length && !el; i++) if (all[i].getAttribute('href') === focused.href) el = all[i];
+    el = el || all[focused.index];
+    if (el) el.focus({ preventScroll: true });
   }
 
   function settled() {

@@ -219,6 +219,22 @@ test.serial('keyboard only: the skip link comes first, and an action is reached 
   await page.close();
 });
 
+test.serial('a live refresh keeps the keyboard focus: the link reached before it still takes Enter', async (t) => {
+  const page = await open(`${ui}/queues`);
+  await page.waitForFunction("document.body.dataset.liveState === 'live'", undefined, { timeout: 30_000 });
+  const link = page.locator('#main a[href]').first();
+  const href = await link.getAttribute('href');
+  await link.focus();
+  const before = await page.evaluate<string>("document.body.dataset.updated || ''");
+  const { id } = await node.client.enqueue('main', 'dash.ok', { n: 98 });
+  await node.client.result(id, { timeoutMs: 30_000 });
+  await page.waitForFunction(`(document.body.dataset.updated || '') !== ${JSON.stringify(before)}`, undefined, { timeout: 30_000 });
+  t.is(await page.evaluate<string | null>("document.activeElement.getAttribute('href')"), href, 'the same link has the focus');
+  await page.keyboard.press('Enter');
+  await page.waitForURL((url) => url.href.endsWith(href!));
+  await page.close();
+});
+
 test.serial('bulk cancel by filter: a preview count, a cap, then the jobs are cancelled', async (t) => {
   const { ids } = await node.client.enqueueMany(
     'main',
