@@ -72,29 +72,6 @@ interface Bound {
   ops: WfOps;
   versions: Versions;
   logger: Logger;
-  /** Output subjects by app then topic (eventSubject): built once, not a string per published output. */
-  subjects: Map<string, Map<string, string>>;
-}
-
-/** Apps, and topics of an app, whose output subjects a node keeps built at most (both are the callers' to name). */
-const SUBJECTS_KEPT = 1000;
-
-/**
- * A workflow's output subject. A subject built per event was a new string the bus then flattened and
- * hashed (its subject check) before NATS wrote it; a kept one is hashed once.
- */
-function subjectOf(b: Bound, app: string, topic: string): string {
-  let byTopic = b.subjects.get(app);
-  if (!byTopic) {
-    if (b.subjects.size >= SUBJECTS_KEPT) b.subjects.clear();
-    b.subjects.set(app, (byTopic = new Map()));
-  }
-  let subject = byTopic.get(topic);
-  if (subject === undefined) {
-    if (byTopic.size >= SUBJECTS_KEPT) byTopic.clear();
-    byTopic.set(topic, (subject = eventSubject(b.ctx.cluster, app, topic)));
-  }
-  return subject;
 }
 
 export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugin {
@@ -110,7 +87,6 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
         ops,
         logger: ctx.logger,
         versions: new Versions(async (appId, version) => (await runOn(ctx.pool, ops, 'version_get', [appId, version]))[0]?.definition),
-        subjects: new Map(),
       };
     }
     return bound;
@@ -129,7 +105,7 @@ export function workflowsPlugin(options: WorkflowsPluginOptions = {}): NodePlugi
     perform: (p) => {
       if (!bound) throw new Error('the workflows plugin has not started on this node yet; retried');
       // A transaction's events in one job; a single event: a job enqueued before they were batched.
-      for (const e of 'events' in p ? p.events : [p]) bound.ctx.bus.publish(subjectOf(bound, e.app, e.topic), EVENT_KIND, e);
+      for (const e of 'events' in p ? p.events : [p]) bound.ctx.bus.publish(eventSubject(bound.ctx.cluster, e.app, e.topic), EVENT_KIND, e);
     },
   });
 
@@ -266,9 +242,9 @@ export function cancelSteps(client: { cancel(id: string): Promise<boolean> }, lo
  * data, then cancel the jobs of workflows it interrupted. (The engine wakes the queues a continuation enqueued into once its transaction committed.)
  */
 export function afterCommit(b: Bound, effects: Effects): void {
-  const { bus, schema } = b.ctx;
+  const { bus, cluster, schema } = b.ctx;
   for (const e of effects.events) {
-    const subject = subjectOf(b, e.app, e.topic);
+    const subject = eventSubject(cluster, e.app, e.topic);
     bus.publish(subject, EVENT_KIND, e);
     deliverLocally(schema, subject, e);
   }
