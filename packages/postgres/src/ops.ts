@@ -33,6 +33,7 @@ export const OP_NAMES = [
   'release_execution_key',
   'live_jobs',
   'live_job_counts',
+  'queued_job_counts',
   'queue_heads',
   'held_execution_keys',
   'clear_queue_key',
@@ -426,6 +427,9 @@ export const jobsByKey = prepared<[partition: string, key: string, value: string
 export const listJobs = unnamed<[...MatchParams, live: States, finished: States, limit: number], JobRow>('list_jobs');
 export const liveJobs = prepared<[ids: string[]], Id>('live_jobs');
 export const liveJobCounts = prepared<[], { partition: string; queue: string; state: string; count: number }>('live_job_counts');
+export const queuedJobCounts = prepared<[partitions: string[]], { partition: string; queue: string; queued: number; scheduled: number }>(
+  'queued_job_counts',
+);
 export const queueHeads = prepared<[], { partition: string; queue: string; id: string; run_at: Date }>('queue_heads');
 
 // ── keys ───────────────────────────────────────────────────────────────────────────────────────

@@ -89,6 +89,8 @@ export const ADMIN_STORE = [
   'registerQueues',
   'registerJobTypes',
   'leaveNodes',
+  // A node's roll-call answers (runtime quorum.ts).
+  'queuedJobCounts',
   'close',
 ] as const satisfies readonly (keyof JobStore)[];
 

@@ -412,6 +412,11 @@ export class JobStore implements EngineStore, GlobalStore, ClientStore, AdminSto
     return readOps.liveJobCounts(this.ctx);
   }
 
+  /** Due and scheduled jobs per queue of these partitions, cluster-wide (a node's roll-call answer). */
+  queuedJobCounts(partitions: string[]): Promise<{ partition: string; queue: string; queued: number; scheduled: number }[]> {
+    return readOps.queuedJobCounts(this.ctx, partitions);
+  }
+
   /** The job at the head of each declared queue (its next claim's) and when it became due. */
   queueHeads(): Promise<{ partition: string; queue: string; id: string; dueAt: Date }[]> {
     return readOps.queueHeads(this.ctx);

@@ -13,7 +13,7 @@
  * Names follow the Prometheus conventions: `_seconds` for durations, `_total` for counters.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { LIVE_JOB_STATES } from '@partita/core';
+import { LIVE_JOB_STATES, ReusedRead } from '@partita/core';
 import type { BusStats } from '@partita/nats';
 import type { ClientStore } from '@partita/postgres';
 import type { EngineStats } from './engine/messages.js';
@@ -136,8 +136,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }
   }
 
-  let counts: { at: number; rows: JobCount[]; reuseMs: number } | undefined;
-  let counting: Promise<JobCount[]> | undefined;
+  let counts: { source: () => Promise<JobCount[]>; read: ReusedRead<JobCount[]> } | undefined;
   /**
    * The live job counts: a GROUP BY over every live job, ~0.34 s of Postgres CPU at 1,000,000 queued
    * jobs. Reused for JOB_COUNT_REUSE times what the last count took, so counting stays a bounded share
@@ -145,19 +144,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
    * which a scrape that gave up waiting (sourceTimeoutMs) still lets finish and be reused.
    */
   function jobCounts(source: () => Promise<JobCount[]>): Promise<JobCount[] | undefined> {
-    if (counts && Date.now() - counts.at < counts.reuseMs) return Promise.resolve(counts.rows);
-    counting ??= (async () => {
-      const began = performance.now();
-      try {
-        const rows = await source();
-        counts = { at: Date.now(), rows, reuseMs: Math.max(cacheMs, (performance.now() - began) * JOB_COUNT_REUSE) };
-        return rows;
-      } finally {
-        counting = undefined;
-      }
-    })();
-    const current = counting;
-    return pull('job_counts', () => current);
+    if (counts?.source !== source) counts = { source, read: new ReusedRead(source, { minMs: cacheMs, factor: JOB_COUNT_REUSE }) };
+    const { read } = counts;
+    return pull('job_counts', () => read.get());
   }
 
   new Gauge({

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { ActorRef } from '@partita/actors';
-import { describeError, type Logger } from '@partita/core';
+import { describeError, ReusedRead, type Logger } from '@partita/core';
 import {
   CANCEL_KIND,
   MAX_CANCEL_IDS,
@@ -24,7 +24,7 @@ import { subjects } from '@partita/protocol';
 import type { EngineControl, EngineMsg, EngineStats } from './engine/messages.js';
 
 /** Hands back jobs this node cannot run, and counts queued jobs (its pool and schema) for roll-call answers. */
-export type QuorumStore = Pick<EngineStore, 'release'> & Pick<AdminStore, 'pool' | 'schema'>;
+export type QuorumStore = Pick<EngineStore, 'release'> & Pick<AdminStore, 'queuedJobCounts'>;
 
 export interface QuorumOptions {
   bus: Bus;
@@ -55,6 +55,8 @@ export interface QuorumMember {
 
 const STATS_TIMEOUT_MS = 500;
 const QUEUED_CACHE_MS = 1000;
+/** A queued count is reused for this many times what it took (see ReusedRead). */
+const QUEUED_REUSE = 50;
 /** A roll call waits at most this long for a fresh queued count (else: the last one, or null). */
 const QUEUED_WAIT_MS = 100;
 const CPU_SAMPLE_MS = 2000;
@@ -348,45 +350,32 @@ interface QueuedCounts {
 
 /**
  * Due and scheduled jobs per partition/queue of this node, cluster-wide: one grouped count over the
- * claim index, cached a second; a refresh is waited on for at most QUEUED_WAIT_MS.
+ * claim index, reused for at least QUEUED_CACHE_MS and for QUEUED_REUSE times what it took (a count
+ * over a million queued jobs is not run again by every roll call); a refresh is waited on for at
+ * most QUEUED_WAIT_MS, past which the last count (or null) answers and the refresh serves the next.
  */
 function queuedCounter(store: QuorumStore | undefined, partitions: string[], logger: Logger): QueuedCounts {
-  let value: Map<string, { queued: number; scheduled: number }> | undefined;
-  let at = 0;
-  let inflight: Promise<void> | undefined;
-  const refresh = () => {
-    inflight ??= (async () => {
-      try {
-        const { rows } = await store!.pool.query<{ partition: string; queue: string; queued: number; scheduled: number }>(
-          `SELECT partition, queue,
-                  count(*) FILTER (WHERE run_at <= now())::int AS queued,
-                  count(*) FILTER (WHERE run_at > now())::int AS scheduled
-           FROM "${store!.schema}".jobs
-           WHERE state = 'queued' AND partition = ANY($1::text[])
-           GROUP BY partition, queue`,
-          [partitions],
-        );
-        value = new Map(rows.map((r) => [`${r.partition}\u0000${r.queue}`, { queued: r.queued, scheduled: r.scheduled }]));
-        at = Date.now();
-      } catch (err) {
-        logger.debug({ err: describeError(err).message }, 'roll call: counting queued jobs failed');
-      } finally {
-        inflight = undefined;
-      }
-    })();
-    return inflight;
-  };
+  if (!store) return { get: async () => undefined };
+  const counts = new ReusedRead(
+    async () =>
+      new Map(
+        (await store.queuedJobCounts(partitions)).map((r) => [
+          `${r.partition}\u0000${r.queue}`,
+          { queued: r.queued, scheduled: r.scheduled },
+        ]),
+      ),
+    { minMs: QUEUED_CACHE_MS, factor: QUEUED_REUSE },
+  );
   return {
     async get() {
-      if (!store) return undefined;
-      if (value && Date.now() - at < QUEUED_CACHE_MS) return value;
-      const pending = refresh();
-      // Wait briefly: an answer must not miss the caller's gather window because Postgres is busy;
-      // past the wait, the last count (or null) goes out and the refresh serves the next roll call.
+      const fresh = counts.get().catch((err: unknown) => {
+        logger.debug({ err: describeError(err).message }, 'roll call: counting queued jobs failed');
+        return undefined;
+      });
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([pending, new Promise((r) => (timer = setTimeout(r, QUEUED_WAIT_MS)))]);
+      const waited = await Promise.race([fresh, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), QUEUED_WAIT_MS)))]);
       clearTimeout(timer);
-      return value;
+      return waited ?? counts.last;
     },
   };
 }

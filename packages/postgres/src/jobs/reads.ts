@@ -72,6 +72,14 @@ export async function liveJobCounts(ctx: StoreContext): Promise<{ partition: str
   return op.liveJobCounts(ctx.ops, ctx.pool, []);
 }
 
+/** Due and scheduled jobs per queue of these partitions, cluster-wide (a node's roll-call answer). */
+export async function queuedJobCounts(
+  ctx: StoreContext,
+  partitions: string[],
+): Promise<{ partition: string; queue: string; queued: number; scheduled: number }[]> {
+  return op.queuedJobCounts(ctx.ops, ctx.pool, [partitions]);
+}
+
 /** The filter parameters list_jobs and the bulk operations share ($1-$6): partition, queue, type, before, ids, lookup. */
 export function matchParams(match: JobMatch): MatchParams {
   let lookup: Record<string, string[]> | null = null;
