@@ -17,24 +17,12 @@ WITH async_commit AS MATERIALIZED (
 ), wanted AS (
   SELECT q.queue, q.lim FROM unnest($2::text[], $3::integer[]) AS q(queue, lim) CROSS JOIN async_commit
   WHERE q.lim > 0 AND q.queue NOT IN (SELECT s.queue FROM stopped s)
-), cursors AS MATERIALIZED (
-  -- Where the queue's claims have got to (claim_cursors, migration 0016). A scan from the head is
-  -- due when no claim's scan from it has seen all before the cursor for 250 ms: the bound a job
-  -- that sorts before the cursor waits behind later ones (it is also taken at once by a claim
-  -- whose part past the cursor comes up short, as every claim of an idle queue does). Due, the
-  -- head part has no upper end (the 'infinite' key) and the part past the cursor takes nothing.
-  SELECT w.queue, w.lim, k.queue IS NULL OR k.head_at <= now() - interval '250 milliseconds' AS due,
-         k.priority, k.run_at, k.id
-  FROM wanted w LEFT JOIN {{schema}}.claim_cursors k ON k.partition = $1 AND k.queue = w.queue
-), ahead AS MATERIALIZED (
-  -- Past the cursor: the scan starts at the cursor's key (a row comparison the claim index takes as
-  -- its start key), not at the head where the rows the other nodes' claims hold or just took lie.
+), candidates AS (
   SELECT w.queue, c.id, c.row_at, c.execution_key, c.priority, c.run_at
-  FROM cursors w
+  FROM wanted w
   CROSS JOIN LATERAL (
     SELECT j.id, j.ctid AS row_at, j.execution_key, j.priority, j.run_at FROM {{schema}}.jobs j
     WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
-      AND (j.priority, j.run_at, j.id) > (w.priority, w.run_at, w.id)
       -- A filter on rows the claim index already yields in order: with every type defined (the
       -- usual case) it rejects nothing and the scan reads no more rows than before.
       AND ($6::text[] IS NULL OR j.type = ANY($6::text[]))
@@ -49,36 +37,9 @@ WITH async_commit AS MATERIALIZED (
         -- keyed jobs): without it, the planner's other way to all running rows is a scan of jobs.
         WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.execution_key IS NOT NULL AND r.state = 'running'))
     ORDER BY j.priority, j.run_at, j.id
-    LIMIT CASE WHEN w.due THEN 0 ELSE w.lim END
+    LIMIT w.lim
     FOR UPDATE SKIP LOCKED
   ) c
-), behind AS MATERIALIZED (
-  -- From the head up to the cursor (disjoint from `ahead`, so the statement never meets a row it
-  -- locked itself), for what `ahead` left of the limit; all of it when due.
-  SELECT w.queue, w.due, w.priority AS at_priority, w.run_at AS at_run_at, w.id AS at_id,
-         w.lim - (SELECT count(*) FROM ahead a WHERE a.queue = w.queue)::integer AS more
-  FROM cursors w
-), from_head AS MATERIALIZED (
-  SELECT w.queue, c.id, c.row_at, c.execution_key, c.priority, c.run_at
-  FROM behind w
-  CROSS JOIN LATERAL (
-    SELECT j.id, j.ctid AS row_at, j.execution_key, j.priority, j.run_at FROM {{schema}}.jobs j
-    WHERE j.partition = $1 AND j.queue = w.queue AND j.state = 'queued' AND j.run_at <= now()
-      AND (j.priority, j.run_at, j.id) <= (CASE WHEN w.due THEN 2147483647 ELSE w.at_priority END,
-                                           CASE WHEN w.due THEN 'infinity'::timestamptz ELSE w.at_run_at END,
-                                           CASE WHEN w.due THEN 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid ELSE w.at_id END)
-      -- As in `ahead`.
-      AND ($6::text[] IS NULL OR j.type = ANY($6::text[]))
-      AND (j.continuation IS NULL OR $7::text[] IS NULL OR j.continuation = ANY($7::text[]))
-      AND (j.execution_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM {{schema}}.jobs r
-        WHERE r.partition = $1 AND r.execution_key = j.execution_key AND r.execution_key IS NOT NULL AND r.state = 'running'))
-    ORDER BY j.priority, j.run_at, j.id
-    LIMIT w.more
-    FOR UPDATE SKIP LOCKED
-  ) c
-), candidates AS (
-  SELECT * FROM from_head UNION ALL SELECT * FROM ahead
 ), picked AS (
   -- Every unkeyed candidate and the first of each key, behind the key's try-lock (see the fragment).
   {{> first_job_per_key}}
@@ -98,28 +59,6 @@ WITH async_commit AS MATERIALIZED (
             j.continuation,
             -- The claimed version's address: the completion fetches the row there (complete_plain).
             j.ctid AS tid
-), cursor_moved AS (
-  -- Run after the answer (no part of it reads this). The cursor moves to the greatest key claimed,
-  -- never back: a claim of a row before it (from the head) leaves it. head_at moves when the scan
-  -- from the head saw all before the cursor: it came up short, or went past the cursor.
-  INSERT INTO {{schema}}.claim_cursors AS k (partition, queue, priority, run_at, id, head_at)
-  SELECT $1, w.queue, last.priority, last.run_at, last.id,
-         CASE WHEN (SELECT count(*) FROM from_head h WHERE h.queue = w.queue) < w.more
-                OR w.at_id IS NULL
-                -- Due, `ahead` took nothing: the last row is the head scan's.
-                OR w.due AND (last.priority, last.run_at, last.id) > (w.at_priority, w.at_run_at, w.at_id)
-              THEN now() ELSE '-infinity' END
-  FROM behind w
-  CROSS JOIN LATERAL (
-    -- Of the jobs claimed, not the candidates: a key's job left for the next claim (its key's
-    -- try-lock failed, or this claim reached its 512 keys) stays past the cursor.
-    SELECT c.priority, c.run_at, c.id FROM claimed c WHERE c.queue = w.queue
-    ORDER BY c.priority DESC, c.run_at DESC, c.id DESC LIMIT 1
-  ) last
-  ON CONFLICT (partition, queue) DO UPDATE
-  SET (priority, run_at, id) = (SELECT g.priority, g.run_at, g.id FROM (VALUES (k.priority, k.run_at, k.id),
-         (EXCLUDED.priority, EXCLUDED.run_at, EXCLUDED.id)) g(priority, run_at, id) ORDER BY 1 DESC, 2 DESC, 3 DESC LIMIT 1),
-      head_at = greatest(k.head_at, EXCLUDED.head_at)
 )
 -- The claimed jobs in claim order (RETURNING has none; the engine starts them in it), then one
 -- row per queue (id NULL) counting the claimable jobs found: fewer claimed than found means more
