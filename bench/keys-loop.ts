@@ -1,6 +1,7 @@
 // Claim/complete loop over keyed or plain jobs straight on the store, no engine: the Postgres cost
 // of each path per job, without the engine's pipeline around it. One JSON line per run.
-//   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain]
+//   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain] [--no-vacuum]
+//                              [--modes plain,folded,here]
 // Runs alternate plain, keyed settled in the completion (claim, complete), and keyed as the engine
 // runs it (the completion takes each key's next job into node-a's hands in its own statement: no settle,
 // no claim); --keys 0 runs only plain. Times are wall time of the calls
