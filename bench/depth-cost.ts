@@ -7,6 +7,14 @@
  * and the machine's other work fall on both alike, which the bench's plain-then-depth order does not.
  *
  *   npx tsx bench/depth-cost.ts [--backlog 1000000] [--jobs 20000] [--rounds 4] [--idle 0] [--root <tree>]
+ *                               [--backlog-kind depth|hotkey] [--keys 0] [--vacuum-first]
+ *
+ * `--backlog-kind hotkey`: the deep side's backlog is the bench's hotkey one instead (a running holder of
+ * key `hot` leased to no node, its head row, the backlog `waiting` behind it in the drained queue).
+ * `--keys N`: the deep side's drained jobs are keyed as the bench's keys workload keys them (job i
+ * under `k<i mod N>`), the plain side's are not: with `--backlog 0` a keyed against plain drain with
+ * no harness polls. `--vacuum-first`: VACUUM ANALYZE before the enqueue, as the bench's settle, not
+ * between it and the drain (hint bits unset, the head rows' enqueue versions not pruned).
  *
  * Per drain (enqueue with the queue stopped, VACUUM ANALYZE and CHECKPOINT as the bench's settle,
  * then startQueues → every handler started → stopQueues, so every outcome is written): wall time,
@@ -29,6 +37,9 @@ const BACKLOG = Number(arg('backlog', '1000000'));
 const JOBS = Number(arg('jobs', '20000'));
 const ROUNDS = Number(arg('rounds', '4'));
 const IDLE_S = Number(arg('idle', '0'));
+const BACKLOG_KIND = arg('backlog-kind', 'depth');
+const KEYS = Number(arg('keys', '0'));
+const VACUUM_FIRST = process.argv.includes('--vacuum-first');
 
 const runtime = await loadPackage('runtime');
 const client = await loadPackage('client');
@@ -98,7 +109,25 @@ async function makeSide(name: 'plain' | 'deep'): Promise<Side> {
   const dataDir = mkdtempSync(join(tmpdir(), `partita-${schema}-`));
   const pgOptions = { connectionString: url, max: 10 };
   const c = await client.connect({ postgres: pgOptions, schema, nats: false, cluster: 'bench', jobs: [noop], logger: core.silentLogger() });
-  if (name === 'deep' && BACKLOG > 0) {
+  if (name === 'deep' && BACKLOG > 0 && BACKLOG_KIND === 'hotkey') {
+    // As the bench's insertHotKey: the holder runs under a day's lease on a node id no node has, it
+    // is the key's head, and the backlog waits behind it in the drained queue.
+    const s = quoteIdent(schema);
+    await admin.query(
+      `INSERT INTO ${s}.jobs (id, partition, queue, type, payload, execution_key, state, attempts, locked_by, locked_until, started_at)
+       VALUES ('00000000-0000-7000-8000-000000000000', 'bench', 'default', 'noop', '{}'::jsonb, 'hot', 'running', 1, 'bench-hot-holder', now() + interval '1 day', now())`,
+    );
+    await admin.query(
+      `INSERT INTO ${s}.execution_key_heads (partition, execution_key, head) VALUES ('bench', 'hot', '00000000-0000-7000-8000-000000000000')`,
+    );
+    await admin.query(
+      `INSERT INTO ${s}.jobs (id, partition, queue, type, payload, execution_key, state)
+       SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'bench', 'default', 'noop', '{}'::jsonb, 'hot', 'waiting'
+       FROM generate_series(1, $1::int) AS g`,
+      [BACKLOG],
+    );
+    await admin.query(`VACUUM (ANALYZE) ${s}.jobs`);
+  } else if (name === 'deep' && BACKLOG > 0) {
     // As the bench's insertBacklog: UUIDv7 ids with timestamp 0, queue `backlog` of the drained partition.
     await admin.query(
       `INSERT INTO ${quoteIdent(schema)}.jobs (id, partition, queue, type, payload)
@@ -152,13 +181,20 @@ function statementDelta(before: Map<string, { calls: number; ms: number }>, side
 const snapshot = () => new Map([...statements].map(([k, v]) => [k, { ...v }]));
 
 async function drain(side: Side, round: number): Promise<void> {
+  const keyed = side.name === 'deep' && KEYS > 0;
+  if (VACUUM_FIRST) await admin.query(`VACUUM (ANALYZE) ${quoteIdent(side.schema)}.jobs`);
   for (let i = 0; i < JOBS; i += 1000) {
     await side.c.enqueueMany(
       'bench',
-      Array.from({ length: Math.min(1000, JOBS - i) }, (_, k) => ({ type: 'noop', queue: 'default', payload: { n: i + k } })),
+      Array.from({ length: Math.min(1000, JOBS - i) }, (_, k) => ({
+        type: 'noop',
+        queue: 'default',
+        payload: { n: i + k },
+        ...(keyed ? { executionKey: `k${(i + k) % KEYS}` } : {}),
+      })),
     );
   }
-  await admin.query(`VACUUM (ANALYZE) ${quoteIdent(side.schema)}.jobs`);
+  if (!VACUUM_FIRST) await admin.query(`VACUUM (ANALYZE) ${quoteIdent(side.schema)}.jobs`);
   await admin.query('CHECKPOINT');
   await sleep(STATS_WAIT_MS);
   const t0stats = await tableStats(side.schema);
@@ -190,7 +226,9 @@ async function drain(side: Side, round: number): Promise<void> {
       statements: stmts,
     }) + '\n',
   );
-  const left = await admin.query(`SELECT count(*)::int AS n FROM ${quoteIdent(side.schema)}.jobs WHERE queue = 'default'`);
+  const left = await admin.query(
+    `SELECT count(*)::int AS n FROM ${quoteIdent(side.schema)}.jobs WHERE queue = 'default' AND execution_key IS DISTINCT FROM 'hot'`,
+  );
   if (left.rows[0].n !== 0) throw new Error(`${left.rows[0].n} jobs left after the drain`);
 }
 

@@ -1,6 +1,7 @@
 // Claim/complete loop over keyed or plain jobs straight on the store, no engine: the Postgres cost
 // of each path per job, without the engine's pipeline around it. One JSON line per run.
-//   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain]
+//   npx tsx bench/keys-loop.ts [--jobs 20000] [--keys 1000|0] [--batch 500] [--runs 3] [--explain] [--no-vacuum]
+//                              [--modes plain,folded,here]
 // Runs alternate plain, keyed settled in the completion (claim, complete), and keyed as the engine
 // runs it (the completion takes each key's next job into node-a's hands in its own statement: no settle,
 // no claim); --keys 0 runs only plain. Times are wall time of the calls
@@ -21,6 +22,10 @@ const KEYS = flag('keys', 1000);
 const BATCH = flag('batch', 500);
 const RUNS = flag('runs', 3);
 const EXPLAIN = args.includes('--explain');
+// As the bench's drains run: no VACUUM between the enqueue and the drain (hint bits unset, the head
+// rows' enqueue versions not yet pruned).
+const NO_VACUUM = args.includes('--no-vacuum');
+const MODES = (args.includes('--modes') ? args[args.indexOf('--modes') + 1]! : 'plain,folded,here').split(',');
 const URL = process.env.PARTITA_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 function postgresCpuMs(): number {
@@ -61,7 +66,7 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
         })),
       );
     }
-    await admin.query(`VACUUM (ANALYZE) "${schema}".jobs`);
+    if (!NO_VACUUM) await admin.query(`VACUUM (ANALYZE) "${schema}".jobs`);
     await admin.query('CHECKPOINT');
     let claimMs = 0;
     let completeMs = 0;
@@ -80,7 +85,7 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
           : await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 60_000, queues: [{ queue: 'default', limit: BATCH }] });
       if (taken.length === 0) claimMs += performance.now() - t;
       if (claimed.length === 0) break;
-      const items = claimed.map((c) => ({ id: c.id, attempt: c.attempt, result: null }));
+      const items = claimed.map((c) => ({ id: c.id, attempt: c.attempt, result: null, tid: c.tid }));
       if (EXPLAIN && !explained && done >= JOBS / 2) {
         explained = true;
         const ops = loadOps(schema);
@@ -102,6 +107,7 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
               null,
               take === 'here' ? `{${sorted.map(() => 't').join(',')}}` : null,
               null,
+              sorted.every((i) => i.tid) ? `{${sorted.map((i) => `"${i.tid}"`).join(',')}}` : null,
             ],
           });
           process.stderr.write(`-- complete_batch, ${items.length} rows, keys ${keys}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);
@@ -162,12 +168,11 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
 const admin = new pg.Pool({ connectionString: URL, max: 2 });
 try {
   for (let r = 0; r < RUNS; r++) {
-    console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(0, admin)) }));
+    const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+    if (MODES.includes('plain')) console.log(JSON.stringify({ run: r, load: load(), ...(await run(0, admin)) }));
     if (KEYS > 0) {
-      console.log(JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin)) }));
-      console.log(
-        JSON.stringify({ run: r, load: readFileSync('/proc/loadavg', 'utf8').split(' ')[0], ...(await run(KEYS, admin, 'here')) }),
-      );
+      if (MODES.includes('folded')) console.log(JSON.stringify({ run: r, load: load(), ...(await run(KEYS, admin)) }));
+      if (MODES.includes('here')) console.log(JSON.stringify({ run: r, load: load(), ...(await run(KEYS, admin, 'here')) }));
     }
   }
 } finally {

@@ -200,16 +200,13 @@ async function explainPair(admin: pg.Pool, ops: Record<string, { text: string }>
     );
     const complete = await client.query({
       text: `EXPLAIN (ANALYZE, BUFFERS, WAL) ${ops.complete_batch!.text}`,
+      // The rest NULL, as many as the tree's statement takes (complete_batch took 9 before its tids).
       values: [
         `{${rows.map((r) => r.id).join(',')}}`,
         `{${rows.map((r) => r.attempts).join(',')}}`,
         '{}',
         'node-a',
-        null,
-        null,
-        null,
-        null,
-        null,
+        ...Array.from({ length: Math.max(...[...ops.complete_batch!.text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]))) - 4 }, () => null),
       ],
     });
     const plan = (r: pg.QueryResult) => r.rows.map((x) => x['QUERY PLAN']).join('\n');

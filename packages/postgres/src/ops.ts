@@ -363,7 +363,8 @@ type Keyed = { id: string; partition: string; execution_key: string | null };
  * ids sorted, as a binary uuid[] (or an array literal), attempts as an integer array literal in the
  * same order, results as a JSON object keyed by id, only where not null (see jobs/outcomes.ts). Rows (as arrays) of `not_done`, `partition`, `execution_key`: with
  * `not_done`, an id sent that was not completed (every other id was); without, a key its completion
- * could not settle (to settle again).
+ * could not settle (to settle again). tids: each job's row address as complete_plain takes them; a
+ * taken job's row comes back with its own (`tid`).
  */
 export const completeBatch =
   preparedArrays<
@@ -377,6 +378,7 @@ export const completeBatch =
       continuations: readonly string[] | null,
       take: string | null,
       recordedElsewhere: readonly string[] | null,
+      tids: Buffer | string | null,
     ]
   >('complete_batch');
 /**

@@ -299,6 +299,7 @@ withStore(
             null,
             null,
             null,
+            null,
           ],
         });
         const nodes = flatten(rows[0]!['QUERY PLAN'][0].Plan);

@@ -66,7 +66,7 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
         'complete_batch',
         ops.complete_batch.text,
         // The ids sorted, as the store sends them, with their attempts in the same order.
-        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', null, null, null, null, null],
+        [`{${[...ids].sort().join(',')}}`, `{${ids.map(() => 1).join(',')}}`, '{}', 'node-1', null, null, null, null, null, null],
       ],
       [
         // Taking the keys' next jobs into the completing node's hands.
@@ -82,6 +82,8 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           null,
           `{${ids.map(() => 't').join(',')}}`,
           null,
+          // The rows' addresses as their claims left them: fetched there, the rest by id.
+          `{${ids.map(() => '"(0,1)"').join(',')}}`,
         ],
       ],
       [
@@ -98,6 +100,7 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           null,
           null,
           '{workflows.transition}',
+          null,
         ],
       ],
       [
@@ -192,11 +195,11 @@ for (const op of ['complete_batch', 'complete_plain'] as const) {
       await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
       const types =
         op === 'complete_batch'
-          ? 'text, text, text, text, double precision, text[], text[], text, text[]'
+          ? 'text, text, text, text, double precision, text[], text[], text, text[], text'
           : 'text, text, text, text, text[], text';
       await client.query(`PREPARE typed_text(${types}) AS ${ops[op].text}`);
       const explained = await client.query<{ 'QUERY PLAN': string }>(
-        `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', ${op === 'complete_batch' ? 'NULL, NULL, NULL, NULL, NULL' : 'NULL, NULL'})`,
+        `EXPLAIN (VERBOSE, COSTS OFF) EXECUTE typed_text('{}', '{}', '{}', 'n', ${op === 'complete_batch' ? 'NULL, NULL, NULL, NULL, NULL, NULL' : 'NULL, NULL'})`,
       );
       const plan = explained.rows.map((r) => r['QUERY PLAN']);
       // The delete's filter and RETURNING read the objects as already-parsed values: a cast to jsonb

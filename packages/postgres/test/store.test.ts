@@ -135,6 +135,57 @@ withStore('a keyless completion finds rows at their claimed address, and by id w
   t.is((await store.complete('node-a', items, undefined, { keyless: true })).size, 0);
 });
 
+// complete_batch (keyed jobs, a next job taken into hands) finds its rows as complete_plain does: at
+// the address the claim returned, by id where they moved or were sent another's; and a job it takes
+// comes back with its own row's address, where its completion then finds it.
+withStore(
+  'a keyed completion finds rows at their address, by id where they moved; a taken job comes back with its address',
+  async (t, { store, db }) => {
+    await store.enqueue(
+      [1, 2].flatMap((round) =>
+        ['k1', 'k2', 'k3', 'k4'].map((k) => ({ partition: 'p', type: 'x', payload: { round, k }, executionKey: k })),
+      ),
+    );
+    const claimed = await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 10 }] });
+    t.is(claimed.length, 4, "each key's head");
+    const [a, b, c, d] = claimed as [ClaimedJob, ClaimedJob, ClaimedJob, ClaimedJob];
+    await db.pool.query(`UPDATE "${db.schema}".jobs SET progress = '{"p": 1}' WHERE id = $1`, [a.id]);
+    const items = [
+      { id: a.id, attempt: a.attempt, result: 'a', tid: a.tid },
+      { id: b.id, attempt: b.attempt, result: 'b', tid: c.tid },
+      { id: c.id, attempt: c.attempt, result: 'c', tid: b.tid },
+      { id: d.id, attempt: d.attempt, result: 'd', tid: d.tid },
+    ];
+    const take = { leaseMs: 5000, types: null, continuations: null, ids: new Set(items.map((i) => i.id)) };
+    const done = await store.complete('node-a', items, undefined, { take });
+    t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
+    for (const [job, result] of [
+      [a, 'a'],
+      [b, 'b'],
+      [c, 'c'],
+      [d, 'd'],
+    ] as const) {
+      t.is((await store.getJob(job.id))?.result, result, 'each row got its own result');
+    }
+    const taken = done.settled.taken;
+    t.deepEqual(taken.map((j) => j.executionKey).sort(), ['k1', 'k2', 'k3', 'k4'], "each key's next job is taken");
+    for (const j of taken) {
+      const { rows } = await db.pool.query(`SELECT ctid::text AS tid, state FROM "${db.schema}".jobs WHERE id = $1`, [j.id]);
+      t.deepEqual(rows[0], { tid: j.tid, state: 'running' }, 'a taken job comes back with its row address');
+    }
+    const next = taken.map((j) => ({ id: j.id, attempt: j.attempt, result: null, tid: j.tid }));
+    const last = await store.complete('node-a', next, undefined, { take: { ...take, ids: new Set(next.map((i) => i.id)) } });
+    t.is(last.size, 4);
+    t.deepEqual(last.settled.taken, [], 'nothing is left to take');
+    const { rows } = await db.pool.query(
+      `SELECT (SELECT count(*)::int FROM "${db.schema}".jobs) AS live, (SELECT count(*)::int FROM "${db.schema}".execution_key_heads) AS heads`,
+    );
+    t.deepEqual(rows[0], { live: 0, heads: 0 });
+    // Again, at the same addresses: nothing is completed twice.
+    t.is((await store.complete('node-a', next, undefined, { take })).size, 0);
+  },
+);
+
 withStore('a completion from a node without the lease is refused', async (t, { store }) => {
   const id = await store.enqueueOne({ partition: 'p', type: 'x' });
   await store.claim({ nodeId: 'node-a', partition: 'p', leaseMs: 5000, queues: [{ queue: 'default', limit: 1 }] });

@@ -37,7 +37,7 @@
 -- (`partition`, `execution_key`), a queue a job was queued in (`partition`, `queue`), or a taken
 -- job (`id` and the columns of a claimed job, as claim_batch).
 --
--- The rows are found by a primary-key probe per id in every plan. $1 comes sorted (uuid order),
+-- Rows not found at their address ($10, below) are found by a primary-key probe per id in every plan. $1 comes sorted (uuid order),
 -- with $2 the attempts in the same order: each row's attempt is found by a binary search of $1
 -- (width_bucket, ~10 comparisons), which cost less than a jsonb object keyed by id (parsing it
 -- and a text form of each row's id: 6.1 -> 5.5 CPU us per job at batches of 800). Its result ($3:
@@ -52,12 +52,30 @@
 -- come through a scalar subquery (no plan knows the batch's size, which made a seq scan look
 -- cheaper than a thousand probes), and the state and lease test through coalesce (no plan matches
 -- jobs_running_idx with it or proves its predicate from it).
-WITH done AS (
+--
+-- $10: each job's row address as its claim (or the completion that took it into hands) left it,
+-- in $1's order (tid[]; NULL, or a NULL element: unknown): the rows are fetched there first, and
+-- only the ones not found there (moved since: a lease renewal, a progress update, a cancel request)
+-- by id, as complete_plain does. A keyed job's row was written by the update that took it, so its
+-- primary key holds two entries for it that a probe by id steps through.
+WITH by_address AS (
   DELETE FROM {{schema}}.jobs j
-  WHERE j.id = ANY((SELECT $1::uuid[])::uuid[])
+  WHERE j.ctid = ANY((SELECT $10::tid[])::tid[])
+    AND j.id = (SELECT $1::uuid[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
     AND coalesce(j.state = 'running' AND j.locked_by = $4, false)
     AND j.attempts = (SELECT $2::integer[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
   RETURNING j.*, coalesce((SELECT $3::jsonb) -> j.id::text, 'null'::jsonb) AS result
+), by_id AS (
+  DELETE FROM {{schema}}.jobs j
+  WHERE j.id = ANY(ARRAY(
+      SELECT b.id FROM unnest((SELECT $1::uuid[])::uuid[]) AS b(id)
+      WHERE (SELECT count(*) FROM by_address) < cardinality((SELECT $1::uuid[])::uuid[])
+        AND b.id NOT IN (SELECT id FROM by_address)))
+    AND coalesce(j.state = 'running' AND j.locked_by = $4, false)
+    AND j.attempts = (SELECT $2::integer[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
+  RETURNING j.*, coalesce((SELECT $3::jsonb) -> j.id::text, 'null'::jsonb) AS result
+), done AS (
+  SELECT * FROM by_address UNION ALL SELECT * FROM by_id
 ), recorded AS (
   INSERT INTO {{schema}}.jobs_history
     (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,
@@ -171,29 +189,31 @@ WITH done AS (
         AND s.take AND NOT EXISTS (SELECT 1 FROM stopped st WHERE st.partition = s.partition AND st.queue = s.queue)))
     AND j.state <> 'queued' AND j.state <> 'running'
   RETURNING j.id, j.partition, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
-            j.queue_key, j.execution_key, j.cancel_requested, j.lookup->>'$traceparent' AS traceparent, j.continuation
+            j.queue_key, j.execution_key, j.cancel_requested, j.lookup->>'$traceparent' AS traceparent, j.continuation,
+            -- The taken version's address: its completion fetches the row there ($10).
+            j.ctid AS tid
 )
 SELECT b.id AS not_done, NULL::text AS partition, NULL::text AS execution_key, NULL::text AS queue, NULL::uuid AS id,
        NULL::text AS type, NULL::jsonb AS payload, NULL::integer AS priority, NULL::integer AS attempts,
        NULL::integer AS max_attempts, NULL::integer AS timeout_ms, NULL::text AS queue_key, NULL::boolean AS cancel_requested,
-       NULL::text AS traceparent, NULL::text AS continuation
+       NULL::text AS traceparent, NULL::text AS continuation, NULL::tid AS tid
 FROM unnest((SELECT $1::uuid[])::uuid[]) AS b(id)
 WHERE (SELECT count(*) FROM done) < cardinality((SELECT $1::uuid[])::uuid[]) AND b.id NOT IN (SELECT id FROM done)
 UNION ALL
 -- Keys not settled here: written neither way (a seq an enqueue moved on, a head row another
 -- statement created), or whose next job changed since the snapshot (cancelled). Hashed subplans,
 -- not anti joins (every CTE over a DML's RETURNING is estimated at one row: see settle_execution_keys).
-SELECT NULL, s.partition, s.execution_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM seen s
+SELECT NULL, s.partition, s.execution_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM seen s
 WHERE (s.seq IS NOT NULL OR s.next_id IS NOT NULL)
   AND coalesce(s.next_id IN (SELECT id FROM promoted) OR s.next_id IN (SELECT id FROM taken), false) = false
   AND s.holder NOT IN (SELECT holder FROM dropped)
 UNION ALL
 -- Queues a job was queued in: claimable now.
 SELECT DISTINCT NULL::uuid, p.partition, NULL::text, p.queue, NULL::uuid, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
-       NULL::integer, NULL::integer, NULL::text, NULL::boolean, NULL::text, NULL::text
+       NULL::integer, NULL::integer, NULL::text, NULL::boolean, NULL::text, NULL::text, NULL::tid
 FROM promoted p
 UNION ALL
 -- Taken: the caller's running attempts now.
 SELECT NULL, t.partition, t.execution_key, t.queue, t.id, t.type, t.payload, t.priority, t.attempts, t.max_attempts, t.timeout_ms,
-       t.queue_key, t.cancel_requested, t.traceparent, t.continuation
+       t.queue_key, t.cancel_requested, t.traceparent, t.continuation, t.tid
 FROM taken t

@@ -164,13 +164,13 @@ export async function complete(
       .map((e) => e.result)
       .filter((r) => r !== '')
       .join(',')}}`;
+    // The rows' addresses in the ids' order, binary (else as text, a tid "(block,offset)" quoted); none known: NULL.
+    let tids: Buffer | string | null = null;
+    if (part.some((e) => e.tid !== null)) {
+      const each = part.map((e) => e.tid);
+      tids = tidArray(each) ?? `{${each.map((t) => (t === null ? 'NULL' : `"${t}"`)).join(',')}}`;
+    }
     if (plainWrite) {
-      // The rows' addresses in the ids' order, binary (else as text, a tid "(block,offset)" quoted); none known: NULL.
-      let tids: Buffer | string | null = null;
-      if (part.some((e) => e.tid !== null)) {
-        const each = part.map((e) => e.tid);
-        tids = tidArray(each) ?? `{${each.map((t) => (t === null ? 'NULL' : `"${t}"`)).join(',')}}`;
-      }
       return op.completePlain(ctx.ops, tx?.client ?? ctx.onePlanPool, [idsOf(lo, hi), attempts, results, nodeId, recordedElsewhere, tids]);
     }
     return op.completeBatch(ctx.ops, tx?.client ?? ctx.onePlanPool, [
@@ -183,6 +183,7 @@ export async function complete(
       take?.continuations ?? null,
       take ? `{${part.map((e) => (take.ids.has(e.id) ? 't' : 'f')).join(',')}}` : null,
       recordedElsewhere,
+      tids,
     ]);
   };
   const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);
@@ -208,7 +209,7 @@ export async function complete(
       const partition = r[at.partition] as string | null;
       const key = r[at.execution_key] as string | null;
       if (id !== null) notDone.add(id);
-      else if (r[at.id] !== null) taken.push(claimedJobAt(r, at, partition!));
+      else if (r[at.id] !== null) taken.push(claimedJobAt(r, at, partition!, undefined, undefined, at.tid));
       else if (r[at.queue] !== null) queues.add(r[at.queue] as string);
       else if (partition !== null && key !== null) unsettled.push({ partition, execution_key: key });
     }
@@ -220,7 +221,7 @@ export async function complete(
   return Object.assign(done, { settled });
 }
 
-const COMPLETE_COLUMNS = ['not_done', 'partition', ...CLAIMED_COLUMNS] as const;
+const COMPLETE_COLUMNS = ['not_done', 'partition', ...CLAIMED_COLUMNS, 'tid'] as const;
 const PLAIN_COMPLETE_COLUMNS = ['not_done', 'partition', 'execution_key'] as const;
 const HAS_CAPITAL = /[A-Z]/;
 
