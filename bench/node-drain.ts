@@ -3,7 +3,7 @@
  * `cpuMsPerThousandJobs.bench` measures, without the bench's other work in the process and with the
  * allocation sites the number comes from.
  *
- *   npx tsx bench/node-drain.ts [--jobs 20000] [--drains 6] [--heap 2] [--top 30] [--root <tree>] [--concurrency 32] [--statements]
+ *   npx tsx bench/node-drain.ts [--jobs 20000] [--drains 6] [--heap 2] [--top 30] [--root <tree>] [--concurrency 32] [--statements] [--fresh-node]
  *
  * One node (partition `bench`, queue `default`, a no-op `noop` job, NATS off, pool 10, as the bench's
  * Partita system) in a fresh schema; per drain, `--jobs` jobs are enqueued with the queue stopped,
@@ -90,18 +90,26 @@ const dataDir = mkdtempSync(join(tmpdir(), `partita-${schema}-`));
 const { job: noop, untilStarted } = countingNoop(runtime.defineJob);
 const pgOptions = { connectionString: url, max: 10 };
 const c = await client.connect({ postgres: pgOptions, schema, nats: false, cluster: 'bench', jobs: [noop], logger: core.silentLogger() });
-const node = await runtime.startNode({
-  postgres: pgOptions,
-  schema,
-  nats: false,
-  dataDir,
-  cluster: 'bench',
-  logger: core.silentLogger(),
-  partitions: { bench: { queues: { default: { concurrency: CONCURRENCY } } } },
-  jobs: [noop],
-  engine: { pollMs: 1000 },
-  stoppedQueues: { bench: ['default'] },
-});
+/**
+ * `--fresh-node`: a node of its own for each drain (started, queue stopped, before the drain's
+ * enqueue; stopped after it), as `throughput` starts one per measured run: what a node's first
+ * drain costs once this process's JIT has seen others.
+ */
+const FRESH_NODE = process.argv.includes('--fresh-node');
+const startDrainNode = () =>
+  runtime.startNode({
+    postgres: pgOptions,
+    schema,
+    nats: false,
+    dataDir,
+    cluster: 'bench',
+    logger: core.silentLogger(),
+    partitions: { bench: { queues: { default: { concurrency: CONCURRENCY } } } },
+    jobs: [noop],
+    engine: { pollMs: 1000 },
+    stoppedQueues: { bench: ['default'] },
+  });
+let node = await startDrainNode();
 const perf = PERF_CTL ? PERF_CTL.split(',').map((f, i) => openSync(f, i === 0 ? 'w' : 'r')) : undefined;
 const perfControl = (command: 'enable' | 'disable') => {
   if (!perf) return;
@@ -115,6 +123,10 @@ const cpus: number[] = [];
 const kbs: number[] = [];
 try {
   for (let d = 0; d < DRAINS; d++) {
+    if (FRESH_NODE && d > 0) {
+      await node.stop({ graceMs: 5000 });
+      node = await startDrainNode();
+    }
     for (let i = 0; i < JOBS; i += 1000) {
       await c.enqueueMany(
         'bench',

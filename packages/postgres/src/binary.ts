@@ -29,31 +29,96 @@ function arrayHeader(buf: Buffer, at: number, oid: number, length: number, hasNu
   buf.writeInt32BE(1, at + 16); // lower bound
 }
 
+/** A byte's value by its two hex digits' character codes (`hi << 7 | lo`); -1 where either is not a hex digit. */
+const PAIR = new Int16Array(128 * 128).fill(-1);
+for (let hi = 0; hi < 128; hi++)
+  for (let lo = 0; lo < 128; lo++) if (HEX[hi]! >= 0 && HEX[lo]! >= 0) PAIR[(hi << 7) | lo] = (HEX[hi]! << 4) | HEX[lo]!;
+
+/** The byte at hex digits `i`, `i + 1` of `s`; negative when they are not two hex digits. */
+function hexByte(s: string, i: number): number {
+  const hi = s.charCodeAt(i);
+  const lo = s.charCodeAt(i + 1);
+  return (hi | lo) < 128 ? PAIR[(hi << 7) | lo]! : -1;
+}
+
+/** Where each of a canonical uuid's 16 bytes starts in its text (8-4-4-4-12 hex digits). */
+const BYTE_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 /**
- * A one-dimensional uuid[] in array_recv's format, for ids in the canonical form
- * (8-4-4-4-12 hex digits, either case). Undefined when any id is not: the caller then sends the
- * text form, and Postgres parses it (or refuses it) as before.
+ * The 16 bytes of each id in the canonical form (8-4-4-4-12 hex digits, either case) as four
+ * big-endian uint32 words, id `i` at `words[4i…4i+3]`; false when any id is not in that form.
+ * Compared word by word, the ids compare in uuid order (Postgres's), whatever their case, as
+ * numbers rather than as text: a completion sorts its ids this way (see sortedUuids).
  */
-export function uuidArray(ids: readonly string[]): Buffer | undefined {
-  const out = Buffer.allocUnsafe(HEADER + ids.length * UUID_ELEMENT);
-  arrayHeader(out, 0, OID.uuid, ids.length, false);
-  let at = HEADER;
-  for (const id of ids) {
-    if (typeof id !== 'string' || id.length !== 36) return undefined;
-    out.writeInt32BE(16, at);
-    at += 4;
-    for (let i = 0; i < 36; i += 2) {
-      if (i === 8 || i === 13 || i === 18 || i === 23) {
-        if (id.charCodeAt(i) !== 45) return undefined; // '-'
-        i++;
-      }
-      const hi = HEX[id.charCodeAt(i)] ?? -1;
-      const lo = HEX[id.charCodeAt(i + 1)] ?? -1;
-      if ((hi | lo) < 0) return undefined;
-      out[at++] = (hi << 4) | lo;
+export function uuidWords(ids: readonly string[], words: Uint32Array): boolean {
+  for (let i = 0, w = 0; i < ids.length; i++, w += 4) {
+    const id = ids[i];
+    if (typeof id !== 'string' || id.length !== 36) return false;
+    if (id.charCodeAt(8) !== 45 || id.charCodeAt(13) !== 45 || id.charCodeAt(18) !== 45 || id.charCodeAt(23) !== 45) return false; // '-'
+    let bad = 0;
+    for (let k = 0; k < 16; k += 4) {
+      const b0 = hexByte(id, BYTE_AT[k]!);
+      const b1 = hexByte(id, BYTE_AT[k + 1]!);
+      const b2 = hexByte(id, BYTE_AT[k + 2]!);
+      const b3 = hexByte(id, BYTE_AT[k + 3]!);
+      bad |= b0 | b1 | b2 | b3;
+      words[w + (k >> 2)] = ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0;
     }
+    if (bad < 0) return false;
+  }
+  return true;
+}
+
+/**
+ * The positions of `count` ids parsed by uuidWords, in uuid order; equal ids keep their order.
+ * Checked first, as they mostly come (a batch's jobs were claimed in id order and end nearly in
+ * it): already in order, no sort.
+ */
+export function uuidOrder(words: Uint32Array, count: number): number[] {
+  const order = new Array<number>(count);
+  let sorted = true;
+  for (let i = 0; i < count; i++) {
+    order[i] = i;
+    if (sorted && i > 0 && compareWords(words, i - 1, i) > 0) sorted = false;
+  }
+  if (!sorted) order.sort((a, b) => compareWords(words, a, b) || a - b);
+  return order;
+}
+
+function compareWords(words: Uint32Array, a: number, b: number): number {
+  const i = a * 4;
+  const j = b * 4;
+  return words[i]! - words[j]! || words[i + 1]! - words[j + 1]! || words[i + 2]! - words[j + 2]! || words[i + 3]! - words[j + 3]!;
+}
+
+/** A one-dimensional uuid[] in array_recv's format of the ids at `order[lo…hi)`, from their uuidWords. */
+export function uuidArrayOf(words: Uint32Array, order: readonly number[], lo = 0, hi = order.length): Buffer {
+  const out = Buffer.allocUnsafe(HEADER + (hi - lo) * UUID_ELEMENT);
+  arrayHeader(out, 0, OID.uuid, hi - lo, false);
+  let at = HEADER;
+  for (let k = lo; k < hi; k++) {
+    const w = order[k]! * 4;
+    i32(out, at, 16);
+    i32(out, at + 4, words[w]!);
+    i32(out, at + 8, words[w + 1]!);
+    i32(out, at + 12, words[w + 2]!);
+    i32(out, at + 16, words[w + 3]!);
+    at += UUID_ELEMENT;
   }
   return out;
+}
+
+/**
+ * A one-dimensional uuid[] in array_recv's format, for ids in the canonical form
+ * (8-4-4-4-12 hex digits, either case), in the order given. Undefined when any id is not: the
+ * caller then sends the text form, and Postgres parses it (or refuses it) as before.
+ */
+export function uuidArray(ids: readonly string[]): Buffer | undefined {
+  const words = new Uint32Array(ids.length * 4);
+  if (!uuidWords(ids, words)) return undefined;
+  const order = new Array<number>(ids.length);
+  for (let i = 0; i < ids.length; i++) order[i] = i;
+  return uuidArrayOf(words, order);
 }
 
 /**

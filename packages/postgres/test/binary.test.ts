@@ -2,7 +2,7 @@ import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { JobStore } from '@partita/postgres';
 import { uuidv7 } from '@partita/core';
-import { encodeColumnsJsonArrays, tidArray, uuidArray } from '../src/binary.js';
+import { encodeColumnsJsonArrays, tidArray, uuidArray, uuidArrayOf, uuidOrder, uuidWords } from '../src/binary.js';
 import { freshSchema } from '../../../test/helpers/index.js';
 
 // The completion sends its ids as a binary uuid[]: Postgres must read back exactly the ids given,
@@ -27,6 +27,45 @@ test('a binary uuid[] reads back in Postgres as the same ids, in order, either c
         batch.map((id) => id.toLowerCase()),
       );
     }
+  } finally {
+    await db.drop();
+  }
+});
+
+test("a completion's id order (uuidWords, uuidOrder) is Postgres's uuid order, either case; equal ids keep theirs", async (t) => {
+  const db = await freshSchema('binary');
+  try {
+    const sorted = Array.from({ length: 300 }, () => uuidv7());
+    const ids = [
+      ...sorted.slice(0, 100), // already in order
+      ...sorted.slice(100).reverse(),
+      ...Array.from({ length: 50 }, () => randomUUID().toUpperCase()),
+      ...Array.from({ length: 50 }, () => randomUUID()),
+      sorted[5]!.toUpperCase(), // the same uuid twice, its two texts keep their order
+      'ffffffff-ffff-ffff-ffff-ffffffffffff',
+      '00000000-0000-0000-0000-000000000000',
+      '80000000-0000-0000-0000-000000000000',
+      '7fffffff-ffff-ffff-ffff-ffffffffffff',
+    ];
+    const words = new Uint32Array(ids.length * 4);
+    t.true(uuidWords(ids, words));
+    const order = uuidOrder(words, ids.length);
+    const { rows } = await db.pool.query<{ ids: string[] }>(
+      'SELECT array_agg(id::text ORDER BY id, n) AS ids FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)',
+      [uuidArray(ids)],
+    );
+    t.deepEqual(
+      order.map((i) => ids[i]!.toLowerCase()),
+      rows[0]!.ids,
+    );
+    t.is(order.indexOf(5), order.indexOf(ids.indexOf(sorted[5]!.toUpperCase())) - 1);
+    // The array of a part of the order reads back as those ids.
+    const { rows: part } = await db.pool.query<{ ids: string[] }>('SELECT $1::uuid[]::text[] AS ids', [uuidArrayOf(words, order, 10, 60)]);
+    t.deepEqual(
+      part[0]!.ids,
+      order.slice(10, 60).map((i) => ids[i]!.toLowerCase()),
+    );
+    t.false(uuidWords([sorted[0]!, 'not-a-uuid'], new Uint32Array(8)));
   } finally {
     await db.drop();
   }
