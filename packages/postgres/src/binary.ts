@@ -48,7 +48,7 @@ const BYTE_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
  * The 16 bytes of each id in the canonical form (8-4-4-4-12 hex digits, either case) as four
  * big-endian uint32 words, id `i` at `words[4i…4i+3]`; false when any id is not in that form.
  * Compared word by word, the ids compare in uuid order (Postgres's), whatever their case, as
- * numbers rather than as text: a completion sorts its ids this way (see sortedUuids).
+ * numbers rather than as text: a completion sorts its ids this way (uuidOrder, in complete() of jobs/outcomes.ts).
  */
 export function uuidWords(ids: readonly string[], words: Uint32Array): boolean {
   for (let i = 0, w = 0; i < ids.length; i++, w += 4) {

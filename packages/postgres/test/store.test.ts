@@ -95,6 +95,10 @@ withStore('a keyless completion of a keyed job still settles its key; a foreign 
   );
 });
 
+/** Completion items for these jobs (results 'a', 'b', … in order), each sent the row address beside it. */
+const sentAt = (jobs: ClaimedJob[], tids: (string | null)[]) =>
+  jobs.map((j, i) => ({ id: j.id, attempt: j.attempt, result: 'abcdefgh'[i]!, tid: tids[i] ?? null }));
+
 // complete_plain fetches each row at the address its claim returned, and by id where the row has
 // moved since (a progress update writes a new version elsewhere) or the address names another
 // row: every job of the batch completes once, at its own attempt, and nothing else.
@@ -110,12 +114,7 @@ withStore('a keyless completion finds rows at their claimed address, and by id w
   // a moves (a new version elsewhere); b and c are sent each other's address; d is sent the address
   // of e, a running job of the node not in the batch (same attempt), which must stay running.
   await db.pool.query(`UPDATE "${db.schema}".jobs SET progress = '{"p": 1}' WHERE id = $1`, [a.id]);
-  const items = [
-    { id: a.id, attempt: a.attempt, result: 'a', tid: a.tid },
-    { id: b.id, attempt: b.attempt, result: 'b', tid: c.tid },
-    { id: c.id, attempt: c.attempt, result: 'c', tid: b.tid },
-    { id: d.id, attempt: d.attempt, result: 'd', tid: e.tid },
-  ];
+  const items = sentAt([a, b, c, d], [a.tid, c.tid, b.tid, e.tid]);
   const done = await store.complete('node-a', items, undefined, { keyless: true });
   t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
   t.is((await store.getJob(e.id))?.state, 'running');
@@ -150,12 +149,7 @@ withStore(
     t.is(claimed.length, 4, "each key's head");
     const [a, b, c, d] = claimed as [ClaimedJob, ClaimedJob, ClaimedJob, ClaimedJob];
     await db.pool.query(`UPDATE "${db.schema}".jobs SET progress = '{"p": 1}' WHERE id = $1`, [a.id]);
-    const items = [
-      { id: a.id, attempt: a.attempt, result: 'a', tid: a.tid },
-      { id: b.id, attempt: b.attempt, result: 'b', tid: c.tid },
-      { id: c.id, attempt: c.attempt, result: 'c', tid: b.tid },
-      { id: d.id, attempt: d.attempt, result: 'd', tid: d.tid },
-    ];
+    const items = sentAt([a, b, c, d], [a.tid, c.tid, b.tid, d.tid]);
     const take = { leaseMs: 5000, types: null, continuations: null, ids: new Set(items.map((i) => i.id)) };
     const done = await store.complete('node-a', items, undefined, { take });
     t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
