@@ -96,7 +96,7 @@ withStore('a keyless completion of a keyed job still settles its key; a foreign 
 });
 
 /** Completion items for these jobs (results 'a', 'b', … in order), each sent the row address beside it. */
-const sentAt = (jobs: ClaimedJob[], tids: (string | null)[]) =>
+const sentAt = (jobs: ClaimedJob[], tids: (string | null | undefined)[]) =>
   jobs.map((j, i) => ({ id: j.id, attempt: j.attempt, result: 'abcdefgh'[i]!, tid: tids[i] ?? null }));
 
 // complete_plain fetches each row at the address its claim returned, and by id where the row has
