@@ -1,6 +1,6 @@
 import test from 'ava';
 import { JobStore, migrate, type ClaimedJob, type NewJob } from '@partita/postgres';
-import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError } from '@partita/core';
+import { DuplicateQueueKeyError, UnknownPartitionError, UnknownQueueError, ValidationError, type JobState } from '@partita/core';
 import { loadOps } from '../src/sql.js';
 import * as ops from '../src/ops.js';
 import { freshSchema, type TestSchema } from '../../../test/helpers/index.js';
@@ -99,6 +99,15 @@ withStore('a keyless completion of a keyed job still settles its key; a foreign 
 const sentAt = (jobs: ClaimedJob[], tids: (string | null | undefined)[]) =>
   jobs.map((j, i) => ({ id: j.id, attempt: j.attempt, result: 'abcdefgh'[i]!, tid: tids[i] ?? null }));
 
+/** Each of these jobs, completed through sentAt's items, holds its own result (and is in `state`, when given). */
+async function ownResults(t: import('ava').ExecutionContext, store: JobStore, jobs: ClaimedJob[], state?: JobState): Promise<void> {
+  for (const [i, job] of jobs.entries()) {
+    const stored = await store.getJob(job.id);
+    if (state !== undefined) t.is(stored?.state, state);
+    t.is(stored?.result, 'abcdefgh'[i], 'each row got its own result');
+  }
+}
+
 // complete_plain fetches each row at the address its claim returned, and by id where the row has
 // moved since (a progress update writes a new version elsewhere) or the address names another
 // row: every job of the batch completes once, at its own attempt, and nothing else.
@@ -118,16 +127,7 @@ withStore('a keyless completion finds rows at their claimed address, and by id w
   const done = await store.complete('node-a', items, undefined, { keyless: true });
   t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
   t.is((await store.getJob(e.id))?.state, 'running');
-  for (const [job, result] of [
-    [a, 'a'],
-    [b, 'b'],
-    [c, 'c'],
-    [d, 'd'],
-  ] as const) {
-    const stored = await store.getJob(job.id);
-    t.is(stored?.state, 'completed');
-    t.is(stored?.result, result, 'each row got its own result');
-  }
+  await ownResults(t, store, [a, b, c, d], 'completed');
   const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM "${db.schema}".jobs_history`);
   t.is(rows[0].n, 4, 'one history row each');
   // Again, at the same addresses: nothing is there, nothing is completed twice.
@@ -153,14 +153,7 @@ withStore(
     const take = { leaseMs: 5000, types: null, continuations: null, ids: new Set(items.map((i) => i.id)) };
     const done = await store.complete('node-a', items, undefined, { take });
     t.deepEqual([...done].sort(), [a, b, c, d].map((j) => j.id).sort());
-    for (const [job, result] of [
-      [a, 'a'],
-      [b, 'b'],
-      [c, 'c'],
-      [d, 'd'],
-    ] as const) {
-      t.is((await store.getJob(job.id))?.result, result, 'each row got its own result');
-    }
+    await ownResults(t, store, [a, b, c, d]);
     const taken = done.settled.taken;
     t.deepEqual(taken.map((j) => j.executionKey).sort(), ['k1', 'k2', 'k3', 'k4'], "each key's next job is taken");
     for (const j of taken) {
