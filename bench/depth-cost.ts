@@ -31,7 +31,7 @@ import { createRequire } from 'node:module';
 import pg from 'pg';
 import { cpuSample } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
-import { arg, countingNoop, loadPackage, ROOT } from './lib/script.js';
+import { arg, benchCluster, countingNoop, loadPackage, ROOT } from './lib/script.js';
 
 const BACKLOG = Number(arg('backlog', '1000000'));
 const JOBS = Number(arg('jobs', '20000'));
@@ -107,8 +107,8 @@ async function makeSide(name: 'plain' | 'deep'): Promise<Side> {
   const schema = freshSchemaName('partita', `depth${name}`);
   schemas.push([schema, name]);
   const dataDir = mkdtempSync(join(tmpdir(), `partita-${schema}-`));
-  const pgOptions = { connectionString: url, max: 10 };
-  const c = await client.connect({ postgres: pgOptions, schema, nats: false, cluster: 'bench', jobs: [noop], logger: core.silentLogger() });
+  const cluster = benchCluster({ core, url, schema, dataDir, job: noop });
+  const c = await client.connect(cluster.client);
   if (name === 'deep' && BACKLOG > 0 && BACKLOG_KIND === 'hotkey') {
     // As the bench's insertHotKey: the holder runs under a day's lease on a node id no node has, it
     // is the key's head, and the backlog waits behind it in the drained queue.
@@ -137,18 +137,7 @@ async function makeSide(name: 'plain' | 'deep'): Promise<Side> {
     );
     await admin.query(`VACUUM (ANALYZE) ${quoteIdent(schema)}.jobs`);
   }
-  const node = await runtime.startNode({
-    postgres: pgOptions,
-    schema,
-    nats: false,
-    dataDir,
-    cluster: 'bench',
-    logger: core.silentLogger(),
-    partitions: { bench: { queues: { default: { concurrency: 32 }, backlog: { concurrency: 0 } } } },
-    jobs: [noop],
-    engine: { pollMs: 1000 },
-    stoppedQueues: { bench: ['default'] },
-  });
+  const node = await runtime.startNode(cluster.node({ default: { concurrency: 32 }, backlog: { concurrency: 0 } }));
   return { name, schema, dataDir, c, node };
 }
 

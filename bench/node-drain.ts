@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { allocationSites } from './lib/cpu.js';
 import { freshSchemaName, quoteIdent, resolvePostgresUrl } from './lib/postgres.js';
-import { arg, countingNoop, loadPackage, ROOT } from './lib/script.js';
+import { arg, benchCluster, countingNoop, loadPackage, ROOT } from './lib/script.js';
 
 const JOBS = Number(arg('jobs', '20000'));
 const DRAINS = Number(arg('drains', '6'));
@@ -88,27 +88,15 @@ const schema = freshSchemaName('partita', 'nodedrain');
 const admin = new pg.Pool({ connectionString: url, max: 1 });
 const dataDir = mkdtempSync(join(tmpdir(), `partita-${schema}-`));
 const { job: noop, untilStarted } = countingNoop(runtime.defineJob);
-const pgOptions = { connectionString: url, max: 10 };
-const c = await client.connect({ postgres: pgOptions, schema, nats: false, cluster: 'bench', jobs: [noop], logger: core.silentLogger() });
+const cluster = benchCluster({ core, url, schema, dataDir, job: noop });
+const c = await client.connect(cluster.client);
 /**
  * `--fresh-node`: a node of its own for each drain (started, queue stopped, before the drain's
  * enqueue; stopped after it), as `throughput` starts one per measured run: what a node's first
  * drain costs once this process's JIT has seen others.
  */
 const FRESH_NODE = process.argv.includes('--fresh-node');
-const startDrainNode = () =>
-  runtime.startNode({
-    postgres: pgOptions,
-    schema,
-    nats: false,
-    dataDir,
-    cluster: 'bench',
-    logger: core.silentLogger(),
-    partitions: { bench: { queues: { default: { concurrency: CONCURRENCY } } } },
-    jobs: [noop],
-    engine: { pollMs: 1000 },
-    stoppedQueues: { bench: ['default'] },
-  });
+const startDrainNode = () => runtime.startNode(cluster.node({ default: { concurrency: CONCURRENCY } }));
 let node = await startDrainNode();
 const perf = PERF_CTL ? PERF_CTL.split(',').map((f, i) => openSync(f, i === 0 ? 'w' : 'r')) : undefined;
 const perfControl = (command: 'enable' | 'disable') => {

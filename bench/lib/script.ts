@@ -1,4 +1,4 @@
-/** What the standalone bench scripts (node-drain.ts, depth-cost.ts) share: flags, and the tree they measure. */
+/** What the standalone bench scripts (node-drain.ts, depth-cost.ts) share: flags, the tree they measure, their cluster. */
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -36,4 +36,28 @@ export function countingNoop<J>(defineJob: (def: { type: string; queue: string; 
     return new Promise<void>((r) => (reached = r));
   };
   return { job, untilStarted };
+}
+
+/**
+ * The options of the scripts' `bench` cluster over one schema: its client's (`client`) and a node's
+ * (`node(queues)`), no NATS, silent, the node's `default` queue stopped at start so that a drain's
+ * enqueue is in place before any claim (`node.startQueues` begins the drain).
+ */
+export function benchCluster(o: { core: { silentLogger(): unknown }; url: string; schema: string; dataDir: string; job: unknown }) {
+  const client = {
+    postgres: { connectionString: o.url, max: 10 },
+    schema: o.schema,
+    nats: false as const,
+    cluster: 'bench',
+    jobs: [o.job],
+    logger: o.core.silentLogger(),
+  };
+  const node = (queues: Record<string, { concurrency: number }>) => ({
+    ...client,
+    dataDir: o.dataDir,
+    partitions: { bench: { queues } },
+    engine: { pollMs: 1000 },
+    stoppedQueues: { bench: ['default'] },
+  });
+  return { client, node };
 }
