@@ -22,6 +22,7 @@ import {
   isUuid,
   JOB_STATES,
   ReusedRead,
+  COUNT_REUSE_FACTOR,
 } from '@partita/core';
 import {
   JobStore,
@@ -181,10 +182,10 @@ export class Client {
   private readonly idleWatched = new Set<string>();
   /**
    * The live counts a roll call without a bus shows: a count over every live job (~0.34 s of
-   * Postgres at a million), reused for 50× what it took, so a dashboard asking every few seconds
+   * Postgres at a million), reused as metrics reuse theirs, so a dashboard asking every few seconds
    * does not keep a backend counting.
    */
-  private readonly rollCallCounts = new ReusedRead(() => this.store.liveJobCounts(), { minMs: 1000, factor: 50 });
+  private readonly rollCallCounts = new ReusedRead(() => this.store.liveJobCounts(), { minMs: 1000, factor: COUNT_REUSE_FACTOR });
   /** @internal The node's hooks; installed through `installClientHooks` of `@partita/client/internal`. */
   hooks: ClientHooks = {};
 

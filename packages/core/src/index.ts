@@ -4,7 +4,7 @@ export { encode, decode, pack, unpack, WIRE_VERSION, type Envelope } from './cod
 export { uuidv4, uuidv7, isUuid } from './ids.js';
 export { toJsonStrict } from './json.js';
 export { isPromiseLike } from './promise.js';
-export { ReusedRead, type ReusedReadOptions } from './reuse.js';
+export { COUNT_REUSE_FACTOR, ReusedRead, type ReusedReadOptions } from './reuse.js';
 export * from './jobs.js';
 export { parseKeyTemplate, evaluateKeyTemplate, keyFromRule, type KeyRule, type KeyKind, type KeyContext } from './key-template.js';
 export * from './config/index.js';

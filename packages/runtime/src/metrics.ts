@@ -13,7 +13,7 @@
  * Names follow the Prometheus conventions: `_seconds` for durations, `_total` for counters.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { LIVE_JOB_STATES, ReusedRead } from '@partita/core';
+import { COUNT_REUSE_FACTOR, LIVE_JOB_STATES, ReusedRead } from '@partita/core';
 import type { BusStats } from '@partita/nats';
 import type { ClientStore } from '@partita/postgres';
 import type { EngineStats } from './engine/messages.js';
@@ -48,7 +48,7 @@ export interface MetricsOptions extends MetricsSources {
   sourceTimeoutMs?: number;
   /**
    * Scrapes within this long reuse the last job counts instead of querying again. Default 1000 ms.
-   * A count that took longer is reused longer still: JOB_COUNT_REUSE times what it took.
+   * A count that took longer is reused longer still: COUNT_REUSE_FACTOR (50) times what it took.
    */
   jobCountsCacheMs?: number;
 }
@@ -94,9 +94,6 @@ export interface Metrics {
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-/** A job count is reused for this many times the time it took: counting ≤ ~2 % of one backend's time. */
-const JOB_COUNT_REUSE = 50;
-
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -136,16 +133,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }
   }
 
-  let counts: { source: () => Promise<JobCount[]>; read: ReusedRead<JobCount[]> } | undefined;
   /**
    * The live job counts: a GROUP BY over every live job, ~0.34 s of Postgres CPU at 1,000,000 queued
-   * jobs. Reused for JOB_COUNT_REUSE times what the last count took, so counting stays a bounded share
-   * of one backend however often Prometheus scrapes and however deep the queues; one count at a time,
-   * which a scrape that gave up waiting (sourceTimeoutMs) still lets finish and be reused.
+   * jobs. Reused for COUNT_REUSE_FACTOR times what the last count took, so counting stays a bounded
+   * share of one backend however often Prometheus scrapes and however deep the queues; one count at a
+   * time, which a scrape that gave up waiting (sourceTimeoutMs) still lets finish and be reused.
+   * Made anew when `attach` gives another source.
    */
+  let counts: ReusedRead<JobCount[]> | undefined;
   function jobCounts(source: () => Promise<JobCount[]>): Promise<JobCount[] | undefined> {
-    if (counts?.source !== source) counts = { source, read: new ReusedRead(source, { minMs: cacheMs, factor: JOB_COUNT_REUSE }) };
-    const { read } = counts;
+    const read = (counts ??= new ReusedRead(source, { minMs: cacheMs, factor: COUNT_REUSE_FACTOR }));
     return pull('job_counts', () => read.get());
   }
 

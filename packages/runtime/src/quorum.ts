@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { ActorRef } from '@partita/actors';
-import { describeError, ReusedRead, type Logger } from '@partita/core';
+import { COUNT_REUSE_FACTOR, describeError, ReusedRead, type Logger } from '@partita/core';
 import {
   CANCEL_KIND,
   MAX_CANCEL_IDS,
@@ -55,8 +55,6 @@ export interface QuorumMember {
 
 const STATS_TIMEOUT_MS = 500;
 const QUEUED_CACHE_MS = 1000;
-/** A queued count is reused for this many times what it took (see ReusedRead). */
-const QUEUED_REUSE = 50;
 /** A roll call waits at most this long for a fresh queued count (else: the last one, or null). */
 const QUEUED_WAIT_MS = 100;
 const CPU_SAMPLE_MS = 2000;
@@ -350,7 +348,7 @@ interface QueuedCounts {
 
 /**
  * Due and scheduled jobs per partition/queue of this node, cluster-wide: one grouped count over the
- * claim index, reused for at least QUEUED_CACHE_MS and for QUEUED_REUSE times what it took (a count
+ * claim index, reused for at least QUEUED_CACHE_MS and for COUNT_REUSE_FACTOR times what it took (a count
  * over a million queued jobs is not run again by every roll call); a refresh is waited on for at
  * most QUEUED_WAIT_MS, past which the last count (or null) answers and the refresh serves the next.
  */
@@ -364,7 +362,7 @@ function queuedCounter(store: QuorumStore | undefined, partitions: string[], log
           { queued: r.queued, scheduled: r.scheduled },
         ]),
       ),
-    { minMs: QUEUED_CACHE_MS, factor: QUEUED_REUSE },
+    { minMs: QUEUED_CACHE_MS, factor: COUNT_REUSE_FACTOR },
   );
   return {
     async get() {
