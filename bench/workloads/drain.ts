@@ -306,28 +306,8 @@ function summarize(
  * batches with no worker running, start the workers and time the drain.
  */
 export async function enqueueThenDrain(ctx: WorkloadContext, system: BenchSystem, plan: DrainPlan): Promise<DrainResult> {
-  const { options } = ctx;
-  const before = await prepare(ctx, system, plan);
-  const runs: DrainRun[] = [];
-  let explain: string | undefined;
-  // Repeats stop early once the measured runs have used the drain budget, so a slow system stays bounded.
-  const budgetEnd = performance.now() + options.drainTimeoutS * 1000;
-  for (let r = 0; r < options.repeat; r++) {
-    if (r > 0 && performance.now() > budgetEnd) {
-      ctx.log(`${system.name}: ${r} of ${options.repeat} runs fit in the ${options.drainTimeoutS} s budget; reporting those`);
-      break;
-    }
-    const run = await measuredRun(
-      ctx,
-      system,
-      plan,
-      r,
-      r === 0 && options.explain && plan.explain ? (text) => (explain = text) : undefined,
-    );
-    runs.push(run);
-    if (run.timedOut) break;
-  }
-  return summarize(plan, runs, before, explain);
+  const [result] = await drainsSideBySide(ctx, [{ system, plan }]);
+  return result!;
 }
 
 /**
@@ -341,21 +321,32 @@ export async function alternatingDrains(
   a: { system: BenchSystem; plan: DrainPlan },
   b: { system: BenchSystem; plan: DrainPlan },
 ): Promise<[DrainResult, DrainResult]> {
+  const [ra, rb] = await drainsSideBySide(ctx, [a, b]);
+  return [ra!, rb!];
+}
+
+/**
+ * The measurement of each side (prepared one after the other), their measured runs taken in turns,
+ * the order reversed every other round. Rounds stop early once they have used the drain budget (per
+ * side), so a slow system stays bounded, and after a round in which a run timed out.
+ */
+async function drainsSideBySide(ctx: WorkloadContext, sides: { system: BenchSystem; plan: DrainPlan }[]): Promise<DrainResult[]> {
   const { options } = ctx;
-  const sides = [a, b];
-  const before = [await prepare(ctx, a.system, a.plan), await prepare(ctx, b.system, b.plan)];
-  const runs: DrainRun[][] = [[], []];
-  const explain: (string | undefined)[] = [undefined, undefined];
-  const budgetEnd = performance.now() + 2 * options.drainTimeoutS * 1000;
+  const before: Awaited<ReturnType<typeof prepare>>[] = [];
+  for (const { system, plan } of sides) before.push(await prepare(ctx, system, plan));
+  const runs: DrainRun[][] = sides.map(() => []);
+  const explain: (string | undefined)[] = sides.map(() => undefined);
+  const order = sides.map((_, i) => i);
+  const budgetS = sides.length * options.drainTimeoutS;
+  const budgetEnd = performance.now() + budgetS * 1000;
   for (let r = 0; r < options.repeat; r++) {
     if (r > 0 && performance.now() > budgetEnd) {
-      ctx.log(
-        `${a.system.name}: ${r} of ${options.repeat} pairs of runs fit in the ${2 * options.drainTimeoutS} s budget; reporting those`,
-      );
+      const what = sides.length > 1 ? 'rounds of runs' : 'runs';
+      ctx.log(`${sides[0]!.system.name}: ${r} of ${options.repeat} ${what} fit in the ${budgetS} s budget; reporting those`);
       break;
     }
     let timedOut = false;
-    for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
+    for (const i of r % 2 === 0 ? order : [...order].reverse()) {
       const { system, plan } = sides[i]!;
       const run = await measuredRun(
         ctx,
@@ -369,7 +360,7 @@ export async function alternatingDrains(
     }
     if (timedOut) break;
   }
-  return [summarize(a.plan, runs[0]!, before[0]!, explain[0]), summarize(b.plan, runs[1]!, before[1]!, explain[1])];
+  return sides.map((side, i) => summarize(side.plan, runs[i]!, before[i]!, explain[i]));
 }
 
 async function measureOnce(
