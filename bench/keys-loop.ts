@@ -102,12 +102,12 @@ async function run(keys: number, admin: pg.Pool, take: false | 'here' = false): 
               `{${sorted.map((i) => i.attempt).join(',')}}`,
               '{}',
               'node-a',
+              null,
+              sorted.every((i) => i.tid) ? `{${sorted.map((i) => `"${i.tid}"`).join(',')}}` : null,
               take === 'here' ? 60_000 : null,
               null,
               null,
               take === 'here' ? `{${sorted.map(() => 't').join(',')}}` : null,
-              null,
-              sorted.every((i) => i.tid) ? `{${sorted.map((i) => `"${i.tid}"`).join(',')}}` : null,
             ],
           });
           process.stderr.write(`-- complete_batch, ${items.length} rows, keys ${keys}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n`);

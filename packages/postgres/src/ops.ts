@@ -360,6 +360,19 @@ export const pruneRateBuckets = prepared<[], { dropped: number }>('prune_rate_bu
 type Keyed = { id: string; partition: string; execution_key: string | null };
 
 /**
+ * complete_plain's parameters, and complete_batch's first: numbered alike, since both statements
+ * include the same fragments (completion_at_address, completion_by_id, completion_history).
+ */
+type CompletionParams = [
+  ids: string | Buffer,
+  attempts: string,
+  results: string,
+  nodeId: string,
+  recordedElsewhere: readonly string[] | null,
+  tids: Buffer | string | null,
+];
+
+/**
  * ids sorted, as a binary uuid[] (or an array literal), attempts as an integer array literal in the
  * same order, results as a JSON object keyed by id, only where not null (see jobs/outcomes.ts). Rows (as arrays) of `not_done`, `partition`, `execution_key`: with
  * `not_done`, an id sent that was not completed (every other id was); without, a key its completion
@@ -369,16 +382,11 @@ type Keyed = { id: string; partition: string; execution_key: string | null };
 export const completeBatch =
   preparedArrays<
     [
-      ids: string | Buffer,
-      attempts: string,
-      results: string,
-      nodeId: string,
+      ...CompletionParams,
       leaseMs: number | null,
       types: readonly string[] | null,
       continuations: readonly string[] | null,
       take: string | null,
-      recordedElsewhere: readonly string[] | null,
-      tids: Buffer | string | null,
     ]
   >('complete_batch');
 /**
@@ -388,17 +396,7 @@ export const completeBatch =
  * Rows of `not_done` (an id not completed), or `partition` and `execution_key` (a keyed job sent
  * anyway: its key, to settle).
  */
-export const completePlain =
-  preparedArrays<
-    [
-      ids: string | Buffer,
-      attempts: string,
-      results: string,
-      nodeId: string,
-      recordedElsewhere: readonly string[] | null,
-      tids: Buffer | string | null,
-    ]
-  >('complete_plain');
+export const completePlain = preparedArrays<CompletionParams>('complete_plain');
 export const failBatch = prepared<
   [ids: string[], attempts: number[], errors: (string | null)[], retryAts: (string | null)[], finalStates: string[], nodeId: string],
   Keyed

@@ -31,8 +31,9 @@ const INCLUDE = /^([ \t]*)(.*?)\{\{>\s*([a-z0-9_]+)\s*\}\}/gm;
 
 /**
  * Fragments: a condition several ops repeat word for word (the job filter of the listing and the
- * bulk operations) is kept once, in sql/fragments/NAME.sql, and an op writes `{{> NAME}}` where
- * it stands, so each op is still one whole statement in one file. The fragment goes in as one
+ * bulk operations), or a CTE's body (`name AS {{> NAME}}`: the completions' delete and history
+ * insert), is kept once, in sql/fragments/NAME.sql, and an op writes `{{> NAME}}` where it stands
+ * (one include a line), so each op is still one whole statement in one file. The fragment goes in as one
  * parenthesised expression (so an OR next to it cannot split it), without its leading comment
  * lines, at load time: the prepared text is the same as if it were written out. Fragments do not
  * include fragments, and migrations take none: an applied migration must never change because a

@@ -77,13 +77,13 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           `{${ids.map(() => 1).join(',')}}`,
           '{}',
           'node-1',
+          null,
+          // The rows' addresses as their claims left them: fetched there, the rest by id.
+          `{${ids.map(() => '"(0,1)"').join(',')}}`,
           60_000,
           '{t}',
           null,
           `{${ids.map(() => 't').join(',')}}`,
-          null,
-          // The rows' addresses as their claims left them: fetched there, the rest by id.
-          `{${ids.map(() => '"(0,1)"').join(',')}}`,
         ],
       ],
       [
@@ -95,11 +95,11 @@ test('complete, fail, release, progress, heartbeat, cancel and settle probe jobs
           `{${ids.map(() => 1).join(',')}}`,
           '{}',
           'node-1',
-          null,
-          null,
-          null,
-          null,
           '{workflows.transition}',
+          null,
+          null,
+          null,
+          null,
           null,
         ],
       ],
@@ -195,7 +195,7 @@ for (const op of ['complete_batch', 'complete_plain'] as const) {
       await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
       const types =
         op === 'complete_batch'
-          ? 'text, text, text, text, double precision, text[], text[], text, text[], text'
+          ? 'text, text, text, text, text[], text, double precision, text[], text[], text'
           : 'text, text, text, text, text[], text';
       await client.query(`PREPARE typed_text(${types}) AS ${ops[op].text}`);
       const explained = await client.query<{ 'QUERY PLAN': string }>(

@@ -6,7 +6,7 @@
 -- node the parsing of a row per job. When every id was deleted (the count says so) the ids are not
 -- read again at all.
 --
--- The history columns are written out here on purpose, unlike fail_batch, cancel_jobs and
+-- The history columns are written out (fragments/completion_history.sql) on purpose, unlike fail_batch, cancel_jobs and
 -- rescue_expired, which use history_row (migration 0004): this is the hottest write (tens of
 -- thousands of rows a second, hundreds per statement) and every shape of the shared mapping was
 -- measurably slower. Inlined, history_row reads each column out of the deleted row as a composite
@@ -22,22 +22,22 @@
 -- enqueue changed after the snapshot (its seq moved on) is not written here: it comes back as a
 -- row with id NULL for the caller to settle (settle_execution_keys, under the head's lock).
 --
--- A success whose job is marked with a continuation named in $9 is not written to history: that
+-- A success whose job is marked with a continuation named in $5 is not written to history: that
 -- continuation keeps the job's outcome itself (a workflow step's activity record), in this same
 -- transaction. A filter on a column `done` already holds: no probe, no parameter per row.
 --
--- Taking into hands ($5-$8): the engine completing a key's head
+-- Taking into hands ($7-$10): the engine completing a key's head
 -- takes the key's next job as its own running attempt in this same statement, so that job is
 -- running here as soon as its predecessor's completion commits, with no settle round trip and no
--- claim between them. $5 the lease ms (NULL: take nothing), $6 the types the node defines and $7
--- the continuations it runs (NULL: any), $8 per id of $1 (same order) whether the engine holds a
+-- claim between them. $7 the lease ms (NULL: take nothing), $8 the types the node defines and $9
+-- the continuations it runs (NULL: any), $10 per id of $1 (same order) whether the engine holds a
 -- place for the key's next job; the next job must be of the completed job's queue, due, of such a
 -- type and continuation, and its queue not paused or stopped in the control row. Any other is
 -- queued. The rows of the answer: `not_done` (an id not completed), a key to settle again
 -- (`partition`, `execution_key`), a queue a job was queued in (`partition`, `queue`), or a taken
 -- job (`id` and the columns of a claimed job, as claim_batch).
 --
--- Rows not found at their address ($10, below) are found by a primary-key probe per id in every plan. $1 comes sorted (uuid order),
+-- Rows not found at their address ($6, below) are found by a primary-key probe per id in every plan. $1 comes sorted (uuid order),
 -- with $2 the attempts in the same order: each row's attempt is found by a binary search of $1
 -- (width_bucket, ~10 comparisons), which cost less than a jsonb object keyed by id (parsing it
 -- and a text form of each row's id: 6.1 -> 5.5 CPU us per job at batches of 800). Its result ($3:
@@ -53,47 +53,25 @@
 -- cheaper than a thousand probes), and the state and lease test through coalesce (no plan matches
 -- jobs_running_idx with it or proves its predicate from it).
 --
--- $10: each job's row address as its claim (or the completion that took it into hands) left it,
--- in $1's order (tid[]; NULL, or a NULL element: unknown): the rows are fetched there first, and
--- only the ones not found there (moved since: a lease renewal, a progress update, a cancel request)
--- by id, as complete_plain does. A keyed job's row was written by the update that took it, so its
--- primary key holds two entries for it that a probe by id steps through.
-WITH by_address AS (
-  DELETE FROM {{schema}}.jobs j
-  WHERE j.ctid = ANY((SELECT $10::tid[])::tid[])
-    AND j.id = (SELECT $1::uuid[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
-    AND coalesce(j.state = 'running' AND j.locked_by = $4, false)
-    AND j.attempts = (SELECT $2::integer[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
-  RETURNING j.*, coalesce((SELECT $3::jsonb) -> j.id::text, 'null'::jsonb) AS result
-), by_id AS (
-  DELETE FROM {{schema}}.jobs j
-  WHERE j.id = ANY(ARRAY(
-      SELECT b.id FROM unnest((SELECT $1::uuid[])::uuid[]) AS b(id)
-      WHERE (SELECT count(*) FROM by_address) < cardinality((SELECT $1::uuid[])::uuid[])
-        AND b.id NOT IN (SELECT id FROM by_address)))
-    AND coalesce(j.state = 'running' AND j.locked_by = $4, false)
-    AND j.attempts = (SELECT $2::integer[])[width_bucket(j.id, (SELECT $1::uuid[])::uuid[])]
-  RETURNING j.*, coalesce((SELECT $3::jsonb) -> j.id::text, 'null'::jsonb) AS result
-), done AS (
+-- $6: each job's row address as its claim (or the completion that took it into hands) left it: the
+-- rows are fetched there first and by id only where they moved (fragments completion_at_address and
+-- completion_by_id, shared with complete_plain; $5 the history's, completion_history). A keyed job's
+-- row was written by the update that took it, so its primary key holds two entries for it that a
+-- probe by id steps through.
+WITH by_address AS {{> completion_at_address}},
+by_id AS {{> completion_by_id}},
+done AS (
   SELECT * FROM by_address UNION ALL SELECT * FROM by_id
-), recorded AS (
-  INSERT INTO {{schema}}.jobs_history
-    (id, partition, queue, type, payload, state, priority, run_at, attempts, max_attempts, result,
-     errors, progress, queue_key, execution_key, lookup, lookup_index, node, created_at, started_at)
-  SELECT id, partition, queue, type, payload, 'completed', priority, run_at, attempts, max_attempts, result,
-         errors, progress, queue_key, execution_key, lookup, lookup_index, locked_by, created_at, started_at
-  FROM done
-  -- $9: the continuations (by mark) that record their jobs' successes themselves (OutcomeContinuation
-  -- .recordsSuccess); such a job leaves no history row. NULL or an unmarked job: the row is written.
-  WHERE NOT coalesce(done.continuation = ANY($9::text[]), false)
-), seen AS MATERIALIZED (
+),
+recorded AS {{> completion_history}},
+seen AS MATERIALIZED (
   -- At most one running job per key, so one row per key; `holder` names it below.
   SELECT d.id AS holder, d.partition, d.execution_key, h.seq, h.ctid AS head_ctid, nxt.id AS next_id, nxt.ctid AS next_ctid,
          nxt.queue,
-         coalesce($5::double precision IS NOT NULL AND nxt.queue = d.queue AND nxt.run_at <= now()
-                  AND ($6::text[] IS NULL OR nxt.type = ANY($6::text[]))
-                  AND (nxt.continuation IS NULL OR $7::text[] IS NULL OR nxt.continuation = ANY($7::text[]))
-                  AND (SELECT $8::boolean[])[width_bucket(d.id, (SELECT $1::uuid[])::uuid[])], false) AS take
+         coalesce($7::double precision IS NOT NULL AND nxt.queue = d.queue AND nxt.run_at <= now()
+                  AND ($8::text[] IS NULL OR nxt.type = ANY($8::text[]))
+                  AND (nxt.continuation IS NULL OR $9::text[] IS NULL OR nxt.continuation = ANY($9::text[]))
+                  AND (SELECT $10::boolean[])[width_bucket(d.id, (SELECT $1::uuid[])::uuid[])], false) AS take
   FROM done d
   -- A probe per key (lateral): a join let a generic plan made while the table looked empty hash all of it.
   LEFT JOIN LATERAL (
@@ -182,7 +160,7 @@ WITH by_address AS (
   -- As claim_batch's update; the same rules of the row version read hold.
   UPDATE {{schema}}.jobs j
   SET state = 'running', attempts = j.attempts + 1, locked_by = $4,
-      locked_until = now() + make_interval(secs => $5::double precision / 1000), started_at = now()
+      locked_until = now() + make_interval(secs => $7::double precision / 1000), started_at = now()
   WHERE j.ctid = ANY(ARRAY(
       SELECT s.next_ctid FROM seen s
       WHERE (s.next_id IN (SELECT head FROM moved) OR s.next_id IN (SELECT head FROM created))
@@ -190,7 +168,7 @@ WITH by_address AS (
     AND j.state <> 'queued' AND j.state <> 'running'
   RETURNING j.id, j.partition, j.queue, j.type, j.payload, j.priority, j.attempts, j.max_attempts, j.timeout_ms,
             j.queue_key, j.execution_key, j.cancel_requested, j.lookup->>'$traceparent' AS traceparent, j.continuation,
-            -- The taken version's address: its completion fetches the row there ($10).
+            -- The taken version's address: its completion fetches the row there ($6).
             j.ctid AS tid
 )
 SELECT b.id AS not_done, NULL::text AS partition, NULL::text AS execution_key, NULL::text AS queue, NULL::uuid AS id,

@@ -31,7 +31,7 @@ export type Recorded = Set<string> & { refused: Map<string, string> };
 export interface CompleteOptions {
   /**
    * Settle the keys taking their next jobs into this node's hands, in the completion's own
-   * statement (complete_batch $6-$9): a next job of the completed job's queue, due, of a type in
+   * statement (complete_batch $7-$10): a next job of the completed job's queue, due, of a type in
    * `types` and a continuation in `continuations` (null: any), becomes the completing node's running
    * attempt, leased for `leaseMs`, for each completion in `ids` (the caller holds a place for it).
    * Its predecessor's commit makes it running, with no settle or claim after.
@@ -184,6 +184,8 @@ export async function complete(
       attempts,
       results,
       nodeId,
+      recordedElsewhere,
+      tids,
       take ? take.leaseMs : null,
       take?.types ?? null,
       take?.continuations ?? null,
@@ -192,8 +194,6 @@ export async function complete(
             .map((id) => (take.ids.has(id) ? 't' : 'f'))
             .join(',')}}`
         : null,
-      recordedElsewhere,
-      tids,
     ]);
   };
   const parts = tx ? [await write(0, ids.length)] : await isolatingRows(ctx, ids, refused, async (lo, hi) => [await write(lo, hi)]);
